@@ -1,0 +1,8 @@
+/**
+ * Types and permissions shared by the Flux bootstrap backend and frontend.
+ *
+ * @packageDocumentation
+ */
+export * from './types';
+export * from './annotations';
+export * from './permissions';

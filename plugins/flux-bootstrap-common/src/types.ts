@@ -1,0 +1,136 @@
+/**
+ * The bootstrap state of one cluster, as the status backend reports it and the card shows it.
+ *
+ * - `unreachable`: the API server could not be reached (network, DNS, TLS); `reason` says why.
+ * - `forbidden`: the API server answered 401/403 to the configured credentials.
+ * - `not-installed`: no Flux CRDs on the cluster.
+ * - `installing`: Flux is installed but the sync objects have not reconciled yet (no Ready condition
+ *   yet, or Ready=Unknown / progressing).
+ * - `ready`: source and sync are Ready=True and every Flux controller is available.
+ * - `failing`: a Ready=False condition or an unavailable controller; `reason` holds the message.
+ * - `suspended`: the sync Kustomization or its source is suspended.
+ *
+ * @public
+ */
+export type ClusterBootstrapState =
+  | 'unreachable'
+  | 'forbidden'
+  | 'not-installed'
+  | 'installing'
+  | 'ready'
+  | 'failing'
+  | 'suspended';
+
+/** @public */
+export const CLUSTER_BOOTSTRAP_STATES: ClusterBootstrapState[] = [
+  'unreachable',
+  'forbidden',
+  'not-installed',
+  'installing',
+  'ready',
+  'failing',
+  'suspended',
+];
+
+/** One Flux controller Deployment. @public */
+export interface FluxComponentStatus {
+  /** Deployment name, e.g. `source-controller`. */
+  name: string;
+  /** True when the Deployment is available with all replicas updated and ready. */
+  ready: boolean;
+  /** Image of the first container, e.g. `ghcr.io/fluxcd/source-controller:v1.9.4`. */
+  image?: string;
+  /** Tag of that image, e.g. `v1.9.4`. */
+  tag?: string;
+  /** Why it is not ready, when it is not. */
+  message?: string;
+}
+
+/** Who installed Flux and which version, read from the CRD labels as `flux check` does. @public */
+export interface FluxDistributionInfo {
+  /** `app.kubernetes.io/version` of the `gitrepositories.source.toolkit.fluxcd.io` CRD. */
+  version?: string;
+  /** `app.kubernetes.io/part-of`, usually `flux`. */
+  distribution?: string;
+  /** `app.kubernetes.io/managed-by`, else `flux bootstrap` when the CRD carries kustomize labels. */
+  managedBy?: string;
+  /** True when the CRD is labelled `kustomize.toolkit.fluxcd.io/namespace` (Flux manages itself from Git). */
+  bootstrapped: boolean;
+  /** Namespace the controllers run in. */
+  namespace: string;
+  /** Where these facts came from. */
+  reportedBy: 'crd-labels' | 'flux-report';
+}
+
+/** The GitRepository (or other source) the sync Kustomization reads from. @public */
+export interface FluxSourceStatus {
+  kind: string;
+  name: string;
+  namespace: string;
+  url?: string;
+  branch?: string;
+  ready: boolean | null;
+  suspended?: boolean;
+  /** `status.artifact.revision`, e.g. `main@sha1:0123…`. */
+  revision?: string;
+  message?: string;
+}
+
+/** The `flux-system` Kustomization. @public */
+export interface FluxSyncStatus {
+  name: string;
+  namespace: string;
+  path?: string;
+  ready: boolean | null;
+  suspended?: boolean;
+  lastAppliedRevision?: string;
+  lastAttemptedRevision?: string;
+  /** ISO time of the Ready condition's last transition. */
+  lastTransitionTime?: string;
+  message?: string;
+}
+
+/** Where the fleet repository lives on Bitbucket, for links from the card. @public */
+export interface FleetRepositoryInfo {
+  /** Browse URL of the repository. */
+  browseUrl?: string;
+  /** URL of the applied commit on Bitbucket, when it is known. */
+  commitUrl?: string;
+  /** Head commit of the synced branch on Bitbucket, when it could be read. */
+  headCommit?: string;
+}
+
+/** The status of one cluster. Never carries credentials or Secret data. @public */
+export interface ClusterBootstrapStatus {
+  /** Cluster name from `kubernetes.clusterLocatorMethods`. */
+  cluster: string;
+  title?: string;
+  state: ClusterBootstrapState;
+  /** Human readable reason for unreachable / forbidden / failing / installing states. */
+  reason?: string;
+  /** ISO time this status was read from the cluster. */
+  checkedAt: string;
+  flux?: FluxDistributionInfo;
+  components: FluxComponentStatus[];
+  source?: FluxSourceStatus;
+  sync?: FluxSyncStatus;
+  /**
+   * Whether the applied revision is the head of the branch on Bitbucket: `true` in sync,
+   * `false` behind, `null` unknown (no Bitbucket integration for the URL, or no applied revision).
+   */
+  inSync: boolean | null;
+  repository?: FleetRepositoryInfo;
+}
+
+/** Response of `GET /api/flux-bootstrap/entity/:kind/:namespace/:name/clusters`. @public */
+export interface EntityClustersResponse {
+  entityRef: string;
+  /** Cluster names the entity refers to, in the order of its annotation. */
+  clusters: string[];
+  items: ClusterBootstrapStatus[];
+}
+
+/** Response of `GET /api/flux-bootstrap/clusters`. @public */
+export interface ClusterListResponse {
+  items: { name: string; title?: string }[];
+}

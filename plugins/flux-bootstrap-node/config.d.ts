@@ -1,0 +1,62 @@
+export interface Config {
+  /** Settings of the Flux bootstrap plugins (scaffolder actions and status backend). */
+  fluxBootstrap?: {
+    /** Where Flux release bundles (`manifests.tar.gz`) come from. */
+    manifests?: {
+      /**
+       * Base URL of release bundles; the bundle of version `v` is `<baseUrl>/<v>/manifests.tar.gz`.
+       * Default: https://github.com/fluxcd/flux2/releases/download. Point it at a mirror for
+       * air-gapped sites.
+       */
+      baseUrl?: string;
+      /**
+       * A local folder holding `<version>/manifests.tar.gz` (or the extracted `<version>/*.yaml`).
+       * When set it is used instead of `baseUrl`.
+       */
+      localPath?: string;
+      /** Folder where downloaded bundles are cached, one file per version. Default: a folder under the OS temp dir. */
+      cacheDir?: string;
+      /**
+       * Expected sha256 (hex) of `manifests.tar.gz` per version, e.g. `v2.9.4: 3f2a…`.
+       * A bundle that does not match is refused before use.
+       */
+      sha256?: { [version: string]: string };
+      /** Flux version used when a template does not ask for one. */
+      defaultVersion?: string;
+      /** PEM CA bundle trusted when downloading from `baseUrl` (a mirror with a private CA). */
+      caData?: string;
+    };
+    /**
+     * Extra settings per Bitbucket Server host. Credentials stay in `integrations.bitbucketServer`;
+     * entries are matched by `host`.
+     */
+    bitbucketServer?: Array<{
+      /** Same value as `integrations.bitbucketServer[].host`. */
+      host: string;
+      /** PEM bundle of extra CA certificates for a server with a private or self-signed CA. */
+      caData?: string;
+      /** Path to such a PEM bundle. */
+      caFile?: string;
+      /** `host:port` of the server's SSH endpoint. Default: the host name and port 7999. */
+      sshHost?: string;
+      /** Timeout of one REST request in milliseconds. Default 30000. */
+      requestTimeoutMs?: number;
+      /** Retries on 429, 5xx and connection resets. Default 4. */
+      retries?: number;
+    }>;
+    /**
+     * Let actions name a kubeconfig context as `cluster` (local development only; the
+     * backend's kubeconfig is read). Default false.
+     */
+    allowKubeconfigContexts?: boolean;
+    /** Status backend settings. */
+    status?: {
+      /** Seconds a cluster's status is cached. Default 15. */
+      cacheTtlSeconds?: number;
+      /** Seconds one cluster may take before it is reported unreachable. Default 5. */
+      clusterTimeoutSeconds?: number;
+      /** Clusters read in parallel. Default 10. */
+      concurrency?: number;
+    };
+  };
+}

@@ -1,0 +1,115 @@
+import { InputValidationError } from '../util/errors';
+import type { BitbucketServerHostConfig } from '../config/bitbucketServer';
+
+/** A parsed RepoUrlPicker value for Bitbucket Server. @public */
+export interface BitbucketRepoRef {
+  /** Integration host as configured (may include a port). */
+  host: string;
+  /** Project key as given, e.g. `PLAT`, or `~alice` for a personal repository. */
+  project: string;
+  /** Repository name as given. */
+  repo: string;
+  /** True for a personal repository (`project=~USER`). */
+  personal: boolean;
+  /** The owner's user slug for a personal repository. */
+  owner?: string;
+}
+
+const PROJECT_KEY = /^[A-Za-z][A-Za-z0-9_]{0,127}$/;
+const USER_SLUG = /^[A-Za-z0-9._@-]{1,255}$/;
+// Bitbucket repository names: letters, digits, space, `-`, `_`, `.`; no `/`.
+const REPO_NAME = /^[A-Za-z0-9_.][A-Za-z0-9 _.-]{0,127}$/;
+
+/**
+ * Parses `host?project=KEY&repo=name` (the RepoUrlPicker format for Bitbucket Server) and checks
+ * the host against the configured integrations. Throws {@link InputValidationError} naming the
+ * field; never echoes credentials that were embedded in the value.
+ * @public
+ */
+export function parseBitbucketRepoUrl(
+  repoUrl: string,
+  hosts: Pick<BitbucketServerHostConfig, 'host'>[],
+  field = 'repoUrl',
+): BitbucketRepoRef {
+  if (typeof repoUrl !== 'string' || repoUrl.trim() === '') {
+    throw new InputValidationError(field, 'is required, in the form host?project=KEY&repo=name');
+  }
+  if (repoUrl.length > 2048) {
+    throw new InputValidationError(field, 'is longer than 2048 characters');
+  }
+  if (/[\r\n\t\0]/.test(repoUrl)) {
+    throw new InputValidationError(field, 'must not contain control characters');
+  }
+  if (/^[a-z][a-z0-9+.-]*:/i.test(repoUrl) && !/^[^:/?]+:\d+[/?]/.test(repoUrl)) {
+    throw new InputValidationError(
+      field,
+      'must be host?project=KEY&repo=name without a scheme (no https://, ssh:// or other scheme)',
+    );
+  }
+  let url: URL;
+  try {
+    url = new URL(`https://${repoUrl}`);
+  } catch {
+    throw new InputValidationError(field, 'is not of the form host?project=KEY&repo=name');
+  }
+  if (url.username || url.password || repoUrl.split('?')[0].includes('@')) {
+    throw new InputValidationError(
+      field,
+      'must not contain credentials; pass a token through a secret instead',
+    );
+  }
+  if (url.pathname !== '/' && url.pathname !== '') {
+    throw new InputValidationError(field, 'must not contain a path; use host?project=KEY&repo=name');
+  }
+  const host = url.host;
+  const integration = hosts.find(h => h.host.toLowerCase() === host.toLowerCase());
+  if (!integration) {
+    throw new InputValidationError(
+      field,
+      `host "${host}" is not one of the configured integrations.bitbucketServer hosts (${
+        hosts.map(h => h.host).join(', ') || 'none configured'
+      })`,
+    );
+  }
+  const project = url.searchParams.get('project');
+  const repo = url.searchParams.get('repo');
+  if (!project) throw new InputValidationError(field, 'is missing project (…?project=KEY&repo=name)');
+  if (!repo) throw new InputValidationError(field, 'is missing repo (…?project=KEY&repo=name)');
+  const personal = project.startsWith('~');
+  if (personal) {
+    if (!USER_SLUG.test(project.slice(1))) {
+      throw new InputValidationError(field, `has an invalid personal project "${project}"`);
+    }
+  } else if (!PROJECT_KEY.test(project)) {
+    throw new InputValidationError(
+      field,
+      'has an invalid project key: a project key starts with a letter and holds only letters, digits and underscores',
+    );
+  }
+  if (!REPO_NAME.test(repo) || repo.includes('..')) {
+    throw new InputValidationError(
+      field,
+      'has an invalid repo name: use letters, digits, spaces, "-", "_" and "." (no "/")',
+    );
+  }
+  return {
+    host: integration.host,
+    project,
+    repo,
+    personal,
+    owner: personal ? project.slice(1) : undefined,
+  };
+}
+
+/**
+ * The slug Bitbucket derives from a repository name (lower-case, runs of characters other than
+ * letters, digits, `_`, `.` and `-` become `-`). The server's own answer wins when known.
+ * @public
+ */
+export function repositorySlug(name: string): string {
+  return name
+    .trim()
+    .toLowerCase()
+    .replace(/[^a-z0-9_.-]+/g, '-')
+    .replace(/^-+|-+$/g, '');
+}

@@ -1,0 +1,3 @@
+export * from './ConfigLike';
+export * from './bitbucketServer';
+export * from './clusters';

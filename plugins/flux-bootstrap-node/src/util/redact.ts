@@ -1,0 +1,103 @@
+import type { EngineLogger } from './logger';
+
+const MASK = '***';
+
+/**
+ * Removes secret values from text: every registered secret, its base64 and URL-encoded forms,
+ * HTTP Authorization headers and credentials embedded in URLs. Used on every log line and
+ * error message that leaves the engine.
+ * @public
+ */
+export class Redactor {
+  private readonly secrets = new Set<string>();
+
+  constructor(secrets: Iterable<string | undefined> = []) {
+    for (const s of secrets) this.add(s);
+  }
+
+  /** Registers a secret; values shorter than 4 characters are ignored (too many false hits). */
+  add(secret: string | undefined): this {
+    if (!secret || secret.length < 4) return this;
+    const variants = [secret, secret.trim()];
+    for (const line of secret.split(/\r?\n/)) {
+      // Multi-line secrets (PEM keys) are also redacted line by line.
+      if (line.trim().length >= 16 && !/^-----(BEGIN|END) /.test(line.trim())) {
+        variants.push(line.trim());
+      }
+    }
+    for (const v of variants) {
+      if (v.length < 4) continue;
+      this.secrets.add(v);
+      this.secrets.add(Buffer.from(v, 'utf8').toString('base64'));
+      this.secrets.add(encodeURIComponent(v));
+    }
+    return this;
+  }
+
+  /** Every registered secret variant (for tests and for passing to child redactors). */
+  values(): string[] {
+    return [...this.secrets];
+  }
+
+  redact(text: string): string {
+    let out = text;
+    // Longest first so that a secret containing another is masked whole.
+    for (const s of [...this.secrets].sort((a, b) => b.length - a.length)) {
+      if (out.includes(s)) out = out.split(s).join(MASK);
+    }
+    return redactCredentialPatterns(out);
+  }
+
+  /** Returns an Error whose message and stack carry no secret; keeps name, code and status. */
+  redactError(error: unknown): Error {
+    const err = error instanceof Error ? error : new Error(String(error));
+    const safe = new Error(this.redact(err.message));
+    safe.name = err.name;
+    if (err.stack) safe.stack = this.redact(err.stack);
+    for (const key of ['code', 'status', 'statusCode', 'field', 'kind'] as const) {
+      const value = (err as unknown as Record<string, unknown>)[key];
+      if (value !== undefined) {
+        (safe as unknown as Record<string, unknown>)[key] = value;
+      }
+    }
+    return safe;
+  }
+
+  /** Wraps a logger so that every message and string metadata value is redacted. */
+  wrapLogger(logger: EngineLogger): EngineLogger {
+    const wrap =
+      (level: keyof EngineLogger) =>
+      (message: string, meta?: Error | Record<string, unknown>) => {
+        let safeMeta: Error | Record<string, unknown> | undefined;
+        if (meta instanceof Error) safeMeta = this.redactError(meta);
+        else if (meta) {
+          safeMeta = JSON.parse(this.redact(JSON.stringify(meta)));
+        }
+        if (safeMeta === undefined) logger[level](this.redact(message));
+        else logger[level](this.redact(message), safeMeta);
+      };
+    return {
+      error: wrap('error'),
+      warn: wrap('warn'),
+      info: wrap('info'),
+      debug: wrap('debug'),
+    };
+  }
+}
+
+/**
+ * Masks credential shapes even when the secret was never registered: `Authorization: Bearer x`,
+ * `Basic x`, `user:password@` in URLs, PEM private key blocks.
+ * @public
+ */
+export function redactCredentialPatterns(text: string): string {
+  return text
+    .replace(
+      /-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----[\s\S]*?(-----END \1PRIVATE KEY-----|$)/g,
+      '-----BEGIN $1PRIVATE KEY-----***-----END $1PRIVATE KEY-----',
+    )
+    .replace(/\b(authorization["']?\s*[:=]\s*["']?)(bearer|basic)\s+[^\s"',}]+/gi, '$1$2 ***')
+    .replace(/\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}/gi, '$1 ***')
+    .replace(/(\b[a-z][a-z0-9+.-]*:\/\/)([^/\s:@]+):([^/\s@]+)@/gi, '$1$2:***@')
+    .replace(/(\b[a-z][a-z0-9+.-]*:\/\/)([^/\s:@]{20,})@/gi, '$1***@');
+}

@@ -1,0 +1,6 @@
+/**
+ * Entity card showing the Flux bootstrap state of clusters.
+ *
+ * @packageDocumentation
+ */
+export { fluxBootstrapPlugin } from './plugin';

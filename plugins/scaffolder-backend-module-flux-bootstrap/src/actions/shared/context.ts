@@ -1,0 +1,110 @@
+import { InputError } from '@backstage/errors';
+import type { Config } from '@backstage/config';
+import {
+  BitbucketRepoRef,
+  BitbucketServerAuth,
+  BitbucketServerHostConfig,
+  EngineLogger,
+  InputValidationError,
+  parseBitbucketRepoUrl,
+  readBitbucketServerHosts,
+  Redactor,
+} from '@flux-bootstrap/plugin-flux-bootstrap-node';
+
+/** What every action factory receives from the module. */
+export interface FluxBootstrapActionOptions {
+  config: Config;
+}
+
+/** The scaffolder context fields the shared helpers use (kept structural for tests). */
+export interface ActionContextLike {
+  logger: EngineLogger;
+  secrets?: Record<string, string | undefined>;
+  signal?: AbortSignal;
+  isDryRun?: boolean;
+}
+
+/**
+ * A redactor seeded with every task secret and the given extra secrets, and a logger that passes
+ * every line through it. The scaffolder already redacts task secrets; this also covers
+ * integration credentials and values the action derives (generated keys).
+ */
+export function createActionRedaction(
+  ctx: ActionContextLike,
+  extraSecrets: Array<string | undefined> = [],
+): { redactor: Redactor; logger: EngineLogger } {
+  const redactor = new Redactor([
+    ...Object.values(ctx.secrets ?? {}),
+    ...extraSecrets,
+  ]);
+  return { redactor, logger: redactor.wrapLogger(ctx.logger) };
+}
+
+/**
+ * Maps engine validation errors to Backstage's InputError (HTTP 400 / clear task error) and
+ * strips secrets from any other error before it reaches the task log.
+ */
+export function toActionError(error: unknown, redactor: Redactor): Error {
+  if (error instanceof InputValidationError) {
+    const e = new InputError(redactor.redact(error.message));
+    (e as unknown as { field: string }).field = error.field;
+    return e;
+  }
+  return redactor.redactError(error);
+}
+
+/** Resolved Bitbucket access for one action run. */
+export interface ResolvedBitbucket {
+  ref: BitbucketRepoRef;
+  host: BitbucketServerHostConfig;
+  auth: BitbucketServerAuth;
+  /** Where the credentials came from, for log lines (never the value). */
+  authSource: 'input token' | 'integration token' | 'integration username and password';
+}
+
+/**
+ * Parses `repoUrl` against the configured integrations and picks credentials: the `token` input
+ * (from a Secret field) when given, else the integration's token or username/password.
+ * With `scaffolder.requireScmUserCredentials: true` the token input is mandatory.
+ * Throws InputValidationError (no request is sent) when anything is missing.
+ */
+export function resolveBitbucket(
+  config: Config,
+  input: { repoUrl: string; token?: string },
+): ResolvedBitbucket {
+  const hosts = readBitbucketServerHosts(config);
+  const ref = parseBitbucketRepoUrl(input.repoUrl, hosts);
+  const host = hosts.find(h => h.host === ref.host)!;
+  const requireUser =
+    config.getOptionalBoolean('scaffolder.requireScmUserCredentials') ?? false;
+  const token = input.token?.trim();
+  if (token) {
+    // Bitbucket HTTP access tokens are Bearer tokens for REST; for git over HTTPS the
+    // integration's username (if any) lets Basic auth be used as well.
+    return { ref, host, auth: { token }, authSource: 'input token' };
+  }
+  if (requireUser) {
+    throw new InputValidationError(
+      'token',
+      `is required: scaffolder.requireScmUserCredentials is enabled, so the integration's credentials for ${ref.host} are not used`,
+    );
+  }
+  if (!host.auth) {
+    throw new InputValidationError(
+      'token',
+      `is required: integrations.bitbucketServer for ${ref.host} has neither a token nor a username and password`,
+    );
+  }
+  return {
+    ref,
+    host,
+    auth: host.auth,
+    authSource:
+      'token' in host.auth ? 'integration token' : 'integration username and password',
+  };
+}
+
+/** Applies a default where the zod schema's `.default()` is not applied at runtime. */
+export function withDefault<T>(value: T | undefined | null, fallback: T): T {
+  return value === undefined || value === null ? fallback : value;
+}
