@@ -50,3 +50,11 @@ export function getEntityClusterNames(entity: EntityLike): string[] {
   }
   return [...new Set(names.filter(Boolean))];
 }
+
+/**
+ * The software template that bootstraps Flux on a cluster (shipped in `templates/`); the card
+ * links to it when an entity shows no cluster.
+ * @public
+ */
+export const FLUX_BOOTSTRAP_TEMPLATE_PATH =
+  '/create/templates/default/flux-bootstrap-bitbucket-server';

@@ -98,6 +98,14 @@ export interface FleetRepositoryInfo {
   commitUrl?: string;
   /** Head commit of the synced branch on Bitbucket, when it could be read. */
   headCommit?: string;
+  /** `integrations.bitbucketServer[].host` the source URL belongs to. */
+  host?: string;
+  /** Project key (`~user` for a personal repository). */
+  project?: string;
+  /** Repository slug. */
+  slug?: string;
+  /** Why the branch head could not be read (then `inSync` is null). */
+  message?: string;
 }
 
 /** The status of one cluster. Never carries credentials or Secret data. @public */
@@ -127,10 +135,24 @@ export interface EntityClustersResponse {
   entityRef: string;
   /** Cluster names the entity refers to, in the order of its annotation. */
   clusters: string[];
+  /** One status per configured cluster the entity refers to, in the same order. */
   items: ClusterBootstrapStatus[];
+  /**
+   * Names the entity refers to that are not configured in `kubernetes.clusterLocatorMethods`
+   * (typos, or clusters located some other way); they have no status.
+   */
+  unknownClusters: string[];
+}
+
+/** One configured cluster in {@link ClusterListResponse}. @public */
+export interface ClusterListItem {
+  name: string;
+  title?: string;
+  /** Present when the list was asked for with `?state=true`. */
+  status?: ClusterBootstrapStatus;
 }
 
 /** Response of `GET /api/flux-bootstrap/clusters`. @public */
 export interface ClusterListResponse {
-  items: { name: string; title?: string }[];
+  items: ClusterListItem[];
 }
