@@ -1,0 +1,106 @@
+/**
+ * A Kubernetes object as the engine handles it: plain JSON, exactly as the API server sends it
+ * (no client-side model, so no field is dropped or converted).
+ * @public
+ */
+export type KubeObject = {
+  apiVersion: string;
+  kind: string;
+  metadata: {
+    name: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    resourceVersion?: string;
+    generation?: number;
+    uid?: string;
+    managedFields?: unknown[];
+    [key: string]: unknown;
+  };
+  [key: string]: unknown;
+};
+
+/** Names one object. `namespace` is ignored for cluster-scoped kinds. @public */
+export interface KubeObjectRef {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  namespace?: string;
+}
+
+/** What discovery says about one kind (from `/api/v1` or `/apis/<group>/<version>`). @public */
+export interface KubeResourceInfo {
+  /** Plural resource name, e.g. `deployments`. */
+  name: string;
+  namespaced: boolean;
+  kind: string;
+  verbs: string[];
+}
+
+/** One SelfSubjectAccessReview question. `group` is '' for the core API group. @public */
+export interface KubeAccessCheck {
+  verb: string;
+  group: string;
+  resource: string;
+  namespace?: string;
+  name?: string;
+}
+
+/**
+ * The engine's Kubernetes client: server-side apply, get, list, delete, access reviews.
+ * Every call takes an AbortSignal and is released promptly when it aborts (OperationAbortedError).
+ * Failures are {@link KubeApiError}s whose messages never carry credentials.
+ * @public
+ */
+export interface KubeClient {
+  /** The cluster name the client talks to (for messages). */
+  readonly clusterName: string;
+  /** Reads one object; `undefined` when it (or its kind) does not exist. */
+  get<T extends KubeObject = KubeObject>(
+    ref: KubeObjectRef,
+    opts?: { signal?: AbortSignal },
+  ): Promise<T | undefined>;
+  /** Lists objects of a kind (all pages); `[]` when the kind does not exist. Items carry apiVersion and kind. */
+  list<T extends KubeObject = KubeObject>(
+    apiVersion: string,
+    kind: string,
+    opts?: { namespace?: string; labelSelector?: string; signal?: AbortSignal },
+  ): Promise<T[]>;
+  /**
+   * Server-side apply (`PATCH`, `application/apply-patch+yaml`) with the given field manager.
+   * Identical content is a no-op on the server (resourceVersion unchanged). Retried on 5xx/429 and
+   * connection resets (apply is idempotent).
+   */
+  apply<T extends KubeObject = KubeObject>(
+    obj: KubeObject,
+    opts: { fieldManager: string; force?: boolean; dryRun?: boolean; signal?: AbortSignal },
+  ): Promise<T>;
+  /** Deletes one object; `false` when it did not exist. */
+  delete(
+    ref: KubeObjectRef,
+    opts?: { signal?: AbortSignal; propagationPolicy?: 'Foreground' | 'Background' | 'Orphan' },
+  ): Promise<boolean>;
+  /** Asks the API server (SelfSubjectAccessReview) whether the client's credentials may do each thing. */
+  canI(
+    checks: KubeAccessCheck[],
+    opts?: { signal?: AbortSignal },
+  ): Promise<{ allowed: boolean; reason?: string }[]>;
+  /** Creates the Namespace when it does not exist; never modifies an existing one. */
+  ensureNamespace(
+    name: string,
+    opts: { fieldManager: string; signal?: AbortSignal },
+  ): Promise<void>;
+  /**
+   * Discovery: the resource behind a kind, cached per client (refreshed when a kind is not found,
+   * e.g. right after its CRD was applied). `undefined` when the server does not serve it.
+   */
+  resourceFor(
+    apiVersion: string,
+    kind: string,
+    opts?: { signal?: AbortSignal; refresh?: boolean },
+  ): Promise<KubeResourceInfo | undefined>;
+  /** `GET /version` of the API server. */
+  version(opts?: { signal?: AbortSignal }): Promise<{ gitVersion: string; major: string; minor: string }>;
+  /** Releases pooled connections. The client must not be used afterwards. */
+  close(): void;
+}
