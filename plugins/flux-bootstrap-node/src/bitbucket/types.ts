@@ -1,0 +1,93 @@
+/**
+ * The subset of Bitbucket Server / Data Center REST shapes the engine reads
+ * (Atlassian's `Rest*` models of `/rest/api/1.0` and `/rest/keys/1.0`).
+ */
+
+/** A page of a paged Bitbucket list. @public */
+export interface BitbucketPage<T> {
+  values: T[];
+  size?: number;
+  limit?: number;
+  start?: number;
+  isLastPage: boolean;
+  nextPageStart?: number | null;
+}
+
+/** `links` of a REST entity. @public */
+export interface BitbucketLinks {
+  clone?: { href: string; name?: string }[];
+  self?: { href: string }[];
+}
+
+/** A user. @public */
+export interface BitbucketUser {
+  name: string;
+  slug?: string;
+  id?: number;
+  displayName?: string;
+  emailAddress?: string;
+  type?: string;
+  active?: boolean;
+}
+
+/** A project (`~USER` for personal projects). @public */
+export interface BitbucketProject {
+  key: string;
+  id?: number;
+  name: string;
+  description?: string;
+  public?: boolean;
+  type?: 'NORMAL' | 'PERSONAL' | string;
+  owner?: BitbucketUser;
+  links?: BitbucketLinks;
+}
+
+/** A repository. @public */
+export interface BitbucketRepository {
+  slug: string;
+  id?: number;
+  name: string;
+  description?: string;
+  scmId?: string;
+  state?: string;
+  public?: boolean;
+  forkable?: boolean;
+  /** Only some versions return it; read the branches for the truth. */
+  defaultBranch?: string;
+  project: BitbucketProject;
+  links?: BitbucketLinks;
+}
+
+/** A branch (`RestBranch`). @public */
+export interface BitbucketBranch {
+  /** `refs/heads/main` */
+  id: string;
+  /** `main` */
+  displayId: string;
+  type?: string;
+  latestCommit?: string;
+  latestChangeset?: string;
+  isDefault?: boolean;
+}
+
+/** Repository permissions a group or user can hold. @public */
+export type BitbucketRepoPermission = 'REPO_READ' | 'REPO_WRITE' | 'REPO_ADMIN';
+
+/** Project permissions a group or user can hold. @public */
+export type BitbucketProjectPermission =
+  | 'PROJECT_READ'
+  | 'PROJECT_WRITE'
+  | 'PROJECT_ADMIN';
+
+/** An entry of `…/permissions/groups`. @public */
+export interface BitbucketGroupPermission<P extends string = string> {
+  group: { name: string };
+  permission: P;
+}
+
+/** An SSH access key of a repository (`/rest/keys/1.0/…/ssh`). @public */
+export interface BitbucketAccessKey {
+  key: { id: number; text: string; label?: string; algorithmType?: string; bitLength?: number; fingerprint?: string };
+  permission: BitbucketRepoPermission | string;
+  repository?: { slug: string; project?: { key: string } };
+}
