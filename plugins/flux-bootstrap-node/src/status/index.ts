@@ -1,1 +1,19 @@
-export {};
+export { readClusterStatus } from './readClusterStatus';
+export type { ReadClusterStatusOptions } from './readClusterStatus';
+export {
+  addBranchHeadState,
+  bitbucketRepositoryLinks,
+  matchBitbucketCloneUrl,
+} from './bitbucketRepository';
+export type {
+  AddBranchHeadStateOptions,
+  BitbucketRepositoryLocation,
+  BranchHeadLookup,
+} from './bitbucketRepository';
+export { FluxStatusReader, readFluxStatusSettings } from './FluxStatusReader';
+export type {
+  FluxStatusReaderOptions,
+  FluxStatusSettings,
+  KubeClientFactory,
+  StatusCache,
+} from './FluxStatusReader';
