@@ -1,0 +1,147 @@
+import { useEffect, useState } from 'react';
+import { discoveryApiRef, fetchApiRef, useApi } from '@backstage/core-plugin-api';
+import type { FieldExtensionComponentProps } from '@backstage/plugin-scaffolder-react';
+import {
+  FormControl,
+  FormHelperText,
+  InputLabel,
+  ListItemText,
+  MenuItem,
+  Select,
+} from '@material-ui/core';
+
+/** `ui:options` of the FluxClusterPicker field. */
+export interface ClusterPickerUiOptions {
+  /** Only offer these cluster names (from `kubernetes.clusterLocatorMethods`). */
+  allowedClusters?: string[];
+}
+
+/** A cluster as the picker shows it. */
+export interface PickerCluster {
+  name: string;
+  title?: string;
+  /** Bootstrap state from the status backend, when it could be read. */
+  state?: string;
+  reason?: string;
+}
+
+const STATE_LABEL: Record<string, string> = {
+  ready: 'Flux bootstrapped and ready',
+  installing: 'Flux installed, not ready yet',
+  failing: 'Flux installed but failing',
+  suspended: 'Flux sync suspended',
+  'not-installed': 'Flux not installed',
+  unreachable: 'unreachable',
+  forbidden: 'credentials refused',
+};
+
+/** Text shown under a cluster's name in the picker. */
+export function describeClusterState(c: PickerCluster): string {
+  if (!c.state) return 'bootstrap state unknown';
+  return STATE_LABEL[c.state] ?? c.state;
+}
+
+/**
+ * Loads the configured clusters from the status backend (`GET /api/flux-bootstrap/clusters`)
+ * and, for each, its bootstrap state (`GET /api/flux-bootstrap/clusters/:name/status`, best
+ * effort: a cluster whose state cannot be read is still offered).
+ */
+export async function loadPickerClusters(
+  baseUrl: string,
+  fetchFn: typeof fetch,
+): Promise<PickerCluster[]> {
+  const res = await fetchFn(`${baseUrl}/clusters`);
+  if (!res.ok) {
+    throw new Error(`Could not list clusters: ${res.status} ${res.statusText}`);
+  }
+  const body = (await res.json()) as { items?: { name: string; title?: string }[] };
+  const items = body.items ?? [];
+  return Promise.all(
+    items.map(async item => {
+      try {
+        const s = await fetchFn(
+          `${baseUrl}/clusters/${encodeURIComponent(item.name)}/status`,
+        );
+        if (!s.ok) return { ...item };
+        const status = (await s.json()) as { state?: string; reason?: string };
+        return { ...item, state: status.state, reason: status.reason };
+      } catch {
+        return { ...item };
+      }
+    }),
+  );
+}
+
+/**
+ * Scaffolder field listing the clusters configured in `kubernetes.clusterLocatorMethods` with
+ * their Flux bootstrap state. Its value is the cluster name the actions resolve.
+ */
+export function ClusterPicker(
+  props: FieldExtensionComponentProps<string, ClusterPickerUiOptions>,
+) {
+  const { formData, onChange, required, rawErrors, schema, uiSchema, idSchema } = props;
+  const discoveryApi = useApi(discoveryApiRef);
+  const fetchApi = useApi(fetchApiRef);
+  const [clusters, setClusters] = useState<PickerCluster[]>();
+  const [error, setError] = useState<string>();
+  const allowed = uiSchema?.['ui:options']?.allowedClusters;
+
+  useEffect(() => {
+    let cancelled = false;
+    (async () => {
+      try {
+        const baseUrl = await discoveryApi.getBaseUrl('flux-bootstrap');
+        const all = await loadPickerClusters(baseUrl, fetchApi.fetch.bind(fetchApi));
+        if (!cancelled) {
+          setClusters(allowed ? all.filter(c => allowed.includes(c.name)) : all);
+        }
+      } catch (e) {
+        if (!cancelled) setError(e instanceof Error ? e.message : String(e));
+      }
+    })();
+    return () => {
+      cancelled = true;
+    };
+  }, [discoveryApi, fetchApi, allowed]);
+
+  const id = idSchema?.$id ?? 'cluster';
+  const selected = clusters?.find(c => c.name === formData);
+  let helper = schema.description ?? '';
+  if (error) helper = error;
+  else if (!clusters) helper = 'Loading clusters…';
+  else if (clusters.length === 0) {
+    helper = 'No clusters are configured (kubernetes.clusterLocatorMethods in app-config.yaml).';
+  } else if (selected) helper = `${selected.name}: ${describeClusterState(selected)}`;
+
+  return (
+    <FormControl
+      fullWidth
+      margin="normal"
+      required={required}
+      error={!!error || (rawErrors?.length ?? 0) > 0}
+    >
+      <InputLabel id={`${id}-label`}>{schema.title ?? 'Cluster'}</InputLabel>
+      <Select
+        labelId={`${id}-label`}
+        id={id}
+        data-testid="flux-cluster-picker"
+        value={formData ?? ''}
+        onChange={e => onChange(String(e.target.value))}
+        renderValue={v => {
+          const c = clusters?.find(x => x.name === v);
+          return c?.title ? `${c.title} (${c.name})` : String(v ?? '');
+        }}
+      >
+        {(clusters ?? []).map(c => (
+          <MenuItem key={c.name} value={c.name} data-testid={`cluster-option-${c.name}`}>
+            <ListItemText
+              primary={c.title ? `${c.title} (${c.name})` : c.name}
+              secondary={describeClusterState(c)}
+            />
+          </MenuItem>
+        ))}
+      </Select>
+      <FormHelperText>{helper}</FormHelperText>
+    </FormControl>
+  );
+}

@@ -1,0 +1,32 @@
+import { createFrontendModule } from '@backstage/frontend-plugin-api';
+import { createFormField, FormFieldBlueprint } from '@backstage/plugin-scaffolder-react/alpha';
+
+/**
+ * `ui:field: FluxClusterPicker`: a custom field rather than an `EntityPicker` on cluster
+ * Resources, because a cluster that has never been bootstrapped has no catalog entity yet (the
+ * template registers it as its last step), while the clusters the actions can reach are exactly
+ * those of `kubernetes.clusterLocatorMethods` — which the status backend lists, with their state.
+ */
+const clusterPickerField = FormFieldBlueprint.make({
+  name: 'flux-cluster-picker',
+  params: {
+    field: () =>
+      import('./ClusterPicker').then(m =>
+        createFormField({
+          name: 'FluxClusterPicker',
+          component: m.ClusterPicker as any,
+          validation: (value: unknown, validation) => {
+            if (value !== undefined && value !== '' && !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(String(value))) {
+              validation.addError('must be a configured cluster name');
+            }
+          },
+        }),
+      ),
+  },
+});
+
+/** Scaffolder form fields of this app. */
+export const scaffolderFieldsModule = createFrontendModule({
+  pluginId: 'scaffolder',
+  extensions: [clusterPickerField],
+});

@@ -1,0 +1,55 @@
+import fs from 'node:fs';
+import path from 'node:path';
+
+/** Environment variables that switch the database from in-memory SQLite to PostgreSQL. */
+export const POSTGRES_ENV_VARS = [
+  'POSTGRES_HOST',
+  'POSTGRES_PORT',
+  'POSTGRES_USER',
+  'POSTGRES_PASSWORD',
+] as const;
+
+/** Finds the repository root (the folder holding app-config.yaml) from a start folder. */
+export function findRepoRoot(start: string): string {
+  let dir = path.resolve(start);
+  for (;;) {
+    if (fs.existsSync(path.join(dir, 'app-config.yaml'))) return dir;
+    const parent = path.dirname(dir);
+    if (parent === dir) return path.resolve(start);
+    dir = parent;
+  }
+}
+
+/**
+ * The command line the backend's config loader sees. Backstage reads `--config` flags in order,
+ * later files overriding earlier ones. When `POSTGRES_HOST` is set, `app-config.postgres.yaml`
+ * (a `pg` database reading the four POSTGRES_* variables) is appended after the given files, so
+ * the in-memory SQLite default of `app-config.yaml` is replaced — the way production Backstage
+ * runs. Without any `--config` flag Backstage falls back to `app-config.yaml` (+ `.local.yaml`);
+ * that fallback is made explicit here so the PostgreSQL overlay does not disable it.
+ */
+export function backendArgv(
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+  repoRoot: string,
+): { argv: string[]; database: 'postgres' | 'default' } {
+  if (!env.POSTGRES_HOST) return { argv, database: 'default' };
+  const missing = POSTGRES_ENV_VARS.filter(name => !env[name]);
+  if (missing.length) {
+    throw new Error(
+      `POSTGRES_HOST is set, so the backend uses PostgreSQL, but ${missing.join(
+        ', ',
+      )} ${missing.length === 1 ? 'is' : 'are'} not set`,
+    );
+  }
+  const pgConfig = path.join(repoRoot, 'app-config.postgres.yaml');
+  const out = [...argv];
+  const hasConfigFlag = out.some(a => a === '--config' || a.startsWith('--config='));
+  if (!hasConfigFlag) {
+    out.push('--config', path.join(repoRoot, 'app-config.yaml'));
+    const local = path.join(repoRoot, 'app-config.local.yaml');
+    if (fs.existsSync(local)) out.push('--config', local);
+  }
+  out.push('--config', pgConfig);
+  return { argv: out, database: 'postgres' };
+}

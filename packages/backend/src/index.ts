@@ -1,0 +1,53 @@
+/*
+ * The runnable Backstage backend of this repository: catalog, scaffolder with the Flux bootstrap
+ * actions, the Flux bootstrap status API, guest sign-in and a permission policy. `npm start`
+ * (scripts/start.js) and `npm run sandbox` (scripts/sandbox.js) run it; see README.md.
+ *
+ * Database: in-memory SQLite by default (app-config.yaml). When POSTGRES_HOST, POSTGRES_PORT,
+ * POSTGRES_USER and POSTGRES_PASSWORD are set, app-config.postgres.yaml is layered on top and
+ * the backend uses PostgreSQL — required for scaffolder task recovery across restarts.
+ */
+import { createBackend } from '@backstage/backend-defaults';
+import { rootConfigServiceFactory } from '@backstage/backend-defaults/rootConfig';
+import { backendArgv, findRepoRoot } from './config';
+import { permissionModuleFluxBootstrapPolicy } from './permissions/module';
+
+const { argv, database } = backendArgv(
+  process.argv,
+  process.env,
+  findRepoRoot(process.cwd()),
+);
+if (database === 'postgres') {
+  // eslint-disable-next-line no-console
+  console.log(
+    `Database: PostgreSQL at ${process.env.POSTGRES_HOST}:${process.env.POSTGRES_PORT} (POSTGRES_* variables)`,
+  );
+}
+
+const backend = createBackend();
+backend.add(rootConfigServiceFactory({ argv }));
+
+// Serves the production build of packages/app (when built) with its runtime config.
+backend.add(import('@backstage/plugin-app-backend'));
+
+// Sign-in: guest only, see auth.providers.guest in app-config.yaml.
+backend.add(import('@backstage/plugin-auth-backend'));
+backend.add(import('@backstage/plugin-auth-backend-module-guest-provider'));
+
+// Catalog, with the Template kind.
+backend.add(import('@backstage/plugin-catalog-backend'));
+backend.add(import('@backstage/plugin-catalog-backend-module-scaffolder-entity-model'));
+
+// Scaffolder with bitbucket:create-repo, flux:generate-key, flux:push-manifests, flux:install.
+backend.add(import('@backstage/plugin-scaffolder-backend'));
+backend.add(import('@flux-bootstrap/plugin-scaffolder-backend-module-flux-bootstrap'));
+
+// Cluster bootstrap status for the entity card, at /api/flux-bootstrap.
+backend.add(import('@flux-bootstrap/plugin-flux-bootstrap-backend'));
+
+// Permissions: allow-all by default; permission.fluxBootstrap.* restricts the bootstrap
+// actions and the status API (packages/backend/src/permissions/policy.ts).
+backend.add(import('@backstage/plugin-permission-backend'));
+backend.add(permissionModuleFluxBootstrapPolicy);
+
+backend.start();
