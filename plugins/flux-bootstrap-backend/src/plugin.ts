@@ -2,11 +2,20 @@ import {
   coreServices,
   createBackendPlugin,
 } from '@backstage/backend-plugin-api';
+import { catalogServiceRef } from '@backstage/plugin-catalog-node';
 import { fluxBootstrapPermissions } from '@flux-bootstrap/plugin-flux-bootstrap-common';
+import { createFluxStatusReader } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import { createRouter } from './router';
 
 /**
- * Status backend of the Flux bootstrap card, mounted at `/api/flux-bootstrap`.
+ * Status backend of the Flux bootstrap card, mounted at `/api/flux-bootstrap`:
+ *
+ * - `GET /clusters[?state=true]` configured cluster names (and their status),
+ * - `GET /clusters/:name` one cluster's status,
+ * - `GET /entity/:kind/:namespace/:name/clusters` the status of the clusters an entity shows.
+ *
+ * Every route but `/health` needs a signed-in user with `flux.bootstrap.cluster.read`;
+ * `?refresh=true` bypasses the cache.
  * @public
  */
 export const fluxBootstrapPlugin = createBackendPlugin({
@@ -14,13 +23,36 @@ export const fluxBootstrapPlugin = createBackendPlugin({
   register(env) {
     env.registerInit({
       deps: {
+        config: coreServices.rootConfig,
+        cache: coreServices.cache,
+        httpAuth: coreServices.httpAuth,
         httpRouter: coreServices.httpRouter,
-        permissionsRegistry: coreServices.permissionsRegistry,
+        lifecycle: coreServices.lifecycle,
         logger: coreServices.logger,
+        permissions: coreServices.permissions,
+        permissionsRegistry: coreServices.permissionsRegistry,
+        catalog: catalogServiceRef,
       },
-      async init({ httpRouter, permissionsRegistry }) {
+      async init({
+        config,
+        cache,
+        httpAuth,
+        httpRouter,
+        lifecycle,
+        logger,
+        permissions,
+        permissionsRegistry,
+        catalog,
+      }) {
         permissionsRegistry.addPermissions(fluxBootstrapPermissions);
-        httpRouter.use(await createRouter());
+        const reader = createFluxStatusReader(config, { logger, cache });
+        lifecycle.addShutdownHook(() => reader.close());
+        logger.info(
+          `Flux bootstrap status for ${reader.listClusters().length} configured cluster(s)`,
+        );
+        httpRouter.use(
+          await createRouter({ reader, httpAuth, permissions, catalog, logger }),
+        );
         httpRouter.addAuthPolicy({ path: '/health', allow: 'unauthenticated' });
       },
     });

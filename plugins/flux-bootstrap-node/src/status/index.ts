@@ -17,3 +17,4 @@ export type {
   KubeClientFactory,
   StatusCache,
 } from './FluxStatusReader';
+export { bitbucketBranchHeadLookup, createFluxStatusReader } from './defaults';
