@@ -15,3 +15,6 @@ export type {
   BitbucketRequestOptions,
   BitbucketResponse,
 } from './client';
+export * from './repository';
+export { pushInitialCommit } from './initialCommit';
+export type { InitialCommitOptions } from './initialCommit';

@@ -5,7 +5,10 @@ import type { BitbucketServerHostConfig } from '../config/bitbucketServer';
 export interface BitbucketRepoRef {
   /** Integration host as configured (may include a port). */
   host: string;
-  /** Project key as given, e.g. `PLAT`, or `~alice` for a personal repository. */
+  /**
+   * Project as given: a key such as `PLAT` (any case), the project's exact name (looked up by the
+   * engine), or `~alice` for a personal repository.
+   */
   project: string;
   /** Repository name as given. */
   repo: string;
@@ -16,6 +19,8 @@ export interface BitbucketRepoRef {
 }
 
 const PROJECT_KEY = /^[A-Za-z][A-Za-z0-9_]{0,127}$/;
+// A project name (when not given as a key): printable, no leading `~`, at most 128 characters.
+const PROJECT_NAME = /^[^~\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]{0,126}[^\s\x00-\x1f\x7f])?$/;
 const USER_SLUG = /^[A-Za-z0-9._@-]{1,255}$/;
 // Bitbucket repository names: letters, digits, space, `-`, `_`, `.`; no `/`.
 const REPO_NAME = /^[A-Za-z0-9_.][A-Za-z0-9 _.-]{0,127}$/;
@@ -80,10 +85,10 @@ export function parseBitbucketRepoUrl(
     if (!USER_SLUG.test(project.slice(1))) {
       throw new InputValidationError(field, `has an invalid personal project "${project}"`);
     }
-  } else if (!PROJECT_KEY.test(project)) {
+  } else if (!PROJECT_KEY.test(project) && !PROJECT_NAME.test(project)) {
     throw new InputValidationError(
       field,
-      'has an invalid project key: a project key starts with a letter and holds only letters, digits and underscores',
+      'has an invalid project: give a project key (a letter, then letters, digits and underscores) or the exact project name',
     );
   }
   if (!REPO_NAME.test(repo) || repo.includes('..')) {
@@ -99,6 +104,11 @@ export function parseBitbucketRepoUrl(
     personal,
     owner: personal ? project.slice(1) : undefined,
   };
+}
+
+/** True when `value` has the shape of a Bitbucket project key (`PLAT`, `flux_1`). @public */
+export function isProjectKey(value: string): boolean {
+  return PROJECT_KEY.test(value);
 }
 
 /**

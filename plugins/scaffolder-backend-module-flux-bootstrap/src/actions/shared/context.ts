@@ -108,3 +108,26 @@ export function resolveBitbucket(
 export function withDefault<T>(value: T | undefined | null, fallback: T): T {
   return value === undefined || value === null ? fallback : value;
 }
+
+/** How errors and logs name the credentials of a {@link ResolvedBitbucket} (never their value). */
+export function describeCredentials(resolved: ResolvedBitbucket): string {
+  switch (resolved.authSource) {
+    case 'input token':
+      return 'the token input';
+    case 'integration token':
+      return `the token of integrations.bitbucketServer for ${resolved.host.host}`;
+    default:
+      return `the username and password of integrations.bitbucketServer for ${resolved.host.host}`;
+  }
+}
+
+/**
+ * Adapts the scaffolder's `ctx.checkpoint({ key, fn })` to the engine's `(key, fn)` form.
+ * Values returned by `fn` must be JSON.
+ */
+export function checkpointFor(ctx: {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  checkpoint(opts: { key: string; fn: () => Promise<any> }): Promise<any>;
+}): <T>(key: string, fn: () => Promise<T>) => Promise<T> {
+  return <T>(key: string, fn: () => Promise<T>) => ctx.checkpoint({ key, fn }) as Promise<T>;
+}
