@@ -1,0 +1,185 @@
+import { execFileSync } from 'node:child_process';
+import { createPrivateKey, createPublicKey } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { InputValidationError } from '../util/errors';
+import {
+  generateSshKeyPair,
+  normaliseSshKeyOptions,
+  SshKeyOptionsInput,
+  SshKeyPair,
+} from './keyPair';
+import {
+  parseSshPublicKey,
+  sameSshPublicKey,
+  sshMpint,
+  sshPublicKeyBlob,
+} from './sshWire';
+
+// Key generation shares two cores with the rest of the suite: generous timeouts, no timing asserts.
+jest.setTimeout(120_000);
+
+let dir: string;
+beforeAll(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keypair-test-'));
+});
+
+const generated = new Map<string, Promise<SshKeyPair>>();
+/** One key per case, shared by the tests of that case. */
+function keyFor(name: string, input: SshKeyOptionsInput): Promise<SshKeyPair> {
+  if (!generated.has(name)) generated.set(name, generateSshKeyPair(input));
+  return generated.get(name)!;
+}
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+function sshKeygen(args: string[]): string {
+  return execFileSync('ssh-keygen', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+const cases: [string, SshKeyOptionsInput, string, number][] = [
+  ['ecdsa p256', { algorithm: 'ecdsa', ecdsaCurve: 'p256' }, 'ecdsa-sha2-nistp256', 256],
+  ['ecdsa p384 (default)', {}, 'ecdsa-sha2-nistp384', 384],
+  ['ecdsa p521', { algorithm: 'ecdsa', ecdsaCurve: 'p521' }, 'ecdsa-sha2-nistp521', 521],
+  ['rsa 2048 (default bits)', { algorithm: 'rsa' }, 'ssh-rsa', 2048],
+  ['rsa 3072', { algorithm: 'rsa', rsaBits: 3072 }, 'ssh-rsa', 3072],
+  ['rsa 4096', { algorithm: 'rsa', rsaBits: 4096 }, 'ssh-rsa', 4096],
+  ['rsa 2056 (odd multiple of 8)', { algorithm: 'rsa', rsaBits: 2056 }, 'ssh-rsa', 2056],
+  ['ed25519', { algorithm: 'ed25519' }, 'ssh-ed25519', 256],
+];
+
+describe('generateSshKeyPair', () => {
+  it.each(cases)('%s: OpenSSH reads identity, derives identity.pub and our fingerprint', async (name, input, type, bits) => {
+    const pair = await keyFor(name, input);
+    const file = path.join(dir, name.replace(/\W+/g, '_'));
+    fs.writeFileSync(file, pair.privateKeyPem, { mode: 0o600 });
+
+    expect(pair.type).toBe(type);
+    // identity.pub: `<type> <base64>\n`, no comment.
+    expect(pair.publicKey).toMatch(new RegExp(`^${type} [A-Za-z0-9+/]+=*\\n$`));
+    expect(pair.publicKey.trim().split(' ')).toHaveLength(2);
+
+    // ssh-keygen -y derives the public key from the private key file: identical line.
+    expect(sshKeygen(['-y', '-f', file]).trim()).toBe(pair.publicKey.trim());
+    // ssh-keygen -l prints the fingerprint (of the private key file, no .pub next to it).
+    const printed = sshKeygen(['-l', '-E', 'sha256', '-f', file]).trim().split(/\s+/);
+    expect(Number(printed[0])).toBe(bits);
+    expect(printed[1]).toBe(pair.fingerprint);
+    // …and of identity.pub itself.
+    fs.writeFileSync(`${file}.pub`, pair.publicKey);
+    expect(sshKeygen(['-lf', `${file}.pub`]).split(/\s+/)[1]).toBe(pair.fingerprint);
+  });
+
+  it.each(cases.filter(c => c[2] !== 'ssh-ed25519'))(
+    '%s: identity is PKCS#8 PEM, as flux writes it',
+    async (name, input) => {
+      const pair = await keyFor(name, input);
+      expect(pair.privateKeyPem).toMatch(/^-----BEGIN PRIVATE KEY-----\n[\s\S]+\n-----END PRIVATE KEY-----\n$/);
+      const key = createPrivateKey(pair.privateKeyPem);
+      expect(sshPublicKeyBlob(key).blob.toString('base64')).toBe(pair.publicKey.split(' ')[1].trim());
+    },
+  );
+
+  it('writes Ed25519 in the OpenSSH container (OpenSSH < 9.6 cannot read Ed25519 PKCS#8)', async () => {
+    const pair = await generateSshKeyPair({ algorithm: 'ed25519' });
+    expect(pair.privateKeyPem).toMatch(
+      /^-----BEGIN OPENSSH PRIVATE KEY-----\n[\s\S]+\n-----END OPENSSH PRIVATE KEY-----\n$/,
+    );
+    // Lines of 70 characters like ssh-keygen writes.
+    const body = pair.privateKeyPem.split('\n').slice(1, -2);
+    expect(body.slice(0, -1).every(l => l.length === 70)).toBe(true);
+  });
+
+  it('generates a different key every time', async () => {
+    const a = await generateSshKeyPair({ algorithm: 'ed25519' });
+    const b = await generateSshKeyPair({ algorithm: 'ed25519' });
+    expect(a.fingerprint).not.toBe(b.fingerprint);
+    expect(sameSshPublicKey(a.publicKey, b.publicKey)).toBe(false);
+    expect(sameSshPublicKey(a.publicKey, `${a.publicKey.trim()} some comment`)).toBe(true);
+  });
+
+  it('stops when the signal is already aborted', async () => {
+    const c = new AbortController();
+    c.abort();
+    await expect(generateSshKeyPair({ algorithm: 'rsa' }, c.signal)).rejects.toMatchObject({
+      name: 'OperationAbortedError',
+    });
+  });
+});
+
+describe('SSH wire format against ssh-keygen', () => {
+  it.each([
+    ['rsa', ['-t', 'rsa', '-b', '2048']],
+    ['ecdsa', ['-t', 'ecdsa', '-b', '521']],
+    ['ed25519', ['-t', 'ed25519']],
+  ])('builds the same public key blob as ssh-keygen for a %s key', (name, args) => {
+    const file = path.join(dir, `keygen_${name}`);
+    fs.rmSync(file, { force: true });
+    fs.rmSync(`${file}.pub`, { force: true });
+    sshKeygen([...args, '-q', '-N', '', '-C', 'x', '-f', file]);
+    // Export the public key as PKCS#8/SPKI and rebuild the SSH blob from its JWK.
+    const spki =
+      name === 'ed25519'
+        ? undefined
+        : sshKeygen(['-e', '-m', 'PKCS8', '-f', `${file}.pub`]);
+    const expected = parseSshPublicKey(fs.readFileSync(`${file}.pub`, 'utf8'));
+    if (spki) {
+      const ours = sshPublicKeyBlob(createPublicKey(spki));
+      expect(ours.type).toBe(expected.type);
+      expect(ours.blob.equals(expected.blob)).toBe(true);
+    }
+    const printed = sshKeygen(['-lf', `${file}.pub`]).split(/\s+/)[1];
+    expect(expected.fingerprint).toBe(printed);
+  });
+
+  it('encodes mpints as RFC 4251 specifies', () => {
+    expect(sshMpint(Buffer.from([])).toString('hex')).toBe('00000000');
+    expect(sshMpint(Buffer.from([0, 0])).toString('hex')).toBe('00000000');
+    expect(sshMpint(Buffer.from([0x09, 0xa3])).toString('hex')).toBe('0000000209a3');
+    expect(sshMpint(Buffer.from([0x80])).toString('hex')).toBe('000000020080');
+    expect(sshMpint(Buffer.from([0x00, 0x7f])).toString('hex')).toBe('000000017f');
+  });
+
+  it('rejects a public key whose blob holds another type', () => {
+    const ed = parseSshPublicKey(
+      'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDc5Q27lNeZvSZhhW9M4JeKzAAAAAAAAAAAAAAAAAAAA',
+    );
+    expect(() => parseSshPublicKey(`ssh-rsa ${ed.blob.toString('base64')}`)).toThrow(
+      /does not hold a ssh-rsa key/,
+    );
+    expect(() => parseSshPublicKey('ssh-rsa')).toThrow();
+    expect(() => parseSshPublicKey('foo AAAA')).toThrow(/unsupported/);
+  });
+});
+
+describe('normaliseSshKeyOptions', () => {
+  it('applies flux defaults', () => {
+    expect(normaliseSshKeyOptions({})).toEqual({ algorithm: 'ecdsa', ecdsaCurve: 'p384', rsaBits: 2048 });
+    expect(normaliseSshKeyOptions({ algorithm: null, ecdsaCurve: null, rsaBits: null })).toEqual({
+      algorithm: 'ecdsa',
+      ecdsaCurve: 'p384',
+      rsaBits: 2048,
+    });
+  });
+
+  it.each([
+    [{ algorithm: 'dsa' }, 'algorithm'],
+    [{ algorithm: 'ECDSA' }, 'algorithm'],
+    [{ ecdsaCurve: 'p224' }, 'ecdsaCurve'],
+    [{ algorithm: 'rsa', rsaBits: 1024 }, 'rsaBits'],
+    [{ algorithm: 'rsa', rsaBits: 2050 }, 'rsaBits'],
+    [{ algorithm: 'rsa', rsaBits: 2048.5 }, 'rsaBits'],
+    [{ algorithm: 'rsa', rsaBits: 16384 }, 'rsaBits'],
+    [{ algorithm: 'rsa', rsaBits: '4096' as unknown as number }, 'rsaBits'],
+  ])('refuses %j naming the field', (input, field) => {
+    let error: unknown;
+    try {
+      normaliseSshKeyOptions(input as SshKeyOptionsInput);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(InputValidationError);
+    expect((error as InputValidationError).field).toBe(field);
+    expect((error as Error).message).toContain(`"${field}"`);
+  });
+});

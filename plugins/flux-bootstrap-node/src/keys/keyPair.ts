@@ -1,0 +1,185 @@
+import { generateKeyPair, KeyObject, randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
+import { InputValidationError } from '../util/errors';
+import { throwIfAborted } from '../util/errors';
+import { sshFingerprint, sshPublicKeyBlob, sshString } from './sshWire';
+
+const generateKeyPairAsync = promisify(generateKeyPair);
+
+/** Key algorithms Flux's `--ssh-key-algorithm` offers. @public */
+export const SSH_KEY_ALGORITHMS = ['ecdsa', 'rsa', 'ed25519'] as const;
+/** @public */
+export type SshKeyAlgorithm = (typeof SSH_KEY_ALGORITHMS)[number];
+/** ECDSA curves Flux's `--ssh-ecdsa-curve` offers. @public */
+export const ECDSA_CURVES = ['p256', 'p384', 'p521'] as const;
+/** @public */
+export type EcdsaCurve = (typeof ECDSA_CURVES)[number];
+
+/** Flux's defaults: ecdsa, P-384, RSA 2048. @public */
+export const DEFAULT_SSH_KEY_OPTIONS = {
+  algorithm: 'ecdsa' as SshKeyAlgorithm,
+  ecdsaCurve: 'p384' as EcdsaCurve,
+  rsaBits: 2048,
+};
+/** RSA sizes accepted: at least 2048 (flux allows 1024; NIST retired it), at most 8192, multiple of 8. @public */
+export const RSA_BITS_RANGE = { min: 2048, max: 8192 };
+
+/** Options of {@link generateSshKeyPair}, as they come from an action's input. @public */
+export interface SshKeyOptionsInput {
+  algorithm?: string | null;
+  ecdsaCurve?: string | null;
+  rsaBits?: number | null;
+}
+
+/** Validated key options. @public */
+export interface SshKeyOptions {
+  algorithm: SshKeyAlgorithm;
+  ecdsaCurve: EcdsaCurve;
+  rsaBits: number;
+}
+
+/**
+ * Applies defaults and validates key options; throws {@link InputValidationError} naming the
+ * field (`algorithm`, `ecdsaCurve`, `rsaBits`).
+ * @public
+ */
+export function normaliseSshKeyOptions(input: SshKeyOptionsInput = {}): SshKeyOptions {
+  const algorithm = input.algorithm ?? DEFAULT_SSH_KEY_OPTIONS.algorithm;
+  if (!(SSH_KEY_ALGORITHMS as readonly string[]).includes(algorithm)) {
+    throw new InputValidationError(
+      'algorithm',
+      `must be one of ${SSH_KEY_ALGORITHMS.join(', ')} (got "${String(algorithm).slice(0, 40)}")`,
+    );
+  }
+  const ecdsaCurve = input.ecdsaCurve ?? DEFAULT_SSH_KEY_OPTIONS.ecdsaCurve;
+  if (!(ECDSA_CURVES as readonly string[]).includes(ecdsaCurve)) {
+    throw new InputValidationError(
+      'ecdsaCurve',
+      `must be one of ${ECDSA_CURVES.join(', ')} (got "${String(ecdsaCurve).slice(0, 40)}")`,
+    );
+  }
+  const rsaBits = input.rsaBits ?? DEFAULT_SSH_KEY_OPTIONS.rsaBits;
+  if (
+    typeof rsaBits !== 'number' ||
+    !Number.isInteger(rsaBits) ||
+    rsaBits < RSA_BITS_RANGE.min ||
+    rsaBits > RSA_BITS_RANGE.max ||
+    rsaBits % 8 !== 0
+  ) {
+    throw new InputValidationError(
+      'rsaBits',
+      `must be a multiple of 8 between ${RSA_BITS_RANGE.min} and ${RSA_BITS_RANGE.max} (got ${String(
+        rsaBits,
+      ).slice(0, 20)})`,
+    );
+  }
+  return {
+    algorithm: algorithm as SshKeyAlgorithm,
+    ecdsaCurve: ecdsaCurve as EcdsaCurve,
+    rsaBits,
+  };
+}
+
+/** A generated key pair in the formats of Flux's Git Secret. @public */
+export interface SshKeyPair {
+  /** `ssh-ed25519`, `ssh-rsa`, `ecdsa-sha2-nistp384`, … */
+  type: string;
+  /**
+   * The Secret's `identity`. PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`) for ecdsa and rsa, as
+   * flux writes it. Ed25519 keys use the OpenSSH format (`-----BEGIN OPENSSH PRIVATE KEY-----`):
+   * OpenSSH before 9.6 cannot load Ed25519 from PKCS#8, while Flux's Go SSH stack reads both.
+   */
+  privateKeyPem: string;
+  /** The Secret's `identity.pub`: `<type> <base64>\n`, no comment. */
+  publicKey: string;
+  /** `SHA256:…` as `ssh-keygen -lf` prints it. */
+  fingerprint: string;
+  /** Human description, e.g. `ecdsa P-384` or `rsa 4096`. */
+  description: string;
+}
+
+/** A short human description of the options, e.g. `ecdsa p384`, `rsa 4096`, `ed25519`. @public */
+export function describeSshKeyOptions(options: SshKeyOptions): string {
+  if (options.algorithm === 'ecdsa') return `ecdsa ${options.ecdsaCurve}`;
+  if (options.algorithm === 'rsa') return `rsa ${options.rsaBits}`;
+  return 'ed25519';
+}
+
+/**
+ * Generates a key pair with Node's native crypto (asynchronous, off the event loop).
+ * @public
+ */
+export async function generateSshKeyPair(
+  input: SshKeyOptionsInput | SshKeyOptions = {},
+  signal?: AbortSignal,
+): Promise<SshKeyPair> {
+  const options = normaliseSshKeyOptions(input);
+  throwIfAborted(signal, 'generating the SSH key');
+  let privateKey: KeyObject;
+  if (options.algorithm === 'ecdsa') {
+    const namedCurve = { p256: 'P-256', p384: 'P-384', p521: 'P-521' }[options.ecdsaCurve];
+    ({ privateKey } = await generateKeyPairAsync('ec', { namedCurve }));
+  } else if (options.algorithm === 'rsa') {
+    ({ privateKey } = await generateKeyPairAsync('rsa', {
+      modulusLength: options.rsaBits,
+      publicExponent: 0x10001,
+    }));
+  } else {
+    ({ privateKey } = await generateKeyPairAsync('ed25519'));
+  }
+  throwIfAborted(signal, 'generating the SSH key');
+  const { type, blob } = sshPublicKeyBlob(privateKey);
+  const privateKeyPem =
+    options.algorithm === 'ed25519'
+      ? openSshEd25519PrivateKey(privateKey, blob)
+      : (privateKey.export({ type: 'pkcs8', format: 'pem' }) as string);
+  return {
+    type,
+    privateKeyPem,
+    publicKey: `${type} ${blob.toString('base64')}\n`,
+    fingerprint: sshFingerprint(blob),
+    description: describeSshKeyOptions(options),
+  };
+}
+
+/**
+ * The unencrypted `openssh-key-v1` container (OpenSSH PROTOCOL.key) holding one Ed25519 key:
+ * magic, cipher/kdf `none`, one public key blob, then the private section (check ints, type,
+ * public key, seed||public key, empty comment, padding 1,2,3… to the 8-byte block size).
+ */
+function openSshEd25519PrivateKey(privateKey: KeyObject, publicBlob: Buffer): string {
+  const jwk = privateKey.export({ format: 'jwk' }) as { d?: string; x?: string };
+  const seed = Buffer.from(jwk.d ?? '', 'base64url');
+  const pub = Buffer.from(jwk.x ?? '', 'base64url');
+  if (seed.length !== 32 || pub.length !== 32) {
+    throw new Error('unexpected Ed25519 key size');
+  }
+  const check = randomBytes(4);
+  let section = Buffer.concat([
+    check,
+    check,
+    sshString('ssh-ed25519'),
+    sshString(pub),
+    sshString(Buffer.concat([seed, pub])),
+    sshString(''),
+  ]);
+  const padding: number[] = [];
+  for (let i = 1; (section.length + padding.length) % 8 !== 0; i++) padding.push(i);
+  section = Buffer.concat([section, Buffer.from(padding)]);
+  const count = Buffer.alloc(4);
+  count.writeUInt32BE(1, 0);
+  const body = Buffer.concat([
+    Buffer.from('openssh-key-v1\0', 'latin1'),
+    sshString('none'),
+    sshString('none'),
+    sshString(''),
+    count,
+    sshString(publicBlob),
+    sshString(section),
+  ]);
+  const lines = body.toString('base64').match(/.{1,70}/g) ?? [];
+  seed.fill(0);
+  section.fill(0);
+  body.fill(0);
+  return `-----BEGIN OPENSSH PRIVATE KEY-----\n${lines.join('\n')}\n-----END OPENSSH PRIVATE KEY-----\n`;
+}
