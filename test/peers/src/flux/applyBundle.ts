@@ -1,0 +1,164 @@
+import YAML from 'yaml';
+import { KubeApiserverInfo, KubeHttp, kubePath } from '../kube/http';
+import { ensureNamespace } from '../kube/rbac';
+import { FLUX_COMPONENTS, FluxBundle } from './bundle';
+
+const PLURALS: Record<string, string> = {
+  CustomResourceDefinition: 'customresourcedefinitions',
+  ServiceAccount: 'serviceaccounts',
+  Service: 'services',
+  Deployment: 'deployments',
+  ClusterRole: 'clusterroles',
+  ClusterRoleBinding: 'clusterrolebindings',
+  ResourceQuota: 'resourcequotas',
+  NetworkPolicy: 'networkpolicies',
+  Namespace: 'namespaces',
+};
+const CLUSTER_SCOPED = new Set([
+  'CustomResourceDefinition',
+  'ClusterRole',
+  'ClusterRoleBinding',
+  'Namespace',
+]);
+
+export interface AppliedObject {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  namespace?: string;
+}
+
+/** Parses a multi-document YAML file of the bundle into objects (skipping empty documents). */
+export function parseBundleFile(text: string): Record<string, any>[] {
+  return YAML.parseAllDocuments(text)
+    .map(d => d.toJS())
+    .filter(o => o && typeof o === 'object');
+}
+
+/** REST path of a bundle object (only the kinds the bundle contains). */
+export function pathOf(obj: {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string };
+}): string {
+  const resource = PLURALS[obj.kind];
+  if (!resource) throw new Error(`no REST mapping for kind ${obj.kind}`);
+  return kubePath({
+    apiVersion: obj.apiVersion,
+    resource,
+    name: obj.metadata.name,
+    namespace: obj.metadata.namespace,
+  });
+}
+
+/**
+ * Test helper (not the product's installer): puts the fixture bundle's objects on a cluster the
+ * way `flux install` lays them out — Namespace, CRDs (waited for until Established), then the
+ * namespaced objects in `namespace` and the RBAC objects with the generator's `-<namespace>` name
+ * suffix and subjects moved to `namespace`, labelled `app.kubernetes.io/instance=<namespace>`,
+ * `app.kubernetes.io/version=<version>`, `app.kubernetes.io/part-of=flux`. Server-side apply with
+ * `fieldManager` (default `flux-test-fixture`). Returns every applied object.
+ * Use it when a test needs "Flux installed" without running the install action.
+ */
+export async function applyFluxBundle(
+  kube: KubeApiserverInfo,
+  bundle: Pick<FluxBundle, 'files' | 'version'>,
+  opts: {
+    namespace: string;
+    components?: string[];
+    fieldManager?: string;
+    withPolicies?: boolean;
+  },
+): Promise<AppliedObject[]> {
+  const ns = opts.namespace;
+  const components = opts.components ?? [...FLUX_COMPONENTS];
+  const fieldManager = opts.fieldManager ?? 'flux-test-fixture';
+  const labels = {
+    'app.kubernetes.io/instance': ns,
+    'app.kubernetes.io/part-of': 'flux',
+    'app.kubernetes.io/version': bundle.version,
+  };
+  const docs: Record<string, any>[] = [];
+  for (const c of components) {
+    const text = bundle.files[`${c}.yaml`];
+    if (text === undefined) throw new Error(`bundle has no ${c}.yaml`);
+    docs.push(...parseBundleFile(text));
+  }
+  for (const o of parseBundleFile(bundle.files['rbac.yaml'] ?? '')) {
+    const renamed = JSON.parse(
+      JSON.stringify(o).replaceAll('"flux-system"', JSON.stringify(ns)),
+    );
+    if (CLUSTER_SCOPED.has(o.kind))
+      renamed.metadata.name = `${o.metadata.name}-${ns}`;
+    if (
+      renamed.roleRef?.kind === 'ClusterRole' &&
+      renamed.roleRef.name !== 'cluster-admin'
+    ) {
+      renamed.roleRef.name = `${renamed.roleRef.name}-${ns}`;
+    }
+    docs.push(renamed);
+  }
+  if (opts.withPolicies)
+    docs.push(...parseBundleFile(bundle.files['policies.yaml'] ?? ''));
+  for (const o of docs) {
+    o.metadata.labels = { ...o.metadata.labels, ...labels };
+    if (o.kind === 'Deployment') {
+      o.spec.template.metadata.labels = {
+        ...o.spec.template.metadata.labels,
+        ...labels,
+      };
+    }
+    if (!CLUSTER_SCOPED.has(o.kind)) o.metadata.namespace = ns;
+  }
+
+  const api = new KubeHttp(kube);
+  const applied: AppliedObject[] = [];
+  const apply = async (o: Record<string, any>) => {
+    await api.apply(pathOf(o as any), o, { fieldManager, force: false });
+    applied.push({
+      apiVersion: o.apiVersion,
+      kind: o.kind,
+      name: o.metadata.name,
+      namespace: o.metadata.namespace,
+    });
+  };
+  try {
+    await ensureNamespace(api, ns, labels);
+    const crds = docs.filter(o => o.kind === 'CustomResourceDefinition');
+    for (const crd of crds) await apply(crd);
+    for (const crd of crds) await waitEstablished(api, crd.metadata.name);
+    for (const o of docs.filter(d => d.kind !== 'CustomResourceDefinition'))
+      await apply(o);
+  } finally {
+    api.close();
+  }
+  return applied;
+}
+
+export async function waitEstablished(
+  api: KubeHttp,
+  name: string,
+  timeoutMs = 30_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await api.request(
+      'GET',
+      kubePath({
+        apiVersion: 'apiextensions.k8s.io/v1',
+        resource: 'customresourcedefinitions',
+        name,
+      }),
+    );
+    const conds: any[] = res.body?.status?.conditions ?? [];
+    if (conds.some(c => c.type === 'Established' && c.status === 'True'))
+      return;
+    if (Date.now() > deadline)
+      throw new Error(
+        `CRD ${name} not Established after ${timeoutMs} ms: ${JSON.stringify(
+          conds,
+        )}`,
+      );
+    await new Promise(r => setTimeout(r, 100));
+  }
+}
