@@ -1,1 +1,6 @@
-export {};
+export * from './validation';
+export * from './components';
+export * from './sync';
+export * from './kustomization';
+export * from './bundle';
+export * from './options';

@@ -1,0 +1,72 @@
+import { isK8sObject, parseYamlDocuments, stringifyObject } from './yaml';
+
+/** File names kustomize recognises as a kustomization. @public */
+export const KUSTOMIZATION_FILE_NAMES = ['kustomization.yaml', 'kustomization.yml', 'Kustomization'];
+
+/** Read access to a directory tree: a git tree or a folder on disk. Paths use `/`. @public */
+export interface DirectoryReader {
+  /** Entries directly inside `dir` (relative to the tree root; `''` is the root). */
+  list(dir: string): Promise<Array<{ name: string; type: 'file' | 'dir' }>>;
+  /** Content of a file. */
+  read(path: string): Promise<string>;
+}
+
+/**
+ * True when the text is what kustomize accepts as resources: YAML whose documents are all
+ * Kubernetes objects (an empty file counts, as with kustomize's resource factory).
+ * @public
+ */
+export function isKubernetesManifest(text: string): boolean {
+  let docs: unknown[];
+  try {
+    docs = parseYamlDocuments(text, 'file');
+  } catch {
+    return false;
+  }
+  return docs.every(isK8sObject);
+}
+
+function compareNames(a: string, b: string): number {
+  return a === b ? 0 : Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
+/**
+ * Lists what `kustomization.yaml` of `dir` should hold, like flux's `kustomization.Generate`:
+ * walk the folder in lexical order; a sub-folder holding a kustomization file is added as a
+ * folder and not descended into; a file is added when it parses as Kubernetes objects.
+ * @public
+ */
+export async function scanKustomizationResources(
+  reader: DirectoryReader,
+  dir: string,
+): Promise<string[]> {
+  const resources: string[] = [];
+  const walk = async (current: string, rel: string) => {
+    const entries = [...(await reader.list(current))].sort((a, b) => compareNames(a.name, b.name));
+    for (const entry of entries) {
+      const full = current ? `${current}/${entry.name}` : entry.name;
+      const relPath = rel ? `${rel}/${entry.name}` : entry.name;
+      if (entry.type === 'dir') {
+        const inner = await reader.list(full);
+        if (inner.some(e => e.type === 'file' && KUSTOMIZATION_FILE_NAMES.includes(e.name))) {
+          resources.push(relPath);
+        } else {
+          await walk(full, relPath);
+        }
+      } else if (isKubernetesManifest(await reader.read(full))) {
+        resources.push(relPath);
+      }
+    }
+  };
+  await walk(dir, '');
+  return resources;
+}
+
+/** Serialises a kustomize `Kustomization` listing the resources (flux's generated form). @public */
+export function generateKustomizationFile(resources: string[]): string {
+  return stringifyObject({
+    apiVersion: 'kustomize.config.k8s.io/v1beta1',
+    kind: 'Kustomization',
+    ...(resources.length > 0 ? { resources } : {}),
+  });
+}
