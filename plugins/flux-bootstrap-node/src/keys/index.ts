@@ -1,1 +1,5 @@
-export {};
+export * from './sshWire';
+export * from './keyPair';
+export * from './hostKey';
+export * from './accessKey';
+export * from './deployKey';
