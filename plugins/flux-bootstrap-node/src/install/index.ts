@@ -1,1 +1,17 @@
-export {};
+export {
+  buildFluxInstallPlan,
+  normalizeSyncPath,
+  parseKubeObjects,
+  tokenAuthSecret,
+} from './plan';
+export type { FluxInstallPlan } from './plan';
+export { FluxInstallError } from './errors';
+export type { FluxInstallErrorReason } from './errors';
+export { checkInstallPreconditions, MANAGED_BY_LABEL } from './preconditions';
+export type { FluxInstallState } from './preconditions';
+export { applyStaged, summarizeApplied } from './apply';
+export type { AppliedObject, ApplyStagedOptions } from './apply';
+export { readFluxReadiness, revisionMatches, waitForFlux } from './wait';
+export type { FluxComponentReadiness, FluxReadiness, WaitForFluxOptions } from './wait';
+export { describeFluxInstall, installFlux } from './installFlux';
+export type { InstallCheckpoint, InstallFluxOptions, InstallFluxResult } from './installFlux';

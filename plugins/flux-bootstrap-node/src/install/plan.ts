@@ -1,0 +1,155 @@
+import { parseAllDocuments } from 'yaml';
+import type { KubeObject } from '../kube/types';
+import { InputValidationError } from '../util/errors';
+
+/**
+ * Everything `installFlux` puts on a cluster, decided before any request is sent.
+ * Built with {@link buildFluxInstallPlan} from the generated `gotk-components.yaml` and
+ * `gotk-sync.yaml` (the same text flux:push-manifests commits).
+ * @public
+ */
+export interface FluxInstallPlan {
+  /** Namespace Flux runs in; also the name of the GitRepository and the Kustomization. */
+  namespace: string;
+  /** Flux release, e.g. `v2.9.4`. */
+  fluxVersion: string;
+  /** Controller names (= Deployment names) whose health is awaited. */
+  components: string[];
+  /** Objects of `gotk-components.yaml`, in file order. */
+  componentObjects: KubeObject[];
+  /** GitRepository and Kustomization of `gotk-sync.yaml`. */
+  syncObjects: KubeObject[];
+  /** The Git credentials Secret (token auth), when the install writes it. */
+  secret?: KubeObject;
+  /** The sync Kustomization's `spec.path`, e.g. `./clusters/prod`. */
+  path: string;
+  /** Revision Flux must reach, `<branch>@sha1:<sha>`; when absent, whatever the branch head is. */
+  expectedRevision?: string;
+}
+
+/** Parses multi-document YAML into Kubernetes objects; anything else is an error naming `field`. @public */
+export function parseKubeObjects(text: string, field: string): KubeObject[] {
+  const objects: KubeObject[] = [];
+  const docs = parseAllDocuments(text);
+  for (const [i, doc] of docs.entries()) {
+    if (doc.errors.length) {
+      throw new InputValidationError(field, `document ${i + 1} is not valid YAML: ${doc.errors[0].message}`);
+    }
+    const value = doc.toJS({ maxAliasCount: 100 });
+    if (value === null || value === undefined) continue;
+    const o = value as Partial<KubeObject>;
+    if (
+      typeof o !== 'object' ||
+      typeof o.apiVersion !== 'string' ||
+      typeof o.kind !== 'string' ||
+      !o.metadata ||
+      typeof o.metadata.name !== 'string'
+    ) {
+      throw new InputValidationError(
+        field,
+        `document ${i + 1} is not a Kubernetes object (apiVersion, kind and metadata.name are required)`,
+      );
+    }
+    objects.push(o as KubeObject);
+  }
+  return objects;
+}
+
+/** `clusters/prod`, `./clusters/prod/` and `./clusters/prod` are the same Kustomization path. @public */
+export function normalizeSyncPath(path: string | undefined): string {
+  const trimmed = (path ?? '').trim().replace(/^\.\/?/, '').replace(/\/+$/, '');
+  return `./${trimmed}`;
+}
+
+/** The Secret flux writes for `--token-auth` (spec §6.1): username, password, and ca.crt when a CA is given. @public */
+export function tokenAuthSecret(opts: {
+  namespace: string;
+  name: string;
+  username: string;
+  password: string;
+  caPem?: string;
+}): KubeObject {
+  const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
+  const data: Record<string, string> = {
+    username: b64(opts.username),
+    password: b64(opts.password),
+  };
+  if (opts.caPem) data['ca.crt'] = b64(opts.caPem.trim().concat('\n'));
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: opts.name, namespace: opts.namespace },
+    data,
+  };
+}
+
+/**
+ * Builds and checks the plan: the sync YAML must hold exactly the GitRepository and Kustomization
+ * `<namespace>/<namespace>`, and every namespaced component object must live in the namespace.
+ * @public
+ */
+export function buildFluxInstallPlan(input: {
+  namespace: string;
+  fluxVersion: string;
+  components: string[];
+  componentsYaml: string;
+  syncYaml: string;
+  secret?: KubeObject;
+  expectedRevision?: string;
+}): FluxInstallPlan {
+  const { namespace } = input;
+  const componentObjects = parseKubeObjects(input.componentsYaml, 'gotk-components.yaml');
+  const syncObjects = parseKubeObjects(input.syncYaml, 'gotk-sync.yaml');
+  const gitRepository = syncObjects.find(o => o.kind === 'GitRepository');
+  const kustomization = syncObjects.find(o => o.kind === 'Kustomization');
+  for (const [kind, o] of [
+    ['GitRepository', gitRepository],
+    ['Kustomization', kustomization],
+  ] as const) {
+    if (!o || o.metadata.name !== namespace || o.metadata.namespace !== namespace) {
+      throw new InputValidationError(
+        'gotk-sync.yaml',
+        `must define ${kind} ${namespace}/${namespace}`,
+      );
+    }
+  }
+  if (!componentObjects.some(o => o.kind === 'Namespace' && o.metadata.name === namespace)) {
+    throw new InputValidationError('gotk-components.yaml', `must define Namespace ${namespace}`);
+  }
+  for (const component of input.components) {
+    if (
+      !componentObjects.some(
+        o => o.kind === 'Deployment' && o.metadata.name === component && o.metadata.namespace === namespace,
+      )
+    ) {
+      throw new InputValidationError(
+        'gotk-components.yaml',
+        `has no Deployment ${namespace}/${component} for component ${component}`,
+      );
+    }
+  }
+  const path = normalizeSyncPath((kustomization!.spec as { path?: string } | undefined)?.path);
+  return {
+    namespace,
+    fluxVersion: input.fluxVersion,
+    components: [...input.components],
+    componentObjects,
+    syncObjects: [gitRepository!, kustomization!],
+    secret: input.secret,
+    path,
+    expectedRevision: input.expectedRevision || undefined,
+  };
+}
+
+/** `Kind ns/name` or `Kind name`. @internal */
+export function describeObject(o: KubeObject): string {
+  return `${o.kind} ${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name}`;
+}
+
+/** Stage 1 of an apply (CRDs and Namespaces), as flux's `internal/utils/apply.go` does it. @internal */
+export function isClusterDefinition(o: KubeObject): boolean {
+  return (
+    (o.kind === 'CustomResourceDefinition' && o.apiVersion.startsWith('apiextensions.k8s.io/')) ||
+    (o.kind === 'Namespace' && o.apiVersion === 'v1')
+  );
+}

@@ -1,0 +1,188 @@
+import { isKubeApiError } from '../kube/errors';
+import type { KubeAccessCheck, KubeClient, KubeObject } from '../kube/types';
+import { FLUX_API_VERSIONS, FLUX_SOURCE_CRD } from '../status/fluxObjects';
+import { mapLimit } from '../util/async';
+import { FluxInstallError } from './errors';
+import { normalizeSyncPath, type FluxInstallPlan } from './plan';
+
+/** Label flux and other installers put on the Flux CRDs to say who manages them. @public */
+export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
+
+/** What the preconditions found on the cluster. @public */
+export interface FluxInstallState {
+  /** The sync Kustomization `<ns>/<ns>`, when it exists. */
+  kustomization?: KubeObject;
+  /** Its `status.lastAppliedRevision`: Flux already syncs itself, so components are not applied. */
+  lastAppliedRevision?: string;
+  /** Whether the components (gotk-components.yaml) will be applied. */
+  installComponents: boolean;
+  /** `app.kubernetes.io/managed-by` of the Flux CRD, when Flux is installed. */
+  managedBy?: string;
+  /** `app.kubernetes.io/version` of the Flux CRD, when Flux is installed. */
+  installedVersion?: string;
+}
+
+function groupOf(apiVersion: string): string {
+  return apiVersion.includes('/') ? apiVersion.split('/')[0] : '';
+}
+
+function describeCheck(c: KubeAccessCheck): string {
+  const resource = `${c.resource}${c.group ? `.${c.group}` : ''}${c.name ? ` "${c.name}"` : ''}`;
+  return `${c.verb} ${resource} ${c.namespace ? `in namespace ${c.namespace}` : '(cluster-wide)'}`;
+}
+
+/** Reads the sync Kustomization under any Flux API version the cluster serves. */
+async function readKustomization(
+  client: KubeClient,
+  namespace: string,
+  signal?: AbortSignal,
+): Promise<KubeObject | undefined> {
+  for (const apiVersion of FLUX_API_VERSIONS.Kustomization) {
+    const found = await client.get({ apiVersion, kind: 'Kustomization', name: namespace, namespace }, { signal });
+    if (found) return found;
+  }
+  return undefined;
+}
+
+/**
+ * The SelfSubjectAccessReviews an apply of `objects` needs: create and patch (server-side apply
+ * creates or patches) for every kind where it lives, `bind` for every role a binding references
+ * (RBAC refuses to bind a role with rights the caller lacks), and reading CRDs and the sync
+ * Kustomization.
+ */
+async function requiredAccess(
+  client: KubeClient,
+  plan: FluxInstallPlan,
+  objects: KubeObject[],
+  signal?: AbortSignal,
+): Promise<KubeAccessCheck[]> {
+  // Plurals of kinds whose CRDs are being installed (discovery does not know them yet).
+  const crdPlurals = new Map<string, string>();
+  for (const o of plan.componentObjects) {
+    if (o.kind !== 'CustomResourceDefinition') continue;
+    const spec = o.spec as { group?: string; names?: { kind?: string; plural?: string } } | undefined;
+    if (spec?.group && spec.names?.kind && spec.names.plural) {
+      crdPlurals.set(`${spec.group}/${spec.names.kind}`, spec.names.plural);
+    }
+  }
+  const checks = new Map<string, KubeAccessCheck>();
+  const add = (c: KubeAccessCheck) => checks.set(JSON.stringify(c), c);
+  add({ verb: 'get', group: 'apiextensions.k8s.io', resource: 'customresourcedefinitions' });
+  add({ verb: 'get', group: 'kustomize.toolkit.fluxcd.io', resource: 'kustomizations', namespace: plan.namespace });
+
+  const kinds = new Map<string, { apiVersion: string; kind: string; namespaces: Set<string | undefined> }>();
+  for (const o of objects) {
+    const key = `${o.apiVersion}/${o.kind}`;
+    const entry = kinds.get(key) ?? { apiVersion: o.apiVersion, kind: o.kind, namespaces: new Set() };
+    entry.namespaces.add(o.metadata.namespace);
+    kinds.set(key, entry);
+    if (o.kind === 'ClusterRoleBinding' || o.kind === 'RoleBinding') {
+      const roleRef = o.roleRef as { kind?: string; name?: string } | undefined;
+      if (roleRef?.kind === 'ClusterRole' && roleRef.name) {
+        add({
+          verb: 'bind',
+          group: 'rbac.authorization.k8s.io',
+          resource: 'clusterroles',
+          name: roleRef.name,
+          namespace: o.kind === 'RoleBinding' ? o.metadata.namespace : undefined,
+        });
+      }
+    }
+  }
+  await mapLimit([...kinds.values()], 4, async k => {
+    const group = groupOf(k.apiVersion);
+    let resource = crdPlurals.get(`${group}/${k.kind}`);
+    let namespaced = [...k.namespaces].some(Boolean);
+    if (!resource) {
+      const info = await client.resourceFor(k.apiVersion, k.kind, { signal });
+      if (!info) return; // the apply itself will report an unknown kind
+      resource = info.name;
+      namespaced = info.namespaced;
+    }
+    for (const ns of namespaced ? k.namespaces : new Set([undefined])) {
+      for (const verb of ['create', 'patch']) {
+        add({ verb, group, resource, namespace: namespaced ? ns : undefined });
+      }
+    }
+  });
+  return [...checks.values()];
+}
+
+/**
+ * Checks, before anything is applied, that the install can and may proceed:
+ * 1. the credentials may do everything the apply needs (SelfSubjectAccessReview) — for a first
+ *    install that is cluster-admin-level: CRDs, ClusterRoles, ClusterRoleBindings, Namespaces…;
+ * 2. Flux is not managed by another tool (`app.kubernetes.io/managed-by` on the Flux CRD), unless `force`;
+ * 3. an existing sync Kustomization does not sync another path.
+ * Reads only; throws FluxInstallError naming what is wrong.
+ * @public
+ */
+export async function checkInstallPreconditions(
+  client: KubeClient,
+  plan: FluxInstallPlan,
+  opts: { force?: boolean; signal?: AbortSignal } = {},
+): Promise<FluxInstallState> {
+  const { signal } = opts;
+  const cluster = client.clusterName;
+
+  let kustomization: KubeObject | undefined;
+  try {
+    kustomization = await readKustomization(client, plan.namespace, signal);
+  } catch (e) {
+    // Not allowed to read it: the access review below names the missing permission.
+    if (!isKubeApiError(e, 'forbidden')) throw e;
+  }
+  const lastAppliedRevision =
+    ((kustomization?.status as { lastAppliedRevision?: string } | undefined)?.lastAppliedRevision) ||
+    undefined;
+  const installComponents = !lastAppliedRevision;
+
+  const objects = [
+    ...(installComponents ? plan.componentObjects : []),
+    ...(plan.secret ? [plan.secret] : []),
+    ...plan.syncObjects,
+  ];
+  const checks = await requiredAccess(client, plan, objects, signal);
+  const answers = await client.canI(checks, { signal });
+  const missing = checks.filter((_, i) => !answers[i].allowed).map(describeCheck);
+  if (missing.length) {
+    throw new FluxInstallError(
+      'missing-permissions',
+      `The credentials for cluster "${cluster}" may not install Flux${
+        installComponents ? ' (it needs cluster-admin rights)' : ''
+      }; nothing was applied. Missing permissions: ${missing.join('; ')}`,
+      missing,
+    );
+  }
+
+  const crd = await client.get(
+    { apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', name: FLUX_SOURCE_CRD },
+    { signal },
+  );
+  const labels = crd?.metadata.labels ?? {};
+  const managedBy = labels[MANAGED_BY_LABEL] || undefined;
+  if (managedBy && managedBy !== 'flux' && !opts.force) {
+    throw new FluxInstallError(
+      'managed-by-other',
+      `Flux on cluster "${cluster}" is managed by "${managedBy}" (label ${MANAGED_BY_LABEL} on CRD ${FLUX_SOURCE_CRD}); nothing was applied. Set "force" to take the installation over.`,
+    );
+  }
+
+  if (kustomization) {
+    const existingPath = normalizeSyncPath((kustomization.spec as { path?: string } | undefined)?.path);
+    if (existingPath !== plan.path) {
+      throw new FluxInstallError(
+        'path-conflict',
+        `sync path configuration ("${plan.path}") would overwrite path ("${existingPath}") of the existing Kustomization ${plan.namespace}/${plan.namespace} on cluster "${cluster}"; nothing was applied`,
+      );
+    }
+  }
+
+  return {
+    kustomization,
+    lastAppliedRevision,
+    installComponents,
+    managedBy,
+    installedVersion: labels['app.kubernetes.io/version'] || undefined,
+  };
+}
