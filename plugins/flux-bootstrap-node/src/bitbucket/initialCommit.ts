@@ -124,7 +124,15 @@ export async function pushInitialCommit(
 }
 
 function mapPushError(error: unknown, branch: string, client: BitbucketServerClient): Error {
-  if (error instanceof BitbucketError) return error;
+  if (error instanceof BitbucketError) {
+    return new BitbucketError(`git push that creates branch "${branch}" failed: ${error.message}`, {
+      kind: error.kind,
+      status: error.status,
+      details: error.details,
+      request: error.request,
+      code: error.code,
+    });
+  }
   const e = error as { name?: string; code?: string; message?: string; data?: { statusCode?: number } };
   if (isAbortError(error)) {
     return error as Error;

@@ -45,6 +45,13 @@ export function parseBitbucketRepoUrl(
   if (/[\r\n\t\0]/.test(repoUrl)) {
     throw new InputValidationError(field, 'must not contain control characters');
   }
+  const authority = repoUrl.split('?')[0].replace(/^[a-z][a-z0-9+.-]*:\/\//i, '');
+  if (authority.includes('@')) {
+    throw new InputValidationError(
+      field,
+      'must not contain credentials; pass a token through a secret instead',
+    );
+  }
   if (/^[a-z][a-z0-9+.-]*:/i.test(repoUrl) && !/^[^:/?]+:\d+[/?]/.test(repoUrl)) {
     throw new InputValidationError(
       field,
