@@ -3,6 +3,7 @@ export {
   normalizeSyncPath,
   parseKubeObjects,
   tokenAuthSecret,
+  validateExpectedRevision,
 } from './plan';
 export type { FluxInstallPlan } from './plan';
 export { FluxInstallError } from './errors';

@@ -1,3 +1,4 @@
+import { parseFluxRevision } from '@flux-bootstrap/plugin-flux-bootstrap-common';
 import { parseAllDocuments } from 'yaml';
 import type { KubeObject } from '../kube/types';
 import { InputValidationError } from '../util/errors';
@@ -152,4 +153,35 @@ export function isClusterDefinition(o: KubeObject): boolean {
     (o.kind === 'CustomResourceDefinition' && o.apiVersion.startsWith('apiextensions.k8s.io/')) ||
     (o.kind === 'Namespace' && o.apiVersion === 'v1')
   );
+}
+
+/**
+ * Checks the revision Flux must reach — what flux:push-manifests pushed, `<branch>@sha1:<sha>`
+ * (also accepted: `refs/heads/<branch>@sha1:…`, a bare `sha1:<sha>`) — against the synced
+ * branch, and returns it as `<branch>@sha1:<sha>`. Empty → undefined.
+ * @public
+ */
+export function validateExpectedRevision(
+  value: unknown,
+  branch: string,
+  field = 'revision',
+): string | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  if (typeof value !== 'string') throw new InputValidationError(field, 'must be a string');
+  const parsed = parseFluxRevision(value);
+  const digest = `${parsed.algorithm}:${parsed.sha}`;
+  if (!parsed.sha || !/^(sha1:[0-9a-f]{40}|sha256:[0-9a-f]{64})$/.test(digest) || !value.includes(':')) {
+    throw new InputValidationError(
+      field,
+      `must be <branch>@sha1:<commit sha> as flux:push-manifests outputs it (got "${value}")`,
+    );
+  }
+  const ref = parsed.ref?.replace(/^refs\/heads\//, '');
+  if (ref && ref !== branch) {
+    throw new InputValidationError(
+      field,
+      `is a revision of branch "${ref}", but Flux is set to sync branch "${branch}"`,
+    );
+  }
+  return `${branch}@${digest}`;
 }
