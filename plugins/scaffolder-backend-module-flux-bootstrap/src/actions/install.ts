@@ -1,14 +1,385 @@
 import { createTemplateAction } from '@backstage/plugin-scaffolder-node';
-import type { FluxBootstrapActionOptions } from './shared/context';
+import {
+  buildFluxInstallPlan,
+  createKubeClient,
+  generateComponentsManifest,
+  generateSyncManifest,
+  InputValidationError,
+  installFlux,
+  loadFluxBundle,
+  parseGoDuration,
+  readBitbucketServerHosts,
+  readManifestsConfig,
+  resolveCluster,
+  resolveFluxManifestOptions,
+  tokenAuthSecret,
+  validateExpectedRevision,
+  type ConfigLike,
+  type KubeObject,
+  type ResolvedFluxManifestOptions,
+} from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import { examples } from './install.examples';
+import {
+  checkpointFor,
+  createActionRedaction,
+  FluxBootstrapActionOptions,
+  toActionError,
+  withDefault,
+} from './shared/context';
 
-// PLACEHOLDER — replaced by the issue that implements flux:install.
-export function createFluxInstallAction(_options: FluxBootstrapActionOptions) {
+function optionalBoolean(value: unknown, field: string, fallback: boolean): boolean {
+  if (value === undefined || value === null) return fallback;
+  if (typeof value !== 'boolean') throw new InputValidationError(field, 'must be true or false');
+  return value;
+}
+
+/** `timeout`: a Go duration (`5m`, `90s`, `1h`) between 10 s and 24 h. */
+function parseTimeout(value: unknown): number {
+  const text = typeof value === 'string' ? value.trim() : '';
+  const ms = text ? parseGoDuration(text) : undefined;
+  if (ms === undefined) {
+    throw new InputValidationError('timeout', 'must be a duration such as 5m, 90s or 1h');
+  }
+  if (ms < 10_000 || ms > 24 * 3_600_000) {
+    throw new InputValidationError('timeout', 'must be between 10s and 24h');
+  }
+  return ms;
+}
+
+/**
+ * Credentials for `tokenAuth`: the token input (a Secret field), else the Bitbucket integration
+ * of the sync URL's host; username from the input, else the integration. The CA of that host
+ * (`fluxBootstrap.bitbucketServer[].caData/caFile`) goes into `ca.crt`.
+ */
+function resolveTokenAuth(
+  config: ConfigLike,
+  input: { token?: string; username?: string },
+  syncUrl: string,
+): { username: string; password: string; caPem?: string; source: string } {
+  const url = new URL(syncUrl);
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new InputValidationError(
+      'syncUrl',
+      'must be an https:// URL when tokenAuth is on (Flux sends the token over HTTPS)',
+    );
+  }
+  const host = readBitbucketServerHosts(config).find(h => {
+    try {
+      return new URL(h.baseUrl).host === url.host;
+    } catch {
+      return false;
+    }
+  });
+  const requireUser = config.getOptionalBoolean('scaffolder.requireScmUserCredentials') ?? false;
+  const inputToken = input.token?.trim();
+  let password: string | undefined = inputToken;
+  let username = input.username?.trim() || undefined;
+  let source = 'the token input';
+  if (!password) {
+    if (requireUser) {
+      throw new InputValidationError(
+        'token',
+        "is required with tokenAuth: scaffolder.requireScmUserCredentials is enabled, so the integration's credentials are not stored in the cluster",
+      );
+    }
+    const auth = host?.auth;
+    if (!auth) {
+      throw new InputValidationError(
+        'token',
+        `is required with tokenAuth: no integrations.bitbucketServer entry with credentials matches ${url.host}`,
+      );
+    }
+    if ('token' in auth) {
+      password = auth.token;
+    } else {
+      password = auth.password;
+      username ??= auth.username;
+    }
+    source = `the integration credentials of ${host!.host}`;
+  }
+  if (!username) {
+    throw new InputValidationError(
+      'username',
+      "is required with tokenAuth: Bitbucket Server checks Git-over-HTTPS logins against the token's owner",
+    );
+  }
+  return { username, password, caPem: host?.caPem, source };
+}
+
+function dryRunLines(
+  clusterName: string,
+  resolved: ResolvedFluxManifestOptions,
+  syncYaml: string,
+  secret: KubeObject | undefined,
+  opts: { revision?: string; wait: boolean; force: boolean; timeoutMs: number },
+): string[] {
+  const ns = resolved.namespace;
+  const lines = [
+    `Would install Flux ${resolved.components.version} on cluster "${clusterName}" in namespace ${ns}${
+      opts.force ? ' (taking over another manager\'s installation: force)' : ''
+    }:`,
+    `  1. check that the credentials may install Flux (SelfSubjectAccessReview), that no other tool manages it, and that Kustomization ${ns}/${ns} does not sync another path`,
+    `  2. server-side apply (field manager flux) the components ${resolved.components.components.join(
+      ', ',
+    )} from the Flux ${resolved.components.version} bundle: CRDs and the Namespace first, then the rest — unless Flux already syncs itself`,
+  ];
+  if (secret) {
+    lines.push(
+      `  3. Secret ${ns}/${secret.metadata.name} with keys ${Object.keys(
+        (secret.data as Record<string, string>) ?? {},
+      ).join(', ')} (values not shown)`,
+    );
+  }
+  lines.push(`  ${secret ? 4 : 3}. the sync objects:`);
+  for (const line of syncYaml.trimEnd().split('\n')) lines.push(`       ${line}`);
+  lines.push(
+    opts.wait
+      ? `  then wait up to ${Math.round(opts.timeoutMs / 1000)} s until Flux reconciled ${
+          opts.revision ?? `the head of ${resolved.branch}`
+        } and its controllers are available`
+      : '  and not wait (wait: false)',
+  );
+  return lines;
+}
+
+/**
+ * `flux:install` — puts Flux on a cluster and waits until it syncs from Git, as `flux bootstrap`
+ * does: preconditions, staged server-side apply with field manager `flux`, the sync objects (and
+ * for token auth the credentials Secret), then the wait for the pushed revision and healthy
+ * controllers. A thin adapter over the engine's `installFlux`.
+ * @public
+ */
+export function createFluxInstallAction(options: FluxBootstrapActionOptions) {
+  const { config } = options;
   return createTemplateAction({
     id: 'flux:install',
-    description: 'Not implemented yet',
-    schema: { input: {}, output: {} },
-    async handler() {
-      throw new Error('flux:install is not implemented yet');
+    description:
+      'Installs Flux on a Kubernetes cluster (as flux bootstrap does: components by server-side apply with field manager flux, then the GitRepository and Kustomization) and waits until it applied the pushed revision and its controllers are available.',
+    examples,
+    supportsDryRun: true,
+    schema: {
+      input: {
+        cluster: z =>
+          z
+            .string()
+            .describe(
+              'Cluster to install Flux on: a name from kubernetes.clusterLocatorMethods (type config), or a kubeconfig context when fluxBootstrap.allowKubeconfigContexts is on. Its credentials need cluster-admin rights.',
+            ),
+        syncUrl: z =>
+          z
+            .string()
+            .describe(
+              'URL Flux clones the fleet repository from (GitRepository spec.url): ssh://… (the Secret from flux:generate-key) or https://… with tokenAuth.',
+            ),
+        path: z => z.string().describe('Cluster path in the repository, e.g. clusters/my-cluster (as for flux:push-manifests).'),
+        branch: z => z.string().optional().describe('Branch Flux syncs (default main).'),
+        revision: z =>
+          z
+            .string()
+            .optional()
+            .describe(
+              'Revision flux:push-manifests pushed, <branch>@sha1:<sha>; the action waits until Flux applied it. Without it, it waits for whatever the branch head is.',
+            ),
+        namespace: z => z.string().optional().describe('Namespace of Flux (default flux-system).'),
+        secretName: z =>
+          z.string().optional().describe('Secret with the Git credentials (default flux-system).'),
+        fluxVersion: z =>
+          z
+            .string()
+            .optional()
+            .describe('Flux release, e.g. v2.9.4 (default fluxBootstrap.manifests.defaultVersion). Same as for flux:push-manifests.'),
+        components: z =>
+          z
+            .array(z.string())
+            .optional()
+            .describe('Controllers (default source-, kustomize-, helm- and notification-controller).'),
+        componentsExtra: z =>
+          z
+            .array(z.string())
+            .optional()
+            .describe('Extra controllers: image-reflector-controller, image-automation-controller, source-watcher.'),
+        registry: z => z.string().optional().describe('Image registry prefix (default ghcr.io/fluxcd).'),
+        imagePullSecret: z =>
+          z.string().optional().describe('Pull secret added to every Flux pod (it must exist).'),
+        watchAllNamespaces: z =>
+          z.boolean().optional().describe('Controllers watch every namespace (default true).'),
+        networkPolicy: z => z.boolean().optional().describe('Install the NetworkPolicies (default true).'),
+        logLevel: z => z.enum(['debug', 'info', 'error']).optional().describe('Controller log level (default info).'),
+        clusterDomain: z => z.string().optional().describe('Cluster DNS domain (default cluster.local).'),
+        tolerationKeys: z =>
+          z.array(z.string()).optional().describe('Taint keys every Flux pod tolerates.'),
+        interval: z => z.string().optional().describe('GitRepository interval (default 1m).'),
+        recurseSubmodules: z =>
+          z.boolean().optional().describe('Clone Git submodules too (default false).'),
+        tokenAuth: z =>
+          z
+            .boolean()
+            .optional()
+            .describe(
+              'Sync over HTTPS with a token stored in the Secret (username, password, and ca.crt when the Bitbucket host has a CA configured) instead of the SSH deploy key (default false).',
+            ),
+        token: z =>
+          z
+            .string()
+            .optional()
+            .describe(
+              "With tokenAuth: the Bitbucket HTTP access token Flux reads the repository with (pass a ui:field Secret as ${{ secrets.token }}). Without it the integration's credentials are used, unless scaffolder.requireScmUserCredentials is on.",
+            ),
+        username: z =>
+          z
+            .string()
+            .optional()
+            .describe("With tokenAuth: the token owner's Bitbucket user name (default the integration's username)."),
+        timeout: z =>
+          z.string().optional().describe('How long the whole install may take, e.g. 5m (default), 90s, 1h.'),
+        wait: z =>
+          z
+            .boolean()
+            .optional()
+            .describe('Wait until Flux synced the revision and its controllers are available (default true).'),
+        force: z =>
+          z
+            .boolean()
+            .optional()
+            .describe('Take over a Flux installation managed by another tool (label app.kubernetes.io/managed-by) (default false).'),
+      },
+      output: {
+        fluxVersion: z => z.string().describe('The Flux release installed, e.g. v2.9.4.'),
+        revision: z =>
+          z.string().optional().describe('The revision Flux applied, <branch>@sha1:<sha>.'),
+        ready: z =>
+          z.boolean().describe('True when Flux synced the revision and every controller is available.'),
+        components: z =>
+          z
+            .array(
+              z.object({
+                name: z.string(),
+                ready: z.boolean(),
+                image: z.string().optional(),
+              }),
+            )
+            .describe('The Flux controllers: name, ready, image.'),
+      },
+    },
+    async handler(ctx) {
+      const { redactor, logger } = createActionRedaction(ctx, [ctx.input.token]);
+      try {
+        // Every input is validated (defaults applied here: zod defaults are not applied at
+        // runtime) before anything is read or sent.
+        const input = ctx.input;
+        const source = readManifestsConfig(config);
+        const resolved = resolveFluxManifestOptions(
+          {
+            fluxVersion: input.fluxVersion,
+            namespace: input.namespace,
+            components: input.components,
+            componentsExtra: input.componentsExtra,
+            registry: input.registry,
+            imagePullSecret: input.imagePullSecret,
+            watchAllNamespaces: input.watchAllNamespaces,
+            networkPolicy: input.networkPolicy,
+            logLevel: input.logLevel,
+            clusterDomain: input.clusterDomain,
+            tolerationKeys: input.tolerationKeys,
+            path: input.path,
+            branch: input.branch,
+            secretName: input.secretName,
+            syncUrl: input.syncUrl,
+            interval: input.interval,
+            recurseSubmodules: input.recurseSubmodules,
+          },
+          { fluxVersion: source.defaultVersion },
+        );
+        const cluster = resolveCluster(config, input.cluster, 'cluster');
+        const wait = optionalBoolean(input.wait, 'wait', true);
+        const force = optionalBoolean(input.force, 'force', false);
+        const tokenAuth = optionalBoolean(input.tokenAuth, 'tokenAuth', false);
+        const timeoutMs = parseTimeout(withDefault(input.timeout, '5m'));
+        const revision = validateExpectedRevision(input.revision, resolved.branch, 'revision');
+        const namespace = resolved.namespace;
+
+        let secret: KubeObject | undefined;
+        if (tokenAuth) {
+          const auth = resolveTokenAuth(config, input, resolved.sync.url);
+          redactor.add(auth.password);
+          secret = tokenAuthSecret({
+            namespace,
+            name: resolved.sync.secretName,
+            username: auth.username,
+            password: auth.password,
+            caPem: auth.caPem,
+          });
+          logger.info(
+            `Token auth: Secret ${namespace}/${resolved.sync.secretName} gets user "${auth.username}" and the token from ${auth.source}${
+              auth.caPem ? ', plus ca.crt' : ''
+            }`,
+          );
+        }
+        const syncYaml = generateSyncManifest(resolved.sync);
+
+        if (ctx.isDryRun) {
+          logger.info('Dry run of flux:install; nothing is sent to the cluster.');
+          for (const line of dryRunLines(cluster.name, resolved, syncYaml, secret, {
+            revision,
+            wait,
+            force,
+            timeoutMs,
+          })) {
+            logger.info(line);
+          }
+          ctx.output('fluxVersion', resolved.components.version);
+          if (revision) ctx.output('revision', revision);
+          ctx.output('ready', false);
+          ctx.output('components', []);
+          return;
+        }
+
+        const bundle = await loadFluxBundle(resolved.components.version, source, {
+          signal: ctx.signal,
+          logger,
+        });
+        const plan = buildFluxInstallPlan({
+          namespace,
+          fluxVersion: resolved.components.version,
+          components: resolved.components.components,
+          componentsYaml: generateComponentsManifest(bundle.files, resolved.components),
+          syncYaml,
+          secret,
+          expectedRevision: revision,
+        });
+
+        const kube = await createKubeClient(cluster, { logger, redactor });
+        try {
+          const result = await installFlux(kube, plan, {
+            force,
+            wait,
+            timeoutMs,
+            signal: ctx.signal,
+            logger,
+            checkpoint: checkpointFor(ctx),
+          });
+          ctx.output('fluxVersion', result.fluxVersion);
+          if (result.revision) ctx.output('revision', result.revision);
+          ctx.output('ready', result.ready);
+          ctx.output(
+            'components',
+            result.components.map(c => ({
+              name: c.name,
+              ready: c.ready,
+              ...(c.image ? { image: c.image } : {}),
+            })),
+          );
+          logger.info(
+            result.ready
+              ? `✔ Flux ${result.fluxVersion} is installed on cluster "${cluster.name}" and synced ${result.revision ?? ''}`
+              : `Flux ${result.fluxVersion} is applied on cluster "${cluster.name}" (not waited for readiness)`,
+          );
+        } finally {
+          kube.close();
+        }
+      } catch (error) {
+        throw toActionError(error, redactor);
+      }
     },
   });
 }
