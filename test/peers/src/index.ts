@@ -2,3 +2,8 @@
 export * from './kube';
 // Flux: release bundle fixture and controller simulator (owner: peers-kube)
 export * from './flux';
+// Bitbucket Server double, git over smart HTTP, OpenSSH sshd, shared helpers (owner: peers-bitbucket)
+export * from './bitbucket';
+export * from './git';
+export * from './ssh';
+export * from './common';

@@ -1,0 +1,594 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import path from 'node:path';
+import { parseAuthorization } from '../common/auth';
+import { makeTempDir, removeDir } from '../common/fs';
+import { closeServer, listenLoopback, trackSockets } from '../common/net';
+import { createTestPki } from '../common/tls';
+import { gitServiceOf, runGitHttpBackend } from '../git/httpBackend';
+import type { SshdInstance } from '../ssh/sshd';
+import { badCredentials, EX, faultError, RestError } from './errors';
+import {
+  BitbucketState,
+  GlobalPermission,
+  Principal,
+  ProjectPermission,
+  RepoPermission,
+  slugify,
+  Token,
+} from './model';
+import { BitbucketRest } from './rest';
+import type { LinkContext } from './render';
+import { startBitbucketSsh } from './ssh';
+
+/** One request the double received (REST, git over HTTP, or an SSH git command). */
+export interface BitbucketRequestLogEntry {
+  /** HTTP method, or `SSH` for a git command over SSH. */
+  method: string;
+  /** Path without the context path, e.g. `/rest/api/1.0/projects/FLUX/repos` or `/scm/flux/fleet.git/info/refs`. */
+  path: string;
+  query: Record<string, string>;
+  /** Request headers, lower-case names. */
+  headers: Record<string, string>;
+  /** Request body (REST calls only; git pack data is not recorded). */
+  body?: string;
+  /** Status sent (0 when the connection was dropped by an injected fault). */
+  status: number;
+  /** Name of the authenticated user, if any. */
+  user?: string;
+}
+
+/** A fault to inject into matching requests. */
+export interface BitbucketFault {
+  /** HTTP method to match (any when omitted); `SSH` matches git commands over SSH. */
+  method?: string;
+  /** Path without the context path: exact string (a trailing `*` matches a prefix) or a RegExp. */
+  path: string | RegExp;
+  /** Answer with this status and Bitbucket's error body instead of handling the request. */
+  status?: number;
+  /** Value of the `Retry-After` header (seconds) sent with `status`. */
+  retryAfter?: number;
+  /** Wait this long before answering (or before handling normally when nothing else is set). */
+  delayMs?: number;
+  /** Reset the connection without answering. */
+  drop?: boolean;
+  /** How many matching requests the fault applies to (default 1). */
+  times?: number;
+}
+
+export interface BitbucketDoubleOptions {
+  /** e.g. `/bitbucket`: everything (REST, /scm) is served below it. */
+  contextPath?: string;
+  /** Serve HTTPS with a self-signed CA (returned as `caPem`). */
+  tls?: boolean;
+  /** Also start a real OpenSSH sshd for git over SSH, authorised by the access keys. */
+  ssh?: boolean;
+  /** Default branch of repositories created without one (Bitbucket's default: `master`). */
+  defaultBranchName?: string;
+  /** What `GET …/branches/default` answers for an empty repository: 404 (observed) or 204 (documented). */
+  emptyDefaultBranchStatus?: 404 | 204;
+  /** Bitbucket version reported by `/rest/api/1.0/application-properties`. */
+  version?: string;
+}
+
+export interface BitbucketSshInfo {
+  /** `127.0.0.1:PORT` */
+  host: string;
+  port: number;
+  /** The login user of SSH clone URLs (`git` when running as root, else the current user). */
+  user: string;
+  hostKeys: { type: string; publicKey: string; fingerprint: string }[];
+  /** known_hosts lines for all host keys (`[127.0.0.1]:PORT type base64`). */
+  knownHosts: string;
+}
+
+export interface BitbucketDouble {
+  /** `http(s)://127.0.0.1:PORT[/ctx]` */
+  baseUrl: string;
+  /** baseUrl + `/rest/api/1.0` */
+  apiBaseUrl: string;
+  /** `127.0.0.1:PORT` — value for integrations.bitbucketServer[].host */
+  host: string;
+  port: number;
+  contextPath: string;
+  /** When `tls`: the self-signed CA to trust. */
+  caPem?: string;
+  /** When `tls`: a file holding `caPem` (for `git -c http.sslCAInfo=…`). */
+  caFile?: string;
+  ssh?: BitbucketSshInfo;
+  /** Folder holding the bare repositories (`<root>/<project key lower-case>/<slug>.git`). */
+  reposRoot: string;
+  repoPath(projectKey: string, slug: string): string;
+  /** Clone URLs of a repository (same values as `links.clone`). */
+  cloneUrls(projectKey: string, slug: string): { http: string; ssh?: string };
+  addUser(u: { name: string; displayName?: string; email?: string; password?: string; active?: boolean }): void;
+  addGroup(name: string, members?: string[]): void;
+  addProject(p: { key: string; name: string; description?: string; public?: boolean }): void;
+  grantGlobal(user: string, permission: GlobalPermission): void;
+  grantProject(projectKey: string, who: { user?: string; group?: string }, permission: ProjectPermission): void;
+  grantRepo(projectKey: string, slug: string, who: { user?: string; group?: string }, permission: RepoPermission): void;
+  /** Registers an HTTP access token of `user`. `permissions` limits it to these projects/repositories. */
+  addToken(t: {
+    token: string;
+    user: string;
+    permissions?: { project?: string; repo?: string }[];
+    projectPermission?: ProjectPermission;
+    repoPermission?: RepoPermission;
+    name?: string;
+    expired?: boolean;
+  }): void;
+  /** Creates a repository directly (no REST call, not logged). */
+  createRepo(projectKey: string, name: string, opts?: { defaultBranch?: string; public?: boolean; initialCommit?: boolean; description?: string }): { slug: string; path: string };
+  /** Registers an SSH access key on a repository directly (no REST call). Returns the key id. */
+  addAccessKey(projectKey: string, slug: string, key: { text: string; label?: string }, permission: 'REPO_READ' | 'REPO_WRITE'): number;
+  injectFault(f: BitbucketFault): void;
+  clearFaults(): void;
+  requests(): BitbucketRequestLogEntry[];
+  clearRequests(): void;
+  state(): ReturnType<BitbucketState['snapshot']>;
+  stop(): Promise<void>;
+}
+
+interface ActiveFault extends BitbucketFault {
+  remaining: number;
+}
+
+const MAX_BODY = 10 * 1024 * 1024;
+
+function readBody(req: http.IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY) {
+        reject(new RestError(413, 'Request body too large', null));
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+const HTML_PAGE = (title: string) =>
+  `<!DOCTYPE html><html><head><title>${title} - Bitbucket</title></head><body><h1>${title}</h1></body></html>\n`;
+
+/**
+ * Starts the Bitbucket Server / Data Center double on 127.0.0.1 (random port): the REST API
+ * (Atlassian's documented shapes, errors, paging, permissions), git over smart HTTP at
+ * `/scm/<key>/<slug>.git` served by the real `git http-backend`, and optionally a real sshd
+ * authorised by the repositories' access keys — all three over the same bare repositories.
+ */
+export async function startBitbucketDouble(opts: BitbucketDoubleOptions = {}): Promise<BitbucketDouble> {
+  const contextPath = normaliseContextPath(opts.contextPath);
+  const tmp = makeTempDir('peer-bitbucket');
+  fs.chmodSync(tmp, 0o755);
+  const reposRoot = path.join(tmp, 'repos');
+  fs.mkdirSync(reposRoot, { mode: 0o755 });
+  fs.chmodSync(reposRoot, 0o755);
+  const state = new BitbucketState(reposRoot, opts.defaultBranchName ?? 'master');
+  const log: BitbucketRequestLogEntry[] = [];
+  let faults: ActiveFault[] = [];
+  const internalSecret = crypto.randomBytes(16).toString('hex');
+  const pki = opts.tls ? await createTestPki() : undefined;
+  let caFile: string | undefined;
+  if (pki) {
+    caFile = path.join(tmp, 'ca.crt');
+    fs.writeFileSync(caFile, pki.caPem);
+  }
+  let sshd: SshdInstance | undefined;
+  let sshInfo: BitbucketSshInfo | undefined;
+  let baseUrl = '';
+  const links = (): LinkContext => ({ baseUrl, sshHost: sshInfo?.host, sshUser: sshInfo?.user ?? 'git' });
+  const rest = new BitbucketRest(state, links, {
+    emptyDefaultBranchStatus: opts.emptyDefaultBranchStatus ?? 404,
+    maxPageLimit: 1000,
+    version: opts.version ?? '8.19.1',
+  });
+
+  const takeFault = (method: string, p: string): ActiveFault | undefined => {
+    const f = faults.find(
+      x =>
+        x.remaining > 0 &&
+        (!x.method || x.method.toUpperCase() === method.toUpperCase()) &&
+        (typeof x.path === 'string'
+          ? x.path.endsWith('*')
+            ? p.startsWith(x.path.slice(0, -1))
+            : x.path === p
+          : x.path.test(p)),
+    );
+    if (f) f.remaining--;
+    return f;
+  };
+
+  /** Resolves the caller; `undefined` = anonymous; throws 401 on bad credentials. */
+  const authenticate = (header: string | undefined): Principal | undefined => {
+    const auth = parseAuthorization(header);
+    if (!auth) return undefined;
+    if (auth.scheme === 'invalid') throw badCredentials();
+    if (auth.scheme === 'bearer') {
+      const t = state.tokens.find(x => x.token === auth.token);
+      const user = t && state.user(t.user);
+      if (!t || t.expired || !user || !user.active) throw badCredentials();
+      return { user, token: t };
+    }
+    const user = state.user(auth.user);
+    if (!user || !user.active) throw badCredentials();
+    const t = state.tokens.find(x => x.token === auth.password && x.user.toLowerCase() === user.slug);
+    if (t && !t.expired) return { user, token: t };
+    if (user.password !== undefined && user.password === auth.password) return { user };
+    throw badCredentials();
+  };
+
+  const sendError = (res: http.ServerResponse, err: RestError, extra: Record<string, string> = {}) => {
+    res.writeHead(err.status, {
+      'Content-Type': 'application/json;charset=UTF-8',
+      ...extra,
+      ...err.headers,
+    });
+    res.end(JSON.stringify(err.body()));
+  };
+
+  const handleGit = async (
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    p: string,
+    rawQuery: string,
+    entry: BitbucketRequestLogEntry,
+  ): Promise<number> => {
+    const m = /^\/scm\/([^/]+)\/([^/]+?)(?:\.git)?(\/.*)$/.exec(p);
+    const text = (status: number, msg: string, headers: Record<string, string> = {}) => {
+      res.writeHead(status, { 'Content-Type': 'text/plain;charset=UTF-8', ...headers }).end(`${msg}\n`);
+      return status;
+    };
+    if (!m) return text(404, 'Repository not found');
+    const [, key, slug, rest] = m;
+    let principal: Principal | undefined;
+    try {
+      principal = authenticate(req.headers.authorization);
+    } catch {
+      return text(401, 'Authentication failed', { 'WWW-Authenticate': 'Basic realm="Atlassian Bitbucket"' });
+    }
+    if (principal) {
+      entry.user = principal.user.name;
+      res.setHeader('X-AUSERNAME', principal.user.name);
+      res.setHeader('X-AUSERID', String(principal.user.id));
+    }
+    const repo = state.repo(key, slug);
+    const service = gitServiceOf(rest, rawQuery);
+    const need = service === 'receive-pack' ? 2 : 1;
+    const level = repo ? state.repoLevel(principal, repo) : 0;
+    if (level < need) {
+      if (!principal) {
+        return text(401, 'Authentication required', { 'WWW-Authenticate': 'Basic realm="Atlassian Bitbucket"' });
+      }
+      if (!repo || level === 0) return text(404, `Repository ${key}/${slug} does not exist or you may not see it`);
+      return text(403, `You are not permitted to push to ${repo.projectKey}/${repo.slug}`);
+    }
+    if (!repo) return text(404, 'Repository not found');
+    const relative = path.relative(reposRoot, repo.path);
+    return runGitHttpBackend(req, res, {
+      projectRoot: reposRoot,
+      pathInfo: `/${relative}${rest}`,
+      queryString: rawQuery,
+      remoteUser: principal?.user.name,
+    });
+  };
+
+  const handleInternal = async (res: http.ServerResponse, sub: string, url: URL) => {
+    if (!sshd) {
+      res.writeHead(404).end();
+      return;
+    }
+    if (sub === '/ssh/authorized-keys') {
+      const body = sshAuth.authorizedKeys(url.searchParams.get('user') ?? '', url.searchParams.get('key') ?? '');
+      res.writeHead(200, { 'Content-Type': 'text/plain' }).end(body);
+      return;
+    }
+    if (sub === '/ssh/authorize') {
+      const out = sshAuth.authorize(url.searchParams.get('key') ?? '', url.searchParams.get('cmd') ?? '');
+      res.writeHead(200, { 'Content-Type': 'text/plain' }).end(`${out}\n`);
+      return;
+    }
+    res.writeHead(404).end();
+  };
+
+  const handler = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    const rawPath = url.pathname;
+    const internalPrefix = `/__peer/${internalSecret}`;
+    if (rawPath.startsWith(`${internalPrefix}/`)) {
+      await handleInternal(res, rawPath.slice(internalPrefix.length), url);
+      return;
+    }
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.headers)) headers[k] = Array.isArray(v) ? v.join(', ') : String(v ?? '');
+    let p: string;
+    try {
+      p = decodeURIComponent(rawPath);
+    } catch {
+      p = rawPath;
+    }
+    const inContext = !contextPath || p === contextPath || p.startsWith(`${contextPath}/`);
+    if (contextPath && inContext) p = p.slice(contextPath.length) || '/';
+    const entry: BitbucketRequestLogEntry = {
+      method: req.method ?? 'GET',
+      path: p,
+      query: Object.fromEntries(url.searchParams.entries()),
+      headers,
+      status: 0,
+    };
+    log.push(entry);
+    res.setHeader('X-AREQUESTID', `@${crypto.randomBytes(4).toString('hex').toUpperCase()}x${log.length}`);
+    try {
+      if (!inContext) {
+        entry.status = 404;
+        res.writeHead(404, { 'Content-Type': 'text/html;charset=UTF-8' }).end(HTML_PAGE('Page not found'));
+        return;
+      }
+      const fault = takeFault(entry.method, p);
+      if (fault?.delayMs) await new Promise(r => setTimeout(r, fault.delayMs));
+      if (fault?.drop) {
+        entry.status = 0;
+        const sock = req.socket as unknown as { resetAndDestroy?: () => void; destroy: () => void };
+        if (typeof sock.resetAndDestroy === 'function') sock.resetAndDestroy();
+        else sock.destroy();
+        return;
+      }
+      if (fault?.status) {
+        entry.status = fault.status;
+        if (!p.startsWith('/rest/')) {
+          res
+            .writeHead(fault.status, {
+              'Content-Type': 'text/plain',
+              ...(fault.retryAfter !== undefined ? { 'Retry-After': String(fault.retryAfter) } : {}),
+            })
+            .end(`Injected failure ${fault.status}\n`);
+          return;
+        }
+        sendError(res, faultError(fault.status, fault.retryAfter));
+        return;
+      }
+      if (p.startsWith('/scm/')) {
+        entry.status = await handleGit(req, res, p, url.search.slice(1), entry);
+        return;
+      }
+      if (!p.startsWith('/rest/')) {
+        if (req.method === 'GET' && (p === '/' || p === '')) {
+          entry.status = 200;
+          res.writeHead(200, { 'Content-Type': 'text/html;charset=UTF-8' }).end(HTML_PAGE('Bitbucket'));
+          return;
+        }
+        entry.status = 404;
+        res.writeHead(404, { 'Content-Type': 'text/html;charset=UTF-8' }).end(HTML_PAGE('Page not found'));
+        return;
+      }
+      const raw = await readBody(req);
+      if (raw.length) entry.body = raw.toString('utf8');
+      let principal: Principal | undefined;
+      try {
+        principal = authenticate(req.headers.authorization);
+      } catch (e) {
+        if (e instanceof RestError) {
+          entry.status = e.status;
+          sendError(res, e);
+          return;
+        }
+        throw e;
+      }
+      if (principal) entry.user = principal.user.name;
+      const identity: Record<string, string> = principal
+        ? { 'X-AUSERNAME': principal.user.name, 'X-AUSERID': String(principal.user.id) }
+        : {};
+      let body: unknown;
+      if (raw.length) {
+        const ct = String(req.headers['content-type'] ?? '');
+        if (!/json/i.test(ct) && ct !== '') {
+          const err = new RestError(415, `Unsupported content type ${ct}; use application/json`, null);
+          entry.status = 415;
+          sendError(res, err, identity);
+          return;
+        }
+        try {
+          body = JSON.parse(entry.body!);
+        } catch {
+          const err = new RestError(400, 'The request body could not be parsed as JSON.', EX.badRequest);
+          entry.status = 400;
+          sendError(res, err, identity);
+          return;
+        }
+      }
+      try {
+        const r = await rest.handle({ method: entry.method, path: p, query: url.searchParams, body, principal });
+        if (entry.method !== 'GET') sshAuth.refresh();
+        entry.status = r.status;
+        if (r.body === undefined) {
+          res.writeHead(r.status, { ...identity, ...r.headers }).end();
+        } else {
+          res.writeHead(r.status, { 'Content-Type': 'application/json;charset=UTF-8', ...identity, ...r.headers });
+          res.end(JSON.stringify(r.body));
+        }
+      } catch (e) {
+        const err = e instanceof RestError ? e : new RestError(500, `Internal error in the Bitbucket double: ${String(e)}`, null);
+        entry.status = err.status;
+        sendError(res, err, identity);
+      }
+    } catch (e) {
+      entry.status = 500;
+      if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'text/plain' });
+      res.end(`Internal error in the Bitbucket double: ${String(e)}\n`);
+    }
+  };
+
+  const server = pki
+    ? https.createServer({ key: pki.keyPem, cert: pki.certPem }, (q, s) => void handler(q, s))
+    : http.createServer((q, s) => void handler(q, s));
+  server.keepAliveTimeout = 5000;
+  const sockets = trackSockets(server);
+  const port = await listenLoopback(server);
+  baseUrl = `${pki ? 'https' : 'http'}://127.0.0.1:${port}${contextPath}`;
+  const internalUrl = `${baseUrl.replace(contextPath, '')}/__peer/${internalSecret}`;
+
+  const sshAuth = {
+    authorizedKeys: (_user: string, _key: string) => '',
+    authorize: (_key: string, _cmd: string) => 'DENY ssh is not enabled',
+    refresh: () => {},
+  };
+  if (opts.ssh) {
+    try {
+      const started = await startBitbucketSsh({
+        state,
+        internalUrl,
+        insecureCa: pki ? caFile : undefined,
+        log: e => log.push(e),
+        takeFault: p => takeFault('SSH', p),
+      });
+      sshd = started.sshd;
+      sshInfo = started.info;
+      sshAuth.authorizedKeys = started.authorizedKeys;
+      sshAuth.authorize = started.authorize;
+      sshAuth.refresh = started.refreshAuthorizedKeysFile;
+    } catch (e) {
+      await closeServer(server, sockets);
+      removeDir(tmp);
+      throw e;
+    }
+  }
+
+  const grantTarget = (who: { user?: string; group?: string }) => {
+    if (!!who.user === !!who.group) throw new Error('Bitbucket double: grant needs exactly one of user or group');
+    if (who.user) return { kind: 'user' as const, id: state.requireUser(who.user).slug };
+    if (!state.groups.has(who.group!)) throw new Error(`Bitbucket double: unknown group ${who.group} (call addGroup first)`);
+    return { kind: 'group' as const, id: who.group! };
+  };
+  const projectOrThrow = (key: string) => {
+    const p = state.project(key);
+    if (!p) throw new Error(`Bitbucket double: unknown project ${key} (call addProject first)`);
+    return p;
+  };
+  const repoOrThrow = (key: string, slug: string) => {
+    const r = state.repo(key, slug);
+    if (!r) throw new Error(`Bitbucket double: unknown repository ${key}/${slug}`);
+    return r;
+  };
+
+  return {
+    baseUrl,
+    apiBaseUrl: `${baseUrl}/rest/api/1.0`,
+    host: `127.0.0.1:${port}`,
+    port,
+    contextPath,
+    caPem: pki?.caPem,
+    caFile,
+    ssh: sshInfo,
+    reposRoot,
+    repoPath: (key, slug) => state.repoDiskPath(state.project(key)?.key ?? key, slug),
+    cloneUrls(key, slug) {
+      const r = repoOrThrow(key, slug);
+      const l = links();
+      const k = r.projectKey.toLowerCase();
+      return {
+        http: `${l.baseUrl}/scm/${k}/${r.slug}.git`,
+        ssh: l.sshHost ? `ssh://${l.sshUser}@${l.sshHost}/${k}/${r.slug}.git` : undefined,
+      };
+    },
+    addUser: u => void state.addUser(u),
+    addGroup: (name, members) => state.addGroup(name, members),
+    addProject: p => void state.addProject(p),
+    grantGlobal(user, permission) {
+      state.globalPerms.set(state.requireUser(user).slug, permission);
+    },
+    grantProject(key, who, permission) {
+      const p = projectOrThrow(key);
+      const t = grantTarget(who);
+      const store = t.kind === 'user' ? state.projectUserPerms : state.projectGroupPerms;
+      if (!store.has(p.key)) store.set(p.key, new Map());
+      store.get(p.key)!.set(t.id, permission);
+    },
+    grantRepo(key, slug, who, permission) {
+      const r = repoOrThrow(key, slug);
+      const t = grantTarget(who);
+      const store = t.kind === 'user' ? state.repoUserPerms : state.repoGroupPerms;
+      if (!store.has(r.id)) store.set(r.id, new Map());
+      store.get(r.id)!.set(t.id, permission);
+    },
+    addToken(t) {
+      const user = state.requireUser(t.user);
+      const token: Token = {
+        id: state.newTokenId(),
+        name: t.name ?? `token-${state.tokens.length + 1}`,
+        token: t.token,
+        user: user.slug,
+        scopes: t.permissions,
+        projectPermission: t.projectPermission,
+        repoPermission: t.repoPermission,
+        expired: t.expired,
+      };
+      state.tokens = state.tokens.filter(x => x.token !== t.token);
+      state.tokens.push(token);
+    },
+    createRepo(key, name, o = {}) {
+      const p = projectOrThrow(key);
+      const slug = slugify(name);
+      if (state.repo(p.key, slug)) throw new Error(`Bitbucket double: repository ${p.key}/${slug} already exists`);
+      const r = state.createRepo(p, {
+        name,
+        slug,
+        description: o.description,
+        public: o.public,
+        defaultBranch: o.defaultBranch,
+        initialCommit: o.initialCommit,
+      });
+      return { slug: r.slug, path: r.path };
+    },
+    addAccessKey(key, slug, k, permission) {
+      const r = repoOrThrow(key, slug);
+      const parts = k.text.trim().split(/\s+/);
+      if (parts.length < 2) throw new Error('Bitbucket double: invalid public key text');
+      let existing = state.keyByBlob(parts[1]);
+      if (!existing) {
+        const label = k.label ?? parts.slice(2).join(' ');
+        existing = {
+          id: state.newKeyId(),
+          text: [parts[0], parts[1], label].filter(Boolean).join(' '),
+          label,
+          type: parts[0],
+          blob: parts[1],
+          createdDate: Date.now(),
+        };
+        state.keys.set(existing.id, existing);
+      }
+      state.keyGrants.push({ keyId: existing.id, repoId: r.id, permission });
+      sshAuth.refresh();
+      return existing.id;
+    },
+    injectFault(f) {
+      faults.push({ ...f, remaining: f.times ?? 1 });
+    },
+    clearFaults() {
+      faults = [];
+    },
+    requests: () => log.map(e => ({ ...e, query: { ...e.query }, headers: { ...e.headers } })),
+    clearRequests() {
+      log.length = 0;
+    },
+    state: () => state.snapshot(),
+    async stop() {
+      await sshd?.stop();
+      await closeServer(server, sockets);
+      removeDir(tmp);
+    },
+  };
+}
+
+function normaliseContextPath(ctx: string | undefined): string {
+  if (!ctx || ctx === '/') return '';
+  const c = `/${ctx.replace(/^\/+|\/+$/g, '')}`;
+  if (!/^(\/[A-Za-z0-9._-]+)+$/.test(c)) throw new Error(`Bitbucket double: invalid context path ${ctx}`);
+  return c;
+}
