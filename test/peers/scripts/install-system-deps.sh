@@ -31,6 +31,19 @@ if [ "${#missing[@]}" -gt 0 ]; then
   done
 fi
 
+# Login user of the sshd test peer (git over SSH runs as this user when the tests run as root).
+# Its password field must be "*" (no password, not locked): sshd refuses locked accounts when PAM is off.
+if [ "$(id -u)" = 0 ]; then
+  if ! getent passwd git >/dev/null; then
+    mkdir -p /var/lib/flux-bootstrap-git
+    useradd --system --shell /bin/sh --home-dir /var/lib/flux-bootstrap-git --no-create-home git
+    chown git: /var/lib/flux-bootstrap-git
+  fi
+  case "$(getent shadow git | cut -d: -f2)" in
+    '!'*) usermod -p '*' git ;;
+  esac
+fi
+
 if [ -z "${KUBEBUILDER_ASSETS:-}" ]; then
   "$here/build-kube-apiserver.sh"
 fi
