@@ -2,7 +2,12 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { BitbucketServerHostConfig } from '../config/bitbucketServer';
 import { OperationAbortedError } from '../util/errors';
-import { BitbucketServerClient, gitHttpAuthHeaders, parseRetryAfter, restPath } from './client';
+import {
+  BitbucketServerClient,
+  gitHttpAuthHeaders,
+  parseRetryAfter,
+  restPath,
+} from './client';
 import { BitbucketError } from './errors';
 
 // Unit-level tests of the transport against a tiny local server whose every answer the test
@@ -18,7 +23,11 @@ interface Seen {
   body: string;
 }
 
-type Handler = (req: http.IncomingMessage, res: http.ServerResponse, body: string) => void;
+type Handler = (
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  body: string,
+) => void;
 
 async function startServer(handler: Handler) {
   const seen: Seen[] = [];
@@ -28,7 +37,12 @@ async function startServer(handler: Handler) {
     req.on('data', c => chunks.push(c));
     req.on('end', () => {
       const body = Buffer.concat(chunks).toString('utf8');
-      seen.push({ method: req.method!, url: req.url!, headers: req.headers, body });
+      seen.push({
+        method: req.method!,
+        url: req.url!,
+        headers: req.headers,
+        body,
+      });
       handler(req, res, body);
     });
   });
@@ -61,14 +75,23 @@ function hostFor(port: number, contextPath = ''): BitbucketServerHostConfig {
   };
 }
 
-function json(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
-  res.writeHead(status, { 'Content-Type': 'application/json;charset=UTF-8', ...headers });
+function json(
+  res: http.ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+) {
+  res.writeHead(status, {
+    'Content-Type': 'application/json;charset=UTF-8',
+    ...headers,
+  });
   res.end(JSON.stringify(body));
 }
 
 function collectingLogger() {
   const lines: string[] = [];
-  const log = (m: string, meta?: unknown) => lines.push(m + (meta ? ` ${JSON.stringify(meta)}` : ''));
+  const log = (m: string, meta?: unknown) =>
+    lines.push(m + (meta ? ` ${JSON.stringify(meta)}` : ''));
   return { lines, logger: { info: log, warn: log, error: log, debug: log } };
 }
 
@@ -94,23 +117,41 @@ describe('BitbucketServerClient', () => {
   it('keeps the context path for /rest/api, /rest/keys and /scm and sends Bearer auth', async () => {
     server = await startServer((req, res) => {
       if (req.url!.startsWith('/bitbucket/scm/')) {
-        res.writeHead(200, { 'Content-Type': 'application/x-git-receive-pack-advertisement' });
+        res.writeHead(200, {
+          'Content-Type': 'application/x-git-receive-pack-advertisement',
+        });
         res.end('001f# service=git-receive-pack\n0000');
         return;
       }
       if (req.url!.startsWith('/bitbucket/rest/keys/1.0/')) {
-        json(res, 200, { values: [{ key: { id: 7, text: 'ssh-ed25519 AAAA x', label: 'x' }, permission: 'REPO_READ' }], isLastPage: true });
+        json(res, 200, {
+          values: [
+            {
+              key: { id: 7, text: 'ssh-ed25519 AAAA x', label: 'x' },
+              permission: 'REPO_READ',
+            },
+          ],
+          isLastPage: true,
+        });
         return;
       }
       json(res, 200, { key: 'FLUX', name: 'Flux' });
     });
-    client = new BitbucketServerClient(hostFor(server.port, '/bitbucket'), { token: CANARY });
-    const res = await client.request<{ key: string }>('GET', restPath('/rest/api/1.0/projects/{}', 'FLUX'));
+    client = new BitbucketServerClient(hostFor(server.port, '/bitbucket'), {
+      token: CANARY,
+    });
+    const res = await client.request<{ key: string }>(
+      'GET',
+      restPath('/rest/api/1.0/projects/{}', 'FLUX'),
+    );
     expect(res.body.key).toBe('FLUX');
     const keys = await client.listAccessKeys('FLUX', 'fleet');
     expect(keys.map(k => k.key.id)).toEqual([7]);
     const git = await client.gitRequest({
-      url: `${client.scmUrl('FLUX', 'fleet')}/info/refs?service=git-receive-pack`,
+      url: `${client.scmUrl(
+        'FLUX',
+        'fleet',
+      )}/info/refs?service=git-receive-pack`,
       method: 'GET',
     });
     expect(git.status).toBe(200);
@@ -119,18 +160,29 @@ describe('BitbucketServerClient', () => {
       '/bitbucket/rest/keys/1.0/projects/FLUX/repos/fleet/ssh',
       '/bitbucket/scm/flux/fleet.git/info/refs',
     ]);
-    for (const s of server.seen) expect(s.headers.authorization).toBe(`Bearer ${CANARY}`);
+    for (const s of server.seen)
+      expect(s.headers.authorization).toBe(`Bearer ${CANARY}`);
   });
 
   it('sends Basic auth for username and password, and encodes path segments', async () => {
     server = await startServer((_req, res) => json(res, 200, {}));
-    client = new BitbucketServerClient(hostFor(server.port), { username: 'alice', password: CANARY });
-    await client.request('GET', restPath('/rest/api/1.0/projects/{}/repos/{}', '~alice', 'a/../b'));
+    client = new BitbucketServerClient(hostFor(server.port), {
+      username: 'alice',
+      password: CANARY,
+    });
+    await client.request(
+      'GET',
+      restPath('/rest/api/1.0/projects/{}/repos/{}', '~alice', 'a/../b'),
+    );
     expect(server.seen[0].headers.authorization).toBe(
       `Basic ${Buffer.from(`alice:${CANARY}`).toString('base64')}`,
     );
-    expect(server.seen[0].url).toBe('/rest/api/1.0/projects/~alice/repos/a%2F..%2Fb');
-    expect(gitHttpAuthHeaders({ token: 't0ken' })).toEqual({ Authorization: 'Bearer t0ken' });
+    expect(server.seen[0].url).toBe(
+      '/rest/api/1.0/projects/~alice/repos/a%2F..%2Fb',
+    );
+    expect(gitHttpAuthHeaders({ token: 't0ken' })).toEqual({
+      Authorization: 'Bearer t0ken',
+    });
   });
 
   it('walks every page with start/limit until isLastPage', async () => {
@@ -191,26 +243,44 @@ describe('BitbucketServerClient', () => {
           {
             context: null,
             message: `Authentication failed for ${req.headers.authorization}. Please check your credentials and try again.`,
-            exceptionName: 'com.atlassian.bitbucket.auth.IncorrectPasswordAuthenticationException',
+            exceptionName:
+              'com.atlassian.bitbucket.auth.IncorrectPasswordAuthenticationException',
           },
         ],
       });
     });
     const { lines, logger } = collectingLogger();
-    client = new BitbucketServerClient(hostFor(server.port), { token: CANARY }, { logger });
-    const forbidden = await caught(client.request('GET', '/rest/api/1.0/projects/NOPE'));
+    client = new BitbucketServerClient(
+      hostFor(server.port),
+      { token: CANARY },
+      { logger },
+    );
+    const forbidden = await caught(
+      client.request('GET', '/rest/api/1.0/projects/NOPE'),
+    );
     expect(forbidden).toBeInstanceOf(BitbucketError);
     expect(forbidden.kind).toBe('forbidden');
     expect(forbidden.status).toBe(401);
-    expect(forbidden.exceptionName).toBe('com.atlassian.bitbucket.AuthorisationException');
-    expect(forbidden.message).toContain('You are not permitted to access this resource');
+    expect(forbidden.exceptionName).toBe(
+      'com.atlassian.bitbucket.AuthorisationException',
+    );
+    expect(forbidden.message).toContain(
+      'You are not permitted to access this resource',
+    );
     expect(forbidden.message).toContain('GET /rest/api/1.0/projects/NOPE');
 
-    const unauthorized = await caught(client.request('GET', '/rest/api/1.0/projects/FLUX'));
+    const unauthorized = await caught(
+      client.request('GET', '/rest/api/1.0/projects/FLUX'),
+    );
     expect(unauthorized.kind).toBe('unauthorized');
     // The server echoed the Authorization header: the client must not repeat it.
     expect(unauthorized.message).toContain('Authentication failed');
-    for (const text of [unauthorized.message, unauthorized.stack ?? '', JSON.stringify(unauthorized.details), ...lines]) {
+    for (const text of [
+      unauthorized.message,
+      unauthorized.stack ?? '',
+      JSON.stringify(unauthorized.details),
+      ...lines,
+    ]) {
       expect(text).not.toContain(CANARY);
     }
     // 401 is not retried
@@ -219,16 +289,24 @@ describe('BitbucketServerClient', () => {
 
   it('detects an HTML page (wrong context path) and explains it', async () => {
     server = await startServer((req, res) => {
-      res.writeHead(req.url!.includes('missing') ? 404 : 200, { 'Content-Type': 'text/html' });
-      res.end('<!DOCTYPE html><html><head><title>Log in - Bitbucket</title></head><body></body></html>');
+      res.writeHead(req.url!.includes('missing') ? 404 : 200, {
+        'Content-Type': 'text/html',
+      });
+      res.end(
+        '<!DOCTYPE html><html><head><title>Log in - Bitbucket</title></head><body></body></html>',
+      );
     });
     client = new BitbucketServerClient(hostFor(server.port), { token: CANARY });
-    const ok = await caught(client.request('GET', '/rest/api/1.0/projects/FLUX'));
+    const ok = await caught(
+      client.request('GET', '/rest/api/1.0/projects/FLUX'),
+    );
     expect(ok.kind).toBe('unexpected-response');
     expect(ok.message).toMatch(/HTML page/);
     expect(ok.message).toMatch(/context path/);
     expect(ok.message).toContain('Log in - Bitbucket');
-    const missing = await caught(client.request('GET', '/rest/api/1.0/missing'));
+    const missing = await caught(
+      client.request('GET', '/rest/api/1.0/missing'),
+    );
     expect(missing.kind).toBe('unexpected-response');
     expect(missing.status).toBe(404);
     expect(missing.message).toMatch(/context path/);
@@ -236,7 +314,9 @@ describe('BitbucketServerClient', () => {
 
   it('does not follow redirects (the Authorization header would travel along)', async () => {
     server = await startServer((_req, res) => {
-      res.writeHead(302, { Location: 'https://sso.example.com/login?token=abc' });
+      res.writeHead(302, {
+        Location: 'https://sso.example.com/login?token=abc',
+      });
       res.end();
     });
     client = new BitbucketServerClient(hostFor(server.port), { token: CANARY });
@@ -252,18 +332,32 @@ describe('BitbucketServerClient', () => {
     server = await startServer((_req, res) => {
       n++;
       if (n === 1) json(res, 503, { errors: [{ message: 'busy' }] });
-      else if (n === 2) json(res, 429, { errors: [{ message: 'slow down' }] }, { 'Retry-After': '1' });
+      else if (n === 2)
+        json(
+          res,
+          429,
+          { errors: [{ message: 'slow down' }] },
+          { 'Retry-After': '1' },
+        );
       else if (n === 3) json(res, 502, {});
       else json(res, 200, { ok: true });
     });
     const { lines, logger } = collectingLogger();
-    client = new BitbucketServerClient(hostFor(server.port), { token: CANARY }, {
-      logger,
-      baseDelayMs: 5,
-    });
-    const res = await client.request<{ ok: boolean }>('POST', '/rest/api/1.0/projects/FLUX/repos', {
-      body: { name: 'fleet' },
-    });
+    client = new BitbucketServerClient(
+      hostFor(server.port),
+      { token: CANARY },
+      {
+        logger,
+        baseDelayMs: 5,
+      },
+    );
+    const res = await client.request<{ ok: boolean }>(
+      'POST',
+      '/rest/api/1.0/projects/FLUX/repos',
+      {
+        body: { name: 'fleet' },
+      },
+    );
     expect(res.body.ok).toBe(true);
     expect(server.seen).toHaveLength(4);
     expect(server.seen.every(s => s.body === '{"name":"fleet"}')).toBe(true);
@@ -274,8 +368,14 @@ describe('BitbucketServerClient', () => {
   });
 
   it('gives up after the bounded number of retries', async () => {
-    server = await startServer((_req, res) => json(res, 500, { errors: [{ message: 'boom' }] }));
-    client = new BitbucketServerClient(hostFor(server.port), { token: CANARY }, { retries: 2, baseDelayMs: 1 });
+    server = await startServer((_req, res) =>
+      json(res, 500, { errors: [{ message: 'boom' }] }),
+    );
+    client = new BitbucketServerClient(
+      hostFor(server.port),
+      { token: CANARY },
+      { retries: 2, baseDelayMs: 1 },
+    );
     const err = await caught(client.request('GET', '/rest/api/1.0/projects'));
     expect(err.kind).toBe('server');
     expect(err.message).toMatch(/gave up after 3 attempts/);
@@ -283,8 +383,14 @@ describe('BitbucketServerClient', () => {
   });
 
   it('fails at once when Retry-After asks for longer than it is willing to wait', async () => {
-    server = await startServer((_req, res) => json(res, 429, {}, { 'Retry-After': '3600' }));
-    client = new BitbucketServerClient(hostFor(server.port), { token: CANARY }, { baseDelayMs: 1 });
+    server = await startServer((_req, res) =>
+      json(res, 429, {}, { 'Retry-After': '3600' }),
+    );
+    client = new BitbucketServerClient(
+      hostFor(server.port),
+      { token: CANARY },
+      { baseDelayMs: 1 },
+    );
     const err = await caught(client.request('GET', '/rest/api/1.0/projects'));
     expect(err.kind).toBe('rate-limited');
     expect(err.message).toMatch(/retry after 3600 s/);
@@ -292,16 +398,31 @@ describe('BitbucketServerClient', () => {
   });
 
   it.each([400, 404, 409])('never retries %s', async status => {
-    server = await startServer((_req, res) => json(res, status, { errors: [{ message: `nope ${status}` }] }));
-    client = new BitbucketServerClient(hostFor(server.port), { token: CANARY }, { baseDelayMs: 1 });
-    const err = await caught(client.request('PUT', '/rest/api/1.0/projects/FLUX'));
+    server = await startServer((_req, res) =>
+      json(res, status, { errors: [{ message: `nope ${status}` }] }),
+    );
+    client = new BitbucketServerClient(
+      hostFor(server.port),
+      { token: CANARY },
+      { baseDelayMs: 1 },
+    );
+    const err = await caught(
+      client.request('PUT', '/rest/api/1.0/projects/FLUX'),
+    );
     expect(err.status).toBe(status);
-    expect(err.kind).toBe(status === 404 ? 'not-found' : status === 409 ? 'conflict' : 'bad-request');
+    const kinds: Record<number, string> = {
+      400: 'bad-request',
+      404: 'not-found',
+      409: 'conflict',
+    };
+    expect(err.kind).toBe(kinds[status]);
     expect(server.seen).toHaveLength(1);
   });
 
   it('returns listed statuses instead of throwing', async () => {
-    server = await startServer((_req, res) => json(res, 404, { errors: [{ message: 'no repo' }] }));
+    server = await startServer((_req, res) =>
+      json(res, 404, { errors: [{ message: 'no repo' }] }),
+    );
     client = new BitbucketServerClient(hostFor(server.port), { token: CANARY });
     expect(await client.getRepository('FLUX', 'fleet')).toBeUndefined();
   });
@@ -316,8 +437,15 @@ describe('BitbucketServerClient', () => {
       }
       json(res, 200, { ok: true });
     });
-    client = new BitbucketServerClient(hostFor(server.port), { token: CANARY }, { baseDelayMs: 1 });
-    const res = await client.request<{ ok: boolean }>('GET', '/rest/api/1.0/projects');
+    client = new BitbucketServerClient(
+      hostFor(server.port),
+      { token: CANARY },
+      { baseDelayMs: 1 },
+    );
+    const res = await client.request<{ ok: boolean }>(
+      'GET',
+      '/rest/api/1.0/projects',
+    );
     expect(res.body.ok).toBe(true);
     expect(server.seen).toHaveLength(2);
   });
@@ -326,21 +454,29 @@ describe('BitbucketServerClient', () => {
     server = await startServer(() => {
       /* never answers */
     });
-    client = new BitbucketServerClient(hostFor(server.port), { token: CANARY }, {
-      requestTimeoutMs: 100,
-      retries: 1,
-      baseDelayMs: 1,
-    });
+    client = new BitbucketServerClient(
+      hostFor(server.port),
+      { token: CANARY },
+      {
+        requestTimeoutMs: 100,
+        retries: 1,
+        baseDelayMs: 1,
+      },
+    );
     const err = await caught(client.request('GET', '/rest/api/1.0/projects'));
     expect(err.kind).toBe('timeout');
     expect(server.seen).toHaveLength(2);
   });
 
   it('stops at once when the signal aborts, also while backing off', async () => {
-    server = await startServer((_req, res) => json(res, 503, {}, { 'Retry-After': '60' }));
+    server = await startServer((_req, res) =>
+      json(res, 503, {}, { 'Retry-After': '60' }),
+    );
     client = new BitbucketServerClient(hostFor(server.port), { token: CANARY });
     const controller = new AbortController();
-    const pending = client.request('GET', '/rest/api/1.0/projects', { signal: controller.signal });
+    const pending = client.request('GET', '/rest/api/1.0/projects', {
+      signal: controller.signal,
+    });
     // abort once the first answer arrived and the client is waiting for Retry-After
     while (server.seen.length === 0) await new Promise(r => setTimeout(r, 5));
     controller.abort();
@@ -348,9 +484,13 @@ describe('BitbucketServerClient', () => {
     expect(server.seen).toHaveLength(1);
 
     const hanging = await startServer(() => {});
-    const c2 = new BitbucketServerClient(hostFor(hanging.port), { token: CANARY });
+    const c2 = new BitbucketServerClient(hostFor(hanging.port), {
+      token: CANARY,
+    });
     const ctl2 = new AbortController();
-    const p2 = c2.request('GET', '/rest/api/1.0/projects', { signal: ctl2.signal });
+    const p2 = c2.request('GET', '/rest/api/1.0/projects', {
+      signal: ctl2.signal,
+    });
     while (hanging.seen.length === 0) await new Promise(r => setTimeout(r, 5));
     ctl2.abort();
     await expect(p2).rejects.toBeInstanceOf(OperationAbortedError);
@@ -366,7 +506,12 @@ describe('BitbucketServerClient', () => {
 
   it('reads the user from X-AUSERNAME', async () => {
     server = await startServer((_req, res) =>
-      json(res, 200, { version: '8.19.0' }, { 'X-AUSERNAME': 'alice%40corp', 'X-AUSERID': '42' }),
+      json(
+        res,
+        200,
+        { version: '8.19.0' },
+        { 'X-AUSERNAME': 'alice%40corp', 'X-AUSERID': '42' },
+      ),
     );
     client = new BitbucketServerClient(hostFor(server.port), { token: CANARY });
     expect(await client.whoami()).toEqual({ name: 'alice@corp', id: 42 });
@@ -376,7 +521,11 @@ describe('BitbucketServerClient', () => {
     const s = await startServer(() => {});
     const port = s.port;
     await s.stop();
-    client = new BitbucketServerClient(hostFor(port), { token: CANARY }, { retries: 1, baseDelayMs: 1 });
+    client = new BitbucketServerClient(
+      hostFor(port),
+      { token: CANARY },
+      { retries: 1, baseDelayMs: 1 },
+    );
     const err = await caught(client.request('GET', '/rest/api/1.0/projects'));
     expect(err.kind).toBe('network');
     expect(err.code).toBe('ECONNREFUSED');

@@ -15,7 +15,12 @@ import {
   parseErrorDetails,
   shortExceptionName,
 } from './errors';
-import { createAgent, RawResponse, ResponseTooLargeError, sendOnce } from './transport';
+import {
+  createAgent,
+  RawResponse,
+  ResponseTooLargeError,
+  sendOnce,
+} from './transport';
 import type {
   BitbucketAccessKey,
   BitbucketBranch,
@@ -45,7 +50,10 @@ export interface BitbucketClientOptions {
 }
 
 /** Query values; undefined values are left out. @public */
-export type BitbucketQuery = Record<string, string | number | boolean | undefined>;
+export type BitbucketQuery = Record<
+  string,
+  string | number | boolean | undefined
+>;
 
 /** Options of {@link BitbucketServerClient.request}. @public */
 export interface BitbucketRequestOptions {
@@ -79,9 +87,14 @@ export interface BitbucketResponse<T> {
  * with a password or token. Never log the result.
  * @public
  */
-export function gitHttpAuthHeaders(auth: BitbucketServerAuth): Record<string, string> {
+export function gitHttpAuthHeaders(
+  auth: BitbucketServerAuth,
+): Record<string, string> {
   if ('token' in auth) return { Authorization: `Bearer ${auth.token}` };
-  const basic = Buffer.from(`${auth.username}:${auth.password}`, 'utf8').toString('base64');
+  const basic = Buffer.from(
+    `${auth.username}:${auth.password}`,
+    'utf8',
+  ).toString('base64');
   return { Authorization: `Basic ${basic}` };
 }
 
@@ -114,18 +127,26 @@ function encodeSegment(segment: string | number): string {
  * Builds a path from a template and segments: `p('/rest/api/1.0/projects/{}/repos/{}', key, slug)`;
  * every segment is URL-encoded so that a name can never change the path.
  */
-export function restPath(template: string, ...segments: Array<string | number>): string {
+export function restPath(
+  template: string,
+  ...segments: Array<string | number>
+): string {
   let i = 0;
   const out = template.replace(/\{\}/g, () => {
-    if (i >= segments.length) throw new Error(`restPath: missing segment for ${template}`);
+    if (i >= segments.length)
+      throw new Error(`restPath: missing segment for ${template}`);
     return encodeSegment(segments[i++]);
   });
-  if (i !== segments.length) throw new Error(`restPath: too many segments for ${template}`);
+  if (i !== segments.length)
+    throw new Error(`restPath: too many segments for ${template}`);
   return out;
 }
 
 /** Parses `Retry-After` (seconds or an HTTP date) into milliseconds. */
-export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
+export function parseRetryAfter(
+  value: string | null,
+  now = Date.now(),
+): number | undefined {
   if (!value) return undefined;
   const trimmed = value.trim();
   if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
@@ -140,7 +161,8 @@ function htmlTitle(text: string): string | undefined {
 }
 
 function looksLikeHtml(contentType: string | null, text: string): boolean {
-  if (contentType && /text\/html|application\/xhtml/i.test(contentType)) return true;
+  if (contentType && /text\/html|application\/xhtml/i.test(contentType))
+    return true;
   return /^\s*<(!doctype|html|head|body)/i.test(text);
 }
 
@@ -176,7 +198,12 @@ export class BitbucketServerClient {
   private readonly opts: Required<
     Pick<
       BitbucketClientOptions,
-      'requestTimeoutMs' | 'retries' | 'baseDelayMs' | 'maxDelayMs' | 'maxRetryAfterMs' | 'maxResponseBytes'
+      | 'requestTimeoutMs'
+      | 'retries'
+      | 'baseDelayMs'
+      | 'maxDelayMs'
+      | 'maxRetryAfterMs'
+      | 'maxResponseBytes'
     >
   >;
 
@@ -198,7 +225,8 @@ export class BitbucketServerClient {
     this.logger = this.redactor.wrapLogger(opts.logger ?? silentLogger);
     this.agent = createAgent(this.baseUrl, host.caPem);
     this.opts = {
-      requestTimeoutMs: opts.requestTimeoutMs ?? host.requestTimeoutMs ?? 30_000,
+      requestTimeoutMs:
+        opts.requestTimeoutMs ?? host.requestTimeoutMs ?? 30_000,
       retries: opts.retries ?? host.retries ?? 4,
       baseDelayMs: opts.baseDelayMs ?? 500,
       maxDelayMs: opts.maxDelayMs ?? 10_000,
@@ -219,7 +247,9 @@ export class BitbucketServerClient {
 
   /** The HTTPS clone URL Bitbucket uses for a repository: `<baseUrl>/scm/<key>/<slug>.git`. */
   scmUrl(projectKey: string, slug: string): string {
-    return `${this.baseUrl}/scm/${encodeSegment(projectKey.toLowerCase())}/${encodeSegment(slug)}.git`;
+    return `${this.baseUrl}/scm/${encodeSegment(
+      projectKey.toLowerCase(),
+    )}/${encodeSegment(slug)}.git`;
   }
 
   /** Releases pooled connections. */
@@ -255,13 +285,25 @@ export class BitbucketServerClient {
       // Bitbucket's XSRF check is skipped for REST clients that say so.
       headers['X-Atlassian-Token'] ??= 'no-check';
     }
-    const response = await this.exchange(method.toUpperCase(), url, headers, body, opts, label);
+    const response = await this.exchange(
+      method.toUpperCase(),
+      url,
+      headers,
+      body,
+      opts,
+      label,
+    );
     const expected = opts.expectedStatus ?? [];
     const ok = response.status >= 200 && response.status < 300;
     if (!ok && !expected.includes(response.status)) {
       throw this.errorFromResponse(response, label).error;
     }
-    if (opts.raw) return { status: response.status, headers: response.headers, body: response.body as unknown as T };
+    if (opts.raw)
+      return {
+        status: response.status,
+        headers: response.headers,
+        body: response.body as unknown as T,
+      };
     return {
       status: response.status,
       headers: response.headers,
@@ -272,16 +314,25 @@ export class BitbucketServerClient {
   /** Every value of a paged list, page by page (`start`/`limit`/`isLastPage`/`nextPageStart`). */
   async *paginate<T>(
     path: string,
-    opts: { query?: BitbucketQuery; signal?: AbortSignal; limit?: number; maxPages?: number } = {},
+    opts: {
+      query?: BitbucketQuery;
+      signal?: AbortSignal;
+      limit?: number;
+      maxPages?: number;
+    } = {},
   ): AsyncIterable<T> {
     const limit = opts.limit ?? 100;
     const maxPages = opts.maxPages ?? 10_000;
     let start = 0;
     for (let page = 0; page < maxPages; page++) {
-      const { body, status } = await this.request<BitbucketPage<T> | undefined>('GET', path, {
-        query: { ...opts.query, start, limit },
-        signal: opts.signal,
-      });
+      const { body, status } = await this.request<BitbucketPage<T> | undefined>(
+        'GET',
+        path,
+        {
+          query: { ...opts.query, start, limit },
+          signal: opts.signal,
+        },
+      );
       if (status === 204 || !body) return;
       if (!Array.isArray(body.values)) {
         throw new BitbucketError(
@@ -300,10 +351,13 @@ export class BitbucketServerClient {
       }
       start = next;
     }
-    throw new BitbucketError(`Bitbucket GET ${path} has more than ${maxPages} pages`, {
-      kind: 'unexpected-response',
-      request: `GET ${path}`,
-    });
+    throw new BitbucketError(
+      `Bitbucket GET ${path} has more than ${maxPages} pages`,
+      {
+        kind: 'unexpected-response',
+        request: `GET ${path}`,
+      },
+    );
   }
 
   /** All values of a paged list. */
@@ -321,12 +375,20 @@ export class BitbucketServerClient {
    * to every authenticated answer. Invalid or expired credentials throw `unauthorized`.
    */
   async whoami(signal?: AbortSignal): Promise<{ name: string; id?: number }> {
-    const res = await this.request('GET', '/rest/api/1.0/application-properties', { signal });
+    const res = await this.request(
+      'GET',
+      '/rest/api/1.0/application-properties',
+      { signal },
+    );
     const raw = res.headers.get('x-ausername');
     if (!raw) {
       throw new BitbucketError(
         `Bitbucket did not identify the user of the credentials (no X-AUSERNAME header on ${this.host.apiBaseUrl}/application-properties): the token or password is not accepted, or a proxy strips Bitbucket's headers`,
-        { kind: 'unauthorized', status: res.status, request: 'GET /rest/api/1.0/application-properties' },
+        {
+          kind: 'unauthorized',
+          status: res.status,
+          request: 'GET /rest/api/1.0/application-properties',
+        },
       );
     }
     let name = raw;
@@ -340,11 +402,18 @@ export class BitbucketServerClient {
   }
 
   /** A user by slug; undefined when there is none. */
-  async getUser(slug: string, signal?: AbortSignal): Promise<BitbucketUser | undefined> {
-    const res = await this.request<BitbucketUser>('GET', restPath('/rest/api/1.0/users/{}', slug), {
-      signal,
-      expectedStatus: [404],
-    });
+  async getUser(
+    slug: string,
+    signal?: AbortSignal,
+  ): Promise<BitbucketUser | undefined> {
+    const res = await this.request<BitbucketUser>(
+      'GET',
+      restPath('/rest/api/1.0/users/{}', slug),
+      {
+        signal,
+        expectedStatus: [404],
+      },
+    );
     return res.status === 404 ? undefined : res.body;
   }
 
@@ -372,7 +441,11 @@ export class BitbucketServerClient {
       restPath('/rest/api/1.0/projects/{}/repos/{}/branches', projectKey, slug),
       {
         query: opts.filterText
-          ? { filterText: opts.filterText, boostMatches: true, orderBy: 'ALPHABETICAL' }
+          ? {
+              filterText: opts.filterText,
+              boostMatches: true,
+              orderBy: 'ALPHABETICAL',
+            }
           : { orderBy: 'ALPHABETICAL' },
         signal: opts.signal,
         limit: opts.limit,
@@ -387,8 +460,13 @@ export class BitbucketServerClient {
     branch: string,
     signal?: AbortSignal,
   ): Promise<BitbucketBranch | undefined> {
-    const branches = await this.listBranches(projectKey, slug, { filterText: branch, signal });
-    return branches.find(b => b.id === `refs/heads/${branch}` || (!b.id && b.displayId === branch));
+    const branches = await this.listBranches(projectKey, slug, {
+      filterText: branch,
+      signal,
+    });
+    return branches.find(
+      b => b.id === `refs/heads/${branch}` || (!b.id && b.displayId === branch),
+    );
   }
 
   /** The commit a branch points at, or undefined when the branch does not exist (or the repo is empty). */
@@ -426,7 +504,10 @@ export class BitbucketServerClient {
       restPath('/rest/keys/1.0/projects/{}/repos/{}/ssh', projectKey, slug),
       {
         body: {
-          key: { text: key.text.trim(), ...(key.label ? { label: key.label } : {}) },
+          key: {
+            text: key.text.trim(),
+            ...(key.label ? { label: key.label } : {}),
+          },
           permission: key.permission,
         },
         signal,
@@ -444,7 +525,12 @@ export class BitbucketServerClient {
   ): Promise<boolean> {
     const res = await this.request(
       'DELETE',
-      restPath('/rest/keys/1.0/projects/{}/repos/{}/ssh/{}', projectKey, slug, id),
+      restPath(
+        '/rest/keys/1.0/projects/{}/repos/{}/ssh/{}',
+        projectKey,
+        slug,
+        id,
+      ),
       { signal, expectedStatus: [404] },
     );
     return res.status !== 404;
@@ -465,14 +551,24 @@ export class BitbucketServerClient {
   }): Promise<RawResponse> {
     const url = new URL(options.url);
     if (url.username || url.password) {
-      throw new BitbucketError('git URL must not carry credentials', { kind: 'bad-request' });
+      throw new BitbucketError('git URL must not carry credentials', {
+        kind: 'bad-request',
+      });
     }
     const headers: Record<string, string> = { ...options.headers };
     const label = `${options.method} ${url.pathname}`;
-    return this.exchange(options.method, url, headers, options.body, {
-      signal: options.signal,
-      retry: options.retry ?? false,
-    }, label, Number.MAX_SAFE_INTEGER);
+    return this.exchange(
+      options.method,
+      url,
+      headers,
+      options.body,
+      {
+        signal: options.signal,
+        retry: options.retry ?? false,
+      },
+      label,
+      Number.MAX_SAFE_INTEGER,
+    );
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -482,7 +578,8 @@ export class BitbucketServerClient {
       throw new Error(`Bitbucket path must start with "/": ${path}`);
     }
     const url = new URL(`${this.baseUrl}${path}`);
-    if (url.origin !== this.origin) throw new Error('Bitbucket path escapes the server');
+    if (url.origin !== this.origin)
+      throw new Error('Bitbucket path escapes the server');
     for (const [k, v] of Object.entries(query ?? {})) {
       if (v !== undefined) url.searchParams.set(k, String(v));
     }
@@ -503,12 +600,18 @@ export class BitbucketServerClient {
       'User-Agent': 'flux-bootstrap-backstage',
       ...headers,
     };
-    if (url.origin === this.origin) Object.assign(allHeaders, gitHttpAuthHeaders(this.auth));
+    if (url.origin === this.origin)
+      Object.assign(allHeaders, gitHttpAuthHeaders(this.auth));
     for (let attempt = 0; ; attempt++) {
       if (opts.signal?.aborted) {
-        throw new OperationAbortedError(`Cancelled while calling Bitbucket (${label})`);
+        throw new OperationAbortedError(
+          `Cancelled while calling Bitbucket (${label})`,
+        );
       }
-      const attemptSignal = combineSignals([opts.signal], this.opts.requestTimeoutMs);
+      const attemptSignal = combineSignals(
+        [opts.signal],
+        this.opts.requestTimeoutMs,
+      );
       let failure: AttemptFailure;
       try {
         const response = await sendOnce({
@@ -520,7 +623,10 @@ export class BitbucketServerClient {
           signal: attemptSignal.signal,
           maxBytes,
         });
-        if (response.status < 400 && !(response.status >= 300 && response.status < 400)) {
+        if (
+          response.status < 400 &&
+          !(response.status >= 300 && response.status < 400)
+        ) {
           this.logger.debug(`Bitbucket ${label} → ${response.status}`);
           return response;
         }
@@ -529,9 +635,15 @@ export class BitbucketServerClient {
         if (!failure.retryable) return response;
       } catch (error) {
         if (opts.signal?.aborted) {
-          throw new OperationAbortedError(`Cancelled while calling Bitbucket (${label})`);
+          throw new OperationAbortedError(
+            `Cancelled while calling Bitbucket (${label})`,
+          );
         }
-        failure = this.errorFromException(error, label, attemptSignal.timedOut());
+        failure = this.errorFromException(
+          error,
+          label,
+          attemptSignal.timedOut(),
+        );
       } finally {
         attemptSignal.dispose();
       }
@@ -554,32 +666,47 @@ export class BitbucketServerClient {
       if (failure.retryAfterMs !== undefined) {
         if (failure.retryAfterMs > this.opts.maxRetryAfterMs) {
           throw new BitbucketError(
-            `${failure.error.message}; Bitbucket asks to retry after ${Math.ceil(
+            `${
+              failure.error.message
+            }; Bitbucket asks to retry after ${Math.ceil(
               failure.retryAfterMs / 1000,
-            )} s, longer than the ${Math.round(this.opts.maxRetryAfterMs / 1000)} s this client waits`,
-            { kind: failure.error.kind, status: failure.error.status, details: failure.error.details, request: label },
+            )} s, longer than the ${Math.round(
+              this.opts.maxRetryAfterMs / 1000,
+            )} s this client waits`,
+            {
+              kind: failure.error.kind,
+              status: failure.error.status,
+              details: failure.error.details,
+              request: label,
+            },
           );
         }
         delayMs = failure.retryAfterMs;
       } else {
-        const backoff = Math.min(this.opts.maxDelayMs, this.opts.baseDelayMs * 2 ** attempt);
+        const backoff = Math.min(
+          this.opts.maxDelayMs,
+          this.opts.baseDelayMs * 2 ** attempt,
+        );
         delayMs = Math.round(backoff / 2 + (Math.random() * backoff) / 2);
       }
       this.logger.warn(
-        `Bitbucket ${label} failed (${failure.error.status ?? failure.error.code ?? failure.error.kind}); retry ${
-          attempt + 1
-        } of ${retries} in ${delayMs} ms`,
+        `Bitbucket ${label} failed (${
+          failure.error.status ?? failure.error.code ?? failure.error.kind
+        }); retry ${attempt + 1} of ${retries} in ${delayMs} ms`,
       );
       try {
         await sleep(delayMs, opts.signal);
       } catch {
-        throw new OperationAbortedError(`Cancelled while calling Bitbucket (${label})`);
+        throw new OperationAbortedError(
+          `Cancelled while calling Bitbucket (${label})`,
+        );
       }
     }
   }
 
   private parseBody<T>(response: RawResponse, label: string): T {
-    if (response.status === 204 || response.body.length === 0) return undefined as T;
+    if (response.status === 204 || response.body.length === 0)
+      return undefined as T;
     const text = response.body.toString('utf8');
     const contentType = response.headers.get('content-type');
     if (looksLikeHtml(contentType, text)) {
@@ -587,9 +714,15 @@ export class BitbucketServerClient {
         this.redactor.redact(
           `Bitbucket ${label} answered with an HTML page${
             htmlTitle(text) ? ` ("${htmlTitle(text)}")` : ''
-          } instead of JSON (HTTP ${response.status}): ${this.host.apiBaseUrl} does not look like Bitbucket's REST API. ${this.contextPathHint()}`,
+          } instead of JSON (HTTP ${response.status}): ${
+            this.host.apiBaseUrl
+          } does not look like Bitbucket's REST API. ${this.contextPathHint()}`,
         ),
-        { kind: 'unexpected-response', status: response.status, request: label },
+        {
+          kind: 'unexpected-response',
+          status: response.status,
+          request: label,
+        },
       );
     }
     if (contentType && !/json/i.test(contentType) && !/^\s*[[{]/.test(text)) {
@@ -599,8 +732,14 @@ export class BitbucketServerClient {
       return JSON.parse(text) as T;
     } catch {
       throw new BitbucketError(
-        `Bitbucket ${label} answered with invalid JSON (HTTP ${response.status}, ${contentType ?? 'no content type'})`,
-        { kind: 'unexpected-response', status: response.status, request: label },
+        `Bitbucket ${label} answered with invalid JSON (HTTP ${
+          response.status
+        }, ${contentType ?? 'no content type'})`,
+        {
+          kind: 'unexpected-response',
+          status: response.status,
+          request: label,
+        },
       );
     }
   }
@@ -609,7 +748,10 @@ export class BitbucketServerClient {
     return `If Bitbucket runs under a context path (e.g. https://host/bitbucket), integrations.bitbucketServer[].apiBaseUrl must include it (https://host/bitbucket/rest/api/1.0).`;
   }
 
-  private errorFromResponse(response: RawResponse, label: string): AttemptFailure {
+  private errorFromResponse(
+    response: RawResponse,
+    label: string,
+  ): AttemptFailure {
     const { status } = response;
     const text = response.body.toString('utf8');
     const contentType = response.headers.get('content-type');
@@ -645,19 +787,28 @@ export class BitbucketServerClient {
       }
     }
     const kind = kindForStatus(status, details);
-    const retryable = status === 429 || (status >= 500 && status !== 501 && status !== 505);
-    const what = details.length
-      ? details
-          .map(d => {
-            const ex = shortExceptionName(d.exceptionName);
-            return ex ? `${d.message} [${ex}]` : d.message;
-          })
-          .join('; ')
-      : html
-      ? `an HTML page${htmlTitle(text) ? ` ("${htmlTitle(text)}")` : ''} instead of Bitbucket's JSON error. ${
-          status === 404 ? this.contextPathHint() : 'A proxy or login page may be in front of Bitbucket.'
-        }`
-      : text.trim().slice(0, 200) || response.statusText || 'no details';
+    const retryable =
+      status === 429 || (status >= 500 && status !== 501 && status !== 505);
+    let what: string;
+    if (details.length) {
+      what = details
+        .map(d => {
+          const ex = shortExceptionName(d.exceptionName);
+          return ex ? `${d.message} [${ex}]` : d.message;
+        })
+        .join('; ');
+    } else if (html) {
+      const title = htmlTitle(text);
+      const hint =
+        status === 404
+          ? this.contextPathHint()
+          : 'A proxy or login page may be in front of Bitbucket.';
+      what = `an HTML page${
+        title ? ` ("${title}")` : ''
+      } instead of Bitbucket's JSON error. ${hint}`;
+    } else {
+      what = text.trim().slice(0, 200) || response.statusText || 'no details';
+    }
     const message = this.redactor.redact(
       `Bitbucket ${label} failed with HTTP ${status}${
         response.statusText ? ` ${response.statusText}` : ''
@@ -670,7 +821,10 @@ export class BitbucketServerClient {
     }));
     return {
       retryable,
-      retryAfterMs: status === 429 || status === 503 ? parseRetryAfter(response.headers.get('retry-after')) : undefined,
+      retryAfterMs:
+        status === 429 || status === 503
+          ? parseRetryAfter(response.headers.get('retry-after'))
+          : undefined,
       error: new BitbucketError(message, {
         kind: html && status === 404 ? 'unexpected-response' : kind,
         status,
@@ -680,7 +834,11 @@ export class BitbucketServerClient {
     };
   }
 
-  private errorFromException(error: unknown, label: string, timedOut: boolean): AttemptFailure {
+  private errorFromException(
+    error: unknown,
+    label: string,
+    timedOut: boolean,
+  ): AttemptFailure {
     if (timedOut) {
       return {
         retryable: true,
@@ -706,16 +864,23 @@ export class BitbucketServerClient {
       return {
         retryable: false,
         error: new BitbucketError(
-          `Bitbucket ${label}: TLS connection to ${new URL(this.baseUrl).host} failed (${code}: ${reason}). If the server uses a private or self-signed CA, add its PEM as fluxBootstrap.bitbucketServer[].caData or caFile for host ${this.host.host}.`,
+          `Bitbucket ${label}: TLS connection to ${
+            new URL(this.baseUrl).host
+          } failed (${code}: ${reason}). If the server uses a private or self-signed CA, add its PEM as fluxBootstrap.bitbucketServer[].caData or caFile for host ${
+            this.host.host
+          }.`,
           { kind: 'network', request: label, code },
         ),
       };
     }
-    const retryable = !!code && (RETRYABLE_CODES.has(code) || /socket hang up/i.test(reason));
+    const retryable =
+      !!code && (RETRYABLE_CODES.has(code) || /socket hang up/i.test(reason));
     return {
       retryable: retryable || /socket hang up/i.test(reason),
       error: new BitbucketError(
-        `Bitbucket ${label}: cannot reach ${new URL(this.baseUrl).host} (${code ?? 'error'}: ${reason})`,
+        `Bitbucket ${label}: cannot reach ${new URL(this.baseUrl).host} (${
+          code ?? 'error'
+        }: ${reason})`,
         { kind: 'network', request: label, code },
       ),
     };

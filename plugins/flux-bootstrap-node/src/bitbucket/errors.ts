@@ -66,7 +66,8 @@ export class BitbucketError extends Error {
     this.kind = opts.kind;
     this.status = opts.status;
     this.details = opts.details ?? [];
-    this.exceptionName = this.details.find(d => d.exceptionName)?.exceptionName ?? undefined;
+    this.exceptionName =
+      this.details.find(d => d.exceptionName)?.exceptionName ?? undefined;
     this.request = opts.request;
     this.code = opts.code;
   }
@@ -99,7 +100,8 @@ export function parseErrorDetails(body: unknown): BitbucketErrorDetail[] {
       .map(e => ({
         context: typeof e.context === 'string' ? e.context : null,
         message: typeof e.message === 'string' ? e.message : '',
-        exceptionName: typeof e.exceptionName === 'string' ? e.exceptionName : null,
+        exceptionName:
+          typeof e.exceptionName === 'string' ? e.exceptionName : null,
       }))
       .filter(e => e.message || e.exceptionName);
   }
@@ -116,7 +118,9 @@ export function kindForStatus(
 ): BitbucketErrorKind {
   if (status === 401) {
     // Bitbucket answers a missing permission with 401 too; the exception name tells them apart.
-    return details.some(d => d.exceptionName && AUTHORISATION.test(d.exceptionName))
+    return details.some(
+      d => d.exceptionName && AUTHORISATION.test(d.exceptionName),
+    )
       ? 'forbidden'
       : 'unauthorized';
   }
@@ -130,7 +134,9 @@ export function kindForStatus(
 }
 
 /** Short name of a Java exception (`com.atlassian.bitbucket.AuthorisationException` → `AuthorisationException`). */
-export function shortExceptionName(name: string | null | undefined): string | undefined {
+export function shortExceptionName(
+  name: string | null | undefined,
+): string | undefined {
   if (!name) return undefined;
   return name.split('.').pop();
 }

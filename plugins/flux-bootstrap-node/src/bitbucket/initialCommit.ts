@@ -23,7 +23,8 @@ export function createBitbucketGitHttp(
       let payload: Buffer | undefined;
       if (body) {
         const chunks: Buffer[] = [];
-        for await (const chunk of body as AsyncIterable<Uint8Array>) chunks.push(Buffer.from(chunk));
+        for await (const chunk of body as AsyncIterable<Uint8Array>)
+          chunks.push(Buffer.from(chunk));
         payload = Buffer.concat(chunks);
       }
       const res = await client.gitRequest({
@@ -81,7 +82,12 @@ export async function pushInitialCommit(
     await git.init({ fs, dir, defaultBranch: opts.branch });
     const tree = await git.writeTree({ fs, dir, tree: [] });
     const now = Math.floor(Date.now() / 1000);
-    const who = { name: opts.author.name, email: opts.author.email, timestamp: now, timezoneOffset: 0 };
+    const who = {
+      name: opts.author.name,
+      email: opts.author.email,
+      timestamp: now,
+      timezoneOffset: 0,
+    };
     const oid = await git.writeCommit({
       fs,
       dir,
@@ -93,7 +99,13 @@ export async function pushInitialCommit(
         committer: who,
       },
     });
-    await git.writeRef({ fs, dir, ref: `refs/heads/${opts.branch}`, value: oid, force: true });
+    await git.writeRef({
+      fs,
+      dir,
+      ref: `refs/heads/${opts.branch}`,
+      value: oid,
+      force: true,
+    });
     let result;
     try {
       result = await git.push({
@@ -113,8 +125,14 @@ export async function pushInitialCommit(
     if (!result.ok || (refResult && !refResult.ok)) {
       const why = refResult?.error ?? result.error ?? 'rejected';
       throw new BitbucketError(
-        client.secrets.redact(`Bitbucket refused to create branch "${opts.branch}" by push: ${why}`),
-        { kind: /exist|stale|fetch first|non-fast-forward/i.test(why) ? 'conflict' : 'bad-request' },
+        client.secrets.redact(
+          `Bitbucket refused to create branch "${opts.branch}" by push: ${why}`,
+        ),
+        {
+          kind: /exist|stale|fetch first|non-fast-forward/i.test(why)
+            ? 'conflict'
+            : 'bad-request',
+        },
       );
     }
     return oid;
@@ -123,26 +141,41 @@ export async function pushInitialCommit(
   }
 }
 
-function mapPushError(error: unknown, branch: string, client: BitbucketServerClient): Error {
+function mapPushError(
+  error: unknown,
+  branch: string,
+  client: BitbucketServerClient,
+): Error {
   if (error instanceof BitbucketError) {
-    return new BitbucketError(`git push that creates branch "${branch}" failed: ${error.message}`, {
-      kind: error.kind,
-      status: error.status,
-      details: error.details,
-      request: error.request,
-      code: error.code,
-    });
+    return new BitbucketError(
+      `git push that creates branch "${branch}" failed: ${error.message}`,
+      {
+        kind: error.kind,
+        status: error.status,
+        details: error.details,
+        request: error.request,
+        code: error.code,
+      },
+    );
   }
-  const e = error as { name?: string; code?: string; message?: string; data?: { statusCode?: number } };
+  const e = error as {
+    name?: string;
+    code?: string;
+    message?: string;
+    data?: { statusCode?: number };
+  };
   if (isAbortError(error)) {
     return error as Error;
   }
   const status = e?.data?.statusCode;
   const message = client.secrets.redact(e?.message ?? String(error));
   if (e?.code === 'PushRejectedError') {
-    return new BitbucketError(`Bitbucket refused to create branch "${branch}" by push: ${message}`, {
-      kind: 'conflict',
-    });
+    return new BitbucketError(
+      `Bitbucket refused to create branch "${branch}" by push: ${message}`,
+      {
+        kind: 'conflict',
+      },
+    );
   }
   if (status === 401 || status === 403) {
     return new BitbucketError(
@@ -150,8 +183,11 @@ function mapPushError(error: unknown, branch: string, client: BitbucketServerCli
       { kind: status === 401 ? 'unauthorized' : 'forbidden', status },
     );
   }
-  return new BitbucketError(`git push of branch "${branch}" failed: ${message}`, {
-    kind: status && status >= 500 ? 'server' : 'network',
-    status,
-  });
+  return new BitbucketError(
+    `git push of branch "${branch}" failed: ${message}`,
+    {
+      kind: status && status >= 500 ? 'server' : 'network',
+      status,
+    },
+  );
 }

@@ -20,7 +20,9 @@ export interface BitbucketRepoRef {
 
 const PROJECT_KEY = /^[A-Za-z][A-Za-z0-9_]{0,127}$/;
 // A project name (when not given as a key): printable, no leading `~`, at most 128 characters.
-const PROJECT_NAME = /^[^~\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]{0,126}[^\s\x00-\x1f\x7f])?$/;
+const PROJECT_NAME =
+  // eslint-disable-next-line no-control-regex
+  /^[^~\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]{0,126}[^\s\x00-\x1f\x7f])?$/;
 const USER_SLUG = /^[A-Za-z0-9._@-]{1,255}$/;
 // Bitbucket repository names: letters, digits, space, `-`, `_`, `.`; no `/`.
 const REPO_NAME = /^[A-Za-z0-9_.][A-Za-z0-9 _.-]{0,127}$/;
@@ -37,22 +39,33 @@ export function parseBitbucketRepoUrl(
   field = 'repoUrl',
 ): BitbucketRepoRef {
   if (typeof repoUrl !== 'string' || repoUrl.trim() === '') {
-    throw new InputValidationError(field, 'is required, in the form host?project=KEY&repo=name');
+    throw new InputValidationError(
+      field,
+      'is required, in the form host?project=KEY&repo=name',
+    );
   }
   if (repoUrl.length > 2048) {
     throw new InputValidationError(field, 'is longer than 2048 characters');
   }
   if (/[\r\n\t\0]/.test(repoUrl)) {
-    throw new InputValidationError(field, 'must not contain control characters');
+    throw new InputValidationError(
+      field,
+      'must not contain control characters',
+    );
   }
-  const authority = repoUrl.split('?')[0].replace(/^[a-z][a-z0-9+.-]*:\/\//i, '');
+  const authority = repoUrl
+    .split('?')[0]
+    .replace(/^[a-z][a-z0-9+.-]*:\/\//i, '');
   if (authority.includes('@')) {
     throw new InputValidationError(
       field,
       'must not contain credentials; pass a token through a secret instead',
     );
   }
-  if (/^[a-z][a-z0-9+.-]*:/i.test(repoUrl) && !/^[^:/?]+:\d+[/?]/.test(repoUrl)) {
+  if (
+    /^[a-z][a-z0-9+.-]*:/i.test(repoUrl) &&
+    !/^[^:/?]+:\d+[/?]/.test(repoUrl)
+  ) {
     throw new InputValidationError(
       field,
       'must be host?project=KEY&repo=name without a scheme (no https://, ssh:// or other scheme)',
@@ -62,7 +75,10 @@ export function parseBitbucketRepoUrl(
   try {
     url = new URL(`https://${repoUrl}`);
   } catch {
-    throw new InputValidationError(field, 'is not of the form host?project=KEY&repo=name');
+    throw new InputValidationError(
+      field,
+      'is not of the form host?project=KEY&repo=name',
+    );
   }
   if (url.username || url.password || repoUrl.split('?')[0].includes('@')) {
     throw new InputValidationError(
@@ -71,10 +87,15 @@ export function parseBitbucketRepoUrl(
     );
   }
   if (url.pathname !== '/' && url.pathname !== '') {
-    throw new InputValidationError(field, 'must not contain a path; use host?project=KEY&repo=name');
+    throw new InputValidationError(
+      field,
+      'must not contain a path; use host?project=KEY&repo=name',
+    );
   }
   const host = url.host;
-  const integration = hosts.find(h => h.host.toLowerCase() === host.toLowerCase());
+  const integration = hosts.find(
+    h => h.host.toLowerCase() === host.toLowerCase(),
+  );
   if (!integration) {
     throw new InputValidationError(
       field,
@@ -85,12 +106,23 @@ export function parseBitbucketRepoUrl(
   }
   const project = url.searchParams.get('project');
   const repo = url.searchParams.get('repo');
-  if (!project) throw new InputValidationError(field, 'is missing project (…?project=KEY&repo=name)');
-  if (!repo) throw new InputValidationError(field, 'is missing repo (…?project=KEY&repo=name)');
+  if (!project)
+    throw new InputValidationError(
+      field,
+      'is missing project (…?project=KEY&repo=name)',
+    );
+  if (!repo)
+    throw new InputValidationError(
+      field,
+      'is missing repo (…?project=KEY&repo=name)',
+    );
   const personal = project.startsWith('~');
   if (personal) {
     if (!USER_SLUG.test(project.slice(1))) {
-      throw new InputValidationError(field, `has an invalid personal project "${project}"`);
+      throw new InputValidationError(
+        field,
+        `has an invalid personal project "${project}"`,
+      );
     }
   } else if (!PROJECT_KEY.test(project) && !PROJECT_NAME.test(project)) {
     throw new InputValidationError(

@@ -42,7 +42,10 @@ export interface EnsureRepositoryRequest {
  * Runs a side effect once per task: the scaffolder's `ctx.checkpoint`. Values must be JSON.
  * @public
  */
-export type RepositoryCheckpointFn = <T>(key: string, fn: () => Promise<T>) => Promise<T>;
+export type RepositoryCheckpointFn = <T>(
+  key: string,
+  fn: () => Promise<T>,
+) => Promise<T>;
 
 /** Options of {@link ensureBitbucketRepository}. @public */
 export interface EnsureRepositoryOptions {
@@ -84,19 +87,33 @@ export interface EnsuredRepository extends BitbucketRepositoryOutputs {
 function branchNameProblem(name: string): string | undefined {
   if (!name) return 'must not be empty';
   if (name.length > 200) return 'must be at most 200 characters';
+  // eslint-disable-next-line no-control-regex
   if (/[\x00-\x20\x7f~^:?*[\\]/.test(name)) {
     return 'must not contain spaces, control characters or any of ~ ^ : ? * [ \\';
   }
-  if (name.startsWith('-') || name.startsWith('/') || name.endsWith('/') || name.endsWith('.')) {
+  if (
+    name.startsWith('-') ||
+    name.startsWith('/') ||
+    name.endsWith('/') ||
+    name.endsWith('.')
+  ) {
     return 'must not start with "-" or "/" nor end with "/" or "."';
   }
-  if (name.includes('..') || name.includes('//') || name.includes('@{') || name === '@') {
+  if (
+    name.includes('..') ||
+    name.includes('//') ||
+    name.includes('@{') ||
+    name === '@'
+  ) {
     return 'must not contain "..", "//" or "@{"';
   }
-  if (name.split('/').some(part => part.startsWith('.') || part.endsWith('.lock'))) {
+  if (
+    name.split('/').some(part => part.startsWith('.') || part.endsWith('.lock'))
+  ) {
     return 'path components must not start with "." nor end with ".lock"';
   }
-  if (name.startsWith('refs/')) return 'must be a branch name such as main, not a ref (refs/heads/…)';
+  if (name.startsWith('refs/'))
+    return 'must be a branch name such as main, not a ref (refs/heads/…)';
   return undefined;
 }
 
@@ -105,8 +122,13 @@ export function validateRepositoryRequest(req: EnsureRepositoryRequest): void {
   const problem = branchNameProblem(req.defaultBranch);
   if (problem) throw new InputValidationError('defaultBranch', problem);
   if (req.description !== undefined) {
-    if (typeof req.description !== 'string') throw new InputValidationError('description', 'must be a string');
-    if (req.description.length > 1000) throw new InputValidationError('description', 'must be at most 1000 characters');
+    if (typeof req.description !== 'string')
+      throw new InputValidationError('description', 'must be a string');
+    if (req.description.length > 1000)
+      throw new InputValidationError(
+        'description',
+        'must be at most 1000 characters',
+      );
   }
   const seen = new Set<string>();
   req.groups.forEach((g, i) => {
@@ -114,14 +136,24 @@ export function validateRepositoryRequest(req: EnsureRepositoryRequest): void {
     if (!g || typeof g.name !== 'string' || !g.name.trim()) {
       throw new InputValidationError(`${field}.name`, 'is required');
     }
+    // eslint-disable-next-line no-control-regex
     if (g.name.length > 255 || /[\x00-\x1f\x7f]/.test(g.name)) {
-      throw new InputValidationError(`${field}.name`, 'must be a group name (at most 255 characters, no control characters)');
+      throw new InputValidationError(
+        `${field}.name`,
+        'must be a group name (at most 255 characters, no control characters)',
+      );
     }
     if (!REPO_PERMISSIONS.includes(g.permission)) {
-      throw new InputValidationError(`${field}.permission`, `must be one of ${REPO_PERMISSIONS.join(', ')}`);
+      throw new InputValidationError(
+        `${field}.permission`,
+        `must be one of ${REPO_PERMISSIONS.join(', ')}`,
+      );
     }
     if (seen.has(g.name)) {
-      throw new InputValidationError(`${field}.name`, `group "${g.name}" is listed twice`);
+      throw new InputValidationError(
+        `${field}.name`,
+        `group "${g.name}" is listed twice`,
+      );
     }
     seen.add(g.name);
   });
@@ -142,15 +174,23 @@ export function planRepositoryOutputs(
 ): BitbucketRepositoryOutputs {
   const { ref } = req;
   const slug = repositorySlug(ref.repo);
-  const key = ref.personal ? `~${ref.owner!.toUpperCase()}` : isProjectKey(ref.project) ? ref.project.toUpperCase() : ref.project;
+  let key = ref.project;
+  if (ref.personal) key = `~${ref.owner!.toUpperCase()}`;
+  else if (isProjectKey(ref.project)) key = ref.project.toUpperCase();
   const base = host.baseUrl.replace(/\/+$/, '');
   const pathKey = encodeURIComponent(lower(key));
   return {
     remoteUrl: `${base}/scm/${pathKey}/${encodeURIComponent(slug)}.git`,
-    sshUrl: `ssh://git@${host.sshHost}/${pathKey}/${encodeURIComponent(slug)}.git`,
+    sshUrl: `ssh://git@${host.sshHost}/${pathKey}/${encodeURIComponent(
+      slug,
+    )}.git`,
     repoContentsUrl: ref.personal
-      ? `${base}/users/${encodeURIComponent(lower(ref.owner!))}/repos/${encodeURIComponent(slug)}/browse`
-      : `${base}/projects/${encodeURIComponent(key)}/repos/${encodeURIComponent(slug)}/browse`,
+      ? `${base}/users/${encodeURIComponent(
+          lower(ref.owner!),
+        )}/repos/${encodeURIComponent(slug)}/browse`
+      : `${base}/projects/${encodeURIComponent(key)}/repos/${encodeURIComponent(
+          slug,
+        )}/browse`,
     projectKey: key,
     repoSlug: slug,
     defaultBranch: req.defaultBranch,
@@ -159,14 +199,26 @@ export function planRepositoryOutputs(
 }
 
 /** Picks a clone link by its name (`http`, `ssh`), never by position. @public */
-export function cloneLink(repo: Pick<BitbucketRepository, 'links'>, name: 'http' | 'ssh'): string | undefined {
-  return repo.links?.clone?.find(l => typeof l.name === 'string' && l.name.toLowerCase() === name)?.href;
+export function cloneLink(
+  repo: Pick<BitbucketRepository, 'links'>,
+  name: 'http' | 'ssh',
+): string | undefined {
+  return repo.links?.clone?.find(
+    l => typeof l.name === 'string' && l.name.toLowerCase() === name,
+  )?.href;
 }
 
-function linkMatchesRepo(href: string, projectKey: string, slug: string): boolean {
+function linkMatchesRepo(
+  href: string,
+  projectKey: string,
+  slug: string,
+): boolean {
   try {
     const p = decodeURIComponent(new URL(href).pathname).toLowerCase();
-    return p.endsWith(`/${projectKey.toLowerCase()}/${slug.toLowerCase()}.git`) || p.endsWith(`/${projectKey.toLowerCase()}/${slug.toLowerCase()}`);
+    return (
+      p.endsWith(`/${projectKey.toLowerCase()}/${slug.toLowerCase()}.git`) ||
+      p.endsWith(`/${projectKey.toLowerCase()}/${slug.toLowerCase()}`)
+    );
   } catch {
     return false;
   }
@@ -205,7 +257,9 @@ export function repositoryOutputs(
     u.password = '';
     remoteUrl = u.toString();
   } else if (http) {
-    logger.warn(`Bitbucket's http clone link ${http} does not name ${key}/${repo.slug}; using ${remoteUrl}`);
+    logger.warn(
+      `Bitbucket's http clone link ${http} does not name ${key}/${repo.slug}; using ${remoteUrl}`,
+    );
   }
   let sshUrl = planned.sshUrl;
   const ssh = cloneLink(repo, 'ssh');
@@ -228,20 +282,42 @@ export function repositoryOutputs(
 /** Rewords a Bitbucket error so it names the permission, the resource and the credentials. */
 function explain(
   error: unknown,
-  ctx: { action: string; permission: string; resource: string; credentials: string; host: string },
+  ctx: {
+    action: string;
+    permission: string;
+    resource: string;
+    credentials: string;
+    host: string;
+  },
 ): unknown {
   if (!isBitbucketError(error)) return error;
-  const said = error.bitbucketMessage ? ` Bitbucket said: ${error.bitbucketMessage}` : '';
+  const said = error.bitbucketMessage
+    ? ` Bitbucket said: ${error.bitbucketMessage}`
+    : '';
   if (error.kind === 'unauthorized') {
     return new BitbucketError(
       `Bitbucket ${ctx.host} rejected ${ctx.credentials} while trying to ${ctx.action}: the token or password is invalid, expired or revoked (HTTP ${error.status}).${said}`,
-      { kind: 'unauthorized', status: error.status, details: error.details, request: error.request },
+      {
+        kind: 'unauthorized',
+        status: error.status,
+        details: error.details,
+        request: error.request,
+      },
     );
   }
   if (error.kind === 'forbidden') {
     return new BitbucketError(
-      `${ctx.credentials[0].toUpperCase()}${ctx.credentials.slice(1)} may not ${ctx.action}: it needs ${ctx.permission} on ${ctx.resource} (HTTP ${error.status}).${said}`,
-      { kind: 'forbidden', status: error.status, details: error.details, request: error.request },
+      `${ctx.credentials[0].toUpperCase()}${ctx.credentials.slice(1)} may not ${
+        ctx.action
+      }: it needs ${ctx.permission} on ${ctx.resource} (HTTP ${
+        error.status
+      }).${said}`,
+      {
+        kind: 'forbidden',
+        status: error.status,
+        details: error.details,
+        request: error.request,
+      },
     );
   }
   return error;
@@ -249,7 +325,13 @@ function explain(
 
 /** Runs `fn`, rewording permission and credential failures. */
 async function step<T>(
-  ctx: { action: string; permission: string; resource: string; credentials: string; host: string },
+  ctx: {
+    action: string;
+    permission: string;
+    resource: string;
+    credentials: string;
+    host: string;
+  },
   fn: () => Promise<T>,
 ): Promise<T> {
   try {
@@ -281,23 +363,32 @@ export async function resolveProject(
     if (isProjectKey(keyOrName)) {
       const candidates = [...new Set([keyOrName, keyOrName.toUpperCase()])];
       for (const key of candidates) {
-        const res = await client.request<BitbucketProject>('GET', restPath('/rest/api/1.0/projects/{}', key), {
-          signal: opts.signal,
-          expectedStatus: [404],
-        });
+        const res = await client.request<BitbucketProject>(
+          'GET',
+          restPath('/rest/api/1.0/projects/{}', key),
+          {
+            signal: opts.signal,
+            expectedStatus: [404],
+          },
+        );
         if (res.status !== 404 && res.body?.key) return res.body;
       }
     }
     const similar: BitbucketProject[] = [];
-    for await (const p of client.paginate<BitbucketProject>('/rest/api/1.0/projects', {
-      query: { name: keyOrName },
-      signal: opts.signal,
-    })) {
+    for await (const p of client.paginate<BitbucketProject>(
+      '/rest/api/1.0/projects',
+      {
+        query: { name: keyOrName },
+        signal: opts.signal,
+      },
+    )) {
       if (p.name === keyOrName) return p;
       if (similar.length < 5) similar.push(p);
     }
     const hint = similar.length
-      ? ` Projects whose name contains "${keyOrName}": ${similar.map(p => `${p.name} (${p.key})`).join(', ')} — use the project key.`
+      ? ` Projects whose name contains "${keyOrName}": ${similar
+          .map(p => `${p.name} (${p.key})`)
+          .join(', ')} — use the project key.`
       : '';
     throw new BitbucketError(
       `Project "${keyOrName}" was not found on Bitbucket ${client.host.host}: no project has that key or exactly that name, or ${credentials} cannot see it (PROJECT_READ is needed).${hint}`,
@@ -318,14 +409,26 @@ export async function checkPersonalOwner(
 ): Promise<string> {
   const credentials = opts.credentials ?? 'the credentials';
   const me = await step(
-    { action: 'identify its user', permission: 'a licensed user', resource: client.host.host, credentials, host: client.host.host },
+    {
+      action: 'identify its user',
+      permission: 'a licensed user',
+      resource: client.host.host,
+      credentials,
+      host: client.host.host,
+    },
     () => client.whoami(opts.signal),
   );
   if (lower(me.name) === lower(owner)) return me.name;
-  const user = await client.getUser(me.name, opts.signal).catch(() => undefined);
+  const user = await client
+    .getUser(me.name, opts.signal)
+    .catch(() => undefined);
   if (user?.slug && lower(user.slug) === lower(owner)) return me.name;
   throw new BitbucketError(
-    `repoUrl asks for a personal repository of "${owner}" (project=~${owner}), but ${credentials} belong to "${me.name}". Only the owner's own credentials can create repositories in a personal project: use project=~${user?.slug ?? lower(me.name)} or ${owner}'s token.`,
+    `repoUrl asks for a personal repository of "${owner}" (project=~${owner}), but ${credentials} belong to "${
+      me.name
+    }". Only the owner's own credentials can create repositories in a personal project: use project=~${
+      user?.slug ?? lower(me.name)
+    } or ${owner}'s token.`,
     { kind: 'forbidden' },
   );
 }
@@ -338,9 +441,16 @@ function summarize(repo: BitbucketRepository): BitbucketRepository {
     description: repo.description,
     public: repo.public,
     scmId: repo.scmId,
-    project: { key: repo.project.key, name: repo.project.name, type: repo.project.type },
+    project: {
+      key: repo.project.key,
+      name: repo.project.name,
+      type: repo.project.type,
+    },
     links: {
-      clone: (repo.links?.clone ?? []).map(l => ({ href: l.href, name: l.name })),
+      clone: (repo.links?.clone ?? []).map(l => ({
+        href: l.href,
+        name: l.name,
+      })),
       self: (repo.links?.self ?? []).map(l => ({ href: l.href })),
     },
   };
@@ -352,8 +462,12 @@ async function findRepositoryByName(
   name: string,
   signal?: AbortSignal,
 ): Promise<BitbucketRepository | undefined> {
-  for await (const r of client.paginate<BitbucketRepository>(restPath('/rest/api/1.0/projects/{}/repos', projectKey), { signal })) {
-    if (lower(r.name) === lower(name) || r.slug === repositorySlug(name)) return r;
+  for await (const r of client.paginate<BitbucketRepository>(
+    restPath('/rest/api/1.0/projects/{}/repos', projectKey),
+    { signal },
+  )) {
+    if (lower(r.name) === lower(name) || r.slug === repositorySlug(name))
+      return r;
   }
   return undefined;
 }
@@ -367,7 +481,11 @@ async function readGroupPermission(
 ): Promise<string | undefined> {
   // `filter` is a substring match: compare names exactly, over all pages.
   for await (const p of client.paginate<BitbucketGroupPermission>(
-    restPath('/rest/api/1.0/projects/{}/repos/{}/permissions/groups', projectKey, slug),
+    restPath(
+      '/rest/api/1.0/projects/{}/repos/{}/permissions/groups',
+      projectKey,
+      slug,
+    ),
     { query: { filter: group }, signal },
   )) {
     if (p.group?.name === group) return p.permission;
@@ -385,7 +503,11 @@ export async function ensureGroupPermission(
   projectKey: string,
   slug: string,
   grant: BitbucketGroupGrant,
-  opts: { signal?: AbortSignal; credentials?: string; logger?: EngineLogger } = {},
+  opts: {
+    signal?: AbortSignal;
+    credentials?: string;
+    logger?: EngineLogger;
+  } = {},
 ): Promise<{ changed: boolean; permission: BitbucketRepoPermission }> {
   const logger = opts.logger ?? silentLogger;
   const ctx = {
@@ -396,35 +518,70 @@ export async function ensureGroupPermission(
     host: client.host.host,
   };
   return step(ctx, async () => {
-    const current = await readGroupPermission(client, projectKey, slug, grant.name, opts.signal);
+    const current = await readGroupPermission(
+      client,
+      projectKey,
+      slug,
+      grant.name,
+      opts.signal,
+    );
     if (current === grant.permission) {
-      logger.info(`Group "${grant.name}" already has ${grant.permission} on ${projectKey}/${slug}`);
+      logger.info(
+        `Group "${grant.name}" already has ${grant.permission} on ${projectKey}/${slug}`,
+      );
       return { changed: false, permission: grant.permission };
     }
     try {
       await client.request(
         'PUT',
-        restPath('/rest/api/1.0/projects/{}/repos/{}/permissions/groups', projectKey, slug),
-        { query: { name: grant.name, permission: grant.permission }, signal: opts.signal },
+        restPath(
+          '/rest/api/1.0/projects/{}/repos/{}/permissions/groups',
+          projectKey,
+          slug,
+        ),
+        {
+          query: { name: grant.name, permission: grant.permission },
+          signal: opts.signal,
+        },
       );
     } catch (error) {
-      if (isBitbucketError(error, 'not-found') && /group/i.test(`${error.exceptionName} ${error.bitbucketMessage}`)) {
+      if (
+        isBitbucketError(error, 'not-found') &&
+        /group/i.test(`${error.exceptionName} ${error.bitbucketMessage}`)
+      ) {
         throw new BitbucketError(
           `Group "${grant.name}" does not exist on Bitbucket ${client.host.host}; create it or fix groups[].name.`,
-          { kind: 'not-found', status: 404, details: error.details, request: error.request },
+          {
+            kind: 'not-found',
+            status: 404,
+            details: error.details,
+            request: error.request,
+          },
         );
       }
       throw error;
     }
-    const after = await readGroupPermission(client, projectKey, slug, grant.name, opts.signal);
+    const after = await readGroupPermission(
+      client,
+      projectKey,
+      slug,
+      grant.name,
+      opts.signal,
+    );
     if (after !== grant.permission) {
       throw new BitbucketError(
-        `Bitbucket accepted granting ${grant.permission} to group "${grant.name}" on ${projectKey}/${slug}, but reading it back gives ${after ?? 'no permission'}`,
+        `Bitbucket accepted granting ${grant.permission} to group "${
+          grant.name
+        }" on ${projectKey}/${slug}, but reading it back gives ${
+          after ?? 'no permission'
+        }`,
         { kind: 'server' },
       );
     }
     logger.info(
-      `Granted group "${grant.name}" ${grant.permission} on ${projectKey}/${slug}${current ? ` (was ${current})` : ''}`,
+      `Granted group "${grant.name}" ${
+        grant.permission
+      } on ${projectKey}/${slug}${current ? ` (was ${current})` : ''}`,
     );
     return { changed: true, permission: grant.permission };
   });
@@ -459,14 +616,26 @@ export async function setDefaultBranch(
   const body = { id: `refs/heads/${branch}` };
   const res = await client.request(
     'PUT',
-    restPath('/rest/api/1.0/projects/{}/repos/{}/default-branch', projectKey, slug),
+    restPath(
+      '/rest/api/1.0/projects/{}/repos/{}/default-branch',
+      projectKey,
+      slug,
+    ),
     { body, signal, expectedStatus: [404, 405] },
   );
   if (res.status === 404 || res.status === 405) {
-    await client.request('PUT', restPath('/rest/api/1.0/projects/{}/repos/{}/branches/default', projectKey, slug), {
-      body,
-      signal,
-    });
+    await client.request(
+      'PUT',
+      restPath(
+        '/rest/api/1.0/projects/{}/repos/{}/branches/default',
+        projectKey,
+        slug,
+      ),
+      {
+        body,
+        signal,
+      },
+    );
   }
 }
 
@@ -477,7 +646,10 @@ async function commitAuthor(
   try {
     const me = await client.whoami(signal);
     const user = await client.getUser(me.name, signal);
-    return { name: user?.displayName || me.name, email: user?.emailAddress ?? '' };
+    return {
+      name: user?.displayName || me.name,
+      email: user?.emailAddress ?? '',
+    };
   } catch (error) {
     if (isBitbucketError(error, 'unauthorized')) throw error;
     return { name: 'Flux', email: '' };
@@ -519,49 +691,82 @@ export async function ensureBranch(
     makeDefault?: boolean;
     initialCommitMessage?: string;
   },
-): Promise<{ head?: string; created?: 'initial-commit' | 'from-default-branch'; madeDefault: boolean }> {
+): Promise<{
+  head?: string;
+  created?: 'initial-commit' | 'from-default-branch';
+  madeDefault: boolean;
+}> {
   const logger = opts.logger ?? silentLogger;
   const credentials = opts.credentials ?? 'the credentials';
   const resource = `repository ${projectKey}/${slug}`;
-  const ctx = (action: string, permission: string) => ({ action, permission, resource, credentials, host: client.host.host });
+  const ctx = (action: string, permission: string) => ({
+    action,
+    permission,
+    resource,
+    credentials,
+    host: client.host.host,
+  });
 
   const ensureDefault = async (): Promise<boolean> => {
     const b = await client.getBranch(projectKey, slug, branch, opts.signal);
     if (!b || b.isDefault !== false) return false;
-    await step(ctx(`make "${branch}" the default branch of ${projectKey}/${slug}`, 'REPO_ADMIN'), () =>
-      setDefaultBranch(client, projectKey, slug, branch, opts.signal),
+    await step(
+      ctx(
+        `make "${branch}" the default branch of ${projectKey}/${slug}`,
+        'REPO_ADMIN',
+      ),
+      () => setDefaultBranch(client, projectKey, slug, branch, opts.signal),
     );
     const check = await client.getBranch(projectKey, slug, branch, opts.signal);
     if (check?.isDefault === false) {
-      throw new BitbucketError(`Bitbucket did not make "${branch}" the default branch of ${projectKey}/${slug}`, {
-        kind: 'server',
-      });
+      throw new BitbucketError(
+        `Bitbucket did not make "${branch}" the default branch of ${projectKey}/${slug}`,
+        {
+          kind: 'server',
+        },
+      );
     }
     logger.info(`Made "${branch}" the default branch of ${projectKey}/${slug}`);
     return true;
   };
 
-  const existing = await client.getBranch(projectKey, slug, branch, opts.signal);
+  const existing = await client.getBranch(
+    projectKey,
+    slug,
+    branch,
+    opts.signal,
+  );
   if (existing) {
-    logger.info(`Branch "${branch}" exists in ${projectKey}/${slug} at ${existing.latestCommit ?? 'an unknown commit'}`);
+    logger.info(
+      `Branch "${branch}" exists in ${projectKey}/${slug} at ${
+        existing.latestCommit ?? 'an unknown commit'
+      }`,
+    );
     const madeDefault = opts.makeDefault ? await ensureDefault() : false;
-    return { head: existing.latestCommit ?? existing.latestChangeset, madeDefault };
+    return {
+      head: existing.latestCommit ?? existing.latestChangeset,
+      madeDefault,
+    };
   }
 
   const others = await firstBranches(client, projectKey, slug, opts.signal);
   if (others.length === 0) {
-    logger.info(`${projectKey}/${slug} is empty; pushing an initial commit to create branch "${branch}"`);
+    logger.info(
+      `${projectKey}/${slug} is empty; pushing an initial commit to create branch "${branch}"`,
+    );
     const author = await commitAuthor(client, opts.signal);
     let head: string | undefined;
     try {
-      head = await step(ctx(`push branch "${branch}" to ${projectKey}/${slug}`, 'REPO_WRITE'), () =>
-        pushInitialCommit(client, {
-          cloneUrl: opts.cloneUrl,
-          branch,
-          author,
-          message: opts.initialCommitMessage,
-          signal: opts.signal,
-        }),
+      head = await step(
+        ctx(`push branch "${branch}" to ${projectKey}/${slug}`, 'REPO_WRITE'),
+        () =>
+          pushInitialCommit(client, {
+            cloneUrl: opts.cloneUrl,
+            branch,
+            author,
+            message: opts.initialCommitMessage,
+            signal: opts.signal,
+          }),
       );
     } catch (error) {
       if (!isBitbucketError(error, 'conflict')) throw error;
@@ -574,18 +779,36 @@ export async function ensureBranch(
   }
 
   const base = others.find(b => b.isDefault) ?? others[0];
-  logger.info(`Branch "${branch}" is missing in ${projectKey}/${slug}; creating it from "${base.displayId}"`);
-  const created = await step(ctx(`create branch "${branch}" in ${projectKey}/${slug}`, 'REPO_WRITE'), async () => {
-    const res = await client.request<BitbucketBranch>(
-      'POST',
-      restPath('/rest/api/1.0/projects/{}/repos/{}/branches', projectKey, slug),
-      { body: { name: branch, startPoint: base.id }, signal: opts.signal, expectedStatus: [409] },
-    );
-    return res.status === 409 ? undefined : res.body;
-  });
-  const head = created?.latestCommit ?? (await client.getBranchHead(projectKey, slug, branch, opts.signal));
+  logger.info(
+    `Branch "${branch}" is missing in ${projectKey}/${slug}; creating it from "${base.displayId}"`,
+  );
+  const created = await step(
+    ctx(`create branch "${branch}" in ${projectKey}/${slug}`, 'REPO_WRITE'),
+    async () => {
+      const res = await client.request<BitbucketBranch>(
+        'POST',
+        restPath(
+          '/rest/api/1.0/projects/{}/repos/{}/branches',
+          projectKey,
+          slug,
+        ),
+        {
+          body: { name: branch, startPoint: base.id },
+          signal: opts.signal,
+          expectedStatus: [409],
+        },
+      );
+      return res.status === 409 ? undefined : res.body;
+    },
+  );
+  const head =
+    created?.latestCommit ??
+    (await client.getBranchHead(projectKey, slug, branch, opts.signal));
   if (!head) {
-    throw new BitbucketError(`Bitbucket did not create branch "${branch}" in ${projectKey}/${slug}`, { kind: 'server' });
+    throw new BitbucketError(
+      `Bitbucket did not create branch "${branch}" in ${projectKey}/${slug}`,
+      { kind: 'server' },
+    );
   }
   return { head, created: 'from-default-branch', madeDefault: false };
 }
@@ -605,7 +828,8 @@ export async function ensureBitbucketRepository(
 ): Promise<EnsuredRepository> {
   validateRepositoryRequest(req);
   const logger = opts.logger ?? silentLogger;
-  const checkpoint: RepositoryCheckpointFn = opts.checkpoint ?? ((_key, fn) => fn());
+  const checkpoint: RepositoryCheckpointFn =
+    opts.checkpoint ?? ((_key, fn) => fn());
   const credentials = opts.credentials ?? 'the credentials';
   const { signal } = opts;
   const hostName = client.host.host;
@@ -614,62 +838,85 @@ export async function ensureBitbucketRepository(
   logger.info(`Connecting to Bitbucket ${hostName} (${client.baseUrl})`);
   let projectKey: string;
   if (ref.personal) {
-    const me = await checkPersonalOwner(client, ref.owner!, { signal, credentials });
+    const me = await checkPersonalOwner(client, ref.owner!, {
+      signal,
+      credentials,
+    });
     logger.info(`Credentials belong to "${me}", the owner of ~${ref.owner}`);
     projectKey = `~${ref.owner}`;
   } else {
-    const project = await resolveProject(client, ref.project, { signal, credentials });
+    const project = await resolveProject(client, ref.project, {
+      signal,
+      credentials,
+    });
     projectKey = project.key;
     logger.info(
-      project.key === ref.project ? `Project ${project.key} found` : `Project "${ref.project}" is ${project.name} (${project.key})`,
+      project.key === ref.project
+        ? `Project ${project.key} found`
+        : `Project "${ref.project}" is ${project.name} (${project.key})`,
     );
   }
 
   const wantedSlug = repositorySlug(ref.repo);
-  const repoState = await checkpoint(`repository.${lower(projectKey)}.${wantedSlug}`, async () => {
-    const existing =
-      (await step(
-        { action: `read repositories of ${projectKey}`, permission: 'PROJECT_READ', resource: `project ${projectKey}`, credentials, host: hostName },
-        () => client.getRepository(projectKey, wantedSlug, signal),
-      )) ?? undefined;
-    if (existing) return { created: false, repo: summarize(existing) };
-    logger.info(
-      `Creating ${req.private ? 'private' : 'public'} repository "${ref.repo}" in ${projectKey} with default branch "${req.defaultBranch}"`,
-    );
-    try {
-      const res = await step(
-        {
-          action: `create repositories in ${projectKey}`,
-          permission: ref.personal
-            ? 'to be the owner of the personal project'
-            : 'the project permission "Create repository" (REPO_CREATE) or PROJECT_ADMIN',
-          resource: `project ${projectKey}`,
-          credentials,
-          host: hostName,
-        },
-        () =>
-          client.request<BitbucketRepository>('POST', restPath('/rest/api/1.0/projects/{}/repos', projectKey), {
-            body: {
-              name: ref.repo,
-              scmId: 'git',
-              public: !req.private,
-              defaultBranch: req.defaultBranch,
-              ...(req.description ? { description: req.description } : {}),
-            },
-            signal,
-          }),
+  const repoState = await checkpoint(
+    `repository.${lower(projectKey)}.${wantedSlug}`,
+    async () => {
+      const existing =
+        (await step(
+          {
+            action: `read repositories of ${projectKey}`,
+            permission: 'PROJECT_READ',
+            resource: `project ${projectKey}`,
+            credentials,
+            host: hostName,
+          },
+          () => client.getRepository(projectKey, wantedSlug, signal),
+        )) ?? undefined;
+      if (existing) return { created: false, repo: summarize(existing) };
+      logger.info(
+        `Creating ${req.private ? 'private' : 'public'} repository "${
+          ref.repo
+        }" in ${projectKey} with default branch "${req.defaultBranch}"`,
       );
-      return { created: true, repo: summarize(res.body) };
-    } catch (error) {
-      if (!isBitbucketError(error, 'conflict')) throw error;
-      // Created concurrently (or by an earlier attempt whose answer was lost): reuse it.
-      const found =
-        (await client.getRepository(projectKey, wantedSlug, signal)) ??
-        (await findRepositoryByName(client, projectKey, ref.repo, signal));
-      if (!found) throw error;
-      return { created: false, repo: summarize(found) };
-    }
-  });
+      try {
+        const res = await step(
+          {
+            action: `create repositories in ${projectKey}`,
+            permission: ref.personal
+              ? 'to be the owner of the personal project'
+              : 'the project permission "Create repository" (REPO_CREATE) or PROJECT_ADMIN',
+            resource: `project ${projectKey}`,
+            credentials,
+            host: hostName,
+          },
+          () =>
+            client.request<BitbucketRepository>(
+              'POST',
+              restPath('/rest/api/1.0/projects/{}/repos', projectKey),
+              {
+                body: {
+                  name: ref.repo,
+                  scmId: 'git',
+                  public: !req.private,
+                  defaultBranch: req.defaultBranch,
+                  ...(req.description ? { description: req.description } : {}),
+                },
+                signal,
+              },
+            ),
+        );
+        return { created: true, repo: summarize(res.body) };
+      } catch (error) {
+        if (!isBitbucketError(error, 'conflict')) throw error;
+        // Created concurrently (or by an earlier attempt whose answer was lost): reuse it.
+        const found =
+          (await client.getRepository(projectKey, wantedSlug, signal)) ??
+          (await findRepositoryByName(client, projectKey, ref.repo, signal));
+        if (!found) throw error;
+        return { created: false, repo: summarize(found) };
+      }
+    },
+  );
   const repo = repoState.repo;
   const key = repo.project.key;
   const slug = repo.slug;
@@ -678,29 +925,52 @@ export async function ensureBitbucketRepository(
     logger.info(`Repository ${key}/${slug} exists; reusing it`);
     if (repo.public !== undefined && repo.public === req.private) {
       logger.warn(
-        `Repository ${key}/${slug} is ${repo.public ? 'public' : 'private'} although private: ${req.private} was asked; an existing repository's visibility is left unchanged`,
+        `Repository ${key}/${slug} is ${
+          repo.public ? 'public' : 'private'
+        } although private: ${
+          req.private
+        } was asked; an existing repository's visibility is left unchanged`,
       );
     }
   }
 
   for (const grant of req.groups) {
-    await checkpoint(`group-permission.${lower(key)}.${slug}.${grant.name}`, () =>
-      ensureGroupPermission(client, key, slug, grant, { signal, credentials, logger }),
+    await checkpoint(
+      `group-permission.${lower(key)}.${slug}.${grant.name}`,
+      () =>
+        ensureGroupPermission(client, key, slug, grant, {
+          signal,
+          credentials,
+          logger,
+        }),
     );
   }
 
-  const outputs = repositoryOutputs(client.host, repo, req.defaultBranch, repoState.created, logger);
-  const branchState = await checkpoint(`default-branch.${lower(key)}.${slug}.${req.defaultBranch}`, async () => {
-    const r = await ensureBranch(client, key, slug, req.defaultBranch, {
-      signal,
-      logger,
-      credentials,
-      cloneUrl: outputs.remoteUrl,
-      makeDefault: repoState.created,
-      initialCommitMessage: opts.initialCommitMessage,
-    });
-    return { head: r.head ?? null, created: r.created ?? null, madeDefault: r.madeDefault };
-  });
+  const outputs = repositoryOutputs(
+    client.host,
+    repo,
+    req.defaultBranch,
+    repoState.created,
+    logger,
+  );
+  const branchState = await checkpoint(
+    `default-branch.${lower(key)}.${slug}.${req.defaultBranch}`,
+    async () => {
+      const r = await ensureBranch(client, key, slug, req.defaultBranch, {
+        signal,
+        logger,
+        credentials,
+        cloneUrl: outputs.remoteUrl,
+        makeDefault: repoState.created,
+        initialCommitMessage: opts.initialCommitMessage,
+      });
+      return {
+        head: r.head ?? null,
+        created: r.created ?? null,
+        madeDefault: r.madeDefault,
+      };
+    },
+  );
 
   return {
     ...outputs,

@@ -75,7 +75,11 @@ export function sendOnce(options: {
           chunks.push(chunk);
         });
         res.on('error', reject);
-        res.on('aborted', () => reject(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })));
+        res.on('aborted', () =>
+          reject(
+            Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }),
+          ),
+        );
         res.on('end', () => {
           const responseHeaders = new Headers();
           for (const [name, value] of Object.entries(res.headers)) {

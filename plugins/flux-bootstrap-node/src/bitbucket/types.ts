@@ -87,7 +87,14 @@ export interface BitbucketGroupPermission<P extends string = string> {
 
 /** An SSH access key of a repository (`/rest/keys/1.0/…/ssh`). @public */
 export interface BitbucketAccessKey {
-  key: { id: number; text: string; label?: string; algorithmType?: string; bitLength?: number; fingerprint?: string };
+  key: {
+    id: number;
+    text: string;
+    label?: string;
+    algorithmType?: string;
+    bitLength?: number;
+    fingerprint?: string;
+  };
   permission: BitbucketRepoPermission | string;
   repository?: { slug: string; project?: { key: string } };
 }

@@ -44,7 +44,8 @@ export const examples: TemplateExample[] = [
     }),
   },
   {
-    description: 'A public repository in a project, using the credentials of integrations.bitbucketServer.',
+    description:
+      'A public repository in a project, using the credentials of integrations.bitbucketServer.',
     example: yaml.stringify({
       steps: [
         {

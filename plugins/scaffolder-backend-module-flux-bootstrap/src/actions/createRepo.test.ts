@@ -1,7 +1,10 @@
 import { execFileSync } from 'node:child_process';
 import { ConfigReader } from '@backstage/config';
 import { createMockActionContext } from '@backstage/plugin-scaffolder-node-test-utils';
-import { startBitbucketDouble, BitbucketDouble } from '@flux-bootstrap/test-peers';
+import {
+  startBitbucketDouble,
+  BitbucketDouble,
+} from '@flux-bootstrap/test-peers';
 import { createBitbucketCreateRepoAction } from './createRepo';
 import { examples } from './createRepo.examples';
 import yaml from 'yaml';
@@ -24,13 +27,19 @@ const wireAuthorization: string[] = [];
 type Json = Record<string, unknown>;
 
 function collectingLogger(lines: string[]) {
-  const log =
-    (level: string) =>
-    (message: string, meta?: unknown) => {
-      const line = `${level} ${message}${meta ? ` ${meta instanceof Error ? `${meta.message} ${meta.stack}` : JSON.stringify(meta)}` : ''}`;
-      lines.push(line);
-      leaked.push(line);
-    };
+  const log = (level: string) => (message: string, meta?: unknown) => {
+    const line = `${level} ${message}${
+      meta
+        ? ` ${
+            meta instanceof Error
+              ? `${meta.message} ${meta.stack}`
+              : JSON.stringify(meta)
+          }`
+        : ''
+    }`;
+    lines.push(line);
+    leaked.push(line);
+  };
   const logger: any = {
     info: log('info'),
     warn: log('warn'),
@@ -41,14 +50,24 @@ function collectingLogger(lines: string[]) {
   return logger;
 }
 
-function configFor(bb: BitbucketDouble, extra: { caPem?: string; sshHost?: string; token?: string | null; requireUser?: boolean } = {}) {
+function configFor(
+  bb: BitbucketDouble,
+  extra: {
+    caPem?: string;
+    sshHost?: string;
+    token?: string | null;
+    requireUser?: boolean;
+  } = {},
+) {
   return new ConfigReader({
     integrations: {
       bitbucketServer: [
         {
           host: bb.host,
           apiBaseUrl: bb.apiBaseUrl,
-          ...(extra.token === null ? {} : { token: extra.token ?? INTEGRATION_TOKEN }),
+          ...(extra.token === null
+            ? {}
+            : { token: extra.token ?? INTEGRATION_TOKEN }),
         },
       ],
     },
@@ -62,7 +81,9 @@ function configFor(bb: BitbucketDouble, extra: { caPem?: string; sshHost?: strin
         },
       ],
     },
-    ...(extra.requireUser ? { scaffolder: { requireScmUserCredentials: true } } : {}),
+    ...(extra.requireUser
+      ? { scaffolder: { requireScmUserCredentials: true } }
+      : {}),
   });
 }
 
@@ -84,7 +105,9 @@ async function run(
     store?: Map<string, unknown>;
   } = {},
 ): Promise<RunResult> {
-  const action = createBitbucketCreateRepoAction({ config: opts.config ?? configFor(bb) });
+  const action = createBitbucketCreateRepoAction({
+    config: opts.config ?? configFor(bb),
+  });
   const logs: string[] = [];
   const outputs: Json = {};
   const checkpoints: RunResult['checkpoints'] = [];
@@ -102,7 +125,13 @@ async function run(
       leaked.push(`output ${name}=${JSON.stringify(value)}`);
     },
     // Behaves like the scaffolder with task recovery: a key that succeeded before is not run again.
-    async checkpoint<T>({ key, fn }: { key: string; fn: () => Promise<T> | T }): Promise<T> {
+    async checkpoint<T>({
+      key,
+      fn,
+    }: {
+      key: string;
+      fn: () => Promise<T> | T;
+    }): Promise<T> {
       if (opts.store?.has(key)) return opts.store.get(key) as T;
       const from = bb.requests().length;
       const value = await fn();
@@ -116,7 +145,11 @@ async function run(
     await action.handler(ctx as any);
   } catch (e) {
     error = e as Error;
-    leaked.push(`error ${error.name} ${error.message} ${error.stack} ${JSON.stringify(error)}`);
+    leaked.push(
+      `error ${error.name} ${error.message} ${error.stack} ${JSON.stringify(
+        error,
+      )}`,
+    );
   }
   return { outputs, error, logs, checkpoints };
 }
@@ -125,23 +158,39 @@ function mutations(bb: BitbucketDouble, from = 0) {
   return bb
     .requests()
     .slice(from)
-    .filter(r => r.method !== 'GET' && !(r.path.endsWith('/git-upload-pack')));
+    .filter(r => r.method !== 'GET' && !r.path.endsWith('/git-upload-pack'));
 }
 
 /** Proves that every request that changes something happened inside a checkpoint. */
-function expectMutationsInsideCheckpoints(bb: BitbucketDouble, r: RunResult, from: number) {
+function expectMutationsInsideCheckpoints(
+  bb: BitbucketDouble,
+  r: RunResult,
+  from: number,
+) {
   const all = bb.requests();
   for (let i = from; i < all.length; i++) {
     const req = all[i];
-    const changes = req.method !== 'GET' && !req.path.endsWith('/git-upload-pack');
+    const changes =
+      req.method !== 'GET' && !req.path.endsWith('/git-upload-pack');
     if (!changes) continue;
     const inside = r.checkpoints.some(c => i >= c.from && i < c.to);
-    if (!inside) throw new Error(`${req.method} ${req.path} was sent outside any checkpoint`);
+    if (!inside)
+      throw new Error(
+        `${req.method} ${req.path} was sent outside any checkpoint`,
+      );
   }
 }
 
-function gitLsRemote(bb: BitbucketDouble, projectKey: string, slug: string): Record<string, string> {
-  const out = execFileSync('git', ['ls-remote', '--symref', bb.repoPath(projectKey, slug)], { encoding: 'utf8' });
+function gitLsRemote(
+  bb: BitbucketDouble,
+  projectKey: string,
+  slug: string,
+): Record<string, string> {
+  const out = execFileSync(
+    'git',
+    ['ls-remote', '--symref', bb.repoPath(projectKey, slug)],
+    { encoding: 'utf8' },
+  );
   const refs: Record<string, string> = {};
   for (const line of out.trim().split('\n').filter(Boolean)) {
     const [a, b] = line.split('\t');
@@ -151,13 +200,17 @@ function gitLsRemote(bb: BitbucketDouble, projectKey: string, slug: string): Rec
 }
 
 function repoState(bb: BitbucketDouble, projectKey: string, slug: string) {
-  return bb.state().repos.find(r => r.projectKey === projectKey && r.slug === slug);
+  return bb
+    .state()
+    .repos.find(r => r.projectKey === projectKey && r.slug === slug);
 }
 
 function groupPerms(bb: BitbucketDouble, projectKey: string, slug: string) {
   return bb
     .state()
-    .groupPermissions.repo.filter(p => p.projectKey === projectKey && p.slug === slug)
+    .groupPermissions.repo.filter(
+      p => p.projectKey === projectKey && p.slug === slug,
+    )
     .map(p => `${p.group}=${p.permission}`)
     .sort();
 }
@@ -167,7 +220,11 @@ describe('bitbucket:create-repo', () => {
 
   beforeAll(async () => {
     bb = await startBitbucketDouble();
-    bb.addUser({ name: 'alice', displayName: 'Alice Admin', email: 'alice@example.com' });
+    bb.addUser({
+      name: 'alice',
+      displayName: 'Alice Admin',
+      email: 'alice@example.com',
+    });
     bb.addUser({ name: 'bob' });
     bb.addUser({ name: 'carol' });
     bb.addGroup('flux-admins', ['alice']);
@@ -177,9 +234,14 @@ describe('bitbucket:create-repo', () => {
     bb.addProject({ key: 'UNI', name: 'unity' });
     // 150 projects whose names contain "unity" and sort before it: the exact match is on page 2.
     for (let i = 0; i < 150; i++) {
-      bb.addProject({ key: `CMT${i}`, name: `Community ${String(i).padStart(3, '0')}`, public: true });
+      bb.addProject({
+        key: `CMT${i}`,
+        name: `Community ${String(i).padStart(3, '0')}`,
+        public: true,
+      });
     }
-    for (const key of ['FLUX', 'UNI']) bb.grantProject(key, { user: 'alice' }, 'PROJECT_ADMIN');
+    for (const key of ['FLUX', 'UNI'])
+      bb.grantProject(key, { user: 'alice' }, 'PROJECT_ADMIN');
     bb.grantProject('FLUX', { user: 'carol' }, 'PROJECT_READ');
     bb.addToken({ token: INPUT_TOKEN, user: 'alice' });
     bb.addToken({ token: INTEGRATION_TOKEN, user: 'alice' });
@@ -201,7 +263,10 @@ describe('bitbucket:create-repo', () => {
     const r = await run(bb, {
       repoUrl: `${bb.host}?project=FLUX&repo=fleet-infra`,
       description: 'Flux fleet',
-      groups: [{ name: 'flux-admins', permission: 'REPO_ADMIN' }, { name: 'developers' }],
+      groups: [
+        { name: 'flux-admins', permission: 'REPO_ADMIN' },
+        { name: 'developers' },
+      ],
       token: INPUT_TOKEN,
     });
     expect(r.error).toBeUndefined();
@@ -214,7 +279,13 @@ describe('bitbucket:create-repo', () => {
       defaultBranch: 'main',
       created: true,
     });
-    const create = bb.requests().slice(from).find(q => q.method === 'POST' && q.path === '/rest/api/1.0/projects/FLUX/repos')!;
+    const create = bb
+      .requests()
+      .slice(from)
+      .find(
+        q =>
+          q.method === 'POST' && q.path === '/rest/api/1.0/projects/FLUX/repos',
+      )!;
     expect(JSON.parse(create.body!)).toEqual({
       name: 'fleet-infra',
       scmId: 'git',
@@ -226,12 +297,19 @@ describe('bitbucket:create-repo', () => {
     expect(repo.public).toBe(false);
     expect(repo.branches.map(b => b.name)).toEqual(['main']);
     expect(repo.defaultBranch).toBe('main');
-    expect(groupPerms(bb, 'FLUX', 'fleet-infra')).toEqual(['developers=REPO_WRITE', 'flux-admins=REPO_ADMIN']);
+    expect(groupPerms(bb, 'FLUX', 'fleet-infra')).toEqual([
+      'developers=REPO_WRITE',
+      'flux-admins=REPO_ADMIN',
+    ]);
     // each grant is read back after it was set
     const permReads = bb
       .requests()
       .slice(from)
-      .filter(q => q.path === '/rest/api/1.0/projects/FLUX/repos/fleet-infra/permissions/groups')
+      .filter(
+        q =>
+          q.path ===
+          '/rest/api/1.0/projects/FLUX/repos/fleet-infra/permissions/groups',
+      )
       .map(q => `${q.method} ${q.query.filter ?? q.query.name}`);
     expect(permReads).toEqual([
       'GET flux-admins',
@@ -245,9 +323,19 @@ describe('bitbucket:create-repo', () => {
     const refs = gitLsRemote(bb, 'FLUX', 'fleet-infra');
     expect(refs['refs/heads/main']).toMatch(/^[0-9a-f]{40}$/);
     expect(refs.HEAD).toBe(refs['refs/heads/main']);
-    const log = execFileSync('git', ['--git-dir', bb.repoPath('FLUX', 'fleet-infra'), 'log', '--format=%an <%ae>|%s', 'main'], {
-      encoding: 'utf8',
-    });
+    const log = execFileSync(
+      'git',
+      [
+        '--git-dir',
+        bb.repoPath('FLUX', 'fleet-infra'),
+        'log',
+        '--format=%an <%ae>|%s',
+        'main',
+      ],
+      {
+        encoding: 'utf8',
+      },
+    );
     expect(log.trim()).toBe('Alice Admin <alice@example.com>|Initial commit');
     expectMutationsInsideCheckpoints(bb, r, from);
     expect(r.checkpoints.map(c => c.key)).toEqual([
@@ -275,14 +363,23 @@ describe('bitbucket:create-repo', () => {
       // nothing left to change: only reads
       expect(mutations(bb, from)).toEqual([]);
     }
-    expect(bb.state().repos.filter(r => r.projectKey === 'FLUX' && r.slug === 'converge')).toHaveLength(1);
-    expect(groupPerms(bb, 'FLUX', 'converge')).toEqual(['flux-admins=REPO_WRITE']);
+    expect(
+      bb
+        .state()
+        .repos.filter(r => r.projectKey === 'FLUX' && r.slug === 'converge'),
+    ).toHaveLength(1);
+    expect(groupPerms(bb, 'FLUX', 'converge')).toEqual([
+      'flux-admins=REPO_WRITE',
+    ]);
     expect(gitLsRemote(bb, 'FLUX', 'converge')['refs/heads/main']).toBe(head);
   });
 
   it('with task recovery, completed checkpoints are not run again', async () => {
     const store = new Map<string, unknown>();
-    const input = { repoUrl: `${bb.host}?project=FLUX&repo=recovered`, groups: [{ name: 'developers' }] };
+    const input = {
+      repoUrl: `${bb.host}?project=FLUX&repo=recovered`,
+      groups: [{ name: 'developers' }],
+    };
     const first = await run(bb, input, { store });
     expect(first.error).toBeUndefined();
     const from = bb.requests().length;
@@ -295,7 +392,10 @@ describe('bitbucket:create-repo', () => {
   });
 
   it('converges a group whose permission was changed by hand', async () => {
-    const input = { repoUrl: `${bb.host}?project=FLUX&repo=regrant`, groups: [{ name: 'developers', permission: 'REPO_READ' }] };
+    const input = {
+      repoUrl: `${bb.host}?project=FLUX&repo=regrant`,
+      groups: [{ name: 'developers', permission: 'REPO_READ' }],
+    };
     expect((await run(bb, input)).error).toBeUndefined();
     bb.grantRepo('FLUX', 'regrant', { group: 'developers' }, 'REPO_ADMIN');
     expect((await run(bb, input)).error).toBeUndefined();
@@ -304,7 +404,10 @@ describe('bitbucket:create-repo', () => {
 
   it('creates a personal repository after checking the token belongs to its owner', async () => {
     const from = bb.requests().length;
-    const r = await run(bb, { repoUrl: `${bb.host}?project=~alice&repo=My Fleet`, token: INPUT_TOKEN });
+    const r = await run(bb, {
+      repoUrl: `${bb.host}?project=~alice&repo=My Fleet`,
+      token: INPUT_TOKEN,
+    });
     expect(r.error).toBeUndefined();
     expect(r.outputs).toMatchObject({
       projectKey: '~ALICE',
@@ -315,16 +418,23 @@ describe('bitbucket:create-repo', () => {
       created: true,
     });
     const calls = bb.requests().slice(from);
-    const identity = calls.findIndex(q => q.path === '/rest/api/1.0/application-properties');
+    const identity = calls.findIndex(
+      q => q.path === '/rest/api/1.0/application-properties',
+    );
     const create = calls.findIndex(q => q.method === 'POST');
     expect(identity).toBeGreaterThanOrEqual(0);
     expect(identity).toBeLessThan(create);
-    expect(repoState(bb, '~ALICE', 'my-fleet')?.branches.map(b => b.name)).toEqual(['main']);
+    expect(
+      repoState(bb, '~ALICE', 'my-fleet')?.branches.map(b => b.name),
+    ).toEqual(['main']);
   });
 
-  it("refuses a personal repository of somebody else before creating anything", async () => {
+  it('refuses a personal repository of somebody else before creating anything', async () => {
     const from = bb.requests().length;
-    const r = await run(bb, { repoUrl: `${bb.host}?project=~bob&repo=fleet`, token: INPUT_TOKEN });
+    const r = await run(bb, {
+      repoUrl: `${bb.host}?project=~bob&repo=fleet`,
+      token: INPUT_TOKEN,
+    });
     expect(r.error?.message).toMatch(/personal repository of "bob"/);
     expect(r.error?.message).toMatch(/belong to "alice"/);
     expect(mutations(bb, from)).toEqual([]);
@@ -333,22 +443,35 @@ describe('bitbucket:create-repo', () => {
 
   it('finds a project by exact name across pages, never by substring', async () => {
     const from = bb.requests().length;
-    const r = await run(bb, { repoUrl: `${bb.host}?project=unity&repo=by-name` });
+    const r = await run(bb, {
+      repoUrl: `${bb.host}?project=unity&repo=by-name`,
+    });
     expect(r.error).toBeUndefined();
     expect(r.outputs.projectKey).toBe('UNI');
     const lookups = bb
       .requests()
       .slice(from)
-      .filter(q => q.path === '/rest/api/1.0/projects' && q.query.name === 'unity');
+      .filter(
+        q => q.path === '/rest/api/1.0/projects' && q.query.name === 'unity',
+      );
     expect(lookups.map(q => q.query.start)).toEqual(['0', '100']);
-    expect(bb.state().repos.filter(x => x.slug === 'by-name').map(x => x.projectKey)).toEqual(['UNI']);
+    expect(
+      bb
+        .state()
+        .repos.filter(x => x.slug === 'by-name')
+        .map(x => x.projectKey),
+    ).toEqual(['UNI']);
   });
 
   it('accepts a project name with spaces and a key in any case', async () => {
-    const byName = await run(bb, { repoUrl: `${bb.host}?project=Flux Fleet&repo=spaced` });
+    const byName = await run(bb, {
+      repoUrl: `${bb.host}?project=Flux Fleet&repo=spaced`,
+    });
     expect(byName.error).toBeUndefined();
     expect(byName.outputs.projectKey).toBe('FLUX');
-    const byLowerKey = await run(bb, { repoUrl: `${bb.host}?project=flux&repo=spaced` });
+    const byLowerKey = await run(bb, {
+      repoUrl: `${bb.host}?project=flux&repo=spaced`,
+    });
     expect(byLowerKey.error).toBeUndefined();
     expect(byLowerKey.outputs).toEqual({ ...byName.outputs, created: false });
   });
@@ -364,15 +487,24 @@ describe('bitbucket:create-repo', () => {
 
   it('creates a public repository with public sent explicitly', async () => {
     const from = bb.requests().length;
-    const r = await run(bb, { repoUrl: `${bb.host}?project=FLUX&repo=open`, private: false });
+    const r = await run(bb, {
+      repoUrl: `${bb.host}?project=FLUX&repo=open`,
+      private: false,
+    });
     expect(r.error).toBeUndefined();
-    const create = bb.requests().slice(from).find(q => q.method === 'POST' && q.path.endsWith('/repos'))!;
+    const create = bb
+      .requests()
+      .slice(from)
+      .find(q => q.method === 'POST' && q.path.endsWith('/repos'))!;
     expect(JSON.parse(create.body!).public).toBe(true);
     expect(repoState(bb, 'FLUX', 'open')?.public).toBe(true);
   });
 
   it('creates a default branch other than main and makes it the default', async () => {
-    const r = await run(bb, { repoUrl: `${bb.host}?project=FLUX&repo=prod-fleet`, defaultBranch: 'production' });
+    const r = await run(bb, {
+      repoUrl: `${bb.host}?project=FLUX&repo=prod-fleet`,
+      defaultBranch: 'production',
+    });
     expect(r.error).toBeUndefined();
     expect(r.outputs.defaultBranch).toBe('production');
     const repo = repoState(bb, 'FLUX', 'prod-fleet')!;
@@ -382,7 +514,9 @@ describe('bitbucket:create-repo', () => {
 
   it('reuses an existing empty repository and gives it the branch', async () => {
     bb.createRepo('FLUX', 'empty-one', { defaultBranch: 'master' });
-    const r = await run(bb, { repoUrl: `${bb.host}?project=FLUX&repo=empty-one` });
+    const r = await run(bb, {
+      repoUrl: `${bb.host}?project=FLUX&repo=empty-one`,
+    });
     expect(r.error).toBeUndefined();
     expect(r.outputs.created).toBe(false);
     const repo = repoState(bb, 'FLUX', 'empty-one')!;
@@ -391,9 +525,15 @@ describe('bitbucket:create-repo', () => {
   });
 
   it('adds a missing branch to a non-empty repository from its default branch, leaving the default alone', async () => {
-    bb.createRepo('FLUX', 'legacy', { defaultBranch: 'master', initialCommit: true });
+    bb.createRepo('FLUX', 'legacy', {
+      defaultBranch: 'master',
+      initialCommit: true,
+    });
     const masterHead = gitLsRemote(bb, 'FLUX', 'legacy')['refs/heads/master'];
-    const r = await run(bb, { repoUrl: `${bb.host}?project=FLUX&repo=legacy`, defaultBranch: 'main' });
+    const r = await run(bb, {
+      repoUrl: `${bb.host}?project=FLUX&repo=legacy`,
+      defaultBranch: 'main',
+    });
     expect(r.error).toBeUndefined();
     const refs = gitLsRemote(bb, 'FLUX', 'legacy');
     expect(refs['refs/heads/main']).toBe(masterHead);
@@ -402,7 +542,10 @@ describe('bitbucket:create-repo', () => {
 
   it('tells a missing permission apart, naming the permission and the project', async () => {
     const from = bb.requests().length;
-    const r = await run(bb, { repoUrl: `${bb.host}?project=FLUX&repo=not-allowed`, token: 'carol-token-5521' });
+    const r = await run(bb, {
+      repoUrl: `${bb.host}?project=FLUX&repo=not-allowed`,
+      token: 'carol-token-5521',
+    });
     expect(r.error?.message).toMatch(/may not create repositories in FLUX/);
     expect(r.error?.message).toMatch(/REPO_CREATE/);
     expect(r.error?.message).toMatch(/PROJECT_ADMIN/);
@@ -415,11 +558,17 @@ describe('bitbucket:create-repo', () => {
   });
 
   it('names a group that does not exist, and a missing REPO_ADMIN for grants', async () => {
-    const r = await run(bb, { repoUrl: `${bb.host}?project=FLUX&repo=groupless`, groups: [{ name: 'nobody-here' }] });
+    const r = await run(bb, {
+      repoUrl: `${bb.host}?project=FLUX&repo=groupless`,
+      groups: [{ name: 'nobody-here' }],
+    });
     expect(r.error?.message).toMatch(/Group "nobody-here" does not exist/);
 
     // bob may push to an existing repository but not administer it
-    bb.createRepo('FLUX', 'write-only', { defaultBranch: 'main', initialCommit: true });
+    bb.createRepo('FLUX', 'write-only', {
+      defaultBranch: 'main',
+      initialCommit: true,
+    });
     bb.grantRepo('FLUX', 'write-only', { user: 'bob' }, 'REPO_WRITE');
     bb.addToken({ token: 'bob-token-7781', user: 'bob' });
     const from = bb.requests().length;
@@ -428,8 +577,12 @@ describe('bitbucket:create-repo', () => {
       groups: [{ name: 'developers' }],
       token: 'bob-token-7781',
     });
-    expect(denied.error?.message).toMatch(/may not grant group "developers" REPO_WRITE/);
-    expect(denied.error?.message).toMatch(/needs REPO_ADMIN on repository FLUX\/write-only/);
+    expect(denied.error?.message).toMatch(
+      /may not grant group "developers" REPO_WRITE/,
+    );
+    expect(denied.error?.message).toMatch(
+      /needs REPO_ADMIN on repository FLUX\/write-only/,
+    );
     expect((denied.error as any).kind).toBe('forbidden');
     // listing a repository's permissions already needs REPO_ADMIN: nothing is attempted
     expect(mutations(bb, from)).toEqual([]);
@@ -437,7 +590,10 @@ describe('bitbucket:create-repo', () => {
   });
 
   it('tells an invalid or expired token apart', async () => {
-    const expired = await run(bb, { repoUrl: `${bb.host}?project=FLUX&repo=x1`, token: 'expired-token-0042' });
+    const expired = await run(bb, {
+      repoUrl: `${bb.host}?project=FLUX&repo=x1`,
+      token: 'expired-token-0042',
+    });
     expect(expired.error?.message).toMatch(/rejected the token input/);
     expect(expired.error?.message).toMatch(/invalid, expired or revoked/);
     expect(expired.error?.message).not.toContain('expired-token-0042');
@@ -446,31 +602,67 @@ describe('bitbucket:create-repo', () => {
 
   it('retries injected 429 and 5xx answers', async () => {
     const from = bb.requests().length;
-    bb.injectFault({ method: 'GET', path: '/rest/api/1.0/projects/FLUX', status: 429, retryAfter: 1 });
-    bb.injectFault({ method: 'POST', path: '/rest/api/1.0/projects/FLUX/repos', status: 503, times: 2 });
-    bb.injectFault({ method: 'POST', path: /\/scm\/flux\/retried\.git\/git-receive-pack$/, status: 502 });
-    const r = await run(bb, { repoUrl: `${bb.host}?project=FLUX&repo=retried` });
+    bb.injectFault({
+      method: 'GET',
+      path: '/rest/api/1.0/projects/FLUX',
+      status: 429,
+      retryAfter: 1,
+    });
+    bb.injectFault({
+      method: 'POST',
+      path: '/rest/api/1.0/projects/FLUX/repos',
+      status: 503,
+      times: 2,
+    });
+    bb.injectFault({
+      method: 'POST',
+      path: /\/scm\/flux\/retried\.git\/git-receive-pack$/,
+      status: 502,
+    });
+    const r = await run(bb, {
+      repoUrl: `${bb.host}?project=FLUX&repo=retried`,
+    });
     const calls = bb.requests().slice(from);
-    const statuses = (m: string, p: string) => calls.filter(q => q.method === m && q.path === p).map(q => q.status);
+    const statuses = (m: string, p: string) =>
+      calls.filter(q => q.method === m && q.path === p).map(q => q.status);
     expect(statuses('GET', '/rest/api/1.0/projects/FLUX')).toEqual([429, 200]);
-    expect(statuses('POST', '/rest/api/1.0/projects/FLUX/repos')).toEqual([503, 503, 201]);
+    expect(statuses('POST', '/rest/api/1.0/projects/FLUX/repos')).toEqual([
+      503, 503, 201,
+    ]);
     expect(r.logs.some(l => /retry 1 of 3 in 1000 ms/.test(l))).toBe(true);
     // a git push is not repeated blindly: the 502 fails the step…
     expect(r.error?.message).toMatch(/branch "main"/);
-    expect(statuses('POST', '/scm/flux/retried.git/git-receive-pack')).toEqual([502]);
+    expect(statuses('POST', '/scm/flux/retried.git/git-receive-pack')).toEqual([
+      502,
+    ]);
     // …and a re-run converges: the repository is reused and the branch created
-    const again = await run(bb, { repoUrl: `${bb.host}?project=FLUX&repo=retried` });
+    const again = await run(bb, {
+      repoUrl: `${bb.host}?project=FLUX&repo=retried`,
+    });
     expect(again.error).toBeUndefined();
     expect(again.outputs.created).toBe(false);
-    expect(repoState(bb, 'FLUX', 'retried')?.branches.map(b => b.name)).toEqual(['main']);
+    expect(repoState(bb, 'FLUX', 'retried')?.branches.map(b => b.name)).toEqual(
+      ['main'],
+    );
   });
 
   it.each([400, 404])('does not retry %s', async status => {
     const from = bb.requests().length;
-    bb.injectFault({ method: 'POST', path: '/rest/api/1.0/projects/FLUX/repos', status });
-    const r = await run(bb, { repoUrl: `${bb.host}?project=FLUX&repo=no-retry-${status}` });
+    bb.injectFault({
+      method: 'POST',
+      path: '/rest/api/1.0/projects/FLUX/repos',
+      status,
+    });
+    const r = await run(bb, {
+      repoUrl: `${bb.host}?project=FLUX&repo=no-retry-${status}`,
+    });
     expect(r.error?.message).toMatch(new RegExp(`HTTP ${status}`));
-    expect(bb.requests().slice(from).filter(q => q.method === 'POST')).toHaveLength(1);
+    expect(
+      bb
+        .requests()
+        .slice(from)
+        .filter(q => q.method === 'POST'),
+    ).toHaveLength(1);
     expect(repoState(bb, 'FLUX', `no-retry-${status}`)).toBeUndefined();
   });
 
@@ -478,7 +670,11 @@ describe('bitbucket:create-repo', () => {
     const from = bb.requests().length;
     const r = await run(
       bb,
-      { repoUrl: `${bb.host}?project=flux&repo=Dry Run`, defaultBranch: 'develop', groups: [{ name: 'developers' }] },
+      {
+        repoUrl: `${bb.host}?project=flux&repo=Dry Run`,
+        defaultBranch: 'develop',
+        groups: [{ name: 'developers' }],
+      },
       { dryRun: true },
     );
     expect(r.error).toBeUndefined();
@@ -498,27 +694,61 @@ describe('bitbucket:create-repo', () => {
   it.each([
     ['missing project', (h: string) => `${h}?repo=fleet`, /missing project/],
     ['missing repo', (h: string) => `${h}?project=FLUX`, /missing repo/],
-    ['a host not in integrations', () => 'bitbucket.evil.example.com?project=FLUX&repo=fleet', /not one of the configured/],
-    ['credentials in the URL', (h: string) => `alice:${INPUT_TOKEN}@${h}?project=FLUX&repo=fleet`, /must not contain credentials/],
-    ['a scheme', (h: string) => `https://${h}?project=FLUX&repo=fleet`, /without a scheme/],
-    ['a slash in the repo name', (h: string) => `${h}?project=FLUX&repo=a/b`, /invalid repo name/],
-  ])('rejects a repoUrl with %s before any request', async (_what, url, message) => {
-    const from = bb.requests().length;
-    const r = await run(bb, { repoUrl: url(bb.host) });
-    expect(r.error?.name).toBe('InputError');
-    expect(r.error?.message).toMatch(/repoUrl/);
-    expect(r.error?.message).toMatch(message);
-    expect(bb.requests().length).toBe(from);
-  });
+    [
+      'a host not in integrations',
+      () => 'bitbucket.evil.example.com?project=FLUX&repo=fleet',
+      /not one of the configured/,
+    ],
+    [
+      'credentials in the URL',
+      (h: string) => `alice:${INPUT_TOKEN}@${h}?project=FLUX&repo=fleet`,
+      /must not contain credentials/,
+    ],
+    [
+      'a scheme',
+      (h: string) => `https://${h}?project=FLUX&repo=fleet`,
+      /without a scheme/,
+    ],
+    [
+      'a slash in the repo name',
+      (h: string) => `${h}?project=FLUX&repo=a/b`,
+      /invalid repo name/,
+    ],
+  ])(
+    'rejects a repoUrl with %s before any request',
+    async (_what, url, message) => {
+      const from = bb.requests().length;
+      const r = await run(bb, { repoUrl: url(bb.host) });
+      expect(r.error?.name).toBe('InputError');
+      expect(r.error?.message).toMatch(/repoUrl/);
+      expect(r.error?.message).toMatch(message);
+      expect(bb.requests().length).toBe(from);
+    },
+  );
 
   it.each([
     ['a bad branch', { defaultBranch: 'main..x' }, /defaultBranch/],
-    ['a ref instead of a branch', { defaultBranch: 'refs/heads/main' }, /defaultBranch/],
-    ['a bad permission', { groups: [{ name: 'g', permission: 'PROJECT_ADMIN' }] }, /groups\[0\]\.permission/],
-    ['a group listed twice', { groups: [{ name: 'g' }, { name: 'g' }] }, /groups\[1\]\.name/],
+    [
+      'a ref instead of a branch',
+      { defaultBranch: 'refs/heads/main' },
+      /defaultBranch/,
+    ],
+    [
+      'a bad permission',
+      { groups: [{ name: 'g', permission: 'PROJECT_ADMIN' }] },
+      /groups\[0\]\.permission/,
+    ],
+    [
+      'a group listed twice',
+      { groups: [{ name: 'g' }, { name: 'g' }] },
+      /groups\[1\]\.name/,
+    ],
   ])('rejects %s before any request', async (_what, extra, message) => {
     const from = bb.requests().length;
-    const r = await run(bb, { repoUrl: `${bb.host}?project=FLUX&repo=fleet`, ...extra });
+    const r = await run(bb, {
+      repoUrl: `${bb.host}?project=FLUX&repo=fleet`,
+      ...extra,
+    });
     expect(r.error?.name).toBe('InputError');
     expect(r.error?.message).toMatch(message);
     expect(bb.requests().length).toBe(from);
@@ -526,7 +756,11 @@ describe('bitbucket:create-repo', () => {
 
   it('requires the token input when scaffolder.requireScmUserCredentials is on', async () => {
     const from = bb.requests().length;
-    const r = await run(bb, { repoUrl: `${bb.host}?project=FLUX&repo=fleet` }, { config: configFor(bb, { requireUser: true }) });
+    const r = await run(
+      bb,
+      { repoUrl: `${bb.host}?project=FLUX&repo=fleet` },
+      { config: configFor(bb, { requireUser: true }) },
+    );
     expect(r.error?.name).toBe('InputError');
     expect(r.error?.message).toMatch(/token/);
     expect(bb.requests().length).toBe(from);
@@ -534,9 +768,22 @@ describe('bitbucket:create-repo', () => {
 
   it('stops when the task is cancelled', async () => {
     const controller = new AbortController();
-    bb.injectFault({ method: 'GET', path: '/rest/api/1.0/projects/FLUX', status: 503, retryAfter: 60 });
-    const pending = run(bb, { repoUrl: `${bb.host}?project=FLUX&repo=cancelled` }, { signal: controller.signal });
-    while (!bb.requests().some(q => q.status === 503 && q.path === '/rest/api/1.0/projects/FLUX')) {
+    bb.injectFault({
+      method: 'GET',
+      path: '/rest/api/1.0/projects/FLUX',
+      status: 503,
+      retryAfter: 60,
+    });
+    const pending = run(
+      bb,
+      { repoUrl: `${bb.host}?project=FLUX&repo=cancelled` },
+      { signal: controller.signal },
+    );
+    while (
+      !bb
+        .requests()
+        .some(q => q.status === 503 && q.path === '/rest/api/1.0/projects/FLUX')
+    ) {
       await new Promise(res => setTimeout(res, 10));
     }
     controller.abort();
@@ -564,21 +811,42 @@ describe('bitbucket:create-repo against other server setups', () => {
       bb.grantProject('FLUX', { user: 'alice' }, 'PROJECT_ADMIN');
       bb.addToken({ token: INTEGRATION_TOKEN, user: 'alice' });
       expect(bb.apiBaseUrl).toMatch(/\/bitbucket\/rest\/api\/1\.0$/);
-      const r = await run(bb, { repoUrl: `${bb.host}?project=FLUX&repo=fleet` });
+      const r = await run(bb, {
+        repoUrl: `${bb.host}?project=FLUX&repo=fleet`,
+      });
       expect(r.error).toBeUndefined();
       expect(r.outputs.remoteUrl).toBe(`${bb.baseUrl}/scm/flux/fleet.git`);
       expect(r.outputs.remoteUrl).toContain('/bitbucket/scm/');
-      expect(repoState(bb, 'FLUX', 'fleet')?.branches.map(b => b.name)).toEqual(['main']);
+      expect(repoState(bb, 'FLUX', 'fleet')?.branches.map(b => b.name)).toEqual(
+        ['main'],
+      );
       // nothing went to the root (which answers HTML pages)
-      expect(bb.requests().every(q => q.status !== 404 || q.path.startsWith('/rest/'))).toBe(true);
+      expect(
+        bb
+          .requests()
+          .every(q => q.status !== 404 || q.path.startsWith('/rest/')),
+      ).toBe(true);
 
       // an apiBaseUrl without the context path gets Bitbucket's HTML 404 page: explained
       const wrong = new ConfigReader({
         integrations: {
-          bitbucketServer: [{ host: bb.host, apiBaseUrl: `${bb.baseUrl.replace('/bitbucket', '')}/rest/api/1.0`, token: INTEGRATION_TOKEN }],
+          bitbucketServer: [
+            {
+              host: bb.host,
+              apiBaseUrl: `${bb.baseUrl.replace(
+                '/bitbucket',
+                '',
+              )}/rest/api/1.0`,
+              token: INTEGRATION_TOKEN,
+            },
+          ],
         },
       });
-      const w = await run(bb, { repoUrl: `${bb.host}?project=FLUX&repo=fleet` }, { config: wrong });
+      const w = await run(
+        bb,
+        { repoUrl: `${bb.host}?project=FLUX&repo=fleet` },
+        { config: wrong },
+      );
       expect(w.error?.message).toMatch(/HTML page/);
       expect(w.error?.message).toMatch(/context path/);
     } finally {
@@ -595,17 +863,27 @@ describe('bitbucket:create-repo against other server setups', () => {
       bb.addToken({ token: INTEGRATION_TOKEN, user: 'alice' });
       expect(bb.baseUrl).toMatch(/^https:/);
 
-      const without = await run(bb, { repoUrl: `${bb.host}?project=FLUX&repo=fleet` }, { config: configFor(bb) });
+      const without = await run(
+        bb,
+        { repoUrl: `${bb.host}?project=FLUX&repo=fleet` },
+        { config: configFor(bb) },
+      );
       expect(without.error?.message).toMatch(/TLS/);
       expect(without.error?.message).toMatch(/caData or caFile/);
       expect(bb.requests()).toHaveLength(0);
       expect(process.env.NODE_TLS_REJECT_UNAUTHORIZED).toBeUndefined();
 
-      const r = await run(bb, { repoUrl: `${bb.host}?project=FLUX&repo=fleet` }, { config: configFor(bb, { caPem: bb.caPem }) });
+      const r = await run(
+        bb,
+        { repoUrl: `${bb.host}?project=FLUX&repo=fleet` },
+        { config: configFor(bb, { caPem: bb.caPem }) },
+      );
       expect(r.error).toBeUndefined();
       expect(r.outputs.remoteUrl).toBe(`${bb.baseUrl}/scm/flux/fleet.git`);
       // the initial commit went over git-over-HTTPS with the same CA
-      expect(repoState(bb, 'FLUX', 'fleet')?.branches.map(b => b.name)).toEqual(['main']);
+      expect(repoState(bb, 'FLUX', 'fleet')?.branches.map(b => b.name)).toEqual(
+        ['main'],
+      );
     } finally {
       await bb.stop();
     }
@@ -618,15 +896,29 @@ describe('bitbucket:create-repo against other server setups', () => {
       bb.addProject({ key: 'FLUX', name: 'Flux' });
       bb.grantProject('FLUX', { user: 'alice' }, 'PROJECT_ADMIN');
       bb.addToken({ token: INTEGRATION_TOKEN, user: 'alice' });
-      const r = await run(bb, { repoUrl: `${bb.host}?project=FLUX&repo=fleet` }, { config: configFor(bb, { sshHost: bb.ssh!.host }) });
+      const r = await run(
+        bb,
+        { repoUrl: `${bb.host}?project=FLUX&repo=fleet` },
+        { config: configFor(bb, { sshHost: bb.ssh!.host }) },
+      );
       expect(r.error).toBeUndefined();
       const urls = bb.cloneUrls('FLUX', 'fleet');
       expect(r.outputs.remoteUrl).toBe(urls.http);
       expect(r.outputs.sshUrl).toBe(urls.ssh);
-      expect(r.outputs.sshUrl).toMatch(new RegExp(`^ssh://[^@]+@127\\.0\\.0\\.1:${bb.ssh!.port}/flux/fleet\\.git$`));
+      expect(r.outputs.sshUrl).toMatch(
+        new RegExp(
+          `^ssh://[^@]+@127\\.0\\.0\\.1:${bb.ssh!.port}/flux/fleet\\.git$`,
+        ),
+      );
 
-      const moved = await run(bb, { repoUrl: `${bb.host}?project=FLUX&repo=fleet` }, { config: configFor(bb, { sshHost: 'git.example.com:7999' }) });
-      expect(moved.outputs.sshUrl).toBe(`ssh://${bb.ssh!.user}@git.example.com:7999/flux/fleet.git`);
+      const moved = await run(
+        bb,
+        { repoUrl: `${bb.host}?project=FLUX&repo=fleet` },
+        { config: configFor(bb, { sshHost: 'git.example.com:7999' }) },
+      );
+      expect(moved.outputs.sshUrl).toBe(
+        `ssh://${bb.ssh!.user}@git.example.com:7999/flux/fleet.git`,
+      );
     } finally {
       await bb.stop();
     }
@@ -640,8 +932,13 @@ describe('bitbucket:create-repo secrets', () => {
     expect(wireAuthorization).toContain(`Bearer ${INTEGRATION_TOKEN}`);
     expect(leaked.length).toBeGreaterThan(50);
     for (const canary of CANARIES) {
-      const forms = [canary, Buffer.from(canary).toString('base64'), Buffer.from(`alice:${canary}`).toString('base64')];
-      for (const text of leaked) for (const f of forms) expect(text).not.toContain(f);
+      const forms = [
+        canary,
+        Buffer.from(canary).toString('base64'),
+        Buffer.from(`alice:${canary}`).toString('base64'),
+      ];
+      for (const text of leaked)
+        for (const f of forms) expect(text).not.toContain(f);
     }
   });
 });

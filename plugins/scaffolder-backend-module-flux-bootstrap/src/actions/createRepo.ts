@@ -27,7 +27,9 @@ const PERMISSIONS = ['REPO_READ', 'REPO_WRITE', 'REPO_ADMIN'] as const;
  * A thin adapter over the engine's `ensureBitbucketRepository`.
  * @public
  */
-export function createBitbucketCreateRepoAction(options: FluxBootstrapActionOptions) {
+export function createBitbucketCreateRepoAction(
+  options: FluxBootstrapActionOptions,
+) {
   const { config } = options;
   return createTemplateAction({
     id: 'bitbucket:create-repo',
@@ -44,30 +46,45 @@ export function createBitbucketCreateRepoAction(options: FluxBootstrapActionOpti
               'Repository location in the RepoUrlPicker form host?project=KEY&repo=name. The host must be one of integrations.bitbucketServer; project is a project key (any case), the exact project name, or ~USER for a personal repository.',
             ),
         description: z =>
-          z.string().optional().describe('Description of the repository, used only when it is created.'),
+          z
+            .string()
+            .optional()
+            .describe(
+              'Description of the repository, used only when it is created.',
+            ),
         private: z =>
           z
             .boolean()
             .optional()
-            .describe('Create the repository private (default true); false creates it public. An existing repository keeps its visibility.'),
+            .describe(
+              'Create the repository private (default true); false creates it public. An existing repository keeps its visibility.',
+            ),
         defaultBranch: z =>
           z
             .string()
             .optional()
-            .describe('Default branch, created when missing so that the next step can push to it (default main).'),
+            .describe(
+              'Default branch, created when missing so that the next step can push to it (default main).',
+            ),
         groups: z =>
           z
             .array(
               z.object({
-                name: z.string().describe('Name of an existing Bitbucket group.'),
+                name: z
+                  .string()
+                  .describe('Name of an existing Bitbucket group.'),
                 permission: z
                   .enum(PERMISSIONS)
                   .optional()
-                  .describe('Repository permission to grant: REPO_READ, REPO_WRITE (default) or REPO_ADMIN.'),
+                  .describe(
+                    'Repository permission to grant: REPO_READ, REPO_WRITE (default) or REPO_ADMIN.',
+                  ),
               }),
             )
             .optional()
-            .describe('Groups to grant access to the repository; each permission is set and read back.'),
+            .describe(
+              'Groups to grant access to the repository; each permission is set and read back.',
+            ),
         token: z =>
           z
             .string()
@@ -77,26 +94,53 @@ export function createBitbucketCreateRepoAction(options: FluxBootstrapActionOpti
             ),
       },
       output: {
-        remoteUrl: z => z.string().describe('HTTPS clone URL of the repository.'),
+        remoteUrl: z =>
+          z.string().describe('HTTPS clone URL of the repository.'),
         sshUrl: z =>
-          z.string().describe('SSH clone URL with the Bitbucket SSH host and port, e.g. ssh://git@host:7999/key/repo.git.'),
-        repoContentsUrl: z => z.string().describe('URL to browse the repository in Bitbucket.'),
-        projectKey: z => z.string().describe('Key of the project that holds the repository (~USER for personal).'),
+          z
+            .string()
+            .describe(
+              'SSH clone URL with the Bitbucket SSH host and port, e.g. ssh://git@host:7999/key/repo.git.',
+            ),
+        repoContentsUrl: z =>
+          z.string().describe('URL to browse the repository in Bitbucket.'),
+        projectKey: z =>
+          z
+            .string()
+            .describe(
+              'Key of the project that holds the repository (~USER for personal).',
+            ),
         repoSlug: z => z.string().describe('Slug of the repository.'),
-        defaultBranch: z => z.string().describe('The branch Flux will sync; it exists after this step.'),
-        created: z => z.boolean().describe('True when this run created the repository, false when it existed.'),
+        defaultBranch: z =>
+          z
+            .string()
+            .describe('The branch Flux will sync; it exists after this step.'),
+        created: z =>
+          z
+            .boolean()
+            .describe(
+              'True when this run created the repository, false when it existed.',
+            ),
       },
     },
     async handler(ctx) {
-      const { redactor, logger } = createActionRedaction(ctx, [ctx.input.token]);
+      const { redactor, logger } = createActionRedaction(ctx, [
+        ctx.input.token,
+      ]);
       try {
         // Defaults are applied here: zod defaults are not applied at runtime.
         const groups = withDefault(ctx.input.groups, []).map(g => ({
           name: g.name,
-          permission: withDefault(g.permission, 'REPO_WRITE') as BitbucketRepoPermission,
+          permission: withDefault(
+            g.permission,
+            'REPO_WRITE',
+          ) as BitbucketRepoPermission,
         }));
         // Everything is validated before the first request.
-        const resolved = resolveBitbucket(config, { repoUrl: ctx.input.repoUrl, token: ctx.input.token });
+        const resolved = resolveBitbucket(config, {
+          repoUrl: ctx.input.repoUrl,
+          token: ctx.input.token,
+        });
         for (const secret of authSecrets(resolved.auth)) redactor.add(secret);
         const request: EnsureRepositoryRequest = {
           ref: resolved.ref,
@@ -110,17 +154,29 @@ export function createBitbucketCreateRepoAction(options: FluxBootstrapActionOpti
         if (ctx.isDryRun) {
           const planned = planRepositoryOutputs(resolved.host, request);
           logger.info(
-            `Dry run: would ensure ${request.private ? 'private' : 'public'} repository ${planned.projectKey}/${planned.repoSlug} on ${resolved.host.host} with default branch "${request.defaultBranch}"${
-              groups.length ? ` and grant ${groups.map(g => `${g.name}=${g.permission}`).join(', ')}` : ''
+            `Dry run: would ensure ${
+              request.private ? 'private' : 'public'
+            } repository ${planned.projectKey}/${planned.repoSlug} on ${
+              resolved.host.host
+            } with default branch "${request.defaultBranch}"${
+              groups.length
+                ? ` and grant ${groups
+                    .map(g => `${g.name}=${g.permission}`)
+                    .join(', ')}`
+                : ''
             }; no request sent`,
           );
-          for (const [name, value] of Object.entries(planned)) ctx.output(name as keyof typeof planned, value);
+          for (const [name, value] of Object.entries(planned))
+            ctx.output(name as keyof typeof planned, value);
           return;
         }
 
         const credentials = describeCredentials(resolved);
         logger.info(`Using ${credentials}`);
-        const client = new BitbucketServerClient(resolved.host, resolved.auth, { logger, redactor });
+        const client = new BitbucketServerClient(resolved.host, resolved.auth, {
+          logger,
+          redactor,
+        });
         try {
           const result = await ensureBitbucketRepository(client, request, {
             signal: ctx.signal,
@@ -136,7 +192,9 @@ export function createBitbucketCreateRepoAction(options: FluxBootstrapActionOpti
           ctx.output('defaultBranch', result.defaultBranch);
           ctx.output('created', result.created);
           logger.info(
-            `Repository ${result.projectKey}/${result.repoSlug} ${result.created ? 'created' : 'reused'}: ${result.repoContentsUrl}`,
+            `Repository ${result.projectKey}/${result.repoSlug} ${
+              result.created ? 'created' : 'reused'
+            }: ${result.repoContentsUrl}`,
           );
         } finally {
           client.close();
