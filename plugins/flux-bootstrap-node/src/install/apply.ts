@@ -29,6 +29,44 @@ export interface ApplyStagedOptions {
   logger?: EngineLogger;
 }
 
+/** JSON with sorted keys, for order-independent comparison. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_k, v) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
+}
+
+/** The object without what every write changes (resourceVersion, managedFields times…). */
+function comparable(o: KubeObject): string {
+  const { resourceVersion: _rv, managedFields: _mf, generation: _g, ...metadata } = o.metadata;
+  return canonical({ ...o, metadata });
+}
+
+/** The fields `manager` owns through Apply (no timestamps). */
+function ownedFields(o: KubeObject, manager: string): string {
+  const entries = (o.metadata.managedFields ?? []) as {
+    manager?: string;
+    operation?: string;
+    subresource?: string;
+    fieldsV1?: unknown;
+  }[];
+  return canonical(
+    entries
+      .filter(e => e.manager === manager && e.operation === 'Apply' && !e.subresource)
+      .map(e => e.fieldsV1),
+  );
+}
+
+/**
+ * Applies one object so that applying identical content never writes: for an existing object a
+ * server-side dry-run apply is compared with the live object first (as fluxcd/pkg/ssa does) and
+ * the real apply is skipped when neither the content nor this manager's fields would change.
+ * Without this, a manifest with a quantity in non-canonical form (`cpu: 1000m`, `pods: "1000"`)
+ * is rewritten on every apply — the API server only normalises it after its no-op check, and
+ * bumps resourceVersion and the managedFields time.
+ */
 async function applyOne(
   client: KubeClient,
   obj: KubeObject,
@@ -40,17 +78,25 @@ async function applyOne(
     name: obj.metadata.name,
     namespace: obj.metadata.namespace,
   };
-  const before = await client.get(ref, { signal: opts.signal });
-  const after = await client.apply(obj, {
+  const applyOpts = {
     fieldManager: opts.fieldManager,
     force: opts.force ?? true,
     signal: opts.signal,
-  });
+  };
+  const live = await client.get(ref, { signal: opts.signal });
   let result: AppliedObject['result'] = 'created';
-  if (before) {
-    result =
-      before.metadata.resourceVersion === after.metadata.resourceVersion ? 'unchanged' : 'configured';
+  if (live) {
+    const dry = await client.apply(obj, { ...applyOpts, dryRun: true });
+    const unchanged =
+      comparable(dry) === comparable(live) &&
+      ownedFields(dry, opts.fieldManager) === ownedFields(live, opts.fieldManager);
+    if (unchanged) {
+      opts.logger?.debug(`${describeObject(obj)} unchanged`);
+      return { object: describeObject(obj), result: 'unchanged' };
+    }
+    result = 'configured';
   }
+  await client.apply(obj, applyOpts);
   opts.logger?.debug(`${describeObject(obj)} ${result}`);
   return { object: describeObject(obj), result };
 }

@@ -121,6 +121,18 @@ describe('installFlux on a real kube-apiserver (no controllers)', () => {
     );
     expect(lines.some(l => l.includes('Waiting for') && l.includes('CustomResourceDefinitions'))).toBe(true);
     expect(lines.some(l => l.includes('installed components'))).toBe(true);
+
+    // A second run re-applies everything (no lastAppliedRevision yet) and changes nothing.
+    const versions = async () =>
+      Promise.all(expected.map(async o => `${refOf(o).kind}/${o.metadata.name}@${(await admin.get(refOf(o)))?.metadata.resourceVersion}`));
+    const before = await versions();
+    // managedFields times have one-second resolution: re-applying in a later second exposes
+    // any write an identical apply would still cause (non-canonical quantities do).
+    await new Promise(r => setTimeout(r, 1_100));
+    const again = await installFlux(admin, plan, { wait: false });
+    expect(again.componentsApplied).toBe(true);
+    expect(again.applied.filter(a => a.result !== 'unchanged')).toEqual([]);
+    expect(await versions()).toEqual(before);
   });
 
   it('writes the token-auth Secret with username, password and ca.crt — and never logs the token', async () => {
