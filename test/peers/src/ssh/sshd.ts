@@ -44,6 +44,8 @@ export interface SshdInstance {
   host: string;
   port: number;
   user: string;
+  /** PID of the sshd listener process. */
+  pid: number;
   hostKeys: SshHostKey[];
   /** known_hosts lines for all host keys, e.g. `[127.0.0.1]:2222 ssh-ed25519 AAAA…`. */
   knownHosts: string;
@@ -229,6 +231,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshdInstance> {
         host,
         port,
         user,
+        pid: proc.pid,
         hostKeys,
         knownHosts: hostKeys.map(k => `[127.0.0.1]:${port} ${k.publicKey}`).join('\n') + '\n',
         dir,
