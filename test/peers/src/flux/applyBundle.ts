@@ -57,7 +57,8 @@ export function pathOf(obj: {
  * namespaced objects in `namespace` and the RBAC objects with the generator's `-<namespace>` name
  * suffix and subjects moved to `namespace`, labelled `app.kubernetes.io/instance=<namespace>`,
  * `app.kubernetes.io/version=<version>`, `app.kubernetes.io/part-of=flux`. Server-side apply with
- * `fieldManager` (default `flux-test-fixture`). Returns every applied object.
+ * `fieldManager` (default `flux`, the manager flux install uses, so
+ * the shared cluster-wide CRDs never conflict with an install test's apply). Returns every applied object.
  * Use it when a test needs "Flux installed" without running the install action.
  */
 export async function applyFluxBundle(
@@ -72,7 +73,7 @@ export async function applyFluxBundle(
 ): Promise<AppliedObject[]> {
   const ns = opts.namespace;
   const components = opts.components ?? [...FLUX_COMPONENTS];
-  const fieldManager = opts.fieldManager ?? 'flux-test-fixture';
+  const fieldManager = opts.fieldManager ?? 'flux';
   const labels = {
     'app.kubernetes.io/instance': ns,
     'app.kubernetes.io/part-of': 'flux',

@@ -538,12 +538,11 @@ export async function buildFluxBundle(
     );
   }
   const pad = opts.crdPadBytes ?? 0;
+  const vVersion = opts.version.startsWith('v')
+    ? opts.version
+    : `v${opts.version}`;
   const tagFor = (c: FluxComponent) =>
-    opts.version === 'v2.9.4'
-      ? V2_9_4_TAGS[c]
-      : opts.version.startsWith('v')
-      ? opts.version
-      : `v${opts.version}`;
+    vVersion === 'v2.9.4' ? V2_9_4_TAGS[c] : vVersion;
   const files: Record<string, string> = {};
   for (const c of FLUX_COMPONENTS)
     files[`${c}.yaml`] = toMultiDocYaml(controllerDocs(c, tagFor(c), pad));

@@ -19,3 +19,12 @@ export {
 } from './applyBundle';
 export type { AppliedObject } from './applyBundle';
 export { FLUX_CRDS } from './crds';
+export { startFluxSimulator } from './simulator';
+export type { FluxSimulator, FluxSimulatorOptions } from './simulator';
+export {
+  withGitAuth,
+  lsRemote,
+  GitAuthError,
+  GitCommandError,
+} from './gitRemote';
+export type { FluxGitSecretData } from './gitRemote';

@@ -52,9 +52,10 @@ const cacheRoot = () =>
     'flux-bootstrap-test',
   );
 
-const installScript = path.resolve(
-  __dirname,
-  '../../scripts/install-system-deps.sh',
+const installScript = path.join(
+  path.dirname(require.resolve('@flux-bootstrap/test-peers/package.json')),
+  'scripts',
+  'install-system-deps.sh',
 );
 
 /** Locates kube-apiserver and etcd: `KUBEBUILDER_ASSETS` (envtest convention), else the cached Debian build + Debian etcd. */

@@ -65,12 +65,9 @@ export class KubeHttp {
     for (const [k, v] of Object.entries(opts.query ?? {})) {
       if (v !== undefined) url.searchParams.set(k, v);
     }
-    const payload =
-      opts.body === undefined
-        ? undefined
-        : typeof opts.body === 'string'
-        ? opts.body
-        : JSON.stringify(opts.body);
+    let payload: string | undefined;
+    if (typeof opts.body === 'string') payload = opts.body;
+    else if (opts.body !== undefined) payload = JSON.stringify(opts.body);
     return new Promise((resolve, reject) => {
       const req = https.request(
         url,
