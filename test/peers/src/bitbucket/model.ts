@@ -423,5 +423,5 @@ export function slugify(name: string): string {
   return name.trim().toLowerCase().replace(/\s+/g, '-');
 }
 
-/** Repository names: start with a letter, digit or underscore; letters, digits, space, `_`, `-`, `.`; ≤128. */
-export const REPO_NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9 _.-]{0,127}$/;
+/** Repository names: ≤128 characters, start with a letter or digit; letters, digits, space, `_`, `-`, `.`. */
+export const REPO_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9 _.-]{0,127}$/;

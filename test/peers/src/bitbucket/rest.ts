@@ -300,7 +300,7 @@ export class BitbucketRest {
     if (!REPO_NAME_RE.test(name)) {
       throw validation(
         'name',
-        'Repository names are limited to 128 characters. They must start with a letter, number or underscore and may contain only letters, numbers, spaces, underscores, hyphens and periods.',
+        'Repository names are limited to 128 characters. They must start with a letter or number and may contain spaces, hyphens, underscores, and periods.',
       );
     }
     if (body.scmId !== undefined && body.scmId !== 'git') throw validation('scmId', `The SCM "${String(body.scmId)}" is not supported.`);
@@ -347,7 +347,7 @@ export class BitbucketRest {
       const sha = await resolveCommit(repo.path, ref);
       if (!sha) {
         if (this.opts.emptyDefaultBranchStatus === 204) return { status: 204 };
-        throw new RestError(404, `Repository ${repo.projectKey}/${repo.slug} does not have a default branch.`, EX.noDefaultBranch);
+        throw new RestError(404, `${ref} is set as the default branch, but this branch does not exist`, EX.noDefaultBranch);
       }
       return { status: 200, body: renderBranch(name, sha, true) };
     }
