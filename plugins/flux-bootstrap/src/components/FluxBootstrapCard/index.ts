@@ -1,0 +1,2 @@
+export { FluxBootstrapCard } from './FluxBootstrapCard';
+export { StateChip } from './ClusterRow';

@@ -1,0 +1,185 @@
+import type {
+  ClusterBootstrapState,
+  ClusterBootstrapStatus,
+  FluxComponentStatus,
+} from '@flux-bootstrap/plugin-flux-bootstrap-common';
+
+/**
+ * Example statuses, one per state, shaped exactly like the status backend's answers. Used by the
+ * tests and by the dev harness (`yarn start` / `backstage-cli package start`) for screenshots.
+ */
+const SHA = '3f9c1e2b7a4d5c6e8f90a1b2c3d4e5f60718293a';
+const HEAD = '9a8b7c6d5e4f30211f2e3d4c5b6a798877665544';
+const BB = 'https://bitbucket.example.com';
+
+function controllers(
+  version: string,
+  notReady: string[] = [],
+): FluxComponentStatus[] {
+  return [
+    'helm-controller',
+    'kustomize-controller',
+    'notification-controller',
+    'source-controller',
+  ].map(name => ({
+    name,
+    ready: !notReady.includes(name),
+    image: `ghcr.io/fluxcd/${name}:${version}`,
+    tag: version,
+    ...(notReady.includes(name)
+      ? { message: 'Deployment does not have minimum availability.' }
+      : {}),
+  }));
+}
+
+function minutesAgo(now: Date, minutes: number): string {
+  return new Date(now.getTime() - minutes * 60_000).toISOString();
+}
+
+/** One example status per state (times relative to `now`). */
+export function exampleStatuses(
+  now: Date = new Date(),
+): Record<ClusterBootstrapState, ClusterBootstrapStatus> {
+  const source = (
+    url = 'ssh://git@bitbucket.example.com:7999/PLAT/fleet-infra.git',
+  ) => ({
+    kind: 'GitRepository',
+    name: 'flux-system',
+    namespace: 'flux-system',
+    url,
+    branch: 'main',
+    ready: true as boolean | null,
+    suspended: false,
+    revision: `main@sha1:${SHA}`,
+    message: `stored artifact for revision 'main@sha1:${SHA}'`,
+  });
+  const sync = () => ({
+    name: 'flux-system',
+    namespace: 'flux-system',
+    path: './clusters/prod-eu',
+    ready: true as boolean | null,
+    suspended: false,
+    lastAppliedRevision: `main@sha1:${SHA}`,
+    lastAttemptedRevision: `main@sha1:${SHA}`,
+    lastTransitionTime: minutesAgo(now, 3),
+    message: `Applied revision: main@sha1:${SHA}`,
+  });
+  const repository = (headCommit = SHA) => ({
+    host: 'bitbucket.example.com',
+    project: 'PLAT',
+    slug: 'fleet-infra',
+    browseUrl: `${BB}/projects/PLAT/repos/fleet-infra/browse`,
+    commitUrl: `${BB}/projects/PLAT/repos/fleet-infra/commits/${SHA}`,
+    headCommit,
+  });
+  const flux = {
+    version: 'v2.9.4',
+    distribution: 'flux',
+    managedBy: 'flux bootstrap',
+    bootstrapped: true,
+    namespace: 'flux-system',
+    reportedBy: 'crd-labels' as const,
+  };
+  const checkedAt = now.toISOString();
+  return {
+    ready: {
+      cluster: 'prod-eu',
+      title: 'Production EU',
+      state: 'ready',
+      checkedAt,
+      flux,
+      components: controllers('v1.9.4'),
+      source: source(),
+      sync: sync(),
+      inSync: true,
+      repository: repository(),
+    },
+    failing: {
+      cluster: 'prod-us',
+      title: 'Production US',
+      state: 'failing',
+      reason:
+        "GitRepository flux-system/flux-system: failed to checkout and determine revision: unable to clone 'ssh://git@bitbucket.example.com:7999/PLAT/fleet-infra.git': ssh: handshake failed: knownhosts: key mismatch",
+      checkedAt,
+      flux,
+      components: controllers('v1.9.4'),
+      source: {
+        ...source(),
+        ready: false,
+        message:
+          "failed to checkout and determine revision: unable to clone 'ssh://git@bitbucket.example.com:7999/PLAT/fleet-infra.git': ssh: handshake failed: knownhosts: key mismatch",
+      },
+      sync: { ...sync(), lastTransitionTime: minutesAgo(now, 42) },
+      inSync: false,
+      repository: repository(HEAD),
+    },
+    installing: {
+      cluster: 'staging',
+      state: 'installing',
+      reason:
+        'waiting for source-controller (Deployment does not have minimum availability.)\nGitRepository flux-system/flux-system: not reconciled yet',
+      checkedAt,
+      flux,
+      components: controllers('v1.9.4', ['source-controller']),
+      source: {
+        ...source(),
+        ready: null,
+        revision: undefined,
+        message: undefined,
+      },
+      sync: {
+        ...sync(),
+        ready: null,
+        lastAppliedRevision: undefined,
+        lastAttemptedRevision: undefined,
+        lastTransitionTime: undefined,
+        message: undefined,
+      },
+      inSync: null,
+    },
+    suspended: {
+      cluster: 'edge-1',
+      state: 'suspended',
+      reason:
+        'Kustomization flux-system/flux-system is suspended: Flux does not reconcile the cluster from Git.',
+      checkedAt,
+      flux,
+      components: controllers('v1.9.4'),
+      source: source(),
+      sync: {
+        ...sync(),
+        suspended: true,
+        lastTransitionTime: minutesAgo(now, 60 * 26),
+      },
+      inSync: true,
+      repository: repository(),
+    },
+    'not-installed': {
+      cluster: 'dev',
+      state: 'not-installed',
+      reason:
+        'Flux is not installed: the CustomResourceDefinition gitrepositories.source.toolkit.fluxcd.io does not exist.',
+      checkedAt,
+      components: [],
+      inSync: null,
+    },
+    unreachable: {
+      cluster: 'lab',
+      state: 'unreachable',
+      reason:
+        'The API server at https://10.20.30.40:6443 did not answer within 5 s.',
+      checkedAt,
+      components: [],
+      inSync: null,
+    },
+    forbidden: {
+      cluster: 'partner',
+      state: 'forbidden',
+      reason:
+        'The configured credentials may not get CustomResourceDefinition gitrepositories.source.toolkit.fluxcd.io (403 Forbidden): customresourcedefinitions.apiextensions.k8s.io "gitrepositories.source.toolkit.fluxcd.io" is forbidden: User "system:serviceaccount:backstage:reader" cannot get resource "customresourcedefinitions" in API group "apiextensions.k8s.io" at the cluster scope',
+      checkedAt,
+      components: [],
+      inSync: null,
+    },
+  };
+}
