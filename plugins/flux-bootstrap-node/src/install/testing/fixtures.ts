@@ -3,9 +3,15 @@
  * as the action generates them — the project's Flux bundle fixture through the manifest
  * generator — and cleanup of the cluster-scoped objects an install creates.
  */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import {
   buildFluxBundle,
   KubeCleanup,
+  startGitHttpServer,
+  type GitHttpServer,
   type KubeApiserverInfo,
 } from '@flux-bootstrap/test-peers';
 import type { ClusterConnection } from '../../config';
@@ -92,4 +98,68 @@ export function recordingLogger() {
     debug: add('debug'),
   };
   return { logger, lines };
+}
+
+/**
+ * A fleet repository on the real git smart-HTTP peer (TLS with its own CA), readable with a
+ * token, as Flux reads it with token auth. Commits are made with the git CLI in a scratch work
+ * tree and pushed straight into the bare repository.
+ */
+export interface FleetRepo {
+  server: GitHttpServer;
+  /** HTTPS clone URL (GitRepository spec.url). */
+  url: string;
+  caPem: string;
+  user: string;
+  token: string;
+  /** Commits `files` (path → content) on top of the work tree and moves `branch` to it; returns the sha. */
+  commit(files: Record<string, string>, opts?: { branch?: string; message?: string }): string;
+  /** Points a branch at a commit (as a push would). */
+  setBranch(branch: string, sha: string): void;
+  stop(): Promise<void>;
+}
+
+export async function startFleetRepo(opts: { user: string; token: string }): Promise<FleetRepo> {
+  const server = await startGitHttpServer({ tls: true });
+  const repo = server.createRepo('fleet', { initialCommit: false });
+  server.addToken({ token: opts.token, user: opts.user, access: 'read' });
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'fleet-work-'));
+  const env = {
+    PATH: process.env.PATH,
+    HOME: work,
+    GIT_CONFIG_GLOBAL: '/dev/null',
+    GIT_CONFIG_NOSYSTEM: '1',
+    GIT_AUTHOR_NAME: 'Flux',
+    GIT_AUTHOR_EMAIL: 'flux@example.com',
+    GIT_COMMITTER_NAME: 'Flux',
+    GIT_COMMITTER_EMAIL: 'flux@example.com',
+  };
+  const git = (...args: string[]) =>
+    execFileSync('git', args, { cwd: work, env, encoding: 'utf8' }).trim();
+  git('init', '-q', '-b', 'main');
+  return {
+    server,
+    url: repo.url,
+    caPem: server.caPem!,
+    user: opts.user,
+    token: opts.token,
+    commit(files, o = {}) {
+      for (const [file, content] of Object.entries(files)) {
+        fs.mkdirSync(path.dirname(path.join(work, file)), { recursive: true });
+        fs.writeFileSync(path.join(work, file), content);
+      }
+      git('add', '-A');
+      git('commit', '-q', '--allow-empty', '-m', o.message ?? 'Add Flux manifests');
+      const sha = git('rev-parse', 'HEAD');
+      git('push', '-q', repo.path, `HEAD:refs/heads/${o.branch ?? 'main'}`);
+      return sha;
+    },
+    setBranch(branch, sha) {
+      execFileSync('git', ['--git-dir', repo.path, 'update-ref', `refs/heads/${branch}`, sha], { env });
+    },
+    async stop() {
+      fs.rmSync(work, { recursive: true, force: true });
+      await server.stop();
+    },
+  };
 }
