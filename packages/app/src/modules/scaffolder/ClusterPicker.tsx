@@ -42,34 +42,34 @@ export function describeClusterState(c: PickerCluster): string {
 }
 
 /**
- * Loads the configured clusters from the status backend (`GET /api/flux-bootstrap/clusters`)
- * and, for each, its bootstrap state (`GET /api/flux-bootstrap/clusters/:name/status`, best
- * effort: a cluster whose state cannot be read is still offered).
+ * Loads the configured clusters with their bootstrap state from the status backend
+ * (`GET /api/flux-bootstrap/clusters?state=true`). When the state cannot be read (e.g. the list
+ * answered without it), clusters are still offered, with an unknown state.
  */
 export async function loadPickerClusters(
   baseUrl: string,
   fetchFn: typeof fetch,
 ): Promise<PickerCluster[]> {
-  const res = await fetchFn(`${baseUrl}/clusters`);
+  const res = await fetchFn(`${baseUrl}/clusters?state=true`);
   if (!res.ok) {
-    throw new Error(`Could not list clusters: ${res.status} ${res.statusText}`);
+    let message = `${res.status} ${res.statusText}`;
+    try {
+      const body = await res.json();
+      if (body?.error?.message) message = body.error.message;
+    } catch {
+      // not JSON
+    }
+    throw new Error(`Could not list clusters: ${message}`);
   }
-  const body = (await res.json()) as { items?: { name: string; title?: string }[] };
-  const items = body.items ?? [];
-  return Promise.all(
-    items.map(async item => {
-      try {
-        const s = await fetchFn(
-          `${baseUrl}/clusters/${encodeURIComponent(item.name)}/status`,
-        );
-        if (!s.ok) return { ...item };
-        const status = (await s.json()) as { state?: string; reason?: string };
-        return { ...item, state: status.state, reason: status.reason };
-      } catch {
-        return { ...item };
-      }
-    }),
-  );
+  const body = (await res.json()) as {
+    items?: { name: string; title?: string; status?: { state?: string; reason?: string } }[];
+  };
+  return (body.items ?? []).map(item => ({
+    name: item.name,
+    title: item.title,
+    state: item.status?.state,
+    reason: item.status?.reason,
+  }));
 }
 
 /**

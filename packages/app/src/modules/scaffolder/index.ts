@@ -1,4 +1,5 @@
 import { createFrontendModule } from '@backstage/frontend-plugin-api';
+import { repoPickerValidation } from '@backstage/plugin-scaffolder';
 import { createFormField, FormFieldBlueprint } from '@backstage/plugin-scaffolder-react/alpha';
 
 /**
@@ -25,8 +26,27 @@ const clusterPickerField = FormFieldBlueprint.make({
   },
 });
 
+/**
+ * `ui:field: BitbucketServerRepoUrlPicker`: Backstage's RepoUrlPicker (same value, same
+ * validation) with `allowedHosts` filled from `integrations.bitbucketServer`, so the templates
+ * need no installation-specific host list.
+ */
+const bitbucketServerRepoUrlPickerField = FormFieldBlueprint.make({
+  name: 'bitbucket-server-repo-url-picker',
+  params: {
+    field: () =>
+      import('./BitbucketServerRepoUrlPicker').then(m =>
+        createFormField({
+          name: 'BitbucketServerRepoUrlPicker',
+          component: m.BitbucketServerRepoUrlPicker as any,
+          validation: repoPickerValidation as any,
+        }),
+      ),
+  },
+});
+
 /** Scaffolder form fields of this app. */
 export const scaffolderFieldsModule = createFrontendModule({
   pluginId: 'scaffolder',
-  extensions: [clusterPickerField],
+  extensions: [clusterPickerField, bitbucketServerRepoUrlPickerField],
 });

@@ -1,0 +1,288 @@
+/* eslint-disable no-console */
+import type { ChildProcess } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  BitbucketDouble,
+  buildFluxBundle,
+  FluxBundleServer,
+  FluxSimulator,
+  freePort,
+  KubeApiserver,
+  serveFluxBundles,
+  startBitbucketDouble,
+  startFluxSimulator,
+  startKubeApiserver,
+} from '@flux-bootstrap/test-peers';
+
+// Plain CommonJS helpers shared with `npm start` (frontend build, backend process).
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const runner = require('../../../packages/backend/scripts/app-runner') as {
+  repoRoot: string;
+  ensureFrontendBuild(opts?: { log?: (line: string) => void }): {
+    built: boolean;
+    reason?: string;
+    ms: number;
+  };
+  startBackend(opts: {
+    configPaths?: string[];
+    includeLocalConfig?: boolean;
+    env?: NodeJS.ProcessEnv;
+    onLine?: (line: string) => void;
+  }): ChildProcess;
+  waitForBackend(
+    baseUrl: string,
+    opts?: { child?: ChildProcess; signal?: AbortSignal; log?: (line: string) => void },
+  ): Promise<number>;
+  stopProcess(child: ChildProcess | undefined, graceMs?: number): Promise<void>;
+};
+
+/** The fixed names of the sandbox's demo world. */
+export const SANDBOX = {
+  cluster: 'sandbox',
+  clusterTitle: 'Sandbox cluster',
+  user: 'demo',
+  userDisplayName: 'Demo User',
+  project: 'FLEET',
+  projectName: 'Fleet',
+  group: 'platform',
+  fluxVersion: 'v2.9.4',
+  title: 'Flux Bootstrap Sandbox',
+} as const;
+
+export interface SandboxOptions {
+  /** Log sink; every line is prefixed with `[sandbox]`. Default: console.log. */
+  log?: (line: string) => void;
+  /** Backend (and app) port; default a free one (7007 suits a human: `npm run sandbox`). */
+  port?: number;
+  /** Build the frontend when stale (default true). Without a build only the APIs are served. */
+  buildFrontend?: boolean;
+  /** Use PostgreSQL instead of in-memory SQLite (sets the documented POSTGRES_* variables). */
+  postgres?: { host: string; port: number; user: string; password: string };
+  /** Extra app-config (YAML-serialisable object) layered last, e.g. `{ scaffolder: { taskRecovery: … } }`. */
+  extraConfig?: Record<string, unknown>;
+  /** Bitbucket double options. */
+  bitbucket?: { tls?: boolean; contextPath?: string };
+  /** Poll interval of the Flux controller simulator (default 500 ms). */
+  simulatorIntervalMs?: number;
+  /** Forward backend log lines to `log` (default false: kept in memory, see `backendLogs()`). */
+  showBackendLogs?: boolean;
+}
+
+export interface Sandbox {
+  /** Where the app and its APIs are served, e.g. `http://127.0.0.1:7007`. */
+  baseUrl: string;
+  /** The demo user's Bitbucket HTTP access token (also the integration's token). */
+  token: string;
+  bitbucket: BitbucketDouble;
+  kube: KubeApiserver;
+  simulator: FluxSimulator;
+  bundles: FluxBundleServer;
+  /** The generated app-config file (ports, versions) layered on app-config.yaml + app-config.sandbox.yaml. */
+  configPath: string;
+  /** Environment the backend was started with (the documented BITBUCKET_*, K8S_CLUSTER_* … variables). */
+  env: Record<string, string>;
+  /** Backend log lines so far (for test failure diagnostics and secret scans). */
+  backendLogs(): string[];
+  /** How long the frontend build took (0 when it was current). */
+  frontendBuildMs: number;
+  /** The backend process (for crash tests). */
+  backendProcess(): ChildProcess;
+  /** Stops the backend and starts it again with the same configuration. */
+  restartBackend(opts?: { signal?: NodeJS.Signals }): Promise<void>;
+  /** Stops everything this sandbox started, in reverse order. Idempotent. */
+  stop(): Promise<void>;
+}
+
+function prefixLog(log: (line: string) => void) {
+  return (line: string) => log(`[sandbox] ${line}`);
+}
+
+function toYaml(value: unknown, indent = 0): string {
+  // JSON is valid YAML; keep it readable with one key per line.
+  return JSON.stringify(value, null, 2)
+    .split('\n')
+    .map(l => ' '.repeat(indent) + l)
+    .join('\n');
+}
+
+/**
+ * Starts the sandbox: the test-ground peers (Bitbucket Server double with git over HTTP and a real
+ * sshd, a real kube-apiserver + etcd, the Flux controller simulator, a fixture Flux release
+ * bundle server), seeds a demo user, project and token, then runs the app against them (frontend
+ * built when stale). Everything binds 127.0.0.1; `stop()` ends it all.
+ */
+export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> {
+  const log = prefixLog(opts.log ?? (line => console.log(line)));
+  const started: { name: string; stop: () => Promise<void> }[] = [];
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'flux-bootstrap-sandbox-'));
+  let backend: ChildProcess | undefined;
+  const backendLogs: string[] = [];
+  let stopped = false;
+
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    log('stopping…');
+    await runner.stopProcess(backend);
+    for (const s of started.reverse()) {
+      try {
+        await s.stop();
+      } catch (e) {
+        log(`stopping ${s.name} failed: ${e instanceof Error ? e.message : e}`);
+      }
+    }
+    fs.rmSync(tmp, { recursive: true, force: true });
+    log('stopped');
+  };
+
+  try {
+    log('starting the Bitbucket Server double (REST, git over HTTP, sshd)…');
+    const bitbucket = await startBitbucketDouble({
+      ssh: true,
+      tls: opts.bitbucket?.tls,
+      contextPath: opts.bitbucket?.contextPath,
+      defaultBranchName: 'main',
+    });
+    started.push({ name: 'Bitbucket double', stop: () => bitbucket.stop() });
+    const token = `sandbox-${crypto.randomBytes(18).toString('base64url')}`;
+    bitbucket.addUser({
+      name: SANDBOX.user,
+      displayName: SANDBOX.userDisplayName,
+      email: 'demo@example.com',
+    });
+    bitbucket.grantGlobal(SANDBOX.user, 'PROJECT_CREATE');
+    bitbucket.addGroup(SANDBOX.group, [SANDBOX.user]);
+    bitbucket.addProject({
+      key: SANDBOX.project,
+      name: SANDBOX.projectName,
+      description: 'Fleet repositories of the sandbox',
+    });
+    bitbucket.grantProject(SANDBOX.project, { user: SANDBOX.user }, 'PROJECT_ADMIN');
+    bitbucket.addToken({ token, user: SANDBOX.user, name: 'sandbox' });
+    log(
+      `Bitbucket at ${bitbucket.baseUrl} (ssh ${bitbucket.ssh?.host}): user "${SANDBOX.user}", project ${SANDBOX.project}, group "${SANDBOX.group}"`,
+    );
+
+    log('starting kube-apiserver + etcd…');
+    const kube = await startKubeApiserver();
+    started.push({ name: 'kube-apiserver', stop: () => kube.stop() });
+    log(`Kubernetes ${kube.version} at ${kube.url} (cluster "${SANDBOX.cluster}")`);
+
+    const bundle = await buildFluxBundle({ version: SANDBOX.fluxVersion });
+    const bundles = await serveFluxBundles([bundle]);
+    started.push({ name: 'Flux bundle server', stop: () => bundles.stop() });
+    log(`Flux ${SANDBOX.fluxVersion} release bundle (fixture) at ${bundles.urlFor(SANDBOX.fluxVersion)}`);
+
+    const simulator = await startFluxSimulator({
+      kube,
+      namespace: 'flux-system',
+      intervalMs: opts.simulatorIntervalMs ?? 500,
+    });
+    started.push({ name: 'Flux controller simulator', stop: () => simulator.stop() });
+    log('Flux controller simulator watching flux-system (test-only stand-in for the controllers)');
+
+    const port = opts.port ?? (await freePort());
+    const baseUrl = `http://127.0.0.1:${port}`;
+    const env: Record<string, string> = {
+      BITBUCKET_HOST: bitbucket.host,
+      BITBUCKET_API_BASE_URL: bitbucket.apiBaseUrl,
+      BITBUCKET_TOKEN: token,
+      BITBUCKET_SSH_HOST: bitbucket.ssh!.host,
+      K8S_CLUSTER_NAME: SANDBOX.cluster,
+      K8S_CLUSTER_TITLE: SANDBOX.clusterTitle,
+      K8S_CLUSTER_URL: kube.url,
+      K8S_CLUSTER_TOKEN: kube.adminToken,
+      K8S_CLUSTER_CA_DATA: Buffer.from(kube.caPem).toString('base64'),
+      FLUX_MANIFESTS_BASE_URL: bundles.baseUrl,
+    };
+    if (bitbucket.caFile) env.BITBUCKET_CA_FILE = bitbucket.caFile;
+    if (opts.postgres) {
+      env.POSTGRES_HOST = opts.postgres.host;
+      env.POSTGRES_PORT = String(opts.postgres.port);
+      env.POSTGRES_USER = opts.postgres.user;
+      env.POSTGRES_PASSWORD = opts.postgres.password;
+    }
+
+    const generated = {
+      app: { baseUrl },
+      backend: {
+        baseUrl,
+        listen: { host: '127.0.0.1', port },
+        cors: { origin: baseUrl },
+      },
+      fluxBootstrap: {
+        manifests: {
+          defaultVersion: SANDBOX.fluxVersion,
+          sha256: { [SANDBOX.fluxVersion]: bundle.sha256 },
+        },
+      },
+    };
+    const configPath = path.join(tmp, 'app-config.sandbox.generated.yaml');
+    fs.writeFileSync(
+      configPath,
+      `# Generated by the sandbox for this run; removed when it stops.\n${toYaml(generated)}\n`,
+    );
+    const configPaths = [path.join(runner.repoRoot, 'app-config.sandbox.yaml'), configPath];
+    if (opts.extraConfig) {
+      const extra = path.join(tmp, 'app-config.extra.yaml');
+      fs.writeFileSync(extra, `${toYaml(opts.extraConfig)}\n`);
+      configPaths.push(extra);
+    }
+
+    let frontendBuildMs = 0;
+    if (opts.buildFrontend !== false) {
+      const build = runner.ensureFrontendBuild({ log });
+      frontendBuildMs = build.built ? build.ms : 0;
+    }
+
+    const startBackendProcess = async () => {
+      log(`starting the Backstage backend at ${baseUrl}…`);
+      backend = runner.startBackend({
+        configPaths,
+        includeLocalConfig: false,
+        env,
+        onLine: line => {
+          backendLogs.push(line);
+          if (opts.showBackendLogs) log(`backend: ${line}`);
+        },
+      });
+      const ms = await runner.waitForBackend(baseUrl, { child: backend, log });
+      log(`backend ready in ${Math.round(ms / 1000)} s`);
+    };
+    await startBackendProcess();
+
+    return {
+      baseUrl,
+      token,
+      bitbucket,
+      kube,
+      simulator,
+      bundles,
+      configPath,
+      env,
+      frontendBuildMs,
+      backendLogs: () => [...backendLogs],
+      backendProcess: () => backend!,
+      async restartBackend(o = {}) {
+        const old = backend;
+        if (old && old.exitCode === null && old.signalCode === null) {
+          await new Promise<void>(resolve => {
+            old.once('exit', () => resolve());
+            old.kill(o.signal ?? 'SIGTERM');
+          });
+        }
+        await startBackendProcess();
+      },
+      stop,
+    };
+  } catch (e) {
+    if (backendLogs.length) {
+      log(`backend log (last lines):\n${backendLogs.slice(-40).join('\n')}`);
+    }
+    await stop();
+    throw e;
+  }
+}
