@@ -10,8 +10,15 @@ export type AccessKeyPermission = 'REPO_READ' | 'REPO_WRITE';
  * ({@link normalizeRepoPath}); throws {@link InputValidationError} naming `field`.
  * @public
  */
-export function fluxLabelPath(path: string | undefined | null, field = 'path'): string {
-  if (path === undefined || path === null || (typeof path === 'string' && path.trim() === '')) {
+export function fluxLabelPath(
+  path: string | undefined | null,
+  field = 'path',
+): string {
+  if (
+    path === undefined ||
+    path === null ||
+    (typeof path === 'string' && path.trim() === '')
+  ) {
     return '';
   }
   const clean = normalizeRepoPath(path, field);
@@ -35,7 +42,12 @@ export interface FluxAccessKeyLabelInput {
  * @public
  */
 export function fluxAccessKeyLabel(input: FluxAccessKeyLabelInput): string {
-  return [input.namespace, input.branch, input.secretName, fluxLabelPath(input.path)]
+  return [
+    input.namespace,
+    input.branch,
+    input.secretName,
+    fluxLabelPath(input.path),
+  ]
     .filter(v => v !== undefined && v !== '')
     .join('-');
 }
@@ -70,5 +82,8 @@ export function accessKeyRequestBody(request: AccessKeyRequest): {
   key: { text: string; label: string };
   permission: AccessKeyPermission;
 } {
-  return { key: { text: request.text, label: request.label }, permission: request.permission };
+  return {
+    key: { text: request.text, label: request.label },
+    permission: request.permission,
+  };
 }

@@ -17,7 +17,12 @@ import {
   ScannedHostKey,
   SshEndpoint,
 } from './hostKey';
-import { describeSshKeyOptions, generateSshKeyPair, SshKeyOptions } from './keyPair';
+import {
+  describeSshKeyOptions,
+  generateSshKeyPair,
+  privateKeyRedactions,
+  SshKeyOptions,
+} from './keyPair';
 import { parseSshPublicKey, sameSshPublicKey } from './sshWire';
 
 /** Field manager of the Secret, as flux's own apply uses. @public */
@@ -37,7 +42,10 @@ export const KNOWN_HOSTS_FIELD_MANAGER = 'flux-bootstrap-known-hosts';
 export type CheckpointFn = <T>(key: string, fn: () => Promise<T>) => Promise<T>;
 
 /** What {@link reconcileFluxDeployKey} needs from the Kubernetes client. @public */
-export type DeployKeyKube = Pick<KubeClient, 'get' | 'apply' | 'ensureNamespace' | 'canI'> & {
+export type DeployKeyKube = Pick<
+  KubeClient,
+  'get' | 'apply' | 'ensureNamespace' | 'canI'
+> & {
   readonly clusterName?: string;
 };
 
@@ -115,7 +123,10 @@ interface SecretState {
   missing: string[];
 }
 
-function decodeDataField(secret: KubeObject, field: string): string | undefined {
+function decodeDataField(
+  secret: KubeObject,
+  field: string,
+): string | undefined {
   const data = secret.data as Record<string, unknown> | undefined;
   const value = data?.[field];
   if (typeof value !== 'string' || value === '') return undefined;
@@ -140,7 +151,13 @@ function inspectSecret(secret: KubeObject | undefined): SecretState {
   if (!hasIdentity) missing.push('identity');
   if (!publicKey) missing.push('identity.pub');
   if (!knownHosts) missing.push('known_hosts');
-  return { exists: true, complete: missing.length === 0, publicKey, knownHosts, missing };
+  return {
+    exists: true,
+    complete: missing.length === 0,
+    publicKey,
+    knownHosts,
+    missing,
+  };
 }
 
 function secretRef(options: FluxDeployKeyOptions) {
@@ -159,35 +176,56 @@ function secretRef(options: FluxDeployKeyOptions) {
  * @public
  */
 export async function locateBitbucketRepository(
-  client: Pick<BitbucketServerClient, 'request' | 'paginate' | 'getRepository' | 'host'>,
+  client: Pick<
+    BitbucketServerClient,
+    'request' | 'paginate' | 'getRepository' | 'host'
+  >,
   ref: BitbucketRepoRef,
   opts: { signal?: AbortSignal; credentials?: string } = {},
 ): Promise<{ projectKey: string; repoSlug: string; name: string }> {
   const projectKey = ref.personal
     ? `~${ref.owner}`
-    : (await resolveProject(client as BitbucketServerClient, ref.project, opts)).key;
+    : (await resolveProject(client as BitbucketServerClient, ref.project, opts))
+        .key;
   const slug = repositorySlug(ref.repo);
   const repo = await client.getRepository(projectKey, slug, opts.signal);
   if (!repo) {
     throw new BitbucketError(
-      `Repository "${ref.repo}" does not exist in ${projectKey} on Bitbucket ${ref.host} (or ${
+      `Repository "${ref.repo}" does not exist in ${projectKey} on Bitbucket ${
+        ref.host
+      } (or ${
         opts.credentials ?? 'the credentials'
       } cannot see it): create it first, e.g. with bitbucket:create-repo`,
       { kind: 'not-found', status: 404 },
     );
   }
-  return { projectKey: repo.project?.key ?? projectKey, repoSlug: repo.slug, name: repo.name };
+  return {
+    projectKey: repo.project?.key ?? projectKey,
+    repoSlug: repo.slug,
+    name: repo.name,
+  };
 }
 
 /** Rewords Bitbucket permission failures of the access-key API so they name REPO_ADMIN. */
-function explainAccessKeyError(error: unknown, repo: string, action: string): unknown {
+function explainAccessKeyError(
+  error: unknown,
+  repo: string,
+  action: string,
+): unknown {
   if (isBitbucketError(error, 'forbidden', 'unauthorized')) {
-    const said = error.bitbucketMessage ? ` Bitbucket said: ${error.bitbucketMessage}` : '';
+    const said = error.bitbucketMessage
+      ? ` Bitbucket said: ${error.bitbucketMessage}`
+      : '';
     return new BitbucketError(
       error.kind === 'unauthorized'
         ? `Bitbucket rejected the credentials while trying to ${action} of ${repo}: the token is invalid, expired or revoked (HTTP ${error.status}).${said}`
         : `The credentials may not ${action} of ${repo}: managing repository access keys needs REPO_ADMIN on the repository (HTTP ${error.status}).${said}`,
-      { kind: error.kind, status: error.status, details: error.details, request: error.request },
+      {
+        kind: error.kind,
+        status: error.status,
+        details: error.details,
+        request: error.request,
+      },
     );
   }
   return error;
@@ -206,10 +244,18 @@ export function describeFluxDeployKeyPlan(
   return [
     `would read Secret ${where} in cluster ${options.cluster}`,
     options.rotate
-      ? `would rotate: generate a new ${describeSshKeyOptions(options.key)} key even if the Secret holds one`
-      : `when the Secret holds no key: generate a ${describeSshKeyOptions(options.key)} key; otherwise keep it`,
-    `would scan the SSH host key of ${formatSshHost(options.sshHost)} for known_hosts${
-      options.hostKeyFingerprint ? ` and require fingerprint ${options.hostKeyFingerprint}` : ''
+      ? `would rotate: generate a new ${describeSshKeyOptions(
+          options.key,
+        )} key even if the Secret holds one`
+      : `when the Secret holds no key: generate a ${describeSshKeyOptions(
+          options.key,
+        )} key; otherwise keep it`,
+    `would scan the SSH host key of ${formatSshHost(
+      options.sshHost,
+    )} for known_hosts${
+      options.hostKeyFingerprint
+        ? ` and require fingerprint ${options.hostKeyFingerprint}`
+        : ''
     }`,
     `would create namespace ${options.namespace} if missing and server-side apply Secret ${where} (identity, identity.pub, known_hosts; field manager ${FLUX_FIELD_MANAGER})`,
     `would register the public key as access key "${options.label}" (${permission}) on ${repo} unless it is registered already`,
@@ -252,7 +298,9 @@ export async function reconcileFluxDeployKey(
     });
   const where = `${options.namespace}/${options.secretName}`;
   const repo = `${options.projectKey}/${options.repoSlug}`;
-  const permission: AccessKeyPermission = options.readWrite ? 'REPO_WRITE' : 'REPO_READ';
+  const permission: AccessKeyPermission = options.readWrite
+    ? 'REPO_WRITE'
+    : 'REPO_READ';
   const ref = secretRef(options);
 
   logger.info(`Determining if source secret ${where} exists`);
@@ -266,16 +314,24 @@ export async function reconcileFluxDeployKey(
       namespace: options.namespace,
     }));
     const answers = await kube.canI(checks, { signal });
-    const denied = checks.filter((_, i) => !answers[i].allowed).map(c => c.verb);
+    const denied = checks
+      .filter((_, i) => !answers[i].allowed)
+      .map(c => c.verb);
     if (denied.length > 0) {
       throw new Error(
-        `The cluster credentials${kube.clusterName ? ` of ${kube.clusterName}` : ''} may not ${denied.join(
-          ', ',
-        )} Secrets in namespace ${options.namespace}; the source secret cannot be written. Nothing was changed.`,
+        `The cluster credentials${
+          kube.clusterName ? ` of ${kube.clusterName}` : ''
+        } may not ${denied.join(', ')} Secrets in namespace ${
+          options.namespace
+        }; the source secret cannot be written. Nothing was changed.`,
       );
     }
     try {
-      await bitbucket.listAccessKeys(options.projectKey, options.repoSlug, signal);
+      await bitbucket.listAccessKeys(
+        options.projectKey,
+        options.repoSlug,
+        signal,
+      );
     } catch (error) {
       throw explainAccessKeyError(error, repo, 'read the access keys');
     }
@@ -307,15 +363,22 @@ export async function reconcileFluxDeployKey(
   if (before.complete && !options.rotate) {
     publicKey = before.publicKey!;
     knownHosts = before.knownHosts!;
-    logger.info(`Source secret ${where} holds key ${parseSshPublicKey(publicKey).fingerprint}; keeping it`);
+    logger.info(
+      `Source secret ${where} holds key ${
+        parseSshPublicKey(publicKey).fingerprint
+      }; keeping it`,
+    );
     const entries = knownHostsFor(knownHosts, options.sshHost);
     const pinned = options.hostKeyFingerprint;
     const needsHostKey =
-      entries.length === 0 || (pinned !== undefined && !entries.some(e => e.fingerprint === pinned));
+      entries.length === 0 ||
+      (pinned !== undefined && !entries.some(e => e.fingerprint === pinned));
     if (needsHostKey) {
       logger.info(
         entries.length === 0
-          ? `known_hosts of ${where} has no key for ${knownHostsHostField(options.sshHost)}; scanning it`
+          ? `known_hosts of ${where} has no key for ${knownHostsHostField(
+              options.sshHost,
+            )}; scanning it`
           : `known_hosts of ${where} does not hold the pinned host key ${pinned}; scanning it`,
       );
       const scanned = await scan();
@@ -324,8 +387,15 @@ export async function reconcileFluxDeployKey(
           {
             apiVersion: 'v1',
             kind: 'Secret',
-            metadata: { name: options.secretName, namespace: options.namespace },
-            data: { known_hosts: Buffer.from(scanned.knownHosts, 'utf8').toString('base64') },
+            metadata: {
+              name: options.secretName,
+              namespace: options.namespace,
+            },
+            data: {
+              known_hosts: Buffer.from(scanned.knownHosts, 'utf8').toString(
+                'base64',
+              ),
+            },
           },
           { fieldManager: KNOWN_HOSTS_FIELD_MANAGER, force: true, signal },
         );
@@ -340,25 +410,41 @@ export async function reconcileFluxDeployKey(
       logger.info(`Rotating the key of source secret ${where}`);
     } else if (before.exists) {
       logger.info(
-        `Source secret ${where} lacks ${before.missing.join(', ')}; generating a new key pair`,
+        `Source secret ${where} lacks ${before.missing.join(
+          ', ',
+        )}; generating a new key pair`,
       );
     } else {
-      logger.info(`Source secret ${where} does not exist; generating a key pair`);
+      logger.info(
+        `Source secret ${where} does not exist; generating a key pair`,
+      );
     }
-    logger.info(`Scanning the SSH host key of ${formatSshHost(options.sshHost)}`);
+    logger.info(
+      `Scanning the SSH host key of ${formatSshHost(options.sshHost)}`,
+    );
     const scanned = await scan();
     const written = await step('secret', async () => {
       // Idempotent on its own: a Secret already (re)written by an earlier attempt is kept.
       const live = inspectSecret(await kube.get(ref, { signal }));
       const writtenEarlier =
-        live.complete && (!before.complete || live.publicKey !== before.publicKey);
+        live.complete &&
+        (!before.complete || live.publicKey !== before.publicKey);
       if (writtenEarlier) {
-        logger.info(`Source secret ${where} was written by an earlier attempt; keeping it`);
-        return { publicKey: live.publicKey!, knownHosts: live.knownHosts!, generated: false };
+        logger.info(
+          `Source secret ${where} was written by an earlier attempt; keeping it`,
+        );
+        return {
+          publicKey: live.publicKey!,
+          knownHosts: live.knownHosts!,
+          generated: false,
+        };
       }
-      await kube.ensureNamespace(options.namespace, { fieldManager: FLUX_FIELD_MANAGER, signal });
+      await kube.ensureNamespace(options.namespace, {
+        fieldManager: FLUX_FIELD_MANAGER,
+        signal,
+      });
       const pair = await generateSshKeyPair(options.key, signal);
-      redactor.add(pair.privateKeyPem);
+      for (const secret of privateKeyRedactions(pair)) redactor.add(secret);
       const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
       await kube.apply(
         {
@@ -377,7 +463,11 @@ export async function reconcileFluxDeployKey(
       logger.info(
         `Generated a ${pair.description} key ${pair.fingerprint} and applied source secret ${where}`,
       );
-      return { publicKey: pair.publicKey.trim(), knownHosts: scanned.knownHosts, generated: true };
+      return {
+        publicKey: pair.publicKey.trim(),
+        knownHosts: scanned.knownHosts,
+        generated: true,
+      };
     });
     publicKey = written.publicKey;
     knownHosts = written.knownHosts;
@@ -387,10 +477,15 @@ export async function reconcileFluxDeployKey(
   const fingerprint = parseSshPublicKey(publicKey).fingerprint;
   logger.info(`Public key: ${publicKey}`);
 
-  const previousKey = before.publicKey && before.publicKey !== publicKey ? before.publicKey : undefined;
-  const registered = await step('access-key', () => accessKeyStep().catch(error => {
-    throw explainAccessKeyError(error, repo, 'register access keys');
-  }));
+  const previousKey =
+    before.publicKey && before.publicKey !== publicKey
+      ? before.publicKey
+      : undefined;
+  const registered = await step('access-key', () =>
+    accessKeyStep().catch(error => {
+      throw explainAccessKeyError(error, repo, 'register access keys');
+    }),
+  );
   async function accessKeyStep() {
     const keys: BitbucketAccessKey[] = await bitbucket.listAccessKeys(
       options.projectKey,
@@ -402,13 +497,22 @@ export async function reconcileFluxDeployKey(
         k =>
           !sameSshPublicKey(k.key.text, publicKey) &&
           (k.key.label === options.label ||
-            (previousKey !== undefined && sameSshPublicKey(k.key.text, previousKey))),
+            (previousKey !== undefined &&
+              sameSshPublicKey(k.key.text, previousKey))),
       )
-      .map(k => ({ id: k.key.id, label: k.key.label ?? '', permission: String(k.permission) }));
+      .map(k => ({
+        id: k.key.id,
+        label: k.key.label ?? '',
+        permission: String(k.permission),
+      }));
     const mine = keys.find(k => sameSshPublicKey(k.key.text, publicKey));
     if (mine) {
       if (mine.permission === permission) {
-        logger.info(`Access key ${mine.key.id} "${mine.key.label ?? ''}" on ${repo} already holds this key (${permission})`);
+        logger.info(
+          `Access key ${mine.key.id} "${
+            mine.key.label ?? ''
+          }" on ${repo} already holds this key (${permission})`,
+        );
         return { id: mine.key.id, changed: false, stale };
       }
       await bitbucket.request(
@@ -422,7 +526,9 @@ export async function reconcileFluxDeployKey(
         ),
         { signal },
       );
-      logger.info(`Changed access key ${mine.key.id} on ${repo} from ${mine.permission} to ${permission}`);
+      logger.info(
+        `Changed access key ${mine.key.id} on ${repo} from ${mine.permission} to ${permission}`,
+      );
       return { id: mine.key.id, changed: true, stale };
     }
     const created = await bitbucket.addAccessKey(
@@ -431,7 +537,9 @@ export async function reconcileFluxDeployKey(
       accessKeyRequest(publicKey, options.label, options.readWrite),
       signal,
     );
-    logger.info(`Configured access key ${created.key.id} "${options.label}" (${permission}) for ${repo}`);
+    logger.info(
+      `Configured access key ${created.key.id} "${options.label}" (${permission}) for ${repo}`,
+    );
     return { id: created.key.id, changed: true, stale };
   }
 
@@ -457,7 +565,11 @@ export async function reconcileFluxDeployKey(
     });
   }
 
-  const changed = keyGenerated || knownHostsUpdated || registered.changed || removed.length > 0;
+  const changed =
+    keyGenerated ||
+    knownHostsUpdated ||
+    registered.changed ||
+    removed.length > 0;
   logger.info(
     changed
       ? `Source secret ${where} and access key ${registered.id} on ${repo} are reconciled`

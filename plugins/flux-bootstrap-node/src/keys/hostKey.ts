@@ -25,7 +25,11 @@ export function parseSshHost(value: string, field = 'sshHost'): SshEndpoint {
     throw new InputValidationError(field, 'is required, in the form host:port');
   }
   const raw = value.trim();
-  if (raw.length > 300 || /[\s/@?#]/.test(raw) || /^[a-z][a-z0-9+.-]*:\/\//i.test(raw)) {
+  if (
+    raw.length > 300 ||
+    /[\s/@?#]/.test(raw) ||
+    /^[a-z][a-z0-9+.-]*:\/\//i.test(raw)
+  ) {
     throw new InputValidationError(
       field,
       'must be host:port (no scheme, user, path or spaces), e.g. bitbucket.example.com:7999',
@@ -38,7 +42,10 @@ export function parseSshHost(value: string, field = 'sshHost'): SshEndpoint {
     host = bracketed[1];
     portText = bracketed[2];
     if (isIP(host) !== 6) {
-      throw new InputValidationError(field, `"[${host}]" is not an IPv6 address`);
+      throw new InputValidationError(
+        field,
+        `"[${host}]" is not an IPv6 address`,
+      );
     }
   } else if (isIP(raw) === 6) {
     host = raw;
@@ -47,13 +54,23 @@ export function parseSshHost(value: string, field = 'sshHost'): SshEndpoint {
     host = idx >= 0 ? raw.slice(0, idx) : raw;
     portText = idx >= 0 ? raw.slice(idx + 1) : undefined;
     if (!(isIP(host) === 4 || HOSTNAME.test(host))) {
-      throw new InputValidationError(field, `"${host.slice(0, 80)}" is not a valid host name`);
+      throw new InputValidationError(
+        field,
+        `"${host.slice(0, 80)}" is not a valid host name`,
+      );
     }
   }
   let port = 22;
   if (portText !== undefined) {
-    if (!/^\d{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) {
-      throw new InputValidationError(field, `has an invalid port "${portText.slice(0, 10)}"`);
+    if (
+      !/^\d{1,5}$/.test(portText) ||
+      Number(portText) < 1 ||
+      Number(portText) > 65535
+    ) {
+      throw new InputValidationError(
+        field,
+        `has an invalid port "${portText.slice(0, 10)}"`,
+      );
     }
     port = Number(portText);
   }
@@ -68,7 +85,9 @@ export function formatSshHost(endpoint: SshEndpoint): string {
 
 /** The host field of a known_hosts line: `host` for port 22, else `[host]:port` (OpenSSH's form). @public */
 export function knownHostsHostField(endpoint: SshEndpoint): string {
-  return endpoint.port === 22 ? endpoint.host : `[${endpoint.host}]:${endpoint.port}`;
+  return endpoint.port === 22
+    ? endpoint.host
+    : `[${endpoint.host}]:${endpoint.port}`;
 }
 
 /**
@@ -76,7 +95,10 @@ export function knownHostsHostField(endpoint: SshEndpoint): string {
  * characters (a trailing `=` is tolerated and dropped).
  * @public
  */
-export function parseHostKeyFingerprint(value: string, field = 'hostKeyFingerprint'): string {
+export function parseHostKeyFingerprint(
+  value: string,
+  field = 'hostKeyFingerprint',
+): string {
   const raw = typeof value === 'string' ? value.trim() : '';
   const m = /^SHA256:([A-Za-z0-9+/]{43})=?$/.exec(raw);
   if (!m) {
@@ -102,13 +124,23 @@ export function parseKnownHosts(text: string): KnownHostsEntry[] {
   const out: KnownHostsEntry[] = [];
   for (const line of text.split(/\r?\n/)) {
     const trimmed = line.trim();
-    if (!trimmed || trimmed.startsWith('#') || trimmed.startsWith('@') || trimmed.startsWith('|')) {
+    if (
+      !trimmed ||
+      trimmed.startsWith('#') ||
+      trimmed.startsWith('@') ||
+      trimmed.startsWith('|')
+    ) {
       continue;
     }
     const [hosts, ...rest] = trimmed.split(/\s+/);
     try {
       const key = parseSshPublicKey(rest.join(' '));
-      out.push({ hosts: hosts.split(','), type: key.type, key: key.text, fingerprint: key.fingerprint });
+      out.push({
+        hosts: hosts.split(','),
+        type: key.type,
+        key: key.text,
+        fingerprint: key.fingerprint,
+      });
     } catch {
       // not a key line
     }
@@ -117,7 +149,10 @@ export function parseKnownHosts(text: string): KnownHostsEntry[] {
 }
 
 /** Entries of `knownHosts` that apply to `endpoint` (exact host field match). @public */
-export function knownHostsFor(knownHosts: string, endpoint: SshEndpoint): KnownHostsEntry[] {
+export function knownHostsFor(
+  knownHosts: string,
+  endpoint: SshEndpoint,
+): KnownHostsEntry[] {
   const field = knownHostsHostField(endpoint);
   return parseKnownHosts(knownHosts).filter(e => e.hosts.includes(field));
 }
@@ -142,7 +177,9 @@ export class HostKeyMismatchError extends Error {
 
   constructor(endpoint: SshEndpoint, expected: string, presented: string[]) {
     super(
-      `The SSH host key of ${formatSshHost(endpoint)} does not match the pinned fingerprint ${expected}; the server presented ${
+      `The SSH host key of ${formatSshHost(
+        endpoint,
+      )} does not match the pinned fingerprint ${expected}; the server presented ${
         presented.join(', ') || 'no key'
       }. Nothing was written.`,
     );
@@ -206,6 +243,10 @@ function handshakeOnce(
     const client = new Client();
     let captured: Buffer | undefined;
     let settled = false;
+    function onAbort() {
+      // eslint-disable-next-line @typescript-eslint/no-use-before-define
+      finish(() => reject(signal.reason ?? new OperationAbortedError()));
+    }
     const finish = (fn: () => void) => {
       if (settled) return;
       settled = true;
@@ -218,7 +259,6 @@ function handshakeOnce(
       client.destroy();
       fn();
     };
-    const onAbort = () => finish(() => reject(signal.reason ?? new OperationAbortedError()));
     if (signal.aborted) {
       onAbort();
       return;
@@ -238,7 +278,9 @@ function handshakeOnce(
       finish(() =>
         reject(
           new HostKeyScanError(
-            `${formatSshHost(endpoint)} closed the connection before the SSH handshake completed`,
+            `${formatSshHost(
+              endpoint,
+            )} closed the connection before the SSH handshake completed`,
             'ECONNRESET',
           ),
         ),
@@ -266,10 +308,18 @@ function handshakeOnce(
   });
 }
 
-function describeScanError(endpoint: SshEndpoint, err: unknown, timedOut: boolean, timeoutMs: number) {
+function describeScanError(
+  endpoint: SshEndpoint,
+  err: unknown,
+  timedOut: boolean,
+  timeoutMs: number,
+) {
   const e = err as { message?: string; code?: string; level?: string };
   const where = formatSshHost(endpoint);
-  if (timedOut || /Timed out while waiting for handshake/i.test(e?.message ?? '')) {
+  if (
+    timedOut ||
+    /Timed out while waiting for handshake/i.test(e?.message ?? '')
+  ) {
     return new HostKeyScanError(
       `Timed out after ${timeoutMs} ms waiting for the SSH handshake with ${where} (is it an SSH server, and is the port right?)`,
       'ETIMEDOUT',
@@ -277,10 +327,16 @@ function describeScanError(endpoint: SshEndpoint, err: unknown, timedOut: boolea
   }
   switch (e?.code) {
     case 'ECONNREFUSED':
-      return new HostKeyScanError(`Connection to ${where} refused: no SSH server listens there`, e.code);
+      return new HostKeyScanError(
+        `Connection to ${where} refused: no SSH server listens there`,
+        e.code,
+      );
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
-      return new HostKeyScanError(`Cannot resolve the SSH host ${endpoint.host}`, e.code);
+      return new HostKeyScanError(
+        `Cannot resolve the SSH host ${endpoint.host}`,
+        e.code,
+      );
     case 'EHOSTUNREACH':
     case 'ENETUNREACH':
       return new HostKeyScanError(`SSH host ${where} is unreachable`, e.code);
@@ -302,16 +358,23 @@ function describeScanError(endpoint: SshEndpoint, err: unknown, timedOut: boolea
  * {@link HostKeyMismatchError}.
  * @public
  */
-export async function scanHostKey(options: ScanHostKeyOptions): Promise<ScannedHostKey> {
+export async function scanHostKey(
+  options: ScanHostKeyOptions,
+): Promise<ScannedHostKey> {
   const endpoint =
-    typeof options.sshHost === 'string' ? parseSshHost(options.sshHost) : options.sshHost;
+    typeof options.sshHost === 'string'
+      ? parseSshHost(options.sshHost)
+      : options.sshHost;
   const timeoutMs = options.timeoutMs ?? 30_000;
   const logger = options.logger ?? silentLogger;
   const expected = options.expectedFingerprint
     ? parseHostKeyFingerprint(options.expectedFingerprint)
     : undefined;
   const where = formatSshHost(endpoint);
-  const { signal, dispose, timedOut } = combineSignals([options.signal], timeoutMs);
+  const { signal, dispose, timedOut } = combineSignals(
+    [options.signal],
+    timeoutMs,
+  );
   const seen: string[] = [];
   let remainingTypes = Object.keys(HOST_KEY_ALGORITHMS);
   try {
@@ -328,10 +391,15 @@ export async function scanHostKey(options: ScanHostKeyOptions): Promise<ScannedH
         );
       } catch (err) {
         if (options.signal?.aborted) {
-          throw new OperationAbortedError(`Cancelled while scanning the SSH host key of ${where}`);
+          throw new OperationAbortedError(
+            `Cancelled while scanning the SSH host key of ${where}`,
+          );
         }
         const message = (err as Error)?.message ?? '';
-        if (seen.length > 0 && /no matching|handshake failed|host key/i.test(message)) {
+        if (
+          seen.length > 0 &&
+          /no matching|handshake failed|host key/i.test(message)
+        ) {
           // The server has no further key type to offer.
           throw new HostKeyMismatchError(endpoint, expected!, seen);
         }

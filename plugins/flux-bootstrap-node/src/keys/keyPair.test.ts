@@ -4,11 +4,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { InputValidationError } from '../util/errors';
+import { Redactor } from '../util/redact';
 import {
   generateSshKeyPair,
   normaliseSshKeyOptions,
   SshKeyOptionsInput,
   SshKeyPair,
+  privateKeyRedactions,
 } from './keyPair';
 import {
   parseSshPublicKey,
@@ -34,49 +36,80 @@ function keyFor(name: string, input: SshKeyOptionsInput): Promise<SshKeyPair> {
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 function sshKeygen(args: string[]): string {
-  return execFileSync('ssh-keygen', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  return execFileSync('ssh-keygen', args, {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
 }
 
 const cases: [string, SshKeyOptionsInput, string, number][] = [
-  ['ecdsa p256', { algorithm: 'ecdsa', ecdsaCurve: 'p256' }, 'ecdsa-sha2-nistp256', 256],
+  [
+    'ecdsa p256',
+    { algorithm: 'ecdsa', ecdsaCurve: 'p256' },
+    'ecdsa-sha2-nistp256',
+    256,
+  ],
   ['ecdsa p384 (default)', {}, 'ecdsa-sha2-nistp384', 384],
-  ['ecdsa p521', { algorithm: 'ecdsa', ecdsaCurve: 'p521' }, 'ecdsa-sha2-nistp521', 521],
+  [
+    'ecdsa p521',
+    { algorithm: 'ecdsa', ecdsaCurve: 'p521' },
+    'ecdsa-sha2-nistp521',
+    521,
+  ],
   ['rsa 2048 (default bits)', { algorithm: 'rsa' }, 'ssh-rsa', 2048],
   ['rsa 3072', { algorithm: 'rsa', rsaBits: 3072 }, 'ssh-rsa', 3072],
   ['rsa 4096', { algorithm: 'rsa', rsaBits: 4096 }, 'ssh-rsa', 4096],
-  ['rsa 2056 (odd multiple of 8)', { algorithm: 'rsa', rsaBits: 2056 }, 'ssh-rsa', 2056],
+  [
+    'rsa 2056 (odd multiple of 8)',
+    { algorithm: 'rsa', rsaBits: 2056 },
+    'ssh-rsa',
+    2056,
+  ],
   ['ed25519', { algorithm: 'ed25519' }, 'ssh-ed25519', 256],
 ];
 
 describe('generateSshKeyPair', () => {
-  it.each(cases)('%s: OpenSSH reads identity, derives identity.pub and our fingerprint', async (name, input, type, bits) => {
-    const pair = await keyFor(name, input);
-    const file = path.join(dir, name.replace(/\W+/g, '_'));
-    fs.writeFileSync(file, pair.privateKeyPem, { mode: 0o600 });
+  it.each(cases)(
+    '%s: OpenSSH reads identity, derives identity.pub and our fingerprint',
+    async (name, input, type, bits) => {
+      const pair = await keyFor(name, input);
+      const file = path.join(dir, name.replace(/\W+/g, '_'));
+      fs.writeFileSync(file, pair.privateKeyPem, { mode: 0o600 });
 
-    expect(pair.type).toBe(type);
-    // identity.pub: `<type> <base64>\n`, no comment.
-    expect(pair.publicKey).toMatch(new RegExp(`^${type} [A-Za-z0-9+/]+=*\\n$`));
-    expect(pair.publicKey.trim().split(' ')).toHaveLength(2);
+      expect(pair.type).toBe(type);
+      // identity.pub: `<type> <base64>\n`, no comment.
+      expect(pair.publicKey).toMatch(
+        new RegExp(`^${type} [A-Za-z0-9+/]+=*\\n$`),
+      );
+      expect(pair.publicKey.trim().split(' ')).toHaveLength(2);
 
-    // ssh-keygen -y derives the public key from the private key file: identical line.
-    expect(sshKeygen(['-y', '-f', file]).trim()).toBe(pair.publicKey.trim());
-    // ssh-keygen -l prints the fingerprint (of the private key file, no .pub next to it).
-    const printed = sshKeygen(['-l', '-E', 'sha256', '-f', file]).trim().split(/\s+/);
-    expect(Number(printed[0])).toBe(bits);
-    expect(printed[1]).toBe(pair.fingerprint);
-    // …and of identity.pub itself.
-    fs.writeFileSync(`${file}.pub`, pair.publicKey);
-    expect(sshKeygen(['-lf', `${file}.pub`]).split(/\s+/)[1]).toBe(pair.fingerprint);
-  });
+      // ssh-keygen -y derives the public key from the private key file: identical line.
+      expect(sshKeygen(['-y', '-f', file]).trim()).toBe(pair.publicKey.trim());
+      // ssh-keygen -l prints the fingerprint (of the private key file, no .pub next to it).
+      const printed = sshKeygen(['-l', '-E', 'sha256', '-f', file])
+        .trim()
+        .split(/\s+/);
+      expect(Number(printed[0])).toBe(bits);
+      expect(printed[1]).toBe(pair.fingerprint);
+      // …and of identity.pub itself.
+      fs.writeFileSync(`${file}.pub`, pair.publicKey);
+      expect(sshKeygen(['-lf', `${file}.pub`]).split(/\s+/)[1]).toBe(
+        pair.fingerprint,
+      );
+    },
+  );
 
   it.each(cases.filter(c => c[2] !== 'ssh-ed25519'))(
     '%s: identity is PKCS#8 PEM, as flux writes it',
     async (name, input) => {
       const pair = await keyFor(name, input);
-      expect(pair.privateKeyPem).toMatch(/^-----BEGIN PRIVATE KEY-----\n[\s\S]+\n-----END PRIVATE KEY-----\n$/);
+      expect(pair.privateKeyPem).toMatch(
+        /^-----BEGIN PRIVATE KEY-----\n[\s\S]+\n-----END PRIVATE KEY-----\n$/,
+      );
       const key = createPrivateKey(pair.privateKeyPem);
-      expect(sshPublicKeyBlob(key).blob.toString('base64')).toBe(pair.publicKey.split(' ')[1].trim());
+      expect(sshPublicKeyBlob(key).blob.toString('base64')).toBe(
+        pair.publicKey.split(' ')[1].trim(),
+      );
     },
   );
 
@@ -95,15 +128,77 @@ describe('generateSshKeyPair', () => {
     const b = await generateSshKeyPair({ algorithm: 'ed25519' });
     expect(a.fingerprint).not.toBe(b.fingerprint);
     expect(sameSshPublicKey(a.publicKey, b.publicKey)).toBe(false);
-    expect(sameSshPublicKey(a.publicKey, `${a.publicKey.trim()} some comment`)).toBe(true);
+    expect(
+      sameSshPublicKey(a.publicKey, `${a.publicKey.trim()} some comment`),
+    ).toBe(true);
   });
 
   it('stops when the signal is already aborted', async () => {
     const c = new AbortController();
     c.abort();
-    await expect(generateSshKeyPair({ algorithm: 'rsa' }, c.signal)).rejects.toMatchObject({
+    await expect(
+      generateSshKeyPair({ algorithm: 'rsa' }, c.signal),
+    ).rejects.toMatchObject({
       name: 'OperationAbortedError',
     });
+  });
+});
+
+describe('privateKeyRedactions', () => {
+  it.each(cases)(
+    '%s: masks every private part of the key but never the public key',
+    async (name, input) => {
+      const pair = await keyFor(name, input);
+      const redactor = new Redactor(privateKeyRedactions(pair));
+      const publicLine = `Public key: ${pair.publicKey.trim()}`;
+      expect(redactor.redact(publicLine)).toBe(publicLine);
+      const pub = pair.publicKey.trim().split(' ')[1];
+      const privateLines = pair.privateKeyPem
+        .split('\n')
+        .filter(
+          l => l.length >= 16 && !l.startsWith('-----') && !pub.includes(l),
+        );
+      expect(privateLines.length).toBeGreaterThan(0);
+      const b64 = Buffer.from(pair.privateKeyPem).toString('base64');
+      for (const leak of [
+        pair.privateKeyPem,
+        JSON.stringify({ data: { identity: pair.privateKeyPem } }),
+        `error: ${privateLines[0]}`,
+        `data.identity=${b64}`,
+      ]) {
+        const out = redactor.redact(leak);
+        for (const line of privateLines) expect(out).not.toContain(line);
+        expect(out).not.toContain(b64);
+      }
+    },
+  );
+});
+
+describe('privateKeyRedactions with PEM lines that only encode the public key', () => {
+  it('keeps the public key readable (PKCS#8 embeds the RSA modulus)', async () => {
+    // About one RSA key in three has PEM lines aligned with the public key's base64.
+    let found: SshKeyPair | undefined;
+    for (let i = 0; i < 40 && !found; i++) {
+      const pair = await generateSshKeyPair({ algorithm: 'rsa' });
+      const pub = pair.publicKey.trim().split(' ')[1];
+      if (
+        pair.privateKeyPem
+          .split('\n')
+          .some(
+            l => l.length >= 16 && !l.startsWith('-----') && pub.includes(l),
+          )
+      ) {
+        found = pair;
+      }
+    }
+    expect(found).toBeDefined();
+    const redactor = new Redactor(privateKeyRedactions(found!));
+    const publicLine = `Public key: ${found!.publicKey.trim()}`;
+    expect(redactor.redact(publicLine)).toBe(publicLine);
+    // A naive redaction of every PEM line would have masked part of it.
+    expect(new Redactor([found!.privateKeyPem]).redact(publicLine)).not.toBe(
+      publicLine,
+    );
   });
 });
 
@@ -112,41 +207,58 @@ describe('SSH wire format against ssh-keygen', () => {
     ['rsa', ['-t', 'rsa', '-b', '2048']],
     ['ecdsa', ['-t', 'ecdsa', '-b', '521']],
     ['ed25519', ['-t', 'ed25519']],
-  ])('builds the same public key blob as ssh-keygen for a %s key', (name, args) => {
-    const file = path.join(dir, `keygen_${name}`);
-    fs.rmSync(file, { force: true });
-    fs.rmSync(`${file}.pub`, { force: true });
-    sshKeygen([...args, '-q', '-N', '', '-C', 'x', '-f', file]);
-    // Export the public key as PKCS#8/SPKI and rebuild the SSH blob from its JWK.
-    const spki =
-      name === 'ed25519'
-        ? undefined
-        : sshKeygen(['-e', '-m', 'PKCS8', '-f', `${file}.pub`]);
-    const expected = parseSshPublicKey(fs.readFileSync(`${file}.pub`, 'utf8'));
-    if (spki) {
-      const ours = sshPublicKeyBlob(createPublicKey(spki));
+  ])(
+    'builds the same public key blob as ssh-keygen for a %s key',
+    (name, args) => {
+      const file = path.join(dir, `keygen_${name}`);
+      fs.rmSync(file, { force: true });
+      fs.rmSync(`${file}.pub`, { force: true });
+      sshKeygen([...args, '-q', '-N', '', '-C', 'x', '-f', file]);
+      // Export the public key as PKCS#8/SPKI and rebuild the SSH blob from its JWK.
+      const expected = parseSshPublicKey(
+        fs.readFileSync(`${file}.pub`, 'utf8'),
+      );
+      // ssh-keygen exports RSA/ECDSA public keys as SPKI; Ed25519 goes through its raw 32 bytes.
+      const publicKey =
+        name === 'ed25519'
+          ? createPublicKey({
+              key: {
+                kty: 'OKP',
+                crv: 'Ed25519',
+                x: expected.blob.subarray(-32).toString('base64url'),
+              },
+              format: 'jwk',
+            })
+          : createPublicKey(
+              sshKeygen(['-e', '-m', 'PKCS8', '-f', `${file}.pub`]),
+            );
+      const ours = sshPublicKeyBlob(publicKey);
       expect(ours.type).toBe(expected.type);
       expect(ours.blob.equals(expected.blob)).toBe(true);
-    }
-    const printed = sshKeygen(['-lf', `${file}.pub`]).split(/\s+/)[1];
-    expect(expected.fingerprint).toBe(printed);
-  });
+      const printed = sshKeygen(['-lf', `${file}.pub`]).split(/\s+/)[1];
+      expect(expected.fingerprint).toBe(printed);
+    },
+  );
 
   it('encodes mpints as RFC 4251 specifies', () => {
     expect(sshMpint(Buffer.from([])).toString('hex')).toBe('00000000');
     expect(sshMpint(Buffer.from([0, 0])).toString('hex')).toBe('00000000');
-    expect(sshMpint(Buffer.from([0x09, 0xa3])).toString('hex')).toBe('0000000209a3');
+    expect(sshMpint(Buffer.from([0x09, 0xa3])).toString('hex')).toBe(
+      '0000000209a3',
+    );
     expect(sshMpint(Buffer.from([0x80])).toString('hex')).toBe('000000020080');
-    expect(sshMpint(Buffer.from([0x00, 0x7f])).toString('hex')).toBe('000000017f');
+    expect(sshMpint(Buffer.from([0x00, 0x7f])).toString('hex')).toBe(
+      '000000017f',
+    );
   });
 
   it('rejects a public key whose blob holds another type', () => {
     const ed = parseSshPublicKey(
       'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDc5Q27lNeZvSZhhW9M4JeKzAAAAAAAAAAAAAAAAAAAA',
     );
-    expect(() => parseSshPublicKey(`ssh-rsa ${ed.blob.toString('base64')}`)).toThrow(
-      /does not hold a ssh-rsa key/,
-    );
+    expect(() =>
+      parseSshPublicKey(`ssh-rsa ${ed.blob.toString('base64')}`),
+    ).toThrow(/does not hold a ssh-rsa key/);
     expect(() => parseSshPublicKey('ssh-rsa')).toThrow();
     expect(() => parseSshPublicKey('foo AAAA')).toThrow(/unsupported/);
   });
@@ -154,8 +266,18 @@ describe('SSH wire format against ssh-keygen', () => {
 
 describe('normaliseSshKeyOptions', () => {
   it('applies flux defaults', () => {
-    expect(normaliseSshKeyOptions({})).toEqual({ algorithm: 'ecdsa', ecdsaCurve: 'p384', rsaBits: 2048 });
-    expect(normaliseSshKeyOptions({ algorithm: null, ecdsaCurve: null, rsaBits: null })).toEqual({
+    expect(normaliseSshKeyOptions({})).toEqual({
+      algorithm: 'ecdsa',
+      ecdsaCurve: 'p384',
+      rsaBits: 2048,
+    });
+    expect(
+      normaliseSshKeyOptions({
+        algorithm: null,
+        ecdsaCurve: null,
+        rsaBits: null,
+      }),
+    ).toEqual({
       algorithm: 'ecdsa',
       ecdsaCurve: 'p384',
       rsaBits: 2048,

@@ -43,19 +43,25 @@ export interface SshKeyOptions {
  * field (`algorithm`, `ecdsaCurve`, `rsaBits`).
  * @public
  */
-export function normaliseSshKeyOptions(input: SshKeyOptionsInput = {}): SshKeyOptions {
+export function normaliseSshKeyOptions(
+  input: SshKeyOptionsInput = {},
+): SshKeyOptions {
   const algorithm = input.algorithm ?? DEFAULT_SSH_KEY_OPTIONS.algorithm;
   if (!(SSH_KEY_ALGORITHMS as readonly string[]).includes(algorithm)) {
     throw new InputValidationError(
       'algorithm',
-      `must be one of ${SSH_KEY_ALGORITHMS.join(', ')} (got "${String(algorithm).slice(0, 40)}")`,
+      `must be one of ${SSH_KEY_ALGORITHMS.join(', ')} (got "${String(
+        algorithm,
+      ).slice(0, 40)}")`,
     );
   }
   const ecdsaCurve = input.ecdsaCurve ?? DEFAULT_SSH_KEY_OPTIONS.ecdsaCurve;
   if (!(ECDSA_CURVES as readonly string[]).includes(ecdsaCurve)) {
     throw new InputValidationError(
       'ecdsaCurve',
-      `must be one of ${ECDSA_CURVES.join(', ')} (got "${String(ecdsaCurve).slice(0, 40)}")`,
+      `must be one of ${ECDSA_CURVES.join(', ')} (got "${String(
+        ecdsaCurve,
+      ).slice(0, 40)}")`,
     );
   }
   const rsaBits = input.rsaBits ?? DEFAULT_SSH_KEY_OPTIONS.rsaBits;
@@ -68,9 +74,9 @@ export function normaliseSshKeyOptions(input: SshKeyOptionsInput = {}): SshKeyOp
   ) {
     throw new InputValidationError(
       'rsaBits',
-      `must be a multiple of 8 between ${RSA_BITS_RANGE.min} and ${RSA_BITS_RANGE.max} (got ${String(
-        rsaBits,
-      ).slice(0, 20)})`,
+      `must be a multiple of 8 between ${RSA_BITS_RANGE.min} and ${
+        RSA_BITS_RANGE.max
+      } (got ${String(rsaBits).slice(0, 20)})`,
     );
   }
   return {
@@ -117,7 +123,9 @@ export async function generateSshKeyPair(
   throwIfAborted(signal, 'generating the SSH key');
   let privateKey: KeyObject;
   if (options.algorithm === 'ecdsa') {
-    const namedCurve = { p256: 'P-256', p384: 'P-384', p521: 'P-521' }[options.ecdsaCurve];
+    const namedCurve = { p256: 'P-256', p384: 'P-384', p521: 'P-521' }[
+      options.ecdsaCurve
+    ];
     ({ privateKey } = await generateKeyPairAsync('ec', { namedCurve }));
   } else if (options.algorithm === 'rsa') {
     ({ privateKey } = await generateKeyPairAsync('rsa', {
@@ -147,8 +155,14 @@ export async function generateSshKeyPair(
  * magic, cipher/kdf `none`, one public key blob, then the private section (check ints, type,
  * public key, seed||public key, empty comment, padding 1,2,3… to the 8-byte block size).
  */
-function openSshEd25519PrivateKey(privateKey: KeyObject, publicBlob: Buffer): string {
-  const jwk = privateKey.export({ format: 'jwk' }) as { d?: string; x?: string };
+function openSshEd25519PrivateKey(
+  privateKey: KeyObject,
+  publicBlob: Buffer,
+): string {
+  const jwk = privateKey.export({ format: 'jwk' }) as {
+    d?: string;
+    x?: string;
+  };
   const seed = Buffer.from(jwk.d ?? '', 'base64url');
   const pub = Buffer.from(jwk.x ?? '', 'base64url');
   if (seed.length !== 32 || pub.length !== 32) {
@@ -164,7 +178,8 @@ function openSshEd25519PrivateKey(privateKey: KeyObject, publicBlob: Buffer): st
     sshString(''),
   ]);
   const padding: number[] = [];
-  for (let i = 1; (section.length + padding.length) % 8 !== 0; i++) padding.push(i);
+  for (let i = 1; (section.length + padding.length) % 8 !== 0; i++)
+    padding.push(i);
   section = Buffer.concat([section, Buffer.from(padding)]);
   const count = Buffer.alloc(4);
   count.writeUInt32BE(1, 0);
@@ -181,5 +196,33 @@ function openSshEd25519PrivateKey(privateKey: KeyObject, publicBlob: Buffer): st
   seed.fill(0);
   section.fill(0);
   body.fill(0);
-  return `-----BEGIN OPENSSH PRIVATE KEY-----\n${lines.join('\n')}\n-----END OPENSSH PRIVATE KEY-----\n`;
+  return `-----BEGIN OPENSSH PRIVATE KEY-----\n${lines.join(
+    '\n',
+  )}\n-----END OPENSSH PRIVATE KEY-----\n`;
+}
+
+/**
+ * Strings to register with a {@link Redactor} so that a private key cannot leave through a log
+ * line or an error: the PEM as JSON would escape it, the PEM base64-encoded (a Secret's `data`),
+ * and every PEM line that carries private bytes. PEM lines that only encode public bytes (PKCS#8
+ * and OpenSSH containers embed the public key) are left out, so the public key stays readable.
+ * @public
+ */
+export function privateKeyRedactions(
+  pair: Pick<SshKeyPair, 'privateKeyPem' | 'publicKey'>,
+): string[] {
+  const publicB64 = pair.publicKey.trim().split(/\s+/)[1] ?? '';
+  const pem = pair.privateKeyPem;
+  const out = [
+    JSON.stringify(pem),
+    JSON.stringify(pem.trim()),
+    Buffer.from(pem, 'utf8').toString('base64'),
+  ];
+  for (const raw of pem.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (line.length < 16 || line.startsWith('-----')) continue;
+    if (publicB64.includes(line)) continue;
+    out.push(line);
+  }
+  return out;
 }

@@ -21,7 +21,8 @@ export function sshString(value: Buffer | string): Buffer {
  */
 export function sshMpint(unsignedBigEndian: Buffer): Buffer {
   let start = 0;
-  while (start < unsignedBigEndian.length && unsignedBigEndian[start] === 0) start++;
+  while (start < unsignedBigEndian.length && unsignedBigEndian[start] === 0)
+    start++;
   let bytes = unsignedBigEndian.subarray(start);
   if (bytes.length > 0 && (bytes[0] & 0x80) !== 0) {
     bytes = Buffer.concat([Buffer.from([0]), bytes]);
@@ -66,7 +67,10 @@ function leftPad(bytes: Buffer, length: number): Buffer {
  * `ssh-rsa` = string type, mpint e, mpint n; `ssh-ed25519` = string type, string key(32).
  * @public
  */
-export function sshPublicKeyBlob(key: KeyObject): { type: string; blob: Buffer } {
+export function sshPublicKeyBlob(key: KeyObject): {
+  type: string;
+  blob: Buffer;
+} {
   const pub = key.type === 'private' ? createPublicKey(key) : key;
   const jwk = pub.export({ format: 'jwk' }) as {
     kty?: string;
@@ -87,7 +91,11 @@ export function sshPublicKeyBlob(key: KeyObject): { type: string; blob: Buffer }
     ]);
     return {
       type,
-      blob: Buffer.concat([sshString(type), sshString(curve.name), sshString(q)]),
+      blob: Buffer.concat([
+        sshString(type),
+        sshString(curve.name),
+        sshString(q),
+      ]),
     };
   }
   if (jwk.kty === 'RSA') {
@@ -107,7 +115,9 @@ export function sshPublicKeyBlob(key: KeyObject): { type: string; blob: Buffer }
     if (x.length !== 32) throw new Error('Ed25519 public key is not 32 bytes');
     return { type, blob: Buffer.concat([sshString(type), sshString(x)]) };
   }
-  throw new Error(`unsupported key type ${jwk.kty}${jwk.crv ? `/${jwk.crv}` : ''}`);
+  throw new Error(
+    `unsupported key type ${jwk.kty}${jwk.crv ? `/${jwk.crv}` : ''}`,
+  );
 }
 
 /** `SHA256:` + unpadded base64 of sha256(blob), exactly as `ssh-keygen -l` prints it. @public */
@@ -125,7 +135,8 @@ export interface SshPublicKey {
   fingerprint: string;
 }
 
-const KEY_TYPE = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|ssh-dss|sk-[a-z0-9@.-]+)$/;
+const KEY_TYPE =
+  /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|ssh-dss|sk-[a-z0-9@.-]+)$/;
 
 /**
  * Parses `type base64 [comment]` (an authorized_keys line without options, or the key part of
@@ -134,10 +145,13 @@ const KEY_TYPE = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|ssh-dss|sk
  */
 export function parseSshPublicKey(line: string): SshPublicKey {
   const fields = line.trim().split(/\s+/);
-  if (fields.length < 2) throw new Error('not an SSH public key: expected "<type> <base64>"');
+  if (fields.length < 2)
+    throw new Error('not an SSH public key: expected "<type> <base64>"');
   const [type, b64] = fields;
-  if (!KEY_TYPE.test(type)) throw new Error(`unsupported SSH key type "${type.slice(0, 40)}"`);
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(b64)) throw new Error('SSH public key is not base64');
+  if (!KEY_TYPE.test(type))
+    throw new Error(`unsupported SSH key type "${type.slice(0, 40)}"`);
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(b64))
+    throw new Error('SSH public key is not base64');
   const blob = Buffer.from(b64, 'base64');
   const [embedded] = readSshStrings(blob, 1);
   if (!embedded || embedded.toString('latin1') !== type) {
@@ -159,7 +173,10 @@ export function sshKeyTypeOfBlob(blob: Buffer): string {
 }
 
 /** True when both `type base64 [comment]` strings carry the same key (comments ignored). @public */
-export function sameSshPublicKey(a: string | undefined, b: string | undefined): boolean {
+export function sameSshPublicKey(
+  a: string | undefined,
+  b: string | undefined,
+): boolean {
   if (!a || !b) return false;
   try {
     return parseSshPublicKey(a).text === parseSshPublicKey(b).text;
