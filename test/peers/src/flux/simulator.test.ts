@@ -3,9 +3,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startGitHttpServer, GitHttpServer } from '../git';
-import { startSshd, SshdInstance } from '../ssh';
+import { BitbucketDouble, startBitbucketDouble } from '../bitbucket';
 import { KubeHttp, kubePath } from '../kube/http';
 import { createTestNamespace } from '../kube/isolation';
+import { KubeApiserver, startKubeApiserver } from '../kube/apiserver';
 import { getSharedKubeApiserver } from '../kube/shared';
 import { applyFluxBundle } from './applyBundle';
 import { buildFluxBundle } from './bundle';
@@ -558,24 +559,136 @@ describe('FluxControllerSimulator over HTTPS (real git http-backend, TLS, Basic 
   });
 });
 
-describe('FluxControllerSimulator over SSH (real sshd, strict host keys)', () => {
+describe('FluxControllerSimulator across an apiserver outage', () => {
   let server: GitHttpServer;
-  let sshd: SshdInstance;
+  let own: KubeApiserver;
+  beforeAll(async () => {
+    [server, own] = await Promise.all([
+      startGitHttpServer(),
+      startKubeApiserver(),
+    ]);
+  });
+  afterAll(async () => {
+    await Promise.all([server?.stop(), own?.stop()]);
+  });
+
+  it('keeps reconciling after the apiserver comes back', async () => {
+    server.addToken({ token: 'outage-token', user: 'flux', access: 'read' });
+    const repo = server.createRepo('outage', {
+      defaultBranch: 'main',
+      initialCommit: true,
+    });
+    const ns = await createTestNamespace(own, 'outage');
+    await applyFluxBundle(own, bundle, {
+      namespace: ns,
+      components: ['source-controller', 'kustomize-controller'],
+    });
+    const ownApi = new KubeHttp(own);
+    const grPath = kubePath({
+      apiVersion: 'source.toolkit.fluxcd.io/v1',
+      resource: 'gitrepositories',
+      namespace: ns,
+      name: ns,
+    });
+    await ownApi.apply(
+      kubePath({
+        apiVersion: 'v1',
+        resource: 'secrets',
+        namespace: ns,
+        name: ns,
+      }),
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: ns, namespace: ns },
+        stringData: { username: 'flux', password: 'outage-token' },
+      },
+    );
+    await ownApi.apply(grPath, {
+      apiVersion: 'source.toolkit.fluxcd.io/v1',
+      kind: 'GitRepository',
+      metadata: { name: ns, namespace: ns },
+      spec: {
+        interval: '1m0s',
+        ref: { branch: 'main' },
+        secretRef: { name: ns },
+        url: repo.url,
+      },
+    });
+    const sim = await startFluxSimulator({
+      kube: own,
+      namespace: ns,
+      intervalMs: 200,
+    });
+    const revision = async () => {
+      const o = (await ownApi.request('GET', grPath)).body;
+      return ready(o)?.status === 'True'
+        ? o.status.artifact.revision
+        : undefined;
+    };
+    try {
+      const first = git(['rev-parse', 'refs/heads/main'], repo.path);
+      await eventually(
+        'Ready before the outage',
+        async () => (await revision()) === `main@sha1:${first}`,
+        sim,
+      );
+      await own.stopApiserver();
+      await eventually(
+        'a failed pass during the outage',
+        async () =>
+          sim
+            .events()
+            .some(e => / source: .*(ECONNREFUSED|socket hang up)/.test(e)),
+        sim,
+      );
+      const next = commitFiles(repo.path, 'main', {
+        'after-outage.txt': 'x\n',
+      });
+      await own.startApiserver();
+      await eventually(
+        'the new head after the outage',
+        async () => (await revision()) === `main@sha1:${next}`,
+        sim,
+      );
+      expect(next).not.toBe(first);
+      expect(sim.events().join('\n')).toMatch(/GitRepository: Ready=True .*main@sha1:/);
+    } finally {
+      await sim.stop();
+      ownApi.close();
+    }
+  });
+});
+
+describe('FluxControllerSimulator through the Bitbucket double (SSH access keys, HTTP access tokens)', () => {
+  let bb: BitbucketDouble;
   let repoPath: string;
   let identity: string;
   let sshUrl: string;
+  let httpUrl: string;
   let keyDir: string;
+  let knownHosts: string;
+  const TOKEN = 'canary-bearer-token-5b6c';
   beforeAll(async () => {
-    server = await startGitHttpServer();
-    repoPath = server.createRepo('fleet-ssh', {
+    bb = await startBitbucketDouble({
+      ssh: true,
+      tls: true,
+      contextPath: '/bitbucket',
+    });
+    bb.addUser({ name: 'flux-bot' });
+    bb.addProject({ key: 'FLUX', name: 'Flux' });
+    const { slug, path: p } = bb.createRepo('FLUX', 'fleet', {
       defaultBranch: 'main',
       initialCommit: true,
-    }).path;
+    });
+    repoPath = p;
+    bb.grantRepo('FLUX', slug, { user: 'flux-bot' }, 'REPO_READ');
+    bb.addToken({ token: TOKEN, user: 'flux-bot' });
     commitFiles(repoPath, 'main', {
       'clusters/dev/kustomization.yaml': 'resources: []\n',
     });
     keyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sim-key-'));
-    // Flux's format: PKCS#8 PEM ECDSA P-384 private key.
+    // Flux's format: PKCS#8 PEM ECDSA P-384 private key, registered as a read access key.
     execFileSync('ssh-keygen', [
       '-q',
       '-t',
@@ -593,21 +706,67 @@ describe('FluxControllerSimulator over SSH (real sshd, strict host keys)', () =>
     ]);
     identity = fs.readFileSync(path.join(keyDir, 'id'), 'utf8');
     const pub = fs.readFileSync(path.join(keyDir, 'id.pub'), 'utf8').trim();
-    // The repositories belong to root; let the login user's git-upload-pack read them.
-    const forced = `command="GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=safe.directory GIT_CONFIG_VALUE_0='*' exec sh -c \\"$SSH_ORIGINAL_COMMAND\\"",no-port-forwarding`;
-    sshd = await startSshd({ authorizedKeys: `${forced} ${pub}\n` });
-    sshUrl = `ssh://${sshd.user}@127.0.0.1:${sshd.port}${repoPath}`;
+    bb.addAccessKey(
+      'FLUX',
+      slug,
+      { text: pub, label: 'flux-system-main' },
+      'REPO_READ',
+    );
+    ({ ssh: sshUrl, http: httpUrl } = bb.cloneUrls('FLUX', slug) as {
+      ssh: string;
+      http: string;
+    });
+    // Like flux's scan: the single key the server presents, `[host]:port type base64`.
+    knownHosts = bb
+      .ssh!.knownHosts.split('\n')
+      .find(l => l.includes('ecdsa-sha2-nistp256'))!;
   });
   afterAll(async () => {
-    await sshd?.stop();
-    await server?.stop();
+    await bb?.stop();
     if (keyDir) fs.rmSync(keyDir, { recursive: true, force: true });
+  });
+
+  it('reads over HTTPS with a Bearer token (bearerToken) and the Secret CA', async () => {
+    const c = await fluxCluster(httpUrl, {
+      bearerToken: TOKEN,
+      'ca.crt': bb.caPem!,
+    });
+    const sim = await startFluxSimulator({
+      kube,
+      namespace: c.ns,
+      intervalMs: 200,
+    });
+    try {
+      const head = git(['rev-parse', 'refs/heads/main'], repoPath);
+      const gr = await eventually(
+        'Ready with bearer token',
+        async () => {
+          const o = await get(c.grPath);
+          return ready(o)?.status === 'True' && o;
+        },
+        sim,
+      );
+      expect(httpUrl).toMatch(
+        /^https:\/\/127\.0\.0\.1:\d+\/bitbucket\/scm\/flux\/fleet\.git$/,
+      );
+      expect(gr.status.artifact.revision).toBe(`main@sha1:${head}`);
+      const scm = bb.requests().filter(r => r.path.startsWith('/scm/'));
+      expect(
+        scm.some(
+          r =>
+            r.status === 200 && r.headers.authorization === `Bearer ${TOKEN}`,
+        ),
+      ).toBe(true);
+      expect(JSON.stringify(sim.events())).not.toContain(TOKEN);
+    } finally {
+      await sim.stop();
+    }
   });
 
   it('resolves the head with the Secret identity and known_hosts', async () => {
     const c = await fluxCluster(sshUrl, {
       identity,
-      known_hosts: sshd.knownHosts,
+      known_hosts: knownHosts,
     });
     const sim = await startFluxSimulator({
       kube,
@@ -654,7 +813,7 @@ describe('FluxControllerSimulator over SSH (real sshd, strict host keys)', () =>
     const otherPub = fs
       .readFileSync(path.join(keyDir, 'other.pub'), 'utf8')
       .trim();
-    const wrongKnownHosts = `[127.0.0.1]:${sshd.port} ${otherPub}\n`;
+    const wrongKnownHosts = `[127.0.0.1]:${bb.ssh!.port} ${otherPub}\n`;
     const other = fs.readFileSync(path.join(keyDir, 'other'), 'utf8');
 
     const c1 = await fluxCluster(sshUrl, {
@@ -663,7 +822,7 @@ describe('FluxControllerSimulator over SSH (real sshd, strict host keys)', () =>
     });
     const c2 = await fluxCluster(sshUrl, {
       identity: other,
-      known_hosts: sshd.knownHosts,
+      known_hosts: knownHosts,
     });
     const c3 = await fluxCluster(sshUrl, { identity });
     const sims = await Promise.all(
