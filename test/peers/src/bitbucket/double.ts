@@ -63,8 +63,12 @@ export interface BitbucketDoubleOptions {
   contextPath?: string;
   /** Serve HTTPS with a self-signed CA (returned as `caPem`). */
   tls?: boolean;
-  /** Also start a real OpenSSH sshd for git over SSH, authorised by the access keys. */
-  ssh?: boolean;
+  /**
+   * Also start a real OpenSSH sshd for git over SSH, authorised by the access keys. `keySource`:
+   * `command` (default when root) = sshd's AuthorizedKeysCommand asks the double; `file` (the only
+   * choice without root) = the double rewrites an authorized_keys file whenever keys change.
+   */
+  ssh?: boolean | { keySource?: 'command' | 'file' };
   /** Default branch of repositories created without one (Bitbucket's default: `master`). */
   defaultBranchName?: string;
   /** What `GET …/branches/default` answers for an empty repository: 404 (observed) or 204 (documented). */
@@ -82,6 +86,8 @@ export interface BitbucketSshInfo {
   hostKeys: { type: string; publicKey: string; fingerprint: string }[];
   /** known_hosts lines for all host keys (`[127.0.0.1]:PORT type base64`). */
   knownHosts: string;
+  /** How sshd learns the access keys: AuthorizedKeysCommand (root) or a rewritten authorized_keys file. */
+  keySource: 'command' | 'file';
 }
 
 export interface BitbucketDouble {
@@ -442,6 +448,7 @@ export async function startBitbucketDouble(opts: BitbucketDoubleOptions = {}): P
   if (opts.ssh) {
     try {
       const started = await startBitbucketSsh({
+        keySource: typeof opts.ssh === 'object' ? opts.ssh.keySource : undefined,
         state,
         internalUrl,
         insecureCa: pki ? caFile : undefined,

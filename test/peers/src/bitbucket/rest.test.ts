@@ -504,6 +504,44 @@ describe('Bitbucket double REST API', () => {
     });
   });
 
+  describe('other resources', () => {
+    it('POST /projects needs PROJECT_CREATE; 409 for a taken key', async () => {
+      expect((await call('POST', '/rest/api/1.0/projects', { token: 'bob-token', body: { key: 'NEW', name: 'New' } })).status).toBe(401);
+      bb.grantGlobal('bob', 'PROJECT_CREATE');
+      const created = await call('POST', '/rest/api/1.0/projects', { token: 'bob-token', body: { key: 'NEW', name: 'New', description: 'd' } });
+      expect(created.status).toBe(201);
+      expect(created.body).toMatchObject({ key: 'NEW', name: 'New', description: 'd', type: 'NORMAL' });
+      expect((await call('POST', '/rest/api/1.0/projects/NEW/repos', { token: 'bob-token', body: { name: 'r' } })).status).toBe(201);
+      const dup = await call('POST', '/rest/api/1.0/projects', { token: 'bob-token', body: { key: 'new', name: 'Other' } });
+      expect(dup.status).toBe(409);
+      const bad = await call('POST', '/rest/api/1.0/projects', { token: 'bob-token', body: { key: '1X', name: 'Bad' } });
+      expect(bad.status).toBe(400);
+      expect(errorOf(bad).context).toBe('key');
+    });
+
+    it('PUT /projects/{key}/repos/{slug} updates description and visibility (REPO_ADMIN)', async () => {
+      bb.createRepo('FLUX', 'editable');
+      expect((await call('PUT', '/rest/api/1.0/projects/FLUX/repos/editable', { token: 'bob-token', body: { public: true } })).status).toBe(401);
+      const r = await call('PUT', '/rest/api/1.0/projects/FLUX/repos/editable', { token: 'alice-token', body: { description: 'now public', public: true } });
+      expect(r.status).toBe(200);
+      expect(r.body).toMatchObject({ slug: 'editable', description: 'now public', public: true });
+      expect((await call('GET', '/rest/api/1.0/projects/FLUX/repos/editable')).status).toBe(200);
+    });
+
+    it('GET /repos searches visible repositories by name; branch-utils deletes branches', async () => {
+      const found = await call('GET', '/rest/api/1.0/repos?name=editable', { token: 'carol-token' });
+      expect(found.body.values.map((r: any) => r.slug)).toEqual(['editable']);
+      const hidden = await call('GET', '/rest/api/1.0/repos?name=vault', { token: 'carol-token' });
+      expect(hidden.body.values).toEqual([]);
+      bb.createRepo('FLUX', 'branchy', { initialCommit: true, defaultBranch: 'main' });
+      await call('POST', '/rest/api/1.0/projects/FLUX/repos/branchy/branches', { token: 'alice-token', body: { name: 'tmp', startPoint: 'main' } });
+      const del = await call('DELETE', '/rest/branch-utils/1.0/projects/FLUX/repos/branchy/branches', { token: 'alice-token', body: { name: 'refs/heads/tmp' } });
+      expect(del.status).toBe(204);
+      const left = await call('GET', '/rest/api/1.0/projects/FLUX/repos/branchy/branches', { token: 'alice-token' });
+      expect(left.body.values.map((b: any) => b.displayId)).toEqual(['main']);
+    });
+  });
+
   it('unknown REST resources are 404 with Bitbucket error bodies; bad JSON is 400', async () => {
     const r = await call('GET', '/rest/api/1.0/nothing-here', { token: 'alice-token' });
     expect(r.status).toBe(404);

@@ -176,3 +176,54 @@ describe('parseGitSshCommand', () => {
     },
   );
 });
+
+describe('Bitbucket double SSH without AuthorizedKeysCommand (authorized_keys file, as on non-root machines)', () => {
+  const tmp = tempDirs();
+  afterAll(() => tmp.cleanup());
+
+  it('keeps the file in step with repository and project access keys', async () => {
+    const bb = await startBitbucketDouble({ ssh: { keySource: 'file' } });
+    try {
+      expect(bb.ssh!.keySource).toBe('file');
+      bb.addUser({ name: 'admin' });
+      bb.grantGlobal('admin', 'ADMIN');
+      bb.addToken({ token: 'admin-token', user: 'admin' });
+      bb.addProject({ key: 'OPS', name: 'Ops' });
+      bb.createRepo('OPS', 'a', { initialCommit: true, defaultBranch: 'main' });
+      bb.createRepo('OPS', 'b', { initialCommit: true, defaultBranch: 'main' });
+      const dir = tmp.make();
+      const key = path.join(dir, 'id');
+      await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'proj', '-f', key]);
+      const kh = path.join(dir, 'known_hosts');
+      fs.writeFileSync(kh, bb.ssh!.knownHosts);
+      const env = {
+        GIT_SSH_COMMAND: `ssh -F /dev/null -i ${key} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${kh}`,
+      };
+      const ls = (slug: string) => gitClient(['ls-remote', bb.cloneUrls('OPS', slug).ssh!], { env });
+      expect((await ls('a')).code).not.toBe(0);
+      const added = await fetch(`${bb.baseUrl}/rest/keys/1.0/projects/OPS/ssh`, {
+        method: 'POST',
+        headers: { Authorization: 'Bearer admin-token', 'Content-Type': 'application/json' },
+        body: JSON.stringify({ key: { text: fs.readFileSync(`${key}.pub`, 'utf8') }, permission: 'PROJECT_READ' }),
+      });
+      expect(added.status).toBe(201);
+      const body = await added.json();
+      expect(body).toMatchObject({ key: { label: 'proj' }, project: { key: 'OPS' }, permission: 'PROJECT_READ' });
+      // a project key reads every repository of the project, but cannot push
+      expect((await ls('a')).code).toBe(0);
+      expect((await ls('b')).code).toBe(0);
+      const clone = tmp.make();
+      await gitOk(['clone', '-q', bb.cloneUrls('OPS', 'b').ssh!, clone], { env });
+      await commitFile(clone, 'f', 'f');
+      expect((await gitClient(['-C', clone, 'push', 'origin', 'HEAD:main'], { env })).code).not.toBe(0);
+      const del = await fetch(`${bb.baseUrl}/rest/keys/1.0/projects/OPS/ssh/${body.key.id}`, {
+        method: 'DELETE',
+        headers: { Authorization: 'Bearer admin-token' },
+      });
+      expect(del.status).toBe(204);
+      expect((await ls('a')).code).not.toBe(0);
+    } finally {
+      await bb.stop();
+    }
+  });
+});

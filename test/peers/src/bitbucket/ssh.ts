@@ -33,6 +33,7 @@ export function parseGitSshCommand(
  * file instead, with the same forced command.
  */
 export async function startBitbucketSsh(ctx: {
+  keySource?: 'command' | 'file';
   state: BitbucketState;
   internalUrl: string;
   insecureCa?: string;
@@ -40,7 +41,7 @@ export async function startBitbucketSsh(ctx: {
   takeFault: (path: string) => { status?: number; drop?: boolean } | undefined;
 }): Promise<{
   sshd: SshdInstance;
-  info: BitbucketSshInfo;
+  info: BitbucketSshInfo & { keySource: 'command' | 'file' };
   authorizedKeys: (user: string, keyBlob: string) => string;
   authorize: (keyId: string, cmd: string) => string;
   refreshAuthorizedKeysFile: () => void;
@@ -116,7 +117,7 @@ esac
   };
 
   sshd = await startSshd({
-    authorizedKeysCommand,
+    authorizedKeysCommand: ctx.keySource === 'file' ? undefined : authorizedKeysCommand,
     scripts: { 'git-serve': gitServe },
   });
 
@@ -127,6 +128,7 @@ esac
       .map(k => line(k.id, k.type, k.blob));
     sshd.setAuthorizedKeys(lines.join('\n') + (lines.length ? '\n' : ''));
   };
+  refreshAuthorizedKeysFile();
 
   return {
     sshd,
@@ -136,6 +138,7 @@ esac
       user: sshd.user,
       hostKeys: sshd.hostKeys,
       knownHosts: sshd.knownHosts,
+      keySource: sshd.usesAuthorizedKeysCommand ? 'command' : 'file',
     },
     authorizedKeys,
     authorize,

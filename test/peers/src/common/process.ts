@@ -83,6 +83,24 @@ export interface ManagedProcess {
   stop(graceMs?: number): Promise<void>;
 }
 
+const running = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+/** Kills still-running managed children when this process exits (e.g. a test worker that never called stop). */
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const c of running) {
+      try {
+        c.kill('SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  });
+}
+
 /** Spawns a long-running process and tracks it. Kills only this PID on stop. */
 export function spawnManaged(
   file: string,
@@ -90,6 +108,9 @@ export function spawnManaged(
   opts: SpawnOptions = {},
 ): ManagedProcess {
   const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+  installExitHook();
+  running.add(child);
+  child.once('exit', () => running.delete(child));
   let out = '';
   const append = (b: Buffer) => {
     out += b.toString('utf8');
