@@ -652,7 +652,9 @@ describe('FluxControllerSimulator across an apiserver outage', () => {
         sim,
       );
       expect(next).not.toBe(first);
-      expect(sim.events().join('\n')).toMatch(/GitRepository: Ready=True .*main@sha1:/);
+      expect(sim.events().join('\n')).toMatch(
+        /GitRepository: Ready=True .*main@sha1:/,
+      );
     } finally {
       await sim.stop();
       ownApi.close();
