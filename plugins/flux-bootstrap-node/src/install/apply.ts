@@ -33,14 +33,21 @@ export interface ApplyStagedOptions {
 function canonical(value: unknown): string {
   return JSON.stringify(value, (_k, v) =>
     v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      ? Object.fromEntries(
+          Object.entries(v).sort(([a], [b]) => Number(a > b) - Number(a < b)),
+        )
       : v,
   );
 }
 
 /** The object without what every write changes (resourceVersion, managedFields times…). */
 function comparable(o: KubeObject): string {
-  const { resourceVersion: _rv, managedFields: _mf, generation: _g, ...metadata } = o.metadata;
+  const {
+    resourceVersion: _rv,
+    managedFields: _mf,
+    generation: _g,
+    ...metadata
+  } = o.metadata;
   return canonical({ ...o, metadata });
 }
 
@@ -54,7 +61,9 @@ function ownedFields(o: KubeObject, manager: string): string {
   }[];
   return canonical(
     entries
-      .filter(e => e.manager === manager && e.operation === 'Apply' && !e.subresource)
+      .filter(
+        e => e.manager === manager && e.operation === 'Apply' && !e.subresource,
+      )
       .map(e => e.fieldsV1),
   );
 }
@@ -89,7 +98,8 @@ async function applyOne(
     const dry = await client.apply(obj, { ...applyOpts, dryRun: true });
     const unchanged =
       comparable(dry) === comparable(live) &&
-      ownedFields(dry, opts.fieldManager) === ownedFields(live, opts.fieldManager);
+      ownedFields(dry, opts.fieldManager) ===
+        ownedFields(live, opts.fieldManager);
     if (unchanged) {
       opts.logger?.debug(`${describeObject(obj)} unchanged`);
       return { object: describeObject(obj), result: 'unchanged' };
@@ -134,28 +144,38 @@ async function waitForCrds(
         const served = (spec.versions ?? []).filter(v => v.served !== false);
         let known = true;
         for (const v of served) {
-          const info = await client.resourceFor(`${spec.group}/${v.name}`, spec.names.kind, {
-            signal: deadline.signal,
-            refresh: true,
-          });
+          const info = await client.resourceFor(
+            `${spec.group}/${v.name}`,
+            spec.names.kind,
+            {
+              signal: deadline.signal,
+              refresh: true,
+            },
+          );
           if (!info) known = false;
         }
         if (known) pending.delete(name);
-        else lastMessage = `the API server does not serve ${spec.names.kind} (${name}) yet`;
+        else
+          lastMessage = `the API server does not serve ${spec.names.kind} (${name}) yet`;
       }
-      if (pending.size > 0) await sleep(opts.pollIntervalMs ?? 500, deadline.signal);
+      if (pending.size > 0)
+        await sleep(opts.pollIntervalMs ?? 500, deadline.signal);
     }
   } catch (e) {
     if (deadline.timedOut()) {
       throw new KubeApiError(
-        `CustomResourceDefinitions on cluster "${client.clusterName}" did not become Established within ${Math.round(
+        `CustomResourceDefinitions on cluster "${
+          client.clusterName
+        }" did not become Established within ${Math.round(
           timeoutMs / 1000,
         )} s: ${lastMessage || [...pending.keys()].join(', ')}`,
         { kind: 'server', reason: 'Timeout' },
       );
     }
     if (opts.signal?.aborted) {
-      throw new OperationAbortedError('Cancelled while waiting for the Flux CRDs to become Established');
+      throw new OperationAbortedError(
+        'Cancelled while waiting for the Flux CRDs to become Established',
+      );
     }
     throw e;
   } finally {
@@ -180,21 +200,30 @@ export async function applyStaged(
   const concurrency = opts.concurrency ?? 8;
   const results: AppliedObject[] = [];
   if (stage1.length) {
-    results.push(...(await mapLimit(stage1, concurrency, o => applyOne(client, o, opts))));
+    results.push(
+      ...(await mapLimit(stage1, concurrency, o => applyOne(client, o, opts))),
+    );
     const crds = stage1.filter(o => o.kind === 'CustomResourceDefinition');
     if (crds.length) {
-      logger.info(`Waiting for ${crds.length} CustomResourceDefinitions to become Established`);
+      logger.info(
+        `Waiting for ${crds.length} CustomResourceDefinitions to become Established`,
+      );
       await waitForCrds(client, crds, opts);
     }
   }
   if (stage2.length) {
-    results.push(...(await mapLimit(stage2, concurrency, o => applyOne(client, o, opts))));
+    results.push(
+      ...(await mapLimit(stage2, concurrency, o => applyOne(client, o, opts))),
+    );
   }
   return results;
 }
 
 /** `3 created, 1 configured, 40 unchanged`. @public */
 export function summarizeApplied(results: AppliedObject[]): string {
-  const count = (r: AppliedObject['result']) => results.filter(x => x.result === r).length;
-  return `${count('created')} created, ${count('configured')} configured, ${count('unchanged')} unchanged`;
+  const count = (r: AppliedObject['result']) =>
+    results.filter(x => x.result === r).length;
+  return `${count('created')} created, ${count(
+    'configured',
+  )} configured, ${count('unchanged')} unchanged`;
 }

@@ -23,7 +23,11 @@ export class FluxInstallError extends Error {
   /** What was missing: permissions, or objects not ready yet. */
   readonly missing: string[];
 
-  constructor(reason: FluxInstallErrorReason, message: string, missing: string[] = []) {
+  constructor(
+    reason: FluxInstallErrorReason,
+    message: string,
+    missing: string[] = [],
+  ) {
     super(message);
     this.name = 'FluxInstallError';
     this.reason = reason;

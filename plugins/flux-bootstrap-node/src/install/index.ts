@@ -13,6 +13,14 @@ export type { FluxInstallState } from './preconditions';
 export { applyStaged, summarizeApplied } from './apply';
 export type { AppliedObject, ApplyStagedOptions } from './apply';
 export { readFluxReadiness, revisionMatches, waitForFlux } from './wait';
-export type { FluxComponentReadiness, FluxReadiness, WaitForFluxOptions } from './wait';
+export type {
+  FluxComponentReadiness,
+  FluxReadiness,
+  WaitForFluxOptions,
+} from './wait';
 export { describeFluxInstall, installFlux } from './installFlux';
-export type { InstallCheckpoint, InstallFluxOptions, InstallFluxResult } from './installFlux';
+export type {
+  InstallCheckpoint,
+  InstallFluxOptions,
+  InstallFluxResult,
+} from './installFlux';

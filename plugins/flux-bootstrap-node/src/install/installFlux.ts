@@ -17,7 +17,10 @@ import {
  * Values must be JSON-serialisable. The default just calls `fn`.
  * @public
  */
-export type InstallCheckpoint = <T>(key: string, fn: () => Promise<T>) => Promise<T>;
+export type InstallCheckpoint = <T>(
+  key: string,
+  fn: () => Promise<T>,
+) => Promise<T>;
 
 /** Options of {@link installFlux}. @public */
 export interface InstallFluxOptions {
@@ -62,24 +65,36 @@ const defaultCheckpoint: InstallCheckpoint = (_key, fn) => fn();
  */
 export function describeFluxInstall(plan: FluxInstallPlan): string[] {
   const lines = [
-    `Flux ${plan.fluxVersion} in namespace ${plan.namespace} (components ${plan.components.join(', ')})`,
+    `Flux ${plan.fluxVersion} in namespace ${
+      plan.namespace
+    } (components ${plan.components.join(', ')})`,
     `stage 1 (then wait until the CRDs are Established): ${plan.componentObjects
-      .filter(o => o.kind === 'CustomResourceDefinition' || o.kind === 'Namespace')
+      .filter(
+        o => o.kind === 'CustomResourceDefinition' || o.kind === 'Namespace',
+      )
       .map(describeObject)
       .join(', ')}`,
     `stage 2: ${plan.componentObjects
-      .filter(o => o.kind !== 'CustomResourceDefinition' && o.kind !== 'Namespace')
+      .filter(
+        o => o.kind !== 'CustomResourceDefinition' && o.kind !== 'Namespace',
+      )
       .map(describeObject)
       .join(', ')}`,
   ];
   if (plan.secret) {
     lines.push(
-      `Secret ${plan.secret.metadata.namespace}/${plan.secret.metadata.name} with keys ${Object.keys(
+      `Secret ${plan.secret.metadata.namespace}/${
+        plan.secret.metadata.name
+      } with keys ${Object.keys(
         (plan.secret.data as Record<string, string> | undefined) ?? {},
       ).join(', ')} (values not shown)`,
     );
   }
-  lines.push(`sync: ${plan.syncObjects.map(describeObject).join(', ')} (path ${plan.path})`);
+  lines.push(
+    `sync: ${plan.syncObjects.map(describeObject).join(', ')} (path ${
+      plan.path
+    })`,
+  );
   lines.push(
     plan.expectedRevision
       ? `then wait until Flux reconciled ${plan.expectedRevision} and its controllers are available`
@@ -134,7 +149,9 @@ export async function installFlux(
       };
     });
     if (state.managedBy && state.managedBy !== 'flux') {
-      logger.warn(`Taking over the Flux installation managed by "${state.managedBy}" (force)`);
+      logger.warn(
+        `Taking over the Flux installation managed by "${state.managedBy}" (force)`,
+      );
     }
 
     const applied: AppliedObject[] = [];
@@ -159,20 +176,30 @@ export async function installFlux(
       phase = 'applying the Git credentials Secret';
       const results = await checkpoint('secret', async () => {
         // The namespace exists after the components; when they were skipped it must exist already.
-        await client.ensureNamespace(plan.namespace, { fieldManager, signal: budget.signal });
+        await client.ensureNamespace(plan.namespace, {
+          fieldManager,
+          signal: budget.signal,
+        });
         return applyStaged(client, [secret], applyOpts);
       });
       applied.push(...results);
-      logger.info(`✔ reconciled source secret ${plan.namespace}/${secret.metadata.name} (${results[0]?.result})`);
+      logger.info(
+        `✔ reconciled source secret ${plan.namespace}/${secret.metadata.name} (${results[0]?.result})`,
+      );
     }
 
     phase = 'applying the sync configuration';
     const syncResults = await checkpoint('sync', async () => {
-      await client.ensureNamespace(plan.namespace, { fieldManager, signal: budget.signal });
+      await client.ensureNamespace(plan.namespace, {
+        fieldManager,
+        signal: budget.signal,
+      });
       return applyStaged(client, plan.syncObjects, applyOpts);
     });
     applied.push(...syncResults);
-    logger.info(`✔ reconciled sync configuration: ${summarizeApplied(syncResults)}`);
+    logger.info(
+      `✔ reconciled sync configuration: ${summarizeApplied(syncResults)}`,
+    );
 
     phase = 'waiting for Flux';
     const readiness = await checkpoint('wait', async () => {
@@ -181,7 +208,9 @@ export async function installFlux(
         logger.info(
           r.ready
             ? `Flux on cluster "${cluster}" is ready`
-            : `Not waiting for Flux (wait: false); not ready yet: ${r.pending.join('; ')}`,
+            : `Not waiting for Flux (wait: false); not ready yet: ${r.pending.join(
+                '; ',
+              )}`,
         );
         return r;
       }
@@ -207,12 +236,16 @@ export async function installFlux(
     if (budget.timedOut()) {
       throw new FluxInstallError(
         'timeout',
-        `Flux install on cluster "${cluster}" timed out after ${Math.round(timeoutMs / 1000)} s while ${phase}`,
+        `Flux install on cluster "${cluster}" timed out after ${Math.round(
+          timeoutMs / 1000,
+        )} s while ${phase}`,
         [phase],
       );
     }
     if (opts.signal?.aborted && !(e instanceof OperationAbortedError)) {
-      throw new OperationAbortedError(`Cancelled while ${phase} on cluster "${cluster}"`);
+      throw new OperationAbortedError(
+        `Cancelled while ${phase} on cluster "${cluster}"`,
+      );
     }
     throw e;
   } finally {

@@ -34,7 +34,10 @@ export function parseKubeObjects(text: string, field: string): KubeObject[] {
   const docs = parseAllDocuments(text);
   for (const [i, doc] of docs.entries()) {
     if (doc.errors.length) {
-      throw new InputValidationError(field, `document ${i + 1} is not valid YAML: ${doc.errors[0].message}`);
+      throw new InputValidationError(
+        field,
+        `document ${i + 1} is not valid YAML: ${doc.errors[0].message}`,
+      );
     }
     const value = doc.toJS({ maxAliasCount: 100 });
     if (value === null || value === undefined) continue;
@@ -48,7 +51,9 @@ export function parseKubeObjects(text: string, field: string): KubeObject[] {
     ) {
       throw new InputValidationError(
         field,
-        `document ${i + 1} is not a Kubernetes object (apiVersion, kind and metadata.name are required)`,
+        `document ${
+          i + 1
+        } is not a Kubernetes object (apiVersion, kind and metadata.name are required)`,
       );
     }
     objects.push(o as KubeObject);
@@ -58,7 +63,10 @@ export function parseKubeObjects(text: string, field: string): KubeObject[] {
 
 /** `clusters/prod`, `./clusters/prod/` and `./clusters/prod` are the same Kustomization path. @public */
 export function normalizeSyncPath(path: string | undefined): string {
-  const trimmed = (path ?? '').trim().replace(/^\.\/?/, '').replace(/\/+$/, '');
+  const trimmed = (path ?? '')
+    .trim()
+    .replace(/^\.\/?/, '')
+    .replace(/\/+$/, '');
   return `./${trimmed}`;
 }
 
@@ -99,7 +107,10 @@ export function buildFluxInstallPlan(input: {
   expectedRevision?: string;
 }): FluxInstallPlan {
   const { namespace } = input;
-  const componentObjects = parseKubeObjects(input.componentsYaml, 'gotk-components.yaml');
+  const componentObjects = parseKubeObjects(
+    input.componentsYaml,
+    'gotk-components.yaml',
+  );
   const syncObjects = parseKubeObjects(input.syncYaml, 'gotk-sync.yaml');
   const gitRepository = syncObjects.find(o => o.kind === 'GitRepository');
   const kustomization = syncObjects.find(o => o.kind === 'Kustomization');
@@ -107,20 +118,34 @@ export function buildFluxInstallPlan(input: {
     ['GitRepository', gitRepository],
     ['Kustomization', kustomization],
   ] as const) {
-    if (!o || o.metadata.name !== namespace || o.metadata.namespace !== namespace) {
+    if (
+      !o ||
+      o.metadata.name !== namespace ||
+      o.metadata.namespace !== namespace
+    ) {
       throw new InputValidationError(
         'gotk-sync.yaml',
         `must define ${kind} ${namespace}/${namespace}`,
       );
     }
   }
-  if (!componentObjects.some(o => o.kind === 'Namespace' && o.metadata.name === namespace)) {
-    throw new InputValidationError('gotk-components.yaml', `must define Namespace ${namespace}`);
+  if (
+    !componentObjects.some(
+      o => o.kind === 'Namespace' && o.metadata.name === namespace,
+    )
+  ) {
+    throw new InputValidationError(
+      'gotk-components.yaml',
+      `must define Namespace ${namespace}`,
+    );
   }
   for (const component of input.components) {
     if (
       !componentObjects.some(
-        o => o.kind === 'Deployment' && o.metadata.name === component && o.metadata.namespace === namespace,
+        o =>
+          o.kind === 'Deployment' &&
+          o.metadata.name === component &&
+          o.metadata.namespace === namespace,
       )
     ) {
       throw new InputValidationError(
@@ -129,7 +154,9 @@ export function buildFluxInstallPlan(input: {
       );
     }
   }
-  const path = normalizeSyncPath((kustomization!.spec as { path?: string } | undefined)?.path);
+  const path = normalizeSyncPath(
+    (kustomization!.spec as { path?: string } | undefined)?.path,
+  );
   return {
     namespace,
     fluxVersion: input.fluxVersion,
@@ -144,13 +171,16 @@ export function buildFluxInstallPlan(input: {
 
 /** `Kind ns/name` or `Kind name`. @internal */
 export function describeObject(o: KubeObject): string {
-  return `${o.kind} ${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name}`;
+  return `${o.kind} ${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${
+    o.metadata.name
+  }`;
 }
 
 /** Stage 1 of an apply (CRDs and Namespaces), as flux's `internal/utils/apply.go` does it. @internal */
 export function isClusterDefinition(o: KubeObject): boolean {
   return (
-    (o.kind === 'CustomResourceDefinition' && o.apiVersion.startsWith('apiextensions.k8s.io/')) ||
+    (o.kind === 'CustomResourceDefinition' &&
+      o.apiVersion.startsWith('apiextensions.k8s.io/')) ||
     (o.kind === 'Namespace' && o.apiVersion === 'v1')
   );
 }
@@ -167,10 +197,15 @@ export function validateExpectedRevision(
   field = 'revision',
 ): string | undefined {
   if (value === undefined || value === null || value === '') return undefined;
-  if (typeof value !== 'string') throw new InputValidationError(field, 'must be a string');
+  if (typeof value !== 'string')
+    throw new InputValidationError(field, 'must be a string');
   const parsed = parseFluxRevision(value);
   const digest = `${parsed.algorithm}:${parsed.sha}`;
-  if (!parsed.sha || !/^(sha1:[0-9a-f]{40}|sha256:[0-9a-f]{64})$/.test(digest) || !value.includes(':')) {
+  if (
+    !parsed.sha ||
+    !/^(sha1:[0-9a-f]{40}|sha256:[0-9a-f]{64})$/.test(digest) ||
+    !value.includes(':')
+  ) {
     throw new InputValidationError(
       field,
       `must be <branch>@sha1:<commit sha> as flux:push-manifests outputs it (got "${value}")`,

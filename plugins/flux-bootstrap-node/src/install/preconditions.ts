@@ -27,8 +27,12 @@ function groupOf(apiVersion: string): string {
 }
 
 function describeCheck(c: KubeAccessCheck): string {
-  const resource = `${c.resource}${c.group ? `.${c.group}` : ''}${c.name ? ` "${c.name}"` : ''}`;
-  return `${c.verb} ${resource} ${c.namespace ? `in namespace ${c.namespace}` : '(cluster-wide)'}`;
+  const resource = `${c.resource}${c.group ? `.${c.group}` : ''}${
+    c.name ? ` "${c.name}"` : ''
+  }`;
+  return `${c.verb} ${resource} ${
+    c.namespace ? `in namespace ${c.namespace}` : '(cluster-wide)'
+  }`;
 }
 
 /** Reads the sync Kustomization under any Flux API version the cluster serves. */
@@ -38,7 +42,10 @@ async function readKustomization(
   signal?: AbortSignal,
 ): Promise<KubeObject | undefined> {
   for (const apiVersion of FLUX_API_VERSIONS.Kustomization) {
-    const found = await client.get({ apiVersion, kind: 'Kustomization', name: namespace, namespace }, { signal });
+    const found = await client.get(
+      { apiVersion, kind: 'Kustomization', name: namespace, namespace },
+      { signal },
+    );
     if (found) return found;
   }
   return undefined;
@@ -60,20 +67,38 @@ async function requiredAccess(
   const crdPlurals = new Map<string, string>();
   for (const o of plan.componentObjects) {
     if (o.kind !== 'CustomResourceDefinition') continue;
-    const spec = o.spec as { group?: string; names?: { kind?: string; plural?: string } } | undefined;
+    const spec = o.spec as
+      | { group?: string; names?: { kind?: string; plural?: string } }
+      | undefined;
     if (spec?.group && spec.names?.kind && spec.names.plural) {
       crdPlurals.set(`${spec.group}/${spec.names.kind}`, spec.names.plural);
     }
   }
   const checks = new Map<string, KubeAccessCheck>();
   const add = (c: KubeAccessCheck) => checks.set(JSON.stringify(c), c);
-  add({ verb: 'get', group: 'apiextensions.k8s.io', resource: 'customresourcedefinitions' });
-  add({ verb: 'get', group: 'kustomize.toolkit.fluxcd.io', resource: 'kustomizations', namespace: plan.namespace });
+  add({
+    verb: 'get',
+    group: 'apiextensions.k8s.io',
+    resource: 'customresourcedefinitions',
+  });
+  add({
+    verb: 'get',
+    group: 'kustomize.toolkit.fluxcd.io',
+    resource: 'kustomizations',
+    namespace: plan.namespace,
+  });
 
-  const kinds = new Map<string, { apiVersion: string; kind: string; namespaces: Set<string | undefined> }>();
+  const kinds = new Map<
+    string,
+    { apiVersion: string; kind: string; namespaces: Set<string | undefined> }
+  >();
   for (const o of objects) {
     const key = `${o.apiVersion}/${o.kind}`;
-    const entry = kinds.get(key) ?? { apiVersion: o.apiVersion, kind: o.kind, namespaces: new Set() };
+    const entry = kinds.get(key) ?? {
+      apiVersion: o.apiVersion,
+      kind: o.kind,
+      namespaces: new Set(),
+    };
     entry.namespaces.add(o.metadata.namespace);
     kinds.set(key, entry);
     if (o.kind === 'ClusterRoleBinding' || o.kind === 'RoleBinding') {
@@ -84,7 +109,8 @@ async function requiredAccess(
           group: 'rbac.authorization.k8s.io',
           resource: 'clusterroles',
           name: roleRef.name,
-          namespace: o.kind === 'RoleBinding' ? o.metadata.namespace : undefined,
+          namespace:
+            o.kind === 'RoleBinding' ? o.metadata.namespace : undefined,
         });
       }
     }
@@ -133,8 +159,8 @@ export async function checkInstallPreconditions(
     if (!isKubeApiError(e, 'forbidden')) throw e;
   }
   const lastAppliedRevision =
-    ((kustomization?.status as { lastAppliedRevision?: string } | undefined)?.lastAppliedRevision) ||
-    undefined;
+    (kustomization?.status as { lastAppliedRevision?: string } | undefined)
+      ?.lastAppliedRevision || undefined;
   const installComponents = !lastAppliedRevision;
 
   const objects = [
@@ -144,7 +170,9 @@ export async function checkInstallPreconditions(
   ];
   const checks = await requiredAccess(client, plan, objects, signal);
   const answers = await client.canI(checks, { signal });
-  const missing = checks.filter((_, i) => !answers[i].allowed).map(describeCheck);
+  const missing = checks
+    .filter((_, i) => !answers[i].allowed)
+    .map(describeCheck);
   if (missing.length) {
     throw new FluxInstallError(
       'missing-permissions',
@@ -156,7 +184,11 @@ export async function checkInstallPreconditions(
   }
 
   const crd = await client.get(
-    { apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', name: FLUX_SOURCE_CRD },
+    {
+      apiVersion: 'apiextensions.k8s.io/v1',
+      kind: 'CustomResourceDefinition',
+      name: FLUX_SOURCE_CRD,
+    },
     { signal },
   );
   const labels = crd?.metadata.labels ?? {};
@@ -169,7 +201,9 @@ export async function checkInstallPreconditions(
   }
 
   if (kustomization) {
-    const existingPath = normalizeSyncPath((kustomization.spec as { path?: string } | undefined)?.path);
+    const existingPath = normalizeSyncPath(
+      (kustomization.spec as { path?: string } | undefined)?.path,
+    );
     if (existingPath !== plan.path) {
       throw new FluxInstallError(
         'path-conflict',

@@ -60,7 +60,10 @@ function plainRef(ref: string | undefined): string | undefined {
 }
 
 /** `main@sha1:abc` matches `main@sha1:abc`, `refs/heads/main@sha1:abc` and the legacy `main/abc`. @public */
-export function revisionMatches(actual: string | undefined, expected: string): boolean {
+export function revisionMatches(
+  actual: string | undefined,
+  expected: string,
+): boolean {
   if (!actual) return false;
   const a = parseFluxRevision(actual);
   const e = parseFluxRevision(expected);
@@ -90,10 +93,14 @@ function judge(
   expected: string | undefined,
 ): Verdict {
   if (!obj) return { state: 'waiting', detail: 'not found' };
-  if (record(obj.spec).suspend === true) return { state: 'suspended', detail: 'is suspended' };
+  if (record(obj.spec).suspend === true)
+    return { state: 'suspended', detail: 'is suspended' };
   if (isFailing(obj)) return { state: 'failed', detail: describeReady(obj) };
   if (Object.keys(record(obj.status)).length === 0) {
-    const controller = revisionField === 'artifact' ? 'source-controller' : 'kustomize-controller';
+    const controller =
+      revisionField === 'artifact'
+        ? 'source-controller'
+        : 'kustomize-controller';
     return {
       state: 'waiting',
       detail: `not reconciled yet, no status from the ${controller} (is it running?)`,
@@ -105,7 +112,8 @@ function judge(
       detail: `generation ${obj.metadata.generation} not observed by its controller yet`,
     };
   }
-  if (readyOf(obj) !== true) return { state: 'waiting', detail: describeReady(obj) };
+  if (readyOf(obj) !== true)
+    return { state: 'waiting', detail: describeReady(obj) };
   const status = record(obj.status);
   const revision =
     revisionField === 'artifact'
@@ -131,17 +139,37 @@ export async function readSyncVerdicts(
 ): Promise<{ source: Verdict; sync: Verdict; kustomization?: KubeObject }> {
   const ns = plan.namespace;
   const [gitRepository, kustomization] = await Promise.all([
-    client.get({ apiVersion: GIT_REPOSITORY, kind: 'GitRepository', name: ns, namespace: ns }, { signal }),
-    client.get({ apiVersion: KUSTOMIZATION, kind: 'Kustomization', name: ns, namespace: ns }, { signal }),
+    client.get(
+      {
+        apiVersion: GIT_REPOSITORY,
+        kind: 'GitRepository',
+        name: ns,
+        namespace: ns,
+      },
+      { signal },
+    ),
+    client.get(
+      {
+        apiVersion: KUSTOMIZATION,
+        kind: 'Kustomization',
+        name: ns,
+        namespace: ns,
+      },
+      { signal },
+    ),
   ]);
   const source = judge(gitRepository, 'artifact', plan.expectedRevision);
   // Without a pushed revision to wait for, the Kustomization must reach what the source has.
   const expectedSync =
-    plan.expectedRevision ?? (source.state === 'ready' ? source.revision : undefined);
+    plan.expectedRevision ??
+    (source.state === 'ready' ? source.revision : undefined);
   let sync = judge(kustomization, 'lastAttemptedRevision', expectedSync);
   // A Kustomization fails while its source is not ready; the source's condition says why.
   if (sync.state === 'failed' && source.state !== 'ready') {
-    sync = { state: 'waiting', detail: `${sync.detail} (waiting for the GitRepository)` };
+    sync = {
+      state: 'waiting',
+      detail: `${sync.detail} (waiting for the GitRepository)`,
+    };
   }
   if (sync.state === 'ready' && source.state !== 'ready') {
     sync = { state: 'waiting', detail: 'waiting for the GitRepository' };
@@ -158,10 +186,21 @@ export async function readComponents(
   return Promise.all(
     plan.components.map(async name => {
       const deployment = await client.get(
-        { apiVersion: 'apps/v1', kind: 'Deployment', name, namespace: plan.namespace },
+        {
+          apiVersion: 'apps/v1',
+          kind: 'Deployment',
+          name,
+          namespace: plan.namespace,
+        },
         { signal },
       );
-      if (!deployment) return { name, ready: false, failed: false, message: 'Deployment not found' };
+      if (!deployment)
+        return {
+          name,
+          ready: false,
+          failed: false,
+          message: 'Deployment not found',
+        };
       const reading = deploymentStatusOf(deployment);
       return {
         name,
@@ -191,10 +230,13 @@ export async function readFluxReadiness(
     readComponents(client, plan, signal),
   ]);
   const pending: string[] = [];
-  if (source.state !== 'ready') pending.push(`GitRepository ${ns}/${ns}: ${source.detail}`);
-  if (sync.state !== 'ready') pending.push(`Kustomization ${ns}/${ns}: ${sync.detail}`);
+  if (source.state !== 'ready')
+    pending.push(`GitRepository ${ns}/${ns}: ${source.detail}`);
+  if (sync.state !== 'ready')
+    pending.push(`Kustomization ${ns}/${ns}: ${sync.detail}`);
   for (const c of components) {
-    if (!c.ready) pending.push(`Deployment ${ns}/${c.name}: ${c.message ?? 'not ready'}`);
+    if (!c.ready)
+      pending.push(`Deployment ${ns}/${c.name}: ${c.message ?? 'not ready'}`);
   }
   return {
     ready: pending.length === 0,
@@ -206,7 +248,9 @@ export async function readFluxReadiness(
 
 function formatDuration(ms: number): string {
   const s = Math.round(ms / 1000);
-  return s >= 60 ? `${Math.floor(s / 60)}m${s % 60 ? `${s % 60}s` : ''}` : `${s}s`;
+  return s >= 60
+    ? `${Math.floor(s / 60)}m${s % 60 ? `${s % 60}s` : ''}`
+    : `${s}s`;
 }
 
 /**
@@ -243,7 +287,9 @@ export async function waitForFlux(
   };
   const target = plan.expectedRevision ? ` at ${plan.expectedRevision}` : '';
   try {
-    logger.info(`Waiting for GitRepository and Kustomization ${ns}/${ns} to be reconciled${target}`);
+    logger.info(
+      `Waiting for GitRepository and Kustomization ${ns}/${ns} to be reconciled${target}`,
+    );
     let kustomization: KubeObject | undefined;
     for (;;) {
       const verdicts = await readSyncVerdicts(client, plan, deadline.signal);
@@ -269,12 +315,19 @@ export async function waitForFlux(
       }
       pending = objects
         .filter(([, v]) => v.state !== 'ready')
-        .map(([kind, v]) => `${kind} ${ns}/${ns}: ${(v as { detail: string }).detail}`);
+        .map(
+          ([kind, v]) =>
+            `${kind} ${ns}/${ns}: ${(v as { detail: string }).detail}`,
+        );
       if (pending.length === 0) break;
       progress(pending);
       await sleep(pollMs, deadline.signal);
     }
-    logger.info(`Flux on cluster "${cluster}" synced ${revisionOf(kustomization) ?? 'the branch'}; waiting for the controllers`);
+    logger.info(
+      `Flux on cluster "${cluster}" synced ${
+        revisionOf(kustomization) ?? 'the branch'
+      }; waiting for the controllers`,
+    );
 
     for (;;) {
       const components = await readComponents(client, plan, deadline.signal);
@@ -292,7 +345,10 @@ export async function waitForFlux(
         .filter(c => !c.ready)
         .map(c => `Deployment ${ns}/${c.name}: ${c.message ?? 'not ready'}`);
       if (pending.length === 0) {
-        for (const c of components) logger.info(`✔ ${c.name}: deployment ready (${c.image ?? 'no image'})`);
+        for (const c of components)
+          logger.info(
+            `✔ ${c.name}: deployment ready (${c.image ?? 'no image'})`,
+          );
         return {
           ready: true,
           revision: revisionOf(kustomization),
@@ -307,13 +363,17 @@ export async function waitForFlux(
     if (deadline.timedOut() && !(e instanceof FluxInstallError)) {
       throw new FluxInstallError(
         'timeout',
-        `Flux on cluster "${cluster}" was not ready after ${formatDuration(timeoutMs)}; still missing: ${pending.join('; ')}`,
+        `Flux on cluster "${cluster}" was not ready after ${formatDuration(
+          timeoutMs,
+        )}; still missing: ${pending.join('; ')}`,
         pending,
       );
     }
     if (opts.signal?.aborted && !(e instanceof FluxInstallError)) {
       throw new OperationAbortedError(
-        `Cancelled while waiting for Flux on cluster "${cluster}" (still missing: ${pending.join('; ')})`,
+        `Cancelled while waiting for Flux on cluster "${cluster}" (still missing: ${pending.join(
+          '; ',
+        )})`,
       );
     }
     throw e;

@@ -10,7 +10,7 @@ import { OperationAbortedError, type EngineLogger } from '../util';
 import { createKubeClient } from './client';
 import { KubeApiError } from './errors';
 import type { KubeClient, KubeObject } from './types';
-import { startFaultProxy, type FaultProxy } from './testing/faultProxy';
+import { startFaultProxy, type FaultProxy } from './__testUtils__/faultProxy';
 
 const kube = getSharedKubeApiserver();
 
@@ -51,29 +51,48 @@ afterEach(async () => {
   await Promise.all(proxies.splice(0).map(p => p.stop()));
 });
 
-function configMap(ns: string, name: string, data: Record<string, string>): KubeObject {
-  return { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: ns }, data };
+function configMap(
+  ns: string,
+  name: string,
+  data: Record<string, string>,
+): KubeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name, namespace: ns },
+    data,
+  };
 }
 
 describe('createKubeClient against a real kube-apiserver', () => {
   it('server-side applies with the field manager, and an identical re-apply changes nothing', async () => {
     const ns = await createTestNamespace(kube, 'kc-apply');
     const c = await client();
-    const first = await c.apply(configMap(ns, 'a', { k: 'v' }), { fieldManager: 'flux' });
+    const first = await c.apply(configMap(ns, 'a', { k: 'v' }), {
+      fieldManager: 'flux',
+    });
     expect(first.metadata.managedFields).toEqual([
       expect.objectContaining({ manager: 'flux', operation: 'Apply' }),
     ]);
-    const again = await c.apply(configMap(ns, 'a', { k: 'v' }), { fieldManager: 'flux' });
+    const again = await c.apply(configMap(ns, 'a', { k: 'v' }), {
+      fieldManager: 'flux',
+    });
     expect(again.metadata.resourceVersion).toBe(first.metadata.resourceVersion);
-    const changed = await c.apply(configMap(ns, 'a', { k: 'w' }), { fieldManager: 'flux' });
-    expect(changed.metadata.resourceVersion).not.toBe(first.metadata.resourceVersion);
+    const changed = await c.apply(configMap(ns, 'a', { k: 'w' }), {
+      fieldManager: 'flux',
+    });
+    expect(changed.metadata.resourceVersion).not.toBe(
+      first.metadata.resourceVersion,
+    );
     expect(changed.data).toEqual({ k: 'w' });
   });
 
   it('reports a field conflict with another manager, and takes over with force', async () => {
     const ns = await createTestNamespace(kube, 'kc-conflict');
     const c = await client();
-    await c.apply(configMap(ns, 'a', { k: 'v' }), { fieldManager: 'other-tool' });
+    await c.apply(configMap(ns, 'a', { k: 'v' }), {
+      fieldManager: 'other-tool',
+    });
     const err = await c
       .apply(configMap(ns, 'a', { k: 'mine' }), { fieldManager: 'flux' })
       .catch(e => e);
@@ -93,28 +112,59 @@ describe('createKubeClient against a real kube-apiserver', () => {
     const ns = await createTestNamespace(kube, 'kc-crud');
     const c = await client();
     await c.apply(
-      { ...configMap(ns, 'x', {}), metadata: { name: 'x', namespace: ns, labels: { app: 'x' } } },
+      {
+        ...configMap(ns, 'x', {}),
+        metadata: { name: 'x', namespace: ns, labels: { app: 'x' } },
+      },
       { fieldManager: 'flux' },
     );
     await c.apply(configMap(ns, 'y', {}), { fieldManager: 'flux' });
-    const got = await c.get({ apiVersion: 'v1', kind: 'ConfigMap', name: 'x', namespace: ns });
+    const got = await c.get({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      name: 'x',
+      namespace: ns,
+    });
     expect(got?.metadata.labels).toEqual({ app: 'x' });
     expect(
-      await c.get({ apiVersion: 'v1', kind: 'ConfigMap', name: 'missing', namespace: ns }),
+      await c.get({
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        name: 'missing',
+        namespace: ns,
+      }),
     ).toBeUndefined();
     expect(
-      await c.get({ apiVersion: 'nothing.example.com/v1', kind: 'Thing', name: 'x', namespace: ns }),
+      await c.get({
+        apiVersion: 'nothing.example.com/v1',
+        kind: 'Thing',
+        name: 'x',
+        namespace: ns,
+      }),
     ).toBeUndefined();
-    const listed = await c.list('v1', 'ConfigMap', { namespace: ns, labelSelector: 'app=x' });
+    const listed = await c.list('v1', 'ConfigMap', {
+      namespace: ns,
+      labelSelector: 'app=x',
+    });
     expect(listed.map(o => [o.apiVersion, o.kind, o.metadata.name])).toEqual([
       ['v1', 'ConfigMap', 'x'],
     ]);
     expect(await c.list('nothing.example.com/v1', 'Thing')).toEqual([]);
     expect(
-      await c.delete({ apiVersion: 'v1', kind: 'ConfigMap', name: 'x', namespace: ns }),
+      await c.delete({
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        name: 'x',
+        namespace: ns,
+      }),
     ).toBe(true);
     expect(
-      await c.delete({ apiVersion: 'v1', kind: 'ConfigMap', name: 'x', namespace: ns }),
+      await c.delete({
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        name: 'x',
+        namespace: ns,
+      }),
     ).toBe(false);
   });
 
@@ -129,7 +179,12 @@ describe('createKubeClient against a real kube-apiserver', () => {
     const c = await client();
     try {
       expect(
-        await c.get({ apiVersion: `${group}/v1`, kind: 'Widget', name: 'w', namespace: ns }),
+        await c.get({
+          apiVersion: `${group}/v1`,
+          kind: 'Widget',
+          name: 'w',
+          namespace: ns,
+        }),
       ).toBeUndefined();
       await c.apply(
         {
@@ -138,7 +193,12 @@ describe('createKubeClient against a real kube-apiserver', () => {
           metadata: { name: `widgets.${group}` },
           spec: {
             group,
-            names: { kind: 'Widget', plural: 'widgets', singular: 'widget', listKind: 'WidgetList' },
+            names: {
+              kind: 'Widget',
+              plural: 'widgets',
+              singular: 'widget',
+              listKind: 'WidgetList',
+            },
             scope: 'Namespaced',
             versions: [
               {
@@ -149,7 +209,10 @@ describe('createKubeClient against a real kube-apiserver', () => {
                   openAPIV3Schema: {
                     type: 'object',
                     properties: {
-                      spec: { type: 'object', properties: { size: { type: 'integer' } } },
+                      spec: {
+                        type: 'object',
+                        properties: { size: { type: 'integer' } },
+                      },
                     },
                   },
                 },
@@ -164,7 +227,9 @@ describe('createKubeClient against a real kube-apiserver', () => {
         info = await c.resourceFor(`${group}/v1`, 'Widget', { refresh: true });
         if (!info) await new Promise(r => setTimeout(r, 100));
       }
-      expect(info).toEqual(expect.objectContaining({ name: 'widgets', namespaced: true }));
+      expect(info).toEqual(
+        expect.objectContaining({ name: 'widgets', namespaced: true }),
+      );
       const w = await c.apply(
         {
           apiVersion: `${group}/v1`,
@@ -183,7 +248,10 @@ describe('createKubeClient against a real kube-apiserver', () => {
   it('refuses to apply a namespaced kind without a namespace', async () => {
     const c = await client();
     const err = await c
-      .apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x' } }, { fieldManager: 'flux' })
+      .apply(
+        { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x' } },
+        { fieldManager: 'flux' },
+      )
       .catch(e => e);
     expect(err).toBeInstanceOf(KubeApiError);
     expect(err.kind).toBe('invalid');
@@ -196,14 +264,22 @@ describe('createKubeClient against a real kube-apiserver', () => {
     const created = await c.get({ apiVersion: 'v1', kind: 'Namespace', name });
     expect(created?.metadata.name).toBe(name);
     await c.apply(
-      { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { keep: 'me' } } },
+      {
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: { name, labels: { keep: 'me' } },
+      },
       { fieldManager: 'flux' },
     );
     const before = await c.get({ apiVersion: 'v1', kind: 'Namespace', name });
     await c.ensureNamespace(name, { fieldManager: 'flux' });
     const after = await c.get({ apiVersion: 'v1', kind: 'Namespace', name });
-    expect(after?.metadata.labels).toEqual(expect.objectContaining({ keep: 'me' }));
-    expect(after?.metadata.resourceVersion).toBe(before?.metadata.resourceVersion);
+    expect(after?.metadata.labels).toEqual(
+      expect.objectContaining({ keep: 'me' }),
+    );
+    expect(after?.metadata.resourceVersion).toBe(
+      before?.metadata.resourceVersion,
+    );
   });
 
   it('answers SelfSubjectAccessReviews for the client’s own credentials', async () => {
@@ -211,16 +287,31 @@ describe('createKubeClient against a real kube-apiserver', () => {
     const token = await mintToken(kube, {
       name: uniqueName('kc-reader'),
       namespaceRules: [
-        { namespace: ns, rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get'] }] },
+        {
+          namespace: ns,
+          rules: [
+            { apiGroups: [''], resources: ['configmaps'], verbs: ['get'] },
+          ],
+        },
       ],
     });
     const checks = [
-      { verb: 'create', group: 'apiextensions.k8s.io', resource: 'customresourcedefinitions' },
+      {
+        verb: 'create',
+        group: 'apiextensions.k8s.io',
+        resource: 'customresourcedefinitions',
+      },
       { verb: 'get', group: '', resource: 'configmaps', namespace: ns },
     ];
-    expect((await (await client()).canI(checks)).map(r => r.allowed)).toEqual([true, true]);
+    expect((await (await client()).canI(checks)).map(r => r.allowed)).toEqual([
+      true,
+      true,
+    ]);
     const restricted = await client({ token });
-    expect((await restricted.canI(checks)).map(r => r.allowed)).toEqual([false, true]);
+    expect((await restricted.canI(checks)).map(r => r.allowed)).toEqual([
+      false,
+      true,
+    ]);
   });
 });
 
@@ -247,12 +338,16 @@ describe('KubeApiError mapping', () => {
   it('401 → unauthorized; the rejected token appears nowhere', async () => {
     const { logger, lines } = recordingLogger();
     const c = await client({ token: canary }, { logger });
-    const err = await c.get({ apiVersion: 'v1', kind: 'Namespace', name: 'default' }).catch(e => e);
+    const err = await c
+      .get({ apiVersion: 'v1', kind: 'Namespace', name: 'default' })
+      .catch(e => e);
     expect(err).toBeInstanceOf(KubeApiError);
     expect(err.kind).toBe('unauthorized');
     expect(err.status).toBe(401);
     expect(err.message).toContain('rejected the credentials');
-    expect(`${err.message}\n${err.stack}\n${lines.join('\n')}`).not.toContain(canary);
+    expect(`${err.message}\n${err.stack}\n${lines.join('\n')}`).not.toContain(
+      canary,
+    );
   });
 
   it('an untrusted certificate → unreachable with the TLS reason; skipTLSVerify connects', async () => {
@@ -267,7 +362,10 @@ describe('KubeApiError mapping', () => {
   });
 
   it('connection refused and unknown host → unreachable with the reason', async () => {
-    const refused = await client({ url: 'https://127.0.0.1:1' }, { retries: 1, retryBaseDelayMs: 5 });
+    const refused = await client(
+      { url: 'https://127.0.0.1:1' },
+      { retries: 1, retryBaseDelayMs: 5 },
+    );
     const e1 = await refused.version().catch(e => e);
     expect(e1.kind).toBe('unreachable');
     expect(e1.reason).toBe('ECONNREFUSED');
@@ -288,17 +386,33 @@ describe('retries, timeouts and aborts (through a fault-injecting proxy)', () =>
     const ns = await createTestNamespace(kube, 'kc-500');
     const proxy = await startFaultProxy(kube);
     proxies.push(proxy);
-    proxy.inject({ method: 'PATCH', path: new RegExp(`/namespaces/${ns}/configmaps/a$`), status: 500 });
+    proxy.inject({
+      method: 'PATCH',
+      path: new RegExp(`/namespaces/${ns}/configmaps/a$`),
+      status: 500,
+    });
     const { logger, lines } = recordingLogger();
-    const c = await client({ url: proxy.url, caPem: proxy.caPem }, { logger, retryBaseDelayMs: 5 });
-    const applied = await c.apply(configMap(ns, 'a', { k: 'v' }), { fieldManager: 'flux' });
+    const c = await client(
+      { url: proxy.url, caPem: proxy.caPem },
+      { logger, retryBaseDelayMs: 5 },
+    );
+    const applied = await c.apply(configMap(ns, 'a', { k: 'v' }), {
+      fieldManager: 'flux',
+    });
     expect(applied.data).toEqual({ k: 'v' });
     const patches = proxy.requests().filter(r => r.method === 'PATCH');
     expect(patches.map(r => [r.status, r.faulted])).toEqual([
       [500, true],
       [201, false],
     ]);
-    expect(lines.some(l => l.startsWith('warn') && l.includes('HTTP 500') && l.includes('retrying'))).toBe(true);
+    expect(
+      lines.some(
+        l =>
+          l.startsWith('warn') &&
+          l.includes('HTTP 500') &&
+          l.includes('retrying'),
+      ),
+    ).toBe(true);
     expect(lines.join('\n')).not.toContain(kube.adminToken);
   });
 
@@ -306,7 +420,10 @@ describe('retries, timeouts and aborts (through a fault-injecting proxy)', () =>
     const proxy = await startFaultProxy(kube);
     proxies.push(proxy);
     proxy.inject({ path: /^\/version$/, status: 503, times: 10 });
-    const c = await client({ url: proxy.url, caPem: proxy.caPem }, { retries: 2, retryBaseDelayMs: 1 });
+    const c = await client(
+      { url: proxy.url, caPem: proxy.caPem },
+      { retries: 2, retryBaseDelayMs: 1 },
+    );
     const err = await c.version().catch(e => e);
     expect(err.kind).toBe('server');
     expect(err.status).toBe(503);
@@ -317,7 +434,10 @@ describe('retries, timeouts and aborts (through a fault-injecting proxy)', () =>
     const proxy = await startFaultProxy(kube);
     proxies.push(proxy);
     proxy.inject({ path: /^\/version$/, status: 400, times: 10 });
-    const c = await client({ url: proxy.url, caPem: proxy.caPem }, { retryBaseDelayMs: 1 });
+    const c = await client(
+      { url: proxy.url, caPem: proxy.caPem },
+      { retryBaseDelayMs: 1 },
+    );
     const err = await c.version().catch(e => e);
     expect(err.kind).toBe('invalid');
     expect(proxy.requests().filter(r => r.path === '/version')).toHaveLength(1);
@@ -327,7 +447,10 @@ describe('retries, timeouts and aborts (through a fault-injecting proxy)', () =>
     const proxy = await startFaultProxy(kube);
     proxies.push(proxy);
     proxy.inject({ path: /^\/version$/, hang: true });
-    const c = await client({ url: proxy.url, caPem: proxy.caPem }, { requestTimeoutMs: 200, retries: 0 });
+    const c = await client(
+      { url: proxy.url, caPem: proxy.caPem },
+      { requestTimeoutMs: 200, retries: 0 },
+    );
     const err = await c.version().catch(e => e);
     expect(err).toBeInstanceOf(KubeApiError);
     expect(err.kind).toBe('unreachable');
@@ -338,11 +461,18 @@ describe('retries, timeouts and aborts (through a fault-injecting proxy)', () =>
     const proxy = await startFaultProxy(kube);
     proxies.push(proxy);
     proxy.inject({ path: /^\/version$/, hang: true });
-    const c = await client({ url: proxy.url, caPem: proxy.caPem }, { requestTimeoutMs: 120_000 });
+    const c = await client(
+      { url: proxy.url, caPem: proxy.caPem },
+      { requestTimeoutMs: 120_000 },
+    );
     const controller = new AbortController();
     const pending = c.version({ signal: controller.signal }).catch(e => e);
     // Abort once the request is at the proxy.
-    for (let i = 0; i < 200 && !proxy.requests().some(r => r.path === '/version'); i++) {
+    for (
+      let i = 0;
+      i < 200 && !proxy.requests().some(r => r.path === '/version');
+      i++
+    ) {
       await new Promise(r => setTimeout(r, 10));
     }
     controller.abort();

@@ -81,10 +81,14 @@ function describeRef(ref: { kind: string; name: string; namespace?: string }) {
 }
 
 function apiPrefix(apiVersion: string): string {
-  return apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+  return apiVersion.includes('/')
+    ? `/apis/${apiVersion}`
+    : `/api/${apiVersion}`;
 }
 
-function parseRetryAfter(value: string | string[] | undefined): number | undefined {
+function parseRetryAfter(
+  value: string | string[] | undefined,
+): number | undefined {
   const v = Array.isArray(value) ? value[0] : value;
   if (!v) return undefined;
   const seconds = Number(v);
@@ -167,15 +171,21 @@ class KubeClientImpl implements KubeClient {
     await this.kc.applyToHTTPSOptions(opts);
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(opts.headers ?? {})) {
-      if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : String(v);
+      if (v !== undefined)
+        headers[k] = Array.isArray(v) ? v.join(', ') : String(v);
     }
     if (opts.auth) {
-      headers.Authorization = `Basic ${Buffer.from(opts.auth).toString('base64')}`;
+      headers.Authorization = `Basic ${Buffer.from(opts.auth).toString(
+        'base64',
+      )}`;
     }
     return headers;
   }
 
-  private urlFor(path: string, query?: Record<string, string | undefined>): URL {
+  private urlFor(
+    path: string,
+    query?: Record<string, string | undefined>,
+  ): URL {
     const prefix = this.baseUrl.pathname.replace(/\/+$/, '');
     const url = new URL(this.baseUrl.toString());
     url.pathname = `${prefix}${path}`;
@@ -226,7 +236,11 @@ class KubeClientImpl implements KubeClient {
             );
             res.on('error', reject);
             res.on('aborted', () =>
-              reject(Object.assign(new Error('response aborted'), { code: 'ECONNRESET' })),
+              reject(
+                Object.assign(new Error('response aborted'), {
+                  code: 'ECONNRESET',
+                }),
+              ),
             );
           },
         );
@@ -236,7 +250,9 @@ class KubeClientImpl implements KubeClient {
           reject(combined.signal.reason ?? new Error('aborted'));
         };
         combined.signal.addEventListener('abort', onAbort, { once: true });
-        req.on('close', () => combined.signal.removeEventListener('abort', onAbort));
+        req.on('close', () =>
+          combined.signal.removeEventListener('abort', onAbort),
+        );
         req.on('error', reject);
         if (spec.body !== undefined) req.write(spec.body);
         req.end();
@@ -252,9 +268,9 @@ class KubeClientImpl implements KubeClient {
           new KubeApiError(
             this.message(
               spec,
-              `the API server at ${this.baseUrl.origin} did not answer within ${Math.round(
-                this.timeoutMs / 1000,
-              )} s`,
+              `the API server at ${
+                this.baseUrl.origin
+              } did not answer within ${Math.round(this.timeoutMs / 1000)} s`,
             ),
             { kind: 'unreachable', reason: 'Timeout' },
           ),
@@ -264,8 +280,14 @@ class KubeClientImpl implements KubeClient {
       const net = describeNetworkError(error);
       throw Object.assign(
         new KubeApiError(
-          this.message(spec, `cannot reach the API server at ${this.baseUrl.origin}: ${net.text}`),
-          { kind: 'unreachable', reason: net.code ?? (net.tls ? 'TLS' : undefined) },
+          this.message(
+            spec,
+            `cannot reach the API server at ${this.baseUrl.origin}: ${net.text}`,
+          ),
+          {
+            kind: 'unreachable',
+            reason: net.code ?? (net.tls ? 'TLS' : undefined),
+          },
         ),
         { [TRANSIENT]: !net.tls && isTransientNetworkCode(net.code) },
       );
@@ -278,7 +300,9 @@ class KubeClientImpl implements KubeClient {
     let status: {
       message?: string;
       reason?: string;
-      details?: { causes?: { field?: string; message?: string; reason?: string }[] };
+      details?: {
+        causes?: { field?: string; message?: string; reason?: string }[];
+      };
     } = {};
     try {
       const parsed = JSON.parse(res.text);
@@ -286,10 +310,16 @@ class KubeClientImpl implements KubeClient {
     } catch {
       // not JSON (a proxy's HTML page, plain text)
     }
-    const httpText = `HTTP ${res.status}${STATUS_TEXT[res.status] ? ` ${STATUS_TEXT[res.status]}` : ''}`;
+    const httpText = `HTTP ${res.status}${
+      STATUS_TEXT[res.status] ? ` ${STATUS_TEXT[res.status]}` : ''
+    }`;
     let apiMessage =
       status.message?.trim() ||
-      res.text.replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 300);
+      res.text
+        .replace(/<[^>]*>/g, ' ')
+        .replace(/\s+/g, ' ')
+        .trim()
+        .slice(0, 300);
     if (res.status === 401) {
       apiMessage = `the API server rejected the credentials${
         apiMessage && apiMessage !== 'Unauthorized' ? ` (${apiMessage})` : ''
@@ -304,7 +334,8 @@ class KubeClientImpl implements KubeClient {
         causes: status.details?.causes,
       },
     );
-    const transient = res.status === 429 || (res.status >= 500 && res.status !== 501);
+    const transient =
+      res.status === 429 || (res.status >= 500 && res.status !== 501);
     return Object.assign(err, {
       [TRANSIENT]: transient,
       [RETRY_AFTER]: parseRetryAfter(res.headers['retry-after']),
@@ -316,7 +347,10 @@ class KubeClientImpl implements KubeClient {
     return retry(
       async () => {
         const res = await this.sendOnce(spec);
-        if ((res.status >= 200 && res.status < 300) || spec.accept?.includes(res.status)) {
+        if (
+          (res.status >= 200 && res.status < 300) ||
+          spec.accept?.includes(res.status)
+        ) {
           return res;
         }
         throw this.errorFromResponse(spec, res);
@@ -334,12 +368,18 @@ class KubeClientImpl implements KubeClient {
         },
         onRetry: (error, attempt, delayMs) => {
           this.logger.warn(
-            `${(error as Error).message}; retrying in ${delayMs} ms (retry ${attempt} of ${this.retries})`,
+            `${
+              (error as Error).message
+            }; retrying in ${delayMs} ms (retry ${attempt} of ${this.retries})`,
           );
         },
       },
     ).catch(error => {
-      if (error instanceof OperationAbortedError || error instanceof KubeApiError) throw error;
+      if (
+        error instanceof OperationAbortedError ||
+        error instanceof KubeApiError
+      )
+        throw error;
       if (spec.signal?.aborted) {
         throw new OperationAbortedError(
           `Cancelled while waiting for the Kubernetes API of cluster "${this.clusterName}" (${spec.what})`,
@@ -376,7 +416,8 @@ class KubeClientImpl implements KubeClient {
     const entry = { at: Date.now(), promise };
     this.discovery.set(apiVersion, entry);
     promise.catch(() => {
-      if (this.discovery.get(apiVersion) === entry) this.discovery.delete(apiVersion);
+      if (this.discovery.get(apiVersion) === entry)
+        this.discovery.delete(apiVersion);
     });
     return promise;
   }
@@ -404,7 +445,10 @@ class KubeClientImpl implements KubeClient {
     what: string,
     signal?: AbortSignal,
   ): Promise<KubeResourceInfo> {
-    const res = await this.resourceFor(ref.apiVersion, ref.kind, { signal, forWhat: what });
+    const res = await this.resourceFor(ref.apiVersion, ref.kind, {
+      signal,
+      forWhat: what,
+    });
     if (!res) {
       throw new KubeApiError(
         this.message(
@@ -419,15 +463,24 @@ class KubeClientImpl implements KubeClient {
 
   private objectPath(
     res: KubeResourceInfo,
-    ref: { apiVersion: string; kind: string; name?: string; namespace?: string },
+    ref: {
+      apiVersion: string;
+      kind: string;
+      name?: string;
+      namespace?: string;
+    },
     what: string,
   ): string {
     let path = apiPrefix(ref.apiVersion);
     if (res.namespaced) {
-      if (ref.namespace) path += `/namespaces/${encodeURIComponent(ref.namespace)}`;
+      if (ref.namespace)
+        path += `/namespaces/${encodeURIComponent(ref.namespace)}`;
       else if (ref.name) {
         throw new KubeApiError(
-          this.message({ what } as CallSpec, `${ref.kind} is namespaced but no namespace was given`),
+          this.message(
+            { what } as CallSpec,
+            `${ref.kind} is namespaced but no namespace was given`,
+          ),
           { kind: 'invalid', reason: 'NamespaceRequired' },
         );
       }
@@ -444,7 +497,10 @@ class KubeClientImpl implements KubeClient {
     opts: { signal?: AbortSignal } = {},
   ): Promise<T | undefined> {
     const what = `get ${describeRef(ref)}`;
-    const res = await this.resourceFor(ref.apiVersion, ref.kind, { ...opts, forWhat: what });
+    const res = await this.resourceFor(ref.apiVersion, ref.kind, {
+      ...opts,
+      forWhat: what,
+    });
     if (!res) return undefined;
     const out = await this.call({
       method: 'GET',
@@ -460,16 +516,27 @@ class KubeClientImpl implements KubeClient {
   async list<T extends KubeObject = KubeObject>(
     apiVersion: string,
     kind: string,
-    opts: { namespace?: string; labelSelector?: string; signal?: AbortSignal } = {},
+    opts: {
+      namespace?: string;
+      labelSelector?: string;
+      signal?: AbortSignal;
+    } = {},
   ): Promise<T[]> {
-    const what = `list ${kind}${opts.namespace ? ` in namespace ${opts.namespace}` : ''}${
-      opts.labelSelector ? ` with labels ${opts.labelSelector}` : ''
-    }`;
-    const res = await this.resourceFor(apiVersion, kind, { ...opts, forWhat: what });
+    const what = `list ${kind}${
+      opts.namespace ? ` in namespace ${opts.namespace}` : ''
+    }${opts.labelSelector ? ` with labels ${opts.labelSelector}` : ''}`;
+    const res = await this.resourceFor(apiVersion, kind, {
+      ...opts,
+      forWhat: what,
+    });
     if (!res) return [];
     const path = this.objectPath(
       res,
-      { apiVersion, kind, namespace: res.namespaced ? opts.namespace : undefined },
+      {
+        apiVersion,
+        kind,
+        namespace: res.namespaced ? opts.namespace : undefined,
+      },
       what,
     );
     const items: T[] = [];
@@ -478,13 +545,20 @@ class KubeClientImpl implements KubeClient {
       const out = await this.call({
         method: 'GET',
         path,
-        query: { labelSelector: opts.labelSelector, limit: '500', continue: cont },
+        query: {
+          labelSelector: opts.labelSelector,
+          limit: '500',
+          continue: cont,
+        },
         signal: opts.signal,
         what,
         accept: [404],
       });
       if (out.status === 404) return [];
-      const page = KubeClientImpl.json<{ items?: T[]; metadata?: { continue?: string } }>(out);
+      const page = KubeClientImpl.json<{
+        items?: T[];
+        metadata?: { continue?: string };
+      }>(out);
       for (const item of page.items ?? []) {
         items.push({ ...item, apiVersion, kind });
       }
@@ -495,7 +569,12 @@ class KubeClientImpl implements KubeClient {
 
   async apply<T extends KubeObject = KubeObject>(
     obj: KubeObject,
-    opts: { fieldManager: string; force?: boolean; dryRun?: boolean; signal?: AbortSignal },
+    opts: {
+      fieldManager: string;
+      force?: boolean;
+      dryRun?: boolean;
+      signal?: AbortSignal;
+    },
   ): Promise<T> {
     const name = obj?.metadata?.name;
     const what = `apply ${describeRef({
@@ -505,7 +584,10 @@ class KubeClientImpl implements KubeClient {
     })}`;
     if (!obj?.apiVersion || !obj.kind || !name) {
       throw new KubeApiError(
-        this.message({ what } as CallSpec, 'the object needs apiVersion, kind and metadata.name'),
+        this.message(
+          { what } as CallSpec,
+          'the object needs apiVersion, kind and metadata.name',
+        ),
         { kind: 'invalid', reason: 'Invalid' },
       );
     }
@@ -515,7 +597,12 @@ class KubeClientImpl implements KubeClient {
       method: 'PATCH',
       path: this.objectPath(
         res,
-        { apiVersion: obj.apiVersion, kind: obj.kind, name, namespace: body.metadata.namespace },
+        {
+          apiVersion: obj.apiVersion,
+          kind: obj.kind,
+          name,
+          namespace: body.metadata.namespace,
+        },
         what,
       ),
       query: {
@@ -534,10 +621,16 @@ class KubeClientImpl implements KubeClient {
 
   async delete(
     ref: KubeObjectRef,
-    opts: { signal?: AbortSignal; propagationPolicy?: 'Foreground' | 'Background' | 'Orphan' } = {},
+    opts: {
+      signal?: AbortSignal;
+      propagationPolicy?: 'Foreground' | 'Background' | 'Orphan';
+    } = {},
   ): Promise<boolean> {
     const what = `delete ${describeRef(ref)}`;
-    const res = await this.resourceFor(ref.apiVersion, ref.kind, { ...opts, forWhat: what });
+    const res = await this.resourceFor(ref.apiVersion, ref.kind, {
+      ...opts,
+      forWhat: what,
+    });
     if (!res) return false;
     const out = await this.call({
       method: 'DELETE',
@@ -578,11 +671,17 @@ class KubeClientImpl implements KubeClient {
         what,
       });
       const review = KubeClientImpl.json<{
-        status?: { allowed?: boolean; denied?: boolean; reason?: string; evaluationError?: string };
+        status?: {
+          allowed?: boolean;
+          denied?: boolean;
+          reason?: string;
+          evaluationError?: string;
+        };
       }>(out);
       return {
         allowed: review.status?.allowed === true,
-        reason: review.status?.reason || review.status?.evaluationError || undefined,
+        reason:
+          review.status?.reason || review.status?.evaluationError || undefined,
       };
     });
   }
@@ -608,7 +707,10 @@ class KubeClientImpl implements KubeClient {
     }
     // Created by apply so the field manager is recorded; an existing namespace is never modified
     // (an apply with fewer fields would drop labels this manager set earlier).
-    await this.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } }, opts);
+    await this.apply(
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name } },
+      opts,
+    );
   }
 
   async version(opts: { signal?: AbortSignal } = {}) {
@@ -618,7 +720,11 @@ class KubeClientImpl implements KubeClient {
       signal: opts.signal,
       what: 'read the server version',
     });
-    return KubeClientImpl.json<{ gitVersion: string; major: string; minor: string }>(out);
+    return KubeClientImpl.json<{
+      gitVersion: string;
+      major: string;
+      minor: string;
+    }>(out);
   }
 
   close(): void {
@@ -643,7 +749,9 @@ function kubeConfigFor(conn: ClusterConnection): KubeConfig {
     {
       name: conn.name,
       server: conn.url,
-      caData: conn.caPem ? Buffer.from(conn.caPem, 'utf8').toString('base64') : undefined,
+      caData: conn.caPem
+        ? Buffer.from(conn.caPem, 'utf8').toString('base64')
+        : undefined,
       skipTLSVerify: conn.skipTLSVerify,
     },
     {
@@ -672,10 +780,13 @@ export async function createKubeClient(
   try {
     url = new URL(conn.url);
   } catch {
-    throw new KubeApiError(`Kubernetes cluster "${conn.name}": invalid url "${conn.url}"`, {
-      kind: 'invalid',
-      reason: 'InvalidURL',
-    });
+    throw new KubeApiError(
+      `Kubernetes cluster "${conn.name}": invalid url "${conn.url}"`,
+      {
+        kind: 'invalid',
+        reason: 'InvalidURL',
+      },
+    );
   }
   const kc = kubeConfigFor(conn);
   const tls: https.RequestOptions = {};
@@ -687,17 +798,23 @@ export async function createKubeClient(
   if (!dynamicAuth) {
     staticHeaders = {};
     for (const [k, v] of Object.entries(tls.headers ?? {})) {
-      if (v !== undefined) staticHeaders[k] = Array.isArray(v) ? v.join(', ') : String(v);
+      if (v !== undefined)
+        staticHeaders[k] = Array.isArray(v) ? v.join(', ') : String(v);
     }
     if (tls.auth) {
-      staticHeaders.Authorization = `Basic ${Buffer.from(tls.auth).toString('base64')}`;
+      staticHeaders.Authorization = `Basic ${Buffer.from(tls.auth).toString(
+        'base64',
+      )}`;
     }
   }
   let agent: http.Agent;
   if (cluster?.proxyUrl && tls.agent) {
     agent = tls.agent as http.Agent;
   } else if (url.protocol === 'http:') {
-    agent = new http.Agent({ keepAlive: true, maxSockets: opts.maxSockets ?? 16 });
+    agent = new http.Agent({
+      keepAlive: true,
+      maxSockets: opts.maxSockets ?? 16,
+    });
   } else {
     agent = new https.Agent({
       keepAlive: true,

@@ -21,7 +21,11 @@ function config(extra: Record<string, unknown> = {}) {
               serviceAccountToken: kube.adminToken,
               caData: Buffer.from(kube.caPem).toString('base64'),
             },
-            { name: 'staging', url: 'https://staging.example:6443', skipTLSVerify: true },
+            {
+              name: 'staging',
+              url: 'https://staging.example:6443',
+              skipTLSVerify: true,
+            },
           ],
         },
       ],
@@ -72,11 +76,15 @@ describe('resolveCluster', () => {
     expect((err as Error).message).toContain('"prod-eu", "staging"');
     // kubeconfig contexts are not offered (nor read) unless allowed
     expect((err as Error).message).not.toContain('flux-test');
-    expect(() => resolveCluster(config(), 'flux-test')).toThrow(InputValidationError);
+    expect(() => resolveCluster(config(), 'flux-test')).toThrow(
+      InputValidationError,
+    );
   });
 
   it('requires a name', () => {
-    expect(() => resolveCluster(config(), '  ')).toThrow(/Invalid input "cluster": is required/);
+    expect(() => resolveCluster(config(), '  ')).toThrow(
+      /Invalid input "cluster": is required/,
+    );
   });
 
   it('resolves a kubeconfig context only when fluxBootstrap.allowKubeconfigContexts is true', async () => {
@@ -86,14 +94,20 @@ describe('resolveCluster', () => {
     expect(conn.url).toBe(kube.url);
     const client = await createKubeClient(conn);
     try {
-      expect(await client.get({ apiVersion: 'v1', kind: 'Namespace', name: 'default' })).toEqual(
-        expect.objectContaining({ kind: 'Namespace' }),
-      );
+      expect(
+        await client.get({
+          apiVersion: 'v1',
+          kind: 'Namespace',
+          name: 'default',
+        }),
+      ).toEqual(expect.objectContaining({ kind: 'Namespace' }));
     } finally {
       client.close();
     }
     // config clusters still win, unknown names list both sources
     expect(resolveCluster(cfg, 'prod-eu').source).toBe('config');
-    expect(() => resolveCluster(cfg, 'nope')).toThrow(/kubeconfig contexts: "flux-test"/);
+    expect(() => resolveCluster(cfg, 'nope')).toThrow(
+      /kubeconfig contexts: "flux-test"/,
+    );
   });
 });

@@ -116,6 +116,7 @@ export function resolveCluster(
       configured.map(c => c.name),
     )}`,
   ];
-  if (allowContexts) parts.push(`kubeconfig contexts: ${listNames(contextNames)}`);
+  if (allowContexts)
+    parts.push(`kubeconfig contexts: ${listNames(contextNames)}`);
   throw new InputValidationError(field, parts.join('; '));
 }

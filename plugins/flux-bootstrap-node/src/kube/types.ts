@@ -73,12 +73,20 @@ export interface KubeClient {
    */
   apply<T extends KubeObject = KubeObject>(
     obj: KubeObject,
-    opts: { fieldManager: string; force?: boolean; dryRun?: boolean; signal?: AbortSignal },
+    opts: {
+      fieldManager: string;
+      force?: boolean;
+      dryRun?: boolean;
+      signal?: AbortSignal;
+    },
   ): Promise<T>;
   /** Deletes one object; `false` when it did not exist. */
   delete(
     ref: KubeObjectRef,
-    opts?: { signal?: AbortSignal; propagationPolicy?: 'Foreground' | 'Background' | 'Orphan' },
+    opts?: {
+      signal?: AbortSignal;
+      propagationPolicy?: 'Foreground' | 'Background' | 'Orphan';
+    },
   ): Promise<boolean>;
   /** Asks the API server (SelfSubjectAccessReview) whether the client's credentials may do each thing. */
   canI(
@@ -100,7 +108,9 @@ export interface KubeClient {
     opts?: { signal?: AbortSignal; refresh?: boolean },
   ): Promise<KubeResourceInfo | undefined>;
   /** `GET /version` of the API server. */
-  version(opts?: { signal?: AbortSignal }): Promise<{ gitVersion: string; major: string; minor: string }>;
+  version(opts?: {
+    signal?: AbortSignal;
+  }): Promise<{ gitVersion: string; major: string; minor: string }>;
   /** Releases pooled connections. The client must not be used afterwards. */
   close(): void;
 }

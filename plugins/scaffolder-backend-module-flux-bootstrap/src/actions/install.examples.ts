@@ -37,7 +37,10 @@ export const examples: TemplateExample[] = [
             syncUrl: 'https://bitbucket.example.com/scm/plat/fleet-infra.git',
             branch: 'main',
             path: 'clusters/prod-eu',
-            componentsExtra: ['image-reflector-controller', 'image-automation-controller'],
+            componentsExtra: [
+              'image-reflector-controller',
+              'image-automation-controller',
+            ],
             tokenAuth: true,
             token: '${{ secrets.bitbucketToken }}',
             username: '${{ user.entity.metadata.name }}',
@@ -59,7 +62,8 @@ export const examples: TemplateExample[] = [
           input: {
             cluster: 'staging',
             namespace: 'gitops',
-            syncUrl: 'ssh://git@bitbucket.example.com:7999/plat/fleet-infra.git',
+            syncUrl:
+              'ssh://git@bitbucket.example.com:7999/plat/fleet-infra.git',
             path: 'clusters/staging',
             force: true,
             wait: false,

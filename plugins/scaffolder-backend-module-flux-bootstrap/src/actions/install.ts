@@ -27,9 +27,14 @@ import {
   withDefault,
 } from './shared/context';
 
-function optionalBoolean(value: unknown, field: string, fallback: boolean): boolean {
+function optionalBoolean(
+  value: unknown,
+  field: string,
+  fallback: boolean,
+): boolean {
   if (value === undefined || value === null) return fallback;
-  if (typeof value !== 'boolean') throw new InputValidationError(field, 'must be true or false');
+  if (typeof value !== 'boolean')
+    throw new InputValidationError(field, 'must be true or false');
   return value;
 }
 
@@ -38,7 +43,10 @@ function parseTimeout(value: unknown): number {
   const text = typeof value === 'string' ? value.trim() : '';
   const ms = text ? parseGoDuration(text) : undefined;
   if (ms === undefined) {
-    throw new InputValidationError('timeout', 'must be a duration such as 5m, 90s or 1h');
+    throw new InputValidationError(
+      'timeout',
+      'must be a duration such as 5m, 90s or 1h',
+    );
   }
   if (ms < 10_000 || ms > 24 * 3_600_000) {
     throw new InputValidationError('timeout', 'must be between 10s and 24h');
@@ -70,7 +78,8 @@ function resolveTokenAuth(
       return false;
     }
   });
-  const requireUser = config.getOptionalBoolean('scaffolder.requireScmUserCredentials') ?? false;
+  const requireUser =
+    config.getOptionalBoolean('scaffolder.requireScmUserCredentials') ?? false;
   const inputToken = input.token?.trim();
   let password: string | undefined = inputToken;
   let username = input.username?.trim() || undefined;
@@ -115,13 +124,17 @@ function dryRunLines(
 ): string[] {
   const ns = resolved.namespace;
   const lines = [
-    `Would install Flux ${resolved.components.version} on cluster "${clusterName}" in namespace ${ns}${
-      opts.force ? ' (taking over another manager\'s installation: force)' : ''
+    `Would install Flux ${
+      resolved.components.version
+    } on cluster "${clusterName}" in namespace ${ns}${
+      opts.force ? " (taking over another manager's installation: force)" : ''
     }:`,
     `  1. check that the credentials may install Flux (SelfSubjectAccessReview), that no other tool manages it, and that Kustomization ${ns}/${ns} does not sync another path`,
     `  2. server-side apply (field manager flux) the components ${resolved.components.components.join(
       ', ',
-    )} from the Flux ${resolved.components.version} bundle: CRDs and the Namespace first, then the rest — unless Flux already syncs itself`,
+    )} from the Flux ${
+      resolved.components.version
+    } bundle: CRDs and the Namespace first, then the rest — unless Flux already syncs itself`,
   ];
   if (secret) {
     lines.push(
@@ -131,10 +144,13 @@ function dryRunLines(
     );
   }
   lines.push(`  ${secret ? 4 : 3}. the sync objects:`);
-  for (const line of syncYaml.trimEnd().split('\n')) lines.push(`       ${line}`);
+  for (const line of syncYaml.trimEnd().split('\n'))
+    lines.push(`       ${line}`);
   lines.push(
     opts.wait
-      ? `  then wait up to ${Math.round(opts.timeoutMs / 1000)} s until Flux reconciled ${
+      ? `  then wait up to ${Math.round(
+          opts.timeoutMs / 1000,
+        )} s until Flux reconciled ${
           opts.revision ?? `the head of ${resolved.branch}`
         } and its controllers are available`
       : '  and not wait (wait: false)',
@@ -171,8 +187,14 @@ export function createFluxInstallAction(options: FluxBootstrapActionOptions) {
             .describe(
               'URL Flux clones the fleet repository from (GitRepository spec.url): ssh://… (the Secret from flux:generate-key) or https://… with tokenAuth.',
             ),
-        path: z => z.string().describe('Cluster path in the repository, e.g. clusters/my-cluster (as for flux:push-manifests).'),
-        branch: z => z.string().optional().describe('Branch Flux syncs (default main).'),
+        path: z =>
+          z
+            .string()
+            .describe(
+              'Cluster path in the repository, e.g. clusters/my-cluster (as for flux:push-manifests).',
+            ),
+        branch: z =>
+          z.string().optional().describe('Branch Flux syncs (default main).'),
         revision: z =>
           z
             .string()
@@ -180,37 +202,82 @@ export function createFluxInstallAction(options: FluxBootstrapActionOptions) {
             .describe(
               'Revision flux:push-manifests pushed, <branch>@sha1:<sha>; the action waits until Flux applied it. Without it, it waits for whatever the branch head is.',
             ),
-        namespace: z => z.string().optional().describe('Namespace of Flux (default flux-system).'),
+        namespace: z =>
+          z
+            .string()
+            .optional()
+            .describe('Namespace of Flux (default flux-system).'),
         secretName: z =>
-          z.string().optional().describe('Secret with the Git credentials (default flux-system).'),
+          z
+            .string()
+            .optional()
+            .describe('Secret with the Git credentials (default flux-system).'),
         fluxVersion: z =>
           z
             .string()
             .optional()
-            .describe('Flux release, e.g. v2.9.4 (default fluxBootstrap.manifests.defaultVersion). Same as for flux:push-manifests.'),
+            .describe(
+              'Flux release, e.g. v2.9.4 (default fluxBootstrap.manifests.defaultVersion). Same as for flux:push-manifests.',
+            ),
         components: z =>
           z
             .array(z.string())
             .optional()
-            .describe('Controllers (default source-, kustomize-, helm- and notification-controller).'),
+            .describe(
+              'Controllers (default source-, kustomize-, helm- and notification-controller).',
+            ),
         componentsExtra: z =>
           z
             .array(z.string())
             .optional()
-            .describe('Extra controllers: image-reflector-controller, image-automation-controller, source-watcher.'),
-        registry: z => z.string().optional().describe('Image registry prefix (default ghcr.io/fluxcd).'),
+            .describe(
+              'Extra controllers: image-reflector-controller, image-automation-controller, source-watcher.',
+            ),
+        registry: z =>
+          z
+            .string()
+            .optional()
+            .describe('Image registry prefix (default ghcr.io/fluxcd).'),
         imagePullSecret: z =>
-          z.string().optional().describe('Pull secret added to every Flux pod (it must exist).'),
+          z
+            .string()
+            .optional()
+            .describe('Pull secret added to every Flux pod (it must exist).'),
         watchAllNamespaces: z =>
-          z.boolean().optional().describe('Controllers watch every namespace (default true).'),
-        networkPolicy: z => z.boolean().optional().describe('Install the NetworkPolicies (default true).'),
-        logLevel: z => z.enum(['debug', 'info', 'error']).optional().describe('Controller log level (default info).'),
-        clusterDomain: z => z.string().optional().describe('Cluster DNS domain (default cluster.local).'),
+          z
+            .boolean()
+            .optional()
+            .describe('Controllers watch every namespace (default true).'),
+        networkPolicy: z =>
+          z
+            .boolean()
+            .optional()
+            .describe('Install the NetworkPolicies (default true).'),
+        logLevel: z =>
+          z
+            .enum(['debug', 'info', 'error'])
+            .optional()
+            .describe('Controller log level (default info).'),
+        clusterDomain: z =>
+          z
+            .string()
+            .optional()
+            .describe('Cluster DNS domain (default cluster.local).'),
         tolerationKeys: z =>
-          z.array(z.string()).optional().describe('Taint keys every Flux pod tolerates.'),
-        interval: z => z.string().optional().describe('GitRepository interval (default 1m).'),
+          z
+            .array(z.string())
+            .optional()
+            .describe('Taint keys every Flux pod tolerates.'),
+        interval: z =>
+          z
+            .string()
+            .optional()
+            .describe('GitRepository interval (default 1m).'),
         recurseSubmodules: z =>
-          z.boolean().optional().describe('Clone Git submodules too (default false).'),
+          z
+            .boolean()
+            .optional()
+            .describe('Clone Git submodules too (default false).'),
         tokenAuth: z =>
           z
             .boolean()
@@ -229,26 +296,45 @@ export function createFluxInstallAction(options: FluxBootstrapActionOptions) {
           z
             .string()
             .optional()
-            .describe("With tokenAuth: the token owner's Bitbucket user name (default the integration's username)."),
+            .describe(
+              "With tokenAuth: the token owner's Bitbucket user name (default the integration's username).",
+            ),
         timeout: z =>
-          z.string().optional().describe('How long the whole install may take, e.g. 5m (default), 90s, 1h.'),
+          z
+            .string()
+            .optional()
+            .describe(
+              'How long the whole install may take, e.g. 5m (default), 90s, 1h.',
+            ),
         wait: z =>
           z
             .boolean()
             .optional()
-            .describe('Wait until Flux synced the revision and its controllers are available (default true).'),
+            .describe(
+              'Wait until Flux synced the revision and its controllers are available (default true).',
+            ),
         force: z =>
           z
             .boolean()
             .optional()
-            .describe('Take over a Flux installation managed by another tool (label app.kubernetes.io/managed-by) (default false).'),
+            .describe(
+              'Take over a Flux installation managed by another tool (label app.kubernetes.io/managed-by) (default false).',
+            ),
       },
       output: {
-        fluxVersion: z => z.string().describe('The Flux release installed, e.g. v2.9.4.'),
+        fluxVersion: z =>
+          z.string().describe('The Flux release installed, e.g. v2.9.4.'),
         revision: z =>
-          z.string().optional().describe('The revision Flux applied, <branch>@sha1:<sha>.'),
+          z
+            .string()
+            .optional()
+            .describe('The revision Flux applied, <branch>@sha1:<sha>.'),
         ready: z =>
-          z.boolean().describe('True when Flux synced the revision and every controller is available.'),
+          z
+            .boolean()
+            .describe(
+              'True when Flux synced the revision and every controller is available.',
+            ),
         components: z =>
           z
             .array(
@@ -262,7 +348,9 @@ export function createFluxInstallAction(options: FluxBootstrapActionOptions) {
       },
     },
     async handler(ctx) {
-      const { redactor, logger } = createActionRedaction(ctx, [ctx.input.token]);
+      const { redactor, logger } = createActionRedaction(ctx, [
+        ctx.input.token,
+      ]);
       try {
         // Every input is validated (defaults applied here: zod defaults are not applied at
         // runtime) before anything is read or sent.
@@ -295,7 +383,11 @@ export function createFluxInstallAction(options: FluxBootstrapActionOptions) {
         const force = optionalBoolean(input.force, 'force', false);
         const tokenAuth = optionalBoolean(input.tokenAuth, 'tokenAuth', false);
         const timeoutMs = parseTimeout(withDefault(input.timeout, '5m'));
-        const revision = validateExpectedRevision(input.revision, resolved.branch, 'revision');
+        const revision = validateExpectedRevision(
+          input.revision,
+          resolved.branch,
+          'revision',
+        );
         const namespace = resolved.namespace;
 
         let secret: KubeObject | undefined;
@@ -310,7 +402,9 @@ export function createFluxInstallAction(options: FluxBootstrapActionOptions) {
             caPem: auth.caPem,
           });
           logger.info(
-            `Token auth: Secret ${namespace}/${resolved.sync.secretName} gets user "${auth.username}" and the token from ${auth.source}${
+            `Token auth: Secret ${namespace}/${
+              resolved.sync.secretName
+            } gets user "${auth.username}" and the token from ${auth.source}${
               auth.caPem ? ', plus ca.crt' : ''
             }`,
           );
@@ -318,13 +412,21 @@ export function createFluxInstallAction(options: FluxBootstrapActionOptions) {
         const syncYaml = generateSyncManifest(resolved.sync);
 
         if (ctx.isDryRun) {
-          logger.info('Dry run of flux:install; nothing is sent to the cluster.');
-          for (const line of dryRunLines(cluster.name, resolved, syncYaml, secret, {
-            revision,
-            wait,
-            force,
-            timeoutMs,
-          })) {
+          logger.info(
+            'Dry run of flux:install; nothing is sent to the cluster.',
+          );
+          for (const line of dryRunLines(
+            cluster.name,
+            resolved,
+            syncYaml,
+            secret,
+            {
+              revision,
+              wait,
+              force,
+              timeoutMs,
+            },
+          )) {
             logger.info(line);
           }
           ctx.output('fluxVersion', resolved.components.version);
@@ -334,15 +436,22 @@ export function createFluxInstallAction(options: FluxBootstrapActionOptions) {
           return;
         }
 
-        const bundle = await loadFluxBundle(resolved.components.version, source, {
-          signal: ctx.signal,
-          logger,
-        });
+        const bundle = await loadFluxBundle(
+          resolved.components.version,
+          source,
+          {
+            signal: ctx.signal,
+            logger,
+          },
+        );
         const plan = buildFluxInstallPlan({
           namespace,
           fluxVersion: resolved.components.version,
           components: resolved.components.components,
-          componentsYaml: generateComponentsManifest(bundle.files, resolved.components),
+          componentsYaml: generateComponentsManifest(
+            bundle.files,
+            resolved.components,
+          ),
           syncYaml,
           secret,
           expectedRevision: revision,
@@ -371,7 +480,9 @@ export function createFluxInstallAction(options: FluxBootstrapActionOptions) {
           );
           logger.info(
             result.ready
-              ? `✔ Flux ${result.fluxVersion} is installed on cluster "${cluster.name}" and synced ${result.revision ?? ''}`
+              ? `✔ Flux ${result.fluxVersion} is installed on cluster "${
+                  cluster.name
+                }" and synced ${result.revision ?? ''}`
               : `Flux ${result.fluxVersion} is applied on cluster "${cluster.name}" (not waited for readiness)`,
           );
         } finally {

@@ -50,7 +50,10 @@ export function adminConnection(
 
 export async function planFor(
   namespace: string,
-  input: Partial<FluxManifestInput> & { secret?: KubeObject; expectedRevision?: string } = {},
+  input: Partial<FluxManifestInput> & {
+    secret?: KubeObject;
+    expectedRevision?: string;
+  } = {},
 ): Promise<FluxInstallPlan> {
   const { secret, expectedRevision, ...manifestInput } = input;
   const resolved = resolveFluxManifestOptions(
@@ -66,7 +69,10 @@ export async function planFor(
     namespace,
     fluxVersion: resolved.components.version,
     components: resolved.components.components,
-    componentsYaml: generateComponentsManifest(await fluxBundleFiles(), resolved.components),
+    componentsYaml: generateComponentsManifest(
+      await fluxBundleFiles(),
+      resolved.components,
+    ),
     syncYaml: generateSyncManifest(resolved.sync),
     secret,
     expectedRevision,
@@ -79,10 +85,18 @@ const CLUSTER_SCOPED_PLURALS: Record<string, string> = {
 };
 
 /** Tracks the ClusterRoles/Bindings of a plan (its namespace-suffixed RBAC) for deletion. */
-export function trackClusterObjects(cleanup: KubeCleanup, plan: FluxInstallPlan): KubeCleanup {
+export function trackClusterObjects(
+  cleanup: KubeCleanup,
+  plan: FluxInstallPlan,
+): KubeCleanup {
   for (const o of plan.componentObjects) {
     const resource = CLUSTER_SCOPED_PLURALS[o.kind];
-    if (resource) cleanup.track({ apiVersion: o.apiVersion, resource, name: o.metadata.name });
+    if (resource)
+      cleanup.track({
+        apiVersion: o.apiVersion,
+        resource,
+        name: o.metadata.name,
+      });
   }
   return cleanup;
 }
@@ -113,13 +127,19 @@ export interface FleetRepo {
   user: string;
   token: string;
   /** Commits `files` (path → content) on top of the work tree and moves `branch` to it; returns the sha. */
-  commit(files: Record<string, string>, opts?: { branch?: string; message?: string }): string;
+  commit(
+    files: Record<string, string>,
+    opts?: { branch?: string; message?: string },
+  ): string;
   /** Points a branch at a commit (as a push would). */
   setBranch(branch: string, sha: string): void;
   stop(): Promise<void>;
 }
 
-export async function startFleetRepo(opts: { user: string; token: string }): Promise<FleetRepo> {
+export async function startFleetRepo(opts: {
+  user: string;
+  token: string;
+}): Promise<FleetRepo> {
   const server = await startGitHttpServer({ tls: true });
   const repo = server.createRepo('fleet', { initialCommit: false });
   server.addToken({ token: opts.token, user: opts.user, access: 'read' });
@@ -149,13 +169,23 @@ export async function startFleetRepo(opts: { user: string; token: string }): Pro
         fs.writeFileSync(path.join(work, file), content);
       }
       git('add', '-A');
-      git('commit', '-q', '--allow-empty', '-m', o.message ?? 'Add Flux manifests');
+      git(
+        'commit',
+        '-q',
+        '--allow-empty',
+        '-m',
+        o.message ?? 'Add Flux manifests',
+      );
       const sha = git('rev-parse', 'HEAD');
       git('push', '-q', repo.path, `HEAD:refs/heads/${o.branch ?? 'main'}`);
       return sha;
     },
     setBranch(branch, sha) {
-      execFileSync('git', ['--git-dir', repo.path, 'update-ref', `refs/heads/${branch}`, sha], { env });
+      execFileSync(
+        'git',
+        ['--git-dir', repo.path, 'update-ref', `refs/heads/${branch}`, sha],
+        { env },
+      );
     },
     async stop() {
       fs.rmSync(work, { recursive: true, force: true });

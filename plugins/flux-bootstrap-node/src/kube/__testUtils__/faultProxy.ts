@@ -55,76 +55,88 @@ export async function startFaultProxy(upstream: {
   const hanging = new Set<http.ServerResponse>();
 
   const tls = selfSignedCert();
-  const server = https.createServer({ cert: tls.cert, key: tls.key }, (req, res) => {
-    const [path, query = ''] = (req.url ?? '/').split('?');
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks);
-      const fault = faults.find(
-        f => f.left > 0 && f.path.test(path) && (!f.method || f.method === req.method),
-      );
-      if (fault) {
-        fault.left--;
-        if (fault.hang) {
-          records.push({ method: req.method!, path, query, status: 0, faulted: true });
-          hanging.add(res);
-          res.on('close', () => hanging.delete(res));
-          return;
-        }
-        const status = fault.status ?? 500;
-        records.push({
-          method: req.method!,
-          path,
-          query,
-          status,
-          faulted: true,
-          body: body.toString('utf8'),
-        });
-        res.writeHead(status, { 'content-type': 'application/json' });
-        res.end(
-          JSON.stringify({
-            kind: 'Status',
-            apiVersion: 'v1',
-            status: 'Failure',
-            message: `injected fault ${status}`,
-            reason: 'InternalError',
-            code: status,
-          }),
+  const server = https.createServer(
+    { cert: tls.cert, key: tls.key },
+    (req, res) => {
+      const [reqPath, query = ''] = (req.url ?? '/').split('?');
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        const fault = faults.find(
+          f =>
+            f.left > 0 &&
+            f.path.test(reqPath) &&
+            (!f.method || f.method === req.method),
         );
-        return;
-      }
-      const headers = { ...req.headers, host: target.host };
-      const up = https.request(
-        {
-          protocol: target.protocol,
-          hostname: target.hostname,
-          port: target.port,
-          method: req.method,
-          path: req.url,
-          headers,
-          agent,
-        },
-        upRes => {
+        if (fault) {
+          fault.left--;
+          if (fault.hang) {
+            records.push({
+              method: req.method!,
+              path: reqPath,
+              query,
+              status: 0,
+              faulted: true,
+            });
+            hanging.add(res);
+            res.on('close', () => hanging.delete(res));
+            return;
+          }
+          const status = fault.status ?? 500;
           records.push({
             method: req.method!,
-            path,
+            path: reqPath,
             query,
-            status: upRes.statusCode ?? 0,
-            faulted: false,
+            status,
+            faulted: true,
             body: body.toString('utf8'),
           });
-          res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-          upRes.pipe(res);
-        },
-      );
-      up.on('error', err => {
-        res.writeHead(502);
-        res.end(String(err));
+          res.writeHead(status, { 'content-type': 'application/json' });
+          res.end(
+            JSON.stringify({
+              kind: 'Status',
+              apiVersion: 'v1',
+              status: 'Failure',
+              message: `injected fault ${status}`,
+              reason: 'InternalError',
+              code: status,
+            }),
+          );
+          return;
+        }
+        const headers = { ...req.headers, host: target.host };
+        const up = https.request(
+          {
+            protocol: target.protocol,
+            hostname: target.hostname,
+            port: target.port,
+            method: req.method,
+            path: req.url,
+            headers,
+            agent,
+          },
+          upRes => {
+            records.push({
+              method: req.method!,
+              path: reqPath,
+              query,
+              status: upRes.statusCode ?? 0,
+              faulted: false,
+              body: body.toString('utf8'),
+            });
+            res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+            upRes.pipe(res);
+          },
+        );
+        up.on('error', err => {
+          res.writeHead(502);
+          res.end(String(err));
+        });
+        up.end(body);
       });
-      up.end(body);
-    });
-  });
+    },
+  );
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   return {
@@ -150,10 +162,23 @@ function selfSignedCert(): { cert: string; key: string } {
     execFileSync(
       'openssl',
       [
-        'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
-        '-nodes', '-days', '2', '-subj', '/CN=127.0.0.1',
-        '-addext', 'subjectAltName=IP:127.0.0.1',
-        '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem'),
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '2',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        path.join(dir, 'key.pem'),
+        '-out',
+        path.join(dir, 'cert.pem'),
       ],
       { stdio: 'ignore' },
     );

@@ -1,0 +1,507 @@
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { ConfigReader } from '@backstage/config';
+import { InputError } from '@backstage/errors';
+import { createMockActionContext } from '@backstage/plugin-scaffolder-node-test-utils';
+import {
+  buildFluxBundle,
+  getSharedKubeApiserver,
+  KubeCleanup,
+  serveFluxBundles,
+  startFluxSimulator,
+  startGitHttpServer,
+  uniqueName,
+  type FluxBundleServer,
+  type GitHttpServer,
+} from '@flux-bootstrap/test-peers';
+import {
+  createKubeClient,
+  type KubeClient,
+  type KubeObject,
+} from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import yaml from 'yaml';
+import { createFluxInstallAction } from './install';
+import { examples } from './install.examples';
+
+// Real peers: kube-apiserver + etcd, git smart-HTTP over TLS, the Flux bundle server and the
+// test-only Flux controller simulator. Generous timeouts only.
+jest.setTimeout(180_000);
+
+const TOKEN = 'canary-install-token-5e2b9c41d7';
+const INTEGRATION_TOKEN = 'canary-integration-token-a83f0c';
+const VERSION = 'v2.9.4';
+const kube = getSharedKubeApiserver();
+
+let bundles: FluxBundleServer;
+let git: GitHttpServer;
+let repoUrl: string;
+let headSha: string;
+let cacheDir: string;
+let admin: KubeClient;
+/** A TCP listener standing in for a cluster: it counts connection attempts and answers none. */
+let blackhole: net.Server;
+let blackholeConnections = 0;
+let blackholeUrl: string;
+
+beforeAll(async () => {
+  const bundle = await buildFluxBundle({ version: VERSION });
+  bundles = await serveFluxBundles([
+    { version: VERSION, tarball: bundle.tarball },
+  ]);
+  git = await startGitHttpServer({ tls: true });
+  git.addToken({ token: TOKEN, user: 'alice', access: 'read' });
+  git.addToken({ token: INTEGRATION_TOKEN, user: 'flux-bot', access: 'read' });
+  const repo = git.createRepo('fleet', { initialCommit: false });
+  repoUrl = repo.url;
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'install-action-work-'));
+  const env = {
+    PATH: process.env.PATH,
+    HOME: work,
+    GIT_CONFIG_GLOBAL: '/dev/null',
+    GIT_CONFIG_NOSYSTEM: '1',
+    GIT_AUTHOR_NAME: 'Flux',
+    GIT_AUTHOR_EMAIL: 'flux@example.com',
+    GIT_COMMITTER_NAME: 'Flux',
+    GIT_COMMITTER_EMAIL: 'flux@example.com',
+  };
+  const gitCli = (...args: string[]) =>
+    execFileSync('git', args, { cwd: work, env, encoding: 'utf8' }).trim();
+  gitCli('init', '-q', '-b', 'main');
+  fs.mkdirSync(path.join(work, 'clusters/test/flux-system'), {
+    recursive: true,
+  });
+  fs.writeFileSync(
+    path.join(work, 'clusters/test/flux-system/kustomization.yaml'),
+    'resources: []\n',
+  );
+  gitCli('add', '-A');
+  gitCli('commit', '-q', '-m', 'Add Flux sync manifests');
+  headSha = gitCli('rev-parse', 'HEAD');
+  gitCli('push', '-q', repo.path, 'HEAD:refs/heads/main');
+  fs.rmSync(work, { recursive: true, force: true });
+  cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'install-action-cache-'));
+  admin = await createKubeClient({
+    name: 'admin',
+    url: kube.url,
+    token: kube.adminToken,
+    caPem: kube.caPem,
+    skipTLSVerify: false,
+    source: 'config',
+  });
+  blackhole = net.createServer(socket => {
+    blackholeConnections++;
+    socket.destroy();
+  });
+  await new Promise<void>(r => blackhole.listen(0, '127.0.0.1', r));
+  blackholeUrl = `https://127.0.0.1:${
+    (blackhole.address() as net.AddressInfo).port
+  }`;
+});
+
+afterAll(async () => {
+  admin?.close();
+  await new Promise(r => blackhole?.close(r));
+  await bundles?.stop();
+  await git?.stop();
+  if (cacheDir) fs.rmSync(cacheDir, { recursive: true, force: true });
+});
+
+function config(
+  extra: { requireUser?: boolean; integrationUsername?: string } = {},
+) {
+  return new ConfigReader({
+    scaffolder: { requireScmUserCredentials: extra.requireUser ?? false },
+    integrations: {
+      bitbucketServer: [
+        {
+          host: git.host,
+          apiBaseUrl: `${git.baseUrl}/rest/api/1.0`,
+          token: INTEGRATION_TOKEN,
+          ...(extra.integrationUsername
+            ? { username: extra.integrationUsername }
+            : {}),
+        },
+      ],
+    },
+    fluxBootstrap: {
+      bitbucketServer: [{ host: git.host, caData: git.caPem }],
+      manifests: {
+        baseUrl: bundles.baseUrl,
+        cacheDir,
+        defaultVersion: VERSION,
+      },
+    },
+    kubernetes: {
+      clusterLocatorMethods: [
+        {
+          type: 'config',
+          clusters: [
+            {
+              name: 'test',
+              url: kube.url,
+              serviceAccountToken: kube.adminToken,
+              caData: kube.caPem,
+            },
+            {
+              name: 'offline',
+              url: blackholeUrl,
+              serviceAccountToken: kube.adminToken,
+              caData: kube.caPem,
+            },
+          ],
+        },
+      ],
+    },
+  });
+}
+
+interface Run {
+  outputs: Record<string, any>;
+  logs: string[];
+  checkpoints: string[];
+  error?: Error;
+}
+
+const produced: string[] = [];
+
+async function run(
+  input: Record<string, unknown>,
+  opts: {
+    dryRun?: boolean;
+    config?: ConfigReader;
+    signal?: AbortSignal;
+    onLog?: (line: string) => void;
+    store?: Map<string, unknown>;
+  } = {},
+): Promise<Run> {
+  const logs: string[] = [];
+  const log = (level: string) => (message: string, meta?: unknown) => {
+    const line = `${level} ${message}${
+      meta
+        ? ` ${meta instanceof Error ? meta.message : JSON.stringify(meta)}`
+        : ''
+    }`;
+    logs.push(line);
+    opts.onLog?.(line);
+  };
+  const logger: any = {
+    info: log('info'),
+    warn: log('warn'),
+    error: log('error'),
+    debug: log('debug'),
+  };
+  logger.child = () => logger;
+  const outputs: Record<string, any> = {};
+  const checkpoints: string[] = [];
+  const ctx = createMockActionContext({
+    input: input as any,
+    logger,
+    secrets: { bitbucketToken: TOKEN },
+  });
+  Object.assign(ctx, {
+    isDryRun: opts.dryRun ?? false,
+    signal: opts.signal ?? new AbortController().signal,
+    output: (name: string, value: unknown) => {
+      outputs[name] = value;
+    },
+    checkpoint: async ({
+      key,
+      fn,
+    }: {
+      key: string;
+      fn: () => Promise<unknown>;
+    }) => {
+      checkpoints.push(key);
+      if (opts.store?.has(key)) return opts.store.get(key);
+      const value = JSON.parse(JSON.stringify((await fn()) ?? {}));
+      opts.store?.set(key, value);
+      return value;
+    },
+  });
+  const action = createFluxInstallAction({ config: opts.config ?? config() });
+  let error: Error | undefined;
+  try {
+    await action.handler(ctx as any);
+  } catch (e) {
+    error = e as Error;
+  }
+  produced.push(
+    ...logs,
+    JSON.stringify(outputs),
+    ...(error ? [error.message, String(error.stack)] : []),
+  );
+  return { outputs, logs, checkpoints, error };
+}
+
+function baseInput(ns: string, over: Record<string, unknown> = {}) {
+  return {
+    cluster: 'test',
+    namespace: ns,
+    syncUrl: repoUrl,
+    path: 'clusters/test',
+    tokenAuth: true,
+    token: TOKEN,
+    username: 'alice',
+    revision: `main@sha1:${headSha}`,
+    ...over,
+  };
+}
+
+async function cleanupInstall(ns: string) {
+  const cleanup = new KubeCleanup(kube);
+  for (const resource of ['clusterroles', 'clusterrolebindings']) {
+    cleanup.trackSelector({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      resource,
+      labelSelector: `app.kubernetes.io/instance=${ns}`,
+    });
+  }
+  await cleanup.run();
+}
+
+async function secretData(ns: string) {
+  const s = await admin.get<KubeObject & { data: Record<string, string> }>({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    name: 'flux-system',
+    namespace: ns,
+  });
+  return s
+    ? Object.fromEntries(
+        Object.entries(s.data).map(([k, v]) => [
+          k,
+          Buffer.from(v, 'base64').toString('utf8'),
+        ]),
+      )
+    : undefined;
+}
+
+describe('flux:install', () => {
+  it('has examples that are templates steps of this action', () => {
+    expect(examples.length).toBeGreaterThan(0);
+    for (const e of examples) {
+      const doc = yaml.parse(e.example);
+      expect(doc.steps[0].action).toBe('flux:install');
+      expect(doc.steps[0].input).toEqual(
+        expect.objectContaining({
+          cluster: expect.any(String),
+          path: expect.any(String),
+        }),
+      );
+    }
+  });
+
+  it('installs Flux with token auth, waits for the pushed revision and reports the controllers; a replayed task reuses its checkpoints', async () => {
+    const ns = uniqueName('act-install');
+    const sim = await startFluxSimulator({
+      kube,
+      namespace: ns,
+      intervalMs: 150,
+    });
+    const store = new Map<string, unknown>();
+    try {
+      const r = await run(baseInput(ns), { store });
+      if (r.error) throw new Error(`${r.error.message}\n${r.logs.join('\n')}`);
+      expect(r.outputs).toEqual({
+        fluxVersion: VERSION,
+        revision: `main@sha1:${headSha}`,
+        ready: true,
+        components: [
+          'source-controller',
+          'kustomize-controller',
+          'helm-controller',
+          'notification-controller',
+        ].map(name => ({
+          name,
+          ready: true,
+          image: expect.stringContaining(`ghcr.io/fluxcd/${name}:`),
+        })),
+      });
+      expect(r.checkpoints).toEqual([
+        'preconditions',
+        'components',
+        'secret',
+        'sync',
+        'wait',
+      ]);
+      // The Secret Flux used to read the repository: the token, its owner and the host's CA.
+      expect(await secretData(ns)).toEqual({
+        username: 'alice',
+        password: TOKEN,
+        'ca.crt': `${git.caPem!.trim()}\n`,
+      });
+      expect(
+        r.logs.some(
+          l =>
+            l.includes('Waiting for Flux on cluster "test"') ||
+            l.includes('synced'),
+        ),
+      ).toBe(true);
+
+      // A recovered task replays from its checkpoints: same outputs and not one request to the
+      // cluster (here "test" points at a listener that counts connections and answers none).
+      await sim.stop();
+      blackholeConnections = 0;
+      const offlineTest = config();
+      const data = offlineTest.get() as any;
+      data.kubernetes.clusterLocatorMethods[0].clusters[0].url = blackholeUrl;
+      const replay = await run(baseInput(ns), {
+        store,
+        config: new ConfigReader(data),
+      });
+      expect(replay.error).toBeUndefined();
+      expect(replay.outputs).toEqual(r.outputs);
+      expect(replay.checkpoints).toEqual([
+        'preconditions',
+        'components',
+        'secret',
+        'sync',
+        'wait',
+      ]);
+      expect(blackholeConnections).toBe(0);
+    } finally {
+      await sim.stop();
+      await cleanupInstall(ns);
+    }
+  });
+
+  it('takes the integration credentials for token auth when no token is given', async () => {
+    const ns = uniqueName('act-integration');
+    try {
+      const r = await run(
+        baseInput(ns, { token: undefined, username: 'flux-bot', wait: false }),
+      );
+      expect(r.error).toBeUndefined();
+      expect(r.outputs.ready).toBe(false);
+      expect(await secretData(ns)).toEqual(
+        expect.objectContaining({
+          username: 'flux-bot',
+          password: INTEGRATION_TOKEN,
+        }),
+      );
+      expect(r.logs.join('\n')).not.toContain(INTEGRATION_TOKEN);
+    } finally {
+      await cleanupInstall(ns);
+    }
+  });
+
+  it('rejects bad input naming the field, before any request to the cluster or the bundle server', async () => {
+    bundles.clearRequests();
+    blackholeConnections = 0;
+    const ns = uniqueName('act-bad');
+    const cases: [Record<string, unknown>, string, RegExp, ConfigReader?][] = [
+      [
+        { cluster: 'nope' },
+        'cluster',
+        /unknown cluster "nope".*"test", "offline"/,
+      ],
+      [
+        { cluster: 'offline', revision: `develop@sha1:${headSha}` },
+        'revision',
+        /branch "develop".*"main"/,
+      ],
+      [
+        { cluster: 'offline', revision: 'main@abc' },
+        'revision',
+        /<branch>@sha1:<commit sha>/,
+      ],
+      [
+        {
+          cluster: 'offline',
+          syncUrl: 'ssh://git@127.0.0.1:7999/flux/fleet.git',
+        },
+        'syncUrl',
+        /https:\/\/ URL when tokenAuth/,
+      ],
+      [
+        { cluster: 'offline', username: undefined },
+        'username',
+        /token's owner/,
+      ],
+      [
+        { cluster: 'offline', token: undefined },
+        'token',
+        /requireScmUserCredentials/,
+        config({ requireUser: true }),
+      ],
+      [{ cluster: 'offline', timeout: 'soon' }, 'timeout', /duration/],
+      [{ cluster: 'offline', timeout: '1s' }, 'timeout', /between 10s and 24h/],
+      [{ cluster: 'offline', namespace: 'Not_A_Label' }, 'namespace', /./],
+      [{ cluster: 'offline', wait: 'yes' }, 'wait', /true or false/],
+      [{ cluster: 'offline', path: '../escape' }, 'path', /./],
+    ];
+    for (const [over, field, message, cfg] of cases) {
+      const r = await run(baseInput(ns, over), { config: cfg });
+      expect(r.error).toBeInstanceOf(InputError);
+      expect(`${field}: ${r.error!.message}`).toMatch(
+        new RegExp(`^${field}: Invalid input "${field}": .*${message.source}`),
+      );
+    }
+    expect(blackholeConnections).toBe(0);
+    expect(bundles.requests()).toEqual([]);
+  });
+
+  it('dry run prints what it would apply and sends nothing to the cluster', async () => {
+    bundles.clearRequests();
+    blackholeConnections = 0;
+    const ns = uniqueName('act-dry');
+    const r = await run(baseInput(ns, { cluster: 'offline' }), {
+      dryRun: true,
+    });
+    expect(r.error).toBeUndefined();
+    expect(r.outputs).toEqual({
+      fluxVersion: VERSION,
+      revision: `main@sha1:${headSha}`,
+      ready: false,
+      components: [],
+    });
+    const text = r.logs.join('\n');
+    expect(text).toContain(
+      'Dry run of flux:install; nothing is sent to the cluster.',
+    );
+    expect(text).toContain(
+      `Would install Flux ${VERSION} on cluster "offline" in namespace ${ns}`,
+    );
+    expect(text).toContain(
+      `Secret ${ns}/flux-system with keys username, password, ca.crt (values not shown)`,
+    );
+    expect(text).toContain('kind: GitRepository');
+    expect(text).toContain(`url: ${repoUrl}`);
+    expect(text).toContain('path: ./clusters/test');
+    expect(text).toContain(`reconciled main@sha1:${headSha}`);
+    expect(text).not.toContain(TOKEN);
+    expect(blackholeConnections).toBe(0);
+    expect(bundles.requests()).toEqual([]);
+  });
+
+  it('stops waiting when the task is cancelled', async () => {
+    const ns = uniqueName('act-cancel');
+    const controller = new AbortController();
+    try {
+      const r = await run(baseInput(ns, { timeout: '10m' }), {
+        signal: controller.signal,
+        onLog: line => {
+          if (line.includes('Waiting for Flux on cluster')) controller.abort();
+        },
+      });
+      expect(controller.signal.aborted).toBe(true);
+      expect(r.error).toBeDefined();
+      expect(r.error!.message).toContain(
+        'Cancelled while waiting for Flux on cluster "test"',
+      );
+    } finally {
+      await cleanupInstall(ns);
+    }
+  });
+
+  it('never lets a token reach a log line, an output or an error', () => {
+    const all = produced.join('\n');
+    for (const secret of [TOKEN, INTEGRATION_TOKEN, kube.adminToken]) {
+      expect(all).not.toContain(secret);
+      expect(all).not.toContain(Buffer.from(secret).toString('base64'));
+    }
+  });
+});
