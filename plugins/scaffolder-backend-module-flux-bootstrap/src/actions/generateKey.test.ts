@@ -86,7 +86,13 @@ interface Run {
 
 async function run(
   input: Record<string, unknown>,
-  opts: { dryRun?: boolean } = {},
+  opts: {
+    dryRun?: boolean;
+    /** Task state of checkpoints (as with scaffolder task recovery): completed keys are replayed. */
+    checkpointStore?: Map<string, unknown>;
+    /** Simulates a crash right after this checkpoint completed. */
+    crashAfter?: string;
+  } = {},
 ): Promise<Run> {
   const logs: string[] = [];
   const log = (level: string) => (message: string, meta?: unknown) =>
@@ -133,8 +139,12 @@ async function run(
       key: string;
       fn: () => Promise<unknown>;
     }) => {
+      if (opts.checkpointStore?.has(key)) return opts.checkpointStore.get(key);
       const value = await fn();
       checkpoints.push({ key, value });
+      opts.checkpointStore?.set(key, value);
+      if (opts.crashAfter === key)
+        throw new Error(`simulated crash after checkpoint ${key}`);
       return value;
     },
   });
@@ -640,6 +650,62 @@ describe('flux:generate-key', () => {
     const after = await succeed({ namespace, path: 'clusters/rotate' });
     expect(after.outputs.changed).toBe(false);
     expect(after.outputs.publicKey).toBe(rotated.outputs.publicKey);
+  });
+
+  it('a crash between the Secret and the access key converges on a plain re-run', async () => {
+    const namespace = uniqueName('gk-crash');
+    const crashed = await run(
+      { namespace, path: 'clusters/crash' },
+      { crashAfter: 'secret' },
+    );
+    expect(crashed.error?.message).toContain('simulated crash');
+    const data = (await readSecret(namespace))!.data;
+    expect(keyOf(data['identity.pub'])).toBeUndefined();
+
+    const rerun = await succeed({ namespace, path: 'clusters/crash' });
+    expect(rerun.outputs.publicKey).toBe(data['identity.pub'].trim());
+    expect(rerun.outputs.changed).toBe(true);
+    expect(keyOf(data['identity.pub'])).toMatchObject({
+      id: rerun.outputs.accessKeyId,
+    });
+    expect((await cloneWith(data, 'crash')).ok).toBe(true);
+  });
+
+  it('task recovery of an interrupted rotation finishes it instead of rotating again', async () => {
+    const namespace = uniqueName('gk-recover');
+    const first = await succeed({ namespace, path: 'clusters/recover' });
+    const store = new Map<string, unknown>();
+    const crashed = await run(
+      { namespace, path: 'clusters/recover', rotate: true },
+      { checkpointStore: store, crashAfter: 'secret' },
+    );
+    expect(crashed.error?.message).toContain('simulated crash');
+    const rotatedData = (await readSecret(namespace))!.data;
+    expect(rotatedData['identity.pub'].trim()).not.toBe(
+      first.outputs.publicKey,
+    );
+    // The stored checkpoint values are public data only.
+    expect(JSON.stringify([...store.values()])).not.toMatch(/PRIVATE KEY/);
+
+    // The scaffolder resumes the task with the same input and its checkpoint state.
+    const resumed = await run(
+      { namespace, path: 'clusters/recover', rotate: true },
+      { checkpointStore: store },
+    );
+    expect(resumed.error).toBeUndefined();
+    expect(resumed.checkpoints.map(c => c.key)).toEqual([
+      'access-key',
+      'access-key-cleanup',
+    ]);
+    expect(resumed.outputs.publicKey).toBe(rotatedData['identity.pub'].trim());
+    expect(resumed.outputs.removedAccessKeyIds).toEqual([
+      first.outputs.accessKeyId,
+    ]);
+    expect((await readSecret(namespace))!.data.identity).toBe(
+      rotatedData.identity,
+    );
+    expect(keyOf(first.outputs.publicKey)).toBeUndefined();
+    expect((await cloneWith(rotatedData, 'recovered')).ok).toBe(true);
   });
 
   it('repairs a known_hosts without the SSH host, keeping the identity', async () => {
