@@ -1,5 +1,11 @@
 import fs from 'node:fs';
-import { startKubeApiserver, KubeApiserver } from './apiserver';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  findKubeBinaries,
+  startKubeApiserver,
+  KubeApiserver,
+} from './apiserver';
 import { KubeHttp, kubePath } from './http';
 import { KubeCleanup, createTestNamespace, uniqueName } from './isolation';
 import { mintToken } from './rbac';
@@ -351,6 +357,115 @@ describe('shared kube-apiserver (jest globalSetup)', () => {
     // A second start would have published a different URL and token.
     expect(process.env.FLUX_TEST_KUBE).toBe(before);
     expect(getSharedKubeApiserver()).toEqual(kube);
+  });
+});
+
+describe('KubeCleanup on the shared apiserver', () => {
+  const kube = getSharedKubeApiserver();
+  const admin = new KubeHttp(kube);
+  afterAll(() => admin.close());
+
+  it('deletes tracked and label-selected objects, stripping custom finalizers no controller would remove', async () => {
+    const ns = await createTestNamespace(kube, 'cleanup');
+    const label = uniqueName('sel');
+    const rbac = 'rbac.authorization.k8s.io/v1';
+    const roles = [uniqueName('role-a'), uniqueName('role-b')];
+    for (const name of roles) {
+      await admin.apply(
+        kubePath({ apiVersion: rbac, resource: 'clusterroles', name }),
+        {
+          apiVersion: rbac,
+          kind: 'ClusterRole',
+          metadata: { name, labels: { 'flux-test/cleanup': label } },
+          rules: [],
+        },
+      );
+    }
+    const cmPath = kubePath({
+      apiVersion: 'v1',
+      resource: 'configmaps',
+      namespace: ns,
+      name: 'held',
+    });
+    await admin.apply(cmPath, {
+      ...cm(ns, 'held'),
+      metadata: {
+        name: 'held',
+        namespace: ns,
+        finalizers: ['example.com/never-removed'],
+      },
+    });
+
+    await new KubeCleanup(kube)
+      .trackSelector({
+        apiVersion: rbac,
+        resource: 'clusterroles',
+        labelSelector: `flux-test/cleanup=${label}`,
+      })
+      .track({
+        apiVersion: 'v1',
+        resource: 'configmaps',
+        namespace: ns,
+        name: 'held',
+      })
+      .track({ apiVersion: 'v1', resource: 'namespaces', name: ns })
+      .run();
+
+    for (const name of roles) {
+      expect(
+        (
+          await admin.request(
+            'GET',
+            kubePath({ apiVersion: rbac, resource: 'clusterroles', name }),
+          )
+        ).status,
+      ).toBe(404);
+    }
+    expect((await admin.request('GET', cmPath)).status).toBe(404);
+    // The namespace is only marked for deletion: no namespace controller runs here.
+    const nsObj = await admin.expect(
+      'GET',
+      kubePath({ apiVersion: 'v1', resource: 'namespaces', name: ns }),
+    );
+    expect(nsObj.body.status.phase).toBe('Terminating');
+  });
+});
+
+describe('findKubeBinaries', () => {
+  const saved = { ...process.env };
+  afterEach(() => {
+    process.env = { ...saved };
+  });
+
+  it('uses KUBEBUILDER_ASSETS and names what is missing there', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'assets-'));
+    try {
+      process.env.KUBEBUILDER_ASSETS = dir;
+      expect(() => findKubeBinaries()).toThrow(
+        `KUBEBUILDER_ASSETS=${dir} has no executable kube-apiserver`,
+      );
+      for (const f of ['kube-apiserver', 'etcd'])
+        fs.writeFileSync(path.join(dir, f), '#!/bin/sh\n', { mode: 0o755 });
+      expect(findKubeBinaries()).toEqual({
+        apiserver: path.join(dir, 'kube-apiserver'),
+        etcd: path.join(dir, 'etcd'),
+      });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('without KUBEBUILDER_ASSETS points at install-system-deps.sh when the cached build is missing', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cache-'));
+    try {
+      delete process.env.KUBEBUILDER_ASSETS;
+      process.env.FLUX_BOOTSTRAP_CACHE = dir;
+      expect(() => findKubeBinaries()).toThrow(
+        /kube-apiserver \(.*kube-apiserver-v1\.20\.2\/kube-apiserver\).*scripts\/install-system-deps\.sh as root/,
+      );
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
