@@ -10,6 +10,11 @@
 import { createBackend } from '@backstage/backend-defaults';
 import { rootConfigServiceFactory } from '@backstage/backend-defaults/rootConfig';
 import { backendArgv, findRepoRoot } from './config';
+import {
+  clusterEntityUrlReaderFactory,
+  fleetEntitiesPlugin,
+  scaffolderModuleClusterEntityUrl,
+} from './fleetEntities/module';
 import { permissionModuleFluxBootstrapPolicy } from './permissions/module';
 
 const { argv, database } = backendArgv(
@@ -41,6 +46,12 @@ backend.add(import('@backstage/plugin-catalog-backend-module-scaffolder-entity-m
 // Scaffolder with bitbucket:create-repo, flux:generate-key, flux:push-manifests, flux:install.
 backend.add(import('@backstage/plugin-scaffolder-backend'));
 backend.add(import('@flux-bootstrap/plugin-scaffolder-backend-module-flux-bootstrap'));
+
+// Cluster entities for catalog:register: inline locations <backend.baseUrl>/api/fleet-entities/
+// v1/cluster.yaml?… rendered in-process from their URL, and the template global clusterEntityUrl().
+backend.add(clusterEntityUrlReaderFactory);
+backend.add(fleetEntitiesPlugin);
+backend.add(scaffolderModuleClusterEntityUrl);
 
 // Cluster bootstrap status for the entity card, at /api/flux-bootstrap.
 backend.add(import('@flux-bootstrap/plugin-flux-bootstrap-backend'));
