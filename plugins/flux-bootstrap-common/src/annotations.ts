@@ -38,7 +38,9 @@ export function getEntityClusterNames(entity: EntityLike): string[] {
       KUBERNETES_CLUSTER_RESOURCE_TYPE;
   if (isClusterResource) {
     names.push(
-      (annotations[KUBERNETES_CLUSTER_ANNOTATION] ?? entity.metadata.name).trim(),
+      (
+        annotations[KUBERNETES_CLUSTER_ANNOTATION] ?? entity.metadata.name
+      ).trim(),
     );
   }
   const listed = annotations[FLUX_BOOTSTRAP_CLUSTERS_ANNOTATION];

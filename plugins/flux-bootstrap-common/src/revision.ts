@@ -13,7 +13,9 @@ export interface FluxRevision {
  * `main/<sha>` (v1beta2 and older) or a bare SHA. Returns `{}` for an empty value.
  * @public
  */
-export function parseFluxRevision(revision: string | undefined | null): FluxRevision {
+export function parseFluxRevision(
+  revision: string | undefined | null,
+): FluxRevision {
   const value = (revision ?? '').trim();
   if (!value) return {};
   const modern = /^(?:(.+)@)?(sha1|sha256):([0-9a-fA-F]+)$/.exec(value);
@@ -42,7 +44,9 @@ export function parseFluxRevision(revision: string | undefined | null): FluxRevi
 }
 
 /** The first 8 characters of a revision's SHA, or undefined. @public */
-export function shortSha(revision: string | undefined | null): string | undefined {
+export function shortSha(
+  revision: string | undefined | null,
+): string | undefined {
   const { sha } = parseFluxRevision(revision);
   return sha ? sha.slice(0, 8) : undefined;
 }

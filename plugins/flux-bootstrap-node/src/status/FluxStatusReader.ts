@@ -41,13 +41,22 @@ export function readFluxStatusSettings(config: ConfigLike): FluxStatusSettings {
     const value = config.getOptionalNumber(`fluxBootstrap.status.${key}`);
     if (value === undefined) return fallback;
     if (!(value > 0)) {
-      throw new InputValidationError(`fluxBootstrap.status.${key}`, 'must be a positive number');
+      throw new InputValidationError(
+        `fluxBootstrap.status.${key}`,
+        'must be a positive number',
+      );
     }
     return value;
   };
   const namespace = config.getOptionalString('fluxBootstrap.status.namespace');
-  if (namespace !== undefined && !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace)) {
-    throw new InputValidationError('fluxBootstrap.status.namespace', 'must be a DNS-1123 label');
+  if (
+    namespace !== undefined &&
+    !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace)
+  ) {
+    throw new InputValidationError(
+      'fluxBootstrap.status.namespace',
+      'must be a DNS-1123 label',
+    );
   }
   return {
     cacheTtlMs: positive('cacheTtlSeconds', 15) * 1000,
@@ -81,7 +90,9 @@ const CACHE_PREFIX = 'flux-bootstrap:status:v1:';
 function abortPromise(signal: AbortSignal): Promise<never> {
   return new Promise((_, reject) => {
     const fail = () =>
-      reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+      reject(
+        signal.reason instanceof Error ? signal.reason : new Error('aborted'),
+      );
     if (signal.aborted) fail();
     else signal.addEventListener('abort', fail, { once: true });
   });
@@ -97,13 +108,19 @@ function abortPromise(signal: AbortSignal): Promise<never> {
 export class FluxStatusReader {
   private readonly clusters: Map<string, ClusterConnection>;
   private readonly clients = new Map<string, Promise<KubeClient>>();
-  private readonly inFlight = new Map<string, Promise<ClusterBootstrapStatus>>();
+  private readonly inFlight = new Map<
+    string,
+    Promise<ClusterBootstrapStatus>
+  >();
   private readonly logger: EngineLogger;
 
   /** Builds a reader from Backstage-shaped config (`kubernetes.clusterLocatorMethods`, `integrations.bitbucketServer`, `fluxBootstrap.status`). */
   static fromConfig(
     config: ConfigLike,
-    options: Omit<FluxStatusReaderOptions, 'clusters' | 'bitbucketHosts' | 'settings'>,
+    options: Omit<
+      FluxStatusReaderOptions,
+      'clusters' | 'bitbucketHosts' | 'settings'
+    >,
   ): FluxStatusReader {
     return new FluxStatusReader({
       ...options,
@@ -149,17 +166,25 @@ export class FluxStatusReader {
     if (!options.refresh && this.options.cache) {
       try {
         const cached = await this.options.cache.get(CACHE_PREFIX + name);
-        if (cached && typeof cached === 'object') return cached as ClusterBootstrapStatus;
+        if (cached && typeof cached === 'object')
+          return cached as ClusterBootstrapStatus;
       } catch (error) {
-        this.logger.warn(`Status cache read failed for cluster ${name}`, error as Error);
+        this.logger.warn(
+          `Status cache read failed for cluster ${name}`,
+          error as Error,
+        );
       }
     }
     let shared = this.inFlight.get(name);
     if (!shared) {
-      shared = this.readAndCache(connection).finally(() => this.inFlight.delete(name));
+      shared = this.readAndCache(connection).finally(() =>
+        this.inFlight.delete(name),
+      );
       this.inFlight.set(name, shared);
     }
-    return options.signal ? Promise.race([shared, abortPromise(options.signal)]) : shared;
+    return options.signal
+      ? Promise.race([shared, abortPromise(options.signal)])
+      : shared;
   }
 
   /** Several clusters, at most `concurrency` at a time, in the order given. */
@@ -199,7 +224,9 @@ export class FluxStatusReader {
     return client;
   }
 
-  private async readAndCache(connection: ClusterConnection): Promise<ClusterBootstrapStatus> {
+  private async readAndCache(
+    connection: ClusterConnection,
+  ): Promise<ClusterBootstrapStatus> {
     const status = await this.readFresh(connection);
     if (this.options.cache) {
       try {
@@ -216,7 +243,9 @@ export class FluxStatusReader {
     return status;
   }
 
-  private async readFresh(connection: ClusterConnection): Promise<ClusterBootstrapStatus> {
+  private async readFresh(
+    connection: ClusterConnection,
+  ): Promise<ClusterBootstrapStatus> {
     const { settings } = this.options;
     const redactor = new Redactor([connection.token, connection.clientKeyPem]);
     const now = this.options.now ?? (() => new Date());
@@ -243,7 +272,9 @@ export class FluxStatusReader {
               ...base,
               state: 'unreachable' as const,
               checkedAt: now().toISOString(),
-              reason: `Could not set up a client for the cluster: ${redactor.redactError(error).message}`,
+              reason: `Could not set up a client for the cluster: ${
+                redactor.redactError(error).message
+              }`,
             };
           }
           return readClusterStatus(client, {
@@ -289,7 +320,9 @@ export class FluxStatusReader {
             addBranchHeadState(status, {
               hosts: this.options.bitbucketHosts,
               lookup: async () => {
-                throw new Error(`Bitbucket did not answer within ${timeoutSeconds} s`);
+                throw new Error(
+                  `Bitbucket did not answer within ${timeoutSeconds} s`,
+                );
               },
               logger: silentLogger,
             }),

@@ -11,44 +11,86 @@ const hosts = readBitbucketServerHosts(
   configFromObject({
     integrations: {
       bitbucketServer: [
-        { host: 'bb.example.com', apiBaseUrl: 'https://bb.example.com/bitbucket/rest/api/1.0', token: 't0ken-1234' },
-        { host: 'git.internal:7990', apiBaseUrl: 'http://git.internal:7990/rest/api/1.0' },
+        {
+          host: 'bb.example.com',
+          apiBaseUrl: 'https://bb.example.com/bitbucket/rest/api/1.0',
+          token: 't0ken-1234',
+        },
+        {
+          host: 'git.internal:7990',
+          apiBaseUrl: 'http://git.internal:7990/rest/api/1.0',
+        },
       ],
     },
-    fluxBootstrap: { bitbucketServer: [{ host: 'git.internal:7990', sshHost: 'ssh.internal:2222' }] },
+    fluxBootstrap: {
+      bitbucketServer: [
+        { host: 'git.internal:7990', sshHost: 'ssh.internal:2222' },
+      ],
+    },
   }),
 );
 
 describe('matchBitbucketCloneUrl', () => {
   it('maps HTTPS clone URLs, honouring the context path', () => {
-    const m = matchBitbucketCloneUrl('https://bb.example.com/bitbucket/scm/PLAT/fleet-infra.git', hosts);
+    const m = matchBitbucketCloneUrl(
+      'https://bb.example.com/bitbucket/scm/PLAT/fleet-infra.git',
+      hosts,
+    );
     expect(m).toMatchObject({ project: 'PLAT', slug: 'fleet-infra' });
     expect(m!.host.host).toBe('bb.example.com');
     // without the context path it is not this server's URL
-    expect(matchBitbucketCloneUrl('https://bb.example.com/scm/PLAT/fleet-infra.git', hosts)).toBeUndefined();
     expect(
-      matchBitbucketCloneUrl('http://git.internal:7990/scm/~alice/fleet.git', hosts),
+      matchBitbucketCloneUrl(
+        'https://bb.example.com/scm/PLAT/fleet-infra.git',
+        hosts,
+      ),
+    ).toBeUndefined();
+    expect(
+      matchBitbucketCloneUrl(
+        'http://git.internal:7990/scm/~alice/fleet.git',
+        hosts,
+      ),
     ).toMatchObject({ project: '~alice', slug: 'fleet' });
   });
 
   it('maps SSH clone URLs by the configured sshHost or the default port 7999', () => {
-    expect(matchBitbucketCloneUrl('ssh://git@ssh.internal:2222/OPS/fleet.git', hosts)).toMatchObject({
+    expect(
+      matchBitbucketCloneUrl(
+        'ssh://git@ssh.internal:2222/OPS/fleet.git',
+        hosts,
+      ),
+    ).toMatchObject({
       project: 'OPS',
       slug: 'fleet',
     });
-    const def = matchBitbucketCloneUrl('ssh://git@bb.example.com:7999/PLAT/fleet-infra', hosts);
+    const def = matchBitbucketCloneUrl(
+      'ssh://git@bb.example.com:7999/PLAT/fleet-infra',
+      hosts,
+    );
     expect(def).toMatchObject({ project: 'PLAT', slug: 'fleet-infra' });
     expect(def!.host.host).toBe('bb.example.com');
     // Flux's own default URL has no port: same host name still matches
-    expect(matchBitbucketCloneUrl('ssh://git@bb.example.com/PLAT/fleet-infra', hosts)!.host.host).toBe(
-      'bb.example.com',
-    );
+    expect(
+      matchBitbucketCloneUrl(
+        'ssh://git@bb.example.com/PLAT/fleet-infra',
+        hosts,
+      )!.host.host,
+    ).toBe('bb.example.com');
   });
 
   it('ignores other hosts, other shapes and garbage', () => {
-    expect(matchBitbucketCloneUrl('https://github.com/fluxcd/flux2.git', hosts)).toBeUndefined();
-    expect(matchBitbucketCloneUrl('ssh://git@github.com/fluxcd/flux2.git', hosts)).toBeUndefined();
-    expect(matchBitbucketCloneUrl('https://bb.example.com/bitbucket/scm/PLAT/a/b.git', hosts)).toBeUndefined();
+    expect(
+      matchBitbucketCloneUrl('https://github.com/fluxcd/flux2.git', hosts),
+    ).toBeUndefined();
+    expect(
+      matchBitbucketCloneUrl('ssh://git@github.com/fluxcd/flux2.git', hosts),
+    ).toBeUndefined();
+    expect(
+      matchBitbucketCloneUrl(
+        'https://bb.example.com/bitbucket/scm/PLAT/a/b.git',
+        hosts,
+      ),
+    ).toBeUndefined();
     expect(matchBitbucketCloneUrl('not a url', hosts)).toBeUndefined();
     expect(matchBitbucketCloneUrl(undefined, hosts)).toBeUndefined();
   });
@@ -56,11 +98,23 @@ describe('matchBitbucketCloneUrl', () => {
 
 describe('bitbucketRepositoryLinks', () => {
   it('links project and personal repositories', () => {
-    const project = bitbucketRepositoryLinks({ host: hosts[0], project: 'PLAT', slug: 'fleet' });
-    expect(project.browseUrl).toBe('https://bb.example.com/bitbucket/projects/PLAT/repos/fleet/browse');
-    expect(project.commitUrl('abc')).toBe('https://bb.example.com/bitbucket/projects/PLAT/repos/fleet/commits/abc');
+    const project = bitbucketRepositoryLinks({
+      host: hosts[0],
+      project: 'PLAT',
+      slug: 'fleet',
+    });
+    expect(project.browseUrl).toBe(
+      'https://bb.example.com/bitbucket/projects/PLAT/repos/fleet/browse',
+    );
+    expect(project.commitUrl('abc')).toBe(
+      'https://bb.example.com/bitbucket/projects/PLAT/repos/fleet/commits/abc',
+    );
     expect(
-      bitbucketRepositoryLinks({ host: hosts[1], project: '~alice', slug: 'fleet' }).browseUrl,
+      bitbucketRepositoryLinks({
+        host: hosts[1],
+        project: '~alice',
+        slug: 'fleet',
+      }).browseUrl,
     ).toBe('http://git.internal:7990/users/alice/repos/fleet/browse');
   });
 });
@@ -81,16 +135,27 @@ describe('addBranchHeadState', () => {
       branch: 'main',
       ready: true,
     },
-    sync: { name: 'flux-system', namespace: 'flux-system', ready: true, lastAppliedRevision: applied },
+    sync: {
+      name: 'flux-system',
+      namespace: 'flux-system',
+      ready: true,
+      lastAppliedRevision: applied,
+    },
   });
 
   it('is in sync when the applied SHA is the branch head, behind otherwise', async () => {
     const calls: string[] = [];
-    const lookup = async (l: { project: string; slug: string }, branch: string) => {
+    const lookup = async (
+      l: { project: string; slug: string },
+      branch: string,
+    ) => {
       calls.push(`${l.project}/${l.slug}@${branch}`);
       return sha.toUpperCase();
     };
-    const same = await addBranchHeadState(status(`main@sha1:${sha}`), { hosts, lookup });
+    const same = await addBranchHeadState(status(`main@sha1:${sha}`), {
+      hosts,
+      lookup,
+    });
     expect(same.inSync).toBe(true);
     expect(same.repository).toMatchObject({
       project: 'PLAT',
@@ -98,14 +163,19 @@ describe('addBranchHeadState', () => {
       headCommit: sha,
       commitUrl: `https://bb.example.com/bitbucket/projects/PLAT/repos/fleet/commits/${sha}`,
     });
-    const behind = await addBranchHeadState(status(`main@sha1:${'b'.repeat(40)}`), { hosts, lookup });
+    const behind = await addBranchHeadState(
+      status(`main@sha1:${'b'.repeat(40)}`),
+      { hosts, lookup },
+    );
     expect(behind.inSync).toBe(false);
     expect(calls).toEqual(['PLAT/fleet@main', 'PLAT/fleet@main']);
   });
 
   it('stays unknown without an applied revision, off Bitbucket, or when the lookup fails (redacted)', async () => {
     const lookup = async () => sha;
-    expect((await addBranchHeadState(status(undefined), { hosts, lookup })).inSync).toBeNull();
+    expect(
+      (await addBranchHeadState(status(undefined), { hosts, lookup })).inSync,
+    ).toBeNull();
     const offHost = status(`main@sha1:${sha}`);
     offHost.source!.url = 'https://github.com/x/y.git';
     const off = await addBranchHeadState(offHost, { hosts, lookup });
@@ -118,7 +188,9 @@ describe('addBranchHeadState', () => {
       },
     });
     expect(failed.inSync).toBeNull();
-    expect(failed.repository!.message).toMatch(/Could not read the branch head/);
+    expect(failed.repository!.message).toMatch(
+      /Could not read the branch head/,
+    );
     expect(JSON.stringify(failed)).not.toContain('t0ken-1234');
   });
 });

@@ -22,11 +22,23 @@ export type BranchHeadLookup = (
   signal?: AbortSignal,
 ) => Promise<string | undefined>;
 
-const KEY_AND_SLUG = /^\/(~?[A-Za-z0-9_.@-]+)\/([A-Za-z0-9_.-]+?)(?:\.git)?\/?$/;
+const KEY_AND_SLUG =
+  /^\/(~?[A-Za-z0-9_.@-]+)\/([A-Za-z0-9_.-]+?)(?:\.git)?\/?$/;
 
-function hostPort(value: string, defaultPort: string): { hostname: string; port: string } {
+/** Clone URLs carry the project key in lower case; Bitbucket keys are upper case. */
+function projectKey(fromUrl: string): string {
+  return fromUrl.startsWith('~') ? fromUrl : fromUrl.toUpperCase();
+}
+
+function hostPort(
+  value: string,
+  defaultPort: string,
+): { hostname: string; port: string } {
   const url = new URL(`ssh://${value}`);
-  return { hostname: url.hostname.toLowerCase(), port: url.port || defaultPort };
+  return {
+    hostname: url.hostname.toLowerCase(),
+    port: url.port || defaultPort,
+  };
 }
 
 /**
@@ -60,36 +72,55 @@ export function matchBitbucketCloneUrl(
       const prefix = `${base.pathname.replace(/\/+$/, '')}/scm`;
       if (!parsed.pathname.startsWith(`${prefix}/`)) continue;
       const m = KEY_AND_SLUG.exec(parsed.pathname.slice(prefix.length));
-      if (m) return { host, project: m[1], slug: m[2].toLowerCase() };
+      if (m)
+        return { host, project: projectKey(m[1]), slug: m[2].toLowerCase() };
     }
     return undefined;
   }
   if (protocol === 'ssh:') {
     const m = KEY_AND_SLUG.exec(parsed.pathname);
     if (!m) return undefined;
-    const target = { hostname: parsed.hostname.toLowerCase(), port: parsed.port || '22' };
+    const target = {
+      hostname: parsed.hostname.toLowerCase(),
+      port: parsed.port || '22',
+    };
     const candidates = hosts.map(host => {
       const ssh = hostPort(host.sshHost, '22');
       const web = hostPort(host.host, '443');
-      const exact = ssh.hostname === target.hostname && ssh.port === target.port;
-      const sameName = ssh.hostname === target.hostname || web.hostname === target.hostname;
+      const exact =
+        ssh.hostname === target.hostname && ssh.port === target.port;
+      const sameName =
+        ssh.hostname === target.hostname || web.hostname === target.hostname;
       return { host, exact, sameName };
     });
-    const chosen = candidates.find(c => c.exact) ?? candidates.find(c => c.sameName);
-    return chosen ? { host: chosen.host, project: m[1], slug: m[2].toLowerCase() } : undefined;
+    const chosen =
+      candidates.find(c => c.exact) ?? candidates.find(c => c.sameName);
+    return chosen
+      ? {
+          host: chosen.host,
+          project: projectKey(m[1]),
+          slug: m[2].toLowerCase(),
+        }
+      : undefined;
   }
   return undefined;
 }
 
 /** Web links of a repository: browse page and a commit page. @public */
-export function bitbucketRepositoryLinks(location: BitbucketRepositoryLocation): {
+export function bitbucketRepositoryLinks(
+  location: BitbucketRepositoryLocation,
+): {
   browseUrl: string;
   commitUrl(sha: string): string;
 } {
   const base = location.host.baseUrl.replace(/\/+$/, '');
   const repoPath = location.project.startsWith('~')
-    ? `/users/${encodeURIComponent(location.project.slice(1))}/repos/${encodeURIComponent(location.slug)}`
-    : `/projects/${encodeURIComponent(location.project)}/repos/${encodeURIComponent(location.slug)}`;
+    ? `/users/${encodeURIComponent(
+        location.project.slice(1),
+      )}/repos/${encodeURIComponent(location.slug)}`
+    : `/projects/${encodeURIComponent(
+        location.project,
+      )}/repos/${encodeURIComponent(location.slug)}`;
   return {
     browseUrl: `${base}${repoPath}/browse`,
     commitUrl: sha => `${base}${repoPath}/commits/${encodeURIComponent(sha)}`,
@@ -132,9 +163,14 @@ export async function addBranchHeadState(
     },
   };
   const branch =
-    status.source?.branch ?? parseFluxRevision(status.source?.revision).ref?.replace(/^refs\/heads\//, '');
+    status.source?.branch ??
+    parseFluxRevision(status.source?.revision).ref?.replace(
+      /^refs\/heads\//,
+      '',
+    );
   if (!branch) {
-    result.repository!.message = 'The source follows no branch, so there is no branch head to compare with.';
+    result.repository!.message =
+      'The source follows no branch, so there is no branch head to compare with.';
     return result;
   }
   const logger = options.logger ?? silentLogger;

@@ -4,7 +4,11 @@ import type { ConfigLike } from '../config/ConfigLike';
 import { createKubeClient } from '../kube/client';
 import { EngineLogger, silentLogger } from '../util/logger';
 import type { BranchHeadLookup } from './bitbucketRepository';
-import { FluxStatusReader, readFluxStatusSettings, StatusCache } from './FluxStatusReader';
+import {
+  FluxStatusReader,
+  readFluxStatusSettings,
+  StatusCache,
+} from './FluxStatusReader';
 
 /**
  * Reads branch heads with the engine's Bitbucket Server client and the integration's own
@@ -33,7 +37,12 @@ export function bitbucketBranchHeadLookup(options: {
       });
       clients.set(host, client);
     }
-    return client.getBranchHead(location.project, location.slug, branch, signal);
+    return client.getBranchHead(
+      location.project,
+      location.slug,
+      branch,
+      signal,
+    );
   };
 }
 
@@ -44,14 +53,19 @@ export function bitbucketBranchHeadLookup(options: {
  */
 export function createFluxStatusReader(
   config: ConfigLike,
-  options: { logger?: EngineLogger; cache?: StatusCache; now?: () => Date } = {},
+  options: {
+    logger?: EngineLogger;
+    cache?: StatusCache;
+    now?: () => Date;
+  } = {},
 ): FluxStatusReader {
   const logger = options.logger ?? silentLogger;
   const settings = readFluxStatusSettings(config);
   return FluxStatusReader.fromConfig(config, {
     ...options,
     logger,
-    createClient: (connection, clientOptions) => createKubeClient(connection, clientOptions),
+    createClient: (connection, clientOptions) =>
+      createKubeClient(connection, clientOptions),
     branchHeads: bitbucketBranchHeadLookup({
       logger,
       requestTimeoutMs: settings.clusterTimeoutMs,

@@ -20,8 +20,14 @@ export const FLUX_SOURCE_CRD = 'gitrepositories.source.toolkit.fluxcd.io';
 
 /** API versions tried in order for each Flux kind: the stable one first, then older ones. */
 export const FLUX_API_VERSIONS: Record<string, string[]> = {
-  GitRepository: ['source.toolkit.fluxcd.io/v1', 'source.toolkit.fluxcd.io/v1beta2'],
-  OCIRepository: ['source.toolkit.fluxcd.io/v1', 'source.toolkit.fluxcd.io/v1beta2'],
+  GitRepository: [
+    'source.toolkit.fluxcd.io/v1',
+    'source.toolkit.fluxcd.io/v1beta2',
+  ],
+  OCIRepository: [
+    'source.toolkit.fluxcd.io/v1',
+    'source.toolkit.fluxcd.io/v1beta2',
+  ],
   Bucket: ['source.toolkit.fluxcd.io/v1', 'source.toolkit.fluxcd.io/v1beta2'],
   Kustomization: [
     'kustomize.toolkit.fluxcd.io/v1',
@@ -30,7 +36,10 @@ export const FLUX_API_VERSIONS: Record<string, string[]> = {
 };
 
 /** Reasons of Ready=False that mean "waiting for something else", not a failure of its own. */
-const TRANSIENT_NOT_READY_REASONS = new Set(['DependencyNotReady', 'Progressing']);
+const TRANSIENT_NOT_READY_REASONS = new Set([
+  'DependencyNotReady',
+  'Progressing',
+]);
 
 function record(value: unknown): Record<string, unknown> {
   return value && typeof value === 'object' && !Array.isArray(value)
@@ -47,7 +56,9 @@ export function conditionsOf(obj: KubeObject | undefined): KubeCondition[] {
   if (!Array.isArray(conditions)) return [];
   return conditions.filter(
     (c): c is KubeCondition =>
-      !!c && typeof c === 'object' && typeof (c as KubeCondition).type === 'string',
+      !!c &&
+      typeof c === 'object' &&
+      typeof (c as KubeCondition).type === 'string',
   );
 }
 
@@ -86,7 +97,8 @@ export function generationObserved(obj: KubeObject): boolean {
 export function isFailing(obj: KubeObject | undefined): boolean {
   const ready = conditionOf(obj, 'Ready');
   if (ready?.status !== 'False') return false;
-  if (ready.reason && TRANSIENT_NOT_READY_REASONS.has(ready.reason)) return false;
+  if (ready.reason && TRANSIENT_NOT_READY_REASONS.has(ready.reason))
+    return false;
   // A Stalled=True condition is Flux's own "gave up until the spec changes".
   return true;
 }
@@ -222,7 +234,9 @@ export function deploymentStatusOf(obj: KubeObject): ComponentReading {
     message,
   });
   if (!generationObserved(obj)) {
-    return notReady('the Deployment controller has not observed the latest spec yet');
+    return notReady(
+      'the Deployment controller has not observed the latest spec yet',
+    );
   }
   if (desired === 0) return { ...base, ready: true, failed: false };
   const updated = num(status.updatedReplicas) ?? 0;
@@ -239,7 +253,9 @@ export function deploymentStatusOf(obj: KubeObject): ComponentReading {
     return notReady(`${total - updated} old replicas pending termination`);
   }
   if (availableReplicas < desired || ready < desired) {
-    return notReady(`${Math.min(availableReplicas, ready)} of ${desired} replicas available`);
+    return notReady(
+      `${Math.min(availableReplicas, ready)} of ${desired} replicas available`,
+    );
   }
   return { ...base, ready: true, failed: false };
 }

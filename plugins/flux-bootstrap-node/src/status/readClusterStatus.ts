@@ -46,15 +46,29 @@ const PART_OF_FLUX = 'app.kubernetes.io/part-of=flux';
 
 interface FluxReportSpec {
   distribution?: { status?: string; version?: string; managedBy?: string };
-  components?: { name?: string; ready?: boolean; status?: string; image?: string }[];
-  sync?: { id?: string; path?: string; ready?: boolean; status?: string; source?: string };
+  components?: {
+    name?: string;
+    ready?: boolean;
+    status?: string;
+    image?: string;
+  }[];
+  sync?: {
+    id?: string;
+    path?: string;
+    ready?: boolean;
+    status?: string;
+    source?: string;
+  };
 }
 
 type FluxReport = KubeObject & { spec?: FluxReportSpec };
 
 /** Thrown inside the reader to stop with a decided state. */
 class Decided extends Error {
-  constructor(readonly state: 'unreachable' | 'forbidden', readonly reason: string) {
+  constructor(
+    readonly state: 'unreachable' | 'forbidden',
+    readonly reason: string,
+  ) {
     super(reason);
   }
 }
@@ -76,7 +90,9 @@ function describeKubeError(error: KubeApiError, what: string): Decided {
     default:
       return new Decided(
         'unreachable',
-        `The API server failed while ${what}${error.status ? ` (HTTP ${error.status})` : ''}: ${error.message}`,
+        `The API server failed while ${what}${
+          error.status ? ` (HTTP ${error.status})` : ''
+        }: ${error.message}`,
       );
   }
 }
@@ -117,12 +133,17 @@ export async function readClusterStatus(
     }
   };
   /** An optional read: a 403 (or a kind the server does not serve) is "no answer". */
-  const may = async <T>(what: string, fn: () => Promise<T>): Promise<T | undefined> => {
+  const may = async <T>(
+    what: string,
+    fn: () => Promise<T>,
+  ): Promise<T | undefined> => {
     try {
       return await fn();
     } catch (error) {
       if (isKubeApiError(error, 'forbidden', 'not-found')) {
-        logger.debug(`cluster ${options.cluster}: not allowed to ${what}, skipping it`);
+        logger.debug(
+          `cluster ${options.cluster}: not allowed to ${what}, skipping it`,
+        );
         return undefined;
       }
       if (isKubeApiError(error)) throw describeKubeError(error, what);
@@ -135,9 +156,8 @@ export async function readClusterStatus(
     namespace: string,
   ): Promise<KubeObject | undefined> => {
     for (const apiVersion of FLUX_API_VERSIONS[kind] ?? []) {
-      const obj = await must(
-        `get ${kind} ${namespace}/${name}`,
-        () => client.get({ apiVersion, kind, name, namespace }, { signal }),
+      const obj = await must(`get ${kind} ${namespace}/${name}`, () =>
+        client.get({ apiVersion, kind, name, namespace }, { signal }),
       );
       if (obj) return obj;
     }
@@ -145,15 +165,17 @@ export async function readClusterStatus(
   };
 
   try {
-    const crd = await must(`get CustomResourceDefinition ${FLUX_SOURCE_CRD}`, () =>
-      client.get(
-        {
-          apiVersion: 'apiextensions.k8s.io/v1',
-          kind: 'CustomResourceDefinition',
-          name: FLUX_SOURCE_CRD,
-        },
-        { signal },
-      ),
+    const crd = await must(
+      `get CustomResourceDefinition ${FLUX_SOURCE_CRD}`,
+      () =>
+        client.get(
+          {
+            apiVersion: 'apiextensions.k8s.io/v1',
+            kind: 'CustomResourceDefinition',
+            name: FLUX_SOURCE_CRD,
+          },
+          { signal },
+        ),
     );
     if (!crd) {
       status.state = 'not-installed';
@@ -162,7 +184,9 @@ export async function readClusterStatus(
     }
 
     const reports = await may('list FluxReports', () =>
-      client.list<FluxReport>('fluxcd.controlplane.io/v1', 'FluxReport', { signal }),
+      client.list<FluxReport>('fluxcd.controlplane.io/v1', 'FluxReport', {
+        signal,
+      }),
     );
     const report = reports?.find(r => r.metadata.name === 'flux');
 
@@ -173,7 +197,9 @@ export async function readClusterStatus(
       distribution: labels['app.kubernetes.io/part-of'],
       managedBy:
         labels['app.kubernetes.io/managed-by'] ??
-        (labels['kustomize.toolkit.fluxcd.io/name'] ? 'flux bootstrap' : undefined),
+        (labels['kustomize.toolkit.fluxcd.io/name']
+          ? 'flux bootstrap'
+          : undefined),
       bootstrapped: 'kustomize.toolkit.fluxcd.io/namespace' in labels,
       namespace,
       reportedBy: 'crd-labels',
@@ -202,12 +228,14 @@ export async function readClusterStatus(
           ...(c.ready === true ? {} : { message: clean(c.status) }),
         }));
     } else {
-      const deployments = await must(`list Deployments in namespace ${namespace}`, () =>
-        client.list('apps/v1', 'Deployment', {
-          namespace,
-          labelSelector: PART_OF_FLUX,
-          signal,
-        }),
+      const deployments = await must(
+        `list Deployments in namespace ${namespace}`,
+        () =>
+          client.list('apps/v1', 'Deployment', {
+            namespace,
+            labelSelector: PART_OF_FLUX,
+            signal,
+          }),
       );
       components = deployments.map(deploymentStatusOf);
     }
@@ -217,19 +245,26 @@ export async function readClusterStatus(
     );
 
     // Sync: the Kustomization the FluxReport names, else <ns>/<ns> as bootstrap creates it.
-    const reportedSync = /^kustomization\/(.+)$/i.exec(report?.spec?.sync?.id ?? '')?.[1];
+    const reportedSync = /^kustomization\/(.+)$/i.exec(
+      report?.spec?.sync?.id ?? '',
+    )?.[1];
     const syncName = reportedSync ?? namespace;
     const syncObj = await getFirst('Kustomization', syncName, namespace);
     const sync: FluxSyncStatus | undefined = syncObj
       ? syncStatusOf(syncObj, clean)
       : undefined;
 
-    const sourceRef = (syncObj?.spec as { sourceRef?: Record<string, unknown> } | undefined)
-      ?.sourceRef;
-    const sourceKind = typeof sourceRef?.kind === 'string' ? sourceRef.kind : 'GitRepository';
-    const sourceName = typeof sourceRef?.name === 'string' ? sourceRef.name : syncName;
+    const sourceRef = (
+      syncObj?.spec as { sourceRef?: Record<string, unknown> } | undefined
+    )?.sourceRef;
+    const sourceKind =
+      typeof sourceRef?.kind === 'string' ? sourceRef.kind : 'GitRepository';
+    const sourceName =
+      typeof sourceRef?.name === 'string' ? sourceRef.name : syncName;
     const sourceNamespace =
-      typeof sourceRef?.namespace === 'string' ? sourceRef.namespace : namespace;
+      typeof sourceRef?.namespace === 'string'
+        ? sourceRef.namespace
+        : namespace;
     const sourceObj = FLUX_API_VERSIONS[sourceKind]
       ? await getFirst(sourceKind, sourceName, sourceNamespace)
       : undefined;
@@ -257,12 +292,17 @@ export async function readClusterStatus(
     if (isAbortError(error) || signal?.aborted) {
       status.state = 'unreachable';
       status.reason = `No complete answer from the API server: ${
-        signal?.reason instanceof Error ? signal.reason.message : 'the read was cancelled'
+        signal?.reason instanceof Error
+          ? signal.reason.message
+          : 'the read was cancelled'
       }`;
       return status;
     }
     const safe = redactor.redactError(error);
-    logger.error(`Reading the Flux status of cluster ${options.cluster} failed`, safe);
+    logger.error(
+      `Reading the Flux status of cluster ${options.cluster} failed`,
+      safe,
+    );
     status.state = 'unreachable';
     status.reason = `Could not read the cluster: ${safe.message}`;
     return status;
@@ -279,7 +319,10 @@ async function detectNamespace(
   if (options.namespace) return options.namespace;
   if (report?.metadata.namespace) return report.metadata.namespace;
   const labels = crd.metadata.labels ?? {};
-  for (const label of ['app.kubernetes.io/instance', 'kustomize.toolkit.fluxcd.io/namespace']) {
+  for (const label of [
+    'app.kubernetes.io/instance',
+    'kustomize.toolkit.fluxcd.io/namespace',
+  ]) {
     const value = labels[label];
     if (value && DNS_LABEL.test(value)) return value;
   }
@@ -314,10 +357,18 @@ function decideState(
   };
 
   if (sync?.suspended || source?.suspended) {
-    const what = [sync?.suspended ? facts.syncRef : '', source?.suspended ? facts.sourceRef : '']
+    const what = [
+      sync?.suspended ? facts.syncRef : '',
+      source?.suspended ? facts.sourceRef : '',
+    ]
       .filter(Boolean)
       .join(' and ');
-    set('suspended', `${what} ${what.includes(' and ') ? 'are' : 'is'} suspended: Flux does not reconcile the cluster from Git.`);
+    set(
+      'suspended',
+      `${what} ${
+        what.includes(' and ') ? 'are' : 'is'
+      } suspended: Flux does not reconcile the cluster from Git.`,
+    );
     return;
   }
 
@@ -352,7 +403,9 @@ function decideState(
     }
   }
   if (!facts.syncObj) {
-    waiting.push(`${facts.syncRef} does not exist yet (Flux is installed but not synced from Git)`);
+    waiting.push(
+      `${facts.syncRef} does not exist yet (Flux is installed but not synced from Git)`,
+    );
   } else if (!facts.sourceObj) {
     waiting.push(`${facts.sourceRef} does not exist yet`);
   } else {
@@ -361,7 +414,9 @@ function decideState(
       [facts.syncObj, facts.syncRef, sync],
     ] as const) {
       if (!generationObserved(obj)) {
-        waiting.push(`${ref}: the controller has not reconciled the latest spec yet`);
+        waiting.push(
+          `${ref}: the controller has not reconciled the latest spec yet`,
+        );
       } else if (s?.ready !== true) {
         waiting.push(`${ref}: ${s?.message ?? 'not reconciled yet'}`);
       }
