@@ -197,16 +197,18 @@ export async function startBitbucketDouble(opts: BitbucketDoubleOptions = {}): P
     version: opts.version ?? '8.19.1',
   });
 
+  const sshAuth = {
+    authorizedKeys: (_user: string, _key: string) => '',
+    authorize: (_key: string, _cmd: string) => 'DENY ssh is not enabled',
+    refresh: () => {},
+  };
+
   const takeFault = (method: string, p: string): ActiveFault | undefined => {
     const f = faults.find(
       x =>
         x.remaining > 0 &&
         (!x.method || x.method.toUpperCase() === method.toUpperCase()) &&
-        (typeof x.path === 'string'
-          ? x.path.endsWith('*')
-            ? p.startsWith(x.path.slice(0, -1))
-            : x.path === p
-          : x.path.test(p)),
+        faultPathMatches(x.path, p),
     );
     if (f) f.remaining--;
     return f;
@@ -253,7 +255,7 @@ export async function startBitbucketDouble(opts: BitbucketDoubleOptions = {}): P
       return status;
     };
     if (!m) return text(404, 'Repository not found');
-    const [, key, slug, rest] = m;
+    const [, key, slug, gitPath] = m;
     let principal: Principal | undefined;
     try {
       principal = authenticate(req.headers.authorization);
@@ -266,7 +268,7 @@ export async function startBitbucketDouble(opts: BitbucketDoubleOptions = {}): P
       res.setHeader('X-AUSERID', String(principal.user.id));
     }
     const repo = state.repo(key, slug);
-    const service = gitServiceOf(rest, rawQuery);
+    const service = gitServiceOf(gitPath, rawQuery);
     const need = service === 'receive-pack' ? 2 : 1;
     const level = repo ? state.repoLevel(principal, repo) : 0;
     if (level < need) {
@@ -280,7 +282,7 @@ export async function startBitbucketDouble(opts: BitbucketDoubleOptions = {}): P
     const relative = path.relative(reposRoot, repo.path);
     return runGitHttpBackend(req, res, {
       projectRoot: reposRoot,
-      pathInfo: `/${relative}${rest}`,
+      pathInfo: `/${relative}${gitPath}`,
       queryString: rawQuery,
       remoteUser: principal?.user.name,
     });
@@ -440,11 +442,6 @@ export async function startBitbucketDouble(opts: BitbucketDoubleOptions = {}): P
   baseUrl = `${pki ? 'https' : 'http'}://127.0.0.1:${port}${contextPath}`;
   const internalUrl = `${baseUrl.replace(contextPath, '')}/__peer/${internalSecret}`;
 
-  const sshAuth = {
-    authorizedKeys: (_user: string, _key: string) => '',
-    authorize: (_key: string, _cmd: string) => 'DENY ssh is not enabled',
-    refresh: () => {},
-  };
   if (opts.ssh) {
     try {
       const started = await startBitbucketSsh({
@@ -591,6 +588,12 @@ export async function startBitbucketDouble(opts: BitbucketDoubleOptions = {}): P
       removeDir(tmp);
     },
   };
+}
+
+function faultPathMatches(pattern: string | RegExp, p: string): boolean {
+  if (typeof pattern !== 'string') return pattern.test(p);
+  if (pattern.endsWith('*')) return p.startsWith(pattern.slice(0, -1));
+  return pattern === p;
 }
 
 function normaliseContextPath(ctx: string | undefined): string {

@@ -13,8 +13,12 @@ export const REPO_PERMISSIONS: RepoPermission[] = ['REPO_READ', 'REPO_WRITE', 'R
 
 /** 0 = none, 1 = read, 2 = write, 3 = admin. */
 export type Level = 0 | 1 | 2 | 3;
-export const levelOf = (p: ProjectPermission | RepoPermission | undefined): Level =>
-  p ? ((p.endsWith('_ADMIN') ? 3 : p.endsWith('_WRITE') ? 2 : 1) as Level) : 0;
+export function levelOf(p: ProjectPermission | RepoPermission | undefined): Level {
+  if (!p) return 0;
+  if (p.endsWith('_ADMIN')) return 3;
+  if (p.endsWith('_WRITE')) return 2;
+  return 1;
+}
 const globalRank = (p: GlobalPermission | undefined) => (p ? GLOBAL_PERMISSIONS.indexOf(p) + 1 : 0);
 
 export interface User {

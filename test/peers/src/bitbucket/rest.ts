@@ -359,7 +359,7 @@ export class BitbucketRest {
       setHeadRefSync(repo.path, `refs/heads/${name}`);
       return { status: 204 };
     }
-    this.notAllowed(call);
+    return this.notAllowed(call);
   }
 
   private async listBranches(call: RestCall, repo: Repo): Promise<RestResult> {
@@ -482,7 +482,7 @@ export class BitbucketRest {
       get().delete(kind === 'groups' ? name : name.toLowerCase());
       return { status: 204 };
     }
-    this.notAllowed(call);
+    return this.notAllowed(call);
   }
 
   private projectPermissions(call: RestCall, project: Project, kind: 'groups' | 'users'): RestResult {
@@ -634,7 +634,7 @@ export class BitbucketRest {
       }
       return { status: 204 };
     }
-    this.notAllowed(call);
+    return this.notAllowed(call);
   }
 }
 

@@ -74,12 +74,12 @@ case "$resp" in
   *) printf '%s\\n' "\${resp#DENY }" >&2; exit 1 ;;
 esac
 `;
-  let sshd: SshdInstance | undefined;
+  const holder: { sshd?: SshdInstance } = {};
   const line = (keyId: number, type: string, blob: string) =>
-    `command="${sshd!.scriptPath('git-serve')} ${keyId}",restrict ${type} ${blob}`;
+    `command="${holder.sshd!.scriptPath('git-serve')} ${keyId}",restrict ${type} ${blob}`;
 
   const authorizedKeys = (user: string, keyBlob: string): string => {
-    if (!sshd || user !== sshd.user) return '';
+    if (!holder.sshd || user !== holder.sshd.user) return '';
     const key = state.keyByBlob(keyBlob);
     if (!key || !state.keyGrants.some(g => g.keyId === key.id)) return '';
     return `${line(key.id, key.type, key.blob)}\n`;
@@ -116,17 +116,18 @@ esac
     return `ALLOW ${parsed.service} ${repo.path}`;
   };
 
-  sshd = await startSshd({
+  const sshd = await startSshd({
     authorizedKeysCommand: ctx.keySource === 'file' ? undefined : authorizedKeysCommand,
     scripts: { 'git-serve': gitServe },
   });
 
+  holder.sshd = sshd;
   const refreshAuthorizedKeysFile = () => {
-    if (!sshd || sshd.usesAuthorizedKeysCommand) return;
+    if (sshd.usesAuthorizedKeysCommand) return;
     const lines = [...state.keys.values()]
       .filter(k => state.keyGrants.some(g => g.keyId === k.id))
       .map(k => line(k.id, k.type, k.blob));
-    sshd.setAuthorizedKeys(lines.join('\n') + (lines.length ? '\n' : ''));
+    sshd.setAuthorizedKeys(lines.map(l => `${l}\n`).join(''));
   };
   refreshAuthorizedKeysFile();
 

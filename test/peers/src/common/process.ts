@@ -1,4 +1,5 @@
 import { ChildProcess, execFile, spawn, SpawnOptions } from 'node:child_process';
+import fs from 'node:fs';
 
 /** Result of {@link run}. */
 export interface RunResult {
@@ -39,12 +40,11 @@ export function run(file: string, args: string[], opts: RunOptions = {}): Promis
         gid: opts.gid,
       },
       (error, stdout, stderr) => {
-        const code =
-          error && typeof (error as NodeJS.ErrnoException).code === 'number'
-            ? ((error as unknown as { code: number }).code as number)
-            : error
-            ? 1
-            : 0;
+        let code = 0;
+        if (error) {
+          const c = (error as unknown as { code?: unknown }).code;
+          code = typeof c === 'number' ? c : 1;
+        }
         if (error && (error as NodeJS.ErrnoException).code === 'ENOENT') {
           reject(new Error(`${file} is not installed or not on PATH`));
           return;
@@ -101,13 +101,20 @@ function installExitHook(): void {
   });
 }
 
-/** Spawns a long-running process and tracks it. Kills only this PID on stop. */
+const SETPRIV = '/usr/bin/setpriv';
+
+/**
+ * Spawns a long-running process and tracks it. Kills only this PID on stop. Where util-linux
+ * `setpriv` exists the program is exec'ed through `setpriv --pdeathsig KILL` (same PID), so it
+ * also dies if this Node process is killed without a chance to clean up.
+ */
 export function spawnManaged(
   file: string,
   args: string[],
   opts: SpawnOptions = {},
 ): ManagedProcess {
-  const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+  const [cmd, argv] = fs.existsSync(SETPRIV) ? [SETPRIV, ['--pdeathsig', 'KILL', '--', file, ...args]] : [file, args];
+  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
   installExitHook();
   running.add(child);
   child.once('exit', () => running.delete(child));

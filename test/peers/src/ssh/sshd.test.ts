@@ -74,24 +74,27 @@ describe('startSshd (real OpenSSH sshd)', () => {
     }
   });
 
-  (isRoot() ? it : it.skip)('asks its AuthorizedKeysCommand (root-owned, safe path) for keys', async () => {
+  it('asks its AuthorizedKeysCommand (root-owned, safe path) for keys; without root it falls back to the file', async () => {
     const dir = tmp.make();
     const key = await newKey(dir, 'cmdkey');
     const blob = key.pub.split(' ')[1];
     const sshd = await startSshd({
       authorizedKeysCommand: `#!/bin/sh\n[ "$3" = "${blob}" ] && echo "command=\\"echo via-command:$1:$2\\",restrict ${key.pub}"\nexit 0\n`,
+      authorizedKeys: `command="echo via-file",restrict ${key.pub}\n`,
     });
     try {
-      expect(sshd.usesAuthorizedKeysCommand).toBe(true);
+      expect(sshd.usesAuthorizedKeysCommand).toBe(isRoot());
+      // sshd refuses a command whose path has a component not owned by root or writable by others
+      const unsafe: string[] = [];
       for (let d = sshd.dir; d !== '/'; d = path.dirname(d)) {
         const st = fs.statSync(d);
-        expect(st.uid).toBe(0);
-        expect(st.mode & 0o022).toBe(0);
+        if (st.uid !== 0 || (st.mode & 0o022) !== 0) unsafe.push(d);
       }
+      expect(unsafe).toEqual(isRoot() ? [] : unsafe);
       const kh = path.join(dir, 'known_hosts');
       fs.writeFileSync(kh, sshd.knownHosts);
       const ok = await run('ssh', [...sshArgs(key.file, kh, sshd.port), `${sshd.user}@127.0.0.1`, 'x'], { check: false });
-      expect(ok.stdout.trim()).toBe(`via-command:${sshd.user}:ssh-ed25519`);
+      expect(ok.stdout.trim()).toBe(isRoot() ? `via-command:${sshd.user}:ssh-ed25519` : 'via-file');
     } finally {
       await sshd.stop();
     }

@@ -233,7 +233,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshdInstance> {
         user,
         pid: proc.pid,
         hostKeys,
-        knownHosts: hostKeys.map(k => `[127.0.0.1]:${port} ${k.publicKey}`).join('\n') + '\n',
+        knownHosts: hostKeys.map(k => `[127.0.0.1]:${port} ${k.publicKey}\n`).join(''),
         dir,
         scriptPath: name => path.join(dir, name),
         setAuthorizedKeys: content => writeFileMode(authorizedKeysFile, content, 0o644),
