@@ -109,12 +109,32 @@ export interface BitbucketDouble {
   repoPath(projectKey: string, slug: string): string;
   /** Clone URLs of a repository (same values as `links.clone`). */
   cloneUrls(projectKey: string, slug: string): { http: string; ssh?: string };
-  addUser(u: { name: string; displayName?: string; email?: string; password?: string; active?: boolean }): void;
+  addUser(u: {
+    name: string;
+    displayName?: string;
+    email?: string;
+    password?: string;
+    active?: boolean;
+  }): void;
   addGroup(name: string, members?: string[]): void;
-  addProject(p: { key: string; name: string; description?: string; public?: boolean }): void;
+  addProject(p: {
+    key: string;
+    name: string;
+    description?: string;
+    public?: boolean;
+  }): void;
   grantGlobal(user: string, permission: GlobalPermission): void;
-  grantProject(projectKey: string, who: { user?: string; group?: string }, permission: ProjectPermission): void;
-  grantRepo(projectKey: string, slug: string, who: { user?: string; group?: string }, permission: RepoPermission): void;
+  grantProject(
+    projectKey: string,
+    who: { user?: string; group?: string },
+    permission: ProjectPermission,
+  ): void;
+  grantRepo(
+    projectKey: string,
+    slug: string,
+    who: { user?: string; group?: string },
+    permission: RepoPermission,
+  ): void;
   /** Registers an HTTP access token of `user`. `permissions` limits it to these projects/repositories. */
   addToken(t: {
     token: string;
@@ -126,9 +146,23 @@ export interface BitbucketDouble {
     expired?: boolean;
   }): void;
   /** Creates a repository directly (no REST call, not logged). */
-  createRepo(projectKey: string, name: string, opts?: { defaultBranch?: string; public?: boolean; initialCommit?: boolean; description?: string }): { slug: string; path: string };
+  createRepo(
+    projectKey: string,
+    name: string,
+    opts?: {
+      defaultBranch?: string;
+      public?: boolean;
+      initialCommit?: boolean;
+      description?: string;
+    },
+  ): { slug: string; path: string };
   /** Registers an SSH access key on a repository directly (no REST call). Returns the key id. */
-  addAccessKey(projectKey: string, slug: string, key: { text: string; label?: string }, permission: 'REPO_READ' | 'REPO_WRITE'): number;
+  addAccessKey(
+    projectKey: string,
+    slug: string,
+    key: { text: string; label?: string },
+    permission: 'REPO_READ' | 'REPO_WRITE',
+  ): number;
   injectFault(f: BitbucketFault): void;
   clearFaults(): void;
   requests(): BitbucketRequestLogEntry[];
@@ -170,14 +204,19 @@ const HTML_PAGE = (title: string) =>
  * `/scm/<key>/<slug>.git` served by the real `git http-backend`, and optionally a real sshd
  * authorised by the repositories' access keys — all three over the same bare repositories.
  */
-export async function startBitbucketDouble(opts: BitbucketDoubleOptions = {}): Promise<BitbucketDouble> {
+export async function startBitbucketDouble(
+  opts: BitbucketDoubleOptions = {},
+): Promise<BitbucketDouble> {
   const contextPath = normaliseContextPath(opts.contextPath);
   const tmp = makeTempDir('peer-bitbucket');
   fs.chmodSync(tmp, 0o755);
   const reposRoot = path.join(tmp, 'repos');
   fs.mkdirSync(reposRoot, { mode: 0o755 });
   fs.chmodSync(reposRoot, 0o755);
-  const state = new BitbucketState(reposRoot, opts.defaultBranchName ?? 'master');
+  const state = new BitbucketState(
+    reposRoot,
+    opts.defaultBranchName ?? 'master',
+  );
   const log: BitbucketRequestLogEntry[] = [];
   let faults: ActiveFault[] = [];
   const internalSecret = crypto.randomBytes(16).toString('hex');
@@ -190,7 +229,11 @@ export async function startBitbucketDouble(opts: BitbucketDoubleOptions = {}): P
   let sshd: SshdInstance | undefined;
   let sshInfo: BitbucketSshInfo | undefined;
   let baseUrl = '';
-  const links = (): LinkContext => ({ baseUrl, sshHost: sshInfo?.host, sshUser: sshInfo?.user ?? 'git' });
+  const links = (): LinkContext => ({
+    baseUrl,
+    sshHost: sshInfo?.host,
+    sshUser: sshInfo?.user ?? 'git',
+  });
   const rest = new BitbucketRest(state, links, {
     emptyDefaultBranchStatus: opts.emptyDefaultBranchStatus ?? 404,
     maxPageLimit: 1000,
@@ -227,13 +270,20 @@ export async function startBitbucketDouble(opts: BitbucketDoubleOptions = {}): P
     }
     const user = state.user(auth.user);
     if (!user || !user.active) throw badCredentials();
-    const t = state.tokens.find(x => x.token === auth.password && x.user.toLowerCase() === user.slug);
+    const t = state.tokens.find(
+      x => x.token === auth.password && x.user.toLowerCase() === user.slug,
+    );
     if (t && !t.expired) return { user, token: t };
-    if (user.password !== undefined && user.password === auth.password) return { user };
+    if (user.password !== undefined && user.password === auth.password)
+      return { user };
     throw badCredentials();
   };
 
-  const sendError = (res: http.ServerResponse, err: RestError, extra: Record<string, string> = {}) => {
+  const sendError = (
+    res: http.ServerResponse,
+    err: RestError,
+    extra: Record<string, string> = {},
+  ) => {
     res.writeHead(err.status, {
       'Content-Type': 'application/json;charset=UTF-8',
       ...extra,
@@ -250,8 +300,17 @@ export async function startBitbucketDouble(opts: BitbucketDoubleOptions = {}): P
     entry: BitbucketRequestLogEntry,
   ): Promise<number> => {
     const m = /^\/scm\/([^/]+)\/([^/]+?)(?:\.git)?(\/.*)$/.exec(p);
-    const text = (status: number, msg: string, headers: Record<string, string> = {}) => {
-      res.writeHead(status, { 'Content-Type': 'text/plain;charset=UTF-8', ...headers }).end(`${msg}\n`);
+    const text = (
+      status: number,
+      msg: string,
+      headers: Record<string, string> = {},
+    ) => {
+      res
+        .writeHead(status, {
+          'Content-Type': 'text/plain;charset=UTF-8',
+          ...headers,
+        })
+        .end(`${msg}\n`);
       return status;
     };
     if (!m) return text(404, 'Repository not found');
@@ -260,7 +319,9 @@ export async function startBitbucketDouble(opts: BitbucketDoubleOptions = {}): P
     try {
       principal = authenticate(req.headers.authorization);
     } catch {
-      return text(401, 'Authentication failed', { 'WWW-Authenticate': 'Basic realm="Atlassian Bitbucket"' });
+      return text(401, 'Authentication failed', {
+        'WWW-Authenticate': 'Basic realm="Atlassian Bitbucket"',
+      });
     }
     if (principal) {
       entry.user = principal.user.name;
@@ -273,10 +334,19 @@ export async function startBitbucketDouble(opts: BitbucketDoubleOptions = {}): P
     const level = repo ? state.repoLevel(principal, repo) : 0;
     if (level < need) {
       if (!principal) {
-        return text(401, 'Authentication required', { 'WWW-Authenticate': 'Basic realm="Atlassian Bitbucket"' });
+        return text(401, 'Authentication required', {
+          'WWW-Authenticate': 'Basic realm="Atlassian Bitbucket"',
+        });
       }
-      if (!repo || level === 0) return text(404, `Repository ${key}/${slug} does not exist or you may not see it`);
-      return text(403, `You are not permitted to push to ${repo.projectKey}/${repo.slug}`);
+      if (!repo || level === 0)
+        return text(
+          404,
+          `Repository ${key}/${slug} does not exist or you may not see it`,
+        );
+      return text(
+        403,
+        `You are not permitted to push to ${repo.projectKey}/${repo.slug}`,
+      );
     }
     if (!repo) return text(404, 'Repository not found');
     const relative = path.relative(reposRoot, repo.path);
@@ -288,25 +358,38 @@ export async function startBitbucketDouble(opts: BitbucketDoubleOptions = {}): P
     });
   };
 
-  const handleInternal = async (res: http.ServerResponse, sub: string, url: URL) => {
+  const handleInternal = async (
+    res: http.ServerResponse,
+    sub: string,
+    url: URL,
+  ) => {
     if (!sshd) {
       res.writeHead(404).end();
       return;
     }
     if (sub === '/ssh/authorized-keys') {
-      const body = sshAuth.authorizedKeys(url.searchParams.get('user') ?? '', url.searchParams.get('key') ?? '');
+      const body = sshAuth.authorizedKeys(
+        url.searchParams.get('user') ?? '',
+        url.searchParams.get('key') ?? '',
+      );
       res.writeHead(200, { 'Content-Type': 'text/plain' }).end(body);
       return;
     }
     if (sub === '/ssh/authorize') {
-      const out = sshAuth.authorize(url.searchParams.get('key') ?? '', url.searchParams.get('cmd') ?? '');
+      const out = sshAuth.authorize(
+        url.searchParams.get('key') ?? '',
+        url.searchParams.get('cmd') ?? '',
+      );
       res.writeHead(200, { 'Content-Type': 'text/plain' }).end(`${out}\n`);
       return;
     }
     res.writeHead(404).end();
   };
 
-  const handler = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+  const handler = async (
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+  ) => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     const rawPath = url.pathname;
     const internalPrefix = `/__peer/${internalSecret}`;
@@ -315,14 +398,16 @@ export async function startBitbucketDouble(opts: BitbucketDoubleOptions = {}): P
       return;
     }
     const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(req.headers)) headers[k] = Array.isArray(v) ? v.join(', ') : String(v ?? '');
+    for (const [k, v] of Object.entries(req.headers))
+      headers[k] = Array.isArray(v) ? v.join(', ') : String(v ?? '');
     let p: string;
     try {
       p = decodeURIComponent(rawPath);
     } catch {
       p = rawPath;
     }
-    const inContext = !contextPath || p === contextPath || p.startsWith(`${contextPath}/`);
+    const inContext =
+      !contextPath || p === contextPath || p.startsWith(`${contextPath}/`);
     if (contextPath && inContext) p = p.slice(contextPath.length) || '/';
     const entry: BitbucketRequestLogEntry = {
       method: req.method ?? 'GET',
@@ -332,18 +417,26 @@ export async function startBitbucketDouble(opts: BitbucketDoubleOptions = {}): P
       status: 0,
     };
     log.push(entry);
-    res.setHeader('X-AREQUESTID', `@${crypto.randomBytes(4).toString('hex').toUpperCase()}x${log.length}`);
+    res.setHeader(
+      'X-AREQUESTID',
+      `@${crypto.randomBytes(4).toString('hex').toUpperCase()}x${log.length}`,
+    );
     try {
       if (!inContext) {
         entry.status = 404;
-        res.writeHead(404, { 'Content-Type': 'text/html;charset=UTF-8' }).end(HTML_PAGE('Page not found'));
+        res
+          .writeHead(404, { 'Content-Type': 'text/html;charset=UTF-8' })
+          .end(HTML_PAGE('Page not found'));
         return;
       }
       const fault = takeFault(entry.method, p);
       if (fault?.delayMs) await new Promise(r => setTimeout(r, fault.delayMs));
       if (fault?.drop) {
         entry.status = 0;
-        const sock = req.socket as unknown as { resetAndDestroy?: () => void; destroy: () => void };
+        const sock = req.socket as unknown as {
+          resetAndDestroy?: () => void;
+          destroy: () => void;
+        };
         if (typeof sock.resetAndDestroy === 'function') sock.resetAndDestroy();
         else sock.destroy();
         return;
@@ -354,7 +447,9 @@ export async function startBitbucketDouble(opts: BitbucketDoubleOptions = {}): P
           res
             .writeHead(fault.status, {
               'Content-Type': 'text/plain',
-              ...(fault.retryAfter !== undefined ? { 'Retry-After': String(fault.retryAfter) } : {}),
+              ...(fault.retryAfter !== undefined
+                ? { 'Retry-After': String(fault.retryAfter) }
+                : {}),
             })
             .end(`Injected failure ${fault.status}\n`);
           return;
@@ -369,11 +464,15 @@ export async function startBitbucketDouble(opts: BitbucketDoubleOptions = {}): P
       if (!p.startsWith('/rest/')) {
         if (req.method === 'GET' && (p === '/' || p === '')) {
           entry.status = 200;
-          res.writeHead(200, { 'Content-Type': 'text/html;charset=UTF-8' }).end(HTML_PAGE('Bitbucket'));
+          res
+            .writeHead(200, { 'Content-Type': 'text/html;charset=UTF-8' })
+            .end(HTML_PAGE('Bitbucket'));
           return;
         }
         entry.status = 404;
-        res.writeHead(404, { 'Content-Type': 'text/html;charset=UTF-8' }).end(HTML_PAGE('Page not found'));
+        res
+          .writeHead(404, { 'Content-Type': 'text/html;charset=UTF-8' })
+          .end(HTML_PAGE('Page not found'));
         return;
       }
       const raw = await readBody(req);
@@ -391,13 +490,20 @@ export async function startBitbucketDouble(opts: BitbucketDoubleOptions = {}): P
       }
       if (principal) entry.user = principal.user.name;
       const identity: Record<string, string> = principal
-        ? { 'X-AUSERNAME': principal.user.name, 'X-AUSERID': String(principal.user.id) }
+        ? {
+            'X-AUSERNAME': principal.user.name,
+            'X-AUSERID': String(principal.user.id),
+          }
         : {};
       let body: unknown;
       if (raw.length) {
         const ct = String(req.headers['content-type'] ?? '');
         if (!/json/i.test(ct) && ct !== '') {
-          const err = new RestError(415, `Unsupported content type ${ct}; use application/json`, null);
+          const err = new RestError(
+            415,
+            `Unsupported content type ${ct}; use application/json`,
+            null,
+          );
           entry.status = 415;
           sendError(res, err, identity);
           return;
@@ -405,47 +511,76 @@ export async function startBitbucketDouble(opts: BitbucketDoubleOptions = {}): P
         try {
           body = JSON.parse(entry.body!);
         } catch {
-          const err = new RestError(400, 'The request body could not be parsed as JSON.', EX.badRequest);
+          const err = new RestError(
+            400,
+            'The request body could not be parsed as JSON.',
+            EX.badRequest,
+          );
           entry.status = 400;
           sendError(res, err, identity);
           return;
         }
       }
       try {
-        const r = await rest.handle({ method: entry.method, path: p, query: url.searchParams, body, principal });
+        const r = await rest.handle({
+          method: entry.method,
+          path: p,
+          query: url.searchParams,
+          body,
+          principal,
+        });
         if (entry.method !== 'GET') sshAuth.refresh();
         entry.status = r.status;
         if (r.body === undefined) {
           res.writeHead(r.status, { ...identity, ...r.headers }).end();
         } else {
-          res.writeHead(r.status, { 'Content-Type': 'application/json;charset=UTF-8', ...identity, ...r.headers });
+          res.writeHead(r.status, {
+            'Content-Type': 'application/json;charset=UTF-8',
+            ...identity,
+            ...r.headers,
+          });
           res.end(JSON.stringify(r.body));
         }
       } catch (e) {
-        const err = e instanceof RestError ? e : new RestError(500, `Internal error in the Bitbucket double: ${String(e)}`, null);
+        const err =
+          e instanceof RestError
+            ? e
+            : new RestError(
+                500,
+                `Internal error in the Bitbucket double: ${String(e)}`,
+                null,
+              );
         entry.status = err.status;
         sendError(res, err, identity);
       }
     } catch (e) {
       entry.status = 500;
-      if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'text/plain' });
+      if (!res.headersSent)
+        res.writeHead(500, { 'Content-Type': 'text/plain' });
       res.end(`Internal error in the Bitbucket double: ${String(e)}\n`);
     }
   };
 
   const server = pki
-    ? https.createServer({ key: pki.keyPem, cert: pki.certPem }, (q, s) => void handler(q, s))
+    ? https.createServer(
+        { key: pki.keyPem, cert: pki.certPem },
+        (q, s) => void handler(q, s),
+      )
     : http.createServer((q, s) => void handler(q, s));
   server.keepAliveTimeout = 5000;
   const sockets = trackSockets(server);
   const port = await listenLoopback(server);
   baseUrl = `${pki ? 'https' : 'http'}://127.0.0.1:${port}${contextPath}`;
-  const internalUrl = `${baseUrl.replace(contextPath, '')}/__peer/${internalSecret}`;
+  const internalUrl = `${baseUrl.replace(
+    contextPath,
+    '',
+  )}/__peer/${internalSecret}`;
 
   if (opts.ssh) {
     try {
       const started = await startBitbucketSsh({
-        keySource: typeof opts.ssh === 'object' ? opts.ssh.keySource : undefined,
+        keySource:
+          typeof opts.ssh === 'object' ? opts.ssh.keySource : undefined,
         state,
         internalUrl,
         insecureCa: pki ? caFile : undefined,
@@ -465,19 +600,30 @@ export async function startBitbucketDouble(opts: BitbucketDoubleOptions = {}): P
   }
 
   const grantTarget = (who: { user?: string; group?: string }) => {
-    if (!!who.user === !!who.group) throw new Error('Bitbucket double: grant needs exactly one of user or group');
-    if (who.user) return { kind: 'user' as const, id: state.requireUser(who.user).slug };
-    if (!state.groups.has(who.group!)) throw new Error(`Bitbucket double: unknown group ${who.group} (call addGroup first)`);
+    if (!!who.user === !!who.group)
+      throw new Error(
+        'Bitbucket double: grant needs exactly one of user or group',
+      );
+    if (who.user)
+      return { kind: 'user' as const, id: state.requireUser(who.user).slug };
+    if (!state.groups.has(who.group!))
+      throw new Error(
+        `Bitbucket double: unknown group ${who.group} (call addGroup first)`,
+      );
     return { kind: 'group' as const, id: who.group! };
   };
   const projectOrThrow = (key: string) => {
     const p = state.project(key);
-    if (!p) throw new Error(`Bitbucket double: unknown project ${key} (call addProject first)`);
+    if (!p)
+      throw new Error(
+        `Bitbucket double: unknown project ${key} (call addProject first)`,
+      );
     return p;
   };
   const repoOrThrow = (key: string, slug: string) => {
     const r = state.repo(key, slug);
-    if (!r) throw new Error(`Bitbucket double: unknown repository ${key}/${slug}`);
+    if (!r)
+      throw new Error(`Bitbucket double: unknown repository ${key}/${slug}`);
     return r;
   };
 
@@ -491,14 +637,17 @@ export async function startBitbucketDouble(opts: BitbucketDoubleOptions = {}): P
     caFile,
     ssh: sshInfo,
     reposRoot,
-    repoPath: (key, slug) => state.repoDiskPath(state.project(key)?.key ?? key, slug),
+    repoPath: (key, slug) =>
+      state.repoDiskPath(state.project(key)?.key ?? key, slug),
     cloneUrls(key, slug) {
       const r = repoOrThrow(key, slug);
       const l = links();
       const k = r.projectKey.toLowerCase();
       return {
         http: `${l.baseUrl}/scm/${k}/${r.slug}.git`,
-        ssh: l.sshHost ? `ssh://${l.sshUser}@${l.sshHost}/${k}/${r.slug}.git` : undefined,
+        ssh: l.sshHost
+          ? `ssh://${l.sshUser}@${l.sshHost}/${k}/${r.slug}.git`
+          : undefined,
       };
     },
     addUser: u => void state.addUser(u),
@@ -510,14 +659,16 @@ export async function startBitbucketDouble(opts: BitbucketDoubleOptions = {}): P
     grantProject(key, who, permission) {
       const p = projectOrThrow(key);
       const t = grantTarget(who);
-      const store = t.kind === 'user' ? state.projectUserPerms : state.projectGroupPerms;
+      const store =
+        t.kind === 'user' ? state.projectUserPerms : state.projectGroupPerms;
       if (!store.has(p.key)) store.set(p.key, new Map());
       store.get(p.key)!.set(t.id, permission);
     },
     grantRepo(key, slug, who, permission) {
       const r = repoOrThrow(key, slug);
       const t = grantTarget(who);
-      const store = t.kind === 'user' ? state.repoUserPerms : state.repoGroupPerms;
+      const store =
+        t.kind === 'user' ? state.repoUserPerms : state.repoGroupPerms;
       if (!store.has(r.id)) store.set(r.id, new Map());
       store.get(r.id)!.set(t.id, permission);
     },
@@ -539,7 +690,10 @@ export async function startBitbucketDouble(opts: BitbucketDoubleOptions = {}): P
     createRepo(key, name, o = {}) {
       const p = projectOrThrow(key);
       const slug = slugify(name);
-      if (state.repo(p.key, slug)) throw new Error(`Bitbucket double: repository ${p.key}/${slug} already exists`);
+      if (state.repo(p.key, slug))
+        throw new Error(
+          `Bitbucket double: repository ${p.key}/${slug} already exists`,
+        );
       const r = state.createRepo(p, {
         name,
         slug,
@@ -553,7 +707,8 @@ export async function startBitbucketDouble(opts: BitbucketDoubleOptions = {}): P
     addAccessKey(key, slug, k, permission) {
       const r = repoOrThrow(key, slug);
       const parts = k.text.trim().split(/\s+/);
-      if (parts.length < 2) throw new Error('Bitbucket double: invalid public key text');
+      if (parts.length < 2)
+        throw new Error('Bitbucket double: invalid public key text');
       let existing = state.keyByBlob(parts[1]);
       if (!existing) {
         const label = k.label ?? parts.slice(2).join(' ');
@@ -577,7 +732,12 @@ export async function startBitbucketDouble(opts: BitbucketDoubleOptions = {}): P
     clearFaults() {
       faults = [];
     },
-    requests: () => log.map(e => ({ ...e, query: { ...e.query }, headers: { ...e.headers } })),
+    requests: () =>
+      log.map(e => ({
+        ...e,
+        query: { ...e.query },
+        headers: { ...e.headers },
+      })),
     clearRequests() {
       log.length = 0;
     },
@@ -599,6 +759,7 @@ function faultPathMatches(pattern: string | RegExp, p: string): boolean {
 function normaliseContextPath(ctx: string | undefined): string {
   if (!ctx || ctx === '/') return '';
   const c = `/${ctx.replace(/^\/+|\/+$/g, '')}`;
-  if (!/^(\/[A-Za-z0-9._-]+)+$/.test(c)) throw new Error(`Bitbucket double: invalid context path ${ctx}`);
+  if (!/^(\/[A-Za-z0-9._-]+)+$/.test(c))
+    throw new Error(`Bitbucket double: invalid context path ${ctx}`);
   return c;
 }

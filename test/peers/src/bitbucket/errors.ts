@@ -18,20 +18,31 @@ export class RestError extends Error {
   }
 
   body(): { errors: BitbucketErrorEntry[] } {
-    return { errors: [{ context: this.context, message: this.message, exceptionName: this.exceptionName }] };
+    return {
+      errors: [
+        {
+          context: this.context,
+          message: this.message,
+          exceptionName: this.exceptionName,
+        },
+      ],
+    };
   }
 }
 
 // Exception class names as Bitbucket Server / Data Center reports them in `exceptionName`.
 export const EX = {
   authorisation: 'com.atlassian.bitbucket.AuthorisationException',
-  incorrectPassword: 'com.atlassian.bitbucket.auth.IncorrectPasswordAuthenticationException',
+  incorrectPassword:
+    'com.atlassian.bitbucket.auth.IncorrectPasswordAuthenticationException',
   noSuchProject: 'com.atlassian.bitbucket.project.NoSuchProjectException',
-  noSuchRepository: 'com.atlassian.bitbucket.repository.NoSuchRepositoryException',
+  noSuchRepository:
+    'com.atlassian.bitbucket.repository.NoSuchRepositoryException',
   noSuchUser: 'com.atlassian.bitbucket.user.NoSuchUserException',
   noSuchGroup: 'com.atlassian.bitbucket.user.NoSuchGroupException',
   noSuchCommit: 'com.atlassian.bitbucket.commit.NoSuchCommitException',
-  noDefaultBranch: 'com.atlassian.bitbucket.repository.NoDefaultBranchException',
+  noDefaultBranch:
+    'com.atlassian.bitbucket.repository.NoDefaultBranchException',
   duplicateRef: 'com.atlassian.bitbucket.repository.DuplicateRefException',
   noSuchSshKey: 'com.atlassian.bitbucket.ssh.NoSuchSshKeyException',
   duplicateSshKey: 'com.atlassian.bitbucket.ssh.DuplicateSshKeyException',
@@ -44,21 +55,56 @@ export const EX = {
   serviceUnavailable: 'com.atlassian.bitbucket.ServiceException',
 } as const;
 
-export const notPermitted = (message = 'You are not permitted to access this resource') =>
-  new RestError(401, message, EX.authorisation);
+export const notPermitted = (
+  message = 'You are not permitted to access this resource',
+) => new RestError(401, message, EX.authorisation);
 
 export const badCredentials = () =>
-  new RestError(401, 'Authentication failed. Please check your credentials and try again.', EX.incorrectPassword);
+  new RestError(
+    401,
+    'Authentication failed. Please check your credentials and try again.',
+    EX.incorrectPassword,
+  );
 
-export const validation = (context: string, message: string) => new RestError(400, message, null, context);
+export const validation = (context: string, message: string) =>
+  new RestError(400, message, null, context);
 
 /** The body Bitbucket sends with a status the double was told to fake (fault injection). */
 export function faultError(status: number, retryAfter?: number): RestError {
-  const headers: Record<string, string> = retryAfter !== undefined ? { 'Retry-After': String(retryAfter) } : {};
-  if (status === 401) return new RestError(401, 'You are not permitted to access this resource', EX.authorisation, null, headers);
-  if (status === 403) return new RestError(403, 'You are not permitted to access this resource', EX.authorisation, null, headers);
-  if (status === 404) return new RestError(404, 'The requested resource does not exist', EX.notFound, null, headers);
-  if (status === 409) return new RestError(409, 'The resource was modified concurrently', null, null, headers);
+  const headers: Record<string, string> =
+    retryAfter !== undefined ? { 'Retry-After': String(retryAfter) } : {};
+  if (status === 401)
+    return new RestError(
+      401,
+      'You are not permitted to access this resource',
+      EX.authorisation,
+      null,
+      headers,
+    );
+  if (status === 403)
+    return new RestError(
+      403,
+      'You are not permitted to access this resource',
+      EX.authorisation,
+      null,
+      headers,
+    );
+  if (status === 404)
+    return new RestError(
+      404,
+      'The requested resource does not exist',
+      EX.notFound,
+      null,
+      headers,
+    );
+  if (status === 409)
+    return new RestError(
+      409,
+      'The resource was modified concurrently',
+      null,
+      null,
+      headers,
+    );
   if (status === 429) {
     return new RestError(
       429,
@@ -68,6 +114,19 @@ export function faultError(status: number, retryAfter?: number): RestError {
       headers,
     );
   }
-  if (status === 503) return new RestError(503, 'Bitbucket is temporarily unavailable', EX.serviceUnavailable, null, headers);
-  return new RestError(status, `An unexpected error occurred (injected status ${status})`, null, null, headers);
+  if (status === 503)
+    return new RestError(
+      503,
+      'Bitbucket is temporarily unavailable',
+      EX.serviceUnavailable,
+      null,
+      headers,
+    );
+  return new RestError(
+    status,
+    `An unexpected error occurred (injected status ${status})`,
+    null,
+    null,
+    headers,
+  );
 }

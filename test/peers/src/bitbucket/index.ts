@@ -6,6 +6,10 @@ export type {
   BitbucketRequestLogEntry,
   BitbucketSshInfo,
 } from './double';
-export type { GlobalPermission, ProjectPermission, RepoPermission } from './model';
+export type {
+  GlobalPermission,
+  ProjectPermission,
+  RepoPermission,
+} from './model';
 export { parsePublicKey } from './rest';
 export { parseGitSshCommand } from './ssh';

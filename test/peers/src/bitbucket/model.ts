@@ -1,25 +1,53 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { headRefSync, initBareRepoSync, listBranchesSync, seedInitialCommitSync } from '../git/cli';
+import {
+  headRefSync,
+  initBareRepoSync,
+  listBranchesSync,
+  seedInitialCommitSync,
+} from '../git/cli';
 
-export type GlobalPermission = 'LICENSED_USER' | 'PROJECT_CREATE' | 'ADMIN' | 'SYS_ADMIN';
-export type ProjectPermission = 'PROJECT_READ' | 'PROJECT_WRITE' | 'PROJECT_ADMIN';
+export type GlobalPermission =
+  | 'LICENSED_USER'
+  | 'PROJECT_CREATE'
+  | 'ADMIN'
+  | 'SYS_ADMIN';
+export type ProjectPermission =
+  | 'PROJECT_READ'
+  | 'PROJECT_WRITE'
+  | 'PROJECT_ADMIN';
 export type RepoPermission = 'REPO_READ' | 'REPO_WRITE' | 'REPO_ADMIN';
 
-export const GLOBAL_PERMISSIONS: GlobalPermission[] = ['LICENSED_USER', 'PROJECT_CREATE', 'ADMIN', 'SYS_ADMIN'];
-export const PROJECT_PERMISSIONS: ProjectPermission[] = ['PROJECT_READ', 'PROJECT_WRITE', 'PROJECT_ADMIN'];
-export const REPO_PERMISSIONS: RepoPermission[] = ['REPO_READ', 'REPO_WRITE', 'REPO_ADMIN'];
+export const GLOBAL_PERMISSIONS: GlobalPermission[] = [
+  'LICENSED_USER',
+  'PROJECT_CREATE',
+  'ADMIN',
+  'SYS_ADMIN',
+];
+export const PROJECT_PERMISSIONS: ProjectPermission[] = [
+  'PROJECT_READ',
+  'PROJECT_WRITE',
+  'PROJECT_ADMIN',
+];
+export const REPO_PERMISSIONS: RepoPermission[] = [
+  'REPO_READ',
+  'REPO_WRITE',
+  'REPO_ADMIN',
+];
 
 /** 0 = none, 1 = read, 2 = write, 3 = admin. */
 export type Level = 0 | 1 | 2 | 3;
-export function levelOf(p: ProjectPermission | RepoPermission | undefined): Level {
+export function levelOf(
+  p: ProjectPermission | RepoPermission | undefined,
+): Level {
   if (!p) return 0;
   if (p.endsWith('_ADMIN')) return 3;
   if (p.endsWith('_WRITE')) return 2;
   return 1;
 }
-const globalRank = (p: GlobalPermission | undefined) => (p ? GLOBAL_PERMISSIONS.indexOf(p) + 1 : 0);
+const globalRank = (p: GlobalPermission | undefined) =>
+  p ? GLOBAL_PERMISSIONS.indexOf(p) + 1 : 0;
 
 export interface User {
   id: number;
@@ -111,7 +139,13 @@ export class BitbucketState {
   constructor(readonly reposRoot: string, readonly defaultBranchName: string) {}
 
   // ---- users and groups ----
-  addUser(u: { name: string; displayName?: string; email?: string; password?: string; active?: boolean }): User {
+  addUser(u: {
+    name: string;
+    displayName?: string;
+    email?: string;
+    password?: string;
+    active?: boolean;
+  }): User {
     const slug = u.name.toLowerCase();
     const existing = this.users.get(slug);
     const user: User = {
@@ -124,7 +158,8 @@ export class BitbucketState {
       password: u.password ?? existing?.password,
     };
     this.users.set(slug, user);
-    if (!this.globalPerms.has(slug)) this.globalPerms.set(slug, 'LICENSED_USER');
+    if (!this.globalPerms.has(slug))
+      this.globalPerms.set(slug, 'LICENSED_USER');
     return user;
   }
 
@@ -134,7 +169,10 @@ export class BitbucketState {
 
   requireUser(name: string): User {
     const u = this.user(name);
-    if (!u) throw new Error(`Bitbucket double: unknown user ${name} (call addUser first)`);
+    if (!u)
+      throw new Error(
+        `Bitbucket double: unknown user ${name} (call addUser first)`,
+      );
     return u;
   }
 
@@ -145,12 +183,20 @@ export class BitbucketState {
   }
 
   groupsOf(user: User): string[] {
-    return [...this.groups.entries()].filter(([, m]) => m.has(user.slug)).map(([g]) => g);
+    return [...this.groups.entries()]
+      .filter(([, m]) => m.has(user.slug))
+      .map(([g]) => g);
   }
 
   // ---- projects and repositories ----
-  addProject(p: { key: string; name: string; description?: string; public?: boolean }): Project {
-    if (!/^[A-Za-z][A-Za-z0-9_]*$/.test(p.key)) throw new Error(`Bitbucket double: invalid project key ${p.key}`);
+  addProject(p: {
+    key: string;
+    name: string;
+    description?: string;
+    public?: boolean;
+  }): Project {
+    if (!/^[A-Za-z][A-Za-z0-9_]*$/.test(p.key))
+      throw new Error(`Bitbucket double: invalid project key ${p.key}`);
     const key = p.key.toUpperCase();
     const existing = this.projects.get(key);
     const project: Project = {
@@ -197,7 +243,9 @@ export class BitbucketState {
     const p = this.project(projectKey);
     if (!p) return undefined;
     const s = slug.toLowerCase();
-    return [...this.repos.values()].find(r => r.projectKey === p.key && r.slug === s);
+    return [...this.repos.values()].find(
+      r => r.projectKey === p.key && r.slug === s,
+    );
   }
 
   /** Lower-case folder name of a project below the repositories root. */
@@ -206,12 +254,25 @@ export class BitbucketState {
   }
 
   repoDiskPath(projectKey: string, slug: string): string {
-    return path.join(this.reposRoot, BitbucketState.projectDir(projectKey), `${slug.toLowerCase()}.git`);
+    return path.join(
+      this.reposRoot,
+      BitbucketState.projectDir(projectKey),
+      `${slug.toLowerCase()}.git`,
+    );
   }
 
   createRepo(
     project: Project,
-    r: { name: string; slug: string; description?: string; public?: boolean; forkable?: boolean; defaultBranch?: string; initialCommit?: boolean; author?: User },
+    r: {
+      name: string;
+      slug: string;
+      description?: string;
+      public?: boolean;
+      forkable?: boolean;
+      defaultBranch?: string;
+      initialCommit?: boolean;
+      author?: User;
+    },
   ): Repo {
     const repo: Repo = {
       id: this.nextId.repo++,
@@ -276,16 +337,22 @@ export class BitbucketState {
 
   hasGlobal(principal: Principal | undefined, perm: GlobalPermission): boolean {
     if (!principal || !this.isLicensed(principal.user)) return false;
-    return globalRank(this.globalPerms.get(principal.user.slug)) >= globalRank(perm);
+    return (
+      globalRank(this.globalPerms.get(principal.user.slug)) >= globalRank(perm)
+    );
   }
 
   private userProjectLevel(user: User, project: Project): Level {
     if (!this.isLicensed(user)) return 0;
     if (this.isAdmin(user)) return 3;
     if (project.type === 'PERSONAL' && project.owner === user.slug) return 3;
-    let lvl: Level = levelOf(this.projectUserPerms.get(project.key)?.get(user.slug));
+    let lvl: Level = levelOf(
+      this.projectUserPerms.get(project.key)?.get(user.slug),
+    );
     const gp = this.projectGroupPerms.get(project.key);
-    if (gp) for (const g of this.groupsOf(user)) lvl = Math.max(lvl, levelOf(gp.get(g))) as Level;
+    if (gp)
+      for (const g of this.groupsOf(user))
+        lvl = Math.max(lvl, levelOf(gp.get(g))) as Level;
     return lvl;
   }
 
@@ -293,17 +360,31 @@ export class BitbucketState {
     const project = this.projects.get(repo.projectKey)!;
     let lvl = this.userProjectLevel(user, project);
     if (!this.isLicensed(user)) return 0;
-    lvl = Math.max(lvl, levelOf(this.repoUserPerms.get(repo.id)?.get(user.slug))) as Level;
+    lvl = Math.max(
+      lvl,
+      levelOf(this.repoUserPerms.get(repo.id)?.get(user.slug)),
+    ) as Level;
     const gp = this.repoGroupPerms.get(repo.id);
-    if (gp) for (const g of this.groupsOf(user)) lvl = Math.max(lvl, levelOf(gp.get(g))) as Level;
+    if (gp)
+      for (const g of this.groupsOf(user))
+        lvl = Math.max(lvl, levelOf(gp.get(g))) as Level;
     return lvl;
   }
 
-  private tokenAllows(token: Token | undefined, projectKey: string, repoSlug?: string): boolean {
+  private tokenAllows(
+    token: Token | undefined,
+    projectKey: string,
+    repoSlug?: string,
+  ): boolean {
     if (!token?.scopes || token.scopes.length === 0) return true;
     return token.scopes.some(s => {
-      if (s.project && s.project.toUpperCase() !== projectKey.toUpperCase()) return false;
-      if (s.repo && (!repoSlug || s.repo.toLowerCase() !== repoSlug.toLowerCase())) return false;
+      if (s.project && s.project.toUpperCase() !== projectKey.toUpperCase())
+        return false;
+      if (
+        s.repo &&
+        (!repoSlug || s.repo.toLowerCase() !== repoSlug.toLowerCase())
+      )
+        return false;
       return true;
     });
   }
@@ -315,7 +396,10 @@ export class BitbucketState {
     let lvl = this.userProjectLevel(principal.user, project);
     if (principal.token) {
       if (!this.tokenAllows(principal.token, project.key)) lvl = 0;
-      lvl = Math.min(lvl, levelOf(principal.token.projectPermission ?? 'PROJECT_ADMIN')) as Level;
+      lvl = Math.min(
+        lvl,
+        levelOf(principal.token.projectPermission ?? 'PROJECT_ADMIN'),
+      ) as Level;
     }
     return Math.max(lvl, publicLevel) as Level;
   }
@@ -331,7 +415,9 @@ export class BitbucketState {
       const cap = Math.max(
         levelOf(principal.token.repoPermission ?? 'REPO_ADMIN'),
         // a project permission of the token covers the project's repositories
-        principal.token.projectPermission ? levelOf(principal.token.projectPermission) : 0,
+        principal.token.projectPermission
+          ? levelOf(principal.token.projectPermission)
+          : 0,
       );
       lvl = Math.min(lvl, cap) as Level;
     }
@@ -355,7 +441,10 @@ export class BitbucketState {
     let lvl: Level = 0;
     for (const g of this.keyGrants) {
       if (g.keyId !== keyId) continue;
-      if (g.repoId === repo.id || (g.projectKey && g.projectKey === repo.projectKey)) {
+      if (
+        g.repoId === repo.id ||
+        (g.projectKey && g.projectKey === repo.projectKey)
+      ) {
         lvl = Math.max(lvl, levelOf(g.permission)) as Level;
       }
     }
@@ -369,23 +458,45 @@ export class BitbucketState {
 
   snapshot() {
     const perms = {
-      global: [...this.globalPerms.entries()].map(([user, permission]) => ({ user, permission })),
+      global: [...this.globalPerms.entries()].map(([user, permission]) => ({
+        user,
+        permission,
+      })),
       project: [...this.projectUserPerms.entries()].flatMap(([projectKey, m]) =>
-        [...m.entries()].map(([user, permission]) => ({ projectKey, user, permission })),
+        [...m.entries()].map(([user, permission]) => ({
+          projectKey,
+          user,
+          permission,
+        })),
       ),
       repo: [...this.repoUserPerms.entries()].flatMap(([id, m]) => {
         const r = this.repos.get(id);
-        return r ? [...m.entries()].map(([user, permission]) => ({ projectKey: r.projectKey, slug: r.slug, user, permission })) : [];
+        return r
+          ? [...m.entries()].map(([user, permission]) => ({
+              projectKey: r.projectKey,
+              slug: r.slug,
+              user,
+              permission,
+            }))
+          : [];
       }),
     };
     return {
-      users: [...this.users.values()].map(({ password: _pw, ...u }) => ({ ...u })),
-      groups: [...this.groups.entries()].map(([name, m]) => ({ name, members: [...m].sort() })),
+      users: [...this.users.values()].map(({ password: _pw, ...u }) => ({
+        ...u,
+      })),
+      groups: [...this.groups.entries()].map(([name, m]) => ({
+        name,
+        members: [...m].sort(),
+      })),
       projects: [...this.projects.values()].map(p => ({ ...p })),
       repos: [...this.repos.values()].map(r => ({
         ...r,
         defaultBranch: this.headRef(r).replace(/^refs\/heads\//, ''),
-        branches: listBranchesSync(r.path).map(b => ({ name: b.name, latestCommit: b.sha })),
+        branches: listBranchesSync(r.path).map(b => ({
+          name: b.name,
+          latestCommit: b.sha,
+        })),
       })),
       accessKeys: this.keyGrants.map(g => {
         const k = this.keys.get(g.keyId)!;
@@ -400,12 +511,24 @@ export class BitbucketState {
         };
       }),
       groupPermissions: {
-        project: [...this.projectGroupPerms.entries()].flatMap(([projectKey, m]) =>
-          [...m.entries()].map(([group, permission]) => ({ projectKey, group, permission })),
+        project: [...this.projectGroupPerms.entries()].flatMap(
+          ([projectKey, m]) =>
+            [...m.entries()].map(([group, permission]) => ({
+              projectKey,
+              group,
+              permission,
+            })),
         ),
         repo: [...this.repoGroupPerms.entries()].flatMap(([id, m]) => {
           const r = this.repos.get(id);
-          return r ? [...m.entries()].map(([group, permission]) => ({ projectKey: r.projectKey, slug: r.slug, group, permission })) : [];
+          return r
+            ? [...m.entries()].map(([group, permission]) => ({
+                projectKey: r.projectKey,
+                slug: r.slug,
+                group,
+                permission,
+              }))
+            : [];
         }),
       },
       userPermissions: perms,

@@ -23,7 +23,11 @@ export function renderUser(u: User, l: LinkContext) {
   };
 }
 
-export function renderProject(p: Project, state: BitbucketState, l: LinkContext) {
+export function renderProject(
+  p: Project,
+  state: BitbucketState,
+  l: LinkContext,
+) {
   if (p.type === 'PERSONAL') {
     const owner = state.user(p.owner!)!;
     return {
@@ -47,10 +51,19 @@ export function renderProject(p: Project, state: BitbucketState, l: LinkContext)
 }
 
 /** Clone URLs of a repository: the real git HTTP peer and (when enabled) the real sshd. */
-export function cloneLinks(r: Repo, l: LinkContext): { href: string; name: string }[] {
+export function cloneLinks(
+  r: Repo,
+  l: LinkContext,
+): { href: string; name: string }[] {
   const key = r.projectKey.toLowerCase();
-  const links = [{ href: `${l.baseUrl}/scm/${key}/${r.slug}.git`, name: 'http' }];
-  if (l.sshHost) links.unshift({ href: `ssh://${l.sshUser}@${l.sshHost}/${key}/${r.slug}.git`, name: 'ssh' });
+  const links = [
+    { href: `${l.baseUrl}/scm/${key}/${r.slug}.git`, name: 'http' },
+  ];
+  if (l.sshHost)
+    links.unshift({
+      href: `ssh://${l.sshUser}@${l.sshHost}/${key}/${r.slug}.git`,
+      name: 'ssh',
+    });
   return links;
 }
 

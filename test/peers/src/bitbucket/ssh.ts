@@ -8,9 +8,17 @@ const shQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 /** Parses `SSH_ORIGINAL_COMMAND` of a git client: `git-upload-pack '/KEY/slug.git'` and variants. */
 export function parseGitSshCommand(
   cmd: string,
-): { service: 'git-upload-pack' | 'git-receive-pack' | 'git-upload-archive'; projectKey: string; slug: string } | undefined {
+):
+  | {
+      service: 'git-upload-pack' | 'git-receive-pack' | 'git-upload-archive';
+      projectKey: string;
+      slug: string;
+    }
+  | undefined {
   if (/[\n\r\0]/.test(cmd)) return undefined;
-  const m = /^git[ -](upload-pack|receive-pack|upload-archive)\s+(.+)$/.exec(cmd.trim());
+  const m = /^git[ -](upload-pack|receive-pack|upload-archive)\s+(.+)$/.exec(
+    cmd.trim(),
+  );
   if (!m) return undefined;
   let arg = m[2].trim();
   if (arg.startsWith("'") && arg.endsWith("'") && arg.length >= 2) {
@@ -19,9 +27,18 @@ export function parseGitSshCommand(
     arg = arg.slice(1, -1);
   }
   if (/['"\\\s]/.test(arg)) return undefined;
-  const parts = arg.replace(/^\/+/, '').replace(/\/+$/, '').replace(/\.git$/, '').split('/');
-  if (parts.length !== 2 || parts.some(p => !p || p === '.' || p === '..')) return undefined;
-  return { service: `git-${m[1]}` as 'git-upload-pack', projectKey: parts[0], slug: parts[1] };
+  const parts = arg
+    .replace(/^\/+/, '')
+    .replace(/\/+$/, '')
+    .replace(/\.git$/, '')
+    .split('/');
+  if (parts.length !== 2 || parts.some(p => !p || p === '.' || p === '..'))
+    return undefined;
+  return {
+    service: `git-${m[1]}` as 'git-upload-pack',
+    projectKey: parts[0],
+    slug: parts[1],
+  };
 }
 
 /**
@@ -47,7 +64,9 @@ export async function startBitbucketSsh(ctx: {
   refreshAuthorizedKeysFile: () => void;
 }> {
   const { state } = ctx;
-  const curl = `/usr/bin/curl -sS --fail --max-time 20 ${ctx.insecureCa ? `--cacert ${shQuote(ctx.insecureCa)}` : ''}`;
+  const curl = `/usr/bin/curl -sS --fail --max-time 20 ${
+    ctx.insecureCa ? `--cacert ${shQuote(ctx.insecureCa)}` : ''
+  }`;
   const gitEnv = [
     'GIT_CONFIG_NOSYSTEM=1',
     `GIT_CONFIG_COUNT=1`,
@@ -58,12 +77,16 @@ export async function startBitbucketSsh(ctx: {
   const authorizedKeysCommand = `#!/bin/sh
 # AuthorizedKeysCommand of the Bitbucket double: prints the authorized_keys line of the access key
 # matching the offered key (args: %u %t %k).
-exec ${curl} -G --data-urlencode "user=$1" --data-urlencode "key=$3" ${shQuote(`${ctx.internalUrl}/ssh/authorized-keys`)}
+exec ${curl} -G --data-urlencode "user=$1" --data-urlencode "key=$3" ${shQuote(
+    `${ctx.internalUrl}/ssh/authorized-keys`,
+  )}
 `;
   const gitServe = `#!/bin/sh
 # Forced command of Bitbucket access keys: asks the double whether access key $1 may run
 # $SSH_ORIGINAL_COMMAND, then runs git upload-pack / receive-pack on the repository.
-resp=$(${curl} -G --data-urlencode "key=$1" --data-urlencode "cmd=\${SSH_ORIGINAL_COMMAND:-}" ${shQuote(`${ctx.internalUrl}/ssh/authorize`)}) || {
+resp=$(${curl} -G --data-urlencode "key=$1" --data-urlencode "cmd=\${SSH_ORIGINAL_COMMAND:-}" ${shQuote(
+    `${ctx.internalUrl}/ssh/authorize`,
+  )}) || {
   echo "fatal: the Bitbucket double did not answer the authorisation request" >&2
   exit 1
 }
@@ -76,7 +99,9 @@ esac
 `;
   const holder: { sshd?: SshdInstance } = {};
   const line = (keyId: number, type: string, blob: string) =>
-    `command="${holder.sshd!.scriptPath('git-serve')} ${keyId}",restrict ${type} ${blob}`;
+    `command="${holder.sshd!.scriptPath(
+      'git-serve',
+    )} ${keyId}",restrict ${type} ${blob}`;
 
   const authorizedKeys = (user: string, keyBlob: string): string => {
     if (!holder.sshd || user !== holder.sshd.user) return '';
@@ -100,24 +125,37 @@ esac
       entry.status = status;
       return `DENY ${msg}`;
     };
-    if (!parsed) return deny(400, `fatal: unsupported command; only git fetch/push are allowed over SSH`);
+    if (!parsed)
+      return deny(
+        400,
+        `fatal: unsupported command; only git fetch/push are allowed over SSH`,
+      );
     const fault = ctx.takeFault(entry.path);
-    if (fault?.status || fault?.drop) return deny(fault.status ?? 0, `fatal: injected failure ${fault.status ?? 'drop'}`);
+    if (fault?.status || fault?.drop)
+      return deny(
+        fault.status ?? 0,
+        `fatal: injected failure ${fault.status ?? 'drop'}`,
+      );
     const key = state.keys.get(Number(keyIdText));
     const repo = state.repo(parsed.projectKey, parsed.slug);
-    const notFound = 'Repository not found\nThe requested repository does not exist, or you do not have permission to access it.';
+    const notFound =
+      'Repository not found\nThe requested repository does not exist, or you do not have permission to access it.';
     if (!key || !repo) return deny(404, notFound);
     const level = state.keyRepoLevel(key.id, repo);
     if (level < 1) return deny(404, notFound);
     if (parsed.service === 'git-receive-pack' && level < 2) {
-      return deny(403, `You are not permitted to push to ${repo.projectKey}/${repo.slug}: the access key "${key.label}" is read-only`);
+      return deny(
+        403,
+        `You are not permitted to push to ${repo.projectKey}/${repo.slug}: the access key "${key.label}" is read-only`,
+      );
     }
     entry.status = 200;
     return `ALLOW ${parsed.service} ${repo.path}`;
   };
 
   const sshd = await startSshd({
-    authorizedKeysCommand: ctx.keySource === 'file' ? undefined : authorizedKeysCommand,
+    authorizedKeysCommand:
+      ctx.keySource === 'file' ? undefined : authorizedKeysCommand,
     scripts: { 'git-serve': gitServe },
   });
 

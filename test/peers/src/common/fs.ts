@@ -4,7 +4,9 @@ import path from 'node:path';
 
 /** Creates a fresh temporary directory (mode 0700) under the OS temp folder. */
 export function makeTempDir(prefix: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `${prefix.replace(/[^A-Za-z0-9_.-]/g, '-')}-`));
+  return fs.mkdtempSync(
+    path.join(os.tmpdir(), `${prefix.replace(/[^A-Za-z0-9_.-]/g, '-')}-`),
+  );
 }
 
 /** Removes a directory tree; never throws. */
@@ -23,7 +25,11 @@ export function isRoot(): boolean {
 }
 
 /** Writes a file with the given mode (the mode is applied even if the file existed). */
-export function writeFileMode(file: string, content: string | Buffer, mode: number): void {
+export function writeFileMode(
+  file: string,
+  content: string | Buffer,
+  mode: number,
+): void {
   fs.writeFileSync(file, content, { mode });
   fs.chmodSync(file, mode);
 }

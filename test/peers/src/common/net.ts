@@ -27,7 +27,10 @@ export function listenLoopback(server: net.Server): Promise<number> {
 }
 
 /** Closes a server and destroys its open connections (keep-alive sockets included). */
-export function closeServer(server: net.Server, sockets?: Set<net.Socket>): Promise<void> {
+export function closeServer(
+  server: net.Server,
+  sockets?: Set<net.Socket>,
+): Promise<void> {
   return new Promise(resolve => {
     if (!server.listening) {
       resolve();

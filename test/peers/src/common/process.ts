@@ -1,4 +1,9 @@
-import { ChildProcess, execFile, spawn, SpawnOptions } from 'node:child_process';
+import {
+  ChildProcess,
+  execFile,
+  spawn,
+  SpawnOptions,
+} from 'node:child_process';
 import fs from 'node:fs';
 
 /** Result of {@link run}. */
@@ -25,7 +30,11 @@ export interface RunOptions {
  * `check: false`; the error message carries the command and stderr (callers pass no secrets
  * on command lines).
  */
-export function run(file: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
+export function run(
+  file: string,
+  args: string[],
+  opts: RunOptions = {},
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = execFile(
       file,
@@ -113,8 +122,13 @@ export function spawnManaged(
   args: string[],
   opts: SpawnOptions = {},
 ): ManagedProcess {
-  const [cmd, argv] = fs.existsSync(SETPRIV) ? [SETPRIV, ['--pdeathsig', 'KILL', '--', file, ...args]] : [file, args];
-  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+  const [cmd, argv] = fs.existsSync(SETPRIV)
+    ? [SETPRIV, ['--pdeathsig', 'KILL', '--', file, ...args]]
+    : [file, args];
+  const child = spawn(cmd, argv, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...opts,
+  });
   installExitHook();
   running.add(child);
   child.once('exit', () => running.delete(child));
@@ -161,7 +175,11 @@ export function spawnManaged(
 export async function waitFor<T>(
   what: string,
   check: () => Promise<T | undefined | false> | T | undefined | false,
-  opts: { timeoutMs?: number; intervalMs?: number; diagnostics?: () => string } = {},
+  opts: {
+    timeoutMs?: number;
+    intervalMs?: number;
+    diagnostics?: () => string;
+  } = {},
 ): Promise<T> {
   const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
   let lastError: unknown;
@@ -175,7 +193,9 @@ export async function waitFor<T>(
     if (Date.now() > deadline) {
       const extra = opts.diagnostics ? `\n${opts.diagnostics()}` : '';
       throw new Error(
-        `timed out waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}${extra}`,
+        `timed out waiting for ${what}${
+          lastError ? `: ${String(lastError)}` : ''
+        }${extra}`,
       );
     }
     await new Promise(r => setTimeout(r, opts.intervalMs ?? 20));

@@ -18,7 +18,10 @@ export const PEER_GIT_CONFIG: [string, string][] = [
 ];
 
 /** Environment for git processes of the peers: isolated from system/global config. */
-export function peerGitEnv(extra: NodeJS.ProcessEnv = {}, config = PEER_GIT_CONFIG): NodeJS.ProcessEnv {
+export function peerGitEnv(
+  extra: NodeJS.ProcessEnv = {},
+  config = PEER_GIT_CONFIG,
+): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
     HOME: process.env.HOME ?? '/',
@@ -37,8 +40,16 @@ export function peerGitEnv(extra: NodeJS.ProcessEnv = {}, config = PEER_GIT_CONF
 }
 
 /** Runs git with the peers' environment. */
-export async function git(args: string[], opts: { cwd?: string; input?: string | Buffer; check?: boolean } = {}) {
-  return run('git', args, { cwd: opts.cwd, input: opts.input, env: peerGitEnv(), check: opts.check });
+export async function git(
+  args: string[],
+  opts: { cwd?: string; input?: string | Buffer; check?: boolean } = {},
+) {
+  return run('git', args, {
+    cwd: opts.cwd,
+    input: opts.input,
+    env: peerGitEnv(),
+    check: opts.check,
+  });
 }
 
 function gitSync(args: string[], opts: { input?: string } = {}): string {
@@ -55,12 +66,30 @@ function gitSync(args: string[], opts: { input?: string } = {}): string {
  * Creates a bare repository that is readable and writable by every local user (the sshd side
  * may run git as another user than the HTTP side) with HEAD pointing at `defaultBranch`.
  */
-export function initBareRepoSync(repoPath: string, defaultBranch = 'main'): void {
+export function initBareRepoSync(
+  repoPath: string,
+  defaultBranch = 'main',
+): void {
   fs.mkdirSync(path.dirname(repoPath), { recursive: true, mode: 0o755 });
-  gitSync(['init', '--quiet', '--bare', '--shared=0666', `--initial-branch=${defaultBranch}`, repoPath]);
+  gitSync([
+    'init',
+    '--quiet',
+    '--bare',
+    '--shared=0666',
+    `--initial-branch=${defaultBranch}`,
+    repoPath,
+  ]);
   // Files git created before core.sharedRepository applied (hooks, description…) stay 0644,
   // which is fine; directories git writes into must be world-writable.
-  for (const d of ['', 'objects', 'refs', 'refs/heads', 'refs/tags', 'objects/info', 'objects/pack']) {
+  for (const d of [
+    '',
+    'objects',
+    'refs',
+    'refs/heads',
+    'refs/tags',
+    'objects/info',
+    'objects/pack',
+  ]) {
     const p = path.join(repoPath, d);
     if (fs.existsSync(p)) fs.chmodSync(p, 0o2777);
   }
@@ -80,7 +109,13 @@ export interface GitBranch {
 
 /** Lists branches (refs/heads) with their head commits. */
 export function listBranchesSync(repoPath: string): GitBranch[] {
-  const out = gitSync(['-C', repoPath, 'for-each-ref', '--format=%(refname)%09%(objectname)', 'refs/heads/']);
+  const out = gitSync([
+    '-C',
+    repoPath,
+    'for-each-ref',
+    '--format=%(refname)%09%(objectname)',
+    'refs/heads/',
+  ]);
   return out
     .split('\n')
     .filter(Boolean)
@@ -92,7 +127,13 @@ export function listBranchesSync(repoPath: string): GitBranch[] {
 
 /** Lists branches (async). */
 export async function listBranches(repoPath: string): Promise<GitBranch[]> {
-  const { stdout } = await git(['-C', repoPath, 'for-each-ref', '--format=%(refname)%09%(objectname)', 'refs/heads/']);
+  const { stdout } = await git([
+    '-C',
+    repoPath,
+    'for-each-ref',
+    '--format=%(refname)%09%(objectname)',
+    'refs/heads/',
+  ]);
   return stdout
     .split('\n')
     .filter(Boolean)
@@ -113,23 +154,50 @@ export function setHeadRefSync(repoPath: string, ref: string): void {
 }
 
 /** Resolves a revision to a commit id, or undefined. */
-export async function resolveCommit(repoPath: string, rev: string): Promise<string | undefined> {
+export async function resolveCommit(
+  repoPath: string,
+  rev: string,
+): Promise<string | undefined> {
   if (rev.startsWith('-')) return undefined;
-  const r = await git(['-C', repoPath, 'rev-parse', '--verify', '--quiet', '--end-of-options', `${rev}^{commit}`], {
-    check: false,
-  });
+  const r = await git(
+    [
+      '-C',
+      repoPath,
+      'rev-parse',
+      '--verify',
+      '--quiet',
+      '--end-of-options',
+      `${rev}^{commit}`,
+    ],
+    {
+      check: false,
+    },
+  );
   return r.code === 0 ? r.stdout.trim() : undefined;
 }
 
 /** Creates `refs/heads/<name>` at `sha`; false if it already exists. */
-export async function createBranch(repoPath: string, name: string, sha: string): Promise<boolean> {
-  const r = await git(['-C', repoPath, 'update-ref', `refs/heads/${name}`, sha, '0'.repeat(40)], { check: false });
+export async function createBranch(
+  repoPath: string,
+  name: string,
+  sha: string,
+): Promise<boolean> {
+  const r = await git(
+    ['-C', repoPath, 'update-ref', `refs/heads/${name}`, sha, '0'.repeat(40)],
+    { check: false },
+  );
   return r.code === 0;
 }
 
 /** Deletes a branch; false if it did not exist. */
-export async function deleteBranch(repoPath: string, name: string): Promise<boolean> {
-  const r = await git(['-C', repoPath, 'update-ref', '-d', `refs/heads/${name}`], { check: false });
+export async function deleteBranch(
+  repoPath: string,
+  name: string,
+): Promise<boolean> {
+  const r = await git(
+    ['-C', repoPath, 'update-ref', '-d', `refs/heads/${name}`],
+    { check: false },
+  );
   return r.code === 0;
 }
 
@@ -146,14 +214,26 @@ export interface GitCommit {
   message: string;
 }
 
-const LOG_FORMAT = ['%H', '%P', '%an', '%ae', '%at', '%cn', '%ce', '%ct', '%B'].join('%x1f');
+const LOG_FORMAT = [
+  '%H',
+  '%P',
+  '%an',
+  '%ae',
+  '%at',
+  '%cn',
+  '%ce',
+  '%ct',
+  '%B',
+].join('%x1f');
 
 function parseLog(out: string): GitCommit[] {
   return out
     .split('\0')
     .filter(s => s.trim() !== '')
     .map(rec => {
-      const [id, parents, an, ae, at, cn, ce, ct, ...msg] = rec.replace(/^\n/, '').split('\x1f');
+      const [id, parents, an, ae, at, cn, ce, ct, ...msg] = rec
+        .replace(/^\n/, '')
+        .split('\x1f');
       return {
         id,
         parents: parents ? parents.split(' ') : [],
@@ -171,7 +251,13 @@ function parseLog(out: string): GitCommit[] {
 /** Commits reachable from `until` (excluding those reachable from `since`), newest first. */
 export async function logCommits(
   repoPath: string,
-  opts: { until: string; since?: string; skip?: number; max?: number; path?: string },
+  opts: {
+    until: string;
+    since?: string;
+    skip?: number;
+    max?: number;
+    path?: string;
+  },
 ): Promise<GitCommit[]> {
   const args = ['-C', repoPath, 'log', '-z', `--format=${LOG_FORMAT}`];
   if (opts.skip) args.push(`--skip=${opts.skip}`);
@@ -190,27 +276,50 @@ export async function logCommits(
 export function seedInitialCommitSync(
   repoPath: string,
   branch: string,
-  opts: { authorName?: string; authorEmail?: string; message?: string; files?: Record<string, string> } = {},
+  opts: {
+    authorName?: string;
+    authorEmail?: string;
+    message?: string;
+    files?: Record<string, string>;
+  } = {},
 ): string {
-  const files = opts.files ?? { 'README.md': `# ${path.basename(repoPath, '.git')}\n` };
+  const files = opts.files ?? {
+    'README.md': `# ${path.basename(repoPath, '.git')}\n`,
+  };
   const entries = Object.entries(files).map(([name, content]) => {
-    if (name.includes('/')) throw new Error('seedInitialCommitSync supports top-level files only');
-    const blob = gitSync(['-C', repoPath, 'hash-object', '-w', '--stdin'], { input: content }).trim();
+    if (name.includes('/'))
+      throw new Error('seedInitialCommitSync supports top-level files only');
+    const blob = gitSync(['-C', repoPath, 'hash-object', '-w', '--stdin'], {
+      input: content,
+    }).trim();
     return `100644 blob ${blob}\t${name}`;
   });
-  const tree = gitSync(['-C', repoPath, 'mktree'], { input: `${entries.join('\n')}\n` }).trim();
+  const tree = gitSync(['-C', repoPath, 'mktree'], {
+    input: `${entries.join('\n')}\n`,
+  }).trim();
   const name = opts.authorName ?? 'Test Peer';
   const email = opts.authorEmail ?? 'peer@example.invalid';
-  const commit = execFileSync('git', ['-C', repoPath, 'commit-tree', tree, '-m', opts.message ?? 'Initial commit'], {
-    env: {
-      ...peerGitEnv(),
-      GIT_AUTHOR_NAME: name,
-      GIT_AUTHOR_EMAIL: email,
-      GIT_COMMITTER_NAME: name,
-      GIT_COMMITTER_EMAIL: email,
+  const commit = execFileSync(
+    'git',
+    [
+      '-C',
+      repoPath,
+      'commit-tree',
+      tree,
+      '-m',
+      opts.message ?? 'Initial commit',
+    ],
+    {
+      env: {
+        ...peerGitEnv(),
+        GIT_AUTHOR_NAME: name,
+        GIT_AUTHOR_EMAIL: email,
+        GIT_COMMITTER_NAME: name,
+        GIT_COMMITTER_EMAIL: email,
+      },
+      encoding: 'utf8',
     },
-    encoding: 'utf8',
-  }).trim();
+  ).trim();
   gitSync(['-C', repoPath, 'update-ref', `refs/heads/${branch}`, commit]);
   return commit;
 }

@@ -15,7 +15,10 @@ export interface GitCgiRequest {
 }
 
 /** The git smart-HTTP service a request is for, derived from the URL like http-backend does. */
-export function gitServiceOf(pathInfo: string, query: string): 'upload-pack' | 'receive-pack' | 'other' {
+export function gitServiceOf(
+  pathInfo: string,
+  query: string,
+): 'upload-pack' | 'receive-pack' | 'other' {
   if (/\/info\/refs$/.test(pathInfo)) {
     const svc = new URLSearchParams(query).get('service');
     if (svc === 'git-upload-pack') return 'upload-pack';
@@ -55,12 +58,17 @@ export function runGitHttpBackend(
       SERVER_PROTOCOL: `HTTP/${req.httpVersion}`,
       SERVER_SOFTWARE: 'flux-bootstrap-test-peer',
     });
-    if (h['content-length'] !== undefined) env.CONTENT_LENGTH = String(h['content-length']);
-    if (h['content-encoding']) env.HTTP_CONTENT_ENCODING = String(h['content-encoding']);
+    if (h['content-length'] !== undefined)
+      env.CONTENT_LENGTH = String(h['content-length']);
+    if (h['content-encoding'])
+      env.HTTP_CONTENT_ENCODING = String(h['content-encoding']);
     if (h['git-protocol']) env.GIT_PROTOCOL = String(h['git-protocol']);
     if (h.accept) env.HTTP_ACCEPT = String(h.accept);
 
-    const child = spawn('git', ['http-backend'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn('git', ['http-backend'], {
+      env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let stderr = '';
     child.stderr.on('data', (b: Buffer) => {
       stderr += b.toString('utf8');
@@ -124,7 +132,8 @@ export function runGitHttpBackend(
           continue;
         }
         const prev = headers[name];
-        headers[name] = prev === undefined ? value : ([] as string[]).concat(prev, value);
+        headers[name] =
+          prev === undefined ? value : ([] as string[]).concat(prev, value);
       }
       res.writeHead(status, headers);
       if (rest.length) res.write(rest);

@@ -6,11 +6,18 @@ import git from 'isomorphic-git';
 import isoHttp from 'isomorphic-git/http/node';
 import { startGitHttpServer, GitHttpServer } from './httpServer';
 import { listBranchesSync } from './cli';
-import { commitFile, gitClient, gitOk, newLocalRepo, tempDirs } from './testUtils';
+import {
+  commitFile,
+  gitClient,
+  gitOk,
+  newLocalRepo,
+  tempDirs,
+} from './testUtils';
 
 jest.setTimeout(60_000);
 
-const basic = (user: string, pw: string) => `Basic ${Buffer.from(`${user}:${pw}`).toString('base64')}`;
+const basic = (user: string, pw: string) =>
+  `Basic ${Buffer.from(`${user}:${pw}`).toString('base64')}`;
 
 describe('startGitHttpServer (real git http-backend)', () => {
   let srv: GitHttpServer;
@@ -20,7 +27,12 @@ describe('startGitHttpServer (real git http-backend)', () => {
     srv = await startGitHttpServer();
     srv.addToken({ token: 'write-token-1', user: 'alice', access: 'write' });
     srv.addToken({ token: 'read-token-1', user: 'bob', access: 'read' });
-    srv.addToken({ token: 'other-repo-token', user: 'carol', access: 'write', repos: ['other'] });
+    srv.addToken({
+      token: 'other-repo-token',
+      user: 'carol',
+      access: 'write',
+      repos: ['other'],
+    });
   });
   afterAll(async () => {
     await srv.stop();
@@ -31,19 +43,45 @@ describe('startGitHttpServer (real git http-backend)', () => {
     const { path: bare } = srv.createRepo('cli', { defaultBranch: 'main' });
     const src = tmp.make();
     const first = await newLocalRepo(src);
-    const url = srv.repoUrl('cli').replace('http://', 'http://alice:write-token-1@');
+    const url = srv
+      .repoUrl('cli')
+      .replace('http://', 'http://alice:write-token-1@');
     await gitOk(['-C', src, 'push', url, 'main:main']);
-    expect(listBranchesSync(bare)).toEqual([{ ref: 'refs/heads/main', name: 'main', sha: first }]);
+    expect(listBranchesSync(bare)).toEqual([
+      { ref: 'refs/heads/main', name: 'main', sha: first },
+    ]);
 
     const clone = tmp.make();
-    await gitOk(['-c', 'http.extraHeader=Authorization: Bearer read-token-1', 'clone', '-q', srv.repoUrl('cli'), clone]);
-    expect((await gitOk(['-C', clone, 'rev-parse', 'HEAD'])).trim()).toBe(first);
+    await gitOk([
+      '-c',
+      'http.extraHeader=Authorization: Bearer read-token-1',
+      'clone',
+      '-q',
+      srv.repoUrl('cli'),
+      clone,
+    ]);
+    expect((await gitOk(['-C', clone, 'rev-parse', 'HEAD'])).trim()).toBe(
+      first,
+    );
 
     const second = await commitFile(src, 'a.txt', 'a');
     await gitOk(['-C', src, 'push', url, 'main:main']);
-    await gitOk(['-C', clone, '-c', 'http.extraHeader=Authorization: Bearer read-token-1', 'fetch', '-q', 'origin']);
-    expect((await gitOk(['-C', clone, 'rev-parse', 'origin/main'])).trim()).toBe(second);
-    const users = srv.requests().filter(r => r.path.endsWith('/git-receive-pack')).map(r => r.user);
+    await gitOk([
+      '-C',
+      clone,
+      '-c',
+      'http.extraHeader=Authorization: Bearer read-token-1',
+      'fetch',
+      '-q',
+      'origin',
+    ]);
+    expect(
+      (await gitOk(['-C', clone, 'rev-parse', 'origin/main'])).trim(),
+    ).toBe(second);
+    const users = srv
+      .requests()
+      .filter(r => r.path.endsWith('/git-receive-pack'))
+      .map(r => r.user);
     expect(users).toEqual(['alice', 'alice']);
   });
 
@@ -53,7 +91,15 @@ describe('startGitHttpServer (real git http-backend)', () => {
     await newLocalRepo(src);
     srv.clearRequests();
     const push = (auth: string) =>
-      gitClient(['-C', src, '-c', `http.extraHeader=Authorization: ${auth}`, 'push', srv.repoUrl('guarded'), 'main:refs/heads/x']);
+      gitClient([
+        '-C',
+        src,
+        '-c',
+        `http.extraHeader=Authorization: ${auth}`,
+        'push',
+        srv.repoUrl('guarded'),
+        'main:refs/heads/x',
+      ]);
     const asReader = await push('Bearer read-token-1');
     expect(asReader.code).not.toBe(0);
     expect(asReader.stderr).toMatch(/403/);
@@ -67,17 +113,37 @@ describe('startGitHttpServer (real git http-backend)', () => {
     expect(anonymous.code).not.toBe(0);
     const statuses = srv.requests().map(r => r.status);
     expect(statuses).toEqual([403, 401, 403, 401, 401]);
-    expect(listBranchesSync(srv.repoPath('guarded')).map(b => b.name)).toEqual(['main']);
+    expect(listBranchesSync(srv.repoPath('guarded')).map(b => b.name)).toEqual([
+      'main',
+    ]);
   });
 
   it('isomorphic-git: clone, commit and push with Basic and Bearer', async () => {
     const { path: bare } = srv.createRepo('iso', { initialCommit: true });
     const dir = tmp.make();
-    await git.clone({ fs, http: isoHttp, dir, url: srv.repoUrl('iso'), headers: { Authorization: 'Bearer read-token-1' } });
+    await git.clone({
+      fs,
+      http: isoHttp,
+      dir,
+      url: srv.repoUrl('iso'),
+      headers: { Authorization: 'Bearer read-token-1' },
+    });
     fs.writeFileSync(path.join(dir, 'iso.txt'), 'from isomorphic-git\n');
     await git.add({ fs, dir, filepath: 'iso.txt' });
-    const sha = await git.commit({ fs, dir, message: 'iso commit', author: { name: 'Iso', email: 'iso@example.com' } });
-    const denied = git.push({ fs, http: isoHttp, dir, remote: 'origin', ref: 'main', headers: { Authorization: 'Bearer read-token-1' } });
+    const sha = await git.commit({
+      fs,
+      dir,
+      message: 'iso commit',
+      author: { name: 'Iso', email: 'iso@example.com' },
+    });
+    const denied = git.push({
+      fs,
+      http: isoHttp,
+      dir,
+      remote: 'origin',
+      ref: 'main',
+      headers: { Authorization: 'Bearer read-token-1' },
+    });
     await expect(denied).rejects.toThrow(/403/);
     const res = await git.push({
       fs,
@@ -91,14 +157,24 @@ describe('startGitHttpServer (real git http-backend)', () => {
     expect(listBranchesSync(bare).find(b => b.name === 'main')?.sha).toBe(sha);
     // and the git CLI sees what isomorphic-git pushed
     const clone = tmp.make();
-    await gitOk(['-c', 'http.extraHeader=Authorization: Bearer write-token-1', 'clone', '-q', srv.repoUrl('iso'), clone]);
-    expect(fs.readFileSync(path.join(clone, 'iso.txt'), 'utf8')).toBe('from isomorphic-git\n');
+    await gitOk([
+      '-c',
+      'http.extraHeader=Authorization: Bearer write-token-1',
+      'clone',
+      '-q',
+      srv.repoUrl('iso'),
+      clone,
+    ]);
+    expect(fs.readFileSync(path.join(clone, 'iso.txt'), 'utf8')).toBe(
+      'from isomorphic-git\n',
+    );
   });
 
   it('handles gzip-compressed request bodies (as git sends for large fetch negotiations)', async () => {
     srv.createRepo('gz', { initialCommit: true });
     const head = listBranchesSync(srv.repoPath('gz'))[0].sha;
-    const pkt = (s: string) => `${(s.length + 4).toString(16).padStart(4, '0')}${s}`;
+    const pkt = (s: string) =>
+      `${(s.length + 4).toString(16).padStart(4, '0')}${s}`;
     const request = `${pkt(`want ${head} ofs-delta\n`)}0000${pkt('done\n')}`;
     const send = (body: Buffer, encoding?: string) =>
       new Promise<{ status: number; body: Buffer }>((resolve, reject) => {
@@ -115,7 +191,9 @@ describe('startGitHttpServer (real git http-backend)', () => {
           res => {
             const chunks: Buffer[] = [];
             res.on('data', c => chunks.push(c));
-            res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(chunks) }));
+            res.on('end', () =>
+              resolve({ status: res.statusCode!, body: Buffer.concat(chunks) }),
+            );
           },
         );
         req.on('error', reject);
@@ -137,10 +215,20 @@ describe('startGitHttpServer (real git http-backend)', () => {
       expect(tls.baseUrl).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
       expect(tls.caPem).toMatch(/BEGIN CERTIFICATE/);
       const auth = ['-c', 'http.extraHeader=Authorization: Bearer t'];
-      const untrusted = await gitClient([...auth, 'ls-remote', tls.repoUrl('secure')]);
+      const untrusted = await gitClient([
+        ...auth,
+        'ls-remote',
+        tls.repoUrl('secure'),
+      ]);
       expect(untrusted.code).not.toBe(0);
       expect(untrusted.stderr).toMatch(/certificate/i);
-      const trusted = await gitOk([...auth, '-c', `http.sslCAInfo=${tls.caFile}`, 'ls-remote', tls.repoUrl('secure')]);
+      const trusted = await gitOk([
+        ...auth,
+        '-c',
+        `http.sslCAInfo=${tls.caFile}`,
+        'ls-remote',
+        tls.repoUrl('secure'),
+      ]);
       expect(trusted).toMatch(/refs\/heads\/main/);
     } finally {
       await tls.stop();

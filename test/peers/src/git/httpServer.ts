@@ -45,7 +45,10 @@ export interface GitHttpServer {
   /** Folder holding the bare repositories. */
   root: string;
   /** Creates a bare repository `<name>.git`; returns its clone URL and path on disk. */
-  createRepo(name: string, opts?: { defaultBranch?: string; initialCommit?: boolean }): { url: string; path: string };
+  createRepo(
+    name: string,
+    opts?: { defaultBranch?: string; initialCommit?: boolean },
+  ): { url: string; path: string };
   repoPath(name: string): string;
   repoUrl(name: string): string;
   addToken(c: GitHttpCredential): void;
@@ -79,34 +82,58 @@ export async function startGitHttpServer(
     fs.writeFileSync(caFile, pki.caPem);
   }
 
-  const handler = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+  const handler = async (
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+  ) => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     const pathname = decodeURIComponent(url.pathname);
     const query = Object.fromEntries(url.searchParams.entries());
     const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(req.headers)) headers[k] = Array.isArray(v) ? v.join(', ') : String(v ?? '');
+    for (const [k, v] of Object.entries(req.headers))
+      headers[k] = Array.isArray(v) ? v.join(', ') : String(v ?? '');
     const service = gitServiceOf(pathname, url.search.slice(1));
-    const entry: GitHttpRequestLogEntry = { method: req.method ?? 'GET', path: pathname, query, headers, status: 0, service };
+    const entry: GitHttpRequestLogEntry = {
+      method: req.method ?? 'GET',
+      path: pathname,
+      query,
+      headers,
+      status: 0,
+      service,
+    };
     log.push(entry);
     const m = /^\/(.+?\.git)(\/.*)$/.exec(pathname);
     const repoName = m?.[1].replace(/\.git$/, '');
-    if (!m || !repoName || !REPO_NAME.test(repoName) || repoName.split('/').includes('..')) {
+    if (
+      !m ||
+      !repoName ||
+      !REPO_NAME.test(repoName) ||
+      repoName.split('/').includes('..')
+    ) {
       entry.status = 404;
       res.writeHead(404, { 'Content-Type': 'text/plain' }).end('Not found\n');
       return;
     }
     const auth = parseAuthorization(req.headers.authorization);
     let cred: GitHttpCredential | undefined;
-    if (auth?.scheme === 'bearer') cred = tokens.find(t => t.token === auth.token);
+    if (auth?.scheme === 'bearer')
+      cred = tokens.find(t => t.token === auth.token);
     if (auth?.scheme === 'basic') {
-      cred = tokens.find(t => t.token === auth.password && t.user.toLowerCase() === auth.user.toLowerCase());
+      cred = tokens.find(
+        t =>
+          t.token === auth.password &&
+          t.user.toLowerCase() === auth.user.toLowerCase(),
+      );
     }
     const needWrite = service === 'receive-pack';
     const anonymousOk = !auth && opts.anonymousRead && !needWrite;
     if (!cred && !anonymousOk) {
       entry.status = 401;
       res
-        .writeHead(401, { 'WWW-Authenticate': 'Basic realm="git peer"', 'Content-Type': 'text/plain' })
+        .writeHead(401, {
+          'WWW-Authenticate': 'Basic realm="git peer"',
+          'Content-Type': 'text/plain',
+        })
         .end('Authentication required\n');
       return;
     }
@@ -117,13 +144,19 @@ export async function startGitHttpServer(
         entry.status = 403;
         res
           .writeHead(403, { 'Content-Type': 'text/plain' })
-          .end(`${cred.user} may not ${needWrite ? 'push to' : 'read'} ${repoName}\n`);
+          .end(
+            `${cred.user} may not ${
+              needWrite ? 'push to' : 'read'
+            } ${repoName}\n`,
+          );
         return;
       }
     }
     if (!fs.existsSync(path.join(root, `${repoName}.git`))) {
       entry.status = 404;
-      res.writeHead(404, { 'Content-Type': 'text/plain' }).end('Repository not found\n');
+      res
+        .writeHead(404, { 'Content-Type': 'text/plain' })
+        .end('Repository not found\n');
       return;
     }
     entry.status = await runGitHttpBackend(req, res, {
@@ -135,13 +168,17 @@ export async function startGitHttpServer(
   };
 
   const server = pki
-    ? https.createServer({ key: pki.keyPem, cert: pki.certPem }, (q, s) => void handler(q, s))
+    ? https.createServer(
+        { key: pki.keyPem, cert: pki.certPem },
+        (q, s) => void handler(q, s),
+      )
     : http.createServer((q, s) => void handler(q, s));
   const sockets = trackSockets(server);
   const port = await listenLoopback(server);
   const baseUrl = `${pki ? 'https' : 'http'}://127.0.0.1:${port}`;
   const repoPath = (name: string) => {
-    if (!REPO_NAME.test(name) || name.split('/').includes('..')) throw new Error(`invalid repository name ${name}`);
+    if (!REPO_NAME.test(name) || name.split('/').includes('..'))
+      throw new Error(`invalid repository name ${name}`);
     return path.join(root, `${name}.git`);
   };
   return {
@@ -162,7 +199,12 @@ export async function startGitHttpServer(
     addToken(c) {
       tokens.push({ ...c });
     },
-    requests: () => log.map(e => ({ ...e, query: { ...e.query }, headers: { ...e.headers } })),
+    requests: () =>
+      log.map(e => ({
+        ...e,
+        query: { ...e.query },
+        headers: { ...e.headers },
+      })),
     clearRequests() {
       log.length = 0;
     },

@@ -1,5 +1,9 @@
 export { startGitHttpServer } from './httpServer';
-export type { GitHttpServer, GitHttpCredential, GitHttpRequestLogEntry } from './httpServer';
+export type {
+  GitHttpServer,
+  GitHttpCredential,
+  GitHttpRequestLogEntry,
+} from './httpServer';
 export { runGitHttpBackend, gitServiceOf } from './httpBackend';
 export type { GitCgiRequest } from './httpBackend';
 export {

@@ -22,14 +22,26 @@ export function clientEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 }
 
 /** Runs the git CLI as a client (never throws; inspect `code`). Async, so in-process servers keep serving. */
-export function gitClient(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
-  return run('git', args, { cwd: opts.cwd, env: clientEnv(opts.env), check: false, timeoutMs: 60_000 });
+export function gitClient(
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<RunResult> {
+  return run('git', args, {
+    cwd: opts.cwd,
+    env: clientEnv(opts.env),
+    check: false,
+    timeoutMs: 60_000,
+  });
 }
 
 /** Asserts success and returns stdout. */
-export async function gitOk(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
+export async function gitOk(
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<string> {
   const r = await gitClient(args, opts);
-  if (r.code !== 0) throw new Error(`git ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
+  if (r.code !== 0)
+    throw new Error(`git ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
   return r.stdout;
 }
 
@@ -49,7 +61,12 @@ export function tempDirs() {
 }
 
 /** Writes a file in a work tree, commits it and returns the new commit id. */
-export async function commitFile(workdir: string, file: string, content: string, message = `edit ${file}`): Promise<string> {
+export async function commitFile(
+  workdir: string,
+  file: string,
+  content: string,
+  message = `edit ${file}`,
+): Promise<string> {
   fs.mkdirSync(path.dirname(path.join(workdir, file)), { recursive: true });
   fs.writeFileSync(path.join(workdir, file), content);
   await gitOk(['-C', workdir, 'add', file]);
@@ -58,7 +75,10 @@ export async function commitFile(workdir: string, file: string, content: string,
 }
 
 /** A fresh local repository with one commit on `branch`. */
-export async function newLocalRepo(dir: string, branch = 'main'): Promise<string> {
+export async function newLocalRepo(
+  dir: string,
+  branch = 'main',
+): Promise<string> {
   await gitOk(['init', '-q', `--initial-branch=${branch}`, dir]);
   return commitFile(dir, 'README.md', '# test\n', 'initial');
 }

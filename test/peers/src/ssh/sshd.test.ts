@@ -8,16 +8,44 @@ import { startSshd, sshFingerprint } from './sshd';
 
 jest.setTimeout(60_000);
 
-async function newKey(dir: string, name: string): Promise<{ file: string; pub: string }> {
+async function newKey(
+  dir: string,
+  name: string,
+): Promise<{ file: string; pub: string }> {
   const file = path.join(dir, name);
-  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', name, '-f', file]);
+  await run('ssh-keygen', [
+    '-q',
+    '-t',
+    'ed25519',
+    '-N',
+    '',
+    '-C',
+    name,
+    '-f',
+    file,
+  ]);
   return { file, pub: fs.readFileSync(`${file}.pub`, 'utf8').trim() };
 }
 
 const sshArgs = (key: string, knownHosts: string, port: number) => [
-  '-F', '/dev/null', '-i', key, '-p', String(port),
-  '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=yes',
-  '-o', `UserKnownHostsFile=${knownHosts}`, '-o', 'GlobalKnownHostsFile=/dev/null', '-o', 'ConnectTimeout=10',
+  '-F',
+  '/dev/null',
+  '-i',
+  key,
+  '-p',
+  String(port),
+  '-o',
+  'IdentitiesOnly=yes',
+  '-o',
+  'BatchMode=yes',
+  '-o',
+  'StrictHostKeyChecking=yes',
+  '-o',
+  `UserKnownHostsFile=${knownHosts}`,
+  '-o',
+  'GlobalKnownHostsFile=/dev/null',
+  '-o',
+  'ConnectTimeout=10',
 ];
 
 describe('startSshd (real OpenSSH sshd)', () => {
@@ -28,8 +56,18 @@ describe('startSshd (real OpenSSH sshd)', () => {
     const sshd = await startSshd();
     try {
       expect(sshd.host).toBe(`127.0.0.1:${sshd.port}`);
-      expect(sshd.hostKeys.map(k => k.type)).toEqual(['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ssh-rsa']);
-      const scan = await run('ssh-keyscan', ['-p', String(sshd.port), '-t', 'ed25519,ecdsa,rsa', '127.0.0.1']);
+      expect(sshd.hostKeys.map(k => k.type)).toEqual([
+        'ssh-ed25519',
+        'ecdsa-sha2-nistp256',
+        'ssh-rsa',
+      ]);
+      const scan = await run('ssh-keyscan', [
+        '-p',
+        String(sshd.port),
+        '-t',
+        'ed25519,ecdsa,rsa',
+        '127.0.0.1',
+      ]);
       const scanned = scan.stdout
         .split('\n')
         .filter(l => l && !l.startsWith('#'))
@@ -39,7 +77,13 @@ describe('startSshd (real OpenSSH sshd)', () => {
       for (const k of sshd.hostKeys) {
         const dir = tmp.make();
         fs.writeFileSync(path.join(dir, 'k.pub'), `${k.publicKey}\n`);
-        const { stdout } = await run('ssh-keygen', ['-l', '-E', 'sha256', '-f', path.join(dir, 'k.pub')]);
+        const { stdout } = await run('ssh-keygen', [
+          '-l',
+          '-E',
+          'sha256',
+          '-f',
+          path.join(dir, 'k.pub'),
+        ]);
         expect(stdout.split(' ')[1]).toBe(k.fingerprint);
         expect(sshFingerprint(k.publicKey.split(' ')[1])).toBe(k.fingerprint);
       }
@@ -59,14 +103,38 @@ describe('startSshd (real OpenSSH sshd)', () => {
     try {
       const kh = path.join(dir, 'known_hosts');
       fs.writeFileSync(kh, sshd.knownHosts);
-      const ok = await run('ssh', [...sshArgs(good.file, kh, sshd.port), `${sshd.user}@127.0.0.1`, 'hello'], { check: false });
+      const ok = await run(
+        'ssh',
+        [
+          ...sshArgs(good.file, kh, sshd.port),
+          `${sshd.user}@127.0.0.1`,
+          'hello',
+        ],
+        { check: false },
+      );
       expect(ok.stdout.trim()).toBe('forced:hello');
-      const refused = await run('ssh', [...sshArgs(stranger.file, kh, sshd.port), `${sshd.user}@127.0.0.1`, 'hello'], { check: false });
+      const refused = await run(
+        'ssh',
+        [
+          ...sshArgs(stranger.file, kh, sshd.port),
+          `${sshd.user}@127.0.0.1`,
+          'hello',
+        ],
+        { check: false },
+      );
       expect(refused.code).toBe(255);
       expect(refused.stderr).toMatch(/Permission denied \(publickey\)/);
       const otherKh = path.join(dir, 'wrong_known_hosts');
       fs.writeFileSync(otherKh, `[127.0.0.1]:${sshd.port} ${stranger.pub}\n`);
-      const spoofed = await run('ssh', [...sshArgs(good.file, otherKh, sshd.port), `${sshd.user}@127.0.0.1`, 'hello'], { check: false });
+      const spoofed = await run(
+        'ssh',
+        [
+          ...sshArgs(good.file, otherKh, sshd.port),
+          `${sshd.user}@127.0.0.1`,
+          'hello',
+        ],
+        { check: false },
+      );
       expect(spoofed.code).toBe(255);
       expect(spoofed.stderr).toMatch(/Host key verification failed/);
     } finally {
@@ -93,8 +161,14 @@ describe('startSshd (real OpenSSH sshd)', () => {
       expect(unsafe).toEqual(isRoot() ? [] : unsafe);
       const kh = path.join(dir, 'known_hosts');
       fs.writeFileSync(kh, sshd.knownHosts);
-      const ok = await run('ssh', [...sshArgs(key.file, kh, sshd.port), `${sshd.user}@127.0.0.1`, 'x'], { check: false });
-      expect(ok.stdout.trim()).toBe(isRoot() ? `via-command:${sshd.user}:ssh-ed25519` : 'via-file');
+      const ok = await run(
+        'ssh',
+        [...sshArgs(key.file, kh, sshd.port), `${sshd.user}@127.0.0.1`, 'x'],
+        { check: false },
+      );
+      expect(ok.stdout.trim()).toBe(
+        isRoot() ? `via-command:${sshd.user}:ssh-ed25519` : 'via-file',
+      );
     } finally {
       await sshd.stop();
     }

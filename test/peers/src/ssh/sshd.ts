@@ -64,7 +64,10 @@ export interface SshdInstance {
 
 /** OpenSSH fingerprint of a public key blob. */
 export function sshFingerprint(base64Blob: string): string {
-  const digest = crypto.createHash('sha256').update(Buffer.from(base64Blob, 'base64')).digest('base64');
+  const digest = crypto
+    .createHash('sha256')
+    .update(Buffer.from(base64Blob, 'base64'))
+    .digest('base64');
   return `SHA256:${digest.replace(/=+$/, '')}`;
 }
 
@@ -84,7 +87,15 @@ export async function ensureGitUser(name = 'git'): Promise<void> {
   const exists = await run('getent', ['passwd', name], { check: false });
   if (exists.code !== 0) {
     fs.mkdirSync(home, { recursive: true, mode: 0o755 });
-    await run('useradd', ['--system', '--shell', '/bin/sh', '--home-dir', home, '--no-create-home', name]);
+    await run('useradd', [
+      '--system',
+      '--shell',
+      '/bin/sh',
+      '--home-dir',
+      home,
+      '--no-create-home',
+      name,
+    ]);
     await run('chown', [`${name}:`, home]);
   }
   const shadow = await run('getent', ['shadow', name], { check: false });
@@ -95,7 +106,10 @@ export async function ensureGitUser(name = 'git'): Promise<void> {
 /** A folder for sshd files whose path components are all root-owned and not writable by others. */
 function safeBaseDir(): string {
   if (!isRoot()) return makeTempDir('peer-sshd');
-  for (const base of ['/run/flux-bootstrap-test', '/var/lib/flux-bootstrap-test']) {
+  for (const base of [
+    '/run/flux-bootstrap-test',
+    '/var/lib/flux-bootstrap-test',
+  ]) {
     try {
       fs.mkdirSync(base, { recursive: true, mode: 0o755 });
       fs.chmodSync(base, 0o755);
@@ -106,7 +120,9 @@ function safeBaseDir(): string {
       // try the next location
     }
   }
-  throw new Error('cannot create a root-owned folder for sshd in /run or /var/lib');
+  throw new Error(
+    'cannot create a root-owned folder for sshd in /run or /var/lib',
+  );
 }
 
 let cachedKeys: Promise<string> | undefined;
@@ -114,8 +130,18 @@ let cachedKeys: Promise<string> | undefined;
 /** Host keys generated once per machine (RSA generation is slow) in a private cache folder. */
 function hostKeyCache(): Promise<string> {
   cachedKeys ??= (async () => {
-    const dir = path.join(os.homedir(), '.cache', 'flux-bootstrap-test', 'ssh-host-keys-v1');
-    if (HOST_KEY_TYPES.every(t => fs.existsSync(path.join(dir, `ssh_host_${t}_key.pub`)))) return dir;
+    const dir = path.join(
+      os.homedir(),
+      '.cache',
+      'flux-bootstrap-test',
+      'ssh-host-keys-v1',
+    );
+    if (
+      HOST_KEY_TYPES.every(t =>
+        fs.existsSync(path.join(dir, `ssh_host_${t}_key.pub`)),
+      )
+    )
+      return dir;
     fs.mkdirSync(path.dirname(dir), { recursive: true, mode: 0o700 });
     const tmp = fs.mkdtempSync(`${dir}.tmp-`);
     await generateHostKeys(tmp);
@@ -132,7 +158,18 @@ function hostKeyCache(): Promise<string> {
 async function generateHostKeys(dir: string): Promise<void> {
   await Promise.all(
     HOST_KEY_TYPES.map(t =>
-      run('ssh-keygen', ['-q', '-t', t, ...(t === 'rsa' ? ['-b', '3072'] : []), '-N', '', '-C', `flux-bootstrap-test-${t}`, '-f', path.join(dir, `ssh_host_${t}_key`)]),
+      run('ssh-keygen', [
+        '-q',
+        '-t',
+        t,
+        ...(t === 'rsa' ? ['-b', '3072'] : []),
+        '-N',
+        '',
+        '-C',
+        `flux-bootstrap-test-${t}`,
+        '-f',
+        path.join(dir, `ssh_host_${t}_key`),
+      ]),
     ),
   );
 }
@@ -144,7 +181,9 @@ async function generateHostKeys(dir: string): Promise<void> {
  */
 export async function startSshd(opts: SshdOptions = {}): Promise<SshdInstance> {
   if (!fs.existsSync(SSHD_BINARY)) {
-    throw new Error(`${SSHD_BINARY} not found: install the openssh-server package (test/peers/scripts/install-system-deps.sh)`);
+    throw new Error(
+      `${SSHD_BINARY} not found: install the openssh-server package (test/peers/scripts/install-system-deps.sh)`,
+    );
   }
   const root = isRoot();
   const user = opts.user ?? defaultSshUser();
@@ -158,11 +197,25 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshdInstance> {
     for (const t of HOST_KEY_TYPES) {
       const priv = path.join(dir, `ssh_host_${t}_key`);
       if (keySource !== dir) {
-        writeFileMode(priv, fs.readFileSync(path.join(keySource, `ssh_host_${t}_key`)), 0o600);
-        fs.copyFileSync(path.join(keySource, `ssh_host_${t}_key.pub`), `${priv}.pub`);
+        writeFileMode(
+          priv,
+          fs.readFileSync(path.join(keySource, `ssh_host_${t}_key`)),
+          0o600,
+        );
+        fs.copyFileSync(
+          path.join(keySource, `ssh_host_${t}_key.pub`),
+          `${priv}.pub`,
+        );
       }
-      const [type, blob] = fs.readFileSync(`${priv}.pub`, 'utf8').trim().split(/\s+/);
-      hostKeys.push({ type, publicKey: `${type} ${blob}`, fingerprint: sshFingerprint(blob) });
+      const [type, blob] = fs
+        .readFileSync(`${priv}.pub`, 'utf8')
+        .trim()
+        .split(/\s+/);
+      hostKeys.push({
+        type,
+        publicKey: `${type} ${blob}`,
+        fingerprint: sshFingerprint(blob),
+      });
     }
     for (const [name, content] of Object.entries(opts.scripts ?? {})) {
       writeFileMode(path.join(dir, name), content, 0o755);
@@ -170,7 +223,12 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshdInstance> {
     const useCommand = !!opts.authorizedKeysCommand && root;
     const authorizedKeysFile = path.join(dir, 'authorized_keys');
     writeFileMode(authorizedKeysFile, opts.authorizedKeys ?? '', 0o644);
-    if (useCommand) writeFileMode(path.join(dir, 'authorized-keys-command'), opts.authorizedKeysCommand!, 0o755);
+    if (useCommand)
+      writeFileMode(
+        path.join(dir, 'authorized-keys-command'),
+        opts.authorizedKeysCommand!,
+        0o755,
+      );
 
     let lastError = '';
     for (let attempt = 0; attempt < 3; attempt++) {
@@ -178,7 +236,9 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshdInstance> {
       const config = [
         `Port ${port}`,
         'ListenAddress 127.0.0.1',
-        ...HOST_KEY_TYPES.map(t => `HostKey ${path.join(dir, `ssh_host_${t}_key`)}`),
+        ...HOST_KEY_TYPES.map(
+          t => `HostKey ${path.join(dir, `ssh_host_${t}_key`)}`,
+        ),
         `PidFile ${path.join(dir, 'sshd.pid')}`,
         'UsePAM no',
         'PubkeyAuthentication yes',
@@ -191,8 +251,13 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshdInstance> {
         ...(useCommand
           ? [
               'AuthorizedKeysFile none',
-              `AuthorizedKeysCommand ${path.join(dir, 'authorized-keys-command')} %u %t %k`,
-              `AuthorizedKeysCommandUser ${opts.authorizedKeysCommandUser ?? 'nobody'}`,
+              `AuthorizedKeysCommand ${path.join(
+                dir,
+                'authorized-keys-command',
+              )} %u %t %k`,
+              `AuthorizedKeysCommandUser ${
+                opts.authorizedKeysCommandUser ?? 'nobody'
+              }`,
             ]
           : [`AuthorizedKeysFile ${authorizedKeysFile}`]),
         'AcceptEnv GIT_PROTOCOL',
@@ -210,13 +275,22 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshdInstance> {
       ].join('\n');
       const configFile = path.join(dir, 'sshd_config');
       writeFileMode(configFile, config, 0o644);
-      const proc: ManagedProcess = spawnManaged(SSHD_BINARY, ['-D', '-e', '-f', configFile]);
+      const proc: ManagedProcess = spawnManaged(SSHD_BINARY, [
+        '-D',
+        '-e',
+        '-f',
+        configFile,
+      ]);
       try {
         await waitFor(
           `sshd on port ${port}`,
           async () => {
-            if (proc.exited()) throw new Error(`sshd exited: ${proc.output().trim()}`);
-            return /Server listening on 127\.0\.0\.1 port/.test(proc.output()) && (await canConnect(port));
+            if (proc.exited())
+              throw new Error(`sshd exited: ${proc.output().trim()}`);
+            return (
+              /Server listening on 127\.0\.0\.1 port/.test(proc.output()) &&
+              (await canConnect(port))
+            );
           },
           { timeoutMs: 10_000, intervalMs: 10 },
         );
@@ -233,10 +307,13 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshdInstance> {
         user,
         pid: proc.pid,
         hostKeys,
-        knownHosts: hostKeys.map(k => `[127.0.0.1]:${port} ${k.publicKey}\n`).join(''),
+        knownHosts: hostKeys
+          .map(k => `[127.0.0.1]:${port} ${k.publicKey}\n`)
+          .join(''),
         dir,
         scriptPath: name => path.join(dir, name),
-        setAuthorizedKeys: content => writeFileMode(authorizedKeysFile, content, 0o644),
+        setAuthorizedKeys: content =>
+          writeFileMode(authorizedKeysFile, content, 0o644),
         usesAuthorizedKeysCommand: useCommand,
         output: () => proc.output(),
         async stop() {
