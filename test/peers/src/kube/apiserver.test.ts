@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,6 +9,7 @@ import {
 } from './apiserver';
 import { KubeHttp, kubePath } from './http';
 import { KubeCleanup, createTestNamespace, uniqueName } from './isolation';
+import { isAlive, sweepStaleTempDirs } from './process';
 import { mintToken } from './rbac';
 import { getSharedKubeApiserver } from './shared';
 import globalSetup from '../jest/globalSetup';
@@ -465,6 +467,65 @@ describe('findKubeBinaries', () => {
       );
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a test process killed from outside', () => {
+  it('takes its kube-apiserver and etcd with it, and its temp dir is swept later', async () => {
+    const script = path.join(
+      fs.mkdtempSync(path.join(os.tmpdir(), 'orphan-')),
+      'orphan.ts',
+    );
+    fs.writeFileSync(
+      script,
+      `import path from 'node:path';
+import { startKubeApiserver } from ${JSON.stringify(
+        require.resolve('@flux-bootstrap/test-peers/src/kube/apiserver.ts'),
+      )};
+startKubeApiserver().then(k => {
+  console.log(JSON.stringify({ ...k.pids(), dir: path.dirname(k.kubeconfigPath) }));
+  setInterval(() => {}, 1000);
+});
+`,
+    );
+    const child = spawn(
+      process.execPath,
+      [
+        '--require',
+        require.resolve('@backstage/cli-node/config/nodeTransform.cjs'),
+        script,
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    try {
+      const line = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        child.stdout!.on('data', d => {
+          out += d;
+          if (out.includes('\n')) resolve(out.split('\n')[0]);
+        });
+        child.once('exit', code =>
+          reject(new Error(`child exited ${code}: ${out}`)),
+        );
+      });
+      const { apiserver, etcd, dir } = JSON.parse(line);
+      expect(isAlive(apiserver)).toBe(true);
+      expect(isAlive(etcd)).toBe(true);
+      child.kill('SIGKILL'); // no exit handler can run
+      for (let i = 0; isAlive(apiserver) || isAlive(etcd); i++) {
+        if (i > 100)
+          throw new Error('kube-apiserver/etcd survived their parent');
+        await new Promise(r => setTimeout(r, 100));
+      }
+      expect(fs.existsSync(dir)).toBe(true);
+      sweepStaleTempDirs('flux-test-kube-', 0);
+      expect(fs.existsSync(dir)).toBe(false);
+    } finally {
+      child.kill('SIGKILL');
+      fs.rmSync(path.dirname(script), { recursive: true, force: true });
     }
   });
 });

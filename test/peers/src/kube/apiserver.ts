@@ -14,6 +14,7 @@ import {
   run,
   sleep,
   startProcess,
+  sweepStaleTempDirs,
 } from './process';
 
 /** A private kube-apiserver + etcd, started by a test. */
@@ -36,6 +37,8 @@ export interface KubeApiserver extends KubeApiserverInfo {
   startApiserver(): Promise<void>;
   /** The last lines of the apiserver's log. */
   logs(lines?: number): string;
+  /** PIDs of the running kube-apiserver and etcd processes. */
+  pids(): { apiserver?: number; etcd?: number };
 }
 
 export interface StartKubeApiserverOptions {
@@ -176,6 +179,7 @@ export async function startKubeApiserver(
   const version = await apiserverVersion(bins.apiserver);
   const readyTimeoutMs = opts.readyTimeoutMs ?? 90_000;
 
+  sweepStaleTempDirs('flux-test-kube-');
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'flux-test-kube-'));
   registerTempDir(dir);
   await fsp.chmod(dir, 0o700);
@@ -321,6 +325,10 @@ export async function startKubeApiserver(
       version,
       info: () => ({ url, caPem, adminToken, kubeconfigPath }),
       logs: (lines = 60) => apiserver?.tail(lines) ?? '',
+      pids: () => ({
+        apiserver: apiserver?.isRunning() ? apiserver.child.pid : undefined,
+        etcd: etcd?.isRunning() ? etcd.child.pid : undefined,
+      }),
       async stopApiserver() {
         await apiserver?.kill(5000);
       },

@@ -1,6 +1,8 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 
 /**
  * Small process helpers for the Kubernetes peers. Every child is tracked so that a crashing test
@@ -33,9 +35,55 @@ function installExitHook() {
   });
 }
 
+/** Registers a temp dir for removal on exit and records the owning PID (see sweepStaleTempDirs). */
 export function registerTempDir(dir: string): void {
   installExitHook();
   tempDirs.add(dir);
+  fs.writeFileSync(path.join(dir, 'owner.pid'), String(process.pid));
+}
+
+/**
+ * Removes `<tmp>/<prefix>*` dirs left behind by test processes that were killed before they could
+ * clean up: only dirs whose recorded owner PID no longer exists and that are older than a minute.
+ */
+export function sweepStaleTempDirs(prefix: string, minAgeMs = 60_000): void {
+  const tmp = os.tmpdir();
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(tmp).filter(e => e.startsWith(prefix));
+  } catch {
+    return;
+  }
+  for (const e of entries) {
+    const dir = path.join(tmp, e);
+    try {
+      const pid = Number(fs.readFileSync(path.join(dir, 'owner.pid'), 'utf8'));
+      if (
+        !pid ||
+        Date.now() - fs.statSync(dir).mtimeMs < minAgeMs ||
+        isAlive(pid)
+      )
+        continue;
+      fs.rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // not ours to judge (no owner.pid) or already gone
+    }
+  }
+}
+
+/** Whether a process exists and is not a zombie. */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return true;
+  }
 }
 
 export function removeTempDir(dir: string): void {
@@ -74,6 +122,26 @@ export interface ManagedProcess {
   kill(graceMs?: number): Promise<void>;
 }
 
+const SETPRIV = '/usr/bin/setpriv';
+let setprivWorks: boolean | undefined;
+
+/**
+ * Wraps a command so the kernel SIGKILLs it when the process that started it dies, even by
+ * SIGKILL (util-linux `setpriv --pdeathsig KILL`, which then execs the command: same PID).
+ * Without it, a test runner killed from outside leaves etcd/kube-apiserver running.
+ */
+function withParentDeathSignal(
+  command: string,
+  args: string[],
+): [string, string[]] {
+  if (setprivWorks === undefined) {
+    setprivWorks = fs.existsSync(SETPRIV);
+  }
+  return setprivWorks
+    ? [SETPRIV, ['--pdeathsig', 'KILL', '--', command, ...args]]
+    : [command, args];
+}
+
 export function startProcess(
   name: string,
   command: string,
@@ -81,7 +149,8 @@ export function startProcess(
   opts: { cwd?: string; env?: NodeJS.ProcessEnv; logFile?: string } = {},
 ): ManagedProcess {
   installExitHook();
-  const child = spawn(command, args, {
+  const [file, argv] = withParentDeathSignal(command, args);
+  const child = spawn(file, argv, {
     cwd: opts.cwd,
     env: opts.env ?? process.env,
     stdio: ['ignore', 'pipe', 'pipe'],
