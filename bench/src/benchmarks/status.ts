@@ -1,0 +1,250 @@
+import { ConfigReader } from '@backstage/config';
+import { CacheManager } from '@backstage/backend-defaults/cache';
+import { createFluxStatusReader, FluxStatusReader } from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import { defer, tempDir } from '../lib/cleanup';
+import { Endpoint, startBlackHole, startLatencyProxy } from '../lib/latencyProxy';
+import { bootstrapHealthyFlux } from '../lib/fluxCluster';
+import { Row } from '../lib/report';
+import { runChecked, summarize, timed } from '../lib/stats';
+import type { Benchmark } from '../lib/types';
+import { freshApiserver } from './install';
+
+export const CLUSTERS = 100;
+export const DEAD = 5;
+/** Added per direction: a round trip to every cluster is this × 2 slower. */
+export const ONE_WAY_MS = 25;
+const COLD_GOAL_MS = 1000;
+const WARM_GOAL_MS = 50;
+
+export interface Fleet {
+  live: Endpoint[];
+  dead: Endpoint[];
+  /** `kubernetes` + `fluxBootstrap.status` config for the given endpoints. */
+  config(opts?: { live?: number; dead?: number; concurrency?: number; timeoutSeconds?: number }): Record<string, unknown>;
+  kube: { url: string; adminToken: string; caPem: string; kubeconfigPath: string };
+}
+
+/** A private apiserver with a healthy Flux, reachable as 95 slow clusters and 5 black holes. */
+export async function startFleet(log: (l: string) => void): Promise<Fleet> {
+  log('starting a kube-apiserver and bootstrapping Flux onto it (simulated controllers)');
+  const kube = await freshApiserver();
+  await bootstrapHealthyFlux(kube);
+  const target = new URL(kube.url);
+  const live: Endpoint[] = [];
+  const dead: Endpoint[] = [];
+  for (let i = 0; i < CLUSTERS - DEAD; i++) {
+    const p = await startLatencyProxy({ host: target.hostname, port: Number(target.port) }, ONE_WAY_MS);
+    defer(`latency proxy ${p.port}`, () => p.stop());
+    live.push(p);
+  }
+  for (let i = 0; i < DEAD; i++) {
+    const b = await startBlackHole();
+    defer(`black hole ${b.port}`, () => b.stop());
+    dead.push(b);
+  }
+  const caData = Buffer.from(kube.caPem).toString('base64');
+  return {
+    live,
+    dead,
+    kube,
+    config(opts = {}) {
+      const endpoints = [
+        ...live.slice(0, opts.live ?? live.length).map((e, i) => ({ name: `live-${i + 1}`, e })),
+        ...dead.slice(0, opts.dead ?? dead.length).map((e, i) => ({ name: `dead-${i + 1}`, e })),
+      ];
+      return {
+        kubernetes: {
+          serviceLocatorMethod: { type: 'multiTenant' },
+          clusterLocatorMethods: [
+            {
+              type: 'config',
+              clusters: endpoints.map(({ name, e }) => ({
+                name,
+                url: e.url,
+                authProvider: 'serviceAccount',
+                serviceAccountToken: kube.adminToken,
+                caData,
+              })),
+            },
+          ],
+        },
+        fluxBootstrap: {
+          status: {
+            ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
+            ...(opts.timeoutSeconds ? { clusterTimeoutSeconds: opts.timeoutSeconds } : {}),
+          },
+        },
+      };
+    },
+  };
+}
+
+/** The reader as the backend builds it: config, the engine's clients, Backstage's cache service. */
+function backendReader(data: Record<string, unknown>): FluxStatusReader {
+  const config = new ConfigReader(data);
+  const cache = CacheManager.fromConfig(config).forPlugin('flux-bootstrap');
+  return createFluxStatusReader(config, { cache });
+}
+
+/** Status fan-out of the status backend's engine over 100 clusters. */
+export const statusBenchmark: Benchmark = {
+  id: 'status',
+  title: 'Status fan-out over 100 clusters',
+  async run(ctx) {
+    const runs = ctx.runs ?? 5;
+    const { dir } = tempDir('status');
+    const fleet = await startFleet(ctx.log);
+    const timeoutMs = 5000; // fluxBootstrap.status.clusterTimeoutSeconds default
+
+    /** One cold read: a new reader (no cache, no connections) over the given clusters. */
+    const cold = async (opts: Parameters<Fleet['config']>[0]) => {
+      const reader = backendReader(fleet.config(opts));
+      const names = reader.listClusters().map(c => c.name);
+      try {
+        const t = await timed(() => reader.readMany(names));
+        const states = t.value.map(s => s.state);
+        const liveStates = t.value.filter(s => s.cluster.startsWith('live-'));
+        const bad = liveStates.filter(s => s.state === 'unreachable');
+        if (bad.length) throw new Error(`${bad.length} live clusters unreachable: ${bad[0].reason}`);
+        const deadStates = t.value.filter(s => s.cluster.startsWith('dead-'));
+        if (deadStates.some(s => s.state !== 'unreachable')) throw new Error('a black hole was not reported unreachable');
+        const warm = await timed(() => reader.readMany(names));
+        return { ms: t.ms, warmMs: warm.ms, states, reader };
+      } finally {
+        await reader.close();
+      }
+    };
+
+    const first = await cold({ dead: 0 });
+    const healthy = first.states.filter(s => s === 'ready' || s === 'bootstrapped' || s === 'healthy').length;
+    ctx.log(`states of the live clusters: ${[...new Set(first.states)].join(', ')} (${healthy} healthy-looking)`);
+
+    const series = async (label: string, opts: Parameters<Fleet['config']>[0]) => {
+      const cs: number[] = [];
+      const ws: number[] = [];
+      for (let i = 0; i < runs; i++) {
+        const r = await cold(opts);
+        cs.push(r.ms);
+        ws.push(r.warmMs);
+        ctx.log(`  ${label}: cold ${r.ms.toFixed(0)} ms, warm ${r.warmMs.toFixed(1)} ms`);
+      }
+      return { cold: summarize(cs), warm: summarize(ws) };
+    };
+
+    ctx.log(`${runs} runs per case`);
+    const liveOnly = await series(`${CLUSTERS - DEAD} live`, { dead: 0 });
+    const all = await series(`${CLUSTERS} incl. ${DEAD} dead`, {});
+    const allWide = await series(`${CLUSTERS} incl. ${DEAD} dead, concurrency ${CLUSTERS}`, { concurrency: CLUSTERS });
+    const liveWide = await series(`${CLUSTERS - DEAD} live, concurrency ${CLUSTERS}`, { dead: 0, concurrency: CLUSTERS });
+
+    // One cluster: our cold read vs kubectl reading the same objects through the same proxy.
+    const one: number[] = [];
+    const kubectl: number[] = [];
+    const kubeconfig = `${dir}/kubeconfig`;
+    const fs = await import('node:fs');
+    fs.writeFileSync(
+      kubeconfig,
+      [
+        'apiVersion: v1',
+        'kind: Config',
+        'clusters:',
+        `- name: one\n  cluster:\n    server: ${fleet.live[0].url}\n    certificate-authority-data: ${Buffer.from(fleet.kube.caPem).toString('base64')}`,
+        'users:',
+        `- name: admin\n  user:\n    token: ${fleet.kube.adminToken}`,
+        'contexts:',
+        '- name: one\n  context:\n    cluster: one\n    user: admin',
+        'current-context: one',
+        '',
+      ].join('\n'),
+      { mode: 0o600 },
+    );
+    for (let i = 0; i < Math.max(5, runs); i++) {
+      const r = await cold({ live: 1, dead: 0 });
+      one.push(r.ms);
+      const k = await runChecked(
+        'kubectl',
+        [
+          '--kubeconfig',
+          kubeconfig,
+          '--cache-dir',
+          `${dir}/kcache-${i}`,
+          'get',
+          'gitrepositories.source.toolkit.fluxcd.io,kustomizations.kustomize.toolkit.fluxcd.io,deployments',
+          '-n',
+          'flux-system',
+          '-o',
+          'name',
+        ],
+        { env: { PATH: process.env.PATH, HOME: dir } },
+      );
+      kubectl.push(k.ms);
+    }
+    const oneS = summarize(one);
+    const kS = summarize(kubectl);
+
+    const deadCost = all.cold.median - liveOnly.cold.median;
+    const rows: Row[] = [
+      {
+        case: `cold: ${CLUSTERS - DEAD} live clusters (default concurrency 10)`,
+        ours: liveOnly.cold,
+        goal: `< ${COLD_GOAL_MS} ms`,
+        met: liveOnly.cold.median < COLD_GOAL_MS,
+      },
+      {
+        case: `cold: ${CLUSTERS} clusters incl. ${DEAD} black holes (default concurrency 10)`,
+        ours: all.cold,
+      },
+      {
+        case: `cost of the ${DEAD} black holes (difference of the two medians above)`,
+        ours: { median: deadCost, min: deadCost, max: deadCost, n: 1, unit: 'ms' },
+        goal: `≤ the per-cluster timeout (${timeoutMs / 1000} s)`,
+        met: deadCost <= timeoutMs,
+      },
+      {
+        case: `warm (cached): ${CLUSTERS} clusters`,
+        ours: all.warm,
+        goal: `< ${WARM_GOAL_MS} ms`,
+        met: all.warm.median < WARM_GOAL_MS,
+      },
+      { case: `cold: ${CLUSTERS - DEAD} live clusters, concurrency ${CLUSTERS}`, ours: liveWide.cold },
+      { case: `cold: ${CLUSTERS} clusters incl. ${DEAD} black holes, concurrency ${CLUSTERS}`, ours: allWide.cold },
+      {
+        case: 'cold: one cluster, our reader vs kubectl get of the same objects',
+        ours: oneS,
+        peer: kS,
+        ratio: oneS.median / kS.median,
+      },
+    ];
+    const analysis: string[] = [];
+    const perCluster = oneS.median;
+    if (liveOnly.cold.median >= COLD_GOAL_MS) {
+      analysis.push(
+        `Cold over ${CLUSTERS - DEAD} clusters: one cold cluster costs ${Math.round(perCluster)} ms here (TLS handshake and a handful of sequential requests, each a ${
+          2 * ONE_WAY_MS
+        } ms round trip: the Flux CRD, FluxReports, the namespace, the Deployments, the Kustomization, its source, plus discovery of each API group on a new client). With \`fluxBootstrap.status.concurrency\` at its default of 10, ${CLUSTERS - DEAD} clusters are ${Math.ceil(
+          (CLUSTERS - DEAD) / 10,
+        )} waves of that, so the floor is ≈ ${Math.ceil((CLUSTERS - DEAD) / 10)} × ${Math.round(perCluster)} ms. The reads are I/O-bound: raising the default concurrency (the "concurrency ${CLUSTERS}" lines) or issuing a cluster's independent requests in parallel (the Kustomization, the Deployments and the FluxReports do not depend on each other) is what closes it; the first is a one-line default change in \`readFluxStatusSettings\` (\`src/status/FluxStatusReader.ts\`).`,
+      );
+    }
+    if (deadCost > timeoutMs) {
+      analysis.push(
+        `Black holes: each dead cluster holds one of the ${10} slots for the full ${timeoutMs / 1000} s timeout, so the live clusters queued behind them wait; with concurrency ≥ the number of clusters the dead ones overlap with everything else (see the concurrency ${CLUSTERS} line).`,
+      );
+    }
+    if (all.warm.median >= WARM_GOAL_MS) {
+      analysis.push('Warm reads go through Backstage\'s cache service (one get per cluster); a miss here means the cache entries expired or were not written.');
+    }
+    return {
+      oursLabel: 'FluxStatusReader.readMany',
+      peerLabel: 'kubectl get (process)',
+      rows,
+      method: [
+        `One private kube-apiserver with Flux bootstrapped by the engine (token auth over smart HTTP) and the Flux controller simulator keeping it Ready, exposed as ${CLUSTERS - DEAD} clusters through loopback TCP proxies that delay every byte by ${ONE_WAY_MS} ms in each direction (+${2 * ONE_WAY_MS} ms per round trip), and ${DEAD} black holes that accept connections and never answer.`,
+        'The reader as the status backend builds it: `createFluxStatusReader(config, { cache })` with Backstage\'s `ConfigReader` over `kubernetes.clusterLocatorMethods` and the cache service of `@backstage/backend-defaults` (memory store), `fluxBootstrap.status` defaults (5 s per-cluster timeout, 15 s cache TTL, concurrency 10) unless a line says otherwise.',
+        'Cold: a new reader each run (no cache, no connections, no discovery) reading every cluster with `readMany`; warm: the same reader again right after (within the TTL). Every live cluster must come back with its status and every black hole as unreachable, or the run fails.',
+        'Peer line: kubectl as a process, with a fresh discovery cache, reading the GitRepositories, Kustomizations and Deployments of flux-system through the same proxy (what a person would run to check one cluster).',
+      ],
+      analysis,
+    };
+  },
+};

@@ -1,0 +1,69 @@
+import { buildFluxBundle, startFluxSimulator, startGitHttpServer } from '@flux-bootstrap/test-peers';
+import type { KubeApiserverInfo } from '@flux-bootstrap/test-peers';
+import {
+  buildFluxInstallPlan,
+  createKubeClient,
+  gitHttpAuthHeaders,
+  HttpsGitTransport,
+  installFlux,
+  pushFluxManifests,
+  resolveFluxManifestOptions,
+  tokenAuthSecret,
+} from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import { defer } from './cleanup';
+
+const quiet = { info() {}, warn() {}, error() {}, debug() {} };
+
+/**
+ * Bootstraps Flux onto `kube` with the engine (token auth over smart HTTP), with the Flux
+ * controller simulator keeping the objects Ready, so status readers find a healthy installation.
+ * Everything started here is released by the benchmark's cleanup.
+ */
+export async function bootstrapHealthyFlux(kube: KubeApiserverInfo, namespace = 'flux-system') {
+  const token = 'bench-status-token-0123456789';
+  const git = await startGitHttpServer();
+  defer('git HTTP server', () => git.stop());
+  git.addToken({ token, user: 'flux', access: 'write' });
+  const repo = git.createRepo('fleet', { defaultBranch: 'main', initialCommit: true });
+  const bundle = await buildFluxBundle({ version: 'v2.9.4' });
+  const options = resolveFluxManifestOptions(
+    { path: 'clusters/bench', syncUrl: repo.url, namespace },
+    { fluxVersion: 'v2.9.4' },
+  );
+  const pushed = await pushFluxManifests(
+    {
+      transport: new HttpsGitTransport({ url: repo.url, headers: gitHttpAuthHeaders({ token }) }),
+      bundle: bundle.files,
+      options,
+      author: { name: 'Flux', email: '' },
+    },
+    { logger: quiet },
+  );
+  const files = pushed.files;
+  const plan = buildFluxInstallPlan({
+    namespace,
+    fluxVersion: options.components.version,
+    components: options.components.components,
+    componentsYaml: files[`clusters/bench/${namespace}/gotk-components.yaml`],
+    syncYaml: files[`clusters/bench/${namespace}/gotk-sync.yaml`],
+    secret: tokenAuthSecret({ namespace, name: options.sync.secretName, username: 'flux', password: token }),
+    expectedRevision: pushed.revision,
+  });
+  const sim = await startFluxSimulator({ kube, namespace, intervalMs: 200 });
+  defer('Flux simulator', () => sim.stop());
+  const client = await createKubeClient({
+    name: 'setup',
+    url: kube.url,
+    token: kube.adminToken,
+    caPem: kube.caPem,
+    skipTLSVerify: false,
+    source: 'config',
+  });
+  try {
+    const result = await installFlux(client, plan, { wait: true, timeoutMs: 180_000, pollIntervalMs: 250 });
+    if (!result.ready) throw new Error('Flux did not become ready on the benchmark cluster');
+    return { revision: result.revision, repoUrl: repo.url };
+  } finally {
+    client.close();
+  }
+}
