@@ -1,1 +1,7 @@
-export {};
+export * from './httpClient';
+export * from './transport';
+export * from './ssh';
+export * from './tree';
+export * from './session';
+export * from './fluxCommits';
+export * from './pushFluxManifests';

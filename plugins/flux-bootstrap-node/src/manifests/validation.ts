@@ -42,7 +42,7 @@ function requireString(field: string, value: unknown): string {
  * @public
  */
 export function validateFluxVersion(value: unknown, field = 'fluxVersion'): string {
-  const v = requireString(field, value).trim();
+  const v = requireString(field, value);
   const m =
     /^v(0|[1-9]\d{0,5})\.(0|[1-9]\d{0,5})\.(0|[1-9]\d{0,5})(-[0-9A-Za-z-]{1,40}(\.[0-9A-Za-z-]{1,40}){0,5})?$/.exec(
       v,
@@ -321,7 +321,7 @@ export function validateInterval(value: unknown, field = 'interval'): string {
  * @public
  */
 export function validateSyncUrl(value: unknown, field = 'syncUrl'): string {
-  const v = requireString(field, value).trim();
+  const v = requireString(field, value);
   if (CONTROL.test(v) || /\s/.test(v)) {
     throw new InputValidationError(field, 'must not contain whitespace or control characters');
   }

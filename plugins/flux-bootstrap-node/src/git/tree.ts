@@ -1,0 +1,139 @@
+import fs from 'node:fs';
+import git, { TreeEntry } from 'isomorphic-git';
+import type { DirectoryReader } from '../manifests/kustomization';
+
+const TREE_MODE = '040000';
+
+/**
+ * A git tree (the branch head's, or empty) with pending file writes on top. Reads see the
+ * writes; {@link TreeEditor.build} writes blobs and only the trees along changed paths.
+ * Implements the engine's DirectoryReader so kustomization.yaml can be listed from it.
+ * @public
+ */
+export class TreeEditor implements DirectoryReader {
+  private readonly cache: Record<string, unknown> = {};
+  private readonly trees = new Map<string, TreeEntry[] | undefined>();
+  private readonly writes = new Map<string, string>();
+
+  constructor(
+    private readonly gitdir: string,
+    private readonly rootTree: string | undefined,
+  ) {}
+
+  private async treeAt(dir: string): Promise<TreeEntry[] | undefined> {
+    if (this.trees.has(dir)) return this.trees.get(dir);
+    let entries: TreeEntry[] | undefined;
+    if (this.rootTree) {
+      if (dir === '') {
+        entries = (await git.readTree({ fs, gitdir: this.gitdir, oid: this.rootTree, cache: this.cache })).tree;
+      } else {
+        const slash = dir.lastIndexOf('/');
+        const parent = await this.treeAt(slash >= 0 ? dir.slice(0, slash) : '');
+        const name = slash >= 0 ? dir.slice(slash + 1) : dir;
+        const entry = parent?.find(e => e.path === name);
+        entries =
+          entry && entry.type === 'tree'
+            ? (await git.readTree({ fs, gitdir: this.gitdir, oid: entry.oid, cache: this.cache })).tree
+            : undefined;
+      }
+    }
+    this.trees.set(dir, entries);
+    return entries;
+  }
+
+  private async entryAt(path: string): Promise<TreeEntry | undefined> {
+    const slash = path.lastIndexOf('/');
+    const parent = await this.treeAt(slash >= 0 ? path.slice(0, slash) : '');
+    return parent?.find(e => e.path === (slash >= 0 ? path.slice(slash + 1) : path));
+  }
+
+  async list(dir: string): Promise<Array<{ name: string; type: 'file' | 'dir' }>> {
+    const out = new Map<string, 'file' | 'dir'>();
+    for (const e of (await this.treeAt(dir)) ?? []) {
+      if (e.type === 'tree') out.set(e.path, 'dir');
+      else if (e.type === 'blob') out.set(e.path, 'file');
+    }
+    const prefix = dir ? `${dir}/` : '';
+    for (const path of this.writes.keys()) {
+      if (!path.startsWith(prefix)) continue;
+      const rest = path.slice(prefix.length);
+      const slash = rest.indexOf('/');
+      if (slash < 0) out.set(rest, 'file');
+      else out.set(rest.slice(0, slash), 'dir');
+    }
+    return [...out.entries()].map(([name, type]) => ({ name, type }));
+  }
+
+  async read(path: string): Promise<string> {
+    const pending = this.writes.get(path);
+    if (pending !== undefined) return pending;
+    const entry = await this.entryAt(path);
+    if (!entry || entry.type !== 'blob') throw new Error(`${path} is not a file in the repository`);
+    const { blob } = await git.readBlob({ fs, gitdir: this.gitdir, oid: entry.oid, cache: this.cache });
+    return Buffer.from(blob).toString('utf8');
+  }
+
+  /** True when a file exists at `path` (pending writes included). */
+  async exists(path: string): Promise<boolean> {
+    if (this.writes.has(path)) return true;
+    const entry = await this.entryAt(path);
+    return !!entry && entry.type === 'blob';
+  }
+
+  write(path: string, content: string): void {
+    this.writes.set(path, content);
+  }
+
+  /** Paths written so far. */
+  written(): string[] {
+    return [...this.writes.keys()];
+  }
+
+  /** Writes the edited tree; returns its oid (equal to the original when nothing changed). */
+  async build(): Promise<string> {
+    type Node = { files: Map<string, string>; dirs: Map<string, Node> };
+    const root: Node = { files: new Map(), dirs: new Map() };
+    for (const [path, content] of this.writes) {
+      const parts = path.split('/');
+      let node = root;
+      for (const part of parts.slice(0, -1)) {
+        let next = node.dirs.get(part);
+        if (!next) {
+          next = { files: new Map(), dirs: new Map() };
+          node.dirs.set(part, next);
+        }
+        node = next;
+      }
+      node.files.set(parts[parts.length - 1], content);
+    }
+    const buildDir = async (dir: string, node: Node): Promise<string> => {
+      const entries = [...((await this.treeAt(dir)) ?? [])];
+      const put = (entry: TreeEntry) => {
+        const i = entries.findIndex(e => e.path === entry.path);
+        if (i >= 0) entries[i] = entry;
+        else entries.push(entry);
+      };
+      for (const [name, content] of node.files) {
+        const existing = entries.find(e => e.path === name);
+        const full = dir ? `${dir}/${name}` : name;
+        if (existing && existing.type !== 'blob') {
+          throw new Error(`cannot write ${full}: the repository has a folder or submodule there`);
+        }
+        const oid = await git.writeBlob({ fs, gitdir: this.gitdir, blob: Buffer.from(content, 'utf8') });
+        const mode = existing && existing.mode === '100755' ? '100755' : '100644';
+        put({ mode, path: name, oid, type: 'blob' });
+      }
+      for (const [name, child] of node.dirs) {
+        const existing = entries.find(e => e.path === name);
+        const full = dir ? `${dir}/${name}` : name;
+        if (existing && existing.type !== 'tree') {
+          throw new Error(`cannot create the folder ${full}: the repository has a file there`);
+        }
+        const oid = await buildDir(full, child);
+        put({ mode: TREE_MODE, path: name, oid, type: 'tree' });
+      }
+      return git.writeTree({ fs, gitdir: this.gitdir, tree: entries });
+    };
+    return buildDir('', root);
+  }
+}
