@@ -49,7 +49,9 @@ function permissionsFor() {
   const asked: string[] = [];
   const service = mockServices.permissions.mock({
     authorize: async (requests, opts) => {
-      const principal = opts?.credentials?.principal as { userEntityRef?: string } | undefined;
+      const principal = opts?.credentials?.principal as
+        | { userEntityRef?: string }
+        | undefined;
       return requests.map(r => {
         asked.push(`${principal?.userEntityRef}:${(r as any).permission.name}`);
         return {
@@ -71,7 +73,9 @@ async function startBackend() {
       fluxBootstrapPlugin,
       mockServices.rootConfig.factory({ data: config }),
       // requests without an Authorization header carry no credentials
-      mockServices.httpAuth.factory({ defaultCredentials: mockCredentials.none() }),
+      mockServices.httpAuth.factory({
+        defaultCredentials: mockCredentials.none(),
+      }),
       perms.factory,
       catalogServiceMock.factory({ entities: [fleet] }),
     ],
@@ -111,20 +115,25 @@ describe('flux-bootstrap backend routes: auth', () => {
     expect(JSON.stringify(res.body)).not.toContain('canary-token-0f3c9a');
   });
 
-  it.each(routes)('refuses a service principal with 403 (users only): %s', async route => {
-    const { server } = await start();
-    const res = await request(server)
-      .get(route)
-      .set(
-        'Authorization',
-        mockCredentials.service.header({
-          onBehalfOf: mockCredentials.service('plugin:catalog'),
-          targetPluginId: 'flux-bootstrap',
-        }),
+  it.each(routes)(
+    'refuses a service principal with 403 (users only): %s',
+    async route => {
+      const { server } = await start();
+      const res = await request(server)
+        .get(route)
+        .set(
+          'Authorization',
+          mockCredentials.service.header({
+            onBehalfOf: mockCredentials.service('plugin:catalog'),
+            targetPluginId: 'flux-bootstrap',
+          }),
+        );
+      expect(res.status).toBe(403);
+      expect(res.body.error.message).toContain(
+        "does not allow 'service' credentials",
       );
-    expect(res.status).toBe(403);
-    expect(res.body.error.message).toContain("does not allow 'service' credentials");
-  });
+    },
+  );
 
   it.each(routes)(
     'answers 403 naming the permission to a user without flux.bootstrap.cluster.read: %s',
@@ -132,10 +141,15 @@ describe('flux-bootstrap backend routes: auth', () => {
       const { server, asked } = await start();
       const res = await request(server)
         .get(route)
-        .set('Authorization', mockCredentials.user.header(mallory.principal.userEntityRef));
+        .set(
+          'Authorization',
+          mockCredentials.user.header(mallory.principal.userEntityRef),
+        );
       expect(res.status).toBe(403);
       expect(res.body.error.message).toContain('flux.bootstrap.cluster.read');
-      expect(asked).toEqual(['user:default/mallory:flux.bootstrap.cluster.read']);
+      expect(asked).toEqual([
+        'user:default/mallory:flux.bootstrap.cluster.read',
+      ]);
       expect(res.body.items).toBeUndefined();
       expect(JSON.stringify(res.body)).not.toContain('Ghost cluster');
     },
@@ -145,9 +159,14 @@ describe('flux-bootstrap backend routes: auth', () => {
     const { server } = await start();
     const res = await request(server)
       .get('/api/flux-bootstrap/clusters')
-      .set('Authorization', mockCredentials.user.header(alice.principal.userEntityRef));
+      .set(
+        'Authorization',
+        mockCredentials.user.header(alice.principal.userEntityRef),
+      );
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ items: [{ name: 'ghost', title: 'Ghost cluster' }] });
+    expect(res.body).toEqual({
+      items: [{ name: 'ghost', title: 'Ghost cluster' }],
+    });
   });
 
   it('404s for an unknown entity and an unknown cluster', async () => {
@@ -164,11 +183,14 @@ describe('flux-bootstrap backend routes: auth', () => {
     expect(cluster.body.error.message).toContain('nope');
   });
 
-  it('reports an entity\'s unknown cluster names as such and an unreachable one with its reason', async () => {
+  it("reports an entity's unknown cluster names as such and an unreachable one with its reason", async () => {
     const { server } = await start();
     const res = await request(server)
       .get('/api/flux-bootstrap/entity/component/default/fleet/clusters')
-      .set('Authorization', mockCredentials.user.header(alice.principal.userEntityRef));
+      .set(
+        'Authorization',
+        mockCredentials.user.header(alice.principal.userEntityRef),
+      );
     expect(res.status).toBe(200);
     expect(res.body.entityRef).toBe('component:default/fleet');
     expect(res.body.clusters).toEqual(['ghost', 'not-configured']);
@@ -179,7 +201,9 @@ describe('flux-bootstrap backend routes: auth', () => {
       title: 'Ghost cluster',
       state: 'unreachable',
     });
-    expect(res.body.items[0].reason).toMatch(/connection refused|ECONNREFUSED/i);
+    expect(res.body.items[0].reason).toMatch(
+      /connection refused|ECONNREFUSED/i,
+    );
     expect(JSON.stringify(res.body)).not.toContain('canary-token-0f3c9a');
   });
 });

@@ -11,7 +11,7 @@ import { createRouter } from './router';
  * Status backend of the Flux bootstrap card, mounted at `/api/flux-bootstrap`:
  *
  * - `GET /clusters[?state=true]` configured cluster names (and their status),
- * - `GET /clusters/:name` one cluster's status,
+ * - `GET /clusters/:name` (also `/clusters/:name/status`) one cluster's status,
  * - `GET /entity/:kind/:namespace/:name/clusters` the status of the clusters an entity shows.
  *
  * Every route but `/health` needs a signed-in user with `flux.bootstrap.cluster.read`;
@@ -48,10 +48,18 @@ export const fluxBootstrapPlugin = createBackendPlugin({
         const reader = createFluxStatusReader(config, { logger, cache });
         lifecycle.addShutdownHook(() => reader.close());
         logger.info(
-          `Flux bootstrap status for ${reader.listClusters().length} configured cluster(s)`,
+          `Flux bootstrap status for ${
+            reader.listClusters().length
+          } configured cluster(s)`,
         );
         httpRouter.use(
-          await createRouter({ reader, httpAuth, permissions, catalog, logger }),
+          await createRouter({
+            reader,
+            httpAuth,
+            permissions,
+            catalog,
+            logger,
+          }),
         );
         httpRouter.addAuthPolicy({ path: '/health', allow: 'unauthenticated' });
       },

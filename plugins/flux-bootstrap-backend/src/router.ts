@@ -20,7 +20,10 @@ import Router from 'express-promise-router';
 
 /** What the router needs; the plugin wires Backstage's services in. */
 export interface RouterOptions {
-  reader: Pick<FluxStatusReader, 'listClusters' | 'hasCluster' | 'read' | 'readMany'>;
+  reader: Pick<
+    FluxStatusReader,
+    'listClusters' | 'hasCluster' | 'read' | 'readMany'
+  >;
   httpAuth: HttpAuthService;
   permissions: PermissionsService;
   catalog: Pick<CatalogService, 'getEntityByRef'>;
@@ -40,7 +43,9 @@ function flag(value: unknown): boolean {
   return value === 'true' || value === '1' || value === '';
 }
 
-export async function createRouter(options: RouterOptions): Promise<express.Router> {
+export async function createRouter(
+  options: RouterOptions,
+): Promise<express.Router> {
   const { reader, httpAuth, permissions, catalog } = options;
   const router = Router();
   router.use(express.json());
@@ -82,30 +87,39 @@ export async function createRouter(options: RouterOptions): Promise<express.Rout
     res.json(body);
   });
 
-  router.get('/clusters/:name', async (req, res) => {
-    await authorize(req);
-    const { name } = req.params;
-    if (!reader.hasCluster(name)) {
-      throw new NotFoundError(
-        `No cluster named "${name}" is configured in kubernetes.clusterLocatorMethods`,
+  // `/clusters/:name/status` is the same route under the name the template's cluster picker uses.
+  router.get(
+    ['/clusters/:name', '/clusters/:name/status'],
+    async (req, res) => {
+      await authorize(req);
+      const { name } = req.params;
+      if (!reader.hasCluster(name)) {
+        throw new NotFoundError(
+          `No cluster named "${name}" is configured in kubernetes.clusterLocatorMethods`,
+        );
+      }
+      res.json(
+        await reader.read(name, {
+          refresh: flag(req.query.refresh),
+          signal: requestSignal(res),
+        }),
       );
-    }
-    res.json(
-      await reader.read(name, {
-        refresh: flag(req.query.refresh),
-        signal: requestSignal(res),
-      }),
-    );
-  });
+    },
+  );
 
   // The clusters an entity shows. The entity is read with the caller's own credentials, so a
   // user sees only clusters named by entities they may see.
   router.get('/entity/:kind/:namespace/:name/clusters', async (req, res) => {
     const credentials = await authorize(req);
     const { kind, namespace, name } = req.params;
-    const entity = await catalog.getEntityByRef({ kind, namespace, name }, { credentials });
+    const entity = await catalog.getEntityByRef(
+      { kind, namespace, name },
+      { credentials },
+    );
     if (!entity) {
-      throw new NotFoundError(`No entity ${kind}:${namespace}/${name} in the catalog`);
+      throw new NotFoundError(
+        `No entity ${kind}:${namespace}/${name} in the catalog`,
+      );
     }
     const clusters = getEntityClusterNames(entity);
     const known = clusters.filter(c => reader.hasCluster(c));

@@ -1,0 +1,320 @@
+import {
+  mockCredentials,
+  mockServices,
+  startTestBackend,
+} from '@backstage/backend-test-utils';
+import type { Entity } from '@backstage/catalog-model';
+import { catalogServiceMock } from '@backstage/plugin-catalog-node/testUtils';
+import type { ClusterBootstrapStatus } from '@flux-bootstrap/plugin-flux-bootstrap-common';
+import {
+  createKubeClient,
+  KubeClient,
+} from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import {
+  applyFluxBundle,
+  BitbucketDouble,
+  buildFluxBundle,
+  FluxSimulator,
+  KubeApiserver,
+  mintToken,
+  startBitbucketDouble,
+  startFluxSimulator,
+  startKubeApiserver,
+  uniqueName,
+} from '@flux-bootstrap/test-peers';
+import request from 'supertest';
+import { fluxBootstrapPlugin } from './plugin';
+
+/*
+ * The status routes end to end: a real backend (startTestBackend) reading a real kube-apiserver
+ * whose Flux is "reconciled" by the controller simulator from the Bitbucket double's git, with a
+ * canary planted in the flux-system Secret that must never leave.
+ */
+
+jest.setTimeout(240_000);
+
+const NS = 'flux-system';
+const CANARY = 'canary-in-secret-5d0c2a7e91';
+const BB_TOKEN = 'bb-token-route-test-3e81f0aa';
+const FM = 'routes-test';
+
+let kube: KubeApiserver;
+let bb: BitbucketDouble;
+let admin: KubeClient;
+let sim: FluxSimulator;
+let readerToken: string;
+let server: any;
+
+const fleet: Entity = {
+  apiVersion: 'backstage.io/v1alpha1',
+  kind: 'Component',
+  metadata: {
+    name: 'fleet',
+    namespace: 'default',
+    annotations: { 'flux-bootstrap.io/clusters': 'prod, typo-cluster' },
+  },
+  spec: { type: 'service', owner: 'platform', lifecycle: 'production' },
+};
+const clusterResource: Entity = {
+  apiVersion: 'backstage.io/v1alpha1',
+  kind: 'Resource',
+  metadata: { name: 'prod', namespace: 'default' },
+  spec: { type: 'kubernetes-cluster', owner: 'platform' },
+};
+
+const auth = () => mockCredentials.user.header('user:default/alice');
+const sleep = (ms: number) => new Promise(r => setTimeout(r, ms));
+
+async function getStatus(
+  query = '?refresh=true',
+): Promise<ClusterBootstrapStatus> {
+  const res = await request(server)
+    .get(`/api/flux-bootstrap/clusters/prod${query}`)
+    .set('Authorization', auth());
+  expect(res.status).toBe(200);
+  return res.body;
+}
+
+async function untilReady(): Promise<ClusterBootstrapStatus> {
+  const deadline = Date.now() + 90_000;
+  let last: ClusterBootstrapStatus | undefined;
+  while (Date.now() < deadline) {
+    last = await getStatus();
+    if (last.state === 'ready' && last.inSync === true) return last;
+    await sleep(250);
+  }
+  throw new Error(`cluster never became ready: ${JSON.stringify(last)}`);
+}
+
+beforeAll(async () => {
+  [kube, bb] = await Promise.all([
+    startKubeApiserver(),
+    startBitbucketDouble(),
+  ]);
+  bb.addUser({ name: 'flux' });
+  bb.addProject({ key: 'FLUX', name: 'Fleet' });
+  bb.createRepo('FLUX', 'fleet', {
+    defaultBranch: 'main',
+    initialCommit: true,
+  });
+  bb.grantRepo('FLUX', 'fleet', { user: 'flux' }, 'REPO_READ');
+  bb.addToken({ token: BB_TOKEN, user: 'flux' });
+
+  admin = await createKubeClient({
+    name: 'admin',
+    url: kube.url,
+    token: kube.adminToken,
+    caPem: kube.caPem,
+    skipTLSVerify: false,
+    source: 'config',
+  });
+  await applyFluxBundle(
+    kube.info(),
+    await buildFluxBundle({ version: 'v2.9.4' }),
+    {
+      namespace: NS,
+      components: ['source-controller', 'kustomize-controller'],
+    },
+  );
+  await admin.apply(
+    {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: NS, namespace: NS },
+      stringData: { username: 'flux', password: BB_TOKEN, canary: CANARY },
+    },
+    { fieldManager: FM },
+  );
+  await admin.apply(
+    {
+      apiVersion: 'source.toolkit.fluxcd.io/v1',
+      kind: 'GitRepository',
+      metadata: { name: NS, namespace: NS },
+      spec: {
+        interval: '1m0s',
+        ref: { branch: 'main' },
+        secretRef: { name: NS },
+        url: bb.cloneUrls('FLUX', 'fleet').http,
+      },
+    },
+    { fieldManager: FM },
+  );
+  await admin.apply(
+    {
+      apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
+      kind: 'Kustomization',
+      metadata: { name: NS, namespace: NS },
+      spec: {
+        interval: '10m0s',
+        path: './',
+        prune: true,
+        sourceRef: { kind: 'GitRepository', name: NS },
+      },
+    },
+    { fieldManager: FM },
+  );
+  sim = await startFluxSimulator({
+    kube: kube.info(),
+    namespace: NS,
+    intervalMs: 200,
+  });
+  // The backend reads with a token that could read Secrets; it must not pass their data on.
+  readerToken = await mintToken(kube.info(), {
+    name: uniqueName('routes-reader'),
+    clusterRules: [
+      { apiGroups: ['*'], resources: ['*'], verbs: ['get', 'list', 'watch'] },
+    ],
+  });
+
+  ({ server } = await startTestBackend({
+    features: [
+      fluxBootstrapPlugin,
+      mockServices.rootConfig.factory({
+        data: {
+          kubernetes: {
+            serviceLocatorMethod: { type: 'multiTenant' },
+            clusterLocatorMethods: [
+              {
+                type: 'config',
+                clusters: [
+                  {
+                    name: 'prod',
+                    title: 'Production',
+                    url: kube.url,
+                    authProvider: 'serviceAccount',
+                    serviceAccountToken: readerToken,
+                    caData: Buffer.from(kube.caPem).toString('base64'),
+                  },
+                ],
+              },
+            ],
+          },
+          integrations: {
+            bitbucketServer: [
+              { host: bb.host, apiBaseUrl: bb.apiBaseUrl, token: BB_TOKEN },
+            ],
+          },
+          fluxBootstrap: {
+            status: { cacheTtlSeconds: 300, clusterTimeoutSeconds: 20 },
+          },
+        },
+      }),
+      mockServices.httpAuth.factory({
+        defaultCredentials: mockCredentials.none(),
+      }),
+      mockServices.permissions.factory({ result: 'ALLOW' as any }),
+      catalogServiceMock.factory({ entities: [fleet, clusterResource] }),
+    ],
+  }));
+});
+
+afterAll(async () => {
+  await sim?.stop();
+  admin?.close();
+  await Promise.all([kube?.stop(), bb?.stop()]);
+});
+
+describe('status routes on a real cluster', () => {
+  it("serves an entity's clusters: ready, in sync, unknown names reported, no Secret data or credentials", async () => {
+    await untilReady();
+    const res = await request(server)
+      .get('/api/flux-bootstrap/entity/component/default/fleet/clusters')
+      .set('Authorization', auth());
+    expect(res.status).toBe(200);
+    expect(res.body.clusters).toEqual(['prod', 'typo-cluster']);
+    expect(res.body.unknownClusters).toEqual(['typo-cluster']);
+    expect(res.body.items).toHaveLength(1);
+    const status: ClusterBootstrapStatus = res.body.items[0];
+    expect(status).toMatchObject({
+      cluster: 'prod',
+      title: 'Production',
+      state: 'ready',
+      inSync: true,
+      flux: { version: 'v2.9.4', namespace: NS },
+      source: {
+        url: bb.cloneUrls('FLUX', 'fleet').http,
+        branch: 'main',
+        ready: true,
+      },
+      repository: { project: 'FLUX', slug: 'fleet' },
+    });
+    const text = res.text;
+    for (const secret of [
+      CANARY,
+      Buffer.from(CANARY).toString('base64'),
+      BB_TOKEN,
+      Buffer.from(BB_TOKEN).toString('base64'),
+      readerToken,
+      kube.adminToken,
+    ]) {
+      expect(text).not.toContain(secret);
+    }
+  });
+
+  it('serves a cluster Resource by its own name, and the cluster list with state', async () => {
+    const res = await request(server)
+      .get('/api/flux-bootstrap/entity/resource/default/prod/clusters')
+      .set('Authorization', auth());
+    expect(res.status).toBe(200);
+    expect(res.body.items.map((s: ClusterBootstrapStatus) => s.state)).toEqual([
+      'ready',
+    ]);
+
+    const list = await request(server)
+      .get('/api/flux-bootstrap/clusters?state=true')
+      .set('Authorization', auth());
+    expect(list.status).toBe(200);
+    expect(list.body.items).toHaveLength(1);
+    expect(list.body.items[0]).toMatchObject({
+      name: 'prod',
+      title: 'Production',
+      status: { state: 'ready' },
+    });
+    expect(list.text).not.toContain(CANARY);
+    expect(list.text).not.toContain(readerToken);
+
+    const alias = await request(server)
+      .get('/api/flux-bootstrap/clusters/prod/status')
+      .set('Authorization', auth());
+    expect(alias.status).toBe(200);
+    expect(alias.body.state).toBe('ready');
+  });
+
+  it('answers from the cache until ?refresh=true', async () => {
+    const before = await getStatus('?refresh=true');
+    expect(before.state).toBe('ready');
+    await admin.apply(
+      {
+        apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
+        kind: 'Kustomization',
+        metadata: { name: NS, namespace: NS },
+        spec: {
+          interval: '10m0s',
+          path: './',
+          prune: true,
+          sourceRef: { kind: 'GitRepository', name: NS },
+          suspend: true,
+        },
+      },
+      { fieldManager: FM },
+    );
+    const cached = await getStatus('');
+    expect(cached.state).toBe('ready');
+    expect(cached.checkedAt).toBe(before.checkedAt);
+    const fresh = await getStatus('?refresh=true');
+    expect(fresh.state).toBe('suspended');
+    // the refreshed answer is what the cache holds now
+    expect((await getStatus('')).state).toBe('suspended');
+  });
+
+  it('pushes nothing anywhere: Bitbucket saw only reads with the integration token', () => {
+    const requests = bb.requests().filter(r => r.path.startsWith('/rest/'));
+    expect(requests.length).toBeGreaterThan(0);
+    expect(requests.every(r => r.method === 'GET')).toBe(true);
+    expect(
+      requests.every(r =>
+        r.path.startsWith('/rest/api/1.0/projects/FLUX/repos/fleet/branches'),
+      ),
+    ).toBe(true);
+  });
+});
