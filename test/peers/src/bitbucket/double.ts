@@ -75,6 +75,8 @@ export interface BitbucketDoubleOptions {
   emptyDefaultBranchStatus?: 404 | 204;
   /** Bitbucket version reported by `/rest/api/1.0/application-properties`. */
   version?: string;
+  /** The request log keeps at most this many entries, dropping the oldest (default 50000; long-running sandboxes). */
+  maxLogEntries?: number;
 }
 
 export interface BitbucketSshInfo {
@@ -219,6 +221,13 @@ export async function startBitbucketDouble(
   );
   const log: BitbucketRequestLogEntry[] = [];
   let faults: ActiveFault[] = [];
+  const maxLog = opts.maxLogEntries ?? 50_000;
+  let requestCounter = 0;
+  const record = (e: BitbucketRequestLogEntry) => {
+    requestCounter++;
+    log.push(e);
+    if (log.length > maxLog) log.splice(0, log.length - maxLog);
+  };
   const internalSecret = crypto.randomBytes(16).toString('hex');
   const pki = opts.tls ? await createTestPki() : undefined;
   let caFile: string | undefined;
@@ -416,10 +425,13 @@ export async function startBitbucketDouble(
       headers,
       status: 0,
     };
-    log.push(entry);
+    record(entry);
     res.setHeader(
       'X-AREQUESTID',
-      `@${crypto.randomBytes(4).toString('hex').toUpperCase()}x${log.length}`,
+      `@${crypto
+        .randomBytes(4)
+        .toString('hex')
+        .toUpperCase()}x${requestCounter}`,
     );
     try {
       if (!inContext) {
@@ -584,7 +596,7 @@ export async function startBitbucketDouble(
         state,
         internalUrl,
         insecureCa: pki ? caFile : undefined,
-        log: e => log.push(e),
+        log: record,
         takeFault: p => takeFault('SSH', p),
       });
       sshd = started.sshd;
