@@ -508,8 +508,26 @@ export async function startBitbucketDouble(
           }
         : {};
       let body: unknown;
+      const ct = String(req.headers['content-type'] ?? '');
+      // Atlassian's XSRF protection: a state-changing request with a content type a browser form
+      // could send is refused unless it carries `X-Atlassian-Token: no-check`.
+      if (
+        entry.method !== 'GET' &&
+        /^(application\/x-www-form-urlencoded|multipart\/form-data|text\/plain)/i.test(
+          ct,
+        ) &&
+        String(req.headers['x-atlassian-token'] ?? '').toLowerCase() !==
+          'no-check'
+      ) {
+        entry.status = 403;
+        res.writeHead(403, {
+          'Content-Type': 'text/plain;charset=UTF-8',
+          ...identity,
+        });
+        res.end('XSRF check failed');
+        return;
+      }
       if (raw.length) {
-        const ct = String(req.headers['content-type'] ?? '');
         if (!/json/i.test(ct) && ct !== '') {
           const err = new RestError(
             415,

@@ -1098,6 +1098,26 @@ describe('Bitbucket double REST API', () => {
     });
   });
 
+  it('refuses form-like state changes without X-Atlassian-Token (403 XSRF check failed) and sends nothing to the repos', async () => {
+    const post = (headers: Record<string, string>) =>
+      fetch(`${bb.apiBaseUrl}/projects/FLUX/repos`, {
+        method: 'POST',
+        headers: { Authorization: 'Bearer alice-token', ...headers },
+        body: JSON.stringify({ name: 'xsrf' }),
+      });
+    const refused = await post({ 'Content-Type': 'text/plain' });
+    expect(refused.status).toBe(403);
+    expect(await refused.text()).toBe('XSRF check failed');
+    expect(bb.state().repos.map(r => r.slug)).not.toContain('xsrf');
+    const unsupported = await post({
+      'Content-Type': 'text/plain',
+      'X-Atlassian-Token': 'no-check',
+    });
+    expect(unsupported.status).toBe(415);
+    const ok = await post({ 'Content-Type': 'application/json' });
+    expect(ok.status).toBe(201);
+  });
+
   it('unknown REST resources are 404 with Bitbucket error bodies; bad JSON is 400', async () => {
     const r = await call('GET', '/rest/api/1.0/nothing-here', {
       token: 'alice-token',
