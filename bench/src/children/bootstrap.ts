@@ -1,0 +1,136 @@
+/* eslint-disable no-console */
+/**
+ * A full Flux bootstrap with the engine, in its own process so that its peak RSS can be read:
+ * create the repository on Bitbucket → push the manifests → deploy key (Secret + access key) →
+ * install Flux and wait until it synced. Run by bench/src/benchmarks/memory.ts with the peers'
+ * addresses in a JSON file (argv[2]); reports JSON lines on stdout. Steps mirror the four
+ * scaffolder actions (bitbucket:create-repo, flux:push-manifests, flux:generate-key, flux:install).
+ */
+import fs from 'node:fs';
+import { ConfigReader } from '@backstage/config';
+import type { JsonObject } from '@backstage/types';
+import {
+  BitbucketServerClient,
+  buildFluxInstallPlan,
+  createKubeClient,
+  ensureBitbucketRepository,
+  fluxAccessKeyLabel,
+  gitHttpAuthHeaders,
+  HttpsGitTransport,
+  installFlux,
+  loadFluxBundle,
+  normaliseSshKeyOptions,
+  parseBitbucketRepoUrl,
+  parseSshHost,
+  pushFluxManifests,
+  readBitbucketServerHosts,
+  readManifestsConfig,
+  reconcileFluxDeployKey,
+  Redactor,
+  resolveFluxManifestOptions,
+  FLUX_EXTRA_COMPONENTS,
+} from '@flux-bootstrap/plugin-flux-bootstrap-node';
+
+export interface BootstrapChildInput {
+  config: JsonObject;
+  repoUrl: string;
+  token: string;
+  kube: { url: string; token: string; caPem: string };
+  path: string;
+}
+
+function memory() {
+  const status = fs.readFileSync('/proc/self/status', 'utf8');
+  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  return { rssMiB: kb('VmRSS') / 1024, hwmMiB: kb('VmHWM') / 1024 };
+}
+
+const started = process.hrtime.bigint();
+function report(phase: string, extra: Record<string, unknown> = {}) {
+  const ms = Number(process.hrtime.bigint() - started) / 1e6;
+  console.log(JSON.stringify({ phase, ms, ...memory(), ...extra }));
+}
+
+async function main() {
+  report('loaded');
+  const input = JSON.parse(fs.readFileSync(process.argv[2], 'utf8')) as BootstrapChildInput;
+  const config = new ConfigReader(input.config);
+  const redactor = new Redactor([input.token, input.kube.token]);
+  const logger = redactor.wrapLogger({ info() {}, warn() {}, error() {}, debug() {} });
+  const hosts = readBitbucketServerHosts(config);
+  const ref = parseBitbucketRepoUrl(input.repoUrl, hosts);
+  const host = hosts.find(h => h.host === ref.host)!;
+  const auth = { token: input.token };
+  const bitbucket = new BitbucketServerClient(host, auth, { logger, redactor });
+  const kube = await createKubeClient(
+    { name: 'bench', url: input.kube.url, token: input.kube.token, caPem: input.kube.caPem, skipTLSVerify: false, source: 'config' },
+    { logger, redactor },
+  );
+  try {
+    // bitbucket:create-repo
+    const repo = await ensureBitbucketRepository(bitbucket, { ref, private: true, defaultBranch: 'main', groups: [] }, { logger });
+    report('repository', { created: repo.created });
+
+    // flux:push-manifests (token over HTTPS), all components, the cached bundle
+    const source = readManifestsConfig(config);
+    const options = resolveFluxManifestOptions(
+      { path: input.path, syncUrl: repo.sshUrl, componentsExtra: [...FLUX_EXTRA_COMPONENTS] },
+      { fluxVersion: source.defaultVersion },
+    );
+    const bundle = await loadFluxBundle(options.components.version, source, { logger });
+    const pushed = await pushFluxManifests(
+      {
+        transport: new HttpsGitTransport({ url: repo.remoteUrl, headers: gitHttpAuthHeaders(auth) }),
+        bundle: bundle.files,
+        options,
+        author: { name: 'Flux', email: '' },
+      },
+      { logger, redactor },
+    );
+    report('push', { revision: pushed.revision });
+
+    // flux:generate-key: ECDSA P-384 (flux's default), Secret + read-only access key
+    const key = await reconcileFluxDeployKey(
+      {
+        namespace: options.namespace,
+        secretName: options.sync.secretName,
+        key: normaliseSshKeyOptions({}),
+        projectKey: repo.projectKey,
+        repoSlug: repo.repoSlug,
+        readWrite: false,
+        label: fluxAccessKeyLabel({ namespace: options.namespace, branch: options.branch, secretName: options.sync.secretName, path: input.path }),
+        sshHost: parseSshHost(host.sshHost),
+        rotate: false,
+      },
+      { kube, bitbucket, logger, redactor },
+    );
+    report('key', { accessKeyId: key.accessKeyId });
+
+    // flux:install: components + sync, wait until the (simulated) controllers synced the revision
+    const files = pushed.files;
+    const dir = pushed.manifestsPath;
+    const plan = buildFluxInstallPlan({
+      namespace: options.namespace,
+      fluxVersion: options.components.version,
+      components: options.components.components,
+      componentsYaml: files[`${dir}/gotk-components.yaml`],
+      syncYaml: files[`${dir}/gotk-sync.yaml`],
+      expectedRevision: pushed.revision,
+    });
+    const result = await installFlux(kube, plan, { wait: true, timeoutMs: 240_000, pollIntervalMs: 500, logger });
+    if (!result.ready) throw new Error('Flux did not become ready');
+    report('install', { revision: result.revision });
+  } finally {
+    bitbucket.close();
+    kube.close();
+  }
+  report('done');
+}
+
+main().then(
+  () => process.exit(0),
+  e => {
+    console.log(JSON.stringify({ phase: 'error', message: String((e as Error)?.stack ?? e) }));
+    process.exit(1);
+  },
+);
