@@ -60,6 +60,8 @@ describe('parseBitbucketRepoUrl', () => {
     ],
     ['bitbucket.example.com?project=PLAT&repo=a/b', /invalid repo name/],
     ['bitbucket.example.com?project=PLAT&repo=..', /invalid repo name/],
+    ['bitbucket.example.com?project=PLAT&repo=_fleet', /invalid repo name/],
+    ['bitbucket.example.com?project=PLAT&repo=.fleet', /invalid repo name/],
     ['bitbucket.example.com?project=~a b&repo=x', /invalid personal project/],
     ['bitbucket.example.com?project= padded&repo=x', /invalid project/],
   ])(

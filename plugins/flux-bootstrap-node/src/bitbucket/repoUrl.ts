@@ -24,8 +24,9 @@ const PROJECT_NAME =
   // eslint-disable-next-line no-control-regex
   /^[^~\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]{0,126}[^\s\x00-\x1f\x7f])?$/;
 const USER_SLUG = /^[A-Za-z0-9._@-]{1,255}$/;
-// Bitbucket repository names: letters, digits, space, `-`, `_`, `.`; no `/`.
-const REPO_NAME = /^[A-Za-z0-9_.][A-Za-z0-9 _.-]{0,127}$/;
+// Bitbucket: at most 128 characters, starting with a letter or digit; then letters, digits,
+// spaces, "-", "_" and ".".
+const REPO_NAME = /^[A-Za-z0-9][A-Za-z0-9 _.-]{0,127}$/;
 
 /**
  * Parses `host?project=KEY&repo=name` (the RepoUrlPicker format for Bitbucket Server) and checks
@@ -133,7 +134,7 @@ export function parseBitbucketRepoUrl(
   if (!REPO_NAME.test(repo) || repo.includes('..')) {
     throw new InputValidationError(
       field,
-      'has an invalid repo name: use letters, digits, spaces, "-", "_" and "." (no "/")',
+      'has an invalid repo name: start with a letter or digit, then use letters, digits, spaces, "-", "_" and "." (no "/")',
     );
   }
   return {
