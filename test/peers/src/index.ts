@@ -7,3 +7,5 @@ export * from './bitbucket';
 export * from './git';
 export * from './ssh';
 export * from './common';
+// Fault-injecting HTTPS proxy, e.g. in front of the kube-apiserver (owner: reliability)
+export * from './proxy';

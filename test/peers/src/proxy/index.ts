@@ -1,0 +1,8 @@
+export { startFaultProxy } from './faultProxy';
+export type {
+  FaultProxy,
+  FaultProxyFault,
+  FaultProxyOptions,
+  FaultProxyOutage,
+  FaultProxyRequest,
+} from './faultProxy';
