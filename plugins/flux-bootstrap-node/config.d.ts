@@ -18,13 +18,17 @@ export interface Config {
       cacheDir?: string;
       /**
        * Expected sha256 (hex) of `manifests.tar.gz` per version, e.g. `v2.9.4: 3f2a…`.
-       * A bundle that does not match is refused before use.
+       * A bundle that does not match is refused before use; cached copies are checked on every
+       * use too. With `localPath`, a version that has a sha256 must be a `manifests.tar.gz`
+       * (extracted files cannot be checked).
        */
       sha256?: { [version: string]: string };
-      /** Flux version used when a template does not ask for one. */
+      /** Flux version used when a template does not ask for one. Default v2.9.4. */
       defaultVersion?: string;
       /** PEM CA bundle trusted when downloading from `baseUrl` (a mirror with a private CA). */
       caData?: string;
+      /** Timeout of one bundle download in milliseconds (redirects included). Default 120000. */
+      downloadTimeoutMs?: number;
     };
     /**
      * Extra settings per Bitbucket Server host. Credentials stay in `integrations.bitbucketServer`;

@@ -18,7 +18,10 @@ export function fluxCommitMessage(
   version: string,
   appendix?: string,
 ): string {
-  const base = kind === 'components' ? `Add Flux ${version} component manifests` : 'Add Flux sync manifests';
+  const base =
+    kind === 'components'
+      ? `Add Flux ${version} component manifests`
+      : 'Add Flux sync manifests';
   return appendix ? `${base}\n\n${appendix}` : base;
 }
 
@@ -45,16 +48,25 @@ export async function pushComponentsCommit(
   options: FluxCommitOptions & { version: string; content: string },
 ): Promise<CommitAndPushResult> {
   const logger = options.logger ?? silentLogger;
-  const file = `${fluxManifestsDir(options.path, options.namespace)}/gotk-components.yaml`;
+  const file = `${fluxManifestsDir(
+    options.path,
+    options.namespace,
+  )}/gotk-components.yaml`;
   const result = await options.session.commitAndPush({
-    message: fluxCommitMessage('components', options.version, options.commitMessageAppendix),
+    message: fluxCommitMessage(
+      'components',
+      options.version,
+      options.commitMessageAppendix,
+    ),
     author: options.author,
     signingKey: options.signingKey,
     signal: options.signal,
     edit: async tree => tree.write(file, options.content),
   });
   if (result.changed) {
-    logger.info(`Committed and pushed the component manifests to "${options.branch}" (${result.commit})`);
+    logger.info(
+      `Committed and pushed the component manifests to "${options.branch}" (${result.commit})`,
+    );
   } else {
     logger.info('The component manifests are up to date');
   }
@@ -85,12 +97,17 @@ export async function pushSyncCommit(
         if (await tree.exists(`${dir}/${name}`)) return;
       }
       const resources = await scanKustomizationResources(tree, dir);
-      tree.write(`${dir}/kustomization.yaml`, generateKustomizationFile(resources));
+      tree.write(
+        `${dir}/kustomization.yaml`,
+        generateKustomizationFile(resources),
+      );
       kustomizationGenerated = true;
     },
   });
   if (result.changed) {
-    logger.info(`Committed and pushed the sync manifests to "${options.branch}" (${result.commit})`);
+    logger.info(
+      `Committed and pushed the sync manifests to "${options.branch}" (${result.commit})`,
+    );
   } else {
     logger.info('The sync manifests are up to date');
   }

@@ -1,7 +1,11 @@
 import http from 'node:http';
 import https from 'node:https';
 import tls from 'node:tls';
-import type { GitHttpRequest, GitHttpResponse, HttpClient } from 'isomorphic-git';
+import type {
+  GitHttpRequest,
+  GitHttpResponse,
+  HttpClient,
+} from 'isomorphic-git';
 import { OperationAbortedError } from '../util/errors';
 
 /** Options of {@link createGitHttpClient}. @public */
@@ -24,7 +28,9 @@ export class GitHttpTimeoutError extends Error {
   }
 }
 
-async function collectBody(body: GitHttpRequest['body']): Promise<Buffer | undefined> {
+async function collectBody(
+  body: GitHttpRequest['body'],
+): Promise<Buffer | undefined> {
   if (!body) return undefined;
   const chunks: Buffer[] = [];
   for await (const chunk of body as AsyncIterable<Uint8Array>) {
@@ -51,14 +57,21 @@ function safeUrlForError(url: string): string {
  * redirects (they would carry the Authorization header elsewhere).
  * @public
  */
-export function createGitHttpClient(options: GitHttpClientOptions = {}): HttpClient {
+export function createGitHttpClient(
+  options: GitHttpClientOptions = {},
+): HttpClient {
   const timeoutMs = options.timeoutMs ?? 60_000;
   const maxBytes = options.maxResponseBytes ?? 512 * 1024 * 1024;
-  const ca = options.caPem ? [...tls.rootCertificates, options.caPem] : undefined;
+  const ca = options.caPem
+    ? [...tls.rootCertificates, options.caPem]
+    : undefined;
   return {
     async request(req: GitHttpRequest): Promise<GitHttpResponse> {
       const signal = options.signal;
-      if (signal?.aborted) throw new OperationAbortedError('Cancelled before contacting the git server');
+      if (signal?.aborted)
+        throw new OperationAbortedError(
+          'Cancelled before contacting the git server',
+        );
       const url = new URL(req.url);
       const isHttps = url.protocol === 'https:';
       if (!isHttps && url.protocol !== 'http:') {
@@ -74,10 +87,7 @@ export function createGitHttpClient(options: GitHttpClientOptions = {}): HttpCli
           settled = true;
           reject(e);
         };
-        const onAbort = () => {
-          request.destroy();
-          fail(new OperationAbortedError('Cancelled while talking to the git server'));
-        };
+        let onAbort = () => {};
         const request = (isHttps ? https : http).request(
           url,
           {
@@ -90,19 +100,28 @@ export function createGitHttpClient(options: GitHttpClientOptions = {}): HttpCli
             let size = 0;
             const responseHeaders: Record<string, string> = {};
             for (const [k, v] of Object.entries(res.headers)) {
-              if (v !== undefined) responseHeaders[k] = Array.isArray(v) ? v.join(', ') : v;
+              if (v !== undefined)
+                responseHeaders[k] = Array.isArray(v) ? v.join(', ') : v;
             }
             res.setTimeout(timeoutMs, () => {
-              res.destroy(new GitHttpTimeoutError(safeUrlForError(req.url), timeoutMs));
+              res.destroy(
+                new GitHttpTimeoutError(safeUrlForError(req.url), timeoutMs),
+              );
             });
             async function* iterate(): AsyncGenerator<Uint8Array> {
               try {
                 for await (const chunk of res as AsyncIterable<Buffer>) {
                   size += chunk.length;
                   if (size > maxBytes) {
-                    throw new Error(`git server response larger than ${maxBytes} bytes`);
+                    throw new Error(
+                      `git server response larger than ${maxBytes} bytes`,
+                    );
                   }
-                  yield new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+                  yield new Uint8Array(
+                    chunk.buffer,
+                    chunk.byteOffset,
+                    chunk.byteLength,
+                  );
                 }
               } finally {
                 signal?.removeEventListener('abort', onAbort);
@@ -119,6 +138,14 @@ export function createGitHttpClient(options: GitHttpClientOptions = {}): HttpCli
             });
           },
         );
+        onAbort = () => {
+          request.destroy();
+          fail(
+            new OperationAbortedError(
+              'Cancelled while talking to the git server',
+            ),
+          );
+        };
         request.setTimeout(timeoutMs, () => {
           request.destroy();
           fail(new GitHttpTimeoutError(safeUrlForError(req.url), timeoutMs));

@@ -1,6 +1,13 @@
 declare module '@isomorphic-git/pgp-plugin' {
   export const pgp: {
-    sign(args: { payload: string; secretKey: string }): Promise<{ signature: string }>;
-    verify(args: { payload: string; publicKey: string; signature: string }): Promise<{ valid: string[]; invalid: string[] }>;
+    sign(args: {
+      payload: string;
+      secretKey: string;
+    }): Promise<{ signature: string }>;
+    verify(args: {
+      payload: string;
+      publicKey: string;
+      signature: string;
+    }): Promise<{ valid: string[]; invalid: string[] }>;
   };
 }

@@ -52,7 +52,9 @@ export function runProcess(
       }
     };
     const timer = setTimeout(() => {
-      ended = new Error(`timed out after ${options.timeoutMs} ms while ${options.what}`);
+      ended = new Error(
+        `timed out after ${options.timeoutMs} ms while ${options.what}`,
+      );
       killGroup();
     }, options.timeoutMs);
     const onAbort = () => {

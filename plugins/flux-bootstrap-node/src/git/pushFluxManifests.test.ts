@@ -12,20 +12,33 @@ import {
 } from '@flux-bootstrap/test-peers';
 import { gitHttpAuthHeaders } from '../bitbucket';
 import { generateSshKeyPair } from '../keys';
-import { resolveFluxManifestOptions, FluxManifestInput } from '../manifests/options';
+import {
+  resolveFluxManifestOptions,
+  FluxManifestInput,
+} from '../manifests/options';
 import { Redactor } from '../util/redact';
 import { GitTransport, HttpsGitTransport } from './transport';
 import { SshGitTransport } from './ssh';
 import { pushFluxManifests, renderFluxManifests } from './pushFluxManifests';
 import { GitAuthError } from './session';
 
+// Real git, sshd and ssh-keygen on a shared 2-core machine: generous per-test limits.
+jest.setTimeout(90_000);
+
 const TOKEN = `canary-token-${Math.random().toString(36).slice(2)}`;
 const READ_TOKEN = `canary-read-${Math.random().toString(36).slice(2)}`;
 
 // Asynchronous on purpose: the double serves git from this process, a sync child would deadlock.
-async function gitCli(args: string[], cwd?: string, token?: string): Promise<string> {
+async function gitCli(
+  args: string[],
+  cwd?: string,
+  token?: string,
+): Promise<string> {
   const config: [string, string][] = token
-    ? [...PEER_GIT_CONFIG, ['http.extraHeader', `Authorization: Bearer ${token}`]]
+    ? [
+        ...PEER_GIT_CONFIG,
+        ['http.extraHeader', `Authorization: Bearer ${token}`],
+      ]
     : PEER_GIT_CONFIG;
   const r = await run('git', args, { cwd, env: peerGitEnv({}, config) });
   return r.stdout;
@@ -34,8 +47,22 @@ async function gitCli(args: string[], cwd?: string, token?: string): Promise<str
 function collectingLogger() {
   const lines: string[] = [];
   const log = (level: string) => (m: string, meta?: unknown) =>
-    lines.push(`${level} ${m}${meta ? ` ${meta instanceof Error ? meta.stack : JSON.stringify(meta)}` : ''}`);
-  return { lines, logger: { info: log('info'), warn: log('warn'), error: log('error'), debug: log('debug') } };
+    lines.push(
+      `${level} ${m}${
+        meta
+          ? ` ${meta instanceof Error ? meta.stack : JSON.stringify(meta)}`
+          : ''
+      }`,
+    );
+  return {
+    lines,
+    logger: {
+      info: log('info'),
+      warn: log('warn'),
+      error: log('error'),
+      debug: log('debug'),
+    },
+  };
 }
 
 describe('pushFluxManifests against the Bitbucket double (real git http-backend and sshd)', () => {
@@ -65,34 +92,63 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 
-  function newRepo(opts: { initialCommit?: boolean; defaultBranch?: string } = {}) {
+  function newRepo(
+    opts: { initialCommit?: boolean; defaultBranch?: string } = {},
+  ) {
     const name = `fleet-${++repoCounter}`;
-    const { slug } = bb.createRepo('FLUX', name, { defaultBranch: opts.defaultBranch ?? 'main', initialCommit: opts.initialCommit });
-    return { slug, bare: bb.repoPath('FLUX', slug), urls: bb.cloneUrls('FLUX', slug) };
+    const { slug } = bb.createRepo('FLUX', name, {
+      defaultBranch: opts.defaultBranch ?? 'main',
+      initialCommit: opts.initialCommit,
+    });
+    return {
+      slug,
+      bare: bb.repoPath('FLUX', slug),
+      urls: bb.cloneUrls('FLUX', slug),
+    };
   }
 
   function options(extra: Partial<FluxManifestInput> = {}) {
     return resolveFluxManifestOptions(
-      { path: 'clusters/my-cluster', syncUrl: 'ssh://git@bitbucket.example.com:7999/FLUX/fleet.git', ...extra },
+      {
+        path: 'clusters/my-cluster',
+        syncUrl: 'ssh://git@bitbucket.example.com:7999/FLUX/fleet.git',
+        ...extra,
+      },
       { fluxVersion: 'v2.9.4' },
     );
   }
 
   function https(url: string, token = TOKEN): HttpsGitTransport {
-    return new HttpsGitTransport({ url, headers: gitHttpAuthHeaders({ token }) });
+    return new HttpsGitTransport({
+      url,
+      headers: gitHttpAuthHeaders({ token }),
+    });
   }
 
   const author = { name: 'Flux', email: '' };
 
   async function commits(bare: string, branch = 'main') {
-    return (await gitCli(['--git-dir', bare, 'log', '--format=%H%x1f%P%x1f%an%x1f%ae%x1f%B%x1e', branch])
+    return (
+      await gitCli([
+        '--git-dir',
+        bare,
+        'log',
+        '--format=%H%x1f%P%x1f%an%x1f%ae%x1f%B%x1e',
+        branch,
+      ])
     )
       .split('\x1e')
       .map(s => s.trim())
       .filter(Boolean)
       .map(s => {
         const [id, parents, name, email, message] = s.split('\x1f');
-        return { id, parents: parents ? parents.split(' ') : [], name, email, message: message.trim() };
+        return {
+          id,
+          parents: parents ? parents.split(' ') : [],
+          name,
+          email,
+          message: message.trim(),
+        };
       });
   }
 
@@ -110,26 +166,62 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
     const clone = path.join(tmp, 'clone');
     await gitCli(['clone', '--quiet', repo.urls.http, clone], undefined, TOKEN);
     const dir = path.join(clone, 'clusters/my-cluster/flux-system');
-    expect(fs.readdirSync(dir).sort()).toEqual(['gotk-components.yaml', 'gotk-sync.yaml', 'kustomization.yaml']);
-    expect(fs.readFileSync(path.join(dir, 'gotk-components.yaml'), 'utf8')).toBe(rendered.components.content);
-    expect(fs.readFileSync(path.join(dir, 'gotk-sync.yaml'), 'utf8')).toBe(rendered.sync.content);
+    expect(fs.readdirSync(dir).sort()).toEqual([
+      'gotk-components.yaml',
+      'gotk-sync.yaml',
+      'kustomization.yaml',
+    ]);
+    expect(
+      fs.readFileSync(path.join(dir, 'gotk-components.yaml'), 'utf8'),
+    ).toBe(rendered.components.content);
+    expect(fs.readFileSync(path.join(dir, 'gotk-sync.yaml'), 'utf8')).toBe(
+      rendered.sync.content,
+    );
     expect(fs.readFileSync(path.join(dir, 'kustomization.yaml'), 'utf8')).toBe(
       'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- gotk-components.yaml\n- gotk-sync.yaml\n',
     );
-    expect((await gitCli(['ls-files'], clone)).trim().split('\n')).toHaveLength(3);
+    expect((await gitCli(['ls-files'], clone)).trim().split('\n')).toHaveLength(
+      3,
+    );
 
     const log = await commits(repo.bare);
-    expect(log.map(c => c.message)).toEqual(['Add Flux sync manifests', 'Add Flux v2.9.4 component manifests']);
+    expect(log.map(c => c.message)).toEqual([
+      'Add Flux sync manifests',
+      'Add Flux v2.9.4 component manifests',
+    ]);
     expect(log.map(c => [c.name, c.email])).toEqual([
       ['Flux', ''],
       ['Flux', ''],
     ]);
     expect(log[1].parents).toEqual([]);
     expect(log[0].parents).toEqual([log[1].id]);
-    expect((await gitCli(['--git-dir', repo.bare, 'show', '--name-only', '--format=', log[1].id])).trim()).toBe(
-      'clusters/my-cluster/flux-system/gotk-components.yaml',
-    );
-    expect((await gitCli(['--git-dir', repo.bare, 'show', '--name-only', '--format=', log[0].id])).trim().split('\n').sort()).toEqual([
+    expect(
+      (
+        await gitCli([
+          '--git-dir',
+          repo.bare,
+          'show',
+          '--name-only',
+          '--format=',
+          log[1].id,
+        ])
+      ).trim(),
+    ).toBe('clusters/my-cluster/flux-system/gotk-components.yaml');
+    expect(
+      (
+        await gitCli([
+          '--git-dir',
+          repo.bare,
+          'show',
+          '--name-only',
+          '--format=',
+          log[0].id,
+        ])
+      )
+        .trim()
+        .split('\n')
+        .sort(),
+    ).toEqual([
       'clusters/my-cluster/flux-system/gotk-sync.yaml',
       'clusters/my-cluster/flux-system/kustomization.yaml',
     ]);
@@ -142,38 +234,69 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
       revision: `main@sha1:${log[0].id}`,
       kustomizationGenerated: true,
     });
-    expect(lines.join('\n')).toMatch(/The repository is empty; the first commit creates branch main/);
+    expect(lines.join('\n')).toMatch(
+      /The repository is empty; the first commit creates branch main/,
+    );
     expect(lines.join('\n')).not.toContain(TOKEN);
   });
 
   it('makes no commit on a re-run and exactly one for a changed option', async () => {
     const repo = newRepo({ initialCommit: true });
     const { logger } = collectingLogger();
-    const first = await pushFluxManifests({ transport: https(repo.urls.http), bundle, options: options(), author }, { logger });
+    const first = await pushFluxManifests(
+      { transport: https(repo.urls.http), bundle, options: options(), author },
+      { logger },
+    );
     expect(first.changed).toBe(true);
     const head = (await commits(repo.bare))[0].id;
 
-    const again = await pushFluxManifests({ transport: https(repo.urls.http), bundle, options: options(), author }, { logger });
-    expect(again).toMatchObject({ changed: false, commitHash: head, componentsCommit: undefined, syncCommit: undefined });
+    const again = await pushFluxManifests(
+      { transport: https(repo.urls.http), bundle, options: options(), author },
+      { logger },
+    );
+    expect(again).toMatchObject({
+      changed: false,
+      commitHash: head,
+      componentsCommit: undefined,
+      syncCommit: undefined,
+    });
     expect((await commits(repo.bare))[0].id).toBe(head);
 
     const debug = await pushFluxManifests(
-      { transport: https(repo.urls.http), bundle, options: options({ logLevel: 'debug' }), author },
+      {
+        transport: https(repo.urls.http),
+        bundle,
+        options: options({ logLevel: 'debug' }),
+        author,
+      },
       { logger },
     );
     const log = await commits(repo.bare);
     expect(log[1].id).toBe(head);
     expect(log[0].message).toBe('Add Flux v2.9.4 component manifests');
-    expect(debug).toMatchObject({ changed: true, componentsCommit: log[0].id, syncCommit: undefined, commitHash: log[0].id });
-    expect(await gitCli(['--git-dir', repo.bare, 'show', 'main:clusters/my-cluster/flux-system/gotk-components.yaml'])).toContain(
-      '--log-level=debug',
-    );
+    expect(debug).toMatchObject({
+      changed: true,
+      componentsCommit: log[0].id,
+      syncCommit: undefined,
+      commitHash: log[0].id,
+    });
+    expect(
+      await gitCli([
+        '--git-dir',
+        repo.bare,
+        'show',
+        'main:clusters/my-cluster/flux-system/gotk-components.yaml',
+      ]),
+    ).toContain('--log-level=debug');
 
     const newUrl = await pushFluxManifests(
       {
         transport: https(repo.urls.http),
         bundle,
-        options: options({ logLevel: 'debug', syncUrl: 'https://bitbucket.example.com/scm/FLUX/fleet.git' }),
+        options: options({
+          logLevel: 'debug',
+          syncUrl: 'https://bitbucket.example.com/scm/FLUX/fleet.git',
+        }),
         author,
         commitMessageAppendix: 'Requested by alice in Backstage',
       },
@@ -181,7 +304,9 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
     );
     const log2 = await commits(repo.bare);
     expect(log2[1].id).toBe(log[0].id);
-    expect(log2[0].message).toBe('Add Flux sync manifests\n\nRequested by alice in Backstage');
+    expect(log2[0].message).toBe(
+      'Add Flux sync manifests\n\nRequested by alice in Backstage',
+    );
     expect(newUrl.syncCommit).toBe(log2[0].id);
     expect(newUrl.componentsCommit).toBeUndefined();
   });
@@ -192,20 +317,49 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
     await gitCli(['clone', '--quiet', repo.urls.http, work], undefined, TOKEN);
     const dir = path.join(work, 'clusters/my-cluster/flux-system');
     fs.mkdirSync(dir, { recursive: true });
-    const custom = 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- gotk-components.yaml\n- gotk-sync.yaml\npatches:\n- path: patch.yaml\n';
+    const custom =
+      'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- gotk-components.yaml\n- gotk-sync.yaml\npatches:\n- path: patch.yaml\n';
     fs.writeFileSync(path.join(dir, 'kustomization.yaml'), custom);
     fs.writeFileSync(path.join(work, 'apps.yaml'), 'kind: Nothing\n');
     await gitCli(['add', '.'], work);
-    await gitCli(['-c', 'user.name=U', '-c', 'user.email=u@x', 'commit', '--quiet', '-m', 'user patches'], work);
+    await gitCli(
+      [
+        '-c',
+        'user.name=U',
+        '-c',
+        'user.email=u@x',
+        'commit',
+        '--quiet',
+        '-m',
+        'user patches',
+      ],
+      work,
+    );
     await gitCli(['push', '--quiet', 'origin', 'HEAD:main'], work, TOKEN);
 
     const { logger } = collectingLogger();
-    const r = await pushFluxManifests({ transport: https(repo.urls.http), bundle, options: options(), author }, { logger });
+    const r = await pushFluxManifests(
+      { transport: https(repo.urls.http), bundle, options: options(), author },
+      { logger },
+    );
     expect(r.kustomizationGenerated).toBe(false);
-    expect(r.files['clusters/my-cluster/flux-system/kustomization.yaml']).toBe(custom);
-    expect(await gitCli(['--git-dir', repo.bare, 'show', 'main:clusters/my-cluster/flux-system/kustomization.yaml'])).toBe(custom);
-    expect(await gitCli(['--git-dir', repo.bare, 'show', 'main:apps.yaml'])).toBe('kind: Nothing\n');
-    expect(await gitCli(['--git-dir', repo.bare, 'show', 'main:README.md'])).toBeTruthy();
+    expect(r.files['clusters/my-cluster/flux-system/kustomization.yaml']).toBe(
+      custom,
+    );
+    expect(
+      await gitCli([
+        '--git-dir',
+        repo.bare,
+        'show',
+        'main:clusters/my-cluster/flux-system/kustomization.yaml',
+      ]),
+    ).toBe(custom);
+    expect(
+      await gitCli(['--git-dir', repo.bare, 'show', 'main:apps.yaml']),
+    ).toBe('kind: Nothing\n');
+    expect(
+      await gitCli(['--git-dir', repo.bare, 'show', 'main:README.md']),
+    ).toBeTruthy();
   });
 
   it('redoes the change on top when the branch moves during the push (non-fast-forward)', async () => {
@@ -221,18 +375,44 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
         if (raced++ === 0) {
           // Another engineer pushes to main between our fetch and our push.
           const other = path.join(tmp, 'other');
-          await gitCli(['clone', '--quiet', repo.urls.http, other], undefined, TOKEN);
+          await gitCli(
+            ['clone', '--quiet', repo.urls.http, other],
+            undefined,
+            TOKEN,
+          );
           fs.mkdirSync(path.join(other, 'apps'), { recursive: true });
-          fs.writeFileSync(path.join(other, 'apps', 'podinfo.yaml'), 'kind: HelmRelease\n');
+          fs.writeFileSync(
+            path.join(other, 'apps', 'podinfo.yaml'),
+            'kind: HelmRelease\n',
+          );
           await gitCli(['add', '.'], other);
-          await gitCli(['-c', 'user.name=Other', '-c', 'user.email=o@x', 'commit', '--quiet', '-m', 'concurrent change'], other);
-          await gitCli(['push', '--quiet', 'origin', 'HEAD:main'], other, TOKEN);
+          await gitCli(
+            [
+              '-c',
+              'user.name=Other',
+              '-c',
+              'user.email=o@x',
+              'commit',
+              '--quiet',
+              '-m',
+              'concurrent change',
+            ],
+            other,
+          );
+          await gitCli(
+            ['push', '--quiet', 'origin', 'HEAD:main'],
+            other,
+            TOKEN,
+          );
         }
         return inner.push(gitdir, oid, branch, signal);
       },
     };
     const { logger, lines } = collectingLogger();
-    const r = await pushFluxManifests({ transport: racing, bundle, options: options(), author }, { logger });
+    const r = await pushFluxManifests(
+      { transport: racing, bundle, options: options(), author },
+      { logger },
+    );
     const log = await commits(repo.bare);
     expect(log.map(c => c.message)).toEqual([
       'Add Flux sync manifests',
@@ -241,38 +421,69 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
       'Initial commit',
     ]);
     expect(r.commitHash).toBe(log[0].id);
-    expect(await gitCli(['--git-dir', repo.bare, 'show', 'main:apps/podinfo.yaml'])).toBe('kind: HelmRelease\n');
-    expect(lines.some(l => /^warn Git conflict: main of .* moved while pushing \(non-fast-forward\); fetching it again and redoing the change \(attempt 2 of 5\)$/.test(l))).toBe(true);
+    expect(
+      await gitCli(['--git-dir', repo.bare, 'show', 'main:apps/podinfo.yaml']),
+    ).toBe('kind: HelmRelease\n');
+    expect(
+      lines.some(l =>
+        /^warn Git conflict: main of .* moved while pushing \(non-fast-forward\); fetching it again and redoing the change \(attempt 2 of 5\)$/.test(
+          l,
+        ),
+      ),
+    ).toBe(true);
   });
 
   it('creates a missing branch from the default branch', async () => {
     const repo = newRepo({ initialCommit: true });
     const { logger, lines } = collectingLogger();
     const r = await pushFluxManifests(
-      { transport: https(repo.urls.http), bundle, options: options({ branch: 'clusters/staging' }), author },
+      {
+        transport: https(repo.urls.http),
+        bundle,
+        options: options({ branch: 'clusters/staging' }),
+        author,
+      },
       { logger },
     );
     const log = await commits(repo.bare, 'clusters/staging');
-    expect(log.map(c => c.message)).toEqual(['Add Flux sync manifests', 'Add Flux v2.9.4 component manifests', 'Initial commit']);
+    expect(log.map(c => c.message)).toEqual([
+      'Add Flux sync manifests',
+      'Add Flux v2.9.4 component manifests',
+      'Initial commit',
+    ]);
     expect(await commits(repo.bare, 'main')).toHaveLength(1);
     expect(r.revision).toBe(`clusters/staging@sha1:${log[0].id}`);
-    expect(await gitCli(['--git-dir', repo.bare, 'show', 'clusters/staging:clusters/my-cluster/flux-system/gotk-sync.yaml'])).toContain(
-      'branch: clusters/staging',
+    expect(
+      await gitCli([
+        '--git-dir',
+        repo.bare,
+        'show',
+        'clusters/staging:clusters/my-cluster/flux-system/gotk-sync.yaml',
+      ]),
+    ).toContain('branch: clusters/staging');
+    expect(lines.join('\n')).toContain(
+      'Branch clusters/staging does not exist',
     );
-    expect(lines.join('\n')).toContain('Branch clusters/staging does not exist');
   });
 
   it('fails clearly, without the token, when the token may not push', async () => {
     const repo = newRepo({ initialCommit: true });
     const { logger, lines } = collectingLogger();
     const err = await pushFluxManifests(
-      { transport: https(repo.urls.http, READ_TOKEN), bundle, options: options(), author },
+      {
+        transport: https(repo.urls.http, READ_TOKEN),
+        bundle,
+        options: options(),
+        author,
+      },
       { logger, redactor: new Redactor([READ_TOKEN]) },
     ).catch(e => e);
     expect(err).toBeInstanceOf(Error);
     expect(err.name).toBe(GitAuthError.name);
     expect(err.message).toMatch(/refused the credentials .* \(HTTP 403\)/);
-    expect(`${err.message}\n${err.stack}\n${lines.join('\n')}`).not.toContain(READ_TOKEN);
+    expect(`${err.message}\n${err.stack}\n${lines.join('\n')}`).not.toContain(
+      READ_TOKEN,
+    );
     expect(await commits(repo.bare)).toHaveLength(1);
   });
 
@@ -280,23 +491,66 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
     const gnupg = fs.mkdtempSync(path.join(os.tmpdir(), 'gnupg-'));
     try {
       const env = { ...process.env, GNUPGHOME: gnupg };
-      execFileSync('gpg', ['--batch', '--pinentry-mode', 'loopback', '--passphrase', '', '--quick-gen-key', 'Flux Signer <signer@example.com>', 'rsa2048', 'sign', 'never'], { env, stdio: 'pipe' });
-      const secretKey = execFileSync('gpg', ['--batch', '--pinentry-mode', 'loopback', '--passphrase', '', '--armor', '--export-secret-keys'], { env, encoding: 'utf8' });
+      execFileSync(
+        'gpg',
+        [
+          '--batch',
+          '--pinentry-mode',
+          'loopback',
+          '--passphrase',
+          '',
+          '--quick-gen-key',
+          'Flux Signer <signer@example.com>',
+          'rsa2048',
+          'sign',
+          'never',
+        ],
+        { env, stdio: 'pipe' },
+      );
+      const secretKey = execFileSync(
+        'gpg',
+        [
+          '--batch',
+          '--pinentry-mode',
+          'loopback',
+          '--passphrase',
+          '',
+          '--armor',
+          '--export-secret-keys',
+        ],
+        { env, encoding: 'utf8' },
+      );
       const repo = newRepo();
       const { logger, lines } = collectingLogger();
       const r = await pushFluxManifests(
-        { transport: https(repo.urls.http), bundle, options: options(), author, signingKey: secretKey },
+        {
+          transport: https(repo.urls.http),
+          bundle,
+          options: options(),
+          author,
+          signingKey: secretKey,
+        },
         { logger, redactor: new Redactor([secretKey]) },
       );
       for (const commit of [r.componentsCommit!, r.syncCommit!]) {
-        const out = execFileSync('git', ['--git-dir', repo.bare, 'verify-commit', '--raw', commit], {
-          env: { ...peerGitEnv(), GNUPGHOME: gnupg },
-          encoding: 'utf8',
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
+        const out = execFileSync(
+          'git',
+          ['--git-dir', repo.bare, 'verify-commit', '--raw', commit],
+          {
+            env: { ...peerGitEnv(), GNUPGHOME: gnupg },
+            encoding: 'utf8',
+            stdio: ['ignore', 'pipe', 'pipe'],
+          },
+        );
         expect(out).toBe('');
       }
-      const raw = await gitCli(['--git-dir', repo.bare, 'cat-file', 'commit', r.syncCommit!]);
+      const raw = await gitCli([
+        '--git-dir',
+        repo.bare,
+        'cat-file',
+        'commit',
+        r.syncCommit!,
+      ]);
       expect(raw).toContain('gpgsig -----BEGIN PGP SIGNATURE-----');
       expect(lines.join('\n')).not.toContain(secretKey.split('\n')[3]);
     } finally {
@@ -308,8 +562,17 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
     it('pushes with a PKCS#8 key registered as an access key, and deletes the key file afterwards', async () => {
       const repo = newRepo({ initialCommit: true });
       const pair = await generateSshKeyPair({ algorithm: 'ecdsa' });
-      bb.addAccessKey('FLUX', repo.slug, { text: pair.publicKey.trim(), label: 'flux' }, 'REPO_WRITE');
-      const transport = new SshGitTransport({ url: repo.urls.ssh!, privateKey: pair.privateKeyPem, knownHosts: bb.ssh!.knownHosts });
+      bb.addAccessKey(
+        'FLUX',
+        repo.slug,
+        { text: pair.publicKey.trim(), label: 'flux' },
+        'REPO_WRITE',
+      );
+      const transport = new SshGitTransport({
+        url: repo.urls.ssh!,
+        privateKey: pair.privateKeyPem,
+        knownHosts: bb.ssh!.knownHosts,
+      });
       const seen: string[] = [];
       const spy: GitTransport = {
         displayUrl: transport.displayUrl,
@@ -325,7 +588,10 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
       };
       const { logger, lines } = collectingLogger();
       const redactor = new Redactor([pair.privateKeyPem]);
-      const r = await pushFluxManifests({ transport: spy, bundle, options: options(), author }, { logger, redactor });
+      const r = await pushFluxManifests(
+        { transport: spy, bundle, options: options(), author },
+        { logger, redactor },
+      );
       expect(r.changed).toBe(true);
       expect((await commits(repo.bare)).map(c => c.message)).toEqual([
         'Add Flux sync manifests',
@@ -337,7 +603,13 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
       expect(transport.keyDirectory).toBeUndefined();
 
       const keyLine = pair.privateKeyPem.split('\n')[1];
-      const history = await gitCli(['--git-dir', repo.bare, 'log', '-p', '--all']);
+      const history = await gitCli([
+        '--git-dir',
+        repo.bare,
+        'log',
+        '-p',
+        '--all',
+      ]);
       expect(history).not.toContain(keyLine);
       expect(lines.join('\n')).not.toContain(keyLine);
       expect(JSON.stringify(r)).not.toContain(keyLine);
@@ -347,29 +619,75 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
       const repo = newRepo({ initialCommit: true });
       const keyFile = path.join(tmp, 'id_ed25519');
       const passphrase = `canary pass ${Math.random().toString(36).slice(2)}`;
-      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', passphrase, '-C', '', '-f', keyFile]);
+      execFileSync('ssh-keygen', [
+        '-q',
+        '-t',
+        'ed25519',
+        '-N',
+        passphrase,
+        '-C',
+        '',
+        '-f',
+        keyFile,
+      ]);
       const privateKey = fs.readFileSync(keyFile, 'utf8');
       const publicKey = fs.readFileSync(`${keyFile}.pub`, 'utf8').trim();
       fs.rmSync(keyFile);
-      bb.addAccessKey('FLUX', repo.slug, { text: publicKey, label: 'supplied' }, 'REPO_WRITE');
+      bb.addAccessKey(
+        'FLUX',
+        repo.slug,
+        { text: publicKey, label: 'supplied' },
+        'REPO_WRITE',
+      );
       const { logger, lines } = collectingLogger();
       const redactor = new Redactor([privateKey, passphrase]);
 
-      const wrong = new SshGitTransport({ url: repo.urls.ssh!, privateKey, passphrase: 'not it', knownHosts: bb.ssh!.knownHosts, timeoutMs: 30_000 });
-      const err = await pushFluxManifests({ transport: wrong, bundle, options: options(), author }, { logger, redactor }).catch(e => e);
-      expect(err.message).toMatch(/private key could not be loaded|refused the SSH key/);
+      const wrong = new SshGitTransport({
+        url: repo.urls.ssh!,
+        privateKey,
+        passphrase: 'not it',
+        knownHosts: bb.ssh!.knownHosts,
+        timeoutMs: 30_000,
+      });
+      const err = await pushFluxManifests(
+        { transport: wrong, bundle, options: options(), author },
+        { logger, redactor },
+      ).catch(e => e);
+      expect(err.message).toMatch(
+        /private key could not be loaded|refused the SSH key/,
+      );
       expect(wrong.keyDirectory).toBeUndefined();
 
-      const noPassphrase = new SshGitTransport({ url: repo.urls.ssh!, privateKey, knownHosts: bb.ssh!.knownHosts, timeoutMs: 30_000 });
-      await expect(pushFluxManifests({ transport: noPassphrase, bundle, options: options(), author }, { logger, redactor })).rejects.toThrow(
-        /git over SSH failed/,
-      );
+      const noPassphrase = new SshGitTransport({
+        url: repo.urls.ssh!,
+        privateKey,
+        knownHosts: bb.ssh!.knownHosts,
+        timeoutMs: 30_000,
+      });
+      await expect(
+        pushFluxManifests(
+          { transport: noPassphrase, bundle, options: options(), author },
+          { logger, redactor },
+        ),
+      ).rejects.toThrow(/git over SSH failed/);
 
-      const transport = new SshGitTransport({ url: repo.urls.ssh!, privateKey, passphrase, knownHosts: bb.ssh!.knownHosts });
-      const r = await pushFluxManifests({ transport, bundle, options: options(), author }, { logger, redactor });
+      const transport = new SshGitTransport({
+        url: repo.urls.ssh!,
+        privateKey,
+        passphrase,
+        knownHosts: bb.ssh!.knownHosts,
+      });
+      const r = await pushFluxManifests(
+        { transport, bundle, options: options(), author },
+        { logger, redactor },
+      );
       expect(r.changed).toBe(true);
-      expect((await commits(repo.bare))[0].message).toBe('Add Flux sync manifests');
-      const all = `${lines.join('\n')}\n${err.message}\n${err.stack}\n${await gitCli(['--git-dir', repo.bare, 'log', '-p', '--all'])}`;
+      expect((await commits(repo.bare))[0].message).toBe(
+        'Add Flux sync manifests',
+      );
+      const all = `${lines.join('\n')}\n${err.message}\n${
+        err.stack
+      }\n${await gitCli(['--git-dir', repo.bare, 'log', '-p', '--all'])}`;
       expect(all).not.toContain(passphrase);
       expect(all).not.toContain(privateKey.split('\n')[2]);
     });
@@ -377,7 +695,12 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
     it('checks the host key strictly', async () => {
       const repo = newRepo({ initialCommit: true });
       const pair = await generateSshKeyPair({ algorithm: 'ed25519' });
-      bb.addAccessKey('FLUX', repo.slug, { text: pair.publicKey.trim() }, 'REPO_WRITE');
+      bb.addAccessKey(
+        'FLUX',
+        repo.slug,
+        { text: pair.publicKey.trim() },
+        'REPO_WRITE',
+      );
       const other = await generateSshKeyPair({ algorithm: 'ed25519' });
       const port = bb.ssh!.port;
       const transport = new SshGitTransport({
@@ -387,7 +710,12 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
         timeoutMs: 30_000,
       });
       const { logger } = collectingLogger();
-      await expect(pushFluxManifests({ transport, bundle, options: options(), author }, { logger })).rejects.toThrow(
+      await expect(
+        pushFluxManifests(
+          { transport, bundle, options: options(), author },
+          { logger },
+        ),
+      ).rejects.toThrow(
         /host key of \[127\.0\.0\.1\]:\d+ does not match knownHosts/,
       );
       expect(await commits(repo.bare)).toHaveLength(1);
@@ -399,7 +727,13 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
       for (const project of fs.readdirSync(p)) {
         for (const repo of fs.readdirSync(path.join(p, project))) {
           const bare = path.join(p, project, repo);
-          const history = await gitCli(['--git-dir', bare, 'log', '-p', '--all']);
+          const history = await gitCli([
+            '--git-dir',
+            bare,
+            'log',
+            '-p',
+            '--all',
+          ]);
           expect(history).not.toContain(TOKEN);
           expect(history).not.toContain(READ_TOKEN);
         }

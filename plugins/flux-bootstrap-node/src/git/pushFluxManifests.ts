@@ -1,11 +1,18 @@
 import type { CheckpointFn } from '../keys/deployKey';
-import { FluxBundleFiles, generateComponentsManifest } from '../manifests/components';
+import {
+  FluxBundleFiles,
+  generateComponentsManifest,
+} from '../manifests/components';
 import { generateKustomizationFile } from '../manifests/kustomization';
 import type { ResolvedFluxManifestOptions } from '../manifests/options';
 import { generateSyncManifest } from '../manifests/sync';
 import type { EngineLogger } from '../util/logger';
 import { Redactor } from '../util/redact';
-import { fluxManifestsDir, pushComponentsCommit, pushSyncCommit } from './fluxCommits';
+import {
+  fluxManifestsDir,
+  pushComponentsCommit,
+  pushSyncCommit,
+} from './fluxCommits';
 import { GitAuthor, GitPushSession } from './session';
 import type { GitTransport } from './transport';
 
@@ -35,10 +42,16 @@ export function renderFluxManifests(
       path: `${dir}/gotk-components.yaml`,
       content: generateComponentsManifest(bundle, options.components),
     },
-    sync: { path: `${dir}/gotk-sync.yaml`, content: generateSyncManifest(options.sync) },
+    sync: {
+      path: `${dir}/gotk-sync.yaml`,
+      content: generateSyncManifest(options.sync),
+    },
     kustomization: {
       path: `${dir}/kustomization.yaml`,
-      content: generateKustomizationFile(['gotk-components.yaml', 'gotk-sync.yaml']),
+      content: generateKustomizationFile([
+        'gotk-components.yaml',
+        'gotk-sync.yaml',
+      ]),
     },
   };
 }
@@ -141,19 +154,34 @@ export async function pushFluxManifests(
     logger.info(
       `Pushing Flux ${version} component manifests to ${files.components.path} on "${branch}" of ${input.transport.displayUrl}`,
     );
-    const components = await checkpoint<PushStep>(`push-components`, async () => {
-      const r = await pushComponentsCommit({
+    const components = await checkpoint<PushStep>(
+      `push-components`,
+      async () => {
+        const r = await pushComponentsCommit({
+          ...common,
+          session: await open(),
+          version,
+          content: files.components.content,
+        });
+        return {
+          changed: r.changed,
+          commit: r.commit,
+          head: r.head,
+          tree: r.tree,
+        };
+      },
+    );
+    logger.info(
+      `Pushing Flux sync manifests to ${files.sync.path} on "${branch}"`,
+    );
+    const sync = await checkpoint<PushStep>(`push-sync`, async () => {
+      const r = await pushSyncCommit({
         ...common,
         session: await open(),
-        version,
-        content: files.components.content,
+        content: files.sync.content,
       });
-      return { changed: r.changed, commit: r.commit, head: r.head, tree: r.tree };
-    });
-    logger.info(`Pushing Flux sync manifests to ${files.sync.path} on "${branch}"`);
-    const sync = await checkpoint<PushStep>(`push-sync`, async () => {
-      const r = await pushSyncCommit({ ...common, session: await open(), content: files.sync.content });
-      if (r.kustomizationGenerated) logger.info(`Generated ${files.kustomization.path}`);
+      if (r.kustomizationGenerated)
+        logger.info(`Generated ${files.kustomization.path}`);
       else logger.info(`Kept the existing kustomization file in ${files.dir}`);
       return {
         changed: r.changed,
@@ -171,11 +199,16 @@ export async function pushFluxManifests(
     };
     const s = await open();
     try {
-      const kustomization = await s.readFile(sync.tree, files.kustomization.path);
-      if (kustomization !== undefined) current[files.kustomization.path] = kustomization;
+      const kustomization = await s.readFile(
+        sync.tree,
+        files.kustomization.path,
+      );
+      if (kustomization !== undefined)
+        current[files.kustomization.path] = kustomization;
     } catch {
       // The tree is not in this session's repository (the step was restored from a checkpoint).
-      if (sync.kustomizationGenerated) current[files.kustomization.path] = files.kustomization.content;
+      if (sync.kustomizationGenerated)
+        current[files.kustomization.path] = files.kustomization.content;
     }
 
     const changed = components.changed || sync.changed;

@@ -7,7 +7,11 @@ import { pgp } from '@isomorphic-git/pgp-plugin';
 import type { EngineLogger } from '../util/logger';
 import { silentLogger } from '../util/logger';
 import { sleep } from '../util/async';
-import { isAbortError, OperationAbortedError, throwIfAborted } from '../util/errors';
+import {
+  isAbortError,
+  OperationAbortedError,
+  throwIfAborted,
+} from '../util/errors';
 import { TreeEditor } from './tree';
 import type { GitTransport } from './transport';
 
@@ -62,7 +66,14 @@ export class GitAuthError extends Error {
   }
 }
 
-const TRANSIENT_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENETUNREACH']);
+const TRANSIENT_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EAI_AGAIN',
+  'ENETUNREACH',
+]);
 
 function httpStatusOf(error: unknown): number | undefined {
   if (error instanceof Errors.HttpError) {
@@ -75,7 +86,9 @@ function isTransient(error: unknown): boolean {
   const status = httpStatusOf(error);
   if (status !== undefined) return status === 429 || status >= 500;
   const e = error as { code?: string; name?: string };
-  return TRANSIENT_CODES.has(e?.code ?? '') || e?.name === 'GitHttpTimeoutError';
+  return (
+    TRANSIENT_CODES.has(e?.code ?? '') || e?.name === 'GitHttpTimeoutError'
+  );
 }
 
 /**
@@ -108,7 +121,12 @@ export class GitPushSession {
     const parent = options.workDir ?? os.tmpdir();
     await fsp.mkdir(parent, { recursive: true });
     const gitdir = await fsp.mkdtemp(path.join(parent, 'flux-bootstrap-git-'));
-    await git.init({ fs, dir: gitdir, bare: true, defaultBranch: 'flux-bootstrap-work' });
+    await git.init({
+      fs,
+      dir: gitdir,
+      bare: true,
+      defaultBranch: 'flux-bootstrap-work',
+    });
     return new GitPushSession(
       options.transport,
       options.branch,
@@ -120,12 +138,17 @@ export class GitPushSession {
   }
 
   /** Reads a file at the given commit's tree (after a fetch or a commit of this session). */
-  async readFile(treeOid: string, filePath: string): Promise<string | undefined> {
+  async readFile(
+    treeOid: string,
+    filePath: string,
+  ): Promise<string | undefined> {
     const editor = new TreeEditor(this.gitdir, treeOid);
     return (await editor.exists(filePath)) ? editor.read(filePath) : undefined;
   }
 
-  async commitAndPush(options: CommitAndPushOptions): Promise<CommitAndPushResult> {
+  async commitAndPush(
+    options: CommitAndPushOptions,
+  ): Promise<CommitAndPushResult> {
     const { signal } = options;
     const where = `${this.branch} of ${this.transport.displayUrl}`;
     for (let attempt = 1; ; attempt++) {
@@ -141,14 +164,23 @@ export class GitPushSession {
           this.logger.info(
             `Branch ${this.branch} does not exist in ${this.transport.displayUrl}; it will be created from ${refs.defaultBranch}`,
           );
-          parent = await this.transport.fetch(this.gitdir, refs.defaultBranch, signal);
+          parent = await this.transport.fetch(
+            this.gitdir,
+            refs.defaultBranch,
+            signal,
+          );
         } else {
           this.logger.info(
-            `${refs.heads.size === 0 ? 'The repository is empty' : `Branch ${this.branch} does not exist`}; the first commit creates branch ${this.branch}`,
+            `${
+              refs.heads.size === 0
+                ? 'The repository is empty'
+                : `Branch ${this.branch} does not exist`
+            }; the first commit creates branch ${this.branch}`,
           );
         }
         const baseTree = parent
-          ? (await git.readCommit({ fs, gitdir: this.gitdir, oid: parent })).commit.tree
+          ? (await git.readCommit({ fs, gitdir: this.gitdir, oid: parent }))
+              .commit.tree
           : undefined;
         const editor = new TreeEditor(this.gitdir, baseTree);
         await options.edit(editor);
@@ -157,11 +189,25 @@ export class GitPushSession {
         let commit: string | undefined;
         let pushOid: string;
         if (parent && tree === baseTree) {
-          if (head) return { changed: false, head: parent, tree, createdBranch: false, attempts: attempt };
+          if (head)
+            return {
+              changed: false,
+              head: parent,
+              tree,
+              createdBranch: false,
+              attempts: attempt,
+            };
           pushOid = parent; // only the branch is new
         } else {
-          const when = { timestamp: Math.floor(Date.now() / 1000), timezoneOffset: 0 };
-          const person = { name: options.author.name, email: options.author.email, ...when };
+          const when = {
+            timestamp: Math.floor(Date.now() / 1000),
+            timezoneOffset: 0,
+          };
+          const person = {
+            name: options.author.name,
+            email: options.author.email,
+            ...when,
+          };
           commit = await git.commit({
             fs,
             gitdir: this.gitdir,
@@ -171,22 +217,43 @@ export class GitPushSession {
             tree,
             parent: parent ? [parent] : [],
             ref: 'refs/heads/flux-bootstrap-work',
-            ...(options.signingKey ? { signingKey: options.signingKey, onSign: pgp.sign } : {}),
+            ...(options.signingKey
+              ? { signingKey: options.signingKey, onSign: pgp.sign }
+              : {}),
           });
           pushOid = commit;
         }
-        const outcome = await this.transport.push(this.gitdir, pushOid, this.branch, signal);
+        const outcome = await this.transport.push(
+          this.gitdir,
+          pushOid,
+          this.branch,
+          signal,
+        );
         if (outcome.status === 'ok') {
-          return { changed: !!commit, commit, head: pushOid, tree, createdBranch: !head, attempts: attempt };
+          return {
+            changed: !!commit,
+            commit,
+            head: pushOid,
+            tree,
+            createdBranch: !head,
+            attempts: attempt,
+          };
         }
-        if (attempt >= this.maxAttempts) throw new GitPushConflictError(this.branch, attempt);
+        if (attempt >= this.maxAttempts)
+          throw new GitPushConflictError(this.branch, attempt);
         this.logger.warn(
-          `Git conflict: ${where} moved while pushing (${outcome.reason}); fetching it again and redoing the change (attempt ${attempt + 1} of ${this.maxAttempts})`,
+          `Git conflict: ${where} moved while pushing (${
+            outcome.reason
+          }); fetching it again and redoing the change (attempt ${
+            attempt + 1
+          } of ${this.maxAttempts})`,
         );
       } catch (error) {
         if (error instanceof GitPushConflictError) throw error;
         if (signal?.aborted || isAbortError(error)) {
-          throw error instanceof OperationAbortedError ? error : new OperationAbortedError(`Cancelled while pushing to ${where}`);
+          throw error instanceof OperationAbortedError
+            ? error
+            : new OperationAbortedError(`Cancelled while pushing to ${where}`);
         }
         const status = httpStatusOf(error);
         if (status === 401 || status === 403) {
@@ -195,11 +262,15 @@ export class GitPushSession {
           );
         }
         if (status === 404) {
-          throw new Error(`the repository ${this.transport.displayUrl} was not found (HTTP 404)`);
+          throw new Error(
+            `the repository ${this.transport.displayUrl} was not found (HTTP 404)`,
+          );
         }
         if (!isTransient(error) || attempt >= this.maxAttempts) throw error;
         this.logger.warn(
-          `Talking to ${this.transport.displayUrl} failed (${(error as Error).message}); retrying (attempt ${attempt + 1} of ${this.maxAttempts})`,
+          `Talking to ${this.transport.displayUrl} failed (${
+            (error as Error).message
+          }); retrying (attempt ${attempt + 1} of ${this.maxAttempts})`,
         );
       }
       const delay = this.retryDelayMs * 2 ** (attempt - 1);

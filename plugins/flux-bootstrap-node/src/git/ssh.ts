@@ -3,8 +3,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { InputValidationError } from '../util/errors';
 import { runProcess } from './process';
-import { GitTransport, isConflictMessage, PushOutcome, RemoteRefs } from './transport';
+import {
+  GitTransport,
+  isConflictMessage,
+  PushOutcome,
+  RemoteRefs,
+} from './transport';
 
+// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
 /**
@@ -14,30 +20,50 @@ const CONTROL = /[\u0000-\u001f\u007f]/;
  */
 export function validateSshUrl(value: unknown, field = 'url'): string {
   if (typeof value !== 'string' || value.trim() === '') {
-    throw new InputValidationError(field, 'is required, e.g. ssh://git@bitbucket.example.com:7999/PROJ/fleet.git');
+    throw new InputValidationError(
+      field,
+      'is required, e.g. ssh://git@bitbucket.example.com:7999/PROJ/fleet.git',
+    );
   }
   const v = value;
   if (CONTROL.test(v) || /\s/.test(v)) {
-    throw new InputValidationError(field, 'must not contain whitespace or control characters');
+    throw new InputValidationError(
+      field,
+      'must not contain whitespace or control characters',
+    );
   }
   let u: URL;
   try {
     u = new URL(v);
   } catch {
-    throw new InputValidationError(field, 'must be an ssh:// URL such as ssh://git@host:7999/PROJ/repo.git');
+    throw new InputValidationError(
+      field,
+      'must be an ssh:// URL such as ssh://git@host:7999/PROJ/repo.git',
+    );
   }
   if (u.protocol !== 'ssh:') {
-    throw new InputValidationError(field, 'must be an ssh:// URL such as ssh://git@host:7999/PROJ/repo.git');
+    throw new InputValidationError(
+      field,
+      'must be an ssh:// URL such as ssh://git@host:7999/PROJ/repo.git',
+    );
   }
-  if (u.password) throw new InputValidationError(field, 'must not contain a password');
-  if (!u.hostname || u.hostname.startsWith('-') || (u.username && u.username.startsWith('-'))) {
+  if (u.password)
+    throw new InputValidationError(field, 'must not contain a password');
+  if (
+    !u.hostname ||
+    u.hostname.startsWith('-') ||
+    (u.username && u.username.startsWith('-'))
+  ) {
     throw new InputValidationError(field, 'has an invalid host or user');
   }
   if (!/^[A-Za-z0-9._~-]*$/.test(decodeURIComponent(u.username))) {
     throw new InputValidationError(field, 'has an invalid user name');
   }
   if (u.pathname === '' || u.pathname === '/' || u.search || u.hash) {
-    throw new InputValidationError(field, 'must name a repository path and have no query or fragment');
+    throw new InputValidationError(
+      field,
+      'must name a repository path and have no query or fragment',
+    );
   }
   if (u.pathname.split('/').some(s => s === '..')) {
     throw new InputValidationError(field, 'must not contain ".." segments');
@@ -103,7 +129,9 @@ export class SshGitTransport implements GitTransport {
       const askpass = this.options.passphrase
         ? '#!/bin/sh\nprintf \'%s\\n\' "$FLUX_BOOTSTRAP_SSH_PASSPHRASE"\n'
         : '#!/bin/sh\nexit 1\n';
-      await fs.writeFile(path.join(dir, 'askpass.sh'), askpass, { mode: 0o700 });
+      await fs.writeFile(path.join(dir, 'askpass.sh'), askpass, {
+        mode: 0o700,
+      });
     } catch (e) {
       await fs.rm(dir, { recursive: true, force: true });
       throw e;
@@ -114,7 +142,10 @@ export class SshGitTransport implements GitTransport {
 
   private async env(): Promise<NodeJS.ProcessEnv> {
     const dir = await this.prepare();
-    const connectTimeout = Math.max(5, Math.round((this.options.timeoutMs ?? 120_000) / 4000));
+    const connectTimeout = Math.max(
+      5,
+      Math.round((this.options.timeoutMs ?? 120_000) / 4000),
+    );
     const ssh = [
       'ssh',
       '-F /dev/null',
@@ -145,7 +176,9 @@ export class SshGitTransport implements GitTransport {
       SSH_ASKPASS: path.join(dir, 'askpass.sh'),
       SSH_ASKPASS_REQUIRE: 'force',
       DISPLAY: 'none',
-      ...(this.options.passphrase ? { FLUX_BOOTSTRAP_SSH_PASSPHRASE: this.options.passphrase } : {}),
+      ...(this.options.passphrase
+        ? { FLUX_BOOTSTRAP_SSH_PASSPHRASE: this.options.passphrase }
+        : {}),
     };
   }
 
@@ -161,26 +194,55 @@ export class SshGitTransport implements GitTransport {
   private explain(stderr: string, what: string): Error {
     const text = stderr.trim();
     let hint = '';
-    if (/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No .* host key is known/i.test(text)) {
+    if (
+      /Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No .* host key is known/i.test(
+        text,
+      )
+    ) {
       hint = `the SSH host key of ${this.host} does not match knownHosts (host keys are checked strictly)`;
-    } else if (/incorrect passphrase|bad passphrase|Load key .*: (incorrect|invalid)/i.test(text)) {
-      hint = 'the SSH private key could not be loaded (wrong or missing passphrase, or not a private key)';
+    } else if (
+      /incorrect passphrase|bad passphrase|Load key .*: (incorrect|invalid)/i.test(
+        text,
+      )
+    ) {
+      hint =
+        'the SSH private key could not be loaded (wrong or missing passphrase, or not a private key)';
     } else if (/invalid format|error in libcrypto/i.test(text)) {
       hint = 'the SSH private key is not in a format OpenSSH reads';
     } else if (/Permission denied \(publickey/i.test(text)) {
       hint = `${this.host} refused the SSH key (is it registered as an access key with write permission?)`;
-    } else if (/Connection refused|Connection timed out|Could not resolve hostname|No route to host/i.test(text)) {
+    } else if (
+      /Connection refused|Connection timed out|Could not resolve hostname|No route to host/i.test(
+        text,
+      )
+    ) {
       hint = `cannot reach ${this.host}`;
-    } else if (/does not appear to be a git repository|Repository not found|not found/i.test(text)) {
+    } else if (
+      /does not appear to be a git repository|Repository not found|not found/i.test(
+        text,
+      )
+    ) {
       hint = `the repository ${this.displayUrl} does not exist or the key has no access to it`;
     }
     const lastLines = text.split('\n').filter(Boolean).slice(-3).join(' | ');
-    return new Error(`git over SSH failed while ${what}: ${hint || lastLines || 'unknown error'}${hint && lastLines ? ` (${lastLines})` : ''}`);
+    return new Error(
+      `git over SSH failed while ${what}: ${
+        hint || lastLines || 'unknown error'
+      }${hint && lastLines ? ` (${lastLines})` : ''}`,
+    );
   }
 
   async listRefs(signal?: AbortSignal): Promise<RemoteRefs> {
-    const r = await this.git(['ls-remote', '--symref', this.displayUrl], `listing the branches of ${this.displayUrl}`, signal);
-    if (r.code !== 0) throw this.explain(r.stderr, `listing the branches of ${this.displayUrl}`);
+    const r = await this.git(
+      ['ls-remote', '--symref', this.displayUrl],
+      `listing the branches of ${this.displayUrl}`,
+      signal,
+    );
+    if (r.code !== 0)
+      throw this.explain(
+        r.stderr,
+        `listing the branches of ${this.displayUrl}`,
+      );
     const heads = new Map<string, string>();
     let defaultBranch: string | undefined;
     for (const line of r.stdout.split('\n')) {
@@ -195,24 +257,56 @@ export class SshGitTransport implements GitTransport {
     return { heads, defaultBranch };
   }
 
-  async fetch(gitdir: string, branch: string, signal?: AbortSignal): Promise<string> {
+  async fetch(
+    gitdir: string,
+    branch: string,
+    signal?: AbortSignal,
+  ): Promise<string> {
     const what = `fetching ${branch} from ${this.displayUrl}`;
     const tracking = `refs/remotes/origin/${branch}`;
     const r = await this.git(
-      ['--git-dir', gitdir, 'fetch', '--quiet', '--no-tags', '--depth=1', this.displayUrl, `+refs/heads/${branch}:${tracking}`],
+      [
+        '--git-dir',
+        gitdir,
+        'fetch',
+        '--quiet',
+        '--no-tags',
+        '--depth=1',
+        this.displayUrl,
+        `+refs/heads/${branch}:${tracking}`,
+      ],
       what,
       signal,
     );
     if (r.code !== 0) throw this.explain(r.stderr, what);
-    const rev = await this.git(['--git-dir', gitdir, 'rev-parse', '--verify', `${tracking}^{commit}`], what, signal);
-    if (rev.code !== 0) throw new Error(`git over SSH failed while ${what}: the fetched branch is missing`);
+    const rev = await this.git(
+      ['--git-dir', gitdir, 'rev-parse', '--verify', `${tracking}^{commit}`],
+      what,
+      signal,
+    );
+    if (rev.code !== 0)
+      throw new Error(
+        `git over SSH failed while ${what}: the fetched branch is missing`,
+      );
     return rev.stdout.trim();
   }
 
-  async push(gitdir: string, oid: string, branch: string, signal?: AbortSignal): Promise<PushOutcome> {
+  async push(
+    gitdir: string,
+    oid: string,
+    branch: string,
+    signal?: AbortSignal,
+  ): Promise<PushOutcome> {
     const what = `pushing to ${branch} of ${this.displayUrl}`;
     const r = await this.git(
-      ['--git-dir', gitdir, 'push', '--porcelain', this.displayUrl, `${oid}:refs/heads/${branch}`],
+      [
+        '--git-dir',
+        gitdir,
+        'push',
+        '--porcelain',
+        this.displayUrl,
+        `${oid}:refs/heads/${branch}`,
+      ],
       what,
       signal,
     );
@@ -226,7 +320,10 @@ export class SshGitTransport implements GitTransport {
     if (isConflictMessage(reason) || isConflictMessage(r.stderr)) {
       return { status: 'conflict', reason: rejected || 'rejected' };
     }
-    if (rejected) throw new Error(`git over SSH failed while ${what}: the server rejected the push (${rejected})`);
+    if (rejected)
+      throw new Error(
+        `git over SSH failed while ${what}: the server rejected the push (${rejected})`,
+      );
     throw this.explain(r.stderr, what);
   }
 

@@ -11,7 +11,9 @@ export interface RemoteRefs {
 }
 
 /** Result of pushing one commit to a branch. @public */
-export type PushOutcome = { status: 'ok' } | { status: 'conflict'; reason: string };
+export type PushOutcome =
+  | { status: 'ok' }
+  | { status: 'conflict'; reason: string };
 
 /**
  * How commits travel: fetch a branch head into a local bare repository, push a commit to a
@@ -25,7 +27,12 @@ export interface GitTransport {
   /** Fetches `refs/heads/<branch>` (depth 1) into `gitdir`; returns the fetched commit. */
   fetch(gitdir: string, branch: string, signal?: AbortSignal): Promise<string>;
   /** Pushes `oid` to `refs/heads/<branch>` without force; a moved branch is a conflict. */
-  push(gitdir: string, oid: string, branch: string, signal?: AbortSignal): Promise<PushOutcome>;
+  push(
+    gitdir: string,
+    oid: string,
+    branch: string,
+    signal?: AbortSignal,
+  ): Promise<PushOutcome>;
   /** Releases temporary files (keys). Safe to call twice. */
   close(): Promise<void>;
 }
@@ -54,7 +61,9 @@ export class HttpsGitTransport implements GitTransport {
   constructor(private readonly options: HttpsGitTransportOptions) {
     const u = new URL(options.url);
     if (u.username || u.password) {
-      throw new Error('the git URL must not carry credentials; they are sent as headers');
+      throw new Error(
+        'the git URL must not carry credentials; they are sent as headers',
+      );
     }
     this.displayUrl = u.toString();
   }
@@ -78,19 +87,32 @@ export class HttpsGitTransport implements GitTransport {
     const flatten = (node: unknown, prefix: string) => {
       if (typeof node === 'string') heads.set(prefix, node);
       else if (node && typeof node === 'object') {
-        for (const [k, v] of Object.entries(node)) flatten(v, prefix ? `${prefix}/${k}` : k);
+        for (const [k, v] of Object.entries(node))
+          flatten(v, prefix ? `${prefix}/${k}` : k);
       }
     };
     flatten(info.refs?.heads ?? {}, '');
     const head = typeof info.HEAD === 'string' ? info.HEAD : undefined;
     return {
       heads,
-      defaultBranch: head?.startsWith('refs/heads/') ? head.slice('refs/heads/'.length) : undefined,
+      defaultBranch: head?.startsWith('refs/heads/')
+        ? head.slice('refs/heads/'.length)
+        : undefined,
     };
   }
 
-  async fetch(gitdir: string, branch: string, signal?: AbortSignal): Promise<string> {
-    await git.addRemote({ fs, gitdir, remote: 'origin', url: this.options.url, force: true });
+  async fetch(
+    gitdir: string,
+    branch: string,
+    signal?: AbortSignal,
+  ): Promise<string> {
+    await git.addRemote({
+      fs,
+      gitdir,
+      remote: 'origin',
+      url: this.options.url,
+      force: true,
+    });
     const result = await git.fetch({
       fs,
       http: this.http(signal),
@@ -103,11 +125,17 @@ export class HttpsGitTransport implements GitTransport {
       tags: false,
       headers: this.options.headers,
     });
-    if (!result.fetchHead) throw new Error(`the remote has no branch ${branch}`);
+    if (!result.fetchHead)
+      throw new Error(`the remote has no branch ${branch}`);
     return result.fetchHead;
   }
 
-  async push(gitdir: string, oid: string, branch: string, signal?: AbortSignal): Promise<PushOutcome> {
+  async push(
+    gitdir: string,
+    oid: string,
+    branch: string,
+    signal?: AbortSignal,
+  ): Promise<PushOutcome> {
     const localRef = 'refs/heads/flux-bootstrap-push';
     await git.writeRef({ fs, gitdir, ref: localRef, value: oid, force: true });
     try {
@@ -122,7 +150,10 @@ export class HttpsGitTransport implements GitTransport {
       });
       return { status: 'ok' };
     } catch (e) {
-      if (e instanceof Errors.PushRejectedError && (e.data as { reason?: string })?.reason === 'not-fast-forward') {
+      if (
+        e instanceof Errors.PushRejectedError &&
+        (e.data as { reason?: string })?.reason === 'not-fast-forward'
+      ) {
         return { status: 'conflict', reason: 'non-fast-forward' };
       }
       if (e instanceof Errors.GitPushError && isConflictMessage(e.message)) {

@@ -25,7 +25,14 @@ export class TreeEditor implements DirectoryReader {
     let entries: TreeEntry[] | undefined;
     if (this.rootTree) {
       if (dir === '') {
-        entries = (await git.readTree({ fs, gitdir: this.gitdir, oid: this.rootTree, cache: this.cache })).tree;
+        entries = (
+          await git.readTree({
+            fs,
+            gitdir: this.gitdir,
+            oid: this.rootTree,
+            cache: this.cache,
+          })
+        ).tree;
       } else {
         const slash = dir.lastIndexOf('/');
         const parent = await this.treeAt(slash >= 0 ? dir.slice(0, slash) : '');
@@ -33,7 +40,14 @@ export class TreeEditor implements DirectoryReader {
         const entry = parent?.find(e => e.path === name);
         entries =
           entry && entry.type === 'tree'
-            ? (await git.readTree({ fs, gitdir: this.gitdir, oid: entry.oid, cache: this.cache })).tree
+            ? (
+                await git.readTree({
+                  fs,
+                  gitdir: this.gitdir,
+                  oid: entry.oid,
+                  cache: this.cache,
+                })
+              ).tree
             : undefined;
       }
     }
@@ -44,10 +58,14 @@ export class TreeEditor implements DirectoryReader {
   private async entryAt(path: string): Promise<TreeEntry | undefined> {
     const slash = path.lastIndexOf('/');
     const parent = await this.treeAt(slash >= 0 ? path.slice(0, slash) : '');
-    return parent?.find(e => e.path === (slash >= 0 ? path.slice(slash + 1) : path));
+    return parent?.find(
+      e => e.path === (slash >= 0 ? path.slice(slash + 1) : path),
+    );
   }
 
-  async list(dir: string): Promise<Array<{ name: string; type: 'file' | 'dir' }>> {
+  async list(
+    dir: string,
+  ): Promise<Array<{ name: string; type: 'file' | 'dir' }>> {
     const out = new Map<string, 'file' | 'dir'>();
     for (const e of (await this.treeAt(dir)) ?? []) {
       if (e.type === 'tree') out.set(e.path, 'dir');
@@ -68,8 +86,14 @@ export class TreeEditor implements DirectoryReader {
     const pending = this.writes.get(path);
     if (pending !== undefined) return pending;
     const entry = await this.entryAt(path);
-    if (!entry || entry.type !== 'blob') throw new Error(`${path} is not a file in the repository`);
-    const { blob } = await git.readBlob({ fs, gitdir: this.gitdir, oid: entry.oid, cache: this.cache });
+    if (!entry || entry.type !== 'blob')
+      throw new Error(`${path} is not a file in the repository`);
+    const { blob } = await git.readBlob({
+      fs,
+      gitdir: this.gitdir,
+      oid: entry.oid,
+      cache: this.cache,
+    });
     return Buffer.from(blob).toString('utf8');
   }
 
@@ -117,17 +141,26 @@ export class TreeEditor implements DirectoryReader {
         const existing = entries.find(e => e.path === name);
         const full = dir ? `${dir}/${name}` : name;
         if (existing && existing.type !== 'blob') {
-          throw new Error(`cannot write ${full}: the repository has a folder or submodule there`);
+          throw new Error(
+            `cannot write ${full}: the repository has a folder or submodule there`,
+          );
         }
-        const oid = await git.writeBlob({ fs, gitdir: this.gitdir, blob: Buffer.from(content, 'utf8') });
-        const mode = existing && existing.mode === '100755' ? '100755' : '100644';
+        const oid = await git.writeBlob({
+          fs,
+          gitdir: this.gitdir,
+          blob: Buffer.from(content, 'utf8'),
+        });
+        const mode =
+          existing && existing.mode === '100755' ? '100755' : '100644';
         put({ mode, path: name, oid, type: 'blob' });
       }
       for (const [name, child] of node.dirs) {
         const existing = entries.find(e => e.path === name);
         const full = dir ? `${dir}/${name}` : name;
         if (existing && existing.type !== 'tree') {
-          throw new Error(`cannot create the folder ${full}: the repository has a file there`);
+          throw new Error(
+            `cannot create the folder ${full}: the repository has a file there`,
+          );
         }
         const oid = await buildDir(full, child);
         put({ mode: TREE_MODE, path: name, oid, type: 'tree' });

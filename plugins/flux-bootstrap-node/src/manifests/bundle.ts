@@ -19,7 +19,8 @@ import { validateFluxVersion } from './validation';
 export const DEFAULT_FLUX_VERSION = 'v2.9.4';
 
 /** Where official release bundles live: `<base>/<version>/manifests.tar.gz`. @public */
-export const FLUX_RELEASES_BASE_URL = 'https://github.com/fluxcd/flux2/releases/download';
+export const FLUX_RELEASES_BASE_URL =
+  'https://github.com/fluxcd/flux2/releases/download';
 
 const MAX_COMPRESSED_BYTES = 64 * 1024 * 1024;
 const MAX_UNCOMPRESSED_BYTES = 256 * 1024 * 1024;
@@ -45,7 +46,12 @@ export interface ManifestsSourceConfig {
 
 /** Thrown when a bundle's sha256 differs from the configured one; the bundle is not used. @public */
 export class BundleChecksumError extends Error {
-  constructor(readonly version: string, readonly expected: string, readonly actual: string, where: string) {
+  constructor(
+    readonly version: string,
+    readonly expected: string,
+    readonly actual: string,
+    where: string,
+  ) {
     super(
       `the Flux ${version} bundle from ${where} has sha256 ${actual}, but fluxBootstrap.manifests.sha256 expects ${expected}; refusing to use it`,
     );
@@ -57,41 +63,63 @@ export class BundleChecksumError extends Error {
  * Reads `fluxBootstrap.manifests` (see config.d.ts). Config errors are reported with the key.
  * @public
  */
-export function readManifestsConfig(config?: ConfigLike): ManifestsSourceConfig {
+export function readManifestsConfig(
+  config?: ConfigLike,
+): ManifestsSourceConfig {
   const c = config?.getOptionalConfig('fluxBootstrap.manifests');
-  const baseUrl = (c?.getOptionalString('baseUrl') ?? FLUX_RELEASES_BASE_URL).replace(/\/+$/, '');
+  const baseUrl = (
+    c?.getOptionalString('baseUrl') ?? FLUX_RELEASES_BASE_URL
+  ).replace(/\/+$/, '');
   let parsed: URL;
   try {
     parsed = new URL(baseUrl);
   } catch {
-    throw new Error(`fluxBootstrap.manifests.baseUrl "${baseUrl}" is not a URL`);
+    throw new Error(
+      `fluxBootstrap.manifests.baseUrl "${baseUrl}" is not a URL`,
+    );
   }
   if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
     throw new Error('fluxBootstrap.manifests.baseUrl must be an http(s) URL');
   }
   if (parsed.username || parsed.password) {
-    throw new Error('fluxBootstrap.manifests.baseUrl must not contain credentials');
+    throw new Error(
+      'fluxBootstrap.manifests.baseUrl must not contain credentials',
+    );
   }
   const sha256: Record<string, string> = {};
   const raw = c?.getOptional<unknown>('sha256');
   const addSum = (version: unknown, sum: unknown) => {
-    if (typeof version !== 'string' || typeof sum !== 'string' || !/^[0-9a-fA-F]{64}$/.test(sum.trim())) {
+    if (
+      typeof version !== 'string' ||
+      typeof sum !== 'string' ||
+      !/^[0-9a-fA-F]{64}$/.test(sum.trim())
+    ) {
       throw new Error(
-        `fluxBootstrap.manifests.sha256 must map versions to 64 hex digits (bad entry for "${String(version)}")`,
+        `fluxBootstrap.manifests.sha256 must map versions to 64 hex digits (bad entry for "${String(
+          version,
+        )}")`,
       );
     }
     sha256[version] = sum.trim().toLowerCase();
   };
   if (Array.isArray(raw)) {
-    for (const entry of raw) addSum((entry as any)?.version, (entry as any)?.sha256);
+    for (const entry of raw)
+      addSum((entry as any)?.version, (entry as any)?.sha256);
   } else if (raw && typeof raw === 'object') {
-    for (const [version, sum] of Object.entries(raw as Record<string, unknown>)) addSum(version, sum);
+    for (const [version, sum] of Object.entries(raw as Record<string, unknown>))
+      addSum(version, sum);
   } else if (raw !== undefined) {
-    throw new Error('fluxBootstrap.manifests.sha256 must be a map of version to sha256');
+    throw new Error(
+      'fluxBootstrap.manifests.sha256 must be a map of version to sha256',
+    );
   }
-  const defaultVersion = c?.getOptionalString('defaultVersion') ?? DEFAULT_FLUX_VERSION;
+  const defaultVersion =
+    c?.getOptionalString('defaultVersion') ?? DEFAULT_FLUX_VERSION;
   try {
-    validateFluxVersion(defaultVersion, 'fluxBootstrap.manifests.defaultVersion');
+    validateFluxVersion(
+      defaultVersion,
+      'fluxBootstrap.manifests.defaultVersion',
+    );
   } catch (e) {
     throw new Error((e as Error).message);
   }
@@ -99,7 +127,8 @@ export function readManifestsConfig(config?: ConfigLike): ManifestsSourceConfig 
     baseUrl,
     localPath: c?.getOptionalString('localPath') || undefined,
     cacheDir:
-      c?.getOptionalString('cacheDir') ?? path.join(os.tmpdir(), 'flux-bootstrap-manifests'),
+      c?.getOptionalString('cacheDir') ??
+      path.join(os.tmpdir(), 'flux-bootstrap-manifests'),
     sha256,
     defaultVersion,
     caPem: c?.getOptionalString('caData') || undefined,
@@ -128,13 +157,18 @@ function sha256Hex(data: Buffer): string {
  * taken; nothing is written to disk, so entry names cannot escape anywhere. Sizes are capped.
  * @public
  */
-export async function readBundleTarball(tarball: Buffer, version = 'requested'): Promise<FluxBundleFiles> {
+export async function readBundleTarball(
+  tarball: Buffer,
+  version = 'requested',
+): Promise<FluxBundleFiles> {
   let tar: Buffer;
   try {
     tar = zlib.gunzipSync(tarball, { maxOutputLength: MAX_UNCOMPRESSED_BYTES });
   } catch (e) {
     throw new FluxBundleError(
-      `the Flux ${version} bundle is not a readable manifests.tar.gz: ${(e as Error).message}`,
+      `the Flux ${version} bundle is not a readable manifests.tar.gz: ${
+        (e as Error).message
+      }`,
     );
   }
   const files: FluxBundleFiles = {};
@@ -165,7 +199,11 @@ export async function readBundleTarball(tarball: Buffer, version = 'requested'):
       reject(e);
     }
   }).catch(e => {
-    throw new FluxBundleError(`the Flux ${version} bundle is not a readable tar archive: ${(e as Error).message}`);
+    throw new FluxBundleError(
+      `the Flux ${version} bundle is not a readable tar archive: ${
+        (e as Error).message
+      }`,
+    );
   });
   if (Object.keys(files).length === 0) {
     throw new FluxBundleError(`the Flux ${version} bundle holds no manifests`);
@@ -204,12 +242,22 @@ export async function loadFluxBundle(
         throw new BundleChecksumError(version, expected, actual, tarPath);
       }
       logger.info(
-        `Using the Flux ${version} bundle ${tarPath}${expected ? ' (sha256 verified)' : ''}`,
+        `Using the Flux ${version} bundle ${tarPath}${
+          expected ? ' (sha256 verified)' : ''
+        }`,
       );
-      return { version, files: await readBundleTarball(tarball, version), sha256: actual, origin: 'local', location: tarPath };
+      return {
+        version,
+        files: await readBundleTarball(tarball, version),
+        sha256: actual,
+        origin: 'local',
+        location: tarPath,
+      };
     }
     const names = await fs.readdir(dir).catch(() => undefined);
-    const yamlNames = (names ?? []).filter(n => /^[A-Za-z0-9][A-Za-z0-9._-]*\.ya?ml$/.test(n)).sort();
+    const yamlNames = (names ?? [])
+      .filter(n => /^[A-Za-z0-9][A-Za-z0-9._-]*\.ya?ml$/.test(n))
+      .sort();
     if (yamlNames.length === 0) {
       throw new FluxBundleError(
         `no Flux ${version} bundle in fluxBootstrap.manifests.localPath: expected ${tarPath} or the extracted *.yaml files in ${dir}`,
@@ -221,7 +269,8 @@ export async function loadFluxBundle(
       );
     }
     const files: FluxBundleFiles = {};
-    for (const n of yamlNames) files[n] = await fs.readFile(path.join(dir, n), 'utf8');
+    for (const n of yamlNames)
+      files[n] = await fs.readFile(path.join(dir, n), 'utf8');
     logger.info(`Using the extracted Flux ${version} bundle in ${dir}`);
     return { version, files, origin: 'local', location: dir };
   }
@@ -235,11 +284,21 @@ export async function loadFluxBundle(
       try {
         const files = await readBundleTarball(cached, version);
         logger.info(
-          `Using the cached Flux ${version} bundle ${cacheFile}${expected ? ' (sha256 verified)' : ''}`,
+          `Using the cached Flux ${version} bundle ${cacheFile}${
+            expected ? ' (sha256 verified)' : ''
+          }`,
         );
-        return { version, files, sha256: actual, origin: 'cache', location: cacheFile };
+        return {
+          version,
+          files,
+          sha256: actual,
+          origin: 'cache',
+          location: cacheFile,
+        };
       } catch {
-        logger.warn(`The cached Flux ${version} bundle ${cacheFile} is unreadable; downloading it again`);
+        logger.warn(
+          `The cached Flux ${version} bundle ${cacheFile} is unreadable; downloading it again`,
+        );
       }
     } else {
       logger.warn(
@@ -257,17 +316,25 @@ export async function loadFluxBundle(
   }
   const files = await readBundleTarball(tarball, version);
   await writeAtomically(cacheFile, tarball).catch(e =>
-    logger.warn(`Could not cache the Flux ${version} bundle in ${cacheFile}: ${(e as Error).message}`),
+    logger.warn(
+      `Could not cache the Flux ${version} bundle in ${cacheFile}: ${
+        (e as Error).message
+      }`,
+    ),
   );
   logger.info(
-    `Downloaded the Flux ${version} bundle (${tarball.length} bytes, sha256 ${actual}${expected ? ', verified' : ''})`,
+    `Downloaded the Flux ${version} bundle (${
+      tarball.length
+    } bytes, sha256 ${actual}${expected ? ', verified' : ''})`,
   );
   return { version, files, sha256: actual, origin: 'download', location: url };
 }
 
 async function writeAtomically(file: string, data: Buffer): Promise<void> {
   await fs.mkdir(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.${crypto.randomBytes(6).toString('hex')}.tmp`;
+  const tmp = `${file}.${process.pid}.${crypto
+    .randomBytes(6)
+    .toString('hex')}.tmp`;
   try {
     await fs.writeFile(tmp, data, { mode: 0o644 });
     await fs.rename(tmp, file);
@@ -277,7 +344,11 @@ async function writeAtomically(file: string, data: Buffer): Promise<void> {
 }
 
 /** GET with redirects (no credentials are ever sent), a size cap, a timeout and the abort signal. */
-async function download(url: string, source: ManifestsSourceConfig, signal?: AbortSignal): Promise<Buffer> {
+async function download(
+  url: string,
+  source: ManifestsSourceConfig,
+  signal?: AbortSignal,
+): Promise<Buffer> {
   const combined = combineSignals([signal], source.downloadTimeoutMs);
   try {
     let current = new URL(url);
@@ -286,29 +357,40 @@ async function download(url: string, source: ManifestsSourceConfig, signal?: Abo
       if (res.status >= 300 && res.status < 400 && res.location) {
         current = new URL(res.location, current);
         if (current.protocol !== 'https:' && current.protocol !== 'http:') {
-          throw new Error(`redirect to unsupported URL scheme ${current.protocol}`);
+          throw new Error(
+            `redirect to unsupported URL scheme ${current.protocol}`,
+          );
         }
         continue;
       }
       if (res.status !== 200) {
         throw new FluxBundleError(
           `failed to download the Flux bundle from ${url}: HTTP ${res.status}${
-            res.status === 404 ? ' (is the version released and the mirror complete?)' : ''
+            res.status === 404
+              ? ' (is the version released and the mirror complete?)'
+              : ''
           }`,
         );
       }
       return res.body;
     }
-    throw new FluxBundleError(`failed to download the Flux bundle from ${url}: too many redirects`);
+    throw new FluxBundleError(
+      `failed to download the Flux bundle from ${url}: too many redirects`,
+    );
   } catch (e) {
     if (combined.timedOut()) {
       throw new FluxBundleError(
         `failed to download the Flux bundle from ${url}: no answer within ${source.downloadTimeoutMs} ms`,
       );
     }
-    if (signal?.aborted || isAbortError(e)) throw new OperationAbortedError('Cancelled while downloading the Flux bundle');
+    if (signal?.aborted || isAbortError(e))
+      throw new OperationAbortedError(
+        'Cancelled while downloading the Flux bundle',
+      );
     if (e instanceof FluxBundleError) throw e;
-    throw new FluxBundleError(`failed to download the Flux bundle from ${url}: ${(e as Error).message}`);
+    throw new FluxBundleError(
+      `failed to download the Flux bundle from ${url}: ${(e as Error).message}`,
+    );
   } finally {
     combined.dispose();
   }
@@ -333,7 +415,11 @@ function getOnce(
         const status = res.statusCode ?? 0;
         if (status !== 200) {
           res.resume();
-          resolve({ status, location: res.headers.location, body: Buffer.alloc(0) });
+          resolve({
+            status,
+            location: res.headers.location,
+            body: Buffer.alloc(0),
+          });
           return;
         }
         const chunks: Buffer[] = [];
@@ -341,13 +427,17 @@ function getOnce(
         res.on('data', (c: Buffer) => {
           size += c.length;
           if (size > MAX_COMPRESSED_BYTES) {
-            res.destroy(new Error(`bundle larger than ${MAX_COMPRESSED_BYTES} bytes`));
+            res.destroy(
+              new Error(`bundle larger than ${MAX_COMPRESSED_BYTES} bytes`),
+            );
             return;
           }
           chunks.push(c);
         });
         res.on('error', reject);
-        res.on('aborted', () => reject(new Error('connection closed before the download finished')));
+        res.on('aborted', () =>
+          reject(new Error('connection closed before the download finished')),
+        );
         res.on('end', () => resolve({ status, body: Buffer.concat(chunks) }));
       },
     );

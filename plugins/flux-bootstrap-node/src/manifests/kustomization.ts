@@ -1,7 +1,11 @@
 import { isK8sObject, parseYamlDocuments, stringifyObject } from './yaml';
 
 /** File names kustomize recognises as a kustomization. @public */
-export const KUSTOMIZATION_FILE_NAMES = ['kustomization.yaml', 'kustomization.yml', 'Kustomization'];
+export const KUSTOMIZATION_FILE_NAMES = [
+  'kustomization.yaml',
+  'kustomization.yml',
+  'Kustomization',
+];
 
 /** Read access to a directory tree: a git tree or a folder on disk. Paths use `/`. @public */
 export interface DirectoryReader {
@@ -42,13 +46,19 @@ export async function scanKustomizationResources(
 ): Promise<string[]> {
   const resources: string[] = [];
   const walk = async (current: string, rel: string) => {
-    const entries = [...(await reader.list(current))].sort((a, b) => compareNames(a.name, b.name));
+    const entries = [...(await reader.list(current))].sort((a, b) =>
+      compareNames(a.name, b.name),
+    );
     for (const entry of entries) {
       const full = current ? `${current}/${entry.name}` : entry.name;
       const relPath = rel ? `${rel}/${entry.name}` : entry.name;
       if (entry.type === 'dir') {
         const inner = await reader.list(full);
-        if (inner.some(e => e.type === 'file' && KUSTOMIZATION_FILE_NAMES.includes(e.name))) {
+        if (
+          inner.some(
+            e => e.type === 'file' && KUSTOMIZATION_FILE_NAMES.includes(e.name),
+          )
+        ) {
           resources.push(relPath);
         } else {
           await walk(full, relPath);

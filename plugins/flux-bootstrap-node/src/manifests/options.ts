@@ -50,9 +50,14 @@ export interface ResolvedFluxManifestOptions {
   branch: string;
 }
 
-function optionalBoolean(field: string, value: unknown, fallback: boolean): boolean {
+function optionalBoolean(
+  field: string,
+  value: unknown,
+  fallback: boolean,
+): boolean {
   if (value === undefined || value === null) return fallback;
-  if (typeof value !== 'boolean') throw new InputValidationError(field, 'must be true or false');
+  if (typeof value !== 'boolean')
+    throw new InputValidationError(field, 'must be true or false');
   return value;
 }
 
@@ -65,24 +70,33 @@ export function resolveFluxManifestOptions(
   input: FluxManifestInput,
   defaults: { fluxVersion: string },
 ): ResolvedFluxManifestOptions {
-  const version = validateFluxVersion(input.fluxVersion ?? defaults.fluxVersion);
+  const version = validateFluxVersion(
+    input.fluxVersion ?? defaults.fluxVersion,
+  );
   const path = normalizeRepoPath(input.path, 'path');
   const branch = validateBranch(input.branch ?? 'main', 'branch');
-  const namespace = validateDnsLabel(input.namespace ?? 'flux-system', 'namespace');
+  const namespace = validateDnsLabel(
+    input.namespace ?? 'flux-system',
+    'namespace',
+  );
   const components = validateComponents(
     input.components ?? [...FLUX_DEFAULT_COMPONENTS],
     input.componentsExtra ?? [],
   );
-  const registry =
-    input.registry === undefined || input.registry === null
-      ? 'ghcr.io/fluxcd'
-      : input.registry.trim() === ''
-      ? ''
-      : validateRegistry(input.registry, 'registry');
+  let registry = 'ghcr.io/fluxcd';
+  if (input.registry !== undefined && input.registry !== null) {
+    registry =
+      input.registry.trim() === ''
+        ? ''
+        : validateRegistry(input.registry, 'registry');
+  }
   const imagePullSecret = input.imagePullSecret
     ? validateDnsSubdomain(input.imagePullSecret, 'imagePullSecret')
     : undefined;
-  const secretName = validateDnsSubdomain(input.secretName ?? 'flux-system', 'secretName');
+  const secretName = validateDnsSubdomain(
+    input.secretName ?? 'flux-system',
+    'secretName',
+  );
   const syncUrl = validateSyncUrl(input.syncUrl, 'syncUrl');
   return {
     path,
@@ -94,11 +108,25 @@ export function resolveFluxManifestOptions(
       components,
       registry,
       imagePullSecret,
-      watchAllNamespaces: optionalBoolean('watchAllNamespaces', input.watchAllNamespaces, true),
-      networkPolicy: optionalBoolean('networkPolicy', input.networkPolicy, true),
+      watchAllNamespaces: optionalBoolean(
+        'watchAllNamespaces',
+        input.watchAllNamespaces,
+        true,
+      ),
+      networkPolicy: optionalBoolean(
+        'networkPolicy',
+        input.networkPolicy,
+        true,
+      ),
       logLevel: validateLogLevel(input.logLevel ?? 'info', 'logLevel'),
-      clusterDomain: validateClusterDomain(input.clusterDomain ?? 'cluster.local', 'clusterDomain'),
-      tolerationKeys: validateTolerationKeys(input.tolerationKeys, 'tolerationKeys'),
+      clusterDomain: validateClusterDomain(
+        input.clusterDomain ?? 'cluster.local',
+        'clusterDomain',
+      ),
+      tolerationKeys: validateTolerationKeys(
+        input.tolerationKeys,
+        'tolerationKeys',
+      ),
     },
     sync: {
       namespace,
@@ -107,7 +135,11 @@ export function resolveFluxManifestOptions(
       secretName,
       interval: validateInterval(input.interval ?? '1m', 'interval'),
       path,
-      recurseSubmodules: optionalBoolean('recurseSubmodules', input.recurseSubmodules, false),
+      recurseSubmodules: optionalBoolean(
+        'recurseSubmodules',
+        input.recurseSubmodules,
+        false,
+      ),
     },
   };
 }

@@ -50,5 +50,7 @@ export function generateSyncManifest(options: SyncOptions): string {
       sourceRef: { kind: 'GitRepository', name: namespace },
     },
   };
-  return `${FLUX_GEN_WARNING}\n---\n${stringifyObject(gitRepository)}---\n${stringifyObject(kustomization)}`;
+  return `${FLUX_GEN_WARNING}\n---\n${stringifyObject(
+    gitRepository,
+  )}---\n${stringifyObject(kustomization)}`;
 }

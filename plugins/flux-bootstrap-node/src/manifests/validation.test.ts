@@ -55,7 +55,14 @@ describe('input validation', () => {
   });
 
   it('accepts git branch names and rejects what git check-ref-format rejects', () => {
-    for (const ok of ['main', 'release/v1', 'feature/#1', 'a.b', 'a-b_c', 'x@y']) {
+    for (const ok of [
+      'main',
+      'release/v1',
+      'feature/#1',
+      'a.b',
+      'a-b_c',
+      'x@y',
+    ]) {
       expect(validateBranch(ok)).toBe(ok);
     }
     for (const bad of [
@@ -94,41 +101,96 @@ describe('input validation', () => {
   it('accepts only v<semver> of Flux 2', () => {
     expect(validateFluxVersion('v2.9.4')).toBe('v2.9.4');
     expect(validateFluxVersion('v2.10.0-rc.1')).toBe('v2.10.0-rc.1');
-    for (const bad of ['2.9.4', 'v2.9', 'latest', 'v2.9.4/../x', 'v2.9.4?x=1', 'v2.9.4%2F', 'v1.2.3', 'v3.0.0', ' v2.9.4', 'v2.9.4 ', 'v02.9.4']) {
+    for (const bad of [
+      '2.9.4',
+      'v2.9',
+      'latest',
+      'v2.9.4/../x',
+      'v2.9.4?x=1',
+      'v2.9.4%2F',
+      'v1.2.3',
+      'v3.0.0',
+      ' v2.9.4',
+      'v2.9.4 ',
+      'v02.9.4',
+    ]) {
       expect(fieldOf(() => validateFluxVersion(bad))).toBe('fluxVersion');
     }
   });
 
   it('checks components, naming the field', () => {
-    expect(validateComponents(['source-controller', 'kustomize-controller'], ['source-watcher'])).toEqual([
-      'source-controller',
-      'kustomize-controller',
-      'source-watcher',
-    ]);
-    expect(fieldOf(() => validateComponents(['source-controller', 'kustomize-controller', 'tf-controller'], []))).toBe(
-      'components',
+    expect(
+      validateComponents(
+        ['source-controller', 'kustomize-controller'],
+        ['source-watcher'],
+      ),
+    ).toEqual(['source-controller', 'kustomize-controller', 'source-watcher']);
+    expect(
+      fieldOf(() =>
+        validateComponents(
+          ['source-controller', 'kustomize-controller', 'tf-controller'],
+          [],
+        ),
+      ),
+    ).toBe('components');
+    expect(
+      fieldOf(() =>
+        validateComponents(
+          ['source-controller', 'kustomize-controller'],
+          ['weave-gitops'],
+        ),
+      ),
+    ).toBe('componentsExtra');
+    expect(() => validateComponents(['source-controller'], [])).toThrow(
+      'component kustomize-controller is required',
     );
-    expect(fieldOf(() => validateComponents(['source-controller', 'kustomize-controller'], ['weave-gitops']))).toBe(
-      'componentsExtra',
-    );
-    expect(() => validateComponents(['source-controller'], [])).toThrow('component kustomize-controller is required');
-    expect(fieldOf(() => validateComponents(['source-controller', 'kustomize-controller'], ['kustomize-controller']))).toBe(
-      'componentsExtra',
-    );
+    expect(
+      fieldOf(() =>
+        validateComponents(
+          ['source-controller', 'kustomize-controller'],
+          ['kustomize-controller'],
+        ),
+      ),
+    ).toBe('componentsExtra');
   });
 
   it('checks registry, taint keys and sync URLs', () => {
     expect(validateRegistry('ghcr.io/fluxcd')).toBe('ghcr.io/fluxcd');
-    expect(validateRegistry('registry.local:5000/a/b')).toBe('registry.local:5000/a/b');
-    for (const bad of ['https://ghcr.io/fluxcd', 'ghcr.io/fluxcd:v1', 'a b', 'ghcr.io/Flux', 'x\ny']) {
+    expect(validateRegistry('registry.local:5000/a/b')).toBe(
+      'registry.local:5000/a/b',
+    );
+    for (const bad of [
+      'https://ghcr.io/fluxcd',
+      'ghcr.io/fluxcd:v1',
+      'a b',
+      'ghcr.io/Flux',
+      'x\ny',
+    ]) {
       expect(fieldOf(() => validateRegistry(bad))).toBe('registry');
     }
-    expect(validateTolerationKeys(['node-role.kubernetes.io/infra', 'dedicated'])).toHaveLength(2);
-    expect(fieldOf(() => validateTolerationKeys(['a b']))).toBe('tolerationKeys');
-    expect(fieldOf(() => validateTolerationKeys(['x\n- key: evil']))).toBe('tolerationKeys');
-    expect(validateSyncUrl('ssh://git@bb:7999/P/r.git')).toBe('ssh://git@bb:7999/P/r.git');
-    expect(validateSyncUrl('https://bb/scm/P/r.git')).toBe('https://bb/scm/P/r.git');
-    for (const bad of ['ftp://x/y', 'https://u:p@bb/x', 'https://user@bb/x', 'ssh://-oProxyCommand=x/y', 'https://bb/x\n', 'not a url']) {
+    expect(
+      validateTolerationKeys(['node-role.kubernetes.io/infra', 'dedicated']),
+    ).toHaveLength(2);
+    expect(fieldOf(() => validateTolerationKeys(['a b']))).toBe(
+      'tolerationKeys',
+    );
+    expect(fieldOf(() => validateTolerationKeys(['x\n- key: evil']))).toBe(
+      'tolerationKeys',
+    );
+    expect(validateSyncUrl('ssh://git@bb:7999/P/r.git')).toBe(
+      'ssh://git@bb:7999/P/r.git',
+    );
+    expect(validateSyncUrl('https://bb/scm/P/r.git')).toBe(
+      'https://bb/scm/P/r.git',
+    );
+    for (const bad of [
+      'ftp://x/y',
+      'https://u:p@bb/x',
+      'https://user@bb/x',
+      'ssh://-oProxyCommand=x/y',
+      'https://bb/x\n',
+      'not a url',
+    ]) {
       expect(fieldOf(() => validateSyncUrl(bad))).toBe('syncUrl');
     }
   });

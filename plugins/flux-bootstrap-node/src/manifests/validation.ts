@@ -23,10 +23,17 @@ export const FLUX_EXTRA_COMPONENTS = [
 ] as const;
 
 /** Controllers bootstrap cannot do without. @public */
-export const FLUX_REQUIRED_COMPONENTS = ['source-controller', 'kustomize-controller'] as const;
+export const FLUX_REQUIRED_COMPONENTS = [
+  'source-controller',
+  'kustomize-controller',
+] as const;
 
-const ALL_COMPONENTS: readonly string[] = [...FLUX_DEFAULT_COMPONENTS, ...FLUX_EXTRA_COMPONENTS];
+const ALL_COMPONENTS: readonly string[] = [
+  ...FLUX_DEFAULT_COMPONENTS,
+  ...FLUX_EXTRA_COMPONENTS,
+];
 
+// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 
 function requireString(field: string, value: unknown): string {
@@ -41,7 +48,10 @@ function requireString(field: string, value: unknown): string {
  * cache path, so nothing else is allowed.
  * @public
  */
-export function validateFluxVersion(value: unknown, field = 'fluxVersion'): string {
+export function validateFluxVersion(
+  value: unknown,
+  field = 'fluxVersion',
+): string {
   const v = requireString(field, value);
   const m =
     /^v(0|[1-9]\d{0,5})\.(0|[1-9]\d{0,5})\.(0|[1-9]\d{0,5})(-[0-9A-Za-z-]{1,40}(\.[0-9A-Za-z-]{1,40}){0,5})?$/.exec(
@@ -72,29 +82,55 @@ export function validateFluxVersion(value: unknown, field = 'fluxVersion'): stri
 export function normalizeRepoPath(value: unknown, field = 'path'): string {
   const raw = requireString(field, value);
   if (CONTROL.test(raw)) {
-    throw new InputValidationError(field, 'must not contain control characters or line breaks');
+    throw new InputValidationError(
+      field,
+      'must not contain control characters or line breaks',
+    );
   }
   let p = raw.trim();
   if (p === '.' || p === './') return '';
-  if (p.length > 512) throw new InputValidationError(field, 'is longer than 512 characters');
+  if (p.length > 512)
+    throw new InputValidationError(field, 'is longer than 512 characters');
   if (p.startsWith('/') || /^[A-Za-z]:/.test(p) || p.startsWith('~')) {
-    throw new InputValidationError(field, 'must be a relative path inside the repository, e.g. clusters/my-cluster');
+    throw new InputValidationError(
+      field,
+      'must be a relative path inside the repository, e.g. clusters/my-cluster',
+    );
   }
-  if (p.includes('\\')) throw new InputValidationError(field, 'must use "/" as separator (no backslash)');
+  if (p.includes('\\'))
+    throw new InputValidationError(
+      field,
+      'must use "/" as separator (no backslash)',
+    );
   if (p.includes('%')) {
-    throw new InputValidationError(field, 'must not contain "%" (no URL-encoded characters)');
+    throw new InputValidationError(
+      field,
+      'must not contain "%" (no URL-encoded characters)',
+    );
   }
   if (p.startsWith('./')) p = p.slice(2);
   if (p.endsWith('/')) p = p.slice(0, -1);
-  if (p === '') throw new InputValidationError(field, 'must not be empty (use "." for the repository root)');
+  if (p === '')
+    throw new InputValidationError(
+      field,
+      'must not be empty (use "." for the repository root)',
+    );
   for (const segment of p.split('/')) {
-    if (segment === '' ) {
-      throw new InputValidationError(field, 'must not contain empty segments ("//")');
+    if (segment === '') {
+      throw new InputValidationError(
+        field,
+        'must not contain empty segments ("//")',
+      );
     }
-    if (segment === '..') throw new InputValidationError(field, 'must not contain ".." segments');
-    if (segment === '.') throw new InputValidationError(field, 'must not contain "." segments');
+    if (segment === '..')
+      throw new InputValidationError(field, 'must not contain ".." segments');
+    if (segment === '.')
+      throw new InputValidationError(field, 'must not contain "." segments');
     if (segment.toLowerCase() === '.git') {
-      throw new InputValidationError(field, 'must not point into a ".git" folder');
+      throw new InputValidationError(
+        field,
+        'must not point into a ".git" folder',
+      );
     }
     if (!/^[A-Za-z0-9._@+=,-]+$/.test(segment)) {
       throw new InputValidationError(
@@ -114,14 +150,19 @@ export function normalizeRepoPath(value: unknown, field = 'path'): string {
 export function validateBranch(value: unknown, field = 'branch'): string {
   const b = requireString(field, value);
   const fail = (why: string): never => {
-    throw new InputValidationError(field, `is not a valid git branch name: ${why}`);
+    throw new InputValidationError(
+      field,
+      `is not a valid git branch name: ${why}`,
+    );
   };
   if (b.length === 0) fail('it is empty');
   if (b.length > 200) fail('it is longer than 200 characters');
   if (CONTROL.test(b)) fail('it contains control characters or line breaks');
-  if (/[\s~^:?*[\\]/.test(b)) fail('it contains a space or one of ~ ^ : ? * [ \\');
+  if (/[\s~^:?*[\\]/.test(b))
+    fail('it contains a space or one of ~ ^ : ? * [ \\');
   if (b.startsWith('-')) fail('it starts with "-"');
-  if (b.startsWith('/') || b.endsWith('/') || b.includes('//')) fail('it has an empty path component');
+  if (b.startsWith('/') || b.endsWith('/') || b.includes('//'))
+    fail('it has an empty path component');
   if (b.includes('..')) fail('it contains ".."');
   if (b.includes('@{')) fail('it contains "@{"');
   if (b === '@' || b === 'HEAD') fail(`"${b}" is reserved`);
@@ -174,13 +215,19 @@ export function validateComponents(
   const list = (field: string, v: unknown): string[] => {
     if (v === undefined || v === null) return [];
     if (!Array.isArray(v) || v.some(x => typeof x !== 'string')) {
-      throw new InputValidationError(field, 'must be a list of component names');
+      throw new InputValidationError(
+        field,
+        'must be a list of component names',
+      );
     }
     for (const name of v as string[]) {
       if (!ALL_COMPONENTS.includes(name)) {
         throw new InputValidationError(
           field,
-          `component "${String(name).slice(0, 64)}" is not available; choose from ${ALL_COMPONENTS.join(', ')}`,
+          `component "${String(name).slice(
+            0,
+            64,
+          )}" is not available; choose from ${ALL_COMPONENTS.join(', ')}`,
         );
       }
     }
@@ -201,7 +248,10 @@ export function validateComponents(
   }
   for (const required of FLUX_REQUIRED_COMPONENTS) {
     if (!seen.has(required)) {
-      throw new InputValidationError('components', `component ${required} is required`);
+      throw new InputValidationError(
+        'components',
+        `component ${required} is required`,
+      );
     }
   }
   return all;
@@ -211,7 +261,8 @@ export function validateComponents(
 export function validateRegistry(value: unknown, field = 'registry'): string {
   const v = requireString(field, value).trim();
   const component = '[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*';
-  const host = '(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]{1,5})?';
+  const host =
+    '(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]{1,5})?';
   const re = new RegExp(`^(?:${host}/)?${component}(?:/${component})*$`);
   if (v.length > 255 || !re.test(v)) {
     throw new InputValidationError(
@@ -223,25 +274,39 @@ export function validateRegistry(value: unknown, field = 'registry'): string {
 }
 
 /** `logLevel`: debug, info or error (flux's enum). @public */
-export function validateLogLevel(value: unknown, field = 'logLevel'): 'debug' | 'info' | 'error' {
+export function validateLogLevel(
+  value: unknown,
+  field = 'logLevel',
+): 'debug' | 'info' | 'error' {
   if (value === 'debug' || value === 'info' || value === 'error') return value;
   throw new InputValidationError(field, 'must be one of debug, info, error');
 }
 
 /** `clusterDomain`: a DNS name such as cluster.local. @public */
-export function validateClusterDomain(value: unknown, field = 'clusterDomain'): string {
+export function validateClusterDomain(
+  value: unknown,
+  field = 'clusterDomain',
+): string {
   const v = requireString(field, value);
   if (
     v.length > 253 ||
-    !/^[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?)*$/.test(v)
+    !/^[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?)*$/.test(
+      v,
+    )
   ) {
-    throw new InputValidationError(field, 'must be a DNS name such as cluster.local');
+    throw new InputValidationError(
+      field,
+      'must be a DNS name such as cluster.local',
+    );
   }
   return v;
 }
 
 /** `tolerationKeys`: Kubernetes taint keys (qualified names with an optional DNS prefix). @public */
-export function validateTolerationKeys(value: unknown, field = 'tolerationKeys'): string[] {
+export function validateTolerationKeys(
+  value: unknown,
+  field = 'tolerationKeys',
+): string[] {
   if (value === undefined || value === null) return [];
   if (!Array.isArray(value) || value.some(x => typeof x !== 'string')) {
     throw new InputValidationError(field, 'must be a list of taint keys');
@@ -254,11 +319,18 @@ export function validateTolerationKeys(value: unknown, field = 'tolerationKeys')
     const okPrefix =
       prefix === undefined ||
       (prefix.length <= 253 &&
-        /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(prefix));
+        /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(
+          prefix,
+        ));
     if (!okPrefix || !name.test(local)) {
       throw new InputValidationError(
         field,
-        `"${key.slice(0, 80).replace(CONTROL, '?')}" is not a valid taint key (e.g. node-role.kubernetes.io/infra)`,
+        `"${key
+          .slice(0, 80)
+          .replace(
+            CONTROL,
+            '?',
+          )}" is not a valid taint key (e.g. node-role.kubernetes.io/infra)`,
       );
     }
   }
@@ -268,7 +340,7 @@ export function validateTolerationKeys(value: unknown, field = 'tolerationKeys')
 const DURATION_UNITS: Record<string, number> = {
   ns: 1e-6,
   us: 1e-3,
-  'µs': 1e-3,
+  µs: 1e-3,
   ms: 1,
   s: 1000,
   m: 60_000,
@@ -283,7 +355,9 @@ const DURATION_UNITS: Record<string, number> = {
 export function parseGoDuration(text: string): number | undefined {
   if (!/^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/.test(text)) return undefined;
   let total = 0;
-  for (const [, num, unit] of text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) {
+  for (const [, num, unit] of text.matchAll(
+    /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g,
+  )) {
     total += Number(num) * DURATION_UNITS[unit];
   }
   return total;
@@ -307,7 +381,10 @@ export function validateInterval(value: unknown, field = 'interval'): string {
   const v = requireString(field, value).trim();
   const ms = parseGoDuration(v);
   if (ms === undefined) {
-    throw new InputValidationError(field, 'must be a duration such as 1m, 30s or 1h30m');
+    throw new InputValidationError(
+      field,
+      'must be a duration such as 1m, 30s or 1h30m',
+    );
   }
   if (ms < 10_000 || ms > 24 * 3_600_000) {
     throw new InputValidationError(field, 'must be between 10s and 24h');
@@ -323,7 +400,10 @@ export function validateInterval(value: unknown, field = 'interval'): string {
 export function validateSyncUrl(value: unknown, field = 'syncUrl'): string {
   const v = requireString(field, value);
   if (CONTROL.test(v) || /\s/.test(v)) {
-    throw new InputValidationError(field, 'must not contain whitespace or control characters');
+    throw new InputValidationError(
+      field,
+      'must not contain whitespace or control characters',
+    );
   }
   let url: URL;
   try {

@@ -4,7 +4,12 @@ import YAML from 'yaml';
 export type K8sObject = {
   apiVersion: string;
   kind: string;
-  metadata: { name: string; namespace?: string; labels?: Record<string, string>; [k: string]: unknown };
+  metadata: {
+    name: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    [k: string]: unknown;
+  };
   [key: string]: unknown;
 };
 
@@ -13,7 +18,10 @@ export type K8sObject = {
  * Parsing follows YAML 1.2 (as kustomize's kyaml does); `source` names the file in errors.
  */
 export function parseYamlDocuments(text: string, source: string): unknown[] {
-  const docs = YAML.parseAllDocuments(text, { uniqueKeys: true, prettyErrors: false });
+  const docs = YAML.parseAllDocuments(text, {
+    uniqueKeys: true,
+    prettyErrors: false,
+  });
   const out: unknown[] = [];
   for (const doc of Array.isArray(docs) ? docs : [docs]) {
     if (doc.errors.length > 0) {
@@ -45,10 +53,13 @@ export function isK8sObject(value: unknown): value is K8sObject {
 
 /** Deep copy with map keys sorted by code point, like Go's JSON → YAML path (sigs.k8s.io/yaml). */
 export function sortKeysDeep<T>(value: T): T {
-  if (Array.isArray(value)) return value.map(v => sortKeysDeep(v)) as unknown as T;
+  if (Array.isArray(value))
+    return value.map(v => sortKeysDeep(v)) as unknown as T;
   if (value && typeof value === 'object' && !(value instanceof Date)) {
     const out: Record<string, unknown> = {};
-    for (const key of Object.keys(value as Record<string, unknown>).sort(compareCodePoints)) {
+    for (const key of Object.keys(value as Record<string, unknown>).sort(
+      compareCodePoints,
+    )) {
       const v = (value as Record<string, unknown>)[key];
       if (v === undefined) continue;
       out[key] = sortKeysDeep(v);

@@ -4,6 +4,7 @@ import type { FluxBundleFiles } from '../components';
 
 /** The project's stand-in for Flux v2.9.4's release bundle (see bundle/README.md). */
 export function readFixtureBundle(): FluxBundleFiles {
+  // eslint-disable-next-line no-restricted-syntax
   const dir = path.join(__dirname, 'bundle');
   const files: FluxBundleFiles = {};
   for (const name of fs.readdirSync(dir).filter(n => n.endsWith('.yaml')).sort()) {
@@ -14,6 +15,7 @@ export function readFixtureBundle(): FluxBundleFiles {
 
 /** Compares with a golden file; `UPDATE_GOLDEN=1` rewrites it (review the diff by hand). */
 export function expectGolden(name: string, actual: string): void {
+  // eslint-disable-next-line no-restricted-syntax
   const file = path.join(__dirname, 'golden', name);
   if (process.env.UPDATE_GOLDEN === '1') {
     fs.mkdirSync(path.dirname(file), { recursive: true });
