@@ -558,6 +558,127 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
     }
   });
 
+  it('retries a transient server error and a dropped connection, logging why', async () => {
+    const repo = newRepo({ initialCommit: true });
+    bb.injectFault({
+      method: 'POST',
+      path: /git-receive-pack$/,
+      status: 503,
+      times: 1,
+    });
+    bb.injectFault({
+      method: 'GET',
+      path: /info\/refs$/,
+      drop: true,
+      times: 1,
+    });
+    const { logger, lines } = collectingLogger();
+    const r = await pushFluxManifests(
+      { transport: https(repo.urls.http), bundle, options: options(), author },
+      { logger },
+    );
+    expect(r.changed).toBe(true);
+    expect((await commits(repo.bare)).map(c => c.message)[0]).toBe(
+      'Add Flux sync manifests',
+    );
+    expect(lines.filter(l => l.startsWith('warn Talking to'))).toHaveLength(2);
+  });
+
+  it('stops when the signal aborts, leaving the branch alone', async () => {
+    const repo = newRepo({ initialCommit: true });
+    const controller = new AbortController();
+    bb.injectFault({
+      method: 'GET',
+      path: /info\/refs$/,
+      delayMs: 2_000,
+      times: 1,
+    });
+    setTimeout(() => controller.abort(), 200);
+    const { logger } = collectingLogger();
+    const err = await pushFluxManifests(
+      { transport: https(repo.urls.http), bundle, options: options(), author },
+      { logger, signal: controller.signal },
+    ).catch(e => e);
+    expect(err.name).toBe('OperationAbortedError');
+    expect(await commits(repo.bare)).toHaveLength(1);
+  });
+
+  it('skips pushes restored from checkpoints (task recovery) and pushes nothing', async () => {
+    const repo = newRepo();
+    const stored = new Map<string, unknown>();
+    const recording = async <T>(key: string, fn: () => Promise<T>) => {
+      const v = await fn();
+      stored.set(key, JSON.parse(JSON.stringify(v)));
+      return v;
+    };
+    const { logger } = collectingLogger();
+    const first = await pushFluxManifests(
+      { transport: https(repo.urls.http), bundle, options: options(), author },
+      { logger, checkpoint: recording },
+    );
+    expect([...stored.keys()]).toEqual(['push-components', 'push-sync']);
+    bb.clearRequests();
+    const restoring = async <T>(key: string, _fn: () => Promise<T>) =>
+      stored.get(key) as T;
+    const again = await pushFluxManifests(
+      { transport: https(repo.urls.http), bundle, options: options(), author },
+      { logger, checkpoint: restoring },
+    );
+    expect(again).toEqual(first);
+    expect(bb.requests()).toEqual([]);
+  });
+
+  it('trusts the configured CA over HTTPS and fails without it', async () => {
+    const tlsBb = await startBitbucketDouble({ tls: true });
+    try {
+      tlsBb.addUser({ name: 'alice' });
+      tlsBb.addProject({ key: 'FLUX', name: 'Flux' });
+      tlsBb.grantProject('FLUX', { user: 'alice' }, 'PROJECT_WRITE');
+      tlsBb.addToken({ token: TOKEN, user: 'alice' });
+      const { slug } = tlsBb.createRepo('FLUX', 'tls-fleet', {
+        defaultBranch: 'main',
+      });
+      const url = tlsBb.cloneUrls('FLUX', slug).http;
+      expect(url.startsWith('https://')).toBe(true);
+      const { logger } = collectingLogger();
+      const untrusted = await pushFluxManifests(
+        {
+          transport: new HttpsGitTransport({
+            url,
+            headers: gitHttpAuthHeaders({ token: TOKEN }),
+          }),
+          bundle,
+          options: options(),
+          author,
+        },
+        { logger },
+      ).catch(e => e);
+      expect(untrusted.message).toMatch(/certificate/i);
+      const r = await pushFluxManifests(
+        {
+          transport: new HttpsGitTransport({
+            url,
+            headers: gitHttpAuthHeaders({ token: TOKEN }),
+            caPem: tlsBb.caPem,
+          }),
+          bundle,
+          options: options(),
+          author,
+        },
+        { logger },
+      );
+      expect(r.changed).toBe(true);
+      expect(
+        (await commits(tlsBb.repoPath('FLUX', slug))).map(c => c.message),
+      ).toEqual([
+        'Add Flux sync manifests',
+        'Add Flux v2.9.4 component manifests',
+      ]);
+    } finally {
+      await tlsBb.stop();
+    }
+  });
+
   describe('over SSH with a supplied key (bootstrap without a Bitbucket token)', () => {
     it('pushes with a PKCS#8 key registered as an access key, and deletes the key file afterwards', async () => {
       const repo = newRepo({ initialCommit: true });

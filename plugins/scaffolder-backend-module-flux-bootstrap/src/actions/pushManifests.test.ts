@@ -376,6 +376,46 @@ describe('flux:push-manifests', () => {
     expect(r.outputs.manifestsPath).toBe('clusters/staging/flux');
   });
 
+  it('pushes with Basic auth when the integration has a username and password', async () => {
+    const repo = newRepo();
+    const cfg = new ConfigReader({
+      integrations: {
+        bitbucketServer: [
+          {
+            host: bb.host,
+            apiBaseUrl: bb.apiBaseUrl,
+            username: 'ci',
+            password: INTEGRATION_TOKEN,
+          },
+        ],
+      },
+      fluxBootstrap: {
+        bitbucketServer: [{ host: bb.host, sshHost: bb.ssh!.host }],
+        manifests: {
+          baseUrl: bundles.baseUrl,
+          cacheDir: path.join(tmp, 'bundle-cache'),
+        },
+      },
+    });
+    const r = await runAction(
+      {
+        repoUrl: `${bb.host}?project=FLUX&repo=${repo.name}`,
+        cluster: 'basic',
+      },
+      { cfg },
+    );
+    expect(r.error).toBeUndefined();
+    const basic = `Basic ${Buffer.from(`ci:${INTEGRATION_TOKEN}`).toString(
+      'base64',
+    )}`;
+    const git = bb.requests().filter(x => x.path.startsWith('/scm/'));
+    expect(git.length).toBeGreaterThan(0);
+    expect(git.every(x => x.headers.authorization === basic)).toBe(true);
+    expect(r.lines.join('\n')).not.toContain(
+      Buffer.from(`ci:${INTEGRATION_TOKEN}`).toString('base64'),
+    );
+  });
+
   it.each([
     ['branch', { branch: 'main\nkind: Secret' }],
     ['branch', { branch: '--upload-pack=touch /tmp/x' }],
