@@ -165,6 +165,11 @@ export interface BitbucketDouble {
     key: { text: string; label?: string },
     permission: 'REPO_READ' | 'REPO_WRITE',
   ): number;
+  /**
+   * Gives the sshd new host keys on the same port (a re-keyed server or a man in the middle);
+   * `ssh.hostKeys` and `ssh.knownHosts` are updated in place.
+   */
+  rotateSshHostKeys(): Promise<BitbucketSshInfo>;
   injectFault(f: BitbucketFault): void;
   clearFaults(): void;
   requests(): BitbucketRequestLogEntry[];
@@ -666,6 +671,14 @@ export async function startBitbucketDouble(
     caPem: pki?.caPem,
     caFile,
     ssh: sshInfo,
+    async rotateSshHostKeys() {
+      if (!sshd || !sshInfo)
+        throw new Error('Bitbucket double: started without ssh');
+      await sshd.replaceHostKeys();
+      sshInfo.hostKeys = sshd.hostKeys;
+      sshInfo.knownHosts = sshd.knownHosts;
+      return sshInfo;
+    },
     reposRoot,
     repoPath: (key, slug) =>
       state.repoDiskPath(state.project(key)?.key ?? key, slug),

@@ -287,6 +287,35 @@ describe('Bitbucket double: git over SSH through the real sshd, authorised by ac
         .code,
     ).toBe(0);
   });
+
+  // Last in this block: it changes the server's host keys.
+  it('rotateSshHostKeys gives the server new host keys on the same port: old known_hosts is refused', async () => {
+    const url = bb.cloneUrls('FLUX', 'fleet').ssh!;
+    const oldKh = path.join(keysDir, 'old_known_hosts');
+    fs.writeFileSync(oldKh, bb.ssh!.knownHosts);
+    const port = bb.ssh!.port;
+    const before = bb.ssh!.hostKeys.map(k => k.fingerprint);
+    const info = await bb.rotateSshHostKeys();
+    expect(info.port).toBe(port);
+    expect(bb.ssh!.hostKeys.map(k => k.fingerprint)).toEqual(
+      info.hostKeys.map(k => k.fingerprint),
+    );
+    for (const f of info.hostKeys.map(k => k.fingerprint))
+      expect(before).not.toContain(f);
+    const refused = await gitClient(['ls-remote', url], {
+      env: sshEnv(keys.reader.file, oldKh),
+    });
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(
+      /Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/,
+    );
+    const newKh = path.join(keysDir, 'new_known_hosts');
+    fs.writeFileSync(newKh, bb.ssh!.knownHosts);
+    const accepted = await gitClient(['ls-remote', url], {
+      env: sshEnv(keys.reader.file, newKh),
+    });
+    expect(accepted.code).toBe(0);
+  });
 });
 
 describe('parseGitSshCommand', () => {

@@ -93,6 +93,40 @@ describe('startSshd (real OpenSSH sshd)', () => {
     }
   });
 
+  it('replaces its host keys on the same port (a re-keyed server): new connections see the new keys', async () => {
+    const sshd = await startSshd();
+    const scan = async () =>
+      (
+        await run('ssh-keyscan', [
+          '-p',
+          String(sshd.port),
+          '-t',
+          'ed25519,ecdsa,rsa',
+          '127.0.0.1',
+        ])
+      ).stdout
+        .split('\n')
+        .filter(l => l && !l.startsWith('#'))
+        .map(l => l.split(' ').slice(1).join(' '))
+        .sort();
+    try {
+      const before = sshd.hostKeys.map(k => k.publicKey).sort();
+      const knownBefore = sshd.knownHosts;
+      expect(await scan()).toEqual(before);
+      const replaced = await sshd.replaceHostKeys();
+      const after = replaced.map(k => k.publicKey).sort();
+      expect(sshd.hostKeys.map(k => k.publicKey).sort()).toEqual(after);
+      for (const k of after) expect(before).not.toContain(k);
+      expect(await scan()).toEqual(after);
+      expect(sshd.knownHosts).not.toBe(knownBefore);
+      expect(sshd.knownHosts).toContain(
+        `[127.0.0.1]:${sshd.port} ${replaced[0].publicKey}`,
+      );
+    } finally {
+      await sshd.stop();
+    }
+  });
+
   it('accepts only authorised keys, runs their forced command, and checks the host key', async () => {
     const dir = tmp.make();
     const good = await newKey(dir, 'good');

@@ -57,6 +57,12 @@ export interface SshdInstance {
   setAuthorizedKeys(content: string): void;
   /** Whether `AuthorizedKeysCommand` is in use (false: the static file is). */
   usesAuthorizedKeysCommand: boolean;
+  /**
+   * Replaces the host keys with freshly generated ones, on the same port (a server re-keyed, or a
+   * man in the middle): sshd re-executes itself per connection and loads the new keys. Updates
+   * `hostKeys` and `knownHosts` in place.
+   */
+  replaceHostKeys(): Promise<SshHostKey[]>;
   /** sshd's own log (stderr, `-e`). */
   output(): string;
   stop(): Promise<void>;
@@ -194,6 +200,18 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshdInstance> {
     const keySource = opts.freshHostKeys ? dir : await hostKeyCache();
     if (opts.freshHostKeys) await generateHostKeys(dir);
     const hostKeys: SshHostKey[] = [];
+    const readHostKeys = () =>
+      HOST_KEY_TYPES.map(t => {
+        const [type, blob] = fs
+          .readFileSync(path.join(dir, `ssh_host_${t}_key.pub`), 'utf8')
+          .trim()
+          .split(/\s+/);
+        return {
+          type,
+          publicKey: `${type} ${blob}`,
+          fingerprint: sshFingerprint(blob),
+        };
+      });
     for (const t of HOST_KEY_TYPES) {
       const priv = path.join(dir, `ssh_host_${t}_key`);
       if (keySource !== dir) {
@@ -301,15 +319,26 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshdInstance> {
         throw new Error(`sshd did not start: ${lastError}`);
       }
       const host = `127.0.0.1:${port}`;
-      return {
+      const knownHostsOf = (keys: SshHostKey[]) =>
+        keys.map(k => `[127.0.0.1]:${port} ${k.publicKey}\n`).join('');
+      const instance: SshdInstance = {
         host,
         port,
         user,
         pid: proc.pid,
         hostKeys,
-        knownHosts: hostKeys
-          .map(k => `[127.0.0.1]:${port} ${k.publicKey}\n`)
-          .join(''),
+        knownHosts: knownHostsOf(hostKeys),
+        async replaceHostKeys() {
+          for (const t of HOST_KEY_TYPES) {
+            for (const f of [`ssh_host_${t}_key`, `ssh_host_${t}_key.pub`]) {
+              fs.rmSync(path.join(dir, f), { force: true });
+            }
+          }
+          await generateHostKeys(dir);
+          hostKeys.splice(0, hostKeys.length, ...readHostKeys());
+          instance.knownHosts = knownHostsOf(hostKeys);
+          return hostKeys;
+        },
         dir,
         scriptPath: name => path.join(dir, name),
         setAuthorizedKeys: content =>
@@ -321,6 +350,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshdInstance> {
           removeDir(dir);
         },
       };
+      return instance;
     }
     throw new Error(`sshd did not start: ${lastError}`);
   } catch (e) {
