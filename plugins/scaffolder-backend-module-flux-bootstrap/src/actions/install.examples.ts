@@ -14,7 +14,7 @@ export const examples: TemplateExample[] = [
           name: 'Install Flux',
           input: {
             cluster: '${{ parameters.cluster }}',
-            syncUrl: '${{ steps.generateKey.output.syncUrl }}',
+            syncUrl: '${{ steps.pushManifests.output.syncUrl }}',
             branch: 'main',
             path: 'clusters/${{ parameters.cluster }}',
             revision: '${{ steps.pushManifests.output.revision }}',
