@@ -89,7 +89,12 @@ function buildIfStale(force) {
     cwd: appDir,
     stdio: ['ignore', 'pipe', 'pipe'],
     encoding: 'utf8',
-    env: { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --max-old-space-size=3072`.trim() },
+    env: {
+      ...process.env,
+      // A production bundle; also keeps a test runner's NODE_ENV=test away from browserslist.
+      NODE_ENV: 'production',
+      NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --max-old-space-size=3072`.trim(),
+    },
   });
   if (res.status !== 0) {
     process.stderr.write(res.stdout ?? '');
@@ -129,9 +134,11 @@ function startBackend(opts = {}) {
   const child = spawn(process.execPath, args, {
     cwd: backendDir,
     env: {
-      // The guest sign-in provider only runs outside production.
-      NODE_ENV: 'development',
       ...process.env,
+      // The guest sign-in provider only runs in development; keep an explicit production, but
+      // not the `test` a test runner sets for itself.
+      NODE_ENV:
+        process.env.NODE_ENV && process.env.NODE_ENV !== 'test' ? process.env.NODE_ENV : 'development',
       ESBK_TSCONFIG_PATH: path.join(repoRoot, 'tsconfig.json'),
       ...opts.env,
     },

@@ -67,6 +67,11 @@ export interface SandboxOptions {
   bitbucket?: { tls?: boolean; contextPath?: string };
   /** Poll interval of the Flux controller simulator (default 500 ms). */
   simulatorIntervalMs?: number;
+  /**
+   * More clusters besides "sandbox", each its own kube-apiserver + etcd and simulator (the
+   * end-to-end tests bootstrap several without one run touching another's).
+   */
+  extraClusters?: string[];
   /** Forward backend log lines to `log` (default false: kept in memory, see `backendLogs()`). */
   showBackendLogs?: boolean;
 }
@@ -79,6 +84,8 @@ export interface Sandbox {
   bitbucket: BitbucketDouble;
   kube: KubeApiserver;
   simulator: FluxSimulator;
+  /** Every cluster by name ("sandbox" first), with its apiserver and simulator. */
+  clusters: Record<string, { kube: KubeApiserver; simulator: FluxSimulator }>;
   bundles: FluxBundleServer;
   /** The generated app-config file (ports, versions) layered on app-config.yaml + app-config.sandbox.yaml. */
   configPath: string;
@@ -166,22 +173,32 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       `Bitbucket at ${bitbucket.baseUrl} (ssh ${bitbucket.ssh?.host}): user "${SANDBOX.user}", project ${SANDBOX.project}, group "${SANDBOX.group}"`,
     );
 
-    log('starting kube-apiserver + etcd…');
-    const kube = await startKubeApiserver();
-    started.push({ name: 'kube-apiserver', stop: () => kube.stop() });
-    log(`Kubernetes ${kube.version} at ${kube.url} (cluster "${SANDBOX.cluster}")`);
+    const clusters: Sandbox['clusters'] = {};
+    const clusterNames = [SANDBOX.cluster as string, ...(opts.extraClusters ?? [])];
+    for (const name of clusterNames) {
+      log(`starting kube-apiserver + etcd for cluster "${name}"…`);
+      const k = await startKubeApiserver();
+      started.push({ name: `kube-apiserver ${name}`, stop: () => k.stop() });
+      log(`Kubernetes ${k.version} at ${k.url} (cluster "${name}")`);
+      clusters[name] = { kube: k, simulator: undefined as unknown as FluxSimulator };
+    }
+    const kube = clusters[SANDBOX.cluster].kube;
 
     const bundle = await buildFluxBundle({ version: SANDBOX.fluxVersion });
     const bundles = await serveFluxBundles([bundle]);
     started.push({ name: 'Flux bundle server', stop: () => bundles.stop() });
     log(`Flux ${SANDBOX.fluxVersion} release bundle (fixture) at ${bundles.urlFor(SANDBOX.fluxVersion)}`);
 
-    const simulator = await startFluxSimulator({
-      kube,
-      namespace: 'flux-system',
-      intervalMs: opts.simulatorIntervalMs ?? 500,
-    });
-    started.push({ name: 'Flux controller simulator', stop: () => simulator.stop() });
+    for (const [name, c] of Object.entries(clusters)) {
+      const sim = await startFluxSimulator({
+        kube: c.kube,
+        namespace: 'flux-system',
+        intervalMs: opts.simulatorIntervalMs ?? 500,
+      });
+      started.push({ name: `Flux controller simulator ${name}`, stop: () => sim.stop() });
+      c.simulator = sim;
+    }
+    const simulator = clusters[SANDBOX.cluster].simulator;
     log('Flux controller simulator watching flux-system (test-only stand-in for the controllers)');
 
     const port = opts.port ?? (await freePort());
@@ -206,7 +223,28 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       env.POSTGRES_PASSWORD = opts.postgres.password;
     }
 
+    const clusterConfig = (name: string, k: KubeApiserver) => ({
+      name,
+      title: name === SANDBOX.cluster ? SANDBOX.clusterTitle : undefined,
+      url: k.url,
+      authProvider: 'serviceAccount',
+      serviceAccountToken: k.adminToken,
+      caData: Buffer.from(k.caPem).toString('base64'),
+    });
     const generated = {
+      // With extra clusters the list replaces app-config.yaml's single env-configured cluster.
+      ...(clusterNames.length > 1
+        ? {
+            kubernetes: {
+              clusterLocatorMethods: [
+                {
+                  type: 'config',
+                  clusters: Object.entries(clusters).map(([n, c]) => clusterConfig(n, c.kube)),
+                },
+              ],
+            },
+          }
+        : {}),
       app: { baseUrl },
       backend: {
         baseUrl,
@@ -260,6 +298,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       bitbucket,
       kube,
       simulator,
+      clusters,
       bundles,
       configPath,
       env,

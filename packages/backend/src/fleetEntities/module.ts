@@ -11,6 +11,8 @@ import {
   urlReaderFactoriesServiceRef,
 } from '@backstage/backend-defaults/urlReader';
 import { NotAllowedError } from '@backstage/errors';
+import { catalogServiceRef } from '@backstage/plugin-catalog-node';
+import { scaffolderActionsExtensionPoint } from '@backstage/plugin-scaffolder-node';
 import { scaffolderTemplatingExtensionPoint } from '@backstage/plugin-scaffolder-node/alpha';
 import express from 'express';
 import Router from 'express-promise-router';
@@ -22,6 +24,7 @@ import {
   isClusterEntityUrl,
   renderClusterEntityYaml,
 } from './entities';
+import { createWaitForEntityAction } from './waitForEntity';
 
 /**
  * Reads cluster entity locations in-process: the catalog asks the URL reader for
@@ -93,7 +96,8 @@ export const fleetEntitiesPlugin = createBackendPlugin({
 
 /**
  * Template global `clusterEntityUrl({ name, owner, repository, branch, path, title, system })`:
- * the location URL a template registers with `catalog:register`.
+ * the location URL a template registers with `catalog:register`; and the action
+ * `fleet:wait-for-entity`, so the template's link to the registered entity works at once.
  */
 export const scaffolderModuleClusterEntityUrl = createBackendModule({
   pluginId: 'scaffolder',
@@ -102,9 +106,12 @@ export const scaffolderModuleClusterEntityUrl = createBackendModule({
     reg.registerInit({
       deps: {
         templating: scaffolderTemplatingExtensionPoint,
+        actions: scaffolderActionsExtensionPoint,
+        catalog: catalogServiceRef,
         config: coreServices.rootConfig,
       },
-      async init({ templating, config }) {
+      async init({ templating, actions, catalog, config }) {
+        actions.addActions(createWaitForEntityAction({ catalog }));
         const baseUrl = config.getString('backend.baseUrl');
         templating.addTemplateGlobals({
           clusterEntityUrl: (params: unknown) =>

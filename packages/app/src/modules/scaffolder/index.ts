@@ -45,8 +45,22 @@ const bitbucketServerRepoUrlPickerField = FormFieldBlueprint.make({
   },
 });
 
+/**
+ * `ui:field: SecretTextarea`: a multi-line secret (SSH private keys), stored in the task's
+ * secrets like `ui:field: Secret`; mask it on the review page with `ui:backstage.review.mask`.
+ */
+const secretTextareaField = FormFieldBlueprint.make({
+  name: 'secret-textarea',
+  params: {
+    field: () =>
+      import('./SecretTextarea').then(m =>
+        createFormField({ name: 'SecretTextarea', component: m.SecretTextarea as any }),
+      ),
+  },
+});
+
 /** Scaffolder form fields of this app. */
 export const scaffolderFieldsModule = createFrontendModule({
   pluginId: 'scaffolder',
-  extensions: [clusterPickerField, bitbucketServerRepoUrlPickerField],
+  extensions: [clusterPickerField, bitbucketServerRepoUrlPickerField, secretTextareaField],
 });

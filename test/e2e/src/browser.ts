@@ -1,0 +1,55 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { Browser, chromium, Page } from 'playwright-core';
+
+/** Debian's Chromium, with the flags the test machine needs (no sandbox as root, no network). */
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-quic',
+];
+
+export function chromiumPath(): string {
+  const candidates = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'];
+  const found = candidates.find(p => p && fs.existsSync(p));
+  if (!found) {
+    throw new Error(
+      'Chromium is not installed (Debian package "chromium"; test/peers/scripts/install-system-deps.sh installs it)',
+    );
+  }
+  return found;
+}
+
+export async function launchChromium(): Promise<Browser> {
+  return chromium.launch({ executablePath: chromiumPath(), args: CHROMIUM_ARGS });
+}
+
+/** Where screenshots go (test artifacts): `test-results/e2e/` at the repository root. */
+export const ARTIFACTS_DIR = path.resolve(__dirname, '../../../test-results/e2e');
+
+export async function screenshot(page: Page, name: string): Promise<string> {
+  fs.mkdirSync(ARTIFACTS_DIR, { recursive: true });
+  const file = path.join(ARTIFACTS_DIR, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  return file;
+}
+
+/** Records browser console errors and failed API responses, for failure diagnostics. */
+export function recordProblems(page: Page): string[] {
+  const problems: string[] = [];
+  page.on('console', m => {
+    if (m.type() === 'error') problems.push(`console: ${m.text().slice(0, 500)}`);
+  });
+  page.on('pageerror', e => problems.push(`page error: ${e.message}`));
+  page.on('response', r => {
+    if (r.url().includes('/api/') && r.status() >= 500) {
+      problems.push(`HTTP ${r.status()} ${r.request().method()} ${r.url()}`);
+    }
+  });
+  return problems;
+}

@@ -1,0 +1,374 @@
+/* eslint-disable no-console */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { ARTIFACTS_DIR, launchChromium, recordProblems, screenshot } from './browser';
+import { SANDBOX, Sandbox, startSandbox } from './sandbox';
+import { BackstageApi, TaskResult } from './scaffolder';
+
+// The sandbox end to end: the app (production frontend build + backend from source) against the
+// real peers — Bitbucket double with git http-backend and sshd, kube-apiserver + etcd per
+// cluster, Flux controller simulator, fixture Flux bundle. Driven by headless Chromium like a
+// user, and through the scaffolder REST API for both templates.
+jest.setTimeout(10 * 60_000);
+
+const BITBUCKET_TEMPLATE = 'template:default/flux-bootstrap-bitbucket-server';
+const GIT_TEMPLATE = 'template:default/flux-bootstrap-git';
+const EXTRA_CLUSTERS = ['staging', 'edge'];
+
+let sandbox: Sandbox;
+let api: BackstageApi;
+let browser: Browser;
+const sandboxLog: string[] = [];
+
+function git(args: string[], cwd?: string): string {
+  return execFileSync('git', args, { cwd, encoding: 'utf8' }).trim();
+}
+
+/** Head of a branch of a repository of the Bitbucket double, read from its bare repository. */
+function branchHead(project: string, slug: string, branch = 'main'): string {
+  return git(['--git-dir', sandbox.bitbucket.repoPath(project, slug), 'rev-parse', `refs/heads/${branch}`]);
+}
+
+function commitCount(project: string, slug: string, branch = 'main'): number {
+  return Number(
+    git(['--git-dir', sandbox.bitbucket.repoPath(project, slug), 'rev-list', '--count', `refs/heads/${branch}`]),
+  );
+}
+
+function expectAllStepsSucceeded(result: TaskResult, skipped: string[] = []) {
+  const failed = Object.entries(result.steps).filter(
+    ([id, s]) => s !== 'completed' && !(skipped.includes(id) && s === 'skipped'),
+  );
+  if (result.status !== 'completed' || failed.length) {
+    throw new Error(
+      `task ${result.id} ended ${result.status}; steps ${JSON.stringify(result.steps)}\n${result.log
+        .slice(-40)
+        .join('\n')}`,
+    );
+  }
+}
+
+/** Fails with the page's problems and a screenshot when `fn` throws. */
+async function step<T>(page: Page, name: string, problems: string[], fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    const shot = await screenshot(page, `failed-${name}`).catch(() => 'none');
+    throw new Error(
+      `${name}: ${(e as Error).message}\nscreenshot: ${shot}\nbrowser problems:\n${problems.join('\n')}`,
+    );
+  }
+}
+
+async function signIn(page: Page) {
+  await page.goto(sandbox.baseUrl);
+  await page.getByRole('button', { name: 'Enter' }).click();
+  await page.getByText(SANDBOX.title).first().waitFor();
+}
+
+interface FormInput {
+  cluster: string;
+  /** The state the picker shows for the cluster before the run. */
+  expectState: string;
+  project: string;
+  repo: string;
+  token: string;
+}
+
+/** Fills the Bitbucket Server template as a user would, SSH mode (the default), and submits it. */
+async function runBitbucketTemplateInBrowser(
+  page: Page,
+  input: FormInput,
+  problems: string[],
+  shots: { prefix: string; all: boolean },
+): Promise<string> {
+  await page.goto(`${sandbox.baseUrl}/create/templates/default/flux-bootstrap-bitbucket-server`);
+  const picker = page.getByTestId('flux-cluster-picker');
+  await picker.waitFor();
+  await picker.click();
+  // The picker lists the configured clusters with their state from the status backend.
+  const option = page.getByTestId(`cluster-option-${input.cluster}`);
+  await option.getByText(input.expectState).waitFor();
+  for (const other of EXTRA_CLUSTERS) await page.getByTestId(`cluster-option-${other}`).waitFor();
+  if (shots.all) await screenshot(page, `${shots.prefix}-form-cluster-picker`);
+  await option.click();
+  await page.getByRole('button', { name: 'Next' }).click();
+
+  await page.getByRole('textbox', { name: 'Projects' }).fill(input.project);
+  await page.getByRole('textbox', { name: 'Repository' }).fill(input.repo);
+  await page.getByLabel('Bitbucket HTTP access token').fill(input.token);
+  if (shots.all) await screenshot(page, `${shots.prefix}-form-repository`);
+  await page.getByRole('button', { name: 'Next' }).click();
+
+  // SSH is the default authentication.
+  await page.getByText('SSH with a deploy key').first().waitFor();
+  await page.getByRole('button', { name: 'Review' }).click();
+
+  // The review page shows the values, the token masked.
+  await page.getByText(`${sandbox.bitbucket.host}?repo=${input.repo}&project=${input.project}`).waitFor();
+  const review = await page.content();
+  expect(review).not.toContain(input.token);
+  const tokenRow = page.locator('tr').filter({ hasText: 'Bitbucket HTTP access token' });
+  await expect(tokenRow.textContent()).resolves.toMatch(/\*{6}/);
+  await screenshot(page, `${shots.prefix}-form-review`);
+
+  await page.getByRole('button', { name: 'Create' }).click();
+  await page.waitForURL(/\/create\/tasks\/[0-9a-f-]+$/);
+  const taskId = page.url().split('/').pop()!;
+  void problems;
+  return taskId;
+}
+
+beforeAll(async () => {
+  // Artifacts of this suite from an earlier run (numbered screenshots, failures, logs).
+  if (fs.existsSync(ARTIFACTS_DIR)) {
+    for (const f of fs.readdirSync(ARTIFACTS_DIR)) {
+      if (/^(\d\d-.*|failed-.*|card)\.png$|^(backend|sandbox)\.log$/.test(f)) {
+        fs.rmSync(path.join(ARTIFACTS_DIR, f));
+      }
+    }
+  }
+  const started = Date.now();
+  sandbox = await startSandbox({
+    extraClusters: EXTRA_CLUSTERS,
+    log: line => {
+      sandboxLog.push(line);
+      console.log(line);
+    },
+  });
+  console.log(
+    `[e2e] sandbox up in ${Math.round((Date.now() - started) / 1000)} s (frontend build ${Math.round(
+      sandbox.frontendBuildMs / 1000,
+    )} s)`,
+  );
+  api = await BackstageApi.asGuest(sandbox.baseUrl);
+  browser = await launchChromium();
+}, 8 * 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  if (sandbox) {
+    fs.mkdirSync(ARTIFACTS_DIR, { recursive: true });
+    fs.writeFileSync(path.join(ARTIFACTS_DIR, 'backend.log'), sandbox.backendLogs().join('\n'));
+    fs.writeFileSync(path.join(ARTIFACTS_DIR, 'sandbox.log'), sandboxLog.join('\n'));
+    await sandbox.stop();
+  }
+}, 2 * 60_000);
+
+describe('the sandbox app', () => {
+  it('loads both templates through the real catalog, and the scaffolder has the four actions', async () => {
+    for (const name of ['flux-bootstrap-bitbucket-server', 'flux-bootstrap-git']) {
+      const entity = await api.waitForEntity({ kind: 'Template', name });
+      expect(entity.spec.type).toBe('infrastructure');
+      const schema = await api.get<{ steps: unknown[] }>(
+        `/api/scaffolder/v2/templates/default/template/${name}/parameter-schema`,
+      );
+      expect(schema.steps.length).toBeGreaterThan(0);
+    }
+    const actions = await api.get<{ id: string }[]>('/api/scaffolder/v2/actions');
+    expect(actions.map(a => a.id)).toEqual(
+      expect.arrayContaining([
+        'bitbucket:create-repo',
+        'flux:generate-key',
+        'flux:push-manifests',
+        'flux:install',
+        'catalog:register',
+      ]),
+    );
+  });
+
+  it('is labelled as the sandbox in its title', async () => {
+    const html = await (await fetch(sandbox.baseUrl)).text();
+    expect(html).toContain(`<title>${SANDBOX.title}</title>`);
+  });
+});
+
+describe('browser: bootstrap the sandbox cluster over SSH', () => {
+  let page: Page;
+  let problems: string[];
+  let firstRevision: string;
+
+  beforeAll(async () => {
+    page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    problems = recordProblems(page);
+  });
+  afterAll(async () => page?.close());
+
+  it('signs in as guest, fills the form, runs it, and every step succeeds', async () => {
+    await step(page, 'sign-in', problems, () => signIn(page));
+    await screenshot(page, '01-catalog');
+    const taskId = await step(page, 'form', problems, () =>
+      runBitbucketTemplateInBrowser(
+        page,
+        {
+          cluster: SANDBOX.cluster,
+          expectState: 'Flux not installed',
+          project: SANDBOX.project,
+          repo: 'fleet-infra',
+          token: sandbox.token,
+        },
+        problems,
+        { prefix: '02', all: true },
+      ),
+    );
+
+    // The task page shows the output links once every step is done.
+    await step(page, 'task page', problems, async () => {
+      await page.getByRole('link', { name: 'Cluster', exact: true }).waitFor({ timeout: 5 * 60_000 });
+    });
+    await screenshot(page, '03-task-completed');
+
+    const result = await api.waitForTask(taskId);
+    expectAllStepsSucceeded(result);
+    expect(Object.keys(result.steps)).toEqual([
+      'createRepo',
+      'pushManifests',
+      'generateKey',
+      'install',
+      'register',
+      'waitForCluster',
+    ]);
+    const links = Object.fromEntries((result.output?.links ?? []).map(l => [l.title, l]));
+    expect(links.Cluster.entityRef).toBe('resource:default/sandbox');
+    const head = branchHead(SANDBOX.project, 'fleet-infra');
+    expect(links.Commit.url).toBe(
+      `${sandbox.bitbucket.baseUrl}/projects/${SANDBOX.project}/repos/fleet-infra/commits/${head}`,
+    );
+    expect(links.Repository.url).toBe(
+      `${sandbox.bitbucket.baseUrl}/projects/${SANDBOX.project}/repos/fleet-infra/browse`,
+    );
+    firstRevision = `main@sha1:${head}`;
+    expect(result.output?.text?.[0].content).toContain(firstRevision);
+    // Secrets never reach the task log or output.
+    expect(JSON.stringify(result.events)).not.toContain(sandbox.token);
+  });
+
+  it('follows the link to the cluster entity, whose card says ready with the pushed revision', async () => {
+    await page.getByRole('link', { name: 'Cluster', exact: true }).click();
+    await page.waitForURL(/\/catalog\/default\/resource\/sandbox$/);
+    const row = page.getByTestId(`flux-cluster-${SANDBOX.cluster}`);
+    await step(page, 'card', problems, async () => {
+      await row.getByText('Ready', { exact: true }).waitFor({ timeout: 60_000 });
+    });
+    const sha = firstRevision.split(':')[1];
+    await expect(row.textContent()).resolves.toContain(sha.slice(0, 8));
+    await expect(row.textContent()).resolves.toContain('in sync');
+    await screenshot(page, '04-cluster-entity-card');
+    const card = page.locator('article, .MuiCard-root').filter({ hasText: 'Flux bootstrap' }).first();
+    if (await card.count()) {
+      fs.mkdirSync(ARTIFACTS_DIR, { recursive: true });
+      await card.screenshot({ path: path.join(ARTIFACTS_DIR, 'card.png') });
+    }
+  });
+
+  it('runs again and converges: every step succeeds, no new commit, one access key, same revision', async () => {
+    const commitsBefore = commitCount(SANDBOX.project, 'fleet-infra');
+    const taskId = await step(page, 'rerun form', problems, () =>
+      runBitbucketTemplateInBrowser(
+        page,
+        {
+          cluster: SANDBOX.cluster,
+          expectState: 'Flux bootstrapped and ready',
+          project: SANDBOX.project,
+          repo: 'fleet-infra',
+          token: sandbox.token,
+        },
+        problems,
+        { prefix: '05-rerun', all: false },
+      ),
+    );
+    await page.getByRole('link', { name: 'Cluster', exact: true }).waitFor({ timeout: 5 * 60_000 });
+    await screenshot(page, '06-rerun-task-completed');
+    const result = await api.waitForTask(taskId);
+    expectAllStepsSucceeded(result);
+    expect(commitCount(SANDBOX.project, 'fleet-infra')).toBe(commitsBefore);
+    expect(`main@sha1:${branchHead(SANDBOX.project, 'fleet-infra')}`).toBe(firstRevision);
+    expect(result.output?.text?.[0].content).toContain(firstRevision);
+    const state = sandbox.bitbucket.state() as any;
+    const repos = JSON.stringify(state.repos ?? state);
+    expect(repos.match(/"fleet-infra"/g)?.length ?? 0).toBeGreaterThan(0);
+    const status = await api.get<{ state: string; sync?: { lastAppliedRevision?: string } }>(
+      `/api/flux-bootstrap/clusters/${SANDBOX.cluster}?refresh=true`,
+    );
+    expect(status.state).toBe('ready');
+    expect(status.sync?.lastAppliedRevision).toBe(firstRevision);
+  });
+});
+
+describe('scaffolder REST API', () => {
+  it('bootstraps a second cluster from a personal repository with token auth (HTTPS)', async () => {
+    const result = await api.runTemplate(
+      BITBUCKET_TEMPLATE,
+      {
+        cluster: 'staging',
+        owner: 'group:default/platform-team',
+        repoUrl: `${sandbox.bitbucket.host}?project=~${SANDBOX.user}&repo=fleet-personal`,
+        private: true,
+        branch: 'main',
+        authentication: 'token',
+        username: SANDBOX.user,
+        networkPolicy: true,
+        // What the form's Secret field leaves in the values: one * per character.
+        token: '*'.repeat(sandbox.token.length),
+      },
+      { token: sandbox.token },
+    );
+    expectAllStepsSucceeded(result, ['generateKey']);
+    expect(result.steps.generateKey).toBe('skipped');
+    const links = Object.fromEntries((result.output?.links ?? []).map(l => [l.title, l]));
+    expect(links.Cluster.entityRef).toBe('resource:default/staging');
+    const entity = await api.waitForEntity({ kind: 'Resource', name: 'staging' });
+    expect(entity.spec.type).toBe('kubernetes-cluster');
+    expect(entity.metadata.annotations['flux-bootstrap.io/fleet-repository']).toContain(
+      `/users/${SANDBOX.user}/repos/fleet-personal/browse`,
+    );
+    const status = await api.get<{ state: string; source?: { url?: string } }>(
+      '/api/flux-bootstrap/clusters/staging?refresh=true',
+    );
+    expect(status.state).toBe('ready');
+    expect(status.source?.url).toMatch(/^https?:\/\/.*\/scm\/~demo\/fleet-personal\.git$/);
+    expect(JSON.stringify(result.events)).not.toContain(sandbox.token);
+  });
+
+  it('bootstraps a third cluster from an existing repository over SSH with a passphrase-protected key, without a token', async () => {
+    const project = SANDBOX.project;
+    sandbox.bitbucket.createRepo(project, 'fleet-git', { defaultBranch: 'main', initialCommit: true });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'e2e-key-'));
+    const passphrase = 'e2e-passphrase-canary';
+    try {
+      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', passphrase, '-C', '', '-f', path.join(dir, 'id')]);
+      const privateKey = fs.readFileSync(path.join(dir, 'id'), 'utf8');
+      const publicKey = fs.readFileSync(path.join(dir, 'id.pub'), 'utf8').trim();
+      sandbox.bitbucket.addAccessKey(project, 'fleet-git', { text: publicKey, label: 'e2e' }, 'REPO_WRITE');
+      const url = sandbox.bitbucket.cloneUrls(project, 'fleet-git').ssh!;
+
+      const result = await api.runTemplate(
+        GIT_TEMPLATE,
+        {
+          cluster: 'edge',
+          owner: 'group:default/platform-team',
+          url,
+          branch: 'main',
+          sshPrivateKey: '*'.repeat(privateKey.length),
+          sshPassphrase: '*'.repeat(passphrase.length),
+        },
+        { sshPrivateKey: privateKey, sshPassphrase: passphrase },
+      );
+      expectAllStepsSucceeded(result);
+      const status = await api.get<{ state: string; sync?: { lastAppliedRevision?: string } }>(
+        '/api/flux-bootstrap/clusters/edge?refresh=true',
+      );
+      expect(status.state).toBe('ready');
+      expect(status.sync?.lastAppliedRevision).toBe(`main@sha1:${branchHead(project, 'fleet-git')}`);
+      await api.waitForEntity({ kind: 'Resource', name: 'edge' });
+      const events = JSON.stringify(result.events);
+      expect(events).not.toContain(passphrase);
+      expect(events).not.toContain(privateKey.split('\n')[1]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

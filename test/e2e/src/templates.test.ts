@@ -1,0 +1,147 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import {
+  DefaultNamespaceEntityPolicy,
+  Entity,
+  EntityPolicies,
+  FieldFormatEntityPolicy,
+  NoForeignRootFieldsEntityPolicy,
+  SchemaValidEntityPolicy,
+} from '@backstage/catalog-model';
+import { templateEntityV1beta3Validator } from '@backstage/plugin-scaffolder-common';
+import yaml from 'yaml';
+
+// Static checks of the two templates: what the catalog enforces (entity policies + the Template
+// kind's schema), plus this project's rules. The sandbox suite loads them through the real
+// catalog and runs them through the scaffolder REST API.
+const repoRoot = path.resolve(__dirname, '../../..');
+const TEMPLATES = ['flux-bootstrap-bitbucket-server', 'flux-bootstrap-git'];
+
+function load(name: string): Entity {
+  const file = path.join(repoRoot, 'templates', name, 'template.yaml');
+  return yaml.parse(fs.readFileSync(file, 'utf8')) as Entity;
+}
+
+const policy = EntityPolicies.allOf([
+  new DefaultNamespaceEntityPolicy(),
+  new NoForeignRootFieldsEntityPolicy(),
+  new FieldFormatEntityPolicy(),
+  new SchemaValidEntityPolicy(),
+]);
+
+/** Every string in a JSON-like value, with its path. */
+function strings(value: unknown, at = ''): { at: string; value: string }[] {
+  if (typeof value === 'string') return [{ at, value }];
+  if (Array.isArray(value)) return value.flatMap((v, i) => strings(v, `${at}[${i}]`));
+  if (value && typeof value === 'object') {
+    return Object.entries(value).flatMap(([k, v]) => strings(v, at ? `${at}.${k}` : k));
+  }
+  return [];
+}
+
+/**
+ * Parameters whose value goes into the task's secrets: `ui:field: Secret` (masked on the review
+ * page by Backstage) and the app's multi-line `ui:field: SecretTextarea` (masked by
+ * `ui:backstage.review.mask`), across all pages and dependency branches.
+ */
+function secretParameters(entity: Entity): { name: string; schema: any }[] {
+  const found = new Map<string, any>();
+  const visit = (node: unknown) => {
+    if (!node || typeof node !== 'object') return;
+    const props = (node as { properties?: Record<string, any> }).properties;
+    if (props) {
+      for (const [name, schema] of Object.entries(props)) {
+        if (['Secret', 'SecretTextarea'].includes(schema?.['ui:field'])) found.set(name, schema);
+      }
+    }
+    for (const v of Object.values(node)) visit(v);
+  };
+  visit((entity.spec as any).parameters);
+  return [...found].map(([name, schema]) => ({ name, schema }));
+}
+
+describe.each(TEMPLATES)('template %s', name => {
+  const entity = load(name);
+  const spec = entity.spec as any;
+
+  it('passes the catalog entity policies and the Template v1beta3 schema', async () => {
+    const checked = await policy.enforce(entity);
+    expect(checked).toBeDefined();
+    expect(await templateEntityV1beta3Validator.check(checked!)).toBe(true);
+    expect(entity.metadata.name).toBe(name);
+  });
+
+  it('names every step in camelCase, uniquely', () => {
+    const ids = spec.steps.map((s: { id: string }) => s.id);
+    for (const id of ids) expect(id).toMatch(/^[a-z][A-Za-z0-9]*$/);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it('passes secrets only through ${{ secrets.* }} and masks them on the review page', () => {
+    const secrets = secretParameters(entity);
+    expect(secrets.length).toBeGreaterThan(0);
+    const all = strings(spec.steps).concat(strings(spec.output, 'output'));
+    for (const { name: secret, schema } of secrets) {
+      if (schema['ui:field'] !== 'Secret') {
+        expect(schema['ui:backstage']?.review?.mask).toBeTruthy();
+      }
+      // Never read as a parameter (parameters are stored with the task and shown on review).
+      for (const s of all) expect(s.value).not.toMatch(new RegExp(`parameters\\.${secret}\\b`));
+      // Read as ${{ secrets.x }}, or named in an action's `…Secret` input (the action reads the
+      // task secret itself, so the value never passes through inputs).
+      const byName = spec.steps.some((st: any) =>
+        Object.entries(st.input ?? {}).some(([k, v]) => /Secret$/.test(k) && v === secret),
+      );
+      expect(byName || all.some(s => s.value.includes(`secrets.${secret}`))).toBe(true);
+    }
+    // Inputs that carry credentials come from secrets and nothing else.
+    for (const step of spec.steps) {
+      for (const [key, value] of Object.entries(step.input ?? {})) {
+        if (/^(token|privateKey|passphrase|password)$/.test(key)) {
+          expect(`${step.id}.${key}=${value}`).toMatch(/=\$\{\{ secrets\.[A-Za-z]+ \}\}$/);
+        }
+      }
+    }
+    // Nothing secret in the output.
+    for (const s of strings(spec.output, 'output')) expect(s.value).not.toContain('secrets.');
+  });
+
+  it('registers the cluster as a kubernetes-cluster Resource and links repository, commit and cluster', () => {
+    const register = spec.steps.find((s: any) => s.action === 'catalog:register');
+    expect(register?.input?.catalogInfoUrl).toContain('clusterEntityUrl(');
+    expect(register.input.optional).toBe(true);
+    const titles = (spec.output.links as any[]).map(l => l.title);
+    expect(titles).toEqual(expect.arrayContaining(['Repository', 'Commit', 'Cluster']));
+    const cluster = spec.output.links.find((l: any) => l.title === 'Cluster');
+    // The link waits for the catalog to have processed the location (no "Entity not found").
+    expect(cluster.entityRef).toBe('${{ steps.waitForCluster.output.entityRef }}');
+    const wait = spec.steps.find((s: any) => s.action === 'fleet:wait-for-entity');
+    expect(wait.input.entityRef).toBe('${{ steps.register.output.entityRef }}');
+  });
+});
+
+describe('flux-bootstrap-bitbucket-server', () => {
+  const spec = load('flux-bootstrap-bitbucket-server').spec as any;
+
+  it('runs create-repo → push-manifests → generate-key (SSH only) → install → register → wait for the entity', () => {
+    expect(spec.steps.map((s: any) => s.action)).toEqual([
+      'bitbucket:create-repo',
+      'flux:push-manifests',
+      'flux:generate-key',
+      'flux:install',
+      'catalog:register',
+      'fleet:wait-for-entity',
+    ]);
+    const generateKey = spec.steps.find((s: any) => s.action === 'flux:generate-key');
+    expect(generateKey.if).toBe("${{ parameters.authentication == 'ssh' }}");
+  });
+
+  it('offers the configured clusters and Bitbucket Server hosts through the app\'s fields', () => {
+    const props = Object.assign({}, ...spec.parameters.map((p: any) => p.properties));
+    expect(props.cluster['ui:field']).toBe('FluxClusterPicker');
+    expect(props.repoUrl['ui:field']).toBe('BitbucketServerRepoUrlPicker');
+    expect(props.token['ui:field']).toBe('Secret');
+    const flux = spec.parameters.find((p: any) => p.properties?.authentication);
+    expect(flux.properties.authentication.default).toBe('ssh');
+  });
+});
