@@ -61,6 +61,12 @@ export interface Config {
       clusterTimeoutSeconds?: number;
       /** Clusters read in parallel. Default 10. */
       concurrency?: number;
+      /**
+       * Namespace Flux runs in on every cluster. Default: detected per cluster (the FluxReport's
+       * namespace, the Flux CRD's labels, a Namespace labelled `app.kubernetes.io/part-of=flux`,
+       * else `flux-system`).
+       */
+      namespace?: string;
     };
   };
 }
