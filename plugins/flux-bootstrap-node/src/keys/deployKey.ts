@@ -6,11 +6,14 @@ import type { BitbucketRepoRef } from '../bitbucket/repoUrl';
 import { repositorySlug } from '../bitbucket/repoUrl';
 import { resolveProject } from '../bitbucket/repository';
 import type { BitbucketAccessKey } from '../bitbucket/types';
-import type { EngineLogger } from '../util/logger';
+import { silentLogger, type EngineLogger } from '../util/logger';
 import type { Redactor } from '../util/redact';
 import { accessKeyRequest, AccessKeyPermission } from './accessKey';
 import {
   formatSshHost,
+  HostKeyMismatchError,
+  HostKeyScanError,
+  KnownHostsEntry,
   knownHostsFor,
   knownHostsHostField,
   scanHostKey,
@@ -266,6 +269,76 @@ export function describeFluxDeployKeyPlan(
 }
 
 /**
+ * The SSH host key of `sshHost` no longer matches the `known_hosts` a source secret holds: the
+ * server was re-keyed, or something else answers in its name. @public
+ */
+export class HostKeyChangedError extends Error {
+  readonly known: string[];
+  readonly presented: string[];
+
+  constructor(message: string, known: string[], presented: string[]) {
+    super(message);
+    this.name = 'HostKeyChangedError';
+    this.known = known;
+    this.presented = presented;
+  }
+}
+
+/**
+ * Checks that the server still presents one of the host keys `known_hosts` trusts (a pinned scan
+ * per trusted key; each tries the server's other key types too). A key that changed between runs
+ * is reported, never accepted: Flux would refuse the server, and accepting it silently would
+ * trust whoever answers. An unreachable server is only warned about (Flux checks strictly anyway).
+ */
+async function verifyKnownHostKey(
+  options: Pick<FluxDeployKeyOptions, 'sshHost' | 'scanTimeoutMs'>,
+  entries: KnownHostsEntry[],
+  where: string,
+  ctx: { signal?: AbortSignal; logger: EngineLogger },
+): Promise<{ fingerprint: string | null }> {
+  const host = formatSshHost(options.sshHost);
+  const presented = new Set<string>();
+  for (const entry of entries) {
+    try {
+      const scanned = await scanHostKey({
+        sshHost: options.sshHost,
+        expectedFingerprint: entry.fingerprint,
+        timeoutMs: options.scanTimeoutMs,
+        signal: ctx.signal,
+        logger: silentLogger,
+      });
+      ctx.logger.info(
+        `SSH host key of ${host} is still ${scanned.type} ${scanned.fingerprint}, as known_hosts of ${where} says`,
+      );
+      return { fingerprint: scanned.fingerprint };
+    } catch (error) {
+      if (error instanceof HostKeyMismatchError) {
+        for (const p of error.presented) presented.add(p);
+        continue;
+      }
+      if (error instanceof HostKeyScanError) {
+        ctx.logger.warn(
+          `Could not verify the SSH host key of ${host} against known_hosts of ${where}: ${error.message}. Flux will check it when it connects.`,
+        );
+        return { fingerprint: null };
+      }
+      throw error;
+    }
+  }
+  const known = entries.map(e => `${e.type} ${e.fingerprint}`);
+  const now = [...presented];
+  throw new HostKeyChangedError(
+    `The SSH host key of ${host} changed: known_hosts of source secret ${where} trusts ${known.join(
+      ', ',
+    )}, but the server now presents ${
+      now.join(', ') || 'another key'
+    }. Flux would refuse to connect, and the new key is not trusted automatically: the server may have been re-keyed, or someone may be intercepting the connection. Nothing was changed. Check the new fingerprint with the Bitbucket administrators; if it is right, run again with hostKeyFingerprint set to it (or rotate the key).`,
+    known,
+    now,
+  );
+}
+
+/**
  * Makes the cluster's Flux Git Secret and the repository's access key agree, like
  * `flux bootstrap bitbucket-server` in SSH mode, but convergent:
  *
@@ -373,6 +446,15 @@ export async function reconcileFluxDeployKey(
     const needsHostKey =
       entries.length === 0 ||
       (pinned !== undefined && !entries.some(e => e.fingerprint === pinned));
+    if (!needsHostKey && pinned === undefined) {
+      // The Secret trusts a host key from an earlier run: the server must still hold it.
+      await step('verify-host-key', () =>
+        verifyKnownHostKey(options, entries, where, {
+          signal,
+          logger,
+        }),
+      );
+    }
     if (needsHostKey) {
       logger.info(
         entries.length === 0

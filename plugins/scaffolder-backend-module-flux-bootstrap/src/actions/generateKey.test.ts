@@ -737,6 +737,78 @@ describe('flux:generate-key', () => {
     expect((await cloneWith(after, 'kh-fixed')).ok).toBe(true);
   });
 
+  it('a host key that changed since the Secret was written is reported, not accepted; pinning the new one accepts it', async () => {
+    const namespace = uniqueName('gk-hkchg');
+    const first = await succeed({ namespace, path: 'clusters/hkchg' });
+    const trusted = first.outputs.knownHosts as string;
+    const hostField = trusted.split(' ')[0];
+    // The Secret trusts a key the server does not hold (as if the server was re-keyed since):
+    // another ed25519 key for the same [host]:port.
+    const other = await execFileAsync('ssh-keygen', [
+      '-q',
+      '-t',
+      'ed25519',
+      '-N',
+      '',
+      '-f',
+      path.join(work, `hkchg-${namespace}`),
+    ]).then(() =>
+      fs
+        .readFileSync(path.join(work, `hkchg-${namespace}.pub`), 'utf8')
+        .trim()
+        .split(' ')
+        .slice(0, 2)
+        .join(' '),
+    );
+    const stale = `${hostField} ${other}`;
+    await admin.apply(
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'flux-system', namespace },
+        data: { known_hosts: Buffer.from(stale).toString('base64') },
+      },
+      { fieldManager: 'flux-bootstrap-known-hosts', force: true },
+    );
+    const before = (await readSecret(namespace))!.secret;
+    clearRequests();
+    const r = await run({ namespace, path: 'clusters/hkchg' });
+    expect(r.error?.message).toMatch(
+      /SSH host key of 127\.0\.0\.1:\d+ changed/,
+    );
+    expect(r.error?.message).toContain(
+      bb
+        .ssh!.hostKeys.map(k => k.fingerprint)
+        .find(f => r.error!.message.includes(f)) ?? 'a presented fingerprint',
+    );
+    expect(r.error?.message).toMatch(/hostKeyFingerprint/);
+    expect(r.error?.message).toMatch(/Nothing was changed/);
+    const after = (await readSecret(namespace))!;
+    expect(after.secret.metadata.resourceVersion).toBe(
+      before.metadata.resourceVersion,
+    );
+    expect(after.data.known_hosts).toBe(stale);
+    expect(bb.requests().filter(q => q.method !== 'GET')).toEqual([]);
+
+    // The operator checked the new fingerprint and pins it: known_hosts is updated, the key kept.
+    const real = bb.ssh!.hostKeys.find(k => k.type === 'ssh-ed25519')!;
+    const pinned = await succeed({
+      namespace,
+      path: 'clusters/hkchg',
+      hostKeyFingerprint: real.fingerprint,
+    });
+    expect(pinned.outputs.publicKey).toBe(first.outputs.publicKey);
+    expect((await readSecret(namespace))!.data.known_hosts).toBe(
+      `${hostField} ${real.publicKey}`,
+    );
+    // And an unchanged host key passes the check on a plain re-run.
+    const again = await succeed({ namespace, path: 'clusters/hkchg' });
+    expect(again.outputs.changed).toBe(false);
+    expect(again.logs.join('\n')).toMatch(
+      /SSH host key of 127\.0\.0\.1:\d+ is still/,
+    );
+  });
+
   it('stops before any change when the Bitbucket credentials cannot manage access keys', async () => {
     const namespace = uniqueName('gk-noadmin');
     clearRequests();
