@@ -57,7 +57,10 @@ export interface Config {
     status?: {
       /** Seconds a cluster's status is cached. Default 15. */
       cacheTtlSeconds?: number;
-      /** Seconds one cluster may take before it is reported unreachable. Default 5. */
+      /**
+       * Seconds one cluster may take before it is reported unreachable (its requests are then
+       * aborted). The Bitbucket branch-head lookup has the same bound, separately. Default 5.
+       */
       clusterTimeoutSeconds?: number;
       /** Clusters read in parallel. Default 10. */
       concurrency?: number;

@@ -10,10 +10,12 @@
  *
  * Each `name=url` pair produces `<out>/<name>.png`: the page is opened, a guest sign-in is
  * accepted when one is offered (button "Enter", and the "fall back to a legacy guest token?"
- * confirm dialog), and the shot is taken of the card (`--selector`, default the card's table or
- * its empty/error content) once it has finished loading (`--wait-text`, default "Flux bootstrap").
+ * confirm dialog), and the shot is taken of the card (`--selector`, default the InfoCard titled
+ * "Flux bootstrap") once it has finished loading and shows `--wait-text` (default "Flux
+ * bootstrap"; e.g. "Failing" to wait for that state — meanwhile the card's refresh button is
+ * pressed every few seconds).
  *
- * Options: --chromium <path> (default: chromium on PATH), --width 1400, --height 1000,
+ * Options: --chromium <path> (default: chromium on PATH), --width 1400, --height 1600,
  * --timeout 60000 (ms per page), --full (whole page instead of the card).
  *
  * Works against the running app (`npm start`) and against the card's dev harness
@@ -50,7 +52,7 @@ function parseArgs(argv) {
     out: 'docs/screenshots',
     chromium: 'chromium',
     width: 1400,
-    height: 1000,
+    height: 1600,
     timeout: 60000,
     waitText: 'Flux bootstrap',
     selector: '',
@@ -180,8 +182,6 @@ async function shoot(cdp, shot, opts) {
     const ready = await evaluate(
       cdp,
       `(() => {
-        const text = document.body ? document.body.innerText : '';
-        if (!text.includes(${JSON.stringify(opts.waitText)})) return null;
         const card = ${
           opts.selector
             ? `document.querySelector(${JSON.stringify(opts.selector)})`
@@ -189,7 +189,17 @@ async function shoot(cdp, shot, opts) {
         };
         if (!card) return null;
         if (card.querySelector('[role=progressbar]')) return null;
-                const r = card.getBoundingClientRect();
+        if (!card.innerText.includes(${JSON.stringify(opts.waitText)})) {
+          // Not the expected content yet: ask the card to read the clusters again, now and then.
+          const now = Date.now();
+          if (!window.__fluxShotRefreshAt || now - window.__fluxShotRefreshAt > 3000) {
+            window.__fluxShotRefreshAt = now;
+            const refresh = card.querySelector('button[aria-label="Refresh"]');
+            if (refresh) refresh.click();
+          }
+          return null;
+        }
+        const r = card.getBoundingClientRect();
         return { x: r.left + window.scrollX, y: r.top + window.scrollY, width: r.width, height: r.height };
       })()`,
     );
@@ -217,7 +227,7 @@ async function shoot(cdp, shot, opts) {
       return { x: r.left + window.scrollX, y: r.top + window.scrollY, width: r.width, height: r.height };
     })()`,
   );
-  const params = { format: 'png', captureBeyondViewport: true };
+  const params = { format: 'png' };
   if (!opts.full) {
     const pad = 8;
     params.clip = {

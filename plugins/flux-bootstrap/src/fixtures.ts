@@ -117,7 +117,7 @@ export function exampleStatuses(
       cluster: 'staging',
       state: 'installing',
       reason:
-        'waiting for source-controller (Deployment does not have minimum availability.)\nGitRepository flux-system/flux-system: not reconciled yet',
+        'controllers not ready: source-controller (Deployment does not have minimum availability.)\nGitRepository flux-system/flux-system: not reconciled yet',
       checkedAt,
       flux,
       components: controllers('v1.9.4', ['source-controller']),

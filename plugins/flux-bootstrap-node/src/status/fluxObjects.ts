@@ -235,7 +235,9 @@ export function deploymentStatusOf(obj: KubeObject): ComponentReading {
   });
   if (!generationObserved(obj)) {
     return notReady(
-      'the Deployment controller has not observed the latest spec yet',
+      Object.keys(status).length === 0
+        ? 'not rolled out yet'
+        : 'rolling out the latest change',
     );
   }
   if (desired === 0) return { ...base, ready: true, failed: false };

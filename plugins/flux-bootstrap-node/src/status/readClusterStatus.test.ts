@@ -292,7 +292,9 @@ describe('readClusterStatus on a real kube-apiserver', () => {
       ready: false,
       tag: 'v1.9.4',
     });
-    expect(s.reason).toContain('waiting for');
+    expect(s.reason).toContain(
+      'controllers not ready: helm-controller, kustomize-controller, notification-controller, source-controller (not rolled out yet)',
+    );
     expect(s.reason).toContain(
       'Kustomization flux-system/flux-system does not exist yet',
     );
@@ -560,7 +562,9 @@ describe('readClusterStatus on a real kube-apiserver', () => {
         },
       ]);
       expect(s.state).toBe('failing');
-      expect(s.reason).toContain('source-controller: Failed Progress deadline exceeded');
+      expect(s.reason).toContain(
+        'source-controller: Failed Progress deadline exceeded',
+      );
       // revisions still come from the live sync objects
       expect(s.sync?.lastAppliedRevision).toBe(`main@sha1:${headOf()}`);
     } finally {

@@ -395,10 +395,16 @@ function decideState(
   } else {
     const pending = facts.components.filter(c => !c.ready);
     if (pending.length > 0) {
+      // "controllers not ready: a, b (not rolled out yet)", one group per distinct message
+      const groups = new Map<string, string[]>();
+      for (const c of pending) {
+        const why = c.message ?? 'not ready';
+        groups.set(why, [...(groups.get(why) ?? []), c.name]);
+      }
       waiting.push(
-        `waiting for ${pending
-          .map(c => `${c.name}${c.message ? ` (${c.message})` : ''}`)
-          .join(', ')}`,
+        `controllers not ready: ${[...groups]
+          .map(([why, names]) => `${names.join(', ')} (${why})`)
+          .join('; ')}`,
       );
     }
   }
@@ -415,7 +421,9 @@ function decideState(
     ] as const) {
       if (!generationObserved(obj)) {
         waiting.push(
-          `${ref}: the controller has not reconciled the latest spec yet`,
+          obj.status === undefined
+            ? `${ref}: not reconciled yet`
+            : `${ref}: reconciling the latest change`,
         );
       } else if (s?.ready !== true) {
         waiting.push(`${ref}: ${s?.message ?? 'not reconciled yet'}`);

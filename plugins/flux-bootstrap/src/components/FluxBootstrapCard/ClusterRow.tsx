@@ -9,7 +9,6 @@ import {
 import {
   ClusterBootstrapState,
   ClusterBootstrapStatus,
-  fluxBootstrapClusterReadPermission,
   shortSha,
 } from '@flux-bootstrap/plugin-flux-bootstrap-common';
 import Box from '@material-ui/core/Box';
@@ -30,6 +29,7 @@ const useStyles = makeStyles(theme => ({
     fontFamily: theme.typography.fontFamily,
   },
   mono: { fontFamily: 'monospace' },
+  clusterCell: { minWidth: 140 },
   url: { wordBreak: 'break-all' },
   muted: { color: theme.palette.text.secondary },
 }));
@@ -69,7 +69,7 @@ function advice(status: ClusterBootstrapStatus): string | undefined {
     case 'unreachable':
       return 'Check the cluster URL and CA (caData/caFile) in kubernetes.clusterLocatorMethods, and that the Backstage backend can reach the API server.';
     case 'forbidden':
-      return `The cluster's service account token (serviceAccountToken in kubernetes.clusterLocatorMethods) was refused. Give it read access to CustomResourceDefinitions, Deployments and Flux GitRepositories/Kustomizations. (Reading this card at all needs the Backstage permission ${fluxBootstrapClusterReadPermission.name}.)`;
+      return 'The cluster refused the token configured for it (serviceAccountToken in kubernetes.clusterLocatorMethods). It needs to get CustomResourceDefinitions and list Deployments, Namespaces and Flux objects; see the flux-bootstrap-backend README for a read-only ClusterRole.';
     case 'not-installed':
       return 'Run the "Bootstrap Flux" template to install Flux on this cluster.';
     case 'suspended':
@@ -105,35 +105,38 @@ export function ClusterRow({ status, now }: ClusterRowProps) {
       : '';
     syncLabel = (
       <Tooltip title={`Bitbucket has newer commits${head}`}>
-        <span>behind</span>
+        <strong>behind</strong>
       </Tooltip>
     );
-  } else if (repository?.message) {
+  } else if (applied && repository?.message) {
     syncLabel = (
       <Tooltip title={repository.message}>
-        <span className={classes.muted}>unknown</span>
+        <span className={classes.muted}>sync unknown</span>
       </Tooltip>
     );
   }
+  const dash = <span className={classes.muted}>—</span>;
 
   return (
     <>
       <TableRow className={classes.row} data-testid={testId}>
-        <TableCell>
+        <TableCell className={classes.clusterCell}>
           <Typography variant="body2">
             <strong>{status.title ?? status.cluster}</strong>
           </Typography>
           {status.title && (
-            <Typography variant="caption" className={classes.muted}>
+            <Typography
+              variant="caption"
+              display="block"
+              className={classes.muted}
+            >
               {status.cluster}
             </Typography>
           )}
-        </TableCell>
-        <TableCell>
           <StateChip state={status.state} />
         </TableCell>
         <TableCell>
-          {flux?.version ?? <span className={classes.muted}>—</span>}
+          <Typography variant="body2">{flux?.version ?? dash}</Typography>
           {flux?.managedBy && (
             <Typography
               variant="caption"
@@ -143,9 +146,7 @@ export function ClusterRow({ status, now }: ClusterRowProps) {
               {flux.managedBy}
             </Typography>
           )}
-        </TableCell>
-        <TableCell>
-          {components.length > 0 ? (
+          {components.length > 0 && (
             <Tooltip
               title={components
                 .map(
@@ -156,12 +157,10 @@ export function ClusterRow({ status, now }: ClusterRowProps) {
                 )
                 .join('\n')}
             >
-              <span>
-                {readyCount}/{components.length} ready
-              </span>
+              <Typography variant="caption" display="block">
+                controllers {readyCount}/{components.length} ready
+              </Typography>
             </Tooltip>
-          ) : (
-            <span className={classes.muted}>—</span>
           )}
           {notReady.length > 0 && (
             <Typography
@@ -184,35 +183,39 @@ export function ClusterRow({ status, now }: ClusterRowProps) {
                 )}
               </Typography>
               {source.branch && (
-                <Typography variant="caption" className={classes.muted}>
+                <Typography
+                  variant="caption"
+                  display="block"
+                  className={classes.muted}
+                >
                   branch {source.branch}
                 </Typography>
               )}
             </>
           ) : (
-            <span className={classes.muted}>—</span>
+            dash
           )}
-        </TableCell>
-        <TableCell>
-          {applied ? (
-            <span className={classes.mono}>
-              {repository?.commitUrl ? (
-                <Link
-                  to={repository.commitUrl}
-                  title={sync?.lastAppliedRevision}
-                >
-                  {applied}
-                </Link>
-              ) : (
-                <span title={sync?.lastAppliedRevision}>{applied}</span>
-              )}
-            </span>
-          ) : (
-            <span className={classes.muted}>—</span>
-          )}
-          {syncLabel && (
+          {applied && (
             <Typography variant="caption" display="block">
-              {syncLabel}
+              applied{' '}
+              <span className={classes.mono}>
+                {repository?.commitUrl ? (
+                  <Link
+                    to={repository.commitUrl}
+                    title={sync?.lastAppliedRevision}
+                  >
+                    {applied}
+                  </Link>
+                ) : (
+                  <span title={sync?.lastAppliedRevision}>{applied}</span>
+                )}
+              </span>
+              {syncLabel && (
+                <>
+                  {' · '}
+                  <span>{syncLabel}</span>
+                </>
+              )}
             </Typography>
           )}
         </TableCell>
@@ -220,7 +223,7 @@ export function ClusterRow({ status, now }: ClusterRowProps) {
           {reconciled ? (
             <span title={sync?.lastTransitionTime}>{reconciled}</span>
           ) : (
-            <span className={classes.muted}>—</span>
+            dash
           )}
         </TableCell>
       </TableRow>
@@ -229,7 +232,7 @@ export function ClusterRow({ status, now }: ClusterRowProps) {
           className={classes.detailRow}
           data-testid={`${testId}-details`}
         >
-          <TableCell colSpan={7}>
+          <TableCell colSpan={4}>
             <Box pl={1} borderLeft={2} borderColor="divider">
               {reason && (
                 <Typography

@@ -117,7 +117,7 @@ describe('EntityFluxBootstrapCard (legacy frontend system)', () => {
     expect(r.getByText('Ready')).toBeInTheDocument();
     expect(r.getByText('v2.9.4')).toBeInTheDocument();
     expect(r.getByText('flux bootstrap')).toBeInTheDocument();
-    expect(r.getByText('4/4 ready')).toBeInTheDocument();
+    expect(r.getByText('controllers 4/4 ready')).toBeInTheDocument();
     expect(
       r.getByText('ssh://git@bitbucket.example.com:7999/PLAT/fleet-infra.git'),
     ).toBeInTheDocument();
@@ -165,13 +165,15 @@ describe('EntityFluxBootstrapCard (legacy frontend system)', () => {
     await renderCard();
     const installing = await screen.findByTestId('flux-cluster-staging');
     expect(within(installing).getByText('Installing')).toBeInTheDocument();
-    expect(within(installing).getByText('3/4 ready')).toBeInTheDocument();
+    expect(
+      within(installing).getByText('controllers 3/4 ready'),
+    ).toBeInTheDocument();
     expect(
       within(installing).getByText('source-controller'),
     ).toBeInTheDocument();
     expect(
       screen.getByTestId('flux-cluster-staging-details'),
-    ).toHaveTextContent('waiting for source-controller');
+    ).toHaveTextContent('controllers not ready: source-controller');
 
     expect(
       within(screen.getByTestId('flux-cluster-edge-1')).getByText('Suspended'),

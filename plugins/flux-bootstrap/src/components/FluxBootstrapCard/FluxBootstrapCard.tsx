@@ -179,11 +179,8 @@ export function FluxBootstrapCard() {
               <TableHead>
                 <TableRow>
                   <TableCell>Cluster</TableCell>
-                  <TableCell>State</TableCell>
                   <TableCell>Flux</TableCell>
-                  <TableCell>Controllers</TableCell>
-                  <TableCell>Source</TableCell>
-                  <TableCell>Applied</TableCell>
+                  <TableCell>Source and applied commit</TableCell>
                   <TableCell>Last reconcile</TableCell>
                 </TableRow>
               </TableHead>
