@@ -15,18 +15,27 @@ const say = line => console.log(`[sandbox] ${line}`);
 
 if (!fs.existsSync(path.join(root, 'node_modules/.bin/backstage-cli'))) {
   say('npm dependencies are missing: running npm ci (a few minutes, once)…');
-  const ci = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
+  const ci = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], {
+    cwd: root,
+    stdio: 'inherit',
+  });
   if (ci.status !== 0) process.exit(ci.status ?? 1);
 }
 
 // The peers are real programs (sshd, git, etcd, kube-apiserver): the same system packages as the
 // test suite. As root they are installed when missing; otherwise the script says what to install.
-const sys = spawnSync('bash', [path.join(root, 'test/peers/scripts/install-system-deps.sh')], {
-  cwd: root,
-  stdio: 'inherit',
-});
+const sys = spawnSync(
+  'bash',
+  [path.join(root, 'test/peers/scripts/install-system-deps.sh')],
+  {
+    cwd: root,
+    stdio: 'inherit',
+  },
+);
 if (sys.status !== 0) {
-  say('the sandbox needs the system packages listed above (see README "System packages").');
+  say(
+    'the sandbox needs the system packages listed above (see README "System packages").',
+  );
   process.exit(sys.status ?? 1);
 }
 
@@ -38,7 +47,9 @@ function parseArgs(argv) {
     else if (a.startsWith('--port=')) out.port = Number(a.slice(7));
     else if (a === '--show-backend-logs') out.showBackendLogs = true;
     else if (a === '--help' || a === '-h') {
-      console.log('Usage: npm run sandbox [-- --port <n>] [--show-backend-logs]');
+      console.log(
+        'Usage: npm run sandbox [-- --port <n>] [--show-backend-logs]',
+      );
       process.exit(0);
     } else {
       console.error(`Unknown argument: ${a}`);
@@ -55,7 +66,9 @@ function parseArgs(argv) {
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   // Backstage's TypeScript loader, so the sandbox (test/e2e/src/sandbox.ts) and the peers run from source.
-  require(require.resolve('@backstage/cli-node/config/nodeTransform.cjs', { paths: [root] }));
+  require(require.resolve('@backstage/cli-node/config/nodeTransform.cjs', {
+    paths: [root],
+  }));
   const { startSandbox, SANDBOX } = require('../test/e2e/src/sandbox');
 
   let sandbox;
@@ -69,7 +82,10 @@ async function main() {
   process.on('SIGINT', () => stop(0));
   process.on('SIGTERM', () => stop(0));
 
-  sandbox = await startSandbox({ port: args.port, showBackendLogs: args.showBackendLogs });
+  sandbox = await startSandbox({
+    port: args.port,
+    showBackendLogs: args.showBackendLogs,
+  });
   if (stopping) return;
   sandbox.backendProcess().on('exit', (code, signal) => {
     if (!stopping) {

@@ -11,8 +11,13 @@ const path = require('node:path');
 const root = path.resolve(__dirname, '..');
 
 if (!fs.existsSync(path.join(root, 'node_modules/.bin/backstage-cli'))) {
-  console.log('npm dependencies are missing: running npm ci (a few minutes, once)…');
-  const ci = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
+  console.log(
+    'npm dependencies are missing: running npm ci (a few minutes, once)…',
+  );
+  const ci = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], {
+    cwd: root,
+    stdio: 'inherit',
+  });
   if (ci.status !== 0) {
     console.error('npm ci failed; see the output above.');
     process.exit(ci.status ?? 1);
@@ -26,7 +31,8 @@ function parseArgs(argv) {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--config' && argv[i + 1]) configPaths.push(argv[++i]);
-    else if (a.startsWith('--config=')) configPaths.push(a.slice('--config='.length));
+    else if (a.startsWith('--config='))
+      configPaths.push(a.slice('--config='.length));
     else if (a === '--help' || a === '-h') {
       console.log('Usage: npm start [-- --config <extra app-config file> ...]');
       process.exit(0);
@@ -57,7 +63,9 @@ async function main() {
       console.log(line);
       const m = /Listening on (\S+)/.exec(line);
       if (m && !listen) listen = m[1];
-      const inUse = /EADDRINUSE[^\n]*?(\d+\.\d+\.\d+\.\d+:\d+|:::\d+)/.exec(line);
+      const inUse = /EADDRINUSE[^\n]*?(\d+\.\d+\.\d+\.\d+:\d+|:::\d+)/.exec(
+        line,
+      );
       if (inUse && !stopping) {
         console.error(
           `\nAnother process already listens on ${inUse[1]}. Stop it, or choose another port ` +
@@ -91,7 +99,9 @@ async function main() {
   const host = listen.replace(/^(0\.0\.0\.0|::|\[::\])(?=:)/, 'localhost');
   const url = `http://${host}`;
   await runner.waitForBackend(url, { child });
-  console.log(`\nFlux Bootstrap Backstage is running: ${url}  (sign in as guest; Ctrl-C stops it)\n`);
+  console.log(
+    `\nFlux Bootstrap Backstage is running: ${url}  (sign in as guest; Ctrl-C stops it)\n`,
+  );
 }
 
 main().catch(e => {

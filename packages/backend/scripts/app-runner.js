@@ -45,7 +45,8 @@ function newestMtime(p) {
 
 /** Why the frontend must be (re)built, or undefined when dist is current. */
 function frontendBuildReason() {
-  if (!fs.existsSync(path.join(appDir, 'dist/index.html.tmpl'))) return 'no build yet';
+  if (!fs.existsSync(path.join(appDir, 'dist/index.html.tmpl')))
+    return 'no build yet';
   if (!fs.existsSync(distStamp)) return 'build of unknown age';
   const built = fs.statSync(distStamp).mtimeMs;
   for (const rel of FRONTEND_INPUTS) {
@@ -62,18 +63,28 @@ function ensureFrontendBuild(opts = {}) {
   const log = opts.log ?? (line => console.log(line));
   const started = Date.now();
   // flock serializes builds across processes; the child re-checks staleness inside the lock.
-  const lockFile = path.join(require('node:os').tmpdir(), 'flux-bootstrap-app-build.lock');
+  const lockFile = path.join(
+    require('node:os').tmpdir(),
+    'flux-bootstrap-app-build.lock',
+  );
   const args = [lockFile, process.execPath, __filename, '--build-if-stale'];
   if (opts.force) args.push('--force');
   const res = spawnSync('flock', args, { cwd: repoRoot, encoding: 'utf8' });
   if (res.error) throw res.error;
   const out = `${res.stdout ?? ''}${res.stderr ?? ''}`;
   if (res.status !== 0) {
-    throw new Error(`Building the frontend (packages/app) failed:\n${out.slice(-4000)}`);
+    throw new Error(
+      `Building the frontend (packages/app) failed:\n${out.slice(-4000)}`,
+    );
   }
   const m = /BUILD-RESULT (\{.*\})/.exec(out);
   const result = m ? JSON.parse(m[1]) : { built: false };
-  if (result.built) log(`Frontend built in ${Math.round((Date.now() - started) / 1000)} s (${result.reason})`);
+  if (result.built)
+    log(
+      `Frontend built in ${Math.round((Date.now() - started) / 1000)} s (${
+        result.reason
+      })`,
+    );
   return { ...result, ms: Date.now() - started };
 }
 
@@ -93,7 +104,9 @@ function buildIfStale(force) {
       ...process.env,
       // A production bundle; also keeps a test runner's NODE_ENV=test away from browserslist.
       NODE_ENV: 'production',
-      NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --max-old-space-size=3072`.trim(),
+      NODE_OPTIONS: `${
+        process.env.NODE_OPTIONS ?? ''
+      } --max-old-space-size=3072`.trim(),
     },
   });
   if (res.status !== 0) {
@@ -121,15 +134,20 @@ function configArgs(extraConfigPaths = [], { includeLocal = true } = {}) {
  * @returns {import('node:child_process').ChildProcess}
  */
 function startBackend(opts = {}) {
-  const nodeTransform = require.resolve('@backstage/cli-node/config/nodeTransform.cjs', {
-    paths: [repoRoot],
-  });
+  const nodeTransform = require.resolve(
+    '@backstage/cli-node/config/nodeTransform.cjs',
+    {
+      paths: [repoRoot],
+    },
+  );
   const args = [
     '--enable-source-maps',
     '--require',
     nodeTransform,
     'src/index.ts',
-    ...configArgs(opts.configPaths, { includeLocal: opts.includeLocalConfig !== false }),
+    ...configArgs(opts.configPaths, {
+      includeLocal: opts.includeLocalConfig !== false,
+    }),
   ];
   const child = spawn(process.execPath, args, {
     cwd: backendDir,
@@ -138,7 +156,9 @@ function startBackend(opts = {}) {
       // The guest sign-in provider only runs in development; keep an explicit production, but
       // not the `test` a test runner sets for itself.
       NODE_ENV:
-        process.env.NODE_ENV && process.env.NODE_ENV !== 'test' ? process.env.NODE_ENV : 'development',
+        process.env.NODE_ENV && process.env.NODE_ENV !== 'test'
+          ? process.env.NODE_ENV
+          : 'development',
       ESBK_TSCONFIG_PATH: path.join(repoRoot, 'tsconfig.json'),
       ...opts.env,
     },
@@ -151,11 +171,9 @@ function startBackend(opts = {}) {
       stream.setEncoding('utf8');
       stream.on('data', chunk => {
         buf += chunk;
-        let i;
-        while ((i = buf.indexOf('\n')) >= 0) {
-          opts.onLine(buf.slice(0, i));
-          buf = buf.slice(i + 1);
-        }
+        const lines = buf.split('\n');
+        buf = lines.pop() ?? '';
+        for (const line of lines) opts.onLine(line);
       });
       stream.on('end', () => buf && opts.onLine(buf));
     }
@@ -178,7 +196,8 @@ async function waitForBackend(baseUrl, opts = {}) {
   });
   for (;;) {
     if (exited) throw new Error(exited);
-    if (opts.signal?.aborted) throw new Error('aborted while waiting for the backend');
+    if (opts.signal?.aborted)
+      throw new Error('aborted while waiting for the backend');
     try {
       const res = await fetch(`${baseUrl}/.backstage/health/v1/readiness`);
       if (res.ok) return Date.now() - started;
@@ -187,7 +206,9 @@ async function waitForBackend(baseUrl, opts = {}) {
     }
     if (opts.log && Date.now() - lastLog > 10_000) {
       lastLog = Date.now();
-      opts.log(`Waiting for the backend at ${baseUrl} (plugins still starting)…`);
+      opts.log(
+        `Waiting for the backend at ${baseUrl} (plugins still starting)…`,
+      );
     }
     await new Promise(r => setTimeout(r, 250));
   }
@@ -195,7 +216,8 @@ async function waitForBackend(baseUrl, opts = {}) {
 
 /** Stops a child process: SIGTERM, then SIGKILL after `graceMs`. */
 function stopProcess(child, graceMs = 10_000) {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  if (!child || child.exitCode !== null || child.signalCode !== null)
+    return Promise.resolve();
   return new Promise(resolve => {
     const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
     child.once('exit', () => {

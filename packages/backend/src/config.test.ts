@@ -58,15 +58,29 @@ describe('backendArgv', () => {
 
   it('names the missing POSTGRES_* variables instead of starting half-configured', () => {
     expect(() =>
-      backendArgv(['node'], { POSTGRES_HOST: 'db', POSTGRES_PORT: '5432' }, root),
+      backendArgv(
+        ['node'],
+        { POSTGRES_HOST: 'db', POSTGRES_PORT: '5432' },
+        root,
+      ),
     ).toThrow('POSTGRES_USER, POSTGRES_PASSWORD are not set');
   });
 
   it('finds the repository root holding app-config.yaml, and the committed PostgreSQL overlay reads the POSTGRES_* variables', () => {
     const repo = findRepoRoot(__dirname);
-    expect(fs.existsSync(path.join(repo, 'packages/backend/src/config.ts'))).toBe(true);
-    const overlay = fs.readFileSync(path.join(repo, 'app-config.postgres.yaml'), 'utf8');
-    for (const name of ['POSTGRES_HOST', 'POSTGRES_PORT', 'POSTGRES_USER', 'POSTGRES_PASSWORD']) {
+    expect(
+      fs.existsSync(path.join(repo, 'packages/backend/src/config.ts')),
+    ).toBe(true);
+    const overlay = fs.readFileSync(
+      path.join(repo, 'app-config.postgres.yaml'),
+      'utf8',
+    );
+    for (const name of [
+      'POSTGRES_HOST',
+      'POSTGRES_PORT',
+      'POSTGRES_USER',
+      'POSTGRES_PASSWORD',
+    ]) {
       expect(overlay).toContain(`\${${name}}`);
     }
     expect(overlay).toMatch(/client: pg/);

@@ -44,7 +44,9 @@ export function backendArgv(
   }
   const pgConfig = path.join(repoRoot, 'app-config.postgres.yaml');
   const out = [...argv];
-  const hasConfigFlag = out.some(a => a === '--config' || a.startsWith('--config='));
+  const hasConfigFlag = out.some(
+    a => a === '--config' || a.startsWith('--config='),
+  );
   if (!hasConfigFlag) {
     out.push('--config', path.join(repoRoot, 'app-config.yaml'));
     const local = path.join(repoRoot, 'app-config.local.yaml');

@@ -41,11 +41,15 @@ backend.add(import('@backstage/plugin-auth-backend-module-guest-provider'));
 
 // Catalog, with the Template kind.
 backend.add(import('@backstage/plugin-catalog-backend'));
-backend.add(import('@backstage/plugin-catalog-backend-module-scaffolder-entity-model'));
+backend.add(
+  import('@backstage/plugin-catalog-backend-module-scaffolder-entity-model'),
+);
 
 // Scaffolder with bitbucket:create-repo, flux:generate-key, flux:push-manifests, flux:install.
 backend.add(import('@backstage/plugin-scaffolder-backend'));
-backend.add(import('@flux-bootstrap/plugin-scaffolder-backend-module-flux-bootstrap'));
+backend.add(
+  import('@flux-bootstrap/plugin-scaffolder-backend-module-flux-bootstrap'),
+);
 
 // Cluster entities for catalog:register: inline locations <backend.baseUrl>/api/fleet-entities/
 // v1/cluster.yaml?… rendered in-process from their URL, and the template global clusterEntityUrl().

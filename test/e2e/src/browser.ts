@@ -15,7 +15,11 @@ export const CHROMIUM_ARGS = [
 ];
 
 export function chromiumPath(): string {
-  const candidates = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'];
+  const candidates = [
+    process.env.CHROMIUM_PATH,
+    '/usr/bin/chromium',
+    '/usr/bin/chromium-browser',
+  ];
   const found = candidates.find(p => p && fs.existsSync(p));
   if (!found) {
     throw new Error(
@@ -26,11 +30,18 @@ export function chromiumPath(): string {
 }
 
 export async function launchChromium(): Promise<Browser> {
-  return chromium.launch({ executablePath: chromiumPath(), args: CHROMIUM_ARGS });
+  return chromium.launch({
+    executablePath: chromiumPath(),
+    args: CHROMIUM_ARGS,
+  });
 }
 
 /** Where screenshots go (test artifacts): `test-results/e2e/` at the repository root. */
-export const ARTIFACTS_DIR = path.resolve(__dirname, '../../../test-results/e2e');
+// eslint-disable-next-line no-restricted-syntax -- a test helper inside this repository, never packaged
+export const ARTIFACTS_DIR = path.resolve(
+  __dirname,
+  '../../../test-results/e2e',
+);
 
 export async function screenshot(page: Page, name: string): Promise<string> {
   fs.mkdirSync(ARTIFACTS_DIR, { recursive: true });
@@ -43,7 +54,8 @@ export async function screenshot(page: Page, name: string): Promise<string> {
 export function recordProblems(page: Page): string[] {
   const problems: string[] = [];
   page.on('console', m => {
-    if (m.type() === 'error') problems.push(`console: ${m.text().slice(0, 500)}`);
+    if (m.type() === 'error')
+      problems.push(`console: ${m.text().slice(0, 500)}`);
   });
   page.on('pageerror', e => problems.push(`page error: ${e.message}`));
   page.on('response', r => {

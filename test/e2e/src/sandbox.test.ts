@@ -4,7 +4,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { ARTIFACTS_DIR, launchChromium, recordProblems, screenshot } from './browser';
+import {
+  ARTIFACTS_DIR,
+  launchChromium,
+  recordProblems,
+  screenshot,
+} from './browser';
 import { SANDBOX, Sandbox, startSandbox } from './sandbox';
 import { BackstageApi, TaskResult } from './scaffolder';
 
@@ -29,36 +34,55 @@ function git(args: string[], cwd?: string): string {
 
 /** Head of a branch of a repository of the Bitbucket double, read from its bare repository. */
 function branchHead(project: string, slug: string, branch = 'main'): string {
-  return git(['--git-dir', sandbox.bitbucket.repoPath(project, slug), 'rev-parse', `refs/heads/${branch}`]);
+  return git([
+    '--git-dir',
+    sandbox.bitbucket.repoPath(project, slug),
+    'rev-parse',
+    `refs/heads/${branch}`,
+  ]);
 }
 
 function commitCount(project: string, slug: string, branch = 'main'): number {
   return Number(
-    git(['--git-dir', sandbox.bitbucket.repoPath(project, slug), 'rev-list', '--count', `refs/heads/${branch}`]),
+    git([
+      '--git-dir',
+      sandbox.bitbucket.repoPath(project, slug),
+      'rev-list',
+      '--count',
+      `refs/heads/${branch}`,
+    ]),
   );
 }
 
 function expectAllStepsSucceeded(result: TaskResult, skipped: string[] = []) {
   const failed = Object.entries(result.steps).filter(
-    ([id, s]) => s !== 'completed' && !(skipped.includes(id) && s === 'skipped'),
+    ([id, s]) =>
+      s !== 'completed' && !(skipped.includes(id) && s === 'skipped'),
   );
   if (result.status !== 'completed' || failed.length) {
     throw new Error(
-      `task ${result.id} ended ${result.status}; steps ${JSON.stringify(result.steps)}\n${result.log
-        .slice(-40)
-        .join('\n')}`,
+      `task ${result.id} ended ${result.status}; steps ${JSON.stringify(
+        result.steps,
+      )}\n${result.log.slice(-40).join('\n')}`,
     );
   }
 }
 
 /** Fails with the page's problems and a screenshot when `fn` throws. */
-async function step<T>(page: Page, name: string, problems: string[], fn: () => Promise<T>): Promise<T> {
+async function step<T>(
+  page: Page,
+  name: string,
+  problems: string[],
+  fn: () => Promise<T>,
+): Promise<T> {
   try {
     return await fn();
   } catch (e) {
     const shot = await screenshot(page, `failed-${name}`).catch(() => 'none');
     throw new Error(
-      `${name}: ${(e as Error).message}\nscreenshot: ${shot}\nbrowser problems:\n${problems.join('\n')}`,
+      `${name}: ${
+        (e as Error).message
+      }\nscreenshot: ${shot}\nbrowser problems:\n${problems.join('\n')}`,
     );
   }
 }
@@ -85,14 +109,17 @@ async function runBitbucketTemplateInBrowser(
   problems: string[],
   shots: { prefix: string; all: boolean },
 ): Promise<string> {
-  await page.goto(`${sandbox.baseUrl}/create/templates/default/flux-bootstrap-bitbucket-server`);
+  await page.goto(
+    `${sandbox.baseUrl}/create/templates/default/flux-bootstrap-bitbucket-server`,
+  );
   const picker = page.getByTestId('flux-cluster-picker');
   await picker.waitFor();
   await picker.click();
   // The picker lists the configured clusters with their state from the status backend.
   const option = page.getByTestId(`cluster-option-${input.cluster}`);
   await option.getByText(input.expectState).waitFor();
-  for (const other of EXTRA_CLUSTERS) await page.getByTestId(`cluster-option-${other}`).waitFor();
+  for (const other of EXTRA_CLUSTERS)
+    await page.getByTestId(`cluster-option-${other}`).waitFor();
   if (shots.all) await screenshot(page, `${shots.prefix}-form-cluster-picker`);
   await option.click();
   await page.getByRole('button', { name: 'Next' }).click();
@@ -108,10 +135,16 @@ async function runBitbucketTemplateInBrowser(
   await page.getByRole('button', { name: 'Review' }).click();
 
   // The review page shows the values, the token masked.
-  await page.getByText(`${sandbox.bitbucket.host}?repo=${input.repo}&project=${input.project}`).waitFor();
+  await page
+    .getByText(
+      `${sandbox.bitbucket.host}?repo=${input.repo}&project=${input.project}`,
+    )
+    .waitFor();
   const review = await page.content();
   expect(review).not.toContain(input.token);
-  const tokenRow = page.locator('tr').filter({ hasText: 'Bitbucket HTTP access token' });
+  const tokenRow = page
+    .locator('tr')
+    .filter({ hasText: 'Bitbucket HTTP access token' });
   await expect(tokenRow.textContent()).resolves.toMatch(/\*{6}/);
   await screenshot(page, `${shots.prefix}-form-review`);
 
@@ -140,9 +173,9 @@ beforeAll(async () => {
     },
   });
   console.log(
-    `[e2e] sandbox up in ${Math.round((Date.now() - started) / 1000)} s (frontend build ${Math.round(
-      sandbox.frontendBuildMs / 1000,
-    )} s)`,
+    `[e2e] sandbox up in ${Math.round(
+      (Date.now() - started) / 1000,
+    )} s (frontend build ${Math.round(sandbox.frontendBuildMs / 1000)} s)`,
   );
   api = await BackstageApi.asGuest(sandbox.baseUrl);
   browser = await launchChromium();
@@ -152,15 +185,24 @@ afterAll(async () => {
   await browser?.close();
   if (sandbox) {
     fs.mkdirSync(ARTIFACTS_DIR, { recursive: true });
-    fs.writeFileSync(path.join(ARTIFACTS_DIR, 'backend.log'), sandbox.backendLogs().join('\n'));
-    fs.writeFileSync(path.join(ARTIFACTS_DIR, 'sandbox.log'), sandboxLog.join('\n'));
+    fs.writeFileSync(
+      path.join(ARTIFACTS_DIR, 'backend.log'),
+      sandbox.backendLogs().join('\n'),
+    );
+    fs.writeFileSync(
+      path.join(ARTIFACTS_DIR, 'sandbox.log'),
+      sandboxLog.join('\n'),
+    );
     await sandbox.stop();
   }
 }, 2 * 60_000);
 
 describe('the sandbox app', () => {
   it('loads both templates through the real catalog, and the scaffolder has the four actions', async () => {
-    for (const name of ['flux-bootstrap-bitbucket-server', 'flux-bootstrap-git']) {
+    for (const name of [
+      'flux-bootstrap-bitbucket-server',
+      'flux-bootstrap-git',
+    ]) {
       const entity = await api.waitForEntity({ kind: 'Template', name });
       expect(entity.spec.type).toBe('infrastructure');
       const schema = await api.get<{ steps: unknown[] }>(
@@ -168,7 +210,9 @@ describe('the sandbox app', () => {
       );
       expect(schema.steps.length).toBeGreaterThan(0);
     }
-    const actions = await api.get<{ id: string }[]>('/api/scaffolder/v2/actions');
+    const actions = await api.get<{ id: string }[]>(
+      '/api/scaffolder/v2/actions',
+    );
     expect(actions.map(a => a.id)).toEqual(
       expect.arrayContaining([
         'bitbucket:create-repo',
@@ -217,7 +261,9 @@ describe('browser: bootstrap the sandbox cluster over SSH', () => {
 
     // The task page shows the output links once every step is done.
     await step(page, 'task page', problems, async () => {
-      await page.getByRole('link', { name: 'Cluster', exact: true }).waitFor({ timeout: 5 * 60_000 });
+      await page
+        .getByRole('link', { name: 'Cluster', exact: true })
+        .waitFor({ timeout: 5 * 60_000 });
     });
     await screenshot(page, '03-task-completed');
 
@@ -231,7 +277,9 @@ describe('browser: bootstrap the sandbox cluster over SSH', () => {
       'register',
       'waitForCluster',
     ]);
-    const links = Object.fromEntries((result.output?.links ?? []).map(l => [l.title, l]));
+    const links = Object.fromEntries(
+      (result.output?.links ?? []).map(l => [l.title, l]),
+    );
     expect(links.Cluster.entityRef).toBe('resource:default/sandbox');
     const head = branchHead(SANDBOX.project, 'fleet-infra');
     expect(links.Commit.url).toBe(
@@ -251,13 +299,18 @@ describe('browser: bootstrap the sandbox cluster over SSH', () => {
     await page.waitForURL(/\/catalog\/default\/resource\/sandbox$/);
     const row = page.getByTestId(`flux-cluster-${SANDBOX.cluster}`);
     await step(page, 'card', problems, async () => {
-      await row.getByText('Ready', { exact: true }).waitFor({ timeout: 60_000 });
+      await row
+        .getByText('Ready', { exact: true })
+        .waitFor({ timeout: 60_000 });
     });
     const sha = firstRevision.split(':')[1];
     await expect(row.textContent()).resolves.toContain(sha.slice(0, 8));
     await expect(row.textContent()).resolves.toContain('in sync');
     await screenshot(page, '04-cluster-entity-card');
-    const card = page.locator('article, .MuiCard-root').filter({ hasText: 'Flux bootstrap' }).first();
+    const card = page
+      .locator('article, .MuiCard-root')
+      .filter({ hasText: 'Flux bootstrap' })
+      .first();
     if (await card.count()) {
       fs.mkdirSync(ARTIFACTS_DIR, { recursive: true });
       await card.screenshot({ path: path.join(ARTIFACTS_DIR, 'card.png') });
@@ -280,19 +333,24 @@ describe('browser: bootstrap the sandbox cluster over SSH', () => {
         { prefix: '05-rerun', all: false },
       ),
     );
-    await page.getByRole('link', { name: 'Cluster', exact: true }).waitFor({ timeout: 5 * 60_000 });
+    await page
+      .getByRole('link', { name: 'Cluster', exact: true })
+      .waitFor({ timeout: 5 * 60_000 });
     await screenshot(page, '06-rerun-task-completed');
     const result = await api.waitForTask(taskId);
     expectAllStepsSucceeded(result);
     expect(commitCount(SANDBOX.project, 'fleet-infra')).toBe(commitsBefore);
-    expect(`main@sha1:${branchHead(SANDBOX.project, 'fleet-infra')}`).toBe(firstRevision);
+    expect(`main@sha1:${branchHead(SANDBOX.project, 'fleet-infra')}`).toBe(
+      firstRevision,
+    );
     expect(result.output?.text?.[0].content).toContain(firstRevision);
     const state = sandbox.bitbucket.state() as any;
     const repos = JSON.stringify(state.repos ?? state);
     expect(repos.match(/"fleet-infra"/g)?.length ?? 0).toBeGreaterThan(0);
-    const status = await api.get<{ state: string; sync?: { lastAppliedRevision?: string } }>(
-      `/api/flux-bootstrap/clusters/${SANDBOX.cluster}?refresh=true`,
-    );
+    const status = await api.get<{
+      state: string;
+      sync?: { lastAppliedRevision?: string };
+    }>(`/api/flux-bootstrap/clusters/${SANDBOX.cluster}?refresh=true`);
     expect(status.state).toBe('ready');
     expect(status.sync?.lastAppliedRevision).toBe(firstRevision);
   });
@@ -318,31 +376,58 @@ describe('scaffolder REST API', () => {
     );
     expectAllStepsSucceeded(result, ['generateKey']);
     expect(result.steps.generateKey).toBe('skipped');
-    const links = Object.fromEntries((result.output?.links ?? []).map(l => [l.title, l]));
-    expect(links.Cluster.entityRef).toBe('resource:default/staging');
-    const entity = await api.waitForEntity({ kind: 'Resource', name: 'staging' });
-    expect(entity.spec.type).toBe('kubernetes-cluster');
-    expect(entity.metadata.annotations['flux-bootstrap.io/fleet-repository']).toContain(
-      `/users/${SANDBOX.user}/repos/fleet-personal/browse`,
+    const links = Object.fromEntries(
+      (result.output?.links ?? []).map(l => [l.title, l]),
     );
+    expect(links.Cluster.entityRef).toBe('resource:default/staging');
+    const entity = await api.waitForEntity({
+      kind: 'Resource',
+      name: 'staging',
+    });
+    expect(entity.spec.type).toBe('kubernetes-cluster');
+    expect(
+      entity.metadata.annotations['flux-bootstrap.io/fleet-repository'],
+    ).toContain(`/users/${SANDBOX.user}/repos/fleet-personal/browse`);
     const status = await api.get<{ state: string; source?: { url?: string } }>(
       '/api/flux-bootstrap/clusters/staging?refresh=true',
     );
     expect(status.state).toBe('ready');
-    expect(status.source?.url).toMatch(/^https?:\/\/.*\/scm\/~demo\/fleet-personal\.git$/);
+    expect(status.source?.url).toMatch(
+      /^https?:\/\/.*\/scm\/~demo\/fleet-personal\.git$/,
+    );
     expect(JSON.stringify(result.events)).not.toContain(sandbox.token);
   });
 
   it('bootstraps a third cluster from an existing repository over SSH with a passphrase-protected key, without a token', async () => {
     const project = SANDBOX.project;
-    sandbox.bitbucket.createRepo(project, 'fleet-git', { defaultBranch: 'main', initialCommit: true });
+    sandbox.bitbucket.createRepo(project, 'fleet-git', {
+      defaultBranch: 'main',
+      initialCommit: true,
+    });
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'e2e-key-'));
     const passphrase = 'e2e-passphrase-canary';
     try {
-      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', passphrase, '-C', '', '-f', path.join(dir, 'id')]);
+      execFileSync('ssh-keygen', [
+        '-q',
+        '-t',
+        'ed25519',
+        '-N',
+        passphrase,
+        '-C',
+        '',
+        '-f',
+        path.join(dir, 'id'),
+      ]);
       const privateKey = fs.readFileSync(path.join(dir, 'id'), 'utf8');
-      const publicKey = fs.readFileSync(path.join(dir, 'id.pub'), 'utf8').trim();
-      sandbox.bitbucket.addAccessKey(project, 'fleet-git', { text: publicKey, label: 'e2e' }, 'REPO_WRITE');
+      const publicKey = fs
+        .readFileSync(path.join(dir, 'id.pub'), 'utf8')
+        .trim();
+      sandbox.bitbucket.addAccessKey(
+        project,
+        'fleet-git',
+        { text: publicKey, label: 'e2e' },
+        'REPO_WRITE',
+      );
       const url = sandbox.bitbucket.cloneUrls(project, 'fleet-git').ssh!;
 
       const result = await api.runTemplate(
@@ -358,11 +443,14 @@ describe('scaffolder REST API', () => {
         { sshPrivateKey: privateKey, sshPassphrase: passphrase },
       );
       expectAllStepsSucceeded(result);
-      const status = await api.get<{ state: string; sync?: { lastAppliedRevision?: string } }>(
-        '/api/flux-bootstrap/clusters/edge?refresh=true',
-      );
+      const status = await api.get<{
+        state: string;
+        sync?: { lastAppliedRevision?: string };
+      }>('/api/flux-bootstrap/clusters/edge?refresh=true');
       expect(status.state).toBe('ready');
-      expect(status.sync?.lastAppliedRevision).toBe(`main@sha1:${branchHead(project, 'fleet-git')}`);
+      expect(status.sync?.lastAppliedRevision).toBe(
+        `main@sha1:${branchHead(project, 'fleet-git')}`,
+      );
       await api.waitForEntity({ kind: 'Resource', name: 'edge' });
       const events = JSON.stringify(result.events);
       expect(events).not.toContain(passphrase);

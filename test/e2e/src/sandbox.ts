@@ -19,7 +19,7 @@ import {
 
 // Plain CommonJS helpers shared with `npm start` (frontend build, backend process).
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const runner = require('../../../packages/backend/scripts/app-runner') as {
+const runner = require('backend/scripts/app-runner') as {
   repoRoot: string;
   ensureFrontendBuild(opts?: { log?: (line: string) => void }): {
     built: boolean;
@@ -34,7 +34,11 @@ const runner = require('../../../packages/backend/scripts/app-runner') as {
   }): ChildProcess;
   waitForBackend(
     baseUrl: string,
-    opts?: { child?: ChildProcess; signal?: AbortSignal; log?: (line: string) => void },
+    opts?: {
+      child?: ChildProcess;
+      signal?: AbortSignal;
+      log?: (line: string) => void;
+    },
   ): Promise<number>;
   stopProcess(child: ChildProcess | undefined, graceMs?: number): Promise<void>;
 };
@@ -121,7 +125,9 @@ function toYaml(value: unknown, indent = 0): string {
  * bundle server), seeds a demo user, project and token, then runs the app against them (frontend
  * built when stale). Everything binds 127.0.0.1; `stop()` ends it all.
  */
-export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> {
+export async function startSandbox(
+  opts: SandboxOptions = {},
+): Promise<Sandbox> {
   const log = prefixLog(opts.log ?? (line => console.log(line)));
   const started: { name: string; stop: () => Promise<void> }[] = [];
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'flux-bootstrap-sandbox-'));
@@ -167,27 +173,41 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       name: SANDBOX.projectName,
       description: 'Fleet repositories of the sandbox',
     });
-    bitbucket.grantProject(SANDBOX.project, { user: SANDBOX.user }, 'PROJECT_ADMIN');
+    bitbucket.grantProject(
+      SANDBOX.project,
+      { user: SANDBOX.user },
+      'PROJECT_ADMIN',
+    );
     bitbucket.addToken({ token, user: SANDBOX.user, name: 'sandbox' });
     log(
       `Bitbucket at ${bitbucket.baseUrl} (ssh ${bitbucket.ssh?.host}): user "${SANDBOX.user}", project ${SANDBOX.project}, group "${SANDBOX.group}"`,
     );
 
     const clusters: Sandbox['clusters'] = {};
-    const clusterNames = [SANDBOX.cluster as string, ...(opts.extraClusters ?? [])];
+    const clusterNames = [
+      SANDBOX.cluster as string,
+      ...(opts.extraClusters ?? []),
+    ];
     for (const name of clusterNames) {
       log(`starting kube-apiserver + etcd for cluster "${name}"…`);
       const k = await startKubeApiserver();
       started.push({ name: `kube-apiserver ${name}`, stop: () => k.stop() });
       log(`Kubernetes ${k.version} at ${k.url} (cluster "${name}")`);
-      clusters[name] = { kube: k, simulator: undefined as unknown as FluxSimulator };
+      clusters[name] = {
+        kube: k,
+        simulator: undefined as unknown as FluxSimulator,
+      };
     }
     const kube = clusters[SANDBOX.cluster].kube;
 
     const bundle = await buildFluxBundle({ version: SANDBOX.fluxVersion });
     const bundles = await serveFluxBundles([bundle]);
     started.push({ name: 'Flux bundle server', stop: () => bundles.stop() });
-    log(`Flux ${SANDBOX.fluxVersion} release bundle (fixture) at ${bundles.urlFor(SANDBOX.fluxVersion)}`);
+    log(
+      `Flux ${SANDBOX.fluxVersion} release bundle (fixture) at ${bundles.urlFor(
+        SANDBOX.fluxVersion,
+      )}`,
+    );
 
     for (const [name, c] of Object.entries(clusters)) {
       const sim = await startFluxSimulator({
@@ -195,11 +215,16 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
         namespace: 'flux-system',
         intervalMs: opts.simulatorIntervalMs ?? 500,
       });
-      started.push({ name: `Flux controller simulator ${name}`, stop: () => sim.stop() });
+      started.push({
+        name: `Flux controller simulator ${name}`,
+        stop: () => sim.stop(),
+      });
       c.simulator = sim;
     }
     const simulator = clusters[SANDBOX.cluster].simulator;
-    log('Flux controller simulator watching flux-system (test-only stand-in for the controllers)');
+    log(
+      'Flux controller simulator watching flux-system (test-only stand-in for the controllers)',
+    );
 
     const port = opts.port ?? (await freePort());
     const baseUrl = `http://127.0.0.1:${port}`;
@@ -239,7 +264,9 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
               clusterLocatorMethods: [
                 {
                   type: 'config',
-                  clusters: Object.entries(clusters).map(([n, c]) => clusterConfig(n, c.kube)),
+                  clusters: Object.entries(clusters).map(([n, c]) =>
+                    clusterConfig(n, c.kube),
+                  ),
                 },
               ],
             },
@@ -261,9 +288,14 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     const configPath = path.join(tmp, 'app-config.sandbox.generated.yaml');
     fs.writeFileSync(
       configPath,
-      `# Generated by the sandbox for this run; removed when it stops.\n${toYaml(generated)}\n`,
+      `# Generated by the sandbox for this run; removed when it stops.\n${toYaml(
+        generated,
+      )}\n`,
     );
-    const configPaths = [path.join(runner.repoRoot, 'app-config.sandbox.yaml'), configPath];
+    const configPaths = [
+      path.join(runner.repoRoot, 'app-config.sandbox.yaml'),
+      configPath,
+    ];
     if (opts.extraConfig) {
       const extra = path.join(tmp, 'app-config.extra.yaml');
       fs.writeFileSync(extra, `${toYaml(opts.extraConfig)}\n`);

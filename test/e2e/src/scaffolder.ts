@@ -38,7 +38,8 @@ export async function guestToken(baseUrl: string): Promise<string> {
   const res = await fetch(`${baseUrl}/api/auth/guest/refresh?env=development`, {
     headers: { 'x-requested-with': 'XMLHttpRequest' },
   });
-  if (!res.ok) throw new Error(`guest sign-in failed: ${res.status} ${await res.text()}`);
+  if (!res.ok)
+    throw new Error(`guest sign-in failed: ${res.status} ${await res.text()}`);
   const body = (await res.json()) as { backstageIdentity?: { token?: string } };
   const token = body.backstageIdentity?.token;
   if (!token) throw new Error('guest sign-in returned no token');
@@ -77,7 +78,8 @@ export class BackstageApi {
 
   async get<T = unknown>(path: string): Promise<T> {
     const res = await this.request<T>('GET', path);
-    if (res.status !== 200) throw new Error(`GET ${path}: ${res.status} ${res.text.slice(0, 500)}`);
+    if (res.status !== 200)
+      throw new Error(`GET ${path}: ${res.status} ${res.text.slice(0, 500)}`);
     return res.body;
   }
 
@@ -87,13 +89,19 @@ export class BackstageApi {
     values: Record<string, unknown>,
     secrets?: Record<string, string>,
   ): Promise<string> {
-    const res = await this.request<{ id: string }>('POST', '/api/scaffolder/v2/tasks', {
-      templateRef,
-      values,
-      secrets,
-    });
+    const res = await this.request<{ id: string }>(
+      'POST',
+      '/api/scaffolder/v2/tasks',
+      {
+        templateRef,
+        values,
+        secrets,
+      },
+    );
     if (res.status !== 201) {
-      throw new Error(`creating a task of ${templateRef} failed: ${res.status} ${res.text}`);
+      throw new Error(
+        `creating a task of ${templateRef} failed: ${res.status} ${res.text}`,
+      );
     }
     return res.body.id;
   }
@@ -101,14 +109,19 @@ export class BackstageApi {
   /** Events of a task after `after` (`GET /v2/tasks/:id/events`). */
   async taskEvents(id: string, after?: number): Promise<TaskEvent[]> {
     const q = after === undefined ? '' : `?after=${after}`;
-    return this.get<TaskEvent[]>(`/api/scaffolder/v2/tasks/${encodeURIComponent(id)}/events${q}`);
+    return this.get<TaskEvent[]>(
+      `/api/scaffolder/v2/tasks/${encodeURIComponent(id)}/events${q}`,
+    );
   }
 
   /**
    * Polls `GET /v2/tasks/:id` and `/v2/tasks/:id/events` until the task ends. No time limit of its
    * own: the caller's test timeout bounds it; `onProgress` sees each new log line.
    */
-  async waitForTask(id: string, onProgress?: (line: string) => void): Promise<TaskResult> {
+  async waitForTask(
+    id: string,
+    onProgress?: (line: string) => void,
+  ): Promise<TaskResult> {
     const events: TaskEvent[] = [];
     let after: number | undefined;
     for (;;) {
@@ -124,10 +137,14 @@ export class BackstageApi {
         `/api/scaffolder/v2/tasks/${encodeURIComponent(id)}`,
       );
       const ended = ['completed', 'failed', 'cancelled'].includes(task.status);
-      if (ended && events.some(e => e.type === 'completion' || e.type === 'cancelled')) {
+      if (
+        ended &&
+        events.some(e => e.type === 'completion' || e.type === 'cancelled')
+      ) {
         const steps: Record<string, string> = {};
         for (const e of events) {
-          if (e.body.stepId && e.body.status) steps[e.body.stepId] = e.body.status;
+          if (e.body.stepId && e.body.status)
+            steps[e.body.stepId] = e.body.status;
         }
         const completion = events.find(e => e.type === 'completion');
         return {
@@ -152,18 +169,22 @@ export class BackstageApi {
     secrets?: Record<string, string>,
     onProgress?: (line: string) => void,
   ): Promise<TaskResult> {
-    return this.waitForTask(await this.createTask(templateRef, values, secrets), onProgress);
+    return this.waitForTask(
+      await this.createTask(templateRef, values, secrets),
+      onProgress,
+    );
   }
 
   /** Polls the catalog until the entity exists. */
   async waitForEntity(ref: { kind: string; namespace?: string; name: string }) {
-    const path = `/api/catalog/entities/by-name/${encodeURIComponent(ref.kind.toLowerCase())}/${
-      ref.namespace ?? 'default'
-    }/${encodeURIComponent(ref.name)}`;
+    const path = `/api/catalog/entities/by-name/${encodeURIComponent(
+      ref.kind.toLowerCase(),
+    )}/${ref.namespace ?? 'default'}/${encodeURIComponent(ref.name)}`;
     for (;;) {
       const res = await this.request<Record<string, any>>('GET', path);
       if (res.status === 200) return res.body;
-      if (res.status !== 404) throw new Error(`GET ${path}: ${res.status} ${res.text}`);
+      if (res.status !== 404)
+        throw new Error(`GET ${path}: ${res.status} ${res.text}`);
       await new Promise(r => setTimeout(r, 500));
     }
   }

@@ -32,9 +32,12 @@ const policy = EntityPolicies.allOf([
 /** Every string in a JSON-like value, with its path. */
 function strings(value: unknown, at = ''): { at: string; value: string }[] {
   if (typeof value === 'string') return [{ at, value }];
-  if (Array.isArray(value)) return value.flatMap((v, i) => strings(v, `${at}[${i}]`));
+  if (Array.isArray(value))
+    return value.flatMap((v, i) => strings(v, `${at}[${i}]`));
   if (value && typeof value === 'object') {
-    return Object.entries(value).flatMap(([k, v]) => strings(v, at ? `${at}.${k}` : k));
+    return Object.entries(value).flatMap(([k, v]) =>
+      strings(v, at ? `${at}.${k}` : k),
+    );
   }
   return [];
 }
@@ -51,7 +54,8 @@ function secretParameters(entity: Entity): { name: string; schema: any }[] {
     const props = (node as { properties?: Record<string, any> }).properties;
     if (props) {
       for (const [name, schema] of Object.entries(props)) {
-        if (['Secret', 'SecretTextarea'].includes(schema?.['ui:field'])) found.set(name, schema);
+        if (['Secret', 'SecretTextarea'].includes(schema?.['ui:field']))
+          found.set(name, schema);
       }
     }
     for (const v of Object.values(node)) visit(v);
@@ -81,41 +85,60 @@ describe.each(TEMPLATES)('template %s', name => {
     const secrets = secretParameters(entity);
     expect(secrets.length).toBeGreaterThan(0);
     const all = strings(spec.steps).concat(strings(spec.output, 'output'));
-    for (const { name: secret, schema } of secrets) {
-      if (schema['ui:field'] !== 'Secret') {
-        expect(schema['ui:backstage']?.review?.mask).toBeTruthy();
-      }
+    // Backstage masks `ui:field: Secret` itself; other secret fields say how to mask.
+    const unmasked = secrets.filter(
+      ({ schema }) =>
+        schema['ui:field'] !== 'Secret' &&
+        !schema['ui:backstage']?.review?.mask,
+    );
+    expect(unmasked.map(s => s.name)).toEqual([]);
+    for (const { name: secret } of secrets) {
       // Never read as a parameter (parameters are stored with the task and shown on review).
-      for (const s of all) expect(s.value).not.toMatch(new RegExp(`parameters\\.${secret}\\b`));
+      for (const s of all)
+        expect(s.value).not.toMatch(new RegExp(`parameters\\.${secret}\\b`));
       // Read as ${{ secrets.x }}, or named in an action's `…Secret` input (the action reads the
       // task secret itself, so the value never passes through inputs).
       const byName = spec.steps.some((st: any) =>
-        Object.entries(st.input ?? {}).some(([k, v]) => /Secret$/.test(k) && v === secret),
+        Object.entries(st.input ?? {}).some(
+          ([k, v]) => /Secret$/.test(k) && v === secret,
+        ),
       );
-      expect(byName || all.some(s => s.value.includes(`secrets.${secret}`))).toBe(true);
+      expect(
+        byName || all.some(s => s.value.includes(`secrets.${secret}`)),
+      ).toBe(true);
     }
     // Inputs that carry credentials come from secrets and nothing else.
-    for (const step of spec.steps) {
-      for (const [key, value] of Object.entries(step.input ?? {})) {
-        if (/^(token|privateKey|passphrase|password)$/.test(key)) {
-          expect(`${step.id}.${key}=${value}`).toMatch(/=\$\{\{ secrets\.[A-Za-z]+ \}\}$/);
-        }
-      }
+    const credentialInputs = spec.steps.flatMap((st: any) =>
+      Object.entries(st.input ?? {})
+        .filter(([key]) => /^(token|privateKey|passphrase|password)$/.test(key))
+        .map(([key, value]) => `${st.id}.${key}=${value}`),
+    );
+    for (const input of credentialInputs) {
+      expect(input).toMatch(/=\$\{\{ secrets\.[A-Za-z]+ \}\}$/);
     }
     // Nothing secret in the output.
-    for (const s of strings(spec.output, 'output')) expect(s.value).not.toContain('secrets.');
+    for (const s of strings(spec.output, 'output'))
+      expect(s.value).not.toContain('secrets.');
   });
 
   it('registers the cluster as a kubernetes-cluster Resource and links repository, commit and cluster', () => {
-    const register = spec.steps.find((s: any) => s.action === 'catalog:register');
+    const register = spec.steps.find(
+      (s: any) => s.action === 'catalog:register',
+    );
     expect(register?.input?.catalogInfoUrl).toContain('clusterEntityUrl(');
     expect(register.input.optional).toBe(true);
     const titles = (spec.output.links as any[]).map(l => l.title);
-    expect(titles).toEqual(expect.arrayContaining(['Repository', 'Commit', 'Cluster']));
+    expect(titles).toEqual(
+      expect.arrayContaining(['Repository', 'Commit', 'Cluster']),
+    );
     const cluster = spec.output.links.find((l: any) => l.title === 'Cluster');
     // The link waits for the catalog to have processed the location (no "Entity not found").
-    expect(cluster.entityRef).toBe('${{ steps.waitForCluster.output.entityRef }}');
-    const wait = spec.steps.find((s: any) => s.action === 'fleet:wait-for-entity');
+    expect(cluster.entityRef).toBe(
+      '${{ steps.waitForCluster.output.entityRef }}',
+    );
+    const wait = spec.steps.find(
+      (s: any) => s.action === 'fleet:wait-for-entity',
+    );
     expect(wait.input.entityRef).toBe('${{ steps.register.output.entityRef }}');
   });
 });
@@ -132,12 +155,17 @@ describe('flux-bootstrap-bitbucket-server', () => {
       'catalog:register',
       'fleet:wait-for-entity',
     ]);
-    const generateKey = spec.steps.find((s: any) => s.action === 'flux:generate-key');
+    const generateKey = spec.steps.find(
+      (s: any) => s.action === 'flux:generate-key',
+    );
     expect(generateKey.if).toBe("${{ parameters.authentication == 'ssh' }}");
   });
 
-  it('offers the configured clusters and Bitbucket Server hosts through the app\'s fields', () => {
-    const props = Object.assign({}, ...spec.parameters.map((p: any) => p.properties));
+  it("offers the configured clusters and Bitbucket Server hosts through the app's fields", () => {
+    const props = Object.assign(
+      {},
+      ...spec.parameters.map((p: any) => p.properties),
+    );
     expect(props.cluster['ui:field']).toBe('FluxClusterPicker');
     expect(props.repoUrl['ui:field']).toBe('BitbucketServerRepoUrlPicker');
     expect(props.token['ui:field']).toBe('Secret');

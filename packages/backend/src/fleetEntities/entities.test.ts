@@ -9,14 +9,18 @@ import {
 const base = {
   name: 'prod-eu',
   owner: 'group:platform-team',
-  repository: 'https://bitbucket.example.com/projects/PLAT/repos/fleet-infra/browse',
+  repository:
+    'https://bitbucket.example.com/projects/PLAT/repos/fleet-infra/browse',
   branch: 'main',
   path: 'clusters/prod-eu',
 };
 
 describe('renderClusterEntity', () => {
   it('renders a kubernetes-cluster Resource pointing back at the fleet repository', async () => {
-    const entity = await renderClusterEntity({ ...base, title: 'Production EU' });
+    const entity = await renderClusterEntity({
+      ...base,
+      title: 'Production EU',
+    });
     expect(entity).toMatchObject({
       apiVersion: 'backstage.io/v1alpha1',
       kind: 'Resource',
@@ -34,9 +38,14 @@ describe('renderClusterEntity', () => {
           'flux-bootstrap.io/fleet-path': 'clusters/prod-eu',
         },
       },
-      spec: { type: 'kubernetes-cluster', owner: 'group:default/platform-team' },
+      spec: {
+        type: 'kubernetes-cluster',
+        owner: 'group:default/platform-team',
+      },
     });
-    expect(entity.metadata.links?.[0].url).toBe(entity.metadata.annotations!['backstage.io/view-url']);
+    expect(entity.metadata.links?.[0].url).toBe(
+      entity.metadata.annotations!['backstage.io/view-url'],
+    );
   });
 
   it('keeps an ssh:// repository (bootstrap git) as the repository annotation without a source location', async () => {
@@ -44,10 +53,12 @@ describe('renderClusterEntity', () => {
       ...base,
       repository: 'ssh://git@bitbucket.example.com:7999/plat/fleet-infra.git',
     });
-    expect(entity.metadata.annotations!['backstage.io/source-location']).toBeUndefined();
-    expect(entity.metadata.annotations!['flux-bootstrap.io/fleet-repository']).toBe(
-      'ssh://git@bitbucket.example.com:7999/plat/fleet-infra.git',
-    );
+    expect(
+      entity.metadata.annotations!['backstage.io/source-location'],
+    ).toBeUndefined();
+    expect(
+      entity.metadata.annotations!['flux-bootstrap.io/fleet-repository'],
+    ).toBe('ssh://git@bitbucket.example.com:7999/plat/fleet-infra.git');
   });
 
   it.each([
@@ -55,10 +66,18 @@ describe('renderClusterEntity', () => {
     [{ name: 'prod eu' }, /cluster entity "prod eu" is invalid/],
     [{ owner: 'not a ref:x:y' }, /"owner" is not an entity ref/],
     [{ repository: 'bitbucket.example.com/x' }, /"repository" is not a URL/],
-    [{ repository: 'file:///etc/passwd' }, /must be an https:\/\/, http:\/\/ or ssh:\/\/ URL/],
-    [{ repository: 'https://u:secret@bitbucket.example.com/x' }, /must not contain credentials/],
+    [
+      { repository: 'file:///etc/passwd' },
+      /must be an https:\/\/, http:\/\/ or ssh:\/\/ URL/,
+    ],
+    [
+      { repository: 'https://u:secret@bitbucket.example.com/x' },
+      /must not contain credentials/,
+    ],
   ])('rejects %p naming the field', async (override, message) => {
-    await expect(renderClusterEntity({ ...base, ...override })).rejects.toThrow(message);
+    await expect(renderClusterEntity({ ...base, ...override })).rejects.toThrow(
+      message,
+    );
   });
 });
 
@@ -66,21 +85,44 @@ describe('cluster entity URLs', () => {
   const backend = 'http://localhost:7007';
 
   it('round-trips the parameters through the location URL', async () => {
-    const url = new URL(clusterEntityUrl(backend, { ...base, title: 'A & B?' }));
+    const url = new URL(
+      clusterEntityUrl(backend, { ...base, title: 'A & B?' }),
+    );
     expect(isClusterEntityUrl(url, backend)).toBe(true);
-    expect(clusterEntityParamsFromUrl(url)).toEqual({ ...base, title: 'A & B?' });
-    expect(await renderClusterEntityYaml(clusterEntityParamsFromUrl(url))).toContain('title: A & B?');
+    expect(clusterEntityParamsFromUrl(url)).toEqual({
+      ...base,
+      title: 'A & B?',
+    });
+    expect(
+      await renderClusterEntityYaml(clusterEntityParamsFromUrl(url)),
+    ).toContain('title: A & B?');
   });
 
   it('gives the same URL for the same inputs (re-registering is a no-op)', () => {
-    expect(clusterEntityUrl(backend, base)).toBe(clusterEntityUrl(`${backend}/`, { ...base }));
+    expect(clusterEntityUrl(backend, base)).toBe(
+      clusterEntityUrl(`${backend}/`, { ...base }),
+    );
   });
 
   it('matches only this backend and path, and refuses unknown parameters', () => {
-    expect(isClusterEntityUrl(new URL('http://evil.example.com/api/fleet-entities/v1/cluster.yaml'), backend)).toBe(false);
-    expect(isClusterEntityUrl(new URL('http://localhost:7007/api/fleet-entities/v1/other.yaml'), backend)).toBe(false);
+    expect(
+      isClusterEntityUrl(
+        new URL('http://evil.example.com/api/fleet-entities/v1/cluster.yaml'),
+        backend,
+      ),
+    ).toBe(false);
+    expect(
+      isClusterEntityUrl(
+        new URL('http://localhost:7007/api/fleet-entities/v1/other.yaml'),
+        backend,
+      ),
+    ).toBe(false);
     expect(() =>
-      clusterEntityParamsFromUrl(new URL('http://localhost:7007/api/fleet-entities/v1/cluster.yaml?kind=User')),
+      clusterEntityParamsFromUrl(
+        new URL(
+          'http://localhost:7007/api/fleet-entities/v1/cluster.yaml?kind=User',
+        ),
+      ),
     ).toThrow('unknown parameter "kind"');
   });
 });

@@ -59,7 +59,10 @@ const policy = EntityPolicies.allOf([
   new SchemaValidEntityPolicy(),
 ]);
 
-function requireText(params: Partial<ClusterEntityParams>, key: keyof ClusterEntityParams): string {
+function requireText(
+  params: Partial<ClusterEntityParams>,
+  key: keyof ClusterEntityParams,
+): string {
   const value = params[key]?.trim();
   if (!value) throw new InputError(`cluster entity: "${key}" is required`);
   return value;
@@ -73,10 +76,14 @@ function checkUrl(value: string, field: string): URL {
     throw new InputError(`cluster entity: "${field}" is not a URL: ${value}`);
   }
   if (!['https:', 'http:', 'ssh:'].includes(url.protocol)) {
-    throw new InputError(`cluster entity: "${field}" must be an https://, http:// or ssh:// URL`);
+    throw new InputError(
+      `cluster entity: "${field}" must be an https://, http:// or ssh:// URL`,
+    );
   }
   if (url.password) {
-    throw new InputError(`cluster entity: "${field}" must not contain credentials`);
+    throw new InputError(
+      `cluster entity: "${field}" must not contain credentials`,
+    );
   }
   return url;
 }
@@ -88,7 +95,11 @@ function checkRef(value: string, field: string, defaultKind: string): string {
   try {
     ref = parseEntityRef(value, { defaultKind, defaultNamespace: 'default' });
   } catch (e) {
-    throw new InputError(`cluster entity: "${field}" is not an entity ref: ${(e as Error).message}`);
+    throw new InputError(
+      `cluster entity: "${field}" is not an entity ref: ${
+        (e as Error).message
+      }`,
+    );
   }
   if (
     !validator.isValidKind(ref.kind) ||
@@ -107,7 +118,9 @@ function checkRef(value: string, field: string, defaultKind: string): string {
  * at its fleet repository. Validated like the catalog validates entities; bad input throws an
  * InputError naming the field.
  */
-export async function renderClusterEntity(input: Partial<ClusterEntityParams>): Promise<Entity> {
+export async function renderClusterEntity(
+  input: Partial<ClusterEntityParams>,
+): Promise<Entity> {
   const name = requireText(input, 'name');
   const owner = checkRef(requireText(input, 'owner'), 'owner', 'group');
   const repository = requireText(input, 'repository');
@@ -117,7 +130,10 @@ export async function renderClusterEntity(input: Partial<ClusterEntityParams>): 
   const browsable = repoUrl.protocol !== 'ssh:';
   const viewUrl =
     browsable && path
-      ? `${repository.replace(/\/+$/, '')}/${path.split('/').map(encodeURIComponent).join('/')}${
+      ? `${repository.replace(/\/+$/, '')}/${path
+          .split('/')
+          .map(encodeURIComponent)
+          .join('/')}${
           branch ? `?at=${encodeURIComponent(`refs/heads/${branch}`)}` : ''
         }`
       : undefined;
@@ -129,10 +145,16 @@ export async function renderClusterEntity(input: Partial<ClusterEntityParams>): 
   };
   if (branch) annotations[FLEET_BRANCH_ANNOTATION] = branch;
   if (path) annotations[FLEET_PATH_ANNOTATION] = path;
-  if (browsable) annotations['backstage.io/source-location'] = `url:${repository.replace(/\/?$/, '/')}`;
+  if (browsable)
+    annotations['backstage.io/source-location'] = `url:${repository.replace(
+      /\/?$/,
+      '/',
+    )}`;
   if (viewUrl) annotations['backstage.io/view-url'] = viewUrl;
 
-  const where = [path && `${path}`, branch && `branch ${branch}`].filter(Boolean).join(' on ');
+  const where = [path && `${path}`, branch && `branch ${branch}`]
+    .filter(Boolean)
+    .join(' on ');
   const entity: Entity = {
     apiVersion: 'backstage.io/v1alpha1',
     kind: 'Resource',
@@ -141,7 +163,9 @@ export async function renderClusterEntity(input: Partial<ClusterEntityParams>): 
       ...(input.title?.trim() ? { title: input.title.trim() } : {}),
       description:
         input.description?.trim() ||
-        `Kubernetes cluster bootstrapped with Flux; it syncs ${where || 'its manifests'} from ${repository}.`,
+        `Kubernetes cluster bootstrapped with Flux; it syncs ${
+          where || 'its manifests'
+        } from ${repository}.`,
       annotations,
       tags: ['flux', 'kubernetes'],
       links: [
@@ -154,7 +178,9 @@ export async function renderClusterEntity(input: Partial<ClusterEntityParams>): 
     spec: {
       type: 'kubernetes-cluster',
       owner,
-      ...(input.system?.trim() ? { system: checkRef(input.system, 'system', 'system') } : {}),
+      ...(input.system?.trim()
+        ? { system: checkRef(input.system, 'system', 'system') }
+        : {}),
     },
   };
   try {
@@ -163,29 +189,43 @@ export async function renderClusterEntity(input: Partial<ClusterEntityParams>): 
       throw new Error('not a valid Resource');
     }
   } catch (e) {
-    throw new InputError(`cluster entity "${name}" is invalid: ${(e as Error).message}`);
+    throw new InputError(
+      `cluster entity "${name}" is invalid: ${(e as Error).message}`,
+    );
   }
   return entity;
 }
 
 /** The entity as the YAML file the catalog reads. */
-export async function renderClusterEntityYaml(input: Partial<ClusterEntityParams>): Promise<string> {
+export async function renderClusterEntityYaml(
+  input: Partial<ClusterEntityParams>,
+): Promise<string> {
   const entity = await renderClusterEntity(input);
-  return `# Generated by Backstage (fleet-entities) from this location's URL.\n${yaml.stringify(entity)}`;
+  return `# Generated by Backstage (fleet-entities) from this location's URL.\n${yaml.stringify(
+    entity,
+  )}`;
 }
 
 /** `<backend.baseUrl>/api/fleet-entities/v1/cluster.yaml?…` for these parameters. */
-export function clusterEntityUrl(backendBaseUrl: string, params: Partial<ClusterEntityParams>): string {
-  const url = new URL(`${backendBaseUrl.replace(/\/+$/, '')}${CLUSTER_ENTITY_PATH}`);
+export function clusterEntityUrl(
+  backendBaseUrl: string,
+  params: Partial<ClusterEntityParams>,
+): string {
+  const url = new URL(
+    `${backendBaseUrl.replace(/\/+$/, '')}${CLUSTER_ENTITY_PATH}`,
+  );
   for (const key of PARAM_KEYS) {
     const value = params[key];
-    if (typeof value === 'string' && value.trim() !== '') url.searchParams.set(key, value.trim());
+    if (typeof value === 'string' && value.trim() !== '')
+      url.searchParams.set(key, value.trim());
   }
   return url.toString();
 }
 
 /** Reads the parameters back from such a URL (unknown query keys are refused). */
-export function clusterEntityParamsFromUrl(url: URL): Partial<ClusterEntityParams> {
+export function clusterEntityParamsFromUrl(
+  url: URL,
+): Partial<ClusterEntityParams> {
   const params: Partial<ClusterEntityParams> = {};
   for (const [key, value] of url.searchParams) {
     if (!(PARAM_KEYS as string[]).includes(key)) {
@@ -200,5 +240,8 @@ export function clusterEntityParamsFromUrl(url: URL): Partial<ClusterEntityParam
 export function isClusterEntityUrl(url: URL, backendBaseUrl: string): boolean {
   const base = new URL(backendBaseUrl);
   const basePath = base.pathname.replace(/\/+$/, '');
-  return url.origin === base.origin && url.pathname === `${basePath}${CLUSTER_ENTITY_PATH}`;
+  return (
+    url.origin === base.origin &&
+    url.pathname === `${basePath}${CLUSTER_ENTITY_PATH}`
+  );
 }

@@ -31,19 +31,30 @@ import { createWaitForEntityAction } from './waitForEntity';
  * `<backend.baseUrl>/api/fleet-entities/v1/cluster.yaml?…` and gets the rendered entity without
  * any HTTP round trip (so no unauthenticated route and no backend.reading.allow entry is needed).
  */
-export function createClusterEntityReader(backendBaseUrl: string): UrlReaderService {
+export function createClusterEntityReader(
+  backendBaseUrl: string,
+): UrlReaderService {
   const read = async (url: string) => {
     const parsed = new URL(url);
     if (!isClusterEntityUrl(parsed, backendBaseUrl)) {
       throw new NotAllowedError(`Not a cluster entity location: ${url}`);
     }
-    return Buffer.from(await renderClusterEntityYaml(clusterEntityParamsFromUrl(parsed)), 'utf8');
+    return Buffer.from(
+      await renderClusterEntityYaml(clusterEntityParamsFromUrl(parsed)),
+      'utf8',
+    );
   };
   return {
     async readUrl(url) {
       const buffer = await read(url);
-      const etag = crypto.createHash('sha256').update(buffer).digest('hex').slice(0, 32);
-      return ReadUrlResponseFactory.fromReadable(Readable.from([buffer]), { etag });
+      const etag = crypto
+        .createHash('sha256')
+        .update(buffer)
+        .digest('hex')
+        .slice(0, 32);
+      return ReadUrlResponseFactory.fromReadable(Readable.from([buffer]), {
+        etag,
+      });
     },
     async readTree() {
       throw new NotAllowedError('Cluster entity locations are single files');
@@ -83,11 +94,16 @@ export const fleetEntitiesPlugin = createBackendPlugin({
       deps: { httpRouter: coreServices.httpRouter },
       async init({ httpRouter }) {
         const router = Router();
-        router.get('/v1/cluster.yaml', async (req: express.Request, res: express.Response) => {
-          const url = new URL(req.originalUrl, 'http://localhost');
-          const text = await renderClusterEntityYaml(clusterEntityParamsFromUrl(url));
-          res.type('text/yaml').send(text);
-        });
+        router.get(
+          '/v1/cluster.yaml',
+          async (req: express.Request, res: express.Response) => {
+            const url = new URL(req.originalUrl, 'http://localhost');
+            const text = await renderClusterEntityYaml(
+              clusterEntityParamsFromUrl(url),
+            );
+            res.type('text/yaml').send(text);
+          },
+        );
         httpRouter.use(router);
       },
     });
@@ -115,7 +131,10 @@ export const scaffolderModuleClusterEntityUrl = createBackendModule({
         const baseUrl = config.getString('backend.baseUrl');
         templating.addTemplateGlobals({
           clusterEntityUrl: (params: unknown) =>
-            clusterEntityUrl(baseUrl, (params ?? {}) as Partial<ClusterEntityParams>),
+            clusterEntityUrl(
+              baseUrl,
+              (params ?? {}) as Partial<ClusterEntityParams>,
+            ),
         });
       },
     });

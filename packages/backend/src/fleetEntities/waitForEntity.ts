@@ -21,7 +21,8 @@ export function createWaitForEntityAction(options: {
     supportsDryRun: true,
     examples: [
       {
-        description: 'Register the cluster, then wait until its entity page exists.',
+        description:
+          'Register the cluster, then wait until its entity page exists.',
         example: [
           'steps:',
           '  - id: register',
@@ -35,9 +36,16 @@ export function createWaitForEntityAction(options: {
     ],
     schema: {
       input: {
-        entityRef: z => z.string().describe('The entity to wait for, e.g. resource:default/prod-eu.'),
+        entityRef: z =>
+          z
+            .string()
+            .describe('The entity to wait for, e.g. resource:default/prod-eu.'),
         timeoutSeconds: z =>
-          z.number().int().optional().describe('How long to wait at most (default 120, 1–900).'),
+          z
+            .number()
+            .int()
+            .optional()
+            .describe('How long to wait at most (default 120, 1–900).'),
       },
       output: {
         entityRef: z => z.string().describe('The entity ref, normalised.'),
@@ -48,11 +56,19 @@ export function createWaitForEntityAction(options: {
       try {
         ref = stringifyEntityRef(parseEntityRef(ctx.input.entityRef ?? ''));
       } catch (e) {
-        throw new InputError(`Invalid input "entityRef": ${(e as Error).message}`);
+        throw new InputError(
+          `Invalid input "entityRef": ${(e as Error).message}`,
+        );
       }
       const timeoutSeconds = ctx.input.timeoutSeconds ?? 120;
-      if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1 || timeoutSeconds > 900) {
-        throw new InputError('Invalid input "timeoutSeconds": must be a whole number from 1 to 900');
+      if (
+        !Number.isInteger(timeoutSeconds) ||
+        timeoutSeconds < 1 ||
+        timeoutSeconds > 900
+      ) {
+        throw new InputError(
+          'Invalid input "timeoutSeconds": must be a whole number from 1 to 900',
+        );
       }
       ctx.output('entityRef', ref);
       if (ctx.isDryRun) {
@@ -63,7 +79,9 @@ export function createWaitForEntityAction(options: {
       const started = Date.now();
       let lastLog = started;
       for (;;) {
-        const entity = await options.catalog.getEntityByRef(ref, { credentials });
+        const entity = await options.catalog.getEntityByRef(ref, {
+          credentials,
+        });
         if (entity) {
           ctx.logger.info(`The catalog shows ${ref}`);
           return;
@@ -77,10 +95,13 @@ export function createWaitForEntityAction(options: {
         if (Date.now() - lastLog >= 5000) {
           lastLog = Date.now();
           ctx.logger.info(
-            `Waiting for the catalog to process ${ref} (${Math.round(waited / 1000)} s so far)`,
+            `Waiting for the catalog to process ${ref} (${Math.round(
+              waited / 1000,
+            )} s so far)`,
           );
         }
-        if (ctx.signal?.aborted) throw new Error(`Cancelled while waiting for ${ref}`);
+        if (ctx.signal?.aborted)
+          throw new Error(`Cancelled while waiting for ${ref}`);
         await new Promise(r => setTimeout(r, pollMs));
       }
     },

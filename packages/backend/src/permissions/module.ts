@@ -1,4 +1,7 @@
-import { coreServices, createBackendModule } from '@backstage/backend-plugin-api';
+import {
+  coreServices,
+  createBackendModule,
+} from '@backstage/backend-plugin-api';
 import { policyExtensionPoint } from '@backstage/plugin-permission-node/alpha';
 import {
   FluxBootstrapPermissionPolicy,
@@ -19,11 +22,14 @@ export const permissionModuleFluxBootstrapPolicy = createBackendModule({
       },
       async init({ policy, config, userInfo, logger }) {
         const options = readFluxBootstrapPolicyOptions(config);
-        const describe = (list?: string[]) => (list ? list.join(', ') : 'everyone');
+        const describe = (list?: string[]) =>
+          list ? list.join(', ') : 'everyone';
         logger.info(
           `Permission policy: bootstrap actions allowed for ${describe(
             options.bootstrappers,
-          )}; cluster status readable by ${describe(options.statusReaders)}; everything else allowed`,
+          )}; cluster status readable by ${describe(
+            options.statusReaders,
+          )}; everything else allowed`,
         );
         policy.setPolicy(new FluxBootstrapPermissionPolicy(options, userInfo));
       },

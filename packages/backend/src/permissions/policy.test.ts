@@ -2,7 +2,11 @@ import {
   coreServices,
   createServiceFactory,
 } from '@backstage/backend-plugin-api';
-import { mockCredentials, mockServices, startTestBackend } from '@backstage/backend-test-utils';
+import {
+  mockCredentials,
+  mockServices,
+  startTestBackend,
+} from '@backstage/backend-test-utils';
 import { ConfigReader } from '@backstage/config';
 import { AuthorizeResult } from '@backstage/plugin-permission-common';
 import { actionExecutePermission } from '@backstage/plugin-scaffolder-common/alpha';
@@ -24,19 +28,29 @@ const userInfoFactory = createServiceFactory({
   factory: () => ({
     async getUserInfo(credentials: any) {
       const ref = credentials.principal.userEntityRef as string;
-      return { userEntityRef: ref, ownershipEntityRefs: [ref, ...(MEMBERSHIP[ref] ?? [])] };
+      return {
+        userEntityRef: ref,
+        ownershipEntityRefs: [ref, ...(MEMBERSHIP[ref] ?? [])],
+      };
     },
   }),
 });
 
-async function startPermissionBackend(fluxBootstrap?: Record<string, string[]>) {
+async function startPermissionBackend(
+  fluxBootstrap?: Record<string, string[]>,
+) {
   const { server } = await startTestBackend({
     features: [
       permissionBackend,
       permissionModuleFluxBootstrapPolicy,
       userInfoFactory,
       mockServices.rootConfig.factory({
-        data: { permission: { enabled: true, ...(fluxBootstrap ? { fluxBootstrap } : {}) } },
+        data: {
+          permission: {
+            enabled: true,
+            ...(fluxBootstrap ? { fluxBootstrap } : {}),
+          },
+        },
       }),
     ],
   });
@@ -46,10 +60,15 @@ async function startPermissionBackend(fluxBootstrap?: Record<string, string[]>) 
       // As the scaffolder asks: a user token obtained on behalf of the user by a plugin.
       .set(
         'Authorization',
-        `Bearer ${mockCredentials.user.token(user, { actor: { subject: 'plugin:scaffolder' } })}`,
+        `Bearer ${mockCredentials.user.token(user, {
+          actor: { subject: 'plugin:scaffolder' },
+        })}`,
       )
       .send({ items: [{ id: '1', permission }] });
-    expect({ status: res.status, body: res.status === 200 ? undefined : res.body }).toEqual({ status: 200, body: undefined });
+    expect({
+      status: res.status,
+      body: res.status === 200 ? undefined : res.body,
+    }).toEqual({ status: 200, body: undefined });
     return res.body.items[0];
   };
 }
@@ -57,17 +76,25 @@ async function startPermissionBackend(fluxBootstrap?: Record<string, string[]>) 
 describe('FluxBootstrapPermissionPolicy through the real permission backend', () => {
   it('allows everything when permission.fluxBootstrap is not configured (documented default)', async () => {
     const authorize = await startPermissionBackend();
-    expect(await authorize('user:default/bob', actionExecutePermission)).toMatchObject({
+    expect(
+      await authorize('user:default/bob', actionExecutePermission),
+    ).toMatchObject({
       result: AuthorizeResult.ALLOW,
     });
-    expect(await authorize('user:default/bob', fluxBootstrapClusterReadPermission)).toMatchObject({
+    expect(
+      await authorize('user:default/bob', fluxBootstrapClusterReadPermission),
+    ).toMatchObject({
       result: AuthorizeResult.ALLOW,
     });
   });
 
   it('restricts the four bootstrap actions to bootstrappers and leaves other actions allowed', async () => {
-    const authorize = await startPermissionBackend({ bootstrappers: ['group:platform-team'] });
-    expect(await authorize('user:default/alice', actionExecutePermission)).toMatchObject({
+    const authorize = await startPermissionBackend({
+      bootstrappers: ['group:platform-team'],
+    });
+    expect(
+      await authorize('user:default/alice', actionExecutePermission),
+    ).toMatchObject({
       result: AuthorizeResult.ALLOW,
     });
     const bob = await authorize('user:default/bob', actionExecutePermission);
@@ -81,24 +108,34 @@ describe('FluxBootstrapPermissionPolicy through the real permission backend', ()
       'flux:push-manifests',
       'flux:install',
     ]);
-    expect(bob.conditions.not.anyOf.every((c: any) => c.rule === 'HAS_ACTION_ID')).toBe(true);
+    expect(
+      bob.conditions.not.anyOf.every((c: any) => c.rule === 'HAS_ACTION_ID'),
+    ).toBe(true);
   });
 
   it('denies cluster status to users outside statusReaders', async () => {
     const authorize = await startPermissionBackend({
       statusReaders: ['group:default/platform-team', 'user:default/carol'],
     });
-    expect(await authorize('user:default/alice', fluxBootstrapClusterReadPermission)).toMatchObject({
+    expect(
+      await authorize('user:default/alice', fluxBootstrapClusterReadPermission),
+    ).toMatchObject({
       result: AuthorizeResult.ALLOW,
     });
-    expect(await authorize('user:default/carol', fluxBootstrapClusterReadPermission)).toMatchObject({
+    expect(
+      await authorize('user:default/carol', fluxBootstrapClusterReadPermission),
+    ).toMatchObject({
       result: AuthorizeResult.ALLOW,
     });
-    expect(await authorize('user:default/bob', fluxBootstrapClusterReadPermission)).toMatchObject({
+    expect(
+      await authorize('user:default/bob', fluxBootstrapClusterReadPermission),
+    ).toMatchObject({
       result: AuthorizeResult.DENY,
     });
     // statusReaders does not restrict the actions.
-    expect(await authorize('user:default/bob', actionExecutePermission)).toMatchObject({
+    expect(
+      await authorize('user:default/bob', actionExecutePermission),
+    ).toMatchObject({
       result: AuthorizeResult.ALLOW,
     });
   });
@@ -108,7 +145,9 @@ describe('readFluxBootstrapPolicyOptions', () => {
   it('rejects a value that is not an entity ref, naming the key', () => {
     expect(() =>
       readFluxBootstrapPolicyOptions(
-        new ConfigReader({ permission: { fluxBootstrap: { bootstrappers: ['platform team'] } } }),
+        new ConfigReader({
+          permission: { fluxBootstrap: { bootstrappers: ['platform team'] } },
+        }),
       ),
     ).toThrow(/permission\.fluxBootstrap\.bootstrappers holds "platform team"/);
   });

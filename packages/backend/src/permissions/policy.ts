@@ -49,9 +49,13 @@ function normalizeRef(ref: string): string {
 }
 
 /** Reads `permission.fluxBootstrap` from config; refs must be `kind:[namespace/]name`. */
-export function readFluxBootstrapPolicyOptions(config: Config): FluxBootstrapPolicyOptions {
+export function readFluxBootstrapPolicyOptions(
+  config: Config,
+): FluxBootstrapPolicyOptions {
   const read = (key: string) => {
-    const list = config.getOptionalStringArray(`permission.fluxBootstrap.${key}`);
+    const list = config.getOptionalStringArray(
+      `permission.fluxBootstrap.${key}`,
+    );
     if (!list) return undefined;
     for (const ref of list) {
       if (!/^[^:/\s]+:([^/\s]+\/)?[^/\s]+$/.test(ref.trim())) {
@@ -62,7 +66,10 @@ export function readFluxBootstrapPolicyOptions(config: Config): FluxBootstrapPol
     }
     return list.map(normalizeRef);
   };
-  return { bootstrappers: read('bootstrappers'), statusReaders: read('statusReaders') };
+  return {
+    bootstrappers: read('bootstrappers'),
+    statusReaders: read('statusReaders'),
+  };
 }
 
 /**
@@ -80,7 +87,10 @@ export class FluxBootstrapPermissionPolicy implements PermissionPolicy {
     private readonly userInfo: Pick<UserInfoService, 'getUserInfo'>,
   ) {}
 
-  async handle(request: PolicyQuery, user?: PolicyQueryUser): Promise<PolicyDecision> {
+  async handle(
+    request: PolicyQuery,
+    user?: PolicyQueryUser,
+  ): Promise<PolicyDecision> {
     if (isPermission(request.permission, actionExecutePermission)) {
       if (await this.isAllowed(this.options.bootstrappers, user)) {
         return { result: AuthorizeResult.ALLOW };
@@ -88,7 +98,9 @@ export class FluxBootstrapPermissionPolicy implements PermissionPolicy {
       return createScaffolderActionConditionalDecision(request.permission, {
         not: {
           anyOf: [
-            scaffolderActionConditions.hasActionId({ actionId: FLUX_BOOTSTRAP_ACTION_IDS[0] }),
+            scaffolderActionConditions.hasActionId({
+              actionId: FLUX_BOOTSTRAP_ACTION_IDS[0],
+            }),
             ...FLUX_BOOTSTRAP_ACTION_IDS.slice(1).map(actionId =>
               scaffolderActionConditions.hasActionId({ actionId }),
             ),
@@ -106,14 +118,19 @@ export class FluxBootstrapPermissionPolicy implements PermissionPolicy {
     return { result: AuthorizeResult.ALLOW };
   }
 
-  private async isAllowed(list: string[] | undefined, user?: PolicyQueryUser): Promise<boolean> {
+  private async isAllowed(
+    list: string[] | undefined,
+    user?: PolicyQueryUser,
+  ): Promise<boolean> {
     if (!list) return true;
     if (!user) return false;
     const refs = await this.ownershipRefs(user.credentials);
     return refs.some(ref => list.includes(normalizeRef(ref)));
   }
 
-  private async ownershipRefs(credentials: BackstageCredentials): Promise<string[]> {
+  private async ownershipRefs(
+    credentials: BackstageCredentials,
+  ): Promise<string[]> {
     if ((credentials.principal as { type?: string }).type !== 'user') return [];
     const info = await this.userInfo.getUserInfo(
       credentials as BackstageCredentials<BackstageUserPrincipal>,

@@ -33,7 +33,8 @@ const useStyles = makeStyles({
 function AppTitle() {
   const classes = useStyles();
   const { isOpen } = useSidebarOpenState();
-  const title = useApi(configApiRef).getOptionalString('app.title') ?? 'Flux Bootstrap';
+  const title =
+    useApi(configApiRef).getOptionalString('app.title') ?? 'Flux Bootstrap';
   if (!isOpen) {
     return (
       <Typography className={classes.short} aria-label={title}>
@@ -60,7 +61,11 @@ export const navModule = createFrontendModule({
       params: {
         component: ({ navItems }) => {
           const nav = navItems.withComponent(item => (
-            <SidebarItem icon={() => item.icon} to={item.href} text={item.title} />
+            <SidebarItem
+              icon={() => item.icon}
+              to={item.href}
+              text={item.title}
+            />
           ));
           return (
             <Sidebar>
@@ -70,7 +75,9 @@ export const navModule = createFrontendModule({
                 {nav.take('page:catalog')}
                 {nav.take('page:scaffolder')}
                 <SidebarDivider />
-                <SidebarScrollWrapper>{nav.rest({ sortBy: 'title' })}</SidebarScrollWrapper>
+                <SidebarScrollWrapper>
+                  {nav.rest({ sortBy: 'title' })}
+                </SidebarScrollWrapper>
               </SidebarGroup>
               <SidebarSpace />
             </Sidebar>

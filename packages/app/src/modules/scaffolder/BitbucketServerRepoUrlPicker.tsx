@@ -34,11 +34,17 @@ export function bitbucketServerHosts(
  * (`project=~USER` for a personal repository).
  */
 export function BitbucketServerRepoUrlPicker(
-  props: FieldExtensionComponentProps<string, BitbucketServerRepoUrlPickerUiOptions>,
+  props: FieldExtensionComponentProps<
+    string,
+    BitbucketServerRepoUrlPickerUiOptions
+  >,
 ) {
   const formFieldsApi = useApi(formFieldsApiRef);
   const integrations = useApi(scmIntegrationsApiRef);
-  const [inner, setInner] = useState<{ component?: ComponentType<any>; error?: string }>();
+  const [inner, setInner] = useState<{
+    component?: ComponentType<any>;
+    error?: string;
+  }>();
 
   useEffect(() => {
     let cancelled = false;
@@ -46,14 +52,17 @@ export function BitbucketServerRepoUrlPicker(
       .loadFormFields()
       .then(fields => {
         // The scaffolder plugin's own RepoUrlPicker field (loaded form fields carry name + component).
-        const field = (fields as unknown as { name: string; component: ComponentType<any> }[]).find(
-          f => f.name === 'RepoUrlPicker',
-        );
+        const field = (
+          fields as unknown as { name: string; component: ComponentType<any> }[]
+        ).find(f => f.name === 'RepoUrlPicker');
         if (!cancelled) {
           setInner(
             field?.component
               ? { component: field.component }
-              : { error: 'The RepoUrlPicker field is not installed in this app.' },
+              : {
+                  error:
+                    'The RepoUrlPicker field is not installed in this app.',
+                },
           );
         }
       })
@@ -63,15 +72,21 @@ export function BitbucketServerRepoUrlPicker(
     };
   }, [formFieldsApi]);
 
-  const configured = integrations.bitbucketServer.list().map(i => i.config.host);
+  const configured = integrations.bitbucketServer
+    .list()
+    .map(i => i.config.host);
   const uiOptions = props.uiSchema?.['ui:options'] ?? {};
   const hosts = bitbucketServerHosts(configured, uiOptions.allowedHosts);
 
   if (!hosts.length) {
     return (
       <FormHelperText error>
-        No Bitbucket Server host is configured: set integrations.bitbucketServer in app-config.yaml
-        (BITBUCKET_HOST){uiOptions.allowedHosts?.length ? ' among the template\'s allowedHosts' : ''}.
+        No Bitbucket Server host is configured: set integrations.bitbucketServer
+        in app-config.yaml (BITBUCKET_HOST)
+        {uiOptions.allowedHosts?.length
+          ? " among the template's allowedHosts"
+          : ''}
+        .
       </FormHelperText>
     );
   }
@@ -83,7 +98,10 @@ export function BitbucketServerRepoUrlPicker(
   return (
     <Inner
       {...props}
-      uiSchema={{ ...props.uiSchema, 'ui:options': { ...uiOptions, allowedHosts: hosts } }}
+      uiSchema={{
+        ...props.uiSchema,
+        'ui:options': { ...uiOptions, allowedHosts: hosts },
+      }}
     />
   );
 }

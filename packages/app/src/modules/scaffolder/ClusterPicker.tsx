@@ -1,5 +1,9 @@
 import { useEffect, useState } from 'react';
-import { discoveryApiRef, fetchApiRef, useApi } from '@backstage/core-plugin-api';
+import {
+  discoveryApiRef,
+  fetchApiRef,
+  useApi,
+} from '@backstage/core-plugin-api';
 import type { FieldExtensionComponentProps } from '@backstage/plugin-scaffolder-react';
 import {
   FormControl,
@@ -62,7 +66,11 @@ export async function loadPickerClusters(
     throw new Error(`Could not list clusters: ${message}`);
   }
   const body = (await res.json()) as {
-    items?: { name: string; title?: string; status?: { state?: string; reason?: string } }[];
+    items?: {
+      name: string;
+      title?: string;
+      status?: { state?: string; reason?: string };
+    }[];
   };
   return (body.items ?? []).map(item => ({
     name: item.name,
@@ -79,7 +87,15 @@ export async function loadPickerClusters(
 export function ClusterPicker(
   props: FieldExtensionComponentProps<string, ClusterPickerUiOptions>,
 ) {
-  const { formData, onChange, required, rawErrors, schema, uiSchema, idSchema } = props;
+  const {
+    formData,
+    onChange,
+    required,
+    rawErrors,
+    schema,
+    uiSchema,
+    idSchema,
+  } = props;
   const discoveryApi = useApi(discoveryApiRef);
   const fetchApi = useApi(fetchApiRef);
   const [clusters, setClusters] = useState<PickerCluster[]>();
@@ -91,9 +107,14 @@ export function ClusterPicker(
     (async () => {
       try {
         const baseUrl = await discoveryApi.getBaseUrl('flux-bootstrap');
-        const all = await loadPickerClusters(baseUrl, fetchApi.fetch.bind(fetchApi));
+        const all = await loadPickerClusters(
+          baseUrl,
+          fetchApi.fetch.bind(fetchApi),
+        );
         if (!cancelled) {
-          setClusters(allowed ? all.filter(c => allowed.includes(c.name)) : all);
+          setClusters(
+            allowed ? all.filter(c => allowed.includes(c.name)) : all,
+          );
         }
       } catch (e) {
         if (!cancelled) setError(e instanceof Error ? e.message : String(e));
@@ -110,8 +131,10 @@ export function ClusterPicker(
   if (error) helper = error;
   else if (!clusters) helper = 'Loading clusters…';
   else if (clusters.length === 0) {
-    helper = 'No clusters are configured (kubernetes.clusterLocatorMethods in app-config.yaml).';
-  } else if (selected) helper = `${selected.name}: ${describeClusterState(selected)}`;
+    helper =
+      'No clusters are configured (kubernetes.clusterLocatorMethods in app-config.yaml).';
+  } else if (selected)
+    helper = `${selected.name}: ${describeClusterState(selected)}`;
 
   return (
     <FormControl
@@ -133,7 +156,11 @@ export function ClusterPicker(
         }}
       >
         {(clusters ?? []).map(c => (
-          <MenuItem key={c.name} value={c.name} data-testid={`cluster-option-${c.name}`}>
+          <MenuItem
+            key={c.name}
+            value={c.name}
+            data-testid={`cluster-option-${c.name}`}
+          >
             <ListItemText
               primary={c.title ? `${c.title} (${c.name})` : c.name}
               secondary={describeClusterState(c)}

@@ -1,7 +1,13 @@
 import { ChangeEvent, useEffect, useMemo, useRef, useState } from 'react';
 import type { FieldExtensionComponentProps } from '@backstage/plugin-scaffolder-react';
 import { useTemplateSecrets } from '@backstage/plugin-scaffolder-react';
-import { Button, FormControl, FormHelperText, TextField, makeStyles } from '@material-ui/core';
+import {
+  Button,
+  FormControl,
+  FormHelperText,
+  TextField,
+  makeStyles,
+} from '@material-ui/core';
 
 const useStyles = makeStyles({
   masked: {
@@ -23,7 +29,8 @@ export function maskedPlaceholder(value: string): string {
  * asterisks. It can be typed, pasted or loaded from a file.
  */
 export function SecretTextarea(props: FieldExtensionComponentProps<string>) {
-  const { name, onChange, schema, required, disabled, rawErrors, idSchema } = props;
+  const { name, onChange, schema, required, disabled, rawErrors, idSchema } =
+    props;
   const classes = useStyles();
   const { secrets, setSecrets } = useTemplateSecrets();
   const [value, setValue] = useState<string>(secrets[name] ?? '');
@@ -32,7 +39,8 @@ export function SecretTextarea(props: FieldExtensionComponentProps<string>) {
 
   // Keep the secret when navigating between form pages.
   useEffect(() => {
-    if (secrets[name] !== undefined && secrets[name] !== value) setValue(secrets[name]);
+    if (secrets[name] !== undefined && secrets[name] !== value)
+      setValue(secrets[name]);
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [secrets, name]);
 
@@ -52,7 +60,12 @@ export function SecretTextarea(props: FieldExtensionComponentProps<string>) {
   };
 
   return (
-    <FormControl fullWidth margin="normal" required={required} error={(rawErrors?.length ?? 0) > 0}>
+    <FormControl
+      fullWidth
+      margin="normal"
+      required={required}
+      error={(rawErrors?.length ?? 0) > 0}
+    >
       <TextField
         id={id}
         label={schema.title ?? name}
@@ -65,15 +78,25 @@ export function SecretTextarea(props: FieldExtensionComponentProps<string>) {
         value={value}
         onChange={e => update(e.target.value)}
         autoComplete="off"
-        inputProps={{ className: classes.masked, spellCheck: false, 'data-testid': `secret-textarea-${name}` }}
+        inputProps={{
+          className: classes.masked,
+          spellCheck: false,
+          'data-testid': `secret-textarea-${name}`,
+        }}
       />
       <div>
-        <Button size="small" onClick={() => fileInput.current?.click()} disabled={disabled}>
+        <Button
+          size="small"
+          onClick={() => fileInput.current?.click()}
+          disabled={disabled}
+        >
           Load from file…
         </Button>
         <input ref={fileInput} type="file" hidden onChange={loadFile} />
       </div>
-      {schema.description && <FormHelperText>{schema.description}</FormHelperText>}
+      {schema.description && (
+        <FormHelperText>{schema.description}</FormHelperText>
+      )}
     </FormControl>
   );
 }

@@ -1,6 +1,9 @@
 import { createFrontendModule } from '@backstage/frontend-plugin-api';
 import { repoPickerValidation } from '@backstage/plugin-scaffolder';
-import { createFormField, FormFieldBlueprint } from '@backstage/plugin-scaffolder-react/alpha';
+import {
+  createFormField,
+  FormFieldBlueprint,
+} from '@backstage/plugin-scaffolder-react/alpha';
 
 /**
  * `ui:field: FluxClusterPicker`: a custom field rather than an `EntityPicker` on cluster
@@ -17,7 +20,11 @@ const clusterPickerField = FormFieldBlueprint.make({
           name: 'FluxClusterPicker',
           component: m.ClusterPicker as any,
           validation: (value: unknown, validation) => {
-            if (value !== undefined && value !== '' && !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(String(value))) {
+            if (
+              value !== undefined &&
+              value !== '' &&
+              !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(String(value))
+            ) {
               validation.addError('must be a configured cluster name');
             }
           },
@@ -54,7 +61,10 @@ const secretTextareaField = FormFieldBlueprint.make({
   params: {
     field: () =>
       import('./SecretTextarea').then(m =>
-        createFormField({ name: 'SecretTextarea', component: m.SecretTextarea as any }),
+        createFormField({
+          name: 'SecretTextarea',
+          component: m.SecretTextarea as any,
+        }),
       ),
   },
 });
@@ -62,5 +72,9 @@ const secretTextareaField = FormFieldBlueprint.make({
 /** Scaffolder form fields of this app. */
 export const scaffolderFieldsModule = createFrontendModule({
   pluginId: 'scaffolder',
-  extensions: [clusterPickerField, bitbucketServerRepoUrlPickerField, secretTextareaField],
+  extensions: [
+    clusterPickerField,
+    bitbucketServerRepoUrlPickerField,
+    secretTextareaField,
+  ],
 });

@@ -8,9 +8,14 @@ export const signInModule = createFrontendModule({
   extensions: [
     SignInPageBlueprint.make({
       params: {
-        loader: async () => props => (
-          <SignInPage {...props} providers={['guest']} title="Select a sign-in method" />
-        ),
+        loader: async () => props =>
+          (
+            <SignInPage
+              {...props}
+              providers={['guest']}
+              title="Select a sign-in method"
+            />
+          ),
       },
     }),
   ],

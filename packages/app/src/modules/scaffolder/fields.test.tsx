@@ -1,0 +1,235 @@
+import { discoveryApiRef, fetchApiRef } from '@backstage/core-plugin-api';
+import { TestApiProvider } from '@backstage/frontend-test-utils';
+import { scmIntegrationsApiRef } from '@backstage/integration-react';
+import {
+  SecretsContextProvider,
+  useTemplateSecrets,
+} from '@backstage/plugin-scaffolder-react';
+import { formFieldsApiRef } from '@backstage/plugin-scaffolder-react/alpha';
+import { ScmIntegrations } from '@backstage/integration';
+import { ConfigReader } from '@backstage/config';
+import {
+  fireEvent,
+  render,
+  screen,
+  waitFor,
+  within,
+} from '@testing-library/react';
+import {
+  BitbucketServerRepoUrlPicker,
+  bitbucketServerHosts,
+} from './BitbucketServerRepoUrlPicker';
+import {
+  ClusterPicker,
+  describeClusterState,
+  loadPickerClusters,
+} from './ClusterPicker';
+import { SecretTextarea } from './SecretTextarea';
+
+const fieldProps = (over: Record<string, unknown> = {}) =>
+  ({
+    name: 'field',
+    formData: undefined,
+    onChange: jest.fn(),
+    required: true,
+    rawErrors: [],
+    schema: { title: 'Field', type: 'string' },
+    uiSchema: {},
+    idSchema: { $id: 'root_field' },
+    ...over,
+  } as any);
+
+describe('ClusterPicker', () => {
+  const listing = {
+    items: [
+      { name: 'prod-eu', title: 'Production EU', status: { state: 'ready' } },
+      {
+        name: 'staging',
+        status: { state: 'not-installed', reason: 'no CRDs' },
+      },
+      { name: 'lab' },
+    ],
+  };
+
+  it('asks the status backend for the clusters with their state', async () => {
+    const fetchFn = jest.fn(
+      async () => new Response(JSON.stringify(listing)),
+    ) as any;
+    const clusters = await loadPickerClusters(
+      'http://backstage/api/flux-bootstrap',
+      fetchFn,
+    );
+    expect(fetchFn).toHaveBeenCalledWith(
+      'http://backstage/api/flux-bootstrap/clusters?state=true',
+    );
+    expect(clusters.map(describeClusterState)).toEqual([
+      'Flux bootstrapped and ready',
+      'Flux not installed',
+      'bootstrap state unknown',
+    ]);
+  });
+
+  it('names the backend error when the list cannot be read (e.g. no permission)', async () => {
+    const fetchFn = (async () =>
+      new Response(
+        JSON.stringify({
+          error: {
+            message: 'requires the permission "flux.bootstrap.cluster.read"',
+          },
+        }),
+        {
+          status: 403,
+          statusText: 'Forbidden',
+        },
+      )) as any;
+    await expect(loadPickerClusters('http://b', fetchFn)).rejects.toThrow(
+      'Could not list clusters: requires the permission "flux.bootstrap.cluster.read"',
+    );
+  });
+
+  it('offers the configured clusters (filtered by allowedClusters) and reports the chosen name', async () => {
+    const onChange = jest.fn();
+    render(
+      <TestApiProvider
+        apis={[
+          [
+            discoveryApiRef,
+            { getBaseUrl: async () => 'http://backstage/api/flux-bootstrap' },
+          ],
+          [
+            fetchApiRef,
+            { fetch: async () => new Response(JSON.stringify(listing)) },
+          ],
+        ]}
+      >
+        <ClusterPicker
+          {...fieldProps({
+            onChange,
+            schema: { title: 'Cluster', type: 'string' },
+            uiSchema: {
+              'ui:options': { allowedClusters: ['prod-eu', 'staging'] },
+            },
+          })}
+        />
+      </TestApiProvider>,
+    );
+    fireEvent.mouseDown(
+      within(screen.getByTestId('flux-cluster-picker')).getByRole('button'),
+    );
+    const option = await screen.findByTestId('cluster-option-staging');
+    expect(option).toHaveTextContent('Flux not installed');
+    expect(screen.getByTestId('cluster-option-prod-eu')).toHaveTextContent(
+      'Production EU (prod-eu)',
+    );
+    expect(screen.queryByTestId('cluster-option-lab')).toBeNull();
+    fireEvent.click(option);
+    expect(onChange).toHaveBeenCalledWith('staging');
+  });
+});
+
+describe('SecretTextarea', () => {
+  function SecretsProbe() {
+    const { secrets } = useTemplateSecrets();
+    return <pre data-testid="secrets">{JSON.stringify(secrets)}</pre>;
+  }
+
+  it('keeps a multi-line value in the task secrets and only asterisks in the form', async () => {
+    const onChange = jest.fn();
+    render(
+      <SecretsContextProvider>
+        <SecretTextarea
+          {...fieldProps({
+            name: 'sshPrivateKey',
+            onChange,
+            schema: { title: 'SSH private key' },
+          })}
+        />
+        <SecretsProbe />
+      </SecretsContextProvider>,
+    );
+    const key =
+      '-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n';
+    fireEvent.change(screen.getByTestId('secret-textarea-sshPrivateKey'), {
+      target: { value: key },
+    });
+    expect(onChange).toHaveBeenLastCalledWith('*'.repeat(key.length));
+    await waitFor(() =>
+      expect(JSON.parse(screen.getByTestId('secrets').textContent!)).toEqual({
+        sshPrivateKey: key,
+      }),
+    );
+  });
+});
+
+describe('BitbucketServerRepoUrlPicker', () => {
+  it('offers the Bitbucket Server hosts, narrowed by the template', () => {
+    expect(
+      bitbucketServerHosts(
+        ['bb.example.com', 'bb2.example.com:7990'],
+        undefined,
+      ),
+    ).toEqual(['bb.example.com', 'bb2.example.com:7990']);
+    expect(
+      bitbucketServerHosts(
+        ['bb.example.com', 'bb2.example.com:7990'],
+        ['BB2.example.com:7990'],
+      ),
+    ).toEqual(['bb2.example.com:7990']);
+  });
+
+  it("renders the scaffolder's RepoUrlPicker with allowedHosts from integrations.bitbucketServer", async () => {
+    const inner = jest.fn(() => <div data-testid="repo-url-picker" />);
+    const integrations = ScmIntegrations.fromConfig(
+      new ConfigReader({
+        integrations: {
+          bitbucketServer: [{ host: 'bb.example.com' }],
+          github: [{ host: 'github.com' }],
+        },
+      }),
+    );
+    render(
+      <TestApiProvider
+        apis={[
+          [
+            formFieldsApiRef,
+            {
+              loadFormFields: async () =>
+                [{ name: 'RepoUrlPicker', component: inner }] as any,
+            },
+          ],
+          [scmIntegrationsApiRef, integrations],
+        ]}
+      >
+        <BitbucketServerRepoUrlPicker
+          {...fieldProps({
+            uiSchema: { 'ui:options': { allowedProjects: ['PLAT'] } },
+          })}
+        />
+      </TestApiProvider>,
+    );
+    await screen.findByTestId('repo-url-picker');
+    expect((inner.mock.calls[0] as any)[0].uiSchema['ui:options']).toEqual({
+      allowedProjects: ['PLAT'],
+      allowedHosts: ['bb.example.com'],
+    });
+  });
+
+  it('says how to configure a host when there is none', () => {
+    render(
+      <TestApiProvider
+        apis={[
+          [formFieldsApiRef, { loadFormFields: async () => [] }],
+          [
+            scmIntegrationsApiRef,
+            ScmIntegrations.fromConfig(new ConfigReader({})),
+          ],
+        ]}
+      >
+        <BitbucketServerRepoUrlPicker {...fieldProps()} />
+      </TestApiProvider>,
+    );
+    expect(
+      screen.getByText(/No Bitbucket Server host is configured/),
+    ).toBeInTheDocument();
+  });
+});
