@@ -1,0 +1,214 @@
+/*
+ * The action reference (docs/reference/actions.md) and every action snippet in docs/ against
+ * the schemas of the actions this module registers. Regenerate the reference with
+ * `node docs/scripts/generate.js`.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { mockServices, startTestBackend } from '@backstage/backend-test-utils';
+import { scaffolderActionsExtensionPoint } from '@backstage/plugin-scaffolder-node';
+// The generator lives with the docs (docs/scripts), outside any package; `node
+// docs/scripts/generate.js` runs the same code.
+// eslint-disable-next-line @backstage/no-relative-monorepo-imports
+import {
+  ACTIONS_PAGE,
+  ActionLike,
+  actionBlockId,
+  badOutputReferences,
+  checkStepInput,
+  codeBlocks,
+  docsPages,
+  GENERATE_COMMAND,
+  readGeneratedBlocks,
+  REPO_ROOT,
+  renderActionsPage,
+  stepsOf,
+} from '../../../docs/scripts/reference';
+import { scaffolderModuleFluxBootstrap } from './module';
+
+/** The actions exactly as the scaffolder receives them from this module. */
+async function registeredActions(): Promise<ActionLike[]> {
+  const actions: ActionLike[] = [];
+  const backend = await startTestBackend({
+    extensionPoints: [
+      [
+        scaffolderActionsExtensionPoint,
+        { addActions: (...added: ActionLike[]) => actions.push(...added) },
+      ],
+    ],
+    features: [
+      scaffolderModuleFluxBootstrap,
+      mockServices.rootConfig.factory({ data: {} }),
+    ],
+  });
+  await backend.stop();
+  return actions;
+}
+
+/** The first lines where two texts differ, for a readable failure. */
+function firstDifference(expected: string, actual: string): string {
+  const a = expected.split('\n');
+  const b = actual.split('\n');
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    if (a[i] !== b[i]) {
+      return `line ${i + 1}:\n  generated: ${a[i] ?? '(end)'}\n  committed: ${
+        b[i] ?? '(end)'
+      }`;
+    }
+  }
+  return 'no difference';
+}
+
+const OUR_PREFIXES = /^(bitbucket|flux):/;
+
+describe('action reference (docs/reference/actions.md)', () => {
+  let actions: ActionLike[];
+  let page: string;
+
+  beforeAll(async () => {
+    actions = await registeredActions();
+    page = fs.readFileSync(ACTIONS_PAGE, 'utf8');
+  });
+
+  it('has one generated section per registered action, in registration order', () => {
+    expect(actions.map(a => a.id)).toHaveLength(4);
+    expect([...readGeneratedBlocks(page).keys()]).toEqual(
+      actions.map(a => actionBlockId(a.id)),
+    );
+  });
+
+  it('reads the JSON schemas the scaffolder serves for the actions', () => {
+    // createTemplateAction turns the zod callbacks into JSON schema (what
+    // GET /api/scaffolder/v2/actions returns); the generator documents exactly that.
+    for (const action of actions) {
+      const input = action.schema?.input as { type?: string; properties?: {} };
+      const output = action.schema?.output as {
+        type?: string;
+        properties?: {};
+      };
+      expect(input?.type).toBe('object');
+      expect(Object.keys(input.properties ?? {}).length).toBeGreaterThan(0);
+      expect(output?.type).toBe('object');
+      expect(Object.keys(output.properties ?? {}).length).toBeGreaterThan(0);
+    }
+  });
+
+  it('is exactly what the generator produces from the schemas and examples', () => {
+    const generated = renderActionsPage(page, actions);
+    const problem =
+      generated === page
+        ? ''
+        : `${path.relative(
+            REPO_ROOT,
+            ACTIONS_PAGE,
+          )} is out of date with the action schemas: run ${GENERATE_COMMAND}\n${firstDifference(
+            generated,
+            page,
+          )}`;
+    expect(problem).toBe('');
+  });
+
+  it('goes stale when a schema changes (the check can fail)', () => {
+    const [first, ...rest] = actions;
+    const input = first.schema!.input as {
+      properties: Record<string, { description?: string }>;
+    };
+    const [name, prop] = Object.entries(input.properties)[0];
+    const changed: ActionLike = {
+      ...first,
+      schema: {
+        ...first.schema,
+        input: {
+          ...input,
+          properties: {
+            ...input.properties,
+            [name]: { ...prop, description: `${prop.description} (changed)` },
+          },
+        },
+      },
+    };
+    expect(renderActionsPage(page, [changed, ...rest])).not.toBe(page);
+    const extra: ActionLike = { ...first, id: 'flux:not-documented' };
+    expect(() => renderActionsPage(page, [...rest, extra])).toThrow(
+      /nobody renders/,
+    );
+  });
+
+  it('has examples that fit their own action schema', () => {
+    const problems: string[] = [];
+    for (const action of actions) {
+      expect(action.examples?.length).toBeGreaterThan(0);
+      for (const [i, example] of (action.examples ?? []).entries()) {
+        const where = `${action.id} example ${i + 1}`;
+        const steps = stepsOf(where, example.example);
+        expect(steps.some(s => s.action === action.id)).toBe(true);
+        for (const step of steps) {
+          const target = actions.find(a => a.id === step.action);
+          if (target) problems.push(...checkStepInput(step, target));
+        }
+        problems.push(...badOutputReferences(where, example.example, actions));
+      }
+    }
+    expect(problems).toEqual([]);
+  });
+});
+
+describe('action snippets in docs/', () => {
+  let actions: ActionLike[];
+
+  beforeAll(async () => {
+    actions = await registeredActions();
+  });
+
+  it('use only inputs the actions have, with values of the right type', () => {
+    const problems: string[] = [];
+    let checked = 0;
+    for (const page of docsPages()) {
+      const text = fs.readFileSync(path.join(REPO_ROOT, 'docs', page), 'utf8');
+      for (const block of codeBlocks(`docs/${page}`, text)) {
+        if (block.lang !== 'yaml' || !/\baction:\s/.test(block.text)) continue;
+        const where = `${block.file}:${block.line}`;
+        let steps;
+        try {
+          steps = stepsOf(where, block.text);
+        } catch (e) {
+          problems.push((e as Error).message);
+          continue;
+        }
+        for (const step of steps) {
+          if (!OUR_PREFIXES.test(step.action)) continue;
+          const action = actions.find(a => a.id === step.action);
+          if (!action) {
+            problems.push(`${where}: unknown action ${step.action}`);
+            continue;
+          }
+          problems.push(...checkStepInput(step, action));
+          checked++;
+        }
+        problems.push(...badOutputReferences(where, block.text, actions));
+      }
+    }
+    expect(problems).toEqual([]);
+    // The how-tos hold snippets of every action.
+    expect(checked).toBeGreaterThanOrEqual(actions.length);
+  });
+
+  it('rejects a snippet with an unknown input, a wrong type or a wrong output name', () => {
+    const install = actions.find(a => a.id === 'flux:install')!;
+    const [step] = stepsOf(
+      'test',
+      'steps:\n  - action: flux:install\n    input:\n      cluster: prod\n      syncUrl: ssh://git@h/p/r.git\n      path: clusters/prod\n      wait: "yes"\n      privateKey: x\n',
+    );
+    expect(checkStepInput(step, install)).toEqual([
+      expect.stringContaining('input.wait: expected boolean, got string'),
+      expect.stringContaining('input.privateKey is not an input'),
+    ]);
+    expect(
+      badOutputReferences(
+        'test',
+        'steps:\n  - id: key\n    action: flux:generate-key\n    input: {}\n  - action: flux:install\n    input:\n      syncUrl: ${{ steps.key.output.syncUrl }}\n',
+        actions,
+      ),
+    ).toEqual([expect.stringContaining('has no output "syncUrl"')]);
+  });
+});
