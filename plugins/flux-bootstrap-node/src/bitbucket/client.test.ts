@@ -379,6 +379,8 @@ describe('BitbucketServerClient', () => {
     const err = await caught(client.request('GET', '/rest/api/1.0/projects'));
     expect(err.kind).toBe('server');
     expect(err.message).toMatch(/gave up after 3 attempts/);
+    // …and says what to do about a transient outage.
+    expect(err.message).toMatch(/try again later \(re-running is safe/);
     expect(server.seen).toHaveLength(3);
   });
 

@@ -649,8 +649,14 @@ export class BitbucketServerClient {
       }
       if (!failure.retryable || attempt >= retries) {
         if (attempt > 0) {
+          // Retries exhausted on a transient failure: say what to do about it.
+          const advice = failure.retryable
+            ? '; Bitbucket is unavailable or overloaded, try again later (re-running is safe: what was already done is reused)'
+            : '';
           throw new BitbucketError(
-            `${failure.error.message} (gave up after ${attempt + 1} attempts)`,
+            `${failure.error.message} (gave up after ${
+              attempt + 1
+            } attempts${advice})`,
             {
               kind: failure.error.kind,
               status: failure.error.status,
