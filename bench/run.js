@@ -6,7 +6,9 @@ const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
 process.chdir(root);
-require(require.resolve('@backstage/cli-node/config/nodeTransform.cjs', { paths: [root] }));
+require(require.resolve('@backstage/cli-node/config/nodeTransform.cjs', {
+  paths: [root],
+}));
 require('./src/main.ts')
   .main(process.argv.slice(2))
   .then(code => process.exit(code))

@@ -2,7 +2,12 @@
 import os from 'node:os';
 import path from 'node:path';
 import { releaseAll } from './lib/cleanup';
-import { BenchResult, consoleTable, machineInfo, writeDocs } from './lib/report';
+import {
+  BenchResult,
+  consoleTable,
+  machineInfo,
+  writeDocs,
+} from './lib/report';
 import type { Benchmark } from './lib/types';
 import { installBenchmark } from './benchmarks/install';
 import { manifestsBenchmark } from './benchmarks/manifests';
@@ -21,13 +26,19 @@ const BENCHMARKS: Benchmark[] = [
 ];
 
 const USAGE = `Usage: npm run bench [-- options]
-  --only <ids>     comma-separated subset of: ${BENCHMARKS.map(b => b.id).join(', ')}
+  --only <ids>     comma-separated subset of: ${BENCHMARKS.map(b => b.id).join(
+    ', ',
+  )}
   --runs <n>       measured runs per case (default: per benchmark)
   --write-docs     rewrite the sections of docs/benchmarks.md that were run
   --help`;
 
 function parseArgs(argv: string[]) {
-  const out = { only: undefined as string[] | undefined, runs: undefined as number | undefined, writeDocs: false };
+  const out = {
+    only: undefined as string[] | undefined,
+    runs: undefined as number | undefined,
+    writeDocs: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -40,15 +51,21 @@ function parseArgs(argv: string[]) {
       console.log(USAGE);
       process.exit(0);
     } else if (a === '--write-docs') out.writeDocs = true;
-    else if (a.startsWith('--only')) out.only = value().split(',').map(s => s.trim()).filter(Boolean);
+    else if (a.startsWith('--only'))
+      out.only = value()
+        .split(',')
+        .map(s => s.trim())
+        .filter(Boolean);
     else if (a.startsWith('--runs')) {
       const n = Number(value());
-      if (!Number.isInteger(n) || n < 1 || n > 100) throw new Error('--runs must be an integer between 1 and 100');
+      if (!Number.isInteger(n) || n < 1 || n > 100)
+        throw new Error('--runs must be an integer between 1 and 100');
       out.runs = n;
     } else throw new Error(`unknown argument ${a}\n${USAGE}`);
   }
   for (const id of out.only ?? []) {
-    if (!BENCHMARKS.some(b => b.id === id)) throw new Error(`unknown benchmark "${id}"\n${USAGE}`);
+    if (!BENCHMARKS.some(b => b.id === id))
+      throw new Error(`unknown benchmark "${id}"\n${USAGE}`);
   }
   return out;
 }
@@ -70,8 +87,18 @@ export async function main(argv: string[]): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  process.on('uncaughtException', e => {
+    console.error(
+      `\nUncaught error: ${
+        e.stack ?? e
+      }\nStopping the peers and removing temp folders…`,
+    );
+    releaseAll(line => console.error(line)).finally(() => process.exit(1));
+  });
 
-  const selected = BENCHMARKS.filter(b => !args.only || args.only.includes(b.id));
+  const selected = BENCHMARKS.filter(
+    b => !args.only || args.only.includes(b.id),
+  );
   const results: BenchResult[] = [];
   let failed = 0;
   for (const b of selected) {
@@ -103,10 +130,21 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (args.writeDocs && results.length) {
     const file = path.join(process.cwd(), 'docs', 'benchmarks.md');
-    writeDocs(file, results, BENCHMARKS.map(b => b.id));
-    console.error(`\nWrote ${path.relative(process.cwd(), file)} (${results.map(r => r.id).join(', ')})`);
+    writeDocs(
+      file,
+      results,
+      BENCHMARKS.map(b => b.id),
+    );
+    console.error(
+      `\nWrote ${path.relative(process.cwd(), file)} (${results
+        .map(r => r.id)
+        .join(', ')})`,
+    );
   }
-  const missed = results.flatMap(r => r.rows.filter(x => x.met === false).map(x => `${r.title}: ${x.case}`));
-  if (missed.length) console.error(`\nGoals missed:\n${missed.map(m => `  - ${m}`).join('\n')}`);
+  const missed = results.flatMap(r =>
+    r.rows.filter(x => x.met === false).map(x => `${r.title}: ${x.case}`),
+  );
+  if (missed.length)
+    console.error(`\nGoals missed:\n${missed.map(m => `  - ${m}`).join('\n')}`);
   return failed ? 1 : 0;
 }

@@ -1,12 +1,19 @@
 import { ConfigReader } from '@backstage/config';
 import type { JsonObject } from '@backstage/types';
 import { CacheManager } from '@backstage/backend-defaults/cache';
-import { createFluxStatusReader, FluxStatusReader } from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import {
+  createFluxStatusReader,
+  FluxStatusReader,
+} from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import { defer, tempDir } from '../lib/cleanup';
-import { Endpoint, startBlackHole, startLatencyProxy } from '../lib/latencyProxy';
+import {
+  Endpoint,
+  startBlackHole,
+  startLatencyProxy,
+} from '../lib/latencyProxy';
 import { bootstrapHealthyFlux } from '../lib/fluxCluster';
 import { Row } from '../lib/report';
-import { runChecked, summarize, timed } from '../lib/stats';
+import { fmtMs, runChecked, summarize, timed } from '../lib/stats';
 import type { Benchmark } from '../lib/types';
 import { freshApiserver } from './install';
 
@@ -21,20 +28,35 @@ export interface Fleet {
   live: Endpoint[];
   dead: Endpoint[];
   /** `kubernetes` + `fluxBootstrap.status` config for the given endpoints. */
-  config(opts?: { live?: number; dead?: number; concurrency?: number; timeoutSeconds?: number }): JsonObject;
-  kube: { url: string; adminToken: string; caPem: string; kubeconfigPath: string };
+  config(opts?: {
+    live?: number;
+    dead?: number;
+    concurrency?: number;
+    timeoutSeconds?: number;
+  }): JsonObject;
+  kube: {
+    url: string;
+    adminToken: string;
+    caPem: string;
+    kubeconfigPath: string;
+  };
 }
 
 /** A private apiserver with a healthy Flux, reachable as 95 slow clusters and 5 black holes. */
 export async function startFleet(log: (l: string) => void): Promise<Fleet> {
-  log('starting a kube-apiserver and bootstrapping Flux onto it (simulated controllers)');
+  log(
+    'starting a kube-apiserver and bootstrapping Flux onto it (simulated controllers)',
+  );
   const kube = await freshApiserver();
   await bootstrapHealthyFlux(kube);
   const target = new URL(kube.url);
   const live: Endpoint[] = [];
   const dead: Endpoint[] = [];
   for (let i = 0; i < CLUSTERS - DEAD; i++) {
-    const p = await startLatencyProxy({ host: target.hostname, port: Number(target.port) }, ONE_WAY_MS);
+    const p = await startLatencyProxy(
+      { host: target.hostname, port: Number(target.port) },
+      ONE_WAY_MS,
+    );
     defer(`latency proxy ${p.port}`, () => p.stop());
     live.push(p);
   }
@@ -50,8 +72,12 @@ export async function startFleet(log: (l: string) => void): Promise<Fleet> {
     kube,
     config(opts = {}) {
       const endpoints = [
-        ...live.slice(0, opts.live ?? live.length).map((e, i) => ({ name: `live-${i + 1}`, e })),
-        ...dead.slice(0, opts.dead ?? dead.length).map((e, i) => ({ name: `dead-${i + 1}`, e })),
+        ...live
+          .slice(0, opts.live ?? live.length)
+          .map((e, i) => ({ name: `live-${i + 1}`, e })),
+        ...dead
+          .slice(0, opts.dead ?? dead.length)
+          .map((e, i) => ({ name: `dead-${i + 1}`, e })),
       ];
       return {
         kubernetes: {
@@ -72,7 +98,9 @@ export async function startFleet(log: (l: string) => void): Promise<Fleet> {
         fluxBootstrap: {
           status: {
             ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
-            ...(opts.timeoutSeconds ? { clusterTimeoutSeconds: opts.timeoutSeconds } : {}),
+            ...(opts.timeoutSeconds
+              ? { clusterTimeoutSeconds: opts.timeoutSeconds }
+              : {}),
           },
         },
       };
@@ -106,9 +134,13 @@ export const statusBenchmark: Benchmark = {
         const states = t.value.map(s => s.state);
         const liveStates = t.value.filter(s => s.cluster.startsWith('live-'));
         const bad = liveStates.filter(s => s.state === 'unreachable');
-        if (bad.length) throw new Error(`${bad.length} live clusters unreachable: ${bad[0].reason}`);
+        if (bad.length)
+          throw new Error(
+            `${bad.length} live clusters unreachable: ${bad[0].reason}`,
+          );
         const deadStates = t.value.filter(s => s.cluster.startsWith('dead-'));
-        if (deadStates.some(s => s.state !== 'unreachable')) throw new Error('a black hole was not reported unreachable');
+        if (deadStates.some(s => s.state !== 'unreachable'))
+          throw new Error('a black hole was not reported unreachable');
         const warm = await timed(() => reader.readMany(names));
         return { ms: t.ms, warmMs: warm.ms, states, reader };
       } finally {
@@ -118,17 +150,29 @@ export const statusBenchmark: Benchmark = {
 
     const first = await cold({ dead: 0 });
     const ready = first.states.filter(s => s === 'ready').length;
-    if (ready !== CLUSTERS - DEAD) throw new Error(`expected ${CLUSTERS - DEAD} ready clusters, got states ${[...new Set(first.states)].join(', ')}`);
+    if (ready !== CLUSTERS - DEAD)
+      throw new Error(
+        `expected ${CLUSTERS - DEAD} ready clusters, got states ${[
+          ...new Set(first.states),
+        ].join(', ')}`,
+      );
     ctx.log(`all ${ready} live clusters report ready`);
 
-    const series = async (label: string, opts: Parameters<Fleet['config']>[0]) => {
+    const series = async (
+      label: string,
+      opts: Parameters<Fleet['config']>[0],
+    ) => {
       const cs: number[] = [];
       const ws: number[] = [];
       for (let i = 0; i < runs; i++) {
         const r = await cold(opts);
         cs.push(r.ms);
         ws.push(r.warmMs);
-        ctx.log(`  ${label}: cold ${r.ms.toFixed(0)} ms, warm ${r.warmMs.toFixed(1)} ms`);
+        ctx.log(
+          `  ${label}: cold ${r.ms.toFixed(0)} ms, warm ${r.warmMs.toFixed(
+            1,
+          )} ms`,
+        );
       }
       return { cold: summarize(cs), warm: summarize(ws) };
     };
@@ -136,8 +180,14 @@ export const statusBenchmark: Benchmark = {
     ctx.log(`${runs} runs per case`);
     const liveOnly = await series(`${CLUSTERS - DEAD} live`, { dead: 0 });
     const all = await series(`${CLUSTERS} incl. ${DEAD} dead`, {});
-    const allWide = await series(`${CLUSTERS} incl. ${DEAD} dead, concurrency ${CLUSTERS}`, { concurrency: CLUSTERS });
-    const liveWide = await series(`${CLUSTERS - DEAD} live, concurrency ${CLUSTERS}`, { dead: 0, concurrency: CLUSTERS });
+    const allWide = await series(
+      `${CLUSTERS} incl. ${DEAD} dead, concurrency ${CLUSTERS}`,
+      { concurrency: CLUSTERS },
+    );
+    const liveWide = await series(
+      `${CLUSTERS - DEAD} live, concurrency ${CLUSTERS}`,
+      { dead: 0, concurrency: CLUSTERS },
+    );
 
     // One cluster: our cold read vs kubectl reading the same objects through the same proxy.
     const one: number[] = [];
@@ -150,7 +200,11 @@ export const statusBenchmark: Benchmark = {
         'apiVersion: v1',
         'kind: Config',
         'clusters:',
-        `- name: one\n  cluster:\n    server: ${fleet.live[0].url}\n    certificate-authority-data: ${Buffer.from(fleet.kube.caPem).toString('base64')}`,
+        `- name: one\n  cluster:\n    server: ${
+          fleet.live[0].url
+        }\n    certificate-authority-data: ${Buffer.from(
+          fleet.kube.caPem,
+        ).toString('base64')}`,
         'users:',
         `- name: admin\n  user:\n    token: ${fleet.kube.adminToken}`,
         'contexts:',
@@ -198,7 +252,13 @@ export const statusBenchmark: Benchmark = {
       },
       {
         case: `cost of the ${DEAD} black holes (difference of the two medians above)`,
-        ours: { median: deadCost, min: deadCost, max: deadCost, n: 1, unit: 'ms' },
+        ours: {
+          median: deadCost,
+          min: deadCost,
+          max: deadCost,
+          n: 1,
+          unit: 'ms',
+        },
         goal: `≤ the per-cluster timeout (${timeoutMs / 1000} s)`,
         met: deadCost <= timeoutMs,
       },
@@ -208,8 +268,14 @@ export const statusBenchmark: Benchmark = {
         goal: `< ${WARM_GOAL_MS} ms`,
         met: all.warm.median < WARM_GOAL_MS,
       },
-      { case: `cold: ${CLUSTERS - DEAD} live clusters, concurrency ${CLUSTERS}`, ours: liveWide.cold },
-      { case: `cold: ${CLUSTERS} clusters incl. ${DEAD} black holes, concurrency ${CLUSTERS}`, ours: allWide.cold },
+      {
+        case: `cold: ${CLUSTERS - DEAD} live clusters, concurrency ${CLUSTERS}`,
+        ours: liveWide.cold,
+      },
+      {
+        case: `cold: ${CLUSTERS} clusters incl. ${DEAD} black holes, concurrency ${CLUSTERS}`,
+        ours: allWide.cold,
+      },
       {
         case: 'cold: one cluster, our reader vs kubectl get of the same objects',
         ours: oneS,
@@ -221,28 +287,44 @@ export const statusBenchmark: Benchmark = {
     const perCluster = oneS.median;
     if (liveOnly.cold.median >= COLD_GOAL_MS) {
       analysis.push(
-        `Cold over ${CLUSTERS - DEAD} clusters: one cold cluster costs ${Math.round(perCluster)} ms here (TLS handshake and a handful of sequential requests, each a ${
+        `Cold over ${
+          CLUSTERS - DEAD
+        } clusters: one cold cluster costs ${Math.round(
+          perCluster,
+        )} ms here (TLS handshake and a handful of sequential requests, each a ${
           2 * ONE_WAY_MS
         } ms round trip: the Flux CRD, FluxReports, the namespace, the Deployments, the Kustomization, its source, plus discovery of each API group on a new client). With \`fluxBootstrap.status.concurrency\` at its default of 10, ${CLUSTERS - DEAD} clusters are ${Math.ceil(
           (CLUSTERS - DEAD) / 10,
-        )} waves of that, so the floor is ≈ ${Math.ceil((CLUSTERS - DEAD) / 10)} × ${Math.round(perCluster)} ms. The reads are I/O-bound: raising the default concurrency (the "concurrency ${CLUSTERS}" lines) or issuing a cluster's independent requests in parallel (the Kustomization, the Deployments and the FluxReports do not depend on each other) is what closes it; the first is a one-line default change in \`readFluxStatusSettings\` (\`src/status/FluxStatusReader.ts\`).`,
+        )} waves of that (≈ ${fmtMs(Math.ceil((CLUSTERS - DEAD) / 10) * perCluster)} before any CPU contention). The reads are I/O-bound, so two changes close it, both in \`src/status\`: (1) a higher default concurrency — alone it brings the cold read to ${fmtMs(
+          liveWide.cold.median,
+        )} here (the "concurrency ${CLUSTERS}" line; a one-line default in \`readFluxStatusSettings\`), and (2) issuing a cluster's independent requests in parallel (the Flux CRD, the FluxReports, the Deployments and the Kustomization do not depend on each other; discovery of the Flux groups can go with them), which shortens each cluster's chain of sequential round trips, the part that remains with (1). What is left then is CPU: ${
+          CLUSTERS - DEAD
+        } TLS handshakes and JSON decoding on a shared 2-core machine.`,
       );
     }
     if (deadCost > timeoutMs) {
       analysis.push(
-        `Black holes: each dead cluster holds one of the ${10} slots for the full ${timeoutMs / 1000} s timeout, so the live clusters queued behind them wait; with concurrency ≥ the number of clusters the dead ones overlap with everything else (see the concurrency ${CLUSTERS} line).`,
+        `Black holes: each dead cluster holds one of the ${10} slots for the full ${
+          timeoutMs / 1000
+        } s timeout, so the live clusters queued behind them wait; with concurrency ≥ the number of clusters the dead ones overlap with everything else (see the concurrency ${CLUSTERS} line).`,
       );
     }
     if (all.warm.median >= WARM_GOAL_MS) {
-      analysis.push('Warm reads go through Backstage\'s cache service (one get per cluster); a miss here means the cache entries expired or were not written.');
+      analysis.push(
+        "Warm reads go through Backstage's cache service (one get per cluster); a miss here means the cache entries expired or were not written.",
+      );
     }
     return {
       oursLabel: 'FluxStatusReader.readMany',
       peerLabel: 'kubectl get (process)',
       rows,
       method: [
-        `One private kube-apiserver with Flux bootstrapped by the engine (token auth over smart HTTP) and the Flux controller simulator keeping it Ready, exposed as ${CLUSTERS - DEAD} clusters through loopback TCP proxies that delay every byte by ${ONE_WAY_MS} ms in each direction (+${2 * ONE_WAY_MS} ms per round trip), and ${DEAD} black holes that accept connections and never answer.`,
-        'The reader as the status backend builds it: `createFluxStatusReader(config, { cache })` with Backstage\'s `ConfigReader` over `kubernetes.clusterLocatorMethods` and the cache service of `@backstage/backend-defaults` (memory store), `fluxBootstrap.status` defaults (5 s per-cluster timeout, 15 s cache TTL, concurrency 10) unless a line says otherwise.',
+        `One private kube-apiserver with Flux bootstrapped by the engine (token auth over smart HTTP) and the Flux controller simulator keeping it Ready, exposed as ${
+          CLUSTERS - DEAD
+        } clusters through loopback TCP proxies that delay every byte by ${ONE_WAY_MS} ms in each direction (+${
+          2 * ONE_WAY_MS
+        } ms per round trip), and ${DEAD} black holes that accept connections and never answer.`,
+        "The reader as the status backend builds it: `createFluxStatusReader(config, { cache })` with Backstage's `ConfigReader` over `kubernetes.clusterLocatorMethods` and the cache service of `@backstage/backend-defaults` (memory store), `fluxBootstrap.status` defaults (5 s per-cluster timeout, 15 s cache TTL, concurrency 10) unless a line says otherwise.",
         'Cold: a new reader each run (no cache, no connections, no discovery) reading every cluster with `readMany`; warm: the same reader again right after (within the TTL). Every live cluster must come back with its status and every black hole as unreachable, or the run fails.',
         'Peer line: kubectl as a process, with a fresh discovery cache, reading the GitRepositories, Kustomizations and Deployments of flux-system through the same proxy (what a person would run to check one cluster).',
       ],

@@ -41,7 +41,8 @@ export interface BootstrapChildInput {
 
 function memory() {
   const status = fs.readFileSync('/proc/self/status', 'utf8');
-  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  const kb = (key: string) =>
+    Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
   return { rssMiB: kb('VmRSS') / 1024, hwmMiB: kb('VmHWM') / 1024 };
 }
 
@@ -53,34 +54,61 @@ function report(phase: string, extra: Record<string, unknown> = {}) {
 
 async function main() {
   report('loaded');
-  const input = JSON.parse(fs.readFileSync(process.argv[2], 'utf8')) as BootstrapChildInput;
+  const input = JSON.parse(
+    fs.readFileSync(process.argv[2], 'utf8'),
+  ) as BootstrapChildInput;
   const config = new ConfigReader(input.config);
   const redactor = new Redactor([input.token, input.kube.token]);
-  const logger = redactor.wrapLogger({ info() {}, warn() {}, error() {}, debug() {} });
+  const logger = redactor.wrapLogger({
+    info() {},
+    warn() {},
+    error() {},
+    debug() {},
+  });
   const hosts = readBitbucketServerHosts(config);
   const ref = parseBitbucketRepoUrl(input.repoUrl, hosts);
   const host = hosts.find(h => h.host === ref.host)!;
   const auth = { token: input.token };
   const bitbucket = new BitbucketServerClient(host, auth, { logger, redactor });
   const kube = await createKubeClient(
-    { name: 'bench', url: input.kube.url, token: input.kube.token, caPem: input.kube.caPem, skipTLSVerify: false, source: 'config' },
+    {
+      name: 'bench',
+      url: input.kube.url,
+      token: input.kube.token,
+      caPem: input.kube.caPem,
+      skipTLSVerify: false,
+      source: 'config',
+    },
     { logger, redactor },
   );
   try {
     // bitbucket:create-repo
-    const repo = await ensureBitbucketRepository(bitbucket, { ref, private: true, defaultBranch: 'main', groups: [] }, { logger });
+    const repo = await ensureBitbucketRepository(
+      bitbucket,
+      { ref, private: true, defaultBranch: 'main', groups: [] },
+      { logger },
+    );
     report('repository', { created: repo.created });
 
     // flux:push-manifests (token over HTTPS), all components, the cached bundle
     const source = readManifestsConfig(config);
     const options = resolveFluxManifestOptions(
-      { path: input.path, syncUrl: repo.sshUrl, componentsExtra: [...FLUX_EXTRA_COMPONENTS] },
+      {
+        path: input.path,
+        syncUrl: repo.sshUrl,
+        componentsExtra: [...FLUX_EXTRA_COMPONENTS],
+      },
       { fluxVersion: source.defaultVersion },
     );
-    const bundle = await loadFluxBundle(options.components.version, source, { logger });
+    const bundle = await loadFluxBundle(options.components.version, source, {
+      logger,
+    });
     const pushed = await pushFluxManifests(
       {
-        transport: new HttpsGitTransport({ url: repo.remoteUrl, headers: gitHttpAuthHeaders(auth) }),
+        transport: new HttpsGitTransport({
+          url: repo.remoteUrl,
+          headers: gitHttpAuthHeaders(auth),
+        }),
         bundle: bundle.files,
         options,
         author: { name: 'Flux', email: '' },
@@ -98,7 +126,12 @@ async function main() {
         projectKey: repo.projectKey,
         repoSlug: repo.repoSlug,
         readWrite: false,
-        label: fluxAccessKeyLabel({ namespace: options.namespace, branch: options.branch, secretName: options.sync.secretName, path: input.path }),
+        label: fluxAccessKeyLabel({
+          namespace: options.namespace,
+          branch: options.branch,
+          secretName: options.sync.secretName,
+          path: input.path,
+        }),
         sshHost: parseSshHost(host.sshHost),
         rotate: false,
       },
@@ -117,7 +150,12 @@ async function main() {
       syncYaml: files[`${dir}/gotk-sync.yaml`],
       expectedRevision: pushed.revision,
     });
-    const result = await installFlux(kube, plan, { wait: true, timeoutMs: 240_000, pollIntervalMs: 500, logger });
+    const result = await installFlux(kube, plan, {
+      wait: true,
+      timeoutMs: 240_000,
+      pollIntervalMs: 500,
+      logger,
+    });
     if (!result.ready) throw new Error('Flux did not become ready');
     report('install', { revision: result.revision });
   } finally {
@@ -130,7 +168,12 @@ async function main() {
 main().then(
   () => process.exit(0),
   e => {
-    console.log(JSON.stringify({ phase: 'error', message: String((e as Error)?.stack ?? e) }));
+    console.log(
+      JSON.stringify({
+        phase: 'error',
+        message: String((e as Error)?.stack ?? e),
+      }),
+    );
     process.exit(1);
   },
 );

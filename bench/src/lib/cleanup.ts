@@ -10,7 +10,10 @@ import path from 'node:path';
 type Release = { what: string; fn: () => unknown | Promise<unknown> };
 const stack: Release[] = [];
 
-export function defer(what: string, fn: () => unknown | Promise<unknown>): () => Promise<void> {
+export function defer(
+  what: string,
+  fn: () => unknown | Promise<unknown>,
+): () => Promise<void> {
   const entry: Release = { what, fn };
   stack.push(entry);
   return async () => {
@@ -22,14 +25,21 @@ export function defer(what: string, fn: () => unknown | Promise<unknown>): () =>
 }
 
 /** A fresh temp folder, removed by {@link releaseAll} (or earlier through the returned release). */
-export function tempDir(prefix: string): { dir: string; remove: () => Promise<void> } {
+export function tempDir(prefix: string): {
+  dir: string;
+  remove: () => Promise<void>;
+} {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `flux-bench-${prefix}-`));
-  const remove = defer(`temp dir ${dir}`, () => fs.rmSync(dir, { recursive: true, force: true, maxRetries: 3 }));
+  const remove = defer(`temp dir ${dir}`, () =>
+    fs.rmSync(dir, { recursive: true, force: true, maxRetries: 3 }),
+  );
   return { dir, remove };
 }
 
 /** Runs every pending release, newest first; errors are reported, never thrown. */
-export async function releaseAll(log: (line: string) => void = () => {}): Promise<void> {
+export async function releaseAll(
+  log: (line: string) => void = () => {},
+): Promise<void> {
   while (stack.length) {
     const entry = stack.pop()!;
     try {
@@ -52,7 +62,9 @@ export async function scoped<T>(fn: () => Promise<T>): Promise<T> {
         await entry.fn();
       } catch (e) {
         // eslint-disable-next-line no-console
-        console.error(`cleanup of ${entry.what} failed: ${(e as Error).message}`);
+        console.error(
+          `cleanup of ${entry.what} failed: ${(e as Error).message}`,
+        );
       }
     }
   }

@@ -1,4 +1,8 @@
-import { buildFluxBundle, startFluxSimulator, startGitHttpServer } from '@flux-bootstrap/test-peers';
+import {
+  buildFluxBundle,
+  startFluxSimulator,
+  startGitHttpServer,
+} from '@flux-bootstrap/test-peers';
 import type { KubeApiserverInfo } from '@flux-bootstrap/test-peers';
 import {
   buildFluxInstallPlan,
@@ -19,12 +23,18 @@ const quiet = { info() {}, warn() {}, error() {}, debug() {} };
  * controller simulator keeping the objects Ready, so status readers find a healthy installation.
  * Everything started here is released by the benchmark's cleanup.
  */
-export async function bootstrapHealthyFlux(kube: KubeApiserverInfo, namespace = 'flux-system') {
+export async function bootstrapHealthyFlux(
+  kube: KubeApiserverInfo,
+  namespace = 'flux-system',
+) {
   const token = 'bench-status-token-0123456789';
   const git = await startGitHttpServer();
   defer('git HTTP server', () => git.stop());
   git.addToken({ token, user: 'flux', access: 'write' });
-  const repo = git.createRepo('fleet', { defaultBranch: 'main', initialCommit: true });
+  const repo = git.createRepo('fleet', {
+    defaultBranch: 'main',
+    initialCommit: true,
+  });
   const bundle = await buildFluxBundle({ version: 'v2.9.4' });
   const options = resolveFluxManifestOptions(
     { path: 'clusters/bench', syncUrl: repo.url, namespace },
@@ -32,7 +42,10 @@ export async function bootstrapHealthyFlux(kube: KubeApiserverInfo, namespace = 
   );
   const pushed = await pushFluxManifests(
     {
-      transport: new HttpsGitTransport({ url: repo.url, headers: gitHttpAuthHeaders({ token }) }),
+      transport: new HttpsGitTransport({
+        url: repo.url,
+        headers: gitHttpAuthHeaders({ token }),
+      }),
       bundle: bundle.files,
       options,
       author: { name: 'Flux', email: '' },
@@ -46,7 +59,12 @@ export async function bootstrapHealthyFlux(kube: KubeApiserverInfo, namespace = 
     components: options.components.components,
     componentsYaml: files[`clusters/bench/${namespace}/gotk-components.yaml`],
     syncYaml: files[`clusters/bench/${namespace}/gotk-sync.yaml`],
-    secret: tokenAuthSecret({ namespace, name: options.sync.secretName, username: 'flux', password: token }),
+    secret: tokenAuthSecret({
+      namespace,
+      name: options.sync.secretName,
+      username: 'flux',
+      password: token,
+    }),
     expectedRevision: pushed.revision,
   });
   const sim = await startFluxSimulator({ kube, namespace, intervalMs: 200 });
@@ -60,8 +78,13 @@ export async function bootstrapHealthyFlux(kube: KubeApiserverInfo, namespace = 
     source: 'config',
   });
   try {
-    const result = await installFlux(client, plan, { wait: true, timeoutMs: 180_000, pollIntervalMs: 250 });
-    if (!result.ready) throw new Error('Flux did not become ready on the benchmark cluster');
+    const result = await installFlux(client, plan, {
+      wait: true,
+      timeoutMs: 180_000,
+      pollIntervalMs: 250,
+    });
+    if (!result.ready)
+      throw new Error('Flux did not become ready on the benchmark cluster');
     return { revision: result.revision, repoUrl: repo.url };
   } finally {
     client.close();

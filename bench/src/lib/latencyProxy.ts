@@ -10,7 +10,9 @@ export interface Endpoint {
 function listen(server: net.Server): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port));
+    server.listen(0, '127.0.0.1', () =>
+      resolve((server.address() as net.AddressInfo).port),
+    );
   });
 }
 
@@ -24,14 +26,19 @@ function closeAll(server: net.Server, sockets: Set<net.Socket>): Promise<void> {
  * round trip gets 2 × oneWayMs more), keeping order: one timer per chunk, and Node fires timers
  * of equal duration in the order they were set. Ends are delayed like data.
  */
-export async function startLatencyProxy(target: { host: string; port: number }, oneWayMs: number): Promise<Endpoint> {
+export async function startLatencyProxy(
+  target: { host: string; port: number },
+  oneWayMs: number,
+): Promise<Endpoint> {
   const sockets = new Set<net.Socket>();
   const track = (s: net.Socket) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   };
   const relay = (from: net.Socket, to: net.Socket) => {
-    from.on('data', chunk => setTimeout(() => !to.destroyed && to.write(chunk), oneWayMs));
+    from.on('data', chunk =>
+      setTimeout(() => !to.destroyed && to.write(chunk), oneWayMs),
+    );
     from.on('end', () => setTimeout(() => !to.destroyed && to.end(), oneWayMs));
     from.on('error', () => setTimeout(() => to.destroy(), oneWayMs));
     from.on('close', () => setTimeout(() => to.destroy(), oneWayMs));
@@ -46,7 +53,11 @@ export async function startLatencyProxy(target: { host: string; port: number }, 
     relay(upstream, client);
   });
   const port = await listen(server);
-  return { port, url: `https://127.0.0.1:${port}`, stop: () => closeAll(server, sockets) };
+  return {
+    port,
+    url: `https://127.0.0.1:${port}`,
+    stop: () => closeAll(server, sockets),
+  };
 }
 
 /** Accepts connections and never answers nor closes them: a cluster behind a black hole. */
@@ -59,5 +70,9 @@ export async function startBlackHole(): Promise<Endpoint> {
     s.resume(); // read and drop whatever the client sends
   });
   const port = await listen(server);
-  return { port, url: `https://127.0.0.1:${port}`, stop: () => closeAll(server, sockets) };
+  return {
+    port,
+    url: `https://127.0.0.1:${port}`,
+    stop: () => closeAll(server, sockets),
+  };
 }

@@ -49,7 +49,9 @@ export interface BenchResult {
 export function machineInfo(): MachineInfo {
   let cpuModel = 'unknown';
   try {
-    const m = /model name\s*:\s*(.+)/.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'));
+    const m = /model name\s*:\s*(.+)/.exec(
+      fs.readFileSync('/proc/cpuinfo', 'utf8'),
+    );
     if (m) cpuModel = m[1].trim();
   } catch {
     // not Linux
@@ -62,7 +64,10 @@ export function machineInfo(): MachineInfo {
   }
   let commit = 'unknown';
   try {
-    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
   } catch {
     // not a checkout
   }
@@ -88,7 +93,8 @@ function verdict(met: boolean | undefined): string {
 function tableLines(r: BenchResult): { header: string[]; body: string[][] } {
   const hasPeer = r.rows.some(x => x.peer);
   const header = ['case', `${r.oursLabel} median (min–max)`];
-  if (hasPeer) header.push(`${r.peerLabel ?? 'peer'} median (min–max)`, 'ratio');
+  if (hasPeer)
+    header.push(`${r.peerLabel ?? 'peer'} median (min–max)`, 'ratio');
   header.push('goal', 'result');
   const body = r.rows.map(x => {
     const line = [x.case, fmtMeasure(x.ours)];
@@ -102,8 +108,14 @@ function tableLines(r: BenchResult): { header: string[]; body: string[][] } {
 /** The console table of one benchmark. */
 export function consoleTable(r: BenchResult): string {
   const { header, body } = tableLines(r);
-  const widths = header.map((h, i) => Math.max(h.length, ...body.map(b => b[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
+  const widths = header.map((h, i) =>
+    Math.max(h.length, ...body.map(b => b[i].length)),
+  );
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]))
+      .join('  ')
+      .trimEnd();
   return [
     `== ${r.title} (${r.seconds.toFixed(0)} s)`,
     line(header),
@@ -122,12 +134,21 @@ export function markdownSection(r: BenchResult): string {
   const m = r.machine;
   const lines = [
     `<!-- bench:${r.id}:start -->`,
-    `<!-- bench-data ${JSON.stringify({ id: r.id, title: r.title, date: r.date, rows: r.rows.map(x => ({ case: x.case, goal: x.goal, met: x.met })) })} -->`,
+    `<!-- bench-data ${JSON.stringify({
+      id: r.id,
+      title: r.title,
+      date: r.date,
+      rows: r.rows.map(x => ({ case: x.case, goal: x.goal, met: x.met })),
+    })} -->`,
     `## ${r.title}`,
     '',
     `Measured ${r.date} at commit \`${m.commit}\` on ${m.cpus} × ${m.cpuModel}, ${m.memGiB} GiB, ${m.kernel}, Node ${m.node}; ` +
-      `load average ${m.loadavgStart.map(x => x.toFixed(1)).join('/')} at the start` +
-      (m.loadavgEnd ? ` and ${m.loadavgEnd.map(x => x.toFixed(1)).join('/')} at the end` : '') +
+      `load average ${m.loadavgStart
+        .map(x => x.toFixed(1))
+        .join('/')} at the start` +
+      (m.loadavgEnd
+        ? ` and ${m.loadavgEnd.map(x => x.toFixed(1)).join('/')} at the end`
+        : '') +
       ` (the machine is shared); took ${r.seconds.toFixed(0)} s.`,
     '',
     `| ${header.map(mdEscape).join(' | ')} |`,
@@ -139,7 +160,13 @@ export function markdownSection(r: BenchResult): string {
     ...r.method.map(x => `- ${x}`),
   ];
   if (r.analysis.length) {
-    lines.push('', r.rows.some(x => x.met === false) ? '**Why a goal is missed, and what would close it.**' : '**Notes.**', '');
+    lines.push(
+      '',
+      r.rows.some(x => x.met === false)
+        ? '**Why a goal is missed, and what would close it.**'
+        : '**Notes.**',
+      '',
+    );
     lines.push(...r.analysis.map(x => `- ${x}`));
   }
   lines.push(`<!-- bench:${r.id}:end -->`);
@@ -160,29 +187,69 @@ Each section below says when and where it was measured. This page is generated: 
 \`bench/\`, not the tables.
 `;
 
+/** Formats with the repository's prettier setup, so `prettier --check .` stays green. */
+function formatMarkdown(file: string, text: string): string {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const prettier = require('prettier') as {
+      format(t: string, o: object): string;
+      resolveConfig: { sync(f: string): object | null };
+    };
+    return prettier.format(text, {
+      ...(prettier.resolveConfig.sync(file) ?? {}),
+      filepath: file,
+    });
+  } catch {
+    return text;
+  }
+}
+
 /**
  * Rewrites docs/benchmarks.md: the sections of the given results are replaced (or added), the
  * others are kept, and the summary is rebuilt from every section's embedded data.
  */
-export function writeDocs(file: string, results: BenchResult[], order: string[]): void {
+export function writeDocs(
+  file: string,
+  results: BenchResult[],
+  order: string[],
+): void {
   const existing = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
   const sections = new Map<string, string>();
   const re = /<!-- bench:([a-z-]+):start -->[\s\S]*?<!-- bench:\1:end -->/g;
   for (const m of existing.matchAll(re)) sections.set(m[1], m[0]);
   for (const r of results) sections.set(r.id, markdownSection(r));
 
-  const summary: string[] = ['## Summary', '', '| benchmark | goal | result | measured |', '| --- | --- | --- | --- |'];
-  const ids = [...order.filter(id => sections.has(id)), ...[...sections.keys()].filter(id => !order.includes(id))];
+  const summary: string[] = [
+    '## Summary',
+    '',
+    '| benchmark | goal | result | measured |',
+    '| --- | --- | --- | --- |',
+  ];
+  const ids = [
+    ...order.filter(id => sections.has(id)),
+    ...[...sections.keys()].filter(id => !order.includes(id)),
+  ];
   for (const id of ids) {
     const m = /<!-- bench-data (\{.*\}) -->/.exec(sections.get(id)!);
     if (!m) continue;
-    const data = JSON.parse(m[1]) as { title: string; date: string; rows: { case: string; goal?: string; met?: boolean }[] };
+    const data = JSON.parse(m[1]) as {
+      title: string;
+      date: string;
+      rows: { case: string; goal?: string; met?: boolean }[];
+    };
     for (const row of data.rows.filter(x => x.goal)) {
       summary.push(
-        `| ${mdEscape(data.title)} — ${mdEscape(row.case)} | ${mdEscape(row.goal!)} | ${row.met ? 'met' : '**missed**'} | ${data.date.slice(0, 10)} |`,
+        `| ${mdEscape(data.title)} — ${mdEscape(row.case)} | ${mdEscape(
+          row.goal!,
+        )} | ${row.met ? 'met' : '**missed**'} | ${data.date.slice(0, 10)} |`,
       );
     }
   }
-  const text = [DOC_INTRO, summary.join('\n'), '', ...ids.map(id => `${sections.get(id)}\n`)].join('\n');
-  fs.writeFileSync(file, text);
+  const text = [
+    DOC_INTRO,
+    summary.join('\n'),
+    '',
+    ...ids.map(id => `${sections.get(id)}\n`),
+  ].join('\n');
+  fs.writeFileSync(file, formatMarkdown(file, text));
 }

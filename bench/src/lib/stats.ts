@@ -18,7 +18,13 @@ export interface Measure {
 }
 
 export function summarize(xs: number[], unit: Measure['unit'] = 'ms'): Measure {
-  return { median: median(xs), min: Math.min(...xs), max: Math.max(...xs), n: xs.length, unit };
+  return {
+    median: median(xs),
+    min: Math.min(...xs),
+    max: Math.max(...xs),
+    n: xs.length,
+    unit,
+  };
 }
 
 /** Milliseconds since `start` (from {@link now}). */
@@ -30,7 +36,9 @@ export function since(start: bigint): number {
 }
 
 /** Runs `fn` once and returns its wall time in ms (and its value). */
-export async function timed<T>(fn: () => Promise<T> | T): Promise<{ ms: number; value: T }> {
+export async function timed<T>(
+  fn: () => Promise<T> | T,
+): Promise<{ ms: number; value: T }> {
   const start = now();
   const value = await fn();
   return { ms: since(start), value };
@@ -76,25 +84,45 @@ export interface CommandResult {
  * Runs a command to completion and returns its wall time, measured from spawn to exit (so it
  * includes the process start, as a user running the tool would see it).
  */
-export function runTimed(cmd: string, args: string[], opts: SpawnOptions & { input?: string } = {}): Promise<CommandResult> {
+export function runTimed(
+  cmd: string,
+  args: string[],
+  opts: SpawnOptions & { input?: string } = {},
+): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
     const start = now();
-    const child = spawn(cmd, args, { ...opts, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, {
+      ...opts,
+      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout!.setEncoding('utf8').on('data', d => (stdout += d));
     child.stderr!.setEncoding('utf8').on('data', d => (stderr += d));
     child.on('error', reject);
-    child.on('close', code => resolve({ ms: since(start), code, stdout, stderr }));
-    child.stdin!.end(opts.input ?? '');
+    child.on('close', code =>
+      resolve({ ms: since(start), code, stdout, stderr }),
+    );
+    if (child.stdin) {
+      child.stdin.on('error', () => {}); // the command may exit without reading its input
+      child.stdin.end(opts.input);
+    }
   });
 }
 
 /** Like {@link runTimed}, but throws with the command's output when it exits non-zero. */
-export async function runChecked(cmd: string, args: string[], opts: SpawnOptions & { input?: string } = {}): Promise<CommandResult> {
+export async function runChecked(
+  cmd: string,
+  args: string[],
+  opts: SpawnOptions & { input?: string } = {},
+): Promise<CommandResult> {
   const r = await runTimed(cmd, args, opts);
   if (r.code !== 0) {
-    throw new Error(`${cmd} ${args.join(' ')} exited ${r.code}:\n${(r.stderr || r.stdout).slice(-2000)}`);
+    throw new Error(
+      `${cmd} ${args.join(' ')} exited ${r.code}:\n${(
+        r.stderr || r.stdout
+      ).slice(-2000)}`,
+    );
   }
   return r;
 }
@@ -111,7 +139,11 @@ export function fmtMs(ms: number): string {
 export function fmtMeasure(m: Measure | undefined): string {
   if (!m) return '—';
   if (m.unit === 'MiB') {
-    return m.n > 1 ? `${m.median.toFixed(0)} MiB (${m.min.toFixed(0)}–${m.max.toFixed(0)})` : `${m.median.toFixed(0)} MiB`;
+    return m.n > 1
+      ? `${m.median.toFixed(0)} MiB (${m.min.toFixed(0)}–${m.max.toFixed(0)})`
+      : `${m.median.toFixed(0)} MiB`;
   }
-  return m.n > 1 ? `${fmtMs(m.median)} (${fmtMs(m.min)}–${fmtMs(m.max)})` : fmtMs(m.median);
+  return m.n > 1
+    ? `${fmtMs(m.median)} (${fmtMs(m.min)}–${fmtMs(m.max)})`
+    : fmtMs(m.median);
 }

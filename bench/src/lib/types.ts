@@ -7,7 +7,10 @@ export interface BenchContext {
   log(line: string): void;
 }
 
-export type BenchOutcome = Pick<BenchResult, 'oursLabel' | 'peerLabel' | 'rows' | 'method' | 'analysis'>;
+export type BenchOutcome = Pick<
+  BenchResult,
+  'oursLabel' | 'peerLabel' | 'rows' | 'method' | 'analysis'
+>;
 
 export interface Benchmark {
   id: string;
