@@ -4,9 +4,13 @@
  * `node docs/scripts/generate.js`.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { mockServices, startTestBackend } from '@backstage/backend-test-utils';
+import { ConfigReader } from '@backstage/config';
 import { scaffolderActionsExtensionPoint } from '@backstage/plugin-scaffolder-node';
+import { createMockActionContext } from '@backstage/plugin-scaffolder-node-test-utils';
+import { buildFluxBundle } from '@flux-bootstrap/test-peers';
 // The generator lives with the docs (docs/scripts), outside any package; `node
 // docs/scripts/generate.js` runs the same code.
 // eslint-disable-next-line @backstage/no-relative-monorepo-imports
@@ -22,9 +26,14 @@ import {
   readGeneratedBlocks,
   REPO_ROOT,
   renderActionsPage,
+  StepSnippet,
   stepsOf,
 } from '../../../docs/scripts/reference';
 import { scaffolderModuleFluxBootstrap } from './module';
+import { createBitbucketCreateRepoAction } from './actions/createRepo';
+import { createFluxGenerateKeyAction } from './actions/generateKey';
+import { createFluxPushManifestsAction } from './actions/pushManifests';
+import { createFluxInstallAction } from './actions/install';
 
 /** The actions exactly as the scaffolder receives them from this module. */
 async function registeredActions(): Promise<ActionLike[]> {
@@ -210,5 +219,155 @@ describe('action snippets in docs/', () => {
         actions,
       ),
     ).toEqual([expect.stringContaining('has no output "syncUrl"')]);
+  });
+});
+
+/** Every step of our actions in the YAML snippets of docs/. */
+function docSteps(): StepSnippet[] {
+  const steps: StepSnippet[] = [];
+  for (const page of docsPages()) {
+    const text = fs.readFileSync(path.join(REPO_ROOT, 'docs', page), 'utf8');
+    for (const block of codeBlocks(`docs/${page}`, text)) {
+      if (block.lang !== 'yaml' || !/\baction:\s/.test(block.text)) continue;
+      steps.push(
+        ...stepsOf(`${block.file}:${block.line}`, block.text).filter(s =>
+          OUR_PREFIXES.test(s.action),
+        ),
+      );
+    }
+  }
+  return steps;
+}
+
+const SECRET_REF = /^\$\{\{\s*secrets\.([A-Za-z_]\w*)\s*\}\}$/;
+
+describe('action snippets in docs/, run as a dry run', () => {
+  const INTEGRATION_TOKEN = 'integration-canary-3c9d1f07a2';
+  let tmp: string;
+
+  beforeAll(async () => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'docs-dry-run-'));
+    const bundle = await buildFluxBundle({ version: 'v2.9.4' });
+    fs.mkdirSync(path.join(tmp, 'bundles/v2.9.4'), { recursive: true });
+    fs.writeFileSync(
+      path.join(tmp, 'bundles/v2.9.4/manifests.tar.gz'),
+      bundle.tarball,
+    );
+  });
+
+  afterAll(() => {
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('passes every step with literal inputs through its action, and no secret reaches a log line or an output', async () => {
+    const steps = docSteps();
+    // Steps whose inputs are literals or task secrets; the others depend on the template run.
+    const literal = steps.filter(step =>
+      Object.values(step.input).every(
+        v => typeof v !== 'string' || !v.includes('${{') || SECRET_REF.test(v),
+      ),
+    );
+    const clusters = [
+      ...new Set(
+        literal
+          .map(s => s.input.cluster)
+          .filter((c): c is string => typeof c === 'string'),
+      ),
+    ];
+    const config = new ConfigReader({
+      integrations: {
+        bitbucketServer: [
+          { host: 'bitbucket.example.com', token: INTEGRATION_TOKEN },
+        ],
+      },
+      kubernetes: {
+        clusterLocatorMethods: [
+          {
+            type: 'config',
+            // Never contacted: a dry run sends nothing.
+            clusters: clusters.map(name => ({
+              name,
+              url: 'https://127.0.0.1:9',
+              serviceAccountToken: `cluster-canary-${name}`,
+            })),
+          },
+        ],
+      },
+      fluxBootstrap: {
+        manifests: {
+          localPath: path.join(tmp, 'bundles'),
+          defaultVersion: 'v2.9.4',
+        },
+      },
+    });
+    const factories: Record<string, (o: { config: ConfigReader }) => any> = {
+      'bitbucket:create-repo': createBitbucketCreateRepoAction,
+      'flux:generate-key': createFluxGenerateKeyAction,
+      'flux:push-manifests': createFluxPushManifestsAction,
+      'flux:install': createFluxInstallAction,
+    };
+
+    const problems: string[] = [];
+    const ran = new Set<string>();
+    for (const [i, step] of literal.entries()) {
+      const secrets: Record<string, string> = {};
+      const input: Record<string, unknown> = {};
+      for (const [key, value] of Object.entries(step.input)) {
+        const m = typeof value === 'string' ? SECRET_REF.exec(value) : null;
+        if (m) {
+          secrets[m[1]] = `secret-canary-${m[1]}-${i}-7e1b`;
+          input[key] = secrets[m[1]];
+        } else {
+          input[key] = value;
+        }
+      }
+      const lines: string[] = [];
+      const log = (message: string, meta?: unknown) =>
+        lines.push(`${message} ${meta ? String(meta) : ''}`);
+      const logger: any = { info: log, warn: log, error: log, debug: log };
+      logger.child = () => logger;
+      const outputs: Record<string, unknown> = {};
+      const workspacePath = fs.mkdtempSync(path.join(tmp, 'ws-'));
+      const ctx = createMockActionContext({
+        input: input as any,
+        logger,
+        secrets,
+        workspacePath,
+      });
+      Object.assign(ctx, {
+        isDryRun: true,
+        output: (name: string, value: unknown) => {
+          outputs[name] = value;
+        },
+      });
+      const action = factories[step.action]({ config });
+      try {
+        await action.handler(ctx);
+        ran.add(step.action);
+      } catch (e) {
+        problems.push(
+          `${step.where} (${step.action}): ${(e as Error).message}`,
+        );
+        continue;
+      }
+      const seen = JSON.stringify({ lines, outputs });
+      for (const secret of [...Object.values(secrets), INTEGRATION_TOKEN]) {
+        if (seen.includes(secret)) {
+          problems.push(
+            `${step.where} (${step.action}): a secret was logged or output`,
+          );
+        }
+      }
+    }
+    expect(problems).toEqual([]);
+    // The how-tos hold literal snippets of these actions; a page rewritten to templated values
+    // only would silently drop this check.
+    expect([...ran].sort()).toEqual(
+      expect.arrayContaining([
+        'bitbucket:create-repo',
+        'flux:generate-key',
+        'flux:push-manifests',
+      ]),
+    );
   });
 });
