@@ -5,7 +5,9 @@
  * `path-conflict` — the sync Kustomization already syncs another path (nothing applied);
  * `sync-failed` — a Flux object reported Ready=False; `suspended` — it is suspended;
  * `component-failed` — a controller Deployment cannot roll out;
- * `timeout` — not ready in time (the message lists what was still missing).
+ * `timeout` — not ready in time (the message lists what was still missing);
+ * `interrupted` — a request failed for good mid-install (cluster unreachable, API errors after
+ * retries); the message says which phase stopped and what was already applied.
  * @public
  */
 export type FluxInstallErrorReason =
@@ -15,7 +17,8 @@ export type FluxInstallErrorReason =
   | 'sync-failed'
   | 'suspended'
   | 'component-failed'
-  | 'timeout';
+  | 'timeout'
+  | 'interrupted';
 
 /** A Flux install that cannot proceed or did not become ready. @public */
 export class FluxInstallError extends Error {

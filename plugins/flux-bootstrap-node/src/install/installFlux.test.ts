@@ -370,6 +370,45 @@ describe('installFlux on a real kube-apiserver (no controllers)', () => {
     }
   });
 
+  it('an API error that outlasts the retries stops the install with where it stopped, what was applied and what to do', async () => {
+    const ns = uniqueName('inst-int');
+    const plan = await planFor(ns);
+    cleanupFor(kube, plan);
+    const proxy = await proxyFor(kube);
+    const target = `/apis/apps/v1/namespaces/${ns}/deployments/kustomize-controller`;
+    proxy.inject({
+      method: 'PATCH',
+      path: new RegExp(`^${target}$`),
+      status: 500,
+      times: 50,
+    });
+    const c = await clientFor(
+      kube,
+      { url: proxy.url, caPem: proxy.caPem },
+      { retries: 2, retryBaseDelayMs: 5 },
+    );
+    const err = await installFlux(c, plan, { wait: false }).catch(e => e);
+    expect(err).toBeInstanceOf(FluxInstallError);
+    expect(err.reason).toBe('interrupted');
+    expect(err.message).toContain('stopped while applying the Flux components');
+    expect(err.message).toContain('kustomize-controller');
+    expect(err.message).toContain('Done before that: preconditions checked.');
+    expect(err.message).toContain(
+      'Some objects of the step that stopped may already be applied',
+    );
+    expect(err.message).toMatch(/Run the template again/);
+    expect(err.cause).toBeDefined();
+    // What the message says: the CRDs (stage 1) are on the cluster; a re-run completes.
+    const admin = await clientFor(kube);
+    const crd = plan.componentObjects.find(
+      o => o.kind === 'CustomResourceDefinition',
+    )!;
+    expect(await admin.get(refOf(crd))).toBeDefined();
+    await expect(installFlux(admin, plan, { wait: false })).resolves.toEqual(
+      expect.objectContaining({ componentsApplied: true }),
+    );
+  });
+
   it('on timeout says what was still missing', async () => {
     const ns = uniqueName('inst-timeout');
     const plan = await planFor(ns);

@@ -135,6 +135,8 @@ export async function installFlux(
     logger,
   };
   let phase = 'checking the preconditions';
+  const applied: AppliedObject[] = [];
+  const done: string[] = [];
   try {
     logger.info(`Checking that Flux can be installed on cluster "${cluster}"`);
     const state = await checkpoint('preconditions', async () => {
@@ -154,7 +156,7 @@ export async function installFlux(
       );
     }
 
-    const applied: AppliedObject[] = [];
+    done.push('preconditions checked');
     if (state.installComponents) {
       phase = 'applying the Flux components';
       logger.info(
@@ -164,6 +166,7 @@ export async function installFlux(
         applyStaged(client, plan.componentObjects, applyOpts),
       );
       applied.push(...results);
+      done.push(`components applied (${summarizeApplied(results)})`);
       logger.info(`✔ installed components: ${summarizeApplied(results)}`);
     } else {
       logger.info(
@@ -183,6 +186,7 @@ export async function installFlux(
         return applyStaged(client, [secret], applyOpts);
       });
       applied.push(...results);
+      done.push(`Secret ${plan.namespace}/${secret.metadata.name} applied`);
       logger.info(
         `✔ reconciled source secret ${plan.namespace}/${secret.metadata.name} (${results[0]?.result})`,
       );
@@ -197,6 +201,7 @@ export async function installFlux(
       return applyStaged(client, plan.syncObjects, applyOpts);
     });
     applied.push(...syncResults);
+    done.push('sync configuration applied');
     logger.info(
       `✔ reconciled sync configuration: ${summarizeApplied(syncResults)}`,
     );
@@ -247,7 +252,25 @@ export async function installFlux(
         `Cancelled while ${phase} on cluster "${cluster}"`,
       );
     }
-    throw e;
+    if (e instanceof OperationAbortedError) throw e;
+    // A request failed for good (unreachable cluster, API errors after retries): say where the
+    // install stopped and what is already on the cluster, so nothing half-applied goes unreported.
+    const message = e instanceof Error ? e.message : String(e);
+    const interrupted = new FluxInstallError(
+      'interrupted',
+      `Flux install on cluster "${cluster}" stopped while ${phase}: ${message}. ${
+        done.length
+          ? `Done before that: ${done.join('; ')}.`
+          : 'Nothing was applied.'
+      }${
+        phase.startsWith('applying')
+          ? ' Some objects of the step that stopped may already be applied.'
+          : ''
+      } Nothing is rolled back: objects already applied stay as they are. Run the template again once the cluster answers; the install continues where it stopped (identical objects are not re-applied).`,
+      [phase],
+    );
+    (interrupted as { cause?: unknown }).cause = e;
+    throw interrupted;
   } finally {
     budget.dispose();
   }
