@@ -13,7 +13,7 @@ import { backendArgv, findRepoRoot } from './config';
 import {
   clusterEntityUrlReaderFactory,
   fleetEntitiesPlugin,
-  scaffolderModuleClusterEntityUrl,
+  scaffolderModuleAppActions,
 } from './fleetEntities/module';
 import { permissionModuleFluxBootstrapPolicy } from './permissions/module';
 
@@ -52,10 +52,11 @@ backend.add(
 );
 
 // Cluster entities for catalog:register: inline locations <backend.baseUrl>/api/fleet-entities/
-// v1/cluster.yaml?… rendered in-process from their URL, and the template global clusterEntityUrl().
+// v1/cluster.yaml?… rendered in-process from their URL; the template global clusterEntityUrl(),
+// fleet:wait-for-entity and fleet:flux-git-secret (src/fleetEntities/module.ts).
 backend.add(clusterEntityUrlReaderFactory);
 backend.add(fleetEntitiesPlugin);
-backend.add(scaffolderModuleClusterEntityUrl);
+backend.add(scaffolderModuleAppActions);
 
 // Cluster bootstrap status for the entity card, at /api/flux-bootstrap.
 backend.add(import('@flux-bootstrap/plugin-flux-bootstrap-backend'));

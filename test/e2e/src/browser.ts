@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Browser, chromium, Page } from 'playwright-core';
+import { repoRoot } from './sandbox';
 
 /** Debian's Chromium, with the flags the test machine needs (no sandbox as root, no network). */
 export const CHROMIUM_ARGS = [
@@ -37,11 +38,7 @@ export async function launchChromium(): Promise<Browser> {
 }
 
 /** Where screenshots go (test artifacts): `test-results/e2e/` at the repository root. */
-// eslint-disable-next-line no-restricted-syntax -- a test helper inside this repository, never packaged
-export const ARTIFACTS_DIR = path.resolve(
-  __dirname,
-  '../../../test-results/e2e',
-);
+export const ARTIFACTS_DIR = path.join(repoRoot, 'test-results', 'e2e');
 
 export async function screenshot(page: Page, name: string): Promise<string> {
   fs.mkdirSync(ARTIFACTS_DIR, { recursive: true });

@@ -43,6 +43,9 @@ const runner = require('backend/scripts/app-runner') as {
   stopProcess(child: ChildProcess | undefined, graceMs?: number): Promise<void>;
 };
 
+/** The repository root (where app-config.yaml is). */
+export const repoRoot: string = runner.repoRoot;
+
 /** The fixed names of the sandbox's demo world. */
 export const SANDBOX = {
   cluster: 'sandbox',

@@ -100,7 +100,9 @@ describe.each(TEMPLATES)('template %s', name => {
       // task secret itself, so the value never passes through inputs).
       const byName = spec.steps.some((st: any) =>
         Object.entries(st.input ?? {}).some(
-          ([k, v]) => /Secret$/.test(k) && v === secret,
+          ([k, v]) =>
+            /Secret$/.test(k) &&
+            (v === secret || v === `\${{ '${secret}' if secrets.${secret} }}`),
         ),
       );
       expect(
@@ -121,16 +123,12 @@ describe.each(TEMPLATES)('template %s', name => {
       expect(s.value).not.toContain('secrets.');
   });
 
-  it('registers the cluster as a kubernetes-cluster Resource and links repository, commit and cluster', () => {
+  it('registers the cluster as a kubernetes-cluster Resource and links to it once the catalog shows it', () => {
     const register = spec.steps.find(
       (s: any) => s.action === 'catalog:register',
     );
     expect(register?.input?.catalogInfoUrl).toContain('clusterEntityUrl(');
     expect(register.input.optional).toBe(true);
-    const titles = (spec.output.links as any[]).map(l => l.title);
-    expect(titles).toEqual(
-      expect.arrayContaining(['Repository', 'Commit', 'Cluster']),
-    );
     const cluster = spec.output.links.find((l: any) => l.title === 'Cluster');
     // The link waits for the catalog to have processed the location (no "Entity not found").
     expect(cluster.entityRef).toBe(
@@ -161,6 +159,11 @@ describe('flux-bootstrap-bitbucket-server', () => {
     expect(generateKey.if).toBe("${{ parameters.authentication == 'ssh' }}");
   });
 
+  it('links the repository, the pushed commit and the cluster', () => {
+    const titles = (spec.output.links as any[]).map(l => l.title);
+    expect(titles).toEqual(['Repository', 'Commit', 'Cluster']);
+  });
+
   it("offers the configured clusters and Bitbucket Server hosts through the app's fields", () => {
     const props = Object.assign(
       {},
@@ -171,5 +174,30 @@ describe('flux-bootstrap-bitbucket-server', () => {
     expect(props.token['ui:field']).toBe('Secret');
     const flux = spec.parameters.find((p: any) => p.properties?.authentication);
     expect(flux.properties.authentication.default).toBe('ssh');
+  });
+});
+
+describe('flux-bootstrap-git', () => {
+  const spec = load('flux-bootstrap-git').spec as any;
+
+  it('gives Flux the user key, pushes over SSH with the scanned host key, installs, registers', () => {
+    expect(spec.steps.map((s: any) => s.action)).toEqual([
+      'fleet:flux-git-secret',
+      'flux:push-manifests',
+      'flux:install',
+      'catalog:register',
+      'fleet:wait-for-entity',
+    ]);
+    const push = spec.steps.find((s: any) => s.id === 'pushManifests');
+    expect(push.input.knownHosts).toBe(
+      '${{ steps.gitSecret.output.knownHosts }}',
+    );
+    expect(push.input.sshPrivateKeySecret).toBe('sshPrivateKey');
+    const props = Object.assign(
+      {},
+      ...spec.parameters.map((p: any) => p.properties),
+    );
+    expect(props.sshPrivateKey['ui:field']).toBe('SecretTextarea');
+    expect(props.sshPassphrase['ui:field']).toBe('Secret');
   });
 });

@@ -25,6 +25,7 @@ import {
   renderClusterEntityYaml,
 } from './entities';
 import { createWaitForEntityAction } from './waitForEntity';
+import { createFluxGitSecretAction } from '../gitKey/fluxGitSecret';
 
 /**
  * Reads cluster entity locations in-process: the catalog asks the URL reader for
@@ -111,13 +112,15 @@ export const fleetEntitiesPlugin = createBackendPlugin({
 });
 
 /**
- * Template global `clusterEntityUrl({ name, owner, repository, branch, path, title, system })`:
- * the location URL a template registers with `catalog:register`; and the action
- * `fleet:wait-for-entity`, so the template's link to the registered entity works at once.
+ * This app's scaffolder additions for the templates: the template global
+ * `clusterEntityUrl({ name, owner, repository, branch, path, title, system })` (the location URL
+ * a template registers with `catalog:register`), `fleet:wait-for-entity` (so the template's link
+ * to the registered entity works at once) and `fleet:flux-git-secret` (Flux's Git Secret from a
+ * user's own SSH key, for the template without a Bitbucket token).
  */
-export const scaffolderModuleClusterEntityUrl = createBackendModule({
+export const scaffolderModuleAppActions = createBackendModule({
   pluginId: 'scaffolder',
-  moduleId: 'cluster-entity-url',
+  moduleId: 'flux-bootstrap-app',
   register(reg) {
     reg.registerInit({
       deps: {
@@ -127,7 +130,10 @@ export const scaffolderModuleClusterEntityUrl = createBackendModule({
         config: coreServices.rootConfig,
       },
       async init({ templating, actions, catalog, config }) {
-        actions.addActions(createWaitForEntityAction({ catalog }));
+        actions.addActions(
+          createWaitForEntityAction({ catalog }),
+          createFluxGitSecretAction({ config }),
+        );
         const baseUrl = config.getString('backend.baseUrl');
         templating.addTemplateGlobals({
           clusterEntityUrl: (params: unknown) =>
