@@ -206,4 +206,40 @@ describe('flux-bootstrap backend routes: auth', () => {
     );
     expect(JSON.stringify(res.body)).not.toContain('canary-token-0f3c9a');
   });
+
+  it("reads the entity from the catalog with the caller's own credentials", async () => {
+    const perms = permissionsFor();
+    const catalog = catalogServiceMock.mock({
+      getEntityByRef: jest.fn(async () => fleet),
+    });
+    const { server } = await startTestBackend({
+      features: [
+        fluxBootstrapPlugin,
+        mockServices.rootConfig.factory({ data: config }),
+        mockServices.httpAuth.factory({
+          defaultCredentials: mockCredentials.none(),
+        }),
+        perms.factory,
+        catalog.factory,
+      ],
+    });
+    const res = await request(server)
+      .get('/api/flux-bootstrap/entity/component/default/fleet/clusters')
+      .set(
+        'Authorization',
+        mockCredentials.user.header(alice.principal.userEntityRef),
+      );
+    expect(res.status).toBe(200);
+    expect(catalog.getEntityByRef).toHaveBeenCalledTimes(1);
+    const [ref, opts] = (catalog.getEntityByRef as jest.Mock).mock.calls[0];
+    expect(ref).toEqual({
+      kind: 'component',
+      namespace: 'default',
+      name: 'fleet',
+    });
+    expect(opts.credentials.principal).toMatchObject({
+      type: 'user',
+      userEntityRef: 'user:default/alice',
+    });
+  });
 });

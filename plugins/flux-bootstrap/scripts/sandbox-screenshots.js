@@ -21,9 +21,14 @@ const os = require('node:os');
 const path = require('node:path');
 
 const root = path.resolve(__dirname, '../../..');
-require(require.resolve('@backstage/cli-node/config/nodeTransform.cjs', { paths: [root] }));
+require(require.resolve('@backstage/cli-node/config/nodeTransform.cjs', {
+  paths: [root],
+}));
 const YAML = require('yaml');
-const { startSandbox, SANDBOX } = require('@flux-bootstrap/test-e2e/src/sandbox');
+const {
+  startSandbox,
+  SANDBOX,
+} = require('@flux-bootstrap/test-e2e/src/sandbox');
 const peers = require('@flux-bootstrap/test-peers');
 
 const say = line => console.log(`[screenshots] ${line}`);
@@ -136,13 +141,18 @@ async function main() {
     http = new peers.KubeHttp(kube.info());
 
     // A second cluster entry on the same apiserver whose token may read nothing (forbidden).
-    const partnerToken = await peers.mintToken(kube.info(), { name: 'card-partner' });
+    const partnerToken = await peers.mintToken(kube.info(), {
+      name: 'card-partner',
+    });
     const entitiesFile = path.join(tmp, 'card-entities.yaml');
     const resource = (name, title) => ({
       apiVersion: 'backstage.io/v1alpha1',
       kind: 'Resource',
       metadata: { name, title, description: `Kubernetes cluster ${name}` },
-      spec: { type: 'kubernetes-cluster', owner: `group:default/${SANDBOX.group}` },
+      spec: {
+        type: 'kubernetes-cluster',
+        owner: `group:default/${SANDBOX.group}`,
+      },
     });
     fs.writeFileSync(
       entitiesFile,
@@ -157,13 +167,19 @@ async function main() {
             description: 'Fleet repository of the sandbox clusters',
             annotations: { 'flux-bootstrap.io/clusters': 'sandbox, partner' },
           },
-          spec: { type: 'service', lifecycle: 'production', owner: `group:default/${SANDBOX.group}` },
+          spec: {
+            type: 'service',
+            lifecycle: 'production',
+            owner: `group:default/${SANDBOX.group}`,
+          },
         },
       ]
         .map(e => YAML.stringify(e))
         .join('---\n'),
     );
-    const appConfig = YAML.parse(fs.readFileSync(path.join(root, 'app-config.yaml'), 'utf8'));
+    const appConfig = YAML.parse(
+      fs.readFileSync(path.join(root, 'app-config.yaml'), 'utf8'),
+    );
     const generated = YAML.parse(fs.readFileSync(sandbox.configPath, 'utf8'));
     const ca = Buffer.from(kube.caPem).toString('base64');
     generated.kubernetes = {
@@ -194,7 +210,11 @@ async function main() {
     generated.catalog = {
       locations: [
         ...(appConfig.catalog?.locations ?? []),
-        { type: 'file', target: entitiesFile, rules: [{ allow: ['Component', 'Resource'] }] },
+        {
+          type: 'file',
+          target: entitiesFile,
+          rules: [{ allow: ['Component', 'Resource'] }],
+        },
       ],
     };
     generated.fluxBootstrap = {
@@ -205,17 +225,36 @@ async function main() {
     await sandbox.restartBackend();
 
     const clusterPage = name => `${base}/catalog/default/resource/${name}`;
-    await shoot(args.out, 'card-not-installed', clusterPage('sandbox'), 'Not installed');
+    await shoot(
+      args.out,
+      'card-not-installed',
+      clusterPage('sandbox'),
+      'Not installed',
+    );
 
     // Installing: Flux applied, its controllers not up yet, sync objects not reconciled.
     await sandbox.simulator.stop();
-    const bundle = await peers.buildFluxBundle({ version: SANDBOX.fluxVersion });
+    const bundle = await peers.buildFluxBundle({
+      version: SANDBOX.fluxVersion,
+    });
     await peers.applyFluxBundle(kube.info(), bundle, {
       namespace: NS,
-      components: ['source-controller', 'kustomize-controller', 'helm-controller', 'notification-controller'],
+      components: [
+        'source-controller',
+        'kustomize-controller',
+        'helm-controller',
+        'notification-controller',
+      ],
     });
-    bitbucket.createRepo(SANDBOX.project, 'fleet-infra', { defaultBranch: 'main', initialCommit: true });
-    pushCommit(bitbucket, 'clusters/sandbox/flux-system/kustomization.yaml', 'resources: []\n');
+    bitbucket.createRepo(SANDBOX.project, 'fleet-infra', {
+      defaultBranch: 'main',
+      initialCommit: true,
+    });
+    pushCommit(
+      bitbucket,
+      'clusters/sandbox/flux-system/kustomization.yaml',
+      'resources: []\n',
+    );
     await apply(http, {
       apiVersion: 'v1',
       kind: 'Secret',
@@ -247,34 +286,76 @@ async function main() {
     });
     await apply(http, gitRepository);
     await apply(http, kustomization(false));
-    await shoot(args.out, 'card-installing', clusterPage('sandbox'), 'Installing');
+    await shoot(
+      args.out,
+      'card-installing',
+      clusterPage('sandbox'),
+      'Installing',
+    );
 
-    sim = await peers.startFluxSimulator({ kube: kube.info(), namespace: NS, intervalMs: 300 });
+    sim = await peers.startFluxSimulator({
+      kube: kube.info(),
+      namespace: NS,
+      intervalMs: 300,
+    });
     await shoot(args.out, 'card-ready', clusterPage('sandbox'), 'in sync');
 
     await sim.stop();
-    pushCommit(bitbucket, 'clusters/sandbox/apps.yaml', 'apiVersion: v1\nkind: List\nitems: []\n');
+    pushCommit(
+      bitbucket,
+      'clusters/sandbox/apps.yaml',
+      'apiVersion: v1\nkind: List\nitems: []\n',
+    );
     await shoot(args.out, 'card-behind', clusterPage('sandbox'), 'behind');
 
-    sim = await peers.startFluxSimulator({ kube: kube.info(), namespace: NS, intervalMs: 300 });
+    sim = await peers.startFluxSimulator({
+      kube: kube.info(),
+      namespace: NS,
+      intervalMs: 300,
+    });
     sim.failWith(
       'source',
       `failed to checkout and determine revision: unable to clone '${gitRepository.spec.url}': authentication required: invalid credentials`,
     );
     await shoot(args.out, 'card-failing', clusterPage('sandbox'), 'Failing');
     sim.clear();
-    await shoot(args.out, 'card-ready-again', clusterPage('sandbox'), 'in sync');
+    await shoot(
+      args.out,
+      'card-ready-again',
+      clusterPage('sandbox'),
+      'in sync',
+    );
     fs.rmSync(path.join(args.out, 'card-ready-again.png'), { force: true });
 
     await apply(http, kustomization(true));
-    await shoot(args.out, 'card-suspended', clusterPage('sandbox'), 'Suspended');
+    await shoot(
+      args.out,
+      'card-suspended',
+      clusterPage('sandbox'),
+      'Suspended',
+    );
     await apply(http, kustomization(false));
 
-    await shoot(args.out, 'card-forbidden', clusterPage('partner'), 'Forbidden');
-    await shoot(args.out, 'card-fleet-component', `${base}/catalog/default/component/fleet-infra`, 'Forbidden');
+    await shoot(
+      args.out,
+      'card-forbidden',
+      clusterPage('partner'),
+      'Forbidden',
+    );
+    await shoot(
+      args.out,
+      'card-fleet-component',
+      `${base}/catalog/default/component/fleet-infra`,
+      'Forbidden',
+    );
 
     await kube.stopApiserver();
-    await shoot(args.out, 'card-unreachable', clusterPage('sandbox'), 'Unreachable');
+    await shoot(
+      args.out,
+      'card-unreachable',
+      clusterPage('sandbox'),
+      'Unreachable',
+    );
     await kube.startApiserver();
     say(`screenshots written to ${args.out}`);
   } catch (e) {

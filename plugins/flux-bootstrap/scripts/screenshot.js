@@ -269,6 +269,8 @@ async function main() {
     {
       stdio: ['ignore', 'ignore', 'pipe'],
       env: { ...process.env, DBUS_SESSION_BUS_ADDRESS: '' },
+      // its own process group, so that its helper processes are stopped with it
+      detached: true,
     },
   );
   let stderr = '';
@@ -300,15 +302,34 @@ async function main() {
     if (stderr) console.error(stderr);
     process.exitCode = 1;
   } finally {
-    const exited = new Promise(resolve => browser.once('exit', resolve));
-    browser.kill('SIGTERM');
-    await Promise.race([exited, sleep(5000)]);
-    fs.rmSync(profile, {
-      recursive: true,
-      force: true,
-      maxRetries: 5,
-      retryDelay: 200,
+    const exited = new Promise(resolve => {
+      if (browser.exitCode !== null || browser.signalCode !== null) resolve();
+      else browser.once('exit', resolve);
     });
+    try {
+      process.kill(-browser.pid, 'SIGTERM'); // the browser's own process group
+    } catch {
+      // already gone
+    }
+    await Promise.race([exited, sleep(5000)]);
+    try {
+      process.kill(-browser.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+    await sleep(200);
+    try {
+      fs.rmSync(profile, {
+        recursive: true,
+        force: true,
+        maxRetries: 10,
+        retryDelay: 200,
+      });
+    } catch (e) {
+      console.warn(
+        `could not remove the temporary browser profile ${profile}: ${e.message}`,
+      );
+    }
   }
 }
 

@@ -135,4 +135,23 @@ describe('flux-bootstrap plugin (new frontend system)', () => {
       await screen.findByText('flux.bootstrap.cluster.read'),
     ).toBeInTheDocument();
   });
+
+  it('renders the loading state while the backend has not answered', async () => {
+    const never: FluxBootstrapApi = {
+      ...apiAnswering('ready'),
+      getEntityClusters: () => new Promise(() => {}),
+    };
+    const tester = createExtensionTester(fluxBootstrapEntityCard);
+    await renderInTestApp(
+      <EntityProvider entity={annotated}>
+        {tester.reactElement()}
+      </EntityProvider>,
+      { apis: [[fluxBootstrapApiRef, never]] },
+    );
+    expect(await screen.findByRole('progressbar')).toBeInTheDocument();
+    expect(screen.getByText('Flux bootstrap')).toBeInTheDocument();
+    expect(
+      screen.queryByTestId('flux-cluster-prod-eu'),
+    ).not.toBeInTheDocument();
+  });
 });

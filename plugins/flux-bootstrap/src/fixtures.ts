@@ -176,7 +176,7 @@ export function exampleStatuses(
       cluster: 'partner',
       state: 'forbidden',
       reason:
-        'The configured credentials may not get CustomResourceDefinition gitrepositories.source.toolkit.fluxcd.io (403 Forbidden): customresourcedefinitions.apiextensions.k8s.io "gitrepositories.source.toolkit.fluxcd.io" is forbidden: User "system:serviceaccount:backstage:reader" cannot get resource "customresourcedefinitions" in API group "apiextensions.k8s.io" at the cluster scope',
+        'Kubernetes API of cluster "partner": get CustomResourceDefinition gitrepositories.source.toolkit.fluxcd.io failed: customresourcedefinitions.apiextensions.k8s.io "gitrepositories.source.toolkit.fluxcd.io" is forbidden: User "system:serviceaccount:backstage:reader" cannot get resource "customresourcedefinitions" in API group "apiextensions.k8s.io" at the cluster scope (HTTP 403 Forbidden)',
       checkedAt,
       components: [],
       inSync: null,

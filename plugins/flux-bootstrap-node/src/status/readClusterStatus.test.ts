@@ -618,7 +618,8 @@ describe('readClusterStatus on a real kube-apiserver', () => {
       const s = await r.read('main', { refresh: true });
       await r.close();
       expect(s.state).toBe('forbidden');
-      expect(s.reason).toContain('list Deployments in namespace flux-system');
+      expect(s.reason).toContain('list Deployment in namespace flux-system');
+      expect(s.reason).toContain('403');
       expect(s.flux?.version).toBe('v2.9.4');
     });
 

@@ -73,26 +73,22 @@ class Decided extends Error {
   }
 }
 
-function describeKubeError(error: KubeApiError, what: string): Decided {
+/** The kube layer's messages already say what was attempted, on which cluster, and the answer. */
+function describeKubeError(error: KubeApiError): Decided {
   switch (error.kind) {
     case 'unauthorized':
       return new Decided(
         'forbidden',
-        `The API server rejected the configured credentials (401 Unauthorized) while ${what}: ${error.message}`,
+        `The API server did not accept the configured credentials (401 Unauthorized). ${error.message}`,
       );
     case 'forbidden':
-      return new Decided(
-        'forbidden',
-        `The configured credentials may not ${what} (403 Forbidden): ${error.message}`,
-      );
+      return new Decided('forbidden', error.message);
     case 'unreachable':
       return new Decided('unreachable', error.message);
     default:
       return new Decided(
         'unreachable',
-        `The API server failed while ${what}${
-          error.status ? ` (HTTP ${error.status})` : ''
-        }: ${error.message}`,
+        `The API server failed: ${error.message}`,
       );
   }
 }
@@ -128,7 +124,12 @@ export async function readClusterStatus(
     try {
       return await fn();
     } catch (error) {
-      if (isKubeApiError(error)) throw describeKubeError(error, what);
+      if (isKubeApiError(error)) {
+        logger.debug(
+          `cluster ${options.cluster}: could not ${what} (${error.kind})`,
+        );
+        throw describeKubeError(error);
+      }
       throw error;
     }
   };
@@ -146,7 +147,7 @@ export async function readClusterStatus(
         );
         return undefined;
       }
-      if (isKubeApiError(error)) throw describeKubeError(error, what);
+      if (isKubeApiError(error)) throw describeKubeError(error);
       throw error;
     }
   };
