@@ -150,6 +150,12 @@ export function ClusterPicker(
         data-testid="flux-cluster-picker"
         value={formData ?? ''}
         onChange={e => onChange(String(e.target.value))}
+        MenuProps={{
+          // Open below the field instead of over it.
+          getContentAnchorEl: null,
+          anchorOrigin: { vertical: 'bottom', horizontal: 'left' },
+          transformOrigin: { vertical: 'top', horizontal: 'left' },
+        }}
         renderValue={v => {
           const c = clusters?.find(x => x.name === v);
           return c?.title ? `${c.title} (${c.name})` : String(v ?? '');
