@@ -95,8 +95,37 @@ function judge(
   if (!obj) return { state: 'waiting', detail: 'not found' };
   if (record(obj.spec).suspend === true)
     return { state: 'suspended', detail: 'is suspended' };
-  if (isFailing(obj)) return { state: 'failed', detail: describeReady(obj) };
-  if (Object.keys(record(obj.status)).length === 0) {
+  const hasStatus = Object.keys(record(obj.status)).length > 0;
+  // A status written for an older spec (say, the previous repository URL) says nothing about
+  // this one, not even its failure: wait until the controller observed the current generation.
+  if (hasStatus && !generationObserved(obj)) {
+    return {
+      state: 'waiting',
+      detail: `generation ${
+        obj.metadata.generation
+      } not observed by its controller yet (${describeReady(obj)})`,
+    };
+  }
+  if (isFailing(obj)) {
+    // A Kustomization's failure is about the revision it last attempted: an older revision's
+    // failure is stale while the expected one has not been attempted yet.
+    const attempted = str(record(obj.status).lastAttemptedRevision);
+    if (
+      revisionField === 'lastAttemptedRevision' &&
+      expected &&
+      attempted &&
+      !revisionMatches(attempted, expected)
+    ) {
+      return {
+        state: 'waiting',
+        detail: `last attempt at ${attempted} failed (${describeReady(
+          obj,
+        )}); waiting for ${expected}`,
+      };
+    }
+    return { state: 'failed', detail: describeReady(obj) };
+  }
+  if (!hasStatus) {
     const controller =
       revisionField === 'artifact'
         ? 'source-controller'
@@ -104,12 +133,6 @@ function judge(
     return {
       state: 'waiting',
       detail: `not reconciled yet, no status from the ${controller} (is it running?)`,
-    };
-  }
-  if (!generationObserved(obj)) {
-    return {
-      state: 'waiting',
-      detail: `generation ${obj.metadata.generation} not observed by its controller yet`,
     };
   }
   if (readyOf(obj) !== true)

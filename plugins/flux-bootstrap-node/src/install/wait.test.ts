@@ -1,0 +1,176 @@
+import type { KubeClient, KubeObject } from '../kube/types';
+import { FluxInstallError } from './errors';
+import type { FluxInstallPlan } from './plan';
+import { waitForFlux } from './wait';
+
+// Stale status: when a re-run points Flux at another repository, the controllers' status still
+// describes the previous spec for a moment (found by the reliability suite: the previous
+// repository's "Permission denied" failed a healthy bootstrap). These scripted reads check that
+// only a status about the current generation / the expected revision counts as a failure.
+
+const REVISION = 'main@sha1:1111111111111111111111111111111111111111';
+const OLD = 'main@sha1:2222222222222222222222222222222222222222';
+
+const plan = {
+  namespace: 'flux-system',
+  fluxVersion: 'v2.9.4',
+  components: ['source-controller'],
+  componentObjects: [],
+  syncObjects: [],
+  path: './clusters/a',
+  expectedRevision: REVISION,
+} as FluxInstallPlan;
+
+function cond(status: 'True' | 'False', reason: string, message = reason) {
+  return [{ type: 'Ready', status, reason, message }];
+}
+
+function gitRepository(
+  generation: number,
+  observed: number,
+  ready: ReturnType<typeof cond>,
+  revision = REVISION,
+): KubeObject {
+  return {
+    apiVersion: 'source.toolkit.fluxcd.io/v1',
+    kind: 'GitRepository',
+    metadata: { name: 'flux-system', namespace: 'flux-system', generation },
+    spec: {},
+    status: {
+      observedGeneration: observed,
+      conditions: ready,
+      artifact: { revision },
+    },
+  };
+}
+
+function kustomization(
+  attempted: string,
+  ready: ReturnType<typeof cond>,
+): KubeObject {
+  return {
+    apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
+    kind: 'Kustomization',
+    metadata: { name: 'flux-system', namespace: 'flux-system', generation: 1 },
+    spec: {},
+    status: {
+      observedGeneration: 1,
+      conditions: ready,
+      lastAttemptedRevision: attempted,
+      ...(ready[0].status === 'True' ? { lastAppliedRevision: attempted } : {}),
+    },
+  };
+}
+
+const deployment: KubeObject = {
+  apiVersion: 'apps/v1',
+  kind: 'Deployment',
+  metadata: {
+    name: 'source-controller',
+    namespace: 'flux-system',
+    generation: 1,
+  },
+  spec: { replicas: 1 },
+  status: {
+    observedGeneration: 1,
+    replicas: 1,
+    readyReplicas: 1,
+    updatedReplicas: 1,
+    availableReplicas: 1,
+    conditions: [{ type: 'Available', status: 'True' }],
+  },
+};
+
+/** A client whose GitRepository/Kustomization reads follow a script, one entry per poll. */
+function scripted(polls: { git: KubeObject; ks: KubeObject }[]) {
+  let i = 0;
+  const client = {
+    clusterName: 'test',
+    async get(ref: { kind: string }) {
+      const poll = polls[Math.min(i, polls.length - 1)];
+      if (ref.kind === 'GitRepository') return poll.git;
+      if (ref.kind === 'Kustomization') {
+        i++;
+        return poll.ks;
+      }
+      return deployment;
+    },
+  };
+  return client as unknown as KubeClient;
+}
+
+describe('waitForFlux and stale controller status', () => {
+  it('a Ready=False of an older generation is not a failure: it waits for the current one', async () => {
+    const client = scripted([
+      {
+        git: gitRepository(
+          2,
+          1,
+          cond('False', 'GitOperationFailed', 'Permission denied (publickey)'),
+          OLD,
+        ),
+        ks: kustomization(OLD, cond('True', 'ReconciliationSucceeded')),
+      },
+      {
+        git: gitRepository(2, 2, cond('True', 'Succeeded')),
+        ks: kustomization(REVISION, cond('True', 'ReconciliationSucceeded')),
+      },
+    ]);
+    const result = await waitForFlux(client, plan, { pollIntervalMs: 1 });
+    expect(result.ready).toBe(true);
+    expect(result.revision).toBe(REVISION);
+  });
+
+  it("a Kustomization's failure on an older revision is not a failure while the expected one is pending", async () => {
+    const client = scripted([
+      {
+        git: gitRepository(1, 1, cond('True', 'Succeeded')),
+        ks: kustomization(
+          OLD,
+          cond('False', 'ReconciliationFailed', 'kustomization path not found'),
+        ),
+      },
+      {
+        git: gitRepository(1, 1, cond('True', 'Succeeded')),
+        ks: kustomization(REVISION, cond('True', 'ReconciliationSucceeded')),
+      },
+    ]);
+    await expect(
+      waitForFlux(client, plan, { pollIntervalMs: 1 }),
+    ).resolves.toEqual(expect.objectContaining({ ready: true }));
+  });
+
+  it('still fails at once on a failure about the current generation or the expected revision', async () => {
+    const current = scripted([
+      {
+        git: gitRepository(
+          2,
+          2,
+          cond('False', 'GitOperationFailed', 'Permission denied (publickey)'),
+        ),
+        ks: kustomization(OLD, cond('True', 'ReconciliationSucceeded')),
+      },
+    ]);
+    const err = await waitForFlux(current, plan, { pollIntervalMs: 1 }).catch(
+      e => e,
+    );
+    expect(err).toBeInstanceOf(FluxInstallError);
+    expect(err.reason).toBe('sync-failed');
+    expect(err.message).toContain('Permission denied (publickey)');
+
+    const expected = scripted([
+      {
+        git: gitRepository(1, 1, cond('True', 'Succeeded')),
+        ks: kustomization(
+          REVISION,
+          cond('False', 'ReconciliationFailed', 'kustomization path not found'),
+        ),
+      },
+    ]);
+    const err2 = await waitForFlux(expected, plan, { pollIntervalMs: 1 }).catch(
+      e => e,
+    );
+    expect(err2.reason).toBe('sync-failed');
+    expect(err2.message).toContain('kustomization path not found');
+  });
+});
