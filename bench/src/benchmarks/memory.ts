@@ -374,7 +374,7 @@ export const memoryBenchmark: Benchmark = {
         ).toFixed(
           0,
         )} MiB). The fixes proposed for manifest generation (parse a bundle once, reuse serialised CRDs, build the plan from objects) cut this too.`,
-        'Status route: the 20 concurrent refreshes share one read per cluster (the reader deduplicates in-flight reads), so memory grows with the number of clusters, not of requests. Their latency is the cold fan-out time of the status benchmark (default concurrency 10, black holes holding slots until their timeout). The cached requests take longer than the engine\'s warm read of the status benchmark (a few ms): that is per-request work in the route and Backstage\'s HTTP stack (user token verification, the permission check, JSON of 100 statuses), 20 requests on one event loop; it is not broken down further here.',
+        "Status route: the 20 concurrent refreshes share one read per cluster (the reader deduplicates in-flight reads), so memory grows with the number of clusters, not of requests. Their latency is the cold fan-out time of the status benchmark (default concurrency 10, black holes holding slots until their timeout). The cached requests take longer than the engine's warm read of the status benchmark (a few ms): that is per-request work in the route and Backstage's HTTP stack (user token verification, the permission check, JSON of 100 statuses), 20 requests on one event loop; it is not broken down further here.",
       ],
     };
   },
