@@ -515,10 +515,12 @@ describe('scaffolder REST API', () => {
       expect(status.state).toBe('ready');
       expect(status.sync?.lastAppliedRevision).toBe(`main@sha1:${head}`);
       const edge = new KubeHttp(sandbox.clusters.edge.kube);
-      const secret = await edge.expect<{ data: Record<string, string> }>(
-        'GET',
-        '/api/v1/namespaces/flux-system/secrets/flux-system',
-      );
+      const secret = await edge
+        .expect<{ data: Record<string, string> }>(
+          'GET',
+          '/api/v1/namespaces/flux-system/secrets/flux-system',
+        )
+        .finally(() => edge.close());
       expect(Object.keys(secret.body.data).sort()).toEqual([
         'identity',
         'identity.pub',

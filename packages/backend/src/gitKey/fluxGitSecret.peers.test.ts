@@ -41,6 +41,7 @@ beforeAll(async () => {
   ]);
 });
 afterAll(async () => {
+  api?.close();
   await bitbucket?.stop();
   await kube?.stop();
   fs.rmSync(dir, { recursive: true, force: true });
