@@ -13,6 +13,7 @@ import { silentLogger } from '../util/logger';
 import { combineSignals } from '../util/async';
 import { isAbortError, OperationAbortedError } from '../util/errors';
 import { FluxBundleError, FluxBundleFiles } from './components';
+import { digestOfFiles, identifyBundleFiles } from './parsedBundle';
 import { validateFluxVersion } from './validation';
 
 /** The Flux release the generator is tested with; used when neither input nor config names one. @public */
@@ -139,6 +140,10 @@ export function readManifestsConfig(
 /** A bundle ready for {@link generateComponentsManifest}. @public */
 export interface LoadedFluxBundle {
   version: string;
+  /**
+   * The bundle's YAML files, frozen. Generations from any load of the same bundle (version and
+   * content) share one parse of these files.
+   */
   files: FluxBundleFiles;
   /** sha256 of `manifests.tar.gz` (absent for an extracted local folder). */
   sha256?: string;
@@ -248,7 +253,11 @@ export async function loadFluxBundle(
       );
       return {
         version,
-        files: await readBundleTarball(tarball, version),
+        files: identifyBundleFiles(
+          await readBundleTarball(tarball, version),
+          version,
+          `sha256:${actual}`,
+        ),
         sha256: actual,
         origin: 'local',
         location: tarPath,
@@ -272,7 +281,12 @@ export async function loadFluxBundle(
     for (const n of yamlNames)
       files[n] = await fs.readFile(path.join(dir, n), 'utf8');
     logger.info(`Using the extracted Flux ${version} bundle in ${dir}`);
-    return { version, files, origin: 'local', location: dir };
+    return {
+      version,
+      files: identifyBundleFiles(files, version, digestOfFiles(files)),
+      origin: 'local',
+      location: dir,
+    };
   }
 
   const url = `${source.baseUrl}/${version}/manifests.tar.gz`;
@@ -282,7 +296,11 @@ export async function loadFluxBundle(
     const actual = sha256Hex(cached);
     if (!expected || actual === expected) {
       try {
-        const files = await readBundleTarball(cached, version);
+        const files = identifyBundleFiles(
+          await readBundleTarball(cached, version),
+          version,
+          `sha256:${actual}`,
+        );
         logger.info(
           `Using the cached Flux ${version} bundle ${cacheFile}${
             expected ? ' (sha256 verified)' : ''
@@ -314,7 +332,11 @@ export async function loadFluxBundle(
   if (expected && actual !== expected) {
     throw new BundleChecksumError(version, expected, actual, url);
   }
-  const files = await readBundleTarball(tarball, version);
+  const files = identifyBundleFiles(
+    await readBundleTarball(tarball, version),
+    version,
+    `sha256:${actual}`,
+  );
   await writeAtomically(cacheFile, tarball).catch(e =>
     logger.warn(
       `Could not cache the Flux ${version} bundle in ${cacheFile}: ${

@@ -1,4 +1,6 @@
+import { derived, ParsedBundle, parsedBundleFor } from './parsedBundle';
 import {
+  deepFreeze,
   isK8sObject,
   K8sObject,
   parseYamlDocuments,
@@ -127,8 +129,12 @@ function gvkSortString(o: K8sObject): string {
   return [group || '~G', version || '~V', o.kind || '~K'].join('_');
 }
 
+/** Byte order of UTF-8 (= code point order); plain string order for the usual ASCII. */
 function byteCompare(a: string, b: string): number {
-  return a === b ? 0 : Buffer.compare(Buffer.from(a), Buffer.from(b));
+  if (a === b) return 0;
+  if (/[\ud800-\uffff]/.test(a) || /[\ud800-\uffff]/.test(b))
+    return Buffer.compare(Buffer.from(a), Buffer.from(b));
+  return a < b ? -1 : 1;
 }
 
 /** kustomize's legacy sort: kind rank, then group/version/kind, then namespace and name. */
@@ -144,34 +150,60 @@ export function compareLegacyOrder(a: K8sObject, b: K8sObject): number {
   return byteCompare(ida, idb);
 }
 
+/**
+ * The objects of one bundle file, parsed once per bundle (see parsedBundle.ts) and deep-frozen:
+ * callers clone what they change. `variant` names a text derived from the file (`text`).
+ */
 function objectsOf(
+  cache: ParsedBundle,
   files: FluxBundleFiles,
   file: string,
   version: string,
-  text?: string,
-): K8sObject[] {
-  const content = text ?? files[file];
-  if (content === undefined) {
-    throw new FluxBundleError(`the Flux ${version} bundle has no ${file}`);
-  }
-  let docs: unknown[];
-  try {
-    docs = parseYamlDocuments(content, file);
-  } catch (e) {
-    throw new FluxBundleError(
-      `the Flux ${version} bundle's ${(e as Error).message}`,
-    );
-  }
-  return docs.map((doc, i) => {
-    if (!isK8sObject(doc)) {
+  variant?: { key: string; text: string | undefined },
+): readonly K8sObject[] {
+  return derived(cache, `objects\0${file}\0${variant?.key ?? ''}`, () => {
+    const content = variant ? variant.text : files[file];
+    if (content === undefined) {
+      throw new FluxBundleError(`the Flux ${version} bundle has no ${file}`);
+    }
+    let docs: unknown[];
+    try {
+      docs = parseYamlDocuments(content, file);
+    } catch (e) {
       throw new FluxBundleError(
-        `document ${
-          i + 1
-        } of ${file} in the Flux ${version} bundle is not a Kubernetes object`,
+        `the Flux ${version} bundle's ${(e as Error).message}`,
       );
     }
-    return doc;
+    return deepFreeze(
+      docs.map((doc, i) => {
+        if (!isK8sObject(doc)) {
+          throw new FluxBundleError(
+            `document ${
+              i + 1
+            } of ${file} in the Flux ${version} bundle is not a Kubernetes object`,
+          );
+        }
+        return doc;
+      }),
+    );
   });
+}
+
+/** A changeable copy of a cached (frozen) object. */
+function mutableCopy(o: K8sObject): K8sObject {
+  return structuredClone(o) as K8sObject;
+}
+
+/**
+ * CRDs go through the generator untouched but for the common labels, so they are not copied:
+ * each CRD with the labels is made once per bundle and label set and kept frozen, and its YAML
+ * text with it (serialising the CRDs is most of the work: they are most of the output).
+ */
+function isSharedCrd(o: K8sObject): boolean {
+  return (
+    o.kind === 'CustomResourceDefinition' &&
+    o.apiVersion.startsWith('apiextensions.k8s.io/')
+  );
 }
 
 type PodTemplateSpec = {
@@ -249,21 +281,34 @@ function imageRewrite(
 }
 
 /**
- * Builds `gotk-components.yaml` from a release bundle: what `flux install --export` does with
- * flux2's `pkg/manifestgen/install` templates and kustomize, ported to plain object
- * transformations. The output is deterministic (kustomize's legacy resource order, sorted keys).
+ * The objects of `gotk-components.yaml`, in the file's order: what `flux install --export` does
+ * with flux2's `pkg/manifestgen/install` templates and kustomize, ported to plain object
+ * transformations. The result is deep-frozen (objects may be shared between calls: a bundle is
+ * parsed once, see parsedBundle.ts); it equals what parsing {@link generateComponentsManifest}'s
+ * text gives, so an install can use it without a YAML round trip.
  * @public
  */
-export function generateComponentsManifest(
+export function generateComponentObjects(
   bundle: FluxBundleFiles,
   options: ComponentsOptions,
-): string {
+): readonly K8sObject[] {
   const { version, namespace: ns, components } = options;
+  const cache = parsedBundleFor(bundle);
   const eventsAddr = components.includes('notification-controller')
     ? `http://notification-controller.$(RUNTIME_NAMESPACE).svc.${options.clusterDomain}./`
     : '';
 
+  // Objects the transformations below change (copies of the cached ones), and CRDs, which only
+  // get the common labels at the end.
   const resources: K8sObject[] = [];
+  const crds: { file: string; objects: K8sObject[] }[] = [];
+  const take = (file: string, objects: readonly K8sObject[]) => {
+    const shared = objects.filter(isSharedCrd);
+    if (shared.length) crds.push({ file, objects: shared });
+    const copies = objects.filter(o => !isSharedCrd(o)).map(mutableCopy);
+    resources.push(...copies);
+    return copies;
+  };
 
   // namespace.yaml
   resources.push({
@@ -280,7 +325,7 @@ export function generateComponentsManifest(
 
   // policies.yaml
   if (options.networkPolicy)
-    resources.push(...objectsOf(bundle, 'policies.yaml', version));
+    take('policies.yaml', objectsOf(cache, bundle, 'policies.yaml', version));
 
   // roles/: rbac.yaml with every "flux-system" replaced by the namespace (flux's workaround for
   // ServiceAccount subjects), then nameSuffix "-<ns>" with role references followed.
@@ -290,7 +335,10 @@ export function generateComponentsManifest(
       raw !== undefined && ns !== DEFAULT_NAMESPACE
         ? raw.split(DEFAULT_NAMESPACE).join(ns)
         : raw;
-    const roles = objectsOf(bundle, 'rbac.yaml', version, text);
+    const roles = objectsOf(cache, bundle, 'rbac.yaml', version, {
+      key: `namespace=${ns}`,
+      text,
+    }).map(mutableCopy);
     const renamed = new Map<string, string>();
     for (const o of roles) {
       const newName = `${o.metadata.name}-${ns}`;
@@ -312,8 +360,9 @@ export function generateComponentsManifest(
   // <component>.yaml
   const deployments = new Map<string, K8sObject>();
   for (const component of components) {
-    const objects = objectsOf(bundle, `${component}.yaml`, version);
-    const deployment = objects.find(
+    const file = `${component}.yaml`;
+    const objects = objectsOf(cache, bundle, file, version);
+    const deployment = take(file, objects).find(
       o =>
         o.kind === 'Deployment' &&
         o.apiVersion === 'apps/v1' &&
@@ -325,11 +374,10 @@ export function generateComponentsManifest(
       );
     }
     deployments.set(component, deployment);
-    resources.push(...objects);
   }
 
   const seen = new Set<string>();
-  for (const o of resources) {
+  for (const o of [...resources, ...crds.flatMap(c => c.objects)]) {
     const id = `${o.apiVersion}/${o.kind}/${o.metadata.name}`;
     if (seen.has(id)) {
       throw new FluxBundleError(
@@ -444,7 +492,37 @@ export function generateComponentsManifest(
       };
     }
   }
+  const labelled = crds.flatMap(({ file, objects }) =>
+    derived(cache, `labelled\0${file}\0${JSON.stringify(labels)}`, () =>
+      objects.map(o =>
+        deepFreeze({
+          ...o,
+          metadata: {
+            ...o.metadata,
+            labels: { ...(o.metadata.labels ?? {}), ...labels },
+          },
+        }),
+      ),
+    ),
+  );
 
-  resources.sort(compareLegacyOrder);
-  return `${componentsHeader(options)}\n${stringifyDocuments(resources)}`;
+  const all = [...resources.map(o => deepFreeze(o)), ...labelled];
+  all.sort(compareLegacyOrder);
+  return Object.freeze(all);
+}
+
+/**
+ * Builds `gotk-components.yaml` from a release bundle ({@link generateComponentObjects}
+ * serialised). The output is deterministic (kustomize's legacy resource order, sorted keys).
+ * The CRDs' text is kept with the cached bundle, so generating again from a bundle already seen
+ * serialises only the objects the options change.
+ * @public
+ */
+export function generateComponentsManifest(
+  bundle: FluxBundleFiles,
+  options: ComponentsOptions,
+): string {
+  return `${componentsHeader(options)}\n${stringifyDocuments(
+    generateComponentObjects(bundle, options),
+  )}`;
 }

@@ -57,9 +57,11 @@ export function sortKeysDeep<T>(value: T): T {
     return value.map(v => sortKeysDeep(v)) as unknown as T;
   if (value && typeof value === 'object' && !(value instanceof Date)) {
     const out: Record<string, unknown> = {};
-    for (const key of Object.keys(value as Record<string, unknown>).sort(
-      compareCodePoints,
-    )) {
+    const keys = Object.keys(value as Record<string, unknown>);
+    keys.sort(
+      keys.some(hasHighCodeUnit) ? compareCodePoints : compareCodeUnits,
+    );
+    for (const key of keys) {
       const v = (value as Record<string, unknown>)[key];
       if (v === undefined) continue;
       out[key] = sortKeysDeep(v);
@@ -67,6 +69,19 @@ export function sortKeysDeep<T>(value: T): T {
     return out as T;
   }
   return value;
+}
+
+/** Surrogates and U+E000–U+FFFF: the only code units where UTF-16 order differs from code point order. */
+const HIGH_CODE_UNIT = /[\ud800-\uffff]/;
+
+function hasHighCodeUnit(key: string): boolean {
+  return HIGH_CODE_UNIT.test(key);
+}
+
+/** Plain string order: equals code point order when no key has a code unit ≥ U+D800. */
+function compareCodeUnits(a: string, b: string): number {
+  if (a === b) return 0;
+  return a < b ? -1 : 1;
 }
 
 function compareCodePoints(a: string, b: string): number {
@@ -92,7 +107,41 @@ export function stringifyObject(value: unknown): string {
   });
 }
 
+/** Roots frozen by {@link deepFreeze}: immutable, so their serialisation can be kept. */
+const deepFrozenRoots = new WeakSet<object>();
+const serialised = new WeakMap<object, string>();
+
+/**
+ * Freezes a value and everything in it (children first, so a frozen child is known to be deeply
+ * frozen and is not walked again). Returns the value.
+ */
+export function deepFreeze<T>(value: T): T {
+  const walk = (v: unknown) => {
+    if (!v || typeof v !== 'object' || Object.isFrozen(v)) return;
+    for (const child of Object.values(v as object)) walk(child);
+    Object.freeze(v);
+  };
+  walk(value);
+  if (value && typeof value === 'object') deepFrozenRoots.add(value);
+  return value;
+}
+
+/**
+ * {@link stringifyObject}, remembered for values frozen with {@link deepFreeze}: an object the
+ * bundle cache keeps (a CRD with its labels) is serialised once and its text reused.
+ */
+export function stringifyObjectCached(value: unknown): string {
+  if (!value || typeof value !== 'object' || !deepFrozenRoots.has(value))
+    return stringifyObject(value);
+  let text = serialised.get(value);
+  if (text === undefined) {
+    text = stringifyObject(value);
+    serialised.set(value, text);
+  }
+  return text;
+}
+
 /** Serialises objects as one multi-document stream: `doc\n---\ndoc\n`. */
-export function stringifyDocuments(values: unknown[]): string {
-  return values.map(v => stringifyObject(v)).join('---\n');
+export function stringifyDocuments(values: readonly unknown[]): string {
+  return values.map(v => stringifyObjectCached(v)).join('---\n');
 }
