@@ -91,6 +91,29 @@ export async function withGitAuth<T>(
           : `${secret.known_hosts}\n`,
         { mode: 0o600 },
       );
+      // An encrypted identity is decrypted with the Secret's `password`, as source-controller
+      // does; ssh reads it from an askpass helper (a 0600 file, never the command line).
+      const encrypted = isEncryptedPrivateKey(secret.identity);
+      if (encrypted && secret.password === undefined) {
+        throw new GitAuthError(
+          "failed to configure authentication options: SSH identity key is encrypted but no 'password' field was provided in the secret",
+        );
+      }
+      if (encrypted) {
+        const passFile = path.join(dir, 'passphrase');
+        await fs.writeFile(passFile, secret.password ?? '', { mode: 0o600 });
+        const askpass = path.join(dir, 'ssh-askpass');
+        await fs.writeFile(
+          askpass,
+          `#!/bin/sh\ncat ${shellQuote(passFile)}\n`,
+          {
+            mode: 0o700,
+          },
+        );
+        env.SSH_ASKPASS = askpass;
+        env.SSH_ASKPASS_REQUIRE = 'force';
+        env.DISPLAY = ':0';
+      }
       env.GIT_SSH_COMMAND = [
         'ssh',
         '-F',
@@ -102,7 +125,15 @@ export async function withGitAuth<T>(
         '-o',
         'IdentityAgent=none',
         '-o',
-        'BatchMode=yes',
+        // BatchMode disables passphrase prompts; for an encrypted key only the askpass helper
+        // answers, and password/keyboard-interactive logins stay off either way.
+        encrypted ? 'BatchMode=no' : 'BatchMode=yes',
+        '-o',
+        'PasswordAuthentication=no',
+        '-o',
+        'KbdInteractiveAuthentication=no',
+        '-o',
+        'NumberOfPasswordPrompts=1',
         '-o',
         'StrictHostKeyChecking=yes',
         '-o',
@@ -164,6 +195,30 @@ export async function withGitAuth<T>(
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Whether a private key needs a passphrase: OpenSSH format with a cipher other than `none`, or
+ * PEM with `Proc-Type: 4,ENCRYPTED` / `BEGIN ENCRYPTED PRIVATE KEY`.
+ */
+export function isEncryptedPrivateKey(pem: string): boolean {
+  if (
+    /-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type:\s*4,ENCRYPTED/.test(pem)
+  )
+    return true;
+  const m =
+    /-----BEGIN OPENSSH PRIVATE KEY-----([\s\S]*?)-----END OPENSSH PRIVATE KEY-----/.exec(
+      pem,
+    );
+  if (!m) return false;
+  const blob = Buffer.from(m[1].replace(/\s+/g, ''), 'base64');
+  const magic = 'openssh-key-v1\0';
+  if (blob.subarray(0, magic.length).toString('latin1') !== magic) return false;
+  const len = blob.readUInt32BE(magic.length);
+  const cipher = blob
+    .subarray(magic.length + 4, magic.length + 4 + len)
+    .toString('latin1');
+  return cipher !== 'none';
 }
 
 function shellQuote(s: string): string {

@@ -8,6 +8,7 @@ import { KubeHttp, kubePath } from '../kube/http';
 import { createTestNamespace } from '../kube/isolation';
 import { KubeApiserver, startKubeApiserver } from '../kube/apiserver';
 import { getSharedKubeApiserver } from '../kube/shared';
+import { isEncryptedPrivateKey } from './gitRemote';
 import { applyFluxBundle } from './applyBundle';
 import { buildFluxBundle } from './bundle';
 import { FluxSimulator, startFluxSimulator } from './simulator';
@@ -796,6 +797,89 @@ describe('FluxControllerSimulator through the Bitbucket double (SSH access keys,
       );
     } finally {
       await sim.stop();
+    }
+  });
+
+  it("decrypts an encrypted identity with the Secret's password (the key passphrase), and reports a missing one like Flux", async () => {
+    const passphrase = 'canary-key-passphrase-7d1e';
+    execFileSync('ssh-keygen', [
+      '-q',
+      '-t',
+      'ed25519',
+      '-N',
+      passphrase,
+      '-C',
+      '',
+      '-f',
+      path.join(keyDir, 'encrypted'),
+    ]);
+    const encrypted = fs.readFileSync(path.join(keyDir, 'encrypted'), 'utf8');
+    const pub = fs
+      .readFileSync(path.join(keyDir, 'encrypted.pub'), 'utf8')
+      .trim();
+    bb.addAccessKey(
+      'FLUX',
+      'fleet',
+      { text: pub, label: 'flux-system-enc' },
+      'REPO_READ',
+    );
+    expect(isEncryptedPrivateKey(encrypted)).toBe(true);
+    expect(isEncryptedPrivateKey(identity)).toBe(false);
+    const withPass = await fluxCluster(sshUrl, {
+      identity: encrypted,
+      known_hosts: knownHosts,
+      password: passphrase,
+    });
+    const noPass = await fluxCluster(sshUrl, {
+      identity: encrypted,
+      known_hosts: knownHosts,
+    });
+    const wrongPass = await fluxCluster(sshUrl, {
+      identity: encrypted,
+      known_hosts: knownHosts,
+      password: 'not-the-passphrase',
+    });
+    const sims = await Promise.all(
+      [withPass, noPass, wrongPass].map(c =>
+        startFluxSimulator({ kube, namespace: c.ns, intervalMs: 200 }),
+      ),
+    );
+    try {
+      const head = git(['rev-parse', 'refs/heads/main'], repoPath);
+      const gr = await eventually(
+        'Ready with an encrypted key',
+        async () => {
+          const o = await get(withPass.grPath);
+          return ready(o)?.status === 'True' && o;
+        },
+        sims[0],
+      );
+      expect(gr.status.artifact.revision).toBe(`main@sha1:${head}`);
+      const missing = await eventually(
+        'Ready=False without password',
+        async () => {
+          const r = ready(await get(noPass.grPath));
+          return r?.status === 'False' && r;
+        },
+      );
+      expect(missing).toMatchObject({ reason: 'AuthenticationFailed' });
+      expect(missing.message).toContain(
+        "SSH identity key is encrypted but no 'password' field was provided in the secret",
+      );
+      const wrong = await eventually(
+        'Ready=False with a wrong password',
+        async () => {
+          const r = ready(await get(wrongPass.grPath));
+          return r?.status === 'False' && r;
+        },
+      );
+      expect(wrong.message).toMatch(/Permission denied|passphrase/i);
+      for (const r of [missing, wrong]) {
+        expect(r.message).not.toContain(passphrase);
+        expect(r.message).not.toContain('not-the-passphrase');
+      }
+    } finally {
+      await Promise.all(sims.map(sim => sim.stop()));
     }
   });
 
