@@ -116,8 +116,8 @@ export interface FluxDeployKeyResult {
   removedAccessKeyIds: number[];
 }
 
-/** What the Secret holds, read without ever decoding `identity`. */
-interface SecretState {
+/** What the Secret holds, read without ever decoding `identity`. @public */
+export interface SecretState {
   exists: boolean;
   /** `identity`, `identity.pub` and `known_hosts` all present and parseable. */
   complete: boolean;
@@ -136,7 +136,8 @@ function decodeDataField(
   return Buffer.from(value, 'base64').toString('utf8');
 }
 
-function inspectSecret(secret: KubeObject | undefined): SecretState {
+/** Reads a source secret's state; `identity` is only checked for presence, never decoded. */
+export function inspectSecret(secret: KubeObject | undefined): SecretState {
   if (!secret) return { exists: false, complete: false, missing: [] };
   const data = (secret.data as Record<string, unknown> | undefined) ?? {};
   const hasIdentity = typeof data.identity === 'string' && data.identity !== '';
@@ -163,7 +164,36 @@ function inspectSecret(secret: KubeObject | undefined): SecretState {
   };
 }
 
-function secretRef(options: FluxDeployKeyOptions) {
+/**
+ * Pre-flight before writing a source secret: may the cluster credentials get, create and patch
+ * Secrets in `namespace`? Fails (nothing changed) naming the verbs that are denied.
+ * @public
+ */
+export async function assertMayWriteSecrets(
+  kube: Pick<KubeClient, 'canI'> & { readonly clusterName?: string },
+  namespace: string,
+  signal?: AbortSignal,
+): Promise<void> {
+  const checks = ['get', 'create', 'patch'].map(verb => ({
+    verb,
+    group: '',
+    resource: 'secrets',
+    namespace,
+  }));
+  const answers = await kube.canI(checks, { signal });
+  const denied = checks.filter((_, i) => !answers[i].allowed).map(c => c.verb);
+  if (denied.length > 0) {
+    throw new Error(
+      `The cluster credentials${
+        kube.clusterName ? ` of ${kube.clusterName}` : ''
+      } may not ${denied.join(
+        ', ',
+      )} Secrets in namespace ${namespace}; the source secret cannot be written. Nothing was changed.`,
+    );
+  }
+}
+
+function secretRef(options: { namespace: string; secretName: string }) {
   return {
     apiVersion: 'v1',
     kind: 'Secret',
@@ -289,12 +319,14 @@ export class HostKeyChangedError extends Error {
  * per trusted key; each tries the server's other key types too). A key that changed between runs
  * is reported, never accepted: Flux would refuse the server, and accepting it silently would
  * trust whoever answers. An unreachable server is only warned about (Flux checks strictly anyway).
+ * `ctx.remedy` replaces the closing advice of the error.
+ * @public
  */
-async function verifyKnownHostKey(
+export async function verifyKnownHostKey(
   options: Pick<FluxDeployKeyOptions, 'sshHost' | 'scanTimeoutMs'>,
   entries: KnownHostsEntry[],
   where: string,
-  ctx: { signal?: AbortSignal; logger: EngineLogger },
+  ctx: { signal?: AbortSignal; logger: EngineLogger; remedy?: string },
 ): Promise<{ fingerprint: string | null }> {
   const host = formatSshHost(options.sshHost);
   const presented = new Set<string>();
@@ -332,7 +364,10 @@ async function verifyKnownHostKey(
       ', ',
     )}, but the server now presents ${
       now.join(', ') || 'another key'
-    }. Flux would refuse to connect, and the new key is not trusted automatically: the server may have been re-keyed, or someone may be intercepting the connection. Nothing was changed. Check the new fingerprint with the Bitbucket administrators; if it is right, run again with hostKeyFingerprint set to it (or rotate the key).`,
+    }. Flux would refuse to connect, and the new key is not trusted automatically: the server may have been re-keyed, or someone may be intercepting the connection. Nothing was changed. ${
+      ctx.remedy ??
+      'Check the new fingerprint with the Bitbucket administrators; if it is right, run again with hostKeyFingerprint set to it (or rotate the key).'
+    }`,
     known,
     now,
   );
@@ -380,25 +415,7 @@ export async function reconcileFluxDeployKey(
   const before = await step('inspect-secret', async () => {
     const state = inspectSecret(await kube.get(ref, { signal }));
     // Pre-flight, before any side effect: may we write the Secret and manage access keys?
-    const checks = ['get', 'create', 'patch'].map(verb => ({
-      verb,
-      group: '',
-      resource: 'secrets',
-      namespace: options.namespace,
-    }));
-    const answers = await kube.canI(checks, { signal });
-    const denied = checks
-      .filter((_, i) => !answers[i].allowed)
-      .map(c => c.verb);
-    if (denied.length > 0) {
-      throw new Error(
-        `The cluster credentials${
-          kube.clusterName ? ` of ${kube.clusterName}` : ''
-        } may not ${denied.join(', ')} Secrets in namespace ${
-          options.namespace
-        }; the source secret cannot be written. Nothing was changed.`,
-      );
-    }
+    await assertMayWriteSecrets(kube, options.namespace, signal);
     try {
       await bitbucket.listAccessKeys(
         options.projectKey,

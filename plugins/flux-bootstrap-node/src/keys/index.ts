@@ -3,3 +3,5 @@ export * from './keyPair';
 export * from './hostKey';
 export * from './accessKey';
 export * from './deployKey';
+export * from './suppliedKey';
+export * from './gitSecret';

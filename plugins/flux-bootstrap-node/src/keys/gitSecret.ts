@@ -1,0 +1,272 @@
+import type { KubeObject } from '../kube/types';
+import type { EngineLogger } from '../util/logger';
+import type { Redactor } from '../util/redact';
+import {
+  assertMayWriteSecrets,
+  CheckpointFn,
+  DeployKeyKube,
+  FLUX_FIELD_MANAGER,
+  inspectSecret,
+  verifyKnownHostKey,
+} from './deployKey';
+import {
+  formatSshHost,
+  knownHostsFor,
+  knownHostsHostField,
+  scanHostKey,
+  ScannedHostKey,
+  SshEndpoint,
+} from './hostKey';
+import { privateKeyRedactions } from './keyPair';
+import type { SuppliedSshKey } from './suppliedKey';
+
+/** Validated inputs of {@link reconcileFluxGitSecret}. @public */
+export interface FluxGitSecretOptions {
+  /** Namespace of the Secret (created when missing). */
+  namespace: string;
+  secretName: string;
+  /** The SSH endpoint Flux connects to (the sync URL's host:port); its host key goes into known_hosts. */
+  sshHost: SshEndpoint;
+  /** Pinned `SHA256:` fingerprint of the server's host key. */
+  hostKeyFingerprint?: string;
+  /** Host key scan budget, default 30 s. */
+  scanTimeoutMs?: number;
+}
+
+/** Collaborators of {@link reconcileFluxGitSecret}. @public */
+export interface FluxGitSecretDeps {
+  kube: DeployKeyKube;
+  logger: EngineLogger;
+  /** The key and passphrase are registered here before anything can log or throw them. */
+  redactor: Redactor;
+  signal?: AbortSignal;
+  /** Wraps each side effect (`ctx.checkpoint` in an action); default: run it. */
+  checkpoint?: CheckpointFn;
+}
+
+/** Outcome of {@link reconcileFluxGitSecret}. Public data only. @public */
+export interface FluxGitSecretResult {
+  /** `type base64` of the user's key (identity.pub without newline). */
+  publicKey: string;
+  fingerprint: string;
+  /** The Secret's `known_hosts`. */
+  knownHosts: string;
+  namespace: string;
+  secretName: string;
+  /** The Secret holds `password` (the key is encrypted). */
+  password: boolean;
+  /** The Secret was created or changed. */
+  changed: boolean;
+  /** The host key was scanned (no trusted key for the host in the Secret, or a new pin). */
+  hostKeyScanned: boolean;
+}
+
+/** Registers every form of the key and passphrase that could leak with `redactor`. @public */
+export function registerSuppliedKeySecrets(
+  redactor: Redactor,
+  key: Pick<SuppliedSshKey, 'privateKey' | 'publicKey' | 'passphrase'>,
+): void {
+  for (const secret of privateKeyRedactions({
+    privateKeyPem: key.privateKey,
+    publicKey: key.publicKey,
+  })) {
+    redactor.add(secret);
+  }
+  redactor.add(key.privateKey);
+  redactor.add(key.passphrase);
+}
+
+/**
+ * Lines saying what {@link reconcileFluxGitSecret} would do, for dry runs (sends nothing).
+ * @public
+ */
+export function describeFluxGitSecretPlan(
+  options: FluxGitSecretOptions & { cluster: string },
+  key: Pick<SuppliedSshKey, 'type' | 'fingerprint' | 'encrypted'>,
+): string[] {
+  const where = `${options.namespace}/${options.secretName}`;
+  return [
+    `would read Secret ${where} in cluster ${options.cluster}`,
+    `would keep the trusted SSH host key of ${formatSshHost(
+      options.sshHost,
+    )} if the Secret has one and the server still presents it; otherwise scan it${
+      options.hostKeyFingerprint
+        ? ` and require fingerprint ${options.hostKeyFingerprint}`
+        : ''
+    }`,
+    `would create namespace ${
+      options.namespace
+    } if missing and server-side apply Secret ${where} with your ${
+      key.type
+    } key ${key.fingerprint} (identity, identity.pub, known_hosts${
+      key.encrypted ? ', password' : ''
+    }; field manager ${FLUX_FIELD_MANAGER}) unless it already holds exactly that`,
+    'would not generate a key nor call Bitbucket: the public key must already be registered on the repository',
+  ];
+}
+
+const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
+
+/**
+ * Stores a key the user supplied as Flux's Git Secret, like `flux bootstrap git
+ * --private-key-file=… --password=…`: `identity` (the key as supplied), `identity.pub` (derived
+ * from it), `known_hosts` (the scanned host key of `sshHost`) and `password` for an encrypted key
+ * (source-controller reads it to decrypt `identity`). No key is generated and nothing is
+ * registered anywhere: the user registered the public key on the repository in advance.
+ *
+ * Convergent:
+ * - The Secret already holds exactly this → nothing is written.
+ * - It trusts a host key for `sshHost` (and no other pin is asked) → the server must still
+ *   present it ({@link HostKeyChangedError} otherwise, nothing written), and it is kept.
+ * - Else the host key is scanned (a pinned fingerprint is checked before anything is written).
+ * @public
+ */
+export async function reconcileFluxGitSecret(
+  options: FluxGitSecretOptions,
+  key: SuppliedSshKey,
+  deps: FluxGitSecretDeps,
+): Promise<FluxGitSecretResult> {
+  const { kube, logger, redactor, signal } = deps;
+  registerSuppliedKeySecrets(redactor, key);
+  const run: CheckpointFn =
+    deps.checkpoint ?? (<T>(_key: string, fn: () => Promise<T>) => fn());
+  // Errors leave a step redacted: a checkpoint persists its failure reason in the task state.
+  const step = <T>(name: string, fn: () => Promise<T>): Promise<T> =>
+    run(name, async () => {
+      try {
+        return await fn();
+      } catch (error) {
+        throw redactor.redactError(error);
+      }
+    });
+  const where = `${options.namespace}/${options.secretName}`;
+  const host = formatSshHost(options.sshHost);
+  const ref = {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    name: options.secretName,
+    namespace: options.namespace,
+  };
+
+  logger.info(
+    `Using your ${key.type} key ${key.fingerprint}${
+      key.encrypted
+        ? ' (encrypted; its passphrase goes into the Secret as password)'
+        : ''
+    }; no key is generated and Bitbucket is not called`,
+  );
+  if (key.passphraseIgnored) {
+    logger.warn(
+      'A passphrase was given, but the private key is not encrypted: the passphrase is not stored',
+    );
+  }
+  logger.info(`Determining if source secret ${where} exists`);
+  const before = await step('git-secret.inspect', async () => {
+    const state = inspectSecret(await kube.get(ref, { signal }));
+    await assertMayWriteSecrets(kube, options.namespace, signal);
+    // Public fields only (a checkpoint stores its value in the task state).
+    return { exists: state.exists, knownHosts: state.knownHosts ?? null };
+  });
+
+  let knownHosts: string;
+  let hostKeyScanned = false;
+  const entries = before.knownHosts
+    ? knownHostsFor(before.knownHosts, options.sshHost)
+    : [];
+  const pinned = options.hostKeyFingerprint;
+  if (entries.length > 0 && pinned === undefined) {
+    // The Secret trusts a host key from an earlier run: the server must still hold it.
+    await step('git-secret.verify-host-key', () =>
+      verifyKnownHostKey(options, entries, where, {
+        signal,
+        logger,
+        remedy:
+          "Check the new fingerprint with the Git server's administrators; if it is right, run again with hostKeyFingerprint set to it.",
+      }),
+    );
+    knownHosts = before.knownHosts!;
+  } else if (
+    pinned !== undefined &&
+    entries.some(e => e.fingerprint === pinned)
+  ) {
+    logger.info(
+      `known_hosts of ${where} already trusts the pinned host key ${pinned} of ${host}`,
+    );
+    knownHosts = before.knownHosts!;
+  } else {
+    logger.info(
+      before.exists && before.knownHosts
+        ? `known_hosts of ${where} has no ${
+            pinned ? `pinned key ${pinned}` : 'key'
+          } for ${knownHostsHostField(
+            options.sshHost,
+          )}; scanning the SSH host key of ${host}`
+        : `Scanning the SSH host key of ${host}`,
+    );
+    const scanned = await step<ScannedHostKey>('git-secret.host-key', () =>
+      scanHostKey({
+        sshHost: options.sshHost,
+        expectedFingerprint: pinned,
+        timeoutMs: options.scanTimeoutMs,
+        signal,
+        logger,
+      }),
+    );
+    knownHosts = scanned.knownHosts;
+    hostKeyScanned = true;
+  }
+
+  const desired: Record<string, string> = {
+    identity: b64(key.privateKey),
+    'identity.pub': b64(`${key.publicKey}\n`),
+    known_hosts: b64(knownHosts),
+  };
+  if (key.encrypted && key.passphrase) desired.password = b64(key.passphrase);
+
+  const changed = await step('git-secret.write', async () => {
+    // Idempotent on its own: compares the live Secret (base64 values, never decoded or logged).
+    const live = await kube.get<KubeObject & { data?: Record<string, string> }>(
+      ref,
+      { signal },
+    );
+    const data = live?.data ?? {};
+    const same =
+      Object.entries(desired).every(([k, v]) => data[k] === v) &&
+      (desired.password !== undefined || data.password === undefined);
+    if (live && same) return false;
+    await kube.ensureNamespace(options.namespace, {
+      fieldManager: FLUX_FIELD_MANAGER,
+      signal,
+    });
+    const applied = await kube.apply<KubeObject>(
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: options.secretName, namespace: options.namespace },
+        data: desired,
+      },
+      // force: the Secret may have been written by `flux bootstrap` or by the generating mode.
+      { fieldManager: FLUX_FIELD_MANAGER, force: true, signal },
+    );
+    return (
+      applied.metadata?.resourceVersion !== live?.metadata?.resourceVersion
+    );
+  });
+  logger.info(
+    changed
+      ? `Applied source secret ${where} (identity, identity.pub, known_hosts${
+          desired.password ? ', password' : ''
+        })`
+      : `Source secret ${where} is up to date`,
+  );
+  return {
+    publicKey: key.publicKey,
+    fingerprint: key.fingerprint,
+    knownHosts,
+    namespace: options.namespace,
+    secretName: options.secretName,
+    password: desired.password !== undefined,
+    changed,
+    hostKeyScanned,
+  };
+}

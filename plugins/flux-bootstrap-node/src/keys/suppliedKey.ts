@@ -1,0 +1,183 @@
+import { createPrivateKey, KeyObject } from 'node:crypto';
+import { utils as ssh2Utils } from 'ssh2';
+import { InputValidationError } from '../util/errors';
+import { sshFingerprint, sshKeyTypeOfBlob, sshPublicKeyBlob } from './sshWire';
+
+/**
+ * A private key the user supplied (`flux bootstrap git --private-key-file=… --password=…`), read
+ * and checked. It holds the key and its passphrase: never log it, output it or return it from a
+ * checkpoint.
+ * @public
+ */
+export interface SuppliedSshKey {
+  /**
+   * The key as supplied (line endings normalised to `\n`, surrounding blank space trimmed, one
+   * final newline): the Secret's `identity`, as flux writes the raw file.
+   */
+  privateKey: string;
+  /** The passphrase, only when the key is encrypted (the Secret's `password`). */
+  passphrase?: string;
+  /** True when the key is encrypted with a passphrase. */
+  encrypted: boolean;
+  /** A passphrase was given for a key that is not encrypted (it is not stored). */
+  passphraseIgnored: boolean;
+  /** Key type, e.g. `ssh-ed25519`, `ecdsa-sha2-nistp384`, `ssh-rsa`. */
+  type: string;
+  /** `type base64` of the public half (no comment, no newline). */
+  publicKey: string;
+  /** `SHA256:…` as `ssh-keygen -lf` prints it. */
+  fingerprint: string;
+}
+
+/** How errors of {@link readSuppliedSshKey} name the inputs (never their values). @public */
+export interface SuppliedSshKeyNames {
+  /** Input naming the task secret that holds the key, e.g. `sshPrivateKeySecret`. */
+  keyField: string;
+  /** Input naming the task secret that holds the passphrase, e.g. `sshPassphraseSecret`. */
+  passphraseField: string;
+  /** Name of the task secret holding the key, e.g. `sshPrivateKey`. */
+  keySecret: string;
+  /** Name of the task secret holding the passphrase, when one was named. */
+  passphraseSecret?: string;
+}
+
+const PEM_BEGIN = /-----BEGIN ([A-Z0-9 ]+)-----/;
+
+/**
+ * Reads a user's SSH private key as Flux's source-controller (Go's x/crypto/ssh) and OpenSSH
+ * read it: OpenSSH format (`-----BEGIN OPENSSH PRIVATE KEY-----`, optionally encrypted with a
+ * passphrase), PKCS#1 RSA / SEC1 EC PEM (optionally `Proc-Type: 4,ENCRYPTED`) or unencrypted
+ * PKCS#8. The public half is derived from the key itself (decrypted with the passphrase when
+ * needed), so `identity.pub` and the fingerprint are those of the key Flux will use.
+ *
+ * Everything is checked before anything is sent anywhere; every error is an
+ * {@link InputValidationError} naming the input (`sshPrivateKeySecret` / `sshPassphraseSecret`)
+ * and the task secret by name, never its content.
+ * @public
+ */
+export function readSuppliedSshKey(
+  privateKey: string | undefined,
+  passphrase: string | undefined,
+  names: SuppliedSshKeyNames,
+): SuppliedSshKey {
+  const { keyField, passphraseField, keySecret } = names;
+  const passName = names.passphraseSecret
+    ? `the task secret "${names.passphraseSecret}"`
+    : 'the passphrase';
+  if (typeof privateKey !== 'string' || privateKey.trim() === '') {
+    throw new InputValidationError(
+      keyField,
+      `the task secret "${keySecret}" is empty or missing: pass the private key through a ui:field Secret (never as a plain input)`,
+    );
+  }
+  const text = `${privateKey.replace(/\r\n?/g, '\n').trim()}\n`;
+  const begin = PEM_BEGIN.exec(text);
+  const blockType = begin?.[1];
+  if (!blockType || !/PRIVATE KEY$/.test(blockType)) {
+    throw new InputValidationError(
+      keyField,
+      /^(ssh-|ecdsa-|sk-)/.test(text)
+        ? `the task secret "${keySecret}" holds a public key; give the private key (the file without .pub)`
+        : `the task secret "${keySecret}" is not an SSH private key (OpenSSH "BEGIN OPENSSH PRIVATE KEY" or PEM)`,
+    );
+  }
+  if (blockType === 'ENCRYPTED PRIVATE KEY') {
+    // Go's x/crypto/ssh (source-controller) cannot read encrypted PKCS#8.
+    throw new InputValidationError(
+      keyField,
+      `the task secret "${keySecret}" is an encrypted PKCS#8 key, which Flux cannot read; convert it to the OpenSSH format with "ssh-keygen -p -f <file>" (it keeps the passphrase)`,
+    );
+  }
+  if (blockType === 'DSA PRIVATE KEY') {
+    throw new InputValidationError(
+      keyField,
+      `the task secret "${keySecret}" is a DSA key, which current OpenSSH servers refuse; use an ed25519, ecdsa or rsa key`,
+    );
+  }
+  const given = passphrase ? passphrase : undefined;
+  let type: string;
+  let blob: Buffer;
+  let encrypted: boolean;
+  if (blockType === 'OPENSSH PRIVATE KEY') {
+    const plain = ssh2Utils.parseKey(text);
+    encrypted =
+      plain instanceof Error && /encrypted|passphrase/i.test(plain.message);
+    if (plain instanceof Error && !encrypted) {
+      throw new InputValidationError(
+        keyField,
+        `the task secret "${keySecret}" is not a readable OpenSSH private key (${
+          /unsupported/i.test(plain.message)
+            ? 'unsupported key type'
+            : 'malformed'
+        })`,
+      );
+    }
+    if (encrypted && !given) {
+      throw new InputValidationError(
+        passphraseField,
+        `is needed: the private key in the task secret "${keySecret}" is encrypted`,
+      );
+    }
+    const parsed = encrypted ? ssh2Utils.parseKey(text, given) : plain;
+    if (parsed instanceof Error) {
+      throw new InputValidationError(
+        passphraseField,
+        `${passName} does not decrypt the private key in the task secret "${keySecret}" (wrong passphrase)`,
+      );
+    }
+    const key = Array.isArray(parsed) ? parsed[0] : parsed;
+    if (!key || !key.isPrivateKey()) {
+      throw new InputValidationError(
+        keyField,
+        `the task secret "${keySecret}" does not hold a private key`,
+      );
+    }
+    blob = Buffer.from(key.getPublicSSH());
+    type = sshKeyTypeOfBlob(blob);
+  } else {
+    encrypted = /^Proc-Type:\s*4,ENCRYPTED/m.test(text);
+    if (encrypted && !given) {
+      throw new InputValidationError(
+        passphraseField,
+        `is needed: the private key in the task secret "${keySecret}" is encrypted`,
+      );
+    }
+    let key: KeyObject;
+    try {
+      key = createPrivateKey({
+        key: text,
+        format: 'pem',
+        // An unencrypted key must not make OpenSSL wait for a passphrase either.
+        passphrase: encrypted ? given : '',
+      });
+    } catch {
+      if (encrypted) {
+        throw new InputValidationError(
+          passphraseField,
+          `${passName} does not decrypt the private key in the task secret "${keySecret}" (wrong passphrase)`,
+        );
+      }
+      throw new InputValidationError(
+        keyField,
+        `the task secret "${keySecret}" is not a readable PEM private key`,
+      );
+    }
+    try {
+      ({ type, blob } = sshPublicKeyBlob(key));
+    } catch {
+      throw new InputValidationError(
+        keyField,
+        `the task secret "${keySecret}" holds a key type SSH does not use (use ed25519, ecdsa or rsa)`,
+      );
+    }
+  }
+  return {
+    privateKey: text,
+    passphrase: encrypted ? given : undefined,
+    encrypted,
+    passphraseIgnored: !encrypted && given !== undefined,
+    type,
+    publicKey: `${type} ${blob.toString('base64')}`,
+    fingerprint: sshFingerprint(blob),
+  };
+}
