@@ -69,6 +69,25 @@ export const examples: TemplateExample[] = [
   },
   {
     description:
+      "Bootstrap without a Bitbucket token (flux bootstrap git --private-key-file --password): store your own key, registered on the repository in advance, and its passphrase from the template's Secret fields. No key is generated and Bitbucket is not called; the host key is scanned from the URL's host and port.",
+    example: yaml.stringify({
+      steps: [
+        {
+          action: 'flux:generate-key',
+          id: 'gitSecret',
+          name: 'Give Flux your SSH key',
+          input: {
+            cluster: 'production',
+            url: 'ssh://git@bitbucket.example.com:7999/plat/fleet-infra.git',
+            sshPrivateKeySecret: 'sshPrivateKey',
+            sshPassphraseSecret: 'sshPassphrase',
+          },
+        },
+      ],
+    }),
+  },
+  {
+    description:
       'Use the outputs: show the public key and its fingerprint on the task page.',
     example: yaml.stringify({
       steps: [
