@@ -52,8 +52,8 @@ backend.add(
 );
 
 // Cluster entities for catalog:register: inline locations <backend.baseUrl>/api/fleet-entities/
-// v1/cluster.yaml?… rendered in-process from their URL; the template global clusterEntityUrl(),
-// fleet:wait-for-entity and fleet:flux-git-secret (src/fleetEntities/module.ts).
+// v1/cluster.yaml?… rendered in-process from their URL; the template global clusterEntityUrl()
+// and fleet:wait-for-entity (src/fleetEntities/module.ts).
 backend.add(clusterEntityUrlReaderFactory);
 backend.add(fleetEntitiesPlugin);
 backend.add(scaffolderModuleAppActions);

@@ -462,10 +462,11 @@ describe('scaffolder REST API', () => {
       initialCommit: true,
     });
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'e2e-key-'));
-    // Unencrypted: the Flux simulator (like git with BatchMode) cannot use an encrypted identity
-    // with the Secret's password; the passphrase path is covered by push-manifests' tests and the
-    // unit tests of fleet:flux-git-secret.
-    const passphrase = '';
+    // Encrypted, as in the Flux guide (--private-key-file with --password): push-manifests
+    // decrypts it for the push, flux:generate-key (url mode) stores it with the passphrase as the
+    // Secret's password, and the Flux simulator decrypts it with that password like
+    // source-controller.
+    const passphrase = 'e2e-canary-passphrase-6a0f';
     try {
       execFileSync('ssh-keygen', [
         '-q',
@@ -500,8 +501,9 @@ describe('scaffolder REST API', () => {
             branch: 'main',
             // What the form's secret fields leave in the values.
             sshPrivateKey: '*'.repeat(privateKey.length),
+            sshPassphrase: '*'.repeat(passphrase.length),
           },
-          { sshPrivateKey: privateKey },
+          { sshPrivateKey: privateKey, sshPassphrase: passphrase },
         );
       const result = await run();
       expectAllStepsSucceeded(result);
@@ -525,10 +527,14 @@ describe('scaffolder REST API', () => {
         'identity',
         'identity.pub',
         'known_hosts',
+        'password',
       ]);
       expect(
         Buffer.from(secret.body.data['identity.pub'], 'base64').toString(),
       ).toBe(`${publicKey.split(' ').slice(0, 2).join(' ')}\n`);
+      expect(Buffer.from(secret.body.data.identity, 'base64').toString()).toBe(
+        privateKey,
+      );
       const entity = await api.waitForEntity({
         kind: 'Resource',
         name: 'edge',
@@ -538,6 +544,7 @@ describe('scaffolder REST API', () => {
       ).toBe(url);
       const events = JSON.stringify(result.events);
       expect(events).not.toContain(privateKey.split('\n')[1]);
+      expect(events).not.toContain(passphrase);
 
       // Again: converges without a new commit.
       const again = await run();

@@ -182,7 +182,7 @@ describe('flux-bootstrap-git', () => {
 
   it('gives Flux the user key, pushes over SSH with the scanned host key, installs, registers', () => {
     expect(spec.steps.map((s: any) => s.action)).toEqual([
-      'fleet:flux-git-secret',
+      'flux:generate-key',
       'flux:push-manifests',
       'flux:install',
       'catalog:register',
@@ -193,6 +193,14 @@ describe('flux-bootstrap-git', () => {
       '${{ steps.gitSecret.output.knownHosts }}',
     );
     expect(push.input.sshPrivateKeySecret).toBe('sshPrivateKey');
+    // The plugin's own action in its url mode: the user's key, no repoUrl, no token.
+    const gitSecret = spec.steps.find((s: any) => s.id === 'gitSecret');
+    expect(gitSecret.input).toMatchObject({
+      url: '${{ parameters.url }}',
+      sshPrivateKeySecret: 'sshPrivateKey',
+    });
+    expect(gitSecret.input.repoUrl).toBeUndefined();
+    expect(gitSecret.input.token).toBeUndefined();
     const props = Object.assign(
       {},
       ...spec.parameters.map((p: any) => p.properties),

@@ -25,7 +25,6 @@ import {
   renderClusterEntityYaml,
 } from './entities';
 import { createWaitForEntityAction } from './waitForEntity';
-import { createFluxGitSecretAction } from '../gitKey/fluxGitSecret';
 
 /**
  * Reads cluster entity locations in-process: the catalog asks the URL reader for
@@ -114,9 +113,8 @@ export const fleetEntitiesPlugin = createBackendPlugin({
 /**
  * This app's scaffolder additions for the templates: the template global
  * `clusterEntityUrl({ name, owner, repository, branch, path, title, system })` (the location URL
- * a template registers with `catalog:register`), `fleet:wait-for-entity` (so the template's link
- * to the registered entity works at once) and `fleet:flux-git-secret` (Flux's Git Secret from a
- * user's own SSH key, for the template without a Bitbucket token).
+ * a template registers with `catalog:register`) and `fleet:wait-for-entity` (so the template's
+ * link to the registered entity works at once).
  */
 export const scaffolderModuleAppActions = createBackendModule({
   pluginId: 'scaffolder',
@@ -130,10 +128,7 @@ export const scaffolderModuleAppActions = createBackendModule({
         config: coreServices.rootConfig,
       },
       async init({ templating, actions, catalog, config }) {
-        actions.addActions(
-          createWaitForEntityAction({ catalog }),
-          createFluxGitSecretAction({ config }),
-        );
+        actions.addActions(createWaitForEntityAction({ catalog }));
         const baseUrl = config.getString('backend.baseUrl');
         templating.addTemplateGlobals({
           clusterEntityUrl: (params: unknown) =>
