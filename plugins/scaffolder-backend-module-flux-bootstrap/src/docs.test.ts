@@ -3,6 +3,7 @@
  * the schemas of the actions this module registers. Regenerate the reference with
  * `node docs/scripts/generate.js`.
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -243,10 +244,34 @@ const SECRET_REF = /^\$\{\{\s*secrets\.([A-Za-z_]\w*)\s*\}\}$/;
 
 describe('action snippets in docs/, run as a dry run', () => {
   const INTEGRATION_TOKEN = 'integration-canary-3c9d1f07a2';
+  const KEY_PASSPHRASE = 'passphrase-canary-6d2e90b1';
   let tmp: string;
+  /** A user's own SSH keys (ssh-keygen), for snippets that name task secrets with url. */
+  const userKeys: { plain: string; encrypted: string } = {
+    plain: '',
+    encrypted: '',
+  };
 
   beforeAll(async () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'docs-dry-run-'));
+    for (const [name, passphrase] of [
+      ['plain', ''],
+      ['encrypted', KEY_PASSPHRASE],
+    ] as const) {
+      const file = path.join(tmp, `id-${name}`);
+      execFileSync('ssh-keygen', [
+        '-q',
+        '-t',
+        'ed25519',
+        '-N',
+        passphrase,
+        '-C',
+        '',
+        '-f',
+        file,
+      ]);
+      userKeys[name] = fs.readFileSync(file, 'utf8');
+    }
     const bundle = await buildFluxBundle({ version: 'v2.9.4' });
     fs.mkdirSync(path.join(tmp, 'bundles/v2.9.4'), { recursive: true });
     fs.writeFileSync(
@@ -321,6 +346,18 @@ describe('action snippets in docs/, run as a dry run', () => {
           input[key] = value;
         }
       }
+      // With url, the actions read the user's own key (and its passphrase) from task secrets
+      // named by sshPrivateKeySecret / sshPassphraseSecret: plant real ones under those names.
+      if (typeof input.url === 'string') {
+        const keyName =
+          typeof input.sshPrivateKeySecret === 'string'
+            ? input.sshPrivateKeySecret
+            : 'sshPrivateKey';
+        const passName = input.sshPassphraseSecret;
+        secrets[keyName] =
+          typeof passName === 'string' ? userKeys.encrypted : userKeys.plain;
+        if (typeof passName === 'string') secrets[passName] = KEY_PASSPHRASE;
+      }
       const lines: string[] = [];
       const log = (message: string, meta?: unknown) =>
         lines.push(`${message} ${meta ? String(meta) : ''}`);
@@ -351,7 +388,16 @@ describe('action snippets in docs/, run as a dry run', () => {
         continue;
       }
       const seen = JSON.stringify({ lines, outputs });
-      for (const secret of [...Object.values(secrets), INTEGRATION_TOKEN]) {
+      const keyLines = Object.values(secrets).flatMap(v =>
+        v.includes('PRIVATE KEY')
+          ? v.split('\n').filter(l => l.length > 40 && !l.startsWith('-----'))
+          : [],
+      );
+      for (const secret of [
+        ...Object.values(secrets).filter(v => !v.includes('PRIVATE KEY')),
+        ...keyLines,
+        INTEGRATION_TOKEN,
+      ]) {
         if (seen.includes(secret)) {
           problems.push(
             `${step.where} (${step.action}): a secret was logged or output`,
