@@ -143,6 +143,19 @@ describe('Bitbucket double: context path and TLS', () => {
     );
     expect(JSON.parse(branches.body).values[0].latestCommit).toBe(sha);
   });
+  it('drops (resets) a connection over TLS too, instead of answering', async () => {
+    bb.clearRequests();
+    bb.injectFault({ path: '/rest/api/1.0/projects/FLUX', drop: true });
+    const err = await get(`${bb.apiBaseUrl}/projects/FLUX`, {
+      Authorization: 'Bearer alice-token',
+    }).catch(e => e);
+    expect(err).toMatchObject({ code: 'ECONNRESET' });
+    expect(bb.requests().map(r => r.status)).toEqual([0]);
+    const ok = await get(`${bb.apiBaseUrl}/projects/FLUX`, {
+      Authorization: 'Bearer alice-token',
+    });
+    expect(ok.status).toBe(200);
+  });
 });
 
 describe('Bitbucket double: git over HTTP permissions (real git http-backend behind /scm)', () => {

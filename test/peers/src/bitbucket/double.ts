@@ -202,6 +202,29 @@ function readBody(req: http.IncomingMessage): Promise<Buffer> {
   });
 }
 
+/**
+ * Resets a client connection (TCP RST). Over TLS the request's socket is a TLSSocket, whose
+ * `resetAndDestroy()` throws ERR_INVALID_HANDLE_TYPE: the TCP socket under it is reset instead.
+ */
+function resetConnection(socket: unknown): void {
+  const s = socket as {
+    resetAndDestroy?: () => void;
+    destroy: () => void;
+    _parent?: { resetAndDestroy?: () => void; destroy: () => void };
+  };
+  for (const target of [s, s._parent]) {
+    if (typeof target?.resetAndDestroy !== 'function') continue;
+    try {
+      target.resetAndDestroy();
+      s.destroy();
+      return;
+    } catch {
+      // a TLS socket: try the TCP socket under it
+    }
+  }
+  s.destroy();
+}
+
 const HTML_PAGE = (title: string) =>
   `<!DOCTYPE html><html><head><title>${title} - Bitbucket</title></head><body><h1>${title}</h1></body></html>\n`;
 
@@ -450,12 +473,7 @@ export async function startBitbucketDouble(
       if (fault?.delayMs) await new Promise(r => setTimeout(r, fault.delayMs));
       if (fault?.drop) {
         entry.status = 0;
-        const sock = req.socket as unknown as {
-          resetAndDestroy?: () => void;
-          destroy: () => void;
-        };
-        if (typeof sock.resetAndDestroy === 'function') sock.resetAndDestroy();
-        else sock.destroy();
+        resetConnection(req.socket);
         return;
       }
       if (fault?.status) {
