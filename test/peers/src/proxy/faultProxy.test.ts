@@ -154,6 +154,25 @@ describe('startFaultProxy', () => {
     expect(proxy.pendingFaults()).toEqual([]);
   });
 
+  it('matches the query string, or its absence', async () => {
+    proxy.inject({
+      method: 'PATCH',
+      path: '/apis/x',
+      notQuery: 'dryRun=All',
+      status: 500,
+    });
+    proxy.inject({ path: '/apis/y', query: /(^|&)watch=1/, status: 503 });
+    expect(
+      (await get(proxy, '/apis/x?dryRun=All', { method: 'PATCH' })).status,
+    ).toBe(200);
+    expect(
+      (await get(proxy, '/apis/x?fieldManager=flux', { method: 'PATCH' }))
+        .status,
+    ).toBe(500);
+    expect((await get(proxy, '/apis/y?limit=1')).status).toBe(200);
+    expect((await get(proxy, '/apis/y?watch=1')).status).toBe(503);
+  });
+
   it('resets a request without forwarding it', async () => {
     proxy.inject({ path: /\/secrets$/, reset: true });
     const a = await get(proxy, '/api/v1/namespaces/x/secrets');

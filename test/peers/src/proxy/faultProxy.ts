@@ -17,6 +17,12 @@ export interface FaultProxyFault {
    * prefix, or a RegExp. Any path when omitted.
    */
   path?: string | RegExp;
+  /**
+   * Query string to match (without `?`): a RegExp, or a string that must appear in it, e.g.
+   * `dryRun=All`. With `notQuery` the fault only matches requests whose query does NOT match.
+   */
+  query?: string | RegExp;
+  notQuery?: string | RegExp;
   /** Answer with this status (a Kubernetes `Status` body) instead of forwarding. */
   status?: number;
   /** `Retry-After` header (seconds) sent with `status`. */
@@ -156,12 +162,20 @@ export async function startFaultProxy(
   const timers = new Set<NodeJS.Timeout>();
   let stopped = false;
 
-  const takeFault = (method: string, p: string): ActiveFault | undefined => {
+  const queryMatches = (pattern: string | RegExp, q: string) =>
+    pattern instanceof RegExp ? pattern.test(q) : q.includes(pattern);
+  const takeFault = (
+    method: string,
+    p: string,
+    q: string,
+  ): ActiveFault | undefined => {
     const f = faults.find(
       x =>
         x.remaining > 0 &&
         (!x.method || x.method.toUpperCase() === method.toUpperCase()) &&
-        pathMatches(x.path, p),
+        pathMatches(x.path, p) &&
+        (x.query === undefined || queryMatches(x.query, q)) &&
+        (x.notQuery === undefined || !queryMatches(x.notQuery, q)),
     );
     if (f) f.remaining--;
     return f;
@@ -190,7 +204,7 @@ export async function startFaultProxy(
       status: 0,
     };
     log.push(entry);
-    const fault = takeFault(entry.method, entry.path);
+    const fault = takeFault(entry.method, entry.path, entry.query);
     if (fault) entry.fault = describeFault(fault);
     if (fault?.delayMs && !(await sleep(fault.delayMs, res))) return;
     if (fault?.blackhole) {
