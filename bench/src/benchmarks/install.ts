@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import {
   buildFluxBundle,
   startKubeApiserver,
@@ -8,8 +9,11 @@ import {
 import {
   applyStaged,
   createKubeClient,
+  generateComponentObjects,
   generateComponentsManifest,
   KubeClient,
+  loadFluxBundle,
+  ManifestsSourceConfig,
   parseKubeObjects,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import { defer, tempDir } from '../lib/cleanup';
@@ -29,37 +33,46 @@ const GOAL = 0.5;
 
 /**
  * Splits applyStaged's time into its phases without touching the engine: stage 1 ends when it
- * logs "Waiting for … CustomResourceDefinitions", stage 2 starts with the first request about an
- * object that is neither a CRD nor a Namespace.
+ * logs "Waiting for … CustomResourceDefinitions", the wait ends when it logs (debug) that they
+ * are "Established and served"; stage 2 (the objects that are not custom resources, applied while
+ * the wait runs) spans the first to the last request about an object that is neither a CRD nor a
+ * Namespace. Counts the wait's CRD reads and discovery requests (lookups with refresh).
  */
 function phaseRecorder(client: KubeClient) {
   const t0 = process.hrtime.bigint();
   const at = () => Number(process.hrtime.bigint() - t0) / 1e6;
   let waitStart: number | undefined;
+  let waitEnd: number | undefined;
   let stage2Start: number | undefined;
+  let stage2End: number | undefined;
   const waitCalls = { get: 0, discovery: 0 };
-  const waiting = () => waitStart !== undefined && stage2Start === undefined;
+  const waiting = () => waitStart !== undefined && waitEnd === undefined;
+  const isStage1 = (kind: string) =>
+    kind === 'CustomResourceDefinition' || kind === 'Namespace';
   const mark = (kind: string) => {
-    if (
-      stage2Start === undefined &&
-      kind !== 'CustomResourceDefinition' &&
-      kind !== 'Namespace'
-    )
-      stage2Start = at();
+    if (stage2Start === undefined && !isStage1(kind)) stage2Start = at();
   };
+  const done = <T>(kind: string, p: Promise<T>) =>
+    p.finally(() => {
+      if (!isStage1(kind)) stage2End = at();
+    });
   const wrapped: KubeClient = Object.create(client);
   wrapped.get = (ref, opts) => {
     mark(ref.kind);
-    if (waiting()) waitCalls.get++;
-    return client.get(ref, opts);
+    if (waiting() && ref.kind === 'CustomResourceDefinition') waitCalls.get++;
+    return done(ref.kind, client.get(ref, opts));
+  };
+  wrapped.list = (apiVersion, kind, opts) => {
+    mark(kind);
+    return done(kind, client.list(apiVersion, kind, opts));
   };
   wrapped.resourceFor = (apiVersion, kind, opts) => {
-    if (waiting()) waitCalls.discovery++;
+    if (waiting() && opts?.refresh) waitCalls.discovery++;
     return client.resourceFor(apiVersion, kind, opts);
   };
   wrapped.apply = (obj, opts) => {
     mark(obj.kind);
-    return client.apply(obj, opts);
+    return done(obj.kind, client.apply(obj, opts));
   };
   const logger = {
     info: (m: string) => {
@@ -68,18 +81,21 @@ function phaseRecorder(client: KubeClient) {
     },
     warn: () => {},
     error: () => {},
-    debug: () => {},
+    debug: (m: string) => {
+      if (/CustomResourceDefinitions are Established and served/.test(m))
+        waitEnd = at();
+    },
   };
   return {
     client: wrapped,
     logger,
     split(totalMs: number) {
-      const w = waitStart ?? stage2Start ?? totalMs;
+      const w = waitStart ?? totalMs;
       const s2 = stage2Start ?? totalMs;
       return {
         stage1: w,
-        crdWait: Math.max(0, s2 - w),
-        stage2: Math.max(0, totalMs - s2),
+        crdWait: Math.max(0, (waitEnd ?? totalMs) - w),
+        stage2: Math.max(0, (stage2End ?? totalMs) - s2),
         waitCalls,
       };
     },
@@ -137,18 +153,42 @@ export const installBenchmark: Benchmark = {
         yaml.length / 1e6
       ).toFixed(1)} MB; ${runs} rounds, a fresh apiserver per side and round`,
     );
+    // flux:install's source of the objects: the bundle from the engine's download cache.
+    const cacheDir = path.join(dir, 'bundle-cache');
+    fs.mkdirSync(path.join(cacheDir, BENCH_FLUX_VERSION), { recursive: true });
+    fs.writeFileSync(
+      path.join(cacheDir, BENCH_FLUX_VERSION, 'manifests.tar.gz'),
+      bundle.tarball,
+    );
+    const source: ManifestsSourceConfig = {
+      baseUrl: 'http://127.0.0.1:1', // never contacted: the bundle is in the cache
+      cacheDir,
+      sha256: { [BENCH_FLUX_VERSION]: bundle.sha256 },
+      defaultVersion: BENCH_FLUX_VERSION,
+      downloadTimeoutMs: 1000,
+    };
+    const planObjects = async () =>
+      generateComponentObjects(
+        (await loadFluxBundle(BENCH_FLUX_VERSION, source)).files,
+        options.components,
+      );
+    // The first generation in a process parses the bundle (then it is kept): measured once.
+    const firstGeneration = await timed(planObjects);
+    if (!isDeepStrictEqual([...firstGeneration.value], probe))
+      throw new Error('the generated objects differ from the parsed file');
 
     const ours = {
       parse: [] as number[],
+      objects: [] as number[],
       apply: [] as number[],
       total: [] as number[],
+      fromFile: [] as number[],
       reapply: [] as number[],
       stage1: [] as number[],
       crdWait: [] as number[],
       waitGets: [] as number[],
       waitDiscovery: [] as number[],
       stage2: [] as number[],
-      generate: [] as number[],
     };
     const kubectl = { apply: [] as number[], reapply: [] as number[] };
     let objectsApplied = 0;
@@ -156,24 +196,22 @@ export const installBenchmark: Benchmark = {
     const oursRound = async (record: boolean) => {
       const kube = await freshApiserver();
       try {
-        // flux:install regenerates gotk-components.yaml from the cached bundle before parsing it.
-        const g = await timed(() =>
-          generateComponentsManifest(bundle.files, options.components),
-        );
-        if (g.value !== yaml)
-          throw new Error('generation is not deterministic');
-        const start = process.hrtime.bigint();
+        // kubectl's input is a file: what reading and parsing it would cost us (information;
+        // the apply below gets equal objects).
         const p = await timed(() =>
           parseKubeObjects(
             fs.readFileSync(file, 'utf8'),
             'gotk-components.yaml',
           ),
         );
+        const start = process.hrtime.bigint();
+        // flux:install: the cached bundle → the plan's objects, no YAML round trip.
+        const g = await timed(planObjects);
         const client = await createKubeClient(adminConnection(kube));
         try {
           const phases = phaseRecorder(client);
           const a = await timed(() =>
-            applyStaged(phases.client, p.value, {
+            applyStaged(phases.client, g.value, {
               fieldManager: 'flux',
               force: true,
               logger: phases.logger,
@@ -191,34 +229,37 @@ export const installBenchmark: Benchmark = {
             );
           }
           const again = await timed(() =>
-            applyStaged(client, p.value, { fieldManager: 'flux', force: true }),
+            applyStaged(client, g.value, { fieldManager: 'flux', force: true }),
           );
           if (again.value.some(r => r.result !== 'unchanged'))
             throw new Error('re-apply changed objects');
           if (record) {
             ours.parse.push(p.ms);
+            ours.objects.push(g.ms);
             ours.apply.push(a.ms);
             ours.total.push(total);
+            ours.fromFile.push(p.ms + a.ms);
             ours.reapply.push(again.ms);
             ours.stage1.push(split.stage1);
             ours.crdWait.push(split.crdWait);
             ours.waitGets.push(split.waitCalls.get);
             ours.waitDiscovery.push(split.waitCalls.discovery);
             ours.stage2.push(split.stage2);
-            ours.generate.push(g.ms + total);
           }
           ctx.log(
-            `  engine:  parse ${p.ms.toFixed(0)} ms + apply ${a.ms.toFixed(
+            `  engine:  objects ${g.ms.toFixed(0)} ms + apply ${a.ms.toFixed(
               0,
             )} ms (CRDs+Namespace ${split.stage1.toFixed(
               0,
             )}, CRD wait ${split.crdWait.toFixed(0)} with ${
               split.waitCalls.get
-            } GETs + ${
+            } CRD reads + ${
               split.waitCalls.discovery
-            } discovery lookups, the rest ${split.stage2.toFixed(
+            } discovery requests, the rest alongside ${split.stage2.toFixed(
               0,
-            )}); re-apply ${again.ms.toFixed(0)} ms`,
+            )}); parsing the file would take ${p.ms.toFixed(
+              0,
+            )} ms; re-apply ${again.ms.toFixed(0)} ms`,
           );
         } finally {
           client.close();
@@ -286,9 +327,14 @@ export const installBenchmark: Benchmark = {
     const total = summarize(ours.total);
     const apply = summarize(ours.apply);
     const reapply = summarize(ours.reapply);
+    const fromFile = summarize(ours.fromFile);
+    const parse = summarize(ours.parse);
+    const stage1 = summarize(ours.stage1);
+    const crdWait = summarize(ours.crdWait);
+    const stage2 = summarize(ours.stage2);
     const rows: Row[] = [
       {
-        case: `fresh cluster: file → ${objectsApplied} objects applied (parse + apply)`,
+        case: `fresh cluster: ${objectsApplied} objects applied, as flux:install does it (cached bundle → objects → staged apply)`,
         ours: total,
         peer: k,
         ratio: total.median / k.median,
@@ -296,8 +342,8 @@ export const installBenchmark: Benchmark = {
         met: total.median / k.median <= GOAL,
       },
       {
-        case: 'fresh cluster: of which parsing the YAML',
-        ours: summarize(ours.parse),
+        case: 'fresh cluster: of which loading the cached bundle and generating the objects',
+        ours: summarize(ours.objects),
       },
       {
         case: 'fresh cluster: of which applying (staged SSA + CRD wait)',
@@ -307,21 +353,29 @@ export const installBenchmark: Benchmark = {
       },
       {
         case: 'fresh cluster: applying, stage 1 (CRDs + Namespace)',
-        ours: summarize(ours.stage1),
+        ours: stage1,
       },
       {
         case: 'fresh cluster: applying, wait for CRDs Established and served',
-        ours: summarize(ours.crdWait),
+        ours: crdWait,
       },
       {
-        case: 'fresh cluster: applying, stage 2 (the other objects)',
-        ours: summarize(ours.stage2),
+        case: 'fresh cluster: applying, the other objects (during the wait)',
+        ours: stage2,
       },
       {
-        case: 'as flux:install runs it: generate from the cached bundle + parse + apply',
-        ours: summarize(ours.generate),
+        case: 'fresh cluster: from the file instead: read + parse gotk-components.yaml + apply',
+        ours: fromFile,
         peer: k,
-        ratio: summarize(ours.generate).median / k.median,
+        ratio: fromFile.median / k.median,
+      },
+      {
+        case: 'fresh cluster: of which reading and parsing the file',
+        ours: parse,
+      },
+      {
+        case: 'first install after a backend start: the bundle is parsed once (kept for later installs)',
+        ours: summarize([firstGeneration.ms]),
       },
       {
         case: 're-apply, nothing changed',
@@ -331,53 +385,54 @@ export const installBenchmark: Benchmark = {
       },
     ];
     const missed = rows.some(r => r.met === false);
-    const parseShare = summarize(ours.parse).median / total.median;
+    const waitGets = Math.round(median(ours.waitGets));
+    const waitDiscovery = Math.round(median(ours.waitDiscovery));
     return {
       oursLabel: 'engine',
       peerLabel: 'kubectl apply --server-side',
       rows,
       method: [
-        `File: gotk-components.yaml generated by the engine from the project's Flux ${BENCH_FLUX_VERSION} fixture with all components and extras and CRDs padded to ~${Math.round(
+        `Objects: gotk-components.yaml of the project's Flux ${BENCH_FLUX_VERSION} fixture with all components and extras and CRDs padded to ~${Math.round(
           CRD_PAD_BYTES / 1000,
         )} KB as Flux's real ones (${probe.length} objects, ${
           crds.length
         } CRDs, ${(yaml.length / 1e6).toFixed(1)} MB).`,
         'Each side applies into its own fresh kube-apiserver v1.20 + etcd (started before the clock starts, stopped after), so both create the same objects from scratch; rounds alternate which side goes first; one warm-up round is discarded.',
-        'Ours: read + `parseKubeObjects` of the file, `createKubeClient`, then `applyStaged` (field manager flux, force): stage 1 CRDs + Namespace, wait until every CRD is Established and served, stage 2 everything else, 8 applies in flight. Every apply of an existing object is preceded by a GET (and a server-side dry run when it exists), so a re-run never writes.',
+        "Ours, as flux:install does it: `loadFluxBundle()` (a hit in the engine's download cache) and `generateComponentObjects()` (the plan's objects, no YAML text; the bundle's parse is kept per version + sha256, so this is a warm backend's cost — the first generation after a start is its own line), `createKubeClient`, then `applyStaged` (field manager flux, force): stage 1 CRDs + Namespace; then the wait until every CRD is Established and served, with the objects that are not custom resources applied meanwhile; 8 applies in flight. Which objects exist is asked with one metadata-only list per kind and namespace; an existing object is read and compared through a server-side dry run, so a re-run never writes; an absent one is created directly.",
         '`kubectl --kubeconfig <fresh> --cache-dir <fresh> apply --server-side --field-manager=flux --force-conflicts -f <file>` as a process: one PATCH per object, in file order, no wait for CRDs (the file has no custom resources), after fetching discovery and the OpenAPI schema for its client-side validation.',
+        '"From the file instead": what it would cost us to start from the same file kubectl reads — `parseKubeObjects` of the text (the `yaml` package) plus the same apply (the parse is timed in the same round, the apply gets equal objects).',
         'Re-apply: the same command again on the same apiserver (every object unchanged).',
       ],
-      analysis: missed
-        ? [
-            `Where our time goes (medians): parsing ${fmt(
-              summarize(ours.parse).median,
-            )}, stage 1 (CRDs + Namespace, 8 in flight) ${fmt(
-              summarize(ours.stage1).median,
-            )}, waiting for the CRDs ${fmt(
-              summarize(ours.crdWait).median,
-            )}, stage 2 (${probe.length - crds.length - 1} objects) ${fmt(
-              summarize(ours.stage2).median,
-            )}; kubectl needs ${fmt(k.median)} for everything.`,
-            `The CRD wait is the largest part, and it is mostly the engine's own polling: once applied, the CRDs are Established within moments (the apiserver's own controllers do it), but \`waitForCrds\` (\`src/install/apply.ts\`) checks the ${
-              crds.length
-            } CRDs one after another — a GET of the CRD, then a discovery refresh (\`resourceFor(…, { refresh: true })\`, one \`/apis/<group>/<version>\` request) per served version, although several CRDs share a group/version — and sleeps 500 ms between rounds: ${Math.round(
-              median(ours.waitGets),
-            )} GETs and ${Math.round(
-              median(ours.waitDiscovery),
-            )} discovery lookups in sequence per install (medians). kubectl does not wait at all (nothing in the file needs the CRDs). Small fixes within the engine's design: check the pending CRDs concurrently; refresh each group/version once per round and look every kind up in that one answer; poll every ~100 ms instead of 500 ms; and apply stage 2 while the wait runs (it holds no custom resources), still returning only once the CRDs are served so that \`installFlux\`'s later sync step can rely on them.`,
-            `Parsing: \`parseKubeObjects\` uses the \`yaml\` package's Document API (\`parseAllDocuments\` + \`toJS\`), slow on the large CRD schemas (${Math.round(
-              parseShare * 100,
-            )} % of our time). flux:install generates the text and parses it straight back (the "as flux:install runs it" line); building the plan from the generator's objects, or parsing with \`YAML.parse\`'s lighter path per document, removes most of it.`,
-            `With both, our time approaches stage 1 + stage 2 (${fmt(
-              summarize(ours.stage1).median + summarize(ours.stage2).median,
-            )}), ${(
-              (summarize(ours.stage1).median + summarize(ours.stage2).median) /
-              k.median
-            ).toFixed(
-              2,
-            )}× kubectl in this run, plus however long the apiserver really needs to serve the new kinds. The apiserver itself is the floor: each large CRD makes it rebuild its OpenAPI document, which both sides pay.`,
-          ]
-        : [],
+      analysis: [
+        `Where our time goes (medians): objects ${fmt(
+          summarize(ours.objects).median,
+        )}, stage 1 (CRDs + Namespace, 8 in flight) ${fmt(
+          stage1.median,
+        )}, then the CRD wait ${fmt(crdWait.median)} with the ${
+          probe.length - crds.length - 1
+        } other objects applied alongside in ${fmt(
+          stage2.median,
+        )}; kubectl needs ${fmt(k.median)} for everything.`,
+        `The CRD wait reads the pending CRDs concurrently and asks discovery once per group/version per round (${waitGets} CRD reads and ${waitDiscovery} discovery requests per install, medians), polling from 100 ms with backoff to 1 s. What remains of it is the apiserver itself: each large CRD makes it rebuild its OpenAPI document before the kind is served, which kubectl's apply also pays (as the CPU time of the apiserver it shares with the applies).`,
+        `Starting from a file would add its parse (${fmt(
+          parse.median,
+        )}, the \`yaml\` package's Document API on 3 MB): ${(
+          fromFile.median / k.median
+        ).toFixed(
+          2,
+        )}× kubectl. flux:install never does that: it builds the plan from the generator's objects. The first install after a backend start parses the bundle once (${fmt(
+          firstGeneration.ms,
+        )} here); later installs of that bundle reuse it.`,
+        ...(missed
+          ? [
+              `Missed in this run: ${(total.median / k.median).toFixed(
+                2,
+              )}× kubectl. Stage 1 (${fmt(
+                stage1.median,
+              )}) and the apiserver's time to serve the new kinds are the floor of any staged apply: they hold the 15 large CRDs, which the apiserver validates, stores and publishes in OpenAPI on every create; on this shared 2-core machine that CPU time competes with the client's.`,
+            ]
+          : []),
+      ],
     };
   },
 };

@@ -19,11 +19,11 @@ export interface ApplyStagedOptions {
   fieldManager: string;
   /** Take over fields owned by other managers (flux's SSA manager always does). Default true. */
   force?: boolean;
-  /** Applies in flight at once in stage 2. Default 8. */
+  /** Applies in flight at once (per stage). Default 8. */
   concurrency?: number;
   /** How long CRDs may take to become Established. Default 60 s (as flux). */
   crdTimeoutMs?: number;
-  /** Poll interval of the CRD wait. Default 500 ms. */
+  /** First poll interval of the CRD wait; later rounds back off (×1.5) to 1 s. Default 100 ms. */
   pollIntervalMs?: number;
   signal?: AbortSignal;
   logger?: EngineLogger;
@@ -75,11 +75,15 @@ function ownedFields(o: KubeObject, manager: string): string {
  * Without this, a manifest with a quantity in non-canonical form (`cpu: 1000m`, `pods: "1000"`)
  * is rewritten on every apply — the API server only normalises it after its no-op check, and
  * bumps resourceVersion and the managedFields time.
+ *
+ * `exists` is what a list said just before (see {@link existenceOf}): an object known to be
+ * absent is created without a GET or a dry run; otherwise the object is read first.
  */
 async function applyOne(
   client: KubeClient,
   obj: KubeObject,
   opts: ApplyStagedOptions,
+  exists?: boolean,
 ): Promise<AppliedObject> {
   const ref = {
     apiVersion: obj.apiVersion,
@@ -92,7 +96,10 @@ async function applyOne(
     force: opts.force ?? true,
     signal: opts.signal,
   };
-  const live = await client.get(ref, { signal: opts.signal });
+  const live =
+    exists === false
+      ? undefined
+      : await client.get(ref, { signal: opts.signal });
   let result: AppliedObject['result'] = 'created';
   if (live) {
     const dry = await client.apply(obj, { ...applyOpts, dryRun: true });
@@ -111,58 +118,182 @@ async function applyOne(
   return { object: describeObject(obj), result };
 }
 
-/** Waits until every CRD is Established and discovery serves its kinds. */
+/** `Kind ns/name` key of an object. */
+function keyOf(o: {
+  kind: string;
+  metadata: { name: string; namespace?: string };
+}) {
+  return `${o.kind}\0${o.metadata.namespace ?? ''}\0${o.metadata.name}`;
+}
+
+/**
+ * Which objects exist, from one metadata-only list per kind and namespace instead of a GET per
+ * object (a fresh install then sends no read per object at all). Only groups of two or more
+ * objects are listed (one GET is as cheap as one list); a group whose list fails (e.g. the
+ * credentials may get but not list) is left to the per-object GET. Returns `true`/`false` per
+ * object key, nothing when unknown.
+ */
+async function existenceOf(
+  client: KubeClient,
+  objects: KubeObject[],
+  signal?: AbortSignal,
+): Promise<Map<string, boolean>> {
+  const groups = new Map<string, KubeObject[]>();
+  for (const o of objects) {
+    const key = `${o.apiVersion}\0${o.kind}\0${o.metadata.namespace ?? ''}`;
+    groups.set(key, [...(groups.get(key) ?? []), o]);
+  }
+  const known = new Map<string, boolean>();
+  await Promise.all(
+    [...groups.values()]
+      .filter(g => g.length > 1)
+      .map(async group => {
+        const { apiVersion, kind, metadata } = group[0];
+        let names: Set<string>;
+        try {
+          const items = await client.list(apiVersion, kind, {
+            namespace: metadata.namespace,
+            metadataOnly: true,
+            signal,
+          });
+          names = new Set(items.map(i => i.metadata.name));
+        } catch (e) {
+          if (e instanceof KubeApiError) return; // read each object instead
+          throw e;
+        }
+        for (const o of group) known.set(keyOf(o), names.has(o.metadata.name));
+      }),
+  );
+  return known;
+}
+
+/** `<group>/<kind>` of the kinds the CRDs define. */
+function kindsDefinedBy(crds: KubeObject[]): Set<string> {
+  const kinds = new Set<string>();
+  for (const crd of crds) {
+    const spec = crd.spec as { group?: string; names?: { kind?: string } };
+    if (spec?.group && spec.names?.kind)
+      kinds.add(`${spec.group}/${spec.names.kind}`);
+  }
+  return kinds;
+}
+
+function groupKind(o: KubeObject): string {
+  const slash = o.apiVersion.indexOf('/');
+  return `${slash >= 0 ? o.apiVersion.slice(0, slash) : ''}/${o.kind}`;
+}
+
+/**
+ * Waits until every CRD is Established and discovery serves its kinds. Each round asks discovery
+ * once per group/version of the pending CRDs (several CRDs share one): the API server lists a
+ * CRD's kinds only once it is Established, so a served kind needs no read of its CRD. The pending
+ * CRDs themselves (large objects) are read concurrently at most once a second, to say why they
+ * are not ready in the progress lines and the timeout error. Rounds start ~100 ms apart and back
+ * off to 1 s.
+ */
 async function waitForCrds(
   client: KubeClient,
   crds: KubeObject[],
   opts: ApplyStagedOptions,
 ): Promise<void> {
   if (crds.length === 0) return;
+  const logger = opts.logger ?? silentLogger;
   const timeoutMs = opts.crdTimeoutMs ?? 60_000;
+  const firstInterval = opts.pollIntervalMs ?? 100;
+  const maxInterval = Math.max(firstInterval, 1_000);
+  const readEvery = 1_000;
+  const progressEvery = 5_000;
+  const startedAt = Date.now();
+  let lastProgress = startedAt;
+  let lastRead = startedAt;
   const deadline = combineSignals([opts.signal], timeoutMs);
   const pending = new Map(crds.map(c => [c.metadata.name, c]));
   let lastMessage = '';
-  try {
-    while (pending.size > 0) {
-      for (const [name, crd] of [...pending]) {
-        const live = await client.get(
-          { apiVersion: crd.apiVersion, kind: crd.kind, name },
-          { signal: deadline.signal },
-        );
-        const established = conditionOf(live, 'Established');
-        if (established?.status !== 'True') {
-          lastMessage = `CRD ${name} is not Established yet${
-            established?.message ? `: ${established.message}` : ''
+
+  /** Why the pending CRDs are not served: their Established condition, read concurrently. */
+  const readPending = async (signal: AbortSignal) => {
+    const list = [...pending.values()];
+    const live = await mapLimit(list, 8, crd =>
+      client.get(
+        { apiVersion: crd.apiVersion, kind: crd.kind, name: crd.metadata.name },
+        { signal },
+      ),
+    );
+    const messages = list.map((crd, i) => {
+      const condition = conditionOf(live[i], 'Established');
+      return condition?.status === 'True'
+        ? `the API server does not serve ${kindOf(crd)} (${
+            crd.metadata.name
+          }) yet`
+        : `CRD ${crd.metadata.name} is not Established yet${
+            condition?.message ? `: ${condition.message}` : ''
           }`;
-          continue;
-        }
-        const spec = crd.spec as {
-          group: string;
-          names: { kind: string };
-          versions?: { name: string; served?: boolean }[];
-        };
-        const served = (spec.versions ?? []).filter(v => v.served !== false);
-        let known = true;
-        for (const v of served) {
-          const info = await client.resourceFor(
-            `${spec.group}/${v.name}`,
-            spec.names.kind,
-            {
-              signal: deadline.signal,
-              refresh: true,
-            },
-          );
-          if (!info) known = false;
-        }
-        if (known) pending.delete(name);
-        else
-          lastMessage = `the API server does not serve ${spec.names.kind} (${name}) yet`;
+    });
+    lastMessage = messages[0] ?? lastMessage;
+  };
+
+  try {
+    for (let interval = firstInterval; ; ) {
+      const wanted = new Map<string, Set<string>>();
+      for (const crd of pending.values()) {
+        for (const gv of servedGroupVersions(crd))
+          wanted.set(gv, (wanted.get(gv) ?? new Set()).add(kindOf(crd)));
       }
-      if (pending.size > 0)
-        await sleep(opts.pollIntervalMs ?? 500, deadline.signal);
+      const served = new Set<string>();
+      await Promise.all(
+        [...wanted].map(async ([gv, kinds]) => {
+          // One discovery request per group/version: the first lookup refreshes, the others
+          // read that same answer from the client's discovery cache.
+          let refresh = true;
+          for (const kind of kinds) {
+            const info = await client.resourceFor(gv, kind, {
+              signal: deadline.signal,
+              refresh,
+            });
+            refresh = false;
+            if (info) served.add(`${gv}\0${kind}`);
+          }
+        }),
+      );
+      for (const crd of [...pending.values()]) {
+        if (
+          servedGroupVersions(crd).every(gv =>
+            served.has(`${gv}\0${kindOf(crd)}`),
+          )
+        )
+          pending.delete(crd.metadata.name);
+      }
+      if (pending.size === 0) break;
+      if (Date.now() - lastRead >= readEvery) {
+        lastRead = Date.now();
+        await readPending(deadline.signal);
+      }
+      if (Date.now() - lastProgress >= progressEvery) {
+        lastProgress = Date.now();
+        logger.info(
+          `Still waiting for ${pending.size} of ${
+            crds.length
+          } CustomResourceDefinitions (${Math.round(
+            (Date.now() - startedAt) / 1000,
+          )} s): ${lastMessage || [...pending.keys()].join(', ')}`,
+        );
+      }
+      await sleep(interval, deadline.signal);
+      interval = Math.min(maxInterval, Math.round(interval * 1.5));
     }
+    logger.debug(
+      `${crds.length} CustomResourceDefinitions are Established and served (${
+        Date.now() - startedAt
+      } ms)`,
+    );
   } catch (e) {
     if (deadline.timedOut()) {
+      if (!lastMessage && !opts.signal?.aborted) {
+        // Say why, if the CRDs can still be read quickly.
+        const last = combineSignals([opts.signal], 5_000);
+        await readPending(last.signal).catch(() => undefined);
+        last.dispose();
+      }
       throw new KubeApiError(
         `CustomResourceDefinitions on cluster "${
           client.clusterName
@@ -183,39 +314,84 @@ async function waitForCrds(
   }
 }
 
+function kindOf(crd: KubeObject): string {
+  return (crd.spec as { names: { kind: string } }).names.kind;
+}
+
+/** `<group>/<version>` of every served version of a CRD. */
+function servedGroupVersions(crd: KubeObject): string[] {
+  const spec = crd.spec as {
+    group: string;
+    versions?: { name: string; served?: boolean }[];
+  };
+  return (spec.versions ?? [])
+    .filter(v => v.served !== false)
+    .map(v => `${spec.group}/${v.name}`);
+}
+
 /**
- * Server-side applies objects the way flux does (`internal/utils/apply.go`): stage 1 the CRDs
- * and Namespaces, then waits until the CRDs are Established; stage 2 everything else, in parallel
- * with bounded concurrency. Re-applying identical objects changes nothing on the server.
+ * Server-side applies objects the way flux does (`internal/utils/apply.go`), staged: stage 1 the
+ * CRDs and Namespaces; then, at the same time, the wait until the CRDs are Established and served
+ * and the objects that are not custom resources of those CRDs (they do not need them); last the
+ * custom resources. Returns once everything is applied and the CRDs are served. Applies run in
+ * parallel with bounded concurrency; re-applying identical objects changes nothing on the server.
  * @public
  */
 export async function applyStaged(
   client: KubeClient,
-  objects: KubeObject[],
+  objects: readonly KubeObject[],
   opts: ApplyStagedOptions,
 ): Promise<AppliedObject[]> {
   const logger = opts.logger ?? silentLogger;
   const stage1 = objects.filter(isClusterDefinition);
-  const stage2 = objects.filter(o => !isClusterDefinition(o));
+  const crds = stage1.filter(o => o.kind === 'CustomResourceDefinition');
+  const newKinds = kindsDefinedBy(crds);
+  const rest = objects.filter(o => !isClusterDefinition(o));
+  const independent = rest.filter(o => !newKinds.has(groupKind(o)));
+  const customResources = rest.filter(o => newKinds.has(groupKind(o)));
   const concurrency = opts.concurrency ?? 8;
+  const known = await existenceOf(
+    client,
+    [...stage1, ...independent],
+    opts.signal,
+  );
+  const applyAll = (list: KubeObject[], o: ApplyStagedOptions = opts) =>
+    mapLimit(list, concurrency, obj =>
+      applyOne(client, obj, o, known.get(keyOf(obj))),
+    );
+
   const results: AppliedObject[] = [];
-  if (stage1.length) {
-    results.push(
-      ...(await mapLimit(stage1, concurrency, o => applyOne(client, o, opts))),
+  if (stage1.length) results.push(...(await applyAll(stage1)));
+  if (crds.length) {
+    logger.info(
+      `Waiting for ${crds.length} CustomResourceDefinitions to become Established`,
     );
-    const crds = stage1.filter(o => o.kind === 'CustomResourceDefinition');
-    if (crds.length) {
-      logger.info(
-        `Waiting for ${crds.length} CustomResourceDefinitions to become Established`,
-      );
-      await waitForCrds(client, crds, opts);
+    // The wait and the independent objects run together; the first failure stops the other,
+    // and both have ended before this returns or throws.
+    const stop = new AbortController();
+    const both = combineSignals([opts.signal, stop.signal]);
+    let failure: { error: unknown } | undefined;
+    const track = <T>(p: Promise<T>) =>
+      p.catch(error => {
+        failure ??= { error };
+        stop.abort();
+        throw error;
+      });
+    try {
+      const [, applied] = await Promise.allSettled([
+        track(waitForCrds(client, crds, { ...opts, signal: both.signal })),
+        track(applyAll(independent, { ...opts, signal: both.signal })),
+      ]);
+      if (failure) throw failure.error;
+      if (applied.status === 'fulfilled') results.push(...applied.value);
+    } finally {
+      both.dispose();
     }
+  } else {
+    results.push(...(await applyAll(independent)));
   }
-  if (stage2.length) {
-    results.push(
-      ...(await mapLimit(stage2, concurrency, o => applyOne(client, o, opts))),
-    );
-  }
+  if (customResources.length)
+    results.push(...(await applyAll(customResources)));
   return results;
 }
 

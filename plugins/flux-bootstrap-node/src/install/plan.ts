@@ -5,8 +5,8 @@ import { InputValidationError } from '../util/errors';
 
 /**
  * Everything `installFlux` puts on a cluster, decided before any request is sent.
- * Built with {@link buildFluxInstallPlan} from the generated `gotk-components.yaml` and
- * `gotk-sync.yaml` (the same text flux:push-manifests commits).
+ * Built with {@link buildFluxInstallPlan} from the generated `gotk-components.yaml` objects and
+ * `gotk-sync.yaml` (the same content flux:push-manifests commits).
  * @public
  */
 export interface FluxInstallPlan {
@@ -101,16 +101,32 @@ export function buildFluxInstallPlan(input: {
   namespace: string;
   fluxVersion: string;
   components: string[];
-  componentsYaml: string;
+  /**
+   * The objects of `gotk-components.yaml` as `generateComponentObjects` returns them (no YAML
+   * round trip; they are not modified).
+   */
+  componentObjects?: readonly KubeObject[];
+  /** Or the text of `gotk-components.yaml` (parsed here). One of the two is required. */
+  componentsYaml?: string;
   syncYaml: string;
   secret?: KubeObject;
   expectedRevision?: string;
 }): FluxInstallPlan {
   const { namespace } = input;
-  const componentObjects = parseKubeObjects(
-    input.componentsYaml,
-    'gotk-components.yaml',
-  );
+  let componentObjects: KubeObject[];
+  if (input.componentObjects) {
+    componentObjects = [...input.componentObjects];
+  } else if (input.componentsYaml !== undefined) {
+    componentObjects = parseKubeObjects(
+      input.componentsYaml,
+      'gotk-components.yaml',
+    );
+  } else {
+    throw new InputValidationError(
+      'gotk-components.yaml',
+      'is required (componentObjects or componentsYaml)',
+    );
+  }
   const syncObjects = parseKubeObjects(input.syncYaml, 'gotk-sync.yaml');
   const gitRepository = syncObjects.find(o => o.kind === 'GitRepository');
   const kustomization = syncObjects.find(o => o.kind === 'Kustomization');

@@ -53,6 +53,8 @@ interface CallSpec {
   what: string;
   /** Statuses that are returned instead of thrown. */
   accept?: number[];
+  /** Accept header (default `application/json`). */
+  acceptHeader?: string;
 }
 
 /** Internal marker carried by retryable errors. */
@@ -205,7 +207,7 @@ class KubeClientImpl implements KubeClient {
   private async sendOnce(spec: CallSpec): Promise<RawResponse> {
     const url = this.urlFor(spec.path, spec.query);
     const headers: Record<string, string> = {
-      Accept: 'application/json',
+      Accept: spec.acceptHeader ?? 'application/json',
       'User-Agent': 'backstage-flux-bootstrap',
       ...(await this.authHeaders()),
     };
@@ -519,6 +521,7 @@ class KubeClientImpl implements KubeClient {
     opts: {
       namespace?: string;
       labelSelector?: string;
+      metadataOnly?: boolean;
       signal?: AbortSignal;
     } = {},
   ): Promise<T[]> {
@@ -553,6 +556,10 @@ class KubeClientImpl implements KubeClient {
         signal: opts.signal,
         what,
         accept: [404],
+        // PartialObjectMetadataList (meta.k8s.io/v1, Kubernetes ≥ 1.15): names and metadata only.
+        acceptHeader: opts.metadataOnly
+          ? 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json'
+          : undefined,
       });
       if (out.status === 404) return [];
       const page = KubeClientImpl.json<{

@@ -60,11 +60,20 @@ export interface KubeClient {
     ref: KubeObjectRef,
     opts?: { signal?: AbortSignal },
   ): Promise<T | undefined>;
-  /** Lists objects of a kind (all pages); `[]` when the kind does not exist. Items carry apiVersion and kind. */
+  /**
+   * Lists objects of a kind (all pages); `[]` when the kind does not exist. Items carry apiVersion
+   * and kind. With `metadataOnly`, items hold only `metadata` (a PartialObjectMetadataList: cheap
+   * for "which of these exist").
+   */
   list<T extends KubeObject = KubeObject>(
     apiVersion: string,
     kind: string,
-    opts?: { namespace?: string; labelSelector?: string; signal?: AbortSignal },
+    opts?: {
+      namespace?: string;
+      labelSelector?: string;
+      metadataOnly?: boolean;
+      signal?: AbortSignal;
+    },
   ): Promise<T[]>;
   /**
    * Server-side apply (`PATCH`, `application/apply-patch+yaml`) with the given field manager.

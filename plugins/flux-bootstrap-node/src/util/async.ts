@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { OperationAbortedError } from './errors';
 
 /** Resolves after `ms`, or rejects with OperationAbortedError when the signal aborts. @public */
@@ -29,6 +30,8 @@ export function combineSignals(
   timeoutMs?: number,
 ): { signal: AbortSignal; dispose: () => void; timedOut: () => boolean } {
   const controller = new AbortController();
+  // Shared by many concurrent requests (each adds a listener while in flight): not a leak.
+  setMaxListeners(256, controller.signal);
   let didTimeOut = false;
   const cleanups: Array<() => void> = [];
   for (const s of signals) {
@@ -97,7 +100,10 @@ export interface RetryOptions {
   maxDelayMs: number;
   signal?: AbortSignal;
   /** Decides whether an error is worth another attempt, and may impose a delay (Retry-After). */
-  shouldRetry: (error: unknown, attempt: number) => boolean | { delayMs: number };
+  shouldRetry: (
+    error: unknown,
+    attempt: number,
+  ) => boolean | { delayMs: number };
   onRetry?: (error: unknown, attempt: number, delayMs: number) => void;
 }
 

@@ -2,7 +2,7 @@ import { createTemplateAction } from '@backstage/plugin-scaffolder-node';
 import {
   buildFluxInstallPlan,
   createKubeClient,
-  generateComponentsManifest,
+  generateComponentObjects,
   generateSyncManifest,
   InputValidationError,
   installFlux,
@@ -448,7 +448,7 @@ export function createFluxInstallAction(options: FluxBootstrapActionOptions) {
           namespace,
           fluxVersion: resolved.components.version,
           components: resolved.components.components,
-          componentsYaml: generateComponentsManifest(
+          componentObjects: generateComponentObjects(
             bundle.files,
             resolved.components,
           ),

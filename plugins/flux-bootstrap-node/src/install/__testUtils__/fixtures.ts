@@ -17,7 +17,7 @@ import {
 import type { ClusterConnection } from '../../config';
 import type { KubeObject } from '../../kube/types';
 import {
-  generateComponentsManifest,
+  generateComponentObjects,
   generateSyncManifest,
   resolveFluxManifestOptions,
   type FluxManifestInput,
@@ -69,7 +69,7 @@ export async function planFor(
     namespace,
     fluxVersion: resolved.components.version,
     components: resolved.components.components,
-    componentsYaml: generateComponentsManifest(
+    componentObjects: generateComponentObjects(
       await fluxBundleFiles(),
       resolved.components,
     ),
