@@ -14,6 +14,7 @@ import {
   buildFluxInstallPlan,
   createKubeClient,
   ensureBitbucketRepository,
+  generateComponentObjects,
   fluxAccessKeyLabel,
   gitHttpAuthHeaders,
   HttpsGitTransport,
@@ -139,14 +140,23 @@ async function main() {
     );
     report('key', { accessKeyId: key.accessKeyId });
 
-    // flux:install: components + sync, wait until the (simulated) controllers synced the revision
+    // flux:install: components + sync, wait until the (simulated) controllers synced the revision;
+    // like the action, it loads the bundle and builds the plan from the generator's objects.
     const files = pushed.files;
     const dir = pushed.manifestsPath;
+    const installBundle = await loadFluxBundle(
+      options.components.version,
+      source,
+      { logger },
+    );
     const plan = buildFluxInstallPlan({
       namespace: options.namespace,
       fluxVersion: options.components.version,
       components: options.components.components,
-      componentsYaml: files[`${dir}/gotk-components.yaml`],
+      componentObjects: generateComponentObjects(
+        installBundle.files,
+        options.components,
+      ),
       syncYaml: files[`${dir}/gotk-sync.yaml`],
       expectedRevision: pushed.revision,
     });

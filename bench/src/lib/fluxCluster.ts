@@ -6,6 +6,7 @@ import {
 import type { KubeApiserverInfo } from '@flux-bootstrap/test-peers';
 import {
   buildFluxInstallPlan,
+  generateComponentObjects,
   createKubeClient,
   gitHttpAuthHeaders,
   HttpsGitTransport,
@@ -57,7 +58,10 @@ export async function bootstrapHealthyFlux(
     namespace,
     fluxVersion: options.components.version,
     components: options.components.components,
-    componentsYaml: files[`clusters/bench/${namespace}/gotk-components.yaml`],
+    componentObjects: generateComponentObjects(
+      bundle.files,
+      options.components,
+    ),
     syncYaml: files[`clusters/bench/${namespace}/gotk-sync.yaml`],
     secret: tokenAuthSecret({
       namespace,
