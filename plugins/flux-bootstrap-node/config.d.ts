@@ -55,8 +55,19 @@ export interface Config {
     allowKubeconfigContexts?: boolean;
     /** Status backend settings. */
     status?: {
-      /** Seconds a cluster's status is cached. Default 15. */
+      /**
+       * Seconds a cluster's status is cached (`?refresh=true` reads it again). Default 15.
+       * Statuses that are about to change (`not-installed`, `installing`) are cached for
+       * `transitionalCacheTtlSeconds` instead.
+       */
       cacheTtlSeconds?: number;
+      /**
+       * Seconds a `not-installed` or `installing` status is cached. Default 2, at most
+       * `cacheTtlSeconds`. Short because a bootstrap moves a cluster through these states within
+       * seconds and the card polls every 5 s while one is shown; still a cache, so that many
+       * open cards read each cluster at most once per this many seconds.
+       */
+      transitionalCacheTtlSeconds?: number;
       /**
        * Seconds one cluster may take before it is reported unreachable (its requests are then
        * aborted). The Bitbucket branch-head lookup has the same bound, separately. Default 5.

@@ -32,6 +32,25 @@ export const CLUSTER_BOOTSTRAP_STATES: ClusterBootstrapState[] = [
   'suspended',
 ];
 
+/**
+ * States that stay as they are until someone acts (fix, resume, grant): `ready`, `failing`,
+ * `suspended`, `forbidden`. The others (`not-installed`, `installing`, `unreachable`) are expected
+ * to move on their own while a bootstrap runs or a cluster comes back, so the card keeps polling
+ * while any cluster is in one of them.
+ * @public
+ */
+export const STEADY_CLUSTER_STATES: readonly ClusterBootstrapState[] = [
+  'ready',
+  'failing',
+  'suspended',
+  'forbidden',
+];
+
+/** True for a state in {@link STEADY_CLUSTER_STATES}. @public */
+export function isSteadyClusterState(state: ClusterBootstrapState): boolean {
+  return STEADY_CLUSTER_STATES.includes(state);
+}
+
 /** One Flux controller Deployment. @public */
 export interface FluxComponentStatus {
   /** Deployment name, e.g. `source-controller`. */

@@ -1,6 +1,10 @@
 import type { ClusterConnection } from '../config/clusters';
 import type { KubeClient, KubeObject } from '../kube/types';
-import { FluxStatusReader, StatusCache } from './FluxStatusReader';
+import {
+  FluxStatusReader,
+  readFluxStatusSettings,
+  StatusCache,
+} from './FluxStatusReader';
 
 /*
  * The fan-out logic alone (concurrency bound, one shared read per cluster, cache, deadline), with
@@ -77,6 +81,7 @@ function scriptedClients() {
 
 const settings = {
   cacheTtlMs: 60_000,
+  transitionalCacheTtlMs: 60_000,
   clusterTimeoutMs: 60_000,
   concurrency: 2,
 };
@@ -145,6 +150,94 @@ describe('FluxStatusReader', () => {
     clients.release();
     await refreshed;
     expect(clients.calls).toEqual(['a:get', 'a:get']);
+  });
+
+  it('serves a transitional state (not-installed, installing) from the cache only for its short TTL, a steady one for the normal TTL', async () => {
+    const clients = scriptedClients();
+    // A store that keeps everything: the reader itself must not serve stale transitional states.
+    const store = new Map<string, any>();
+    const ttls: (number | undefined)[] = [];
+    const cache: StatusCache = {
+      get: async key => store.get(key),
+      set: async (key, value, opts) => {
+        store.set(key, value);
+        ttls.push(opts?.ttl);
+      },
+    };
+    let clock = Date.parse('2026-01-01T00:00:00Z');
+    const reader = new FluxStatusReader({
+      clusters: [connection('a')],
+      bitbucketHosts: [],
+      settings: {
+        ...settings,
+        cacheTtlMs: 15_000,
+        transitionalCacheTtlMs: 2_000,
+      },
+      createClient: clients.factory,
+      cache,
+      now: () => new Date(clock),
+    });
+    const readOnce = async () => {
+      const pending = reader.read('a');
+      await until(() => clients.waitingCount === 1);
+      clients.release();
+      return pending;
+    };
+    const first = await readOnce();
+    expect(first.state).toBe('not-installed');
+    expect(ttls).toEqual([2_000]);
+    expect(reader.cacheTtlFor('installing')).toBe(2_000);
+    expect(reader.cacheTtlFor('unreachable')).toBe(15_000);
+    expect(reader.cacheTtlFor('ready')).toBe(15_000);
+
+    // Within the short TTL the cached copy is served: no cluster call.
+    clock += 1_999;
+    expect(await reader.read('a')).toEqual(first);
+    expect(clients.calls).toEqual(['a:get']);
+    // Past it, the cluster is read again although the store still holds the copy.
+    clock += 1;
+    const second = await readOnce();
+    expect(clients.calls).toEqual(['a:get', 'a:get']);
+    expect(second.checkedAt).not.toBe(first.checkedAt);
+
+    // A steady state (here: written by an earlier read) is served for the normal TTL.
+    const key = [...store.keys()][0];
+    store.set(key, {
+      ...second,
+      state: 'ready',
+      checkedAt: new Date(clock).toISOString(),
+    });
+    clock += 14_999;
+    expect((await reader.read('a')).state).toBe('ready');
+    expect(clients.calls).toHaveLength(2);
+    clock += 1;
+    expect((await readOnce()).state).toBe('not-installed');
+    expect(clients.calls).toHaveLength(3);
+  });
+
+  it('reads the TTLs from fluxBootstrap.status, the transitional one capped by the normal one', () => {
+    const cfg = (status: Record<string, number>) => ({
+      getOptionalNumber: (key: string) =>
+        status[key.replace('fluxBootstrap.status.', '')],
+      getOptionalString: () => undefined,
+    });
+    expect(readFluxStatusSettings(cfg({}) as any)).toMatchObject({
+      cacheTtlMs: 15_000,
+      transitionalCacheTtlMs: 2_000,
+    });
+    expect(
+      readFluxStatusSettings(
+        cfg({ cacheTtlSeconds: 60, transitionalCacheTtlSeconds: 5 }) as any,
+      ),
+    ).toMatchObject({ cacheTtlMs: 60_000, transitionalCacheTtlMs: 5_000 });
+    expect(
+      readFluxStatusSettings(
+        cfg({ cacheTtlSeconds: 1, transitionalCacheTtlSeconds: 5 }) as any,
+      ),
+    ).toMatchObject({ cacheTtlMs: 1_000, transitionalCacheTtlMs: 1_000 });
+    expect(() =>
+      readFluxStatusSettings(cfg({ transitionalCacheTtlSeconds: 0 }) as any),
+    ).toThrow(/fluxBootstrap\.status\.transitionalCacheTtlSeconds.*positive/);
   });
 
   it('answers unreachable at the deadline and aborts the cluster requests; a caller can stop waiting', async () => {

@@ -1,4 +1,7 @@
-import type { ClusterBootstrapStatus } from '@flux-bootstrap/plugin-flux-bootstrap-common';
+import type {
+  ClusterBootstrapState,
+  ClusterBootstrapStatus,
+} from '@flux-bootstrap/plugin-flux-bootstrap-common';
 import {
   BitbucketServerHostConfig,
   readBitbucketServerHosts,
@@ -23,10 +26,28 @@ export interface StatusCache {
   set(key: string, value: any, options?: { ttl?: number }): Promise<void>;
 }
 
+/**
+ * States cached only for {@link FluxStatusSettings.transitionalCacheTtlMs}: a bootstrap in
+ * progress moves a cluster from `not-installed` through `installing` to `ready` within seconds,
+ * and a card opened meanwhile (and polling) must see each step, not a copy from before it.
+ * `unreachable` keeps the normal TTL: reading a dead cluster costs a whole cluster timeout, and
+ * nothing in progress makes it come back sooner.
+ * @public
+ */
+export const TRANSITIONAL_CACHE_STATES: readonly ClusterBootstrapState[] = [
+  'not-installed',
+  'installing',
+];
+
 /** Settings of the status reader, from `fluxBootstrap.status.*`. @public */
 export interface FluxStatusSettings {
   /** How long a cluster's status is cached (ms). */
   cacheTtlMs: number;
+  /**
+   * How long a status in {@link TRANSITIONAL_CACHE_STATES} is cached (ms); never more than
+   * `cacheTtlMs`. Optional for callers that build settings by hand (default 2 s, capped).
+   */
+  transitionalCacheTtlMs?: number;
   /** How long one cluster may take before it is reported unreachable (ms); also bounds the Bitbucket lookup. */
   clusterTimeoutMs: number;
   /** Clusters read in parallel. */
@@ -58,8 +79,13 @@ export function readFluxStatusSettings(config: ConfigLike): FluxStatusSettings {
       'must be a DNS-1123 label',
     );
   }
+  const cacheTtlMs = positive('cacheTtlSeconds', 15) * 1000;
   return {
-    cacheTtlMs: positive('cacheTtlSeconds', 15) * 1000,
+    cacheTtlMs,
+    transitionalCacheTtlMs: Math.min(
+      cacheTtlMs,
+      positive('transitionalCacheTtlSeconds', 2) * 1000,
+    ),
     clusterTimeoutMs: positive('clusterTimeoutSeconds', 5) * 1000,
     concurrency: Math.floor(positive('concurrency', 10)),
     namespace,
@@ -166,7 +192,7 @@ export class FluxStatusReader {
     if (!options.refresh && this.options.cache) {
       try {
         const cached = await this.options.cache.get(CACHE_PREFIX + name);
-        if (cached && typeof cached === 'object')
+        if (cached && typeof cached === 'object' && this.fresh(cached))
           return cached as ClusterBootstrapStatus;
       } catch (error) {
         this.logger.warn(
@@ -224,6 +250,26 @@ export class FluxStatusReader {
     return client;
   }
 
+  /** How long a status in `state` may be served from the cache (ms). */
+  cacheTtlFor(state: ClusterBootstrapState): number {
+    const { cacheTtlMs, transitionalCacheTtlMs } = this.options.settings;
+    return TRANSITIONAL_CACHE_STATES.includes(state)
+      ? Math.min(cacheTtlMs, transitionalCacheTtlMs ?? 2000)
+      : cacheTtlMs;
+  }
+
+  /**
+   * A cached status is served only within its state's TTL, counted from `checkedAt`: the reader
+   * enforces it itself, whatever the cache store does with `ttl`.
+   */
+  private fresh(cached: object): boolean {
+    const { state, checkedAt } = cached as Partial<ClusterBootstrapStatus>;
+    const at = typeof checkedAt === 'string' ? Date.parse(checkedAt) : NaN;
+    if (!state || Number.isNaN(at)) return false;
+    const now = (this.options.now ?? (() => new Date()))().getTime();
+    return now - at < this.cacheTtlFor(state);
+  }
+
   private async readAndCache(
     connection: ClusterConnection,
   ): Promise<ClusterBootstrapStatus> {
@@ -231,7 +277,7 @@ export class FluxStatusReader {
     if (this.options.cache) {
       try {
         await this.options.cache.set(CACHE_PREFIX + connection.name, status, {
-          ttl: this.options.settings.cacheTtlMs,
+          ttl: this.cacheTtlFor(status.state),
         });
       } catch (error) {
         this.logger.warn(
