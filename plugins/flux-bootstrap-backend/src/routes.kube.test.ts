@@ -195,7 +195,11 @@ beforeAll(async () => {
             ],
           },
           fluxBootstrap: {
-            status: { cacheTtlSeconds: 300, clusterTimeoutSeconds: 20 },
+            status: {
+              cacheTtlSeconds: 300,
+              transitionalCacheTtlSeconds: 1,
+              clusterTimeoutSeconds: 20,
+            },
           },
         },
       }),
@@ -305,6 +309,60 @@ describe('status routes on a real cluster', () => {
     expect(fresh.state).toBe('suspended');
     // the refreshed answer is what the cache holds now
     expect((await getStatus('')).state).toBe('suspended');
+  });
+
+  it('serves a transitional state from the cache only for its short TTL: installing turns ready without ?refresh', async () => {
+    // Flux stops reconciling; resuming the Kustomization changes its spec, whose new generation
+    // stays unobserved: Flux is catching up ("installing").
+    await sim.stop();
+    await admin.apply(
+      {
+        apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
+        kind: 'Kustomization',
+        metadata: { name: NS, namespace: NS },
+        spec: {
+          interval: '10m0s',
+          path: './',
+          prune: true,
+          sourceRef: { kind: 'GitRepository', name: NS },
+          suspend: false,
+        },
+      },
+      { fieldManager: FM },
+    );
+    const installing = await getStatus('?refresh=true');
+    expect(installing.state).toBe('installing');
+    expect(installing.reason).toMatch(/reconciling the latest change/);
+
+    // Flux catches up.
+    sim = await startFluxSimulator({
+      kube: kube.info(),
+      namespace: NS,
+      intervalMs: 200,
+    });
+    for (;;) {
+      const k = await admin.get<any>({
+        apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
+        kind: 'Kustomization',
+        name: NS,
+        namespace: NS,
+      });
+      const ready = k?.status?.conditions?.find((c: any) => c.type === 'Ready');
+      if (
+        k?.status?.observedGeneration === k?.metadata.generation &&
+        ready?.status === 'True'
+      )
+        break;
+      await sleep(100);
+    }
+    // Past the 1 s transitional TTL (steady states stay 300 s): the cached "installing" is not
+    // served any more, and the plain (cached) route reads the cluster again.
+    await sleep(1100);
+    const next = await getStatus('');
+    expect(next.state).toBe('ready');
+    expect(next.checkedAt).not.toBe(installing.checkedAt);
+    // Now steady, it is served from the cache again.
+    expect((await getStatus('')).checkedAt).toBe(next.checkedAt);
   });
 
   it('pushes nothing anywhere: Bitbucket saw only reads with the integration token', () => {
