@@ -26,9 +26,9 @@ import Tooltip from '@material-ui/core/Tooltip';
 import Typography from '@material-ui/core/Typography';
 import RefreshIcon from '@material-ui/icons/Refresh';
 import { ReactNode, useCallback, useState } from 'react';
-import useAsync from 'react-use/esm/useAsync';
 import { fluxBootstrapApiRef } from '../../api/FluxBootstrapApi';
 import { ClusterRow } from './ClusterRow';
+import { unsettledClusters, useEntityClusters } from './useEntityClusters';
 
 const TITLE = 'Flux bootstrap';
 
@@ -133,11 +133,14 @@ export function FluxBootstrapCard() {
   const entityRef = getCompoundEntityRef(entity);
   const refString = `${entityRef.kind}:${entityRef.namespace}/${entityRef.name}`;
 
-  const { loading, value, error } = useAsync(async () => {
-    if (named.length === 0) return undefined;
-    return api.getEntityClusters(entityRef, { refresh: reload > 0 });
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [api, refString, named.join(','), reload]);
+  // Reads again on its own while a cluster is installing, not installed or unreachable.
+  const { loading, value, error, polling } = useEntityClusters({
+    api,
+    entityRef,
+    key: `${refString}|${named.join(',')}`,
+    enabled: named.length > 0,
+    reload,
+  });
   const refresh = useCallback(() => setReload(n => n + 1), []);
 
   const action = (
@@ -191,6 +194,18 @@ export function FluxBootstrapCard() {
               </TableBody>
             </Table>
           </TableContainer>
+        )}
+        {polling && (
+          <Typography
+            variant="caption"
+            color="textSecondary"
+            component="p"
+            data-testid="flux-bootstrap-polling"
+          >
+            Updating on its own while {unsettledClusters(value).join(', ')}{' '}
+            {unsettledClusters(value).length === 1 ? 'is' : 'are'} not settled
+            (every few seconds, less often while nothing changes).
+          </Typography>
         )}
       </>
     );
