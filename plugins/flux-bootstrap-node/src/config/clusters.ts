@@ -34,10 +34,18 @@ function decodeCaData(caData: string): string {
   return Buffer.from(trimmed, 'base64').toString('utf8');
 }
 
+function readCa(caData?: string, caFile?: string): string | undefined {
+  if (caData) return decodeCaData(caData);
+  if (caFile) return fs.readFileSync(caFile, 'utf8');
+  return undefined;
+}
+
 /** Reads every config-located cluster. @public */
 export function readConfigClusters(config: ConfigLike): ClusterConnection[] {
   const clusters: ClusterConnection[] = [];
-  for (const method of config.getOptionalConfigArray('kubernetes.clusterLocatorMethods') ?? []) {
+  for (const method of config.getOptionalConfigArray(
+    'kubernetes.clusterLocatorMethods',
+  ) ?? []) {
     if (method.getOptionalString('type') !== 'config') continue;
     for (const c of method.getOptionalConfigArray('clusters') ?? []) {
       const name = c.getOptionalString('name');
@@ -50,11 +58,7 @@ export function readConfigClusters(config: ConfigLike): ClusterConnection[] {
         title: c.getOptionalString('title'),
         url: url.replace(/\/+$/, ''),
         token: c.getOptionalString('serviceAccountToken') || undefined,
-        caPem: caData
-          ? decodeCaData(caData)
-          : caFile
-          ? fs.readFileSync(caFile, 'utf8')
-          : undefined,
+        caPem: readCa(caData, caFile),
         skipTLSVerify: c.getOptionalBoolean('skipTLSVerify') ?? false,
         source: 'config',
       });
