@@ -9,6 +9,7 @@ import {
   restPath,
 } from './client';
 import { BitbucketError } from './errors';
+import { createGitHttpClient } from '../git/httpClient';
 
 // Unit-level tests of the transport against a tiny local server whose every answer the test
 // scripts. The behaviour against a Bitbucket-shaped peer is covered by the action's integration
@@ -147,14 +148,21 @@ describe('BitbucketServerClient', () => {
     expect(res.body.key).toBe('FLUX');
     const keys = await client.listAccessKeys('FLUX', 'fleet');
     expect(keys.map(k => k.key.id)).toEqual([7]);
-    const git = await client.gitRequest({
-      url: `${client.scmUrl(
-        'FLUX',
-        'fleet',
-      )}/info/refs?service=git-receive-pack`,
+    // git over HTTPS goes through the engine's git HTTP client with the client's settings
+    const url = `${client.scmUrl(
+      'FLUX',
+      'fleet',
+    )}/info/refs?service=git-receive-pack`;
+    const { headers, ...settings } = client.gitHttpSettings(url);
+    const git = await createGitHttpClient(settings).request({
+      url,
       method: 'GET',
+      headers,
     });
-    expect(git.status).toBe(200);
+    expect(git.statusCode).toBe(200);
+    expect(() =>
+      client!.gitHttpSettings('http://elsewhere.example.com/scm/x/y.git'),
+    ).toThrow(/no credentials are sent there/);
     expect(server.seen.map(s => s.url.split('?')[0])).toEqual([
       '/bitbucket/rest/api/1.0/projects/FLUX',
       '/bitbucket/rest/keys/1.0/projects/FLUX/repos/fleet/ssh',

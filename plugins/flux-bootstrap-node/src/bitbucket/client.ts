@@ -258,6 +258,45 @@ export class BitbucketServerClient {
   }
 
   /**
+   * How git over HTTPS talks to this server like this client does, for the engine's git HTTP
+   * client (`createGitHttpClient`): the Authorization header (only for a URL on this server's
+   * origin: credentials never go elsewhere), the host's extra CA, the per-request timeout, and
+   * retries of idempotent requests (ref discovery), logged like REST retries.
+   */
+  gitHttpSettings(gitUrl: string): {
+    headers: Record<string, string>;
+    caPem?: string;
+    timeoutMs: number;
+    getRetries: number;
+    retryBaseDelayMs: number;
+    onRetry: (reason: string, attempt: number, delayMs: number) => void;
+  } {
+    const url = new URL(gitUrl);
+    if (url.username || url.password) {
+      throw new BitbucketError('git URL must not carry credentials', {
+        kind: 'bad-request',
+      });
+    }
+    if (url.origin !== this.origin) {
+      throw new BitbucketError(
+        `git URL ${url.origin} is not on the Bitbucket server ${this.origin}; no credentials are sent there`,
+        { kind: 'bad-request' },
+      );
+    }
+    return {
+      headers: gitHttpAuthHeaders(this.auth),
+      caPem: this.host.caPem,
+      timeoutMs: this.opts.requestTimeoutMs,
+      getRetries: this.opts.retries,
+      retryBaseDelayMs: this.opts.baseDelayMs,
+      onRetry: (reason, attempt, delayMs) =>
+        this.logger.warn(
+          `git ${url.pathname} failed (${reason}); retry ${attempt} of ${this.opts.retries} in ${delayMs} ms`,
+        ),
+    };
+  }
+
+  /**
    * One REST call. `path` is relative to the server root (context path included by the client),
    * e.g. `/rest/api/1.0/projects/FLUX`. Non-2xx answers not listed in `expectedStatus` throw a
    * {@link BitbucketError}.
@@ -534,41 +573,6 @@ export class BitbucketServerClient {
       { signal, expectedStatus: [404] },
     );
     return res.status !== 404;
-  }
-
-  /**
-   * A low-level exchange for git's smart HTTP protocol (`/scm/…`): same agent, CA, timeout,
-   * abort and redaction as REST; the Authorization header is only sent to this server's origin.
-   * Retries only when `retry` is set (safe for GETs of `info/refs`).
-   */
-  async gitRequest(options: {
-    url: string;
-    method: string;
-    headers?: Record<string, string>;
-    body?: Buffer;
-    signal?: AbortSignal;
-    retry?: boolean;
-  }): Promise<RawResponse> {
-    const url = new URL(options.url);
-    if (url.username || url.password) {
-      throw new BitbucketError('git URL must not carry credentials', {
-        kind: 'bad-request',
-      });
-    }
-    const headers: Record<string, string> = { ...options.headers };
-    const label = `${options.method} ${url.pathname}`;
-    return this.exchange(
-      options.method,
-      url,
-      headers,
-      options.body,
-      {
-        signal: options.signal,
-        retry: options.retry ?? false,
-      },
-      label,
-      Number.MAX_SAFE_INTEGER,
-    );
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -2,57 +2,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import git from 'isomorphic-git';
-import type { HttpClient } from 'isomorphic-git';
 import type { BitbucketServerClient } from './client';
 import { BitbucketError } from './errors';
+import { createGitHttpClient } from '../git/httpClient';
 import { isAbortError } from '../util/errors';
-
-/**
- * An isomorphic-git HTTP client that goes through a {@link BitbucketServerClient}: same TLS trust
- * (extra CA), same credentials (sent only to that server), per-request timeout and AbortSignal.
- * `info/refs` discovery GETs are retried like REST calls; pack uploads are not (a push is not
- * repeated blindly).
- * @public
- */
-export function createBitbucketGitHttp(
-  client: BitbucketServerClient,
-  signal?: AbortSignal,
-): HttpClient {
-  return {
-    async request({ url, method = 'GET', headers = {}, body }) {
-      let payload: Buffer | undefined;
-      if (body) {
-        const chunks: Buffer[] = [];
-        for await (const chunk of body as AsyncIterable<Uint8Array>)
-          chunks.push(Buffer.from(chunk));
-        payload = Buffer.concat(chunks);
-      }
-      const res = await client.gitRequest({
-        url,
-        method,
-        headers,
-        body: payload,
-        signal,
-        retry: method === 'GET',
-      });
-      const responseHeaders: Record<string, string> = {};
-      res.headers.forEach((value, name) => {
-        responseHeaders[name] = value;
-      });
-      const bytes = new Uint8Array(res.body);
-      return {
-        url,
-        method,
-        statusCode: res.status,
-        statusMessage: res.statusText,
-        headers: responseHeaders,
-        body: (async function* iterate() {
-          yield bytes;
-        })(),
-      };
-    },
-  };
-}
 
 /** Options of {@link pushInitialCommit}. @public */
 export interface InitialCommitOptions {
@@ -108,9 +61,14 @@ export async function pushInitialCommit(
     });
     let result;
     try {
+      // The engine's git HTTP client (as for the manifests push) with this server's trust,
+      // credentials (sent to this server only), timeout and retries of ref discovery; no
+      // redirects are followed and a pack upload is never repeated blindly.
+      const { headers, ...http } = client.gitHttpSettings(opts.cloneUrl);
       result = await git.push({
         fs,
-        http: createBitbucketGitHttp(client, opts.signal),
+        http: createGitHttpClient({ ...http, signal: opts.signal }),
+        headers,
         dir,
         url: opts.cloneUrl,
         ref: `refs/heads/${opts.branch}`,

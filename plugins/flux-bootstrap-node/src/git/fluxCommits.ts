@@ -92,11 +92,22 @@ export async function pushSyncCommit(
     signal: options.signal,
     edit: async tree => {
       kustomizationGenerated = false;
-      tree.write(`${dir}/gotk-sync.yaml`, options.content);
+      const syncPath = `${dir}/gotk-sync.yaml`;
+      tree.write(syncPath, options.content);
       for (const name of KUSTOMIZATION_FILE_NAMES) {
         if (await tree.exists(`${dir}/${name}`)) return;
       }
-      const resources = await scanKustomizationResources(tree, dir);
+      // The two files flux generates are Kubernetes YAML: gotk-sync.yaml written just now, and
+      // gotk-components.yaml when it is the very blob this session committed (no 3 MB re-parse).
+      const componentsPath = `${dir}/gotk-components.yaml`;
+      const resources = await scanKustomizationResources(tree, dir, {
+        isKnownManifest: async path => {
+          if (path === syncPath) return true;
+          if (path !== componentsPath) return false;
+          const written = options.session.writtenBlob(path);
+          return !!written && written === (await tree.blobOid(path));
+        },
+      });
       tree.write(
         `${dir}/kustomization.yaml`,
         generateKustomizationFile(resources),

@@ -20,7 +20,8 @@ import { Redactor } from '../util/redact';
 import { GitTransport, HttpsGitTransport } from './transport';
 import { SshGitTransport } from './ssh';
 import { pushFluxManifests, renderFluxManifests } from './pushFluxManifests';
-import { GitAuthError } from './session';
+import { pushComponentsCommit, pushSyncCommit } from './fluxCommits';
+import { GitAuthError, GitPushSession } from './session';
 
 // Real git, sshd and ssh-keygen on a shared 2-core machine: generous per-test limits.
 jest.setTimeout(90_000);
@@ -431,6 +432,157 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
         ),
       ),
     ).toBe(true);
+  });
+
+  it('talks to the git server no more than the git CLI: the fetch reuses the listed refs, commit 2 starts from the pushed commit', async () => {
+    const repo = newRepo({ initialCommit: true });
+    const from = bb.requests().length;
+    const r = await pushFluxManifests(
+      { transport: https(repo.urls.http), bundle, options: options(), author },
+      { logger: collectingLogger().logger },
+    );
+    expect(r.componentsCommit).toBeDefined();
+    expect(r.syncCommit).toBeDefined();
+    const git = bb
+      .requests()
+      .slice(from)
+      .filter(q => q.path.includes(`/scm/flux/${repo.slug}.git/`))
+      .map(
+        q =>
+          `${q.method} ${q.path.replace(/^.*\.git\//, '')}${
+            q.query.service ? `?service=${q.query.service}` : ''
+          }`,
+      );
+    expect(git).toEqual([
+      // commit 1: list the branch and fetch it (one advertisement for both), push
+      'GET info/refs?service=git-upload-pack',
+      'POST git-upload-pack',
+      'GET info/refs?service=git-receive-pack',
+      'POST git-receive-pack',
+      // commit 2: on top of the commit just pushed, no listing or fetch
+      'GET info/refs?service=git-receive-pack',
+      'POST git-receive-pack',
+    ]);
+  });
+
+  it('when someone pushes between the two commits, commit 2 is refused, fetched again and redone; a gotk-components.yaml changed by them is parsed again', async () => {
+    const repo = newRepo({ initialCommit: true });
+    const inner = https(repo.urls.http);
+    let pushes = 0;
+    const racing: GitTransport = {
+      displayUrl: inner.displayUrl,
+      listRefs: s => inner.listRefs(s),
+      fetch: (g, b, s) => inner.fetch(g, b, s),
+      close: () => inner.close(),
+      async push(gitdir, oid, branch, signal) {
+        if (pushes++ === 1) {
+          // Between commit 1 and commit 2, someone replaces gotk-components.yaml.
+          const other = path.join(tmp, 'other');
+          await gitCli(
+            ['clone', '--quiet', repo.urls.http, other],
+            undefined,
+            TOKEN,
+          );
+          fs.writeFileSync(
+            path.join(
+              other,
+              'clusters/my-cluster/flux-system/gotk-components.yaml',
+            ),
+            'not: a Kubernetes object\n',
+          );
+          await gitCli(['add', '.'], other);
+          await gitCli(
+            [
+              '-c',
+              'user.name=Other',
+              '-c',
+              'user.email=o@x',
+              'commit',
+              '--quiet',
+              '-m',
+              'concurrent change',
+            ],
+            other,
+          );
+          await gitCli(
+            ['push', '--quiet', 'origin', 'HEAD:main'],
+            other,
+            TOKEN,
+          );
+        }
+        return inner.push(gitdir, oid, branch, signal);
+      },
+    };
+    const { logger, lines } = collectingLogger();
+    const r = await pushFluxManifests(
+      { transport: racing, bundle, options: options(), author },
+      { logger },
+    );
+    const log = await commits(repo.bare);
+    expect(log.map(c => c.message)).toEqual([
+      'Add Flux sync manifests',
+      'concurrent change',
+      'Add Flux v2.9.4 component manifests',
+      'Initial commit',
+    ]);
+    expect(r.commitHash).toBe(log[0].id);
+    expect(
+      lines.some(l =>
+        /^warn Git conflict: main of .* moved while pushing/.test(l),
+      ),
+    ).toBe(true);
+    // Their file is not the blob this session pushed: it was read and found not to be Kubernetes YAML.
+    expect(
+      await gitCli([
+        '--git-dir',
+        repo.bare,
+        'show',
+        'main:clusters/my-cluster/flux-system/kustomization.yaml',
+      ]),
+    ).toBe(
+      'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- gotk-sync.yaml\n',
+    );
+  });
+
+  it('lists the gotk-components.yaml it has just pushed without parsing it again (the session knows the blob)', async () => {
+    const repo = newRepo({ initialCommit: true });
+    const session = await GitPushSession.open({
+      transport: https(repo.urls.http),
+      branch: 'main',
+      workDir: tmp,
+    });
+    try {
+      const common = {
+        session,
+        path: 'clusters/x',
+        namespace: 'flux-system',
+        author,
+        branch: 'main',
+      };
+      // Content the parser would refuse: listed anyway, so it was not parsed.
+      await pushComponentsCommit({
+        ...common,
+        version: 'v2.9.4',
+        content: 'kind: [unterminated\n',
+      });
+      const sync = await pushSyncCommit({
+        ...common,
+        content: renderFluxManifests(bundle, options()).sync.content,
+      });
+      expect(sync.kustomizationGenerated).toBe(true);
+    } finally {
+      await session.close();
+    }
+    expect(
+      await gitCli([
+        '--git-dir',
+        repo.bare,
+        'show',
+        'main:clusters/x/flux-system/kustomization.yaml',
+      ]),
+    ).toBe(
+      'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- gotk-components.yaml\n- gotk-sync.yaml\n',
+    );
   });
 
   it('creates a missing branch from the default branch', async () => {

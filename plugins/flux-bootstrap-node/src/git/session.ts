@@ -98,6 +98,11 @@ function isTransient(error: unknown): boolean {
  * @public
  */
 export class GitPushSession {
+  /** The branch head this session pushed last: the remote's head unless someone pushed since. */
+  private pushedHead?: string;
+  /** Blobs of files this session wrote that are on the remote branch: path → blob id. */
+  private readonly blobsOnRemote = new Map<string, string>();
+
   private constructor(
     private readonly transport: GitTransport,
     private readonly branch: string,
@@ -146,6 +151,15 @@ export class GitPushSession {
     return (await editor.exists(filePath)) ? editor.read(filePath) : undefined;
   }
 
+  /**
+   * The blob id of a file this session committed (or found identical) at `filePath`, when that
+   * commit is on the remote branch: callers that generated the file know its content without
+   * reading it back.
+   */
+  writtenBlob(filePath: string): string | undefined {
+    return this.blobsOnRemote.get(filePath);
+  }
+
   async commitAndPush(
     options: CommitAndPushOptions,
   ): Promise<CommitAndPushResult> {
@@ -153,30 +167,48 @@ export class GitPushSession {
     const where = `${this.branch} of ${this.transport.displayUrl}`;
     for (let attempt = 1; ; attempt++) {
       throwIfAborted(signal, `pushing to ${where}`);
+      // Right after this session's own push the remote head is known and its commit is here:
+      // no need to list the refs and fetch it again. If someone pushed meanwhile, the push is
+      // rejected as non-fast-forward and the next attempt fetches.
+      const knownHead = this.pushedHead;
+      this.pushedHead = undefined;
       try {
-        const refs = await this.transport.listRefs(signal);
-        const head = refs.heads.get(this.branch);
+        let head: string | undefined;
         let parent: string | undefined;
-        if (head) {
-          this.logger.debug(`Fetching ${where}`);
-          parent = await this.transport.fetch(this.gitdir, this.branch, signal);
-        } else if (refs.defaultBranch && refs.heads.has(refs.defaultBranch)) {
-          this.logger.info(
-            `Branch ${this.branch} does not exist in ${this.transport.displayUrl}; it will be created from ${refs.defaultBranch}`,
-          );
-          parent = await this.transport.fetch(
-            this.gitdir,
-            refs.defaultBranch,
-            signal,
+        if (knownHead) {
+          head = knownHead;
+          parent = knownHead;
+          this.logger.debug(
+            `${where} is at ${knownHead}, pushed by this session`,
           );
         } else {
-          this.logger.info(
-            `${
-              refs.heads.size === 0
-                ? 'The repository is empty'
-                : `Branch ${this.branch} does not exist`
-            }; the first commit creates branch ${this.branch}`,
-          );
+          const refs = await this.transport.listRefs(signal);
+          head = refs.heads.get(this.branch);
+          if (head) {
+            this.logger.debug(`Fetching ${where}`);
+            parent = await this.transport.fetch(
+              this.gitdir,
+              this.branch,
+              signal,
+            );
+          } else if (refs.defaultBranch && refs.heads.has(refs.defaultBranch)) {
+            this.logger.info(
+              `Branch ${this.branch} does not exist in ${this.transport.displayUrl}; it will be created from ${refs.defaultBranch}`,
+            );
+            parent = await this.transport.fetch(
+              this.gitdir,
+              refs.defaultBranch,
+              signal,
+            );
+          } else {
+            this.logger.info(
+              `${
+                refs.heads.size === 0
+                  ? 'The repository is empty'
+                  : `Branch ${this.branch} does not exist`
+              }; the first commit creates branch ${this.branch}`,
+            );
+          }
         }
         const baseTree = parent
           ? (await git.readCommit({ fs, gitdir: this.gitdir, oid: parent }))
@@ -189,7 +221,10 @@ export class GitPushSession {
         let commit: string | undefined;
         let pushOid: string;
         if (parent && tree === baseTree) {
-          if (head)
+          if (head) {
+            // Nothing to push: the files are there. The head was only read, not pushed by
+            // this session, so the next commit lists the refs again.
+            this.remember(editor);
             return {
               changed: false,
               head: parent,
@@ -197,6 +232,7 @@ export class GitPushSession {
               createdBranch: false,
               attempts: attempt,
             };
+          }
           pushOid = parent; // only the branch is new
         } else {
           const when = {
@@ -230,6 +266,7 @@ export class GitPushSession {
           signal,
         );
         if (outcome.status === 'ok') {
+          this.remember(editor, pushOid);
           return {
             changed: !!commit,
             commit,
@@ -276,6 +313,13 @@ export class GitPushSession {
       const delay = this.retryDelayMs * 2 ** (attempt - 1);
       await sleep(Math.round(delay / 2 + (Math.random() * delay) / 2), signal);
     }
+  }
+
+  /** The remote branch holds the files the editor wrote; this session pushed it to `pushed`. */
+  private remember(editor: TreeEditor, pushed?: string): void {
+    this.pushedHead = pushed;
+    for (const [filePath, oid] of editor.writtenBlobs())
+      this.blobsOnRemote.set(filePath, oid);
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,10 @@
 import fs from 'node:fs';
 import git, { Errors } from 'isomorphic-git';
+import type {
+  GitHttpRequest,
+  GitHttpResponse,
+  HttpClient,
+} from 'isomorphic-git';
 import { createGitHttpClient } from './httpClient';
 
 /** What the remote holds right now. @public */
@@ -54,9 +59,32 @@ export interface HttpsGitTransportOptions {
   timeoutMs?: number;
 }
 
+/** The ref advertisement of `git-upload-pack` kept from listRefs for the fetch that follows. */
+interface KeptAdvertisement {
+  url: string;
+  at: number;
+  response: Omit<GitHttpResponse, 'body'>;
+  body: Uint8Array;
+}
+
+/** How long a kept advertisement stands in for a new one: the fetch follows at once. */
+const ADVERTISEMENT_REUSE_MS = 10_000;
+
+function isUploadPackAdvertisement(req: GitHttpRequest): boolean {
+  return (
+    (req.method ?? 'GET').toUpperCase() === 'GET' &&
+    /\/info\/refs\?service=git-upload-pack$/.test(req.url)
+  );
+}
+
+async function* once(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield bytes;
+}
+
 /** Git over HTTPS with isomorphic-git and the engine's HTTP client (custom CA, timeouts, abort). @public */
 export class HttpsGitTransport implements GitTransport {
   readonly displayUrl: string;
+  private advertisement?: KeptAdvertisement;
 
   constructor(private readonly options: HttpsGitTransportOptions) {
     const u = new URL(options.url);
@@ -76,9 +104,48 @@ export class HttpsGitTransport implements GitTransport {
     });
   }
 
+  /**
+   * listRefs keeps the upload-pack ref advertisement it fetched, and the fetch right after it
+   * (isomorphic-git asks for the same advertisement first) gets it from memory: one request
+   * less per commit. Kept once, for a few seconds.
+   */
+  private keepingAdvertisement(inner: HttpClient): HttpClient {
+    return {
+      request: async req => {
+        const res = await inner.request(req);
+        if (!isUploadPackAdvertisement(req) || res.statusCode !== 200)
+          return res;
+        const chunks: Uint8Array[] = [];
+        for await (const chunk of res.body ?? []) chunks.push(chunk);
+        const body = Buffer.concat(chunks);
+        const { body: _streamed, ...response } = res;
+        this.advertisement = { url: req.url, at: Date.now(), response, body };
+        return { ...response, body: once(body) };
+      },
+    };
+  }
+
+  private reusingAdvertisement(inner: HttpClient): HttpClient {
+    return {
+      request: async req => {
+        const kept = this.advertisement;
+        this.advertisement = undefined;
+        if (
+          kept &&
+          isUploadPackAdvertisement(req) &&
+          kept.url === req.url &&
+          Date.now() - kept.at < ADVERTISEMENT_REUSE_MS
+        ) {
+          return { ...kept.response, body: once(kept.body) };
+        }
+        return inner.request(req);
+      },
+    };
+  }
+
   async listRefs(signal?: AbortSignal): Promise<RemoteRefs> {
     const info = await git.getRemoteInfo({
-      http: this.http(signal),
+      http: this.keepingAdvertisement(this.http(signal)),
       url: this.options.url,
       headers: this.options.headers,
     });
@@ -115,7 +182,7 @@ export class HttpsGitTransport implements GitTransport {
     });
     const result = await git.fetch({
       fs,
-      http: this.http(signal),
+      http: this.reusingAdvertisement(this.http(signal)),
       gitdir,
       remote: 'origin',
       ref: branch,
@@ -136,6 +203,7 @@ export class HttpsGitTransport implements GitTransport {
     branch: string,
     signal?: AbortSignal,
   ): Promise<PushOutcome> {
+    this.advertisement = undefined;
     const localRef = 'refs/heads/flux-bootstrap-push';
     await git.writeRef({ fs, gitdir, ref: localRef, value: oid, force: true });
     try {

@@ -14,6 +14,7 @@ export class TreeEditor implements DirectoryReader {
   private readonly cache: Record<string, unknown> = {};
   private readonly trees = new Map<string, TreeEntry[] | undefined>();
   private readonly writes = new Map<string, string>();
+  private readonly blobs = new Map<string, string>();
 
   constructor(
     private readonly gitdir: string,
@@ -113,6 +114,18 @@ export class TreeEditor implements DirectoryReader {
     return [...this.writes.keys()];
   }
 
+  /** Blob ids of the written files, once {@link TreeEditor.build} stored them: path → oid. */
+  writtenBlobs(): ReadonlyMap<string, string> {
+    return this.blobs;
+  }
+
+  /** The blob id of the file at `path` in the base tree (not a pending write). */
+  async blobOid(path: string): Promise<string | undefined> {
+    if (this.writes.has(path)) return this.blobs.get(path);
+    const entry = await this.entryAt(path);
+    return entry?.type === 'blob' ? entry.oid : undefined;
+  }
+
   /** Writes the edited tree; returns its oid (equal to the original when nothing changed). */
   async build(): Promise<string> {
     type Node = { files: Map<string, string>; dirs: Map<string, Node> };
@@ -150,6 +163,7 @@ export class TreeEditor implements DirectoryReader {
           gitdir: this.gitdir,
           blob: Buffer.from(content, 'utf8'),
         });
+        this.blobs.set(full, oid);
         const mode =
           existing && existing.mode === '100755' ? '100755' : '100644';
         put({ mode, path: name, oid, type: 'blob' });

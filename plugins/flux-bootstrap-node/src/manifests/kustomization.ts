@@ -31,18 +31,32 @@ export function isKubernetesManifest(text: string): boolean {
 }
 
 function compareNames(a: string, b: string): number {
-  return a === b ? 0 : Buffer.compare(Buffer.from(a), Buffer.from(b));
+  if (a === b) return 0;
+  if (/[\ud800-\uffff]/.test(a) || /[\ud800-\uffff]/.test(b))
+    return Buffer.compare(Buffer.from(a), Buffer.from(b));
+  return a < b ? -1 : 1;
+}
+
+/** Options of {@link scanKustomizationResources}. @public */
+export interface ScanKustomizationOptions {
+  /**
+   * True for a file known to be Kubernetes YAML without parsing it — one the caller generated
+   * and knows is there unchanged (e.g. gotk-components.yaml pushed a moment ago: 3 MB of YAML).
+   */
+  isKnownManifest?: (path: string) => boolean | Promise<boolean>;
 }
 
 /**
  * Lists what `kustomization.yaml` of `dir` should hold, like flux's `kustomization.Generate`:
  * walk the folder in lexical order; a sub-folder holding a kustomization file is added as a
- * folder and not descended into; a file is added when it parses as Kubernetes objects.
+ * folder and not descended into; a file is added when it parses as Kubernetes objects (or is
+ * known to be Kubernetes YAML, see {@link ScanKustomizationOptions.isKnownManifest}).
  * @public
  */
 export async function scanKustomizationResources(
   reader: DirectoryReader,
   dir: string,
+  options: ScanKustomizationOptions = {},
 ): Promise<string[]> {
   const resources: string[] = [];
   const walk = async (current: string, rel: string) => {
@@ -63,7 +77,10 @@ export async function scanKustomizationResources(
         } else {
           await walk(full, relPath);
         }
-      } else if (isKubernetesManifest(await reader.read(full))) {
+      } else if (
+        (await options.isKnownManifest?.(full)) ||
+        isKubernetesManifest(await reader.read(full))
+      ) {
         resources.push(relPath);
       }
     }
