@@ -317,6 +317,33 @@ describe('Bitbucket double: test controls', () => {
     expect(bb.requests().map(r => r.status)).toEqual([429, 429, 200, 503]);
   });
 
+  it('echoes the request credentials in an injected error when asked (REST and git)', async () => {
+    bb.injectFault({
+      path: '/rest/api/1.0/projects/FLUX',
+      status: 401,
+      echoCredentials: true,
+    });
+    const r = await get('/projects/FLUX');
+    expect(r.status).toBe(401);
+    expect((await r.json()).errors[0].message).toBe(
+      'You are not permitted to access this resource (request header Authorization: Bearer alice-token; credential alice-token)',
+    );
+    bb.createRepo('FLUX', 'echo', { initialCommit: true });
+    bb.injectFault({
+      path: '/scm/flux/echo.git/info/refs',
+      status: 500,
+      echoCredentials: true,
+    });
+    const g = await fetch(
+      `${bb.cloneUrls('FLUX', 'echo').http}/info/refs?service=git-upload-pack`,
+      {
+        headers: { Authorization: 'Bearer alice-token' },
+      },
+    );
+    expect(g.status).toBe(500);
+    expect(await g.text()).toContain('credential alice-token');
+  });
+
   it('matches by method and by path prefix, and clearFaults() removes pending faults', async () => {
     bb.injectFault({
       method: 'POST',

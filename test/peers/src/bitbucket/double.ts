@@ -56,6 +56,19 @@ export interface BitbucketFault {
   drop?: boolean;
   /** How many matching requests the fault applies to (default 1). */
   times?: number;
+  /**
+   * With `status`: the error message echoes the request's `Authorization` header and the bare
+   * credential, as careless servers and proxies do — to test that clients redact what they are
+   * sent back.
+   */
+  echoCredentials?: boolean;
+}
+
+/** Text of an error that echoes the request's credentials (see `BitbucketFault.echoCredentials`). */
+function echoOf(authorization: string | undefined): string {
+  if (!authorization) return ' (the request had no Authorization header)';
+  const bare = authorization.replace(/^\S+\s+/, '');
+  return ` (request header Authorization: ${authorization}; credential ${bare})`;
 }
 
 export interface BitbucketDoubleOptions {
@@ -486,10 +499,26 @@ export async function startBitbucketDouble(
                 ? { 'Retry-After': String(fault.retryAfter) }
                 : {}),
             })
-            .end(`Injected failure ${fault.status}\n`);
+            .end(
+              `Injected failure ${fault.status}${
+                fault.echoCredentials ? echoOf(req.headers.authorization) : ''
+              }\n`,
+            );
           return;
         }
-        sendError(res, faultError(fault.status, fault.retryAfter));
+        const err = faultError(fault.status, fault.retryAfter);
+        sendError(
+          res,
+          fault.echoCredentials
+            ? new RestError(
+                err.status,
+                `${err.message}${echoOf(req.headers.authorization)}`,
+                err.exceptionName,
+                err.context,
+                err.headers,
+              )
+            : err,
+        );
         return;
       }
       if (p.startsWith('/scm/')) {

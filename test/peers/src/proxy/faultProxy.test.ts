@@ -144,12 +144,17 @@ describe('startFaultProxy', () => {
     ]);
     expect(a.headers?.['retry-after']).toBe('3');
     expect(JSON.parse(a.body!)).toMatchObject({ kind: 'Status', code: 429 });
+    proxy.inject({ path: '/echo', status: 401, echoCredentials: true });
+    expect(JSON.parse((await get(proxy, '/echo')).body!).message).toBe(
+      'injected fault: HTTP 401 (request header Authorization: Bearer canary-token; credential canary-token)',
+    );
     expect(seen.map(s => s.url)).toEqual(['/apis/apps/v1', '/api/v1']);
     expect(proxy.requests().map(r => r.fault)).toEqual([
       'status 429',
       'status 429',
       undefined,
       undefined,
+      'status 401',
     ]);
     expect(proxy.pendingFaults()).toEqual([]);
   });

@@ -40,6 +40,11 @@ export interface FaultProxyFault {
   blackhole?: boolean;
   /** How many matching requests get the fault (default 1; `Infinity` for all). */
   times?: number;
+  /**
+   * With `status`: the Status message echoes the request's `Authorization` header and the bare
+   * credential (as careless proxies do), to test that clients redact what they are sent back.
+   */
+  echoCredentials?: boolean;
 }
 
 /** One request that reached the proxy. */
@@ -232,7 +237,18 @@ export async function startFaultProxy(
           apiVersion: 'v1',
           metadata: {},
           status: 'Failure',
-          message: `injected fault: HTTP ${fault.status}`,
+          message: `injected fault: HTTP ${fault.status}${
+            fault.echoCredentials
+              ? req.headers.authorization
+                ? ` (request header Authorization: ${
+                    req.headers.authorization
+                  }; credential ${req.headers.authorization.replace(
+                    /^\S+\s+/,
+                    '',
+                  )})`
+                : ' (the request had no Authorization header)'
+              : ''
+          }`,
           reason: fault.status === 429 ? 'TooManyRequests' : 'InternalError',
           code: fault.status,
         }),
