@@ -736,6 +736,28 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
     expect(lines.filter(l => l.startsWith('warn Talking to'))).toHaveLength(2);
   });
 
+  it('gives up after the bounded attempts, saying where, why and what to do', async () => {
+    const repo = newRepo({ initialCommit: true });
+    bb.injectFault({
+      method: 'GET',
+      path: /info\/refs$/,
+      status: 502,
+      times: 50,
+    });
+    const { logger } = collectingLogger();
+    const err = await pushFluxManifests(
+      { transport: https(repo.urls.http), bundle, options: options(), author },
+      { logger },
+    ).catch(e => e);
+    bb.clearFaults();
+    expect(err.name).toBe('GitServerUnavailableError');
+    expect(err.message).toMatch(
+      /^Talking to https?:\/\/\S+ failed 5 times, the last time with HTTP Error: 502/,
+    );
+    expect(err.message).toContain('Try again later; re-running is safe');
+    expect(await commits(repo.bare)).toHaveLength(1);
+  });
+
   it('stops when the signal aborts, leaving the branch alone', async () => {
     const repo = newRepo({ initialCommit: true });
     const controller = new AbortController();

@@ -66,6 +66,14 @@ export class GitAuthError extends Error {
   }
 }
 
+/** The git server kept failing (5xx, 429, resets, timeouts) until the attempts ran out. @public */
+export class GitServerUnavailableError extends Error {
+  constructor(message: string, readonly cause?: unknown) {
+    super(message);
+    this.name = 'GitServerUnavailableError';
+  }
+}
+
 const TRANSIENT_CODES = new Set([
   'ECONNRESET',
   'ECONNREFUSED',
@@ -303,7 +311,17 @@ export class GitPushSession {
             `the repository ${this.transport.displayUrl} was not found (HTTP 404)`,
           );
         }
-        if (!isTransient(error) || attempt >= this.maxAttempts) throw error;
+        if (!isTransient(error)) throw error;
+        if (attempt >= this.maxAttempts) {
+          throw new GitServerUnavailableError(
+            `Talking to ${
+              this.transport.displayUrl
+            } failed ${attempt} times, the last time with ${
+              (error as Error).message
+            }: the git server or the network keeps failing. Try again later; re-running is safe (commits already pushed are found and not made again).`,
+            error,
+          );
+        }
         this.logger.warn(
           `Talking to ${this.transport.displayUrl} failed (${
             (error as Error).message
