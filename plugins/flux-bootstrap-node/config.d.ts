@@ -73,7 +73,10 @@ export interface Config {
        * aborted). The Bitbucket branch-head lookup has the same bound, separately. Default 5.
        */
       clusterTimeoutSeconds?: number;
-      /** Clusters read in parallel. Default 10. */
+      /**
+       * Clusters read in parallel. Default 100: reading a cluster is mostly waiting on the
+       * network, and each cluster's own requests go out together.
+       */
       concurrency?: number;
       /**
        * Namespace Flux runs in on every cluster. Default: detected per cluster (the FluxReport's

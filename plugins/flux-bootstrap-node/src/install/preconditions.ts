@@ -189,7 +189,7 @@ export async function checkInstallPreconditions(
       kind: 'CustomResourceDefinition',
       name: FLUX_SOURCE_CRD,
     },
-    { signal },
+    { signal, metadataOnly: true }, // its labels, not its large schema
   );
   const labels = crd?.metadata.labels ?? {};
   const managedBy = labels[MANAGED_BY_LABEL] || undefined;

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import {
   createTestNamespace,
   getSharedKubeApiserver,
@@ -166,6 +167,107 @@ describe('createKubeClient against a real kube-apiserver', () => {
         namespace: ns,
       }),
     ).toBe(false);
+  });
+
+  it('reads well-known kinds without a discovery request, metadata only on request; an unserved Flux kind reads as absent', async () => {
+    const ns = await createTestNamespace(kube, 'kc-read');
+    const proxy = await startFaultProxy(kube);
+    proxies.push(proxy);
+    const c = await client({ url: proxy.url, caPem: proxy.caPem });
+    await c.apply(configMap(ns, 'a', { k: 'v' }), { fieldManager: 'flux' });
+    proxy.clearRequests();
+    const full = await c.get({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      name: 'a',
+      namespace: ns,
+    });
+    expect(full?.data).toEqual({ k: 'v' });
+    const meta = await c.get(
+      { apiVersion: 'v1', kind: 'ConfigMap', name: 'a', namespace: ns },
+      { metadataOnly: true },
+    );
+    expect(meta).toEqual(
+      expect.objectContaining({ apiVersion: 'v1', kind: 'ConfigMap' }),
+    );
+    expect(meta?.metadata.name).toBe('a');
+    expect(meta?.data).toBeUndefined();
+    const listed = await c.list('v1', 'ConfigMap', {
+      namespace: ns,
+      metadataOnly: true,
+    });
+    expect(listed.map(o => [o.kind, o.metadata.name, o.data])).toEqual([
+      ['ConfigMap', 'a', undefined],
+    ]);
+    // A Flux kind the shared apiserver may not serve in this version: 404, read as absent.
+    expect(
+      await c.get({
+        apiVersion: 'fluxcd.controlplane.io/v1',
+        kind: 'FluxReport',
+        name: 'flux',
+        namespace: ns,
+      }),
+    ).toBeUndefined();
+    expect(
+      await c.list('fluxcd.controlplane.io/v1', 'FluxReport', {
+        namespace: ns,
+      }),
+    ).toEqual([]);
+    expect(
+      proxy
+        .requests()
+        .map(r => `${r.method} ${r.path}`)
+        .filter(r => !r.includes('/namespaces/')),
+    ).toEqual([]);
+  });
+
+  it('sends parallel requests over one HTTP/2 connection, and over HTTP/1.1 through a proxy that only speaks it', async () => {
+    // A TCP relay in front of the apiserver that counts connections (TLS passes through).
+    const target = new URL(kube.url);
+    let connections = 0;
+    const sockets = new Set<net.Socket>();
+    const relay = net.createServer(inbound => {
+      connections++;
+      sockets.add(inbound);
+      const outbound = net.connect(Number(target.port), target.hostname);
+      inbound.pipe(outbound).pipe(inbound);
+      inbound.on('error', () => outbound.destroy());
+      outbound.on('error', () => inbound.destroy());
+    });
+    await new Promise<void>(r => relay.listen(0, '127.0.0.1', r));
+    try {
+      const url = `https://127.0.0.1:${
+        (relay.address() as net.AddressInfo).port
+      }`;
+      const refs = Array.from({ length: 8 }, (_, i) => ({
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        name: `absent-${i}`,
+        namespace: 'default',
+      }));
+      const h2 = await client({ url });
+      expect(await Promise.all(refs.map(r => h2.get(r)))).toEqual(
+        Array(8).fill(undefined),
+      );
+      expect(connections).toBe(1);
+
+      connections = 0;
+      const h1 = await client({ url }, { http2: false });
+      await Promise.all(refs.map(r => h1.get(r)));
+      expect(connections).toBeGreaterThan(1);
+
+      // The fault proxy is an HTTP/1.1 server: the client notices and stays on HTTP/1.1.
+      const proxy = await startFaultProxy(kube);
+      proxies.push(proxy);
+      const viaProxy = await client({ url: proxy.url, caPem: proxy.caPem });
+      await Promise.all(refs.map(r => viaProxy.get(r)));
+      expect(
+        proxy.requests().filter(r => r.path.includes('absent-')),
+      ).toHaveLength(8);
+    } finally {
+      sockets.forEach(socket => socket.destroy());
+      await new Promise<void>(r => relay.close(() => r()));
+    }
   });
 
   it('finds the resource of a CRD applied after discovery was cached', async () => {

@@ -1,5 +1,8 @@
 import http from 'node:http';
+import http2 from 'node:http2';
 import https from 'node:https';
+import net from 'node:net';
+import tls from 'node:tls';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { ClusterConnection } from '../config/clusters';
 import { combineSignals, mapLimit, retry } from '../util/async';
@@ -32,8 +35,24 @@ export interface KubeClientOptions {
   retryBaseDelayMs?: number;
   /** Redactor the client adds the cluster's credentials to; its values are masked in every error and log line. */
   redactor?: Redactor;
-  /** Parallel connections to the API server. Default 16. */
+  /** Parallel connections to the API server over HTTP/1.1. Default 16. */
   maxSockets?: number;
+  /**
+   * Talk HTTP/2 to an HTTPS API server that offers it (as client-go does): every request of the
+   * client shares one TLS connection, so parallel requests cost no extra handshakes. Falls back to
+   * HTTP/1.1 when the server (or a proxy in front of it) does not negotiate h2, and when a
+   * kubeconfig proxy is configured. Default true.
+   */
+  http2?: boolean;
+}
+
+/** TLS material of the connection (from the kubeconfig / cluster config). */
+interface TlsSettings {
+  ca?: string | Buffer | (string | Buffer)[];
+  cert?: string | Buffer | (string | Buffer)[];
+  key?: string | Buffer | (string | Buffer)[];
+  servername?: string;
+  rejectUnauthorized: boolean;
 }
 
 interface RawResponse {
@@ -100,6 +119,59 @@ function parseRetryAfter(
 }
 
 /**
+ * Resources of kinds the engine reads, as every API server serves them (built-in kinds) or as
+ * their CRDs name them (Flux): reads of these need no discovery request first, as with a typed
+ * client. A server that does not serve one answers 404, which a read reports as absent, the same
+ * as a discovery miss. Writes still go through discovery (its "is the CRD installed?" error).
+ */
+const WELL_KNOWN_RESOURCES: Record<string, KubeResourceInfo> = (() => {
+  const table: Record<string, KubeResourceInfo> = {};
+  const add = (
+    apiVersions: string[],
+    kind: string,
+    name: string,
+    namespaced: boolean,
+  ) => {
+    for (const apiVersion of apiVersions)
+      table[`${apiVersion}\0${kind}`] = { name, namespaced, kind, verbs: [] };
+  };
+  add(['v1'], 'Namespace', 'namespaces', false);
+  add(['v1'], 'Secret', 'secrets', true);
+  add(['v1'], 'ServiceAccount', 'serviceaccounts', true);
+  add(['v1'], 'Service', 'services', true);
+  add(['v1'], 'ConfigMap', 'configmaps', true);
+  add(['apps/v1'], 'Deployment', 'deployments', true);
+  add(
+    ['apiextensions.k8s.io/v1'],
+    'CustomResourceDefinition',
+    'customresourcedefinitions',
+    false,
+  );
+  const source = [
+    'source.toolkit.fluxcd.io/v1',
+    'source.toolkit.fluxcd.io/v1beta2',
+  ];
+  add(source, 'GitRepository', 'gitrepositories', true);
+  add(source, 'OCIRepository', 'ocirepositories', true);
+  add(source, 'Bucket', 'buckets', true);
+  add(
+    ['kustomize.toolkit.fluxcd.io/v1', 'kustomize.toolkit.fluxcd.io/v1beta2'],
+    'Kustomization',
+    'kustomizations',
+    true,
+  );
+  add(['fluxcd.controlplane.io/v1'], 'FluxReport', 'fluxreports', true);
+  return table;
+})();
+
+/** Accept header of a metadata-only answer (meta.k8s.io/v1, Kubernetes ≥ 1.15), JSON as fallback. */
+function metadataAccept(
+  kind: 'PartialObjectMetadata' | 'PartialObjectMetadataList',
+) {
+  return `application/json;as=${kind};g=meta.k8s.io;v=v1,application/json`;
+}
+
+/**
  * Fields the server owns; sending them in an apply would either be ignored or turn into a
  * precondition (resourceVersion), so they are stripped.
  */
@@ -147,13 +219,22 @@ class KubeClientImpl implements KubeClient {
     { at: number; promise: Promise<KubeResourceInfo[] | undefined> }
   >();
 
+  /** HTTP/2: the shared session, the connection being made, or off (h1 only). */
+  private h2Enabled: boolean;
+  private h2Session?: http2.ClientHttp2Session;
+  private h2Connecting?: Promise<http2.ClientHttp2Session | undefined>;
+  private h2Socket?: tls.TLSSocket;
+  private closed = false;
+
   constructor(
     private readonly kc: KubeConfig,
     private readonly agent: http.Agent,
     private readonly staticHeaders: Record<string, string> | undefined,
     conn: ClusterConnection,
     opts: KubeClientOptions,
+    private readonly tlsSettings?: TlsSettings,
   ) {
+    this.h2Enabled = !!tlsSettings;
     this.clusterName = conn.name;
     this.baseUrl = new URL(conn.url.replace(/\/+$/, ''));
     this.logger = opts.logger ?? silentLogger;
@@ -218,6 +299,9 @@ class KubeClientImpl implements KubeClient {
     const combined = combineSignals([spec.signal], this.timeoutMs);
     const mod = url.protocol === 'http:' ? http : https;
     try {
+      const session = await this.http2Session(combined.signal);
+      if (session)
+        return await this.sendHttp2(session, spec, url, headers, combined);
       return await new Promise<RawResponse>((resolve, reject) => {
         if (combined.signal.aborted) {
           reject(combined.signal.reason);
@@ -291,11 +375,179 @@ class KubeClientImpl implements KubeClient {
             reason: net.code ?? (net.tls ? 'TLS' : undefined),
           },
         ),
-        { [TRANSIENT]: !net.tls && isTransientNetworkCode(net.code) },
+        {
+          [TRANSIENT]:
+            !net.tls &&
+            (isTransientNetworkCode(net.code) ||
+              // the shared HTTP/2 connection went away under the request: a new one is made
+              !!net.code?.startsWith('ERR_HTTP2')),
+        },
       );
     } finally {
       combined.dispose();
     }
+  }
+
+  /**
+   * The shared HTTP/2 session, connected on first use: one TLS connection offering h2 and
+   * http/1.1 (ALPN). When the server picks HTTP/1.1 the client stays on HTTP/1.1 from then on.
+   * The caller's signal only stops its own wait; the connection attempt has the client's
+   * request timeout.
+   */
+  private async http2Session(
+    signal: AbortSignal,
+  ): Promise<http2.ClientHttp2Session | undefined> {
+    if (!this.h2Enabled || this.closed) return undefined;
+    const current = this.h2Session;
+    if (current && !current.closed && !current.destroyed) return current;
+    this.h2Connecting ??= this.connectHttp2().finally(() => {
+      this.h2Connecting = undefined;
+    });
+    const connecting = this.h2Connecting;
+    return new Promise((resolve, reject) => {
+      if (signal.aborted) {
+        reject(signal.reason);
+        return;
+      }
+      const onAbort = () => reject(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+      connecting.then(
+        value => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(value);
+        },
+        error => {
+          signal.removeEventListener('abort', onAbort);
+          reject(error);
+        },
+      );
+    });
+  }
+
+  private connectHttp2(): Promise<http2.ClientHttp2Session | undefined> {
+    const settings = this.tlsSettings!;
+    const host = this.baseUrl.hostname.replace(/^\[|\]$/g, '');
+    return new Promise((resolve, reject) => {
+      const socket = tls.connect({
+        host,
+        port: Number(this.baseUrl.port || 443),
+        servername: settings.servername ?? (net.isIP(host) ? undefined : host),
+        ca: settings.ca,
+        cert: settings.cert,
+        key: settings.key,
+        rejectUnauthorized: settings.rejectUnauthorized,
+        ALPNProtocols: ['h2', 'http/1.1'],
+      });
+      this.h2Socket = socket;
+      const timer = setTimeout(
+        () =>
+          socket.destroy(
+            Object.assign(
+              new Error(
+                `no TLS handshake within ${Math.round(
+                  this.timeoutMs / 1000,
+                )} s`,
+              ),
+              { code: 'ETIMEDOUT' },
+            ),
+          ),
+        this.timeoutMs,
+      );
+      const done = () => {
+        clearTimeout(timer);
+        if (this.h2Socket === socket) this.h2Socket = undefined;
+      };
+      socket.once('error', error => {
+        done();
+        reject(error);
+      });
+      socket.once('secureConnect', () => {
+        done();
+        if (this.closed) {
+          socket.destroy();
+          resolve(undefined);
+          return;
+        }
+        if (socket.alpnProtocol !== 'h2') {
+          // HTTP/1.1 only (or a TLS-terminating proxy in between): use the agent from now on.
+          this.h2Enabled = false;
+          socket.destroy();
+          resolve(undefined);
+          return;
+        }
+        const session = http2.connect(this.baseUrl.origin, {
+          createConnection: () => socket,
+        });
+        const forget = () => {
+          if (this.h2Session === session) this.h2Session = undefined;
+        };
+        session.on('error', forget); // the requests on it fail on their own
+        session.on('goaway', forget);
+        session.on('close', forget);
+        session.unref(); // like idle keep-alive sockets: does not hold the process open
+        this.h2Session = session;
+        resolve(session);
+      });
+    });
+  }
+
+  /** One request on the HTTP/2 session; same contract as the HTTP/1.1 path. */
+  private sendHttp2(
+    session: http2.ClientHttp2Session,
+    spec: CallSpec,
+    url: URL,
+    headers: Record<string, string>,
+    combined: ReturnType<typeof combineSignals>,
+  ): Promise<RawResponse> {
+    return new Promise<RawResponse>((resolve, reject) => {
+      if (combined.signal.aborted) {
+        reject(combined.signal.reason);
+        return;
+      }
+      const h2headers: http2.OutgoingHttpHeaders = {
+        ':method': spec.method,
+        ':path': `${url.pathname}${url.search}`,
+      };
+      for (const [k, v] of Object.entries(headers))
+        h2headers[k.toLowerCase()] = v;
+      let req: http2.ClientHttp2Stream;
+      try {
+        req = session.request(h2headers, {
+          endStream: spec.body === undefined,
+        });
+      } catch (error) {
+        reject(error);
+        return;
+      }
+      let status = 0;
+      let responseHeaders: http.IncomingHttpHeaders = {};
+      const chunks: Buffer[] = [];
+      const onAbort = () => {
+        req.close(http2.constants.NGHTTP2_CANCEL);
+        // A request that timed out may sit on a dead connection: start over on a new one.
+        if (combined.timedOut() && !spec.signal?.aborted) session.destroy();
+        reject(combined.signal.reason ?? new Error('aborted'));
+      };
+      combined.signal.addEventListener('abort', onAbort, { once: true });
+      req.on('close', () =>
+        combined.signal.removeEventListener('abort', onAbort),
+      );
+      req.on('response', h => {
+        status = Number(h[':status'] ?? 0);
+        const { ':status': _status, ...rest } = h;
+        responseHeaders = rest as http.IncomingHttpHeaders;
+      });
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () =>
+        resolve({
+          status,
+          headers: responseHeaders,
+          text: Buffer.concat(chunks).toString('utf8'),
+        }),
+      );
+      req.on('error', reject);
+      if (spec.body !== undefined) req.end(spec.body);
+    });
   }
 
   private errorFromResponse(spec: CallSpec, res: RawResponse): KubeApiError {
@@ -442,6 +694,17 @@ class KubeClientImpl implements KubeClient {
     return list?.find(r => r.kind === kind);
   }
 
+  /** The resource of a kind for a read: discovery's answer when cached, else a well-known one. */
+  private async resourceForRead(
+    apiVersion: string,
+    kind: string,
+    opts: { signal?: AbortSignal; forWhat?: string },
+  ): Promise<KubeResourceInfo | undefined> {
+    const known = WELL_KNOWN_RESOURCES[`${apiVersion}\0${kind}`];
+    if (known && !this.discovery.has(apiVersion)) return known;
+    return this.resourceFor(apiVersion, kind, opts);
+  }
+
   private async requireResource(
     ref: { apiVersion: string; kind: string },
     what: string,
@@ -496,11 +759,11 @@ class KubeClientImpl implements KubeClient {
 
   async get<T extends KubeObject = KubeObject>(
     ref: KubeObjectRef,
-    opts: { signal?: AbortSignal } = {},
+    opts: { signal?: AbortSignal; metadataOnly?: boolean } = {},
   ): Promise<T | undefined> {
     const what = `get ${describeRef(ref)}`;
-    const res = await this.resourceFor(ref.apiVersion, ref.kind, {
-      ...opts,
+    const res = await this.resourceForRead(ref.apiVersion, ref.kind, {
+      signal: opts.signal,
       forWhat: what,
     });
     if (!res) return undefined;
@@ -510,9 +773,15 @@ class KubeClientImpl implements KubeClient {
       signal: opts.signal,
       what,
       accept: [404],
+      acceptHeader: opts.metadataOnly
+        ? metadataAccept('PartialObjectMetadata')
+        : undefined,
     });
     if (out.status === 404) return undefined;
-    return KubeClientImpl.json<T>(out);
+    const obj = KubeClientImpl.json<T>(out);
+    return opts.metadataOnly
+      ? { ...obj, apiVersion: ref.apiVersion, kind: ref.kind }
+      : obj;
   }
 
   async list<T extends KubeObject = KubeObject>(
@@ -528,8 +797,8 @@ class KubeClientImpl implements KubeClient {
     const what = `list ${kind}${
       opts.namespace ? ` in namespace ${opts.namespace}` : ''
     }${opts.labelSelector ? ` with labels ${opts.labelSelector}` : ''}`;
-    const res = await this.resourceFor(apiVersion, kind, {
-      ...opts,
+    const res = await this.resourceForRead(apiVersion, kind, {
+      signal: opts.signal,
       forWhat: what,
     });
     if (!res) return [];
@@ -558,7 +827,7 @@ class KubeClientImpl implements KubeClient {
         accept: [404],
         // PartialObjectMetadataList (meta.k8s.io/v1, Kubernetes ≥ 1.15): names and metadata only.
         acceptHeader: opts.metadataOnly
-          ? 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json'
+          ? metadataAccept('PartialObjectMetadataList')
           : undefined,
       });
       if (out.status === 404) return [];
@@ -735,7 +1004,11 @@ class KubeClientImpl implements KubeClient {
   }
 
   close(): void {
+    this.closed = true;
     this.agent.destroy();
+    this.h2Session?.destroy();
+    this.h2Session = undefined;
+    this.h2Socket?.destroy();
   }
 }
 
@@ -833,5 +1106,22 @@ export async function createKubeClient(
       rejectUnauthorized: tls.rejectUnauthorized ?? !conn.skipTLSVerify,
     });
   }
-  return new KubeClientImpl(kc, agent, staticHeaders, conn, opts);
+  const http2Wanted =
+    opts.http2 !== false && url.protocol === 'https:' && !cluster?.proxyUrl;
+  return new KubeClientImpl(
+    kc,
+    agent,
+    staticHeaders,
+    conn,
+    opts,
+    http2Wanted
+      ? {
+          ca: tls.ca as TlsSettings['ca'],
+          cert: tls.cert as TlsSettings['cert'],
+          key: tls.key as TlsSettings['key'],
+          servername: tls.servername,
+          rejectUnauthorized: tls.rejectUnauthorized ?? !conn.skipTLSVerify,
+        }
+      : undefined,
+  );
 }

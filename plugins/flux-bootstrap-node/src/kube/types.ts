@@ -55,10 +55,13 @@ export interface KubeAccessCheck {
 export interface KubeClient {
   /** The cluster name the client talks to (for messages). */
   readonly clusterName: string;
-  /** Reads one object; `undefined` when it (or its kind) does not exist. */
+  /**
+   * Reads one object; `undefined` when it (or its kind) does not exist. With `metadataOnly`, only
+   * its `metadata` (a PartialObjectMetadata: a CRD's labels without its large schema).
+   */
   get<T extends KubeObject = KubeObject>(
     ref: KubeObjectRef,
-    opts?: { signal?: AbortSignal },
+    opts?: { signal?: AbortSignal; metadataOnly?: boolean },
   ): Promise<T | undefined>;
   /**
    * Lists objects of a kind (all pages); `[]` when the kind does not exist. Items carry apiVersion

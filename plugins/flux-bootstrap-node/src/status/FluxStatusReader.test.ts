@@ -56,9 +56,12 @@ function scriptedClients() {
     };
     return {
       clusterName: conn.name,
-      // no Flux CRD: the shortest read, "not-installed"
-      get: (_ref: unknown, opts?: { signal?: AbortSignal }) =>
-        call('get', undefined as KubeObject | undefined, opts?.signal),
+      // no Flux CRD: the shortest read, "not-installed" (the reads started alongside the CRD's
+      // — Kustomization, GitRepository — find nothing at once; the CRD read is the one scripted)
+      get: async (ref: { kind: string }, opts?: { signal?: AbortSignal }) =>
+        ref.kind === 'CustomResourceDefinition'
+          ? call('get', undefined as KubeObject | undefined, opts?.signal)
+          : undefined,
       list: async () => [],
       close: () => {},
     } as unknown as KubeClient;

@@ -56,6 +56,15 @@ export interface FluxStatusSettings {
   namespace?: string;
 }
 
+/**
+ * Default of `fluxBootstrap.status.concurrency`. Reading a cluster is waiting on the network
+ * (a TLS handshake and a few round trips, its own requests in parallel), not CPU, so a fleet of
+ * this many clusters is read in one wave: a distant cluster costs its latency once, not once per
+ * wave, and a dead one holds its slot until its deadline without delaying the others.
+ * @public
+ */
+export const DEFAULT_STATUS_CONCURRENCY = 100;
+
 /** Reads `fluxBootstrap.status.*` with its defaults. @public */
 export function readFluxStatusSettings(config: ConfigLike): FluxStatusSettings {
   const positive = (key: string, fallback: number) => {
@@ -87,7 +96,9 @@ export function readFluxStatusSettings(config: ConfigLike): FluxStatusSettings {
       positive('transitionalCacheTtlSeconds', 2) * 1000,
     ),
     clusterTimeoutMs: positive('clusterTimeoutSeconds', 5) * 1000,
-    concurrency: Math.floor(positive('concurrency', 10)),
+    concurrency: Math.floor(
+      positive('concurrency', DEFAULT_STATUS_CONCURRENCY),
+    ),
     namespace,
   };
 }

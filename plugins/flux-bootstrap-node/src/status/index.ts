@@ -10,7 +10,11 @@ export type {
   BitbucketRepositoryLocation,
   BranchHeadLookup,
 } from './bitbucketRepository';
-export { FluxStatusReader, readFluxStatusSettings } from './FluxStatusReader';
+export {
+  DEFAULT_STATUS_CONCURRENCY,
+  FluxStatusReader,
+  readFluxStatusSettings,
+} from './FluxStatusReader';
 export type {
   FluxStatusReaderOptions,
   FluxStatusSettings,

@@ -7,6 +7,7 @@ import type {
 } from '@flux-bootstrap/plugin-flux-bootstrap-common';
 import { isKubeApiError, KubeApiError } from '../kube/errors';
 import type { KubeClient, KubeObject } from '../kube/types';
+import { combineSignals } from '../util/async';
 import { isAbortError } from '../util/errors';
 import { EngineLogger, silentLogger } from '../util/logger';
 import { Redactor } from '../util/redact';
@@ -155,40 +156,73 @@ export async function readClusterStatus(
     kind: string,
     name: string,
     namespace: string,
+    readSignal: AbortSignal | undefined = signal,
   ): Promise<KubeObject | undefined> => {
     for (const apiVersion of FLUX_API_VERSIONS[kind] ?? []) {
       const obj = await must(`get ${kind} ${namespace}/${name}`, () =>
-        client.get({ apiVersion, kind, name, namespace }, { signal }),
+        client.get(
+          { apiVersion, kind, name, namespace },
+          { signal: readSignal },
+        ),
       );
       if (obj) return obj;
     }
     return undefined;
   };
 
+  // Every read that does not depend on another starts at once (one round trip instead of a
+  // chain of them on a distant cluster): the Flux CRD, the FluxReports, and — for the namespace
+  // bootstrap uses, which the CRD usually confirms — the Deployments, the sync Kustomization and
+  // its GitRepository. Results are used in the order below, so errors take effect as they
+  // would one after another; reads that turn out not to be needed are dropped and cancelled.
+  const ahead = new AbortController();
+  const aheadSignal = combineSignals([signal, ahead.signal]);
+  const early = <T>(fn: () => Promise<T>): Promise<T> => {
+    const p = fn();
+    p.catch(() => undefined); // used (and its error seen) only if needed
+    return p;
+  };
+  const guess = options.namespace ?? DEFAULT_NAMESPACE;
+
   try {
-    const crd = await must(
-      `get CustomResourceDefinition ${FLUX_SOURCE_CRD}`,
-      () =>
+    const crdRead = early(() =>
+      must(`get CustomResourceDefinition ${FLUX_SOURCE_CRD}`, () =>
         client.get(
           {
             apiVersion: 'apiextensions.k8s.io/v1',
             kind: 'CustomResourceDefinition',
             name: FLUX_SOURCE_CRD,
           },
-          { signal },
+          // Only its labels are read: not the schema (hundreds of KB for Flux's CRDs).
+          { signal, metadataOnly: true },
         ),
+      ),
     );
+    const reportsRead = early(() =>
+      may('list FluxReports', () =>
+        client.list<FluxReport>('fluxcd.controlplane.io/v1', 'FluxReport', {
+          signal: aheadSignal.signal,
+        }),
+      ),
+    );
+    const deploymentsAhead = early(() =>
+      listFluxDeployments(guess, aheadSignal.signal),
+    );
+    const syncAhead = early(() =>
+      getFirst('Kustomization', guess, guess, aheadSignal.signal),
+    );
+    const sourceAhead = early(() =>
+      getFirst('GitRepository', guess, guess, aheadSignal.signal),
+    );
+
+    const crd = await crdRead;
     if (!crd) {
       status.state = 'not-installed';
       status.reason = `Flux is not installed: the CustomResourceDefinition ${FLUX_SOURCE_CRD} does not exist.`;
       return status;
     }
 
-    const reports = await may('list FluxReports', () =>
-      client.list<FluxReport>('fluxcd.controlplane.io/v1', 'FluxReport', {
-        signal,
-      }),
-    );
+    const reports = await reportsRead;
     const report = reports?.find(r => r.metadata.name === 'flux');
 
     const namespace = await detectNamespace(client, crd, report, options, may);
@@ -229,15 +263,9 @@ export async function readClusterStatus(
           ...(c.ready === true ? {} : { message: clean(c.status) }),
         }));
     } else {
-      const deployments = await must(
-        `list Deployments in namespace ${namespace}`,
-        () =>
-          client.list('apps/v1', 'Deployment', {
-            namespace,
-            labelSelector: PART_OF_FLUX,
-            signal,
-          }),
-      );
+      const deployments = await (namespace === guess
+        ? deploymentsAhead
+        : listFluxDeployments(namespace, signal));
       components = deployments.map(deploymentStatusOf);
     }
     components.sort((a, b) => a.name.localeCompare(b.name));
@@ -250,7 +278,9 @@ export async function readClusterStatus(
       report?.spec?.sync?.id ?? '',
     )?.[1];
     const syncName = reportedSync ?? namespace;
-    const syncObj = await getFirst('Kustomization', syncName, namespace);
+    const syncObj = await (syncName === guess && namespace === guess
+      ? syncAhead
+      : getFirst('Kustomization', syncName, namespace));
     const sync: FluxSyncStatus | undefined = syncObj
       ? syncStatusOf(syncObj, clean)
       : undefined;
@@ -266,9 +296,16 @@ export async function readClusterStatus(
       typeof sourceRef?.namespace === 'string'
         ? sourceRef.namespace
         : namespace;
-    const sourceObj = FLUX_API_VERSIONS[sourceKind]
-      ? await getFirst(sourceKind, sourceName, sourceNamespace)
-      : undefined;
+    let sourceObj: KubeObject | undefined;
+    if (
+      sourceKind === 'GitRepository' &&
+      sourceName === guess &&
+      sourceNamespace === guess
+    ) {
+      sourceObj = await sourceAhead;
+    } else if (FLUX_API_VERSIONS[sourceKind]) {
+      sourceObj = await getFirst(sourceKind, sourceName, sourceNamespace);
+    }
     const source: FluxSourceStatus | undefined = sourceObj
       ? sourceStatusOf(sourceObj, clean)
       : undefined;
@@ -307,6 +344,22 @@ export async function readClusterStatus(
     status.state = 'unreachable';
     status.reason = `Could not read the cluster: ${safe.message}`;
     return status;
+  } finally {
+    ahead.abort();
+    aheadSignal.dispose();
+  }
+
+  function listFluxDeployments(
+    namespace: string,
+    readSignal: AbortSignal | undefined,
+  ): Promise<KubeObject[]> {
+    return must(`list Deployments in namespace ${namespace}`, () =>
+      client.list('apps/v1', 'Deployment', {
+        namespace,
+        labelSelector: PART_OF_FLUX,
+        signal: readSignal,
+      }),
+    );
   }
 }
 
