@@ -88,12 +88,6 @@ export async function main(argv: string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   process.on('uncaughtException', (e: NodeJS.ErrnoException) => {
-    if (e.code === 'EPIPE' && e.syscall === 'write') {
-      // A helper process exited before reading its stdin (test/peers' run() ends stdin without
-      // an error listener); the process's own exit code reports any real failure.
-      console.error(`  (ignored: ${e.message} on a finished child's stdin)`);
-      return;
-    }
     console.error(
       `\nUncaught error: ${
         e.stack ?? e

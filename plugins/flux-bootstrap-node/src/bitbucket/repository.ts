@@ -1,6 +1,7 @@
 import type { BitbucketServerHostConfig } from '../config/bitbucketServer';
 import { EngineLogger, silentLogger } from '../util/logger';
 import { InputValidationError } from '../util/errors';
+import { runCheckpointDirectly, type CheckpointFn } from '../util/checkpoint';
 import { BitbucketServerClient, restPath } from './client';
 import { BitbucketError, isBitbucketError } from './errors';
 import { pushInitialCommit } from './initialCommit';
@@ -38,20 +39,11 @@ export interface EnsureRepositoryRequest {
   groups: BitbucketGroupGrant[];
 }
 
-/**
- * Runs a side effect once per task: the scaffolder's `ctx.checkpoint`. Values must be JSON.
- * @public
- */
-export type RepositoryCheckpointFn = <T>(
-  key: string,
-  fn: () => Promise<T>,
-) => Promise<T>;
-
 /** Options of {@link ensureBitbucketRepository}. @public */
 export interface EnsureRepositoryOptions {
   signal?: AbortSignal;
   logger?: EngineLogger;
-  checkpoint?: RepositoryCheckpointFn;
+  checkpoint?: CheckpointFn;
   /** How errors name the credentials, e.g. `the token input` (never their value). */
   credentials?: string;
   /** Message of the initial commit that creates the branch in an empty repository. */
@@ -828,8 +820,7 @@ export async function ensureBitbucketRepository(
 ): Promise<EnsuredRepository> {
   validateRepositoryRequest(req);
   const logger = opts.logger ?? silentLogger;
-  const checkpoint: RepositoryCheckpointFn =
-    opts.checkpoint ?? ((_key, fn) => fn());
+  const checkpoint: CheckpointFn = opts.checkpoint ?? runCheckpointDirectly;
   const credentials = opts.credentials ?? 'the credentials';
   const { signal } = opts;
   const hostName = client.host.host;

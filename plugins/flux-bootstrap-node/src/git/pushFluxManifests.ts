@@ -1,4 +1,4 @@
-import type { CheckpointFn } from '../keys/deployKey';
+import { runCheckpointDirectly, type CheckpointFn } from '../util/checkpoint';
 import {
   FluxBundleFiles,
   generateComponentsManifest,
@@ -122,7 +122,7 @@ export async function pushFluxManifests(
 ): Promise<PushFluxManifestsResult> {
   const redactor = deps.redactor ?? new Redactor();
   const logger = redactor.wrapLogger(deps.logger);
-  const checkpoint: CheckpointFn = deps.checkpoint ?? ((_key, fn) => fn());
+  const checkpoint: CheckpointFn = deps.checkpoint ?? runCheckpointDirectly;
   const { options } = input;
   const files = renderFluxManifests(input.bundle, options);
   const version = options.components.version;

@@ -19,8 +19,4 @@ export type {
   WaitForFluxOptions,
 } from './wait';
 export { describeFluxInstall, installFlux } from './installFlux';
-export type {
-  InstallCheckpoint,
-  InstallFluxOptions,
-  InstallFluxResult,
-} from './installFlux';
+export type { InstallFluxOptions, InstallFluxResult } from './installFlux';

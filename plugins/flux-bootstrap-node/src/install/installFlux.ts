@@ -1,5 +1,6 @@
 import type { KubeClient, KubeObject } from '../kube/types';
 import { combineSignals } from '../util/async';
+import { runCheckpointDirectly, type CheckpointFn } from '../util/checkpoint';
 import { OperationAbortedError } from '../util/errors';
 import { silentLogger, type EngineLogger } from '../util/logger';
 import { applyStaged, summarizeApplied, type AppliedObject } from './apply';
@@ -11,16 +12,6 @@ import {
   waitForFlux,
   type FluxComponentReadiness,
 } from './wait';
-
-/**
- * Runs `fn` at most once per key across retries of a task (the scaffolder's `ctx.checkpoint`).
- * Values must be JSON-serialisable. The default just calls `fn`.
- * @public
- */
-export type InstallCheckpoint = <T>(
-  key: string,
-  fn: () => Promise<T>,
-) => Promise<T>;
 
 /** Options of {@link installFlux}. @public */
 export interface InstallFluxOptions {
@@ -40,7 +31,7 @@ export interface InstallFluxOptions {
   progressIntervalMs?: number;
   signal?: AbortSignal;
   logger?: EngineLogger;
-  checkpoint?: InstallCheckpoint;
+  checkpoint?: CheckpointFn;
 }
 
 /** What {@link installFlux} did and found. @public */
@@ -55,8 +46,6 @@ export interface InstallFluxResult {
   /** Every apply and its effect. */
   applied: AppliedObject[];
 }
-
-const defaultCheckpoint: InstallCheckpoint = (_key, fn) => fn();
 
 /**
  * What the install would apply, for dry runs and logs: one line per object. Secret values are
@@ -121,7 +110,7 @@ export async function installFlux(
   opts: InstallFluxOptions = {},
 ): Promise<InstallFluxResult> {
   const logger = opts.logger ?? silentLogger;
-  const checkpoint = opts.checkpoint ?? defaultCheckpoint;
+  const checkpoint = opts.checkpoint ?? runCheckpointDirectly;
   const fieldManager = opts.fieldManager ?? 'flux';
   const timeoutMs = opts.timeoutMs ?? 5 * 60_000;
   const startedAt = Date.now();

@@ -8,6 +8,7 @@ import { resolveProject } from '../bitbucket/repository';
 import type { BitbucketAccessKey } from '../bitbucket/types';
 import { silentLogger, type EngineLogger } from '../util/logger';
 import type { Redactor } from '../util/redact';
+import { runCheckpointDirectly, type CheckpointFn } from '../util/checkpoint';
 import { accessKeyRequest, AccessKeyPermission } from './accessKey';
 import {
   formatSshHost,
@@ -36,13 +37,6 @@ export const FLUX_FIELD_MANAGER = 'flux';
  * @public
  */
 export const KNOWN_HOSTS_FIELD_MANAGER = 'flux-bootstrap-known-hosts';
-
-/**
- * Runs one side effect once. The scaffolder's `ctx.checkpoint` stores the returned value in the
- * task state, so values must be public JSON: never a private key.
- * @public
- */
-export type CheckpointFn = <T>(key: string, fn: () => Promise<T>) => Promise<T>;
 
 /** What {@link reconcileFluxDeployKey} needs from the Kubernetes client. @public */
 export type DeployKeyKube = Pick<
@@ -393,8 +387,7 @@ export async function reconcileFluxDeployKey(
   deps: FluxDeployKeyDeps,
 ): Promise<FluxDeployKeyResult> {
   const { kube, bitbucket, logger, redactor, signal } = deps;
-  const run: CheckpointFn =
-    deps.checkpoint ?? (<T>(_key: string, fn: () => Promise<T>) => fn());
+  const run: CheckpointFn = deps.checkpoint ?? runCheckpointDirectly;
   // Errors leave a step redacted: a checkpoint persists its failure reason in the task state.
   const step = <T>(key: string, fn: () => Promise<T>): Promise<T> =>
     run(key, async () => {

@@ -1,9 +1,9 @@
 import type { KubeObject } from '../kube/types';
 import type { EngineLogger } from '../util/logger';
+import type { CheckpointFn } from '../util/checkpoint';
 import type { Redactor } from '../util/redact';
 import {
   assertMayWriteSecrets,
-  CheckpointFn,
   DeployKeyKube,
   FLUX_FIELD_MANAGER,
   inspectSecret,

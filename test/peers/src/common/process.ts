@@ -72,6 +72,8 @@ export function run(
         resolve(result);
       },
     );
+    // A child may exit without reading its input (EPIPE): its exit code tells how it went.
+    child.stdin?.on('error', () => undefined);
     if (opts.input !== undefined) {
       child.stdin?.end(opts.input);
     } else {

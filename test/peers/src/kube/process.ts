@@ -249,6 +249,8 @@ export function run(
           ),
         );
     });
+    // A child may exit without reading its input (EPIPE): its exit code tells how it went.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(opts.input ?? '');
   });
 }
