@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
@@ -38,14 +39,26 @@ export async function runTemplate(
   templateRef: string,
   values: Record<string, unknown>,
   secrets?: Record<string, string>,
-  opts: { onTaskId?: (id: string) => void | Promise<void> } = {},
+  opts: {
+    /** Runs while the task runs; `ended()` tells whether the task has ended meanwhile. */
+    onTaskId?: (id: string, ended: () => boolean) => void | Promise<void>;
+  } = {},
 ): Promise<ScannedTask> {
   const id = await world.api.createTask(templateRef, values, secrets);
   world.log(`[${label}] task ${id} started`);
   const waiting = world.api.waitForTask(id, line =>
     world.log(`[${label}] ${line}`),
   );
-  if (opts.onTaskId) await opts.onTaskId(id);
+  let ended = false;
+  waiting.then(
+    () => {
+      ended = true;
+    },
+    () => {
+      ended = true;
+    },
+  );
+  if (opts.onTaskId) await opts.onTaskId(id, () => ended);
   const result = await waiting;
   return finishScan(world, label, result);
 }
@@ -159,42 +172,42 @@ export async function scanRepositories(world: World): Promise<number> {
   for (const bb of [world.bitbucket, world.untrusted]) {
     for (const repo of bareRepos(bb)) {
       const rel = path.relative(bb.reposRoot, repo);
-      const log = await run(
-        'git',
-        ['-C', repo, 'log', '-p', '--all', '--format=fuller'],
-        { check: false },
-      );
       world.scanner.scan(
         `git log -p --all of pushed repositories: ${rel}`,
-        log.stdout,
+        gitOutput(repo, ['log', '-p', '--all', '--format=fuller']),
       );
-      const refs = await run(
-        'git',
-        ['-C', repo, 'for-each-ref', '--format=%(refname) %(objectname)'],
-        {
-          check: false,
-        },
-      );
-      const objects = await run(
-        'git',
-        [
-          '-C',
-          repo,
-          'cat-file',
-          '--batch-all-objects',
-          '--batch',
-          '--unordered',
-        ],
-        { check: false },
-      );
+      const refs = gitOutput(repo, [
+        'for-each-ref',
+        '--format=%(refname) %(objectname)',
+      ]);
+      const objects = gitOutput(repo, [
+        'cat-file',
+        '--batch-all-objects',
+        '--batch',
+        '--unordered',
+      ]);
       world.scanner.scan(
         `git refs and raw objects of pushed repositories: ${rel}`,
-        `${refs.stdout}\n${objects.stdout}`,
+        `${refs}\n${objects}`,
       );
       n++;
     }
   }
   return n;
+}
+
+/** Output of a git command in a bare repository (no stdin: git may exit before reading it). */
+function gitOutput(repo: string, args: string[]): string {
+  try {
+    return execFileSync('git', ['-C', repo, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      maxBuffer: 512 * 1024 * 1024,
+    }).toString('utf8');
+  } catch (e) {
+    return `git ${args.join(' ')} failed: ${
+      e instanceof Error ? e.message : e
+    }`;
+  }
 }
 
 /** The Bitbucket double's access keys of one repository. */

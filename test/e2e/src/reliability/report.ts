@@ -25,9 +25,15 @@ export const RESULTS_FILE = path.join(
   'reliability.md',
 );
 export const DOCS_FILE = path.join(repoRoot, 'docs', 'reliability.md');
+const APPENDIX_FILE = path.join(
+  repoRoot,
+  'test/e2e/src/reliability/docs-appendix.md',
+);
 
 const cell = (s: string) =>
   s
+    // eslint-disable-next-line no-control-regex
+    .replace(/\u001b\[[0-9;]*m/g, '')
     .replace(/\r?\n+/g, ' ')
     .replace(/\|/g, '\\|')
     .replace(/\s+/g, ' ')
@@ -111,7 +117,10 @@ export class ReliabilityReport {
         '',
       );
     }
-    const areas = [...new Set(this.rows.map(r => r.area))];
+    // Sections in their numbered order (scenarios run in the order the world needs them).
+    const areas = [...new Set(this.rows.map(r => r.area))].sort((a, b) =>
+      a.localeCompare(b, 'en', { numeric: true }),
+    );
     for (const area of areas) {
       out.push(
         `## ${area}`,
@@ -152,15 +161,29 @@ export class ReliabilityReport {
     if (this.notes.length) {
       out.push('## Notes', '', ...this.notes.map(n => `- ${n}`), '');
     }
+    // The hand-written part: how the suite works, the policy example, findings.
+    out.push(fs.readFileSync(APPENDIX_FILE, 'utf8').trimEnd(), '');
     return `${out.join('\n')}\n`;
   }
 
-  /** Writes the results file (always) and docs/reliability.md when RELIABILITY_WRITE_DOCS=1. */
-  write(opts: Parameters<ReliabilityReport['render']>[0] = {}): string[] {
+  /**
+   * Writes the results file (always), the run's logs next to it, and docs/reliability.md when
+   * RELIABILITY_WRITE_DOCS=1.
+   */
+  write(
+    opts: Parameters<ReliabilityReport['render']>[0] & {
+      logs?: Record<string, string[]>;
+    } = {},
+  ): string[] {
     const text = this.render(opts);
     const written = [RESULTS_FILE];
     fs.mkdirSync(path.dirname(RESULTS_FILE), { recursive: true });
     fs.writeFileSync(RESULTS_FILE, text);
+    for (const [name, lines] of Object.entries(opts.logs ?? {})) {
+      const file = path.join(path.dirname(RESULTS_FILE), name);
+      fs.writeFileSync(file, `${lines.join('\n')}\n`);
+      written.push(file);
+    }
     if (process.env.RELIABILITY_WRITE_DOCS === '1') {
       fs.writeFileSync(DOCS_FILE, text);
       written.push(DOCS_FILE);

@@ -76,6 +76,8 @@ export interface World {
   restartBackend(opts?: { kill?: boolean }): Promise<void>;
   /** Every backend log line since the start (stdout + stderr, across restarts). */
   backendLog(): string[];
+  /** What the suite did so far (world start, every task log line, outcomes). */
+  worldLog(): string[];
   log(line: string): void;
   stop(): Promise<void>;
 }
@@ -130,12 +132,14 @@ export async function startWorld(
   } = {},
 ): Promise<World> {
   const lines: string[] = [];
-  const log =
-    opts.log ??
-    ((line: string) => {
-      lines.push(line);
-      if (process.env.RELIABILITY_VERBOSE) console.log(line);
-    });
+  const started = Date.now();
+  const log = (line: string) => {
+    lines.push(
+      `${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s ${line}`,
+    );
+    if (opts.log) opts.log(line);
+    else if (process.env.RELIABILITY_VERBOSE) console.log(line);
+  };
   const stops: { name: string; stop: () => Promise<void> }[] = [];
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'flux-reliability-'));
   stops.push({
@@ -388,6 +392,7 @@ export async function startWorld(
         api = await BackstageApi.asGuest(sandbox.baseUrl);
       },
       backendLog: () => sandbox.backendLogs(),
+      worldLog: () => [...lines],
       log,
       stop: stopAll,
     };
