@@ -11,6 +11,7 @@ import { Row } from '../lib/report';
 import { summarize } from '../lib/stats';
 import type { Benchmark } from '../lib/types';
 import type { BootstrapChildInput } from '../children/bootstrap';
+import { DEFAULT_STATUS_CONCURRENCY } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import { freshApiserver } from './install';
 import { BENCH_FLUX_VERSION, CRD_PAD_BYTES } from './shared';
 import { startFleet } from './status';
@@ -363,18 +364,18 @@ export const memoryBenchmark: Benchmark = {
       analysis: [
         `The bootstrap's baseline (${summarize(baselines, 'MiB').median.toFixed(
           0,
-        )} MiB after loading the engine) includes the SWC transform and source maps of running TypeScript from source, as \`npm start\` does; a built backend loads less. The steps that grow the heap are the two that handle the 3 MB of YAML with the \`yaml\` package's Document API: rendering the manifests in "push" (+${(
+        )} MiB after loading the engine) includes the SWC transform and source maps of running TypeScript from source, as \`npm start\` does; a built backend loads less. The step that grows the heap most is "push" (+${(
           summarize(phasePeaks.get('push') ?? [0], 'MiB').median -
           summarize(phasePeaks.get('repository') ?? [0], 'MiB').median
         ).toFixed(
           0,
-        )} MiB) and parsing them back into the install plan in "install" (+${(
+        )} MiB): rendering the manifests parses the bundle's 3 MB of YAML with the \`yaml\` package's Document API once, and the engine keeps the parsed objects and the CRDs' serialised text per bundle (version + sha256, at most 4 bundles) for every later generation. "install" (+${(
           summarize(phasePeaks.get('install') ?? [0], 'MiB').median -
           summarize(phasePeaks.get('key') ?? [0], 'MiB').median
         ).toFixed(
           0,
-        )} MiB). The fixes proposed for manifest generation (parse a bundle once, reuse serialised CRDs, build the plan from objects) cut this too.`,
-        "Status route: the 20 concurrent refreshes share one read per cluster (the reader deduplicates in-flight reads), so memory grows with the number of clusters, not of requests. Their latency is the cold fan-out time of the status benchmark (default concurrency 10, black holes holding slots until their timeout). The cached requests take longer than the engine's warm read of the status benchmark (a few ms): that is per-request work in the route and Backstage's HTTP stack (user token verification, the permission check, JSON of 100 statuses), 20 requests on one event loop; it is not broken down further here.",
+        )} MiB) builds its plan from those same objects instead of parsing YAML again; what it adds is the apply's request and response bodies (the CRDs, as JSON).`,
+        `Status route: the 20 concurrent refreshes share one read per cluster (the reader deduplicates in-flight reads), so memory grows with the number of clusters, not of requests. Their latency is the cold fan-out time of the status benchmark: with every cluster read at once (default concurrency ${DEFAULT_STATUS_CONCURRENCY}), the black holes' deadline. The cached requests take longer than the engine's warm read of the status benchmark (a few ms): that is per-request work in the route and Backstage's HTTP stack (user token verification, the permission check, JSON of 100 statuses), 20 requests on one event loop; it is not broken down further here`,
       ],
     };
   },

@@ -182,7 +182,7 @@ describe('applyStaged', () => {
     'flux-system',
   );
 
-  it('applies the objects that are not custom resources while it waits for the CRDs, and returns once they are served and the custom resources applied', async () => {
+  it('applies the Namespace first, then the objects that are not custom resources alongside the CRDs and their wait, and returns once the CRDs are served and the custom resources applied', async () => {
     const cluster = fakeCluster();
     let settled = false;
     const run = applyStaged(
@@ -200,10 +200,14 @@ describe('applyStaged', () => {
     expect(cluster.applied).not.toContain('GitRepository flux-system');
     cluster.establish();
     const results = await run;
-    expect(cluster.applied.slice(0, 4).sort()).toEqual(
+    // The Namespace first; the CRDs and the other objects after it; the custom resource last.
+    expect(cluster.applied[0]).toBe('Namespace flux-system');
+    expect(cluster.applied.slice(1, -1).sort()).toEqual(
       [
         ...crds.map(c => `CustomResourceDefinition ${c.metadata.name}`),
-        'Namespace flux-system',
+        'Deployment kustomize-controller',
+        'Deployment source-controller',
+        'ServiceAccount source-controller',
       ].sort(),
     );
     expect(cluster.applied[cluster.applied.length - 1]).toBe(

@@ -57,13 +57,16 @@ export function describeFluxInstall(plan: FluxInstallPlan): string[] {
     `Flux ${plan.fluxVersion} in namespace ${
       plan.namespace
     } (components ${plan.components.join(', ')})`,
-    `stage 1 (then wait until the CRDs are Established): ${plan.componentObjects
-      .filter(
-        o => o.kind === 'CustomResourceDefinition' || o.kind === 'Namespace',
-      )
+    `first: ${plan.componentObjects
+      .filter(o => o.kind === 'Namespace')
       .map(describeObject)
       .join(', ')}`,
-    `stage 2: ${plan.componentObjects
+    `then, together: ${plan.componentObjects
+      .filter(o => o.kind === 'CustomResourceDefinition')
+      .map(describeObject)
+      .join(
+        ', ',
+      )} (then wait until they are Established and served); and ${plan.componentObjects
       .filter(
         o => o.kind !== 'CustomResourceDefinition' && o.kind !== 'Namespace',
       )

@@ -46,6 +46,9 @@ export interface KubeClientOptions {
   http2?: boolean;
 }
 
+/** HTTP/2 receive window per stream (the connection's is 4× that). */
+const H2_WINDOW_BYTES = 4 * 1024 * 1024;
+
 /** TLS material of the connection (from the kubeconfig / cluster config). */
 interface TlsSettings {
   ca?: string | Buffer | (string | Buffer)[];
@@ -477,6 +480,16 @@ class KubeClientImpl implements KubeClient {
         }
         const session = http2.connect(this.baseUrl.origin, {
           createConnection: () => socket,
+          // Large answers (CRDs with their managed fields) in few round trips: 4 MiB windows
+          // instead of HTTP/2's default 64 KiB.
+          settings: { initialWindowSize: H2_WINDOW_BYTES },
+        });
+        session.once('connect', () => {
+          try {
+            session.setLocalWindowSize(H2_WINDOW_BYTES * 4);
+          } catch {
+            // an older peer: the default window works, only slower
+          }
         });
         const forget = () => {
           if (this.h2Session === session) this.h2Session = undefined;
