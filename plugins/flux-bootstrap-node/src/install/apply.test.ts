@@ -397,4 +397,71 @@ describe('applyStaged on a fresh kube-apiserver', () => {
     expect(patches.filter(r => !r.query.includes('dryRun=All'))).toEqual([]);
     expect(patches).toHaveLength(plan.componentObjects.length);
   });
+
+  // Last: it restarts the API server.
+  it('creates again a CRD the API server left accepted but never Established (a restart while establishing)', async () => {
+    const group = `${uniqueName('stuck')}.example.com`;
+    const crds = ['Alpha', 'Beta', 'Gamma', 'Delta', 'Epsilon'].map(
+      (kind): KubeObject => ({
+        apiVersion: 'apiextensions.k8s.io/v1',
+        kind: 'CustomResourceDefinition',
+        metadata: { name: `${kind.toLowerCase()}s.${group}` },
+        spec: {
+          group,
+          names: { kind, plural: `${kind.toLowerCase()}s` },
+          scope: 'Namespaced',
+          versions: [
+            {
+              name: 'v1',
+              served: true,
+              storage: true,
+              schema: {
+                openAPIV3Schema: {
+                  type: 'object',
+                  'x-kubernetes-preserve-unknown-fields': true,
+                },
+              },
+            },
+          ],
+        },
+      }),
+    );
+    // Created, then the API server restarts at once: the last ones are left NamesAccepted but
+    // never Established, for good (kubernetes/kubernetes#121918).
+    await Promise.all(
+      crds.map(c => client.apply(c, { fieldManager: 'flux', force: true })),
+    );
+    await own.restart();
+    await new Promise(r => setTimeout(r, 3_000));
+    const established = async (c: KubeObject) => {
+      const live = await client.get({
+        apiVersion: c.apiVersion,
+        kind: c.kind,
+        name: c.metadata.name,
+      });
+      return (
+        live?.status as { conditions?: { type: string; status: string }[] }
+      )?.conditions?.find(x => x.type === 'Established')?.status;
+    };
+    const states = await Promise.all(crds.map(established));
+    expect(states).toContain('False');
+
+    const { logger, lines } = recordingLogger();
+    await applyStaged(client, crds, {
+      fieldManager: 'flux',
+      force: true,
+      stuckCrdAfterMs: 1_000,
+      crdTimeoutMs: 30_000,
+      logger,
+    });
+    expect(await Promise.all(crds.map(established))).toEqual(
+      crds.map(() => 'True'),
+    );
+    const recreatedLines = lines.filter(l =>
+      l.includes('deleting it and creating it again'),
+    );
+    expect(recreatedLines).toHaveLength(
+      states.filter(s => s === 'False').length,
+    );
+  });
 });

@@ -25,6 +25,11 @@ export interface ApplyStagedOptions {
   crdTimeoutMs?: number;
   /** First poll interval of the CRD wait; later rounds back off (×1.5) to 250 ms, after 10 s to 1 s. Default 100 ms. */
   pollIntervalMs?: number;
+  /**
+   * A CRD that accepted its names but is still not Established after this long is deleted and
+   * created again (see {@link waitForCrds}). Default 10 s.
+   */
+  stuckCrdAfterMs?: number;
   signal?: AbortSignal;
   logger?: EngineLogger;
 }
@@ -216,6 +221,10 @@ async function waitForCrds(
   const deadline = combineSignals([opts.signal], timeoutMs);
   const pending = new Map(crds.map(c => [c.metadata.name, c]));
   let lastMessage = '';
+  const stuckAfterMs = opts.stuckCrdAfterMs ?? 10_000;
+  /** Since when each pending CRD has accepted names without being Established. */
+  const stuckSince = new Map<string, number>();
+  const recreated = new Set<string>();
 
   /** Why the pending CRDs are not served: their Established condition, read concurrently. */
   const readPending = async (signal: AbortSignal) => {
@@ -226,6 +235,11 @@ async function waitForCrds(
         { signal },
       ),
     );
+    list.forEach((crd, i) => {
+      if (!isStuckInstalling(live[i])) stuckSince.delete(crd.metadata.name);
+      else if (!stuckSince.has(crd.metadata.name))
+        stuckSince.set(crd.metadata.name, Date.now());
+    });
     const messages = list.map((crd, i) => {
       const condition = conditionOf(live[i], 'Established');
       return condition?.status === 'True'
@@ -274,6 +288,16 @@ async function waitForCrds(
       if (Date.now() - lastRead >= readEvery) {
         lastRead = Date.now();
         await readPending(deadline.signal);
+        for (const [name, since] of stuckSince) {
+          if (recreated.has(name) || Date.now() - since < stuckAfterMs)
+            continue;
+          recreated.add(name);
+          stuckSince.delete(name);
+          await recreateCrd(client, pending.get(name)!, {
+            ...opts,
+            signal: deadline.signal,
+          });
+        }
       }
       if (Date.now() - lastProgress >= progressEvery) {
         lastProgress = Date.now();
@@ -322,6 +346,52 @@ async function waitForCrds(
   } finally {
     deadline.dispose();
   }
+}
+
+/**
+ * NamesAccepted=True but Established=False (reason `Installing`): the state the API server leaves
+ * a CRD in when it restarts between accepting the names and establishing it. Its naming
+ * controller returns early for names it already accepted, so nothing queues the CRD for
+ * establishing again, and it stays so for good (kubernetes/kubernetes#121918).
+ */
+function isStuckInstalling(crd: KubeObject | undefined): boolean {
+  return (
+    conditionOf(crd, 'NamesAccepted')?.status === 'True' &&
+    conditionOf(crd, 'Established')?.status === 'False'
+  );
+}
+
+/**
+ * Deletes a CRD that never became Established and creates it again, which makes the API server
+ * accept its names and establish it afresh. Safe: a CRD that was never Established was never
+ * served, so no custom resource of it can exist.
+ */
+async function recreateCrd(
+  client: KubeClient,
+  crd: KubeObject,
+  opts: ApplyStagedOptions & { signal: AbortSignal },
+): Promise<void> {
+  const ref = {
+    apiVersion: crd.apiVersion,
+    kind: crd.kind,
+    name: crd.metadata.name,
+  };
+  (opts.logger ?? silentLogger).warn(
+    `CRD ${
+      crd.metadata.name
+    } accepted its names but has not become Established for ${Math.round(
+      (opts.stuckCrdAfterMs ?? 10_000) / 1000,
+    )} s (the API server can leave a CRD so when it restarts while establishing it); it was never served, so no resource of it exists: deleting it and creating it again`,
+  );
+  await client.delete(ref, { signal: opts.signal });
+  while (await client.get(ref, { signal: opts.signal })) {
+    await sleep(200, opts.signal);
+  }
+  await client.apply(crd, {
+    fieldManager: opts.fieldManager,
+    force: opts.force ?? true,
+    signal: opts.signal,
+  });
 }
 
 function kindOf(crd: KubeObject): string {
