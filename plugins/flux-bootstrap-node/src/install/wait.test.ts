@@ -140,6 +140,33 @@ describe('waitForFlux and stale controller status', () => {
     ).resolves.toEqual(expect.objectContaining({ ready: true }));
   });
 
+  it('a Kustomization that ran before its source had an artifact (ArtifactFailed) is waited for, not failed', async () => {
+    const notFetched = cond(
+      'False',
+      'ArtifactFailed',
+      'Source artifact not found, retrying in 30s',
+    );
+    const client = scripted([
+      {
+        // The source is ready by now; the Kustomization's status is from just before.
+        git: gitRepository(1, 1, cond('True', 'Succeeded')),
+        ks: {
+          ...kustomization(REVISION, notFetched),
+          status: { observedGeneration: 1, conditions: notFetched },
+        },
+      },
+      {
+        git: gitRepository(1, 1, cond('True', 'Succeeded')),
+        ks: kustomization(REVISION, cond('True', 'ReconciliationSucceeded')),
+      },
+    ]);
+    await expect(
+      waitForFlux(client, plan, { pollIntervalMs: 1 }),
+    ).resolves.toEqual(
+      expect.objectContaining({ ready: true, revision: REVISION }),
+    );
+  });
+
   it('still fails at once on a failure about the current generation or the expected revision', async () => {
     const current = scripted([
       {

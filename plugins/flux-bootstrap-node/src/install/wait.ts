@@ -187,6 +187,18 @@ export async function readSyncVerdicts(
     plan.expectedRevision ??
     (source.state === 'ready' ? source.revision : undefined);
   let sync = judge(kustomization, 'lastAttemptedRevision', expectedSync);
+  // A Kustomization that ran before its source had an artifact ("Source artifact not found",
+  // ArtifactFailed) is retried by kustomize-controller once the GitRepository has one: no
+  // failure of its own, even when the source became ready in the meantime.
+  if (
+    sync.state === 'failed' &&
+    conditionOf(kustomization, 'Ready')?.reason === 'ArtifactFailed'
+  ) {
+    sync = {
+      state: 'waiting',
+      detail: `${sync.detail} (kustomize-controller retries once the GitRepository has an artifact)`,
+    };
+  }
   // A Kustomization fails while its source is not ready; the source's condition says why.
   if (sync.state === 'failed' && source.state !== 'ready') {
     sync = {
