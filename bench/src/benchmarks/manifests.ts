@@ -8,6 +8,9 @@ import {
   ManifestsSourceConfig,
   resolveFluxManifestOptions,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
+// The engine's in-memory parse cache (internal): cleared so that the first generation of each
+// case really is a first one, whatever ran before in this process.
+import { clearParsedBundles } from '@flux-bootstrap/plugin-flux-bootstrap-node/src/manifests/parsedBundle';
 import { tempDir } from '../lib/cleanup';
 import { Row } from '../lib/report';
 import { fmtMs, runChecked, summarize, timed } from '../lib/stats';
@@ -112,11 +115,13 @@ export const manifestsBenchmark: Benchmark = {
       );
 
       let outBytes = 0;
+      let first = NaN;
       const load: number[] = [];
       const gen: number[] = [];
       const total: number[] = [];
       const kustomize: number[] = [];
       ctx.log(`${label}: ${runs} runs`);
+      clearParsedBundles();
       for (let i = -1; i < runs; i++) {
         const l = await timed(() => loadFluxBundle(BENCH_FLUX_VERSION, source));
         if (l.value.origin !== 'cache')
@@ -128,7 +133,10 @@ export const manifestsBenchmark: Benchmark = {
         const k = await runChecked('kubectl', ['kustomize', kdir], {
           env: { PATH: process.env.PATH, HOME: dir },
         });
-        if (i < 0) continue; // warm-up
+        if (i < 0) {
+          first = l.ms + g.ms; // the bundle's first generation in this process: parsed here
+          continue; // warm-up
+        }
         load.push(l.ms);
         gen.push(g.ms);
         total.push(l.ms + g.ms);
@@ -154,6 +162,10 @@ export const manifestsBenchmark: Benchmark = {
         case: `${label}: of which generating`,
         ours: summarize(gen),
       });
+      rows.push({
+        case: `${label}: the first generation from a bundle in a process (parses it; one run)`,
+        ours: summarize([first]),
+      });
     }
 
     const missed = rows.some(r => r.met === false);
@@ -169,16 +181,21 @@ export const manifestsBenchmark: Benchmark = {
         "Peer (reference, no goal on the ratio): `kubectl kustomize` of the same files with the namespace, labels and images transformers flux's own generator runs, as a process.",
         `${runs} measured runs after one warm-up, in one process (a warm backend).`,
       ],
-      analysis: missed
-        ? [
-            `The time goes to YAML, not to the transformations: \`generateComponentsManifest\` parses every bundle file with the \`yaml\` package's Document API (\`parseAllDocuments\` + \`toJS\`) and serialises every object back with \`YAML.stringify\` after a deep key sort whose comparator allocates two Buffers per comparison — for ${
-              (rows[0].case.match(/\(([\d.]+) MB\)/)?.[1] as string) ?? '3'
-            } MB of output, mostly CRDs in which the generator changes nothing but three labels. kustomize, doing the same parse and re-serialisation in Go, needs ${fmtMs(
-              rows[0].peer!.median,
-            )} for it here, so no YAML library alone gets a 3 MB round trip under 50 ms on this machine: the work has to be avoided, not only sped up.`,
-            "What would close it, inside the engine's design (`src/manifests`): (1) parse a bundle once when it is loaded and keep the parsed objects with the `LoadedFluxBundle` (an in-memory cache keyed by version + sha256), cloning them per generation (`structuredClone` of 3 MB is ~10–20 ms); (2) serialise each CRD once per (bundle, namespace, version labels) and reuse the text, since only its labels depend on the options; (3) compare keys with a plain `<` on strings (code-unit order equals code-point order for the ASCII keys Kubernetes uses) instead of `Buffer.compare`. (1)+(2) take the repeated generation to the cost of the Deployments and RBAC (tens of KB), well under 50 ms; the first generation per bundle stays at today's cost.",
-          ]
-        : [],
+      analysis: [
+        `A bundle is parsed once per process: \`loadFluxBundle()\` identifies its files by version + sha256, and the first generation keeps the parsed objects (deep-frozen) and each CRD with its labels and its serialised YAML (per namespace and labels) in an in-memory cache of up to 4 bundles. Later generations copy only what the options change (Deployments, RBAC, Services — tens of KB), serialise those, and reuse the CRDs' text: that is the median above. The first generation from a bundle still parses its ${
+          (rows[0].case.match(/\(([\d.]+) MB\)/)?.[1] as string) ?? '3'
+        } MB with the \`yaml\` package (the "first generation" line${
+          Number.isFinite(rows[3]?.ours.median)
+            ? `, ${fmtMs(rows[3].ours.median)}`
+            : ''
+        }), once per backend start and bundle.`,
+        'Keys are sorted by plain string comparison (UTF-16 order equals code point order for keys without code units ≥ U+D800, which is checked once per object); the output stays byte-identical to the reviewed golden files (`src/manifests/__fixtures__/golden`, tested).',
+        ...(missed
+          ? [
+              'Missed in this run: the cached path is the Deployments and RBAC copies and their serialisation plus loading the tarball (read, sha256, gunzip, untar); on a loaded shared machine that can exceed the budget.',
+            ]
+          : []),
+      ],
     };
   },
 };

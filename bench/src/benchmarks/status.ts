@@ -342,11 +342,11 @@ export const statusBenchmark: Benchmark = {
         CLUSTERS - DEAD
       } clusters: one cold cluster costs ${Math.round(
         perCluster,
-      )} ms here — a TLS handshake, then its independent requests together (the Flux CRD, the FluxReports, the Deployments, the Kustomization and its GitRepository, each after a discovery request for its API group on a new client), so about three ${
+      )} ms here — one TLS connection (HTTP/2), then its independent requests together on it (the Flux CRD's metadata, the FluxReports, the Deployments, the Kustomization and its GitRepository; these well-known kinds are read without discovery requests), so about one ${
         2 * ONE_WAY_MS
-      } ms round trips after the handshake instead of a chain of ten. With \`fluxBootstrap.status.concurrency\` at its default of ${DEFAULT_STATUS_CONCURRENCY} the fleet is read in ${waves} wave${
+      } ms round trip after the handshake instead of a chain of ten. With \`fluxBootstrap.status.concurrency\` at its default of ${DEFAULT_STATUS_CONCURRENCY} the fleet is read in ${waves} wave${
         waves > 1 ? 's' : ''
-      }; what the fan-out adds to one cluster's time is CPU: ${
+      }; what the fan-out adds to one cluster's time is CPU (on this machine also the bench's own 95 latency proxies and the apiserver): ${
         CLUSTERS - DEAD
       } TLS handshakes and JSON decoding at once on a shared 2-core machine. The former default of ${FORMER_DEFAULT_CONCURRENCY} needs ${Math.ceil(
         (CLUSTERS - DEAD) / FORMER_DEFAULT_CONCURRENCY,
