@@ -81,22 +81,48 @@ const deployment: KubeObject = {
   },
 };
 
-/** A client whose GitRepository/Kustomization reads follow a script, one entry per poll. */
+/**
+ * A client whose GitRepository/Kustomization reads follow a script, one entry per poll. Like the
+ * controllers, it answers a `reconcile.fluxcd.io/requestedAt` request in the status
+ * (`lastHandledReconcileAt`) of the reads that follow; `applied` records what was sent.
+ */
 function scripted(polls: { git: KubeObject; ks: KubeObject }[]) {
   let i = 0;
+  let handled: string | undefined;
+  const applied: {
+    kind: string;
+    annotations?: Record<string, string>;
+    fieldManager: string;
+  }[] = [];
+  const withHandled = (o: KubeObject): KubeObject =>
+    handled
+      ? {
+          ...o,
+          status: { ...(o.status as object), lastHandledReconcileAt: handled },
+        }
+      : o;
   const client = {
     clusterName: 'test',
     async get(ref: { kind: string }) {
       const poll = polls[Math.min(i, polls.length - 1)];
-      if (ref.kind === 'GitRepository') return poll.git;
+      if (ref.kind === 'GitRepository') return withHandled(poll.git);
       if (ref.kind === 'Kustomization') {
         i++;
-        return poll.ks;
+        return withHandled(poll.ks);
       }
       return deployment;
     },
+    async apply(obj: KubeObject, opts: { fieldManager: string }) {
+      applied.push({
+        kind: obj.kind,
+        annotations: obj.metadata.annotations,
+        fieldManager: opts.fieldManager,
+      });
+      handled = obj.metadata.annotations?.['reconcile.fluxcd.io/requestedAt'];
+      return obj;
+    },
   };
-  return client as unknown as KubeClient;
+  return Object.assign(client as unknown as KubeClient, { applied });
 }
 
 describe('waitForFlux and stale controller status', () => {
@@ -167,7 +193,50 @@ describe('waitForFlux and stale controller status', () => {
     );
   });
 
-  it('still fails at once on a failure about the current generation or the expected revision', async () => {
+  it('a failure of the current generation reported before this run (e.g. old credentials) asks Flux to reconcile, and the fresh status decides', async () => {
+    const client = scripted([
+      {
+        git: gitRepository(
+          1,
+          1,
+          cond('False', 'GitOperationFailed', 'Host key verification failed'),
+        ),
+        ks: kustomization(REVISION, cond('True', 'ReconciliationSucceeded')),
+      },
+      {
+        git: gitRepository(1, 1, cond('True', 'Succeeded')),
+        ks: kustomization(REVISION, cond('True', 'ReconciliationSucceeded')),
+      },
+    ]);
+    const result = await waitForFlux(client, plan, { pollIntervalMs: 1 });
+    expect(result.ready).toBe(true);
+    // Only the annotation, under its own field manager, on both sync objects.
+    expect(client.applied).toEqual([
+      {
+        kind: 'GitRepository',
+        annotations: { 'reconcile.fluxcd.io/requestedAt': expect.any(String) },
+        fieldManager: 'flux-bootstrap-reconcile',
+      },
+      {
+        kind: 'Kustomization',
+        annotations: { 'reconcile.fluxcd.io/requestedAt': expect.any(String) },
+        fieldManager: 'flux-bootstrap-reconcile',
+      },
+    ]);
+  });
+
+  it('a healthy cluster is not asked to reconcile (a converged re-run writes nothing)', async () => {
+    const client = scripted([
+      {
+        git: gitRepository(1, 1, cond('True', 'Succeeded')),
+        ks: kustomization(REVISION, cond('True', 'ReconciliationSucceeded')),
+      },
+    ]);
+    await waitForFlux(client, plan, { pollIntervalMs: 1 });
+    expect(client.applied).toEqual([]);
+  });
+
+  it('fails on a failure about the current generation or the expected revision once Flux handled the reconcile request', async () => {
     const current = scripted([
       {
         git: gitRepository(

@@ -159,7 +159,12 @@ export async function readSyncVerdicts(
   client: KubeClient,
   plan: FluxInstallPlan,
   signal?: AbortSignal,
-): Promise<{ source: Verdict; sync: Verdict; kustomization?: KubeObject }> {
+): Promise<{
+  source: Verdict;
+  sync: Verdict;
+  gitRepository?: KubeObject;
+  kustomization?: KubeObject;
+}> {
   const ns = plan.namespace;
   const [gitRepository, kustomization] = await Promise.all([
     client.get(
@@ -209,7 +214,47 @@ export async function readSyncVerdicts(
   if (sync.state === 'ready' && source.state !== 'ready') {
     sync = { state: 'waiting', detail: 'waiting for the GitRepository' };
   }
-  return { source, sync, kustomization };
+  return { source, sync, gitRepository, kustomization };
+}
+
+/** Flux's "reconcile now" annotation; controllers echo it as `status.lastHandledReconcileAt`. */
+export const RECONCILE_REQUESTED_AT = 'reconcile.fluxcd.io/requestedAt';
+/** Field manager of that annotation only (never `flux`, whose applied fields it must not touch). */
+export const RECONCILE_FIELD_MANAGER = 'flux-bootstrap-reconcile';
+
+function handledReconcile(obj: KubeObject | undefined, requestedAt: string) {
+  return record(obj?.status).lastHandledReconcileAt === requestedAt;
+}
+
+/**
+ * Asks the controllers to reconcile the GitRepository and the Kustomization now, as
+ * `flux reconcile` does: the `reconcile.fluxcd.io/requestedAt` annotation, applied with its own
+ * field manager (nothing else of the objects is sent or changed).
+ */
+async function requestReconcile(
+  client: KubeClient,
+  plan: FluxInstallPlan,
+  requestedAt: string,
+  signal?: AbortSignal,
+): Promise<void> {
+  const ns = plan.namespace;
+  for (const [apiVersion, kind] of [
+    [GIT_REPOSITORY, 'GitRepository'],
+    [KUSTOMIZATION, 'Kustomization'],
+  ]) {
+    await client.apply(
+      {
+        apiVersion,
+        kind,
+        metadata: {
+          name: ns,
+          namespace: ns,
+          annotations: { [RECONCILE_REQUESTED_AT]: requestedAt },
+        },
+      },
+      { fieldManager: RECONCILE_FIELD_MANAGER, force: true, signal },
+    );
+  }
 }
 
 /** Reads every controller Deployment once. @internal */
@@ -326,21 +371,35 @@ export async function waitForFlux(
       `Waiting for GitRepository and Kustomization ${ns}/${ns} to be reconciled${target}`,
     );
     let kustomization: KubeObject | undefined;
+    // A failure reported before this run changed the credentials (same generation: the Secret
+    // is not part of the spec) may be stale. The first failure seen asks the controllers to
+    // reconcile now; only a failure reported after that request is final.
+    let requestedAt: string | undefined;
     for (;;) {
       const verdicts = await readSyncVerdicts(client, plan, deadline.signal);
       kustomization = verdicts.kustomization;
       const objects = [
-        ['GitRepository', verdicts.source],
-        ['Kustomization', verdicts.sync],
+        ['GitRepository', verdicts.source, verdicts.gitRepository],
+        ['Kustomization', verdicts.sync, verdicts.kustomization],
       ] as const;
-      for (const [kind, v] of objects) {
+      for (const [kind, v, obj] of objects) {
         if (v.state === 'suspended') {
           throw new FluxInstallError(
             'suspended',
             `${kind} '${ns}/${ns}' on cluster "${cluster}" is suspended; resume it (spec.suspend: false) and run again`,
           );
         }
-        if (v.state === 'failed') {
+        if (v.state === 'failed' && !requestedAt) {
+          requestedAt = new Date().toISOString();
+          logger.info(
+            `${kind} ${ns}/${ns} reports a failure (${v.detail}); it may predate this run, so Flux is asked to reconcile now (${RECONCILE_REQUESTED_AT}) before it counts`,
+          );
+          await requestReconcile(client, plan, requestedAt, deadline.signal);
+        } else if (
+          v.state === 'failed' &&
+          requestedAt &&
+          handledReconcile(obj, requestedAt)
+        ) {
           throw new FluxInstallError(
             'sync-failed',
             `${kind} '${ns}/${ns}' on cluster "${cluster}" is not ready: ${v.detail}`,
@@ -352,7 +411,11 @@ export async function waitForFlux(
         .filter(([, v]) => v.state !== 'ready')
         .map(
           ([kind, v]) =>
-            `${kind} ${ns}/${ns}: ${(v as { detail: string }).detail}`,
+            `${kind} ${ns}/${ns}: ${(v as { detail: string }).detail}${
+              v.state === 'failed'
+                ? ` (waiting for the reconciliation requested at ${requestedAt})`
+                : ''
+            }`,
         );
       if (pending.length === 0) break;
       progress(pending);
