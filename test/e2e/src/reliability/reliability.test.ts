@@ -579,11 +579,16 @@ describe('1. Secrets never leak', () => {
             ),
           ).toEqual([]);
         }
-        return errors
-          .map(
-            (e, n) => `${['REST', 'git', 'apiserver'][n]}: "${short(e, 150)}"`,
-          )
-          .join('; ');
+        // Show the part of each error where the echo landed (masked), or its start.
+        const excerpt = (e: string) => {
+          const at = e.indexOf('(request header Authorization');
+          return at >= 0 ? `…${e.slice(at, at + 75)}…` : short(e, 140);
+        };
+        return `${errors
+          .map((e, n) => `${['REST', 'git', 'apiserver'][n]}: "${excerpt(e)}"`)
+          .join(
+            '; ',
+          )} (git's HTTP errors do not carry the server's body; the credential was sent as a Bearer header, never in the URL)`;
       },
     );
   });
