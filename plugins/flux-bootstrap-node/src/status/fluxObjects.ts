@@ -104,6 +104,30 @@ export function isFailing(obj: KubeObject | undefined): boolean {
 }
 
 /**
+ * True when a Kustomization's Ready=False only says its source had no artifact when it last ran
+ * (reason `ArtifactFailed`, as kustomize-controller reports a Kustomization reconciled before its
+ * GitRepository fetched anything — common for a moment during a bootstrap): it is waiting for
+ * the source, not failing. That holds while the source is not ready or has no artifact yet, and
+ * also when the source has one by now but the Kustomization still shows "artifact not found"
+ * (kustomize-controller retries once the source has an artifact). Any other `ArtifactFailed` —
+ * e.g. the artifact could not be downloaded although the source has one — is a failure, and so
+ * is a missing source object (`Source '…' not found`).
+ */
+export function waitsForSourceArtifact(
+  kustomization: KubeObject | undefined,
+  source: KubeObject | undefined,
+): boolean {
+  const ready = conditionOf(kustomization, 'Ready');
+  if (ready?.status !== 'False' || ready.reason !== 'ArtifactFailed') {
+    return false;
+  }
+  if (!source) return false;
+  const hasArtifact = !!str(record(record(source.status).artifact).revision);
+  if (!hasArtifact || readyOf(source) !== true) return true;
+  return /artifact not found/i.test(ready.message ?? '');
+}
+
+/**
  * A URL fit to show: no password ever; for HTTP(S) no user name either, because tokens are
  * commonly passed as the user name (`https://<token>@host/…`).
  */

@@ -424,6 +424,123 @@ describe('readClusterStatus on a real kube-apiserver', () => {
     await readUntil(x => x.state === 'ready', 'ready after clearing');
   });
 
+  it('reports installing, not failing, while the Kustomization ran before its GitRepository had an artifact (ArtifactFailed)', async () => {
+    // The controllers' part is written by hand here (the simulator is stopped), exactly as
+    // source-controller and kustomize-controller write it during a bootstrap.
+    await sim!.stop();
+    sim = undefined;
+    const http = new KubeHttp(kube.info());
+    const ksPath = `/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/${NS}/kustomizations/${NS}`;
+    const gitPath = `/apis/source.toolkit.fluxcd.io/v1/namespaces/${NS}/gitrepositories/${NS}`;
+    const at = (secondsAgo: number) =>
+      new Date(Date.now() - secondsAgo * 1000)
+        .toISOString()
+        .replace(/\.\d+Z$/, 'Z');
+    const writeStatus = async (p: string, status: Record<string, unknown>) => {
+      const current = await http.expect('GET', p);
+      await http.expect('PATCH', `${p}/status`, {
+        body: {
+          status: {
+            observedGeneration: current.body.metadata.generation,
+            ...status,
+          },
+        },
+        contentType: 'application/merge-patch+json',
+      });
+    };
+    const artifactFailed = (message: string, secondsAgo: number) => ({
+      conditions: [
+        {
+          type: 'Ready',
+          status: 'False',
+          reason: 'ArtifactFailed',
+          message,
+          lastTransitionTime: at(secondsAgo),
+        },
+      ],
+    });
+    const head = headOf();
+    try {
+      // 1. The source has fetched nothing yet; the Kustomization ran and found no artifact.
+      await writeStatus(gitPath, {
+        artifact: null,
+        conditions: [
+          {
+            type: 'Reconciling',
+            status: 'True',
+            reason: 'Progressing',
+            message: 'building artifact',
+            lastTransitionTime: at(60),
+          },
+          {
+            type: 'Ready',
+            status: 'Unknown',
+            reason: 'Progressing',
+            message: 'building artifact',
+            lastTransitionTime: at(60),
+          },
+        ],
+      });
+      await writeStatus(
+        ksPath,
+        artifactFailed('Source artifact not found, retrying in 30s', 50),
+      );
+      const early = await reader.read('main', { refresh: true });
+      expect(early.state).toBe('installing');
+      expect(early.reason).toContain(
+        'Kustomization flux-system/flux-system: Source artifact not found, retrying in 30s (it ran before GitRepository flux-system/flux-system had an artifact',
+      );
+      expect(early.reason).toContain(
+        'GitRepository flux-system/flux-system: building artifact',
+      );
+
+      // 2. The source has its artifact now; the Kustomization's status is still from before.
+      const revision = `main@sha1:${head}`;
+      await writeStatus(gitPath, {
+        artifact: {
+          revision,
+          digest: `sha256:${'0'.repeat(64)}`,
+          lastUpdateTime: at(20),
+          path: `gitrepository/${NS}/${NS}/${head}.tar.gz`,
+          size: 1024,
+          url: `http://source-controller.${NS}.svc.cluster.local./gitrepository/${NS}/${NS}/${head}.tar.gz`,
+        },
+        conditions: [
+          {
+            type: 'Ready',
+            status: 'True',
+            reason: 'Succeeded',
+            message: `stored artifact for revision '${revision}'`,
+            lastTransitionTime: at(20),
+          },
+        ],
+      });
+      const stale = await reader.read('main', { refresh: true });
+      expect(stale.state).toBe('installing');
+      expect(stale.source?.ready).toBe(true);
+
+      // 3. The source has an artifact and kustomize-controller cannot get it: that is a failure.
+      await writeStatus(
+        ksPath,
+        artifactFailed(
+          `failed to download archive: GET http://source-controller.${NS}.svc.cluster.local./gitrepository/${NS}/${NS}/${head}.tar.gz: connection refused`,
+          5,
+        ),
+      );
+      const failing = await reader.read('main', { refresh: true });
+      expect(failing.state).toBe('failing');
+      expect(failing.reason).toContain('failed to download archive');
+    } finally {
+      http.close();
+      sim = await startFluxSimulator({
+        kube: kube.info(),
+        namespace: NS,
+        intervalMs: 200,
+      });
+    }
+    await readUntil(x => x.state === 'ready', 'ready once Flux reconciled');
+  });
+
   it('reports suspended when the sync Kustomization is suspended', async () => {
     await applySync({ suspend: true });
     const s = await readUntil(x => x.state === 'suspended', 'suspended');

@@ -21,6 +21,7 @@ import {
   isFailing,
   sourceStatusOf,
   syncStatusOf,
+  waitsForSourceArtifact,
 } from './fluxObjects';
 
 /** Options of {@link readClusterStatus}. @public */
@@ -430,7 +431,13 @@ function decideState(
   if (facts.sourceObj && isFailing(facts.sourceObj)) {
     failures.push(`${facts.sourceRef}: ${source?.message ?? 'Ready=False'}`);
   }
-  if (facts.syncObj && isFailing(facts.syncObj)) {
+  // A Kustomization that ran before its source had an artifact waits for it (see the waiting
+  // reasons below); the source's own failure, if any, is reported above.
+  const syncWaitsForSource = waitsForSourceArtifact(
+    facts.syncObj,
+    facts.sourceObj,
+  );
+  if (facts.syncObj && isFailing(facts.syncObj) && !syncWaitsForSource) {
     failures.push(`${facts.syncRef}: ${sync?.message ?? 'Ready=False'}`);
   }
   for (const c of facts.components.filter(x => x.failed)) {
@@ -480,7 +487,13 @@ function decideState(
             : `${ref}: reconciling the latest change`,
         );
       } else if (s?.ready !== true) {
-        waiting.push(`${ref}: ${s?.message ?? 'not reconciled yet'}`);
+        waiting.push(
+          `${ref}: ${s?.message ?? 'not reconciled yet'}${
+            obj === facts.syncObj && syncWaitsForSource
+              ? ` (it ran before ${facts.sourceRef} had an artifact; kustomize-controller retries once it has one)`
+              : ''
+          }`,
+        );
       }
     }
     if (sync?.ready === true && !sync.lastAppliedRevision) {
