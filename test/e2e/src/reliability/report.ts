@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { SecretScanner } from './scanner';
@@ -187,6 +188,15 @@ export class ReliabilityReport {
     if (process.env.RELIABILITY_WRITE_DOCS === '1') {
       fs.writeFileSync(DOCS_FILE, text);
       written.push(DOCS_FILE);
+    }
+    // The repository's prettier style (tables aligned), so `prettier --check .` stays clean.
+    const prettier = path.join(repoRoot, 'node_modules/.bin/prettier');
+    const markdown = written.filter(f => f.endsWith('.md'));
+    if (fs.existsSync(prettier)) {
+      execFileSync(prettier, ['--write', ...markdown], {
+        cwd: repoRoot,
+        stdio: 'ignore',
+      });
     }
     return written;
   }
