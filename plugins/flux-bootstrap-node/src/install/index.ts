@@ -1,7 +1,9 @@
 export {
   buildFluxInstallPlan,
+  isPendingRevision,
   normalizeSyncPath,
   parseKubeObjects,
+  pendingRevision,
   tokenAuthSecret,
   validateExpectedRevision,
 } from './plan';

@@ -202,19 +202,50 @@ export function isClusterDefinition(o: KubeObject): boolean {
 }
 
 /**
+ * The revision flux:push-manifests outputs in a dry run, where nothing is pushed:
+ * `<branch>@sha1:` without a commit. Only {@link validateExpectedRevision} with
+ * `allowPendingCommit` (a dry run of flux:install) accepts it.
+ * @public
+ */
+export function pendingRevision(branch: string): string {
+  return `${branch}@sha1:`;
+}
+
+/** True for a revision as {@link pendingRevision} makes it (no commit yet). @public */
+export function isPendingRevision(revision: string | undefined): boolean {
+  return !!revision && /@sha1:$/.test(revision);
+}
+
+/**
  * Checks the revision Flux must reach — what flux:push-manifests pushed, `<branch>@sha1:<sha>`
  * (also accepted: `refs/heads/<branch>@sha1:…`, a bare `sha1:<sha>`) — against the synced
  * branch, and returns it as `<branch>@sha1:<sha>`. Empty → undefined.
+ *
+ * With `allowPendingCommit` (dry runs only: flux:push-manifests pushed nothing, so its revision
+ * has no commit) `<branch>@sha1:` is accepted too, still checked against the branch, and
+ * returned as it is. Real runs stay strict.
  * @public
  */
 export function validateExpectedRevision(
   value: unknown,
   branch: string,
   field = 'revision',
+  options: { allowPendingCommit?: boolean } = {},
 ): string | undefined {
   if (value === undefined || value === null || value === '') return undefined;
   if (typeof value !== 'string')
     throw new InputValidationError(field, 'must be a string');
+  const pending = /^(?:(.+)@)?sha1:$/.exec(value);
+  if (options.allowPendingCommit && pending) {
+    const ref = pending[1]?.replace(/^refs\/heads\//, '');
+    if (ref && ref !== branch) {
+      throw new InputValidationError(
+        field,
+        `is a revision of branch "${ref}", but Flux is set to sync branch "${branch}"`,
+      );
+    }
+    return pendingRevision(branch);
+  }
   const parsed = parseFluxRevision(value);
   const digest = `${parsed.algorithm}:${parsed.sha}`;
   if (

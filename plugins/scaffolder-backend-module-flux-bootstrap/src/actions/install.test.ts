@@ -477,6 +477,40 @@ describe('flux:install', () => {
     expect(bundles.requests()).toEqual([]);
   });
 
+  it('dry run accepts the revision a dry run of flux:push-manifests outputs (no commit); a real run does not', async () => {
+    bundles.clearRequests();
+    blackholeConnections = 0;
+    const ns = uniqueName('act-dry-pending');
+    const dry = await run(
+      baseInput(ns, { cluster: 'offline', revision: 'main@sha1:' }),
+      { dryRun: true },
+    );
+    expect(dry.error).toBeUndefined();
+    expect(dry.outputs.revision).toBe('main@sha1:');
+    expect(dry.logs.join('\n')).toContain(
+      'until Flux reconciled the commit flux:push-manifests pushes to main (main@sha1:<sha>; a dry run pushes nothing, so the commit is known only in a real run)',
+    );
+    // Still checked against the synced branch in a dry run.
+    const otherBranch = await run(
+      baseInput(ns, { cluster: 'offline', revision: 'develop@sha1:' }),
+      { dryRun: true },
+    );
+    expect(otherBranch.error).toBeInstanceOf(InputError);
+    expect(otherBranch.error!.message).toMatch(
+      /Invalid input "revision": .*branch "develop".*"main"/,
+    );
+    // Real runs stay strict, before any request.
+    const real = await run(
+      baseInput(ns, { cluster: 'offline', revision: 'main@sha1:' }),
+    );
+    expect(real.error).toBeInstanceOf(InputError);
+    expect(real.error!.message).toContain(
+      'Invalid input "revision": must be <branch>@sha1:<commit sha> as flux:push-manifests outputs it (got "main@sha1:")',
+    );
+    expect(blackholeConnections).toBe(0);
+    expect(bundles.requests()).toEqual([]);
+  });
+
   it('stops waiting when the task is cancelled', async () => {
     const ns = uniqueName('act-cancel');
     const controller = new AbortController();

@@ -6,6 +6,7 @@ import {
   generateSyncManifest,
   InputValidationError,
   installFlux,
+  isPendingRevision,
   loadFluxBundle,
   parseGoDuration,
   readBitbucketServerHosts,
@@ -115,6 +116,15 @@ function resolveTokenAuth(
   return { username, password, caPem: host?.caPem, source };
 }
 
+/** What the wait is for, in words (a dry run's revision has no commit yet). */
+function describeExpected(revision: string | undefined, branch: string) {
+  if (!revision) return `the head of ${branch}`;
+  if (isPendingRevision(revision)) {
+    return `the commit flux:push-manifests pushes to ${branch} (${revision}<sha>; a dry run pushes nothing, so the commit is known only in a real run)`;
+  }
+  return revision;
+}
+
 function dryRunLines(
   clusterName: string,
   resolved: ResolvedFluxManifestOptions,
@@ -150,9 +160,10 @@ function dryRunLines(
     opts.wait
       ? `  then wait up to ${Math.round(
           opts.timeoutMs / 1000,
-        )} s until Flux reconciled ${
-          opts.revision ?? `the head of ${resolved.branch}`
-        } and its controllers are available`
+        )} s until Flux reconciled ${describeExpected(
+          opts.revision,
+          resolved.branch,
+        )} and its controllers are available`
       : '  and not wait (wait: false)',
   );
   return lines;
@@ -200,7 +211,7 @@ export function createFluxInstallAction(options: FluxBootstrapActionOptions) {
             .string()
             .optional()
             .describe(
-              'Revision flux:push-manifests pushed, <branch>@sha1:<sha>; the action waits until Flux applied it. Without it, it waits for whatever the branch head is.',
+              'Revision flux:push-manifests pushed, <branch>@sha1:<sha>; the action waits until Flux applied it. Without it, it waits for whatever the branch head is. A dry run also accepts <branch>@sha1: without a commit, as a dry run of flux:push-manifests outputs it.',
             ),
         namespace: z =>
           z
@@ -383,10 +394,13 @@ export function createFluxInstallAction(options: FluxBootstrapActionOptions) {
         const force = optionalBoolean(input.force, 'force', false);
         const tokenAuth = optionalBoolean(input.tokenAuth, 'tokenAuth', false);
         const timeoutMs = parseTimeout(withDefault(input.timeout, '5m'));
+        // In a dry run flux:push-manifests pushes nothing, so its revision has no commit
+        // (`<branch>@sha1:`); that is accepted then, and only then.
         const revision = validateExpectedRevision(
           input.revision,
           resolved.branch,
           'revision',
+          { allowPendingCommit: ctx.isDryRun === true },
         );
         const namespace = resolved.namespace;
 

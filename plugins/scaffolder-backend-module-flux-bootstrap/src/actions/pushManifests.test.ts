@@ -492,6 +492,8 @@ describe('flux:push-manifests', () => {
     expect(r.error).toBeUndefined();
     expect(r.outputs).toMatchObject({
       commitHash: '',
+      // no commit in a dry run; flux:install's dry run accepts this revision
+      revision: 'main@sha1:',
       manifestsPath: 'clusters/dev/flux-system',
       syncUrl: `ssh://git@${bb.ssh!.host}/flux/${repo.slug}.git`,
     });
@@ -502,6 +504,38 @@ describe('flux:push-manifests', () => {
     ).toEqual(['gotk-components.yaml', 'gotk-sync.yaml', 'kustomization.yaml']);
     expect(bb.requests()).toEqual([]);
     expect(r.checkpoints).toEqual([]);
+    expect(await gitCli(['--git-dir', repo.bare, 'for-each-ref'])).toBe('');
+  });
+
+  it('dry run over SSH does without knownHosts (flux:generate-key scans none in a dry run), and still checks given ones', async () => {
+    const repo = newRepo();
+    const pair = await generateSshKeyPair({ algorithm: 'ed25519' });
+    const secrets = { sshPrivateKey: pair.privateKeyPem };
+    const r = await runAction(
+      { url: repo.urls.ssh, cluster: 'edge', knownHosts: '' },
+      { secrets, isDryRun: true },
+    );
+    expect(r.error).toBeUndefined();
+    expect(r.outputs).toMatchObject({
+      commitHash: '',
+      revision: 'main@sha1:',
+      syncUrl: repo.urls.ssh,
+    });
+    expect(r.lines.join('\n')).toContain(
+      'Dry run: no knownHosts given (flux:generate-key outputs them from its host key scan, which a dry run does not do); a real run requires them',
+    );
+    const bad = await runAction(
+      { url: repo.urls.ssh, cluster: 'edge', knownHosts: 'not a host key' },
+      { secrets, isDryRun: true },
+    );
+    expect(bad.error?.field).toBe('knownHosts');
+    // A real run still requires them.
+    const real = await runAction(
+      { url: repo.urls.ssh, cluster: 'edge' },
+      { secrets },
+    );
+    expect(real.error?.field).toBe('knownHosts');
+    expect(bb.requests()).toEqual([]);
     expect(await gitCli(['--git-dir', repo.bare, 'for-each-ref'])).toBe('');
   });
 
