@@ -10,11 +10,6 @@
 import { createBackend } from '@backstage/backend-defaults';
 import { rootConfigServiceFactory } from '@backstage/backend-defaults/rootConfig';
 import { backendArgv, findRepoRoot } from './config';
-import {
-  clusterEntityUrlReaderFactory,
-  fleetEntitiesPlugin,
-  scaffolderModuleAppActions,
-} from './fleetEntities/module';
 import { permissionModuleFluxBootstrapPolicy } from './permissions/module';
 
 const { argv, database } = backendArgv(
@@ -45,20 +40,15 @@ backend.add(
   import('@backstage/plugin-catalog-backend-module-scaffolder-entity-model'),
 );
 
-// Scaffolder with bitbucket:create-repo, flux:generate-key, flux:push-manifests, flux:install.
+// Scaffolder with bitbucket:create-repo, flux:generate-key, flux:push-manifests, flux:install,
+// fleet:wait-for-entity and the template global clusterEntityUrl(...).
 backend.add(import('@backstage/plugin-scaffolder-backend'));
 backend.add(
   import('@flux-bootstrap/plugin-scaffolder-backend-module-flux-bootstrap'),
 );
 
-// Cluster entities for catalog:register: inline locations <backend.baseUrl>/api/fleet-entities/
-// v1/cluster.yaml?… rendered in-process from their URL; the template global clusterEntityUrl()
-// and fleet:wait-for-entity (src/fleetEntities/module.ts).
-backend.add(clusterEntityUrlReaderFactory);
-backend.add(fleetEntitiesPlugin);
-backend.add(scaffolderModuleAppActions);
-
-// Cluster bootstrap status for the entity card, at /api/flux-bootstrap.
+// Cluster bootstrap status for the entity card, at /api/flux-bootstrap; also serves the cluster
+// entity locations clusterEntityUrl(...) makes, and reads them for the catalog in-process.
 backend.add(import('@flux-bootstrap/plugin-flux-bootstrap-backend'));
 
 // Permissions: allow-all by default; permission.fluxBootstrap.* restricts the bootstrap

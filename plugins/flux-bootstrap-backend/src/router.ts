@@ -9,6 +9,7 @@ import { NotAllowedError, NotFoundError } from '@backstage/errors';
 import { AuthorizeResult } from '@backstage/plugin-permission-common';
 import type { CatalogService } from '@backstage/plugin-catalog-node';
 import {
+  CLUSTER_ENTITY_PATH,
   ClusterListResponse,
   EntityClustersResponse,
   fluxBootstrapClusterReadPermission,
@@ -17,6 +18,10 @@ import {
 import type { FluxStatusReader } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import express from 'express';
 import Router from 'express-promise-router';
+import {
+  clusterEntityParamsFromUrl,
+  renderClusterEntityYaml,
+} from './clusterEntities/entities';
 
 /** What the router needs; the plugin wires Backstage's services in. */
 export interface RouterOptions {
@@ -135,6 +140,20 @@ export async function createRouter(
     };
     res.json(body);
   });
+
+  // Cluster entity locations (`clusterEntityUrl(...)` of the scaffolder module): the entity the
+  // catalog reads in-process from the same URL (clusterEntities/urlReader.ts), for people and
+  // other clients. Rendered from the query alone, so any signed-in user or service may read it.
+  router.get(
+    CLUSTER_ENTITY_PATH.replace(/^\/api\/flux-bootstrap/, ''),
+    async (req, res) => {
+      await httpAuth.credentials(req, { allow: ['user', 'service'] });
+      const url = new URL(req.url, 'http://localhost');
+      res
+        .type('text/yaml')
+        .send(await renderClusterEntityYaml(clusterEntityParamsFromUrl(url)));
+    },
+  );
 
   return router;
 }

@@ -9,7 +9,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { mockServices, startTestBackend } from '@backstage/backend-test-utils';
 import { ConfigReader } from '@backstage/config';
+import { catalogServiceMock } from '@backstage/plugin-catalog-node/testUtils';
 import { scaffolderActionsExtensionPoint } from '@backstage/plugin-scaffolder-node';
+import { scaffolderTemplatingExtensionPoint } from '@backstage/plugin-scaffolder-node/alpha';
 import { createMockActionContext } from '@backstage/plugin-scaffolder-node-test-utils';
 import { buildFluxBundle } from '@flux-bootstrap/test-peers';
 // The generator lives with the docs (docs/scripts), outside any package; `node
@@ -35,6 +37,7 @@ import { createBitbucketCreateRepoAction } from './actions/createRepo';
 import { createFluxGenerateKeyAction } from './actions/generateKey';
 import { createFluxPushManifestsAction } from './actions/pushManifests';
 import { createFluxInstallAction } from './actions/install';
+import { createWaitForEntityAction } from './actions/waitForEntity';
 
 /** The actions exactly as the scaffolder receives them from this module. */
 async function registeredActions(): Promise<ActionLike[]> {
@@ -45,9 +48,14 @@ async function registeredActions(): Promise<ActionLike[]> {
         scaffolderActionsExtensionPoint,
         { addActions: (...added: ActionLike[]) => actions.push(...added) },
       ],
+      [
+        scaffolderTemplatingExtensionPoint,
+        { addTemplateFilters: () => {}, addTemplateGlobals: () => {} },
+      ],
     ],
     features: [
       scaffolderModuleFluxBootstrap,
+      catalogServiceMock.factory(),
       mockServices.rootConfig.factory({ data: {} }),
     ],
   });
@@ -69,7 +77,7 @@ function firstDifference(expected: string, actual: string): string {
   return 'no difference';
 }
 
-const OUR_PREFIXES = /^(bitbucket|flux):/;
+const OUR_PREFIXES = /^(bitbucket|flux|fleet):/;
 
 describe('action reference (docs/reference/actions.md)', () => {
   let actions: ActionLike[];
@@ -81,7 +89,7 @@ describe('action reference (docs/reference/actions.md)', () => {
   });
 
   it('has one generated section per registered action, in registration order', () => {
-    expect(actions.map(a => a.id)).toHaveLength(4);
+    expect(actions.map(a => a.id)).toHaveLength(5);
     expect([...readGeneratedBlocks(page).keys()]).toEqual(
       actions.map(a => actionBlockId(a.id)),
     );
@@ -330,6 +338,9 @@ describe('action snippets in docs/, run as a dry run', () => {
       'flux:generate-key': createFluxGenerateKeyAction,
       'flux:push-manifests': createFluxPushManifestsAction,
       'flux:install': createFluxInstallAction,
+      // Never asks the catalog in a dry run.
+      'fleet:wait-for-entity': () =>
+        createWaitForEntityAction({ catalog: catalogServiceMock() }),
     };
 
     const problems: string[] = [];

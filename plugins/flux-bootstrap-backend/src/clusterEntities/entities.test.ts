@@ -1,7 +1,6 @@
+import { clusterEntityUrl } from '@flux-bootstrap/plugin-flux-bootstrap-common';
 import {
   clusterEntityParamsFromUrl,
-  clusterEntityUrl,
-  isClusterEntityUrl,
   renderClusterEntity,
   renderClusterEntityYaml,
 } from './entities';
@@ -88,7 +87,6 @@ describe('cluster entity URLs', () => {
     const url = new URL(
       clusterEntityUrl(backend, { ...base, title: 'A & B?' }),
     );
-    expect(isClusterEntityUrl(url, backend)).toBe(true);
     expect(clusterEntityParamsFromUrl(url)).toEqual({
       ...base,
       title: 'A & B?',
@@ -98,29 +96,11 @@ describe('cluster entity URLs', () => {
     ).toContain('title: A & B?');
   });
 
-  it('gives the same URL for the same inputs (re-registering is a no-op)', () => {
-    expect(clusterEntityUrl(backend, base)).toBe(
-      clusterEntityUrl(`${backend}/`, { ...base }),
-    );
-  });
-
-  it('matches only this backend and path, and refuses unknown parameters', () => {
-    expect(
-      isClusterEntityUrl(
-        new URL('http://evil.example.com/api/fleet-entities/v1/cluster.yaml'),
-        backend,
-      ),
-    ).toBe(false);
-    expect(
-      isClusterEntityUrl(
-        new URL('http://localhost:7007/api/fleet-entities/v1/other.yaml'),
-        backend,
-      ),
-    ).toBe(false);
+  it('refuses unknown parameters', () => {
     expect(() =>
       clusterEntityParamsFromUrl(
         new URL(
-          'http://localhost:7007/api/fleet-entities/v1/cluster.yaml?kind=User',
+          'http://localhost:7007/api/flux-bootstrap/v1/cluster-entity.yaml?kind=User',
         ),
       ),
     ).toThrow('unknown parameter "kind"');

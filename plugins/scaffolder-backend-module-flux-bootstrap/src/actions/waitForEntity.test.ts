@@ -66,12 +66,51 @@ describe('fleet:wait-for-entity', () => {
     await expect(action.handler(context({ entityRef: '' }))).rejects.toThrow(
       'Invalid input "entityRef"',
     );
+    await expect(action.handler(context({}))).rejects.toThrow(
+      'Invalid input "entityRef"',
+    );
     await expect(
       action.handler(context({ entityRef: 'resource:x', timeoutSeconds: 0 })),
     ).rejects.toThrow('Invalid input "timeoutSeconds"');
-    await action.handler(
-      context({ entityRef: 'resource:x' }, { isDryRun: true }),
+    await expect(
+      action.handler(context({ entityRef: 'resource:' }, { isDryRun: true })),
+    ).rejects.toThrow('Invalid input "entityRef"');
+    const dry = context({ entityRef: 'resource:x' }, { isDryRun: true });
+    await action.handler(dry);
+    expect(dry.output).toHaveBeenCalledWith('entityRef', 'resource:default/x');
+    expect(getEntityByRef).not.toHaveBeenCalled();
+  });
+
+  it('does without entityRef in a dry run, where catalog:register is skipped and reports none', async () => {
+    const getEntityByRef = jest.fn();
+    const action = createWaitForEntityAction({ catalog: { getEntityByRef } });
+    const dry = context({ entityRef: undefined }, { isDryRun: true });
+    await action.handler(dry);
+    expect(dry.output).not.toHaveBeenCalled();
+    expect(dry.logger.info).toHaveBeenCalledWith(
+      'Dry run: no entityRef (catalog:register is skipped in dry runs, so it reports none); a real run requires it and waits until the catalog shows that entity',
     );
     expect(getEntityByRef).not.toHaveBeenCalled();
+  });
+
+  it('stops promptly when the task is cancelled', async () => {
+    const controller = new AbortController();
+    const getEntityByRef = jest.fn(async () => {
+      controller.abort();
+      return undefined;
+    });
+    const action = createWaitForEntityAction({
+      catalog: { getEntityByRef },
+      pollMs: 60_000,
+    });
+    await expect(
+      action.handler(
+        context(
+          { entityRef: 'resource:default/prod-eu' },
+          { signal: controller.signal },
+        ),
+      ),
+    ).rejects.toThrow('Cancelled while waiting for resource:default/prod-eu');
+    expect(getEntityByRef).toHaveBeenCalledTimes(1);
   });
 });
