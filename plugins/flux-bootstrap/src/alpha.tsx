@@ -6,10 +6,23 @@ import {
 } from '@backstage/frontend-plugin-api';
 import { EntityCardBlueprint } from '@backstage/plugin-catalog-react/alpha';
 import {
+  createFormField,
+  FormFieldBlueprint,
+} from '@backstage/plugin-scaffolder-react/alpha';
+import {
   FluxBootstrapClient,
   fluxBootstrapApiRef,
 } from './api/FluxBootstrapApi';
 import { fluxBootstrapCardFilter } from './filter';
+import {
+  BITBUCKET_SERVER_REPO_URL_PICKER,
+  BitbucketServerRepoUrlPickerFieldSchema,
+  FLUX_CLUSTER_PICKER,
+  fluxClusterPickerValidation,
+  FluxClusterPickerFieldSchema,
+  SECRET_TEXTAREA,
+  SecretTextareaFieldSchema,
+} from './scaffolder/schemas';
 
 /** The status backend client as a utility API (new frontend system). @alpha */
 export const fluxBootstrapApi = ApiBlueprint.make({
@@ -38,9 +51,83 @@ export const fluxBootstrapEntityCard = EntityCardBlueprint.make({
   },
 });
 
-/** The Flux bootstrap plugin for the new frontend system. @alpha */
+/**
+ * `ui:field: FluxClusterPicker` (scaffolder form field, new frontend system): the clusters of
+ * `kubernetes.clusterLocatorMethods` with their Flux bootstrap state; the value is the name.
+ * @alpha
+ */
+export const fluxClusterPickerFormField = FormFieldBlueprint.make({
+  name: 'cluster-picker',
+  params: {
+    field: () =>
+      import('./scaffolder/ClusterPicker').then(m =>
+        createFormField({
+          name: FLUX_CLUSTER_PICKER,
+          component: m.ClusterPicker as any,
+          validation: fluxClusterPickerValidation as any,
+          schema: FluxClusterPickerFieldSchema as any,
+        }),
+      ),
+  },
+});
+
+/**
+ * `ui:field: BitbucketServerRepoUrlPicker` (new frontend system): the scaffolder's RepoUrlPicker
+ * with `allowedHosts` from `integrations.bitbucketServer`, validated like RepoUrlPicker.
+ * @alpha
+ */
+export const bitbucketServerRepoUrlPickerFormField = FormFieldBlueprint.make({
+  name: 'bitbucket-server-repo-url-picker',
+  params: {
+    field: () =>
+      Promise.all([
+        import('./scaffolder/BitbucketServerRepoUrlPicker'),
+        import('@backstage/plugin-scaffolder'),
+      ]).then(([m, scaffolder]) =>
+        createFormField({
+          name: BITBUCKET_SERVER_REPO_URL_PICKER,
+          component: m.BitbucketServerRepoUrlPicker as any,
+          validation: scaffolder.repoPickerValidation as any,
+          schema: BitbucketServerRepoUrlPickerFieldSchema as any,
+        }),
+      ),
+  },
+});
+
+/**
+ * `ui:field: SecretTextarea` (new frontend system): a multi-line secret (SSH private keys),
+ * stored in the task's secrets like `ui:field: Secret`; mask it on the review page with
+ * `ui:backstage.review.mask`.
+ * @alpha
+ */
+export const secretTextareaFormField = FormFieldBlueprint.make({
+  name: 'secret-textarea',
+  params: {
+    field: () =>
+      import('./scaffolder/SecretTextarea').then(m =>
+        createFormField({
+          name: SECRET_TEXTAREA,
+          component: m.SecretTextarea as any,
+          schema: SecretTextareaFieldSchema as any,
+        }),
+      ),
+  },
+});
+
+/**
+ * The Flux bootstrap plugin for the new frontend system: the status API, the entity card and the
+ * scaffolder form fields the templates use (they attach to the scaffolder plugin's form fields,
+ * so an app with the scaffolder gets them by installing this package).
+ * @alpha
+ */
 export default createFrontendPlugin({
   pluginId: 'flux-bootstrap',
   info: { packageJson: () => import('../package.json') },
-  extensions: [fluxBootstrapApi, fluxBootstrapEntityCard],
+  extensions: [
+    fluxBootstrapApi,
+    fluxBootstrapEntityCard,
+    fluxClusterPickerFormField,
+    bitbucketServerRepoUrlPickerFormField,
+    secretTextareaFormField,
+  ],
 });

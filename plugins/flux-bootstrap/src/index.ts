@@ -1,10 +1,17 @@
 /**
- * Entity card showing the Flux bootstrap state of clusters (legacy frontend system; the new
- * frontend system plugin is the default export of `./alpha`).
+ * Entity card showing the Flux bootstrap state of clusters, and the scaffolder form fields the
+ * Flux bootstrap templates use (legacy frontend system; the new frontend system plugin is the
+ * default export of `./alpha`).
  *
  * @packageDocumentation
  */
-export { fluxBootstrapPlugin, EntityFluxBootstrapCard } from './plugin';
+export {
+  fluxBootstrapPlugin,
+  EntityFluxBootstrapCard,
+  BitbucketServerRepoUrlPickerFieldExtension,
+  FluxClusterPickerFieldExtension,
+  SecretTextareaFieldExtension,
+} from './plugin';
 export {
   FluxBootstrapClient,
   fluxBootstrapApiRef,
@@ -15,3 +22,14 @@ export type {
 } from './api/FluxBootstrapApi';
 export { FluxBootstrapCard } from './components/FluxBootstrapCard';
 export { fluxBootstrapCardFilter, isFluxBootstrapAvailable } from './filter';
+export {
+  BITBUCKET_SERVER_REPO_URL_PICKER,
+  BitbucketServerRepoUrlPickerFieldSchema,
+  FLUX_CLUSTER_PICKER,
+  FluxClusterPickerFieldSchema,
+  fluxClusterPickerValidation,
+  SECRET_TEXTAREA,
+  SecretTextareaFieldSchema,
+} from './scaffolder/schemas';
+export type { ClusterPickerUiOptions } from './scaffolder/ClusterPicker';
+export type { BitbucketServerRepoUrlPickerUiOptions } from './scaffolder/BitbucketServerRepoUrlPicker';

@@ -6,9 +6,26 @@ import {
   fetchApiRef,
 } from '@backstage/core-plugin-api';
 import {
+  repoPickerValidation,
+  scaffolderPlugin,
+} from '@backstage/plugin-scaffolder';
+import { createScaffolderFieldExtension } from '@backstage/plugin-scaffolder-react';
+import {
   FluxBootstrapClient,
   fluxBootstrapApiRef,
 } from './api/FluxBootstrapApi';
+import { BitbucketServerRepoUrlPicker } from './scaffolder/BitbucketServerRepoUrlPicker';
+import { ClusterPicker } from './scaffolder/ClusterPicker';
+import {
+  BITBUCKET_SERVER_REPO_URL_PICKER,
+  BitbucketServerRepoUrlPickerFieldSchema,
+  FLUX_CLUSTER_PICKER,
+  fluxClusterPickerValidation,
+  FluxClusterPickerFieldSchema,
+  SECRET_TEXTAREA,
+  SecretTextareaFieldSchema,
+} from './scaffolder/schemas';
+import { SecretTextarea } from './scaffolder/SecretTextarea';
 
 /** The Flux bootstrap frontend plugin (legacy frontend system). @public */
 export const fluxBootstrapPlugin = createPlugin({
@@ -36,5 +53,65 @@ export const EntityFluxBootstrapCard = fluxBootstrapPlugin.provide(
       lazy: () =>
         import('./components/FluxBootstrapCard').then(m => m.FluxBootstrapCard),
     },
+  }),
+);
+
+/*
+ * Scaffolder form fields (legacy frontend system), for the templates in templates/. Put them in
+ * the app's scaffolder route:
+ *
+ *   <Route path="/create" element={<ScaffolderPage />}>
+ *     <ScaffolderFieldExtensions>
+ *       <FluxClusterPickerFieldExtension />
+ *       <BitbucketServerRepoUrlPickerFieldExtension />
+ *       <SecretTextareaFieldExtension />
+ *     </ScaffolderFieldExtensions>
+ *   </Route>
+ *
+ * Provided by `scaffolderPlugin`, as Backstage documents for custom fields. Field extensions
+ * bring no plugin APIs along, so the cluster picker does not need this plugin's API: it uses it
+ * when the app has it (the entity card registers it) and otherwise the same client over the
+ * core discovery and fetch APIs.
+ */
+
+/**
+ * `ui:field: FluxClusterPicker`: the clusters of `kubernetes.clusterLocatorMethods` with their
+ * Flux bootstrap state (from the status backend); the value is the cluster name.
+ * @public
+ */
+export const FluxClusterPickerFieldExtension = scaffolderPlugin.provide(
+  createScaffolderFieldExtension({
+    name: FLUX_CLUSTER_PICKER,
+    component: ClusterPicker,
+    validation: fluxClusterPickerValidation,
+    schema: FluxClusterPickerFieldSchema.schema,
+  }),
+);
+
+/**
+ * `ui:field: BitbucketServerRepoUrlPicker`: the scaffolder's RepoUrlPicker with `allowedHosts`
+ * from `integrations.bitbucketServer`, validated like RepoUrlPicker.
+ * @public
+ */
+export const BitbucketServerRepoUrlPickerFieldExtension =
+  scaffolderPlugin.provide(
+    createScaffolderFieldExtension({
+      name: BITBUCKET_SERVER_REPO_URL_PICKER,
+      component: BitbucketServerRepoUrlPicker,
+      validation: repoPickerValidation,
+      schema: BitbucketServerRepoUrlPickerFieldSchema.schema,
+    }),
+  );
+
+/**
+ * `ui:field: SecretTextarea`: a multi-line secret (an SSH private key), kept in the task secrets
+ * under the field's name like `ui:field: Secret`.
+ * @public
+ */
+export const SecretTextareaFieldExtension = scaffolderPlugin.provide(
+  createScaffolderFieldExtension({
+    name: SECRET_TEXTAREA,
+    component: SecretTextarea,
+    schema: SecretTextareaFieldSchema.schema,
   }),
 );

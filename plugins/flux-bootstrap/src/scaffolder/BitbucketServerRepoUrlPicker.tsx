@@ -1,9 +1,7 @@
-import { ComponentType, useEffect, useState } from 'react';
-import { Progress } from '@backstage/core-components';
-import { useApi } from '@backstage/frontend-plugin-api';
+import type { ComponentType } from 'react';
+import { useApi } from '@backstage/core-plugin-api';
 import { scmIntegrationsApiRef } from '@backstage/integration-react';
 import type { FieldExtensionComponentProps } from '@backstage/plugin-scaffolder-react';
-import { formFieldsApiRef } from '@backstage/plugin-scaffolder-react/alpha';
 import { FormHelperText } from '@material-ui/core';
 
 /** `ui:options` accepted on top of RepoUrlPicker's own. */
@@ -28,10 +26,14 @@ export function bitbucketServerHosts(
 }
 
 /**
- * Backstage's RepoUrlPicker, restricted to the Bitbucket Server / Data Center hosts configured in
- * `integrations.bitbucketServer` — which a template cannot list itself, because hosts differ per
- * installation (environment variables). Its value is RepoUrlPicker's `host?project=KEY&repo=name`
- * (`project=~USER` for a personal repository).
+ * Scaffolder field `BitbucketServerRepoUrlPicker`: Backstage's RepoUrlPicker, restricted to the
+ * Bitbucket Server / Data Center hosts configured in `integrations.bitbucketServer` — which a
+ * template cannot list itself, because hosts differ per installation (environment variables).
+ * Its value is RepoUrlPicker's `host?project=KEY&repo=name` (`project=~USER` for a personal
+ * repository), validated like RepoUrlPicker's.
+ *
+ * It renders the RepoUrlPicker the form itself has (the form's field registry), so it works in
+ * both frontend systems and follows the scaffolder the app runs.
  */
 export function BitbucketServerRepoUrlPicker(
   props: FieldExtensionComponentProps<
@@ -39,44 +41,15 @@ export function BitbucketServerRepoUrlPicker(
     BitbucketServerRepoUrlPickerUiOptions
   >,
 ) {
-  const formFieldsApi = useApi(formFieldsApiRef);
   const integrations = useApi(scmIntegrationsApiRef);
-  const [inner, setInner] = useState<{
-    component?: ComponentType<any>;
-    error?: string;
-  }>();
-
-  useEffect(() => {
-    let cancelled = false;
-    formFieldsApi
-      .loadFormFields()
-      .then(fields => {
-        // The scaffolder plugin's own RepoUrlPicker field (loaded form fields carry name + component).
-        const field = (
-          fields as unknown as { name: string; component: ComponentType<any> }[]
-        ).find(f => f.name === 'RepoUrlPicker');
-        if (!cancelled) {
-          setInner(
-            field?.component
-              ? { component: field.component }
-              : {
-                  error:
-                    'The RepoUrlPicker field is not installed in this app.',
-                },
-          );
-        }
-      })
-      .catch(e => !cancelled && setInner({ error: String(e) }));
-    return () => {
-      cancelled = true;
-    };
-  }, [formFieldsApi]);
-
   const configured = integrations.bitbucketServer
     .list()
     .map(i => i.config.host);
   const uiOptions = props.uiSchema?.['ui:options'] ?? {};
   const hosts = bitbucketServerHosts(configured, uiOptions.allowedHosts);
+  const Inner = (
+    props.registry?.fields as Record<string, ComponentType<any>> | undefined
+  )?.RepoUrlPicker;
 
   if (!hosts.length) {
     return (
@@ -90,11 +63,13 @@ export function BitbucketServerRepoUrlPicker(
       </FormHelperText>
     );
   }
-  if (!inner) return <Progress />;
-  if (inner.error || !inner.component) {
-    return <FormHelperText error>{inner.error}</FormHelperText>;
+  if (!Inner) {
+    return (
+      <FormHelperText error>
+        The scaffolder's RepoUrlPicker field is not installed in this app.
+      </FormHelperText>
+    );
   }
-  const Inner = inner.component;
   return (
     <Inner
       {...props}

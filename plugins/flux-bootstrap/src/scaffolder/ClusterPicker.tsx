@@ -1,9 +1,10 @@
-import { useEffect, useState } from 'react';
+import { useEffect, useMemo, useState } from 'react';
 import {
   discoveryApiRef,
   fetchApiRef,
-  useApi,
+  useApiHolder,
 } from '@backstage/core-plugin-api';
+import type { ResponseError } from '@backstage/errors';
 import type { FieldExtensionComponentProps } from '@backstage/plugin-scaffolder-react';
 import {
   FormControl,
@@ -13,6 +14,11 @@ import {
   MenuItem,
   Select,
 } from '@material-ui/core';
+import {
+  FluxBootstrapApi,
+  fluxBootstrapApiRef,
+  FluxBootstrapClient,
+} from '../api/FluxBootstrapApi';
 
 /** `ui:options` of the FluxClusterPicker field. */
 export interface ClusterPickerUiOptions {
@@ -48,30 +54,21 @@ export function describeClusterState(c: PickerCluster): string {
 /**
  * Loads the configured clusters with their bootstrap state from the status backend
  * (`GET /api/flux-bootstrap/clusters?state=true`). When the state cannot be read (e.g. the list
- * answered without it), clusters are still offered, with an unknown state.
+ * answered without it), clusters are still offered, with an unknown state. A refused list
+ * (e.g. no permission) fails with the backend's reason.
  */
 export async function loadPickerClusters(
-  baseUrl: string,
-  fetchFn: typeof fetch,
+  api: Pick<FluxBootstrapApi, 'listClusters'>,
 ): Promise<PickerCluster[]> {
-  const res = await fetchFn(`${baseUrl}/clusters?state=true`);
-  if (!res.ok) {
-    let message = `${res.status} ${res.statusText}`;
-    try {
-      const body = await res.json();
-      if (body?.error?.message) message = body.error.message;
-    } catch {
-      // not JSON
-    }
-    throw new Error(`Could not list clusters: ${message}`);
+  let body;
+  try {
+    body = await api.listClusters({ state: true });
+  } catch (e) {
+    const reason =
+      (e as Partial<ResponseError>).body?.error?.message ??
+      (e instanceof Error ? e.message : String(e));
+    throw new Error(`Could not list clusters: ${reason}`);
   }
-  const body = (await res.json()) as {
-    items?: {
-      name: string;
-      title?: string;
-      status?: { state?: string; reason?: string };
-    }[];
-  };
   return (body.items ?? []).map(item => ({
     name: item.name,
     title: item.title,
@@ -81,8 +78,14 @@ export async function loadPickerClusters(
 }
 
 /**
- * Scaffolder field listing the clusters configured in `kubernetes.clusterLocatorMethods` with
- * their Flux bootstrap state. Its value is the cluster name the actions resolve.
+ * Scaffolder field `FluxClusterPicker` listing the clusters configured in
+ * `kubernetes.clusterLocatorMethods` with their Flux bootstrap state. Its value is the cluster
+ * name the actions resolve.
+ *
+ * A custom field rather than an `EntityPicker` on cluster Resources, because a cluster that has
+ * never been bootstrapped has no catalog entity yet (the template registers it as its last
+ * step), while the clusters the actions can reach are exactly those of
+ * `kubernetes.clusterLocatorMethods` — which the status backend lists, with their state.
  */
 export function ClusterPicker(
   props: FieldExtensionComponentProps<string, ClusterPickerUiOptions>,
@@ -96,8 +99,19 @@ export function ClusterPicker(
     uiSchema,
     idSchema,
   } = props;
-  const discoveryApi = useApi(discoveryApiRef);
-  const fetchApi = useApi(fetchApiRef);
+  // The plugin's API when the app has it; a legacy app that uses only the form fields (field
+  // extensions register no plugin APIs) gets the same client over the core discovery and fetch.
+  const apiHolder = useApiHolder();
+  const api = useMemo(() => {
+    const own = apiHolder.get(fluxBootstrapApiRef);
+    if (own) return own;
+    const discoveryApi = apiHolder.get(discoveryApiRef);
+    const fetchApi = apiHolder.get(fetchApiRef);
+    if (!discoveryApi || !fetchApi) {
+      throw new Error('The app has no discovery or fetch API');
+    }
+    return new FluxBootstrapClient({ discoveryApi, fetchApi });
+  }, [apiHolder]);
   const [clusters, setClusters] = useState<PickerCluster[]>();
   const [error, setError] = useState<string>();
   const allowed = uiSchema?.['ui:options']?.allowedClusters;
@@ -106,11 +120,7 @@ export function ClusterPicker(
     let cancelled = false;
     (async () => {
       try {
-        const baseUrl = await discoveryApi.getBaseUrl('flux-bootstrap');
-        const all = await loadPickerClusters(
-          baseUrl,
-          fetchApi.fetch.bind(fetchApi),
-        );
+        const all = await loadPickerClusters(api);
         if (!cancelled) {
           setClusters(
             allowed ? all.filter(c => allowed.includes(c.name)) : all,
@@ -123,7 +133,7 @@ export function ClusterPicker(
     return () => {
       cancelled = true;
     };
-  }, [discoveryApi, fetchApi, allowed]);
+  }, [api, allowed]);
 
   const id = idSchema?.$id ?? 'cluster';
   const selected = clusters?.find(c => c.name === formData);

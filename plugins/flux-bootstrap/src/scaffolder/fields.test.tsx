@@ -5,7 +5,6 @@ import {
   SecretsContextProvider,
   useTemplateSecrets,
 } from '@backstage/plugin-scaffolder-react';
-import { formFieldsApiRef } from '@backstage/plugin-scaffolder-react/alpha';
 import { ScmIntegrations } from '@backstage/integration';
 import { ConfigReader } from '@backstage/config';
 import {
@@ -25,6 +24,27 @@ import {
   loadPickerClusters,
 } from './ClusterPicker';
 import { SecretTextarea } from './SecretTextarea';
+import {
+  FluxBootstrapClient,
+  fluxBootstrapApiRef,
+} from '../api/FluxBootstrapApi';
+
+/** The plugin's real API client over a fake fetch, recording the URLs asked for. */
+function clientAnswering(response: () => Response) {
+  const urls: string[] = [];
+  const client = new FluxBootstrapClient({
+    discoveryApi: {
+      getBaseUrl: async (id: string) => `http://backstage/api/${id}`,
+    },
+    fetchApi: {
+      fetch: async (url: any) => {
+        urls.push(String(url));
+        return response();
+      },
+    },
+  });
+  return { client, urls };
+}
 
 const fieldProps = (over: Record<string, unknown> = {}) =>
   ({
@@ -52,16 +72,13 @@ describe('ClusterPicker', () => {
   };
 
   it('asks the status backend for the clusters with their state', async () => {
-    const fetchFn = jest.fn(
-      async () => new Response(JSON.stringify(listing)),
-    ) as any;
-    const clusters = await loadPickerClusters(
-      'http://backstage/api/flux-bootstrap',
-      fetchFn,
+    const { client, urls } = clientAnswering(
+      () => new Response(JSON.stringify(listing)),
     );
-    expect(fetchFn).toHaveBeenCalledWith(
+    const clusters = await loadPickerClusters(client);
+    expect(urls).toEqual([
       'http://backstage/api/flux-bootstrap/clusters?state=true',
-    );
+    ]);
     expect(clusters.map(describeClusterState)).toEqual([
       'Flux bootstrapped and ready',
       'Flux not installed',
@@ -70,19 +87,24 @@ describe('ClusterPicker', () => {
   });
 
   it('names the backend error when the list cannot be read (e.g. no permission)', async () => {
-    const fetchFn = (async () =>
-      new Response(
-        JSON.stringify({
-          error: {
-            message: 'requires the permission "flux.bootstrap.cluster.read"',
+    const { client } = clientAnswering(
+      () =>
+        new Response(
+          JSON.stringify({
+            error: {
+              name: 'NotAllowedError',
+              message: 'requires the permission "flux.bootstrap.cluster.read"',
+            },
+            response: { statusCode: 403 },
+          }),
+          {
+            status: 403,
+            statusText: 'Forbidden',
+            headers: { 'content-type': 'application/json' },
           },
-        }),
-        {
-          status: 403,
-          statusText: 'Forbidden',
-        },
-      )) as any;
-    await expect(loadPickerClusters('http://b', fetchFn)).rejects.toThrow(
+        ),
+    );
+    await expect(loadPickerClusters(client)).rejects.toThrow(
       'Could not list clusters: requires the permission "flux.bootstrap.cluster.read"',
     );
   });
@@ -93,12 +115,8 @@ describe('ClusterPicker', () => {
       <TestApiProvider
         apis={[
           [
-            discoveryApiRef,
-            { getBaseUrl: async () => 'http://backstage/api/flux-bootstrap' },
-          ],
-          [
-            fetchApiRef,
-            { fetch: async () => new Response(JSON.stringify(listing)) },
+            fluxBootstrapApiRef,
+            clientAnswering(() => new Response(JSON.stringify(listing))).client,
           ],
         ]}
       >
@@ -125,6 +143,39 @@ describe('ClusterPicker', () => {
     fireEvent.click(option);
     expect(onChange).toHaveBeenCalledWith('staging');
   });
+});
+
+it("ClusterPicker reads the status backend through the core APIs when the app lacks the plugin's API (a legacy app with only the field extensions)", async () => {
+  const urls: string[] = [];
+  render(
+    <TestApiProvider
+      apis={[
+        [
+          discoveryApiRef,
+          { getBaseUrl: async (id: string) => `http://backstage/api/${id}` },
+        ],
+        [
+          fetchApiRef,
+          {
+            fetch: async (url: any) => {
+              urls.push(String(url));
+              return new Response(
+                JSON.stringify({
+                  items: [{ name: 'prod-eu', status: { state: 'ready' } }],
+                }),
+              );
+            },
+          },
+        ],
+      ]}
+    >
+      <ClusterPicker {...fieldProps({ formData: 'prod-eu' })} />
+    </TestApiProvider>,
+  );
+  await screen.findByText('prod-eu: Flux bootstrapped and ready');
+  expect(urls).toEqual([
+    'http://backstage/api/flux-bootstrap/clusters?state=true',
+  ]);
 });
 
 describe('SecretTextarea', () => {
@@ -177,7 +228,7 @@ describe('BitbucketServerRepoUrlPicker', () => {
     ).toEqual(['bb2.example.com:7990']);
   });
 
-  it("renders the scaffolder's RepoUrlPicker with allowedHosts from integrations.bitbucketServer", async () => {
+  it("renders the form's own RepoUrlPicker with allowedHosts from integrations.bitbucketServer", () => {
     const inner = jest.fn(() => <div data-testid="repo-url-picker" />);
     const integrations = ScmIntegrations.fromConfig(
       new ConfigReader({
@@ -188,26 +239,17 @@ describe('BitbucketServerRepoUrlPicker', () => {
       }),
     );
     render(
-      <TestApiProvider
-        apis={[
-          [
-            formFieldsApiRef,
-            {
-              loadFormFields: async () =>
-                [{ name: 'RepoUrlPicker', component: inner }] as any,
-            },
-          ],
-          [scmIntegrationsApiRef, integrations],
-        ]}
-      >
+      <TestApiProvider apis={[[scmIntegrationsApiRef, integrations]]}>
         <BitbucketServerRepoUrlPicker
           {...fieldProps({
             uiSchema: { 'ui:options': { allowedProjects: ['PLAT'] } },
+            // RJSF hands every field the form's registry, the scaffolder's fields included.
+            registry: { fields: { RepoUrlPicker: inner } },
           })}
         />
       </TestApiProvider>,
     );
-    await screen.findByTestId('repo-url-picker');
+    expect(screen.getByTestId('repo-url-picker')).toBeInTheDocument();
     expect((inner.mock.calls[0] as any)[0].uiSchema['ui:options']).toEqual({
       allowedProjects: ['PLAT'],
       allowedHosts: ['bb.example.com'],
@@ -218,18 +260,45 @@ describe('BitbucketServerRepoUrlPicker', () => {
     render(
       <TestApiProvider
         apis={[
-          [formFieldsApiRef, { loadFormFields: async () => [] }],
           [
             scmIntegrationsApiRef,
             ScmIntegrations.fromConfig(new ConfigReader({})),
           ],
         ]}
       >
-        <BitbucketServerRepoUrlPicker {...fieldProps()} />
+        <BitbucketServerRepoUrlPicker
+          {...fieldProps({
+            registry: { fields: { RepoUrlPicker: () => null } },
+          })}
+        />
       </TestApiProvider>,
     );
     expect(
       screen.getByText(/No Bitbucket Server host is configured/),
+    ).toBeInTheDocument();
+  });
+
+  it('says so when the form has no RepoUrlPicker', () => {
+    render(
+      <TestApiProvider
+        apis={[
+          [
+            scmIntegrationsApiRef,
+            ScmIntegrations.fromConfig(
+              new ConfigReader({
+                integrations: { bitbucketServer: [{ host: 'bb.example.com' }] },
+              }),
+            ),
+          ],
+        ]}
+      >
+        <BitbucketServerRepoUrlPicker
+          {...fieldProps({ registry: { fields: {} } })}
+        />
+      </TestApiProvider>,
+    );
+    expect(
+      screen.getByText(/RepoUrlPicker field is not installed/),
     ).toBeInTheDocument();
   });
 });

@@ -1,0 +1,54 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { renderTestApp } from '@backstage/frontend-test-utils';
+import { formFieldsApiRef } from '@backstage/plugin-scaffolder-react/alpha';
+import yaml from 'yaml';
+import { appFeatures } from './App';
+import { signInModule } from './modules/signIn';
+
+/** Every `ui:field` a template's parameters use, across pages and dependency branches. */
+function uiFields(node: unknown, found = new Set<string>()): Set<string> {
+  if (Array.isArray(node)) node.forEach(n => uiFields(n, found));
+  else if (node && typeof node === 'object') {
+    for (const [key, value] of Object.entries(node)) {
+      if (key === 'ui:field' && typeof value === 'string') found.add(value);
+      else uiFields(value, found);
+    }
+  }
+  return found;
+}
+
+// The scaffolder's own fields these templates use (built into its form).
+const BACKSTAGE_FIELDS = ['OwnerPicker', 'Secret'];
+
+describe('the app', () => {
+  it("has every form field the shipped templates use: the scaffolder's own and the Flux bootstrap plugin's", async () => {
+    const templatesDir = path.resolve(__dirname, '../../../templates');
+    const used = new Set<string>();
+    for (const name of fs.readdirSync(templatesDir)) {
+      const file = path.join(templatesDir, name, 'template.yaml');
+      if (!fs.existsSync(file)) continue;
+      uiFields(yaml.parse(fs.readFileSync(file, 'utf8')).spec.parameters, used);
+    }
+    // The app's features as they are, except the sign-in page (a test app is signed in).
+    const { apis } = renderTestApp({
+      features: appFeatures.filter(f => f !== signInModule),
+    });
+    const installed = (
+      (await apis.get(formFieldsApiRef)!.loadFormFields()) as unknown as {
+        name: string;
+      }[]
+    ).map(f => f.name);
+    expect(installed).toEqual(
+      expect.arrayContaining([
+        'FluxClusterPicker',
+        'BitbucketServerRepoUrlPicker',
+        'SecretTextarea',
+      ]),
+    );
+    const missing = [...used].filter(
+      f => !installed.includes(f) && !BACKSTAGE_FIELDS.includes(f),
+    );
+    expect(missing).toEqual([]);
+  });
+});

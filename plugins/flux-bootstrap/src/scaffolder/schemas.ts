@@ -1,0 +1,83 @@
+import {
+  type CustomFieldValidator,
+  makeFieldSchema,
+} from '@backstage/plugin-scaffolder-react';
+
+/*
+ * The scaffolder form fields the templates in templates/ use, as both frontend systems register
+ * them (the new system's FormFieldBlueprint extensions in ../alpha.tsx, the legacy field
+ * extensions in ../plugin.ts): names, ui:options schemas (shown by the template editor's field
+ * explorer) and validation.
+ */
+
+/** `ui:field` names. @public */
+export const FLUX_CLUSTER_PICKER = 'FluxClusterPicker';
+/** @public */
+export const BITBUCKET_SERVER_REPO_URL_PICKER = 'BitbucketServerRepoUrlPicker';
+/** @public */
+export const SECRET_TEXTAREA = 'SecretTextarea';
+
+/** Schema of `ui:field: FluxClusterPicker`. @public */
+export const FluxClusterPickerFieldSchema = makeFieldSchema({
+  output: z => z.string().describe('The cluster name'),
+  uiOptions: z =>
+    z.object({
+      allowedClusters: z
+        .array(z.string())
+        .optional()
+        .describe(
+          'Only offer these cluster names (from kubernetes.clusterLocatorMethods)',
+        ),
+    }),
+});
+
+/** Schema of `ui:field: BitbucketServerRepoUrlPicker` (RepoUrlPicker's, hosts from the integrations). @public */
+export const BitbucketServerRepoUrlPickerFieldSchema = makeFieldSchema({
+  output: z =>
+    z
+      .string()
+      .describe(
+        'RepoUrlPicker value: host?project=KEY&repo=name (project=~USER: personal)',
+      ),
+  uiOptions: z =>
+    z.object({
+      allowedHosts: z
+        .array(z.string())
+        .optional()
+        .describe(
+          'Further restrict to these hosts; each must be in integrations.bitbucketServer (default: all of them)',
+        ),
+      allowedProjects: z
+        .array(z.string())
+        .optional()
+        .describe('Offer only these project keys'),
+      allowedRepos: z
+        .array(z.string())
+        .optional()
+        .describe('Offer only these repository names'),
+    }),
+});
+
+/** Schema of `ui:field: SecretTextarea`. @public */
+export const SecretTextareaFieldSchema = makeFieldSchema({
+  output: z =>
+    z
+      .string()
+      .describe(
+        'Asterisks only; the value is in the task secrets under the field name (${{ secrets.<name> }})',
+      ),
+});
+
+/** A cluster name as `kubernetes.clusterLocatorMethods` names clusters. @public */
+export const fluxClusterPickerValidation: CustomFieldValidator<string> = (
+  value,
+  validation,
+) => {
+  if (
+    value !== undefined &&
+    value !== '' &&
+    !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(String(value))
+  ) {
+    validation.addError('must be a configured cluster name');
+  }
+};
