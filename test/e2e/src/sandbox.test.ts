@@ -11,6 +11,7 @@ import {
   screenshot,
 } from './browser';
 import { KubeHttp } from '@flux-bootstrap/test-peers';
+import yaml from 'yaml';
 import { repoRoot, SANDBOX, Sandbox, startSandbox } from './sandbox';
 import { BackstageApi, TaskResult } from './scaffolder';
 
@@ -268,6 +269,201 @@ describe('the sandbox app', () => {
   it('is labelled as the sandbox in its title', async () => {
     const html = await (await fetch(sandbox.baseUrl)).text();
     expect(html).toMatch(new RegExp(`<title>\\s*${SANDBOX.title}\\s*</title>`));
+  });
+});
+
+/** A template as the catalog holds it, read from templates/. */
+function templateEntity(name: string): unknown {
+  return yaml.parse(
+    fs.readFileSync(
+      path.join(repoRoot, 'templates', name, 'template.yaml'),
+      'utf8',
+    ),
+  );
+}
+
+interface DryRunResult {
+  log: { body: { message?: string; stepId?: string; status?: string } }[];
+  output: {
+    links?: { title?: string; url?: string }[];
+    text?: { content?: string }[];
+  };
+  directoryContents: { path: string }[];
+}
+
+/** Last status of each step of a dry run, in the order the steps first reported. */
+function dryRunSteps(result: DryRunResult): Record<string, string> {
+  const steps: Record<string, string> = {};
+  for (const { body } of result.log) {
+    if (body.stepId && body.status) steps[body.stepId] = body.status;
+  }
+  return steps;
+}
+
+describe("scaffolder dry-run API (the template editor's dry run)", () => {
+  // Both templates as they ship, through POST /api/scaffolder/v2/dry-run: every step runs in
+  // dry-run mode and succeeds, and nothing reaches Bitbucket, git or the clusters. Only
+  // catalog:register (Backstage's, without dry-run support) is skipped by the scaffolder.
+  async function dryRun(
+    name: string,
+    values: Record<string, unknown>,
+    secrets: Record<string, string>,
+  ) {
+    const res = await api.request<DryRunResult>(
+      'POST',
+      '/api/scaffolder/v2/dry-run',
+      {
+        template: templateEntity(name),
+        values,
+        secrets,
+        directoryContents: [],
+      },
+    );
+    if (res.status !== 200) {
+      throw new Error(`dry run of ${name}: ${res.status} ${res.text}`);
+    }
+    return { result: res.body, text: res.text };
+  }
+
+  async function fluxNamespace(cluster: string) {
+    const http = new KubeHttp(sandbox.clusters[cluster].kube);
+    try {
+      return (await http.request('GET', '/api/v1/namespaces/flux-system'))
+        .status;
+    } finally {
+      http.close();
+    }
+  }
+
+  it('dry-runs the Bitbucket Server template with every step succeeding and nothing sent', async () => {
+    const slug = 'fleet-dry-run';
+    const { result, text } = await dryRun(
+      'flux-bootstrap-bitbucket-server',
+      {
+        cluster: SANDBOX.cluster,
+        owner: 'group:default/platform-team',
+        repoUrl: `${sandbox.bitbucket.host}?project=${SANDBOX.project}&repo=${slug}`,
+        private: true,
+        branch: 'main',
+        authentication: 'ssh',
+        networkPolicy: true,
+        token: '*'.repeat(sandbox.token.length),
+      },
+      { token: sandbox.token },
+    );
+    expect(dryRunSteps(result)).toEqual({
+      createRepo: 'completed',
+      pushManifests: 'completed',
+      generateKey: 'completed',
+      install: 'completed',
+      register: 'skipped',
+      waitForCluster: 'completed',
+    });
+    const log = result.log.map(l => l.body.message ?? '').join('\n');
+    expect(log).toContain(
+      `Dry run: would ensure private repository ${SANDBOX.project}/${slug}`,
+    );
+    // flux:install takes the revision a dry run of flux:push-manifests outputs.
+    expect(log).toContain(
+      'until Flux reconciled the commit flux:push-manifests pushes to main (main@sha1:<sha>',
+    );
+    expect(log).toContain('Dry run: no entityRef');
+    expect(result.directoryContents.map(f => f.path)).toEqual(
+      expect.arrayContaining([
+        `clusters/${SANDBOX.cluster}/flux-system/gotk-components.yaml`,
+        `clusters/${SANDBOX.cluster}/flux-system/gotk-sync.yaml`,
+        `clusters/${SANDBOX.cluster}/flux-system/kustomization.yaml`,
+      ]),
+    );
+    expect(result.output.links?.[0]).toEqual(
+      expect.objectContaining({
+        title: 'Repository',
+        url: `${sandbox.bitbucket.baseUrl}/projects/${SANDBOX.project}/repos/${slug}/browse`,
+      }),
+    );
+    // Nothing was sent: no repository, no request about it, no Flux on the cluster.
+    expect(
+      sandbox.bitbucket.state().repos.filter(r => r.slug === slug),
+    ).toEqual([]);
+    expect(
+      sandbox.bitbucket.requests().filter(r => r.path.includes(slug)),
+    ).toEqual([]);
+    expect(await fluxNamespace(SANDBOX.cluster)).toBe(404);
+    expect(text).not.toContain(sandbox.token);
+  });
+
+  it('dry-runs the git template (your own SSH key, no token) with every step succeeding and nothing sent', async () => {
+    const slug = 'fleet-git-dry-run';
+    sandbox.bitbucket.createRepo(SANDBOX.project, slug, {
+      defaultBranch: 'main',
+      initialCommit: true,
+    });
+    const refs = () =>
+      git([
+        '--git-dir',
+        sandbox.bitbucket.repoPath(SANDBOX.project, slug),
+        'for-each-ref',
+      ]);
+    const refsBefore = refs();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'e2e-dry-key-'));
+    const passphrase = 'e2e-dry-run-passphrase-91c4';
+    try {
+      execFileSync('ssh-keygen', [
+        '-q',
+        '-t',
+        'ed25519',
+        '-N',
+        passphrase,
+        '-C',
+        '',
+        '-f',
+        path.join(dir, 'id'),
+      ]);
+      const privateKey = fs.readFileSync(path.join(dir, 'id'), 'utf8');
+      const url = sandbox.bitbucket.cloneUrls(SANDBOX.project, slug).ssh!;
+      const { result, text } = await dryRun(
+        'flux-bootstrap-git',
+        {
+          cluster: 'edge',
+          owner: 'group:default/platform-team',
+          url,
+          branch: 'main',
+          sshPrivateKey: '*'.repeat(privateKey.length),
+          sshPassphrase: '*'.repeat(passphrase.length),
+        },
+        { sshPrivateKey: privateKey, sshPassphrase: passphrase },
+      );
+      expect(dryRunSteps(result)).toEqual({
+        gitSecret: 'completed',
+        pushManifests: 'completed',
+        install: 'completed',
+        register: 'skipped',
+        waitForCluster: 'completed',
+      });
+      const log = result.log.map(l => l.body.message ?? '').join('\n');
+      // flux:generate-key scans no host key in a dry run; flux:push-manifests does without it.
+      expect(log).toContain('Dry run: no knownHosts given');
+      expect(log).toContain(
+        'until Flux reconciled the commit flux:push-manifests pushes to main',
+      );
+      expect(result.directoryContents.map(f => f.path)).toContain(
+        'clusters/edge/flux-system/gotk-sync.yaml',
+      );
+      // Nothing was pushed, asked or written.
+      expect(refs()).toBe(refsBefore);
+      expect(
+        sandbox.bitbucket.requests().filter(r => r.path.includes(slug)),
+      ).toEqual([]);
+      expect(await fluxNamespace('edge')).toBe(404);
+      for (const line of privateKey
+        .split('\n')
+        .filter(l => l.length > 20 && !l.startsWith('-----'))) {
+        expect(text).not.toContain(line);
+      }
+      expect(text).not.toContain(passphrase);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

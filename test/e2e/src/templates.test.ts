@@ -164,7 +164,7 @@ describe('flux-bootstrap-bitbucket-server', () => {
     expect(titles).toEqual(['Repository', 'Commit', 'Cluster']);
   });
 
-  it("offers the configured clusters and Bitbucket Server hosts through the app's fields", () => {
+  it("offers the configured clusters and Bitbucket Server hosts through the plugin's form fields", () => {
     const props = Object.assign(
       {},
       ...spec.parameters.map((p: any) => p.properties),
