@@ -107,6 +107,27 @@ describe('flux-bootstrap backend routes: auth', () => {
     expect(res.body).toEqual({ status: 'ok' });
   });
 
+  it('registers flux.bootstrap.cluster.read, so the permission backend and policies know it', async () => {
+    const { server } = await start();
+    const res = await request(server)
+      .get('/api/flux-bootstrap/.well-known/backstage/permissions/metadata')
+      .set(
+        'Authorization',
+        mockCredentials.service.header({
+          onBehalfOf: mockCredentials.service('plugin:permission'),
+          targetPluginId: 'flux-bootstrap',
+        }),
+      );
+    expect(res.status).toBe(200);
+    expect(res.body.permissions).toEqual([
+      {
+        type: 'basic',
+        name: 'flux.bootstrap.cluster.read',
+        attributes: { action: 'read' },
+      },
+    ]);
+  });
+
   it.each(routes)('answers 401 without credentials: %s', async route => {
     const { server, asked } = await start();
     const res = await request(server).get(route);

@@ -207,6 +207,44 @@ describe('EntityFluxBootstrapCard (legacy frontend system)', () => {
     ).toHaveTextContent('serviceAccountToken');
   });
 
+  it("shows each state with Backstage's status chip of its kind", async () => {
+    serveEntity(
+      responseWith([
+        'ready',
+        'failing',
+        'installing',
+        'suspended',
+        'not-installed',
+        'unreachable',
+        'forbidden',
+      ]),
+    );
+    await renderCard();
+    await screen.findByTestId('flux-cluster-prod-eu');
+    const chipOf = (cluster: string, label: string) =>
+      within(screen.getByTestId(`flux-cluster-${cluster}`))
+        .getByText(label)
+        .closest('[aria-label^="Status "]')
+        ?.getAttribute('aria-label');
+    expect({
+      ready: chipOf('prod-eu', 'Ready'),
+      failing: chipOf('prod-us', 'Failing'),
+      installing: chipOf('staging', 'Installing'),
+      suspended: chipOf('edge-1', 'Suspended'),
+      notInstalled: chipOf('dev', 'Not installed'),
+      unreachable: chipOf('lab', 'Unreachable'),
+      forbidden: chipOf('partner', 'Forbidden'),
+    }).toEqual({
+      ready: 'Status ok', // StatusOK
+      failing: 'Status error', // StatusError
+      installing: 'Status pending', // StatusPending
+      suspended: 'Status warning', // StatusWarning
+      notInstalled: 'Status aborted', // StatusAborted
+      unreachable: 'Status error',
+      forbidden: 'Status warning',
+    });
+  });
+
   it('warns about cluster names that are not configured', async () => {
     serveEntity(responseWith(['ready'], ['prod-typo']));
     await renderCard();
