@@ -58,6 +58,8 @@ function fakeCluster(
   const calls: string[] = [];
   let inFlightGets = 0;
   let maxInFlightGets = 0;
+  let inFlightApplies = 0;
+  let maxInFlightApplies = 0;
   const applied: string[] = [];
   const appliedWaiters: { kind: string; resolve: () => void }[] = [];
   const key = (r: { kind: string; name: string; namespace?: string }) =>
@@ -111,7 +113,10 @@ function fakeCluster(
       calls.push(
         `${a.dryRun ? 'DRYRUN' : 'APPLY'} ${o.kind} ${o.metadata.name}`,
       );
+      inFlightApplies++;
+      maxInFlightApplies = Math.max(maxInFlightApplies, inFlightApplies);
       await new Promise(r => setImmediate(r));
+      inFlightApplies--;
       const existing = store.get(key({ ...o.metadata, kind: o.kind }));
       const result = {
         ...structuredClone(o),
@@ -147,6 +152,7 @@ function fakeCluster(
     applied,
     store,
     maxInFlightGets: () => maxInFlightGets,
+    maxInFlightApplies: () => maxInFlightApplies,
     establish(name?: string) {
       for (const o of store.values()) {
         if (
@@ -288,6 +294,25 @@ describe('applyStaged', () => {
     expect(again.map(r => r.result)).toEqual(Array(4).fill('unchanged'));
     expect(cluster.calls.filter(c => c.startsWith('DRYRUN'))).toHaveLength(4);
     expect(cluster.calls.filter(c => c.startsWith('APPLY'))).toEqual([]);
+  });
+
+  it('applies in parallel, never more at once than the concurrency bound (default 8)', async () => {
+    const accounts = Array.from({ length: 20 }, (_, i) =>
+      obj('v1', 'ServiceAccount', `account-${i}`),
+    );
+    const bounded = fakeCluster();
+    const results = await applyStaged(bounded.client, accounts, {
+      fieldManager: 'flux',
+      concurrency: 3,
+    });
+    expect(results.map(r => r.result)).toEqual(Array(20).fill('created'));
+    expect(bounded.applied).toHaveLength(20);
+    expect(bounded.maxInFlightApplies()).toBe(3);
+
+    const byDefault = fakeCluster();
+    await applyStaged(byDefault.client, accounts, { fieldManager: 'flux' });
+    expect(byDefault.applied).toHaveLength(20);
+    expect(byDefault.maxInFlightApplies()).toBe(8);
   });
 
   it('reads each object when it may not list its kind', async () => {

@@ -216,10 +216,11 @@ describe('installFlux with the Flux controller simulator', () => {
       'sync',
       'kustomize build failed: accumulating resources from apps.yaml: boom',
     );
-    const started = Date.now();
+    // Fast: 'sync-failed' and not 'timeout', which would come only after 10 minutes (no timed
+    // assertion needed; this test's own limit is far shorter).
     const err = await installFlux(admin, plan, {
       ...FAST,
-      timeoutMs: 90_000,
+      timeoutMs: 600_000,
     }).catch(e => e);
     expect(err).toBeInstanceOf(FluxInstallError);
     expect(err.reason).toBe('sync-failed');
@@ -227,7 +228,6 @@ describe('installFlux with the Flux controller simulator', () => {
     expect(err.message).toContain(
       'kustomize build failed: accumulating resources from apps.yaml: boom',
     );
-    expect(Date.now() - started).toBeLessThan(60_000); // sanity bound, far below the timeout
   });
 
   it('fails fast with git’s message when the source cannot be read with the stored token', async () => {

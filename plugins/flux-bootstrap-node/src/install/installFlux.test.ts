@@ -456,17 +456,18 @@ describe('installFlux on a real kube-apiserver (no controllers)', () => {
         if (m.startsWith('Waiting for Flux on cluster')) controller.abort();
       },
     };
-    const started = Date.now();
+    // No timed assertion: the next poll would come after 10 minutes and the install would
+    // time out after an hour, so only a wait that stops on the signal ends before this test's
+    // own limit (jest.setTimeout above).
     const err = await installFlux(admin, plan, {
-      timeoutMs: 120_000,
-      pollIntervalMs: 30_000,
+      timeoutMs: 3_600_000,
+      pollIntervalMs: 600_000,
       signal: controller.signal,
       logger,
     }).catch(e => e);
     expect(err).toBeInstanceOf(OperationAbortedError);
     expect(err.message).toContain('Cancelled while waiting for Flux');
-    // generous sanity bound: far below the 30 s poll interval and the 120 s timeout
-    expect(Date.now() - started).toBeLessThan(20_000);
+    expect(controller.signal.aborted).toBe(true);
   });
 });
 

@@ -147,6 +147,28 @@ describe('waitForFlux and stale controller status', () => {
     expect(result.revision).toBe(REVISION);
   });
 
+  it('a Ready=True at the expected revision counts only once the current generation is observed', async () => {
+    // Both objects report success, but for an older spec (say, the previous path or URL).
+    const staleKs = kustomization(
+      REVISION,
+      cond('True', 'ReconciliationSucceeded'),
+    );
+    staleKs.metadata.generation = 2;
+    const client = scripted([
+      { git: gitRepository(2, 1, cond('True', 'Succeeded')), ks: staleKs },
+    ]);
+    const err = await waitForFlux(client, plan, {
+      pollIntervalMs: 1,
+      timeoutMs: 300,
+    }).catch(e => e);
+    expect(err).toBeInstanceOf(FluxInstallError);
+    expect(err.reason).toBe('timeout');
+    expect(err.missing).toEqual([
+      'GitRepository flux-system/flux-system: generation 2 not observed by its controller yet (Ready=True (Succeeded): Succeeded)',
+      'Kustomization flux-system/flux-system: generation 2 not observed by its controller yet (Ready=True (ReconciliationSucceeded): ReconciliationSucceeded)',
+    ]);
+  });
+
   it("a Kustomization's failure on an older revision is not a failure while the expected one is pending", async () => {
     const client = scripted([
       {
