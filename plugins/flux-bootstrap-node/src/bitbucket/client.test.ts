@@ -320,6 +320,27 @@ describe('BitbucketServerClient', () => {
     expect(missing.message).toMatch(/context path/);
   });
 
+  it('treats a 403 page of a proxy as a missing permission, not retried', async () => {
+    server = await startServer((_req, res) => {
+      res.writeHead(403, { 'Content-Type': 'text/html' });
+      res.end(
+        '<html><head><title>403 Forbidden</title></head><body>Access denied by policy</body></html>',
+      );
+    });
+    client = new BitbucketServerClient(hostFor(server.port), { token: CANARY });
+    const err = await caught(
+      client.request('POST', '/rest/api/1.0/projects/FLUX/repos', {
+        body: { name: 'x' },
+      }),
+    );
+    expect(err.kind).toBe('forbidden');
+    expect(err.status).toBe(403);
+    expect(err.message).toContain('HTTP 403');
+    expect(err.message).toContain('403 Forbidden');
+    expect(err.message).toMatch(/proxy/);
+    expect(server.seen).toHaveLength(1);
+  });
+
   it('does not follow redirects (the Authorization header would travel along)', async () => {
     server = await startServer((_req, res) => {
       res.writeHead(302, {

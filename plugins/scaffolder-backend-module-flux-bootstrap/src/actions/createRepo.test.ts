@@ -17,7 +17,8 @@ jest.setTimeout(60_000);
 
 const INPUT_TOKEN = 'canary-input-token-3b9f07d1c2';
 const INTEGRATION_TOKEN = 'canary-integration-token-a84e51';
-const CANARIES = [INPUT_TOKEN, INTEGRATION_TOKEN];
+const INTEGRATION_PASSWORD = 'canary-integration-password-5f27c9';
+const CANARIES = [INPUT_TOKEN, INTEGRATION_TOKEN, INTEGRATION_PASSWORD];
 
 /** Everything that left the action: log lines, outputs and errors. Scanned for canaries at the end. */
 const leaked: string[] = [];
@@ -589,6 +590,110 @@ describe('bitbucket:create-repo', () => {
     expect(groupPerms(bb, 'FLUX', 'write-only')).toEqual([]);
   });
 
+  it('tells a 403 (as some proxies answer) apart as a missing permission, not retried', async () => {
+    const from = bb.requests().length;
+    bb.injectFault({
+      method: 'POST',
+      path: '/rest/api/1.0/projects/FLUX/repos',
+      status: 403,
+    });
+    const r = await run(bb, {
+      repoUrl: `${bb.host}?project=FLUX&repo=proxy-denied`,
+    });
+    expect((r.error as any)?.kind).toBe('forbidden');
+    expect(r.error?.message).toMatch(/may not create repositories in FLUX/);
+    expect(r.error?.message).toMatch(/REPO_CREATE/);
+    expect(r.error?.message).toMatch(/on project FLUX \(HTTP 403\)/);
+    expect(r.error?.message).toMatch(/token of integrations\.bitbucketServer/);
+    expect(r.error?.message).not.toMatch(/invalid, expired or revoked/);
+    expect(mutations(bb, from).map(q => q.status)).toEqual([403]);
+    expect(repoState(bb, 'FLUX', 'proxy-denied')).toBeUndefined();
+  });
+
+  it('authenticates with the integration username and password (Basic), for REST and the git push', async () => {
+    bb.addUser({
+      name: 'dave',
+      displayName: 'Dave Deploy',
+      email: 'dave@example.com',
+      password: INTEGRATION_PASSWORD,
+    });
+    bb.grantProject('FLUX', { user: 'dave' }, 'PROJECT_ADMIN');
+    const basic = new ConfigReader({
+      integrations: {
+        bitbucketServer: [
+          {
+            host: bb.host,
+            apiBaseUrl: bb.apiBaseUrl,
+            username: 'dave',
+            password: INTEGRATION_PASSWORD,
+          },
+        ],
+      },
+    });
+    const from = bb.requests().length;
+    const r = await run(
+      bb,
+      { repoUrl: `${bb.host}?project=FLUX&repo=basic-auth` },
+      { config: basic },
+    );
+    expect(r.error).toBeUndefined();
+    expect(r.outputs.created).toBe(true);
+    const calls = bb.requests().slice(from);
+    const expected = `Basic ${Buffer.from(
+      `dave:${INTEGRATION_PASSWORD}`,
+    ).toString('base64')}`;
+    // every request carried dave's credentials, the git push included
+    expect(calls.length).toBeGreaterThan(3);
+    expect(calls.every(q => q.headers.authorization === expected)).toBe(true);
+    expect(
+      calls.some(
+        q =>
+          q.path === '/scm/flux/basic-auth.git/git-receive-pack' &&
+          q.status === 200,
+      ),
+    ).toBe(true);
+    expect(
+      repoState(bb, 'FLUX', 'basic-auth')?.branches.map(b => b.name),
+    ).toEqual(['main']);
+    const log = execFileSync(
+      'git',
+      [
+        '--git-dir',
+        bb.repoPath('FLUX', 'basic-auth'),
+        'log',
+        '--format=%an <%ae>',
+        'main',
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(log.trim()).toBe('Dave Deploy <dave@example.com>');
+    expect(r.logs.join('\n')).toMatch(/username and password of integrations/);
+
+    // a wrong password is reported as bad credentials, without the password
+    const wrong = await run(
+      bb,
+      { repoUrl: `${bb.host}?project=FLUX&repo=basic-auth` },
+      {
+        config: new ConfigReader({
+          integrations: {
+            bitbucketServer: [
+              {
+                host: bb.host,
+                apiBaseUrl: bb.apiBaseUrl,
+                username: 'dave',
+                password: `${INTEGRATION_PASSWORD}-wrong`,
+              },
+            ],
+          },
+        }),
+      },
+    );
+    expect((wrong.error as any)?.kind).toBe('unauthorized');
+    expect(wrong.error?.message).toMatch(
+      /rejected the username and password of integrations/,
+    );
+  });
+
   it('tells an invalid or expired token apart', async () => {
     const expired = await run(bb, {
       repoUrl: `${bb.host}?project=FLUX&repo=x1`,
@@ -930,12 +1035,16 @@ describe('bitbucket:create-repo secrets', () => {
     // both canaries really travelled to Bitbucket, so the scan below proves something
     expect(wireAuthorization).toContain(`Bearer ${INPUT_TOKEN}`);
     expect(wireAuthorization).toContain(`Bearer ${INTEGRATION_TOKEN}`);
+    expect(wireAuthorization).toContain(
+      `Basic ${Buffer.from(`dave:${INTEGRATION_PASSWORD}`).toString('base64')}`,
+    );
     expect(leaked.length).toBeGreaterThan(50);
     for (const canary of CANARIES) {
       const forms = [
         canary,
         Buffer.from(canary).toString('base64'),
         Buffer.from(`alice:${canary}`).toString('base64'),
+        Buffer.from(`dave:${canary}`).toString('base64'),
       ];
       for (const text of leaked)
         for (const f of forms) expect(text).not.toContain(f);
