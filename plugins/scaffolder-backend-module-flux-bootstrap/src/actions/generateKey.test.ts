@@ -92,6 +92,7 @@ async function run(
     checkpointStore?: Map<string, unknown>;
     /** Simulates a crash right after this checkpoint completed. */
     crashAfter?: string;
+    config?: ConfigReader;
   } = {},
 ): Promise<Run> {
   const logs: string[] = [];
@@ -148,7 +149,9 @@ async function run(
       return value;
     },
   });
-  const action = createFluxGenerateKeyAction({ config: config() });
+  const action = createFluxGenerateKeyAction({
+    config: opts.config ?? config(),
+  });
   let error: Error | undefined;
   try {
     await action.handler(ctx as any);
@@ -423,6 +426,12 @@ describe('flux:generate-key', () => {
         'known_hosts',
       ]);
       expect(secret.type).toBe('Opaque');
+      // Written by server-side apply with flux's field manager, in a namespace the action created.
+      expect(secret.metadata.managedFields).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ manager: 'flux', operation: 'Apply' }),
+        ]),
+      );
       expect(data['identity.pub']).toBe(`${r.outputs.publicKey}\n`);
       expect(r.outputs.publicKey.startsWith(`${type} `)).toBe(true);
       expect(data.identity).toMatch(
@@ -485,6 +494,10 @@ describe('flux:generate-key', () => {
     expect(c1.ok).toBe(true);
     const denied = await pushFrom(c1, 'from-read-key.txt');
     expect(denied.ok).toBe(false);
+    // refused for the key's permission, not for any other reason
+    expect((denied as { error: string }).error).toMatch(
+      /not permitted to push.*read-only/,
+    );
 
     const nsWrite = uniqueName('gk-write');
     const w = await succeed({
@@ -899,6 +912,20 @@ describe('flux:generate-key', () => {
       removedAccessKeyIds: [],
       changed: false,
     });
+  });
+
+  it('defaults sshHost to the Bitbucket host name on port 7999 when none is configured or given', async () => {
+    clearRequests();
+    const namespace = uniqueName('gk-dry-port');
+    const r = await run(
+      { namespace },
+      { dryRun: true, config: config({ fluxBootstrap: {} }) },
+    );
+    expect(r.error).toBeUndefined();
+    expect(bb.requests()).toEqual([]);
+    expect(r.logs.join('\n')).toContain(
+      'would scan the SSH host key of 127.0.0.1:7999 for known_hosts',
+    );
   });
 
   it('never lets a private key or token out: only the Secret holds the key', async () => {
