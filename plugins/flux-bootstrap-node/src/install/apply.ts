@@ -467,7 +467,7 @@ export async function applyStaged(
           (async () => {
             // All CRDs at once (up to 16): the API server starts establishing each as soon
             // as it is created, and its establishing is the longest part of an install.
-            const applied = await applyAll(
+            const appliedCrds = await applyAll(
               crds,
               shared,
               Math.max(concurrency, CRD_CONCURRENCY),
@@ -476,7 +476,7 @@ export async function applyStaged(
               `Waiting for ${crds.length} CustomResourceDefinitions to become Established`,
             );
             await waitForCrds(client, crds, shared);
-            return applied;
+            return appliedCrds;
           })(),
         ),
         track(applyAll(independent, shared)),

@@ -407,13 +407,14 @@ export async function waitForFlux(
           );
         }
       }
+      const awaited = requestedAt;
       pending = objects
         .filter(([, v]) => v.state !== 'ready')
         .map(
           ([kind, v]) =>
             `${kind} ${ns}/${ns}: ${(v as { detail: string }).detail}${
               v.state === 'failed'
-                ? ` (waiting for the reconciliation requested at ${requestedAt})`
+                ? ` (waiting for the reconciliation requested at ${awaited})`
                 : ''
             }`,
         );

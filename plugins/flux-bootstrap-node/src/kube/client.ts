@@ -366,24 +366,24 @@ class KubeClientImpl implements KubeClient {
           { [TRANSIENT]: true },
         );
       }
-      const net = describeNetworkError(error);
+      const cause = describeNetworkError(error);
       throw Object.assign(
         new KubeApiError(
           this.message(
             spec,
-            `cannot reach the API server at ${this.baseUrl.origin}: ${net.text}`,
+            `cannot reach the API server at ${this.baseUrl.origin}: ${cause.text}`,
           ),
           {
             kind: 'unreachable',
-            reason: net.code ?? (net.tls ? 'TLS' : undefined),
+            reason: cause.code ?? (cause.tls ? 'TLS' : undefined),
           },
         ),
         {
           [TRANSIENT]:
-            !net.tls &&
-            (isTransientNetworkCode(net.code) ||
+            !cause.tls &&
+            (isTransientNetworkCode(cause.code) ||
               // the shared HTTP/2 connection went away under the request: a new one is made
-              !!net.code?.startsWith('ERR_HTTP2')),
+              !!cause.code?.startsWith('ERR_HTTP2')),
         },
       );
     } finally {
@@ -1082,27 +1082,27 @@ export async function createKubeClient(
     );
   }
   const kc = kubeConfigFor(conn);
-  const tls: https.RequestOptions = {};
-  await kc.applyToHTTPSOptions(tls);
+  const httpsOptions: https.RequestOptions = {};
+  await kc.applyToHTTPSOptions(httpsOptions);
   const user = kc.getCurrentUser();
   const cluster = kc.getCurrentCluster();
   const dynamicAuth = Boolean(user?.exec || user?.authProvider);
   let staticHeaders: Record<string, string> | undefined;
   if (!dynamicAuth) {
     staticHeaders = {};
-    for (const [k, v] of Object.entries(tls.headers ?? {})) {
+    for (const [k, v] of Object.entries(httpsOptions.headers ?? {})) {
       if (v !== undefined)
         staticHeaders[k] = Array.isArray(v) ? v.join(', ') : String(v);
     }
-    if (tls.auth) {
-      staticHeaders.Authorization = `Basic ${Buffer.from(tls.auth).toString(
-        'base64',
-      )}`;
+    if (httpsOptions.auth) {
+      staticHeaders.Authorization = `Basic ${Buffer.from(
+        httpsOptions.auth,
+      ).toString('base64')}`;
     }
   }
   let agent: http.Agent;
-  if (cluster?.proxyUrl && tls.agent) {
-    agent = tls.agent as http.Agent;
+  if (cluster?.proxyUrl && httpsOptions.agent) {
+    agent = httpsOptions.agent as http.Agent;
   } else if (url.protocol === 'http:') {
     agent = new http.Agent({
       keepAlive: true,
@@ -1112,11 +1112,12 @@ export async function createKubeClient(
     agent = new https.Agent({
       keepAlive: true,
       maxSockets: opts.maxSockets ?? 16,
-      ca: tls.ca,
-      cert: tls.cert,
-      key: tls.key,
-      servername: tls.servername,
-      rejectUnauthorized: tls.rejectUnauthorized ?? !conn.skipTLSVerify,
+      ca: httpsOptions.ca,
+      cert: httpsOptions.cert,
+      key: httpsOptions.key,
+      servername: httpsOptions.servername,
+      rejectUnauthorized:
+        httpsOptions.rejectUnauthorized ?? !conn.skipTLSVerify,
     });
   }
   const http2Wanted =
@@ -1129,11 +1130,12 @@ export async function createKubeClient(
     opts,
     http2Wanted
       ? {
-          ca: tls.ca as TlsSettings['ca'],
-          cert: tls.cert as TlsSettings['cert'],
-          key: tls.key as TlsSettings['key'],
-          servername: tls.servername,
-          rejectUnauthorized: tls.rejectUnauthorized ?? !conn.skipTLSVerify,
+          ca: httpsOptions.ca as TlsSettings['ca'],
+          cert: httpsOptions.cert as TlsSettings['cert'],
+          key: httpsOptions.key as TlsSettings['key'],
+          servername: httpsOptions.servername,
+          rejectUnauthorized:
+            httpsOptions.rejectUnauthorized ?? !conn.skipTLSVerify,
         }
       : undefined,
   );

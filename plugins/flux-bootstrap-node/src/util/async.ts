@@ -8,14 +8,17 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
       reject(new OperationAbortedError());
       return;
     }
-    const timer = setTimeout(() => {
+    const settle = {
+      timer: undefined as ReturnType<typeof setTimeout> | undefined,
+    };
+    const onAbort = () => {
+      clearTimeout(settle.timer);
+      reject(new OperationAbortedError());
+    };
+    settle.timer = setTimeout(() => {
       signal?.removeEventListener('abort', onAbort);
       resolve();
     }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(new OperationAbortedError());
-    };
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
