@@ -238,16 +238,7 @@ export async function startFaultProxy(
           metadata: {},
           status: 'Failure',
           message: `injected fault: HTTP ${fault.status}${
-            fault.echoCredentials
-              ? req.headers.authorization
-                ? ` (request header Authorization: ${
-                    req.headers.authorization
-                  }; credential ${req.headers.authorization.replace(
-                    /^\S+\s+/,
-                    '',
-                  )})`
-                : ' (the request had no Authorization header)'
-              : ''
+            fault.echoCredentials ? echoedCredentials(req.headers) : ''
           }`,
           reason: fault.status === 429 ? 'TooManyRequests' : 'InternalError',
           code: fault.status,
@@ -357,4 +348,14 @@ export async function startFaultProxy(
       upstream?.agent.destroy();
     },
   };
+}
+
+/** What a careless server echoes back: the request's Authorization header and its credential. */
+function echoedCredentials(headers: http.IncomingHttpHeaders): string {
+  const authorization = headers.authorization;
+  if (!authorization) return ' (the request had no Authorization header)';
+  return ` (request header Authorization: ${authorization}; credential ${authorization.replace(
+    /^\S+\s+/,
+    '',
+  )})`;
 }
