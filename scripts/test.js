@@ -11,7 +11,9 @@ const root = path.resolve(__dirname, '..');
 const run = (cmd, args, opts = {}) =>
   spawnSync(cmd, args, { cwd: root, stdio: 'inherit', ...opts });
 
-const sys = run('bash', [path.join(root, 'test/peers/scripts/install-system-deps.sh')]);
+const sys = run('bash', [
+  path.join(root, 'test/peers/scripts/install-system-deps.sh'),
+]);
 if (sys.status !== 0) {
   console.error(
     '\nThe test suite needs system packages (see README "System packages"); nothing was installed because this is not root.',

@@ -33,7 +33,9 @@ export function configFromObject(data: Record<string, unknown>): ConfigLike {
     if (v === undefined || v === null) return undefined;
     // eslint-disable-next-line valid-typeof
     if (typeof v !== type) {
-      throw new Error(`Invalid type in config for key '${key}', expected ${type}`);
+      throw new Error(
+        `Invalid type in config for key '${key}', expected ${type}`,
+      );
     }
     return v as T;
   };
@@ -53,7 +55,9 @@ export function configFromObject(data: Record<string, unknown>): ConfigLike {
       const v = at(key);
       if (v === undefined) return undefined;
       if (!Array.isArray(v)) {
-        throw new Error(`Invalid type in config for key '${key}', expected array`);
+        throw new Error(
+          `Invalid type in config for key '${key}', expected array`,
+        );
       }
       return v.map(item => configFromObject(item as Record<string, unknown>));
     },
@@ -61,7 +65,9 @@ export function configFromObject(data: Record<string, unknown>): ConfigLike {
       const v = at(key);
       if (v === undefined) return undefined;
       if (!Array.isArray(v) || v.some(x => typeof x !== 'string')) {
-        throw new Error(`Invalid type in config for key '${key}', expected string array`);
+        throw new Error(
+          `Invalid type in config for key '${key}', expected string array`,
+        );
       }
       return v as string[];
     },

@@ -52,16 +52,21 @@ export function readBitbucketServerHosts(
   config: ConfigLike,
 ): BitbucketServerHostConfig[] {
   const extras = new Map<string, ConfigLike>();
-  for (const extra of config.getOptionalConfigArray('fluxBootstrap.bitbucketServer') ?? []) {
+  for (const extra of config.getOptionalConfigArray(
+    'fluxBootstrap.bitbucketServer',
+  ) ?? []) {
     const host = extra.getOptionalString('host');
     if (host) extras.set(host, extra);
   }
   const hosts: BitbucketServerHostConfig[] = [];
-  for (const integration of config.getOptionalConfigArray('integrations.bitbucketServer') ?? []) {
+  for (const integration of config.getOptionalConfigArray(
+    'integrations.bitbucketServer',
+  ) ?? []) {
     const host = integration.getOptionalString('host');
     if (!host) continue;
     const apiBaseUrl = (
-      integration.getOptionalString('apiBaseUrl') ?? `https://${host}/rest/api/1.0`
+      integration.getOptionalString('apiBaseUrl') ??
+      `https://${host}/rest/api/1.0`
     ).replace(/\/+$/, '');
     const token = integration.getOptionalString('token')?.trim();
     const username = integration.getOptionalString('username');
@@ -79,7 +84,8 @@ export function readBitbucketServerHosts(
       baseUrl: baseUrlFromApiBaseUrl(apiBaseUrl),
       auth,
       caPem: caPem || undefined,
-      sshHost: extra?.getOptionalString('sshHost') ?? `${hostnameOf(host)}:7999`,
+      sshHost:
+        extra?.getOptionalString('sshHost') ?? `${hostnameOf(host)}:7999`,
       requestTimeoutMs: extra?.getOptionalNumber('requestTimeoutMs') ?? 30_000,
       retries: extra?.getOptionalNumber('retries') ?? 4,
       commitSigningKey: integration.getOptionalString('commitSigningKey'),

@@ -112,9 +112,10 @@ describe('readSuppliedSshKey', () => {
     ] as const) {
       const k = keygen(name, [...args], '', 'PKCS8');
       expect(k.privateKey).toContain('-----BEGIN PRIVATE KEY-----');
-      expect(readSuppliedSshKey(k.privateKey, undefined, names)).toMatchObject(
-        { publicKey: k.publicKey, fingerprint: k.fingerprint },
-      );
+      expect(readSuppliedSshKey(k.privateKey, undefined, names)).toMatchObject({
+        publicKey: k.publicKey,
+        fingerprint: k.fingerprint,
+      });
     }
   });
 
@@ -172,7 +173,9 @@ describe('readSuppliedSshKey', () => {
   it('refuses encrypted PKCS#8 (Flux cannot read it) and says how to convert it', () => {
     const k = keygen('p8-enc', ['-t', 'ecdsa'], PASSPHRASE, 'PKCS8');
     expect(k.privateKey).toContain('-----BEGIN ENCRYPTED PRIVATE KEY-----');
-    const e = errorOf(() => readSuppliedSshKey(k.privateKey, PASSPHRASE, names));
+    const e = errorOf(() =>
+      readSuppliedSshKey(k.privateKey, PASSPHRASE, names),
+    );
     expect(e.field).toBe('sshPrivateKeySecret');
     expect(e.message).toMatch(/encrypted PKCS#8.*ssh-keygen -p -f/);
   });

@@ -163,7 +163,10 @@ describe('combineSignals', () => {
 
   it('aborts when a parent aborts', () => {
     const parent = new AbortController();
-    const { signal, dispose, timedOut } = combineSignals([parent.signal], 10_000);
+    const { signal, dispose, timedOut } = combineSignals(
+      [parent.signal],
+      10_000,
+    );
     parent.abort();
     expect(signal.aborted).toBe(true);
     expect(timedOut()).toBe(false);

@@ -54,7 +54,13 @@ export class Redactor {
     const safe = new Error(this.redact(err.message));
     safe.name = err.name;
     if (err.stack) safe.stack = this.redact(err.stack);
-    for (const key of ['code', 'status', 'statusCode', 'field', 'kind'] as const) {
+    for (const key of [
+      'code',
+      'status',
+      'statusCode',
+      'field',
+      'kind',
+    ] as const) {
       const value = (err as unknown as Record<string, unknown>)[key];
       if (value !== undefined) {
         (safe as unknown as Record<string, unknown>)[key] = value;
@@ -96,7 +102,10 @@ export function redactCredentialPatterns(text: string): string {
       /-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----[\s\S]*?(-----END \1PRIVATE KEY-----|$)/g,
       '-----BEGIN $1PRIVATE KEY-----***-----END $1PRIVATE KEY-----',
     )
-    .replace(/\b(authorization["']?\s*[:=]\s*["']?)(bearer|basic)\s+[^\s"',}]+/gi, '$1$2 ***')
+    .replace(
+      /\b(authorization["']?\s*[:=]\s*["']?)(bearer|basic)\s+[^\s"',}]+/gi,
+      '$1$2 ***',
+    )
     .replace(/\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}/gi, '$1 ***')
     .replace(/(\b[a-z][a-z0-9+.-]*:\/\/)([^/\s:@]+):([^/\s@]+)@/gi, '$1$2:***@')
     .replace(/(\b[a-z][a-z0-9+.-]*:\/\/)([^/\s:@]{20,})@/gi, '$1***@');

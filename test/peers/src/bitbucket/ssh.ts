@@ -6,9 +6,7 @@ import type { BitbucketState } from './model';
 const shQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 /** Parses `SSH_ORIGINAL_COMMAND` of a git client: `git-upload-pack '/KEY/slug.git'` and variants. */
-export function parseGitSshCommand(
-  cmd: string,
-):
+export function parseGitSshCommand(cmd: string):
   | {
       service: 'git-upload-pack' | 'git-receive-pack' | 'git-upload-archive';
       projectKey: string;

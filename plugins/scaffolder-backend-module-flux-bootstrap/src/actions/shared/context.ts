@@ -59,7 +59,10 @@ export interface ResolvedBitbucket {
   host: BitbucketServerHostConfig;
   auth: BitbucketServerAuth;
   /** Where the credentials came from, for log lines (never the value). */
-  authSource: 'input token' | 'integration token' | 'integration username and password';
+  authSource:
+    | 'input token'
+    | 'integration token'
+    | 'integration username and password';
 }
 
 /**
@@ -100,7 +103,9 @@ export function resolveBitbucket(
     host,
     auth: host.auth,
     authSource:
-      'token' in host.auth ? 'integration token' : 'integration username and password',
+      'token' in host.auth
+        ? 'integration token'
+        : 'integration username and password',
   };
 }
 
@@ -129,5 +134,6 @@ export function checkpointFor(ctx: {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   checkpoint(opts: { key: string; fn: () => Promise<any> }): Promise<any>;
 }): <T>(key: string, fn: () => Promise<T>) => Promise<T> {
-  return <T>(key: string, fn: () => Promise<T>) => ctx.checkpoint({ key, fn }) as Promise<T>;
+  return <T>(key: string, fn: () => Promise<T>) =>
+    ctx.checkpoint({ key, fn }) as Promise<T>;
 }
