@@ -275,12 +275,12 @@ export const installBenchmark: Benchmark = {
 
     const kubectlRound = async (record: boolean) => {
       const kube = await freshApiserver();
-      const cacheDir = path.join(dir, `kubectl-cache-${Date.now()}`);
+      const kubectlCacheDir = path.join(dir, `kubectl-cache-${Date.now()}`);
       const args = [
         '--kubeconfig',
         kube.kubeconfigPath,
         '--cache-dir',
-        cacheDir,
+        kubectlCacheDir,
         'apply',
         '--server-side',
         '--field-manager=flux',

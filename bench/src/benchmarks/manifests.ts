@@ -10,6 +10,7 @@ import {
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 // The engine's in-memory parse cache (internal): cleared so that the first generation of each
 // case really is a first one, whatever ran before in this process.
+// eslint-disable-next-line @backstage/no-forbidden-package-imports
 import { clearParsedBundles } from '@flux-bootstrap/plugin-flux-bootstrap-node/src/manifests/parsedBundle';
 import { tempDir } from '../lib/cleanup';
 import { Row } from '../lib/report';

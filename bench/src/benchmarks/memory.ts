@@ -16,6 +16,8 @@ import { freshApiserver } from './install';
 import { BENCH_FLUX_VERSION, CRD_PAD_BYTES } from './shared';
 import { startFleet } from './status';
 
+// The benchmarks run from source (never built): __dirname is this folder.
+// eslint-disable-next-line no-restricted-syntax
 const repoRoot = path.resolve(__dirname, '../../..');
 const nodeTransform = require.resolve(
   '@backstage/cli-node/config/nodeTransform.cjs',
@@ -74,7 +76,7 @@ function runBootstrapChild(
       [
         '--require',
         nodeTransform,
-        path.join(__dirname, '../children/bootstrap.ts'),
+        path.join(repoRoot, 'bench/src/children/bootstrap.ts'),
         inputFile,
       ],
       {

@@ -387,9 +387,7 @@ export const statusBenchmark: Benchmark = {
         } clusters through loopback TCP proxies that delay every byte by ${ONE_WAY_MS} ms in each direction (+${
           2 * ONE_WAY_MS
         } ms per round trip), and ${DEAD} black holes that accept connections and never answer.`,
-        "The reader as the status backend builds it: `createFluxStatusReader(config, { cache })` with Backstage's `ConfigReader` over `kubernetes.clusterLocatorMethods` and the cache service of `@backstage/backend-defaults` (memory store), `fluxBootstrap.status` defaults (5 s per-cluster timeout, 15 s cache TTL, concurrency " +
-          DEFAULT_STATUS_CONCURRENCY +
-          ') unless a line says otherwise.',
+        `The reader as the status backend builds it: \`createFluxStatusReader(config, { cache })\` with Backstage's \`ConfigReader\` over \`kubernetes.clusterLocatorMethods\` and the cache service of \`@backstage/backend-defaults\` (memory store), \`fluxBootstrap.status\` defaults (5 s per-cluster timeout, 15 s cache TTL, concurrency ${DEFAULT_STATUS_CONCURRENCY}) unless a line says otherwise.`,
         'Cold: a new reader each run (no cache, no connections, no discovery) reading every cluster with `readMany`; warm: the same reader again right after (within the TTL). Every live cluster must come back with its status and every black hole as unreachable, or the run fails.',
         'Peer line: kubectl as a process, with a fresh discovery cache, reading the GitRepositories, Kustomizations and Deployments of flux-system through the same proxy (what a person would run to check one cluster).',
       ],

@@ -87,7 +87,8 @@ export function fmtRatio(r: number | undefined): string {
 }
 
 function verdict(met: boolean | undefined): string {
-  return met === undefined ? '' : met ? 'met' : 'MISSED';
+  if (met === undefined) return '';
+  return met ? 'met' : 'MISSED';
 }
 
 function tableLines(r: BenchResult): { header: string[]; body: string[][] } {
@@ -132,6 +133,10 @@ function mdEscape(s: string): string {
 export function markdownSection(r: BenchResult): string {
   const { header, body } = tableLines(r);
   const m = r.machine;
+  const fmtLoad = (l: number[]) => l.map(x => x.toFixed(1)).join('/');
+  const loadavg = `${fmtLoad(m.loadavgStart)} at the start${
+    m.loadavgEnd ? ` and ${fmtLoad(m.loadavgEnd)} at the end` : ''
+  } (the machine is shared); took ${r.seconds.toFixed(0)} s.`;
   const lines = [
     `<!-- bench:${r.id}:start -->`,
     `<!-- bench-data ${JSON.stringify({
@@ -142,14 +147,7 @@ export function markdownSection(r: BenchResult): string {
     })} -->`,
     `## ${r.title}`,
     '',
-    `Measured ${r.date} at commit \`${m.commit}\` on ${m.cpus} × ${m.cpuModel}, ${m.memGiB} GiB, ${m.kernel}, Node ${m.node}; ` +
-      `load average ${m.loadavgStart
-        .map(x => x.toFixed(1))
-        .join('/')} at the start` +
-      (m.loadavgEnd
-        ? ` and ${m.loadavgEnd.map(x => x.toFixed(1)).join('/')} at the end`
-        : '') +
-      ` (the machine is shared); took ${r.seconds.toFixed(0)} s.`,
+    `Measured ${r.date} at commit \`${m.commit}\` on ${m.cpus} × ${m.cpuModel}, ${m.memGiB} GiB, ${m.kernel}, Node ${m.node}; load average ${loadavg}`,
     '',
     `| ${header.map(mdEscape).join(' | ')} |`,
     `| ${header.map((_, i) => (i === 0 ? '---' : '---:')).join(' | ')} |`,
