@@ -55,6 +55,7 @@ function configFor(
   bb: BitbucketDouble,
   extra: {
     caPem?: string;
+    caFile?: string;
     sshHost?: string;
     token?: string | null;
     requireUser?: boolean;
@@ -77,6 +78,7 @@ function configFor(
         {
           host: bb.host,
           ...(extra.caPem ? { caData: extra.caPem } : {}),
+          ...(extra.caFile ? { caFile: extra.caFile } : {}),
           sshHost: extra.sshHost ?? 'bitbucket-ssh.example.com:7999',
           retries: 3,
         },
@@ -989,6 +991,19 @@ describe('bitbucket:create-repo against other server setups', () => {
       expect(repoState(bb, 'FLUX', 'fleet')?.branches.map(b => b.name)).toEqual(
         ['main'],
       );
+
+      // the same CA read from a file (fluxBootstrap.bitbucketServer[].caFile)
+      expect(bb.caFile).toBeDefined();
+      const fromFile = await run(
+        bb,
+        { repoUrl: `${bb.host}?project=FLUX&repo=fleet-from-file` },
+        { config: configFor(bb, { caFile: bb.caFile }) },
+      );
+      expect(fromFile.error).toBeUndefined();
+      expect(fromFile.outputs.created).toBe(true);
+      expect(
+        repoState(bb, 'FLUX', 'fleet-from-file')?.branches.map(b => b.name),
+      ).toEqual(['main']);
     } finally {
       await bb.stop();
     }
