@@ -16,6 +16,7 @@ import {
   startFluxSimulator,
   startKubeApiserver,
 } from '@flux-bootstrap/test-peers';
+import { BackstageApi } from './scaffolder';
 
 // Plain CommonJS helpers shared with `npm start` (frontend build, backend process).
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -45,6 +46,12 @@ const runner = require('backend/scripts/app-runner') as {
 
 /** The repository root (where app-config.yaml is). */
 export const repoRoot: string = runner.repoRoot;
+
+/** The software templates the app registers (templates/<name>/template.yaml). */
+export const TEMPLATE_NAMES = [
+  'flux-bootstrap-bitbucket-server',
+  'flux-bootstrap-git',
+] as const;
 
 /** The fixed names of the sandbox's demo world. */
 export const SANDBOX = {
@@ -108,6 +115,51 @@ export interface Sandbox {
   restartBackend(opts?: { signal?: NodeJS.Signals }): Promise<void>;
   /** Stops everything this sandbox started, in reverse order. Idempotent. */
   stop(): Promise<void>;
+}
+
+/**
+ * Waits until the catalog holds every template of {@link TEMPLATE_NAMES}; fails when the backend
+ * exits, or after two minutes naming the missing ones (a template the catalog refused).
+ */
+async function waitForTemplates(
+  baseUrl: string,
+  backend: () => ChildProcess | undefined,
+  log: (line: string) => void,
+): Promise<void> {
+  const api = await BackstageApi.asGuest(baseUrl);
+  const deadline = Date.now() + 120_000;
+  let missing: string[] = [...TEMPLATE_NAMES];
+  for (;;) {
+    const found = await Promise.all(
+      missing.map(async name => {
+        const res = await api.request(
+          'GET',
+          `/api/catalog/entities/by-name/template/default/${name}`,
+        );
+        if (res.status !== 200 && res.status !== 404) {
+          throw new Error(
+            `GET template ${name} from the catalog: ${res.status} ${res.text}`,
+          );
+        }
+        return res.status === 200;
+      }),
+    );
+    missing = missing.filter((_, i) => !found[i]);
+    if (missing.length === 0) break;
+    const child = backend();
+    if (child && (child.exitCode !== null || child.signalCode !== null)) {
+      throw new Error('the backend exited while the catalog was loading');
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `the catalog has not loaded the templates ${missing.join(
+          ', ',
+        )} within 2 minutes (see the catalog lines of the backend log)`,
+      );
+    }
+    await new Promise(r => setTimeout(r, 500));
+  }
+  log(`the catalog holds the templates ${TEMPLATE_NAMES.join(', ')}`);
 }
 
 function prefixLog(log: (line: string) => void) {
@@ -326,6 +378,10 @@ export async function startSandbox(
       log(`backend ready in ${Math.round(ms / 1000)} s`);
     };
     await startBackendProcess();
+    // "Running" means a newcomer can open the templates: the catalog reads its locations in the
+    // background after startup, so wait until it holds both (a Template missing here is a 404 on
+    // the template page and on POST /api/scaffolder/v2/tasks).
+    await waitForTemplates(baseUrl, () => backend, log);
 
     return {
       baseUrl,

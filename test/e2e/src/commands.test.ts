@@ -1,0 +1,270 @@
+/* eslint-disable no-console */
+import { ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { freePort } from '@flux-bootstrap/test-peers';
+import { repoRoot, SANDBOX } from './sandbox';
+import { BackstageApi, TaskResult } from './scaffolder';
+
+// The README's commands as a newcomer types them: `npm start` (its first command) starts the app
+// from app-config.yaml, and `npm run sandbox` starts the peers and the app against them, in which
+// a cluster bootstraps end to end. Each is spawned in its own process group and stopped with
+// SIGINT to the group, as Ctrl-C in a terminal does.
+jest.setTimeout(10 * 60_000);
+
+interface Command {
+  child: ChildProcess;
+  output: string[];
+  /** Resolves with the first output line matching `re` (rejects when the command exits first). */
+  waitForLine(re: RegExp): Promise<RegExpExecArray>;
+  /**
+   * SIGINT to the process group; resolves once npm has exited and no process of the group is
+   * left (SIGKILL after 60 s), with how npm ended.
+   */
+  interrupt(): Promise<{ code: number | null; signal: string | null }>;
+}
+
+const running: Command[] = [];
+
+function runNpm(args: string[]): Command {
+  const child = spawn('npm', args, {
+    cwd: repoRoot,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1' },
+  });
+  const output: string[] = [];
+  const waiters: { re: RegExp; resolve: (m: RegExpExecArray) => void }[] = [];
+  const exited = new Promise<{ code: number | null; signal: string | null }>(
+    resolve => child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  /** True while any process of the group is alive. */
+  const groupAlive = () => {
+    try {
+      process.kill(-child.pid!, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  for (const stream of [child.stdout!, child.stderr!]) {
+    let buf = '';
+    stream.setEncoding('utf8');
+    stream.on('data', chunk => {
+      buf += chunk;
+      const lines = buf.split('\n');
+      buf = lines.pop() ?? '';
+      for (const line of lines) {
+        output.push(line);
+        for (const w of [...waiters]) {
+          const m = w.re.exec(line);
+          if (m) {
+            waiters.splice(waiters.indexOf(w), 1);
+            w.resolve(m);
+          }
+        }
+      }
+    });
+  }
+  const command: Command = {
+    child,
+    output,
+    waitForLine: re => {
+      const seen = output.map(l => re.exec(l)).find(Boolean);
+      if (seen) return Promise.resolve(seen);
+      return new Promise((resolve, reject) => {
+        waiters.push({ re, resolve });
+        exited.then(code =>
+          reject(
+            new Error(
+              `npm ${args.join(' ')} exited (${JSON.stringify(
+                code,
+              )}) before printing ${re}:\n${output.slice(-40).join('\n')}`,
+            ),
+          ),
+        );
+      });
+    },
+    interrupt: async () => {
+      if (groupAlive()) process.kill(-child.pid!, 'SIGINT');
+      const timer = setTimeout(() => {
+        if (groupAlive()) process.kill(-child.pid!, 'SIGKILL');
+      }, 60_000);
+      const how = await exited;
+      while (groupAlive()) await new Promise(r => setTimeout(r, 200));
+      clearTimeout(timer);
+      return how;
+    },
+  };
+  running.push(command);
+  return command;
+}
+
+/** True when something accepts TCP connections at the host and port of `url`. */
+function listening(url: string): Promise<boolean> {
+  const { hostname, port, protocol } = new URL(url);
+  return new Promise(resolve => {
+    const socket = net.connect({
+      host: hostname.replace(/^\[|\]$/g, ''),
+      port: Number(port || (protocol === 'https:' ? 443 : 80)),
+    });
+    socket.setTimeout(5000);
+    const done = (open: boolean) => {
+      socket.destroy();
+      resolve(open);
+    };
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+    socket.once('timeout', () => done(false));
+  });
+}
+
+/** How npm ends on Ctrl-C: it exits on the signal itself once its script has ended. */
+const CTRL_C = { code: null, signal: 'SIGINT' };
+
+afterAll(async () => {
+  for (const c of running) await c.interrupt();
+});
+
+describe('npm start (the README’s first command)', () => {
+  let tmp: string;
+  beforeAll(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'e2e-start-'));
+  });
+  afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  it('starts the app from app-config.yaml: the frontend, guest sign-in, catalog with both templates, the actions and the status API; Ctrl-C stops it', async () => {
+    // Only the port differs from app-config.yaml (7007 may be taken on a shared machine).
+    const port = await freePort();
+    const portConfig = path.join(tmp, 'port.yaml');
+    fs.writeFileSync(
+      portConfig,
+      JSON.stringify({
+        app: { baseUrl: `http://127.0.0.1:${port}` },
+        backend: {
+          baseUrl: `http://127.0.0.1:${port}`,
+          listen: { port },
+        },
+      }),
+    );
+    const start = runNpm(['start', '--', '--config', portConfig]);
+    const [, url] = await start.waitForLine(
+      /Flux Bootstrap Backstage is running: (\S+)/,
+    );
+    expect(url).toBe(`http://127.0.0.1:${port}`);
+
+    const html = await (await fetch(url)).text();
+    expect(html).toMatch(/<title>\s*Flux Bootstrap\s*<\/title>/);
+    const api = await BackstageApi.asGuest(url);
+    for (const name of [
+      'flux-bootstrap-bitbucket-server',
+      'flux-bootstrap-git',
+    ]) {
+      const template = await api.waitForEntity({ kind: 'Template', name });
+      expect(template.metadata.name).toBe(name);
+    }
+    const actions = await api.get<{ id: string }[]>(
+      '/api/scaffolder/v2/actions',
+    );
+    expect(actions.map(a => a.id)).toEqual(
+      expect.arrayContaining([
+        'bitbucket:create-repo',
+        'flux:generate-key',
+        'flux:push-manifests',
+        'flux:install',
+      ]),
+    );
+    // The cluster of app-config.yaml's placeholders (K8S_CLUSTER_NAME unset).
+    const clusters = await api.get<{ items: { name: string }[] }>(
+      '/api/flux-bootstrap/clusters',
+    );
+    expect(clusters.items.map(c => c.name)).toEqual(['my-cluster']);
+    // In-memory SQLite by default.
+    expect(start.output.join('\n')).not.toContain('Database: PostgreSQL');
+
+    // npm ends as Ctrl-C ends it, after the script stopped the backend; nothing is left behind
+    // (interrupt() waits until no process of the group is alive).
+    expect(await start.interrupt()).toEqual(CTRL_C);
+    expect(start.output).toContain('SIGINT: stopping the backend…');
+    expect(await listening(url)).toBe(false);
+  });
+});
+
+describe('npm run sandbox', () => {
+  it('starts the peers and the labelled app; a cluster bootstraps end to end through it; Ctrl-C stops everything', async () => {
+    const port = await freePort();
+    const sandbox = runNpm(['run', 'sandbox', '--', '--port', String(port)]);
+    const [, url] = await sandbox.waitForLine(
+      new RegExp(`\\[sandbox\\]\\s+${SANDBOX.title} is running: (\\S+)`),
+    );
+    expect(url).toBe(`http://127.0.0.1:${port}`);
+    const [, bitbucketUrl, token] = await sandbox.waitForLine(
+      /\[sandbox\]\s+Bitbucket double: (\S+) \(user "[^"]+", token (\S+)\)/,
+    );
+    const [, kubeUrl] = await sandbox.waitForLine(
+      /\[sandbox\]\s+Kubernetes:\s+(\S+)/,
+    );
+    // Everything the sandbox says is labelled as the sandbox.
+    expect(
+      sandbox.output.filter(l => l.trim() && !/^\s*(>|\[sandbox\])/.test(l)),
+    ).toEqual([]);
+    expect(await (await fetch(url)).text()).toMatch(
+      new RegExp(`<title>\\s*${SANDBOX.title}\\s*</title>`),
+    );
+
+    // What the printed instructions say: the Bitbucket Server template, cluster "sandbox",
+    // project FLEET, any repository name, SSH.
+    const api = await BackstageApi.asGuest(url);
+    const host = new URL(bitbucketUrl).host;
+    const result: TaskResult = await api.runTemplate(
+      'template:default/flux-bootstrap-bitbucket-server',
+      {
+        cluster: SANDBOX.cluster,
+        owner: 'group:default/platform-team',
+        repoUrl: `${host}?project=${SANDBOX.project}&repo=fleet-from-command`,
+        private: true,
+        branch: 'main',
+        authentication: 'ssh',
+        networkPolicy: true,
+        token: '*'.repeat(token.length),
+      },
+      { token },
+    );
+    if (result.status !== 'completed') {
+      throw new Error(
+        `task ${result.status}: ${JSON.stringify(result.steps)}\n${result.log
+          .slice(-30)
+          .join('\n')}`,
+      );
+    }
+    expect(Object.values(result.steps).every(s => s === 'completed')).toBe(
+      true,
+    );
+    const status = await api.get<{
+      state: string;
+      sync?: { lastAppliedRevision?: string };
+      inSync: boolean | null;
+    }>(`/api/flux-bootstrap/clusters/${SANDBOX.cluster}?refresh=true`);
+    expect(status.state).toBe('ready');
+    expect(status.inSync).toBe(true);
+    expect(result.output?.text?.[0].content).toContain(
+      status.sync!.lastAppliedRevision!,
+    );
+    const cluster = await api.waitForEntity({
+      kind: 'Resource',
+      name: SANDBOX.cluster,
+    });
+    expect(cluster.spec.type).toBe('kubernetes-cluster');
+
+    for (const u of [url, bitbucketUrl, kubeUrl]) {
+      expect(await listening(u)).toBe(true);
+    }
+    expect(await sandbox.interrupt()).toEqual(CTRL_C);
+    expect(sandbox.output).toContain('[sandbox] stopped');
+    for (const u of [url, bitbucketUrl, kubeUrl]) {
+      expect(await listening(u)).toBe(false);
+    }
+  });
+});
