@@ -15,8 +15,11 @@ const sys = run('bash', [
   path.join(root, 'test/peers/scripts/install-system-deps.sh'),
 ]);
 if (sys.status !== 0) {
+  // install-system-deps.sh exits 3 when packages are missing and this is not root.
   console.error(
-    '\nThe test suite needs system packages (see README "System packages"); nothing was installed because this is not root.',
+    sys.status === 3
+      ? '\nThe test suite needs system packages (see README "System packages"); nothing was installed because this is not root.'
+      : '\nInstalling the system packages the test suite needs failed (see the output above).',
   );
   process.exit(sys.status ?? 1);
 }
