@@ -12,7 +12,7 @@ import { isRoot, makeTempDir, removeDir, run } from '../common';
 const repoRoot = path.resolve(__dirname, '../../../..');
 const NOBODY = 65534;
 
-describe('install-system-deps.sh and npm test without root', () => {
+describe('npm test (scripts/test.js) and install-system-deps.sh', () => {
   let dir: string;
   let calls: string;
   let env: NodeJS.ProcessEnv;
@@ -104,6 +104,37 @@ describe('install-system-deps.sh and npm test without root', () => {
     // It stopped before npm ci and jest: no results folder was made.
     expect(fs.existsSync(path.join(dir, 'repo', 'test-results'))).toBe(false);
     expect(fs.readFileSync(calls, 'utf8')).toBe('');
+  });
+
+  it('npm test runs backstage-cli repo test with CI=true and ends with "N passed, N failed" and jest\'s exit code', async () => {
+    copy('test/peers/scripts/install-system-deps.sh');
+    const testJs = copy('scripts/test.js');
+    // A stand-in for backstage-cli: records its arguments and writes a jest --json results file.
+    const cli = path.join(dir, 'repo/node_modules/.bin/backstage-cli');
+    fs.mkdirSync(path.dirname(cli), { recursive: true });
+    fs.writeFileSync(
+      cli,
+      [
+        '#!/bin/sh',
+        `echo "CI=$CI $*" >> "${calls}"`,
+        'for a in "$@"; do case "$a" in --outputFile=*) out="${a#--outputFile=}";; esac; done',
+        `echo '{"numPassedTests":41,"numFailedTests":2,"numFailedTestSuites":1}' > "$out"`,
+        'exit 1',
+      ].join('\n'),
+      { mode: 0o755 },
+    );
+    const all =
+      'git openssh-server openssh-client etcd-server chromium postgresql ca-certificates openssl curl';
+    const r = await run(process.execPath, [testJs, '--maxWorkers=1'], {
+      env: { ...env, STUB_INSTALLED: all },
+      check: false,
+    });
+    expect(r.code).toBe(1);
+    expect(r.stdout.trimEnd().split('\n').at(-1)).toBe('41 passed, 2 failed');
+    const results = path.join(dir, 'repo/test-results/jest-results.json');
+    expect(fs.readFileSync(calls, 'utf8')).toBe(
+      `CI=true repo test --json --outputFile=${results} --maxWorkers=1\n`,
+    );
   });
 
   it('with every package present: installs nothing, as any user', async () => {
