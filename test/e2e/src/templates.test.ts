@@ -64,6 +64,15 @@ function secretParameters(entity: Entity): { name: string; schema: any }[] {
   return [...found].map(([name, schema]) => ({ name, schema }));
 }
 
+/** Every parameter name a template's form can set, across all pages and dependency branches. */
+function parameterNames(node: unknown): string[] {
+  if (!node || typeof node !== 'object') return [];
+  const own = Object.keys(
+    (node as { properties?: Record<string, unknown> }).properties ?? {},
+  );
+  return own.concat(Object.values(node).flatMap(v => parameterNames(v)));
+}
+
 describe.each(TEMPLATES)('template %s', name => {
   const entity = load(name);
   const spec = entity.spec as any;
@@ -123,6 +132,42 @@ describe.each(TEMPLATES)('template %s', name => {
       expect(s.value).not.toContain('secrets.');
   });
 
+  it('offers the Flux options of flux bootstrap and passes each the same to flux:push-manifests and flux:install', () => {
+    // What the two actions both generate manifests from: the committed files and what is
+    // installed must come from the same values, or Flux would change itself on its first sync.
+    const fluxOptions = [
+      'fluxVersion',
+      'componentsExtra',
+      'networkPolicy',
+      'registry',
+      'imagePullSecret',
+      'logLevel',
+      'watchAllNamespaces',
+      'clusterDomain',
+      'tolerationKeys',
+      'interval',
+    ];
+    const push = spec.steps.find(
+      (s: any) => s.action === 'flux:push-manifests',
+    );
+    const install = spec.steps.find((s: any) => s.action === 'flux:install');
+    const offered = new Set(parameterNames(spec.parameters));
+    for (const option of fluxOptions) {
+      expect({ option, offered: offered.has(option) }).toEqual({
+        option,
+        offered: true,
+      });
+      expect({ option, push: push.input[option] }).toEqual({
+        option,
+        push: `\${{ parameters.${option} }}`,
+      });
+      expect({ option, install: install.input[option] }).toEqual({
+        option,
+        install: `\${{ parameters.${option} }}`,
+      });
+    }
+  });
+
   it('registers the cluster as a kubernetes-cluster Resource and links to it once the catalog shows it', () => {
     const register = spec.steps.find(
       (s: any) => s.action === 'catalog:register',
@@ -157,6 +202,28 @@ describe('flux-bootstrap-bitbucket-server', () => {
       (s: any) => s.action === 'flux:generate-key',
     );
     expect(generateKey.if).toBe("${{ parameters.authentication == 'ssh' }}");
+  });
+
+  it('offers the deploy key algorithm and curve of --ssh-key-algorithm / --ssh-ecdsa-curve in SSH mode, ECDSA P-384 by default', () => {
+    const flux = spec.parameters.find((p: any) => p.properties?.authentication);
+    const ssh = flux.dependencies.authentication.oneOf.find(
+      (b: any) => b.properties.authentication.const === 'ssh',
+    );
+    expect(ssh.properties.keyAlgorithm).toMatchObject({
+      default: 'ecdsa',
+      enum: ['ecdsa', 'ed25519', 'rsa'],
+    });
+    expect(ssh.properties.ecdsaCurve).toMatchObject({
+      default: 'p384',
+      enum: ['p256', 'p384', 'p521'],
+    });
+    const generateKey = spec.steps.find(
+      (s: any) => s.action === 'flux:generate-key',
+    );
+    expect(generateKey.input).toMatchObject({
+      algorithm: '${{ parameters.keyAlgorithm }}',
+      ecdsaCurve: '${{ parameters.ecdsaCurve }}',
+    });
   });
 
   it('links the repository, the pushed commit and the cluster', () => {
