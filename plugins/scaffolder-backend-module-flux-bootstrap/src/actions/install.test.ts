@@ -280,7 +280,13 @@ async function secretData(ns: string) {
 }
 
 describe('flux:install', () => {
-  it('has examples that are templates steps of this action', () => {
+  it('has examples that are templates steps of this action, using only inputs of its schema', () => {
+    const action = createFluxInstallAction({ config: config() });
+    const schema = action.schema?.input as any;
+    const known = Object.keys(schema?.properties ?? schema ?? {});
+    expect(known).toEqual(
+      expect.arrayContaining(['cluster', 'syncUrl', 'path', 'tokenAuth']),
+    );
     expect(examples.length).toBeGreaterThan(0);
     for (const e of examples) {
       const doc = yaml.parse(e.example);
@@ -288,9 +294,12 @@ describe('flux:install', () => {
       expect(doc.steps[0].input).toEqual(
         expect.objectContaining({
           cluster: expect.any(String),
+          syncUrl: expect.any(String),
           path: expect.any(String),
         }),
       );
+      for (const key of Object.keys(doc.steps[0].input))
+        expect(known).toContain(key);
     }
   });
 

@@ -663,6 +663,79 @@ describe('flux:push-manifests', () => {
     });
   });
 
+  it("signs both commits with the integration's commitSigningKey when signCommits is on", async () => {
+    const repo = newRepo();
+    const input = {
+      repoUrl: `${bb.host}?project=FLUX&repo=${repo.name}`,
+      token: INPUT_TOKEN,
+      cluster: 'signed',
+      signCommits: true,
+    };
+    // No key configured: refused, naming the field, before any request.
+    const unsigned = await runAction(input);
+    expect(unsigned.error?.name).toBe('InputError');
+    expect(unsigned.error.field).toBe('signCommits');
+    expect(unsigned.error.message).toContain('has no commitSigningKey');
+    expect(bb.requests()).toEqual([]);
+    expect(bundles.requests()).toEqual([]);
+
+    const gnupg = fs.mkdtempSync(path.join(tmp, 'gnupg-'));
+    const gpgEnv = { ...process.env, GNUPGHOME: gnupg };
+    const gpg = (args: string[]) =>
+      execFileSync(
+        'gpg',
+        ['--batch', '--pinentry-mode', 'loopback', '--passphrase', '', ...args],
+        { env: gpgEnv, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+    let signingKey: string;
+    try {
+      gpg([
+        '--quick-gen-key',
+        'Flux Signer <signer@example.com>',
+        'rsa2048',
+        'sign',
+        'never',
+      ]);
+      signingKey = gpg(['--armor', '--export-secret-keys']);
+    } finally {
+      // gpg started an agent for this GNUPGHOME; it must not outlive the test.
+      execFileSync('gpgconf', ['--kill', 'gpg-agent'], {
+        env: gpgEnv,
+        stdio: 'ignore',
+      });
+    }
+    const cfg = config();
+    const data = cfg.get() as any;
+    data.integrations.bitbucketServer[0].commitSigningKey = signingKey;
+    const signed = await runAction(input, { cfg: new ConfigReader(data) });
+    expect(signed.error).toBeUndefined();
+    const { componentsCommit, syncCommit } = signed.outputs as Record<
+      string,
+      string
+    >;
+    expect(componentsCommit).toMatch(/^[0-9a-f]{40}$/);
+    expect(syncCommit).toMatch(/^[0-9a-f]{40}$/);
+    for (const commit of [componentsCommit, syncCommit]) {
+      // Exits non-zero (and throws) unless the signature verifies against the signer's key.
+      execFileSync('git', ['--git-dir', repo.bare, 'verify-commit', commit], {
+        env: { ...peerGitEnv(), GNUPGHOME: gnupg },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+    }
+    const keyLines = signingKey
+      .split('\n')
+      .filter(l => l.length > 40 && !l.startsWith('-----'));
+    expect(keyLines.length).toBeGreaterThan(0);
+    const text = `${leaked.join('\n')}\n${await gitCli([
+      '--git-dir',
+      repo.bare,
+      'log',
+      '-p',
+      '--all',
+    ])}`;
+    for (const l of keyLines) expect(text).not.toContain(l);
+  });
+
   it('has examples that use only inputs of the schema', () => {
     const action = createFluxPushManifestsAction({ config: config() });
     const input = action.schema?.input as any;
