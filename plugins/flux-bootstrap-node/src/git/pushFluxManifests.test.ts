@@ -434,6 +434,67 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
     ).toBe(true);
   });
 
+  it('gives up, bounded, when the branch moves before every push, and pushes nothing of its own', async () => {
+    const repo = newRepo({ initialCommit: true });
+    const inner = https(repo.urls.http);
+    const other = path.join(tmp, 'other');
+    await gitCli(['clone', '--quiet', repo.urls.http, other], undefined, TOKEN);
+    let pushes = 0;
+    const racing: GitTransport = {
+      displayUrl: inner.displayUrl,
+      listRefs: s => inner.listRefs(s),
+      fetch: (g, b, s) => inner.fetch(g, b, s),
+      close: () => inner.close(),
+      async push(gitdir, oid, branch, signal) {
+        // Someone else pushes to main right before each of our pushes.
+        pushes++;
+        fs.writeFileSync(path.join(other, `change-${pushes}.txt`), `${pushes}`);
+        await gitCli(['add', '.'], other);
+        await gitCli(
+          [
+            '-c',
+            'user.name=Other',
+            '-c',
+            'user.email=o@x',
+            'commit',
+            '--quiet',
+            '-m',
+            `concurrent change ${pushes}`,
+          ],
+          other,
+        );
+        await gitCli(['push', '--quiet', 'origin', 'HEAD:main'], other, TOKEN);
+        return inner.push(gitdir, oid, branch, signal);
+      },
+    };
+    const { logger, lines } = collectingLogger();
+    const err = await pushFluxManifests(
+      {
+        transport: racing,
+        bundle,
+        options: options(),
+        author,
+        maxAttempts: 3,
+      },
+      { logger },
+    ).catch(e => e);
+    expect(err.name).toBe('GitPushConflictError');
+    expect(err.message).toBe(
+      'the branch main kept changing while pushing: 3 attempts were rejected as non-fast-forward',
+    );
+    expect(pushes).toBe(3);
+    expect(
+      lines.filter(l => l.startsWith('warn Git conflict: main of ')),
+    ).toHaveLength(2);
+    // Only the other pushes landed; no Flux commit.
+    expect((await commits(repo.bare)).map(c => c.message)).toEqual([
+      'concurrent change 3',
+      'concurrent change 2',
+      'concurrent change 1',
+      'Initial commit',
+    ]);
+  });
+
   it('talks to the git server no more than the git CLI: the fetch reuses the listed refs, commit 2 starts from the pushed commit', async () => {
     const repo = newRepo({ initialCommit: true });
     const from = bb.requests().length;
