@@ -444,7 +444,16 @@ describe('FluxControllerSimulator over HTTPS (real git http-backend, TLS, Basic 
       );
       expect(ready(gr).message).toMatch(/Authentication failed|401/);
       expect(JSON.stringify(gr)).not.toContain(WRONG);
-      expect(ready(await get(c.ksPath))).toMatchObject({
+      // The Kustomization is reconciled after its source, in the same pass or the next one.
+      const ksWithoutArtifact = await eventually(
+        'kustomization without artifact',
+        async () => {
+          const o = await get(c.ksPath);
+          return ready(o)?.status === 'False' && o;
+        },
+        sim,
+      );
+      expect(ready(ksWithoutArtifact)).toMatchObject({
         status: 'False',
         message: 'Source artifact not found, retrying in 30s',
       });
