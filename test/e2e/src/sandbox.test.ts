@@ -179,6 +179,51 @@ async function runBitbucketTemplateInBrowser(
   return taskId;
 }
 
+/** The d attribute of Material UI's CheckCircleOutline, the task page's icon of a completed step. */
+const COMPLETED_STEP_ICON = 'M16.59 7.58L10 14.17l-3.59-3.58L5 12l5 5 8-8z';
+
+/**
+ * What the task page shows a user for each step: its name and whether its icon is the check mark
+ * of a completed step (not the spinner, the error or the skipped icon). Waits until every step
+ * shows it, and fails with what the page shows otherwise.
+ */
+async function expectStepsCompletedOnPage(page: Page, stepNames: string[]) {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const shown = await page.getByTestId('step-label').evaluateAll(
+      (els, icon) =>
+        els.map(el => ({
+          text: el.textContent ?? '',
+          completed: [...el.querySelectorAll('svg path')].some(p =>
+            (p.getAttribute('d') ?? '').startsWith(icon),
+          ),
+        })),
+      COMPLETED_STEP_ICON,
+    );
+    const ok =
+      shown.length === stepNames.length &&
+      stepNames.every(
+        (name, i) => shown[i].text.startsWith(name) && shown[i].completed,
+      );
+    if (ok) return;
+    if (Date.now() > deadline) {
+      throw new Error(
+        `the task page shows the steps ${JSON.stringify(
+          shown,
+        )}, expected ${JSON.stringify(stepNames)} all completed`,
+      );
+    }
+    await page.waitForTimeout(500);
+  }
+}
+
+/** The step names of a template in templates/, in order. */
+function stepNamesOf(name: string): string[] {
+  return (
+    templateEntity(name) as { spec: { steps: { name: string }[] } }
+  ).spec.steps.map(s => s.name);
+}
+
 beforeAll(async () => {
   // Artifacts of this suite from an earlier run (numbered screenshots, failures, logs).
   if (fs.existsSync(ARTIFACTS_DIR)) {
@@ -288,7 +333,14 @@ interface DryRunResult {
     links?: { title?: string; url?: string }[];
     text?: { content?: string }[];
   };
-  directoryContents: { path: string }[];
+  directoryContents: { path: string; base64Content?: string }[];
+}
+
+/** A file of a dry run's workspace, as text. */
+function dryRunFile(result: DryRunResult, file: string): string {
+  const found = result.directoryContents.find(f => f.path === file);
+  if (!found) throw new Error(`the dry run wrote no ${file}`);
+  return Buffer.from(found.base64Content ?? '', 'base64').toString('utf8');
 }
 
 /** Last status of each step of a dry run, in the order the steps first reported. */
@@ -347,6 +399,12 @@ describe("scaffolder dry-run API (the template editor's dry run)", () => {
         branch: 'main',
         authentication: 'ssh',
         networkPolicy: true,
+        // Flux options of the form, as a user sets them.
+        logLevel: 'debug',
+        tolerationKeys: ['flux.example.com/dedicated'],
+        clusterDomain: 'fleet.internal',
+        interval: '30s',
+        keyAlgorithm: 'ed25519',
         token: '*'.repeat(sandbox.token.length),
       },
       { token: sandbox.token },
@@ -375,6 +433,20 @@ describe("scaffolder dry-run API (the template editor's dry run)", () => {
         `clusters/${SANDBOX.cluster}/flux-system/kustomization.yaml`,
       ]),
     );
+    // The form's Flux options reach the manifests flux:push-manifests generates.
+    const components = dryRunFile(
+      result,
+      `clusters/${SANDBOX.cluster}/flux-system/gotk-components.yaml`,
+    );
+    expect(components).toContain('--log-level=debug');
+    expect(components).toContain('flux.example.com/dedicated');
+    expect(components).toContain('fleet.internal');
+    expect(
+      dryRunFile(
+        result,
+        `clusters/${SANDBOX.cluster}/flux-system/gotk-sync.yaml`,
+      ),
+    ).toMatch(/interval: 30s/);
     expect(result.output.links?.[0]).toEqual(
       expect.objectContaining({
         title: 'Repository',
@@ -503,6 +575,12 @@ describe('browser: bootstrap the sandbox cluster over SSH', () => {
         .waitFor({ timeout: 5 * 60_000 });
     });
     await screenshot(page, '03-task-completed');
+    await step(page, 'task steps', problems, () =>
+      expectStepsCompletedOnPage(
+        page,
+        stepNamesOf('flux-bootstrap-bitbucket-server'),
+      ),
+    );
 
     const result = await api.waitForTask(taskId);
     expectAllStepsSucceeded(result);
@@ -582,6 +660,12 @@ describe('browser: bootstrap the sandbox cluster over SSH', () => {
       .getByRole('link', { name: 'Cluster', exact: true })
       .waitFor({ timeout: 5 * 60_000 });
     await screenshot(page, '07-rerun-task-completed');
+    await step(page, 'rerun task steps', problems, () =>
+      expectStepsCompletedOnPage(
+        page,
+        stepNamesOf('flux-bootstrap-bitbucket-server'),
+      ),
+    );
     const result = await api.waitForTask(taskId);
     expectAllStepsSucceeded(result);
     expect(commitCount(SANDBOX.project, 'fleet-infra')).toBe(commitsBefore);

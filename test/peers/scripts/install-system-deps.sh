@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite needs (real peers: sshd, etcd, git http-backend,
-# Chromium, PostgreSQL) and builds kube-apiserver when no KUBEBUILDER_ASSETS folder is given.
+# Chromium with an emoji font — Backstage shows booleans as emoji on the template review page —,
+# PostgreSQL) and builds kube-apiserver when no KUBEBUILDER_ASSETS folder is given.
 # Needs root. Idempotent: packages already present are not reinstalled, a cached build is reused.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
-packages=(git openssh-server openssh-client etcd-server chromium postgresql ca-certificates openssl curl)
+packages=(git openssh-server openssh-client etcd-server chromium fonts-noto-color-emoji postgresql ca-certificates openssl curl)
 if [ -z "${KUBEBUILDER_ASSETS:-}" ]; then
   packages+=(golang-1.19-go make rsync dpkg-dev golang-github-modern-go-reflect2-dev golang-github-json-iterator-go-dev)
 fi
