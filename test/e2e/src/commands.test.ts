@@ -5,6 +5,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '@flux-bootstrap/test-peers';
+import { launchChromium, screenshot } from './browser';
 import { repoRoot, SANDBOX } from './sandbox';
 import { BackstageApi, TaskResult } from './scaffolder';
 
@@ -28,12 +29,27 @@ interface Command {
 
 const running: Command[] = [];
 
+/**
+ * The environment of a newcomer's shell: none of the variables app-config.yaml reads
+ * (BITBUCKET_*, K8S_CLUSTER_*, FLUX_MANIFESTS_BASE_URL, POSTGRES_*) that this shell may have.
+ */
+function freshShellEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(
+    Object.entries(process.env).filter(
+      ([k]) =>
+        !/^(BITBUCKET_|K8S_CLUSTER_|POSTGRES_|FLUX_MANIFESTS_BASE_URL$)/.test(
+          k,
+        ),
+    ),
+  );
+}
+
 function runNpm(args: string[]): Command {
   const child = spawn('npm', args, {
     cwd: repoRoot,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1' },
+    env: { ...freshShellEnv(), FORCE_COLOR: '0', NO_COLOR: '1' },
   });
   const output: string[] = [];
   const waiters: { re: RegExp; resolve: (m: RegExpExecArray) => void }[] = [];
@@ -121,6 +137,12 @@ function listening(url: string): Promise<boolean> {
   });
 }
 
+/** The titles of the templates in the templates list. */
+const TEMPLATE_TITLES = {
+  bitbucket: 'Bootstrap Flux on a cluster (Bitbucket Server)',
+  git: 'Bootstrap Flux on a cluster (existing repository over SSH, no token)',
+};
+
 /** How npm ends on Ctrl-C: it exits on the signal itself once its script has ended. */
 const CTRL_C = { code: null, signal: 'SIGINT' };
 
@@ -180,7 +202,12 @@ describe('npm start (the README’s first command)', () => {
     const clusters = await api.get<{ items: { name: string }[] }>(
       '/api/flux-bootstrap/clusters',
     );
-    expect(clusters.items.map(c => c.name)).toEqual(['my-cluster']);
+    // (An app-config.local.yaml of this checkout may configure its own clusters instead.)
+    const localConfig = fs.existsSync(
+      path.join(repoRoot, 'app-config.local.yaml'),
+    );
+    const names = clusters.items.map(c => c.name);
+    expect(names).toEqual(localConfig ? names : ['my-cluster']);
     // In-memory SQLite by default.
     expect(start.output.join('\n')).not.toContain('Database: PostgreSQL');
 
@@ -213,6 +240,36 @@ describe('npm run sandbox', () => {
     expect(await (await fetch(url)).text()).toMatch(
       new RegExp(`<title>\\s*${SANDBOX.title}\\s*</title>`),
     );
+
+    // The printed steps in a browser: open it, sign in as guest, Create, the templates list,
+    // choose "Bootstrap Flux on a cluster (Bitbucket Server)", its form.
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage({
+        viewport: { width: 1400, height: 1000 },
+      });
+      await page.goto(url);
+      await page.getByRole('button', { name: 'Enter' }).click();
+      await page.getByText(SANDBOX.title).first().waitFor();
+      await page.getByRole('link', { name: 'Create' }).first().click();
+      await page.waitForURL(/\/create(\/templates)?\/?$/);
+      const card = (title: string) =>
+        page
+          .locator('.MuiCard-root')
+          .filter({ has: page.getByText(title, { exact: true }) });
+      await card(TEMPLATE_TITLES.git).waitFor();
+      await card(TEMPLATE_TITLES.bitbucket).waitFor();
+      await screenshot(page, 'commands-sandbox-templates');
+      await card(TEMPLATE_TITLES.bitbucket)
+        .getByRole('button', { name: 'Choose' })
+        .click();
+      await page.waitForURL(
+        /\/create\/templates\/default\/flux-bootstrap-bitbucket-server$/,
+      );
+      await page.getByTestId('flux-cluster-picker').waitFor();
+    } finally {
+      await browser.close();
+    }
 
     // What the printed instructions say: the Bitbucket Server template, cluster "sandbox",
     // project FLEET, any repository name, SSH.
