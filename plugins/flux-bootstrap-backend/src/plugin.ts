@@ -12,9 +12,11 @@ import { createRouter } from './router';
  *
  * - `GET /clusters[?state=true]` configured cluster names (and their status),
  * - `GET /clusters/:name` (also `/clusters/:name/status`) one cluster's status,
- * - `GET /entity/:kind/:namespace/:name/clusters` the status of the clusters an entity shows.
+ * - `GET /entity/:kind/:namespace/:name/clusters` the status of the clusters an entity shows,
+ * - `GET /integrations/bitbucket-server` whether each Bitbucket Server integration has
+ *   credentials (for the template's token field; any signed-in user or service).
  *
- * Every route but `/health` needs a signed-in user with `flux.bootstrap.cluster.read`;
+ * The status routes need a signed-in user with `flux.bootstrap.cluster.read`;
  * `?refresh=true` bypasses the cache.
  * @public
  */
@@ -59,6 +61,7 @@ export const fluxBootstrapPlugin = createBackendPlugin({
             permissions,
             catalog,
             logger,
+            config,
           }),
         );
         httpRouter.addAuthPolicy({ path: '/health', allow: 'unauthenticated' });

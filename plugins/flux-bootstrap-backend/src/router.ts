@@ -9,13 +9,20 @@ import { NotAllowedError, NotFoundError } from '@backstage/errors';
 import { AuthorizeResult } from '@backstage/plugin-permission-common';
 import type { CatalogService } from '@backstage/plugin-catalog-node';
 import {
+  BitbucketServerCredentialsKind,
+  BitbucketServerIntegrationsResponse,
   CLUSTER_ENTITY_PATH,
   ClusterListResponse,
   EntityClustersResponse,
   fluxBootstrapClusterReadPermission,
   getEntityClusterNames,
 } from '@flux-bootstrap/plugin-flux-bootstrap-common';
-import type { FluxStatusReader } from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import {
+  BitbucketServerAuth,
+  ConfigLike,
+  FluxStatusReader,
+  readBitbucketServerHosts,
+} from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import express from 'express';
 import Router from 'express-promise-router';
 import {
@@ -33,6 +40,8 @@ export interface RouterOptions {
   permissions: PermissionsService;
   catalog: Pick<CatalogService, 'getEntityByRef'>;
   logger: LoggerService;
+  /** Root config: `integrations.bitbucketServer` and `scaffolder.requireScmUserCredentials`. */
+  config: ConfigLike;
 }
 
 /** An AbortSignal that fires when the client goes away, so nobody waits for nothing. */
@@ -44,6 +53,14 @@ function requestSignal(res: express.Response): AbortSignal {
   return controller.signal;
 }
 
+/** Which credentials an integration has, never their value. */
+function credentialsKind(
+  auth: BitbucketServerAuth | undefined,
+): BitbucketServerCredentialsKind {
+  if (!auth) return 'none';
+  return 'token' in auth ? 'token' : 'basic';
+}
+
 function flag(value: unknown): boolean {
   return value === 'true' || value === '1' || value === '';
 }
@@ -51,7 +68,7 @@ function flag(value: unknown): boolean {
 export async function createRouter(
   options: RouterOptions,
 ): Promise<express.Router> {
-  const { reader, httpAuth, permissions, catalog } = options;
+  const { reader, httpAuth, permissions, catalog, config } = options;
   const router = Router();
   router.use(express.json());
 
@@ -137,6 +154,25 @@ export async function createRouter(
       clusters,
       items,
       unknownClusters: clusters.filter(c => !reader.hasCluster(c)),
+    };
+    res.json(body);
+  });
+
+  // Whether each configured Bitbucket Server host has credentials (never which), for the
+  // template's token field: optional where the actions can use the integration's credentials.
+  // Any signed-in user or service: the host names are frontend-visible config anyway, and the
+  // form needs this answer before anything else, so no permission guards it. Read on every
+  // request, with the engine's reader the actions use, so config changes are picked up.
+  router.get('/integrations/bitbucket-server', async (req, res) => {
+    await httpAuth.credentials(req, { allow: ['user', 'service'] });
+    const body: BitbucketServerIntegrationsResponse = {
+      items: readBitbucketServerHosts(config).map(h => ({
+        host: h.host,
+        credentials: credentialsKind(h.auth),
+      })),
+      requireScmUserCredentials:
+        config.getOptionalBoolean('scaffolder.requireScmUserCredentials') ??
+        false,
     };
     res.json(body);
   });

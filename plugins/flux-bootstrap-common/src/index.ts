@@ -8,3 +8,4 @@ export * from './annotations';
 export * from './permissions';
 export * from './revision';
 export * from './clusterEntity';
+export * from './integrations';
