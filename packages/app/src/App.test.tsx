@@ -44,6 +44,7 @@ describe('the app', () => {
         'FluxClusterPicker',
         'BitbucketServerRepoUrlPicker',
         'SecretTextarea',
+        'BitbucketServerToken',
       ]),
     );
     const missing = [...used].filter(

@@ -8,7 +8,8 @@ import { signInModule } from './modules/signIn';
 /**
  * The app: catalog (landing page), scaffolder (templates, form, task page), the Flux bootstrap
  * plugin (the card on cluster Resource pages and on fleet repository Components, and the
- * templates' form fields FluxClusterPicker, BitbucketServerRepoUrlPicker and SecretTextarea),
+ * templates' form fields FluxClusterPicker, BitbucketServerRepoUrlPicker, SecretTextarea and
+ * BitbucketServerToken),
  * guest sign-in, and a nav bar showing `app.title` ("… Sandbox" when started by
  * `npm run sandbox`).
  */

@@ -93,6 +93,12 @@ const fixtureApi: FluxBootstrapApi = {
       })),
     };
   },
+  async getBitbucketServerIntegrations() {
+    return {
+      items: [{ host: 'bitbucket.example.com', credentials: 'token' }],
+      requireScmUserCredentials: false,
+    };
+  },
 };
 
 const page = (entity: Entity) => (

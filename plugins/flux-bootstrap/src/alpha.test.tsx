@@ -61,6 +61,9 @@ function apiAnswering(state: ClusterBootstrapState | Error): FluxBootstrapApi {
     async listClusters() {
       throw new Error('not used');
     },
+    async getBitbucketServerIntegrations() {
+      throw new Error('not used');
+    },
   };
 }
 

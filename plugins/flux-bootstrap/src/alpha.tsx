@@ -17,6 +17,8 @@ import { fluxBootstrapCardFilter } from './filter';
 import {
   BITBUCKET_SERVER_REPO_URL_PICKER,
   BitbucketServerRepoUrlPickerFieldSchema,
+  BITBUCKET_SERVER_TOKEN,
+  BitbucketServerTokenFieldSchema,
   FLUX_CLUSTER_PICKER,
   fluxClusterPickerValidation,
   FluxClusterPickerFieldSchema,
@@ -115,6 +117,28 @@ export const secretTextareaFormField = FormFieldBlueprint.make({
 });
 
 /**
+ * `ui:field: BitbucketServerToken` (new frontend system): the user's Bitbucket HTTP access token
+ * for the host of the sibling `repoUrl` field, stored in the task's secrets like
+ * `ui:field: Secret`; required only when that host's integration has no credentials or
+ * `scaffolder.requireScmUserCredentials` is on (asked of the Flux bootstrap backend).
+ * @alpha
+ */
+export const bitbucketServerTokenFormField = FormFieldBlueprint.make({
+  name: 'bitbucket-server-token',
+  params: {
+    field: () =>
+      import('./scaffolder/BitbucketServerToken').then(m =>
+        createFormField({
+          name: BITBUCKET_SERVER_TOKEN,
+          component: m.BitbucketServerToken as any,
+          validation: m.bitbucketServerTokenValidation as any,
+          schema: BitbucketServerTokenFieldSchema as any,
+        }),
+      ),
+  },
+});
+
+/**
  * The Flux bootstrap plugin for the new frontend system: the status API, the entity card and the
  * scaffolder form fields the templates use (they attach to the scaffolder plugin's form fields,
  * so an app with the scaffolder gets them by installing this package).
@@ -129,5 +153,6 @@ export default createFrontendPlugin({
     fluxClusterPickerFormField,
     bitbucketServerRepoUrlPickerFormField,
     secretTextareaFormField,
+    bitbucketServerTokenFormField,
   ],
 });

@@ -11,6 +11,7 @@ export {
   BitbucketServerRepoUrlPickerFieldExtension,
   FluxClusterPickerFieldExtension,
   SecretTextareaFieldExtension,
+  BitbucketServerTokenFieldExtension,
 } from './plugin';
 export {
   FluxBootstrapClient,
@@ -30,6 +31,10 @@ export {
   fluxClusterPickerValidation,
   SECRET_TEXTAREA,
   SecretTextareaFieldSchema,
+  BITBUCKET_SERVER_TOKEN,
+  BitbucketServerTokenFieldSchema,
 } from './scaffolder/schemas';
+export { bitbucketServerTokenValidation } from './scaffolder/BitbucketServerToken';
+export type { BitbucketServerTokenUiOptions } from './scaffolder/BitbucketServerToken';
 export type { ClusterPickerUiOptions } from './scaffolder/ClusterPicker';
 export type { BitbucketServerRepoUrlPickerUiOptions } from './scaffolder/BitbucketServerRepoUrlPicker';

@@ -15,10 +15,16 @@ import {
   fluxBootstrapApiRef,
 } from './api/FluxBootstrapApi';
 import { BitbucketServerRepoUrlPicker } from './scaffolder/BitbucketServerRepoUrlPicker';
+import {
+  BitbucketServerToken,
+  bitbucketServerTokenValidation,
+} from './scaffolder/BitbucketServerToken';
 import { ClusterPicker } from './scaffolder/ClusterPicker';
 import {
   BITBUCKET_SERVER_REPO_URL_PICKER,
   BitbucketServerRepoUrlPickerFieldSchema,
+  BITBUCKET_SERVER_TOKEN,
+  BitbucketServerTokenFieldSchema,
   FLUX_CLUSTER_PICKER,
   fluxClusterPickerValidation,
   FluxClusterPickerFieldSchema,
@@ -65,11 +71,13 @@ export const EntityFluxBootstrapCard = fluxBootstrapPlugin.provide(
  *       <FluxClusterPickerFieldExtension />
  *       <BitbucketServerRepoUrlPickerFieldExtension />
  *       <SecretTextareaFieldExtension />
+ *       <BitbucketServerTokenFieldExtension />
  *     </ScaffolderFieldExtensions>
  *   </Route>
  *
  * Provided by `scaffolderPlugin`, as Backstage documents for custom fields. Field extensions
- * bring no plugin APIs along, so the cluster picker does not need this plugin's API: it uses it
+ * bring no plugin APIs along, so the cluster picker and the token field do not need this plugin's
+ * API: they use it
  * when the app has it (the entity card registers it) and otherwise the same client over the
  * core discovery and fetch APIs.
  */
@@ -113,5 +121,21 @@ export const SecretTextareaFieldExtension = scaffolderPlugin.provide(
     name: SECRET_TEXTAREA,
     component: SecretTextarea,
     schema: SecretTextareaFieldSchema.schema,
+  }),
+);
+
+/**
+ * `ui:field: BitbucketServerToken`: the user's Bitbucket HTTP access token for the host of the
+ * sibling `repoUrl` field (`ui:options.repoUrlField`), kept in the task secrets like
+ * `ui:field: Secret`; required only when that host's integration has no credentials or
+ * `scaffolder.requireScmUserCredentials` is on.
+ * @public
+ */
+export const BitbucketServerTokenFieldExtension = scaffolderPlugin.provide(
+  createScaffolderFieldExtension({
+    name: BITBUCKET_SERVER_TOKEN,
+    component: BitbucketServerToken,
+    validation: bitbucketServerTokenValidation,
+    schema: BitbucketServerTokenFieldSchema.schema,
   }),
 );

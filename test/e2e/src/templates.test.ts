@@ -44,8 +44,9 @@ function strings(value: unknown, at = ''): { at: string; value: string }[] {
 
 /**
  * Parameters whose value goes into the task's secrets: `ui:field: Secret` (masked on the review
- * page by Backstage) and the app's multi-line `ui:field: SecretTextarea` (masked by
- * `ui:backstage.review.mask`), across all pages and dependency branches.
+ * page by Backstage) and the plugin's `ui:field: SecretTextarea` (multi-line) and
+ * `ui:field: BitbucketServerToken` (masked by `ui:backstage.review.mask`), across all pages and
+ * dependency branches.
  */
 function secretParameters(entity: Entity): { name: string; schema: any }[] {
   const found = new Map<string, any>();
@@ -54,7 +55,11 @@ function secretParameters(entity: Entity): { name: string; schema: any }[] {
     const props = (node as { properties?: Record<string, any> }).properties;
     if (props) {
       for (const [name, schema] of Object.entries(props)) {
-        if (['Secret', 'SecretTextarea'].includes(schema?.['ui:field']))
+        if (
+          ['Secret', 'SecretTextarea', 'BitbucketServerToken'].includes(
+            schema?.['ui:field'],
+          )
+        )
           found.set(name, schema);
       }
     }
@@ -238,7 +243,13 @@ describe('flux-bootstrap-bitbucket-server', () => {
     );
     expect(props.cluster['ui:field']).toBe('FluxClusterPicker');
     expect(props.repoUrl['ui:field']).toBe('BitbucketServerRepoUrlPicker');
-    expect(props.token['ui:field']).toBe('Secret');
+    // The token is required only where the host's integration has no credentials.
+    expect(props.token['ui:field']).toBe('BitbucketServerToken');
+    expect(props.token['ui:options']?.repoUrlField ?? 'repoUrl').toBe(
+      'repoUrl',
+    );
+    const required = spec.parameters.flatMap((p: any) => p.required ?? []);
+    expect(required).not.toContain('token');
     const flux = spec.parameters.find((p: any) => p.properties?.authentication);
     expect(flux.properties.authentication.default).toBe('ssh');
   });

@@ -1,11 +1,15 @@
 import {
+  ApiHolder,
   createApiRef,
   DiscoveryApi,
+  discoveryApiRef,
   FetchApi,
+  fetchApiRef,
 } from '@backstage/frontend-plugin-api';
 import type { CompoundEntityRef } from '@backstage/catalog-model';
 import { ResponseError } from '@backstage/errors';
 import type {
+  BitbucketServerIntegrationsResponse,
   ClusterBootstrapStatus,
   ClusterListResponse,
   EntityClustersResponse,
@@ -32,6 +36,11 @@ export interface FluxBootstrapApi {
   listClusters(
     options?: FluxBootstrapReadOptions & { state?: boolean },
   ): Promise<ClusterListResponse>;
+  /**
+   * Which credentials each `integrations.bitbucketServer` host has (never their value), and
+   * whether `scaffolder.requireScmUserCredentials` is on.
+   */
+  getBitbucketServerIntegrations(): Promise<BitbucketServerIntegrationsResponse>;
 }
 
 /** API ref of {@link FluxBootstrapApi}, shared by the legacy and the new frontend system. @public */
@@ -78,6 +87,10 @@ export class FluxBootstrapClient implements FluxBootstrapApi {
     });
   }
 
+  async getBitbucketServerIntegrations(): Promise<BitbucketServerIntegrationsResponse> {
+    return this.get('/integrations/bitbucket-server', {});
+  }
+
   private async get<T>(
     path: string,
     query: Record<string, boolean | undefined>,
@@ -92,4 +105,20 @@ export class FluxBootstrapClient implements FluxBootstrapApi {
     if (!response.ok) throw await ResponseError.fromResponse(response);
     return (await response.json()) as T;
   }
+}
+
+/**
+ * The plugin's API when the app has it; otherwise the same client over the core discovery and
+ * fetch APIs. Scaffolder field extensions bring no plugin APIs along, so a legacy app that
+ * installs only the form fields has no {@link fluxBootstrapApiRef}.
+ */
+export function fluxBootstrapApiFrom(apiHolder: ApiHolder): FluxBootstrapApi {
+  const own = apiHolder.get(fluxBootstrapApiRef);
+  if (own) return own;
+  const discoveryApi = apiHolder.get(discoveryApiRef);
+  const fetchApi = apiHolder.get(fetchApiRef);
+  if (!discoveryApi || !fetchApi) {
+    throw new Error('The app has no discovery or fetch API');
+  }
+  return new FluxBootstrapClient({ discoveryApi, fetchApi });
 }

@@ -1,9 +1,5 @@
 import { useEffect, useMemo, useState } from 'react';
-import {
-  discoveryApiRef,
-  fetchApiRef,
-  useApiHolder,
-} from '@backstage/core-plugin-api';
+import { useApiHolder } from '@backstage/core-plugin-api';
 import type { ResponseError } from '@backstage/errors';
 import type { FieldExtensionComponentProps } from '@backstage/plugin-scaffolder-react';
 import {
@@ -16,8 +12,7 @@ import {
 } from '@material-ui/core';
 import {
   FluxBootstrapApi,
-  fluxBootstrapApiRef,
-  FluxBootstrapClient,
+  fluxBootstrapApiFrom,
 } from '../api/FluxBootstrapApi';
 
 /** `ui:options` of the FluxClusterPicker field. */
@@ -102,16 +97,7 @@ export function ClusterPicker(
   // The plugin's API when the app has it; a legacy app that uses only the form fields (field
   // extensions register no plugin APIs) gets the same client over the core discovery and fetch.
   const apiHolder = useApiHolder();
-  const api = useMemo(() => {
-    const own = apiHolder.get(fluxBootstrapApiRef);
-    if (own) return own;
-    const discoveryApi = apiHolder.get(discoveryApiRef);
-    const fetchApi = apiHolder.get(fetchApiRef);
-    if (!discoveryApi || !fetchApi) {
-      throw new Error('The app has no discovery or fetch API');
-    }
-    return new FluxBootstrapClient({ discoveryApi, fetchApi });
-  }, [apiHolder]);
+  const api = useMemo(() => fluxBootstrapApiFrom(apiHolder), [apiHolder]);
   const [clusters, setClusters] = useState<PickerCluster[]>();
   const [error, setError] = useState<string>();
   const allowed = uiSchema?.['ui:options']?.allowedClusters;

@@ -12,7 +12,9 @@ import {
   BitbucketServerRepoUrlPickerFieldExtension,
   FluxClusterPickerFieldExtension,
   SecretTextareaFieldExtension,
+  BitbucketServerTokenFieldExtension,
 } from '../plugin';
+import { BitbucketServerToken } from './BitbucketServerToken';
 import { BitbucketServerRepoUrlPicker } from './BitbucketServerRepoUrlPicker';
 import { ClusterPicker } from './ClusterPicker';
 import { SecretTextarea } from './SecretTextarea';
@@ -21,6 +23,7 @@ const NAMES = [
   'FluxClusterPicker',
   'BitbucketServerRepoUrlPicker',
   'SecretTextarea',
+  'BitbucketServerToken',
 ];
 
 describe('scaffolder form fields, new frontend system', () => {
@@ -44,6 +47,8 @@ describe('scaffolder form fields, new frontend system', () => {
       BitbucketServerRepoUrlPicker,
     );
     expect(byName.SecretTextarea.component).toBe(SecretTextarea);
+    expect(byName.BitbucketServerToken.component).toBe(BitbucketServerToken);
+    expect(typeof byName.BitbucketServerToken.validation).toBe('function');
     expect(typeof byName.FluxClusterPicker.validation).toBe('function');
     expect(typeof byName.BitbucketServerRepoUrlPicker.validation).toBe(
       'function',
@@ -53,6 +58,11 @@ describe('scaffolder form fields, new frontend system', () => {
         byName.FluxClusterPicker.schema!.schema.uiOptions!.properties!,
       ),
     ).toEqual(['allowedClusters']);
+    expect(
+      Object.keys(
+        byName.BitbucketServerToken.schema!.schema.uiOptions!.properties!,
+      ),
+    ).toEqual(['repoUrlField']);
   });
 });
 
@@ -73,6 +83,7 @@ describe('scaffolder form fields, legacy frontend system', () => {
               <FluxClusterPickerFieldExtension />
               <BitbucketServerRepoUrlPickerFieldExtension />
               <SecretTextareaFieldExtension />
+              <BitbucketServerTokenFieldExtension />
             </ScaffolderFieldExtensions>
           }
         />
@@ -83,6 +94,7 @@ describe('scaffolder form fields, legacy frontend system', () => {
       ClusterPicker,
       BitbucketServerRepoUrlPicker,
       SecretTextarea,
+      BitbucketServerToken,
     ]);
   });
 });

@@ -16,6 +16,8 @@ export const FLUX_CLUSTER_PICKER = 'FluxClusterPicker';
 export const BITBUCKET_SERVER_REPO_URL_PICKER = 'BitbucketServerRepoUrlPicker';
 /** @public */
 export const SECRET_TEXTAREA = 'SecretTextarea';
+/** @public */
+export const BITBUCKET_SERVER_TOKEN = 'BitbucketServerToken';
 
 /** Schema of `ui:field: FluxClusterPicker`. @public */
 export const FluxClusterPickerFieldSchema = makeFieldSchema({
@@ -66,6 +68,25 @@ export const SecretTextareaFieldSchema = makeFieldSchema({
       .describe(
         'Asterisks only; the value is in the task secrets under the field name (${{ secrets.<name> }})',
       ),
+});
+
+/** Schema of `ui:field: BitbucketServerToken`. @public */
+export const BitbucketServerTokenFieldSchema = makeFieldSchema({
+  output: z =>
+    z
+      .string()
+      .describe(
+        'Asterisks only; the token is in the task secrets under the field name (${{ secrets.<name> }})',
+      ),
+  uiOptions: z =>
+    z.object({
+      repoUrlField: z
+        .string()
+        .optional()
+        .describe(
+          'Sibling field holding the repository (a RepoUrlPicker value) whose host the token is for. Default repoUrl',
+        ),
+    }),
 });
 
 /** A cluster name as `kubernetes.clusterLocatorMethods` names clusters. @public */

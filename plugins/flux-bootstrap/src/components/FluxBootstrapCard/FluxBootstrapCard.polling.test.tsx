@@ -66,6 +66,7 @@ function scriptedApi(script: (() => EntityClustersResponse | Error)[]) {
     }),
     getCluster: jest.fn(),
     listClusters: jest.fn(),
+    getBitbucketServerIntegrations: jest.fn(),
   };
   return { api, calls };
 }
