@@ -150,6 +150,13 @@ async function runBitbucketTemplateInBrowser(
 
   await page.getByRole('textbox', { name: 'Projects' }).fill(input.project);
   await page.getByRole('textbox', { name: 'Repository' }).fill(input.repo);
+  // The sandbox's integration has a token, so the token field says it is optional (the backend's
+  // /integrations/bitbucket-server); the user still gives their own here.
+  await page
+    .getByText(
+      `The integration for ${sandbox.bitbucket.host} has credentials; a token is optional.`,
+    )
+    .waitFor();
   await page.getByLabel('Bitbucket HTTP access token').fill(input.token);
   if (shots.all) await screenshot(page, `${shots.prefix}-form-repository`);
   await page.getByRole('button', { name: 'Next' }).click();
