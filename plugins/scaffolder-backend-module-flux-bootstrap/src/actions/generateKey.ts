@@ -214,15 +214,24 @@ export function createFluxGenerateKeyAction(
         publicKey: z =>
           z
             .string()
-            .describe('The public key (identity.pub) as "<type> <base64>".'),
+            .optional()
+            .describe(
+              'The public key (identity.pub) as "<type> <base64>" (not in a dry run with repoUrl: no key is generated).',
+            ),
         fingerprint: z =>
           z
             .string()
+            .optional()
             .describe(
-              'SHA256 fingerprint of the public key, as ssh-keygen -lf prints it.',
+              'SHA256 fingerprint of the public key, as ssh-keygen -lf prints it (not in a dry run with repoUrl).',
             ),
         knownHosts: z =>
-          z.string().describe('The known_hosts line stored in the Secret.'),
+          z
+            .string()
+            .optional()
+            .describe(
+              'The known_hosts line stored in the Secret (not in a dry run with repoUrl: the host is not scanned).',
+            ),
         secretName: z =>
           z
             .string()
