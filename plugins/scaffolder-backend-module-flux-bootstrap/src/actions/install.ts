@@ -19,6 +19,10 @@ import {
   type KubeObject,
   type ResolvedFluxManifestOptions,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import {
+  fluxComponentOptions,
+  fluxComponentOptionsInput,
+} from './shared/fluxOptions';
 import { examples } from './install.examples';
 import {
   checkpointFor,
@@ -223,62 +227,7 @@ export function createFluxInstallAction(options: FluxBootstrapActionOptions) {
             .string()
             .optional()
             .describe('Secret with the Git credentials (default flux-system).'),
-        fluxVersion: z =>
-          z
-            .string()
-            .optional()
-            .describe(
-              'Flux release, e.g. v2.9.4 (default fluxBootstrap.manifests.defaultVersion). Same as for flux:push-manifests.',
-            ),
-        components: z =>
-          z
-            .array(z.string())
-            .optional()
-            .describe(
-              'Controllers (default source-, kustomize-, helm- and notification-controller).',
-            ),
-        componentsExtra: z =>
-          z
-            .array(z.string())
-            .optional()
-            .describe(
-              'Extra controllers: image-reflector-controller, image-automation-controller, source-watcher.',
-            ),
-        registry: z =>
-          z
-            .string()
-            .optional()
-            .describe('Image registry prefix (default ghcr.io/fluxcd).'),
-        imagePullSecret: z =>
-          z
-            .string()
-            .optional()
-            .describe('Pull secret added to every Flux pod (it must exist).'),
-        watchAllNamespaces: z =>
-          z
-            .boolean()
-            .optional()
-            .describe('Controllers watch every namespace (default true).'),
-        networkPolicy: z =>
-          z
-            .boolean()
-            .optional()
-            .describe('Install the NetworkPolicies (default true).'),
-        logLevel: z =>
-          z
-            .enum(['debug', 'info', 'error'])
-            .optional()
-            .describe('Controller log level (default info).'),
-        clusterDomain: z =>
-          z
-            .string()
-            .optional()
-            .describe('Cluster DNS domain (default cluster.local).'),
-        tolerationKeys: z =>
-          z
-            .array(z.string())
-            .optional()
-            .describe('Taint keys every Flux pod tolerates.'),
+        ...fluxComponentOptionsInput,
         interval: z =>
           z
             .string()
@@ -369,17 +318,8 @@ export function createFluxInstallAction(options: FluxBootstrapActionOptions) {
         const source = readManifestsConfig(config);
         const resolved = resolveFluxManifestOptions(
           {
-            fluxVersion: input.fluxVersion,
+            ...fluxComponentOptions(input),
             namespace: input.namespace,
-            components: input.components,
-            componentsExtra: input.componentsExtra,
-            registry: input.registry,
-            imagePullSecret: input.imagePullSecret,
-            watchAllNamespaces: input.watchAllNamespaces,
-            networkPolicy: input.networkPolicy,
-            logLevel: input.logLevel,
-            clusterDomain: input.clusterDomain,
-            tolerationKeys: input.tolerationKeys,
             path: input.path,
             branch: input.branch,
             secretName: input.secretName,

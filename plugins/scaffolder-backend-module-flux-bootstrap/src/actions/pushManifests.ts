@@ -21,6 +21,10 @@ import {
   SshGitTransport,
   validateSshUrl,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import {
+  fluxComponentOptions,
+  fluxComponentOptionsInput,
+} from './shared/fluxOptions';
 import { examples } from './pushManifests.examples';
 import {
   checkpointFor,
@@ -33,7 +37,6 @@ import {
   withDefault,
 } from './shared/context';
 
-const LOG_LEVELS = ['debug', 'info', 'error'] as const;
 // Printable text without line breaks or angle brackets (they would break the commit header).
 const AUTHOR_NAME = /^[^<>\p{Cc}]{0,200}$/u;
 const AUTHOR_EMAIL = /^[^<>\s\p{Cc}]{0,200}$/u;
@@ -171,64 +174,7 @@ export function createFluxPushManifestsAction(
             .boolean()
             .optional()
             .describe('Make Flux clone submodules too (default false).'),
-        fluxVersion: z =>
-          z
-            .string()
-            .optional()
-            .describe(
-              'Flux release, e.g. v2.9.4 (default: fluxBootstrap.manifests.defaultVersion, else v2.9.4).',
-            ),
-        components: z =>
-          z
-            .array(z.string())
-            .optional()
-            .describe(
-              'Controllers (default source-controller, kustomize-controller, helm-controller, notification-controller). source-controller and kustomize-controller are required.',
-            ),
-        componentsExtra: z =>
-          z
-            .array(z.string())
-            .optional()
-            .describe(
-              'Extra controllers: image-reflector-controller, image-automation-controller, source-watcher.',
-            ),
-        registry: z =>
-          z
-            .string()
-            .optional()
-            .describe(
-              'Registry the controller images come from (default ghcr.io/fluxcd; "" keeps fluxcd/<name>).',
-            ),
-        imagePullSecret: z =>
-          z
-            .string()
-            .optional()
-            .describe('Name of an image pull secret added to every Flux pod.'),
-        watchAllNamespaces: z =>
-          z
-            .boolean()
-            .optional()
-            .describe('Controllers watch all namespaces (default true).'),
-        networkPolicy: z =>
-          z
-            .boolean()
-            .optional()
-            .describe("Include Flux's NetworkPolicies (default true)."),
-        logLevel: z =>
-          z
-            .enum(LOG_LEVELS)
-            .optional()
-            .describe('Controller log level (default info).'),
-        clusterDomain: z =>
-          z
-            .string()
-            .optional()
-            .describe('Cluster DNS domain (default cluster.local).'),
-        tolerationKeys: z =>
-          z
-            .array(z.string())
-            .optional()
-            .describe('Taint keys every Flux pod tolerates (operator Exists).'),
+        ...fluxComponentOptionsInput,
         authorName: z =>
           z.string().optional().describe('Commit author name (default Flux).'),
         authorEmail: z =>
@@ -426,17 +372,8 @@ export function createFluxPushManifestsAction(
             })
           : undefined;
         const manifestInput: FluxManifestInput = {
-          fluxVersion: input.fluxVersion,
+          ...fluxComponentOptions(input),
           namespace: input.namespace,
-          components: input.components,
-          componentsExtra: input.componentsExtra,
-          registry: input.registry,
-          imagePullSecret: input.imagePullSecret,
-          watchAllNamespaces: input.watchAllNamespaces,
-          networkPolicy: input.networkPolicy,
-          logLevel: input.logLevel,
-          clusterDomain: input.clusterDomain,
-          tolerationKeys: input.tolerationKeys,
           path: clusterPath,
           branch,
           secretName: input.secretName,
