@@ -1,4 +1,4 @@
-import { InputValidationError } from '../util/errors';
+import { booleanInput } from '../util/errors';
 import type { ComponentsOptions } from './components';
 import type { SyncOptions } from './sync';
 import {
@@ -50,17 +50,6 @@ export interface ResolvedFluxManifestOptions {
   branch: string;
 }
 
-function optionalBoolean(
-  field: string,
-  value: unknown,
-  fallback: boolean,
-): boolean {
-  if (value === undefined || value === null) return fallback;
-  if (typeof value !== 'boolean')
-    throw new InputValidationError(field, 'must be true or false');
-  return value;
-}
-
 /**
  * Applies flux bootstrap's defaults and validates every manifest input. Throws
  * InputValidationError naming the first bad field. Makes no network call.
@@ -108,16 +97,12 @@ export function resolveFluxManifestOptions(
       components,
       registry,
       imagePullSecret,
-      watchAllNamespaces: optionalBoolean(
+      watchAllNamespaces: booleanInput(
         'watchAllNamespaces',
         input.watchAllNamespaces,
         true,
       ),
-      networkPolicy: optionalBoolean(
-        'networkPolicy',
-        input.networkPolicy,
-        true,
-      ),
+      networkPolicy: booleanInput('networkPolicy', input.networkPolicy, true),
       logLevel: validateLogLevel(input.logLevel ?? 'info', 'logLevel'),
       clusterDomain: validateClusterDomain(
         input.clusterDomain ?? 'cluster.local',
@@ -135,7 +120,7 @@ export function resolveFluxManifestOptions(
       secretName,
       interval: validateInterval(input.interval ?? '1m', 'interval'),
       path,
-      recurseSubmodules: optionalBoolean(
+      recurseSubmodules: booleanInput(
         'recurseSubmodules',
         input.recurseSubmodules,
         false,

@@ -14,6 +14,21 @@ export class InputValidationError extends Error {
 }
 
 /**
+ * An optional boolean input: `fallback` when unset, else it must be a boolean.
+ * @public
+ */
+export function booleanInput(
+  field: string,
+  value: unknown,
+  fallback: boolean,
+): boolean {
+  if (value === undefined || value === null) return fallback;
+  if (typeof value !== 'boolean')
+    throw new InputValidationError(field, 'must be true or false');
+  return value;
+}
+
+/**
  * The operation was cancelled through its AbortSignal (task cancelled, or a timeout).
  * @public
  */

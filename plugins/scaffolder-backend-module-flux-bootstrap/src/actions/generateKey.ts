@@ -9,6 +9,7 @@ import {
   fluxAccessKeyLabel,
   FluxDeployKeyOptions,
   FluxGitSecretOptions,
+  booleanInput,
   InputValidationError,
   locateBitbucketRepository,
   normaliseSshKeyOptions,
@@ -36,17 +37,6 @@ import {
   toActionError,
   withDefault,
 } from './shared/context';
-
-function requireBoolean(
-  value: unknown,
-  field: string,
-  fallback: boolean,
-): boolean {
-  if (value === undefined || value === null) return fallback;
-  if (typeof value !== 'boolean')
-    throw new InputValidationError(field, 'must be true or false');
-  return value;
-}
 
 /** A value the template author actually set (empty strings from unfilled fields do not count). */
 function isSet(value: unknown): boolean {
@@ -403,8 +393,8 @@ export function createFluxGenerateKeyAction(
           withDefault(input.branch, 'main'),
           'branch',
         );
-        const readWrite = requireBoolean(input.readWrite, 'readWrite', false);
-        const rotate = requireBoolean(input.rotate, 'rotate', false);
+        const readWrite = booleanInput('readWrite', input.readWrite, false);
+        const rotate = booleanInput('rotate', input.rotate, false);
         const label = fluxAccessKeyLabel({
           namespace,
           branch,

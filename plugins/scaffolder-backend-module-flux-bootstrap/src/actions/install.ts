@@ -4,6 +4,7 @@ import {
   createKubeClient,
   generateComponentObjects,
   generateSyncManifest,
+  booleanInput,
   InputValidationError,
   installFlux,
   isPendingRevision,
@@ -31,17 +32,6 @@ import {
   toActionError,
   withDefault,
 } from './shared/context';
-
-function optionalBoolean(
-  value: unknown,
-  field: string,
-  fallback: boolean,
-): boolean {
-  if (value === undefined || value === null) return fallback;
-  if (typeof value !== 'boolean')
-    throw new InputValidationError(field, 'must be true or false');
-  return value;
-}
 
 /** `timeout`: a Go duration (`5m`, `90s`, `1h`) between 10 s and 24 h. */
 function parseTimeout(value: unknown): number {
@@ -330,9 +320,9 @@ export function createFluxInstallAction(options: FluxBootstrapActionOptions) {
           { fluxVersion: source.defaultVersion },
         );
         const cluster = resolveCluster(config, input.cluster, 'cluster');
-        const wait = optionalBoolean(input.wait, 'wait', true);
-        const force = optionalBoolean(input.force, 'force', false);
-        const tokenAuth = optionalBoolean(input.tokenAuth, 'tokenAuth', false);
+        const wait = booleanInput('wait', input.wait, true);
+        const force = booleanInput('force', input.force, false);
+        const tokenAuth = booleanInput('tokenAuth', input.tokenAuth, false);
         const timeoutMs = parseTimeout(withDefault(input.timeout, '5m'));
         // In a dry run flux:push-manifests pushes nothing, so its revision has no commit
         // (`<branch>@sha1:`); that is accepted then, and only then.
