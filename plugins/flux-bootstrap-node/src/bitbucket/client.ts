@@ -7,7 +7,7 @@ import type {
 import { EngineLogger, silentLogger } from '../util/logger';
 import { Redactor } from '../util/redact';
 import { combineSignals, sleep } from '../util/async';
-import { OperationAbortedError } from '../util/errors';
+import { isTransientNetworkCode, OperationAbortedError } from '../util/errors';
 import {
   BitbucketError,
   BitbucketErrorDetail,
@@ -103,18 +103,6 @@ export function authSecrets(auth: BitbucketServerAuth): string[] {
   const [, value] = gitHttpAuthHeaders(auth).Authorization.split(' ');
   return 'token' in auth ? [auth.token, value] : [auth.password, value];
 }
-
-const RETRYABLE_CODES = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ECONNABORTED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'UND_ERR_SOCKET',
-]);
 
 const TLS_CODES =
   /^(CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|ERR_TLS_CERT_ALTNAME_INVALID|ERR_SSL_|EPROTO)/;
@@ -884,7 +872,8 @@ export class BitbucketServerClient {
       };
     }
     const retryable =
-      !!code && (RETRYABLE_CODES.has(code) || /socket hang up/i.test(reason));
+      !!code &&
+      (isTransientNetworkCode(code) || /socket hang up/i.test(reason));
     return {
       retryable: retryable || /socket hang up/i.test(reason),
       error: new BitbucketError(

@@ -7,7 +7,7 @@ import type {
   HttpClient,
 } from 'isomorphic-git';
 import { sleep } from '../util/async';
-import { OperationAbortedError } from '../util/errors';
+import { isTransientNetworkCode, OperationAbortedError } from '../util/errors';
 
 /** Options of {@link createGitHttpClient}. @public */
 export interface GitHttpClientOptions {
@@ -124,19 +124,10 @@ export function createGitHttpClient(
   };
 }
 
-const TRANSIENT_NETWORK_CODES = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ETIMEDOUT',
-  'EPIPE',
-  'EAI_AGAIN',
-  'ENETUNREACH',
-]);
-
 function isTransientError(e: unknown): boolean {
   return (
     e instanceof GitHttpTimeoutError ||
-    TRANSIENT_NETWORK_CODES.has((e as { code?: string })?.code ?? '')
+    isTransientNetworkCode((e as { code?: string })?.code)
   );
 }
 

@@ -9,6 +9,7 @@ import { silentLogger } from '../util/logger';
 import { sleep } from '../util/async';
 import {
   isAbortError,
+  isTransientNetworkCode,
   OperationAbortedError,
   throwIfAborted,
 } from '../util/errors';
@@ -74,15 +75,6 @@ export class GitServerUnavailableError extends Error {
   }
 }
 
-const TRANSIENT_CODES = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ETIMEDOUT',
-  'EPIPE',
-  'EAI_AGAIN',
-  'ENETUNREACH',
-]);
-
 function httpStatusOf(error: unknown): number | undefined {
   if (error instanceof Errors.HttpError) {
     return (error.data as { statusCode?: number })?.statusCode;
@@ -94,9 +86,7 @@ function isTransient(error: unknown): boolean {
   const status = httpStatusOf(error);
   if (status !== undefined) return status === 429 || status >= 500;
   const e = error as { code?: string; name?: string };
-  return (
-    TRANSIENT_CODES.has(e?.code ?? '') || e?.name === 'GitHttpTimeoutError'
-  );
+  return isTransientNetworkCode(e?.code) || e?.name === 'GitHttpTimeoutError';
 }
 
 /**

@@ -6,16 +6,11 @@ import tls from 'node:tls';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { ClusterConnection } from '../config/clusters';
 import { combineSignals, mapLimit, retry } from '../util/async';
-import { OperationAbortedError } from '../util/errors';
+import { isTransientNetworkCode, OperationAbortedError } from '../util/errors';
 import { silentLogger, type EngineLogger } from '../util/logger';
 import { Redactor } from '../util/redact';
 import { isKubeconfigConnection, loadDefaultKubeConfig } from './cluster';
-import {
-  describeNetworkError,
-  isTransientNetworkCode,
-  KubeApiError,
-  kindForStatus,
-} from './errors';
+import { describeNetworkError, KubeApiError, kindForStatus } from './errors';
 import type {
   KubeAccessCheck,
   KubeClient,

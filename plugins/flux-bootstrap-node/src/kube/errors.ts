@@ -125,16 +125,3 @@ export function describeNetworkError(error: unknown): {
   }
   return { code, text, tls };
 }
-
-/** Network errors worth retrying for an idempotent call. @internal */
-export function isTransientNetworkCode(code: string | undefined): boolean {
-  return (
-    code === 'ECONNRESET' ||
-    code === 'ECONNREFUSED' ||
-    code === 'EPIPE' ||
-    code === 'ETIMEDOUT' ||
-    code === 'ECONNABORTED' ||
-    code === 'EAI_AGAIN' ||
-    code === 'UND_ERR_SOCKET'
-  );
-}

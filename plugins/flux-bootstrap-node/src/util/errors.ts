@@ -58,3 +58,24 @@ export function throwIfAborted(signal?: AbortSignal, what?: string): void {
     );
   }
 }
+
+const TRANSIENT_NETWORK_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'UND_ERR_SOCKET',
+]);
+
+/**
+ * A network error code worth retrying an idempotent call for (reset, refused, timed out, DNS
+ * not answering, no route): the one list the Bitbucket, git and Kubernetes clients share.
+ * @public
+ */
+export function isTransientNetworkCode(code: string | undefined): boolean {
+  return !!code && TRANSIENT_NETWORK_CODES.has(code);
+}
