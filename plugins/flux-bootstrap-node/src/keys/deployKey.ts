@@ -8,7 +8,7 @@ import { resolveProject } from '../bitbucket/repository';
 import type { BitbucketAccessKey } from '../bitbucket/types';
 import { silentLogger, type EngineLogger } from '../util/logger';
 import type { Redactor } from '../util/redact';
-import { runCheckpointDirectly, type CheckpointFn } from '../util/checkpoint';
+import { redactedSteps, type CheckpointFn } from '../util/checkpoint';
 import { accessKeyRequest, AccessKeyPermission } from './accessKey';
 import {
   formatSshHost,
@@ -387,16 +387,7 @@ export async function reconcileFluxDeployKey(
   deps: FluxDeployKeyDeps,
 ): Promise<FluxDeployKeyResult> {
   const { kube, bitbucket, logger, redactor, signal } = deps;
-  const run: CheckpointFn = deps.checkpoint ?? runCheckpointDirectly;
-  // Errors leave a step redacted: a checkpoint persists its failure reason in the task state.
-  const step = <T>(key: string, fn: () => Promise<T>): Promise<T> =>
-    run(key, async () => {
-      try {
-        return await fn();
-      } catch (error) {
-        throw redactor.redactError(error);
-      }
-    });
+  const step = redactedSteps(redactor, deps.checkpoint);
   const where = `${options.namespace}/${options.secretName}`;
   const repo = `${options.projectKey}/${options.repoSlug}`;
   const permission: AccessKeyPermission = options.readWrite

@@ -1,6 +1,6 @@
 import type { KubeObject } from '../kube/types';
 import type { EngineLogger } from '../util/logger';
-import type { CheckpointFn } from '../util/checkpoint';
+import { redactedSteps, type CheckpointFn } from '../util/checkpoint';
 import type { Redactor } from '../util/redact';
 import {
   assertMayWriteSecrets,
@@ -128,17 +128,7 @@ export async function reconcileFluxGitSecret(
 ): Promise<FluxGitSecretResult> {
   const { kube, logger, redactor, signal } = deps;
   registerSuppliedKeySecrets(redactor, key);
-  const run: CheckpointFn =
-    deps.checkpoint ?? (<T>(_key: string, fn: () => Promise<T>) => fn());
-  // Errors leave a step redacted: a checkpoint persists its failure reason in the task state.
-  const step = <T>(name: string, fn: () => Promise<T>): Promise<T> =>
-    run(name, async () => {
-      try {
-        return await fn();
-      } catch (error) {
-        throw redactor.redactError(error);
-      }
-    });
+  const step = redactedSteps(redactor, deps.checkpoint);
   const where = `${options.namespace}/${options.secretName}`;
   const host = formatSshHost(options.sshHost);
   const ref = {
