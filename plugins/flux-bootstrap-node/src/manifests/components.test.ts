@@ -7,7 +7,11 @@ import {
   scanKustomizationResources,
 } from './kustomization';
 import { resolveFluxManifestOptions } from './options';
-import { expectGolden, readFixtureBundle } from './__fixtures__/fixtureBundle';
+import {
+  expectGolden,
+  goldenOptions,
+  readFixtureBundle,
+} from './__fixtures__/fixtureBundle';
 import { InputValidationError } from '../util/errors';
 
 const bundle = readFixtureBundle();
@@ -18,40 +22,7 @@ function docs(text: string): any[] {
     .filter(Boolean);
 }
 
-const defaults = resolveFluxManifestOptions(
-  {
-    path: 'clusters/my-cluster',
-    syncUrl: 'ssh://git@bitbucket.example.com:7999/FLUX/fleet.git',
-  },
-  { fluxVersion: 'v2.9.4' },
-);
-
-const custom = resolveFluxManifestOptions(
-  {
-    fluxVersion: 'v2.9.4',
-    path: './clusters/prod/',
-    branch: 'release/v1',
-    namespace: 'flux-prod',
-    components: [
-      'source-controller',
-      'kustomize-controller',
-      'helm-controller',
-    ],
-    componentsExtra: ['source-watcher', 'image-reflector-controller'],
-    registry: 'registry.example.com:5000/mirror',
-    imagePullSecret: 'regcred',
-    networkPolicy: false,
-    watchAllNamespaces: false,
-    logLevel: 'debug',
-    clusterDomain: 'k8s.internal',
-    tolerationKeys: ['node-role.kubernetes.io/infra', 'dedicated'],
-    secretName: 'fleet-ssh',
-    syncUrl: 'https://bitbucket.example.com/scm/FLUX/fleet.git',
-    interval: '5m',
-    recurseSubmodules: true,
-  },
-  { fluxVersion: 'v2.9.4' },
-);
+const { defaults, custom } = goldenOptions();
 
 describe('gotk-components.yaml', () => {
   // eslint-disable-next-line jest/expect-expect

@@ -10,47 +10,18 @@ import {
   generateComponentsManifest,
   type FluxBundleFiles,
 } from './components';
-import { resolveFluxManifestOptions } from './options';
 import { clearParsedBundles } from './parsedBundle';
 import { stringifyObject } from './yaml';
 import { configFromObject } from '../config/ConfigLike';
-import { expectGolden, readFixtureBundle } from './__fixtures__/fixtureBundle';
+import {
+  expectGolden,
+  goldenOptions,
+  readFixtureBundle,
+} from './__fixtures__/fixtureBundle';
 
-const defaults = resolveFluxManifestOptions(
-  {
-    path: 'clusters/my-cluster',
-    syncUrl: 'ssh://git@bitbucket.example.com:7999/FLUX/fleet.git',
-  },
-  { fluxVersion: 'v2.9.4' },
-).components;
-
-// The options of the custom golden file (components.test.ts).
-const custom = resolveFluxManifestOptions(
-  {
-    fluxVersion: 'v2.9.4',
-    path: './clusters/prod/',
-    branch: 'release/v1',
-    namespace: 'flux-prod',
-    components: [
-      'source-controller',
-      'kustomize-controller',
-      'helm-controller',
-    ],
-    componentsExtra: ['source-watcher', 'image-reflector-controller'],
-    registry: 'registry.example.com:5000/mirror',
-    imagePullSecret: 'regcred',
-    networkPolicy: false,
-    watchAllNamespaces: false,
-    logLevel: 'debug',
-    clusterDomain: 'k8s.internal',
-    tolerationKeys: ['node-role.kubernetes.io/infra', 'dedicated'],
-    secretName: 'fleet-ssh',
-    syncUrl: 'https://bitbucket.example.com/scm/FLUX/fleet.git',
-    interval: '5m',
-    recurseSubmodules: true,
-  },
-  { fluxVersion: 'v2.9.4' },
-).components;
+const golden = goldenOptions();
+const defaults = golden.defaults.components;
+const custom = golden.custom.components;
 
 function parse(text: string): unknown[] {
   return YAML.parseAllDocuments(text)
