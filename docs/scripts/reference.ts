@@ -209,33 +209,29 @@ export function renderActionBlock(action: ActionLike): string {
     '',
   );
 
-  lines.push('#### Inputs', '');
-  const inputs = schemaRows(input);
-  if (inputs.length === 0) lines.push('None.', '');
-  else {
-    lines.push('| Input | Type | Required | Description |');
-    lines.push('| --- | --- | --- | --- |');
-    for (const r of inputs) {
-      lines.push(
-        `| ${code(r.name)} | ${cell(r.type)} | ${
-          r.required ? 'yes' : ''
-        } | ${cell(r.description)} |`,
-      );
+  // Inputs say which are required; outputs which may be missing.
+  for (const [title, schema, column, flag] of [
+    ['Inputs', input, 'Required', (r: SchemaRow) => (r.required ? 'yes' : '')],
+    [
+      'Outputs',
+      output,
+      'Optional',
+      (r: SchemaRow) => (r.required ? '' : 'yes'),
+    ],
+  ] as const) {
+    lines.push(`#### ${title}`, '');
+    const rows = schemaRows(schema);
+    if (rows.length === 0) {
+      lines.push('None.', '');
+      continue;
     }
-    lines.push('');
-  }
-
-  lines.push('#### Outputs', '');
-  const outputs = schemaRows(output);
-  if (outputs.length === 0) lines.push('None.', '');
-  else {
-    lines.push('| Output | Type | Optional | Description |');
+    lines.push(`| ${title.slice(0, -1)} | Type | ${column} | Description |`);
     lines.push('| --- | --- | --- | --- |');
-    for (const r of outputs) {
+    for (const r of rows) {
       lines.push(
-        `| ${code(r.name)} | ${cell(r.type)} | ${
-          r.required ? '' : 'yes'
-        } | ${cell(r.description)} |`,
+        `| ${code(r.name)} | ${cell(r.type)} | ${flag(r)} | ${cell(
+          r.description,
+        )} |`,
       );
     }
     lines.push('');
