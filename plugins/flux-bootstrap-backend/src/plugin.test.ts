@@ -107,7 +107,7 @@ describe('flux-bootstrap backend routes: auth', () => {
     expect(res.body).toEqual({ status: 'ok' });
   });
 
-  it('registers flux.bootstrap.cluster.read, so the permission backend and policies know it', async () => {
+  it('registers flux.bootstrap.cluster.read and .operate, so the permission backend and policies know them', async () => {
     const { server } = await start();
     const res = await request(server)
       .get('/api/flux-bootstrap/.well-known/backstage/permissions/metadata')
@@ -124,6 +124,11 @@ describe('flux-bootstrap backend routes: auth', () => {
         type: 'basic',
         name: 'flux.bootstrap.cluster.read',
         attributes: { action: 'read' },
+      },
+      {
+        type: 'basic',
+        name: 'flux.bootstrap.cluster.operate',
+        attributes: { action: 'update' },
       },
     ]);
   });

@@ -9,6 +9,8 @@
  * - `ready`: source and sync are Ready=True and every Flux controller is available.
  * - `failing`: a Ready=False condition or an unavailable controller; `reason` holds the message.
  * - `suspended`: the sync Kustomization or its source is suspended.
+ * - `awaiting-merge`: Flux is installed and its sync waits for an open pull request (opened by
+ *   `flux:push-manifests` in pull-request mode) to be merged; `pullRequest` has its link.
  *
  * @public
  */
@@ -17,6 +19,7 @@ export type ClusterBootstrapState =
   | 'forbidden'
   | 'not-installed'
   | 'installing'
+  | 'awaiting-merge'
   | 'ready'
   | 'failing'
   | 'suspended';
@@ -27,6 +30,7 @@ export const CLUSTER_BOOTSTRAP_STATES: ClusterBootstrapState[] = [
   'forbidden',
   'not-installed',
   'installing',
+  'awaiting-merge',
   'ready',
   'failing',
   'suspended',
@@ -34,7 +38,8 @@ export const CLUSTER_BOOTSTRAP_STATES: ClusterBootstrapState[] = [
 
 /**
  * States that stay as they are until someone acts (fix, resume, grant): `ready`, `failing`,
- * `suspended`, `forbidden`. The others (`not-installed`, `installing`, `unreachable`) are expected
+ * `suspended`, `forbidden`. The others (`not-installed`, `installing`, `awaiting-merge`,
+ * `unreachable`) are expected
  * to move on their own while a bootstrap runs or a cluster comes back, so the card keeps polling
  * while any cluster is in one of them.
  * @public
@@ -79,6 +84,52 @@ export interface FluxDistributionInfo {
   namespace: string;
   /** Where these facts came from. */
   reportedBy: 'crd-labels' | 'flux-report';
+  /**
+   * Who manages the Flux installation: `flux-bootstrap` (manifests in Git, Flux manages itself)
+   * or `flux-operator` (a `FluxInstance` reconciled by the Flux Operator).
+   */
+  manager?: 'flux-bootstrap' | 'flux-operator';
+  /** The `FluxInstance`, when the Flux Operator manages Flux. */
+  instance?: FluxInstanceStatus;
+}
+
+/** The Flux Operator's `FluxInstance` (`fluxcd.controlplane.io/v1`) of a cluster. @public */
+export interface FluxInstanceStatus {
+  name: string;
+  namespace: string;
+  /** `spec.distribution.version`: an exact version or a semver range such as `2.9.x`. */
+  requestedVersion?: string;
+  /** The Flux version the operator installed (`status.lastAppliedRevision`'s version part). */
+  installedVersion?: string;
+  /** Ready condition: true, false, or null when there is none yet. */
+  ready: boolean | null;
+  /** `status.lastHandledReconcileAt` or the last applied revision the operator handled. */
+  lastAppliedRevision?: string;
+  lastAttemptedRevision?: string;
+  message?: string;
+}
+
+/** A reviewer of a pull request, as Bitbucket reports it. @public */
+export interface PullRequestReviewer {
+  /** Bitbucket user slug/name. */
+  name: string;
+  displayName?: string;
+  /** Bitbucket's participant status. */
+  status: 'APPROVED' | 'UNAPPROVED' | 'NEEDS_WORK';
+}
+
+/** An open (or just merged/declined) pull request that carries a cluster's Flux changes. @public */
+export interface FluxPullRequestInfo {
+  id: number;
+  /** Browse URL of the pull request on Bitbucket. */
+  url: string;
+  title?: string;
+  state: 'OPEN' | 'MERGED' | 'DECLINED';
+  /** Source branch, e.g. `flux/my-cluster`. */
+  fromBranch: string;
+  /** Target branch, e.g. `main`. */
+  toBranch: string;
+  reviewers: PullRequestReviewer[];
 }
 
 /** The GitRepository (or other source) the sync Kustomization reads from. @public */
@@ -147,6 +198,10 @@ export interface ClusterBootstrapStatus {
    */
   inSync: boolean | null;
   repository?: FleetRepositoryInfo;
+  /** The pull request the sync waits for (state `awaiting-merge`), when there is one. */
+  pullRequest?: FluxPullRequestInfo;
+  /** The API server's version (`GET /version` gitVersion, e.g. `v1.34.2`), when it could be read. */
+  kubernetesVersion?: string;
 }
 
 /** Response of `GET /api/flux-bootstrap/entity/:kind/:namespace/:name/clusters`. @public */

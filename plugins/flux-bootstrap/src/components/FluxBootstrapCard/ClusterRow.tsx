@@ -38,6 +38,7 @@ const STATE_LABEL: Record<ClusterBootstrapState, string> = {
   ready: 'Ready',
   failing: 'Failing',
   installing: 'Installing',
+  'awaiting-merge': 'Awaiting merge',
   suspended: 'Suspended',
   'not-installed': 'Not installed',
   unreachable: 'Unreachable',
@@ -57,6 +58,7 @@ export function StateChip(props: { state: ClusterBootstrapState }) {
     case 'suspended':
       return <StatusWarning>{label}</StatusWarning>;
     case 'installing':
+    case 'awaiting-merge':
       return <StatusPending>{label}</StatusPending>;
     default:
       return <StatusAborted>{label}</StatusAborted>;
