@@ -5,14 +5,16 @@
  *
  * Database: in-memory SQLite by default (app-config.yaml). When POSTGRES_HOST, POSTGRES_PORT,
  * POSTGRES_USER and POSTGRES_PASSWORD are set, app-config.postgres.yaml is layered on top and
- * the backend uses PostgreSQL — required for scaffolder task recovery across restarts.
+ * the backend uses PostgreSQL — required for scaffolder task recovery across restarts. When
+ * REDIS_URL is set, app-config.redis.yaml puts Backstage's cache service on Redis, shared by
+ * replicas (docs/production.md).
  */
 import { createBackend } from '@backstage/backend-defaults';
 import { rootConfigServiceFactory } from '@backstage/backend-defaults/rootConfig';
-import { backendArgv, findRepoRoot } from './config';
+import { backendArgv, describeRedisUrl, findRepoRoot } from './config';
 import { permissionModuleFluxBootstrapPolicy } from './permissions/module';
 
-const { argv, database } = backendArgv(
+const { argv, database, cache } = backendArgv(
   process.argv,
   process.env,
   findRepoRoot(process.cwd()),
@@ -21,6 +23,12 @@ if (database === 'postgres') {
   // eslint-disable-next-line no-console
   console.log(
     `Database: PostgreSQL at ${process.env.POSTGRES_HOST}:${process.env.POSTGRES_PORT} (POSTGRES_* variables)`,
+  );
+}
+if (cache === 'redis') {
+  // eslint-disable-next-line no-console
+  console.log(
+    `Cache: Redis at ${describeRedisUrl(process.env.REDIS_URL!)} (REDIS_URL)`,
   );
 }
 
