@@ -4,8 +4,16 @@ import {
 } from '@backstage/backend-plugin-api';
 import { catalogServiceRef } from '@backstage/plugin-catalog-node';
 import { fluxBootstrapPermissions } from '@flux-bootstrap/plugin-flux-bootstrap-common';
-import { createFluxStatusReader } from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import {
+  createFluxStatusReader,
+  readFluxStatusSettings,
+} from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import { createRouter } from './router';
+import {
+  createStatusReadCoordinator,
+  databaseStatusReadLeases,
+} from './status/readLeases';
+import { resilientStatusCache } from './status/resilientCache';
 
 /**
  * Status backend of the Flux bootstrap card, mounted at `/api/flux-bootstrap`:
@@ -17,7 +25,9 @@ import { createRouter } from './router';
  *   credentials (for the template's token field; any signed-in user or service).
  *
  * The status routes need a signed-in user with `flux.bootstrap.cluster.read`;
- * `?refresh=true` bypasses the cache.
+ * `?refresh=true` bypasses the cache. Statuses are cached through Backstage's cache service; when
+ * that is shared (`backend.cache.store` other than `memory`, e.g. Redis), replicas also share
+ * each cluster's read through short leases in the plugin's database (see docs/production.md).
  * @public
  */
 export const fluxBootstrapPlugin = createBackendPlugin({
@@ -27,6 +37,7 @@ export const fluxBootstrapPlugin = createBackendPlugin({
       deps: {
         config: coreServices.rootConfig,
         cache: coreServices.cache,
+        database: coreServices.database,
         httpAuth: coreServices.httpAuth,
         httpRouter: coreServices.httpRouter,
         lifecycle: coreServices.lifecycle,
@@ -38,6 +49,7 @@ export const fluxBootstrapPlugin = createBackendPlugin({
       async init({
         config,
         cache,
+        database,
         httpAuth,
         httpRouter,
         lifecycle,
@@ -47,12 +59,35 @@ export const fluxBootstrapPlugin = createBackendPlugin({
         catalog,
       }) {
         permissionsRegistry.addPermissions(fluxBootstrapPermissions);
-        const reader = createFluxStatusReader(config, { logger, cache });
+        const statusCache = resilientStatusCache(cache, { logger });
+        // A memory store is per process: there is nothing to share between replicas.
+        const sharedStore =
+          (config.getOptionalString('backend.cache.store') ?? 'memory') !==
+          'memory';
+        const coordinator = sharedStore
+          ? createStatusReadCoordinator({
+              leases: await databaseStatusReadLeases(database),
+              logger,
+              // Longer than the longest read: the cluster's deadline, then Bitbucket's.
+              leaseMs:
+                2 * readFluxStatusSettings(config).clusterTimeoutMs + 2000,
+              sharedCacheHealthy: statusCache.sharedHealthy,
+            })
+          : undefined;
+        const reader = createFluxStatusReader(config, {
+          logger,
+          cache: statusCache,
+          coordinator,
+        });
         lifecycle.addShutdownHook(() => reader.close());
         logger.info(
           `Flux bootstrap status for ${
             reader.listClusters().length
-          } configured cluster(s)`,
+          } configured cluster(s)${
+            coordinator
+              ? '; reads shared with other replicas through the cache service and the database'
+              : ''
+          }`,
         );
         httpRouter.use(
           await createRouter({

@@ -240,7 +240,7 @@ describe('FluxStatusReader', () => {
   it('hands cache misses to the coordinator (one run per cluster in flight), and refreshes past it', async () => {
     const clients = scriptedClients();
     const runs: string[] = [];
-    let waiterAnswer: ClusterBootstrapStatus | undefined;
+    const waiter: { answer?: ClusterBootstrapStatus } = {};
     const reader = new FluxStatusReader({
       clusters: [connection('a')],
       bitbucketHosts: [],
@@ -251,7 +251,7 @@ describe('FluxStatusReader', () => {
         run: async (cluster, read, cached) => {
           runs.push(cluster);
           // Another process holds the read: answer what the shared cache has.
-          if (waiterAnswer) return (await cached()) ?? waiterAnswer;
+          if (waiter.answer) return (await cached()) ?? waiter.answer;
           return read();
         },
       },
@@ -265,7 +265,7 @@ describe('FluxStatusReader', () => {
     expect(runs).toEqual(['a']);
     expect(clients.calls).toEqual(['a:get']);
 
-    waiterAnswer = { ...ra, checkedAt: 'from another replica' };
+    waiter.answer = { ...ra, checkedAt: 'from another replica' };
     expect((await reader.read('a')).checkedAt).toBe('from another replica');
     expect(runs).toEqual(['a', 'a']);
     expect(clients.calls).toHaveLength(1);
