@@ -1,0 +1,555 @@
+/* eslint-disable jest/no-export */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { run } from '@flux-bootstrap/test-peers';
+import { SANDBOX } from '../sandbox';
+import type { TaskResult } from '../scaffolder';
+import {
+  accessKeysOf,
+  BITBUCKET_TEMPLATE,
+  bitbucketValues,
+  branchHistory,
+  finishScan,
+  fluxStatus,
+  GIT_TEMPLATE,
+  kubeRequestsSince,
+  kubeWrites,
+  lastSeq,
+  reposOf,
+  ScannedTask,
+  short,
+  until,
+} from './helpers';
+import { Replica, ReplicaWorld, startReplicaWorld } from './replicas';
+import { RESULTS_FILE, ReliabilityReport } from './report';
+import type { World } from './world';
+
+/** The apiserver request that starts every status read (the Flux CRD's metadata): one per read. */
+const isStatusRead = (q: { method: string; path: string }) =>
+  q.method === 'GET' &&
+  q.path.endsWith(
+    '/customresourcedefinitions/gitrepositories.source.toolkit.fluxcd.io',
+  );
+
+const FLUX_COMMITS = [
+  'Add Flux v2.9.4 component manifests',
+  'Add Flux sync manifests',
+];
+
+/**
+ * The two-replica scenarios of the reliability suite (issue #20): exactly once, failover on
+ * SIGKILL, drain on SIGTERM, the shared status cache and a Redis outage — against two real
+ * backend processes on the suite's PostgreSQL and a real Redis (see replicas.ts).
+ */
+export function replicaScenarios(ctx: {
+  world: () => World;
+  report: ReliabilityReport;
+  area: string;
+}): void {
+  const { report, area } = ctx;
+  let rw: ReplicaWorld;
+  let world: World;
+  let tmp: string;
+
+  /** Replicas whose log mentions the task (Backstage's audit events carry the task id). */
+  const ranOn = (taskId: string) =>
+    rw.replicas.filter(r => r.logs.some(l => l.includes(taskId)));
+  /** Waits for a task through a replica that is running. */
+  const waitTask = async (id: string, label: string, via?: Replica) => {
+    const r = via ?? rw.replicas.find(x => x.running())!;
+    const result = await r.api.waitForTask(id, l =>
+      world.log(`[${label}] ${l}`),
+    );
+    return finishScan(world, label, result, r.api);
+  };
+  const createTask = (
+    r: Replica,
+    template: string,
+    values: Record<string, unknown>,
+    secrets?: Record<string, string>,
+  ) => r.api.createTask(template, values, secrets);
+  const stepStarts = (t: TaskResult) =>
+    t.events
+      .filter(
+        e => e.type === 'log' && /^Beginning step /.test(e.body.message ?? ''),
+      )
+      .map(e => e.body.stepId ?? '?');
+
+  // eslint-disable-next-line jest/valid-title
+  describe(area, () => {
+    beforeAll(async () => {
+      world = ctx.world();
+      tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'flux-replicas-'));
+      const started = Date.now();
+      rw = await startReplicaWorld(world, { clusters: 10, tmp });
+      report.note(
+        `Two-replica ground (section ${area}): Redis, 10 kube-apiservers and two backends started in ${Math.round(
+          (Date.now() - started) / 1000,
+        )} s.`,
+      );
+    }, 900_000);
+
+    afterAll(async () => {
+      if (rw) {
+        for (const r of rw.replicas) {
+          world.scanner.scan(
+            `replica backend logs (two processes): ${r.name}`,
+            r.logs.join('\n'),
+          );
+          fs.mkdirSync(path.dirname(RESULTS_FILE), { recursive: true });
+          fs.writeFileSync(
+            path.join(path.dirname(RESULTS_FILE), `${r.name}.log`),
+            `${r.logs.join('\n')}\n`,
+          );
+        }
+        await rw.stop();
+      }
+      if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+    }, 180_000);
+
+    it('exactly once: 10 template runs submitted at the same moment, alternating between the replicas, each run once', async () => {
+      await report.scenario(
+        area,
+        'Exactly once: 10 template runs (7 Bitbucket, 3 git; 10 clusters, 10 repositories) submitted at the same moment, alternating between two replicas',
+        'two backend processes claiming from one PostgreSQL task queue; no fault',
+        async () => {
+          const bb = world.bitbucket;
+          const specs = await Promise.all(
+            rw.clusters.map(async (cluster, i) => {
+              if (i % 3 === 2) {
+                const repo = `replica-git-${i + 1}`;
+                bb.createRepo(SANDBOX.project, repo, {
+                  defaultBranch: 'main',
+                  initialCommit: true,
+                });
+                const keyFile = path.join(tmp, `key-${i}`);
+                await run('ssh-keygen', [
+                  '-q',
+                  '-t',
+                  'ed25519',
+                  '-N',
+                  '',
+                  '-C',
+                  repo,
+                  '-f',
+                  keyFile,
+                ]);
+                const privateKey = fs.readFileSync(keyFile, 'utf8');
+                const publicKey = fs
+                  .readFileSync(`${keyFile}.pub`, 'utf8')
+                  .trim();
+                world.scanner.addPrivateKey(
+                  `git template key ${repo}`,
+                  privateKey,
+                  publicKey,
+                );
+                bb.addAccessKey(
+                  SANDBOX.project,
+                  repo,
+                  { text: publicKey, label: repo },
+                  'REPO_WRITE',
+                );
+                return {
+                  cluster,
+                  kind: 'git' as const,
+                  project: SANDBOX.project,
+                  repo,
+                  template: GIT_TEMPLATE,
+                  values: {
+                    cluster: cluster.name,
+                    owner: 'group:default/platform-team',
+                    url: bb.cloneUrls(SANDBOX.project, repo).ssh!,
+                    branch: 'main',
+                    knownHosts: bb.ssh!.knownHosts,
+                    sshPrivateKey: '*'.repeat(privateKey.length),
+                  },
+                  secrets: { sshPrivateKey: privateKey } as Record<
+                    string,
+                    string
+                  >,
+                };
+              }
+              const repo = `replica-fleet-${i + 1}`;
+              const project = i % 2 ? SANDBOX.project : `~${SANDBOX.user}`;
+              return {
+                cluster,
+                kind: 'bitbucket' as const,
+                project,
+                repo,
+                template: BITBUCKET_TEMPLATE,
+                values: bitbucketValues(world, {
+                  repo,
+                  project,
+                  cluster: cluster.name,
+                  auth: i % 4 === 1 ? 'token' : 'ssh',
+                }),
+                secrets: { token: world.canaries.bitbucketToken } as Record<
+                  string,
+                  string
+                >,
+              };
+            }),
+          );
+          const marks = specs.map(s => lastSeq(s.cluster.proxy));
+          const t0 = Date.now();
+          const ids = await Promise.all(
+            specs.map((s, i) =>
+              createTask(rw.replicas[i % 2], s.template, s.values, s.secrets),
+            ),
+          );
+          const results: ScannedTask[] = await Promise.all(
+            ids.map((id, i) =>
+              waitTask(id, `replicas run ${i + 1}`, rw.replicas[i % 2]),
+            ),
+          );
+          const seconds = Math.round((Date.now() - t0) / 1000);
+
+          const problems: string[] = [];
+          const claimedBy: Record<string, number> = {};
+          let writes = 0;
+          results.forEach((r, i) => {
+            const s = specs[i];
+            const label = `run ${i + 1} (${s.kind}, ${s.cluster.name})`;
+            if (r.status !== 'completed')
+              problems.push(`${label}: ${r.status} ${short(r.error, 200)}`);
+            if (r.events.some(e => e.type === 'recovered'))
+              problems.push(`${label}: was recovered`);
+            const starts = stepStarts(r);
+            if (new Set(starts).size !== starts.length)
+              problems.push(`${label}: a step began twice: ${starts}`);
+            const on = ranOn(ids[i]).map(x => x.name);
+            if (on.length > 1) problems.push(`${label}: in the logs of ${on}`);
+            for (const n of on) claimedBy[n] = (claimedBy[n] ?? 0) + 1;
+            const cw = kubeWrites(kubeRequestsSince(s.cluster.proxy, marks[i]));
+            writes += cw.length;
+            const seen = new Map<string, number>();
+            for (const w of cw) {
+              const k = `${w.method} ${w.path}`;
+              seen.set(k, (seen.get(k) ?? 0) + 1);
+            }
+            const twice = [...seen].filter(([, n]) => n > 1);
+            if (twice.length)
+              problems.push(
+                `${label}: written more than once: ${twice
+                  .map(([k, n]) => `${k} ×${n}`)
+                  .join(', ')}`,
+              );
+          });
+          for (const s of specs) {
+            const repos = reposOf(world.bitbucket, s.project).filter(
+              r => r.slug === s.repo,
+            );
+            if (repos.length !== 1)
+              problems.push(`${s.repo}: ${repos.length} repositories`);
+            if (s.kind === 'bitbucket') {
+              const keys = accessKeysOf(world.bitbucket, s.project, s.repo);
+              if (keys.length !== 1)
+                problems.push(`${s.repo}: ${keys.length} access keys`);
+            }
+            const history = await branchHistory(
+              world.bitbucket,
+              s.project,
+              s.repo,
+            );
+            const subjects = history.slice(1).map(c => c.subject);
+            if (JSON.stringify(subjects) !== JSON.stringify(FLUX_COMMITS))
+              problems.push(`${s.repo}: commits ${JSON.stringify(subjects)}`);
+          }
+          expect(problems).toEqual([]);
+          return `10 of 10 completed in ${seconds} s, none recovered, every step began once; 10 repositories with 1 access key each (Bitbucket runs) and exactly initial + the 2 Flux commits; ${writes} apiserver writes over the 10 clusters, none to the same object twice; runs by replica (from their logs): ${
+            Object.entries(claimedBy)
+              .map(([k, v]) => `${k} ${v}`)
+              .join(', ') || 'not in the logs'
+          }`;
+        },
+      );
+    });
+
+    it('shared status cache: 50 concurrent requests for 3 clusters over both replicas read each cluster once', async () => {
+      await report.scenario(
+        area,
+        'Shared status cache: 50 concurrent status requests for the same 3 clusters, alternating between the replicas, within one TTL',
+        'empty shared cache (Redis entries deleted); backend.cache on Redis; read leases in PostgreSQL',
+        async () => {
+          const clusters = rw.clusters.slice(2, 5);
+          for (const k of await rw.redis.keys('flux-bootstrap:*'))
+            await rw.redis.command('DEL', k);
+          const wave = async () => {
+            const marks = clusters.map(c => lastSeq(c.proxy));
+            const t0 = Date.now();
+            const answers = await Promise.all(
+              Array.from({ length: 50 }, (_, i) =>
+                rw.replicas[i % 2].api.request<{
+                  state: string;
+                  checkedAt: string;
+                  cluster: string;
+                }>(
+                  'GET',
+                  `/api/flux-bootstrap/clusters/${clusters[i % 3].name}`,
+                ),
+              ),
+            );
+            const ms = Date.now() - t0;
+            for (const a of answers) {
+              expect(a.status).toBe(200);
+              expect(a.body.state).toBe('ready');
+              world.scanner.scan('status API answers: replicas', a.text);
+            }
+            const reads = clusters.map(
+              (c, i) =>
+                kubeRequestsSince(c.proxy, marks[i]).filter(isStatusRead)
+                  .length,
+            );
+            const checkedAts = clusters.map(
+              c =>
+                new Set(
+                  answers
+                    .filter(a => a.body.cluster === c.name)
+                    .map(a => a.body.checkedAt),
+                ).size,
+            );
+            return { reads, checkedAts, ms };
+          };
+          const cold = await wave();
+          expect(cold.reads).toEqual([1, 1, 1]);
+          expect(cold.checkedAts).toEqual([1, 1, 1]);
+          const warm = await wave();
+          expect(warm.reads).toEqual([0, 0, 0]);
+          const keys = await rw.redis.keys('flux-bootstrap:*');
+          expect(keys.length).toBeGreaterThanOrEqual(3);
+          return `cold: 50 answers in ${
+            cold.ms
+          } ms from both replicas, apiserver reads per cluster ${cold.reads.join(
+            '/',
+          )} (every answer of a cluster with the same checkedAt); again within the TTL: 50 answers in ${
+            warm.ms
+          } ms, reads ${warm.reads.join('/')}; ${
+            keys.length
+          } status entries in Redis`;
+        },
+      );
+    });
+
+    it('failover: a replica killed (SIGKILL) during flux:install; the other recovers the task after the stale timeout and completes it', async () => {
+      await report.scenario(
+        area,
+        'Failover: the replica running a bootstrap killed with SIGKILL during flux:install; the other replica takes the task over',
+        `the GitRepository apply of a re-bootstrap (new repository) held by the fault proxy, then kill -9 of the replica running the task; scaffolder.taskRecovery.staleTimeout ${rw.staleTimeoutSeconds} s`,
+        async () => {
+          const cluster = rw.clusters[0];
+          const repo = 'replica-failover';
+          const seq = lastSeq(cluster.proxy);
+          cluster.proxy.inject({
+            method: 'PATCH',
+            path: /\/gitrepositories\/flux-system$/,
+            notQuery: 'dryRun=All',
+            blackhole: true,
+            times: 1,
+          });
+          const id = await createTask(
+            rw.replicas[0],
+            BITBUCKET_TEMPLATE,
+            bitbucketValues(world, {
+              repo,
+              project: SANDBOX.project,
+              cluster: cluster.name,
+            }),
+            { token: world.canaries.bitbucketToken },
+          );
+          await until(
+            () =>
+              kubeRequestsSince(cluster.proxy, seq).some(
+                q => q.fault === 'black hole',
+              ),
+            100,
+          );
+          const [victim, ...others] = ranOn(id);
+          expect(others).toEqual([]);
+          expect(victim).toBeDefined();
+          const survivor = rw.replicas.find(r => r !== victim)!;
+          const killedAt = Date.now();
+          await victim.stop('SIGKILL');
+          cluster.proxy.clearFaults();
+          const result = await waitTask(id, 'failover', survivor);
+          const tookMs = Date.now() - killedAt;
+          expect(result.status).toBe('completed');
+          const recovered = result.events.find(e => e.type === 'recovered');
+          expect(recovered).toBeDefined();
+          const recoveredAfter = Date.parse(recovered!.createdAt) - killedAt;
+          const skipped = result.log
+            .filter(l => /Skipping step .* already completed/.test(l))
+            .map(l => l.split(':')[0]);
+          expect(skipped).toEqual([
+            'createRepo',
+            'pushManifests',
+            'generateKey',
+          ]);
+          expect(survivor.logs.some(l => l.includes(id))).toBe(true);
+          expect(
+            reposOf(world.bitbucket, SANDBOX.project).filter(
+              r => r.slug === repo,
+            ),
+          ).toHaveLength(1);
+          expect(
+            accessKeysOf(world.bitbucket, SANDBOX.project, repo),
+          ).toHaveLength(1);
+          const history = await branchHistory(
+            world.bitbucket,
+            SANDBOX.project,
+            repo,
+          );
+          expect(history.slice(1).map(c => c.subject)).toEqual(FLUX_COMMITS);
+          const ks = await fluxStatus(cluster, 'kustomizations');
+          expect(ks?.status?.lastAppliedRevision).toBe(
+            `main@sha1:${history.at(-1)!.sha}`,
+          );
+          const restartStarted = Date.now();
+          await victim.start();
+          return `${victim.name} killed while its apply was held; ${
+            survivor.name
+          } recovered the task ${Math.round(
+            recoveredAfter / 1000,
+          )} s later (stale timeout ${
+            rw.staleTimeoutSeconds
+          } s + its 10 s recovery loop), skipped ${skipped.join(
+            ', ',
+          )}, re-ran flux:install from its checkpoints and completed ${Math.round(
+            tookMs / 1000,
+          )} s after the kill; 1 repository, 1 access key, initial + 2 Flux commits; Flux synced the new head; ${
+            victim.name
+          } restarted in ${Math.round((Date.now() - restartStarted) / 1000)} s`;
+        },
+      );
+    });
+
+    it('drain: a replica stopped with SIGTERM during a bootstrap finishes its task before it exits', async () => {
+      await report.scenario(
+        area,
+        'Drain: the replica running a bootstrap stopped with SIGTERM during flux:install (scaffolder.EXPERIMENTAL_gracefulShutdown)',
+        'the GitRepository apply of a re-bootstrap delayed 8 s by the fault proxy, SIGTERM to the replica running the task while it waits',
+        async () => {
+          const cluster = rw.clusters[1];
+          const repo = 'replica-sigterm';
+          const seq = lastSeq(cluster.proxy);
+          cluster.proxy.inject({
+            method: 'PATCH',
+            path: /\/gitrepositories\/flux-system$/,
+            notQuery: 'dryRun=All',
+            delayMs: 8000,
+            times: 1,
+          });
+          const id = await createTask(
+            rw.replicas[1],
+            BITBUCKET_TEMPLATE,
+            bitbucketValues(world, {
+              repo,
+              project: SANDBOX.project,
+              cluster: cluster.name,
+            }),
+            { token: world.canaries.bitbucketToken },
+          );
+          await until(
+            () =>
+              kubeRequestsSince(cluster.proxy, seq).some(q =>
+                /delay/.test(q.fault ?? ''),
+              ),
+            100,
+          );
+          const [draining, ...others] = ranOn(id);
+          expect(others).toEqual([]);
+          const other = rw.replicas.find(r => r !== draining)!;
+          const sigtermAt = Date.now();
+          const exit = draining.stop('SIGTERM');
+          // While it drains, the other replica answers.
+          const during = await other.api.request(
+            'GET',
+            `/api/scaffolder/v2/tasks/${id}`,
+          );
+          expect(during.status).toBe(200);
+          const how = await exit;
+          const result = await waitTask(id, 'drain', other);
+          const completion = result.events.find(e => e.type === 'completion');
+          const completedAt = Date.parse(completion!.createdAt);
+          const exitedAt = sigtermAt + how.ms;
+          const restartStarted = Date.now();
+          await draining.start();
+          const restartS = Math.round((Date.now() - restartStarted) / 1000);
+          expect(result.status).toBe('completed');
+          expect(result.events.some(e => e.type === 'recovered')).toBe(false);
+          expect(completedAt).toBeLessThanOrEqual(exitedAt);
+          expect(how.code).toBe(0);
+          const history = await branchHistory(
+            world.bitbucket,
+            SANDBOX.project,
+            repo,
+          );
+          expect(history.slice(1).map(c => c.subject)).toEqual(FLUX_COMMITS);
+          return `${
+            draining.name
+          } got SIGTERM while its apply was delayed, stopped claiming, finished the task (completed, not recovered) and exited with code 0 ${Math.round(
+            how.ms / 1000,
+          )} s after the signal, ${Math.round(
+            (exitedAt - completedAt) / 1000,
+          )} s after the task completed; ${
+            other.name
+          } answered meanwhile; restarted in ${restartS} s`;
+        },
+      );
+    });
+
+    it('Redis down: status requests are still answered, each replica reads for itself, and says so', async () => {
+      await report.scenario(
+        area,
+        'Redis stopped while both replicas serve status requests',
+        'redis-server stopped (SIGTERM), then 20 status requests for 3 clusters over both replicas; then Redis started again',
+        async () => {
+          const clusters = rw.clusters.slice(2, 5);
+          const marks = clusters.map(c => lastSeq(c.proxy));
+          await rw.redis.kill();
+          const t0 = Date.now();
+          const answers = await Promise.all(
+            Array.from({ length: 20 }, (_, i) =>
+              rw.replicas[i % 2].api.request<{ state: string }>(
+                'GET',
+                `/api/flux-bootstrap/clusters/${clusters[i % 3].name}`,
+              ),
+            ),
+          );
+          const ms = Date.now() - t0;
+          for (const a of answers) {
+            expect(a.status).toBe(200);
+            expect(a.body.state).toBe('ready');
+          }
+          const reads = clusters.map(
+            (c, i) =>
+              kubeRequestsSince(c.proxy, marks[i]).filter(isStatusRead).length,
+          );
+          for (const n of reads) expect(n).toBeLessThanOrEqual(2);
+          const said = rw.replicas.map(r =>
+            r.logs.some(l => /Shared status cache unavailable/.test(l)),
+          );
+          expect(said).toEqual([true, true]);
+          // Redis back: does the cache service find it again?
+          await rw.redis.start();
+          let shared = false;
+          for (let i = 0; i < 20 && !shared; i++) {
+            await new Promise(r => setTimeout(r, 1000));
+            await rw.replicas[i % 2].api.request(
+              'GET',
+              `/api/flux-bootstrap/clusters/${clusters[0].name}?refresh=true`,
+            );
+            shared = (await rw.redis.keys('flux-bootstrap:*')).length > 0;
+          }
+          return `20 answers in ${ms} ms (none waited for Redis beyond the 1 s cache timeout), apiserver reads per cluster ${reads.join(
+            '/',
+          )} (at most one per replica); both replicas logged "Shared status cache unavailable … cached in this replica's memory"; after Redis came back ${
+            shared
+              ? 'status entries were written to it again within 20 s'
+              : "no entry reached it within 20 s: the redis store's client does not reconnect after an outage (backstage/backstage#31742) — the replicas stay on their own caches until restarted; the valkey store reconnects (docs/production.md)"
+          }`;
+        },
+      );
+    });
+  });
+}
