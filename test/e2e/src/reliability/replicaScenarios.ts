@@ -48,6 +48,9 @@ export function replicaScenarios(ctx: {
   area: string;
 }): void {
   const { area } = ctx;
+  let rw: ReplicaWorld;
+  let world: World;
+  let tmp: string;
   /** Like report.scenario, and a failure is in the world log at once (the suite runs for minutes). */
   const report = {
     scenario: async (
@@ -70,9 +73,6 @@ export function replicaScenarios(ctx: {
       }),
     note: (text: string) => ctx.report.note(text),
   };
-  let rw: ReplicaWorld;
-  let world: World;
-  let tmp: string;
 
   /** Whether a log line is the scaffolder's audit event of a worker starting to execute the task. */
   const executes = (line: string, taskId: string) =>
