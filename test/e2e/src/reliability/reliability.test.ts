@@ -161,7 +161,7 @@ afterAll(async () => {
           'backend: packages/backend from source, PostgreSQL 15 (throw-away cluster), scaffolder.taskRecovery.enabled',
           'Bitbucket: the test double over HTTPS with a self-signed CA (configured), git over smart HTTP (git http-backend) and SSH (OpenSSH sshd)',
           'Kubernetes: three kube-apiserver v1.20.2 + etcd, each behind a fault-injecting HTTPS proxy; Flux controller simulator (test-only)',
-          'replicas (section 8): two more packages/backend processes behind a round-robin TCP load balancer (their common backend.baseUrl), on the same PostgreSQL (databases prefixed replicas_), Backstage cache service on a real redis-server 7 (REDIS_URL, store redis), scaffolder.taskRecovery with an 8 s stale timeout and EXPERIMENTAL_gracefulShutdown, ten more kube-apiservers behind fault proxies',
+          'replicas (section 8): two more packages/backend processes behind a round-robin TCP load balancer (their common backend.baseUrl), on the same PostgreSQL (databases prefixed replicas_), Backstage cache service on a real redis-server 7 (REDIS_URL, store redis), scaffolder.taskRecovery with an 8 s stale timeout (EXPERIMENTAL_gracefulShutdown only where a row says so), ten more kube-apiservers behind fault proxies',
         ],
       });
     }

@@ -38,8 +38,11 @@ export interface Replica {
   logs: string[];
   pid(): number | undefined;
   running(): boolean;
-  /** Starts the process (again) and waits until it is ready and signed in. */
-  start(): Promise<void>;
+  /**
+   * Starts the process (again) and waits until it is ready and signed in; `gracefulShutdown`
+   * adds `scaffolder.EXPERIMENTAL_gracefulShutdown: true` for this start.
+   */
+  start(opts?: { gracefulShutdown?: boolean }): Promise<void>;
   /**
    * Sends `signal` and waits for the exit; resolves with how it ended and how long it took
    * (SIGTERM: Backstage's graceful shutdown; SIGKILL: a crash).
@@ -185,8 +188,6 @@ export async function startReplicaWorld(
         database: { prefix: 'replicas_' },
       },
       scaffolder: {
-        // Backstage's drain on SIGTERM: the task worker stops claiming and waits for its tasks.
-        EXPERIMENTAL_gracefulShutdown: true,
         taskRecovery: {
           enabled: true,
           staleTimeout: { seconds: staleTimeoutSeconds },
@@ -239,14 +240,27 @@ export async function startReplicaWorld(
         logs,
         pid: () => child?.pid,
         running,
-        async start() {
+        async start(o = {}) {
           if (running()) return;
           const started = Date.now();
+          const graceful = path.join(
+            opts.tmp,
+            `app-config.${name}.graceful.yaml`,
+          );
+          if (o.gracefulShutdown) {
+            fs.writeFileSync(
+              graceful,
+              JSON.stringify({
+                scaffolder: { EXPERIMENTAL_gracefulShutdown: true },
+              }),
+            );
+          }
           child = runner.startBackend({
             configPaths: [
               path.join(runner.repoRoot, 'app-config.sandbox.yaml'),
               world.sandbox.configPath,
               configPath,
+              ...(o.gracefulShutdown ? [graceful] : []),
             ],
             includeLocalConfig: false,
             env,
@@ -271,9 +285,10 @@ export async function startReplicaWorld(
           }>(resolve =>
             c.once('exit', (code, sig) => resolve({ code, signal: sig })),
           );
+          // Like a Service's endpoints: no new connections once the pod is terminating.
+          live.delete(port);
           c.kill(signal);
           const how = await exited;
-          live.delete(port);
           log(
             `${name} (pid ${c.pid}) ${signal}: exited ${JSON.stringify(
               how,
