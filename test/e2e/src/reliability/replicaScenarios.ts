@@ -453,7 +453,9 @@ export function replicaScenarios(ctx: {
             recoveredAfter / 1000,
           )} s later (stale timeout ${
             rw.staleTimeoutSeconds
-          } s + its 10 s recovery loop), skipped ${skipped.join(
+          } s; each replica looks for stale tasks every 10 s; load average ${os
+            .loadavg()[0]
+            .toFixed(0)} on 2 cores), skipped ${skipped.join(
             ', ',
           )}, re-ran flux:install from its checkpoints and completed ${Math.round(
             tookMs / 1000,
