@@ -35,8 +35,7 @@ export async function connectMcp(
 }
 
 /** The text an agent reads from a tool result. */
-export function toolText(result: { content?: unknown }): string {
-  return ((result.content ?? []) as { type: string; text?: string }[])
-    .map(c => c.text ?? '')
-    .join('\n');
+export function toolText(result: unknown): string {
+  const { content } = result as { content?: { text?: string }[] };
+  return (content ?? []).map(c => c.text ?? '').join('\n');
 }
