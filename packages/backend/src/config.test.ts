@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { backendArgv, findRepoRoot } from './config';
+import { ConfigSources } from '@backstage/config-loader';
+import { backendArgv, findRepoRoot, mcpBackendArgv } from './config';
 
 describe('backendArgv', () => {
   const root = '/repo';
@@ -84,5 +85,110 @@ describe('backendArgv', () => {
       expect(overlay).toContain(`\${${name}}`);
     }
     expect(overlay).toMatch(/client: pg/);
+  });
+});
+
+describe('mcpBackendArgv', () => {
+  const root = '/repo';
+  const TOKEN = 'a1b2c3d4e5f6a7b8c9d0e1f2';
+
+  it('changes nothing without MCP_TOKEN (or with it empty)', () => {
+    const argv = ['node', 'index.ts', '--config', 'a.yaml'];
+    expect(mcpBackendArgv(argv, {}, root)).toEqual({ argv, mcpToken: false });
+    expect(mcpBackendArgv(argv, { MCP_TOKEN: '' }, root)).toEqual({
+      argv,
+      mcpToken: false,
+    });
+  });
+
+  it('layers app-config.mcp.yaml last when MCP_TOKEN is set, after the PostgreSQL overlay too', () => {
+    const pg = backendArgv(
+      ['node', 'index.ts', '--config', 'a.yaml'],
+      {
+        POSTGRES_HOST: 'db',
+        POSTGRES_PORT: '5432',
+        POSTGRES_USER: 'u',
+        POSTGRES_PASSWORD: 'p',
+      },
+      root,
+    );
+    const { argv, mcpToken } = mcpBackendArgv(
+      pg.argv,
+      { MCP_TOKEN: TOKEN },
+      root,
+    );
+    expect(mcpToken).toBe(true);
+    expect(argv).toEqual([
+      'node',
+      'index.ts',
+      '--config',
+      'a.yaml',
+      '--config',
+      path.join(root, 'app-config.postgres.yaml'),
+      '--config',
+      path.join(root, 'app-config.mcp.yaml'),
+    ]);
+  });
+
+  it('keeps the default app-config.yaml when no --config is given', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'backend-argv-mcp-'));
+    try {
+      fs.writeFileSync(path.join(dir, 'app-config.yaml'), 'app: {}\n');
+      const { argv } = mcpBackendArgv(['node'], { MCP_TOKEN: TOKEN }, dir);
+      expect(argv).toEqual([
+        'node',
+        '--config',
+        path.join(dir, 'app-config.yaml'),
+        '--config',
+        path.join(dir, 'app-config.mcp.yaml'),
+      ]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a token Backstage would refuse, naming the variable and not the value', () => {
+    for (const bad of ['short', 'has a space in it']) {
+      let message = '';
+      try {
+        mcpBackendArgv(['node'], { MCP_TOKEN: bad }, root);
+      } catch (e) {
+        message = (e as Error).message;
+      }
+      expect(message).toMatch(/^MCP_TOKEN must be at least 8 characters/);
+      expect(message).not.toContain(bad);
+    }
+  });
+
+  it('the committed overlay, loaded as the backend loads its config, makes MCP_TOKEN a static token limited to the MCP endpoint and flux-bootstrap', async () => {
+    const repo = findRepoRoot(__dirname);
+    const { argv } = mcpBackendArgv(
+      ['node', 'index.ts', '--config', path.join(repo, 'app-config.yaml')],
+      { MCP_TOKEN: TOKEN },
+      repo,
+    );
+    const config = await ConfigSources.toConfig(
+      ConfigSources.default({
+        argv,
+        rootDir: repo,
+        env: {},
+        substitutionFunc: async name =>
+          name === 'MCP_TOKEN' ? TOKEN : undefined,
+      }),
+    );
+    expect(config.get('backend.auth.externalAccess')).toEqual([
+      {
+        type: 'static',
+        options: { token: TOKEN, subject: 'mcp-clients' },
+        accessRestrictions: [
+          { plugin: 'mcp-actions' },
+          { plugin: 'flux-bootstrap' },
+        ],
+      },
+    ]);
+    expect(config.getStringArray('backend.actions.pluginSources')).toEqual([
+      'flux-bootstrap',
+    ]);
+    config.close();
   });
 });

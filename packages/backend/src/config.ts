@@ -43,6 +43,17 @@ export function backendArgv(
     );
   }
   const pgConfig = path.join(repoRoot, 'app-config.postgres.yaml');
+  const out = withExplicitDefaultConfig(argv, repoRoot);
+  out.push('--config', pgConfig);
+  return { argv: out, database: 'postgres' };
+}
+
+/**
+ * A copy of the command line with Backstage's fallback made explicit: without any `--config`
+ * flag Backstage reads `app-config.yaml` (+ `.local.yaml`), but an appended overlay would
+ * disable that fallback.
+ */
+function withExplicitDefaultConfig(argv: string[], repoRoot: string): string[] {
   const out = [...argv];
   const hasConfigFlag = out.some(
     a => a === '--config' || a.startsWith('--config='),
@@ -52,6 +63,32 @@ export function backendArgv(
     const local = path.join(repoRoot, 'app-config.local.yaml');
     if (fs.existsSync(local)) out.push('--config', local);
   }
-  out.push('--config', pgConfig);
-  return { argv: out, database: 'postgres' };
+  return out;
+}
+
+/** The environment variable holding the static token AI agents send to the MCP endpoint. */
+export const MCP_TOKEN_ENV_VAR = 'MCP_TOKEN';
+
+/**
+ * When `MCP_TOKEN` is set, appends `app-config.mcp.yaml`, which declares it as a static
+ * external access token (`backend.auth.externalAccess`, subject `mcp-clients`) limited to the
+ * MCP endpoint and the plugins it calls. Without it nothing changes, and agents sign in as users
+ * (a Backstage user token) instead. The token must follow Backstage's rules for static tokens
+ * (at least 8 characters, no whitespace); the error names the variable, never the value.
+ */
+export function mcpBackendArgv(
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+  repoRoot: string,
+): { argv: string[]; mcpToken: boolean } {
+  const token = env[MCP_TOKEN_ENV_VAR];
+  if (token === undefined || token === '') return { argv, mcpToken: false };
+  if (!/^\S{8,}$/.test(token)) {
+    throw new Error(
+      `${MCP_TOKEN_ENV_VAR} must be at least 8 characters without whitespace (Backstage's rule for static tokens); generate one with: openssl rand -hex 24`,
+    );
+  }
+  const out = withExplicitDefaultConfig(argv, repoRoot);
+  out.push('--config', path.join(repoRoot, 'app-config.mcp.yaml'));
+  return { argv: out, mcpToken: true };
 }

@@ -2,9 +2,12 @@ import {
   coreServices,
   createBackendPlugin,
 } from '@backstage/backend-plugin-api';
+import { actionsRegistryServiceRef } from '@backstage/backend-plugin-api/alpha';
 import { catalogServiceRef } from '@backstage/plugin-catalog-node';
 import { fluxBootstrapPermissions } from '@flux-bootstrap/plugin-flux-bootstrap-common';
 import { createFluxStatusReader } from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import { registerFluxBootstrapActions } from './actions';
+import { createClusterStatusService } from './clusterStatus';
 import { createRouter } from './router';
 
 /**
@@ -18,6 +21,12 @@ import { createRouter } from './router';
  *
  * The status routes need a signed-in user with `flux.bootstrap.cluster.read`;
  * `?refresh=true` bypasses the cache.
+ *
+ * The same answers are registered as read-only actions with Backstage's actions registry
+ * (`flux-bootstrap:list-clusters`, `flux-bootstrap:get-cluster-status`,
+ * `flux-bootstrap:get-entity-clusters`; see actions/), which
+ * `@backstage/plugin-mcp-actions-backend` offers to AI agents as MCP tools; they need
+ * `flux.bootstrap.cluster.read` too, for a user or a service caller.
  * @public
  */
 export const fluxBootstrapPlugin = createBackendPlugin({
@@ -34,6 +43,7 @@ export const fluxBootstrapPlugin = createBackendPlugin({
         permissions: coreServices.permissions,
         permissionsRegistry: coreServices.permissionsRegistry,
         catalog: catalogServiceRef,
+        actionsRegistry: actionsRegistryServiceRef,
       },
       async init({
         config,
@@ -45,6 +55,7 @@ export const fluxBootstrapPlugin = createBackendPlugin({
         permissions,
         permissionsRegistry,
         catalog,
+        actionsRegistry,
       }) {
         permissionsRegistry.addPermissions(fluxBootstrapPermissions);
         const reader = createFluxStatusReader(config, { logger, cache });
@@ -54,6 +65,16 @@ export const fluxBootstrapPlugin = createBackendPlugin({
             reader.listClusters().length
           } configured cluster(s)`,
         );
+        // One place builds the status answers, for the REST routes and the registered actions.
+        const statusService = createClusterStatusService({
+          reader,
+          permissions,
+          catalog,
+        });
+        registerFluxBootstrapActions({
+          actionsRegistry,
+          status: statusService,
+        });
         httpRouter.use(
           await createRouter({
             reader,
@@ -62,6 +83,7 @@ export const fluxBootstrapPlugin = createBackendPlugin({
             catalog,
             logger,
             config,
+            statusService,
           }),
         );
         httpRouter.addAuthPolicy({ path: '/health', allow: 'unauthenticated' });
