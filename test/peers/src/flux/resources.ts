@@ -55,6 +55,8 @@ export interface ApplyOptions {
   ownerName: string;
   ownerNamespace: string;
   exclusions?: Record<string, string>;
+  /** objects whose desired manifest matches are only created, never patched */
+  ifNotPresent?: Record<string, string>;
   cleanup?: {
     labels?: string[];
     annotations?: string[];
@@ -404,6 +406,8 @@ export class FluxApplier {
     let live = liveRes.status === 200 ? liveRes.body : undefined;
     if (anyInMetadata(o, opts.exclusions) || anyInMetadata(live, opts.exclusions))
       return this.entryFor(live ?? o, 'skipped');
+    if (live && anyInMetadata(o, opts.ifNotPresent))
+      return this.entryFor(live, 'skipped');
 
     const applyQuery = (dry: boolean) => ({
       fieldManager: opts.fieldManager,
