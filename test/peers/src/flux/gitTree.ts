@@ -105,9 +105,12 @@ export class GitSnapshots {
           { env, signal: this.signal, timeoutMs: 60_000 },
         );
         return (
-          await runGit(['-C', this.repo, 'rev-parse', 'refs/sim/head^{commit}'], {
-            env,
-          })
+          await runGit(
+            ['-C', this.repo, 'rev-parse', 'refs/sim/head^{commit}'],
+            {
+              env,
+            },
+          )
         ).trim();
       });
       if (fetched !== sha) return undefined;

@@ -125,7 +125,10 @@ export async function kustomizeBuild(
   tree: TreeReader,
   dir: string,
 ): Promise<K8sObject[]> {
-  const root = dir.replace(/^\.?\/+/, '').replace(/\/+$/, '').replace(/^\.$/, '');
+  const root = dir
+    .replace(/^\.?\/+/, '')
+    .replace(/\/+$/, '')
+    .replace(/^\.$/, '');
   if (root && tree.entry(root)?.type !== 'tree') {
     throw new KustomizeBuildError(
       `kustomization path not found: stat ${root}: no such file or directory`,
@@ -251,9 +254,7 @@ export async function kustomizeBuild(
         objects.splice(0, objects.length, ...patched);
       } catch (e) {
         if (e instanceof PatchError)
-          throw new KustomizeBuildError(
-            `kustomize build failed: ${e.message}`,
-          );
+          throw new KustomizeBuildError(`kustomize build failed: ${e.message}`);
         throw e;
       }
     }

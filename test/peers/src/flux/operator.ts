@@ -1,6 +1,9 @@
 import crypto from 'node:crypto';
+import { KubeApiserverInfo, KubeHttp } from '../kube/http';
 import { toMultiDocYaml } from './bundle';
 import { conditionsSchema } from './crds';
+import { K8sObject } from './patches';
+import { ChangeEntry, FluxApplier } from './resources';
 import { serveAssets, AssetServer } from './serve';
 
 /**
@@ -19,7 +22,8 @@ import { serveAssets, AssetServer } from './serve';
  */
 
 export const FLUX_OPERATOR_VERSION = 'v0.58.1';
-export const FLUX_OPERATOR_IMAGE = 'ghcr.io/controlplaneio-fluxcd/flux-operator';
+export const FLUX_OPERATOR_IMAGE =
+  'ghcr.io/controlplaneio-fluxcd/flux-operator';
 
 export interface FluxOperatorRelease {
   /** tag, e.g. `v0.58.1` */
@@ -70,7 +74,10 @@ const inventorySchema = obj(
       type: 'array',
       items: obj(
         'ResourceRef contains the information necessary to locate a resource.',
-        { id: str('ID is the string representation of the object.'), v: str('Version is the API version of the object.') },
+        {
+          id: str('ID is the string representation of the object.'),
+          v: str('Version is the API version of the object.'),
+        },
         { required: ['id', 'v'] },
       ),
     },
@@ -90,8 +97,10 @@ const fluxInstanceSchema: Schema = obj(
         distribution: obj(
           'Distribution specifies the version and container registry to pull images from.',
           {
-            version: str('Version semver expression e.g. \'2.x\', \'2.3.x\'.'),
-            registry: str('Registry address to pull the distribution images from.'),
+            version: str("Version semver expression e.g. '2.x', '2.3.x'."),
+            registry: str(
+              'Registry address to pull the distribution images from.',
+            ),
             variant: str('Variant specifies the Flux distribution flavor.', {
               enum: [
                 'upstream-alpine',
@@ -100,183 +109,383 @@ const fluxInstanceSchema: Schema = obj(
                 'enterprise-distroless-fips',
               ],
             }),
-            imagePullSecret: str('ImagePullSecret is the name of the Kubernetes secret to use for pulling images.'),
-            artifact: str('Artifact is the URL to the OCI artifact containing the latest Flux manifests.', { pattern: '^oci://.*$' }),
-            artifactPullSecret: str('ArtifactPullSecret is the name of the Kubernetes secret to use for pulling the artifact.'),
+            imagePullSecret: str(
+              'ImagePullSecret is the name of the Kubernetes secret to use for pulling images.',
+            ),
+            artifact: str(
+              'Artifact is the URL to the OCI artifact containing the latest Flux manifests.',
+              { pattern: '^oci://.*$' },
+            ),
+            artifactPullSecret: str(
+              'ArtifactPullSecret is the name of the Kubernetes secret to use for pulling the artifact.',
+            ),
           },
           { required: ['registry', 'version'] },
         ),
         components: {
           type: 'array',
-          description: 'Components is used to specify which Flux components to install.',
-          items: str('Component is the name of a Flux component.', { enum: COMPONENT_ENUM }),
+          description:
+            'Components is used to specify which Flux components to install.',
+          items: str('Component is the name of a Flux component.', {
+            enum: COMPONENT_ENUM,
+          }),
         },
-        commonMetadata: obj('CommonMetadata specifies labels and annotations applied to all resources.', {
-          labels: { type: 'object', additionalProperties: { type: 'string' } },
-          annotations: { type: 'object', additionalProperties: { type: 'string' } },
-        }),
-        cluster: obj('Cluster is the specification for the Kubernetes cluster.', {
-          domain: str('Domain is the cluster domain used for generating the FQDN of services.', { default: 'cluster.local' }),
-          multitenant: { type: 'boolean', default: false, description: 'Multitenant enables the multitenancy lockdown.' },
-          multitenantWorkloadIdentity: { type: 'boolean', default: false, description: 'Multitenant workload identity lockdown.' },
-          tenantDefaultServiceAccount: str('TenantDefaultServiceAccount is the name of the service account to use as default.'),
-          tenantDefaultDecryptionServiceAccount: str('Default decryption service account.'),
-          tenantDefaultKubeConfigServiceAccount: str('Default kubeconfig service account.'),
-          objectLevelWorkloadIdentity: { type: 'boolean', description: 'Object-level workload identity.' },
-          networkPolicy: { type: 'boolean', default: true, description: 'NetworkPolicy restricts network access to the current namespace.' },
-          type: str('Type specifies the distro of the Kubernetes cluster.', {
-            default: 'kubernetes',
-            enum: ['kubernetes', 'openshift', 'aws', 'azure', 'gcp'],
-          }),
-          size: str('Size defines the vertical scaling profile of the Flux controllers.', {
-            enum: ['small', 'medium', 'large'],
-          }),
-        }),
-        sharding: open('Sharding specifies the sharding configuration for the Flux controllers.'),
-        storage: open('Storage specifies the persistent storage for Flux source-controller.'),
-        kustomize: obj('Kustomize holds a set of patches that can be applied to the Flux installation.', {
-          patches: {
-            type: 'array',
-            items: obj('Patch contains an inline StrategicMerge or JSON6902 patch, and the target the patch should be applied to.', {
-              patch: str('Patch contains an inline StrategicMerge patch or an inline JSON6902 patch.'),
-              target: obj('Target points to the resources that the patch document should be applied to.', {
-                group: str('Group'),
-                version: str('Version'),
-                kind: str('Kind'),
-                name: str('Name'),
-                namespace: str('Namespace'),
-                labelSelector: str('LabelSelector'),
-                annotationSelector: str('AnnotationSelector'),
-              }),
-            }, { required: ['patch'] }),
+        commonMetadata: obj(
+          'CommonMetadata specifies labels and annotations applied to all resources.',
+          {
+            labels: {
+              type: 'object',
+              additionalProperties: { type: 'string' },
+            },
+            annotations: {
+              type: 'object',
+              additionalProperties: { type: 'string' },
+            },
           },
-        }),
-        wait: { type: 'boolean', default: true, description: 'Wait instructs the controller to check the health of all the reconciled resources.' },
-        migrateResources: { type: 'boolean', default: true, description: 'Migrate the Flux custom resources to their latest API version.' },
+        ),
+        cluster: obj(
+          'Cluster is the specification for the Kubernetes cluster.',
+          {
+            domain: str(
+              'Domain is the cluster domain used for generating the FQDN of services.',
+              { default: 'cluster.local' },
+            ),
+            multitenant: {
+              type: 'boolean',
+              default: false,
+              description: 'Multitenant enables the multitenancy lockdown.',
+            },
+            multitenantWorkloadIdentity: {
+              type: 'boolean',
+              default: false,
+              description: 'Multitenant workload identity lockdown.',
+            },
+            tenantDefaultServiceAccount: str(
+              'TenantDefaultServiceAccount is the name of the service account to use as default.',
+            ),
+            tenantDefaultDecryptionServiceAccount: str(
+              'Default decryption service account.',
+            ),
+            tenantDefaultKubeConfigServiceAccount: str(
+              'Default kubeconfig service account.',
+            ),
+            objectLevelWorkloadIdentity: {
+              type: 'boolean',
+              description: 'Object-level workload identity.',
+            },
+            networkPolicy: {
+              type: 'boolean',
+              default: true,
+              description:
+                'NetworkPolicy restricts network access to the current namespace.',
+            },
+            type: str('Type specifies the distro of the Kubernetes cluster.', {
+              default: 'kubernetes',
+              enum: ['kubernetes', 'openshift', 'aws', 'azure', 'gcp'],
+            }),
+            size: str(
+              'Size defines the vertical scaling profile of the Flux controllers.',
+              {
+                enum: ['small', 'medium', 'large'],
+              },
+            ),
+          },
+        ),
+        sharding: open(
+          'Sharding specifies the sharding configuration for the Flux controllers.',
+        ),
+        storage: open(
+          'Storage specifies the persistent storage for Flux source-controller.',
+        ),
+        kustomize: obj(
+          'Kustomize holds a set of patches that can be applied to the Flux installation.',
+          {
+            patches: {
+              type: 'array',
+              items: obj(
+                'Patch contains an inline StrategicMerge or JSON6902 patch, and the target the patch should be applied to.',
+                {
+                  patch: str(
+                    'Patch contains an inline StrategicMerge patch or an inline JSON6902 patch.',
+                  ),
+                  target: obj(
+                    'Target points to the resources that the patch document should be applied to.',
+                    {
+                      group: str('Group'),
+                      version: str('Version'),
+                      kind: str('Kind'),
+                      name: str('Name'),
+                      namespace: str('Namespace'),
+                      labelSelector: str('LabelSelector'),
+                      annotationSelector: str('AnnotationSelector'),
+                    },
+                  ),
+                },
+                { required: ['patch'] },
+              ),
+            },
+          },
+        ),
+        wait: {
+          type: 'boolean',
+          default: true,
+          description:
+            'Wait instructs the controller to check the health of all the reconciled resources.',
+        },
+        migrateResources: {
+          type: 'boolean',
+          default: true,
+          description:
+            'Migrate the Flux custom resources to their latest API version.',
+        },
         sync: obj(
           'Sync specifies the source for the cluster sync operation.',
           {
-            name: str('Name is the name of the Flux source and kustomization resources.', { maxLength: 63 }),
+            name: str(
+              'Name is the name of the Flux source and kustomization resources.',
+              { maxLength: 63 },
+            ),
             interval: duration('Interval is the time between syncs.'),
             kind: str('Kind is the kind of the source.', {
               enum: ['OCIRepository', 'GitRepository', 'Bucket'],
             }),
-            url: str('URL is the source URL, can be a Git repository HTTP/S or SSH address, an OCI repository address or a Bucket endpoint.'),
-            ref: str('Ref is the source reference, can be a Git ref name e.g. \'refs/heads/main\', an OCI tag e.g. \'latest\' or a bucket name e.g. \'flux\'.'),
-            path: str('Path is the path to the source directory containing the kustomize overlay or plain Kubernetes manifests.'),
-            pullSecret: str('PullSecret specifies the Kubernetes Secret containing the authentication credentials for the source.'),
-            provider: str('Provider specifies OIDC provider for source authentication.', {
-              enum: ['generic', 'aws', 'azure', 'gcp', 'github'],
-            }),
+            url: str(
+              'URL is the source URL, can be a Git repository HTTP/S or SSH address, an OCI repository address or a Bucket endpoint.',
+            ),
+            ref: str(
+              "Ref is the source reference, can be a Git ref name e.g. 'refs/heads/main', an OCI tag e.g. 'latest' or a bucket name e.g. 'flux'.",
+            ),
+            path: str(
+              'Path is the path to the source directory containing the kustomize overlay or plain Kubernetes manifests.',
+            ),
+            pullSecret: str(
+              'PullSecret specifies the Kubernetes Secret containing the authentication credentials for the source.',
+            ),
+            provider: str(
+              'Provider specifies OIDC provider for source authentication.',
+              {
+                enum: ['generic', 'aws', 'azure', 'gcp', 'github'],
+              },
+            ),
           },
           { required: ['kind', 'path', 'ref', 'url'] },
         ),
       },
       { required: ['distribution'] },
     ),
-    status: obj('FluxInstanceStatus defines the observed state of FluxInstance.', {
-      conditions: conditionsSchema,
-      lastAttemptedRevision: str('LastAttemptedRevision is the version and digest of the distribution config that was last attempted to reconcile.'),
-      lastAppliedRevision: str('LastAppliedRevision is the version and digest of the distribution config that was last reconcile.'),
-      lastArtifactRevision: str('LastArtifactRevision is the digest of the last pulled distribution artifact.'),
-      lastHandledReconcileAt: str('LastHandledReconcileAt holds the value of the most recent reconcile request value.'),
-      lastHandledForceAt: str('LastHandledForceAt holds the value of the most recent force request value.'),
-      components: {
-        type: 'array',
-        description: 'ComponentImage represents a container image used by a component.',
-        items: obj('ComponentImage represents a container image used by a component.', {
-          name: str('Name of the component.'),
-          repository: str('Repository address of the container image.'),
-          tag: str('Tag of the container image.'),
-          digest: str('Digest of the container image.'),
-        }, { required: ['name', 'repository', 'tag'] }),
+    status: obj(
+      'FluxInstanceStatus defines the observed state of FluxInstance.',
+      {
+        conditions: conditionsSchema,
+        lastAttemptedRevision: str(
+          'LastAttemptedRevision is the version and digest of the distribution config that was last attempted to reconcile.',
+        ),
+        lastAppliedRevision: str(
+          'LastAppliedRevision is the version and digest of the distribution config that was last reconcile.',
+        ),
+        lastArtifactRevision: str(
+          'LastArtifactRevision is the digest of the last pulled distribution artifact.',
+        ),
+        lastHandledReconcileAt: str(
+          'LastHandledReconcileAt holds the value of the most recent reconcile request value.',
+        ),
+        lastHandledForceAt: str(
+          'LastHandledForceAt holds the value of the most recent force request value.',
+        ),
+        components: {
+          type: 'array',
+          description:
+            'ComponentImage represents a container image used by a component.',
+          items: obj(
+            'ComponentImage represents a container image used by a component.',
+            {
+              name: str('Name of the component.'),
+              repository: str('Repository address of the container image.'),
+              tag: str('Tag of the container image.'),
+              digest: str('Digest of the container image.'),
+            },
+            { required: ['name', 'repository', 'tag'] },
+          ),
+        },
+        inventory: inventorySchema,
+        history: {
+          type: 'array',
+          description:
+            'History contains the reconciliation history of the FluxInstance.',
+          items: obj(
+            'Snapshot represents a point-in-time record of a group of resources reconciliation.',
+            {
+              digest: str(
+                'Digest is the checksum in the format `<algo>:<hex>` of the resources in this snapshot.',
+              ),
+              firstReconciled: str(
+                'FirstReconciled is the time when this revision was first reconciled to the cluster.',
+                { format: 'date-time' },
+              ),
+              lastReconciled: str(
+                'LastReconciled is the time when this revision was last reconciled to the cluster.',
+                { format: 'date-time' },
+              ),
+              lastReconciledDuration: str(
+                'LastReconciledDuration is time it took to reconcile the resources in this revision.',
+              ),
+              lastReconciledStatus: str(
+                'LastReconciledStatus is the status of the last reconciliation.',
+              ),
+              totalReconciliations: {
+                type: 'integer',
+                format: 'int64',
+                description:
+                  'TotalReconciliations is the total number of reconciliations.',
+              },
+              metadata: {
+                type: 'object',
+                additionalProperties: { type: 'string' },
+              },
+            },
+            {
+              required: [
+                'digest',
+                'firstReconciled',
+                'lastReconciled',
+                'lastReconciledDuration',
+                'lastReconciledStatus',
+                'totalReconciliations',
+              ],
+            },
+          ),
+        },
       },
-      inventory: inventorySchema,
-      history: {
-        type: 'array',
-        description: 'History contains the reconciliation history of the FluxInstance.',
-        items: obj('Snapshot represents a point-in-time record of a group of resources reconciliation.', {
-          digest: str('Digest is the checksum in the format `<algo>:<hex>` of the resources in this snapshot.'),
-          firstReconciled: str('FirstReconciled is the time when this revision was first reconciled to the cluster.', { format: 'date-time' }),
-          lastReconciled: str('LastReconciled is the time when this revision was last reconciled to the cluster.', { format: 'date-time' }),
-          lastReconciledDuration: str('LastReconciledDuration is time it took to reconcile the resources in this revision.'),
-          lastReconciledStatus: str('LastReconciledStatus is the status of the last reconciliation.'),
-          totalReconciliations: { type: 'integer', format: 'int64', description: 'TotalReconciliations is the total number of reconciliations.' },
-          metadata: { type: 'object', additionalProperties: { type: 'string' } },
-        }, {
-          required: ['digest', 'firstReconciled', 'lastReconciled', 'lastReconciledDuration', 'lastReconciledStatus', 'totalReconciliations'],
-        }),
-      },
-    }),
+    ),
   },
 );
 
-const fluxReportSchema: Schema = obj('FluxReport is the Schema for the fluxreports API.', {
-  apiVersion: str('APIVersion of the object.'),
-  kind: str('Kind of the object.'),
-  metadata: { type: 'object' },
-  spec: obj(
-    'FluxReportSpec defines the observed state of a Flux installation.',
-    {
-      distribution: obj(
-        'Distribution is the version information of the Flux installation.',
-        {
-          entitlement: str('Entitlement is the entitlement verification status.'),
-          status: str('Status is a human-readable message indicating details about the distribution observed state.'),
-          version: str('Version is the version of the Flux instance.'),
-          managedBy: str('ManagedBy is the name of the operator managing the Flux instance.'),
+const fluxReportSchema: Schema = obj(
+  'FluxReport is the Schema for the fluxreports API.',
+  {
+    apiVersion: str('APIVersion of the object.'),
+    kind: str('Kind of the object.'),
+    metadata: { type: 'object' },
+    spec: obj(
+      'FluxReportSpec defines the observed state of a Flux installation.',
+      {
+        distribution: obj(
+          'Distribution is the version information of the Flux installation.',
+          {
+            entitlement: str(
+              'Entitlement is the entitlement verification status.',
+            ),
+            status: str(
+              'Status is a human-readable message indicating details about the distribution observed state.',
+            ),
+            version: str('Version is the version of the Flux instance.'),
+            managedBy: str(
+              'ManagedBy is the name of the operator managing the Flux instance.',
+            ),
+          },
+          { required: ['entitlement', 'status'] },
+        ),
+        cluster: obj(
+          'Cluster is the version information of the Kubernetes cluster.',
+          {
+            serverVersion: str('ServerVersion is the Kubernetes version.'),
+            platform: str(
+              'Platform is the os/arch of the Kubernetes control plane.',
+            ),
+            nodes: {
+              type: 'integer',
+              description:
+                'Nodes is the number of nodes in the Kubernetes cluster.',
+            },
+          },
+          { required: ['platform', 'serverVersion'] },
+        ),
+        operator: obj(
+          'Operator is the version information of the Flux Operator.',
+          {
+            apiVersion: str(
+              'APIVersion is the API version of the Flux Operator.',
+            ),
+            version: str('Version is the version number of Flux Operator.'),
+            platform: str('Platform is the os/arch of Flux Operator.'),
+          },
+          { required: ['apiVersion', 'platform', 'version'] },
+        ),
+        components: {
+          type: 'array',
+          description:
+            'ComponentsStatus is the status of the Flux controller deployments.',
+          items: obj(
+            'FluxComponentStatus defines the observed state of a Flux component.',
+            {
+              name: str('Name is the name of the Flux component.'),
+              ready: {
+                type: 'boolean',
+                description:
+                  'Ready is the readiness status of the Flux component.',
+              },
+              status: str(
+                'Status is a human-readable message indicating details about the Flux component observed state.',
+              ),
+              image: str('Image is the container image of the Flux component.'),
+            },
+            { required: ['image', 'name', 'ready', 'status'] },
+          ),
         },
-        { required: ['entitlement', 'status'] },
+        reconcilers: {
+          type: 'array',
+          description:
+            'ReconcilersStatus is the list of Flux reconcilers and their statistics grouped by API kind.',
+          items: obj(
+            'FluxReconcilerStatus defines the observed state of a Flux reconciler.',
+            {
+              apiVersion: str(
+                'APIVersion is the API version of the Flux resource.',
+              ),
+              kind: str('Kind is the kind of the Flux resource.'),
+              stats: obj(
+                'Stats is the reconcile statics of the Flux resource kind.',
+                {
+                  running: { type: 'integer' },
+                  failing: { type: 'integer' },
+                  suspended: { type: 'integer' },
+                  totalSize: str(
+                    'TotalSize is the total size of the artifacts in storage.',
+                  ),
+                },
+                { required: ['failing', 'running', 'suspended'] },
+              ),
+            },
+            { required: ['apiVersion', 'kind'] },
+          ),
+        },
+        sync: obj(
+          'SyncStatus is the status of the cluster sync Source and Kustomization resources.',
+          {
+            id: str('ID is the identifier of the sync.'),
+            path: str('Path is the kustomize path of the sync.'),
+            ready: {
+              type: 'boolean',
+              description: 'Ready is the readiness status of the sync.',
+            },
+            status: str(
+              'Status is a human-readable message indicating details about the sync observed state.',
+            ),
+            source: str('Source is the URL of the source repository.'),
+          },
+          { required: ['id', 'ready', 'status'] },
+        ),
+      },
+      { required: ['distribution'] },
+    ),
+    status: obj('FluxReportStatus defines the readiness of a FluxReport.', {
+      conditions: conditionsSchema,
+      lastHandledReconcileAt: str(
+        'LastHandledReconcileAt holds the value of the most recent reconcile request value.',
       ),
-      cluster: obj('Cluster is the version information of the Kubernetes cluster.', {
-        serverVersion: str('ServerVersion is the Kubernetes version.'),
-        platform: str('Platform is the os/arch of the Kubernetes control plane.'),
-        nodes: { type: 'integer', description: 'Nodes is the number of nodes in the Kubernetes cluster.' },
-      }, { required: ['platform', 'serverVersion'] }),
-      operator: obj('Operator is the version information of the Flux Operator.', {
-        apiVersion: str('APIVersion is the API version of the Flux Operator.'),
-        version: str('Version is the version number of Flux Operator.'),
-        platform: str('Platform is the os/arch of Flux Operator.'),
-      }, { required: ['apiVersion', 'platform', 'version'] }),
-      components: {
-        type: 'array',
-        description: 'ComponentsStatus is the status of the Flux controller deployments.',
-        items: obj('FluxComponentStatus defines the observed state of a Flux component.', {
-          name: str('Name is the name of the Flux component.'),
-          ready: { type: 'boolean', description: 'Ready is the readiness status of the Flux component.' },
-          status: str('Status is a human-readable message indicating details about the Flux component observed state.'),
-          image: str('Image is the container image of the Flux component.'),
-        }, { required: ['image', 'name', 'ready', 'status'] }),
-      },
-      reconcilers: {
-        type: 'array',
-        description: 'ReconcilersStatus is the list of Flux reconcilers and their statistics grouped by API kind.',
-        items: obj('FluxReconcilerStatus defines the observed state of a Flux reconciler.', {
-          apiVersion: str('APIVersion is the API version of the Flux resource.'),
-          kind: str('Kind is the kind of the Flux resource.'),
-          stats: obj('Stats is the reconcile statics of the Flux resource kind.', {
-            running: { type: 'integer' },
-            failing: { type: 'integer' },
-            suspended: { type: 'integer' },
-            totalSize: str('TotalSize is the total size of the artifacts in storage.'),
-          }, { required: ['failing', 'running', 'suspended'] }),
-        }, { required: ['apiVersion', 'kind'] }),
-      },
-      sync: obj('SyncStatus is the status of the cluster sync Source and Kustomization resources.', {
-        id: str('ID is the identifier of the sync.'),
-        path: str('Path is the kustomize path of the sync.'),
-        ready: { type: 'boolean', description: 'Ready is the readiness status of the sync.' },
-        status: str('Status is a human-readable message indicating details about the sync observed state.'),
-        source: str('Source is the URL of the source repository.'),
-      }, { required: ['id', 'ready', 'status'] }),
-    },
-    { required: ['distribution'] },
-  ),
-  status: obj('FluxReportStatus defines the readiness of a FluxReport.', {
-    conditions: conditionsSchema,
-    lastHandledReconcileAt: str('LastHandledReconcileAt holds the value of the most recent reconcile request value.'),
-  }),
-});
+    }),
+  },
+);
 
 const genericSchema = (kind: string): Schema => ({
   type: 'object',
@@ -558,7 +767,11 @@ function installObjects(version: string): Record<string, any>[] {
                 name: 'manager',
                 ports: [
                   { containerPort: 9080, name: 'http-web', protocol: 'TCP' },
-                  { containerPort: 8080, name: 'http-metrics', protocol: 'TCP' },
+                  {
+                    containerPort: 8080,
+                    name: 'http-metrics',
+                    protocol: 'TCP',
+                  },
                   { containerPort: 8081, name: 'http', protocol: 'TCP' },
                 ],
                 readinessProbe: {
@@ -658,4 +871,30 @@ export async function serveFluxOperatorReleases(
       )}_checksums.txt`,
     add,
   };
+}
+
+/**
+ * Test helper (not the product's installer): applies an operator release's objects with
+ * server-side apply (staged: Namespace, CRDs — waited for until Established — and ClusterRoles
+ * first), like `kubectl apply --server-side -f install.yaml`. Returns what it applied.
+ */
+export async function applyFluxOperatorRelease(
+  kube: KubeApiserverInfo,
+  release: Pick<FluxOperatorRelease, 'objects'>,
+  opts: { fieldManager?: string } = {},
+): Promise<ChangeEntry[]> {
+  const api = new KubeHttp(kube);
+  const abort = new AbortController();
+  try {
+    const applier = new FluxApplier(api, abort.signal);
+    return await applier.applyAllStaged(
+      JSON.parse(JSON.stringify(release.objects)) as K8sObject[],
+      {
+        fieldManager: opts.fieldManager ?? 'kubectl',
+        ownerGroup: '',
+      },
+    );
+  } finally {
+    api.close();
+  }
 }

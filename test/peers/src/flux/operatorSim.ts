@@ -73,7 +73,14 @@ export function parseGoDuration(d: unknown): number | undefined {
   for (let m = re.exec(d); m; m = re.exec(d)) {
     matched += m[0];
     const n = Number(m[1]);
-    total += m[2] === 'ms' ? n : m[2] === 's' ? n * 1e3 : m[2] === 'm' ? n * 6e4 : n * 3.6e6;
+    total +=
+      m[2] === 'ms'
+        ? n
+        : m[2] === 's'
+        ? n * 1e3
+        : m[2] === 'm'
+        ? n * 6e4
+        : n * 3.6e6;
   }
   return matched === d ? total : undefined;
 }
@@ -98,7 +105,11 @@ export function createOperatorLoop(ctx: {
   opts: OperatorSimOptions;
   record(line: string): void;
   now(): string;
-  withTransitions(next: Cond[], prev: any[] | undefined, generation: number): any[];
+  withTransitions(
+    next: Cond[],
+    prev: any[] | undefined,
+    generation: number,
+  ): any[];
 }): OperatorLoop {
   const { api, applier, signal, record } = ctx;
   const ns = ctx.namespace;
@@ -108,7 +119,12 @@ export function createOperatorLoop(ctx: {
   let lastFailed = false;
   let lastReport = 0;
   let health:
-    | { revision: string; deadline: number; changes: ChangeEntry[]; start: number }
+    | {
+        revision: string;
+        deadline: number;
+        changes: ChangeEntry[];
+        start: number;
+      }
     | undefined;
   let applied: Array<{ namespace: string; name: string }> = [];
 
@@ -132,10 +148,14 @@ export function createOperatorLoop(ctx: {
       query: { fieldManager: FIELD_MANAGER },
       signal,
     });
-    const ready = (status.conditions as any[] | undefined)?.find(c => c.type === 'Ready');
+    const ready = (status.conditions as any[] | undefined)?.find(
+      c => c.type === 'Ready',
+    );
     record(
       res.status >= 300
-        ? `FluxInstance: status update failed ${res.status} ${res.body?.message ?? ''}`
+        ? `FluxInstance: status update failed ${res.status} ${
+            res.body?.message ?? ''
+          }`
         : `FluxInstance: Ready=${ready?.status} ${ready?.reason}: ${ready?.message}`,
     );
   }
@@ -190,7 +210,11 @@ export function createOperatorLoop(ctx: {
         'the Flux simulator does not support spec.distribution.artifact (it uses the embedded manifests)',
       );
     const cluster = spec.cluster ?? {};
-    if (cluster.size || cluster.multitenant || (cluster.type && cluster.type !== 'kubernetes'))
+    if (
+      cluster.size ||
+      cluster.multitenant ||
+      (cluster.type && cluster.type !== 'kubernetes')
+    )
       throw new Error(
         'the Flux simulator does not support the cluster profiles (spec.cluster.size, .multitenant, .type other than kubernetes)',
       );
@@ -208,7 +232,9 @@ export function createOperatorLoop(ctx: {
     }
     if (!picked)
       throw new Error(
-        `no match found for semver: ${dist.version} in the simulator's embedded Flux versions (${versions.join(', ')})`,
+        `no match found for semver: ${
+          dist.version
+        } in the simulator's embedded Flux versions (${versions.join(', ')})`,
       );
     const last = inst.status?.lastAppliedRevision as string | undefined;
     if (last) {
@@ -216,18 +242,27 @@ export function createOperatorLoop(ctx: {
       const to = semver.coerce(picked);
       if (from && to && (to.major < from.major || to.minor < from.minor))
         throw new Error(
-          `downgrading from ${last.split('@')[0]} to ${picked} is not supported, reinstall needed`,
+          `downgrading from ${
+            last.split('@')[0]
+          } to ${picked} is not supported, reinstall needed`,
         );
     }
     const components: string[] = spec.components?.length
       ? spec.components
-      : ['source-controller', 'kustomize-controller', 'helm-controller', 'notification-controller'];
+      : [
+          'source-controller',
+          'kustomize-controller',
+          'helm-controller',
+          'notification-controller',
+        ];
     for (const c of components)
       if (!(FLUX_COMPONENTS as readonly string[]).includes(c))
         throw new Error(`unknown component ${c}`);
     const registry = String(dist.registry ?? '').replace(/\/+$/, '');
     const digests =
-      dist.variant !== undefined || registry === 'ghcr.io/fluxcd' || registry === 'fluxcd';
+      dist.variant !== undefined ||
+      registry === 'ghcr.io/fluxcd' ||
+      registry === 'fluxcd';
     const bundle = ctx.opts.bundles.find(b => b.version === picked)!;
     const nodeSelector = {
       patch: JSON.stringify({
@@ -264,7 +299,8 @@ export function createOperatorLoop(ctx: {
         patches: [nodeSelector, ...(spec.kustomize?.patches ?? [])],
       });
     } catch (e) {
-      if (e instanceof PatchError) throw new Error(`failed to build kustomization: ${e.message}`);
+      if (e instanceof PatchError)
+        throw new Error(`failed to build kustomization: ${e.message}`);
       throw e;
     }
     for (const o of objects)
@@ -302,7 +338,9 @@ export function createOperatorLoop(ctx: {
           spec: {
             interval: goDuration(interval),
             ref: { name: sync.ref },
-            ...(sync.pullSecret ? { secretRef: { name: sync.pullSecret } } : {}),
+            ...(sync.pullSecret
+              ? { secretRef: { name: sync.pullSecret } }
+              : {}),
             ...(sync.provider ? { provider: sync.provider } : {}),
             url: sync.url,
           },
@@ -322,7 +360,10 @@ export function createOperatorLoop(ctx: {
     }
     if (spec.commonMetadata) {
       for (const o of objects) {
-        o.metadata.labels = { ...(o.metadata.labels ?? {}), ...(spec.commonMetadata.labels ?? {}) };
+        o.metadata.labels = {
+          ...(o.metadata.labels ?? {}),
+          ...(spec.commonMetadata.labels ?? {}),
+        };
         o.metadata.annotations = {
           ...(o.metadata.annotations ?? {}),
           ...(spec.commonMetadata.annotations ?? {}),
@@ -334,9 +375,13 @@ export function createOperatorLoop(ctx: {
       .update(toMultiDocYaml(objects))
       .digest('hex')}`;
     const images = components.map(c => {
-      const d = objects.find(o => o.kind === 'Deployment' && o.metadata.name === c);
+      const d = objects.find(
+        o => o.kind === 'Deployment' && o.metadata.name === c,
+      );
       const image: string =
-        d?.spec?.template?.spec?.containers?.find((x: any) => x.name === 'manager')?.image ?? '';
+        d?.spec?.template?.spec?.containers?.find(
+          (x: any) => x.name === 'manager',
+        )?.image ?? '';
       const m = /^(.*?):([^:@/]+)(?:@(sha256:[0-9a-f]+))?$/.exec(image);
       const repository = m?.[1] ?? image;
       const tag = m?.[2] ?? 'latest';
@@ -344,10 +389,20 @@ export function createOperatorLoop(ctx: {
         name: c,
         repository,
         tag,
-        ...(m?.[3] ? { digest: m[3] } : digests ? { digest: fixtureImageDigest(`${repository}:${tag}`) } : {}),
+        ...(m?.[3]
+          ? { digest: m[3] }
+          : digests
+          ? { digest: fixtureImageDigest(`${repository}:${tag}`) }
+          : {}),
       };
     });
-    return { version: picked, revision: `${picked}@${digest}`, digest, objects, images };
+    return {
+      version: picked,
+      revision: `${picked}@${digest}`,
+      digest,
+      objects,
+      images,
+    };
   }
 
   async function reconcileInstance(force: boolean): Promise<void> {
@@ -357,22 +412,31 @@ export function createOperatorLoop(ctx: {
       return;
     }
     if (res.status !== 200)
-      throw new Error(`GET FluxInstance ${ns}/flux: ${res.status} ${res.body?.message ?? ''}`);
+      throw new Error(
+        `GET FluxInstance ${ns}/flux: ${res.status} ${res.body?.message ?? ''}`,
+      );
     const inst = res.body;
     const annotations = inst.metadata.annotations ?? {};
-    if (String(annotations['fluxcd.controlplane.io/reconcile'] ?? '').toLowerCase() === 'disabled')
+    if (
+      String(
+        annotations['fluxcd.controlplane.io/reconcile'] ?? '',
+      ).toLowerCase() === 'disabled'
+    )
       return;
     const generation: number = inst.metadata.generation;
     const prev: any[] | undefined = inst.status?.conditions;
     const requested = annotations['reconcile.fluxcd.io/requestedAt'];
     const readyCond = prev?.find(c => c.type === 'Ready');
-    const every = parseGoDuration(annotations['fluxcd.controlplane.io/reconcileEvery']) ?? 3_600_000;
+    const every =
+      parseGoDuration(annotations['fluxcd.controlplane.io/reconcileEvery']) ??
+      3_600_000;
     const due =
       force ||
       lastRun === 0 ||
       health !== undefined ||
       readyCond?.observedGeneration !== generation ||
-      (requested !== undefined && requested !== inst.status?.lastHandledReconcileAt) ||
+      (requested !== undefined &&
+        requested !== inst.status?.lastHandledReconcileAt) ||
       (lastFailed && Date.now() - lastRun >= 1000) ||
       Date.now() - lastRun >= every;
     if (!due) return;
@@ -388,7 +452,12 @@ export function createOperatorLoop(ctx: {
       return writeInstanceStatus({
         ...handled,
         conditions: conds([
-          { type: 'Ready', status: 'False', reason: 'ReconciliationFailed', message: `reconciliation failed: ${failure}` },
+          {
+            type: 'Ready',
+            status: 'False',
+            reason: 'ReconciliationFailed',
+            message: `reconciliation failed: ${failure}`,
+          },
         ]),
       });
     }
@@ -400,14 +469,32 @@ export function createOperatorLoop(ctx: {
       lastFailed = true;
       health = undefined;
       const msg = `build failed: ${(e as Error).message}`;
-      const specDigest = `sha256:${crypto.createHash('sha256').update(JSON.stringify(inst.spec ?? {})).digest('hex')}`;
+      const specDigest = `sha256:${crypto
+        .createHash('sha256')
+        .update(JSON.stringify(inst.spec ?? {}))
+        .digest('hex')}`;
       return writeInstanceStatus({
         ...handled,
         conditions: conds([
-          { type: 'Ready', status: 'False', reason: 'BuildFailed', message: msg },
-          { type: 'Stalled', status: 'True', reason: 'BuildFailed', message: msg },
+          {
+            type: 'Ready',
+            status: 'False',
+            reason: 'BuildFailed',
+            message: msg,
+          },
+          {
+            type: 'Stalled',
+            status: 'True',
+            reason: 'BuildFailed',
+            message: msg,
+          },
         ]),
-        history: upsertHistory(inst.status?.history, specDigest, 'BuildFailed', start),
+        history: upsertHistory(
+          inst.status?.history,
+          specDigest,
+          'BuildFailed',
+          start,
+        ),
       });
     }
 
@@ -420,19 +507,36 @@ export function createOperatorLoop(ctx: {
       );
       if (notReady.length === 0) return succeed(inst, b, start, handled, conds);
       if (Date.now() < health.deadline) return;
-      const msg = `reconciliation failed: timeout waiting for: [${notReady.join(', ')}]`;
+      const msg = `reconciliation failed: timeout waiting for: [${notReady.join(
+        ', ',
+      )}]`;
       health = undefined;
       lastFailed = true;
       return writeInstanceStatus({
         ...handled,
-        conditions: conds([{ type: 'Ready', status: 'False', reason: 'ReconciliationFailed', message: msg }]),
-        history: upsertHistory(inst.status?.history, b.digest, 'ReconciliationFailed', start, { flux: b.version }),
+        conditions: conds([
+          {
+            type: 'Ready',
+            status: 'False',
+            reason: 'ReconciliationFailed',
+            message: msg,
+          },
+        ]),
+        history: upsertHistory(
+          inst.status?.history,
+          b.digest,
+          'ReconciliationFailed',
+          start,
+          { flux: b.version },
+        ),
       });
     }
 
     if (inst.status?.lastAttemptedRevision !== b.revision)
       record(
-        `FluxInstance: ${inst.status?.lastAttemptedRevision ? 'Upgrading to' : 'Installing'} revision ${b.revision}`,
+        `FluxInstance: ${
+          inst.status?.lastAttemptedRevision ? 'Upgrading to' : 'Installing'
+        } revision ${b.revision}`,
       );
     let changes: ChangeEntry[];
     try {
@@ -447,7 +551,10 @@ export function createOperatorLoop(ctx: {
             'meta.helm.sh/release-name',
             'meta.helm.sh/release-namespace',
           ],
-          labels: ['kustomize.toolkit.fluxcd.io/name', 'kustomize.toolkit.fluxcd.io/namespace'],
+          labels: [
+            'kustomize.toolkit.fluxcd.io/name',
+            'kustomize.toolkit.fluxcd.io/namespace',
+          ],
           managers: TAKE_OWNERSHIP,
         },
       });
@@ -460,7 +567,9 @@ export function createOperatorLoop(ctx: {
           exclusions: { 'fluxcd.controlplane.io/prune': 'disabled' },
         });
         record(
-          `FluxInstance: garbage collection ${deleted.map(d => `${d.subject} ${d.action}`).join(', ')}`,
+          `FluxInstance: garbage collection ${deleted
+            .map(d => `${d.subject} ${d.action}`)
+            .join(', ')}`,
         );
       }
     } catch (e) {
@@ -472,14 +581,31 @@ export function createOperatorLoop(ctx: {
         ...handled,
         lastAttemptedRevision: b.revision,
         conditions: conds([
-          { type: 'Ready', status: 'False', reason: 'ReconciliationFailed', message: `reconciliation failed: ${e.message}` },
+          {
+            type: 'Ready',
+            status: 'False',
+            reason: 'ReconciliationFailed',
+            message: `reconciliation failed: ${e.message}`,
+          },
         ]),
-        history: upsertHistory(inst.status?.history, b.digest, 'ReconciliationFailed', start, { flux: b.version }),
+        history: upsertHistory(
+          inst.status?.history,
+          b.digest,
+          'ReconciliationFailed',
+          start,
+          { flux: b.version },
+        ),
       });
     }
-    const changed = changes.filter(c => c.action === 'created' || c.action === 'configured');
+    const changed = changes.filter(
+      c => c.action === 'created' || c.action === 'configured',
+    );
     if (changed.length)
-      record(`FluxInstance: applied ${changed.map(c => `${c.subject} ${c.action}`).join(', ')}`);
+      record(
+        `FluxInstance: applied ${changed
+          .map(c => `${c.subject} ${c.action}`)
+          .join(', ')}`,
+      );
     applied = changes
       .filter(c => c.kind === 'Deployment' && c.namespace)
       .map(c => ({ namespace: c.namespace!, name: c.name }));
@@ -490,8 +616,15 @@ export function createOperatorLoop(ctx: {
       const notReady = await applier.notReady(changes);
       if (notReady.length) {
         const timeout =
-          parseGoDuration(annotations['fluxcd.controlplane.io/reconcileTimeout']) ?? 300_000;
-        health = { revision: b.revision, deadline: Date.now() + timeout, changes, start };
+          parseGoDuration(
+            annotations['fluxcd.controlplane.io/reconcileTimeout'],
+          ) ?? 300_000;
+        health = {
+          revision: b.revision,
+          deadline: Date.now() + timeout,
+          changes,
+          start,
+        };
         lastFailed = false;
         return writeInstanceStatus({
           ...handled,
@@ -499,8 +632,18 @@ export function createOperatorLoop(ctx: {
           inventory,
           components,
           conditions: conds([
-            { type: 'Ready', status: 'Unknown', reason: 'Progressing', message: 'Reconciliation in progress' },
-            { type: 'Reconciling', status: 'True', reason: 'Progressing', message: 'Reconciliation in progress' },
+            {
+              type: 'Ready',
+              status: 'Unknown',
+              reason: 'Progressing',
+              message: 'Reconciliation in progress',
+            },
+            {
+              type: 'Reconciling',
+              status: 'True',
+              reason: 'Progressing',
+              message: 'Reconciliation in progress',
+            },
           ]),
         });
       }
@@ -528,17 +671,34 @@ export function createOperatorLoop(ctx: {
           type: 'Ready',
           status: 'True',
           reason: 'ReconciliationSucceeded',
-          message: `Reconciliation finished in ${goDuration(Date.now() - start)}`,
+          message: `Reconciliation finished in ${goDuration(
+            Date.now() - start,
+          )}`,
         },
       ]),
-      history: upsertHistory(inst.status?.history, b.digest, 'ReconciliationSucceeded', start, {
-        flux: b.version,
-      }),
+      history: upsertHistory(
+        inst.status?.history,
+        b.digest,
+        'ReconciliationSucceeded',
+        start,
+        {
+          flux: b.version,
+        },
+      ),
     });
   }
 
-  async function list(apiVersion: string, resource: string, query: Record<string, string> = {}, namespace?: string) {
-    const res = await api.request('GET', kubePath({ apiVersion, resource, namespace }), { query, signal });
+  async function list(
+    apiVersion: string,
+    resource: string,
+    query: Record<string, string> = {},
+    namespace?: string,
+  ) {
+    const res = await api.request(
+      'GET',
+      kubePath({ apiVersion, resource, namespace }),
+      { query, signal },
+    );
     if (res.status !== 200) return [];
     return (res.body.items ?? []) as any[];
   }
@@ -546,23 +706,43 @@ export function createOperatorLoop(ctx: {
   async function reconcileReport(force: boolean): Promise<void> {
     const crdRes = await api.request(
       'GET',
-      kubePath({ apiVersion: 'apiextensions.k8s.io/v1', resource: 'customresourcedefinitions', name: 'fluxreports.fluxcd.controlplane.io' }),
+      kubePath({
+        apiVersion: 'apiextensions.k8s.io/v1',
+        resource: 'customresourcedefinitions',
+        name: 'fluxreports.fluxcd.controlplane.io',
+      }),
       { signal },
     );
     if (crdRes.status !== 200) return; // operator not installed
     const existing = await api.request('GET', reportPath, { signal });
-    const annotations = existing.status === 200 ? existing.body.metadata.annotations ?? {} : {};
-    if (String(annotations['fluxcd.controlplane.io/reconcile'] ?? '').toLowerCase() === 'disabled') return;
+    const annotations =
+      existing.status === 200 ? existing.body.metadata.annotations ?? {} : {};
+    if (
+      String(
+        annotations['fluxcd.controlplane.io/reconcile'] ?? '',
+      ).toLowerCase() === 'disabled'
+    )
+      return;
     const requested = annotations['reconcile.fluxcd.io/requestedAt'];
     const interval = ctx.opts.reportIntervalMs ?? 1000;
     const requestPending =
-      requested !== undefined && requested !== existing.body?.status?.lastHandledReconcileAt;
-    if (!force && !requestPending && existing.status === 200 && Date.now() - lastReport < interval) return;
+      requested !== undefined &&
+      requested !== existing.body?.status?.lastHandledReconcileAt;
+    if (
+      !force &&
+      !requestPending &&
+      existing.status === 200 &&
+      Date.now() - lastReport < interval
+    )
+      return;
     lastReport = Date.now();
     const start = Date.now();
 
     // distribution (internal/reporter/distribution.go)
-    const distribution: Record<string, string> = { entitlement: 'Unknown', status: 'Unknown' };
+    const distribution: Record<string, string> = {
+      entitlement: 'Unknown',
+      status: 'Unknown',
+    };
     const gr = await applier.get({
       apiVersion: 'apiextensions.k8s.io/v1',
       kind: 'CustomResourceDefinition',
@@ -571,9 +751,12 @@ export function createOperatorLoop(ctx: {
     if (gr) {
       distribution.status = 'Installed';
       const l = gr.metadata.labels ?? {};
-      if (l['app.kubernetes.io/version']) distribution.version = l['app.kubernetes.io/version'];
-      if (l['app.kubernetes.io/managed-by']) distribution.managedBy = l['app.kubernetes.io/managed-by'];
-      else if (l['kustomize.toolkit.fluxcd.io/name']) distribution.managedBy = 'flux bootstrap';
+      if (l['app.kubernetes.io/version'])
+        distribution.version = l['app.kubernetes.io/version'];
+      if (l['app.kubernetes.io/managed-by'])
+        distribution.managedBy = l['app.kubernetes.io/managed-by'];
+      else if (l['kustomize.toolkit.fluxcd.io/name'])
+        distribution.managedBy = 'flux bootstrap';
     } else {
       distribution.status = 'Not Installed';
     }
@@ -586,15 +769,29 @@ export function createOperatorLoop(ctx: {
       ...(nodes.length ? { nodes: nodes.length } : {}),
     };
     // operator
-    const opDeploy = await applier.get({ apiVersion: 'apps/v1', kind: 'Deployment', name: 'flux-operator', namespace: ns });
-    const opImage: string = opDeploy?.spec?.template?.spec?.containers?.[0]?.image ?? '';
+    const opDeploy = await applier.get({
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      name: 'flux-operator',
+      namespace: ns,
+    });
+    const opImage: string =
+      opDeploy?.spec?.template?.spec?.containers?.[0]?.image ?? '';
     const operator = {
       apiVersion: API,
-      version: /:([^:@/]+)(@|$)/.exec(opImage)?.[1] ?? ctx.opts.version ?? FLUX_OPERATOR_VERSION,
+      version:
+        /:([^:@/]+)(@|$)/.exec(opImage)?.[1] ??
+        ctx.opts.version ??
+        FLUX_OPERATOR_VERSION,
       platform: 'linux/amd64',
     };
     // components (Deployments labelled part-of=flux)
-    const deployments = await list('apps/v1', 'deployments', { labelSelector: 'app.kubernetes.io/part-of=flux' }, ns);
+    const deployments = await list(
+      'apps/v1',
+      'deployments',
+      { labelSelector: 'app.kubernetes.io/part-of=flux' },
+      ns,
+    );
     const components = deployments
       .map(d => {
         const want = d.spec?.replicas ?? 1;
@@ -614,9 +811,13 @@ export function createOperatorLoop(ctx: {
       })
       .sort((a, b) => a.name.localeCompare(b.name));
     // reconcilers (one entry per Flux CRD, stats over all namespaces)
-    const crds = await list('apiextensions.k8s.io/v1', 'customresourcedefinitions', {
-      labelSelector: 'app.kubernetes.io/part-of=flux',
-    });
+    const crds = await list(
+      'apiextensions.k8s.io/v1',
+      'customresourcedefinitions',
+      {
+        labelSelector: 'app.kubernetes.io/part-of=flux',
+      },
+    );
     const reconcilers: any[] = [];
     for (const crd of crds) {
       const stored: string[] = crd.status?.storedVersions ?? [];
@@ -630,7 +831,10 @@ export function createOperatorLoop(ctx: {
         if (it.spec?.suspend) suspended++;
         else if (
           (it.status?.conditions ?? []).some(
-            (c: any) => c.type === 'Ready' && c.status === 'False' && c.reason !== 'DependencyNotReady',
+            (c: any) =>
+              c.type === 'Ready' &&
+              c.status === 'False' &&
+              c.reason !== 'DependencyNotReady',
           )
         )
           failing++;
@@ -649,7 +853,8 @@ export function createOperatorLoop(ctx: {
     }
     // sync (internal/reporter/sync.go)
     const inst = await api.request('GET', instPath, { signal });
-    const syncName: string = (inst.status === 200 && inst.body.spec?.sync?.name) || ns;
+    const syncName: string =
+      (inst.status === 200 && inst.body.spec?.sync?.name) || ns;
     let sync: Record<string, unknown> | undefined;
     const ks = await applier.get({
       apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
@@ -658,9 +863,15 @@ export function createOperatorLoop(ctx: {
       namespace: ns,
     });
     if (ks) {
-      const s: Record<string, any> = { id: `kustomization/${syncName}`, ready: false, status: 'not initialized' };
+      const s: Record<string, any> = {
+        id: `kustomization/${syncName}`,
+        ready: false,
+        status: 'not initialized',
+      };
       if (ks.spec?.path !== undefined) s.path = ks.spec.path;
-      const ready = (ks.status?.conditions ?? []).find((c: any) => c.type === 'Ready');
+      const ready = (ks.status?.conditions ?? []).find(
+        (c: any) => c.type === 'Ready',
+      );
       if (ready) {
         s.ready = ready.status !== 'False';
         s.status = ready.message;
@@ -675,7 +886,9 @@ export function createOperatorLoop(ctx: {
         });
         if (src) {
           if (src.spec?.url) s.source = src.spec.url;
-          const sr = (src.status?.conditions ?? []).find((c: any) => c.type === 'Ready');
+          const sr = (src.status?.conditions ?? []).find(
+            (c: any) => c.type === 'Ready',
+          );
           if (sr?.status === 'False') {
             s.ready = false;
             s.status += `\n${sr.message}`;
@@ -694,36 +907,55 @@ export function createOperatorLoop(ctx: {
       ...(sync ? { sync } : {}),
     };
     const sameSpec =
-      existing.status === 200 && JSON.stringify(sortKeys(existing.body.spec)) === JSON.stringify(sortKeys(spec));
+      existing.status === 200 &&
+      JSON.stringify(sortKeys(existing.body.spec)) ===
+        JSON.stringify(sortKeys(spec));
     if (!sameSpec) {
       const w = await api.request('PATCH', reportPath, {
-        body: { apiVersion: API, kind: 'FluxReport', metadata: { name: 'flux', namespace: ns }, spec },
+        body: {
+          apiVersion: API,
+          kind: 'FluxReport',
+          metadata: { name: 'flux', namespace: ns },
+          spec,
+        },
         contentType: 'application/apply-patch+yaml',
         query: { fieldManager: FIELD_MANAGER, force: 'true' },
         signal,
       });
       if (w.status >= 300) {
-        record(`FluxReport: update failed ${w.status} ${w.body?.message ?? ''}`);
+        record(
+          `FluxReport: update failed ${w.status} ${w.body?.message ?? ''}`,
+        );
         return;
       }
       record(
-        `FluxReport: ${distribution.status} ${distribution.version ?? ''} managedBy=${distribution.managedBy ?? ''} sync=${sync ? `${(sync as any).ready}` : 'none'}`,
+        `FluxReport: ${distribution.status} ${
+          distribution.version ?? ''
+        } managedBy=${distribution.managedBy ?? ''} sync=${
+          sync ? `${(sync as any).ready}` : 'none'
+        }`,
       );
     }
     const cur = existing.status === 200 ? existing.body : undefined;
-    const readyNow = cur?.status?.conditions?.find((c: any) => c.type === 'Ready');
+    const readyNow = cur?.status?.conditions?.find(
+      (c: any) => c.type === 'Ready',
+    );
     if (!sameSpec || readyNow?.status !== 'True' || requestPending) {
       await api.request('PATCH', `${reportPath}/status`, {
         body: {
           status: {
-            ...(requested !== undefined ? { lastHandledReconcileAt: requested } : {}),
+            ...(requested !== undefined
+              ? { lastHandledReconcileAt: requested }
+              : {}),
             conditions: ctx.withTransitions(
               [
                 {
                   type: 'Ready',
                   status: 'True',
                   reason: 'Succeeded',
-                  message: `Reporting finished in ${goDuration(Date.now() - start)}`,
+                  message: `Reporting finished in ${goDuration(
+                    Date.now() - start,
+                  )}`,
                 },
               ],
               cur?.status?.conditions,

@@ -91,7 +91,8 @@ export function matchesTarget(obj: K8sObject, t: PatchTarget): boolean {
   if (t.group !== undefined && !anchored(t.group, group)) return false;
   if (t.version !== undefined && !anchored(t.version, version)) return false;
   if (t.kind !== undefined && !anchored(t.kind, obj.kind)) return false;
-  if (t.name !== undefined && !anchored(t.name, obj.metadata.name)) return false;
+  if (t.name !== undefined && !anchored(t.name, obj.metadata.name))
+    return false;
   if (
     t.namespace !== undefined &&
     !anchored(t.namespace, obj.metadata.namespace ?? '')
@@ -99,7 +100,11 @@ export function matchesTarget(obj: K8sObject, t: PatchTarget): boolean {
     return false;
   if (
     t.labelSelector &&
-    !matchesSelector(t.labelSelector, obj.metadata.labels ?? {}, 'labelSelector')
+    !matchesSelector(
+      t.labelSelector,
+      obj.metadata.labels ?? {},
+      'labelSelector',
+    )
   )
     return false;
   if (

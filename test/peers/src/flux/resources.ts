@@ -50,10 +50,10 @@ export interface FieldManagerMatch {
 
 export interface ApplyOptions {
   fieldManager: string;
-  /** owner label group, e.g. `kustomize.toolkit.fluxcd.io` */
+  /** owner label group, e.g. `kustomize.toolkit.fluxcd.io` (`''`: no owner labels) */
   ownerGroup: string;
-  ownerName: string;
-  ownerNamespace: string;
+  ownerName?: string;
+  ownerNamespace?: string;
   exclusions?: Record<string, string>;
   /** objects whose desired manifest matches are only created, never patched */
   ifNotPresent?: Record<string, string>;
@@ -239,7 +239,10 @@ function comparable(o: any): string {
   return JSON.stringify(c, Object.keys(flatKeys(c)).sort());
 }
 
-function flatKeys(o: any, acc: Record<string, true> = {}): Record<string, true> {
+function flatKeys(
+  o: any,
+  acc: Record<string, true> = {},
+): Record<string, true> {
   if (o && typeof o === 'object') {
     for (const [k, v] of Object.entries(o)) {
       if (!Array.isArray(o)) acc[k] = true;
@@ -268,13 +271,18 @@ export class FluxApplier {
     this.discovery.clear();
   }
 
-  async mapping(apiVersion: string, kind: string): Promise<Mapping | undefined> {
+  async mapping(
+    apiVersion: string,
+    kind: string,
+  ): Promise<Mapping | undefined> {
     for (let attempt = 0; attempt < 2; attempt++) {
       let kinds = this.discovery.get(apiVersion);
       if (kinds === undefined || (attempt === 1 && !kinds?.has(kind))) {
         const res = await this.api.request(
           'GET',
-          apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`,
+          apiVersion.includes('/')
+            ? `/apis/${apiVersion}`
+            : `/api/${apiVersion}`,
           { signal: this.signal },
         );
         if (res.status === 404) kinds = null;
@@ -322,7 +330,9 @@ export class FluxApplier {
     const res = await this.api.request('GET', p, { signal: this.signal });
     if (res.status === 404) return undefined;
     if (res.status !== 200)
-      throw new Error(`GET ${subjectOf(ref)}: ${res.status} ${res.body?.message ?? ''}`);
+      throw new Error(
+        `GET ${subjectOf(ref)}: ${res.status} ${res.body?.message ?? ''}`,
+      );
     return res.body;
   }
 
@@ -333,11 +343,12 @@ export class FluxApplier {
   ): Promise<ChangeEntry[]> {
     const owned = objects.map(o => {
       const c = JSON.parse(JSON.stringify(o)) as K8sObject;
-      c.metadata.labels = {
-        ...(c.metadata.labels ?? {}),
-        [`${opts.ownerGroup}/name`]: opts.ownerName,
-        [`${opts.ownerGroup}/namespace`]: opts.ownerNamespace,
-      };
+      if (opts.ownerGroup)
+        c.metadata.labels = {
+          ...(c.metadata.labels ?? {}),
+          [`${opts.ownerGroup}/name`]: opts.ownerName ?? '',
+          [`${opts.ownerGroup}/namespace`]: opts.ownerNamespace ?? '',
+        };
       return c;
     });
     const sorted = sortForApply(owned);
@@ -402,9 +413,16 @@ export class FluxApplier {
     });
     const liveRes = await this.api.request('GET', p, { signal: this.signal });
     if (liveRes.status !== 200 && liveRes.status !== 404)
-      throw fail(`${subject} query failed: ${liveRes.status} ${liveRes.body?.message ?? ''}`);
+      throw fail(
+        `${subject} query failed: ${liveRes.status} ${
+          liveRes.body?.message ?? ''
+        }`,
+      );
     let live = liveRes.status === 200 ? liveRes.body : undefined;
-    if (anyInMetadata(o, opts.exclusions) || anyInMetadata(live, opts.exclusions))
+    if (
+      anyInMetadata(o, opts.exclusions) ||
+      anyInMetadata(live, opts.exclusions)
+    )
       return this.entryFor(live ?? o, 'skipped');
     if (live && anyInMetadata(o, opts.ifNotPresent))
       return this.entryFor(live, 'skipped');
@@ -460,12 +478,19 @@ export class FluxApplier {
       const ops: any[] = [];
       for (const a of cleanup.annotations ?? [])
         if (live.metadata.annotations?.[a] !== undefined)
-          ops.push({ op: 'remove', path: `/metadata/annotations/${escapeKey(a)}` });
+          ops.push({
+            op: 'remove',
+            path: `/metadata/annotations/${escapeKey(a)}`,
+          });
       for (const l of cleanup.labels ?? [])
         if (live.metadata.labels?.[l] !== undefined)
           ops.push({ op: 'remove', path: `/metadata/labels/${escapeKey(l)}` });
       ops.push(
-        ...replaceFieldManagers(live, cleanup.managers ?? [], opts.fieldManager),
+        ...replaceFieldManagers(
+          live,
+          cleanup.managers ?? [],
+          opts.fieldManager,
+        ),
       );
       if (ops.length) {
         const r = await this.api.request('PATCH', p, {
@@ -476,7 +501,9 @@ export class FluxApplier {
         });
         if (r.status >= 300)
           throw fail(
-            `${subject} metadata.managedFields cleanup failed: ${r.body?.message ?? r.status}`,
+            `${subject} metadata.managedFields cleanup failed: ${
+              r.body?.message ?? r.status
+            }`,
           );
         patched = true;
       }
@@ -492,11 +519,14 @@ export class FluxApplier {
 
   private async waitDefinitions(changes: ChangeEntry[], timeoutMs: number) {
     const deadline = Date.now() + timeoutMs;
-    for (const c of changes.filter(x => x.kind === 'CustomResourceDefinition')) {
+    for (const c of changes.filter(
+      x => x.kind === 'CustomResourceDefinition',
+    )) {
       for (;;) {
         const crd = await this.get(c);
         const conds: any[] = crd?.status?.conditions ?? [];
-        if (conds.some(x => x.type === 'Established' && x.status === 'True')) break;
+        if (conds.some(x => x.type === 'Established' && x.status === 'True'))
+          break;
         if (Date.now() > deadline)
           throw new ApplyError(
             `${c.subject} not Established after ${timeoutMs / 1000}s`,
@@ -510,7 +540,10 @@ export class FluxApplier {
   /** fluxcd/pkg/ssa DeleteAll for stale inventory entries (reverse apply order). */
   async deleteAll(
     stale: InventoryEntry[],
-    opts: { inclusions: Record<string, string>; exclusions: Record<string, string> },
+    opts: {
+      inclusions: Record<string, string>;
+      exclusions: Record<string, string>;
+    },
   ): Promise<ChangeEntry[]> {
     const refs = stale.map(e => ({ ...parseInventoryEntry(e), e }));
     const ordered = sortForApply(
@@ -556,7 +589,9 @@ export class FluxApplier {
         signal: this.signal,
       });
       if (res.status >= 300 && res.status !== 404)
-        errors.push(`${base.subject} delete failed: ${res.body?.message ?? res.status}`);
+        errors.push(
+          `${base.subject} delete failed: ${res.body?.message ?? res.status}`,
+        );
       else out.push({ ...base, action: 'deleted' });
     }
     if (errors.length)
@@ -591,8 +626,11 @@ export class FluxApplier {
           (s.availableReplicas ?? 0) >= want &&
           cond('Available')?.status === 'True';
         if (!current) {
-          const failed = cond('Progressing')?.reason === 'ProgressDeadlineExceeded';
-          out.push(`${e.subject} status: '${failed ? 'Failed' : 'InProgress'}'`);
+          const failed =
+            cond('Progressing')?.reason === 'ProgressDeadlineExceeded';
+          out.push(
+            `${e.subject} status: '${failed ? 'Failed' : 'InProgress'}'`,
+          );
         }
       } else if (e.kind === 'CustomResourceDefinition') {
         if (cond('Established')?.status !== 'True')

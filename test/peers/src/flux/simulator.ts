@@ -448,7 +448,12 @@ export async function startFluxSimulator(
     'decryption',
     'healthCheckExprs',
   ];
-  const RECONCILE_FIELDS = ['kubeConfig', 'serviceAccountName', 'dependsOn', 'ignore'];
+  const RECONCILE_FIELDS = [
+    'kubeConfig',
+    'serviceAccountName',
+    'dependsOn',
+    'ignore',
+  ];
 
   async function reconcileKustomization(force: boolean): Promise<void> {
     const res = await api.request('GET', ksPath, { signal: abort.signal });
@@ -472,7 +477,10 @@ export async function startFluxSimulator(
       observedGeneration: generation,
       ...(requested ? { lastHandledReconcileAt: requested } : {}),
     };
-    const report = async (conds: Cond[], extra: Record<string, unknown> = {}) => {
+    const report = async (
+      conds: Cond[],
+      extra: Record<string, unknown> = {},
+    ) => {
       await writeStatus(
         ksPath,
         k,
@@ -574,7 +582,12 @@ export async function startFluxSimulator(
       return report(
         [
           notReadyCond('HealthCheckFailed', msg),
-          { type: 'Healthy', status: 'False', reason: 'HealthCheckFailed', message: msg },
+          {
+            type: 'Healthy',
+            status: 'False',
+            reason: 'HealthCheckFailed',
+            message: msg,
+          },
         ],
         { lastAttemptedRevision: revision, ...h.extra },
       );
@@ -642,7 +655,11 @@ export async function startFluxSimulator(
     try {
       objects = await kustomizeBuild(tree, dir);
       if (spec.patches?.length)
-        objects = applyPatches(objects, spec.patches, `Kustomization ${ns}/${name} spec.patches`);
+        objects = applyPatches(
+          objects,
+          spec.patches,
+          `Kustomization ${ns}/${name} spec.patches`,
+        );
     } catch (e) {
       if (e instanceof KustomizeBuildError || e instanceof PatchError)
         return failed('BuildFailed', e.message);
@@ -651,7 +668,10 @@ export async function startFluxSimulator(
     const cm = spec.commonMetadata;
     if (cm) {
       for (const o of objects) {
-        o.metadata.labels = { ...(o.metadata.labels ?? {}), ...(cm.labels ?? {}) };
+        o.metadata.labels = {
+          ...(o.metadata.labels ?? {}),
+          ...(cm.labels ?? {}),
+        };
         o.metadata.annotations = {
           ...(o.metadata.annotations ?? {}),
           ...(cm.annotations ?? {}),
@@ -695,7 +715,10 @@ export async function startFluxSimulator(
         .filter(c => c.action === 'created' || c.action === 'configured')
         .map(c => `${c.subject} ${c.action}`)
         .join('\n');
-      return failed('ReconciliationFailed', log ? `${e.message}\n${log}` : e.message);
+      return failed(
+        'ReconciliationFailed',
+        log ? `${e.message}\n${log}` : e.message,
+      );
     }
     const changed = changes.filter(
       c => c.action === 'created' || c.action === 'configured',
@@ -746,7 +769,11 @@ export async function startFluxSimulator(
       toCheck = changes.filter(
         c =>
           c.action !== 'skipped' &&
-          !(c.kind === 'Kustomization' && c.name === name && c.namespace === ns),
+          !(
+            c.kind === 'Kustomization' &&
+            c.name === name &&
+            c.namespace === ns
+          ),
       );
     } else if (Array.isArray(spec.healthChecks) && spec.healthChecks.length) {
       toCheck = spec.healthChecks.map((r: any) => {
@@ -760,7 +787,9 @@ export async function startFluxSimulator(
           ...id,
           id: '',
           v: '',
-          subject: `${id.kind}/${id.namespace ? `${id.namespace}/` : ''}${id.name}`,
+          subject: `${id.kind}/${id.namespace ? `${id.namespace}/` : ''}${
+            id.name
+          }`,
           action: 'unchanged' as const,
         };
       });
@@ -788,8 +817,18 @@ export async function startFluxSimulator(
               reason: 'Progressing',
               message: 'Reconciliation in progress',
             },
-            { type: 'Reconciling', status: 'True', reason: 'Progressing', message },
-            { type: 'Healthy', status: 'Unknown', reason: 'Progressing', message },
+            {
+              type: 'Reconciling',
+              status: 'True',
+              reason: 'Progressing',
+              message,
+            },
+            {
+              type: 'Healthy',
+              status: 'Unknown',
+              reason: 'Progressing',
+              message,
+            },
           ],
           { lastAttemptedRevision: revision, ...extra },
         );
@@ -829,7 +868,11 @@ export async function startFluxSimulator(
             ]
           : []),
       ],
-      { ...rest, lastAppliedRevision: revision, lastAttemptedRevision: revision },
+      {
+        ...rest,
+        lastAppliedRevision: revision,
+        lastAttemptedRevision: revision,
+      },
     );
   }
 
@@ -853,8 +896,12 @@ export async function startFluxSimulator(
   async function reconcileDeployments(): Promise<void> {
     const items = await listDeployments('app.kubernetes.io/part-of=flux');
     if (operator)
-      items.push(...(await listDeployments('app.kubernetes.io/name=flux-operator')));
-    const seen = new Set(items.map(d => `${d.metadata.namespace}/${d.metadata.name}`));
+      items.push(
+        ...(await listDeployments('app.kubernetes.io/name=flux-operator')),
+      );
+    const seen = new Set(
+      items.map(d => `${d.metadata.namespace}/${d.metadata.name}`),
+    );
     for (const ref of [...ks.deployments, ...(operator?.deployments() ?? [])]) {
       const key = `${ref.namespace}/${ref.name}`;
       if (seen.has(key)) continue;
