@@ -466,7 +466,8 @@ export function createOperatorLoop(ctx: {
     try {
       b = build(inst);
     } catch (e) {
-      lastFailed = true;
+      // A build failure is terminal (Stalled): retried only when the spec or a request changes.
+      lastFailed = false;
       health = undefined;
       const msg = `build failed: ${(e as Error).message}`;
       const specDigest = `sha256:${crypto
