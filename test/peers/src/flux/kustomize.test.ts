@@ -19,12 +19,10 @@ function tree(files: Record<string, string>): TreeReader {
     }
   }
   return {
-    entry: p =>
-      p in files
-        ? { type: 'blob' }
-        : dirs.has(p) || p === ''
-        ? { type: 'tree' }
-        : undefined,
+    entry: p => {
+      if (p in files) return { type: 'blob' };
+      return dirs.has(p) ? { type: 'tree' } : undefined;
+    },
     children: dir =>
       [...Object.keys(files), ...dirs]
         .filter(p => p && path.posix.dirname(p) === (dir || '.'))

@@ -1,3 +1,4 @@
+/* eslint-disable consistent-return -- the reconcile functions end early with `return write…(…)`, like controller code */
 import crypto from 'node:crypto';
 import semver from 'semver';
 import { KubeHttp, kubePath } from '../kube/http';
@@ -65,6 +66,13 @@ export function goDuration(ms: number): string {
 }
 
 /** Parses a Go duration string (`1m30s`, `10m0s`, `500ms`) into milliseconds. */
+const UNIT_MS: Record<string, number> = {
+  ms: 1,
+  s: 1e3,
+  m: 6e4,
+  h: 3.6e6,
+};
+
 export function parseGoDuration(d: unknown): number | undefined {
   if (typeof d !== 'string' || !d) return undefined;
   const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/g;
@@ -73,14 +81,7 @@ export function parseGoDuration(d: unknown): number | undefined {
   for (let m = re.exec(d); m; m = re.exec(d)) {
     matched += m[0];
     const n = Number(m[1]);
-    total +=
-      m[2] === 'ms'
-        ? n
-        : m[2] === 's'
-        ? n * 1e3
-        : m[2] === 'm'
-        ? n * 6e4
-        : n * 3.6e6;
+    total += n * UNIT_MS[m[2]];
   }
   return matched === d ? total : undefined;
 }
@@ -168,23 +169,23 @@ export function createOperatorLoop(ctx: {
     metadata?: Record<string, string>,
   ): any[] {
     const now = ctx.now();
-    const list = [...(history ?? [])];
-    const i = list.findIndex(
+    const entries = [...(history ?? [])];
+    const i = entries.findIndex(
       h => h.digest === digest && h.lastReconciledStatus === reason,
     );
     const duration = goDuration(Date.now() - start);
     if (i >= 0) {
       const h = {
-        ...list[i],
+        ...entries[i],
         lastReconciled: now,
         lastReconciledDuration: duration,
-        totalReconciliations: (list[i].totalReconciliations ?? 0) + 1,
+        totalReconciliations: (entries[i].totalReconciliations ?? 0) + 1,
         ...(metadata ? { metadata } : {}),
       };
-      list.splice(i, 1);
-      list.unshift(h);
+      entries.splice(i, 1);
+      entries.unshift(h);
     } else {
-      list.unshift({
+      entries.unshift({
         digest,
         firstReconciled: now,
         lastReconciled: now,
@@ -194,7 +195,7 @@ export function createOperatorLoop(ctx: {
         ...(metadata ? { metadata } : {}),
       });
     }
-    return list.slice(0, 5);
+    return entries.slice(0, 5);
   }
 
   /** The operator's build: version resolution, objects, revision. Throws Error(message) on failure. */
@@ -385,15 +386,14 @@ export function createOperatorLoop(ctx: {
       const m = /^(.*?):([^:@/]+)(?:@(sha256:[0-9a-f]+))?$/.exec(image);
       const repository = m?.[1] ?? image;
       const tag = m?.[2] ?? 'latest';
+      let imageDigest: string | undefined = m?.[3];
+      if (!imageDigest && digests)
+        imageDigest = fixtureImageDigest(`${repository}:${tag}`);
       return {
         name: c,
         repository,
         tag,
-        ...(m?.[3]
-          ? { digest: m[3] }
-          : digests
-          ? { digest: fixtureImageDigest(`${repository}:${tag}`) }
-          : {}),
+        ...(imageDigest ? { digest: imageDigest } : {}),
       };
     });
     return {

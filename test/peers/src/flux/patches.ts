@@ -71,11 +71,12 @@ function matchesSelector(
         `the Flux simulator does not support set-based ${field} "${selector}"`,
       );
     }
-    let m: RegExpExecArray | null;
-    if ((m = /^([^!=]+)!=(.*)$/.exec(term))) {
-      if (values[m[1].trim()] === m[2].trim()) return false;
-    } else if ((m = /^([^!=]+)==?(.*)$/.exec(term))) {
-      if (values[m[1].trim()] !== m[2].trim()) return false;
+    const ne = /^([^!=]+)!=(.*)$/.exec(term);
+    const eq = ne ? null : /^([^!=]+)==?(.*)$/.exec(term);
+    if (ne) {
+      if (values[ne[1].trim()] === ne[2].trim()) return false;
+    } else if (eq) {
+      if (values[eq[1].trim()] !== eq[2].trim()) return false;
     } else if (term.startsWith('!')) {
       if (term.slice(1).trim() in values) return false;
     } else if (!(term in values)) {

@@ -348,9 +348,10 @@ describe('Flux simulator self-management (kustomize-controller)', () => {
       `${PATH}/${NS}/gotk-components.yaml`,
     ]);
     await appliedAt(upgrade);
+    const access = k;
     for (const [name, uid] of Object.entries(uids)) {
       const d = await eventually(`${name} available at v2.10.0`, async () => {
-        const cur = await k.get(k.deployment(NS, name));
+        const cur = await access.get(access.deployment(NS, name));
         return available(cur) &&
           cur.spec.template.spec.containers[0].image ===
             `ghcr.io/fluxcd/${name}:v2.10.0`

@@ -124,8 +124,8 @@ export function kubeAccess(kube: KubeApiserverInfo) {
   return {
     api,
     p,
-    async get(path: string): Promise<any | undefined> {
-      const r = await api.request('GET', path);
+    async get(at: string): Promise<any | undefined> {
+      const r = await api.request('GET', at);
       return r.status === 200 ? r.body : undefined;
     },
     deployment: (ns: string, name: string) =>
@@ -144,14 +144,14 @@ export function kubeAccess(kube: KubeApiserverInfo) {
         stringData: data,
       });
     },
-    async annotate(path: string, annotations: Record<string, string | null>) {
-      await api.expect('PATCH', path, {
+    async annotate(at: string, annotations: Record<string, string | null>) {
+      await api.expect('PATCH', at, {
         body: { metadata: { annotations } },
         contentType: 'application/merge-patch+json',
       });
     },
-    async patchSpec(path: string, spec: Record<string, unknown>) {
-      await api.expect('PATCH', path, {
+    async patchSpec(at: string, spec: Record<string, unknown>) {
+      await api.expect('PATCH', at, {
         body: { spec },
         contentType: 'application/merge-patch+json',
       });

@@ -116,6 +116,14 @@ type Cond = {
 };
 
 const SOURCE_API = 'source.toolkit.fluxcd.io/v1';
+
+/** The ref source-controller fetches for a GitRepository `spec.ref` (commit sha as the fallback). */
+function fetchRefOf(ref: any, sha: string): string {
+  if (ref?.name) return ref.name;
+  if (ref?.tag) return `refs/tags/${ref.tag}`;
+  if (ref?.branch) return `refs/heads/${ref.branch}`;
+  return sha;
+}
 const KUSTOMIZE_API = 'kustomize.toolkit.fluxcd.io/v1';
 
 export async function startFluxSimulator(
@@ -608,13 +616,7 @@ export async function startFluxSimulator(
       const sec = await getSecret(src.spec.secretRef.name, srcNs);
       if (!('error' in sec)) secret = sec;
     }
-    const fetchRef = src.spec?.ref?.name
-      ? src.spec.ref.name
-      : src.spec?.ref?.tag
-      ? `refs/tags/${src.spec.ref.tag}`
-      : src.spec?.ref?.branch
-      ? `refs/heads/${src.spec.ref.branch}`
-      : m[1];
+    const fetchRef = fetchRefOf(src.spec?.ref, m[1]);
     let tree;
     try {
       tree = await snapshots.fetch(src.spec.url, secret, fetchRef, m[1]);
@@ -711,13 +713,13 @@ export async function startFluxSimulator(
     } catch (e) {
       if (abort.signal.aborted) return;
       if (!(e instanceof ApplyError)) throw e;
-      const log = e.changes
+      const changeLog = e.changes
         .filter(c => c.action === 'created' || c.action === 'configured')
         .map(c => `${c.subject} ${c.action}`)
         .join('\n');
       return failed(
         'ReconciliationFailed',
-        log ? `${e.message}\n${log}` : e.message,
+        changeLog ? `${e.message}\n${changeLog}` : e.message,
       );
     }
     const changed = changes.filter(
