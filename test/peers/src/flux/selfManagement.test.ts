@@ -258,6 +258,9 @@ describe('Flux simulator self-management (kustomize-controller)', () => {
 
     // requestedAt: reconcile now, then lastHandledReconcileAt = the annotation value.
     await k.api.expect('DELETE', k.deployment(NS, 'helm-controller'));
+    await k.annotate(k.gitRepository(NS, NS), {
+      'reconcile.fluxcd.io/requestedAt': '2026-08-20T09:59:00Z',
+    });
     await k.annotate(k.kustomization(NS, NS), {
       'reconcile.fluxcd.io/requestedAt': '2026-08-20T10:00:00Z',
     });
@@ -272,6 +275,10 @@ describe('Flux simulator self-management (kustomize-controller)', () => {
       },
       () => sim?.events() ?? [],
     );
+
+    expect(
+      (await k.get(k.gitRepository(NS, NS))).status.lastHandledReconcileAt,
+    ).toBe('2026-08-20T09:59:00Z');
 
     // Prune: objects that left the build are deleted, unless prune is disabled on them.
     const removed = await commitFiles(fleet.repo.path, 'main', {
