@@ -36,7 +36,7 @@ import {
   renderRepo,
   renderUser,
 } from './render';
-import { branchPermissions } from './restrictions';
+import { branchPermissions, checkPush } from './restrictions';
 
 /** A parsed REST call. */
 export interface RestCall {
@@ -695,6 +695,7 @@ export class BitbucketRest implements RestContext {
         EX.duplicateRef,
       );
     }
+    this.refPermitted(call, repo, `refs/heads/${name}`, '0'.repeat(40), sha);
     if (!(await createBranch(repo.path, name, sha))) {
       throw new RestError(
         409,
@@ -710,6 +711,20 @@ export class BitbucketRest implements RestContext {
         this.state.headRef(repo) === `refs/heads/${name}`,
       ),
     };
+  }
+
+  /** Branch permissions apply to REST branch changes too: 401 naming the restriction. */
+  private refPermitted(
+    call: RestCall,
+    repo: Repo,
+    ref: string,
+    oldSha: string,
+    newSha: string,
+  ): void {
+    const v = checkPush(this.state, repo, { user: call.principal?.user }, [
+      { ref, oldSha, newSha, fastForward: true },
+    ]);
+    if (v.length) throw notPermitted(v.map(x => x.message).join(' '));
   }
 
   private async listCommits(call: RestCall, repo: Repo): Promise<RestResult> {
@@ -1090,6 +1105,15 @@ export class BitbucketRest implements RestContext {
       const body = asObject(call.body);
       const name = typeof body.name === 'string' ? branchName(body.name) : '';
       if (!name) throw validation('name', 'A branch name is required.');
+      const current = await resolveCommit(repo.path, `refs/heads/${name}`);
+      if (current)
+        this.refPermitted(
+          call,
+          repo,
+          `refs/heads/${name}`,
+          current,
+          '0'.repeat(40),
+        );
       if (body.dryRun === true) return { status: 204 };
       if (!(await deleteBranch(repo.path, name))) {
         throw new RestError(
