@@ -647,6 +647,32 @@ export async function startBitbucketDouble(
     res.writeHead(404).end();
   };
 
+  /** HTML pages behind the browse links of repositories and pull requests. */
+  const browsePage = (p: string): string | undefined => {
+    const m =
+      /^\/(?:projects|users)\/([^/]+)\/repos\/([^/]+)\/(browse|pull-requests\/(\d+)(?:\/overview)?)$/.exec(
+        p,
+      );
+    if (!m) return undefined;
+    const key = p.startsWith('/users/') ? `~${m[1]}` : m[1];
+    const repo = state.repo(key, m[2]);
+    if (!repo) return undefined;
+    if (m[3] === 'browse') return HTML_PAGE(`${repo.projectKey}/${repo.slug}`);
+    const pr = state.pullRequests.find(
+      x => x.repoId === repo.id && x.id === Number(m[4]),
+    );
+    if (!pr) return undefined;
+    const esc = (t: string) =>
+      t.replace(/[&<>"]/g, c => `&#${c.charCodeAt(0)};`);
+    return `<!DOCTYPE html><html><head><title>Pull Request #${pr.id}: ${esc(
+      pr.title,
+    )} - Bitbucket</title></head><body><h1>${esc(
+      pr.title,
+    )}</h1><p id="pr-state">${pr.state}</p><p>${esc(pr.fromRef)} → ${esc(
+      pr.toRef,
+    )}</p></body></html>\n`;
+  };
+
   const handler = async (
     req: http.IncomingMessage,
     res: http.ServerResponse,
@@ -896,32 +922,6 @@ export async function startBitbucketDouble(
         res.writeHead(500, { 'Content-Type': 'text/plain' });
       res.end(`Internal error in the Bitbucket double: ${String(e)}\n`);
     }
-  };
-
-  /** HTML pages behind the browse links of repositories and pull requests. */
-  const browsePage = (p: string): string | undefined => {
-    const m =
-      /^\/(?:projects|users)\/([^/]+)\/repos\/([^/]+)\/(browse|pull-requests\/(\d+)(?:\/overview)?)$/.exec(
-        p,
-      );
-    if (!m) return undefined;
-    const key = p.startsWith('/users/') ? `~${m[1]}` : m[1];
-    const repo = state.repo(key, m[2]);
-    if (!repo) return undefined;
-    if (m[3] === 'browse') return HTML_PAGE(`${repo.projectKey}/${repo.slug}`);
-    const pr = state.pullRequests.find(
-      x => x.repoId === repo.id && x.id === Number(m[4]),
-    );
-    if (!pr) return undefined;
-    const esc = (t: string) =>
-      t.replace(/[&<>"]/g, c => `&#${c.charCodeAt(0)};`);
-    return `<!DOCTYPE html><html><head><title>Pull Request #${pr.id}: ${esc(
-      pr.title,
-    )} - Bitbucket</title></head><body><h1>${esc(
-      pr.title,
-    )}</h1><p id="pr-state">${pr.state}</p><p>${esc(pr.fromRef)} → ${esc(
-      pr.toRef,
-    )}</p></body></html>\n`;
   };
 
   const server = pki

@@ -697,11 +697,10 @@ export class BitbucketState {
     const publicLevel: Level = project.public ? 1 : 0;
     if (!principal) return publicLevel;
     const t = principal.token;
-    let lvl: Level = BitbucketState.isResourceToken(t)
-      ? t!.kind === 'project'
-        ? 3
-        : 0
-      : this.userProjectLevel(principal.user, project);
+    let lvl: Level;
+    if (t?.kind === 'project') lvl = 3;
+    else if (t?.kind === 'repository') lvl = 0;
+    else lvl = this.userProjectLevel(principal.user, project);
     if (t) {
       if (!this.tokenAllows(t, project.key)) lvl = 0;
       lvl = Math.min(lvl, this.tokenCaps(t).project) as Level;

@@ -411,11 +411,8 @@ export class PullRequests {
     if (!['NEWEST', 'OLDEST'].includes(order))
       throw validation('order', 'order must be NEWEST or OLDEST.');
     const atRaw = q.get('at');
-    const at = atRaw
-      ? atRaw.startsWith('refs/')
-        ? atRaw
-        : `refs/heads/${atRaw}`
-      : undefined;
+    let at: string | undefined;
+    if (atRaw) at = atRaw.startsWith('refs/') ? atRaw : `refs/heads/${atRaw}`;
     const text = (q.get('filterText') ?? '').toLowerCase();
     const draft = q.get('draft');
     const filters: { user: string; role?: string; approved?: boolean }[] = [];
@@ -488,11 +485,9 @@ export class PullRequests {
       const key = String(asObject(r.project).key ?? fallback.projectKey);
       repo = this.ctx.repoOr404(key, r.slug);
     }
-    const candidates = idRaw.startsWith('refs/')
-      ? [idRaw]
-      : field === 'toRef'
-      ? [`refs/heads/${idRaw}`]
-      : [`refs/heads/${idRaw}`, `refs/tags/${idRaw}`];
+    let candidates = [`refs/heads/${idRaw}`, `refs/tags/${idRaw}`];
+    if (field === 'toRef') candidates = [`refs/heads/${idRaw}`];
+    if (idRaw.startsWith('refs/')) candidates = [idRaw];
     for (const ref of candidates) {
       if (field === 'toRef' && !ref.startsWith('refs/heads/'))
         throw validation(

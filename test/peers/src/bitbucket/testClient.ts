@@ -18,6 +18,11 @@ export interface CallOptions {
   headers?: Record<string, string>;
 }
 
+const bodyOf = (b: unknown) => {
+  if (b === undefined) return undefined;
+  return typeof b === 'string' ? b : JSON.stringify(b);
+};
+
 /** A plain-HTTP client of the double: `call('GET', '/rest/api/1.0/…', { token })`. */
 export function restClient(bb: BitbucketDouble) {
   return async (
@@ -37,12 +42,7 @@ export function restClient(bb: BitbucketDouble) {
       method,
       headers,
       redirect: 'manual',
-      body:
-        opts.body === undefined
-          ? undefined
-          : typeof opts.body === 'string'
-          ? opts.body
-          : JSON.stringify(opts.body),
+      body: bodyOf(opts.body),
     });
     const text = await r.text();
     let body: any = text;
