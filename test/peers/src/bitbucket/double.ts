@@ -776,11 +776,10 @@ export async function startBitbucketDouble(
         return;
       }
       // OAuth 2.0 (authorize, token: form posts without XSRF header), login, whoami, avatars
+      // (their bodies carry passwords, codes and client secrets: not kept in the request log)
       let bodyCache: Buffer | undefined;
       const rawBody = async () => {
         bodyCache ??= await readBody(req);
-        if (bodyCache.length && !entry.body && !/\/token$/.test(p))
-          entry.body = bodyCache.toString('utf8');
         return bodyCache;
       };
       const oauthStatus = await oauth.handle(req, res, p, url, rawBody, () => {
@@ -795,6 +794,13 @@ export async function startBitbucketDouble(
       });
       if (oauthStatus !== undefined) {
         entry.status = oauthStatus;
+        for (const k of [
+          'client_secret',
+          'code',
+          'code_verifier',
+          'refresh_token',
+        ])
+          if (entry.query[k] !== undefined) entry.query[k] = '***';
         return;
       }
       if (!p.startsWith('/rest/')) {

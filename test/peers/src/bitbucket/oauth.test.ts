@@ -230,6 +230,19 @@ describe('Bitbucket double: OAuth 2.0 authorization server (incoming application
     expect(dump).not.toContain(t.access_token);
     expect(dump).not.toContain(t.refresh_token);
     expect(dump).not.toContain(client.clientSecret);
+    // nor does the request log keep the password, the code exchange or the client secret
+    const logged = JSON.stringify(
+      bb.requests().map(r => ({ path: r.path, query: r.query, body: r.body })),
+    );
+    expect(logged).toContain('/j_atl_security_check');
+    expect(logged).toContain('/rest/oauth2/latest/token');
+    for (const secret of [
+      'alice-pw',
+      client.clientSecret,
+      t.refresh_token,
+      t.access_token,
+    ])
+      expect(logged).not.toContain(secret);
   });
 
   it('REST calls, git pushes and access-key writes with the token are made as that user (X-AUSERNAME, createdBy, audit)', async () => {

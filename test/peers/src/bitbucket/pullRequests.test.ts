@@ -639,6 +639,51 @@ describe('Bitbucket double: pull requests', () => {
       // a declined pull request does not block a new one for the same branches
       expect((await open('flux/reviewers')).status).toBe(201);
     });
+
+    it('approve/unapprove (deprecated aliases) act for the caller; DELETE needs the current version', async () => {
+      const pr = (
+        await call(
+          'GET',
+          `${PRS}?direction=OUTGOING&at=refs/heads/flux/reviewers`,
+          {
+            token: 'carol-token',
+          },
+        )
+      ).body.values[0];
+      const approved = await call('POST', `${PRS}/${pr.id}/approve`, {
+        token: 'carol-token',
+      });
+      expect(approved.body).toMatchObject({
+        user: { name: 'carol' },
+        role: 'PARTICIPANT',
+        approved: true,
+      });
+      const withdrawn = await call('DELETE', `${PRS}/${pr.id}/approve`, {
+        token: 'carol-token',
+      });
+      expect(withdrawn.body).toMatchObject({ status: 'UNAPPROVED' });
+      const stale = await call('DELETE', `${PRS}/${pr.id}`, {
+        token: 'alice-token',
+        body: { version: pr.version + 1 },
+      });
+      expect(stale.status).toBe(409);
+      const notAuthor = await call('DELETE', `${PRS}/${pr.id}`, {
+        token: 'bob-token',
+        body: { version: pr.version },
+      });
+      expect(notAuthor.status).toBe(401);
+      const deleted = await call('DELETE', `${PRS}/${pr.id}`, {
+        token: 'alice-token',
+        body: { version: pr.version },
+      });
+      expect(deleted.status).toBe(204);
+      expect(
+        (await call('GET', `${PRS}/${pr.id}`, { token: 'alice-token' })).status,
+      ).toBe(404);
+      expect(bb.state().audit.filter(a => a.action === 'PR_DELETED')).toEqual([
+        expect.objectContaining({ actor: 'alice', details: { id: pr.id } }),
+      ]);
+    });
   });
 
   describe('merge checks: conflicts, branch permissions, default reviewers, minimum approvals, access tokens', () => {
