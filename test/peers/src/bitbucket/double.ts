@@ -588,6 +588,7 @@ export async function startBitbucketDouble(
     if (hook === 'pre-receive') {
       const violations = checkPush(state, repo, actor, updates);
       if (violations.length) {
+        pushes.delete(url.searchParams.get('push')!);
         state.record(push.principal, 'PUSH_REJECTED', {
           ...who,
           details: {

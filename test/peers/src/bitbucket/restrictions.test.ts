@@ -1,5 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import isoGit from 'isomorphic-git';
+import isoHttp from 'isomorphic-git/http/node';
 import { run } from '../common/process';
 import { listBranchesSync } from '../git/cli';
 import {
@@ -629,6 +631,51 @@ describe('Bitbucket double: branch permissions enforced on git pushes (a real pr
       /\[remote rejected\] HEAD -> flux\/staging \(pre-receive hook declined\)/,
     );
     expect(head('flux/staging')).toBeUndefined();
+    bb.removeRestriction(id);
+  });
+
+  it("isomorphic-git (the engine's HTTPS client) gets the per-ref error and Bitbucket's text on its message callback", async () => {
+    const id = bb.addRestriction('FLUX', 'fleet', {
+      type: 'pull-request-only',
+      matcher: 'main',
+    });
+    await gitOk([
+      '-C',
+      work,
+      ...bearer('bob-token'),
+      'fetch',
+      '-q',
+      httpUrl,
+      'main',
+    ]);
+    await gitOk(['-C', work, 'checkout', '-q', '-B', 'iso', 'FETCH_HEAD']);
+    await commitFile(work, 'iso.txt', 'iso\n');
+    const messages: string[] = [];
+    let error: unknown;
+    try {
+      await isoGit.push({
+        fs,
+        http: isoHttp,
+        dir: work,
+        url: httpUrl,
+        ref: 'iso',
+        remoteRef: 'refs/heads/main',
+        headers: { Authorization: 'Bearer bob-token' },
+        onMessage: m => void messages.push(m),
+      });
+    } catch (e) {
+      error = e;
+    }
+    expect((error as { code?: string }).code).toBe('GitPushError');
+    expect(
+      (error as { data?: any }).data.result.refs['refs/heads/main'],
+    ).toEqual({
+      ok: false,
+      error: 'pre-receive hook declined',
+    });
+    expect(messages.join('')).toContain(
+      'Branch refs/heads/main can only be modified through pull requests.',
+    );
     bb.removeRestriction(id);
   });
 
