@@ -14,7 +14,7 @@ export const REDIS_ENV_VAR = 'REDIS_URL';
 
 /**
  * Where a `redis://` / `rediss://` URL points, without its credentials (for the start-up line);
- * throws an error naming REDIS_URL when it is not such a URL.
+ * throws an error naming REDIS_URL, never echoing the value, when it is not such a URL.
  */
 export function describeRedisUrl(value: string): string {
   let url: URL;
@@ -35,6 +35,23 @@ export function describeRedisUrl(value: string): string {
   }`;
 }
 
+/**
+ * When `REDIS_URL` is set, appends `app-config.redis.yaml`: Backstage's cache service on Redis,
+ * shared by backend replicas (docs/production.md). Without it the in-memory cache stays.
+ */
+export function redisBackendArgv(
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+  repoRoot: string,
+): { argv: string[]; redis?: string } {
+  const value = env[REDIS_ENV_VAR];
+  if (!value) return { argv };
+  const redis = describeRedisUrl(value);
+  const out = withExplicitDefaultConfig(argv, repoRoot);
+  out.push('--config', path.join(repoRoot, 'app-config.redis.yaml'));
+  return { argv: out, redis };
+}
+
 /** Finds the repository root (the folder holding app-config.yaml) from a start folder. */
 export function findRepoRoot(start: string): string {
   let dir = path.resolve(start);
@@ -49,27 +66,18 @@ export function findRepoRoot(start: string): string {
 /**
  * The command line the backend's config loader sees. Backstage reads `--config` flags in order,
  * later files overriding earlier ones. When `POSTGRES_HOST` is set, `app-config.postgres.yaml`
- * (a `pg` database reading the four POSTGRES_* variables, scaffolder task recovery) is appended
- * after the given files, so the in-memory SQLite default of `app-config.yaml` is replaced — the
- * way production Backstage runs. When `REDIS_URL` is set, `app-config.redis.yaml` (Backstage's
- * cache service on Redis) follows. Without any `--config` flag Backstage falls back to
- * `app-config.yaml` (+ `.local.yaml`); that fallback is made explicit here so the overlays do not
- * disable it.
+ * (a `pg` database reading the four POSTGRES_* variables) is appended after the given files, so
+ * the in-memory SQLite default of `app-config.yaml` is replaced — the way production Backstage
+ * runs. Without any `--config` flag Backstage falls back to `app-config.yaml` (+ `.local.yaml`);
+ * that fallback is made explicit here so the PostgreSQL overlay does not disable it.
  */
 export function backendArgv(
   argv: string[],
   env: NodeJS.ProcessEnv,
   repoRoot: string,
-): {
-  argv: string[];
-  database: 'postgres' | 'default';
-  cache: 'redis' | 'default';
-} {
-  const postgres = !!env.POSTGRES_HOST;
-  const redis = !!env[REDIS_ENV_VAR];
-  if (!postgres && !redis)
-    return { argv, database: 'default', cache: 'default' };
-  const missing = postgres ? POSTGRES_ENV_VARS.filter(name => !env[name]) : [];
+): { argv: string[]; database: 'postgres' | 'default' } {
+  if (!env.POSTGRES_HOST) return { argv, database: 'default' };
+  const missing = POSTGRES_ENV_VARS.filter(name => !env[name]);
   if (missing.length) {
     throw new Error(
       `POSTGRES_HOST is set, so the backend uses PostgreSQL, but ${missing.join(
@@ -77,7 +85,18 @@ export function backendArgv(
       )} ${missing.length === 1 ? 'is' : 'are'} not set`,
     );
   }
-  if (redis) describeRedisUrl(env[REDIS_ENV_VAR]!);
+  const pgConfig = path.join(repoRoot, 'app-config.postgres.yaml');
+  const out = withExplicitDefaultConfig(argv, repoRoot);
+  out.push('--config', pgConfig);
+  return { argv: out, database: 'postgres' };
+}
+
+/**
+ * A copy of the command line with Backstage's fallback made explicit: without any `--config`
+ * flag Backstage reads `app-config.yaml` (+ `.local.yaml`), but an appended overlay would
+ * disable that fallback.
+ */
+function withExplicitDefaultConfig(argv: string[], repoRoot: string): string[] {
   const out = [...argv];
   const hasConfigFlag = out.some(
     a => a === '--config' || a.startsWith('--config='),
@@ -87,12 +106,32 @@ export function backendArgv(
     const local = path.join(repoRoot, 'app-config.local.yaml');
     if (fs.existsSync(local)) out.push('--config', local);
   }
-  if (postgres)
-    out.push('--config', path.join(repoRoot, 'app-config.postgres.yaml'));
-  if (redis) out.push('--config', path.join(repoRoot, 'app-config.redis.yaml'));
-  return {
-    argv: out,
-    database: postgres ? 'postgres' : 'default',
-    cache: redis ? 'redis' : 'default',
-  };
+  return out;
+}
+
+/** The environment variable holding the static token AI agents send to the MCP endpoint. */
+export const MCP_TOKEN_ENV_VAR = 'MCP_TOKEN';
+
+/**
+ * When `MCP_TOKEN` is set, appends `app-config.mcp.yaml`, which declares it as a static
+ * external access token (`backend.auth.externalAccess`, subject `mcp-clients`) limited to the
+ * MCP endpoint and the plugins it calls. Without it nothing changes, and agents sign in as users
+ * (a Backstage user token) instead. The token must follow Backstage's rules for static tokens
+ * (at least 8 characters, no whitespace); the error names the variable, never the value.
+ */
+export function mcpBackendArgv(
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+  repoRoot: string,
+): { argv: string[]; mcpToken: boolean } {
+  const token = env[MCP_TOKEN_ENV_VAR];
+  if (token === undefined || token === '') return { argv, mcpToken: false };
+  if (!/^\S{8,}$/.test(token)) {
+    throw new Error(
+      `${MCP_TOKEN_ENV_VAR} must be at least 8 characters without whitespace (Backstage's rule for static tokens); generate one with: openssl rand -hex 24`,
+    );
+  }
+  const out = withExplicitDefaultConfig(argv, repoRoot);
+  out.push('--config', path.join(repoRoot, 'app-config.mcp.yaml'));
+  return { argv: out, mcpToken: true };
 }

@@ -2,12 +2,15 @@ import {
   coreServices,
   createBackendPlugin,
 } from '@backstage/backend-plugin-api';
+import { actionsRegistryServiceRef } from '@backstage/backend-plugin-api/alpha';
 import { catalogServiceRef } from '@backstage/plugin-catalog-node';
 import { fluxBootstrapPermissions } from '@flux-bootstrap/plugin-flux-bootstrap-common';
 import {
   createFluxStatusReader,
   readFluxStatusSettings,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import { registerFluxBootstrapActions } from './actions';
+import { createClusterStatusService } from './clusterStatus';
 import { createRouter } from './router';
 import {
   createStatusReadCoordinator,
@@ -28,6 +31,12 @@ import { resilientStatusCache } from './status/resilientCache';
  * `?refresh=true` bypasses the cache. Statuses are cached through Backstage's cache service; when
  * that is shared (`backend.cache.store` other than `memory`, e.g. Redis), replicas also share
  * each cluster's read through short leases in the plugin's database (see docs/production.md).
+ *
+ * The same answers are registered as read-only actions with Backstage's actions registry
+ * (`flux-bootstrap:list-clusters`, `flux-bootstrap:get-cluster-status`,
+ * `flux-bootstrap:get-entity-clusters`; see actions/), which
+ * `@backstage/plugin-mcp-actions-backend` offers to AI agents as MCP tools; they need
+ * `flux.bootstrap.cluster.read` too, for a user or a service caller.
  * @public
  */
 export const fluxBootstrapPlugin = createBackendPlugin({
@@ -45,6 +54,7 @@ export const fluxBootstrapPlugin = createBackendPlugin({
         permissions: coreServices.permissions,
         permissionsRegistry: coreServices.permissionsRegistry,
         catalog: catalogServiceRef,
+        actionsRegistry: actionsRegistryServiceRef,
       },
       async init({
         config,
@@ -57,6 +67,7 @@ export const fluxBootstrapPlugin = createBackendPlugin({
         permissions,
         permissionsRegistry,
         catalog,
+        actionsRegistry,
       }) {
         permissionsRegistry.addPermissions(fluxBootstrapPermissions);
         const statusCache = resilientStatusCache(cache, { logger });
@@ -89,6 +100,16 @@ export const fluxBootstrapPlugin = createBackendPlugin({
               : ''
           }`,
         );
+        // One place builds the status answers, for the REST routes and the registered actions.
+        const statusService = createClusterStatusService({
+          reader,
+          permissions,
+          catalog,
+        });
+        registerFluxBootstrapActions({
+          actionsRegistry,
+          status: statusService,
+        });
         httpRouter.use(
           await createRouter({
             reader,
@@ -97,6 +118,7 @@ export const fluxBootstrapPlugin = createBackendPlugin({
             catalog,
             logger,
             config,
+            statusService,
           }),
         );
         httpRouter.addAuthPolicy({ path: '/health', allow: 'unauthenticated' });

@@ -1,21 +1,13 @@
 import type {
-  BackstageCredentials,
-  BackstageUserPrincipal,
   HttpAuthService,
   LoggerService,
   PermissionsService,
 } from '@backstage/backend-plugin-api';
-import { NotAllowedError, NotFoundError } from '@backstage/errors';
-import { AuthorizeResult } from '@backstage/plugin-permission-common';
 import type { CatalogService } from '@backstage/plugin-catalog-node';
 import {
   BitbucketServerCredentialsKind,
   BitbucketServerIntegrationsResponse,
   CLUSTER_ENTITY_PATH,
-  ClusterListResponse,
-  EntityClustersResponse,
-  fluxBootstrapClusterReadPermission,
-  getEntityClusterNames,
 } from '@flux-bootstrap/plugin-flux-bootstrap-common';
 import {
   BitbucketServerAuth,
@@ -29,6 +21,10 @@ import {
   clusterEntityParamsFromUrl,
   renderClusterEntityYaml,
 } from './clusterEntities/entities';
+import {
+  ClusterStatusService,
+  createClusterStatusService,
+} from './clusterStatus';
 
 /** What the router needs; the plugin wires Backstage's services in. */
 export interface RouterOptions {
@@ -42,6 +38,11 @@ export interface RouterOptions {
   logger: LoggerService;
   /** Root config: `integrations.bitbucketServer` and `scaffolder.requireScmUserCredentials`. */
   config: ConfigLike;
+  /**
+   * The answers of the status routes, shared with the registered actions (actions/); made
+   * from `reader`, `permissions` and `catalog` when not given.
+   */
+  statusService?: ClusterStatusService;
 }
 
 /** An AbortSignal that fires when the client goes away, so nobody waits for nothing. */
@@ -72,22 +73,13 @@ export async function createRouter(
   const router = Router();
   router.use(express.json());
 
-  /** A signed-in user holding flux.bootstrap.cluster.read, else 401 / 403. */
-  const authorize = async (
-    req: express.Request,
-  ): Promise<BackstageCredentials<BackstageUserPrincipal>> => {
-    const credentials = await httpAuth.credentials(req, { allow: ['user'] });
-    const [decision] = await permissions.authorize(
-      [{ permission: fluxBootstrapClusterReadPermission }],
-      { credentials },
-    );
-    if (decision.result !== AuthorizeResult.ALLOW) {
-      throw new NotAllowedError(
-        `Reading the Flux bootstrap state of clusters requires the permission "${fluxBootstrapClusterReadPermission.name}"`,
-      );
-    }
-    return credentials;
-  };
+  const status =
+    options.statusService ??
+    createClusterStatusService({ reader, permissions, catalog });
+
+  /** The status routes answer signed-in users (the card, people); 401 for anyone else. */
+  const userCredentials = (req: express.Request) =>
+    httpAuth.credentials(req, { allow: ['user'] });
 
   router.get('/health', (_req, res) => {
     res.json({ status: 'ok' });
@@ -96,35 +88,25 @@ export async function createRouter(
   // Configured clusters (names and titles), for the template's cluster picker; `?state=true`
   // adds each cluster's status.
   router.get('/clusters', async (req, res) => {
-    await authorize(req);
-    const clusters = reader.listClusters();
-    let body: ClusterListResponse = { items: clusters };
-    if (flag(req.query.state)) {
-      const statuses = await reader.readMany(
-        clusters.map(c => c.name),
-        { refresh: flag(req.query.refresh), signal: requestSignal(res) },
-      );
-      body = { items: clusters.map((c, i) => ({ ...c, status: statuses[i] })) };
-    }
-    res.json(body);
+    res.json(
+      await status.listClusters(await userCredentials(req), {
+        includeStatus: flag(req.query.state),
+        refresh: flag(req.query.refresh),
+        signal: requestSignal(res),
+      }),
+    );
   });
 
   // `/clusters/:name/status` is the same route under the name the template's cluster picker uses.
   router.get(
     ['/clusters/:name', '/clusters/:name/status'],
     async (req, res) => {
-      await authorize(req);
-      const { name } = req.params;
-      if (!reader.hasCluster(name)) {
-        throw new NotFoundError(
-          `No cluster named "${name}" is configured in kubernetes.clusterLocatorMethods`,
-        );
-      }
       res.json(
-        await reader.read(name, {
-          refresh: flag(req.query.refresh),
-          signal: requestSignal(res),
-        }),
+        await status.getClusterStatus(
+          await userCredentials(req),
+          req.params.name,
+          { refresh: flag(req.query.refresh), signal: requestSignal(res) },
+        ),
       );
     },
   );
@@ -132,30 +114,14 @@ export async function createRouter(
   // The clusters an entity shows. The entity is read with the caller's own credentials, so a
   // user sees only clusters named by entities they may see.
   router.get('/entity/:kind/:namespace/:name/clusters', async (req, res) => {
-    const credentials = await authorize(req);
     const { kind, namespace, name } = req.params;
-    const entity = await catalog.getEntityByRef(
-      { kind, namespace, name },
-      { credentials },
+    res.json(
+      await status.getEntityClusters(
+        await userCredentials(req),
+        { kind, namespace, name },
+        { refresh: flag(req.query.refresh), signal: requestSignal(res) },
+      ),
     );
-    if (!entity) {
-      throw new NotFoundError(
-        `No entity ${kind}:${namespace}/${name} in the catalog`,
-      );
-    }
-    const clusters = getEntityClusterNames(entity);
-    const known = clusters.filter(c => reader.hasCluster(c));
-    const items = await reader.readMany(known, {
-      refresh: flag(req.query.refresh),
-      signal: requestSignal(res),
-    });
-    const body: EntityClustersResponse = {
-      entityRef: `${kind}:${namespace}/${name}`.toLocaleLowerCase('en-US'),
-      clusters,
-      items,
-      unknownClusters: clusters.filter(c => !reader.hasCluster(c)),
-    };
-    res.json(body);
   });
 
   // Whether each configured Bitbucket Server host has credentials (never which), for the
