@@ -15,6 +15,7 @@ import { keysBenchmark } from './benchmarks/keys';
 import { pushBenchmark } from './benchmarks/push';
 import { statusBenchmark } from './benchmarks/status';
 import { memoryBenchmark } from './benchmarks/memory';
+import { replicasBenchmark } from './benchmarks/replicas';
 
 const BENCHMARKS: Benchmark[] = [
   installBenchmark,
@@ -23,6 +24,7 @@ const BENCHMARKS: Benchmark[] = [
   pushBenchmark,
   statusBenchmark,
   memoryBenchmark,
+  replicasBenchmark,
 ];
 
 const USAGE = `Usage: npm run bench [-- options]
