@@ -64,6 +64,12 @@ function apiAnswering(state: ClusterBootstrapState | Error): FluxBootstrapApi {
     async getBitbucketServerIntegrations() {
       throw new Error('not used');
     },
+    async streamClusters() {
+      throw new Error('not used');
+    },
+    async operateCluster() {
+      throw new Error('not used');
+    },
   };
 }
 

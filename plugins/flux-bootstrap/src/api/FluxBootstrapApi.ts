@@ -136,9 +136,9 @@ export class FluxBootstrapClient implements FluxBootstrapApi {
   ): Promise<OperateClusterResponse> {
     const baseUrl = await this.discoveryApi.getBaseUrl('flux-bootstrap');
     const response = await this.fetchApi.fetch(
-      `${baseUrl}/clusters/${encodeURIComponent(
-        cluster,
-      )}/${encodeURIComponent(action)}`,
+      `${baseUrl}/clusters/${encodeURIComponent(cluster)}/${encodeURIComponent(
+        action,
+      )}`,
       {
         method: 'POST',
         headers: { 'content-type': 'application/json' },

@@ -67,6 +67,8 @@ function scriptedApi(script: (() => EntityClustersResponse | Error)[]) {
     getCluster: jest.fn(),
     listClusters: jest.fn(),
     getBitbucketServerIntegrations: jest.fn(),
+    streamClusters: jest.fn(),
+    operateCluster: jest.fn(),
   };
   return { api, calls };
 }
