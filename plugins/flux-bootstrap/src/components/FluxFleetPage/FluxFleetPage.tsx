@@ -1,0 +1,441 @@
+import { useApi, useRouteRef } from '@backstage/core-plugin-api';
+import { entityRouteRef } from '@backstage/plugin-catalog-react';
+import {
+  Alert,
+  Button,
+  Cell,
+  ColumnConfig,
+  Container,
+  Flex,
+  Link,
+  SearchField,
+  Table,
+  Text,
+  ToggleButton,
+  ToggleButtonGroup,
+} from '@backstage/ui';
+import {
+  CLUSTER_BOOTSTRAP_STATES,
+  ClusterBootstrapState,
+  shortSha,
+} from '@flux-bootstrap/plugin-flux-bootstrap-common';
+import { RiRefreshLine } from '@remixicon/react';
+import { useDeferredValue, useMemo, useState } from 'react';
+import { fluxBootstrapApiRef } from '../../api/FluxBootstrapApi';
+import { ReadError } from '../FluxBootstrapCard/FluxBootstrapCard';
+import {
+  controllersReady,
+  LastReconcile,
+  reasonOf,
+  syncWords,
+  Unknown,
+} from '../shared/ClusterFacts';
+import { OperateActions } from '../shared/OperateActions';
+import { STATE_LABEL, StateChip, StateIcon } from '../shared/StateChip';
+import { FleetCluster, useFleetStatus } from './useFleetStatus';
+
+/** The order of the state filters: what needs attention first after the ready ones. */
+const FILTER_ORDER: ClusterBootstrapState[] = [
+  'ready',
+  'failing',
+  'unreachable',
+  'forbidden',
+  'suspended',
+  'awaiting-merge',
+  'installing',
+  'not-installed',
+];
+
+/** Above this many rows the table renders only the rows in view. */
+export const VIRTUALIZE_ABOVE = 100;
+
+type Row = FleetCluster & { id: string };
+type Filter = ClusterBootstrapState | 'all' | 'reading';
+
+/** The catalog page of a cluster's entity (`resource:default/<name>`). */
+function useEntityLink(): (name: string) => string {
+  let route:
+    | ((p: { kind: string; namespace: string; name: string }) => string)
+    | undefined;
+  try {
+    // eslint-disable-next-line react-hooks/rules-of-hooks
+    route = useRouteRef(entityRouteRef);
+  } catch {
+    route = undefined;
+  }
+  return name =>
+    route
+      ? route({ kind: 'resource', namespace: 'default', name })
+      : `/catalog/default/resource/${encodeURIComponent(name)}`;
+}
+
+/** Does the cluster match the search text (name or title, case-insensitive)? */
+export function matchesSearch(cluster: FleetCluster, text: string): boolean {
+  const q = text.trim().toLocaleLowerCase('en-US');
+  if (!q) return true;
+  return (
+    cluster.name.toLocaleLowerCase('en-US').includes(q) ||
+    (cluster.title ?? '').toLocaleLowerCase('en-US').includes(q)
+  );
+}
+
+/** Counts of clusters per state (`reading` for those whose status has not arrived yet). */
+export function countByState(clusters: FleetCluster[]): Record<Filter, number> {
+  const counts = Object.fromEntries(
+    [...CLUSTER_BOOTSTRAP_STATES, 'all', 'reading'].map(s => [s, 0]),
+  ) as Record<Filter, number>;
+  for (const c of clusters) {
+    counts.all++;
+    counts[c.status?.state ?? 'reading']++;
+  }
+  return counts;
+}
+
+/**
+ * The fleet page: every configured cluster with its Flux bootstrap state, rendered as soon as
+ * each cluster's status is known (streamed from `GET /api/flux-bootstrap/clusters/stream`);
+ * counts per state that filter the table, a search by name or title, a link to each cluster's
+ * entity, refresh, the card's polling rules, and the operate buttons per row for users allowed
+ * `flux.bootstrap.cluster.operate`. Shared by the legacy (`FluxFleetPage`) and the new frontend
+ * system (the plugin's page at `/flux-fleet`).
+ * @public
+ */
+export function FluxFleetPage() {
+  const api = useApi(fluxBootstrapApiRef);
+  const fleet = useFleetStatus(api);
+  const entityLink = useEntityLink();
+  const [filter, setFilter] = useState<Filter>('all');
+  const [search, setSearch] = useState('');
+  const deferredSearch = useDeferredValue(search);
+  const now = new Date();
+  const counts = useMemo(() => countByState(fleet.clusters), [fleet.clusters]);
+
+  const rows: Row[] = useMemo(
+    () =>
+      fleet.clusters
+        .filter(
+          c =>
+            filter === 'all' ||
+            (filter === 'reading' ? !c.status : c.status?.state === filter),
+        )
+        .filter(c => matchesSearch(c, deferredSearch))
+        .map(c => ({ ...c, id: c.name })),
+    [fleet.clusters, filter, deferredSearch],
+  );
+
+  const columns: ColumnConfig<Row>[] = [
+    {
+      id: 'cluster',
+      label: 'Cluster',
+      isRowHeader: true,
+      defaultWidth: '2fr',
+      cell: c => (
+        <Cell>
+          <Flex direction="column" gap="1" align="start">
+            <Link
+              href={entityLink(c.name)}
+              variant="body-medium"
+              weight="bold"
+              aria-label={`${c.title ?? c.name} (entity)`}
+            >
+              {c.title ?? c.name}
+            </Link>{' '}
+            {c.title && (
+              <Text variant="body-x-small" color="secondary">
+                {c.name}
+              </Text>
+            )}{' '}
+            {c.status ? (
+              <StateChip state={c.status.state} />
+            ) : (
+              <Text
+                variant="body-small"
+                color="secondary"
+                role="img"
+                aria-label="State: Reading"
+              >
+                Reading…
+              </Text>
+            )}
+          </Flex>
+        </Cell>
+      ),
+    },
+    {
+      id: 'flux',
+      label: 'Flux',
+      defaultWidth: '1fr',
+      cell: c => (
+        <Cell>
+          <Flex direction="column" gap="0.5">
+            <Text variant="body-small" weight="bold">
+              {c.status?.flux?.version ?? <Unknown />}
+            </Text>
+            {c.status?.flux?.instance && (
+              <Text variant="body-x-small" color="secondary">
+                Flux Operator ({c.status.flux.instance.requestedVersion})
+              </Text>
+            )}
+            {c.status?.kubernetesVersion && (
+              <Text variant="body-x-small" color="secondary">
+                Kubernetes {c.status.kubernetesVersion}
+              </Text>
+            )}
+          </Flex>
+        </Cell>
+      ),
+    },
+    {
+      id: 'controllers',
+      label: 'Controllers ready',
+      defaultWidth: '1fr',
+      cell: c => (
+        <Cell>
+          {c.status && c.status.components.length > 0 ? (
+            <Text
+              variant="body-small"
+              color={
+                c.status.components.every(x => x.ready) ? 'success' : 'warning'
+              }
+            >
+              {controllersReady(c.status)}
+            </Text>
+          ) : (
+            <Unknown />
+          )}
+        </Cell>
+      ),
+    },
+    {
+      id: 'sync',
+      label: 'Sync',
+      defaultWidth: '1fr',
+      cell: c => {
+        const words = c.status ? syncWords(c.status) : undefined;
+        return (
+          <Cell>
+            {words ? (
+              <Text
+                variant="body-small"
+                color={
+                  words === 'in sync'
+                    ? 'success'
+                    : words === 'behind'
+                    ? 'warning'
+                    : 'secondary'
+                }
+                weight={words === 'behind' ? 'bold' : 'regular'}
+              >
+                {words}
+              </Text>
+            ) : (
+              <Unknown />
+            )}
+          </Cell>
+        );
+      },
+    },
+    {
+      id: 'revision',
+      label: 'Applied revision',
+      defaultWidth: '1fr',
+      cell: c => {
+        const revision = c.status?.sync?.lastAppliedRevision;
+        const sha = shortSha(revision);
+        const url = c.status?.repository?.commitUrl;
+        return (
+          <Cell>
+            {sha && url ? (
+              <Link
+                href={url}
+                title={revision}
+                variant="body-small"
+                aria-label={`commit ${sha} of ${c.name}`}
+              >
+                <code>{sha}</code>
+              </Link>
+            ) : sha ? (
+              <code title={revision}>{sha}</code>
+            ) : (
+              <Unknown />
+            )}
+          </Cell>
+        );
+      },
+    },
+    {
+      id: 'reconcile',
+      label: 'Last reconcile',
+      defaultWidth: '1fr',
+      cell: c => (
+        <Cell>
+          {c.status ? (
+            <LastReconcile status={c.status} now={now} />
+          ) : (
+            <Unknown />
+          )}
+        </Cell>
+      ),
+    },
+    {
+      id: 'reason',
+      label: 'Reason',
+      defaultWidth: '3fr',
+      cell: c => {
+        const reason = c.status ? reasonOf(c.status) : undefined;
+        const pr = c.status?.pullRequest;
+        return (
+          <Cell>
+            <Flex direction="column" gap="1">
+              {pr && (
+                <Text variant="body-small">
+                  <Link href={pr.url} variant="body-small">
+                    #{pr.id} {pr.fromBranch} → {pr.toBranch}
+                  </Link>
+                </Text>
+              )}
+              {reason ? (
+                <Text
+                  variant="body-small"
+                  style={{ whiteSpace: 'pre-wrap', wordBreak: 'break-word' }}
+                >
+                  {reason}
+                </Text>
+              ) : (
+                !pr && <Unknown />
+              )}
+              {c.status && (
+                <OperateActions status={c.status} onStatus={fleet.setStatus} />
+              )}
+            </Flex>
+          </Cell>
+        );
+      },
+    },
+  ];
+
+  const filters: Filter[] = [
+    'all',
+    ...FILTER_ORDER.filter(s => counts[s] > 0 || filter === s),
+    ...(counts.reading > 0 ? (['reading'] as const) : []),
+  ];
+
+  return (
+    <Container>
+      <Flex direction="column" gap="4" py="4">
+        <Flex justify="between" align="center">
+          <Flex direction="column" gap="1">
+            <Text as="h1" variant="title-medium" weight="bold">
+              Flux fleet
+            </Text>
+            <Text variant="body-small" color="secondary">
+              Every cluster of kubernetes.clusterLocatorMethods with its Flux
+              bootstrap state; each row appears as soon as its cluster answered.
+            </Text>
+          </Flex>
+          <Button
+            variant="secondary"
+            iconStart={<RiRefreshLine size={16} aria-hidden />}
+            onPress={fleet.refresh}
+            isPending={fleet.streaming && !fleet.loading}
+            isDisabled={fleet.streaming}
+          >
+            Refresh
+          </Button>
+        </Flex>
+        {fleet.error && <ReadError error={fleet.error} />}
+        {!fleet.loading && fleet.clusters.length === 0 && !fleet.error && (
+          <Alert
+            status="info"
+            icon
+            title="No cluster is configured"
+            description="Add clusters to kubernetes.clusterLocatorMethods in app-config.yaml; the fleet page lists each of them."
+          />
+        )}
+        {fleet.clusters.length > 0 && (
+          <>
+            <Flex gap="3" align="end" style={{ flexWrap: 'wrap' }}>
+              <ToggleButtonGroup
+                aria-label="Clusters per state (filter)"
+                selectionMode="single"
+                disallowEmptySelection
+                selectedKeys={[filter]}
+                onSelectionChange={keys => {
+                  const [key] = [...keys];
+                  if (key) setFilter(String(key) as Filter);
+                }}
+              >
+                {filters.map(f => (
+                  <ToggleButton
+                    key={f}
+                    id={f}
+                    aria-label={`${
+                      f === 'all'
+                        ? 'All'
+                        : f === 'reading'
+                        ? 'Reading'
+                        : STATE_LABEL[f]
+                    }: ${counts[f]}`}
+                  >
+                    <Flex gap="1" align="center">
+                      {f !== 'all' && f !== 'reading' && (
+                        <StateIcon state={f} />
+                      )}
+                      {f === 'all'
+                        ? 'All'
+                        : f === 'reading'
+                        ? 'Reading'
+                        : STATE_LABEL[f]}{' '}
+                      <strong>{counts[f]}</strong>
+                    </Flex>
+                  </ToggleButton>
+                ))}
+              </ToggleButtonGroup>
+              <SearchField
+                aria-label="Search clusters by name or title"
+                placeholder="Search by name or title"
+                value={search}
+                onChange={setSearch}
+                size="small"
+              />
+            </Flex>
+            <Text
+              variant="body-x-small"
+              color="secondary"
+              aria-live="polite"
+              data-testid="flux-fleet-summary"
+            >
+              {rows.length} of {fleet.clusters.length} clusters shown
+              {counts.reading > 0 ? `; ${counts.reading} still being read` : ''}
+              {fleet.polling
+                ? '; updating on its own while some are not settled'
+                : ''}
+            </Text>
+            <section aria-label="Clusters">
+              <Table
+                columnConfig={columns}
+                data={rows}
+                pagination={{ type: 'none' }}
+                virtualized={
+                  rows.length > VIRTUALIZE_ABOVE
+                    ? { estimatedRowHeight: 96 }
+                    : undefined
+                }
+                style={
+                  rows.length > VIRTUALIZE_ABOVE
+                    ? { height: '70vh' }
+                    : undefined
+                }
+                emptyState={
+                  <Text variant="body-small">
+                    No cluster matches the filter and the search.
+                  </Text>
+                }
+              />
+            </section>
+          </>
+        )}
+      </Flex>
+    </Container>
+  );
+}
