@@ -1,7 +1,8 @@
-import type { ComponentType } from 'react';
+import { ComponentType, FormEvent, useCallback, useRef } from 'react';
 import { useApi } from '@backstage/core-plugin-api';
 import { scmIntegrationsApiRef } from '@backstage/integration-react';
 import type { FieldExtensionComponentProps } from '@backstage/plugin-scaffolder-react';
+// Material UI on purpose: a form field rendered inside the scaffolder's own Material UI form.
 import { FormHelperText } from '@material-ui/core';
 
 /** `ui:options` accepted on top of RepoUrlPicker's own. */
@@ -25,6 +26,29 @@ export function bitbucketServerHosts(
   return configured.filter(h => wanted.has(h.toLocaleLowerCase('en-US')));
 }
 
+/** RepoUrlPicker's value `host?owner=…&repo=…&project=…` with one part replaced (its order kept). */
+export function withRepoUrlPart(
+  value: string | undefined,
+  part: 'project' | 'repo',
+  text: string,
+): string | undefined {
+  if (!value) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(`https://${value}`);
+  } catch {
+    return undefined;
+  }
+  if (!parsed.host) return undefined;
+  const get = (k: string) => (k === part ? text : parsed.searchParams.get(k));
+  const params = new URLSearchParams();
+  for (const key of ['owner', 'repo', 'organization', 'workspace', 'project']) {
+    const v = get(key);
+    if (v) params.set(key, v);
+  }
+  return `${parsed.host}?${params.toString()}`;
+}
+
 /**
  * Scaffolder field `BitbucketServerRepoUrlPicker`: Backstage's RepoUrlPicker, restricted to the
  * Bitbucket Server / Data Center hosts configured in `integrations.bitbucketServer` — which a
@@ -34,6 +58,15 @@ export function bitbucketServerHosts(
  *
  * It renders the RepoUrlPicker the form itself has (the form's field registry), so it works in
  * both frontend systems and follows the scaffolder the app runs.
+ *
+ * Typed text is committed on every keystroke. In its Material UI look, RepoUrlPicker's project
+ * and repository inputs are free-solo autocompletes that hand their text to the form only when
+ * they lose focus; typing a name and clicking *Next* right away validated the value from before
+ * ("Incomplete repository location provided, repo not provided") although the field showed the
+ * name. So the repository input is a plain text field (`disableRepoAutocomplete`: Bitbucket
+ * Server has no repository suggestions there anyway), and each `input` event of the project or
+ * repository input is written into the value at once, in RepoUrlPicker's own format; its later
+ * commit on blur writes the same value.
  */
 export function BitbucketServerRepoUrlPicker(
   props: FieldExtensionComponentProps<
@@ -50,6 +83,20 @@ export function BitbucketServerRepoUrlPicker(
   const Inner = (
     props.registry?.fields as Record<string, ComponentType<any>> | undefined
   )?.RepoUrlPicker;
+  // The latest value and onChange, for the input handler below.
+  const latest = useRef({ formData: props.formData, onChange: props.onChange });
+  latest.current = { formData: props.formData, onChange: props.onChange };
+  const onInput = useCallback((event: FormEvent<HTMLDivElement>) => {
+    const input = event.target as HTMLInputElement;
+    if (input.tagName !== 'INPUT' || input.type === 'hidden') return;
+    if (input.getAttribute('aria-hidden') === 'true') return;
+    // The project input is RepoUrlPicker's autocomplete; the repository input is the plain one.
+    const part = input.getAttribute('aria-autocomplete') ? 'project' : 'repo';
+    const next = withRepoUrlPart(latest.current.formData, part, input.value);
+    if (next !== undefined && next !== latest.current.formData) {
+      latest.current.onChange(next);
+    }
+  }, []);
 
   if (!hosts.length) {
     return (
@@ -71,12 +118,18 @@ export function BitbucketServerRepoUrlPicker(
     );
   }
   return (
-    <Inner
-      {...props}
-      uiSchema={{
-        ...props.uiSchema,
-        'ui:options': { ...uiOptions, allowedHosts: hosts },
-      }}
-    />
+    <div onInput={onInput} data-testid="bitbucket-server-repo-url-picker">
+      <Inner
+        {...props}
+        uiSchema={{
+          ...props.uiSchema,
+          'ui:options': {
+            disableRepoAutocomplete: true,
+            ...uiOptions,
+            allowedHosts: hosts,
+          },
+        }}
+      />
+    </div>
   );
 }

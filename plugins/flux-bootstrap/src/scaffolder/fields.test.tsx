@@ -17,6 +17,7 @@ import {
 import {
   BitbucketServerRepoUrlPicker,
   bitbucketServerHosts,
+  withRepoUrlPart,
 } from './BitbucketServerRepoUrlPicker';
 import {
   ClusterPicker,
@@ -24,6 +25,7 @@ import {
   loadPickerClusters,
 } from './ClusterPicker';
 import { SecretTextarea } from './SecretTextarea';
+import { fluxClusterPickerValidation } from './schemas';
 import {
   FluxBootstrapClient,
   fluxBootstrapApiRef,
@@ -143,6 +145,79 @@ describe('ClusterPicker', () => {
     fireEvent.click(option);
     expect(onChange).toHaveBeenCalledWith('staging');
   });
+
+  it('with ui:options.multiple picks several clusters (string[]), showing states and Kubernetes versions', async () => {
+    const onChange = jest.fn();
+    const withVersions = {
+      items: [
+        {
+          name: 'prod-eu',
+          title: 'Production EU',
+          status: { state: 'ready', kubernetesVersion: 'v1.34.2' },
+        },
+        { name: 'staging', status: { state: 'not-installed' } },
+        { name: 'lab', status: { state: 'unreachable' } },
+      ],
+    };
+    const client = clientAnswering(
+      () => new Response(JSON.stringify(withVersions)),
+    ).client;
+    const picker = (formData: string[] | undefined) => (
+      <TestApiProvider apis={[[fluxBootstrapApiRef, client]]}>
+        <ClusterPicker
+          {...fieldProps({
+            formData,
+            onChange,
+            schema: {
+              title: 'Clusters',
+              type: 'array',
+              items: { type: 'string' },
+            },
+            uiSchema: { 'ui:options': { multiple: true } },
+          })}
+        />
+      </TestApiProvider>
+    );
+    const { rerender } = render(picker(undefined));
+    fireEvent.mouseDown(
+      within(screen.getByTestId('flux-cluster-picker')).getByRole('button'),
+    );
+    const prod = await screen.findByTestId('cluster-option-prod-eu');
+    expect(prod).toHaveTextContent(
+      'Flux bootstrapped and ready · Kubernetes v1.34.2',
+    );
+    fireEvent.click(prod);
+    expect(onChange).toHaveBeenLastCalledWith(['prod-eu']);
+    rerender(picker(['prod-eu']));
+    expect(
+      within(screen.getByTestId('cluster-option-prod-eu')).getByRole(
+        'checkbox',
+        { name: 'Select Production EU (prod-eu)' },
+      ),
+    ).toBeChecked();
+    fireEvent.click(screen.getByTestId('cluster-option-staging'));
+    expect(onChange).toHaveBeenLastCalledWith(['prod-eu', 'staging']);
+    rerender(picker(['prod-eu', 'staging']));
+    expect(
+      screen.getByText(
+        '2 clusters: prod-eu (Flux bootstrapped and ready · Kubernetes v1.34.2); staging (Flux not installed)',
+      ),
+    ).toBeInTheDocument();
+  });
+
+  it('validates each picked name and refuses a name picked twice', () => {
+    const errors: string[] = [];
+    const validation = { addError: (e: string) => errors.push(e) } as any;
+    fluxClusterPickerValidation(
+      ['prod-eu', 'bad name', 'prod-eu'],
+      validation,
+      {} as any,
+    );
+    expect(errors).toEqual([
+      '"bad name" must be a configured cluster name',
+      'names a cluster twice',
+    ]);
+  });
 });
 
 it("ClusterPicker reads the status backend through the core APIs when the app lacks the plugin's API (a legacy app with only the field extensions)", async () => {
@@ -251,9 +326,71 @@ describe('BitbucketServerRepoUrlPicker', () => {
     );
     expect(screen.getByTestId('repo-url-picker')).toBeInTheDocument();
     expect((inner.mock.calls[0] as any)[0].uiSchema['ui:options']).toEqual({
+      disableRepoAutocomplete: true,
       allowedProjects: ['PLAT'],
       allowedHosts: ['bb.example.com'],
     });
+  });
+
+  it('writes each keystroke of the project and repository inputs into the value at once (no blur needed)', () => {
+    // Stands in for RepoUrlPicker's inputs: the project one is an autocomplete (aria-autocomplete),
+    // the repository one a plain text field; neither commits anything itself while typing.
+    const inner = () => (
+      <>
+        <input aria-label="Projects" aria-autocomplete="list" />
+        <input aria-label="Repository" />
+      </>
+    );
+    const onChange = jest.fn();
+    const integrations = ScmIntegrations.fromConfig(
+      new ConfigReader({
+        integrations: { bitbucketServer: [{ host: 'bb.example.com' }] },
+      }),
+    );
+    const { rerender } = render(
+      <TestApiProvider apis={[[scmIntegrationsApiRef, integrations]]}>
+        <BitbucketServerRepoUrlPicker
+          {...fieldProps({
+            formData: 'bb.example.com?project=PLAT',
+            onChange,
+            registry: { fields: { RepoUrlPicker: inner } },
+          })}
+        />
+      </TestApiProvider>,
+    );
+    fireEvent.input(screen.getByRole('textbox', { name: 'Repository' }), {
+      target: { value: 'fleet-infra' },
+    });
+    expect(onChange).toHaveBeenLastCalledWith(
+      'bb.example.com?repo=fleet-infra&project=PLAT',
+    );
+    rerender(
+      <TestApiProvider apis={[[scmIntegrationsApiRef, integrations]]}>
+        <BitbucketServerRepoUrlPicker
+          {...fieldProps({
+            formData: 'bb.example.com?repo=fleet-infra&project=PLAT',
+            onChange,
+            registry: { fields: { RepoUrlPicker: inner } },
+          })}
+        />
+      </TestApiProvider>,
+    );
+    fireEvent.input(screen.getByRole('textbox', { name: 'Projects' }), {
+      target: { value: '~ALICE' },
+    });
+    expect(onChange).toHaveBeenLastCalledWith(
+      'bb.example.com?repo=fleet-infra&project=%7EALICE',
+    );
+  });
+
+  it("keeps RepoUrlPicker's value format when one part changes", () => {
+    expect(withRepoUrlPart('bb.example.com', 'repo', 'r')).toBe(
+      'bb.example.com?repo=r',
+    );
+    expect(
+      withRepoUrlPart('bb.example.com:7990?repo=a&project=P', 'repo', ''),
+    ).toBe('bb.example.com:7990?project=P');
+    expect(withRepoUrlPart(undefined, 'repo', 'r')).toBeUndefined();
   });
 
   it('says how to configure a host when there is none', () => {
