@@ -15,6 +15,7 @@ import { keysBenchmark } from './benchmarks/keys';
 import { pushBenchmark } from './benchmarks/push';
 import { statusBenchmark } from './benchmarks/status';
 import { memoryBenchmark } from './benchmarks/memory';
+import { fleetBenchmark } from './benchmarks/fleet';
 
 const BENCHMARKS: Benchmark[] = [
   installBenchmark,
@@ -22,6 +23,7 @@ const BENCHMARKS: Benchmark[] = [
   keysBenchmark,
   pushBenchmark,
   statusBenchmark,
+  fleetBenchmark,
   memoryBenchmark,
 ];
 
