@@ -5,7 +5,6 @@ import {
   CLUSTER_BOOTSTRAP_STATES,
   ClusterBootstrapState,
 } from '@flux-bootstrap/plugin-flux-bootstrap-common';
-import '@backstage/ui/css/styles.css';
 import { Flex } from '@backstage/ui';
 import { ResponseError } from '@backstage/errors';
 import {
@@ -153,12 +152,8 @@ const fixtureApi: FluxBootstrapApi = {
     const found = Object.values(exampleStatuses()).find(
       s => s.cluster === cluster,
     ) ?? { ...exampleStatuses().ready, cluster };
-    const state =
-      action === 'suspend'
-        ? 'suspended'
-        : action === 'resume'
-        ? 'ready'
-        : found.state;
+    const after = { suspend: 'suspended', resume: 'ready' } as const;
+    const state = action === 'reconcile' ? found.state : after[action];
     return {
       cluster,
       action,

@@ -22,6 +22,8 @@ import {
   exampleStatuses,
 } from '../../../plugins/flux-bootstrap/src/fixtures';
 
+type ClusterBootstrapStatusLike = ReturnType<typeof exampleOperatorStatus>;
+
 // The sandbox end to end: the app (production frontend build + backend from source) against the
 // real peers — Bitbucket double with git http-backend and sshd, kube-apiserver + etcd per
 // cluster, Flux controller simulator, fixture Flux bundle. Driven by headless Chromium like a
@@ -846,14 +848,8 @@ describe("browser: the fleet page and the card's new looks", () => {
    * build) is shown the status backend's answer for them (the plugin's fixtures, routed in the
    * browser), to see and screenshot how it renders them.
    */
-  it.each([
-    ['awaiting-merge', 'card-awaiting-merge'],
-    ['operator', 'card-operator'],
-  ] as const)('renders the %s look of the card', async (look, shot) => {
-    const item =
-      look === 'operator'
-        ? exampleOperatorStatus()
-        : exampleStatuses()['awaiting-merge'];
+  /** Opens the fleet repository's Component page with `item` as the status backend's answer. */
+  async function cardShowing(item: ClusterBootstrapStatusLike) {
     await page.route('**/api/flux-bootstrap/entity/**/clusters*', route =>
       route.fulfill({
         status: 200,
@@ -866,43 +862,52 @@ describe("browser: the fleet page and the card's new looks", () => {
         }),
       }),
     );
-    try {
-      await page.goto(
-        `${sandbox.baseUrl}/catalog/default/component/fleet-infra`,
-      );
-      const card = page.getByRole('article', { name: 'Flux bootstrap' });
-      const row = card.getByRole('row', {
-        name: new RegExp(`^${item.title!.replace(/[()]/g, '\\$&')} `),
-      });
-      await step(page, `card ${look}`, problems, async () => {
-        if (look === 'awaiting-merge') {
-          await row
-            .getByRole('img', { name: 'State: Awaiting merge' })
-            .waitFor();
-          const pr = card.getByRole('group', { name: 'Pull request' });
-          await expect(
-            pr
-              .getByRole('link', { name: '#12 flux/prod-ap → main' })
-              .getAttribute('href'),
-          ).resolves.toBe(item.pullRequest!.url);
-          await expect(
-            pr.getByRole('list', { name: 'Reviewers' }).textContent(),
-          ).resolves.toContain('Alice Example: approved');
-        } else {
-          await row.getByText('managed by Flux Operator').waitFor();
-          await expect(
-            row
-              .getByRole('group', { name: 'FluxInstance flux-system/flux' })
-              .textContent(),
-          ).resolves.toContain('requested 2.9.x, installed v2.9.4');
-        }
-      });
-      await page.waitForTimeout(300);
-      fs.mkdirSync(ARTIFACTS_DIR, { recursive: true });
-      await card.screenshot({ path: path.join(ARTIFACTS_DIR, `${shot}.png`) });
-    } finally {
-      await page.unroute('**/api/flux-bootstrap/entity/**/clusters*');
-    }
+    await page.goto(`${sandbox.baseUrl}/catalog/default/component/fleet-infra`);
+    const card = page.getByRole('article', { name: 'Flux bootstrap' });
+    const row = card.getByRole('row', {
+      name: new RegExp(`^${item.title!.replace(/[()]/g, '\\$&')} `),
+    });
+    return { card, row };
+  }
+
+  async function shootCard(name: string) {
+    await page.waitForTimeout(300);
+    fs.mkdirSync(ARTIFACTS_DIR, { recursive: true });
+    await page
+      .getByRole('article', { name: 'Flux bootstrap' })
+      .screenshot({ path: path.join(ARTIFACTS_DIR, `${name}.png`) });
+    await page.unroute('**/api/flux-bootstrap/entity/**/clusters*');
+  }
+
+  it('renders the awaiting-merge look of the card: its chip, the pull request link, the reviewers', async () => {
+    const item = exampleStatuses()['awaiting-merge'];
+    const { card, row } = await cardShowing(item);
+    const pr = card.getByRole('group', { name: 'Pull request' });
+    await step(page, 'card awaiting-merge', problems, () =>
+      row.getByRole('img', { name: 'State: Awaiting merge' }).waitFor(),
+    );
+    await expect(
+      pr
+        .getByRole('link', { name: '#12 flux/prod-ap → main' })
+        .getAttribute('href'),
+    ).resolves.toBe(item.pullRequest!.url);
+    await expect(
+      pr.getByRole('list', { name: 'Reviewers' }).textContent(),
+    ).resolves.toContain('Alice Example: approved');
+    await shootCard('card-awaiting-merge');
+  });
+
+  it('renders the operator look of the card: Flux Operator, requested and installed version', async () => {
+    const { row } = await cardShowing(exampleOperatorStatus());
+    await step(page, 'card operator', problems, () =>
+      row.getByText('managed by Flux Operator').waitFor(),
+    );
+    await expect(
+      row
+        .getByRole('group', { name: 'FluxInstance flux-system/flux' })
+        .textContent(),
+    ).resolves.toContain('requested 2.9.x, installed v2.9.4');
+    await shootCard('card-operator');
   });
 });
 

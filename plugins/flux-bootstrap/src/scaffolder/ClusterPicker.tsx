@@ -143,11 +143,9 @@ export function ClusterPicker(
   }, [api, allowed]);
 
   const id = idSchema?.$id ?? 'cluster';
-  const values: string[] = Array.isArray(formData)
-    ? formData
-    : formData
-    ? [formData]
-    : [];
+  let values: string[] = [];
+  if (Array.isArray(formData)) values = formData;
+  else if (formData) values = [formData];
   const chosen = (clusters ?? []).filter(c => values.includes(c.name));
   const selected = !multiple ? chosen[0] : undefined;
   let helper = schema.description ?? '';

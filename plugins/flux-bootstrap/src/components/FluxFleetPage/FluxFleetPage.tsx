@@ -46,6 +46,38 @@ const FILTER_ORDER: ClusterBootstrapState[] = [
   'not-installed',
 ];
 
+const SYNC_COLOUR = {
+  'in sync': 'success',
+  behind: 'warning',
+  'sync unknown': 'secondary',
+} as const;
+
+/** The words of a filter button. */
+function filterLabel(f: Filter): string {
+  if (f === 'all') return 'All';
+  if (f === 'reading') return 'Reading';
+  return STATE_LABEL[f];
+}
+
+/** The applied commit, linked to Bitbucket when the URL is known. */
+function RevisionCell({ cluster }: { cluster: FleetCluster }) {
+  const revision = cluster.status?.sync?.lastAppliedRevision;
+  const sha = shortSha(revision);
+  const url = cluster.status?.repository?.commitUrl;
+  if (!sha) return <Unknown />;
+  if (!url) return <code title={revision}>{sha}</code>;
+  return (
+    <Link
+      href={url}
+      title={revision}
+      variant="body-small"
+      aria-label={`commit ${sha} of ${cluster.name}`}
+    >
+      <code>{sha}</code>
+    </Link>
+  );
+}
+
 /** Above this many rows the table renders only the rows in view. */
 export const VIRTUALIZE_ABOVE = 100;
 
@@ -217,13 +249,7 @@ export function FluxFleetPage() {
             {words ? (
               <Text
                 variant="body-small"
-                color={
-                  words === 'in sync'
-                    ? 'success'
-                    : words === 'behind'
-                    ? 'warning'
-                    : 'secondary'
-                }
+                color={SYNC_COLOUR[words]}
                 weight={words === 'behind' ? 'bold' : 'regular'}
               >
                 {words}
@@ -239,29 +265,11 @@ export function FluxFleetPage() {
       id: 'revision',
       label: 'Applied revision',
       defaultWidth: '1fr',
-      cell: c => {
-        const revision = c.status?.sync?.lastAppliedRevision;
-        const sha = shortSha(revision);
-        const url = c.status?.repository?.commitUrl;
-        return (
-          <Cell>
-            {sha && url ? (
-              <Link
-                href={url}
-                title={revision}
-                variant="body-small"
-                aria-label={`commit ${sha} of ${c.name}`}
-              >
-                <code>{sha}</code>
-              </Link>
-            ) : sha ? (
-              <code title={revision}>{sha}</code>
-            ) : (
-              <Unknown />
-            )}
-          </Cell>
-        );
-      },
+      cell: c => (
+        <Cell>
+          <RevisionCell cluster={c} />
+        </Cell>
+      ),
     },
     {
       id: 'reconcile',
@@ -369,24 +377,13 @@ export function FluxFleetPage() {
                   <ToggleButton
                     key={f}
                     id={f}
-                    aria-label={`${
-                      f === 'all'
-                        ? 'All'
-                        : f === 'reading'
-                        ? 'Reading'
-                        : STATE_LABEL[f]
-                    }: ${counts[f]}`}
+                    aria-label={`${filterLabel(f)}: ${counts[f]}`}
                   >
                     <Flex gap="1" align="center">
                       {f !== 'all' && f !== 'reading' && (
                         <StateIcon state={f} />
                       )}
-                      {f === 'all'
-                        ? 'All'
-                        : f === 'reading'
-                        ? 'Reading'
-                        : STATE_LABEL[f]}{' '}
-                      <strong>{counts[f]}</strong>
+                      {filterLabel(f)} <strong>{counts[f]}</strong>
                     </Flex>
                   </ToggleButton>
                 ))}

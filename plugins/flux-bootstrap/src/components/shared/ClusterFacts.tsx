@@ -84,6 +84,18 @@ export function syncWords(
   return undefined;
 }
 
+const READY_WORDS = { true: 'True', false: 'False', null: 'Unknown' } as const;
+const READY_COLOUR = {
+  true: 'success',
+  false: 'danger',
+  null: 'secondary',
+} as const;
+const REVIEW_COLOUR = {
+  APPROVED: 'success',
+  NEEDS_WORK: 'warning',
+  UNAPPROVED: 'secondary',
+} as const;
+
 /** Flux's version, manager, controllers, the operator's instance and the API server version. */
 export function FluxFacts({ status }: { status: ClusterBootstrapStatus }) {
   const { flux, components } = status;
@@ -118,20 +130,9 @@ export function FluxFacts({ status }: { status: ClusterBootstrapStatus }) {
           </Text>
           <Text
             variant="body-small"
-            color={
-              instance.ready === true
-                ? 'success'
-                : instance.ready === false
-                ? 'danger'
-                : 'secondary'
-            }
+            color={READY_COLOUR[String(instance.ready) as 'true']}
           >
-            Ready:{' '}
-            {instance.ready === true
-              ? 'True'
-              : instance.ready === false
-              ? 'False'
-              : 'Unknown'}
+            Ready: {READY_WORDS[String(instance.ready) as 'true']}
             {instance.lastAppliedRevision && (
               <>
                 {' · last applied '}
@@ -301,13 +302,7 @@ export function PullRequestFacts({ pr }: { pr: FluxPullRequestInfo }) {
             <li key={r.name}>
               <Text
                 variant="body-small"
-                color={
-                  r.status === 'APPROVED'
-                    ? 'success'
-                    : r.status === 'NEEDS_WORK'
-                    ? 'warning'
-                    : 'secondary'
-                }
+                color={REVIEW_COLOUR[r.status] ?? 'secondary'}
               >
                 {r.displayName ?? r.name}: {REVIEW_WORDS[r.status]}
               </Text>

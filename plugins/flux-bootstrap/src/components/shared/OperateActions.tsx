@@ -167,7 +167,6 @@ function OperateButtons({ status, onStatus }: OperateActionsProps) {
             <TextAreaField
               label="Reason"
               isRequired
-              autoFocus
               value={reason}
               onChange={setReason}
               placeholder="e.g. incident INC-1234: freeze deployments"

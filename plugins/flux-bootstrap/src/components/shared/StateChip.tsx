@@ -77,24 +77,24 @@ const LOOK: Record<
 
 const TONE_STYLE: Record<Tone, CSSProperties> = {
   success: {
-    color: 'var(--bui-fg-success-on-bg, var(--bui-fg-success))',
-    background: 'var(--bui-bg-success)',
-    borderColor: 'var(--bui-border-success)',
+    color: 'var(--bui-positive-fg-subdued)',
+    background: 'var(--bui-positive-bg-subdued)',
+    borderColor: 'var(--bui-positive-border)',
   },
   danger: {
-    color: 'var(--bui-fg-danger-on-bg, var(--bui-fg-danger))',
-    background: 'var(--bui-bg-danger)',
-    borderColor: 'var(--bui-border-danger)',
+    color: 'var(--bui-negative-fg-subdued)',
+    background: 'var(--bui-negative-bg-subdued)',
+    borderColor: 'var(--bui-negative-border)',
   },
   warning: {
-    color: 'var(--bui-fg-warning-on-bg, var(--bui-fg-warning))',
-    background: 'var(--bui-bg-warning)',
-    borderColor: 'var(--bui-border-warning)',
+    color: 'var(--bui-warning-fg-subdued)',
+    background: 'var(--bui-warning-bg-subdued)',
+    borderColor: 'var(--bui-warning-border)',
   },
   info: {
-    color: 'var(--bui-fg-info-on-bg, var(--bui-fg-info))',
-    background: 'var(--bui-bg-info)',
-    borderColor: 'var(--bui-border-info)',
+    color: 'var(--bui-announcement-fg-subdued)',
+    background: 'var(--bui-announcement-bg-subdued)',
+    borderColor: 'var(--bui-announcement-border)',
   },
   neutral: {
     color: 'var(--bui-fg-secondary)',
