@@ -49,6 +49,16 @@ export function withRepoUrlPart(
   return `${parsed.host}?${params.toString()}`;
 }
 
+/** The text inputs a person types into (not the select's hidden or aria-hidden inputs), in order. */
+function textInputs(root: HTMLElement): HTMLInputElement[] {
+  return [...root.querySelectorAll('input')].filter(
+    i =>
+      (i.type === 'text' || i.type === '' || i.type === 'search') &&
+      i.getAttribute('aria-hidden') !== 'true' &&
+      !i.closest('[aria-hidden="true"]'),
+  );
+}
+
 /**
  * Scaffolder field `BitbucketServerRepoUrlPicker`: Backstage's RepoUrlPicker, restricted to the
  * Bitbucket Server / Data Center hosts configured in `integrations.bitbucketServer` — which a
@@ -63,10 +73,10 @@ export function withRepoUrlPart(
  * and repository inputs are free-solo autocompletes that hand their text to the form only when
  * they lose focus; typing a name and clicking *Next* right away validated the value from before
  * ("Incomplete repository location provided, repo not provided") although the field showed the
- * name. So the repository input is a plain text field (`disableRepoAutocomplete`: Bitbucket
- * Server has no repository suggestions there anyway), and each `input` event of the project or
- * repository input is written into the value at once, in RepoUrlPicker's own format; its later
- * commit on blur writes the same value.
+ * name. So each `input` event of the project or the repository input is written into the value
+ * at once, in RepoUrlPicker's own format; its later commit on blur writes the same value. The
+ * text inputs are, in order, the project's (unless `allowedProjects` makes it a select) and the
+ * repository's (unless `allowedRepos` does).
  */
 export function BitbucketServerRepoUrlPicker(
   props: FieldExtensionComponentProps<
@@ -86,17 +96,26 @@ export function BitbucketServerRepoUrlPicker(
   // The latest value and onChange, for the input handler below.
   const latest = useRef({ formData: props.formData, onChange: props.onChange });
   latest.current = { formData: props.formData, onChange: props.onChange };
-  const onInput = useCallback((event: FormEvent<HTMLDivElement>) => {
-    const input = event.target as HTMLInputElement;
-    if (input.tagName !== 'INPUT' || input.type === 'hidden') return;
-    if (input.getAttribute('aria-hidden') === 'true') return;
-    // The project input is RepoUrlPicker's autocomplete; the repository input is the plain one.
-    const part = input.getAttribute('aria-autocomplete') ? 'project' : 'repo';
-    const next = withRepoUrlPart(latest.current.formData, part, input.value);
-    if (next !== undefined && next !== latest.current.formData) {
-      latest.current.onChange(next);
-    }
-  }, []);
+  const parts: ('project' | 'repo')[] = [];
+  if (!uiOptions.allowedProjects?.length) parts.push('project');
+  if (!uiOptions.allowedRepos?.length) parts.push('repo');
+  const partsKey = parts.join(',');
+  const onInput = useCallback(
+    (event: FormEvent<HTMLDivElement>) => {
+      const input = event.target as HTMLInputElement;
+      if (input.tagName !== 'INPUT') return;
+      const inputs = textInputs(event.currentTarget);
+      const order = partsKey.split(',');
+      if (inputs.length !== order.length) return;
+      const part = order[inputs.indexOf(input)] as 'project' | 'repo';
+      if (!part) return;
+      const next = withRepoUrlPart(latest.current.formData, part, input.value);
+      if (next !== undefined && next !== latest.current.formData) {
+        latest.current.onChange(next);
+      }
+    },
+    [partsKey],
+  );
 
   if (!hosts.length) {
     return (
@@ -123,11 +142,7 @@ export function BitbucketServerRepoUrlPicker(
         {...props}
         uiSchema={{
           ...props.uiSchema,
-          'ui:options': {
-            disableRepoAutocomplete: true,
-            ...uiOptions,
-            allowedHosts: hosts,
-          },
+          'ui:options': { ...uiOptions, allowedHosts: hosts },
         }}
       />
     </div>

@@ -326,19 +326,19 @@ describe('BitbucketServerRepoUrlPicker', () => {
     );
     expect(screen.getByTestId('repo-url-picker')).toBeInTheDocument();
     expect((inner.mock.calls[0] as any)[0].uiSchema['ui:options']).toEqual({
-      disableRepoAutocomplete: true,
       allowedProjects: ['PLAT'],
       allowedHosts: ['bb.example.com'],
     });
   });
 
   it('writes each keystroke of the project and repository inputs into the value at once (no blur needed)', () => {
-    // Stands in for RepoUrlPicker's inputs: the project one is an autocomplete (aria-autocomplete),
-    // the repository one a plain text field; neither commits anything itself while typing.
+    // Stands in for RepoUrlPicker's inputs: the host select's hidden input, then the project's
+    // and the repository's autocompletes; none commits anything itself while typing.
     const inner = () => (
       <>
+        <input aria-hidden="true" tabIndex={-1} defaultValue="bb.example.com" />
         <input aria-label="Projects" aria-autocomplete="list" />
-        <input aria-label="Repository" />
+        <input aria-label="Repository" aria-autocomplete="list" />
       </>
     );
     const onChange = jest.fn();

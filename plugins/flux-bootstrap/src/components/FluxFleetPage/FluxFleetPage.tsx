@@ -219,7 +219,7 @@ export function FluxFleetPage() {
     },
     {
       id: 'controllers',
-      label: 'Controllers ready',
+      label: 'Controllers',
       defaultWidth: '1fr',
       cell: c => (
         <Cell>
@@ -263,7 +263,7 @@ export function FluxFleetPage() {
     },
     {
       id: 'revision',
-      label: 'Applied revision',
+      label: 'Applied',
       defaultWidth: '1fr',
       cell: c => (
         <Cell>
@@ -288,7 +288,7 @@ export function FluxFleetPage() {
     {
       id: 'reason',
       label: 'Reason',
-      defaultWidth: '3fr',
+      defaultWidth: '2fr',
       cell: c => {
         const reason = c.status ? reasonOf(c.status) : undefined;
         const pr = c.status?.pullRequest;
