@@ -13,6 +13,9 @@ import { StateChip } from '../shared/StateChip';
 
 export { StateChip };
 
+/** Cells start at the top, so a row's facts line up under their headers. */
+const TOP = { verticalAlign: 'top' } as const;
+
 export interface ClusterRowProps {
   status: ClusterBootstrapStatus;
   now: Date;
@@ -30,7 +33,7 @@ export function ClusterRow({ status, now, onStatus }: ClusterRowProps) {
   // The row's accessible name is its row header: the name, then the state chip's.
   return (
     <Row id={status.cluster} data-testid={`flux-cluster-${status.cluster}`}>
-      <Cell>
+      <Cell style={TOP}>
         <Flex direction="column" gap="1" align="start">
           <Text variant="body-medium" weight="bold">
             {name}
@@ -43,13 +46,13 @@ export function ClusterRow({ status, now, onStatus }: ClusterRowProps) {
           <StateChip state={status.state} />
         </Flex>
       </Cell>
-      <Cell>
+      <Cell style={TOP}>
         <FluxFacts status={status} />
       </Cell>
-      <Cell>
+      <Cell style={TOP}>
         <SourceFacts status={status} />
       </Cell>
-      <Cell>
+      <Cell style={TOP}>
         <Flex direction="column" gap="2" align="start">
           <LastReconcile status={status} now={now} />
           <OperateActions status={status} onStatus={onStatus} />
@@ -70,7 +73,7 @@ export function ClusterDetailRow({
       id={`${status.cluster}/details`}
       data-testid={`flux-cluster-${status.cluster}-details`}
     >
-      <Cell colSpan={4}>
+      <Cell colSpan={4} style={{ paddingTop: 0 }}>
         <ClusterDetails status={status} />
       </Cell>
     </Row>

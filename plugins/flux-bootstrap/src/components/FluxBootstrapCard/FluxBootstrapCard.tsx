@@ -179,7 +179,7 @@ export function ClustersTable(props: {
           Cluster
         </Column>
         <Column id="flux">Flux</Column>
-        <Column id="source">Source and applied commit</Column>
+        <Column id="source">Source</Column>
         <Column id="reconcile">Last reconcile</Column>
       </TableHeader>
       <TableBody>

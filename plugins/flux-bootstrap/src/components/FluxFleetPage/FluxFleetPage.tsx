@@ -78,6 +78,9 @@ function RevisionCell({ cluster }: { cluster: FleetCluster }) {
   );
 }
 
+/** Cells start at the top, so a row's facts line up under their headers. */
+const TOP = { verticalAlign: 'top' } as const;
+
 /** Above this many rows the table renders only the rows in view. */
 export const VIRTUALIZE_ABOVE = 100;
 
@@ -162,7 +165,7 @@ export function FluxFleetPage() {
       isRowHeader: true,
       defaultWidth: '2fr',
       cell: c => (
-        <Cell>
+        <Cell style={TOP}>
           <Flex direction="column" gap="1" align="start">
             <Link
               href={entityLink(c.name)}
@@ -198,7 +201,7 @@ export function FluxFleetPage() {
       label: 'Flux',
       defaultWidth: '1fr',
       cell: c => (
-        <Cell>
+        <Cell style={TOP}>
           <Flex direction="column" gap="0.5">
             <Text variant="body-small" weight="bold">
               {c.status?.flux?.version ?? <Unknown />}
@@ -222,7 +225,7 @@ export function FluxFleetPage() {
       label: 'Controllers',
       defaultWidth: '1fr',
       cell: c => (
-        <Cell>
+        <Cell style={TOP}>
           {c.status && c.status.components.length > 0 ? (
             <Text
               variant="body-small"
@@ -245,7 +248,7 @@ export function FluxFleetPage() {
       cell: c => {
         const words = c.status ? syncWords(c.status) : undefined;
         return (
-          <Cell>
+          <Cell style={TOP}>
             {words ? (
               <Text
                 variant="body-small"
@@ -266,7 +269,7 @@ export function FluxFleetPage() {
       label: 'Applied',
       defaultWidth: '1fr',
       cell: c => (
-        <Cell>
+        <Cell style={TOP}>
           <RevisionCell cluster={c} />
         </Cell>
       ),
@@ -276,7 +279,7 @@ export function FluxFleetPage() {
       label: 'Last reconcile',
       defaultWidth: '1fr',
       cell: c => (
-        <Cell>
+        <Cell style={TOP}>
           {c.status ? (
             <LastReconcile status={c.status} now={now} />
           ) : (
@@ -293,7 +296,7 @@ export function FluxFleetPage() {
         const reason = c.status ? reasonOf(c.status) : undefined;
         const pr = c.status?.pullRequest;
         return (
-          <Cell>
+          <Cell style={TOP}>
             <Flex direction="column" gap="1">
               {pr && (
                 <Text variant="body-small">

@@ -136,7 +136,10 @@ export function FluxFacts({ status }: { status: ClusterBootstrapStatus }) {
             {instance.lastAppliedRevision && (
               <>
                 {' · last applied '}
-                <code title={instance.lastAppliedRevision}>
+                <code
+                  title={instance.lastAppliedRevision}
+                  style={{ wordBreak: 'break-all' }}
+                >
                   {instance.lastAppliedRevision}
                 </code>
               </>
