@@ -131,12 +131,7 @@ describe('EntityFluxBootstrapCard (legacy frontend system)', () => {
       within(card)
         .getAllByRole('columnheader')
         .map(c => c.textContent),
-    ).toEqual([
-      'Cluster',
-      'Flux',
-      'Source and applied commit',
-      'Last reconcile',
-    ]);
+    ).toEqual(['Cluster', 'Flux', 'Source', 'Last reconcile']);
     expect(
       within(card).getByRole('button', { name: 'Refresh' }),
     ).toBeInTheDocument();
