@@ -1,4 +1,4 @@
-import { ComponentType, FormEvent, useCallback, useRef } from 'react';
+import { ComponentType, useCallback, useRef } from 'react';
 import { useApi } from '@backstage/core-plugin-api';
 import { scmIntegrationsApiRef } from '@backstage/integration-react';
 import type { FieldExtensionComponentProps } from '@backstage/plugin-scaffolder-react';
@@ -73,10 +73,13 @@ function textInputs(root: HTMLElement): HTMLInputElement[] {
  * and repository inputs are free-solo autocompletes that hand their text to the form only when
  * they lose focus; typing a name and clicking *Next* right away validated the value from before
  * ("Incomplete repository location provided, repo not provided") although the field showed the
- * name. So each `input` event of the project or the repository input is written into the value
- * at once, in RepoUrlPicker's own format; its later commit on blur writes the same value. The
- * text inputs are, in order, the project's (unless `allowedProjects` makes it a select) and the
- * repository's (unless `allowedRepos` does).
+ * name. Worse, RepoUrlPicker sends its whole value again whenever the form hands it a new
+ * `onChange` (rjsf does on every render), from its own state, which lacks the text not yet
+ * committed. So this field writes each `input` event of the project or the repository input into
+ * the value at once, in RepoUrlPicker's own format, gives RepoUrlPicker a stable `onChange`, and
+ * puts the text the inputs show over what RepoUrlPicker sends. The text inputs are, in order, the
+ * project's (unless `allowedProjects` makes it a select) and the repository's (unless
+ * `allowedRepos` does).
  */
 export function BitbucketServerRepoUrlPicker(
   props: FieldExtensionComponentProps<
@@ -93,29 +96,40 @@ export function BitbucketServerRepoUrlPicker(
   const Inner = (
     props.registry?.fields as Record<string, ComponentType<any>> | undefined
   )?.RepoUrlPicker;
-  // The latest value and onChange, for the input handler below.
+  // The latest value and onChange, for the stable handlers below.
   const latest = useRef({ formData: props.formData, onChange: props.onChange });
   latest.current = { formData: props.formData, onChange: props.onChange };
+  const root = useRef<HTMLDivElement>(null);
   const parts: ('project' | 'repo')[] = [];
   if (!uiOptions.allowedProjects?.length) parts.push('project');
   if (!uiOptions.allowedRepos?.length) parts.push('repo');
   const partsKey = parts.join(',');
-  const onInput = useCallback(
-    (event: FormEvent<HTMLDivElement>) => {
-      const input = event.target as HTMLInputElement;
-      if (input.tagName !== 'INPUT') return;
-      const inputs = textInputs(event.currentTarget);
-      const order = partsKey.split(',');
-      if (inputs.length !== order.length) return;
-      const part = order[inputs.indexOf(input)] as 'project' | 'repo';
-      if (!part) return;
-      const next = withRepoUrlPart(latest.current.formData, part, input.value);
-      if (next !== undefined && next !== latest.current.formData) {
-        latest.current.onChange(next);
-      }
+
+  /** `value` with the project and repository the inputs show right now. */
+  const asShown = useCallback(
+    (value: string | undefined): string | undefined => {
+      const inputs = root.current ? textInputs(root.current) : [];
+      const order = partsKey ? partsKey.split(',') : [];
+      if (!value || inputs.length !== order.length) return value;
+      return order.reduce<string | undefined>(
+        (v, part, i) =>
+          withRepoUrlPart(v, part as 'project' | 'repo', inputs[i].value) ?? v,
+        value,
+      );
     },
     [partsKey],
   );
+  // RepoUrlPicker sends its whole value whenever its own state or its onChange changes; a stable
+  // onChange, and the inputs' current text over its possibly older state.
+  const innerOnChange = useCallback(
+    (value: string | undefined) => latest.current.onChange(asShown(value)!),
+    [asShown],
+  );
+  // Each keystroke in the project or repository input goes into the value at once.
+  const onInput = useCallback(() => {
+    const next = asShown(latest.current.formData);
+    if (next !== latest.current.formData) latest.current.onChange(next!);
+  }, [asShown]);
 
   if (!hosts.length) {
     return (
@@ -137,9 +151,14 @@ export function BitbucketServerRepoUrlPicker(
     );
   }
   return (
-    <div onInput={onInput} data-testid="bitbucket-server-repo-url-picker">
+    <div
+      ref={root}
+      onInput={onInput}
+      data-testid="bitbucket-server-repo-url-picker"
+    >
       <Inner
         {...props}
+        onChange={innerOnChange}
         uiSchema={{
           ...props.uiSchema,
           'ui:options': { ...uiOptions, allowedHosts: hosts },

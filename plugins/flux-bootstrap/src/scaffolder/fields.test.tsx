@@ -14,6 +14,7 @@ import {
   waitFor,
   within,
 } from '@testing-library/react';
+import { useEffect, useState } from 'react';
 import {
   BitbucketServerRepoUrlPicker,
   bitbucketServerHosts,
@@ -331,56 +332,117 @@ describe('BitbucketServerRepoUrlPicker', () => {
     });
   });
 
-  it('writes each keystroke of the project and repository inputs into the value at once (no blur needed)', () => {
-    // Stands in for RepoUrlPicker's inputs: the host select's hidden input, then the project's
-    // and the repository's autocompletes; none commits anything itself while typing.
-    const inner = () => (
+  /**
+   * Behaves like the scaffolder's RepoUrlPicker in its Material UI look: its state starts from
+   * the first value; it sends its whole value from that state whenever the state or its
+   * onChange changes (an effect), and the inputs commit typed text only on blur.
+   */
+  function FakeRepoUrlPicker(p: {
+    formData?: string;
+    onChange: Function;
+    uiSchema?: { 'ui:options'?: { allowedProjects?: string[] } };
+  }) {
+    const [state, setState] = useState(() => p.formData);
+    const { onChange } = p;
+    useEffect(() => {
+      onChange(state);
+    }, [state, onChange]);
+    const url = new URL(`https://${state ?? ''}`);
+    const commit = (key: string) => (e: { target: HTMLInputElement }) => {
+      url.searchParams.set(key, e.target.value);
+      setState(`${url.host}?${url.searchParams.toString()}`);
+    };
+    const projects = p.uiSchema?.['ui:options']?.allowedProjects;
+    return (
       <>
-        <input aria-hidden="true" tabIndex={-1} defaultValue="bb.example.com" />
-        <input aria-label="Projects" aria-autocomplete="list" />
-        <input aria-label="Repository" aria-autocomplete="list" />
+        <input aria-hidden="true" tabIndex={-1} readOnly value={url.host} />
+        {projects ? (
+          <select aria-label="Project" defaultValue={projects[0]}>
+            {projects.map(k => (
+              <option key={k}>{k}</option>
+            ))}
+          </select>
+        ) : (
+          <input
+            aria-label="Projects"
+            aria-autocomplete="list"
+            defaultValue={url.searchParams.get('project') ?? ''}
+            onBlur={commit('project')}
+          />
+        )}
+        <input
+          aria-label="Repository"
+          aria-autocomplete="list"
+          defaultValue={url.searchParams.get('repo') ?? ''}
+          onBlur={commit('repo')}
+        />
       </>
     );
-    const onChange = jest.fn();
-    const integrations = ScmIntegrations.fromConfig(
+  }
+
+  /** The form around the field: a new onChange on every render, as rjsf hands fields. */
+  function FormLike(p: {
+    initial: string;
+    seen: string[];
+    uiOptions?: Record<string, unknown>;
+  }) {
+    const [value, setValue] = useState<string | undefined>(p.initial);
+    p.seen.push(String(value));
+    return (
+      <BitbucketServerRepoUrlPicker
+        {...fieldProps({
+          formData: value,
+          onChange: (v: string) => setValue(v),
+          uiSchema: { 'ui:options': p.uiOptions ?? {} },
+          registry: { fields: { RepoUrlPicker: FakeRepoUrlPicker } },
+        })}
+      />
+    );
+  }
+
+  const bbIntegrations = () =>
+    ScmIntegrations.fromConfig(
       new ConfigReader({
         integrations: { bitbucketServer: [{ host: 'bb.example.com' }] },
       }),
     );
-    const { rerender } = render(
-      <TestApiProvider apis={[[scmIntegrationsApiRef, integrations]]}>
-        <BitbucketServerRepoUrlPicker
-          {...fieldProps({
-            formData: 'bb.example.com?project=PLAT',
-            onChange,
-            registry: { fields: { RepoUrlPicker: inner } },
-          })}
+
+  const typeInto = (name: string, text: string) => {
+    const input = screen.getByRole('textbox', { name });
+    for (let i = 1; i <= text.length; i++)
+      fireEvent.input(input, { target: { value: text.slice(0, i) } });
+  };
+
+  it('has the typed project and repository in its value at once, without a blur (issue 21)', () => {
+    const seen: string[] = [];
+    render(
+      <TestApiProvider apis={[[scmIntegrationsApiRef, bbIntegrations()]]}>
+        <FormLike initial="bb.example.com" seen={seen} />
+      </TestApiProvider>,
+    );
+    typeInto('Projects', 'FLEET');
+    // Into the repository field: the project input loses focus and commits, as it does.
+    fireEvent.blur(screen.getByRole('textbox', { name: 'Projects' }));
+    typeInto('Repository', 'fleet-infra');
+    // No blur of the repository input: the value already holds what it shows.
+    expect(seen[seen.length - 1]).toBe(
+      'bb.example.com?repo=fleet-infra&project=FLEET',
+    );
+  });
+
+  it('with allowedProjects (a select), the only text input is the repository', () => {
+    const seen: string[] = [];
+    render(
+      <TestApiProvider apis={[[scmIntegrationsApiRef, bbIntegrations()]]}>
+        <FormLike
+          initial="bb.example.com?project=PLAT"
+          seen={seen}
+          uiOptions={{ allowedProjects: ['PLAT'] }}
         />
       </TestApiProvider>,
     );
-    fireEvent.input(screen.getByRole('textbox', { name: 'Repository' }), {
-      target: { value: 'fleet-infra' },
-    });
-    expect(onChange).toHaveBeenLastCalledWith(
-      'bb.example.com?repo=fleet-infra&project=PLAT',
-    );
-    rerender(
-      <TestApiProvider apis={[[scmIntegrationsApiRef, integrations]]}>
-        <BitbucketServerRepoUrlPicker
-          {...fieldProps({
-            formData: 'bb.example.com?repo=fleet-infra&project=PLAT',
-            onChange,
-            registry: { fields: { RepoUrlPicker: inner } },
-          })}
-        />
-      </TestApiProvider>,
-    );
-    fireEvent.input(screen.getByRole('textbox', { name: 'Projects' }), {
-      target: { value: '~ALICE' },
-    });
-    expect(onChange).toHaveBeenLastCalledWith(
-      'bb.example.com?repo=fleet-infra&project=%7EALICE',
-    );
+    typeInto('Repository', 'apps');
+    expect(seen[seen.length - 1]).toBe('bb.example.com?repo=apps&project=PLAT');
   });
 
   it("keeps RepoUrlPicker's value format when one part changes", () => {
