@@ -35,7 +35,10 @@ const auth = (user = 'user:default/alice') => mockCredentials.user.header(user);
 async function readStream(
   path: string,
   init: { signal?: AbortSignal; user?: string } = {},
-): Promise<{ status: number; lines: { at: number; line: ClusterStreamLine }[] }> {
+): Promise<{
+  status: number;
+  lines: { at: number; line: ClusterStreamLine }[];
+}> {
   const started = Date.now();
   const res = await fetch(`${baseUrl}${path}`, {
     headers: { Authorization: auth(init.user), 'Accept-Encoding': 'gzip' },
@@ -69,9 +72,7 @@ beforeAll(async () => {
   blackHole = net.createServer(socket => {
     held.push(socket);
   });
-  await new Promise<void>(resolve =>
-    blackHole.listen(0, '127.0.0.1', resolve),
-  );
+  await new Promise<void>(resolve => blackHole.listen(0, '127.0.0.1', resolve));
   const deadPort = (blackHole.address() as AddressInfo).port;
   const { server } = await startTestBackend({
     features: [
@@ -156,8 +157,7 @@ describe('GET /api/flux-bootstrap/clusters/stream', () => {
     });
     const [first, second] = lines.slice(1, 3).map(l => ({
       at: l.at,
-      status: (l.line as Extract<ClusterStreamLine, { type: 'status' }>)
-        .status,
+      status: (l.line as Extract<ClusterStreamLine, { type: 'status' }>).status,
     }));
     // The live cluster (configured second) arrives first, before the dead one's deadline.
     expect(first.status.cluster).toBe('live');
@@ -211,8 +211,7 @@ describe('GET /api/flux-bootstrap/clusters/stream', () => {
     await expect(reading).rejects.toThrow();
     expect(got.map(l => l.type)).toEqual(['clusters', 'status']);
     expect(
-      (got[1] as Extract<ClusterStreamLine, { type: 'status' }>).status
-        .cluster,
+      (got[1] as Extract<ClusterStreamLine, { type: 'status' }>).status.cluster,
     ).toBe('live');
   });
 
