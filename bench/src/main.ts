@@ -15,7 +15,7 @@ import { keysBenchmark } from './benchmarks/keys';
 import { pushBenchmark } from './benchmarks/push';
 import { statusBenchmark } from './benchmarks/status';
 import { memoryBenchmark } from './benchmarks/memory';
-import { fleetBenchmark } from './benchmarks/fleet';
+import { fleetPageBenchmark } from './benchmarks/fleetPage';
 
 const BENCHMARKS: Benchmark[] = [
   installBenchmark,
@@ -23,7 +23,7 @@ const BENCHMARKS: Benchmark[] = [
   keysBenchmark,
   pushBenchmark,
   statusBenchmark,
-  fleetBenchmark,
+  fleetPageBenchmark,
   memoryBenchmark,
 ];
 

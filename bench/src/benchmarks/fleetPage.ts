@@ -359,8 +359,8 @@ async function pageRows(ctx: BenchContext, runs: number) {
 }
 
 /** The fleet page: its streaming route over 1,000 clusters, and the page in Chromium. */
-export const fleetBenchmark: Benchmark = {
-  id: 'fleet',
+export const fleetPageBenchmark: Benchmark = {
+  id: 'fleet-page',
   title:
     'Fleet page: status stream of 1,000 clusters, and the page in Chromium',
   async run(ctx) {
