@@ -1,4 +1,4 @@
-import { ComponentType, useCallback, useRef } from 'react';
+import { ComponentType, FormEvent, useCallback, useRef } from 'react';
 import { useApi } from '@backstage/core-plugin-api';
 import { scmIntegrationsApiRef } from '@backstage/integration-react';
 import type { FieldExtensionComponentProps } from '@backstage/plugin-scaffolder-react';
@@ -77,7 +77,8 @@ function textInputs(root: HTMLElement): HTMLInputElement[] {
  * `onChange` (rjsf does on every render), from its own state, which lacks the text not yet
  * committed. So this field writes each `input` event of the project or the repository input into
  * the value at once, in RepoUrlPicker's own format, gives RepoUrlPicker a stable `onChange`, and
- * puts the text the inputs show over what RepoUrlPicker sends. The text inputs are, in order, the
+ * keeps the typed text over what RepoUrlPicker sends, as long as the input still shows it (a
+ * cleared or re-mounted input leaves RepoUrlPicker's value alone). The text inputs are, in order, the
  * project's (unless `allowedProjects` makes it a select) and the repository's (unless
  * `allowedRepos` does).
  */
@@ -105,31 +106,62 @@ export function BitbucketServerRepoUrlPicker(
   if (!uiOptions.allowedRepos?.length) parts.push('repo');
   const partsKey = parts.join(',');
 
-  /** `value` with the project and repository the inputs show right now. */
-  const asShown = useCallback(
+  // What the person typed into each input (by input event), while the input still shows it.
+  const typed = useRef<{ project?: string; repo?: string }>({});
+
+  /** The project and repository inputs, when they are where they are expected. */
+  const partInputs = useCallback((): Map<
+    'project' | 'repo',
+    HTMLInputElement
+  > => {
+    const inputs = root.current ? textInputs(root.current) : [];
+    const order = (partsKey ? partsKey.split(',') : []) as (
+      | 'project'
+      | 'repo'
+    )[];
+    if (inputs.length !== order.length) return new Map();
+    return new Map(order.map((part, i) => [part, inputs[i]]));
+  }, [partsKey]);
+
+  /** `value` with the typed text of each input that still shows it. */
+  const withTyped = useCallback(
     (value: string | undefined): string | undefined => {
-      const inputs = root.current ? textInputs(root.current) : [];
-      const order = partsKey ? partsKey.split(',') : [];
-      if (!value || inputs.length !== order.length) return value;
-      return order.reduce<string | undefined>(
-        (v, part, i) =>
-          withRepoUrlPart(v, part as 'project' | 'repo', inputs[i].value) ?? v,
-        value,
-      );
+      let v = value;
+      for (const [part, input] of partInputs()) {
+        const text = typed.current[part];
+        if (text !== undefined && input.value === text) {
+          v = withRepoUrlPart(v, part, text) ?? v;
+        }
+      }
+      return v;
     },
-    [partsKey],
+    [partInputs],
   );
-  // RepoUrlPicker sends its whole value whenever its own state or its onChange changes; a stable
-  // onChange, and the inputs' current text over its possibly older state.
+  // RepoUrlPicker sends its whole value whenever its own state or its onChange changes: give it
+  // a stable onChange, and keep the typed text over its possibly older state.
   const innerOnChange = useCallback(
-    (value: string | undefined) => latest.current.onChange(asShown(value)!),
-    [asShown],
+    (value: string | undefined) => latest.current.onChange(withTyped(value)!),
+    [withTyped],
   );
   // Each keystroke in the project or repository input goes into the value at once.
-  const onInput = useCallback(() => {
-    const next = asShown(latest.current.formData);
-    if (next !== latest.current.formData) latest.current.onChange(next!);
-  }, [asShown]);
+  const onInput = useCallback(
+    (event: FormEvent<HTMLDivElement>) => {
+      const target = event.target as HTMLInputElement;
+      for (const [part, input] of partInputs()) {
+        if (input !== target) continue;
+        typed.current[part] = input.value;
+        const next = withRepoUrlPart(
+          latest.current.formData,
+          part,
+          input.value,
+        );
+        if (next !== undefined && next !== latest.current.formData) {
+          latest.current.onChange(next);
+        }
+      }
+    },
+    [partInputs],
+  );
 
   if (!hosts.length) {
     return (

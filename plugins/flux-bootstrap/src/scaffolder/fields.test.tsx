@@ -333,6 +333,30 @@ describe('BitbucketServerRepoUrlPicker', () => {
   });
 
   /**
+   * An input like Material UI's Autocomplete: it shows its initial text only after its own
+   * effect ran (so its parent's effects of the same render still see it empty), keeps what is
+   * typed, and commits it on blur.
+   */
+  function LazyInput(p: {
+    label: string;
+    initial: string;
+    onCommit: (text: string) => void;
+  }) {
+    const [text, setText] = useState('');
+    const { initial } = p;
+    useEffect(() => setText(initial), [initial]);
+    return (
+      <input
+        aria-label={p.label}
+        aria-autocomplete="list"
+        value={text}
+        onChange={e => setText(e.target.value)}
+        onBlur={() => p.onCommit(text)}
+      />
+    );
+  }
+
+  /**
    * Behaves like the scaffolder's RepoUrlPicker in its Material UI look: its state starts from
    * the first value; it sends its whole value from that state whenever the state or its
    * onChange changes (an effect), and the inputs commit typed text only on blur.
@@ -348,8 +372,8 @@ describe('BitbucketServerRepoUrlPicker', () => {
       onChange(state);
     }, [state, onChange]);
     const url = new URL(`https://${state ?? ''}`);
-    const commit = (key: string) => (e: { target: HTMLInputElement }) => {
-      url.searchParams.set(key, e.target.value);
+    const commit = (key: string) => (text: string) => {
+      url.searchParams.set(key, text);
       setState(`${url.host}?${url.searchParams.toString()}`);
     };
     const projects = p.uiSchema?.['ui:options']?.allowedProjects;
@@ -363,18 +387,16 @@ describe('BitbucketServerRepoUrlPicker', () => {
             ))}
           </select>
         ) : (
-          <input
-            aria-label="Projects"
-            aria-autocomplete="list"
-            defaultValue={url.searchParams.get('project') ?? ''}
-            onBlur={commit('project')}
+          <LazyInput
+            label="Projects"
+            initial={url.searchParams.get('project') ?? ''}
+            onCommit={commit('project')}
           />
         )}
-        <input
-          aria-label="Repository"
-          aria-autocomplete="list"
-          defaultValue={url.searchParams.get('repo') ?? ''}
-          onBlur={commit('repo')}
+        <LazyInput
+          label="Repository"
+          initial={url.searchParams.get('repo') ?? ''}
+          onCommit={commit('repo')}
         />
       </>
     );
@@ -425,6 +447,24 @@ describe('BitbucketServerRepoUrlPicker', () => {
     fireEvent.blur(screen.getByRole('textbox', { name: 'Projects' }));
     typeInto('Repository', 'fleet-infra');
     // No blur of the repository input: the value already holds what it shows.
+    expect(seen[seen.length - 1]).toBe(
+      'bb.example.com?repo=fleet-infra&project=FLEET',
+    );
+  });
+
+  it('keeps the value when the step is shown again (inputs filled after mount)', () => {
+    const seen: string[] = [];
+    render(
+      <TestApiProvider apis={[[scmIntegrationsApiRef, bbIntegrations()]]}>
+        <FormLike
+          initial="bb.example.com?repo=fleet-infra&project=FLEET"
+          seen={seen}
+        />
+      </TestApiProvider>,
+    );
+    expect(screen.getByRole('textbox', { name: 'Repository' })).toHaveValue(
+      'fleet-infra',
+    );
     expect(seen[seen.length - 1]).toBe(
       'bb.example.com?repo=fleet-infra&project=FLEET',
     );
