@@ -26,6 +26,7 @@ import {
   readFluxStatusSettings,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import express from 'express';
+import { setMaxListeners } from 'node:events';
 import Router from 'express-promise-router';
 import {
   clusterEntityParamsFromUrl,
@@ -123,6 +124,8 @@ export async function createRouter(
     const signal = requestSignal(res);
     const refresh = flag(req.query.refresh);
     const clusters = reader.listClusters();
+    // Every read waits on this one signal (a listener each): a fleet is no leak.
+    setMaxListeners(clusters.length + 10, signal);
     const { concurrency } = readFluxStatusSettings(config);
     res.status(200);
     res.setHeader('Content-Type', 'application/x-ndjson; charset=utf-8');
