@@ -231,6 +231,34 @@ describe('FluxFleetPage', () => {
     expect(signal.aborted).toBe(true);
   });
 
+  it('pages a large fleet; counts, filter and search still cover all of it', async () => {
+    const s = scriptedStream();
+    await renderPage(s.api);
+    await waitFor(() => expect(s.calls).toHaveLength(1));
+    const many = Array.from({ length: 60 }, (_, i) => ({
+      name: `c-${String(i + 1).padStart(2, '0')}`,
+    }));
+    await s.send({ type: 'clusters', items: many });
+    for (const c of many)
+      await s.send({ type: 'status', status: statusOf(c.name, 'ready') });
+    await s.end();
+    await waitFor(() =>
+      expect(screen.getByTestId('flux-fleet-summary')).toHaveTextContent(
+        '60 of 60 clusters shown',
+      ),
+    );
+    expect(await rowOf('c-01')).toBeInTheDocument();
+    expect(screen.queryByRole('row', { name: /^c-51 / })).toBeNull();
+    await userEvent.click(screen.getByRole('button', { name: /next/i }));
+    expect(await rowOf('c-51')).toBeInTheDocument();
+    expect(screen.queryByRole('row', { name: /^c-01 / })).toBeNull();
+    expect(
+      within(
+        screen.getByRole('radiogroup', { name: 'Clusters per state (filter)' }),
+      ).getByRole('radio', { name: 'Ready: 60' }),
+    ).toBeInTheDocument();
+  });
+
   it('says which permission is missing when the stream is refused', async () => {
     const api = scriptedStream().api;
     api.streamClusters = jest.fn(async () => {

@@ -20,7 +20,13 @@ import {
   shortSha,
 } from '@flux-bootstrap/plugin-flux-bootstrap-common';
 import { RiRefreshLine } from '@remixicon/react';
-import { useDeferredValue, useMemo, useState } from 'react';
+import {
+  useCallback,
+  useDeferredValue,
+  useEffect,
+  useMemo,
+  useState,
+} from 'react';
 import { fluxBootstrapApiRef } from '../../api/FluxBootstrapApi';
 import { ReadError } from '../FluxBootstrapCard/FluxBootstrapCard';
 import {
@@ -81,8 +87,12 @@ function RevisionCell({ cluster }: { cluster: FleetCluster }) {
 /** Cells start at the top, so a row's facts line up under their headers. */
 const TOP = { verticalAlign: 'top' } as const;
 
-/** Above this many rows the table renders only the rows in view. */
-export const VIRTUALIZE_ABOVE = 100;
+/**
+ * Rows per page. Above it the table is paged (react-aria builds a table's whole collection on
+ * every render, so a thousand rows at once are slow even when only those in view are drawn);
+ * counts, filter and search always cover the whole fleet.
+ */
+export const PAGE_SIZE = 50;
 
 type Row = FleetCluster & { id: string };
 type Filter = ClusterBootstrapState | 'all' | 'reading';
@@ -98,10 +108,13 @@ function useEntityLink(): (name: string) => string {
   } catch {
     route = undefined;
   }
-  return name =>
-    route
-      ? route({ kind: 'resource', namespace: 'default', name })
-      : `/catalog/default/resource/${encodeURIComponent(name)}`;
+  return useCallback(
+    (name: string) =>
+      route
+        ? route({ kind: 'resource', namespace: 'default', name })
+        : `/catalog/default/resource/${encodeURIComponent(name)}`,
+    [route],
+  );
 }
 
 /** Does the cluster match the search text (name or title, case-insensitive)? */
@@ -142,7 +155,10 @@ export function FluxFleetPage() {
   const [filter, setFilter] = useState<Filter>('all');
   const [search, setSearch] = useState('');
   const deferredSearch = useDeferredValue(search);
-  const now = new Date();
+  const [pageSize, setPageSize] = useState(PAGE_SIZE);
+  const [offset, setOffset] = useState(0);
+  // "3 minutes ago" is counted from when the statuses last changed.
+  const now = useMemo(() => new Date(), [fleet.clusters]); // eslint-disable-line react-hooks/exhaustive-deps
   const counts = useMemo(() => countByState(fleet.clusters), [fleet.clusters]);
 
   const rows: Row[] = useMemo(
@@ -158,172 +174,185 @@ export function FluxFleetPage() {
     [fleet.clusters, filter, deferredSearch],
   );
 
-  const columns: ColumnConfig<Row>[] = [
-    {
-      id: 'cluster',
-      label: 'Cluster',
-      isRowHeader: true,
-      defaultWidth: '2fr',
-      cell: c => (
-        <Cell style={TOP}>
-          <Flex direction="column" gap="1" align="start">
-            <Link
-              href={entityLink(c.name)}
-              variant="body-medium"
-              weight="bold"
-              aria-label={`${c.title ?? c.name} (entity)`}
-            >
-              {c.title ?? c.name}
-            </Link>{' '}
-            {c.title && (
-              <Text variant="body-x-small" color="secondary">
-                {c.name}
-              </Text>
-            )}{' '}
-            {c.status ? (
-              <StateChip state={c.status.state} />
-            ) : (
-              <Text
-                variant="body-small"
-                color="secondary"
-                role="img"
-                aria-label="State: Reading"
-              >
-                Reading…
-              </Text>
-            )}
-          </Flex>
-        </Cell>
-      ),
-    },
-    {
-      id: 'flux',
-      label: 'Flux',
-      defaultWidth: '1fr',
-      cell: c => (
-        <Cell style={TOP}>
-          <Flex direction="column" gap="0.5">
-            <Text variant="body-small" weight="bold">
-              {c.status?.flux?.version ?? <Unknown />}
-            </Text>
-            {c.status?.flux?.instance && (
-              <Text variant="body-x-small" color="secondary">
-                Flux Operator ({c.status.flux.instance.requestedVersion})
-              </Text>
-            )}
-            {c.status?.kubernetesVersion && (
-              <Text variant="body-x-small" color="secondary">
-                Kubernetes {c.status.kubernetesVersion}
-              </Text>
-            )}
-          </Flex>
-        </Cell>
-      ),
-    },
-    {
-      id: 'controllers',
-      label: 'Controllers',
-      defaultWidth: '1fr',
-      cell: c => (
-        <Cell style={TOP}>
-          {c.status && c.status.components.length > 0 ? (
-            <Text
-              variant="body-small"
-              color={
-                c.status.components.every(x => x.ready) ? 'success' : 'warning'
-              }
-            >
-              {controllersReady(c.status)}
-            </Text>
-          ) : (
-            <Unknown />
-          )}
-        </Cell>
-      ),
-    },
-    {
-      id: 'sync',
-      label: 'Sync',
-      defaultWidth: '1fr',
-      cell: c => {
-        const words = c.status ? syncWords(c.status) : undefined;
-        return (
+  // Back to the first page when what is shown changes.
+  useEffect(() => setOffset(0), [filter, deferredSearch, pageSize]);
+  const page = useMemo(
+    () => rows.slice(offset, offset + pageSize),
+    [rows, offset, pageSize],
+  );
+  const { setStatus } = fleet;
+
+  const columns: ColumnConfig<Row>[] = useMemo(
+    () => [
+      {
+        id: 'cluster',
+        label: 'Cluster',
+        isRowHeader: true,
+        defaultWidth: '2fr',
+        cell: c => (
           <Cell style={TOP}>
-            {words ? (
+            <Flex direction="column" gap="1" align="start">
+              <Link
+                href={entityLink(c.name)}
+                variant="body-medium"
+                weight="bold"
+                aria-label={`${c.title ?? c.name} (entity)`}
+              >
+                {c.title ?? c.name}
+              </Link>{' '}
+              {c.title && (
+                <Text variant="body-x-small" color="secondary">
+                  {c.name}
+                </Text>
+              )}{' '}
+              {c.status ? (
+                <StateChip state={c.status.state} />
+              ) : (
+                <Text
+                  variant="body-small"
+                  color="secondary"
+                  role="img"
+                  aria-label="State: Reading"
+                >
+                  Reading…
+                </Text>
+              )}
+            </Flex>
+          </Cell>
+        ),
+      },
+      {
+        id: 'flux',
+        label: 'Flux',
+        defaultWidth: '1fr',
+        cell: c => (
+          <Cell style={TOP}>
+            <Flex direction="column" gap="0.5">
+              <Text variant="body-small" weight="bold">
+                {c.status?.flux?.version ?? <Unknown />}
+              </Text>
+              {c.status?.flux?.instance && (
+                <Text variant="body-x-small" color="secondary">
+                  Flux Operator ({c.status.flux.instance.requestedVersion})
+                </Text>
+              )}
+              {c.status?.kubernetesVersion && (
+                <Text variant="body-x-small" color="secondary">
+                  Kubernetes {c.status.kubernetesVersion}
+                </Text>
+              )}
+            </Flex>
+          </Cell>
+        ),
+      },
+      {
+        id: 'controllers',
+        label: 'Controllers',
+        defaultWidth: '1fr',
+        cell: c => (
+          <Cell style={TOP}>
+            {c.status && c.status.components.length > 0 ? (
               <Text
                 variant="body-small"
-                color={SYNC_COLOUR[words]}
-                weight={words === 'behind' ? 'bold' : 'regular'}
+                color={
+                  c.status.components.every(x => x.ready)
+                    ? 'success'
+                    : 'warning'
+                }
               >
-                {words}
+                {controllersReady(c.status)}
               </Text>
             ) : (
               <Unknown />
             )}
           </Cell>
-        );
+        ),
       },
-    },
-    {
-      id: 'revision',
-      label: 'Applied',
-      defaultWidth: '1fr',
-      cell: c => (
-        <Cell style={TOP}>
-          <RevisionCell cluster={c} />
-        </Cell>
-      ),
-    },
-    {
-      id: 'reconcile',
-      label: 'Last reconcile',
-      defaultWidth: '1fr',
-      cell: c => (
-        <Cell style={TOP}>
-          {c.status ? (
-            <LastReconcile status={c.status} now={now} />
-          ) : (
-            <Unknown />
-          )}
-        </Cell>
-      ),
-    },
-    {
-      id: 'reason',
-      label: 'Reason',
-      defaultWidth: '2fr',
-      cell: c => {
-        const reason = c.status ? reasonOf(c.status) : undefined;
-        const pr = c.status?.pullRequest;
-        return (
-          <Cell style={TOP}>
-            <Flex direction="column" gap="1">
-              {pr && (
-                <Text variant="body-small">
-                  <Link href={pr.url} variant="body-small">
-                    #{pr.id} {pr.fromBranch} → {pr.toBranch}
-                  </Link>
-                </Text>
-              )}
-              {reason ? (
+      {
+        id: 'sync',
+        label: 'Sync',
+        defaultWidth: '1fr',
+        cell: c => {
+          const words = c.status ? syncWords(c.status) : undefined;
+          return (
+            <Cell style={TOP}>
+              {words ? (
                 <Text
                   variant="body-small"
-                  style={{ whiteSpace: 'pre-wrap', wordBreak: 'break-word' }}
+                  color={SYNC_COLOUR[words]}
+                  weight={words === 'behind' ? 'bold' : 'regular'}
                 >
-                  {reason}
+                  {words}
                 </Text>
               ) : (
-                !pr && <Unknown />
+                <Unknown />
               )}
-              {c.status && (
-                <OperateActions status={c.status} onStatus={fleet.setStatus} />
-              )}
-            </Flex>
-          </Cell>
-        );
+            </Cell>
+          );
+        },
       },
-    },
-  ];
+      {
+        id: 'revision',
+        label: 'Applied',
+        defaultWidth: '1fr',
+        cell: c => (
+          <Cell style={TOP}>
+            <RevisionCell cluster={c} />
+          </Cell>
+        ),
+      },
+      {
+        id: 'reconcile',
+        label: 'Last reconcile',
+        defaultWidth: '1fr',
+        cell: c => (
+          <Cell style={TOP}>
+            {c.status ? (
+              <LastReconcile status={c.status} now={now} />
+            ) : (
+              <Unknown />
+            )}
+          </Cell>
+        ),
+      },
+      {
+        id: 'reason',
+        label: 'Reason',
+        defaultWidth: '2fr',
+        cell: c => {
+          const reason = c.status ? reasonOf(c.status) : undefined;
+          const pr = c.status?.pullRequest;
+          return (
+            <Cell style={TOP}>
+              <Flex direction="column" gap="1">
+                {pr && (
+                  <Text variant="body-small">
+                    <Link href={pr.url} variant="body-small">
+                      #{pr.id} {pr.fromBranch} → {pr.toBranch}
+                    </Link>
+                  </Text>
+                )}
+                {reason ? (
+                  <Text
+                    variant="body-small"
+                    style={{ whiteSpace: 'pre-wrap', wordBreak: 'break-word' }}
+                  >
+                    {reason}
+                  </Text>
+                ) : (
+                  !pr && <Unknown />
+                )}
+                {c.status && (
+                  <OperateActions status={c.status} onStatus={setStatus} />
+                )}
+              </Flex>
+            </Cell>
+          );
+        },
+      },
+    ],
+    [entityLink, now, setStatus],
+  );
 
   const filters: Filter[] = [
     'all',
@@ -414,17 +443,23 @@ export function FluxFleetPage() {
             <section aria-label="Clusters">
               <Table
                 columnConfig={columns}
-                data={rows}
-                pagination={{ type: 'none' }}
-                virtualized={
-                  rows.length > VIRTUALIZE_ABOVE
-                    ? { estimatedRowHeight: 96 }
-                    : undefined
-                }
-                style={
-                  rows.length > VIRTUALIZE_ABOVE
-                    ? { height: '70vh' }
-                    : undefined
+                data={page}
+                pagination={
+                  rows.length > PAGE_SIZE
+                    ? {
+                        type: 'page',
+                        pageSize,
+                        offset,
+                        totalCount: rows.length,
+                        pageSizeOptions: [25, 50, 100],
+                        onPageSizeChange: setPageSize,
+                        hasPreviousPage: offset > 0,
+                        hasNextPage: offset + pageSize < rows.length,
+                        onPreviousPage: () =>
+                          setOffset(o => Math.max(0, o - pageSize)),
+                        onNextPage: () => setOffset(o => o + pageSize),
+                      }
+                    : { type: 'none' }
                 }
                 emptyState={
                   <Text variant="body-small">
