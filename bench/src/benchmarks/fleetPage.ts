@@ -462,6 +462,13 @@ export const fleetPageBenchmark: Benchmark = {
         )} to 95 %).`,
       );
     }
+    if (!rows[5].met) {
+      analysis.push(
+        `Warm, every line comes from Backstage's cache service (one get per cluster, each status copied out of the store) and ${FLEET_CLUSTERS} statuses of about 3 KB are written as NDJSON (about 3 MB) — on this shared machine that takes ${fmtMs(
+          s.byDefault.warm.median,
+        )}; the 95 % of clusters the page needs first are in the stream well before its end.`,
+      );
+    }
     if (rows.slice(6).some(r => r.met === false)) {
       analysis.push(
         'The page pages the table above 50 rows (react-aria builds the collection of every row it is given on each render); what remains is counting, filtering and sorting 1,000 statuses and rendering one page in React (production build) on this machine, under the load noted above.',
