@@ -16,6 +16,7 @@ import { pushBenchmark } from './benchmarks/push';
 import { statusBenchmark } from './benchmarks/status';
 import { memoryBenchmark } from './benchmarks/memory';
 import { replicasBenchmark } from './benchmarks/replicas';
+import { fleetPageBenchmark } from './benchmarks/fleetPage';
 
 const BENCHMARKS: Benchmark[] = [
   installBenchmark,
@@ -23,6 +24,7 @@ const BENCHMARKS: Benchmark[] = [
   keysBenchmark,
   pushBenchmark,
   statusBenchmark,
+  fleetPageBenchmark,
   memoryBenchmark,
   replicasBenchmark,
 ];

@@ -22,6 +22,8 @@ import { resilientStatusCache } from './status/resilientCache';
  * Status backend of the Flux bootstrap card, mounted at `/api/flux-bootstrap`:
  *
  * - `GET /clusters[?state=true]` configured cluster names (and their status),
+ * - `GET /clusters/stream` every configured cluster's status as each read finishes (NDJSON, the
+ *   fleet page),
  * - `GET /clusters/:name` (also `/clusters/:name/status`) one cluster's status,
  * - `GET /entity/:kind/:namespace/:name/clusters` the status of the clusters an entity shows,
  * - `GET /integrations/bitbucket-server` whether each Bitbucket Server integration has
