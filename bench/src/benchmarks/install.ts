@@ -306,7 +306,7 @@ export const installBenchmark: Benchmark = {
             '--kubeconfig',
             kube.kubeconfigPath,
             '--cache-dir',
-            cacheDir,
+            kubectlCacheDir,
             'wait',
             '--for=condition=established',
             '--timeout=60s',
@@ -326,7 +326,7 @@ export const installBenchmark: Benchmark = {
           )} ms; re-apply ${again.ms.toFixed(0)} ms`,
         );
       } finally {
-        fs.rmSync(cacheDir, { recursive: true, force: true });
+        fs.rmSync(kubectlCacheDir, { recursive: true, force: true });
         await kube.release();
       }
     };
