@@ -1,13 +1,16 @@
-import type http from 'node:http';
-import type https from 'node:https';
 import type {
   BitbucketServerAuth,
   BitbucketServerHostConfig,
 } from '../config/bitbucketServer';
+import {
+  HttpClient,
+  HttpError,
+  withSystemRoots,
+  type HttpResponse,
+} from '../http';
+import { OperationAbortedError } from '../util/errors';
 import { EngineLogger, silentLogger } from '../util/logger';
 import { Redactor } from '../util/redact';
-import { combineSignals, sleep } from '../util/async';
-import { isTransientNetworkCode, OperationAbortedError } from '../util/errors';
 import {
   BitbucketError,
   BitbucketErrorDetail,
@@ -15,12 +18,6 @@ import {
   parseErrorDetails,
   shortExceptionName,
 } from './errors';
-import {
-  createAgent,
-  RawResponse,
-  ResponseTooLargeError,
-  sendOnce,
-} from './transport';
 import type {
   BitbucketAccessKey,
   BitbucketBranch,
@@ -29,6 +26,8 @@ import type {
   BitbucketRepository,
   BitbucketUser,
 } from './types';
+
+export { parseRetryAfter } from '../http';
 
 /** Options of {@link BitbucketServerClient}. @public */
 export interface BitbucketClientOptions {
@@ -68,7 +67,10 @@ export interface BitbucketRequestOptions {
   expectedStatus?: number[];
   /** Extra request headers. */
   headers?: Record<string, string>;
-  /** Set false for a request that must not be repeated. Default true. */
+  /**
+   * Whether a failed attempt may be sent again. Default: GET, HEAD, PUT and DELETE are; a POST only
+   * with `true` (the caller knows a repeat converges, e.g. a create answering 409 when done).
+   */
   retry?: boolean;
   /** Return the raw body bytes instead of parsing JSON. */
   raw?: boolean;
@@ -104,12 +106,8 @@ export function authSecrets(auth: BitbucketServerAuth): string[] {
   return 'token' in auth ? [auth.token, value] : [auth.password, value];
 }
 
-const TLS_CODES =
-  /^(CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|ERR_TLS_CERT_ALTNAME_INVALID|ERR_SSL_|EPROTO)/;
-
-function encodeSegment(segment: string | number): string {
-  return encodeURIComponent(String(segment));
-}
+const encodeSegment = (segment: string | number) =>
+  encodeURIComponent(String(segment));
 
 /**
  * Builds a path from a template and segments: `p('/rest/api/1.0/projects/{}/repos/{}', key, slug)`;
@@ -130,46 +128,30 @@ export function restPath(
   return out;
 }
 
-/** Parses `Retry-After` (seconds or an HTTP date) into milliseconds. */
-export function parseRetryAfter(
-  value: string | null,
-  now = Date.now(),
-): number | undefined {
-  if (!value) return undefined;
-  const trimmed = value.trim();
-  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
-  const date = Date.parse(trimmed);
-  if (!Number.isNaN(date)) return Math.max(0, date - now);
-  return undefined;
-}
-
 function htmlTitle(text: string): string | undefined {
   const m = /<title[^>]*>([^<]{1,120})<\/title>/i.exec(text);
   return m ? m[1].trim().replace(/\s+/g, ' ') : undefined;
 }
 
 function looksLikeHtml(contentType: string | null, text: string): boolean {
-  if (contentType && /text\/html|application\/xhtml/i.test(contentType))
-    return true;
-  return /^\s*<(!doctype|html|head|body)/i.test(text);
+  return (
+    /text\/html|application\/xhtml/i.test(contentType ?? '') ||
+    /^\s*<(!doctype|html|head|body)/i.test(text)
+  );
 }
 
-interface AttemptFailure {
-  error: BitbucketError;
-  retryable: boolean;
-  retryAfterMs?: number;
-}
+const RETRY_ADVICE =
+  'Bitbucket is unavailable or overloaded, try again later (re-running is safe: what was already done is reused)';
 
 /**
- * REST client of one Bitbucket Server / Data Center host.
+ * REST client of one Bitbucket Server / Data Center host, on the engine's HTTP layer.
  *
  * - URLs are built from the host's `baseUrl` (which keeps the context path), so `/rest/api/1.0`,
  *   `/rest/keys/1.0` and `/scm/` all work under `https://host/bitbucket`.
- * - Auth: `Bearer` token or `Basic` username + password/token.
- * - TLS: Node's roots plus the host's extra CA PEM, per client (no global setting).
- * - Retries 429 (honouring `Retry-After`), 5xx, connection resets and timeouts with bounded
- *   exponential backoff; never other 4xx. Each attempt has its own timeout; the caller's
- *   AbortSignal stops everything at once.
+ * - Auth: `Bearer` token or `Basic` username + password/token, sent to this server only.
+ * - TLS: Node's roots plus the host's extra CA PEM; proxies as the layer has them.
+ * - Retries (the layer's policy) 429 (honouring `Retry-After`), 5xx, resets and timeouts of
+ *   requests safe to repeat; never other 4xx; no redirect is followed.
  * - Bitbucket's `{"errors":[…]}` bodies become {@link BitbucketError}s; an HTML page (wrong context
  *   path, SSO/proxy login page) is detected and explained. Credentials never appear in errors or logs.
  * @public
@@ -181,19 +163,11 @@ export class BitbucketServerClient {
   private readonly auth: BitbucketServerAuth;
   private readonly logger: EngineLogger;
   private readonly redactor: Redactor;
-  private readonly agent: http.Agent | https.Agent;
+  private readonly http: HttpClient;
   private readonly origin: string;
-  private readonly opts: Required<
-    Pick<
-      BitbucketClientOptions,
-      | 'requestTimeoutMs'
-      | 'retries'
-      | 'baseDelayMs'
-      | 'maxDelayMs'
-      | 'maxRetryAfterMs'
-      | 'maxResponseBytes'
-    >
-  >;
+  private readonly timeoutMs: number;
+  private readonly retries: number;
+  private readonly baseDelayMs: number;
 
   constructor(
     host: BitbucketServerHostConfig,
@@ -210,17 +184,18 @@ export class BitbucketServerClient {
     this.origin = parsed.origin;
     this.redactor = opts.redactor ?? new Redactor();
     for (const secret of authSecrets(auth)) this.redactor.add(secret);
+    this.timeoutMs = opts.requestTimeoutMs ?? host.requestTimeoutMs ?? 30_000;
+    this.retries = opts.retries ?? host.retries ?? 4;
+    this.baseDelayMs = opts.baseDelayMs ?? 500;
+    this.http = new HttpClient({
+      ...opts,
+      tls: { ca: withSystemRoots(host.caPem) },
+      timeoutMs: this.timeoutMs,
+      retries: this.retries,
+      baseDelayMs: this.baseDelayMs,
+      redactor: this.redactor,
+    });
     this.logger = this.redactor.wrapLogger(opts.logger ?? silentLogger);
-    this.agent = createAgent(this.baseUrl, host.caPem);
-    this.opts = {
-      requestTimeoutMs:
-        opts.requestTimeoutMs ?? host.requestTimeoutMs ?? 30_000,
-      retries: opts.retries ?? host.retries ?? 4,
-      baseDelayMs: opts.baseDelayMs ?? 500,
-      maxDelayMs: opts.maxDelayMs ?? 10_000,
-      maxRetryAfterMs: opts.maxRetryAfterMs ?? 120_000,
-      maxResponseBytes: opts.maxResponseBytes ?? 32 * 1024 * 1024,
-    };
   }
 
   /** `<baseUrl>/rest/api/1.0` */
@@ -240,10 +215,8 @@ export class BitbucketServerClient {
     )}/${encodeSegment(slug)}.git`;
   }
 
-  /** Releases pooled connections. */
-  close(): void {
-    this.agent.destroy();
-  }
+  /** Kept for callers; connections are pooled by the HTTP layer and close when idle. */
+  close(): void {}
 
   /**
    * How git over HTTPS talks to this server like this client does, for the engine's git HTTP
@@ -274,12 +247,12 @@ export class BitbucketServerClient {
     return {
       headers: gitHttpAuthHeaders(this.auth),
       caPem: this.host.caPem,
-      timeoutMs: this.opts.requestTimeoutMs,
-      getRetries: this.opts.retries,
-      retryBaseDelayMs: this.opts.baseDelayMs,
+      timeoutMs: this.timeoutMs,
+      getRetries: this.retries,
+      retryBaseDelayMs: this.baseDelayMs,
       onRetry: (reason, attempt, delayMs) =>
         this.logger.warn(
-          `git ${url.pathname} failed (${reason}); retry ${attempt} of ${this.opts.retries} in ${delayMs} ms`,
+          `git ${url.pathname} failed (${reason}); retry ${attempt} of ${this.retries} in ${delayMs} ms`,
         ),
     };
   }
@@ -294,47 +267,53 @@ export class BitbucketServerClient {
     path: string,
     opts: BitbucketRequestOptions = {},
   ): Promise<BitbucketResponse<T>> {
-    const url = this.buildUrl(path, opts.query);
-    const label = `${method.toUpperCase()} ${url.pathname}${url.search}`;
-    let body: Buffer | undefined;
+    if (!path.startsWith('/'))
+      throw new Error(`Bitbucket path must start with "/": ${path}`);
+    const url = new URL(`${this.baseUrl}${path}`);
+    if (url.origin !== this.origin)
+      throw new Error('Bitbucket path escapes the server');
+    for (const [k, v] of Object.entries(opts.query ?? {})) {
+      if (v !== undefined) url.searchParams.set(k, String(v));
+    }
+    const verb = method.toUpperCase();
+    const label = `${verb} ${url.pathname}${url.search}`;
     const headers: Record<string, string> = {
       Accept: 'application/json',
       ...opts.headers,
+      ...gitHttpAuthHeaders(this.auth),
     };
+    let body: Buffer | undefined;
     if (opts.body !== undefined) {
-      if (Buffer.isBuffer(opts.body)) body = opts.body;
-      else {
-        body = Buffer.from(JSON.stringify(opts.body), 'utf8');
+      body = Buffer.isBuffer(opts.body)
+        ? opts.body
+        : Buffer.from(JSON.stringify(opts.body), 'utf8');
+      if (!Buffer.isBuffer(opts.body))
         headers['Content-Type'] ??= 'application/json';
-      }
     }
-    if (method.toUpperCase() !== 'GET' && method.toUpperCase() !== 'HEAD') {
-      // Bitbucket's XSRF check is skipped for REST clients that say so.
+    // Bitbucket's XSRF check is skipped for REST clients that say so.
+    if (verb !== 'GET' && verb !== 'HEAD')
       headers['X-Atlassian-Token'] ??= 'no-check';
+    let res: HttpResponse;
+    try {
+      res = await this.http.request({
+        method: verb,
+        url,
+        headers,
+        body,
+        signal: opts.signal,
+        what: `Bitbucket ${label}`,
+        idempotent: opts.retry === false ? false : opts.retry || undefined,
+      });
+    } catch (error) {
+      throw this.errorFromException(error, label);
     }
-    const response = await this.exchange(
-      method.toUpperCase(),
-      url,
-      headers,
-      body,
-      opts,
-      label,
-    );
-    const expected = opts.expectedStatus ?? [];
-    const ok = response.status >= 200 && response.status < 300;
-    if (!ok && !expected.includes(response.status)) {
-      throw this.errorFromResponse(response, label).error;
-    }
-    if (opts.raw)
-      return {
-        status: response.status,
-        headers: response.headers,
-        body: response.body as unknown as T,
-      };
+    const ok = res.status >= 200 && res.status < 300;
+    if (!ok && !(opts.expectedStatus ?? []).includes(res.status))
+      throw this.errorFromResponse(res, label);
     return {
-      status: response.status,
-      headers: response.headers,
-      body: this.parseBody<T>(response, label),
+      status: res.status,
+      headers: res.headers,
+      body: opts.raw ? (res.body as T) : this.parseBody<T>(res, label),
     };
   }
 
@@ -563,158 +542,20 @@ export class BitbucketServerClient {
     return res.status !== 404;
   }
 
-  // ---------------------------------------------------------------------------------------------
-
-  private buildUrl(path: string, query?: BitbucketQuery): URL {
-    if (!path.startsWith('/')) {
-      throw new Error(`Bitbucket path must start with "/": ${path}`);
-    }
-    const url = new URL(`${this.baseUrl}${path}`);
-    if (url.origin !== this.origin)
-      throw new Error('Bitbucket path escapes the server');
-    for (const [k, v] of Object.entries(query ?? {})) {
-      if (v !== undefined) url.searchParams.set(k, String(v));
-    }
-    return url;
-  }
-
-  private async exchange(
-    method: string,
-    url: URL,
-    headers: Record<string, string>,
-    body: Buffer | undefined,
-    opts: { signal?: AbortSignal; retry?: boolean },
-    label: string,
-    maxBytes = this.opts.maxResponseBytes,
-  ): Promise<RawResponse> {
-    const retries = opts.retry === false ? 0 : this.opts.retries;
-    const allHeaders: Record<string, string> = {
-      'User-Agent': 'flux-bootstrap-backstage',
-      ...headers,
-    };
-    if (url.origin === this.origin)
-      Object.assign(allHeaders, gitHttpAuthHeaders(this.auth));
-    for (let attempt = 0; ; attempt++) {
-      if (opts.signal?.aborted) {
-        throw new OperationAbortedError(
-          `Cancelled while calling Bitbucket (${label})`,
-        );
-      }
-      const attemptSignal = combineSignals(
-        [opts.signal],
-        this.opts.requestTimeoutMs,
-      );
-      let failure: AttemptFailure;
-      try {
-        const response = await sendOnce({
-          url,
-          method,
-          headers: allHeaders,
-          body,
-          agent: this.agent,
-          signal: attemptSignal.signal,
-          maxBytes,
-        });
-        if (
-          response.status < 400 &&
-          !(response.status >= 300 && response.status < 400)
-        ) {
-          this.logger.debug(`Bitbucket ${label} → ${response.status}`);
-          return response;
-        }
-        if (response.status >= 300 && response.status < 400) return response;
-        failure = this.errorFromResponse(response, label);
-        if (!failure.retryable) return response;
-      } catch (error) {
-        if (opts.signal?.aborted) {
-          throw new OperationAbortedError(
-            `Cancelled while calling Bitbucket (${label})`,
-          );
-        }
-        failure = this.errorFromException(
-          error,
-          label,
-          attemptSignal.timedOut(),
-        );
-      } finally {
-        attemptSignal.dispose();
-      }
-      if (!failure.retryable || attempt >= retries) {
-        if (attempt > 0) {
-          // Retries exhausted on a transient failure: say what to do about it.
-          const advice = failure.retryable
-            ? '; Bitbucket is unavailable or overloaded, try again later (re-running is safe: what was already done is reused)'
-            : '';
-          throw new BitbucketError(
-            `${failure.error.message} (gave up after ${
-              attempt + 1
-            } attempts${advice})`,
-            {
-              kind: failure.error.kind,
-              status: failure.error.status,
-              details: failure.error.details,
-              request: failure.error.request,
-              code: failure.error.code,
-            },
-          );
-        }
-        throw failure.error;
-      }
-      let delayMs: number;
-      if (failure.retryAfterMs !== undefined) {
-        if (failure.retryAfterMs > this.opts.maxRetryAfterMs) {
-          throw new BitbucketError(
-            `${
-              failure.error.message
-            }; Bitbucket asks to retry after ${Math.ceil(
-              failure.retryAfterMs / 1000,
-            )} s, longer than the ${Math.round(
-              this.opts.maxRetryAfterMs / 1000,
-            )} s this client waits`,
-            {
-              kind: failure.error.kind,
-              status: failure.error.status,
-              details: failure.error.details,
-              request: label,
-            },
-          );
-        }
-        delayMs = failure.retryAfterMs;
-      } else {
-        const backoff = Math.min(
-          this.opts.maxDelayMs,
-          this.opts.baseDelayMs * 2 ** attempt,
-        );
-        delayMs = Math.round(backoff / 2 + (Math.random() * backoff) / 2);
-      }
-      this.logger.warn(
-        `Bitbucket ${label} failed (${
-          failure.error.status ?? failure.error.code ?? failure.error.kind
-        }); retry ${attempt + 1} of ${retries} in ${delayMs} ms`,
-      );
-      try {
-        await sleep(delayMs, opts.signal);
-      } catch {
-        throw new OperationAbortedError(
-          `Cancelled while calling Bitbucket (${label})`,
-        );
-      }
-    }
-  }
-
-  private parseBody<T>(response: RawResponse, label: string): T {
+  private parseBody<T>(response: HttpResponse, label: string): T {
     if (response.status === 204 || response.body.length === 0)
       return undefined as T;
     const text = response.body.toString('utf8');
     const contentType = response.headers.get('content-type');
     if (looksLikeHtml(contentType, text)) {
+      const title = htmlTitle(text);
       throw new BitbucketError(
         this.redactor.redact(
           `Bitbucket ${label} answered with an HTML page${
-            htmlTitle(text) ? ` ("${htmlTitle(text)}")` : ''
+            title ? ` ("${title}")` : ''
           } instead of JSON (HTTP ${response.status}): ${
             this.host.apiBaseUrl
-          } does not look like Bitbucket's REST API. ${this.contextPathHint()}`,
+          } does not look like Bitbucket's REST API. ${CONTEXT_PATH_HINT}`,
         ),
         {
           kind: 'unexpected-response',
@@ -742,52 +583,33 @@ export class BitbucketServerClient {
     }
   }
 
-  private contextPathHint(): string {
-    return `If Bitbucket runs under a context path (e.g. https://host/bitbucket), integrations.bitbucketServer[].apiBaseUrl must include it (https://host/bitbucket/rest/api/1.0).`;
-  }
-
-  private errorFromResponse(
-    response: RawResponse,
-    label: string,
-  ): AttemptFailure {
-    const { status } = response;
-    const text = response.body.toString('utf8');
-    const contentType = response.headers.get('content-type');
+  private errorFromResponse(res: HttpResponse, label: string): BitbucketError {
+    const { status } = res;
+    const text = res.body.toString('utf8');
     if (status >= 300 && status < 400) {
-      let where = response.headers.get('location') ?? 'an unknown location';
+      let where = res.headers.get('location') ?? 'an unknown location';
       try {
         const loc = new URL(where, this.baseUrl);
-        loc.username = '';
-        loc.password = '';
-        loc.search = '';
+        loc.username = loc.password = loc.search = '';
         where = loc.toString();
       } catch {
         // keep as is
       }
-      return {
-        retryable: false,
-        error: new BitbucketError(
-          this.redactor.redact(
-            `Bitbucket ${label} was redirected (HTTP ${status}) to ${where}; redirects are not followed. Check the scheme, host and context path of integrations.bitbucketServer[].apiBaseUrl (${this.host.apiBaseUrl}).`,
-          ),
-          { kind: 'unexpected-response', status, request: label },
+      return new BitbucketError(
+        this.redactor.redact(
+          `Bitbucket ${label} was redirected (HTTP ${status}) to ${where}; redirects are not followed. Check the scheme, host and context path of integrations.bitbucketServer[].apiBaseUrl (${this.host.apiBaseUrl}).`,
         ),
-      };
+        { kind: 'unexpected-response', status, request: label },
+      );
     }
+    const html = looksLikeHtml(res.headers.get('content-type'), text);
     let details: BitbucketErrorDetail[] = [];
-    let html = false;
-    if (looksLikeHtml(contentType, text)) html = true;
-    else {
-      try {
-        details = parseErrorDetails(JSON.parse(text));
-      } catch {
-        details = [];
-      }
+    try {
+      if (!html) details = parseErrorDetails(JSON.parse(text));
+    } catch {
+      // not JSON
     }
-    const kind = kindForStatus(status, details);
-    const retryable =
-      status === 429 || (status >= 500 && status !== 501 && status !== 505);
-    let what: string;
+    let what = text.trim().slice(0, 200) || res.statusText || 'no details';
     if (details.length) {
       what = details
         .map(d => {
@@ -797,91 +619,59 @@ export class BitbucketServerClient {
         .join('; ');
     } else if (html) {
       const title = htmlTitle(text);
-      const hint =
-        status === 404
-          ? this.contextPathHint()
-          : 'A proxy or login page may be in front of Bitbucket.';
       what = `an HTML page${
         title ? ` ("${title}")` : ''
-      } instead of Bitbucket's JSON error. ${hint}`;
-    } else {
-      what = text.trim().slice(0, 200) || response.statusText || 'no details';
+      } instead of Bitbucket's JSON error. ${
+        status === 404
+          ? CONTEXT_PATH_HINT
+          : 'A proxy or login page may be in front of Bitbucket.'
+      }`;
     }
-    const message = this.redactor.redact(
-      `Bitbucket ${label} failed with HTTP ${status}${
-        response.statusText ? ` ${response.statusText}` : ''
-      }: ${what}`,
-    );
-    const safeDetails = details.map(d => ({
-      context: d.context,
-      exceptionName: d.exceptionName,
-      message: this.redactor.redact(d.message),
-    }));
-    return {
-      retryable,
-      retryAfterMs:
-        status === 429 || status === 503
-          ? parseRetryAfter(response.headers.get('retry-after'))
-          : undefined,
-      error: new BitbucketError(message, {
-        kind: html && status === 404 ? 'unexpected-response' : kind,
-        status,
-        details: safeDetails,
-        request: label,
-      }),
-    };
+    let message = `Bitbucket ${label} failed with HTTP ${status}${
+      res.statusText ? ` ${res.statusText}` : ''
+    }: ${what}`;
+    if (res.retryNote) message += `; ${res.retryNote}`;
+    else if (res.attempts > 1)
+      message += ` (gave up after ${res.attempts} attempts; ${RETRY_ADVICE})`;
+    return new BitbucketError(this.redactor.redact(message), {
+      kind:
+        html && status === 404
+          ? 'unexpected-response'
+          : kindForStatus(status, details),
+      status,
+      request: label,
+      details: details.map(d => ({
+        ...d,
+        message: this.redactor.redact(d.message),
+      })),
+    });
   }
 
-  private errorFromException(
-    error: unknown,
-    label: string,
-    timedOut: boolean,
-  ): AttemptFailure {
-    if (timedOut) {
-      return {
-        retryable: true,
-        error: new BitbucketError(
-          `Bitbucket ${label} got no answer within ${this.opts.requestTimeoutMs} ms`,
-          { kind: 'timeout', request: label },
-        ),
-      };
-    }
-    if (error instanceof ResponseTooLargeError) {
-      return {
-        retryable: false,
-        error: new BitbucketError(`Bitbucket ${label}: ${error.message}`, {
-          kind: 'unexpected-response',
-          request: label,
-        }),
-      };
-    }
-    const e = error as { code?: string; message?: string };
-    const code = e?.code;
-    const reason = this.redactor.redact(e?.message ?? String(error));
-    if (code && TLS_CODES.test(code)) {
-      return {
-        retryable: false,
-        error: new BitbucketError(
-          `Bitbucket ${label}: TLS connection to ${
-            new URL(this.baseUrl).host
-          } failed (${code}: ${reason}). If the server uses a private or self-signed CA, add its PEM as fluxBootstrap.bitbucketServer[].caData or caFile for host ${
-            this.host.host
-          }.`,
-          { kind: 'network', request: label, code },
-        ),
-      };
-    }
-    const retryable =
-      !!code &&
-      (isTransientNetworkCode(code) || /socket hang up/i.test(reason));
-    return {
-      retryable: retryable || /socket hang up/i.test(reason),
-      error: new BitbucketError(
-        `Bitbucket ${label}: cannot reach ${new URL(this.baseUrl).host} (${
-          code ?? 'error'
-        }: ${reason})`,
-        { kind: 'network', request: label, code },
-      ),
-    };
+  private errorFromException(error: unknown, label: string): Error {
+    if (error instanceof OperationAbortedError) return error;
+    if (!(error instanceof HttpError)) return this.redactor.redactError(error);
+    const host = new URL(this.baseUrl).host;
+    let message = `Bitbucket ${label}: cannot reach ${host} (${error.detail})`;
+    if (error.kind === 'timeout')
+      message = `Bitbucket ${label} got no answer within ${this.timeoutMs} ms`;
+    if (error.kind === 'too-large')
+      message = `Bitbucket ${label}: ${error.detail}`;
+    if (error.kind === 'tls')
+      message = `Bitbucket ${label}: TLS connection to ${host} failed (${error.detail}). If the server uses a private or self-signed CA, add its PEM as fluxBootstrap.bitbucketServer[].caData or caFile for host ${this.host.host}.`;
+    if (error.attempts > 1)
+      message += ` (gave up after ${error.attempts} attempts; ${RETRY_ADVICE})`;
+    return new BitbucketError(this.redactor.redact(message), {
+      kind:
+        error.kind === 'timeout'
+          ? 'timeout'
+          : error.kind === 'too-large'
+          ? 'unexpected-response'
+          : 'network',
+      request: label,
+      code: error.code,
+    });
   }
 }
+
+const CONTEXT_PATH_HINT =
+  'If Bitbucket runs under a context path (e.g. https://host/bitbucket), integrations.bitbucketServer[].apiBaseUrl must include it (https://host/bitbucket/rest/api/1.0).';
