@@ -1,6 +1,14 @@
 import { createHash } from 'node:crypto';
 import { rootCertificates } from 'node:tls';
-import { Dispatcher, EnvHttpProxyAgent, ProxyAgent } from 'undici';
+import type { TLSSocket } from 'node:tls';
+import {
+  Client,
+  Dispatcher,
+  EnvHttpProxyAgent,
+  Pool,
+  ProxyAgent,
+  type buildConnector,
+} from 'undici';
 
 /** TLS of a connection. `ca` replaces Node's roots (see {@link withSystemRoots}). @public */
 export interface HttpTls {
@@ -98,6 +106,33 @@ interface Entry {
 const registry = new Map<string, Entry>();
 const MAX_DISPATCHERS = 64;
 
+/**
+ * Pools whose connections multiplex once ALPN picked HTTP/2. undici 7 keeps `pipelining` at 1 on
+ * h2 sessions (nodejs/undici#4143, fixed in 8.x, which needs Node 22), so concurrent requests
+ * would each open a connection; HTTP/1.1 connections keep pipelining 1.
+ */
+function h2Pool(origin: string | URL, options: Pool.Options) {
+  return new Pool(origin, {
+    ...options,
+    factory: (o, clientOptions: Client.Options) => {
+      const connect = clientOptions.connect as buildConnector.connector;
+      let h2 = false;
+      const client: Client = new Client(o, {
+        ...clientOptions,
+        connect: (opts, done) =>
+          connect(opts, (...result) => {
+            h2 = (result[1] as TLSSocket | null)?.alpnProtocol === 'h2';
+            done(...result);
+          }),
+      });
+      client.on('connect', () => {
+        if (h2) client.pipelining = 100;
+      });
+      return client;
+    },
+  });
+}
+
 function build(spec: DispatcherSpec): Dispatcher {
   const tls = { ...spec.tls, timeout: spec.connectTimeoutMs };
   const options = {
@@ -107,7 +142,11 @@ function build(spec: DispatcherSpec): Dispatcher {
     connections: spec.connections,
     // Large answers (CRDs with their managed fields) in few round trips.
     ...(spec.http2
-      ? { initialWindowSize: 4 << 20, connectionWindowSize: 16 << 20 }
+      ? {
+          factory: h2Pool,
+          initialWindowSize: 4 << 20,
+          connectionWindowSize: 16 << 20,
+        }
       : {}),
   };
   if (spec.proxyUrl) return new ProxyAgent({ ...options, uri: spec.proxyUrl });

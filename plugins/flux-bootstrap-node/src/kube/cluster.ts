@@ -3,11 +3,11 @@ import { KubeConfig } from '@kubernetes/client-node';
 import type { ConfigLike } from '../config/ConfigLike';
 import { readConfigClusters, type ClusterConnection } from '../config/clusters';
 import { InputValidationError } from '../util/errors';
+import { KubeApiError } from './errors';
 
 /**
  * A cluster resolved from a kubeconfig context. `createKubeClient` reloads the kubeconfig and
- * authenticates through it (exec plugins, auth providers, client certificates), so users whose
- * kubeconfig has no static token work too.
+ * authenticates through it (exec plugins, auth providers, client certificates).
  * @public
  */
 export interface KubeconfigClusterConnection extends ClusterConnection {
@@ -30,6 +30,43 @@ export function isKubeconfigConnection(
 export function loadDefaultKubeConfig(): KubeConfig {
   const kc = new KubeConfig();
   kc.loadFromDefault();
+  return kc;
+}
+
+const b64 = (pem?: string) => pem && Buffer.from(pem).toString('base64');
+
+/**
+ * The KubeConfig a connection authenticates with: its kubeconfig context (reloaded), or one built
+ * from a config cluster (`url`, `serviceAccountToken`, `caData`/`caFile`, `skipTLSVerify`).
+ * @internal
+ */
+export function kubeConfigFor(conn: ClusterConnection): KubeConfig {
+  if (isKubeconfigConnection(conn)) {
+    const kc = loadDefaultKubeConfig();
+    if (!kc.getContextObject(conn.context)) {
+      throw new KubeApiError(
+        `Kubernetes cluster "${conn.name}": the kubeconfig no longer has context "${conn.context}"`,
+        { kind: 'not-found', reason: 'NoContext' },
+      );
+    }
+    kc.setCurrentContext(conn.context);
+    return kc;
+  }
+  const kc = new KubeConfig();
+  kc.loadFromClusterAndUser(
+    {
+      name: conn.name,
+      server: conn.url,
+      caData: b64(conn.caPem),
+      skipTLSVerify: conn.skipTLSVerify,
+    },
+    {
+      name: 'flux-bootstrap',
+      token: conn.token,
+      certData: b64(conn.clientCertPem),
+      keyData: b64(conn.clientKeyPem),
+    },
+  );
   return kc;
 }
 
