@@ -78,12 +78,18 @@ const WELL_KNOWN = new Map<string, KubeResourceInfo>(
         'customresourcedefinitions',
         false,
       ],
-      ...(['GitRepository', 'OCIRepository', 'Bucket'] as const).map(
-        kind =>
+      ...(
+        [
+          ['GitRepository', 'gitrepositories'],
+          ['OCIRepository', 'ocirepositories'],
+          ['Bucket', 'buckets'],
+        ] as const
+      ).map(
+        ([kind, name]) =>
           [
             ['source.toolkit.fluxcd.io/v1', 'source.toolkit.fluxcd.io/v1beta2'],
             kind,
-            `${kind.toLowerCase()}s`,
+            name,
             true,
           ] as const,
       ),
