@@ -4,7 +4,11 @@ import {
 } from '@backstage/backend-plugin-api';
 import { catalogServiceRef } from '@backstage/plugin-catalog-node';
 import { fluxBootstrapPermissions } from '@flux-bootstrap/plugin-flux-bootstrap-common';
-import { createFluxStatusReader } from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import {
+  configureHttpProxy,
+  createFluxStatusReader,
+  readHttpProxyConfig,
+} from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import { createRouter } from './router';
 
 /**
@@ -47,6 +51,7 @@ export const fluxBootstrapPlugin = createBackendPlugin({
         catalog,
       }) {
         permissionsRegistry.addPermissions(fluxBootstrapPermissions);
+        configureHttpProxy(readHttpProxyConfig(config)); // fluxBootstrap.proxy
         const reader = createFluxStatusReader(config, { logger, cache });
         lifecycle.addShutdownHook(() => reader.close());
         logger.info(

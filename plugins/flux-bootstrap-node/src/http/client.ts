@@ -379,12 +379,13 @@ export class HttpClient {
       /^Proxy response \((\d+)\)|Proxy Authentication Required/.exec(message);
     if (proxy) {
       const status = Number(proxy[1] ?? 407);
+      const auth = status === 401 || status === 407;
       return new HttpError(
         req.what,
         'proxy',
         `the proxy refused the connection (HTTP ${status} ${
           STATUS_CODES[status] ?? ''
-        })`.trim(),
+        })${auth ? '; check the proxy credentials' : ''}`,
         code,
       );
     }
