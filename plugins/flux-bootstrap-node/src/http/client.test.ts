@@ -71,9 +71,9 @@ describe('HttpClient retry policy', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(950);
     expect(lines).toEqual([
       expect.stringMatching(
-        /^test GET \/x failed \(HTTP 503\); retrying in \d+ ms \(retry 1 of 5\)$/,
+        /^test GET \/x failed \(HTTP 503\); retrying, retry 1 of 5 in \d+ ms$/,
       ),
-      'test GET /x failed (HTTP 429); retrying in 1000 ms (retry 2 of 5)',
+      'test GET /x failed (HTTP 429); retrying, retry 2 of 5 in 1000 ms',
       expect.stringContaining('(HTTP 502)'),
       expect.stringContaining('(HTTP 504)'),
       expect.stringMatching(/closed by the other side|connection reset/),

@@ -260,7 +260,7 @@ export class HttpClient {
         );
       }
       this.logger.warn(
-        `${req.what} failed (${reason}); retrying in ${delayMs} ms (retry ${attempt} of ${retries})`,
+        `${req.what} failed (${reason}); retrying, retry ${attempt} of ${retries} in ${delayMs} ms`,
       );
       o.onRetry?.(reason, attempt, delayMs);
       try {

@@ -176,7 +176,7 @@ describe('Flux bundle source', () => {
     const retried = await loadFluxBundle('v2.9.4', source(), { logger });
     expect(retried.origin).toBe('download');
     expect(server.requests()).toHaveLength(2);
-    expect(warnings.join('\n')).toMatch(/retrying in \d+ ms \(retry 1 of 2\)/);
+    expect(warnings.join('\n')).toMatch(/retrying, retry 1 of 2 in \d+ ms/);
     // …up to a bound: cut short every time, it fails clearly and caches nothing.
     const cache = path.join(tmp, 'truncated-cache');
     server.injectFault({
