@@ -36,17 +36,20 @@ export async function mapLimit<T, R>(
 ): Promise<R[]> {
   const results: R[] = [];
   let next = 0;
-  let failed = false;
+  let failed: { error: unknown } | undefined;
+  // The first error is thrown once the calls in flight have settled.
   const worker = async () => {
     while (!failed && next < items.length) {
       const i = next++;
-      results[i] = await fn(items[i], i).catch(e => {
-        failed = true;
-        throw e;
-      });
+      try {
+        results[i] = await fn(items[i], i);
+      } catch (error) {
+        failed ??= { error };
+      }
     }
   };
   const workers = Math.max(1, Math.min(limit, items.length));
   await Promise.all(Array.from({ length: workers }, worker));
+  if (failed) throw failed.error;
   return results;
 }
