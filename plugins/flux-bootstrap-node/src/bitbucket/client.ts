@@ -6,10 +6,11 @@ import {
   HttpClient,
   HttpError,
   withSystemRoots,
+  type HttpClientOptions,
   type HttpResponse,
 } from '../http';
 import { OperationAbortedError } from '../util/errors';
-import { EngineLogger, silentLogger } from '../util/logger';
+import { silentLogger, type EngineLogger } from '../util/logger';
 import { Redactor } from '../util/redact';
 import {
   BitbucketError,
@@ -29,23 +30,23 @@ import type {
 
 export { parseRetryAfter } from '../http';
 
-/** Options of {@link BitbucketServerClient}. @public */
-export interface BitbucketClientOptions {
-  logger?: EngineLogger;
-  /** Secrets to keep out of errors and logs; the client adds its own credentials to it. */
-  redactor?: Redactor;
-  /** Per-request timeout; default `host.requestTimeoutMs` (30 s). */
+/**
+ * Options of {@link BitbucketServerClient}: the HTTP layer's retry and size bounds, and a
+ * per-request timeout (default `host.requestTimeoutMs`, 30 s); retries default to `host.retries` (4).
+ * @public
+ */
+export interface BitbucketClientOptions
+  extends Pick<
+    HttpClientOptions,
+    | 'logger'
+    | 'redactor'
+    | 'retries'
+    | 'baseDelayMs'
+    | 'maxDelayMs'
+    | 'maxRetryAfterMs'
+    | 'maxResponseBytes'
+  > {
   requestTimeoutMs?: number;
-  /** Retries after the first attempt on 429, 5xx, connection resets and timeouts; default `host.retries` (4). */
-  retries?: number;
-  /** First backoff delay, doubled per attempt with jitter; default 500 ms. */
-  baseDelayMs?: number;
-  /** Upper bound of one backoff delay; default 10 s. */
-  maxDelayMs?: number;
-  /** A `Retry-After` longer than this fails at once instead of waiting; default 120 s. */
-  maxRetryAfterMs?: number;
-  /** Largest response body accepted; default 32 MiB. */
-  maxResponseBytes?: number;
 }
 
 /** Query values; undefined values are left out. @public */
@@ -60,12 +61,8 @@ export interface BitbucketRequestOptions {
   /** JSON body (objects are serialised) or raw bytes. */
   body?: unknown;
   signal?: AbortSignal;
-  /**
-   * Statuses returned instead of thrown. 2xx are always accepted; e.g. `[404]` turns "not found"
-   * into `{ status: 404 }` for an existence check.
-   */
+  /** Statuses returned instead of thrown (2xx always are), e.g. `[404]` for an existence check. */
   expectedStatus?: number[];
-  /** Extra request headers. */
   headers?: Record<string, string>;
   /**
    * Whether a failed attempt may be sent again. Default: GET, HEAD, PUT and DELETE are; a POST only
@@ -85,18 +82,16 @@ export interface BitbucketResponse<T> {
 
 /**
  * Headers that authenticate git over HTTPS exactly like the REST calls: `Bearer` for a token
- * (Bitbucket HTTP access tokens, personal or project/repository-scoped), `Basic` for a username
- * with a password or token. Never log the result.
+ * (Bitbucket HTTP access tokens), `Basic` for a username with a password or token. Never log them.
  * @public
  */
 export function gitHttpAuthHeaders(
   auth: BitbucketServerAuth,
 ): Record<string, string> {
   if ('token' in auth) return { Authorization: `Bearer ${auth.token}` };
-  const basic = Buffer.from(
-    `${auth.username}:${auth.password}`,
-    'utf8',
-  ).toString('base64');
+  const basic = Buffer.from(`${auth.username}:${auth.password}`).toString(
+    'base64',
+  );
   return { Authorization: `Basic ${basic}` };
 }
 
@@ -110,8 +105,9 @@ const encodeSegment = (segment: string | number) =>
   encodeURIComponent(String(segment));
 
 /**
- * Builds a path from a template and segments: `p('/rest/api/1.0/projects/{}/repos/{}', key, slug)`;
+ * A path from a template and segments, `restPath('/rest/api/1.0/projects/{}/repos/{}', key, slug)`;
  * every segment is URL-encoded so that a name can never change the path.
+ * @public
  */
 export function restPath(
   template: string,
@@ -128,18 +124,24 @@ export function restPath(
   return out;
 }
 
-function htmlTitle(text: string): string | undefined {
-  const m = /<title[^>]*>([^<]{1,120})<\/title>/i.exec(text);
-  return m ? m[1].trim().replace(/\s+/g, ' ') : undefined;
+/** `an HTML page ("<title>")` when the answer is a web page (wrong context path, login page). */
+function htmlPage(res: HttpResponse): string | undefined {
+  const text = res.body.toString('utf8');
+  if (
+    !/text\/html|application\/xhtml/i.test(
+      res.headers.get('content-type') ?? '',
+    ) &&
+    !/^\s*<(!doctype|html|head|body)/i.test(text)
+  )
+    return undefined;
+  const title = /<title[^>]*>([^<]{1,120})<\/title>/i.exec(text)?.[1];
+  return `an HTML page${
+    title ? ` ("${title.trim().replace(/\s+/g, ' ')}")` : ''
+  }`;
 }
 
-function looksLikeHtml(contentType: string | null, text: string): boolean {
-  return (
-    /text\/html|application\/xhtml/i.test(contentType ?? '') ||
-    /^\s*<(!doctype|html|head|body)/i.test(text)
-  );
-}
-
+const CONTEXT_PATH_HINT =
+  'If Bitbucket runs under a context path (e.g. https://host/bitbucket), integrations.bitbucketServer[].apiBaseUrl must include it (https://host/bitbucket/rest/api/1.0).';
 const RETRY_ADVICE =
   'Bitbucket is unavailable or overloaded, try again later (re-running is safe: what was already done is reused)';
 
@@ -149,9 +151,8 @@ const RETRY_ADVICE =
  * - URLs are built from the host's `baseUrl` (which keeps the context path), so `/rest/api/1.0`,
  *   `/rest/keys/1.0` and `/scm/` all work under `https://host/bitbucket`.
  * - Auth: `Bearer` token or `Basic` username + password/token, sent to this server only.
- * - TLS: Node's roots plus the host's extra CA PEM; proxies as the layer has them.
- * - Retries (the layer's policy) 429 (honouring `Retry-After`), 5xx, resets and timeouts of
- *   requests safe to repeat; never other 4xx; no redirect is followed.
+ * - TLS: Node's roots plus the host's extra CA; proxies, timeouts and retries as the layer has
+ *   them (429, 5xx, resets of requests safe to repeat, honouring `Retry-After`); no redirects.
  * - Bitbucket's `{"errors":[…]}` bodies become {@link BitbucketError}s; an HTML page (wrong context
  *   path, SSO/proxy login page) is detected and explained. Credentials never appear in errors or logs.
  * @public
@@ -160,42 +161,38 @@ export class BitbucketServerClient {
   readonly host: BitbucketServerHostConfig;
   /** Server root including the context path, no trailing slash. */
   readonly baseUrl: string;
-  private readonly auth: BitbucketServerAuth;
-  private readonly logger: EngineLogger;
   private readonly redactor: Redactor;
+  private readonly logger: EngineLogger;
   private readonly http: HttpClient;
   private readonly origin: string;
   private readonly timeoutMs: number;
   private readonly retries: number;
-  private readonly baseDelayMs: number;
+  private readonly baseDelayMs?: number;
 
   constructor(
     host: BitbucketServerHostConfig,
-    auth: BitbucketServerAuth,
+    private readonly auth: BitbucketServerAuth,
     opts: BitbucketClientOptions = {},
   ) {
     this.host = host;
-    this.auth = auth;
     this.baseUrl = host.baseUrl.replace(/\/+$/, '');
     const parsed = new URL(this.baseUrl);
-    if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
+    if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:')
       throw new Error(`Bitbucket base URL must be http(s): ${parsed.protocol}`);
-    }
     this.origin = parsed.origin;
     this.redactor = opts.redactor ?? new Redactor();
     for (const secret of authSecrets(auth)) this.redactor.add(secret);
+    this.logger = this.redactor.wrapLogger(opts.logger ?? silentLogger);
     this.timeoutMs = opts.requestTimeoutMs ?? host.requestTimeoutMs ?? 30_000;
     this.retries = opts.retries ?? host.retries ?? 4;
-    this.baseDelayMs = opts.baseDelayMs ?? 500;
+    this.baseDelayMs = opts.baseDelayMs;
     this.http = new HttpClient({
       ...opts,
       tls: { ca: withSystemRoots(host.caPem) },
       timeoutMs: this.timeoutMs,
       retries: this.retries,
-      baseDelayMs: this.baseDelayMs,
       redactor: this.redactor,
     });
-    this.logger = this.redactor.wrapLogger(opts.logger ?? silentLogger);
   }
 
   /** `<baseUrl>/rest/api/1.0` */
@@ -215,33 +212,30 @@ export class BitbucketServerClient {
     )}/${encodeSegment(slug)}.git`;
   }
 
-  /** Kept for callers; connections are pooled by the HTTP layer and close when idle. */
+  /** Kept for callers; the HTTP layer pools connections and closes idle ones. */
   close(): void {}
 
   /**
-   * How git over HTTPS talks to this server like this client does, for the engine's git HTTP
-   * client (`createGitHttpClient`): the Authorization header (only for a URL on this server's
-   * origin: credentials never go elsewhere), the host's extra CA, the per-request timeout, and
-   * retries of idempotent requests (ref discovery), logged like REST retries.
+   * How git over HTTPS talks to this server like this client does (`createGitHttpClient`): the
+   * Authorization header (only for a URL on this server: credentials never go elsewhere), the
+   * host's extra CA, the timeout, and retries of ref discovery, logged like REST retries.
    */
   gitHttpSettings(gitUrl: string): {
     headers: Record<string, string>;
     caPem?: string;
     timeoutMs: number;
     getRetries: number;
-    retryBaseDelayMs: number;
+    retryBaseDelayMs?: number;
     onRetry: (reason: string, attempt: number, delayMs: number) => void;
   } {
     const url = new URL(gitUrl);
-    if (url.username || url.password) {
-      throw new BitbucketError('git URL must not carry credentials', {
-        kind: 'bad-request',
-      });
-    }
+    const refuse = (message: string) =>
+      new BitbucketError(message, { kind: 'bad-request' });
+    if (url.username || url.password)
+      throw refuse('git URL must not carry credentials');
     if (url.origin !== this.origin) {
-      throw new BitbucketError(
+      throw refuse(
         `git URL ${url.origin} is not on the Bitbucket server ${this.origin}; no credentials are sent there`,
-        { kind: 'bad-request' },
       );
     }
     return {
@@ -258,9 +252,8 @@ export class BitbucketServerClient {
   }
 
   /**
-   * One REST call. `path` is relative to the server root (context path included by the client),
-   * e.g. `/rest/api/1.0/projects/FLUX`. Non-2xx answers not listed in `expectedStatus` throw a
-   * {@link BitbucketError}.
+   * One REST call. `path` is relative to the server root (the context path is added), e.g.
+   * `/rest/api/1.0/projects/FLUX`. Non-2xx answers not in `expectedStatus` throw a {@link BitbucketError}.
    */
   async request<T = unknown>(
     method: string,
@@ -272,34 +265,33 @@ export class BitbucketServerClient {
     const url = new URL(`${this.baseUrl}${path}`);
     if (url.origin !== this.origin)
       throw new Error('Bitbucket path escapes the server');
-    for (const [k, v] of Object.entries(opts.query ?? {})) {
+    for (const [k, v] of Object.entries(opts.query ?? {}))
       if (v !== undefined) url.searchParams.set(k, String(v));
-    }
     const verb = method.toUpperCase();
     const label = `${verb} ${url.pathname}${url.search}`;
+    const raw = Buffer.isBuffer(opts.body);
     const headers: Record<string, string> = {
       Accept: 'application/json',
+      ...(opts.body === undefined || raw
+        ? {}
+        : { 'Content-Type': 'application/json' }),
+      // Bitbucket's XSRF check is skipped for REST clients that say so.
+      ...(verb === 'GET' || verb === 'HEAD'
+        ? {}
+        : { 'X-Atlassian-Token': 'no-check' }),
       ...opts.headers,
       ...gitHttpAuthHeaders(this.auth),
     };
-    let body: Buffer | undefined;
-    if (opts.body !== undefined) {
-      body = Buffer.isBuffer(opts.body)
-        ? opts.body
-        : Buffer.from(JSON.stringify(opts.body), 'utf8');
-      if (!Buffer.isBuffer(opts.body))
-        headers['Content-Type'] ??= 'application/json';
-    }
-    // Bitbucket's XSRF check is skipped for REST clients that say so.
-    if (verb !== 'GET' && verb !== 'HEAD')
-      headers['X-Atlassian-Token'] ??= 'no-check';
     let res: HttpResponse;
     try {
       res = await this.http.request({
         method: verb,
         url,
         headers,
-        body,
+        body:
+          opts.body === undefined || raw
+            ? (opts.body as Buffer | undefined)
+            : JSON.stringify(opts.body),
         signal: opts.signal,
         what: `Bitbucket ${label}`,
         idempotent: opts.retry === false ? false : opts.retry || undefined,
@@ -307,8 +299,7 @@ export class BitbucketServerClient {
     } catch (error) {
       throw this.errorFromException(error, label);
     }
-    const ok = res.status >= 200 && res.status < 300;
-    if (!ok && !(opts.expectedStatus ?? []).includes(res.status))
+    if (res.status >= 300 && !opts.expectedStatus?.includes(res.status))
       throw this.errorFromResponse(res, label);
     return {
       status: res.status,
@@ -327,7 +318,12 @@ export class BitbucketServerClient {
       maxPages?: number;
     } = {},
   ): AsyncIterable<T> {
-    const limit = opts.limit ?? 100;
+    const fail = (why: string, status?: number) =>
+      new BitbucketError(`Bitbucket GET ${path} ${why}`, {
+        kind: 'unexpected-response',
+        status,
+        request: `GET ${path}`,
+      });
     const maxPages = opts.maxPages ?? 10_000;
     let start = 0;
     for (let page = 0; page < maxPages; page++) {
@@ -335,35 +331,29 @@ export class BitbucketServerClient {
         'GET',
         path,
         {
-          query: { ...opts.query, start, limit },
+          query: { ...opts.query, start, limit: opts.limit ?? 100 },
           signal: opts.signal,
         },
       );
       if (status === 204 || !body) return;
       if (!Array.isArray(body.values)) {
-        throw new BitbucketError(
-          `Bitbucket GET ${path} did not answer with a paged list (no "values"); is ${this.host.apiBaseUrl} Bitbucket's REST API?`,
-          { kind: 'unexpected-response', status, request: `GET ${path}` },
+        throw fail(
+          `did not answer with a paged list (no "values"); is ${this.host.apiBaseUrl} Bitbucket's REST API?`,
+          status,
         );
       }
-      for (const value of body.values) yield value;
+      yield* body.values;
       const next = body.nextPageStart;
       if (body.isLastPage !== false || typeof next !== 'number') return;
       if (next <= start) {
-        throw new BitbucketError(
-          `Bitbucket GET ${path} returned nextPageStart ${next} after start ${start}; refusing to loop`,
-          { kind: 'unexpected-response', status, request: `GET ${path}` },
+        throw fail(
+          `returned nextPageStart ${next} after start ${start}; refusing to loop`,
+          status,
         );
       }
       start = next;
     }
-    throw new BitbucketError(
-      `Bitbucket GET ${path} has more than ${maxPages} pages`,
-      {
-        kind: 'unexpected-response',
-        request: `GET ${path}`,
-      },
-    );
+    throw fail(`has more than ${maxPages} pages`);
   }
 
   /** All values of a paged list. */
@@ -381,20 +371,19 @@ export class BitbucketServerClient {
    * to every authenticated answer. Invalid or expired credentials throw `unauthorized`.
    */
   async whoami(signal?: AbortSignal): Promise<{ name: string; id?: number }> {
+    const request = 'GET /rest/api/1.0/application-properties';
     const res = await this.request(
       'GET',
       '/rest/api/1.0/application-properties',
-      { signal },
+      {
+        signal,
+      },
     );
     const raw = res.headers.get('x-ausername');
     if (!raw) {
       throw new BitbucketError(
         `Bitbucket did not identify the user of the credentials (no X-AUSERNAME header on ${this.host.apiBaseUrl}/application-properties): the token or password is not accepted, or a proxy strips Bitbucket's headers`,
-        {
-          kind: 'unauthorized',
-          status: res.status,
-          request: 'GET /rest/api/1.0/application-properties',
-        },
+        { kind: 'unauthorized', status: res.status, request },
       );
     }
     let name = raw;
@@ -407,54 +396,46 @@ export class BitbucketServerClient {
     return { name, id: Number.isFinite(id) && id > 0 ? id : undefined };
   }
 
-  /** A user by slug; undefined when there is none. */
-  async getUser(
-    slug: string,
-    signal?: AbortSignal,
-  ): Promise<BitbucketUser | undefined> {
-    const res = await this.request<BitbucketUser>(
-      'GET',
-      restPath('/rest/api/1.0/users/{}', slug),
-      {
-        signal,
-        expectedStatus: [404],
-      },
-    );
+  /** The resource at `path`, or undefined on 404. */
+  private async find<T>(path: string, signal?: AbortSignal) {
+    const res = await this.request<T>('GET', path, {
+      signal,
+      expectedStatus: [404],
+    });
     return res.status === 404 ? undefined : res.body;
+  }
+
+  /** A user by slug; undefined when there is none. */
+  getUser(slug: string, signal?: AbortSignal) {
+    return this.find<BitbucketUser>(
+      restPath('/rest/api/1.0/users/{}', slug),
+      signal,
+    );
   }
 
   /** A repository; undefined when it (or its project) does not exist. */
-  async getRepository(
-    projectKey: string,
-    slug: string,
-    signal?: AbortSignal,
-  ): Promise<BitbucketRepository | undefined> {
-    const res = await this.request<BitbucketRepository>(
-      'GET',
+  getRepository(projectKey: string, slug: string, signal?: AbortSignal) {
+    return this.find<BitbucketRepository>(
       restPath('/rest/api/1.0/projects/{}/repos/{}', projectKey, slug),
-      { signal, expectedStatus: [404] },
+      signal,
     );
-    return res.status === 404 ? undefined : res.body;
   }
 
   /** Branches of a repository (an empty repository has none). */
-  async listBranches(
+  listBranches(
     projectKey: string,
     slug: string,
     opts: { filterText?: string; signal?: AbortSignal; limit?: number } = {},
   ): Promise<BitbucketBranch[]> {
+    const { filterText, signal, limit } = opts;
     return this.listAll<BitbucketBranch>(
       restPath('/rest/api/1.0/projects/{}/repos/{}/branches', projectKey, slug),
       {
-        query: opts.filterText
-          ? {
-              filterText: opts.filterText,
-              boostMatches: true,
-              orderBy: 'ALPHABETICAL',
-            }
+        query: filterText
+          ? { filterText, boostMatches: true, orderBy: 'ALPHABETICAL' }
           : { orderBy: 'ALPHABETICAL' },
-        signal: opts.signal,
-        limit: opts.limit,
+        signal,
+        limit,
       },
     );
   }
@@ -487,11 +468,7 @@ export class BitbucketServerClient {
   }
 
   /** Every SSH access key of a repository. */
-  async listAccessKeys(
-    projectKey: string,
-    slug: string,
-    signal?: AbortSignal,
-  ): Promise<BitbucketAccessKey[]> {
+  listAccessKeys(projectKey: string, slug: string, signal?: AbortSignal) {
     return this.listAll<BitbucketAccessKey>(
       restPath('/rest/keys/1.0/projects/{}/repos/{}/ssh', projectKey, slug),
       { signal },
@@ -505,16 +482,14 @@ export class BitbucketServerClient {
     key: { text: string; label?: string; permission: BitbucketRepoPermission },
     signal?: AbortSignal,
   ): Promise<BitbucketAccessKey> {
+    const { text, label, permission } = key;
     const res = await this.request<BitbucketAccessKey>(
       'POST',
       restPath('/rest/keys/1.0/projects/{}/repos/{}/ssh', projectKey, slug),
       {
         body: {
-          key: {
-            text: key.text.trim(),
-            ...(key.label ? { label: key.label } : {}),
-          },
-          permission: key.permission,
+          key: { text: text.trim(), ...(label ? { label } : {}) },
+          permission,
         },
         signal,
       },
@@ -529,71 +504,58 @@ export class BitbucketServerClient {
     id: number,
     signal?: AbortSignal,
   ): Promise<boolean> {
-    const res = await this.request(
-      'DELETE',
-      restPath(
-        '/rest/keys/1.0/projects/{}/repos/{}/ssh/{}',
-        projectKey,
-        slug,
-        id,
-      ),
-      { signal, expectedStatus: [404] },
+    const path = restPath(
+      '/rest/keys/1.0/projects/{}/repos/{}/ssh/{}',
+      projectKey,
+      slug,
+      id,
     );
+    const res = await this.request('DELETE', path, {
+      signal,
+      expectedStatus: [404],
+    });
     return res.status !== 404;
   }
 
-  private parseBody<T>(response: HttpResponse, label: string): T {
-    if (response.status === 204 || response.body.length === 0)
-      return undefined as T;
-    const text = response.body.toString('utf8');
-    const contentType = response.headers.get('content-type');
-    if (looksLikeHtml(contentType, text)) {
-      const title = htmlTitle(text);
-      throw new BitbucketError(
-        this.redactor.redact(
-          `Bitbucket ${label} answered with an HTML page${
-            title ? ` ("${title}")` : ''
-          } instead of JSON (HTTP ${response.status}): ${
-            this.host.apiBaseUrl
-          } does not look like Bitbucket's REST API. ${CONTEXT_PATH_HINT}`,
-        ),
-        {
-          kind: 'unexpected-response',
-          status: response.status,
-          request: label,
-        },
+  private parseBody<T>(res: HttpResponse, label: string): T {
+    if (res.status === 204 || res.body.length === 0) return undefined as T;
+    const fail = (what: string) =>
+      new BitbucketError(this.redactor.redact(`Bitbucket ${label} ${what}`), {
+        kind: 'unexpected-response',
+        status: res.status,
+        request: label,
+      });
+    const html = htmlPage(res);
+    if (html) {
+      throw fail(
+        `answered with ${html} instead of JSON (HTTP ${res.status}): ${this.host.apiBaseUrl} does not look like Bitbucket's REST API. ${CONTEXT_PATH_HINT}`,
       );
     }
-    if (contentType && !/json/i.test(contentType) && !/^\s*[[{]/.test(text)) {
+    const text = res.body.toString('utf8');
+    const type = res.headers.get('content-type');
+    if (type && !/json/i.test(type) && !/^\s*[[{]/.test(text))
       return text as unknown as T;
-    }
     try {
       return JSON.parse(text) as T;
     } catch {
-      throw new BitbucketError(
-        `Bitbucket ${label} answered with invalid JSON (HTTP ${
-          response.status
-        }, ${contentType ?? 'no content type'})`,
-        {
-          kind: 'unexpected-response',
-          status: response.status,
-          request: label,
-        },
+      throw fail(
+        `answered with invalid JSON (HTTP ${res.status}, ${
+          type ?? 'no content type'
+        })`,
       );
     }
   }
 
   private errorFromResponse(res: HttpResponse, label: string): BitbucketError {
     const { status } = res;
-    const text = res.body.toString('utf8');
-    if (status >= 300 && status < 400) {
-      let where = res.headers.get('location') ?? 'an unknown location';
+    if (status < 400) {
+      let where = 'an unknown location';
       try {
-        const loc = new URL(where, this.baseUrl);
+        const loc = new URL(res.headers.get('location')!, this.baseUrl);
         loc.username = loc.password = loc.search = '';
         where = loc.toString();
       } catch {
-        // keep as is
+        // no or no usable Location
       }
       return new BitbucketError(
         this.redactor.redact(
@@ -602,14 +564,17 @@ export class BitbucketServerClient {
         { kind: 'unexpected-response', status, request: label },
       );
     }
-    const html = looksLikeHtml(res.headers.get('content-type'), text);
+    const html = htmlPage(res);
     let details: BitbucketErrorDetail[] = [];
     try {
-      if (!html) details = parseErrorDetails(JSON.parse(text));
+      if (!html) details = parseErrorDetails(JSON.parse(res.body.toString()));
     } catch {
       // not JSON
     }
-    let what = text.trim().slice(0, 200) || res.statusText || 'no details';
+    let what =
+      res.body.toString('utf8').trim().slice(0, 200) ||
+      res.statusText ||
+      'no details';
     if (details.length) {
       what = details
         .map(d => {
@@ -618,10 +583,7 @@ export class BitbucketServerClient {
         })
         .join('; ');
     } else if (html) {
-      const title = htmlTitle(text);
-      what = `an HTML page${
-        title ? ` ("${title}")` : ''
-      } instead of Bitbucket's JSON error. ${
+      what = `${html} instead of Bitbucket's JSON error. ${
         status === 404
           ? CONTEXT_PATH_HINT
           : 'A proxy or login page may be in front of Bitbucket.'
@@ -651,27 +613,24 @@ export class BitbucketServerClient {
     if (error instanceof OperationAbortedError) return error;
     if (!(error instanceof HttpError)) return this.redactor.redactError(error);
     const host = new URL(this.baseUrl).host;
-    let message = `Bitbucket ${label}: cannot reach ${host} (${error.detail})`;
-    if (error.kind === 'timeout')
-      message = `Bitbucket ${label} got no answer within ${this.timeoutMs} ms`;
-    if (error.kind === 'too-large')
-      message = `Bitbucket ${label}: ${error.detail}`;
-    if (error.kind === 'tls')
-      message = `Bitbucket ${label}: TLS connection to ${host} failed (${error.detail}). If the server uses a private or self-signed CA, add its PEM as fluxBootstrap.bitbucketServer[].caData or caFile for host ${this.host.host}.`;
+    const messages: Record<string, string> = {
+      timeout: `Bitbucket ${label} got no answer within ${this.timeoutMs} ms`,
+      'too-large': `Bitbucket ${label}: ${error.detail}`,
+      tls: `Bitbucket ${label}: TLS connection to ${host} failed (${error.detail}). If the server uses a private or self-signed CA, add its PEM as fluxBootstrap.bitbucketServer[].caData or caFile for host ${this.host.host}.`,
+    };
+    let message =
+      messages[error.kind] ??
+      `Bitbucket ${label}: cannot reach ${host} (${error.detail})`;
     if (error.attempts > 1)
       message += ` (gave up after ${error.attempts} attempts; ${RETRY_ADVICE})`;
+    const kinds = {
+      timeout: 'timeout',
+      'too-large': 'unexpected-response',
+    } as const;
     return new BitbucketError(this.redactor.redact(message), {
-      kind:
-        error.kind === 'timeout'
-          ? 'timeout'
-          : error.kind === 'too-large'
-          ? 'unexpected-response'
-          : 'network',
+      kind: kinds[error.kind as keyof typeof kinds] ?? 'network',
       request: label,
       code: error.code,
     });
   }
 }
-
-const CONTEXT_PATH_HINT =
-  'If Bitbucket runs under a context path (e.g. https://host/bitbucket), integrations.bitbucketServer[].apiBaseUrl must include it (https://host/bitbucket/rest/api/1.0).';

@@ -1,6 +1,8 @@
 import { STATUS_CODES } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { interceptors, type Dispatcher } from 'undici';
+
+type BodyReadable = Dispatcher.ResponseData['body'];
 import { isTransientNetworkCode, OperationAbortedError } from '../util/errors';
 import { silentLogger, type EngineLogger } from '../util/logger';
 import { Redactor } from '../util/redact';
@@ -227,7 +229,7 @@ export class HttpClient {
           )} s this client waits`;
           return res;
         }
-        if (streaming) await this.discard(res.body);
+        if (streaming) await (res.body as BodyReadable).dump().catch(() => {});
         reason = `HTTP ${res.status}`;
       } catch (e) {
         const error = this.failure(e, req);
@@ -347,16 +349,6 @@ export class HttpClient {
             'ETIMEDOUT',
           )
         : e;
-    }
-  }
-
-  private async discard(body: unknown) {
-    try {
-      for await (const _ of body as AsyncIterable<unknown>) {
-        // drop
-      }
-    } catch {
-      // the answer is thrown away anyway
     }
   }
 

@@ -64,62 +64,32 @@ const json = <T>(res: HttpResponse) => JSON.parse(res.body.toString()) as T;
  * serve one answers 404, which a read reports as absent. Writes still go through discovery.
  */
 const WELL_KNOWN = new Map<string, KubeResourceInfo>(
-  (
-    [
-      [['v1'], 'Namespace', 'namespaces', false],
-      [['v1'], 'Secret', 'secrets', true],
-      [['v1'], 'ServiceAccount', 'serviceaccounts', true],
-      [['v1'], 'Service', 'services', true],
-      [['v1'], 'ConfigMap', 'configmaps', true],
-      [['apps/v1'], 'Deployment', 'deployments', true],
-      [
-        ['apiextensions.k8s.io/v1'],
-        'CustomResourceDefinition',
-        'customresourcedefinitions',
-        false,
-      ],
-      ...(
-        [
-          ['GitRepository', 'gitrepositories'],
-          ['OCIRepository', 'ocirepositories'],
-          ['Bucket', 'buckets'],
-        ] as const
-      ).map(
-        ([kind, name]) =>
-          [
-            ['source.toolkit.fluxcd.io/v1', 'source.toolkit.fluxcd.io/v1beta2'],
-            kind,
-            name,
-            true,
-          ] as const,
-      ),
-      [
-        [
-          'kustomize.toolkit.fluxcd.io/v1',
-          'kustomize.toolkit.fluxcd.io/v1beta2',
-        ],
-        'Kustomization',
-        'kustomizations',
-        true,
-      ],
-      [['fluxcd.controlplane.io/v1'], 'FluxReport', 'fluxreports', true],
-    ] as const
-  ).flatMap(([versions, kind, name, namespaced]) =>
-    versions.map(v => [`${v}/${kind}`, { name, namespaced, kind, verbs: [] }]),
-  ),
+  [
+    // apiVersions (comma-separated), kind, resource, scope
+    'v1 Namespace namespaces Cluster',
+    'v1 Secret secrets',
+    'v1 ServiceAccount serviceaccounts',
+    'v1 Service services',
+    'v1 ConfigMap configmaps',
+    'apps/v1 Deployment deployments',
+    'apiextensions.k8s.io/v1 CustomResourceDefinition customresourcedefinitions Cluster',
+    'source.toolkit.fluxcd.io/v1,source.toolkit.fluxcd.io/v1beta2 GitRepository gitrepositories',
+    'source.toolkit.fluxcd.io/v1,source.toolkit.fluxcd.io/v1beta2 OCIRepository ocirepositories',
+    'source.toolkit.fluxcd.io/v1,source.toolkit.fluxcd.io/v1beta2 Bucket buckets',
+    'kustomize.toolkit.fluxcd.io/v1,kustomize.toolkit.fluxcd.io/v1beta2 Kustomization kustomizations',
+    'fluxcd.controlplane.io/v1 FluxReport fluxreports',
+  ].flatMap(line => {
+    const [versions, kind, name, scope] = line.split(' ');
+    const info = { name, kind, namespaced: scope !== 'Cluster', verbs: [] };
+    return versions.split(',').map(v => [`${v}/${kind}`, info] as const);
+  }),
 );
 
 /** Fields the server owns: in an apply they would be ignored or become a precondition. */
-const SERVER_OWNED = [
-  'resourceVersion',
-  'uid',
-  'creationTimestamp',
-  'managedFields',
-  'generation',
-  'selfLink',
-  'deletionTimestamp',
-  'deletionGracePeriodSeconds',
-];
+const SERVER_OWNED =
+  'resourceVersion uid creationTimestamp managedFields generation selfLink deletionTimestamp deletionGracePeriodSeconds'.split(
+    ' ',
+  );
 
 /**
  * The engine's Kubernetes client on the engine's HTTP layer. Authentication and TLS come from
@@ -593,6 +563,7 @@ export async function createKubeClient(
   const secretOf = (h: Record<string, string>) =>
     redactor.add(h.Authorization?.replace(/^\S+ /, ''));
   secretOf(first.headers);
+  redactor.add(first.tls.key?.toString()); // a client key from the kubeconfig
   const auth = async () => {
     if (!dynamic) return first.headers;
     const { headers } = await credentials(kc);

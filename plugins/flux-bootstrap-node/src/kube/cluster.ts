@@ -1,4 +1,3 @@
-import fs from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { ConfigLike } from '../config/ConfigLike';
 import { readConfigClusters, type ClusterConnection } from '../config/clusters';
@@ -70,12 +69,6 @@ export function kubeConfigFor(conn: ClusterConnection): KubeConfig {
   return kc;
 }
 
-function readMaybeFile(file?: string, data?: string): string | undefined {
-  if (data) return Buffer.from(data, 'base64').toString('utf8');
-  if (file) return fs.readFileSync(file, 'utf8');
-  return undefined;
-}
-
 function kubeconfigContexts(): { kc: KubeConfig; names: string[] } | undefined {
   try {
     const kc = loadDefaultKubeConfig();
@@ -132,14 +125,12 @@ export function resolveCluster(
             `kubeconfig context "${wanted}" refers to cluster "${ctx.cluster}", which the kubeconfig does not define`,
           );
         }
-        const user = kc.getUser(ctx.user) ?? undefined;
+        // Credentials and CA stay in the kubeconfig (createKubeClient reads them there); the
+        // token is carried for the redactors of whoever logs near this cluster.
         const conn: KubeconfigClusterConnection = {
           name: wanted,
           url: cluster.server.replace(/\/+$/, ''),
-          token: user?.token || undefined,
-          caPem: readMaybeFile(cluster.caFile, cluster.caData),
-          clientCertPem: readMaybeFile(user?.certFile, user?.certData),
-          clientKeyPem: readMaybeFile(user?.keyFile, user?.keyData),
+          token: kc.getUser(ctx.user)?.token || undefined,
           skipTLSVerify: cluster.skipTLSVerify ?? false,
           source: 'kubeconfig',
           context: wanted,
