@@ -152,7 +152,8 @@ const RETRY_ADVICE =
  *   `/rest/keys/1.0` and `/scm/` all work under `https://host/bitbucket`.
  * - Auth: `Bearer` token or `Basic` username + password/token, sent to this server only.
  * - TLS: Node's roots plus the host's extra CA; proxies, timeouts and retries as the layer has
- *   them (429, 5xx, resets of requests safe to repeat, honouring `Retry-After`); no redirects.
+ *   them (429, 5xx, resets of requests safe to repeat, waiting as long as the server asks); no
+ *   redirects.
  * - Bitbucket's `{"errors":[…]}` bodies become {@link BitbucketError}s; an HTML page (wrong context
  *   path, SSO/proxy login page) is detected and explained. Credentials never appear in errors or logs.
  * @public

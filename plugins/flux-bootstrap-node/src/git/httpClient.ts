@@ -20,7 +20,7 @@ export interface GitHttpClientOptions {
    * reset/refused, timeout. Pack uploads (POST) are never repeated. Default 0.
    */
   getRetries?: number;
-  /** First delay between GET retries (doubles, at most 10 s; Retry-After is honoured). Default 500 ms. */
+  /** First delay between GET retries (doubles, at most 10 s; the server may ask for longer). Default 500 ms. */
   retryBaseDelayMs?: number;
   /** Told about each GET retry (what failed, the delay), e.g. to log it. */
   onRetry?: (reason: string, attempt: number, delayMs: number) => void;
