@@ -550,6 +550,7 @@ export async function createKubeClient(
     http2: opts.http2 !== false && base.protocol === 'https:',
     proxyUrl: kc.getCurrentCluster()?.proxyUrl,
     connections: opts.maxSockets ?? 16,
+    maxResponseBytes: Infinity, // lists of large CRDs; the API server pages them
     timeoutMs,
     retries: opts.retries ?? 4,
     baseDelayMs: opts.retryBaseDelayMs ?? 250,
