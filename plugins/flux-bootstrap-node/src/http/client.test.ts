@@ -145,13 +145,13 @@ describe('HttpClient retry policy', () => {
       maxTotalDelayMs: 100,
     });
     await server.stop();
-    server = await serve((_req, res) => res.writeHead(500).end());
-    const err = await budget
+    server = await serve((_req, answer) => answer.writeHead(500).end());
+    const failed = await budget
       .request({ method: 'GET', url: server.url, what: 'get' })
       .catch(e => e);
-    expect(err).toBeInstanceOf(HttpError);
-    expect(err.kind).toBe('timeout');
-    expect(err.message).toMatch(/still failing \(HTTP 500\)/);
+    expect(failed).toBeInstanceOf(HttpError);
+    expect(failed.kind).toBe('timeout');
+    expect(failed.message).toMatch(/still failing \(HTTP 500\)/);
     expect(server.seen.length).toBeLessThanOrEqual(5);
   });
 

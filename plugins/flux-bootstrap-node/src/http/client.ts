@@ -151,8 +151,8 @@ function toHeaders(raw: Record<string, string | string[] | undefined>) {
 /** Resolves when `p` settles; rejects when the signal aborts first. */
 function until(p: Promise<unknown>, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
     const onAbort = () => reject(signal!.reason);
+    if (signal?.aborted) onAbort();
     signal?.addEventListener('abort', onAbort, { once: true });
     p.finally(() => {
       signal?.removeEventListener('abort', onAbort);

@@ -71,11 +71,8 @@ export function proxySecrets(proxyUrl?: string): string[] {
   return urls.flatMap(u => {
     try {
       const { username, password } = new URL(u ?? '');
-      return password
-        ? [password, decodeURIComponent(password)]
-        : username
-        ? [username]
-        : [];
+      if (password) return [password, decodeURIComponent(password)];
+      return username ? [username] : [];
     } catch {
       return [];
     }
@@ -165,9 +162,9 @@ function build(spec: DispatcherSpec): Dispatcher {
  * environment). At most 64 are kept; the least recently used one is closed gracefully.
  * @internal
  */
-export function dispatcherFor(spec: DispatcherSpec, specKey: string): Entry {
+export function dispatcherFor(spec: DispatcherSpec, keyOfSpec: string): Entry {
   const env = [...PROXY_ENV, 'no_proxy', 'NO_PROXY'].map(k => process.env[k]);
-  const key = JSON.stringify([specKey, configured, env]);
+  const key = JSON.stringify([keyOfSpec, configured, env]);
   let entry = registry.get(key);
   if (entry) registry.delete(key);
   else entry = { dispatcher: build(spec), opening: new Map() };
