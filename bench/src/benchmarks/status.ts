@@ -1,3 +1,4 @@
+import { findKubectl } from '@flux-bootstrap/test-peers';
 import { ConfigReader } from '@backstage/config';
 import type { JsonObject } from '@backstage/types';
 import { CacheManager } from '@backstage/backend-defaults/cache';
@@ -277,7 +278,7 @@ export const statusBenchmark: Benchmark = {
       const r = await cold({ live: 1, dead: 0 });
       one.push(r.ms);
       const k = await runChecked(
-        'kubectl',
+        findKubectl(),
         [
           '--kubeconfig',
           kubeconfig,
