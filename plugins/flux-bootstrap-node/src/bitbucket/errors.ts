@@ -1,3 +1,5 @@
+import { errorNameForKind, FluxBootstrapError } from '../util/errors';
+
 /**
  * What went wrong talking to Bitbucket, in terms a caller can act on.
  *
@@ -33,11 +35,12 @@ export interface BitbucketErrorDetail {
 }
 
 /**
- * An error from Bitbucket Server. The message says which request failed and what Bitbucket
- * answered; it never contains credentials.
+ * An error from Bitbucket Server, named as Backstage names its kind (`not-found` is a
+ * `NotFoundError`, …). The message says which request failed and what Bitbucket answered; it
+ * never contains credentials.
  * @public
  */
-export class BitbucketError extends Error {
+export class BitbucketError extends FluxBootstrapError {
   readonly kind: BitbucketErrorKind;
   /** HTTP status, when Bitbucket answered. */
   readonly status?: number;
@@ -61,8 +64,7 @@ export class BitbucketError extends Error {
       cause?: unknown;
     },
   ) {
-    super(message);
-    this.name = 'BitbucketError';
+    super(errorNameForKind(opts.kind), message);
     this.kind = opts.kind;
     this.status = opts.status;
     this.details = opts.details ?? [];

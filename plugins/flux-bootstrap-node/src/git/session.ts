@@ -8,6 +8,7 @@ import type { EngineLogger } from '../util/logger';
 import { silentLogger } from '../util/logger';
 import { sleep } from '../util/async';
 import {
+  FluxBootstrapError,
   isAbortError,
   isTransientNetworkCode,
   OperationAbortedError,
@@ -49,29 +50,27 @@ export interface CommitAndPushOptions {
   signal?: AbortSignal;
 }
 
-/** The branch kept moving: every attempt was rejected as non-fast-forward. @public */
-export class GitPushConflictError extends Error {
+/** The branch kept moving: every attempt was rejected as non-fast-forward (a `ConflictError`). @public */
+export class GitPushConflictError extends FluxBootstrapError {
   constructor(branch: string, attempts: number) {
     super(
+      'ConflictError',
       `the branch ${branch} kept changing while pushing: ${attempts} attempts were rejected as non-fast-forward`,
     );
-    this.name = 'GitPushConflictError';
   }
 }
 
-/** The git server refused the credentials. @public */
-export class GitAuthError extends Error {
+/** The git server refused the credentials (an `AuthenticationError`). @public */
+export class GitAuthError extends FluxBootstrapError {
   constructor(message: string) {
-    super(message);
-    this.name = 'GitAuthError';
+    super('AuthenticationError', message);
   }
 }
 
 /** The git server kept failing (5xx, 429, resets, timeouts) until the attempts ran out. @public */
-export class GitServerUnavailableError extends Error {
-  constructor(message: string, readonly cause?: unknown) {
-    super(message);
-    this.name = 'GitServerUnavailableError';
+export class GitServerUnavailableError extends FluxBootstrapError {
+  constructor(message: string, cause?: unknown) {
+    super('ServiceUnavailableError', message, cause);
   }
 }
 

@@ -6,6 +6,7 @@ import type { BitbucketRepoRef } from '../bitbucket/repoUrl';
 import { repositorySlug } from '../bitbucket/repoUrl';
 import { resolveProject } from '../bitbucket/repository';
 import type { BitbucketAccessKey } from '../bitbucket/types';
+import { FluxBootstrapError } from '../util/errors';
 import { silentLogger, type EngineLogger } from '../util/logger';
 import type { Redactor } from '../util/redact';
 import { redactedSteps, type CheckpointFn } from '../util/checkpoint';
@@ -294,17 +295,15 @@ export function describeFluxDeployKeyPlan(
 
 /**
  * The SSH host key of `sshHost` no longer matches the `known_hosts` a source secret holds: the
- * server was re-keyed, or something else answers in its name. @public
+ * server was re-keyed, or something else answers in its name (a `ConflictError`). @public
  */
-export class HostKeyChangedError extends Error {
-  readonly known: string[];
-  readonly presented: string[];
-
-  constructor(message: string, known: string[], presented: string[]) {
-    super(message);
-    this.name = 'HostKeyChangedError';
-    this.known = known;
-    this.presented = presented;
+export class HostKeyChangedError extends FluxBootstrapError {
+  constructor(
+    message: string,
+    readonly known: string[],
+    readonly presented: string[],
+  ) {
+    super('ConflictError', message);
   }
 }
 

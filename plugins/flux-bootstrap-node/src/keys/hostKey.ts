@@ -2,7 +2,11 @@ import { isIP } from 'node:net';
 import { Client } from 'ssh2';
 import type { EngineLogger } from '../util/logger';
 import { silentLogger } from '../util/logger';
-import { InputValidationError, OperationAbortedError } from '../util/errors';
+import {
+  FluxBootstrapError,
+  InputValidationError,
+  OperationAbortedError,
+} from '../util/errors';
 import { combineSignals } from '../util/async';
 import { parseSshPublicKey, sshFingerprint, sshKeyTypeOfBlob } from './sshWire';
 
@@ -170,33 +174,28 @@ export interface ScannedHostKey {
   knownHosts: string;
 }
 
-/** The server's host key did not match the pinned fingerprint. @public */
-export class HostKeyMismatchError extends Error {
-  readonly expected: string;
-  readonly presented: string[];
-
-  constructor(endpoint: SshEndpoint, expected: string, presented: string[]) {
+/** The server's host key did not match the pinned fingerprint (a `ConflictError`). @public */
+export class HostKeyMismatchError extends FluxBootstrapError {
+  constructor(
+    endpoint: SshEndpoint,
+    readonly expected: string,
+    readonly presented: string[],
+  ) {
     super(
+      'ConflictError',
       `The SSH host key of ${formatSshHost(
         endpoint,
       )} does not match the pinned fingerprint ${expected}; the server presented ${
         presented.join(', ') || 'no key'
       }. Nothing was written.`,
     );
-    this.name = 'HostKeyMismatchError';
-    this.expected = expected;
-    this.presented = presented;
   }
 }
 
-/** The host key could not be scanned (unreachable, not SSH, timeout). @public */
-export class HostKeyScanError extends Error {
-  readonly code?: string;
-
-  constructor(message: string, code?: string) {
-    super(message);
-    this.name = 'HostKeyScanError';
-    this.code = code;
+/** The host key could not be scanned: unreachable, not SSH, timeout (a `ServiceUnavailableError`). @public */
+export class HostKeyScanError extends FluxBootstrapError {
+  constructor(message: string, readonly code?: string) {
+    super('ServiceUnavailableError', message);
   }
 }
 

@@ -1,3 +1,5 @@
+import { errorNameForKind, FluxBootstrapError } from '../util/errors';
+
 /**
  * Why a Kubernetes API call failed, coarse enough for callers to act on:
  * `unreachable` (DNS, connection refused/reset, TLS, no answer in time), `unauthorized` (401),
@@ -15,11 +17,11 @@ export type KubeApiErrorKind =
   | 'server';
 
 /**
- * A failed Kubernetes API call. The message says what was attempted, on which cluster, and what
+ * A failed Kubernetes API call, named as Backstage names its kind. The message says what was attempted, on which cluster, and what
  * the API server (or the network) answered; it never contains a credential.
  * @public
  */
-export class KubeApiError extends Error {
+export class KubeApiError extends FluxBootstrapError {
   readonly kind: KubeApiErrorKind;
   /** HTTP status, when the server answered. */
   readonly status?: number;
@@ -37,8 +39,7 @@ export class KubeApiError extends Error {
       causes?: { field?: string; message?: string; reason?: string }[];
     },
   ) {
-    super(message);
-    this.name = 'KubeApiError';
+    super(errorNameForKind(opts.kind), message);
     this.kind = opts.kind;
     this.status = opts.status;
     this.reason = opts.reason;

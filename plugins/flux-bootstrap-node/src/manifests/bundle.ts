@@ -11,7 +11,11 @@ import type { ConfigLike } from '../config/ConfigLike';
 import type { EngineLogger } from '../util/logger';
 import { silentLogger } from '../util/logger';
 import { combineSignals } from '../util/async';
-import { isAbortError, OperationAbortedError } from '../util/errors';
+import {
+  FluxBootstrapError,
+  isAbortError,
+  OperationAbortedError,
+} from '../util/errors';
 import { FluxBundleError, FluxBundleFiles } from './components';
 import { digestOfFiles, identifyBundleFiles } from './parsedBundle';
 import { validateFluxVersion } from './validation';
@@ -45,8 +49,8 @@ export interface ManifestsSourceConfig {
   downloadTimeoutMs: number;
 }
 
-/** Thrown when a bundle's sha256 differs from the configured one; the bundle is not used. @public */
-export class BundleChecksumError extends Error {
+/** A bundle's sha256 differs from the configured one; the bundle is not used (a `ConflictError`). @public */
+export class BundleChecksumError extends FluxBootstrapError {
   constructor(
     readonly version: string,
     readonly expected: string,
@@ -54,9 +58,9 @@ export class BundleChecksumError extends Error {
     where: string,
   ) {
     super(
+      'ConflictError',
       `the Flux ${version} bundle from ${where} has sha256 ${actual}, but fluxBootstrap.manifests.sha256 expects ${expected}; refusing to use it`,
     );
-    this.name = 'BundleChecksumError';
   }
 }
 

@@ -1,3 +1,4 @@
+import { FluxBootstrapError } from '../util/errors';
 import { derived, ParsedBundle, parsedBundleFor } from './parsedBundle';
 import {
   deepFreeze,
@@ -45,11 +46,14 @@ export function componentsHeader(
   }\n# Components: ${options.components.join(',')}`;
 }
 
-/** Thrown when a bundle does not have the shape the generator was written for. @public */
-export class FluxBundleError extends Error {
+/**
+ * A release bundle that cannot be had (download failed) or does not have the shape the generator
+ * was written for (a `ServiceUnavailableError`).
+ * @public
+ */
+export class FluxBundleError extends FluxBootstrapError {
   constructor(message: string) {
-    super(message);
-    this.name = 'FluxBundleError';
+    super('ServiceUnavailableError', message);
   }
 }
 

@@ -1,4 +1,3 @@
-import { InputError } from '@backstage/errors';
 import type { Config } from '@backstage/config';
 import {
   BitbucketRepoRef,
@@ -41,15 +40,11 @@ export function createActionRedaction(
 }
 
 /**
- * Maps engine validation errors to Backstage's InputError (HTTP 400 / clear task error) and
- * strips secrets from any other error before it reaches the task log.
+ * Strips secrets from an error before it reaches the task log. The engine's errors already carry
+ * Backstage's names (`InputError`, `NotFoundError`, …) and their detail (`field`, `kind`,
+ * `status`), which the redacted copy keeps.
  */
 export function toActionError(error: unknown, redactor: Redactor): Error {
-  if (error instanceof InputValidationError) {
-    const e = new InputError(redactor.redact(error.message));
-    (e as unknown as { field: string }).field = error.field;
-    return e;
-  }
   return redactor.redactError(error);
 }
 
