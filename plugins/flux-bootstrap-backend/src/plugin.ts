@@ -4,7 +4,10 @@ import {
 } from '@backstage/backend-plugin-api';
 import { catalogServiceRef } from '@backstage/plugin-catalog-node';
 import { fluxBootstrapPermissions } from '@flux-bootstrap/plugin-flux-bootstrap-common';
-import { createFluxStatusReader } from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import {
+  createFluxStatusReader,
+  fluxBootstrapSettings,
+} from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import { createRouter } from './router';
 
 /**
@@ -47,7 +50,12 @@ export const fluxBootstrapPlugin = createBackendPlugin({
         catalog,
       }) {
         permissionsRegistry.addPermissions(fluxBootstrapPermissions);
-        const reader = createFluxStatusReader(config, { logger, cache });
+        // Config is read once here (and again when it changes), not per request.
+        const settings = fluxBootstrapSettings(config, { logger });
+        const reader = await createFluxStatusReader(settings, {
+          logger,
+          cache,
+        });
         lifecycle.addShutdownHook(() => reader.close());
         logger.info(
           `Flux bootstrap status for ${
@@ -61,7 +69,7 @@ export const fluxBootstrapPlugin = createBackendPlugin({
             permissions,
             catalog,
             logger,
-            config,
+            settings,
           }),
         );
         httpRouter.addAuthPolicy({ path: '/health', allow: 'unauthenticated' });

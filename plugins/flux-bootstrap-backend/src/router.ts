@@ -19,9 +19,8 @@ import {
 } from '@flux-bootstrap/plugin-flux-bootstrap-common';
 import {
   BitbucketServerAuth,
-  ConfigLike,
+  FluxBootstrapSettingsSource,
   FluxStatusReader,
-  readBitbucketServerHosts,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import express from 'express';
 import Router from 'express-promise-router';
@@ -40,8 +39,8 @@ export interface RouterOptions {
   permissions: PermissionsService;
   catalog: Pick<CatalogService, 'getEntityByRef'>;
   logger: LoggerService;
-  /** Root config: `integrations.bitbucketServer` and `scaffolder.requireScmUserCredentials`. */
-  config: ConfigLike;
+  /** The plugin's settings: `integrations.bitbucketServer` and `scaffolder.requireScmUserCredentials`. */
+  settings: FluxBootstrapSettingsSource;
 }
 
 /** An AbortSignal that fires when the client goes away, so nobody waits for nothing. */
@@ -68,7 +67,7 @@ function flag(value: unknown): boolean {
 export async function createRouter(
   options: RouterOptions,
 ): Promise<express.Router> {
-  const { reader, httpAuth, permissions, catalog, config } = options;
+  const { reader, httpAuth, permissions, catalog, settings } = options;
   const router = Router();
   router.use(express.json());
 
@@ -161,18 +160,17 @@ export async function createRouter(
   // Whether each configured Bitbucket Server host has credentials (never which), for the
   // template's token field: optional where the actions can use the integration's credentials.
   // Any signed-in user or service: the host names are frontend-visible config anyway, and the
-  // form needs this answer before anything else, so no permission guards it. Read on every
-  // request, with the engine's reader the actions use, so config changes are picked up.
+  // form needs this answer before anything else, so no permission guards it. The settings the
+  // actions use, read again when the config changes.
   router.get('/integrations/bitbucket-server', async (req, res) => {
     await httpAuth.credentials(req, { allow: ['user', 'service'] });
+    const { bitbucketServer, requireScmUserCredentials } = await settings.get();
     const body: BitbucketServerIntegrationsResponse = {
-      items: readBitbucketServerHosts(config).map(h => ({
+      items: bitbucketServer.map(h => ({
         host: h.host,
         credentials: credentialsKind(h.auth),
       })),
-      requireScmUserCredentials:
-        config.getOptionalBoolean('scaffolder.requireScmUserCredentials') ??
-        false,
+      requireScmUserCredentials,
     };
     res.json(body);
   });

@@ -13,6 +13,7 @@ import {
   ClusterEntityParams,
   clusterEntityUrl,
 } from '@flux-bootstrap/plugin-flux-bootstrap-common';
+import { fluxBootstrapSettings } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import { createBitbucketCreateRepoAction } from './actions/createRepo';
 import { createFluxGenerateKeyAction } from './actions/generateKey';
 import { createFluxPushManifestsAction } from './actions/pushManifests';
@@ -101,10 +102,12 @@ export const scaffolderModuleFluxBootstrap = createBackendModule({
         scaffolder: scaffolderActionsExtensionPoint,
         templating: scaffolderTemplatingExtensionPoint,
         config: coreServices.rootConfig,
+        logger: coreServices.logger,
         catalog: catalogServiceRef,
       },
-      async init({ scaffolder, templating, config, catalog }) {
-        const options = { config };
+      async init({ scaffolder, templating, config, logger, catalog }) {
+        // The configuration is read here, once (and again when it changes), not per run.
+        const options = { settings: fluxBootstrapSettings(config, { logger }) };
         scaffolder.addActions(
           createBitbucketCreateRepoAction(options),
           createFluxGenerateKeyAction(options),

@@ -2,12 +2,10 @@ import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
-import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import zlib from 'node:zlib';
 import { Parser } from 'tar';
-import type { ConfigLike } from '../config/ConfigLike';
 import type { EngineLogger } from '../util/logger';
 import { silentLogger } from '../util/logger';
 import { combineSignals } from '../util/async';
@@ -19,13 +17,6 @@ import {
 import { FluxBundleError, FluxBundleFiles } from './components';
 import { digestOfFiles, identifyBundleFiles } from './parsedBundle';
 import { validateFluxVersion } from './validation';
-
-/** The Flux release the generator is tested with; used when neither input nor config names one. @public */
-export const DEFAULT_FLUX_VERSION = 'v2.9.4';
-
-/** Where official release bundles live: `<base>/<version>/manifests.tar.gz`. @public */
-export const FLUX_RELEASES_BASE_URL =
-  'https://github.com/fluxcd/flux2/releases/download';
 
 const MAX_COMPRESSED_BYTES = 64 * 1024 * 1024;
 const MAX_UNCOMPRESSED_BYTES = 256 * 1024 * 1024;
@@ -62,83 +53,6 @@ export class BundleChecksumError extends FluxBootstrapError {
       `the Flux ${version} bundle from ${where} has sha256 ${actual}, but fluxBootstrap.manifests.sha256 expects ${expected}; refusing to use it`,
     );
   }
-}
-
-/**
- * Reads `fluxBootstrap.manifests` (see config.d.ts). Config errors are reported with the key.
- * @public
- */
-export function readManifestsConfig(
-  config?: ConfigLike,
-): ManifestsSourceConfig {
-  const c = config?.getOptionalConfig('fluxBootstrap.manifests');
-  const baseUrl = (
-    c?.getOptionalString('baseUrl') ?? FLUX_RELEASES_BASE_URL
-  ).replace(/\/+$/, '');
-  let parsed: URL;
-  try {
-    parsed = new URL(baseUrl);
-  } catch {
-    throw new Error(
-      `fluxBootstrap.manifests.baseUrl "${baseUrl}" is not a URL`,
-    );
-  }
-  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
-    throw new Error('fluxBootstrap.manifests.baseUrl must be an http(s) URL');
-  }
-  if (parsed.username || parsed.password) {
-    throw new Error(
-      'fluxBootstrap.manifests.baseUrl must not contain credentials',
-    );
-  }
-  const sha256: Record<string, string> = {};
-  const raw = c?.getOptional<unknown>('sha256');
-  const addSum = (version: unknown, sum: unknown) => {
-    if (
-      typeof version !== 'string' ||
-      typeof sum !== 'string' ||
-      !/^[0-9a-fA-F]{64}$/.test(sum.trim())
-    ) {
-      throw new Error(
-        `fluxBootstrap.manifests.sha256 must map versions to 64 hex digits (bad entry for "${String(
-          version,
-        )}")`,
-      );
-    }
-    sha256[version] = sum.trim().toLowerCase();
-  };
-  if (Array.isArray(raw)) {
-    for (const entry of raw)
-      addSum((entry as any)?.version, (entry as any)?.sha256);
-  } else if (raw && typeof raw === 'object') {
-    for (const [version, sum] of Object.entries(raw as Record<string, unknown>))
-      addSum(version, sum);
-  } else if (raw !== undefined) {
-    throw new Error(
-      'fluxBootstrap.manifests.sha256 must be a map of version to sha256',
-    );
-  }
-  const defaultVersion =
-    c?.getOptionalString('defaultVersion') ?? DEFAULT_FLUX_VERSION;
-  try {
-    validateFluxVersion(
-      defaultVersion,
-      'fluxBootstrap.manifests.defaultVersion',
-    );
-  } catch (e) {
-    throw new Error((e as Error).message);
-  }
-  return {
-    baseUrl,
-    localPath: c?.getOptionalString('localPath') || undefined,
-    cacheDir:
-      c?.getOptionalString('cacheDir') ??
-      path.join(os.tmpdir(), 'flux-bootstrap-manifests'),
-    sha256,
-    defaultVersion,
-    caPem: c?.getOptionalString('caData') || undefined,
-    downloadTimeoutMs: c?.getOptionalNumber('downloadTimeoutMs') ?? 120_000,
-  };
 }
 
 /** A bundle ready for {@link generateComponentsManifest}. @public */

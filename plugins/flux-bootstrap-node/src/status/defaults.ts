@@ -1,19 +1,18 @@
 import { BitbucketServerClient } from '../bitbucket/client';
 import type { BitbucketServerHostConfig } from '../config/bitbucketServer';
-import type { ConfigLike } from '../config/ConfigLike';
+import type {
+  FluxBootstrapSettings,
+  FluxBootstrapSettingsSource,
+} from '../config/settings';
 import { createKubeClient } from '../kube/client';
 import { EngineLogger, silentLogger } from '../util/logger';
 import type { BranchHeadLookup } from './bitbucketRepository';
-import {
-  FluxStatusReader,
-  readFluxStatusSettings,
-  StatusCache,
-} from './FluxStatusReader';
+import { FluxStatusReader, StatusCache } from './FluxStatusReader';
 
 /**
  * Reads branch heads with the engine's Bitbucket Server client and the integration's own
- * credentials (`integrations.bitbucketServer[].token` or username/password). Hosts without
- * credentials are not asked: the lookup rejects and `inSync` stays unknown.
+ * credentials. Hosts without credentials are not asked: the lookup rejects and `inSync` stays
+ * unknown.
  * @public
  */
 export function bitbucketBranchHeadLookup(options: {
@@ -21,8 +20,7 @@ export function bitbucketBranchHeadLookup(options: {
   requestTimeoutMs?: number;
 }): BranchHeadLookup {
   const clients = new Map<BitbucketServerHostConfig, BitbucketServerClient>();
-  return async (location, branch, signal) => {
-    const { host } = location;
+  return async ({ host, project, slug }, branch, signal) => {
     if (!host.auth) {
       throw new Error(
         `integrations.bitbucketServer entry ${host.host} has no token or username/password to read branches with`,
@@ -37,38 +35,43 @@ export function bitbucketBranchHeadLookup(options: {
       });
       clients.set(host, client);
     }
-    return client.getBranchHead(
-      location.project,
-      location.slug,
-      branch,
-      signal,
-    );
+    return client.getBranchHead(project, slug, branch, signal);
+  };
+}
+
+function readerConfig(settings: FluxBootstrapSettings) {
+  return {
+    clusters: settings.clusters,
+    bitbucketHosts: settings.bitbucketServer,
+    settings: settings.status,
   };
 }
 
 /**
- * The status reader as the backend uses it: config clusters, the engine's kube client and
- * Bitbucket client, `fluxBootstrap.status.*` settings.
+ * The status reader as the backend uses it: the configured clusters, the engine's kube and
+ * Bitbucket clients, `fluxBootstrap.status.*` settings; it follows changes of the settings.
  * @public
  */
-export function createFluxStatusReader(
-  config: ConfigLike,
+export async function createFluxStatusReader(
+  source: FluxBootstrapSettingsSource,
   options: {
     logger?: EngineLogger;
     cache?: StatusCache;
     now?: () => Date;
   } = {},
-): FluxStatusReader {
+): Promise<FluxStatusReader> {
   const logger = options.logger ?? silentLogger;
-  const settings = readFluxStatusSettings(config);
-  return FluxStatusReader.fromConfig(config, {
+  const settings = await source.get();
+  const reader = new FluxStatusReader({
     ...options,
+    ...readerConfig(settings),
     logger,
-    createClient: (connection, clientOptions) =>
-      createKubeClient(connection, clientOptions),
+    createClient: createKubeClient,
     branchHeads: bitbucketBranchHeadLookup({
       logger,
-      requestTimeoutMs: settings.clusterTimeoutMs,
+      requestTimeoutMs: settings.status.clusterTimeoutMs,
     }),
   });
+  source.subscribe(changed => reader.update(readerConfig(changed)));
+  return reader;
 }

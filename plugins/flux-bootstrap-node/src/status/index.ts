@@ -10,12 +10,9 @@ export type {
   BitbucketRepositoryLocation,
   BranchHeadLookup,
 } from './bitbucketRepository';
-export {
-  DEFAULT_STATUS_CONCURRENCY,
-  FluxStatusReader,
-  readFluxStatusSettings,
-} from './FluxStatusReader';
+export { FluxStatusReader } from './FluxStatusReader';
 export type {
+  FluxStatusReaderConfig,
   FluxStatusReaderOptions,
   FluxStatusSettings,
   KubeClientFactory,

@@ -4,15 +4,29 @@ import {
   BitbucketServerAuth,
   BitbucketServerHostConfig,
   EngineLogger,
+  FluxBootstrapSettings,
+  FluxBootstrapSettingsSource,
+  fluxBootstrapSettings,
   InputValidationError,
   parseBitbucketRepoUrl,
-  readBitbucketServerHosts,
   Redactor,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 
-/** What every action factory receives from the module. */
-export interface FluxBootstrapActionOptions {
-  config: Config;
+/**
+ * What every action factory receives: the settings the module read once at start, or the root
+ * config (then the factory reads it, once).
+ */
+export type FluxBootstrapActionOptions =
+  | { settings: FluxBootstrapSettingsSource }
+  | { config: Config };
+
+/** The settings an action uses: read once, never per run. */
+export function actionSettings(
+  options: FluxBootstrapActionOptions,
+): FluxBootstrapSettingsSource {
+  return 'settings' in options
+    ? options.settings
+    : fluxBootstrapSettings(options.config);
 }
 
 /** The scaffolder context fields the shared helpers use (kept structural for tests). */
@@ -67,14 +81,13 @@ export interface ResolvedBitbucket {
  * Throws InputValidationError (no request is sent) when anything is missing.
  */
 export function resolveBitbucket(
-  config: Config,
+  settings: FluxBootstrapSettings,
   input: { repoUrl: string; token?: string },
 ): ResolvedBitbucket {
-  const hosts = readBitbucketServerHosts(config);
+  const hosts = settings.bitbucketServer;
   const ref = parseBitbucketRepoUrl(input.repoUrl, hosts);
   const host = hosts.find(h => h.host === ref.host)!;
-  const requireUser =
-    config.getOptionalBoolean('scaffolder.requireScmUserCredentials') ?? false;
+  const requireUser = settings.requireScmUserCredentials;
   const token = input.token?.trim();
   if (token) {
     // Bitbucket HTTP access tokens are Bearer tokens for REST; for git over HTTPS the
