@@ -1,5 +1,5 @@
 import { normalizeRepoPath } from '../manifests/validation';
-import { parseSshPublicKey } from './sshWire';
+import { parseSshPublicKey } from './publicKey';
 
 /** Bitbucket access key permissions. @public */
 export type AccessKeyPermission = 'REPO_READ' | 'REPO_WRITE';

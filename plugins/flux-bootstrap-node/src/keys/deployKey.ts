@@ -28,7 +28,7 @@ import {
   privateKeyRedactions,
   SshKeyOptions,
 } from './keyPair';
-import { parseSshPublicKey, sameSshPublicKey } from './sshWire';
+import { parseSshPublicKey, sameSshPublicKey } from './publicKey';
 
 /** Field manager of the Secret, as flux's own apply uses. @public */
 export const FLUX_FIELD_MANAGER = 'flux';

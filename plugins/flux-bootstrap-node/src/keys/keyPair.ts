@@ -1,8 +1,8 @@
-import { generateKeyPair, KeyObject, randomBytes } from 'node:crypto';
+import { generateKeyPair } from 'node:crypto';
 import { promisify } from 'node:util';
-import { InputValidationError } from '../util/errors';
-import { throwIfAborted } from '../util/errors';
-import { sshFingerprint, sshPublicKeyBlob, sshString } from './sshWire';
+import { utils } from 'ssh2';
+import { InputValidationError, throwIfAborted } from '../util/errors';
+import { parseSshPublicKey, SshPublicKey, sshPublicKeyOf } from './publicKey';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
 
@@ -112,7 +112,8 @@ export function describeSshKeyOptions(options: SshKeyOptions): string {
 }
 
 /**
- * Generates a key pair with Node's native crypto (asynchronous, off the event loop).
+ * Generates a key pair off the event loop: ECDSA and RSA with Node's crypto, written as PKCS#8
+ * like flux; Ed25519 with ssh2, in the OpenSSH format (re-wrapped to ssh-keygen's 70 columns).
  * @public
  */
 export async function generateSshKeyPair(
@@ -121,84 +122,43 @@ export async function generateSshKeyPair(
 ): Promise<SshKeyPair> {
   const options = normaliseSshKeyOptions(input);
   throwIfAborted(signal, 'generating the SSH key');
-  let privateKey: KeyObject;
-  if (options.algorithm === 'ecdsa') {
-    const namedCurve = { p256: 'P-256', p384: 'P-384', p521: 'P-521' }[
-      options.ecdsaCurve
-    ];
-    ({ privateKey } = await generateKeyPairAsync('ec', { namedCurve }));
-  } else if (options.algorithm === 'rsa') {
-    ({ privateKey } = await generateKeyPairAsync('rsa', {
-      modulusLength: options.rsaBits,
-      publicExponent: 0x10001,
-    }));
+  let privateKeyPem: string;
+  let key: SshPublicKey;
+  if (options.algorithm === 'ed25519') {
+    const pair = await new Promise<utils.KeyPairReturn>((resolve, reject) =>
+      utils.generateKeyPair('ed25519', (e, kp) =>
+        e ? reject(e) : resolve(kp),
+      ),
+    );
+    const body = pair.private.replace(/-----[^-]+-----|\s/g, '');
+    privateKeyPem = `-----BEGIN OPENSSH PRIVATE KEY-----\n${body
+      .match(/.{1,70}/g)!
+      .join('\n')}\n-----END OPENSSH PRIVATE KEY-----\n`;
+    key = parseSshPublicKey(pair.public);
   } else {
-    ({ privateKey } = await generateKeyPairAsync('ed25519'));
+    const { privateKey } =
+      options.algorithm === 'ecdsa'
+        ? await generateKeyPairAsync('ec', {
+            namedCurve: `P-${options.ecdsaCurve.slice(1)}`,
+          })
+        : await generateKeyPairAsync('rsa', {
+            modulusLength: options.rsaBits,
+            publicExponent: 0x10001,
+          });
+    privateKeyPem = privateKey.export({
+      type: 'pkcs8',
+      format: 'pem',
+    }) as string;
+    key = sshPublicKeyOf(privateKey);
   }
   throwIfAborted(signal, 'generating the SSH key');
-  const { type, blob } = sshPublicKeyBlob(privateKey);
-  const privateKeyPem =
-    options.algorithm === 'ed25519'
-      ? openSshEd25519PrivateKey(privateKey, blob)
-      : (privateKey.export({ type: 'pkcs8', format: 'pem' }) as string);
   return {
-    type,
+    type: key.type,
     privateKeyPem,
-    publicKey: `${type} ${blob.toString('base64')}\n`,
-    fingerprint: sshFingerprint(blob),
+    publicKey: `${key.text}\n`,
+    fingerprint: key.fingerprint,
     description: describeSshKeyOptions(options),
   };
-}
-
-/**
- * The unencrypted `openssh-key-v1` container (OpenSSH PROTOCOL.key) holding one Ed25519 key:
- * magic, cipher/kdf `none`, one public key blob, then the private section (check ints, type,
- * public key, seed||public key, empty comment, padding 1,2,3… to the 8-byte block size).
- */
-function openSshEd25519PrivateKey(
-  privateKey: KeyObject,
-  publicBlob: Buffer,
-): string {
-  const jwk = privateKey.export({ format: 'jwk' }) as {
-    d?: string;
-    x?: string;
-  };
-  const seed = Buffer.from(jwk.d ?? '', 'base64url');
-  const pub = Buffer.from(jwk.x ?? '', 'base64url');
-  if (seed.length !== 32 || pub.length !== 32) {
-    throw new Error('unexpected Ed25519 key size');
-  }
-  const check = randomBytes(4);
-  let section = Buffer.concat([
-    check,
-    check,
-    sshString('ssh-ed25519'),
-    sshString(pub),
-    sshString(Buffer.concat([seed, pub])),
-    sshString(''),
-  ]);
-  const padding: number[] = [];
-  for (let i = 1; (section.length + padding.length) % 8 !== 0; i++)
-    padding.push(i);
-  section = Buffer.concat([section, Buffer.from(padding)]);
-  const count = Buffer.alloc(4);
-  count.writeUInt32BE(1, 0);
-  const body = Buffer.concat([
-    Buffer.from('openssh-key-v1\0', 'latin1'),
-    sshString('none'),
-    sshString('none'),
-    sshString(''),
-    count,
-    sshString(publicBlob),
-    sshString(section),
-  ]);
-  const lines = body.toString('base64').match(/.{1,70}/g) ?? [];
-  seed.fill(0);
-  section.fill(0);
-  body.fill(0);
-  return `-----BEGIN OPENSSH PRIVATE KEY-----\n${lines.join(
-    '\n',
-  )}\n-----END OPENSSH PRIVATE KEY-----\n`;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { createPrivateKey, KeyObject } from 'node:crypto';
-import { utils as ssh2Utils } from 'ssh2';
+import { utils } from 'ssh2';
 import { InputValidationError } from '../util/errors';
-import { sshFingerprint, sshKeyTypeOfBlob, sshPublicKeyBlob } from './sshWire';
+import { parseSshPublicKey, SshPublicKey, sshPublicKeyOf } from './publicKey';
 
 /**
  * A private key the user supplied (`flux bootstrap git --private-key-file=… --password=…`), read
@@ -94,90 +94,76 @@ export function readSuppliedSshKey(
       `the task secret "${keySecret}" is a DSA key, which current OpenSSH servers refuse; use an ed25519, ecdsa or rsa key`,
     );
   }
-  const given = passphrase ? passphrase : undefined;
-  let type: string;
-  let blob: Buffer;
-  let encrypted: boolean;
-  if (blockType === 'OPENSSH PRIVATE KEY') {
-    const plain = ssh2Utils.parseKey(text);
-    encrypted =
-      plain instanceof Error && /encrypted|passphrase/i.test(plain.message);
-    if (plain instanceof Error && !encrypted) {
-      throw new InputValidationError(
-        keyField,
-        `the task secret "${keySecret}" is not a readable OpenSSH private key (${
-          /unsupported/i.test(plain.message)
-            ? 'unsupported key type'
-            : 'malformed'
-        })`,
-      );
-    }
-    if (encrypted && !given) {
-      throw new InputValidationError(
-        passphraseField,
-        `is needed: the private key in the task secret "${keySecret}" is encrypted`,
-      );
-    }
-    const parsed = encrypted ? ssh2Utils.parseKey(text, given) : plain;
-    if (parsed instanceof Error) {
-      throw new InputValidationError(
-        passphraseField,
-        `${passName} does not decrypt the private key in the task secret "${keySecret}" (wrong passphrase)`,
-      );
-    }
-    const key = Array.isArray(parsed) ? parsed[0] : parsed;
-    if (!key || !key.isPrivateKey()) {
-      throw new InputValidationError(
-        keyField,
-        `the task secret "${keySecret}" does not hold a private key`,
-      );
-    }
-    blob = Buffer.from(key.getPublicSSH());
-    type = sshKeyTypeOfBlob(blob);
-  } else {
-    encrypted = /^Proc-Type:\s*4,ENCRYPTED/m.test(text);
-    if (encrypted && !given) {
-      throw new InputValidationError(
-        passphraseField,
-        `is needed: the private key in the task secret "${keySecret}" is encrypted`,
-      );
-    }
-    let key: KeyObject;
+  const given = passphrase || undefined;
+  let key: SshPublicKey;
+  let encrypted = false;
+  if (blockType === 'PRIVATE KEY') {
+    // Unencrypted PKCS#8 (what flux:generate-key writes): Node reads it, ssh2 does not.
+    let node: KeyObject;
     try {
-      key = createPrivateKey({
-        key: text,
-        format: 'pem',
-        // An unencrypted key must not make OpenSSL wait for a passphrase either.
-        passphrase: encrypted ? given : '',
-      });
+      node = createPrivateKey(text);
     } catch {
-      if (encrypted) {
-        throw new InputValidationError(
-          passphraseField,
-          `${passName} does not decrypt the private key in the task secret "${keySecret}" (wrong passphrase)`,
-        );
-      }
       throw new InputValidationError(
         keyField,
         `the task secret "${keySecret}" is not a readable PEM private key`,
       );
     }
     try {
-      ({ type, blob } = sshPublicKeyBlob(key));
+      key = sshPublicKeyOf(node);
     } catch {
       throw new InputValidationError(
         keyField,
         `the task secret "${keySecret}" holds a key type SSH does not use (use ed25519, ecdsa or rsa)`,
       );
     }
+  } else {
+    // OpenSSH, PKCS#1 RSA or SEC1 EC, optionally encrypted: ssh2 reads them as OpenSSH does.
+    const plain = utils.parseKey(text);
+    encrypted =
+      plain instanceof Error && /encrypted|passphrase/i.test(plain.message);
+    if (plain instanceof Error && !encrypted) {
+      throw new InputValidationError(
+        keyField,
+        blockType !== 'OPENSSH PRIVATE KEY'
+          ? `the task secret "${keySecret}" is not a readable PEM private key`
+          : `the task secret "${keySecret}" is not a readable OpenSSH private key (${
+              /unsupported/i.test(plain.message)
+                ? 'unsupported key type'
+                : 'malformed'
+            })`,
+      );
+    }
+    if (encrypted && !given) {
+      throw new InputValidationError(
+        passphraseField,
+        `is needed: the private key in the task secret "${keySecret}" is encrypted`,
+      );
+    }
+    const parsed = encrypted ? utils.parseKey(text, given) : plain;
+    if (parsed instanceof Error) {
+      throw new InputValidationError(
+        passphraseField,
+        `${passName} does not decrypt the private key in the task secret "${keySecret}" (wrong passphrase)`,
+      );
+    }
+    const [first] = Array.isArray(parsed) ? parsed : [parsed];
+    if (!first?.isPrivateKey()) {
+      throw new InputValidationError(
+        keyField,
+        `the task secret "${keySecret}" does not hold a private key`,
+      );
+    }
+    key = parseSshPublicKey(
+      `${first.type} ${first.getPublicSSH().toString('base64')}`,
+    );
   }
   return {
     privateKey: text,
     passphrase: encrypted ? given : undefined,
     encrypted,
     passphraseIgnored: !encrypted && given !== undefined,
-    type,
-    publicKey: `${type} ${blob.toString('base64')}`,
-    fingerprint: sshFingerprint(blob),
+    type: key.type,
+    publicKey: key.text,
+    fingerprint: key.fingerprint,
   };
 }

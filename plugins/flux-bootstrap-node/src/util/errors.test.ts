@@ -1,6 +1,7 @@
 import {
   ConflictError,
   CustomErrorBase,
+  InputError,
   isErrorWithName,
   serializeError,
 } from '@backstage/errors';
@@ -46,8 +47,11 @@ describe("the engine's errors", () => {
     );
     const safe = new Redactor(['s3cr3t-value']).redactError(error);
     expect(safe).toMatchObject({ name: 'InputError', field: 'token' });
+    expect(safe).toBeInstanceOf(InputError);
+    expect(safe).toBeInstanceOf(InputValidationError);
     expect(safe.message).not.toContain('s3cr3t-value');
     const bb = new BitbucketError('gone', { kind: 'not-found', status: 404 });
+    expect(new Redactor().redactError(bb)).toBeInstanceOf(BitbucketError);
     expect(new Redactor().redactError(bb)).toMatchObject({
       name: 'NotFoundError',
       kind: 'not-found',

@@ -1,4 +1,4 @@
-import { CustomErrorBase } from '@backstage/errors';
+import { CustomErrorBase, InputError } from '@backstage/errors';
 
 /**
  * The names Backstage's error handler maps to HTTP statuses (400, 401, 403, 404, 409, 503).
@@ -55,12 +55,12 @@ export class FluxBootstrapError extends CustomErrorBase {
 }
 
 /**
- * Bad input (an `InputError`): thrown before any side effect, naming the offending field.
+ * Bad input, Backstage's `InputError`: thrown before any side effect, naming the offending field.
  * @public
  */
-export class InputValidationError extends FluxBootstrapError {
+export class InputValidationError extends InputError {
   constructor(readonly field: string, message: string) {
-    super('InputError', `Invalid input "${field}": ${message}`);
+    super(`Invalid input "${field}": ${message}`);
   }
 }
 
