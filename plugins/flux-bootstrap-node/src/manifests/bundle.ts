@@ -58,22 +58,16 @@ export class BundleChecksumError extends FluxBootstrapError {
 /** A bundle ready for {@link generateComponentsManifest}. @public */
 export interface LoadedFluxBundle {
   version: string;
-  /**
-   * The bundle's YAML files, frozen. Generations from any load of the same bundle (version and
-   * content) share one parse of these files.
-   */
+  /** The bundle's YAML files, frozen: every load of the same bundle shares one parse of them. */
   files: FluxBundleFiles;
   /** sha256 of `manifests.tar.gz` (absent for an extracted local folder). */
   sha256?: string;
-  /** Where it came from. */
   origin: 'download' | 'cache' | 'local';
   /** URL or path it was read from. */
   location: string;
 }
 
-function sha256Hex(data: Buffer): string {
-  return crypto.createHash('sha256').update(data).digest('hex');
-}
+const BUNDLE_FILE = /^[A-Za-z0-9][A-Za-z0-9._-]*\.ya?ml$/;
 
 /**
  * Reads the YAML files of a `manifests.tar.gz` in memory. Only flat regular `*.yaml` files are
@@ -84,15 +78,17 @@ export async function readBundleTarball(
   tarball: Buffer,
   version = 'requested',
 ): Promise<FluxBundleFiles> {
+  const unreadable = (what: string, e: unknown) =>
+    new FluxBundleError(
+      `the Flux ${version} bundle is not a readable ${what}: ${
+        (e as Error).message
+      }`,
+    );
   let tar: Buffer;
   try {
     tar = zlib.gunzipSync(tarball, { maxOutputLength: MAX_UNCOMPRESSED_BYTES });
   } catch (e) {
-    throw new FluxBundleError(
-      `the Flux ${version} bundle is not a readable manifests.tar.gz: ${
-        (e as Error).message
-      }`,
-    );
+    throw unreadable('manifests.tar.gz', e);
   }
   const files: FluxBundleFiles = {};
   await new Promise<void>((resolve, reject) => {
@@ -100,10 +96,7 @@ export async function readBundleTarball(
       strict: true,
       onReadEntry: entry => {
         const name = entry.path.replace(/^\.\//, '');
-        const wanted =
-          (entry.type === 'File' || entry.type === 'OldFile') &&
-          /^[A-Za-z0-9][A-Za-z0-9._-]*\.ya?ml$/.test(name);
-        if (!wanted) {
+        if (!/^(Old)?File$/.test(entry.type) || !BUNDLE_FILE.test(name)) {
           entry.resume();
           return;
         }
@@ -114,19 +107,15 @@ export async function readBundleTarball(
         });
       },
     });
-    parser.on('error', (e: Error) => reject(e));
-    parser.on('end', () => resolve());
+    parser.on('error', reject);
+    parser.on('end', resolve);
     try {
       parser.end(tar);
     } catch (e) {
       reject(e);
     }
   }).catch(e => {
-    throw new FluxBundleError(
-      `the Flux ${version} bundle is not a readable tar archive: ${
-        (e as Error).message
-      }`,
-    );
+    throw unreadable('tar archive', e);
   });
   if (Object.keys(files).length === 0) {
     throw new FluxBundleError(`the Flux ${version} bundle holds no manifests`);
@@ -154,38 +143,35 @@ export async function loadFluxBundle(
   const version = validateFluxVersion(versionInput);
   const logger = options.logger ?? silentLogger;
   const expected = source.sha256[version];
+  const verified = expected ? ' (sha256 verified)' : '';
+  /** The bundle in a tarball whose sha256 matches the configured one, if any. */
+  const fromTarball = async (
+    tarball: Buffer,
+    origin: LoadedFluxBundle['origin'],
+    location: string,
+  ): Promise<LoadedFluxBundle> => {
+    const sha256 = crypto.createHash('sha256').update(tarball).digest('hex');
+    if (expected && sha256 !== expected) {
+      throw new BundleChecksumError(version, expected, sha256, location);
+    }
+    const files = await readBundleTarball(tarball, version);
+    identifyBundleFiles(files, version, `sha256:${sha256}`);
+    return { version, files, sha256, origin, location };
+  };
 
   if (source.localPath) {
     const dir = path.join(source.localPath, version);
     const tarPath = path.join(dir, 'manifests.tar.gz');
     const tarball = await fs.readFile(tarPath).catch(() => undefined);
     if (tarball) {
-      const actual = sha256Hex(tarball);
-      if (expected && actual !== expected) {
-        throw new BundleChecksumError(version, expected, actual, tarPath);
-      }
-      logger.info(
-        `Using the Flux ${version} bundle ${tarPath}${
-          expected ? ' (sha256 verified)' : ''
-        }`,
-      );
-      return {
-        version,
-        files: identifyBundleFiles(
-          await readBundleTarball(tarball, version),
-          version,
-          `sha256:${actual}`,
-        ),
-        sha256: actual,
-        origin: 'local',
-        location: tarPath,
-      };
+      const bundle = await fromTarball(tarball, 'local', tarPath);
+      logger.info(`Using the Flux ${version} bundle ${tarPath}${verified}`);
+      return bundle;
     }
-    const names = await fs.readdir(dir).catch(() => undefined);
-    const yamlNames = (names ?? [])
-      .filter(n => /^[A-Za-z0-9][A-Za-z0-9._-]*\.ya?ml$/.test(n))
+    const names = (await fs.readdir(dir).catch(() => []))
+      .filter(n => BUNDLE_FILE.test(n))
       .sort();
-    if (yamlNames.length === 0) {
+    if (names.length === 0) {
       throw new FluxBundleError(
         `no Flux ${version} bundle in fluxBootstrap.manifests.localPath: expected ${tarPath} or the extracted *.yaml files in ${dir}`,
       );
@@ -196,65 +182,38 @@ export async function loadFluxBundle(
       );
     }
     const files: FluxBundleFiles = {};
-    for (const n of yamlNames)
+    for (const n of names)
       files[n] = await fs.readFile(path.join(dir, n), 'utf8');
     logger.info(`Using the extracted Flux ${version} bundle in ${dir}`);
-    return {
-      version,
-      files: identifyBundleFiles(files, version, digestOfFiles(files)),
-      origin: 'local',
-      location: dir,
-    };
+    identifyBundleFiles(files, version, digestOfFiles(files));
+    return { version, files, origin: 'local', location: dir };
   }
 
   const url = `${source.baseUrl}/${version}/manifests.tar.gz`;
   const cacheFile = path.join(source.cacheDir, version, 'manifests.tar.gz');
   const cached = await fs.readFile(cacheFile).catch(() => undefined);
   if (cached) {
-    const actual = sha256Hex(cached);
-    if (!expected || actual === expected) {
-      try {
-        const files = identifyBundleFiles(
-          await readBundleTarball(cached, version),
-          version,
-          `sha256:${actual}`,
-        );
-        logger.info(
-          `Using the cached Flux ${version} bundle ${cacheFile}${
-            expected ? ' (sha256 verified)' : ''
-          }`,
-        );
-        return {
-          version,
-          files,
-          sha256: actual,
-          origin: 'cache',
-          location: cacheFile,
-        };
-      } catch {
-        logger.warn(
-          `The cached Flux ${version} bundle ${cacheFile} is unreadable; downloading it again`,
-        );
-      }
-    } else {
-      logger.warn(
-        `The cached Flux ${version} bundle ${cacheFile} does not match the configured sha256; downloading it again`,
+    try {
+      const bundle = await fromTarball(cached, 'cache', cacheFile);
+      logger.info(
+        `Using the cached Flux ${version} bundle ${cacheFile}${verified}`,
       );
+      return bundle;
+    } catch (e) {
+      logger.warn(
+        `The cached Flux ${version} bundle ${cacheFile} ${
+          e instanceof BundleChecksumError
+            ? 'does not match the configured sha256'
+            : 'is unreadable'
+        }; downloading it again`,
+      );
+      await fs.rm(cacheFile, { force: true });
     }
-    await fs.rm(cacheFile, { force: true });
   }
 
   logger.info(`Downloading the Flux ${version} bundle from ${url}`);
   const tarball = await download(url, source, options.signal);
-  const actual = sha256Hex(tarball);
-  if (expected && actual !== expected) {
-    throw new BundleChecksumError(version, expected, actual, url);
-  }
-  const files = identifyBundleFiles(
-    await readBundleTarball(tarball, version),
-    version,
-    `sha256:${actual}`,
-  );
+  const bundle = await fromTarball(tarball, 'download', url);
   await writeAtomically(cacheFile, tarball).catch(e =>
     logger.warn(
       `Could not cache the Flux ${version} bundle in ${cacheFile}: ${
@@ -263,18 +222,16 @@ export async function loadFluxBundle(
     ),
   );
   logger.info(
-    `Downloaded the Flux ${version} bundle (${
-      tarball.length
-    } bytes, sha256 ${actual}${expected ? ', verified' : ''})`,
+    `Downloaded the Flux ${version} bundle (${tarball.length} bytes, sha256 ${
+      bundle.sha256
+    }${expected ? ', verified' : ''})`,
   );
-  return { version, files, sha256: actual, origin: 'download', location: url };
+  return bundle;
 }
 
 async function writeAtomically(file: string, data: Buffer): Promise<void> {
   await fs.mkdir(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.${crypto
-    .randomBytes(6)
-    .toString('hex')}.tmp`;
+  const tmp = `${file}.${process.pid}.${crypto.randomUUID()}.tmp`;
   try {
     await fs.writeFile(tmp, data, { mode: 0o644 });
     await fs.rename(tmp, file);
