@@ -19,8 +19,12 @@ import {
 import { Redactor } from '../util/redact';
 import { GitTransport, HttpsGitTransport } from './transport';
 import { SshGitTransport } from './ssh';
-import { pushFluxManifests, renderFluxManifests } from './pushFluxManifests';
-import { pushComponentsCommit, pushSyncCommit } from './fluxCommits';
+import {
+  pushComponentsCommit,
+  pushFluxManifests,
+  pushSyncCommit,
+  renderFluxManifests,
+} from './pushFluxManifests';
 import { GitPushSession } from './session';
 
 // Real git, sshd and ssh-keygen on a shared 2-core machine: generous per-test limits.
