@@ -28,11 +28,7 @@ import { parseSshPublicKey, sameSshPublicKey } from './publicKey';
 
 /** Field manager of the Secret, as flux's own apply uses. @public */
 export const FLUX_FIELD_MANAGER = 'flux';
-/**
- * Field manager of `known_hosts` alone, when only that key of an existing Secret changes: server
- * side apply then changes it without sending (or reading) `identity`.
- * @public
- */
+/** Field manager of `known_hosts` alone: updating it then sends (or reads) no `identity`. @public */
 export const KNOWN_HOSTS_FIELD_MANAGER = 'flux-bootstrap-known-hosts';
 
 /** What the source secret functions need from the Kubernetes client. @public */
@@ -47,68 +43,72 @@ export type DeployKeyBitbucket = Pick<
   'listAccessKeys' | 'addAccessKey' | 'deleteAccessKey' | 'request' | 'host'
 >;
 
-/** Validated inputs of {@link reconcileFluxDeployKey}. @public */
+/**
+ * Validated inputs of {@link reconcileFluxDeployKey}: the Secret (its namespace is created when
+ * missing), the key to generate, the repository (`~user` project for personal ones), whether the
+ * access key may write, its {@link fluxAccessKeyLabel}, the SSH endpoint with an optional pinned
+ * `SHA256:` host key fingerprint and scan budget (default 30 s), and whether to rotate.
+ * @public
+ */
 export interface FluxDeployKeyOptions {
-  /** Namespace of the Secret (created when missing). */
   namespace: string;
   secretName: string;
   key: SshKeyOptions;
-  /** Bitbucket project key (`~user` for personal repositories) and repository slug. */
   projectKey: string;
   repoSlug: string;
   readWrite: boolean;
-  /** Access key label, see {@link fluxAccessKeyLabel}. */
   label: string;
   sshHost: SshEndpoint;
-  /** Pinned `SHA256:` fingerprint of the server's host key. */
   hostKeyFingerprint?: string;
-  /** Host key scan budget, default 30 s. */
   scanTimeoutMs?: number;
   rotate: boolean;
 }
 
-/** Collaborators of {@link reconcileFluxDeployKey}. @public */
+/**
+ * Collaborators of {@link reconcileFluxDeployKey}. Every generated private key is registered
+ * with `redactor` before anything can log or throw it; each side effect runs in `checkpoint`
+ * (`ctx.checkpoint` in an action).
+ * @public
+ */
 export interface FluxDeployKeyDeps {
   kube: DeployKeyKube;
   bitbucket: DeployKeyBitbucket;
   logger: EngineLogger;
-  /** Every generated private key is registered here before anything can log or throw it. */
   redactor: Redactor;
   signal?: AbortSignal;
-  /** Wraps each side effect (`ctx.checkpoint` in an action); default: run it. */
   checkpoint?: CheckpointFn;
 }
 
-/** Outcome of {@link reconcileFluxDeployKey}. Public data only. @public */
+/**
+ * Outcome of {@link reconcileFluxDeployKey}, public data only: the key in the Secret
+ * (`type base64`, fingerprint), its `known_hosts`, the access key holding it, and what changed
+ * (`knownHostsUpdated`: only `known_hosts` of the existing Secret; `removedAccessKeyIds`: the
+ * rotated-out key and stale keys with the label).
+ * @public
+ */
 export interface FluxDeployKeyResult {
-  /** `type base64` of the key in the Secret (no comment, no newline). */
   publicKey: string;
-  /** `SHA256:…` of that key. */
   fingerprint: string;
-  /** The Secret's `known_hosts`. */
   knownHosts: string;
   secretName: string;
   namespace: string;
-  /** Id of the repository access key holding `publicKey`. */
   accessKeyId: number;
   permission: AccessKeyPermission;
   label: string;
-  /** Anything changed in the cluster or on Bitbucket. */
   changed: boolean;
-  /** A new key pair was generated and written. */
   keyGenerated: boolean;
-  /** Only `known_hosts` of the existing Secret was updated. */
   knownHostsUpdated: boolean;
-  /** The access key was registered or its permission updated. */
   accessKeyChanged: boolean;
-  /** Ids of access keys removed (the rotated-out key, stale keys with this label). */
   removedAccessKeyIds: number[];
 }
 
-/** What a source secret holds, read without ever decoding `identity`. @public */
+/**
+ * What a source secret holds, read without ever decoding `identity`; complete when `identity`,
+ * `identity.pub` and `known_hosts` are present and parseable.
+ * @public
+ */
 export interface SecretState {
   exists: boolean;
-  /** `identity`, `identity.pub` and `known_hosts` all present and parseable. */
   complete: boolean;
   publicKey?: string;
   knownHosts?: string;
@@ -189,10 +189,7 @@ export function sourceSecret(
   };
 }
 
-/**
- * Lines saying what {@link reconcileFluxDeployKey} would do, for dry runs (sends nothing).
- * @public
- */
+/** Lines saying what {@link reconcileFluxDeployKey} would do, for dry runs (sends nothing). @public */
 export function describeFluxDeployKeyPlan(
   options: FluxDeployKeyOptions & { cluster: string },
 ): string[] {
@@ -233,11 +230,10 @@ export class HostKeyChangedError extends FluxBootstrapError {
 }
 
 /**
- * Checks that the server still presents one of the host keys `known_hosts` trusts (a pinned scan
- * per trusted key; each tries the server's other key types too). A key that changed between runs
- * is reported, never accepted: Flux would refuse the server, and accepting it silently would
- * trust whoever answers. An unreachable server is only warned about (Flux checks strictly anyway).
- * `ctx.remedy` replaces the closing advice of the error.
+ * Checks that the server still presents a host key `known_hosts` trusts (a pinned scan per
+ * trusted key). A changed key is reported ({@link HostKeyChangedError}), never accepted: Flux
+ * would refuse the server, and accepting it would trust whoever answers. An unreachable server is
+ * only warned about (Flux checks strictly anyway). `ctx.remedy` replaces the error's advice.
  * @public
  */
 export async function verifyKnownHostKey(

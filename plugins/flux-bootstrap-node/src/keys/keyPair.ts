@@ -15,15 +15,6 @@ export const ECDSA_CURVES = ['p256', 'p384', 'p521'] as const;
 /** @public */
 export type EcdsaCurve = (typeof ECDSA_CURVES)[number];
 
-/** Flux's defaults: ecdsa, P-384, RSA 2048. @public */
-export const DEFAULT_SSH_KEY_OPTIONS = {
-  algorithm: 'ecdsa' as SshKeyAlgorithm,
-  ecdsaCurve: 'p384' as EcdsaCurve,
-  rsaBits: 2048,
-};
-/** RSA sizes accepted: at least 2048 (flux allows 1024; NIST retired it), at most 8192, multiple of 8. @public */
-export const RSA_BITS_RANGE = { min: 2048, max: 8192 };
-
 /** Options of {@link generateSshKeyPair}, as they come from an action's input. @public */
 export interface SshKeyOptionsInput {
   algorithm?: string | null;
@@ -38,52 +29,55 @@ export interface SshKeyOptions {
   rsaBits: number;
 }
 
+function oneOf<T extends string>(
+  field: string,
+  value: unknown,
+  allowed: readonly T[],
+): T {
+  if (allowed.includes(value as T)) return value as T;
+  throw new InputValidationError(
+    field,
+    `must be one of ${allowed.join(', ')} (got "${String(value).slice(
+      0,
+      40,
+    )}")`,
+  );
+}
+
 /**
- * Applies defaults and validates key options; throws {@link InputValidationError} naming the
- * field (`algorithm`, `ecdsaCurve`, `rsaBits`).
+ * Applies flux's defaults (ecdsa, P-384, RSA 2048) and validates key options; throws
+ * {@link InputValidationError} naming the field. RSA takes 2048 to 8192 bits in steps of 8 (flux
+ * allows 1024; NIST retired it).
  * @public
  */
 export function normaliseSshKeyOptions(
   input: SshKeyOptionsInput = {},
 ): SshKeyOptions {
-  const algorithm = input.algorithm ?? DEFAULT_SSH_KEY_OPTIONS.algorithm;
-  if (!(SSH_KEY_ALGORITHMS as readonly string[]).includes(algorithm)) {
-    throw new InputValidationError(
-      'algorithm',
-      `must be one of ${SSH_KEY_ALGORITHMS.join(', ')} (got "${String(
-        algorithm,
-      ).slice(0, 40)}")`,
-    );
-  }
-  const ecdsaCurve = input.ecdsaCurve ?? DEFAULT_SSH_KEY_OPTIONS.ecdsaCurve;
-  if (!(ECDSA_CURVES as readonly string[]).includes(ecdsaCurve)) {
-    throw new InputValidationError(
-      'ecdsaCurve',
-      `must be one of ${ECDSA_CURVES.join(', ')} (got "${String(
-        ecdsaCurve,
-      ).slice(0, 40)}")`,
-    );
-  }
-  const rsaBits = input.rsaBits ?? DEFAULT_SSH_KEY_OPTIONS.rsaBits;
+  const algorithm = oneOf(
+    'algorithm',
+    input.algorithm ?? 'ecdsa',
+    SSH_KEY_ALGORITHMS,
+  );
+  const ecdsaCurve = oneOf(
+    'ecdsaCurve',
+    input.ecdsaCurve ?? 'p384',
+    ECDSA_CURVES,
+  );
+  const rsaBits = input.rsaBits ?? 2048;
   if (
-    typeof rsaBits !== 'number' ||
     !Number.isInteger(rsaBits) ||
-    rsaBits < RSA_BITS_RANGE.min ||
-    rsaBits > RSA_BITS_RANGE.max ||
+    rsaBits < 2048 ||
+    rsaBits > 8192 ||
     rsaBits % 8 !== 0
   ) {
     throw new InputValidationError(
       'rsaBits',
-      `must be a multiple of 8 between ${RSA_BITS_RANGE.min} and ${
-        RSA_BITS_RANGE.max
-      } (got ${String(rsaBits).slice(0, 20)})`,
+      `must be a multiple of 8 between 2048 and 8192 (got ${String(
+        rsaBits,
+      ).slice(0, 20)})`,
     );
   }
-  return {
-    algorithm: algorithm as SshKeyAlgorithm,
-    ecdsaCurve: ecdsaCurve as EcdsaCurve,
-    rsaBits,
-  };
+  return { algorithm, ecdsaCurve, rsaBits };
 }
 
 /** A generated key pair in the formats of Flux's Git Secret. @public */

@@ -4,40 +4,33 @@ import { InputValidationError } from '../util/errors';
 import { parseSshPublicKey, SshPublicKey, sshPublicKeyOf } from './publicKey';
 
 /**
- * A private key the user supplied (`flux bootstrap git --private-key-file=… --password=…`), read
- * and checked. It holds the key and its passphrase: never log it, output it or return it from a
- * checkpoint.
+ * A private key the user supplied (`flux bootstrap git --private-key-file=… --password=…`),
+ * checked: `privateKey` as supplied (`\n` line ends, trimmed, one final newline: the Secret's
+ * `identity`), `passphrase` only when the key is encrypted (the Secret's `password`), `type`,
+ * `publicKey` (`type base64`) and `fingerprint` of its public half. It holds secrets: never log
+ * it, output it or return it from a checkpoint.
  * @public
  */
 export interface SuppliedSshKey {
-  /**
-   * The key as supplied (line endings normalised to `\n`, surrounding blank space trimmed, one
-   * final newline): the Secret's `identity`, as flux writes the raw file.
-   */
   privateKey: string;
-  /** The passphrase, only when the key is encrypted (the Secret's `password`). */
   passphrase?: string;
-  /** True when the key is encrypted with a passphrase. */
   encrypted: boolean;
   /** A passphrase was given for a key that is not encrypted (it is not stored). */
   passphraseIgnored: boolean;
-  /** Key type, e.g. `ssh-ed25519`, `ecdsa-sha2-nistp384`, `ssh-rsa`. */
   type: string;
-  /** `type base64` of the public half (no comment, no newline). */
   publicKey: string;
-  /** `SHA256:…` as `ssh-keygen -lf` prints it. */
   fingerprint: string;
 }
 
-/** How errors of {@link readSuppliedSshKey} name the inputs (never their values). @public */
+/**
+ * How errors of {@link readSuppliedSshKey} name things, never their values: the inputs naming
+ * the task secrets (`keyField`, `passphraseField`) and the task secrets themselves.
+ * @public
+ */
 export interface SuppliedSshKeyNames {
-  /** Input naming the task secret that holds the key, e.g. `sshPrivateKeySecret`. */
   keyField: string;
-  /** Input naming the task secret that holds the passphrase, e.g. `sshPassphraseSecret`. */
   passphraseField: string;
-  /** Name of the task secret holding the key, e.g. `sshPrivateKey`. */
   keySecret: string;
-  /** Name of the task secret holding the passphrase, when one was named. */
   passphraseSecret?: string;
 }
 
@@ -45,14 +38,10 @@ const PEM_BEGIN = /-----BEGIN ([A-Z0-9 ]+)-----/;
 
 /**
  * Reads a user's SSH private key as Flux's source-controller (Go's x/crypto/ssh) and OpenSSH
- * read it: OpenSSH format (`-----BEGIN OPENSSH PRIVATE KEY-----`, optionally encrypted with a
- * passphrase), PKCS#1 RSA / SEC1 EC PEM (optionally `Proc-Type: 4,ENCRYPTED`) or unencrypted
- * PKCS#8. The public half is derived from the key itself (decrypted with the passphrase when
- * needed), so `identity.pub` and the fingerprint are those of the key Flux will use.
- *
- * Everything is checked before anything is sent anywhere; every error is an
- * {@link InputValidationError} naming the input (`sshPrivateKeySecret` / `sshPassphraseSecret`)
- * and the task secret by name, never its content.
+ * read it: OpenSSH, PKCS#1 RSA or SEC1 EC PEM (each optionally encrypted), or unencrypted
+ * PKCS#8. The public half is derived from the key itself, so `identity.pub` and the fingerprint
+ * are those of the key Flux will use. Every error is an {@link InputValidationError} naming the
+ * input and the task secret, never its content; nothing is sent anywhere.
  * @public
  */
 export function readSuppliedSshKey(

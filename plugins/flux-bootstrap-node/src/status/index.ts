@@ -18,4 +18,7 @@ export type {
   KubeClientFactory,
   StatusCache,
 } from './FluxStatusReader';
-export { bitbucketBranchHeadLookup, createFluxStatusReader } from './defaults';
+export {
+  bitbucketBranchHeadLookup,
+  createFluxStatusReader,
+} from './FluxStatusReader';

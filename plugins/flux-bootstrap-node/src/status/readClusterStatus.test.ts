@@ -24,8 +24,7 @@ import { ConfigReader } from '@backstage/config';
 import { fluxBootstrapSettings } from '../config/settings';
 import { createKubeClient } from '../kube/client';
 import type { KubeClient, KubeObject } from '../kube/types';
-import { createFluxStatusReader } from './defaults';
-import { FluxStatusReader } from './FluxStatusReader';
+import { createFluxStatusReader, FluxStatusReader } from './FluxStatusReader';
 import { readClusterStatus } from './readClusterStatus';
 
 /*
