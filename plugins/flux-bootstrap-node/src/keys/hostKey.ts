@@ -28,41 +28,23 @@ const HOSTNAME =
  */
 export function parseSshHost(value: string, field = 'sshHost'): SshEndpoint {
   const fail = (message: string) => new InputValidationError(field, message);
-  if (typeof value !== 'string' || value.trim() === '') {
-    throw fail('is required, in the form host:port');
-  }
-  const raw = value.trim();
-  if (
-    raw.length > 300 ||
-    /[\s/@?#]/.test(raw) ||
-    /^[a-z][a-z0-9+.-]*:\/\//i.test(raw)
-  ) {
+  const raw = typeof value === 'string' ? value.trim() : '';
+  if (!raw) throw fail('is required, in the form host:port');
+  // The authority of an ssh:// URL; a bare IPv6 address (no port) gets its brackets.
+  const authority = `ssh://${isIP(raw) === 6 ? `[${raw}]` : raw}`;
+  if (raw.length > 300 || /[\s/@?#]/.test(raw) || !URL.canParse(authority)) {
     throw fail(
       'must be host:port (no scheme, user, path or spaces), e.g. bitbucket.example.com:7999',
     );
   }
-  const bracketed = /^\[([^\]]+)\](?::(.*))?$/.exec(raw);
-  const lastColon = isIP(raw) === 6 ? -1 : raw.lastIndexOf(':');
-  const [host, portText] = bracketed
-    ? [bracketed[1], bracketed[2]]
-    : [
-        lastColon >= 0 ? raw.slice(0, lastColon) : raw,
-        lastColon >= 0 ? raw.slice(lastColon + 1) : undefined,
-      ];
-  if (bracketed && isIP(host) !== 6) {
-    throw fail(`"[${host}]" is not an IPv6 address`);
-  }
-  // A bare IPv6 address has no port; after splitting off a port only IPv4 or a name is left.
-  const ipVersion = isIP(host);
-  const validHost = lastColon >= 0 ? ipVersion === 4 : ipVersion !== 0;
-  if (!bracketed && !validHost && !HOSTNAME.test(host)) {
+  const url = new URL(authority);
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  if (!isIP(host) && !HOSTNAME.test(host)) {
     throw fail(`"${host.slice(0, 80)}" is not a valid host name`);
   }
-  const port = portText === undefined ? 22 : Number(portText);
-  if (!/^\d{1,5}$/.test(portText ?? '22') || port < 1 || port > 65535) {
-    throw fail(`has an invalid port "${String(portText).slice(0, 10)}"`);
-  }
-  return { host: host.replace(/\.$/, '').toLowerCase(), port };
+  const port = Number(url.port || 22);
+  if (port < 1) throw fail(`has an invalid port "${url.port}"`);
+  return { host: host.replace(/\.$/, ''), port };
 }
 
 /** `host:port` (`[v6]:port`). @public */
