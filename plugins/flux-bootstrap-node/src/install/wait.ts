@@ -370,13 +370,14 @@ export async function waitForFlux(
           );
         }
       }
+      const awaited = requestedAt;
       pending = objects.flatMap(([kind, v]) =>
         v.state === 'ready'
           ? []
           : [
               `${kind} ${ns}/${ns}: ${v.detail}${
                 v.state === 'failed'
-                  ? ` (waiting for the reconciliation requested at ${requestedAt})`
+                  ? ` (waiting for the reconciliation requested at ${awaited})`
                   : ''
               }`,
             ],

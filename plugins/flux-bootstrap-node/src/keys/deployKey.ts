@@ -436,15 +436,19 @@ export async function reconcileFluxDeployKey(
       logger.info(`Updated known_hosts of ${where}: ${knownHosts}`);
     }
   } else {
-    logger.info(
-      options.rotate && before.exists
-        ? `Rotating the key of source secret ${where}`
-        : before.exists
-        ? `Source secret ${where} lacks ${before.missing.join(
-            ', ',
-          )}; generating a new key pair`
-        : `Source secret ${where} does not exist; generating a key pair`,
-    );
+    if (!before.exists) {
+      logger.info(
+        `Source secret ${where} does not exist; generating a key pair`,
+      );
+    } else if (options.rotate) {
+      logger.info(`Rotating the key of source secret ${where}`);
+    } else {
+      logger.info(
+        `Source secret ${where} lacks ${before.missing.join(
+          ', ',
+        )}; generating a new key pair`,
+      );
+    }
     const scanned = await settleKnownHosts(options, undefined, hostKeyCtx);
     const written = await step('secret', async () => {
       // Idempotent on its own: a Secret already (re)written by an earlier attempt is kept.

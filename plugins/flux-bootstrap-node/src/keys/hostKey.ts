@@ -204,7 +204,10 @@ function handshakeOnce(
     function onAbort() {
       finish(() => reject(new OperationAbortedError()));
     }
-    if (signal.aborted) return onAbort();
+    if (signal.aborted) {
+      onAbort();
+      return;
+    }
     signal.addEventListener('abort', onAbort, { once: true });
     client.on('handshake', () =>
       finish(() => resolve({ blob: captured, verified: true })),

@@ -61,41 +61,53 @@ export function sameSshPublicKey(
   }
 }
 
-/** `string "ssh-ed25519"` of the SSH wire format, then the length of the 32-byte key. */
-const ED25519_BLOB_PREFIX = Buffer.from(
-  '0000000b7373682d6564323535313900000020',
-  'hex',
-);
+/** SSH wire-format strings (RFC 4251 §5): each part behind its uint32 length. */
+function sshStrings(...parts: (string | Buffer)[]): Buffer {
+  return Buffer.concat(
+    parts.flatMap(part => {
+      const bytes = Buffer.from(part);
+      const length = Buffer.alloc(4);
+      length.writeUInt32BE(bytes.length);
+      return [length, bytes];
+    }),
+  );
+}
+
+/** OpenSSL's curve names → SSH's, with the length of an uncompressed point. */
+const EC_CURVES: Record<string, [string, number]> = {
+  prime256v1: ['nistp256', 65],
+  secp384r1: ['nistp384', 97],
+  secp521r1: ['nistp521', 133],
+};
 
 /**
- * The SSH public key of a Node private key (ECDSA, RSA or Ed25519). ECDSA and RSA go through
- * ssh2 (SEC1 / PKCS#1 PEM); Ed25519's blob is its 32 raw bytes behind a fixed prefix.
+ * The SSH public key of a Node private key (ECDSA, RSA or Ed25519). RSA goes through ssh2
+ * (PKCS#1); ECDSA and Ed25519 blobs are their public point behind the type (and curve) strings,
+ * taken from the SPKI export: ssh2 would recompute an EC point from the private key, which costs
+ * more than generating it (the keys benchmark).
  * @public
  */
 export function sshPublicKeyOf(privateKey: KeyObject): SshPublicKey {
-  switch (privateKey.asymmetricKeyType) {
-    case 'ed25519': {
-      const spki = createPublicKey(privateKey).export({
-        type: 'spki',
-        format: 'der',
-      });
-      return sshPublicKeyFromBlob(
-        Buffer.concat([ED25519_BLOB_PREFIX, spki.subarray(-32)]),
-      );
-    }
-    case 'ec':
-    case 'rsa': {
-      const type = privateKey.asymmetricKeyType === 'ec' ? 'sec1' : 'pkcs1';
-      const key = utils.parseKey(privateKey.export({ type, format: 'pem' }));
-      if (!(key instanceof Error))
-        return sshPublicKeyFromBlob(key.getPublicSSH());
-      throw new Error(
-        `unsupported ${privateKey.asymmetricKeyType} key: ${key.message}`,
-      );
-    }
-    default:
-      throw new Error(
-        `unsupported key type ${privateKey.asymmetricKeyType} (SSH uses ed25519, ecdsa or rsa)`,
-      );
+  const spki = () =>
+    createPublicKey(privateKey).export({ type: 'spki', format: 'der' });
+  const type = privateKey.asymmetricKeyType;
+  const curve = EC_CURVES[privateKey.asymmetricKeyDetails?.namedCurve ?? ''];
+  if (type === 'ed25519')
+    return sshPublicKeyFromBlob(
+      sshStrings('ssh-ed25519', spki().subarray(-32)),
+    );
+  if (type === 'ec' && curve) {
+    const [name, pointLength] = curve;
+    return sshPublicKeyFromBlob(
+      sshStrings(`ecdsa-sha2-${name}`, name, spki().subarray(-pointLength)),
+    );
   }
+  const key =
+    type === 'rsa' &&
+    utils.parseKey(privateKey.export({ type: 'pkcs1', format: 'pem' }));
+  if (key && !(key instanceof Error))
+    return sshPublicKeyFromBlob(key.getPublicSSH());
+  throw new Error(
+    `unsupported key type ${type} (SSH uses ed25519, ecdsa or rsa)`,
+  );
 }

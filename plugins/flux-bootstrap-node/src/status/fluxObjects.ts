@@ -55,7 +55,8 @@ export function conditionOf(
 /** True / False from the Ready condition; null when it is missing or Unknown. */
 export function readyOf(obj: KubeObject | undefined): boolean | null {
   const status = conditionOf(obj, 'Ready')?.status;
-  return status === 'True' ? true : status === 'False' ? false : null;
+  if (status === 'True' || status === 'False') return status === 'True';
+  return null;
 }
 
 /**

@@ -353,11 +353,12 @@ function decideState(
     ...(source?.suspended ? [sourceRef] : []),
   ];
   if (suspended.length) {
-    return set('suspended', [
+    set('suspended', [
       `${suspended.join(' and ')} ${
         suspended.length > 1 ? 'are' : 'is'
       } suspended: Flux does not reconcile the cluster from Git.`,
     ]);
+    return;
   }
 
   // A Kustomization that ran before its source had an artifact waits for it (see below); the
@@ -374,7 +375,10 @@ function decideState(
       .filter(c => c.failed)
       .map(c => `${c.name}: ${c.message ?? 'failed'}`),
   ];
-  if (failures.length) return set('failing', failures);
+  if (failures.length) {
+    set('failing', failures);
+    return;
+  }
 
   const waiting: string[] = [];
   const pending = facts.components.filter(c => !c.ready);
