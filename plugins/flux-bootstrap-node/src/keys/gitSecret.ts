@@ -1,41 +1,30 @@
-import type { EngineLogger } from '../util/logger';
-import { redactedSteps, type CheckpointFn } from '../util/checkpoint';
+import { redactedSteps } from '../util/checkpoint';
 import type { Redactor } from '../util/redact';
 import {
   assertMayWriteSecrets,
-  DeployKeyKube,
   FLUX_FIELD_MANAGER,
+  FluxDeployKeyDeps,
+  FluxDeployKeyOptions,
   inspectSecret,
   settleKnownHosts,
   sourceSecret,
 } from './deployKey';
-import { formatSshHost, SshEndpoint } from './hostKey';
+import { formatSshHost } from './hostKey';
 import { privateKeyRedactions } from './keyPair';
 import type { SuppliedSshKey } from './suppliedKey';
 
-/** Validated inputs of {@link reconcileFluxGitSecret}. @public */
-export interface FluxGitSecretOptions {
-  /** Namespace of the Secret (created when missing). */
-  namespace: string;
-  secretName: string;
-  /** The SSH endpoint Flux connects to (the sync URL's host:port); its host key goes into known_hosts. */
-  sshHost: SshEndpoint;
-  /** Pinned `SHA256:` fingerprint of the server's host key. */
-  hostKeyFingerprint?: string;
-  /** Host key scan budget, default 30 s. */
-  scanTimeoutMs?: number;
-}
+/** Validated inputs of {@link reconcileFluxGitSecret}: its Secret and SSH endpoint. @public */
+export type FluxGitSecretOptions = Pick<
+  FluxDeployKeyOptions,
+  | 'namespace'
+  | 'secretName'
+  | 'sshHost'
+  | 'hostKeyFingerprint'
+  | 'scanTimeoutMs'
+>;
 
-/** Collaborators of {@link reconcileFluxGitSecret}. @public */
-export interface FluxGitSecretDeps {
-  kube: DeployKeyKube;
-  logger: EngineLogger;
-  /** The key and passphrase are registered here before anything can log or throw them. */
-  redactor: Redactor;
-  signal?: AbortSignal;
-  /** Wraps each side effect (`ctx.checkpoint` in an action); default: run it. */
-  checkpoint?: CheckpointFn;
-}
+/** Collaborators of {@link reconcileFluxGitSecret}: those of the deploy key but Bitbucket. @public */
+export type FluxGitSecretDeps = Omit<FluxDeployKeyDeps, 'bitbucket'>;
 
 /** Outcome of {@link reconcileFluxGitSecret}. Public data only. @public */
 export interface FluxGitSecretResult {
