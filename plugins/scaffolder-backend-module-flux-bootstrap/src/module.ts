@@ -13,7 +13,11 @@ import {
   ClusterEntityParams,
   clusterEntityUrl,
 } from '@flux-bootstrap/plugin-flux-bootstrap-common';
-import { fluxBootstrapSettings } from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import {
+  configureHttpProxy,
+  fluxBootstrapSettings,
+  readHttpProxyConfig,
+} from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import { createBitbucketCreateRepoAction } from './actions/createRepo';
 import { createFluxGenerateKeyAction } from './actions/generateKey';
 import { createFluxPushManifestsAction } from './actions/pushManifests';
@@ -106,6 +110,7 @@ export const scaffolderModuleFluxBootstrap = createBackendModule({
         catalog: catalogServiceRef,
       },
       async init({ scaffolder, templating, config, logger, catalog }) {
+        configureHttpProxy(readHttpProxyConfig(config)); // fluxBootstrap.proxy
         // The configuration is read here, once (and again when it changes), not per run.
         const options = { settings: fluxBootstrapSettings(config, { logger }) };
         scaffolder.addActions(

@@ -679,6 +679,7 @@ export async function ensureBranch(
         body: { name: branch, startPoint: base.id },
         signal,
         expectedStatus: [409],
+        retry: true, // a repeat answers 409, handled below
       });
       return res.status === 409 ? undefined : res.body;
     },
@@ -780,6 +781,7 @@ export async function ensureBitbucketRepository(
                   ...(req.description ? { description: req.description } : {}),
                 },
                 signal,
+                retry: true, // a repeat answers 409, handled below
               },
             ),
         );

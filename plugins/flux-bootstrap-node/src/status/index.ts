@@ -17,6 +17,7 @@ export type {
   FluxStatusSettings,
   KubeClientFactory,
   StatusCache,
+  StatusReadCoordinator,
 } from './FluxStatusReader';
 export {
   bitbucketBranchHeadLookup,

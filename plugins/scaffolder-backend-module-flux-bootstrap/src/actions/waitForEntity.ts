@@ -1,7 +1,7 @@
 import type { CatalogService } from '@backstage/plugin-catalog-node';
 import { createTemplateAction } from '@backstage/plugin-scaffolder-node';
-import { parseEntityRef, stringifyEntityRef } from '@backstage/catalog-model';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { parseEntityRef, stringifyEntityRef } from '@backstage/catalog-model';
 import {
   InputValidationError,
   Redactor,
