@@ -42,11 +42,9 @@ export interface BitbucketErrorDetail {
  */
 export class BitbucketError extends FluxBootstrapError {
   readonly kind: BitbucketErrorKind;
-  /** HTTP status, when Bitbucket answered. */
   readonly status?: number;
   /** Fully-qualified exception name of the first Bitbucket error, e.g. `com.atlassian.bitbucket.AuthorisationException`. */
   readonly exceptionName?: string;
-  /** Every error entry Bitbucket returned. */
   readonly details: BitbucketErrorDetail[];
   /** `METHOD path` of the failed request (path relative to the server root, with context path). */
   readonly request?: string;

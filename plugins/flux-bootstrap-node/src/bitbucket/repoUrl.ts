@@ -3,18 +3,14 @@ import type { BitbucketServerHostConfig } from '../config/bitbucketServer';
 
 /** A parsed RepoUrlPicker value for Bitbucket Server. @public */
 export interface BitbucketRepoRef {
-  /** Integration host as configured (may include a port). */
   host: string;
   /**
    * Project as given: a key such as `PLAT` (any case), the project's exact name (looked up by the
    * engine), or `~alice` for a personal repository.
    */
   project: string;
-  /** Repository name as given. */
   repo: string;
-  /** True for a personal repository (`project=~USER`). */
   personal: boolean;
-  /** The owner's user slug for a personal repository. */
   owner?: string;
 }
 

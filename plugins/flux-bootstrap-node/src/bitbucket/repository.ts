@@ -57,7 +57,6 @@ export interface BitbucketRepositoryOutputs {
   remoteUrl: string;
   /** SSH clone URL using the configured SSH host and port, e.g. `ssh://git@host:7999/flux/fleet.git`. */
   sshUrl: string;
-  /** Browse URL of the repository. */
   repoContentsUrl: string;
   projectKey: string;
   repoSlug: string;

@@ -29,7 +29,6 @@ export interface BitbucketServerHostConfig {
   requestTimeoutMs: number;
   /** Retries for 429, 5xx and connection resets (default 4). */
   retries: number;
-  /** Commit signing key from the integration (`commitSigningKey`), when configured. */
   commitSigningKey?: string;
 }
 

@@ -12,15 +12,12 @@ export interface ClusterConnection {
   title?: string;
   /** API server URL, e.g. `https://127.0.0.1:6443`. */
   url: string;
-  /** Bearer token (`serviceAccountToken`). */
   token?: string;
   /** PEM CA bundle (decoded from `caData`, or read from `caFile`). */
   caPem?: string;
-  /** Client certificate auth (kubeconfig contexts only). */
   clientCertPem?: string;
   clientKeyPem?: string;
   skipTLSVerify: boolean;
-  /** `kubeconfig` when resolved from a kubeconfig context. */
   source: 'config' | 'kubeconfig';
 }
 

@@ -184,13 +184,11 @@ export interface PushFluxManifestsDeps {
 
 /** Outcome of {@link pushFluxManifests}: public data only. @public */
 export interface PushFluxManifestsResult {
-  /** Branch head after both pushes. */
   commitHash: string;
   /** Commit of `Add Flux <version> component manifests`, when one was made. */
   componentsCommit?: string;
   /** Commit of `Add Flux sync manifests`, when one was made. */
   syncCommit?: string;
-  /** True when at least one commit was pushed. */
   changed: boolean;
   /** `<path>/<ns>` */
   manifestsPath: string;
@@ -198,7 +196,6 @@ export interface PushFluxManifestsResult {
   revision: string;
   /** True when kustomization.yaml was written by this run (the folder had none). */
   kustomizationGenerated: boolean;
-  /** The three files as they are on the branch now. */
   files: Record<string, string>;
 }
 

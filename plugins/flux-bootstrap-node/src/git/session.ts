@@ -24,11 +24,9 @@ export interface GitAuthor {
 
 /** What one {@link GitPushSession.commitAndPush} did. @public */
 export interface CommitAndPushResult {
-  /** True when a commit was pushed. */
   changed: boolean;
   /** The pushed commit (absent when nothing changed). */
   commit?: string;
-  /** The branch head after the call. */
   head: string;
   /** Tree of the head (for reading files back). */
   tree: string;

@@ -16,13 +16,11 @@ import {
 export interface InstallFluxOptions {
   /** Field manager of every apply. Default `flux` (the same result as a CLI bootstrap). */
   fieldManager?: string;
-  /** Take over an installation managed by another tool. */
   force?: boolean;
   /** Wait until Flux synced the revision and its controllers are available. Default true. */
   wait?: boolean;
   /** One budget for preconditions, apply and wait. Default 5 min. */
   timeoutMs?: number;
-  /** Applies in flight at once. Default 8. */
   concurrency?: number;
   /** Wait poll interval. Default 2 s. */
   pollIntervalMs?: number;
@@ -42,7 +40,6 @@ export interface InstallFluxResult {
   components: FluxComponentReadiness[];
   /** False when Flux already synced itself (Kustomization had a lastAppliedRevision). */
   componentsApplied: boolean;
-  /** Every apply and its effect. */
   applied: AppliedObject[];
 }
 

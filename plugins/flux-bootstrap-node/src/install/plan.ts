@@ -12,7 +12,6 @@ import { InputValidationError } from '../util/errors';
 export interface FluxInstallPlan {
   /** Namespace Flux runs in; also the name of the GitRepository and the Kustomization. */
   namespace: string;
-  /** Flux release, e.g. `v2.9.4`. */
   fluxVersion: string;
   /** Controller names (= Deployment names) whose health is awaited. */
   components: string[];

@@ -21,7 +21,6 @@ export interface FluxComponentReadiness {
   name: string;
   ready: boolean;
   image?: string;
-  /** Why it is not ready. */
   message?: string;
 }
 
@@ -32,7 +31,6 @@ export interface FluxReadiness {
   /** The Kustomization's last applied revision (or the attempted one while it is not applied yet). */
   revision?: string;
   components: FluxComponentReadiness[];
-  /** What is not ready yet, one line per object. */
   pending: string[];
 }
 

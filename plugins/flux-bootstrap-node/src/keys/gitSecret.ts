@@ -31,13 +31,11 @@ export interface FluxGitSecretResult {
   /** `type base64` of the user's key (identity.pub without newline). */
   publicKey: string;
   fingerprint: string;
-  /** The Secret's `known_hosts`. */
   knownHosts: string;
   namespace: string;
   secretName: string;
   /** The Secret holds `password` (the key is encrypted). */
   password: boolean;
-  /** The Secret was created or changed. */
   changed: boolean;
   /** The host key was scanned (no trusted key for the host in the Secret, or a new pin). */
   hostKeyScanned: boolean;

@@ -23,7 +23,6 @@ export type KubeApiErrorKind =
  */
 export class KubeApiError extends FluxBootstrapError {
   readonly kind: KubeApiErrorKind;
-  /** HTTP status, when the server answered. */
   readonly status?: number;
   /** The API's `Status.reason` (e.g. `Forbidden`, `Conflict`), or a network error code (`ECONNREFUSED`, a TLS code). */
   readonly reason?: string;

@@ -16,19 +16,14 @@ const MAX_UNCOMPRESSED_BYTES = 256 * 1024 * 1024;
 
 /** `fluxBootstrap.manifests` as the engine uses it. @public */
 export interface ManifestsSourceConfig {
-  /** Base URL of bundles (official releases or a mirror). */
   baseUrl: string;
   /** A local folder with `<version>/manifests.tar.gz` or `<version>/*.yaml`; replaces `baseUrl`. */
   localPath?: string;
-  /** Folder of downloaded bundles, one per version. */
   cacheDir: string;
   /** Expected sha256 (hex, lower-case) of `manifests.tar.gz` per version. */
   sha256: Record<string, string>;
-  /** Version used when none is requested. */
   defaultVersion: string;
-  /** Extra CA (PEM) trusted for downloads. */
   caPem?: string;
-  /** Timeout of one download in milliseconds. */
   downloadTimeoutMs: number;
 }
 

@@ -14,17 +14,14 @@ export type FluxBundleFiles = Record<string, string>;
 
 /** Validated options of `gotk-components.yaml` (flux's `install.Options`). @public */
 export interface ComponentsOptions {
-  /** Flux release, e.g. `v2.9.4`. */
   version: string;
   namespace: string;
   /** Selected controllers: components followed by the extra components. */
   components: string[];
   /** Image registry prefix; `''` keeps the bundle's `fluxcd/<component>` images. */
   registry: string;
-  /** A pull secret added to every Flux pod. */
   imagePullSecret?: string;
   watchAllNamespaces: boolean;
-  /** Include the bundle's NetworkPolicies. */
   networkPolicy: boolean;
   logLevel: 'debug' | 'info' | 'error';
   /** Cluster DNS domain of the events and storage addresses. */

@@ -56,7 +56,6 @@ export interface FluxStatusSettings {
   transitionalCacheTtlMs?: number;
   /** How long one cluster may take before it is reported unreachable (ms); also bounds the Bitbucket lookup. */
   clusterTimeoutMs: number;
-  /** Clusters read in parallel. */
   concurrency: number;
   /** Flux namespace on every cluster; detected when unset. */
   namespace?: string;
@@ -235,7 +234,6 @@ export class FluxStatusReader {
     return Promise.all(names.map(n => limit(() => this.read(n, options))));
   }
 
-  /** Releases the kube clients. */
   async close(): Promise<void> {
     const clients = this.clients;
     this.clients = new Map();

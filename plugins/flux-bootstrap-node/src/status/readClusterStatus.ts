@@ -24,7 +24,6 @@ import {
 
 /** Options of {@link readClusterStatus}. @public */
 export interface ReadClusterStatusOptions {
-  /** Cluster name, as configured. */
   cluster: string;
   title?: string;
   /**
