@@ -2,12 +2,16 @@ import fs from 'node:fs';
 import git, { TreeEntry } from 'isomorphic-git';
 import type { DirectoryReader } from '../manifests/kustomization';
 
-const TREE_MODE = '040000';
+type Node = { files: Map<string, string>; dirs: Map<string, Node> };
+const split = (path: string) => {
+  const slash = path.lastIndexOf('/');
+  return [path.slice(0, Math.max(slash, 0)), path.slice(slash + 1)];
+};
 
 /**
  * A git tree (the branch head's, or empty) with pending file writes on top. Reads see the
- * writes; {@link TreeEditor.build} writes blobs and only the trees along changed paths.
- * Implements the engine's DirectoryReader so kustomization.yaml can be listed from it.
+ * writes; {@link TreeEditor.build} writes blobs and only the trees along changed paths. As a
+ * DirectoryReader it lets kustomization.yaml be generated from it.
  * @public
  */
 export class TreeEditor implements DirectoryReader {
@@ -21,47 +25,28 @@ export class TreeEditor implements DirectoryReader {
     private readonly rootTree: string | undefined,
   ) {}
 
+  private async readTree(oid: string): Promise<TreeEntry[]> {
+    const { gitdir, cache } = this;
+    return (await git.readTree({ fs, gitdir, oid, cache })).tree;
+  }
+
   private async treeAt(dir: string): Promise<TreeEntry[] | undefined> {
-    if (this.trees.has(dir)) return this.trees.get(dir);
-    let entries: TreeEntry[] | undefined;
-    if (this.rootTree) {
-      if (dir === '') {
-        entries = (
-          await git.readTree({
-            fs,
-            gitdir: this.gitdir,
-            oid: this.rootTree,
-            cache: this.cache,
-          })
-        ).tree;
-      } else {
-        const slash = dir.lastIndexOf('/');
-        const parent = await this.treeAt(slash >= 0 ? dir.slice(0, slash) : '');
-        const name = slash >= 0 ? dir.slice(slash + 1) : dir;
-        const entry = parent?.find(e => e.path === name);
-        entries =
-          entry && entry.type === 'tree'
-            ? (
-                await git.readTree({
-                  fs,
-                  gitdir: this.gitdir,
-                  oid: entry.oid,
-                  cache: this.cache,
-                })
-              ).tree
-            : undefined;
+    if (!this.trees.has(dir)) {
+      let entries: TreeEntry[] | undefined;
+      if (this.rootTree && dir === '')
+        entries = await this.readTree(this.rootTree);
+      else if (this.rootTree) {
+        const entry = await this.entryAt(dir);
+        if (entry?.type === 'tree') entries = await this.readTree(entry.oid);
       }
+      this.trees.set(dir, entries);
     }
-    this.trees.set(dir, entries);
-    return entries;
+    return this.trees.get(dir);
   }
 
   private async entryAt(path: string): Promise<TreeEntry | undefined> {
-    const slash = path.lastIndexOf('/');
-    const parent = await this.treeAt(slash >= 0 ? path.slice(0, slash) : '');
-    return parent?.find(
-      e => e.path === (slash >= 0 ? path.slice(slash + 1) : path),
-    );
+    const [dir, name] = split(path);
+    return (await this.treeAt(dir))?.find(e => e.path === name);
   }
 
   async list(
@@ -75,43 +60,30 @@ export class TreeEditor implements DirectoryReader {
     const prefix = dir ? `${dir}/` : '';
     for (const path of this.writes.keys()) {
       if (!path.startsWith(prefix)) continue;
-      const rest = path.slice(prefix.length);
-      const slash = rest.indexOf('/');
-      if (slash < 0) out.set(rest, 'file');
-      else out.set(rest.slice(0, slash), 'dir');
+      const [first, ...rest] = path.slice(prefix.length).split('/');
+      out.set(first, rest.length ? 'dir' : 'file');
     }
-    return [...out.entries()].map(([name, type]) => ({ name, type }));
+    return [...out].map(([name, type]) => ({ name, type }));
   }
 
   async read(path: string): Promise<string> {
     const pending = this.writes.get(path);
     if (pending !== undefined) return pending;
     const entry = await this.entryAt(path);
-    if (!entry || entry.type !== 'blob')
+    if (entry?.type !== 'blob')
       throw new Error(`${path} is not a file in the repository`);
-    const { blob } = await git.readBlob({
-      fs,
-      gitdir: this.gitdir,
-      oid: entry.oid,
-      cache: this.cache,
-    });
+    const { gitdir, cache } = this;
+    const { blob } = await git.readBlob({ fs, gitdir, oid: entry.oid, cache });
     return Buffer.from(blob).toString('utf8');
   }
 
   /** True when a file exists at `path` (pending writes included). */
   async exists(path: string): Promise<boolean> {
-    if (this.writes.has(path)) return true;
-    const entry = await this.entryAt(path);
-    return !!entry && entry.type === 'blob';
+    return this.writes.has(path) || (await this.entryAt(path))?.type === 'blob';
   }
 
   write(path: string, content: string): void {
     this.writes.set(path, content);
-  }
-
-  /** Paths written so far. */
-  written(): string[] {
-    return [...this.writes.keys()];
   }
 
   /** Blob ids of the written files, once {@link TreeEditor.build} stored them: path → oid. */
@@ -119,7 +91,7 @@ export class TreeEditor implements DirectoryReader {
     return this.blobs;
   }
 
-  /** The blob id of the file at `path` in the base tree (not a pending write). */
+  /** The blob id of the file at `path` (of a pending write, once built). */
   async blobOid(path: string): Promise<string | undefined> {
     if (this.writes.has(path)) return this.blobs.get(path);
     const entry = await this.entryAt(path);
@@ -128,58 +100,51 @@ export class TreeEditor implements DirectoryReader {
 
   /** Writes the edited tree; returns its oid (equal to the original when nothing changed). */
   async build(): Promise<string> {
-    type Node = { files: Map<string, string>; dirs: Map<string, Node> };
     const root: Node = { files: new Map(), dirs: new Map() };
     for (const [path, content] of this.writes) {
       const parts = path.split('/');
       let node = root;
       for (const part of parts.slice(0, -1)) {
-        let next = node.dirs.get(part);
-        if (!next) {
-          next = { files: new Map(), dirs: new Map() };
-          node.dirs.set(part, next);
-        }
-        node = next;
+        if (!node.dirs.has(part))
+          node.dirs.set(part, { files: new Map(), dirs: new Map() });
+        node = node.dirs.get(part)!;
       }
       node.files.set(parts[parts.length - 1], content);
     }
+    const { gitdir } = this;
     const buildDir = async (dir: string, node: Node): Promise<string> => {
       const entries = [...((await this.treeAt(dir)) ?? [])];
-      const put = (entry: TreeEntry) => {
-        const i = entries.findIndex(e => e.path === entry.path);
-        if (i >= 0) entries[i] = entry;
-        else entries.push(entry);
+      /** The entry at `name`; a file where a folder goes (or the reverse) is an error. */
+      const slot = (name: string, type: 'blob' | 'tree') => {
+        const i = entries.findIndex(e => e.path === name);
+        const full = dir ? `${dir}/${name}` : name;
+        if (i >= 0 && entries[i].type !== type) {
+          throw new Error(
+            type === 'blob'
+              ? `cannot write ${full}: the repository has a folder or submodule there`
+              : `cannot create the folder ${full}: the repository has a file there`,
+          );
+        }
+        const put = (entry: TreeEntry) => {
+          if (i >= 0) entries[i] = entry;
+          else entries.push(entry);
+        };
+        return { full, existing: entries[i], put };
       };
       for (const [name, content] of node.files) {
-        const existing = entries.find(e => e.path === name);
-        const full = dir ? `${dir}/${name}` : name;
-        if (existing && existing.type !== 'blob') {
-          throw new Error(
-            `cannot write ${full}: the repository has a folder or submodule there`,
-          );
-        }
-        const oid = await git.writeBlob({
-          fs,
-          gitdir: this.gitdir,
-          blob: Buffer.from(content, 'utf8'),
-        });
-        this.blobs.set(full, oid);
-        const mode =
-          existing && existing.mode === '100755' ? '100755' : '100644';
+        const { full, existing, put } = slot(name, 'blob');
+        const blob = Buffer.from(content, 'utf8');
+        const oid = await git.writeBlob({ fs, gitdir, blob });
+        const mode = existing?.mode === '100755' ? '100755' : '100644';
         put({ mode, path: name, oid, type: 'blob' });
+        this.blobs.set(full, oid);
       }
       for (const [name, child] of node.dirs) {
-        const existing = entries.find(e => e.path === name);
-        const full = dir ? `${dir}/${name}` : name;
-        if (existing && existing.type !== 'tree') {
-          throw new Error(
-            `cannot create the folder ${full}: the repository has a file there`,
-          );
-        }
+        const { full, put } = slot(name, 'tree');
         const oid = await buildDir(full, child);
-        put({ mode: TREE_MODE, path: name, oid, type: 'tree' });
+        put({ mode: '040000', path: name, oid, type: 'tree' });
       }
-      return git.writeTree({ fs, gitdir: this.gitdir, tree: entries });
+      return git.writeTree({ fs, gitdir, tree: entries });
     };
     return buildDir('', root);
   }
