@@ -1,11 +1,8 @@
 export {
   buildFluxInstallPlan,
   isPendingRevision,
-  normalizeSyncPath,
-  parseKubeObjects,
   pendingRevision,
   tokenAuthSecret,
-  validateExpectedRevision,
 } from './plan';
 export type { FluxInstallPlan } from './plan';
 export { FluxInstallError } from './errors';
@@ -20,5 +17,12 @@ export type {
   FluxReadiness,
   WaitForFluxOptions,
 } from './wait';
-export { installFlux } from './installFlux';
-export type { InstallFluxOptions, InstallFluxResult } from './installFlux';
+export { installFlux, installFluxOnCluster } from './installFlux';
+export type {
+  InstallFluxOptions,
+  InstallFluxResult,
+  InstallFluxRequest,
+  InstallFluxDeps,
+  InstallFluxOnClusterResult,
+  TokenOwnerLookup,
+} from './installFlux';

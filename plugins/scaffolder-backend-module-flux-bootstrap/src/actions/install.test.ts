@@ -328,6 +328,8 @@ describe('flux:install', () => {
           ready: true,
           image: expect.stringContaining(`ghcr.io/fluxcd/${name}:`),
         })),
+        // the user name the Secret holds
+        username: 'alice',
       });
       expect(r.checkpoints).toEqual([
         'preconditions',

@@ -1,96 +1,124 @@
 import type { z as zod } from 'zod/v3';
-import type { FluxManifestInput } from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import {
+  FLUX_DEFAULTS,
+  FLUX_DEFAULT_COMPONENTS,
+  FLUX_EXTRA_COMPONENTS,
+} from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import {
+  dnsLabel,
+  dnsName,
+  dnsSubdomain,
+  dnsSubdomainProblem,
+  fluxVersion,
+  formatGoDuration,
+  goDuration,
+  registry,
+  ruled,
+  taintKey,
+} from './refinements';
 
-const LOG_LEVELS = ['debug', 'info', 'error'] as const;
+type Z = typeof zod;
+
+const COMPONENTS = [...FLUX_DEFAULT_COMPONENTS, ...FLUX_EXTRA_COMPONENTS] as [
+  string,
+  ...string[],
+];
 
 /**
- * The Flux component options of `flux bootstrap` (`--version`, `--components`, `--registry`, …).
- * One schema for `flux:push-manifests` and `flux:install`: a template passes both the same
- * values, and flux:install checks it installs what was pushed.
+ * The Flux component options of `flux bootstrap` (`--version`, `--components`, `--registry`, …),
+ * with flux's defaults. One schema for `flux:push-manifests` and `flux:install`: a template
+ * passes both the same values, and flux:install checks it installs what was pushed.
  */
-export const fluxComponentOptionsInput = {
-  fluxVersion: (z: typeof zod) =>
-    z
-      .string()
-      .optional()
-      .describe(
-        'Flux release, e.g. v2.9.4 (default: fluxBootstrap.manifests.defaultVersion, else v2.9.4). The same for flux:push-manifests and flux:install.',
-      ),
-  components: (z: typeof zod) =>
-    z
-      .array(z.string())
-      .optional()
-      .describe(
-        'Controllers (default source-controller, kustomize-controller, helm-controller, notification-controller). source-controller and kustomize-controller are required.',
-      ),
-  componentsExtra: (z: typeof zod) =>
-    z
-      .array(z.string())
-      .optional()
-      .describe(
-        'Extra controllers: image-reflector-controller, image-automation-controller, source-watcher.',
-      ),
-  registry: (z: typeof zod) =>
-    z
-      .string()
-      .optional()
-      .describe(
-        'Registry the controller images come from (default ghcr.io/fluxcd; "" keeps fluxcd/<name>).',
-      ),
-  imagePullSecret: (z: typeof zod) =>
-    z
-      .string()
-      .optional()
-      .describe(
-        'Name of an image pull secret added to every Flux pod (it must exist in the Flux namespace).',
-      ),
-  watchAllNamespaces: (z: typeof zod) =>
-    z
-      .boolean()
-      .optional()
-      .describe('Controllers watch all namespaces (default true).'),
-  networkPolicy: (z: typeof zod) =>
-    z
-      .boolean()
-      .optional()
-      .describe("Include Flux's NetworkPolicies (default true)."),
-  logLevel: (z: typeof zod) =>
-    z
-      .enum(LOG_LEVELS)
-      .optional()
-      .describe('Controller log level (default info).'),
-  clusterDomain: (z: typeof zod) =>
-    z
-      .string()
-      .optional()
-      .describe('Cluster DNS domain (default cluster.local).'),
-  tolerationKeys: (z: typeof zod) =>
-    z
-      .array(z.string())
-      .optional()
-      .describe('Taint keys every Flux pod tolerates (operator Exists).'),
-};
+export const fluxComponentOptionsInput = (z: Z) => ({
+  fluxVersion: fluxVersion(z)
+    .optional()
+    .describe(
+      'Flux release, e.g. v2.9.4 (default: fluxBootstrap.manifests.defaultVersion, else v2.9.4). The same for flux:push-manifests and flux:install.',
+    ),
+  components: z
+    .array(z.enum(COMPONENTS))
+    .default([...FLUX_DEFAULTS.components])
+    .describe(
+      'Controllers (default source-controller, kustomize-controller, helm-controller, notification-controller). source-controller and kustomize-controller are required.',
+    ),
+  componentsExtra: z
+    .array(z.enum(COMPONENTS))
+    .default([])
+    .describe(
+      'Extra controllers: image-reflector-controller, image-automation-controller, source-watcher.',
+    ),
+  registry: registry(z)
+    .default(FLUX_DEFAULTS.registry)
+    .describe(
+      'Registry the controller images come from (default ghcr.io/fluxcd; "" keeps fluxcd/<name>).',
+    ),
+  imagePullSecret: ruled(z, v =>
+    v === '' ? undefined : dnsSubdomainProblem(v),
+  )
+    .optional()
+    .describe(
+      'Name of an image pull secret added to every Flux pod (it must exist in the Flux namespace).',
+    ),
+  watchAllNamespaces: z
+    .boolean()
+    .default(FLUX_DEFAULTS.watchAllNamespaces)
+    .describe('Controllers watch all namespaces (default true).'),
+  networkPolicy: z
+    .boolean()
+    .default(FLUX_DEFAULTS.networkPolicy)
+    .describe("Include Flux's NetworkPolicies (default true)."),
+  logLevel: z
+    .enum(['debug', 'info', 'error'])
+    .default(FLUX_DEFAULTS.logLevel)
+    .describe('Controller log level (default info).'),
+  clusterDomain: dnsName(z)
+    .default(FLUX_DEFAULTS.clusterDomain)
+    .describe('Cluster DNS domain (default cluster.local).'),
+  tolerationKeys: z
+    .array(taintKey(z))
+    .default([])
+    .describe('Taint keys every Flux pod tolerates (operator Exists).'),
+});
 
-/** The component options an action received, as the engine takes them. */
-export type FluxComponentOptions = Pick<
-  FluxManifestInput,
-  keyof typeof fluxComponentOptionsInput
->;
+/** The sync options both actions have; each action describes them in its own words. */
+export const fluxSyncOptionsInput = (z: Z) => ({
+  namespace: dnsLabel(z).default(FLUX_DEFAULTS.namespace),
+  secretName: dnsSubdomain(z).default(FLUX_DEFAULTS.secretName),
+  /** The GitRepository interval, a Go duration in Go's form (`1m0s`). */
+  interval: goDuration(z, '1m, 30s or 1h30m')
+    .transform(formatGoDuration)
+    .default('1m'),
+  recurseSubmodules: z.boolean().default(FLUX_DEFAULTS.recurseSubmodules),
+});
 
-/** Picks the component options out of an action's input (nothing else goes through). */
-export function fluxComponentOptions(
-  input: FluxComponentOptions,
-): FluxComponentOptions {
-  return {
-    fluxVersion: input.fluxVersion,
-    components: input.components,
-    componentsExtra: input.componentsExtra,
-    registry: input.registry,
-    imagePullSecret: input.imagePullSecret,
-    watchAllNamespaces: input.watchAllNamespaces,
-    networkPolicy: input.networkPolicy,
-    logLevel: input.logLevel,
-    clusterDomain: input.clusterDomain,
-    tolerationKeys: input.tolerationKeys,
-  };
+/**
+ * `components` + `componentsExtra`: no duplicates, source-controller and kustomize-controller
+ * present (flux appends the extras).
+ */
+export function refineComponents(
+  value: { components: string[]; componentsExtra: string[] },
+  ctx: zod.RefinementCtx,
+) {
+  const all = [...value.components, ...value.componentsExtra];
+  const twice = all.find((c, i) => all.indexOf(c) !== i);
+  if (twice) {
+    ctx.addIssue({
+      code: 'custom',
+      path: [
+        value.componentsExtra.includes(twice)
+          ? 'componentsExtra'
+          : 'components',
+      ],
+      message: `component "${twice}" is listed twice`,
+    });
+  }
+  for (const required of ['source-controller', 'kustomize-controller']) {
+    if (!all.includes(required)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['components'],
+        message: `component ${required} is required`,
+      });
+    }
+  }
 }
