@@ -37,7 +37,7 @@ export function allOptions(namespace = 'flux-bench') {
       path: 'clusters/bench',
       branch: 'main',
       syncUrl: 'ssh://git@bitbucket.example.com:7999/flux/fleet.git',
-      interval: '5m',
+      interval: '5m0s',
     },
     { fluxVersion: BENCH_FLUX_VERSION },
   );

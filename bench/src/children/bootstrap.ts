@@ -11,24 +11,17 @@ import { ConfigReader } from '@backstage/config';
 import type { JsonObject } from '@backstage/types';
 import {
   BitbucketServerClient,
-  buildFluxInstallPlan,
   createKubeClient,
   ensureBitbucketRepository,
-  generateComponentObjects,
   fluxAccessKeyLabel,
-  gitHttpAuthHeaders,
-  HttpsGitTransport,
-  installFlux,
-  loadFluxBundle,
+  fluxBootstrapSettings,
+  installFluxOnCluster,
   normaliseSshKeyOptions,
   parseBitbucketRepoUrl,
   parseSshHost,
   pushFluxManifests,
-  readBitbucketServerHosts,
-  readManifestsConfig,
   reconcileFluxDeployKey,
   Redactor,
-  resolveFluxManifestOptions,
   FLUX_EXTRA_COMPONENTS,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 
@@ -66,22 +59,21 @@ async function main() {
     error() {},
     debug() {},
   });
-  const hosts = await readBitbucketServerHosts(config);
+  const settings = await fluxBootstrapSettings(config).get();
+  const hosts = settings.bitbucketServer;
   const ref = parseBitbucketRepoUrl(input.repoUrl, hosts);
   const host = hosts.find(h => h.host === ref.host)!;
   const auth = { token: input.token };
   const bitbucket = new BitbucketServerClient(host, auth, { logger, redactor });
-  const kube = await createKubeClient(
-    {
-      name: 'bench',
-      url: input.kube.url,
-      token: input.kube.token,
-      caPem: input.kube.caPem,
-      skipTLSVerify: false,
-      source: 'config',
-    },
-    { logger, redactor },
-  );
+  const cluster = {
+    name: 'bench',
+    url: input.kube.url,
+    token: input.kube.token,
+    caPem: input.kube.caPem,
+    skipTLSVerify: false,
+    source: 'config' as const,
+  };
+  const kube = await createKubeClient(cluster, { logger, redactor });
   try {
     // bitbucket:create-repo
     const repo = await ensureBitbucketRepository(
@@ -92,45 +84,36 @@ async function main() {
     report('repository', { created: repo.created });
 
     // flux:push-manifests (token over HTTPS), all components, the cached bundle
-    const source = readManifestsConfig(config);
-    const options = resolveFluxManifestOptions(
-      {
-        path: input.path,
-        syncUrl: repo.sshUrl,
-        componentsExtra: [...FLUX_EXTRA_COMPONENTS],
-      },
-      { fluxVersion: source.defaultVersion },
-    );
-    const bundle = await loadFluxBundle(options.components.version, source, {
-      logger,
-    });
+    const manifests = {
+      path: input.path,
+      syncUrl: repo.sshUrl,
+      componentsExtra: [...FLUX_EXTRA_COMPONENTS],
+    };
     const pushed = await pushFluxManifests(
       {
-        transport: new HttpsGitTransport({
-          url: repo.remoteUrl,
-          headers: gitHttpAuthHeaders(auth),
-        }),
-        bundle: bundle.files,
-        options,
+        repository: {
+          bitbucket: { ref, host, auth, credentials: 'the bench token' },
+        },
+        manifests,
         author: { name: 'Flux', email: '' },
       },
-      { logger, redactor },
+      { settings, logger, redactor },
     );
     report('push', { revision: pushed.revision });
 
     // flux:generate-key: ECDSA P-384 (flux's default), Secret + read-only access key
     const key = await reconcileFluxDeployKey(
       {
-        namespace: options.namespace,
-        secretName: options.sync.secretName,
+        namespace: 'flux-system',
+        secretName: 'flux-system',
         key: normaliseSshKeyOptions({}),
         projectKey: repo.projectKey,
         repoSlug: repo.repoSlug,
         readWrite: false,
         label: fluxAccessKeyLabel({
-          namespace: options.namespace,
-          branch: options.branch,
-          secretName: options.sync.secretName,
+          namespace: 'flux-system',
+          branch: 'main',
+          secretName: 'flux-system',
           path: input.path,
         }),
         sshHost: parseSshHost(host.sshHost),
@@ -140,32 +123,23 @@ async function main() {
     );
     report('key', { accessKeyId: key.accessKeyId });
 
-    // flux:install: components + sync, wait until the (simulated) controllers synced the revision;
-    // like the action, it loads the bundle and builds the plan from the generator's objects.
-    const files = pushed.files;
-    const dir = pushed.manifestsPath;
-    const installBundle = await loadFluxBundle(
-      options.components.version,
-      source,
-      { logger },
+    // flux:install: components + sync, wait until the (simulated) controllers synced the
+    // revision; like the action, it loads the bundle and builds the plan from the generator's
+    // objects.
+    const result = await installFluxOnCluster(
+      {
+        cluster: cluster.name,
+        manifests,
+        revision: pushed.revision,
+        timeoutMs: 240_000,
+      },
+      {
+        settings: { ...settings, clusters: [cluster] },
+        logger,
+        redactor,
+        pollIntervalMs: 500,
+      },
     );
-    const plan = buildFluxInstallPlan({
-      namespace: options.namespace,
-      fluxVersion: options.components.version,
-      components: options.components.components,
-      componentObjects: generateComponentObjects(
-        installBundle.files,
-        options.components,
-      ),
-      syncYaml: files[`${dir}/gotk-sync.yaml`],
-      expectedRevision: pushed.revision,
-    });
-    const result = await installFlux(kube, plan, {
-      wait: true,
-      timeoutMs: 240_000,
-      pollIntervalMs: 500,
-      logger,
-    });
     if (!result.ready) throw new Error('Flux did not become ready');
     report('install', { revision: result.revision });
   } finally {

@@ -18,7 +18,6 @@ import type { ClusterConnection } from '../../config';
 import type { KubeObject } from '../../kube/types';
 import {
   generateComponentObjects,
-  generateSyncManifest,
   resolveFluxManifestOptions,
   type FluxManifestInput,
 } from '../../manifests';
@@ -66,14 +65,11 @@ export async function planFor(
     { fluxVersion: FLUX_VERSION },
   );
   return buildFluxInstallPlan({
-    namespace,
-    fluxVersion: resolved.components.version,
-    components: resolved.components.components,
+    options: resolved,
     componentObjects: generateComponentObjects(
       await fluxBundleFiles(),
       resolved.components,
     ),
-    syncYaml: generateSyncManifest(resolved.sync),
     secret,
     expectedRevision,
   });
