@@ -23,7 +23,7 @@ import {
   type KubeObject,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import yaml from 'yaml';
-import { createFluxInstallAction } from './install';
+import { createFluxInstallAction, installInput } from './install';
 import { examples } from './install.examples';
 
 // Real peers: kube-apiserver + etcd, git smart-HTTP over TLS, the Flux bundle server and the
@@ -301,6 +301,64 @@ describe('flux:install', () => {
       for (const key of Object.keys(doc.steps[0].input))
         expect(known).toContain(key);
     }
+  });
+
+  it('gives an omitted input its documented default: the schema the scaffolder documents is the one parsed', () => {
+    const action = createFluxInstallAction({ config: config() });
+    const documented = (action.schema!.input as any).properties as Record<
+      string,
+      { default?: unknown }
+    >;
+    const minimal = { cluster: 'test', syncUrl: repoUrl, path: 'clusters/x' };
+    const parsed = installInput.parse(minimal) as Record<string, unknown>;
+    const withDefaults = Object.entries(documented).filter(
+      ([, p]) => p.default !== undefined,
+    );
+    expect(withDefaults.map(([name]) => name)).toEqual(
+      expect.arrayContaining(['branch', 'timeout', 'wait', 'force']),
+    );
+    for (const [name, { default: value }] of withDefaults) {
+      expect([name, parsed[name]]).toEqual([
+        name,
+        (installInput.parse({ ...minimal, [name]: value }) as any)[name],
+      ]);
+    }
+    expect(parsed).toMatchObject({
+      branch: 'main',
+      namespace: 'flux-system',
+      secretName: 'flux-system',
+      components: [
+        'source-controller',
+        'kustomize-controller',
+        'helm-controller',
+        'notification-controller',
+      ],
+      interval: '1m0s',
+      tokenAuth: false,
+      timeout: 300_000,
+      wait: true,
+      force: false,
+    });
+  });
+
+  it('refuses cross-field violations naming the field, with no request to the cluster or the bundle server', async () => {
+    bundles.clearRequests();
+    blackholeConnections = 0;
+    const ns = uniqueName('act-cross');
+    for (const [over, field] of [
+      [{ revision: `develop@sha1:${headSha}` }, 'revision'],
+      [{ branch: 'develop', revision: `main@sha1:${headSha}` }, 'revision'],
+      [{ componentsExtra: ['source-controller'] }, 'componentsExtra'],
+      [{ components: ['source-controller'] }, 'components'],
+      [{ syncUrl: 'ssh://git@127.0.0.1:7999/flux/fleet.git' }, 'syncUrl'],
+    ] as const) {
+      const r = await run(baseInput(ns, { cluster: 'offline', ...over }));
+      expect(r.error).toBeInstanceOf(InputError);
+      expect((r.error as any).field).toBe(field);
+      expect(r.checkpoints).toEqual([]);
+    }
+    expect(blackholeConnections).toBe(0);
+    expect(bundles.requests()).toEqual([]);
   });
 
   it('installs Flux with token auth, waits for the pushed revision and reports the controllers; a replayed task reuses its checkpoints', async () => {

@@ -128,22 +128,21 @@ export function createFluxInstallAction(options: FluxBootstrapActionOptions) {
     supportsDryRun: true,
     schema: {
       input: installInput.schema,
-      output: {
-        fluxVersion: z =>
-          z.string().describe('The Flux release installed, e.g. v2.9.4.'),
-        revision: z =>
-          z
+      output: z =>
+        z.object({
+          fluxVersion: z
+            .string()
+            .describe('The Flux release installed, e.g. v2.9.4.'),
+          revision: z
             .string()
             .optional()
             .describe('The revision Flux applied, <branch>@sha1:<sha>.'),
-        ready: z =>
-          z
+          ready: z
             .boolean()
             .describe(
               'True when Flux synced the revision and every controller is available.',
             ),
-        components: z =>
-          z
+          components: z
             .array(
               z.object({
                 name: z.string(),
@@ -152,14 +151,13 @@ export function createFluxInstallAction(options: FluxBootstrapActionOptions) {
               }),
             )
             .describe('The Flux controllers: name, ready, image.'),
-        username: z =>
-          z
+          username: z
             .string()
             .optional()
             .describe(
               "With tokenAuth: the user name in the Secret (the token's owner unless given; not in a dry run).",
             ),
-      },
+        }),
     },
     async handler(ctx) {
       const { redactor, logger } = createActionRedaction(ctx, [

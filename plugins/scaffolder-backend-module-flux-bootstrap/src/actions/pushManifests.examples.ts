@@ -97,7 +97,8 @@ under \`<path>/<namespace>/\`:
 
 It commits them as flux does, in two commits — \`Add Flux <version> component manifests\`, then
 \`Add Flux sync manifests\` — and pushes each. A file whose content is unchanged makes no commit
-(\`changed: false\`); a push rejected because the branch moved is redone on top of the new head.
+(\`changed: false\`); a push rejected because the branch moved is redone on top of the new head
+(rebased).
 Where the release bundle comes from is configured under
 [\`fluxBootstrap.manifests\`](configuration.md).
 

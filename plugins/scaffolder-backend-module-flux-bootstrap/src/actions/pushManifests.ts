@@ -225,47 +225,43 @@ export function createFluxPushManifestsAction(
     supportsDryRun: true,
     schema: {
       input: pushManifestsInput.schema,
-      output: {
-        commitHash: z =>
-          z
+      output: z =>
+        z.object({
+          commitHash: z
             .string()
             .describe(
               'Head of the branch after the push (empty in a dry run).',
             ),
-        componentsCommit: z =>
-          z
+          componentsCommit: z
             .string()
             .optional()
             .describe(
               'Commit "Add Flux <version> component manifests", when one was made.',
             ),
-        syncCommit: z =>
-          z
+          syncCommit: z
             .string()
             .optional()
             .describe('Commit "Add Flux sync manifests", when one was made.'),
-        changed: z => z.boolean().describe('True when a commit was pushed.'),
-        manifestsPath: z =>
-          z
+          changed: z.boolean().describe('True when a commit was pushed.'),
+          manifestsPath: z
             .string()
             .describe(
               'Folder of the files in the repository: <path>/<namespace>.',
             ),
-        revision: z =>
-          z
+          revision: z
             .string()
             .describe(
               '<branch>@sha1:<commitHash>, the revision Flux reports once it has synced (<branch>@sha1: in a dry run, which pushes nothing).',
             ),
-        syncUrl: z =>
-          z.string().describe('The URL written to GitRepository spec.url.'),
-        files: z =>
-          z
+          syncUrl: z
+            .string()
+            .describe('The URL written to GitRepository spec.url.'),
+          files: z
             .array(z.string())
             .describe(
               'The files, written into the workspace at their repository paths.',
             ),
-      },
+        }),
     },
     async handler(ctx) {
       const { redactor, logger } = createActionRedaction(ctx, [

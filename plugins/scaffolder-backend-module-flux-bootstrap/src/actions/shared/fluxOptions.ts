@@ -19,10 +19,21 @@ import {
 
 type Z = typeof zod;
 
-const COMPONENTS = [...FLUX_DEFAULT_COMPONENTS, ...FLUX_EXTRA_COMPONENTS] as [
-  string,
-  ...string[],
+const COMPONENTS: readonly string[] = [
+  ...FLUX_DEFAULT_COMPONENTS,
+  ...FLUX_EXTRA_COMPONENTS,
 ];
+
+/** A controller a Flux bundle holds. */
+const component = (z: Z) =>
+  ruled(z, name =>
+    COMPONENTS.includes(name)
+      ? undefined
+      : `component "${name.slice(
+          0,
+          64,
+        )}" is not available; choose from ${COMPONENTS.join(', ')}`,
+  );
 
 /**
  * The Flux component options of `flux bootstrap` (`--version`, `--components`, `--registry`, …),
@@ -36,13 +47,13 @@ export const fluxComponentOptionsInput = (z: Z) => ({
       'Flux release, e.g. v2.9.4 (default: fluxBootstrap.manifests.defaultVersion, else v2.9.4). The same for flux:push-manifests and flux:install.',
     ),
   components: z
-    .array(z.enum(COMPONENTS))
+    .array(component(z))
     .default([...FLUX_DEFAULTS.components])
     .describe(
       'Controllers (default source-controller, kustomize-controller, helm-controller, notification-controller). source-controller and kustomize-controller are required.',
     ),
   componentsExtra: z
-    .array(z.enum(COMPONENTS))
+    .array(component(z))
     .default([])
     .describe(
       'Extra controllers: image-reflector-controller, image-automation-controller, source-watcher.',
