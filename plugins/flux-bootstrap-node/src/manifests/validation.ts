@@ -56,7 +56,7 @@ export function normalizeRepoPath(value: unknown, field = 'path'): string {
   const segments = clean.split('/');
   return checked(
     field,
-    !CONTROL.test(p) &&
+    !CONTROL.test(String(value)) &&
       segments.every(
         s =>
           /^[A-Za-z0-9._@+=,-]+$/.test(s) &&

@@ -1,7 +1,7 @@
 import { createTemplateAction } from '@backstage/plugin-scaffolder-node';
+import type { z as zod } from 'zod/v3';
 import { installFluxOnCluster } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import { docs, examples } from './install.examples';
-import { actionInput } from './shared/actionInput';
 import {
   actionSettings,
   checkpointFor,
@@ -9,22 +9,19 @@ import {
   FluxBootstrapActionOptions,
   toActionError,
 } from './shared/context';
+import { gitBranch, repoPath } from './shared/domainInputs';
 import {
+  checkRevision,
   fluxComponentOptionsInput,
   fluxSyncOptionsInput,
-  refineComponents,
-} from './shared/fluxOptions';
-import { writeOutputs } from './shared/outputs';
-import {
-  branchName,
-  checkRevision,
-  clusterPath,
   goDuration,
+  refineComponents,
   syncUrl,
-} from './shared/refinements';
+} from './shared/fluxOptions';
+import { actionInput, writeOutputs } from './shared/io';
 
 /** The input of flux:install: one schema, documented and parsed. */
-export const installInput = actionInput(z => {
+export const installInput = actionInput((z: typeof zod) => {
   const sync = fluxSyncOptionsInput(z);
   return z
     .object({
@@ -36,10 +33,10 @@ export const installInput = actionInput(z => {
       syncUrl: syncUrl(z).describe(
         'URL Flux clones the fleet repository from (GitRepository spec.url): ssh://… (the Secret from flux:generate-key) or https://… with tokenAuth.',
       ),
-      path: clusterPath(z).describe(
+      path: repoPath(z).describe(
         'Cluster path in the repository, e.g. clusters/my-cluster (as for flux:push-manifests).',
       ),
-      branch: branchName(z)
+      branch: gitBranch(z)
         .default('main')
         .describe('Branch Flux syncs (default main).'),
       revision: z

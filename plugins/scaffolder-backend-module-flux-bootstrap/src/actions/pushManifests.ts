@@ -1,10 +1,11 @@
 import { createTemplateAction } from '@backstage/plugin-scaffolder-node';
+import type { z as zod } from 'zod/v3';
 import {
   InputValidationError,
+  normalizeRepoPath,
   pushFluxManifests,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import { docs, examples } from './pushManifests.examples';
-import { actionInput } from './shared/actionInput';
 import {
   actionSettings,
   checkpointFor,
@@ -14,25 +15,29 @@ import {
   resolveBitbucket,
   toActionError,
 } from './shared/context';
+import { gitBranch, repoPath, sshUrl } from './shared/domainInputs';
 import {
   fluxComponentOptionsInput,
   fluxSyncOptionsInput,
   refineComponents,
-} from './shared/fluxOptions';
-import { writeOutputs } from './shared/outputs';
-import {
-  branchName,
-  clusterPath,
-  clusterPathProblem,
-  normalizeClusterPath,
-  ruled,
-  sshUrl,
   syncUrl,
-} from './shared/refinements';
+} from './shared/fluxOptions';
+import { actionInput, ruled, writeOutputs } from './shared/io';
 import { writeToWorkspace } from './shared/workspace';
 
+/** A commit author field: printable text that cannot break the commit header. */
+const authorField = (z: typeof zod, spaces: boolean) =>
+  ruled(z, v => {
+    if (/^[^<>\p{Cc}]{0,200}$/u.test(v) && (spaces || !/\s/.test(v))) return v;
+    throw new Error(
+      `must not contain ${
+        spaces ? '' : 'spaces, '
+      }line breaks or angle brackets`,
+    );
+  });
+
 /** The input of flux:push-manifests: one schema, documented and parsed. */
-export const pushManifestsInput = actionInput(z => {
+export const pushManifestsInput = actionInput((z: typeof zod) => {
   const sync = fluxSyncOptionsInput(z);
   return z
     .object({
@@ -53,7 +58,7 @@ export const pushManifestsInput = actionInput(z => {
         .describe(
           "Bitbucket HTTP access token with write access (a ui:field Secret passed as ${{ secrets.token }}). Without it the integration's credentials are used, unless scaffolder.requireScmUserCredentials is on.",
         ),
-      branch: branchName(z)
+      branch: gitBranch(z)
         .default('main')
         .describe(
           'Branch to push to and for Flux to follow (default main). Created when missing.',
@@ -62,7 +67,7 @@ export const pushManifestsInput = actionInput(z => {
         .string()
         .optional()
         .describe('Cluster name; path defaults to clusters/<cluster>.'),
-      path: clusterPath(z)
+      path: repoPath(z)
         .optional()
         .describe(
           'Cluster folder in the repository, relative (e.g. clusters/my-cluster; "." for the root). Required unless cluster is given.',
@@ -90,18 +95,10 @@ export const pushManifestsInput = actionInput(z => {
       ),
       ...fluxComponentOptionsInput(z),
       // Printable text without line breaks or angle brackets (they would break the commit header).
-      authorName: ruled(z, v =>
-        /^[^<>\p{Cc}]{0,200}$/u.test(v)
-          ? undefined
-          : 'must not contain line breaks or angle brackets',
-      )
+      authorName: authorField(z, true)
         .default('Flux')
         .describe('Commit author name (default Flux).'),
-      authorEmail: ruled(z, v =>
-        /^[^<>\s\p{Cc}]{0,200}$/u.test(v)
-          ? undefined
-          : 'must not contain spaces, line breaks or angle brackets',
-      )
+      authorEmail: authorField(z, false)
         .default('')
         .describe('Commit author email (default empty).'),
       commitMessageAppendix: z
@@ -154,20 +151,23 @@ export const pushManifestsInput = actionInput(z => {
           "needs repoUrl: the signing key is the Bitbucket integration's commitSigningKey",
         );
       }
-      const derived = v.path === undefined && `clusters/${v.cluster ?? ''}`;
-      if (derived && !v.cluster) {
+      if (v.path === undefined && !v.cluster) {
         issue(
           'path',
           'is required (or give cluster to use clusters/<cluster>)',
         );
-      } else if (derived && clusterPathProblem(derived)) {
-        issue('path', `${clusterPathProblem(derived)} (clusters/<cluster>)`);
+      } else if (v.path === undefined) {
+        try {
+          normalizeRepoPath(`clusters/${v.cluster}`);
+        } catch (e) {
+          issue('cluster', `${(e as Error).message} (as clusters/<cluster>)`);
+        }
       }
       refineComponents(v, ctx);
     })
     .transform(v => ({
       ...v,
-      path: v.path ?? normalizeClusterPath(`clusters/${v.cluster}`),
+      path: v.path ?? normalizeRepoPath(`clusters/${v.cluster}`),
     }));
 });
 

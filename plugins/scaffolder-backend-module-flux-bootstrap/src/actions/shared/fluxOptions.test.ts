@@ -1,17 +1,15 @@
 import { InputValidationError } from '@flux-bootstrap/plugin-flux-bootstrap-node';
-import { actionInput } from './actionInput';
-import { fluxComponentOptionsInput, refineComponents } from './fluxOptions';
 import {
-  branchName,
-  clusterPath,
+  checkRevision,
+  fluxComponentOptionsInput,
   fluxVersion,
   formatGoDuration,
   goDuration,
   parseGoDuration,
-  registry,
+  refineComponents,
   syncUrl,
-  taintKey,
-} from './refinements';
+} from './fluxOptions';
+import { actionInput } from './io';
 
 /** The field a parse failed on (undefined when it parsed). */
 function fieldOf(parse: () => unknown): string | undefined {
@@ -24,103 +22,19 @@ function fieldOf(parse: () => unknown): string | undefined {
   return undefined;
 }
 
-const path = actionInput(z => z.object({ path: clusterPath(z) }));
-const branch = actionInput(z => z.object({ branch: branchName(z) }));
 const version = actionInput(z => z.object({ fluxVersion: fluxVersion(z) }));
-const components = actionInput(z =>
+const options = actionInput(z =>
   z.object(fluxComponentOptionsInput(z)).superRefine(refineComponents),
 );
 const misc = actionInput(z =>
   z.object({
-    registry: registry(z).optional(),
-    tolerationKeys: z.array(taintKey(z)).optional(),
     syncUrl: syncUrl(z).optional(),
     interval: goDuration(z, '1m').transform(formatGoDuration).optional(),
     timeout: goDuration(z, '5m').optional(),
   }),
 );
 
-describe('the domain rules of the action inputs', () => {
-  it('normalises clean relative paths', () => {
-    const p = (v: string) => path.parse({ path: v }).path;
-    expect(p('clusters/prod')).toBe('clusters/prod');
-    expect(p('./clusters/prod/')).toBe('clusters/prod');
-    expect(p('.')).toBe('');
-    expect(p('./')).toBe('');
-    expect(p('a/b.c/d_e-f@1')).toBe('a/b.c/d_e-f@1');
-  });
-
-  it.each([
-    '../x',
-    'clusters/../../etc',
-    '/etc/passwd',
-    'C:/x',
-    '~/x',
-    'a//b',
-    'a/./b',
-    'a\\b',
-    '%2e%2e/x',
-    'clusters/%2F',
-    'a\nb',
-    'clusters/x\n',
-    'a\u0000b',
-    '.git/hooks',
-    'x/.GIT',
-    'a b',
-    '',
-    'a:b',
-    'a/$(id)',
-  ])('rejects the path %j', p => {
-    expect(fieldOf(() => path.parse({ path: p }))).toBe('path');
-  });
-
-  it('accepts git branch names and rejects what git check-ref-format rejects', () => {
-    for (const ok of [
-      'main',
-      'release/v1',
-      'feature/#1',
-      'a.b',
-      'a-b_c',
-      'x@y',
-    ]) {
-      expect(branch.parse({ branch: ok }).branch).toBe(ok);
-    }
-    for (const bad of [
-      '',
-      'a..b',
-      '.hidden',
-      'a/.x',
-      'x.lock',
-      'a/b.lock/c',
-      'a b',
-      'a~1',
-      'a^1',
-      'a:b',
-      'a?',
-      'a*',
-      'a[1',
-      'a\\b',
-      '/a',
-      'a/',
-      'a//b',
-      'a.',
-      '@',
-      'a@{1}',
-      '-delete',
-      'HEAD',
-      'refs/heads/main',
-      'main\n',
-      'main\r\nkind: Secret',
-      'a\u007f',
-      'x'.repeat(201),
-    ]) {
-      expect(fieldOf(() => branch.parse({ branch: bad }))).toBe('branch');
-    }
-    expect(() => branch.parse({ branch: 'a..b' })).toThrow(
-      'Invalid input "branch": is not a valid git branch name: it contains ".."',
-    );
-  });
-
+describe('the Flux options of flux:push-manifests and flux:install', () => {
   it('accepts only v<semver> of Flux 2', () => {
     expect(version.parse({ fluxVersion: 'v2.10.0-rc.1' }).fluxVersion).toBe(
       'v2.10.0-rc.1',
@@ -146,7 +60,7 @@ describe('the domain rules of the action inputs', () => {
 
   it('checks components, naming the field', () => {
     expect(
-      components.parse({ componentsExtra: ['source-watcher'] }),
+      options.parse({ componentsExtra: ['source-watcher'] }),
     ).toMatchObject({
       components: [
         'source-controller',
@@ -156,7 +70,7 @@ describe('the domain rules of the action inputs', () => {
       ],
       componentsExtra: ['source-watcher'],
     });
-    const field = (input: object) => fieldOf(() => components.parse(input));
+    const field = (input: object) => fieldOf(() => options.parse(input));
     expect(
       field({
         components: [
@@ -169,19 +83,18 @@ describe('the domain rules of the action inputs', () => {
     expect(field({ componentsExtra: ['weave-gitops'] })).toBe(
       'componentsExtra',
     );
-    expect(() =>
-      components.parse({ components: ['source-controller'] }),
-    ).toThrow('component kustomize-controller is required');
+    expect(() => options.parse({ components: ['source-controller'] })).toThrow(
+      'component kustomize-controller is required',
+    );
     expect(field({ componentsExtra: ['kustomize-controller'] })).toBe(
       'componentsExtra',
     );
   });
 
   it('checks registry, taint keys and sync URLs', () => {
-    expect(misc.parse({ registry: 'registry.local:5000/a/b' }).registry).toBe(
-      'registry.local:5000/a/b',
-    );
-    expect(misc.parse({ registry: '' }).registry).toBe('');
+    expect(
+      options.parse({ registry: 'registry.local:5000/a/b' }).registry,
+    ).toBe('registry.local:5000/a/b');
     for (const bad of [
       'https://ghcr.io/fluxcd',
       'ghcr.io/fluxcd:v1',
@@ -189,15 +102,15 @@ describe('the domain rules of the action inputs', () => {
       'ghcr.io/Flux',
       'x\ny',
     ]) {
-      expect(fieldOf(() => misc.parse({ registry: bad }))).toBe('registry');
+      expect(fieldOf(() => options.parse({ registry: bad }))).toBe('registry');
     }
     expect(
-      misc.parse({
+      options.parse({
         tolerationKeys: ['node-role.kubernetes.io/infra', 'dedicated'],
       }).tolerationKeys,
     ).toHaveLength(2);
     for (const bad of [['a b'], ['x\n- key: evil']]) {
-      expect(fieldOf(() => misc.parse({ tolerationKeys: bad }))).toBe(
+      expect(fieldOf(() => options.parse({ tolerationKeys: bad }))).toBe(
         'tolerationKeys',
       );
     }
@@ -234,17 +147,27 @@ describe('the domain rules of the action inputs', () => {
     );
   });
 
-  it('says what a value of the wrong type should be', () => {
-    const flags = actionInput(z =>
-      z.object({ wait: z.boolean().default(true), list: z.array(z.string()) }),
-    );
-    expect(() => flags.parse({ wait: 'yes', list: [] })).toThrow(
-      'Invalid input "wait": must be true or false',
-    );
-    expect(() => flags.parse({ list: 'a' })).toThrow(
-      'Invalid input "list": must be a list',
-    );
-    expect(() => flags.parse({})).toThrow('Invalid input "list": is required');
-    expect(flags.parse({ list: [] })).toEqual({ wait: true, list: [] });
+  it('checks a revision against the synced branch', () => {
+    const sha = 'a'.repeat(40);
+    expect(checkRevision(`main@sha1:${sha}`, 'main')).toEqual({
+      revision: `main@sha1:${sha}`,
+    });
+    expect(checkRevision(`refs/heads/main@sha1:${sha}`, 'main')).toEqual({
+      revision: `main@sha1:${sha}`,
+    });
+    expect(checkRevision(`sha1:${sha}`, 'main')).toEqual({
+      revision: `main@sha1:${sha}`,
+    });
+    expect(checkRevision('main@sha1:', 'main')).toEqual({
+      revision: 'main@sha1:',
+    });
+    expect(checkRevision(`develop@sha1:${sha}`, 'main')).toEqual({
+      problem:
+        'is a revision of branch "develop", but Flux is set to sync branch "main"',
+    });
+    expect(checkRevision('main@abc', 'main')).toEqual({
+      problem:
+        'must be <branch>@sha1:<commit sha> as flux:push-manifests outputs it (got "main@abc")',
+    });
   });
 });
