@@ -44,9 +44,11 @@ describe('npm pack of the published packages', () => {
         hasMain: true,
       });
       for (const entry of entries) {
-        expect({ name: p.name, entry, inTarball: p.files.includes(entry) }).toEqual(
-          { name: p.name, entry, inTarball: true },
-        );
+        expect({
+          name: p.name,
+          entry,
+          inTarball: p.files.includes(entry),
+        }).toEqual({ name: p.name, entry, inTarball: true });
         expect({ name: p.name, entry }).not.toEqual({
           name: p.name,
           entry: expect.stringMatching(/^src\//),
@@ -99,7 +101,10 @@ describe('npm pack of the published packages', () => {
       for (const [dep, range] of Object.entries(deps)) {
         // The private test ground never leaks into a published package.
         expect(dep).not.toMatch(/^@flux-bootstrap\/test-/);
-        if (dep.startsWith('@backstage/') || dep.startsWith('@flux-bootstrap/')) {
+        if (
+          dep.startsWith('@backstage/') ||
+          dep.startsWith('@flux-bootstrap/')
+        ) {
           expect({ dep, range }).toEqual({
             dep,
             range: expect.stringMatching(/^\^\d+\.\d+\.\d+$/),

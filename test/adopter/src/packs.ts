@@ -138,7 +138,8 @@ export function entryPoints(manifest: Record<string, any>): string[] {
   for (const key of ['main', 'module', 'types', 'typings', 'browser']) {
     if (typeof manifest[key] === 'string') out.push(manifest[key]);
   }
-  if (typeof manifest.configSchema === 'string') out.push(manifest.configSchema);
+  if (typeof manifest.configSchema === 'string')
+    out.push(manifest.configSchema);
   const walk = (v: unknown) => {
     if (typeof v === 'string') out.push(v);
     else if (v && typeof v === 'object') {
