@@ -245,5 +245,6 @@ if (require.main === module) {
   const majors = process.argv.slice(2);
   const runtimes = majors.map(ensureNodeRuntime);
   ensureNativeAddons(runtimes);
-  for (const rt of runtimes) console.log(`${rt.major} ${rt.version} ${rt.binDir}`);
+  for (const rt of runtimes)
+    console.log(`${rt.major} ${rt.version} ${rt.binDir}`);
 }
