@@ -328,7 +328,10 @@ describe('a new Backstage app adopts the Flux bootstrap packages', () => {
       stops.push(
         () =>
           new Promise<void>(resolve => {
-            if (child.exitCode !== null || !child.pid) return resolve();
+            if (child.exitCode !== null || !child.pid) {
+              resolve();
+              return;
+            }
             child.once('exit', () => resolve());
             process.kill(-child.pid, 'SIGTERM');
             setTimeout(() => {

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 /** The repository root (test/adopter/src → ../../..). */
+// eslint-disable-next-line no-restricted-syntax
 export const repoRoot = path.resolve(__dirname, '../../..');
 
 /** Every package an adopter installs, by folder: the five plugins and the templates. */
