@@ -71,9 +71,11 @@ describe('a new Backstage app adopts the Flux bootstrap packages', () => {
       npm_config_loglevel: 'error',
       npm_config_fund: 'false',
       npm_config_audit: 'false',
-      NODE_ENV: '',
       CI: 'true',
     };
+    // jest's NODE_ENV=test would select no browserslist environment of the app, and an empty
+    // one makes rspack read the development list; the tools set it themselves, as for an adopter.
+    delete env.NODE_ENV;
     delete env.NODE_OPTIONS;
     delete env.JEST_WORKER_ID;
     packed = await step('npm pack of the six packages', () =>
