@@ -9,6 +9,49 @@ export const POSTGRES_ENV_VARS = [
   'POSTGRES_PASSWORD',
 ] as const;
 
+/** Environment variable that puts Backstage's cache service on Redis (app-config.redis.yaml). */
+export const REDIS_ENV_VAR = 'REDIS_URL';
+
+/**
+ * Where a `redis://` / `rediss://` URL points, without its credentials (for the start-up line);
+ * throws an error naming REDIS_URL, never echoing the value, when it is not such a URL.
+ */
+export function describeRedisUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new Error(
+      `REDIS_URL must be a redis:// or rediss:// URL (e.g. redis://:password@redis:6379), got something else`,
+    );
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
+    throw new Error(
+      `REDIS_URL must be a redis:// or rediss:// URL, not ${url.protocol}//`,
+    );
+  }
+  return `${url.protocol}//${url.host}${
+    url.pathname.length > 1 ? url.pathname : ''
+  }`;
+}
+
+/**
+ * When `REDIS_URL` is set, appends `app-config.redis.yaml`: Backstage's cache service on Redis,
+ * shared by backend replicas (docs/production.md). Without it the in-memory cache stays.
+ */
+export function redisBackendArgv(
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+  repoRoot: string,
+): { argv: string[]; redis?: string } {
+  const value = env[REDIS_ENV_VAR];
+  if (!value) return { argv };
+  const redis = describeRedisUrl(value);
+  const out = withExplicitDefaultConfig(argv, repoRoot);
+  out.push('--config', path.join(repoRoot, 'app-config.redis.yaml'));
+  return { argv: out, redis };
+}
+
 /** Finds the repository root (the folder holding app-config.yaml) from a start folder. */
 export function findRepoRoot(start: string): string {
   let dir = path.resolve(start);
@@ -43,6 +86,17 @@ export function backendArgv(
     );
   }
   const pgConfig = path.join(repoRoot, 'app-config.postgres.yaml');
+  const out = withExplicitDefaultConfig(argv, repoRoot);
+  out.push('--config', pgConfig);
+  return { argv: out, database: 'postgres' };
+}
+
+/**
+ * A copy of the command line with Backstage's fallback made explicit: without any `--config`
+ * flag Backstage reads `app-config.yaml` (+ `.local.yaml`), but an appended overlay would
+ * disable that fallback.
+ */
+function withExplicitDefaultConfig(argv: string[], repoRoot: string): string[] {
   const out = [...argv];
   const hasConfigFlag = out.some(
     a => a === '--config' || a.startsWith('--config='),
@@ -52,6 +106,32 @@ export function backendArgv(
     const local = path.join(repoRoot, 'app-config.local.yaml');
     if (fs.existsSync(local)) out.push('--config', local);
   }
-  out.push('--config', pgConfig);
-  return { argv: out, database: 'postgres' };
+  return out;
+}
+
+/** The environment variable holding the static token AI agents send to the MCP endpoint. */
+export const MCP_TOKEN_ENV_VAR = 'MCP_TOKEN';
+
+/**
+ * When `MCP_TOKEN` is set, appends `app-config.mcp.yaml`, which declares it as a static
+ * external access token (`backend.auth.externalAccess`, subject `mcp-clients`) limited to the
+ * MCP endpoint and the plugins it calls. Without it nothing changes, and agents sign in as users
+ * (a Backstage user token) instead. The token must follow Backstage's rules for static tokens
+ * (at least 8 characters, no whitespace); the error names the variable, never the value.
+ */
+export function mcpBackendArgv(
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+  repoRoot: string,
+): { argv: string[]; mcpToken: boolean } {
+  const token = env[MCP_TOKEN_ENV_VAR];
+  if (token === undefined || token === '') return { argv, mcpToken: false };
+  if (!/^\S{8,}$/.test(token)) {
+    throw new Error(
+      `${MCP_TOKEN_ENV_VAR} must be at least 8 characters without whitespace (Backstage's rule for static tokens); generate one with: openssl rand -hex 24`,
+    );
+  }
+  const out = withExplicitDefaultConfig(argv, repoRoot);
+  out.push('--config', path.join(repoRoot, 'app-config.mcp.yaml'));
+  return { argv: out, mcpToken: true };
 }

@@ -1,26 +1,54 @@
 /*
  * The runnable Backstage backend of this repository: catalog, scaffolder with the Flux bootstrap
- * actions, the Flux bootstrap status API, guest sign-in and a permission policy. `npm start`
- * (scripts/start.js) and `npm run sandbox` (scripts/sandbox.js) run it; see README.md.
+ * actions, the Flux bootstrap status API, guest sign-in, a permission policy and an MCP server
+ * for AI agents. `npm start` (scripts/start.js) and `npm run sandbox` (scripts/sandbox.js) run
+ * it; see README.md.
  *
  * Database: in-memory SQLite by default (app-config.yaml). When POSTGRES_HOST, POSTGRES_PORT,
  * POSTGRES_USER and POSTGRES_PASSWORD are set, app-config.postgres.yaml is layered on top and
- * the backend uses PostgreSQL — required for scaffolder task recovery across restarts.
+ * the backend uses PostgreSQL — required for scaffolder task recovery across restarts. When
+ * REDIS_URL is set, app-config.redis.yaml puts Backstage's cache service on Redis, shared by
+ * replicas (docs/production.md).
  */
 import { createBackend } from '@backstage/backend-defaults';
 import { rootConfigServiceFactory } from '@backstage/backend-defaults/rootConfig';
-import { backendArgv, findRepoRoot } from './config';
+import {
+  backendArgv,
+  findRepoRoot,
+  mcpBackendArgv,
+  redisBackendArgv,
+} from './config';
 import { permissionModuleFluxBootstrapPolicy } from './permissions/module';
 
-const { argv, database } = backendArgv(
+const repoRoot = findRepoRoot(process.cwd());
+const { argv: dbArgv, database } = backendArgv(
   process.argv,
   process.env,
-  findRepoRoot(process.cwd()),
+  repoRoot,
 );
+// REDIS_URL set: app-config.redis.yaml puts the cache service on Redis (docs/production.md).
+const { argv: cacheArgv, redis } = redisBackendArgv(
+  dbArgv,
+  process.env,
+  repoRoot,
+);
+// MCP_TOKEN set: app-config.mcp.yaml adds it as a static token for AI agents (docs/how-to/mcp.md).
+const { argv, mcpToken } = mcpBackendArgv(cacheArgv, process.env, repoRoot);
 if (database === 'postgres') {
   // eslint-disable-next-line no-console
   console.log(
     `Database: PostgreSQL at ${process.env.POSTGRES_HOST}:${process.env.POSTGRES_PORT} (POSTGRES_* variables)`,
+  );
+}
+if (redis) {
+  // eslint-disable-next-line no-console
+  console.log(`Cache: Redis at ${redis} (REDIS_URL)`);
+}
+
+if (mcpToken) {
+  // eslint-disable-next-line no-console
+  console.log(
+    'MCP: agents may call /api/mcp-actions/v1 with the static token of MCP_TOKEN (app-config.mcp.yaml)',
   );
 }
 
@@ -33,6 +61,11 @@ backend.add(import('@backstage/plugin-app-backend'));
 // Sign-in: guest only, see auth.providers.guest in app-config.yaml.
 backend.add(import('@backstage/plugin-auth-backend'));
 backend.add(import('@backstage/plugin-auth-backend-module-guest-provider'));
+// Bitbucket Server / Data Center OAuth 2.0 sign-in: inert until auth.providers.bitbucketServer
+// is configured (then /api/auth/bitbucketServer/* serves its flow); see app-config.yaml.
+backend.add(
+  import('@backstage/plugin-auth-backend-module-bitbucket-server-provider'),
+);
 
 // Catalog, with the Template kind.
 backend.add(import('@backstage/plugin-catalog-backend'));
@@ -55,5 +88,10 @@ backend.add(import('@flux-bootstrap/plugin-flux-bootstrap-backend'));
 // actions and the status API (packages/backend/src/permissions/policy.ts).
 backend.add(import('@backstage/plugin-permission-backend'));
 backend.add(permissionModuleFluxBootstrapPolicy);
+
+// MCP for AI agents at /api/mcp-actions/v1: the actions of the plugins listed in
+// backend.actions.pluginSources (app-config.yaml: flux-bootstrap's list-clusters,
+// get-cluster-status, get-entity-clusters) as MCP tools, with the caller's permissions.
+backend.add(import('@backstage/plugin-mcp-actions-backend'));
 
 backend.start();

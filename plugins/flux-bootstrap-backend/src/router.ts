@@ -1,34 +1,33 @@
 import type {
-  BackstageCredentials,
-  BackstageUserPrincipal,
   HttpAuthService,
   LoggerService,
   PermissionsService,
 } from '@backstage/backend-plugin-api';
-import { NotAllowedError, NotFoundError } from '@backstage/errors';
-import { AuthorizeResult } from '@backstage/plugin-permission-common';
 import type { CatalogService } from '@backstage/plugin-catalog-node';
 import {
   BitbucketServerCredentialsKind,
   BitbucketServerIntegrationsResponse,
   CLUSTER_ENTITY_PATH,
-  ClusterListResponse,
-  EntityClustersResponse,
-  fluxBootstrapClusterReadPermission,
-  getEntityClusterNames,
+  ClusterStreamLine,
 } from '@flux-bootstrap/plugin-flux-bootstrap-common';
 import {
   BitbucketServerAuth,
   ConfigLike,
   FluxStatusReader,
   readBitbucketServerHosts,
+  readFluxStatusSettings,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import express from 'express';
+import { setMaxListeners } from 'node:events';
 import Router from 'express-promise-router';
 import {
   clusterEntityParamsFromUrl,
   renderClusterEntityYaml,
 } from './clusterEntities/entities';
+import {
+  ClusterStatusService,
+  createClusterStatusService,
+} from './clusterStatus';
 
 /** What the router needs; the plugin wires Backstage's services in. */
 export interface RouterOptions {
@@ -42,6 +41,11 @@ export interface RouterOptions {
   logger: LoggerService;
   /** Root config: `integrations.bitbucketServer` and `scaffolder.requireScmUserCredentials`. */
   config: ConfigLike;
+  /**
+   * The answers of the status routes, shared with the registered actions (actions/); made
+   * from `reader`, `permissions` and `catalog` when not given.
+   */
+  statusService?: ClusterStatusService;
 }
 
 /** An AbortSignal that fires when the client goes away, so nobody waits for nothing. */
@@ -72,22 +76,13 @@ export async function createRouter(
   const router = Router();
   router.use(express.json());
 
-  /** A signed-in user holding flux.bootstrap.cluster.read, else 401 / 403. */
-  const authorize = async (
-    req: express.Request,
-  ): Promise<BackstageCredentials<BackstageUserPrincipal>> => {
-    const credentials = await httpAuth.credentials(req, { allow: ['user'] });
-    const [decision] = await permissions.authorize(
-      [{ permission: fluxBootstrapClusterReadPermission }],
-      { credentials },
-    );
-    if (decision.result !== AuthorizeResult.ALLOW) {
-      throw new NotAllowedError(
-        `Reading the Flux bootstrap state of clusters requires the permission "${fluxBootstrapClusterReadPermission.name}"`,
-      );
-    }
-    return credentials;
-  };
+  const status =
+    options.statusService ??
+    createClusterStatusService({ reader, permissions, catalog });
+
+  /** The status routes answer signed-in users (the card, people); 401 for anyone else. */
+  const userCredentials = (req: express.Request) =>
+    httpAuth.credentials(req, { allow: ['user'] });
 
   router.get('/health', (_req, res) => {
     res.json({ status: 'ok' });
@@ -96,35 +91,89 @@ export async function createRouter(
   // Configured clusters (names and titles), for the template's cluster picker; `?state=true`
   // adds each cluster's status.
   router.get('/clusters', async (req, res) => {
-    await authorize(req);
+    res.json(
+      await status.listClusters(await userCredentials(req), {
+        includeStatus: flag(req.query.state),
+        refresh: flag(req.query.refresh),
+        signal: requestSignal(res),
+      }),
+    );
+  });
+
+  // Every configured cluster's status as each read finishes (the fleet page), NDJSON: first the
+  // list of clusters, then one line per cluster in the order the reads finish, then `done`. The
+  // reader's cache, its shared in-flight reads and its per-cluster timeout apply, so a live
+  // cluster's line is written while a dead one still waits for its deadline. At most
+  // `fluxBootstrap.status.concurrency` reads at a time; the reads stop being waited for when the
+  // client goes away. Registered before `/clusters/:name` (a cluster named `stream` stays
+  // readable at `/clusters/stream/status`).
+  router.get('/clusters/stream', async (req, res) => {
+    await status.authorize(await userCredentials(req));
+    const signal = requestSignal(res);
+    const refresh = flag(req.query.refresh);
     const clusters = reader.listClusters();
-    let body: ClusterListResponse = { items: clusters };
-    if (flag(req.query.state)) {
-      const statuses = await reader.readMany(
-        clusters.map(c => c.name),
-        { refresh: flag(req.query.refresh), signal: requestSignal(res) },
+    // Every read waits on this one signal (a listener each): a fleet is no leak.
+    setMaxListeners(clusters.length + 10, signal);
+    const { concurrency } = readFluxStatusSettings(config);
+    res.status(200);
+    res.setHeader('Content-Type', 'application/x-ndjson; charset=utf-8');
+    // no-transform: the compression middleware leaves the body alone (gzip would hold lines back).
+    res.setHeader('Cache-Control', 'no-store, no-transform');
+    // Tells proxies that buffer responses (nginx) to pass each line on as it is written.
+    res.setHeader('X-Accel-Buffering', 'no');
+    const write = (line: ClusterStreamLine) => {
+      if (signal.aborted) return;
+      res.write(`${JSON.stringify(line)}\n`);
+      (res as { flush?: () => void }).flush?.();
+    };
+    res.flushHeaders();
+    write({ type: 'clusters', items: clusters });
+    let next = 0;
+    let written = 0;
+    const worker = async () => {
+      while (next < clusters.length && !signal.aborted) {
+        const { name } = clusters[next++];
+        try {
+          const clusterStatus = await reader.read(name, { refresh, signal });
+          write({ type: 'status', status: clusterStatus });
+          written++;
+        } catch (error) {
+          if (signal.aborted) return;
+          // The reader turns every cluster problem into a state; anything else ends the stream.
+          throw error;
+        }
+      }
+    };
+    try {
+      await Promise.all(
+        Array.from({ length: Math.min(concurrency, clusters.length) }, worker),
       );
-      body = { items: clusters.map((c, i) => ({ ...c, status: statuses[i] })) };
+      write({ type: 'done', count: written });
+    } catch (error) {
+      options.logger.warn(
+        `Streaming the cluster statuses failed: ${(error as Error).message}`,
+      );
+      write({
+        type: 'error',
+        error: {
+          name: (error as Error).name ?? 'Error',
+          message: (error as Error).message ?? String(error),
+        },
+      });
     }
-    res.json(body);
+    res.end();
   });
 
   // `/clusters/:name/status` is the same route under the name the template's cluster picker uses.
   router.get(
     ['/clusters/:name', '/clusters/:name/status'],
     async (req, res) => {
-      await authorize(req);
-      const { name } = req.params;
-      if (!reader.hasCluster(name)) {
-        throw new NotFoundError(
-          `No cluster named "${name}" is configured in kubernetes.clusterLocatorMethods`,
-        );
-      }
       res.json(
-        await reader.read(name, {
-          refresh: flag(req.query.refresh),
-          signal: requestSignal(res),
-        }),
+        await status.getClusterStatus(
+          await userCredentials(req),
+          req.params.name,
+          { refresh: flag(req.query.refresh), signal: requestSignal(res) },
+        ),
       );
     },
   );
@@ -132,30 +181,14 @@ export async function createRouter(
   // The clusters an entity shows. The entity is read with the caller's own credentials, so a
   // user sees only clusters named by entities they may see.
   router.get('/entity/:kind/:namespace/:name/clusters', async (req, res) => {
-    const credentials = await authorize(req);
     const { kind, namespace, name } = req.params;
-    const entity = await catalog.getEntityByRef(
-      { kind, namespace, name },
-      { credentials },
+    res.json(
+      await status.getEntityClusters(
+        await userCredentials(req),
+        { kind, namespace, name },
+        { refresh: flag(req.query.refresh), signal: requestSignal(res) },
+      ),
     );
-    if (!entity) {
-      throw new NotFoundError(
-        `No entity ${kind}:${namespace}/${name} in the catalog`,
-      );
-    }
-    const clusters = getEntityClusterNames(entity);
-    const known = clusters.filter(c => reader.hasCluster(c));
-    const items = await reader.readMany(known, {
-      refresh: flag(req.query.refresh),
-      signal: requestSignal(res),
-    });
-    const body: EntityClustersResponse = {
-      entityRef: `${kind}:${namespace}/${name}`.toLocaleLowerCase('en-US'),
-      clusters,
-      items,
-      unknownClusters: clusters.filter(c => !reader.hasCluster(c)),
-    };
-    res.json(body);
   });
 
   // Whether each configured Bitbucket Server host has credentials (never which), for the

@@ -230,3 +230,38 @@ export interface ClusterListItem {
 export interface ClusterListResponse {
   items: ClusterListItem[];
 }
+
+/** What an operate route does to a cluster's Flux sync. @public */
+export type OperateClusterAction = 'reconcile' | 'suspend' | 'resume';
+
+/**
+ * Body of `POST /api/flux-bootstrap/clusters/:cluster/{reconcile,suspend,resume}`: `reason` is
+ * required to suspend (it is logged and audited with the user's entity ref), optional to resume,
+ * ignored by reconcile.
+ * @public
+ */
+export interface OperateClusterRequest {
+  reason?: string;
+}
+
+/** Answer of an operate route (200): the cluster's status read after the action. @public */
+export interface OperateClusterResponse {
+  cluster: string;
+  action: OperateClusterAction;
+  status: ClusterBootstrapStatus;
+  /** What was done, for people, e.g. "Reconcile requested; source and sync handled it". */
+  message: string;
+}
+
+/**
+ * One line of `GET /api/flux-bootstrap/clusters/stream` (NDJSON, one JSON object per line):
+ * first `clusters` (every configured cluster, names and titles), then one `status` per cluster as
+ * its read finishes (in the order they finish), then `done`. An `error` line ends a stream that
+ * failed after it started (the HTTP status was already sent).
+ * @public
+ */
+export type ClusterStreamLine =
+  | { type: 'clusters'; items: { name: string; title?: string }[] }
+  | { type: 'status'; status: ClusterBootstrapStatus }
+  | { type: 'done'; count: number }
+  | { type: 'error'; error: { name: string; message: string } };

@@ -4,10 +4,12 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort } from '@flux-bootstrap/test-peers';
+import { freePort, startTestRedis } from '@flux-bootstrap/test-peers';
 import { launchChromium, screenshot } from './browser';
+import { startTestPostgres } from './reliability/postgres';
+import { connectMcp, FLUX_TOOLS, MCP_PATH, toolText } from './mcp';
 import { repoRoot, SANDBOX } from './sandbox';
-import { BackstageApi, TaskResult } from './scaffolder';
+import { BackstageApi, guestToken, TaskResult } from './scaffolder';
 
 // The README's commands as a newcomer types them: `npm start` (its first command) starts the app
 // from app-config.yaml, and `npm run sandbox` starts the peers and the app against them, in which
@@ -31,25 +33,26 @@ const running: Command[] = [];
 
 /**
  * The environment of a newcomer's shell: none of the variables app-config.yaml reads
- * (BITBUCKET_*, K8S_CLUSTER_*, FLUX_MANIFESTS_BASE_URL, POSTGRES_*) that this shell may have.
+ * (BITBUCKET_*, K8S_CLUSTER_*, FLUX_MANIFESTS_BASE_URL, POSTGRES_*, REDIS_URL, MCP_TOKEN) that this
+ * shell may have.
  */
 function freshShellEnv(): NodeJS.ProcessEnv {
   return Object.fromEntries(
     Object.entries(process.env).filter(
       ([k]) =>
-        !/^(BITBUCKET_|K8S_CLUSTER_|POSTGRES_|FLUX_MANIFESTS_BASE_URL$)/.test(
+        !/^(BITBUCKET_|K8S_CLUSTER_|POSTGRES_|FLUX_MANIFESTS_BASE_URL$|REDIS_URL$|MCP_TOKEN$)/.test(
           k,
         ),
     ),
   );
 }
 
-function runNpm(args: string[]): Command {
+function runNpm(args: string[], env: NodeJS.ProcessEnv = {}): Command {
   const child = spawn('npm', args, {
     cwd: repoRoot,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...freshShellEnv(), FORCE_COLOR: '0', NO_COLOR: '1' },
+    env: { ...freshShellEnv(), FORCE_COLOR: '0', NO_COLOR: '1', ...env },
   });
   const output: string[] = [];
   const waiters: { re: RegExp; resolve: (m: RegExpExecArray) => void }[] = [];
@@ -208,13 +211,189 @@ describe('npm start (the README’s first command)', () => {
     );
     const names = clusters.items.map(c => c.name);
     expect(names).toEqual(localConfig ? names : ['my-cluster']);
-    // In-memory SQLite by default.
+    // In-memory SQLite and the in-memory cache by default.
     expect(start.output.join('\n')).not.toContain('Database: PostgreSQL');
+    expect(start.output.join('\n')).not.toContain('Cache: Redis');
+
+    // MCP for AI agents: the signed-in user's token works; no static token without MCP_TOKEN.
+    const agent = await connectMcp(url, await guestToken(url));
+    try {
+      const { tools } = await agent.listTools();
+      expect(tools.map(t => t.name).sort()).toEqual([...FLUX_TOOLS]);
+      const listed = await agent.callTool({
+        name: 'flux-bootstrap.list-clusters',
+        arguments: {},
+      });
+      expect(listed.isError).toBeFalsy();
+      expect(listed.structuredContent).toEqual(clusters);
+    } finally {
+      await agent.close();
+    }
+    expect(start.output.join('\n')).not.toContain('MCP: agents may call');
+    const anonymous = await fetch(`${url}${MCP_PATH}`, { method: 'POST' });
+    expect(anonymous.status).toBe(401);
 
     // npm ends as Ctrl-C ends it, after the script stopped the backend; nothing is left behind
     // (interrupt() waits until no process of the group is alive).
     expect(await start.interrupt()).toEqual(CTRL_C);
     expect(start.output).toContain('SIGINT: stopping the backend…');
+    expect(await listening(url)).toBe(false);
+  });
+});
+
+describe('npm start with POSTGRES_* and REDIS_URL (the production-like variant of the README)', () => {
+  it('stores its data in that PostgreSQL and its cache entries in that Redis, and says so without the passwords', async () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'e2e-start-pg-'));
+    const pg = await startTestPostgres();
+    const redisPassword = `canary-redis-${Date.now().toString(36)}`;
+    const redis = await startTestRedis({ password: redisPassword });
+    try {
+      const port = await freePort();
+      const portConfig = path.join(tmp, 'port.yaml');
+      fs.writeFileSync(
+        portConfig,
+        JSON.stringify({
+          app: { baseUrl: `http://127.0.0.1:${port}` },
+          backend: {
+            baseUrl: `http://127.0.0.1:${port}`,
+            listen: { port },
+          },
+        }),
+      );
+      const start = runNpm(['start', '--', '--config', portConfig], {
+        POSTGRES_HOST: pg.host,
+        POSTGRES_PORT: String(pg.port),
+        POSTGRES_USER: pg.user,
+        POSTGRES_PASSWORD: pg.password,
+        REDIS_URL: redis.url,
+      });
+      const [, url] = await start.waitForLine(
+        /Flux Bootstrap Backstage is running: (\S+)/,
+      );
+      const said = start.output.join('\n');
+      expect(said).toContain(
+        `Database: PostgreSQL at ${pg.host}:${pg.port} (POSTGRES_* variables)`,
+      );
+      expect(said).toContain(
+        `Cache: Redis at redis://127.0.0.1:${redis.port} (REDIS_URL)`,
+      );
+
+      // The plugins' databases are in that PostgreSQL …
+      expect(await pg.databases()).toEqual(
+        expect.arrayContaining([
+          'backstage_plugin_catalog',
+          'backstage_plugin_scaffolder',
+          'backstage_plugin_auth',
+        ]),
+      );
+      // … and the status API's cache entry for the configured cluster is in that Redis.
+      const api = await BackstageApi.asGuest(url);
+      const status = await api.get<{ cluster: string; state: string }>(
+        '/api/flux-bootstrap/clusters/my-cluster',
+      );
+      expect(status.cluster).toBe('my-cluster');
+      expect((await redis.keys('flux-bootstrap:*')).length).toBeGreaterThan(0);
+
+      expect(await start.interrupt()).toEqual(CTRL_C);
+      const all = start.output.join('\n');
+      expect(all).not.toContain(redisPassword);
+      expect(all).not.toContain(pg.password);
+    } finally {
+      await redis.stop();
+      await pg.stop();
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('npm start with MCP_TOKEN (docs/how-to/mcp.md)', () => {
+  let tmp: string;
+  beforeAll(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'e2e-start-mcp-'));
+  });
+  afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  it('lets an agent with the static token list and call the tools, and nothing else; Ctrl-C stops it', async () => {
+    const port = await freePort();
+    const portConfig = path.join(tmp, 'port.yaml');
+    fs.writeFileSync(
+      portConfig,
+      JSON.stringify({
+        app: { baseUrl: `http://127.0.0.1:${port}` },
+        backend: { baseUrl: `http://127.0.0.1:${port}`, listen: { port } },
+      }),
+    );
+    const token = `e2e-mcp-${Date.now().toString(36)}-4b9d1f7a03c2`;
+    const start = runNpm(['start', '--', '--config', portConfig], {
+      MCP_TOKEN: token,
+    });
+    const [, url] = await start.waitForLine(
+      /Flux Bootstrap Backstage is running: (\S+)/,
+    );
+    expect(start.output.join('\n')).toContain(
+      'MCP: agents may call /api/mcp-actions/v1 with the static token of MCP_TOKEN',
+    );
+
+    const agent = await connectMcp(url, token);
+    try {
+      expect(agent.getServerVersion()?.name).toBe('flux-bootstrap-backstage');
+      const { tools } = await agent.listTools();
+      expect(tools.map(t => t.name).sort()).toEqual([...FLUX_TOOLS]);
+      const listed = await agent.callTool({
+        name: 'flux-bootstrap.list-clusters',
+        arguments: {},
+      });
+      const [first] = (
+        listed.structuredContent as { items: { name: string }[] }
+      ).items;
+      const status = await agent.callTool({
+        name: 'flux-bootstrap.get-cluster-status',
+        arguments: { cluster: first.name },
+      });
+      expect(status.isError).toBeFalsy();
+      // app-config.yaml's placeholder cluster (unless an app-config.local.yaml of this checkout
+      // configures its own): nothing listens there, and the reason says so.
+      const localConfig = fs.existsSync(
+        path.join(repoRoot, 'app-config.local.yaml'),
+      );
+      const placeholder = {
+        cluster: 'my-cluster',
+        state: 'unreachable',
+        reason: expect.stringContaining('127.0.0.1:6443'),
+      };
+      expect(status.structuredContent).toMatchObject(
+        localConfig ? { cluster: first.name } : placeholder,
+      );
+      const unknown = await agent.callTool({
+        name: 'flux-bootstrap.get-cluster-status',
+        arguments: { cluster: 'nope' },
+      });
+      expect(unknown.isError).toBe(true);
+      expect(toolText(unknown)).toMatch(/^NotFoundError: No cluster named/);
+    } finally {
+      await agent.close();
+    }
+
+    // The token is limited to the MCP endpoint and flux-bootstrap (accessRestrictions) …
+    const catalog = await fetch(`${url}/api/catalog/entities`, {
+      headers: { Authorization: `Bearer ${token}` },
+    });
+    expect(catalog.status).toBe(403);
+    // … a wrong one is refused …
+    const wrong = await fetch(`${url}${MCP_PATH}`, {
+      method: 'POST',
+      headers: {
+        Authorization: 'Bearer not-the-token-0000',
+        'Content-Type': 'application/json',
+        Accept: 'application/json, text/event-stream',
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
+    });
+    expect(wrong.status).toBe(401);
+    // … and it never shows up in the app's output.
+    expect(start.output.join('\n')).not.toContain(token);
+
+    expect(await start.interrupt()).toEqual(CTRL_C);
     expect(await listening(url)).toBe(false);
   });
 });

@@ -1,0 +1,7 @@
+export {
+  createGetClusterStatusAction,
+  createGetEntityClustersAction,
+  createListClustersAction,
+  registerFluxBootstrapActions,
+} from './clusterActions';
+export type { FluxBootstrapActionsOptions } from './clusterActions';
