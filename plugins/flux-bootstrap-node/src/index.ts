@@ -16,3 +16,4 @@ export * from './keys';
 export * from './kube';
 export * from './install';
 export * from './status';
+export * from './decommission';

@@ -903,6 +903,26 @@ class KubeClientImpl implements KubeClient {
     return KubeClientImpl.json<T>(out);
   }
 
+  async patch<T extends KubeObject = KubeObject>(
+    ref: KubeObjectRef,
+    patch: Record<string, unknown>,
+    opts: { fieldManager: string; signal?: AbortSignal },
+  ): Promise<T | undefined> {
+    const what = `patch ${describeRef(ref)}`;
+    const res = await this.requireResource(ref, what, opts.signal);
+    const out = await this.call({
+      method: 'PATCH',
+      path: this.objectPath(res, ref, what),
+      query: { fieldManager: opts.fieldManager },
+      body: JSON.stringify(patch),
+      contentType: 'application/merge-patch+json',
+      signal: opts.signal,
+      what,
+      accept: [404],
+    });
+    return out.status === 404 ? undefined : KubeClientImpl.json<T>(out);
+  }
+
   async delete(
     ref: KubeObjectRef,
     opts: {
