@@ -89,7 +89,7 @@ describe('action reference (docs/reference/actions.md)', () => {
   });
 
   it('has one generated section per registered action, in registration order', () => {
-    expect(actions.map(a => a.id)).toHaveLength(5);
+    expect(actions.map(a => a.id)).toHaveLength(9);
     expect([...readGeneratedBlocks(page).keys()]).toEqual(
       actions.map(a => actionBlockId(a.id)),
     );

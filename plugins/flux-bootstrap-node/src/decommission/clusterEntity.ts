@@ -23,12 +23,15 @@ export interface CatalogEntityLike {
 /**
  * The catalog calls {@link unregisterClusterEntity} makes, with the caller's credentials bound
  * (Backstage's `CatalogService` fits, wrapped as `ref => catalog.getEntityByRef(ref, { credentials })`).
+ * The location is found by the entity's origin location (`getLocationByRef`), not by
+ * `getLocationByEntity`: the catalog's search index leaves out annotation values as long as a
+ * cluster entity URL, so that lookup does not find them.
  * @public
  */
 export interface ClusterEntityCatalog {
   getEntityByRef(ref: string): Promise<CatalogEntityLike | undefined>;
-  getLocationByEntity(
-    ref: string,
+  getLocationByRef(
+    locationRef: string,
   ): Promise<{ id: string; type: string; target: string } | undefined>;
   removeLocationById(id: string): Promise<void>;
   removeEntityByUid(uid: string): Promise<void>;
@@ -116,16 +119,19 @@ export async function unregisterClusterEntity(
     );
   }
   const orphan = annotations['backstage.io/orphan'] === 'true';
-  const location = orphan
-    ? undefined
-    : await catalog.getLocationByEntity(entityRef);
-  if (location) {
-    const locationCluster = clusterOfLocation(location, options.backendBaseUrl);
-    if (locationCluster !== options.cluster) {
-      throw new ConflictError(
-        `${entityRef} comes from the catalog location ${location.type}:${location.target}, which holds it for another reason than the cluster registration of the bootstrap templates; remove the entity there (or unregister that location). It was left in the catalog.`,
-      );
-    }
+  const origin = annotations['backstage.io/managed-by-origin-location'];
+  const location =
+    orphan || !origin ? undefined : await catalog.getLocationByRef(origin);
+  if (
+    !orphan &&
+    (!location ||
+      clusterOfLocation(location, options.backendBaseUrl) !== options.cluster)
+  ) {
+    throw new ConflictError(
+      `${entityRef} comes from ${
+        origin ? `the catalog location ${origin}` : 'an entity provider'
+      }, not from the cluster's registration by the bootstrap templates (clusterEntityUrl); remove it there. It was left in the catalog.`,
+    );
   }
   const where = location ? `${location.type}:${location.target}` : undefined;
   if (options.dryRun) {

@@ -6,6 +6,7 @@ export {
   inventoryEntryRef,
   isFluxUninstallPlanEmpty,
   planFluxUninstall,
+  plannedRemovals,
   uninstallFlux,
 } from './uninstall';
 export type {

@@ -57,6 +57,8 @@ export interface FluxUninstallOptions {
   timeoutMs?: number;
   /** Poll interval of that wait. Default 1 s. */
   pollIntervalMs?: number;
+  /** Only read and report what would be removed ({@link uninstallFlux}); no write. */
+  dryRun?: boolean;
 }
 
 /** Everything an uninstall removes, read from the cluster; JSON (it is checkpointed). @public */
@@ -372,6 +374,19 @@ export async function planFluxUninstall(
   };
 }
 
+/** Everything a plan deletes, as `Kind namespace/name`, in the order of the uninstall. @public */
+export function plannedRemovals(plan: FluxUninstallPlan): string[] {
+  return [
+    ...(plan.prune ? plan.workloads : []),
+    ...plan.components,
+    ...plan.clusterObjects,
+    ...plan.crds.map(name => ({ kind: 'CustomResourceDefinition', name })),
+    ...(!plan.keepNamespace && plan.namespaceState === 'active'
+      ? [{ kind: 'Namespace', name: plan.namespace }]
+      : []),
+  ].map(describeObjectRef);
+}
+
 /** True when the plan has nothing left to remove (a second run). @public */
 export function isFluxUninstallPlanEmpty(plan: FluxUninstallPlan): boolean {
   return (
@@ -553,7 +568,22 @@ export async function uninstallFlux(
     planFluxUninstall(kube, options, { signal }),
   );
   for (const line of describeFluxUninstallPlan(plan, cluster))
-    logger.info(line.replace(/^would /, 'Will '));
+    logger.info(
+      options.dryRun ? `Dry run: ${line}` : line.replace(/^would /, 'Will '),
+    );
+  if (options.dryRun) {
+    return {
+      namespace: plan.namespace,
+      removed: plannedRemovals(plan),
+      finalizersRemoved: plan.customResources
+        .filter(r => r.finalizers.length > 0)
+        .map(describeObjectRef),
+      workloadsKept: plan.prune ? 0 : plan.workloads.length,
+      namespaceDeleted: false,
+      changed: false,
+      plan,
+    };
+  }
   const result: FluxUninstallResult = {
     namespace: plan.namespace,
     removed: [],
