@@ -230,3 +230,25 @@ export interface ClusterListItem {
 export interface ClusterListResponse {
   items: ClusterListItem[];
 }
+
+/** What an operate route does to a cluster's Flux sync. @public */
+export type OperateClusterAction = 'reconcile' | 'suspend' | 'resume';
+
+/**
+ * Body of `POST /api/flux-bootstrap/clusters/:cluster/{reconcile,suspend,resume}`: `reason` is
+ * required to suspend (it is logged and audited with the user's entity ref), optional to resume,
+ * ignored by reconcile.
+ * @public
+ */
+export interface OperateClusterRequest {
+  reason?: string;
+}
+
+/** Answer of an operate route (200): the cluster's status read after the action. @public */
+export interface OperateClusterResponse {
+  cluster: string;
+  action: OperateClusterAction;
+  status: ClusterBootstrapStatus;
+  /** What was done, for people, e.g. "Reconcile requested; source and sync handled it". */
+  message: string;
+}

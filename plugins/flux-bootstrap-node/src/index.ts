@@ -17,3 +17,4 @@ export * from './kube';
 export * from './install';
 export * from './status';
 export * from './decommission';
+export * from './operate';
