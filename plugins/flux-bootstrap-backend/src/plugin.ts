@@ -8,6 +8,7 @@ import { fluxBootstrapPermissions } from '@flux-bootstrap/plugin-flux-bootstrap-
 import { createFluxStatusReader } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import { registerFluxBootstrapActions } from './actions';
 import { createClusterStatusService } from './clusterStatus';
+import { createClusterOperateService } from './clusterOperate';
 import { createRouter } from './router';
 
 /**
@@ -19,6 +20,10 @@ import { createRouter } from './router';
  * - `GET /integrations/bitbucket-server` whether each Bitbucket Server integration has
  *   credentials (for the template's token field; any signed-in user or service).
  *
+ * - `POST /clusters/:name/{reconcile,suspend,resume}` reconcile now, suspend (`{ "reason" }`
+ *   required) or resume the cluster's Flux sync, for a signed-in user with
+ *   `flux.bootstrap.cluster.operate`; audited through the auditor service.
+ *
  * The status routes need a signed-in user with `flux.bootstrap.cluster.read`;
  * `?refresh=true` bypasses the cache.
  *
@@ -26,7 +31,8 @@ import { createRouter } from './router';
  * (`flux-bootstrap:list-clusters`, `flux-bootstrap:get-cluster-status`,
  * `flux-bootstrap:get-entity-clusters`; see actions/), which
  * `@backstage/plugin-mcp-actions-backend` offers to AI agents as MCP tools; they need
- * `flux.bootstrap.cluster.read` too, for a user or a service caller.
+ * `flux.bootstrap.cluster.read` too, for a user or a service caller. The operate actions
+ * (`reconcile-cluster`, `suspend-cluster`, `resume-cluster`) need `flux.bootstrap.cluster.operate`.
  * @public
  */
 export const fluxBootstrapPlugin = createBackendPlugin({
@@ -44,6 +50,7 @@ export const fluxBootstrapPlugin = createBackendPlugin({
         permissionsRegistry: coreServices.permissionsRegistry,
         catalog: catalogServiceRef,
         actionsRegistry: actionsRegistryServiceRef,
+        auditor: coreServices.auditor,
       },
       async init({
         config,
@@ -56,6 +63,7 @@ export const fluxBootstrapPlugin = createBackendPlugin({
         permissionsRegistry,
         catalog,
         actionsRegistry,
+        auditor,
       }) {
         permissionsRegistry.addPermissions(fluxBootstrapPermissions);
         const reader = createFluxStatusReader(config, { logger, cache });
@@ -71,9 +79,19 @@ export const fluxBootstrapPlugin = createBackendPlugin({
           permissions,
           catalog,
         });
+        // Reconcile now, suspend, resume: routes and actions, audited, behind
+        // flux.bootstrap.cluster.operate.
+        const operateService = createClusterOperateService({
+          config,
+          reader,
+          permissions,
+          auditor,
+          logger,
+        });
         registerFluxBootstrapActions({
           actionsRegistry,
           status: statusService,
+          operate: operateService,
         });
         httpRouter.use(
           await createRouter({
@@ -84,6 +102,7 @@ export const fluxBootstrapPlugin = createBackendPlugin({
             logger,
             config,
             statusService,
+            operateService,
           }),
         );
         httpRouter.addAuthPolicy({ path: '/health', allow: 'unauthenticated' });
