@@ -69,10 +69,12 @@ export interface OperateClusterOptions {
  * Reconcile now, suspend and resume of a cluster's Flux sync for the operate routes (router.ts)
  * and the registered actions (actions/). Every call is one audit event (`cluster-operate`, with
  * the actor, the cluster, the action and the reason; succeeded or failed, denials included),
- * checks `flux.bootstrap.cluster.operate` for the caller before anything else (a NotAllowedError
- * naming it), then that the cluster is configured (NotFoundError) and the reason (InputError:
- * required to suspend), then does it with the engine and answers the cluster's status read
- * afresh (which also refreshes the status cache the card reads).
+ * checks that the caller is a user holding `flux.bootstrap.cluster.operate` before anything else
+ * (a NotAllowedError naming it; services are refused, since Backstage does not put them through
+ * the permission policy and their audit names no person), then that the cluster is configured
+ * (NotFoundError) and the reason (InputError: required to suspend), then does it with the engine
+ * and answers the cluster's status read afresh (which also refreshes the status cache the card
+ * reads).
  */
 export interface ClusterOperateService {
   operate(
@@ -139,6 +141,13 @@ export function createClusterOperateService(
         },
       });
       try {
+        if ((credentials.principal as { type?: string }).type !== 'user') {
+          // Services are not subject to the permission policy, and a static token (an agent's,
+          // say) names no person: operating a cluster takes a signed-in user.
+          throw new NotAllowedError(
+            `Reconciling, suspending and resuming Flux on clusters requires a signed-in user with the permission "${fluxBootstrapClusterOperatePermission.name}"; ${actor} is a service`,
+          );
+        }
         const [decision] = await permissions.authorize(
           [{ permission: fluxBootstrapClusterOperatePermission }],
           { credentials },

@@ -402,6 +402,45 @@ describe('operate routes on a real cluster', () => {
     },
   );
 
+  it('refuses a service (an agent with a static token, another plugin): operating takes a signed-in user', async () => {
+    const before = await get('Kustomization');
+    const res = await post(
+      '/clusters/prod/suspend',
+      { reason: 'automation' },
+      mockCredentials.service.header({
+        onBehalfOf: mockCredentials.service('plugin:mcp-actions'),
+        targetPluginId: 'flux-bootstrap',
+      }),
+    );
+    // the route itself only serves users (Backstage's httpAuth refuses a service: 403) …
+    expect(res.status).toBe(403);
+    expect(audits).toEqual([]);
+    // … the actions registry lets services in …
+    const invoked = await request(server)
+      .post(
+        `${ACTIONS}/${encodeURIComponent(
+          'flux-bootstrap:suspend-cluster',
+        )}/invoke`,
+      )
+      .set(
+        'Authorization',
+        mockCredentials.service.header({
+          onBehalfOf: mockCredentials.service('plugin:mcp-actions'),
+          targetPluginId: 'flux-bootstrap',
+        }),
+      )
+      .send({ cluster: 'prod', reason: 'automation' });
+    // … and the service refuses them, naming why
+    expect(invoked.status).toBe(403);
+    expect(invoked.body.error.message).toMatch(
+      /requires a signed-in user with the permission "flux\.bootstrap\.cluster\.operate"; plugin:mcp-actions is a service/,
+    );
+    expect((await get('Kustomization')).spec).toEqual(before.spec);
+    expect(audits.map(a => [a.options.meta?.actor, a.outcome])).toEqual([
+      ['plugin:mcp-actions', 'failed'],
+    ]);
+  });
+
   it('answers 401 without credentials, 404 for a cluster that is not configured, 404 for another action', async () => {
     expect((await post('/clusters/prod/reconcile', {})).status).toBe(401);
     const unknown = await post('/clusters/nope/reconcile', {}, ALICE);
