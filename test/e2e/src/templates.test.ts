@@ -314,9 +314,16 @@ describe('flux-decommission', () => {
         cluster: '${{ parameters.cluster }}',
         confirm: '${{ parameters.confirm }}',
       });
-      if (step.action.startsWith('bitbucket:') || step.id === 'removePath')
-        expect(step.if).toBe('${{ parameters.cleanRepository }}');
     }
+    // the repository steps run only when the repository is to be cleaned up
+    expect(
+      Object.fromEntries(spec.steps.map((s: any) => [s.id, s.if ?? null])),
+    ).toEqual({
+      uninstall: null,
+      deleteKeys: '${{ parameters.cleanRepository }}',
+      removePath: '${{ parameters.cleanRepository }}',
+      unregister: null,
+    });
     const required = spec.parameters.flatMap((p: any) => p.required ?? []);
     expect(required).toEqual(expect.arrayContaining(['cluster', 'confirm']));
   });

@@ -356,7 +356,6 @@ export async function planFluxUninstall(
     { apiVersion: 'v1', kind: 'Namespace', name: ns },
     { signal },
   );
-  const phase = (namespace?.status as { phase?: string } | undefined)?.phase;
   return {
     namespace: ns,
     keepNamespace: options.keepNamespace ?? false,
@@ -366,12 +365,18 @@ export async function planFluxUninstall(
     clusterObjects,
     customResources,
     crds: kinds.map(k => k.crd),
-    namespaceState: !namespace
-      ? 'absent'
-      : phase === 'Terminating' || namespace.metadata.deletionTimestamp
-      ? 'terminating'
-      : 'active',
+    namespaceState: namespaceStateOf(namespace),
   };
+}
+
+function namespaceStateOf(
+  namespace: KubeObject | undefined,
+): FluxUninstallPlan['namespaceState'] {
+  if (!namespace) return 'absent';
+  const phase = (namespace.status as { phase?: string } | undefined)?.phase;
+  if (phase === 'Terminating' || namespace.metadata.deletionTimestamp)
+    return 'terminating';
+  return 'active';
 }
 
 /** Everything a plan deletes, as `Kind namespace/name`, in the order of the uninstall. @public */
@@ -730,8 +735,9 @@ export async function uninstallFlux(
           )} s so far)`,
         );
         // A controller that was still shutting down may have added a finalizer meanwhile.
+        const stillThere = new Set(pending);
         const terminating = (await readFluxKinds(kube, signal)).filter(k =>
-          pending.includes(k.crd),
+          stillThere.has(k.crd),
         );
         result.finalizersRemoved.push(...(await stripFinalizers(terminating)));
       }

@@ -372,19 +372,19 @@ export async function reconcileFluxSync(
     const [source, sync] = results;
     const syncResult = sync ?? operated(target.sync, undefined, false);
     const ready = source.ready === true && syncResult.ready === true;
-    const message = ready
-      ? `Reconciled: ${describe(target.source)} and ${describe(
-          target.sync,
-        )} handled the request${
-          syncResult.revision ? `; applied revision ${syncResult.revision}` : ''
-        }`
-      : source.ready === false
-      ? `${describe(target.source)} handled the request but failed: ${
-          source.message ?? 'Ready=False'
-        }`
-      : `${describe(target.sync)} handled the request but failed: ${
-          syncResult.message ?? 'Ready=False'
-        }`;
+    let message: string;
+    if (ready) {
+      message = `Reconciled: ${describe(target.source)} and ${describe(
+        target.sync,
+      )} handled the request${
+        syncResult.revision ? `; applied revision ${syncResult.revision}` : ''
+      }`;
+    } else {
+      const failed = source.ready === false ? source : syncResult;
+      message = `${describe(failed)} handled the request but failed: ${
+        failed.message ?? 'Ready=False'
+      }`;
+    }
     return { target, requestedAt, source, sync: syncResult, ready, message };
   } catch (error) {
     throw explainKubeError(error, options.cluster);
@@ -575,18 +575,19 @@ export async function resumeFluxSync(
   } catch (error) {
     throw explainKubeError(error, options.cluster);
   }
-  const message = !before
-    ? `${describe(target.sync)} was not suspended`
-    : !sync.handled
-    ? `Resumed ${describe(
-        target.sync,
-      )}; Flux has not reconciled it yet (is kustomize-controller running?)`
-    : sync.ready
-    ? `Resumed ${describe(target.sync)}; Flux reconciled it${
-        sync.revision ? ` and applied revision ${sync.revision}` : ''
-      }`
-    : `Resumed ${describe(target.sync)}; its reconcile failed: ${
-        sync.message ?? 'Ready=False'
-      }`;
+  let message: string;
+  if (!before) message = `${describe(target.sync)} was not suspended`;
+  else if (!sync.handled)
+    message = `Resumed ${describe(
+      target.sync,
+    )}; Flux has not reconciled it yet (is kustomize-controller running?)`;
+  else if (sync.ready)
+    message = `Resumed ${describe(target.sync)}; Flux reconciled it${
+      sync.revision ? ` and applied revision ${sync.revision}` : ''
+    }`;
+  else
+    message = `Resumed ${describe(target.sync)}; its reconcile failed: ${
+      sync.message ?? 'Ready=False'
+    }`;
   return { target, suspended: false, changed: before, sync, message };
 }
