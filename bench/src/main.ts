@@ -15,6 +15,8 @@ import { keysBenchmark } from './benchmarks/keys';
 import { pushBenchmark } from './benchmarks/push';
 import { statusBenchmark } from './benchmarks/status';
 import { memoryBenchmark } from './benchmarks/memory';
+import { replicasBenchmark } from './benchmarks/replicas';
+import { fleetPageBenchmark } from './benchmarks/fleetPage';
 
 const BENCHMARKS: Benchmark[] = [
   installBenchmark,
@@ -22,7 +24,9 @@ const BENCHMARKS: Benchmark[] = [
   keysBenchmark,
   pushBenchmark,
   statusBenchmark,
+  fleetPageBenchmark,
   memoryBenchmark,
+  replicasBenchmark,
 ];
 
 const USAGE = `Usage: npm run bench [-- options]

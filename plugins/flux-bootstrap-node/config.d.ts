@@ -58,7 +58,9 @@ export interface Config {
       /**
        * Seconds a cluster's status is cached (`?refresh=true` reads it again). Default 15.
        * Statuses that are about to change (`not-installed`, `installing`) are cached for
-       * `transitionalCacheTtlSeconds` instead.
+       * `transitionalCacheTtlSeconds` instead. Past its TTL a status is answered once more, for
+       * up to another TTL, while one read refreshes it behind the answer (never the two
+       * transitional states).
        */
       cacheTtlSeconds?: number;
       /**

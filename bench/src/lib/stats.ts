@@ -14,7 +14,7 @@ export interface Measure {
   min: number;
   max: number;
   n: number;
-  unit: 'ms' | 'MiB';
+  unit: 'ms' | 'MiB' | 'count';
 }
 
 export function summarize(xs: number[], unit: Measure['unit'] = 'ms'): Measure {
@@ -138,6 +138,10 @@ export function fmtMs(ms: number): string {
 
 export function fmtMeasure(m: Measure | undefined): string {
   if (!m) return '—';
+  if (m.unit === 'count') {
+    const n = (x: number) => (Number.isInteger(x) ? String(x) : x.toFixed(2));
+    return m.n > 1 ? `${n(m.median)} (${n(m.min)}–${n(m.max)})` : n(m.median);
+  }
   if (m.unit === 'MiB') {
     return m.n > 1
       ? `${m.median.toFixed(0)} MiB (${m.min.toFixed(0)}–${m.max.toFixed(0)})`

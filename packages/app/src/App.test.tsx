@@ -52,4 +52,24 @@ describe('the app', () => {
     );
     expect(missing).toEqual([]);
   });
+
+  it('links the Flux fleet page from the sidebar, and serves it at /flux-fleet', async () => {
+    const { findByRole } = renderTestApp({
+      features: appFeatures.filter(f => f !== signInModule),
+      initialRouteEntries: ['/flux-fleet'],
+    });
+    const link = await findByRole(
+      'link',
+      { name: /Flux fleet/ },
+      { timeout: 20_000 },
+    );
+    expect(link).toHaveAttribute('href', '/flux-fleet');
+    expect(
+      await findByRole(
+        'heading',
+        { name: 'Flux fleet', level: 1 },
+        { timeout: 20_000 },
+      ),
+    ).toBeInTheDocument();
+  }, 60_000);
 });

@@ -2,7 +2,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigSources } from '@backstage/config-loader';
-import { backendArgv, findRepoRoot, mcpBackendArgv } from './config';
+import {
+  backendArgv,
+  describeRedisUrl,
+  findRepoRoot,
+  mcpBackendArgv,
+  redisBackendArgv,
+} from './config';
 
 describe('backendArgv', () => {
   const root = '/repo';
@@ -190,5 +196,77 @@ describe('mcpBackendArgv', () => {
       'flux-bootstrap',
     ]);
     config.close();
+  });
+});
+
+describe('redisBackendArgv', () => {
+  const root = '/repo';
+  const redisUrl = 'redis://:pw@127.0.0.1:6379';
+
+  it('changes nothing without REDIS_URL', () => {
+    const argv = ['node', 'index.ts', '--config', 'a.yaml'];
+    expect(redisBackendArgv(argv, {}, root)).toEqual({ argv });
+  });
+
+  it('layers app-config.redis.yaml after the given files (and the PostgreSQL overlay), with the address but not the password', () => {
+    const pg = backendArgv(
+      ['node', 'index.ts', '--config', 'a.yaml'],
+      {
+        POSTGRES_HOST: 'db',
+        POSTGRES_PORT: '5432',
+        POSTGRES_USER: 'u',
+        POSTGRES_PASSWORD: 'p',
+      },
+      root,
+    );
+    expect(redisBackendArgv(pg.argv, { REDIS_URL: redisUrl }, root)).toEqual({
+      argv: [
+        'node',
+        'index.ts',
+        '--config',
+        'a.yaml',
+        '--config',
+        path.join(root, 'app-config.postgres.yaml'),
+        '--config',
+        path.join(root, 'app-config.redis.yaml'),
+      ],
+      redis: 'redis://127.0.0.1:6379',
+    });
+  });
+
+  it('refuses a REDIS_URL that is not a redis:// URL, naming the variable and not echoing the value', () => {
+    expect(() =>
+      redisBackendArgv(
+        ['node'],
+        { REDIS_URL: 'http://secret@redis:6379' },
+        root,
+      ),
+    ).toThrow('REDIS_URL must be a redis:// or rediss:// URL, not http://');
+    let message = '';
+    try {
+      redisBackendArgv(['node'], { REDIS_URL: 'not a url with s3cret' }, root);
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toMatch(/^REDIS_URL must be/);
+    expect(message).not.toContain('s3cret');
+    expect(describeRedisUrl('rediss://user:s3cret@cache.example:6380/2')).toBe(
+      'rediss://cache.example:6380/2',
+    );
+  });
+
+  it('the committed Redis overlay reads REDIS_URL into backend.cache, and the PostgreSQL overlay turns task recovery on', () => {
+    const repo = findRepoRoot(__dirname);
+    const redis = fs.readFileSync(
+      path.join(repo, 'app-config.redis.yaml'),
+      'utf8',
+    );
+    expect(redis).toMatch(/store: redis/);
+    expect(redis).toContain('connection: ${REDIS_URL}');
+    const pg = fs.readFileSync(
+      path.join(repo, 'app-config.postgres.yaml'),
+      'utf8',
+    );
+    expect(pg).toMatch(/taskRecovery:\n\s+enabled: true/);
   });
 });

@@ -9,6 +9,49 @@ export const POSTGRES_ENV_VARS = [
   'POSTGRES_PASSWORD',
 ] as const;
 
+/** Environment variable that puts Backstage's cache service on Redis (app-config.redis.yaml). */
+export const REDIS_ENV_VAR = 'REDIS_URL';
+
+/**
+ * Where a `redis://` / `rediss://` URL points, without its credentials (for the start-up line);
+ * throws an error naming REDIS_URL, never echoing the value, when it is not such a URL.
+ */
+export function describeRedisUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new Error(
+      `REDIS_URL must be a redis:// or rediss:// URL (e.g. redis://:password@redis:6379), got something else`,
+    );
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
+    throw new Error(
+      `REDIS_URL must be a redis:// or rediss:// URL, not ${url.protocol}//`,
+    );
+  }
+  return `${url.protocol}//${url.host}${
+    url.pathname.length > 1 ? url.pathname : ''
+  }`;
+}
+
+/**
+ * When `REDIS_URL` is set, appends `app-config.redis.yaml`: Backstage's cache service on Redis,
+ * shared by backend replicas (docs/production.md). Without it the in-memory cache stays.
+ */
+export function redisBackendArgv(
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+  repoRoot: string,
+): { argv: string[]; redis?: string } {
+  const value = env[REDIS_ENV_VAR];
+  if (!value) return { argv };
+  const redis = describeRedisUrl(value);
+  const out = withExplicitDefaultConfig(argv, repoRoot);
+  out.push('--config', path.join(repoRoot, 'app-config.redis.yaml'));
+  return { argv: out, redis };
+}
+
 /** Finds the repository root (the folder holding app-config.yaml) from a start folder. */
 export function findRepoRoot(start: string): string {
   let dir = path.resolve(start);

@@ -6,11 +6,18 @@
  *
  * Database: in-memory SQLite by default (app-config.yaml). When POSTGRES_HOST, POSTGRES_PORT,
  * POSTGRES_USER and POSTGRES_PASSWORD are set, app-config.postgres.yaml is layered on top and
- * the backend uses PostgreSQL — required for scaffolder task recovery across restarts.
+ * the backend uses PostgreSQL — required for scaffolder task recovery across restarts. When
+ * REDIS_URL is set, app-config.redis.yaml puts Backstage's cache service on Redis, shared by
+ * replicas (docs/production.md).
  */
 import { createBackend } from '@backstage/backend-defaults';
 import { rootConfigServiceFactory } from '@backstage/backend-defaults/rootConfig';
-import { backendArgv, findRepoRoot, mcpBackendArgv } from './config';
+import {
+  backendArgv,
+  findRepoRoot,
+  mcpBackendArgv,
+  redisBackendArgv,
+} from './config';
 import { permissionModuleFluxBootstrapPolicy } from './permissions/module';
 
 const repoRoot = findRepoRoot(process.cwd());
@@ -19,13 +26,23 @@ const { argv: dbArgv, database } = backendArgv(
   process.env,
   repoRoot,
 );
+// REDIS_URL set: app-config.redis.yaml puts the cache service on Redis (docs/production.md).
+const { argv: cacheArgv, redis } = redisBackendArgv(
+  dbArgv,
+  process.env,
+  repoRoot,
+);
 // MCP_TOKEN set: app-config.mcp.yaml adds it as a static token for AI agents (docs/how-to/mcp.md).
-const { argv, mcpToken } = mcpBackendArgv(dbArgv, process.env, repoRoot);
+const { argv, mcpToken } = mcpBackendArgv(cacheArgv, process.env, repoRoot);
 if (database === 'postgres') {
   // eslint-disable-next-line no-console
   console.log(
     `Database: PostgreSQL at ${process.env.POSTGRES_HOST}:${process.env.POSTGRES_PORT} (POSTGRES_* variables)`,
   );
+}
+if (redis) {
+  // eslint-disable-next-line no-console
+  console.log(`Cache: Redis at ${redis} (REDIS_URL)`);
 }
 
 if (mcpToken) {

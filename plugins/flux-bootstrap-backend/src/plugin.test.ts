@@ -87,6 +87,7 @@ const routes = [
   '/api/flux-bootstrap/clusters',
   '/api/flux-bootstrap/clusters?state=true',
   '/api/flux-bootstrap/clusters/ghost',
+  '/api/flux-bootstrap/clusters/stream',
   '/api/flux-bootstrap/entity/component/default/fleet/clusters',
 ];
 

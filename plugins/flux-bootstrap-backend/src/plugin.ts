@@ -5,16 +5,26 @@ import {
 import { actionsRegistryServiceRef } from '@backstage/backend-plugin-api/alpha';
 import { catalogServiceRef } from '@backstage/plugin-catalog-node';
 import { fluxBootstrapPermissions } from '@flux-bootstrap/plugin-flux-bootstrap-common';
-import { createFluxStatusReader } from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import {
+  createFluxStatusReader,
+  readFluxStatusSettings,
+} from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import { registerFluxBootstrapActions } from './actions';
 import { createClusterStatusService } from './clusterStatus';
 import { createClusterOperateService } from './clusterOperate';
 import { createRouter } from './router';
+import {
+  createStatusReadCoordinator,
+  databaseStatusReadLeases,
+} from './status/readLeases';
+import { resilientStatusCache } from './status/resilientCache';
 
 /**
  * Status backend of the Flux bootstrap card, mounted at `/api/flux-bootstrap`:
  *
  * - `GET /clusters[?state=true]` configured cluster names (and their status),
+ * - `GET /clusters/stream` every configured cluster's status as each read finishes (NDJSON, the
+ *   fleet page),
  * - `GET /clusters/:name` (also `/clusters/:name/status`) one cluster's status,
  * - `GET /entity/:kind/:namespace/:name/clusters` the status of the clusters an entity shows,
  * - `GET /integrations/bitbucket-server` whether each Bitbucket Server integration has
@@ -25,7 +35,9 @@ import { createRouter } from './router';
  *   `flux.bootstrap.cluster.operate`; audited through the auditor service.
  *
  * The status routes need a signed-in user with `flux.bootstrap.cluster.read`;
- * `?refresh=true` bypasses the cache.
+ * `?refresh=true` bypasses the cache. Statuses are cached through Backstage's cache service; when
+ * that is shared (`backend.cache.store` other than `memory`, e.g. Redis), replicas also share
+ * each cluster's read through short leases in the plugin's database (see docs/production.md).
  *
  * The same answers are registered as read-only actions with Backstage's actions registry
  * (`flux-bootstrap:list-clusters`, `flux-bootstrap:get-cluster-status`,
@@ -42,6 +54,7 @@ export const fluxBootstrapPlugin = createBackendPlugin({
       deps: {
         config: coreServices.rootConfig,
         cache: coreServices.cache,
+        database: coreServices.database,
         httpAuth: coreServices.httpAuth,
         httpRouter: coreServices.httpRouter,
         lifecycle: coreServices.lifecycle,
@@ -55,6 +68,7 @@ export const fluxBootstrapPlugin = createBackendPlugin({
       async init({
         config,
         cache,
+        database,
         httpAuth,
         httpRouter,
         lifecycle,
@@ -66,12 +80,35 @@ export const fluxBootstrapPlugin = createBackendPlugin({
         auditor,
       }) {
         permissionsRegistry.addPermissions(fluxBootstrapPermissions);
-        const reader = createFluxStatusReader(config, { logger, cache });
+        const statusCache = resilientStatusCache(cache, { logger });
+        // A memory store is per process: there is nothing to share between replicas.
+        const sharedStore =
+          (config.getOptionalString('backend.cache.store') ?? 'memory') !==
+          'memory';
+        const coordinator = sharedStore
+          ? createStatusReadCoordinator({
+              leases: await databaseStatusReadLeases(database),
+              logger,
+              // Longer than the longest read: the cluster's deadline, then Bitbucket's.
+              leaseMs:
+                2 * readFluxStatusSettings(config).clusterTimeoutMs + 2000,
+              sharedCacheHealthy: statusCache.sharedHealthy,
+            })
+          : undefined;
+        const reader = createFluxStatusReader(config, {
+          logger,
+          cache: statusCache,
+          coordinator,
+        });
         lifecycle.addShutdownHook(() => reader.close());
         logger.info(
           `Flux bootstrap status for ${
             reader.listClusters().length
-          } configured cluster(s)`,
+          } configured cluster(s)${
+            coordinator
+              ? '; reads shared with other replicas through the cache service and the database'
+              : ''
+          }`,
         );
         // One place builds the status answers, for the REST routes and the registered actions.
         const statusService = createClusterStatusService({

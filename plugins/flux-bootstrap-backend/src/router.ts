@@ -8,6 +8,7 @@ import {
   BitbucketServerCredentialsKind,
   BitbucketServerIntegrationsResponse,
   CLUSTER_ENTITY_PATH,
+  ClusterStreamLine,
   OperateClusterAction,
 } from '@flux-bootstrap/plugin-flux-bootstrap-common';
 import {
@@ -15,8 +16,10 @@ import {
   ConfigLike,
   FluxStatusReader,
   readBitbucketServerHosts,
+  readFluxStatusSettings,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import express from 'express';
+import { setMaxListeners } from 'node:events';
 import Router from 'express-promise-router';
 import {
   clusterEntityParamsFromUrl,
@@ -102,6 +105,70 @@ export async function createRouter(
         signal: requestSignal(res),
       }),
     );
+  });
+
+  // Every configured cluster's status as each read finishes (the fleet page), NDJSON: first the
+  // list of clusters, then one line per cluster in the order the reads finish, then `done`. The
+  // reader's cache, its shared in-flight reads and its per-cluster timeout apply, so a live
+  // cluster's line is written while a dead one still waits for its deadline. At most
+  // `fluxBootstrap.status.concurrency` reads at a time; the reads stop being waited for when the
+  // client goes away. Registered before `/clusters/:name` (a cluster named `stream` stays
+  // readable at `/clusters/stream/status`).
+  router.get('/clusters/stream', async (req, res) => {
+    await status.authorize(await userCredentials(req));
+    const signal = requestSignal(res);
+    const refresh = flag(req.query.refresh);
+    const clusters = reader.listClusters();
+    // Every read waits on this one signal (a listener each): a fleet is no leak.
+    setMaxListeners(clusters.length + 10, signal);
+    const { concurrency } = readFluxStatusSettings(config);
+    res.status(200);
+    res.setHeader('Content-Type', 'application/x-ndjson; charset=utf-8');
+    // no-transform: the compression middleware leaves the body alone (gzip would hold lines back).
+    res.setHeader('Cache-Control', 'no-store, no-transform');
+    // Tells proxies that buffer responses (nginx) to pass each line on as it is written.
+    res.setHeader('X-Accel-Buffering', 'no');
+    const write = (line: ClusterStreamLine) => {
+      if (signal.aborted) return;
+      res.write(`${JSON.stringify(line)}\n`);
+      (res as { flush?: () => void }).flush?.();
+    };
+    res.flushHeaders();
+    write({ type: 'clusters', items: clusters });
+    let next = 0;
+    let written = 0;
+    const worker = async () => {
+      while (next < clusters.length && !signal.aborted) {
+        const { name } = clusters[next++];
+        try {
+          const status = await reader.read(name, { refresh, signal });
+          write({ type: 'status', status });
+          written++;
+        } catch (error) {
+          if (signal.aborted) return;
+          // The reader turns every cluster problem into a state; anything else ends the stream.
+          throw error;
+        }
+      }
+    };
+    try {
+      await Promise.all(
+        Array.from({ length: Math.min(concurrency, clusters.length) }, worker),
+      );
+      write({ type: 'done', count: written });
+    } catch (error) {
+      options.logger.warn(
+        `Streaming the cluster statuses failed: ${(error as Error).message}`,
+      );
+      write({
+        type: 'error',
+        error: {
+          name: (error as Error).name ?? 'Error',
+          message: (error as Error).message ?? String(error),
+        },
+      });
+    }
+    res.end();
   });
 
   // `/clusters/:name/status` is the same route under the name the template's cluster picker uses.

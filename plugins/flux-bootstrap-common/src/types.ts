@@ -252,3 +252,16 @@ export interface OperateClusterResponse {
   /** What was done, for people, e.g. "Reconcile requested; source and sync handled it". */
   message: string;
 }
+
+/**
+ * One line of `GET /api/flux-bootstrap/clusters/stream` (NDJSON, one JSON object per line):
+ * first `clusters` (every configured cluster, names and titles), then one `status` per cluster as
+ * its read finishes (in the order they finish), then `done`. An `error` line ends a stream that
+ * failed after it started (the HTTP status was already sent).
+ * @public
+ */
+export type ClusterStreamLine =
+  | { type: 'clusters'; items: { name: string; title?: string }[] }
+  | { type: 'status'; status: ClusterBootstrapStatus }
+  | { type: 'done'; count: number }
+  | { type: 'error'; error: { name: string; message: string } };

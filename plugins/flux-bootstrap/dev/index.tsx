@@ -5,20 +5,30 @@ import {
   CLUSTER_BOOTSTRAP_STATES,
   ClusterBootstrapState,
 } from '@flux-bootstrap/plugin-flux-bootstrap-common';
-import Grid from '@material-ui/core/Grid';
+import { Flex } from '@backstage/ui';
 import { ResponseError } from '@backstage/errors';
 import {
   FluxBootstrapApi,
   fluxBootstrapApiRef,
 } from '../src/api/FluxBootstrapApi';
-import { exampleStatuses } from '../src/fixtures';
-import { EntityFluxBootstrapCard, fluxBootstrapPlugin } from '../src/plugin';
+import {
+  exampleFleet,
+  exampleOperatorStatus,
+  exampleStatuses,
+} from '../src/fixtures';
+import {
+  EntityFluxBootstrapCard,
+  FluxFleetPage,
+  fluxBootstrapPlugin,
+} from '../src/plugin';
 
 /**
  * Dev harness: `backstage-cli package start` in plugins/flux-bootstrap, then open
  * http://localhost:3000/flux-bootstrap/<page>. Every page renders the real card against example
  * answers of the status backend (one page per state, plus empty, loading and error pages), so the
- * card can be looked at and screenshot without clusters.
+ * card can be looked at and screenshot without clusters; `/flux-fleet?count=1000` is the fleet
+ * page over a streamed fixture fleet. Every user may operate (the dev app allows every
+ * permission).
  */
 
 const entityNaming = (clusters: string[]): Entity => ({
@@ -59,6 +69,15 @@ const fixtureApi: FluxBootstrapApi = {
       );
     }
     if (ref.name === 'loading') return new Promise(() => {});
+    if (ref.name === 'state-operator') {
+      const only = exampleOperatorStatus();
+      return {
+        entityRef: `${ref.kind}:${ref.namespace}/${ref.name}`.toLowerCase(),
+        clusters: [only.cluster],
+        items: [only],
+        unknownClusters: [],
+      };
+    }
     const state = /^state-(.+)$/.exec(ref.name)?.[1] as
       | ClusterBootstrapState
       | undefined;
@@ -99,16 +118,59 @@ const fixtureApi: FluxBootstrapApi = {
       requireScmUserCredentials: false,
     };
   },
+  // The fleet page: `?count=N` clusters (default 40); statuses arrive over ~1 s, the
+  // unreachable ones after 3 s, as the status backend streams them.
+  async streamClusters({ onLine, signal }) {
+    const count = Number(
+      new URLSearchParams(window.location.search).get('count') ?? 40,
+    );
+    const fleet = exampleFleet(count);
+    onLine({
+      type: 'clusters',
+      items: fleet.map(s => ({ name: s.cluster, title: s.title })),
+    });
+    const wait = (ms: number) =>
+      new Promise<void>((resolve, reject) => {
+        const t = setTimeout(resolve, ms);
+        signal?.addEventListener('abort', () => {
+          clearTimeout(t);
+          reject(new DOMException('aborted', 'AbortError'));
+        });
+      });
+    const live = fleet.filter(s => s.state !== 'unreachable');
+    for (let i = 0; i < live.length; i += 10) {
+      await wait(100);
+      for (const status of live.slice(i, i + 10))
+        onLine({ type: 'status', status });
+    }
+    await wait(3000);
+    for (const status of fleet.filter(s => s.state === 'unreachable'))
+      onLine({ type: 'status', status });
+    onLine({ type: 'done', count: fleet.length });
+  },
+  async operateCluster(cluster, action, request) {
+    const found = Object.values(exampleStatuses()).find(
+      s => s.cluster === cluster,
+    ) ?? { ...exampleStatuses().ready, cluster };
+    const after = { suspend: 'suspended', resume: 'ready' } as const;
+    const state = action === 'reconcile' ? found.state : after[action];
+    return {
+      cluster,
+      action,
+      status: { ...found, state },
+      message: `${action} done${
+        request?.reason ? ` (reason: ${request.reason})` : ''
+      }`,
+    };
+  },
 };
 
 const page = (entity: Entity) => (
-  <Grid container spacing={3}>
-    <Grid item xs={12}>
-      <EntityProvider entity={entity}>
-        <EntityFluxBootstrapCard />
-      </EntityProvider>
-    </Grid>
-  </Grid>
+  <Flex direction="column" p="4">
+    <EntityProvider entity={entity}>
+      <EntityFluxBootstrapCard />
+    </EntityProvider>
+  </Flex>
 );
 
 let app = createDevApp()
@@ -122,6 +184,22 @@ let app = createDevApp()
     title: 'All states',
     path: '/flux-bootstrap/all',
     element: page(entityNaming(CLUSTER_BOOTSTRAP_STATES.map(clusterOf))),
+  })
+  .addPage({
+    title: 'Fleet page',
+    path: '/flux-fleet',
+    element: <FluxFleetPage />,
+  })
+  .addPage({
+    title: 'Operator-managed',
+    path: '/flux-bootstrap/state/operator',
+    element: page({
+      ...entityNaming(['prod-op']),
+      metadata: {
+        name: 'state-operator',
+        annotations: { 'flux-bootstrap.io/clusters': 'prod-op' },
+      },
+    }),
   })
   .addPage({
     title: 'Empty',

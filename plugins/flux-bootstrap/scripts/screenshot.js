@@ -50,6 +50,7 @@ if (
 function parseArgs(argv) {
   const opts = {
     out: 'docs/screenshots',
+    // with --selector: wait for this text anywhere in the element
     chromium: 'chromium',
     width: 1400,
     height: 1600,
@@ -159,11 +160,14 @@ async function evaluate(cdp, expression) {
   return r.result?.value;
 }
 
+// The Backstage UI card: an <article> named by its "Flux bootstrap" heading.
 const CARD_SELECTOR = `(() => {
-  const titles = [...document.querySelectorAll('.MuiCardHeader-title, h2, h3, h4, h5, span')]
+  const byId = document.querySelector('[data-testid="flux-bootstrap-card"]');
+  if (byId) return byId;
+  const titles = [...document.querySelectorAll('h2, h3, h4, h5')]
     .filter(e => e.textContent.trim() === 'Flux bootstrap');
   for (const t of titles) {
-    const card = t.closest('.MuiCard-root, .MuiPaper-root');
+    const card = t.closest('article');
     if (card) return card;
   }
   return null;

@@ -64,6 +64,12 @@ function apiAnswering(state: ClusterBootstrapState | Error): FluxBootstrapApi {
     async getBitbucketServerIntegrations() {
       throw new Error('not used');
     },
+    async streamClusters() {
+      throw new Error('not used');
+    },
+    async operateCluster() {
+      throw new Error('not used');
+    },
   };
 }
 
@@ -111,12 +117,13 @@ describe('flux-bootstrap plugin (new frontend system)', () => {
     ['forbidden', 'Forbidden'],
   ] as const)('renders a %s cluster', async (state, label) => {
     await renderCard(state);
-    const row = await screen.findByTestId('flux-cluster-prod-eu');
+    const row = await screen.findByRole('row', { name: /^prod-eu / });
     expect(within(row).getByText(label)).toBeInTheDocument();
     // every state but ready has a reason, shown under the row
     const reason = exampleStatuses()[state].reason ?? '';
     expect(
-      screen.queryByTestId('flux-cluster-prod-eu-details')?.textContent ?? '',
+      screen.queryByRole('group', { name: 'prod-eu: details' })?.textContent ??
+        '',
     ).toContain(reason.split('\n')[0]);
   });
 
@@ -126,7 +133,9 @@ describe('flux-bootstrap plugin (new frontend system)', () => {
       metadata: { name: 'lonely' },
     });
     expect(
-      await screen.findByTestId('flux-bootstrap-empty'),
+      await screen.findByText(
+        'This entity does not name any Kubernetes cluster.',
+      ),
     ).toBeInTheDocument();
     lonely.unmount();
     const forbidden = Object.assign(new Error('forbidden'), {
@@ -154,7 +163,7 @@ describe('flux-bootstrap plugin (new frontend system)', () => {
     expect(await screen.findByRole('progressbar')).toBeInTheDocument();
     expect(screen.getByText('Flux bootstrap')).toBeInTheDocument();
     expect(
-      screen.queryByTestId('flux-cluster-prod-eu'),
+      screen.queryByRole('row', { name: /^prod-eu / }),
     ).not.toBeInTheDocument();
   });
 });

@@ -1,9 +1,12 @@
 import {
   ApiBlueprint,
   createFrontendPlugin,
+  createRouteRef,
   discoveryApiRef,
   fetchApiRef,
+  PageBlueprint,
 } from '@backstage/frontend-plugin-api';
+import { RiStackLine } from '@remixicon/react';
 import { EntityCardBlueprint } from '@backstage/plugin-catalog-react/alpha';
 import {
   createFormField,
@@ -50,6 +53,27 @@ export const fluxBootstrapEntityCard = EntityCardBlueprint.make({
       import('./components/FluxBootstrapCard').then(m => (
         <m.FluxBootstrapCard />
       )),
+  },
+});
+
+/** Route of the fleet page (new frontend system). @alpha */
+export const fluxFleetPageRouteRef = createRouteRef();
+
+/**
+ * The fleet page (new frontend system) at `/flux-fleet`, with a nav item "Flux fleet": every
+ * configured cluster with its state, streamed as each cluster answers.
+ * @alpha
+ */
+export const fluxFleetPage = PageBlueprint.make({
+  name: 'fleet',
+  params: {
+    path: '/flux-fleet',
+    title: 'Flux fleet',
+    icon: <RiStackLine />,
+    routeRef: fluxFleetPageRouteRef,
+    noHeader: true,
+    loader: () =>
+      import('./components/FluxFleetPage').then(m => <m.FluxFleetPage />),
   },
 });
 
@@ -139,7 +163,8 @@ export const bitbucketServerTokenFormField = FormFieldBlueprint.make({
 });
 
 /**
- * The Flux bootstrap plugin for the new frontend system: the status API, the entity card and the
+ * The Flux bootstrap plugin for the new frontend system: the status API, the entity card, the
+ * fleet page (`/flux-fleet`, in the nav as "Flux fleet") and the
  * scaffolder form fields the templates use (they attach to the scaffolder plugin's form fields,
  * so an app with the scaffolder gets them by installing this package).
  * @alpha
@@ -147,9 +172,11 @@ export const bitbucketServerTokenFormField = FormFieldBlueprint.make({
 export default createFrontendPlugin({
   pluginId: 'flux-bootstrap',
   info: { packageJson: () => import('../package.json') },
+  routes: { fleet: fluxFleetPageRouteRef },
   extensions: [
     fluxBootstrapApi,
     fluxBootstrapEntityCard,
+    fluxFleetPage,
     fluxClusterPickerFormField,
     bitbucketServerRepoUrlPickerFormField,
     secretTextareaFormField,

@@ -93,6 +93,7 @@ export function exampleStatuses(
       sync: sync(),
       inSync: true,
       repository: repository(),
+      kubernetesVersion: 'v1.34.2',
     },
     failing: {
       cluster: 'prod-us',
@@ -112,6 +113,7 @@ export function exampleStatuses(
       sync: { ...sync(), lastTransitionTime: minutesAgo(now, 42) },
       inSync: false,
       repository: repository(HEAD),
+      kubernetesVersion: 'v1.33.5',
     },
     installing: {
       cluster: 'staging',
@@ -220,4 +222,77 @@ export function exampleStatuses(
       inSync: null,
     },
   };
+}
+
+/**
+ * A cluster whose Flux the Flux Operator manages: a `FluxInstance` asking for `2.9.x`, with
+ * v2.9.4 installed and Ready, as the status backend reports it from `FluxInstance` +
+ * `FluxReport`.
+ */
+export function exampleOperatorStatus(
+  now: Date = new Date(),
+): ClusterBootstrapStatus {
+  const ready = exampleStatuses(now).ready;
+  return {
+    ...ready,
+    cluster: 'prod-op',
+    title: 'Production (operator)',
+    flux: {
+      version: 'v2.9.4',
+      distribution: 'flux',
+      managedBy: 'flux-operator',
+      bootstrapped: false,
+      namespace: 'flux-system',
+      reportedBy: 'flux-report',
+      manager: 'flux-operator',
+      instance: {
+        name: 'flux',
+        namespace: 'flux-system',
+        requestedVersion: '2.9.x',
+        installedVersion: 'v2.9.4',
+        ready: true,
+        lastAppliedRevision: 'v2.9.4@sha256:5f0c3a1e9b7d',
+        lastAttemptedRevision: 'v2.9.4@sha256:5f0c3a1e9b7d',
+        message: 'Reconciliation finished in 2s',
+      },
+    },
+    kubernetesVersion: 'v1.34.2',
+  };
+}
+
+/**
+ * A fleet of `count` clusters in a realistic mix of states (mostly ready, a few behind, failing,
+ * installing, awaiting a merge, suspended, unreachable), named `cluster-0001`… For the fleet
+ * page's tests, its dev page and its browser benchmark.
+ */
+export function exampleFleet(
+  count: number,
+  now: Date = new Date(),
+): ClusterBootstrapStatus[] {
+  const examples = exampleStatuses(now);
+  const operator = exampleOperatorStatus(now);
+  const mix: ClusterBootstrapStatus[] = [
+    ...Array.from({ length: 12 }, () => examples.ready),
+    {
+      ...examples.ready,
+      inSync: false,
+      repository: { ...examples.ready.repository, headCommit: HEAD },
+    },
+    operator,
+    examples.failing,
+    examples.installing,
+    examples['awaiting-merge'],
+    examples.suspended,
+    examples.unreachable,
+    examples['not-installed'],
+  ];
+  return Array.from({ length: count }, (_, i) => {
+    const base = mix[i % mix.length];
+    const name = `cluster-${String(i + 1).padStart(4, '0')}`;
+    return {
+      ...base,
+      cluster: name,
+      title: `Cluster ${i + 1} (${base.state})`,
+    };
+  });
 }

@@ -8,6 +8,7 @@
 export {
   fluxBootstrapPlugin,
   EntityFluxBootstrapCard,
+  FluxFleetPage,
   BitbucketServerRepoUrlPickerFieldExtension,
   FluxClusterPickerFieldExtension,
   SecretTextareaFieldExtension,
@@ -20,8 +21,12 @@ export {
 export type {
   FluxBootstrapApi,
   FluxBootstrapReadOptions,
+  FluxBootstrapStreamOptions,
 } from './api/FluxBootstrapApi';
 export { FluxBootstrapCard } from './components/FluxBootstrapCard';
+export { FluxFleetPage as FluxFleetPageContent } from './components/FluxFleetPage';
+export { StateChip, STATE_LABEL } from './components/shared/StateChip';
+export { fluxFleetRouteRef } from './routes';
 export { fluxBootstrapCardFilter, isFluxBootstrapAvailable } from './filter';
 export {
   BITBUCKET_SERVER_REPO_URL_PICKER,

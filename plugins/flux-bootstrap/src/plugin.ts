@@ -2,6 +2,7 @@ import {
   createApiFactory,
   createComponentExtension,
   createPlugin,
+  createRoutableExtension,
   discoveryApiRef,
   fetchApiRef,
 } from '@backstage/core-plugin-api';
@@ -32,10 +33,12 @@ import {
   SecretTextareaFieldSchema,
 } from './scaffolder/schemas';
 import { SecretTextarea } from './scaffolder/SecretTextarea';
+import { fluxFleetRouteRef } from './routes';
 
 /** The Flux bootstrap frontend plugin (legacy frontend system). @public */
 export const fluxBootstrapPlugin = createPlugin({
   id: 'flux-bootstrap',
+  routes: { fleet: fluxFleetRouteRef },
   apis: [
     createApiFactory({
       api: fluxBootstrapApiRef,
@@ -59,6 +62,22 @@ export const EntityFluxBootstrapCard = fluxBootstrapPlugin.provide(
       lazy: () =>
         import('./components/FluxBootstrapCard').then(m => m.FluxBootstrapCard),
     },
+  }),
+);
+
+/**
+ * The fleet page (legacy frontend system): every configured cluster with its Flux bootstrap
+ * state, streamed as each cluster answers, with counts, filter, search and the operate buttons.
+ * Mount it in the app's routes, e.g. `<Route path="/flux-fleet" element={<FluxFleetPage />} />`,
+ * and link it from the sidebar.
+ * @public
+ */
+export const FluxFleetPage = fluxBootstrapPlugin.provide(
+  createRoutableExtension({
+    name: 'FluxFleetPage',
+    mountPoint: fluxFleetRouteRef,
+    component: () =>
+      import('./components/FluxFleetPage').then(m => m.FluxFleetPage),
   }),
 );
 

@@ -4,8 +4,9 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort } from '@flux-bootstrap/test-peers';
+import { freePort, startTestRedis } from '@flux-bootstrap/test-peers';
 import { launchChromium, screenshot } from './browser';
+import { startTestPostgres } from './reliability/postgres';
 import { connectMcp, FLUX_TOOLS, MCP_PATH, toolText } from './mcp';
 import { repoRoot, SANDBOX } from './sandbox';
 import { BackstageApi, guestToken, TaskResult } from './scaffolder';
@@ -32,14 +33,14 @@ const running: Command[] = [];
 
 /**
  * The environment of a newcomer's shell: none of the variables app-config.yaml reads
- * (BITBUCKET_*, K8S_CLUSTER_*, FLUX_MANIFESTS_BASE_URL, POSTGRES_*, MCP_TOKEN) that this shell
- * may have.
+ * (BITBUCKET_*, K8S_CLUSTER_*, FLUX_MANIFESTS_BASE_URL, POSTGRES_*, REDIS_URL, MCP_TOKEN) that this
+ * shell may have.
  */
 function freshShellEnv(): NodeJS.ProcessEnv {
   return Object.fromEntries(
     Object.entries(process.env).filter(
       ([k]) =>
-        !/^(BITBUCKET_|K8S_CLUSTER_|POSTGRES_|FLUX_MANIFESTS_BASE_URL$|MCP_TOKEN$)/.test(
+        !/^(BITBUCKET_|K8S_CLUSTER_|POSTGRES_|FLUX_MANIFESTS_BASE_URL$|REDIS_URL$|MCP_TOKEN$)/.test(
           k,
         ),
     ),
@@ -210,8 +211,9 @@ describe('npm start (the README’s first command)', () => {
     );
     const names = clusters.items.map(c => c.name);
     expect(names).toEqual(localConfig ? names : ['my-cluster']);
-    // In-memory SQLite by default.
+    // In-memory SQLite and the in-memory cache by default.
     expect(start.output.join('\n')).not.toContain('Database: PostgreSQL');
+    expect(start.output.join('\n')).not.toContain('Cache: Redis');
 
     // MCP for AI agents: the signed-in user's token works; no static token without MCP_TOKEN.
     const agent = await connectMcp(url, await guestToken(url));
@@ -236,6 +238,71 @@ describe('npm start (the README’s first command)', () => {
     expect(await start.interrupt()).toEqual(CTRL_C);
     expect(start.output).toContain('SIGINT: stopping the backend…');
     expect(await listening(url)).toBe(false);
+  });
+});
+
+describe('npm start with POSTGRES_* and REDIS_URL (the production-like variant of the README)', () => {
+  it('stores its data in that PostgreSQL and its cache entries in that Redis, and says so without the passwords', async () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'e2e-start-pg-'));
+    const pg = await startTestPostgres();
+    const redisPassword = `canary-redis-${Date.now().toString(36)}`;
+    const redis = await startTestRedis({ password: redisPassword });
+    try {
+      const port = await freePort();
+      const portConfig = path.join(tmp, 'port.yaml');
+      fs.writeFileSync(
+        portConfig,
+        JSON.stringify({
+          app: { baseUrl: `http://127.0.0.1:${port}` },
+          backend: {
+            baseUrl: `http://127.0.0.1:${port}`,
+            listen: { port },
+          },
+        }),
+      );
+      const start = runNpm(['start', '--', '--config', portConfig], {
+        POSTGRES_HOST: pg.host,
+        POSTGRES_PORT: String(pg.port),
+        POSTGRES_USER: pg.user,
+        POSTGRES_PASSWORD: pg.password,
+        REDIS_URL: redis.url,
+      });
+      const [, url] = await start.waitForLine(
+        /Flux Bootstrap Backstage is running: (\S+)/,
+      );
+      const said = start.output.join('\n');
+      expect(said).toContain(
+        `Database: PostgreSQL at ${pg.host}:${pg.port} (POSTGRES_* variables)`,
+      );
+      expect(said).toContain(
+        `Cache: Redis at redis://127.0.0.1:${redis.port} (REDIS_URL)`,
+      );
+
+      // The plugins' databases are in that PostgreSQL …
+      expect(await pg.databases()).toEqual(
+        expect.arrayContaining([
+          'backstage_plugin_catalog',
+          'backstage_plugin_scaffolder',
+          'backstage_plugin_auth',
+        ]),
+      );
+      // … and the status API's cache entry for the configured cluster is in that Redis.
+      const api = await BackstageApi.asGuest(url);
+      const status = await api.get<{ cluster: string; state: string }>(
+        '/api/flux-bootstrap/clusters/my-cluster',
+      );
+      expect(status.cluster).toBe('my-cluster');
+      expect((await redis.keys('flux-bootstrap:*')).length).toBeGreaterThan(0);
+
+      expect(await start.interrupt()).toEqual(CTRL_C);
+      const all = start.output.join('\n');
+      expect(all).not.toContain(redisPassword);
+      expect(all).not.toContain(pg.password);
+    } finally {
+      await redis.stop();
+      await pg.stop();
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
   });
 });
 

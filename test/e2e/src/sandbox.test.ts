@@ -14,6 +14,15 @@ import { KubeHttp } from '@flux-bootstrap/test-peers';
 import yaml from 'yaml';
 import { repoRoot, SANDBOX, Sandbox, startSandbox } from './sandbox';
 import { BackstageApi, TaskResult } from './scaffolder';
+// The card's example statuses (shaped like the status backend's answers), for the looks whose
+// states other parts of the product produce.
+// eslint-disable-next-line @backstage/no-relative-monorepo-imports
+import {
+  exampleOperatorStatus,
+  exampleStatuses,
+} from '../../../plugins/flux-bootstrap/src/fixtures';
+
+type ClusterBootstrapStatusLike = ReturnType<typeof exampleOperatorStatus>;
 
 // The sandbox end to end: the app (production frontend build + backend from source) against the
 // real peers — Bitbucket double with git http-backend and sshd, kube-apiserver + etcd per
@@ -148,18 +157,47 @@ async function runBitbucketTemplateInBrowser(
   await option.click();
   await page.getByRole('button', { name: 'Next' }).click();
 
-  await page.getByRole('textbox', { name: 'Projects' }).fill(input.project);
-  await page.getByRole('textbox', { name: 'Repository' }).fill(input.repo);
   // The sandbox's integration has a token, so the token field says it is optional (the backend's
-  // /integrations/bitbucket-server); the user still gives their own here.
+  // /integrations/bitbucket-server); the user still gives their own here, first.
   await page
     .getByText(
       `The integration for ${sandbox.bitbucket.host} has credentials; a token is optional.`,
     )
     .waitFor();
   await page.getByLabel('Bitbucket HTTP access token').fill(input.token);
-  if (shots.all) await screenshot(page, `${shots.prefix}-form-repository`);
+  // Then, as a person does: type the project and the repository with the keyboard and press
+  // Next straight after the last key (no click elsewhere first, issue 21).
+  await page.getByRole('textbox', { name: 'Projects' }).click();
+  await page.keyboard.type(input.project, { delay: 20 });
+  await page.getByRole('textbox', { name: 'Repository' }).click();
+  await page.keyboard.type(input.repo, { delay: 20 });
   await page.getByRole('button', { name: 'Next' }).click();
+  // The next step shows up; the form must not complain about the repository instead.
+  const incomplete = page
+    .getByText(/Incomplete repository location provided/)
+    .first();
+  const nextStep = page.getByText('SSH with a deploy key').first();
+  await Promise.race([
+    nextStep.waitFor(),
+    incomplete.waitFor({ timeout: 60_000 }).then(
+      async () => {
+        throw new Error(
+          `after typing the repository and pressing Next the form says: ${await incomplete.textContent()}`,
+        );
+      },
+      () => undefined, // never shown: the race is the next step's
+    ),
+  ]);
+  expect(await incomplete.count()).toBe(0);
+  if (shots.all) {
+    // Back to the repository step for its screenshot: the typed values are kept.
+    await page.getByRole('button', { name: 'Back' }).click();
+    await expect(
+      page.getByRole('textbox', { name: 'Repository' }).inputValue(),
+    ).resolves.toBe(input.repo);
+    await screenshot(page, `${shots.prefix}-form-repository`);
+    await page.getByRole('button', { name: 'Next' }).click();
+  }
 
   // SSH is the default authentication.
   await page.getByText('SSH with a deploy key').first().waitFor();
@@ -235,7 +273,11 @@ beforeAll(async () => {
   // Artifacts of this suite from an earlier run (numbered screenshots, failures, logs).
   if (fs.existsSync(ARTIFACTS_DIR)) {
     for (const f of fs.readdirSync(ARTIFACTS_DIR)) {
-      if (/^(\d\d-.*|failed-.*|card)\.png$|^(backend|sandbox)\.log$/.test(f)) {
+      if (
+        /^(\d\d-.*|failed-.*|card|card-.*|fleet-.*)\.png$|^(backend|sandbox)\.log$/.test(
+          f,
+        )
+      ) {
         fs.rmSync(path.join(ARTIFACTS_DIR, f));
       }
     }
@@ -257,6 +299,14 @@ beforeAll(async () => {
   browser = await launchChromium();
 }, 8 * 60_000);
 
+/** Screenshots copied into docs/screenshots when UPDATE_DOCS_IMAGES=1. */
+const DOCS_SCREENSHOTS: Record<string, string> = {
+  'fleet-page.png': 'fleet-page.png',
+  'fleet-page-filtered.png': 'fleet-page-filtered.png',
+  'card-awaiting-merge.png': 'card-awaiting-merge.png',
+  'card-operator.png': 'card-operator.png',
+};
+
 /** Screenshots copied into the documentation when UPDATE_DOCS_IMAGES=1. */
 const DOCS_IMAGES: Record<string, string> = {
   '02-form-cluster-picker.png': 'template-form-cluster.png',
@@ -275,6 +325,11 @@ afterAll(async () => {
     for (const [from, to] of Object.entries(DOCS_IMAGES)) {
       const src = path.join(ARTIFACTS_DIR, from);
       if (fs.existsSync(src)) fs.copyFileSync(src, path.join(docsImages, to));
+    }
+    const docsShots = path.join(repoRoot, 'docs', 'screenshots');
+    for (const [from, to] of Object.entries(DOCS_SCREENSHOTS)) {
+      const src = path.join(ARTIFACTS_DIR, from);
+      if (fs.existsSync(src)) fs.copyFileSync(src, path.join(docsShots, to));
     }
   }
   if (sandbox) {
@@ -697,6 +752,162 @@ describe('browser: bootstrap the sandbox cluster over SSH', () => {
     }>(`/api/flux-bootstrap/clusters/${SANDBOX.cluster}?refresh=true`);
     expect(status.state).toBe('ready');
     expect(status.sync?.lastAppliedRevision).toBe(firstRevision);
+  });
+});
+
+describe("browser: the fleet page and the card's new looks", () => {
+  let page: Page;
+  let problems: string[];
+
+  beforeAll(async () => {
+    page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    problems = recordProblems(page);
+    await signIn(page);
+  });
+  afterAll(async () => page?.close());
+
+  it('lists every configured cluster with its state, counts, filter, search and entity links', async () => {
+    await step(page, 'fleet page', problems, async () => {
+      // Reached from the sidebar, like a person does.
+      await page.getByRole('link', { name: 'Flux fleet' }).first().click();
+      await page.waitForURL(/\/flux-fleet$/);
+      await page
+        .getByRole('heading', { name: 'Flux fleet', level: 1 })
+        .waitFor();
+      const row = (name: string) =>
+        page.getByRole('row', { name: new RegExp(`^${name} \\(entity\\)`) });
+      // The sandbox cluster (bootstrapped above) is ready; the other two have no Flux yet.
+      await row(SANDBOX.clusterTitle)
+        .getByRole('img', { name: 'State: Ready' })
+        .waitFor({ timeout: 60_000 });
+      for (const other of EXTRA_CLUSTERS) {
+        await row(other)
+          .getByRole('img', { name: 'State: Not installed' })
+          .waitFor({ timeout: 60_000 });
+      }
+      await expect(row(SANDBOX.clusterTitle).textContent()).resolves.toContain(
+        'in sync',
+      );
+      const filters = page.getByRole('radiogroup', {
+        name: 'Clusters per state (filter)',
+      });
+      await filters.getByRole('radio', { name: 'All: 3' }).waitFor();
+      await filters.getByRole('radio', { name: 'Ready: 1' }).waitFor();
+      await filters.getByRole('radio', { name: 'Not installed: 2' }).waitFor();
+      await page.waitForTimeout(300); // fonts and the table's layout settle
+      await screenshot(page, 'fleet-page');
+
+      // Filter by state.
+      await filters.getByRole('radio', { name: 'Not installed: 2' }).click();
+      await page
+        .getByTestId('flux-fleet-summary')
+        .getByText('2 of 3 clusters shown')
+        .waitFor();
+      expect(await row(SANDBOX.clusterTitle).count()).toBe(0);
+      await screenshot(page, 'fleet-page-filtered');
+      await filters.getByRole('radio', { name: 'All: 3' }).click();
+
+      // Search by name or title.
+      const search = page.getByRole('searchbox', {
+        name: 'Search clusters by name or title',
+      });
+      await search.click();
+      await page.keyboard.type('edge');
+      await page
+        .getByTestId('flux-fleet-summary')
+        .getByText('1 of 3 clusters shown')
+        .waitFor();
+      expect(await row('edge').count()).toBe(1);
+      expect(await row('staging').count()).toBe(0);
+      await search.fill('sandbox');
+      await page
+        .getByTestId('flux-fleet-summary')
+        .getByText('1 of 3 clusters shown')
+        .waitFor();
+
+      // The applied revision links to the commit on Bitbucket; the name to the cluster's entity.
+      const commit = row(SANDBOX.clusterTitle).getByRole('link', {
+        name: /^commit [0-9a-f]{8} of sandbox$/,
+      });
+      await expect(commit.getAttribute('href')).resolves.toMatch(
+        new RegExp(
+          `/projects/${SANDBOX.project}/repos/fleet-infra/commits/[0-9a-f]{40}$`,
+        ),
+      );
+      await row(SANDBOX.clusterTitle)
+        .getByRole('link', { name: `${SANDBOX.clusterTitle} (entity)` })
+        .click();
+      await page.waitForURL(/\/catalog\/default\/resource\/sandbox$/);
+      await waitForReadyRow(page, SANDBOX.cluster);
+    });
+  });
+
+  /*
+   * The states that pull-request mode and the Flux Operator produce are read by the status
+   * backend from Bitbucket and the operator's objects; here the card of the real app (production
+   * build) is shown the status backend's answer for them (the plugin's fixtures, routed in the
+   * browser), to see and screenshot how it renders them.
+   */
+  /** Opens the fleet repository's Component page with `item` as the status backend's answer. */
+  async function cardShowing(item: ClusterBootstrapStatusLike) {
+    await page.route('**/api/flux-bootstrap/entity/**/clusters*', route =>
+      route.fulfill({
+        status: 200,
+        contentType: 'application/json',
+        body: JSON.stringify({
+          entityRef: 'component:default/fleet-infra',
+          clusters: [item.cluster],
+          items: [item],
+          unknownClusters: [],
+        }),
+      }),
+    );
+    await page.goto(`${sandbox.baseUrl}/catalog/default/component/fleet-infra`);
+    const card = page.getByRole('article', { name: 'Flux bootstrap' });
+    const row = card.getByRole('row', {
+      name: new RegExp(`^${item.title!.replace(/[()]/g, '\\$&')} `),
+    });
+    return { card, row };
+  }
+
+  async function shootCard(name: string) {
+    await page.waitForTimeout(300);
+    fs.mkdirSync(ARTIFACTS_DIR, { recursive: true });
+    await page
+      .getByRole('article', { name: 'Flux bootstrap' })
+      .screenshot({ path: path.join(ARTIFACTS_DIR, `${name}.png`) });
+    await page.unroute('**/api/flux-bootstrap/entity/**/clusters*');
+  }
+
+  it('renders the awaiting-merge look of the card: its chip, the pull request link, the reviewers', async () => {
+    const item = exampleStatuses()['awaiting-merge'];
+    const { card, row } = await cardShowing(item);
+    const pr = card.getByRole('group', { name: 'Pull request' });
+    await step(page, 'card awaiting-merge', problems, () =>
+      row.getByRole('img', { name: 'State: Awaiting merge' }).waitFor(),
+    );
+    await expect(
+      pr
+        .getByRole('link', { name: '#12 flux/prod-ap → main' })
+        .getAttribute('href'),
+    ).resolves.toBe(item.pullRequest!.url);
+    await expect(
+      pr.getByRole('list', { name: 'Reviewers' }).textContent(),
+    ).resolves.toContain('Alice Example: approved');
+    await shootCard('card-awaiting-merge');
+  });
+
+  it('renders the operator look of the card: Flux Operator, requested and installed version', async () => {
+    const { row } = await cardShowing(exampleOperatorStatus());
+    await step(page, 'card operator', problems, () =>
+      row.getByText('managed by Flux Operator').waitFor(),
+    );
+    await expect(
+      row
+        .getByRole('group', { name: 'FluxInstance flux-system/flux' })
+        .textContent(),
+    ).resolves.toContain('requested 2.9.x, installed v2.9.4');
+    await shootCard('card-operator');
   });
 });
 

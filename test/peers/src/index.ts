@@ -9,3 +9,5 @@ export * from './ssh';
 export * from './common';
 // Fault-injecting HTTPS proxy, e.g. in front of the kube-apiserver (owner: reliability)
 export * from './proxy';
+// Redis (Backstage's shared cache between backend replicas) (owner: replicas)
+export * from './redis';

@@ -1,3 +1,4 @@
+import type { ClusterBootstrapStatus } from '@flux-bootstrap/plugin-flux-bootstrap-common';
 import type { ClusterConnection } from '../config/clusters';
 import type { KubeClient, KubeObject } from '../kube/types';
 import {
@@ -213,9 +214,93 @@ describe('FluxStatusReader', () => {
     clock += 14_999;
     expect((await reader.read('a')).state).toBe('ready');
     expect(clients.calls).toHaveLength(2);
+    // Past it, the stale copy is answered at once while one read refreshes it behind the answer
+    // (stale-while-revalidate, for up to one more TTL); the next answer is the fresh one.
     clock += 1;
-    expect((await readOnce()).state).toBe('not-installed');
+    expect(ttls.at(-1)).toBe(2_000); // transitional: never answered stale
+    expect((await reader.read('a')).state).toBe('ready');
+    expect((await reader.read('a')).state).toBe('ready');
+    await until(() => clients.waitingCount === 1);
+    clients.release();
+    await until(() => store.get(key).state === 'not-installed');
     expect(clients.calls).toHaveLength(3);
+    expect((await reader.read('a')).state).toBe('not-installed');
+    expect(clients.calls).toHaveLength(3);
+
+    // A steady state older than two TTLs is not answered: the caller waits for a read.
+    store.set(key, {
+      ...second,
+      state: 'ready',
+      checkedAt: new Date(clock - 30_000).toISOString(),
+    });
+    expect((await readOnce()).state).toBe('not-installed');
+    expect(clients.calls).toHaveLength(4);
+  });
+
+  it('hands cache misses to the coordinator (one run per cluster in flight), and refreshes past it', async () => {
+    const clients = scriptedClients();
+    const runs: string[] = [];
+    const waiter: { answer?: ClusterBootstrapStatus } = {};
+    const reader = new FluxStatusReader({
+      clusters: [connection('a')],
+      bitbucketHosts: [],
+      settings,
+      createClient: clients.factory,
+      cache: { get: async () => undefined, set: async () => undefined },
+      coordinator: {
+        run: async (cluster, read, cached) => {
+          runs.push(cluster);
+          // Another process holds the read: answer what the shared cache has.
+          if (waiter.answer) return (await cached()) ?? waiter.answer;
+          return read();
+        },
+      },
+    });
+    const a = reader.read('a');
+    const b = reader.read('a');
+    await until(() => clients.waitingCount === 1);
+    clients.release();
+    const [ra, rb] = await Promise.all([a, b]);
+    expect(ra).toBe(rb);
+    expect(runs).toEqual(['a']);
+    expect(clients.calls).toEqual(['a:get']);
+
+    waiter.answer = { ...ra, checkedAt: 'from another replica' };
+    expect((await reader.read('a')).checkedAt).toBe('from another replica');
+    expect(runs).toEqual(['a', 'a']);
+    expect(clients.calls).toHaveLength(1);
+
+    // ?refresh=true reads here, without asking the coordinator.
+    const refreshed = reader.read('a', { refresh: true });
+    await until(() => clients.waitingCount === 1);
+    clients.release();
+    expect((await refreshed).state).toBe('not-installed');
+    expect(runs).toHaveLength(2);
+    expect(clients.calls).toHaveLength(2);
+  });
+
+  it('keeps a steady state one more TTL for stale answers, a transitional one for its TTL only', async () => {
+    const clients = scriptedClients();
+    const ttls: (number | undefined)[] = [];
+    const reader = new FluxStatusReader({
+      clusters: [connection('a')],
+      bitbucketHosts: [],
+      settings: { ...settings, cacheTtlMs: 15_000 },
+      createClient: clients.factory,
+      cache: {
+        get: async () => undefined,
+        set: async (_k, _v, o) => void ttls.push(o?.ttl),
+      },
+    });
+    expect(reader.staleTtlFor('ready')).toBe(15_000);
+    expect(reader.staleTtlFor('unreachable')).toBe(15_000);
+    expect(reader.staleTtlFor('installing')).toBe(0);
+    expect(reader.staleTtlFor('not-installed')).toBe(0);
+    const pending = reader.read('a');
+    await until(() => clients.waitingCount === 1);
+    clients.release();
+    expect((await pending).state).toBe('not-installed');
+    expect(ttls).toEqual([reader.cacheTtlFor('not-installed')]);
   });
 
   it('reads the TTLs from fluxBootstrap.status, the transitional one capped by the normal one', () => {

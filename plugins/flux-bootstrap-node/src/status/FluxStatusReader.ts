@@ -27,6 +27,20 @@ export interface StatusCache {
 }
 
 /**
+ * Lets processes that share the status cache (backend replicas) read each cluster once: `run`
+ * calls `read` in at most one process at a time per cluster, and elsewhere waits for that read's
+ * result through `cached` (the shared cache, fresh entries only).
+ * @public
+ */
+export interface StatusReadCoordinator {
+  run(
+    cluster: string,
+    read: () => Promise<ClusterBootstrapStatus>,
+    cached: () => Promise<ClusterBootstrapStatus | undefined>,
+  ): Promise<ClusterBootstrapStatus>;
+}
+
+/**
  * States cached only for {@link FluxStatusSettings.transitionalCacheTtlMs}: a bootstrap in
  * progress moves a cluster from `not-installed` through `installing` to `ready` within seconds,
  * and a card opened meanwhile (and polling) must see each step, not a copy from before it.
@@ -118,6 +132,8 @@ export interface FluxStatusReaderOptions {
   /** Reads branch heads on Bitbucket; without it `inSync` stays null. */
   branchHeads?: BranchHeadLookup;
   cache?: StatusCache;
+  /** Shares reads between processes using the same cache; without it reads are shared per process. */
+  coordinator?: StatusReadCoordinator;
   logger?: EngineLogger;
   now?: () => Date;
 }
@@ -200,28 +216,74 @@ export class FluxStatusReader {
         `"${name}" is not a configured cluster (kubernetes.clusterLocatorMethods)`,
       );
     }
-    if (!options.refresh && this.options.cache) {
-      try {
-        const cached = await this.options.cache.get(CACHE_PREFIX + name);
-        if (cached && typeof cached === 'object' && this.fresh(cached))
-          return cached as ClusterBootstrapStatus;
-      } catch (error) {
-        this.logger.warn(
-          `Status cache read failed for cluster ${name}`,
-          error as Error,
+    if (!options.refresh) {
+      const hit = await this.fromCache(name);
+      if (hit?.fresh) return hit.status;
+      if (hit) {
+        // Stale-while-revalidate: answer the previous status and refresh it behind the answer,
+        // so nobody waits for a read (a dead cluster's costs the whole timeout) once it is known.
+        this.shared(connection, false).catch(error =>
+          this.logger.warn(
+            `Refreshing the status of cluster ${name} failed`,
+            error,
+          ),
         );
+        return hit.status;
       }
     }
-    let shared = this.inFlight.get(name);
-    if (!shared) {
-      shared = this.readAndCache(connection).finally(() =>
-        this.inFlight.delete(name),
-      );
-      this.inFlight.set(name, shared);
-    }
+    const shared = this.shared(connection, !!options.refresh);
     return options.signal
       ? Promise.race([shared, abortPromise(options.signal)])
       : shared;
+  }
+
+  /** The one read of a cluster in flight in this process (and, with a coordinator, across processes). */
+  private shared(
+    connection: ClusterConnection,
+    refresh: boolean,
+  ): Promise<ClusterBootstrapStatus> {
+    const name = connection.name;
+    let shared = this.inFlight.get(name);
+    if (!shared) {
+      const read = () => this.readAndCache(connection);
+      const { coordinator } = this.options;
+      // A refresh asks for a read of its own, not for a result another process may have had.
+      shared = (
+        coordinator && !refresh
+          ? coordinator.run(name, read, async () => {
+              const hit = await this.fromCache(name);
+              return hit?.fresh ? hit.status : undefined;
+            })
+          : read()
+      ).finally(() => this.inFlight.delete(name));
+      this.inFlight.set(name, shared);
+    }
+    return shared;
+  }
+
+  /** A cached status, fresh (within its TTL) or stale (within one more TTL, see {@link FluxStatusReader.cacheTtlFor}). */
+  private async fromCache(
+    name: string,
+  ): Promise<{ status: ClusterBootstrapStatus; fresh: boolean } | undefined> {
+    if (!this.options.cache) return undefined;
+    try {
+      const cached = await this.options.cache.get(CACHE_PREFIX + name);
+      if (!cached || typeof cached !== 'object') return undefined;
+      const age = this.age(cached);
+      const { state } = cached as ClusterBootstrapStatus;
+      if (age === undefined) return undefined;
+      const ttl = this.cacheTtlFor(state);
+      if (age < ttl)
+        return { status: cached as ClusterBootstrapStatus, fresh: true };
+      if (age < ttl + this.staleTtlFor(state))
+        return { status: cached as ClusterBootstrapStatus, fresh: false };
+    } catch (error) {
+      this.logger.warn(
+        `Status cache read failed for cluster ${name}`,
+        error as Error,
+      );
+    }
+    return undefined;
   }
 
   /** Several clusters, at most `concurrency` at a time, in the order given. */
@@ -270,15 +332,25 @@ export class FluxStatusReader {
   }
 
   /**
-   * A cached status is served only within its state's TTL, counted from `checkedAt`: the reader
-   * enforces it itself, whatever the cache store does with `ttl`.
+   * How long after its TTL a status may still be answered while a new read runs behind it: one
+   * more TTL, except for {@link TRANSITIONAL_CACHE_STATES}, whose every step a card must see.
    */
-  private fresh(cached: object): boolean {
+  staleTtlFor(state: ClusterBootstrapState): number {
+    return TRANSITIONAL_CACHE_STATES.includes(state)
+      ? 0
+      : this.cacheTtlFor(state);
+  }
+
+  /**
+   * Age of a cached status, counted from its `checkedAt`: the reader enforces its TTLs itself,
+   * whatever the cache store does with `ttl`.
+   */
+  private age(cached: object): number | undefined {
     const { state, checkedAt } = cached as Partial<ClusterBootstrapStatus>;
     const at = typeof checkedAt === 'string' ? Date.parse(checkedAt) : NaN;
-    if (!state || Number.isNaN(at)) return false;
+    if (!state || Number.isNaN(at)) return undefined;
     const now = (this.options.now ?? (() => new Date()))().getTime();
-    return now - at < this.cacheTtlFor(state);
+    return now - at;
   }
 
   private async readAndCache(
@@ -288,7 +360,7 @@ export class FluxStatusReader {
     if (this.options.cache) {
       try {
         await this.options.cache.set(CACHE_PREFIX + connection.name, status, {
-          ttl: this.cacheTtlFor(status.state),
+          ttl: this.cacheTtlFor(status.state) + this.staleTtlFor(status.state),
         });
       } catch (error) {
         this.logger.warn(

@@ -8,6 +8,7 @@ import {
   FluxStatusReader,
   readFluxStatusSettings,
   StatusCache,
+  StatusReadCoordinator,
 } from './FluxStatusReader';
 
 /**
@@ -56,6 +57,7 @@ export function createFluxStatusReader(
   options: {
     logger?: EngineLogger;
     cache?: StatusCache;
+    coordinator?: StatusReadCoordinator;
     now?: () => Date;
   } = {},
 ): FluxStatusReader {

@@ -20,5 +20,6 @@ export type {
   FluxStatusSettings,
   KubeClientFactory,
   StatusCache,
+  StatusReadCoordinator,
 } from './FluxStatusReader';
 export { bitbucketBranchHeadLookup, createFluxStatusReader } from './defaults';

@@ -12,12 +12,24 @@ import type {
   BitbucketServerIntegrationsResponse,
   ClusterBootstrapStatus,
   ClusterListResponse,
+  ClusterStreamLine,
   EntityClustersResponse,
+  OperateClusterAction,
+  OperateClusterRequest,
+  OperateClusterResponse,
 } from '@flux-bootstrap/plugin-flux-bootstrap-common';
 
 /** Options of reads: `refresh` bypasses the backend's short cache. @public */
 export interface FluxBootstrapReadOptions {
   refresh?: boolean;
+}
+
+/** Options of {@link FluxBootstrapApi.streamClusters}. @public */
+export interface FluxBootstrapStreamOptions extends FluxBootstrapReadOptions {
+  /** Stops reading (and closes the request) when it fires, e.g. when the page unmounts. */
+  signal?: AbortSignal;
+  /** Called for each line as it arrives: first the cluster list, then one status per cluster. */
+  onLine: (line: ClusterStreamLine) => void;
 }
 
 /** Client of the Flux bootstrap status backend (`/api/flux-bootstrap`). @public */
@@ -41,6 +53,22 @@ export interface FluxBootstrapApi {
    * whether `scaffolder.requireScmUserCredentials` is on.
    */
   getBitbucketServerIntegrations(): Promise<BitbucketServerIntegrationsResponse>;
+  /**
+   * Every configured cluster's status as each read finishes (`GET /clusters/stream`, NDJSON):
+   * resolves when the stream ends, rejects with a `ResponseError` when the backend refuses it and
+   * with an `AbortError` when `signal` fires.
+   */
+  streamClusters(options: FluxBootstrapStreamOptions): Promise<void>;
+  /**
+   * Reconcile now, suspend (a `reason` is required) or resume a cluster's Flux sync
+   * (`POST /clusters/:cluster/:action`); needs `flux.bootstrap.cluster.operate`. Rejects with
+   * the backend's `ResponseError` (403 names the missing permission).
+   */
+  operateCluster(
+    cluster: string,
+    action: OperateClusterAction,
+    request?: OperateClusterRequest,
+  ): Promise<OperateClusterResponse>;
 }
 
 /** API ref of {@link FluxBootstrapApi}, shared by the legacy and the new frontend system. @public */
@@ -91,6 +119,36 @@ export class FluxBootstrapClient implements FluxBootstrapApi {
     return this.get('/integrations/bitbucket-server', {});
   }
 
+  async streamClusters(options: FluxBootstrapStreamOptions): Promise<void> {
+    const baseUrl = await this.discoveryApi.getBaseUrl('flux-bootstrap');
+    const response = await this.fetchApi.fetch(
+      `${baseUrl}/clusters/stream${options.refresh ? '?refresh=true' : ''}`,
+      { signal: options.signal, headers: { accept: 'application/x-ndjson' } },
+    );
+    if (!response.ok) throw await ResponseError.fromResponse(response);
+    await readNdjson(response, options.onLine, options.signal);
+  }
+
+  async operateCluster(
+    cluster: string,
+    action: OperateClusterAction,
+    request: OperateClusterRequest = {},
+  ): Promise<OperateClusterResponse> {
+    const baseUrl = await this.discoveryApi.getBaseUrl('flux-bootstrap');
+    const response = await this.fetchApi.fetch(
+      `${baseUrl}/clusters/${encodeURIComponent(cluster)}/${encodeURIComponent(
+        action,
+      )}`,
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(request),
+      },
+    );
+    if (!response.ok) throw await ResponseError.fromResponse(response);
+    return (await response.json()) as OperateClusterResponse;
+  }
+
   private async get<T>(
     path: string,
     query: Record<string, boolean | undefined>,
@@ -104,6 +162,53 @@ export class FluxBootstrapClient implements FluxBootstrapApi {
     );
     if (!response.ok) throw await ResponseError.fromResponse(response);
     return (await response.json()) as T;
+  }
+}
+
+/**
+ * Reads an NDJSON body line by line as it arrives (a body without a stream reader, as in some
+ * test environments, is read whole). Blank lines are skipped; a line that is not JSON fails.
+ */
+export async function readNdjson(
+  response: Response,
+  onLine: (line: ClusterStreamLine) => void,
+  signal?: AbortSignal,
+): Promise<void> {
+  const emit = (text: string) => {
+    const trimmed = text.trim();
+    if (trimmed) onLine(JSON.parse(trimmed) as ClusterStreamLine);
+  };
+  const reader = response.body?.getReader?.();
+  if (!reader) {
+    for (const line of (await response.text()).split('\n')) emit(line);
+    return;
+  }
+  const onAbort = () => {
+    reader.cancel().catch(() => {});
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
+  const decoder = new TextDecoder();
+  let buffered = '';
+  try {
+    for (;;) {
+      if (signal?.aborted) {
+        throw signal.reason instanceof Error
+          ? signal.reason
+          : new DOMException('The stream was aborted', 'AbortError');
+      }
+      const { done, value } = await reader.read();
+      if (done) break;
+      buffered += decoder.decode(value, { stream: true });
+      let newline = buffered.indexOf('\n');
+      while (newline >= 0) {
+        emit(buffered.slice(0, newline));
+        buffered = buffered.slice(newline + 1);
+        newline = buffered.indexOf('\n');
+      }
+    }
+    emit(buffered + decoder.decode());
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
   }
 }
 

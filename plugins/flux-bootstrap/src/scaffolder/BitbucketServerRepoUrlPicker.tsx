@@ -1,7 +1,8 @@
-import type { ComponentType } from 'react';
+import { ComponentType, FormEvent, useCallback, useRef } from 'react';
 import { useApi } from '@backstage/core-plugin-api';
 import { scmIntegrationsApiRef } from '@backstage/integration-react';
 import type { FieldExtensionComponentProps } from '@backstage/plugin-scaffolder-react';
+// Material UI on purpose: a form field rendered inside the scaffolder's own Material UI form.
 import { FormHelperText } from '@material-ui/core';
 
 /** `ui:options` accepted on top of RepoUrlPicker's own. */
@@ -25,6 +26,39 @@ export function bitbucketServerHosts(
   return configured.filter(h => wanted.has(h.toLocaleLowerCase('en-US')));
 }
 
+/** RepoUrlPicker's value `host?owner=…&repo=…&project=…` with one part replaced (its order kept). */
+export function withRepoUrlPart(
+  value: string | undefined,
+  part: 'project' | 'repo',
+  text: string,
+): string | undefined {
+  if (!value) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(`https://${value}`);
+  } catch {
+    return undefined;
+  }
+  if (!parsed.host) return undefined;
+  const get = (k: string) => (k === part ? text : parsed.searchParams.get(k));
+  const params = new URLSearchParams();
+  for (const key of ['owner', 'repo', 'organization', 'workspace', 'project']) {
+    const v = get(key);
+    if (v) params.set(key, v);
+  }
+  return `${parsed.host}?${params.toString()}`;
+}
+
+/** The text inputs a person types into (not the select's hidden or aria-hidden inputs), in order. */
+function textInputs(root: HTMLElement): HTMLInputElement[] {
+  return [...root.querySelectorAll('input')].filter(
+    i =>
+      (i.type === 'text' || i.type === '' || i.type === 'search') &&
+      i.getAttribute('aria-hidden') !== 'true' &&
+      !i.closest('[aria-hidden="true"]'),
+  );
+}
+
 /**
  * Scaffolder field `BitbucketServerRepoUrlPicker`: Backstage's RepoUrlPicker, restricted to the
  * Bitbucket Server / Data Center hosts configured in `integrations.bitbucketServer` — which a
@@ -34,6 +68,19 @@ export function bitbucketServerHosts(
  *
  * It renders the RepoUrlPicker the form itself has (the form's field registry), so it works in
  * both frontend systems and follows the scaffolder the app runs.
+ *
+ * Typed text is committed on every keystroke. In its Material UI look, RepoUrlPicker's project
+ * and repository inputs are free-solo autocompletes that hand their text to the form only when
+ * they lose focus; typing a name and clicking *Next* right away validated the value from before
+ * ("Incomplete repository location provided, repo not provided") although the field showed the
+ * name. Worse, RepoUrlPicker sends its whole value again whenever the form hands it a new
+ * `onChange` (rjsf does on every render), from its own state, which lacks the text not yet
+ * committed. So this field writes each `input` event of the project or the repository input into
+ * the value at once, in RepoUrlPicker's own format, gives RepoUrlPicker a stable `onChange`, and
+ * keeps the typed text over what RepoUrlPicker sends, as long as the input still shows it (a
+ * cleared or re-mounted input leaves RepoUrlPicker's value alone). The text inputs are, in order, the
+ * project's (unless `allowedProjects` makes it a select) and the repository's (unless
+ * `allowedRepos` does).
  */
 export function BitbucketServerRepoUrlPicker(
   props: FieldExtensionComponentProps<
@@ -50,6 +97,71 @@ export function BitbucketServerRepoUrlPicker(
   const Inner = (
     props.registry?.fields as Record<string, ComponentType<any>> | undefined
   )?.RepoUrlPicker;
+  // The latest value and onChange, for the stable handlers below.
+  const latest = useRef({ formData: props.formData, onChange: props.onChange });
+  latest.current = { formData: props.formData, onChange: props.onChange };
+  const root = useRef<HTMLDivElement>(null);
+  const parts: ('project' | 'repo')[] = [];
+  if (!uiOptions.allowedProjects?.length) parts.push('project');
+  if (!uiOptions.allowedRepos?.length) parts.push('repo');
+  const partsKey = parts.join(',');
+
+  // What the person typed into each input (by input event), while the input still shows it.
+  const typed = useRef<{ project?: string; repo?: string }>({});
+
+  /** The project and repository inputs, when they are where they are expected. */
+  const partInputs = useCallback((): Map<
+    'project' | 'repo',
+    HTMLInputElement
+  > => {
+    const inputs = root.current ? textInputs(root.current) : [];
+    const order = (partsKey ? partsKey.split(',') : []) as (
+      | 'project'
+      | 'repo'
+    )[];
+    if (inputs.length !== order.length) return new Map();
+    return new Map(order.map((part, i) => [part, inputs[i]]));
+  }, [partsKey]);
+
+  /** `value` with the typed text of each input that still shows it. */
+  const withTyped = useCallback(
+    (value: string | undefined): string | undefined => {
+      let v = value;
+      for (const [part, input] of partInputs()) {
+        const text = typed.current[part];
+        if (text !== undefined && input.value === text) {
+          v = withRepoUrlPart(v, part, text) ?? v;
+        }
+      }
+      return v;
+    },
+    [partInputs],
+  );
+  // RepoUrlPicker sends its whole value whenever its own state or its onChange changes: give it
+  // a stable onChange, and keep the typed text over its possibly older state.
+  const innerOnChange = useCallback(
+    (value: string | undefined) => latest.current.onChange(withTyped(value)!),
+    [withTyped],
+  );
+  // Each keystroke in the project or repository input goes into the value at once.
+  const onInput = useCallback(
+    (event: FormEvent<HTMLDivElement>) => {
+      const target = event.target as HTMLInputElement;
+      for (const [part, input] of partInputs()) {
+        if (input !== target) continue;
+        typed.current[part] = input.value;
+        const next = withRepoUrlPart(
+          latest.current.formData,
+          part,
+          input.value,
+        );
+        if (next !== undefined && next !== latest.current.formData) {
+          latest.current.onChange(next);
+        }
+      }
+    },
+    [partInputs],
+  );
 
   if (!hosts.length) {
     return (
@@ -71,12 +183,19 @@ export function BitbucketServerRepoUrlPicker(
     );
   }
   return (
-    <Inner
-      {...props}
-      uiSchema={{
-        ...props.uiSchema,
-        'ui:options': { ...uiOptions, allowedHosts: hosts },
-      }}
-    />
+    <div
+      ref={root}
+      onInput={onInput}
+      data-testid="bitbucket-server-repo-url-picker"
+    >
+      <Inner
+        {...props}
+        onChange={innerOnChange}
+        uiSchema={{
+          ...props.uiSchema,
+          'ui:options': { ...uiOptions, allowedHosts: hosts },
+        }}
+      />
+    </div>
   );
 }

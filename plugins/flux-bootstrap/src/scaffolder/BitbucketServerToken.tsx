@@ -12,6 +12,7 @@ import {
   hostOfRepoUrl,
   isBitbucketServerTokenRequired,
 } from '@flux-bootstrap/plugin-flux-bootstrap-common';
+// Material UI on purpose: a form field rendered inside the scaffolder's own Material UI form.
 import { FormControl, FormHelperText, TextField } from '@material-ui/core';
 import {
   FluxBootstrapApi,

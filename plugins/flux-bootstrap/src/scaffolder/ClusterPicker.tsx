@@ -2,10 +2,13 @@ import { useEffect, useMemo, useState } from 'react';
 import { useApiHolder } from '@backstage/core-plugin-api';
 import type { ResponseError } from '@backstage/errors';
 import type { FieldExtensionComponentProps } from '@backstage/plugin-scaffolder-react';
+// Material UI on purpose: a form field rendered inside the scaffolder's own Material UI form.
 import {
+  Checkbox,
   FormControl,
   FormHelperText,
   InputLabel,
+  ListItemIcon,
   ListItemText,
   MenuItem,
   Select,
@@ -19,6 +22,8 @@ import {
 export interface ClusterPickerUiOptions {
   /** Only offer these cluster names (from `kubernetes.clusterLocatorMethods`). */
   allowedClusters?: string[];
+  /** Pick several clusters: the value is then a `string[]` (for fleet templates). */
+  multiple?: boolean;
 }
 
 /** A cluster as the picker shows it. */
@@ -28,11 +33,14 @@ export interface PickerCluster {
   /** Bootstrap state from the status backend, when it could be read. */
   state?: string;
   reason?: string;
+  /** The API server's version, when the status backend could read it. */
+  kubernetesVersion?: string;
 }
 
 const STATE_LABEL: Record<string, string> = {
   ready: 'Flux bootstrapped and ready',
   installing: 'Flux installed, not ready yet',
+  'awaiting-merge': 'Flux installed, waiting for its pull request to be merged',
   failing: 'Flux installed but failing',
   suspended: 'Flux sync suspended',
   'not-installed': 'Flux not installed',
@@ -42,8 +50,12 @@ const STATE_LABEL: Record<string, string> = {
 
 /** Text shown under a cluster's name in the picker. */
 export function describeClusterState(c: PickerCluster): string {
-  if (!c.state) return 'bootstrap state unknown';
-  return STATE_LABEL[c.state] ?? c.state;
+  const state = c.state
+    ? STATE_LABEL[c.state] ?? c.state
+    : 'bootstrap state unknown';
+  return c.kubernetesVersion
+    ? `${state} · Kubernetes ${c.kubernetesVersion}`
+    : state;
 }
 
 /**
@@ -69,6 +81,7 @@ export async function loadPickerClusters(
     title: item.title,
     state: item.status?.state,
     reason: item.status?.reason,
+    kubernetesVersion: item.status?.kubernetesVersion,
   }));
 }
 
@@ -83,7 +96,10 @@ export async function loadPickerClusters(
  * `kubernetes.clusterLocatorMethods` — which the status backend lists, with their state.
  */
 export function ClusterPicker(
-  props: FieldExtensionComponentProps<string, ClusterPickerUiOptions>,
+  props: FieldExtensionComponentProps<
+    string | string[],
+    ClusterPickerUiOptions
+  >,
 ) {
   const {
     formData,
@@ -101,6 +117,11 @@ export function ClusterPicker(
   const [clusters, setClusters] = useState<PickerCluster[]>();
   const [error, setError] = useState<string>();
   const allowed = uiSchema?.['ui:options']?.allowedClusters;
+  const multiple =
+    uiSchema?.['ui:options']?.multiple === true ||
+    (schema as { type?: unknown }).type === 'array';
+  const label = (c: PickerCluster) =>
+    c.title ? `${c.title} (${c.name})` : c.name;
 
   useEffect(() => {
     let cancelled = false;
@@ -122,7 +143,11 @@ export function ClusterPicker(
   }, [api, allowed]);
 
   const id = idSchema?.$id ?? 'cluster';
-  const selected = clusters?.find(c => c.name === formData);
+  let values: string[] = [];
+  if (Array.isArray(formData)) values = formData;
+  else if (formData) values = [formData];
+  const chosen = (clusters ?? []).filter(c => values.includes(c.name));
+  const selected = !multiple ? chosen[0] : undefined;
   let helper = schema.description ?? '';
   if (error) helper = error;
   else if (!clusters) helper = 'Loading clusters…';
@@ -131,6 +156,10 @@ export function ClusterPicker(
       'No clusters are configured (kubernetes.clusterLocatorMethods in app-config.yaml).';
   } else if (selected)
     helper = `${selected.name}: ${describeClusterState(selected)}`;
+  else if (multiple && chosen.length)
+    helper = `${chosen.length} cluster${
+      chosen.length === 1 ? '' : 's'
+    }: ${chosen.map(c => `${c.name} (${describeClusterState(c)})`).join('; ')}`;
 
   return (
     <FormControl
@@ -144,18 +173,28 @@ export function ClusterPicker(
         labelId={`${id}-label`}
         id={id}
         data-testid="flux-cluster-picker"
-        value={formData ?? ''}
-        onChange={e => onChange(String(e.target.value))}
+        multiple={multiple}
+        value={multiple ? values : values[0] ?? ''}
+        onChange={e => {
+          const v = e.target.value;
+          onChange(
+            multiple ? (Array.isArray(v) ? v : [v]).map(String) : String(v),
+          );
+        }}
         MenuProps={{
           // Open below the field instead of over it.
           getContentAnchorEl: null,
           anchorOrigin: { vertical: 'bottom', horizontal: 'left' },
           transformOrigin: { vertical: 'top', horizontal: 'left' },
         }}
-        renderValue={v => {
-          const c = clusters?.find(x => x.name === v);
-          return c?.title ? `${c.title} (${c.name})` : String(v ?? '');
-        }}
+        renderValue={v =>
+          (Array.isArray(v) ? v : [v])
+            .map(name => {
+              const c = clusters?.find(x => x.name === name);
+              return c ? label(c) : String(name ?? '');
+            })
+            .join(', ')
+        }
       >
         {(clusters ?? []).map(c => (
           <MenuItem
@@ -163,8 +202,19 @@ export function ClusterPicker(
             value={c.name}
             data-testid={`cluster-option-${c.name}`}
           >
+            {multiple && (
+              <ListItemIcon>
+                <Checkbox
+                  edge="start"
+                  checked={values.includes(c.name)}
+                  tabIndex={-1}
+                  disableRipple
+                  inputProps={{ 'aria-label': `Select ${label(c)}` }}
+                />
+              </ListItemIcon>
+            )}
             <ListItemText
-              primary={c.title ? `${c.title} (${c.name})` : c.name}
+              primary={label(c)}
               secondary={describeClusterState(c)}
             />
           </MenuItem>

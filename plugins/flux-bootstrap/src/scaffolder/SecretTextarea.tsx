@@ -1,6 +1,7 @@
 import { ChangeEvent, useEffect, useMemo, useRef, useState } from 'react';
 import type { FieldExtensionComponentProps } from '@backstage/plugin-scaffolder-react';
 import { useTemplateSecrets } from '@backstage/plugin-scaffolder-react';
+// Material UI on purpose: a form field rendered inside the scaffolder's own Material UI form.
 import {
   Button,
   FormControl,

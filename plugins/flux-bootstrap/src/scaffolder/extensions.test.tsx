@@ -57,7 +57,7 @@ describe('scaffolder form fields, new frontend system', () => {
       Object.keys(
         byName.FluxClusterPicker.schema!.schema.uiOptions!.properties!,
       ),
-    ).toEqual(['allowedClusters']);
+    ).toEqual(['multiple', 'allowedClusters']);
     expect(
       Object.keys(
         byName.BitbucketServerToken.schema!.schema.uiOptions!.properties!,

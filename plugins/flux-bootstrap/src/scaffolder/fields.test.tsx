@@ -14,9 +14,11 @@ import {
   waitFor,
   within,
 } from '@testing-library/react';
+import { useEffect, useState } from 'react';
 import {
   BitbucketServerRepoUrlPicker,
   bitbucketServerHosts,
+  withRepoUrlPart,
 } from './BitbucketServerRepoUrlPicker';
 import {
   ClusterPicker,
@@ -24,6 +26,7 @@ import {
   loadPickerClusters,
 } from './ClusterPicker';
 import { SecretTextarea } from './SecretTextarea';
+import { fluxClusterPickerValidation } from './schemas';
 import {
   FluxBootstrapClient,
   fluxBootstrapApiRef,
@@ -143,6 +146,79 @@ describe('ClusterPicker', () => {
     fireEvent.click(option);
     expect(onChange).toHaveBeenCalledWith('staging');
   });
+
+  it('with ui:options.multiple picks several clusters (string[]), showing states and Kubernetes versions', async () => {
+    const onChange = jest.fn();
+    const withVersions = {
+      items: [
+        {
+          name: 'prod-eu',
+          title: 'Production EU',
+          status: { state: 'ready', kubernetesVersion: 'v1.34.2' },
+        },
+        { name: 'staging', status: { state: 'not-installed' } },
+        { name: 'lab', status: { state: 'unreachable' } },
+      ],
+    };
+    const client = clientAnswering(
+      () => new Response(JSON.stringify(withVersions)),
+    ).client;
+    const picker = (formData: string[] | undefined) => (
+      <TestApiProvider apis={[[fluxBootstrapApiRef, client]]}>
+        <ClusterPicker
+          {...fieldProps({
+            formData,
+            onChange,
+            schema: {
+              title: 'Clusters',
+              type: 'array',
+              items: { type: 'string' },
+            },
+            uiSchema: { 'ui:options': { multiple: true } },
+          })}
+        />
+      </TestApiProvider>
+    );
+    const { rerender } = render(picker(undefined));
+    fireEvent.mouseDown(
+      within(screen.getByTestId('flux-cluster-picker')).getByRole('button'),
+    );
+    const prod = await screen.findByTestId('cluster-option-prod-eu');
+    expect(prod).toHaveTextContent(
+      'Flux bootstrapped and ready · Kubernetes v1.34.2',
+    );
+    fireEvent.click(prod);
+    expect(onChange).toHaveBeenLastCalledWith(['prod-eu']);
+    rerender(picker(['prod-eu']));
+    expect(
+      within(screen.getByTestId('cluster-option-prod-eu')).getByRole(
+        'checkbox',
+        { name: 'Select Production EU (prod-eu)' },
+      ),
+    ).toBeChecked();
+    fireEvent.click(screen.getByTestId('cluster-option-staging'));
+    expect(onChange).toHaveBeenLastCalledWith(['prod-eu', 'staging']);
+    rerender(picker(['prod-eu', 'staging']));
+    expect(
+      screen.getByText(
+        '2 clusters: prod-eu (Flux bootstrapped and ready · Kubernetes v1.34.2); staging (Flux not installed)',
+      ),
+    ).toBeInTheDocument();
+  });
+
+  it('validates each picked name and refuses a name picked twice', () => {
+    const errors: string[] = [];
+    const validation = { addError: (e: string) => errors.push(e) } as any;
+    fluxClusterPickerValidation(
+      ['prod-eu', 'bad name', 'prod-eu'],
+      validation,
+      {} as any,
+    );
+    expect(errors).toEqual([
+      '"bad name" must be a configured cluster name',
+      'names a cluster twice',
+    ]);
+  });
 });
 
 it("ClusterPicker reads the status backend through the core APIs when the app lacks the plugin's API (a legacy app with only the field extensions)", async () => {
@@ -254,6 +330,169 @@ describe('BitbucketServerRepoUrlPicker', () => {
       allowedProjects: ['PLAT'],
       allowedHosts: ['bb.example.com'],
     });
+  });
+
+  /**
+   * An input like Material UI's Autocomplete: it shows its initial text only after its own
+   * effect ran (so its parent's effects of the same render still see it empty), keeps what is
+   * typed, and commits it on blur.
+   */
+  function LazyInput(p: {
+    label: string;
+    initial: string;
+    onCommit: (text: string) => void;
+  }) {
+    const [text, setText] = useState('');
+    const { initial } = p;
+    useEffect(() => setText(initial), [initial]);
+    return (
+      <input
+        aria-label={p.label}
+        aria-autocomplete="list"
+        value={text}
+        onChange={e => setText(e.target.value)}
+        onBlur={() => p.onCommit(text)}
+      />
+    );
+  }
+
+  /**
+   * Behaves like the scaffolder's RepoUrlPicker in its Material UI look: its state starts from
+   * the first value; it sends its whole value from that state whenever the state or its
+   * onChange changes (an effect), and the inputs commit typed text only on blur.
+   */
+  function FakeRepoUrlPicker(p: {
+    formData?: string;
+    onChange: Function;
+    uiSchema?: { 'ui:options'?: { allowedProjects?: string[] } };
+  }) {
+    const [state, setState] = useState(() => p.formData);
+    const { onChange } = p;
+    useEffect(() => {
+      onChange(state);
+    }, [state, onChange]);
+    const url = new URL(`https://${state ?? ''}`);
+    const commit = (key: string) => (text: string) => {
+      url.searchParams.set(key, text);
+      setState(`${url.host}?${url.searchParams.toString()}`);
+    };
+    const projects = p.uiSchema?.['ui:options']?.allowedProjects;
+    return (
+      <>
+        <input aria-hidden="true" tabIndex={-1} readOnly value={url.host} />
+        {projects ? (
+          <select aria-label="Project" defaultValue={projects[0]}>
+            {projects.map(k => (
+              <option key={k}>{k}</option>
+            ))}
+          </select>
+        ) : (
+          <LazyInput
+            label="Projects"
+            initial={url.searchParams.get('project') ?? ''}
+            onCommit={commit('project')}
+          />
+        )}
+        <LazyInput
+          label="Repository"
+          initial={url.searchParams.get('repo') ?? ''}
+          onCommit={commit('repo')}
+        />
+      </>
+    );
+  }
+
+  /** The form around the field: a new onChange on every render, as rjsf hands fields. */
+  function FormLike(p: {
+    initial: string;
+    seen: string[];
+    uiOptions?: Record<string, unknown>;
+  }) {
+    const [value, setValue] = useState<string | undefined>(p.initial);
+    p.seen.push(String(value));
+    return (
+      <BitbucketServerRepoUrlPicker
+        {...fieldProps({
+          formData: value,
+          onChange: (v: string) => setValue(v),
+          uiSchema: { 'ui:options': p.uiOptions ?? {} },
+          registry: { fields: { RepoUrlPicker: FakeRepoUrlPicker } },
+        })}
+      />
+    );
+  }
+
+  const bbIntegrations = () =>
+    ScmIntegrations.fromConfig(
+      new ConfigReader({
+        integrations: { bitbucketServer: [{ host: 'bb.example.com' }] },
+      }),
+    );
+
+  const typeInto = (name: string, text: string) => {
+    const input = screen.getByRole('textbox', { name });
+    for (let i = 1; i <= text.length; i++)
+      fireEvent.input(input, { target: { value: text.slice(0, i) } });
+  };
+
+  it('has the typed project and repository in its value at once, without a blur (issue 21)', () => {
+    const seen: string[] = [];
+    render(
+      <TestApiProvider apis={[[scmIntegrationsApiRef, bbIntegrations()]]}>
+        <FormLike initial="bb.example.com" seen={seen} />
+      </TestApiProvider>,
+    );
+    typeInto('Projects', 'FLEET');
+    // Into the repository field: the project input loses focus and commits, as it does.
+    fireEvent.blur(screen.getByRole('textbox', { name: 'Projects' }));
+    typeInto('Repository', 'fleet-infra');
+    // No blur of the repository input: the value already holds what it shows.
+    expect(seen[seen.length - 1]).toBe(
+      'bb.example.com?repo=fleet-infra&project=FLEET',
+    );
+  });
+
+  it('keeps the value when the step is shown again (inputs filled after mount)', () => {
+    const seen: string[] = [];
+    render(
+      <TestApiProvider apis={[[scmIntegrationsApiRef, bbIntegrations()]]}>
+        <FormLike
+          initial="bb.example.com?repo=fleet-infra&project=FLEET"
+          seen={seen}
+        />
+      </TestApiProvider>,
+    );
+    expect(screen.getByRole('textbox', { name: 'Repository' })).toHaveValue(
+      'fleet-infra',
+    );
+    expect(seen[seen.length - 1]).toBe(
+      'bb.example.com?repo=fleet-infra&project=FLEET',
+    );
+  });
+
+  it('with allowedProjects (a select), the only text input is the repository', () => {
+    const seen: string[] = [];
+    render(
+      <TestApiProvider apis={[[scmIntegrationsApiRef, bbIntegrations()]]}>
+        <FormLike
+          initial="bb.example.com?project=PLAT"
+          seen={seen}
+          uiOptions={{ allowedProjects: ['PLAT'] }}
+        />
+      </TestApiProvider>,
+    );
+    typeInto('Repository', 'apps');
+    expect(seen[seen.length - 1]).toBe('bb.example.com?repo=apps&project=PLAT');
+  });
+
+  it("keeps RepoUrlPicker's value format when one part changes", () => {
+    expect(withRepoUrlPart('bb.example.com', 'repo', 'r')).toBe(
+      'bb.example.com?repo=r',
+    );
+    expect(
+      withRepoUrlPart('bb.example.com:7990?repo=a&project=P', 'repo', ''),
+    ).toBe('bb.example.com:7990?project=P');
+    expect(withRepoUrlPart(undefined, 'repo', 'r')).toBeUndefined();
   });
 
   it('says how to configure a host when there is none', () => {

@@ -21,9 +21,20 @@ export const BITBUCKET_SERVER_TOKEN = 'BitbucketServerToken';
 
 /** Schema of `ui:field: FluxClusterPicker`. @public */
 export const FluxClusterPickerFieldSchema = makeFieldSchema({
-  output: z => z.string().describe('The cluster name'),
+  output: z =>
+    z
+      .union([z.string(), z.array(z.string())])
+      .describe(
+        'The cluster name; with ui:options.multiple the list of cluster names',
+      ),
   uiOptions: z =>
     z.object({
+      multiple: z
+        .boolean()
+        .optional()
+        .describe(
+          'Pick several clusters (a multi-select); the value is then an array of names',
+        ),
       allowedClusters: z
         .array(z.string())
         .optional()
@@ -89,16 +100,25 @@ export const BitbucketServerTokenFieldSchema = makeFieldSchema({
     }),
 });
 
-/** A cluster name as `kubernetes.clusterLocatorMethods` names clusters. @public */
-export const fluxClusterPickerValidation: CustomFieldValidator<string> = (
-  value,
-  validation,
-) => {
-  if (
-    value !== undefined &&
-    value !== '' &&
-    !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(String(value))
-  ) {
-    validation.addError('must be a configured cluster name');
+/**
+ * A cluster name as `kubernetes.clusterLocatorMethods` names clusters (each of them, for a
+ * multi-select; no name twice).
+ * @public
+ */
+export const fluxClusterPickerValidation: CustomFieldValidator<
+  string | string[]
+> = (value, validation) => {
+  const names = Array.isArray(value) ? value : [value];
+  for (const name of names) {
+    if (
+      name !== undefined &&
+      name !== '' &&
+      !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(String(name))
+    ) {
+      validation.addError(`"${name}" must be a configured cluster name`);
+    }
+  }
+  if (Array.isArray(value) && new Set(value).size !== value.length) {
+    validation.addError('names a cluster twice');
   }
 };

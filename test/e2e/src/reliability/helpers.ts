@@ -64,17 +64,18 @@ export async function runTemplate(
   return finishScan(world, label, result);
 }
 
-/** Reads the task's API answers once it ended and scans them. */
+/** Reads the task's API answers (from `api`, default the main backend) once it ended and scans them. */
 export async function finishScan(
   world: World,
   label: string,
   result: TaskResult,
+  api: Pick<World['api'], 'request'> = world.api,
 ): Promise<ScannedTask> {
-  const task = await world.api.request(
+  const task = await api.request(
     'GET',
     `/api/scaffolder/v2/tasks/${result.id}`,
   );
-  const events = await world.api.request(
+  const events = await api.request(
     'GET',
     `/api/scaffolder/v2/tasks/${result.id}/events`,
   );

@@ -33,6 +33,7 @@ import {
   short,
   until,
 } from './helpers';
+import { replicaScenarios } from './replicaScenarios';
 import { ReliabilityReport } from './report';
 import { startWorld, World } from './world';
 
@@ -49,6 +50,7 @@ const AREA = {
   input: '5. Bad input, zero side effects',
   authz: '6. Authorization',
   tls: '7. TLS and host keys',
+  replicas: '8. Replicas: exactly once, failover, shared cache',
 };
 
 const RAW_TEMPLATES = [
@@ -160,6 +162,7 @@ afterAll(async () => {
           'backend: packages/backend from source, PostgreSQL 15 (throw-away cluster), scaffolder.taskRecovery.enabled',
           'Bitbucket: the test double over HTTPS with a self-signed CA (configured), git over smart HTTP (git http-backend) and SSH (OpenSSH sshd)',
           'Kubernetes: three kube-apiserver v1.20.2 + etcd, each behind a fault-injecting HTTPS proxy; Flux controller simulator (test-only)',
+          'replicas (section 8): two more packages/backend processes behind a round-robin TCP load balancer (their common backend.baseUrl), on the same PostgreSQL (databases prefixed replicas_), Backstage cache service on a real redis-server 7 (REDIS_URL, store redis), scaffolder.taskRecovery with an 8 s stale timeout (EXPERIMENTAL_gracefulShutdown only where a row says so), ten more kube-apiservers behind fault proxies',
         ],
       });
     }
@@ -1730,6 +1733,10 @@ describe('6. Authorization', () => {
     );
   });
 });
+
+// Two backend processes on PostgreSQL and Redis (issue #20); before the final scan, which also
+// covers their logs and answers.
+replicaScenarios({ world: () => world, report, area: AREA.replicas });
 
 describe('1. Secrets never leak: final scan', () => {
   it('no secret appears in any log, output, error, API answer, commit or file', async () => {

@@ -118,6 +118,42 @@ function baseCatalogLocations(): unknown[] {
 }
 
 /**
+ * A fresh cluster of the suite: a kube-apiserver + etcd behind a fault proxy, with a Flux
+ * controller simulator on `flux-system`. Registers how to stop each part in `stops`.
+ */
+export async function startWorldCluster(
+  name: string,
+  opts: {
+    log: (line: string) => void;
+    stops: { name: string; stop: () => Promise<void> }[];
+    simulatorIntervalMs?: number;
+  },
+): Promise<WorldCluster> {
+  const { log, stops } = opts;
+  const kube = await startKubeApiserver();
+  stops.push({ name: `${name} apiserver`, stop: () => kube.stop() });
+  const proxy = await startFaultProxy({
+    upstream: { url: kube.url, caPem: kube.caPem },
+  });
+  stops.push({ name: `${name} proxy`, stop: () => proxy.stop() });
+  const simulator = await startFluxSimulator({
+    kube,
+    namespace: 'flux-system',
+    intervalMs: opts.simulatorIntervalMs ?? 500,
+  });
+  stops.push({ name: `${name} simulator`, stop: () => simulator.stop() });
+  const http = new KubeHttp(kube);
+  stops.push({
+    name: `${name} kube client`,
+    stop: async () => http.close(),
+  });
+  log(
+    `cluster "${name}": Kubernetes ${kube.version} at ${kube.url} behind ${proxy.url}`,
+  );
+  return { name, kube, proxy, simulator, http };
+}
+
+/**
  * Starts the suite's world once: PostgreSQL (throw-away cluster), the sandbox (Bitbucket double
  * over TLS with its CA configured, sshd, kube-apiserver, Flux simulator, bundle server, the real
  * backend on PostgreSQL with scaffolder task recovery), a second cluster, both clusters behind
@@ -174,29 +210,8 @@ export async function startWorld(
     untrusted.addToken({ token: untrustedToken, user: SANDBOX.user });
 
     // Two more clusters, each a fresh apiserver (a first install applies every object for real).
-    const extraCluster = async (name: string): Promise<WorldCluster> => {
-      const kube = await startKubeApiserver();
-      stops.push({ name: `${name} apiserver`, stop: () => kube.stop() });
-      const proxy = await startFaultProxy({
-        upstream: { url: kube.url, caPem: kube.caPem },
-      });
-      stops.push({ name: `${name} proxy`, stop: () => proxy.stop() });
-      const simulator = await startFluxSimulator({
-        kube,
-        namespace: 'flux-system',
-        intervalMs: 500,
-      });
-      stops.push({ name: `${name} simulator`, stop: () => simulator.stop() });
-      const http = new KubeHttp(kube);
-      stops.push({
-        name: `${name} kube client`,
-        stop: async () => http.close(),
-      });
-      log(
-        `cluster "${name}": Kubernetes ${kube.version} at ${kube.url} behind ${proxy.url}`,
-      );
-      return { name, kube, proxy, simulator, http };
-    };
+    const extraCluster = (name: string) =>
+      startWorldCluster(name, { log, stops });
     const [faults, crash] = await Promise.all([
       extraCluster('faults'),
       extraCluster('crash'),

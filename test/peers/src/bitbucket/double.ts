@@ -9,18 +9,33 @@ import { closeServer, listenLoopback, trackSockets } from '../common/net';
 import { createTestPki } from '../common/tls';
 import { gitServiceOf, runGitHttpBackend } from '../git/httpBackend';
 import type { SshdInstance } from '../ssh/sshd';
+import { addCondition } from './defaultReviewers';
 import { badCredentials, EX, faultError, RestError } from './errors';
+import { hookScripts, installHooks, parseUpdates, PUSH_ENV } from './hooks';
 import {
   BitbucketState,
   GlobalPermission,
+  MatcherType,
+  MergeChecks,
+  OAuthScope,
+  ParticipantStatus,
   Principal,
   ProjectPermission,
   RepoPermission,
+  RestrictionType,
   slugify,
   Token,
 } from './model';
+import { BitbucketOAuth } from './oauth';
+import { matcherOf } from './refmatch';
 import { BitbucketRest } from './rest';
 import type { LinkContext } from './render';
+import {
+  addRestriction,
+  checkPush,
+  PushActor,
+  rejectionText,
+} from './restrictions';
 import { startBitbucketSsh } from './ssh';
 
 /** One request the double received (REST, git over HTTP, or an SSH git command). */
@@ -90,6 +105,20 @@ export interface BitbucketDoubleOptions {
   version?: string;
   /** The request log keeps at most this many entries, dropping the oldest (default 50000; long-running sandboxes). */
   maxLogEntries?: number;
+  /** OAuth 2.0 server: lifetime of access tokens (`expires_in`, default 3600 s) and of codes (default 600 s). */
+  oauth?: { accessTokenTtlSeconds?: number; codeTtlSeconds?: number };
+  /** Refuse OAuth 2.0 tokens on `/rest/branch-permissions` (some 8.x docs say Bitbucket does). Default false. */
+  refuseOAuthOnBranchPermissions?: boolean;
+}
+
+/** An incoming application link (OAuth 2.0 client) registered with {@link BitbucketDouble.registerOAuthClient}. */
+export interface BitbucketOAuthClient {
+  clientId: string;
+  clientSecret: string;
+  /** `<baseUrl>/rest/oauth2/latest/authorize` */
+  authorizeUrl: string;
+  /** `<baseUrl>/rest/oauth2/latest/token` */
+  tokenUrl: string;
 }
 
 export interface BitbucketSshInfo {
@@ -178,6 +207,82 @@ export interface BitbucketDouble {
     key: { text: string; label?: string },
     permission: 'REPO_READ' | 'REPO_WRITE',
   ): number;
+  /**
+   * Registers an HTTP access token of a project (or of one repository, with `repo`): it has no
+   * user of its own but a service user (returned), works only as `Authorization: Bearer`, and
+   * acts with `permission` on that project/repository only.
+   */
+  addProjectToken(t: {
+    token: string;
+    project: string;
+    repo?: string;
+    permission:
+      | 'PROJECT_READ'
+      | 'PROJECT_WRITE'
+      | 'PROJECT_ADMIN'
+      | 'REPO_READ'
+      | 'REPO_WRITE'
+      | 'REPO_ADMIN';
+    name?: string;
+    expired?: boolean;
+  }): { id: string; user: string };
+  /**
+   * Adds a branch restriction directly (no REST call): project level when `slug` is undefined.
+   * `matcher`: a branch (`main`, `refs/heads/main`), a pattern (`release/*`), or `{type, id}`.
+   * `users`/`groups`/`accessKeys` are exempt. Returns the restriction id.
+   */
+  addRestriction(
+    projectKey: string,
+    slug: string | undefined,
+    r: {
+      type: RestrictionType;
+      matcher: string | { type: MatcherType; id: string };
+      users?: string[];
+      groups?: string[];
+      accessKeys?: number[];
+    },
+  ): number;
+  removeRestriction(id: number): void;
+  /**
+   * Adds a default-reviewer condition directly: project level when `slug` is undefined;
+   * `source`/`target` default to any branch. Returns the condition id.
+   */
+  addDefaultReviewers(
+    projectKey: string,
+    slug: string | undefined,
+    c: {
+      source?: string | { type: MatcherType; id: string };
+      target?: string | { type: MatcherType; id: string };
+      reviewers: string[];
+      requiredApprovals?: number;
+    },
+  ): number;
+  /** Sets a repository's merge checks (minimum approvals, no "needs work"). */
+  setMergeChecks(projectKey: string, slug: string, checks: MergeChecks): void;
+  /** Sets a reviewer's status on a pull request directly (as if they reviewed it). */
+  setReviewerStatus(
+    projectKey: string,
+    slug: string,
+    pullRequestId: number,
+    user: string,
+    status: ParticipantStatus,
+  ): void;
+  /**
+   * Registers an incoming application link offering OAuth 2.0 (authorization code, PKCE).
+   * `scopes` = what the link may request (default PROJECT_ADMIN and ACCOUNT_WRITE, which imply
+   * the lower ones). Credentials are generated unless given.
+   */
+  registerOAuthClient(c: {
+    redirectUri: string | string[];
+    name?: string;
+    clientId?: string;
+    clientSecret?: string;
+    scopes?: OAuthScope[];
+  }): BitbucketOAuthClient;
+  /** Expires OAuth access tokens now (all, or of a user / client); returns how many. */
+  expireOAuthTokens(filter?: { user?: string; clientId?: string }): number;
+  /** Revokes OAuth access and refresh tokens (all, or of a user / client); returns how many access tokens. */
+  revokeOAuthTokens(filter?: { user?: string; clientId?: string }): number;
   /**
    * Gives the sshd new host keys on the same port (a re-keyed server or a man in the middle);
    * `ssh.hostKeys` and `ssh.knownHosts` are updated in place.
@@ -288,7 +393,35 @@ export async function startBitbucketDouble(
     emptyDefaultBranchStatus: opts.emptyDefaultBranchStatus ?? 404,
     maxPageLimit: 1000,
     version: opts.version ?? '8.19.1',
+    refuseOAuthOnBranchPermissions: opts.refuseOAuthOnBranchPermissions,
   });
+  const oauth = new BitbucketOAuth(state, links, contextPath, {
+    accessTokenTtlSeconds: opts.oauth?.accessTokenTtlSeconds ?? 3600,
+    codeTtlSeconds: opts.oauth?.codeTtlSeconds ?? 600,
+  });
+
+  /** Pushes in flight (git receive-pack started by the double), by the id its hooks send back. */
+  const pushes = new Map<
+    string,
+    {
+      repoId: number;
+      principal?: Principal;
+      accessKeyId?: number;
+      created: number;
+    }
+  >();
+  const newPush = (p: {
+    repoId: number;
+    principal?: Principal;
+    accessKeyId?: number;
+  }): string => {
+    const now = Date.now();
+    for (const [k, v] of pushes)
+      if (now - v.created > 30 * 60_000) pushes.delete(k);
+    const id = crypto.randomBytes(16).toString('hex');
+    pushes.set(id, { ...p, created: now });
+    return id;
+  };
 
   const sshAuth = {
     authorizedKeys: (_user: string, _key: string) => '',
@@ -307,6 +440,8 @@ export async function startBitbucketDouble(
     return f;
   };
 
+  const expired = (t: Token) =>
+    !!t.expired || (t.expiresAt !== undefined && t.expiresAt <= Date.now());
   /** Resolves the caller; `undefined` = anonymous; throws 401 on bad credentials. */
   const authenticate = (header: string | undefined): Principal | undefined => {
     const auth = parseAuthorization(header);
@@ -314,16 +449,21 @@ export async function startBitbucketDouble(
     if (auth.scheme === 'invalid') throw badCredentials();
     if (auth.scheme === 'bearer') {
       const t = state.tokens.find(x => x.token === auth.token);
-      const user = t && state.user(t.user);
-      if (!t || t.expired || !user || !user.active) throw badCredentials();
+      const user = t && state.tokenOwner(t.user);
+      if (!t || expired(t) || !user || !user.active) throw badCredentials();
       return { user, token: t };
     }
     const user = state.user(auth.user);
     if (!user || !user.active) throw badCredentials();
+    // personal HTTP access tokens also work as the password of Basic auth; OAuth tokens and
+    // project/repository tokens only as Bearer
     const t = state.tokens.find(
-      x => x.token === auth.password && x.user.toLowerCase() === user.slug,
+      x =>
+        x.token === auth.password &&
+        x.user.toLowerCase() === user.slug &&
+        (x.kind ?? 'http') === 'http',
     );
-    if (t && !t.expired) return { user, token: t };
+    if (t && !expired(t)) return { user, token: t };
     if (user.password !== undefined && user.password === auth.password)
       return { user };
     throw badCredentials();
@@ -375,7 +515,7 @@ export async function startBitbucketDouble(
     }
     if (principal) {
       entry.user = principal.user.name;
-      res.setHeader('X-AUSERNAME', principal.user.name);
+      res.setHeader('X-AUSERNAME', encodeURIComponent(principal.user.name));
       res.setHeader('X-AUSERID', String(principal.user.id));
     }
     const repo = state.repo(key, slug);
@@ -400,19 +540,91 @@ export async function startBitbucketDouble(
     }
     if (!repo) return text(404, 'Repository not found');
     const relative = path.relative(reposRoot, repo.path);
+    // the receive-pack POST runs the hooks: they tell the double which push this is
+    const env =
+      service === 'receive-pack' && /\/git-receive-pack$/.test(gitPath)
+        ? { [PUSH_ENV]: newPush({ repoId: repo.id, principal }) }
+        : undefined;
     return runGitHttpBackend(req, res, {
       projectRoot: reposRoot,
       pathInfo: `/${relative}${gitPath}`,
       queryString: rawQuery,
       remoteUser: principal?.user.name,
+      env,
     });
   };
 
+  /** The repository hooks' calls: `pre-receive` checks branch permissions, `post-receive` records the push. */
+  const handleHook = async (
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    hook: string,
+    url: URL,
+  ) => {
+    const push = pushes.get(url.searchParams.get('push') ?? '');
+    const updates = parseUpdates((await readBody(req)).toString('utf8'));
+    const repo = push && state.repos.get(push.repoId);
+    if (!push || !repo) {
+      res
+        .writeHead(200, { 'Content-Type': 'text/plain' })
+        .end('REJECT\nThe Bitbucket double does not know this push.\n');
+      return;
+    }
+    const actor: PushActor = push.accessKeyId
+      ? { accessKeyId: push.accessKeyId }
+      : { user: push.principal?.user };
+    const refs = updates.map(u => ({
+      ref: u.ref,
+      old: u.oldSha,
+      new: u.newSha,
+    }));
+    const who = {
+      projectKey: repo.projectKey,
+      slug: repo.slug,
+      ...(push.accessKeyId !== undefined
+        ? { accessKeyId: push.accessKeyId, via: 'access-key' }
+        : {}),
+    };
+    if (hook === 'pre-receive') {
+      const violations = checkPush(state, repo, actor, updates);
+      if (violations.length) {
+        pushes.delete(url.searchParams.get('push')!);
+        state.record(push.principal, 'PUSH_REJECTED', {
+          ...who,
+          details: {
+            refs,
+            restrictions: violations.map(v => ({ ref: v.ref, type: v.type })),
+          },
+        });
+        res
+          .writeHead(200, { 'Content-Type': 'text/plain' })
+          .end(`REJECT\n${rejectionText(violations)}\n`);
+        return;
+      }
+      res.writeHead(200, { 'Content-Type': 'text/plain' }).end('OK\n');
+      return;
+    }
+    if (hook === 'post-receive') {
+      pushes.delete(url.searchParams.get('push')!);
+      state.record(push.principal, 'PUSH', { ...who, details: { refs } });
+      await rest.pullRequests.sync(repo);
+      res.writeHead(200, { 'Content-Type': 'text/plain' }).end('OK\n');
+      return;
+    }
+    res.writeHead(404).end();
+  };
+
   const handleInternal = async (
+    req: http.IncomingMessage,
     res: http.ServerResponse,
     sub: string,
     url: URL,
   ) => {
+    const hook = /^\/hooks\/(pre-receive|post-receive)$/.exec(sub);
+    if (hook) {
+      await handleHook(req, res, hook[1], url);
+      return;
+    }
     if (!sshd) {
       res.writeHead(404).end();
       return;
@@ -436,6 +648,32 @@ export async function startBitbucketDouble(
     res.writeHead(404).end();
   };
 
+  /** HTML pages behind the browse links of repositories and pull requests. */
+  const browsePage = (p: string): string | undefined => {
+    const m =
+      /^\/(?:projects|users)\/([^/]+)\/repos\/([^/]+)\/(browse|pull-requests\/(\d+)(?:\/overview)?)$/.exec(
+        p,
+      );
+    if (!m) return undefined;
+    const key = p.startsWith('/users/') ? `~${m[1]}` : m[1];
+    const repo = state.repo(key, m[2]);
+    if (!repo) return undefined;
+    if (m[3] === 'browse') return HTML_PAGE(`${repo.projectKey}/${repo.slug}`);
+    const pr = state.pullRequests.find(
+      x => x.repoId === repo.id && x.id === Number(m[4]),
+    );
+    if (!pr) return undefined;
+    const esc = (t: string) =>
+      t.replace(/[&<>"]/g, c => `&#${c.charCodeAt(0)};`);
+    return `<!DOCTYPE html><html><head><title>Pull Request #${pr.id}: ${esc(
+      pr.title,
+    )} - Bitbucket</title></head><body><h1>${esc(
+      pr.title,
+    )}</h1><p id="pr-state">${pr.state}</p><p>${esc(pr.fromRef)} → ${esc(
+      pr.toRef,
+    )}</p></body></html>\n`;
+  };
+
   const handler = async (
     req: http.IncomingMessage,
     res: http.ServerResponse,
@@ -444,7 +682,20 @@ export async function startBitbucketDouble(
     const rawPath = url.pathname;
     const internalPrefix = `/__peer/${internalSecret}`;
     if (rawPath.startsWith(`${internalPrefix}/`)) {
-      await handleInternal(res, rawPath.slice(internalPrefix.length), url);
+      try {
+        await handleInternal(
+          req,
+          res,
+          rawPath.slice(internalPrefix.length),
+          url,
+        );
+      } catch (e) {
+        if (!res.headersSent)
+          res.writeHead(500, { 'Content-Type': 'text/plain' });
+        res.end(
+          `REJECT\nInternal error in the Bitbucket double: ${String(e)}\n`,
+        );
+      }
       return;
     }
     const headers: Record<string, string> = {};
@@ -525,7 +776,43 @@ export async function startBitbucketDouble(
         entry.status = await handleGit(req, res, p, url.search.slice(1), entry);
         return;
       }
+      // OAuth 2.0 (authorize, token: form posts without XSRF header), login, whoami, avatars
+      // (their bodies carry passwords, codes and client secrets: not kept in the request log)
+      let bodyCache: Buffer | undefined;
+      const rawBody = async () => {
+        bodyCache ??= await readBody(req);
+        return bodyCache;
+      };
+      const oauthStatus = await oauth.handle(req, res, p, url, rawBody, () => {
+        try {
+          return (
+            authenticate(req.headers.authorization) ??
+            oauth.sessionPrincipal(req.headers.cookie)
+          );
+        } catch {
+          return undefined;
+        }
+      });
+      if (oauthStatus !== undefined) {
+        entry.status = oauthStatus;
+        for (const k of [
+          'client_secret',
+          'code',
+          'code_verifier',
+          'refresh_token',
+        ])
+          if (entry.query[k] !== undefined) entry.query[k] = '***';
+        return;
+      }
       if (!p.startsWith('/rest/')) {
+        const page = browsePage(p);
+        if (req.method === 'GET' && page) {
+          entry.status = 200;
+          res
+            .writeHead(200, { 'Content-Type': 'text/html;charset=UTF-8' })
+            .end(page);
+          return;
+        }
         if (req.method === 'GET' && (p === '/' || p === '')) {
           entry.status = 200;
           res
@@ -555,7 +842,7 @@ export async function startBitbucketDouble(
       if (principal) entry.user = principal.user.name;
       const identity: Record<string, string> = principal
         ? {
-            'X-AUSERNAME': principal.user.name,
+            'X-AUSERNAME': encodeURIComponent(principal.user.name),
             'X-AUSERID': String(principal.user.id),
           }
         : {};
@@ -610,6 +897,7 @@ export async function startBitbucketDouble(
           query: url.searchParams,
           body,
           principal,
+          contentType: ct,
         });
         if (entry.method !== 'GET') sshAuth.refresh();
         entry.status = r.status;
@@ -657,6 +945,8 @@ export async function startBitbucketDouble(
     contextPath,
     '',
   )}/__peer/${internalSecret}`;
+  const hooks = hookScripts({ internalUrl, caFile });
+  state.onRepoInit = repoPath => installHooks(repoPath, hooks);
 
   if (opts.ssh) {
     try {
@@ -668,6 +958,7 @@ export async function startBitbucketDouble(
         insecureCa: pki ? caFile : undefined,
         log: record,
         takeFault: p => takeFault('SSH', p),
+        newPush: (repoId, accessKeyId) => newPush({ repoId, accessKeyId }),
       });
       sshd = started.sshd;
       sshInfo = started.info;
@@ -816,6 +1107,124 @@ export async function startBitbucketDouble(
       sshAuth.refresh();
       return existing.id;
     },
+    addProjectToken(t) {
+      const project = projectOrThrow(t.project);
+      const repo = t.repo ? repoOrThrow(project.key, t.repo) : undefined;
+      const isRepoPerm = t.permission.startsWith('REPO_');
+      if (!repo && isRepoPerm)
+        throw new Error(
+          'Bitbucket double: a project token takes a PROJECT_* permission',
+        );
+      if (repo && !isRepoPerm)
+        throw new Error(
+          'Bitbucket double: a repository token takes a REPO_* permission',
+        );
+      const id = state.newTokenId();
+      const name = t.name ?? `${repo ? repo.slug : project.key} token`;
+      const bot = state.addServiceUser(
+        `${(repo
+          ? `${project.key}-${repo.slug}`
+          : project.key
+        ).toLowerCase()}-access-token-${id.slice(-4)}`,
+        name,
+      );
+      const level = t.permission.replace(/^(PROJECT|REPO)_/, '');
+      const token: Token = {
+        id,
+        name,
+        token: t.token,
+        kind: repo ? 'repository' : 'project',
+        user: bot.slug,
+        // limited to its project / repository; a project token covers the project's repositories
+        scopes: [{ project: project.key, repo: repo?.slug }],
+        projectPermission: repo
+          ? 'PROJECT_READ'
+          : (`PROJECT_${level}` as ProjectPermission),
+        repoPermission: `REPO_${level}` as RepoPermission,
+        expired: t.expired,
+      };
+      state.tokens = state.tokens.filter(x => x.token !== t.token);
+      state.tokens.push(token);
+      return { id, user: bot.name };
+    },
+    addRestriction(key, slug, r) {
+      const project = projectOrThrow(key);
+      const repo = slug ? repoOrThrow(project.key, slug) : undefined;
+      const created = addRestriction(
+        state,
+        repo
+          ? { type: 'REPOSITORY', projectKey: project.key, repoId: repo.id }
+          : { type: 'PROJECT', projectKey: project.key },
+        {
+          type: r.type,
+          matcher: matcherOf(r.matcher),
+          users: r.users,
+          groups: r.groups,
+          accessKeyIds: r.accessKeys,
+        },
+      );
+      return created.id;
+    },
+    removeRestriction(id) {
+      state.restrictions = state.restrictions.filter(r => r.id !== id);
+    },
+    addDefaultReviewers(key, slug, c) {
+      const project = projectOrThrow(key);
+      const repo = slug ? repoOrThrow(project.key, slug) : undefined;
+      const any = { type: 'ANY_REF' as const, id: 'ANY_REF_MATCHER_ID' };
+      return addCondition(
+        state,
+        repo
+          ? { type: 'REPOSITORY', projectKey: project.key, repoId: repo.id }
+          : { type: 'PROJECT', projectKey: project.key },
+        {
+          sourceMatcher: c.source ? matcherOf(c.source) : any,
+          targetMatcher: c.target ? matcherOf(c.target) : any,
+          reviewers: c.reviewers,
+          requiredApprovals: c.requiredApprovals,
+        },
+      ).id;
+    },
+    setMergeChecks(key, slug, checks) {
+      state.mergeChecks.set(repoOrThrow(key, slug).id, { ...checks });
+    },
+    setReviewerStatus(key, slug, id, user, status) {
+      const repo = repoOrThrow(key, slug);
+      const pr = state.pullRequests.find(
+        x => x.repoId === repo.id && x.id === id,
+      );
+      if (!pr)
+        throw new Error(
+          `Bitbucket double: no pull request ${key}/${slug}#${id}`,
+        );
+      const u = state.requireUser(user);
+      let part = pr.participants.find(x => x.user === u.slug);
+      if (!part) {
+        part = { user: u.slug, role: 'PARTICIPANT', status: 'UNAPPROVED' };
+        pr.participants.push(part);
+      }
+      part.status = status;
+      if (status !== 'UNAPPROVED') part.lastReviewedCommit = pr.fromCommit;
+    },
+    registerOAuthClient(c) {
+      const client = oauth.registerClient({
+        name: c.name,
+        clientId: c.clientId,
+        clientSecret: c.clientSecret,
+        redirectUris: Array.isArray(c.redirectUri)
+          ? c.redirectUri
+          : [c.redirectUri],
+        scopes: c.scopes,
+      });
+      return {
+        clientId: client.clientId,
+        clientSecret: client.clientSecret,
+        authorizeUrl: `${baseUrl}/rest/oauth2/latest/authorize`,
+        tokenUrl: `${baseUrl}/rest/oauth2/latest/token`,
+      };
+    },
+    expireOAuthTokens: filter => oauth.expireTokens(filter),
+    revokeOAuthTokens: filter => oauth.revokeTokens(filter),
     injectFault(f) {
       faults.push({ ...f, remaining: f.times ?? 1 });
     },

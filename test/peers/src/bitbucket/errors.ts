@@ -1,8 +1,9 @@
-/** One entry of Bitbucket's error body. */
+/** One entry of Bitbucket's error body (some exceptions add keys, e.g. `existingPullRequest`). */
 export interface BitbucketErrorEntry {
   context: string | null;
   message: string;
   exceptionName: string | null;
+  [extra: string]: unknown;
 }
 
 /** An error the double answers with Bitbucket's body `{"errors":[{context,message,exceptionName}]}`. */
@@ -13,6 +14,8 @@ export class RestError extends Error {
     readonly exceptionName: string | null,
     readonly context: string | null = null,
     readonly headers: Record<string, string> = {},
+    /** Exception-specific keys of the error entry (e.g. `existingPullRequest`, `currentVersion`). */
+    readonly extra: Record<string, unknown> = {},
   ) {
     super(message);
   }
@@ -24,11 +27,21 @@ export class RestError extends Error {
           context: this.context,
           message: this.message,
           exceptionName: this.exceptionName,
+          ...this.extra,
         },
       ],
     };
   }
 }
+
+/** A RestError with exception-specific keys in its error entry. */
+export const restError = (
+  status: number,
+  message: string,
+  exceptionName: string | null,
+  extra: Record<string, unknown> = {},
+  context: string | null = null,
+) => new RestError(status, message, exceptionName, context, {}, extra);
 
 // Exception class names as Bitbucket Server / Data Center reports them in `exceptionName`.
 export const EX = {
@@ -53,6 +66,29 @@ export const EX = {
   methodNotAllowed: 'com.sun.jersey.api.client.UniformInterfaceException',
   rateLimited: 'com.atlassian.bitbucket.throttle.ResourceBusyException',
   serviceUnavailable: 'com.atlassian.bitbucket.ServiceException',
+  noSuchBranch: 'com.atlassian.bitbucket.repository.NoSuchBranchException',
+  // pull requests (documented names; see the reference file, section 2.4)
+  duplicatePullRequest:
+    'com.atlassian.bitbucket.pull.DuplicatePullRequestException',
+  emptyPullRequest: 'com.atlassian.bitbucket.pull.EmptyPullRequestException',
+  pullRequestOutOfDate:
+    'com.atlassian.bitbucket.pull.PullRequestOutOfDateException',
+  pullRequestMergeVetoed:
+    'com.atlassian.bitbucket.pull.PullRequestMergeVetoedException',
+  noSuchPullRequest: 'com.atlassian.bitbucket.pull.NoSuchPullRequestException',
+  invalidReviewers:
+    'com.atlassian.bitbucket.pull.InvalidPullRequestReviewersException',
+  // chosen by the double where Atlassian documents only the status (README marks them *)
+  invalidPullRequestTarget:
+    'com.atlassian.bitbucket.pull.InvalidPullRequestTargetException',
+  illegalPullRequestState:
+    'com.atlassian.bitbucket.pull.IllegalPullRequestStateException',
+  pullRequestAuthor:
+    'com.atlassian.bitbucket.pull.InvalidPullRequestParticipantException',
+  noSuchRestriction:
+    'com.atlassian.bitbucket.ref.restriction.NoSuchRefRestrictionException',
+  noSuchCondition:
+    'com.atlassian.bitbucket.pull.condition.NoSuchPullRequestConditionException',
 } as const;
 
 export const notPermitted = (
@@ -66,7 +102,7 @@ export const badCredentials = () =>
     EX.incorrectPassword,
   );
 
-export const validation = (context: string, message: string) =>
+export const validation = (context: string | null, message: string) =>
   new RestError(400, message, null, context);
 
 /** The body Bitbucket sends with a status the double was told to fake (fault injection). */

@@ -11,6 +11,17 @@ export interface LinkContext {
 }
 
 export function renderUser(u: User, l: LinkContext) {
+  if (u.type === 'SERVICE') {
+    // the user behind a project/repository access token: no e-mail address, no profile page
+    return {
+      name: u.name,
+      active: u.active,
+      displayName: u.displayName,
+      id: u.id,
+      slug: u.slug,
+      type: 'SERVICE',
+    };
+  }
   return {
     name: u.name,
     emailAddress: u.emailAddress,

@@ -8,6 +8,7 @@ import {
   resolveCommit,
   setHeadRefSync,
 } from '../git/cli';
+import { defaultReviewers } from './defaultReviewers';
 import { EX, notPermitted, RestError, validation } from './errors';
 import {
   BitbucketState,
@@ -25,6 +26,7 @@ import {
   slugify,
   SshKey,
 } from './model';
+import { PullRequests } from './pullRequests';
 import {
   LinkContext,
   renderBranch,
@@ -34,6 +36,7 @@ import {
   renderRepo,
   renderUser,
 } from './render';
+import { branchPermissions, checkPush } from './restrictions';
 
 /** A parsed REST call. */
 export interface RestCall {
@@ -43,6 +46,8 @@ export interface RestCall {
   query: URLSearchParams;
   body: unknown;
   principal?: Principal;
+  /** The request's Content-Type (bulk requests are told apart by it). */
+  contentType?: string;
 }
 
 export interface RestResult {
@@ -59,6 +64,27 @@ export interface RestOptions {
   maxPageLimit: number;
   /** Bitbucket version reported by application-properties. */
   version: string;
+  /** Refuse OAuth 2.0 tokens on `/rest/branch-permissions` (as some 8.x docs say Bitbucket does). */
+  refuseOAuthOnBranchPermissions?: boolean;
+}
+
+/** What the REST areas (pull requests, branch permissions, default reviewers) share. */
+export interface RestContext {
+  readonly state: BitbucketState;
+  readonly opts: RestOptions;
+  links(): LinkContext;
+  page<T>(all: T[], q: URLSearchParams): ReturnType<typeof page<T>>;
+  notAllowed(call: RestCall): never;
+  requireLicensed(call: RestCall): Principal;
+  projectOr404(key: string): Project;
+  repoOr404(key: string, slug: string): Repo;
+  needRepo(call: RestCall, repo: Repo, level: Level, what: string): void;
+  needProject(
+    call: RestCall,
+    project: Project,
+    level: Level,
+    what: string,
+  ): void;
 }
 
 const DEFAULT_LIMIT = 25;
@@ -111,18 +137,30 @@ async function isValidBranchName(name: string): Promise<boolean> {
 const branchName = (ref: string) => ref.replace(/^refs\/heads\//, '');
 
 /** The REST API of the Bitbucket Server / Data Center double. */
-export class BitbucketRest {
+export class BitbucketRest implements RestContext {
+  readonly pullRequests: PullRequests;
+
   constructor(
-    private readonly state: BitbucketState,
-    private readonly links: () => LinkContext,
-    private readonly opts: RestOptions,
-  ) {}
+    readonly state: BitbucketState,
+    readonly links: () => LinkContext,
+    readonly opts: RestOptions,
+  ) {
+    this.pullRequests = new PullRequests(this);
+  }
 
   async handle(call: RestCall): Promise<RestResult> {
-    const m = /^\/rest\/(api|keys|branch-utils)\/(1\.0|latest)(\/.*)?$/.exec(
-      call.path,
-    );
-    if (!m)
+    const m =
+      /^\/rest\/(api|keys|branch-utils|branch-permissions|default-reviewers)\/(1\.0|2\.0|latest)(\/.*)?$/.exec(
+        call.path,
+      );
+    const versions: Record<string, string[]> = {
+      api: ['1.0', 'latest'],
+      keys: ['1.0', 'latest'],
+      'branch-utils': ['1.0', 'latest'],
+      'branch-permissions': ['2.0', 'latest'],
+      'default-reviewers': ['1.0', 'latest'],
+    };
+    if (!m || !versions[m[1]].includes(m[2]))
       throw new RestError(404, `No REST resource at ${call.path}`, EX.notFound);
     const api = m[1];
     const seg = (m[3] ?? '/')
@@ -131,11 +169,13 @@ export class BitbucketRest {
       .map(decodeURIComponent);
     if (api === 'api') return this.api(call, seg);
     if (api === 'keys') return this.keys(call, seg);
+    if (api === 'branch-permissions') return branchPermissions(this, call, seg);
+    if (api === 'default-reviewers') return defaultReviewers(this, call, seg);
     return this.branchUtils(call, seg);
   }
 
   // ---------- helpers ----------
-  private notAllowed(call: RestCall): never {
+  notAllowed(call: RestCall): never {
     throw new RestError(
       405,
       `Method ${call.method} is not allowed for ${call.path}`,
@@ -143,13 +183,13 @@ export class BitbucketRest {
     );
   }
 
-  private requireLicensed(call: RestCall): Principal {
+  requireLicensed(call: RestCall): Principal {
     if (!call.principal || !this.state.isLicensed(call.principal.user))
       throw notPermitted();
     return call.principal;
   }
 
-  private projectOr404(key: string): Project {
+  projectOr404(key: string): Project {
     const p = this.state.project(key);
     if (!p)
       throw new RestError(
@@ -160,7 +200,7 @@ export class BitbucketRest {
     return p;
   }
 
-  private repoOr404(key: string, slug: string): Repo {
+  repoOr404(key: string, slug: string): Repo {
     const p = this.projectOr404(key);
     const r = this.state.repo(p.key, slug);
     if (!r)
@@ -172,12 +212,7 @@ export class BitbucketRest {
     return r;
   }
 
-  private needRepo(
-    call: RestCall,
-    repo: Repo,
-    level: Level,
-    what: string,
-  ): void {
+  needRepo(call: RestCall, repo: Repo, level: Level, what: string): void {
     if (this.state.repoLevel(call.principal, repo) < level) {
       throw notPermitted(
         `You are not permitted to ${what} in repository ${repo.projectKey}/${repo.slug}`,
@@ -185,7 +220,7 @@ export class BitbucketRest {
     }
   }
 
-  private needProject(
+  needProject(
     call: RestCall,
     project: Project,
     level: Level,
@@ -198,7 +233,7 @@ export class BitbucketRest {
     }
   }
 
-  private page<T>(all: T[], q: URLSearchParams) {
+  page<T>(all: T[], q: URLSearchParams) {
     return page(all, q, this.opts.maxPageLimit);
   }
 
@@ -241,7 +276,22 @@ export class BitbucketRest {
         const u = this.state.user(b);
         if (!u)
           throw new RestError(404, `User ${b} does not exist.`, EX.noSuchUser);
-        return { status: 200, body: renderUser(u, L) };
+        const size = Number(call.query.get('avatarSize'));
+        return {
+          status: 200,
+          body: {
+            ...renderUser(u, L),
+            // server-relative, as Bitbucket answers when asked for an avatar size
+            ...(size > 0
+              ? {
+                  avatarUrl: `${new URL(L.baseUrl).pathname.replace(
+                    /\/$/,
+                    '',
+                  )}/users/${u.slug}/avatar.png?s=${Math.floor(size)}`,
+                }
+              : {}),
+          },
+        };
       }
     }
     if (a === 'repos' && seg.length === 1) {
@@ -307,6 +357,10 @@ export class BitbucketRest {
       if (M === 'DELETE') {
         this.needRepo(call, repo, 3, 'delete the repository');
         this.state.deleteRepo(repo);
+        this.state.record(call.principal, 'REPO_DELETED', {
+          projectKey: repo.projectKey,
+          slug: repo.slug,
+        });
         return { status: 202 };
       }
       this.notAllowed(call);
@@ -344,6 +398,8 @@ export class BitbucketRest {
     ) {
       return this.repoPermissions(call, repo, f);
     }
+    if (e === 'pull-requests')
+      return this.pullRequests.handle(call, repo, seg.slice(5));
     void g;
     throw new RestError(404, `No REST resource at ${call.path}`, EX.notFound);
   }
@@ -393,7 +449,7 @@ export class BitbucketRest {
   }
 
   private createProject(call: RestCall): RestResult {
-    if (!this.state.hasGlobal(call.principal, 'PROJECT_CREATE'))
+    if (!this.state.canCreateProject(call.principal))
       throw notPermitted('You are not permitted to create projects');
     const body = asObject(call.body);
     const key = typeof body.key === 'string' ? body.key : '';
@@ -435,6 +491,7 @@ export class BitbucketRest {
       p.key,
       new Map([[call.principal!.user.slug, 'PROJECT_ADMIN']]),
     );
+    this.state.record(call.principal, 'PROJECT_CREATED', { projectKey: p.key });
     return { status: 201, body: renderProject(p, this.state, this.links()) };
   }
 
@@ -442,7 +499,11 @@ export class BitbucketRest {
     call: RestCall,
     project: Project,
   ): Promise<RestResult> {
-    this.needProject(call, project, 3, 'create repositories');
+    if (!this.state.canCreateRepo(call.principal, project)) {
+      throw notPermitted(
+        `You are not permitted to create repositories in project ${project.key}`,
+      );
+    }
     const body = asObject(call.body);
     const name = typeof body.name === 'string' ? body.name.trim() : '';
     if (!name) throw validation('name', 'The repository name is required.');
@@ -492,6 +553,20 @@ export class BitbucketRest {
       public: body.public === true,
       forkable: body.forkable !== false,
       defaultBranch,
+    });
+    const creator = call.principal!.user;
+    if (creator.type !== 'SERVICE') {
+      repo.createdBy = creator.name;
+      // REPO_CREATE users become admins of the repositories they create
+      if (this.state.repoLevel(call.principal, repo) < 3) {
+        if (!this.state.repoUserPerms.has(repo.id))
+          this.state.repoUserPerms.set(repo.id, new Map());
+        this.state.repoUserPerms.get(repo.id)!.set(creator.slug, 'REPO_ADMIN');
+      }
+    }
+    this.state.record(call.principal, 'REPO_CREATED', {
+      projectKey: project.key,
+      slug: repo.slug,
     });
     return { status: 201, body: renderRepo(repo, this.state, this.links()) };
   }
@@ -620,6 +695,7 @@ export class BitbucketRest {
         EX.duplicateRef,
       );
     }
+    this.refPermitted(call, repo, `refs/heads/${name}`, '0'.repeat(40), sha);
     if (!(await createBranch(repo.path, name, sha))) {
       throw new RestError(
         409,
@@ -635,6 +711,20 @@ export class BitbucketRest {
         this.state.headRef(repo) === `refs/heads/${name}`,
       ),
     };
+  }
+
+  /** Branch permissions apply to REST branch changes too: 401 naming the restriction. */
+  private refPermitted(
+    call: RestCall,
+    repo: Repo,
+    ref: string,
+    oldSha: string,
+    newSha: string,
+  ): void {
+    const v = checkPush(this.state, repo, { user: call.principal?.user }, [
+      { ref, oldSha, newSha, fastForward: true },
+    ]);
+    if (v.length) throw notPermitted(v.map(x => x.message).join(' '));
   }
 
   private async listCommits(call: RestCall, repo: Repo): Promise<RestResult> {
@@ -925,18 +1015,33 @@ export class BitbucketRest {
           } satisfies SshKey;
           this.state.keys.set(sshKey.id, sshKey);
         }
+        const createdBy =
+          call.principal!.user.type === 'SERVICE'
+            ? undefined
+            : call.principal!.user.name;
         const grant: KeyGrant = repo
           ? {
               keyId: sshKey.id,
               repoId: repo.id,
               permission: permission as RepoPermission,
+              createdBy,
             }
           : {
               keyId: sshKey.id,
               projectKey: project.key,
               permission: permission as ProjectPermission,
+              createdBy,
             };
         this.state.keyGrants.push(grant);
+        this.state.record(call.principal, 'ACCESS_KEY_ADDED', {
+          projectKey: project.key,
+          slug: repo?.slug,
+          details: {
+            keyId: sshKey.id,
+            label: sshKey.label,
+            permission,
+          },
+        });
         return { status: 201, body: this.renderGrant(grant) };
       }
       this.notAllowed(call);
@@ -957,6 +1062,11 @@ export class BitbucketRest {
       if (M === 'DELETE') {
         this.state.keyGrants = this.state.keyGrants.filter(g => g !== grant);
         this.state.dropKeyIfUnused(keyId);
+        this.state.record(call.principal, 'ACCESS_KEY_REMOVED', {
+          projectKey: project.key,
+          slug: repo?.slug,
+          details: { keyId },
+        });
         return { status: 204 };
       }
       this.notAllowed(call);
@@ -995,6 +1105,15 @@ export class BitbucketRest {
       const body = asObject(call.body);
       const name = typeof body.name === 'string' ? branchName(body.name) : '';
       if (!name) throw validation('name', 'A branch name is required.');
+      const current = await resolveCommit(repo.path, `refs/heads/${name}`);
+      if (current)
+        this.refPermitted(
+          call,
+          repo,
+          `refs/heads/${name}`,
+          current,
+          '0'.repeat(40),
+        );
       if (body.dryRun === true) return { status: 204 };
       if (!(await deleteBranch(repo.path, name))) {
         throw new RestError(

@@ -1,6 +1,7 @@
 import { PEER_GIT_CONFIG } from '../git/cli';
 import { startSshd, SshdInstance } from '../ssh/sshd';
 import type { BitbucketRequestLogEntry, BitbucketSshInfo } from './double';
+import { PUSH_ENV } from './hooks';
 import type { BitbucketState } from './model';
 
 const shQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
@@ -54,6 +55,8 @@ export async function startBitbucketSsh(ctx: {
   insecureCa?: string;
   log: (e: BitbucketRequestLogEntry) => void;
   takeFault: (path: string) => { status?: number; drop?: boolean } | undefined;
+  /** Registers a push by an access key; the id goes to the repository's hooks (`BB_DOUBLE_PUSH`). */
+  newPush: (repoId: number, accessKeyId: number) => string;
 }): Promise<{
   sshd: SshdInstance;
   info: BitbucketSshInfo & { keySource: 'command' | 'file' };
@@ -90,7 +93,9 @@ resp=$(${curl} -G --data-urlencode "key=$1" --data-urlencode "cmd=\${SSH_ORIGINA
 }
 case "$resp" in
   "ALLOW git-upload-pack "*) exec env ${gitEnv} git upload-pack "\${resp#ALLOW git-upload-pack }" ;;
-  "ALLOW git-receive-pack "*) exec env ${gitEnv} git receive-pack "\${resp#ALLOW git-receive-pack }" ;;
+  "ALLOW git-receive-pack "*)
+    rest="\${resp#ALLOW git-receive-pack }"
+    exec env ${PUSH_ENV}="\${rest%% *}" ${gitEnv} git receive-pack "\${rest#* }" ;;
   "ALLOW git-upload-archive "*) exec env ${gitEnv} git upload-archive "\${resp#ALLOW git-upload-archive }" ;;
   *) printf '%s\\n' "\${resp#DENY }" >&2; exit 1 ;;
 esac
@@ -148,6 +153,10 @@ esac
       );
     }
     entry.status = 200;
+    if (parsed.service === 'git-receive-pack')
+      return `ALLOW ${parsed.service} ${ctx.newPush(repo.id, key.id)} ${
+        repo.path
+      }`;
     return `ALLOW ${parsed.service} ${repo.path}`;
   };
 

@@ -1,7 +1,9 @@
-import YAML from 'yaml';
 import { KubeApiserverInfo, KubeHttp, kubePath } from '../kube/http';
 import { ensureNamespace } from '../kube/rbac';
 import { FLUX_COMPONENTS, FluxBundle } from './bundle';
+import { renderFluxInstall } from './install';
+
+export { parseBundleFile } from './install';
 
 const PLURALS: Record<string, string> = {
   CustomResourceDefinition: 'customresourcedefinitions',
@@ -14,25 +16,11 @@ const PLURALS: Record<string, string> = {
   NetworkPolicy: 'networkpolicies',
   Namespace: 'namespaces',
 };
-const CLUSTER_SCOPED = new Set([
-  'CustomResourceDefinition',
-  'ClusterRole',
-  'ClusterRoleBinding',
-  'Namespace',
-]);
-
 export interface AppliedObject {
   apiVersion: string;
   kind: string;
   name: string;
   namespace?: string;
-}
-
-/** Parses a multi-document YAML file of the bundle into objects (skipping empty documents). */
-export function parseBundleFile(text: string): Record<string, any>[] {
-  return YAML.parseAllDocuments(text)
-    .map(d => d.toJS())
-    .filter(o => o && typeof o === 'object');
 }
 
 /** REST path of a bundle object (only the kinds the bundle contains). */
@@ -72,45 +60,19 @@ export async function applyFluxBundle(
   },
 ): Promise<AppliedObject[]> {
   const ns = opts.namespace;
-  const components = opts.components ?? [...FLUX_COMPONENTS];
   const fieldManager = opts.fieldManager ?? 'flux';
   const labels = {
     'app.kubernetes.io/instance': ns,
     'app.kubernetes.io/part-of': 'flux',
     'app.kubernetes.io/version': bundle.version,
   };
-  const docs: Record<string, any>[] = [];
-  for (const c of components) {
-    const text = bundle.files[`${c}.yaml`];
-    if (text === undefined) throw new Error(`bundle has no ${c}.yaml`);
-    docs.push(...parseBundleFile(text));
-  }
-  for (const o of parseBundleFile(bundle.files['rbac.yaml'] ?? '')) {
-    const renamed = JSON.parse(
-      JSON.stringify(o).replaceAll('"flux-system"', JSON.stringify(ns)),
-    );
-    if (CLUSTER_SCOPED.has(o.kind))
-      renamed.metadata.name = `${o.metadata.name}-${ns}`;
-    if (
-      renamed.roleRef?.kind === 'ClusterRole' &&
-      renamed.roleRef.name !== 'cluster-admin'
-    ) {
-      renamed.roleRef.name = `${renamed.roleRef.name}-${ns}`;
-    }
-    docs.push(renamed);
-  }
-  if (opts.withPolicies)
-    docs.push(...parseBundleFile(bundle.files['policies.yaml'] ?? ''));
-  for (const o of docs) {
-    o.metadata.labels = { ...o.metadata.labels, ...labels };
-    if (o.kind === 'Deployment') {
-      o.spec.template.metadata.labels = {
-        ...o.spec.template.metadata.labels,
-        ...labels,
-      };
-    }
-    if (!CLUSTER_SCOPED.has(o.kind)) o.metadata.namespace = ns;
-  }
+  const docs: Record<string, any>[] = renderFluxInstall(bundle, {
+    namespace: ns,
+    components: opts.components ?? [...FLUX_COMPONENTS],
+    registry: '',
+    networkPolicy: opts.withPolicies ?? false,
+    namespaceObject: false,
+  });
 
   const api = new KubeHttp(kube);
   const applied: AppliedObject[] = [];

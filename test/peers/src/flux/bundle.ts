@@ -3,6 +3,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import * as tar from 'tar';
+import semver from 'semver';
 import YAML from 'yaml';
 import { crdObject, FLUX_CRDS } from './crds';
 
@@ -42,6 +43,15 @@ const V2_9_4_TAGS: Record<FluxComponent, string> = {
   'image-automation-controller': 'v1.2.4',
   'source-watcher': 'v2.2.3',
 };
+
+/**
+ * The two Flux versions of the upgrade fixture. They differ in every controller image tag
+ * (`v2.9.4` has flux2 v2.9.4's real tags, e.g. `source-controller:v1.9.4`; `v2.10.0` uses
+ * `v2.10.0`), in the `app.kubernetes.io/version` label the generator adds, and in their CRDs: from
+ * `v2.10.0` on the fixture no longer serves the deprecated `v1beta2` of the kinds stored as `v1`
+ * (GitRepository, Kustomization, OCIRepository, …).
+ */
+export const FLUX_UPGRADE_VERSIONS = { from: 'v2.9.4', to: 'v2.10.0' } as const;
 
 export interface BuildFluxBundleOptions {
   /** Flux version, e.g. `v2.9.4`. Other versions get `fluxcd/<component>:<version>` images, so bundles differ. */
@@ -286,9 +296,10 @@ function controllerDocs(
   c: FluxComponent,
   tag: string,
   padBytes: number,
+  dropBetaVersions: boolean,
 ): Record<string, any>[] {
   const crds = FLUX_CRDS.filter(d => d.component === c)
-    .map(d => crdObject(d, padBytes))
+    .map(d => crdObject(d, padBytes, { dropBetaVersions }))
     .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
   const services = (SHAPES[c].services ?? []).map(svc => ({
     apiVersion: 'v1',
@@ -543,9 +554,15 @@ export async function buildFluxBundle(
     : `v${opts.version}`;
   const tagFor = (c: FluxComponent) =>
     vVersion === 'v2.9.4' ? V2_9_4_TAGS[c] : vVersion;
+  const dropBeta = semver.gte(
+    semver.coerce(vVersion) ?? '0.0.0',
+    FLUX_UPGRADE_VERSIONS.to,
+  );
   const files: Record<string, string> = {};
   for (const c of FLUX_COMPONENTS)
-    files[`${c}.yaml`] = toMultiDocYaml(controllerDocs(c, tagFor(c), pad));
+    files[`${c}.yaml`] = toMultiDocYaml(
+      controllerDocs(c, tagFor(c), pad, dropBeta),
+    );
   files['rbac.yaml'] = toMultiDocYaml(rbacDocs());
   files['policies.yaml'] = toMultiDocYaml(policyDocs());
   for (const [name, content] of Object.entries(opts.overrideFiles ?? {})) {
@@ -587,4 +604,15 @@ export async function packFlat(
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }
+}
+
+/** Builds the bundles of both upgrade versions (`FLUX_UPGRADE_VERSIONS`). */
+export async function buildFluxUpgradeBundles(
+  opts: Omit<BuildFluxBundleOptions, 'version'> = {},
+): Promise<{ from: FluxBundle; to: FluxBundle }> {
+  const [from, to] = await Promise.all([
+    buildFluxBundle({ ...opts, version: FLUX_UPGRADE_VERSIONS.from }),
+    buildFluxBundle({ ...opts, version: FLUX_UPGRADE_VERSIONS.to }),
+  ]);
+  return { from, to };
 }

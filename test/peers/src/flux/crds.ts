@@ -533,8 +533,18 @@ const PAD_WORDS =
  * Builds one CRD object. `padBytes` > 0 grows the schema with documented optional string fields
  * under `spec.properties.fixturePadding` until the CRD's JSON reaches about that size.
  */
-export function crdObject(def: CrdDef, padBytes = 0): Record<string, any> {
+export function crdObject(
+  def: CrdDef,
+  padBytes = 0,
+  opts: { dropBetaVersions?: boolean } = {},
+): Record<string, any> {
   const storage = def.versions[def.versions.length - 1];
+  // From the fixture's Flux v2.10.0 on, the deprecated v1beta2 APIs of the kinds whose storage
+  // version is v1 are no longer served (a CRD change an upgrade test can observe).
+  const versions =
+    opts.dropBetaVersions && storage === 'v1'
+      ? def.versions.filter(v => v !== 'v1beta2')
+      : def.versions;
   const schema = JSON.parse(
     JSON.stringify(def.schema ?? genericSchema(def.kind)),
   );
@@ -578,7 +588,7 @@ export function crdObject(def: CrdDef, padBytes = 0): Record<string, any> {
         singular: def.singular,
       },
       scope: 'Namespaced',
-      versions: def.versions.map(name => ({
+      versions: versions.map(name => ({
         additionalPrinterColumns: columns,
         ...(name !== storage
           ? {

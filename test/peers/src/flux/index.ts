@@ -1,17 +1,56 @@
 export {
   buildFluxBundle,
+  buildFluxUpgradeBundles,
   packFlat,
   toMultiDocYaml,
   FLUX_COMPONENTS,
   FLUX_BUNDLE_FILES,
+  FLUX_UPGRADE_VERSIONS,
 } from './bundle';
 export type {
   FluxBundle,
   BuildFluxBundleOptions,
   FluxComponent,
 } from './bundle';
-export { serveFluxBundles } from './serve';
-export type { FluxBundleServer, BundleRequest, BundleFault } from './serve';
+export {
+  serveFluxBundles,
+  serveFluxUpgradeBundles,
+  serveAssets,
+} from './serve';
+export type {
+  FluxBundleServer,
+  BundleRequest,
+  BundleFault,
+  Asset,
+  AssetServer,
+} from './serve';
+export {
+  renderFluxInstall,
+  gotkComponentsYaml,
+  gotkSyncYaml,
+  fluxBootstrapFiles,
+  fixtureImageDigest,
+  GOTK_KUSTOMIZATION_YAML,
+  DEFAULT_FLUX_COMPONENTS,
+} from './install';
+export type { RenderFluxOptions, GotkSyncOptions } from './install';
+export {
+  buildFluxOperatorRelease,
+  serveFluxOperatorReleases,
+  applyFluxOperatorRelease,
+  fluxOperatorCrds,
+  FLUX_OPERATOR_VERSION,
+  FLUX_OPERATOR_IMAGE,
+} from './operator';
+export type {
+  FluxOperatorRelease,
+  FluxOperatorReleaseServer,
+} from './operator';
+export type { OperatorSimOptions } from './operatorSim';
+export { kustomizeBuild, KustomizeBuildError } from './kustomize';
+export type { TreeReader } from './kustomize';
+export { inventoryId } from './resources';
+export type { InventoryEntry } from './resources';
 export {
   applyFluxBundle,
   parseBundleFile,

@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { buildFluxUpgradeBundles, FluxBundle } from './bundle';
 
 export interface BundleRequest {
   method: string;
@@ -39,22 +40,34 @@ export interface FluxBundleServer {
   stop(): Promise<void>;
 }
 
+/** One file an asset server answers with. */
+export interface Asset {
+  body: Buffer | string;
+  contentType: string;
+  /** `content-disposition: attachment; filename=…` when set */
+  filename?: string;
+}
+
+/** The request log and fault injection every fixture server here shares. */
+export interface AssetServer {
+  baseUrl: string;
+  requests(): BundleRequest[];
+  clearRequests(): void;
+  injectFault(f: BundleFault): void;
+  clearFaults(): void;
+  stop(): Promise<void>;
+}
+
 /**
- * Serves Flux release bundles on 127.0.0.1 the way the flux2 release page does:
- * `GET <baseUrl>/<version>/manifests.tar.gz` → application/gzip (404 for unknown versions), plus
- * `<baseUrl>/<version>/checksums.txt` (`<sha256>  manifests.tar.gz`). Every request is logged so
- * tests can assert caching ("downloaded once") and that nothing was fetched after bad input.
+ * Serves what `lookup(path)` returns on 127.0.0.1 (404 when undefined, 405 for methods other than
+ * GET/HEAD), logging every request and applying injected faults first.
  */
-export async function serveFluxBundles(
-  bundles: { version: string; tarball: Buffer; sha256?: string }[],
-): Promise<FluxBundleServer> {
-  const byVersion = new Map<string, { tarball: Buffer; sha256?: string }>();
+export async function serveAssets(
+  lookup: (path: string) => Asset | undefined,
+): Promise<AssetServer> {
   const log: BundleRequest[] = [];
   let faults: (BundleFault & { left: number })[] = [];
   const sockets = new Set<Socket>();
-  const add = (b: { version: string; tarball: Buffer; sha256?: string }) =>
-    byVersion.set(b.version, { tarball: b.tarball, sha256: b.sha256 });
-  bundles.forEach(add);
 
   const server = http.createServer(async (req, res) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
@@ -90,40 +103,33 @@ export async function serveFluxBundles(
         return;
       }
     }
-    const m = /^\/([^/]+)\/(manifests\.tar\.gz|checksums\.txt)$/.exec(path);
-    const bundle = m ? byVersion.get(decodeURIComponent(m[1])) : undefined;
-    if (!m || !bundle || (req.method !== 'GET' && req.method !== 'HEAD')) {
-      entry.status = m && bundle ? 405 : 404;
+    const asset = lookup(path);
+    if (!asset || (req.method !== 'GET' && req.method !== 'HEAD')) {
+      entry.status = asset ? 405 : 404;
       res
         .writeHead(entry.status, { 'content-type': 'text/plain' })
         .end(entry.status === 404 ? 'Not Found\n' : 'Method Not Allowed\n');
       return;
     }
-    if (m[2] === 'checksums.txt') {
-      const sha =
-        bundle.sha256 ??
-        crypto.createHash('sha256').update(bundle.tarball).digest('hex');
-      entry.status = 200;
-      res
-        .writeHead(200, { 'content-type': 'text/plain' })
-        .end(`${sha}  manifests.tar.gz\n`);
-      return;
-    }
+    const body = Buffer.isBuffer(asset.body)
+      ? asset.body
+      : Buffer.from(asset.body, 'utf8');
     entry.status = 200;
     res.writeHead(200, {
-      'content-type': 'application/gzip',
-      'content-length': bundle.tarball.length,
-      'content-disposition': 'attachment; filename=manifests.tar.gz',
+      'content-type': asset.contentType,
+      'content-length': body.length,
+      ...(asset.filename
+        ? { 'content-disposition': `attachment; filename=${asset.filename}` }
+        : {}),
     });
     if (req.method === 'HEAD') {
       res.end();
     } else if (fault?.truncate) {
-      res.write(
-        bundle.tarball.subarray(0, Math.floor(bundle.tarball.length / 2)),
-        () => req.socket.destroy(),
+      res.write(body.subarray(0, Math.floor(body.length / 2)), () =>
+        req.socket.destroy(),
       );
     } else {
-      res.end(bundle.tarball);
+      res.end(body);
     }
   });
   server.on('connection', s => {
@@ -137,8 +143,6 @@ export async function serveFluxBundles(
   const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
     baseUrl,
-    urlFor: version =>
-      `${baseUrl}/${encodeURIComponent(version)}/manifests.tar.gz`,
     requests: () => log.map(r => ({ ...r, headers: { ...r.headers } })),
     clearRequests: () => {
       log.length = 0;
@@ -149,11 +153,65 @@ export async function serveFluxBundles(
     clearFaults: () => {
       faults = [];
     },
-    add,
     stop: () =>
       new Promise<void>(resolve => {
         for (const s of sockets) s.destroy();
         server.close(() => resolve());
       }),
   };
+}
+
+/**
+ * Serves Flux release bundles on 127.0.0.1 the way the flux2 release page does:
+ * `GET <baseUrl>/<version>/manifests.tar.gz` → application/gzip (404 for unknown versions), plus
+ * `<baseUrl>/<version>/checksums.txt` (`<sha256>  manifests.tar.gz`). Every request is logged so
+ * tests can assert caching ("downloaded once") and that nothing was fetched after bad input.
+ */
+export async function serveFluxBundles(
+  bundles: { version: string; tarball: Buffer; sha256?: string }[],
+): Promise<FluxBundleServer> {
+  const byVersion = new Map<string, { tarball: Buffer; sha256?: string }>();
+  const add = (b: { version: string; tarball: Buffer; sha256?: string }) =>
+    byVersion.set(b.version, { tarball: b.tarball, sha256: b.sha256 });
+  bundles.forEach(add);
+  const server = await serveAssets(path => {
+    const m = /^\/([^/]+)\/(manifests\.tar\.gz|checksums\.txt)$/.exec(path);
+    const bundle = m ? byVersion.get(decodeURIComponent(m[1])) : undefined;
+    if (!m || !bundle) return undefined;
+    if (m[2] === 'checksums.txt') {
+      const sha =
+        bundle.sha256 ??
+        crypto.createHash('sha256').update(bundle.tarball).digest('hex');
+      return {
+        body: `${sha}  manifests.tar.gz\n`,
+        contentType: 'text/plain',
+      };
+    }
+    return {
+      body: bundle.tarball,
+      contentType: 'application/gzip',
+      filename: 'manifests.tar.gz',
+    };
+  });
+  return {
+    ...server,
+    urlFor: version =>
+      `${server.baseUrl}/${encodeURIComponent(version)}/manifests.tar.gz`,
+    add,
+  };
+}
+
+/**
+ * Builds the two upgrade bundles (`FLUX_UPGRADE_VERSIONS`: v2.9.4 → v2.10.0) and serves both.
+ * `stop()` stops the server.
+ */
+export async function serveFluxUpgradeBundles(): Promise<{
+  server: FluxBundleServer;
+  from: FluxBundle;
+  to: FluxBundle;
+  stop(): Promise<void>;
+}> {
+  const { from, to } = await buildFluxUpgradeBundles();
+  const server = await serveFluxBundles([from, to]);
+  return { server, from, to, stop: () => server.stop() };
 }

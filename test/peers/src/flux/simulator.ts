@@ -9,14 +9,29 @@ import {
   GitAuthError,
   GitCommandError,
   lsRemote,
-  runGit,
   withGitAuth,
 } from './gitRemote';
+import { GitSnapshots } from './gitTree';
+import { kustomizeBuild, KustomizeBuildError } from './kustomize';
+import {
+  createOperatorLoop,
+  goDuration,
+  OperatorSimOptions,
+  parseGoDuration,
+} from './operatorSim';
+import { applyPatches, K8sObject, PatchError } from './patches';
+import {
+  ApplyError,
+  ChangeEntry,
+  FluxApplier,
+  InventoryEntry,
+} from './resources';
 
 /**
  * TEST-ONLY stand-in for Flux's source-controller + kustomize-controller (+ the Deployment
- * controller). The test apiserver runs no controllers, so nothing would ever report "Flux became
- * ready"; this loop does what those controllers would do for the objects bootstrap waits on:
+ * controller, + optionally the Flux Operator). The test apiserver runs no controllers, so nothing
+ * would ever report "Flux became ready"; this loop does what those controllers would do for the
+ * objects bootstrap waits on:
  *
  * - GitRepository `<ns>/<name>` (source.toolkit.fluxcd.io/v1): resolves `spec.ref` on
  *   `spec.url` with a REAL `git ls-remote` using the credentials of `spec.secretRef` (SSH identity
@@ -24,25 +39,46 @@ import {
  *   and writes `status` (Ready, ArtifactInStorage/FetchFailed, artifact.revision
  *   `<branch>@sha1:<sha>`, observedGeneration) through the status subresource. A git failure
  *   (bad key, unknown host key, missing branch) is reported as Ready=False with git's message.
- * - Kustomization `<ns>/<name>` (kustomize.toolkit.fluxcd.io/v1): takes the source's artifact,
- *   checks that `spec.path` exists in that commit (fetched with git), and reports Ready,
- *   lastAttemptedRevision, lastAppliedRevision, observedGeneration. It does NOT apply manifests.
- * - Deployments labelled `app.kubernetes.io/part-of=flux` in `<ns>`: marks them available.
+ *   Checked on every poll (faster than Flux's `spec.interval`, so tests need not wait a minute).
+ * - Kustomization `<ns>/<name>` (kustomize.toolkit.fluxcd.io/v1): fetches the source's commit
+ *   with git and checks `spec.path`. With `apply: true` it also does kustomize-controller's job
+ *   (self-management): builds the path (kustomize.ts: `resources` + `patches`, the generated
+ *   kustomization of a folder without one; anything else fails with BuildFailed), server-side
+ *   applies the objects as `kustomize-controller` (force, staged, drift-detected, owner labels
+ *   `kustomize.toolkit.fluxcd.io/name|namespace`), records `status.inventory`, prunes what left
+ *   the build (`spec.prune`), waits for health (`spec.wait`/`spec.healthChecks`), and reports
+ *   Ready with Flux's reasons (ReconciliationSucceeded, ArtifactFailed, BuildFailed,
+ *   ReconciliationFailed, PruneFailed, HealthCheckFailed), lastAttemptedRevision and
+ *   lastAppliedRevision. It reconciles when the source revision, the spec (generation) or the
+ *   `reconcile.fluxcd.io/requestedAt` annotation changes, on `reconcileNow()`, after a failure
+ *   (`retryMs`), and every `spec.interval`.
+ * - Deployments labelled `app.kubernetes.io/part-of=flux` in `<ns>` and every Deployment the
+ *   Kustomization or the FluxInstance applied: marks them available.
+ * - With `operator`: the Flux Operator (operatorSim.ts): the `flux-operator` Deployment becomes
+ *   available, the FluxInstance `flux` is reconciled and the FluxReport `flux` maintained.
  *
- * Honours `spec.suspend` (a suspended object is left alone). `failWith` injects failures,
- * `clear()` recovers. Survives apiserver outages (errors are recorded, the loop continues).
+ * Honours `spec.suspend` (a suspended object is left alone, its status keeps its last values).
+ * `failWith` injects failures, `clear()` recovers. Survives apiserver outages (errors are
+ * recorded, the loop continues).
  */
 export interface FluxSimulator {
   readonly namespace: string;
-  /** Makes the next reconciliations report this failure (source/sync: Ready=False; deployments: unavailable). */
+  /**
+   * Makes the next reconciliations report this failure (source/sync: Ready=False; deployments:
+   * unavailable; instance: the FluxInstance Ready=False ReconciliationFailed).
+   */
   failWith(
-    target: 'source' | 'sync' | 'deployments',
+    target: 'source' | 'sync' | 'deployments' | 'instance',
     message: string,
     opts?: { deployment?: string },
   ): void;
   /** Removes every injected failure. */
   clear(): void;
-  /** Runs one reconciliation pass now (waits for a running one first). */
+  /**
+   * Runs one reconciliation pass now, like `flux reconcile` of everything: the Kustomization,
+   * the FluxInstance and the FluxReport are reconciled even when nothing changed (waits for a
+   * running pass first).
+   */
   reconcileNow(): Promise<void>;
   /** What the simulator did, newest last (for debugging failed tests). */
   events(): string[];
@@ -57,6 +93,17 @@ export interface FluxSimulatorOptions {
   name?: string;
   /** Poll interval (default 300 ms). */
   intervalMs?: number;
+  /**
+   * Self-management: apply what the Kustomization's path builds, like kustomize-controller
+   * (default false: status only — the path is checked, nothing is applied). With a
+   * `gotk-components.yaml` in Git the simulator then owns the cluster-wide Flux CRDs, so use a
+   * private apiserver for such tests.
+   */
+  apply?: boolean;
+  /** Retry delay after a failed Kustomization reconciliation (default 1000 ms; Flux: spec.retryInterval). */
+  retryMs?: number;
+  /** Simulate the Flux Operator too (see OperatorSimOptions). */
+  operator?: OperatorSimOptions;
 }
 
 type Cond = {
@@ -69,6 +116,14 @@ type Cond = {
 };
 
 const SOURCE_API = 'source.toolkit.fluxcd.io/v1';
+
+/** The ref source-controller fetches for a GitRepository `spec.ref` (commit sha as the fallback). */
+function fetchRefOf(ref: any, sha: string): string {
+  if (ref?.name) return ref.name;
+  if (ref?.tag) return `refs/tags/${ref.tag}`;
+  if (ref?.branch) return `refs/heads/${ref.branch}`;
+  return sha;
+}
 const KUSTOMIZE_API = 'kustomize.toolkit.fluxcd.io/v1';
 
 export async function startFluxSimulator(
@@ -85,13 +140,32 @@ export async function startFluxSimulator(
     sync?: string;
     deployments?: { message: string; deployment?: string };
   } = {};
+  const applier = new FluxApplier(api, abort.signal);
+  const snapshots = new GitSnapshots(workDir, abort.signal);
+  /** Set by reconcileNow/failWith/clear: the next pass reconciles everything. */
+  let forced = false;
+  /** kustomize-controller's scheduling state of the sync Kustomization. */
+  const ks: {
+    lastRun: number;
+    failed: boolean;
+    waiting: boolean;
+    health?: {
+      revision: string;
+      generation: number;
+      deadline: number;
+      start: number;
+      timeout: string;
+      changes: ChangeEntry[];
+      extra: Record<string, unknown>;
+    };
+    deployments: Array<{ namespace: string; name: string }>;
+  } = { lastRun: 0, failed: false, waiting: false, deployments: [] };
+  const retryMs = opts.retryMs ?? 1000;
   const log: string[] = [];
   const record = (line: string) => {
     log.push(`${new Date().toISOString()} ${line}`);
     if (log.length > 500) log.shift();
   };
-  /** commit sha + path → exists (commits are immutable, so this never goes stale) */
-  const pathCache = new Map<string, boolean>();
   let running: Promise<void> | undefined;
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
@@ -111,23 +185,24 @@ export async function startFluxSimulator(
 
   async function getSecret(
     secretName: string,
+    secretNs: string = ns,
   ): Promise<FluxGitSecretData | { error: string }> {
     const res = await api.request(
       'GET',
       kubePath({
         apiVersion: 'v1',
         resource: 'secrets',
-        namespace: ns,
+        namespace: secretNs,
         name: secretName,
       }),
       { signal: abort.signal },
     );
     if (res.status === 404)
       return {
-        error: `failed to get secret '${ns}/${secretName}': secrets "${secretName}" not found`,
+        error: `failed to get secret '${secretNs}/${secretName}': secrets "${secretName}" not found`,
       };
     if (res.status !== 200)
-      throw new Error(`GET secret ${ns}/${secretName}: ${res.status}`);
+      throw new Error(`GET secret ${secretNs}/${secretName}: ${res.status}`);
     const data: Record<string, string> = {};
     for (const [k, v] of Object.entries<string>(res.body.data ?? {}))
       data[k] = Buffer.from(v, 'base64').toString('utf8');
@@ -216,6 +291,20 @@ export async function startFluxSimulator(
       };
     });
   }
+
+  const operator = opts.operator
+    ? createOperatorLoop({
+        api,
+        applier,
+        namespace: ns,
+        signal: abort.signal,
+        opts: opts.operator,
+        record,
+        now: () => new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+        withTransitions: (next, prev, generation) =>
+          withTransitions(next, prev, generation),
+      })
+    : undefined;
 
   const comparable = (status: any) =>
     JSON.stringify(status, (k, v) =>
@@ -357,100 +446,76 @@ export async function startFluxSimulator(
     }
   }
 
-  async function pathExists(
-    url: string,
-    secret: FluxGitSecretData | undefined,
-    fetchRef: string,
-    sha: string,
-    dir: string,
-  ) {
-    const key = `${url}|${sha}|${dir}`;
-    const cached = pathCache.get(key);
-    if (cached !== undefined) return cached;
-    const repo = path.join(workDir, 'repo.git');
-    await fs.mkdir(repo, { recursive: true });
-    const exists = await withGitAuth(url, secret, async env => {
-      await runGit(['init', '--quiet', '--bare', repo], {
-        env,
-        signal: abort.signal,
-      });
-      await runGit(
-        [
-          '-C',
-          repo,
-          'fetch',
-          '--quiet',
-          '--depth=1',
-          '--no-tags',
-          '--',
-          url,
-          `+${fetchRef}:refs/sim/head`,
-        ],
-        { env, signal: abort.signal, timeoutMs: 60_000 },
-      );
-      const fetched = (
-        await runGit(['-C', repo, 'rev-parse', 'refs/sim/head^{commit}'], {
-          env,
-        })
-      ).trim();
-      if (fetched !== sha) {
-        // The branch moved since ls-remote; the next pass picks the new head up.
-        return undefined;
-      }
-      if (!dir) return true;
-      try {
-        const type = (
-          await runGit(['-C', repo, 'cat-file', '-t', `${sha}:${dir}`], { env })
-        ).trim();
-        return type === 'tree';
-      } catch {
-        return false;
-      }
-    });
-    if (exists !== undefined) pathCache.set(key, exists);
-    return exists;
-  }
+  const BUILD_FIELDS = [
+    'targetNamespace',
+    'namePrefix',
+    'nameSuffix',
+    'images',
+    'components',
+    'postBuild',
+    'decryption',
+    'healthCheckExprs',
+  ];
+  const RECONCILE_FIELDS = [
+    'kubeConfig',
+    'serviceAccountName',
+    'dependsOn',
+    'ignore',
+  ];
 
-  async function reconcileKustomization(): Promise<void> {
+  async function reconcileKustomization(force: boolean): Promise<void> {
     const res = await api.request('GET', ksPath, { signal: abort.signal });
-    if (res.status === 404) return;
+    if (res.status === 404) {
+      ks.health = undefined;
+      return;
+    }
     if (res.status !== 200)
       throw new Error(
         `GET Kustomization ${ns}/${name}: ${res.status} ${
           res.body?.message ?? ''
         }`,
       );
-    const ks = res.body;
-    if (ks.spec?.suspend) return;
-    const generation: number = ks.metadata.generation;
-    const prev: Cond[] | undefined = ks.status?.conditions;
-    const handled =
-      ks.metadata.annotations?.['reconcile.fluxcd.io/requestedAt'];
+    const k = res.body;
+    if (k.spec?.suspend) return;
+    const generation: number = k.metadata.generation;
+    const prev: Cond[] | undefined = k.status?.conditions;
+    const requested: string | undefined =
+      k.metadata.annotations?.['reconcile.fluxcd.io/requestedAt'];
     const base: Record<string, unknown> = {
       observedGeneration: generation,
-      ...(handled ? { lastHandledReconcileAt: handled } : {}),
+      ...(requested ? { lastHandledReconcileAt: requested } : {}),
     };
-    const report = async (ready: Cond, extra: Record<string, unknown> = {}) => {
+    const report = async (
+      conds: Cond[],
+      extra: Record<string, unknown> = {},
+    ) => {
       await writeStatus(
         ksPath,
-        ks,
+        k,
         {
           ...base,
           ...extra,
-          conditions: withTransitions([ready], prev, generation),
+          conditions: withTransitions(conds, prev, generation),
         },
         'Kustomization',
       );
     };
-    const ref = ks.spec?.sourceRef ?? {};
+    const notReadyCond = (reason: string, message: string): Cond => ({
+      type: 'Ready',
+      status: 'False',
+      reason,
+      message,
+    });
+    const ref = k.spec?.sourceRef ?? {};
     const srcNs = ref.namespace ?? ns;
     if (ref.kind !== 'GitRepository') {
-      return report({
-        type: 'Ready',
-        status: 'False',
-        reason: 'ArtifactFailed',
-        message: `the Flux simulator only handles GitRepository sources, not ${ref.kind}`,
-      });
+      ks.waiting = true;
+      return report([
+        notReadyCond(
+          'ArtifactFailed',
+          `the Flux simulator only handles GitRepository sources, not ${ref.kind}`,
+        ),
+      ]);
     }
     const srcRes = await api.request(
       'GET',
@@ -463,96 +528,357 @@ export async function startFluxSimulator(
       { signal: abort.signal },
     );
     if (srcRes.status === 404) {
-      return report({
-        type: 'Ready',
-        status: 'False',
-        reason: 'ArtifactFailed',
-        message: `Source 'GitRepository/${srcNs}/${ref.name}' not found`,
-      });
+      ks.waiting = true;
+      return report([
+        notReadyCond(
+          'ArtifactFailed',
+          `Source 'GitRepository/${srcNs}/${ref.name}' not found`,
+        ),
+      ]);
     }
     const artifact = srcRes.body?.status?.artifact;
     if (!artifact?.revision) {
-      return report({
-        type: 'Ready',
-        status: 'False',
-        reason: 'ArtifactFailed',
-        message: 'Source artifact not found, retrying in 30s',
-      });
+      ks.waiting = true;
+      return report([
+        notReadyCond(
+          'ArtifactFailed',
+          'Source artifact not found, retrying in 30s',
+        ),
+      ]);
     }
     const revision: string = artifact.revision;
-    if (failures.sync) {
+    const interval = parseGoDuration(k.spec?.interval) ?? 600_000;
+    const due =
+      force ||
+      ks.lastRun === 0 ||
+      ks.waiting ||
+      ks.health !== undefined ||
+      k.status?.observedGeneration !== generation ||
+      k.status?.lastAttemptedRevision !== revision ||
+      (requested !== undefined &&
+        requested !== k.status?.lastHandledReconcileAt) ||
+      (ks.failed && Date.now() - ks.lastRun >= retryMs) ||
+      Date.now() - ks.lastRun >= interval;
+    if (!due) return;
+    ks.lastRun = Date.now();
+    ks.waiting = false;
+    const failed = (reason: string, message: string, extra = {}) => {
+      ks.failed = true;
+      ks.health = undefined;
+      return report([notReadyCond(reason, message)], {
+        lastAttemptedRevision: revision,
+        ...extra,
+      });
+    };
+    if (failures.sync) return failed('ReconciliationFailed', failures.sync);
+
+    // A health check in progress (spec.wait / spec.healthChecks) of the same revision and spec.
+    const h = ks.health;
+    if (h && h.revision === revision && h.generation === generation) {
+      const notReady = await applier.notReady(h.changes);
+      if (notReady.length === 0)
+        return succeed(revision, report, {
+          ...h.extra,
+          healthy: `Health check passed in ${goDuration(Date.now() - h.start)}`,
+        });
+      if (Date.now() < h.deadline) return;
+      const msg = `health check failed after ${goDuration(
+        Date.now() - h.start,
+      )}: timeout waiting for: [${notReady.join(', ')}]`;
+      ks.failed = true;
+      ks.health = undefined;
       return report(
-        {
-          type: 'Ready',
-          status: 'False',
-          reason: 'ReconciliationFailed',
-          message: failures.sync,
-        },
-        { lastAttemptedRevision: revision },
+        [
+          notReadyCond('HealthCheckFailed', msg),
+          {
+            type: 'Healthy',
+            status: 'False',
+            reason: 'HealthCheckFailed',
+            message: msg,
+          },
+        ],
+        { lastAttemptedRevision: revision, ...h.extra },
       );
     }
-    const dir = String(ks.spec?.path ?? '')
+    ks.health = undefined;
+
+    const dir = String(k.spec?.path ?? '')
       .replace(/^\.?\/+/, '')
       .replace(/\/+$/, '')
       .replace(/^\.$/, '');
-    if (dir) {
-      const src = srcRes.body;
-      const m =
-        /@sha1:([0-9a-f]{40})$/.exec(revision) ??
-        /^sha1:([0-9a-f]{40})$/.exec(revision);
-      if (m) {
-        let secret: FluxGitSecretData | undefined;
-        if (src.spec?.secretRef?.name) {
-          const s = await getSecret(src.spec.secretRef.name);
-          if (!('error' in s)) secret = s;
-        }
-        const fetchRef = src.spec?.ref?.tag
-          ? `refs/tags/${src.spec.ref.tag}`
-          : src.spec?.ref?.name ??
-            (src.spec?.ref?.branch
-              ? `refs/heads/${src.spec.ref.branch}`
-              : m[1]);
-        let exists: boolean | undefined;
+    const src = srcRes.body;
+    const m =
+      /@sha1:([0-9a-f]{40})$/.exec(revision) ??
+      /^sha1:([0-9a-f]{40})$/.exec(revision);
+    if (!m) return failed('ArtifactFailed', `unsupported revision ${revision}`);
+    let secret: FluxGitSecretData | undefined;
+    if (src.spec?.secretRef?.name) {
+      const sec = await getSecret(src.spec.secretRef.name, srcNs);
+      if (!('error' in sec)) secret = sec;
+    }
+    const fetchRef = fetchRefOf(src.spec?.ref, m[1]);
+    let tree;
+    try {
+      tree = await snapshots.fetch(src.spec.url, secret, fetchRef, m[1]);
+    } catch (e) {
+      if (abort.signal.aborted) return;
+      return failed(
+        'ArtifactFailed',
+        `failed to fetch artifact: ${(e as Error).message}`,
+      );
+    }
+    if (!tree) {
+      ks.waiting = true; // the source moved on; the next pass takes the new head
+      return;
+    }
+    if (dir && tree.entry(dir)?.type !== 'tree') {
+      return failed(
+        'ArtifactFailed',
+        `kustomization path not found: stat /tmp/kustomization-${generation}/${dir}: no such file or directory`,
+      );
+    }
+    if (!opts.apply) return succeed(revision, report, {});
+
+    // kustomize-controller's self-management.
+    const spec = k.spec ?? {};
+    for (const f of BUILD_FIELDS)
+      if (spec[f] !== undefined && !(Array.isArray(spec[f]) && !spec[f].length))
+        return failed(
+          'BuildFailed',
+          `the Flux simulator does not support spec.${f} of a Kustomization`,
+        );
+    for (const f of RECONCILE_FIELDS)
+      if (spec[f] !== undefined && !(Array.isArray(spec[f]) && !spec[f].length))
+        return failed(
+          'ReconciliationFailed',
+          `the Flux simulator does not support spec.${f} of a Kustomization`,
+        );
+    let objects: K8sObject[];
+    try {
+      objects = await kustomizeBuild(tree, dir);
+      if (spec.patches?.length)
+        objects = applyPatches(
+          objects,
+          spec.patches,
+          `Kustomization ${ns}/${name} spec.patches`,
+        );
+    } catch (e) {
+      if (e instanceof KustomizeBuildError || e instanceof PatchError)
+        return failed('BuildFailed', e.message);
+      throw e;
+    }
+    const cm = spec.commonMetadata;
+    if (cm) {
+      for (const o of objects) {
+        o.metadata.labels = {
+          ...(o.metadata.labels ?? {}),
+          ...(cm.labels ?? {}),
+        };
+        o.metadata.annotations = {
+          ...(o.metadata.annotations ?? {}),
+          ...(cm.annotations ?? {}),
+        };
+      }
+    }
+    const start = Date.now();
+    let changes: ChangeEntry[];
+    try {
+      changes = await applier.applyAllStaged(objects, {
+        fieldManager: 'kustomize-controller',
+        ownerGroup: 'kustomize.toolkit.fluxcd.io',
+        ownerName: name,
+        ownerNamespace: ns,
+        force: spec.force === true,
+        exclusions: {
+          'kustomize.toolkit.fluxcd.io/reconcile': 'disabled',
+          'kustomize.toolkit.fluxcd.io/ssa': 'ignore',
+        },
+        ifNotPresent: { 'kustomize.toolkit.fluxcd.io/ssa': 'ifnotpresent' },
+        cleanup: {
+          annotations: [
+            'kubectl.kubernetes.io/last-applied-configuration',
+            'kustomize.toolkit.fluxcd.io/checksum',
+            'fluxcd.io/sync-checksum',
+          ],
+          labels: ['fluxcd.io/sync-gc-mark'],
+          managers: [
+            { name: 'kubectl', operation: 'Apply' },
+            { name: 'kubectl', operation: 'Update' },
+            { name: 'before-first-apply', operation: 'Update' },
+            { name: 'kustomize-controller', operation: 'Update' },
+          ],
+          exclusions: { 'kustomize.toolkit.fluxcd.io/ssa': 'merge' },
+        },
+      });
+    } catch (e) {
+      if (abort.signal.aborted) return;
+      if (!(e instanceof ApplyError)) throw e;
+      const changeLog = e.changes
+        .filter(c => c.action === 'created' || c.action === 'configured')
+        .map(c => `${c.subject} ${c.action}`)
+        .join('\n');
+      return failed(
+        'ReconciliationFailed',
+        changeLog ? `${e.message}\n${changeLog}` : e.message,
+      );
+    }
+    const changed = changes.filter(
+      c => c.action === 'created' || c.action === 'configured',
+    );
+    record(
+      `Kustomization: applied ${revision}: ${changes.length} objects${
+        changed.length
+          ? ` (${changed.map(c => `${c.subject} ${c.action}`).join(', ')})`
+          : ', none changed'
+      }`,
+    );
+    ks.deployments = changes
+      .filter(c => c.kind === 'Deployment' && c.namespace)
+      .map(c => ({ namespace: c.namespace!, name: c.name }));
+    const inventory = { entries: changes.map(c => ({ id: c.id, v: c.v })) };
+    if (spec.prune) {
+      const ids = new Set(changes.map(c => c.id));
+      const old: InventoryEntry[] = k.status?.inventory?.entries ?? [];
+      const stale = old.filter(e => !ids.has(e.id));
+      if (stale.length) {
         try {
-          exists = await pathExists(src.spec.url, secret, fetchRef, m[1], dir);
+          const deleted = await applier.deleteAll(stale, {
+            inclusions: {
+              'kustomize.toolkit.fluxcd.io/name': name,
+              'kustomize.toolkit.fluxcd.io/namespace': ns,
+            },
+            exclusions: {
+              'kustomize.toolkit.fluxcd.io/prune': 'disabled',
+              'kustomize.toolkit.fluxcd.io/reconcile': 'disabled',
+              'kustomize.toolkit.fluxcd.io/ssa': 'ignore',
+            },
+          });
+          record(
+            `Kustomization: garbage collection ${deleted
+              .map(d => `${d.subject} ${d.action}`)
+              .join(', ')}`,
+          );
         } catch (e) {
           if (abort.signal.aborted) return;
-          return report(
-            {
-              type: 'Ready',
-              status: 'False',
-              reason: 'ArtifactFailed',
-              message: `failed to fetch artifact: ${(e as Error).message}`,
-            },
-            { lastAttemptedRevision: revision },
-          );
-        }
-        if (exists === undefined) return; // source moved on; retry next pass
-        if (!exists) {
-          return report(
-            {
-              type: 'Ready',
-              status: 'False',
-              reason: 'ArtifactFailed',
-              message: `kustomization path not found: stat /tmp/kustomization-${generation}/${dir}: no such file or directory`,
-            },
-            { lastAttemptedRevision: revision },
-          );
+          if (!(e instanceof ApplyError)) throw e;
+          return failed('PruneFailed', e.message, { inventory });
         }
       }
     }
+    const extra = { inventory };
+    let toCheck: ChangeEntry[] = [];
+    if (spec.wait) {
+      toCheck = changes.filter(
+        c =>
+          c.action !== 'skipped' &&
+          !(
+            c.kind === 'Kustomization' &&
+            c.name === name &&
+            c.namespace === ns
+          ),
+      );
+    } else if (Array.isArray(spec.healthChecks) && spec.healthChecks.length) {
+      toCheck = spec.healthChecks.map((r: any) => {
+        const id = {
+          apiVersion: r.apiVersion ?? 'apps/v1',
+          kind: r.kind,
+          name: r.name,
+          namespace: r.namespace,
+        };
+        return {
+          ...id,
+          id: '',
+          v: '',
+          subject: `${id.kind}/${id.namespace ? `${id.namespace}/` : ''}${
+            id.name
+          }`,
+          action: 'unchanged' as const,
+        };
+      });
+    }
+    if (toCheck.length) {
+      const notReady = await applier.notReady(toCheck);
+      if (notReady.length) {
+        const timeout = spec.timeout ?? spec.interval ?? '10m0s';
+        ks.health = {
+          revision,
+          generation,
+          start,
+          timeout,
+          deadline: start + (parseGoDuration(timeout) ?? 600_000),
+          changes: toCheck,
+          extra,
+        };
+        ks.failed = false;
+        const message = `Running health checks for revision ${revision} with a timeout of ${timeout}`;
+        return report(
+          [
+            {
+              type: 'Ready',
+              status: 'Unknown',
+              reason: 'Progressing',
+              message: 'Reconciliation in progress',
+            },
+            {
+              type: 'Reconciling',
+              status: 'True',
+              reason: 'Progressing',
+              message,
+            },
+            {
+              type: 'Healthy',
+              status: 'Unknown',
+              reason: 'Progressing',
+              message,
+            },
+          ],
+          { lastAttemptedRevision: revision, ...extra },
+        );
+      }
+      return succeed(revision, report, {
+        ...extra,
+        healthy: `Health check passed in ${goDuration(Date.now() - start)}`,
+      });
+    }
+    return succeed(revision, report, extra);
+  }
+
+  async function succeed(
+    revision: string,
+    report: (c: Cond[], extra?: Record<string, unknown>) => Promise<void>,
+    extra: Record<string, unknown> & { healthy?: string },
+  ): Promise<void> {
+    ks.failed = false;
+    ks.health = undefined;
+    const { healthy, ...rest } = extra;
     await report(
+      [
+        {
+          type: 'Ready',
+          status: 'True',
+          reason: 'ReconciliationSucceeded',
+          message: `Applied revision: ${revision}`,
+        },
+        ...(healthy
+          ? [
+              {
+                type: 'Healthy',
+                status: 'True' as const,
+                reason: 'Succeeded',
+                message: healthy,
+              },
+            ]
+          : []),
+      ],
       {
-        type: 'Ready',
-        status: 'True',
-        reason: 'ReconciliationSucceeded',
-        message: `Applied revision: ${revision}`,
+        ...rest,
+        lastAppliedRevision: revision,
+        lastAttemptedRevision: revision,
       },
-      { lastAppliedRevision: revision, lastAttemptedRevision: revision },
     );
   }
 
-  async function reconcileDeployments(): Promise<void> {
+  async function listDeployments(labelSelector: string): Promise<any[]> {
     const res = await api.request(
       'GET',
       kubePath({
@@ -560,20 +886,40 @@ export async function startFluxSimulator(
         resource: 'deployments',
         namespace: ns,
       }),
-      {
-        query: { labelSelector: 'app.kubernetes.io/part-of=flux' },
-        signal: abort.signal,
-      },
+      { query: { labelSelector }, signal: abort.signal },
     );
     if (res.status !== 200)
       throw new Error(
         `list Deployments in ${ns}: ${res.status} ${res.body?.message ?? ''}`,
       );
-    for (const d of res.body.items ?? []) {
+    return res.body.items ?? [];
+  }
+
+  async function reconcileDeployments(): Promise<void> {
+    const items = await listDeployments('app.kubernetes.io/part-of=flux');
+    if (operator)
+      items.push(
+        ...(await listDeployments('app.kubernetes.io/name=flux-operator')),
+      );
+    const seen = new Set(
+      items.map(d => `${d.metadata.namespace}/${d.metadata.name}`),
+    );
+    for (const ref of [...ks.deployments, ...(operator?.deployments() ?? [])]) {
+      const key = `${ref.namespace}/${ref.name}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const r = await api.request(
+        'GET',
+        kubePath({ apiVersion: 'apps/v1', resource: 'deployments', ...ref }),
+        { signal: abort.signal },
+      );
+      if (r.status === 200) items.push(r.body);
+    }
+    for (const d of items) {
       const p = kubePath({
         apiVersion: 'apps/v1',
         resource: 'deployments',
-        namespace: ns,
+        namespace: d.metadata.namespace,
         name: d.metadata.name,
       });
       const replicas: number = d.spec?.replicas ?? 1;
@@ -678,11 +1024,20 @@ export async function startFluxSimulator(
   }
 
   async function pass(): Promise<void> {
-    for (const [what, fn] of [
+    const force = forced;
+    forced = false;
+    const steps: Array<[string, () => Promise<void>]> = [
       ['source', reconcileSource],
-      ['sync', reconcileKustomization],
+      ['sync', () => reconcileKustomization(force)],
       ['deployments', reconcileDeployments],
-    ] as const) {
+    ];
+    if (operator) {
+      steps.push(
+        ['instance', () => operator.reconcileInstance(force)],
+        ['report', () => operator.reconcileReport(force)],
+      );
+    }
+    for (const [what, fn] of steps) {
       if (abort.signal.aborted) return;
       try {
         await fn();
@@ -716,15 +1071,25 @@ export async function startFluxSimulator(
     failWith(target, message, o) {
       if (target === 'deployments')
         failures.deployments = { message, deployment: o?.deployment };
-      else failures[target] = message;
+      else if (target === 'instance') {
+        if (!operator)
+          throw new Error(
+            "failWith('instance') needs startFluxSimulator({ operator })",
+          );
+        operator.failWith(message);
+      } else failures[target] = message;
+      forced = true;
     },
     clear() {
       delete failures.source;
       delete failures.sync;
       delete failures.deployments;
+      operator?.failWith(undefined);
+      forced = true;
     },
     async reconcileNow() {
       if (running) await running;
+      forced = true;
       await runPass();
     },
     events: () => [...log],

@@ -12,6 +12,8 @@ export interface GitCgiRequest {
   remoteUser?: string;
   /** Raw query string without `?`. */
   queryString: string;
+  /** Extra environment for git (e.g. for the repository's hooks, which inherit it). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** The git smart-HTTP service a request is for, derived from the URL like http-backend does. */
@@ -57,6 +59,7 @@ export function runGitHttpBackend(
       GATEWAY_INTERFACE: 'CGI/1.1',
       SERVER_PROTOCOL: `HTTP/${req.httpVersion}`,
       SERVER_SOFTWARE: 'flux-bootstrap-test-peer',
+      ...cgi.env,
     });
     if (h['content-length'] !== undefined)
       env.CONTENT_LENGTH = String(h['content-length']);

@@ -53,7 +53,10 @@ function AppTitle() {
   );
 }
 
-/** The nav bar: title, then catalog and "Create…" (scaffolder), then any other page. */
+/**
+ * The nav bar: title, then catalog, "Create…" (scaffolder) and "Flux fleet" (the Flux bootstrap
+ * plugin's fleet page), then any other page.
+ */
 export const navModule = createFrontendModule({
   pluginId: 'app',
   extensions: [
@@ -74,6 +77,7 @@ export const navModule = createFrontendModule({
               <SidebarGroup label="Menu" icon={<MenuIcon />}>
                 {nav.take('page:catalog')}
                 {nav.take('page:scaffolder')}
+                {nav.take('page:flux-bootstrap/fleet')}
                 <SidebarDivider />
                 <SidebarScrollWrapper>
                   {nav.rest({ sortBy: 'title' })}

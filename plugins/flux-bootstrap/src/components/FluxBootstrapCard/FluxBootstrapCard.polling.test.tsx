@@ -67,6 +67,8 @@ function scriptedApi(script: (() => EntityClustersResponse | Error)[]) {
     getCluster: jest.fn(),
     listClusters: jest.fn(),
     getBitbucketServerIntegrations: jest.fn(),
+    streamClusters: jest.fn(),
+    operateCluster: jest.fn(),
   };
   return { api, calls };
 }
@@ -91,7 +93,7 @@ async function advance(ms: number) {
 /** The state chip of the row says `label`. */
 function expectState(label: string) {
   expect(
-    within(screen.getByTestId('flux-cluster-staging')).getByText(label),
+    within(screen.getByRole('row', { name: /^Staging / })).getByText(label),
   ).toBeInTheDocument();
 }
 
@@ -112,9 +114,9 @@ describe('FluxBootstrapCard polling', () => {
       () => response('ready', t0 + 20_000),
     ]);
     await renderCard(api);
-    await screen.findByTestId('flux-cluster-staging');
+    await screen.findByRole('row', { name: /^Staging / });
     expectState('Installing');
-    expect(screen.getByTestId('flux-bootstrap-polling')).toHaveTextContent(
+    expect(screen.getByText(/^Updating on its own/)).toHaveTextContent(
       'Updating on its own while Staging is not settled',
     );
     expect(calls).toHaveLength(1);
@@ -132,7 +134,7 @@ describe('FluxBootstrapCard polling', () => {
     await advance(POLL_INITIAL_MS);
     expect(calls).toHaveLength(4);
     expectState('Ready');
-    expect(screen.queryByTestId('flux-bootstrap-polling')).toBeNull();
+    expect(screen.queryByText(/^Updating on its own/)).toBeNull();
 
     // Ready is steady: no more reads, however long the card stays open.
     await advance(10 * POLL_MAX_MS);
@@ -147,7 +149,7 @@ describe('FluxBootstrapCard polling', () => {
         ready ? response('ready', Date.now()) : response('not-installed', t0),
     ]);
     await renderCard(api);
-    await screen.findByTestId('flux-cluster-staging');
+    await screen.findByRole('row', { name: /^Staging / });
     expectState('Not installed');
     // 5, 10, 20, 40, then 60 s (capped), 60 s …
     for (const wait of [5_000, 10_000, 20_000, 40_000, 60_000, 60_000]) {
@@ -173,10 +175,10 @@ describe('FluxBootstrapCard polling', () => {
   ])('does not poll a %s cluster', async state => {
     const { api, calls } = scriptedApi([() => response(state, Date.now())]);
     await renderCard(api);
-    await screen.findByTestId('flux-cluster-staging');
+    await screen.findByRole('row', { name: /^Staging / });
     await advance(10 * POLL_MAX_MS);
     expect(calls).toHaveLength(1);
-    expect(screen.queryByTestId('flux-bootstrap-polling')).toBeNull();
+    expect(screen.queryByText(/^Updating on its own/)).toBeNull();
   });
 
   it('stops polling when the card unmounts', async () => {
@@ -184,7 +186,7 @@ describe('FluxBootstrapCard polling', () => {
       () => response('installing', Date.now()),
     ]);
     const rendered = await renderCard(api);
-    await screen.findByTestId('flux-cluster-staging');
+    await screen.findByRole('row', { name: /^Staging / });
     await advance(POLL_INITIAL_MS);
     expect(calls).toHaveLength(2);
     rendered.unmount();
@@ -200,7 +202,7 @@ describe('FluxBootstrapCard polling', () => {
       () => response('ready', t0 + 15_000),
     ]);
     await renderCard(api);
-    await screen.findByTestId('flux-cluster-staging');
+    await screen.findByRole('row', { name: /^Staging / });
     await advance(POLL_INITIAL_MS);
     expect(calls).toHaveLength(2);
     // The failed poll shows no error; the installing row stays.
@@ -216,7 +218,7 @@ describe('FluxBootstrapCard polling', () => {
       () => response('installing', Date.now()),
     ]);
     await renderCard(api);
-    await screen.findByTestId('flux-cluster-staging');
+    await screen.findByRole('row', { name: /^Staging / });
     await act(async () => {
       fireEvent.click(screen.getByRole('button', { name: 'Refresh' }));
     });

@@ -8,7 +8,8 @@ import {
   renderInTestApp,
   TestApiProvider,
 } from '@backstage/test-utils';
-import type {
+import {
+  CLUSTER_BOOTSTRAP_STATES,
   ClusterBootstrapState,
   EntityClustersResponse,
 } from '@flux-bootstrap/plugin-flux-bootstrap-common';
@@ -19,7 +20,7 @@ import {
   FluxBootstrapClient,
   fluxBootstrapApiRef,
 } from '../../api/FluxBootstrapApi';
-import { exampleStatuses } from '../../fixtures';
+import { exampleOperatorStatus, exampleStatuses } from '../../fixtures';
 import { EntityFluxBootstrapCard } from '../../plugin';
 
 const server = setupServer();
@@ -107,30 +108,65 @@ async function renderCard(entity: Entity = fleet) {
   );
 }
 
+/** The summary row of a cluster, named by its row header (title or name, then its state). */
+const rowOf = (name: string) =>
+  screen.findByRole('row', {
+    name: new RegExp(`^${name.replace(/[()]/g, '\\$&')} `),
+  });
+/** The details of a cluster (reason, pull request, what to do), in the row under its summary. */
+const detailsOf = (name: string) =>
+  screen.getByRole('group', { name: `${name}: details` });
+
 describe('EntityFluxBootstrapCard (legacy frontend system)', () => {
+  it('is a Backstage UI card named "Flux bootstrap" with a labelled table of clusters', async () => {
+    serveEntity(responseWith(['ready']));
+    await renderCard();
+    const card = await screen.findByRole('article', { name: 'Flux bootstrap' });
+    expect(
+      within(card).getByRole('grid', {
+        name: 'Flux bootstrap state per cluster',
+      }),
+    ).toBeInTheDocument();
+    expect(
+      within(card)
+        .getAllByRole('columnheader')
+        .map(c => c.textContent),
+    ).toEqual(['Cluster', 'Flux', 'Source', 'Last reconcile']);
+    expect(
+      within(card).getByRole('button', { name: 'Refresh' }),
+    ).toBeInTheDocument();
+  });
+
   it('shows a ready cluster: chip, version, controllers, source, linked short SHA, in sync, last reconcile', async () => {
     const seen = serveEntity(responseWith(['ready']));
     await renderCard();
-    const row = await screen.findByTestId('flux-cluster-prod-eu');
+    const row = await rowOf('Production EU');
     const r = within(row);
-    expect(r.getByText('Production EU')).toBeInTheDocument();
-    expect(r.getByText('Ready')).toBeInTheDocument();
+    expect(r.getByRole('rowheader')).toHaveTextContent('Production EU');
+    expect(r.getByRole('img', { name: 'State: Ready' })).toBeInTheDocument();
     expect(r.getByText('v2.9.4')).toBeInTheDocument();
-    expect(r.getByText('flux bootstrap')).toBeInTheDocument();
-    expect(r.getByText('controllers 4/4 ready')).toBeInTheDocument();
+    expect(r.getByText('managed by flux bootstrap')).toBeInTheDocument();
     expect(
-      r.getByText('ssh://git@bitbucket.example.com:7999/PLAT/fleet-infra.git'),
-    ).toBeInTheDocument();
+      r.getByRole('button', { name: /source-controller v1\.9\.4: ready/ }),
+    ).toHaveTextContent('controllers 4/4 ready');
+    expect(r.getByText('Kubernetes v1.34.2')).toBeInTheDocument();
+    expect(
+      r.getByRole('link', {
+        name: 'ssh://git@bitbucket.example.com:7999/PLAT/fleet-infra.git',
+      }),
+    ).toHaveAttribute(
+      'href',
+      'https://bitbucket.example.com/projects/PLAT/repos/fleet-infra/browse',
+    );
     expect(r.getByText('branch main')).toBeInTheDocument();
-    const sha = r.getByText('3f9c1e2b');
-    expect(sha.closest('a')).toHaveAttribute(
+    expect(r.getByRole('link', { name: 'commit 3f9c1e2b' })).toHaveAttribute(
       'href',
       'https://bitbucket.example.com/projects/PLAT/repos/fleet-infra/commits/3f9c1e2b7a4d5c6e8f90a1b2c3d4e5f60718293a',
     );
     expect(r.getByText('in sync')).toBeInTheDocument();
     expect(r.getByText('3 minutes ago')).toBeInTheDocument();
     expect(
-      screen.queryByTestId('flux-cluster-prod-eu-details'),
+      screen.queryByRole('group', { name: 'Production EU: details' }),
     ).not.toBeInTheDocument();
     // the request went to the entity route with the user's token, without refresh
     expect(seen).toHaveLength(1);
@@ -144,12 +180,66 @@ describe('EntityFluxBootstrapCard (legacy frontend system)', () => {
   it('shows a failing cluster with the controller message and "behind"', async () => {
     serveEntity(responseWith(['failing']));
     await renderCard();
-    const row = await screen.findByTestId('flux-cluster-prod-us');
-    expect(within(row).getByText('Failing')).toBeInTheDocument();
-    expect(within(row).getByText('behind')).toBeInTheDocument();
+    const row = await rowOf('Production US');
+    expect(
+      within(row).getByRole('img', { name: 'State: Failing' }),
+    ).toBeInTheDocument();
+    expect(
+      within(row).getByRole('button', {
+        name: 'Bitbucket has newer commits (head 9a8b7c6d)',
+      }),
+    ).toHaveTextContent('behind');
     expect(within(row).getByText('42 minutes ago')).toBeInTheDocument();
-    const details = screen.getByTestId('flux-cluster-prod-us-details');
-    expect(details).toHaveTextContent('knownhosts: key mismatch');
+    expect(detailsOf('Production US')).toHaveTextContent(
+      'knownhosts: key mismatch',
+    );
+  });
+
+  it('shows a cluster awaiting the merge of its pull request: its own chip, the PR link, each reviewer', async () => {
+    serveEntity(responseWith(['awaiting-merge']));
+    await renderCard();
+    const row = await rowOf('Production AP');
+    expect(
+      within(row).getByRole('img', { name: 'State: Awaiting merge' }),
+    ).toBeInTheDocument();
+    const details = detailsOf('Production AP');
+    const pr = within(details).getByRole('group', { name: 'Pull request' });
+    expect(
+      within(pr).getByRole('link', { name: '#12 flux/prod-ap → main' }),
+    ).toHaveAttribute(
+      'href',
+      'https://bitbucket.example.com/projects/PLAT/repos/fleet-infra/pull-requests/12',
+    );
+    const reviewers = within(pr).getByRole('list', { name: 'Reviewers' });
+    expect(
+      within(reviewers)
+        .getAllByRole('listitem')
+        .map(li => li.textContent),
+    ).toEqual(['Alice Example: approved', 'Bob Example: not reviewed yet']);
+    expect(details).toHaveTextContent('once the pull request is merged');
+  });
+
+  it('shows an operator-managed cluster: Flux Operator, requested and installed version, Ready, last applied revision', async () => {
+    serveEntity({
+      entityRef: 'component:default/fleet-infra',
+      clusters: ['prod-op'],
+      items: [exampleOperatorStatus()],
+      unknownClusters: [],
+    });
+    await renderCard();
+    const row = await rowOf('Production (operator)');
+    const r = within(row);
+    expect(r.getByText('managed by Flux Operator')).toBeInTheDocument();
+    const instance = r.getByRole('group', {
+      name: 'FluxInstance flux-system/flux',
+    });
+    expect(instance).toHaveTextContent(
+      'FluxInstance flux: requested 2.9.x, installed v2.9.4',
+    );
+    expect(instance).toHaveTextContent(
+      'Ready: True · last applied v2.9.4@sha256:5f0c3a1e9b7d',
+    );
+    expect(r.getByText('Kubernetes v1.34.2')).toBeInTheDocument();
   });
 
   it('shows installing, suspended, not-installed, unreachable and forbidden clusters with what to do', async () => {
@@ -163,86 +253,77 @@ describe('EntityFluxBootstrapCard (legacy frontend system)', () => {
       ]),
     );
     await renderCard();
-    const installing = await screen.findByTestId('flux-cluster-staging');
-    expect(within(installing).getByText('Installing')).toBeInTheDocument();
+    const installing = await rowOf('staging');
+    expect(
+      within(installing).getByRole('img', { name: 'State: Installing' }),
+    ).toBeInTheDocument();
     expect(
       within(installing).getByText('controllers 3/4 ready'),
     ).toBeInTheDocument();
     expect(
-      within(installing).getByText('source-controller'),
+      within(installing).getByText('not ready: source-controller'),
     ).toBeInTheDocument();
-    expect(
-      screen.getByTestId('flux-cluster-staging-details'),
-    ).toHaveTextContent('controllers not ready: source-controller');
-
-    expect(
-      within(screen.getByTestId('flux-cluster-edge-1')).getByText('Suspended'),
-    ).toBeInTheDocument();
-    expect(screen.getByTestId('flux-cluster-edge-1-details')).toHaveTextContent(
-      'flux resume',
+    expect(detailsOf('staging')).toHaveTextContent(
+      'controllers not ready: source-controller',
     );
 
     expect(
-      within(screen.getByTestId('flux-cluster-dev')).getByText('Not installed'),
+      within(await rowOf('edge-1')).getByRole('img', {
+        name: 'State: Suspended',
+      }),
     ).toBeInTheDocument();
-    expect(screen.getByTestId('flux-cluster-dev-details')).toHaveTextContent(
-      'Bootstrap Flux',
-    );
+    expect(detailsOf('edge-1')).toHaveTextContent('flux resume');
 
     expect(
-      within(screen.getByTestId('flux-cluster-lab')).getByText('Unreachable'),
+      within(await rowOf('dev')).getByRole('img', {
+        name: 'State: Not installed',
+      }),
     ).toBeInTheDocument();
-    expect(screen.getByTestId('flux-cluster-lab-details')).toHaveTextContent(
-      'did not answer within 5 s',
-    );
-    expect(screen.getByTestId('flux-cluster-lab-details')).toHaveTextContent(
-      'caData/caFile',
-    );
+    expect(detailsOf('dev')).toHaveTextContent('Bootstrap Flux');
 
     expect(
-      within(screen.getByTestId('flux-cluster-partner')).getByText('Forbidden'),
+      within(await rowOf('lab')).getByRole('img', {
+        name: 'State: Unreachable',
+      }),
     ).toBeInTheDocument();
+    expect(detailsOf('lab')).toHaveTextContent('did not answer within 5 s');
+    expect(detailsOf('lab')).toHaveTextContent('caData/caFile');
+
     expect(
-      screen.getByTestId('flux-cluster-partner-details'),
-    ).toHaveTextContent('serviceAccountToken');
+      within(await rowOf('partner')).getByRole('img', {
+        name: 'State: Forbidden',
+      }),
+    ).toBeInTheDocument();
+    expect(detailsOf('partner')).toHaveTextContent('serviceAccountToken');
   });
 
-  it("shows each state with Backstage's status chip of its kind", async () => {
-    serveEntity(
-      responseWith([
-        'ready',
-        'failing',
-        'installing',
-        'suspended',
-        'not-installed',
-        'unreachable',
-        'forbidden',
-      ]),
-    );
+  it('tells every state apart by colour, icon and words', async () => {
+    serveEntity(responseWith([...CLUSTER_BOOTSTRAP_STATES]));
     await renderCard();
-    await screen.findByTestId('flux-cluster-prod-eu');
-    const chipOf = (cluster: string, label: string) =>
-      within(screen.getByTestId(`flux-cluster-${cluster}`))
-        .getByText(label)
-        .closest('[aria-label^="Status "]')
-        ?.getAttribute('aria-label');
-    expect({
-      ready: chipOf('prod-eu', 'Ready'),
-      failing: chipOf('prod-us', 'Failing'),
-      installing: chipOf('staging', 'Installing'),
-      suspended: chipOf('edge-1', 'Suspended'),
-      notInstalled: chipOf('dev', 'Not installed'),
-      unreachable: chipOf('lab', 'Unreachable'),
-      forbidden: chipOf('partner', 'Forbidden'),
-    }).toEqual({
-      ready: 'Status ok', // StatusOK
-      failing: 'Status error', // StatusError
-      installing: 'Status pending', // StatusPending
-      suspended: 'Status warning', // StatusWarning
-      notInstalled: 'Status aborted', // StatusAborted
-      unreachable: 'Status error',
-      forbidden: 'Status warning',
-    });
+    await rowOf('Production EU');
+    const chips = CLUSTER_BOOTSTRAP_STATES.map(state =>
+      screen
+        .getAllByRole('img', { name: /^State: / })
+        .find(c => c.getAttribute('data-state') === state),
+    );
+    const looks = chips.map(c => ({
+      words: c!.textContent,
+      icon: c!.querySelector('svg')?.innerHTML,
+      colour: c!.style.background,
+    }));
+    // Words and icons differ for every state; a colour is shared by at most two states.
+    expect(new Set(looks.map(l => l.words)).size).toBe(
+      CLUSTER_BOOTSTRAP_STATES.length,
+    );
+    expect(new Set(looks.map(l => l.icon)).size).toBe(
+      CLUSTER_BOOTSTRAP_STATES.length,
+    );
+    expect(looks.every(l => l.icon && l.colour)).toBe(true);
+    const byColour = new Map<string, number>();
+    for (const l of looks)
+      byColour.set(l.colour, (byColour.get(l.colour) ?? 0) + 1);
+    expect(Math.max(...byColour.values())).toBeLessThanOrEqual(2);
+    expect(byColour.size).toBeGreaterThanOrEqual(5);
   });
 
   it('warns about cluster names that are not configured', async () => {
@@ -251,7 +332,7 @@ describe('EntityFluxBootstrapCard (legacy frontend system)', () => {
     expect(
       await screen.findByText(/Not configured: prod-typo/),
     ).toBeInTheDocument();
-    expect(screen.getByTestId('flux-cluster-prod-eu')).toBeInTheDocument();
+    expect(await rowOf('Production EU')).toBeInTheDocument();
   });
 
   it('shows the empty state with the annotation and the template link, without asking the backend', async () => {
@@ -260,10 +341,14 @@ describe('EntityFluxBootstrapCard (legacy frontend system)', () => {
       ...fleet,
       metadata: { name: 'lonely', namespace: 'default' },
     });
-    const empty = await screen.findByTestId('flux-bootstrap-empty');
-    expect(empty).toHaveTextContent('flux-bootstrap.io/clusters');
+    await screen.findByText(
+      'This entity does not name any Kubernetes cluster.',
+    );
     expect(
-      screen.getByText('Bootstrap Flux on a cluster').closest('a'),
+      screen.getByRole('article', { name: 'Flux bootstrap' }),
+    ).toHaveTextContent('flux-bootstrap.io/clusters');
+    expect(
+      screen.getByRole('link', { name: 'Bootstrap Flux on a cluster' }),
     ).toHaveAttribute(
       'href',
       '/create/templates/default/flux-bootstrap-bitbucket-server',
@@ -311,12 +396,10 @@ describe('EntityFluxBootstrapCard (legacy frontend system)', () => {
   it('refreshes with ?refresh=true when the refresh button is pressed', async () => {
     const seen = serveEntity(responseWith(['ready']));
     await renderCard();
-    await screen.findByTestId('flux-cluster-prod-eu');
+    await rowOf('Production EU');
     fireEvent.click(screen.getByRole('button', { name: 'Refresh' }));
     await waitFor(() => expect(seen).toHaveLength(2));
     expect(seen[1].url.searchParams.get('refresh')).toBe('true');
-    expect(
-      await screen.findByTestId('flux-cluster-prod-eu'),
-    ).toBeInTheDocument();
+    expect(await rowOf('Production EU')).toBeInTheDocument();
   });
 });

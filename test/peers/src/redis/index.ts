@@ -1,0 +1,2 @@
+export { findRedisServer, startTestRedis } from './redis';
+export type { TestRedis } from './redis';
