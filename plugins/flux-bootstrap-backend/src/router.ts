@@ -141,8 +141,8 @@ export async function createRouter(
       while (next < clusters.length && !signal.aborted) {
         const { name } = clusters[next++];
         try {
-          const status = await reader.read(name, { refresh, signal });
-          write({ type: 'status', status });
+          const read = await reader.read(name, { refresh, signal });
+          write({ type: 'status', status: read });
           written++;
         } catch (error) {
           if (signal.aborted) return;

@@ -3,6 +3,13 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { KubeHttp, kubePath } from '@flux-bootstrap/test-peers';
+import type { Browser, Page } from 'playwright-core';
+import {
+  ARTIFACTS_DIR,
+  launchChromium,
+  recordProblems,
+  screenshot,
+} from './browser';
 import yaml from 'yaml';
 import { repoRoot, SANDBOX, Sandbox, startSandbox } from './sandbox';
 import { BackstageApi, TaskResult } from './scaffolder';
@@ -123,7 +130,6 @@ function decommissionValues() {
 beforeAll(async () => {
   sandbox = await startSandbox({
     extraClusters: [RETIRED],
-    buildFrontend: false,
     log: line => console.log(line),
   });
   api = await BackstageApi.asGuest(sandbox.baseUrl);
@@ -139,11 +145,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (sandbox) {
-    fs.mkdirSync(path.join(repoRoot, 'test/e2e/artifacts'), {
-      recursive: true,
-    });
+    fs.mkdirSync(ARTIFACTS_DIR, { recursive: true });
     fs.writeFileSync(
-      path.join(repoRoot, 'test/e2e/artifacts/dayops-backend.log'),
+      path.join(ARTIFACTS_DIR, 'dayops-backend.log'),
       sandbox.backendLogs().join('\n'),
     );
     await sandbox.stop();
@@ -208,6 +212,95 @@ describe('operate routes in the app', () => {
         .backendLogs()
         .some(l => l.includes('ran suspend on cluster sandbox')),
     ).toBe(true);
+  });
+});
+
+describe('browser: the card operates the cluster', () => {
+  let browser: Browser;
+  let page: Page;
+  let problems: string[];
+  beforeAll(async () => {
+    browser = await launchChromium();
+    page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    problems = recordProblems(page);
+  });
+  afterAll(async () => browser?.close());
+
+  async function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      const shot = await screenshot(page, `dayops-failed-${name}`).catch(
+        () => 'none',
+      );
+      throw new Error(
+        `${name}: ${(e as Error).message}\nscreenshot: ${shot}\n${problems.join(
+          '\n',
+        )}`,
+      );
+    }
+  }
+
+  it('reconciles, suspends with a reason and resumes from the cluster page, against the real cluster', async () => {
+    const title = SANDBOX.clusterTitle;
+    const row = page.getByTestId(`flux-cluster-${SANDBOX.cluster}`);
+    await step('open', async () => {
+      await page.goto(sandbox.baseUrl);
+      await page.getByRole('button', { name: 'Enter' }).click();
+      // signed in once the sign-in page is gone (its header shows the app title too)
+      await page.getByText('Select a sign-in method').waitFor({
+        state: 'detached',
+      });
+      await page.goto(
+        `${sandbox.baseUrl}/catalog/default/resource/${SANDBOX.cluster}`,
+      );
+      await row.getByRole('img', { name: 'State: Ready' }).waitFor();
+    });
+    await step('reconcile', async () => {
+      await row.getByRole('button', { name: `Reconcile now ${title}` }).click();
+      await page.getByText(/^Reconciled: GitRepository flux-system/).waitFor();
+    });
+    const requestedAt = (await kustomization(SANDBOX.cluster)).metadata
+      .annotations['reconcile.fluxcd.io/requestedAt'];
+    expect(
+      (await kustomization(SANDBOX.cluster)).status.lastHandledReconcileAt,
+    ).toBe(requestedAt);
+    await step('suspend', async () => {
+      await row.getByRole('button', { name: `Suspend ${title}` }).click();
+      const dialog = page.getByRole('dialog', {
+        name: `Suspend the Flux sync of ${title}`,
+      });
+      await dialog
+        .getByRole('textbox', { name: /Reason/ })
+        .fill('INC-4711: freeze deployments during the failover');
+      await screenshot(page, 'dayops-suspend-dialog');
+      await dialog.getByRole('button', { name: 'Suspend sync' }).click();
+      await row.getByRole('img', { name: 'State: Suspended' }).waitFor();
+      await screenshot(page, 'dayops-card-suspended');
+    });
+    const ks = await kustomization(SANDBOX.cluster);
+    expect(ks.spec.suspend).toBe(true);
+    expect(ks.metadata.annotations['flux-bootstrap.io/suspended-reason']).toBe(
+      'INC-4711: freeze deployments during the failover',
+    );
+    await step('resume', async () => {
+      await row.getByRole('button', { name: `Resume ${title}` }).click();
+      await row.getByRole('img', { name: 'State: Ready' }).waitFor();
+    });
+    expect((await kustomization(SANDBOX.cluster)).spec.suspend).toBe(false);
+    await screenshot(page, 'dayops-card-operate');
+    if (process.env.UPDATE_DOCS_IMAGES === '1') {
+      for (const [from, to] of [
+        ['dayops-card-operate.png', 'card-operate.png'],
+        ['dayops-suspend-dialog.png', 'card-suspend-dialog.png'],
+        ['dayops-card-suspended.png', 'card-operate-suspended.png'],
+      ]) {
+        fs.copyFileSync(
+          path.join(ARTIFACTS_DIR, from),
+          path.join(repoRoot, 'docs', 'images', to),
+        );
+      }
+    }
   });
 });
 
