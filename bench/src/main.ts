@@ -35,6 +35,7 @@ const USAGE = `Usage: npm run bench [-- options]
   )}
   --runs <n>       measured runs per case (default: per benchmark)
   --write-docs     rewrite the sections of docs/benchmarks.md that were run
+  --smoke          one round of each benchmark, to check that they run (no figures to keep)
   --help`;
 
 function parseArgs(argv: string[]) {
@@ -42,6 +43,7 @@ function parseArgs(argv: string[]) {
     only: undefined as string[] | undefined,
     runs: undefined as number | undefined,
     writeDocs: false,
+    smoke: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -55,6 +57,7 @@ function parseArgs(argv: string[]) {
       console.log(USAGE);
       process.exit(0);
     } else if (a === '--write-docs') out.writeDocs = true;
+    else if (a === '--smoke') out.smoke = true;
     else if (a.startsWith('--only'))
       out.only = value()
         .split(',')
@@ -67,6 +70,8 @@ function parseArgs(argv: string[]) {
       out.runs = n;
     } else throw new Error(`unknown argument ${a}\n${USAGE}`);
   }
+  if (out.smoke && out.writeDocs)
+    throw new Error('--smoke figures are not written to the docs');
   for (const id of out.only ?? []) {
     if (!BENCHMARKS.some(b => b.id === id))
       throw new Error(`unknown benchmark "${id}"\n${USAGE}`);
@@ -111,7 +116,8 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`\n▶ ${b.title}`);
     try {
       const outcome = await b.run({
-        runs: args.runs,
+        runs: args.smoke ? 1 : args.runs,
+        smoke: args.smoke,
         log: line => console.error(`  ${line}`),
       });
       machine.loadavgEnd = os.loadavg();

@@ -49,6 +49,26 @@ export interface Config {
       retries?: number;
     }>;
     /**
+     * The HTTP(S) proxy of the engine's outgoing requests (Bitbucket REST, git over HTTPS, the
+     * Flux bundle download, Kubernetes API servers), instead of the `HTTPS_PROXY`,
+     * `HTTP_PROXY` and `NO_PROXY` environment variables, which apply when this is not set. Read
+     * at backend start. Git over SSH and Flux's own traffic on the cluster do not use it.
+     */
+    proxy?: {
+      /**
+       * Proxy URL for http and https targets, e.g. `http://proxy.corp.example.com:3128`, with
+       * `user:password@` when the proxy requires credentials (Basic).
+       * @visibility secret
+       */
+      url: string;
+      /**
+       * Hosts reached directly, in `NO_PROXY` syntax: `host`, `.domain` (and its subdomains),
+       * `host:port`, or `*`. Default: the `NO_PROXY` environment variable. Loopback is not
+       * bypassed unless listed.
+       */
+      noProxy?: string[];
+    };
+    /**
      * Let actions name a kubeconfig context as `cluster` (local development only; the
      * backend's kubeconfig is read). Default false.
      */

@@ -209,7 +209,7 @@ export const pushBenchmark: Benchmark = {
     const peerRequests = server.requests().length;
     // The part of commit 2 that decides whether gotk-components.yaml belongs in kustomization.yaml
     const scan: number[] = [];
-    for (let i = 0; i < 5; i++)
+    for (let i = 0; i < (ctx.smoke ? 1 : 5); i++)
       scan.push(
         (await timed(() => isKubernetesManifest(files.components.content))).ms,
       );
@@ -223,14 +223,10 @@ export const pushBenchmark: Benchmark = {
     const sample = await paired(runs, 1, ours, peer);
     const o = summarize(sample.ours);
     const p = summarize(sample.peer);
-    ctx.log(
-      `pushFluxManifests including rendering: ${Math.max(
-        3,
-        Math.ceil(runs / 2),
-      )} runs`,
-    );
+    const renderRuns = ctx.smoke ? 1 : Math.max(3, Math.ceil(runs / 2));
+    ctx.log(`pushFluxManifests including rendering: ${renderRuns} runs`);
     const withRender = await paired(
-      Math.max(3, Math.ceil(runs / 2)),
+      renderRuns,
       1, // the warm-up parses the bundle once, as the first push after a backend start does
       oursWithRender,
       peer,

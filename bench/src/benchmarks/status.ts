@@ -46,7 +46,10 @@ export interface Fleet {
 }
 
 /** A private apiserver with a healthy Flux, reachable as 95 slow clusters and 5 black holes. */
-export async function startFleet(log: (l: string) => void): Promise<Fleet> {
+export async function startFleet(
+  log: (l: string) => void,
+  size = { live: CLUSTERS - DEAD, dead: DEAD },
+): Promise<Fleet> {
   log(
     'starting a kube-apiserver and bootstrapping Flux onto it (simulated controllers)',
   );
@@ -55,7 +58,7 @@ export async function startFleet(log: (l: string) => void): Promise<Fleet> {
   const target = new URL(kube.url);
   const live: Endpoint[] = [];
   const dead: Endpoint[] = [];
-  for (let i = 0; i < CLUSTERS - DEAD; i++) {
+  for (let i = 0; i < size.live; i++) {
     const p = await startLatencyProxy(
       { host: target.hostname, port: Number(target.port) },
       ONE_WAY_MS,
@@ -63,7 +66,7 @@ export async function startFleet(log: (l: string) => void): Promise<Fleet> {
     defer(`latency proxy ${p.port}`, () => p.stop());
     live.push(p);
   }
-  for (let i = 0; i < DEAD; i++) {
+  for (let i = 0; i < size.dead; i++) {
     const b = await startBlackHole();
     defer(`black hole ${b.port}`, () => b.stop());
     dead.push(b);
@@ -125,7 +128,14 @@ export const statusBenchmark: Benchmark = {
   async run(ctx) {
     const runs = ctx.runs ?? 5;
     const { dir } = tempDir('status');
-    const fleet = await startFleet(ctx.log);
+    // A smoke run reads 10 clusters and 1 black hole (its figures are not kept).
+    const fleet = await startFleet(
+      ctx.log,
+      ctx.smoke ? { live: 10, dead: 1 } : undefined,
+    );
+    const LIVE = fleet.live.length;
+    const DEAD_N = fleet.dead.length;
+    const ALL = LIVE + DEAD_N;
     const timeoutMs = 5000; // fluxBootstrap.status.clusterTimeoutSeconds default
 
     /** One cold read: a new reader (no cache, no connections) over the given clusters. */
@@ -153,9 +163,9 @@ export const statusBenchmark: Benchmark = {
 
     const first = await cold({ dead: 0 });
     const ready = first.states.filter(s => s === 'ready').length;
-    if (ready !== CLUSTERS - DEAD)
+    if (ready !== LIVE)
       throw new Error(
-        `expected ${CLUSTERS - DEAD} ready clusters, got states ${[
+        `expected ${LIVE} ready clusters, got states ${[
           ...new Set(first.states),
         ].join(', ')}`,
       );
@@ -199,9 +209,9 @@ export const statusBenchmark: Benchmark = {
       allRuns.warm.push(got.all.warmMs);
       diffs.push(got.all.ms - got.live.ms);
       ctx.log(
-        `  round ${i + 1}: ${CLUSTERS - DEAD} live cold ${got.live.ms.toFixed(
+        `  round ${i + 1}: ${LIVE} live cold ${got.live.ms.toFixed(
           0,
-        )} ms; ${CLUSTERS} incl. ${DEAD} dead cold ${got.all.ms.toFixed(
+        )} ms; ${ALL} incl. ${DEAD_N} dead cold ${got.all.ms.toFixed(
           0,
         )} ms, warm ${got.all.warmMs.toFixed(1)} ms`,
       );
@@ -218,7 +228,7 @@ export const statusBenchmark: Benchmark = {
 
     // One black hole on its own: how long until it is reported unreachable.
     const lone: number[] = [];
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < (ctx.smoke ? 1 : 3); i++) {
       const reader = backendReader(fleet.config({ live: 0, dead: 1 }));
       try {
         const t = await timed(() => reader.read('dead-1'));
@@ -230,11 +240,11 @@ export const statusBenchmark: Benchmark = {
       }
     }
     const allNarrow = await series(
-      `${CLUSTERS} incl. ${DEAD} dead, concurrency ${FORMER_DEFAULT_CONCURRENCY}`,
+      `${ALL} incl. ${DEAD_N} dead, concurrency ${FORMER_DEFAULT_CONCURRENCY}`,
       { concurrency: FORMER_DEFAULT_CONCURRENCY },
     );
     const liveNarrow = await series(
-      `${CLUSTERS - DEAD} live, concurrency ${FORMER_DEFAULT_CONCURRENCY}`,
+      `${LIVE} live, concurrency ${FORMER_DEFAULT_CONCURRENCY}`,
       { dead: 0, concurrency: FORMER_DEFAULT_CONCURRENCY },
     );
 
@@ -263,7 +273,7 @@ export const statusBenchmark: Benchmark = {
       ].join('\n'),
       { mode: 0o600 },
     );
-    for (let i = 0; i < Math.max(5, runs); i++) {
+    for (let i = 0; i < (ctx.smoke ? 1 : Math.max(5, runs)); i++) {
       const r = await cold({ live: 1, dead: 0 });
       one.push(r.ms);
       const k = await runChecked(
@@ -290,19 +300,17 @@ export const statusBenchmark: Benchmark = {
     const deadCost = deadCostM.median;
     const rows: Row[] = [
       {
-        case: `cold: ${
-          CLUSTERS - DEAD
-        } live clusters (default concurrency ${DEFAULT_STATUS_CONCURRENCY})`,
+        case: `cold: ${LIVE} live clusters (default concurrency ${DEFAULT_STATUS_CONCURRENCY})`,
         ours: liveOnly.cold,
         goal: `< ${COLD_GOAL_MS} ms`,
         met: liveOnly.cold.median < COLD_GOAL_MS,
       },
       {
-        case: `cold: ${CLUSTERS} clusters incl. ${DEAD} black holes (default concurrency ${DEFAULT_STATUS_CONCURRENCY})`,
+        case: `cold: ${ALL} clusters incl. ${DEAD_N} black holes (default concurrency ${DEFAULT_STATUS_CONCURRENCY})`,
         ours: all.cold,
       },
       {
-        case: `cost of the ${DEAD} black holes (per round: with them − without them)`,
+        case: `cost of the ${DEAD_N} black holes (per round: with them − without them)`,
         ours: deadCostM,
         goal: `≤ the per-cluster timeout (${timeoutMs / 1000} s)`,
         met: deadCost <= timeoutMs,
@@ -312,19 +320,17 @@ export const statusBenchmark: Benchmark = {
         ours: summarize(lone),
       },
       {
-        case: `warm (cached): ${CLUSTERS} clusters`,
+        case: `warm (cached): ${ALL} clusters`,
         ours: all.warm,
         goal: `< ${WARM_GOAL_MS} ms`,
         met: all.warm.median < WARM_GOAL_MS,
       },
       {
-        case: `cold: ${
-          CLUSTERS - DEAD
-        } live clusters, concurrency ${FORMER_DEFAULT_CONCURRENCY} (the former default)`,
+        case: `cold: ${LIVE} live clusters, concurrency ${FORMER_DEFAULT_CONCURRENCY} (the former default)`,
         ours: liveNarrow.cold,
       },
       {
-        case: `cold: ${CLUSTERS} clusters incl. ${DEAD} black holes, concurrency ${FORMER_DEFAULT_CONCURRENCY} (the former default)`,
+        case: `cold: ${ALL} clusters incl. ${DEAD_N} black holes, concurrency ${FORMER_DEFAULT_CONCURRENCY} (the former default)`,
         ours: allNarrow.cold,
       },
       {
@@ -336,20 +342,16 @@ export const statusBenchmark: Benchmark = {
     ];
     const analysis: string[] = [];
     const perCluster = oneS.median;
-    const waves = Math.ceil((CLUSTERS - DEAD) / DEFAULT_STATUS_CONCURRENCY);
+    const waves = Math.ceil(LIVE / DEFAULT_STATUS_CONCURRENCY);
     analysis.push(
-      `Cold over ${
-        CLUSTERS - DEAD
-      } clusters: one cold cluster costs ${Math.round(
+      `Cold over ${LIVE} clusters: one cold cluster costs ${Math.round(
         perCluster,
       )} ms here — one TLS connection (HTTP/2), then its independent requests together on it (the Flux CRD's metadata, the FluxReports, the Deployments, the Kustomization and its GitRepository; these well-known kinds are read without discovery requests), so about one ${
         2 * ONE_WAY_MS
       } ms round trip after the handshake instead of a chain of ten. With \`fluxBootstrap.status.concurrency\` at its default of ${DEFAULT_STATUS_CONCURRENCY} the fleet is read in ${waves} wave${
         waves > 1 ? 's' : ''
-      }; what the fan-out adds to one cluster's time is CPU (on this machine also the bench's own 95 latency proxies and the apiserver): ${
-        CLUSTERS - DEAD
-      } TLS handshakes and JSON decoding at once on a shared 2-core machine. The former default of ${FORMER_DEFAULT_CONCURRENCY} needs ${Math.ceil(
-        (CLUSTERS - DEAD) / FORMER_DEFAULT_CONCURRENCY,
+      }; what the fan-out adds to one cluster's time is CPU (on this machine also the bench's own 95 latency proxies and the apiserver): ${LIVE} TLS handshakes and JSON decoding at once on a shared 2-core machine. The former default of ${FORMER_DEFAULT_CONCURRENCY} needs ${Math.ceil(
+        LIVE / FORMER_DEFAULT_CONCURRENCY,
       )} waves (${fmtMs(liveNarrow.cold.median)}).${
         liveOnly.cold.median >= COLD_GOAL_MS
           ? ' Missed in this run: the CPU of the handshakes on this loaded machine is what remains.'
@@ -382,11 +384,9 @@ export const statusBenchmark: Benchmark = {
       peerLabel: 'kubectl get (process)',
       rows,
       method: [
-        `One private kube-apiserver with Flux bootstrapped by the engine (token auth over smart HTTP) and the Flux controller simulator keeping it Ready, exposed as ${
-          CLUSTERS - DEAD
-        } clusters through loopback TCP proxies that delay every byte by ${ONE_WAY_MS} ms in each direction (+${
+        `One private kube-apiserver with Flux bootstrapped by the engine (token auth over smart HTTP) and the Flux controller simulator keeping it Ready, exposed as ${LIVE} clusters through loopback TCP proxies that delay every byte by ${ONE_WAY_MS} ms in each direction (+${
           2 * ONE_WAY_MS
-        } ms per round trip), and ${DEAD} black holes that accept connections and never answer.`,
+        } ms per round trip), and ${DEAD_N} black holes that accept connections and never answer.`,
         `The reader as the status backend builds it: \`createFluxStatusReader(config, { cache })\` with Backstage's \`ConfigReader\` over \`kubernetes.clusterLocatorMethods\` and the cache service of \`@backstage/backend-defaults\` (memory store), \`fluxBootstrap.status\` defaults (5 s per-cluster timeout, 15 s cache TTL, concurrency ${DEFAULT_STATUS_CONCURRENCY}) unless a line says otherwise.`,
         'Cold: a new reader each run (no cache, no connections, no discovery) reading every cluster with `readMany`; warm: the same reader again right after (within the TTL). Every live cluster must come back with its status and every black hole as unreachable, or the run fails.',
         'Peer line: kubectl as a process, with a fresh discovery cache, reading the GitRepositories, Kustomizations and Deployments of flux-system through the same proxy (what a person would run to check one cluster).',

@@ -6,8 +6,10 @@ import { actionsRegistryServiceRef } from '@backstage/backend-plugin-api/alpha';
 import { catalogServiceRef } from '@backstage/plugin-catalog-node';
 import { fluxBootstrapPermissions } from '@flux-bootstrap/plugin-flux-bootstrap-common';
 import {
+  configureHttpProxy,
   createFluxStatusReader,
   readFluxStatusSettings,
+  readHttpProxyConfig,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import { registerFluxBootstrapActions } from './actions';
 import { createClusterStatusService } from './clusterStatus';
@@ -80,6 +82,7 @@ export const fluxBootstrapPlugin = createBackendPlugin({
         auditor,
       }) {
         permissionsRegistry.addPermissions(fluxBootstrapPermissions);
+        configureHttpProxy(readHttpProxyConfig(config)); // fluxBootstrap.proxy
         const statusCache = resilientStatusCache(cache, { logger });
         // A memory store is per process: there is nothing to share between replicas.
         const sharedStore =

@@ -8,6 +8,7 @@
  * @packageDocumentation
  */
 export * from './util';
+export * from './http';
 export * from './config';
 export * from './bitbucket';
 export * from './manifests';

@@ -13,6 +13,10 @@ import {
   ClusterEntityParams,
   clusterEntityUrl,
 } from '@flux-bootstrap/plugin-flux-bootstrap-common';
+import {
+  configureHttpProxy,
+  readHttpProxyConfig,
+} from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import { createBitbucketCreateRepoAction } from './actions/createRepo';
 import { createFluxGenerateKeyAction } from './actions/generateKey';
 import { createFluxPushManifestsAction } from './actions/pushManifests';
@@ -109,6 +113,7 @@ export const scaffolderModuleFluxBootstrap = createBackendModule({
         catalog: catalogServiceRef,
       },
       async init({ scaffolder, templating, config, catalog }) {
+        configureHttpProxy(readHttpProxyConfig(config)); // fluxBootstrap.proxy
         const options = { config };
         scaffolder.addActions(
           createBitbucketCreateRepoAction(options),

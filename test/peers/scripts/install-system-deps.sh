@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite needs (real peers: sshd, etcd, git http-backend,
 # Chromium with an emoji font — Backstage shows booleans as emoji on the template review page —,
-# PostgreSQL, Redis) and builds kube-apiserver when no KUBEBUILDER_ASSETS folder is given.
+# PostgreSQL, Redis, tinyproxy for the proxy suite) and builds kube-apiserver when no KUBEBUILDER_ASSETS folder is given.
 # Needs root. Idempotent: packages already present are not reinstalled, a cached build is reused.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
-packages=(git openssh-server openssh-client etcd-server chromium fonts-noto-color-emoji postgresql ca-certificates openssl curl redis-server)
+packages=(git openssh-server openssh-client etcd-server chromium fonts-noto-color-emoji postgresql ca-certificates openssl curl redis-server tinyproxy)
 if [ -z "${KUBEBUILDER_ASSETS:-}" ]; then
   packages+=(golang-1.19-go make rsync dpkg-dev golang-github-modern-go-reflect2-dev golang-github-json-iterator-go-dev)
 fi
@@ -27,7 +27,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Debian starts services on install; the tests run their own loopback instances.
-  for svc in ssh etcd postgresql redis-server; do
+  for svc in ssh etcd postgresql redis-server tinyproxy; do
     (systemctl stop "$svc" 2>/dev/null || service "$svc" stop 2>/dev/null) >/dev/null 2>&1 || true
   done
 fi

@@ -380,11 +380,13 @@ describe('BitbucketServerClient', () => {
         baseDelayMs: 5,
       },
     );
+    // A POST is repeated only when the caller says a repeat converges (a create answering 409).
     const res = await client.request<{ ok: boolean }>(
       'POST',
       '/rest/api/1.0/projects/FLUX/repos',
       {
         body: { name: 'fleet' },
+        retry: true,
       },
     );
     expect(res.body.ok).toBe(true);
@@ -394,6 +396,16 @@ describe('BitbucketServerClient', () => {
     expect(retryLines).toHaveLength(3);
     // the 429's Retry-After (1 s) is the delay used, not the 5 ms backoff
     expect(retryLines[1]).toContain('in 1000 ms');
+
+    // Not marked: a failed POST is not sent again (it may have been carried out).
+    n = 0;
+    const err = await caught(
+      client.request('POST', '/rest/api/1.0/projects/FLUX/repos', {
+        body: { name: 'fleet' },
+      }),
+    );
+    expect(err.status).toBe(503);
+    expect(server.seen).toHaveLength(5);
   });
 
   it('gives up after the bounded number of retries', async () => {

@@ -788,6 +788,7 @@ export async function ensureBranch(
           body: { name: branch, startPoint: base.id },
           signal: opts.signal,
           expectedStatus: [409],
+          retry: true, // a repeat answers 409, handled below
         },
       );
       return res.status === 409 ? undefined : res.body;
@@ -893,6 +894,7 @@ export async function ensureBitbucketRepository(
                   ...(req.description ? { description: req.description } : {}),
                 },
                 signal,
+                retry: true, // a repeat answers 409, handled below
               },
             ),
         );

@@ -289,7 +289,13 @@ async function waitForCrds(
         lastRead = Date.now();
         await readPending(deadline.signal);
         for (const [name, since] of stuckSince) {
-          if (recreated.has(name) || Date.now() - since < stuckAfterMs)
+          // A CRD served since it was seen stuck has left `pending`: nothing to do for it.
+          if (!pending.has(name)) stuckSince.delete(name);
+          if (
+            !pending.has(name) ||
+            recreated.has(name) ||
+            Date.now() - since < stuckAfterMs
+          )
             continue;
           recreated.add(name);
           stuckSince.delete(name);

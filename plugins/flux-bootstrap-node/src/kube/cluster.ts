@@ -1,13 +1,12 @@
-import fs from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { ConfigLike } from '../config/ConfigLike';
 import { readConfigClusters, type ClusterConnection } from '../config/clusters';
 import { InputValidationError } from '../util/errors';
+import { KubeApiError } from './errors';
 
 /**
  * A cluster resolved from a kubeconfig context. `createKubeClient` reloads the kubeconfig and
- * authenticates through it (exec plugins, auth providers, client certificates), so users whose
- * kubeconfig has no static token work too.
+ * authenticates through it (exec plugins, auth providers, client certificates).
  * @public
  */
 export interface KubeconfigClusterConnection extends ClusterConnection {
@@ -33,10 +32,41 @@ export function loadDefaultKubeConfig(): KubeConfig {
   return kc;
 }
 
-function readMaybeFile(file?: string, data?: string): string | undefined {
-  if (data) return Buffer.from(data, 'base64').toString('utf8');
-  if (file) return fs.readFileSync(file, 'utf8');
-  return undefined;
+const b64 = (pem?: string) => pem && Buffer.from(pem).toString('base64');
+
+/**
+ * The KubeConfig a connection authenticates with: its kubeconfig context (reloaded), or one built
+ * from a config cluster (`url`, `serviceAccountToken`, `caData`/`caFile`, `skipTLSVerify`).
+ * @internal
+ */
+export function kubeConfigFor(conn: ClusterConnection): KubeConfig {
+  if (isKubeconfigConnection(conn)) {
+    const kc = loadDefaultKubeConfig();
+    if (!kc.getContextObject(conn.context)) {
+      throw new KubeApiError(
+        `Kubernetes cluster "${conn.name}": the kubeconfig no longer has context "${conn.context}"`,
+        { kind: 'not-found', reason: 'NoContext' },
+      );
+    }
+    kc.setCurrentContext(conn.context);
+    return kc;
+  }
+  const kc = new KubeConfig();
+  kc.loadFromClusterAndUser(
+    {
+      name: conn.name,
+      server: conn.url,
+      caData: b64(conn.caPem),
+      skipTLSVerify: conn.skipTLSVerify,
+    },
+    {
+      name: 'flux-bootstrap',
+      token: conn.token,
+      certData: b64(conn.clientCertPem),
+      keyData: b64(conn.clientKeyPem),
+    },
+  );
+  return kc;
 }
 
 function kubeconfigContexts(): { kc: KubeConfig; names: string[] } | undefined {
@@ -95,14 +125,12 @@ export function resolveCluster(
             `kubeconfig context "${wanted}" refers to cluster "${ctx.cluster}", which the kubeconfig does not define`,
           );
         }
-        const user = kc.getUser(ctx.user) ?? undefined;
+        // Credentials and CA stay in the kubeconfig (createKubeClient reads them there); the
+        // token is carried for the redactors of whoever logs near this cluster.
         const conn: KubeconfigClusterConnection = {
           name: wanted,
           url: cluster.server.replace(/\/+$/, ''),
-          token: user?.token || undefined,
-          caPem: readMaybeFile(cluster.caFile, cluster.caData),
-          clientCertPem: readMaybeFile(user?.certFile, user?.certData),
-          clientKeyPem: readMaybeFile(user?.keyFile, user?.keyData),
+          token: kc.getUser(ctx.user)?.token || undefined,
           skipTLSVerify: cluster.skipTLSVerify ?? false,
           source: 'kubeconfig',
           context: wanted,

@@ -18,6 +18,7 @@ import {
 import { FluxBundleError, generateComponentsManifest } from './components';
 import { resolveFluxManifestOptions } from './options';
 import { InputValidationError } from '../util/errors';
+import { silentLogger } from '../util/logger';
 
 describe('Flux bundle source', () => {
   let server: FluxBundleServer;
@@ -167,12 +168,30 @@ describe('Flux bundle source', () => {
     await expect(loadFluxBundle('v2.7.0', source())).rejects.toThrow(
       /HTTP 404/,
     );
+    // A download cut short is sent again (a GET is safe to repeat), and the retry is logged…
+    const warnings: string[] = [];
+    const logger = { ...silentLogger, warn: (m: string) => warnings.push(m) };
     server.injectFault({ path: '/v2.9.4/manifests.tar.gz', truncate: true });
-    await expect(loadFluxBundle('v2.9.4', source())).rejects.toThrow(
-      FluxBundleError,
-    );
-    // the next attempt succeeds and nothing broken was cached
-    expect((await loadFluxBundle('v2.9.4', source())).origin).toBe('download');
+    server.clearRequests();
+    const retried = await loadFluxBundle('v2.9.4', source(), { logger });
+    expect(retried.origin).toBe('download');
+    expect(server.requests()).toHaveLength(2);
+    expect(warnings.join('\n')).toMatch(/retrying, retry 1 of 2 in \d+ ms/);
+    // …up to a bound: cut short every time, it fails clearly and caches nothing.
+    const cache = path.join(tmp, 'truncated-cache');
+    server.injectFault({
+      path: '/v2.9.4/manifests.tar.gz',
+      truncate: true,
+      times: 3,
+    });
+    await expect(
+      loadFluxBundle('v2.9.4', source({ cacheDir: cache })),
+    ).rejects.toThrow(FluxBundleError);
+    await expect(fs.readdir(cache)).rejects.toThrow(/ENOENT/);
+    // the next attempt succeeds
+    expect(
+      (await loadFluxBundle('v2.9.4', source({ cacheDir: cache }))).origin,
+    ).toBe('download');
   });
 
   it('rejects a bad version before any request', async () => {

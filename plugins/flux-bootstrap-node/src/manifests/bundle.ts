@@ -1,17 +1,13 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
-import http from 'node:http';
-import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
-import tls from 'node:tls';
 import zlib from 'node:zlib';
 import { Parser } from 'tar';
 import type { ConfigLike } from '../config/ConfigLike';
 import type { EngineLogger } from '../util/logger';
 import { silentLogger } from '../util/logger';
-import { combineSignals } from '../util/async';
-import { isAbortError, OperationAbortedError } from '../util/errors';
+import { HttpClient, HttpError, withSystemRoots } from '../http';
 import { FluxBundleError, FluxBundleFiles } from './components';
 import { digestOfFiles, identifyBundleFiles } from './parsedBundle';
 import { validateFluxVersion } from './validation';
@@ -25,7 +21,6 @@ export const FLUX_RELEASES_BASE_URL =
 
 const MAX_COMPRESSED_BYTES = 64 * 1024 * 1024;
 const MAX_UNCOMPRESSED_BYTES = 256 * 1024 * 1024;
-const MAX_REDIRECTS = 5;
 
 /** `fluxBootstrap.manifests` as the engine uses it. @public */
 export interface ManifestsSourceConfig {
@@ -327,7 +322,7 @@ export async function loadFluxBundle(
   }
 
   logger.info(`Downloading the Flux ${version} bundle from ${url}`);
-  const tarball = await download(url, source, options.signal);
+  const tarball = await download(url, source, logger, options.signal);
   const actual = sha256Hex(tarball);
   if (expected && actual !== expected) {
     throw new BundleChecksumError(version, expected, actual, url);
@@ -365,105 +360,42 @@ async function writeAtomically(file: string, data: Buffer): Promise<void> {
   }
 }
 
-/** GET with redirects (no credentials are ever sent), a size cap, a timeout and the abort signal. */
+/** GET following redirects (no credentials are ever sent), size-capped, on the HTTP layer. */
 async function download(
   url: string,
   source: ManifestsSourceConfig,
+  logger: EngineLogger,
   signal?: AbortSignal,
 ): Promise<Buffer> {
-  const combined = combineSignals([signal], source.downloadTimeoutMs);
+  const failed = (why: string) =>
+    new FluxBundleError(
+      `failed to download the Flux bundle from ${url}: ${why}`,
+    );
   try {
-    let current = new URL(url);
-    for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
-      const res = await getOnce(current, source.caPem, combined.signal);
-      if (res.status >= 300 && res.status < 400 && res.location) {
-        current = new URL(res.location, current);
-        if (current.protocol !== 'https:' && current.protocol !== 'http:') {
-          throw new Error(
-            `redirect to unsupported URL scheme ${current.protocol}`,
-          );
-        }
-        continue;
-      }
-      if (res.status !== 200) {
-        throw new FluxBundleError(
-          `failed to download the Flux bundle from ${url}: HTTP ${res.status}${
-            res.status === 404
-              ? ' (is the version released and the mirror complete?)'
-              : ''
-          }`,
-        );
-      }
-      return res.body;
-    }
-    throw new FluxBundleError(
-      `failed to download the Flux bundle from ${url}: too many redirects`,
+    const res = await new HttpClient({
+      tls: { ca: withSystemRoots(source.caPem) },
+      timeoutMs: source.downloadTimeoutMs,
+      maxResponseBytes: MAX_COMPRESSED_BYTES,
+      retries: 2,
+      logger,
+    }).request({
+      method: 'GET',
+      url,
+      headers: { accept: '*/*' },
+      signal,
+      what: 'download the Flux bundle',
+      followRedirects: true,
+    });
+    if (res.status === 200) return res.body;
+    throw failed(
+      `HTTP ${res.status}${
+        res.status === 404
+          ? ' (is the version released and the mirror complete?)'
+          : ''
+      }`,
     );
   } catch (e) {
-    if (combined.timedOut()) {
-      throw new FluxBundleError(
-        `failed to download the Flux bundle from ${url}: no answer within ${source.downloadTimeoutMs} ms`,
-      );
-    }
-    if (signal?.aborted || isAbortError(e))
-      throw new OperationAbortedError(
-        'Cancelled while downloading the Flux bundle',
-      );
-    if (e instanceof FluxBundleError) throw e;
-    throw new FluxBundleError(
-      `failed to download the Flux bundle from ${url}: ${(e as Error).message}`,
-    );
-  } finally {
-    combined.dispose();
+    if (e instanceof HttpError) throw failed(e.detail);
+    throw e;
   }
-}
-
-function getOnce(
-  url: URL,
-  caPem: string | undefined,
-  signal: AbortSignal,
-): Promise<{ status: number; location?: string; body: Buffer }> {
-  const isHttps = url.protocol === 'https:';
-  return new Promise((resolve, reject) => {
-    const req = (isHttps ? https : http).request(
-      url,
-      {
-        method: 'GET',
-        signal,
-        headers: { 'user-agent': 'flux-bootstrap-backstage', accept: '*/*' },
-        ...(isHttps && caPem ? { ca: [...tls.rootCertificates, caPem] } : {}),
-      },
-      res => {
-        const status = res.statusCode ?? 0;
-        if (status !== 200) {
-          res.resume();
-          resolve({
-            status,
-            location: res.headers.location,
-            body: Buffer.alloc(0),
-          });
-          return;
-        }
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (c: Buffer) => {
-          size += c.length;
-          if (size > MAX_COMPRESSED_BYTES) {
-            res.destroy(
-              new Error(`bundle larger than ${MAX_COMPRESSED_BYTES} bytes`),
-            );
-            return;
-          }
-          chunks.push(c);
-        });
-        res.on('error', reject);
-        res.on('aborted', () =>
-          reject(new Error('connection closed before the download finished')),
-        );
-        res.on('end', () => resolve({ status, body: Buffer.concat(chunks) }));
-      },
-    );
-    req.on('error', reject);
-    req.end();
-  });
 }

@@ -1,10 +1,10 @@
 import type { CatalogService } from '@backstage/plugin-catalog-node';
 import { createTemplateAction } from '@backstage/plugin-scaffolder-node';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseEntityRef, stringifyEntityRef } from '@backstage/catalog-model';
 import {
   InputValidationError,
   Redactor,
-  sleep,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import { examples } from './waitForEntity.examples';
 import { toActionError } from './shared/context';
@@ -121,7 +121,7 @@ export function createWaitForEntityAction(options: WaitForEntityActionOptions) {
             );
           }
           try {
-            await sleep(pollMs, ctx.signal);
+            await sleep(pollMs, undefined, { signal: ctx.signal });
           } catch {
             throw new Error(`Cancelled while waiting for ${ref}`);
           }

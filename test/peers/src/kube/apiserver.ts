@@ -322,8 +322,15 @@ export async function startKubeApiserver(
       caPem,
       adminToken,
       kubeconfigPath,
+      caKeyFile: pki.caKey,
       version,
-      info: () => ({ url, caPem, adminToken, kubeconfigPath }),
+      info: () => ({
+        url,
+        caPem,
+        adminToken,
+        kubeconfigPath,
+        caKeyFile: pki.caKey,
+      }),
       logs: (lines = 60) => apiserver?.tail(lines) ?? '',
       pids: () => ({
         apiserver: apiserver?.isRunning() ? apiserver.child.pid : undefined,

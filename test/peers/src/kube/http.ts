@@ -10,6 +10,11 @@ export interface KubeApiserverInfo {
   adminToken: string;
   /** kubeconfig (mode 0600) with one context `flux-test` for the admin token. */
   kubeconfigPath: string;
+  /**
+   * The CA's private key (mode 0600): it signs client certificates the apiserver accepts
+   * (`--client-ca-file`), see `mintClientCertificate`. Absent for an apiserver given from outside.
+   */
+  caKeyFile?: string;
 }
 
 export interface KubeResponse<T = any> {

@@ -7,6 +7,7 @@ export type { KubeApiserver, StartKubeApiserverOptions } from './apiserver';
 export { KubeHttp, KubeRequestError, kubePath } from './http';
 export type { KubeApiserverInfo, KubeResponse } from './http';
 export { mintToken, ensureNamespace } from './rbac';
+export { mintClientCertificate } from './pki';
 export type { PolicyRule, MintTokenOptions } from './rbac';
 export { uniqueName, createTestNamespace, KubeCleanup } from './isolation';
 export type { ClusterObjectRef } from './isolation';

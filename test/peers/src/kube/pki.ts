@@ -1,4 +1,6 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { run } from './process';
 
@@ -107,4 +109,73 @@ export async function writeApiserverPki(dir: string): Promise<{
     saKey: p('sa.key'),
     saPub: p('sa.pub'),
   };
+}
+
+/**
+ * A client certificate for `user` in `groups` (the certificate's CN and O, as the apiserver reads
+ * them), signed by the apiserver's CA, with its private key (PEM). EC P-256, valid for a day.
+ */
+export async function mintClientCertificate(
+  kube: { caPem: string; caKeyFile?: string },
+  subject: { user: string; groups?: string[] },
+): Promise<{ certPem: string; keyPem: string }> {
+  if (!kube.caKeyFile) {
+    throw new Error(
+      'mintClientCertificate needs the CA key of the apiserver (caKeyFile): only peers started by startKubeApiserver have it',
+    );
+  }
+  const dir = await fs.mkdtemp(
+    path.join(os.tmpdir(), 'flux-test-client-cert-'),
+  );
+  const p = (f: string) => path.join(dir, f);
+  try {
+    await fs.writeFile(p('ca.crt'), kube.caPem);
+    await fs.writeFile(
+      p('client.ext'),
+      'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n',
+    );
+    const subj = [
+      ...(subject.groups ?? []).map(g => `/O=${g}`),
+      `/CN=${subject.user}`,
+    ].join('');
+    await run('openssl', [
+      'req',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      p('client.key'),
+      '-out',
+      p('client.csr'),
+      '-subj',
+      subj,
+    ]);
+    await run('openssl', [
+      'x509',
+      '-req',
+      '-in',
+      p('client.csr'),
+      '-CA',
+      p('ca.crt'),
+      '-CAkey',
+      kube.caKeyFile,
+      '-set_serial',
+      `0x${crypto.randomBytes(8).toString('hex')}`,
+      '-out',
+      p('client.crt'),
+      '-days',
+      '1',
+      '-sha256',
+      '-extfile',
+      p('client.ext'),
+    ]);
+    return {
+      certPem: await fs.readFile(p('client.crt'), 'utf8'),
+      keyPem: await fs.readFile(p('client.key'), 'utf8'),
+    };
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
 }

@@ -6,3 +6,9 @@ export type {
   FaultProxyOutage,
   FaultProxyRequest,
 } from './faultProxy';
+export { startTinyproxy, TINYPROXY_BINARY } from './tinyproxy';
+export type {
+  Tinyproxy,
+  TinyproxyOptions,
+  TinyproxyRequest,
+} from './tinyproxy';

@@ -80,10 +80,10 @@ describe('npm test (scripts/test.js) and install-system-deps.sh', () => {
     });
     expect(r.code).toBe(3);
     expect(r.stderr).toContain(
-      'Missing system packages: openssh-server etcd-server chromium fonts-noto-color-emoji postgresql openssl curl redis-server',
+      'Missing system packages: openssh-server etcd-server chromium fonts-noto-color-emoji postgresql openssl curl redis-server tinyproxy',
     );
     expect(r.stderr).toContain(
-      'sudo apt-get install -y --no-install-recommends openssh-server etcd-server chromium fonts-noto-color-emoji postgresql openssl curl redis-server',
+      'sudo apt-get install -y --no-install-recommends openssh-server etcd-server chromium fonts-noto-color-emoji postgresql openssl curl redis-server tinyproxy',
     );
     expect(fs.readFileSync(calls, 'utf8')).toBe('');
   });
@@ -124,7 +124,7 @@ describe('npm test (scripts/test.js) and install-system-deps.sh', () => {
       { mode: 0o755 },
     );
     const all =
-      'git openssh-server openssh-client etcd-server chromium fonts-noto-color-emoji postgresql ca-certificates openssl curl redis-server';
+      'git openssh-server openssh-client etcd-server chromium fonts-noto-color-emoji postgresql ca-certificates openssl curl redis-server tinyproxy';
     const r = await run(process.execPath, [testJs, '--maxWorkers=1'], {
       env: { ...env, STUB_INSTALLED: all },
       check: false,
@@ -140,7 +140,7 @@ describe('npm test (scripts/test.js) and install-system-deps.sh', () => {
   it('with every package present: installs nothing, as any user', async () => {
     const script = copy('test/peers/scripts/install-system-deps.sh');
     const all =
-      'git openssh-server openssh-client etcd-server chromium fonts-noto-color-emoji postgresql ca-certificates openssl curl redis-server';
+      'git openssh-server openssh-client etcd-server chromium fonts-noto-color-emoji postgresql ca-certificates openssl curl redis-server tinyproxy';
     const r = await run('bash', [script], {
       env: { ...env, STUB_INSTALLED: all },
       check: false,
@@ -163,11 +163,12 @@ describe('npm test (scripts/test.js) and install-system-deps.sh', () => {
     const log = fs.readFileSync(calls, 'utf8').trim().split('\n');
     expect(log).toEqual([
       'apt-get update -qq',
-      'apt-get install -y -qq --no-install-recommends openssh-server etcd-server chromium fonts-noto-color-emoji postgresql openssl curl redis-server',
+      'apt-get install -y -qq --no-install-recommends openssh-server etcd-server chromium fonts-noto-color-emoji postgresql openssl curl redis-server tinyproxy',
       'systemctl stop ssh',
       'systemctl stop etcd',
       'systemctl stop postgresql',
       'systemctl stop redis-server',
+      'systemctl stop tinyproxy',
     ]);
   });
 });

@@ -1,0 +1,61 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+
+// `npm run bench -- --smoke`: one round of every benchmark against its real peers, as a
+// developer runs it, so that a broken benchmark fails the suite instead of the next person who
+// measures (the install benchmark once lost its bundle cache to the kubectl round). No figure is
+// asserted: timings belong to `npm run bench` and docs/benchmarks.md, not to tests.
+jest.setTimeout(25 * 60_000);
+
+// Test code runs from source: __dirname is this folder.
+// eslint-disable-next-line no-restricted-syntax
+const repoRoot = path.resolve(__dirname, '../../..');
+
+const TITLES = [
+  'Install (server-side apply of gotk-components.yaml) vs kubectl',
+  'Manifest generation (gotk-components.yaml)',
+  'Key generation vs ssh-keygen',
+  'Push of the manifests vs the git CLI',
+  'Status fan-out over 100 clusters',
+  'Memory (peak RSS)',
+];
+
+describe('npm run bench -- --smoke', () => {
+  it('runs one round of every benchmark to the end', async () => {
+    const started = Date.now();
+    const { code, stdout, stderr } = await new Promise<{
+      code: number | null;
+      stdout: string;
+      stderr: string;
+    }>((resolve, reject) => {
+      const child = spawn(process.execPath, ['bench/run.js', '--smoke'], {
+        cwd: repoRoot,
+        env: { ...process.env, FORCE_COLOR: '0' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', d => (out += d));
+      child.stderr.on('data', d => (err += d));
+      child.on('error', reject);
+      child.on('close', c => resolve({ code: c, stdout: out, stderr: err }));
+    });
+    const failures = stderr
+      .split('\n')
+      .filter(l => l.startsWith('✖'))
+      .join('\n');
+    expect(failures).toBe('');
+    expect(code).toBe(0);
+    // Every benchmark printed its table (a line per case under its title).
+    for (const title of TITLES) {
+      expect(stdout).toMatch(
+        new RegExp(
+          `== ${title.replace(/[()]/g, '\\$&')} \\(\\d+ s\\)\\ncase +`,
+        ),
+      );
+    }
+    expect(stderr).not.toMatch(/Uncaught error/);
+    // eslint-disable-next-line no-console
+    console.log(`bench smoke: ${Math.round((Date.now() - started) / 1000)} s`);
+  });
+});
