@@ -12,6 +12,7 @@ import type {
 } from '@flux-bootstrap/plugin-flux-bootstrap-common';
 import {
   createFluxStatusReader,
+  fluxBootstrapSettings,
   DEFAULT_STATUS_CONCURRENCY,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import express from 'express';
@@ -76,7 +77,7 @@ function timeUntil(run: StreamRun, count: number): number {
 
 /**
  * The status backend's router as the plugin mounts it, with the reader the plugin builds
- * (`createFluxStatusReader` with Backstage's config reader and cache service); a stand-in user
+ * (`createFluxStatusReader` over `fluxBootstrapSettings` of Backstage's config reader, and the cache service); a stand-in user
  * who holds flux.bootstrap.cluster.read (the auth and permission services are not what is
  * measured).
  */
@@ -86,10 +87,11 @@ async function startStatusBackend(
 ) {
   const cfg = new ConfigReader(config);
   const cache = CacheManager.fromConfig(cfg).forPlugin('flux-bootstrap');
-  const reader = createFluxStatusReader(cfg, { cache });
+  const settings = fluxBootstrapSettings(cfg);
+  const reader = await createFluxStatusReader(settings, { cache });
   const router = await createRouter({
     reader,
-    config: cfg,
+    settings,
     httpAuth: {
       credentials: async () => ({
         $$type: '@backstage/BackstageCredentials',

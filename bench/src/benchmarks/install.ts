@@ -5,6 +5,7 @@ import {
   buildFluxBundle,
   startKubeApiserver,
   KubeApiserver,
+  findKubectl,
 } from '@flux-bootstrap/test-peers';
 import {
   applyStaged,
@@ -291,7 +292,7 @@ export const installBenchmark: Benchmark = {
       ];
       const env = { PATH: process.env.PATH, HOME: dir };
       try {
-        const r = await runChecked('kubectl', args, { env });
+        const r = await runChecked(findKubectl(), args, { env });
         const applied = r.stdout
           .split('\n')
           .filter(l => /serverside-applied/.test(l)).length;
@@ -302,7 +303,7 @@ export const installBenchmark: Benchmark = {
         objectsApplied = applied;
         // Right after the apply: until the CRDs are Established (what our install waits for).
         const w = await runChecked(
-          'kubectl',
+          findKubectl(),
           [
             '--kubeconfig',
             kube.kubeconfigPath,
@@ -315,7 +316,7 @@ export const installBenchmark: Benchmark = {
           ],
           { env },
         );
-        const again = await runChecked('kubectl', args, { env });
+        const again = await runChecked(findKubectl(), args, { env });
         if (record) {
           kubectl.apply.push(r.ms);
           kubectl.applyWait.push(r.ms + w.ms);

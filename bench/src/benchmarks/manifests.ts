@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { buildFluxBundle } from '@flux-bootstrap/test-peers';
+import { buildFluxBundle, findKubectl } from '@flux-bootstrap/test-peers';
 import {
   FLUX_EXTRA_COMPONENTS,
   generateComponentsManifest,
@@ -131,7 +131,7 @@ export const manifestsBenchmark: Benchmark = {
           generateComponentsManifest(l.value.files, options.components),
         );
         outBytes = g.value.length;
-        const k = await runChecked('kubectl', ['kustomize', kdir], {
+        const k = await runChecked(findKubectl(), ['kustomize', kdir], {
           env: { PATH: process.env.PATH, HOME: dir },
         });
         if (i < 0) {

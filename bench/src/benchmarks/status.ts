@@ -1,8 +1,10 @@
+import { findKubectl } from '@flux-bootstrap/test-peers';
 import { ConfigReader } from '@backstage/config';
 import type { JsonObject } from '@backstage/types';
 import { CacheManager } from '@backstage/backend-defaults/cache';
 import {
   createFluxStatusReader,
+  fluxBootstrapSettings,
   DEFAULT_STATUS_CONCURRENCY,
   FluxStatusReader,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
@@ -115,10 +117,10 @@ export async function startFleet(
 }
 
 /** The reader as the backend builds it: config, the engine's clients, Backstage's cache service. */
-function backendReader(data: JsonObject): FluxStatusReader {
+function backendReader(data: JsonObject): Promise<FluxStatusReader> {
   const config = new ConfigReader(data);
   const cache = CacheManager.fromConfig(config).forPlugin('flux-bootstrap');
-  return createFluxStatusReader(config, { cache });
+  return createFluxStatusReader(fluxBootstrapSettings(config), { cache });
 }
 
 /** Status fan-out of the status backend's engine over 100 clusters. */
@@ -140,7 +142,7 @@ export const statusBenchmark: Benchmark = {
 
     /** One cold read: a new reader (no cache, no connections) over the given clusters. */
     const cold = async (opts: Parameters<Fleet['config']>[0]) => {
-      const reader = backendReader(fleet.config(opts));
+      const reader = await backendReader(fleet.config(opts));
       const names = reader.listClusters().map(c => c.name);
       try {
         const t = await timed(() => reader.readMany(names));
@@ -229,7 +231,7 @@ export const statusBenchmark: Benchmark = {
     // One black hole on its own: how long until it is reported unreachable.
     const lone: number[] = [];
     for (let i = 0; i < (ctx.smoke ? 1 : 3); i++) {
-      const reader = backendReader(fleet.config({ live: 0, dead: 1 }));
+      const reader = await backendReader(fleet.config({ live: 0, dead: 1 }));
       try {
         const t = await timed(() => reader.read('dead-1'));
         if (t.value.state !== 'unreachable')
@@ -277,7 +279,7 @@ export const statusBenchmark: Benchmark = {
       const r = await cold({ live: 1, dead: 0 });
       one.push(r.ms);
       const k = await runChecked(
-        'kubectl',
+        findKubectl(),
         [
           '--kubeconfig',
           kubeconfig,

@@ -66,7 +66,7 @@ async function main() {
     error() {},
     debug() {},
   });
-  const hosts = readBitbucketServerHosts(config);
+  const hosts = await readBitbucketServerHosts(config);
   const ref = parseBitbucketRepoUrl(input.repoUrl, hosts);
   const host = hosts.find(h => h.host === ref.host)!;
   const auth = { token: input.token };

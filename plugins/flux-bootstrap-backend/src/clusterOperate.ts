@@ -13,12 +13,11 @@ import {
   OperateClusterResponse,
 } from '@flux-bootstrap/plugin-flux-bootstrap-common';
 import {
-  ConfigLike,
   createKubeClient,
+  FluxBootstrapSettingsSource,
   FluxStatusReader,
   InputValidationError,
   KubeClient,
-  readFluxStatusSettings,
   reconcileFluxSync,
   Redactor,
   resolveCluster,
@@ -44,8 +43,8 @@ export interface ClusterOperateTimeouts {
 
 /** What {@link createClusterOperateService} needs. */
 export interface ClusterOperateServiceOptions {
-  /** Root config: `kubernetes.clusterLocatorMethods` and `fluxBootstrap.status.namespace`. */
-  config: ConfigLike;
+  /** The plugin's settings: the clusters and `fluxBootstrap.status.namespace`. */
+  settings: FluxBootstrapSettingsSource;
   /** The status reader: which clusters exist, and the status answered after an operation. */
   reader: Pick<FluxStatusReader, 'hasCluster' | 'read'>;
   permissions: PermissionsService;
@@ -109,7 +108,7 @@ export function actorOf(credentials: BackstageCredentials): string {
 export function createClusterOperateService(
   options: ClusterOperateServiceOptions,
 ): ClusterOperateService {
-  const { config, reader, permissions, auditor, logger } = options;
+  const { settings, reader, permissions, auditor, logger } = options;
   const timeouts: ClusterOperateTimeouts = {
     reconcileMs: options.timeouts?.reconcileMs ?? 60_000,
     resumeMs: options.timeouts?.resumeMs ?? 30_000,
@@ -173,9 +172,10 @@ export function createClusterOperateService(
             throw new InputError(error.message);
           throw error;
         }
-        const namespace = readFluxStatusSettings(config).namespace;
+        const current = await settings.get();
+        const namespace = current.status.namespace;
         const kube = await createClient(
-          resolveCluster(config, cluster, 'cluster'),
+          resolveCluster(current, cluster, 'cluster'),
         );
         let message: string;
         try {

@@ -8,7 +8,7 @@ import { fluxBootstrapPermissions } from '@flux-bootstrap/plugin-flux-bootstrap-
 import {
   configureHttpProxy,
   createFluxStatusReader,
-  readFluxStatusSettings,
+  fluxBootstrapSettings,
   readHttpProxyConfig,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import { registerFluxBootstrapActions } from './actions';
@@ -83,6 +83,9 @@ export const fluxBootstrapPlugin = createBackendPlugin({
       }) {
         permissionsRegistry.addPermissions(fluxBootstrapPermissions);
         configureHttpProxy(readHttpProxyConfig(config)); // fluxBootstrap.proxy
+        // The configuration is read once here (and again when it changes), not per request.
+        const settings = fluxBootstrapSettings(config, { logger });
+        const { status } = await settings.get();
         const statusCache = resilientStatusCache(cache, { logger });
         // A memory store is per process: there is nothing to share between replicas.
         const sharedStore =
@@ -93,12 +96,11 @@ export const fluxBootstrapPlugin = createBackendPlugin({
               leases: await databaseStatusReadLeases(database),
               logger,
               // Longer than the longest read: the cluster's deadline, then Bitbucket's.
-              leaseMs:
-                2 * readFluxStatusSettings(config).clusterTimeoutMs + 2000,
+              leaseMs: 2 * status.clusterTimeoutMs + 2000,
               sharedCacheHealthy: statusCache.sharedHealthy,
             })
           : undefined;
-        const reader = createFluxStatusReader(config, {
+        const reader = await createFluxStatusReader(settings, {
           logger,
           cache: statusCache,
           coordinator,
@@ -122,7 +124,7 @@ export const fluxBootstrapPlugin = createBackendPlugin({
         // Reconcile now, suspend, resume: routes and actions, audited, behind
         // flux.bootstrap.cluster.operate.
         const operateService = createClusterOperateService({
-          config,
+          settings,
           reader,
           permissions,
           auditor,
@@ -140,7 +142,7 @@ export const fluxBootstrapPlugin = createBackendPlugin({
             permissions,
             catalog,
             logger,
-            config,
+            settings,
             statusService,
             operateService,
           }),

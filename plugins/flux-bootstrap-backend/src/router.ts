@@ -13,10 +13,8 @@ import {
 } from '@flux-bootstrap/plugin-flux-bootstrap-common';
 import {
   BitbucketServerAuth,
-  ConfigLike,
+  FluxBootstrapSettingsSource,
   FluxStatusReader,
-  readBitbucketServerHosts,
-  readFluxStatusSettings,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import express from 'express';
 import { setMaxListeners } from 'node:events';
@@ -41,8 +39,8 @@ export interface RouterOptions {
   permissions: PermissionsService;
   catalog: Pick<CatalogService, 'getEntityByRef'>;
   logger: LoggerService;
-  /** Root config: `integrations.bitbucketServer` and `scaffolder.requireScmUserCredentials`. */
-  config: ConfigLike;
+  /** The plugin's settings: `integrations.bitbucketServer`, `scaffolder.requireScmUserCredentials`, `fluxBootstrap.status`. */
+  settings: FluxBootstrapSettingsSource;
   /**
    * The answers of the status routes, shared with the registered actions (actions/); made
    * from `reader`, `permissions` and `catalog` when not given.
@@ -79,7 +77,7 @@ function flag(value: unknown): boolean {
 export async function createRouter(
   options: RouterOptions,
 ): Promise<express.Router> {
-  const { reader, httpAuth, permissions, catalog, config } = options;
+  const { reader, httpAuth, permissions, catalog, settings } = options;
   const router = Router();
   router.use(express.json());
 
@@ -121,7 +119,7 @@ export async function createRouter(
     const clusters = reader.listClusters();
     // Every read waits on this one signal (a listener each): a fleet is no leak.
     setMaxListeners(clusters.length + 10, signal);
-    const { concurrency } = readFluxStatusSettings(config);
+    const { concurrency } = (await settings.get()).status;
     res.status(200);
     res.setHeader('Content-Type', 'application/x-ndjson; charset=utf-8');
     // no-transform: the compression middleware leaves the body alone (gzip would hold lines back).
@@ -227,18 +225,17 @@ export async function createRouter(
   // Whether each configured Bitbucket Server host has credentials (never which), for the
   // template's token field: optional where the actions can use the integration's credentials.
   // Any signed-in user or service: the host names are frontend-visible config anyway, and the
-  // form needs this answer before anything else, so no permission guards it. Read on every
-  // request, with the engine's reader the actions use, so config changes are picked up.
+  // form needs this answer before anything else, so no permission guards it. The settings the
+  // actions use, read again when the config changes.
   router.get('/integrations/bitbucket-server', async (req, res) => {
     await httpAuth.credentials(req, { allow: ['user', 'service'] });
+    const { bitbucketServer, requireScmUserCredentials } = await settings.get();
     const body: BitbucketServerIntegrationsResponse = {
-      items: readBitbucketServerHosts(config).map(h => ({
+      items: bitbucketServer.map(h => ({
         host: h.host,
         credentials: credentialsKind(h.auth),
       })),
-      requireScmUserCredentials:
-        config.getOptionalBoolean('scaffolder.requireScmUserCredentials') ??
-        false,
+      requireScmUserCredentials,
     };
     res.json(body);
   });

@@ -1,4 +1,10 @@
+import {
+  coreServices,
+  createServiceFactory,
+} from '@backstage/backend-plugin-api';
+import { ConfigReader, type Config } from '@backstage/config';
 import { startTestBackend, mockServices } from '@backstage/backend-test-utils';
+import { createMockActionContext } from '@backstage/plugin-scaffolder-node-test-utils';
 import { catalogServiceMock } from '@backstage/plugin-catalog-node/testUtils';
 import { scaffolderActionsExtensionPoint } from '@backstage/plugin-scaffolder-node';
 import { scaffolderTemplatingExtensionPoint } from '@backstage/plugin-scaffolder-node/alpha';
@@ -77,5 +83,76 @@ describe('scaffolderModuleFluxBootstrap', () => {
     expect(clusterEntityUrl(undefined)).toBe(
       'https://portal.example.com/backstage/api/flux-bootstrap/v1/cluster-entity.yaml',
     );
+  });
+});
+
+describe('configuration of the actions', () => {
+  it('is read once when the backend starts, never per action run', async () => {
+    const reader = new ConfigReader({
+      backend: { baseUrl: 'https://portal.example.com' },
+      integrations: {
+        bitbucketServer: [{ host: 'bb.example.com', token: 'tok-5b1e' }],
+      },
+    });
+    // The root config, counting the reads of the plugins' keys.
+    const reads: string[] = [];
+    const config = new Proxy(reader, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (typeof value !== 'function') return value;
+        return (key?: string, ...rest: unknown[]) => {
+          if (
+            /^(integrations|kubernetes|fluxBootstrap|scaffolder)\b/.test(
+              key ?? '',
+            )
+          )
+            reads.push(key!);
+          return value.call(target, key, ...rest);
+        };
+      },
+    }) as Config;
+    const actions: { id: string; handler(ctx: unknown): Promise<void> }[] = [];
+    await startTestBackend({
+      extensionPoints: [
+        [
+          scaffolderActionsExtensionPoint,
+          { addActions: (...added: any[]) => actions.push(...added) },
+        ],
+        [
+          scaffolderTemplatingExtensionPoint,
+          { addTemplateFilters: () => {}, addTemplateGlobals: () => {} },
+        ],
+      ],
+      features: [
+        scaffolderModuleFluxBootstrap,
+        catalogServiceMock.factory(),
+        createServiceFactory({
+          service: coreServices.rootConfig,
+          deps: {},
+          factory: () => config,
+        }),
+      ],
+    });
+    const createRepo = actions.find(a => a.id === 'bitbucket:create-repo')!;
+    const run = async () => {
+      const outputs: Record<string, unknown> = {};
+      await createRepo.handler({
+        ...createMockActionContext({
+          input: { repoUrl: 'bb.example.com?project=FLUX&repo=fleet' },
+        }),
+        isDryRun: true,
+        output: (name: string, value: unknown) => (outputs[name] = value),
+      });
+      return outputs;
+    };
+    expect((await run()).remoteUrl).toBe(
+      'https://bb.example.com/scm/flux/fleet.git',
+    );
+    const atStart = [...reads];
+    expect(atStart.filter(k => k === 'integrations.bitbucketServer')).toEqual([
+      'integrations.bitbucketServer',
+    ]);
+    for (let i = 0; i < 3; i++) await run();
+    expect(reads).toEqual(atStart);
   });
 });

@@ -15,6 +15,7 @@ import {
 } from '@flux-bootstrap/plugin-flux-bootstrap-common';
 import {
   configureHttpProxy,
+  fluxBootstrapSettings,
   readHttpProxyConfig,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import { createBitbucketCreateRepoAction } from './actions/createRepo';
@@ -110,11 +111,13 @@ export const scaffolderModuleFluxBootstrap = createBackendModule({
         scaffolder: scaffolderActionsExtensionPoint,
         templating: scaffolderTemplatingExtensionPoint,
         config: coreServices.rootConfig,
+        logger: coreServices.logger,
         catalog: catalogServiceRef,
       },
-      async init({ scaffolder, templating, config, catalog }) {
+      async init({ scaffolder, templating, config, logger, catalog }) {
         configureHttpProxy(readHttpProxyConfig(config)); // fluxBootstrap.proxy
-        const options = { config };
+        // The configuration is read here, once (and again when it changes), not per run.
+        const options = { settings: fluxBootstrapSettings(config, { logger }) };
         scaffolder.addActions(
           createBitbucketCreateRepoAction(options),
           createFluxGenerateKeyAction(options),
@@ -124,7 +127,7 @@ export const scaffolderModuleFluxBootstrap = createBackendModule({
           createFluxUninstallAction(options),
           createBitbucketDeleteAccessKeysAction(options),
           createFluxRemoveClusterPathAction(options),
-          createFleetUnregisterClusterAction({ ...options, catalog }),
+          createFleetUnregisterClusterAction({ config, catalog }),
         );
         templating.addTemplateGlobals([createClusterEntityUrlGlobal(config)]);
       },

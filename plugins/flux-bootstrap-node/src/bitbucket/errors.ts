@@ -1,3 +1,5 @@
+import { errorNameForKind, FluxBootstrapError } from '../util/errors';
+
 /**
  * What went wrong talking to Bitbucket, in terms a caller can act on.
  *
@@ -33,17 +35,16 @@ export interface BitbucketErrorDetail {
 }
 
 /**
- * An error from Bitbucket Server. The message says which request failed and what Bitbucket
- * answered; it never contains credentials.
+ * An error from Bitbucket Server, named as Backstage names its kind (`not-found` is a
+ * `NotFoundError`, …). The message says which request failed and what Bitbucket answered; it
+ * never contains credentials.
  * @public
  */
-export class BitbucketError extends Error {
+export class BitbucketError extends FluxBootstrapError {
   readonly kind: BitbucketErrorKind;
-  /** HTTP status, when Bitbucket answered. */
   readonly status?: number;
   /** Fully-qualified exception name of the first Bitbucket error, e.g. `com.atlassian.bitbucket.AuthorisationException`. */
   readonly exceptionName?: string;
-  /** Every error entry Bitbucket returned. */
   readonly details: BitbucketErrorDetail[];
   /** `METHOD path` of the failed request (path relative to the server root, with context path). */
   readonly request?: string;
@@ -61,8 +62,7 @@ export class BitbucketError extends Error {
       cause?: unknown;
     },
   ) {
-    super(message);
-    this.name = 'BitbucketError';
+    super(errorNameForKind(opts.kind), message);
     this.kind = opts.kind;
     this.status = opts.status;
     this.details = opts.details ?? [];

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import git from 'isomorphic-git';
@@ -30,15 +31,21 @@ export async function pushInitialCommit(
   client: BitbucketServerClient,
   opts: InitialCommitOptions,
 ): Promise<string> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flux-bootstrap-init-'));
+  const { branch } = opts;
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'flux-bootstrap-init-'));
+  const ref = `refs/heads/${branch}`;
+  const refused = (why: string, kind: 'conflict' | 'bad-request') =>
+    new BitbucketError(
+      client.secrets.redact(
+        `Bitbucket refused to create branch "${branch}" by push: ${why}`,
+      ),
+      { kind },
+    );
   try {
-    await git.init({ fs, dir, defaultBranch: opts.branch });
-    const tree = await git.writeTree({ fs, dir, tree: [] });
-    const now = Math.floor(Date.now() / 1000);
+    await git.init({ fs, dir, defaultBranch: branch });
     const who = {
-      name: opts.author.name,
-      email: opts.author.email,
-      timestamp: now,
+      ...opts.author,
+      timestamp: Math.floor(Date.now() / 1000),
       timezoneOffset: 0,
     };
     const oid = await git.writeCommit({
@@ -46,64 +53,55 @@ export async function pushInitialCommit(
       dir,
       commit: {
         message: `${(opts.message ?? 'Initial commit').trim()}\n`,
-        tree,
+        tree: await git.writeTree({ fs, dir, tree: [] }),
         parent: [],
         author: who,
         committer: who,
       },
     });
-    await git.writeRef({
-      fs,
-      dir,
-      ref: `refs/heads/${opts.branch}`,
-      value: oid,
-      force: true,
-    });
-    let result;
-    try {
-      // The engine's git HTTP client (as for the manifests push) with this server's trust,
-      // credentials (sent to this server only), timeout and retries of ref discovery; no
-      // redirects are followed and a pack upload is never repeated blindly.
-      const { headers, ...http } = client.gitHttpSettings(opts.cloneUrl);
-      result = await git.push({
+    await git.writeRef({ fs, dir, ref, value: oid, force: true });
+    // The engine's git HTTP client (as for the manifests push) with this server's trust,
+    // credentials (sent to this server only), timeout and retries of ref discovery; no
+    // redirects are followed and a pack upload is never repeated blindly.
+    const { headers, ...http } = client.gitHttpSettings(opts.cloneUrl);
+    const result = await git
+      .push({
         fs,
         http: createGitHttpClient({ ...http, signal: opts.signal }),
         headers,
         dir,
         url: opts.cloneUrl,
-        ref: `refs/heads/${opts.branch}`,
-        remoteRef: `refs/heads/${opts.branch}`,
+        ref,
+        remoteRef: ref,
         force: false,
         signal: opts.signal,
+      })
+      .catch(error => {
+        throw pushError(error, branch, client, refused);
       });
-    } catch (error) {
-      throw mapPushError(error, opts.branch, client);
-    }
-    const refResult = result.refs?.[`refs/heads/${opts.branch}`];
+    const refResult = result.refs?.[ref];
     if (!result.ok || (refResult && !refResult.ok)) {
       const why = refResult?.error ?? result.error ?? 'rejected';
-      throw new BitbucketError(
-        client.secrets.redact(
-          `Bitbucket refused to create branch "${opts.branch}" by push: ${why}`,
-        ),
-        {
-          kind: /exist|stale|fetch first|non-fast-forward/i.test(why)
-            ? 'conflict'
-            : 'bad-request',
-        },
+      throw refused(
+        why,
+        /exist|stale|fetch first|non-fast-forward/i.test(why)
+          ? 'conflict'
+          : 'bad-request',
       );
     }
     return oid;
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    await fsp.rm(dir, { recursive: true, force: true });
   }
 }
 
-function mapPushError(
+function pushError(
   error: unknown,
   branch: string,
   client: BitbucketServerClient,
+  refused: (why: string, kind: 'conflict') => BitbucketError,
 ): Error {
+  if (isAbortError(error)) return error as Error;
   if (error instanceof BitbucketError) {
     return new BitbucketError(
       `git push that creates branch "${branch}" failed: ${error.message}`,
@@ -117,24 +115,13 @@ function mapPushError(
     );
   }
   const e = error as {
-    name?: string;
     code?: string;
     message?: string;
     data?: { statusCode?: number };
   };
-  if (isAbortError(error)) {
-    return error as Error;
-  }
   const status = e?.data?.statusCode;
   const message = client.secrets.redact(e?.message ?? String(error));
-  if (e?.code === 'PushRejectedError') {
-    return new BitbucketError(
-      `Bitbucket refused to create branch "${branch}" by push: ${message}`,
-      {
-        kind: 'conflict',
-      },
-    );
-  }
+  if (e?.code === 'PushRejectedError') return refused(message, 'conflict');
   if (status === 401 || status === 403) {
     return new BitbucketError(
       `Bitbucket refused the git push that creates branch "${branch}" (HTTP ${status}): the credentials need write access (REPO_WRITE) to the repository over HTTPS`,

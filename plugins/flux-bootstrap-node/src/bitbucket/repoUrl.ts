@@ -3,18 +3,14 @@ import type { BitbucketServerHostConfig } from '../config/bitbucketServer';
 
 /** A parsed RepoUrlPicker value for Bitbucket Server. @public */
 export interface BitbucketRepoRef {
-  /** Integration host as configured (may include a port). */
   host: string;
   /**
    * Project as given: a key such as `PLAT` (any case), the project's exact name (looked up by the
    * engine), or `~alice` for a personal repository.
    */
   project: string;
-  /** Repository name as given. */
   repo: string;
-  /** True for a personal repository (`project=~USER`). */
   personal: boolean;
-  /** The owner's user slug for a personal repository. */
   owner?: string;
 }
 
@@ -23,10 +19,22 @@ const PROJECT_KEY = /^[A-Za-z][A-Za-z0-9_]{0,127}$/;
 const PROJECT_NAME =
   // eslint-disable-next-line no-control-regex
   /^[^~\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]{0,126}[^\s\x00-\x1f\x7f])?$/;
-const USER_SLUG = /^[A-Za-z0-9._@-]{1,255}$/;
-// Bitbucket: at most 128 characters, starting with a letter or digit; then letters, digits,
-// spaces, "-", "_" and ".".
+// Bitbucket: at most 128 characters, a letter or digit, then letters, digits, " ", "-", "_", ".".
 const REPO_NAME = /^[A-Za-z0-9][A-Za-z0-9 _.-]{0,127}$/;
+
+const NO_CREDENTIALS =
+  'must not contain credentials; pass a token through a secret instead';
+
+/** What makes a repoUrl unusable before it is even parsed, and what to say. */
+const RAW_RULES: [(v: string) => boolean, string][] = [
+  [v => v.length > 2048, 'is longer than 2048 characters'],
+  [v => /[\r\n\t\0]/.test(v), 'must not contain control characters'],
+  [v => v.split('?')[0].includes('@'), NO_CREDENTIALS],
+  [
+    v => /^[a-z][a-z0-9+.-]*:/i.test(v) && !/^[^:/?]+:\d+[/?]/.test(v),
+    'must be host?project=KEY&repo=name without a scheme (no https://, ssh:// or other scheme)',
+  ],
+];
 
 /**
  * Parses `host?project=KEY&repo=name` (the RepoUrlPicker format for Bitbucket Server) and checks
@@ -39,101 +47,47 @@ export function parseBitbucketRepoUrl(
   hosts: Pick<BitbucketServerHostConfig, 'host'>[],
   field = 'repoUrl',
 ): BitbucketRepoRef {
+  const fail = (message: string) => new InputValidationError(field, message);
   if (typeof repoUrl !== 'string' || repoUrl.trim() === '') {
-    throw new InputValidationError(
-      field,
-      'is required, in the form host?project=KEY&repo=name',
-    );
+    throw fail('is required, in the form host?project=KEY&repo=name');
   }
-  if (repoUrl.length > 2048) {
-    throw new InputValidationError(field, 'is longer than 2048 characters');
+  const broken = RAW_RULES.find(([bad]) => bad(repoUrl));
+  if (broken) throw fail(broken[1]);
+  if (!URL.canParse(`https://${repoUrl}`)) {
+    throw fail('is not of the form host?project=KEY&repo=name');
   }
-  if (/[\r\n\t\0]/.test(repoUrl)) {
-    throw new InputValidationError(
-      field,
-      'must not contain control characters',
-    );
-  }
-  const authority = repoUrl
-    .split('?')[0]
-    .replace(/^[a-z][a-z0-9+.-]*:\/\//i, '');
-  if (authority.includes('@')) {
-    throw new InputValidationError(
-      field,
-      'must not contain credentials; pass a token through a secret instead',
-    );
-  }
-  if (
-    /^[a-z][a-z0-9+.-]*:/i.test(repoUrl) &&
-    !/^[^:/?]+:\d+[/?]/.test(repoUrl)
-  ) {
-    throw new InputValidationError(
-      field,
-      'must be host?project=KEY&repo=name without a scheme (no https://, ssh:// or other scheme)',
-    );
-  }
-  let url: URL;
-  try {
-    url = new URL(`https://${repoUrl}`);
-  } catch {
-    throw new InputValidationError(
-      field,
-      'is not of the form host?project=KEY&repo=name',
-    );
-  }
-  if (url.username || url.password || repoUrl.split('?')[0].includes('@')) {
-    throw new InputValidationError(
-      field,
-      'must not contain credentials; pass a token through a secret instead',
-    );
-  }
+  const url = new URL(`https://${repoUrl}`);
+  if (url.username || url.password) throw fail(NO_CREDENTIALS);
   if (url.pathname !== '/' && url.pathname !== '') {
-    throw new InputValidationError(
-      field,
-      'must not contain a path; use host?project=KEY&repo=name',
-    );
+    throw fail('must not contain a path; use host?project=KEY&repo=name');
   }
-  const host = url.host;
   const integration = hosts.find(
-    h => h.host.toLowerCase() === host.toLowerCase(),
+    h => h.host.toLowerCase() === url.host.toLowerCase(),
   );
   if (!integration) {
-    throw new InputValidationError(
-      field,
-      `host "${host}" is not one of the configured integrations.bitbucketServer hosts (${
+    throw fail(
+      `host "${
+        url.host
+      }" is not one of the configured integrations.bitbucketServer hosts (${
         hosts.map(h => h.host).join(', ') || 'none configured'
       })`,
     );
   }
   const project = url.searchParams.get('project');
   const repo = url.searchParams.get('repo');
-  if (!project)
-    throw new InputValidationError(
-      field,
-      'is missing project (…?project=KEY&repo=name)',
-    );
-  if (!repo)
-    throw new InputValidationError(
-      field,
-      'is missing repo (…?project=KEY&repo=name)',
-    );
+  if (!project) throw fail('is missing project (…?project=KEY&repo=name)');
+  if (!repo) throw fail('is missing repo (…?project=KEY&repo=name)');
   const personal = project.startsWith('~');
-  if (personal) {
-    if (!USER_SLUG.test(project.slice(1))) {
-      throw new InputValidationError(
-        field,
-        `has an invalid personal project "${project}"`,
-      );
-    }
-  } else if (!PROJECT_KEY.test(project) && !PROJECT_NAME.test(project)) {
-    throw new InputValidationError(
-      field,
+  if (personal && !/^[A-Za-z0-9._@-]{1,255}$/.test(project.slice(1))) {
+    throw fail(`has an invalid personal project "${project}"`);
+  }
+  if (!personal && !PROJECT_KEY.test(project) && !PROJECT_NAME.test(project)) {
+    throw fail(
       'has an invalid project: give a project key (a letter, then letters, digits and underscores) or the exact project name',
     );
   }
   if (!REPO_NAME.test(repo) || repo.includes('..')) {
-    throw new InputValidationError(
-      field,
+    throw fail(
       'has an invalid repo name: start with a letter or digit, then use letters, digits, spaces, "-", "_" and "." (no "/")',
     );
   }

@@ -1,7 +1,8 @@
 import type { BitbucketServerHostConfig } from '../config/bitbucketServer';
-import { EngineLogger, silentLogger } from '../util/logger';
-import { InputValidationError } from '../util/errors';
+import { validateBranch } from '../manifests/validation';
 import { runCheckpointDirectly, type CheckpointFn } from '../util/checkpoint';
+import { InputValidationError } from '../util/errors';
+import { EngineLogger, silentLogger } from '../util/logger';
 import { BitbucketServerClient, restPath } from './client';
 import { BitbucketError, isBitbucketError } from './errors';
 import { pushInitialCommit } from './initialCommit';
@@ -56,7 +57,6 @@ export interface BitbucketRepositoryOutputs {
   remoteUrl: string;
   /** SSH clone URL using the configured SSH host and port, e.g. `ssh://git@host:7999/flux/fleet.git`. */
   sshUrl: string;
-  /** Browse URL of the repository. */
   repoContentsUrl: string;
   projectKey: string;
   repoSlug: string;
@@ -64,55 +64,9 @@ export interface BitbucketRepositoryOutputs {
   created: boolean;
 }
 
-/** What {@link ensureBitbucketRepository} did. @public */
-export interface EnsuredRepository extends BitbucketRepositoryOutputs {
-  repoName: string;
-  public: boolean;
-  /** Head of `defaultBranch` after the run. */
-  branchHead?: string;
-  /** How the branch came to exist in this run, if it did. */
-  branchCreated?: 'initial-commit' | 'from-default-branch';
-  groups: BitbucketGroupGrant[];
-}
-
-// git check-ref-format rules for a branch name.
-function branchNameProblem(name: string): string | undefined {
-  if (!name) return 'must not be empty';
-  if (name.length > 200) return 'must be at most 200 characters';
-  // eslint-disable-next-line no-control-regex
-  if (/[\x00-\x20\x7f~^:?*[\\]/.test(name)) {
-    return 'must not contain spaces, control characters or any of ~ ^ : ? * [ \\';
-  }
-  if (
-    name.startsWith('-') ||
-    name.startsWith('/') ||
-    name.endsWith('/') ||
-    name.endsWith('.')
-  ) {
-    return 'must not start with "-" or "/" nor end with "/" or "."';
-  }
-  if (
-    name.includes('..') ||
-    name.includes('//') ||
-    name.includes('@{') ||
-    name === '@'
-  ) {
-    return 'must not contain "..", "//" or "@{"';
-  }
-  if (
-    name.split('/').some(part => part.startsWith('.') || part.endsWith('.lock'))
-  ) {
-    return 'path components must not start with "." nor end with ".lock"';
-  }
-  if (name.startsWith('refs/'))
-    return 'must be a branch name such as main, not a ref (refs/heads/…)';
-  return undefined;
-}
-
 /** Throws {@link InputValidationError} for a bad request, before any network call. @public */
 export function validateRepositoryRequest(req: EnsureRepositoryRequest): void {
-  const problem = branchNameProblem(req.defaultBranch);
-  if (problem) throw new InputValidationError('defaultBranch', problem);
+  validateBranch(req.defaultBranch, 'defaultBranch');
   if (req.description !== undefined) {
     if (typeof req.description !== 'string')
       throw new InputValidationError('description', 'must be a string');
@@ -124,36 +78,27 @@ export function validateRepositoryRequest(req: EnsureRepositoryRequest): void {
   }
   const seen = new Set<string>();
   req.groups.forEach((g, i) => {
-    const field = `groups[${i}]`;
-    if (!g || typeof g.name !== 'string' || !g.name.trim()) {
-      throw new InputValidationError(`${field}.name`, 'is required');
-    }
+    const fail = (key: string, message: string) =>
+      new InputValidationError(`groups[${i}].${key}`, message);
+    if (!g || typeof g.name !== 'string' || !g.name.trim())
+      throw fail('name', 'is required');
     // eslint-disable-next-line no-control-regex
     if (g.name.length > 255 || /[\x00-\x1f\x7f]/.test(g.name)) {
-      throw new InputValidationError(
-        `${field}.name`,
+      throw fail(
+        'name',
         'must be a group name (at most 255 characters, no control characters)',
       );
     }
-    if (!REPO_PERMISSIONS.includes(g.permission)) {
-      throw new InputValidationError(
-        `${field}.permission`,
-        `must be one of ${REPO_PERMISSIONS.join(', ')}`,
-      );
-    }
-    if (seen.has(g.name)) {
-      throw new InputValidationError(
-        `${field}.name`,
-        `group "${g.name}" is listed twice`,
-      );
-    }
+    if (!REPO_PERMISSIONS.includes(g.permission))
+      throw fail('permission', `must be one of ${REPO_PERMISSIONS.join(', ')}`);
+    if (seen.has(g.name))
+      throw fail('name', `group "${g.name}" is listed twice`);
     seen.add(g.name);
   });
 }
 
-function lower(s: string): string {
-  return s.toLowerCase();
-}
+const lower = (s: string) => s.toLowerCase();
+const segment = encodeURIComponent;
 
 /**
  * The outputs a run would produce, computed without any request (dry-run). The project key of
@@ -170,19 +115,15 @@ export function planRepositoryOutputs(
   if (ref.personal) key = `~${ref.owner!.toUpperCase()}`;
   else if (isProjectKey(ref.project)) key = ref.project.toUpperCase();
   const base = host.baseUrl.replace(/\/+$/, '');
-  const pathKey = encodeURIComponent(lower(key));
+  const repoPath = `${segment(lower(key))}/${segment(slug)}`;
   return {
-    remoteUrl: `${base}/scm/${pathKey}/${encodeURIComponent(slug)}.git`,
-    sshUrl: `ssh://git@${host.sshHost}/${pathKey}/${encodeURIComponent(
-      slug,
-    )}.git`,
+    remoteUrl: `${base}/scm/${repoPath}.git`,
+    sshUrl: `ssh://git@${host.sshHost}/${repoPath}.git`,
     repoContentsUrl: ref.personal
-      ? `${base}/users/${encodeURIComponent(
-          lower(ref.owner!),
-        )}/repos/${encodeURIComponent(slug)}/browse`
-      : `${base}/projects/${encodeURIComponent(key)}/repos/${encodeURIComponent(
+      ? `${base}/users/${segment(lower(ref.owner!))}/repos/${segment(
           slug,
-        )}/browse`,
+        )}/browse`
+      : `${base}/projects/${segment(key)}/repos/${segment(slug)}/browse`,
     projectKey: key,
     repoSlug: slug,
     defaultBranch: req.defaultBranch,
@@ -196,23 +137,23 @@ export function cloneLink(
   name: 'http' | 'ssh',
 ): string | undefined {
   return repo.links?.clone?.find(
-    l => typeof l.name === 'string' && l.name.toLowerCase() === name,
+    l => typeof l.name === 'string' && lower(l.name) === name,
   )?.href;
 }
 
-function linkMatchesRepo(
-  href: string,
-  projectKey: string,
-  slug: string,
-): boolean {
+/** The clone link `name` when it names this repository (any case of the key), parsed. */
+function linkOf(repo: BitbucketRepository, name: 'http' | 'ssh') {
+  const href = cloneLink(repo, name);
+  const tail = lower(`/${repo.project.key}/${repo.slug}`);
   try {
-    const p = decodeURIComponent(new URL(href).pathname).toLowerCase();
-    return (
-      p.endsWith(`/${projectKey.toLowerCase()}/${slug.toLowerCase()}.git`) ||
-      p.endsWith(`/${projectKey.toLowerCase()}/${slug.toLowerCase()}`)
-    );
+    const url = new URL(href ?? '');
+    const p = lower(decodeURIComponent(url.pathname));
+    return {
+      href,
+      url: p.endsWith(tail) || p.endsWith(`${tail}.git`) ? url : undefined,
+    };
   } catch {
-    return false;
+    return { href, url: undefined };
   }
 }
 
@@ -231,105 +172,82 @@ export function repositoryOutputs(
   logger: EngineLogger = silentLogger,
 ): BitbucketRepositoryOutputs {
   const key = repo.project.key;
+  const personal = key.startsWith('~');
   const planned = planRepositoryOutputs(host, {
     ref: {
       host: host.host,
       project: key,
       repo: repo.slug,
-      personal: key.startsWith('~'),
-      owner: key.startsWith('~') ? key.slice(1) : undefined,
+      personal,
+      owner: personal ? key.slice(1) : undefined,
     },
     defaultBranch,
   });
   let remoteUrl = planned.remoteUrl;
-  const http = cloneLink(repo, 'http');
-  if (http && linkMatchesRepo(http, key, repo.slug)) {
-    const u = new URL(http);
-    u.username = '';
-    u.password = '';
-    remoteUrl = u.toString();
-  } else if (http) {
+  const http = linkOf(repo, 'http');
+  if (http.url) {
+    http.url.username = '';
+    http.url.password = '';
+    remoteUrl = http.url.toString();
+  } else if (http.href) {
     logger.warn(
-      `Bitbucket's http clone link ${http} does not name ${key}/${repo.slug}; using ${remoteUrl}`,
+      `Bitbucket's http clone link ${http.href} does not name ${key}/${repo.slug}; using ${remoteUrl}`,
     );
   }
-  let sshUrl = planned.sshUrl;
-  const ssh = cloneLink(repo, 'ssh');
-  if (ssh && linkMatchesRepo(ssh, key, repo.slug)) {
-    const u = new URL(ssh);
-    sshUrl = `ssh://${u.username || 'git'}@${host.sshHost}${u.pathname}`;
-  }
-  const self = repo.links?.self?.[0]?.href;
+  const ssh = linkOf(repo, 'ssh').url;
   return {
+    ...planned,
     remoteUrl,
-    sshUrl,
-    repoContentsUrl: self ?? planned.repoContentsUrl,
+    sshUrl: ssh
+      ? `ssh://${ssh.username || 'git'}@${host.sshHost}${ssh.pathname}`
+      : planned.sshUrl,
+    repoContentsUrl: repo.links?.self?.[0]?.href ?? planned.repoContentsUrl,
     projectKey: key,
     repoSlug: repo.slug,
-    defaultBranch,
     created,
   };
 }
 
-/** Rewords a Bitbucket error so it names the permission, the resource and the credentials. */
-function explain(
-  error: unknown,
-  ctx: {
-    action: string;
-    permission: string;
-    resource: string;
-    credentials: string;
-    host: string;
-  },
-): unknown {
-  if (!isBitbucketError(error)) return error;
-  const said = error.bitbucketMessage
-    ? ` Bitbucket said: ${error.bitbucketMessage}`
-    : '';
-  if (error.kind === 'unauthorized') {
-    return new BitbucketError(
-      `Bitbucket ${ctx.host} rejected ${ctx.credentials} while trying to ${ctx.action}: the token or password is invalid, expired or revoked (HTTP ${error.status}).${said}`,
-      {
-        kind: 'unauthorized',
-        status: error.status,
-        details: error.details,
-        request: error.request,
-      },
-    );
-  }
-  if (error.kind === 'forbidden') {
-    return new BitbucketError(
-      `${ctx.credentials[0].toUpperCase()}${ctx.credentials.slice(1)} may not ${
-        ctx.action
-      }: it needs ${ctx.permission} on ${ctx.resource} (HTTP ${
-        error.status
-      }).${said}`,
-      {
-        kind: 'forbidden',
-        status: error.status,
-        details: error.details,
-        request: error.request,
-      },
-    );
-  }
-  return error;
+/** What a Bitbucket call tries, for errors that say which permission it needs. @public */
+export interface BitbucketAttempt {
+  client: Pick<BitbucketServerClient, 'host'>;
+  /** How the credentials are named, e.g. `the token input`. */
+  credentials: string;
+  action: string;
+  /** e.g. `PROJECT_READ on project FLUX`. */
+  needs: string;
 }
 
-/** Runs `fn`, rewording permission and credential failures. */
-async function step<T>(
-  ctx: {
-    action: string;
-    permission: string;
-    resource: string;
-    credentials: string;
-    host: string;
-  },
+/**
+ * Runs `fn`, rewording a credential or permission failure (401/403) so that it names the
+ * credentials, what was tried and the permission that needs.
+ * @public
+ */
+export async function attempt<T>(
+  a: BitbucketAttempt,
   fn: () => Promise<T>,
 ): Promise<T> {
   try {
     return await fn();
   } catch (error) {
-    throw explain(error, ctx);
+    if (!isBitbucketError(error, 'unauthorized', 'forbidden')) throw error;
+    const said = error.bitbucketMessage
+      ? ` Bitbucket said: ${error.bitbucketMessage}`
+      : '';
+    const who = a.credentials;
+    throw new BitbucketError(
+      error.kind === 'unauthorized'
+        ? `Bitbucket ${a.client.host.host} rejected ${who} while trying to ${a.action}: the token or password is invalid, expired or revoked (HTTP ${error.status}).${said}`
+        : `${who[0].toUpperCase()}${who.slice(1)} may not ${
+            a.action
+          }: it needs ${a.needs} (HTTP ${error.status}).${said}`,
+      {
+        kind: error.kind,
+        status: error.status,
+        details: error.details,
+        request: error.request,
+      },
+    );
   }
 }
 
@@ -344,24 +262,19 @@ export async function resolveProject(
   opts: { signal?: AbortSignal; credentials?: string } = {},
 ): Promise<BitbucketProject> {
   const credentials = opts.credentials ?? 'the credentials';
-  const ctx = {
-    action: `read project "${keyOrName}"`,
-    permission: 'PROJECT_READ',
-    resource: `project ${keyOrName}`,
+  const what = {
+    client,
     credentials,
-    host: client.host.host,
+    action: `read project "${keyOrName}"`,
+    needs: `PROJECT_READ on project ${keyOrName}`,
   };
-  return step(ctx, async () => {
+  return attempt(what, async () => {
     if (isProjectKey(keyOrName)) {
-      const candidates = [...new Set([keyOrName, keyOrName.toUpperCase()])];
-      for (const key of candidates) {
+      for (const key of new Set([keyOrName, keyOrName.toUpperCase()])) {
         const res = await client.request<BitbucketProject>(
           'GET',
           restPath('/rest/api/1.0/projects/{}', key),
-          {
-            signal: opts.signal,
-            expectedStatus: [404],
-          },
+          { signal: opts.signal, expectedStatus: [404] },
         );
         if (res.status !== 404 && res.body?.key) return res.body;
       }
@@ -369,10 +282,7 @@ export async function resolveProject(
     const similar: BitbucketProject[] = [];
     for await (const p of client.paginate<BitbucketProject>(
       '/rest/api/1.0/projects',
-      {
-        query: { name: keyOrName },
-        signal: opts.signal,
-      },
+      { query: { name: keyOrName }, signal: opts.signal },
     )) {
       if (p.name === keyOrName) return p;
       if (similar.length < 5) similar.push(p);
@@ -390,6 +300,42 @@ export async function resolveProject(
 }
 
 /**
+ * Finds the repository a `repoUrl` names, without creating anything: the project by key (or
+ * exact name) or `~owner`, then the repository by its slug. Fails clearly when it does not
+ * exist (create it with `bitbucket:create-repo` first).
+ * @public
+ */
+export async function locateBitbucketRepository(
+  client: BitbucketServerClient,
+  ref: BitbucketRepoRef,
+  opts: { signal?: AbortSignal; credentials?: string } = {},
+): Promise<{ projectKey: string; repoSlug: string; name: string }> {
+  const projectKey = ref.personal
+    ? `~${ref.owner}`
+    : (await resolveProject(client, ref.project, opts)).key;
+  const repo = await client.getRepository(
+    projectKey,
+    repositorySlug(ref.repo),
+    opts.signal,
+  );
+  if (!repo) {
+    throw new BitbucketError(
+      `Repository "${ref.repo}" does not exist in ${projectKey} on Bitbucket ${
+        ref.host
+      } (or ${
+        opts.credentials ?? 'the credentials'
+      } cannot see it): create it first, e.g. with bitbucket:create-repo`,
+      { kind: 'not-found', status: 404 },
+    );
+  }
+  return {
+    projectKey: repo.project?.key ?? projectKey,
+    repoSlug: repo.slug,
+    name: repo.name,
+  };
+}
+
+/**
  * Fails early unless the credentials belong to the owner of a personal project (`~owner`):
  * Bitbucket would create the repository under the token's own user, or refuse.
  * @public
@@ -400,13 +346,12 @@ export async function checkPersonalOwner(
   opts: { signal?: AbortSignal; credentials?: string } = {},
 ): Promise<string> {
   const credentials = opts.credentials ?? 'the credentials';
-  const me = await step(
+  const me = await attempt(
     {
-      action: 'identify its user',
-      permission: 'a licensed user',
-      resource: client.host.host,
+      client,
       credentials,
-      host: client.host.host,
+      action: 'identify its user',
+      needs: `a licensed user on ${client.host.host}`,
     },
     () => client.whoami(opts.signal),
   );
@@ -425,25 +370,27 @@ export async function checkPersonalOwner(
   );
 }
 
+/** The public fields of a repository (what a checkpoint stores). */
 function summarize(repo: BitbucketRepository): BitbucketRepository {
+  const { slug, id, name, description, public: isPublic, scmId } = repo;
   return {
-    slug: repo.slug,
-    id: repo.id,
-    name: repo.name,
-    description: repo.description,
-    public: repo.public,
-    scmId: repo.scmId,
+    slug,
+    id,
+    name,
+    description,
+    public: isPublic,
+    scmId,
     project: {
       key: repo.project.key,
       name: repo.project.name,
       type: repo.project.type,
     },
     links: {
-      clone: (repo.links?.clone ?? []).map(l => ({
-        href: l.href,
-        name: l.name,
+      clone: (repo.links?.clone ?? []).map(({ href, name: n }) => ({
+        href,
+        name: n,
       })),
-      self: (repo.links?.self ?? []).map(l => ({ href: l.href })),
+      self: (repo.links?.self ?? []).map(({ href }) => ({ href })),
     },
   };
 }
@@ -466,20 +413,15 @@ async function findRepositoryByName(
 
 async function readGroupPermission(
   client: BitbucketServerClient,
-  projectKey: string,
-  slug: string,
+  path: string,
   group: string,
   signal?: AbortSignal,
 ): Promise<string | undefined> {
   // `filter` is a substring match: compare names exactly, over all pages.
-  for await (const p of client.paginate<BitbucketGroupPermission>(
-    restPath(
-      '/rest/api/1.0/projects/{}/repos/{}/permissions/groups',
-      projectKey,
-      slug,
-    ),
-    { query: { filter: group }, signal },
-  )) {
+  for await (const p of client.paginate<BitbucketGroupPermission>(path, {
+    query: { filter: group },
+    signal,
+  })) {
     if (p.group?.name === group) return p.permission;
   }
   return undefined;
@@ -502,95 +444,65 @@ export async function ensureGroupPermission(
   } = {},
 ): Promise<{ changed: boolean; permission: BitbucketRepoPermission }> {
   const logger = opts.logger ?? silentLogger;
-  const ctx = {
-    action: `grant group "${grant.name}" ${grant.permission} on ${projectKey}/${slug}`,
-    permission: 'REPO_ADMIN',
-    resource: `repository ${projectKey}/${slug}`,
+  const { signal } = opts;
+  const repo = `${projectKey}/${slug}`;
+  const path = restPath(
+    '/rest/api/1.0/projects/{}/repos/{}/permissions/groups',
+    projectKey,
+    slug,
+  );
+  const what = {
+    client,
     credentials: opts.credentials ?? 'the credentials',
-    host: client.host.host,
+    action: `grant group "${grant.name}" ${grant.permission} on ${repo}`,
+    needs: `REPO_ADMIN on repository ${repo}`,
   };
-  return step(ctx, async () => {
-    const current = await readGroupPermission(
-      client,
-      projectKey,
-      slug,
-      grant.name,
-      opts.signal,
-    );
+  return attempt(what, async () => {
+    const current = await readGroupPermission(client, path, grant.name, signal);
     if (current === grant.permission) {
       logger.info(
-        `Group "${grant.name}" already has ${grant.permission} on ${projectKey}/${slug}`,
+        `Group "${grant.name}" already has ${grant.permission} on ${repo}`,
       );
       return { changed: false, permission: grant.permission };
     }
-    try {
-      await client.request(
-        'PUT',
-        restPath(
-          '/rest/api/1.0/projects/{}/repos/{}/permissions/groups',
-          projectKey,
-          slug,
-        ),
-        {
-          query: { name: grant.name, permission: grant.permission },
-          signal: opts.signal,
-        },
-      );
-    } catch (error) {
-      if (
-        isBitbucketError(error, 'not-found') &&
-        /group/i.test(`${error.exceptionName} ${error.bitbucketMessage}`)
-      ) {
-        throw new BitbucketError(
-          `Group "${grant.name}" does not exist on Bitbucket ${client.host.host}; create it or fix groups[].name.`,
-          {
-            kind: 'not-found',
-            status: 404,
-            details: error.details,
-            request: error.request,
-          },
-        );
-      }
-      throw error;
-    }
-    const after = await readGroupPermission(
-      client,
-      projectKey,
-      slug,
-      grant.name,
-      opts.signal,
-    );
+    await client
+      .request('PUT', path, {
+        query: { name: grant.name, permission: grant.permission },
+        signal,
+      })
+      .catch(error => {
+        if (
+          isBitbucketError(error, 'not-found') &&
+          /group/i.test(`${error.exceptionName} ${error.bitbucketMessage}`)
+        ) {
+          throw new BitbucketError(
+            `Group "${grant.name}" does not exist on Bitbucket ${client.host.host}; create it or fix groups[].name.`,
+            {
+              kind: 'not-found',
+              status: 404,
+              details: error.details,
+              request: error.request,
+            },
+          );
+        }
+        throw error;
+      });
+    const after = await readGroupPermission(client, path, grant.name, signal);
     if (after !== grant.permission) {
       throw new BitbucketError(
         `Bitbucket accepted granting ${grant.permission} to group "${
           grant.name
-        }" on ${projectKey}/${slug}, but reading it back gives ${
-          after ?? 'no permission'
-        }`,
+        }" on ${repo}, but reading it back gives ${after ?? 'no permission'}`,
         { kind: 'server' },
       );
     }
     logger.info(
-      `Granted group "${grant.name}" ${
-        grant.permission
-      } on ${projectKey}/${slug}${current ? ` (was ${current})` : ''}`,
+      `Granted group "${grant.name}" ${grant.permission} on ${repo}${
+        current ? ` (was ${current})` : ''
+      }`,
     );
     return { changed: true, permission: grant.permission };
   });
-}
-
-async function firstBranches(
-  client: BitbucketServerClient,
-  projectKey: string,
-  slug: string,
-  signal?: AbortSignal,
-): Promise<BitbucketBranch[]> {
-  const res = await client.request<BitbucketPage<BitbucketBranch> | undefined>(
-    'GET',
-    restPath('/rest/api/1.0/projects/{}/repos/{}/branches', projectKey, slug),
-    { query: { limit: 25, details: false }, signal },
-  );
-  return res.body?.values ?? [];
 }
 
 /**
@@ -605,32 +517,19 @@ export async function setDefaultBranch(
   branch: string,
   signal?: AbortSignal,
 ): Promise<void> {
+  const repo = restPath('/rest/api/1.0/projects/{}/repos/{}', projectKey, slug);
   const body = { id: `refs/heads/${branch}` };
-  const res = await client.request(
-    'PUT',
-    restPath(
-      '/rest/api/1.0/projects/{}/repos/{}/default-branch',
-      projectKey,
-      slug,
-    ),
-    { body, signal, expectedStatus: [404, 405] },
-  );
+  const res = await client.request('PUT', `${repo}/default-branch`, {
+    body,
+    signal,
+    expectedStatus: [404, 405],
+  });
   if (res.status === 404 || res.status === 405) {
-    await client.request(
-      'PUT',
-      restPath(
-        '/rest/api/1.0/projects/{}/repos/{}/branches/default',
-        projectKey,
-        slug,
-      ),
-      {
-        body,
-        signal,
-      },
-    );
+    await client.request('PUT', `${repo}/branches/default`, { body, signal });
   }
 }
 
+/** The author of an initial commit: the credentials' user, else `Flux`. */
 async function commitAuthor(
   client: BitbucketServerClient,
   signal?: AbortSignal,
@@ -651,22 +550,17 @@ async function commitAuthor(
 /**
  * Makes sure `branch` exists so that the next step can push to it.
  *
- * Why an initial commit rather than leaving the repository empty: an empty Bitbucket repository
- * has no branches at all, whatever `defaultBranch` it was created with. Creating the branch here
- * (1) gives every later reader a real head — Flux's GitRepository, the status card's
- * `getBranchHead`, Bitbucket's UI and branch permissions; (2) works on servers that ignore
- * `defaultBranch` at creation (Bitbucket before 7.5 always starts with `master`), because the
- * default branch can only be verified and set reliably once the branch exists; (3) is safe to
- * race: the push announces `0000…` as the branch's old value, so receive-pack only accepts it
- * while the branch does not exist and no one's work can be overwritten. It mirrors what the
- * flux CLI does for a new repository (spec §4.3 A5), but pushes directly to the requested branch
- * instead of `master` + `main` (spec §4.6 #2).
+ * An empty Bitbucket repository has no branches at all, whatever `defaultBranch` it was created
+ * with: the branch is created here with one empty-tree commit, which gives Flux, the status card
+ * and Bitbucket's UI a real head, lets the default branch be verified and set (Bitbucket before
+ * 7.5 ignores `defaultBranch` at creation), and is safe to race (the push announces `0000…` as
+ * the old value, so it only lands while the branch does not exist). Flux's CLI pushes `master`
+ * and then `main` instead (spec §4.3 A5, §4.6 #2).
  *
- * - branch exists → nothing (for a repository created or emptied by this run, the default-branch
- *   setting is checked and fixed);
- * - repository empty → one empty-tree commit pushed to `branch`, then `branch` made the default;
- * - repository has other branches → `branch` created from the default branch's head over REST;
- *   the repository's default branch setting is left alone.
+ * - branch exists → nothing (with `makeDefault`, it is made the default branch);
+ * - repository empty → the initial commit, then `branch` made the default;
+ * - other branches exist → `branch` created from the default branch's head over REST; the
+ *   default branch setting is left alone.
  * @public
  */
 export async function ensureBranch(
@@ -688,118 +582,113 @@ export async function ensureBranch(
   created?: 'initial-commit' | 'from-default-branch';
   madeDefault: boolean;
 }> {
+  const { signal } = opts;
   const logger = opts.logger ?? silentLogger;
-  const credentials = opts.credentials ?? 'the credentials';
-  const resource = `repository ${projectKey}/${slug}`;
-  const ctx = (action: string, permission: string) => ({
+  const repo = `${projectKey}/${slug}`;
+  const needing = (action: string, permission: string) => ({
+    client,
+    credentials: opts.credentials ?? 'the credentials',
     action,
-    permission,
-    resource,
-    credentials,
-    host: client.host.host,
+    needs: `${permission} on repository ${repo}`,
   });
 
   const ensureDefault = async (): Promise<boolean> => {
-    const b = await client.getBranch(projectKey, slug, branch, opts.signal);
+    const b = await client.getBranch(projectKey, slug, branch, signal);
     if (!b || b.isDefault !== false) return false;
-    await step(
-      ctx(
-        `make "${branch}" the default branch of ${projectKey}/${slug}`,
-        'REPO_ADMIN',
-      ),
-      () => setDefaultBranch(client, projectKey, slug, branch, opts.signal),
+    await attempt(
+      needing(`make "${branch}" the default branch of ${repo}`, 'REPO_ADMIN'),
+      () => setDefaultBranch(client, projectKey, slug, branch, signal),
     );
-    const check = await client.getBranch(projectKey, slug, branch, opts.signal);
+    const check = await client.getBranch(projectKey, slug, branch, signal);
     if (check?.isDefault === false) {
       throw new BitbucketError(
-        `Bitbucket did not make "${branch}" the default branch of ${projectKey}/${slug}`,
-        {
-          kind: 'server',
-        },
+        `Bitbucket did not make "${branch}" the default branch of ${repo}`,
+        { kind: 'server' },
       );
     }
-    logger.info(`Made "${branch}" the default branch of ${projectKey}/${slug}`);
+    logger.info(`Made "${branch}" the default branch of ${repo}`);
     return true;
   };
 
-  const existing = await client.getBranch(
-    projectKey,
-    slug,
-    branch,
-    opts.signal,
-  );
+  const existing = await client.getBranch(projectKey, slug, branch, signal);
   if (existing) {
     logger.info(
-      `Branch "${branch}" exists in ${projectKey}/${slug} at ${
+      `Branch "${branch}" exists in ${repo} at ${
         existing.latestCommit ?? 'an unknown commit'
       }`,
     );
-    const madeDefault = opts.makeDefault ? await ensureDefault() : false;
     return {
       head: existing.latestCommit ?? existing.latestChangeset,
-      madeDefault,
+      madeDefault: opts.makeDefault ? await ensureDefault() : false,
     };
   }
 
-  const others = await firstBranches(client, projectKey, slug, opts.signal);
+  const branches = restPath(
+    '/rest/api/1.0/projects/{}/repos/{}/branches',
+    projectKey,
+    slug,
+  );
+  const others =
+    (
+      await client.request<BitbucketPage<BitbucketBranch> | undefined>(
+        'GET',
+        branches,
+        { query: { limit: 25, details: false }, signal },
+      )
+    ).body?.values ?? [];
   if (others.length === 0) {
     logger.info(
-      `${projectKey}/${slug} is empty; pushing an initial commit to create branch "${branch}"`,
+      `${repo} is empty; pushing an initial commit to create branch "${branch}"`,
     );
-    const author = await commitAuthor(client, opts.signal);
+    const author = await commitAuthor(client, signal);
     let head: string | undefined;
     try {
-      head = await step(
-        ctx(`push branch "${branch}" to ${projectKey}/${slug}`, 'REPO_WRITE'),
+      head = await attempt(
+        needing(`push branch "${branch}" to ${repo}`, 'REPO_WRITE'),
         () =>
           pushInitialCommit(client, {
             cloneUrl: opts.cloneUrl,
             branch,
             author,
             message: opts.initialCommitMessage,
-            signal: opts.signal,
+            signal,
           }),
       );
     } catch (error) {
       if (!isBitbucketError(error, 'conflict')) throw error;
       // Somebody created the branch meanwhile: fine, as long as it exists now.
-      head = await client.getBranchHead(projectKey, slug, branch, opts.signal);
+      head = await client.getBranchHead(projectKey, slug, branch, signal);
       if (!head) throw error;
     }
-    const madeDefault = await ensureDefault();
-    return { head, created: 'initial-commit', madeDefault };
+    return {
+      head,
+      created: 'initial-commit',
+      madeDefault: await ensureDefault(),
+    };
   }
 
   const base = others.find(b => b.isDefault) ?? others[0];
   logger.info(
-    `Branch "${branch}" is missing in ${projectKey}/${slug}; creating it from "${base.displayId}"`,
+    `Branch "${branch}" is missing in ${repo}; creating it from "${base.displayId}"`,
   );
-  const created = await step(
-    ctx(`create branch "${branch}" in ${projectKey}/${slug}`, 'REPO_WRITE'),
+  const created = await attempt(
+    needing(`create branch "${branch}" in ${repo}`, 'REPO_WRITE'),
     async () => {
-      const res = await client.request<BitbucketBranch>(
-        'POST',
-        restPath(
-          '/rest/api/1.0/projects/{}/repos/{}/branches',
-          projectKey,
-          slug,
-        ),
-        {
-          body: { name: branch, startPoint: base.id },
-          signal: opts.signal,
-          expectedStatus: [409],
-          retry: true, // a repeat answers 409, handled below
-        },
-      );
+      const res = await client.request<BitbucketBranch>('POST', branches, {
+        body: { name: branch, startPoint: base.id },
+        signal,
+        expectedStatus: [409],
+        retry: true, // a repeat answers 409, handled below
+      });
       return res.status === 409 ? undefined : res.body;
     },
   );
   const head =
     created?.latestCommit ??
-    (await client.getBranchHead(projectKey, slug, branch, opts.signal));
+    (await client.getBranchHead(projectKey, slug, branch, signal));
   if (!head) {
     throw new BitbucketError(
-      `Bitbucket did not create branch "${branch}" in ${projectKey}/${slug}`,
+      `Bitbucket did not create branch "${branch}" in ${repo}`,
       { kind: 'server' },
     );
   }
@@ -818,16 +707,17 @@ export async function ensureBitbucketRepository(
   client: BitbucketServerClient,
   req: EnsureRepositoryRequest,
   opts: EnsureRepositoryOptions = {},
-): Promise<EnsuredRepository> {
+): Promise<BitbucketRepositoryOutputs> {
   validateRepositoryRequest(req);
   const logger = opts.logger ?? silentLogger;
-  const checkpoint: CheckpointFn = opts.checkpoint ?? runCheckpointDirectly;
+  const checkpoint = opts.checkpoint ?? runCheckpointDirectly;
   const credentials = opts.credentials ?? 'the credentials';
   const { signal } = opts;
-  const hostName = client.host.host;
   const { ref } = req;
 
-  logger.info(`Connecting to Bitbucket ${hostName} (${client.baseUrl})`);
+  logger.info(
+    `Connecting to Bitbucket ${client.host.host} (${client.baseUrl})`,
+  );
   let projectKey: string;
   if (ref.personal) {
     const me = await checkPersonalOwner(client, ref.owner!, {
@@ -850,20 +740,19 @@ export async function ensureBitbucketRepository(
   }
 
   const wantedSlug = repositorySlug(ref.repo);
+  const inProject = (action: string, needs: string) => ({
+    client,
+    credentials,
+    action: `${action} ${projectKey}`,
+    needs: `${needs} on project ${projectKey}`,
+  });
   const repoState = await checkpoint(
     `repository.${lower(projectKey)}.${wantedSlug}`,
     async () => {
-      const existing =
-        (await step(
-          {
-            action: `read repositories of ${projectKey}`,
-            permission: 'PROJECT_READ',
-            resource: `project ${projectKey}`,
-            credentials,
-            host: hostName,
-          },
-          () => client.getRepository(projectKey, wantedSlug, signal),
-        )) ?? undefined;
+      const existing = await attempt(
+        inProject('read repositories of', 'PROJECT_READ'),
+        () => client.getRepository(projectKey, wantedSlug, signal),
+      );
       if (existing) return { created: false, repo: summarize(existing) };
       logger.info(
         `Creating ${req.private ? 'private' : 'public'} repository "${
@@ -871,16 +760,13 @@ export async function ensureBitbucketRepository(
         }" in ${projectKey} with default branch "${req.defaultBranch}"`,
       );
       try {
-        const res = await step(
-          {
-            action: `create repositories in ${projectKey}`,
-            permission: ref.personal
+        const res = await attempt(
+          inProject(
+            'create repositories in',
+            ref.personal
               ? 'to be the owner of the personal project'
               : 'the project permission "Create repository" (REPO_CREATE) or PROJECT_ADMIN',
-            resource: `project ${projectKey}`,
-            credentials,
-            host: hostName,
-          },
+          ),
           () =>
             client.request<BitbucketRepository>(
               'POST',
@@ -910,10 +796,10 @@ export async function ensureBitbucketRepository(
       }
     },
   );
-  const repo = repoState.repo;
+  const { repo, created } = repoState;
   const key = repo.project.key;
   const slug = repo.slug;
-  if (repoState.created) logger.info(`Created repository ${key}/${slug}`);
+  if (created) logger.info(`Created repository ${key}/${slug}`);
   else {
     logger.info(`Repository ${key}/${slug} exists; reusing it`);
     if (repo.public !== undefined && repo.public === req.private) {
@@ -943,10 +829,10 @@ export async function ensureBitbucketRepository(
     client.host,
     repo,
     req.defaultBranch,
-    repoState.created,
+    created,
     logger,
   );
-  const branchState = await checkpoint(
+  await checkpoint(
     `default-branch.${lower(key)}.${slug}.${req.defaultBranch}`,
     async () => {
       const r = await ensureBranch(client, key, slug, req.defaultBranch, {
@@ -954,7 +840,7 @@ export async function ensureBitbucketRepository(
         logger,
         credentials,
         cloneUrl: outputs.remoteUrl,
-        makeDefault: repoState.created,
+        makeDefault: created,
         initialCommitMessage: opts.initialCommitMessage,
       });
       return {
@@ -964,13 +850,5 @@ export async function ensureBitbucketRepository(
       };
     },
   );
-
-  return {
-    ...outputs,
-    repoName: repo.name,
-    public: repo.public ?? !req.private,
-    branchHead: branchState.head ?? undefined,
-    branchCreated: branchState.created ?? undefined,
-    groups: req.groups,
-  };
+  return outputs;
 }

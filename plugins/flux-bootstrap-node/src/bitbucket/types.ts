@@ -1,6 +1,6 @@
-/**
- * The subset of Bitbucket Server / Data Center REST shapes the engine reads
- * (Atlassian's `Rest*` models of `/rest/api/1.0` and `/rest/keys/1.0`).
+/*
+ * The parts of Bitbucket Server / Data Center's REST shapes the engine reads (Atlassian's `Rest*`
+ * models of `/rest/api/1.0` and `/rest/keys/1.0`).
  */
 
 /** A page of a paged Bitbucket list. @public */
@@ -13,12 +13,6 @@ export interface BitbucketPage<T> {
   nextPageStart?: number | null;
 }
 
-/** `links` of a REST entity. @public */
-export interface BitbucketLinks {
-  clone?: { href: string; name?: string }[];
-  self?: { href: string }[];
-}
-
 /** A user. @public */
 export interface BitbucketUser {
   name: string;
@@ -26,8 +20,6 @@ export interface BitbucketUser {
   id?: number;
   displayName?: string;
   emailAddress?: string;
-  type?: string;
-  active?: boolean;
 }
 
 /** A project (`~USER` for personal projects). @public */
@@ -38,8 +30,6 @@ export interface BitbucketProject {
   description?: string;
   public?: boolean;
   type?: 'NORMAL' | 'PERSONAL' | string;
-  owner?: BitbucketUser;
-  links?: BitbucketLinks;
 }
 
 /** A repository. @public */
@@ -51,18 +41,18 @@ export interface BitbucketRepository {
   scmId?: string;
   state?: string;
   public?: boolean;
-  forkable?: boolean;
   /** Only some versions return it; read the branches for the truth. */
   defaultBranch?: string;
   project: BitbucketProject;
-  links?: BitbucketLinks;
+  links?: {
+    clone?: { href: string; name?: string }[];
+    self?: { href: string }[];
+  };
 }
 
-/** A branch (`RestBranch`). @public */
+/** A branch (`RestBranch`): `id` is `refs/heads/main`, `displayId` `main`. @public */
 export interface BitbucketBranch {
-  /** `refs/heads/main` */
   id: string;
-  /** `main` */
   displayId: string;
   type?: string;
   latestCommit?: string;
@@ -72,12 +62,6 @@ export interface BitbucketBranch {
 
 /** Repository permissions a group or user can hold. @public */
 export type BitbucketRepoPermission = 'REPO_READ' | 'REPO_WRITE' | 'REPO_ADMIN';
-
-/** Project permissions a group or user can hold. @public */
-export type BitbucketProjectPermission =
-  | 'PROJECT_READ'
-  | 'PROJECT_WRITE'
-  | 'PROJECT_ADMIN';
 
 /** An entry of `…/permissions/groups`. @public */
 export interface BitbucketGroupPermission<P extends string = string> {

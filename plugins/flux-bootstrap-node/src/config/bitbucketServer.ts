@@ -1,5 +1,6 @@
-import fs from 'node:fs';
-import type { ConfigLike } from './ConfigLike';
+import fs from 'node:fs/promises';
+import type { Config } from '@backstage/config';
+import { ScmIntegrations } from '@backstage/integration';
 
 /** How the engine authenticates to Bitbucket Server: Bearer token, or Basic username + password/token. @public */
 export type BitbucketServerAuth =
@@ -7,8 +8,8 @@ export type BitbucketServerAuth =
   | { username: string; password: string };
 
 /**
- * One Bitbucket Server / Data Center host: credentials from Backstage's
- * `integrations.bitbucketServer[]`, extras (CA, SSH host) from `fluxBootstrap.bitbucketServer[]`.
+ * One Bitbucket Server / Data Center host: Backstage's `integrations.bitbucketServer[]` entry
+ * (read by `ScmIntegrations`), with our extras from `fluxBootstrap.bitbucketServer[]`.
  * @public
  */
 export interface BitbucketServerHostConfig {
@@ -28,68 +29,49 @@ export interface BitbucketServerHostConfig {
   requestTimeoutMs: number;
   /** Retries for 429, 5xx and connection resets (default 4). */
   retries: number;
-  /** Commit signing key from the integration (`commitSigningKey`), when configured. */
   commitSigningKey?: string;
 }
 
-/** Derives the server root (with context path) from an apiBaseUrl ending in `/rest/api/1.0`. @public */
-export function baseUrlFromApiBaseUrl(apiBaseUrl: string): string {
-  const trimmed = apiBaseUrl.replace(/\/+$/, '');
-  return trimmed.replace(/\/rest\/api\/1\.0$/, '');
-}
-
-function hostnameOf(host: string): string {
-  // host may carry a port; IPv6 literals come bracketed.
-  return new URL(`https://${host}`).hostname;
-}
-
 /**
- * Reads every configured Bitbucket Server host. Mirrors Backstage's integration defaults
- * (`apiBaseUrl` defaults to `https://<host>/rest/api/1.0`, trailing slashes trimmed, token trimmed).
+ * Every configured Bitbucket Server host, read once: Backstage's integration config through
+ * `ScmIntegrations` (host, `apiBaseUrl` and its default, token or username/password), our extras
+ * matched by host, a `caFile` read here.
  * @public
  */
-export function readBitbucketServerHosts(
-  config: ConfigLike,
-): BitbucketServerHostConfig[] {
-  const extras = new Map<string, ConfigLike>();
-  for (const extra of config.getOptionalConfigArray(
-    'fluxBootstrap.bitbucketServer',
-  ) ?? []) {
-    const host = extra.getOptionalString('host');
-    if (host) extras.set(host, extra);
-  }
-  const hosts: BitbucketServerHostConfig[] = [];
-  for (const integration of config.getOptionalConfigArray(
-    'integrations.bitbucketServer',
-  ) ?? []) {
-    const host = integration.getOptionalString('host');
-    if (!host) continue;
-    const apiBaseUrl = (
-      integration.getOptionalString('apiBaseUrl') ??
-      `https://${host}/rest/api/1.0`
-    ).replace(/\/+$/, '');
-    const token = integration.getOptionalString('token')?.trim();
-    const username = integration.getOptionalString('username');
-    const password = integration.getOptionalString('password');
-    let auth: BitbucketServerAuth | undefined;
-    if (token) auth = { token };
-    else if (username && password) auth = { username, password };
-    const extra = extras.get(host);
-    let caPem = extra?.getOptionalString('caData');
-    const caFile = extra?.getOptionalString('caFile');
-    if (!caPem && caFile) caPem = fs.readFileSync(caFile, 'utf8');
-    hosts.push({
-      host,
-      apiBaseUrl,
-      baseUrl: baseUrlFromApiBaseUrl(apiBaseUrl),
-      auth,
-      caPem: caPem || undefined,
-      sshHost:
-        extra?.getOptionalString('sshHost') ?? `${hostnameOf(host)}:7999`,
-      requestTimeoutMs: extra?.getOptionalNumber('requestTimeoutMs') ?? 30_000,
-      retries: extra?.getOptionalNumber('retries') ?? 4,
-      commitSigningKey: integration.getOptionalString('commitSigningKey'),
-    });
-  }
-  return hosts;
+export async function readBitbucketServerHosts(
+  config: Config,
+): Promise<BitbucketServerHostConfig[]> {
+  const extras = new Map(
+    (config.getOptionalConfigArray('fluxBootstrap.bitbucketServer') ?? []).map(
+      c => [c.getString('host'), c],
+    ),
+  );
+  const integrations = ScmIntegrations.fromConfig(config).bitbucketServer;
+  return Promise.all(
+    integrations.list().map(async ({ config: integration }) => {
+      const { host, apiBaseUrl, token, username, password } = integration;
+      const extra = extras.get(host);
+      const caFile = extra?.getOptionalString('caFile');
+      const caPem =
+        extra?.getOptionalString('caData') ||
+        (caFile ? await fs.readFile(caFile, 'utf8') : undefined);
+      let auth: BitbucketServerAuth | undefined;
+      if (token) auth = { token };
+      else if (username && password) auth = { username, password };
+      return {
+        host,
+        apiBaseUrl,
+        baseUrl: apiBaseUrl.replace(/\/rest\/api\/1\.0$/, ''),
+        auth,
+        caPem: caPem || undefined,
+        sshHost:
+          extra?.getOptionalString('sshHost') ??
+          `${new URL(`https://${host}`).hostname}:7999`,
+        requestTimeoutMs:
+          extra?.getOptionalNumber('requestTimeoutMs') ?? 30_000,
+        retries: extra?.getOptionalNumber('retries') ?? 4,
+        commitSigningKey: integration.commitSigningKey,
+      };
+    }),
+  );
 }

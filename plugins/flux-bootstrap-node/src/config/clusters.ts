@@ -1,5 +1,5 @@
-import fs from 'node:fs';
-import type { ConfigLike } from './ConfigLike';
+import fs from 'node:fs/promises';
+import type { Config } from '@backstage/config';
 
 /**
  * How to reach one Kubernetes API server. Comes from Backstage's
@@ -12,57 +12,51 @@ export interface ClusterConnection {
   title?: string;
   /** API server URL, e.g. `https://127.0.0.1:6443`. */
   url: string;
-  /** Bearer token (`serviceAccountToken`). */
   token?: string;
   /** PEM CA bundle (decoded from `caData`, or read from `caFile`). */
   caPem?: string;
-  /** Client certificate auth (kubeconfig contexts only). */
   clientCertPem?: string;
   clientKeyPem?: string;
   skipTLSVerify: boolean;
-  /** `kubeconfig` when resolved from a kubeconfig context. */
   source: 'config' | 'kubeconfig';
 }
 
 /**
- * `caData` in Backstage's kubernetes config is base64 PEM (as in kubeconfig files); a raw PEM is
- * accepted too.
+ * `caData` is base64 PEM as in kubeconfig files (a raw PEM is accepted too); a `caFile` is read
+ * here, once.
  */
-function decodeCaData(caData: string): string {
-  const trimmed = caData.trim();
-  if (trimmed.startsWith('-----BEGIN')) return trimmed;
-  return Buffer.from(trimmed, 'base64').toString('utf8');
+async function readCa(c: Config): Promise<string | undefined> {
+  const caData = c.getOptionalString('caData')?.trim();
+  if (caData?.startsWith('-----BEGIN')) return caData;
+  if (caData) return Buffer.from(caData, 'base64').toString('utf8');
+  const caFile = c.getOptionalString('caFile');
+  return caFile ? fs.readFile(caFile, 'utf8') : undefined;
 }
 
-function readCa(caData?: string, caFile?: string): string | undefined {
-  if (caData) return decodeCaData(caData);
-  if (caFile) return fs.readFileSync(caFile, 'utf8');
-  return undefined;
-}
-
-/** Reads every config-located cluster. @public */
-export function readConfigClusters(config: ConfigLike): ClusterConnection[] {
-  const clusters: ClusterConnection[] = [];
-  for (const method of config.getOptionalConfigArray(
-    'kubernetes.clusterLocatorMethods',
-  ) ?? []) {
-    if (method.getOptionalString('type') !== 'config') continue;
-    for (const c of method.getOptionalConfigArray('clusters') ?? []) {
+/** Every config-located cluster (entries without a name or URL are left out). @public */
+export async function readConfigClusters(
+  config: Config,
+): Promise<ClusterConnection[]> {
+  const entries = (
+    config.getOptionalConfigArray('kubernetes.clusterLocatorMethods') ?? []
+  )
+    .filter(m => m.getOptionalString('type') === 'config')
+    .flatMap(m => m.getOptionalConfigArray('clusters') ?? []);
+  const clusters = await Promise.all(
+    entries.map(async (c): Promise<ClusterConnection | undefined> => {
       const name = c.getOptionalString('name');
       const url = c.getOptionalString('url');
-      if (!name || !url) continue;
-      const caData = c.getOptionalString('caData');
-      const caFile = c.getOptionalString('caFile');
-      clusters.push({
+      if (!name || !url) return undefined;
+      return {
         name,
         title: c.getOptionalString('title'),
         url: url.replace(/\/+$/, ''),
         token: c.getOptionalString('serviceAccountToken') || undefined,
-        caPem: readCa(caData, caFile),
+        caPem: await readCa(c),
         skipTLSVerify: c.getOptionalBoolean('skipTLSVerify') ?? false,
         source: 'config',
-      });
-    }
-  }
-  return clusters;
+      };
+    }),
+  );
+  return clusters.filter((c): c is ClusterConnection => !!c);
 }

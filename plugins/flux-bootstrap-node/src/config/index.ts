@@ -1,3 +1,3 @@
-export * from './ConfigLike';
 export * from './bitbucketServer';
 export * from './clusters';
+export * from './settings';

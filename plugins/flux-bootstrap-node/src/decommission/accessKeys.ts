@@ -1,7 +1,7 @@
 import type { BitbucketServerClient } from '../bitbucket/client';
 import { isBitbucketError } from '../bitbucket/errors';
 import type { BitbucketRepoRef } from '../bitbucket/repoUrl';
-import { locateBitbucketRepository } from '../keys/deployKey';
+import { locateBitbucketRepository } from '../bitbucket/repository';
 import { runCheckpointDirectly, type CheckpointFn } from '../util/checkpoint';
 import { silentLogger, type EngineLogger } from '../util/logger';
 
@@ -16,15 +16,7 @@ export interface FluxAccessKeyInfo {
 
 /** Options of {@link deleteFluxAccessKeys}. @public */
 export interface DeleteFluxAccessKeysOptions {
-  client: Pick<
-    BitbucketServerClient,
-    | 'request'
-    | 'paginate'
-    | 'getRepository'
-    | 'host'
-    | 'listAccessKeys'
-    | 'deleteAccessKey'
-  >;
+  client: BitbucketServerClient;
   ref: BitbucketRepoRef;
   /**
    * The label `flux:generate-key` (and `flux bootstrap`) gives the cluster's key, see

@@ -4,7 +4,7 @@ import {
   KUBERNETES_CLUSTER_ANNOTATION,
   KUBERNETES_CLUSTER_RESOURCE_TYPE,
 } from '@flux-bootstrap/plugin-flux-bootstrap-common';
-import { sleep } from '../util/async';
+import { pause } from '../operate/pause';
 import { runCheckpointDirectly, type CheckpointFn } from '../util/checkpoint';
 import { silentLogger, type EngineLogger } from '../util/logger';
 
@@ -169,7 +169,11 @@ export async function unregisterClusterEntity(
         )} s after its location was removed; run again to retry`,
       );
     }
-    await sleep(options.pollIntervalMs ?? 500, deps.signal);
+    await pause(
+      options.pollIntervalMs ?? 500,
+      deps.signal,
+      `waiting for the catalog to drop ${entityRef}`,
+    );
   }
   logger.info(`The catalog no longer shows ${entityRef}`);
   return { entityRef, found: true, location: where, changed: true };

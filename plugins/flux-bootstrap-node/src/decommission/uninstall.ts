@@ -4,7 +4,7 @@ import {
   ServiceUnavailableError,
 } from '@backstage/errors';
 import type { KubeClient, KubeObject, KubeObjectRef } from '../kube/types';
-import { sleep } from '../util/async';
+import { pause } from '../operate/pause';
 import { runCheckpointDirectly, type CheckpointFn } from '../util/checkpoint';
 import { throwIfAborted } from '../util/errors';
 import { silentLogger, type EngineLogger } from '../util/logger';
@@ -741,7 +741,11 @@ export async function uninstallFlux(
         );
         result.finalizersRemoved.push(...(await stripFinalizers(terminating)));
       }
-      await sleep(pollMs, signal);
+      await pause(
+        pollMs,
+        signal,
+        `waiting for the CustomResourceDefinitions of ${cluster} to be deleted`,
+      );
     }
   }
 }

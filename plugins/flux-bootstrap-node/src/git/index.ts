@@ -3,5 +3,4 @@ export * from './transport';
 export * from './ssh';
 export * from './tree';
 export * from './session';
-export * from './fluxCommits';
 export * from './pushFluxManifests';

@@ -8,6 +8,8 @@ export interface ProcessResult {
   stderr: string;
 }
 
+const MAX_OUTPUT = 4 * 1024 * 1024;
+
 /**
  * Runs a program (never through a shell) in its own process group, so that a timeout or an
  * abort also ends the ssh child git starts. Output is capped.
@@ -17,61 +19,57 @@ export function runProcess(
   args: string[],
   options: {
     env: NodeJS.ProcessEnv;
-    cwd?: string;
     timeoutMs: number;
     signal?: AbortSignal;
     what: string;
   },
 ): Promise<ProcessResult> {
+  const { signal, what, timeoutMs } = options;
   return new Promise((resolve, reject) => {
-    if (options.signal?.aborted) {
-      reject(new OperationAbortedError(`Cancelled before ${options.what}`));
+    if (signal?.aborted) {
+      reject(new OperationAbortedError(`Cancelled before ${what}`));
       return;
     }
     const child = spawn(command, args, {
       env: options.env,
-      cwd: options.cwd,
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
-    const max = 4 * 1024 * 1024;
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      if (stdout.length < max) stdout += d.toString('utf8');
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      if (stderr.length < max) stderr += d.toString('utf8');
-    });
+    const output = { stdout: '', stderr: '' };
+    for (const stream of ['stdout', 'stderr'] as const) {
+      child[stream].on('data', (d: Buffer) => {
+        if (output[stream].length < MAX_OUTPUT)
+          output[stream] += d.toString('utf8');
+      });
+    }
     let ended: Error | undefined;
-    const killGroup = () => {
+    const end = (error: Error) => {
+      ended = error;
       try {
-        if (child.pid) process.kill(-child.pid, 'SIGKILL');
+        process.kill(-child.pid!, 'SIGKILL');
       } catch {
         // already gone
       }
     };
-    const timer = setTimeout(() => {
-      ended = new Error(
-        `timed out after ${options.timeoutMs} ms while ${options.what}`,
-      );
-      killGroup();
-    }, options.timeoutMs);
-    const onAbort = () => {
-      ended = new OperationAbortedError(`Cancelled while ${options.what}`);
-      killGroup();
-    };
-    options.signal?.addEventListener('abort', onAbort, { once: true });
-    child.on('error', e => {
+    const timer = setTimeout(
+      () => end(new Error(`timed out after ${timeoutMs} ms while ${what}`)),
+      timeoutMs,
+    );
+    const onAbort = () =>
+      end(new OperationAbortedError(`Cancelled while ${what}`));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const settle = () => {
       clearTimeout(timer);
-      options.signal?.removeEventListener('abort', onAbort);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    child.on('error', e => {
+      settle();
       reject(e);
     });
     child.on('close', code => {
-      clearTimeout(timer);
-      options.signal?.removeEventListener('abort', onAbort);
+      settle();
       if (ended) reject(ended);
-      else resolve({ code: code ?? -1, stdout, stderr });
+      else resolve({ code: code ?? -1, ...output });
     });
   });
 }

@@ -19,9 +19,13 @@ import {
 import { Redactor } from '../util/redact';
 import { GitTransport, HttpsGitTransport } from './transport';
 import { SshGitTransport } from './ssh';
-import { pushFluxManifests, renderFluxManifests } from './pushFluxManifests';
-import { pushComponentsCommit, pushSyncCommit } from './fluxCommits';
-import { GitAuthError, GitPushSession } from './session';
+import {
+  pushComponentsCommit,
+  pushFluxManifests,
+  pushSyncCommit,
+  renderFluxManifests,
+} from './pushFluxManifests';
+import { GitPushSession } from './session';
 
 // Real git, sshd and ssh-keygen on a shared 2-core machine: generous per-test limits.
 jest.setTimeout(90_000);
@@ -478,7 +482,7 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
       },
       { logger },
     ).catch(e => e);
-    expect(err.name).toBe('GitPushConflictError');
+    expect(err.name).toBe('ConflictError'); // GitPushConflictError
     expect(err.message).toBe(
       'the branch main kept changing while pushing: 3 attempts were rejected as non-fast-forward',
     );
@@ -692,7 +696,7 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
       { logger, redactor: new Redactor([READ_TOKEN]) },
     ).catch(e => e);
     expect(err).toBeInstanceOf(Error);
-    expect(err.name).toBe(GitAuthError.name);
+    expect(err.name).toBe('AuthenticationError'); // GitAuthError
     expect(err.message).toMatch(/refused the credentials .* \(HTTP 403\)/);
     expect(`${err.message}\n${err.stack}\n${lines.join('\n')}`).not.toContain(
       READ_TOKEN,
@@ -811,7 +815,7 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
       { logger },
     ).catch(e => e);
     bb.clearFaults();
-    expect(err.name).toBe('GitServerUnavailableError');
+    expect(err.name).toBe('ServiceUnavailableError'); // GitServerUnavailableError
     expect(err.message).toMatch(
       /^Talking to https?:\/\/\S+ failed 5 times, the last time with HTTP Error: 502/,
     );

@@ -1,20 +1,28 @@
-import { runCheckpointDirectly, type CheckpointFn } from '../util/checkpoint';
 import {
   FluxBundleFiles,
   generateComponentsManifest,
 } from '../manifests/components';
-import { generateKustomizationFile } from '../manifests/kustomization';
+import {
+  generateKustomizationFile,
+  KUSTOMIZATION_FILE_NAMES,
+  scanKustomizationResources,
+} from '../manifests/kustomization';
 import type { ResolvedFluxManifestOptions } from '../manifests/options';
 import { generateSyncManifest } from '../manifests/sync';
-import type { EngineLogger } from '../util/logger';
+import { runCheckpointDirectly, type CheckpointFn } from '../util/checkpoint';
+import { silentLogger, type EngineLogger } from '../util/logger';
 import { Redactor } from '../util/redact';
 import {
-  fluxManifestsDir,
-  pushComponentsCommit,
-  pushSyncCommit,
-} from './fluxCommits';
-import { GitAuthor, GitPushSession } from './session';
+  GitPushSession,
+  type CommitAndPushResult,
+  type GitAuthor,
+} from './session';
 import type { GitTransport } from './transport';
+
+/** Where flux's files live: `<path>/<namespace>/`. @public */
+export function fluxManifestsDir(path: string, namespace: string): string {
+  return path ? `${path}/${namespace}` : namespace;
+}
 
 /** The three files bootstrap writes, as repository paths. @public */
 export interface FluxManifestFiles {
@@ -36,24 +44,118 @@ export function renderFluxManifests(
   options: ResolvedFluxManifestOptions,
 ): FluxManifestFiles {
   const dir = fluxManifestsDir(options.path, options.namespace);
+  const file = (name: string, content: string) => ({
+    path: `${dir}/${name}`,
+    content,
+  });
   return {
     dir,
-    components: {
-      path: `${dir}/gotk-components.yaml`,
-      content: generateComponentsManifest(bundle, options.components),
-    },
-    sync: {
-      path: `${dir}/gotk-sync.yaml`,
-      content: generateSyncManifest(options.sync),
-    },
-    kustomization: {
-      path: `${dir}/kustomization.yaml`,
-      content: generateKustomizationFile([
-        'gotk-components.yaml',
-        'gotk-sync.yaml',
-      ]),
-    },
+    components: file(
+      'gotk-components.yaml',
+      generateComponentsManifest(bundle, options.components),
+    ),
+    sync: file('gotk-sync.yaml', generateSyncManifest(options.sync)),
+    kustomization: file(
+      'kustomization.yaml',
+      generateKustomizationFile(['gotk-components.yaml', 'gotk-sync.yaml']),
+    ),
   };
+}
+
+/** Common options of the two flux commits. @public */
+export interface FluxCommitOptions {
+  session: GitPushSession;
+  /** Cluster path, normalised (`''` for the repository root). */
+  path: string;
+  namespace: string;
+  author: GitAuthor;
+  commitMessageAppendix?: string;
+  signingKey?: string;
+  signal?: AbortSignal;
+  logger?: EngineLogger;
+  branch: string;
+}
+
+/** One of flux's two commits, logged. */
+async function fluxCommit(
+  options: FluxCommitOptions,
+  what: string,
+  message: string,
+  edit: Parameters<GitPushSession['commitAndPush']>[0]['edit'],
+): Promise<CommitAndPushResult> {
+  const { commitMessageAppendix: appendix, session } = options;
+  const result = await session.commitAndPush({
+    message: appendix ? `${message}\n\n${appendix}` : message,
+    author: options.author,
+    signingKey: options.signingKey,
+    signal: options.signal,
+    edit,
+  });
+  (options.logger ?? silentLogger).info(
+    result.changed
+      ? `Committed and pushed the ${what} to "${options.branch}" (${result.commit})`
+      : `The ${what} are up to date`,
+  );
+  return result;
+}
+
+/**
+ * Commit 1 of bootstrap: `<path>/<ns>/gotk-components.yaml`, message
+ * `Add Flux <version> component manifests`. No commit when the file is already identical.
+ * @public
+ */
+export async function pushComponentsCommit(
+  options: FluxCommitOptions & { version: string; content: string },
+): Promise<CommitAndPushResult> {
+  const dir = fluxManifestsDir(options.path, options.namespace);
+  return fluxCommit(
+    options,
+    'component manifests',
+    `Add Flux ${options.version} component manifests`,
+    async tree => tree.write(`${dir}/gotk-components.yaml`, options.content),
+  );
+}
+
+/**
+ * Commit 2 of bootstrap: `<path>/<ns>/gotk-sync.yaml`, plus `kustomization.yaml` listing the
+ * folder's manifests when the folder has no kustomization file yet (an existing one is kept, so
+ * users' patches survive). Message `Add Flux sync manifests`.
+ * @public
+ */
+export async function pushSyncCommit(
+  options: FluxCommitOptions & { content: string },
+): Promise<CommitAndPushResult & { kustomizationGenerated: boolean }> {
+  const dir = fluxManifestsDir(options.path, options.namespace);
+  const syncPath = `${dir}/gotk-sync.yaml`;
+  const componentsPath = `${dir}/gotk-components.yaml`;
+  let kustomizationGenerated = false;
+  const result = await fluxCommit(
+    options,
+    'sync manifests',
+    'Add Flux sync manifests',
+    async tree => {
+      kustomizationGenerated = false;
+      tree.write(syncPath, options.content);
+      for (const name of KUSTOMIZATION_FILE_NAMES) {
+        if (await tree.exists(`${dir}/${name}`)) return;
+      }
+      // The files flux generates are Kubernetes YAML: gotk-sync.yaml written just now, and
+      // gotk-components.yaml when it is the very blob this session committed (no 3 MB re-parse).
+      const resources = await scanKustomizationResources(tree, dir, {
+        isKnownManifest: async path =>
+          path === syncPath ||
+          (path === componentsPath &&
+            !!options.session.writtenBlob(path) &&
+            options.session.writtenBlob(path) === (await tree.blobOid(path))),
+      });
+      tree.write(
+        `${dir}/kustomization.yaml`,
+        generateKustomizationFile(resources),
+      );
+      kustomizationGenerated = true;
+    },
+  );
+  return { ...result, kustomizationGenerated };
 }
 
 /** Inputs of {@link pushFluxManifests}. @public */
@@ -82,13 +184,11 @@ export interface PushFluxManifestsDeps {
 
 /** Outcome of {@link pushFluxManifests}: public data only. @public */
 export interface PushFluxManifestsResult {
-  /** Branch head after both pushes. */
   commitHash: string;
   /** Commit of `Add Flux <version> component manifests`, when one was made. */
   componentsCommit?: string;
   /** Commit of `Add Flux sync manifests`, when one was made. */
   syncCommit?: string;
-  /** True when at least one commit was pushed. */
   changed: boolean;
   /** `<path>/<ns>` */
   manifestsPath: string;
@@ -96,16 +196,7 @@ export interface PushFluxManifestsResult {
   revision: string;
   /** True when kustomization.yaml was written by this run (the folder had none). */
   kustomizationGenerated: boolean;
-  /** The three files as they are on the branch now. */
   files: Record<string, string>;
-}
-
-interface PushStep {
-  changed: boolean;
-  commit?: string;
-  head: string;
-  tree: string;
-  kustomizationGenerated?: boolean;
 }
 
 /**
@@ -122,23 +213,20 @@ export async function pushFluxManifests(
 ): Promise<PushFluxManifestsResult> {
   const redactor = deps.redactor ?? new Redactor();
   const logger = redactor.wrapLogger(deps.logger);
-  const checkpoint: CheckpointFn = deps.checkpoint ?? runCheckpointDirectly;
-  const { options } = input;
+  const checkpoint = deps.checkpoint ?? runCheckpointDirectly;
+  const { options, transport } = input;
   const files = renderFluxManifests(input.bundle, options);
-  const version = options.components.version;
-  const branch = options.branch;
+  const { branch } = options;
 
   let session: GitPushSession | undefined;
-  const open = async () => {
-    session ??= await GitPushSession.open({
-      transport: input.transport,
+  const open = async () =>
+    (session ??= await GitPushSession.open({
+      transport,
       branch,
       logger,
       workDir: input.workDir,
       maxAttempts: input.maxAttempts,
-    });
-    return session;
-  };
+    }));
   const common = {
     path: options.path,
     namespace: options.namespace,
@@ -149,47 +237,43 @@ export async function pushFluxManifests(
     logger,
     branch,
   };
+  /** What a checkpoint keeps of a push (public data). */
+  const kept = (r: CommitAndPushResult) => ({
+    changed: r.changed,
+    commit: r.commit,
+    head: r.head,
+    tree: r.tree,
+  });
 
   try {
     logger.info(
-      `Pushing Flux ${version} component manifests to ${files.components.path} on "${branch}" of ${input.transport.displayUrl}`,
+      `Pushing Flux ${options.components.version} component manifests to ${files.components.path} on "${branch}" of ${transport.displayUrl}`,
     );
-    const components = await checkpoint<PushStep>(
-      `push-components`,
-      async () => {
-        const r = await pushComponentsCommit({
+    const components = await checkpoint('push-components', async () =>
+      kept(
+        await pushComponentsCommit({
           ...common,
           session: await open(),
-          version,
+          version: options.components.version,
           content: files.components.content,
-        });
-        return {
-          changed: r.changed,
-          commit: r.commit,
-          head: r.head,
-          tree: r.tree,
-        };
-      },
+        }),
+      ),
     );
     logger.info(
       `Pushing Flux sync manifests to ${files.sync.path} on "${branch}"`,
     );
-    const sync = await checkpoint<PushStep>(`push-sync`, async () => {
+    const sync = await checkpoint('push-sync', async () => {
       const r = await pushSyncCommit({
         ...common,
         session: await open(),
         content: files.sync.content,
       });
-      if (r.kustomizationGenerated)
-        logger.info(`Generated ${files.kustomization.path}`);
-      else logger.info(`Kept the existing kustomization file in ${files.dir}`);
-      return {
-        changed: r.changed,
-        commit: r.commit,
-        head: r.head,
-        tree: r.tree,
-        kustomizationGenerated: r.kustomizationGenerated,
-      };
+      logger.info(
+        r.kustomizationGenerated
+          ? `Generated ${files.kustomization.path}`
+          : `Kept the existing kustomization file in ${files.dir}`,
+      );
+      return { ...kept(r), kustomizationGenerated: r.kustomizationGenerated };
     });
 
     // Read back what is on the branch (an existing kustomization.yaml is the user's).
@@ -197,34 +281,30 @@ export async function pushFluxManifests(
       [files.components.path]: files.components.content,
       [files.sync.path]: files.sync.content,
     };
-    const s = await open();
-    try {
-      const kustomization = await s.readFile(
-        sync.tree,
-        files.kustomization.path,
-      );
-      if (kustomization !== undefined)
-        current[files.kustomization.path] = kustomization;
-    } catch {
+    const kustomization = await (
+      await open()
+    )
+      .readFile(sync.tree, files.kustomization.path)
       // The tree is not in this session's repository (the step was restored from a checkpoint).
-      if (sync.kustomizationGenerated)
-        current[files.kustomization.path] = files.kustomization.content;
-    }
+      .catch(() =>
+        sync.kustomizationGenerated ? files.kustomization.content : undefined,
+      );
+    if (kustomization !== undefined)
+      current[files.kustomization.path] = kustomization;
 
     const changed = components.changed || sync.changed;
-    const commitHash = sync.head;
     logger.info(
       changed
-        ? `Flux manifests are on "${branch}" at ${commitHash}`
-        : `Flux manifests on "${branch}" were already up to date (${commitHash})`,
+        ? `Flux manifests are on "${branch}" at ${sync.head}`
+        : `Flux manifests on "${branch}" were already up to date (${sync.head})`,
     );
     return {
-      commitHash,
+      commitHash: sync.head,
       componentsCommit: components.commit,
       syncCommit: sync.commit,
       changed,
       manifestsPath: files.dir,
-      revision: `${branch}@sha1:${commitHash}`,
+      revision: `${branch}@sha1:${sync.head}`,
       kustomizationGenerated: !!sync.kustomizationGenerated,
       files: current,
     };
@@ -232,6 +312,6 @@ export async function pushFluxManifests(
     throw redactor.redactError(error);
   } finally {
     if (session) await session.close();
-    else await input.transport.close();
+    else await transport.close();
   }
 }

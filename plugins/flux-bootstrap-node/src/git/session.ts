@@ -2,12 +2,12 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import git, { Errors } from 'isomorphic-git';
 import { pgp } from '@isomorphic-git/pgp-plugin';
-import type { EngineLogger } from '../util/logger';
-import { silentLogger } from '../util/logger';
-import { sleep } from '../util/async';
+import { silentLogger, type EngineLogger } from '../util/logger';
 import {
+  FluxBootstrapError,
   isAbortError,
   isTransientNetworkCode,
   OperationAbortedError,
@@ -24,11 +24,9 @@ export interface GitAuthor {
 
 /** What one {@link GitPushSession.commitAndPush} did. @public */
 export interface CommitAndPushResult {
-  /** True when a commit was pushed. */
   changed: boolean;
   /** The pushed commit (absent when nothing changed). */
   commit?: string;
-  /** The branch head after the call. */
   head: string;
   /** Tree of the head (for reading files back). */
   tree: string;
@@ -49,44 +47,53 @@ export interface CommitAndPushOptions {
   signal?: AbortSignal;
 }
 
-/** The branch kept moving: every attempt was rejected as non-fast-forward. @public */
-export class GitPushConflictError extends Error {
+/** The branch kept moving: every attempt was rejected as non-fast-forward (a `ConflictError`). @public */
+export class GitPushConflictError extends FluxBootstrapError {
   constructor(branch: string, attempts: number) {
     super(
+      'ConflictError',
       `the branch ${branch} kept changing while pushing: ${attempts} attempts were rejected as non-fast-forward`,
     );
-    this.name = 'GitPushConflictError';
   }
 }
 
-/** The git server refused the credentials. @public */
-export class GitAuthError extends Error {
+/** The git server refused the credentials (an `AuthenticationError`). @public */
+export class GitAuthError extends FluxBootstrapError {
   constructor(message: string) {
-    super(message);
-    this.name = 'GitAuthError';
+    super('AuthenticationError', message);
   }
 }
 
 /** The git server kept failing (5xx, 429, resets, timeouts) until the attempts ran out. @public */
-export class GitServerUnavailableError extends Error {
-  constructor(message: string, readonly cause?: unknown) {
-    super(message);
-    this.name = 'GitServerUnavailableError';
+export class GitServerUnavailableError extends FluxBootstrapError {
+  constructor(message: string, cause?: unknown) {
+    super('ServiceUnavailableError', message, cause);
   }
 }
 
-function httpStatusOf(error: unknown): number | undefined {
-  if (error instanceof Errors.HttpError) {
-    return (error.data as { statusCode?: number })?.statusCode;
-  }
-  return undefined;
-}
+const httpStatusOf = (error: unknown) =>
+  error instanceof Errors.HttpError
+    ? (error.data as { statusCode?: number })?.statusCode
+    : undefined;
 
 function isTransient(error: unknown): boolean {
   const status = httpStatusOf(error);
   if (status !== undefined) return status === 429 || status >= 500;
   const e = error as { code?: string; name?: string };
   return isTransientNetworkCode(e?.code) || e?.name === 'GitHttpTimeoutError';
+}
+
+/** Options of {@link GitPushSession.open}. @public */
+export interface GitPushSessionOptions {
+  transport: GitTransport;
+  branch: string;
+  logger?: EngineLogger;
+  /** Parent folder of the temporary repository. Default: the OS temp dir. */
+  workDir?: string;
+  /** Push attempts per commit. Default 5. */
+  maxAttempts?: number;
+  /** First delay between attempts (doubles). Default 500 ms. */
+  retryDelayMs?: number;
 }
 
 /**
@@ -100,27 +107,20 @@ export class GitPushSession {
   private pushedHead?: string;
   /** Blobs of files this session wrote that are on the remote branch: path → blob id. */
   private readonly blobsOnRemote = new Map<string, string>();
+  private readonly logger: EngineLogger;
+  private readonly maxAttempts: number;
+  private readonly where: string;
 
   private constructor(
-    private readonly transport: GitTransport,
-    private readonly branch: string,
+    private readonly options: GitPushSessionOptions,
     private readonly gitdir: string,
-    private readonly logger: EngineLogger,
-    private readonly maxAttempts: number,
-    private readonly retryDelayMs: number,
-  ) {}
+  ) {
+    this.logger = options.logger ?? silentLogger;
+    this.maxAttempts = Math.max(1, options.maxAttempts ?? 5);
+    this.where = `${options.branch} of ${options.transport.displayUrl}`;
+  }
 
-  static async open(options: {
-    transport: GitTransport;
-    branch: string;
-    logger?: EngineLogger;
-    /** Parent folder of the temporary repository. Default: the OS temp dir. */
-    workDir?: string;
-    /** Push attempts per commit. Default 5. */
-    maxAttempts?: number;
-    /** First delay between attempts (doubles). Default 500 ms. */
-    retryDelayMs?: number;
-  }): Promise<GitPushSession> {
+  static async open(options: GitPushSessionOptions): Promise<GitPushSession> {
     const parent = options.workDir ?? os.tmpdir();
     await fsp.mkdir(parent, { recursive: true });
     const gitdir = await fsp.mkdtemp(path.join(parent, 'flux-bootstrap-git-'));
@@ -130,14 +130,7 @@ export class GitPushSession {
       bare: true,
       defaultBranch: 'flux-bootstrap-work',
     });
-    return new GitPushSession(
-      options.transport,
-      options.branch,
-      gitdir,
-      options.logger ?? silentLogger,
-      Math.max(1, options.maxAttempts ?? 5),
-      options.retryDelayMs ?? 500,
-    );
+    return new GitPushSession(options, gitdir);
   }
 
   /** Reads a file at the given commit's tree (after a fetch or a commit of this session). */
@@ -158,56 +151,58 @@ export class GitPushSession {
     return this.blobsOnRemote.get(filePath);
   }
 
+  /**
+   * The commit the change goes on top of (`parent`), and the branch head (`head`, absent when the
+   * branch does not exist yet: then the default branch's head, or nothing in an empty repository).
+   */
+  private async base(signal?: AbortSignal) {
+    const { transport, branch } = this.options;
+    // Right after this session's own push the remote head is known and its commit is here; if
+    // someone pushed meanwhile, the push is rejected as non-fast-forward and the next attempt
+    // fetches.
+    const known = this.pushedHead;
+    this.pushedHead = undefined;
+    if (known) {
+      this.logger.debug(`${this.where} is at ${known}, pushed by this session`);
+      return { head: known, parent: known };
+    }
+    const refs = await transport.listRefs(signal);
+    const head = refs.heads.get(branch);
+    if (head) {
+      this.logger.debug(`Fetching ${this.where}`);
+      return {
+        head,
+        parent: await transport.fetch(this.gitdir, branch, signal),
+      };
+    }
+    const { defaultBranch } = refs;
+    if (defaultBranch && refs.heads.has(defaultBranch)) {
+      this.logger.info(
+        `Branch ${branch} does not exist in ${transport.displayUrl}; it will be created from ${defaultBranch}`,
+      );
+      return {
+        parent: await transport.fetch(this.gitdir, defaultBranch, signal),
+      };
+    }
+    this.logger.info(
+      `${
+        refs.heads.size === 0
+          ? 'The repository is empty'
+          : `Branch ${branch} does not exist`
+      }; the first commit creates branch ${branch}`,
+    );
+    return {};
+  }
+
   async commitAndPush(
     options: CommitAndPushOptions,
   ): Promise<CommitAndPushResult> {
     const { signal } = options;
-    const where = `${this.branch} of ${this.transport.displayUrl}`;
+    const { transport, branch } = this.options;
     for (let attempt = 1; ; attempt++) {
-      throwIfAborted(signal, `pushing to ${where}`);
-      // Right after this session's own push the remote head is known and its commit is here:
-      // no need to list the refs and fetch it again. If someone pushed meanwhile, the push is
-      // rejected as non-fast-forward and the next attempt fetches.
-      const knownHead = this.pushedHead;
-      this.pushedHead = undefined;
+      throwIfAborted(signal, `pushing to ${this.where}`);
       try {
-        let head: string | undefined;
-        let parent: string | undefined;
-        if (knownHead) {
-          head = knownHead;
-          parent = knownHead;
-          this.logger.debug(
-            `${where} is at ${knownHead}, pushed by this session`,
-          );
-        } else {
-          const refs = await this.transport.listRefs(signal);
-          head = refs.heads.get(this.branch);
-          if (head) {
-            this.logger.debug(`Fetching ${where}`);
-            parent = await this.transport.fetch(
-              this.gitdir,
-              this.branch,
-              signal,
-            );
-          } else if (refs.defaultBranch && refs.heads.has(refs.defaultBranch)) {
-            this.logger.info(
-              `Branch ${this.branch} does not exist in ${this.transport.displayUrl}; it will be created from ${refs.defaultBranch}`,
-            );
-            parent = await this.transport.fetch(
-              this.gitdir,
-              refs.defaultBranch,
-              signal,
-            );
-          } else {
-            this.logger.info(
-              `${
-                refs.heads.size === 0
-                  ? 'The repository is empty'
-                  : `Branch ${this.branch} does not exist`
-              }; the first commit creates branch ${this.branch}`,
-            );
-          }
-        }
+        const { head, parent } = await this.base(signal);
         const baseTree = parent
           ? (await git.readCommit({ fs, gitdir: this.gitdir, oid: parent }))
               .commit.tree
@@ -215,112 +210,104 @@ export class GitPushSession {
         const editor = new TreeEditor(this.gitdir, baseTree);
         await options.edit(editor);
         const tree = await editor.build();
-
-        let commit: string | undefined;
-        let pushOid: string;
-        if (parent && tree === baseTree) {
-          if (head) {
-            // Nothing to push: the files are there. The head was only read, not pushed by
-            // this session, so the next commit lists the refs again.
-            this.remember(editor);
-            return {
-              changed: false,
-              head: parent,
-              tree,
-              createdBranch: false,
-              attempts: attempt,
-            };
-          }
-          pushOid = parent; // only the branch is new
-        } else {
-          const when = {
-            timestamp: Math.floor(Date.now() / 1000),
-            timezoneOffset: 0,
-          };
-          const person = {
-            name: options.author.name,
-            email: options.author.email,
-            ...when,
-          };
-          commit = await git.commit({
-            fs,
-            gitdir: this.gitdir,
-            message: options.message,
-            author: person,
-            committer: person,
-            tree,
-            parent: parent ? [parent] : [],
-            ref: 'refs/heads/flux-bootstrap-work',
-            ...(options.signingKey
-              ? { signingKey: options.signingKey, onSign: pgp.sign }
-              : {}),
-          });
-          pushOid = commit;
+        const done = { tree, createdBranch: !head, attempts: attempt };
+        if (parent && tree === baseTree && head) {
+          // Nothing to push: the files are there. The head was only read, not pushed by this
+          // session, so the next commit lists the refs again.
+          this.remember(editor);
+          return { ...done, changed: false, head: parent };
         }
-        const outcome = await this.transport.push(
+        const person = {
+          name: options.author.name,
+          email: options.author.email,
+          timestamp: Math.floor(Date.now() / 1000),
+          timezoneOffset: 0,
+        };
+        // With an unchanged tree only the branch is new: push the parent as it is.
+        const commit =
+          parent && tree === baseTree
+            ? undefined
+            : await git.commit({
+                fs,
+                gitdir: this.gitdir,
+                message: options.message,
+                author: person,
+                committer: person,
+                tree,
+                parent: parent ? [parent] : [],
+                ref: 'refs/heads/flux-bootstrap-work',
+                ...(options.signingKey
+                  ? { signingKey: options.signingKey, onSign: pgp.sign }
+                  : {}),
+              });
+        const pushed = commit ?? parent!;
+        const outcome = await transport.push(
           this.gitdir,
-          pushOid,
-          this.branch,
+          pushed,
+          branch,
           signal,
         );
         if (outcome.status === 'ok') {
-          this.remember(editor, pushOid);
-          return {
-            changed: !!commit,
-            commit,
-            head: pushOid,
-            tree,
-            createdBranch: !head,
-            attempts: attempt,
-          };
+          this.remember(editor, pushed);
+          return { ...done, changed: !!commit, commit, head: pushed };
         }
         if (attempt >= this.maxAttempts)
-          throw new GitPushConflictError(this.branch, attempt);
+          throw new GitPushConflictError(branch, attempt);
         this.logger.warn(
-          `Git conflict: ${where} moved while pushing (${
+          `Git conflict: ${this.where} moved while pushing (${
             outcome.reason
           }); fetching it again and redoing the change (attempt ${
             attempt + 1
           } of ${this.maxAttempts})`,
         );
       } catch (error) {
-        if (error instanceof GitPushConflictError) throw error;
-        if (signal?.aborted || isAbortError(error)) {
-          throw error instanceof OperationAbortedError
-            ? error
-            : new OperationAbortedError(`Cancelled while pushing to ${where}`);
-        }
-        const status = httpStatusOf(error);
-        if (status === 401 || status === 403) {
-          throw new GitAuthError(
-            `the git server refused the credentials for ${this.transport.displayUrl} (HTTP ${status}); the token needs write access to the repository`,
-          );
-        }
-        if (status === 404) {
-          throw new Error(
-            `the repository ${this.transport.displayUrl} was not found (HTTP 404)`,
-          );
-        }
-        if (!isTransient(error)) throw error;
-        if (attempt >= this.maxAttempts) {
-          throw new GitServerUnavailableError(
-            `Talking to ${
-              this.transport.displayUrl
-            } failed ${attempt} times, the last time with ${
-              (error as Error).message
-            }: the git server or the network keeps failing. Try again later; re-running is safe (commits already pushed are found and not made again).`,
-            error,
-          );
-        }
-        this.logger.warn(
-          `Talking to ${this.transport.displayUrl} failed (${
-            (error as Error).message
-          }); retrying (attempt ${attempt + 1} of ${this.maxAttempts})`,
-        );
+        this.giveUpOn(error, attempt, signal);
       }
-      const delay = this.retryDelayMs * 2 ** (attempt - 1);
-      await sleep(Math.round(delay / 2 + (Math.random() * delay) / 2), signal);
+      const delay = (this.options.retryDelayMs ?? 500) * 2 ** (attempt - 1);
+      await sleep(
+        Math.round(delay / 2 + (Math.random() * delay) / 2),
+        undefined,
+        {
+          signal,
+        },
+      ).catch(() => throwIfAborted(signal, `pushing to ${this.where}`));
     }
+  }
+
+  /** Throws what ends the attempts (cancel, refused credentials, a lasting failure); logs a retry otherwise. */
+  private giveUpOn(error: unknown, attempt: number, signal?: AbortSignal) {
+    const url = this.options.transport.displayUrl;
+    if (error instanceof GitPushConflictError) throw error;
+    if (signal?.aborted || isAbortError(error)) {
+      throw error instanceof OperationAbortedError
+        ? error
+        : new OperationAbortedError(`Cancelled while pushing to ${this.where}`);
+    }
+    const status = httpStatusOf(error);
+    if (status === 401 || status === 403) {
+      throw new GitAuthError(
+        `the git server refused the credentials for ${url} (HTTP ${status}); the token needs write access to the repository`,
+      );
+    }
+    if (status === 404) {
+      throw new FluxBootstrapError(
+        'NotFoundError',
+        `the repository ${url} was not found (HTTP 404)`,
+      );
+    }
+    if (!isTransient(error)) throw error;
+    const message = (error as Error).message;
+    if (attempt >= this.maxAttempts) {
+      throw new GitServerUnavailableError(
+        `Talking to ${url} failed ${attempt} times, the last time with ${message}: the git server or the network keeps failing. Try again later; re-running is safe (commits already pushed are found and not made again).`,
+        error,
+      );
+    }
+    this.logger.warn(
+      `Talking to ${url} failed (${message}); retrying (attempt ${
+        attempt + 1
+      } of ${this.maxAttempts})`,
+    );
   }
 
   /** The remote branch holds the files the editor wrote; this session pushed it to `pushed`. */
@@ -332,6 +319,6 @@ export class GitPushSession {
 
   async close(): Promise<void> {
     await fsp.rm(this.gitdir, { recursive: true, force: true });
-    await this.transport.close();
+    await this.options.transport.close();
   }
 }

@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { InputValidationError } from '../util/errors';
-import { runProcess } from './process';
+import { runProcess, type ProcessResult } from './process';
 import {
   GitTransport,
   isConflictMessage,
@@ -10,8 +10,27 @@ import {
   RemoteRefs,
 } from './transport';
 
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f]/;
+/** Problems of an ssh:// URL, each with its message; the first that applies is reported. */
+const SSH_URL_RULES: [(u: URL) => boolean, string][] = [
+  [
+    u => u.protocol !== 'ssh:',
+    'must be an ssh:// URL such as ssh://git@host:7999/PROJ/repo.git',
+  ],
+  [u => !!u.password, 'must not contain a password'],
+  [
+    u => !u.hostname || /^-/.test(u.hostname) || /^-/.test(u.username),
+    'has an invalid host or user',
+  ],
+  [
+    u => !/^[A-Za-z0-9._~-]*$/.test(decodeURIComponent(u.username)),
+    'has an invalid user name',
+  ],
+  [
+    u => u.pathname === '' || u.pathname === '/' || !!u.search || !!u.hash,
+    'must name a repository path and have no query or fragment',
+  ],
+  [u => u.pathname.split('/').includes('..'), 'must not contain ".." segments'],
+];
 
 /**
  * Checks an `ssh://[user@]host[:port]/path` remote. scp-like `host:path` is not accepted: the
@@ -25,50 +44,19 @@ export function validateSshUrl(value: unknown, field = 'url'): string {
       'is required, e.g. ssh://git@bitbucket.example.com:7999/PROJ/fleet.git',
     );
   }
-  const v = value;
-  if (CONTROL.test(v) || /\s/.test(v)) {
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f\s]/.test(value)) {
     throw new InputValidationError(
       field,
       'must not contain whitespace or control characters',
     );
   }
-  let u: URL;
-  try {
-    u = new URL(v);
-  } catch {
-    throw new InputValidationError(
-      field,
-      'must be an ssh:// URL such as ssh://git@host:7999/PROJ/repo.git',
-    );
-  }
-  if (u.protocol !== 'ssh:') {
-    throw new InputValidationError(
-      field,
-      'must be an ssh:// URL such as ssh://git@host:7999/PROJ/repo.git',
-    );
-  }
-  if (u.password)
-    throw new InputValidationError(field, 'must not contain a password');
-  if (
-    !u.hostname ||
-    u.hostname.startsWith('-') ||
-    (u.username && u.username.startsWith('-'))
-  ) {
-    throw new InputValidationError(field, 'has an invalid host or user');
-  }
-  if (!/^[A-Za-z0-9._~-]*$/.test(decodeURIComponent(u.username))) {
-    throw new InputValidationError(field, 'has an invalid user name');
-  }
-  if (u.pathname === '' || u.pathname === '/' || u.search || u.hash) {
-    throw new InputValidationError(
-      field,
-      'must name a repository path and have no query or fragment',
-    );
-  }
-  if (u.pathname.split('/').some(s => s === '..')) {
-    throw new InputValidationError(field, 'must not contain ".." segments');
-  }
-  return v;
+  const url = URL.canParse(value) ? new URL(value) : undefined;
+  const broken = url
+    ? SSH_URL_RULES.find(([bad]) => bad(url))?.[1]
+    : SSH_URL_RULES[0][1];
+  if (broken) throw new InputValidationError(field, broken);
+  return value;
 }
 
 /** Options of {@link SshGitTransport}. @public */
@@ -87,9 +75,16 @@ export interface SshGitTransportOptions {
   gitBinary?: string;
 }
 
-function shellQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
+const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/** Options of the ssh git runs: only our key and known_hosts, no config, agent or prompt. */
+const SSH_OPTIONS =
+  `IdentitiesOnly=yes IdentityAgent=none StrictHostKeyChecking=yes
+  GlobalKnownHostsFile=/dev/null UpdateHostKeys=no PasswordAuthentication=no
+  KbdInteractiveAuthentication=no ServerAliveInterval=15 ServerAliveCountMax=4 LogLevel=ERROR`
+    .split(/\s+/)
+    .map(o => `-o ${o}`)
+    .join(' ');
 
 /**
  * Git over SSH with the system git and OpenSSH: `GIT_SSH_COMMAND` points at a temporary key file
@@ -117,27 +112,26 @@ export class SshGitTransport implements GitTransport {
   private async prepare(): Promise<string> {
     if (this.dir) return this.dir;
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'flux-bootstrap-ssh-'));
+    const { privateKey, knownHosts, passphrase } = this.options;
+    const file = (name: string, text: string, mode = 0o600) =>
+      fs.writeFile(path.join(dir, name), text, { mode });
+    const lines = (text: string) => `${text.replace(/\r\n/g, '\n').trim()}\n`;
     try {
       await fs.chmod(dir, 0o700);
-      const key = `${this.options.privateKey.replace(/\r\n/g, '\n').trim()}\n`;
-      await fs.writeFile(path.join(dir, 'identity'), key, { mode: 0o600 });
-      await fs.writeFile(
-        path.join(dir, 'known_hosts'),
-        `${this.options.knownHosts.replace(/\r\n/g, '\n').trim()}\n`,
-        { mode: 0o600 },
+      await file('identity', lines(privateKey));
+      await file('known_hosts', lines(knownHosts));
+      await file(
+        'askpass.sh',
+        passphrase
+          ? '#!/bin/sh\nprintf \'%s\\n\' "$FLUX_BOOTSTRAP_SSH_PASSPHRASE"\n'
+          : '#!/bin/sh\nexit 1\n',
+        0o700,
       );
-      const askpass = this.options.passphrase
-        ? '#!/bin/sh\nprintf \'%s\\n\' "$FLUX_BOOTSTRAP_SSH_PASSPHRASE"\n'
-        : '#!/bin/sh\nexit 1\n';
-      await fs.writeFile(path.join(dir, 'askpass.sh'), askpass, {
-        mode: 0o700,
-      });
     } catch (e) {
       await fs.rm(dir, { recursive: true, force: true });
       throw e;
     }
-    this.dir = dir;
-    return dir;
+    return (this.dir = dir);
   }
 
   private async env(): Promise<NodeJS.ProcessEnv> {
@@ -146,29 +140,17 @@ export class SshGitTransport implements GitTransport {
       5,
       Math.round((this.options.timeoutMs ?? 120_000) / 4000),
     );
-    const ssh = [
-      'ssh',
-      '-F /dev/null',
-      `-i ${shellQuote(path.join(dir, 'identity'))}`,
-      '-o IdentitiesOnly=yes',
-      '-o IdentityAgent=none',
-      '-o StrictHostKeyChecking=yes',
-      `-o UserKnownHostsFile=${shellQuote(path.join(dir, 'known_hosts'))}`,
-      '-o GlobalKnownHostsFile=/dev/null',
-      '-o UpdateHostKeys=no',
-      '-o PasswordAuthentication=no',
-      '-o KbdInteractiveAuthentication=no',
-      `-o ConnectTimeout=${connectTimeout}`,
-      '-o ServerAliveInterval=15',
-      '-o ServerAliveCountMax=4',
-      '-o LogLevel=ERROR',
-    ].join(' ');
+    const inDir = (name: string) => shellQuote(path.join(dir, name));
     return {
       PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
       HOME: dir,
       LANG: 'C',
       LC_ALL: 'C',
-      GIT_SSH_COMMAND: ssh,
+      GIT_SSH_COMMAND: `ssh -F /dev/null -i ${inDir(
+        'identity',
+      )} -o UserKnownHostsFile=${inDir(
+        'known_hosts',
+      )} -o ConnectTimeout=${connectTimeout} ${SSH_OPTIONS}`,
       GIT_SSH_VARIANT: 'ssh',
       GIT_TERMINAL_PROMPT: '0',
       GIT_CONFIG_NOSYSTEM: '1',
@@ -182,48 +164,52 @@ export class SshGitTransport implements GitTransport {
     };
   }
 
-  private async git(args: string[], what: string, signal?: AbortSignal) {
-    return runProcess(this.options.gitBinary ?? 'git', args, {
+  /** Runs git; a failure (unless `check` is false) is explained from ssh's and git's stderr. */
+  private async git(
+    args: string[],
+    what: string,
+    signal?: AbortSignal,
+    check = true,
+  ): Promise<ProcessResult> {
+    const r = await runProcess(this.options.gitBinary ?? 'git', args, {
       env: await this.env(),
       timeoutMs: this.options.timeoutMs ?? 120_000,
       signal,
       what,
     });
+    if (check && r.code !== 0) throw this.explain(r.stderr, what);
+    return r;
   }
 
   private explain(stderr: string, what: string): Error {
     const text = stderr.trim();
-    let hint = '';
-    if (
-      /Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No .* host key is known/i.test(
-        text,
-      )
-    ) {
-      hint = `the SSH host key of ${this.host} does not match knownHosts (host keys are checked strictly)`;
-    } else if (
-      /incorrect passphrase|bad passphrase|Load key .*: (incorrect|invalid)/i.test(
-        text,
-      )
-    ) {
-      hint =
-        'the SSH private key could not be loaded (wrong or missing passphrase, or not a private key)';
-    } else if (/invalid format|error in libcrypto/i.test(text)) {
-      hint = 'the SSH private key is not in a format OpenSSH reads';
-    } else if (/Permission denied \(publickey/i.test(text)) {
-      hint = `${this.host} refused the SSH key (is it registered as an access key with write permission?)`;
-    } else if (
-      /Connection refused|Connection timed out|Could not resolve hostname|No route to host/i.test(
-        text,
-      )
-    ) {
-      hint = `cannot reach ${this.host}`;
-    } else if (
-      /does not appear to be a git repository|Repository not found|not found/i.test(
-        text,
-      )
-    ) {
-      hint = `the repository ${this.displayUrl} does not exist or the key has no access to it`;
-    }
+    const hints: [RegExp, string][] = [
+      [
+        /Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No .* host key is known/i,
+        `the SSH host key of ${this.host} does not match knownHosts (host keys are checked strictly)`,
+      ],
+      [
+        /incorrect passphrase|bad passphrase|Load key .*: (incorrect|invalid)/i,
+        'the SSH private key could not be loaded (wrong or missing passphrase, or not a private key)',
+      ],
+      [
+        /invalid format|error in libcrypto/i,
+        'the SSH private key is not in a format OpenSSH reads',
+      ],
+      [
+        /Permission denied \(publickey/i,
+        `${this.host} refused the SSH key (is it registered as an access key with write permission?)`,
+      ],
+      [
+        /Connection refused|Connection timed out|Could not resolve hostname|No route to host/i,
+        `cannot reach ${this.host}`,
+      ],
+      [
+        /does not appear to be a git repository|Repository not found|not found/i,
+        `the repository ${this.displayUrl} does not exist or the key has no access to it`,
+      ],
+    ];
+    const hint = hints.find(([re]) => re.test(text))?.[1];
     const lastLines = text.split('\n').filter(Boolean).slice(-3).join(' | ');
     return new Error(
       `git over SSH failed while ${what}: ${
@@ -233,24 +219,15 @@ export class SshGitTransport implements GitTransport {
   }
 
   async listRefs(signal?: AbortSignal): Promise<RemoteRefs> {
-    const r = await this.git(
+    const { stdout } = await this.git(
       ['ls-remote', '--symref', this.displayUrl],
       `listing the branches of ${this.displayUrl}`,
       signal,
     );
-    if (r.code !== 0)
-      throw this.explain(
-        r.stderr,
-        `listing the branches of ${this.displayUrl}`,
-      );
     const heads = new Map<string, string>();
     let defaultBranch: string | undefined;
-    for (const line of r.stdout.split('\n')) {
-      const sym = /^ref: refs\/heads\/(\S+)\tHEAD$/.exec(line);
-      if (sym) {
-        defaultBranch = sym[1];
-        continue;
-      }
+    for (const line of stdout.split('\n')) {
+      defaultBranch ??= /^ref: refs\/heads\/(\S+)\tHEAD$/.exec(line)?.[1];
       const m = /^([0-9a-f]{40,64})\trefs\/heads\/(.+)$/.exec(line);
       if (m) heads.set(m[2], m[1]);
     }
@@ -264,25 +241,26 @@ export class SshGitTransport implements GitTransport {
   ): Promise<string> {
     const what = `fetching ${branch} from ${this.displayUrl}`;
     const tracking = `refs/remotes/origin/${branch}`;
-    const r = await this.git(
+    const from = `+refs/heads/${branch}:${tracking}`;
+    const dir = ['--git-dir', gitdir];
+    await this.git(
       [
-        '--git-dir',
-        gitdir,
+        ...dir,
         'fetch',
         '--quiet',
         '--no-tags',
         '--depth=1',
         this.displayUrl,
-        `+refs/heads/${branch}:${tracking}`,
+        from,
       ],
       what,
       signal,
     );
-    if (r.code !== 0) throw this.explain(r.stderr, what);
     const rev = await this.git(
-      ['--git-dir', gitdir, 'rev-parse', '--verify', `${tracking}^{commit}`],
+      [...dir, 'rev-parse', '--verify', `${tracking}^{commit}`],
       what,
       signal,
+      false,
     );
     if (rev.code !== 0)
       throw new Error(
@@ -309,6 +287,7 @@ export class SshGitTransport implements GitTransport {
       ],
       what,
       signal,
+      false,
     );
     if (r.code === 0) return { status: 'ok' };
     const rejected = r.stdout
@@ -316,8 +295,10 @@ export class SshGitTransport implements GitTransport {
       .filter(l => l.startsWith('!'))
       .map(l => l.split('\t').slice(2).join(' '))
       .join('; ');
-    const reason = rejected || r.stderr;
-    if (isConflictMessage(reason) || isConflictMessage(r.stderr)) {
+    if (
+      isConflictMessage(rejected || r.stderr) ||
+      isConflictMessage(r.stderr)
+    ) {
       return { status: 'conflict', reason: rejected || 'rejected' };
     }
     if (rejected)

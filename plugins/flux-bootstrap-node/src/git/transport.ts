@@ -1,10 +1,6 @@
 import fs from 'node:fs';
 import git, { Errors } from 'isomorphic-git';
-import type {
-  GitHttpRequest,
-  GitHttpResponse,
-  HttpClient,
-} from 'isomorphic-git';
+import type { GitHttpResponse, HttpClient } from 'isomorphic-git';
 import { createGitHttpClient } from './httpClient';
 
 /** What the remote holds right now. @public */
@@ -59,23 +55,9 @@ export interface HttpsGitTransportOptions {
   timeoutMs?: number;
 }
 
-/** The ref advertisement of `git-upload-pack` kept from listRefs for the fetch that follows. */
-interface KeptAdvertisement {
-  url: string;
-  at: number;
-  response: Omit<GitHttpResponse, 'body'>;
-  body: Uint8Array;
-}
-
-/** How long a kept advertisement stands in for a new one: the fetch follows at once. */
-const ADVERTISEMENT_REUSE_MS = 10_000;
-
-function isUploadPackAdvertisement(req: GitHttpRequest): boolean {
-  return (
-    (req.method ?? 'GET').toUpperCase() === 'GET' &&
-    /\/info\/refs\?service=git-upload-pack$/.test(req.url)
-  );
-}
+const isAdvertisement = (req: { method?: string; url: string }) =>
+  (req.method ?? 'GET').toUpperCase() === 'GET' &&
+  /\/info\/refs\?service=git-upload-pack$/.test(req.url);
 
 async function* once(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
   yield bytes;
@@ -84,7 +66,17 @@ async function* once(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
 /** Git over HTTPS with isomorphic-git and the engine's HTTP client (custom CA, timeouts, abort). @public */
 export class HttpsGitTransport implements GitTransport {
   readonly displayUrl: string;
-  private advertisement?: KeptAdvertisement;
+  /**
+   * The upload-pack ref advertisement listRefs fetched, kept for the fetch right after it
+   * (isomorphic-git asks for it again first): one request less per commit. Used once, for a
+   * few seconds.
+   */
+  private advertisement?: {
+    url: string;
+    at: number;
+    response: Omit<GitHttpResponse, 'body'>;
+    body: Uint8Array;
+  };
 
   constructor(private readonly options: HttpsGitTransportOptions) {
     const u = new URL(options.url);
@@ -96,56 +88,49 @@ export class HttpsGitTransport implements GitTransport {
     this.displayUrl = u.toString();
   }
 
-  private http(signal?: AbortSignal) {
-    return createGitHttpClient({
+  /** The engine's HTTP client; `advertisement` keeps or reuses the ref advertisement. */
+  private http(
+    signal: AbortSignal | undefined,
+    advertisement?: 'keep' | 'reuse',
+  ): HttpClient {
+    const inner = createGitHttpClient({
       caPem: this.options.caPem,
       timeoutMs: this.options.timeoutMs,
       signal,
     });
-  }
-
-  /**
-   * listRefs keeps the upload-pack ref advertisement it fetched, and the fetch right after it
-   * (isomorphic-git asks for the same advertisement first) gets it from memory: one request
-   * less per commit. Kept once, for a few seconds.
-   */
-  private keepingAdvertisement(inner: HttpClient): HttpClient {
     return {
       request: async req => {
+        const kept = this.advertisement;
+        if (advertisement === 'reuse') this.advertisement = undefined;
+        if (
+          advertisement === 'reuse' &&
+          kept &&
+          isAdvertisement(req) &&
+          kept.url === req.url &&
+          Date.now() - kept.at < 10_000
+        ) {
+          return { ...kept.response, body: once(kept.body) };
+        }
         const res = await inner.request(req);
-        if (!isUploadPackAdvertisement(req) || res.statusCode !== 200)
+        if (
+          advertisement !== 'keep' ||
+          !isAdvertisement(req) ||
+          res.statusCode !== 200
+        )
           return res;
         const chunks: Uint8Array[] = [];
         for await (const chunk of res.body ?? []) chunks.push(chunk);
-        const body = Buffer.concat(chunks);
         const { body: _streamed, ...response } = res;
+        const body = Buffer.concat(chunks);
         this.advertisement = { url: req.url, at: Date.now(), response, body };
         return { ...response, body: once(body) };
       },
     };
   }
 
-  private reusingAdvertisement(inner: HttpClient): HttpClient {
-    return {
-      request: async req => {
-        const kept = this.advertisement;
-        this.advertisement = undefined;
-        if (
-          kept &&
-          isUploadPackAdvertisement(req) &&
-          kept.url === req.url &&
-          Date.now() - kept.at < ADVERTISEMENT_REUSE_MS
-        ) {
-          return { ...kept.response, body: once(kept.body) };
-        }
-        return inner.request(req);
-      },
-    };
-  }
-
   async listRefs(signal?: AbortSignal): Promise<RemoteRefs> {
     const info = await git.getRemoteInfo({
-      http: this.keepingAdvertisement(this.http(signal)),
+      http: this.http(signal, 'keep'),
       url: this.options.url,
       headers: this.options.headers,
     });
@@ -159,12 +144,10 @@ export class HttpsGitTransport implements GitTransport {
       }
     };
     flatten(info.refs?.heads ?? {}, '');
-    const head = typeof info.HEAD === 'string' ? info.HEAD : undefined;
+    const head = typeof info.HEAD === 'string' ? info.HEAD : '';
     return {
       heads,
-      defaultBranch: head?.startsWith('refs/heads/')
-        ? head.slice('refs/heads/'.length)
-        : undefined,
+      defaultBranch: head.match(/^refs\/heads\/(.+)$/)?.[1],
     };
   }
 
@@ -173,16 +156,11 @@ export class HttpsGitTransport implements GitTransport {
     branch: string,
     signal?: AbortSignal,
   ): Promise<string> {
-    await git.addRemote({
-      fs,
-      gitdir,
-      remote: 'origin',
-      url: this.options.url,
-      force: true,
-    });
+    const { url, headers } = this.options;
+    await git.addRemote({ fs, gitdir, remote: 'origin', url, force: true });
     const result = await git.fetch({
       fs,
-      http: this.reusingAdvertisement(this.http(signal)),
+      http: this.http(signal, 'reuse'),
       gitdir,
       remote: 'origin',
       ref: branch,
@@ -190,7 +168,7 @@ export class HttpsGitTransport implements GitTransport {
       singleBranch: true,
       depth: 1,
       tags: false,
-      headers: this.options.headers,
+      headers,
     });
     if (!result.fetchHead)
       throw new Error(`the remote has no branch ${branch}`);
@@ -204,15 +182,15 @@ export class HttpsGitTransport implements GitTransport {
     signal?: AbortSignal,
   ): Promise<PushOutcome> {
     this.advertisement = undefined;
-    const localRef = 'refs/heads/flux-bootstrap-push';
-    await git.writeRef({ fs, gitdir, ref: localRef, value: oid, force: true });
+    const ref = 'refs/heads/flux-bootstrap-push';
+    await git.writeRef({ fs, gitdir, ref, value: oid, force: true });
     try {
       await git.push({
         fs,
         http: this.http(signal),
         gitdir,
         url: this.options.url,
-        ref: localRef,
+        ref,
         remoteRef: `refs/heads/${branch}`,
         headers: this.options.headers,
       });

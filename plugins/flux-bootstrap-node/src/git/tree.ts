@@ -2,12 +2,26 @@ import fs from 'node:fs';
 import git, { TreeEntry } from 'isomorphic-git';
 import type { DirectoryReader } from '../manifests/kustomization';
 
-const TREE_MODE = '040000';
+type Node = {
+  files: Map<string, string>;
+  dirs: Map<string, Node>;
+  /** Names of the base tree left out at this level. */
+  removed: Set<string>;
+};
+const newNode = (): Node => ({
+  files: new Map(),
+  dirs: new Map(),
+  removed: new Set(),
+});
+const split = (path: string) => {
+  const slash = path.lastIndexOf('/');
+  return [path.slice(0, Math.max(slash, 0)), path.slice(slash + 1)];
+};
 
 /**
- * A git tree (the branch head's, or empty) with pending file writes on top. Reads see the
- * writes; {@link TreeEditor.build} writes blobs and only the trees along changed paths.
- * Implements the engine's DirectoryReader so kustomization.yaml can be listed from it.
+ * A git tree (the branch head's, or empty) with pending file writes and removals on top. Reads
+ * see them; {@link TreeEditor.build} writes blobs and only the trees along changed paths. As a
+ * DirectoryReader it lets kustomization.yaml be generated from it.
  * @public
  */
 export class TreeEditor implements DirectoryReader {
@@ -23,47 +37,28 @@ export class TreeEditor implements DirectoryReader {
     private readonly rootTree: string | undefined,
   ) {}
 
+  private async readTree(oid: string): Promise<TreeEntry[]> {
+    const { gitdir, cache } = this;
+    return (await git.readTree({ fs, gitdir, oid, cache })).tree;
+  }
+
   private async treeAt(dir: string): Promise<TreeEntry[] | undefined> {
-    if (this.trees.has(dir)) return this.trees.get(dir);
-    let entries: TreeEntry[] | undefined;
-    if (this.rootTree) {
-      if (dir === '') {
-        entries = (
-          await git.readTree({
-            fs,
-            gitdir: this.gitdir,
-            oid: this.rootTree,
-            cache: this.cache,
-          })
-        ).tree;
-      } else {
-        const slash = dir.lastIndexOf('/');
-        const parent = await this.treeAt(slash >= 0 ? dir.slice(0, slash) : '');
-        const name = slash >= 0 ? dir.slice(slash + 1) : dir;
-        const entry = parent?.find(e => e.path === name);
-        entries =
-          entry && entry.type === 'tree'
-            ? (
-                await git.readTree({
-                  fs,
-                  gitdir: this.gitdir,
-                  oid: entry.oid,
-                  cache: this.cache,
-                })
-              ).tree
-            : undefined;
+    if (!this.trees.has(dir)) {
+      let entries: TreeEntry[] | undefined;
+      if (this.rootTree && dir === '')
+        entries = await this.readTree(this.rootTree);
+      else if (this.rootTree) {
+        const entry = await this.entryAt(dir);
+        if (entry?.type === 'tree') entries = await this.readTree(entry.oid);
       }
+      this.trees.set(dir, entries);
     }
-    this.trees.set(dir, entries);
-    return entries;
+    return this.trees.get(dir);
   }
 
   private async entryAt(path: string): Promise<TreeEntry | undefined> {
-    const slash = path.lastIndexOf('/');
-    const parent = await this.treeAt(slash >= 0 ? path.slice(0, slash) : '');
-    return parent?.find(
-      e => e.path === (slash >= 0 ? path.slice(slash + 1) : path),
-    );
+    const [dir, name] = split(path);
+    return (await this.treeAt(dir))?.find(e => e.path === name);
   }
 
   async list(
@@ -71,35 +66,28 @@ export class TreeEditor implements DirectoryReader {
   ): Promise<Array<{ name: string; type: 'file' | 'dir' }>> {
     const out = new Map<string, 'file' | 'dir'>();
     const prefix = dir ? `${dir}/` : '';
-    if (!this.isRemoved(dir)) {
-      for (const e of (await this.treeAt(dir)) ?? []) {
-        if (this.removals.has(`${prefix}${e.path}`)) continue;
-        if (e.type === 'tree') out.set(e.path, 'dir');
-        else if (e.type === 'blob') out.set(e.path, 'file');
-      }
+    const base = this.isRemoved(dir) ? [] : (await this.treeAt(dir)) ?? [];
+    for (const e of base) {
+      if (this.removals.has(`${prefix}${e.path}`)) continue;
+      if (e.type === 'tree') out.set(e.path, 'dir');
+      else if (e.type === 'blob') out.set(e.path, 'file');
     }
     for (const path of this.writes.keys()) {
       if (!path.startsWith(prefix)) continue;
-      const rest = path.slice(prefix.length);
-      const slash = rest.indexOf('/');
-      if (slash < 0) out.set(rest, 'file');
-      else out.set(rest.slice(0, slash), 'dir');
+      const [first, ...rest] = path.slice(prefix.length).split('/');
+      out.set(first, rest.length ? 'dir' : 'file');
     }
-    return [...out.entries()].map(([name, type]) => ({ name, type }));
+    return [...out].map(([name, type]) => ({ name, type }));
   }
 
   async read(path: string): Promise<string> {
     const pending = this.writes.get(path);
     if (pending !== undefined) return pending;
     const entry = this.isRemoved(path) ? undefined : await this.entryAt(path);
-    if (!entry || entry.type !== 'blob')
+    if (entry?.type !== 'blob')
       throw new Error(`${path} is not a file in the repository`);
-    const { blob } = await git.readBlob({
-      fs,
-      gitdir: this.gitdir,
-      oid: entry.oid,
-      cache: this.cache,
-    });
+    const { gitdir, cache } = this;
+    const { blob } = await git.readBlob({ fs, gitdir, oid: entry.oid, cache });
     return Buffer.from(blob).toString('utf8');
   }
 
@@ -107,8 +95,7 @@ export class TreeEditor implements DirectoryReader {
   async exists(path: string): Promise<boolean> {
     if (this.writes.has(path)) return true;
     if (this.isRemoved(path)) return false;
-    const entry = await this.entryAt(path);
-    return !!entry && entry.type === 'blob';
+    return (await this.entryAt(path))?.type === 'blob';
   }
 
   write(path: string, content: string): void {
@@ -120,9 +107,8 @@ export class TreeEditor implements DirectoryReader {
    * to it so far. A folder left empty by that disappears too (git has no empty folders).
    */
   remove(path: string): void {
-    const prefix = `${path}/`;
     for (const written of [...this.writes.keys()]) {
-      if (written === path || written.startsWith(prefix))
+      if (written === path || written.startsWith(`${path}/`))
         this.writes.delete(written);
     }
     this.removals.add(path);
@@ -135,17 +121,10 @@ export class TreeEditor implements DirectoryReader {
 
   /** True when `path` or a folder above it was removed from the base tree. */
   private isRemoved(path: string): boolean {
-    if (path === '') return false;
-    const parts = path.split('/');
-    for (let i = 1; i <= parts.length; i++) {
-      if (this.removals.has(parts.slice(0, i).join('/'))) return true;
-    }
-    return false;
-  }
-
-  /** Paths written so far. */
-  written(): string[] {
-    return [...this.writes.keys()];
+    const parts = path ? path.split('/') : [];
+    return parts.some((_, i) =>
+      this.removals.has(parts.slice(0, i + 1).join('/')),
+    );
   }
 
   /** Blob ids of the written files, once {@link TreeEditor.build} stored them: path → oid. */
@@ -153,7 +132,7 @@ export class TreeEditor implements DirectoryReader {
     return this.blobs;
   }
 
-  /** The blob id of the file at `path` in the base tree (not a pending write). */
+  /** The blob id of the file at `path` (of a pending write, once built). */
   async blobOid(path: string): Promise<string | undefined> {
     if (this.writes.has(path)) return this.blobs.get(path);
     if (this.isRemoved(path)) return undefined;
@@ -163,26 +142,12 @@ export class TreeEditor implements DirectoryReader {
 
   /** Writes the edited tree; returns its oid (equal to the original when nothing changed). */
   async build(): Promise<string> {
-    type Node = {
-      files: Map<string, string>;
-      dirs: Map<string, Node>;
-      removed: Set<string>;
-    };
-    const newNode = (): Node => ({
-      files: new Map(),
-      dirs: new Map(),
-      removed: new Set(),
-    });
-    const root: Node = newNode();
-    const nodeAt = (parts: string[]): Node => {
+    const root = newNode();
+    const nodeAt = (parts: string[]) => {
       let node = root;
       for (const part of parts) {
-        let next = node.dirs.get(part);
-        if (!next) {
-          next = newNode();
-          node.dirs.set(part, next);
-        }
-        node = next;
+        if (!node.dirs.has(part)) node.dirs.set(part, newNode());
+        node = node.dirs.get(part)!;
       }
       return node;
     };
@@ -194,59 +159,54 @@ export class TreeEditor implements DirectoryReader {
       const parts = path.split('/');
       nodeAt(parts.slice(0, -1)).files.set(parts[parts.length - 1], content);
     }
-    /** The tree of `dir`, or undefined when it ends up empty (then it is left out). */
+    const { gitdir } = this;
+    /** The tree of `dir`; undefined when it ends up empty (then it is left out). */
     const buildDir = async (
       dir: string,
       node: Node,
       baseGone: boolean,
     ): Promise<string | undefined> => {
-      const entries = baseGone
-        ? []
-        : ((await this.treeAt(dir)) ?? []).filter(
-            e => !node.removed.has(e.path),
+      const base = baseGone ? [] : (await this.treeAt(dir)) ?? [];
+      const entries = base.filter(e => !node.removed.has(e.path));
+      /** The entry at `name`; a file where a folder goes (or the reverse) is an error. */
+      const slot = (name: string, type: 'blob' | 'tree') => {
+        const i = entries.findIndex(e => e.path === name);
+        const full = dir ? `${dir}/${name}` : name;
+        if (i >= 0 && entries[i].type !== type) {
+          throw new Error(
+            type === 'blob'
+              ? `cannot write ${full}: the repository has a folder or submodule there`
+              : `cannot create the folder ${full}: the repository has a file there`,
           );
-      const put = (entry: TreeEntry) => {
-        const i = entries.findIndex(e => e.path === entry.path);
-        if (i >= 0) entries[i] = entry;
-        else entries.push(entry);
+        }
+        const put = (entry: TreeEntry | undefined) => {
+          if (entry && i >= 0) entries[i] = entry;
+          else if (entry) entries.push(entry);
+          else if (i >= 0) entries.splice(i, 1);
+        };
+        return { full, existing: entries[i], put };
       };
       for (const [name, content] of node.files) {
-        const existing = entries.find(e => e.path === name);
-        const full = dir ? `${dir}/${name}` : name;
-        if (existing && existing.type !== 'blob') {
-          throw new Error(
-            `cannot write ${full}: the repository has a folder or submodule there`,
-          );
-        }
-        const oid = await git.writeBlob({
-          fs,
-          gitdir: this.gitdir,
-          blob: Buffer.from(content, 'utf8'),
-        });
-        this.blobs.set(full, oid);
-        const mode =
-          existing && existing.mode === '100755' ? '100755' : '100644';
+        const { full, existing, put } = slot(name, 'blob');
+        const blob = Buffer.from(content, 'utf8');
+        const oid = await git.writeBlob({ fs, gitdir, blob });
+        const mode = existing?.mode === '100755' ? '100755' : '100644';
         put({ mode, path: name, oid, type: 'blob' });
+        this.blobs.set(full, oid);
       }
       for (const [name, child] of node.dirs) {
+        const onlyRemovals = child.files.size === 0 && child.dirs.size === 0;
         const existing = entries.find(e => e.path === name);
-        const full = dir ? `${dir}/${name}` : name;
-        if (existing && existing.type !== 'tree') {
-          if (child.files.size === 0 && child.dirs.size === 0) continue;
-          throw new Error(
-            `cannot create the folder ${full}: the repository has a file there`,
-          );
-        }
-        const oid = await buildDir(
-          full,
-          child,
-          baseGone || node.removed.has(name) || !existing,
+        // removals under a file (or under nothing) leave the tree as it is
+        if (onlyRemovals && existing?.type !== 'tree') continue;
+        const { full, put } = slot(name, 'tree');
+        const oid = await buildDir(full, child, baseGone || !existing);
+        put(
+          oid ? { mode: '040000', path: name, oid, type: 'tree' } : undefined,
         );
-        if (oid) put({ mode: TREE_MODE, path: name, oid, type: 'tree' });
-        else if (existing) entries.splice(entries.indexOf(existing), 1);
       }
       if (entries.length === 0 && dir !== '') return undefined;
-      return git.writeTree({ fs, gitdir: this.gitdir, tree: entries });
+      return git.writeTree({ fs, gitdir, tree: entries });
     };
     return (await buildDir('', root, false))!;
   }

@@ -1,3 +1,5 @@
+import { errorNameForKind, FluxBootstrapError } from '../util/errors';
+
 /**
  * Why a Flux install stopped:
  * `missing-permissions` — the credentials cannot create what the install needs (nothing applied);
@@ -20,8 +22,8 @@ export type FluxInstallErrorReason =
   | 'timeout'
   | 'interrupted';
 
-/** A Flux install that cannot proceed or did not become ready. @public */
-export class FluxInstallError extends Error {
+/** A Flux install that cannot proceed or did not become ready, named as Backstage names its reason. @public */
+export class FluxInstallError extends FluxBootstrapError {
   readonly reason: FluxInstallErrorReason;
   /** What was missing: permissions, or objects not ready yet. */
   readonly missing: string[];
@@ -31,8 +33,7 @@ export class FluxInstallError extends Error {
     message: string,
     missing: string[] = [],
   ) {
-    super(message);
-    this.name = 'FluxInstallError';
+    super(errorNameForKind(reason), message);
     this.reason = reason;
     this.missing = missing;
   }

@@ -14,11 +14,11 @@ export { checkInstallPreconditions, MANAGED_BY_LABEL } from './preconditions';
 export type { FluxInstallState } from './preconditions';
 export { applyStaged, summarizeApplied } from './apply';
 export type { AppliedObject, ApplyStagedOptions } from './apply';
-export { readFluxReadiness, revisionMatches, waitForFlux } from './wait';
+export { readFluxReadiness, waitForFlux } from './wait';
 export type {
   FluxComponentReadiness,
   FluxReadiness,
   WaitForFluxOptions,
 } from './wait';
-export { describeFluxInstall, installFlux } from './installFlux';
+export { installFlux } from './installFlux';
 export type { InstallFluxOptions, InstallFluxResult } from './installFlux';

@@ -1,11 +1,10 @@
 import type { KubeClient, KubeObject } from '../kube/types';
-import { combineSignals } from '../util/async';
 import { runCheckpointDirectly, type CheckpointFn } from '../util/checkpoint';
 import { OperationAbortedError } from '../util/errors';
 import { silentLogger, type EngineLogger } from '../util/logger';
 import { applyStaged, summarizeApplied, type AppliedObject } from './apply';
 import { FluxInstallError } from './errors';
-import { describeObject, type FluxInstallPlan } from './plan';
+import type { FluxInstallPlan } from './plan';
 import { checkInstallPreconditions } from './preconditions';
 import {
   readFluxReadiness,
@@ -17,13 +16,11 @@ import {
 export interface InstallFluxOptions {
   /** Field manager of every apply. Default `flux` (the same result as a CLI bootstrap). */
   fieldManager?: string;
-  /** Take over an installation managed by another tool. */
   force?: boolean;
   /** Wait until Flux synced the revision and its controllers are available. Default true. */
   wait?: boolean;
   /** One budget for preconditions, apply and wait. Default 5 min. */
   timeoutMs?: number;
-  /** Applies in flight at once. Default 8. */
   concurrency?: number;
   /** Wait poll interval. Default 2 s. */
   pollIntervalMs?: number;
@@ -43,56 +40,7 @@ export interface InstallFluxResult {
   components: FluxComponentReadiness[];
   /** False when Flux already synced itself (Kustomization had a lastAppliedRevision). */
   componentsApplied: boolean;
-  /** Every apply and its effect. */
   applied: AppliedObject[];
-}
-
-/**
- * What the install would apply, for dry runs and logs: one line per object. Secret values are
- * never shown, only their keys.
- * @public
- */
-export function describeFluxInstall(plan: FluxInstallPlan): string[] {
-  const lines = [
-    `Flux ${plan.fluxVersion} in namespace ${
-      plan.namespace
-    } (components ${plan.components.join(', ')})`,
-    `first: ${plan.componentObjects
-      .filter(o => o.kind === 'Namespace')
-      .map(describeObject)
-      .join(', ')}`,
-    `then, together: ${plan.componentObjects
-      .filter(o => o.kind === 'CustomResourceDefinition')
-      .map(describeObject)
-      .join(
-        ', ',
-      )} (then wait until they are Established and served); and ${plan.componentObjects
-      .filter(
-        o => o.kind !== 'CustomResourceDefinition' && o.kind !== 'Namespace',
-      )
-      .map(describeObject)
-      .join(', ')}`,
-  ];
-  if (plan.secret) {
-    lines.push(
-      `Secret ${plan.secret.metadata.namespace}/${
-        plan.secret.metadata.name
-      } with keys ${Object.keys(
-        (plan.secret.data as Record<string, string> | undefined) ?? {},
-      ).join(', ')} (values not shown)`,
-    );
-  }
-  lines.push(
-    `sync: ${plan.syncObjects.map(describeObject).join(', ')} (path ${
-      plan.path
-    })`,
-  );
-  lines.push(
-    plan.expectedRevision
-      ? `then wait until Flux reconciled ${plan.expectedRevision} and its controllers are available`
-      : 'then wait until Flux reconciled the branch head and its controllers are available',
-  );
-  return lines;
 }
 
 /**
@@ -117,24 +65,44 @@ export async function installFlux(
   const fieldManager = opts.fieldManager ?? 'flux';
   const timeoutMs = opts.timeoutMs ?? 5 * 60_000;
   const startedAt = Date.now();
-  const budget = combineSignals([opts.signal], timeoutMs);
-  const cluster = client.clusterName;
-  const applyOpts = {
-    fieldManager,
-    force: true,
-    concurrency: opts.concurrency,
-    signal: budget.signal,
-    logger,
-  };
+  const timeout = AbortSignal.timeout(timeoutMs);
+  const signal = opts.signal
+    ? AbortSignal.any([opts.signal, timeout])
+    : timeout;
+  const { clusterName: cluster } = client;
+  const ns = plan.namespace;
   let phase = 'checking the preconditions';
   const applied: AppliedObject[] = [];
   const done: string[] = [];
+  /** One apply step; the namespace is ensured first unless the step brings it. */
+  const applyStep = async (
+    key: string,
+    what: string,
+    label: string,
+    objects: KubeObject[],
+  ) => {
+    phase = `applying ${what}`;
+    const results = await checkpoint(key, async () => {
+      if (key !== 'components')
+        await client.ensureNamespace(ns, { fieldManager, signal });
+      return applyStaged(client, objects, {
+        fieldManager,
+        force: true,
+        concurrency: opts.concurrency,
+        signal,
+        logger,
+      });
+    });
+    applied.push(...results);
+    done.push(`${what} applied (${summarizeApplied(results)})`);
+    logger.info(`✔ ${label}: ${summarizeApplied(results)}`);
+  };
   try {
     logger.info(`Checking that Flux can be installed on cluster "${cluster}"`);
     const state = await checkpoint('preconditions', async () => {
       const s = await checkInstallPreconditions(client, plan, {
         force: opts.force,
-        signal: budget.signal,
+        signal,
       });
       return {
         installComponents: s.installComponents,
@@ -147,79 +115,58 @@ export async function installFlux(
         `Taking over the Flux installation managed by "${state.managedBy}" (force)`,
       );
     }
-
     done.push('preconditions checked');
     if (state.installComponents) {
-      phase = 'applying the Flux components';
       logger.info(
-        `Installing Flux ${plan.fluxVersion} components in namespace "${plan.namespace}" (${plan.componentObjects.length} objects)`,
+        `Installing Flux ${plan.fluxVersion} components in namespace "${ns}" (${plan.componentObjects.length} objects)`,
       );
-      const results = await checkpoint('components', () =>
-        applyStaged(client, plan.componentObjects, applyOpts),
+      await applyStep(
+        'components',
+        'the Flux components',
+        'installed components',
+        plan.componentObjects,
       );
-      applied.push(...results);
-      done.push(`components applied (${summarizeApplied(results)})`);
-      logger.info(`✔ installed components: ${summarizeApplied(results)}`);
     } else {
       logger.info(
-        `Flux already syncs itself on cluster "${cluster}" (Kustomization ${plan.namespace}/${plan.namespace} applied ${state.lastAppliedRevision}); components are not applied, Flux upgrades them from Git`,
+        `Flux already syncs itself on cluster "${cluster}" (Kustomization ${ns}/${ns} applied ${state.lastAppliedRevision}); components are not applied, Flux upgrades them from Git`,
       );
     }
-
-    if (plan.secret) {
-      const secret: KubeObject = plan.secret;
-      phase = 'applying the Git credentials Secret';
-      const results = await checkpoint('secret', async () => {
-        // The namespace exists after the components; when they were skipped it must exist already.
-        await client.ensureNamespace(plan.namespace, {
-          fieldManager,
-          signal: budget.signal,
-        });
-        return applyStaged(client, [secret], applyOpts);
-      });
-      applied.push(...results);
-      done.push(`Secret ${plan.namespace}/${secret.metadata.name} applied`);
-      logger.info(
-        `✔ reconciled source secret ${plan.namespace}/${secret.metadata.name} (${results[0]?.result})`,
+    // The namespace exists after the components; when they were skipped it must exist already.
+    if (plan.secret)
+      await applyStep(
+        'secret',
+        'the Git credentials Secret',
+        `reconciled source secret ${ns}/${plan.secret.metadata.name}`,
+        [plan.secret],
       );
-    }
-
-    phase = 'applying the sync configuration';
-    const syncResults = await checkpoint('sync', async () => {
-      await client.ensureNamespace(plan.namespace, {
-        fieldManager,
-        signal: budget.signal,
-      });
-      return applyStaged(client, plan.syncObjects, applyOpts);
-    });
-    applied.push(...syncResults);
-    done.push('sync configuration applied');
-    logger.info(
-      `✔ reconciled sync configuration: ${summarizeApplied(syncResults)}`,
+    await applyStep(
+      'sync',
+      'the sync configuration',
+      'reconciled sync configuration',
+      plan.syncObjects,
     );
 
     phase = 'waiting for Flux';
     const readiness = await checkpoint('wait', async () => {
-      if (opts.wait === false) {
-        const r = await readFluxReadiness(client, plan, budget.signal);
-        logger.info(
-          r.ready
-            ? `Flux on cluster "${cluster}" is ready`
-            : `Not waiting for Flux (wait: false); not ready yet: ${r.pending.join(
-                '; ',
-              )}`,
-        );
-        return r;
+      if (opts.wait !== false) {
+        return waitForFlux(client, plan, {
+          timeoutMs: Math.max(1, timeoutMs - (Date.now() - startedAt)),
+          pollIntervalMs: opts.pollIntervalMs,
+          progressIntervalMs: opts.progressIntervalMs,
+          signal: opts.signal,
+          logger,
+        });
       }
-      return waitForFlux(client, plan, {
-        timeoutMs: Math.max(1, timeoutMs - (Date.now() - startedAt)),
-        pollIntervalMs: opts.pollIntervalMs,
-        progressIntervalMs: opts.progressIntervalMs,
-        signal: opts.signal,
-        logger,
-      });
+      const r = await readFluxReadiness(client, plan, signal);
+      logger.info(
+        r.ready
+          ? `Flux on cluster "${cluster}" is ready`
+          : `Not waiting for Flux (wait: false); not ready yet: ${r.pending.join(
+              '; ',
+            )}`,
+      );
+      return r;
     });
-
     return {
       fluxVersion: plan.fluxVersion,
       revision: readiness.revision ?? plan.expectedRevision,
@@ -230,7 +177,7 @@ export async function installFlux(
     };
   } catch (e) {
     if (e instanceof FluxInstallError) throw e;
-    if (budget.timedOut()) {
+    if (timeout.aborted) {
       throw new FluxInstallError(
         'timeout',
         `Flux install on cluster "${cluster}" timed out after ${Math.round(
@@ -239,18 +186,19 @@ export async function installFlux(
         [phase],
       );
     }
-    if (opts.signal?.aborted && !(e instanceof OperationAbortedError)) {
+    if (e instanceof OperationAbortedError) throw e;
+    if (opts.signal?.aborted) {
       throw new OperationAbortedError(
         `Cancelled while ${phase} on cluster "${cluster}"`,
       );
     }
-    if (e instanceof OperationAbortedError) throw e;
     // A request failed for good (unreachable cluster, API errors after retries): say where the
     // install stopped and what is already on the cluster, so nothing half-applied goes unreported.
-    const message = e instanceof Error ? e.message : String(e);
     const interrupted = new FluxInstallError(
       'interrupted',
-      `Flux install on cluster "${cluster}" stopped while ${phase}: ${message}. ${
+      `Flux install on cluster "${cluster}" stopped while ${phase}: ${
+        e instanceof Error ? e.message : String(e)
+      }. ${
         done.length
           ? `Done before that: ${done.join('; ')}.`
           : 'Nothing was applied.'
@@ -263,7 +211,5 @@ export async function installFlux(
     );
     (interrupted as { cause?: unknown }).cause = e;
     throw interrupted;
-  } finally {
-    budget.dispose();
   }
 }

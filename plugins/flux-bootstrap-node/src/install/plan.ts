@@ -1,18 +1,17 @@
 import { parseFluxRevision } from '@flux-bootstrap/plugin-flux-bootstrap-common';
-import { parseAllDocuments } from 'yaml';
 import type { KubeObject } from '../kube/types';
+import { isK8sObject, parseYamlDocuments } from '../manifests/yaml';
 import { InputValidationError } from '../util/errors';
 
 /**
- * Everything `installFlux` puts on a cluster, decided before any request is sent.
- * Built with {@link buildFluxInstallPlan} from the generated `gotk-components.yaml` objects and
- * `gotk-sync.yaml` (the same content flux:push-manifests commits).
+ * Everything `installFlux` puts on a cluster, decided before any request is sent: built by
+ * {@link buildFluxInstallPlan} from the generated `gotk-components.yaml` objects and
+ * `gotk-sync.yaml` (what flux:push-manifests commits).
  * @public
  */
 export interface FluxInstallPlan {
   /** Namespace Flux runs in; also the name of the GitRepository and the Kustomization. */
   namespace: string;
-  /** Flux release, e.g. `v2.9.4`. */
   fluxVersion: string;
   /** Controller names (= Deployment names) whose health is awaited. */
   components: string[];
@@ -28,46 +27,32 @@ export interface FluxInstallPlan {
   expectedRevision?: string;
 }
 
-/** Parses multi-document YAML into Kubernetes objects; anything else is an error naming `field`. @public */
+/** Multi-document YAML as Kubernetes objects; anything else is an error naming `field`. @public */
 export function parseKubeObjects(text: string, field: string): KubeObject[] {
-  const objects: KubeObject[] = [];
-  const docs = parseAllDocuments(text);
-  for (const [i, doc] of docs.entries()) {
-    if (doc.errors.length) {
-      throw new InputValidationError(
-        field,
-        `document ${i + 1} is not valid YAML: ${doc.errors[0].message}`,
-      );
-    }
-    const value = doc.toJS({ maxAliasCount: 100 });
-    if (value === null || value === undefined) continue;
-    const o = value as Partial<KubeObject>;
-    if (
-      typeof o !== 'object' ||
-      typeof o.apiVersion !== 'string' ||
-      typeof o.kind !== 'string' ||
-      !o.metadata ||
-      typeof o.metadata.name !== 'string'
-    ) {
-      throw new InputValidationError(
-        field,
-        `document ${
-          i + 1
-        } is not a Kubernetes object (apiVersion, kind and metadata.name are required)`,
-      );
-    }
-    objects.push(o as KubeObject);
+  let docs: unknown[];
+  try {
+    docs = parseYamlDocuments(text, field);
+  } catch (e) {
+    throw new InputValidationError(field, (e as Error).message);
   }
-  return objects;
+  const bad = docs.findIndex(d => !isK8sObject(d));
+  if (bad >= 0) {
+    throw new InputValidationError(
+      field,
+      `document ${
+        bad + 1
+      } is not a Kubernetes object (apiVersion, kind and metadata.name are required)`,
+    );
+  }
+  return docs as KubeObject[];
 }
 
 /** `clusters/prod`, `./clusters/prod/` and `./clusters/prod` are the same Kustomization path. @public */
 export function normalizeSyncPath(path: string | undefined): string {
-  const trimmed = (path ?? '')
+  return `./${(path ?? '')
     .trim()
     .replace(/^\.\/?/, '')
-    .replace(/\/+$/, '');
-  return `./${trimmed}`;
+    .replace(/\/+$/, '')}`;
 }
 
 /** The Secret flux writes for `--token-auth` (spec §6.1): username, password, and ca.crt when a CA is given. @public */
@@ -79,32 +64,28 @@ export function tokenAuthSecret(opts: {
   caPem?: string;
 }): KubeObject {
   const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
-  const data: Record<string, string> = {
-    username: b64(opts.username),
-    password: b64(opts.password),
-  };
-  if (opts.caPem) data['ca.crt'] = b64(opts.caPem.trim().concat('\n'));
   return {
     apiVersion: 'v1',
     kind: 'Secret',
     metadata: { name: opts.name, namespace: opts.namespace },
-    data,
+    data: {
+      username: b64(opts.username),
+      password: b64(opts.password),
+      ...(opts.caPem ? { 'ca.crt': b64(`${opts.caPem.trim()}\n`) } : {}),
+    },
   };
 }
 
 /**
  * Builds and checks the plan: the sync YAML must hold exactly the GitRepository and Kustomization
- * `<namespace>/<namespace>`, and every namespaced component object must live in the namespace.
+ * `<namespace>/<namespace>`, and the components the Namespace and every controller Deployment.
  * @public
  */
 export function buildFluxInstallPlan(input: {
   namespace: string;
   fluxVersion: string;
   components: string[];
-  /**
-   * The objects of `gotk-components.yaml` as `generateComponentObjects` returns them (no YAML
-   * round trip; they are not modified).
-   */
+  /** The objects of `gotk-components.yaml` as `generateComponentObjects` returns them (not modified). */
   componentObjects?: readonly KubeObject[];
   /** Or the text of `gotk-components.yaml` (parsed here). One of the two is required. */
   componentsYaml?: string;
@@ -112,84 +93,58 @@ export function buildFluxInstallPlan(input: {
   secret?: KubeObject;
   expectedRevision?: string;
 }): FluxInstallPlan {
-  const { namespace } = input;
-  let componentObjects: KubeObject[];
-  if (input.componentObjects) {
-    componentObjects = [...input.componentObjects];
-  } else if (input.componentsYaml !== undefined) {
-    componentObjects = parseKubeObjects(
-      input.componentsYaml,
-      'gotk-components.yaml',
-    );
-  } else {
-    throw new InputValidationError(
+  const { namespace: ns } = input;
+  const fail = (field: string, message: string) =>
+    new InputValidationError(field, message);
+  if (!input.componentObjects && input.componentsYaml === undefined) {
+    throw fail(
       'gotk-components.yaml',
       'is required (componentObjects or componentsYaml)',
     );
   }
-  const syncObjects = parseKubeObjects(input.syncYaml, 'gotk-sync.yaml');
-  const gitRepository = syncObjects.find(o => o.kind === 'GitRepository');
-  const kustomization = syncObjects.find(o => o.kind === 'Kustomization');
-  for (const [kind, o] of [
-    ['GitRepository', gitRepository],
-    ['Kustomization', kustomization],
-  ] as const) {
-    if (
-      !o ||
-      o.metadata.name !== namespace ||
-      o.metadata.namespace !== namespace
-    ) {
-      throw new InputValidationError(
-        'gotk-sync.yaml',
-        `must define ${kind} ${namespace}/${namespace}`,
-      );
-    }
-  }
-  if (
-    !componentObjects.some(
-      o => o.kind === 'Namespace' && o.metadata.name === namespace,
-    )
-  ) {
-    throw new InputValidationError(
-      'gotk-components.yaml',
-      `must define Namespace ${namespace}`,
+  const componentObjects = input.componentObjects
+    ? [...input.componentObjects]
+    : parseKubeObjects(input.componentsYaml!, 'gotk-components.yaml');
+  const has = (objects: KubeObject[], kind: string, name: string) =>
+    objects.find(
+      o =>
+        o.kind === kind &&
+        o.metadata.name === name &&
+        (kind === 'Namespace' || o.metadata.namespace === ns),
     );
+  const sync = parseKubeObjects(input.syncYaml, 'gotk-sync.yaml');
+  const syncObjects = ['GitRepository', 'Kustomization'].map(kind => {
+    const o = has(sync, kind, ns);
+    if (!o) throw fail('gotk-sync.yaml', `must define ${kind} ${ns}/${ns}`);
+    return o;
+  });
+  if (!has(componentObjects, 'Namespace', ns)) {
+    throw fail('gotk-components.yaml', `must define Namespace ${ns}`);
   }
-  for (const component of input.components) {
-    if (
-      !componentObjects.some(
-        o =>
-          o.kind === 'Deployment' &&
-          o.metadata.name === component &&
-          o.metadata.namespace === namespace,
-      )
-    ) {
-      throw new InputValidationError(
+  for (const c of input.components) {
+    if (!has(componentObjects, 'Deployment', c)) {
+      throw fail(
         'gotk-components.yaml',
-        `has no Deployment ${namespace}/${component} for component ${component}`,
+        `has no Deployment ${ns}/${c} for component ${c}`,
       );
     }
   }
-  const path = normalizeSyncPath(
-    (kustomization!.spec as { path?: string } | undefined)?.path,
-  );
   return {
-    namespace,
+    namespace: ns,
     fluxVersion: input.fluxVersion,
     components: [...input.components],
     componentObjects,
-    syncObjects: [gitRepository!, kustomization!],
+    syncObjects,
     secret: input.secret,
-    path,
+    path: normalizeSyncPath((syncObjects[1].spec as { path?: string })?.path),
     expectedRevision: input.expectedRevision || undefined,
   };
 }
 
 /** `Kind ns/name` or `Kind name`. @internal */
 export function describeObject(o: KubeObject): string {
-  return `${o.kind} ${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${
-    o.metadata.name
-  }`;
+  const { namespace, name } = o.metadata;
+  return `${o.kind} ${namespace ? `${namespace}/` : ''}${name}`;
 }
 
 /** Stage 1 of an apply (CRDs and Namespaces), as flux's `internal/utils/apply.go` does it. @internal */
@@ -219,11 +174,8 @@ export function isPendingRevision(revision: string | undefined): boolean {
 /**
  * Checks the revision Flux must reach — what flux:push-manifests pushed, `<branch>@sha1:<sha>`
  * (also accepted: `refs/heads/<branch>@sha1:…`, a bare `sha1:<sha>`) — against the synced
- * branch, and returns it as `<branch>@sha1:<sha>`. Empty → undefined.
- *
- * With `allowPendingCommit` (dry runs only: flux:push-manifests pushed nothing, so its revision
- * has no commit) `<branch>@sha1:` is accepted too, still checked against the branch, and
- * returned as it is. Real runs stay strict.
+ * branch, and returns it as `<branch>@sha1:<sha>`. Empty → undefined. With
+ * `allowPendingCommit` (dry runs only) `<branch>@sha1:` is accepted too and returned as is.
  * @public
  */
 export function validateExpectedRevision(
@@ -235,15 +187,18 @@ export function validateExpectedRevision(
   if (value === undefined || value === null || value === '') return undefined;
   if (typeof value !== 'string')
     throw new InputValidationError(field, 'must be a string');
-  const pending = /^(?:(.+)@)?sha1:$/.exec(value);
-  if (options.allowPendingCommit && pending) {
-    const ref = pending[1]?.replace(/^refs\/heads\//, '');
-    if (ref && ref !== branch) {
+  const checkBranch = (ref: string | undefined) => {
+    const name = ref?.replace(/^refs\/heads\//, '');
+    if (name && name !== branch) {
       throw new InputValidationError(
         field,
-        `is a revision of branch "${ref}", but Flux is set to sync branch "${branch}"`,
+        `is a revision of branch "${name}", but Flux is set to sync branch "${branch}"`,
       );
     }
+  };
+  const pending = /^(?:(.+)@)?sha1:$/.exec(value);
+  if (options.allowPendingCommit && pending) {
+    checkBranch(pending[1]);
     return pendingRevision(branch);
   }
   const parsed = parseFluxRevision(value);
@@ -258,12 +213,6 @@ export function validateExpectedRevision(
       `must be <branch>@sha1:<commit sha> as flux:push-manifests outputs it (got "${value}")`,
     );
   }
-  const ref = parsed.ref?.replace(/^refs\/heads\//, '');
-  if (ref && ref !== branch) {
-    throw new InputValidationError(
-      field,
-      `is a revision of branch "${ref}", but Flux is set to sync branch "${branch}"`,
-    );
-  }
+  checkBranch(parsed.ref);
   return `${branch}@${digest}`;
 }

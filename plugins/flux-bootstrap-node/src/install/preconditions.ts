@@ -1,7 +1,7 @@
+import pLimit from 'p-limit';
 import { isKubeApiError } from '../kube/errors';
 import type { KubeAccessCheck, KubeClient, KubeObject } from '../kube/types';
 import { FLUX_API_VERSIONS, FLUX_SOURCE_CRD } from '../status/fluxObjects';
-import { mapLimit } from '../util/async';
 import { FluxInstallError } from './errors';
 import { normalizeSyncPath, type FluxInstallPlan } from './plan';
 
@@ -22,9 +22,8 @@ export interface FluxInstallState {
   installedVersion?: string;
 }
 
-function groupOf(apiVersion: string): string {
-  return apiVersion.includes('/') ? apiVersion.split('/')[0] : '';
-}
+const groupOf = (apiVersion: string) =>
+  apiVersion.includes('/') ? apiVersion.split('/')[0] : '';
 
 function describeCheck(c: KubeAccessCheck): string {
   const resource = `${c.resource}${c.group ? `.${c.group}` : ''}${
@@ -35,27 +34,10 @@ function describeCheck(c: KubeAccessCheck): string {
   }`;
 }
 
-/** Reads the sync Kustomization under any Flux API version the cluster serves. */
-async function readKustomization(
-  client: KubeClient,
-  namespace: string,
-  signal?: AbortSignal,
-): Promise<KubeObject | undefined> {
-  for (const apiVersion of FLUX_API_VERSIONS.Kustomization) {
-    const found = await client.get(
-      { apiVersion, kind: 'Kustomization', name: namespace, namespace },
-      { signal },
-    );
-    if (found) return found;
-  }
-  return undefined;
-}
-
 /**
  * The SelfSubjectAccessReviews an apply of `objects` needs: create and patch (server-side apply
- * creates or patches) for every kind where it lives, `bind` for every role a binding references
- * (RBAC refuses to bind a role with rights the caller lacks), and reading CRDs and the sync
- * Kustomization.
+ * creates or patches) every kind where it lives, `bind` every ClusterRole a binding references
+ * (RBAC refuses to bind rights the caller lacks), and reading CRDs and the sync Kustomization.
  */
 async function requiredAccess(
   client: KubeClient,
@@ -65,14 +47,13 @@ async function requiredAccess(
 ): Promise<KubeAccessCheck[]> {
   // Plurals of kinds whose CRDs are being installed (discovery does not know them yet).
   const crdPlurals = new Map<string, string>();
-  for (const o of plan.componentObjects) {
-    if (o.kind !== 'CustomResourceDefinition') continue;
-    const spec = o.spec as
-      | { group?: string; names?: { kind?: string; plural?: string } }
-      | undefined;
-    if (spec?.group && spec.names?.kind && spec.names.plural) {
-      crdPlurals.set(`${spec.group}/${spec.names.kind}`, spec.names.plural);
-    }
+  for (const { kind, spec } of plan.componentObjects) {
+    const { group, names } = (spec ?? {}) as {
+      group?: string;
+      names?: { kind?: string; plural?: string };
+    };
+    if (kind === 'CustomResourceDefinition' && group && names?.plural)
+      crdPlurals.set(`${group}/${names.kind}`, names.plural);
   }
   const checks = new Map<string, KubeAccessCheck>();
   const add = (c: KubeAccessCheck) => checks.set(JSON.stringify(c), c);
@@ -87,50 +68,51 @@ async function requiredAccess(
     resource: 'kustomizations',
     namespace: plan.namespace,
   });
-
-  const kinds = new Map<
-    string,
-    { apiVersion: string; kind: string; namespaces: Set<string | undefined> }
-  >();
+  const kinds = new Map<string, { apiVersion: string; kind: string }>();
+  const namespaces = new Map<string, Set<string | undefined>>();
   for (const o of objects) {
     const key = `${o.apiVersion}/${o.kind}`;
-    const entry = kinds.get(key) ?? {
-      apiVersion: o.apiVersion,
-      kind: o.kind,
-      namespaces: new Set(),
-    };
-    entry.namespaces.add(o.metadata.namespace);
-    kinds.set(key, entry);
-    if (o.kind === 'ClusterRoleBinding' || o.kind === 'RoleBinding') {
-      const roleRef = o.roleRef as { kind?: string; name?: string } | undefined;
-      if (roleRef?.kind === 'ClusterRole' && roleRef.name) {
-        add({
-          verb: 'bind',
-          group: 'rbac.authorization.k8s.io',
-          resource: 'clusterroles',
-          name: roleRef.name,
-          namespace:
-            o.kind === 'RoleBinding' ? o.metadata.namespace : undefined,
-        });
-      }
+    kinds.set(key, o);
+    namespaces.set(
+      key,
+      (namespaces.get(key) ?? new Set()).add(o.metadata.namespace),
+    );
+    const roleRef = o.roleRef as { kind?: string; name?: string } | undefined;
+    if (
+      /RoleBinding$/.test(o.kind) &&
+      roleRef?.kind === 'ClusterRole' &&
+      roleRef.name
+    ) {
+      add({
+        verb: 'bind',
+        group: 'rbac.authorization.k8s.io',
+        resource: 'clusterroles',
+        name: roleRef.name,
+        namespace: o.kind === 'RoleBinding' ? o.metadata.namespace : undefined,
+      });
     }
   }
-  await mapLimit([...kinds.values()], 4, async k => {
-    const group = groupOf(k.apiVersion);
-    let resource = crdPlurals.get(`${group}/${k.kind}`);
-    let namespaced = [...k.namespaces].some(Boolean);
-    if (!resource) {
-      const info = await client.resourceFor(k.apiVersion, k.kind, { signal });
-      if (!info) return; // the apply itself will report an unknown kind
-      resource = info.name;
-      namespaced = info.namespaced;
-    }
-    for (const ns of namespaced ? k.namespaces : new Set([undefined])) {
-      for (const verb of ['create', 'patch']) {
-        add({ verb, group, resource, namespace: namespaced ? ns : undefined });
-      }
-    }
-  });
+  const limit = pLimit(4);
+  await Promise.all(
+    [...kinds].map(([key, k]) =>
+      limit(async () => {
+        const group = groupOf(k.apiVersion);
+        let resource = crdPlurals.get(`${group}/${k.kind}`);
+        let namespaced = [...namespaces.get(key)!].some(Boolean);
+        if (!resource) {
+          const info = await client.resourceFor(k.apiVersion, k.kind, {
+            signal,
+          });
+          if (!info) return; // the apply itself will report an unknown kind
+          ({ name: resource, namespaced } = info);
+        }
+        for (const ns of namespaced ? namespaces.get(key)! : [undefined]) {
+          for (const verb of ['create', 'patch'])
+            add({ verb, group, resource, namespace: ns });
+        }
+      }),
+    ),
+  );
   return [...checks.values()];
 }
 
@@ -150,10 +132,16 @@ export async function checkInstallPreconditions(
 ): Promise<FluxInstallState> {
   const { signal } = opts;
   const cluster = client.clusterName;
+  const ns = plan.namespace;
 
   let kustomization: KubeObject | undefined;
   try {
-    kustomization = await readKustomization(client, plan.namespace, signal);
+    for (const apiVersion of FLUX_API_VERSIONS.Kustomization) {
+      kustomization ??= await client.get(
+        { apiVersion, kind: 'Kustomization', name: ns, namespace: ns },
+        { signal },
+      );
+    }
   } catch (e) {
     // Not allowed to read it: the access review below names the missing permission.
     if (!isKubeApiError(e, 'forbidden')) throw e;
@@ -200,18 +188,15 @@ export async function checkInstallPreconditions(
     );
   }
 
-  if (kustomization) {
-    const existingPath = normalizeSyncPath(
-      (kustomization.spec as { path?: string } | undefined)?.path,
+  const existingPath =
+    kustomization &&
+    normalizeSyncPath((kustomization.spec as { path?: string })?.path);
+  if (existingPath && existingPath !== plan.path) {
+    throw new FluxInstallError(
+      'path-conflict',
+      `sync path configuration ("${plan.path}") would overwrite path ("${existingPath}") of the existing Kustomization ${ns}/${ns} on cluster "${cluster}"; nothing was applied`,
     );
-    if (existingPath !== plan.path) {
-      throw new FluxInstallError(
-        'path-conflict',
-        `sync path configuration ("${plan.path}") would overwrite path ("${existingPath}") of the existing Kustomization ${plan.namespace}/${plan.namespace} on cluster "${cluster}"; nothing was applied`,
-      );
-    }
   }
-
   return {
     kustomization,
     lastAppliedRevision,

@@ -1,3 +1,5 @@
+import { setMaxListeners } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseFluxRevision } from '@flux-bootstrap/plugin-flux-bootstrap-common';
 import type { KubeClient, KubeObject } from '../kube/types';
 import {
@@ -6,8 +8,9 @@ import {
   generationObserved,
   isFailing,
   readyOf,
+  record,
+  str,
 } from '../status/fluxObjects';
-import { combineSignals, sleep } from '../util/async';
 import { OperationAbortedError } from '../util/errors';
 import { silentLogger, type EngineLogger } from '../util/logger';
 import { FluxInstallError } from './errors';
@@ -18,7 +21,6 @@ export interface FluxComponentReadiness {
   name: string;
   ready: boolean;
   image?: string;
-  /** Why it is not ready. */
   message?: string;
 }
 
@@ -29,7 +31,6 @@ export interface FluxReadiness {
   /** The Kustomization's last applied revision (or the attempted one while it is not applied yet). */
   revision?: string;
   components: FluxComponentReadiness[];
-  /** What is not ready yet, one line per object. */
   pending: string[];
 }
 
@@ -45,38 +46,23 @@ export interface WaitForFluxOptions {
   logger?: EngineLogger;
 }
 
-function record(value: unknown): Record<string, unknown> {
-  return value && typeof value === 'object' && !Array.isArray(value)
-    ? (value as Record<string, unknown>)
-    : {};
-}
+const plainRef = (ref: string | undefined) =>
+  ref?.replace(/^refs\/heads\//, '');
 
-function str(value: unknown): string | undefined {
-  return typeof value === 'string' && value ? value : undefined;
-}
-
-function plainRef(ref: string | undefined): string | undefined {
-  return ref?.replace(/^refs\/heads\//, '');
-}
-
-/** `main@sha1:abc` matches `main@sha1:abc`, `refs/heads/main@sha1:abc` and the legacy `main/abc`. @public */
-export function revisionMatches(
-  actual: string | undefined,
-  expected: string,
-): boolean {
+/** `main@sha1:abc` matches `main@sha1:abc`, `refs/heads/main@sha1:abc` and the legacy `main/abc`. */
+function revisionMatches(actual: string | undefined, expected: string) {
   if (!actual) return false;
   const a = parseFluxRevision(actual);
   const e = parseFluxRevision(expected);
   if (!e.sha) return actual === expected;
-  if (a.sha !== e.sha) return false;
-  if (e.ref && a.ref && plainRef(a.ref) !== plainRef(e.ref)) return false;
-  return true;
+  return (
+    a.sha === e.sha && (!e.ref || !a.ref || plainRef(a.ref) === plainRef(e.ref))
+  );
 }
 
 type Verdict =
   | { state: 'ready'; revision?: string }
-  | { state: 'waiting'; detail: string }
-  | { state: 'failed' | 'suspended'; detail: string };
+  | { state: 'waiting' | 'failed' | 'suspended'; detail: string };
 
 function describeReady(obj: KubeObject): string {
   const ready = conditionOf(obj, 'Ready');
@@ -92,124 +78,97 @@ function judge(
   revisionField: 'artifact' | 'lastAttemptedRevision',
   expected: string | undefined,
 ): Verdict {
-  if (!obj) return { state: 'waiting', detail: 'not found' };
+  const waiting = (detail: string): Verdict => ({ state: 'waiting', detail });
+  if (!obj) return waiting('not found');
   if (record(obj.spec).suspend === true)
     return { state: 'suspended', detail: 'is suspended' };
-  const hasStatus = Object.keys(record(obj.status)).length > 0;
+  const status = record(obj.status);
+  const hasStatus = Object.keys(status).length > 0;
   // A status written for an older spec (say, the previous repository URL) says nothing about
   // this one, not even its failure: wait until the controller observed the current generation.
   if (hasStatus && !generationObserved(obj)) {
-    return {
-      state: 'waiting',
-      detail: `generation ${
+    return waiting(
+      `generation ${
         obj.metadata.generation
       } not observed by its controller yet (${describeReady(obj)})`,
-    };
+    );
   }
   if (isFailing(obj)) {
     // A Kustomization's failure is about the revision it last attempted: an older revision's
     // failure is stale while the expected one has not been attempted yet.
-    const attempted = str(record(obj.status).lastAttemptedRevision);
+    const attempted = str(status.lastAttemptedRevision);
     if (
       revisionField === 'lastAttemptedRevision' &&
       expected &&
       attempted &&
       !revisionMatches(attempted, expected)
     ) {
-      return {
-        state: 'waiting',
-        detail: `last attempt at ${attempted} failed (${describeReady(
+      return waiting(
+        `last attempt at ${attempted} failed (${describeReady(
           obj,
         )}); waiting for ${expected}`,
-      };
+      );
     }
     return { state: 'failed', detail: describeReady(obj) };
   }
   if (!hasStatus) {
-    const controller =
-      revisionField === 'artifact'
-        ? 'source-controller'
-        : 'kustomize-controller';
-    return {
-      state: 'waiting',
-      detail: `not reconciled yet, no status from the ${controller} (is it running?)`,
-    };
+    return waiting(
+      `not reconciled yet, no status from the ${
+        revisionField === 'artifact' ? 'source' : 'kustomize'
+      }-controller (is it running?)`,
+    );
   }
-  if (readyOf(obj) !== true)
-    return { state: 'waiting', detail: describeReady(obj) };
-  const status = record(obj.status);
+  if (readyOf(obj) !== true) return waiting(describeReady(obj));
   const revision =
     revisionField === 'artifact'
       ? str(record(status.artifact).revision)
       : str(status.lastAttemptedRevision);
   if (expected && !revisionMatches(revision, expected)) {
-    return {
-      state: 'waiting',
-      detail: `at revision ${revision ?? '(none)'}, waiting for ${expected}`,
-    };
+    return waiting(
+      `at revision ${revision ?? '(none)'}, waiting for ${expected}`,
+    );
   }
   return { state: 'ready', revision };
 }
 
-const GIT_REPOSITORY = 'source.toolkit.fluxcd.io/v1';
-const KUSTOMIZATION = 'kustomize.toolkit.fluxcd.io/v1';
+const SYNC_KINDS = [
+  ['source.toolkit.fluxcd.io/v1', 'GitRepository'],
+  ['kustomize.toolkit.fluxcd.io/v1', 'Kustomization'],
+] as const;
 
-/** Reads the sync objects and controllers once. @internal */
-export async function readSyncVerdicts(
+/** Reads the GitRepository and the Kustomization once and judges them. */
+async function readSyncVerdicts(
   client: KubeClient,
   plan: FluxInstallPlan,
   signal?: AbortSignal,
-): Promise<{
-  source: Verdict;
-  sync: Verdict;
-  gitRepository?: KubeObject;
-  kustomization?: KubeObject;
-}> {
+) {
   const ns = plan.namespace;
-  const [gitRepository, kustomization] = await Promise.all([
-    client.get(
-      {
-        apiVersion: GIT_REPOSITORY,
-        kind: 'GitRepository',
-        name: ns,
-        namespace: ns,
-      },
-      { signal },
+  const [gitRepository, kustomization] = await Promise.all(
+    SYNC_KINDS.map(([apiVersion, kind]) =>
+      client.get({ apiVersion, kind, name: ns, namespace: ns }, { signal }),
     ),
-    client.get(
-      {
-        apiVersion: KUSTOMIZATION,
-        kind: 'Kustomization',
-        name: ns,
-        namespace: ns,
-      },
-      { signal },
-    ),
-  ]);
+  );
   const source = judge(gitRepository, 'artifact', plan.expectedRevision);
   // Without a pushed revision to wait for, the Kustomization must reach what the source has.
   const expectedSync =
     plan.expectedRevision ??
     (source.state === 'ready' ? source.revision : undefined);
   let sync = judge(kustomization, 'lastAttemptedRevision', expectedSync);
-  // A Kustomization that ran before its source had an artifact ("Source artifact not found",
-  // ArtifactFailed) is retried by kustomize-controller once the GitRepository has one: no
-  // failure of its own, even when the source became ready in the meantime.
-  if (
-    sync.state === 'failed' &&
-    conditionOf(kustomization, 'Ready')?.reason === 'ArtifactFailed'
-  ) {
-    sync = {
-      state: 'waiting',
-      detail: `${sync.detail} (kustomize-controller retries once the GitRepository has an artifact)`,
-    };
-  }
-  // A Kustomization fails while its source is not ready; the source's condition says why.
-  if (sync.state === 'failed' && source.state !== 'ready') {
-    sync = {
-      state: 'waiting',
-      detail: `${sync.detail} (waiting for the GitRepository)`,
-    };
+  if (sync.state === 'failed') {
+    // A Kustomization that ran before its source had an artifact (ArtifactFailed) is retried
+    // by kustomize-controller once the GitRepository has one; and one whose source is not ready
+    // fails for that reason (the source's condition says why).
+    if (conditionOf(kustomization, 'Ready')?.reason === 'ArtifactFailed') {
+      sync = {
+        state: 'waiting',
+        detail: `${sync.detail} (kustomize-controller retries once the GitRepository has an artifact)`,
+      };
+    } else if (source.state !== 'ready') {
+      sync = {
+        state: 'waiting',
+        detail: `${sync.detail} (waiting for the GitRepository)`,
+      };
+    }
   }
   if (sync.state === 'ready' && source.state !== 'ready') {
     sync = { state: 'waiting', detail: 'waiting for the GitRepository' };
@@ -218,18 +177,12 @@ export async function readSyncVerdicts(
 }
 
 /** Flux's "reconcile now" annotation; controllers echo it as `status.lastHandledReconcileAt`. */
-export const RECONCILE_REQUESTED_AT = 'reconcile.fluxcd.io/requestedAt';
-/** Field manager of that annotation only (never `flux`, whose applied fields it must not touch). */
-export const RECONCILE_FIELD_MANAGER = 'flux-bootstrap-reconcile';
-
-function handledReconcile(obj: KubeObject | undefined, requestedAt: string) {
-  return record(obj?.status).lastHandledReconcileAt === requestedAt;
-}
+const RECONCILE_REQUESTED_AT = 'reconcile.fluxcd.io/requestedAt';
 
 /**
  * Asks the controllers to reconcile the GitRepository and the Kustomization now, as
  * `flux reconcile` does: the `reconcile.fluxcd.io/requestedAt` annotation, applied with its own
- * field manager (nothing else of the objects is sent or changed).
+ * field manager (never `flux`: nothing else of the objects is sent or changed).
  */
 async function requestReconcile(
   client: KubeClient,
@@ -238,10 +191,7 @@ async function requestReconcile(
   signal?: AbortSignal,
 ): Promise<void> {
   const ns = plan.namespace;
-  for (const [apiVersion, kind] of [
-    [GIT_REPOSITORY, 'GitRepository'],
-    [KUSTOMIZATION, 'Kustomization'],
-  ]) {
+  for (const [apiVersion, kind] of SYNC_KINDS) {
     await client.apply(
       {
         apiVersion,
@@ -252,13 +202,13 @@ async function requestReconcile(
           annotations: { [RECONCILE_REQUESTED_AT]: requestedAt },
         },
       },
-      { fieldManager: RECONCILE_FIELD_MANAGER, force: true, signal },
+      { fieldManager: 'flux-bootstrap-reconcile', force: true, signal },
     );
   }
 }
 
-/** Reads every controller Deployment once. @internal */
-export async function readComponents(
+/** Reads every controller Deployment once. */
+async function readComponents(
   client: KubeClient,
   plan: FluxInstallPlan,
   signal?: AbortSignal,
@@ -274,20 +224,21 @@ export async function readComponents(
         },
         { signal },
       );
-      if (!deployment)
+      if (!deployment) {
         return {
           name,
           ready: false,
           failed: false,
           message: 'Deployment not found',
         };
-      const reading = deploymentStatusOf(deployment);
+      }
+      const { ready, failed, image, message } = deploymentStatusOf(deployment);
       return {
         name,
-        ready: reading.ready,
-        failed: reading.failed,
-        image: reading.image,
-        message: reading.ready ? undefined : reading.message,
+        ready,
+        failed,
+        image,
+        message: ready ? undefined : message,
       };
     }),
   );
@@ -297,6 +248,11 @@ function revisionOf(kustomization: KubeObject | undefined): string | undefined {
   const status = record(kustomization?.status);
   return str(status.lastAppliedRevision) ?? str(status.lastAttemptedRevision);
 }
+
+const publicReadiness = (c: FluxComponentReadiness & { failed: boolean }) => {
+  const { failed: _failed, ...rest } = c;
+  return rest;
+};
 
 /** Reads where Flux stands without waiting. @public */
 export async function readFluxReadiness(
@@ -309,19 +265,21 @@ export async function readFluxReadiness(
     readSyncVerdicts(client, plan, signal),
     readComponents(client, plan, signal),
   ]);
-  const pending: string[] = [];
-  if (source.state !== 'ready')
-    pending.push(`GitRepository ${ns}/${ns}: ${source.detail}`);
-  if (sync.state !== 'ready')
-    pending.push(`Kustomization ${ns}/${ns}: ${sync.detail}`);
-  for (const c of components) {
-    if (!c.ready)
-      pending.push(`Deployment ${ns}/${c.name}: ${c.message ?? 'not ready'}`);
-  }
+  const pending = [
+    ...(source.state !== 'ready'
+      ? [`GitRepository ${ns}/${ns}: ${source.detail}`]
+      : []),
+    ...(sync.state !== 'ready'
+      ? [`Kustomization ${ns}/${ns}: ${sync.detail}`]
+      : []),
+    ...components
+      .filter(c => !c.ready)
+      .map(c => `Deployment ${ns}/${c.name}: ${c.message ?? 'not ready'}`),
+  ];
   return {
     ready: pending.length === 0,
     revision: revisionOf(kustomization),
-    components: components.map(({ failed: _failed, ...c }) => c),
+    components: components.map(publicReadiness),
     pending,
   };
 }
@@ -352,23 +310,29 @@ export async function waitForFlux(
   const progressMs = opts.progressIntervalMs ?? 5_000;
   const ns = plan.namespace;
   const cluster = client.clusterName;
-  const deadline = combineSignals([opts.signal], timeoutMs);
+  const timeout = AbortSignal.timeout(timeoutMs);
+  const signal = opts.signal
+    ? AbortSignal.any([opts.signal, timeout])
+    : timeout;
+  setMaxListeners(64, signal); // every request in flight listens
   let pending: string[] = ['nothing read yet'];
   let lastLogged = '';
   let lastLogAt = 0;
-  const progress = (lines: string[]) => {
-    const text = lines.join('; ');
-    const now = Date.now();
-    if (text !== lastLogged || now - lastLogAt >= progressMs) {
+  /** Logs what is missing when it changed, or every `progressMs`; then waits a poll. */
+  const progress = async () => {
+    const text = pending.join('; ');
+    if (text !== lastLogged || Date.now() - lastLogAt >= progressMs) {
       logger.info(`Waiting for Flux on cluster "${cluster}": ${text}`);
       lastLogged = text;
-      lastLogAt = now;
+      lastLogAt = Date.now();
     }
+    await sleep(pollMs, undefined, { signal });
   };
-  const target = plan.expectedRevision ? ` at ${plan.expectedRevision}` : '';
   try {
     logger.info(
-      `Waiting for GitRepository and Kustomization ${ns}/${ns} to be reconciled${target}`,
+      `Waiting for GitRepository and Kustomization ${ns}/${ns} to be reconciled${
+        plan.expectedRevision ? ` at ${plan.expectedRevision}` : ''
+      }`,
     );
     let kustomization: KubeObject | undefined;
     // A failure reported before this run changed the credentials (same generation: the Secret
@@ -376,7 +340,7 @@ export async function waitForFlux(
     // reconcile now; only a failure reported after that request is final.
     let requestedAt: string | undefined;
     for (;;) {
-      const verdicts = await readSyncVerdicts(client, plan, deadline.signal);
+      const verdicts = await readSyncVerdicts(client, plan, signal);
       kustomization = verdicts.kustomization;
       const objects = [
         ['GitRepository', verdicts.source, verdicts.gitRepository],
@@ -389,17 +353,14 @@ export async function waitForFlux(
             `${kind} '${ns}/${ns}' on cluster "${cluster}" is suspended; resume it (spec.suspend: false) and run again`,
           );
         }
-        if (v.state === 'failed' && !requestedAt) {
+        if (v.state !== 'failed') continue;
+        if (!requestedAt) {
           requestedAt = new Date().toISOString();
           logger.info(
             `${kind} ${ns}/${ns} reports a failure (${v.detail}); it may predate this run, so Flux is asked to reconcile now (${RECONCILE_REQUESTED_AT}) before it counts`,
           );
-          await requestReconcile(client, plan, requestedAt, deadline.signal);
-        } else if (
-          v.state === 'failed' &&
-          requestedAt &&
-          handledReconcile(obj, requestedAt)
-        ) {
+          await requestReconcile(client, plan, requestedAt, signal);
+        } else if (record(obj?.status).lastHandledReconcileAt === requestedAt) {
           throw new FluxInstallError(
             'sync-failed',
             `${kind} '${ns}/${ns}' on cluster "${cluster}" is not ready: ${v.detail}`,
@@ -408,19 +369,19 @@ export async function waitForFlux(
         }
       }
       const awaited = requestedAt;
-      pending = objects
-        .filter(([, v]) => v.state !== 'ready')
-        .map(
-          ([kind, v]) =>
-            `${kind} ${ns}/${ns}: ${(v as { detail: string }).detail}${
-              v.state === 'failed'
-                ? ` (waiting for the reconciliation requested at ${awaited})`
-                : ''
-            }`,
-        );
+      pending = objects.flatMap(([kind, v]) =>
+        v.state === 'ready'
+          ? []
+          : [
+              `${kind} ${ns}/${ns}: ${v.detail}${
+                v.state === 'failed'
+                  ? ` (waiting for the reconciliation requested at ${awaited})`
+                  : ''
+              }`,
+            ],
+      );
       if (pending.length === 0) break;
-      progress(pending);
-      await sleep(pollMs, deadline.signal);
+      await progress();
     }
     logger.info(
       `Flux on cluster "${cluster}" synced ${
@@ -429,7 +390,7 @@ export async function waitForFlux(
     );
 
     for (;;) {
-      const components = await readComponents(client, plan, deadline.signal);
+      const components = await readComponents(client, plan, signal);
       const failed = components.filter(c => c.failed);
       if (failed.length) {
         throw new FluxInstallError(
@@ -451,15 +412,15 @@ export async function waitForFlux(
         return {
           ready: true,
           revision: revisionOf(kustomization),
-          components: components.map(({ failed: _f, ...c }) => c),
+          components: components.map(publicReadiness),
           pending: [],
         };
       }
-      progress(pending);
-      await sleep(pollMs, deadline.signal);
+      await progress();
     }
   } catch (e) {
-    if (deadline.timedOut() && !(e instanceof FluxInstallError)) {
+    if (e instanceof FluxInstallError) throw e;
+    if (timeout.aborted) {
       throw new FluxInstallError(
         'timeout',
         `Flux on cluster "${cluster}" was not ready after ${formatDuration(
@@ -468,7 +429,7 @@ export async function waitForFlux(
         pending,
       );
     }
-    if (opts.signal?.aborted && !(e instanceof FluxInstallError)) {
+    if (opts.signal?.aborted) {
       throw new OperationAbortedError(
         `Cancelled while waiting for Flux on cluster "${cluster}" (still missing: ${pending.join(
           '; ',
@@ -476,7 +437,5 @@ export async function waitForFlux(
       );
     }
     throw e;
-  } finally {
-    deadline.dispose();
   }
 }

@@ -1,28 +1,21 @@
 import { normalizeRepoPath } from '../manifests/validation';
-import { parseSshPublicKey } from './sshWire';
+import { parseSshPublicKey } from './publicKey';
 
 /** Bitbucket access key permissions. @public */
 export type AccessKeyPermission = 'REPO_READ' | 'REPO_WRITE';
 
 /**
  * The path as flux's `--path` (SafeRelativePath) renders it in the label: `./clusters/x`, or
- * `''` when no path (or the repository root) is given. Validated like every other `path` input
- * ({@link normalizeRepoPath}); throws {@link InputValidationError} naming `field`.
+ * `''` for no path or the repository root. Validated like every `path` input.
  * @public
  */
 export function fluxLabelPath(
   path: string | undefined | null,
   field = 'path',
 ): string {
-  if (
-    path === undefined ||
-    path === null ||
-    (typeof path === 'string' && path.trim() === '')
-  ) {
-    return '';
-  }
+  if (typeof path !== 'string' || path.trim() === '') return '';
   const clean = normalizeRepoPath(path, field);
-  return clean ? `./${clean}` : '';
+  return clean && `./${clean}`;
 }
 
 /** Inputs of {@link fluxAccessKeyLabel}. @public */
@@ -36,23 +29,19 @@ export interface FluxAccessKeyLabelInput {
 
 /**
  * The access key label flux uses (`deployKeyName`): the non-empty values of
- * `[namespace, branch, secretName, path]` joined with `-`, path normalised (`./clusters/x`),
- * e.g. `flux-system-main-flux-system-./clusters/my-cluster`. Keeps CLI- and portal-bootstrapped
- * clusters on the same key.
+ * `[namespace, branch, secretName, path]` joined with `-`, path normalised, e.g.
+ * `flux-system-main-flux-system-./clusters/my-cluster`. CLI- and portal-bootstrapped clusters
+ * share one key.
  * @public
  */
 export function fluxAccessKeyLabel(input: FluxAccessKeyLabelInput): string {
-  return [
-    input.namespace,
-    input.branch,
-    input.secretName,
-    fluxLabelPath(input.path),
-  ]
-    .filter(v => v !== undefined && v !== '')
+  const { namespace, branch, secretName, path } = input;
+  return [namespace, branch, secretName, fluxLabelPath(path)]
+    .filter(Boolean)
     .join('-');
 }
 
-/** Body of `POST /rest/keys/1.0/projects/{KEY}/repos/{slug}/ssh`. @public */
+/** An access key to register on a repository. @public */
 export interface AccessKeyRequest {
   text: string;
   label: string;
@@ -69,21 +58,9 @@ export function accessKeyRequest(
   label: string,
   readWrite: boolean,
 ): AccessKeyRequest {
-  const key = parseSshPublicKey(publicKey);
   return {
-    text: `${key.text} ${label}`,
+    text: `${parseSshPublicKey(publicKey).text} ${label}`,
     label,
     permission: readWrite ? 'REPO_WRITE' : 'REPO_READ',
-  };
-}
-
-/** The JSON body Bitbucket expects for a new access key. @public */
-export function accessKeyRequestBody(request: AccessKeyRequest): {
-  key: { text: string; label: string };
-  permission: AccessKeyPermission;
-} {
-  return {
-    key: { text: request.text, label: request.label },
-    permission: request.permission,
   };
 }

@@ -1,14 +1,11 @@
-import type { KubeClient, KubeObject } from '../kube/types';
 import type { BitbucketServerClient } from '../bitbucket/client';
 import { restPath } from '../bitbucket/client';
-import { BitbucketError, isBitbucketError } from '../bitbucket/errors';
-import type { BitbucketRepoRef } from '../bitbucket/repoUrl';
-import { repositorySlug } from '../bitbucket/repoUrl';
-import { resolveProject } from '../bitbucket/repository';
-import type { BitbucketAccessKey } from '../bitbucket/types';
-import { silentLogger, type EngineLogger } from '../util/logger';
-import type { Redactor } from '../util/redact';
+import { attempt } from '../bitbucket/repository';
+import type { KubeClient, KubeObject } from '../kube/types';
 import { redactedSteps, type CheckpointFn } from '../util/checkpoint';
+import { FluxBootstrapError } from '../util/errors';
+import type { EngineLogger } from '../util/logger';
+import type { Redactor } from '../util/redact';
 import { accessKeyRequest, AccessKeyPermission } from './accessKey';
 import {
   formatSshHost,
@@ -27,128 +24,120 @@ import {
   privateKeyRedactions,
   SshKeyOptions,
 } from './keyPair';
-import { parseSshPublicKey, sameSshPublicKey } from './sshWire';
+import { parseSshPublicKey, sameSshPublicKey } from './publicKey';
 
 /** Field manager of the Secret, as flux's own apply uses. @public */
 export const FLUX_FIELD_MANAGER = 'flux';
-/**
- * Field manager used when only `known_hosts` of an existing Secret is updated: a separate
- * manager lets server-side apply change that one key without sending (or reading) `identity`.
- * @public
- */
+/** Field manager of `known_hosts` alone: updating it then sends (or reads) no `identity`. @public */
 export const KNOWN_HOSTS_FIELD_MANAGER = 'flux-bootstrap-known-hosts';
 
-/** What {@link reconcileFluxDeployKey} needs from the Kubernetes client. @public */
+/** What the source secret functions need from the Kubernetes client. @public */
 export type DeployKeyKube = Pick<
   KubeClient,
   'get' | 'apply' | 'ensureNamespace' | 'canI'
-> & {
-  readonly clusterName?: string;
-};
+> & { readonly clusterName?: string };
 
 /** What {@link reconcileFluxDeployKey} needs from the Bitbucket client. @public */
 export type DeployKeyBitbucket = Pick<
   BitbucketServerClient,
-  'listAccessKeys' | 'addAccessKey' | 'deleteAccessKey' | 'request'
+  'listAccessKeys' | 'addAccessKey' | 'deleteAccessKey' | 'request' | 'host'
 >;
 
-/** Validated inputs of {@link reconcileFluxDeployKey}. @public */
+/**
+ * Validated inputs of {@link reconcileFluxDeployKey}: the Secret (its namespace is created when
+ * missing), the key to generate, the repository (`~user` project for personal ones), whether the
+ * access key may write, its {@link fluxAccessKeyLabel}, the SSH endpoint with an optional pinned
+ * `SHA256:` host key fingerprint and scan budget (default 30 s), and whether to rotate.
+ * @public
+ */
 export interface FluxDeployKeyOptions {
-  /** Namespace of the Secret (created when missing). */
   namespace: string;
   secretName: string;
   key: SshKeyOptions;
-  /** Bitbucket project key (`~user` for personal repositories) and repository slug. */
   projectKey: string;
   repoSlug: string;
   readWrite: boolean;
-  /** Access key label, see {@link fluxAccessKeyLabel}. */
   label: string;
   sshHost: SshEndpoint;
-  /** Pinned `SHA256:` fingerprint of the server's host key. */
   hostKeyFingerprint?: string;
-  /** Host key scan budget, default 30 s. */
   scanTimeoutMs?: number;
   rotate: boolean;
 }
 
-/** Collaborators of {@link reconcileFluxDeployKey}. @public */
+/**
+ * Collaborators of {@link reconcileFluxDeployKey}. Every generated private key is registered
+ * with `redactor` before anything can log or throw it; each side effect runs in `checkpoint`
+ * (`ctx.checkpoint` in an action).
+ * @public
+ */
 export interface FluxDeployKeyDeps {
   kube: DeployKeyKube;
   bitbucket: DeployKeyBitbucket;
   logger: EngineLogger;
-  /** Every generated private key is registered here before anything can log or throw it. */
   redactor: Redactor;
   signal?: AbortSignal;
-  /** Wraps each side effect (`ctx.checkpoint` in an action); default: run it. */
   checkpoint?: CheckpointFn;
 }
 
-/** Outcome of {@link reconcileFluxDeployKey}. Public data only. @public */
+/**
+ * Outcome of {@link reconcileFluxDeployKey}, public data only: the key in the Secret
+ * (`type base64`, fingerprint), its `known_hosts`, the access key holding it, and what changed
+ * (`knownHostsUpdated`: only `known_hosts` of the existing Secret; `removedAccessKeyIds`: the
+ * rotated-out key and stale keys with the label).
+ * @public
+ */
 export interface FluxDeployKeyResult {
-  /** `type base64` of the key in the Secret (no comment, no newline). */
   publicKey: string;
-  /** `SHA256:…` of that key. */
   fingerprint: string;
-  /** The Secret's `known_hosts`. */
   knownHosts: string;
   secretName: string;
   namespace: string;
-  /** Id of the repository access key holding `publicKey`. */
   accessKeyId: number;
   permission: AccessKeyPermission;
   label: string;
-  /** Anything changed in the cluster or on Bitbucket. */
   changed: boolean;
-  /** A new key pair was generated and written. */
   keyGenerated: boolean;
-  /** Only `known_hosts` of the existing Secret was updated. */
   knownHostsUpdated: boolean;
-  /** The access key was registered or its permission updated. */
   accessKeyChanged: boolean;
-  /** Ids of access keys removed (the rotated-out key, stale keys with this label). */
   removedAccessKeyIds: number[];
 }
 
-/** What the Secret holds, read without ever decoding `identity`. @public */
+/**
+ * What a source secret holds, read without ever decoding `identity`; complete when `identity`,
+ * `identity.pub` and `known_hosts` are present and parseable.
+ * @public
+ */
 export interface SecretState {
   exists: boolean;
-  /** `identity`, `identity.pub` and `known_hosts` all present and parseable. */
   complete: boolean;
   publicKey?: string;
   knownHosts?: string;
   missing: string[];
 }
 
-function decodeDataField(
-  secret: KubeObject,
-  field: string,
-): string | undefined {
-  const data = secret.data as Record<string, unknown> | undefined;
-  const value = data?.[field];
-  if (typeof value !== 'string' || value === '') return undefined;
-  return Buffer.from(value, 'base64').toString('utf8');
-}
+const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
 
-/** Reads a source secret's state; `identity` is only checked for presence, never decoded. */
+/** Reads a source secret's state; `identity` is only checked for presence, never decoded. @public */
 export function inspectSecret(secret: KubeObject | undefined): SecretState {
   if (!secret) return { exists: false, complete: false, missing: [] };
-  const data = (secret.data as Record<string, unknown> | undefined) ?? {};
-  const hasIdentity = typeof data.identity === 'string' && data.identity !== '';
-  const pubText = decodeDataField(secret, 'identity.pub');
-  const knownHosts = decodeDataField(secret, 'known_hosts')?.trim();
+  const data = (secret.data ?? {}) as Record<string, unknown>;
+  const decoded = (field: string) =>
+    typeof data[field] === 'string' && data[field]
+      ? Buffer.from(data[field] as string, 'base64').toString('utf8')
+      : undefined;
+  const pub = decoded('identity.pub');
   let publicKey: string | undefined;
-  if (pubText) {
-    try {
-      publicKey = parseSshPublicKey(pubText).text;
-    } catch {
-      publicKey = undefined;
-    }
+  try {
+    publicKey = pub && parseSshPublicKey(pub).text;
+  } catch {
+    publicKey = undefined;
   }
-  const missing: string[] = [];
-  if (!hasIdentity) missing.push('identity');
-  if (!publicKey) missing.push('identity.pub');
-  if (!knownHosts) missing.push('known_hosts');
+  const knownHosts = decoded('known_hosts')?.trim();
+  const missing = [
+    ...(data.identity ? [] : ['identity']),
+    ...(publicKey ? [] : ['identity.pub']),
+    ...(knownHosts ? [] : ['known_hosts']),
+  ];
   return {
     exists: true,
     complete: missing.length === 0,
@@ -168,16 +157,15 @@ export async function assertMayWriteSecrets(
   namespace: string,
   signal?: AbortSignal,
 ): Promise<void> {
-  const checks = ['get', 'create', 'patch'].map(verb => ({
-    verb,
-    group: '',
-    resource: 'secrets',
-    namespace,
-  }));
-  const answers = await kube.canI(checks, { signal });
-  const denied = checks.filter((_, i) => !answers[i].allowed).map(c => c.verb);
+  const verbs = ['get', 'create', 'patch'];
+  const answers = await kube.canI(
+    verbs.map(verb => ({ verb, group: '', resource: 'secrets', namespace })),
+    { signal },
+  );
+  const denied = verbs.filter((_, i) => !answers[i].allowed);
   if (denied.length > 0) {
-    throw new Error(
+    throw new FluxBootstrapError(
+      'NotAllowedError',
       `The cluster credentials${
         kube.clusterName ? ` of ${kube.clusterName}` : ''
       } may not ${denied.join(
@@ -187,105 +175,40 @@ export async function assertMayWriteSecrets(
   }
 }
 
-function secretRef(options: { namespace: string; secretName: string }) {
+/** The Secret object of a source secret. */
+export function sourceSecret(
+  options: { namespace: string; secretName: string },
+  data: Record<string, string>,
+): KubeObject {
+  const { secretName: name, namespace } = options;
   return {
     apiVersion: 'v1',
     kind: 'Secret',
-    name: options.secretName,
-    namespace: options.namespace,
+    metadata: { name, namespace },
+    data,
   };
 }
 
-/**
- * Finds the repository a `repoUrl` names, without creating anything: the project by key (or
- * exact name), `~owner` for personal repositories, then the repository by its slug. Fails with a
- * clear message when it does not exist (create it with `bitbucket:create-repo` first).
- * @public
- */
-export async function locateBitbucketRepository(
-  client: Pick<
-    BitbucketServerClient,
-    'request' | 'paginate' | 'getRepository' | 'host'
-  >,
-  ref: BitbucketRepoRef,
-  opts: { signal?: AbortSignal; credentials?: string } = {},
-): Promise<{ projectKey: string; repoSlug: string; name: string }> {
-  const projectKey = ref.personal
-    ? `~${ref.owner}`
-    : (await resolveProject(client as BitbucketServerClient, ref.project, opts))
-        .key;
-  const slug = repositorySlug(ref.repo);
-  const repo = await client.getRepository(projectKey, slug, opts.signal);
-  if (!repo) {
-    throw new BitbucketError(
-      `Repository "${ref.repo}" does not exist in ${projectKey} on Bitbucket ${
-        ref.host
-      } (or ${
-        opts.credentials ?? 'the credentials'
-      } cannot see it): create it first, e.g. with bitbucket:create-repo`,
-      { kind: 'not-found', status: 404 },
-    );
-  }
-  return {
-    projectKey: repo.project?.key ?? projectKey,
-    repoSlug: repo.slug,
-    name: repo.name,
-  };
-}
-
-/** Rewords Bitbucket permission failures of the access-key API so they name REPO_ADMIN. */
-function explainAccessKeyError(
-  error: unknown,
-  repo: string,
-  action: string,
-): unknown {
-  if (isBitbucketError(error, 'forbidden', 'unauthorized')) {
-    const said = error.bitbucketMessage
-      ? ` Bitbucket said: ${error.bitbucketMessage}`
-      : '';
-    return new BitbucketError(
-      error.kind === 'unauthorized'
-        ? `Bitbucket rejected the credentials while trying to ${action} of ${repo}: the token is invalid, expired or revoked (HTTP ${error.status}).${said}`
-        : `The credentials may not ${action} of ${repo}: managing repository access keys needs REPO_ADMIN on the repository (HTTP ${error.status}).${said}`,
-      {
-        kind: error.kind,
-        status: error.status,
-        details: error.details,
-        request: error.request,
-      },
-    );
-  }
-  return error;
-}
-
-/**
- * Lines saying what {@link reconcileFluxDeployKey} would do, for dry runs (sends nothing).
- * @public
- */
+/** Lines saying what {@link reconcileFluxDeployKey} would do, for dry runs (sends nothing). @public */
 export function describeFluxDeployKeyPlan(
   options: FluxDeployKeyOptions & { cluster: string },
 ): string[] {
   const where = `${options.namespace}/${options.secretName}`;
   const repo = `${options.projectKey}/${options.repoSlug}`;
-  const permission = options.readWrite ? 'REPO_WRITE' : 'REPO_READ';
+  const key = describeSshKeyOptions(options.key);
+  const pin = options.hostKeyFingerprint;
   return [
     `would read Secret ${where} in cluster ${options.cluster}`,
     options.rotate
-      ? `would rotate: generate a new ${describeSshKeyOptions(
-          options.key,
-        )} key even if the Secret holds one`
-      : `when the Secret holds no key: generate a ${describeSshKeyOptions(
-          options.key,
-        )} key; otherwise keep it`,
+      ? `would rotate: generate a new ${key} key even if the Secret holds one`
+      : `when the Secret holds no key: generate a ${key} key; otherwise keep it`,
     `would scan the SSH host key of ${formatSshHost(
       options.sshHost,
-    )} for known_hosts${
-      options.hostKeyFingerprint
-        ? ` and require fingerprint ${options.hostKeyFingerprint}`
-        : ''
-    }`,
+    )} for known_hosts${pin ? ` and require fingerprint ${pin}` : ''}`,
     `would create namespace ${options.namespace} if missing and server-side apply Secret ${where} (identity, identity.pub, known_hosts; field manager ${FLUX_FIELD_MANAGER})`,
-    `would register the public key as access key "${options.label}" (${permission}) on ${repo} unless it is registered already`,
+    `would register the public key as access key "${options.label}" (${
+      options.readWrite ? 'REPO_WRITE' : 'REPO_READ'
+    }) on ${repo} unless it is registered already`,
     `would remove other access keys labelled "${options.label}"${
       options.rotate ? ' and the rotated-out key' : ''
     } from ${repo}`,
@@ -294,26 +217,23 @@ export function describeFluxDeployKeyPlan(
 
 /**
  * The SSH host key of `sshHost` no longer matches the `known_hosts` a source secret holds: the
- * server was re-keyed, or something else answers in its name. @public
+ * server was re-keyed, or something else answers in its name (a `ConflictError`). @public
  */
-export class HostKeyChangedError extends Error {
-  readonly known: string[];
-  readonly presented: string[];
-
-  constructor(message: string, known: string[], presented: string[]) {
-    super(message);
-    this.name = 'HostKeyChangedError';
-    this.known = known;
-    this.presented = presented;
+export class HostKeyChangedError extends FluxBootstrapError {
+  constructor(
+    message: string,
+    readonly known: string[],
+    readonly presented: string[],
+  ) {
+    super('ConflictError', message);
   }
 }
 
 /**
- * Checks that the server still presents one of the host keys `known_hosts` trusts (a pinned scan
- * per trusted key; each tries the server's other key types too). A key that changed between runs
- * is reported, never accepted: Flux would refuse the server, and accepting it silently would
- * trust whoever answers. An unreachable server is only warned about (Flux checks strictly anyway).
- * `ctx.remedy` replaces the closing advice of the error.
+ * Checks that the server still presents a host key `known_hosts` trusts (a pinned scan per
+ * trusted key). A changed key is reported ({@link HostKeyChangedError}), never accepted: Flux
+ * would refuse the server, and accepting it would trust whoever answers. An unreachable server is
+ * only warned about (Flux checks strictly anyway). `ctx.remedy` replaces the error's advice.
  * @public
  */
 export async function verifyKnownHostKey(
@@ -331,24 +251,20 @@ export async function verifyKnownHostKey(
         expectedFingerprint: entry.fingerprint,
         timeoutMs: options.scanTimeoutMs,
         signal: ctx.signal,
-        logger: silentLogger,
       });
       ctx.logger.info(
         `SSH host key of ${host} is still ${scanned.type} ${scanned.fingerprint}, as known_hosts of ${where} says`,
       );
       return { fingerprint: scanned.fingerprint };
     } catch (error) {
-      if (error instanceof HostKeyMismatchError) {
-        for (const p of error.presented) presented.add(p);
-        continue;
-      }
       if (error instanceof HostKeyScanError) {
         ctx.logger.warn(
           `Could not verify the SSH host key of ${host} against known_hosts of ${where}: ${error.message}. Flux will check it when it connects.`,
         );
         return { fingerprint: null };
       }
-      throw error;
+      if (!(error instanceof HostKeyMismatchError)) throw error;
+      error.presented.forEach(p => presented.add(p));
     }
   }
   const known = entries.map(e => `${e.type} ${e.fingerprint}`);
@@ -365,6 +281,65 @@ export async function verifyKnownHostKey(
     known,
     now,
   );
+}
+
+/**
+ * The `known_hosts` a source secret should hold for `sshHost`, given what it holds now: kept
+ * when it trusts the pinned key, or (nothing pinned) when the server still presents a key it
+ * trusts ({@link verifyKnownHostKey}); otherwise scanned (a pinned fingerprint is checked).
+ * Each network step runs in `step` under the keys given.
+ * @public
+ */
+export async function settleKnownHosts(
+  options: Pick<
+    FluxDeployKeyOptions,
+    'sshHost' | 'hostKeyFingerprint' | 'scanTimeoutMs'
+  >,
+  current: string | undefined,
+  ctx: {
+    where: string;
+    step: CheckpointFn;
+    keys: { verify: string; scan: string };
+    signal?: AbortSignal;
+    logger: EngineLogger;
+    remedy?: string;
+  },
+): Promise<{ knownHosts: string; scanned: boolean }> {
+  const { sshHost, hostKeyFingerprint: pinned } = options;
+  const { where, logger, signal } = ctx;
+  const entries = current ? knownHostsFor(current, sshHost) : [];
+  if (current && entries.length > 0 && !pinned) {
+    await ctx.step(ctx.keys.verify, () =>
+      verifyKnownHostKey(options, entries, where, ctx),
+    );
+    return { knownHosts: current, scanned: false };
+  }
+  const host = formatSshHost(sshHost);
+  if (current && entries.some(e => e.fingerprint === pinned)) {
+    logger.info(
+      `known_hosts of ${where} already trusts the pinned host key ${pinned} of ${host}`,
+    );
+    return { knownHosts: current, scanned: false };
+  }
+  logger.info(
+    current
+      ? `known_hosts of ${where} has no ${
+          pinned ? `pinned key ${pinned}` : 'key'
+        } for ${knownHostsHostField(
+          sshHost,
+        )}; scanning the SSH host key of ${host}`
+      : `Scanning the SSH host key of ${host}`,
+  );
+  const scanned = await ctx.step<ScannedHostKey>(ctx.keys.scan, () =>
+    scanHostKey({
+      sshHost,
+      expectedFingerprint: pinned,
+      timeoutMs: options.scanTimeoutMs,
+      signal,
+      logger,
+    }),
+  );
+  return { knownHosts: scanned.knownHosts, scanned: true };
 }
 
 /**
@@ -389,33 +364,35 @@ export async function reconcileFluxDeployKey(
   const { kube, bitbucket, logger, redactor, signal } = deps;
   const step = redactedSteps(redactor, deps.checkpoint);
   const where = `${options.namespace}/${options.secretName}`;
-  const repo = `${options.projectKey}/${options.repoSlug}`;
-  const permission: AccessKeyPermission = options.readWrite
-    ? 'REPO_WRITE'
-    : 'REPO_READ';
-  const ref = secretRef(options);
+  const { projectKey, repoSlug, label } = options;
+  const repo = `${projectKey}/${repoSlug}`;
+  const permission = options.readWrite ? 'REPO_WRITE' : 'REPO_READ';
+  const ref = { apiVersion: 'v1', kind: 'Secret', name: options.secretName };
+  const secretRef = { ...ref, namespace: options.namespace };
+  const onBitbucket = <T>(action: string, fn: () => Promise<T>) =>
+    attempt(
+      {
+        client: bitbucket,
+        credentials: 'the credentials',
+        action: `${action} of ${repo}`,
+        needs: `REPO_ADMIN on repository ${repo} (managing repository access keys)`,
+      },
+      fn,
+    );
 
   logger.info(`Determining if source secret ${where} exists`);
   const before = await step('inspect-secret', async () => {
-    const state = inspectSecret(await kube.get(ref, { signal }));
+    const state = inspectSecret(await kube.get(secretRef, { signal }));
     // Pre-flight, before any side effect: may we write the Secret and manage access keys?
     await assertMayWriteSecrets(kube, options.namespace, signal);
-    try {
-      await bitbucket.listAccessKeys(
-        options.projectKey,
-        options.repoSlug,
-        signal,
-      );
-    } catch (error) {
-      throw explainAccessKeyError(error, repo, 'read the access keys');
-    }
+    await onBitbucket('read the access keys', () =>
+      bitbucket.listAccessKeys(projectKey, repoSlug, signal),
+    );
     // Only public fields are kept (a checkpoint stores its value in the task state).
     return {
-      exists: state.exists,
-      complete: state.complete,
+      ...state,
       publicKey: state.publicKey ?? null,
       knownHosts: state.knownHosts ?? null,
-      missing: state.missing,
     };
   });
 
@@ -423,96 +400,63 @@ export async function reconcileFluxDeployKey(
   let knownHosts: string;
   let keyGenerated = false;
   let knownHostsUpdated = false;
-  const scan = () =>
-    step<ScannedHostKey>('host-key', () =>
-      scanHostKey({
-        sshHost: options.sshHost,
-        expectedFingerprint: options.hostKeyFingerprint,
-        timeoutMs: options.scanTimeoutMs,
-        signal,
-        logger,
-      }),
-    );
-
+  const hostKeyCtx = {
+    where,
+    step,
+    keys: { verify: 'verify-host-key', scan: 'host-key' },
+    signal,
+    logger,
+  };
   if (before.complete && !options.rotate) {
     publicKey = before.publicKey!;
-    knownHosts = before.knownHosts!;
     logger.info(
       `Source secret ${where} holds key ${
         parseSshPublicKey(publicKey).fingerprint
       }; keeping it`,
     );
-    const entries = knownHostsFor(knownHosts, options.sshHost);
-    const pinned = options.hostKeyFingerprint;
-    const needsHostKey =
-      entries.length === 0 ||
-      (pinned !== undefined && !entries.some(e => e.fingerprint === pinned));
-    if (!needsHostKey && pinned === undefined) {
-      // The Secret trusts a host key from an earlier run: the server must still hold it.
-      await step('verify-host-key', () =>
-        verifyKnownHostKey(options, entries, where, {
-          signal,
-          logger,
-        }),
-      );
-    }
-    if (needsHostKey) {
-      logger.info(
-        entries.length === 0
-          ? `known_hosts of ${where} has no key for ${knownHostsHostField(
-              options.sshHost,
-            )}; scanning it`
-          : `known_hosts of ${where} does not hold the pinned host key ${pinned}; scanning it`,
-      );
-      const scanned = await scan();
+    const settled = await settleKnownHosts(
+      options,
+      before.knownHosts!,
+      hostKeyCtx,
+    );
+    knownHosts = settled.knownHosts;
+    if (settled.scanned) {
       await step('known-hosts', async () => {
         await kube.apply(
+          sourceSecret(options, { known_hosts: b64(knownHosts) }),
           {
-            apiVersion: 'v1',
-            kind: 'Secret',
-            metadata: {
-              name: options.secretName,
-              namespace: options.namespace,
-            },
-            data: {
-              known_hosts: Buffer.from(scanned.knownHosts, 'utf8').toString(
-                'base64',
-              ),
-            },
+            fieldManager: KNOWN_HOSTS_FIELD_MANAGER,
+            force: true,
+            signal,
           },
-          { fieldManager: KNOWN_HOSTS_FIELD_MANAGER, force: true, signal },
         );
         return true;
       });
-      knownHosts = scanned.knownHosts;
       knownHostsUpdated = true;
-      logger.info(`Updated known_hosts of ${where}: ${scanned.knownHosts}`);
+      logger.info(`Updated known_hosts of ${where}: ${knownHosts}`);
     }
   } else {
-    if (options.rotate && before.exists) {
+    if (!before.exists) {
+      logger.info(
+        `Source secret ${where} does not exist; generating a key pair`,
+      );
+    } else if (options.rotate) {
       logger.info(`Rotating the key of source secret ${where}`);
-    } else if (before.exists) {
+    } else {
       logger.info(
         `Source secret ${where} lacks ${before.missing.join(
           ', ',
         )}; generating a new key pair`,
       );
-    } else {
-      logger.info(
-        `Source secret ${where} does not exist; generating a key pair`,
-      );
     }
-    logger.info(
-      `Scanning the SSH host key of ${formatSshHost(options.sshHost)}`,
-    );
-    const scanned = await scan();
+    const scanned = await settleKnownHosts(options, undefined, hostKeyCtx);
     const written = await step('secret', async () => {
       // Idempotent on its own: a Secret already (re)written by an earlier attempt is kept.
-      const live = inspectSecret(await kube.get(ref, { signal }));
-      const writtenEarlier =
+      const live = inspectSecret(await kube.get(secretRef, { signal }));
+      if (
         live.complete &&
-        (!before.complete || live.publicKey !== before.publicKey);
-      if (writtenEarlier) {
+        (!before.complete || live.publicKey !== before.publicKey)
+      ) {
         logger.info(
           `Source secret ${where} was written by an earlier attempt; keeping it`,
         );
@@ -528,18 +472,12 @@ export async function reconcileFluxDeployKey(
       });
       const pair = await generateSshKeyPair(options.key, signal);
       for (const secret of privateKeyRedactions(pair)) redactor.add(secret);
-      const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
       await kube.apply(
-        {
-          apiVersion: 'v1',
-          kind: 'Secret',
-          metadata: { name: options.secretName, namespace: options.namespace },
-          data: {
-            identity: b64(pair.privateKeyPem),
-            'identity.pub': b64(pair.publicKey),
-            known_hosts: b64(scanned.knownHosts),
-          },
-        },
+        sourceSecret(options, {
+          identity: b64(pair.privateKeyPem),
+          'identity.pub': b64(pair.publicKey),
+          known_hosts: b64(scanned.knownHosts),
+        }),
         // force: the Secret may have been written by `flux bootstrap` (an Update by "flux").
         { fieldManager: FLUX_FIELD_MANAGER, force: true, signal },
       );
@@ -552,45 +490,31 @@ export async function reconcileFluxDeployKey(
         generated: true,
       };
     });
-    publicKey = written.publicKey;
-    knownHosts = written.knownHosts;
+    ({ publicKey, knownHosts } = written);
     keyGenerated = written.generated;
   }
 
-  const fingerprint = parseSshPublicKey(publicKey).fingerprint;
   logger.info(`Public key: ${publicKey}`);
-
   const previousKey =
-    before.publicKey && before.publicKey !== publicKey
-      ? before.publicKey
-      : undefined;
+    before.publicKey !== publicKey ? before.publicKey ?? undefined : undefined;
   const registered = await step('access-key', () =>
-    accessKeyStep().catch(error => {
-      throw explainAccessKeyError(error, repo, 'register access keys');
-    }),
-  );
-  async function accessKeyStep() {
-    const keys: BitbucketAccessKey[] = await bitbucket.listAccessKeys(
-      options.projectKey,
-      options.repoSlug,
-      signal,
-    );
-    const stale = keys
-      .filter(
-        k =>
-          !sameSshPublicKey(k.key.text, publicKey) &&
-          (k.key.label === options.label ||
-            (previousKey !== undefined &&
-              sameSshPublicKey(k.key.text, previousKey))),
-      )
-      .map(k => ({
-        id: k.key.id,
-        label: k.key.label ?? '',
-        permission: String(k.permission),
-      }));
-    const mine = keys.find(k => sameSshPublicKey(k.key.text, publicKey));
-    if (mine) {
-      if (mine.permission === permission) {
+    onBitbucket('register access keys', async () => {
+      const keys = await bitbucket.listAccessKeys(projectKey, repoSlug, signal);
+      const isOurs = (text: string) => sameSshPublicKey(text, publicKey);
+      const stale = keys
+        .filter(
+          k =>
+            !isOurs(k.key.text) &&
+            (k.key.label === label ||
+              sameSshPublicKey(k.key.text, previousKey)),
+        )
+        .map(k => ({
+          id: k.key.id,
+          label: k.key.label ?? '',
+          permission: String(k.permission),
+        }));
+      const mine = keys.find(k => isOurs(k.key.text));
+      if (mine?.permission === permission) {
         logger.info(
           `Access key ${mine.key.id} "${
             mine.key.label ?? ''
@@ -598,55 +522,54 @@ export async function reconcileFluxDeployKey(
         );
         return { id: mine.key.id, changed: false, stale };
       }
-      await bitbucket.request(
-        'PUT',
-        restPath(
-          '/rest/keys/1.0/projects/{}/repos/{}/ssh/{}/permission/{}',
-          options.projectKey,
-          options.repoSlug,
-          mine.key.id,
-          permission,
-        ),
-        { signal },
+      if (mine) {
+        await bitbucket.request(
+          'PUT',
+          restPath(
+            '/rest/keys/1.0/projects/{}/repos/{}/ssh/{}/permission/{}',
+            projectKey,
+            repoSlug,
+            mine.key.id,
+            permission,
+          ),
+          { signal },
+        );
+        logger.info(
+          `Changed access key ${mine.key.id} on ${repo} from ${mine.permission} to ${permission}`,
+        );
+        return { id: mine.key.id, changed: true, stale };
+      }
+      const created = await bitbucket.addAccessKey(
+        projectKey,
+        repoSlug,
+        accessKeyRequest(publicKey, label, options.readWrite),
+        signal,
       );
       logger.info(
-        `Changed access key ${mine.key.id} on ${repo} from ${mine.permission} to ${permission}`,
+        `Configured access key ${created.key.id} "${label}" (${permission}) for ${repo}`,
       );
-      return { id: mine.key.id, changed: true, stale };
-    }
-    const created = await bitbucket.addAccessKey(
-      options.projectKey,
-      options.repoSlug,
-      accessKeyRequest(publicKey, options.label, options.readWrite),
-      signal,
-    );
-    logger.info(
-      `Configured access key ${created.key.id} "${options.label}" (${permission}) for ${repo}`,
-    );
-    return { id: created.key.id, changed: true, stale };
-  }
+      return { id: created.key.id, changed: true, stale };
+    }),
+  );
 
-  let removed: number[] = [];
-  if (registered.stale.length > 0) {
-    removed = await step('access-key-cleanup', async () => {
-      const ids: number[] = [];
-      for (const old of registered.stale) {
-        if (old.id === registered.id) continue;
-        const gone = await bitbucket
-          .deleteAccessKey(options.projectKey, options.repoSlug, old.id, signal)
-          .catch(error => {
-            throw explainAccessKeyError(error, repo, 'remove access keys');
-          });
-        logger.info(
-          gone
-            ? `Removed access key ${old.id} "${old.label}" (${old.permission}) from ${repo}: it is not the key in ${where}`
-            : `Access key ${old.id} was already gone from ${repo}`,
-        );
-        if (gone) ids.push(old.id);
-      }
-      return ids;
-    });
-  }
+  const removed = !registered.stale.length
+    ? []
+    : await step('access-key-cleanup', async () => {
+        const ids: number[] = [];
+        for (const old of registered.stale) {
+          if (old.id === registered.id) continue;
+          const gone = await onBitbucket('remove access keys', () =>
+            bitbucket.deleteAccessKey(projectKey, repoSlug, old.id, signal),
+          );
+          logger.info(
+            gone
+              ? `Removed access key ${old.id} "${old.label}" (${old.permission}) from ${repo}: it is not the key in ${where}`
+              : `Access key ${old.id} was already gone from ${repo}`,
+          );
+          if (gone) ids.push(old.id);
+        }
+        return ids;
+      });
 
   const changed =
     keyGenerated ||
@@ -654,19 +577,19 @@ export async function reconcileFluxDeployKey(
     registered.changed ||
     removed.length > 0;
   logger.info(
-    changed
-      ? `Source secret ${where} and access key ${registered.id} on ${repo} are reconciled`
-      : `Source secret ${where} and access key ${registered.id} on ${repo} are up to date`,
+    `Source secret ${where} and access key ${registered.id} on ${repo} are ${
+      changed ? 'reconciled' : 'up to date'
+    }`,
   );
   return {
     publicKey,
-    fingerprint,
+    fingerprint: parseSshPublicKey(publicKey).fingerprint,
     knownHosts,
     secretName: options.secretName,
     namespace: options.namespace,
     accessKeyId: registered.id,
     permission,
-    label: options.label,
+    label,
     changed,
     keyGenerated,
     knownHostsUpdated,

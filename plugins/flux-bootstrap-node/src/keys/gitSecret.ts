@@ -1,61 +1,41 @@
-import type { KubeObject } from '../kube/types';
-import type { EngineLogger } from '../util/logger';
-import { redactedSteps, type CheckpointFn } from '../util/checkpoint';
+import { redactedSteps } from '../util/checkpoint';
 import type { Redactor } from '../util/redact';
 import {
   assertMayWriteSecrets,
-  DeployKeyKube,
   FLUX_FIELD_MANAGER,
+  FluxDeployKeyDeps,
+  FluxDeployKeyOptions,
   inspectSecret,
-  verifyKnownHostKey,
+  settleKnownHosts,
+  sourceSecret,
 } from './deployKey';
-import {
-  formatSshHost,
-  knownHostsFor,
-  knownHostsHostField,
-  scanHostKey,
-  ScannedHostKey,
-  SshEndpoint,
-} from './hostKey';
+import { formatSshHost } from './hostKey';
 import { privateKeyRedactions } from './keyPair';
 import type { SuppliedSshKey } from './suppliedKey';
 
-/** Validated inputs of {@link reconcileFluxGitSecret}. @public */
-export interface FluxGitSecretOptions {
-  /** Namespace of the Secret (created when missing). */
-  namespace: string;
-  secretName: string;
-  /** The SSH endpoint Flux connects to (the sync URL's host:port); its host key goes into known_hosts. */
-  sshHost: SshEndpoint;
-  /** Pinned `SHA256:` fingerprint of the server's host key. */
-  hostKeyFingerprint?: string;
-  /** Host key scan budget, default 30 s. */
-  scanTimeoutMs?: number;
-}
+/** Validated inputs of {@link reconcileFluxGitSecret}: its Secret and SSH endpoint. @public */
+export type FluxGitSecretOptions = Pick<
+  FluxDeployKeyOptions,
+  | 'namespace'
+  | 'secretName'
+  | 'sshHost'
+  | 'hostKeyFingerprint'
+  | 'scanTimeoutMs'
+>;
 
-/** Collaborators of {@link reconcileFluxGitSecret}. @public */
-export interface FluxGitSecretDeps {
-  kube: DeployKeyKube;
-  logger: EngineLogger;
-  /** The key and passphrase are registered here before anything can log or throw them. */
-  redactor: Redactor;
-  signal?: AbortSignal;
-  /** Wraps each side effect (`ctx.checkpoint` in an action); default: run it. */
-  checkpoint?: CheckpointFn;
-}
+/** Collaborators of {@link reconcileFluxGitSecret}: those of the deploy key but Bitbucket. @public */
+export type FluxGitSecretDeps = Omit<FluxDeployKeyDeps, 'bitbucket'>;
 
 /** Outcome of {@link reconcileFluxGitSecret}. Public data only. @public */
 export interface FluxGitSecretResult {
   /** `type base64` of the user's key (identity.pub without newline). */
   publicKey: string;
   fingerprint: string;
-  /** The Secret's `known_hosts`. */
   knownHosts: string;
   namespace: string;
   secretName: string;
   /** The Secret holds `password` (the key is encrypted). */
   password: boolean;
-  /** The Secret was created or changed. */
   changed: boolean;
   /** The host key was scanned (no trusted key for the host in the Secret, or a new pin). */
   hostKeyScanned: boolean;
@@ -105,8 +85,6 @@ export function describeFluxGitSecretPlan(
   ];
 }
 
-const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
-
 /**
  * Stores a key the user supplied as Flux's Git Secret, like `flux bootstrap git
  * --private-key-file=… --password=…`: `identity` (the key as supplied), `identity.pub` (derived
@@ -130,14 +108,12 @@ export async function reconcileFluxGitSecret(
   registerSuppliedKeySecrets(redactor, key);
   const step = redactedSteps(redactor, deps.checkpoint);
   const where = `${options.namespace}/${options.secretName}`;
-  const host = formatSshHost(options.sshHost);
   const ref = {
     apiVersion: 'v1',
     kind: 'Secret',
     name: options.secretName,
     namespace: options.namespace,
   };
-
   logger.info(
     `Using your ${key.type} key ${key.fingerprint}${
       key.encrypted
@@ -157,55 +133,24 @@ export async function reconcileFluxGitSecret(
     // Public fields only (a checkpoint stores its value in the task state).
     return { exists: state.exists, knownHosts: state.knownHosts ?? null };
   });
+  const { knownHosts, scanned } = await settleKnownHosts(
+    options,
+    before.knownHosts ?? undefined,
+    {
+      where,
+      step,
+      keys: {
+        verify: 'git-secret.verify-host-key',
+        scan: 'git-secret.host-key',
+      },
+      signal,
+      logger,
+      remedy:
+        "Check the new fingerprint with the Git server's administrators; if it is right, run again with hostKeyFingerprint set to it.",
+    },
+  );
 
-  let knownHosts: string;
-  let hostKeyScanned = false;
-  const entries = before.knownHosts
-    ? knownHostsFor(before.knownHosts, options.sshHost)
-    : [];
-  const pinned = options.hostKeyFingerprint;
-  if (entries.length > 0 && pinned === undefined) {
-    // The Secret trusts a host key from an earlier run: the server must still hold it.
-    await step('git-secret.verify-host-key', () =>
-      verifyKnownHostKey(options, entries, where, {
-        signal,
-        logger,
-        remedy:
-          "Check the new fingerprint with the Git server's administrators; if it is right, run again with hostKeyFingerprint set to it.",
-      }),
-    );
-    knownHosts = before.knownHosts!;
-  } else if (
-    pinned !== undefined &&
-    entries.some(e => e.fingerprint === pinned)
-  ) {
-    logger.info(
-      `known_hosts of ${where} already trusts the pinned host key ${pinned} of ${host}`,
-    );
-    knownHosts = before.knownHosts!;
-  } else {
-    logger.info(
-      before.exists && before.knownHosts
-        ? `known_hosts of ${where} has no ${
-            pinned ? `pinned key ${pinned}` : 'key'
-          } for ${knownHostsHostField(
-            options.sshHost,
-          )}; scanning the SSH host key of ${host}`
-        : `Scanning the SSH host key of ${host}`,
-    );
-    const scanned = await step<ScannedHostKey>('git-secret.host-key', () =>
-      scanHostKey({
-        sshHost: options.sshHost,
-        expectedFingerprint: pinned,
-        timeoutMs: options.scanTimeoutMs,
-        signal,
-        logger,
-      }),
-    );
-    knownHosts = scanned.knownHosts;
-    hostKeyScanned = true;
-  }
-
+  const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
   const desired: Record<string, string> = {
     identity: b64(key.privateKey),
     'identity.pub': b64(`${key.publicKey}\n`),
@@ -215,11 +160,8 @@ export async function reconcileFluxGitSecret(
 
   const changed = await step('git-secret.write', async () => {
     // Idempotent on its own: compares the live Secret (base64 values, never decoded or logged).
-    const live = await kube.get<KubeObject & { data?: Record<string, string> }>(
-      ref,
-      { signal },
-    );
-    const data = live?.data ?? {};
+    const live = await kube.get(ref, { signal });
+    const data = (live?.data ?? {}) as Record<string, string>;
     const same =
       Object.entries(desired).every(([k, v]) => data[k] === v) &&
       (desired.password !== undefined || data.password === undefined);
@@ -228,16 +170,12 @@ export async function reconcileFluxGitSecret(
       fieldManager: FLUX_FIELD_MANAGER,
       signal,
     });
-    const applied = await kube.apply<KubeObject>(
-      {
-        apiVersion: 'v1',
-        kind: 'Secret',
-        metadata: { name: options.secretName, namespace: options.namespace },
-        data: desired,
-      },
-      // force: the Secret may have been written by `flux bootstrap` or by the generating mode.
-      { fieldManager: FLUX_FIELD_MANAGER, force: true, signal },
-    );
+    // force: the Secret may have been written by `flux bootstrap` or by the generating mode.
+    const applied = await kube.apply(sourceSecret(options, desired), {
+      fieldManager: FLUX_FIELD_MANAGER,
+      force: true,
+      signal,
+    });
     return (
       applied.metadata?.resourceVersion !== live?.metadata?.resourceVersion
     );
@@ -257,6 +195,6 @@ export async function reconcileFluxGitSecret(
     secretName: options.secretName,
     password: desired.password !== undefined,
     changed,
-    hostKeyScanned,
+    hostKeyScanned: scanned,
   };
 }

@@ -1,10 +1,16 @@
 import { isIP } from 'node:net';
 import { Client } from 'ssh2';
-import type { EngineLogger } from '../util/logger';
-import { silentLogger } from '../util/logger';
-import { InputValidationError, OperationAbortedError } from '../util/errors';
-import { combineSignals } from '../util/async';
-import { parseSshPublicKey, sshFingerprint, sshKeyTypeOfBlob } from './sshWire';
+import { silentLogger, type EngineLogger } from '../util/logger';
+import {
+  FluxBootstrapError,
+  InputValidationError,
+  OperationAbortedError,
+} from '../util/errors';
+import {
+  parseSshPublicKey,
+  sshFingerprint,
+  sshPublicKeyFromBlob,
+} from './publicKey';
 
 /** An SSH endpoint. `host` is a DNS name or an IP literal (IPv6 without brackets). @public */
 export interface SshEndpoint {
@@ -21,60 +27,24 @@ const HOSTNAME =
  * @public
  */
 export function parseSshHost(value: string, field = 'sshHost'): SshEndpoint {
-  if (typeof value !== 'string' || value.trim() === '') {
-    throw new InputValidationError(field, 'is required, in the form host:port');
-  }
-  const raw = value.trim();
-  if (
-    raw.length > 300 ||
-    /[\s/@?#]/.test(raw) ||
-    /^[a-z][a-z0-9+.-]*:\/\//i.test(raw)
-  ) {
-    throw new InputValidationError(
-      field,
+  const fail = (message: string) => new InputValidationError(field, message);
+  const raw = typeof value === 'string' ? value.trim() : '';
+  if (!raw) throw fail('is required, in the form host:port');
+  // The authority of an ssh:// URL; a bare IPv6 address (no port) gets its brackets.
+  const authority = `ssh://${isIP(raw) === 6 ? `[${raw}]` : raw}`;
+  if (raw.length > 300 || /[\s/@?#]/.test(raw) || !URL.canParse(authority)) {
+    throw fail(
       'must be host:port (no scheme, user, path or spaces), e.g. bitbucket.example.com:7999',
     );
   }
-  let host: string;
-  let portText: string | undefined;
-  const bracketed = /^\[([^\]]+)\](?::(.*))?$/.exec(raw);
-  if (bracketed) {
-    host = bracketed[1];
-    portText = bracketed[2];
-    if (isIP(host) !== 6) {
-      throw new InputValidationError(
-        field,
-        `"[${host}]" is not an IPv6 address`,
-      );
-    }
-  } else if (isIP(raw) === 6) {
-    host = raw;
-  } else {
-    const idx = raw.lastIndexOf(':');
-    host = idx >= 0 ? raw.slice(0, idx) : raw;
-    portText = idx >= 0 ? raw.slice(idx + 1) : undefined;
-    if (!(isIP(host) === 4 || HOSTNAME.test(host))) {
-      throw new InputValidationError(
-        field,
-        `"${host.slice(0, 80)}" is not a valid host name`,
-      );
-    }
+  const url = new URL(authority);
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  if (!isIP(host) && !HOSTNAME.test(host)) {
+    throw fail(`"${host.slice(0, 80)}" is not a valid host name`);
   }
-  let port = 22;
-  if (portText !== undefined) {
-    if (
-      !/^\d{1,5}$/.test(portText) ||
-      Number(portText) < 1 ||
-      Number(portText) > 65535
-    ) {
-      throw new InputValidationError(
-        field,
-        `has an invalid port "${portText.slice(0, 10)}"`,
-      );
-    }
-    port = Number(portText);
-  }
-  return { host: host.replace(/\.$/, '').toLowerCase(), port };
+  const port = Number(url.port || 22);
+  if (port < 1) throw fail(`has an invalid port "${url.port}"`);
+  return { host: host.replace(/\.$/, ''), port };
 }
 
 /** `host:port` (`[v6]:port`). @public */
@@ -121,31 +91,23 @@ export interface KnownHostsEntry {
 
 /** Parses known_hosts text (plain host patterns; hashed and marker lines are skipped). @public */
 export function parseKnownHosts(text: string): KnownHostsEntry[] {
-  const out: KnownHostsEntry[] = [];
-  for (const line of text.split(/\r?\n/)) {
-    const trimmed = line.trim();
-    if (
-      !trimmed ||
-      trimmed.startsWith('#') ||
-      trimmed.startsWith('@') ||
-      trimmed.startsWith('|')
-    ) {
-      continue;
-    }
-    const [hosts, ...rest] = trimmed.split(/\s+/);
+  return text.split(/\r?\n/).flatMap(line => {
+    const [hosts, ...rest] = line.trim().split(/\s+/);
+    if (!hosts || /^[#@|]/.test(hosts)) return [];
     try {
       const key = parseSshPublicKey(rest.join(' '));
-      out.push({
-        hosts: hosts.split(','),
-        type: key.type,
-        key: key.text,
-        fingerprint: key.fingerprint,
-      });
+      return [
+        {
+          hosts: hosts.split(','),
+          type: key.type,
+          key: key.text,
+          fingerprint: key.fingerprint,
+        },
+      ];
     } catch {
-      // not a key line
+      return []; // not a key line
     }
-  }
-  return out;
+  });
 }
 
 /** Entries of `knownHosts` that apply to `endpoint` (exact host field match). @public */
@@ -170,33 +132,28 @@ export interface ScannedHostKey {
   knownHosts: string;
 }
 
-/** The server's host key did not match the pinned fingerprint. @public */
-export class HostKeyMismatchError extends Error {
-  readonly expected: string;
-  readonly presented: string[];
-
-  constructor(endpoint: SshEndpoint, expected: string, presented: string[]) {
+/** The server's host key did not match the pinned fingerprint (a `ConflictError`). @public */
+export class HostKeyMismatchError extends FluxBootstrapError {
+  constructor(
+    endpoint: SshEndpoint,
+    readonly expected: string,
+    readonly presented: string[],
+  ) {
     super(
+      'ConflictError',
       `The SSH host key of ${formatSshHost(
         endpoint,
       )} does not match the pinned fingerprint ${expected}; the server presented ${
         presented.join(', ') || 'no key'
       }. Nothing was written.`,
     );
-    this.name = 'HostKeyMismatchError';
-    this.expected = expected;
-    this.presented = presented;
   }
 }
 
-/** The host key could not be scanned (unreachable, not SSH, timeout). @public */
-export class HostKeyScanError extends Error {
-  readonly code?: string;
-
-  constructor(message: string, code?: string) {
-    super(message);
-    this.name = 'HostKeyScanError';
-    this.code = code;
+/** The host key could not be scanned: unreachable, not SSH, timeout (a `ServiceUnavailableError`). @public */
+export class HostKeyScanError extends FluxBootstrapError {
+  constructor(message: string, readonly code?: string) {
+    super('ServiceUnavailableError', message);
   }
 }
 
@@ -221,16 +178,10 @@ const HOST_KEY_ALGORITHMS: Record<string, string[]> = {
   'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'],
 };
 
-interface HandshakeOutcome {
-  blob?: Buffer;
-  /** true when the handshake completed (the server proved it holds the key). */
-  verified: boolean;
-}
-
 /**
- * One SSH handshake: records the host key, lets the key exchange finish (so the server proves
- * possession of the key by signing the exchange hash), then disconnects before any
- * authentication request is sent. With `reject`, the key is refused right away instead.
+ * One SSH handshake through ssh2's Client: its `hostVerifier` records the host key, the key
+ * exchange finishes (the server proves it holds the key), and the connection is closed before
+ * any authentication. A key `accept` refuses ends the handshake at once (`verified: false`).
  */
 function handshakeOnce(
   endpoint: SshEndpoint,
@@ -238,43 +189,37 @@ function handshakeOnce(
   accept: (blob: Buffer) => boolean,
   signal: AbortSignal,
   timeoutMs: number,
-): Promise<HandshakeOutcome> {
+): Promise<{ blob?: Buffer; verified: boolean }> {
   return new Promise((resolve, reject) => {
     const client = new Client();
     let captured: Buffer | undefined;
     let settled = false;
-    function onAbort() {
-      // eslint-disable-next-line @typescript-eslint/no-use-before-define
-      finish(() => reject(signal.reason ?? new OperationAbortedError()));
-    }
     const finish = (fn: () => void) => {
       if (settled) return;
       settled = true;
       signal.removeEventListener('abort', onAbort);
-      try {
-        client.end();
-      } catch {
-        // already closed
-      }
       client.destroy();
       fn();
     };
+    function onAbort() {
+      finish(() => reject(new OperationAbortedError()));
+    }
     if (signal.aborted) {
       onAbort();
       return;
     }
     signal.addEventListener('abort', onAbort, { once: true });
-    client.on('handshake', () => {
-      finish(() => resolve({ blob: captured, verified: true }));
-    });
-    client.on('error', (err: Error & { level?: string; code?: string }) => {
-      if (captured && /Host denied/i.test(err.message)) {
-        finish(() => resolve({ blob: captured, verified: false }));
-        return;
-      }
-      finish(() => reject(err));
-    });
-    client.on('close', () => {
+    client.on('handshake', () =>
+      finish(() => resolve({ blob: captured, verified: true })),
+    );
+    client.on('error', (err: Error) =>
+      finish(() =>
+        captured && /Host denied/i.test(err.message)
+          ? resolve({ blob: captured, verified: false })
+          : reject(err),
+      ),
+    );
+    client.on('close', () =>
       finish(() =>
         reject(
           new HostKeyScanError(
@@ -284,8 +229,8 @@ function handshakeOnce(
             'ECONNRESET',
           ),
         ),
-      );
-    });
+      ),
+    );
     try {
       client.connect({
         host: endpoint.host,
@@ -297,10 +242,7 @@ function handshakeOnce(
         tryKeyboard: false,
         agent: undefined,
         algorithms: { serverHostKey: algorithms as never },
-        hostVerifier: (key: Buffer) => {
-          captured = Buffer.from(key);
-          return accept(captured);
-        },
+        hostVerifier: (key: Buffer) => accept((captured = Buffer.from(key))),
       });
     } catch (err) {
       finish(() => reject(err));
@@ -308,44 +250,42 @@ function handshakeOnce(
   });
 }
 
+const NETWORK_FAILURES: Record<
+  string,
+  (where: string, host: string) => string
+> = {
+  ECONNREFUSED: where =>
+    `Connection to ${where} refused: no SSH server listens there`,
+  ENOTFOUND: (_, host) => `Cannot resolve the SSH host ${host}`,
+  EAI_AGAIN: (_, host) => `Cannot resolve the SSH host ${host}`,
+  EHOSTUNREACH: where => `SSH host ${where} is unreachable`,
+  ENETUNREACH: where => `SSH host ${where} is unreachable`,
+};
+
 function describeScanError(
   endpoint: SshEndpoint,
   err: unknown,
   timedOut: boolean,
   timeoutMs: number,
-) {
-  const e = err as { message?: string; code?: string; level?: string };
+): HostKeyScanError {
+  const e = (err ?? {}) as { message?: string; code?: string };
   const where = formatSshHost(endpoint);
   if (
     timedOut ||
-    /Timed out while waiting for handshake/i.test(e?.message ?? '')
+    /Timed out while waiting for handshake/i.test(e.message ?? '')
   ) {
     return new HostKeyScanError(
       `Timed out after ${timeoutMs} ms waiting for the SSH handshake with ${where} (is it an SSH server, and is the port right?)`,
       'ETIMEDOUT',
     );
   }
-  switch (e?.code) {
-    case 'ECONNREFUSED':
-      return new HostKeyScanError(
-        `Connection to ${where} refused: no SSH server listens there`,
-        e.code,
-      );
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-      return new HostKeyScanError(
-        `Cannot resolve the SSH host ${endpoint.host}`,
-        e.code,
-      );
-    case 'EHOSTUNREACH':
-    case 'ENETUNREACH':
-      return new HostKeyScanError(`SSH host ${where} is unreachable`, e.code);
-    default:
-      return new HostKeyScanError(
-        `SSH handshake with ${where} failed: ${e?.message ?? String(err)}`,
-        e?.code,
-      );
-  }
+  const known = NETWORK_FAILURES[e.code ?? ''];
+  return new HostKeyScanError(
+    known
+      ? known(where, endpoint.host)
+      : `SSH handshake with ${where} failed: ${e.message ?? String(err)}`,
+    e.code,
+  );
 }
 
 /**
@@ -371,67 +311,58 @@ export async function scanHostKey(
     ? parseHostKeyFingerprint(options.expectedFingerprint)
     : undefined;
   const where = formatSshHost(endpoint);
-  const { signal, dispose, timedOut } = combineSignals(
-    [options.signal],
-    timeoutMs,
-  );
+  const timeout = AbortSignal.timeout(timeoutMs);
+  const signal = options.signal
+    ? AbortSignal.any([options.signal, timeout])
+    : timeout;
   const seen: string[] = [];
   let remainingTypes = Object.keys(HOST_KEY_ALGORITHMS);
-  try {
-    for (;;) {
-      const algorithms = remainingTypes.flatMap(t => HOST_KEY_ALGORITHMS[t]);
-      let outcome: HandshakeOutcome;
-      try {
-        outcome = await handshakeOnce(
-          endpoint,
-          algorithms,
-          blob => !expected || sshFingerprint(blob) === expected,
-          signal,
-          timeoutMs,
-        );
-      } catch (err) {
-        if (options.signal?.aborted) {
-          throw new OperationAbortedError(
-            `Cancelled while scanning the SSH host key of ${where}`,
-          );
-        }
-        const message = (err as Error)?.message ?? '';
-        if (
-          seen.length > 0 &&
-          /no matching|handshake failed|host key/i.test(message)
-        ) {
-          // The server has no further key type to offer.
-          throw new HostKeyMismatchError(endpoint, expected!, seen);
-        }
-        throw describeScanError(endpoint, err, timedOut(), timeoutMs);
-      }
-      if (!outcome.blob) {
-        throw new HostKeyScanError(`${where} sent no host key`);
-      }
-      const type = sshKeyTypeOfBlob(outcome.blob);
-      const fingerprint = sshFingerprint(outcome.blob);
-      if (outcome.verified) {
-        const publicKey = `${type} ${outcome.blob.toString('base64')}`;
-        logger.info(`SSH host key of ${where}: ${type} ${fingerprint}`);
-        return {
-          host: endpoint.host,
-          port: endpoint.port,
-          type,
-          publicKey,
-          fingerprint,
-          knownHosts: `${knownHostsHostField(endpoint)} ${publicKey}`,
-        };
-      }
-      seen.push(`${type} ${fingerprint}`);
-      logger.info(
-        `SSH host key ${type} ${fingerprint} of ${where} is not the pinned ${expected}; asking for another key type`,
+  for (;;) {
+    let outcome: { blob?: Buffer; verified: boolean };
+    try {
+      outcome = await handshakeOnce(
+        endpoint,
+        remainingTypes.flatMap(t => HOST_KEY_ALGORITHMS[t]),
+        blob => !expected || sshFingerprint(blob) === expected,
+        signal,
+        timeoutMs,
       );
-      remainingTypes = remainingTypes.filter(t => t !== type);
-      if (remainingTypes.length === 0) {
+    } catch (err) {
+      if (options.signal?.aborted) {
+        throw new OperationAbortedError(
+          `Cancelled while scanning the SSH host key of ${where}`,
+        );
+      }
+      const message = (err as Error)?.message ?? '';
+      if (
+        seen.length > 0 &&
+        /no matching|handshake failed|host key/i.test(message)
+      ) {
+        // The server has no further key type to offer.
         throw new HostKeyMismatchError(endpoint, expected!, seen);
       }
+      throw describeScanError(endpoint, err, timeout.aborted, timeoutMs);
     }
-  } finally {
-    dispose();
+    if (!outcome.blob) throw new HostKeyScanError(`${where} sent no host key`);
+    const key = sshPublicKeyFromBlob(outcome.blob);
+    if (outcome.verified) {
+      logger.info(`SSH host key of ${where}: ${key.type} ${key.fingerprint}`);
+      return {
+        host: endpoint.host,
+        port: endpoint.port,
+        type: key.type,
+        publicKey: key.text,
+        fingerprint: key.fingerprint,
+        knownHosts: `${knownHostsHostField(endpoint)} ${key.text}`,
+      };
+    }
+    seen.push(`${key.type} ${key.fingerprint}`);
+    logger.info(
+      `SSH host key ${key.type} ${key.fingerprint} of ${where} is not the pinned ${expected}; asking for another key type`,
+    );
+    remainingTypes = remainingTypes.filter(t => t !== key.type);
+    if (remainingTypes.length === 0) {
+      throw new HostKeyMismatchError(endpoint, expected!, seen);
+    }
   }
 }

@@ -1,4 +1,4 @@
-export * from './sshWire';
+export * from './publicKey';
 export * from './keyPair';
 export * from './hostKey';
 export * from './accessKey';

@@ -1,8 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { createPrivateKey } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { utils, type ParsedKey } from 'ssh2';
 import { InputValidationError } from '../util/errors';
 import { Redactor } from '../util/redact';
 import {
@@ -15,9 +16,8 @@ import {
 import {
   parseSshPublicKey,
   sameSshPublicKey,
-  sshMpint,
-  sshPublicKeyBlob,
-} from './sshWire';
+  sshPublicKeyOf,
+} from './publicKey';
 
 // Key generation shares two cores with the rest of the suite: generous timeouts, no timing asserts.
 jest.setTimeout(120_000);
@@ -107,9 +107,7 @@ describe('generateSshKeyPair', () => {
         /^-----BEGIN PRIVATE KEY-----\n[\s\S]+\n-----END PRIVATE KEY-----\n$/,
       );
       const key = createPrivateKey(pair.privateKeyPem);
-      expect(sshPublicKeyBlob(key).blob.toString('base64')).toBe(
-        pair.publicKey.split(' ')[1].trim(),
-      );
+      expect(`${sshPublicKeyOf(key).text}\n`).toBe(pair.publicKey);
     },
   );
 
@@ -202,54 +200,56 @@ describe('privateKeyRedactions with PEM lines that only encode the public key', 
   });
 });
 
-describe('SSH wire format against ssh-keygen', () => {
+describe('SSH public keys against ssh-keygen', () => {
   it.each([
-    ['rsa', ['-t', 'rsa', '-b', '2048']],
-    ['ecdsa', ['-t', 'ecdsa', '-b', '521']],
-    ['ed25519', ['-t', 'ed25519']],
+    ['rsa', ['-t', 'rsa', '-b', '2048'], 'PEM'],
+    ['rsa (PKCS#8)', ['-t', 'rsa', '-b', '3072'], 'PKCS8'],
+    ['ecdsa', ['-t', 'ecdsa', '-b', '521'], 'PEM'],
+    ['ecdsa (PKCS#8)', ['-t', 'ecdsa', '-b', '256'], 'PKCS8'],
+    ['ed25519', ['-t', 'ed25519'], undefined],
   ])(
-    'builds the same public key blob as ssh-keygen for a %s key',
-    (name, args) => {
-      const file = path.join(dir, `keygen_${name}`);
+    'derives the public key and fingerprint ssh-keygen prints for a %s key',
+    (name, args, format) => {
+      const file = path.join(dir, `keygen_${name.replace(/\W+/g, '_')}`);
       fs.rmSync(file, { force: true });
       fs.rmSync(`${file}.pub`, { force: true });
-      sshKeygen([...args, '-q', '-N', '', '-C', 'x', '-f', file]);
-      // Export the public key as PKCS#8/SPKI and rebuild the SSH blob from its JWK.
+      sshKeygen([
+        ...args,
+        ...(format ? ['-m', format] : []),
+        '-q',
+        '-N',
+        '',
+        '-C',
+        'x',
+        '-f',
+        file,
+      ]);
       const expected = parseSshPublicKey(
         fs.readFileSync(`${file}.pub`, 'utf8'),
       );
-      // ssh-keygen exports RSA/ECDSA public keys as SPKI; Ed25519 goes through its raw 32 bytes.
-      const publicKey =
+      // ssh-keygen (OpenSSH 9.2) writes Ed25519 as OpenSSH only: ssh2 turns it into PKCS#8.
+      const pem =
         name === 'ed25519'
-          ? createPublicKey({
-              key: {
-                kty: 'OKP',
-                crv: 'Ed25519',
-                x: expected.blob.subarray(-32).toString('base64url'),
-              },
-              format: 'jwk',
-            })
-          : createPublicKey(
-              sshKeygen(['-e', '-m', 'PKCS8', '-f', `${file}.pub`]),
-            );
-      const ours = sshPublicKeyBlob(publicKey);
+          ? (utils.parseKey(fs.readFileSync(file)) as ParsedKey).getPrivatePEM()
+          : fs.readFileSync(file, 'utf8');
+      const ours = sshPublicKeyOf(createPrivateKey(pem));
       expect(ours.type).toBe(expected.type);
       expect(ours.blob.equals(expected.blob)).toBe(true);
       const printed = sshKeygen(['-lf', `${file}.pub`]).split(/\s+/)[1];
-      expect(expected.fingerprint).toBe(printed);
+      expect(ours.fingerprint).toBe(printed);
     },
   );
 
-  it('encodes mpints as RFC 4251 specifies', () => {
-    expect(sshMpint(Buffer.from([])).toString('hex')).toBe('00000000');
-    expect(sshMpint(Buffer.from([0, 0])).toString('hex')).toBe('00000000');
-    expect(sshMpint(Buffer.from([0x09, 0xa3])).toString('hex')).toBe(
-      '0000000209a3',
-    );
-    expect(sshMpint(Buffer.from([0x80])).toString('hex')).toBe('000000020080');
-    expect(sshMpint(Buffer.from([0x00, 0x7f])).toString('hex')).toBe(
-      '000000017f',
-    );
+  it('encodes an RSA modulus with its high bit set as a positive mpint (RFC 4251)', async () => {
+    // Every RSA modulus has its top bit set: the mpint needs a leading zero byte.
+    const pair = await keyFor('rsa 2048 (default bits)', { algorithm: 'rsa' });
+    const { blob } = parseSshPublicKey(pair.publicKey);
+    const typeLength = blob.readUInt32BE(0);
+    const eLength = blob.readUInt32BE(4 + typeLength);
+    const nAt = 4 + typeLength + 4 + eLength;
+    expect(blob.readUInt32BE(nAt)).toBe(257);
+    expect(blob[nAt + 4]).toBe(0);
+    expect(blob[nAt + 5] & 0x80).toBe(0x80);
   });
 
   it('rejects a public key whose blob holds another type', () => {

@@ -1,8 +1,8 @@
-import { generateKeyPair, KeyObject, randomBytes } from 'node:crypto';
+import { generateKeyPair } from 'node:crypto';
 import { promisify } from 'node:util';
-import { InputValidationError } from '../util/errors';
-import { throwIfAborted } from '../util/errors';
-import { sshFingerprint, sshPublicKeyBlob, sshString } from './sshWire';
+import { utils } from 'ssh2';
+import { InputValidationError, throwIfAborted } from '../util/errors';
+import { parseSshPublicKey, SshPublicKey, sshPublicKeyOf } from './publicKey';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
 
@@ -14,15 +14,6 @@ export type SshKeyAlgorithm = (typeof SSH_KEY_ALGORITHMS)[number];
 export const ECDSA_CURVES = ['p256', 'p384', 'p521'] as const;
 /** @public */
 export type EcdsaCurve = (typeof ECDSA_CURVES)[number];
-
-/** Flux's defaults: ecdsa, P-384, RSA 2048. @public */
-export const DEFAULT_SSH_KEY_OPTIONS = {
-  algorithm: 'ecdsa' as SshKeyAlgorithm,
-  ecdsaCurve: 'p384' as EcdsaCurve,
-  rsaBits: 2048,
-};
-/** RSA sizes accepted: at least 2048 (flux allows 1024; NIST retired it), at most 8192, multiple of 8. @public */
-export const RSA_BITS_RANGE = { min: 2048, max: 8192 };
 
 /** Options of {@link generateSshKeyPair}, as they come from an action's input. @public */
 export interface SshKeyOptionsInput {
@@ -38,52 +29,55 @@ export interface SshKeyOptions {
   rsaBits: number;
 }
 
+function oneOf<T extends string>(
+  field: string,
+  value: unknown,
+  allowed: readonly T[],
+): T {
+  if (allowed.includes(value as T)) return value as T;
+  throw new InputValidationError(
+    field,
+    `must be one of ${allowed.join(', ')} (got "${String(value).slice(
+      0,
+      40,
+    )}")`,
+  );
+}
+
 /**
- * Applies defaults and validates key options; throws {@link InputValidationError} naming the
- * field (`algorithm`, `ecdsaCurve`, `rsaBits`).
+ * Applies flux's defaults (ecdsa, P-384, RSA 2048) and validates key options; throws
+ * {@link InputValidationError} naming the field. RSA takes 2048 to 8192 bits in steps of 8 (flux
+ * allows 1024; NIST retired it).
  * @public
  */
 export function normaliseSshKeyOptions(
   input: SshKeyOptionsInput = {},
 ): SshKeyOptions {
-  const algorithm = input.algorithm ?? DEFAULT_SSH_KEY_OPTIONS.algorithm;
-  if (!(SSH_KEY_ALGORITHMS as readonly string[]).includes(algorithm)) {
-    throw new InputValidationError(
-      'algorithm',
-      `must be one of ${SSH_KEY_ALGORITHMS.join(', ')} (got "${String(
-        algorithm,
-      ).slice(0, 40)}")`,
-    );
-  }
-  const ecdsaCurve = input.ecdsaCurve ?? DEFAULT_SSH_KEY_OPTIONS.ecdsaCurve;
-  if (!(ECDSA_CURVES as readonly string[]).includes(ecdsaCurve)) {
-    throw new InputValidationError(
-      'ecdsaCurve',
-      `must be one of ${ECDSA_CURVES.join(', ')} (got "${String(
-        ecdsaCurve,
-      ).slice(0, 40)}")`,
-    );
-  }
-  const rsaBits = input.rsaBits ?? DEFAULT_SSH_KEY_OPTIONS.rsaBits;
+  const algorithm = oneOf(
+    'algorithm',
+    input.algorithm ?? 'ecdsa',
+    SSH_KEY_ALGORITHMS,
+  );
+  const ecdsaCurve = oneOf(
+    'ecdsaCurve',
+    input.ecdsaCurve ?? 'p384',
+    ECDSA_CURVES,
+  );
+  const rsaBits = input.rsaBits ?? 2048;
   if (
-    typeof rsaBits !== 'number' ||
     !Number.isInteger(rsaBits) ||
-    rsaBits < RSA_BITS_RANGE.min ||
-    rsaBits > RSA_BITS_RANGE.max ||
+    rsaBits < 2048 ||
+    rsaBits > 8192 ||
     rsaBits % 8 !== 0
   ) {
     throw new InputValidationError(
       'rsaBits',
-      `must be a multiple of 8 between ${RSA_BITS_RANGE.min} and ${
-        RSA_BITS_RANGE.max
-      } (got ${String(rsaBits).slice(0, 20)})`,
+      `must be a multiple of 8 between 2048 and 8192 (got ${String(
+        rsaBits,
+      ).slice(0, 20)})`,
     );
   }
-  return {
-    algorithm: algorithm as SshKeyAlgorithm,
-    ecdsaCurve: ecdsaCurve as EcdsaCurve,
-    rsaBits,
-  };
+  return { algorithm, ecdsaCurve, rsaBits };
 }
 
 /** A generated key pair in the formats of Flux's Git Secret. @public */
@@ -112,7 +106,8 @@ export function describeSshKeyOptions(options: SshKeyOptions): string {
 }
 
 /**
- * Generates a key pair with Node's native crypto (asynchronous, off the event loop).
+ * Generates a key pair off the event loop: ECDSA and RSA with Node's crypto, written as PKCS#8
+ * like flux; Ed25519 with ssh2, in the OpenSSH format (re-wrapped to ssh-keygen's 70 columns).
  * @public
  */
 export async function generateSshKeyPair(
@@ -121,84 +116,43 @@ export async function generateSshKeyPair(
 ): Promise<SshKeyPair> {
   const options = normaliseSshKeyOptions(input);
   throwIfAborted(signal, 'generating the SSH key');
-  let privateKey: KeyObject;
-  if (options.algorithm === 'ecdsa') {
-    const namedCurve = { p256: 'P-256', p384: 'P-384', p521: 'P-521' }[
-      options.ecdsaCurve
-    ];
-    ({ privateKey } = await generateKeyPairAsync('ec', { namedCurve }));
-  } else if (options.algorithm === 'rsa') {
-    ({ privateKey } = await generateKeyPairAsync('rsa', {
-      modulusLength: options.rsaBits,
-      publicExponent: 0x10001,
-    }));
+  let privateKeyPem: string;
+  let key: SshPublicKey;
+  if (options.algorithm === 'ed25519') {
+    const pair = await new Promise<utils.KeyPairReturn>((resolve, reject) =>
+      utils.generateKeyPair('ed25519', (e, kp) =>
+        e ? reject(e) : resolve(kp),
+      ),
+    );
+    const body = pair.private.replace(/-----[^-]+-----|\s/g, '');
+    privateKeyPem = `-----BEGIN OPENSSH PRIVATE KEY-----\n${body
+      .match(/.{1,70}/g)!
+      .join('\n')}\n-----END OPENSSH PRIVATE KEY-----\n`;
+    key = parseSshPublicKey(pair.public);
   } else {
-    ({ privateKey } = await generateKeyPairAsync('ed25519'));
+    const { privateKey } =
+      options.algorithm === 'ecdsa'
+        ? await generateKeyPairAsync('ec', {
+            namedCurve: `P-${options.ecdsaCurve.slice(1)}`,
+          })
+        : await generateKeyPairAsync('rsa', {
+            modulusLength: options.rsaBits,
+            publicExponent: 0x10001,
+          });
+    privateKeyPem = privateKey.export({
+      type: 'pkcs8',
+      format: 'pem',
+    }) as string;
+    key = sshPublicKeyOf(privateKey);
   }
   throwIfAborted(signal, 'generating the SSH key');
-  const { type, blob } = sshPublicKeyBlob(privateKey);
-  const privateKeyPem =
-    options.algorithm === 'ed25519'
-      ? openSshEd25519PrivateKey(privateKey, blob)
-      : (privateKey.export({ type: 'pkcs8', format: 'pem' }) as string);
   return {
-    type,
+    type: key.type,
     privateKeyPem,
-    publicKey: `${type} ${blob.toString('base64')}\n`,
-    fingerprint: sshFingerprint(blob),
+    publicKey: `${key.text}\n`,
+    fingerprint: key.fingerprint,
     description: describeSshKeyOptions(options),
   };
-}
-
-/**
- * The unencrypted `openssh-key-v1` container (OpenSSH PROTOCOL.key) holding one Ed25519 key:
- * magic, cipher/kdf `none`, one public key blob, then the private section (check ints, type,
- * public key, seed||public key, empty comment, padding 1,2,3… to the 8-byte block size).
- */
-function openSshEd25519PrivateKey(
-  privateKey: KeyObject,
-  publicBlob: Buffer,
-): string {
-  const jwk = privateKey.export({ format: 'jwk' }) as {
-    d?: string;
-    x?: string;
-  };
-  const seed = Buffer.from(jwk.d ?? '', 'base64url');
-  const pub = Buffer.from(jwk.x ?? '', 'base64url');
-  if (seed.length !== 32 || pub.length !== 32) {
-    throw new Error('unexpected Ed25519 key size');
-  }
-  const check = randomBytes(4);
-  let section = Buffer.concat([
-    check,
-    check,
-    sshString('ssh-ed25519'),
-    sshString(pub),
-    sshString(Buffer.concat([seed, pub])),
-    sshString(''),
-  ]);
-  const padding: number[] = [];
-  for (let i = 1; (section.length + padding.length) % 8 !== 0; i++)
-    padding.push(i);
-  section = Buffer.concat([section, Buffer.from(padding)]);
-  const count = Buffer.alloc(4);
-  count.writeUInt32BE(1, 0);
-  const body = Buffer.concat([
-    Buffer.from('openssh-key-v1\0', 'latin1'),
-    sshString('none'),
-    sshString('none'),
-    sshString(''),
-    count,
-    sshString(publicBlob),
-    sshString(section),
-  ]);
-  const lines = body.toString('base64').match(/.{1,70}/g) ?? [];
-  seed.fill(0);
-  section.fill(0);
-  body.fill(0);
-  return `-----BEGIN OPENSSH PRIVATE KEY-----\n${lines.join(
-    '\n',
-  )}\n-----END OPENSSH PRIVATE KEY-----\n`;
 }
 
 /**

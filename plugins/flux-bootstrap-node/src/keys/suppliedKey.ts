@@ -1,43 +1,36 @@
 import { createPrivateKey, KeyObject } from 'node:crypto';
-import { utils as ssh2Utils } from 'ssh2';
+import { utils } from 'ssh2';
 import { InputValidationError } from '../util/errors';
-import { sshFingerprint, sshKeyTypeOfBlob, sshPublicKeyBlob } from './sshWire';
+import { parseSshPublicKey, SshPublicKey, sshPublicKeyOf } from './publicKey';
 
 /**
- * A private key the user supplied (`flux bootstrap git --private-key-file=… --password=…`), read
- * and checked. It holds the key and its passphrase: never log it, output it or return it from a
- * checkpoint.
+ * A private key the user supplied (`flux bootstrap git --private-key-file=… --password=…`),
+ * checked: `privateKey` as supplied (`\n` line ends, trimmed, one final newline: the Secret's
+ * `identity`), `passphrase` only when the key is encrypted (the Secret's `password`), `type`,
+ * `publicKey` (`type base64`) and `fingerprint` of its public half. It holds secrets: never log
+ * it, output it or return it from a checkpoint.
  * @public
  */
 export interface SuppliedSshKey {
-  /**
-   * The key as supplied (line endings normalised to `\n`, surrounding blank space trimmed, one
-   * final newline): the Secret's `identity`, as flux writes the raw file.
-   */
   privateKey: string;
-  /** The passphrase, only when the key is encrypted (the Secret's `password`). */
   passphrase?: string;
-  /** True when the key is encrypted with a passphrase. */
   encrypted: boolean;
   /** A passphrase was given for a key that is not encrypted (it is not stored). */
   passphraseIgnored: boolean;
-  /** Key type, e.g. `ssh-ed25519`, `ecdsa-sha2-nistp384`, `ssh-rsa`. */
   type: string;
-  /** `type base64` of the public half (no comment, no newline). */
   publicKey: string;
-  /** `SHA256:…` as `ssh-keygen -lf` prints it. */
   fingerprint: string;
 }
 
-/** How errors of {@link readSuppliedSshKey} name the inputs (never their values). @public */
+/**
+ * How errors of {@link readSuppliedSshKey} name things, never their values: the inputs naming
+ * the task secrets (`keyField`, `passphraseField`) and the task secrets themselves.
+ * @public
+ */
 export interface SuppliedSshKeyNames {
-  /** Input naming the task secret that holds the key, e.g. `sshPrivateKeySecret`. */
   keyField: string;
-  /** Input naming the task secret that holds the passphrase, e.g. `sshPassphraseSecret`. */
   passphraseField: string;
-  /** Name of the task secret holding the key, e.g. `sshPrivateKey`. */
   keySecret: string;
-  /** Name of the task secret holding the passphrase, when one was named. */
   passphraseSecret?: string;
 }
 
@@ -45,14 +38,10 @@ const PEM_BEGIN = /-----BEGIN ([A-Z0-9 ]+)-----/;
 
 /**
  * Reads a user's SSH private key as Flux's source-controller (Go's x/crypto/ssh) and OpenSSH
- * read it: OpenSSH format (`-----BEGIN OPENSSH PRIVATE KEY-----`, optionally encrypted with a
- * passphrase), PKCS#1 RSA / SEC1 EC PEM (optionally `Proc-Type: 4,ENCRYPTED`) or unencrypted
- * PKCS#8. The public half is derived from the key itself (decrypted with the passphrase when
- * needed), so `identity.pub` and the fingerprint are those of the key Flux will use.
- *
- * Everything is checked before anything is sent anywhere; every error is an
- * {@link InputValidationError} naming the input (`sshPrivateKeySecret` / `sshPassphraseSecret`)
- * and the task secret by name, never its content.
+ * read it: OpenSSH, PKCS#1 RSA or SEC1 EC PEM (each optionally encrypted), or unencrypted
+ * PKCS#8. The public half is derived from the key itself, so `identity.pub` and the fingerprint
+ * are those of the key Flux will use. Every error is an {@link InputValidationError} naming the
+ * input and the task secret, never its content; nothing is sent anywhere.
  * @public
  */
 export function readSuppliedSshKey(
@@ -94,90 +83,76 @@ export function readSuppliedSshKey(
       `the task secret "${keySecret}" is a DSA key, which current OpenSSH servers refuse; use an ed25519, ecdsa or rsa key`,
     );
   }
-  const given = passphrase ? passphrase : undefined;
-  let type: string;
-  let blob: Buffer;
-  let encrypted: boolean;
-  if (blockType === 'OPENSSH PRIVATE KEY') {
-    const plain = ssh2Utils.parseKey(text);
-    encrypted =
-      plain instanceof Error && /encrypted|passphrase/i.test(plain.message);
-    if (plain instanceof Error && !encrypted) {
-      throw new InputValidationError(
-        keyField,
-        `the task secret "${keySecret}" is not a readable OpenSSH private key (${
-          /unsupported/i.test(plain.message)
-            ? 'unsupported key type'
-            : 'malformed'
-        })`,
-      );
-    }
-    if (encrypted && !given) {
-      throw new InputValidationError(
-        passphraseField,
-        `is needed: the private key in the task secret "${keySecret}" is encrypted`,
-      );
-    }
-    const parsed = encrypted ? ssh2Utils.parseKey(text, given) : plain;
-    if (parsed instanceof Error) {
-      throw new InputValidationError(
-        passphraseField,
-        `${passName} does not decrypt the private key in the task secret "${keySecret}" (wrong passphrase)`,
-      );
-    }
-    const key = Array.isArray(parsed) ? parsed[0] : parsed;
-    if (!key || !key.isPrivateKey()) {
-      throw new InputValidationError(
-        keyField,
-        `the task secret "${keySecret}" does not hold a private key`,
-      );
-    }
-    blob = Buffer.from(key.getPublicSSH());
-    type = sshKeyTypeOfBlob(blob);
-  } else {
-    encrypted = /^Proc-Type:\s*4,ENCRYPTED/m.test(text);
-    if (encrypted && !given) {
-      throw new InputValidationError(
-        passphraseField,
-        `is needed: the private key in the task secret "${keySecret}" is encrypted`,
-      );
-    }
-    let key: KeyObject;
+  const given = passphrase || undefined;
+  let key: SshPublicKey;
+  let encrypted = false;
+  if (blockType === 'PRIVATE KEY') {
+    // Unencrypted PKCS#8 (what flux:generate-key writes): Node reads it, ssh2 does not.
+    let node: KeyObject;
     try {
-      key = createPrivateKey({
-        key: text,
-        format: 'pem',
-        // An unencrypted key must not make OpenSSL wait for a passphrase either.
-        passphrase: encrypted ? given : '',
-      });
+      node = createPrivateKey(text);
     } catch {
-      if (encrypted) {
-        throw new InputValidationError(
-          passphraseField,
-          `${passName} does not decrypt the private key in the task secret "${keySecret}" (wrong passphrase)`,
-        );
-      }
       throw new InputValidationError(
         keyField,
         `the task secret "${keySecret}" is not a readable PEM private key`,
       );
     }
     try {
-      ({ type, blob } = sshPublicKeyBlob(key));
+      key = sshPublicKeyOf(node);
     } catch {
       throw new InputValidationError(
         keyField,
         `the task secret "${keySecret}" holds a key type SSH does not use (use ed25519, ecdsa or rsa)`,
       );
     }
+  } else {
+    // OpenSSH, PKCS#1 RSA or SEC1 EC, optionally encrypted: ssh2 reads them as OpenSSH does.
+    const plain = utils.parseKey(text);
+    encrypted =
+      plain instanceof Error && /encrypted|passphrase/i.test(plain.message);
+    if (plain instanceof Error && !encrypted) {
+      throw new InputValidationError(
+        keyField,
+        blockType !== 'OPENSSH PRIVATE KEY'
+          ? `the task secret "${keySecret}" is not a readable PEM private key`
+          : `the task secret "${keySecret}" is not a readable OpenSSH private key (${
+              /unsupported/i.test(plain.message)
+                ? 'unsupported key type'
+                : 'malformed'
+            })`,
+      );
+    }
+    if (encrypted && !given) {
+      throw new InputValidationError(
+        passphraseField,
+        `is needed: the private key in the task secret "${keySecret}" is encrypted`,
+      );
+    }
+    const parsed = encrypted ? utils.parseKey(text, given) : plain;
+    if (parsed instanceof Error) {
+      throw new InputValidationError(
+        passphraseField,
+        `${passName} does not decrypt the private key in the task secret "${keySecret}" (wrong passphrase)`,
+      );
+    }
+    const [first] = Array.isArray(parsed) ? parsed : [parsed];
+    if (!first?.isPrivateKey()) {
+      throw new InputValidationError(
+        keyField,
+        `the task secret "${keySecret}" does not hold a private key`,
+      );
+    }
+    key = parseSshPublicKey(
+      `${first.type} ${first.getPublicSSH().toString('base64')}`,
+    );
   }
   return {
     privateKey: text,
     passphrase: encrypted ? given : undefined,
     encrypted,
     passphraseIgnored: !encrypted && given !== undefined,
-    type,
-    publicKey: `${type} ${blob.toString('base64')}`,
-    fingerprint: sshFingerprint(blob),
+    type: key.type,
+    publicKey: key.text,
+    fingerprint: key.fingerprint,
   };
 }

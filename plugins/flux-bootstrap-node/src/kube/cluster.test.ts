@@ -1,5 +1,6 @@
 import { getSharedKubeApiserver } from '@flux-bootstrap/test-peers';
-import { configFromObject } from '../config';
+import { ConfigReader } from '@backstage/config';
+import { readFluxBootstrapSettings } from '../config';
 import { InputValidationError } from '../util';
 import { createKubeClient } from './client';
 import { isKubeconfigConnection, resolveCluster } from './cluster';
@@ -7,31 +8,33 @@ import { isKubeconfigConnection, resolveCluster } from './cluster';
 const kube = getSharedKubeApiserver();
 
 function config(extra: Record<string, unknown> = {}) {
-  return configFromObject({
-    kubernetes: {
-      serviceLocatorMethod: { type: 'multiTenant' },
-      clusterLocatorMethods: [
-        {
-          type: 'config',
-          clusters: [
-            {
-              name: 'prod-eu',
-              url: `${kube.url}/`,
-              authProvider: 'serviceAccount',
-              serviceAccountToken: kube.adminToken,
-              caData: Buffer.from(kube.caPem).toString('base64'),
-            },
-            {
-              name: 'staging',
-              url: 'https://staging.example:6443',
-              skipTLSVerify: true,
-            },
-          ],
-        },
-      ],
-    },
-    ...extra,
-  });
+  return readFluxBootstrapSettings(
+    new ConfigReader({
+      kubernetes: {
+        serviceLocatorMethod: { type: 'multiTenant' },
+        clusterLocatorMethods: [
+          {
+            type: 'config',
+            clusters: [
+              {
+                name: 'prod-eu',
+                url: `${kube.url}/`,
+                authProvider: 'serviceAccount',
+                serviceAccountToken: kube.adminToken,
+                caData: Buffer.from(kube.caPem).toString('base64'),
+              },
+              {
+                name: 'staging',
+                url: 'https://staging.example:6443',
+                skipTLSVerify: true,
+              },
+            ],
+          },
+        ],
+      },
+      ...extra,
+    }),
+  );
 }
 
 describe('resolveCluster', () => {
@@ -45,7 +48,7 @@ describe('resolveCluster', () => {
   });
 
   it('resolves a config-located cluster and connects with its token and CA', async () => {
-    const conn = resolveCluster(config(), 'prod-eu');
+    const conn = resolveCluster(await config(), 'prod-eu');
     expect(conn).toEqual(
       expect.objectContaining({
         name: 'prod-eu',
@@ -63,10 +66,11 @@ describe('resolveCluster', () => {
     }
   });
 
-  it('names the field and lists the configured clusters for an unknown name', () => {
+  it('names the field and lists the configured clusters for an unknown name', async () => {
+    const settings = await config();
     let err: unknown;
     try {
-      resolveCluster(config(), 'nope', 'targetCluster');
+      resolveCluster(settings, 'nope', 'targetCluster');
     } catch (e) {
       err = e;
     }
@@ -76,19 +80,22 @@ describe('resolveCluster', () => {
     expect((err as Error).message).toContain('"prod-eu", "staging"');
     // kubeconfig contexts are not offered (nor read) unless allowed
     expect((err as Error).message).not.toContain('flux-test');
-    expect(() => resolveCluster(config(), 'flux-test')).toThrow(
+    expect(() => resolveCluster(settings, 'flux-test')).toThrow(
       InputValidationError,
     );
   });
 
-  it('requires a name', () => {
-    expect(() => resolveCluster(config(), '  ')).toThrow(
+  it('requires a name', async () => {
+    const settings = await config();
+    expect(() => resolveCluster(settings, '  ')).toThrow(
       /Invalid input "cluster": is required/,
     );
   });
 
   it('resolves a kubeconfig context only when fluxBootstrap.allowKubeconfigContexts is true', async () => {
-    const cfg = config({ fluxBootstrap: { allowKubeconfigContexts: true } });
+    const cfg = await config({
+      fluxBootstrap: { allowKubeconfigContexts: true },
+    });
     const conn = resolveCluster(cfg, 'flux-test');
     expect(isKubeconfigConnection(conn)).toBe(true);
     expect(conn.url).toBe(kube.url);

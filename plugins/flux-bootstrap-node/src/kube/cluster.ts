@@ -1,6 +1,6 @@
 import { KubeConfig } from '@kubernetes/client-node';
-import type { ConfigLike } from '../config/ConfigLike';
-import { readConfigClusters, type ClusterConnection } from '../config/clusters';
+import type { ClusterConnection } from '../config/clusters';
+import type { FluxBootstrapSettings } from '../config/settings';
 import { InputValidationError } from '../util/errors';
 import { KubeApiError } from './errors';
 
@@ -91,14 +91,13 @@ function listNames(names: string[]): string {
  * @public
  */
 export function resolveCluster(
-  config: ConfigLike,
+  settings: Pick<FluxBootstrapSettings, 'clusters' | 'allowKubeconfigContexts'>,
   name: string,
   field = 'cluster',
 ): ClusterConnection {
   const wanted = typeof name === 'string' ? name.trim() : '';
-  const configured = readConfigClusters(config);
-  const allowContexts =
-    config.getOptionalBoolean('fluxBootstrap.allowKubeconfigContexts') ?? false;
+  const configured = settings.clusters;
+  const allowContexts = settings.allowKubeconfigContexts;
   if (!wanted) {
     throw new InputValidationError(
       field,

@@ -1,3 +1,5 @@
+import { errorNameForKind, FluxBootstrapError } from '../util/errors';
+
 /**
  * Why a Kubernetes API call failed, coarse enough for callers to act on:
  * `unreachable` (DNS, connection refused/reset, TLS, no answer in time), `unauthorized` (401),
@@ -15,13 +17,12 @@ export type KubeApiErrorKind =
   | 'server';
 
 /**
- * A failed Kubernetes API call. The message says what was attempted, on which cluster, and what
+ * A failed Kubernetes API call, named as Backstage names its kind. The message says what was attempted, on which cluster, and what
  * the API server (or the network) answered; it never contains a credential.
  * @public
  */
-export class KubeApiError extends Error {
+export class KubeApiError extends FluxBootstrapError {
   readonly kind: KubeApiErrorKind;
-  /** HTTP status, when the server answered. */
   readonly status?: number;
   /** The API's `Status.reason` (e.g. `Forbidden`, `Conflict`), or a network error code (`ECONNREFUSED`, a TLS code). */
   readonly reason?: string;
@@ -37,8 +38,7 @@ export class KubeApiError extends Error {
       causes?: { field?: string; message?: string; reason?: string }[];
     },
   ) {
-    super(message);
-    this.name = 'KubeApiError';
+    super(errorNameForKind(opts.kind), message);
     this.kind = opts.kind;
     this.status = opts.status;
     this.reason = opts.reason;
@@ -67,20 +67,18 @@ export function kindForStatus(status: number): KubeApiErrorKind {
   return 'server';
 }
 
-const TLS_CODES = new Set([
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'CERT_UNTRUSTED',
-  'CERT_REJECTED',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-  'ERR_SSL_WRONG_VERSION_NUMBER',
-  'EPROTO',
-]);
+const TLS_CODE =
+  /^(DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_(VERIFY_LEAF_SIGNATURE|GET_ISSUER_CERT(_LOCALLY)?)|CERT_(HAS_EXPIRED|NOT_YET_VALID|UNTRUSTED|REJECTED)|ERR_TLS_CERT_ALTNAME_INVALID|ERR_SSL_WRONG_VERSION_NUMBER|EPROTO)$/;
+
+const NETWORK_TEXT: Record<string, string> = {
+  ECONNREFUSED: 'connection refused',
+  ENOTFOUND: 'host name not found',
+  EAI_AGAIN: 'host name not found',
+  ECONNRESET: 'connection reset',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'host unreachable',
+  ETIMEDOUT: 'connection timed out',
+};
 
 /** Human text for a network-level failure (no server answer). @internal */
 export function describeNetworkError(error: unknown): {
@@ -92,36 +90,21 @@ export function describeNetworkError(error: unknown): {
   const code = typeof e.code === 'string' ? e.code : undefined;
   const message = typeof e.message === 'string' ? e.message : String(error);
   const tls =
-    (code !== undefined && TLS_CODES.has(code)) ||
+    TLS_CODE.test(code ?? '') ||
     /certificate|self[- ]signed|ssl|tls/i.test(message);
-  let text: string;
-  switch (code) {
-    case 'ECONNREFUSED':
-      text = 'connection refused';
-      break;
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-      text = 'host name not found';
-      break;
-    case 'ECONNRESET':
-      text = 'connection reset';
-      break;
-    case 'EHOSTUNREACH':
-    case 'ENETUNREACH':
-      text = 'host unreachable';
-      break;
-    case 'ETIMEDOUT':
-      text = 'connection timed out';
-      break;
-    default:
-      text = message;
-  }
+  const text = (code && NETWORK_TEXT[code]) || message;
   if (tls) {
-    text = `TLS error: ${message}${
-      code && !message.includes(code) ? ` (${code})` : ''
-    } — check the cluster's caData/caFile`;
-  } else if (code && !text.includes(code)) {
-    text = `${text} (${code})`;
+    return {
+      code,
+      tls,
+      text: `TLS error: ${message}${
+        code && !message.includes(code) ? ` (${code})` : ''
+      } — check the cluster's caData/caFile`,
+    };
   }
-  return { code, text, tls };
+  return {
+    code,
+    tls,
+    text: code && !text.includes(code) ? `${text} (${code})` : text,
+  };
 }

@@ -7,7 +7,6 @@ import {
   mintClientCertificate,
   uniqueName,
 } from '@flux-bootstrap/test-peers';
-import { configFromObject } from '../config';
 import { installFlux } from '../install/installFlux';
 import {
   adminConnection,
@@ -69,10 +68,8 @@ function useKubeconfig(users: Record<string, Record<string, unknown>>) {
 }
 
 async function clientOf(context: string) {
-  const config = configFromObject({
-    fluxBootstrap: { allowKubeconfigContexts: true },
-  });
-  const client = await createKubeClient(resolveCluster(config, context));
+  const settings = { clusters: [], allowKubeconfigContexts: true };
+  const client = await createKubeClient(resolveCluster(settings, context));
   clients.push(client);
   return client;
 }

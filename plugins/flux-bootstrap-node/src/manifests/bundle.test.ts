@@ -6,14 +6,16 @@ import {
   serveFluxBundles,
   FluxBundleServer,
 } from '@flux-bootstrap/test-peers';
-import { configFromObject } from '../config/ConfigLike';
+import { ConfigReader } from '@backstage/config';
 import {
-  BundleChecksumError,
   DEFAULT_FLUX_VERSION,
   FLUX_RELEASES_BASE_URL,
+  readManifestsConfig,
+} from '../config/settings';
+import {
+  BundleChecksumError,
   loadFluxBundle,
   readBundleTarball,
-  readManifestsConfig,
 } from './bundle';
 import { FluxBundleError, generateComponentsManifest } from './components';
 import { resolveFluxManifestOptions } from './options';
@@ -45,7 +47,7 @@ describe('Flux bundle source', () => {
 
   const source = (extra: Record<string, unknown> = {}) =>
     readManifestsConfig(
-      configFromObject({
+      new ConfigReader({
         fluxBootstrap: {
           manifests: {
             baseUrl: server.baseUrl,
@@ -57,7 +59,7 @@ describe('Flux bundle source', () => {
     );
 
   it('defaults to the official release URL and the pinned version', () => {
-    const s = readManifestsConfig(configFromObject({}));
+    const s = readManifestsConfig(new ConfigReader({}));
     expect(s.baseUrl).toBe(FLUX_RELEASES_BASE_URL);
     expect(s.defaultVersion).toBe(DEFAULT_FLUX_VERSION);
     expect(DEFAULT_FLUX_VERSION).toBe('v2.9.4');
@@ -216,14 +218,14 @@ describe('Flux bundle source', () => {
     );
     expect(() =>
       readManifestsConfig(
-        configFromObject({
+        new ConfigReader({
           fluxBootstrap: { manifests: { baseUrl: 'ftp://x' } },
         }),
       ),
     ).toThrow(/http\(s\)/);
     expect(() =>
       readManifestsConfig(
-        configFromObject({
+        new ConfigReader({
           fluxBootstrap: { manifests: { baseUrl: 'https://u:p@x' } },
         }),
       ),

@@ -1,47 +1,34 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { Parser } from 'tar';
-import type { ConfigLike } from '../config/ConfigLike';
 import type { EngineLogger } from '../util/logger';
 import { silentLogger } from '../util/logger';
 import { HttpClient, HttpError, withSystemRoots } from '../http';
+import { FluxBootstrapError } from '../util/errors';
 import { FluxBundleError, FluxBundleFiles } from './components';
 import { digestOfFiles, identifyBundleFiles } from './parsedBundle';
 import { validateFluxVersion } from './validation';
-
-/** The Flux release the generator is tested with; used when neither input nor config names one. @public */
-export const DEFAULT_FLUX_VERSION = 'v2.9.4';
-
-/** Where official release bundles live: `<base>/<version>/manifests.tar.gz`. @public */
-export const FLUX_RELEASES_BASE_URL =
-  'https://github.com/fluxcd/flux2/releases/download';
 
 const MAX_COMPRESSED_BYTES = 64 * 1024 * 1024;
 const MAX_UNCOMPRESSED_BYTES = 256 * 1024 * 1024;
 
 /** `fluxBootstrap.manifests` as the engine uses it. @public */
 export interface ManifestsSourceConfig {
-  /** Base URL of bundles (official releases or a mirror). */
   baseUrl: string;
   /** A local folder with `<version>/manifests.tar.gz` or `<version>/*.yaml`; replaces `baseUrl`. */
   localPath?: string;
-  /** Folder of downloaded bundles, one per version. */
   cacheDir: string;
   /** Expected sha256 (hex, lower-case) of `manifests.tar.gz` per version. */
   sha256: Record<string, string>;
-  /** Version used when none is requested. */
   defaultVersion: string;
-  /** Extra CA (PEM) trusted for downloads. */
   caPem?: string;
-  /** Timeout of one download in milliseconds. */
   downloadTimeoutMs: number;
 }
 
-/** Thrown when a bundle's sha256 differs from the configured one; the bundle is not used. @public */
-export class BundleChecksumError extends Error {
+/** A bundle's sha256 differs from the configured one; the bundle is not used (a `ConflictError`). @public */
+export class BundleChecksumError extends FluxBootstrapError {
   constructor(
     readonly version: string,
     readonly expected: string,
@@ -49,108 +36,25 @@ export class BundleChecksumError extends Error {
     where: string,
   ) {
     super(
+      'ConflictError',
       `the Flux ${version} bundle from ${where} has sha256 ${actual}, but fluxBootstrap.manifests.sha256 expects ${expected}; refusing to use it`,
     );
-    this.name = 'BundleChecksumError';
   }
-}
-
-/**
- * Reads `fluxBootstrap.manifests` (see config.d.ts). Config errors are reported with the key.
- * @public
- */
-export function readManifestsConfig(
-  config?: ConfigLike,
-): ManifestsSourceConfig {
-  const c = config?.getOptionalConfig('fluxBootstrap.manifests');
-  const baseUrl = (
-    c?.getOptionalString('baseUrl') ?? FLUX_RELEASES_BASE_URL
-  ).replace(/\/+$/, '');
-  let parsed: URL;
-  try {
-    parsed = new URL(baseUrl);
-  } catch {
-    throw new Error(
-      `fluxBootstrap.manifests.baseUrl "${baseUrl}" is not a URL`,
-    );
-  }
-  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
-    throw new Error('fluxBootstrap.manifests.baseUrl must be an http(s) URL');
-  }
-  if (parsed.username || parsed.password) {
-    throw new Error(
-      'fluxBootstrap.manifests.baseUrl must not contain credentials',
-    );
-  }
-  const sha256: Record<string, string> = {};
-  const raw = c?.getOptional<unknown>('sha256');
-  const addSum = (version: unknown, sum: unknown) => {
-    if (
-      typeof version !== 'string' ||
-      typeof sum !== 'string' ||
-      !/^[0-9a-fA-F]{64}$/.test(sum.trim())
-    ) {
-      throw new Error(
-        `fluxBootstrap.manifests.sha256 must map versions to 64 hex digits (bad entry for "${String(
-          version,
-        )}")`,
-      );
-    }
-    sha256[version] = sum.trim().toLowerCase();
-  };
-  if (Array.isArray(raw)) {
-    for (const entry of raw)
-      addSum((entry as any)?.version, (entry as any)?.sha256);
-  } else if (raw && typeof raw === 'object') {
-    for (const [version, sum] of Object.entries(raw as Record<string, unknown>))
-      addSum(version, sum);
-  } else if (raw !== undefined) {
-    throw new Error(
-      'fluxBootstrap.manifests.sha256 must be a map of version to sha256',
-    );
-  }
-  const defaultVersion =
-    c?.getOptionalString('defaultVersion') ?? DEFAULT_FLUX_VERSION;
-  try {
-    validateFluxVersion(
-      defaultVersion,
-      'fluxBootstrap.manifests.defaultVersion',
-    );
-  } catch (e) {
-    throw new Error((e as Error).message);
-  }
-  return {
-    baseUrl,
-    localPath: c?.getOptionalString('localPath') || undefined,
-    cacheDir:
-      c?.getOptionalString('cacheDir') ??
-      path.join(os.tmpdir(), 'flux-bootstrap-manifests'),
-    sha256,
-    defaultVersion,
-    caPem: c?.getOptionalString('caData') || undefined,
-    downloadTimeoutMs: c?.getOptionalNumber('downloadTimeoutMs') ?? 120_000,
-  };
 }
 
 /** A bundle ready for {@link generateComponentsManifest}. @public */
 export interface LoadedFluxBundle {
   version: string;
-  /**
-   * The bundle's YAML files, frozen. Generations from any load of the same bundle (version and
-   * content) share one parse of these files.
-   */
+  /** The bundle's YAML files, frozen: every load of the same bundle shares one parse of them. */
   files: FluxBundleFiles;
   /** sha256 of `manifests.tar.gz` (absent for an extracted local folder). */
   sha256?: string;
-  /** Where it came from. */
   origin: 'download' | 'cache' | 'local';
   /** URL or path it was read from. */
   location: string;
 }
 
-function sha256Hex(data: Buffer): string {
-  return crypto.createHash('sha256').update(data).digest('hex');
-}
+const BUNDLE_FILE = /^[A-Za-z0-9][A-Za-z0-9._-]*\.ya?ml$/;
 
 /**
  * Reads the YAML files of a `manifests.tar.gz` in memory. Only flat regular `*.yaml` files are
@@ -161,15 +65,17 @@ export async function readBundleTarball(
   tarball: Buffer,
   version = 'requested',
 ): Promise<FluxBundleFiles> {
+  const unreadable = (what: string, e: unknown) =>
+    new FluxBundleError(
+      `the Flux ${version} bundle is not a readable ${what}: ${
+        (e as Error).message
+      }`,
+    );
   let tar: Buffer;
   try {
     tar = zlib.gunzipSync(tarball, { maxOutputLength: MAX_UNCOMPRESSED_BYTES });
   } catch (e) {
-    throw new FluxBundleError(
-      `the Flux ${version} bundle is not a readable manifests.tar.gz: ${
-        (e as Error).message
-      }`,
-    );
+    throw unreadable('manifests.tar.gz', e);
   }
   const files: FluxBundleFiles = {};
   await new Promise<void>((resolve, reject) => {
@@ -177,10 +83,7 @@ export async function readBundleTarball(
       strict: true,
       onReadEntry: entry => {
         const name = entry.path.replace(/^\.\//, '');
-        const wanted =
-          (entry.type === 'File' || entry.type === 'OldFile') &&
-          /^[A-Za-z0-9][A-Za-z0-9._-]*\.ya?ml$/.test(name);
-        if (!wanted) {
+        if (!/^(Old)?File$/.test(entry.type) || !BUNDLE_FILE.test(name)) {
           entry.resume();
           return;
         }
@@ -191,19 +94,15 @@ export async function readBundleTarball(
         });
       },
     });
-    parser.on('error', (e: Error) => reject(e));
-    parser.on('end', () => resolve());
+    parser.on('error', reject);
+    parser.on('end', resolve);
     try {
       parser.end(tar);
     } catch (e) {
       reject(e);
     }
   }).catch(e => {
-    throw new FluxBundleError(
-      `the Flux ${version} bundle is not a readable tar archive: ${
-        (e as Error).message
-      }`,
-    );
+    throw unreadable('tar archive', e);
   });
   if (Object.keys(files).length === 0) {
     throw new FluxBundleError(`the Flux ${version} bundle holds no manifests`);
@@ -231,38 +130,35 @@ export async function loadFluxBundle(
   const version = validateFluxVersion(versionInput);
   const logger = options.logger ?? silentLogger;
   const expected = source.sha256[version];
+  const verified = expected ? ' (sha256 verified)' : '';
+  /** The bundle in a tarball whose sha256 matches the configured one, if any. */
+  const fromTarball = async (
+    tarball: Buffer,
+    origin: LoadedFluxBundle['origin'],
+    location: string,
+  ): Promise<LoadedFluxBundle> => {
+    const sha256 = crypto.createHash('sha256').update(tarball).digest('hex');
+    if (expected && sha256 !== expected) {
+      throw new BundleChecksumError(version, expected, sha256, location);
+    }
+    const files = await readBundleTarball(tarball, version);
+    identifyBundleFiles(files, version, `sha256:${sha256}`);
+    return { version, files, sha256, origin, location };
+  };
 
   if (source.localPath) {
     const dir = path.join(source.localPath, version);
     const tarPath = path.join(dir, 'manifests.tar.gz');
     const tarball = await fs.readFile(tarPath).catch(() => undefined);
     if (tarball) {
-      const actual = sha256Hex(tarball);
-      if (expected && actual !== expected) {
-        throw new BundleChecksumError(version, expected, actual, tarPath);
-      }
-      logger.info(
-        `Using the Flux ${version} bundle ${tarPath}${
-          expected ? ' (sha256 verified)' : ''
-        }`,
-      );
-      return {
-        version,
-        files: identifyBundleFiles(
-          await readBundleTarball(tarball, version),
-          version,
-          `sha256:${actual}`,
-        ),
-        sha256: actual,
-        origin: 'local',
-        location: tarPath,
-      };
+      const bundle = await fromTarball(tarball, 'local', tarPath);
+      logger.info(`Using the Flux ${version} bundle ${tarPath}${verified}`);
+      return bundle;
     }
-    const names = await fs.readdir(dir).catch(() => undefined);
-    const yamlNames = (names ?? [])
-      .filter(n => /^[A-Za-z0-9][A-Za-z0-9._-]*\.ya?ml$/.test(n))
+    const names = (await fs.readdir(dir).catch(() => []))
+      .filter(n => BUNDLE_FILE.test(n))
       .sort();
-    if (yamlNames.length === 0) {
+    if (names.length === 0) {
       throw new FluxBundleError(
         `no Flux ${version} bundle in fluxBootstrap.manifests.localPath: expected ${tarPath} or the extracted *.yaml files in ${dir}`,
       );
@@ -273,65 +169,38 @@ export async function loadFluxBundle(
       );
     }
     const files: FluxBundleFiles = {};
-    for (const n of yamlNames)
+    for (const n of names)
       files[n] = await fs.readFile(path.join(dir, n), 'utf8');
     logger.info(`Using the extracted Flux ${version} bundle in ${dir}`);
-    return {
-      version,
-      files: identifyBundleFiles(files, version, digestOfFiles(files)),
-      origin: 'local',
-      location: dir,
-    };
+    identifyBundleFiles(files, version, digestOfFiles(files));
+    return { version, files, origin: 'local', location: dir };
   }
 
   const url = `${source.baseUrl}/${version}/manifests.tar.gz`;
   const cacheFile = path.join(source.cacheDir, version, 'manifests.tar.gz');
   const cached = await fs.readFile(cacheFile).catch(() => undefined);
   if (cached) {
-    const actual = sha256Hex(cached);
-    if (!expected || actual === expected) {
-      try {
-        const files = identifyBundleFiles(
-          await readBundleTarball(cached, version),
-          version,
-          `sha256:${actual}`,
-        );
-        logger.info(
-          `Using the cached Flux ${version} bundle ${cacheFile}${
-            expected ? ' (sha256 verified)' : ''
-          }`,
-        );
-        return {
-          version,
-          files,
-          sha256: actual,
-          origin: 'cache',
-          location: cacheFile,
-        };
-      } catch {
-        logger.warn(
-          `The cached Flux ${version} bundle ${cacheFile} is unreadable; downloading it again`,
-        );
-      }
-    } else {
-      logger.warn(
-        `The cached Flux ${version} bundle ${cacheFile} does not match the configured sha256; downloading it again`,
+    try {
+      const bundle = await fromTarball(cached, 'cache', cacheFile);
+      logger.info(
+        `Using the cached Flux ${version} bundle ${cacheFile}${verified}`,
       );
+      return bundle;
+    } catch (e) {
+      logger.warn(
+        `The cached Flux ${version} bundle ${cacheFile} ${
+          e instanceof BundleChecksumError
+            ? 'does not match the configured sha256'
+            : 'is unreadable'
+        }; downloading it again`,
+      );
+      await fs.rm(cacheFile, { force: true });
     }
-    await fs.rm(cacheFile, { force: true });
   }
 
   logger.info(`Downloading the Flux ${version} bundle from ${url}`);
   const tarball = await download(url, source, logger, options.signal);
-  const actual = sha256Hex(tarball);
-  if (expected && actual !== expected) {
-    throw new BundleChecksumError(version, expected, actual, url);
-  }
-  const files = identifyBundleFiles(
-    await readBundleTarball(tarball, version),
-    version,
-    `sha256:${actual}`,
-  );
+  const bundle = await fromTarball(tarball, 'download', url);
   await writeAtomically(cacheFile, tarball).catch(e =>
     logger.warn(
       `Could not cache the Flux ${version} bundle in ${cacheFile}: ${
@@ -340,18 +209,16 @@ export async function loadFluxBundle(
     ),
   );
   logger.info(
-    `Downloaded the Flux ${version} bundle (${
-      tarball.length
-    } bytes, sha256 ${actual}${expected ? ', verified' : ''})`,
+    `Downloaded the Flux ${version} bundle (${tarball.length} bytes, sha256 ${
+      bundle.sha256
+    }${expected ? ', verified' : ''})`,
   );
-  return { version, files, sha256: actual, origin: 'download', location: url };
+  return bundle;
 }
 
 async function writeAtomically(file: string, data: Buffer): Promise<void> {
   await fs.mkdir(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.${crypto
-    .randomBytes(6)
-    .toString('hex')}.tmp`;
+  const tmp = `${file}.${process.pid}.${crypto.randomUUID()}.tmp`;
   try {
     await fs.writeFile(tmp, data, { mode: 0o644 });
     await fs.rename(tmp, file);

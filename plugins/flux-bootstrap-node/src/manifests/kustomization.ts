@@ -1,4 +1,9 @@
-import { isK8sObject, parseYamlDocuments, stringifyObject } from './yaml';
+import {
+  compareUtf8,
+  isK8sObject,
+  parseYamlDocuments,
+  stringifyObject,
+} from './yaml';
 
 /** File names kustomize recognises as a kustomization. @public */
 export const KUSTOMIZATION_FILE_NAMES = [
@@ -21,20 +26,11 @@ export interface DirectoryReader {
  * @public
  */
 export function isKubernetesManifest(text: string): boolean {
-  let docs: unknown[];
   try {
-    docs = parseYamlDocuments(text, 'file');
+    return parseYamlDocuments(text, 'file').every(isK8sObject);
   } catch {
     return false;
   }
-  return docs.every(isK8sObject);
-}
-
-function compareNames(a: string, b: string): number {
-  if (a === b) return 0;
-  if (/[\ud800-\uffff]/.test(a) || /[\ud800-\uffff]/.test(b))
-    return Buffer.compare(Buffer.from(a), Buffer.from(b));
-  return a < b ? -1 : 1;
 }
 
 /** Options of {@link scanKustomizationResources}. @public */
@@ -61,7 +57,7 @@ export async function scanKustomizationResources(
   const resources: string[] = [];
   const walk = async (current: string, rel: string) => {
     const entries = [...(await reader.list(current))].sort((a, b) =>
-      compareNames(a.name, b.name),
+      compareUtf8(a.name, b.name),
     );
     for (const entry of entries) {
       const full = current ? `${current}/${entry.name}` : entry.name;

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import { packFlat } from '@flux-bootstrap/test-peers';
-import { loadFluxBundle, readManifestsConfig } from './bundle';
+import { loadFluxBundle } from './bundle';
 import {
   generateComponentObjects,
   generateComponentsManifest,
@@ -12,7 +12,8 @@ import {
 } from './components';
 import { clearParsedBundles } from './parsedBundle';
 import { stringifyObject } from './yaml';
-import { configFromObject } from '../config/ConfigLike';
+import { ConfigReader } from '@backstage/config';
+import { readManifestsConfig } from '../config/settings';
 import {
   expectGolden,
   goldenOptions,
@@ -64,7 +65,7 @@ describe('generation from a parsed-once bundle', () => {
     loadFluxBundle(
       'v2.9.4',
       readManifestsConfig(
-        configFromObject({
+        new ConfigReader({
           fluxBootstrap: {
             manifests: {
               // never contacted: the bundle is in the cache
@@ -167,7 +168,7 @@ describe('generation from a parsed-once bundle', () => {
     for (const [name, text] of Object.entries(fixture))
       await fs.writeFile(path.join(dir, name), text);
     const source = readManifestsConfig(
-      configFromObject({
+      new ConfigReader({
         fluxBootstrap: { manifests: { localPath: path.join(tmp, 'local') } },
       }),
     );

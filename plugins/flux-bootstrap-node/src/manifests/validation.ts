@@ -1,10 +1,9 @@
 import { InputValidationError } from '../util/errors';
 
-/**
- * Input checks shared by manifest generation and git. Every check runs before any network call
- * and throws {@link InputValidationError} naming the field. Values never reach YAML through
- * string templating (files are serialised from objects), but they also end up in git ref names,
- * URLs, file paths and command lines, so they are held to the strictest rule that applies.
+/*
+ * Input checks of manifest generation and git. Each runs before any network call and throws an
+ * InputValidationError naming the field. Values never reach YAML through templating, but they end
+ * up in ref names, URLs, file paths and command lines: the strictest rule that applies holds.
  */
 
 /** Flux controllers a bundle can hold, in flux's order. @public */
@@ -22,12 +21,6 @@ export const FLUX_EXTRA_COMPONENTS = [
   'source-watcher',
 ] as const;
 
-/** Controllers bootstrap cannot do without. @public */
-export const FLUX_REQUIRED_COMPONENTS = [
-  'source-controller',
-  'kustomize-controller',
-] as const;
-
 const ALL_COMPONENTS: readonly string[] = [
   ...FLUX_DEFAULT_COMPONENTS,
   ...FLUX_EXTRA_COMPONENTS,
@@ -35,12 +28,24 @@ const ALL_COMPONENTS: readonly string[] = [
 
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+const DNS_LABEL = '[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?';
+const DNS_SUBDOMAIN =
+  /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
-function requireString(field: string, value: unknown): string {
-  if (typeof value !== 'string') {
-    throw new InputValidationError(field, 'must be a string');
-  }
-  return value;
+function str(field: string, value: unknown): string {
+  if (typeof value === 'string') return value;
+  throw new InputValidationError(field, 'must be a string');
+}
+
+/** `value` as a string satisfying `ok`, else an InputValidationError of `field` saying `message`. */
+function checked(
+  field: string,
+  value: unknown,
+  ok: (v: string) => boolean,
+  message: string,
+): string {
+  if (!ok(str(field, value))) throw new InputValidationError(field, message);
+  return value as string;
 }
 
 /**
@@ -52,18 +57,16 @@ export function validateFluxVersion(
   value: unknown,
   field = 'fluxVersion',
 ): string {
-  const v = requireString(field, value);
-  const m =
-    /^v(0|[1-9]\d{0,5})\.(0|[1-9]\d{0,5})\.(0|[1-9]\d{0,5})(-[0-9A-Za-z-]{1,40}(\.[0-9A-Za-z-]{1,40}){0,5})?$/.exec(
-      v,
-    );
-  if (!m) {
-    throw new InputValidationError(
-      field,
-      'must be a Flux release version of the form v<major>.<minor>.<patch>, e.g. v2.9.4',
-    );
-  }
-  if (m[1] !== '2') {
+  const v = checked(
+    field,
+    value,
+    s =>
+      /^v(0|[1-9]\d{0,5})\.(0|[1-9]\d{0,5})\.(0|[1-9]\d{0,5})(-[0-9A-Za-z-]{1,40}(\.[0-9A-Za-z-]{1,40}){0,5})?$/.test(
+        s,
+      ),
+    'must be a Flux release version of the form v<major>.<minor>.<patch>, e.g. v2.9.4',
+  );
+  if (!v.startsWith('v2.')) {
     throw new InputValidationError(
       field,
       `Flux ${v} is not supported: the manifest generator follows Flux 2 (v2.x.y)`,
@@ -72,69 +75,50 @@ export function validateFluxVersion(
   return v;
 }
 
+/** Problems of a repository path, each with its message; the first that applies is reported. */
+const PATH_RULES: [(p: string) => boolean, string][] = [
+  [p => p.length > 512, 'is longer than 512 characters'],
+  [
+    p => /^(\/|[A-Za-z]:|~)/.test(p),
+    'must be a relative path inside the repository, e.g. clusters/my-cluster',
+  ],
+  [p => p.includes('\\'), 'must use "/" as separator (no backslash)'],
+  [p => p.includes('%'), 'must not contain "%" (no URL-encoded characters)'],
+];
+
+const SEGMENT_RULES: [(s: string) => boolean, string][] = [
+  [s => s === '', 'must not contain empty segments ("//")'],
+  [s => s === '..', 'must not contain ".." segments'],
+  [s => s === '.', 'must not contain "." segments'],
+  [s => s.toLowerCase() === '.git', 'must not point into a ".git" folder'],
+];
+
 /**
- * The cluster path in the repository (`--path`). Accepts `clusters/prod`, `./clusters/prod/`,
- * or `.`/`./` for the repository root; returns it without leading `./` and trailing `/`
- * (`''` for the root). Rejects absolute paths, `..`, empty or `.` segments, backslashes,
- * percent-encoding, control characters and `.git` segments.
+ * The cluster path in the repository (`--path`): `clusters/prod`, `./clusters/prod/`, or
+ * `.`/`./` for the root; returned without leading `./` and trailing `/` (`''` for the root).
+ * Rejects absolute paths, `..`, empty or `.` segments, backslashes, percent-encoding, control
+ * characters and `.git` segments.
  * @public
  */
 export function normalizeRepoPath(value: unknown, field = 'path'): string {
-  const raw = requireString(field, value);
-  if (CONTROL.test(raw)) {
-    throw new InputValidationError(
-      field,
-      'must not contain control characters or line breaks',
-    );
-  }
+  const raw = checked(
+    field,
+    value,
+    v => !CONTROL.test(v),
+    'must not contain control characters or line breaks',
+  );
   let p = raw.trim();
   if (p === '.' || p === './') return '';
-  if (p.length > 512)
-    throw new InputValidationError(field, 'is longer than 512 characters');
-  if (p.startsWith('/') || /^[A-Za-z]:/.test(p) || p.startsWith('~')) {
-    throw new InputValidationError(
-      field,
-      'must be a relative path inside the repository, e.g. clusters/my-cluster',
-    );
-  }
-  if (p.includes('\\'))
-    throw new InputValidationError(
-      field,
-      'must use "/" as separator (no backslash)',
-    );
-  if (p.includes('%')) {
-    throw new InputValidationError(
-      field,
-      'must not contain "%" (no URL-encoded characters)',
-    );
-  }
-  if (p.startsWith('./')) p = p.slice(2);
-  if (p.endsWith('/')) p = p.slice(0, -1);
+  const fail = (message: string) => new InputValidationError(field, message);
+  for (const [bad, message] of PATH_RULES) if (bad(p)) throw fail(message);
+  p = p.replace(/^\.\//, '').replace(/\/$/, '');
   if (p === '')
-    throw new InputValidationError(
-      field,
-      'must not be empty (use "." for the repository root)',
-    );
+    throw fail('must not be empty (use "." for the repository root)');
   for (const segment of p.split('/')) {
-    if (segment === '') {
-      throw new InputValidationError(
-        field,
-        'must not contain empty segments ("//")',
-      );
-    }
-    if (segment === '..')
-      throw new InputValidationError(field, 'must not contain ".." segments');
-    if (segment === '.')
-      throw new InputValidationError(field, 'must not contain "." segments');
-    if (segment.toLowerCase() === '.git') {
-      throw new InputValidationError(
-        field,
-        'must not point into a ".git" folder',
-      );
-    }
+    for (const [bad, message] of SEGMENT_RULES)
+      if (bad(segment)) throw fail(message);
     if (!/^[A-Za-z0-9._@+=,-]+$/.test(segment)) {
-      throw new InputValidationError(
-        field,
+      throw fail(
         `has an invalid segment "${segment}": use letters, digits and . _ - @ + = ,`,
       );
     }
@@ -142,70 +126,64 @@ export function normalizeRepoPath(value: unknown, field = 'path'): string {
   return p;
 }
 
+/** What `git check-ref-format --branch` refuses (and what is unsafe on a command line). */
+const BRANCH_RULES: [(b: string) => boolean, string][] = [
+  [b => b.length === 0, 'it is empty'],
+  [b => b.length > 200, 'it is longer than 200 characters'],
+  [b => CONTROL.test(b), 'it contains control characters or line breaks'],
+  [b => /[\s~^:?*[\\]/.test(b), 'it contains a space or one of ~ ^ : ? * [ \\'],
+  [b => b.startsWith('-'), 'it starts with "-"'],
+  [b => /^\/|\/$|\/\//.test(b), 'it has an empty path component'],
+  [b => b.includes('..'), 'it contains ".."'],
+  [b => b.includes('@{'), 'it contains "@{"'],
+  [b => b === '@' || b === 'HEAD', '"@" and "HEAD" are reserved'],
+  [b => b.endsWith('.'), 'it ends with "."'],
+  [b => b.startsWith('refs/'), 'give the branch name without "refs/…"'],
+  [b => /(^|\/)\./.test(b), 'a component starts with "."'],
+  [b => /\.lock(\/|$)/.test(b), 'a component ends with ".lock"'],
+];
+
 /**
  * `branch`: a branch name git accepts (`git check-ref-format --branch` rules) that is also safe
  * on a command line and in a ref spec.
  * @public
  */
 export function validateBranch(value: unknown, field = 'branch'): string {
-  const b = requireString(field, value);
-  const fail = (why: string): never => {
+  const b = str(field, value);
+  const broken = BRANCH_RULES.find(([bad]) => bad(b));
+  if (broken) {
     throw new InputValidationError(
       field,
-      `is not a valid git branch name: ${why}`,
+      `is not a valid git branch name: ${broken[1]}`,
     );
-  };
-  if (b.length === 0) fail('it is empty');
-  if (b.length > 200) fail('it is longer than 200 characters');
-  if (CONTROL.test(b)) fail('it contains control characters or line breaks');
-  if (/[\s~^:?*[\\]/.test(b))
-    fail('it contains a space or one of ~ ^ : ? * [ \\');
-  if (b.startsWith('-')) fail('it starts with "-"');
-  if (b.startsWith('/') || b.endsWith('/') || b.includes('//'))
-    fail('it has an empty path component');
-  if (b.includes('..')) fail('it contains ".."');
-  if (b.includes('@{')) fail('it contains "@{"');
-  if (b === '@' || b === 'HEAD') fail(`"${b}" is reserved`);
-  if (b.endsWith('.')) fail('it ends with "."');
-  if (b.startsWith('refs/')) fail('give the branch name without "refs/…"');
-  for (const component of b.split('/')) {
-    if (component.startsWith('.')) fail('a component starts with "."');
-    if (component.endsWith('.lock')) fail('a component ends with ".lock"');
   }
   return b;
 }
 
 /** A DNS-1123 label (Kubernetes namespace names). @public */
 export function validateDnsLabel(value: unknown, field: string): string {
-  const v = requireString(field, value);
-  if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(v)) {
-    throw new InputValidationError(
-      field,
-      'must be a DNS-1123 label: at most 63 lower-case letters, digits and "-", starting and ending with a letter or digit',
-    );
-  }
-  return v;
+  return checked(
+    field,
+    value,
+    v => new RegExp(`^${DNS_LABEL}$`).test(v),
+    'must be a DNS-1123 label: at most 63 lower-case letters, digits and "-", starting and ending with a letter or digit',
+  );
 }
 
 /** A DNS-1123 subdomain (Kubernetes object names such as Secrets). @public */
 export function validateDnsSubdomain(value: unknown, field: string): string {
-  const v = requireString(field, value);
-  if (
-    v.length > 253 ||
-    !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(v)
-  ) {
-    throw new InputValidationError(
-      field,
-      'must be a DNS-1123 subdomain: lower-case letters, digits, "-" and ".", starting and ending with a letter or digit',
-    );
-  }
-  return v;
+  return checked(
+    field,
+    value,
+    v => v.length <= 253 && DNS_SUBDOMAIN.test(v),
+    'must be a DNS-1123 subdomain: lower-case letters, digits, "-" and ".", starting and ending with a letter or digit',
+  );
 }
 
 /**
  * `components` + `componentsExtra`: known names only, no duplicates, source-controller and
- * kustomize-controller present. Returns the combined list in the given order (flux appends the
- * extras to the components).
+ * kustomize-controller present. Returns them combined in the given order (as flux appends the
+ * extras).
  * @public
  */
 export function validateComponents(
@@ -220,34 +198,30 @@ export function validateComponents(
         'must be a list of component names',
       );
     }
-    for (const name of v as string[]) {
-      if (!ALL_COMPONENTS.includes(name)) {
-        throw new InputValidationError(
-          field,
-          `component "${String(name).slice(
-            0,
-            64,
-          )}" is not available; choose from ${ALL_COMPONENTS.join(', ')}`,
-        );
-      }
+    const unknown = v.find(name => !ALL_COMPONENTS.includes(name));
+    if (unknown !== undefined) {
+      throw new InputValidationError(
+        field,
+        `component "${String(unknown).slice(
+          0,
+          64,
+        )}" is not available; choose from ${ALL_COMPONENTS.join(', ')}`,
+      );
     }
-    return v as string[];
+    return v;
   };
   const base = list('components', components);
   const extra = list('componentsExtra', componentsExtra);
   const all = [...base, ...extra];
-  const seen = new Set<string>();
-  for (const c of all) {
-    if (seen.has(c)) {
-      throw new InputValidationError(
-        extra.includes(c) ? 'componentsExtra' : 'components',
-        `component "${c}" is listed twice`,
-      );
-    }
-    seen.add(c);
+  const twice = all.find((c, i) => all.indexOf(c) !== i);
+  if (twice) {
+    throw new InputValidationError(
+      extra.includes(twice) ? 'componentsExtra' : 'components',
+      `component "${twice}" is listed twice`,
+    );
   }
-  for (const required of FLUX_REQUIRED_COMPONENTS) {
-    if (!seen.has(required)) {
+  for (const required of ['source-controller', 'kustomize-controller']) {
+    if (!all.includes(required)) {
       throw new InputValidationError(
         'components',
         `component ${required} is required`,
@@ -257,14 +231,17 @@ export function validateComponents(
   return all;
 }
 
+const REGISTRY = (() => {
+  const component = '[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*';
+  const label = '[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?';
+  const host = `${label}(?:\\.${label})*(?::[0-9]{1,5})?`;
+  return new RegExp(`^(?:${host}/)?${component}(?:/${component})*$`);
+})();
+
 /** An image registry prefix such as `ghcr.io/fluxcd` or `registry.local:5000/mirror/fluxcd`. @public */
 export function validateRegistry(value: unknown, field = 'registry'): string {
-  const v = requireString(field, value).trim();
-  const component = '[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*';
-  const host =
-    '(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]{1,5})?';
-  const re = new RegExp(`^(?:${host}/)?${component}(?:/${component})*$`);
-  if (v.length > 255 || !re.test(v)) {
+  const v = str(field, value).trim();
+  if (v.length > 255 || !REGISTRY.test(v)) {
     throw new InputValidationError(
       field,
       'must be an image registry prefix such as ghcr.io/fluxcd or registry.example.com:5000/fluxcd (no tag, no scheme)',
@@ -287,19 +264,13 @@ export function validateClusterDomain(
   value: unknown,
   field = 'clusterDomain',
 ): string {
-  const v = requireString(field, value);
-  if (
-    v.length > 253 ||
-    !/^[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?)*$/.test(
-      v,
-    )
-  ) {
-    throw new InputValidationError(
-      field,
-      'must be a DNS name such as cluster.local',
-    );
-  }
-  return v;
+  const label = '[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?';
+  return checked(
+    field,
+    value,
+    v => v.length <= 253 && new RegExp(`^${label}(\\.${label})*$`).test(v),
+    'must be a DNS name such as cluster.local',
+  );
 }
 
 /** `tolerationKeys`: Kubernetes taint keys (qualified names with an optional DNS prefix). @public */
@@ -315,14 +286,10 @@ export function validateTolerationKeys(
   for (const key of value as string[]) {
     const slash = key.indexOf('/');
     const prefix = slash >= 0 ? key.slice(0, slash) : undefined;
-    const local = slash >= 0 ? key.slice(slash + 1) : key;
     const okPrefix =
       prefix === undefined ||
-      (prefix.length <= 253 &&
-        /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(
-          prefix,
-        ));
-    if (!okPrefix || !name.test(local)) {
+      (prefix.length <= 253 && DNS_SUBDOMAIN.test(prefix));
+    if (!okPrefix || !name.test(key.slice(slash + 1))) {
       throw new InputValidationError(
         field,
         `"${key
@@ -334,7 +301,7 @@ export function validateTolerationKeys(
       );
     }
   }
-  return [...(value as string[])];
+  return [...value];
 }
 
 const DURATION_UNITS: Record<string, number> = {
@@ -348,8 +315,8 @@ const DURATION_UNITS: Record<string, number> = {
 };
 
 /**
- * Parses a Go duration (`1m`, `90s`, `1h30m`) into milliseconds. Returns undefined when the
- * text is not one.
+ * Parses a Go duration (`1m`, `90s`, `1h30m`) into milliseconds; undefined when the text is not
+ * one.
  * @public
  */
 export function parseGoDuration(text: string): number | undefined {
@@ -357,29 +324,25 @@ export function parseGoDuration(text: string): number | undefined {
   let total = 0;
   for (const [, num, unit] of text.matchAll(
     /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g,
-  )) {
+  ))
     total += Number(num) * DURATION_UNITS[unit];
-  }
   return total;
 }
 
-/** Formats milliseconds the way Go's `time.Duration.String()` does for whole seconds and above (`1m0s`, `1h0m0s`, `30s`). @public */
+/** Milliseconds as Go's `time.Duration.String()` prints whole seconds and above (`1m0s`, `1h0m0s`, `30s`). @public */
 export function formatGoDuration(ms: number): string {
   if (ms === 0) return '0s';
   if (ms < 1000) return `${Math.round(ms)}ms`;
-  const totalSeconds = ms / 1000;
-  const h = Math.floor(totalSeconds / 3600);
-  const m = Math.floor((totalSeconds - h * 3600) / 60);
-  const s = +(totalSeconds - h * 3600 - m * 60).toFixed(3);
+  const h = Math.floor(ms / 3_600_000);
+  const m = Math.floor((ms - h * 3_600_000) / 60_000);
+  const s = +((ms - h * 3_600_000 - m * 60_000) / 1000).toFixed(3);
   if (h > 0) return `${h}h${m}m${s}s`;
-  if (m > 0) return `${m}m${s}s`;
-  return `${s}s`;
+  return m > 0 ? `${m}m${s}s` : `${s}s`;
 }
 
 /** `interval` of the GitRepository: a Go duration ≥ 10s, returned in Go's canonical form. @public */
 export function validateInterval(value: unknown, field = 'interval'): string {
-  const v = requireString(field, value).trim();
-  const ms = parseGoDuration(v);
+  const ms = parseGoDuration(str(field, value).trim());
   if (ms === undefined) {
     throw new InputValidationError(
       field,
@@ -398,20 +361,14 @@ export function validateInterval(value: unknown, field = 'interval'): string {
  * @public
  */
 export function validateSyncUrl(value: unknown, field = 'syncUrl'): string {
-  const v = requireString(field, value);
-  if (CONTROL.test(v) || /\s/.test(v)) {
-    throw new InputValidationError(
-      field,
-      'must not contain whitespace or control characters',
-    );
-  }
-  let url: URL;
-  try {
-    url = new URL(v);
-  } catch {
-    throw new InputValidationError(field, 'must be an ssh:// or https:// URL');
-  }
-  if (!['ssh:', 'https:', 'http:'].includes(url.protocol)) {
+  const v = checked(
+    field,
+    value,
+    s => !CONTROL.test(s) && !/\s/.test(s),
+    'must not contain whitespace or control characters',
+  );
+  const url = URL.canParse(v) ? new URL(v) : undefined;
+  if (!url || !['ssh:', 'https:', 'http:'].includes(url.protocol)) {
     throw new InputValidationError(field, 'must be an ssh:// or https:// URL');
   }
   if (url.password || (url.protocol !== 'ssh:' && url.username)) {

@@ -1,102 +1,60 @@
-import YAML from 'yaml';
+import YAML, { isScalar, type Pair } from 'yaml';
+import type { KubeObject } from '../kube/types';
 
-/** A Kubernetes object as plain data. */
-export type K8sObject = {
-  apiVersion: string;
-  kind: string;
-  metadata: {
-    name: string;
-    namespace?: string;
-    labels?: Record<string, string>;
-    [k: string]: unknown;
-  };
-  [key: string]: unknown;
-};
+/** UTF-8 byte order (= code point order, as Go sorts); plain string order where that is the same. */
+export function compareUtf8(a: string, b: string): number {
+  if (a === b) return 0;
+  // Only surrogates and U+E000–U+FFFF order differently in UTF-16.
+  if (/[\ud800-\uffff]/.test(a + b))
+    return Buffer.compare(Buffer.from(a), Buffer.from(b));
+  return a < b ? -1 : 1;
+}
 
 /**
- * Parses a multi-document YAML stream into plain objects; empty documents are skipped.
- * Parsing follows YAML 1.2 (as kustomize's kyaml does); `source` names the file in errors.
+ * A multi-document YAML stream (YAML 1.2, as kustomize's kyaml reads it) as plain values; empty
+ * documents are skipped, `source` names the file in errors.
  */
 export function parseYamlDocuments(text: string, source: string): unknown[] {
   const docs = YAML.parseAllDocuments(text, {
     uniqueKeys: true,
     prettyErrors: false,
   });
-  const out: unknown[] = [];
-  for (const doc of Array.isArray(docs) ? docs : [docs]) {
+  return docs.flatMap(doc => {
     if (doc.errors.length > 0) {
       throw new Error(`${source} is not valid YAML: ${doc.errors[0].message}`);
     }
     const value = doc.toJS({ maxAliasCount: 100 });
-    if (value === null || value === undefined) continue;
-    out.push(value);
-  }
-  return out;
+    return value === null || value === undefined ? [] : [value];
+  });
 }
 
 /** True when the value looks like a Kubernetes object (apiVersion, kind and metadata.name). */
-export function isK8sObject(value: unknown): value is K8sObject {
-  if (!value || typeof value !== 'object' || Array.isArray(value)) return false;
-  const v = value as Record<string, unknown>;
-  const meta = v.metadata as Record<string, unknown> | undefined;
+export function isK8sObject(value: unknown): value is KubeObject {
+  const v = (value ?? {}) as Partial<KubeObject>;
   return (
+    typeof value === 'object' &&
+    !Array.isArray(value) &&
     typeof v.apiVersion === 'string' &&
     v.apiVersion !== '' &&
     typeof v.kind === 'string' &&
     v.kind !== '' &&
-    !!meta &&
-    typeof meta === 'object' &&
-    typeof meta.name === 'string' &&
-    meta.name !== ''
+    typeof v.metadata?.name === 'string' &&
+    v.metadata.name !== ''
   );
 }
 
-/** Deep copy with map keys sorted by code point, like Go's JSON → YAML path (sigs.k8s.io/yaml). */
-export function sortKeysDeep<T>(value: T): T {
-  if (Array.isArray(value))
-    return value.map(v => sortKeysDeep(v)) as unknown as T;
-  if (value && typeof value === 'object' && !(value instanceof Date)) {
-    const out: Record<string, unknown> = {};
-    const keys = Object.keys(value as Record<string, unknown>);
-    keys.sort(
-      keys.some(hasHighCodeUnit) ? compareCodePoints : compareCodeUnits,
-    );
-    for (const key of keys) {
-      const v = (value as Record<string, unknown>)[key];
-      if (v === undefined) continue;
-      out[key] = sortKeysDeep(v);
-    }
-    return out as T;
-  }
-  return value;
-}
-
-/** Surrogates and U+E000–U+FFFF: the only code units where UTF-16 order differs from code point order. */
-const HIGH_CODE_UNIT = /[\ud800-\uffff]/;
-
-function hasHighCodeUnit(key: string): boolean {
-  return HIGH_CODE_UNIT.test(key);
-}
-
-/** Plain string order: equals code point order when no key has a code unit ≥ U+D800. */
-function compareCodeUnits(a: string, b: string): number {
-  if (a === b) return 0;
-  return a < b ? -1 : 1;
-}
-
-function compareCodePoints(a: string, b: string): number {
-  if (a === b) return 0;
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
-}
+const keyText = (pair: Pair) =>
+  String(isScalar(pair.key) ? pair.key.value : pair.key);
 
 /**
- * Serialises one object the way Go tooling does (keys sorted, sequences not indented under their
- * key, no line folding). Strings that YAML 1.1 readers (Kubernetes' decoder) would take for
- * booleans or numbers are quoted.
+ * Serialises one object the way Go tooling does (sigs.k8s.io/yaml: keys sorted by code point,
+ * sequences not indented under their key, no line folding). Strings that YAML 1.1 readers
+ * (Kubernetes' decoder) would take for booleans or numbers are quoted.
  */
 export function stringifyObject(value: unknown): string {
-  return YAML.stringify(sortKeysDeep(value), {
+  return YAML.stringify(value, {
     version: '1.1',
+    sortMapEntries: (a, b) => compareUtf8(keyText(a), keyText(b)),
     indent: 2,
     indentSeq: false,
     lineWidth: 0,
@@ -111,10 +69,7 @@ export function stringifyObject(value: unknown): string {
 const deepFrozenRoots = new WeakSet<object>();
 const serialised = new WeakMap<object, string>();
 
-/**
- * Freezes a value and everything in it (children first, so a frozen child is known to be deeply
- * frozen and is not walked again). Returns the value.
- */
+/** Freezes a value and everything in it (a frozen child is taken as deeply frozen). */
 export function deepFreeze<T>(value: T): T {
   const walk = (v: unknown) => {
     if (!v || typeof v !== 'object' || Object.isFrozen(v)) return;
@@ -127,21 +82,17 @@ export function deepFreeze<T>(value: T): T {
 }
 
 /**
- * {@link stringifyObject}, remembered for values frozen with {@link deepFreeze}: an object the
- * bundle cache keeps (a CRD with its labels) is serialised once and its text reused.
+ * Objects as one multi-document stream (`doc\n---\ndoc\n`). The text of an object frozen with
+ * {@link deepFreeze} (a CRD the bundle cache keeps) is made once and reused.
  */
-export function stringifyObjectCached(value: unknown): string {
-  if (!value || typeof value !== 'object' || !deepFrozenRoots.has(value))
-    return stringifyObject(value);
-  let text = serialised.get(value);
-  if (text === undefined) {
-    text = stringifyObject(value);
-    serialised.set(value, text);
-  }
-  return text;
-}
-
-/** Serialises objects as one multi-document stream: `doc\n---\ndoc\n`. */
 export function stringifyDocuments(values: readonly unknown[]): string {
-  return values.map(v => stringifyObjectCached(v)).join('---\n');
+  return values
+    .map(v => {
+      if (!v || typeof v !== 'object' || !deepFrozenRoots.has(v))
+        return stringifyObject(v);
+      let text = serialised.get(v);
+      if (text === undefined) serialised.set(v, (text = stringifyObject(v)));
+      return text;
+    })
+    .join('---\n');
 }

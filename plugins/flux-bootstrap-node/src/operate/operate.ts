@@ -21,7 +21,7 @@ import {
   readyOf,
 } from '../status/fluxObjects';
 import { readClusterStatus } from '../status/readClusterStatus';
-import { sleep } from '../util/async';
+import { pause } from './pause';
 import { InputValidationError, OperationAbortedError } from '../util/errors';
 import { silentLogger, type EngineLogger } from '../util/logger';
 
@@ -248,7 +248,11 @@ async function waitFor(
         )} s so far)`,
       );
     }
-    await sleep(wait.pollIntervalMs, deps.signal);
+    await pause(
+      wait.pollIntervalMs,
+      deps.signal,
+      `waiting for ${describe(ref)}`,
+    );
   }
 }
 

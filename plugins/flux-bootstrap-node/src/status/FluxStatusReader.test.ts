@@ -1,11 +1,8 @@
 import type { ClusterBootstrapStatus } from '@flux-bootstrap/plugin-flux-bootstrap-common';
 import type { ClusterConnection } from '../config/clusters';
 import type { KubeClient, KubeObject } from '../kube/types';
-import {
-  FluxStatusReader,
-  readFluxStatusSettings,
-  StatusCache,
-} from './FluxStatusReader';
+import { readFluxStatusSettings } from '../config/settings';
+import { FluxStatusReader, StatusCache } from './FluxStatusReader';
 
 /*
  * The fan-out logic alone (concurrency bound, one shared read per cluster, cache, deadline), with

@@ -2,25 +2,23 @@ import type {
   ClusterBootstrapState,
   ClusterBootstrapStatus,
 } from '@flux-bootstrap/plugin-flux-bootstrap-common';
-import {
-  BitbucketServerHostConfig,
-  readBitbucketServerHosts,
-} from '../config/bitbucketServer';
-import { ClusterConnection, readConfigClusters } from '../config/clusters';
-import type { ConfigLike } from '../config/ConfigLike';
+import pLimit from 'p-limit';
+import { BitbucketServerClient } from '../bitbucket/client';
+import type { BitbucketServerHostConfig } from '../config/bitbucketServer';
+import type { ClusterConnection } from '../config/clusters';
+import type {
+  FluxBootstrapSettings,
+  FluxBootstrapSettingsSource,
+} from '../config/settings';
+import { createKubeClient } from '../kube/client';
 import type { KubeClient } from '../kube/types';
-import { combineSignals, mapLimit } from '../util/async';
 import { InputValidationError } from '../util/errors';
 import { EngineLogger, silentLogger } from '../util/logger';
 import { Redactor } from '../util/redact';
 import { addBranchHeadState, BranchHeadLookup } from './bitbucketRepository';
 import { readClusterStatus } from './readClusterStatus';
 
-/**
- * Where statuses are cached. Backstage's `CacheService` fits structurally (`ttl` in
- * milliseconds).
- * @public
- */
+/** Where statuses are cached; Backstage's `CacheService` fits (`ttl` in milliseconds). @public */
 export interface StatusCache {
   get(key: string): Promise<unknown>;
   set(key: string, value: any, options?: { ttl?: number }): Promise<void>;
@@ -41,11 +39,8 @@ export interface StatusReadCoordinator {
 }
 
 /**
- * States cached only for {@link FluxStatusSettings.transitionalCacheTtlMs}: a bootstrap in
- * progress moves a cluster from `not-installed` through `installing` to `ready` within seconds,
- * and a card opened meanwhile (and polling) must see each step, not a copy from before it.
- * `unreachable` keeps the normal TTL: reading a dead cluster costs a whole cluster timeout, and
- * nothing in progress makes it come back sooner.
+ * States cached only for {@link FluxStatusSettings.transitionalCacheTtlMs}: a bootstrap moves a
+ * cluster through them within seconds, and a card polling meanwhile must see each step.
  * @public
  */
 export const TRANSITIONAL_CACHE_STATES: readonly ClusterBootstrapState[] = [
@@ -57,64 +52,13 @@ export const TRANSITIONAL_CACHE_STATES: readonly ClusterBootstrapState[] = [
 export interface FluxStatusSettings {
   /** How long a cluster's status is cached (ms). */
   cacheTtlMs: number;
-  /**
-   * How long a status in {@link TRANSITIONAL_CACHE_STATES} is cached (ms); never more than
-   * `cacheTtlMs`. Optional for callers that build settings by hand (default 2 s, capped).
-   */
+  /** How long a transitional status is cached (ms), at most `cacheTtlMs` (default 2 s). */
   transitionalCacheTtlMs?: number;
   /** How long one cluster may take before it is reported unreachable (ms); also bounds the Bitbucket lookup. */
   clusterTimeoutMs: number;
-  /** Clusters read in parallel. */
   concurrency: number;
   /** Flux namespace on every cluster; detected when unset. */
   namespace?: string;
-}
-
-/**
- * Default of `fluxBootstrap.status.concurrency`. Reading a cluster is waiting on the network
- * (a TLS handshake and a few round trips, its own requests in parallel), not CPU, so a fleet of
- * this many clusters is read in one wave: a distant cluster costs its latency once, not once per
- * wave, and a dead one holds its slot until its deadline without delaying the others.
- * @public
- */
-export const DEFAULT_STATUS_CONCURRENCY = 100;
-
-/** Reads `fluxBootstrap.status.*` with its defaults. @public */
-export function readFluxStatusSettings(config: ConfigLike): FluxStatusSettings {
-  const positive = (key: string, fallback: number) => {
-    const value = config.getOptionalNumber(`fluxBootstrap.status.${key}`);
-    if (value === undefined) return fallback;
-    if (!(value > 0)) {
-      throw new InputValidationError(
-        `fluxBootstrap.status.${key}`,
-        'must be a positive number',
-      );
-    }
-    return value;
-  };
-  const namespace = config.getOptionalString('fluxBootstrap.status.namespace');
-  if (
-    namespace !== undefined &&
-    !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace)
-  ) {
-    throw new InputValidationError(
-      'fluxBootstrap.status.namespace',
-      'must be a DNS-1123 label',
-    );
-  }
-  const cacheTtlMs = positive('cacheTtlSeconds', 15) * 1000;
-  return {
-    cacheTtlMs,
-    transitionalCacheTtlMs: Math.min(
-      cacheTtlMs,
-      positive('transitionalCacheTtlSeconds', 2) * 1000,
-    ),
-    clusterTimeoutMs: positive('clusterTimeoutSeconds', 5) * 1000,
-    concurrency: Math.floor(
-      positive('concurrency', DEFAULT_STATUS_CONCURRENCY),
-    ),
-    namespace,
-  };
 }
 
 /** Creates a kube client for one cluster (the engine's `createKubeClient` by default). @public */
@@ -123,11 +67,15 @@ export type KubeClientFactory = (
   options: { logger: EngineLogger; requestTimeoutMs: number; retries: number },
 ) => Promise<KubeClient>;
 
-/** Options of {@link FluxStatusReader}. @public */
-export interface FluxStatusReaderOptions {
+/** What the reader reads: the clusters, the Bitbucket hosts and the settings. @public */
+export interface FluxStatusReaderConfig {
   clusters: ClusterConnection[];
   bitbucketHosts: BitbucketServerHostConfig[];
   settings: FluxStatusSettings;
+}
+
+/** Options of {@link FluxStatusReader}. @public */
+export interface FluxStatusReaderOptions extends FluxStatusReaderConfig {
   createClient: KubeClientFactory;
   /** Reads branch heads on Bitbucket; without it `inSync` stays null. */
   branchHeads?: BranchHeadLookup;
@@ -142,10 +90,7 @@ const CACHE_PREFIX = 'flux-bootstrap:status:v1:';
 
 function abortPromise(signal: AbortSignal): Promise<never> {
   return new Promise((_, reject) => {
-    const fail = () =>
-      reject(
-        signal.reason instanceof Error ? signal.reason : new Error('aborted'),
-      );
+    const fail = () => reject(signal.reason);
     if (signal.aborted) fail();
     else signal.addEventListener('abort', fail, { once: true });
   });
@@ -159,33 +104,27 @@ function abortPromise(signal: AbortSignal): Promise<never> {
  * @public
  */
 export class FluxStatusReader {
-  private readonly clusters: Map<string, ClusterConnection>;
-  private readonly clients = new Map<string, Promise<KubeClient>>();
+  private config!: FluxStatusReaderConfig;
+  private clusters = new Map<string, ClusterConnection>();
+  private clients = new Map<string, Promise<KubeClient>>();
   private readonly inFlight = new Map<
     string,
     Promise<ClusterBootstrapStatus>
   >();
   private readonly logger: EngineLogger;
 
-  /** Builds a reader from Backstage-shaped config (`kubernetes.clusterLocatorMethods`, `integrations.bitbucketServer`, `fluxBootstrap.status`). */
-  static fromConfig(
-    config: ConfigLike,
-    options: Omit<
-      FluxStatusReaderOptions,
-      'clusters' | 'bitbucketHosts' | 'settings'
-    >,
-  ): FluxStatusReader {
-    return new FluxStatusReader({
-      ...options,
-      clusters: readConfigClusters(config),
-      bitbucketHosts: readBitbucketServerHosts(config),
-      settings: readFluxStatusSettings(config),
-    });
+  constructor(private readonly options: FluxStatusReaderOptions) {
+    this.logger = options.logger ?? silentLogger;
+    this.update(options);
   }
 
-  constructor(private readonly options: FluxStatusReaderOptions) {
-    this.clusters = new Map(options.clusters.map(c => [c.name, c]));
-    this.logger = options.logger ?? silentLogger;
+  /** Takes changed configuration (clusters, hosts, settings); clients of the old one are closed. */
+  update(config: FluxStatusReaderConfig): void {
+    const old = this.clients;
+    this.config = config;
+    this.clusters = new Map(config.clusters.map(c => [c.name, c]));
+    this.clients = new Map();
+    void closeAll(old);
   }
 
   /** The configured clusters, in configuration order. No credentials. */
@@ -291,22 +230,14 @@ export class FluxStatusReader {
     names: string[],
     options: { refresh?: boolean; signal?: AbortSignal } = {},
   ): Promise<ClusterBootstrapStatus[]> {
-    return mapLimit(names, this.options.settings.concurrency, name =>
-      this.read(name, options),
-    );
+    const limit = pLimit(this.config.settings.concurrency);
+    return Promise.all(names.map(n => limit(() => this.read(n, options))));
   }
 
-  /** Releases the kube clients. */
   async close(): Promise<void> {
-    const clients = [...this.clients.values()];
-    this.clients.clear();
-    for (const c of clients) {
-      try {
-        (await c).close();
-      } catch {
-        // a client that failed to build has nothing to release
-      }
-    }
+    const clients = this.clients;
+    this.clients = new Map();
+    await closeAll(clients);
   }
 
   private client(connection: ClusterConnection): Promise<KubeClient> {
@@ -314,7 +245,7 @@ export class FluxStatusReader {
     if (!client) {
       client = this.options.createClient(connection, {
         logger: this.logger,
-        requestTimeoutMs: this.options.settings.clusterTimeoutMs,
+        requestTimeoutMs: this.config.settings.clusterTimeoutMs,
         retries: 0,
       });
       client.catch(() => this.clients.delete(connection.name));
@@ -325,7 +256,7 @@ export class FluxStatusReader {
 
   /** How long a status in `state` may be served from the cache (ms). */
   cacheTtlFor(state: ClusterBootstrapState): number {
-    const { cacheTtlMs, transitionalCacheTtlMs } = this.options.settings;
+    const { cacheTtlMs, transitionalCacheTtlMs } = this.config.settings;
     return TRANSITIONAL_CACHE_STATES.includes(state)
       ? Math.min(cacheTtlMs, transitionalCacheTtlMs ?? 2000)
       : cacheTtlMs;
@@ -349,25 +280,26 @@ export class FluxStatusReader {
     const { state, checkedAt } = cached as Partial<ClusterBootstrapStatus>;
     const at = typeof checkedAt === 'string' ? Date.parse(checkedAt) : NaN;
     if (!state || Number.isNaN(at)) return undefined;
-    const now = (this.options.now ?? (() => new Date()))().getTime();
-    return now - at;
+    return this.now().getTime() - at;
+  }
+
+  private now(): Date {
+    return this.options.now?.() ?? new Date();
   }
 
   private async readAndCache(
     connection: ClusterConnection,
   ): Promise<ClusterBootstrapStatus> {
     const status = await this.readFresh(connection);
-    if (this.options.cache) {
-      try {
-        await this.options.cache.set(CACHE_PREFIX + connection.name, status, {
-          ttl: this.cacheTtlFor(status.state) + this.staleTtlFor(status.state),
-        });
-      } catch (error) {
-        this.logger.warn(
-          `Status cache write failed for cluster ${connection.name}`,
-          error as Error,
-        );
-      }
+    try {
+      await this.options.cache?.set(CACHE_PREFIX + connection.name, status, {
+        ttl: this.cacheTtlFor(status.state) + this.staleTtlFor(status.state),
+      });
+    } catch (error) {
+      this.logger.warn(
+        `Status cache write failed for cluster ${connection.name}`,
+        error as Error,
+      );
     }
     return status;
   }
@@ -375,92 +307,154 @@ export class FluxStatusReader {
   private async readFresh(
     connection: ClusterConnection,
   ): Promise<ClusterBootstrapStatus> {
-    const { settings } = this.options;
+    const { settings, bitbucketHosts } = this.config;
     const redactor = new Redactor([connection.token, connection.clientKeyPem]);
-    const now = this.options.now ?? (() => new Date());
-    const timeoutSeconds = settings.clusterTimeoutMs / 1000;
-    const base = {
+    const timeoutMs = settings.clusterTimeoutMs;
+    const late = `The API server at ${connection.url} did not answer within ${
+      timeoutMs / 1000
+    } s.`;
+    const unreachable = (reason: string): ClusterBootstrapStatus => ({
       cluster: connection.name,
       ...(connection.title ? { title: connection.title } : {}),
       components: [],
       inSync: null,
-    };
+      state: 'unreachable',
+      checkedAt: this.now().toISOString(),
+      reason,
+    });
 
-    // Phase 1: the cluster, within its deadline. The race guarantees the deadline even when a
+    // Phase 1: the cluster, within its deadline. The race keeps the deadline even when a
     // request ignores the abort.
-    const deadline = combineSignals([], settings.clusterTimeoutMs);
-    let status: ClusterBootstrapStatus;
-    try {
-      status = await Promise.race([
-        (async () => {
-          let client: KubeClient;
-          try {
-            client = await this.client(connection);
-          } catch (error) {
-            return {
-              ...base,
-              state: 'unreachable' as const,
-              checkedAt: now().toISOString(),
-              reason: `Could not set up a client for the cluster: ${
-                redactor.redactError(error).message
-              }`,
-            };
-          }
-          return readClusterStatus(client, {
+    const deadline = AbortSignal.timeout(timeoutMs);
+    let status = await Promise.race([
+      this.client(connection).then(
+        client =>
+          readClusterStatus(client, {
             cluster: connection.name,
             title: connection.title,
             namespace: settings.namespace,
-            signal: deadline.signal,
+            signal: deadline,
             logger: this.logger,
             redactor,
-            now,
-          });
-        })(),
-        abortPromise(deadline.signal),
-      ]);
-    } catch {
-      status = {
-        ...base,
-        state: 'unreachable',
-        checkedAt: now().toISOString(),
-        reason: `The API server at ${connection.url} did not answer within ${timeoutSeconds} s.`,
-      };
-    } finally {
-      deadline.dispose();
-    }
-    if (status.state === 'unreachable' && deadline.timedOut()) {
-      status.reason = `The API server at ${connection.url} did not answer within ${timeoutSeconds} s.`;
+            now: () => this.now(),
+          }),
+        error =>
+          unreachable(
+            `Could not set up a client for the cluster: ${
+              redactor.redactError(error).message
+            }`,
+          ),
+      ),
+      abortPromise(deadline),
+    ]).catch(() => unreachable(late));
+    if (status.state === 'unreachable' && deadline.aborted) {
+      status.reason = late;
     }
 
     // Phase 2: the branch head on Bitbucket, with its own deadline, so a slow Bitbucket never
     // turns a healthy cluster into an unreachable one.
-    if (this.options.branchHeads && status.source?.url) {
-      const bbDeadline = combineSignals([], settings.clusterTimeoutMs);
-      try {
-        status = await Promise.race([
-          addBranchHeadState(status, {
-            hosts: this.options.bitbucketHosts,
-            lookup: this.options.branchHeads,
-            signal: bbDeadline.signal,
-            logger: this.logger,
-            redactor,
+    const { branchHeads } = this.options;
+    if (branchHeads && status.source?.url) {
+      const bbDeadline = AbortSignal.timeout(timeoutMs);
+      const before = status;
+      status = await Promise.race([
+        addBranchHeadState(before, {
+          hosts: bitbucketHosts,
+          lookup: branchHeads,
+          signal: bbDeadline,
+          logger: this.logger,
+          redactor,
+        }),
+        abortPromise(bbDeadline).catch(() =>
+          addBranchHeadState(before, {
+            hosts: bitbucketHosts,
+            lookup: async () => {
+              throw new Error(
+                `Bitbucket did not answer within ${timeoutMs / 1000} s`,
+              );
+            },
           }),
-          abortPromise(bbDeadline.signal).catch(async () =>
-            addBranchHeadState(status, {
-              hosts: this.options.bitbucketHosts,
-              lookup: async () => {
-                throw new Error(
-                  `Bitbucket did not answer within ${timeoutSeconds} s`,
-                );
-              },
-              logger: silentLogger,
-            }),
-          ),
-        ]);
-      } finally {
-        bbDeadline.dispose();
-      }
+        ),
+      ]);
     }
     return status;
   }
+}
+
+async function closeAll(clients: Map<string, Promise<KubeClient>>) {
+  for (const client of clients.values()) {
+    try {
+      (await client).close();
+    } catch {
+      // a client that failed to build has nothing to release
+    }
+  }
+}
+
+/**
+ * Reads branch heads with the engine's Bitbucket Server client and the integration's own
+ * credentials. Hosts without credentials are not asked: the lookup rejects and `inSync` stays
+ * unknown.
+ * @public
+ */
+export function bitbucketBranchHeadLookup(options: {
+  logger?: EngineLogger;
+  requestTimeoutMs?: number;
+}): BranchHeadLookup {
+  const clients = new Map<BitbucketServerHostConfig, BitbucketServerClient>();
+  return async ({ host, project, slug }, branch, signal) => {
+    if (!host.auth) {
+      throw new Error(
+        `integrations.bitbucketServer entry ${host.host} has no token or username/password to read branches with`,
+      );
+    }
+    let client = clients.get(host);
+    if (!client) {
+      client = new BitbucketServerClient(host, host.auth, {
+        logger: options.logger ?? silentLogger,
+        requestTimeoutMs: options.requestTimeoutMs,
+        retries: 0,
+      });
+      clients.set(host, client);
+    }
+    return client.getBranchHead(project, slug, branch, signal);
+  };
+}
+
+function readerConfig(settings: FluxBootstrapSettings) {
+  return {
+    clusters: settings.clusters,
+    bitbucketHosts: settings.bitbucketServer,
+    settings: settings.status,
+  };
+}
+
+/**
+ * The status reader as the backend uses it: the configured clusters, the engine's kube and
+ * Bitbucket clients, `fluxBootstrap.status.*` settings; it follows changes of the settings.
+ * @public
+ */
+export async function createFluxStatusReader(
+  source: FluxBootstrapSettingsSource,
+  options: {
+    logger?: EngineLogger;
+    cache?: StatusCache;
+    coordinator?: StatusReadCoordinator;
+    now?: () => Date;
+  } = {},
+): Promise<FluxStatusReader> {
+  const logger = options.logger ?? silentLogger;
+  const settings = await source.get();
+  const reader = new FluxStatusReader({
+    ...options,
+    ...readerConfig(settings),
+    logger,
+    createClient: createKubeClient,
+    branchHeads: bitbucketBranchHeadLookup({
+      logger,
+      requestTimeoutMs: settings.status.clusterTimeoutMs,
+    }),
+  });
+  source.subscribe(changed => reader.update(readerConfig(changed)));
+  return reader;
 }

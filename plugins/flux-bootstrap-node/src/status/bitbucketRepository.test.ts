@@ -1,5 +1,8 @@
-import { configFromObject } from '../config/ConfigLike';
-import { readBitbucketServerHosts } from '../config/bitbucketServer';
+import { ConfigReader } from '@backstage/config';
+import {
+  BitbucketServerHostConfig,
+  readBitbucketServerHosts,
+} from '../config/bitbucketServer';
 import {
   addBranchHeadState,
   bitbucketRepositoryLinks,
@@ -7,28 +10,31 @@ import {
 } from './bitbucketRepository';
 import type { ClusterBootstrapStatus } from '@flux-bootstrap/plugin-flux-bootstrap-common';
 
-const hosts = readBitbucketServerHosts(
-  configFromObject({
-    integrations: {
-      bitbucketServer: [
-        {
-          host: 'bb.example.com',
-          apiBaseUrl: 'https://bb.example.com/bitbucket/rest/api/1.0',
-          token: 't0ken-1234',
-        },
-        {
-          host: 'git.internal:7990',
-          apiBaseUrl: 'http://git.internal:7990/rest/api/1.0',
-        },
-      ],
-    },
-    fluxBootstrap: {
-      bitbucketServer: [
-        { host: 'git.internal:7990', sshHost: 'ssh.internal:2222' },
-      ],
-    },
-  }),
-);
+let hosts: BitbucketServerHostConfig[];
+beforeAll(async () => {
+  hosts = await readBitbucketServerHosts(
+    new ConfigReader({
+      integrations: {
+        bitbucketServer: [
+          {
+            host: 'bb.example.com',
+            apiBaseUrl: 'https://bb.example.com/bitbucket/rest/api/1.0',
+            token: 't0ken-1234',
+          },
+          {
+            host: 'git.internal:7990',
+            apiBaseUrl: 'http://git.internal:7990/rest/api/1.0',
+          },
+        ],
+      },
+      fluxBootstrap: {
+        bitbucketServer: [
+          { host: 'git.internal:7990', sshHost: 'ssh.internal:2222' },
+        ],
+      },
+    }),
+  );
+});
 
 describe('matchBitbucketCloneUrl', () => {
   it('maps HTTPS clone URLs, honouring the context path', () => {

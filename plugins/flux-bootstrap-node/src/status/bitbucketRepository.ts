@@ -25,22 +25,6 @@ export type BranchHeadLookup = (
 const KEY_AND_SLUG =
   /^\/(~?[A-Za-z0-9_.@-]+)\/([A-Za-z0-9_.-]+?)(?:\.git)?\/?$/;
 
-/** Clone URLs carry the project key in lower case; Bitbucket keys are upper case. */
-function projectKey(fromUrl: string): string {
-  return fromUrl.startsWith('~') ? fromUrl : fromUrl.toUpperCase();
-}
-
-function hostPort(
-  value: string,
-  defaultPort: string,
-): { hostname: string; port: string } {
-  const url = new URL(`ssh://${value}`);
-  return {
-    hostname: url.hostname.toLowerCase(),
-    port: url.port || defaultPort,
-  };
-}
-
 /**
  * Maps a Git clone URL back to a repository on one of the configured Bitbucket Server hosts:
  * HTTP(S) `<baseUrl>/scm/<KEY>/<slug>.git` (context path honoured) and SSH
@@ -52,58 +36,49 @@ export function matchBitbucketCloneUrl(
   url: string | undefined,
   hosts: BitbucketServerHostConfig[],
 ): BitbucketRepositoryLocation | undefined {
-  if (!url) return undefined;
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return undefined;
-  }
-  const protocol = parsed.protocol.toLowerCase();
-  if (protocol === 'http:' || protocol === 'https:') {
-    for (const host of hosts) {
-      let base: URL;
-      try {
-        base = new URL(host.baseUrl);
-      } catch {
-        continue;
-      }
-      if (base.host.toLowerCase() !== parsed.host.toLowerCase()) continue;
-      const prefix = `${base.pathname.replace(/\/+$/, '')}/scm`;
-      if (!parsed.pathname.startsWith(`${prefix}/`)) continue;
-      const m = KEY_AND_SLUG.exec(parsed.pathname.slice(prefix.length));
-      if (m)
-        return { host, project: projectKey(m[1]), slug: m[2].toLowerCase() };
-    }
-    return undefined;
-  }
-  if (protocol === 'ssh:') {
-    const m = KEY_AND_SLUG.exec(parsed.pathname);
-    if (!m) return undefined;
-    const target = {
-      hostname: parsed.hostname.toLowerCase(),
-      port: parsed.port || '22',
-    };
-    const candidates = hosts.map(host => {
-      const ssh = hostPort(host.sshHost, '22');
-      const web = hostPort(host.host, '443');
-      const exact =
-        ssh.hostname === target.hostname && ssh.port === target.port;
-      const sameName =
-        ssh.hostname === target.hostname || web.hostname === target.hostname;
-      return { host, exact, sameName };
-    });
-    const chosen =
-      candidates.find(c => c.exact) ?? candidates.find(c => c.sameName);
-    return chosen
+  if (!url || !URL.canParse(url)) return undefined;
+  const parsed = new URL(url);
+  /** Clone URLs carry the project key in lower case; Bitbucket keys are upper case. */
+  const located = (host: BitbucketServerHostConfig, path: string) => {
+    const m = KEY_AND_SLUG.exec(path);
+    return m
       ? {
-          host: chosen.host,
-          project: projectKey(m[1]),
+          host,
+          project: m[1].startsWith('~') ? m[1] : m[1].toUpperCase(),
           slug: m[2].toLowerCase(),
         }
       : undefined;
+  };
+  if (/^https?:$/i.test(parsed.protocol)) {
+    for (const host of hosts) {
+      if (!URL.canParse(host.baseUrl)) continue;
+      const base = new URL(host.baseUrl);
+      const prefix = `${base.pathname.replace(/\/+$/, '')}/scm`;
+      const found =
+        base.host.toLowerCase() === parsed.host.toLowerCase() &&
+        parsed.pathname.startsWith(`${prefix}/`) &&
+        located(host, parsed.pathname.slice(prefix.length));
+      if (found) return found;
+    }
+    return undefined;
   }
-  return undefined;
+  if (parsed.protocol.toLowerCase() !== 'ssh:') return undefined;
+  const endpoint = (value: string, defaultPort: string) => {
+    const u = new URL(`ssh://${value}`);
+    return { name: u.hostname.toLowerCase(), port: u.port || defaultPort };
+  };
+  const target = endpoint(parsed.host, '22');
+  const ssh = (h: BitbucketServerHostConfig) => endpoint(h.sshHost, '22');
+  const chosen =
+    hosts.find(
+      h => ssh(h).name === target.name && ssh(h).port === target.port,
+    ) ??
+    hosts.find(
+      h =>
+        ssh(h).name === target.name ||
+        endpoint(h.host, '443').name === target.name,
+    );
+  return chosen && located(chosen, parsed.pathname);
 }
 
 /** Web links of a repository: browse page and a commit page. @public */
@@ -113,17 +88,15 @@ export function bitbucketRepositoryLinks(
   browseUrl: string;
   commitUrl(sha: string): string;
 } {
-  const base = location.host.baseUrl.replace(/\/+$/, '');
-  const repoPath = location.project.startsWith('~')
-    ? `/users/${encodeURIComponent(
-        location.project.slice(1),
-      )}/repos/${encodeURIComponent(location.slug)}`
-    : `/projects/${encodeURIComponent(
-        location.project,
-      )}/repos/${encodeURIComponent(location.slug)}`;
+  const { project, slug } = location;
+  const repoPath = `${location.host.baseUrl.replace(/\/+$/, '')}/${
+    project.startsWith('~')
+      ? `users/${encodeURIComponent(project.slice(1))}`
+      : `projects/${encodeURIComponent(project)}`
+  }/repos/${encodeURIComponent(slug)}`;
   return {
-    browseUrl: `${base}${repoPath}/browse`,
-    commitUrl: sha => `${base}${repoPath}/commits/${encodeURIComponent(sha)}`,
+    browseUrl: `${repoPath}/browse`,
+    commitUrl: sha => `${repoPath}/commits/${encodeURIComponent(sha)}`,
   };
 }
 
@@ -149,19 +122,17 @@ export async function addBranchHeadState(
 ): Promise<ClusterBootstrapStatus> {
   const location = matchBitbucketCloneUrl(status.source?.url, options.hosts);
   if (!location) return status;
+  const { project, slug } = location;
   const links = bitbucketRepositoryLinks(location);
   const applied = parseFluxRevision(status.sync?.lastAppliedRevision).sha;
-  const result: ClusterBootstrapStatus = {
-    ...status,
-    inSync: null,
-    repository: {
-      host: location.host.host,
-      project: location.project,
-      slug: location.slug,
-      browseUrl: links.browseUrl,
-      ...(applied ? { commitUrl: links.commitUrl(applied) } : {}),
-    },
+  const repository: NonNullable<ClusterBootstrapStatus['repository']> = {
+    host: location.host.host,
+    project,
+    slug,
+    browseUrl: links.browseUrl,
+    ...(applied ? { commitUrl: links.commitUrl(applied) } : {}),
   };
+  const result = { ...status, inSync: null, repository };
   const branch =
     status.source?.branch ??
     parseFluxRevision(status.source?.revision).ref?.replace(
@@ -169,32 +140,29 @@ export async function addBranchHeadState(
       '',
     );
   if (!branch) {
-    result.repository!.message =
+    repository.message =
       'The source follows no branch, so there is no branch head to compare with.';
     return result;
   }
-  const logger = options.logger ?? silentLogger;
   try {
-    const head = await options.lookup(location, branch, options.signal);
+    const head = (
+      await options.lookup(location, branch, options.signal)
+    )?.toLowerCase();
     if (!head) {
-      result.repository!.message = `Branch ${branch} does not exist in ${location.project}/${location.slug}.`;
-      if (applied) result.inSync = false;
-      return result;
+      repository.message = `Branch ${branch} does not exist in ${project}/${slug}.`;
+      return applied ? { ...result, inSync: false } : result;
     }
-    result.repository!.headCommit = head.toLowerCase();
-    if (applied) result.inSync = applied === head.toLowerCase();
-    return result;
+    repository.headCommit = head;
+    return applied ? { ...result, inSync: applied === head } : result;
   } catch (error) {
-    const redactor = options.redactor ?? new Redactor();
-    const safe = redactor.redactError(error);
     const why =
       isAbortError(error) || options.signal?.aborted
         ? 'Bitbucket did not answer in time'
-        : safe.message;
-    logger.warn(
-      `Could not read the head of ${location.project}/${location.slug}@${branch} on ${location.host.host}: ${why}`,
+        : (options.redactor ?? new Redactor()).redactError(error).message;
+    (options.logger ?? silentLogger).warn(
+      `Could not read the head of ${project}/${slug}@${branch} on ${location.host.host}: ${why}`,
     );
-    result.repository!.message = `Could not read the branch head from Bitbucket: ${why}`;
+    repository.message = `Could not read the branch head from Bitbucket: ${why}`;
     return result;
   }
 }

@@ -10,16 +10,16 @@ export type {
   BitbucketRepositoryLocation,
   BranchHeadLookup,
 } from './bitbucketRepository';
-export {
-  DEFAULT_STATUS_CONCURRENCY,
-  FluxStatusReader,
-  readFluxStatusSettings,
-} from './FluxStatusReader';
+export { FluxStatusReader } from './FluxStatusReader';
 export type {
+  FluxStatusReaderConfig,
   FluxStatusReaderOptions,
   FluxStatusSettings,
   KubeClientFactory,
   StatusCache,
   StatusReadCoordinator,
 } from './FluxStatusReader';
-export { bitbucketBranchHeadLookup, createFluxStatusReader } from './defaults';
+export {
+  bitbucketBranchHeadLookup,
+  createFluxStatusReader,
+} from './FluxStatusReader';

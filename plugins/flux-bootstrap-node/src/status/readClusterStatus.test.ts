@@ -20,11 +20,11 @@ import {
   uniqueName,
 } from '@flux-bootstrap/test-peers';
 import type { ClusterBootstrapStatus } from '@flux-bootstrap/plugin-flux-bootstrap-common';
-import { configFromObject } from '../config/ConfigLike';
+import { ConfigReader } from '@backstage/config';
+import { fluxBootstrapSettings } from '../config/settings';
 import { createKubeClient } from '../kube/client';
 import type { KubeClient, KubeObject } from '../kube/types';
-import { createFluxStatusReader } from './defaults';
-import { FluxStatusReader } from './FluxStatusReader';
+import { createFluxStatusReader, FluxStatusReader } from './FluxStatusReader';
 import { readClusterStatus } from './readClusterStatus';
 
 /*
@@ -66,17 +66,23 @@ function connection(token: string, extra: Record<string, unknown> = {}) {
 function readerFor(
   clusters: Record<string, unknown>[],
   status: Record<string, unknown> = {},
-): FluxStatusReader {
+): Promise<FluxStatusReader> {
   return createFluxStatusReader(
-    configFromObject({
-      kubernetes: { clusterLocatorMethods: [{ type: 'config', clusters }] },
-      integrations: {
-        bitbucketServer: [
-          { host: bb.host, apiBaseUrl: bb.apiBaseUrl, token: BB_TOKEN },
-        ],
-      },
-      fluxBootstrap: { status: { clusterTimeoutSeconds: 20, ...status } },
-    }),
+    fluxBootstrapSettings(
+      new ConfigReader({
+        kubernetes: {
+          clusterLocatorMethods: [
+            { type: 'config', clusters: clusters as any },
+          ],
+        },
+        integrations: {
+          bitbucketServer: [
+            { host: bb.host, apiBaseUrl: bb.apiBaseUrl, token: BB_TOKEN },
+          ],
+        },
+        fluxBootstrap: { status: { clusterTimeoutSeconds: 20, ...status } },
+      }),
+    ),
   );
 }
 
@@ -240,7 +246,7 @@ beforeAll(async () => {
     clusterRules: READER_RULES,
   });
   readerUser = `system:serviceaccount:flux-test-tokens:${name}`;
-  reader = readerFor([connection(readerToken)]);
+  reader = await readerFor([connection(readerToken)]);
 });
 
 afterAll(async () => {
@@ -717,7 +723,7 @@ describe('readClusterStatus on a real kube-apiserver', () => {
       const token = await mintToken(kube.info(), {
         name: uniqueName('status-nothing'),
       });
-      const r = readerFor([connection(token)]);
+      const r = await readerFor([connection(token)]);
       const s = await r.read('main', { refresh: true });
       await r.close();
       expect(s.state).toBe('forbidden');
@@ -731,7 +737,7 @@ describe('readClusterStatus on a real kube-apiserver', () => {
         name: uniqueName('status-crd-only'),
         clusterRules: [READER_RULES[0]],
       });
-      const r = readerFor([connection(token)]);
+      const r = await readerFor([connection(token)]);
       const s = await r.read('main', { refresh: true });
       await r.close();
       expect(s.state).toBe('forbidden');
@@ -742,7 +748,7 @@ describe('readClusterStatus on a real kube-apiserver', () => {
 
     it('reports forbidden (401) for a token the API server does not accept', async () => {
       const bogus = 'not-a-valid-token-4c1d9e2f7a';
-      const r = readerFor([connection(bogus)]);
+      const r = await readerFor([connection(bogus)]);
       const s = await r.read('main', { refresh: true });
       await r.close();
       expect(s.state).toBe('forbidden');
@@ -760,7 +766,7 @@ describe('readClusterStatus on a real kube-apiserver', () => {
           srv.close(() => resolve(p));
         });
       });
-      const r = readerFor([
+      const r = await readerFor([
         connection(readerToken, { url: `https://127.0.0.1:${port}` }),
       ]);
       const s = await r.read('main', { refresh: true });
@@ -772,7 +778,9 @@ describe('readClusterStatus on a real kube-apiserver', () => {
     it('reports a TLS failure (wrong CA) as unreachable with the reason', async () => {
       const other = await startKubeApiserver();
       try {
-        const r = readerFor([connection(readerToken, { caData: other.caPem })]);
+        const r = await readerFor([
+          connection(readerToken, { caData: other.caPem }),
+        ]);
         const s = await r.read('main', { refresh: true });
         await r.close();
         expect(s.state).toBe('unreachable');
@@ -799,7 +807,7 @@ describe('readClusterStatus on a real kube-apiserver', () => {
         blackHole.listen(0, '127.0.0.1', resolve),
       );
       const port = (blackHole.address() as net.AddressInfo).port;
-      const r = readerFor(
+      const r = await readerFor(
         [
           {
             ...connection(readerToken),
@@ -841,7 +849,7 @@ describe('readClusterStatus on a real kube-apiserver', () => {
       name: uniqueName('status-gitops'),
       clusterRules: READER_RULES,
     });
-    const r = readerFor([connection(token)]);
+    const r = await readerFor([connection(token)]);
     const s = await r.read('main', { refresh: true });
     await r.close();
     expect(s.flux?.namespace).toBe('gitops');

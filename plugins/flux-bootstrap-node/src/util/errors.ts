@@ -1,22 +1,70 @@
+import { CustomErrorBase, InputError } from '@backstage/errors';
+
 /**
- * Bad input: thrown before any side effect, always naming the offending field.
- * Adapters map it to Backstage's `InputError`.
+ * The names Backstage's error handler maps to HTTP statuses (400, 401, 403, 404, 409, 503).
  * @public
  */
-export class InputValidationError extends Error {
-  readonly field: string;
+export type BackstageErrorName =
+  | 'InputError'
+  | 'AuthenticationError'
+  | 'NotAllowedError'
+  | 'NotFoundError'
+  | 'ConflictError'
+  | 'ServiceUnavailableError';
 
-  constructor(field: string, message: string) {
-    super(`Invalid input "${field}": ${message}`);
-    this.name = 'InputValidationError';
-    this.field = field;
+const NAME_OF_KIND: Record<string, BackstageErrorName> = {
+  'bad-request': 'InputError',
+  invalid: 'InputError',
+  unauthorized: 'AuthenticationError',
+  forbidden: 'NotAllowedError',
+  'missing-permissions': 'NotAllowedError',
+  'not-found': 'NotFoundError',
+  conflict: 'ConflictError',
+  'managed-by-other': 'ConflictError',
+  'path-conflict': 'ConflictError',
+  suspended: 'ConflictError',
+};
+
+/**
+ * The Backstage name of an engine error kind (`forbidden` → `NotAllowedError`, …); failures of
+ * the systems the engine talks to (timeouts, 5xx, unreachable, not ready) are
+ * `ServiceUnavailableError`.
+ * @public
+ */
+export function errorNameForKind(kind: string): BackstageErrorName {
+  return NAME_OF_KIND[kind] ?? 'ServiceUnavailableError';
+}
+
+/**
+ * Base of the engine's errors: a `CustomErrorBase` carrying the Backstage name that fits, so
+ * Backstage's error handler and the scaffolder understand it as is. Subclasses keep their detail
+ * (`kind`, `field`, …) as fields. `cause` is kept but, unlike `CustomErrorBase`, not appended
+ * to the message (it may carry what the message deliberately leaves out).
+ * @public
+ */
+export class FluxBootstrapError extends CustomErrorBase {
+  constructor(
+    name: BackstageErrorName | 'OperationAbortedError',
+    message: string,
+    cause?: unknown,
+  ) {
+    super(message);
+    this.name = name;
+    if (cause !== undefined) (this as { cause?: unknown }).cause = cause;
   }
 }
 
 /**
- * An optional boolean input: `fallback` when unset, else it must be a boolean.
+ * Bad input, Backstage's `InputError`: thrown before any side effect, naming the offending field.
  * @public
  */
+export class InputValidationError extends InputError {
+  constructor(readonly field: string, message: string) {
+    super(`Invalid input "${field}": ${message}`);
+  }
+}
+
+/** An optional boolean input: `fallback` when unset, else it must be a boolean. @public */
 export function booleanInput(
   field: string,
   value: unknown,
@@ -28,21 +76,16 @@ export function booleanInput(
   return value;
 }
 
-/**
- * The operation was cancelled through its AbortSignal (task cancelled, or a timeout).
- * @public
- */
-export class OperationAbortedError extends Error {
+/** The operation was cancelled through its AbortSignal (task cancelled, or a timeout). @public */
+export class OperationAbortedError extends FluxBootstrapError {
   constructor(message = 'The operation was cancelled') {
-    super(message);
-    this.name = 'OperationAbortedError';
+    super('OperationAbortedError', message);
   }
 }
 
 /** True for an AbortError from fetch/undici/node or our own. @public */
 export function isAbortError(error: unknown): boolean {
-  if (!error || typeof error !== 'object') return false;
-  const e = error as { name?: string; code?: string };
+  const e = (error ?? {}) as { name?: string; code?: string };
   return (
     e.name === 'AbortError' ||
     e.name === 'OperationAbortedError' ||

@@ -1,5 +1,4 @@
 export * from './logger';
 export * from './redact';
 export * from './errors';
-export * from './async';
 export * from './checkpoint';

@@ -48,23 +48,19 @@ export class Redactor {
     return redactCredentialPatterns(out);
   }
 
-  /** Returns an Error whose message and stack carry no secret; keeps name, code and status. */
+  /**
+   * A copy of `error` whose message and stack carry no secret: same class (so `instanceof`
+   * holds), name, and the fields callers act on (code, status, field, kind); nothing else.
+   */
   redactError(error: unknown): Error {
     const err = error instanceof Error ? error : new Error(String(error));
     const safe = new Error(this.redact(err.message));
+    Object.setPrototypeOf(safe, Object.getPrototypeOf(err));
     safe.name = err.name;
-    if (err.stack) safe.stack = this.redact(err.stack);
-    for (const key of [
-      'code',
-      'status',
-      'statusCode',
-      'field',
-      'kind',
-    ] as const) {
+    safe.stack = err.stack && this.redact(err.stack);
+    for (const key of ['code', 'status', 'statusCode', 'field', 'kind']) {
       const value = (err as unknown as Record<string, unknown>)[key];
-      if (value !== undefined) {
-        (safe as unknown as Record<string, unknown>)[key] = value;
-      }
+      if (value !== undefined) Object.assign(safe, { [key]: value });
     }
     return safe;
   }

@@ -482,7 +482,7 @@ describe('bitbucket:create-repo', () => {
   it('says so when the project does not exist, naming near matches', async () => {
     const from = bb.requests().length;
     const r = await run(bb, { repoUrl: `${bb.host}?project=Communit&repo=x` });
-    expect(r.error?.name).toBe('BitbucketError');
+    expect(r.error?.name).toBe('NotFoundError'); // a BitbucketError of kind not-found
     expect(r.error?.message).toMatch(/Project "Communit" was not found/);
     expect(r.error?.message).toMatch(/Community 000 \(CMT0\)/);
     expect(mutations(bb, from)).toEqual([]);

@@ -10,6 +10,7 @@ import {
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import { examples } from './createRepo.examples';
 import {
+  actionSettings,
   checkpointFor,
   createActionRedaction,
   describeCredentials,
@@ -30,7 +31,7 @@ const PERMISSIONS = ['REPO_READ', 'REPO_WRITE', 'REPO_ADMIN'] as const;
 export function createBitbucketCreateRepoAction(
   options: FluxBootstrapActionOptions,
 ) {
-  const { config } = options;
+  const settingsSource = actionSettings(options);
   return createTemplateAction({
     id: 'bitbucket:create-repo',
     description:
@@ -137,7 +138,8 @@ export function createBitbucketCreateRepoAction(
           ) as BitbucketRepoPermission,
         }));
         // Everything is validated before the first request.
-        const resolved = resolveBitbucket(config, {
+        const settings = await settingsSource.get();
+        const resolved = resolveBitbucket(settings, {
           repoUrl: ctx.input.repoUrl,
           token: ctx.input.token,
         });

@@ -5,6 +5,7 @@ import {
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import { examples } from './deleteAccessKeys.examples';
 import {
+  actionSettings,
   checkpointFor,
   createActionRedaction,
   FluxBootstrapActionOptions,
@@ -27,7 +28,7 @@ import {
 export function createBitbucketDeleteAccessKeysAction(
   options: FluxBootstrapActionOptions,
 ) {
-  const { config } = options;
+  const settingsSource = actionSettings(options);
   return createTemplateAction({
     id: 'bitbucket:delete-access-keys',
     description:
@@ -69,7 +70,7 @@ export function createBitbucketDeleteAccessKeysAction(
         ctx.input.token,
       ]);
       try {
-        const target = fleetTarget(config, ctx.input);
+        const target = fleetTarget(await settingsSource.get(), ctx.input);
         for (const secret of authSecrets(target.bitbucket.auth))
           redactor.add(secret);
         const label = clusterKeyLabel({ ...ctx.input, ...target });

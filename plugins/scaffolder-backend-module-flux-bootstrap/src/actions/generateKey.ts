@@ -29,6 +29,7 @@ import {
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import { examples } from './generateKey.examples';
 import {
+  actionSettings,
   checkpointFor,
   createActionRedaction,
   describeCredentials,
@@ -71,7 +72,7 @@ const REPO_URL_ONLY = [
 export function createFluxGenerateKeyAction(
   options: FluxBootstrapActionOptions,
 ) {
-  const { config } = options;
+  const settingsSource = actionSettings(options);
   return createTemplateAction({
     id: 'flux:generate-key',
     description:
@@ -264,6 +265,7 @@ export function createFluxGenerateKeyAction(
         // Defaults are applied here (zod defaults are not applied at runtime), and every input
         // is validated before the first request.
         const input = ctx.input;
+        const settings = await settingsSource.get();
         if (isSet(input.repoUrl) === isSet(input.url)) {
           throw new InputValidationError(
             isSet(input.repoUrl) ? 'url' : 'repoUrl',
@@ -329,7 +331,7 @@ export function createFluxGenerateKeyAction(
             passphraseSecret,
           });
           registerSuppliedKeySecrets(redactor, key);
-          const cluster = resolveCluster(config, input.cluster, 'cluster');
+          const cluster = resolveCluster(settings, input.cluster, 'cluster');
           const gitOptions: FluxGitSecretOptions = {
             namespace,
             secretName,
@@ -401,7 +403,7 @@ export function createFluxGenerateKeyAction(
           secretName,
           path: input.path,
         });
-        const resolved = resolveBitbucket(config, {
+        const resolved = resolveBitbucket(settings, {
           repoUrl: input.repoUrl!,
           token: input.token,
         });
@@ -410,7 +412,7 @@ export function createFluxGenerateKeyAction(
           withDefault(input.sshHost, resolved.host.sshHost),
           'sshHost',
         );
-        const cluster = resolveCluster(config, input.cluster, 'cluster');
+        const cluster = resolveCluster(settings, input.cluster, 'cluster');
 
         const planned = planRepositoryOutputs(resolved.host, {
           ref: resolved.ref,

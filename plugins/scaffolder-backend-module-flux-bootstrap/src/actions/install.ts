@@ -10,13 +10,11 @@ import {
   isPendingRevision,
   loadFluxBundle,
   parseGoDuration,
-  readBitbucketServerHosts,
-  readManifestsConfig,
   resolveCluster,
   resolveFluxManifestOptions,
   tokenAuthSecret,
   validateExpectedRevision,
-  type ConfigLike,
+  type FluxBootstrapSettings,
   type KubeObject,
   type ResolvedFluxManifestOptions,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
@@ -26,6 +24,7 @@ import {
 } from './shared/fluxOptions';
 import { examples } from './install.examples';
 import {
+  actionSettings,
   checkpointFor,
   createActionRedaction,
   FluxBootstrapActionOptions,
@@ -55,7 +54,7 @@ function parseTimeout(value: unknown): number {
  * (`fluxBootstrap.bitbucketServer[].caData/caFile`) goes into `ca.crt`.
  */
 function resolveTokenAuth(
-  config: ConfigLike,
+  settings: FluxBootstrapSettings,
   input: { token?: string; username?: string },
   syncUrl: string,
 ): { username: string; password: string; caPem?: string; source: string } {
@@ -66,15 +65,14 @@ function resolveTokenAuth(
       'must be an https:// URL when tokenAuth is on (Flux sends the token over HTTPS)',
     );
   }
-  const host = readBitbucketServerHosts(config).find(h => {
+  const host = settings.bitbucketServer.find(h => {
     try {
       return new URL(h.baseUrl).host === url.host;
     } catch {
       return false;
     }
   });
-  const requireUser =
-    config.getOptionalBoolean('scaffolder.requireScmUserCredentials') ?? false;
+  const requireUser = settings.requireScmUserCredentials;
   const inputToken = input.token?.trim();
   let password: string | undefined = inputToken;
   let username = input.username?.trim() || undefined;
@@ -171,7 +169,7 @@ function dryRunLines(
  * @public
  */
 export function createFluxInstallAction(options: FluxBootstrapActionOptions) {
-  const { config } = options;
+  const settingsSource = actionSettings(options);
   return createTemplateAction({
     id: 'flux:install',
     description:
@@ -305,7 +303,8 @@ export function createFluxInstallAction(options: FluxBootstrapActionOptions) {
         // Every input is validated (defaults applied here: zod defaults are not applied at
         // runtime) before anything is read or sent.
         const input = ctx.input;
-        const source = readManifestsConfig(config);
+        const settings = await settingsSource.get();
+        const source = settings.manifests;
         const resolved = resolveFluxManifestOptions(
           {
             ...fluxComponentOptions(input),
@@ -319,7 +318,7 @@ export function createFluxInstallAction(options: FluxBootstrapActionOptions) {
           },
           { fluxVersion: source.defaultVersion },
         );
-        const cluster = resolveCluster(config, input.cluster, 'cluster');
+        const cluster = resolveCluster(settings, input.cluster, 'cluster');
         const wait = booleanInput('wait', input.wait, true);
         const force = booleanInput('force', input.force, false);
         const tokenAuth = booleanInput('tokenAuth', input.tokenAuth, false);
@@ -336,7 +335,7 @@ export function createFluxInstallAction(options: FluxBootstrapActionOptions) {
 
         let secret: KubeObject | undefined;
         if (tokenAuth) {
-          const auth = resolveTokenAuth(config, input, resolved.sync.url);
+          const auth = resolveTokenAuth(settings, input, resolved.sync.url);
           redactor.add(auth.password);
           secret = tokenAuthSecret({
             namespace,

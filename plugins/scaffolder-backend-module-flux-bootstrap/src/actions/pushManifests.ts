@@ -15,7 +15,6 @@ import {
   pendingRevision,
   planRepositoryOutputs,
   pushFluxManifests,
-  readManifestsConfig,
   renderFluxManifests,
   resolveFluxManifestOptions,
   SshGitTransport,
@@ -27,6 +26,7 @@ import {
 } from './shared/fluxOptions';
 import { examples } from './pushManifests.examples';
 import {
+  actionSettings,
   checkpointFor,
   createActionRedaction,
   describeCredentials,
@@ -89,7 +89,7 @@ function requireText(field: string, value: unknown, what: string): string {
 export function createFluxPushManifestsAction(
   options: FluxBootstrapActionOptions,
 ) {
-  const { config } = options;
+  const settingsSource = actionSettings(options);
   return createTemplateAction({
     id: 'flux:push-manifests',
     description:
@@ -278,7 +278,8 @@ export function createFluxPushManifestsAction(
       ]);
       try {
         // 1. Everything is validated before any request.
-        const source = readManifestsConfig(config);
+        const settings = await settingsSource.get();
+        const source = settings.manifests;
         if (!!input.repoUrl === !!input.url) {
           throw new InputValidationError(
             input.repoUrl ? 'url' : 'repoUrl',
@@ -288,7 +289,7 @@ export function createFluxPushManifestsAction(
         let bitbucket: ResolvedBitbucket | undefined;
         let sshUrl: string | undefined;
         if (input.repoUrl) {
-          bitbucket = resolveBitbucket(config, {
+          bitbucket = resolveBitbucket(settings, {
             repoUrl: input.repoUrl,
             token: input.token,
           });

@@ -9,6 +9,7 @@ import {
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import { examples } from './removeClusterPath.examples';
 import {
+  actionSettings,
   checkpointFor,
   createActionRedaction,
   FluxBootstrapActionOptions,
@@ -33,7 +34,7 @@ const AUTHOR = /^[^<>\p{Cc}]{0,200}$/u;
 export function createFluxRemoveClusterPathAction(
   options: FluxBootstrapActionOptions,
 ) {
-  const { config } = options;
+  const settingsSource = actionSettings(options);
   return createTemplateAction({
     id: 'flux:remove-cluster-path',
     description:
@@ -78,7 +79,7 @@ export function createFluxRemoveClusterPathAction(
       const input = ctx.input;
       const { redactor, logger } = createActionRedaction(ctx, [input.token]);
       try {
-        const target = fleetTarget(config, input);
+        const target = fleetTarget(await settingsSource.get(), input);
         for (const secret of authSecrets(target.bitbucket.auth))
           redactor.add(secret);
         const author = {

@@ -10,6 +10,7 @@ import {
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import { examples } from './uninstall.examples';
 import {
+  actionSettings,
   checkpointFor,
   createActionRedaction,
   FluxBootstrapActionOptions,
@@ -25,7 +26,7 @@ import { decommissionInput } from './shared/decommission';
  * @public
  */
 export function createFluxUninstallAction(options: FluxBootstrapActionOptions) {
-  const { config } = options;
+  const settingsSource = actionSettings(options);
   return createTemplateAction({
     id: 'flux:uninstall',
     description:
@@ -111,7 +112,11 @@ export function createFluxUninstallAction(options: FluxBootstrapActionOptions) {
           timeoutMs: timeoutSeconds * 1000,
           dryRun: ctx.isDryRun,
         };
-        const connection = resolveCluster(config, input.cluster, 'cluster');
+        const connection = resolveCluster(
+          await settingsSource.get(),
+          input.cluster,
+          'cluster',
+        );
         const kube = await createKubeClient(connection, { logger, redactor });
         try {
           const result = await uninstallFlux(kube, uninstall, {

@@ -1,4 +1,5 @@
 import { parseEntityRef, stringifyEntityRef } from '@backstage/catalog-model';
+import type { Config } from '@backstage/config';
 import type { CatalogService } from '@backstage/plugin-catalog-node';
 import { createTemplateAction } from '@backstage/plugin-scaffolder-node';
 import {
@@ -10,14 +11,14 @@ import { examples } from './unregisterCluster.examples';
 import {
   checkpointFor,
   createActionRedaction,
-  FluxBootstrapActionOptions,
   toActionError,
 } from './shared/context';
 import { decommissionInput } from './shared/decommission';
 
 /** Options of {@link createFleetUnregisterClusterAction}. @public */
-export interface UnregisterClusterActionOptions
-  extends FluxBootstrapActionOptions {
+export interface UnregisterClusterActionOptions {
+  /** Root config: `backend.baseUrl`, where the cluster entity locations point. */
+  config: Pick<Config, 'getString'>;
   catalog: Pick<
     CatalogService,
     | 'getEntityByRef'

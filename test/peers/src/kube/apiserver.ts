@@ -98,6 +98,21 @@ export function findKubeBinaries(): { apiserver: string; etcd: string } {
   return { apiserver, etcd: etcd! };
 }
 
+/**
+ * The kubectl the benchmarks compare with: `KUBECTL`, else `KUBEBUILDER_ASSETS/kubectl`, else the
+ * one built with kube-apiserver from Debian's source (same release as the test apiserver), else
+ * `kubectl` on the PATH.
+ */
+export function findKubectl(): string {
+  const candidates = [
+    process.env.KUBECTL,
+    process.env.KUBEBUILDER_ASSETS &&
+      path.join(process.env.KUBEBUILDER_ASSETS, 'kubectl'),
+    path.join(cacheRoot(), 'kube-apiserver-v1.20.2', 'kubectl'),
+  ];
+  return candidates.find(f => f && isExecutable(f)) ?? 'kubectl';
+}
+
 function isExecutable(f: string): boolean {
   try {
     fs.accessSync(f, fs.constants.X_OK);

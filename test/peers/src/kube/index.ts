@@ -1,6 +1,7 @@
 export {
   startKubeApiserver,
   findKubeBinaries,
+  findKubectl,
   kubeconfigYaml,
 } from './apiserver';
 export type { KubeApiserver, StartKubeApiserverOptions } from './apiserver';

@@ -1,19 +1,32 @@
-import { InputError } from '@backstage/errors';
 import type { Config } from '@backstage/config';
 import {
   BitbucketRepoRef,
   BitbucketServerAuth,
   BitbucketServerHostConfig,
   EngineLogger,
+  FluxBootstrapSettings,
+  FluxBootstrapSettingsSource,
+  fluxBootstrapSettings,
   InputValidationError,
   parseBitbucketRepoUrl,
-  readBitbucketServerHosts,
   Redactor,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 
-/** What every action factory receives from the module. */
-export interface FluxBootstrapActionOptions {
-  config: Config;
+/**
+ * What every action factory receives: the settings the module read once at start, or the root
+ * config (then the factory reads it, once).
+ */
+export type FluxBootstrapActionOptions =
+  | { settings: FluxBootstrapSettingsSource }
+  | { config: Config };
+
+/** The settings an action uses: read once, never per run. */
+export function actionSettings(
+  options: FluxBootstrapActionOptions,
+): FluxBootstrapSettingsSource {
+  return 'settings' in options
+    ? options.settings
+    : fluxBootstrapSettings(options.config);
 }
 
 /** The scaffolder context fields the shared helpers use (kept structural for tests). */
@@ -41,15 +54,11 @@ export function createActionRedaction(
 }
 
 /**
- * Maps engine validation errors to Backstage's InputError (HTTP 400 / clear task error) and
- * strips secrets from any other error before it reaches the task log.
+ * Strips secrets from an error before it reaches the task log. The engine's errors already carry
+ * Backstage's names (`InputError`, `NotFoundError`, …) and their detail (`field`, `kind`,
+ * `status`), which the redacted copy keeps.
  */
 export function toActionError(error: unknown, redactor: Redactor): Error {
-  if (error instanceof InputValidationError) {
-    const e = new InputError(redactor.redact(error.message));
-    (e as unknown as { field: string }).field = error.field;
-    return e;
-  }
   return redactor.redactError(error);
 }
 
@@ -72,14 +81,13 @@ export interface ResolvedBitbucket {
  * Throws InputValidationError (no request is sent) when anything is missing.
  */
 export function resolveBitbucket(
-  config: Config,
+  settings: FluxBootstrapSettings,
   input: { repoUrl: string; token?: string },
 ): ResolvedBitbucket {
-  const hosts = readBitbucketServerHosts(config);
+  const hosts = settings.bitbucketServer;
   const ref = parseBitbucketRepoUrl(input.repoUrl, hosts);
   const host = hosts.find(h => h.host === ref.host)!;
-  const requireUser =
-    config.getOptionalBoolean('scaffolder.requireScmUserCredentials') ?? false;
+  const requireUser = settings.requireScmUserCredentials;
   const token = input.token?.trim();
   if (token) {
     // Bitbucket HTTP access tokens are Bearer tokens for REST; for git over HTTPS the

@@ -1,6 +1,7 @@
 import type { z as zod } from 'zod/v3';
 import {
   BitbucketServerClient,
+  FluxBootstrapSettings,
   fluxAccessKeyLabel,
   normalizeRepoPath,
   requireClusterConfirmation,
@@ -8,7 +9,6 @@ import {
   validateDnsLabel,
   validateDnsSubdomain,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
-import type { Config } from '@backstage/config';
 import {
   describeCredentials,
   resolveBitbucket,
@@ -61,7 +61,7 @@ export const fleetRepositoryInput = {
 
 /** Validated common inputs of the Bitbucket decommission actions; throws naming the field. */
 export function fleetTarget(
-  config: Config,
+  settings: FluxBootstrapSettings,
   input: {
     cluster: string;
     confirm: string;
@@ -77,7 +77,7 @@ export function fleetTarget(
   credentials: string;
 } {
   requireClusterConfirmation(input.cluster, input.confirm);
-  const bitbucket = resolveBitbucket(config, input);
+  const bitbucket = resolveBitbucket(settings, input);
   return {
     bitbucket,
     branch: validateBranch(withDefault(input.branch, 'main'), 'branch'),

@@ -1,0 +1,197 @@
+import os from 'node:os';
+import path from 'node:path';
+import type { Config } from '@backstage/config';
+import type { ManifestsSourceConfig } from '../manifests/bundle';
+import { validateFluxVersion } from '../manifests/validation';
+import type { FluxStatusSettings } from '../status/FluxStatusReader';
+import { InputValidationError } from '../util/errors';
+import { silentLogger, type EngineLogger } from '../util/logger';
+import {
+  BitbucketServerHostConfig,
+  readBitbucketServerHosts,
+} from './bitbucketServer';
+import { ClusterConnection, readConfigClusters } from './clusters';
+
+/** The Flux release the generator is tested with; used when neither input nor config names one. @public */
+export const DEFAULT_FLUX_VERSION = 'v2.9.4';
+
+/** Where official release bundles live: `<base>/<version>/manifests.tar.gz`. @public */
+export const FLUX_RELEASES_BASE_URL =
+  'https://github.com/fluxcd/flux2/releases/download';
+
+/**
+ * Everything the plugins read from the app config, read once (see {@link fluxBootstrapSettings})
+ * and handed to the engine's functions.
+ * @public
+ */
+export interface FluxBootstrapSettings {
+  /** `integrations.bitbucketServer[]` with their `fluxBootstrap.bitbucketServer[]` extras. */
+  bitbucketServer: BitbucketServerHostConfig[];
+  /** `scaffolder.requireScmUserCredentials`. */
+  requireScmUserCredentials: boolean;
+  /** `kubernetes.clusterLocatorMethods[type=config].clusters[]`. */
+  clusters: ClusterConnection[];
+  /** `fluxBootstrap.allowKubeconfigContexts`. */
+  allowKubeconfigContexts: boolean;
+  /** `fluxBootstrap.manifests`. */
+  manifests: ManifestsSourceConfig;
+  /** `fluxBootstrap.status`. */
+  status: FluxStatusSettings;
+}
+
+/** Reads `fluxBootstrap.manifests`; errors name the key. @public */
+export function readManifestsConfig(config: Config): ManifestsSourceConfig {
+  const c = config.getOptionalConfig('fluxBootstrap.manifests');
+  const baseUrl = (
+    c?.getOptionalString('baseUrl') ?? FLUX_RELEASES_BASE_URL
+  ).replace(/\/+$/, '');
+  const parsed = URL.canParse(baseUrl) ? new URL(baseUrl) : undefined;
+  if (!parsed) {
+    throw new Error(
+      `fluxBootstrap.manifests.baseUrl "${baseUrl}" is not a URL`,
+    );
+  }
+  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
+    throw new Error('fluxBootstrap.manifests.baseUrl must be an http(s) URL');
+  }
+  if (parsed.username || parsed.password) {
+    throw new Error(
+      'fluxBootstrap.manifests.baseUrl must not contain credentials',
+    );
+  }
+  // Read raw: a version such as v2.9.4 is one key, not a path.
+  const sums = c?.getOptional<Record<string, unknown>>('sha256') ?? {};
+  const sha256: Record<string, string> = {};
+  for (const [version, sum] of Object.entries(sums)) {
+    if (typeof sum !== 'string' || !/^[0-9a-fA-F]{64}$/.test(sum.trim())) {
+      throw new Error(
+        `fluxBootstrap.manifests.sha256 must map versions to 64 hex digits (bad entry for "${version}")`,
+      );
+    }
+    sha256[version] = sum.trim().toLowerCase();
+  }
+  const defaultVersion =
+    c?.getOptionalString('defaultVersion') ?? DEFAULT_FLUX_VERSION;
+  validateFluxVersion(defaultVersion, 'fluxBootstrap.manifests.defaultVersion');
+  return {
+    baseUrl,
+    localPath: c?.getOptionalString('localPath') || undefined,
+    cacheDir:
+      c?.getOptionalString('cacheDir') ??
+      path.join(os.tmpdir(), 'flux-bootstrap-manifests'),
+    sha256,
+    defaultVersion,
+    caPem: c?.getOptionalString('caData') || undefined,
+    downloadTimeoutMs: c?.getOptionalNumber('downloadTimeoutMs') ?? 120_000,
+  };
+}
+
+/**
+ * Default of `fluxBootstrap.status.concurrency`. Reading a cluster is waiting on the network,
+ * not CPU, so a fleet of this many clusters is read in one wave.
+ * @public
+ */
+export const DEFAULT_STATUS_CONCURRENCY = 100;
+
+/** Reads `fluxBootstrap.status.*` with its defaults. @public */
+export function readFluxStatusSettings(config: Config): FluxStatusSettings {
+  const positive = (key: string, fallback: number) => {
+    const value = config.getOptionalNumber(`fluxBootstrap.status.${key}`);
+    if (value === undefined) return fallback;
+    if (value > 0) return value;
+    throw new InputValidationError(
+      `fluxBootstrap.status.${key}`,
+      'must be a positive number',
+    );
+  };
+  const namespace = config.getOptionalString('fluxBootstrap.status.namespace');
+  if (namespace && !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace)) {
+    throw new InputValidationError(
+      'fluxBootstrap.status.namespace',
+      'must be a DNS-1123 label',
+    );
+  }
+  const cacheTtlMs = positive('cacheTtlSeconds', 15) * 1000;
+  return {
+    cacheTtlMs,
+    transitionalCacheTtlMs: Math.min(
+      cacheTtlMs,
+      positive('transitionalCacheTtlSeconds', 2) * 1000,
+    ),
+    clusterTimeoutMs: positive('clusterTimeoutSeconds', 5) * 1000,
+    concurrency: Math.floor(
+      positive('concurrency', DEFAULT_STATUS_CONCURRENCY),
+    ),
+    namespace,
+  };
+}
+
+/** Reads all of the plugins' configuration; `caFile`s are read here, once. @public */
+export async function readFluxBootstrapSettings(
+  config: Config,
+): Promise<FluxBootstrapSettings> {
+  const [bitbucketServer, clusters] = await Promise.all([
+    readBitbucketServerHosts(config),
+    readConfigClusters(config),
+  ]);
+  return {
+    bitbucketServer,
+    requireScmUserCredentials:
+      config.getOptionalBoolean('scaffolder.requireScmUserCredentials') ??
+      false,
+    clusters,
+    allowKubeconfigContexts:
+      config.getOptionalBoolean('fluxBootstrap.allowKubeconfigContexts') ??
+      false,
+    manifests: readManifestsConfig(config),
+    status: readFluxStatusSettings(config),
+  };
+}
+
+/** The settings of a running plugin: read at start, read again when the config changes. @public */
+export interface FluxBootstrapSettingsSource {
+  /** The current settings (rejects when the configuration is invalid). */
+  get(): Promise<FluxBootstrapSettings>;
+  /** Calls `listener` with the settings each time a changed configuration was read. */
+  subscribe(listener: (settings: FluxBootstrapSettings) => void): void;
+}
+
+/**
+ * Reads the settings once, and again whenever Backstage's config service reports a change
+ * (`config.subscribe`, e.g. app-config files being watched). A changed configuration that is
+ * invalid is logged and ignored: the last good settings stay in use.
+ * @public
+ */
+export function fluxBootstrapSettings(
+  config: Config,
+  options: { logger?: EngineLogger } = {},
+): FluxBootstrapSettingsSource {
+  const logger = options.logger ?? silentLogger;
+  const listeners: ((settings: FluxBootstrapSettings) => void)[] = [];
+  let current = readFluxBootstrapSettings(config);
+  let good = false;
+  current.then(
+    () => (good = true),
+    () => undefined, // reported to every caller of get()
+  );
+  config.subscribe?.(() => {
+    const next = readFluxBootstrapSettings(config);
+    next.then(
+      settings => {
+        current = next;
+        good = true;
+        listeners.forEach(listener => listener(settings));
+      },
+      error => {
+        logger.warn(
+          `The changed configuration of the Flux bootstrap plugins is not used: ${error}`,
+        );
+        if (!good) current = next;
+      },
+    );
+  });
+  return {
+    get: () => current,
+    subscribe: listener => listeners.push(listener),
+  };
+}

@@ -1,0 +1,113 @@
+import { createHash, createPublicKey, KeyObject } from 'node:crypto';
+import { utils } from 'ssh2';
+
+/** An SSH public key: its type, wire-format blob, `type base64` text and fingerprint. @public */
+export interface SshPublicKey {
+  type: string;
+  blob: Buffer;
+  /** `type base64` without comment or newline. */
+  text: string;
+  fingerprint: string;
+}
+
+/** `SHA256:` + unpadded base64 of sha256(blob), exactly as `ssh-keygen -l` prints it. @public */
+export function sshFingerprint(blob: Buffer): string {
+  const digest = createHash('sha256').update(blob).digest('base64');
+  return `SHA256:${digest.replace(/=+$/, '')}`;
+}
+
+/** The key in an SSH wire-format public key blob. @public */
+export function sshPublicKeyFromBlob(blob: Buffer): SshPublicKey {
+  const type = blob.subarray(4, 4 + blob.readUInt32BE(0)).toString('latin1');
+  return {
+    type,
+    blob,
+    text: `${type} ${blob.toString('base64')}`,
+    fingerprint: sshFingerprint(blob),
+  };
+}
+
+/**
+ * Parses `type base64 [comment]` (an authorized_keys line without options, or the key part of a
+ * known_hosts line) with ssh2, which checks that the blob holds a key of the declared type.
+ * @public
+ */
+export function parseSshPublicKey(line: string): SshPublicKey {
+  const [type = '', b64] = line.trim().split(/\s+/);
+  if (!b64 || type.startsWith('-----'))
+    throw new Error('not an SSH public key: expected "<type> <base64>"');
+  const key = utils.parseKey(line.trim());
+  if (key instanceof Error) {
+    throw new Error(
+      /unsupported/i.test(key.message)
+        ? `unsupported SSH key type "${type.slice(0, 40)}"`
+        : `SSH public key blob does not hold a ${type.slice(0, 40)} key`,
+    );
+  }
+  return sshPublicKeyFromBlob(key.getPublicSSH());
+}
+
+/** True when both `type base64 [comment]` strings carry the same key (comments ignored). @public */
+export function sameSshPublicKey(
+  a: string | undefined,
+  b: string | undefined,
+): boolean {
+  try {
+    return (
+      !!a && !!b && parseSshPublicKey(a).text === parseSshPublicKey(b).text
+    );
+  } catch {
+    return false;
+  }
+}
+
+/** SSH wire-format strings (RFC 4251 §5): each part behind its uint32 length. */
+function sshStrings(...parts: (string | Buffer)[]): Buffer {
+  return Buffer.concat(
+    parts.flatMap(part => {
+      const bytes = Buffer.from(part);
+      const length = Buffer.alloc(4);
+      length.writeUInt32BE(bytes.length);
+      return [length, bytes];
+    }),
+  );
+}
+
+/** OpenSSL's curve names → SSH's, with the length of an uncompressed point. */
+const EC_CURVES: Record<string, [string, number]> = {
+  prime256v1: ['nistp256', 65],
+  secp384r1: ['nistp384', 97],
+  secp521r1: ['nistp521', 133],
+};
+
+/**
+ * The SSH public key of a Node private key (ECDSA, RSA or Ed25519). RSA goes through ssh2
+ * (PKCS#1); ECDSA and Ed25519 blobs are their public point behind the type (and curve) strings,
+ * taken from the SPKI export: ssh2 would recompute an EC point from the private key, which costs
+ * more than generating it (the keys benchmark).
+ * @public
+ */
+export function sshPublicKeyOf(privateKey: KeyObject): SshPublicKey {
+  const spki = () =>
+    createPublicKey(privateKey).export({ type: 'spki', format: 'der' });
+  const type = privateKey.asymmetricKeyType;
+  const curve = EC_CURVES[privateKey.asymmetricKeyDetails?.namedCurve ?? ''];
+  if (type === 'ed25519')
+    return sshPublicKeyFromBlob(
+      sshStrings('ssh-ed25519', spki().subarray(-32)),
+    );
+  if (type === 'ec' && curve) {
+    const [name, pointLength] = curve;
+    return sshPublicKeyFromBlob(
+      sshStrings(`ecdsa-sha2-${name}`, name, spki().subarray(-pointLength)),
+    );
+  }
+  const key =
+    type === 'rsa' &&
+    utils.parseKey(privateKey.export({ type: 'pkcs1', format: 'pem' }));
+  if (key && !(key instanceof Error))
+    return sshPublicKeyFromBlob(key.getPublicSSH());
+  throw new Error(
+    `unsupported key type ${type} (SSH uses ed25519, ecdsa or rsa)`,
+  );
+}
