@@ -17,7 +17,6 @@ import {
   BitbucketErrorDetail,
   kindForStatus,
   parseErrorDetails,
-  shortExceptionName,
 } from './errors';
 import type {
   BitbucketAccessKey,
@@ -28,11 +27,9 @@ import type {
   BitbucketUser,
 } from './types';
 
-export { parseRetryAfter } from '../http';
-
 /**
  * Options of {@link BitbucketServerClient}: the HTTP layer's retry and size bounds, and a
- * per-request timeout (default `host.requestTimeoutMs`, 30 s); retries default to `host.retries` (4).
+ * per-request timeout (default `host.requestTimeoutMs`); retries default to `host.retries`.
  * @public
  */
 export interface BitbucketClientOptions
@@ -81,8 +78,8 @@ export interface BitbucketResponse<T> {
 }
 
 /**
- * Headers that authenticate git over HTTPS exactly like the REST calls: `Bearer` for a token
- * (Bitbucket HTTP access tokens), `Basic` for a username with a password or token. Never log them.
+ * Headers that authenticate git over HTTPS exactly like the REST calls: `Bearer` for a token,
+ * `Basic` for a username with a password or token. Never log them.
  * @public
  */
 export function gitHttpAuthHeaders(
@@ -114,23 +111,15 @@ export function restPath(
   ...segments: Array<string | number>
 ): string {
   let i = 0;
-  const out = template.replace(/\{\}/g, () => {
-    if (i >= segments.length)
-      throw new Error(`restPath: missing segment for ${template}`);
-    return encodeSegment(segments[i++]);
-  });
-  if (i !== segments.length)
-    throw new Error(`restPath: too many segments for ${template}`);
-  return out;
+  return template.replace(/\{\}/g, () => encodeSegment(segments[i++]));
 }
 
 /** `an HTML page ("<title>")` when the answer is a web page (wrong context path, login page). */
 function htmlPage(res: HttpResponse): string | undefined {
   const text = res.body.toString('utf8');
+  const type = res.headers.get('content-type') ?? '';
   if (
-    !/text\/html|application\/xhtml/i.test(
-      res.headers.get('content-type') ?? '',
-    ) &&
+    !/text\/html|application\/xhtml/i.test(type) &&
     !/^\s*<(!doctype|html|head|body)/i.test(text)
   )
     return undefined;
@@ -146,16 +135,12 @@ const RETRY_ADVICE =
   'Bitbucket is unavailable or overloaded, try again later (re-running is safe: what was already done is reused)';
 
 /**
- * REST client of one Bitbucket Server / Data Center host, on the engine's HTTP layer.
- *
- * - URLs are built from the host's `baseUrl` (which keeps the context path), so `/rest/api/1.0`,
- *   `/rest/keys/1.0` and `/scm/` all work under `https://host/bitbucket`.
- * - Auth: `Bearer` token or `Basic` username + password/token, sent to this server only.
- * - TLS: Node's roots plus the host's extra CA; proxies, timeouts and retries as the layer has
- *   them (429, 5xx, resets of requests safe to repeat, waiting as long as the server asks); no
- *   redirects.
- * - Bitbucket's `{"errors":[…]}` bodies become {@link BitbucketError}s; an HTML page (wrong context
- *   path, SSO/proxy login page) is detected and explained. Credentials never appear in errors or logs.
+ * REST client of one Bitbucket Server / Data Center host, on the engine's HTTP layer: URLs keep
+ * the host's context path; `Bearer` or `Basic` credentials go to this server only; TLS trusts
+ * Node's roots plus the host's CA; retries as the layer has them; no redirects. Bitbucket's
+ * `{"errors":[…]}` bodies become {@link BitbucketError}s, an HTML page (wrong context path, a
+ * login page) is explained, and credentials never appear in errors or logs. It remembers the
+ * user Bitbucket names in `X-AUSERNAME` on every authenticated answer.
  * @public
  */
 export class BitbucketServerClient {
@@ -169,6 +154,8 @@ export class BitbucketServerClient {
   private readonly timeoutMs: number;
   private readonly retries: number;
   private readonly baseDelayMs?: number;
+  private user?: string;
+  private owner?: Promise<{ name: string; user?: BitbucketUser }>;
 
   constructor(
     host: BitbucketServerHostConfig,
@@ -206,6 +193,11 @@ export class BitbucketServerClient {
     return this.redactor;
   }
 
+  /** The user Bitbucket named in `X-AUSERNAME` on an answer so far (undefined before any). */
+  get authenticatedUser(): string | undefined {
+    return this.user;
+  }
+
   /** The HTTPS clone URL Bitbucket uses for a repository: `<baseUrl>/scm/<key>/<slug>.git`. */
   scmUrl(projectKey: string, slug: string): string {
     return `${this.baseUrl}/scm/${encodeSegment(
@@ -218,8 +210,8 @@ export class BitbucketServerClient {
 
   /**
    * How git over HTTPS talks to this server like this client does (`createGitHttpClient`): the
-   * Authorization header (only for a URL on this server: credentials never go elsewhere), the
-   * host's extra CA, the timeout, and retries of ref discovery, logged like REST retries.
+   * Authorization header (only for a URL on this server), the host's CA, the timeout, and
+   * retries of ref discovery, logged like REST retries.
    */
   gitHttpSettings(gitUrl: string): {
     headers: Record<string, string>;
@@ -261,21 +253,18 @@ export class BitbucketServerClient {
     path: string,
     opts: BitbucketRequestOptions = {},
   ): Promise<BitbucketResponse<T>> {
-    if (!path.startsWith('/'))
-      throw new Error(`Bitbucket path must start with "/": ${path}`);
     const url = new URL(`${this.baseUrl}${path}`);
-    if (url.origin !== this.origin)
-      throw new Error('Bitbucket path escapes the server');
+    if (!path.startsWith('/') || url.origin !== this.origin)
+      throw new Error(`Bitbucket path must stay on the server: ${path}`);
     for (const [k, v] of Object.entries(opts.query ?? {}))
       if (v !== undefined) url.searchParams.set(k, String(v));
     const verb = method.toUpperCase();
     const label = `${verb} ${url.pathname}${url.search}`;
     const raw = Buffer.isBuffer(opts.body);
+    const json = opts.body !== undefined && !raw;
     const headers: Record<string, string> = {
       Accept: 'application/json',
-      ...(opts.body === undefined || raw
-        ? {}
-        : { 'Content-Type': 'application/json' }),
+      ...(json ? { 'Content-Type': 'application/json' } : {}),
       // Bitbucket's XSRF check is skipped for REST clients that say so.
       ...(verb === 'GET' || verb === 'HEAD'
         ? {}
@@ -289,10 +278,7 @@ export class BitbucketServerClient {
         method: verb,
         url,
         headers,
-        body:
-          opts.body === undefined || raw
-            ? (opts.body as Buffer | undefined)
-            : JSON.stringify(opts.body),
+        body: json ? JSON.stringify(opts.body) : (opts.body as Buffer),
         signal: opts.signal,
         what: `Bitbucket ${label}`,
         idempotent: opts.retry === false ? false : opts.retry || undefined,
@@ -300,6 +286,8 @@ export class BitbucketServerClient {
     } catch (error) {
       throw this.errorFromException(error, label);
     }
+    const user = res.headers.get('x-ausername');
+    if (user) this.user = decodeHeader(user);
     if (res.status >= 300 && !opts.expectedStatus?.includes(res.status))
       throw this.errorFromResponse(res, label);
     return {
@@ -387,14 +375,33 @@ export class BitbucketServerClient {
         { kind: 'unauthorized', status: res.status, request },
       );
     }
-    let name = raw;
-    try {
-      name = decodeURIComponent(raw);
-    } catch {
-      // not encoded
-    }
     const id = Number(res.headers.get('x-auserid'));
-    return { name, id: Number.isFinite(id) && id > 0 ? id : undefined };
+    return {
+      name: decodeHeader(raw),
+      id: Number.isFinite(id) && id > 0 ? id : undefined,
+    };
+  }
+
+  /**
+   * The name the credentials act as (`X-AUSERNAME`, asked for when no answer named it yet) and
+   * that user, asked once per client. `user` is undefined for the service user of a project or
+   * repository HTTP access token: `GET /users/{name}` does not list it (404), and the service
+   * user may not read users at all (401 `AuthorisationException`).
+   */
+  currentUser(
+    signal?: AbortSignal,
+  ): Promise<{ name: string; user?: BitbucketUser }> {
+    this.owner ??= (async () => {
+      const name = this.user ?? (await this.whoami(signal)).name;
+      const user = await this.getUser(name, signal).catch(error => {
+        if (error instanceof BitbucketError && error.kind === 'forbidden')
+          return undefined;
+        throw error;
+      });
+      return { name, user };
+    })();
+    this.owner.catch(() => (this.owner = undefined));
+    return this.owner;
   }
 
   /** The resource at `path`, or undefined on 404. */
@@ -422,25 +429,6 @@ export class BitbucketServerClient {
     );
   }
 
-  /** Branches of a repository (an empty repository has none). */
-  listBranches(
-    projectKey: string,
-    slug: string,
-    opts: { filterText?: string; signal?: AbortSignal; limit?: number } = {},
-  ): Promise<BitbucketBranch[]> {
-    const { filterText, signal, limit } = opts;
-    return this.listAll<BitbucketBranch>(
-      restPath('/rest/api/1.0/projects/{}/repos/{}/branches', projectKey, slug),
-      {
-        query: filterText
-          ? { filterText, boostMatches: true, orderBy: 'ALPHABETICAL' }
-          : { orderBy: 'ALPHABETICAL' },
-        signal,
-        limit,
-      },
-    );
-  }
-
   /** The branch of that exact name, or undefined. */
   async getBranch(
     projectKey: string,
@@ -448,10 +436,17 @@ export class BitbucketServerClient {
     branch: string,
     signal?: AbortSignal,
   ): Promise<BitbucketBranch | undefined> {
-    const branches = await this.listBranches(projectKey, slug, {
-      filterText: branch,
-      signal,
-    });
+    const branches = await this.listAll<BitbucketBranch>(
+      restPath('/rest/api/1.0/projects/{}/repos/{}/branches', projectKey, slug),
+      {
+        query: {
+          filterText: branch,
+          boostMatches: true,
+          orderBy: 'ALPHABETICAL',
+        },
+        signal,
+      },
+    );
     return branches.find(
       b => b.id === `refs/heads/${branch}` || (!b.id && b.displayId === branch),
     );
@@ -551,12 +546,10 @@ export class BitbucketServerClient {
     const { status } = res;
     if (status < 400) {
       let where = 'an unknown location';
-      try {
+      if (URL.canParse(res.headers.get('location') ?? '', this.baseUrl)) {
         const loc = new URL(res.headers.get('location')!, this.baseUrl);
         loc.username = loc.password = loc.search = '';
         where = loc.toString();
-      } catch {
-        // no or no usable Location
       }
       return new BitbucketError(
         this.redactor.redact(
@@ -579,7 +572,7 @@ export class BitbucketServerClient {
     if (details.length) {
       what = details
         .map(d => {
-          const ex = shortExceptionName(d.exceptionName);
+          const ex = d.exceptionName?.split('.').pop();
           return ex ? `${d.message} [${ex}]` : d.message;
         })
         .join('; ');
@@ -633,5 +626,14 @@ export class BitbucketServerClient {
       request: label,
       code: error.code,
     });
+  }
+}
+
+/** `X-AUSERNAME` is URL-encoded (`alice%40corp`). */
+function decodeHeader(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
   }
 }

@@ -1,27 +1,19 @@
 import type { BitbucketServerHostConfig } from '../config/bitbucketServer';
-import { validateBranch } from '../manifests/validation';
 import { runCheckpointDirectly, type CheckpointFn } from '../util/checkpoint';
-import { InputValidationError } from '../util/errors';
 import { EngineLogger, silentLogger } from '../util/logger';
+import type { Redactor } from '../util/redact';
+import { attempt, BitbucketAccess, resolveTokenOwner } from './access';
 import { BitbucketServerClient, restPath } from './client';
 import { BitbucketError, isBitbucketError } from './errors';
 import { pushInitialCommit } from './initialCommit';
 import { BitbucketRepoRef, isProjectKey, repositorySlug } from './repoUrl';
 import type {
   BitbucketBranch,
-  BitbucketGroupPermission,
   BitbucketPage,
   BitbucketProject,
   BitbucketRepoPermission,
   BitbucketRepository,
 } from './types';
-
-/** Repository permissions a group can be granted. @public */
-export const REPO_PERMISSIONS: readonly BitbucketRepoPermission[] = [
-  'REPO_READ',
-  'REPO_WRITE',
-  'REPO_ADMIN',
-];
 
 /** A group and the repository permission it should hold. @public */
 export interface BitbucketGroupGrant {
@@ -29,25 +21,30 @@ export interface BitbucketGroupGrant {
   permission: BitbucketRepoPermission;
 }
 
-/** What {@link ensureBitbucketRepository} makes true. @public */
-export interface EnsureRepositoryRequest {
-  ref: BitbucketRepoRef;
+/** What {@link ensureFleetRepository} makes true: a parsed `bitbucket:create-repo` input. @public */
+export interface FleetRepositoryRequest {
+  bitbucket: BitbucketAccess;
   description?: string;
-  /** false → the repository is created public (sent explicitly, unlike the flux CLI). */
+  /** false → created public (sent explicitly, unlike the flux CLI). */
   private: boolean;
   /** The branch Flux will sync; created when missing. */
   defaultBranch: string;
   groups: BitbucketGroupGrant[];
+  /** Flux will read the repository over HTTPS with these credentials: they must be a user's. */
+  tokenAuth?: boolean;
 }
 
-/** Options of {@link ensureBitbucketRepository}. @public */
-export interface EnsureRepositoryOptions {
-  signal?: AbortSignal;
+/** Collaborators of {@link ensureFleetRepository}. @public */
+export interface FleetRepositoryDeps {
   logger?: EngineLogger;
+  /** Learns the credentials; every log line and error passes through it. */
+  redactor?: Redactor;
+  signal?: AbortSignal;
+  /** Runs each side effect once per task (`ctx.checkpoint`); its values are public JSON. */
   checkpoint?: CheckpointFn;
-  /** How errors name the credentials, e.g. `the token input` (never their value). */
-  credentials?: string;
-  /** Message of the initial commit that creates the branch in an empty repository. */
+  /** Log the plan and return what is known without a request; nothing is sent. */
+  dryRun?: boolean;
+  /** Message of the commit that creates the branch in an empty repository. */
   initialCommitMessage?: string;
 }
 
@@ -55,46 +52,15 @@ export interface EnsureRepositoryOptions {
 export interface BitbucketRepositoryOutputs {
   /** HTTPS clone URL, without user info. */
   remoteUrl: string;
-  /** SSH clone URL using the configured SSH host and port, e.g. `ssh://git@host:7999/flux/fleet.git`. */
+  /** SSH clone URL on the configured SSH host and port, e.g. `ssh://git@host:7999/flux/fleet.git`. */
   sshUrl: string;
   repoContentsUrl: string;
   projectKey: string;
   repoSlug: string;
   defaultBranch: string;
   created: boolean;
-}
-
-/** Throws {@link InputValidationError} for a bad request, before any network call. @public */
-export function validateRepositoryRequest(req: EnsureRepositoryRequest): void {
-  validateBranch(req.defaultBranch, 'defaultBranch');
-  if (req.description !== undefined) {
-    if (typeof req.description !== 'string')
-      throw new InputValidationError('description', 'must be a string');
-    if (req.description.length > 1000)
-      throw new InputValidationError(
-        'description',
-        'must be at most 1000 characters',
-      );
-  }
-  const seen = new Set<string>();
-  req.groups.forEach((g, i) => {
-    const fail = (key: string, message: string) =>
-      new InputValidationError(`groups[${i}].${key}`, message);
-    if (!g || typeof g.name !== 'string' || !g.name.trim())
-      throw fail('name', 'is required');
-    // eslint-disable-next-line no-control-regex
-    if (g.name.length > 255 || /[\x00-\x1f\x7f]/.test(g.name)) {
-      throw fail(
-        'name',
-        'must be a group name (at most 255 characters, no control characters)',
-      );
-    }
-    if (!REPO_PERMISSIONS.includes(g.permission))
-      throw fail('permission', `must be one of ${REPO_PERMISSIONS.join(', ')}`);
-    if (seen.has(g.name))
-      throw fail('name', `group "${g.name}" is listed twice`);
-    seen.add(g.name);
-  });
+  /** The user the credentials act as (`X-AUSERNAME`); unknown in a dry run. */
+  tokenOwner?: string;
 }
 
 const lower = (s: string) => s.toLowerCase();
@@ -107,7 +73,7 @@ const segment = encodeURIComponent;
  */
 export function planRepositoryOutputs(
   host: BitbucketServerHostConfig,
-  req: Pick<EnsureRepositoryRequest, 'ref' | 'defaultBranch'>,
+  req: { ref: BitbucketRepoRef; defaultBranch: string },
 ): BitbucketRepositoryOutputs {
   const { ref } = req;
   const slug = repositorySlug(ref.repo);
@@ -131,38 +97,27 @@ export function planRepositoryOutputs(
   };
 }
 
-/** Picks a clone link by its name (`http`, `ssh`), never by position. @public */
+/** Picks a clone link by its name (`http`, `ssh`), never by position. */
 export function cloneLink(
   repo: Pick<BitbucketRepository, 'links'>,
   name: 'http' | 'ssh',
 ): string | undefined {
-  return repo.links?.clone?.find(
-    l => typeof l.name === 'string' && lower(l.name) === name,
-  )?.href;
+  return repo.links?.clone?.find(l => lower(l.name ?? '') === name)?.href;
 }
 
-/** The clone link `name` when it names this repository (any case of the key), parsed. */
-function linkOf(repo: BitbucketRepository, name: 'http' | 'ssh') {
-  const href = cloneLink(repo, name);
+/** The clone link `name`, parsed, when it names this repository (any case of the key). */
+function cloneUrl(repo: BitbucketRepository, name: 'http' | 'ssh') {
+  const href = cloneLink(repo, name) ?? '';
+  const url = URL.canParse(href) ? new URL(href) : undefined;
+  const path = lower(url?.pathname ?? '').replace(/\.git$/, '');
   const tail = lower(`/${repo.project.key}/${repo.slug}`);
-  try {
-    const url = new URL(href ?? '');
-    const p = lower(decodeURIComponent(url.pathname));
-    return {
-      href,
-      url: p.endsWith(tail) || p.endsWith(`${tail}.git`) ? url : undefined,
-    };
-  } catch {
-    return { href, url: undefined };
-  }
+  return path.endsWith(tail) ? url : undefined;
 }
 
 /**
- * The outputs for a repository as Bitbucket describes it: clone links chosen by name (any case of
- * the project key accepted), the user info Bitbucket puts in HTTP links removed, and the SSH URL
- * moved to the configured SSH host and port (flux2#2207: an SSH URL without the port makes
- * Flux dial port 22).
- * @public
+ * The outputs for a repository as Bitbucket describes it: clone links chosen by name, the user
+ * info Bitbucket puts in HTTP links removed, and the SSH URL moved to the configured SSH host
+ * and port (flux2#2207: an SSH URL without the port makes Flux dial port 22).
  */
 export function repositoryOutputs(
   host: BitbucketServerHostConfig,
@@ -183,21 +138,20 @@ export function repositoryOutputs(
     },
     defaultBranch,
   });
-  let remoteUrl = planned.remoteUrl;
-  const http = linkOf(repo, 'http');
-  if (http.url) {
-    http.url.username = '';
-    http.url.password = '';
-    remoteUrl = http.url.toString();
-  } else if (http.href) {
+  const http = cloneUrl(repo, 'http');
+  if (http) http.username = http.password = '';
+  else if (cloneLink(repo, 'http')) {
     logger.warn(
-      `Bitbucket's http clone link ${http.href} does not name ${key}/${repo.slug}; using ${remoteUrl}`,
+      `Bitbucket's http clone link ${cloneLink(
+        repo,
+        'http',
+      )} does not name ${key}/${repo.slug}; using ${planned.remoteUrl}`,
     );
   }
-  const ssh = linkOf(repo, 'ssh').url;
+  const ssh = cloneUrl(repo, 'ssh');
   return {
     ...planned,
-    remoteUrl,
+    remoteUrl: http?.toString() ?? planned.remoteUrl,
     sshUrl: ssh
       ? `ssh://${ssh.username || 'git'}@${host.sshHost}${ssh.pathname}`
       : planned.sshUrl,
@@ -208,58 +162,14 @@ export function repositoryOutputs(
   };
 }
 
-/** What a Bitbucket call tries, for errors that say which permission it needs. @public */
-export interface BitbucketAttempt {
-  client: Pick<BitbucketServerClient, 'host'>;
-  /** How the credentials are named, e.g. `the token input`. */
-  credentials: string;
-  action: string;
-  /** e.g. `PROJECT_READ on project FLUX`. */
-  needs: string;
-}
-
 /**
- * Runs `fn`, rewording a credential or permission failure (401/403) so that it names the
- * credentials, what was tried and the permission that needs.
- * @public
- */
-export async function attempt<T>(
-  a: BitbucketAttempt,
-  fn: () => Promise<T>,
-): Promise<T> {
-  try {
-    return await fn();
-  } catch (error) {
-    if (!isBitbucketError(error, 'unauthorized', 'forbidden')) throw error;
-    const said = error.bitbucketMessage
-      ? ` Bitbucket said: ${error.bitbucketMessage}`
-      : '';
-    const who = a.credentials;
-    throw new BitbucketError(
-      error.kind === 'unauthorized'
-        ? `Bitbucket ${a.client.host.host} rejected ${who} while trying to ${a.action}: the token or password is invalid, expired or revoked (HTTP ${error.status}).${said}`
-        : `${who[0].toUpperCase()}${who.slice(1)} may not ${
-            a.action
-          }: it needs ${a.needs} (HTTP ${error.status}).${said}`,
-      {
-        kind: error.kind,
-        status: error.status,
-        details: error.details,
-        request: error.request,
-      },
-    );
-  }
-}
-
-/**
- * Finds a project by key (any case) or, failing that, by exact name across all pages of
+ * A project by key (any case) or, failing that, by exact name across all pages of
  * `GET /projects?name=` — never by substring (flux2#2411: `unity` must not match `Community`).
- * @public
  */
-export async function resolveProject(
+async function resolveProject(
   client: BitbucketServerClient,
   keyOrName: string,
-  opts: { signal?: AbortSignal; credentials?: string } = {},
+  opts: { signal?: AbortSignal; credentials?: string },
 ): Promise<BitbucketProject> {
   const credentials = opts.credentials ?? 'the credentials';
   const what = {
@@ -336,16 +246,25 @@ export async function locateBitbucketRepository(
 }
 
 /**
- * Fails early unless the credentials belong to the owner of a personal project (`~owner`):
- * Bitbucket would create the repository under the token's own user, or refuse.
- * @public
+ * The project to create in: `~owner` once the credentials proved to be the owner's (Bitbucket
+ * would create the repository under the credentials' own user, or refuse), else the project.
  */
-export async function checkPersonalOwner(
+async function owningProject(
   client: BitbucketServerClient,
-  owner: string,
-  opts: { signal?: AbortSignal; credentials?: string } = {},
+  ref: BitbucketRepoRef,
+  opts: { signal?: AbortSignal; credentials: string; logger: EngineLogger },
 ): Promise<string> {
-  const credentials = opts.credentials ?? 'the credentials';
+  const { credentials, logger } = opts;
+  if (!ref.personal) {
+    const project = await resolveProject(client, ref.project, opts);
+    logger.info(
+      project.key === ref.project
+        ? `Project ${project.key} found`
+        : `Project "${ref.project}" is ${project.name} (${project.key})`,
+    );
+    return project.key;
+  }
+  const owner = ref.owner!;
   const me = await attempt(
     {
       client,
@@ -353,18 +272,17 @@ export async function checkPersonalOwner(
       action: 'identify its user',
       needs: `a licensed user on ${client.host.host}`,
     },
-    () => client.whoami(opts.signal),
+    () => client.currentUser(opts.signal),
   );
-  if (lower(me.name) === lower(owner)) return me.name;
-  const user = await client
-    .getUser(me.name, opts.signal)
-    .catch(() => undefined);
-  if (user?.slug && lower(user.slug) === lower(owner)) return me.name;
+  if ([me.name, me.user?.slug ?? ''].some(n => lower(n) === lower(owner))) {
+    logger.info(`Credentials belong to "${me.name}", the owner of ~${owner}`);
+    return `~${owner}`;
+  }
   throw new BitbucketError(
     `repoUrl asks for a personal repository of "${owner}" (project=~${owner}), but ${credentials} belong to "${
       me.name
     }". Only the owner's own credentials can create repositories in a personal project: use project=~${
-      user?.slug ?? lower(me.name)
+      me.user?.slug ?? lower(me.name)
     } or ${owner}'s token.`,
     { kind: 'forbidden' },
   );
@@ -372,25 +290,15 @@ export async function checkPersonalOwner(
 
 /** The public fields of a repository (what a checkpoint stores). */
 function summarize(repo: BitbucketRepository): BitbucketRepository {
-  const { slug, id, name, description, public: isPublic, scmId } = repo;
+  const { slug, name, project, links } = repo;
   return {
     slug,
-    id,
     name,
-    description,
-    public: isPublic,
-    scmId,
-    project: {
-      key: repo.project.key,
-      name: repo.project.name,
-      type: repo.project.type,
-    },
+    public: repo.public,
+    project: { key: project.key, name: project.name },
     links: {
-      clone: (repo.links?.clone ?? []).map(({ href, name: n }) => ({
-        href,
-        name: n,
-      })),
-      self: (repo.links?.self ?? []).map(({ href }) => ({ href })),
+      clone: links?.clone?.map(({ href, name: n }) => ({ href, name: n })),
+      self: links?.self?.map(({ href }) => ({ href })),
     },
   };
 }
@@ -418,97 +326,80 @@ async function readGroupPermission(
   signal?: AbortSignal,
 ): Promise<string | undefined> {
   // `filter` is a substring match: compare names exactly, over all pages.
-  for await (const p of client.paginate<BitbucketGroupPermission>(path, {
-    query: { filter: group },
-    signal,
-  })) {
+  for await (const p of client.paginate<{
+    group: { name: string };
+    permission: string;
+  }>(path, { query: { filter: group }, signal })) {
     if (p.group?.name === group) return p.permission;
   }
   return undefined;
 }
 
 /**
- * Grants a group a repository permission and reads it back. Sets exactly the requested level
- * (a re-run converges; another level set by hand is replaced).
- * @public
+ * Grants a group exactly the requested repository permission and reads it back (a re-run
+ * converges; another level set by hand is replaced).
  */
-export async function ensureGroupPermission(
+async function ensureGroupPermission(
   client: BitbucketServerClient,
-  projectKey: string,
-  slug: string,
+  repo: { projectKey: string; slug: string },
   grant: BitbucketGroupGrant,
-  opts: {
-    signal?: AbortSignal;
-    credentials?: string;
-    logger?: EngineLogger;
-  } = {},
-): Promise<{ changed: boolean; permission: BitbucketRepoPermission }> {
-  const logger = opts.logger ?? silentLogger;
-  const { signal } = opts;
-  const repo = `${projectKey}/${slug}`;
+  opts: { signal?: AbortSignal; credentials: string; logger: EngineLogger },
+): Promise<{ changed: boolean }> {
+  const { logger, signal } = opts;
+  const where = `${repo.projectKey}/${repo.slug}`;
   const path = restPath(
     '/rest/api/1.0/projects/{}/repos/{}/permissions/groups',
-    projectKey,
-    slug,
+    repo.projectKey,
+    repo.slug,
   );
+  const { name, permission } = grant;
   const what = {
     client,
-    credentials: opts.credentials ?? 'the credentials',
-    action: `grant group "${grant.name}" ${grant.permission} on ${repo}`,
-    needs: `REPO_ADMIN on repository ${repo}`,
+    credentials: opts.credentials,
+    action: `grant group "${name}" ${permission} on ${where}`,
+    needs: `REPO_ADMIN on repository ${where}`,
   };
   return attempt(what, async () => {
-    const current = await readGroupPermission(client, path, grant.name, signal);
-    if (current === grant.permission) {
-      logger.info(
-        `Group "${grant.name}" already has ${grant.permission} on ${repo}`,
-      );
-      return { changed: false, permission: grant.permission };
+    const current = await readGroupPermission(client, path, name, signal);
+    if (current === permission) {
+      logger.info(`Group "${name}" already has ${permission} on ${where}`);
+      return { changed: false };
     }
     await client
-      .request('PUT', path, {
-        query: { name: grant.name, permission: grant.permission },
-        signal,
-      })
+      .request('PUT', path, { query: { name, permission }, signal })
       .catch(error => {
         if (
           isBitbucketError(error, 'not-found') &&
           /group/i.test(`${error.exceptionName} ${error.bitbucketMessage}`)
         ) {
           throw new BitbucketError(
-            `Group "${grant.name}" does not exist on Bitbucket ${client.host.host}; create it or fix groups[].name.`,
-            {
-              kind: 'not-found',
-              status: 404,
-              details: error.details,
-              request: error.request,
-            },
+            `Group "${name}" does not exist on Bitbucket ${client.host.host}; create it or fix groups[].name.`,
+            { kind: 'not-found', status: 404, details: error.details },
           );
         }
         throw error;
       });
-    const after = await readGroupPermission(client, path, grant.name, signal);
-    if (after !== grant.permission) {
+    const after = await readGroupPermission(client, path, name, signal);
+    if (after !== permission) {
       throw new BitbucketError(
-        `Bitbucket accepted granting ${grant.permission} to group "${
-          grant.name
-        }" on ${repo}, but reading it back gives ${after ?? 'no permission'}`,
+        `Bitbucket accepted granting ${permission} to group "${name}" on ${where}, but reading it back gives ${
+          after ?? 'no permission'
+        }`,
         { kind: 'server' },
       );
     }
     logger.info(
-      `Granted group "${grant.name}" ${grant.permission} on ${repo}${
+      `Granted group "${name}" ${permission} on ${where}${
         current ? ` (was ${current})` : ''
       }`,
     );
-    return { changed: true, permission: grant.permission };
+    return { changed: true };
   });
 }
 
 /**
  * Makes `branch` the repository's default branch: `PUT …/default-branch` (Bitbucket 7.5+),
  * falling back to the older `PUT …/branches/default`.
- * @public
  */
 export async function setDefaultBranch(
   client: BitbucketServerClient,
@@ -535,11 +426,10 @@ async function commitAuthor(
   signal?: AbortSignal,
 ): Promise<{ name: string; email: string }> {
   try {
-    const me = await client.whoami(signal);
-    const user = await client.getUser(me.name, signal);
+    const me = await client.currentUser(signal);
     return {
-      name: user?.displayName || me.name,
-      email: user?.emailAddress ?? '',
+      name: me.user?.displayName || me.name,
+      email: me.user?.emailAddress ?? '',
     };
   } catch (error) {
     if (isBitbucketError(error, 'unauthorized')) throw error;
@@ -548,59 +438,45 @@ async function commitAuthor(
 }
 
 /**
- * Makes sure `branch` exists so that the next step can push to it.
- *
- * An empty Bitbucket repository has no branches at all, whatever `defaultBranch` it was created
- * with: the branch is created here with one empty-tree commit, which gives Flux, the status card
- * and Bitbucket's UI a real head, lets the default branch be verified and set (Bitbucket before
- * 7.5 ignores `defaultBranch` at creation), and is safe to race (the push announces `0000…` as
- * the old value, so it only lands while the branch does not exist). Flux's CLI pushes `master`
- * and then `main` instead (spec §4.3 A5, §4.6 #2).
- *
- * - branch exists → nothing (with `makeDefault`, it is made the default branch);
- * - repository empty → the initial commit, then `branch` made the default;
- * - other branches exist → `branch` created from the default branch's head over REST; the
- *   default branch setting is left alone.
- * @public
+ * Makes sure `branch` exists so that the next step can push to it. An empty Bitbucket
+ * repository has no branch at all, whatever `defaultBranch` it was created with: it gets one
+ * empty-tree commit on `branch` (pushed against `0000…`, so it only lands while the branch does
+ * not exist), which is then made the default (Bitbucket before 7.5 ignores `defaultBranch` at
+ * creation). Flux's CLI pushes `master` and then `main` instead (spec §4.3 A5, §4.6 #2). In a
+ * repository with other branches, `branch` is created from the default branch's head and the
+ * default is left alone; an existing branch is made the default only with `makeDefault`.
  */
-export async function ensureBranch(
+async function ensureBranch(
   client: BitbucketServerClient,
-  projectKey: string,
-  slug: string,
+  repository: { projectKey: string; slug: string },
   branch: string,
   opts: {
     signal?: AbortSignal;
-    logger?: EngineLogger;
-    credentials?: string;
+    logger: EngineLogger;
+    credentials: string;
     cloneUrl: string;
-    /** Also make it the default branch when it already exists (a repository created by this run). */
-    makeDefault?: boolean;
+    makeDefault: boolean;
     initialCommitMessage?: string;
   },
-): Promise<{
-  head?: string;
-  created?: 'initial-commit' | 'from-default-branch';
-  madeDefault: boolean;
-}> {
-  const { signal } = opts;
-  const logger = opts.logger ?? silentLogger;
+): Promise<{ head?: string; created?: string; madeDefault: boolean }> {
+  const { signal, logger } = opts;
+  const { projectKey, slug } = repository;
   const repo = `${projectKey}/${slug}`;
   const needing = (action: string, permission: string) => ({
     client,
-    credentials: opts.credentials ?? 'the credentials',
+    credentials: opts.credentials,
     action,
     needs: `${permission} on repository ${repo}`,
   });
+  const getBranch = () => client.getBranch(projectKey, slug, branch, signal);
 
   const ensureDefault = async (): Promise<boolean> => {
-    const b = await client.getBranch(projectKey, slug, branch, signal);
-    if (!b || b.isDefault !== false) return false;
+    if ((await getBranch())?.isDefault !== false) return false;
     await attempt(
       needing(`make "${branch}" the default branch of ${repo}`, 'REPO_ADMIN'),
       () => setDefaultBranch(client, projectKey, slug, branch, signal),
     );
-    const check = await client.getBranch(projectKey, slug, branch, signal);
-    if (check?.isDefault === false) {
+    if ((await getBranch())?.isDefault === false) {
       throw new BitbucketError(
         `Bitbucket did not make "${branch}" the default branch of ${repo}`,
         { kind: 'server' },
@@ -610,16 +486,15 @@ export async function ensureBranch(
     return true;
   };
 
-  const existing = await client.getBranch(projectKey, slug, branch, signal);
+  const existing = await getBranch();
   if (existing) {
+    const head = existing.latestCommit ?? existing.latestChangeset;
     logger.info(
-      `Branch "${branch}" exists in ${repo} at ${
-        existing.latestCommit ?? 'an unknown commit'
-      }`,
+      `Branch "${branch}" exists in ${repo} at ${head ?? 'an unknown commit'}`,
     );
     return {
-      head: existing.latestCommit ?? existing.latestChangeset,
-      madeDefault: opts.makeDefault ? await ensureDefault() : false,
+      head,
+      madeDefault: opts.makeDefault && (await ensureDefault()),
     };
   }
 
@@ -696,49 +571,58 @@ export async function ensureBranch(
 }
 
 /**
- * `bitbucket:create-repo` without the scaffolder: resolves the owner, creates the repository when
- * missing (`public` sent explicitly, the requested default branch), grants and verifies group
- * permissions, and makes the default branch exist. Every side effect runs inside
- * `opts.checkpoint` with a stable key and is idempotent on its own, so three runs in a row give
- * one repository, one permission per group and no error.
+ * `bitbucket:create-repo`: makes sure the fleet repository exists. With `tokenAuth` the
+ * credentials are first checked to belong to a user (Flux will sign in as that user). Then the
+ * owner is resolved (`~owner`: the credentials must be the owner's), the repository created when
+ * missing (`public` sent explicitly, the requested default branch), each group granted exactly
+ * its permission (read back), and the default branch made to exist. Every side effect runs
+ * inside `checkpoint` with a stable key and is idempotent on its own: three runs in a row give
+ * one repository, one permission per group and no error. A dry run sends nothing.
  * @public
  */
-export async function ensureBitbucketRepository(
-  client: BitbucketServerClient,
-  req: EnsureRepositoryRequest,
-  opts: EnsureRepositoryOptions = {},
+export async function ensureFleetRepository(
+  req: FleetRepositoryRequest,
+  deps: FleetRepositoryDeps = {},
 ): Promise<BitbucketRepositoryOutputs> {
-  validateRepositoryRequest(req);
-  const logger = opts.logger ?? silentLogger;
-  const checkpoint = opts.checkpoint ?? runCheckpointDirectly;
-  const credentials = opts.credentials ?? 'the credentials';
-  const { signal } = opts;
-  const { ref } = req;
+  const logger = deps.logger ?? silentLogger;
+  const checkpoint = deps.checkpoint ?? runCheckpointDirectly;
+  const { signal } = deps;
+  const { ref, host, auth, credentials } = req.bitbucket;
+  const visibility = req.private ? 'private' : 'public';
 
-  logger.info(
-    `Connecting to Bitbucket ${client.host.host} (${client.baseUrl})`,
-  );
-  let projectKey: string;
-  if (ref.personal) {
-    const me = await checkPersonalOwner(client, ref.owner!, {
-      signal,
-      credentials,
-    });
-    logger.info(`Credentials belong to "${me}", the owner of ~${ref.owner}`);
-    projectKey = `~${ref.owner}`;
-  } else {
-    const project = await resolveProject(client, ref.project, {
-      signal,
-      credentials,
-    });
-    projectKey = project.key;
+  if (deps.dryRun) {
+    const planned = planRepositoryOutputs(host, { ref, ...req });
+    const grants = req.groups.map(g => `${g.name}=${g.permission}`);
     logger.info(
-      project.key === ref.project
-        ? `Project ${project.key} found`
-        : `Project "${ref.project}" is ${project.name} (${project.key})`,
+      `Dry run: would ${
+        req.tokenAuth ? 'check that the credentials belong to a user, ' : ''
+      }ensure ${visibility} repository ${planned.projectKey}/${
+        planned.repoSlug
+      } on ${host.host} with default branch "${req.defaultBranch}"${
+        grants.length ? ` and grant ${grants.join(', ')}` : ''
+      }; no request sent`,
     );
+    return planned;
   }
 
+  logger.info(
+    `Using ${credentials} for Bitbucket ${host.host} (${host.baseUrl})`,
+  );
+  const client = new BitbucketServerClient(host, auth, {
+    logger,
+    redactor: deps.redactor,
+  });
+  if (req.tokenAuth) {
+    const owner = await resolveTokenOwner(client, { signal, credentials });
+    logger.info(
+      `Flux will sign in over HTTPS as "${owner.name}", the owner of ${credentials}`,
+    );
+  }
+  const projectKey = await owningProject(client, ref, {
+    signal,
+    credentials,
+    logger,
+  });
   const wantedSlug = repositorySlug(ref.repo);
   const inProject = (action: string, needs: string) => ({
     client,
@@ -746,7 +630,7 @@ export async function ensureBitbucketRepository(
     action: `${action} ${projectKey}`,
     needs: `${needs} on project ${projectKey}`,
   });
-  const repoState = await checkpoint(
+  const { repo, created } = await checkpoint(
     `repository.${lower(projectKey)}.${wantedSlug}`,
     async () => {
       const existing = await attempt(
@@ -755,9 +639,7 @@ export async function ensureBitbucketRepository(
       );
       if (existing) return { created: false, repo: summarize(existing) };
       logger.info(
-        `Creating ${req.private ? 'private' : 'public'} repository "${
-          ref.repo
-        }" in ${projectKey} with default branch "${req.defaultBranch}"`,
+        `Creating ${visibility} repository "${ref.repo}" in ${projectKey} with default branch "${req.defaultBranch}"`,
       );
       try {
         const res = await attempt(
@@ -796,59 +678,55 @@ export async function ensureBitbucketRepository(
       }
     },
   );
-  const { repo, created } = repoState;
-  const key = repo.project.key;
-  const slug = repo.slug;
-  if (created) logger.info(`Created repository ${key}/${slug}`);
-  else {
-    logger.info(`Repository ${key}/${slug} exists; reusing it`);
-    if (repo.public !== undefined && repo.public === req.private) {
-      logger.warn(
-        `Repository ${key}/${slug} is ${
-          repo.public ? 'public' : 'private'
-        } although private: ${
-          req.private
-        } was asked; an existing repository's visibility is left unchanged`,
-      );
-    }
+  const target = { projectKey: repo.project.key, slug: repo.slug };
+  const where = `${target.projectKey}/${target.slug}`;
+  if (!created && repo.public === req.private) {
+    logger.warn(
+      `Repository ${where} is ${
+        repo.public ? 'public' : 'private'
+      } although private: ${
+        req.private
+      } was asked; an existing repository's visibility is left unchanged`,
+    );
   }
 
+  const keyOf = `${lower(target.projectKey)}.${target.slug}`;
   for (const grant of req.groups) {
-    await checkpoint(
-      `group-permission.${lower(key)}.${slug}.${grant.name}`,
-      () =>
-        ensureGroupPermission(client, key, slug, grant, {
-          signal,
-          credentials,
-          logger,
-        }),
+    await checkpoint(`group-permission.${keyOf}.${grant.name}`, () =>
+      ensureGroupPermission(client, target, grant, {
+        signal,
+        credentials,
+        logger,
+      }),
     );
   }
 
   const outputs = repositoryOutputs(
-    client.host,
+    host,
     repo,
     req.defaultBranch,
     created,
     logger,
   );
-  await checkpoint(
-    `default-branch.${lower(key)}.${slug}.${req.defaultBranch}`,
-    async () => {
-      const r = await ensureBranch(client, key, slug, req.defaultBranch, {
-        signal,
-        logger,
-        credentials,
-        cloneUrl: outputs.remoteUrl,
-        makeDefault: created,
-        initialCommitMessage: opts.initialCommitMessage,
-      });
-      return {
-        head: r.head ?? null,
-        created: r.created ?? null,
-        madeDefault: r.madeDefault,
-      };
-    },
+  await checkpoint(`default-branch.${keyOf}.${req.defaultBranch}`, async () => {
+    const r = await ensureBranch(client, target, req.defaultBranch, {
+      signal,
+      logger,
+      credentials,
+      cloneUrl: outputs.remoteUrl,
+      makeDefault: created,
+      initialCommitMessage: deps.initialCommitMessage,
+    });
+    return {
+      head: r.head ?? null,
+      created: r.created ?? null,
+      madeDefault: r.madeDefault,
+    };
+  });
+  logger.info(
+    `Repository ${where} ${created ? 'created' : 'reused'}: ${
+      outputs.repoContentsUrl
+    }`,
   );
-  return outputs;
+  return { ...outputs, tokenOwner: client.authenticatedUser };
 }
