@@ -27,11 +27,7 @@ import type {
   BitbucketUser,
 } from './types';
 
-/**
- * Options of {@link BitbucketServerClient}: the HTTP layer's retry and size bounds, and a
- * per-request timeout (default `host.requestTimeoutMs`); retries default to `host.retries`.
- * @public
- */
+/** Options of {@link BitbucketServerClient}; timeout and retries default to the host's. @public */
 export interface BitbucketClientOptions
   extends Pick<
     HttpClientOptions,
@@ -61,10 +57,7 @@ export interface BitbucketRequestOptions {
   /** Statuses returned instead of thrown (2xx always are), e.g. `[404]` for an existence check. */
   expectedStatus?: number[];
   headers?: Record<string, string>;
-  /**
-   * Whether a failed attempt may be sent again. Default: GET, HEAD, PUT and DELETE are; a POST only
-   * with `true` (the caller knows a repeat converges, e.g. a create answering 409 when done).
-   */
+  /** May a failed attempt be sent again? Default: all but POST (`true`: a repeat converges). */
   retry?: boolean;
   /** Return the raw body bytes instead of parsing JSON. */
   raw?: boolean;
@@ -77,11 +70,7 @@ export interface BitbucketResponse<T> {
   body: T;
 }
 
-/**
- * Headers that authenticate git over HTTPS exactly like the REST calls: `Bearer` for a token,
- * `Basic` for a username with a password or token. Never log them.
- * @public
- */
+/** `Bearer` for a token, `Basic` for a username and password: for REST and git. @public */
 export function gitHttpAuthHeaders(
   auth: BitbucketServerAuth,
 ): Record<string, string> {
@@ -101,11 +90,7 @@ export function authSecrets(auth: BitbucketServerAuth): string[] {
 const encodeSegment = (segment: string | number) =>
   encodeURIComponent(String(segment));
 
-/**
- * A path from a template and segments, `restPath('/rest/api/1.0/projects/{}/repos/{}', key, slug)`;
- * every segment is URL-encoded so that a name can never change the path.
- * @public
- */
+/** `restPath('/rest/api/1.0/projects/{}', key)`: each segment URL-encoded (a name never changes the path). */
 export function restPath(
   template: string,
   ...segments: Array<string | number>
@@ -131,6 +116,7 @@ function htmlPage(res: HttpResponse): string | undefined {
 
 const CONTEXT_PATH_HINT =
   'If Bitbucket runs under a context path (e.g. https://host/bitbucket), integrations.bitbucketServer[].apiBaseUrl must include it (https://host/bitbucket/rest/api/1.0).';
+const MAX_PAGES = 10_000;
 const RETRY_ADVICE =
   'Bitbucket is unavailable or overloaded, try again later (re-running is safe: what was already done is reused)';
 
@@ -183,11 +169,6 @@ export class BitbucketServerClient {
     });
   }
 
-  /** `<baseUrl>/rest/api/1.0` */
-  get apiBaseUrl(): string {
-    return `${this.baseUrl}/rest/api/1.0`;
-  }
-
   /** The redactor that knows this client's credentials (share it with whatever logs near it). */
   get secrets(): Redactor {
     return this.redactor;
@@ -205,14 +186,10 @@ export class BitbucketServerClient {
     )}/${encodeSegment(slug)}.git`;
   }
 
-  /** Kept for callers; the HTTP layer pools connections and closes idle ones. */
+  /** Nothing to release: the HTTP layer pools connections and closes idle ones. */
   close(): void {}
 
-  /**
-   * How git over HTTPS talks to this server like this client does (`createGitHttpClient`): the
-   * Authorization header (only for a URL on this server), the host's CA, the timeout, and
-   * retries of ref discovery, logged like REST retries.
-   */
+  /** Git over HTTPS to this server as this client talks REST: credentials (this server only), CA, timeout, retries. */
   gitHttpSettings(gitUrl: string): {
     headers: Record<string, string>;
     caPem?: string;
@@ -244,10 +221,7 @@ export class BitbucketServerClient {
     };
   }
 
-  /**
-   * One REST call. `path` is relative to the server root (the context path is added), e.g.
-   * `/rest/api/1.0/projects/FLUX`. Non-2xx answers not in `expectedStatus` throw a {@link BitbucketError}.
-   */
+  /** One REST call to `path` under the server root (`/rest/api/1.0/…`); a non-2xx answer not expected throws. */
   async request<T = unknown>(
     method: string,
     path: string,
@@ -300,12 +274,7 @@ export class BitbucketServerClient {
   /** Every value of a paged list, page by page (`start`/`limit`/`isLastPage`/`nextPageStart`). */
   async *paginate<T>(
     path: string,
-    opts: {
-      query?: BitbucketQuery;
-      signal?: AbortSignal;
-      limit?: number;
-      maxPages?: number;
-    } = {},
+    opts: { query?: BitbucketQuery; signal?: AbortSignal; limit?: number } = {},
   ): AsyncIterable<T> {
     const fail = (why: string, status?: number) =>
       new BitbucketError(`Bitbucket GET ${path} ${why}`, {
@@ -313,9 +282,8 @@ export class BitbucketServerClient {
         status,
         request: `GET ${path}`,
       });
-    const maxPages = opts.maxPages ?? 10_000;
     let start = 0;
-    for (let page = 0; page < maxPages; page++) {
+    for (let page = 0; page < MAX_PAGES; page++) {
       const { body, status } = await this.request<BitbucketPage<T> | undefined>(
         'GET',
         path,
@@ -342,7 +310,7 @@ export class BitbucketServerClient {
       }
       start = next;
     }
-    throw fail(`has more than ${maxPages} pages`);
+    throw fail(`has more than ${MAX_PAGES} pages`);
   }
 
   /** All values of a paged list. */
@@ -355,10 +323,7 @@ export class BitbucketServerClient {
     return out;
   }
 
-  /**
-   * The user the credentials belong to, from the `X-AUSERNAME`/`X-AUSERID` headers Bitbucket adds
-   * to every authenticated answer. Invalid or expired credentials throw `unauthorized`.
-   */
+  /** The user of the credentials (`X-AUSERNAME`/`X-AUSERID`); bad credentials throw `unauthorized`. */
   async whoami(signal?: AbortSignal): Promise<{ name: string; id?: number }> {
     const request = 'GET /rest/api/1.0/application-properties';
     const res = await this.request(
@@ -383,10 +348,9 @@ export class BitbucketServerClient {
   }
 
   /**
-   * The name the credentials act as (`X-AUSERNAME`, asked for when no answer named it yet) and
-   * that user, asked once per client. `user` is undefined for the service user of a project or
-   * repository HTTP access token: `GET /users/{name}` does not list it (404), and the service
-   * user may not read users at all (401 `AuthorisationException`).
+   * The name the credentials act as (`X-AUSERNAME`) and that user, asked once per client. `user`
+   * is undefined for the service user of a project or repository HTTP access token: `GET
+   * /users/{name}` does not list it (404), or it may not read users (401 AuthorisationException).
    */
   currentUser(
     signal?: AbortSignal,
@@ -452,7 +416,7 @@ export class BitbucketServerClient {
     );
   }
 
-  /** The commit a branch points at, or undefined when the branch does not exist (or the repo is empty). */
+  /** The commit a branch points at; undefined when there is no such branch. */
   async getBranchHead(
     projectKey: string,
     slug: string,

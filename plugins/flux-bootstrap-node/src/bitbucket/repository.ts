@@ -25,7 +25,7 @@ export interface BitbucketGroupGrant {
 export interface FleetRepositoryRequest {
   bitbucket: BitbucketAccess;
   description?: string;
-  /** false → created public (sent explicitly, unlike the flux CLI). */
+  /** false: created public (sent explicitly, unlike the flux CLI). */
   private: boolean;
   /** The branch Flux will sync; created when missing. */
   defaultBranch: string;
@@ -34,18 +34,17 @@ export interface FleetRepositoryRequest {
   tokenAuth?: boolean;
 }
 
-/** Collaborators of {@link ensureFleetRepository}. @public */
+/**
+ * Collaborators of {@link ensureFleetRepository}: `checkpoint` (`ctx.checkpoint`) runs each side
+ * effect once per task; a dry run logs the plan and sends nothing.
+ * @public
+ */
 export interface FleetRepositoryDeps {
   logger?: EngineLogger;
-  /** Learns the credentials; every log line and error passes through it. */
   redactor?: Redactor;
   signal?: AbortSignal;
-  /** Runs each side effect once per task (`ctx.checkpoint`); its values are public JSON. */
   checkpoint?: CheckpointFn;
-  /** Log the plan and return what is known without a request; nothing is sent. */
   dryRun?: boolean;
-  /** Message of the commit that creates the branch in an empty repository. */
-  initialCommitMessage?: string;
 }
 
 /** The outputs of `bitbucket:create-repo`. @public */
@@ -82,14 +81,13 @@ export function planRepositoryOutputs(
   else if (isProjectKey(ref.project)) key = ref.project.toUpperCase();
   const base = host.baseUrl.replace(/\/+$/, '');
   const repoPath = `${segment(lower(key))}/${segment(slug)}`;
+  const browse = ref.personal
+    ? `users/${segment(lower(ref.owner!))}`
+    : `projects/${segment(key)}`;
   return {
     remoteUrl: `${base}/scm/${repoPath}.git`,
     sshUrl: `ssh://git@${host.sshHost}/${repoPath}.git`,
-    repoContentsUrl: ref.personal
-      ? `${base}/users/${segment(lower(ref.owner!))}/repos/${segment(
-          slug,
-        )}/browse`
-      : `${base}/projects/${segment(key)}/repos/${segment(slug)}/browse`,
+    repoContentsUrl: `${base}/${browse}/repos/${segment(slug)}/browse`,
     projectKey: key,
     repoSlug: slug,
     defaultBranch: req.defaultBranch,
@@ -110,8 +108,9 @@ function cloneUrl(repo: BitbucketRepository, name: 'http' | 'ssh') {
   const href = cloneLink(repo, name) ?? '';
   const url = URL.canParse(href) ? new URL(href) : undefined;
   const path = lower(url?.pathname ?? '').replace(/\.git$/, '');
-  const tail = lower(`/${repo.project.key}/${repo.slug}`);
-  return path.endsWith(tail) ? url : undefined;
+  return path.endsWith(lower(`/${repo.project.key}/${repo.slug}`))
+    ? url
+    : undefined;
 }
 
 /**
@@ -127,33 +126,26 @@ export function repositoryOutputs(
   logger: EngineLogger = silentLogger,
 ): BitbucketRepositoryOutputs {
   const key = repo.project.key;
-  const personal = key.startsWith('~');
+  const owner = key.startsWith('~') ? key.slice(1) : undefined;
+  const ref = { host: host.host, project: key, repo: repo.slug, owner };
   const planned = planRepositoryOutputs(host, {
-    ref: {
-      host: host.host,
-      project: key,
-      repo: repo.slug,
-      personal,
-      owner: personal ? key.slice(1) : undefined,
-    },
+    ref: { ...ref, personal: !!owner },
     defaultBranch,
   });
-  const http = cloneUrl(repo, 'http');
+  const [http, ssh] = [cloneUrl(repo, 'http'), cloneUrl(repo, 'ssh')];
   if (http) http.username = http.password = '';
   else if (cloneLink(repo, 'http')) {
+    const link = cloneLink(repo, 'http');
     logger.warn(
-      `Bitbucket's http clone link ${cloneLink(
-        repo,
-        'http',
-      )} does not name ${key}/${repo.slug}; using ${planned.remoteUrl}`,
+      `Bitbucket's http clone link ${link} does not name ${key}/${repo.slug}; using ${planned.remoteUrl}`,
     );
   }
-  const ssh = cloneUrl(repo, 'ssh');
+  const sshUser = ssh?.username || 'git';
   return {
     ...planned,
     remoteUrl: http?.toString() ?? planned.remoteUrl,
     sshUrl: ssh
-      ? `ssh://${ssh.username || 'git'}@${host.sshHost}${ssh.pathname}`
+      ? `ssh://${sshUser}@${host.sshHost}${ssh.pathname}`
       : planned.sshUrl,
     repoContentsUrl: repo.links?.self?.[0]?.href ?? planned.repoContentsUrl,
     projectKey: key,
@@ -162,48 +154,59 @@ export function repositoryOutputs(
   };
 }
 
+/** What the steps of a repository use case share. */
+interface Session {
+  client: BitbucketServerClient;
+  credentials: string;
+  logger: EngineLogger;
+  signal?: AbortSignal;
+}
+
+/** Runs `fn`, naming the credentials, the action and the permission it `needs` on failure. */
+function tryTo<T>(
+  s: Session,
+  action: string,
+  needs: string,
+  fn: () => Promise<T>,
+) {
+  const { client, credentials } = s;
+  return attempt({ client, credentials, action, needs }, fn);
+}
+
 /**
  * A project by key (any case) or, failing that, by exact name across all pages of
  * `GET /projects?name=` — never by substring (flux2#2411: `unity` must not match `Community`).
  */
-async function resolveProject(
-  client: BitbucketServerClient,
-  keyOrName: string,
-  opts: { signal?: AbortSignal; credentials?: string },
-): Promise<BitbucketProject> {
-  const credentials = opts.credentials ?? 'the credentials';
-  const what = {
-    client,
-    credentials,
-    action: `read project "${keyOrName}"`,
-    needs: `PROJECT_READ on project ${keyOrName}`,
-  };
-  return attempt(what, async () => {
-    if (isProjectKey(keyOrName)) {
-      for (const key of new Set([keyOrName, keyOrName.toUpperCase()])) {
-        const res = await client.request<BitbucketProject>(
-          'GET',
-          restPath('/rest/api/1.0/projects/{}', key),
-          { signal: opts.signal, expectedStatus: [404] },
-        );
-        if (res.status !== 404 && res.body?.key) return res.body;
-      }
+function resolveProject(s: Session, keyOrName: string) {
+  const { client, signal } = s;
+  const needs = `PROJECT_READ on project ${keyOrName}`;
+  return tryTo(s, `read project "${keyOrName}"`, needs, async () => {
+    const keys = isProjectKey(keyOrName)
+      ? [keyOrName, keyOrName.toUpperCase()]
+      : [];
+    for (const key of new Set(keys)) {
+      const path = restPath('/rest/api/1.0/projects/{}', key);
+      const res = await client.request<BitbucketProject>('GET', path, {
+        signal,
+        expectedStatus: [404],
+      });
+      if (res.status !== 404 && res.body?.key) return res.body;
     }
-    const similar: BitbucketProject[] = [];
+    const similar: string[] = [];
     for await (const p of client.paginate<BitbucketProject>(
       '/rest/api/1.0/projects',
-      { query: { name: keyOrName }, signal: opts.signal },
+      { query: { name: keyOrName }, signal },
     )) {
       if (p.name === keyOrName) return p;
-      if (similar.length < 5) similar.push(p);
+      if (similar.length < 5) similar.push(`${p.name} (${p.key})`);
     }
     const hint = similar.length
-      ? ` Projects whose name contains "${keyOrName}": ${similar
-          .map(p => `${p.name} (${p.key})`)
-          .join(', ')} — use the project key.`
+      ? ` Projects whose name contains "${keyOrName}": ${similar.join(
+          ', ',
+        )} — use the project key.`
       : '';
     throw new BitbucketError(
-      `Project "${keyOrName}" was not found on Bitbucket ${client.host.host}: no project has that key or exactly that name, or ${credentials} cannot see it (PROJECT_READ is needed).${hint}`,
+      `Project "${keyOrName}" was not found on Bitbucket ${client.host.host}: no project has that key or exactly that name, or ${s.credentials} cannot see it (PROJECT_READ is needed).${hint}`,
       { kind: 'not-found', status: 404 },
     );
   });
@@ -220,44 +223,31 @@ export async function locateBitbucketRepository(
   ref: BitbucketRepoRef,
   opts: { signal?: AbortSignal; credentials?: string } = {},
 ): Promise<{ projectKey: string; repoSlug: string; name: string }> {
+  const credentials = opts.credentials ?? 'the credentials';
+  const s = { client, credentials, logger: silentLogger, signal: opts.signal };
   const projectKey = ref.personal
     ? `~${ref.owner}`
-    : (await resolveProject(client, ref.project, opts)).key;
-  const repo = await client.getRepository(
-    projectKey,
-    repositorySlug(ref.repo),
-    opts.signal,
-  );
+    : (await resolveProject(s, ref.project)).key;
+  const slug = repositorySlug(ref.repo);
+  const repo = await client.getRepository(projectKey, slug, opts.signal);
   if (!repo) {
     throw new BitbucketError(
-      `Repository "${ref.repo}" does not exist in ${projectKey} on Bitbucket ${
-        ref.host
-      } (or ${
-        opts.credentials ?? 'the credentials'
-      } cannot see it): create it first, e.g. with bitbucket:create-repo`,
+      `Repository "${ref.repo}" does not exist in ${projectKey} on Bitbucket ${ref.host} (or ${credentials} cannot see it): create it first, e.g. with bitbucket:create-repo`,
       { kind: 'not-found', status: 404 },
     );
   }
-  return {
-    projectKey: repo.project?.key ?? projectKey,
-    repoSlug: repo.slug,
-    name: repo.name,
-  };
+  const { project, slug: repoSlug, name } = repo;
+  return { projectKey: project?.key ?? projectKey, repoSlug, name };
 }
 
 /**
  * The project to create in: `~owner` once the credentials proved to be the owner's (Bitbucket
  * would create the repository under the credentials' own user, or refuse), else the project.
  */
-async function owningProject(
-  client: BitbucketServerClient,
-  ref: BitbucketRepoRef,
-  opts: { signal?: AbortSignal; credentials: string; logger: EngineLogger },
-): Promise<string> {
-  const { credentials, logger } = opts;
+async function owningProject(s: Session, ref: BitbucketRepoRef) {
   if (!ref.personal) {
-    const project = await resolveProject(client, ref.project, opts);
-    logger.info(
+    const project = await resolveProject(s, ref.project);
+    s.logger.info(
       project.key === ref.project
         ? `Project ${project.key} found`
         : `Project "${ref.project}" is ${project.name} (${project.key})`,
@@ -265,71 +255,87 @@ async function owningProject(
     return project.key;
   }
   const owner = ref.owner!;
-  const me = await attempt(
-    {
-      client,
-      credentials,
-      action: 'identify its user',
-      needs: `a licensed user on ${client.host.host}`,
-    },
-    () => client.currentUser(opts.signal),
+  const needs = `a licensed user on ${s.client.host.host}`;
+  const me = await tryTo(s, 'identify its user', needs, () =>
+    s.client.currentUser(s.signal),
   );
   if ([me.name, me.user?.slug ?? ''].some(n => lower(n) === lower(owner))) {
-    logger.info(`Credentials belong to "${me.name}", the owner of ~${owner}`);
+    s.logger.info(`Credentials belong to "${me.name}", the owner of ~${owner}`);
     return `~${owner}`;
   }
+  const mine = me.user?.slug ?? lower(me.name);
   throw new BitbucketError(
-    `repoUrl asks for a personal repository of "${owner}" (project=~${owner}), but ${credentials} belong to "${
-      me.name
-    }". Only the owner's own credentials can create repositories in a personal project: use project=~${
-      me.user?.slug ?? lower(me.name)
-    } or ${owner}'s token.`,
+    `repoUrl asks for a personal repository of "${owner}" (project=~${owner}), but ${s.credentials} belong to "${me.name}". Only the owner's own credentials can create repositories in a personal project: use project=~${mine} or ${owner}'s token.`,
     { kind: 'forbidden' },
   );
 }
 
-/** The public fields of a repository (what a checkpoint stores). */
-function summarize(repo: BitbucketRepository): BitbucketRepository {
-  const { slug, name, project, links } = repo;
-  return {
-    slug,
-    name,
-    public: repo.public,
-    project: { key: project.key, name: project.name },
-    links: {
-      clone: links?.clone?.map(({ href, name: n }) => ({ href, name: n })),
-      self: links?.self?.map(({ href }) => ({ href })),
-    },
-  };
-}
-
-async function findRepositoryByName(
-  client: BitbucketServerClient,
+/**
+ * The repository, created when missing (`public` sent explicitly). A 409 means it was created
+ * concurrently, or by an earlier attempt whose answer was lost: it is reused. The value is
+ * public JSON (a checkpoint stores it).
+ */
+async function ensureRepository(
+  s: Session,
   projectKey: string,
-  name: string,
-  signal?: AbortSignal,
-): Promise<BitbucketRepository | undefined> {
-  for await (const r of client.paginate<BitbucketRepository>(
-    restPath('/rest/api/1.0/projects/{}/repos', projectKey),
-    { signal },
-  )) {
-    if (lower(r.name) === lower(name) || r.slug === repositorySlug(name))
-      return r;
+  req: FleetRepositoryRequest,
+) {
+  const { client, signal } = s;
+  const { ref } = req.bitbucket;
+  const slug = repositorySlug(ref.repo);
+  const inProject = `${projectKey}`;
+  const find = () =>
+    tryTo(
+      s,
+      `read repositories of ${inProject}`,
+      `PROJECT_READ on project ${inProject}`,
+      () => client.getRepository(projectKey, slug, signal),
+    );
+  const existing = await find();
+  if (existing) return { created: false, repo: existing };
+  s.logger.info(
+    `Creating ${req.private ? 'private' : 'public'} repository "${
+      ref.repo
+    }" in ${projectKey} with default branch "${req.defaultBranch}"`,
+  );
+  const needs = ref.personal
+    ? 'to be the owner of the personal project'
+    : 'the project permission "Create repository" (REPO_CREATE) or PROJECT_ADMIN';
+  const body = {
+    name: ref.repo,
+    scmId: 'git',
+    public: !req.private,
+    defaultBranch: req.defaultBranch,
+    ...(req.description ? { description: req.description } : {}),
+  };
+  const path = restPath('/rest/api/1.0/projects/{}/repos', projectKey);
+  try {
+    const res = await tryTo(
+      s,
+      `create repositories in ${projectKey}`,
+      `${needs} on project ${projectKey}`,
+      () =>
+        // A repeat answers 409, handled below.
+        client.request<BitbucketRepository>('POST', path, {
+          body,
+          signal,
+          retry: true,
+        }),
+    );
+    return { created: true, repo: res.body };
+  } catch (error) {
+    const found = isBitbucketError(error, 'conflict') && (await find());
+    if (!found) throw error;
+    return { created: false, repo: found };
   }
-  return undefined;
 }
 
-async function readGroupPermission(
-  client: BitbucketServerClient,
-  path: string,
-  group: string,
-  signal?: AbortSignal,
-): Promise<string | undefined> {
-  // `filter` is a substring match: compare names exactly, over all pages.
-  for await (const p of client.paginate<{
+/** The permission a group holds on a repository (`filter` is a substring: names compared exactly). */
+async function groupPermission(s: Session, path: string, group: string) {
+  for await (const p of s.client.paginate<{
     group: { name: string };
     permission: string;
-  }>(path, { query: { filter: group }, signal })) {
+  }>(path, { query: { filter: group }, signal: s.signal })) {
     if (p.group?.name === group) return p.permission;
   }
   return undefined;
@@ -339,47 +345,37 @@ async function readGroupPermission(
  * Grants a group exactly the requested repository permission and reads it back (a re-run
  * converges; another level set by hand is replaced).
  */
-async function ensureGroupPermission(
-  client: BitbucketServerClient,
+function ensureGroupPermission(
+  s: Session,
   repo: { projectKey: string; slug: string },
-  grant: BitbucketGroupGrant,
-  opts: { signal?: AbortSignal; credentials: string; logger: EngineLogger },
-): Promise<{ changed: boolean }> {
-  const { logger, signal } = opts;
+  { name, permission }: BitbucketGroupGrant,
+) {
   const where = `${repo.projectKey}/${repo.slug}`;
   const path = restPath(
     '/rest/api/1.0/projects/{}/repos/{}/permissions/groups',
     repo.projectKey,
     repo.slug,
   );
-  const { name, permission } = grant;
-  const what = {
-    client,
-    credentials: opts.credentials,
-    action: `grant group "${name}" ${permission} on ${where}`,
-    needs: `REPO_ADMIN on repository ${where}`,
-  };
-  return attempt(what, async () => {
-    const current = await readGroupPermission(client, path, name, signal);
+  const action = `grant group "${name}" ${permission} on ${where}`;
+  return tryTo(s, action, `REPO_ADMIN on repository ${where}`, async () => {
+    const current = await groupPermission(s, path, name);
     if (current === permission) {
-      logger.info(`Group "${name}" already has ${permission} on ${where}`);
+      s.logger.info(`Group "${name}" already has ${permission} on ${where}`);
       return { changed: false };
     }
-    await client
-      .request('PUT', path, { query: { name, permission }, signal })
+    const query = { name, permission };
+    await s.client
+      .request('PUT', path, { query, signal: s.signal })
       .catch(error => {
-        if (
-          isBitbucketError(error, 'not-found') &&
-          /group/i.test(`${error.exceptionName} ${error.bitbucketMessage}`)
-        ) {
-          throw new BitbucketError(
-            `Group "${name}" does not exist on Bitbucket ${client.host.host}; create it or fix groups[].name.`,
-            { kind: 'not-found', status: 404, details: error.details },
-          );
-        }
-        throw error;
+        const text = `${error.exceptionName} ${error.bitbucketMessage}`;
+        if (!isBitbucketError(error, 'not-found') || !/group/i.test(text))
+          throw error;
+        throw new BitbucketError(
+          `Group "${name}" does not exist on Bitbucket ${s.client.host.host}; create it or fix groups[].name.`,
+          { kind: 'not-found', status: 404, details: error.details },
+        );
       });
-    const after = await readGroupPermission(client, path, name, signal);
+    const after = await groupPermission(s, path, name);
     if (after !== permission) {
       throw new BitbucketError(
         `Bitbucket accepted granting ${permission} to group "${name}" on ${where}, but reading it back gives ${
@@ -388,11 +384,8 @@ async function ensureGroupPermission(
         { kind: 'server' },
       );
     }
-    logger.info(
-      `Granted group "${name}" ${permission} on ${where}${
-        current ? ` (was ${current})` : ''
-      }`,
-    );
+    const was = current ? ` (was ${current})` : '';
+    s.logger.info(`Granted group "${name}" ${permission} on ${where}${was}`);
     return { changed: true };
   });
 }
@@ -421,16 +414,10 @@ export async function setDefaultBranch(
 }
 
 /** The author of an initial commit: the credentials' user, else `Flux`. */
-async function commitAuthor(
-  client: BitbucketServerClient,
-  signal?: AbortSignal,
-): Promise<{ name: string; email: string }> {
+async function commitAuthor(s: Session) {
   try {
-    const me = await client.currentUser(signal);
-    return {
-      name: me.user?.displayName || me.name,
-      email: me.user?.emailAddress ?? '',
-    };
+    const { name, user } = await s.client.currentUser(s.signal);
+    return { name: user?.displayName || name, email: user?.emailAddress ?? '' };
   } catch (error) {
     if (isBitbucketError(error, 'unauthorized')) throw error;
     return { name: 'Flux', email: '' };
@@ -444,58 +431,43 @@ async function commitAuthor(
  * not exist), which is then made the default (Bitbucket before 7.5 ignores `defaultBranch` at
  * creation). Flux's CLI pushes `master` and then `main` instead (spec §4.3 A5, §4.6 #2). In a
  * repository with other branches, `branch` is created from the default branch's head and the
- * default is left alone; an existing branch is made the default only with `makeDefault`.
+ * default is left alone; an existing branch is made the default only with `makeDefault`. The
+ * value is public JSON (a checkpoint stores it).
  */
 async function ensureBranch(
-  client: BitbucketServerClient,
-  repository: { projectKey: string; slug: string },
+  s: Session,
+  repository: { projectKey: string; slug: string; cloneUrl: string },
   branch: string,
-  opts: {
-    signal?: AbortSignal;
-    logger: EngineLogger;
-    credentials: string;
-    cloneUrl: string;
-    makeDefault: boolean;
-    initialCommitMessage?: string;
-  },
-): Promise<{ head?: string; created?: string; madeDefault: boolean }> {
-  const { signal, logger } = opts;
+  makeDefault: boolean,
+): Promise<{ head: string | null; created: string | null }> {
+  const { client, signal, logger } = s;
   const { projectKey, slug } = repository;
   const repo = `${projectKey}/${slug}`;
-  const needing = (action: string, permission: string) => ({
-    client,
-    credentials: opts.credentials,
-    action,
-    needs: `${permission} on repository ${repo}`,
-  });
+  const needs = (permission: string) => `${permission} on repository ${repo}`;
   const getBranch = () => client.getBranch(projectKey, slug, branch, signal);
 
-  const ensureDefault = async (): Promise<boolean> => {
-    if ((await getBranch())?.isDefault !== false) return false;
-    await attempt(
-      needing(`make "${branch}" the default branch of ${repo}`, 'REPO_ADMIN'),
-      () => setDefaultBranch(client, projectKey, slug, branch, signal),
+  const ensureDefault = async () => {
+    if ((await getBranch())?.isDefault !== false) return;
+    const action = `make "${branch}" the default branch of ${repo}`;
+    await tryTo(s, action, needs('REPO_ADMIN'), () =>
+      setDefaultBranch(client, projectKey, slug, branch, signal),
     );
     if ((await getBranch())?.isDefault === false) {
-      throw new BitbucketError(
-        `Bitbucket did not make "${branch}" the default branch of ${repo}`,
-        { kind: 'server' },
-      );
+      throw new BitbucketError(`Bitbucket did not ${action}`, {
+        kind: 'server',
+      });
     }
     logger.info(`Made "${branch}" the default branch of ${repo}`);
-    return true;
   };
 
   const existing = await getBranch();
   if (existing) {
-    const head = existing.latestCommit ?? existing.latestChangeset;
+    const head = existing.latestCommit ?? existing.latestChangeset ?? null;
     logger.info(
       `Branch "${branch}" exists in ${repo} at ${head ?? 'an unknown commit'}`,
     );
-    return {
-      head,
-      madeDefault: opts.makeDefault && (await ensureDefault()),
-    };
+    if (makeDefault) await ensureDefault();
+    return { head, created: null };
   }
 
   const branches = restPath(
@@ -503,31 +475,26 @@ async function ensureBranch(
     projectKey,
     slug,
   );
-  const others =
-    (
-      await client.request<BitbucketPage<BitbucketBranch> | undefined>(
-        'GET',
-        branches,
-        { query: { limit: 25, details: false }, signal },
-      )
-    ).body?.values ?? [];
+  const query = { limit: 25, details: false };
+  const list = await client.request<BitbucketPage<BitbucketBranch> | undefined>(
+    'GET',
+    branches,
+    { query, signal },
+  );
+  const others = list.body?.values ?? [];
   if (others.length === 0) {
     logger.info(
       `${repo} is empty; pushing an initial commit to create branch "${branch}"`,
     );
-    const author = await commitAuthor(client, signal);
+    const author = await commitAuthor(s);
+    const { cloneUrl } = repository;
     let head: string | undefined;
     try {
-      head = await attempt(
-        needing(`push branch "${branch}" to ${repo}`, 'REPO_WRITE'),
-        () =>
-          pushInitialCommit(client, {
-            cloneUrl: opts.cloneUrl,
-            branch,
-            author,
-            message: opts.initialCommitMessage,
-            signal,
-          }),
+      head = await tryTo(
+        s,
+        `push branch "${branch}" to ${repo}`,
+        needs('REPO_WRITE'),
+        () => pushInitialCommit(client, { cloneUrl, branch, author, signal }),
       );
     } catch (error) {
       if (!isBitbucketError(error, 'conflict')) throw error;
@@ -535,25 +502,26 @@ async function ensureBranch(
       head = await client.getBranchHead(projectKey, slug, branch, signal);
       if (!head) throw error;
     }
-    return {
-      head,
-      created: 'initial-commit',
-      madeDefault: await ensureDefault(),
-    };
+    await ensureDefault();
+    return { head, created: 'initial-commit' };
   }
 
   const base = others.find(b => b.isDefault) ?? others[0];
   logger.info(
     `Branch "${branch}" is missing in ${repo}; creating it from "${base.displayId}"`,
   );
-  const created = await attempt(
-    needing(`create branch "${branch}" in ${repo}`, 'REPO_WRITE'),
+  const body = { name: branch, startPoint: base.id };
+  const created = await tryTo(
+    s,
+    `create branch "${branch}" in ${repo}`,
+    needs('REPO_WRITE'),
     async () => {
+      // A repeat answers 409: the branch is read below.
       const res = await client.request<BitbucketBranch>('POST', branches, {
-        body: { name: branch, startPoint: base.id },
+        body,
         signal,
         expectedStatus: [409],
-        retry: true, // a repeat answers 409, handled below
+        retry: true,
       });
       return res.status === 409 ? undefined : res.body;
     },
@@ -564,10 +532,12 @@ async function ensureBranch(
   if (!head) {
     throw new BitbucketError(
       `Bitbucket did not create branch "${branch}" in ${repo}`,
-      { kind: 'server' },
+      {
+        kind: 'server',
+      },
     );
   }
-  return { head, created: 'from-default-branch', madeDefault: false };
+  return { head, created: 'from-default-branch' };
 }
 
 /**
@@ -588,19 +558,20 @@ export async function ensureFleetRepository(
   const checkpoint = deps.checkpoint ?? runCheckpointDirectly;
   const { signal } = deps;
   const { ref, host, auth, credentials } = req.bitbucket;
-  const visibility = req.private ? 'private' : 'public';
 
   if (deps.dryRun) {
     const planned = planRepositoryOutputs(host, { ref, ...req });
+    const check = req.tokenAuth
+      ? 'check that the credentials belong to a user, '
+      : '';
     const grants = req.groups.map(g => `${g.name}=${g.permission}`);
+    const granting = grants.length ? ` and grant ${grants.join(', ')}` : '';
     logger.info(
-      `Dry run: would ${
-        req.tokenAuth ? 'check that the credentials belong to a user, ' : ''
-      }ensure ${visibility} repository ${planned.projectKey}/${
-        planned.repoSlug
-      } on ${host.host} with default branch "${req.defaultBranch}"${
-        grants.length ? ` and grant ${grants.join(', ')}` : ''
-      }; no request sent`,
+      `Dry run: would ${check}ensure ${
+        req.private ? 'private' : 'public'
+      } repository ${planned.projectKey}/${planned.repoSlug} on ${
+        host.host
+      } with default branch "${req.defaultBranch}"${granting}; no request sent`,
     );
     return planned;
   }
@@ -612,117 +583,53 @@ export async function ensureFleetRepository(
     logger,
     redactor: deps.redactor,
   });
+  const s: Session = { client, credentials, logger, signal };
   if (req.tokenAuth) {
     const owner = await resolveTokenOwner(client, { signal, credentials });
     logger.info(
       `Flux will sign in over HTTPS as "${owner.name}", the owner of ${credentials}`,
     );
   }
-  const projectKey = await owningProject(client, ref, {
-    signal,
-    credentials,
-    logger,
-  });
-  const wantedSlug = repositorySlug(ref.repo);
-  const inProject = (action: string, needs: string) => ({
-    client,
-    credentials,
-    action: `${action} ${projectKey}`,
-    needs: `${needs} on project ${projectKey}`,
-  });
-  const { repo, created } = await checkpoint(
-    `repository.${lower(projectKey)}.${wantedSlug}`,
+  const projectKey = await owningProject(s, ref);
+  const { created, outputs, isPublic } = await checkpoint(
+    `repository.${lower(projectKey)}.${repositorySlug(ref.repo)}`,
     async () => {
-      const existing = await attempt(
-        inProject('read repositories of', 'PROJECT_READ'),
-        () => client.getRepository(projectKey, wantedSlug, signal),
+      const r = await ensureRepository(s, projectKey, req);
+      const out = repositoryOutputs(
+        host,
+        r.repo,
+        req.defaultBranch,
+        r.created,
+        logger,
       );
-      if (existing) return { created: false, repo: summarize(existing) };
-      logger.info(
-        `Creating ${visibility} repository "${ref.repo}" in ${projectKey} with default branch "${req.defaultBranch}"`,
-      );
-      try {
-        const res = await attempt(
-          inProject(
-            'create repositories in',
-            ref.personal
-              ? 'to be the owner of the personal project'
-              : 'the project permission "Create repository" (REPO_CREATE) or PROJECT_ADMIN',
-          ),
-          () =>
-            client.request<BitbucketRepository>(
-              'POST',
-              restPath('/rest/api/1.0/projects/{}/repos', projectKey),
-              {
-                body: {
-                  name: ref.repo,
-                  scmId: 'git',
-                  public: !req.private,
-                  defaultBranch: req.defaultBranch,
-                  ...(req.description ? { description: req.description } : {}),
-                },
-                signal,
-                retry: true, // a repeat answers 409, handled below
-              },
-            ),
-        );
-        return { created: true, repo: summarize(res.body) };
-      } catch (error) {
-        if (!isBitbucketError(error, 'conflict')) throw error;
-        // Created concurrently (or by an earlier attempt whose answer was lost): reuse it.
-        const found =
-          (await client.getRepository(projectKey, wantedSlug, signal)) ??
-          (await findRepositoryByName(client, projectKey, ref.repo, signal));
-        if (!found) throw error;
-        return { created: false, repo: summarize(found) };
-      }
+      return { created: r.created, outputs: out, isPublic: r.repo.public };
     },
   );
-  const target = { projectKey: repo.project.key, slug: repo.slug };
+  const target = { projectKey: outputs.projectKey, slug: outputs.repoSlug };
   const where = `${target.projectKey}/${target.slug}`;
-  if (!created && repo.public === req.private) {
+  if (!created && isPublic === req.private) {
     logger.warn(
       `Repository ${where} is ${
-        repo.public ? 'public' : 'private'
+        isPublic ? 'public' : 'private'
       } although private: ${
         req.private
       } was asked; an existing repository's visibility is left unchanged`,
     );
   }
-
   const keyOf = `${lower(target.projectKey)}.${target.slug}`;
   for (const grant of req.groups) {
     await checkpoint(`group-permission.${keyOf}.${grant.name}`, () =>
-      ensureGroupPermission(client, target, grant, {
-        signal,
-        credentials,
-        logger,
-      }),
+      ensureGroupPermission(s, target, grant),
     );
   }
-
-  const outputs = repositoryOutputs(
-    host,
-    repo,
-    req.defaultBranch,
-    created,
-    logger,
+  await checkpoint(`default-branch.${keyOf}.${req.defaultBranch}`, () =>
+    ensureBranch(
+      s,
+      { ...target, cloneUrl: outputs.remoteUrl },
+      req.defaultBranch,
+      created,
+    ),
   );
-  await checkpoint(`default-branch.${keyOf}.${req.defaultBranch}`, async () => {
-    const r = await ensureBranch(client, target, req.defaultBranch, {
-      signal,
-      logger,
-      credentials,
-      cloneUrl: outputs.remoteUrl,
-      makeDefault: created,
-      initialCommitMessage: deps.initialCommitMessage,
-    });
-    return {
-      head: r.head ?? null,
-      created: r.created ?? null,
-      madeDefault: r.madeDefault,
-    };
-  });
   logger.info(
     `Repository ${where} ${created ? 'created' : 'reused'}: ${
       outputs.repoContentsUrl
