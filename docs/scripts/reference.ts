@@ -186,7 +186,9 @@ interface SchemaRow {
 export function formatDefault(value: unknown): string {
   if (value === undefined) return '';
   if (Array.isArray(value)) {
-    return value.length ? value.map(v => code(String(v))).join(', ') : code('[]');
+    return value.length
+      ? value.map(v => code(String(v))).join(', ')
+      : code('[]');
   }
   return code(value === '' ? '""' : String(value));
 }
@@ -214,6 +216,14 @@ function schemaRows(schema: JsonSchema | undefined, prefix = ''): SchemaRow[] {
   return rows;
 }
 
+/** Actions whose dry run reads (the cluster, Bitbucket, the catalog) to list what it would remove. */
+const DRY_RUN_READS = new Set([
+  'flux:uninstall',
+  'bitbucket:delete-access-keys',
+  'flux:remove-cluster-path',
+  'fleet:unregister-cluster',
+]);
+
 /**
  * The generated part of one action's reference: the one-sentence description, the detail kept
  * next to the action, inputs (with their defaults), outputs, examples.
@@ -225,9 +235,11 @@ export function renderActionBlock(action: ActionLike): string {
   lines.push(action.description ?? '', '');
   if (action.docs?.trim()) lines.push(action.docs.trim(), '');
   lines.push(
-    action.supportsDryRun
-      ? 'Dry run: supported (the action runs in a template dry run and sends nothing).'
-      : 'Dry run: not supported (the scaffolder skips the step and invents its outputs).',
+    !action.supportsDryRun
+      ? 'Dry run: not supported (the scaffolder skips the step and invents its outputs).'
+      : DRY_RUN_READS.has(action.id)
+      ? 'Dry run: supported (the action reads what it needs to list exactly what it would remove, and writes nothing).'
+      : 'Dry run: supported (the action runs in a template dry run and sends nothing).',
     '',
   );
 
@@ -239,7 +251,9 @@ export function renderActionBlock(action: ActionLike): string {
   if (inputRows.length === 0) lines.push('None.', '');
   else {
     lines.push(
-      `| Input | Type | Required |${withDefaults ? ' Default |' : ''} Description |`,
+      `| Input | Type | Required |${
+        withDefaults ? ' Default |' : ''
+      } Description |`,
       `| --- | --- | --- |${withDefaults ? ' --- |' : ''} --- |`,
     );
     for (const r of inputRows) {

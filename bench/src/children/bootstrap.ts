@@ -10,19 +10,16 @@ import fs from 'node:fs';
 import { ConfigReader } from '@backstage/config';
 import type { JsonObject } from '@backstage/types';
 import {
-  BitbucketServerClient,
-  createKubeClient,
-  ensureBitbucketRepository,
-  fluxAccessKeyLabel,
+  type ClusterConnection,
+  ensureFleetRepository,
   fluxBootstrapSettings,
   installFluxOnCluster,
-  normaliseSshKeyOptions,
   parseBitbucketRepoUrl,
-  parseSshHost,
+  provisionDeployKey,
   pushFluxManifests,
-  reconcileFluxDeployKey,
   Redactor,
   FLUX_EXTRA_COMPONENTS,
+  SSH_KEY_DEFAULTS,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 
 export interface BootstrapChildInput {
@@ -63,89 +60,83 @@ async function main() {
   const hosts = settings.bitbucketServer;
   const ref = parseBitbucketRepoUrl(input.repoUrl, hosts);
   const host = hosts.find(h => h.host === ref.host)!;
-  const auth = { token: input.token };
-  const bitbucket = new BitbucketServerClient(host, auth, { logger, redactor });
-  const cluster = {
+  const bitbucket = {
+    ref,
+    host,
+    auth: { token: input.token },
+    credentials: 'the bench token',
+  };
+  const cluster: ClusterConnection = {
     name: 'bench',
     url: input.kube.url,
     token: input.kube.token,
     caPem: input.kube.caPem,
     skipTLSVerify: false,
-    source: 'config' as const,
+    source: 'config',
   };
-  const kube = await createKubeClient(cluster, { logger, redactor });
-  try {
-    // bitbucket:create-repo
-    const repo = await ensureBitbucketRepository(
+  // bitbucket:create-repo
+  const repo = await ensureFleetRepository(
+    { bitbucket, private: true, defaultBranch: 'main', groups: [] },
+    { logger, redactor },
+  );
+  report('repository', { created: repo.created });
+
+  // flux:push-manifests (token over HTTPS), all components, the cached bundle
+  const manifests = {
+    path: input.path,
+    syncUrl: repo.sshUrl,
+    componentsExtra: [...FLUX_EXTRA_COMPONENTS],
+  };
+  const pushed = await pushFluxManifests(
+    {
+      repository: { bitbucket },
+      manifests,
+      author: { name: 'Flux', email: '' },
+    },
+    { settings, logger, redactor },
+  );
+  report('push', { revision: pushed.revision });
+
+  // flux:generate-key: ECDSA P-384 (flux's default), Secret + read-only access key
+  const key = await provisionDeployKey(
+    {
       bitbucket,
-      { ref, private: true, defaultBranch: 'main', groups: [] },
-      { logger },
-    );
-    report('repository', { created: repo.created });
-
-    // flux:push-manifests (token over HTTPS), all components, the cached bundle
-    const manifests = {
+      cluster: cluster.name,
+      namespace: 'flux-system',
+      secretName: 'flux-system',
+      key: SSH_KEY_DEFAULTS,
+      readWrite: false,
+      branch: 'main',
       path: input.path,
-      syncUrl: repo.sshUrl,
-      componentsExtra: [...FLUX_EXTRA_COMPONENTS],
-    };
-    const pushed = await pushFluxManifests(
-      {
-        repository: {
-          bitbucket: { ref, host, auth, credentials: 'the bench token' },
-        },
-        manifests,
-        author: { name: 'Flux', email: '' },
-      },
-      { settings, logger, redactor },
-    );
-    report('push', { revision: pushed.revision });
+      rotate: false,
+    },
+    {
+      settings: { clusters: [cluster], allowKubeconfigContexts: false },
+      logger,
+      redactor,
+    },
+  );
+  report('key', { accessKeyId: key.accessKeyId });
 
-    // flux:generate-key: ECDSA P-384 (flux's default), Secret + read-only access key
-    const key = await reconcileFluxDeployKey(
-      {
-        namespace: 'flux-system',
-        secretName: 'flux-system',
-        key: normaliseSshKeyOptions({}),
-        projectKey: repo.projectKey,
-        repoSlug: repo.repoSlug,
-        readWrite: false,
-        label: fluxAccessKeyLabel({
-          namespace: 'flux-system',
-          branch: 'main',
-          secretName: 'flux-system',
-          path: input.path,
-        }),
-        sshHost: parseSshHost(host.sshHost),
-        rotate: false,
-      },
-      { kube, bitbucket, logger, redactor },
-    );
-    report('key', { accessKeyId: key.accessKeyId });
-
-    // flux:install: components + sync, wait until the (simulated) controllers synced the
-    // revision; like the action, it loads the bundle and builds the plan from the generator's
-    // objects.
-    const result = await installFluxOnCluster(
-      {
-        cluster: cluster.name,
-        manifests,
-        revision: pushed.revision,
-        timeoutMs: 240_000,
-      },
-      {
-        settings: { ...settings, clusters: [cluster] },
-        logger,
-        redactor,
-        pollIntervalMs: 500,
-      },
-    );
-    if (!result.ready) throw new Error('Flux did not become ready');
-    report('install', { revision: result.revision });
-  } finally {
-    bitbucket.close();
-    kube.close();
-  }
+  // flux:install: components + sync, wait until the (simulated) controllers synced the
+  // revision; like the action, it loads the bundle and builds the plan from the generator's
+  // objects.
+  const result = await installFluxOnCluster(
+    {
+      cluster: cluster.name,
+      manifests,
+      revision: pushed.revision,
+      timeoutMs: 240_000,
+    },
+    {
+      settings: { ...settings, clusters: [cluster] },
+      logger,
+      redactor,
+      pollIntervalMs: 500,
+    },
+  );
+  if (!result.ready) throw new Error('Flux did not become ready');
+  report('install', { revision: result.revision });
   report('done');
 }
 

@@ -24,5 +24,4 @@ export type {
   InstallFluxRequest,
   InstallFluxDeps,
   InstallFluxOnClusterResult,
-  TokenOwnerLookup,
 } from './installFlux';

@@ -1,3 +1,7 @@
+import { InputError } from '@backstage/errors';
+import { resolveTokenOwner } from '../bitbucket/access';
+import { BitbucketServerClient } from '../bitbucket/client';
+import { isBitbucketError } from '../bitbucket/errors';
 import type { BitbucketServerHostConfig } from '../config/bitbucketServer';
 import type { FluxBootstrapSettings } from '../config/settings';
 import { createKubeClient } from '../kube/client';
@@ -232,16 +236,6 @@ export async function installFlux(
   }
 }
 
-/**
- * Who owns a Bitbucket token, as Bitbucket answers it (`X-AUSERNAME`). Throws, saying so, for a
- * project or repository token, which has no user. @public
- */
-export type TokenOwnerLookup = (
-  host: BitbucketServerHostConfig,
-  token: string,
-  signal?: AbortSignal,
-) => Promise<string>;
-
 /** A parsed flux:install request. @public */
 export interface InstallFluxRequest {
   /** A configured cluster (or kubeconfig context, when allowed). */
@@ -273,8 +267,6 @@ export interface InstallFluxDeps {
   redactor?: Redactor;
   signal?: AbortSignal;
   checkpoint?: CheckpointFn;
-  /** Defaults `username` to the token's owner; without it `username` is required. */
-  tokenOwner?: TokenOwnerLookup;
   /** Poll interval of the wait. Default 2 s. */
   pollIntervalMs?: number;
 }
@@ -314,7 +306,12 @@ export async function installFluxOnCluster(
     }
     const auth =
       req.tokenAuth &&
-      (await tokenAuthCredentials(req.tokenAuth, options, deps, req.dryRun));
+      (await tokenAuthCredentials(
+        req.tokenAuth,
+        options,
+        { ...deps, logger, redactor },
+        req.dryRun,
+      ));
     if (auth) redactor.add(auth.password);
     const { namespace } = options;
     const secret =
@@ -411,7 +408,7 @@ export async function installFluxOnCluster(
 async function tokenAuthCredentials(
   input: { token?: string; username?: string },
   options: ResolvedFluxManifestOptions,
-  deps: InstallFluxDeps,
+  deps: InstallFluxDeps & { redactor: Redactor },
   dryRun?: boolean,
 ): Promise<{
   username?: string;
@@ -452,23 +449,48 @@ async function tokenAuthCredentials(
     }
     source = `the integration credentials of ${host.host}`;
   }
-  if (!username && (!host || !deps.tokenOwner)) {
+  if (!username && !host) {
     throw new InputValidationError(
       'username',
-      `is required with tokenAuth: Bitbucket Server checks Git-over-HTTPS logins against the token's owner${
-        host
-          ? ''
-          : `, and ${url.host} is no configured Bitbucket host to ask for it`
-      }`,
+      `is required with tokenAuth: Bitbucket Server checks Git-over-HTTPS logins against the token's owner, and ${url.host} is no configured Bitbucket host to ask for it`,
     );
   }
   if (!username && !dryRun) {
-    username = await deps.tokenOwner!(host!, password, deps.signal);
+    username = await tokenOwner(host!, password, source, deps);
     deps.logger.info(
       `The token belongs to "${username}" (Bitbucket ${host!.host})`,
     );
   }
   return { username, password, caPem: host?.caPem, source };
+}
+
+/**
+ * The user Bitbucket says the token belongs to (`X-AUSERNAME`). A project or repository token
+ * (no user) is an InputError naming `token`; an answer without a name one naming `username`.
+ */
+async function tokenOwner(
+  host: BitbucketServerHostConfig,
+  token: string,
+  credentials: string,
+  deps: { logger: EngineLogger; redactor: Redactor; signal?: AbortSignal },
+): Promise<string> {
+  const client = new BitbucketServerClient(host, { token }, deps);
+  try {
+    const owner = await resolveTokenOwner(client, {
+      signal: deps.signal,
+      credentials,
+    });
+    return owner.name;
+  } catch (error) {
+    if (error instanceof InputError || isBitbucketError(error, 'unauthorized'))
+      throw error;
+    throw new InputValidationError(
+      'username',
+      `is required with tokenAuth: Bitbucket ${
+        host.host
+      } did not say who owns the token (${(error as Error).message})`,
+    );
+  }
 }
 
 /** What the wait is for, in words (a dry run's revision has no commit yet). */

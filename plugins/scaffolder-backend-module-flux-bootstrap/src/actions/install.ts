@@ -72,7 +72,7 @@ export const installInput = actionInput((z: typeof zod) => {
         .string()
         .optional()
         .describe(
-          "With tokenAuth: the token owner's Bitbucket user name (default the integration's username, else the token's owner as Bitbucket names it; a project or repository token needs it).",
+          "With tokenAuth: the token owner's Bitbucket user name (default the integration's username, else the token's owner as Bitbucket names it).",
         ),
       timeout: goDuration(z, '5m, 90s or 1h')
         .default('5m')
@@ -179,9 +179,6 @@ export function createFluxInstallAction(options: FluxBootstrapActionOptions) {
             redactor,
             signal: ctx.signal,
             checkpoint: checkpointFor(ctx),
-            // Seam of the token-owner default: the engine's lookup of X-AUSERNAME
-            // (bitbucket/resolveTokenOwner) goes here; without it tokenAuth needs a username.
-            tokenOwner: undefined,
           },
         );
         writeOutputs(ctx, result);

@@ -10,11 +10,10 @@ import {
   actionSettings,
   checkpointFor,
   createActionRedaction,
-  describeCredentials,
   FluxBootstrapActionOptions,
-  resolveBitbucket,
   toActionError,
 } from './shared/context';
+import { bitbucketAccess } from './shared/bitbucketAccess';
 import { gitBranch, repoPath, sshUrl } from './shared/domainInputs';
 import {
   fluxComponentOptionsInput,
@@ -175,17 +174,16 @@ type PushManifestsInput = ReturnType<typeof pushManifestsInput.parse>;
 
 /** Where to push: the Bitbucket repository with its credentials, or the SSH remote and its key. */
 function fleetRepository(
-  settings: Parameters<typeof resolveBitbucket>[0],
+  settings: Parameters<typeof bitbucketAccess>[0],
   input: PushManifestsInput,
   secrets: Record<string, string | undefined> = {},
 ): Parameters<typeof pushFluxManifests>[0]['repository'] {
   if (input.repoUrl) {
-    const bitbucket = resolveBitbucket(settings, {
-      repoUrl: input.repoUrl,
-      token: input.token,
-    });
     return {
-      bitbucket: { ...bitbucket, credentials: describeCredentials(bitbucket) },
+      bitbucket: bitbucketAccess(settings, {
+        repoUrl: input.repoUrl,
+        token: input.token,
+      }),
     };
   }
   /** A task secret by name: the key material never goes through inputs. */
