@@ -74,11 +74,10 @@ export interface Config {
      */
     allowKubeconfigContexts?: boolean;
     /**
-     * Kubernetes versions per Flux minor, replacing the built-in rows of the minors listed (taken
-     * from `flux check --pre` and the Flux release announcements). `flux:install` refuses a
-     * cluster below `minimum` before it writes anything, and warns outside `supported`; the
-     * cluster picker marks clusters the same way. For a custom distribution whose version string
-     * misleads, or a test cluster.
+     * Kubernetes versions per Flux minor, replacing the built-in rows (from `flux check --pre` and
+     * the release announcements) of the minors listed. `flux:install` refuses a cluster below
+     * `minimum` before any write and warns outside `supported`; the cluster picker marks clusters
+     * alike. For a distribution whose version misleads.
      */
     kubernetesVersions?: Array<{
       /** The Flux minor this row is for, e.g. `v2.9`. A Flux minor newer than every row uses the newest. */

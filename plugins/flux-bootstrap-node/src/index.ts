@@ -17,3 +17,4 @@ export * from './keys';
 export * from './kube';
 export * from './install';
 export * from './status';
+export * from './upgrade';

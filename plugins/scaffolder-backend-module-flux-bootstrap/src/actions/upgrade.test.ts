@@ -282,8 +282,6 @@ afterAll(async () => {
   await proxy?.stop();
   await Promise.all([kube?.stop(), bb?.stop(), bundles?.stop()]);
   if (cacheDir) fs.rmSync(cacheDir, { recursive: true, force: true });
-  // No step may print the token (outputs, logs, errors).
-  expect(produced.join('\n')).not.toContain(TOKEN);
 });
 
 describe('upgrading Flux by re-running the bootstrap (issue 19)', () => {
@@ -427,5 +425,10 @@ describe('upgrading Flux by re-running the bootstrap (issue 19)', () => {
       install(FROM, pushed.outputs, { allowDowngrade: true }),
     );
     expect(await images()).toEqual(tagsOf(FROM));
+  });
+
+  it('never printed the token (outputs, logs, errors of every step)', () => {
+    expect(produced.length).toBeGreaterThan(50);
+    expect(produced.join('\n')).not.toContain(TOKEN);
   });
 });
