@@ -140,8 +140,8 @@ export async function createRouter(
       while (next < clusters.length && !signal.aborted) {
         const { name } = clusters[next++];
         try {
-          const read = await reader.read(name, { refresh, signal });
-          write({ type: 'status', status: read });
+          const clusterStatus = await reader.read(name, { refresh, signal });
+          write({ type: 'status', status: clusterStatus });
           written++;
         } catch (error) {
           if (signal.aborted) return;
