@@ -18,3 +18,5 @@ export * from './kube';
 export * from './install';
 export * from './status';
 export * from './upgrade';
+export * from './decommission';
+export * from './operate';
