@@ -2,23 +2,13 @@ import { ConflictError } from '@backstage/errors';
 import semver from 'semver';
 import { silentLogger, type EngineLogger } from '../util/logger';
 
-/**
- * The label kustomize-controller puts on what it applies. On the Flux CRDs it means Flux applies
- * its own components from Git (`flux check` reports it as "bootstrapped").
- * @public
- */
-export const KUSTOMIZE_NAME_LABEL = 'kustomize.toolkit.fluxcd.io/name';
-
-/** The Flux version a `gotk-components.yaml` was generated for (its `# Flux Version:` line). @public */
-export function componentsFluxVersion(yaml: string): string | undefined {
-  return /^# Flux Version: (v\S+)\s*$/m.exec(yaml)?.[1];
-}
+/** The Flux version a `gotk-components.yaml` was generated for (its `# Flux Version:` line). */
+export const componentsFluxVersion = (yaml: string) =>
+  /^# Flux Version: (v\S+)\s*$/m.exec(yaml)?.[1];
 
 /**
- * Refuses to replace Flux `current` (found `where`) by an older `next`, unless `allowDowngrade`
- * (then it warns): Flux does not support downgrades in general (CRD storage versions, removed
- * APIs). Returns what the change is.
- * @public
+ * Refuses to replace Flux `current` (found `where`) by an older `next` unless `allowDowngrade`
+ * (then it warns): Flux does not support downgrades in general.
  */
 export function checkFluxVersionChange(
   current: string | undefined,
@@ -29,8 +19,7 @@ export function checkFluxVersionChange(
   const to = semver.parse(next, { loose: true });
   if (!from || !to) return 'install';
   const cmp = semver.compare(from, to);
-  if (cmp < 0) return 'upgrade';
-  if (cmp === 0) return 'same';
+  if (cmp <= 0) return cmp ? 'upgrade' : 'same';
   const text = `Flux ${current} is ${opts.where}; ${next} would be a downgrade`;
   if (!opts.allowDowngrade) {
     throw new ConflictError(

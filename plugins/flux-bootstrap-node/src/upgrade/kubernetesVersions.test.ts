@@ -7,7 +7,6 @@ import { createKubeClient } from '../kube/client';
 import {
   checkKubernetesVersion,
   judgeKubernetesVersion,
-  KUBERNETES_VERSION_SUPPORT,
   readKubernetesVersionsConfig,
 } from './kubernetesVersions';
 
@@ -15,8 +14,6 @@ describe('judgeKubernetesVersion', () => {
   it('refuses below the flux check --pre constraint, warns outside the release matrix, accepts inside', () => {
     expect(judgeKubernetesVersion('v1.20.2', 'v2.9.4')).toEqual({
       level: 'unsupported',
-      kubernetesVersion: 'v1.20.2',
-      fluxVersion: 'v2.9.4',
       range: '>=1.33.0 (Flux v2.9 is tested with 1.34, 1.35, 1.36)',
       message:
         'Kubernetes v1.20.2 with Flux v2.9.4: not supported, Flux needs >=1.33.0 (Flux v2.9 is tested with 1.34, 1.35, 1.36)',
@@ -76,9 +73,19 @@ describe('judgeKubernetesVersion', () => {
 
 describe('readKubernetesVersionsConfig', () => {
   it('is the built-in table without config, and replaces the rows of the minors it names', () => {
-    expect(readKubernetesVersionsConfig(new ConfigReader({}))).toEqual(
-      KUBERNETES_VERSION_SUPPORT,
-    );
+    const builtIn = readKubernetesVersionsConfig(new ConfigReader({}));
+    expect(builtIn.map(r => r.flux)).toEqual([
+      'v2.5',
+      'v2.6',
+      'v2.7',
+      'v2.8',
+      'v2.9',
+    ]);
+    expect(builtIn).toContainEqual({
+      flux: 'v2.9',
+      minimum: 'v1.33.0',
+      supported: ['v1.34', 'v1.35', 'v1.36'],
+    });
     const table = readKubernetesVersionsConfig(
       new ConfigReader({
         fluxBootstrap: {
@@ -86,7 +93,7 @@ describe('readKubernetesVersionsConfig', () => {
         },
       }),
     );
-    expect(table).toHaveLength(KUBERNETES_VERSION_SUPPORT.length);
+    expect(table).toHaveLength(5);
     expect(table).toContainEqual({
       flux: 'v2.9',
       minimum: 'v1.20.0',
@@ -138,9 +145,12 @@ describe('checkKubernetesVersion on the real apiserver (v1.20)', () => {
       source: 'config',
     });
     try {
-      const error = await checkKubernetesVersion(client, 'v2.9.4').catch(
-        e => e,
-      );
+      const builtIn = readKubernetesVersionsConfig(new ConfigReader({}));
+      const error = await checkKubernetesVersion(
+        client,
+        'v2.9.4',
+        builtIn,
+      ).catch(e => e);
       expect(error.name).toBe('InputError');
       expect(error.message).toMatch(
         /^Kubernetes v1\.20\.\d+ with Flux v2\.9\.4: not supported, Flux needs >=1\.33\.0 \(Flux v2\.9 is tested with 1\.34, 1\.35, 1\.36\), on cluster "old-cluster"; nothing was changed\./,
@@ -156,12 +166,12 @@ describe('checkKubernetesVersion on the real apiserver (v1.20)', () => {
         info() {},
         warn: (m: string) => warnings.push(m),
       };
-      const verdict = await checkKubernetesVersion(client, 'v2.9.4', {
-        logger,
-        table: [
-          { flux: 'v2.9', minimum: 'v1.20.0', supported: ['v1.21', 'v1.22'] },
-        ],
-      });
+      const verdict = await checkKubernetesVersion(
+        client,
+        'v2.9.4',
+        [{ flux: 'v2.9', minimum: 'v1.20.0', supported: ['v1.21', 'v1.22'] }],
+        { logger },
+      );
       expect(verdict.level).toBe('untested');
       expect(warnings).toEqual([
         expect.stringMatching(

@@ -4,25 +4,24 @@ import semver from 'semver';
 import type { KubeClient } from '../kube/types';
 import { silentLogger, type EngineLogger } from '../util/logger';
 
-/** The Kubernetes versions one Flux minor supports. @public */
+/**
+ * The Kubernetes versions one Flux minor (`flux`, e.g. `v2.9`) supports: older than `minimum` is
+ * refused, outside the `supported` minors is warned about.
+ * @public
+ */
 export interface KubernetesVersionSupport {
-  /** The Flux minor, e.g. `v2.9`. */
   flux: string;
-  /** The oldest Kubernetes `flux check --pre` accepts (`>=<minimum>-0`); older is refused. */
   minimum: string;
-  /** Kubernetes minors of the release's support matrix; others at or above `minimum` get a warning. */
   supported: string[];
 }
 
 /**
- * Kubernetes per Flux minor. `minimum`: `kubernetesConstraints` in fluxcd/flux2
- * `cmd/flux/check.go` at the release tag (what `flux check --pre` enforces). `supported`: the
- * "Supported Kubernetes versions" table of the release announcement on https://fluxcd.io/blog/
- * ("Announcing Flux 2.N GA"). A Flux minor newer than every row gets the newest row (minimums only
- * rise); an older one is not checked. `fluxBootstrap.kubernetesVersions` replaces rows.
- * @public
+ * `minimum`: `kubernetesConstraints` (`>=<minimum>-0`) in fluxcd/flux2 `cmd/flux/check.go` at the
+ * release tag, what `flux check --pre` enforces. `supported`: the "Supported Kubernetes versions"
+ * table of the release announcement (https://fluxcd.io/blog/, "Announcing Flux 2.N GA"). A Flux
+ * minor newer than every row gets the newest row (minimums only rise); an older one is not checked.
  */
-export const KUBERNETES_VERSION_SUPPORT: readonly KubernetesVersionSupport[] = [
+const KUBERNETES_VERSION_SUPPORT: KubernetesVersionSupport[] = [
   { flux: 'v2.5', minimum: 'v1.30.0', supported: ['v1.30', 'v1.31', 'v1.32'] },
   { flux: 'v2.6', minimum: 'v1.31.0', supported: ['v1.31', 'v1.32', 'v1.33'] },
   { flux: 'v2.7', minimum: 'v1.32.0', supported: ['v1.32', 'v1.33', 'v1.34'] },
@@ -30,13 +29,10 @@ export const KUBERNETES_VERSION_SUPPORT: readonly KubernetesVersionSupport[] = [
   { flux: 'v2.9', minimum: 'v1.33.0', supported: ['v1.34', 'v1.35', 'v1.36'] },
 ];
 
-/** What {@link judgeKubernetesVersion} found. @public */
+/** A judged version; `untested`: accepted by `flux check --pre`, not in the release's matrix. @public */
 export interface KubernetesVersionVerdict {
-  /** `untested`: `flux check --pre` accepts it, the release's matrix does not list it (a warning). */
   level: 'supported' | 'untested' | 'unsupported';
-  kubernetesVersion: string;
-  fluxVersion: string;
-  /** The supported range in words, e.g. `>=1.33.0 (Flux v2.9 is tested with 1.34, 1.35, 1.36)`. */
+  /** In words, e.g. `>=1.33.0 (Flux v2.9 is tested with 1.34, 1.35, 1.36)`. */
   range: string;
   message: string;
 }
@@ -45,82 +41,57 @@ const parse = (v: string) =>
   semver.parse(v.trim(), { loose: true }) ?? semver.coerce(v);
 const minorOf = (v: string) => {
   const s = parse(v);
-  return s ? `${s.major}.${s.minor}` : undefined;
+  return s && `${s.major}.${s.minor}`;
 };
+const newer = (a: string, b: string) => semver.gt(parse(a)!, parse(b)!);
 
 /** Judges Kubernetes `kubernetesVersion` (a `GET /version` gitVersion) for Flux `fluxVersion`. @public */
 export function judgeKubernetesVersion(
   kubernetesVersion: string,
   fluxVersion: string,
-  table: readonly KubernetesVersionSupport[] = KUBERNETES_VERSION_SUPPORT,
+  table: KubernetesVersionSupport[] = KUBERNETES_VERSION_SUPPORT,
 ): KubernetesVersionVerdict {
-  const verdict = (
-    level: KubernetesVersionVerdict['level'],
-    range: string,
-    message: string,
-  ) => ({ level, kubernetesVersion, fluxVersion, range, message });
-  const rows = [...table].sort((a, b) =>
-    semver.compare(parse(a.flux)!, parse(b.flux)!),
-  );
-  const flux = parse(fluxVersion);
-  const newest = rows[rows.length - 1];
+  const newest = [...table].sort((a, b) => (newer(a.flux, b.flux) ? -1 : 1));
   const row =
-    rows.find(r => minorOf(r.flux) === minorOf(fluxVersion)) ??
-    (flux && newest && semver.gt(flux, parse(newest.flux)!)
-      ? newest
-      : undefined);
+    table.find(r => minorOf(r.flux) === minorOf(fluxVersion)) ??
+    (newest[0] && newer(fluxVersion, newest[0].flux) ? newest[0] : undefined);
   const kube = parse(kubernetesVersion);
   if (!row || !kube) {
-    return verdict(
-      'untested',
-      'unknown',
-      row
-        ? `Kubernetes "${kubernetesVersion}" is not a version; not checked`
-        : `No Kubernetes range is known for Flux ${fluxVersion}; not checked (fluxBootstrap.kubernetesVersions can add one)`,
-    );
+    const message = `No Kubernetes range is known for Flux ${fluxVersion}; not checked (fluxBootstrap.kubernetesVersions can add one)`;
+    return { level: 'untested', range: 'unknown', message };
   }
   const minimum = parse(row.minimum)!.version;
-  const tested = row.supported.map(m => minorOf(m)).join(', ');
+  const tested = row.supported.map(minorOf).join(', ');
   const range = `>=${minimum}${
-    tested ? ` (Flux ${row.flux} is tested with ${tested})` : ''
+    tested && ` (Flux ${row.flux} is tested with ${tested})`
   }`;
-  const head = `Kubernetes ${kubernetesVersion} with Flux ${fluxVersion}`;
+  const says = {
+    supported: `supported (${range})`,
+    untested: `accepted by flux check --pre but not in the release's support matrix; supported ${range}`,
+    unsupported: `not supported, Flux needs ${range}`,
+  };
+  let level: KubernetesVersionVerdict['level'] = 'supported';
   if (!semver.satisfies(kube, `>=${minimum}-0`, { includePrerelease: true }))
-    return verdict(
-      'unsupported',
-      range,
-      `${head}: not supported, Flux needs ${range}`,
-    );
-  if (
-    tested &&
-    !row.supported.some(m => minorOf(m) === minorOf(kubernetesVersion))
-  )
-    return verdict(
-      'untested',
-      range,
-      `${head}: accepted by flux check --pre but not in the release's support matrix; supported ${range}`,
-    );
-  return verdict('supported', range, `${head}: supported (${range})`);
+    level = 'unsupported';
+  else if (tested && !tested.split(', ').includes(minorOf(kubernetesVersion)!))
+    level = 'untested';
+  const head = `Kubernetes ${kubernetesVersion} with Flux ${fluxVersion}`;
+  return { level, range, message: `${head}: ${says[level]}` };
 }
 
 /**
- * Reads `GET /version` and judges it (like `flux check --pre`) before anything is written:
- * throws an InputError naming both versions and the range when it is unsupported, warns when
- * it is untested.
- * @public
+ * Like `flux check --pre`, before anything is written: reads `GET /version`, throws an InputError
+ * naming both versions and the range when unsupported, warns when untested.
  */
 export async function checkKubernetesVersion(
   client: KubeClient,
   fluxVersion: string,
-  opts: {
-    table?: readonly KubernetesVersionSupport[];
-    signal?: AbortSignal;
-    logger?: EngineLogger;
-  } = {},
+  table: KubernetesVersionSupport[],
+  opts: { signal?: AbortSignal; logger?: EngineLogger } = {},
 ): Promise<KubernetesVersionVerdict> {
   const logger = opts.logger ?? silentLogger;
   const { gitVersion } = await client.version({ signal: opts.signal });
-  const v = judgeKubernetesVersion(gitVersion, fluxVersion, opts.table);
+  const v = judgeKubernetesVersion(gitVersion, fluxVersion, table);
   const where = `cluster "${client.clusterName}"`;
   if (v.level === 'unsupported') {
     throw new InputError(
@@ -132,7 +103,7 @@ export async function checkKubernetesVersion(
   return v;
 }
 
-/** The table with `fluxBootstrap.kubernetesVersions` rows replacing those of their Flux minor. @public */
+/** The built-in table with the `fluxBootstrap.kubernetesVersions` rows replacing their Flux minor's. */
 export function readKubernetesVersionsConfig(
   config: Config,
 ): KubernetesVersionSupport[] {
@@ -143,10 +114,11 @@ export function readKubernetesVersionsConfig(
       minimum: c.getString('minimum'),
       supported: c.getOptionalStringArray('supported') ?? [],
     };
-    for (const v of [row.flux, row.minimum, ...row.supported]) {
-      if (!/^v?\d+\.\d+(\.\d+)?$/.test(v))
-        throw new Error(`${key}[${i}]: "${v}" is not a version like v1.33.0`);
-    }
+    const bad = [row.flux, row.minimum, ...row.supported].find(
+      v => !/^v?\d+\.\d+(\.\d+)?$/.test(v),
+    );
+    if (bad)
+      throw new Error(`${key}[${i}]: "${bad}" is not a version like v1.33.0`);
     return row;
   });
   const own = new Set(rows.map(r => minorOf(r.flux)));
