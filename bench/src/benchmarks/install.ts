@@ -8,15 +8,19 @@ import {
   findKubectl,
 } from '@flux-bootstrap/test-peers';
 import {
-  applyStaged,
   createKubeClient,
-  generateComponentObjects,
-  generateComponentsManifest,
   KubeClient,
-  loadFluxBundle,
-  ManifestsSourceConfig,
   type KubeObject,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import { applyStaged } from '@flux-bootstrap/plugin-flux-bootstrap-node/src/install/apply';
+import {
+  loadFluxBundle,
+  ManifestsSourceConfig,
+} from '@flux-bootstrap/plugin-flux-bootstrap-node/src/manifests/bundle';
+import {
+  generateComponentObjects,
+  generateComponentsManifest,
+} from '@flux-bootstrap/plugin-flux-bootstrap-node/src/manifests/components';
 import YAML from 'yaml';
 import { defer, tempDir } from '../lib/cleanup';
 import { Row } from '../lib/report';

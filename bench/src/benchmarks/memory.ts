@@ -11,7 +11,7 @@ import { Row } from '../lib/report';
 import { summarize } from '../lib/stats';
 import type { Benchmark } from '../lib/types';
 import type { BootstrapChildInput } from '../children/bootstrap';
-import { DEFAULT_STATUS_CONCURRENCY } from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import { DEFAULT_STATUS_CONCURRENCY } from '@flux-bootstrap/plugin-flux-bootstrap-node/src/config/settings';
 import { freshApiserver } from './install';
 import { BENCH_FLUX_VERSION, CRD_PAD_BYTES } from './shared';
 import { startFleet } from './status';

@@ -5,11 +5,11 @@ import {
   peerGitEnv,
   startGitHttpServer,
 } from '@flux-bootstrap/test-peers';
+import { renderFluxManifests } from '@flux-bootstrap/plugin-flux-bootstrap-node/src/git/pushFluxManifests';
 import {
   loadFluxBundle,
   ManifestsSourceConfig,
-  renderFluxManifests,
-} from '@flux-bootstrap/plugin-flux-bootstrap-node';
+} from '@flux-bootstrap/plugin-flux-bootstrap-node/src/manifests/bundle';
 // The commit step of the engine's pushFluxManifests use case on a plain git server (no
 // Bitbucket REST API to look the repository up), the HTTPS transport and the kustomization scan
 // are internals the benchmark measures on their own.

@@ -4,12 +4,10 @@ import {
   startGitHttpServer,
 } from '@flux-bootstrap/test-peers';
 import type { KubeApiserverInfo } from '@flux-bootstrap/test-peers';
-import {
-  createKubeClient,
-  generateComponentObjects,
-  renderFluxManifests,
-  resolveFluxManifestOptions,
-} from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import { createKubeClient } from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import { renderFluxManifests } from '@flux-bootstrap/plugin-flux-bootstrap-node/src/git/pushFluxManifests';
+import { generateComponentObjects } from '@flux-bootstrap/plugin-flux-bootstrap-node/src/manifests/components';
+import { resolveFluxManifestOptions } from '@flux-bootstrap/plugin-flux-bootstrap-node/src/manifests/options';
 // A plain git server has no Bitbucket REST API for the use cases to look the repository up:
 // the steps after that lookup, from the engine's internals.
 /* eslint-disable @backstage/no-forbidden-package-imports */

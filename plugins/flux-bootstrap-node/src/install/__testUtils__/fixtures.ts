@@ -16,11 +16,11 @@ import {
 } from '@flux-bootstrap/test-peers';
 import type { ClusterConnection } from '../../config';
 import type { KubeObject } from '../../kube/types';
+import { generateComponentObjects } from '../../manifests/components';
 import {
-  generateComponentObjects,
   resolveFluxManifestOptions,
   type FluxManifestInput,
-} from '../../manifests';
+} from '../../manifests/options';
 import type { EngineLogger } from '../../util';
 import { buildFluxInstallPlan, type FluxInstallPlan } from '../plan';
 
