@@ -36,9 +36,8 @@ export function validateFluxVersion(
   );
 }
 
-// ---- Still imported by bitbucket/, keys/ and the flux:generate-key action, which take unparsed
-// input; flux:push-manifests and flux:install check these inputs with their schemas
-// (actions/shared/refinements.ts in the scaffolder module). @internal, to be removed with them.
+// ---- The domain rules the actions' schemas reuse (actions/shared/domainInputs.ts in the
+// scaffolder module), and the engine's own checks of values it reads from config or Git.
 
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
@@ -48,7 +47,7 @@ function checked(field: string, ok: boolean, value: unknown, message: string) {
   return value as string;
 }
 
-/** `clusters/prod`, `./clusters/prod/` → `clusters/prod`; `.` → `''`. @internal */
+/** `clusters/prod`, `./clusters/prod/` → `clusters/prod`; `.` → `''`. @public */
 export function normalizeRepoPath(value: unknown, field = 'path'): string {
   const p = typeof value === 'string' ? value.trim() : '';
   if (p === '.' || p === './') return '';
@@ -68,7 +67,7 @@ export function normalizeRepoPath(value: unknown, field = 'path'): string {
   );
 }
 
-/** A branch name `git check-ref-format --branch` accepts, safe on a command line. @internal */
+/** A branch name `git check-ref-format --branch` accepts, safe on a command line. @public */
 export function validateBranch(value: unknown, field = 'branch'): string {
   const b = typeof value === 'string' ? value : '';
   return checked(
@@ -83,7 +82,7 @@ export function validateBranch(value: unknown, field = 'branch'): string {
   );
 }
 
-/** A DNS-1123 label (Kubernetes namespace names). @internal */
+/** A DNS-1123 label (Kubernetes namespace names). @public */
 export function validateDnsLabel(value: unknown, field: string): string {
   return checked(
     field,
@@ -94,7 +93,7 @@ export function validateDnsLabel(value: unknown, field: string): string {
   );
 }
 
-/** A DNS-1123 subdomain (Kubernetes object names such as Secrets). @internal */
+/** A DNS-1123 subdomain (Kubernetes object names such as Secrets). @public */
 export function validateDnsSubdomain(value: unknown, field: string): string {
   return checked(
     field,
@@ -108,7 +107,7 @@ export function validateDnsSubdomain(value: unknown, field: string): string {
   );
 }
 
-/** An `ssh://[user@]host[:port]/path` remote (no scp-like form, nothing option-like). @internal */
+/** An `ssh://[user@]host[:port]/path` remote (no scp-like form, nothing option-like). @public */
 export function validateSshUrl(value: unknown, field = 'url'): string {
   const v = typeof value === 'string' ? value : '';
   const u = URL.canParse(v) ? new URL(v) : undefined;
