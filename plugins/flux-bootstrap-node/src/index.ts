@@ -17,7 +17,10 @@ export * from './keys';
 export * from './kube';
 export * from './install';
 export * from './status';
-export { judgeKubernetesVersion } from './upgrade/kubernetesVersions';
+export {
+  checkKubernetesVersion,
+  judgeKubernetesVersion,
+} from './upgrade/kubernetesVersions';
 export type {
   KubernetesVersionSupport,
   KubernetesVersionVerdict,
