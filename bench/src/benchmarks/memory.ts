@@ -5,6 +5,7 @@ import {
   buildFluxBundle,
   startBitbucketDouble,
   startFluxSimulator,
+  TEST_GROUND_KUBERNETES_VERSIONS,
 } from '@flux-bootstrap/test-peers';
 import { defer, tempDir } from '../lib/cleanup';
 import { Row } from '../lib/report';
@@ -163,6 +164,8 @@ export const memoryBenchmark: Benchmark = {
             bitbucketServer: [{ host: bb.host, apiBaseUrl: bb.apiBaseUrl }],
           },
           fluxBootstrap: {
+            // the test ground's kube-apiserver (v1.20) is older than Flux supports
+            kubernetesVersions: TEST_GROUND_KUBERNETES_VERSIONS,
             bitbucketServer: [{ host: bb.host, sshHost: bb.ssh!.host }],
             manifests: {
               baseUrl: 'http://127.0.0.1:1',

@@ -35,6 +35,10 @@ import { generateSyncManifest } from '../manifests/sync';
 import { runCheckpointDirectly, type CheckpointFn } from '../util/checkpoint';
 import { InputValidationError } from '../util/errors';
 import type { EngineLogger } from '../util/logger';
+import {
+  checkFluxVersionChange,
+  componentsFluxVersion,
+} from '../upgrade/fluxVersions';
 import { Redactor } from '../util/redact';
 import { GitPushSession, type GitAuthor } from './session';
 import type { TreeEditor } from './tree';
@@ -107,6 +111,8 @@ export interface PushFluxManifestsRequest {
   commitMessageAppendix?: string;
   /** Sign both commits with the Bitbucket integration's `commitSigningKey`. */
   signCommits?: boolean;
+  /** Replace a newer Flux version in Git by an older one, with a warning. Default false. */
+  allowDowngrade?: boolean;
   /** Render the files only; nothing is read from or pushed to the repository. */
   dryRun?: boolean;
 }
@@ -272,6 +278,7 @@ export async function pushFluxManifests(
         commitMessageAppendix: req.commitMessageAppendix || undefined,
         signingKey,
         workDir: deps.workDir,
+        allowDowngrade: req.allowDowngrade,
       },
       { logger, signal, checkpoint: deps.checkpoint },
     );
@@ -329,6 +336,8 @@ export interface CommitFluxManifestsInput {
   workDir?: string;
   /** Push attempts per commit when the branch moves meanwhile. Default 5. */
   maxAttempts?: number;
+  /** Replace a newer Flux version in Git (warns). Default false: refused. */
+  allowDowngrade?: boolean;
 }
 
 /**
@@ -394,8 +403,21 @@ export async function commitFluxManifests(
       commit(
         'component manifests',
         `Add Flux ${input.version} component manifests`,
-        async tree =>
-          tree.write(files.components.path, files.components.content),
+        async tree => {
+          const { path, content } = files.components;
+          if (await tree.exists(path)) {
+            checkFluxVersionChange(
+              componentsFluxVersion(await tree.read(path)),
+              input.version,
+              {
+                where: `in ${path}`,
+                allowDowngrade: input.allowDowngrade,
+                logger,
+              },
+            );
+          }
+          tree.write(path, content);
+        },
       ),
     );
     logger.info(

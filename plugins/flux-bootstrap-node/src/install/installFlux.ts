@@ -1,4 +1,4 @@
-import { InputError } from '@backstage/errors';
+import { ConflictError, InputError } from '@backstage/errors';
 import { resolveTokenOwner } from '../bitbucket/access';
 import { BitbucketServerClient } from '../bitbucket/client';
 import { isBitbucketError } from '../bitbucket/errors';
@@ -15,6 +15,11 @@ import {
   type ResolvedFluxManifestOptions,
 } from '../manifests/options';
 import { generateSyncManifest } from '../manifests/sync';
+import { checkFluxVersionChange } from '../upgrade/fluxVersions';
+import {
+  checkKubernetesVersion,
+  type KubernetesVersionSupport,
+} from '../upgrade/kubernetesVersions';
 import { runCheckpointDirectly, type CheckpointFn } from '../util/checkpoint';
 import { InputValidationError, OperationAbortedError } from '../util/errors';
 import { silentLogger, type EngineLogger } from '../util/logger';
@@ -51,6 +56,13 @@ export interface InstallFluxOptions {
   signal?: AbortSignal;
   logger?: EngineLogger;
   checkpoint?: CheckpointFn;
+  /**
+   * Kubernetes range per Flux minor (settings' `kubernetesVersions`): when given, the cluster's
+   * version is checked first, as `flux check --pre` does, before anything else is sent.
+   */
+  kubernetesVersions?: KubernetesVersionSupport[];
+  /** Replace a newer installed Flux by `plan.fluxVersion` (warns). Default false: refused. */
+  allowDowngrade?: boolean;
 }
 
 /** What {@link installFlux} did and found. @public */
@@ -68,7 +80,8 @@ export interface InstallFluxResult {
 /**
  * Installs Flux on a cluster as `flux bootstrap` does (spec §3.2–3.5), through the engine's
  * KubeClient:
- * 1. preconditions (permissions, another manager, path conflict) — nothing applied on failure;
+ * 1. preconditions (Kubernetes version, permissions, another manager, path conflict, downgrade)
+ *    — nothing applied on failure;
  * 2. the components, server-side applied with field manager `flux` in two stages — skipped when
  *    the sync Kustomization already has a lastAppliedRevision (Flux upgrades itself from Git);
  * 3. the Git credentials Secret (token auth), then the GitRepository and Kustomization;
@@ -122,9 +135,21 @@ export async function installFlux(
   try {
     logger.info(`Checking that Flux can be installed on cluster "${cluster}"`);
     const state = await checkpoint('preconditions', async () => {
+      if (opts.kubernetesVersions)
+        await checkKubernetesVersion(
+          client,
+          plan.fluxVersion,
+          opts.kubernetesVersions,
+          { signal, logger },
+        );
       const s = await checkInstallPreconditions(client, plan, {
         force: opts.force,
         signal,
+      });
+      checkFluxVersionChange(s.installedVersion, plan.fluxVersion, {
+        where: `installed on cluster "${cluster}"`,
+        allowDowngrade: opts.allowDowngrade,
+        logger,
       });
       return {
         installComponents: s.installComponents,
@@ -198,7 +223,13 @@ export async function installFlux(
       applied,
     };
   } catch (e) {
-    if (e instanceof FluxInstallError) throw e;
+    // Refusals of the preconditions (Kubernetes version, downgrade) say themselves what is wrong.
+    if (
+      e instanceof FluxInstallError ||
+      e instanceof InputError ||
+      e instanceof ConflictError
+    )
+      throw e;
     if (timeout.aborted) {
       throw new FluxInstallError(
         'timeout',
@@ -249,7 +280,9 @@ export interface InstallFluxRequest {
   timeoutMs?: number;
   wait?: boolean;
   force?: boolean;
-  /** Describe what would be applied; nothing is sent. */
+  /** Replace a newer Flux (in the cluster) by an older one, with a warning. Default false. */
+  allowDowngrade?: boolean;
+  /** Describe what would be applied; only the cluster's Kubernetes version is read. */
   dryRun?: boolean;
 }
 
@@ -262,6 +295,7 @@ export interface InstallFluxDeps {
     | 'allowKubeconfigContexts'
     | 'bitbucketServer'
     | 'requireScmUserCredentials'
+    | 'kubernetesVersions'
   >;
   logger: EngineLogger;
   redactor?: Redactor;
@@ -326,6 +360,8 @@ export async function installFluxOnCluster(
     const opts = {
       wait: req.wait ?? true,
       force: req.force ?? false,
+      allowDowngrade: req.allowDowngrade ?? false,
+      kubernetesVersions: settings.kubernetesVersions,
       timeoutMs: req.timeoutMs ?? 5 * 60_000,
     };
     if (auth) {
@@ -339,7 +375,14 @@ export async function installFluxOnCluster(
     }
     const result = { fluxVersion: options.components.version };
     if (req.dryRun) {
-      logger.info('Dry run of flux:install; nothing is sent to the cluster.');
+      await dryRunVersionCheck(cluster, options.components.version, {
+        ...deps,
+        logger,
+        redactor,
+      });
+      logger.info(
+        'Dry run of flux:install; nothing is written to the cluster.',
+      );
       for (const line of dryRunLines(cluster.name, options, secret, {
         ...opts,
         revision: req.revision,
@@ -397,6 +440,41 @@ export async function installFluxOnCluster(
     }
   } catch (error) {
     throw redactor.redactError(error);
+  }
+}
+
+/**
+ * Like `flux check --pre`, the one thing a dry run reads: the cluster's Kubernetes version. An
+ * unsupported one fails the dry run; an unreachable cluster only warns (the real run checks).
+ */
+async function dryRunVersionCheck(
+  cluster: ReturnType<typeof resolveCluster>,
+  fluxVersion: string,
+  deps: InstallFluxDeps & { redactor: Redactor },
+) {
+  const { logger, redactor, signal } = deps;
+  const probe = await createKubeClient(cluster, {
+    logger,
+    redactor,
+    retries: 0,
+    requestTimeoutMs: 10_000,
+  });
+  try {
+    await checkKubernetesVersion(
+      probe,
+      fluxVersion,
+      deps.settings.kubernetesVersions,
+      { signal, logger },
+    );
+  } catch (e) {
+    if (e instanceof InputError) throw e;
+    logger.warn(
+      `Could not check the Kubernetes version of cluster "${cluster.name}": ${
+        (e as Error).message
+      }`,
+    );
+  } finally {
+    probe.close();
   }
 }
 

@@ -7,6 +7,7 @@ import {
   getSharedKubeApiserver,
   KubeCleanup,
   startBitbucketDouble,
+  TEST_GROUND_KUBERNETES_VERSIONS,
   uniqueName,
   type BitbucketDouble,
 } from '@flux-bootstrap/test-peers';
@@ -61,7 +62,10 @@ beforeAll(async () => {
       integrations: {
         bitbucketServer: [{ host: bb.host, apiBaseUrl: bb.apiBaseUrl }],
       },
-      fluxBootstrap: { manifests: { localPath: tmp } },
+      fluxBootstrap: {
+        kubernetesVersions: TEST_GROUND_KUBERNETES_VERSIONS,
+        manifests: { localPath: tmp },
+      },
       kubernetes: {
         clusterLocatorMethods: [
           {

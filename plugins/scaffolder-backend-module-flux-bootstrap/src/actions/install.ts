@@ -91,6 +91,12 @@ export const installInput = actionInput((z: typeof zod) => {
         .describe(
           'Take over a Flux installation managed by another tool (label app.kubernetes.io/managed-by) (default false).',
         ),
+      allowDowngrade: z
+        .boolean()
+        .default(false)
+        .describe(
+          'Install an older Flux version than the one on the cluster (default false: refused; Flux does not support downgrades in general).',
+        ),
     })
     .superRefine((v, ctx) => {
       const checked = v.revision && checkRevision(v.revision, v.branch);
@@ -171,6 +177,7 @@ export function createFluxInstallAction(options: FluxBootstrapActionOptions) {
             timeoutMs: input.timeout,
             wait: input.wait,
             force: input.force,
+            allowDowngrade: input.allowDowngrade,
             dryRun: ctx.isDryRun,
           },
           {

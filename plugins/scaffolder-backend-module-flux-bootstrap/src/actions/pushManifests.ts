@@ -104,6 +104,12 @@ export const pushManifestsInput = actionInput((z: typeof zod) => {
         .string()
         .optional()
         .describe('Text appended to both commit messages after a blank line.'),
+      allowDowngrade: z
+        .boolean()
+        .default(false)
+        .describe(
+          'Write an older Flux version than the one in Git (default false: refused; Flux does not support downgrades in general).',
+        ),
       signCommits: z
         .boolean()
         .default(false)
@@ -276,6 +282,7 @@ export function createFluxPushManifestsAction(
             author: { name: input.authorName, email: input.authorEmail },
             commitMessageAppendix: input.commitMessageAppendix,
             signCommits: input.signCommits,
+            allowDowngrade: input.allowDowngrade,
             dryRun: ctx.isDryRun,
           },
           {
