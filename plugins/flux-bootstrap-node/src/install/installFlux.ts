@@ -564,9 +564,9 @@ async function tokenOwner(
       throw error;
     throw new InputValidationError(
       'username',
-      `is required with tokenAuth: Bitbucket ${
+      `is required with tokenAuth: Bitbucket Server checks Git-over-HTTPS logins against the token's owner, and Bitbucket ${
         host.host
-      } did not say who owns the token (${(error as Error).message})`,
+      } did not say who that is (${(error as Error).message})`,
     );
   }
 }
