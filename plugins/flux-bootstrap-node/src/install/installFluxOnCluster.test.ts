@@ -159,7 +159,9 @@ describe('installFluxOnCluster with token auth and no username', () => {
     }).catch(e => e);
     expect(error).toBeInstanceOf(InputValidationError);
     expect(error.field).toBe('token');
-    expect(error.message).toContain('project or repository token');
+    expect(error.message).toContain(
+      'a project or repository HTTP access token',
+    );
     expect(error.message).not.toContain(PROJECT_TOKEN);
     expect(
       await admin.get({ apiVersion: 'v1', kind: 'Namespace', name: ns }),
