@@ -366,9 +366,11 @@ export async function installFluxOnCluster(
     };
     if (auth) {
       logger.info(
-        `Token auth: Secret ${namespace}/${options.sync.secretName} gets user ${
-          auth.username ? `"${auth.username}"` : "the token's owner"
-        } and the token from ${auth.source}${
+        `Token auth: Secret ${namespace}/${
+          options.sync.secretName
+        } gets user "${
+          auth.username ?? "the token's owner"
+        }" and the token from ${auth.source}${
           auth.caPem ? ', plus ca.crt' : ''
         }`,
       );

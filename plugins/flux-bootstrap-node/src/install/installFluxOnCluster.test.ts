@@ -180,7 +180,7 @@ describe('installFluxOnCluster with token auth and no username', () => {
       components: [],
     });
     expect(bb.requests()).toEqual([]);
-    expect(lines.join('\n')).toContain("gets user the token's owner");
+    expect(lines.join('\n')).toContain(`gets user "the token's owner"`);
   });
 
   it('with a sync URL on no configured Bitbucket host, requires the username before anything is sent', async () => {
