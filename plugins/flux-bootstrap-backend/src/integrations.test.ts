@@ -1,3 +1,4 @@
+import type { JsonObject } from '@backstage/config';
 import {
   mockCredentials,
   mockServices,
@@ -122,7 +123,7 @@ describe('GET /api/flux-bootstrap/integrations/bitbucket-server', () => {
       clientId: 'backstage-app',
       clientSecret: CLIENT_SECRET,
     };
-    const withSignIn = async (auth: Record<string, unknown>) => {
+    const withSignIn = async (auth: JsonObject) => {
       const b = await startTestBackend({
         features: [
           fluxBootstrapPlugin,
