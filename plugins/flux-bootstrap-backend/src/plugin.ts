@@ -14,6 +14,7 @@ import {
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import { registerFluxBootstrapActions } from './actions';
 import { createClusterStatusService } from './clusterStatus';
+import { createClusterOperateService } from './clusterOperate';
 import { createRouter } from './router';
 import {
   createStatusReadCoordinator,
@@ -46,6 +47,10 @@ function bitbucketSignInHosts(config: RootConfigService): string[] {
  *   credentials (for the template's token field) and whether users can sign in to it
  *   (`auth.providers.bitbucketServer`, for the repository field); any signed-in user or service.
  *
+ * - `POST /clusters/:name/{reconcile,suspend,resume}` reconcile now, suspend (`{ "reason" }`
+ *   required) or resume the cluster's Flux sync, for a signed-in user with
+ *   `flux.bootstrap.cluster.operate`; audited through the auditor service.
+ *
  * The status routes need a signed-in user with `flux.bootstrap.cluster.read`;
  * `?refresh=true` bypasses the cache. Statuses are cached through Backstage's cache service; when
  * that is shared (`backend.cache.store` other than `memory`, e.g. Redis), replicas also share
@@ -55,7 +60,8 @@ function bitbucketSignInHosts(config: RootConfigService): string[] {
  * (`flux-bootstrap:list-clusters`, `flux-bootstrap:get-cluster-status`,
  * `flux-bootstrap:get-entity-clusters`; see actions/), which
  * `@backstage/plugin-mcp-actions-backend` offers to AI agents as MCP tools; they need
- * `flux.bootstrap.cluster.read` too, for a user or a service caller.
+ * `flux.bootstrap.cluster.read` too, for a user or a service caller. The operate actions
+ * (`reconcile-cluster`, `suspend-cluster`, `resume-cluster`) need `flux.bootstrap.cluster.operate`.
  * @public
  */
 export const fluxBootstrapPlugin = createBackendPlugin({
@@ -74,6 +80,7 @@ export const fluxBootstrapPlugin = createBackendPlugin({
         permissionsRegistry: coreServices.permissionsRegistry,
         catalog: catalogServiceRef,
         actionsRegistry: actionsRegistryServiceRef,
+        auditor: coreServices.auditor,
       },
       async init({
         config,
@@ -87,6 +94,7 @@ export const fluxBootstrapPlugin = createBackendPlugin({
         permissionsRegistry,
         catalog,
         actionsRegistry,
+        auditor,
       }) {
         permissionsRegistry.addPermissions(fluxBootstrapPermissions);
         configureHttpProxy(readHttpProxyConfig(config)); // fluxBootstrap.proxy
@@ -128,9 +136,19 @@ export const fluxBootstrapPlugin = createBackendPlugin({
           permissions,
           catalog,
         });
+        // Reconcile now, suspend, resume: routes and actions, audited, behind
+        // flux.bootstrap.cluster.operate.
+        const operateService = createClusterOperateService({
+          settings,
+          reader,
+          permissions,
+          auditor,
+          logger,
+        });
         registerFluxBootstrapActions({
           actionsRegistry,
           status: statusService,
+          operate: operateService,
         });
         httpRouter.use(
           await createRouter({
@@ -142,6 +160,7 @@ export const fluxBootstrapPlugin = createBackendPlugin({
             settings,
             statusService,
             bitbucketSignInHosts: () => bitbucketSignInHosts(config),
+            operateService,
           }),
         );
         httpRouter.addAuthPolicy({ path: '/health', allow: 'unauthenticated' });
