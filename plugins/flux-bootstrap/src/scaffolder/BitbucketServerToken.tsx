@@ -64,9 +64,20 @@ export function describeTokenNeed(
   options: { signedIn?: boolean } = {},
 ): { required: boolean; note: string; reason?: string } {
   if (options.signedIn) {
+    // Flux over HTTPS (tokenAuth) stores a token in the cluster: never the user's sign-in
+    // token (short-lived), so this field's, else the integration's where it may be used.
+    const item = findBitbucketServerIntegration(integrations, host);
+    const fallback =
+      !integrations.requireScmUserCredentials &&
+      !!item &&
+      item.credentials !== 'none';
     return {
       required: false,
-      note: `You are signed in to Bitbucket (${host}): the steps act as you. A token here is only for Flux reading the repository over HTTPS (stored in the cluster).`,
+      note: `You are signed in to Bitbucket (${host}): the steps act as you. A token here is only for Flux reading the repository over HTTPS (stored in the cluster; your sign-in expires and is never stored)${
+        fallback
+          ? ": without one, the integration's credentials are stored."
+          : ': with HTTPS, enter one — the integration\'s credentials are not used.'
+      }`,
     };
   }
   const needed = (reason: string) => ({

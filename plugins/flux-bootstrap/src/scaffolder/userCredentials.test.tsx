@@ -265,9 +265,18 @@ describe('BitbucketServerToken with the user signed in to Bitbucket', () => {
     expect(
       await screen.findByTestId('bitbucket-server-token-note-token'),
     ).toHaveTextContent(
-      `You are signed in to Bitbucket (${HOST}): the steps act as you. A token here is only for Flux reading the repository over HTTPS (stored in the cluster).`,
+      `You are signed in to Bitbucket (${HOST}): the steps act as you. A token here is only for Flux reading the repository over HTTPS (stored in the cluster; your sign-in expires and is never stored): with HTTPS, enter one — the integration's credentials are not used.`,
     );
     expect(screen.getByLabelText(TITLE)).not.toBeRequired();
+  });
+
+  it("says that Flux over HTTPS stores the integration's credentials, never the sign-in, where they may be used", async () => {
+    renderToken(integrations(true, false));
+    expect(
+      await screen.findByTestId('bitbucket-server-token-note-token'),
+    ).toHaveTextContent(
+      `You are signed in to Bitbucket (${HOST}): the steps act as you. A token here is only for Flux reading the repository over HTTPS (stored in the cluster; your sign-in expires and is never stored): without one, the integration's credentials are stored.`,
+    );
   });
 
   async function validate(
