@@ -76,7 +76,7 @@ export function describeTokenNeed(
       note: `You are signed in to Bitbucket (${host}): the steps act as you. A token here is only for Flux reading the repository over HTTPS (stored in the cluster; your sign-in expires and is never stored)${
         fallback
           ? ": without one, the integration's credentials are stored."
-          : ': with HTTPS, enter one — the integration\'s credentials are not used.'
+          : ": with HTTPS, enter one — the integration's credentials are not used."
       }`,
     };
   }
