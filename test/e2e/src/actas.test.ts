@@ -384,6 +384,8 @@ describe('browser: the Bitbucket template acts on Bitbucket as the signed-in per
       Buffer.from(userToken).toString('base64'),
     );
     expect(JSON.stringify(result.events)).not.toContain(userToken);
+    // Nor in any line the backend logged (the auth provider's and the steps').
+    expect(sandbox.backendLogs().join('\n')).not.toContain(userToken);
   });
 });
 
