@@ -19,11 +19,13 @@ import { BackstageApi } from './scaffolder';
 // repository step asks the user to sign in to Bitbucket; the person logs in and allows the app
 // on the double's own pages (a popup); the steps then act as that person: the double's state
 // attributes the repository, the pushes and the access key to them, not to the integration's
-// token owner. A person without the right to create repositories gets Bitbucket's refusal in
-// the first step, before anything is created.
+// token owner; the decommission template removes the key and the folder as them too. A person
+// without the right to create repositories gets Bitbucket's refusal in the first step, before
+// anything is created.
 jest.setTimeout(10 * 60_000);
 
 const TEMPLATE = 'template:default/flux-bootstrap-bitbucket-server';
+const DECOMMISSION_TEMPLATE = 'template:default/flux-decommission';
 const TEMPLATE_PAGE =
   '/create/templates/default/flux-bootstrap-bitbucket-server';
 /** A person who may create repositories in the project (REPO_CREATE), not the integration's owner. */
@@ -238,6 +240,20 @@ async function fillRepositoryAndCreate(
   });
 }
 
+/** The person's Bitbucket token, as the app's Bitbucket sign-in holds it (its refresh endpoint). */
+async function signInToken(page: Page): Promise<string> {
+  const refreshed = await page.request.get(
+    `${sandbox.baseUrl}/api/auth/bitbucketServer/refresh?optional&env=development`,
+    { headers: { 'X-Requested-With': 'XMLHttpRequest' } },
+  );
+  expect(refreshed.status()).toBe(200);
+  const token = (
+    (await refreshed.json()) as { providerInfo: { accessToken: string } }
+  ).providerInfo.accessToken;
+  expect(token.length).toBeGreaterThan(8);
+  return token;
+}
+
 /** The double's audit entries about one repository. */
 function auditOf(slug: string) {
   return sandbox.bitbucket
@@ -339,16 +355,7 @@ describe('browser: the Bitbucket template acts on Bitbucket as the signed-in per
   });
 
   it("with HTTPS for Flux, stores the integration's token in the cluster, never the person's short-lived sign-in token", async () => {
-    // The person's token, as the app's Bitbucket sign-in holds it (its refresh endpoint).
-    const refreshed = await page.request.get(
-      `${sandbox.baseUrl}/api/auth/bitbucketServer/refresh?optional&env=development`,
-      { headers: { 'X-Requested-With': 'XMLHttpRequest' } },
-    );
-    expect(refreshed.status()).toBe(200);
-    const userToken = (
-      (await refreshed.json()) as { providerInfo: { accessToken: string } }
-    ).providerInfo.accessToken;
-    expect(userToken.length).toBeGreaterThan(8);
+    const userToken = await signInToken(page);
     // The form as the browser sends it: the token field empty, the sign-in in the secrets.
     const result = await api.runTemplate(
       TEMPLATE,
@@ -386,6 +393,43 @@ describe('browser: the Bitbucket template acts on Bitbucket as the signed-in per
     expect(JSON.stringify(result.events)).not.toContain(userToken);
     // Nor in any line the backend logged (the auth provider's and the steps').
     expect(sandbox.backendLogs().join('\n')).not.toContain(userToken);
+  });
+
+  it('removes Flux as the person too: the decommission template deletes the key and the folder as them', async () => {
+    const userToken = await signInToken(page);
+    const seq = Math.max(0, ...sandbox.bitbucket.state().audit.map(a => a.seq));
+    const result = await api.runTemplate(
+      DECOMMISSION_TEMPLATE,
+      {
+        cluster: SANDBOX.cluster,
+        confirm: SANDBOX.cluster,
+        keepNamespace: false,
+        prune: false,
+        cleanRepository: true,
+        repoUrl: `${sandbox.bitbucket.host}?project=${SANDBOX.project}&repo=fleet-alice`,
+        branch: 'main',
+      },
+      { USER_OAUTH_TOKEN: userToken },
+    );
+    expect(result.status).toBe('completed');
+    const state = sandbox.bitbucket.state();
+    expect(
+      state.accessKeys.filter(
+        k => k.projectKey === SANDBOX.project && k.slug === 'fleet-alice',
+      ),
+    ).toEqual([]);
+    const clientVia = `oauth:${sandbox.signIn!.clientId}`;
+    const changes = state.audit
+      .filter(a => a.seq > seq && a.slug === 'fleet-alice')
+      .map(a => ({ action: a.action, actor: a.actor, via: a.via }));
+    expect(changes).toEqual(
+      expect.arrayContaining([
+        { action: 'ACCESS_KEY_REMOVED', actor: ALICE.name, via: clientVia },
+        { action: 'PUSH', actor: ALICE.name, via: clientVia },
+      ]),
+    );
+    expect(changes.filter(a => a.actor !== ALICE.name)).toEqual([]);
+    expect(JSON.stringify(result.events)).not.toContain(userToken);
   });
 });
 
