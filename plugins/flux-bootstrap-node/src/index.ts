@@ -20,6 +20,8 @@ export type {
 export { provisionDeployKey, storeSuppliedKey } from './keys';
 export type { DeployKeyRequest, SuppliedKeyRequest } from './keys';
 export { pushFluxManifests } from './git/pushFluxManifests';
+export type { GitAuthor } from './git/session';
+export type { FluxManifestInput } from './manifests/options';
 export type {
   BitbucketFleetRepository,
   PushFluxManifestsDeps,

@@ -487,7 +487,6 @@ async function ensureBranch(
       `${repo} is empty; pushing an initial commit to create branch "${branch}"`,
     );
     const author = await commitAuthor(s);
-    const remote = repository.cloneUrl;
     let head: string | undefined;
     try {
       head = await tryTo(
@@ -496,7 +495,7 @@ async function ensureBranch(
         needs('REPO_WRITE'),
         () =>
           pushInitialCommit(client, {
-            cloneUrl: remote,
+            cloneUrl: repository.cloneUrl,
             branch,
             author,
             signal,
