@@ -19,10 +19,11 @@ import {
 } from './keyPair';
 import { parseSshPublicKey, sameSshPublicKey } from './publicKey';
 import {
-  assertMayWriteSecrets,
+  applySourceSecret,
   b64,
   FLUX_FIELD_MANAGER,
   inspectSecret,
+  inspectWritableSecret,
   SecretKube,
   secretRef,
   SecretTarget,
@@ -63,13 +64,13 @@ interface DeployKeyPlan extends SecretTarget {
   rotate: boolean;
 }
 
-function describePlan(p: DeployKeyPlan, cluster: string): string[] {
+function describePlan(p: DeployKeyPlan, { name }: { name: string }) {
   const where = `${p.namespace}/${p.secretName}`;
   const repo = `${p.projectKey}/${p.repoSlug}`;
   const key = describeSshKeyOptions(p.key);
   const pin = p.hostKeyFingerprint;
   return [
-    `would read Secret ${where} in cluster ${cluster}`,
+    `would read Secret ${where} in cluster ${name}`,
     p.rotate
       ? `would rotate: generate a new ${key} key even if the Secret holds one`
       : `when the Secret holds no key: generate a ${key} key; otherwise keep it`,
@@ -127,8 +128,7 @@ export async function provisionDeployKey(
   };
   if (deps.dryRun) {
     logger.info('Dry run of flux:generate-key; no request is sent. Plan:');
-    for (const line of describePlan(plan, cluster.name))
-      logger.info(`  ${line}`);
+    describePlan(plan, cluster).forEach(line => logger.info(`  ${line}`));
     return outputs;
   }
   logger.info(
@@ -181,9 +181,8 @@ async function reconcileDeployKey(
 
   logger.info(`Determining if source secret ${where} exists`);
   const before = await step('inspect-secret', async () => {
-    const state = inspectSecret(await kube.get(secretRef(o), { signal }));
     // Pre-flight, before any side effect: may we write the Secret and manage access keys?
-    await assertMayWriteSecrets(kube, o.namespace, signal);
+    const state = await inspectWritableSecret(kube, o, signal);
     await onBitbucket('read the access keys', () =>
       bitbucket.listAccessKeys(projectKey, repoSlug, signal),
     );
@@ -201,7 +200,7 @@ async function reconcileDeployKey(
   const settle = {
     where,
     step,
-    keys: { verify: 'verify-host-key', scan: 'host-key' },
+    keyPrefix: '',
     signal,
     logger,
     remedy:
@@ -253,21 +252,14 @@ async function reconcileDeployKey(
           generated: false,
         };
       }
-      await kube.ensureNamespace(o.namespace, {
-        fieldManager: FLUX_FIELD_MANAGER,
-        signal,
-      });
       const pair = await generateSshKeyPair(o.key, signal);
       for (const secret of privateKeyRedactions(pair)) redactor.add(secret);
-      await kube.apply(
-        sourceSecret(o, {
-          identity: b64(pair.privateKeyPem),
-          'identity.pub': b64(pair.publicKey),
-          known_hosts: b64(scanned.knownHosts),
-        }),
-        // force: the Secret may have been written by `flux bootstrap` (an Update by "flux").
-        { fieldManager: FLUX_FIELD_MANAGER, force: true, signal },
-      );
+      const data = {
+        identity: b64(pair.privateKeyPem),
+        'identity.pub': b64(pair.publicKey),
+        known_hosts: b64(scanned.knownHosts),
+      };
+      await applySourceSecret(kube, o, data, signal);
       logger.info(
         `Generated a ${pair.description} key ${pair.fingerprint} and applied source secret ${where}`,
       );

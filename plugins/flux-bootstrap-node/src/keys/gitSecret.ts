@@ -6,15 +6,14 @@ import type { Redactor } from '../util/redact';
 import { formatSshHost, parseSshHost, SshEndpoint } from './hostKey';
 import { privateKeyRedactions } from './keyPair';
 import {
-  assertMayWriteSecrets,
+  applySourceSecret,
   b64,
   FLUX_FIELD_MANAGER,
-  inspectSecret,
+  inspectWritableSecret,
   SecretKube,
   secretRef,
   SecretTarget,
   settleKnownHosts,
-  sourceSecret,
   SourceSecretDeps,
   SourceSecretOutputs,
 } from './sourceSecret';
@@ -111,8 +110,7 @@ export async function storeSuppliedKey(
     logger.info(
       `Dry run of flux:generate-key with url ${req.url}; no request is sent. Plan:`,
     );
-    for (const line of describePlan(t, cluster.name, key))
-      logger.info(`  ${line}`);
+    describePlan(t, cluster.name, key).forEach(l => logger.info(`  ${l}`));
     return { ...outputs, changed: false };
   }
   logger.info(
@@ -120,8 +118,7 @@ export async function storeSuppliedKey(
   );
   const kube = await createKubeClient(cluster, { logger, redactor });
   try {
-    const result = await writeGitSecret(t, key, { ...deps, kube });
-    return { ...outputs, ...result };
+    return { ...outputs, ...(await writeGitSecret(t, key, { ...deps, kube })) };
   } finally {
     kube.close();
   }
@@ -150,8 +147,7 @@ async function writeGitSecret(
   }
   logger.info(`Determining if source secret ${where} exists`);
   const before = await step('git-secret.inspect', async () => {
-    const state = inspectSecret(await kube.get(ref, { signal }));
-    await assertMayWriteSecrets(kube, t.namespace, signal);
+    const state = await inspectWritableSecret(kube, t, signal);
     // Public fields only (a checkpoint stores its value in the task state).
     return { exists: state.exists, knownHosts: state.knownHosts ?? null };
   });
@@ -161,10 +157,7 @@ async function writeGitSecret(
     {
       where,
       step,
-      keys: {
-        verify: 'git-secret.verify-host-key',
-        scan: 'git-secret.host-key',
-      },
+      keyPrefix: 'git-secret.',
       signal,
       logger,
       remedy:
@@ -187,16 +180,7 @@ async function writeGitSecret(
       Object.entries(desired).every(([k, v]) => data[k] === v) &&
       (desired.password !== undefined || data.password === undefined);
     if (live && same) return false;
-    await kube.ensureNamespace(t.namespace, {
-      fieldManager: FLUX_FIELD_MANAGER,
-      signal,
-    });
-    // force: the Secret may have been written by `flux bootstrap` or by the generating mode.
-    const applied = await kube.apply(sourceSecret(t, desired), {
-      fieldManager: FLUX_FIELD_MANAGER,
-      force: true,
-      signal,
-    });
+    const applied = await applySourceSecret(kube, t, desired, signal);
     return (
       applied.metadata?.resourceVersion !== live?.metadata?.resourceVersion
     );
