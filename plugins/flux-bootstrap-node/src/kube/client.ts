@@ -176,12 +176,10 @@ class KubeClientImpl implements KubeClient {
       );
     }
     if (res.status < 300 || c.accept?.includes(res.status)) return res;
-    let status: {
-      message?: string;
-      reason?: string;
-      details?: { causes?: KubeApiError['causes'] };
-    } = {};
     const text = res.body.toString();
+    let status: Partial<Pick<KubeApiError, 'message' | 'reason'>> & {
+      details?: Pick<KubeApiError, 'causes'>;
+    } = {};
     try {
       status = JSON.parse(text) ?? {};
     } catch {
@@ -521,23 +519,17 @@ async function credentials(kc: KubeConfig) {
   return { headers, tls: { ca, cert, key, rejectUnauthorized, servername } };
 }
 
-/**
- * Creates a client for one cluster. Sends nothing until the first call.
- * @public
- */
+/** Creates a client for one cluster. Sends nothing until the first call. @public */
 export async function createKubeClient(
   conn: ClusterConnection,
   opts: KubeClientOptions = {},
 ): Promise<KubeClient> {
-  let base: URL;
-  try {
-    base = new URL(conn.url);
-  } catch {
+  if (!URL.canParse(conn.url))
     throw new KubeApiError(
       `Kubernetes cluster "${conn.name}": invalid url "${conn.url}"`,
       { kind: 'invalid', reason: 'InvalidURL' },
     );
-  }
+  const base = new URL(conn.url);
   const kc = kubeConfigFor(conn);
   const user = kc.getCurrentUser();
   const first = await credentials(kc);
