@@ -68,22 +68,21 @@ function describePlan(p: DeployKeyPlan, { name }: { name: string }) {
   const where = `${p.namespace}/${p.secretName}`;
   const repo = `${p.projectKey}/${p.repoSlug}`;
   const key = describeSshKeyOptions(p.key);
-  const pin = p.hostKeyFingerprint;
+  const pin = p.hostKeyFingerprint
+    ? ` and require fingerprint ${p.hostKeyFingerprint}`
+    : '';
+  const host = formatSshHost(p.sshHost);
+  const permission = p.readWrite ? 'REPO_WRITE' : 'REPO_READ';
+  const rotated = p.rotate ? ' and the rotated-out key' : '';
   return [
     `would read Secret ${where} in cluster ${name}`,
     p.rotate
       ? `would rotate: generate a new ${key} key even if the Secret holds one`
       : `when the Secret holds no key: generate a ${key} key; otherwise keep it`,
-    `would scan the SSH host key of ${formatSshHost(
-      p.sshHost,
-    )} for known_hosts${pin ? ` and require fingerprint ${pin}` : ''}`,
+    `would scan the SSH host key of ${host} for known_hosts${pin}`,
     `would create namespace ${p.namespace} if missing and server-side apply Secret ${where} (identity, identity.pub, known_hosts; field manager ${FLUX_FIELD_MANAGER})`,
-    `would register the public key as access key "${p.label}" (${
-      p.readWrite ? 'REPO_WRITE' : 'REPO_READ'
-    }) on ${repo} unless it is registered already`,
-    `would remove other access keys labelled "${p.label}"${
-      p.rotate ? ' and the rotated-out key' : ''
-    } from ${repo}`,
+    `would register the public key as access key "${p.label}" (${permission}) on ${repo} unless it is registered already`,
+    `would remove other access keys labelled "${p.label}"${rotated} from ${repo}`,
   ];
 }
 
@@ -208,11 +207,8 @@ async function reconcileDeployKey(
   };
   if (before.complete && !o.rotate) {
     publicKey = before.publicKey!;
-    logger.info(
-      `Source secret ${where} holds key ${
-        parseSshPublicKey(publicKey).fingerprint
-      }; keeping it`,
-    );
+    const { fingerprint } = parseSshPublicKey(publicKey);
+    logger.info(`Source secret ${where} holds key ${fingerprint}; keeping it`);
     const settled = await settleKnownHosts(o, before.knownHosts!, settle);
     knownHosts = settled.knownHosts;
     if (settled.scanned) {
@@ -294,10 +290,9 @@ async function reconcileDeployKey(
         }));
       const mine = keys.find(k => isOurs(k.key.text));
       if (mine?.permission === permission) {
+        const { id, label: its = '' } = mine.key;
         logger.info(
-          `Access key ${mine.key.id} "${
-            mine.key.label ?? ''
-          }" on ${repo} already holds this key (${permission})`,
+          `Access key ${id} "${its}" on ${repo} already holds this key (${permission})`,
         );
         return { id: mine.key.id, changed: false, stale };
       }
@@ -351,10 +346,9 @@ async function reconcileDeployKey(
       });
 
   changed = changed || registered.changed || removed.length > 0;
+  const state = changed ? 'reconciled' : 'up to date';
   logger.info(
-    `Source secret ${where} and access key ${registered.id} on ${repo} are ${
-      changed ? 'reconciled' : 'up to date'
-    }`,
+    `Source secret ${where} and access key ${registered.id} on ${repo} are ${state}`,
   );
   return {
     publicKey,

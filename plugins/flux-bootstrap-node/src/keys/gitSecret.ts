@@ -48,22 +48,17 @@ function registerSecrets(redactor: Redactor, key: SuppliedSshKey): void {
 }
 
 function describePlan(t: SecretTarget, cluster: string, key: SuppliedSshKey) {
-  const where = `${t.namespace}/${t.secretName}`;
-  const pin = t.hostKeyFingerprint;
+  const { namespace, secretName, hostKeyFingerprint: pin } = t;
+  const where = `${namespace}/${secretName}`;
+  const host = formatSshHost(t.sshHost);
+  const requirePin = pin ? ` and require fingerprint ${pin}` : '';
+  const fields = `identity, identity.pub, known_hosts${
+    key.encrypted ? ', password' : ''
+  }`;
   return [
     `would read Secret ${where} in cluster ${cluster}`,
-    `would keep the trusted SSH host key of ${formatSshHost(
-      t.sshHost,
-    )} if the Secret has one and the server still presents it; otherwise scan it${
-      pin ? ` and require fingerprint ${pin}` : ''
-    }`,
-    `would create namespace ${
-      t.namespace
-    } if missing and server-side apply Secret ${where} with your ${
-      key.type
-    } key ${key.fingerprint} (identity, identity.pub, known_hosts${
-      key.encrypted ? ', password' : ''
-    }; field manager ${FLUX_FIELD_MANAGER}) unless it already holds exactly that`,
+    `would keep the trusted SSH host key of ${host} if the Secret has one and the server still presents it; otherwise scan it${requirePin}`,
+    `would create namespace ${namespace} if missing and server-side apply Secret ${where} with your ${key.type} key ${key.fingerprint} (${fields}; field manager ${FLUX_FIELD_MANAGER}) unless it already holds exactly that`,
     'would not generate a key nor call Bitbucket: the public key must already be registered on the repository',
   ];
 }
@@ -133,12 +128,11 @@ async function writeGitSecret(
   const step = redactedSteps(redactor, deps.checkpoint);
   const where = `${t.namespace}/${t.secretName}`;
   const ref = secretRef(t);
+  const encrypted = key.encrypted
+    ? ' (encrypted; its passphrase goes into the Secret as password)'
+    : '';
   logger.info(
-    `Using your ${key.type} key ${key.fingerprint}${
-      key.encrypted
-        ? ' (encrypted; its passphrase goes into the Secret as password)'
-        : ''
-    }; no key is generated and Bitbucket is not called`,
+    `Using your ${key.type} key ${key.fingerprint}${encrypted}; no key is generated and Bitbucket is not called`,
   );
   if (key.passphraseIgnored) {
     logger.warn(

@@ -120,13 +120,11 @@ export class HostKeyMismatchError extends FluxBootstrapError {
     readonly expected: string,
     readonly presented: string[],
   ) {
+    const host = formatSshHost(endpoint);
+    const shown = presented.join(', ') || 'no key';
     super(
       'ConflictError',
-      `The SSH host key of ${formatSshHost(
-        endpoint,
-      )} does not match the pinned fingerprint ${expected}; the server presented ${
-        presented.join(', ') || 'no key'
-      }. Nothing was written.`,
+      `The SSH host key of ${host} does not match the pinned fingerprint ${expected}; the server presented ${shown}. Nothing was written.`,
     );
   }
 }

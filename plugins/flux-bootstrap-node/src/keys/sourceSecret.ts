@@ -128,26 +128,18 @@ export async function inspectWritableSecret(
   signal?: AbortSignal,
 ): Promise<SecretState> {
   const state = inspectSecret(await kube.get(secretRef(t), { signal }));
+  const { namespace } = t;
   const verbs = ['get', 'create', 'patch'];
   const answers = await kube.canI(
-    verbs.map(verb => ({
-      verb,
-      group: '',
-      resource: 'secrets',
-      namespace: t.namespace,
-    })),
+    verbs.map(verb => ({ verb, group: '', resource: 'secrets', namespace })),
     { signal },
   );
-  const denied = verbs.filter((_, i) => !answers[i].allowed);
-  if (denied.length > 0) {
+  const denied = verbs.filter((_, i) => !answers[i].allowed).join(', ');
+  if (denied) {
     const of = kube.clusterName ? ` of ${kube.clusterName}` : '';
     throw new FluxBootstrapError(
       'NotAllowedError',
-      `The cluster credentials${of} may not ${denied.join(
-        ', ',
-      )} Secrets in namespace ${
-        t.namespace
-      }; the source secret cannot be written. Nothing was changed.`,
+      `The cluster credentials${of} may not ${denied} Secrets in namespace ${namespace}; the source secret cannot be written. Nothing was changed.`,
     );
   }
   return state;
@@ -222,14 +214,9 @@ async function verifyKnownHostKey(
   }
   const known = entries.map(e => `${e.type} ${e.fingerprint}`);
   const now = [...presented];
+  const [trusted, shown] = [known.join(', '), now.join(', ') || 'another key'];
   throw new HostKeyChangedError(
-    `The SSH host key of ${host} changed: known_hosts of source secret ${
-      ctx.where
-    } trusts ${known.join(', ')}, but the server now presents ${
-      now.join(', ') || 'another key'
-    }. Flux would refuse to connect, and the new key is not trusted automatically: the server may have been re-keyed, or someone may be intercepting the connection. Nothing was changed. ${
-      ctx.remedy
-    }`,
+    `The SSH host key of ${host} changed: known_hosts of source secret ${ctx.where} trusts ${trusted}, but the server now presents ${shown}. Flux would refuse to connect, and the new key is not trusted automatically: the server may have been re-keyed, or someone may be intercepting the connection. Nothing was changed. ${ctx.remedy}`,
     known,
     now,
   );
@@ -270,13 +257,11 @@ export async function settleKnownHosts(
     );
     return { knownHosts: current, scanned: false };
   }
+  const what = pinned ? `pinned key ${pinned}` : 'key';
+  const field = knownHostsHostField(sshHost);
   ctx.logger.info(
     current
-      ? `known_hosts of ${ctx.where} has no ${
-          pinned ? `pinned key ${pinned}` : 'key'
-        } for ${knownHostsHostField(
-          sshHost,
-        )}; scanning the SSH host key of ${host}`
+      ? `known_hosts of ${ctx.where} has no ${what} for ${field}; scanning the SSH host key of ${host}`
       : `Scanning the SSH host key of ${host}`,
   );
   const scanned = await ctx.step<ScannedHostKey>(

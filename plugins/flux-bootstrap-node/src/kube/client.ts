@@ -167,11 +167,10 @@ class KubeClientImpl implements KubeClient {
         );
       }
       const tls = e.kind === 'tls';
+      const hint = tls ? " — check the cluster's caData/caFile" : '';
       throw this.fail(
         c.what,
-        `cannot reach the API server at ${origin}: ${e.detail}${
-          tls ? " — check the cluster's caData/caFile" : ''
-        }`,
+        `cannot reach the API server at ${origin}: ${e.detail}${hint}`,
         { kind: 'unreachable', reason: e.code ?? (tls ? 'TLS' : undefined) },
       );
     }
