@@ -23,7 +23,7 @@ import {
   str,
 } from '../status/fluxObjects';
 import { readClusterStatus } from '../status/readClusterStatus';
-import { InputValidationError, OperationAbortedError } from '../util/errors';
+import { InputValidationError, throwIfAborted } from '../util/errors';
 import { silentLogger, type EngineLogger } from '../util/logger';
 import { pollUntil } from './poll';
 
@@ -63,7 +63,7 @@ export interface FluxOperateDeps {
   now?: () => Date;
 }
 
-/** One reconciled object after a {@link reconcileFluxSync} or {@link resumeFluxSync}. @public */
+/** One object after a {@link reconcileFluxSync} or {@link resumeFluxSync}. @public */
 export interface FluxOperatedObject {
   kind: string;
   name: string;
@@ -154,6 +154,11 @@ export function validateOperateReason(
 
 const describe = (ref: { kind: string; name: string; namespace?: string }) =>
   `${ref.kind} ${ref.namespace}/${ref.name}`;
+const named = ({ kind, name, namespace = '' }: KubeObjectRef) => ({
+  kind,
+  name,
+  namespace,
+});
 const gone = (ref: KubeObjectRef) =>
   new NotFoundError(`${describe(ref)} was deleted meanwhile`);
 
@@ -173,45 +178,40 @@ async function onCluster<T>(cluster: string, run: () => Promise<T>) {
 }
 
 /**
- * The sync Kustomization and its source, found the way the status reader finds them, with the
- * API versions the cluster serves; a clear error when the cluster cannot be read or has no sync.
+ * The sync Kustomization and its source as the status reader finds them, with the API versions
+ * the cluster serves and whether each is suspended; a clear error when there is none.
  */
 async function locateFluxSync(
   kube: KubeClient,
   { cluster, namespace }: FluxOperateOptions,
   { signal, logger }: FluxOperateDeps,
-): Promise<{ target: FluxSyncTarget; suspended: boolean[] }> {
+) {
   const status = await readClusterStatus(kube, {
     cluster,
     namespace,
     signal,
     logger,
   });
-  if (signal?.aborted)
-    throw new OperationAbortedError(
-      `Cancelled while reading cluster ${cluster}`,
-    );
-  if (status.state === 'unreachable')
+  throwIfAborted(signal, `reading cluster ${cluster}`);
+  const { state, reason, sync, source } = status;
+  if (state === 'unreachable')
     throw new ServiceUnavailableError(
-      `Cluster "${cluster}" cannot be read: ${status.reason}`,
+      `Cluster "${cluster}" cannot be read: ${reason}`,
     );
-  if (status.state === 'forbidden')
+  if (state === 'forbidden')
     throw new NotAllowedError(
-      `The credentials Backstage has for cluster "${cluster}" may not read Flux: ${status.reason}`,
+      `The credentials Backstage has for cluster "${cluster}" may not read Flux: ${reason}`,
     );
-  if (status.state === 'not-installed')
+  if (state === 'not-installed')
     throw new NotFoundError(`Flux is not installed on cluster "${cluster}"`);
-  const { sync, source } = status;
   if (!sync || !source) {
+    const missing = sync ? 'its source' : 'the Kustomization';
+    const ns = status.flux?.namespace ?? namespace ?? 'flux-system';
     throw new NotFoundError(
-      `Cluster "${cluster}" has no Flux sync (${
-        sync ? 'its source' : 'the Kustomization'
-      } ${
-        status.flux?.namespace ?? namespace ?? 'flux-system'
-      }/… was not found): it was not bootstrapped, or its sync has another name`,
+      `Cluster "${cluster}" has no Flux sync (${missing} ${ns}/… was not found): it was not bootstrapped, or its sync has another name`,
     );
   }
-  const served = async (kind: string, name: string, ns: string) => {
+  const served = async ({ name, namespace: ns }: typeof sync, kind: string) => {
     for (const apiVersion of FLUX_API_VERSIONS[kind] ?? []) {
       const ref = { apiVersion, kind, name, namespace: ns };
       if (await kube.get(ref, { signal, metadataOnly: true })) return ref;
@@ -220,10 +220,10 @@ async function locateFluxSync(
       `${kind} ${ns}/${name} of cluster "${cluster}" is gone`,
     );
   };
-  const target = {
+  const target: FluxSyncTarget = {
     namespace: sync.namespace,
-    sync: await served('Kustomization', sync.name, sync.namespace),
-    source: await served(source.kind, source.name, source.namespace),
+    sync: await served(sync, 'Kustomization'),
+    source: await served(source, source.kind),
   };
   return { target, suspended: [!!source.suspended, !!sync.suspended] };
 }
@@ -240,8 +240,9 @@ async function patch(
 }
 
 /**
- * Waits until an object's controller has `handled` a change and reports Ready either way,
- * logging `notYet` while it has not; `handled: false` with the last read when the time is up.
+ * The generic "wait until handled": polls an object until its controller has `handled` a change
+ * and reports Ready either way, logging `notYet` while it has not; the result's `handled` is
+ * false (with the last read) when the time is up.
  */
 async function waitHandled(
   kube: KubeClient,
@@ -251,13 +252,12 @@ async function waitHandled(
   wait: FluxOperateWait & { timeoutMs: number },
   { signal, logger = silentLogger }: FluxOperateDeps,
 ): Promise<{ obj: KubeObject; result: FluxOperatedObject }> {
+  const what = describe(ref);
   let obj!: KubeObject;
-  const why = (o: KubeObject) =>
-    handled(o)
-      ? `handled, not ready yet (${
-          conditionOf(o, 'Ready')?.message ?? 'no Ready condition'
-        })`
-      : notYet(o);
+  const why = () => {
+    const ready = conditionOf(obj, 'Ready')?.message ?? 'no Ready condition';
+    return handled(obj) ? `handled, not ready yet (${ready})` : notYet(obj);
+  };
   const done = await pollUntil(
     async () => {
       const read = await kube.get(ref, { signal });
@@ -269,37 +269,25 @@ async function waitHandled(
       pollIntervalMs: 1_000,
       ...wait,
       signal,
-      what: `waiting for ${describe(ref)}`,
-      progress: waited =>
+      what: `waiting for ${what}`,
+      progress: ms =>
         logger.info(
-          `Waiting for ${describe(ref)}: ${why(obj)} (${Math.round(
-            waited / 1000,
-          )} s so far)`,
+          `Waiting for ${what}: ${why()} (${Math.round(ms / 1000)} s so far)`,
         ),
     },
   );
-  return { obj, result: operated(ref, obj, done) };
-}
-
-/** The object's state after an operation. */
-function operated(
-  ref: KubeObjectRef,
-  obj: KubeObject | undefined,
-  handled: boolean,
-): FluxOperatedObject {
-  const status = record(obj?.status);
+  const status = record(obj.status);
   const revision =
     str(record(status.artifact).revision) ?? str(status.lastAppliedRevision);
   const message = conditionOf(obj, 'Ready')?.message;
-  return {
-    kind: ref.kind,
-    name: ref.name,
-    namespace: ref.namespace ?? '',
-    handled,
+  const result: FluxOperatedObject = {
+    ...named(ref),
+    handled: done,
     ready: readyOf(obj),
-    ...(revision ? { revision } : {}),
-    ...(message ? { message } : {}),
   };
+  if (revision) result.revision = revision;
+  if (message) result.message = message;
+  return { obj, result };
 }
 
 /**
@@ -323,7 +311,7 @@ export async function reconcileFluxSync(
     const { target, suspended } = await locateFluxSync(kube, options, deps);
     const requestedAt = fluxRequestTimestamp(deps.now?.());
     const refs = [target.source, target.sync];
-    const held = refs.find((_, k) => suspended[k]);
+    const held = refs.find((_, i) => suspended[i]);
     if (held)
       throw new ConflictError(
         `${describe(
@@ -352,34 +340,36 @@ export async function reconcileFluxSync(
         deps,
       );
       if (!result.handled) {
+        const seconds = Math.round(timeoutMs / 1000);
+        const last = handledAt(obj) ?? 'not set';
         throw new ServiceUnavailableError(
-          `${what} of cluster "${cluster}" has not handled the reconcile request of ${requestedAt} within ${Math.round(
-            timeoutMs / 1000,
-          )} s (its lastHandledReconcileAt is ${
-            handledAt(obj) ?? 'not set'
-          }): are Flux's controllers running? The request stays on the object; the controller handles it when it runs.`,
+          `${what} of cluster "${cluster}" has not handled the reconcile request of ${requestedAt} within ${seconds} s (its lastHandledReconcileAt is ${last}): are Flux's controllers running? The request stays on the object; the controller handles it when it runs.`,
         );
       }
       results.push(result);
+      const { ready, revision, message } = result;
       logger.info(
         `${what} handled the reconcile request: ${
-          result.ready ? 'Ready' : 'not Ready'
-        }${result.revision ? `, revision ${result.revision}` : ''}${
-          result.message ? ` (${result.message})` : ''
+          ready ? 'Ready' : 'not Ready'
+        }${revision ? `, revision ${revision}` : ''}${
+          message ? ` (${message})` : ''
         }`,
       );
-      if (result.ready === false) break; // the sync would only apply the old artifact again
+      if (ready === false) break; // the sync would only apply the old artifact again
     }
-    const source = results[0];
-    const sync = results[1] ?? operated(target.sync, undefined, false);
+    const notReached: FluxOperatedObject = {
+      ...named(target.sync),
+      handled: false,
+      ready: null,
+    };
+    const [source, sync = notReached] = results;
     const ready = source.ready === true && sync.ready === true;
     const failed = source.ready === false ? source : sync;
+    const applied = sync.revision ? `; applied revision ${sync.revision}` : '';
     const message = ready
       ? `Reconciled: ${describe(source)} and ${describe(
           sync,
-        )} handled the request${
-          sync.revision ? `; applied revision ${sync.revision}` : ''
-        }`
+        )} handled the request${applied}`
       : `${describe(failed)} handled the request but failed: ${
           failed.message ?? 'Ready=False'
         }`;
@@ -387,16 +377,19 @@ export async function reconcileFluxSync(
   });
 }
 
-const SUSPENDED = [
-  FLUX_SUSPENDED_REASON_ANNOTATION,
-  FLUX_SUSPENDED_BY_ANNOTATION,
-  FLUX_SUSPENDED_AT_ANNOTATION,
-];
-const RESUMED = [
-  FLUX_RESUMED_REASON_ANNOTATION,
-  FLUX_RESUMED_BY_ANNOTATION,
-  FLUX_RESUMED_AT_ANNOTATION,
-];
+/** The annotations of a suspend and of a resume: why, who, when. */
+const RECORDED = {
+  suspend: [
+    FLUX_SUSPENDED_REASON_ANNOTATION,
+    FLUX_SUSPENDED_BY_ANNOTATION,
+    FLUX_SUSPENDED_AT_ANNOTATION,
+  ],
+  resume: [
+    FLUX_RESUMED_REASON_ANNOTATION,
+    FLUX_RESUMED_BY_ANNOTATION,
+    FLUX_RESUMED_AT_ANNOTATION,
+  ],
+};
 
 /**
  * Suspend and resume: sets `spec.suspend` of the sync Kustomization (a JSON merge patch, as the
@@ -413,19 +406,22 @@ async function setSuspend(
   const logger = deps.logger ?? silentLogger;
   const reason = validateOperateReason(options.reason, suspend);
   return onCluster(cluster, async () => {
-    const { target, suspended } = await locateFluxSync(kube, options, deps);
+    const located = await locateFluxSync(kube, options, deps);
+    const { target } = located;
     const what = describe(target.sync);
-    const before = suspended[1];
-    const [set, clear] = suspend ? [SUSPENDED, RESUMED] : [RESUMED, SUSPENDED];
-    const annotations = {
-      ...Object.fromEntries(clear.map(key => [key, null])),
-      [set[0]]: reason ?? null,
-      [set[1]]: actor,
-      [set[2]]: (deps.now?.() ?? new Date()).toISOString(),
-    };
+    const before = located.suspended[1];
+    const changed = before !== suspend;
+    const [set, clear] = suspend
+      ? [RECORDED.suspend, RECORDED.resume]
+      : [RECORDED.resume, RECORDED.suspend];
+    const at = (deps.now?.() ?? new Date()).toISOString();
+    const values = [reason ?? null, actor, at];
+    const annotations = Object.fromEntries([
+      ...clear.map(key => [key, null]),
+      ...set.map((key, i) => [key, values[i]]),
+    ]);
     const body = { metadata: { annotations }, spec: { suspend } };
     await patch(kube, target.sync, body, deps.signal);
-    const changed = before !== suspend;
     if (suspend) {
       const message = before
         ? `${what} was suspended already; the reason is now "${reason}" (${actor})`
@@ -433,11 +429,9 @@ async function setSuspend(
       logger.info(`${message}; reason: ${reason}; by ${actor}`);
       return { target, suspended: true, changed, message };
     }
-    logger.info(
-      `${before ? 'Resumed' : 'Resume requested for'} ${what} by ${actor}${
-        reason ? `; reason: ${reason}` : ''
-      }`,
-    );
+    const why = reason ? `; reason: ${reason}` : '';
+    const verb = before ? 'Resumed' : 'Resume requested for';
+    logger.info(`${verb} ${what} by ${actor}${why}`);
     const { result: sync } = await waitHandled(
       kube,
       target.sync,
@@ -446,6 +440,9 @@ async function setSuspend(
       { ...options, timeoutMs: options.timeoutMs ?? 30_000 },
       deps,
     );
+    const applied = sync.revision
+      ? ` and applied revision ${sync.revision}`
+      : '';
     let message = `Resumed ${what}; its reconcile failed: ${
       sync.message ?? 'Ready=False'
     }`;
@@ -453,9 +450,7 @@ async function setSuspend(
     else if (!sync.handled)
       message = `Resumed ${what}; Flux has not reconciled it yet (is kustomize-controller running?)`;
     else if (sync.ready)
-      message = `Resumed ${what}; Flux reconciled it${
-        sync.revision ? ` and applied revision ${sync.revision}` : ''
-      }`;
+      message = `Resumed ${what}; Flux reconciled it${applied}`;
     return { target, suspended: false, changed, sync, message };
   });
 }
