@@ -210,17 +210,20 @@ export async function planFluxUninstall(
     { metadataOnly: true, signal },
   );
   if (instances.length > 0) {
+    const managed = `Flux on cluster "${kube.clusterName}" is managed by the Flux Operator`;
     throw new ConflictError(
-      `Flux on cluster "${
-        kube.clusterName
-      }" is managed by the Flux Operator (${list(
+      `${managed} (${list(
         instances.map(refOf),
       )}): it would install Flux again. Delete the FluxInstance (the operator then uninstalls Flux) instead; nothing was removed.`,
     );
   }
   const kinds = await readFluxKinds(kube, signal);
-  const fluxKind = (kind: string, group: string) =>
-    kinds.find(k => k.kind === kind && k.group === group);
+  /** The `<ns>/<ns>` object of one of Flux's kinds, as bootstrap names the sync. */
+  const syncObject = (kind: string, group: string) => {
+    const found = kinds.find(k => k.kind === kind && k.group === group);
+    const ref = { kind, name: ns, namespace: ns };
+    return found && { ...ref, apiVersion: found.apiVersion };
+  };
   const components: FluxObjectRef[] = [];
   const clusterObjects: FluxObjectRef[] = [];
   for (const [apiVersion, kind, namespaced] of FLUX_OBJECT_KINDS) {
@@ -235,18 +238,8 @@ export async function planFluxUninstall(
     else components.push(...refs.map(r => ({ ...r, namespace: ns })));
   }
   // The Secret bootstrap wrote for the sync source (GitRepository <ns>/<ns> spec.secretRef).
-  const gitRepository = fluxKind('GitRepository', 'source.toolkit.fluxcd.io');
-  const source = gitRepository
-    ? await kube.get(
-        {
-          apiVersion: gitRepository.apiVersion,
-          kind: 'GitRepository',
-          name: ns,
-          namespace: ns,
-        },
-        { signal },
-      )
-    : undefined;
+  const gitRepository = syncObject('GitRepository', 'source.toolkit.fluxcd.io');
+  const source = gitRepository && (await kube.get(gitRepository, { signal }));
   const secretName = str(record(record(source?.spec).secretRef).name);
   if (secretName) {
     const secret = { apiVersion: 'v1', kind: 'Secret', namespace: ns };
@@ -268,15 +261,12 @@ export async function planFluxUninstall(
   );
   const fluxGroups = new Set(kinds.map(k => k.group));
   const workloads = new Map<string, FluxObjectRef>();
-  const kustomization = fluxKind(
-    'Kustomization',
-    'kustomize.toolkit.fluxcd.io',
-  );
-  const kustomizations = kustomization
-    ? await kube.list(kustomization.apiVersion, 'Kustomization', { signal })
+  const ks = syncObject('Kustomization', 'kustomize.toolkit.fluxcd.io');
+  const kustomizations = ks
+    ? await kube.list(ks.apiVersion, ks.kind, { signal })
     : [];
-  for (const ks of kustomizations) {
-    const entries = record(record(ks.status).inventory).entries;
+  for (const { status } of kustomizations) {
+    const entries = record(record(status).inventory).entries;
     for (const entry of Array.isArray(entries) ? entries : []) {
       const ref = inventoryEntryRef(record(entry));
       if (!ref || fluxGroups.has(groupOf(ref.apiVersion))) continue;
@@ -285,13 +275,11 @@ export async function planFluxUninstall(
   }
 
   const namespace = await kube.get({ ...NAMESPACE, name: ns }, { signal });
+  const terminating =
+    record(namespace?.status).phase === 'Terminating' ||
+    !!namespace?.metadata.deletionTimestamp;
   let namespaceState: FluxUninstallPlan['namespaceState'] = 'absent';
-  if (namespace) {
-    const terminating =
-      record(namespace.status).phase === 'Terminating' ||
-      !!namespace.metadata.deletionTimestamp;
-    namespaceState = terminating ? 'terminating' : 'active';
-  }
+  if (namespace) namespaceState = terminating ? 'terminating' : 'active';
   return {
     namespace: ns,
     keepNamespace: options.keepNamespace ?? false,
@@ -336,44 +324,40 @@ export function describeFluxUninstallPlan(
       `Flux is not installed on cluster ${cluster} (namespace ${ns}): nothing to remove`,
     ];
   const lines: string[] = [];
+  const applied = `${workloads.length} object(s) the Kustomizations applied`;
   if (workloads.length > 0 && plan.prune)
-    lines.push(
-      `would delete the ${
-        workloads.length
-      } object(s) the Kustomizations applied (prune): ${list(workloads)}`,
-    );
+    lines.push(`would delete the ${applied} (prune): ${list(workloads)}`);
   else if (workloads.length > 0)
     lines.push(
-      `would keep the ${workloads.length} object(s) the Kustomizations applied running, no longer managed by Flux (prune is off)`,
+      `would keep the ${applied} running, no longer managed by Flux (prune is off)`,
     );
-  if (plan.components.length > 0)
+  const { components, clusterObjects } = plan;
+  if (components.length > 0)
     lines.push(
-      `would delete Flux's objects in namespace ${ns}: ${list(
-        plan.components,
-      )}`,
+      `would delete Flux's objects in namespace ${ns}: ${list(components)}`,
     );
-  if (plan.clusterObjects.length > 0)
+  if (clusterObjects.length > 0)
     lines.push(
-      `would delete Flux's cluster-wide RBAC: ${list(plan.clusterObjects)}`,
+      `would delete Flux's cluster-wide RBAC: ${list(clusterObjects)}`,
     );
   const holding = held(plan);
+  const finalizers = `${holding.length} Flux custom resource(s)`;
   if (holding.length > 0)
     lines.push(
-      `would remove the finalizers of ${
-        holding.length
-      } Flux custom resource(s), so their deletion does not wait for the controllers: ${list(
+      `would remove the finalizers of ${finalizers}, so their deletion does not wait for the controllers: ${list(
         holding,
       )}`,
     );
+  const resources = `${crs.length} custom resource(s)${
+    crs.length > 0 ? ` (${list(crs)})` : ''
+  }`;
   if (crds.length > 0)
     lines.push(
       `would delete ${
         crds.length
-      } Flux CustomResourceDefinition(s), and with them ${
-        crs.length
-      } custom resource(s)${
-        crs.length > 0 ? ` (${list(crs)})` : ''
-      }: ${crds.join(', ')}`,
+      } Flux CustomResourceDefinition(s), and with them ${resources}: ${crds.join(
+        ', ',
+      )}`,
     );
   if (plan.keepNamespace && plan.namespaceState !== 'absent')
     lines.push(`would keep namespace ${ns} (keepNamespace)`);
@@ -411,12 +395,10 @@ async function assertMayUninstall(
   const answers = await kube.canI(wanted, { signal });
   const denied = wanted
     .filter((_, i) => !answers[i].allowed)
-    .map(
-      c =>
-        `${c.verb} ${c.resource}${c.group ? `.${c.group}` : ''}${
-          c.namespace ? ` in ${c.namespace}` : ''
-        }`,
-    );
+    .map(({ verb, resource, group, namespace }) => {
+      const where = namespace ? ` in ${namespace}` : '';
+      return `${verb} ${resource}${group ? `.${group}` : ''}${where}`;
+    });
   if (denied.length > 0) {
     throw new NotAllowedError(
       `The credentials of cluster "${kube.clusterName}" may not ${denied.join(
@@ -513,7 +495,7 @@ export async function uninstallFlux(
     }
     return stripped;
   };
-  /** The CRDs still there, until none is: the API server first deletes their custom resources. */
+  /** Waits until the CRDs are gone: the API server first deletes their custom resources. */
   const waitForCrdsGone = async () => {
     let pending = plan.crds;
     const gone = await pollUntil(
@@ -531,61 +513,53 @@ export async function uninstallFlux(
         signal,
         what: `waiting for the CustomResourceDefinitions of ${cluster} to be deleted`,
         progress: async waited => {
+          const seconds = Math.round(waited / 1000);
           logger.info(
             `Waiting for the CustomResourceDefinitions ${pending.join(
               ', ',
-            )} to be deleted (the API server deletes their custom resources first; ${Math.round(
-              waited / 1000,
-            )} s so far)`,
+            )} to be deleted (the API server deletes their custom resources first; ${seconds} s so far)`,
           );
           // A controller that was still shutting down may have added a finalizer meanwhile.
           result.finalizersRemoved.push(...(await stripFinalizers(pending)));
         },
       },
     );
+    const seconds = Math.round(timeoutMs / 1000);
     if (!gone)
       throw new ServiceUnavailableError(
         `The CustomResourceDefinitions ${pending.join(
           ', ',
-        )} of cluster "${cluster}" are still being deleted after ${Math.round(
-          timeoutMs / 1000,
-        )} s: the API server first deletes their custom resources, and one still holds a finalizer (is a Flux controller still running?). Run the uninstall again to continue.`,
+        )} of cluster "${cluster}" are still being deleted after ${seconds} s: the API server first deletes their custom resources, and one still holds a finalizer (is a Flux controller still running?). Run the uninstall again to continue.`,
       );
   };
+  /** One checkpointed step deleting `refs`, then `after` (inside the checkpoint). */
+  const deleting = async (
+    key: string,
+    refs: FluxObjectRef[],
+    after?: () => Promise<void>,
+  ) => {
+    if (refs.length === 0) return [];
+    const gone = await step(key, async () => {
+      const deleted = await deleteAll(refs);
+      await after?.();
+      return deleted;
+    });
+    result.removed.push(...gone);
+    return gone;
+  };
 
-  if (planned.workloads.length > 0)
-    result.removed.push(
-      ...(await step('uninstall-workloads', () =>
-        deleteAll(planned.workloads),
-      )),
-    );
-  result.removed.push(
-    ...(await step('uninstall-components', () =>
-      deleteAll(planned.components),
-    )),
-  );
+  await deleting('uninstall-workloads', planned.workloads);
+  await deleting('uninstall-components', planned.components);
   result.finalizersRemoved.push(
     ...(await step('uninstall-finalizers', () => stripFinalizers(plan.crds))),
   );
-  if (planned.crds.length > 0)
-    result.removed.push(
-      ...(await step('uninstall-crds', async () => {
-        const gone = await deleteAll(planned.crds);
-        await waitForCrdsGone();
-        return gone;
-      })),
+  await deleting('uninstall-crds', planned.crds, waitForCrdsGone);
+  const namespace = await deleting('uninstall-namespace', planned.namespace);
+  if (namespace.length > 0) {
+    result.namespaceDeleted = true;
+    logger.info(
+      `Namespace ${plan.namespace} shows Terminating until Kubernetes has removed what is left in it`,
     );
-  if (planned.namespace.length > 0) {
-    result.namespaceDeleted = await step(
-      'uninstall-namespace',
-      async () => (await deleteAll(planned.namespace)).length > 0,
-    );
-    if (result.namespaceDeleted) {
-      result.removed.push(`Namespace ${plan.namespace}`);
-      logger.info(
-        `Namespace ${plan.namespace} shows Terminating until Kubernetes has removed what is left in it`,
-      );
-    }
   }
   result.changed =
     result.removed.length > 0 || result.finalizersRemoved.length > 0;
