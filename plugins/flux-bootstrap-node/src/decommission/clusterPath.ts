@@ -100,17 +100,15 @@ export async function removeClusterPath(
   const message = `Remove Flux from ${cluster}`;
   if (options.dryRun) {
     try {
-      const { head, files } = (await transport.listRefs(signal)).heads.has(
-        branch,
-      )
+      const refs = await transport.listRefs(signal);
+      const { head, files } = refs.heads.has(branch)
         ? await listRemoteFiles(options, signal)
         : { head: undefined, files: [] };
+      const listed = `${files.length} file(s) of ${where}`;
       logger.info(
         files.length === 0
           ? `Dry run: ${where} holds no file; nothing to remove`
-          : `Dry run: would remove ${
-              files.length
-            } file(s) of ${where} in one commit "${message}": ${files.join(
+          : `Dry run: would remove ${listed} in one commit "${message}": ${files.join(
               ', ',
             )}`,
       );
@@ -146,11 +144,10 @@ export async function removeClusterPath(
         },
       });
       const { head, changed, commit } = pushed;
+      const removed = `${files.length} file(s) of ${where} in commit ${commit}`;
       logger.info(
         changed
-          ? `Removed ${
-              files.length
-            } file(s) of ${where} in commit ${commit}: ${files.join(', ')}`
+          ? `Removed ${removed}: ${files.join(', ')}`
           : `${where} holds no file: nothing to remove`,
       );
       return { files, head, changed, ...(commit ? { commit } : {}) };
