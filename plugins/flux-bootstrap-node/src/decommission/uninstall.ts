@@ -513,23 +513,21 @@ export async function uninstallFlux(
         signal,
         what: `waiting for the CustomResourceDefinitions of ${cluster} to be deleted`,
         progress: async waited => {
+          const names = pending.join(', ');
           const seconds = Math.round(waited / 1000);
           logger.info(
-            `Waiting for the CustomResourceDefinitions ${pending.join(
-              ', ',
-            )} to be deleted (the API server deletes their custom resources first; ${seconds} s so far)`,
+            `Waiting for the CustomResourceDefinitions ${names} to be deleted (the API server deletes their custom resources first; ${seconds} s so far)`,
           );
           // A controller that was still shutting down may have added a finalizer meanwhile.
           result.finalizersRemoved.push(...(await stripFinalizers(pending)));
         },
       },
     );
+    const names = pending.join(', ');
     const seconds = Math.round(timeoutMs / 1000);
     if (!gone)
       throw new ServiceUnavailableError(
-        `The CustomResourceDefinitions ${pending.join(
-          ', ',
-        )} of cluster "${cluster}" are still being deleted after ${seconds} s: the API server first deletes their custom resources, and one still holds a finalizer (is a Flux controller still running?). Run the uninstall again to continue.`,
+        `The CustomResourceDefinitions ${names} of cluster "${cluster}" are still being deleted after ${seconds} s: the API server first deletes their custom resources, and one still holds a finalizer (is a Flux controller still running?). Run the uninstall again to continue.`,
       );
   };
   /** One checkpointed step deleting `refs`, then `after` (inside the checkpoint). */

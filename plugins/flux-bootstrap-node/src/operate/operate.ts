@@ -266,8 +266,9 @@ async function waitHandled(
       return handled(obj) && generationObserved(obj) && readyOf(obj) !== null;
     },
     {
-      pollIntervalMs: 1_000,
-      ...wait,
+      timeoutMs: wait.timeoutMs,
+      pollIntervalMs: wait.pollIntervalMs ?? 1_000,
+      progressIntervalMs: wait.progressIntervalMs,
       signal,
       what: `waiting for ${what}`,
       progress: ms =>
