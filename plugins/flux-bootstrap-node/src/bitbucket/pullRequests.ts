@@ -199,12 +199,14 @@ export async function updatePullRequest(
   content: Pick<PullRequestContent, 'title' | 'description'>,
   signal?: AbortSignal,
 ): Promise<BitbucketPullRequest> {
+  // A push to its branch changed the version (Bitbucket rescoped it).
+  const { version } = await getPullRequest(client, repo, pr.id, signal);
   const res = await client.request<BitbucketPullRequest>(
     'PUT',
     prPath(repo, pr.id),
     {
       body: {
-        version: pr.version,
+        version,
         ...content,
         reviewers: (pr.reviewers ?? []).map(r => ({
           user: { name: r.user.name },

@@ -18,7 +18,7 @@ import {
   type PushFluxManifestsOptions,
   type PushFluxManifestsResult,
 } from './pushFluxManifests';
-import { BranchProtectedError } from './pushRejection';
+import { BranchProtectedError, PULL_REQUEST_ADVICE } from './pushRejection';
 
 /** `flux:push-manifests`' `pullRequest` input, parsed. @public */
 export interface PullRequestModeRequest {
@@ -129,7 +129,10 @@ export async function pushFluxManifestsWithPullRequest(
       } catch (error) {
         if (!(error instanceof BranchProtectedError)) throw error;
         logger.info(
-          `Branch ${target} refused the direct push (${error.serverMessage}); opening a pull request instead`,
+          `Opening a pull request instead: ${error.message.replace(
+            PULL_REQUEST_ADVICE,
+            '',
+          )}`,
         );
       }
     }

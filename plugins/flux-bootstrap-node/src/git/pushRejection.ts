@@ -1,23 +1,21 @@
 import { FluxBootstrapError } from '../util/errors';
 
+/** What a {@link BranchProtectedError} tells the user to do. @public */
+export const PULL_REQUEST_ADVICE =
+  "The branch is protected: set the input pullRequest (true, or 'auto' to decide from the branch's restrictions) so the changes reach it through a pull request.";
+
 /**
  * The server refused to update the branch (Bitbucket's branch permissions, a pre-receive hook):
- * a `NotAllowedError` naming the branch and quoting the server's reason.
+ * a `NotAllowedError` naming the branch, quoting the server's reason, then {@link PULL_REQUEST_ADVICE}.
  * @public
  */
 export class BranchProtectedError extends FluxBootstrapError {
-  constructor(
-    readonly branch: string,
-    /** What the server said (its `remote:` lines), without banners. */
-    readonly serverMessage: string,
-    url: string,
-    status: string,
-  ) {
+  constructor(branch: string, said: string, url: string, status: string) {
     super(
       'NotAllowedError',
       `the push to branch "${branch}" of ${url} was refused by the server (${status})${
-        serverMessage ? `: ${serverMessage}` : ''
-      } The branch is protected: set the input pullRequest (true, or 'auto' to decide from the branch's restrictions) so the changes reach "${branch}" through a pull request.`,
+        said ? `: ${said}` : '.'
+      } ${PULL_REQUEST_ADVICE}`,
     );
   }
 }
@@ -57,6 +55,11 @@ export function branchProtectionError(
       said,
     );
   return protectedBranch
-    ? new BranchProtectedError(branch, said, url, refStatus || 'rejected')
+    ? new BranchProtectedError(
+        branch,
+        said,
+        url,
+        /\(([^)]+)\)\s*$/.exec(refStatus)?.[1] ?? (refStatus || 'rejected'),
+      )
     : undefined;
 }
