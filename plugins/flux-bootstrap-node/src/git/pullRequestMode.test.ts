@@ -15,6 +15,7 @@ import {
   pushFluxManifestsWithPullRequest,
   PullRequestDeclinedError,
   type PullRequestModeRequest,
+  type PullRequestPushResult,
 } from './pullRequestMode';
 import { BranchProtectedError } from './pushRejection';
 import { SshGitTransport } from './ssh';
@@ -86,7 +87,7 @@ describe('pull-request mode against the Bitbucket double (real git, hooks and me
       version?: 'from' | 'to';
       pullRequest?: PullRequestModeRequest;
     } = {},
-  ) {
+  ): Promise<PullRequestPushResult> {
     const token = opts.token ?? ADMIN;
     const client = new BitbucketServerClient(host(), { token });
     const input = {
