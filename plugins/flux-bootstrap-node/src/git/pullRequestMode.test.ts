@@ -5,6 +5,7 @@ import {
   startBitbucketDouble,
 } from '@flux-bootstrap/test-peers';
 import { BitbucketServerClient, gitHttpAuthHeaders } from '../bitbucket';
+import { BitbucketPullRequests } from '../bitbucket/pullRequests';
 import { restrictionMatches } from '../bitbucket/restrictions';
 import type { BitbucketServerHostConfig } from '../config/bitbucketServer';
 import { generateSshKeyPair } from '../keys';
@@ -13,7 +14,6 @@ import { Redactor } from '../util/redact';
 import { pushFluxManifests } from './pushFluxManifests';
 import {
   pushFluxManifestsWithPullRequest,
-  PullRequestDeclinedError,
   type PullRequestModeRequest,
   type PullRequestPushResult,
 } from './pullRequestMode';
@@ -91,8 +91,7 @@ describe('pull-request mode against the Bitbucket double (real git, hooks and me
     const token = opts.token ?? ADMIN;
     const client = new BitbucketServerClient(host(), { token });
     const input = {
-      client,
-      repo: { projectKey: 'FLUX', slug },
+      repo: new BitbucketPullRequests(client, 'FLUX', slug),
       cluster: 'prod',
       transport: new HttpsGitTransport({
         url: bb.cloneUrls('FLUX', slug).http,
@@ -184,7 +183,7 @@ describe('pull-request mode against the Bitbucket double (real git, hooks and me
       reviewers: ['carol', 'alice'],
     });
     const first = await push(slug, {
-      pullRequest: { mode: 'always', reviewers: ['bob'] },
+      pullRequest: { auto: false, reviewers: ['bob'] },
     });
     expect(first).toMatchObject({
       revision: '',
@@ -221,7 +220,7 @@ describe('pull-request mode against the Bitbucket double (real git, hooks and me
 
     // open and unchanged: no commit, no second pull request
     const head = await git(slug, 'rev-parse', 'flux/prod');
-    const again = await push(slug, { pullRequest: { mode: 'always' } });
+    const again = await push(slug, { pullRequest: { auto: false } });
     expect(again).toMatchObject({ changed: false, pullRequest: { id: 1 } });
     expect(await git(slug, 'rev-parse', 'flux/prod')).toBe(head);
     expect(prs(slug)).toHaveLength(1);
@@ -229,7 +228,7 @@ describe('pull-request mode against the Bitbucket double (real git, hooks and me
     // open and changed (a newer Flux): the branch moves, the same pull request says so
     const newer = await push(slug, {
       version: 'to',
-      pullRequest: { mode: 'always' },
+      pullRequest: { auto: false },
     });
     expect(newer).toMatchObject({ changed: true, pullRequest: { id: 1 } });
     expect((await log(slug, 'flux/prod'))[0]).toBe(
@@ -247,7 +246,7 @@ describe('pull-request mode against the Bitbucket double (real git, hooks and me
     expect(merged.properties.mergeCommit.id).toBe(mainHead);
     const noop = await push(slug, {
       version: 'to',
-      pullRequest: { mode: 'always' },
+      pullRequest: { auto: false },
     });
     expect(noop).toMatchObject({
       changed: false,
@@ -267,7 +266,7 @@ describe('pull-request mode against the Bitbucket double (real git, hooks and me
     });
     const r = await push(slug, {
       version: 'to',
-      pullRequest: { mode: 'always' },
+      pullRequest: { auto: false },
     });
     expect(r.pullRequest!.title).toBe(
       'flux: upgrade to Flux v2.10.0 on cluster prod',
@@ -280,28 +279,28 @@ describe('pull-request mode against the Bitbucket double (real git, hooks and me
 
   it('fails clearly on a declined pull request, and the next run opens a new one', async () => {
     const slug = repo({ protect: true });
-    const first = await push(slug, { pullRequest: { mode: 'always' } });
+    const first = await push(slug, { pullRequest: { auto: false } });
     await rest(
       'POST',
       `${prPath(slug, first.pullRequest!.id, 'decline')}?version=${
         prs(slug)[0].version
       }`,
     );
-    const error = await push(slug, { pullRequest: { mode: 'always' } }).catch(
+    const error = await push(slug, { pullRequest: { auto: false } }).catch(
       e => e,
     );
-    expect(error).toBeInstanceOf(PullRequestDeclinedError);
+    expect(error.name).toBe('ConflictError');
     expect(error.message).toContain('pull request #1');
     expect(error.message).toContain('was declined');
     expect(error.message).toContain('run the template again');
-    const next = await push(slug, { pullRequest: { mode: 'always' } });
+    const next = await push(slug, { pullRequest: { auto: false } });
     expect(next.pullRequest).toMatchObject({ id: 2, state: 'OPEN' });
     expect(await log(slug, 'flux/prod')).toHaveLength(3);
   });
 
   it('auto: pushes directly to an unprotected branch and opens a pull request on a protected one', async () => {
     const open = repo();
-    const direct = await push(open, { pullRequest: { mode: 'auto' } });
+    const direct = await push(open, { pullRequest: { auto: true } });
     expect(direct.pullRequest).toBeUndefined();
     expect(direct.revision).toMatch(/^main@sha1:[0-9a-f]{40}$/);
     expect(lines.join('\n')).toMatch(/pullRequest auto: no read-only/);
@@ -309,7 +308,7 @@ describe('pull-request mode against the Bitbucket double (real git, hooks and me
 
     const closed = repo({ protect: true });
     lines.splice(0);
-    const viaPr = await push(closed, { pullRequest: { mode: 'auto' } });
+    const viaPr = await push(closed, { pullRequest: { auto: true } });
     expect(viaPr.pullRequest).toMatchObject({ id: 1, state: 'OPEN' });
     expect(lines.join('\n')).toMatch(
       /pullRequest auto: branch main has the restriction pull-request-only/,
@@ -326,11 +325,11 @@ describe('pull-request mode against the Bitbucket double (real git, hooks and me
     const slug = repo({ protect: true });
     const r = await push(slug, {
       token: WRITER,
-      pullRequest: { mode: 'auto', reviewers: ['bob'] },
+      pullRequest: { auto: true, reviewers: ['bob'] },
     });
     expect(r.pullRequest).toMatchObject({ id: 1, state: 'OPEN' });
     const text = lines.join('\n');
-    expect(text).toMatch(/cannot be read with these credentials \(401/);
+    expect(text).toMatch(/cannot be read with these credentials \(HTTP 401/);
     expect(text).toContain(
       'Opening a pull request instead: the push to branch "main" of ' +
         bb.cloneUrls('FLUX', slug).http +
@@ -342,7 +341,7 @@ describe('pull-request mode against the Bitbucket double (real git, hooks and me
   it('names the reviewers field when a reviewer is not a user', async () => {
     const slug = repo({ protect: true });
     const error = await push(slug, {
-      pullRequest: { mode: 'always', reviewers: ['nobody'] },
+      pullRequest: { auto: false, reviewers: ['nobody'] },
     }).catch(e => e);
     expect(error.name).toBe('InputError');
     expect(error.message).toContain('pullRequest.reviewers');

@@ -1,13 +1,8 @@
 import type { FluxPullRequestInfo } from '@flux-bootstrap/plugin-flux-bootstrap-common';
-import type { BitbucketServerClient } from '../bitbucket/client';
 import {
-  findPullRequest,
-  openPullRequest,
+  BitbucketPullRequests,
   pullRequestInfo,
-  setBranch,
-  updatePullRequest,
-  type BitbucketRepoRef,
-  type BitbucketPullRequest,
+  type PullRequestContent,
 } from '../bitbucket/pullRequests';
 import { directPushVerdict } from '../bitbucket/restrictions';
 import { FluxBootstrapError, InputValidationError } from '../util/errors';
@@ -21,106 +16,85 @@ import {
 import { BranchProtectedError, PULL_REQUEST_ADVICE } from './pushRejection';
 
 /** `flux:push-manifests`' `pullRequest` input, parsed. @public */
-export interface PullRequestModeRequest {
-  /** `auto`: a pull request only when the branch refuses a direct push. */
-  mode: 'always' | 'auto';
+export interface PullRequestModeRequest extends Partial<PullRequestContent> {
+  /** A pull request only when the branch refuses a direct push (read from its restrictions). */
+  auto: boolean;
   /** Branch the commits go to. Default `flux/<cluster>`. */
   branch?: string;
-  title?: string;
-  description?: string;
-  /** User names asked to review, besides the repository's default reviewers. */
-  reviewers?: string[];
 }
 
-/** Inputs of {@link pushFluxManifestsWithPullRequest}. @public */
-export interface PullRequestPushOptions extends PushFluxManifestsOptions {
-  client: BitbucketServerClient;
-  repo: BitbucketRepoRef;
-  /** Cluster name, for the default branch and the title. */
-  cluster: string;
-  pullRequest: PullRequestModeRequest;
-}
-
-/** Outcome: `revision` is empty while the pull request waits for its merge. @public */
+/** Outcome: `revision` is empty while the pull request is open. @public */
 export interface PullRequestPushResult extends PushFluxManifestsResult {
   pullRequest?: FluxPullRequestInfo;
   sourceBranch?: string;
 }
 
-/** A re-run found the bootstrap pull request declined (a `ConflictError`). @public */
-export class PullRequestDeclinedError extends FluxBootstrapError {
-  constructor(pr: BitbucketPullRequest, branch: string) {
-    super(
-      'ConflictError',
-      `pull request #${pr.id} (${
-        pullRequestInfo(pr).url
-      }) from ${branch} was declined, so its changes never reached ${
-        pullRequestInfo(pr).toBranch
-      }. Its branch ${branch} was deleted: run the template again to open a new pull request.`,
-    );
-  }
-}
-
-/** Where a probe would have pushed: the target lacks what the commits would write. */
+/** Stops the probe of the target branch where it would push. */
 class WouldPush extends Error {}
 
+/** Title and description saying what the pull request changes. */
 function describe(
-  input: PullRequestPushOptions,
-  pushed: PushFluxManifestsResult,
+  input: PushFluxManifestsOptions & { cluster: string },
+  manifestsPath: string,
   upgrade: boolean,
-) {
+): PullRequestContent {
   const { components, sync } = input.options;
-  const files = Object.keys(pushed.files).map(f => f.split('/').pop());
+  const version = components.version;
   return {
-    title:
-      input.pullRequest.title ??
-      `flux: ${upgrade ? 'upgrade to' : 'bootstrap'} Flux ${
-        components.version
-      } on cluster ${input.cluster}`,
-    description:
-      input.pullRequest.description ??
-      [
-        `Flux ${components.version} for cluster ${input.cluster}, as flux bootstrap writes it (opened by Backstage, flux:push-manifests).`,
-        '',
-        `- ${upgrade ? 'Changes only' : 'Files'} in \`${
-          pushed.manifestsPath
-        }\`: ${upgrade ? 'gotk-components.yaml' : files.join(', ')}`,
-        `- Components: ${components.components.join(', ')}`,
-        `- Flux syncs \`${sync.path || '.'}\` from branch \`${sync.branch}\``,
-        '',
-        `Once this is merged, Flux ${
-          upgrade ? 'upgrades itself' : 'applies it'
-        } on the cluster.`,
-      ].join('\n'),
+    title: `flux: ${
+      upgrade ? 'upgrade to' : 'bootstrap'
+    } Flux ${version} on cluster ${input.cluster}`,
+    description: [
+      `Flux ${version} for cluster ${input.cluster}, as flux bootstrap writes it (opened by Backstage, flux:push-manifests).`,
+      '',
+      `- ${upgrade ? 'Only' : 'Files'} in \`${manifestsPath}\`: ${
+        upgrade
+          ? 'gotk-components.yaml'
+          : 'gotk-components.yaml, gotk-sync.yaml, kustomization.yaml'
+      }`,
+      `- Components: ${components.components.join(', ')}`,
+      `- Flux syncs \`${sync.path || '.'}\` of branch \`${sync.branch}\``,
+      '',
+      `Once merged, Flux ${
+        upgrade ? 'upgrades itself' : 'applies it'
+      } on the cluster.`,
+    ].join('\n'),
   };
 }
 
 /**
- * `flux:push-manifests` with a pull request: Flux's two commits go to a branch made from the
- * target branch (default `flux/<cluster>`) and a pull request to the target is opened, or the
- * open one is updated (a re-run with the same manifests changes nothing). A target that already
- * holds the manifests (the pull request was merged) is a no-op; a declined pull request fails
- * (its branch is deleted, so the next run opens a new one). `auto` reads the branch
- * restrictions and pushes directly when none refuses it; when they cannot be read it tries the
- * direct push and falls back to a pull request on a branch-protection refusal.
+ * `flux:push-manifests` through a pull request: Flux's two commits go to a branch made from the
+ * target branch (default `flux/<cluster>`) and a pull request to the target is opened; an open
+ * one gets the new commits (same manifests: nothing changes). A target that holds the manifests
+ * already (the pull request was merged) is a no-op; a declined one fails and its branch is
+ * deleted, so the next run opens a new one. `auto` pushes directly unless the branch
+ * restrictions refuse it; when they cannot be read it tries, and falls back on a refusal.
  * @public
  */
 export async function pushFluxManifestsWithPullRequest(
-  input: PullRequestPushOptions,
+  input: PushFluxManifestsOptions & {
+    repo: BitbucketPullRequests;
+    cluster: string;
+    pullRequest: PullRequestModeRequest;
+  },
   deps: PushFluxManifestsDeps,
 ): Promise<PullRequestPushResult> {
-  const { client, repo, options, transport, signal } = { ...input, ...deps };
+  const { repo, options, transport, pullRequest: request } = input;
   const logger = deps.redactor?.wrapLogger(deps.logger) ?? deps.logger;
   const step = deps.checkpoint ?? ((_k, fn) => fn());
   const target = options.branch;
-  const source = input.pullRequest.branch ?? `flux/${input.cluster}`;
-  const branches = { from: source, to: target };
+  const source = request.branch ?? `flux/${input.cluster}`;
 
-  if (input.pullRequest.mode === 'auto') {
-    const verdict = await step('pull-request-decision', async () => {
-      const owner = (await client.whoami(signal)).name;
-      return directPushVerdict(client, repo, target, owner, signal);
-    });
+  if (request.auto) {
+    const verdict = await step('pull-request-decision', async () =>
+      directPushVerdict(
+        repo,
+        target,
+        (
+          await repo.client.whoami(repo.signal)
+        ).name,
+      ),
+    );
     logger.info(`pullRequest auto: ${verdict.reason}`);
     if (verdict.decision === 'direct') return pushFluxManifests(input, deps);
     if (verdict.decision === 'unknown') {
@@ -138,16 +112,21 @@ export async function pushFluxManifestsWithPullRequest(
     }
   }
 
-  let open = await findPullRequest(client, repo, branches, 'OPEN', signal);
+  const open = await repo.find(source, target, 'OPEN');
   if (!open) {
     if (
-      !(await client.getBranchHead(repo.projectKey, repo.slug, target, signal))
+      !(await repo.client.getBranchHead(
+        repo.projectKey,
+        repo.slug,
+        target,
+        repo.signal,
+      ))
     )
       throw new InputValidationError(
         'branch',
-        `${target} does not exist in ${repo.projectKey}/${repo.slug}: a pull request needs a target branch (create it, or push directly with pullRequest: false)`,
+        `${target} does not exist in ${repo.projectKey}/${repo.slug}: a pull request needs a target branch (create it, or push directly)`,
       );
-    // Already on the target (the pull request was merged, or someone pushed the same files)?
+    // Does the target hold the manifests already (merged, or pushed by someone)? Push nowhere.
     const probe = await pushFluxManifests(
       {
         ...input,
@@ -160,34 +139,34 @@ export async function pushFluxManifestsWithPullRequest(
         },
       },
       { ...deps, logger: silentLogger, checkpoint: undefined },
-    ).catch(e => {
-      if (e instanceof WouldPush) return undefined;
-      throw e;
-    });
-    const last = await findPullRequest(client, repo, branches, 'ALL', signal);
+    ).catch(e => (e instanceof WouldPush ? undefined : Promise.reject(e)));
+    const last = await repo.find(source, target, 'ALL');
     if (probe) {
+      const pr = last ? ` (pull request #${last.id} is ${last.state})` : '';
       logger.info(
-        `The Flux manifests are on ${target} already${
-          last ? ` (pull request #${last.id} is ${last.state})` : ''
-        }; nothing to do`,
+        `The Flux manifests are on ${target} already${pr}; nothing to do`,
       );
       return { ...probe, pullRequest: last && pullRequestInfo(last) };
     }
-    const head = await client.getBranchHead(
+    // The branch of a closed pull request is spent: it starts again from the target.
+    const head = await repo.client.getBranchHead(
       repo.projectKey,
       repo.slug,
       source,
-      signal,
+      repo.signal,
     );
-    // The branch of a closed pull request is spent: start again from the target.
-    if (head && last && last.fromRef.latestCommit === head) {
-      await setBranch(client, repo, source, undefined, signal);
-      if (last.state === 'DECLINED')
-        throw new PullRequestDeclinedError(last, source);
-    }
-    if (!head || last?.fromRef.latestCommit === head) {
+    const spent = !!head && last?.fromRef.latestCommit === head;
+    if (spent) await repo.setBranch(source, undefined);
+    if (spent && last.state === 'DECLINED')
+      throw new FluxBootstrapError(
+        'ConflictError',
+        `pull request #${last.id} (${
+          pullRequestInfo(last).url
+        }) was declined, so its changes never reached ${target}. Its branch ${source} was deleted: run the template again to open a new pull request.`,
+      );
+    if (!head || spent) {
       logger.info(`Creating branch ${source} from ${target}`);
-      await setBranch(client, repo, source, target, signal);
+      await repo.setBranch(source, target);
     }
   }
 
@@ -201,22 +180,21 @@ export async function pushFluxManifestsWithPullRequest(
   const upgrade = open
     ? /^flux: upgrade/.test(open.title)
     : !!pushed.componentsCommit && !pushed.syncCommit;
+  const said = describe(input, pushed.manifestsPath, upgrade);
   const content = {
-    ...describe(input, pushed, upgrade),
-    reviewers: input.pullRequest.reviewers ?? [],
+    title: request.title ?? said.title,
+    description: request.description ?? said.description,
+    reviewers: request.reviewers,
   };
   const pr = await step('pull-request', async () => {
-    if (open && pushed.changed && open.description !== content.description)
-      open = await updatePullRequest(client, repo, open, content, signal);
-    return (
-      open ??
-      (await openPullRequest(client, repo, branches, content, signal))
-        .pullRequest
-    );
+    if (!open) return repo.open(source, target, content);
+    return pushed.changed && open.description !== content.description
+      ? repo.update(open.id, content)
+      : open;
   });
   const info = pullRequestInfo(pr);
   logger.info(
-    `Pull request #${pr.id} from ${source} to ${target}: ${info.url} (merge it for Flux to apply the changes)`,
+    `Pull request #${pr.id} from ${source} to ${target}: ${info.url} (Flux applies the changes once it is merged)`,
   );
   return { ...pushed, revision: '', pullRequest: info, sourceBranch: source };
 }

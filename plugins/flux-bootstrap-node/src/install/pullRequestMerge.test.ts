@@ -13,7 +13,7 @@ import {
   type FluxSimulator,
 } from '@flux-bootstrap/test-peers';
 import { BitbucketServerClient, gitHttpAuthHeaders } from '../bitbucket';
-import { getPullRequest } from '../bitbucket/pullRequests';
+import { BitbucketPullRequests } from '../bitbucket/pullRequests';
 import type { BitbucketServerHostConfig } from '../config/bitbucketServer';
 import { pushFluxManifestsWithPullRequest } from '../git/pullRequestMode';
 import { HttpsGitTransport } from '../git/transport';
@@ -25,10 +25,7 @@ import {
   resolveFluxManifestOptions,
 } from '../manifests';
 import { readClusterStatus } from '../status/readClusterStatus';
-import {
-  addPullRequestState,
-  withRecordedPullRequest,
-} from '../status/pullRequestState';
+import { addPullRequestState } from '../status/pullRequestState';
 import { OperationAbortedError } from '../util/errors';
 import { adminConnection, recordingLogger } from './__testUtils__/fixtures';
 import { buildFluxInstallPlan } from './plan';
@@ -88,7 +85,6 @@ const host = (): BitbucketServerHostConfig => ({
   requestTimeoutMs: 30_000,
   retries: 0,
 });
-const repo = { projectKey: 'FLUX', slug: 'fleet' };
 
 async function bootstrapThroughPullRequest(
   version: 'from' | 'to',
@@ -96,6 +92,7 @@ async function bootstrapThroughPullRequest(
 ) {
   const bundle = bundles[version];
   const client = new BitbucketServerClient(host(), { token: TOKEN });
+  const repo = new BitbucketPullRequests(client, 'FLUX', 'fleet');
   const options = resolveFluxManifestOptions(
     {
       path: 'clusters/prod',
@@ -107,10 +104,9 @@ async function bootstrapThroughPullRequest(
   );
   const pushed = await pushFluxManifestsWithPullRequest(
     {
-      client,
       repo,
       cluster: 'prod',
-      pullRequest: { mode: 'always' },
+      pullRequest: { auto: false },
       transport: new HttpsGitTransport({
         url: bb.cloneUrls('FLUX', 'fleet').http,
         headers: gitHttpAuthHeaders({ token: TOKEN }),
@@ -137,13 +133,14 @@ async function bootstrapThroughPullRequest(
       password: TOKEN,
     }),
   });
-  const ref = parsePullRequestUrl(pushed.pullRequest!.url, bb.baseUrl)!;
-  return { client, plan, pushed, ref };
+  const url = pushed.pullRequest!.url;
+  const ref = { repo, id: parsePullRequestUrl(url, [host()])!.id, url };
+  return { repo, plan, pushed, ref };
 }
 
 const merge = async (id: number) => {
   const bob = new BitbucketServerClient(host(), { token: BOB });
-  const pr = await getPullRequest(bob, repo, id);
+  const pr = await new BitbucketPullRequests(bob, 'FLUX', 'fleet').get(id);
   const res = await bob.request<{
     properties: { mergeCommit: { id: string } };
   }>(
@@ -163,7 +160,7 @@ const until = async <T>(fn: () => Promise<T | undefined>) => {
   throw new Error('condition not met in time');
 };
 
-async function status(client: BitbucketServerClient) {
+async function status(repo: BitbucketPullRequests) {
   const read = await readClusterStatus(admin, {
     cluster: 'prod',
     namespace: NS,
@@ -175,23 +172,22 @@ async function status(client: BitbucketServerClient) {
     namespace: NS,
   });
   return addPullRequestState(
-    withRecordedPullRequest(
-      read,
-      ks?.metadata.annotations?.[PULL_REQUEST_ANNOTATION],
-    ),
-    {
-      hosts: [host()],
-      lookup: (_h, ref, signal) => getPullRequest(client, ref, ref.id, signal),
-    },
+    read,
+    ks?.metadata.annotations?.[PULL_REQUEST_ANNOTATION],
+    { hosts: [host()], lookup: ({ id }) => repo.get(id) },
   );
 }
 
 describe('installFluxForPullRequest with the Flux simulator (self-management)', () => {
   it('installs at once, waits for the merge with the link, then for Flux to apply the merge commit; an upgrade PR changes Flux after its merge', async () => {
-    const { client, plan, pushed, ref } = await bootstrapThroughPullRequest(
+    const { repo, plan, pushed, ref } = await bootstrapThroughPullRequest(
       'from',
     );
-    expect(ref).toEqual({ ...repo, id: 1, url: pushed.pullRequest!.url });
+    expect(parsePullRequestUrl(ref.url, [host()])).toMatchObject({
+      projectKey: 'FLUX',
+      slug: 'fleet',
+      id: 1,
+    });
     sim = await startFluxSimulator({
       kube: kube.info(),
       namespace: NS,
@@ -199,17 +195,12 @@ describe('installFluxForPullRequest with the Flux simulator (self-management)', 
       apply: true,
     });
     const { logger, lines } = recordingLogger();
-    const installing = installFluxForPullRequest(
-      admin,
-      plan,
-      { client, ref },
-      {
-        logger,
-        timeoutMs: 180_000,
-        pollIntervalMs: 200,
-        progressIntervalMs: 1_000,
-      },
-    );
+    const installing = installFluxForPullRequest(admin, plan, ref, {
+      logger,
+      timeoutMs: 180_000,
+      pollIntervalMs: 200,
+      progressIntervalMs: 1_000,
+    });
     installing.catch(() => undefined);
     await until(async () =>
       lines.some(l =>
@@ -222,7 +213,7 @@ describe('installFluxForPullRequest with the Flux simulator (self-management)', 
     );
     // Flux runs, its sync waits for the merge: the status says so, with the link
     const waiting = await until(async () => {
-      const s = await status(client);
+      const s = await status(repo);
       return s.state === 'awaiting-merge' && s.pullRequest?.title
         ? s
         : undefined;
@@ -241,7 +232,7 @@ describe('installFluxForPullRequest with the Flux simulator (self-management)', 
     expect(result.ready).toBe(true);
     expect(result.revision).toBe(`main@sha1:${mergeCommit}`);
     expect(result.componentsApplied).toBe(true);
-    const after = await status(client);
+    const after = await status(repo);
     expect(after.state).toBe('ready');
     expect(after.pullRequest).toBeUndefined();
     expect(after.flux?.version).toBe('v2.9.4');
@@ -253,17 +244,16 @@ describe('installFluxForPullRequest with the Flux simulator (self-management)', 
       'flux: upgrade to Flux v2.10.0 on cluster prod',
     );
     const { logger: upLogger, lines: upLines } = recordingLogger();
-    const upgrading = installFluxForPullRequest(
-      admin,
-      up.plan,
-      { client, ref: up.ref },
-      { logger: upLogger, timeoutMs: 180_000, pollIntervalMs: 200 },
-    );
+    const upgrading = installFluxForPullRequest(admin, up.plan, up.ref, {
+      logger: upLogger,
+      timeoutMs: 180_000,
+      pollIntervalMs: 200,
+    });
     upgrading.catch(() => undefined);
     await until(async () =>
       upLines.some(l => l.includes('waiting for pull request #2')),
     );
-    const open = await status(client);
+    const open = await status(repo);
     expect(open.state).toBe('ready');
     expect(open.pullRequest).toMatchObject({ id: 2, state: 'OPEN' });
     expect(open.flux?.version).toBe('v2.9.4');
@@ -272,7 +262,7 @@ describe('installFluxForPullRequest with the Flux simulator (self-management)', 
     expect(upgraded.componentsApplied).toBe(false);
     expect(upgraded.revision).toBe(`main@sha1:${upMerge}`);
     const finalStatus = await until(async () => {
-      const s = await status(client);
+      const s = await status(repo);
       return s.flux?.version === 'v2.10.0' && s.state === 'ready'
         ? s
         : undefined;
@@ -287,17 +277,12 @@ describe('installFluxForPullRequest with the Flux simulator (self-management)', 
 
   it('returns right after the apply with wait: false, and stops waiting when cancelled', async () => {
     // a change of the sync interval opens a new pull request
-    const { client, plan, ref, pushed } = await bootstrapThroughPullRequest(
-      'to',
-      '2m',
-    );
+    const { plan, ref, pushed } = await bootstrapThroughPullRequest('to', '2m');
     expect(pushed.pullRequest).toMatchObject({ id: 3, state: 'OPEN' });
-    const quick = await installFluxForPullRequest(
-      admin,
-      plan,
-      { client, ref },
-      { wait: false, pollIntervalMs: 200 },
-    );
+    const quick = await installFluxForPullRequest(admin, plan, ref, {
+      wait: false,
+      pollIntervalMs: 200,
+    });
     expect(quick.revision).toBeUndefined();
     const ks = await admin.get({
       apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
@@ -308,21 +293,17 @@ describe('installFluxForPullRequest with the Flux simulator (self-management)', 
     expect(ks?.metadata.annotations?.[PULL_REQUEST_ANNOTATION]).toBe(ref.url);
 
     const controller = new AbortController();
-    const waiting = installFluxForPullRequest(
-      admin,
-      plan,
-      { client, ref },
-      { signal: controller.signal, pollIntervalMs: 200 },
-    );
+    const waiting = installFluxForPullRequest(admin, plan, ref, {
+      signal: controller.signal,
+      pollIntervalMs: 200,
+    });
     setTimeout(() => controller.abort(), 1_500);
     await expect(waiting).rejects.toBeInstanceOf(OperationAbortedError);
 
-    const late = await installFluxForPullRequest(
-      admin,
-      plan,
-      { client, ref },
-      { timeoutMs: 1_500, pollIntervalMs: 200 },
-    ).catch(e => e);
+    const late = await installFluxForPullRequest(admin, plan, ref, {
+      timeoutMs: 1_500,
+      pollIntervalMs: 200,
+    }).catch(e => e);
     expect(late.message).toContain(
       `pull request #${ref.id} (${ref.url}) was not merged within 2 s`,
     );

@@ -1,86 +1,77 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { BitbucketServerClient } from '../bitbucket/client';
 import {
-  getPullRequest,
+  BitbucketPullRequests,
   pullRequestInfo,
-  type BitbucketRepoRef,
 } from '../bitbucket/pullRequests';
+import type { BitbucketServerHostConfig } from '../config/bitbucketServer';
 import type { KubeClient } from '../kube/types';
 import { OperationAbortedError } from '../util/errors';
-import { silentLogger, type EngineLogger } from '../util/logger';
+import { silentLogger } from '../util/logger';
 import { FluxInstallError } from './errors';
-import {
-  installFlux,
-  type InstallFluxOptions,
-  type InstallFluxResult,
-} from './installFlux';
+import { installFlux, type InstallFluxOptions } from './installFlux';
 import type { FluxInstallPlan } from './plan';
 import { waitForFlux } from './wait';
 
 /**
- * Annotation on the sync Kustomization naming the pull request Flux's sync waits for (its
- * browse URL); the status reader reports `awaiting-merge` from it.
+ * Annotation on the sync Kustomization with the browse URL of the pull request its sync waits
+ * for; the status reader reports `awaiting-merge` from it.
  * @public
  */
 export const PULL_REQUEST_ANNOTATION = 'flux-bootstrap.io/pull-request';
 
-/** A pull request on Bitbucket: its repository, id and browse URL. @public */
-export interface PullRequestRef extends BitbucketRepoRef {
-  id: number;
-  url: string;
-}
-
 /**
- * Reads a pull request's browse URL
- * (`<baseUrl>/projects/KEY/repos/slug/pull-requests/ID`, `/users/NAME/…` for a personal one)
- * relative to a Bitbucket base URL; undefined when it is not one of that server's.
+ * The host, repository and id of a pull request's browse URL
+ * (`<baseUrl>/projects/KEY/repos/slug/pull-requests/ID`, `/users/NAME/…` for a personal
+ * repository), or undefined when it is on none of the hosts.
  * @public
  */
 export function parsePullRequestUrl(
   url: string,
-  baseUrl: string,
-): PullRequestRef | undefined {
-  const base = baseUrl.replace(/\/+$/, '');
-  if (!url.startsWith(`${base}/`)) return undefined;
-  const m =
-    /^(projects|users)\/([^/]+)\/repos\/([^/]+)\/pull-requests\/(\d+)\/?(?:overview)?$/.exec(
-      url.slice(base.length + 1),
-    );
-  if (!m) return undefined;
-  const owner = decodeURIComponent(m[2]);
-  return {
-    projectKey: m[1] === 'users' ? `~${owner}` : owner,
-    slug: decodeURIComponent(m[3]),
-    id: Number(m[4]),
-    url,
-  };
+  hosts: BitbucketServerHostConfig[],
+) {
+  const PATH =
+    /^\/(projects|users)\/([^/]+)\/repos\/([^/]+)\/pull-requests\/(\d+)(?:\/overview)?\/?$/;
+  for (const host of hosts) {
+    const base = host.baseUrl.replace(/\/+$/, '');
+    const m = url.startsWith(`${base}/`) && PATH.exec(url.slice(base.length));
+    if (m) {
+      const owner = decodeURIComponent(m[2]);
+      const projectKey = m[1] === 'users' ? `~${owner}` : owner;
+      return {
+        host,
+        projectKey,
+        slug: decodeURIComponent(m[3]),
+        id: Number(m[4]),
+      };
+    }
+  }
+  return undefined;
 }
 
-/** Sets (or with `url` undefined removes) {@link PULL_REQUEST_ANNOTATION} on the sync Kustomization. */
-async function recordPullRequest(
+/** Sets (`url`) or removes {@link PULL_REQUEST_ANNOTATION} with its own field manager. */
+function recordPullRequest(
   kube: KubeClient,
-  namespace: string,
-  url: string | undefined,
+  ns: string,
+  url?: string,
   signal?: AbortSignal,
 ) {
-  await kube.apply(
+  const annotations = url ? { [PULL_REQUEST_ANNOTATION]: url } : undefined;
+  return kube.apply(
     {
       apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
       kind: 'Kustomization',
       metadata: {
-        name: namespace,
-        namespace,
-        ...(url ? { annotations: { [PULL_REQUEST_ANNOTATION]: url } } : {}),
+        name: ns,
+        namespace: ns,
+        ...(annotations && { annotations }),
       },
     },
     { fieldManager: 'flux-bootstrap-pull-request', force: true, signal },
   );
 }
 
-/** Options of {@link waitForPullRequestMerge}. @public */
-export interface WaitForMergeOptions {
-  signal?: AbortSignal;
-  logger?: EngineLogger;
+/** Polling of {@link waitForPullRequestMerge}. @public */
+export interface PullRequestPolling {
   /** How often Bitbucket is asked. Default 10 s. */
   pollIntervalMs?: number;
   /** At most this long between two progress lines. Default 60 s. */
@@ -88,102 +79,101 @@ export interface WaitForMergeOptions {
 }
 
 /**
- * Polls Bitbucket until the pull request is merged and returns the revision Flux will apply,
- * `<target>@sha1:<merge commit>`; logs the wait with the link and the reviewers' statuses. A
+ * Polls Bitbucket until the pull request is merged; returns the revision Flux will apply,
+ * `<target>@sha1:<merge commit>`. Logs the wait with the link and the reviewers' statuses; a
  * declined pull request fails (`sync-failed`); the signal ends the wait.
  * @public
  */
 export async function waitForPullRequestMerge(
-  client: BitbucketServerClient,
-  ref: PullRequestRef,
-  opts: WaitForMergeOptions = {},
+  repo: BitbucketPullRequests,
+  id: number,
+  opts: PullRequestPolling & Pick<InstallFluxOptions, 'logger'> = {},
 ): Promise<string> {
   const logger = opts.logger ?? silentLogger;
-  let logged = '';
-  let loggedAt = 0;
-  for (;;) {
-    const pr = await getPullRequest(client, ref, ref.id, opts.signal);
-    const info = pullRequestInfo(pr);
+  for (let logged = '', at = 0; ; ) {
+    const pr = await repo.get(id);
+    const { url, toBranch, reviewers } = pullRequestInfo(pr);
+    if (pr.state === 'DECLINED')
+      throw new FluxInstallError(
+        'sync-failed',
+        `pull request #${id} (${url}) was declined: Flux is installed but its sync has nothing to apply from ${toBranch}. Run the template again to open a new pull request.`,
+      );
     if (pr.state === 'MERGED') {
       const sha =
         pr.properties?.mergeCommit?.id ??
-        (await client.getBranchHead(
-          ref.projectKey,
-          ref.slug,
-          info.toBranch,
-          opts.signal,
+        (await repo.client.getBranchHead(
+          repo.projectKey,
+          repo.slug,
+          toBranch,
+          repo.signal,
         ));
-      logger.info(`Pull request #${pr.id} was merged (${sha})`);
-      return `${info.toBranch}@sha1:${sha}`;
+      logger.info(`Pull request #${id} was merged (${sha})`);
+      return `${toBranch}@sha1:${sha}`;
     }
-    if (pr.state === 'DECLINED') {
-      throw new FluxInstallError(
-        'sync-failed',
-        `pull request #${pr.id} (${ref.url}) was declined: Flux stays installed but its sync has nothing to apply from ${info.toBranch}. Run the template again to open a new pull request.`,
-      );
-    }
-    const reviews = info.reviewers.map(r => `${r.name}: ${r.status}`);
-    const line = `waiting for pull request #${pr.id} to be merged: ${ref.url}${
-      reviews.length ? ` (reviewers ${reviews.join(', ')})` : ''
+    const reviews = reviewers.map(r => `${r.name}: ${r.status}`).join(', ');
+    const line = `waiting for pull request #${id} to be merged: ${url}${
+      reviews ? ` (reviewers ${reviews})` : ''
     }`;
     if (
       line !== logged ||
-      Date.now() - loggedAt >= (opts.progressIntervalMs ?? 60_000)
+      Date.now() - at >= (opts.progressIntervalMs ?? 60_000)
     ) {
       logger.info(line);
-      [logged, loggedAt] = [line, Date.now()];
+      [logged, at] = [line, Date.now()];
     }
     await sleep(opts.pollIntervalMs ?? 10_000, undefined, {
-      signal: opts.signal,
+      signal: repo.signal,
     }).catch(() => {
       throw new OperationAbortedError(
-        `Cancelled while waiting for pull request #${pr.id} to be merged`,
+        `Cancelled while waiting for pull request #${id} to be merged`,
       );
     });
   }
 }
 
 /**
- * `flux:install` for a pull request: installs the components and the sync objects at once (as
- * flux bootstrap does; not the components over a Flux that manages itself), records the pull
- * request on the sync Kustomization, waits for its merge, then for Flux to apply the merge
- * commit; `timeoutMs` bounds all of it, `wait: false` returns after the apply.
+ * `flux:install` for a pull request: the components (unless Flux manages itself) and the sync
+ * objects are applied at once, as flux bootstrap does; the pull request is recorded on the sync
+ * Kustomization; then the wait for its merge and for Flux to apply the merge commit, all within
+ * `timeoutMs` (`wait: false` returns after the apply).
  * @public
  */
 export async function installFluxForPullRequest(
   kube: KubeClient,
   plan: FluxInstallPlan,
-  pullRequest: { client: BitbucketServerClient; ref: PullRequestRef },
-  opts: InstallFluxOptions & Pick<WaitForMergeOptions, 'pollIntervalMs'>,
-): Promise<InstallFluxResult> {
+  pullRequest: { repo: BitbucketPullRequests; id: number; url: string },
+  opts: InstallFluxOptions & PullRequestPolling,
+) {
   const started = Date.now();
   const timeoutMs = opts.timeoutMs ?? 5 * 60_000;
   const left = () => Math.max(1, timeoutMs - (Date.now() - started));
   const step = opts.checkpoint ?? ((_k, fn) => fn());
-  const { ref } = pullRequest;
+  const { id, url } = pullRequest;
   const installed = await installFlux(
     kube,
     { ...plan, expectedRevision: undefined },
     { ...opts, wait: false },
   );
   await step('pull-request-record', () =>
-    recordPullRequest(kube, plan.namespace, ref.url, opts.signal),
+    recordPullRequest(kube, plan.namespace, url, opts.signal),
   );
   if (opts.wait === false) return { ...installed, revision: undefined };
   const timeout = AbortSignal.timeout(left());
   const signal = opts.signal
     ? AbortSignal.any([opts.signal, timeout])
     : timeout;
+  const { client, projectKey, slug } = pullRequest.repo;
+  const repo = new BitbucketPullRequests(client, projectKey, slug, signal);
   const revision = await step('pull-request-merge', () =>
-    waitForPullRequestMerge(pullRequest.client, ref, { ...opts, signal }),
-  ).catch(error => {
-    if (!timeout.aborted || opts.signal?.aborted) throw error;
+    waitForPullRequestMerge(repo, id, opts),
+  ).catch(e => {
+    if (!timeout.aborted || opts.signal?.aborted) throw e;
     throw new FluxInstallError(
       'timeout',
-      `pull request #${ref.id} (${ref.url}) was not merged within ${Math.round(
+      `pull request #${id} (${url}) was not merged within ${Math.round(
         timeoutMs / 1000,
       )} s; Flux is installed and applies it once it is merged`,
-      [`pull request #${ref.id}`],
+      [`pull request #${id}`],
     );
   });
   const readiness = await waitForFlux(
@@ -192,5 +182,5 @@ export async function installFluxForPullRequest(
     { ...opts, timeoutMs: left() },
   );
   await recordPullRequest(kube, plan.namespace, undefined, opts.signal);
-  return { ...installed, ...readiness, revision: readiness.revision };
+  return { ...installed, ...readiness };
 }

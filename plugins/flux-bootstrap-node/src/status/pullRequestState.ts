@@ -1,97 +1,80 @@
-import type { ClusterBootstrapStatus } from '@flux-bootstrap/plugin-flux-bootstrap-common';
+import type {
+  ClusterBootstrapStatus,
+  FluxPullRequestInfo,
+} from '@flux-bootstrap/plugin-flux-bootstrap-common';
 import {
   pullRequestInfo,
   type BitbucketPullRequest,
 } from '../bitbucket/pullRequests';
 import type { BitbucketServerHostConfig } from '../config/bitbucketServer';
-import {
-  parsePullRequestUrl,
-  type PullRequestRef,
-} from '../install/pullRequestMerge';
+import { parsePullRequestUrl } from '../install/pullRequestMerge';
 import { Redactor } from '../util/redact';
 
-/** Reads a pull request from Bitbucket (the status reader's integration credentials). @public */
+/** Reads one pull request (the status reader's integration credentials). @public */
 export type PullRequestLookup = (
-  host: BitbucketServerHostConfig,
-  ref: PullRequestRef,
+  pullRequest: NonNullable<ReturnType<typeof parsePullRequestUrl>>,
   signal?: AbortSignal,
 ) => Promise<BitbucketPullRequest>;
 
-const waiting = (id: number, branch: string, url: string) =>
-  `Flux is installed; its sync waits for pull request #${id} to be merged into ${branch}: ${url}`;
-
 /**
- * The pull request recorded on the sync Kustomization (its URL, as `flux:install` writes it):
- * the status gets `pullRequest` (open, until Bitbucket says otherwise), and a sync that cannot
- * apply yet (`installing`, `failing`) is `awaiting-merge` instead.
- * @public
- */
-export function withRecordedPullRequest(
-  status: ClusterBootstrapStatus,
-  url: string | undefined,
-): ClusterBootstrapStatus {
-  const id = Number(/\/pull-requests\/(\d+)/.exec(url ?? '')?.[1]);
-  if (!url || !id) return status;
-  const toBranch = status.source?.branch ?? '';
-  const pending = status.state === 'installing' || status.state === 'failing';
-  return {
-    ...status,
-    pullRequest: {
-      id,
-      url,
-      state: 'OPEN',
-      fromBranch: '',
-      toBranch,
-      reviewers: [],
-    },
-    ...(pending
-      ? { state: 'awaiting-merge', reason: waiting(id, toBranch, url) }
-      : {}),
-  };
-}
-
-/**
- * Fills in the recorded pull request from Bitbucket (title, branches, state, reviewers' statuses).
- * Merged: `awaiting-merge` becomes `installing` until Flux applies the merge; declined:
- * `failing`. Without a lookup, or when Bitbucket does not answer, the recorded one stays. Never throws.
+ * Adds the pull request recorded on the sync Kustomization (`url`, from `flux:install`): as
+ * Bitbucket reports it (title, state, reviewers' statuses) when `lookup` answers, else as open.
+ * A sync that cannot apply yet (`installing`, `failing`) waiting for an open one is
+ * `awaiting-merge`; after the merge it is `installing` until Flux applied it; a declined one is
+ * `failing`. Never throws.
  * @public
  */
 export async function addPullRequestState(
   status: ClusterBootstrapStatus,
+  url: string | undefined,
   options: {
     hosts: BitbucketServerHostConfig[];
-    lookup: PullRequestLookup;
+    lookup?: PullRequestLookup;
     signal?: AbortSignal;
     redactor?: Redactor;
   },
 ): Promise<ClusterBootstrapStatus> {
-  const url = status.pullRequest?.url ?? '';
-  const host = options.hosts.find(h => parsePullRequestUrl(url, h.baseUrl));
-  if (!host) return status;
-  let info;
+  const ref = url ? parsePullRequestUrl(url, options.hosts) : undefined;
+  if (!ref || !url) return status;
+  const toBranch = status.source?.branch ?? '';
+  let pr: FluxPullRequestInfo = {
+    id: ref.id,
+    url,
+    state: 'OPEN',
+    fromBranch: '',
+    toBranch,
+    reviewers: [],
+  };
+  let unknown = '';
   try {
-    const ref = parsePullRequestUrl(url, host.baseUrl)!;
-    info = pullRequestInfo(await options.lookup(host, ref, options.signal));
-  } catch (error) {
-    const why = (options.redactor ?? new Redactor()).redactError(error);
-    return status.state === 'awaiting-merge'
-      ? {
-          ...status,
-          reason: `${status.reason} (Bitbucket did not say more: ${why.message})`,
-        }
-      : status;
-  }
-  const next = { ...status, pullRequest: { ...info, url } };
-  if (status.state !== 'awaiting-merge' || info.state === 'OPEN') return next;
-  return info.state === 'MERGED'
-    ? {
-        ...next,
-        state: 'installing',
-        reason: `Pull request #${info.id} was merged; Flux has not applied the merge yet`,
-      }
-    : {
-        ...next,
-        state: 'failing',
-        reason: `Pull request #${info.id} (${url}) was declined: Flux's sync has nothing to apply from ${info.toBranch}. Run the template again to open a new pull request.`,
+    if (options.lookup)
+      pr = {
+        ...pullRequestInfo(await options.lookup(ref, options.signal)),
+        url,
       };
+  } catch (error) {
+    const why = (options.redactor ?? new Redactor()).redactError(error).message;
+    unknown = ` (Bitbucket did not say more: ${why})`;
+  }
+  const next = {
+    ...status,
+    pullRequest: pr as ClusterBootstrapStatus['pullRequest'],
+  };
+  if (status.state !== 'installing' && status.state !== 'failing') return next;
+  const reasons: Record<string, [ClusterBootstrapStatus['state'], string]> = {
+    OPEN: [
+      'awaiting-merge',
+      `Flux is installed; its sync waits for pull request #${pr.id} to be merged into ${toBranch}: ${url}${unknown}`,
+    ],
+    MERGED: [
+      'installing',
+      `Pull request #${pr.id} was merged; Flux has not applied the merge yet`,
+    ],
+    DECLINED: [
+      'failing',
+      `Pull request #${pr.id} (${url}) was declined: Flux's sync has nothing to apply from ${toBranch}. Run the template again to open a new pull request.`,
+    ],
+  };
+  const [state, reason] = reasons[pr.state];
+  return { ...next, state, reason };
 }
