@@ -1,6 +1,10 @@
 import type { FluxPullRequestInfo } from '@flux-bootstrap/plugin-flux-bootstrap-common';
 import { InputValidationError } from '../util/errors';
-import { BitbucketServerClient, restPath } from './client';
+import {
+  BitbucketServerClient,
+  restPath,
+  type BitbucketRequestOptions,
+} from './client';
 import { BitbucketError, parseErrorDetails } from './errors';
 import type { BitbucketUser } from './types';
 
@@ -45,11 +49,7 @@ export function pullRequestInfo(pr: BitbucketPullRequest): FluxPullRequestInfo {
   };
 }
 
-/**
- * Pull requests and branches of one repository (`projectKey` is `~user` for a personal one),
- * in Atlassian's documented shapes.
- * @public
- */
+/** Pull requests and branches of one repository, in Atlassian's documented shapes. @public */
 export class BitbucketPullRequests {
   constructor(
     readonly client: BitbucketServerClient,
@@ -58,101 +58,94 @@ export class BitbucketPullRequests {
     readonly signal?: AbortSignal,
   ) {}
 
-  private path(api: string, suffix: string, ...more: Array<string | number>) {
+  /** A request to `/rest/<api>/projects/<key>/repos/<slug>/<suffix>`. */
+  private async call<T>(
+    method: string,
+    api: string,
+    suffix: string,
+    opts: BitbucketRequestOptions = {},
+  ) {
     const template = `/rest/${api}/projects/{}/repos/{}/${suffix}`;
-    return restPath(template, this.projectKey, this.slug, ...more);
+    const path = restPath(template, this.projectKey, this.slug);
+    const signal = this.signal;
+    return this.client.request<T>(method, path, { ...opts, signal });
   }
 
-  /**
-   * The newest pull request from → to in `state` (`OPEN`, or `ALL` for the last one whatever
-   * became of it): Bitbucket's outgoing pull requests at the source branch, by target.
-   */
+  /** The commit a branch points at; undefined when it does not exist. */
+  head(branch: string) {
+    const { projectKey, slug, signal } = this;
+    return this.client.getBranchHead(projectKey, slug, branch, signal);
+  }
+
+  /** The newest pull request from → to that is open, or (`ALL`) in any state. */
   async find(from: string, to: string, state: 'OPEN' | 'ALL') {
+    const path = restPath(
+      '/rest/api/1.0/projects/{}/repos/{}/pull-requests',
+      this.projectKey,
+      this.slug,
+    );
     const query = { direction: 'OUTGOING', at: heads(from), state };
-    const path = this.path('api/1.0', 'pull-requests');
-    const { signal } = this;
-    for await (const pr of this.client.paginate<BitbucketPullRequest>(path, {
+    const list = this.client.paginate<BitbucketPullRequest>(path, {
       query,
-      signal,
-    })) {
-      if (pr.toRef.id === heads(to)) return pr;
-    }
+      signal: this.signal,
+    });
+    for await (const pr of list) if (pr.toRef.id === heads(to)) return pr;
     return undefined;
   }
 
   async get(id: number): Promise<BitbucketPullRequest> {
-    const path = this.path('api/1.0', 'pull-requests/{}', id);
-    const { signal } = this;
-    return (
-      await this.client.request<BitbucketPullRequest>('GET', path, { signal })
-    ).body;
+    return (await this.call<any>('GET', 'api/1.0', `pull-requests/${id}`)).body;
   }
 
   /**
-   * The repository's default reviewers for from → to, which Bitbucket's UI adds (a REST create
-   * does not), and the caller (`X-AUSERNAME`), who may not review their own pull request.
+   * Opens a pull request from → to with `reviewers` and the default reviewers (which Bitbucket's
+   * UI adds, a REST create does not; never the caller, `X-AUSERNAME`), or returns the one open
+   * for that pair (409 `DuplicatePullRequestException` carries it).
    */
-  private async defaultReviewers(from: string, to: string) {
+  async open(from: string, to: string, content: PullRequestContent) {
     const repo = await this.client.getRepository(
       this.projectKey,
       this.slug,
       this.signal,
     );
-    const res = await this.client.request<BitbucketUser[]>(
+    const defaults = await this.call<BitbucketUser[]>(
       'GET',
-      this.path('default-reviewers/1.0', 'reviewers'),
+      'default-reviewers/1.0',
+      'reviewers',
       {
         query: {
-          sourceRepoId: repo?.id,
-          targetRepoId: repo?.id,
-          sourceRefId: heads(from),
-          targetRefId: heads(to),
+          ...{ sourceRepoId: repo?.id, targetRepoId: repo?.id },
+          ...{ sourceRefId: heads(from), targetRefId: heads(to) },
         },
-        expectedStatus: [404], // the default-reviewers plugin is off
-        signal: this.signal,
+        expectedStatus: [404], // no default-reviewers plugin
       },
     );
-    const author = decodeURIComponent(res.headers.get('x-ausername') ?? '');
-    const names = Array.isArray(res.body) ? res.body.map(u => u.name) : [];
-    return names.filter(name => name !== author);
-  }
-
-  /**
-   * Opens a pull request from → to with `reviewers` and the default reviewers, or returns the
-   * one open for that pair (409 `DuplicatePullRequestException` carries it). Unknown reviewers
-   * fail naming `pullRequest.reviewers`.
-   */
-  async open(from: string, to: string, content: PullRequestContent) {
-    const defaults = await this.defaultReviewers(from, to);
-    const names = new Set([...(content.reviewers ?? []), ...defaults]);
+    const author = decodeURIComponent(
+      defaults.headers.get('x-ausername') ?? '',
+    );
+    const names = new Set(content.reviewers);
+    for (const u of Array.isArray(defaults.body) ? defaults.body : [])
+      if (u.name !== author) names.add(u.name);
     const ref = (branch: string) => ({
       id: heads(branch),
       repository: { slug: this.slug, project: { key: this.projectKey } },
     });
-    const res = await this.client.request<any>(
-      'POST',
-      this.path('api/1.0', 'pull-requests'),
-      {
-        body: {
-          ...content,
-          ...{ state: 'OPEN', open: true, closed: false, locked: false },
-          fromRef: ref(from),
-          toRef: ref(to),
-          reviewers: [...names].map(name => ({ user: { name } })),
-        },
-        expectedStatus: [409],
-        signal: this.signal,
+    const res = await this.call<any>('POST', 'api/1.0', 'pull-requests', {
+      body: {
+        ...content,
+        ...{ state: 'OPEN', open: true, closed: false, locked: false },
+        ...{ fromRef: ref(from), toRef: ref(to) },
+        reviewers: [...names].map(name => ({ user: { name } })),
       },
-    );
+      expectedStatus: [409],
+    });
     const error = res.status === 409 ? res.body?.errors?.[0] ?? {} : undefined;
     if (!error) return res.body as BitbucketPullRequest;
     if (/DuplicatePullRequestException$/.test(error.exceptionName))
       return error.existingPullRequest as BitbucketPullRequest;
     const details = parseErrorDetails(res.body);
-    const why = [
-      ...details,
-      ...parseErrorDetails({ errors: error.reviewerErrors }),
-    ]
+    const why = details
+      .concat(parseErrorDetails({ errors: error.reviewerErrors }))
       .map(d => d.message)
       .join(' ');
     if (/ReviewersException$/.test(error.exceptionName))
@@ -165,41 +158,23 @@ export class BitbucketPullRequests {
 
   /** New title and description for an open pull request; its reviewers stay. */
   async update(id: number, content: PullRequestContent) {
-    const { version, reviewers = [] } = await this.get(id); // a push changed the version
-    const path = this.path('api/1.0', 'pull-requests/{}', id);
-    const body = {
-      ...content,
-      version,
-      reviewers: reviewers.map(r => ({ user: { name: r.user.name } })),
-    };
+    const { version, reviewers = [] } = await this.get(id); // pushes change it
+    const names = reviewers.map(r => ({ user: { name: r.user.name } }));
+    const body = { ...content, version, reviewers: names };
     return (
-      await this.client.request<BitbucketPullRequest>('PUT', path, {
-        body,
-        signal: this.signal,
-      })
-    ).body;
+      await this.call<any>('PUT', 'api/1.0', `pull-requests/${id}`, { body })
+    ).body as BitbucketPullRequest;
   }
 
-  /**
-   * Creates `branch` at the head of `from` (the branch REST API honours branch permissions), or
-   * deletes it when `from` is undefined (a missing branch is no error).
-   */
+  /** Creates `branch` at the head of `from`, or deletes it (`from` undefined; gone already is fine). */
   async setBranch(branch: string, from: string | undefined) {
-    const { signal } = this;
-    if (from === undefined) {
-      const body = { name: heads(branch), dryRun: false };
-      const path = this.path('branch-utils/1.0', 'branches');
-      await this.client.request('DELETE', path, {
-        body,
-        expectedStatus: [404],
-        signal,
-      });
-    } else {
-      const body = { name: branch, startPoint: heads(from) };
-      await this.client.request('POST', this.path('api/1.0', 'branches'), {
-        body,
-        signal,
-      });
-    }
+    await (from === undefined
+      ? this.call('DELETE', 'branch-utils/1.0', 'branches', {
+          body: { name: heads(branch), dryRun: false },
+          expectedStatus: [404],
+        })
+      : this.call('POST', 'api/1.0', 'branches', {
+          body: { name: branch, startPoint: heads(from) },
+        }));
   }
 }

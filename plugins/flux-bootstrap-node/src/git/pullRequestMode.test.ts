@@ -213,7 +213,6 @@ describe('pull-request mode against the Bitbucket double (real git, hooks and me
     expect(await log(slug, 'main')).toEqual(['Initial commit']);
     const [pr] = prs(slug);
     expect(pr.description).toContain('clusters/prod/flux-system');
-    expect(pr.description).toContain('source-controller');
     expect(lines.join('\n')).toContain(
       `Pull request #1 from flux/prod to main: ${first.pullRequest!.url}`,
     );

@@ -5,7 +5,7 @@ import {
   type PullRequestContent,
 } from '../bitbucket/pullRequests';
 import { directPushVerdict } from '../bitbucket/restrictions';
-import { FluxBootstrapError, InputValidationError } from '../util/errors';
+import { FluxBootstrapError } from '../util/errors';
 import { silentLogger } from '../util/logger';
 import {
   pushFluxManifests,
@@ -34,31 +34,21 @@ class WouldPush extends Error {}
 
 /** Title and description saying what the pull request changes. */
 function describe(
-  input: PushFluxManifestsOptions & { cluster: string },
-  manifestsPath: string,
+  version: string,
+  cluster: string,
+  path: string,
   upgrade: boolean,
-): PullRequestContent {
-  const { components, sync } = input.options;
-  const version = components.version;
+) {
+  const files = upgrade
+    ? 'gotk-components.yaml'
+    : 'gotk-components.yaml, gotk-sync.yaml, kustomization.yaml';
   return {
     title: `flux: ${
       upgrade ? 'upgrade to' : 'bootstrap'
-    } Flux ${version} on cluster ${input.cluster}`,
-    description: [
-      `Flux ${version} for cluster ${input.cluster}, as flux bootstrap writes it (opened by Backstage, flux:push-manifests).`,
-      '',
-      `- ${upgrade ? 'Only' : 'Files'} in \`${manifestsPath}\`: ${
-        upgrade
-          ? 'gotk-components.yaml'
-          : 'gotk-components.yaml, gotk-sync.yaml, kustomization.yaml'
-      }`,
-      `- Components: ${components.components.join(', ')}`,
-      `- Flux syncs \`${sync.path || '.'}\` of branch \`${sync.branch}\``,
-      '',
-      `Once merged, Flux ${
-        upgrade ? 'upgrades itself' : 'applies it'
-      } on the cluster.`,
-    ].join('\n'),
+    } Flux ${version} on cluster ${cluster}`,
+    description: `Flux ${version} for cluster ${cluster}, as flux bootstrap writes it: ${files} in \`${path}\`. Flux ${
+      upgrade ? 'upgrades itself' : 'syncs it'
+    } once this is merged. (Opened by Backstage, flux:push-manifests.)`,
   };
 }
 
@@ -87,13 +77,7 @@ export async function pushFluxManifestsWithPullRequest(
 
   if (request.auto) {
     const verdict = await step('pull-request-decision', async () =>
-      directPushVerdict(
-        repo,
-        target,
-        (
-          await repo.client.whoami(repo.signal)
-        ).name,
-      ),
+      directPushVerdict(repo, target, (await repo.client.whoami()).name),
     );
     logger.info(`pullRequest auto: ${verdict.reason}`);
     if (verdict.decision === 'direct') return pushFluxManifests(input, deps);
@@ -114,18 +98,6 @@ export async function pushFluxManifestsWithPullRequest(
 
   const open = await repo.find(source, target, 'OPEN');
   if (!open) {
-    if (
-      !(await repo.client.getBranchHead(
-        repo.projectKey,
-        repo.slug,
-        target,
-        repo.signal,
-      ))
-    )
-      throw new InputValidationError(
-        'branch',
-        `${target} does not exist in ${repo.projectKey}/${repo.slug}: a pull request needs a target branch (create it, or push directly)`,
-      );
     // Does the target hold the manifests already (merged, or pushed by someone)? Push nowhere.
     const probe = await pushFluxManifests(
       {
@@ -149,12 +121,7 @@ export async function pushFluxManifestsWithPullRequest(
       return { ...probe, pullRequest: last && pullRequestInfo(last) };
     }
     // The branch of a closed pull request is spent: it starts again from the target.
-    const head = await repo.client.getBranchHead(
-      repo.projectKey,
-      repo.slug,
-      source,
-      repo.signal,
-    );
+    const head = await repo.head(source);
     const spent = !!head && last?.fromRef.latestCommit === head;
     if (spent) await repo.setBranch(source, undefined);
     if (spent && last.state === 'DECLINED')
@@ -180,7 +147,8 @@ export async function pushFluxManifestsWithPullRequest(
   const upgrade = open
     ? /^flux: upgrade/.test(open.title)
     : !!pushed.componentsCommit && !pushed.syncCommit;
-  const said = describe(input, pushed.manifestsPath, upgrade);
+  const { version } = options.components;
+  const said = describe(version, input.cluster, pushed.manifestsPath, upgrade);
   const content = {
     title: request.title ?? said.title,
     description: request.description ?? said.description,
