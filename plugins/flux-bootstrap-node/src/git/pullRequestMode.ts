@@ -5,7 +5,13 @@ import {
   type PullRequestContent,
 } from '../bitbucket/pullRequests';
 import { directPushVerdict } from '../bitbucket/restrictions';
-import { FluxBootstrapError } from '../util/errors';
+import { BitbucketServerClient } from '../bitbucket/client';
+import type {
+  BitbucketServerAuth,
+  BitbucketServerHostConfig,
+} from '../config/bitbucketServer';
+import { validateBranch } from '../manifests/validation';
+import { FluxBootstrapError, InputValidationError } from '../util/errors';
 import { silentLogger } from '../util/logger';
 import {
   pushFluxManifests,
@@ -165,4 +171,70 @@ export async function pushFluxManifestsWithPullRequest(
     `Pull request #${pr.id} from ${source} to ${target}: ${info.url} (Flux applies the changes once it is merged)`,
   );
   return { ...pushed, revision: '', pullRequest: info, sourceBranch: source };
+}
+
+/** `flux:push-manifests`' `pullRequest` input: off, on, `'auto'`, or on with details. @public */
+export type PullRequestInput =
+  | boolean
+  | 'auto'
+  | (Partial<PullRequestContent> & { auto?: boolean; branch?: string });
+
+/**
+ * `flux:push-manifests`' push: straight to the branch when `pullRequest` is off (or absent),
+ * else {@link pushFluxManifestsWithPullRequest} on the Bitbucket repository `bitbucket` names
+ * (an SSH remote without it cannot open one: an InputValidationError, before any request).
+ * The source branch defaults to `flux/<cluster>`, `cluster` to the path's last folder.
+ * @public
+ */
+export async function pushFluxManifestsOrPullRequest(
+  input: PushFluxManifestsOptions & {
+    pullRequest?: PullRequestInput;
+    cluster?: string;
+    bitbucket?: {
+      host: BitbucketServerHostConfig;
+      auth: BitbucketServerAuth;
+      projectKey: string;
+      slug: string;
+    };
+  },
+  deps: PushFluxManifestsDeps,
+): Promise<PullRequestPushResult> {
+  const { pullRequest, bitbucket } = input;
+  if (!pullRequest) return pushFluxManifests(input, deps);
+  if (!bitbucket)
+    throw new InputValidationError(
+      'pullRequest',
+      'needs repoUrl (a Bitbucket repository): a pull request is opened through its REST API, which an ssh:// remote does not offer',
+    );
+  const request: PullRequestModeRequest =
+    typeof pullRequest === 'object'
+      ? { ...pullRequest, auto: pullRequest.auto === true }
+      : { auto: pullRequest === 'auto' };
+  if (request.branch !== undefined) {
+    request.branch = validateBranch(request.branch, 'pullRequest.branch');
+    if (request.branch === input.options.branch)
+      throw new InputValidationError(
+        'pullRequest.branch',
+        `must differ from branch ("${request.branch}"): the pull request goes from it to branch`,
+      );
+  }
+  const client = new BitbucketServerClient(bitbucket.host, bitbucket.auth, {
+    logger: deps.logger,
+    redactor: deps.redactor,
+  });
+  try {
+    const { projectKey, slug } = bitbucket;
+    return await pushFluxManifestsWithPullRequest(
+      {
+        ...input,
+        repo: new BitbucketPullRequests(client, projectKey, slug, deps.signal),
+        cluster:
+          input.cluster || input.options.path.split('/').pop() || 'cluster',
+        pullRequest: request,
+      },
+      deps,
+    );
+  } finally {
+    client.close();
+  }
 }

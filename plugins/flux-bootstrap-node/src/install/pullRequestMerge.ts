@@ -3,12 +3,18 @@ import {
   BitbucketPullRequests,
   pullRequestInfo,
 } from '../bitbucket/pullRequests';
+import { BitbucketServerClient } from '../bitbucket/client';
 import type { BitbucketServerHostConfig } from '../config/bitbucketServer';
 import type { KubeClient } from '../kube/types';
-import { OperationAbortedError } from '../util/errors';
+import { InputValidationError, OperationAbortedError } from '../util/errors';
+import type { Redactor } from '../util/redact';
 import { silentLogger } from '../util/logger';
 import { FluxInstallError } from './errors';
-import { installFlux, type InstallFluxOptions } from './installFlux';
+import {
+  installFlux,
+  type InstallFluxOptions,
+  type InstallFluxResult,
+} from './installFlux';
 import type { FluxInstallPlan } from './plan';
 import { waitForFlux } from './wait';
 
@@ -145,4 +151,49 @@ export async function installFluxForPullRequest(
   );
   await recordPullRequest(kube, plan.namespace, undefined, opts.signal);
   return { ...installed, ...readiness };
+}
+
+/**
+ * `flux:install`'s apply: {@link installFlux}, or, given the browse URL of the pull request
+ * `flux:push-manifests` opened (`pullRequest`), {@link installFluxForPullRequest} following it
+ * on Bitbucket with `token` (else the integration's credentials for its host). A URL that is
+ * no pull request of a configured host is an InputValidationError, before the cluster is touched.
+ * @public
+ */
+export async function installFluxOrAwaitPullRequest(
+  kube: KubeClient,
+  plan: FluxInstallPlan,
+  opts: InstallFluxOptions & {
+    pullRequest?: string;
+    bitbucketHosts: BitbucketServerHostConfig[];
+    token?: string;
+    redactor?: Redactor;
+  },
+): Promise<InstallFluxResult> {
+  const { pullRequest: url, bitbucketHosts, token, redactor, ...rest } = opts;
+  if (!url) return installFlux(kube, plan, rest);
+  const ref = parsePullRequestUrl(url, bitbucketHosts);
+  if (!ref)
+    throw new InputValidationError(
+      'pullRequest',
+      `must be the pullRequestUrl output of flux:push-manifests: a pull request on a host of integrations.bitbucketServer (got "${url}")`,
+    );
+  const auth = token ? { token } : ref.host.auth;
+  if (!auth)
+    throw new InputValidationError(
+      'token',
+      `is required to follow pull request #${ref.id}: integrations.bitbucketServer for ${ref.host.host} has no credentials`,
+    );
+  const logger = opts.logger ?? silentLogger;
+  const client = new BitbucketServerClient(ref.host, auth, {
+    logger,
+    redactor,
+  });
+  try {
+    const repo = new BitbucketPullRequests(client, ref.projectKey, ref.slug);
+    const pr = { repo, id: ref.id, url };
+    return await installFluxForPullRequest(kube, plan, pr, rest);
+  } finally {
+    client.close();
+  }
 }

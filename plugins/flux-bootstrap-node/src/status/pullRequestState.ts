@@ -2,12 +2,15 @@ import type {
   ClusterBootstrapStatus,
   FluxPullRequestInfo,
 } from '@flux-bootstrap/plugin-flux-bootstrap-common';
+import { BitbucketServerClient } from '../bitbucket/client';
 import {
+  BitbucketPullRequests,
   pullRequestInfo,
   type BitbucketPullRequest,
 } from '../bitbucket/pullRequests';
 import type { BitbucketServerHostConfig } from '../config/bitbucketServer';
 import { parsePullRequestUrl } from '../install/pullRequestMerge';
+import { silentLogger, type EngineLogger } from '../util/logger';
 import { Redactor } from '../util/redact';
 
 /** Reads one pull request (the status reader's integration credentials). @public */
@@ -77,4 +80,31 @@ export async function addPullRequestState(
   };
   const [state, reason] = reasons[pr.state];
   return { ...next, state, reason };
+}
+
+/**
+ * Reads pull requests with the engine's Bitbucket client and the integration's own credentials
+ * (one client per host); a host without credentials rejects, so the pull request counts as open.
+ * @public
+ */
+export function bitbucketPullRequestLookup(options: {
+  logger?: EngineLogger;
+  requestTimeoutMs?: number;
+}): PullRequestLookup {
+  const clients = new Map<BitbucketServerHostConfig, BitbucketServerClient>();
+  return async ({ host, projectKey, slug, id }, signal) => {
+    if (!host.auth)
+      throw new Error(
+        `integrations.bitbucketServer entry ${host.host} has no token or username/password to read pull requests with`,
+      );
+    const client =
+      clients.get(host) ??
+      new BitbucketServerClient(host, host.auth, {
+        logger: options.logger ?? silentLogger,
+        requestTimeoutMs: options.requestTimeoutMs,
+        retries: 0,
+      });
+    clients.set(host, client);
+    return new BitbucketPullRequests(client, projectKey, slug, signal).get(id);
+  };
 }
