@@ -427,20 +427,29 @@ export function createFluxInstallAction(options: FluxBootstrapActionOptions) {
         const syncYaml = generateSyncManifest(resolved.sync);
 
         if (ctx.isDryRun) {
-          // Like flux check --pre: the cluster's version is the one thing a dry run reads.
-          const probe = await createKubeClient(cluster, { logger, redactor });
-          try {
-            await checkKubernetesVersion(
-              probe,
-              resolved.components.version,
-              settings.kubernetesVersions,
-              { signal: ctx.signal, logger },
-            );
-          } finally {
-            probe.close();
-          }
+          // Like flux check --pre: the cluster's version is the one thing a dry run reads; an
+          // unsupported one fails it, an unreachable cluster only warns (the real run checks).
+          const probe = await createKubeClient(cluster, {
+            logger,
+            redactor,
+            retries: 0,
+            requestTimeoutMs: 10_000,
+          });
+          await checkKubernetesVersion(
+            probe,
+            resolved.components.version,
+            settings.kubernetesVersions,
+            { signal: ctx.signal, logger },
+          )
+            .catch(e => {
+              if (e instanceof InputError) throw e;
+              logger.warn(
+                `Could not check the Kubernetes version of cluster "${cluster.name}": ${e.message}`,
+              );
+            })
+            .finally(() => probe.close());
           logger.info(
-            'Dry run of flux:install; nothing is sent to the cluster.',
+            'Dry run of flux:install; nothing is written to the cluster.',
           );
           for (const line of dryRunLines(
             cluster.name,
