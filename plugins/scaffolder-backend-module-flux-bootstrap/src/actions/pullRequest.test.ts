@@ -45,6 +45,7 @@ jest.setTimeout(600_000);
 
 const TOKEN = 'canary-prmode-token-8a41f0c2d9';
 const BOB = 'canary-prmode-bob-3e9b77a1f0';
+const CAROL = 'canary-prmode-carol-c0ffee4711';
 const PROJECT = 'FLEET';
 const { from: FROM } = FLUX_UPGRADE_VERSIONS;
 const NS = 'flux-system';
@@ -239,6 +240,10 @@ beforeAll(async () => {
   bb.grantProject(PROJECT, { user: 'bob' }, 'PROJECT_WRITE');
   bb.addToken({ token: TOKEN, user: 'alice' });
   bb.addToken({ token: BOB, user: 'bob' });
+  // carol administers the project: she may read its and its repositories' branch permissions.
+  bb.addUser({ name: 'carol', email: 'carol@example.com' });
+  bb.grantProject(PROJECT, { user: 'carol' }, 'PROJECT_ADMIN');
+  bb.addToken({ token: CAROL, user: 'carol' });
   slug = bb.createRepo(PROJECT, 'fleet-infra', {
     defaultBranch: 'main',
     initialCommit: true,
@@ -397,10 +402,103 @@ describe('pull-request mode through the actions (issue 16)', () => {
     );
     expect(pullRequests()).toHaveLength(1);
   });
+});
 
+describe("pullRequest: 'auto' and bad input through the actions", () => {
+  const autoPush = (repo: string, token: string) =>
+    run(createFluxPushManifestsAction, {
+      ...push({ pullRequest: 'auto', token }),
+      repoUrl: `${bb.host}?project=${PROJECT}&repo=${repo}`,
+    });
+  const prsOf = (repo: string) =>
+    bb.state().pullRequests.filter(p => p.slug === repo);
+  const createRepo = (name: string, protect: boolean) => {
+    const repo = bb.createRepo(PROJECT, name, {
+      defaultBranch: 'main',
+      initialCommit: true,
+    }).slug;
+    if (protect)
+      bb.addRestriction(PROJECT, repo, {
+        type: 'pull-request-only',
+        matcher: 'main',
+      });
+    return repo;
+  };
+
+  it('pushes directly to an unprotected branch, from its restrictions', async () => {
+    const repo = createRepo('auto-open', false);
+    const r = await autoPush(repo, CAROL);
+    expect(r.error).toBeUndefined();
+    expect(r.logs.join('\n')).toContain(
+      'pullRequest auto: no read-only or pull-request-only restriction on branch main applies to carol',
+    );
+    expect(r.outputs.pullRequestUrl).toBeUndefined();
+    expect(r.outputs.revision).toMatch(/^main@sha1:[0-9a-f]{40}$/);
+    expect(prsOf(repo)).toEqual([]);
+  });
+
+  it('opens a pull request on a protected branch, from its restrictions', async () => {
+    const repo = createRepo('auto-protected', true);
+    const r = await autoPush(repo, CAROL);
+    expect(r.error).toBeUndefined();
+    expect(r.logs.join('\n')).toContain(
+      'pullRequest auto: branch main has the restriction pull-request-only refs/heads/main, which does not exempt carol',
+    );
+    expect(r.outputs).toMatchObject({
+      pullRequestId: 1,
+      sourceBranch: 'flux/prod',
+      revision: '',
+    });
+    expect(prsOf(repo)).toHaveLength(1);
+  });
+
+  it('with a token that cannot read the restrictions: tries the push, opens a pull request when Bitbucket refuses it', async () => {
+    const repo = createRepo('auto-unreadable', true);
+    const r = await autoPush(repo, TOKEN);
+    expect(r.error).toBeUndefined();
+    const logs = r.logs.join('\n');
+    expect(logs).toContain(
+      `pullRequest auto: the branch restrictions of ${PROJECT}/${repo} cannot be read with these credentials (HTTP 401: reading them needs REPO_ADMIN)`,
+    );
+    expect(logs).toContain(
+      'Opening a pull request instead: the push to branch "main"',
+    );
+    expect(r.outputs).toMatchObject({ pullRequestId: 1, revision: '' });
+    expect(prsOf(repo)).toHaveLength(1);
+  });
+
+  it('refuses pullRequest with an SSH remote, and a flux:install pullRequest of no configured host, naming the field', async () => {
+    proxy.clearRequests();
+    const ssh = await run(createFluxPushManifestsAction, {
+      url: 'ssh://git@127.0.0.1:7999/fleet/x.git',
+      cluster: 'prod',
+      pullRequest: true,
+    });
+    expect(ssh.error?.name).toBe('InputError');
+    expect(ssh.error?.message).toBe(
+      'Invalid input "pullRequest": needs repoUrl (a Bitbucket repository); an SSH remote has no token',
+    );
+    const elsewhere = await run(createFluxInstallAction, {
+      cluster: 'prod',
+      syncUrl: bb.cloneUrls(PROJECT, slug).http,
+      path: 'clusters/prod',
+      pullRequest:
+        'https://elsewhere.example.com/projects/X/repos/y/pull-requests/1',
+      tokenAuth: true,
+      token: TOKEN,
+    });
+    expect(elsewhere.error?.name).toBe('InputError');
+    expect(elsewhere.error?.message).toContain(
+      'Invalid input "pullRequest": must be the pullRequestUrl output of flux:push-manifests',
+    );
+    expect(writes()).toEqual([]);
+  });
+});
+
+describe('the secrets', () => {
   it('never printed the tokens (outputs, logs, errors of every step)', () => {
     expect(produced.length).toBeGreaterThan(20);
-    expect(produced.join('\n')).not.toContain(TOKEN);
-    expect(produced.join('\n')).not.toContain(BOB);
+    for (const token of [TOKEN, BOB, CAROL])
+      expect(produced.join('\n')).not.toContain(token);
   });
 });
