@@ -7,6 +7,5 @@ export * from './pushFluxManifests';
 export { pushFluxManifestsOrPullRequest } from './pullRequestMode';
 export type {
   PullRequestInput,
-  PullRequestModeRequest,
   PullRequestPushResult,
 } from './pullRequestMode';

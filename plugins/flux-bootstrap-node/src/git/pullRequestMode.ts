@@ -31,7 +31,9 @@ export interface PullRequestModeRequest extends Partial<PullRequestContent> {
 
 /** Outcome: `revision` is empty while the pull request is open. @public */
 export interface PullRequestPushResult extends PushFluxManifestsResult {
+  /** The pull request (open, or the one whose merge brought the manifests). */
   pullRequest?: FluxPullRequestInfo;
+  /** The branch the commits went to. */
   sourceBranch?: string;
 }
 
@@ -177,11 +179,17 @@ export async function pushFluxManifestsWithPullRequest(
 export type PullRequestInput =
   | boolean
   | 'auto'
-  | (Partial<PullRequestContent> & { auto?: boolean; branch?: string });
+  | {
+      auto?: boolean;
+      branch?: string;
+      title?: string;
+      description?: string;
+      reviewers?: string[];
+    };
 
 /**
  * `flux:push-manifests`' push: straight to the branch when `pullRequest` is off (or absent),
- * else {@link pushFluxManifestsWithPullRequest} on the Bitbucket repository `bitbucket` names
+ * else `pushFluxManifestsWithPullRequest` on the Bitbucket repository `bitbucket` names
  * (an SSH remote without it cannot open one: an InputValidationError, before any request).
  * The source branch defaults to `flux/<cluster>`, `cluster` to the path's last folder.
  * @public

@@ -13,7 +13,10 @@ import {
   type FluxSimulator,
 } from '@flux-bootstrap/test-peers';
 import { BitbucketServerClient, gitHttpAuthHeaders } from '../bitbucket';
-import { BitbucketPullRequests } from '../bitbucket/pullRequests';
+import {
+  BitbucketPullRequests,
+  pullRequestInfo,
+} from '../bitbucket/pullRequests';
 import type { BitbucketServerHostConfig } from '../config/bitbucketServer';
 import { pushFluxManifestsWithPullRequest } from '../git/pullRequestMode';
 import { HttpsGitTransport } from '../git/transport';
@@ -174,7 +177,10 @@ async function status(repo: BitbucketPullRequests) {
   return addPullRequestState(
     read,
     ks?.metadata.annotations?.[PULL_REQUEST_ANNOTATION],
-    { hosts: [host()], lookup: ({ id }) => repo.get(id) },
+    {
+      hosts: [host()],
+      lookup: async ({ id }) => pullRequestInfo(await repo.get(id)),
+    },
   );
 }
 

@@ -155,7 +155,7 @@ export async function installFluxForPullRequest(
 
 /**
  * `flux:install`'s apply: {@link installFlux}, or, given the browse URL of the pull request
- * `flux:push-manifests` opened (`pullRequest`), {@link installFluxForPullRequest} following it
+ * `flux:push-manifests` opened (`pullRequest`), `installFluxForPullRequest` following it
  * on Bitbucket with `token` (else the integration's credentials for its host). A URL that is
  * no pull request of a configured host is an InputValidationError, before the cluster is touched.
  * @public

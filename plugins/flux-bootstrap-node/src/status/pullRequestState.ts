@@ -6,7 +6,6 @@ import { BitbucketServerClient } from '../bitbucket/client';
 import {
   BitbucketPullRequests,
   pullRequestInfo,
-  type BitbucketPullRequest,
 } from '../bitbucket/pullRequests';
 import type { BitbucketServerHostConfig } from '../config/bitbucketServer';
 import { parsePullRequestUrl } from '../install/pullRequestMerge';
@@ -15,9 +14,14 @@ import { Redactor } from '../util/redact';
 
 /** Reads one pull request (the status reader's integration credentials). @public */
 export type PullRequestLookup = (
-  pullRequest: NonNullable<ReturnType<typeof parsePullRequestUrl>>,
+  pullRequest: {
+    host: BitbucketServerHostConfig;
+    projectKey: string;
+    slug: string;
+    id: number;
+  },
   signal?: AbortSignal,
-) => Promise<BitbucketPullRequest>;
+) => Promise<FluxPullRequestInfo>;
 
 /**
  * Adds the pull request recorded on the sync Kustomization (`url`, from `flux:install`): as
@@ -51,10 +55,7 @@ export async function addPullRequestState(
   let unknown = '';
   try {
     if (options.lookup)
-      pr = {
-        ...pullRequestInfo(await options.lookup(ref, options.signal)),
-        url,
-      };
+      pr = { ...(await options.lookup(ref, options.signal)), url };
   } catch (error) {
     const why = (options.redactor ?? new Redactor()).redactError(error).message;
     unknown = ` (Bitbucket did not say more: ${why})`;
@@ -105,6 +106,7 @@ export function bitbucketPullRequestLookup(options: {
         retries: 0,
       });
     clients.set(host, client);
-    return new BitbucketPullRequests(client, projectKey, slug, signal).get(id);
+    const repo = new BitbucketPullRequests(client, projectKey, slug, signal);
+    return pullRequestInfo(await repo.get(id));
   };
 }
