@@ -330,9 +330,9 @@ describe('pull-request mode against the Bitbucket double (real git, hooks and me
     const text = lines.join('\n');
     expect(text).toMatch(/cannot be read with these credentials \(HTTP 401/);
     expect(text).toContain(
-      'Opening a pull request instead: the push to branch "main" of ' +
-        bb.cloneUrls('FLUX', slug).http +
-        ' was refused by the server (pre-receive hook declined): Branch refs/heads/main can only be modified through pull requests.',
+      `Opening a pull request instead: the push to branch "main" of ${
+        bb.cloneUrls('FLUX', slug).http
+      } was refused by the server (pre-receive hook declined): Branch refs/heads/main can only be modified through pull requests.`,
     );
     expect(text).not.toContain(WRITER);
   });
