@@ -496,9 +496,25 @@ describe("pullRequest: 'auto' and bad input through the actions", () => {
 });
 
 describe('the secrets', () => {
-  it('never printed the tokens (outputs, logs, errors of every step)', () => {
+  it('never printed the tokens (outputs, logs, errors of every step, pull requests, branches, commits)', async () => {
     expect(produced.length).toBeGreaterThan(20);
-    for (const token of [TOKEN, BOB, CAROL])
-      expect(produced.join('\n')).not.toContain(token);
+    const prs = bb.state().pullRequests;
+    expect(prs.length).toBeGreaterThanOrEqual(3);
+    const repos = [...new Set(prs.map(p => p.slug as string))];
+    const history = await Promise.all(
+      repos.map(repo =>
+        runProcess(
+          'git',
+          ['--git-dir', bb.repoPath(PROJECT, repo), 'log', '--all', '-p'],
+          { env: peerGitEnv({}, PEER_GIT_CONFIG) },
+        ).then(r => r.stdout),
+      ),
+    );
+    const branches = await git(['for-each-ref', '--format=%(refname)']);
+    const text = [...produced, JSON.stringify(prs), branches, ...history].join(
+      '\n',
+    );
+    expect(text).toContain('flux: bootstrap Flux');
+    for (const token of [TOKEN, BOB, CAROL]) expect(text).not.toContain(token);
   });
 });
