@@ -7,5 +7,5 @@ export * from './pushFluxManifests';
 export { pushFluxManifestsOrPullRequest } from './pullRequestMode';
 export type {
   PullRequestInput,
-  PullRequestPushResult,
+  PushFluxManifestsOrPullRequestResult,
 } from './pullRequestMode';

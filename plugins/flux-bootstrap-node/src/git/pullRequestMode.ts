@@ -21,6 +21,15 @@ import {
 } from './pushFluxManifests';
 import { BranchProtectedError, PULL_REQUEST_ADVICE } from './pushRejection';
 
+/** `flux:push-manifests`' outputs: the pull request's while one is open. @public */
+export interface PushFluxManifestsOrPullRequestResult
+  extends PushFluxManifestsResult {
+  pullRequestUrl?: string;
+  pullRequestId?: number;
+  /** The branch the commits went to. */
+  sourceBranch?: string;
+}
+
 /** `flux:push-manifests`' `pullRequest` input, parsed. @public */
 export interface PullRequestModeRequest extends Partial<PullRequestContent> {
   /** A pull request only when the branch refuses a direct push (read from its restrictions). */
@@ -175,6 +184,15 @@ export async function pushFluxManifestsWithPullRequest(
   return { ...pushed, revision: '', pullRequest: info, sourceBranch: source };
 }
 
+/** `flux:push-manifests`' outputs: the pull request's while one is open. @public */
+export interface PushFluxManifestsOrPullRequestResult
+  extends PushFluxManifestsResult {
+  pullRequestUrl?: string;
+  pullRequestId?: number;
+  /** The branch the commits went to. */
+  sourceBranch?: string;
+}
+
 /** `flux:push-manifests`' `pullRequest` input: off, on, `'auto'`, or on with details. @public */
 export type PullRequestInput =
   | boolean
@@ -206,7 +224,7 @@ export async function pushFluxManifestsOrPullRequest(
     };
   },
   deps: PushFluxManifestsDeps,
-): Promise<PullRequestPushResult> {
+): Promise<PushFluxManifestsOrPullRequestResult> {
   const { pullRequest, bitbucket } = input;
   if (!pullRequest) return pushFluxManifests(input, deps);
   if (!bitbucket)
@@ -232,16 +250,24 @@ export async function pushFluxManifestsOrPullRequest(
   });
   try {
     const { projectKey, slug } = bitbucket;
-    return await pushFluxManifestsWithPullRequest(
-      {
-        ...input,
-        repo: new BitbucketPullRequests(client, projectKey, slug, deps.signal),
-        cluster:
-          input.cluster || input.options.path.split('/').pop() || 'cluster',
-        pullRequest: request,
-      },
-      deps,
-    );
+    const { pullRequest: pr, ...pushed } =
+      await pushFluxManifestsWithPullRequest(
+        {
+          ...input,
+          repo: new BitbucketPullRequests(
+            client,
+            projectKey,
+            slug,
+            deps.signal,
+          ),
+          cluster:
+            input.cluster || input.options.path.split('/').pop() || 'cluster',
+          pullRequest: request,
+        },
+        deps,
+      );
+    if (pr?.state !== 'OPEN') return pushed;
+    return { ...pushed, pullRequestUrl: pr.url, pullRequestId: pr.id };
   } finally {
     client.close();
   }

@@ -590,12 +590,11 @@ export function createFluxPushManifestsAction(
         ctx.output('revision', result.revision);
         ctx.output('syncUrl', resolved.sync.url);
         ctx.output('files', written);
-        if (result.pullRequest?.state === 'OPEN') {
-          ctx.output('pullRequestUrl', result.pullRequest.url);
-          ctx.output('pullRequestId', result.pullRequest.id);
-        }
-        if (result.sourceBranch)
+        if (result.pullRequestUrl) {
+          ctx.output('pullRequestUrl', result.pullRequestUrl);
+          ctx.output('pullRequestId', result.pullRequestId);
           ctx.output('sourceBranch', result.sourceBranch);
+        }
       } catch (error) {
         throw toActionError(error, redactor);
       }
