@@ -14,7 +14,7 @@ import {
   generateSyncManifest,
   booleanInput,
   InputValidationError,
-  installFlux,
+  installFluxOrAwaitPullRequest,
   isPendingRevision,
   loadFluxBundle,
   parseGoDuration,
@@ -295,6 +295,14 @@ export function createFluxInstallAction(options: FluxBootstrapActionOptions) {
             .describe(
               "With tokenAuth: the token owner's Bitbucket user name (default the integration's username, else the token's owner as Bitbucket names it).",
             ),
+        pullRequest: z =>
+          z
+            .string()
+            .regex(/\/pull-requests\/\d+\/?$/)
+            .optional()
+            .describe(
+              "flux:push-manifests' pullRequestUrl output: Flux is installed at once, then the action waits (within timeout, with token or the integration's credentials) until the pull request is merged and Flux applied the merge commit.",
+            ),
         timeout: z =>
           z
             .string()
@@ -487,7 +495,11 @@ export function createFluxInstallAction(options: FluxBootstrapActionOptions) {
 
         const kube = await createKubeClient(cluster, { logger, redactor });
         try {
-          const result = await installFlux(kube, plan, {
+          const result = await installFluxOrAwaitPullRequest(kube, plan, {
+            pullRequest: input.pullRequest || undefined,
+            bitbucketHosts: settings.bitbucketServer,
+            token: input.token,
+            redactor,
             force,
             allowDowngrade: input.allowDowngrade === true,
             kubernetesVersions: settings.kubernetesVersions,
