@@ -22,6 +22,7 @@ export type { DeployKeyRequest, SuppliedKeyRequest } from './keys';
 export { pushFluxManifests } from './git/pushFluxManifests';
 export type { GitAuthor } from './git/session';
 export type { FluxManifestInput } from './manifests/options';
+export type { PullRequestInput } from './git/pullRequestMode';
 export type {
   BitbucketFleetRepository,
   PushFluxManifestsDeps,
@@ -55,6 +56,7 @@ export {
   createFluxStatusReader,
   FluxStatusReader,
 } from './status/FluxStatusReader';
+export { bitbucketPullRequestLookup } from './status/pullRequestState';
 export type {
   FluxStatusReaderOptions,
   StatusCache,

@@ -26,6 +26,7 @@ import { silentLogger, type EngineLogger } from '../util/logger';
 import { Redactor } from '../util/redact';
 import { applyStaged, summarizeApplied, type AppliedObject } from './apply';
 import { FluxInstallError } from './errors';
+import { installFluxOrAwaitPullRequest } from './pullRequestMerge';
 import {
   buildFluxInstallPlan,
   isPendingRevision,
@@ -282,6 +283,11 @@ export interface InstallFluxRequest {
   force?: boolean;
   /** Replace a newer Flux (in the cluster) by an older one, with a warning. Default false. */
   allowDowngrade?: boolean;
+  /**
+   * The pull request flux:push-manifests opened (its browse URL): Flux is installed at once, then
+   * the wait follows it (with `token`, else the integration's credentials) until it is merged.
+   */
+  pullRequest?: { url: string; token?: string };
   /** Describe what would be applied; only the cluster's Kubernetes version is read. */
   dryRun?: boolean;
 }
@@ -414,12 +420,16 @@ export async function installFluxOnCluster(
     });
     const kube = await createKubeClient(cluster, { logger, redactor });
     try {
-      const r = await installFlux(kube, plan, {
+      const r = await installFluxOrAwaitPullRequest(kube, plan, {
         ...opts,
         signal,
         logger,
         checkpoint: deps.checkpoint,
         pollIntervalMs: deps.pollIntervalMs,
+        pullRequest: req.pullRequest?.url,
+        token: req.pullRequest?.token,
+        bitbucketHosts: settings.bitbucketServer,
+        redactor,
       });
       logger.info(
         r.ready
