@@ -19,3 +19,4 @@ export * from './install';
 export * from './status';
 export * from './decommission';
 export * from './operate';
+export * from './fleet';

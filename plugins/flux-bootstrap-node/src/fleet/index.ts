@@ -1,0 +1,7 @@
+export { assertFleetReady, bootstrapFleet } from './bootstrapFleet';
+export type {
+  FleetBootstrapDeps,
+  FleetBootstrapRequest,
+  FleetBootstrapResult,
+  FleetClusterResult,
+} from './bootstrapFleet';
