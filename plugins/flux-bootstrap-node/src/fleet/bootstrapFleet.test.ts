@@ -32,11 +32,7 @@ import {
 } from '../config/settings';
 import { SSH_KEY_DEFAULTS } from '../keys/keyPair';
 import { Redactor } from '../util/redact';
-import {
-  assertFleetReady,
-  bootstrapFleet,
-  type FleetBootstrapRequest,
-} from './bootstrapFleet';
+import { bootstrapFleet, type FleetBootstrapRequest } from './bootstrapFleet';
 
 jest.setTimeout(400_000);
 
@@ -141,7 +137,8 @@ function request(): FleetBootstrapRequest {
     clusters: NAMES,
     pathPattern: 'clusters/<cluster>',
     branch: 'main',
-    repository: { private: true, groups: [] },
+    private: true,
+    groups: [],
     flux: {},
     key: SSH_KEY_DEFAULTS,
     readWrite: false,
@@ -209,11 +206,6 @@ describe('bootstrapFleet', () => {
     expect(result.clusters[2].error).toMatch(
       /fleet-c|127\.0\.0\.1|ECONNRE|connect/i,
     );
-    expect(() => assertFleetReady(result)).toThrow(
-      /1 of 3 clusters failed: fleet-c: /,
-    );
-    fs.writeFileSync('/tmp/fleet-summary.txt', result.summary + '\n' + logs.join('\n'));
-    expect(result.summary).toContain('| fleet-c | failed |');
     // One commit pair for the whole fleet, its bodies listing every cluster.
     const log = gitLog();
     expect(log).toContain(`Add Flux ${VERSION} component manifests`);
@@ -230,7 +222,8 @@ describe('bootstrapFleet', () => {
     // Progress lines are prefixed with their cluster.
     expect(logs.some(l => l.startsWith('info [fleet-b] '))).toBe(true);
     for (const x of [a, b]) {
-      const secret = await x.http.expect('GET', 
+      const secret = await x.http.expect(
+        'GET',
         '/api/v1/namespaces/flux-system/secrets/flux-system',
       );
       expect(Object.keys(secret.body.data).sort()).toEqual([
@@ -256,7 +249,6 @@ describe('bootstrapFleet', () => {
       ['fleet-b', 'unchanged'],
       ['fleet-c', 'ready'],
     ]);
-    expect(() => assertFleetReady(result)).not.toThrow();
     expect(result.changed).toBe(false);
     expect(gitLog().split('\n')[0]).toBe(head);
     expect(accessKeys()).toEqual([

@@ -1,7 +1,1 @@
-export { assertFleetReady, bootstrapFleet } from './bootstrapFleet';
-export type {
-  FleetBootstrapDeps,
-  FleetBootstrapRequest,
-  FleetBootstrapResult,
-  FleetClusterResult,
-} from './bootstrapFleet';
+export * from './bootstrapFleet';
