@@ -4,6 +4,10 @@ import type { Config } from '@backstage/config';
 import type { ManifestsSourceConfig } from '../manifests/bundle';
 import { validateFluxVersion } from '../manifests/validation';
 import type { FluxStatusSettings } from '../status/FluxStatusReader';
+import {
+  readKubernetesVersionsConfig,
+  type KubernetesVersionSupport,
+} from '../upgrade/kubernetesVersions';
 import { InputValidationError } from '../util/errors';
 import { silentLogger, type EngineLogger } from '../util/logger';
 import {
@@ -37,6 +41,8 @@ export interface FluxBootstrapSettings {
   manifests: ManifestsSourceConfig;
   /** `fluxBootstrap.status`. */
   status: FluxStatusSettings;
+  /** The built-in Kubernetes range per Flux minor with `fluxBootstrap.kubernetesVersions` applied. */
+  kubernetesVersions: KubernetesVersionSupport[];
 }
 
 /** Reads `fluxBootstrap.manifests`; errors name the key. @public */
@@ -145,6 +151,7 @@ export async function readFluxBootstrapSettings(
       false,
     manifests: readManifestsConfig(config),
     status: readFluxStatusSettings(config),
+    kubernetesVersions: readKubernetesVersionsConfig(config),
   };
 }
 

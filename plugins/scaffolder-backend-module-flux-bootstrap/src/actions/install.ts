@@ -8,6 +8,7 @@ import {
   type Redactor,
   resolveTokenOwner,
   buildFluxInstallPlan,
+  checkKubernetesVersion,
   createKubeClient,
   generateComponentObjects,
   generateSyncManifest,
@@ -315,6 +316,13 @@ export function createFluxInstallAction(options: FluxBootstrapActionOptions) {
             .describe(
               'Take over a Flux installation managed by another tool (label app.kubernetes.io/managed-by) (default false).',
             ),
+        allowDowngrade: z =>
+          z
+            .boolean()
+            .optional()
+            .describe(
+              'Install an older Flux version than the one on the cluster (default false: refused; Flux does not support downgrades in general).',
+            ),
       },
       output: {
         fluxVersion: z =>
@@ -411,8 +419,29 @@ export function createFluxInstallAction(options: FluxBootstrapActionOptions) {
         const syncYaml = generateSyncManifest(resolved.sync);
 
         if (ctx.isDryRun) {
+          // Like flux check --pre: the cluster's version is the one thing a dry run reads; an
+          // unsupported one fails it, an unreachable cluster only warns (the real run checks).
+          const probe = await createKubeClient(cluster, {
+            logger,
+            redactor,
+            retries: 0,
+            requestTimeoutMs: 10_000,
+          });
+          await checkKubernetesVersion(
+            probe,
+            resolved.components.version,
+            settings.kubernetesVersions,
+            { signal: ctx.signal, logger },
+          )
+            .catch(e => {
+              if (e instanceof InputError) throw e;
+              logger.warn(
+                `Could not check the Kubernetes version of cluster "${cluster.name}": ${e.message}`,
+              );
+            })
+            .finally(() => probe.close());
           logger.info(
-            'Dry run of flux:install; nothing is sent to the cluster.',
+            'Dry run of flux:install; nothing is written to the cluster.',
           );
           for (const line of dryRunLines(
             cluster.name,
@@ -460,6 +489,8 @@ export function createFluxInstallAction(options: FluxBootstrapActionOptions) {
         try {
           const result = await installFlux(kube, plan, {
             force,
+            allowDowngrade: input.allowDowngrade === true,
+            kubernetesVersions: settings.kubernetesVersions,
             wait,
             timeoutMs,
             signal: ctx.signal,
