@@ -24,6 +24,7 @@ import {
   type FluxBundleServer,
   type FluxSimulator,
   type KubeApiserver,
+  TEST_GROUND_KUBERNETES_VERSIONS,
 } from '@flux-bootstrap/test-peers';
 import { parseBitbucketRepoUrl } from '../bitbucket/repoUrl';
 import {
@@ -86,6 +87,7 @@ beforeAll(async () => {
         bitbucketServer: [{ host: bb.host, apiBaseUrl: bb.apiBaseUrl }],
       },
       fluxBootstrap: {
+        kubernetesVersions: TEST_GROUND_KUBERNETES_VERSIONS,
         bitbucketServer: [{ host: bb.host, sshHost: bb.ssh!.host }],
         manifests: {
           baseUrl: bundles.baseUrl,

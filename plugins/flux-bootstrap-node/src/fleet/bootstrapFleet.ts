@@ -68,7 +68,6 @@ export interface FleetClusterResult {
 export interface FleetBootstrapResult {
   repoContentsUrl: string;
   commitHash: string;
-  /** `<branch>@sha1:<commitHash>`, what every cluster applies. */
   revision: string;
   changed: boolean;
   clusters: FleetClusterResult[];
@@ -122,7 +121,6 @@ export async function bootstrapFleet(
   const { version } = planned[0].options.components;
   const bundle = await loadFluxBundle(version, settings.manifests, deps);
   const files = planned.map(c => renderFluxManifests(bundle.files, c.options));
-
   // One pair of commits for the fleet, each push a checkpoint.
   const list = planned.map((c, i) => `- ${c.name} (${files[i].dir})`);
   const { auth, host } = req.bitbucket;
@@ -222,8 +220,10 @@ export async function bootstrapFleet(
           { ...deps, logger: log, checkpoint },
         );
         const { force, timeoutMs } = req;
-        const opts = { force, timeoutMs, signal, logger: log, checkpoint };
-        const installed = await installFlux(kube, plan, opts);
+        const installed = await installFlux(kube, plan, {
+          ...{ force, timeoutMs, signal, checkpoint, logger: log },
+          kubernetesVersions: settings.kubernetesVersions,
+        });
         return { ...row, state: 'ready', revision: installed.revision };
       } finally {
         kube.close();
