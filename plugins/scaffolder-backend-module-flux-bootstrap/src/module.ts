@@ -27,6 +27,7 @@ import { createFluxUninstallAction } from './actions/uninstall';
 import { createBitbucketDeleteAccessKeysAction } from './actions/deleteAccessKeys';
 import { createFluxRemoveClusterPathAction } from './actions/removeClusterPath';
 import { createFleetUnregisterClusterAction } from './actions/unregisterCluster';
+import { createFluxBootstrapFleetAction } from './actions/bootstrapFleet';
 
 /**
  * The template global `clusterEntityUrl({ name, owner, repository, branch?, path?, title?,
@@ -128,6 +129,7 @@ export const scaffolderModuleFluxBootstrap = createBackendModule({
           createBitbucketDeleteAccessKeysAction(options),
           createFluxRemoveClusterPathAction(options),
           createFleetUnregisterClusterAction({ config, catalog }),
+          createFluxBootstrapFleetAction(options),
         );
         templating.addTemplateGlobals([createClusterEntityUrlGlobal(config)]);
       },
