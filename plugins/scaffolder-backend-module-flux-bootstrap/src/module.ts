@@ -125,11 +125,11 @@ export const scaffolderModuleFluxBootstrap = createBackendModule({
           createFluxPushManifestsAction(options),
           createFluxInstallAction(options),
           createWaitForEntityAction({ catalog }),
+          createFluxBootstrapFleetAction(options),
           createFluxUninstallAction(options),
           createBitbucketDeleteAccessKeysAction(options),
           createFluxRemoveClusterPathAction(options),
           createFleetUnregisterClusterAction({ config, catalog }),
-          createFluxBootstrapFleetAction(options),
         );
         templating.addTemplateGlobals([createClusterEntityUrlGlobal(config)]);
       },
