@@ -124,9 +124,9 @@ afterAll(async () => {
   fs.rmSync(cacheDir, { recursive: true, force: true });
 });
 
-function request(): FleetBootstrapRequest {
+function request(repo = 'fleet-infra'): FleetBootstrapRequest {
   const ref = parseBitbucketRepoUrl(
-    `${bb.host}?project=FLUX&repo=fleet-infra`,
+    `${bb.host}?project=FLUX&repo=${repo}`,
     settings.bitbucketServer,
   );
   return {
@@ -151,10 +151,21 @@ function request(): FleetBootstrapRequest {
   };
 }
 
-async function run() {
+/**
+ * One run. `store` keeps completed checkpoints across runs (scaffolder task recovery: a resumed
+ * task replays them); `crashAfter` makes that checkpoint fail right after it completed, as a
+ * backend killed at that moment would leave the task state.
+ */
+async function run(
+  opts: {
+    req?: FleetBootstrapRequest;
+    store?: Map<string, unknown>;
+    crashAfter?: string;
+  } = {},
+) {
   const redactor = new Redactor([TOKEN]);
   const checkpoints: string[] = [];
-  const result = await bootstrapFleet(request(), {
+  const result = await bootstrapFleet(opts.req ?? request(), {
     settings,
     logger: {
       error: m => logs.push(`error ${m}`),
@@ -164,8 +175,12 @@ async function run() {
     },
     redactor,
     checkpoint: async (key, fn) => {
+      if (opts.store?.has(key)) return opts.store.get(key) as any;
       checkpoints.push(key);
-      return fn();
+      const value = await fn();
+      opts.store?.set(key, value);
+      if (key === opts.crashAfter) throw new Error(`crashed after ${key}`);
+      return value;
     },
   });
   return { result, checkpoints };
@@ -272,5 +287,47 @@ describe('bootstrapFleet', () => {
     ]);
     expect(clusters.flatMap(writes)).toEqual([]);
     expect(logs.join('\n')).not.toContain(TOKEN);
+  });
+  it('resumes a crashed fleet run with its checkpoints: finished clusters and steps are not redone', async () => {
+    const [a, b] = clusters;
+    const ns = 'flux-crash';
+    const sims = await Promise.all(
+      [a, b].map(x =>
+        startFluxSimulator({ kube: x.kube, namespace: ns, intervalMs: 300 }),
+      ),
+    );
+    try {
+      const req = {
+        ...request('fleet-crash'),
+        clusters: ['fleet-a', 'fleet-b'],
+        flux: { namespace: ns },
+      };
+      const store = new Map<string, unknown>();
+      // The backend dies right after fleet-b's components were applied.
+      const first = await run({ req, store, crashAfter: 'fleet-b/components' });
+      expect(first.result.clusters.map(r => r.state)).toEqual([
+        'ready',
+        'failed',
+      ]);
+      for (const x of [a, b]) x.proxy.clearRequests();
+
+      const resumed = await run({ req, store });
+
+      expect(resumed.result.clusters.map(r => r.state)).toEqual([
+        'unchanged',
+        'ready',
+      ]);
+      // Nothing done before the crash is done again: no push, no key, no components.
+      expect(resumed.checkpoints).not.toContain('fleet/push-sync');
+      expect(resumed.checkpoints).not.toContain('fleet-b/secret');
+      expect(resumed.checkpoints).not.toContain('fleet-b/components');
+      expect(resumed.checkpoints).toContain('fleet-b/sync');
+      expect(writes(a)).toEqual([]);
+      expect(
+        writes(b).filter(w => /customresourcedefinitions|deployments/.test(w)),
+      ).toEqual([]);
+    } finally {
+      await Promise.all(sims.map(sim => sim.stop()));
+    }
   });
 });
