@@ -91,7 +91,7 @@ function config() {
   });
 }
 
-async function run(input: Record<string, unknown>) {
+async function run(input: Record<string, unknown>, signal?: AbortSignal) {
   const logs: string[] = [];
   const logger: any = {};
   for (const level of ['info', 'warn', 'error', 'debug'])
@@ -108,7 +108,7 @@ async function run(input: Record<string, unknown>) {
     logger,
   });
   Object.assign(ctx, {
-    signal: new AbortController().signal,
+    signal: signal ?? new AbortController().signal,
     output: (name: string, value: unknown) => (outputs[name] = value),
     checkpoint: async ({ key, fn }: { key: string; fn: () => unknown }) => {
       checkpoints.push(key);
@@ -181,6 +181,49 @@ describe('flux:bootstrap-fleet', () => {
       expect(everything.join('\n')).not.toContain(TOKEN);
     } finally {
       await sim?.stop();
+      await http
+        .request('DELETE', `/api/v1/namespaces/${ns}`)
+        .catch(() => undefined);
+      http.close();
+    }
+  });
+  it('cancel stops every install promptly', async () => {
+    const ns = uniqueName('fleet-cancel');
+    const sim = await startFluxSimulator({
+      kube,
+      namespace: ns,
+      intervalMs: 300,
+    });
+    // Flux never gets ready: the install would wait for its whole timeout.
+    sim.failWith('sync', 'kustomize build failed: simulated');
+    const http = new KubeHttp(kube);
+    try {
+      const abort = new AbortController();
+      const waiting = run(
+        { clusters: ['live'], namespace: ns, timeout: '10m' },
+        abort.signal,
+      );
+      const started = Date.now();
+      // Cancel once the install waits for Flux.
+      for (;;) {
+        await new Promise(r => setTimeout(r, 200));
+        if (Date.now() - started > 60_000) break;
+        const listed = await http.request(
+          'GET',
+          `/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/${ns}/kustomizations`,
+        );
+        if ((listed.body?.items ?? []).length) break;
+      }
+      const cancelledAt = Date.now();
+      abort.abort();
+      const { error, outputs } = await waiting;
+      // Not a timing goal: it ends long before its 10-minute budget, not at it.
+      expect(Date.now() - cancelledAt).toBeLessThan(60_000);
+      expect(error).toBeDefined();
+      expect(error?.message).not.toMatch(/clusters failed/);
+      expect(outputs.clusters).toBeUndefined();
+    } finally {
+      await sim.stop();
       await http
         .request('DELETE', `/api/v1/namespaces/${ns}`)
         .catch(() => undefined);
