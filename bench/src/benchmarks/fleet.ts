@@ -183,7 +183,7 @@ export const fleetBenchmark: Benchmark = {
       rows,
       method: [
         `Each run is one \`bootstrapFleet\` (what \`flux:bootstrap-fleet\` runs): the repository, one pair of commits for every cluster, then per cluster its deploy key (key pair, Secret, access key, host key scan) and the install with its wait, at most \`concurrency\` clusters at once (default 4; the last row runs the 6 clusters in one wave). The clusters are real kube-apiservers (+ etcd) of the test ground, each with the Flux simulator (polling every 300 ms), against the Bitbucket double (git http-backend, sshd).`,
-        'Every run gets a fresh repository and a fresh Flux namespace, so each cluster is bootstrapped from nothing (the CRDs, cluster-wide, are identical after the warm-up run and apply as no-ops). Sizes alternate their order between rounds. The ratio column is the median against N = 1; there is no external peer: `flux bootstrap` does one cluster per invocation, so N clusters with the CLI take N× one.',
+        'Every run gets a fresh repository and a fresh Flux namespace, so each cluster is bootstrapped from nothing (the CRDs, cluster-wide, are identical after the warm-up run and apply as no-ops). Sizes alternate their order between rounds. Each case names its median against N = 1; there is no external peer: `flux bootstrap` does one cluster per invocation, so N clusters with the CLI take N× one.',
       ],
       analysis: missed
         ? [
