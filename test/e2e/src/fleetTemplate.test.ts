@@ -82,10 +82,20 @@ describe('template flux-bootstrap-fleet', () => {
     expect(register.input.optional).toBe(true);
   });
 
-  it('passes the token only as ${{ secrets.token }}, masked on the review page', () => {
+  it("acts as the signed-in user, else the token field's token, else the integration's; masked on review", () => {
     expect(props.token['ui:field']).toBe('BitbucketServerToken');
     expect(props.token['ui:backstage'].review.mask).toBeTruthy();
-    expect(spec.steps[0].input.token).toBe('${{ secrets.token }}');
+    expect(props.token['ui:options'].userCredentialsSecretsKey).toBe(
+      'USER_OAUTH_TOKEN',
+    );
+    const request = props.repoUrl['ui:options'].requestUserCredentials;
+    expect(request.secretsKey).toBe('USER_OAUTH_TOKEN');
+    expect(request.additionalScopes.bitbucket).toEqual(
+      expect.arrayContaining(['PROJECT_ADMIN', 'REPO_ADMIN']),
+    );
+    expect(spec.steps[0].input.token).toBe(
+      "${{ secrets.USER_OAUTH_TOKEN or secrets.token or '' }}",
+    );
     const text = JSON.stringify({ steps: spec.steps, output: spec.output });
     expect(text).not.toContain('parameters.token');
     expect(JSON.stringify(spec.output)).not.toContain('secrets.');
