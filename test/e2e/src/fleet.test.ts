@@ -115,10 +115,16 @@ describe('template Bootstrap Flux on a fleet', () => {
         ).body;
       });
       expect(ks.status.lastAppliedRevision).toBe(`main@sha1:${head}`);
-      const entity = await api.request(
-        'GET',
-        `/api/catalog/entities/by-name/resource/default/${c}`,
-      );
+      // catalog:register adds the location; the catalog reads it moments later.
+      const deadline = Date.now() + 60_000;
+      let entity = { status: 0 };
+      while (entity.status !== 200 && Date.now() < deadline) {
+        entity = await api.request(
+          'GET',
+          `/api/catalog/entities/by-name/resource/default/${c}`,
+        );
+        if (entity.status !== 200) await new Promise(r => setTimeout(r, 500));
+      }
       expect(entity.status).toBe(200);
       const status = await api.get<any>(
         `/api/flux-bootstrap/clusters/${c}?refresh=true`,
