@@ -43,6 +43,13 @@ export {
   uninstallFlux,
   unregisterClusterEntity,
 } from './decommission';
+export { bootstrapFleet } from './fleet/bootstrapFleet';
+export type {
+  FleetBootstrapDeps,
+  FleetBootstrapRequest,
+  FleetBootstrapResult,
+  FleetClusterResult,
+} from './fleet/bootstrapFleet';
 export {
   reconcileFluxSync,
   resumeFluxSync,

@@ -212,6 +212,28 @@ export const fluxComponentOptionsInput = (z: Z) => ({
     .describe('Taint keys every Flux pod tolerates (operator Exists).'),
 });
 
+const COMPONENT_OPTIONS = [
+  'fluxVersion',
+  'components',
+  'componentsExtra',
+  'registry',
+  'imagePullSecret',
+  'watchAllNamespaces',
+  'networkPolicy',
+  'logLevel',
+  'clusterDomain',
+  'tolerationKeys',
+] as const;
+
+/** The Flux component options of a parsed input (what {@link fluxComponentOptionsInput} adds). */
+export function fluxComponentOptions<
+  T extends Partial<Record<(typeof COMPONENT_OPTIONS)[number], unknown>>,
+>(input: T): Pick<T, (typeof COMPONENT_OPTIONS)[number]> {
+  return Object.fromEntries(
+    COMPONENT_OPTIONS.filter(k => k in input).map(k => [k, input[k]]),
+  ) as Pick<T, (typeof COMPONENT_OPTIONS)[number]>;
+}
+
 /** The sync options both actions have; each action describes them in its own words. */
 export const fluxSyncOptionsInput = (z: Z) => ({
   namespace: kubeNamespace(z).default(FLUX_DEFAULTS.namespace),
