@@ -128,7 +128,6 @@ export {
 
 // Errors, logging, redaction
 export {
-  booleanInput,
   FluxBootstrapError,
   InputValidationError,
   OperationAbortedError,

@@ -64,18 +64,6 @@ export class InputValidationError extends InputError {
   }
 }
 
-/** An optional boolean input: `fallback` when unset, else it must be a boolean. @public */
-export function booleanInput(
-  field: string,
-  value: unknown,
-  fallback: boolean,
-): boolean {
-  if (value === undefined || value === null) return fallback;
-  if (typeof value !== 'boolean')
-    throw new InputValidationError(field, 'must be true or false');
-  return value;
-}
-
 /** The operation was cancelled through its AbortSignal (task cancelled, or a timeout). @public */
 export class OperationAbortedError extends FluxBootstrapError {
   constructor(message = 'The operation was cancelled') {
