@@ -77,7 +77,7 @@ export async function loadFluxOperatorRelease(
   );
   if (!asset)
     throw new ReleaseAssetError(
-      `no ${what} in fluxBootstrap.operator.manifests.localPath (expected ${source.localPath}/${version}/install.yaml)`,
+      `${what} is not in fluxBootstrap.operator.manifests.localPath (expected ${source.localPath}/${version}/install.yaml)`,
     );
   const deployment = asset.value.find(
     o => o.kind === 'Deployment' && o.metadata.name === 'flux-operator',
