@@ -196,6 +196,14 @@ function schemaRows(schema: JsonSchema | undefined, prefix = ''): SchemaRow[] {
   return rows;
 }
 
+/** Actions whose dry run reads (the cluster, Bitbucket, the catalog) to list what it would remove. */
+const DRY_RUN_READS = new Set([
+  'flux:uninstall',
+  'bitbucket:delete-access-keys',
+  'flux:remove-cluster-path',
+  'fleet:unregister-cluster',
+]);
+
 /** The generated part of one action's reference: description, inputs, outputs, examples. */
 export function renderActionBlock(action: ActionLike): string {
   const input = action.schema?.input as JsonSchema | undefined;
@@ -203,9 +211,11 @@ export function renderActionBlock(action: ActionLike): string {
   const lines: string[] = [];
   lines.push(action.description ?? '', '');
   lines.push(
-    action.supportsDryRun
-      ? 'Dry run: supported (the action runs in a template dry run and sends nothing).'
-      : 'Dry run: not supported (the scaffolder skips the step and invents its outputs).',
+    !action.supportsDryRun
+      ? 'Dry run: not supported (the scaffolder skips the step and invents its outputs).'
+      : DRY_RUN_READS.has(action.id)
+      ? 'Dry run: supported (the action reads what it needs to list exactly what it would remove, and writes nothing).'
+      : 'Dry run: supported (the action runs in a template dry run and sends nothing).',
     '',
   );
 

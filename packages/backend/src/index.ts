@@ -84,14 +84,16 @@ backend.add(
 // entity locations clusterEntityUrl(...) makes, and reads them for the catalog in-process.
 backend.add(import('@flux-bootstrap/plugin-flux-bootstrap-backend'));
 
-// Permissions: allow-all by default; permission.fluxBootstrap.* restricts the bootstrap
-// actions and the status API (packages/backend/src/permissions/policy.ts).
+// Permissions: allow-all by default; permission.fluxBootstrap.* restricts the bootstrap and
+// decommission actions, the status API and who operates clusters
+// (packages/backend/src/permissions/policy.ts).
 backend.add(import('@backstage/plugin-permission-backend'));
 backend.add(permissionModuleFluxBootstrapPolicy);
 
 // MCP for AI agents at /api/mcp-actions/v1: the actions of the plugins listed in
 // backend.actions.pluginSources (app-config.yaml: flux-bootstrap's list-clusters,
-// get-cluster-status, get-entity-clusters) as MCP tools, with the caller's permissions.
+// get-cluster-status, get-entity-clusters, and reconcile-, suspend- and resume-cluster for
+// signed-in users) as MCP tools, with the caller's permissions.
 backend.add(import('@backstage/plugin-mcp-actions-backend'));
 
 backend.start();

@@ -183,10 +183,16 @@ beforeAll(async () => {
     intervalMs: 200,
   });
   // The backend reads with a token that could read Secrets; it must not pass their data on.
+  // It may patch Flux's sources and Kustomizations too: what operating a cluster needs.
   readerToken = await mintToken(kube.info(), {
     name: uniqueName('mcp-reader'),
     clusterRules: [
       { apiGroups: ['*'], resources: ['*'], verbs: ['get', 'list', 'watch'] },
+      {
+        apiGroups: ['source.toolkit.fluxcd.io', 'kustomize.toolkit.fluxcd.io'],
+        resources: ['gitrepositories', 'kustomizations'],
+        verbs: ['patch'],
+      },
     ],
   });
 
@@ -258,7 +264,7 @@ afterAll(async () => {
 });
 
 describe('MCP: an agent with the MCP SDK client', () => {
-  it("connects to the app's MCP server and lists our three tools with their schemas and read-only hints", async () => {
+  it("connects to the app's MCP server and lists our tools with their schemas and hints: three read-only, three that operate", async () => {
     const client = await connect(ALICE);
     expect(client.getServerVersion()?.name).toBe('flux-bootstrap-backstage');
     const { tools } = await client.listTools();
@@ -267,15 +273,30 @@ describe('MCP: an agent with the MCP SDK client', () => {
       'flux-bootstrap.get-cluster-status',
       'flux-bootstrap.get-entity-clusters',
       'flux-bootstrap.list-clusters',
+      'flux-bootstrap.reconcile-cluster',
+      'flux-bootstrap.resume-cluster',
+      'flux-bootstrap.suspend-cluster',
     ]);
-    for (const tool of tools) {
-      expect(tool.description).toMatch(/Flux/);
-      expect(tool.annotations).toMatchObject({
+    for (const tool of tools) expect(tool.description).toMatch(/Flux/);
+    for (const name of [
+      'flux-bootstrap.get-cluster-status',
+      'flux-bootstrap.get-entity-clusters',
+      'flux-bootstrap.list-clusters',
+    ]) {
+      expect(byName[name].annotations).toMatchObject({
         readOnlyHint: true,
         destructiveHint: false,
         idempotentHint: true,
       });
     }
+    // Suspending stops delivery: MCP clients ask the user before calling it.
+    expect(byName['flux-bootstrap.suspend-cluster'].annotations).toMatchObject({
+      readOnlyHint: false,
+      destructiveHint: true,
+    });
+    expect(
+      byName['flux-bootstrap.reconcile-cluster'].annotations,
+    ).toMatchObject({ readOnlyHint: false, destructiveHint: false });
     expect(
       byName['flux-bootstrap.get-cluster-status'].inputSchema,
     ).toMatchObject({
@@ -380,6 +401,40 @@ describe('MCP: an agent with the MCP SDK client', () => {
     }
   });
 
+  it('suspends and resumes a cluster for a user the policy lets operate (flux.bootstrap.cluster.operate)', async () => {
+    const client = await connect(ALICE);
+    const suspended = await client.callTool({
+      name: 'flux-bootstrap.suspend-cluster',
+      arguments: { cluster: 'prod', reason: 'agent test: hold deploys' },
+    });
+    expect(suspended.isError).toBeFalsy();
+    expect(suspended.structuredContent).toMatchObject({
+      cluster: 'prod',
+      action: 'suspend',
+      status: { state: 'suspended' },
+    });
+    const ks = await admin.get({
+      apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
+      kind: 'Kustomization',
+      name: NS,
+      namespace: NS,
+    });
+    expect((ks?.spec as any).suspend).toBe(true);
+    expect(ks?.metadata.annotations?.['flux-bootstrap.io/suspended-by']).toBe(
+      'user:default/alice',
+    );
+    const resumed = await client.callTool({
+      name: 'flux-bootstrap.resume-cluster',
+      arguments: { cluster: 'prod' },
+    });
+    expect(resumed.isError).toBeFalsy();
+    expect(resumed.structuredContent).toMatchObject({
+      action: 'resume',
+      status: { state: 'ready' },
+    });
+    expectNoSecrets(JSON.stringify(suspended) + JSON.stringify(resumed));
+  });
+
   it('lists the clusters with their states, as GET /clusters?state=true does', async () => {
     const client = await connect(ALICE);
     const result = await client.callTool({
@@ -428,7 +483,7 @@ describe('MCP: an agent with the MCP SDK client', () => {
     expect((await restStatus(MALLORY)).status).toBe(403);
   });
 
-  it('answers an agent with a static token (a service): services are not subject to the user policy', async () => {
+  it('answers an agent with a static token (a service): services are not subject to the user policy, and cannot operate', async () => {
     const client = await connect(AGENT);
     const result = await client.callTool({
       name: 'flux-bootstrap.get-cluster-status',
@@ -437,6 +492,15 @@ describe('MCP: an agent with the MCP SDK client', () => {
     expect(result.isError).toBeFalsy();
     expect((result.structuredContent as any).cluster).toBe('prod');
     expectNoSecrets(JSON.stringify(result));
+    // … but it may not operate: that takes a signed-in user the policy lets operate.
+    const suspend = await client.callTool({
+      name: 'flux-bootstrap.suspend-cluster',
+      arguments: { cluster: 'prod', reason: 'static token' },
+    });
+    expect(suspend.isError).toBe(true);
+    expect(
+      (suspend.content as { text: string }[]).map(c => c.text).join('\n'),
+    ).toMatch(/^NotAllowedError: .*requires a signed-in user/);
   });
 
   it('refuses an agent without credentials before any tool is listed', async () => {

@@ -1,8 +1,8 @@
 /*
  * Dev harness of the status backend: `npm start -w @flux-bootstrap/plugin-flux-bootstrap-backend`
- * (= backstage-cli package start with ../../app-config.yaml and dev/app-config.yaml). Every
+ * (= backstage-cli package start --config dev/app-config.yaml). Every
  * request is a signed-in mock user allowed everything, and the catalog holds one Component that
- * lists the configured clusters (K8S_CLUSTER_NAME, see app-config.yaml), so
+ * lists the configured clusters (K8S_CLUSTER_NAME, see dev/app-config.yaml), so
  *
  *   curl http://localhost:7017/api/flux-bootstrap/clusters?state=true
  *   curl http://localhost:7017/api/flux-bootstrap/entity/component/default/fleet-infra/clusters

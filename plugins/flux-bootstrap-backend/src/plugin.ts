@@ -13,6 +13,7 @@ import {
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import { registerFluxBootstrapActions } from './actions';
 import { createClusterStatusService } from './clusterStatus';
+import { createClusterOperateService } from './clusterOperate';
 import { createRouter } from './router';
 import {
   createStatusReadCoordinator,
@@ -31,6 +32,10 @@ import { resilientStatusCache } from './status/resilientCache';
  * - `GET /integrations/bitbucket-server` whether each Bitbucket Server integration has
  *   credentials (for the template's token field; any signed-in user or service).
  *
+ * - `POST /clusters/:name/{reconcile,suspend,resume}` reconcile now, suspend (`{ "reason" }`
+ *   required) or resume the cluster's Flux sync, for a signed-in user with
+ *   `flux.bootstrap.cluster.operate`; audited through the auditor service.
+ *
  * The status routes need a signed-in user with `flux.bootstrap.cluster.read`;
  * `?refresh=true` bypasses the cache. Statuses are cached through Backstage's cache service; when
  * that is shared (`backend.cache.store` other than `memory`, e.g. Redis), replicas also share
@@ -40,7 +45,8 @@ import { resilientStatusCache } from './status/resilientCache';
  * (`flux-bootstrap:list-clusters`, `flux-bootstrap:get-cluster-status`,
  * `flux-bootstrap:get-entity-clusters`; see actions/), which
  * `@backstage/plugin-mcp-actions-backend` offers to AI agents as MCP tools; they need
- * `flux.bootstrap.cluster.read` too, for a user or a service caller.
+ * `flux.bootstrap.cluster.read` too, for a user or a service caller. The operate actions
+ * (`reconcile-cluster`, `suspend-cluster`, `resume-cluster`) need `flux.bootstrap.cluster.operate`.
  * @public
  */
 export const fluxBootstrapPlugin = createBackendPlugin({
@@ -59,6 +65,7 @@ export const fluxBootstrapPlugin = createBackendPlugin({
         permissionsRegistry: coreServices.permissionsRegistry,
         catalog: catalogServiceRef,
         actionsRegistry: actionsRegistryServiceRef,
+        auditor: coreServices.auditor,
       },
       async init({
         config,
@@ -72,6 +79,7 @@ export const fluxBootstrapPlugin = createBackendPlugin({
         permissionsRegistry,
         catalog,
         actionsRegistry,
+        auditor,
       }) {
         permissionsRegistry.addPermissions(fluxBootstrapPermissions);
         configureHttpProxy(readHttpProxyConfig(config)); // fluxBootstrap.proxy
@@ -113,9 +121,19 @@ export const fluxBootstrapPlugin = createBackendPlugin({
           permissions,
           catalog,
         });
+        // Reconcile now, suspend, resume: routes and actions, audited, behind
+        // flux.bootstrap.cluster.operate.
+        const operateService = createClusterOperateService({
+          settings,
+          reader,
+          permissions,
+          auditor,
+          logger,
+        });
         registerFluxBootstrapActions({
           actionsRegistry,
           status: statusService,
+          operate: operateService,
         });
         httpRouter.use(
           await createRouter({
@@ -126,6 +144,7 @@ export const fluxBootstrapPlugin = createBackendPlugin({
             logger,
             settings,
             statusService,
+            operateService,
           }),
         );
         httpRouter.addAuthPolicy({ path: '/health', allow: 'unauthenticated' });

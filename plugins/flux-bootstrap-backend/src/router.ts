@@ -9,6 +9,7 @@ import {
   BitbucketServerIntegrationsResponse,
   CLUSTER_ENTITY_PATH,
   ClusterStreamLine,
+  OperateClusterAction,
 } from '@flux-bootstrap/plugin-flux-bootstrap-common';
 import {
   BitbucketServerAuth,
@@ -26,6 +27,7 @@ import {
   ClusterStatusService,
   createClusterStatusService,
 } from './clusterStatus';
+import type { ClusterOperateService } from './clusterOperate';
 
 /** What the router needs; the plugin wires Backstage's services in. */
 export interface RouterOptions {
@@ -44,6 +46,11 @@ export interface RouterOptions {
    * from `reader`, `permissions` and `catalog` when not given.
    */
   statusService?: ClusterStatusService;
+  /**
+   * Reconcile now, suspend and resume (`POST /clusters/:cluster/{reconcile,suspend,resume}`);
+   * the routes exist when it is given.
+   */
+  operateService?: ClusterOperateService;
 }
 
 /** An AbortSignal that fires when the client goes away, so nobody waits for nothing. */
@@ -132,8 +139,8 @@ export async function createRouter(
       while (next < clusters.length && !signal.aborted) {
         const { name } = clusters[next++];
         try {
-          const read = await reader.read(name, { refresh, signal });
-          write({ type: 'status', status: read });
+          const clusterStatus = await reader.read(name, { refresh, signal });
+          write({ type: 'status', status: clusterStatus });
           written++;
         } catch (error) {
           if (signal.aborted) return;
@@ -188,6 +195,32 @@ export async function createRouter(
       ),
     );
   });
+
+  // Day 2 from the card and the fleet page: reconcile now, suspend (a reason is required) and
+  // resume a cluster's Flux sync, for signed-in users with flux.bootstrap.cluster.operate. The
+  // service checks the permission first, audits every call and answers the fresh status.
+  const operate = options.operateService;
+  if (operate) {
+    router.post(
+      '/clusters/:cluster/:action(reconcile|suspend|resume)',
+      async (req, res) => {
+        const credentials = await userCredentials(req);
+        const body: unknown = req.body;
+        const reason =
+          body && typeof body === 'object' && !Array.isArray(body)
+            ? (body as { reason?: unknown }).reason
+            : undefined;
+        res.json(
+          await operate.operate(
+            credentials,
+            req.params.cluster,
+            req.params.action as OperateClusterAction,
+            { reason, request: req, signal: requestSignal(res) },
+          ),
+        );
+      },
+    );
+  }
 
   // Whether each configured Bitbucket Server host has credentials (never which), for the
   // template's token field: optional where the actions can use the integration's credentials.

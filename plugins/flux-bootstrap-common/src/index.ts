@@ -9,3 +9,4 @@ export * from './permissions';
 export * from './revision';
 export * from './clusterEntity';
 export * from './integrations';
+export * from './operate';

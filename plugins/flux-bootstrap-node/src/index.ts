@@ -17,3 +17,5 @@ export * from './keys';
 export * from './kube';
 export * from './install';
 export * from './status';
+export * from './decommission';
+export * from './operate';

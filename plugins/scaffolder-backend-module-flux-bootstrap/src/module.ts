@@ -23,6 +23,10 @@ import { createFluxGenerateKeyAction } from './actions/generateKey';
 import { createFluxPushManifestsAction } from './actions/pushManifests';
 import { createFluxInstallAction } from './actions/install';
 import { createWaitForEntityAction } from './actions/waitForEntity';
+import { createFluxUninstallAction } from './actions/uninstall';
+import { createBitbucketDeleteAccessKeysAction } from './actions/deleteAccessKeys';
+import { createFluxRemoveClusterPathAction } from './actions/removeClusterPath';
+import { createFleetUnregisterClusterAction } from './actions/unregisterCluster';
 
 /**
  * The template global `clusterEntityUrl({ name, owner, repository, branch?, path?, title?,
@@ -93,8 +97,9 @@ export function createClusterEntityUrlGlobal(
 
 /**
  * Registers `bitbucket:create-repo`, `flux:generate-key`, `flux:push-manifests`,
- * `flux:install` and `fleet:wait-for-entity` with the scaffolder, and the template global
- * `clusterEntityUrl(...)`.
+ * `flux:install` and `fleet:wait-for-entity` with the scaffolder, the decommission actions
+ * `flux:uninstall`, `bitbucket:delete-access-keys`, `flux:remove-cluster-path` and
+ * `fleet:unregister-cluster`, and the template global `clusterEntityUrl(...)`.
  * @public
  */
 export const scaffolderModuleFluxBootstrap = createBackendModule({
@@ -119,6 +124,10 @@ export const scaffolderModuleFluxBootstrap = createBackendModule({
           createFluxPushManifestsAction(options),
           createFluxInstallAction(options),
           createWaitForEntityAction({ catalog }),
+          createFluxUninstallAction(options),
+          createBitbucketDeleteAccessKeysAction(options),
+          createFluxRemoveClusterPathAction(options),
+          createFleetUnregisterClusterAction({ config, catalog }),
         );
         templating.addTemplateGlobals([createClusterEntityUrlGlobal(config)]);
       },

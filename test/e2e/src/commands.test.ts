@@ -370,6 +370,15 @@ describe('npm start with MCP_TOKEN (docs/how-to/mcp.md)', () => {
       });
       expect(unknown.isError).toBe(true);
       expect(toolText(unknown)).toMatch(/^NotFoundError: No cluster named/);
+      // The static token is a service: it may read, never operate.
+      const suspend = await agent.callTool({
+        name: 'flux-bootstrap.suspend-cluster',
+        arguments: { cluster: first.name, reason: 'agent with a static token' },
+      });
+      expect(suspend.isError).toBe(true);
+      expect(toolText(suspend)).toMatch(
+        /^NotAllowedError: .*requires a signed-in user/,
+      );
     } finally {
       await agent.close();
     }

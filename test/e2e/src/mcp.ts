@@ -4,11 +4,17 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 /** The app's MCP endpoint (@backstage/plugin-mcp-actions-backend). */
 export const MCP_PATH = '/api/mcp-actions/v1';
 
-/** The tools the app offers AI agents: flux-bootstrap's read-only actions. */
+/**
+ * The tools the app offers AI agents: flux-bootstrap's read-only actions and its operate actions
+ * (reconcile, suspend, resume: for signed-in users with flux.bootstrap.cluster.operate only).
+ */
 export const FLUX_TOOLS = [
   'flux-bootstrap.get-cluster-status',
   'flux-bootstrap.get-entity-clusters',
   'flux-bootstrap.list-clusters',
+  'flux-bootstrap.reconcile-cluster',
+  'flux-bootstrap.resume-cluster',
+  'flux-bootstrap.suspend-cluster',
 ] as const;
 
 /**

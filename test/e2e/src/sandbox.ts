@@ -51,6 +51,7 @@ export const repoRoot: string = runner.repoRoot;
 export const TEMPLATE_NAMES = [
   'flux-bootstrap-bitbucket-server',
   'flux-bootstrap-git',
+  'flux-decommission',
 ] as const;
 
 /** The fixed names of the sandbox's demo world. */

@@ -287,3 +287,56 @@ describe('flux-bootstrap-git', () => {
     expect(props.sshPassphrase['ui:field']).toBe('Secret');
   });
 });
+
+describe('flux-decommission', () => {
+  const entity = load('flux-decommission');
+  const spec = entity.spec as any;
+
+  it('passes the catalog entity policies and the Template v1beta3 schema, steps in camelCase', async () => {
+    const checked = await policy.enforce(entity);
+    expect(checked).toBeDefined();
+    expect(await templateEntityV1beta3Validator.check(checked!)).toBe(true);
+    const ids = spec.steps.map((s: { id: string }) => s.id);
+    for (const id of ids) expect(id).toMatch(/^[a-z][A-Za-z0-9]*$/);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it('uninstalls → deletes the keys → removes the folder (both only with a repository) → unregisters', () => {
+    expect(spec.steps.map((s: any) => s.action)).toEqual([
+      'flux:uninstall',
+      'bitbucket:delete-access-keys',
+      'flux:remove-cluster-path',
+      'fleet:unregister-cluster',
+    ]);
+    for (const step of spec.steps) {
+      // every step gets the cluster and its name typed again, straight from the form
+      expect(step.input).toMatchObject({
+        cluster: '${{ parameters.cluster }}',
+        confirm: '${{ parameters.confirm }}',
+      });
+    }
+    // the repository steps run only when the repository is to be cleaned up
+    expect(
+      Object.fromEntries(spec.steps.map((s: any) => [s.id, s.if ?? null])),
+    ).toEqual({
+      uninstall: null,
+      deleteKeys: '${{ parameters.cleanRepository }}',
+      removePath: '${{ parameters.cleanRepository }}',
+      unregister: null,
+    });
+    const required = spec.parameters.flatMap((p: any) => p.required ?? []);
+    expect(required).toEqual(expect.arrayContaining(['cluster', 'confirm']));
+  });
+
+  it('passes the token only through ${{ secrets.token }} and masks it on the review page', () => {
+    const secrets = secretParameters(entity);
+    expect(secrets.map(s => s.name)).toEqual(['token']);
+    expect(secrets[0].schema['ui:backstage'].review.mask).toBeTruthy();
+    for (const s of strings(spec.steps).concat(strings(spec.output)))
+      expect(s.value).not.toMatch(/parameters\.token\b/);
+    const tokens = spec.steps
+      .filter((s: any) => s.input?.token !== undefined)
+      .map((s: any) => s.input.token);
+    expect(tokens).toEqual(['${{ secrets.token }}', '${{ secrets.token }}']);
+  });
+});

@@ -25,10 +25,12 @@ export const permissionModuleFluxBootstrapPolicy = createBackendModule({
         const describe = (list?: string[]) =>
           list ? list.join(', ') : 'everyone';
         logger.info(
-          `Permission policy: bootstrap actions allowed for ${describe(
+          `Permission policy: bootstrap and decommission actions allowed for ${describe(
             options.bootstrappers,
           )}; cluster status readable by ${describe(
             options.statusReaders,
+          )}; clusters operated (reconcile, suspend, resume) by ${describe(
+            options.operators ?? options.bootstrappers,
           )}; everything else allowed`,
         );
         policy.setPolicy(new FluxBootstrapPermissionPolicy(options, userInfo));

@@ -10,7 +10,10 @@ import {
 import { ConfigReader } from '@backstage/config';
 import { AuthorizeResult } from '@backstage/plugin-permission-common';
 import { actionExecutePermission } from '@backstage/plugin-scaffolder-common/alpha';
-import { fluxBootstrapClusterReadPermission } from '@flux-bootstrap/plugin-flux-bootstrap-common';
+import {
+  fluxBootstrapClusterOperatePermission,
+  fluxBootstrapClusterReadPermission,
+} from '@flux-bootstrap/plugin-flux-bootstrap-common';
 import permissionBackend from '@backstage/plugin-permission-backend';
 import request from 'supertest';
 import { permissionModuleFluxBootstrapPolicy } from './module';
@@ -88,7 +91,7 @@ describe('FluxBootstrapPermissionPolicy through the real permission backend', ()
     });
   });
 
-  it('restricts the four bootstrap actions to bootstrappers and leaves other actions allowed', async () => {
+  it('restricts the bootstrap and decommission actions to bootstrappers and leaves other actions allowed', async () => {
     const authorize = await startPermissionBackend({
       bootstrappers: ['group:platform-team'],
     });
@@ -107,6 +110,10 @@ describe('FluxBootstrapPermissionPolicy through the real permission backend', ()
       'flux:generate-key',
       'flux:push-manifests',
       'flux:install',
+      'flux:uninstall',
+      'bitbucket:delete-access-keys',
+      'flux:remove-cluster-path',
+      'fleet:unregister-cluster',
     ]);
     expect(
       bob.conditions.not.anyOf.every((c: any) => c.rule === 'HAS_ACTION_ID'),
@@ -138,6 +145,60 @@ describe('FluxBootstrapPermissionPolicy through the real permission backend', ()
     ).toMatchObject({
       result: AuthorizeResult.ALLOW,
     });
+  });
+});
+
+describe('who may operate clusters (flux.bootstrap.cluster.operate)', () => {
+  it('everyone, when neither operators nor bootstrappers are set', async () => {
+    const authorize = await startPermissionBackend({
+      statusReaders: ['group:default/platform-team'],
+    });
+    expect(
+      await authorize(
+        'user:default/bob',
+        fluxBootstrapClusterOperatePermission,
+      ),
+    ).toMatchObject({ result: AuthorizeResult.ALLOW });
+  });
+
+  it('the bootstrappers, when operators is not set', async () => {
+    const authorize = await startPermissionBackend({
+      bootstrappers: ['group:default/platform-team'],
+    });
+    expect(
+      await authorize(
+        'user:default/alice',
+        fluxBootstrapClusterOperatePermission,
+      ),
+    ).toMatchObject({ result: AuthorizeResult.ALLOW });
+    expect(
+      await authorize(
+        'user:default/bob',
+        fluxBootstrapClusterOperatePermission,
+      ),
+    ).toMatchObject({ result: AuthorizeResult.DENY });
+  });
+
+  it('the operators, when set (whatever bootstrappers says); reading stays separate', async () => {
+    const authorize = await startPermissionBackend({
+      bootstrappers: ['group:default/platform-team'],
+      operators: ['group:default/developers'],
+    });
+    expect(
+      await authorize(
+        'user:default/bob',
+        fluxBootstrapClusterOperatePermission,
+      ),
+    ).toMatchObject({ result: AuthorizeResult.ALLOW });
+    expect(
+      await authorize(
+        'user:default/alice',
+        fluxBootstrapClusterOperatePermission,
+      ),
+    ).toMatchObject({ result: AuthorizeResult.DENY });
+    expect(
+      await authorize('user:default/alice', fluxBootstrapClusterReadPermission),
+    ).toMatchObject({ result: AuthorizeResult.ALLOW });
   });
 });
 

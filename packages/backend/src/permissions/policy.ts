@@ -19,14 +19,24 @@ import {
   scaffolderActionConditions,
 } from '@backstage/plugin-scaffolder-backend/alpha';
 import { actionExecutePermission } from '@backstage/plugin-scaffolder-common/alpha';
-import { fluxBootstrapClusterReadPermission } from '@flux-bootstrap/plugin-flux-bootstrap-common';
+import {
+  fluxBootstrapClusterOperatePermission,
+  fluxBootstrapClusterReadPermission,
+} from '@flux-bootstrap/plugin-flux-bootstrap-common';
 
-/** The scaffolder actions of this project; restricted together by `bootstrappers`. */
+/**
+ * The scaffolder actions of this project that change something; restricted together by
+ * `bootstrappers`: the four bootstrap actions and the four decommission actions.
+ */
 export const FLUX_BOOTSTRAP_ACTION_IDS = [
   'bitbucket:create-repo',
   'flux:generate-key',
   'flux:push-manifests',
   'flux:install',
+  'flux:uninstall',
+  'bitbucket:delete-access-keys',
+  'flux:remove-cluster-path',
+  'fleet:unregister-cluster',
 ] as const;
 
 /**
@@ -35,10 +45,16 @@ export const FLUX_BOOTSTRAP_ACTION_IDS = [
  * a user matches when one of their ownership refs (their own ref and their groups) is listed.
  */
 export interface FluxBootstrapPolicyOptions {
-  /** `permission.fluxBootstrap.bootstrappers`: who may execute the four bootstrap actions. */
+  /** `permission.fluxBootstrap.bootstrappers`: who may execute the bootstrap and decommission actions. */
   bootstrappers?: string[];
   /** `permission.fluxBootstrap.statusReaders`: who may read cluster status (`flux.bootstrap.cluster.read`). */
   statusReaders?: string[];
+  /**
+   * `permission.fluxBootstrap.operators`: who may reconcile, suspend and resume a cluster's Flux
+   * (`flux.bootstrap.cluster.operate`). Unset: the `bootstrappers` (whoever may install Flux may
+   * operate it); both unset: everyone.
+   */
+  operators?: string[];
 }
 
 function normalizeRef(ref: string): string {
@@ -69,16 +85,19 @@ export function readFluxBootstrapPolicyOptions(
   return {
     bootstrappers: read('bootstrappers'),
     statusReaders: read('statusReaders'),
+    operators: read('operators'),
   };
 }
 
 /**
  * The app's permission policy. Allows everything by default. When
  * `permission.fluxBootstrap.bootstrappers` is set, only those users/groups may execute
- * `bitbucket:create-repo` and the `flux:*` actions (others can still run any other action and
- * read templates; their task fails at the first restricted step, before any side effect). When
- * `permission.fluxBootstrap.statusReaders` is set, only those may read cluster status through
- * the status backend. Requests without a user (service-to-service) are not restricted by this
+ * the bootstrap and decommission actions ({@link FLUX_BOOTSTRAP_ACTION_IDS}; others can still run
+ * any other action and read templates; their task fails at the first restricted step, before any
+ * side effect). When `permission.fluxBootstrap.statusReaders` is set, only those may read cluster
+ * status through the status backend. Reconcile, suspend and resume
+ * (`flux.bootstrap.cluster.operate`) are for `permission.fluxBootstrap.operators`, else for the
+ * bootstrappers. Requests without a user (service-to-service) are not restricted by this
  * policy — Backstage does not send them to the policy.
  */
 export class FluxBootstrapPermissionPolicy implements PermissionPolicy {
@@ -107,6 +126,18 @@ export class FluxBootstrapPermissionPolicy implements PermissionPolicy {
           ],
         },
       });
+    }
+    if (
+      isPermission(request.permission, fluxBootstrapClusterOperatePermission)
+    ) {
+      return {
+        result: (await this.isAllowed(
+          this.options.operators ?? this.options.bootstrappers,
+          user,
+        ))
+          ? AuthorizeResult.ALLOW
+          : AuthorizeResult.DENY,
+      };
     }
     if (isPermission(request.permission, fluxBootstrapClusterReadPermission)) {
       return {

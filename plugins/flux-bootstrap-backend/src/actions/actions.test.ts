@@ -126,15 +126,23 @@ function expectNoSecrets(text: string) {
 }
 
 describe('actions registry: the listing', () => {
-  it('lists exactly the three read-only actions, with titles, descriptions and flags', async () => {
+  it('lists the three read-only actions, then the three operate actions, with titles, descriptions and flags', async () => {
     const res = await request(server).get(ACTIONS).set('Authorization', ALICE);
     expect(res.status).toBe(200);
-    const actions = res.body.actions as any[];
-    expect(actions.map(a => a.id)).toEqual([
+    const all = res.body.actions as any[];
+    expect(all.map(a => a.id)).toEqual([
       'flux-bootstrap:list-clusters',
       'flux-bootstrap:get-cluster-status',
       'flux-bootstrap:get-entity-clusters',
+      'flux-bootstrap:reconcile-cluster',
+      'flux-bootstrap:suspend-cluster',
+      'flux-bootstrap:resume-cluster',
     ]);
+    for (const action of all.slice(3)) {
+      expect(action.description.length).toBeGreaterThan(80);
+      expect(action.attributes.readOnly).toBe(false);
+    }
+    const actions = all.slice(0, 3);
     for (const action of actions) {
       expect(action.pluginId).toBe('flux-bootstrap');
       expect(action.title).toMatch(/\S/);
@@ -220,7 +228,7 @@ describe('actions registry: the listing', () => {
       .get(ACTIONS)
       .set('Authorization', MALLORY);
     expect(res.status).toBe(200);
-    expect(res.body.actions).toHaveLength(3);
+    expect(res.body.actions).toHaveLength(6);
   });
 });
 

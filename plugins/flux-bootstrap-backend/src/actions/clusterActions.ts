@@ -2,6 +2,8 @@ import type { ActionsRegistryService } from '@backstage/backend-plugin-api/alpha
 import { parseEntityRef } from '@backstage/catalog-model';
 import { InputError } from '@backstage/errors';
 import type { ClusterStatusService } from '../clusterStatus';
+import type { ClusterOperateService } from '../clusterOperate';
+import { createOperateActions } from './operateActions';
 import {
   clusterListItemSchema,
   clusterStatusSchema,
@@ -9,10 +11,12 @@ import {
   Zod,
 } from './schemas';
 
-/** What the action factories of this plugin need; grows with the day-2 operate actions. */
+/** What the action factories of this plugin need. */
 export interface FluxBootstrapActionsOptions {
   actionsRegistry: ActionsRegistryService;
   status: ClusterStatusService;
+  /** The day-2 actions (reconcile, suspend, resume) are registered when it is given. */
+  operate?: ClusterOperateService;
 }
 
 /** Reading status changes nothing, and asking twice gives the same answer. */
@@ -164,10 +168,9 @@ export function createGetEntityClustersAction({
 
 /**
  * Registers the plugin's actions with the actions registry, where
- * `@backstage/plugin-mcp-actions-backend` offers them to AI agents as MCP tools. Each action is
- * one `create…Action(options)` call registering one action; add new ones (e.g. the day-2
- * reconcile, suspend and resume, not read-only, behind `flux.bootstrap.cluster.operate`) the
- * same way.
+ * `@backstage/plugin-mcp-actions-backend` offers them to AI agents as MCP tools: the three
+ * read-only status actions, and with `operate` the day-2 actions (reconcile, suspend, resume,
+ * not read-only, behind `flux.bootstrap.cluster.operate`).
  */
 export function registerFluxBootstrapActions(
   options: FluxBootstrapActionsOptions,
@@ -175,4 +178,10 @@ export function registerFluxBootstrapActions(
   createListClustersAction(options);
   createGetClusterStatusAction(options);
   createGetEntityClustersAction(options);
+  if (options.operate) {
+    createOperateActions({
+      actionsRegistry: options.actionsRegistry,
+      operate: options.operate,
+    });
+  }
 }

@@ -2,15 +2,25 @@ import fs from 'node:fs';
 import git, { TreeEntry } from 'isomorphic-git';
 import type { DirectoryReader } from '../manifests/kustomization';
 
-type Node = { files: Map<string, string>; dirs: Map<string, Node> };
+type Node = {
+  files: Map<string, string>;
+  dirs: Map<string, Node>;
+  /** Names of the base tree left out at this level. */
+  removed: Set<string>;
+};
+const newNode = (): Node => ({
+  files: new Map(),
+  dirs: new Map(),
+  removed: new Set(),
+});
 const split = (path: string) => {
   const slash = path.lastIndexOf('/');
   return [path.slice(0, Math.max(slash, 0)), path.slice(slash + 1)];
 };
 
 /**
- * A git tree (the branch head's, or empty) with pending file writes on top. Reads see the
- * writes; {@link TreeEditor.build} writes blobs and only the trees along changed paths. As a
+ * A git tree (the branch head's, or empty) with pending file writes and removals on top. Reads
+ * see them; {@link TreeEditor.build} writes blobs and only the trees along changed paths. As a
  * DirectoryReader it lets kustomization.yaml be generated from it.
  * @public
  */
@@ -19,6 +29,8 @@ export class TreeEditor implements DirectoryReader {
   private readonly trees = new Map<string, TreeEntry[] | undefined>();
   private readonly writes = new Map<string, string>();
   private readonly blobs = new Map<string, string>();
+  /** Paths (files or folders) of the base tree to leave out; writes made after a removal win. */
+  private readonly removals = new Set<string>();
 
   constructor(
     private readonly gitdir: string,
@@ -53,11 +65,13 @@ export class TreeEditor implements DirectoryReader {
     dir: string,
   ): Promise<Array<{ name: string; type: 'file' | 'dir' }>> {
     const out = new Map<string, 'file' | 'dir'>();
-    for (const e of (await this.treeAt(dir)) ?? []) {
+    const prefix = dir ? `${dir}/` : '';
+    const base = this.isRemoved(dir) ? [] : (await this.treeAt(dir)) ?? [];
+    for (const e of base) {
+      if (this.removals.has(`${prefix}${e.path}`)) continue;
       if (e.type === 'tree') out.set(e.path, 'dir');
       else if (e.type === 'blob') out.set(e.path, 'file');
     }
-    const prefix = dir ? `${dir}/` : '';
     for (const path of this.writes.keys()) {
       if (!path.startsWith(prefix)) continue;
       const [first, ...rest] = path.slice(prefix.length).split('/');
@@ -69,7 +83,7 @@ export class TreeEditor implements DirectoryReader {
   async read(path: string): Promise<string> {
     const pending = this.writes.get(path);
     if (pending !== undefined) return pending;
-    const entry = await this.entryAt(path);
+    const entry = this.isRemoved(path) ? undefined : await this.entryAt(path);
     if (entry?.type !== 'blob')
       throw new Error(`${path} is not a file in the repository`);
     const { gitdir, cache } = this;
@@ -79,11 +93,38 @@ export class TreeEditor implements DirectoryReader {
 
   /** True when a file exists at `path` (pending writes included). */
   async exists(path: string): Promise<boolean> {
-    return this.writes.has(path) || (await this.entryAt(path))?.type === 'blob';
+    if (this.writes.has(path)) return true;
+    if (this.isRemoved(path)) return false;
+    return (await this.entryAt(path))?.type === 'blob';
   }
 
   write(path: string, content: string): void {
     this.writes.set(path, content);
+  }
+
+  /**
+   * Leaves a file or a whole folder of the base tree out of the new tree, with the writes made
+   * to it so far. A folder left empty by that disappears too (git has no empty folders).
+   */
+  remove(path: string): void {
+    for (const written of [...this.writes.keys()]) {
+      if (written === path || written.startsWith(`${path}/`))
+        this.writes.delete(written);
+    }
+    this.removals.add(path);
+  }
+
+  /** Paths removed so far. */
+  removed(): string[] {
+    return [...this.removals];
+  }
+
+  /** True when `path` or a folder above it was removed from the base tree. */
+  private isRemoved(path: string): boolean {
+    const parts = path ? path.split('/') : [];
+    return parts.some((_, i) =>
+      this.removals.has(parts.slice(0, i + 1).join('/')),
+    );
   }
 
   /** Blob ids of the written files, once {@link TreeEditor.build} stored them: path → oid. */
@@ -94,26 +135,39 @@ export class TreeEditor implements DirectoryReader {
   /** The blob id of the file at `path` (of a pending write, once built). */
   async blobOid(path: string): Promise<string | undefined> {
     if (this.writes.has(path)) return this.blobs.get(path);
+    if (this.isRemoved(path)) return undefined;
     const entry = await this.entryAt(path);
     return entry?.type === 'blob' ? entry.oid : undefined;
   }
 
   /** Writes the edited tree; returns its oid (equal to the original when nothing changed). */
   async build(): Promise<string> {
-    const root: Node = { files: new Map(), dirs: new Map() };
-    for (const [path, content] of this.writes) {
-      const parts = path.split('/');
+    const root = newNode();
+    const nodeAt = (parts: string[]) => {
       let node = root;
-      for (const part of parts.slice(0, -1)) {
-        if (!node.dirs.has(part))
-          node.dirs.set(part, { files: new Map(), dirs: new Map() });
+      for (const part of parts) {
+        if (!node.dirs.has(part)) node.dirs.set(part, newNode());
         node = node.dirs.get(part)!;
       }
-      node.files.set(parts[parts.length - 1], content);
+      return node;
+    };
+    for (const path of this.removals) {
+      const parts = path.split('/');
+      nodeAt(parts.slice(0, -1)).removed.add(parts[parts.length - 1]);
+    }
+    for (const [path, content] of this.writes) {
+      const parts = path.split('/');
+      nodeAt(parts.slice(0, -1)).files.set(parts[parts.length - 1], content);
     }
     const { gitdir } = this;
-    const buildDir = async (dir: string, node: Node): Promise<string> => {
-      const entries = [...((await this.treeAt(dir)) ?? [])];
+    /** The tree of `dir`; undefined when it ends up empty (then it is left out). */
+    const buildDir = async (
+      dir: string,
+      node: Node,
+      baseGone: boolean,
+    ): Promise<string | undefined> => {
+      const base = baseGone ? [] : (await this.treeAt(dir)) ?? [];
+      const entries = base.filter(e => !node.removed.has(e.path));
       /** The entry at `name`; a file where a folder goes (or the reverse) is an error. */
       const slot = (name: string, type: 'blob' | 'tree') => {
         const i = entries.findIndex(e => e.path === name);
@@ -125,9 +179,10 @@ export class TreeEditor implements DirectoryReader {
               : `cannot create the folder ${full}: the repository has a file there`,
           );
         }
-        const put = (entry: TreeEntry) => {
-          if (i >= 0) entries[i] = entry;
-          else entries.push(entry);
+        const put = (entry: TreeEntry | undefined) => {
+          if (entry && i >= 0) entries[i] = entry;
+          else if (entry) entries.push(entry);
+          else if (i >= 0) entries.splice(i, 1);
         };
         return { full, existing: entries[i], put };
       };
@@ -140,12 +195,19 @@ export class TreeEditor implements DirectoryReader {
         this.blobs.set(full, oid);
       }
       for (const [name, child] of node.dirs) {
+        const onlyRemovals = child.files.size === 0 && child.dirs.size === 0;
+        const existing = entries.find(e => e.path === name);
+        // removals under a file (or under nothing) leave the tree as it is
+        if (onlyRemovals && existing?.type !== 'tree') continue;
         const { full, put } = slot(name, 'tree');
-        const oid = await buildDir(full, child);
-        put({ mode: '040000', path: name, oid, type: 'tree' });
+        const oid = await buildDir(full, child, baseGone || !existing);
+        put(
+          oid ? { mode: '040000', path: name, oid, type: 'tree' } : undefined,
+        );
       }
+      if (entries.length === 0 && dir !== '') return undefined;
       return git.writeTree({ fs, gitdir, tree: entries });
     };
-    return buildDir('', root);
+    return (await buildDir('', root, false))!;
   }
 }

@@ -406,6 +406,34 @@ class KubeClientImpl implements KubeClient {
     return json<T>(res);
   }
 
+  async patch<T extends KubeObject = KubeObject>(
+    ref: KubeObjectRef,
+    patch: Record<string, unknown>,
+    opts: { fieldManager: string; signal?: AbortSignal },
+  ): Promise<T | undefined> {
+    const what = `patch ${describeRef(ref)}`;
+    const target = await this.pathOf(ref, what, opts.signal);
+    if (!target) {
+      throw this.fail(
+        what,
+        `the API server does not serve kind ${ref.kind} in ${ref.apiVersion} (is its CustomResourceDefinition installed?)`,
+        { kind: 'not-found', reason: 'NoKindMatch' },
+      );
+    }
+    const res = await this.call({
+      method: 'PATCH',
+      path: target.path,
+      query: { fieldManager: opts.fieldManager },
+      // JSON merge patch (RFC 7386): the same patch twice gives the same object.
+      body: patch,
+      contentType: 'application/merge-patch+json',
+      signal: opts.signal,
+      what,
+      accept: [404],
+    });
+    return res.status === 404 ? undefined : json<T>(res);
+  }
+
   async delete(
     ref: KubeObjectRef,
     opts: {

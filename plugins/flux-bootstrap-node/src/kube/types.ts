@@ -92,6 +92,18 @@ export interface KubeClient {
       signal?: AbortSignal;
     },
   ): Promise<T>;
+  /**
+   * JSON merge patch (RFC 7386, `application/merge-patch+json`) of one object, recorded under
+   * `fieldManager` (an Update in managedFields). For what server-side apply cannot do: removing
+   * list items another manager owns (finalizers), or changing a few fields the way `flux
+   * reconcile|suspend|resume` do. `undefined` when the object does not exist. Idempotent for the
+   * same patch, so retried like apply.
+   */
+  patch<T extends KubeObject = KubeObject>(
+    ref: KubeObjectRef,
+    patch: Record<string, unknown>,
+    opts: { fieldManager: string; signal?: AbortSignal },
+  ): Promise<T | undefined>;
   /** Deletes one object; `false` when it did not exist. */
   delete(
     ref: KubeObjectRef,

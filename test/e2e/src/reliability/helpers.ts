@@ -16,6 +16,7 @@ import type { World, WorldCluster } from './world';
 export const BITBUCKET_TEMPLATE =
   'template:default/flux-bootstrap-bitbucket-server';
 export const GIT_TEMPLATE = 'template:default/flux-bootstrap-git';
+export const DECOMMISSION_TEMPLATE = 'template:default/flux-decommission';
 
 /** A finished task plus the raw API answers the suite scanned. */
 export interface ScannedTask extends TaskResult {

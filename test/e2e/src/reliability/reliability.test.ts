@@ -14,6 +14,7 @@ import { SANDBOX } from '../sandbox';
 import {
   accessKeysOf,
   BITBUCKET_TEMPLATE,
+  DECOMMISSION_TEMPLATE,
   bitbucketValues,
   branchHistory,
   finishScan,
@@ -1514,6 +1515,107 @@ describe('5. Bad input, zero side effects', () => {
     expect(problems).toEqual([]);
   });
 });
+describe('1. Secrets never leak: decommission', () => {
+  it('Remove Flux from a cluster under the canary token: nothing of Flux, the key or the folder is left, nothing leaks, a second run is a no-op', async () => {
+    const cluster = world.clusters.crash;
+    await report.scenario(
+      AREA.secrets,
+      'Decommission template (flux:uninstall, bitbucket:delete-access-keys, flux:remove-cluster-path, fleet:unregister-cluster) on a bootstrapped cluster, twice',
+      'the canary token as the template secret; the cluster of the crash scenario, bootstrapped again first so this scenario stands alone',
+      async () => {
+        const bb = world.bitbucket;
+        const repo = 'fleet-crash';
+        const secrets = { token: world.canaries.bitbucketToken };
+        const bootstrap = await runTemplate(
+          world,
+          'decommission: bootstrap first',
+          BITBUCKET_TEMPLATE,
+          bitbucketValues(world, {
+            repo,
+            project: SANDBOX.project,
+            cluster: cluster.name,
+          }),
+          secrets,
+        );
+        expect(failure(bootstrap)).toBe('task completed without an error');
+        const label = `flux-system-main-flux-system-./clusters/${cluster.name}`;
+        expect(
+          accessKeysOf(bb, SANDBOX.project, repo).filter(
+            k => k.label === label,
+          ),
+        ).toHaveLength(1);
+
+        const values = {
+          cluster: cluster.name,
+          confirm: cluster.name,
+          cleanRepository: true,
+          repoUrl: `${bb.host}?project=${SANDBOX.project}&repo=${repo}`,
+          branch: 'main',
+        };
+        const run1 = await runTemplate(
+          world,
+          'decommission',
+          DECOMMISSION_TEMPLATE,
+          values,
+          secrets,
+        );
+        expect(failure(run1)).toBe('task completed without an error');
+        const crds = await cluster.http.expect(
+          'GET',
+          '/apis/apiextensions.k8s.io/v1/customresourcedefinitions',
+          { query: { labelSelector: 'app.kubernetes.io/part-of=flux' } },
+        );
+        expect(crds.body.items).toEqual([]);
+        expect(await secretData(cluster)).toBeUndefined();
+        expect(
+          accessKeysOf(bb, SANDBOX.project, repo).filter(
+            k => k.label === label,
+          ),
+        ).toEqual([]);
+        const history = await branchHistory(bb, SANDBOX.project, repo);
+        expect(history[history.length - 1].subject).toBe(
+          `Remove Flux from ${cluster.name}`,
+        );
+        const entity = await world.api.request(
+          'GET',
+          `/api/catalog/entities/by-name/resource/default/${cluster.name}`,
+        );
+        expect(entity.status).toBe(404);
+
+        const mark = peerMarks();
+        const run2 = await runTemplate(
+          world,
+          'decommission again',
+          DECOMMISSION_TEMPLATE,
+          values,
+          secrets,
+        );
+        expect(failure(run2)).toBe('task completed without an error');
+        const writes = (await requestsSince(mark)).filter(
+          r =>
+            // a git fetch POSTs to git-upload-pack: a read
+            (/^bitbucket (POST|PUT|DELETE) /.test(r) &&
+              !r.endsWith('/git-upload-pack')) ||
+            r.endsWith('/git-receive-pack') ||
+            /^cluster \S+ (POST|PUT|PATCH|DELETE) /.test(r),
+        );
+        // access reviews are questions, not changes (none in a no-op run anyway)
+        expect(
+          writes.filter(w => !w.includes('selfsubjectaccessreviews')),
+        ).toEqual([]);
+        expect(await branchHistory(bb, SANDBOX.project, repo)).toEqual(history);
+        return `run 1 completed: no Flux CRD and no flux-system Secret left on cluster ${
+          cluster.name
+        }, its access key deleted (${
+          accessKeysOf(bb, SANDBOX.project, repo).length
+        } other key(s) on ${repo}), "Remove Flux from ${
+          cluster.name
+        }" committed, the entity unregistered; run 2 completed with 0 writes to Bitbucket, git or the cluster; the canary token in no task answer (scanned) nor, see the final scan, anywhere else`;
+      },
+    );
+  });
+});
+
 describe('6. Authorization', () => {
   it('status answers hold no secret and no Secret data; the status API reads no Secret', async () => {
     await report.scenario(

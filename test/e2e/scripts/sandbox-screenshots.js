@@ -5,7 +5,7 @@
  * `npm run sandbox`: the real backend and frontend against a real kube-apiserver, the Flux
  * controller simulator and the Bitbucket Server double), taken in headless Chromium.
  *
- *   node plugins/flux-bootstrap/scripts/sandbox-screenshots.js [--out docs/screenshots]
+ *   node test/e2e/scripts/sandbox-screenshots.js [--out docs/screenshots]
  *
  * It starts the sandbox, registers two cluster Resources ("sandbox", and "partner" whose token may
  * read nothing) and a fleet Component listing both, then walks the sandbox cluster through the

@@ -1,0 +1,180 @@
+import { ConflictError } from '@backstage/errors';
+import {
+  isClusterEntityUrl,
+  KUBERNETES_CLUSTER_ANNOTATION,
+  KUBERNETES_CLUSTER_RESOURCE_TYPE,
+} from '@flux-bootstrap/plugin-flux-bootstrap-common';
+import { pause } from '../operate/pause';
+import { runCheckpointDirectly, type CheckpointFn } from '../util/checkpoint';
+import { silentLogger, type EngineLogger } from '../util/logger';
+
+/** The entity fields {@link unregisterClusterEntity} reads. @public */
+export interface CatalogEntityLike {
+  kind: string;
+  metadata: {
+    name: string;
+    namespace?: string;
+    uid?: string;
+    annotations?: Record<string, string>;
+  };
+  spec?: Record<string, unknown>;
+}
+
+/**
+ * The catalog calls {@link unregisterClusterEntity} makes, with the caller's credentials bound
+ * (Backstage's `CatalogService` fits, wrapped as `ref => catalog.getEntityByRef(ref, { credentials })`).
+ * The location is found by the entity's origin location (`getLocationByRef`), not by
+ * `getLocationByEntity`: the catalog's search index leaves out annotation values as long as a
+ * cluster entity URL, so that lookup does not find them.
+ * @public
+ */
+export interface ClusterEntityCatalog {
+  getEntityByRef(ref: string): Promise<CatalogEntityLike | undefined>;
+  getLocationByRef(
+    locationRef: string,
+  ): Promise<{ id: string; type: string; target: string } | undefined>;
+  removeLocationById(id: string): Promise<void>;
+  removeEntityByUid(uid: string): Promise<void>;
+}
+
+/** Options of {@link unregisterClusterEntity}. @public */
+export interface UnregisterClusterEntityOptions {
+  cluster: string;
+  /** Default `resource:default/<cluster>`, the entity the bootstrap templates register. */
+  entityRef?: string;
+  /** `backend.baseUrl`: the cluster entity locations are `<baseUrl>/api/flux-bootstrap/v1/cluster-entity.yaml?…`. */
+  backendBaseUrl: string;
+  dryRun?: boolean;
+  /** How long to wait until the catalog no longer shows the entity. Default 30 s. */
+  timeoutMs?: number;
+  pollIntervalMs?: number;
+}
+
+/** Outcome of {@link unregisterClusterEntity}. @public */
+export interface UnregisterClusterEntityResult {
+  entityRef: string;
+  /** The entity was there (and is removed, or would be in a dry run). */
+  found: boolean;
+  /** The location that was (or would be) removed. */
+  location?: string;
+  changed: boolean;
+}
+
+/** The location's cluster name, when it is one of our cluster entity locations. */
+function clusterOfLocation(
+  location: { type: string; target: string },
+  backendBaseUrl: string,
+): string | undefined {
+  if (location.type !== 'url') return undefined;
+  let url: URL;
+  try {
+    url = new URL(location.target);
+  } catch {
+    return undefined;
+  }
+  return isClusterEntityUrl(url, backendBaseUrl)
+    ? url.searchParams.get('name') ?? undefined
+    : undefined;
+}
+
+/**
+ * Unregisters a decommissioned cluster's catalog entity: the `Resource` of `spec.type:
+ * kubernetes-cluster` that `catalog:register` added from `clusterEntityUrl(...)`. Its location is
+ * removed (the catalog then deletes the entity it produced), then the catalog is asked until it
+ * no longer shows the entity. Refuses an entity that is not this cluster's, or that another
+ * location (a catalog-info.yaml in a repository, say) provides: removing that would only last
+ * until the catalog reads it again. An orphaned entity (its location already gone) is deleted
+ * by its uid. No entity: nothing to do (a second run).
+ * @public
+ */
+export async function unregisterClusterEntity(
+  catalog: ClusterEntityCatalog,
+  options: UnregisterClusterEntityOptions,
+  deps: {
+    logger?: EngineLogger;
+    signal?: AbortSignal;
+    checkpoint?: CheckpointFn;
+  } = {},
+): Promise<UnregisterClusterEntityResult> {
+  const logger = deps.logger ?? silentLogger;
+  const step = deps.checkpoint ?? runCheckpointDirectly;
+  const entityRef = (
+    options.entityRef ?? `resource:default/${options.cluster}`
+  ).toLocaleLowerCase('en-US');
+  const entity = await catalog.getEntityByRef(entityRef);
+  if (!entity) {
+    logger.info(`The catalog has no ${entityRef}: nothing to unregister`);
+    return { entityRef, found: false, changed: false };
+  }
+  const annotations = entity.metadata.annotations ?? {};
+  const named =
+    annotations[KUBERNETES_CLUSTER_ANNOTATION] ?? entity.metadata.name;
+  if (
+    entity.kind.toLocaleLowerCase('en-US') !== 'resource' ||
+    entity.spec?.type !== KUBERNETES_CLUSTER_RESOURCE_TYPE ||
+    named !== options.cluster
+  ) {
+    throw new ConflictError(
+      `${entityRef} is not the kubernetes-cluster Resource of cluster "${options.cluster}"; it was left in the catalog`,
+    );
+  }
+  const orphan = annotations['backstage.io/orphan'] === 'true';
+  const origin = annotations['backstage.io/managed-by-origin-location'];
+  const location =
+    orphan || !origin ? undefined : await catalog.getLocationByRef(origin);
+  if (
+    !orphan &&
+    (!location ||
+      clusterOfLocation(location, options.backendBaseUrl) !== options.cluster)
+  ) {
+    throw new ConflictError(
+      `${entityRef} comes from ${
+        origin ? `the catalog location ${origin}` : 'an entity provider'
+      }, not from the cluster's registration by the bootstrap templates (clusterEntityUrl); remove it there. It was left in the catalog.`,
+    );
+  }
+  const where = location ? `${location.type}:${location.target}` : undefined;
+  if (options.dryRun) {
+    logger.info(
+      location
+        ? `Dry run: would unregister ${entityRef} by removing its location ${where}`
+        : `Dry run: would delete the orphaned entity ${entityRef}`,
+    );
+    return { entityRef, found: true, location: where, changed: false };
+  }
+  await step('unregister-entity', async () => {
+    if (location) {
+      await catalog.removeLocationById(location.id);
+      logger.info(`Removed the catalog location ${where} of ${entityRef}`);
+    } else if (entity.metadata.uid) {
+      await catalog.removeEntityByUid(entity.metadata.uid);
+      logger.info(`Deleted the orphaned entity ${entityRef}`);
+    }
+    return true;
+  });
+  // The catalog deletes what a removed location produced; wait until it no longer shows it.
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const started = Date.now();
+  for (;;) {
+    const still = await catalog.getEntityByRef(entityRef);
+    if (!still) break;
+    if (still.metadata.annotations?.['backstage.io/orphan'] === 'true') {
+      if (still.metadata.uid)
+        await catalog.removeEntityByUid(still.metadata.uid);
+    }
+    if (Date.now() - started > timeoutMs) {
+      throw new ConflictError(
+        `The catalog still shows ${entityRef} ${Math.round(
+          timeoutMs / 1000,
+        )} s after its location was removed; run again to retry`,
+      );
+    }
+    await pause(
+      options.pollIntervalMs ?? 500,
+      deps.signal,
+      `waiting for the catalog to drop ${entityRef}`,
+    );
+  }
+  logger.info(`The catalog no longer shows ${entityRef}`);
+  return { entityRef, found: true, location: where, changed: true };
+}

@@ -1,0 +1,106 @@
+import { createTemplateAction } from '@backstage/plugin-scaffolder-node';
+import {
+  authSecrets,
+  deleteFluxAccessKeys,
+} from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import { examples } from './deleteAccessKeys.examples';
+import {
+  actionSettings,
+  checkpointFor,
+  createActionRedaction,
+  FluxBootstrapActionOptions,
+  toActionError,
+} from './shared/context';
+import {
+  bitbucketClientFor,
+  clusterKeyLabel,
+  decommissionInput,
+  fleetRepositoryInput,
+  fleetTarget,
+} from './shared/decommission';
+
+/**
+ * `bitbucket:delete-access-keys` — deletes a decommissioned cluster's SSH access keys from the
+ * fleet repository: the keys labelled as `flux:generate-key` labels that cluster's key, and no
+ * other. A thin adapter over the engine's `deleteFluxAccessKeys`.
+ * @public
+ */
+export function createBitbucketDeleteAccessKeysAction(
+  options: FluxBootstrapActionOptions,
+) {
+  const settingsSource = actionSettings(options);
+  return createTemplateAction({
+    id: 'bitbucket:delete-access-keys',
+    description:
+      "Deletes a cluster's SSH access keys from the fleet repository on Bitbucket Server: the keys labelled <namespace>-<branch>-<secretName>-./<path>, as flux:generate-key (and flux bootstrap) label that cluster's deploy key. The keys of other clusters and any other key stay. Needs confirm equal to the cluster name and REPO_ADMIN on the repository; a dry run lists the keys.",
+    examples,
+    supportsDryRun: true,
+    schema: {
+      input: {
+        ...decommissionInput,
+        ...fleetRepositoryInput,
+        namespace: z =>
+          z
+            .string()
+            .optional()
+            .describe(
+              'Namespace Flux ran in (default flux-system); part of the label.',
+            ),
+        secretName: z =>
+          z
+            .string()
+            .optional()
+            .describe(
+              "Name of Flux's Git Secret (default flux-system); part of the label.",
+            ),
+      },
+      output: {
+        label: z => z.string().describe('The label of the keys deleted.'),
+        deletedKeyIds: z =>
+          z
+            .array(z.number())
+            .describe(
+              'Ids of the access keys deleted (in a dry run: that would be).',
+            ),
+        changed: z => z.boolean().describe('True when a key was deleted.'),
+      },
+    },
+    async handler(ctx) {
+      const { redactor, logger } = createActionRedaction(ctx, [
+        ctx.input.token,
+      ]);
+      try {
+        const target = fleetTarget(await settingsSource.get(), ctx.input);
+        for (const secret of authSecrets(target.bitbucket.auth))
+          redactor.add(secret);
+        const label = clusterKeyLabel({ ...ctx.input, ...target });
+        const client = bitbucketClientFor(target.bitbucket, {
+          logger,
+          redactor,
+        });
+        try {
+          const result = await deleteFluxAccessKeys(
+            {
+              client,
+              ref: target.bitbucket.ref,
+              label,
+              dryRun: ctx.isDryRun,
+              credentials: target.credentials,
+            },
+            { logger, signal: ctx.signal, checkpoint: checkpointFor(ctx) },
+          );
+          ctx.output('label', label);
+          ctx.output(
+            'deletedKeyIds',
+            result.keys.map(k => k.id),
+          );
+          ctx.output('changed', result.changed);
+        } finally {
+          client.close();
+        }
+      } catch (error) {
+        throw toActionError(error, redactor);
+      }
+    },
+  });
+}

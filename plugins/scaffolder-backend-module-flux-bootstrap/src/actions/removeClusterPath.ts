@@ -1,0 +1,128 @@
+import { createTemplateAction } from '@backstage/plugin-scaffolder-node';
+import {
+  authSecrets,
+  gitHttpAuthHeaders,
+  HttpsGitTransport,
+  InputValidationError,
+  planRepositoryOutputs,
+  removeClusterPath,
+} from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import { examples } from './removeClusterPath.examples';
+import {
+  actionSettings,
+  checkpointFor,
+  createActionRedaction,
+  FluxBootstrapActionOptions,
+  toActionError,
+  withDefault,
+} from './shared/context';
+import {
+  decommissionInput,
+  fleetRepositoryInput,
+  fleetTarget,
+} from './shared/decommission';
+
+// Printable text without line breaks or angle brackets (they would break the commit header).
+const AUTHOR = /^[^<>\p{Cc}]{0,200}$/u;
+
+/**
+ * `flux:remove-cluster-path` — removes a decommissioned cluster's folder from the fleet
+ * repository in one commit, `Remove Flux from <cluster>`. A thin adapter over the engine's
+ * `removeClusterPath`.
+ * @public
+ */
+export function createFluxRemoveClusterPathAction(
+  options: FluxBootstrapActionOptions,
+) {
+  const settingsSource = actionSettings(options);
+  return createTemplateAction({
+    id: 'flux:remove-cluster-path',
+    description:
+      "Removes a cluster's folder (clusters/<cluster>: Flux's manifests and whatever else the cluster synced) from the fleet repository's branch in one commit, \"Remove Flux from <cluster>\", over HTTPS with the token or the integration's credentials. Other folders are untouched; no commit when the folder is already gone. Needs confirm equal to the cluster name; a dry run lists the files. Run it after flux:uninstall, so Flux does not act on the change.",
+    examples,
+    supportsDryRun: true,
+    schema: {
+      input: {
+        ...decommissionInput,
+        ...fleetRepositoryInput,
+        authorName: z =>
+          z.string().optional().describe('Commit author name (default Flux).'),
+        authorEmail: z =>
+          z
+            .string()
+            .optional()
+            .describe('Commit author email (default empty).'),
+        commitMessageAppendix: z =>
+          z
+            .string()
+            .optional()
+            .describe(
+              'Text appended to the commit message after a blank line, e.g. a ticket.',
+            ),
+      },
+      output: {
+        files: z =>
+          z
+            .array(z.string())
+            .describe(
+              'The files removed (in a dry run: that would be), as repository paths.',
+            ),
+        commitHash: z =>
+          z
+            .string()
+            .optional()
+            .describe('The commit that removed them, when one was made.'),
+        changed: z => z.boolean().describe('True when a commit was pushed.'),
+      },
+    },
+    async handler(ctx) {
+      const input = ctx.input;
+      const { redactor, logger } = createActionRedaction(ctx, [input.token]);
+      try {
+        const target = fleetTarget(await settingsSource.get(), input);
+        for (const secret of authSecrets(target.bitbucket.auth))
+          redactor.add(secret);
+        const author = {
+          name: withDefault(input.authorName, 'Flux'),
+          email: withDefault(input.authorEmail, ''),
+        };
+        for (const field of ['authorName', 'authorEmail'] as const) {
+          if (!AUTHOR.test(field === 'authorName' ? author.name : author.email))
+            throw new InputValidationError(
+              field,
+              'must not contain line breaks or angle brackets',
+            );
+        }
+        const { remoteUrl } = planRepositoryOutputs(target.bitbucket.host, {
+          ref: target.bitbucket.ref,
+          defaultBranch: target.branch,
+        });
+        const result = await removeClusterPath(
+          {
+            transport: new HttpsGitTransport({
+              url: remoteUrl,
+              headers: gitHttpAuthHeaders(target.bitbucket.auth),
+              caPem: target.bitbucket.host.caPem,
+              timeoutMs: Math.max(
+                60_000,
+                target.bitbucket.host.requestTimeoutMs,
+              ),
+            }),
+            branch: target.branch,
+            path: target.path,
+            cluster: input.cluster,
+            author,
+            commitMessageAppendix: input.commitMessageAppendix || undefined,
+            dryRun: ctx.isDryRun,
+          },
+          { logger, signal: ctx.signal, checkpoint: checkpointFor(ctx) },
+        );
+        ctx.output('files', result.files);
+        if (result.commit) ctx.output('commitHash', result.commit);
+        ctx.output('changed', result.changed);
+      } catch (error) {
+        throw toActionError(error, redactor);
+      }
+    },
+  });
+}
