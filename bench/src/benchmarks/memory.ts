@@ -355,9 +355,9 @@ export const memoryBenchmark: Benchmark = {
       oursLabel: 'value',
       rows,
       method: [
-        `Bootstrap: a child Node process (\`bench/src/children/bootstrap.ts\`, TypeScript through the Backstage CLI's SWC transform, as \`npm start\` runs the backend) does what the four actions do, with the engine only: \`ensureBitbucketRepository\` on the Bitbucket double, \`pushFluxManifests\` (all components, CRDs of ~${Math.round(
+        `Bootstrap: a child Node process (\`bench/src/children/bootstrap.ts\`, TypeScript through the Backstage CLI's SWC transform, as \`npm start\` runs the backend) does what the four actions do, with the engine only: \`ensureFleetRepository\` on the Bitbucket double, \`pushFluxManifests\` (all components, CRDs of ~${Math.round(
           CRD_PAD_BYTES / 1000,
-        )} KB, from the bundle cache) over real git http-backend, \`reconcileFluxDeployKey\` (ECDSA P-384, Secret, access key, host-key scan of the real sshd), \`installFlux\` with wait, against a fresh kube-apiserver per run where the Flux controller simulator pulls the pushed revision over SSH with the deploy key. Peak = the child's VmHWM from /proc (cross-checked by sampling VmRSS every 20 ms). ${runs} runs.`,
+        )} KB, from the bundle cache) over real git http-backend, \`provisionDeployKey\` (ECDSA P-384, Secret, access key, host-key scan of the real sshd), \`installFlux\` with wait, against a fresh kube-apiserver per run where the Flux controller simulator pulls the pushed revision over SSH with the deploy key. Peak = the child's VmHWM from /proc (cross-checked by sampling VmRSS every 20 ms). ${runs} runs.`,
         `Status route: the real backend (\`packages/backend\`, all plugins, started like \`npm start\`) configured with the status benchmark's 100 clusters (95 behind +${
           2 * 25
         } ms proxies, 5 black holes); guest sign-in; 20 concurrent \`GET /api/flux-bootstrap/clusters?state=true\` with \`refresh=true\` (every cluster read, shared between concurrent requests), then 20 without (cache). Peak = VmHWM after resetting it (\`/proc/<pid>/clear_refs\` = 5) just before the load.`,

@@ -10,26 +10,24 @@ import fs from 'node:fs';
 import { ConfigReader } from '@backstage/config';
 import type { JsonObject } from '@backstage/types';
 import {
-  BitbucketServerClient,
   buildFluxInstallPlan,
+  ClusterConnection,
   createKubeClient,
-  ensureBitbucketRepository,
+  ensureFleetRepository,
   generateComponentObjects,
-  fluxAccessKeyLabel,
   gitHttpAuthHeaders,
   HttpsGitTransport,
   installFlux,
   loadFluxBundle,
-  normaliseSshKeyOptions,
   parseBitbucketRepoUrl,
-  parseSshHost,
+  provisionDeployKey,
   pushFluxManifests,
   readBitbucketServerHosts,
   readManifestsConfig,
-  reconcileFluxDeployKey,
   Redactor,
   resolveFluxManifestOptions,
   FLUX_EXTRA_COMPONENTS,
+  SSH_KEY_DEFAULTS,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 
 export interface BootstrapChildInput {
@@ -70,24 +68,21 @@ async function main() {
   const ref = parseBitbucketRepoUrl(input.repoUrl, hosts);
   const host = hosts.find(h => h.host === ref.host)!;
   const auth = { token: input.token };
-  const bitbucket = new BitbucketServerClient(host, auth, { logger, redactor });
-  const kube = await createKubeClient(
-    {
-      name: 'bench',
-      url: input.kube.url,
-      token: input.kube.token,
-      caPem: input.kube.caPem,
-      skipTLSVerify: false,
-      source: 'config',
-    },
-    { logger, redactor },
-  );
+  const bitbucket = { ref, host, auth, credentials: 'the token' };
+  const cluster: ClusterConnection = {
+    name: 'bench',
+    url: input.kube.url,
+    token: input.kube.token,
+    caPem: input.kube.caPem,
+    skipTLSVerify: false,
+    source: 'config',
+  };
+  const kube = await createKubeClient(cluster, { logger, redactor });
   try {
     // bitbucket:create-repo
-    const repo = await ensureBitbucketRepository(
-      bitbucket,
-      { ref, private: true, defaultBranch: 'main', groups: [] },
-      { logger },
+    const repo = await ensureFleetRepository(
+      { bitbucket, private: true, defaultBranch: 'main', groups: [] },
+      { logger, redactor },
     );
     report('repository', { created: repo.created });
 
@@ -119,24 +114,23 @@ async function main() {
     report('push', { revision: pushed.revision });
 
     // flux:generate-key: ECDSA P-384 (flux's default), Secret + read-only access key
-    const key = await reconcileFluxDeployKey(
+    const key = await provisionDeployKey(
       {
+        bitbucket,
+        cluster: cluster.name,
         namespace: options.namespace,
         secretName: options.sync.secretName,
-        key: normaliseSshKeyOptions({}),
-        projectKey: repo.projectKey,
-        repoSlug: repo.repoSlug,
+        key: SSH_KEY_DEFAULTS,
         readWrite: false,
-        label: fluxAccessKeyLabel({
-          namespace: options.namespace,
-          branch: options.branch,
-          secretName: options.sync.secretName,
-          path: input.path,
-        }),
-        sshHost: parseSshHost(host.sshHost),
+        branch: options.branch,
+        path: input.path,
         rotate: false,
       },
-      { kube, bitbucket, logger, redactor },
+      {
+        settings: { clusters: [cluster], allowKubeconfigContexts: false },
+        logger,
+        redactor,
+      },
     );
     report('key', { accessKeyId: key.accessKeyId });
 
@@ -169,7 +163,6 @@ async function main() {
     if (!result.ready) throw new Error('Flux did not become ready');
     report('install', { revision: result.revision });
   } finally {
-    bitbucket.close();
     kube.close();
   }
   report('done');

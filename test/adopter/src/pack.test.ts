@@ -130,14 +130,25 @@ describe('npm pack of the published packages', () => {
     }
   });
 
-  it('ships both templates, with the owner a parameter and no group of our own', () => {
+  it('ships the three templates, the bootstrap ones with the owner a parameter and no group of our own', () => {
     const t = plugin('@flux-bootstrap/flux-bootstrap-templates');
     expect(t.files.sort()).toEqual([
       'README.md',
       'flux-bootstrap-bitbucket-server/template.yaml',
       'flux-bootstrap-git/template.yaml',
+      'flux-decommission/template.yaml',
       'package.json',
     ]);
+    const decommission = YAML.parse(
+      sh('tar', [
+        'xzf',
+        t.tarball,
+        '-O',
+        'package/flux-decommission/template.yaml',
+      ]),
+    );
+    expect(decommission.kind).toBe('Template');
+    expect(decommission.spec.owner).toBeUndefined();
     for (const file of [
       'flux-bootstrap-bitbucket-server/template.yaml',
       'flux-bootstrap-git/template.yaml',

@@ -526,6 +526,41 @@ describe("scaffolder dry-run API (the template editor's dry run)", () => {
     expect(text).not.toContain(sandbox.token);
   });
 
+  it("dry-runs the Bitbucket Server template with token auth and no username: the token's owner is checked first and taken for the Secret", async () => {
+    const slug = 'fleet-dry-run-token';
+    const { result, text } = await dryRun(
+      'flux-bootstrap-bitbucket-server',
+      {
+        cluster: SANDBOX.cluster,
+        owner: 'group:default/platform-team',
+        repoUrl: `${sandbox.bitbucket.host}?project=${SANDBOX.project}&repo=${slug}`,
+        private: true,
+        branch: 'main',
+        authentication: 'token',
+        networkPolicy: true,
+        token: '*'.repeat(sandbox.token.length),
+      },
+      { token: sandbox.token },
+    );
+    expect(dryRunSteps(result)).toEqual({
+      createRepo: 'completed',
+      pushManifests: 'completed',
+      generateKey: 'skipped',
+      install: 'completed',
+      register: 'skipped',
+      waitForCluster: 'completed',
+    });
+    const log = result.log.map(l => l.body.message ?? '').join('\n');
+    expect(log).toContain(
+      'Dry run: would check that the credentials belong to a user, ensure private repository',
+    );
+    expect(log).toContain(`gets user "the token's owner"`);
+    expect(
+      sandbox.bitbucket.requests().filter(r => r.path.includes(slug)),
+    ).toEqual([]);
+    expect(text).not.toContain(sandbox.token);
+  });
+
   it('dry-runs the git template (your own SSH key, no token) with every step succeeding and nothing sent', async () => {
     const slug = 'fleet-git-dry-run';
     sandbox.bitbucket.createRepo(SANDBOX.project, slug, {

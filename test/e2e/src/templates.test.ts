@@ -209,6 +209,21 @@ describe('flux-bootstrap-bitbucket-server', () => {
     expect(generateKey.if).toBe("${{ parameters.authentication == 'ssh' }}");
   });
 
+  it("with token auth lets the first step check the token's owner, and needs no username", () => {
+    const createRepo = spec.steps.find((s: any) => s.id === 'createRepo');
+    expect(createRepo.input.tokenAuth).toBe(
+      "${{ parameters.authentication == 'token' }}",
+    );
+    const install = spec.steps.find((s: any) => s.id === 'install');
+    expect(install.input.tokenAuth).toBe(createRepo.input.tokenAuth);
+    const flux = spec.parameters.find((p: any) => p.properties?.authentication);
+    const token = flux.dependencies.authentication.oneOf.find(
+      (b: any) => b.properties.authentication.const === 'token',
+    );
+    expect(token.properties.username).toBeDefined();
+    expect(token.required ?? []).not.toContain('username');
+  });
+
   it('offers the deploy key algorithm and curve of --ssh-key-algorithm / --ssh-ecdsa-curve in SSH mode, ECDSA P-384 by default', () => {
     const flux = spec.parameters.find((p: any) => p.properties?.authentication);
     const ssh = flux.dependencies.authentication.oneOf.find(

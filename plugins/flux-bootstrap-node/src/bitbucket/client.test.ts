@@ -2,12 +2,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { BitbucketServerHostConfig } from '../config/bitbucketServer';
 import { OperationAbortedError } from '../util/errors';
-import {
-  BitbucketServerClient,
-  gitHttpAuthHeaders,
-  parseRetryAfter,
-  restPath,
-} from './client';
+import { parseRetryAfter } from '../http';
+import { BitbucketServerClient, gitHttpAuthHeaders, restPath } from './client';
 import { BitbucketError } from './errors';
 import { createGitHttpClient } from '../git/httpClient';
 

@@ -17,7 +17,6 @@ import {
   BitbucketErrorDetail,
   kindForStatus,
   parseErrorDetails,
-  shortExceptionName,
 } from './errors';
 import type {
   BitbucketAccessKey,
@@ -28,13 +27,7 @@ import type {
   BitbucketUser,
 } from './types';
 
-export { parseRetryAfter } from '../http';
-
-/**
- * Options of {@link BitbucketServerClient}: the HTTP layer's retry and size bounds, and a
- * per-request timeout (default `host.requestTimeoutMs`, 30 s); retries default to `host.retries` (4).
- * @public
- */
+/** Options of {@link BitbucketServerClient}; timeout and retries default to the host's. @public */
 export interface BitbucketClientOptions
   extends Pick<
     HttpClientOptions,
@@ -64,10 +57,7 @@ export interface BitbucketRequestOptions {
   /** Statuses returned instead of thrown (2xx always are), e.g. `[404]` for an existence check. */
   expectedStatus?: number[];
   headers?: Record<string, string>;
-  /**
-   * Whether a failed attempt may be sent again. Default: GET, HEAD, PUT and DELETE are; a POST only
-   * with `true` (the caller knows a repeat converges, e.g. a create answering 409 when done).
-   */
+  /** May a failed attempt be sent again? Default: all but POST (`true`: a repeat converges). */
   retry?: boolean;
   /** Return the raw body bytes instead of parsing JSON. */
   raw?: boolean;
@@ -80,11 +70,7 @@ export interface BitbucketResponse<T> {
   body: T;
 }
 
-/**
- * Headers that authenticate git over HTTPS exactly like the REST calls: `Bearer` for a token
- * (Bitbucket HTTP access tokens), `Basic` for a username with a password or token. Never log them.
- * @public
- */
+/** `Bearer` for a token, `Basic` for a username and password: for REST and git. @public */
 export function gitHttpAuthHeaders(
   auth: BitbucketServerAuth,
 ): Record<string, string> {
@@ -104,33 +90,21 @@ export function authSecrets(auth: BitbucketServerAuth): string[] {
 const encodeSegment = (segment: string | number) =>
   encodeURIComponent(String(segment));
 
-/**
- * A path from a template and segments, `restPath('/rest/api/1.0/projects/{}/repos/{}', key, slug)`;
- * every segment is URL-encoded so that a name can never change the path.
- * @public
- */
+/** `restPath('/rest/api/1.0/projects/{}', key)`: each segment URL-encoded (a name never changes the path). */
 export function restPath(
   template: string,
   ...segments: Array<string | number>
 ): string {
   let i = 0;
-  const out = template.replace(/\{\}/g, () => {
-    if (i >= segments.length)
-      throw new Error(`restPath: missing segment for ${template}`);
-    return encodeSegment(segments[i++]);
-  });
-  if (i !== segments.length)
-    throw new Error(`restPath: too many segments for ${template}`);
-  return out;
+  return template.replace(/\{\}/g, () => encodeSegment(segments[i++]));
 }
 
 /** `an HTML page ("<title>")` when the answer is a web page (wrong context path, login page). */
 function htmlPage(res: HttpResponse): string | undefined {
   const text = res.body.toString('utf8');
+  const type = res.headers.get('content-type') ?? '';
   if (
-    !/text\/html|application\/xhtml/i.test(
-      res.headers.get('content-type') ?? '',
-    ) &&
+    !/text\/html|application\/xhtml/i.test(type) &&
     !/^\s*<(!doctype|html|head|body)/i.test(text)
   )
     return undefined;
@@ -142,20 +116,17 @@ function htmlPage(res: HttpResponse): string | undefined {
 
 const CONTEXT_PATH_HINT =
   'If Bitbucket runs under a context path (e.g. https://host/bitbucket), integrations.bitbucketServer[].apiBaseUrl must include it (https://host/bitbucket/rest/api/1.0).';
+const MAX_PAGES = 10_000;
 const RETRY_ADVICE =
   'Bitbucket is unavailable or overloaded, try again later (re-running is safe: what was already done is reused)';
 
 /**
- * REST client of one Bitbucket Server / Data Center host, on the engine's HTTP layer.
- *
- * - URLs are built from the host's `baseUrl` (which keeps the context path), so `/rest/api/1.0`,
- *   `/rest/keys/1.0` and `/scm/` all work under `https://host/bitbucket`.
- * - Auth: `Bearer` token or `Basic` username + password/token, sent to this server only.
- * - TLS: Node's roots plus the host's extra CA; proxies, timeouts and retries as the layer has
- *   them (429, 5xx, resets of requests safe to repeat, waiting as long as the server asks); no
- *   redirects.
- * - Bitbucket's `{"errors":[…]}` bodies become {@link BitbucketError}s; an HTML page (wrong context
- *   path, SSO/proxy login page) is detected and explained. Credentials never appear in errors or logs.
+ * REST client of one Bitbucket Server / Data Center host, on the engine's HTTP layer: URLs keep
+ * the host's context path; `Bearer` or `Basic` credentials go to this server only; TLS trusts
+ * Node's roots plus the host's CA; retries as the layer has them; no redirects. Bitbucket's
+ * `{"errors":[…]}` bodies become {@link BitbucketError}s, an HTML page (wrong context path, a
+ * login page) is explained, and credentials never appear in errors or logs. It remembers the
+ * user Bitbucket names in `X-AUSERNAME` on every authenticated answer.
  * @public
  */
 export class BitbucketServerClient {
@@ -169,6 +140,8 @@ export class BitbucketServerClient {
   private readonly timeoutMs: number;
   private readonly retries: number;
   private readonly baseDelayMs?: number;
+  private user?: string;
+  private owner?: Promise<{ name: string; user?: BitbucketUser }>;
 
   constructor(
     host: BitbucketServerHostConfig,
@@ -196,14 +169,14 @@ export class BitbucketServerClient {
     });
   }
 
-  /** `<baseUrl>/rest/api/1.0` */
-  get apiBaseUrl(): string {
-    return `${this.baseUrl}/rest/api/1.0`;
-  }
-
   /** The redactor that knows this client's credentials (share it with whatever logs near it). */
   get secrets(): Redactor {
     return this.redactor;
+  }
+
+  /** The user Bitbucket named in `X-AUSERNAME` on an answer so far (undefined before any). */
+  get authenticatedUser(): string | undefined {
+    return this.user;
   }
 
   /** The HTTPS clone URL Bitbucket uses for a repository: `<baseUrl>/scm/<key>/<slug>.git`. */
@@ -213,14 +186,10 @@ export class BitbucketServerClient {
     )}/${encodeSegment(slug)}.git`;
   }
 
-  /** Kept for callers; the HTTP layer pools connections and closes idle ones. */
+  /** Nothing to release: the HTTP layer pools connections and closes idle ones. */
   close(): void {}
 
-  /**
-   * How git over HTTPS talks to this server like this client does (`createGitHttpClient`): the
-   * Authorization header (only for a URL on this server: credentials never go elsewhere), the
-   * host's extra CA, the timeout, and retries of ref discovery, logged like REST retries.
-   */
+  /** Git over HTTPS to this server as this client talks REST: credentials (this server only), CA, timeout, retries. */
   gitHttpSettings(gitUrl: string): {
     headers: Record<string, string>;
     caPem?: string;
@@ -252,30 +221,24 @@ export class BitbucketServerClient {
     };
   }
 
-  /**
-   * One REST call. `path` is relative to the server root (the context path is added), e.g.
-   * `/rest/api/1.0/projects/FLUX`. Non-2xx answers not in `expectedStatus` throw a {@link BitbucketError}.
-   */
+  /** One REST call to `path` under the server root (`/rest/api/1.0/…`); a non-2xx answer not expected throws. */
   async request<T = unknown>(
     method: string,
     path: string,
     opts: BitbucketRequestOptions = {},
   ): Promise<BitbucketResponse<T>> {
-    if (!path.startsWith('/'))
-      throw new Error(`Bitbucket path must start with "/": ${path}`);
     const url = new URL(`${this.baseUrl}${path}`);
-    if (url.origin !== this.origin)
-      throw new Error('Bitbucket path escapes the server');
+    if (!path.startsWith('/') || url.origin !== this.origin)
+      throw new Error(`Bitbucket path must stay on the server: ${path}`);
     for (const [k, v] of Object.entries(opts.query ?? {}))
       if (v !== undefined) url.searchParams.set(k, String(v));
     const verb = method.toUpperCase();
     const label = `${verb} ${url.pathname}${url.search}`;
     const raw = Buffer.isBuffer(opts.body);
+    const json = opts.body !== undefined && !raw;
     const headers: Record<string, string> = {
       Accept: 'application/json',
-      ...(opts.body === undefined || raw
-        ? {}
-        : { 'Content-Type': 'application/json' }),
+      ...(json ? { 'Content-Type': 'application/json' } : {}),
       // Bitbucket's XSRF check is skipped for REST clients that say so.
       ...(verb === 'GET' || verb === 'HEAD'
         ? {}
@@ -289,10 +252,7 @@ export class BitbucketServerClient {
         method: verb,
         url,
         headers,
-        body:
-          opts.body === undefined || raw
-            ? (opts.body as Buffer | undefined)
-            : JSON.stringify(opts.body),
+        body: json ? JSON.stringify(opts.body) : (opts.body as Buffer),
         signal: opts.signal,
         what: `Bitbucket ${label}`,
         idempotent: opts.retry === false ? false : opts.retry || undefined,
@@ -300,6 +260,8 @@ export class BitbucketServerClient {
     } catch (error) {
       throw this.errorFromException(error, label);
     }
+    const user = res.headers.get('x-ausername');
+    if (user) this.user = decodeHeader(user);
     if (res.status >= 300 && !opts.expectedStatus?.includes(res.status))
       throw this.errorFromResponse(res, label);
     return {
@@ -312,12 +274,7 @@ export class BitbucketServerClient {
   /** Every value of a paged list, page by page (`start`/`limit`/`isLastPage`/`nextPageStart`). */
   async *paginate<T>(
     path: string,
-    opts: {
-      query?: BitbucketQuery;
-      signal?: AbortSignal;
-      limit?: number;
-      maxPages?: number;
-    } = {},
+    opts: { query?: BitbucketQuery; signal?: AbortSignal; limit?: number } = {},
   ): AsyncIterable<T> {
     const fail = (why: string, status?: number) =>
       new BitbucketError(`Bitbucket GET ${path} ${why}`, {
@@ -325,9 +282,8 @@ export class BitbucketServerClient {
         status,
         request: `GET ${path}`,
       });
-    const maxPages = opts.maxPages ?? 10_000;
     let start = 0;
-    for (let page = 0; page < maxPages; page++) {
+    for (let page = 0; page < MAX_PAGES; page++) {
       const { body, status } = await this.request<BitbucketPage<T> | undefined>(
         'GET',
         path,
@@ -354,7 +310,7 @@ export class BitbucketServerClient {
       }
       start = next;
     }
-    throw fail(`has more than ${maxPages} pages`);
+    throw fail(`has more than ${MAX_PAGES} pages`);
   }
 
   /** All values of a paged list. */
@@ -367,10 +323,7 @@ export class BitbucketServerClient {
     return out;
   }
 
-  /**
-   * The user the credentials belong to, from the `X-AUSERNAME`/`X-AUSERID` headers Bitbucket adds
-   * to every authenticated answer. Invalid or expired credentials throw `unauthorized`.
-   */
+  /** The user of the credentials (`X-AUSERNAME`/`X-AUSERID`); bad credentials throw `unauthorized`. */
   async whoami(signal?: AbortSignal): Promise<{ name: string; id?: number }> {
     const request = 'GET /rest/api/1.0/application-properties';
     const res = await this.request(
@@ -387,14 +340,32 @@ export class BitbucketServerClient {
         { kind: 'unauthorized', status: res.status, request },
       );
     }
-    let name = raw;
-    try {
-      name = decodeURIComponent(raw);
-    } catch {
-      // not encoded
-    }
     const id = Number(res.headers.get('x-auserid'));
-    return { name, id: Number.isFinite(id) && id > 0 ? id : undefined };
+    return {
+      name: decodeHeader(raw),
+      id: Number.isFinite(id) && id > 0 ? id : undefined,
+    };
+  }
+
+  /**
+   * The name the credentials act as (`X-AUSERNAME`) and that user, asked once per client. `user`
+   * is undefined for the service user of a project or repository HTTP access token: `GET
+   * /users/{name}` does not list it (404), or it may not read users (401 AuthorisationException).
+   */
+  currentUser(
+    signal?: AbortSignal,
+  ): Promise<{ name: string; user?: BitbucketUser }> {
+    this.owner ??= (async () => {
+      const name = this.user ?? (await this.whoami(signal)).name;
+      const user = await this.getUser(name, signal).catch(error => {
+        if (error instanceof BitbucketError && error.kind === 'forbidden')
+          return undefined;
+        throw error;
+      });
+      return { name, user };
+    })();
+    this.owner.catch(() => (this.owner = undefined));
+    return this.owner;
   }
 
   /** The resource at `path`, or undefined on 404. */
@@ -422,25 +393,6 @@ export class BitbucketServerClient {
     );
   }
 
-  /** Branches of a repository (an empty repository has none). */
-  listBranches(
-    projectKey: string,
-    slug: string,
-    opts: { filterText?: string; signal?: AbortSignal; limit?: number } = {},
-  ): Promise<BitbucketBranch[]> {
-    const { filterText, signal, limit } = opts;
-    return this.listAll<BitbucketBranch>(
-      restPath('/rest/api/1.0/projects/{}/repos/{}/branches', projectKey, slug),
-      {
-        query: filterText
-          ? { filterText, boostMatches: true, orderBy: 'ALPHABETICAL' }
-          : { orderBy: 'ALPHABETICAL' },
-        signal,
-        limit,
-      },
-    );
-  }
-
   /** The branch of that exact name, or undefined. */
   async getBranch(
     projectKey: string,
@@ -448,16 +400,23 @@ export class BitbucketServerClient {
     branch: string,
     signal?: AbortSignal,
   ): Promise<BitbucketBranch | undefined> {
-    const branches = await this.listBranches(projectKey, slug, {
-      filterText: branch,
-      signal,
-    });
+    const branches = await this.listAll<BitbucketBranch>(
+      restPath('/rest/api/1.0/projects/{}/repos/{}/branches', projectKey, slug),
+      {
+        query: {
+          filterText: branch,
+          boostMatches: true,
+          orderBy: 'ALPHABETICAL',
+        },
+        signal,
+      },
+    );
     return branches.find(
       b => b.id === `refs/heads/${branch}` || (!b.id && b.displayId === branch),
     );
   }
 
-  /** The commit a branch points at, or undefined when the branch does not exist (or the repo is empty). */
+  /** The commit a branch points at; undefined when there is no such branch. */
   async getBranchHead(
     projectKey: string,
     slug: string,
@@ -551,12 +510,10 @@ export class BitbucketServerClient {
     const { status } = res;
     if (status < 400) {
       let where = 'an unknown location';
-      try {
+      if (URL.canParse(res.headers.get('location') ?? '', this.baseUrl)) {
         const loc = new URL(res.headers.get('location')!, this.baseUrl);
         loc.username = loc.password = loc.search = '';
         where = loc.toString();
-      } catch {
-        // no or no usable Location
       }
       return new BitbucketError(
         this.redactor.redact(
@@ -579,7 +536,7 @@ export class BitbucketServerClient {
     if (details.length) {
       what = details
         .map(d => {
-          const ex = shortExceptionName(d.exceptionName);
+          const ex = d.exceptionName?.split('.').pop();
           return ex ? `${d.message} [${ex}]` : d.message;
         })
         .join('; ');
@@ -633,5 +590,14 @@ export class BitbucketServerClient {
       request: label,
       code: error.code,
     });
+  }
+}
+
+/** `X-AUSERNAME` is URL-encoded (`alice%40corp`). */
+function decodeHeader(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
   }
 }

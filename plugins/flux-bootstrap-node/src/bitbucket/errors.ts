@@ -1,18 +1,11 @@
 import { errorNameForKind, FluxBootstrapError } from '../util/errors';
 
 /**
- * What went wrong talking to Bitbucket, in terms a caller can act on.
- *
- * - `unauthorized`: the credentials are invalid, expired or revoked (401 that is not an authorisation failure).
- * - `forbidden`: the credentials are valid but lack a permission (Bitbucket answers 401 with an
- *   `…AuthorisationException`; some proxies answer 403).
- * - `not-found`, `conflict`, `bad-request`: 404, 409, other 4xx.
- * - `rate-limited`: 429 after the retries were used up.
- * - `server`: 5xx after the retries were used up.
- * - `network`: connection refused/reset, DNS, TLS (untrusted certificate…).
- * - `timeout`: no answer within the per-request timeout.
- * - `unexpected-response`: an answer that is not Bitbucket's REST API (an HTML page, a redirect):
- *   usually a wrong `apiBaseUrl` or a missing context path.
+ * What went wrong talking to Bitbucket: `unauthorized` (credentials invalid, expired or revoked),
+ * `forbidden` (a permission is missing: Bitbucket answers 401 with an `…AuthorisationException`,
+ * some proxies 403), `not-found`, `conflict`, `bad-request` (other 4xx), `rate-limited` and
+ * `server` (429 and 5xx once the retries were used up), `network`, `timeout`, and
+ * `unexpected-response` (not Bitbucket's REST API: an HTML page, a redirect).
  * @public
  */
 export type BitbucketErrorKind =
@@ -43,10 +36,10 @@ export interface BitbucketErrorDetail {
 export class BitbucketError extends FluxBootstrapError {
   readonly kind: BitbucketErrorKind;
   readonly status?: number;
-  /** Fully-qualified exception name of the first Bitbucket error, e.g. `com.atlassian.bitbucket.AuthorisationException`. */
+  /** Fully-qualified exception name of the first Bitbucket error. */
   readonly exceptionName?: string;
   readonly details: BitbucketErrorDetail[];
-  /** `METHOD path` of the failed request (path relative to the server root, with context path). */
+  /** `METHOD path` of the failed request. */
   readonly request?: string;
   /** Node's error code for network failures (ECONNRESET, CERT_…). */
   readonly code?: string;
@@ -59,7 +52,6 @@ export class BitbucketError extends FluxBootstrapError {
       details?: BitbucketErrorDetail[];
       request?: string;
       code?: string;
-      cause?: unknown;
     },
   ) {
     super(errorNameForKind(opts.kind), message);
@@ -92,8 +84,7 @@ export function isBitbucketError(
 
 /** Parses Bitbucket's `{"errors":[…]}` body (or a bare `{message}`); empty when it is something else. */
 export function parseErrorDetails(body: unknown): BitbucketErrorDetail[] {
-  if (!body || typeof body !== 'object') return [];
-  const b = body as { errors?: unknown; message?: unknown };
+  const b = (body ?? {}) as { errors?: unknown; message?: unknown };
   if (Array.isArray(b.errors)) {
     return b.errors
       .filter((e): e is Record<string, unknown> => !!e && typeof e === 'object')
@@ -105,11 +96,15 @@ export function parseErrorDetails(body: unknown): BitbucketErrorDetail[] {
       }))
       .filter(e => e.message || e.exceptionName);
   }
-  if (typeof b.message === 'string') return [{ message: b.message }];
-  return [];
+  return typeof b.message === 'string' ? [{ message: b.message }] : [];
 }
 
-const AUTHORISATION = /Authori[sz]ationException$/;
+const KIND_OF_STATUS: Record<number, BitbucketErrorKind> = {
+  403: 'forbidden',
+  404: 'not-found',
+  409: 'conflict',
+  429: 'rate-limited',
+};
 
 /** Maps an HTTP status and Bitbucket's error details to an error kind. */
 export function kindForStatus(
@@ -118,25 +113,12 @@ export function kindForStatus(
 ): BitbucketErrorKind {
   if (status === 401) {
     // Bitbucket answers a missing permission with 401 too; the exception name tells them apart.
-    return details.some(
-      d => d.exceptionName && AUTHORISATION.test(d.exceptionName),
-    )
-      ? 'forbidden'
-      : 'unauthorized';
+    const authorisation = details.some(d =>
+      /Authori[sz]ationException$/.test(d.exceptionName ?? ''),
+    );
+    return authorisation ? 'forbidden' : 'unauthorized';
   }
-  if (status === 403) return 'forbidden';
-  if (status === 404) return 'not-found';
-  if (status === 409) return 'conflict';
-  if (status === 429) return 'rate-limited';
   if (status >= 500) return 'server';
-  if (status >= 300 && status < 400) return 'unexpected-response';
-  return 'bad-request';
-}
-
-/** Short name of a Java exception (`com.atlassian.bitbucket.AuthorisationException` → `AuthorisationException`). */
-export function shortExceptionName(
-  name: string | null | undefined,
-): string | undefined {
-  if (!name) return undefined;
-  return name.split('.').pop();
+  if (status < 400) return 'unexpected-response';
+  return KIND_OF_STATUS[status] ?? 'bad-request';
 }

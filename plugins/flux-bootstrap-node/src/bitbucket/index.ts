@@ -1,13 +1,9 @@
-export * from './repoUrl';
-export { BitbucketError, isBitbucketError, parseErrorDetails } from './errors';
-export type { BitbucketErrorKind, BitbucketErrorDetail } from './errors';
-export * from './types';
+export { resolveTokenOwner } from './access';
+export type { BitbucketAccess, TokenOwner } from './access';
 export {
+  authSecrets,
   BitbucketServerClient,
   gitHttpAuthHeaders,
-  authSecrets,
-  restPath,
-  parseRetryAfter,
 } from './client';
 export type {
   BitbucketClientOptions,
@@ -15,6 +11,25 @@ export type {
   BitbucketRequestOptions,
   BitbucketResponse,
 } from './client';
-export * from './repository';
-export { pushInitialCommit } from './initialCommit';
-export type { InitialCommitOptions } from './initialCommit';
+export { BitbucketError, isBitbucketError } from './errors';
+export type { BitbucketErrorDetail, BitbucketErrorKind } from './errors';
+export { parseBitbucketRepoUrl } from './repoUrl';
+export type { BitbucketRepoRef } from './repoUrl';
+export {
+  ensureFleetRepository,
+  locateBitbucketRepository,
+  planRepositoryOutputs,
+} from './repository';
+export type {
+  BitbucketGroupGrant,
+  BitbucketRepositoryOutputs,
+  FleetRepositoryDeps,
+  FleetRepositoryRequest,
+} from './repository';
+export type {
+  BitbucketAccessKey,
+  BitbucketBranch,
+  BitbucketRepoPermission,
+  BitbucketRepository,
+  BitbucketUser,
+} from './types';

@@ -4,11 +4,11 @@ import os from 'node:os';
 import path from 'node:path';
 import git from 'isomorphic-git';
 import type { BitbucketServerClient } from './client';
-import { BitbucketError } from './errors';
+import { BitbucketError, BitbucketErrorKind } from './errors';
 import { createGitHttpClient } from '../git/httpClient';
 import { isAbortError } from '../util/errors';
 
-/** Options of {@link pushInitialCommit}. @public */
+/** Options of {@link pushInitialCommit}. */
 export interface InitialCommitOptions {
   /** HTTPS clone URL of the repository (`…/scm/<key>/<slug>.git`). */
   cloneUrl: string;
@@ -19,13 +19,10 @@ export interface InitialCommitOptions {
 }
 
 /**
- * Creates a branch in an empty repository by pushing one commit with an empty tree to it.
- *
- * The push announces the old value `0000…` for the branch, so git's receive-pack only accepts it
- * while the branch does not exist: it can never overwrite anybody's work, and two concurrent
- * runs cannot both win. Returns the new commit id; throws a BitbucketError of kind `conflict`
- * when the branch appeared meanwhile (callers re-read it and carry on).
- * @public
+ * Creates a branch in an empty repository by pushing one commit with an empty tree to it. The
+ * push announces `0000…` as the branch's old value, so receive-pack only accepts it while the
+ * branch does not exist: it never overwrites work, and of two concurrent runs one wins. Returns
+ * the commit id; a BitbucketError of kind `conflict` when the branch appeared meanwhile.
  */
 export async function pushInitialCommit(
   client: BitbucketServerClient,
@@ -34,7 +31,7 @@ export async function pushInitialCommit(
   const { branch } = opts;
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'flux-bootstrap-init-'));
   const ref = `refs/heads/${branch}`;
-  const refused = (why: string, kind: 'conflict' | 'bad-request') =>
+  const refused = (why: string, kind: BitbucketErrorKind) =>
     new BitbucketError(
       client.secrets.redact(
         `Bitbucket refused to create branch "${branch}" by push: ${why}`,
@@ -60,9 +57,8 @@ export async function pushInitialCommit(
       },
     });
     await git.writeRef({ fs, dir, ref, value: oid, force: true });
-    // The engine's git HTTP client (as for the manifests push) with this server's trust,
-    // credentials (sent to this server only), timeout and retries of ref discovery; no
-    // redirects are followed and a pack upload is never repeated blindly.
+    // This server's trust, credentials, timeout and ref-discovery retries; a pack upload is
+    // never repeated blindly.
     const { headers, ...http } = client.gitHttpSettings(opts.cloneUrl);
     const result = await git
       .push({
@@ -73,7 +69,6 @@ export async function pushInitialCommit(
         url: opts.cloneUrl,
         ref,
         remoteRef: ref,
-        force: false,
         signal: opts.signal,
       })
       .catch(error => {
@@ -82,12 +77,8 @@ export async function pushInitialCommit(
     const refResult = result.refs?.[ref];
     if (!result.ok || (refResult && !refResult.ok)) {
       const why = refResult?.error ?? result.error ?? 'rejected';
-      throw refused(
-        why,
-        /exist|stale|fetch first|non-fast-forward/i.test(why)
-          ? 'conflict'
-          : 'bad-request',
-      );
+      const conflict = /exist|stale|fetch first|non-fast-forward/i.test(why);
+      throw refused(why, conflict ? 'conflict' : 'bad-request');
     }
     return oid;
   } finally {
@@ -99,19 +90,14 @@ function pushError(
   error: unknown,
   branch: string,
   client: BitbucketServerClient,
-  refused: (why: string, kind: 'conflict') => BitbucketError,
+  refused: (why: string, kind: BitbucketErrorKind) => BitbucketError,
 ): Error {
   if (isAbortError(error)) return error as Error;
   if (error instanceof BitbucketError) {
+    const { kind, status, details, request, code } = error;
     return new BitbucketError(
       `git push that creates branch "${branch}" failed: ${error.message}`,
-      {
-        kind: error.kind,
-        status: error.status,
-        details: error.details,
-        request: error.request,
-        code: error.code,
-      },
+      { kind, status, details, request, code },
     );
   }
   const e = error as {
@@ -130,9 +116,6 @@ function pushError(
   }
   return new BitbucketError(
     `git push of branch "${branch}" failed: ${message}`,
-    {
-      kind: status && status >= 500 ? 'server' : 'network',
-      status,
-    },
+    { kind: status && status >= 500 ? 'server' : 'network', status },
   );
 }

@@ -4,10 +4,7 @@ import type { BitbucketServerHostConfig } from '../config/bitbucketServer';
 /** A parsed RepoUrlPicker value for Bitbucket Server. @public */
 export interface BitbucketRepoRef {
   host: string;
-  /**
-   * Project as given: a key such as `PLAT` (any case), the project's exact name (looked up by the
-   * engine), or `~alice` for a personal repository.
-   */
+  /** As given: a key such as `PLAT` (any case), the project's exact name, or `~alice`. */
   project: string;
   repo: string;
   personal: boolean;
@@ -37,9 +34,8 @@ const RAW_RULES: [(v: string) => boolean, string][] = [
 ];
 
 /**
- * Parses `host?project=KEY&repo=name` (the RepoUrlPicker format for Bitbucket Server) and checks
- * the host against the configured integrations. Throws {@link InputValidationError} naming the
- * field; never echoes credentials that were embedded in the value.
+ * Parses `host?project=KEY&repo=name` (the RepoUrlPicker format) against the configured hosts.
+ * Throws {@link InputValidationError} naming the field, never echoing embedded credentials.
  * @public
  */
 export function parseBitbucketRepoUrl(
@@ -105,11 +101,7 @@ export function isProjectKey(value: string): boolean {
   return PROJECT_KEY.test(value);
 }
 
-/**
- * The slug Bitbucket derives from a repository name (lower-case, runs of characters other than
- * letters, digits, `_`, `.` and `-` become `-`). The server's own answer wins when known.
- * @public
- */
+/** The slug Bitbucket derives from a repository name; the server's own answer wins when known. @public */
 export function repositorySlug(name: string): string {
   return name
     .trim()

@@ -7,7 +7,6 @@ import {
   planRepositoryOutputs,
   repositoryOutputs,
   setDefaultBranch,
-  validateRepositoryRequest,
 } from './repository';
 import type { BitbucketRepository } from './types';
 
@@ -121,39 +120,6 @@ describe('repositoryOutputs', () => {
         'https://bitbucket.example.com/bitbucket/scm/plat/fleet-infra.git',
       sshUrl: 'ssh://git@bitbucket.example.com:7999/plat/fleet-infra.git',
     });
-  });
-});
-
-describe('validateRepositoryRequest', () => {
-  const base = {
-    ref: { host: 'h', project: 'P', repo: 'r', personal: false },
-    private: true,
-    defaultBranch: 'main',
-    groups: [],
-  };
-  it.each(['main', 'release/2024', 'feature_x-1.2'])('accepts branch %s', b => {
-    expect(() =>
-      validateRepositoryRequest({ ...base, defaultBranch: b }),
-    ).not.toThrow();
-  });
-  it.each([
-    '',
-    'a b',
-    'x..y',
-    '-x',
-    'x/',
-    'x.lock',
-    'a~1',
-    'a^',
-    'a:b',
-    '@',
-    'x@{1}',
-    'refs/heads/main',
-    '.hidden',
-  ])('rejects branch %j naming the field', b => {
-    expect(() =>
-      validateRepositoryRequest({ ...base, defaultBranch: b }),
-    ).toThrow(/"defaultBranch"/);
   });
 });
 

@@ -6,9 +6,6 @@
 /** A page of a paged Bitbucket list. @public */
 export interface BitbucketPage<T> {
   values: T[];
-  size?: number;
-  limit?: number;
-  start?: number;
   isLastPage: boolean;
   nextPageStart?: number | null;
 }
@@ -17,7 +14,6 @@ export interface BitbucketPage<T> {
 export interface BitbucketUser {
   name: string;
   slug?: string;
-  id?: number;
   displayName?: string;
   emailAddress?: string;
 }
@@ -25,11 +21,8 @@ export interface BitbucketUser {
 /** A project (`~USER` for personal projects). @public */
 export interface BitbucketProject {
   key: string;
-  id?: number;
   name: string;
-  description?: string;
-  public?: boolean;
-  type?: 'NORMAL' | 'PERSONAL' | string;
+  type?: string;
 }
 
 /** A repository. @public */
@@ -37,12 +30,7 @@ export interface BitbucketRepository {
   slug: string;
   id?: number;
   name: string;
-  description?: string;
-  scmId?: string;
-  state?: string;
   public?: boolean;
-  /** Only some versions return it; read the branches for the truth. */
-  defaultBranch?: string;
   project: BitbucketProject;
   links?: {
     clone?: { href: string; name?: string }[];
@@ -54,7 +42,6 @@ export interface BitbucketRepository {
 export interface BitbucketBranch {
   id: string;
   displayId: string;
-  type?: string;
   latestCommit?: string;
   latestChangeset?: string;
   isDefault?: boolean;
@@ -63,22 +50,8 @@ export interface BitbucketBranch {
 /** Repository permissions a group or user can hold. @public */
 export type BitbucketRepoPermission = 'REPO_READ' | 'REPO_WRITE' | 'REPO_ADMIN';
 
-/** An entry of `…/permissions/groups`. @public */
-export interface BitbucketGroupPermission<P extends string = string> {
-  group: { name: string };
-  permission: P;
-}
-
 /** An SSH access key of a repository (`/rest/keys/1.0/…/ssh`). @public */
 export interface BitbucketAccessKey {
-  key: {
-    id: number;
-    text: string;
-    label?: string;
-    algorithmType?: string;
-    bitLength?: number;
-    fingerprint?: string;
-  };
+  key: { id: number; text: string; label?: string; fingerprint?: string };
   permission: BitbucketRepoPermission | string;
-  repository?: { slug: string; project?: { key: string } };
 }

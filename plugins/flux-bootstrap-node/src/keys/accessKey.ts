@@ -1,30 +1,10 @@
 import { normalizeRepoPath } from '../manifests/validation';
 import { parseSshPublicKey } from './publicKey';
 
-/** Bitbucket access key permissions. @public */
-export type AccessKeyPermission = 'REPO_READ' | 'REPO_WRITE';
-
-/**
- * The path as flux's `--path` (SafeRelativePath) renders it in the label: `./clusters/x`, or
- * `''` for no path or the repository root. Validated like every `path` input.
- * @public
- */
-export function fluxLabelPath(
-  path: string | undefined | null,
-  field = 'path',
-): string {
-  if (typeof path !== 'string' || path.trim() === '') return '';
-  const clean = normalizeRepoPath(path, field);
+/** The path as flux's `--path` renders it in the label: `./clusters/x`, `''` for the root. */
+export function fluxLabelPath(path: string | undefined, field = 'path') {
+  const clean = path?.trim() ? normalizeRepoPath(path, field) : '';
   return clean && `./${clean}`;
-}
-
-/** Inputs of {@link fluxAccessKeyLabel}. @public */
-export interface FluxAccessKeyLabelInput {
-  namespace: string;
-  branch: string;
-  secretName: string;
-  /** Raw or normalised path; normalised here. */
-  path?: string;
 }
 
 /**
@@ -34,33 +14,30 @@ export interface FluxAccessKeyLabelInput {
  * share one key.
  * @public
  */
-export function fluxAccessKeyLabel(input: FluxAccessKeyLabelInput): string {
+export function fluxAccessKeyLabel(input: {
+  namespace: string;
+  branch: string;
+  secretName: string;
+  path?: string;
+}): string {
   const { namespace, branch, secretName, path } = input;
   return [namespace, branch, secretName, fluxLabelPath(path)]
     .filter(Boolean)
     .join('-');
 }
 
-/** An access key to register on a repository. @public */
-export interface AccessKeyRequest {
-  text: string;
-  label: string;
-  permission: AccessKeyPermission;
-}
-
 /**
- * The access key to register: `text` is `<type> <base64> <label>` built from the trimmed public
- * key (flux sends the untrimmed `identity.pub`, leaving `\n ` before the label; not copied).
- * @public
+ * The access key to register: `<type> <base64> <label>` from the trimmed public key (flux sends
+ * the untrimmed `identity.pub`, leaving `\n ` before the label; not copied).
  */
 export function accessKeyRequest(
   publicKey: string,
   label: string,
   readWrite: boolean,
-): AccessKeyRequest {
+) {
   return {
     text: `${parseSshPublicKey(publicKey).text} ${label}`,
     label,
-    permission: readWrite ? 'REPO_WRITE' : 'REPO_READ',
+    permission: readWrite ? ('REPO_WRITE' as const) : ('REPO_READ' as const),
   };
 }

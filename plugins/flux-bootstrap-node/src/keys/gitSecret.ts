@@ -1,81 +1,65 @@
+import { createKubeClient } from '../kube/client';
+import { resolveCluster } from '../kube/cluster';
 import { redactedSteps } from '../util/checkpoint';
+import { InputValidationError } from '../util/errors';
 import type { Redactor } from '../util/redact';
+import { formatSshHost, parseSshHost, SshEndpoint } from './hostKey';
+import { privateKeyRedactions } from './keyPair';
 import {
   assertMayWriteSecrets,
+  b64,
   FLUX_FIELD_MANAGER,
-  FluxDeployKeyDeps,
-  FluxDeployKeyOptions,
   inspectSecret,
+  SecretKube,
+  secretRef,
+  SecretTarget,
   settleKnownHosts,
   sourceSecret,
-} from './deployKey';
-import { formatSshHost } from './hostKey';
-import { privateKeyRedactions } from './keyPair';
-import type { SuppliedSshKey } from './suppliedKey';
+  SourceSecretDeps,
+  SourceSecretOutputs,
+} from './sourceSecret';
+import {
+  readSuppliedSshKey,
+  SuppliedSshKey,
+  SuppliedSshKeyNames,
+} from './suppliedKey';
 
-/** Validated inputs of {@link reconcileFluxGitSecret}: its Secret and SSH endpoint. @public */
-export type FluxGitSecretOptions = Pick<
-  FluxDeployKeyOptions,
-  | 'namespace'
-  | 'secretName'
-  | 'sshHost'
-  | 'hostKeyFingerprint'
-  | 'scanTimeoutMs'
->;
-
-/** Collaborators of {@link reconcileFluxGitSecret}: those of the deploy key but Bitbucket. @public */
-export type FluxGitSecretDeps = Omit<FluxDeployKeyDeps, 'bitbucket'>;
-
-/** Outcome of {@link reconcileFluxGitSecret}. Public data only. @public */
-export interface FluxGitSecretResult {
-  /** `type base64` of the user's key (identity.pub without newline). */
-  publicKey: string;
-  fingerprint: string;
-  knownHosts: string;
+/** A parsed `flux:generate-key` input with `url`: the user's own key for a plain git URL. @public */
+export interface SuppliedKeyRequest {
+  cluster: string;
+  /** `ssh://[user@]host[:port]/path` of the repository; its host:port is scanned by default. */
+  url: string;
   namespace: string;
   secretName: string;
-  /** The Secret holds `password` (the key is encrypted). */
-  password: boolean;
-  changed: boolean;
-  /** The host key was scanned (no trusted key for the host in the Secret, or a new pin). */
-  hostKeyScanned: boolean;
+  /** The private key and its passphrase, as read from the task secrets. */
+  privateKey?: string;
+  passphrase?: string;
+  /** How errors name the inputs and task secrets (never their values). */
+  names: SuppliedSshKeyNames;
+  sshHost?: SshEndpoint;
+  hostKeyFingerprint?: string;
 }
 
-/** Registers every form of the key and passphrase that could leak with `redactor`. @public */
-export function registerSuppliedKeySecrets(
-  redactor: Redactor,
-  key: Pick<SuppliedSshKey, 'privateKey' | 'publicKey' | 'passphrase'>,
-): void {
-  for (const secret of privateKeyRedactions({
-    privateKeyPem: key.privateKey,
-    publicKey: key.publicKey,
-  })) {
-    redactor.add(secret);
-  }
+/** Registers every form of the key and passphrase that could leak with `redactor`. */
+function registerSecrets(redactor: Redactor, key: SuppliedSshKey): void {
+  const pair = { privateKeyPem: key.privateKey, publicKey: key.publicKey };
+  for (const secret of privateKeyRedactions(pair)) redactor.add(secret);
   redactor.add(key.privateKey);
   redactor.add(key.passphrase);
 }
 
-/**
- * Lines saying what {@link reconcileFluxGitSecret} would do, for dry runs (sends nothing).
- * @public
- */
-export function describeFluxGitSecretPlan(
-  options: FluxGitSecretOptions & { cluster: string },
-  key: Pick<SuppliedSshKey, 'type' | 'fingerprint' | 'encrypted'>,
-): string[] {
-  const where = `${options.namespace}/${options.secretName}`;
+function describePlan(t: SecretTarget, cluster: string, key: SuppliedSshKey) {
+  const where = `${t.namespace}/${t.secretName}`;
+  const pin = t.hostKeyFingerprint;
   return [
-    `would read Secret ${where} in cluster ${options.cluster}`,
+    `would read Secret ${where} in cluster ${cluster}`,
     `would keep the trusted SSH host key of ${formatSshHost(
-      options.sshHost,
+      t.sshHost,
     )} if the Secret has one and the server still presents it; otherwise scan it${
-      options.hostKeyFingerprint
-        ? ` and require fingerprint ${options.hostKeyFingerprint}`
-        : ''
+      pin ? ` and require fingerprint ${pin}` : ''
     }`,
     `would create namespace ${
-      options.namespace
+      t.namespace
     } if missing and server-side apply Secret ${where} with your ${
       key.type
     } key ${key.fingerprint} (identity, identity.pub, known_hosts${
@@ -86,34 +70,72 @@ export function describeFluxGitSecretPlan(
 }
 
 /**
- * Stores a key the user supplied as Flux's Git Secret, like `flux bootstrap git
- * --private-key-file=… --password=…`: `identity` (the key as supplied), `identity.pub` (derived
- * from it), `known_hosts` (the scanned host key of `sshHost`) and `password` for an encrypted key
- * (source-controller reads it to decrypt `identity`). No key is generated and nothing is
- * registered anywhere: the user registered the public key on the repository in advance.
- *
- * Convergent:
- * - The Secret already holds exactly this → nothing is written.
- * - It trusts a host key for `sshHost` (and no other pin is asked) → the server must still
- *   present it ({@link HostKeyChangedError} otherwise, nothing written), and it is kept.
- * - Else the host key is scanned (a pinned fingerprint is checked before anything is written).
+ * `flux:generate-key` with `url`, like `flux bootstrap git --private-key-file=… --password=…`:
+ * the user's key is checked (before anything is sent) and stored as Flux's Git Secret —
+ * `identity` as supplied, `identity.pub` derived from it, `known_hosts` for the SSH endpoint, and
+ * `password` for an encrypted key (source-controller decrypts `identity` with it). No key is
+ * generated and Bitbucket is not called. Convergent: a Secret that already holds exactly this is
+ * not written; a trusted host key is kept while the server still presents it
+ * ({@link HostKeyChangedError} otherwise), else the host key is scanned (a pin checked first).
  * @public
  */
-export async function reconcileFluxGitSecret(
-  options: FluxGitSecretOptions,
-  key: SuppliedSshKey,
-  deps: FluxGitSecretDeps,
-): Promise<FluxGitSecretResult> {
-  const { kube, logger, redactor, signal } = deps;
-  registerSuppliedKeySecrets(redactor, key);
-  const step = redactedSteps(redactor, deps.checkpoint);
-  const where = `${options.namespace}/${options.secretName}`;
-  const ref = {
-    apiVersion: 'v1',
-    kind: 'Secret',
-    name: options.secretName,
-    namespace: options.namespace,
+export async function storeSuppliedKey(
+  req: SuppliedKeyRequest,
+  deps: SourceSecretDeps,
+): Promise<SourceSecretOutputs> {
+  const { logger, redactor } = deps;
+  const { passphraseSecret, passphraseField } = req.names;
+  if (passphraseSecret && !req.passphrase) {
+    throw new InputValidationError(
+      passphraseField,
+      `no task secret named "${passphraseSecret}"`,
+    );
+  }
+  const key = readSuppliedSshKey(req.privateKey, req.passphrase, req.names);
+  registerSecrets(redactor, key);
+  const url = new URL(req.url);
+  const t: SecretTarget = {
+    ...req,
+    sshHost:
+      req.sshHost ?? parseSshHost(`${url.hostname}:${url.port || 22}`, 'url'),
+    scanTimeoutMs: deps.scanTimeoutMs,
   };
+  const cluster = resolveCluster(deps.settings, req.cluster, 'cluster');
+  const outputs = {
+    publicKey: key.publicKey,
+    fingerprint: key.fingerprint,
+    secretName: req.secretName,
+    removedAccessKeyIds: [],
+  };
+  if (deps.dryRun) {
+    logger.info(
+      `Dry run of flux:generate-key with url ${req.url}; no request is sent. Plan:`,
+    );
+    for (const line of describePlan(t, cluster.name, key))
+      logger.info(`  ${line}`);
+    return { ...outputs, changed: false };
+  }
+  logger.info(
+    `Storing your key for ${req.url} in cluster ${cluster.name}; Bitbucket is not called`,
+  );
+  const kube = await createKubeClient(cluster, { logger, redactor });
+  try {
+    const result = await writeGitSecret(t, key, { ...deps, kube });
+    return { ...outputs, ...result };
+  } finally {
+    kube.close();
+  }
+}
+
+async function writeGitSecret(
+  t: SecretTarget,
+  key: SuppliedSshKey,
+  deps: SourceSecretDeps & { kube: SecretKube },
+): Promise<{ knownHosts: string; changed: boolean }> {
+  const { kube, logger, redactor, signal } = deps;
+  const step = redactedSteps(redactor, deps.checkpoint);
+  const where = `${t.namespace}/${t.secretName}`;
+  const ref = secretRef(t);
   logger.info(
     `Using your ${key.type} key ${key.fingerprint}${
       key.encrypted
@@ -129,12 +151,12 @@ export async function reconcileFluxGitSecret(
   logger.info(`Determining if source secret ${where} exists`);
   const before = await step('git-secret.inspect', async () => {
     const state = inspectSecret(await kube.get(ref, { signal }));
-    await assertMayWriteSecrets(kube, options.namespace, signal);
+    await assertMayWriteSecrets(kube, t.namespace, signal);
     // Public fields only (a checkpoint stores its value in the task state).
     return { exists: state.exists, knownHosts: state.knownHosts ?? null };
   });
-  const { knownHosts, scanned } = await settleKnownHosts(
-    options,
+  const { knownHosts } = await settleKnownHosts(
+    t,
     before.knownHosts ?? undefined,
     {
       where,
@@ -150,7 +172,6 @@ export async function reconcileFluxGitSecret(
     },
   );
 
-  const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
   const desired: Record<string, string> = {
     identity: b64(key.privateKey),
     'identity.pub': b64(`${key.publicKey}\n`),
@@ -166,12 +187,12 @@ export async function reconcileFluxGitSecret(
       Object.entries(desired).every(([k, v]) => data[k] === v) &&
       (desired.password !== undefined || data.password === undefined);
     if (live && same) return false;
-    await kube.ensureNamespace(options.namespace, {
+    await kube.ensureNamespace(t.namespace, {
       fieldManager: FLUX_FIELD_MANAGER,
       signal,
     });
     // force: the Secret may have been written by `flux bootstrap` or by the generating mode.
-    const applied = await kube.apply(sourceSecret(options, desired), {
+    const applied = await kube.apply(sourceSecret(t, desired), {
       fieldManager: FLUX_FIELD_MANAGER,
       force: true,
       signal,
@@ -182,19 +203,8 @@ export async function reconcileFluxGitSecret(
   });
   logger.info(
     changed
-      ? `Applied source secret ${where} (identity, identity.pub, known_hosts${
-          desired.password ? ', password' : ''
-        })`
+      ? `Applied source secret ${where} (${Object.keys(desired).join(', ')})`
       : `Source secret ${where} is up to date`,
   );
-  return {
-    publicKey: key.publicKey,
-    fingerprint: key.fingerprint,
-    knownHosts,
-    namespace: options.namespace,
-    secretName: options.secretName,
-    password: desired.password !== undefined,
-    changed,
-    hostKeyScanned: scanned,
-  };
+  return { knownHosts, changed };
 }

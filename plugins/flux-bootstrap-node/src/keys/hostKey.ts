@@ -47,37 +47,17 @@ export function parseSshHost(value: string, field = 'sshHost'): SshEndpoint {
   return { host: host.replace(/\.$/, ''), port };
 }
 
-/** `host:port` (`[v6]:port`). @public */
+/** `host:port` (`[v6]:port`). */
 export function formatSshHost(endpoint: SshEndpoint): string {
   const host = isIP(endpoint.host) === 6 ? `[${endpoint.host}]` : endpoint.host;
   return `${host}:${endpoint.port}`;
 }
 
-/** The host field of a known_hosts line: `host` for port 22, else `[host]:port` (OpenSSH's form). @public */
+/** The host field of a known_hosts line: `host` for port 22, else `[host]:port` (OpenSSH's form). */
 export function knownHostsHostField(endpoint: SshEndpoint): string {
   return endpoint.port === 22
     ? endpoint.host
     : `[${endpoint.host}]:${endpoint.port}`;
-}
-
-/**
- * Validates and normalises a pinned host key fingerprint: `SHA256:` followed by 43 base64
- * characters (a trailing `=` is tolerated and dropped).
- * @public
- */
-export function parseHostKeyFingerprint(
-  value: string,
-  field = 'hostKeyFingerprint',
-): string {
-  const raw = typeof value === 'string' ? value.trim() : '';
-  const m = /^SHA256:([A-Za-z0-9+/]{43})=?$/.exec(raw);
-  if (!m) {
-    throw new InputValidationError(
-      field,
-      'must be an OpenSSH SHA256 fingerprint, e.g. SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s (ssh-keyscan -p PORT HOST | ssh-keygen -lf -)',
-    );
-  }
-  return `SHA256:${m[1]}`;
 }
 
 /** One entry of a known_hosts file. @public */
@@ -110,7 +90,7 @@ export function parseKnownHosts(text: string): KnownHostsEntry[] {
   });
 }
 
-/** Entries of `knownHosts` that apply to `endpoint` (exact host field match). @public */
+/** Entries of `knownHosts` that apply to `endpoint` (exact host field match). */
 export function knownHostsFor(
   knownHosts: string,
   endpoint: SshEndpoint,
@@ -119,7 +99,7 @@ export function knownHostsFor(
   return parseKnownHosts(knownHosts).filter(e => e.hosts.includes(field));
 }
 
-/** Result of {@link scanHostKey}. @public */
+/** Result of {@link scanHostKey}. */
 export interface ScannedHostKey {
   host: string;
   port: number;
@@ -157,7 +137,7 @@ export class HostKeyScanError extends FluxBootstrapError {
   }
 }
 
-/** Options of {@link scanHostKey}. @public */
+/** Options of {@link scanHostKey}. */
 export interface ScanHostKeyOptions {
   /** `host:port` or a parsed endpoint. */
   sshHost: string | SshEndpoint;
@@ -307,9 +287,7 @@ export async function scanHostKey(
       : options.sshHost;
   const timeoutMs = options.timeoutMs ?? 30_000;
   const logger = options.logger ?? silentLogger;
-  const expected = options.expectedFingerprint
-    ? parseHostKeyFingerprint(options.expectedFingerprint)
-    : undefined;
+  const expected = options.expectedFingerprint;
   const where = formatSshHost(endpoint);
   const timeout = AbortSignal.timeout(timeoutMs);
   const signal = options.signal

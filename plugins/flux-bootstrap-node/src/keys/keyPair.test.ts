@@ -4,11 +4,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { utils, type ParsedKey } from 'ssh2';
-import { InputValidationError } from '../util/errors';
 import { Redactor } from '../util/redact';
 import {
   generateSshKeyPair,
-  normaliseSshKeyOptions,
   SshKeyOptionsInput,
   SshKeyPair,
   privateKeyRedactions,
@@ -261,47 +259,5 @@ describe('SSH public keys against ssh-keygen', () => {
     ).toThrow(/does not hold a ssh-rsa key/);
     expect(() => parseSshPublicKey('ssh-rsa')).toThrow();
     expect(() => parseSshPublicKey('foo AAAA')).toThrow(/unsupported/);
-  });
-});
-
-describe('normaliseSshKeyOptions', () => {
-  it('applies flux defaults', () => {
-    expect(normaliseSshKeyOptions({})).toEqual({
-      algorithm: 'ecdsa',
-      ecdsaCurve: 'p384',
-      rsaBits: 2048,
-    });
-    expect(
-      normaliseSshKeyOptions({
-        algorithm: null,
-        ecdsaCurve: null,
-        rsaBits: null,
-      }),
-    ).toEqual({
-      algorithm: 'ecdsa',
-      ecdsaCurve: 'p384',
-      rsaBits: 2048,
-    });
-  });
-
-  it.each([
-    [{ algorithm: 'dsa' }, 'algorithm'],
-    [{ algorithm: 'ECDSA' }, 'algorithm'],
-    [{ ecdsaCurve: 'p224' }, 'ecdsaCurve'],
-    [{ algorithm: 'rsa', rsaBits: 1024 }, 'rsaBits'],
-    [{ algorithm: 'rsa', rsaBits: 2050 }, 'rsaBits'],
-    [{ algorithm: 'rsa', rsaBits: 2048.5 }, 'rsaBits'],
-    [{ algorithm: 'rsa', rsaBits: 16384 }, 'rsaBits'],
-    [{ algorithm: 'rsa', rsaBits: '4096' as unknown as number }, 'rsaBits'],
-  ])('refuses %j naming the field', (input, field) => {
-    let error: unknown;
-    try {
-      normaliseSshKeyOptions(input as SshKeyOptionsInput);
-    } catch (e) {
-      error = e;
-    }
-    expect(error).toBeInstanceOf(InputValidationError);
-    expect((error as InputValidationError).field).toBe(field);
-    expect((error as Error).message).toContain(`"${field}"`);
   });
 });

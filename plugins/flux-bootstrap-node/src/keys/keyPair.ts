@@ -1,104 +1,51 @@
 import { generateKeyPair } from 'node:crypto';
 import { promisify } from 'node:util';
 import { utils } from 'ssh2';
-import { InputValidationError, throwIfAborted } from '../util/errors';
+import { throwIfAborted } from '../util/errors';
 import { parseSshPublicKey, SshPublicKey, sshPublicKeyOf } from './publicKey';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
 
 /** Key algorithms Flux's `--ssh-key-algorithm` offers. @public */
 export const SSH_KEY_ALGORITHMS = ['ecdsa', 'rsa', 'ed25519'] as const;
-/** @public */
-export type SshKeyAlgorithm = (typeof SSH_KEY_ALGORITHMS)[number];
 /** ECDSA curves Flux's `--ssh-ecdsa-curve` offers. @public */
 export const ECDSA_CURVES = ['p256', 'p384', 'p521'] as const;
-/** @public */
-export type EcdsaCurve = (typeof ECDSA_CURVES)[number];
 
-/** Options of {@link generateSshKeyPair}, as they come from an action's input. @public */
-export interface SshKeyOptionsInput {
-  algorithm?: string | null;
-  ecdsaCurve?: string | null;
-  rsaBits?: number | null;
-}
-
-/** Validated key options. @public */
+/** The key to generate: RSA takes 2048 to 8192 bits in steps of 8 (flux allows 1024; NIST retired it). @public */
 export interface SshKeyOptions {
-  algorithm: SshKeyAlgorithm;
-  ecdsaCurve: EcdsaCurve;
+  algorithm: (typeof SSH_KEY_ALGORITHMS)[number];
+  ecdsaCurve: (typeof ECDSA_CURVES)[number];
   rsaBits: number;
 }
 
-function oneOf<T extends string>(
-  field: string,
-  value: unknown,
-  allowed: readonly T[],
-): T {
-  if (allowed.includes(value as T)) return value as T;
-  throw new InputValidationError(
-    field,
-    `must be one of ${allowed.join(', ')} (got "${String(value).slice(
-      0,
-      40,
-    )}")`,
-  );
-}
+/** Key options, each defaulting to flux's. @public */
+export type SshKeyOptionsInput = Partial<SshKeyOptions>;
 
-/**
- * Applies flux's defaults (ecdsa, P-384, RSA 2048) and validates key options; throws
- * {@link InputValidationError} naming the field. RSA takes 2048 to 8192 bits in steps of 8 (flux
- * allows 1024; NIST retired it).
- * @public
- */
-export function normaliseSshKeyOptions(
-  input: SshKeyOptionsInput = {},
-): SshKeyOptions {
-  const algorithm = oneOf(
-    'algorithm',
-    input.algorithm ?? 'ecdsa',
-    SSH_KEY_ALGORITHMS,
-  );
-  const ecdsaCurve = oneOf(
-    'ecdsaCurve',
-    input.ecdsaCurve ?? 'p384',
-    ECDSA_CURVES,
-  );
-  const rsaBits = input.rsaBits ?? 2048;
-  if (
-    !Number.isInteger(rsaBits) ||
-    rsaBits < 2048 ||
-    rsaBits > 8192 ||
-    rsaBits % 8 !== 0
-  ) {
-    throw new InputValidationError(
-      'rsaBits',
-      `must be a multiple of 8 between 2048 and 8192 (got ${String(
-        rsaBits,
-      ).slice(0, 20)})`,
-    );
-  }
-  return { algorithm, ecdsaCurve, rsaBits };
-}
+/** Flux's defaults: ECDSA P-384 (and 2048 bits for RSA). @public */
+export const SSH_KEY_DEFAULTS: SshKeyOptions = {
+  algorithm: 'ecdsa',
+  ecdsaCurve: 'p384',
+  rsaBits: 2048,
+};
 
-/** A generated key pair in the formats of Flux's Git Secret. @public */
+/** A generated key pair in the formats of Flux's Git Secret. */
 export interface SshKeyPair {
   /** `ssh-ed25519`, `ssh-rsa`, `ecdsa-sha2-nistp384`, … */
   type: string;
   /**
-   * The Secret's `identity`. PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`) for ecdsa and rsa, as
-   * flux writes it. Ed25519 keys use the OpenSSH format (`-----BEGIN OPENSSH PRIVATE KEY-----`):
-   * OpenSSH before 9.6 cannot load Ed25519 from PKCS#8, while Flux's Go SSH stack reads both.
+   * The Secret's `identity`: PKCS#8 PEM for ecdsa and rsa, as flux writes it; the OpenSSH format
+   * for Ed25519, which OpenSSH before 9.6 cannot load from PKCS#8 (Flux reads both).
    */
   privateKeyPem: string;
   /** The Secret's `identity.pub`: `<type> <base64>\n`, no comment. */
   publicKey: string;
   /** `SHA256:…` as `ssh-keygen -lf` prints it. */
   fingerprint: string;
-  /** Human description, e.g. `ecdsa P-384` or `rsa 4096`. */
+  /** e.g. `ecdsa p384`, `rsa 4096`, `ed25519`. */
   description: string;
 }
 
-/** A short human description of the options, e.g. `ecdsa p384`, `rsa 4096`, `ed25519`. @public */
+/** A short human description of the options, e.g. `ecdsa p384`, `rsa 4096`, `ed25519`. */
 export function describeSshKeyOptions(options: SshKeyOptions): string {
   if (options.algorithm === 'ecdsa') return `ecdsa ${options.ecdsaCurve}`;
   if (options.algorithm === 'rsa') return `rsa ${options.rsaBits}`;
@@ -111,10 +58,10 @@ export function describeSshKeyOptions(options: SshKeyOptions): string {
  * @public
  */
 export async function generateSshKeyPair(
-  input: SshKeyOptionsInput | SshKeyOptions = {},
+  input: SshKeyOptionsInput = {},
   signal?: AbortSignal,
 ): Promise<SshKeyPair> {
-  const options = normaliseSshKeyOptions(input);
+  const options = { ...SSH_KEY_DEFAULTS, ...input };
   throwIfAborted(signal, 'generating the SSH key');
   let privateKeyPem: string;
   let key: SshPublicKey;
@@ -156,11 +103,10 @@ export async function generateSshKeyPair(
 }
 
 /**
- * Strings to register with a {@link Redactor} so that a private key cannot leave through a log
- * line or an error: the PEM as JSON would escape it, the PEM base64-encoded (a Secret's `data`),
- * and every PEM line that carries private bytes. PEM lines that only encode public bytes (PKCS#8
- * and OpenSSH containers embed the public key) are left out, so the public key stays readable.
- * @public
+ * Strings to register with a Redactor so that a private key cannot leave through a log line or
+ * an error: the PEM as JSON would escape it, the PEM base64-encoded (a Secret's `data`), and
+ * every PEM line that carries private bytes. Lines that only encode public bytes (PKCS#8 and
+ * OpenSSH containers embed the public key) are left out, so the public key stays readable.
  */
 export function privateKeyRedactions(
   pair: Pick<SshKeyPair, 'privateKeyPem' | 'publicKey'>,

@@ -4,12 +4,9 @@ import { InputValidationError } from '../util/errors';
 import { parseSshPublicKey, SshPublicKey, sshPublicKeyOf } from './publicKey';
 
 /**
- * A private key the user supplied (`flux bootstrap git --private-key-file=… --password=…`),
- * checked: `privateKey` as supplied (`\n` line ends, trimmed, one final newline: the Secret's
- * `identity`), `passphrase` only when the key is encrypted (the Secret's `password`), `type`,
- * `publicKey` (`type base64`) and `fingerprint` of its public half. It holds secrets: never log
- * it, output it or return it from a checkpoint.
- * @public
+ * A private key the user supplied, checked: `privateKey` normalised (the Secret's `identity`),
+ * `passphrase` only when the key is encrypted (the Secret's `password`), and its public half.
+ * It holds secrets: never log it, output it or return it from a checkpoint.
  */
 export interface SuppliedSshKey {
   privateKey: string;
@@ -39,10 +36,8 @@ const PEM_BEGIN = /-----BEGIN ([A-Z0-9 ]+)-----/;
 /**
  * Reads a user's SSH private key as Flux's source-controller (Go's x/crypto/ssh) and OpenSSH
  * read it: OpenSSH, PKCS#1 RSA or SEC1 EC PEM (each optionally encrypted), or unencrypted
- * PKCS#8. The public half is derived from the key itself, so `identity.pub` and the fingerprint
- * are those of the key Flux will use. Every error is an {@link InputValidationError} naming the
- * input and the task secret, never its content; nothing is sent anywhere.
- * @public
+ * PKCS#8; the public half is derived from the key itself. Every error is an
+ * {@link InputValidationError} naming the input and the task secret, never its content.
  */
 export function readSuppliedSshKey(
   privateKey: string | undefined,

@@ -18,7 +18,13 @@ jest.setTimeout(60_000);
 const INPUT_TOKEN = 'canary-input-token-3b9f07d1c2';
 const INTEGRATION_TOKEN = 'canary-integration-token-a84e51';
 const INTEGRATION_PASSWORD = 'canary-integration-password-5f27c9';
-const CANARIES = [INPUT_TOKEN, INTEGRATION_TOKEN, INTEGRATION_PASSWORD];
+const PROJECT_TOKEN = 'canary-project-token-0d2e95';
+const CANARIES = [
+  INPUT_TOKEN,
+  INTEGRATION_TOKEN,
+  INTEGRATION_PASSWORD,
+  PROJECT_TOKEN,
+];
 
 /** Everything that left the action: log lines, outputs and errors. Scanned for canaries at the end. */
 const leaked: string[] = [];
@@ -281,6 +287,7 @@ describe('bitbucket:create-repo', () => {
       repoSlug: 'fleet-infra',
       defaultBranch: 'main',
       created: true,
+      tokenOwner: 'alice',
     });
     const create = bb
       .requests()
@@ -850,6 +857,22 @@ describe('bitbucket:create-repo', () => {
       { groups: [{ name: 'g' }, { name: 'g' }] },
       /groups\[1\]\.name/,
     ],
+    [
+      'a group without a name',
+      { groups: [{ permission: 'REPO_READ' }] },
+      /"groups\[0\]\.name": is required/,
+    ],
+    [
+      'a description over 1000 characters',
+      { description: 'x'.repeat(1001) },
+      /"description"/,
+    ],
+    [
+      'a string for a boolean',
+      { private: 'no' },
+      /"private": must be of type boolean/,
+    ],
+    ['a string for tokenAuth', { tokenAuth: 'yes' }, /"tokenAuth"/],
   ])('rejects %s before any request', async (_what, extra, message) => {
     const from = bb.requests().length;
     const r = await run(bb, {
@@ -897,6 +920,97 @@ describe('bitbucket:create-repo', () => {
     const r = await pending;
     expect(r.error?.message).toMatch(/Cancelled/);
     expect(repoState(bb, 'FLUX', 'cancelled')).toBeUndefined();
+  });
+
+  it('gives every omitted input its documented default; inputs a template left empty count as omitted', async () => {
+    for (const [repo, unset] of [
+      ['defaults', {}],
+      ['defaults-empty', { description: '', private: null, groups: null }],
+    ] as const) {
+      const from = bb.requests().length;
+      const r = await run(bb, {
+        repoUrl: `${bb.host}?project=FLUX&repo=${repo}`,
+        defaultBranch: repo === 'defaults' ? undefined : '',
+        ...unset,
+      });
+      expect(r.error).toBeUndefined();
+      const calls = bb.requests().slice(from);
+      const create = calls.find(q => q.method === 'POST')!;
+      // private: true, defaultBranch: main, no description
+      expect(JSON.parse(create.body!)).toEqual({
+        name: repo,
+        scmId: 'git',
+        public: false,
+        defaultBranch: 'main',
+      });
+      // groups: none
+      expect(calls.filter(q => q.path.includes('/permissions/'))).toEqual([]);
+      expect(r.outputs).toMatchObject({ defaultBranch: 'main', created: true });
+      expect(repoState(bb, 'FLUX', repo)?.public).toBe(false);
+    }
+  });
+
+  it('with tokenAuth checks first that the credentials belong to a user, and outputs that user', async () => {
+    const from = bb.requests().length;
+    const r = await run(bb, {
+      repoUrl: `${bb.host}?project=FLUX&repo=token-auth`,
+      token: INPUT_TOKEN,
+      tokenAuth: true,
+    });
+    expect(r.error).toBeUndefined();
+    expect(r.outputs).toMatchObject({ created: true, tokenOwner: 'alice' });
+    const calls = bb.requests().slice(from);
+    const who = calls.findIndex(q => q.path === '/rest/api/1.0/users/alice');
+    expect(calls[0].path).toBe('/rest/api/1.0/application-properties');
+    expect(who).toBeGreaterThan(0);
+    expect(who).toBeLessThan(calls.findIndex(q => q.method !== 'GET'));
+    expect(r.logs.join('\n')).toMatch(
+      /Flux will sign in over HTTPS as "alice", the owner of the token input/,
+    );
+  });
+
+  it('with tokenAuth refuses a project access token (it has no user) before anything changes; without tokenAuth it is used', async () => {
+    const { user } = bb.addProjectToken({
+      token: PROJECT_TOKEN,
+      project: 'FLUX',
+      permission: 'PROJECT_ADMIN',
+    });
+    const input = {
+      repoUrl: `${bb.host}?project=FLUX&repo=project-token`,
+      token: PROJECT_TOKEN,
+    };
+    const from = bb.requests().length;
+    const refused = await run(bb, { ...input, tokenAuth: true });
+    expect(refused.error?.name).toBe('InputError');
+    expect((refused.error as any).field).toBe('token');
+    expect(refused.error?.message).toMatch(
+      new RegExp(`^Invalid input "token": the token input act as "${user}"`),
+    );
+    expect(refused.error?.message).toMatch(
+      /project or repository HTTP access token/,
+    );
+    expect(refused.error?.message).toMatch(/personal HTTP access token/);
+    expect(mutations(bb, from)).toEqual([]);
+    expect(repoState(bb, 'FLUX', 'project-token')).toBeUndefined();
+
+    const used = await run(bb, input);
+    expect(used.error).toBeUndefined();
+    expect(used.outputs).toMatchObject({ created: true, tokenOwner: user });
+  });
+
+  it('dry-runs tokenAuth without a request, saying it would check the owner', async () => {
+    const from = bb.requests().length;
+    const r = await run(
+      bb,
+      { repoUrl: `${bb.host}?project=FLUX&repo=dry-owner`, tokenAuth: true },
+      { dryRun: true },
+    );
+    expect(r.error).toBeUndefined();
+    expect(bb.requests().length).toBe(from);
+    expect(r.outputs.tokenOwner).toBeUndefined();
+    expect(r.logs.join('\n')).toMatch(
+      /would check that the credentials belong to a user/,
+    );
   });
 
   it('has examples that parse as template steps of this action', () => {

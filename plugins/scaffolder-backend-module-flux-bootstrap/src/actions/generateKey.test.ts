@@ -861,6 +861,17 @@ describe('flux:generate-key', () => {
     [{ rotate: 'true' }, 'rotate'],
     [{ repoUrl: 'other.example.com?project=FLUX&repo=x' }, 'repoUrl'],
     [{ cluster: 'nope' }, 'cluster'],
+    // moved with the key options' checks from the engine (normaliseSshKeyOptions)
+    [{ algorithm: 'ECDSA' }, 'algorithm'],
+    [{ ecdsaCurve: 'p224' }, 'ecdsaCurve'],
+    [{ algorithm: 'rsa', rsaBits: 2048.5 }, 'rsaBits'],
+    [{ algorithm: 'rsa', rsaBits: 16384 }, 'rsaBits'],
+    [{ algorithm: 'rsa', rsaBits: '4096' }, 'rsaBits'],
+    // cross-field: exactly one of repoUrl and url, and each mode's own inputs
+    [{ repoUrl: undefined }, 'repoUrl'],
+    [{ url: 'ssh://git@bitbucket.example.com:7999/flux/x.git' }, 'url'],
+    [{ sshPrivateKeySecret: 'myKey' }, 'sshPrivateKeySecret'],
+    [{ sshPassphraseSecret: 'myPassphrase' }, 'sshPassphraseSecret'],
   ])('refuses %j naming the field, sending nothing', async (input, field) => {
     clearRequests();
     const namespace = uniqueName('gk-bad');
@@ -912,6 +923,44 @@ describe('flux:generate-key', () => {
       removedAccessKeyIds: [],
       changed: false,
     });
+  });
+
+  it('gives every omitted input its documented default (inputs a template left empty count as omitted)', async () => {
+    clearRequests();
+    for (const empty of [{}, { namespace: '', secretName: null, path: '' }]) {
+      const r = await run(
+        {
+          cluster: 'test',
+          repoUrl: `${bb.host}?project=${PROJECT}&repo=${REPO}`,
+          ...empty,
+        },
+        { dryRun: true },
+      );
+      expect(r.error).toBeUndefined();
+      const text = r.logs.join('\n');
+      // namespace and secretName flux-system; ecdsa p384; no rotation
+      expect(text).toContain(
+        'would read Secret flux-system/flux-system in cluster test',
+      );
+      expect(text).toContain(
+        'when the Secret holds no key: generate a ecdsa p384 key; otherwise keep it',
+      );
+      // sshHost: the host's configured SSH endpoint; no pinned fingerprint
+      expect(text).toContain(
+        `would scan the SSH host key of ${bb.ssh!.host} for known_hosts\n`,
+      );
+      // branch main, no path, read-only
+      expect(text).toContain(
+        'access key "flux-system-main-flux-system" (REPO_READ)',
+      );
+      expect(r.outputs).toEqual({
+        secretName: 'flux-system',
+        accessKeyLabel: 'flux-system-main-flux-system',
+        removedAccessKeyIds: [],
+        changed: false,
+      });
+    }
+    expect(bb.requests()).toEqual([]);
   });
 
   it('defaults sshHost to the Bitbucket host name on port 7999 when none is configured or given', async () => {

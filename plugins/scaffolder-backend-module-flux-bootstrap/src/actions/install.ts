@@ -1,5 +1,12 @@
 import { createTemplateAction } from '@backstage/plugin-scaffolder-node';
+import { InputError } from '@backstage/errors';
 import {
+  BitbucketServerClient,
+  type BitbucketServerHostConfig,
+  type EngineLogger,
+  isBitbucketError,
+  type Redactor,
+  resolveTokenOwner,
   buildFluxInstallPlan,
   createKubeClient,
   generateComponentObjects,
@@ -57,7 +64,13 @@ function resolveTokenAuth(
   settings: FluxBootstrapSettings,
   input: { token?: string; username?: string },
   syncUrl: string,
-): { username: string; password: string; caPem?: string; source: string } {
+): {
+  username?: string;
+  password: string;
+  host?: BitbucketServerHostConfig;
+  caPem?: string;
+  source: string;
+} {
   const url = new URL(syncUrl);
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
     throw new InputValidationError(
@@ -99,13 +112,47 @@ function resolveTokenAuth(
     }
     source = `the integration credentials of ${host!.host}`;
   }
-  if (!username) {
+  if (!username && !host) {
     throw new InputValidationError(
       'username',
-      "is required with tokenAuth: Bitbucket Server checks Git-over-HTTPS logins against the token's owner",
+      `is required with tokenAuth: Bitbucket Server checks Git-over-HTTPS logins against the token's owner, and no integrations.bitbucketServer entry matches ${url.host} to ask who that is`,
     );
   }
-  return { username, password, caPem: host?.caPem, source };
+  return { username, password, host, caPem: host?.caPem, source };
+}
+
+/**
+ * The owner of the token Flux will sign in with (Bitbucket's `X-AUSERNAME`), when no username is
+ * given. A project or repository access token (no user) is an InputError naming the token.
+ */
+async function tokenOwner(
+  host: BitbucketServerHostConfig,
+  token: string,
+  deps: {
+    source: string;
+    logger: EngineLogger;
+    redactor: Redactor;
+    signal?: AbortSignal;
+  },
+): Promise<string> {
+  const client = new BitbucketServerClient(host, { token }, deps);
+  try {
+    const owner = await resolveTokenOwner(client, {
+      signal: deps.signal,
+      credentials: deps.source,
+      field: 'token',
+    });
+    return owner.name;
+  } catch (error) {
+    if (error instanceof InputError || isBitbucketError(error, 'unauthorized'))
+      throw error;
+    throw new InputValidationError(
+      'username',
+      `is required with tokenAuth: Bitbucket Server checks Git-over-HTTPS logins against the token's owner, and Bitbucket ${
+        host.host
+      } did not say who that is (${(error as Error).message})`,
+    );
+  }
 }
 
 /** What the wait is for, in words (a dry run's revision has no commit yet). */
@@ -245,7 +292,7 @@ export function createFluxInstallAction(options: FluxBootstrapActionOptions) {
             .string()
             .optional()
             .describe(
-              "With tokenAuth: the token owner's Bitbucket user name (default the integration's username).",
+              "With tokenAuth: the token owner's Bitbucket user name (default the integration's username, else the token's owner as Bitbucket names it).",
             ),
         timeout: z =>
           z
@@ -337,6 +384,15 @@ export function createFluxInstallAction(options: FluxBootstrapActionOptions) {
         if (tokenAuth) {
           const auth = resolveTokenAuth(settings, input, resolved.sync.url);
           redactor.add(auth.password);
+          // No username: the token's owner, asked of Bitbucket (a dry run sends nothing).
+          auth.username ??= ctx.isDryRun
+            ? "the token's owner"
+            : await tokenOwner(auth.host!, auth.password, {
+                source: auth.source,
+                logger,
+                redactor,
+                signal: ctx.signal,
+              });
           secret = tokenAuthSecret({
             namespace,
             name: resolved.sync.secretName,

@@ -1,0 +1,274 @@
+import type { FluxBootstrapSettings } from '../config/settings';
+import type { KubeClient, KubeObject } from '../kube/types';
+import type { CheckpointFn } from '../util/checkpoint';
+import { FluxBootstrapError } from '../util/errors';
+import type { EngineLogger } from '../util/logger';
+import type { Redactor } from '../util/redact';
+import {
+  formatSshHost,
+  HostKeyMismatchError,
+  HostKeyScanError,
+  knownHostsFor,
+  knownHostsHostField,
+  scanHostKey,
+  ScannedHostKey,
+  SshEndpoint,
+} from './hostKey';
+import { parseSshPublicKey } from './publicKey';
+
+/** Field manager of the Secret, as flux's own apply uses. */
+export const FLUX_FIELD_MANAGER = 'flux';
+
+/**
+ * Collaborators of {@link provisionDeployKey} and {@link storeSuppliedKey}: the configured
+ * clusters, a logger, the redactor every generated or supplied key is registered with before
+ * anything can log it, and `checkpoint` (`ctx.checkpoint`) around each side effect.
+ * @public
+ */
+export interface SourceSecretDeps {
+  settings: Pick<FluxBootstrapSettings, 'clusters' | 'allowKubeconfigContexts'>;
+  logger: EngineLogger;
+  redactor: Redactor;
+  signal?: AbortSignal;
+  checkpoint?: CheckpointFn;
+  /** Log the plan and return what is known without a request; nothing is sent. */
+  dryRun?: boolean;
+  /** Budget of one SSH host-key scan, default 30 s. */
+  scanTimeoutMs?: number;
+}
+
+/** The outputs of `flux:generate-key`: public data only. @public */
+export interface SourceSecretOutputs {
+  /** `<type> <base64>` of the key in the Secret (not in a dry run that generates it). */
+  publicKey?: string;
+  fingerprint?: string;
+  /** The known_hosts line stored in the Secret (not in a dry run). */
+  knownHosts?: string;
+  secretName: string;
+  accessKeyId?: number;
+  accessKeyLabel?: string;
+  /** Access keys removed: the rotated-out key and stale keys with the same label. */
+  removedAccessKeyIds: number[];
+  /** Anything was created or changed in the cluster or on Bitbucket. */
+  changed: boolean;
+}
+
+/** The Kubernetes calls the source secret needs. */
+export type SecretKube = Pick<
+  KubeClient,
+  'get' | 'apply' | 'ensureNamespace' | 'canI' | 'close'
+> & { readonly clusterName?: string };
+
+/** Where a source secret lives and how its host key is trusted. */
+export interface SecretTarget {
+  namespace: string;
+  secretName: string;
+  sshHost: SshEndpoint;
+  hostKeyFingerprint?: string;
+  scanTimeoutMs?: number;
+}
+
+/** What a source secret holds, read without ever decoding `identity`. */
+export interface SecretState {
+  exists: boolean;
+  /** `identity`, `identity.pub` and `known_hosts` present and parseable. */
+  complete: boolean;
+  publicKey?: string;
+  knownHosts?: string;
+  missing: string[];
+}
+
+export const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
+
+export const secretRef = (
+  t: Pick<SecretTarget, 'namespace' | 'secretName'>,
+) => ({
+  apiVersion: 'v1',
+  kind: 'Secret',
+  name: t.secretName,
+  namespace: t.namespace,
+});
+
+/** The Secret object of a source secret. */
+export function sourceSecret(
+  t: Pick<SecretTarget, 'namespace' | 'secretName'>,
+  data: Record<string, string>,
+): KubeObject {
+  const metadata = { name: t.secretName, namespace: t.namespace };
+  return { apiVersion: 'v1', kind: 'Secret', metadata, data };
+}
+
+/** Reads a source secret's state; `identity` is only checked for presence, never decoded. */
+export function inspectSecret(secret: KubeObject | undefined): SecretState {
+  if (!secret) return { exists: false, complete: false, missing: [] };
+  const data = (secret.data ?? {}) as Record<string, string | undefined>;
+  const decoded = (field: string) =>
+    data[field] && Buffer.from(data[field]!, 'base64').toString('utf8');
+  let publicKey: string | undefined;
+  try {
+    publicKey = parseSshPublicKey(decoded('identity.pub') || '').text;
+  } catch {
+    publicKey = undefined;
+  }
+  const knownHosts = decoded('known_hosts')?.trim() || undefined;
+  const missing = [
+    ...(data.identity ? [] : ['identity']),
+    ...(publicKey ? [] : ['identity.pub']),
+    ...(knownHosts ? [] : ['known_hosts']),
+  ];
+  return {
+    exists: true,
+    complete: missing.length === 0,
+    publicKey,
+    knownHosts,
+    missing,
+  };
+}
+
+/**
+ * Pre-flight before writing a source secret: may the cluster credentials get, create and patch
+ * Secrets in `namespace`? Fails (nothing changed) naming the verbs that are denied.
+ */
+export async function assertMayWriteSecrets(
+  kube: Pick<SecretKube, 'canI' | 'clusterName'>,
+  namespace: string,
+  signal?: AbortSignal,
+): Promise<void> {
+  const verbs = ['get', 'create', 'patch'];
+  const answers = await kube.canI(
+    verbs.map(verb => ({ verb, group: '', resource: 'secrets', namespace })),
+    { signal },
+  );
+  const denied = verbs.filter((_, i) => !answers[i].allowed);
+  if (denied.length > 0) {
+    throw new FluxBootstrapError(
+      'NotAllowedError',
+      `The cluster credentials${
+        kube.clusterName ? ` of ${kube.clusterName}` : ''
+      } may not ${denied.join(
+        ', ',
+      )} Secrets in namespace ${namespace}; the source secret cannot be written. Nothing was changed.`,
+    );
+  }
+}
+
+/**
+ * The SSH host key of `sshHost` no longer matches the `known_hosts` a source secret holds: the
+ * server was re-keyed, or something else answers in its name (a `ConflictError`).
+ * @public
+ */
+export class HostKeyChangedError extends FluxBootstrapError {
+  constructor(
+    message: string,
+    readonly known: string[],
+    readonly presented: string[],
+  ) {
+    super('ConflictError', message);
+  }
+}
+
+/**
+ * Checks that the server still presents a host key `known_hosts` trusts (a pinned scan per
+ * trusted key). A changed key is reported, never accepted: Flux would refuse the server, and
+ * accepting it would trust whoever answers. An unreachable server is only warned about (Flux
+ * checks strictly anyway).
+ */
+async function verifyKnownHostKey(
+  t: SecretTarget,
+  knownHosts: string,
+  ctx: SettleContext,
+): Promise<{ fingerprint: string | null }> {
+  const host = formatSshHost(t.sshHost);
+  const presented = new Set<string>();
+  const entries = knownHostsFor(knownHosts, t.sshHost);
+  for (const entry of entries) {
+    try {
+      const scanned = await scanHostKey({
+        sshHost: t.sshHost,
+        expectedFingerprint: entry.fingerprint,
+        timeoutMs: t.scanTimeoutMs,
+        signal: ctx.signal,
+      });
+      ctx.logger.info(
+        `SSH host key of ${host} is still ${scanned.type} ${scanned.fingerprint}, as known_hosts of ${ctx.where} says`,
+      );
+      return { fingerprint: scanned.fingerprint };
+    } catch (error) {
+      if (error instanceof HostKeyScanError) {
+        ctx.logger.warn(
+          `Could not verify the SSH host key of ${host} against known_hosts of ${ctx.where}: ${error.message}. Flux will check it when it connects.`,
+        );
+        return { fingerprint: null };
+      }
+      if (!(error instanceof HostKeyMismatchError)) throw error;
+      error.presented.forEach(p => presented.add(p));
+    }
+  }
+  const known = entries.map(e => `${e.type} ${e.fingerprint}`);
+  const now = [...presented];
+  throw new HostKeyChangedError(
+    `The SSH host key of ${host} changed: known_hosts of source secret ${
+      ctx.where
+    } trusts ${known.join(', ')}, but the server now presents ${
+      now.join(', ') || 'another key'
+    }. Flux would refuse to connect, and the new key is not trusted automatically: the server may have been re-keyed, or someone may be intercepting the connection. Nothing was changed. ${
+      ctx.remedy
+    }`,
+    known,
+    now,
+  );
+}
+
+/** How {@link settleKnownHosts} runs: its checkpoint keys and what errors advise. */
+export interface SettleContext {
+  where: string;
+  step: CheckpointFn;
+  keys: { verify: string; scan: string };
+  signal?: AbortSignal;
+  logger: EngineLogger;
+  remedy: string;
+}
+
+/**
+ * The `known_hosts` a source secret should hold for `sshHost`, given what it holds now: kept
+ * when it trusts the pinned key, or (nothing pinned) when the server still presents a key it
+ * trusts; otherwise scanned (a pinned fingerprint is checked before anything is written).
+ */
+export async function settleKnownHosts(
+  t: SecretTarget,
+  current: string | undefined,
+  ctx: SettleContext,
+): Promise<{ knownHosts: string; scanned: boolean }> {
+  const { sshHost, hostKeyFingerprint: pinned } = t;
+  const entries = current ? knownHostsFor(current, sshHost) : [];
+  if (current && entries.length > 0 && !pinned) {
+    await ctx.step(ctx.keys.verify, () => verifyKnownHostKey(t, current, ctx));
+    return { knownHosts: current, scanned: false };
+  }
+  const host = formatSshHost(sshHost);
+  if (current && entries.some(e => e.fingerprint === pinned)) {
+    ctx.logger.info(
+      `known_hosts of ${ctx.where} already trusts the pinned host key ${pinned} of ${host}`,
+    );
+    return { knownHosts: current, scanned: false };
+  }
+  ctx.logger.info(
+    current
+      ? `known_hosts of ${ctx.where} has no ${
+          pinned ? `pinned key ${pinned}` : 'key'
+        } for ${knownHostsHostField(
+          sshHost,
+        )}; scanning the SSH host key of ${host}`
+      : `Scanning the SSH host key of ${host}`,
+  );
+  const scanned = await ctx.step<ScannedHostKey>(ctx.keys.scan, () =>
+    scanHostKey({
+      sshHost,
+      expectedFingerprint: pinned,
+      timeoutMs: t.scanTimeoutMs,
+      signal: ctx.signal,
+      logger: ctx.logger,
+    }),
+  );
+  return { knownHosts: scanned.knownHosts, scanned: true };
+}
