@@ -1,23 +1,13 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import type { ManifestsSourceConfig } from './bundle';
 import { HttpClient, HttpError, withSystemRoots } from '../http';
 import { FluxBootstrapError } from '../util/errors';
 import { silentLogger, type EngineLogger } from '../util/logger';
 
 /** Where one kind of release asset comes from (`fluxBootstrap.manifests`, `fluxBootstrap.operator.manifests`). @public */
-export interface ReleaseAssetSource {
-  /** The asset of version `v` is `<baseUrl>/<v>/<file>`. */
-  baseUrl: string;
-  /** A local folder with `<version>/<file>`; replaces `baseUrl`. */
-  localPath?: string;
-  cacheDir: string;
-  /** Expected sha256 (hex, lower-case) of the asset per version. */
-  sha256: Record<string, string>;
-  defaultVersion: string;
-  caPem?: string;
-  downloadTimeoutMs: number;
-}
+export type ReleaseAssetSource = ManifestsSourceConfig;
 
 /** An asset whose sha256 differs from the configured one; it is not used (a `ConflictError`). @public */
 export class ReleaseChecksumError extends FluxBootstrapError {

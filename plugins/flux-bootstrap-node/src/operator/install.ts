@@ -10,7 +10,8 @@ import type {
   InstallFluxOptions,
   InstallFluxResult,
 } from '../install/installFlux';
-import type { FluxInstallPlan } from '../install/plan';
+import { normalizeSyncPath, type FluxInstallPlan } from '../install/plan';
+import type { ResolvedFluxManifestOptions } from '../manifests/options';
 import { checkInstallPreconditions } from '../install/preconditions';
 import { readFluxReadiness, waitForFlux } from '../install/wait';
 import {
@@ -23,7 +24,12 @@ import {
 import { InputValidationError, OperationAbortedError } from '../util/errors';
 import { silentLogger } from '../util/logger';
 import { runCheckpointDirectly } from '../util/checkpoint';
-import { FLUX_OPERATOR_API, instanceRevisionVersion } from './instance';
+import {
+  FLUX_OPERATOR_API,
+  generateFluxInstance,
+  instanceRevisionVersion,
+  type FluxOperatorOptions,
+} from './instance';
 import type { FluxOperatorRelease } from './release';
 
 /** What {@link installFluxOperator} puts on a cluster, decided before any request. @public */
@@ -41,6 +47,23 @@ export interface FluxOperatorInstallPlan {
   path: string;
   /** Revision Flux must reach, `<branch>@sha1:<sha>`. */
   expectedRevision?: string;
+}
+
+/** The plan for the options flux:push-manifests wrote `flux-instance.yaml` with. Pure. @public */
+export function planFluxOperatorInstall(
+  options: ResolvedFluxManifestOptions,
+  operator: FluxOperatorOptions,
+  release: FluxOperatorRelease,
+  extra: { secret?: KubeObject; expectedRevision?: string } = {},
+): FluxOperatorInstallPlan {
+  return {
+    namespace: options.namespace,
+    release,
+    instance: generateFluxInstance(options, operator),
+    components: options.components.components,
+    path: normalizeSyncPath(options.path),
+    ...extra,
+  };
 }
 
 const RECONCILE_REQUESTED_AT = 'reconcile.fluxcd.io/requestedAt';
