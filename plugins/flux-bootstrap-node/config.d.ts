@@ -102,6 +102,20 @@ export interface Config {
      * backend's kubeconfig is read). Default false.
      */
     allowKubeconfigContexts?: boolean;
+    /**
+     * Kubernetes versions per Flux minor, replacing the built-in rows (from `flux check --pre` and
+     * the release announcements) of the minors listed. `flux:install` refuses a cluster below
+     * `minimum` before any write and warns outside `supported`; the cluster picker marks clusters
+     * alike. For a distribution whose version misleads.
+     */
+    kubernetesVersions?: Array<{
+      /** The Flux minor this row is for, e.g. `v2.9`. A Flux minor newer than every row uses the newest. */
+      flux: string;
+      /** The oldest Kubernetes version accepted, e.g. `v1.33.0`. */
+      minimum: string;
+      /** Kubernetes minors the release is tested with, e.g. `[v1.34, v1.35, v1.36]`; others get a warning. Default none (no warning). */
+      supported?: string[];
+    }>;
     /** Status backend settings. */
     status?: {
       /**

@@ -27,6 +27,7 @@ import {
   ClusterStatusService,
   createClusterStatusService,
 } from './clusterStatus';
+import { fluxVersionQuery, withKubernetesSupport } from './kubernetesSupport';
 import type { ClusterOperateService } from './clusterOperate';
 
 /** What the router needs; the plugin wires Backstage's services in. */
@@ -95,13 +96,20 @@ export async function createRouter(
 
   // Configured clusters (names and titles), for the template's cluster picker; `?state=true`
   // adds each cluster's status.
+  // With `state=true` each cluster also says whether its Kubernetes suits `fluxVersion` (default
+  // the configured version): what the templates' cluster picker marks.
   router.get('/clusters', async (req, res) => {
+    const fluxVersion = fluxVersionQuery(req.query.fluxVersion);
+    const includeStatus = flag(req.query.state);
+    const list = await status.listClusters(await userCredentials(req), {
+      includeStatus,
+      refresh: flag(req.query.refresh),
+      signal: requestSignal(res),
+    });
     res.json(
-      await status.listClusters(await userCredentials(req), {
-        includeStatus: flag(req.query.state),
-        refresh: flag(req.query.refresh),
-        signal: requestSignal(res),
-      }),
+      includeStatus
+        ? withKubernetesSupport(list, fluxVersion, await settings.get())
+        : list,
     );
   });
 

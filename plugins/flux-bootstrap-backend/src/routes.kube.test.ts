@@ -284,6 +284,47 @@ describe('status routes on a real cluster', () => {
     expect(alias.body.state).toBe('ready');
   });
 
+  it("judges each cluster's Kubernetes for a Flux version (the cluster picker's marks), default the configured one", async () => {
+    const list = async (query: string) => {
+      const res = await request(server)
+        .get(`/api/flux-bootstrap/clusters${query}`)
+        .set('Authorization', auth());
+      return res;
+    };
+    // No fluxBootstrap.kubernetesVersions here: the built-in table refuses v1.20 for Flux v2.9.
+    const byDefault = await list('?state=true');
+    expect(byDefault.status).toBe(200);
+    expect(byDefault.body.items[0].status.kubernetesVersion).toMatch(
+      /^v1\.20\.\d+$/,
+    );
+    expect(byDefault.body.items[0].kubernetesSupport).toEqual({
+      fluxVersion: 'v2.9.4',
+      level: 'unsupported',
+      range: '>=1.33.0 (Flux v2.9 is tested with 1.34, 1.35, 1.36)',
+      message: expect.stringMatching(
+        /^Kubernetes v1\.20\.\d+ with Flux v2\.9\.4: not supported, Flux needs >=1\.33\.0/,
+      ),
+    });
+    const older = await list('?state=true&fluxVersion=v2.3.0');
+    expect(older.body.items[0].kubernetesSupport).toMatchObject({
+      fluxVersion: 'v2.3.0',
+      level: 'untested',
+      range: 'unknown',
+    });
+    // Without state there is nothing to judge; a bad version is refused before any read.
+    expect((await list('?fluxVersion=v2.9.4')).body.items[0]).toEqual({
+      name: 'prod',
+      title: 'Production',
+    });
+    const bad = await list('?state=true&fluxVersion=latest');
+    expect(bad.status).toBe(400);
+    expect(bad.body.error).toMatchObject({
+      name: 'InputError',
+      message:
+        'Invalid query "fluxVersion": must be a Flux release such as v2.9.4',
+    });
+  });
+
   it('answers from the cache until ?refresh=true', async () => {
     const before = await getStatus('?refresh=true');
     expect(before.state).toBe('ready');

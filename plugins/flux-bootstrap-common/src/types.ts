@@ -224,6 +224,26 @@ export interface ClusterListItem {
   title?: string;
   /** Present when the list was asked for with `?state=true`. */
   status?: ClusterBootstrapStatus;
+  /**
+   * Whether the cluster's Kubernetes version suits the Flux version asked for (`?fluxVersion=`,
+   * default the configured one); present with `?state=true`.
+   */
+  kubernetesSupport?: ClusterKubernetesSupport;
+}
+
+/**
+ * A cluster's Kubernetes version judged for a Flux version, as `flux:install` judges it before it
+ * writes anything: `unsupported` is refused (below `flux check --pre`'s minimum), `untested` is
+ * accepted with a warning (outside the release's support matrix), `unknown` when the version
+ * could not be read.
+ * @public
+ */
+export interface ClusterKubernetesSupport {
+  fluxVersion: string;
+  level: 'supported' | 'untested' | 'unsupported' | 'unknown';
+  /** The supported range in words, e.g. `>=1.33.0 (Flux v2.9 is tested with 1.34, 1.35, 1.36)`. */
+  range?: string;
+  message: string;
 }
 
 /** Response of `GET /api/flux-bootstrap/clusters`. @public */

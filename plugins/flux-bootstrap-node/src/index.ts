@@ -17,5 +17,13 @@ export * from './keys';
 export * from './kube';
 export * from './install';
 export * from './status';
+export {
+  checkKubernetesVersion,
+  judgeKubernetesVersion,
+} from './upgrade/kubernetesVersions';
+export type {
+  KubernetesVersionSupport,
+  KubernetesVersionVerdict,
+} from './upgrade/kubernetesVersions';
 export * from './decommission';
 export * from './operate';

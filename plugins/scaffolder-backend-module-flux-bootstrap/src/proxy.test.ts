@@ -19,6 +19,7 @@ import {
   type BitbucketDouble,
   type FluxBundleServer,
   type Tinyproxy,
+  TEST_GROUND_KUBERNETES_VERSIONS,
 } from '@flux-bootstrap/test-peers';
 import { scaffolderModuleFluxBootstrap } from './module';
 
@@ -97,6 +98,7 @@ function config(proxy?: JsonObject): JsonObject {
       bitbucketServer: [{ host: bb.host, apiBaseUrl: bb.apiBaseUrl }],
     },
     fluxBootstrap: {
+      kubernetesVersions: TEST_GROUND_KUBERNETES_VERSIONS,
       bitbucketServer: [{ host: bb.host, caData: bb.caPem!, retries: 1 }],
       manifests: {
         baseUrl: bundles.baseUrl,

@@ -12,6 +12,7 @@ import {
   serveFluxBundles,
   startBitbucketDouble,
   waitFor,
+  TEST_GROUND_KUBERNETES_VERSIONS,
 } from '@flux-bootstrap/test-peers';
 import { buildAndPack, PackedPackage, repoRoot, sh } from './packs';
 
@@ -270,6 +271,7 @@ describe('a new Backstage app adopts the Flux bootstrap packages', () => {
         ],
       },
       fluxBootstrap: {
+        kubernetesVersions: TEST_GROUND_KUBERNETES_VERSIONS,
         bitbucketServer: [
           { host: bitbucket.host, sshHost: bitbucket.ssh!.host },
         ],

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   BitbucketDouble,
-  buildFluxBundle,
+  buildFluxUpgradeBundles,
   FluxBundleServer,
   FluxSimulator,
   freePort,
@@ -256,13 +256,14 @@ export async function startSandbox(
     }
     const kube = clusters[SANDBOX.cluster].kube;
 
-    const bundle = await buildFluxBundle({ version: SANDBOX.fluxVersion });
-    const bundles = await serveFluxBundles([bundle]);
+    // SANDBOX.fluxVersion and the version an upgrade goes to (v2.9.4 → v2.10.0).
+    const { from: bundle, to: upgrade } = await buildFluxUpgradeBundles();
+    const bundles = await serveFluxBundles([bundle, upgrade]);
     started.push({ name: 'Flux bundle server', stop: () => bundles.stop() });
     log(
-      `Flux ${SANDBOX.fluxVersion} release bundle (fixture) at ${bundles.urlFor(
-        SANDBOX.fluxVersion,
-      )}`,
+      `Flux ${bundle.version} and ${
+        upgrade.version
+      } release bundles (fixtures) at ${bundles.urlFor(bundle.version)}`,
     );
 
     for (const [name, c] of Object.entries(clusters)) {
@@ -337,7 +338,10 @@ export async function startSandbox(
       fluxBootstrap: {
         manifests: {
           defaultVersion: SANDBOX.fluxVersion,
-          sha256: { [SANDBOX.fluxVersion]: bundle.sha256 },
+          sha256: {
+            [bundle.version]: bundle.sha256,
+            [upgrade.version]: upgrade.sha256,
+          },
         },
       },
     };

@@ -178,6 +178,17 @@ export const clusterListItemSchema = (z: Zod) =>
     name: z.string().describe('Cluster name, the input of get-cluster-status'),
     title: z.string().optional(),
     status: clusterStatusSchema(z).optional(),
+    kubernetesSupport: z
+      .object({
+        fluxVersion: z.string(),
+        level: z.enum(['supported', 'untested', 'unsupported', 'unknown']),
+        range: z.string().optional(),
+        message: z.string(),
+      })
+      .optional()
+      .describe(
+        "Whether the cluster's Kubernetes suits a Flux version (the status API's ?fluxVersion=)",
+      ),
   });
 
 /** The statuses of an entity's clusters. */

@@ -85,6 +85,9 @@ async function keysTheEngineReads(): Promise<Set<string>> {
       fluxBootstrap: {
         bitbucketServer: [{ host: 'bitbucket.example.com', caData: 'x' }],
         manifests: { baseUrl: 'https://mirror.example.com/flux' },
+        kubernetesVersions: [
+          { flux: 'v2.9', minimum: 'v1.33.0', supported: ['v1.34'] },
+        ],
         status: {},
       },
     },

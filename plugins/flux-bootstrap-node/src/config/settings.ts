@@ -8,6 +8,10 @@ import {
 } from '../operator/release';
 import { validateFluxVersion } from '../manifests/validation';
 import type { FluxStatusSettings } from '../status/FluxStatusReader';
+import {
+  readKubernetesVersionsConfig,
+  type KubernetesVersionSupport,
+} from '../upgrade/kubernetesVersions';
 import { InputValidationError } from '../util/errors';
 import { silentLogger, type EngineLogger } from '../util/logger';
 import {
@@ -43,6 +47,8 @@ export interface FluxBootstrapSettings {
   operatorManifests: ManifestsSourceConfig;
   /** `fluxBootstrap.status`. */
   status: FluxStatusSettings;
+  /** The built-in Kubernetes range per Flux minor with `fluxBootstrap.kubernetesVersions` applied. */
+  kubernetesVersions: KubernetesVersionSupport[];
 }
 
 /**
@@ -173,6 +179,7 @@ export async function readFluxBootstrapSettings(
       'fluxBootstrap.operator.manifests',
     ),
     status: readFluxStatusSettings(config),
+    kubernetesVersions: readKubernetesVersionsConfig(config),
   };
 }
 

@@ -10,6 +10,10 @@ import {
 import type { ResolvedFluxManifestOptions } from '../manifests/options';
 import { generateSyncManifest } from '../manifests/sync';
 import { runCheckpointDirectly, type CheckpointFn } from '../util/checkpoint';
+import {
+  checkFluxVersionChange,
+  componentsFluxVersion,
+} from '../upgrade/fluxVersions';
 import { silentLogger, type EngineLogger } from '../util/logger';
 import { Redactor } from '../util/redact';
 import {
@@ -105,14 +109,35 @@ async function fluxCommit(
  * @public
  */
 export async function pushComponentsCommit(
-  options: FluxCommitOptions & { version: string; content: string },
+  options: FluxCommitOptions & {
+    version: string;
+    content: string;
+    /** Replace a newer Flux version in Git (warns). Default false: refused, nothing pushed. */
+    allowDowngrade?: boolean;
+  },
 ): Promise<CommitAndPushResult> {
-  const dir = fluxManifestsDir(options.path, options.namespace);
+  const path = `${fluxManifestsDir(
+    options.path,
+    options.namespace,
+  )}/gotk-components.yaml`;
   return fluxCommit(
     options,
     'component manifests',
     `Add Flux ${options.version} component manifests`,
-    async tree => tree.write(`${dir}/gotk-components.yaml`, options.content),
+    async tree => {
+      if (await tree.exists(path)) {
+        checkFluxVersionChange(
+          componentsFluxVersion(await tree.read(path)),
+          options.version,
+          {
+            where: `in ${path}`,
+            allowDowngrade: options.allowDowngrade,
+            logger: options.logger,
+          },
+        );
+      }
+      tree.write(path, options.content);
+    },
   );
 }
 
@@ -171,6 +196,8 @@ export interface PushFluxManifestsOptions {
   workDir?: string;
   /** Push attempts per commit when the branch moves meanwhile. Default 5. */
   maxAttempts?: number;
+  /** Replace a newer Flux version in Git (warns). Default false: refused. */
+  allowDowngrade?: boolean;
 }
 
 /** Collaborators of {@link pushFluxManifests}. @public */
@@ -256,6 +283,7 @@ export async function pushFluxManifests(
           session: await open(),
           version: options.components.version,
           content: files.components.content,
+          allowDowngrade: input.allowDowngrade,
         }),
       ),
     );

@@ -1,4 +1,10 @@
+import { ConflictError, InputError } from '@backstage/errors';
 import type { KubeClient, KubeObject } from '../kube/types';
+import { checkFluxVersionChange } from '../upgrade/fluxVersions';
+import {
+  checkKubernetesVersion,
+  type KubernetesVersionSupport,
+} from '../upgrade/kubernetesVersions';
 import { runCheckpointDirectly, type CheckpointFn } from '../util/checkpoint';
 import { OperationAbortedError } from '../util/errors';
 import { silentLogger, type EngineLogger } from '../util/logger';
@@ -29,6 +35,13 @@ export interface InstallFluxOptions {
   signal?: AbortSignal;
   logger?: EngineLogger;
   checkpoint?: CheckpointFn;
+  /**
+   * Kubernetes range per Flux minor (settings' `kubernetesVersions`): when given, the cluster's
+   * version is checked first, as `flux check --pre` does, before anything else is sent.
+   */
+  kubernetesVersions?: KubernetesVersionSupport[];
+  /** Replace a newer installed Flux by `plan.fluxVersion` (warns). Default false: refused. */
+  allowDowngrade?: boolean;
 }
 
 /** What {@link installFlux} did and found. @public */
@@ -46,7 +59,8 @@ export interface InstallFluxResult {
 /**
  * Installs Flux on a cluster as `flux bootstrap` does (spec §3.2–3.5), through the engine's
  * KubeClient:
- * 1. preconditions (permissions, another manager, path conflict) — nothing applied on failure;
+ * 1. preconditions (Kubernetes version, permissions, another manager, path conflict, downgrade)
+ *    — nothing applied on failure;
  * 2. the components, server-side applied with field manager `flux` in two stages — skipped when
  *    the sync Kustomization already has a lastAppliedRevision (Flux upgrades itself from Git);
  * 3. the Git credentials Secret (token auth), then the GitRepository and Kustomization;
@@ -100,9 +114,21 @@ export async function installFlux(
   try {
     logger.info(`Checking that Flux can be installed on cluster "${cluster}"`);
     const state = await checkpoint('preconditions', async () => {
+      if (opts.kubernetesVersions)
+        await checkKubernetesVersion(
+          client,
+          plan.fluxVersion,
+          opts.kubernetesVersions,
+          { signal, logger },
+        );
       const s = await checkInstallPreconditions(client, plan, {
         force: opts.force,
         signal,
+      });
+      checkFluxVersionChange(s.installedVersion, plan.fluxVersion, {
+        where: `installed on cluster "${cluster}"`,
+        allowDowngrade: opts.allowDowngrade,
+        logger,
       });
       return {
         installComponents: s.installComponents,
@@ -176,7 +202,13 @@ export async function installFlux(
       applied,
     };
   } catch (e) {
-    if (e instanceof FluxInstallError) throw e;
+    // Refusals of the preconditions (Kubernetes version, downgrade) say themselves what is wrong.
+    if (
+      e instanceof FluxInstallError ||
+      e instanceof InputError ||
+      e instanceof ConflictError
+    )
+      throw e;
     if (timeout.aborted) {
       throw new FluxInstallError(
         'timeout',

@@ -264,6 +264,8 @@ describe('readClusterStatus on a real kube-apiserver', () => {
     expect(s.reason).toContain('gitrepositories.source.toolkit.fluxcd.io');
     expect(s.components).toEqual([]);
     expect(s.inSync).toBeNull();
+    // The API server's version is read even without Flux (the cluster picker judges it).
+    expect(s.kubernetesVersion).toMatch(/^v1\.20\.\d+$/);
   });
 
   it('reports installing while the controllers are not available and nothing syncs yet', async () => {

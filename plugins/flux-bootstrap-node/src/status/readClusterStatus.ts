@@ -204,7 +204,12 @@ export async function readClusterStatus(
       getFirst('GitRepository', guess, guess, aheadSignal),
     );
 
+    // GET /version, which every authenticated user may read: the cluster picker judges it.
+    const versionRead = (async () =>
+      (await client.version({ signal })).gitVersion)().catch(() => undefined);
     const crd = await crdRead;
+    const kubernetesVersion = await versionRead;
+    if (kubernetesVersion) status.kubernetesVersion = kubernetesVersion;
     if (!crd) {
       status.state = 'not-installed';
       status.reason = `Flux is not installed: the CustomResourceDefinition ${FLUX_SOURCE_CRD} does not exist.`;

@@ -44,9 +44,15 @@ export interface FluxBootstrapApi {
     name: string,
     options?: FluxBootstrapReadOptions,
   ): Promise<ClusterBootstrapStatus>;
-  /** The configured clusters, optionally with their status. */
+  /**
+   * The configured clusters, optionally with their status and whether their Kubernetes suits
+   * `fluxVersion` (default the configured Flux version).
+   */
   listClusters(
-    options?: FluxBootstrapReadOptions & { state?: boolean },
+    options?: FluxBootstrapReadOptions & {
+      state?: boolean;
+      fluxVersion?: string;
+    },
   ): Promise<ClusterListResponse>;
   /**
    * Which credentials each `integrations.bitbucketServer` host has (never their value), and
@@ -107,11 +113,15 @@ export class FluxBootstrapClient implements FluxBootstrapApi {
   }
 
   async listClusters(
-    options?: FluxBootstrapReadOptions & { state?: boolean },
+    options?: FluxBootstrapReadOptions & {
+      state?: boolean;
+      fluxVersion?: string;
+    },
   ): Promise<ClusterListResponse> {
     return this.get('/clusters', {
       state: options?.state,
       refresh: options?.refresh,
+      fluxVersion: options?.fluxVersion,
     });
   }
 
@@ -151,11 +161,12 @@ export class FluxBootstrapClient implements FluxBootstrapApi {
 
   private async get<T>(
     path: string,
-    query: Record<string, boolean | undefined>,
+    query: Record<string, boolean | string | undefined>,
   ): Promise<T> {
     const baseUrl = await this.discoveryApi.getBaseUrl('flux-bootstrap');
     const params = new URLSearchParams();
-    for (const [k, v] of Object.entries(query)) if (v) params.set(k, 'true');
+    for (const [k, v] of Object.entries(query))
+      if (v) params.set(k, v === true ? 'true' : v);
     const qs = params.toString();
     const response = await this.fetchApi.fetch(
       `${baseUrl}${path}${qs ? `?${qs}` : ''}`,

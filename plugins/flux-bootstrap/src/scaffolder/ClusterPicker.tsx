@@ -2,6 +2,7 @@ import { useEffect, useMemo, useState } from 'react';
 import { useApiHolder } from '@backstage/core-plugin-api';
 import type { ResponseError } from '@backstage/errors';
 import type { FieldExtensionComponentProps } from '@backstage/plugin-scaffolder-react';
+import type { ClusterKubernetesSupport } from '@flux-bootstrap/plugin-flux-bootstrap-common';
 // Material UI on purpose: a form field rendered inside the scaffolder's own Material UI form.
 import {
   Checkbox,
@@ -24,6 +25,12 @@ export interface ClusterPickerUiOptions {
   allowedClusters?: string[];
   /** Pick several clusters: the value is then a `string[]` (for fleet templates). */
   multiple?: boolean;
+  /**
+   * The form field holding the Flux version the template installs (default `fluxVersion`); the
+   * clusters whose Kubernetes it does not support are marked. Without a value, the configured
+   * default version is judged.
+   */
+  fluxVersionField?: string;
 }
 
 /** A cluster as the picker shows it. */
@@ -35,6 +42,8 @@ export interface PickerCluster {
   reason?: string;
   /** The API server's version, when the status backend could read it. */
   kubernetesVersion?: string;
+  /** Whether its Kubernetes suits the Flux version the template installs. */
+  kubernetesSupport?: ClusterKubernetesSupport;
 }
 
 const STATE_LABEL: Record<string, string> = {
@@ -53,23 +62,30 @@ export function describeClusterState(c: PickerCluster): string {
   const state = c.state
     ? STATE_LABEL[c.state] ?? c.state
     : 'bootstrap state unknown';
-  return c.kubernetesVersion
-    ? `${state} · Kubernetes ${c.kubernetesVersion}`
-    : state;
+  if (!c.kubernetesVersion) return state;
+  const support = c.kubernetesSupport;
+  let mark = '';
+  if (support?.level === 'unsupported') {
+    mark = ` — not supported by Flux ${support.fluxVersion} (needs ${support.range})`;
+  } else if (support?.level === 'untested') {
+    mark = ` — untested with Flux ${support.fluxVersion} (supported ${support.range})`;
+  }
+  return `${state} · Kubernetes ${c.kubernetesVersion}${mark}`;
 }
 
 /**
  * Loads the configured clusters with their bootstrap state from the status backend
- * (`GET /api/flux-bootstrap/clusters?state=true`). When the state cannot be read (e.g. the list
+ * (`GET /api/flux-bootstrap/clusters?state=true`), judged for `fluxVersion`. When the state cannot be read (e.g. the list
  * answered without it), clusters are still offered, with an unknown state. A refused list
  * (e.g. no permission) fails with the backend's reason.
  */
 export async function loadPickerClusters(
   api: Pick<FluxBootstrapApi, 'listClusters'>,
+  fluxVersion?: string,
 ): Promise<PickerCluster[]> {
   let body;
   try {
-    body = await api.listClusters({ state: true });
+    body = await api.listClusters({ state: true, fluxVersion });
   } catch (e) {
     const reason =
       (e as Partial<ResponseError>).body?.error?.message ??
@@ -82,6 +98,7 @@ export async function loadPickerClusters(
     state: item.status?.state,
     reason: item.status?.reason,
     kubernetesVersion: item.status?.kubernetesVersion,
+    kubernetesSupport: item.kubernetesSupport,
   }));
 }
 
@@ -109,6 +126,7 @@ export function ClusterPicker(
     schema,
     uiSchema,
     idSchema,
+    formContext,
   } = props;
   // The plugin's API when the app has it; a legacy app that uses only the form fields (field
   // extensions register no plugin APIs) gets the same client over the core discovery and fetch.
@@ -117,6 +135,15 @@ export function ClusterPicker(
   const [clusters, setClusters] = useState<PickerCluster[]>();
   const [error, setError] = useState<string>();
   const allowed = uiSchema?.['ui:options']?.allowedClusters;
+  // The whole form's data (every step) is in formContext.formData.
+  const versionField = uiSchema?.['ui:options']?.fluxVersionField;
+  const chosenVersion = (
+    formContext as { formData?: Record<string, unknown> } | undefined
+  )?.formData?.[versionField ?? 'fluxVersion'];
+  const fluxVersion =
+    typeof chosenVersion === 'string' && /^v\d+\.\d+\.\d+$/.test(chosenVersion)
+      ? chosenVersion
+      : undefined;
   const multiple =
     uiSchema?.['ui:options']?.multiple === true ||
     (schema as { type?: unknown }).type === 'array';
@@ -127,7 +154,7 @@ export function ClusterPicker(
     let cancelled = false;
     (async () => {
       try {
-        const all = await loadPickerClusters(api);
+        const all = await loadPickerClusters(api, fluxVersion);
         if (!cancelled) {
           setClusters(
             allowed ? all.filter(c => allowed.includes(c.name)) : all,
@@ -140,7 +167,7 @@ export function ClusterPicker(
     return () => {
       cancelled = true;
     };
-  }, [api, allowed]);
+  }, [api, allowed, fluxVersion]);
 
   const id = idSchema?.$id ?? 'cluster';
   let values: string[] = [];
@@ -166,7 +193,11 @@ export function ClusterPicker(
       fullWidth
       margin="normal"
       required={required}
-      error={!!error || (rawErrors?.length ?? 0) > 0}
+      error={
+        !!error ||
+        (rawErrors?.length ?? 0) > 0 ||
+        chosen.some(c => c.kubernetesSupport?.level === 'unsupported')
+      }
     >
       <InputLabel id={`${id}-label`}>{schema.title ?? 'Cluster'}</InputLabel>
       <Select
@@ -201,6 +232,7 @@ export function ClusterPicker(
             key={c.name}
             value={c.name}
             data-testid={`cluster-option-${c.name}`}
+            data-kubernetes-support={c.kubernetesSupport?.level}
           >
             {multiple && (
               <ListItemIcon>
@@ -216,6 +248,11 @@ export function ClusterPicker(
             <ListItemText
               primary={label(c)}
               secondary={describeClusterState(c)}
+              secondaryTypographyProps={
+                c.kubernetesSupport?.level === 'unsupported'
+                  ? { color: 'error' }
+                  : undefined
+              }
             />
           </MenuItem>
         ))}

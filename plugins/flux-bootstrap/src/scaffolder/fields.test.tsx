@@ -206,6 +206,78 @@ describe('ClusterPicker', () => {
     ).toBeInTheDocument();
   });
 
+  it("marks the clusters whose Kubernetes the chosen Flux version does not support, asking for the form's fluxVersion", async () => {
+    const judged = {
+      items: [
+        {
+          name: 'old',
+          status: { state: 'not-installed', kubernetesVersion: 'v1.20.2' },
+          kubernetesSupport: {
+            fluxVersion: 'v2.9.4',
+            level: 'unsupported',
+            range: '>=1.33.0 (Flux v2.9 is tested with 1.34, 1.35, 1.36)',
+            message: 'Kubernetes v1.20.2 with Flux v2.9.4: not supported',
+          },
+        },
+        {
+          name: 'edge',
+          status: { state: 'ready', kubernetesVersion: 'v1.33.1' },
+          kubernetesSupport: {
+            fluxVersion: 'v2.9.4',
+            level: 'untested',
+            range: '>=1.33.0 (Flux v2.9 is tested with 1.34, 1.35, 1.36)',
+            message: 'Kubernetes v1.33.1 with Flux v2.9.4: accepted',
+          },
+        },
+        {
+          name: 'new',
+          status: { state: 'ready', kubernetesVersion: 'v1.34.2' },
+          kubernetesSupport: {
+            fluxVersion: 'v2.9.4',
+            level: 'supported',
+            range: '>=1.33.0',
+            message: 'supported',
+          },
+        },
+      ],
+    };
+    const { client, urls } = clientAnswering(
+      () => new Response(JSON.stringify(judged)),
+    );
+    render(
+      <TestApiProvider apis={[[fluxBootstrapApiRef, client]]}>
+        <ClusterPicker
+          {...fieldProps({
+            formData: 'old',
+            schema: { title: 'Cluster', type: 'string' },
+            formContext: { formData: { fluxVersion: 'v2.9.4' } },
+          })}
+        />
+      </TestApiProvider>,
+    );
+    expect(
+      await screen.findByText(
+        'old: Flux not installed · Kubernetes v1.20.2 — not supported by Flux v2.9.4 (needs >=1.33.0 (Flux v2.9 is tested with 1.34, 1.35, 1.36))',
+      ),
+    ).toHaveClass('Mui-error');
+    expect(urls).toEqual([
+      'http://backstage/api/flux-bootstrap/clusters?state=true&fluxVersion=v2.9.4',
+    ]);
+    fireEvent.mouseDown(
+      within(screen.getByTestId('flux-cluster-picker')).getByRole('button'),
+    );
+    expect(await screen.findByTestId('cluster-option-old')).toHaveAttribute(
+      'data-kubernetes-support',
+      'unsupported',
+    );
+    expect(screen.getByTestId('cluster-option-edge')).toHaveTextContent(
+      'Flux bootstrapped and ready · Kubernetes v1.33.1 — untested with Flux v2.9.4 (supported >=1.33.0 (Flux v2.9 is tested with 1.34, 1.35, 1.36))',
+    );
+    expect(screen.getByTestId('cluster-option-new')).toHaveTextContent(
+      /^newFlux bootstrapped and ready · Kubernetes v1\.34\.2$/,
+    );
+  });
+
   it('validates each picked name and refuses a name picked twice', () => {
     const errors: string[] = [];
     const validation = { addError: (e: string) => errors.push(e) } as any;

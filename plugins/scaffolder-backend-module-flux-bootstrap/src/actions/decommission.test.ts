@@ -21,6 +21,7 @@ import {
   type FluxBundleServer,
   type FluxSimulator,
   type KubeApiserver,
+  TEST_GROUND_KUBERNETES_VERSIONS,
 } from '@flux-bootstrap/test-peers';
 import { generateSshKeyPair } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import { createFluxGenerateKeyAction } from './generateKey';
@@ -65,6 +66,7 @@ function config() {
       bitbucketServer: [{ host: bb.host, apiBaseUrl: bb.apiBaseUrl }],
     },
     fluxBootstrap: {
+      kubernetesVersions: TEST_GROUND_KUBERNETES_VERSIONS,
       bitbucketServer: [{ host: bb.host, sshHost: bb.ssh!.host }],
       manifests: {
         baseUrl: bundles.baseUrl,

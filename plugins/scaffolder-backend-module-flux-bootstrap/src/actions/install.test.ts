@@ -16,6 +16,7 @@ import {
   uniqueName,
   type FluxBundleServer,
   type GitHttpServer,
+  TEST_GROUND_KUBERNETES_VERSIONS,
 } from '@flux-bootstrap/test-peers';
 import {
   createKubeClient,
@@ -127,6 +128,7 @@ function config(
       ],
     },
     fluxBootstrap: {
+      kubernetesVersions: TEST_GROUND_KUBERNETES_VERSIONS,
       bitbucketServer: [{ host: git.host, caData: git.caPem }],
       manifests: {
         baseUrl: bundles.baseUrl,

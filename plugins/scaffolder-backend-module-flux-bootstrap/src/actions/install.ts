@@ -8,6 +8,7 @@ import {
   type Redactor,
   resolveTokenOwner,
   buildFluxInstallPlan,
+  checkKubernetesVersion,
   createKubeClient,
   generateComponentObjects,
   generateSyncManifest,
@@ -315,6 +316,13 @@ export function createFluxInstallAction(options: FluxBootstrapActionOptions) {
             .describe(
               'Take over a Flux installation managed by another tool (label app.kubernetes.io/managed-by) (default false).',
             ),
+        allowDowngrade: z =>
+          z
+            .boolean()
+            .optional()
+            .describe(
+              'Install an older Flux version than the one on the cluster (default false: refused; Flux does not support downgrades in general).',
+            ),
       },
       output: {
         fluxVersion: z =>
@@ -411,6 +419,18 @@ export function createFluxInstallAction(options: FluxBootstrapActionOptions) {
         const syncYaml = generateSyncManifest(resolved.sync);
 
         if (ctx.isDryRun) {
+          // Like flux check --pre: the cluster's version is the one thing a dry run reads.
+          const probe = await createKubeClient(cluster, { logger, redactor });
+          try {
+            await checkKubernetesVersion(
+              probe,
+              resolved.components.version,
+              settings.kubernetesVersions,
+              { signal: ctx.signal, logger },
+            );
+          } finally {
+            probe.close();
+          }
           logger.info(
             'Dry run of flux:install; nothing is sent to the cluster.',
           );
@@ -460,6 +480,8 @@ export function createFluxInstallAction(options: FluxBootstrapActionOptions) {
         try {
           const result = await installFlux(kube, plan, {
             force,
+            allowDowngrade: input.allowDowngrade === true,
+            kubernetesVersions: settings.kubernetesVersions,
             wait,
             timeoutMs,
             signal: ctx.signal,

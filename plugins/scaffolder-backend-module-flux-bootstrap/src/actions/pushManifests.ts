@@ -189,6 +189,13 @@ export function createFluxPushManifestsAction(
             .describe(
               'Text appended to both commit messages after a blank line.',
             ),
+        allowDowngrade: z =>
+          z
+            .boolean()
+            .optional()
+            .describe(
+              'Write an older Flux version than the one in Git (default false: refused; Flux does not support downgrades in general).',
+            ),
         signCommits: z =>
           z
             .boolean()
@@ -497,6 +504,7 @@ export function createFluxPushManifestsAction(
             author,
             commitMessageAppendix: input.commitMessageAppendix || undefined,
             signingKey,
+            allowDowngrade: input.allowDowngrade === true,
           },
           {
             logger,

@@ -15,6 +15,7 @@ import {
   startBitbucketDouble,
   startFluxSimulator,
   uniqueName,
+  TEST_GROUND_KUBERNETES_VERSIONS,
 } from '@flux-bootstrap/test-peers';
 import {
   createKubeClient,
@@ -82,6 +83,7 @@ const config = () =>
       bitbucketServer: [{ host: bb.host, apiBaseUrl: bb.apiBaseUrl }],
     },
     fluxBootstrap: {
+      kubernetesVersions: TEST_GROUND_KUBERNETES_VERSIONS,
       manifests: {
         baseUrl: bundles.baseUrl,
         cacheDir,

@@ -9,7 +9,7 @@
  * of docs/reliability.md (report.ts).
  */
 import path from 'node:path';
-import type { BitbucketRequestLogEntry } from '@flux-bootstrap/test-peers';
+import { run, type BitbucketRequestLogEntry } from '@flux-bootstrap/test-peers';
 import { SANDBOX } from '../sandbox';
 import {
   accessKeysOf,
@@ -1737,6 +1737,82 @@ describe('6. Authorization', () => {
 // Two backend processes on PostgreSQL and Redis (issue #20); before the final scan, which also
 // covers their logs and answers.
 replicaScenarios({ world: () => world, report, area: AREA.replicas });
+
+describe('2. Re-runs converge: upgrade', () => {
+  it('re-running the template with the next Flux version makes one commit touching only gotk-components.yaml and applies no component to the cluster', async () => {
+    const cluster = world.clusters.faults;
+    await report.scenario(
+      AREA.reruns,
+      'Bitbucket template re-run on a bootstrapped cluster with fluxVersion v2.10.0 (from v2.9.4): the upgrade',
+      'the canary token as the template secret; the cluster and repository of the apiserver-restart scenario',
+      async () => {
+        const repo = 'fleet-k-restart';
+        const values = bitbucketValues(world, {
+          repo,
+          project: SANDBOX.project,
+          cluster: cluster.name,
+          extra: { fluxVersion: 'v2.10.0' },
+        });
+        const before = await branchHistory(
+          world.bitbucket,
+          SANDBOX.project,
+          repo,
+        );
+        const seq = lastSeq(cluster.proxy);
+        const r = await runTemplate(
+          world,
+          'upgrade',
+          BITBUCKET_TEMPLATE,
+          values,
+          {
+            token: world.canaries.bitbucketToken,
+          },
+        );
+        expect(failure(r)).toBe('task completed without an error');
+        const after = await branchHistory(
+          world.bitbucket,
+          SANDBOX.project,
+          repo,
+        );
+        expect(after.slice(0, before.length)).toEqual(before);
+        expect(after.slice(before.length).map(c => c.subject)).toEqual([
+          'Add Flux v2.10.0 component manifests',
+        ]);
+        const changed = await run('git', [
+          '-C',
+          world.bitbucket.repoPath(SANDBOX.project, repo),
+          'diff',
+          '--name-only',
+          before[before.length - 1].sha,
+          after[after.length - 1].sha,
+        ]);
+        expect(changed.stdout.trim()).toBe(
+          `clusters/${cluster.name}/flux-system/gotk-components.yaml`,
+        );
+        // Flux manages itself: flux:install touches only the sync objects (a server-side dry run
+        // finds them unchanged), never a component.
+        const requests = kubeRequestsSince(cluster.proxy, seq);
+        const patched = [
+          ...new Set(
+            requests
+              .filter(q => q.method === 'PATCH')
+              .map(q => q.path.split('/').slice(-2)[0]),
+          ),
+        ].sort();
+        expect(patched).toEqual(['gitrepositories', 'kustomizations']);
+        expect(kubeWrites(requests).map(w => `${w.method} ${w.path}`)).toEqual(
+          [],
+        );
+        expect(r.output?.text?.[0]?.content ?? '').toContain('v2.10.0');
+        return `completed; 1 new commit "${
+          after[after.length - 1].subject
+        }" touching only ${changed.stdout.trim()}; the install's only PATCHes were server-side dry runs of the GitRepository and Kustomization (${
+          requests.filter(q => q.method === 'PATCH').length
+        }), 0 writes to the cluster; the canary token in no task answer (scanned)`;
+      },
+    );
+  });
+});
 
 describe('1. Secrets never leak: final scan', () => {
   it('no secret appears in any log, output, error, API answer, commit or file', async () => {

@@ -616,3 +616,14 @@ export async function buildFluxUpgradeBundles(
   ]);
   return { from, to };
 }
+
+/**
+ * `fluxBootstrap.kubernetesVersions` for the test ground: its kube-apiserver is Debian's v1.20,
+ * older than any fixture Flux version supports, so configs that install Flux on it widen the range
+ * for the fixture versions — what the setting is for when a distribution's version misleads.
+ * Tests of the version check itself leave it out.
+ */
+export const TEST_GROUND_KUBERNETES_VERSIONS = [
+  { flux: 'v2.9', minimum: 'v1.20.0' },
+  { flux: 'v2.10', minimum: 'v1.20.0' },
+];

@@ -6,6 +6,7 @@ export {
   FLUX_COMPONENTS,
   FLUX_BUNDLE_FILES,
   FLUX_UPGRADE_VERSIONS,
+  TEST_GROUND_KUBERNETES_VERSIONS,
 } from './bundle';
 export type {
   FluxBundle,
