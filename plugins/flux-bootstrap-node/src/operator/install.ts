@@ -30,7 +30,9 @@ import {
   instanceRevisionVersion,
   type FluxOperatorOptions,
 } from './instance';
-import type { FluxOperatorRelease } from './release';
+import { loadFluxOperatorRelease, type FluxOperatorRelease } from './release';
+import type { ReleaseAssetSource } from '../manifests/releaseAsset';
+import { stringifyObject } from '../manifests/yaml';
 
 /** What {@link installFluxOperator} puts on a cluster, decided before any request. @public */
 export interface FluxOperatorInstallPlan {
@@ -64,6 +66,96 @@ export function planFluxOperatorInstall(
     path: normalizeSyncPath(options.path),
     ...extra,
   };
+}
+
+/**
+ * flux:install with `distribution: operator` once the cluster and the credentials are resolved:
+ * reads the operator's release (`operator.release`, else the source's default version) and runs
+ * {@link installFluxOperator}.
+ * @public
+ */
+export async function installWithFluxOperator(
+  client: KubeClient,
+  input: {
+    options: ResolvedFluxManifestOptions;
+    operator: FluxOperatorOptions;
+    source: ReleaseAssetSource;
+    secret?: KubeObject;
+    expectedRevision?: string;
+  },
+  opts: InstallFluxOptions = {},
+): Promise<InstallFluxResult> {
+  const release = await loadFluxOperatorRelease(
+    input.operator.release ?? input.source.defaultVersion,
+    input.source,
+    { signal: opts.signal, logger: opts.logger },
+  );
+  return installFluxOperator(
+    client,
+    planFluxOperatorInstall(input.options, input.operator, release, input),
+    opts,
+  );
+}
+
+/** What a dry run of flux:install in operator mode logs: the steps and the FluxInstance. @public */
+export function fluxOperatorDryRunLines(
+  clusterName: string,
+  options: ResolvedFluxManifestOptions,
+  operator: FluxOperatorOptions,
+  source: ReleaseAssetSource,
+  secret?: KubeObject,
+): string[] {
+  const ns = options.namespace;
+  return [
+    `Would install Flux ${operator.version} through the Flux Operator ${
+      operator.release ?? source.defaultVersion
+    } on cluster "${clusterName}" in namespace ${ns}:`,
+    `  1. check that the credentials may install Flux (SelfSubjectAccessReview) and that Kustomization ${ns}/${ns} does not sync another path`,
+    `  2. server-side apply the operator's install.yaml (from ${
+      source.localPath ?? source.baseUrl
+    }) and wait until its CRDs are served and Deployment ${ns}/flux-operator is available`,
+    ...(secret
+      ? [
+          `  3. Secret ${ns}/${secret.metadata.name} with keys ${Object.keys(
+            secret.data as Record<string, string>,
+          ).join(', ')} (values not shown)`,
+        ]
+      : []),
+    `  ${
+      secret ? 4 : 3
+    }. the FluxInstance, then wait until it is Ready, Flux synced the pushed revision and the FluxReport shows the sync:`,
+    ...stringifyObject(generateFluxInstance(options, operator))
+      .trimEnd()
+      .split('\n')
+      .map(line => `       ${line}`),
+  ];
+}
+
+/**
+ * Refuses flux bootstrap's install over a Flux the Flux Operator manages (a FluxInstance in the
+ * namespace): going back is not supported, the operator would keep reconciling its instance.
+ * @public
+ */
+export async function refuseBootstrapOverFluxInstance(
+  client: KubeClient,
+  namespace: string,
+  signal?: AbortSignal,
+): Promise<void> {
+  if (
+    await client.get(
+      {
+        apiVersion: FLUX_OPERATOR_API,
+        kind: 'FluxInstance',
+        name: 'flux',
+        namespace,
+      },
+      { signal, metadataOnly: true },
+    )
+  )
+    throw new InputValidationError(
+      'distribution',
+      `cluster "${client.clusterName}" runs Flux through the Flux Operator (FluxInstance ${namespace}/flux); moving back to flux bootstrap is not supported: keep distribution "operator" (uninstall Flux first to bootstrap it again). Nothing was applied`,
+    );
 }
 
 const RECONCILE_REQUESTED_AT = 'reconcile.fluxcd.io/requestedAt';

@@ -13,6 +13,8 @@ export interface FluxOperatorOptions {
   clusterType: 'kubernetes' | 'openshift' | 'aws' | 'azure' | 'gcp';
   clusterSize?: 'small' | 'medium' | 'large';
   multitenant: boolean;
+  /** The Flux Operator release flux:install installs (`v0.58.1`); default: the configured one. */
+  release?: string;
 }
 
 /** The files operator mode keeps in `<path>/<namespace>/`. @public */

@@ -41,9 +41,12 @@ import type { KubeClient } from '../kube/types';
 import { resolveFluxManifestOptions } from '../manifests/options';
 import { readClusterStatus } from '../status/readClusterStatus';
 import type { FluxOperatorOptions } from './instance';
-import { installFluxOperator, planFluxOperatorInstall } from './install';
-import { pushFluxInstance } from './push';
-import { loadFluxOperatorRelease } from './release';
+import {
+  fluxOperatorDryRunLines,
+  installWithFluxOperator,
+  refuseBootstrapOverFluxInstance,
+} from './install';
+import { dryRunFluxInstance, pushFluxInstance } from './push';
 
 jest.setTimeout(300_000);
 
@@ -151,25 +154,27 @@ async function world() {
       },
       { logger },
     );
-  const install = async (version: string, revision: string) => {
-    const release = await loadFluxOperatorRelease('v0.58.1', {
-      baseUrl: releases.baseUrl,
-      cacheDir,
-      sha256: { 'v0.58.1': buildFluxOperatorRelease().sha256 },
-      defaultVersion: 'v0.58.1',
-      downloadTimeoutMs: 10_000,
-    });
-    return installFluxOperator(
+  const source = {
+    baseUrl: releases.baseUrl,
+    cacheDir,
+    sha256: { 'v0.58.1': buildFluxOperatorRelease().sha256 },
+    defaultVersion: 'v0.58.1',
+    downloadTimeoutMs: 10_000,
+  };
+  const install = (version: string, revision: string) =>
+    installWithFluxOperator(
       admin,
-      planFluxOperatorInstall(options, operator(version), release, {
+      {
+        options,
+        operator: operator(version),
+        source,
         secret,
         expectedRevision: revision,
-      }),
+      },
       { ...FAST, logger },
     ).catch(e => {
       throw new Error(`${e}\n${sim.events().slice(-30).join('\n')}`);
     });
-  };
   const get = (apiVersion: string, kind: string, name: string) =>
     admin.get({ apiVersion, kind, name, namespace: NS });
   const uids = async () =>
@@ -181,20 +186,26 @@ async function world() {
         ]),
       ),
     );
-  const writes = () =>
+  const count = () =>
     bb
       .requests()
       .filter(r => r.method !== 'GET' && !r.path.endsWith('/git-upload-pack'))
       .length;
+  const base = count();
+  /** Writes to the double since the world started (pushes, REST writes). */
+  const writes = () => count() - base;
   const status = () => readClusterStatus(admin, { cluster: 'prod' });
   return {
     bare,
     url,
+    source,
+    secret,
     sim,
     admin,
     options,
     transport,
     lines,
+    operator,
     push,
     install,
     get,
@@ -215,6 +226,40 @@ async function world() {
 describe('operator mode end to end (Bitbucket double, real apiserver, simulator)', () => {
   it('bootstraps a fresh cluster through the Flux Operator; a re-run writes nothing; a version bump changes only flux-instance.yaml', async () => {
     const w = await world();
+
+    // Dry runs: the instance is shown, nothing is sent.
+    const dry = dryRunFluxInstance(w.options, w.operator('2.9.x'), {
+      info: (m: string) => w.lines.push(m),
+      warn: () => {},
+      error: () => {},
+      debug: () => {},
+    } as any);
+    expect(Object.keys(dry.files)).toEqual([
+      `${DIR}/flux-instance.yaml`,
+      `${DIR}/kustomization.yaml`,
+    ]);
+    expect(w.lines.join('\n')).toMatch(
+      /kind: FluxInstance[\s\S]*version: 2\.9\.x/,
+    );
+    const plannedLines = fluxOperatorDryRunLines(
+      'prod',
+      w.options,
+      w.operator('2.9.x'),
+      w.source,
+      w.secret,
+    ).join('\n');
+    expect(plannedLines).toMatch(/through the Flux Operator v0\.58\.1/);
+    expect(plannedLines).toMatch(
+      /Secret flux-system\/flux-system with keys username, password/,
+    );
+    expect(plannedLines).toMatch(/kind: FluxInstance/);
+    expect(plannedLines).not.toContain(TOKEN);
+    expect(w.writes()).toBe(0);
+    expect(await w.admin.list('v1', 'Namespace')).not.toContainEqual(
+      expect.objectContaining({
+        metadata: expect.objectContaining({ name: NS }),
+      }),
+    );
 
     // flux:push-manifests: one commit, flux-instance.yaml + kustomization.yaml, no gotk files.
     const pushed = await w.push('2.9.x');
@@ -302,6 +347,10 @@ describe('operator mode end to end (Bitbucket double, real apiserver, simulator)
     ).toMatch(/source-controller:v2\.10\.0/);
     expect(await w.uids()).toEqual(uids);
     const after = await w.status();
+    // Going back to flux bootstrap is refused before anything is applied.
+    await expect(refuseBootstrapOverFluxInstance(w.admin, NS)).rejects.toThrow(
+      /moving back to flux bootstrap is not supported/,
+    );
     expect(after.flux?.instance).toMatchObject({
       requestedVersion: '2.10.x',
       installedVersion: 'v2.10.0',

@@ -168,6 +168,31 @@ export async function pushFluxInstance(
 }
 
 /**
+ * Dry run of {@link pushFluxInstance}: the files it would write (`kustomization.yaml` as for a
+ * folder without one) and the instance, logged. Nothing is read or sent.
+ * @public
+ */
+export function dryRunFluxInstance(
+  options: ResolvedFluxManifestOptions,
+  operator: FluxOperatorOptions,
+  logger: EngineLogger,
+): PushFluxInstanceResult {
+  const { dir, files } = renderFluxInstanceFiles(options, operator);
+  const instancePath = `${dir}/${FLUX_INSTANCE_FILE}`;
+  logger.info(
+    `Dry run: would commit "Add Flux Operator instance" to "${options.branch}" with ${instancePath} and ${dir}/kustomization.yaml (no gotk-components.yaml); nothing was pushed. ${instancePath}:\n${files[instancePath]}`,
+  );
+  return {
+    commitHash: '',
+    changed: true,
+    manifestsPath: dir,
+    revision: `${options.branch}@sha1:`,
+    migrationPending: false,
+    files,
+  };
+}
+
+/**
  * The folder's kustomization lists the instance: generated when there is none (as flux does for
  * a folder without one); an existing one keeps its content, loses flux bootstrap's files and
  * gains flux-instance.yaml. Patches in it were written for bootstrap's objects: a migration with
