@@ -1,16 +1,31 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { ManifestsSourceConfig } from './bundle';
+import { FluxBundleError } from './components';
 import { HttpClient, HttpError, withSystemRoots } from '../http';
 import { FluxBootstrapError } from '../util/errors';
 import { silentLogger, type EngineLogger } from '../util/logger';
 
-/** Where one kind of release asset comes from (`fluxBootstrap.manifests`, `fluxBootstrap.operator.manifests`). @public */
-export type ReleaseAssetSource = ManifestsSourceConfig;
+/**
+ * Where one kind of release asset comes from: `fluxBootstrap.manifests` (Flux's
+ * `manifests.tar.gz`) or `fluxBootstrap.operator.manifests` (the operator's `install.yaml`).
+ * @public
+ */
+export interface ManifestsSourceConfig {
+  /** The asset of version `v` is `<baseUrl>/<v>/<file>`. */
+  baseUrl: string;
+  /** A local folder with `<version>/<file>`; replaces `baseUrl`. */
+  localPath?: string;
+  cacheDir: string;
+  /** Expected sha256 (hex, lower-case) of the asset per version. */
+  sha256: Record<string, string>;
+  defaultVersion: string;
+  caPem?: string;
+  downloadTimeoutMs: number;
+}
 
 /** An asset whose sha256 differs from the configured one; it is not used (a `ConflictError`). @public */
-export class ReleaseChecksumError extends FluxBootstrapError {
+export class BundleChecksumError extends FluxBootstrapError {
   constructor(
     what: string,
     configKey: string,
@@ -25,13 +40,6 @@ export class ReleaseChecksumError extends FluxBootstrapError {
   }
 }
 
-/** A release asset that cannot be had or read (a `ServiceUnavailableError`). @public */
-export class ReleaseAssetError extends FluxBootstrapError {
-  constructor(message: string) {
-    super('ServiceUnavailableError', message);
-  }
-}
-
 /** What {@link loadReleaseAsset} loads: the asset's file and how to read and name it. @internal */
 export interface ReleaseAssetRequest<T> {
   /** For messages, e.g. `the Flux v2.9.4 bundle`. */
@@ -40,7 +48,7 @@ export interface ReleaseAssetRequest<T> {
   file: string;
   /** For messages, e.g. `fluxBootstrap.manifests`. */
   configKey: string;
-  source: ReleaseAssetSource;
+  source: ManifestsSourceConfig;
   /** Reads the checked content; throws when it is unusable (a cached copy is then fetched again). */
   read(data: Buffer): Promise<T> | T;
   maxBytes: number;
@@ -75,7 +83,7 @@ export async function loadReleaseAsset<T>(
   ) => {
     const sha256 = crypto.createHash('sha256').update(data).digest('hex');
     if (expected && sha256 !== expected)
-      throw new ReleaseChecksumError(
+      throw new BundleChecksumError(
         what,
         req.configKey,
         expected,
@@ -107,7 +115,7 @@ export async function loadReleaseAsset<T>(
     } catch (e) {
       logger.warn(
         `The cached ${what.replace(/^the /, '')} ${cacheFile} ${
-          e instanceof ReleaseChecksumError
+          e instanceof BundleChecksumError
             ? 'does not match the configured sha256'
             : 'is unreadable'
         }; downloading it again`,
@@ -151,7 +159,7 @@ async function download(
   signal?: AbortSignal,
 ): Promise<Buffer> {
   const failed = (why: string) =>
-    new ReleaseAssetError(`failed to download ${req.what} from ${url}: ${why}`);
+    new FluxBundleError(`failed to download ${req.what} from ${url}: ${why}`);
   try {
     const res = await new HttpClient({
       tls: { ca: withSystemRoots(req.source.caPem) },

@@ -31,7 +31,7 @@ import {
   type FluxOperatorOptions,
 } from './instance';
 import { loadFluxOperatorRelease, type FluxOperatorRelease } from './release';
-import type { ReleaseAssetSource } from '../manifests/releaseAsset';
+import type { ManifestsSourceConfig } from '../manifests/releaseAsset';
 import { stringifyObject } from '../manifests/yaml';
 
 /** What {@link installFluxOperator} puts on a cluster, decided before any request. @public */
@@ -79,7 +79,7 @@ export async function installWithFluxOperator(
   input: {
     options: ResolvedFluxManifestOptions;
     operator: FluxOperatorOptions;
-    source: ReleaseAssetSource;
+    source: ManifestsSourceConfig;
     secret?: KubeObject;
     expectedRevision?: string;
   },
@@ -102,7 +102,7 @@ export function fluxOperatorDryRunLines(
   clusterName: string,
   options: ResolvedFluxManifestOptions,
   operator: FluxOperatorOptions,
-  source: ReleaseAssetSource,
+  source: ManifestsSourceConfig,
   secret?: KubeObject,
 ): string[] {
   const ns = options.namespace;

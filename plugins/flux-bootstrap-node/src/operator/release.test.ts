@@ -6,7 +6,7 @@ import {
   serveFluxOperatorReleases,
   type FluxOperatorReleaseServer,
 } from '@flux-bootstrap/test-peers';
-import type { ReleaseAssetSource } from '../manifests/releaseAsset';
+import type { ManifestsSourceConfig } from '../manifests/releaseAsset';
 import { loadFluxOperatorRelease } from './release';
 
 const release = buildFluxOperatorRelease();
@@ -22,8 +22,8 @@ afterEach(async () => {
 });
 
 const source = (
-  over: Partial<ReleaseAssetSource> = {},
-): ReleaseAssetSource => ({
+  over: Partial<ManifestsSourceConfig> = {},
+): ManifestsSourceConfig => ({
   baseUrl: server.baseUrl,
   cacheDir: path.join(dir, 'cache'),
   sha256: {},

@@ -1,8 +1,8 @@
 import type { KubeObject } from '../kube/types';
+import { FluxBundleError } from '../manifests/components';
 import {
   loadReleaseAsset,
-  ReleaseAssetError,
-  type ReleaseAssetSource,
+  type ManifestsSourceConfig,
 } from '../manifests/releaseAsset';
 import { isK8sObject, parseYamlDocuments } from '../manifests/yaml';
 import type { EngineLogger } from '../util/logger';
@@ -39,7 +39,7 @@ const REQUIRED_CRDS = [
  */
 export async function loadFluxOperatorRelease(
   version: string,
-  source: ReleaseAssetSource,
+  source: ManifestsSourceConfig,
   options: { signal?: AbortSignal; logger?: EngineLogger } = {},
 ): Promise<FluxOperatorRelease> {
   const what = `the Flux Operator ${version} install.yaml`;
@@ -63,7 +63,7 @@ export async function loadFluxOperatorRelease(
             : ['Deployment flux-operator']),
         ];
         if (objects.length !== docs.length || missing.length)
-          throw new ReleaseAssetError(
+          throw new FluxBundleError(
             `${what} is not the operator's release manifest: ${
               missing.length
                 ? `no ${missing.join(', ')}`
@@ -76,7 +76,7 @@ export async function loadFluxOperatorRelease(
     options,
   );
   if (!asset)
-    throw new ReleaseAssetError(
+    throw new FluxBundleError(
       `${what} is not in fluxBootstrap.operator.manifests.localPath (expected ${source.localPath}/${version}/install.yaml)`,
     );
   const deployment = asset.value.find(
