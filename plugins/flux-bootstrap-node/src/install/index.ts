@@ -22,3 +22,7 @@ export type {
 } from './wait';
 export { installFlux } from './installFlux';
 export type { InstallFluxOptions, InstallFluxResult } from './installFlux';
+export {
+  installFluxOrAwaitPullRequest,
+  PULL_REQUEST_ANNOTATION,
+} from './pullRequestMerge';

@@ -23,3 +23,5 @@ export {
   bitbucketBranchHeadLookup,
   createFluxStatusReader,
 } from './FluxStatusReader';
+export { bitbucketPullRequestLookup } from './pullRequestState';
+export type { PullRequestLookup } from './pullRequestState';

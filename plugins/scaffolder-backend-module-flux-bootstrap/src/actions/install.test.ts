@@ -455,7 +455,7 @@ describe('flux:install', () => {
     expect(bundles.requests()).toEqual([]);
   });
 
-  it('dry run prints what it would apply and sends nothing to the cluster', async () => {
+  it('dry run prints what it would apply and only reads the cluster version', async () => {
     bundles.clearRequests();
     blackholeConnections = 0;
     const ns = uniqueName('act-dry');
@@ -471,7 +471,11 @@ describe('flux:install', () => {
     });
     const text = r.logs.join('\n');
     expect(text).toContain(
-      'Dry run of flux:install; nothing is sent to the cluster.',
+      'Dry run of flux:install; nothing is written to the cluster.',
+    );
+    // Like flux check --pre, the dry run reads the version; an unreachable cluster only warns.
+    expect(text).toContain(
+      'warn Could not check the Kubernetes version of cluster "offline"',
     );
     expect(text).toContain(
       `Would install Flux ${VERSION} on cluster "offline" in namespace ${ns}`,
@@ -484,7 +488,7 @@ describe('flux:install', () => {
     expect(text).toContain('path: ./clusters/test');
     expect(text).toContain(`reconciled main@sha1:${headSha}`);
     expect(text).not.toContain(TOKEN);
-    expect(blackholeConnections).toBe(0);
+    expect(blackholeConnections).toBe(1);
     expect(bundles.requests()).toEqual([]);
   });
 
@@ -518,7 +522,8 @@ describe('flux:install', () => {
     expect(real.error!.message).toContain(
       'Invalid input "revision": must be <branch>@sha1:<commit sha> as flux:push-manifests outputs it (got "main@sha1:")',
     );
-    expect(blackholeConnections).toBe(0);
+    // Only the first dry run's version read; the refused inputs sent nothing.
+    expect(blackholeConnections).toBe(1);
     expect(bundles.requests()).toEqual([]);
   });
 

@@ -14,7 +14,7 @@ import {
   generateSyncManifest,
   booleanInput,
   InputValidationError,
-  installFlux,
+  installFluxOrAwaitPullRequest,
   isPendingRevision,
   loadFluxBundle,
   parseGoDuration,
@@ -295,6 +295,14 @@ export function createFluxInstallAction(options: FluxBootstrapActionOptions) {
             .describe(
               "With tokenAuth: the token owner's Bitbucket user name (default the integration's username, else the token's owner as Bitbucket names it).",
             ),
+        pullRequest: z =>
+          z
+            .string()
+            .regex(/\/pull-requests\/\d+\/?$/)
+            .optional()
+            .describe(
+              "flux:push-manifests' pullRequestUrl output: Flux is installed at once, then the action waits (within timeout, with token or the integration's credentials) until the pull request is merged and Flux applied the merge commit.",
+            ),
         timeout: z =>
           z
             .string()
@@ -419,20 +427,29 @@ export function createFluxInstallAction(options: FluxBootstrapActionOptions) {
         const syncYaml = generateSyncManifest(resolved.sync);
 
         if (ctx.isDryRun) {
-          // Like flux check --pre: the cluster's version is the one thing a dry run reads.
-          const probe = await createKubeClient(cluster, { logger, redactor });
-          try {
-            await checkKubernetesVersion(
-              probe,
-              resolved.components.version,
-              settings.kubernetesVersions,
-              { signal: ctx.signal, logger },
-            );
-          } finally {
-            probe.close();
-          }
+          // Like flux check --pre: the cluster's version is the one thing a dry run reads; an
+          // unsupported one fails it, an unreachable cluster only warns (the real run checks).
+          const probe = await createKubeClient(cluster, {
+            logger,
+            redactor,
+            retries: 0,
+            requestTimeoutMs: 10_000,
+          });
+          await checkKubernetesVersion(
+            probe,
+            resolved.components.version,
+            settings.kubernetesVersions,
+            { signal: ctx.signal, logger },
+          )
+            .catch(e => {
+              if (e instanceof InputError) throw e;
+              logger.warn(
+                `Could not check the Kubernetes version of cluster "${cluster.name}": ${e.message}`,
+              );
+            })
+            .finally(() => probe.close());
           logger.info(
-            'Dry run of flux:install; nothing is sent to the cluster.',
+            'Dry run of flux:install; nothing is written to the cluster.',
           );
           for (const line of dryRunLines(
             cluster.name,
@@ -478,7 +495,11 @@ export function createFluxInstallAction(options: FluxBootstrapActionOptions) {
 
         const kube = await createKubeClient(cluster, { logger, redactor });
         try {
-          const result = await installFlux(kube, plan, {
+          const result = await installFluxOrAwaitPullRequest(kube, plan, {
+            pullRequest: input.pullRequest || undefined,
+            bitbucketHosts: settings.bitbucketServer,
+            token: input.token,
+            redactor,
             force,
             allowDowngrade: input.allowDowngrade === true,
             kubernetesVersions: settings.kubernetesVersions,

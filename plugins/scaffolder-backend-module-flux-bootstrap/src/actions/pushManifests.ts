@@ -14,7 +14,7 @@ import {
   parseKnownHosts,
   pendingRevision,
   planRepositoryOutputs,
-  pushFluxManifests,
+  pushFluxManifestsOrPullRequest,
   renderFluxManifests,
   resolveFluxManifestOptions,
   SshGitTransport,
@@ -196,6 +196,52 @@ export function createFluxPushManifestsAction(
             .describe(
               'Write an older Flux version than the one in Git (default false: refused; Flux does not support downgrades in general).',
             ),
+        pullRequest: z =>
+          z
+            .union([
+              z.boolean(),
+              z.literal('auto'),
+              z
+                .object({
+                  auto: z
+                    .boolean()
+                    .optional()
+                    .describe(
+                      "Open a pull request only when the branch's restrictions refuse a direct push (default false).",
+                    ),
+                  branch: z
+                    .string()
+                    .optional()
+                    .describe(
+                      'Branch the commits go to (default flux/<cluster>), made from branch.',
+                    ),
+                  title: z
+                    .string()
+                    .max(255)
+                    .optional()
+                    .describe(
+                      'Pull request title (default: what changes, e.g. "flux: bootstrap Flux v2.9.4 on cluster prod").',
+                    ),
+                  description: z
+                    .string()
+                    .max(30000)
+                    .optional()
+                    .describe(
+                      'Pull request description (default: Flux version, files and path).',
+                    ),
+                  reviewers: z
+                    .array(z.string().regex(/^[A-Za-z0-9._@-]+$/))
+                    .optional()
+                    .describe(
+                      "Bitbucket user names asked to review, besides the repository's default reviewers.",
+                    ),
+                })
+                .strict(),
+            ])
+            .optional()
+            .describe(
+              "Changes reach branch through a pull request on Bitbucket (needs repoUrl): true, 'auto' (only when the branch's restrictions refuse a direct push), or an object with branch, title, description, reviewers, auto. Default false: pushed directly.",
+            ),
         signCommits: z =>
           z
             .boolean()
@@ -259,6 +305,20 @@ export function createFluxPushManifestsAction(
             ),
         syncUrl: z =>
           z.string().describe('The URL written to GitRepository spec.url.'),
+        pullRequestUrl: z =>
+          z
+            .string()
+            .optional()
+            .describe(
+              "With pullRequest: the pull request's URL (pass it to flux:install's pullRequest).",
+            ),
+        pullRequestId: z =>
+          z.number().optional().describe('With pullRequest: its id.'),
+        sourceBranch: z =>
+          z
+            .string()
+            .optional()
+            .describe('With pullRequest: the branch holding the commits.'),
         files: z =>
           z
             .array(z.string())
@@ -304,9 +364,9 @@ export function createFluxPushManifestsAction(
           redactor.add(bitbucket.host.commitSigningKey);
         } else {
           sshUrl = validateSshUrl(input.url, 'url');
-          if (input.tokenAuth) {
+          if (input.tokenAuth || input.pullRequest) {
             throw new InputValidationError(
-              'tokenAuth',
+              input.tokenAuth ? 'tokenAuth' : 'pullRequest',
               'needs repoUrl (a Bitbucket repository); an SSH remote has no token',
             );
           }
@@ -441,6 +501,7 @@ export function createFluxPushManifestsAction(
 
         // 3. The remote.
         let transport: GitTransport;
+        let located: { projectKey: string; repoSlug: string } | undefined;
         if (bitbucket) {
           const credentials = describeCredentials(bitbucket);
           logger.info(`Using ${credentials}`);
@@ -449,7 +510,6 @@ export function createFluxPushManifestsAction(
             bitbucket.auth,
             { logger, redactor },
           );
-          let located: { projectKey: string; repoSlug: string };
           try {
             located = await locateBitbucketRepository(client, bitbucket.ref, {
               signal: ctx.signal,
@@ -496,8 +556,15 @@ export function createFluxPushManifestsAction(
         }
 
         // 4. The two commits, each push in a checkpoint.
-        const result = await pushFluxManifests(
+        const result = await pushFluxManifestsOrPullRequest(
           {
+            pullRequest: input.pullRequest,
+            cluster: input.cluster,
+            bitbucket: bitbucket && {
+              ...bitbucket,
+              projectKey: located!.projectKey,
+              slug: located!.repoSlug,
+            },
             transport,
             bundle: bundle.files,
             options: resolved,
@@ -523,6 +590,11 @@ export function createFluxPushManifestsAction(
         ctx.output('revision', result.revision);
         ctx.output('syncUrl', resolved.sync.url);
         ctx.output('files', written);
+        if (result.pullRequestUrl) {
+          ctx.output('pullRequestUrl', result.pullRequestUrl);
+          ctx.output('pullRequestId', result.pullRequestId);
+          ctx.output('sourceBranch', result.sourceBranch);
+        }
       } catch (error) {
         throw toActionError(error, redactor);
       }
