@@ -17,6 +17,7 @@ import { statusBenchmark } from './benchmarks/status';
 import { memoryBenchmark } from './benchmarks/memory';
 import { replicasBenchmark } from './benchmarks/replicas';
 import { fleetPageBenchmark } from './benchmarks/fleetPage';
+import { fleetBenchmark } from './benchmarks/fleet';
 
 const BENCHMARKS: Benchmark[] = [
   installBenchmark,
@@ -25,6 +26,7 @@ const BENCHMARKS: Benchmark[] = [
   pushBenchmark,
   statusBenchmark,
   fleetPageBenchmark,
+  fleetBenchmark,
   memoryBenchmark,
   replicasBenchmark,
 ];

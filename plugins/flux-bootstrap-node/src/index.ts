@@ -27,3 +27,4 @@ export type {
 } from './upgrade/kubernetesVersions';
 export * from './decommission';
 export * from './operate';
+export * from './fleet';

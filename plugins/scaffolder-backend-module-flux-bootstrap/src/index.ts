@@ -21,5 +21,6 @@ export { createFluxUninstallAction } from './actions/uninstall';
 export { createBitbucketDeleteAccessKeysAction } from './actions/deleteAccessKeys';
 export { createFluxRemoveClusterPathAction } from './actions/removeClusterPath';
 export { createFleetUnregisterClusterAction } from './actions/unregisterCluster';
+export { createFluxBootstrapFleetAction } from './actions/bootstrapFleet';
 export type { UnregisterClusterActionOptions } from './actions/unregisterCluster';
 export type { FluxBootstrapActionOptions } from './actions/shared/context';

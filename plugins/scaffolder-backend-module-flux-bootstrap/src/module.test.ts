@@ -44,7 +44,7 @@ async function start() {
 }
 
 describe('scaffolderModuleFluxBootstrap', () => {
-  it('registers the four bootstrap actions, fleet:wait-for-entity and the four decommission actions with the scaffolder', async () => {
+  it('registers the four bootstrap actions, fleet:wait-for-entity, flux:bootstrap-fleet and the four decommission actions with the scaffolder', async () => {
     const { ids } = await start();
     expect(ids).toEqual([
       'bitbucket:create-repo',
@@ -52,6 +52,7 @@ describe('scaffolderModuleFluxBootstrap', () => {
       'flux:push-manifests',
       'flux:install',
       'fleet:wait-for-entity',
+      'flux:bootstrap-fleet',
       'flux:uninstall',
       'bitbucket:delete-access-keys',
       'flux:remove-cluster-path',

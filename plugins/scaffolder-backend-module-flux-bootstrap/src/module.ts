@@ -27,6 +27,7 @@ import { createFluxUninstallAction } from './actions/uninstall';
 import { createBitbucketDeleteAccessKeysAction } from './actions/deleteAccessKeys';
 import { createFluxRemoveClusterPathAction } from './actions/removeClusterPath';
 import { createFleetUnregisterClusterAction } from './actions/unregisterCluster';
+import { createFluxBootstrapFleetAction } from './actions/bootstrapFleet';
 
 /**
  * The template global `clusterEntityUrl({ name, owner, repository, branch?, path?, title?,
@@ -124,6 +125,7 @@ export const scaffolderModuleFluxBootstrap = createBackendModule({
           createFluxPushManifestsAction(options),
           createFluxInstallAction(options),
           createWaitForEntityAction({ catalog }),
+          createFluxBootstrapFleetAction(options),
           createFluxUninstallAction(options),
           createBitbucketDeleteAccessKeysAction(options),
           createFluxRemoveClusterPathAction(options),

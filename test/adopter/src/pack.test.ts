@@ -130,11 +130,12 @@ describe('npm pack of the published packages', () => {
     }
   });
 
-  it('ships the three templates, the bootstrap ones with the owner a parameter and no group of our own', () => {
+  it('ships the four templates, the bootstrap ones with the owner a parameter and no group of our own', () => {
     const t = plugin('@flux-bootstrap/flux-bootstrap-templates');
     expect(t.files.sort()).toEqual([
       'README.md',
       'flux-bootstrap-bitbucket-server/template.yaml',
+      'flux-bootstrap-fleet/template.yaml',
       'flux-bootstrap-git/template.yaml',
       'flux-decommission/template.yaml',
       'package.json',
@@ -152,6 +153,7 @@ describe('npm pack of the published packages', () => {
     for (const file of [
       'flux-bootstrap-bitbucket-server/template.yaml',
       'flux-bootstrap-git/template.yaml',
+      'flux-bootstrap-fleet/template.yaml',
     ]) {
       const text = sh('tar', ['xzf', t.tarball, '-O', `package/${file}`]);
       const template = YAML.parse(text);

@@ -52,6 +52,7 @@ export const TEMPLATE_NAMES = [
   'flux-bootstrap-bitbucket-server',
   'flux-bootstrap-git',
   'flux-decommission',
+  'flux-bootstrap-fleet',
 ] as const;
 
 /** The fixed names of the sandbox's demo world. */

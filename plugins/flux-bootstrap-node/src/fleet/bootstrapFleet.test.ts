@@ -1,0 +1,333 @@
+/**
+ * bootstrapFleet against real peers: three private kube-apiservers (+ etcd), each behind a fault
+ * proxy that logs every request and with the Flux controller simulator (it resolves the branch
+ * with a real `git ls-remote` over SSH with the Secret the run wrote), the Bitbucket double with
+ * git http-backend and a real sshd authorised by the access keys, and a served Flux bundle.
+ * One story: a cluster down → the others complete and the result names it; restarted → a
+ * re-run completes it, with zero writes on the healthy clusters, no commit and no new key.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ConfigReader } from '@backstage/config';
+import {
+  buildFluxBundle,
+  KubeHttp,
+  serveFluxBundles,
+  startBitbucketDouble,
+  startFaultProxy,
+  startFluxSimulator,
+  startKubeApiserver,
+  type BitbucketDouble,
+  type FaultProxy,
+  type FluxBundleServer,
+  type FluxSimulator,
+  type KubeApiserver,
+  TEST_GROUND_KUBERNETES_VERSIONS,
+} from '@flux-bootstrap/test-peers';
+import { parseBitbucketRepoUrl } from '../bitbucket/repoUrl';
+import {
+  fluxBootstrapSettings,
+  type FluxBootstrapSettings,
+} from '../config/settings';
+import { SSH_KEY_DEFAULTS } from '../keys/keyPair';
+import { Redactor } from '../util/redact';
+import { bootstrapFleet, type FleetBootstrapRequest } from './bootstrapFleet';
+
+jest.setTimeout(400_000);
+
+const VERSION = 'v2.9.4';
+const TOKEN = 'canary-fleet-token-3f9d1c07ab';
+const NAMES = ['fleet-a', 'fleet-b', 'fleet-c'];
+
+interface Cluster {
+  name: string;
+  kube: KubeApiserver;
+  proxy: FaultProxy;
+  sim: FluxSimulator;
+  http: KubeHttp;
+}
+
+let bb: BitbucketDouble;
+let bundles: FluxBundleServer;
+let clusters: Cluster[];
+let settings: FluxBootstrapSettings;
+let cacheDir: string;
+const logs: string[] = [];
+
+beforeAll(async () => {
+  cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleet-bundles-'));
+  const bundle = await buildFluxBundle({ version: VERSION });
+  bundles = await serveFluxBundles([
+    { version: VERSION, tarball: bundle.tarball },
+  ]);
+  bb = await startBitbucketDouble({ ssh: true });
+  bb.addUser({ name: 'alice' });
+  bb.addProject({ key: 'FLUX', name: 'Flux fleet' });
+  bb.grantProject('FLUX', { user: 'alice' }, 'PROJECT_ADMIN');
+  bb.addToken({ token: TOKEN, user: 'alice' });
+  clusters = await Promise.all(
+    NAMES.map(async name => {
+      const kube = await startKubeApiserver();
+      const proxy = await startFaultProxy({
+        upstream: { url: kube.url, caPem: kube.caPem },
+      });
+      const sim = await startFluxSimulator({
+        kube,
+        namespace: 'flux-system',
+        intervalMs: 300,
+      });
+      return { name, kube, proxy, sim, http: new KubeHttp(kube) };
+    }),
+  );
+  settings = await fluxBootstrapSettings(
+    new ConfigReader({
+      integrations: {
+        bitbucketServer: [{ host: bb.host, apiBaseUrl: bb.apiBaseUrl }],
+      },
+      fluxBootstrap: {
+        kubernetesVersions: TEST_GROUND_KUBERNETES_VERSIONS,
+        bitbucketServer: [{ host: bb.host, sshHost: bb.ssh!.host }],
+        manifests: {
+          baseUrl: bundles.baseUrl,
+          cacheDir,
+          defaultVersion: VERSION,
+        },
+      },
+      kubernetes: {
+        clusterLocatorMethods: [
+          {
+            type: 'config',
+            clusters: clusters.map(c => ({
+              name: c.name,
+              url: c.proxy.url,
+              serviceAccountToken: c.kube.adminToken,
+              caData: c.proxy.caPem,
+            })),
+          },
+        ],
+      },
+    }),
+  ).get();
+});
+
+afterAll(async () => {
+  for (const c of clusters ?? []) {
+    await c.sim.stop();
+    c.http.close();
+    await c.proxy.stop();
+    await c.kube.stop();
+  }
+  await bb?.stop();
+  await bundles?.stop();
+  fs.rmSync(cacheDir, { recursive: true, force: true });
+});
+
+function request(repo = 'fleet-infra'): FleetBootstrapRequest {
+  const ref = parseBitbucketRepoUrl(
+    `${bb.host}?project=FLUX&repo=${repo}`,
+    settings.bitbucketServer,
+  );
+  return {
+    bitbucket: {
+      ref,
+      host: settings.bitbucketServer[0],
+      auth: { token: TOKEN },
+      credentials: 'the token input',
+    },
+    clusters: NAMES,
+    pathPattern: 'clusters/<cluster>',
+    branch: 'main',
+    private: true,
+    groups: [],
+    flux: {},
+    key: SSH_KEY_DEFAULTS,
+    readWrite: false,
+    author: { name: 'Flux', email: '' },
+    concurrency: 4,
+    timeoutMs: 120_000,
+    force: false,
+  };
+}
+
+/**
+ * One run. `store` keeps completed checkpoints across runs (scaffolder task recovery: a resumed
+ * task replays them); `crashAfter` makes that checkpoint fail right after it completed, as a
+ * backend killed at that moment would leave the task state.
+ */
+async function run(
+  opts: {
+    req?: FleetBootstrapRequest;
+    store?: Map<string, unknown>;
+    crashAfter?: string;
+  } = {},
+) {
+  const redactor = new Redactor([TOKEN]);
+  const checkpoints: string[] = [];
+  const result = await bootstrapFleet(opts.req ?? request(), {
+    settings,
+    logger: {
+      error: m => logs.push(`error ${m}`),
+      warn: m => logs.push(`warn ${m}`),
+      info: m => logs.push(`info ${m}`),
+      debug: () => undefined,
+    },
+    redactor,
+    checkpoint: async (key, fn) => {
+      if (opts.store?.has(key)) return opts.store.get(key) as any;
+      checkpoints.push(key);
+      const value = await fn();
+      opts.store?.set(key, value);
+      if (key === opts.crashAfter) throw new Error(`crashed after ${key}`);
+      return value;
+    },
+  });
+  return { result, checkpoints };
+}
+
+const gitLog = () =>
+  execFileSync(
+    'git',
+    [
+      '--git-dir',
+      bb.repoPath('FLUX', 'fleet-infra'),
+      'log',
+      '--format=%H%n%B%n--',
+      'main',
+    ],
+    { encoding: 'utf8' },
+  );
+const accessKeys = () =>
+  (bb.state().accessKeys as { label: string }[]).map(k => k.label).sort();
+/** Requests of a cluster that are not reads. */
+const writes = (c: Cluster) =>
+  c.proxy
+    .requests()
+    .filter(r => r.method !== 'GET')
+    .map(r => `${r.method} ${r.path}`);
+
+describe('bootstrapFleet', () => {
+  it('bootstraps the clusters that answer; one down fails alone, named with its reason', async () => {
+    const [a, b, c] = clusters;
+    await c.kube.stopApiserver();
+    const { result, checkpoints } = await run();
+
+    expect(result.clusters.map(r => [r.cluster, r.state])).toEqual([
+      ['fleet-a', 'ready'],
+      ['fleet-b', 'ready'],
+      ['fleet-c', 'failed'],
+    ]);
+    for (const r of result.clusters.slice(0, 2))
+      expect(r.revision).toBe(result.revision);
+    expect(result.clusters[2].error).toMatch(
+      /fleet-c|127\.0\.0\.1|ECONNRE|connect/i,
+    );
+    // One commit pair for the whole fleet, its bodies listing every cluster.
+    const log = gitLog();
+    expect(log).toContain(`Add Flux ${VERSION} component manifests`);
+    expect(log.match(/Add Flux sync manifests/g)).toHaveLength(1);
+    for (const name of NAMES)
+      expect(log).toContain(`- ${name} (clusters/${name}/flux-system)`);
+    expect(accessKeys()).toEqual([
+      expect.stringMatching(/clusters\/fleet-a$/),
+      expect.stringMatching(/clusters\/fleet-b$/),
+    ]);
+    // Checkpoints carry the cluster name, so a resumed task redoes only what is left.
+    expect(checkpoints).toContain('fleet-a/components');
+    expect(checkpoints).toContain('fleet-b/wait');
+    // Progress lines are prefixed with their cluster.
+    expect(logs.some(l => l.startsWith('info [fleet-b] '))).toBe(true);
+    for (const x of [a, b]) {
+      const secret = await x.http.expect(
+        'GET',
+        '/api/v1/namespaces/flux-system/secrets/flux-system',
+      );
+      expect(Object.keys(secret.body.data).sort()).toEqual([
+        'identity',
+        'identity.pub',
+        'known_hosts',
+      ]);
+    }
+    expect(logs.join('\n')).not.toContain(TOKEN);
+  });
+
+  it('after a restart, a re-run completes the failed cluster alone: zero writes on the others, no commit, no new key', async () => {
+    const [a, b, c] = clusters;
+    await c.kube.startApiserver();
+    const head = gitLog().split('\n')[0];
+    const keys = accessKeys();
+    for (const x of clusters) x.proxy.clearRequests();
+
+    const { result } = await run();
+
+    expect(result.clusters.map(r => [r.cluster, r.state])).toEqual([
+      ['fleet-a', 'unchanged'],
+      ['fleet-b', 'unchanged'],
+      ['fleet-c', 'ready'],
+    ]);
+    expect(result.changed).toBe(false);
+    expect(gitLog().split('\n')[0]).toBe(head);
+    expect(accessKeys()).toEqual([
+      ...keys,
+      expect.stringMatching(/clusters\/fleet-c$/),
+    ]);
+    expect(writes(a)).toEqual([]);
+    expect(writes(b)).toEqual([]);
+    expect(a.proxy.requests().length).toBeGreaterThan(0);
+    expect(writes(c).length).toBeGreaterThan(0);
+
+    // A third run: every cluster is done, nothing is written anywhere.
+    for (const x of clusters) x.proxy.clearRequests();
+    const again = await run();
+    expect(again.result.clusters.map(r => r.state)).toEqual([
+      'unchanged',
+      'unchanged',
+      'unchanged',
+    ]);
+    expect(clusters.flatMap(writes)).toEqual([]);
+    expect(logs.join('\n')).not.toContain(TOKEN);
+  });
+  it('resumes a crashed fleet run with its checkpoints: finished clusters and steps are not redone', async () => {
+    const [a, b] = clusters;
+    const ns = 'flux-crash';
+    const sims = await Promise.all(
+      [a, b].map(x =>
+        startFluxSimulator({ kube: x.kube, namespace: ns, intervalMs: 300 }),
+      ),
+    );
+    try {
+      const req = {
+        ...request('fleet-crash'),
+        clusters: ['fleet-a', 'fleet-b'],
+        flux: { namespace: ns },
+      };
+      const store = new Map<string, unknown>();
+      // The backend dies right after fleet-b's components were applied.
+      const first = await run({ req, store, crashAfter: 'fleet-b/components' });
+      expect(first.result.clusters.map(r => r.state)).toEqual([
+        'ready',
+        'failed',
+      ]);
+      for (const x of [a, b]) x.proxy.clearRequests();
+
+      const resumed = await run({ req, store });
+
+      expect(resumed.result.clusters.map(r => r.state)).toEqual([
+        'unchanged',
+        'ready',
+      ]);
+      // Nothing done before the crash is done again: no push, no key, no components.
+      expect(resumed.checkpoints).not.toContain('fleet/push-sync');
+      expect(resumed.checkpoints).not.toContain('fleet-b/secret');
+      expect(resumed.checkpoints).not.toContain('fleet-b/components');
+      expect(resumed.checkpoints).toContain('fleet-b/sync');
+      expect(writes(a)).toEqual([]);
+      expect(
+        writes(b).filter(w => /customresourcedefinitions|deployments/.test(w)),
+      ).toEqual([]);
+    } finally {
+      await Promise.all(sims.map(sim => sim.stop()));
+    }
+  });
+});

@@ -1,0 +1,248 @@
+import { gitHttpAuthHeaders } from '../bitbucket/client';
+import {
+  ensureFleetRepository,
+  type FleetRepositoryRequest,
+} from '../bitbucket/repository';
+import type { FluxBootstrapSettings } from '../config/settings';
+import { renderFluxManifests } from '../git/pushFluxManifests';
+import { GitPushSession, type GitAuthor } from '../git/session';
+import { HttpsGitTransport } from '../git/transport';
+import type { TreeEditor } from '../git/tree';
+import { installFlux } from '../install/installFlux';
+import { buildFluxInstallPlan } from '../install/plan';
+import { readFluxReadiness } from '../install/wait';
+import { provisionDeployKey, type DeployKeyRequest } from '../keys/deployKey';
+import type { SourceSecretDeps } from '../keys/sourceSecret';
+import { createKubeClient } from '../kube/client';
+import { resolveCluster } from '../kube/cluster';
+import { loadFluxBundle } from '../manifests/bundle';
+import { generateComponentObjects } from '../manifests/components';
+import { KUSTOMIZATION_FILE_NAMES } from '../manifests/kustomization';
+import {
+  resolveFluxManifestOptions,
+  type FluxManifestInput,
+} from '../manifests/options';
+import { generateSyncManifest } from '../manifests/sync';
+import pLimit from 'p-limit';
+import { redactedSteps, type CheckpointFn } from '../util/checkpoint';
+import { InputValidationError } from '../util/errors';
+import type { EngineLogger } from '../util/logger';
+
+/** A parsed `flux:bootstrap-fleet` input. @public */
+export interface FleetBootstrapRequest
+  extends Pick<
+      FleetRepositoryRequest,
+      'bitbucket' | 'description' | 'private' | 'groups'
+    >,
+    Pick<
+      DeployKeyRequest,
+      'branch' | 'key' | 'readWrite' | 'sshHost' | 'hostKeyFingerprint'
+    > {
+  /** Clusters of `kubernetes.clusterLocatorMethods` (or kubeconfig contexts, when allowed). */
+  clusters: string[];
+  /** Folder of each cluster; `<cluster>` is replaced by its name. */
+  pathPattern: string;
+  flux: Omit<FluxManifestInput, 'path' | 'branch' | 'syncUrl'>;
+  author: GitAuthor;
+  concurrency: number;
+  /** Budget of one cluster's install, its wait included. */
+  timeoutMs: number;
+  force: boolean;
+}
+
+/** Collaborators of {@link bootstrapFleet}. @public */
+export type FleetBootstrapDeps = SourceSecretDeps & {
+  settings: FluxBootstrapSettings;
+};
+
+/** One cluster of a run; `unchanged`: Flux had applied the revision already, nothing was written. @public */
+export interface FleetClusterResult {
+  cluster: string;
+  path: string;
+  state: 'ready' | 'unchanged' | 'failed';
+  revision?: string;
+  error?: string;
+}
+
+/** What {@link bootstrapFleet} did: public data only. @public */
+export interface FleetBootstrapResult {
+  repoContentsUrl: string;
+  commitHash: string;
+  revision: string;
+  changed: boolean;
+  clusters: FleetClusterResult[];
+}
+
+const prefixed = (logger: EngineLogger, prefix: string): EngineLogger => ({
+  error: (m, meta) => logger.error(`[${prefix}] ${m}`, meta),
+  warn: (m, meta) => logger.warn(`[${prefix}] ${m}`, meta),
+  info: (m, meta) => logger.info(`[${prefix}] ${m}`, meta),
+  debug: (m, meta) => logger.debug(`[${prefix}] ${m}`, meta),
+});
+
+/**
+ * `flux bootstrap` for a fleet, composed of the engine's use cases: the repository once; every
+ * cluster's files in ONE pair of flux's commits (the bodies list the clusters); then, at most
+ * `concurrency` at a time, each cluster's deploy key and install — unless its Flux applied that
+ * revision already (reads only). Checkpoint keys carry the cluster name, so a resumed task redoes
+ * only what is left. A failing cluster does not stop the others: its row says why.
+ * @public
+ */
+export async function bootstrapFleet(
+  req: FleetBootstrapRequest,
+  deps: FleetBootstrapDeps,
+): Promise<FleetBootstrapResult> {
+  const { settings, logger, redactor, signal } = deps;
+  const step = redactedSteps(redactor, deps.checkpoint);
+  if (!req.pathPattern.includes('<cluster>'))
+    throw new InputValidationError('pathPattern', 'must contain <cluster>');
+  if (!req.clusters.length)
+    throw new InputValidationError('clusters', 'needs at least one cluster');
+  const resolve = (path: string, syncUrl: string) =>
+    resolveFluxManifestOptions(
+      { ...req.flux, path, branch: req.branch, syncUrl },
+      { fluxVersion: settings.manifests.defaultVersion },
+    );
+  // Every cluster and option is checked before any request.
+  const clusters = req.clusters.map(name => {
+    const connection = resolveCluster(settings, name, 'clusters');
+    const path = req.pathPattern.split('<cluster>').join(connection.name);
+    resolve(path, 'ssh://git@localhost/fleet.git');
+    return { connection, path, name: connection.name };
+  });
+  const repo = await ensureFleetRepository(
+    { ...req, defaultBranch: req.branch },
+    deps,
+  );
+  const planned = clusters.map(c => ({
+    ...c,
+    options: resolve(c.path, repo.sshUrl),
+  }));
+  const { version } = planned[0].options.components;
+  const bundle = await loadFluxBundle(version, settings.manifests, deps);
+  const files = planned.map(c => renderFluxManifests(bundle.files, c.options));
+  // One pair of commits for the fleet, each push a checkpoint.
+  const list = planned.map((c, i) => `- ${c.name} (${files[i].dir})`);
+  const { auth, host } = req.bitbucket;
+  let session: GitPushSession | undefined;
+  const commit = (
+    key: string,
+    message: string,
+    edit: (t: TreeEditor) => Promise<void>,
+  ) =>
+    step(key, async () => {
+      session ??= await GitPushSession.open({
+        transport: new HttpsGitTransport({
+          url: repo.remoteUrl,
+          headers: gitHttpAuthHeaders(auth),
+          caPem: host.caPem,
+          timeoutMs: Math.max(60_000, host.requestTimeoutMs),
+        }),
+        branch: repo.defaultBranch,
+        logger,
+      });
+      const r = await session.commitAndPush({
+        message: `${message}\n\nClusters:\n${list.join('\n')}`,
+        author: req.author,
+        signal,
+        edit,
+      });
+      const what = r.changed ? `pushed (${r.commit})` : 'up to date';
+      logger.info(`"${message}" of ${planned.length} clusters: ${what}`);
+      return { changed: r.changed, head: r.head };
+    });
+  let pushed;
+  try {
+    const components = await commit(
+      'fleet/push-components',
+      `Add Flux ${version} component manifests`,
+      async tree => {
+        for (const f of files)
+          tree.write(f.components.path, f.components.content);
+      },
+    );
+    pushed = await commit(
+      'fleet/push-sync',
+      'Add Flux sync manifests',
+      async tree => {
+        for (const f of files) {
+          tree.write(f.sync.path, f.sync.content);
+          const has = (n: string) => tree.exists(`${f.dir}/${n}`);
+          const found = await Promise.all(KUSTOMIZATION_FILE_NAMES.map(has));
+          // An existing kustomization file is the user's and stays.
+          if (!found.includes(true))
+            tree.write(f.kustomization.path, f.kustomization.content);
+        }
+      },
+    );
+    pushed = { ...pushed, changed: pushed.changed || components.changed };
+  } finally {
+    await session?.close();
+  }
+  const revision = `${repo.defaultBranch}@sha1:${pushed.head}`;
+  const limit = pLimit(Math.max(1, req.concurrency));
+  const lane = async (
+    c: (typeof planned)[number],
+  ): Promise<FleetClusterResult> => {
+    const log = prefixed(logger, c.name);
+    const checkpoint: CheckpointFn = (key, fn) => step(`${c.name}/${key}`, fn);
+    const row = { cluster: c.name, path: c.path };
+    try {
+      const { namespace, sync, components } = c.options;
+      const plan = buildFluxInstallPlan({
+        ...{ namespace, fluxVersion: version, expectedRevision: revision },
+        components: components.components,
+        componentObjects: generateComponentObjects(bundle.files, components),
+        syncYaml: generateSyncManifest(sync),
+      });
+      const kube = await createKubeClient(c.connection, {
+        ...deps,
+        logger: log,
+      });
+      try {
+        const now = await readFluxReadiness(kube, plan, signal);
+        if (now.ready && now.revision === revision) {
+          log.info(
+            `Flux applied ${revision} already and is ready: nothing to do`,
+          );
+          return { ...row, state: 'unchanged', revision };
+        }
+        await provisionDeployKey(
+          {
+            ...req,
+            cluster: c.name,
+            namespace,
+            secretName: sync.secretName,
+            branch: repo.defaultBranch,
+            path: c.path,
+            rotate: false,
+          },
+          { ...deps, logger: log, checkpoint },
+        );
+        const { force, timeoutMs } = req;
+        const installed = await installFlux(kube, plan, {
+          ...{ force, timeoutMs, signal, checkpoint, logger: log },
+          kubernetesVersions: settings.kubernetesVersions,
+        });
+        return { ...row, state: 'ready', revision: installed.revision };
+      } finally {
+        kube.close();
+      }
+    } catch (error) {
+      if (signal?.aborted) throw error;
+      const message = redactor.redact(
+        String((error as Error)?.message ?? error),
+      );
+      log.error(`Failed: ${message}`);
+      return { ...row, state: 'failed', error: message };
+    }
+  };
+  const results = await Promise.all(planned.map(c => limit(() => lane(c))));
+  return {
+    repoContentsUrl: repo.repoContentsUrl,
+    revision,
+    commitHash: pushed.head,
+    changed: pushed.changed,
+    clusters: results,
+  };
+}
