@@ -30,6 +30,35 @@ export interface Config {
       /** Timeout of one bundle download in milliseconds (redirects included). Default 120000. */
       downloadTimeoutMs?: number;
     };
+    /** The Flux Operator (`distribution: operator` of flux:push-manifests and flux:install). */
+    operator?: {
+      /** Where the operator's release manifests (`install.yaml`: CRDs, RBAC, Deployment) come from. */
+      manifests?: {
+        /**
+         * Base URL of the operator's releases; the manifests of release `v` are
+         * `<baseUrl>/<v>/install.yaml`. Default:
+         * https://github.com/controlplaneio-fluxcd/flux-operator/releases/download. Point it at a
+         * mirror for air-gapped sites. The plugin never ships these files.
+         */
+        baseUrl?: string;
+        /** A local folder holding `<version>/install.yaml`; used instead of `baseUrl` when set. */
+        localPath?: string;
+        /** Folder where downloaded `install.yaml` files are cached. Default: a folder under the OS temp dir. */
+        cacheDir?: string;
+        /**
+         * Expected sha256 (hex) of `install.yaml` per operator release, e.g. `v0.58.1: 3f2a…`
+         * (from the release's `flux-operator_<version>_checksums.txt`). A file that does not match
+         * is refused; cached copies are checked on every use too.
+         */
+        sha256?: { [version: string]: string };
+        /** Operator release installed when a template does not ask for one. Default v0.58.1. */
+        defaultVersion?: string;
+        /** PEM CA bundle trusted when downloading from `baseUrl`. */
+        caData?: string;
+        /** Timeout of one download in milliseconds (redirects included). Default 120000. */
+        downloadTimeoutMs?: number;
+      };
+    };
     /**
      * Extra settings per Bitbucket Server host. Credentials stay in `integrations.bitbucketServer`;
      * entries are matched by `host`.

@@ -31,6 +31,7 @@ export type {
   SshFleetRepository,
 } from './git/pushFluxManifests';
 export { installFluxOnCluster } from './install/installFlux';
+export type { FluxOperatorOptions } from './operator/instance';
 export type {
   InstallFluxDeps,
   InstallFluxOnClusterResult,

@@ -2,7 +2,11 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigReader, type Config } from '@backstage/config';
-import { fluxBootstrapSettings, readFluxBootstrapSettings } from './settings';
+import {
+  fluxBootstrapSettings,
+  readFluxBootstrapSettings,
+  readManifestsConfig,
+} from './settings';
 
 type Data = ConstructorParameters<typeof ConfigReader>[0];
 
@@ -90,6 +94,51 @@ describe('FluxBootstrapSettings', () => {
     expect(settings.requireScmUserCredentials).toBe(true);
     expect(settings.manifests.defaultVersion).toBe('v2.9.4');
     expect(settings.status.clusterTimeoutMs).toBe(5_000);
+  });
+
+  it('reads fluxBootstrap.operator.manifests with its own defaults, errors naming its keys', async () => {
+    const settings = await readFluxBootstrapSettings(
+      new ConfigReader(data(caFile)),
+    );
+    expect(settings.operatorManifests).toMatchObject({
+      baseUrl:
+        'https://github.com/controlplaneio-fluxcd/flux-operator/releases/download',
+      defaultVersion: 'v0.58.1',
+      sha256: {},
+    });
+    expect(settings.operatorManifests.cacheDir).not.toBe(
+      settings.manifests.cacheDir,
+    );
+    const sum = 'A'.repeat(64);
+    const own = readManifestsConfig(
+      new ConfigReader({
+        fluxBootstrap: {
+          operator: {
+            manifests: {
+              baseUrl: 'https://mirror.example/fo/',
+              defaultVersion: 'v0.59.0',
+              sha256: { 'v0.59.0': sum },
+            },
+          },
+        },
+      }),
+      'fluxBootstrap.operator.manifests',
+    );
+    expect(own).toMatchObject({
+      baseUrl: 'https://mirror.example/fo',
+      defaultVersion: 'v0.59.0',
+      sha256: { 'v0.59.0': sum.toLowerCase() },
+    });
+    expect(() =>
+      readManifestsConfig(
+        new ConfigReader({
+          fluxBootstrap: {
+            operator: { manifests: { defaultVersion: '0.58' } },
+          },
+        }),
+        'fluxBootstrap.operator.manifests',
+      ),
+    ).toThrow(/fluxBootstrap\.operator\.manifests\.defaultVersion/);
   });
 
   it('reads the config (and a caFile) once, however often the settings are used', async () => {

@@ -2,6 +2,10 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Config } from '@backstage/config';
 import type { ManifestsSourceConfig } from '../manifests/bundle';
+import {
+  DEFAULT_FLUX_OPERATOR_VERSION,
+  FLUX_OPERATOR_RELEASES_BASE_URL,
+} from '../operator/release';
 import { validateFluxVersion } from '../manifests/validation';
 import type { FluxStatusSettings } from '../status/FluxStatusReader';
 import {
@@ -39,17 +43,30 @@ export interface FluxBootstrapSettings {
   allowKubeconfigContexts: boolean;
   /** `fluxBootstrap.manifests`. */
   manifests: ManifestsSourceConfig;
+  /** `fluxBootstrap.operator.manifests`: the Flux Operator's `install.yaml` per release. */
+  operatorManifests: ManifestsSourceConfig;
   /** `fluxBootstrap.status`. */
   status: FluxStatusSettings;
   /** The built-in Kubernetes range per Flux minor with `fluxBootstrap.kubernetesVersions` applied. */
   kubernetesVersions: KubernetesVersionSupport[];
 }
 
-/** Reads `fluxBootstrap.manifests`; errors name the key. @public */
-export function readManifestsConfig(config: Config): ManifestsSourceConfig {
-  const c = config.getOptionalConfig('fluxBootstrap.manifests');
+/**
+ * Reads `fluxBootstrap.manifests` (Flux's release bundles), or with `key`
+ * `fluxBootstrap.operator.manifests` (the Flux Operator's `install.yaml`); errors name the key.
+ * @public
+ */
+export function readManifestsConfig(
+  config: Config,
+  key:
+    | 'fluxBootstrap.manifests'
+    | 'fluxBootstrap.operator.manifests' = 'fluxBootstrap.manifests',
+): ManifestsSourceConfig {
+  const operator = key !== 'fluxBootstrap.manifests';
+  const c = config.getOptionalConfig(key);
   const baseUrl = (
-    c?.getOptionalString('baseUrl') ?? FLUX_RELEASES_BASE_URL
+    c?.getOptionalString('baseUrl') ??
+    (operator ? FLUX_OPERATOR_RELEASES_BASE_URL : FLUX_RELEASES_BASE_URL)
   ).replace(/\/+$/, '');
   const parsed = URL.canParse(baseUrl) ? new URL(baseUrl) : undefined;
   let problem: string | undefined;
@@ -58,27 +75,36 @@ export function readManifestsConfig(config: Config): ManifestsSourceConfig {
     problem = 'must be an http(s) URL';
   else if (parsed.username || parsed.password)
     problem = 'must not contain credentials';
-  if (problem) throw new Error(`fluxBootstrap.manifests.baseUrl ${problem}`);
+  if (problem) throw new Error(`${key}.baseUrl ${problem}`);
   // Read raw: a version such as v2.9.4 is one key, not a path.
   const sums = c?.getOptional<Record<string, unknown>>('sha256') ?? {};
   const sha256: Record<string, string> = {};
   for (const [version, sum] of Object.entries(sums)) {
     if (typeof sum !== 'string' || !/^[0-9a-fA-F]{64}$/.test(sum.trim())) {
       throw new Error(
-        `fluxBootstrap.manifests.sha256 must map versions to 64 hex digits (bad entry for "${version}")`,
+        `${key}.sha256 must map versions to 64 hex digits (bad entry for "${version}")`,
       );
     }
     sha256[version] = sum.trim().toLowerCase();
   }
   const defaultVersion =
-    c?.getOptionalString('defaultVersion') ?? DEFAULT_FLUX_VERSION;
-  validateFluxVersion(defaultVersion, 'fluxBootstrap.manifests.defaultVersion');
+    c?.getOptionalString('defaultVersion') ??
+    (operator ? DEFAULT_FLUX_OPERATOR_VERSION : DEFAULT_FLUX_VERSION);
+  if (!operator) validateFluxVersion(defaultVersion, `${key}.defaultVersion`);
+  else if (!/^v\d+\.\d+\.\d+$/.test(defaultVersion))
+    throw new InputValidationError(
+      `${key}.defaultVersion`,
+      'must be a Flux Operator release of the form v<major>.<minor>.<patch>, e.g. v0.58.1',
+    );
   return {
     baseUrl,
     localPath: c?.getOptionalString('localPath') || undefined,
     cacheDir:
       c?.getOptionalString('cacheDir') ??
-      path.join(os.tmpdir(), 'flux-bootstrap-manifests'),
+      path.join(
+        os.tmpdir(),
+        operator ? 'flux-bootstrap-operator' : 'flux-bootstrap-manifests',
+      ),
     sha256,
     defaultVersion,
     caPem: c?.getOptionalString('caData') || undefined,
@@ -144,6 +170,10 @@ export async function readFluxBootstrapSettings(
       config.getOptionalBoolean('fluxBootstrap.allowKubeconfigContexts') ??
       false,
     manifests: readManifestsConfig(config),
+    operatorManifests: readManifestsConfig(
+      config,
+      'fluxBootstrap.operator.manifests',
+    ),
     status: readFluxStatusSettings(config),
     kubernetesVersions: readKubernetesVersionsConfig(config),
   };

@@ -167,7 +167,7 @@ function scriptedCluster(
 const tick = () => new Promise(r => setImmediate(r));
 
 describe('readClusterStatus: one cluster’s reads', () => {
-  it('asks for the CRD, the FluxReports, the Deployments, the Kustomization and its GitRepository at once', async () => {
+  it('asks for the CRD, the FluxReports and FluxInstances, the Deployments, the Kustomization and its GitRepository at once', async () => {
     const cluster = scriptedCluster(fluxObjects('flux-system'));
     const read = readClusterStatus(cluster.client, { cluster: 'c' });
     await tick();
@@ -175,6 +175,7 @@ describe('readClusterStatus: one cluster’s reads', () => {
       [
         'get CustomResourceDefinition/gitrepositories.source.toolkit.fluxcd.io (apiextensions.k8s.io/v1)',
         'list FluxReport',
+        'list FluxInstance',
         'list Deployment in flux-system',
         'get Kustomization/flux-system/flux-system (kustomize.toolkit.fluxcd.io/v1)',
         'get GitRepository/flux-system/flux-system (source.toolkit.fluxcd.io/v1)',
@@ -185,7 +186,7 @@ describe('readClusterStatus: one cluster’s reads', () => {
     expect(status.components.map(c => c.name)).toEqual(['source-controller']);
     expect(status.sync?.lastAppliedRevision).toMatch(/^main@sha1:1{40}$/);
     // Nothing was asked twice.
-    expect(cluster.issued).toHaveLength(5);
+    expect(cluster.issued).toHaveLength(6);
   });
 
   it('reads again in the namespace the CRD names when Flux is not in flux-system', async () => {
@@ -216,6 +217,7 @@ describe('readClusterStatus: one cluster’s reads', () => {
     expect(cluster.aborted.sort()).toEqual(
       [
         'list FluxReport',
+        'list FluxInstance',
         'list Deployment in flux-system',
         'get Kustomization/flux-system/flux-system (kustomize.toolkit.fluxcd.io/v1)',
         'get GitRepository/flux-system/flux-system (source.toolkit.fluxcd.io/v1)',

@@ -3,6 +3,7 @@ import type {
   FluxDistributionInfo,
 } from '@flux-bootstrap/plugin-flux-bootstrap-common';
 import { isKubeApiError, KubeApiError } from '../kube/errors';
+import { addFluxInstanceState } from '../operator/status';
 import type { KubeClient, KubeObject } from '../kube/types';
 import { PULL_REQUEST_ANNOTATION } from '../install/pullRequestMerge';
 import { isAbortError } from '../util/errors';
@@ -189,6 +190,13 @@ export async function readClusterStatus(
         }),
       ),
     );
+    const instancesAhead = early(
+      may('list FluxInstances', () =>
+        client.list('fluxcd.controlplane.io/v1', 'FluxInstance', {
+          signal: aheadSignal,
+        }),
+      ),
+    );
     const deploymentsAhead = early(listDeployments(guess, aheadSignal));
     const syncAhead = early(
       getFirst('Kustomization', guess, guess, aheadSignal),
@@ -290,6 +298,14 @@ export async function readClusterStatus(
       syncRef: `Kustomization ${namespace}/${syncName}`,
       sourceRef: `${sourceKind} ${sourceNamespace}/${sourceName}`,
     });
+    // The Flux Operator's FluxInstance, when it manages Flux: manager, versions, its state rules.
+    addFluxInstanceState(
+      status,
+      (await instancesAhead)?.find(
+        i => i.metadata.name === 'flux' && i.metadata.namespace === namespace,
+      ),
+      clean,
+    );
     return status;
   } catch (error) {
     status.state = 'unreachable';

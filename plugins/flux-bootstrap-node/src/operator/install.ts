@@ -1,0 +1,461 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { isKubeApiError } from '../kube/errors';
+import type { KubeClient, KubeObject } from '../kube/types';
+import {
+  applyStaged,
+  summarizeApplied,
+  type AppliedObject,
+} from '../install/apply';
+import { FluxInstallError } from '../install/errors';
+import type {
+  InstallFluxOptions,
+  InstallFluxResult,
+} from '../install/installFlux';
+import { normalizeSyncPath, type FluxInstallPlan } from '../install/plan';
+import type { ResolvedFluxManifestOptions } from '../manifests/options';
+import { checkInstallPreconditions } from '../install/preconditions';
+import { readFluxReadiness, waitForFlux } from '../install/wait';
+import {
+  conditionOf,
+  deploymentStatusOf,
+  generationObserved,
+  record,
+  str,
+} from '../status/fluxObjects';
+import { InputValidationError, OperationAbortedError } from '../util/errors';
+import { silentLogger } from '../util/logger';
+import { runCheckpointDirectly } from '../util/checkpoint';
+import {
+  FLUX_OPERATOR_API,
+  generateFluxInstance,
+  instanceRevisionVersion,
+  type FluxOperatorOptions,
+} from './instance';
+import { loadFluxOperatorRelease, type FluxOperatorRelease } from './release';
+import type { ManifestsSourceConfig } from '../manifests/releaseAsset';
+import { stringifyObject } from '../manifests/yaml';
+
+/** What {@link installFluxOperator} puts on a cluster, decided before any request. @public */
+export interface FluxOperatorInstallPlan {
+  /** Namespace of the operator and of Flux (the FluxInstance's). */
+  namespace: string;
+  release: FluxOperatorRelease;
+  /** The FluxInstance `flux`, as flux:push-manifests writes it to `flux-instance.yaml`. */
+  instance: KubeObject;
+  /** The Git credentials Secret (token auth), when the install writes it. */
+  secret?: KubeObject;
+  /** Controllers (= Deployment names) whose health is awaited. */
+  components: string[];
+  /** The sync Kustomization's `spec.path`, normalised (`./clusters/prod`). */
+  path: string;
+  /** Revision Flux must reach, `<branch>@sha1:<sha>`. */
+  expectedRevision?: string;
+}
+
+/** The plan for the options flux:push-manifests wrote `flux-instance.yaml` with. Pure. @public */
+export function planFluxOperatorInstall(
+  options: ResolvedFluxManifestOptions,
+  operator: FluxOperatorOptions,
+  release: FluxOperatorRelease,
+  extra: { secret?: KubeObject; expectedRevision?: string } = {},
+): FluxOperatorInstallPlan {
+  return {
+    namespace: options.namespace,
+    release,
+    instance: generateFluxInstance(options, operator),
+    components: options.components.components,
+    path: normalizeSyncPath(options.path),
+    ...extra,
+  };
+}
+
+/**
+ * flux:install with `distribution: operator` once the cluster and the credentials are resolved:
+ * reads the operator's release (`operator.release`, else the source's default version) and runs
+ * {@link installFluxOperator}.
+ * @public
+ */
+export async function installWithFluxOperator(
+  client: KubeClient,
+  input: {
+    options: ResolvedFluxManifestOptions;
+    operator: FluxOperatorOptions;
+    source: ManifestsSourceConfig;
+    secret?: KubeObject;
+    expectedRevision?: string;
+  },
+  opts: InstallFluxOptions = {},
+): Promise<InstallFluxResult> {
+  const release = await loadFluxOperatorRelease(
+    input.operator.release ?? input.source.defaultVersion,
+    input.source,
+    { signal: opts.signal, logger: opts.logger },
+  );
+  return installFluxOperator(
+    client,
+    planFluxOperatorInstall(input.options, input.operator, release, input),
+    opts,
+  );
+}
+
+/** What a dry run of flux:install in operator mode logs: the steps and the FluxInstance. @public */
+export function fluxOperatorDryRunLines(
+  clusterName: string,
+  options: ResolvedFluxManifestOptions,
+  operator: FluxOperatorOptions,
+  source: ManifestsSourceConfig,
+  secret?: KubeObject,
+): string[] {
+  const ns = options.namespace;
+  return [
+    `Would install Flux ${operator.version} through the Flux Operator ${
+      operator.release ?? source.defaultVersion
+    } on cluster "${clusterName}" in namespace ${ns}:`,
+    `  1. check that the credentials may install Flux (SelfSubjectAccessReview) and that Kustomization ${ns}/${ns} does not sync another path`,
+    `  2. server-side apply the operator's install.yaml (from ${
+      source.localPath ?? source.baseUrl
+    }) and wait until its CRDs are served and Deployment ${ns}/flux-operator is available`,
+    ...(secret
+      ? [
+          `  3. Secret ${ns}/${secret.metadata.name} with keys ${Object.keys(
+            secret.data as Record<string, string>,
+          ).join(', ')} (values not shown)`,
+        ]
+      : []),
+    `  ${
+      secret ? 4 : 3
+    }. the FluxInstance, then wait until it is Ready, Flux synced the pushed revision and the FluxReport shows the sync:`,
+    ...stringifyObject(generateFluxInstance(options, operator))
+      .trimEnd()
+      .split('\n')
+      .map(line => `       ${line}`),
+  ];
+}
+
+/**
+ * Refuses flux bootstrap's install over a Flux the Flux Operator manages (a FluxInstance in the
+ * namespace): going back is not supported, the operator would keep reconciling its instance.
+ * @public
+ */
+export async function refuseBootstrapOverFluxInstance(
+  client: KubeClient,
+  namespace: string,
+  signal?: AbortSignal,
+): Promise<void> {
+  const instance = await client
+    .get(
+      {
+        apiVersion: FLUX_OPERATOR_API,
+        kind: 'FluxInstance',
+        name: 'flux',
+        namespace,
+      },
+      { signal, metadataOnly: true },
+    )
+    // Not allowed to read it: the permission checks that follow say what is missing.
+    .catch(e => {
+      if (isKubeApiError(e, 'forbidden')) return undefined;
+      throw e;
+    });
+  if (instance)
+    throw new InputValidationError(
+      'distribution',
+      `cluster "${client.clusterName}" runs Flux through the Flux Operator (FluxInstance ${namespace}/flux); moving back to flux bootstrap is not supported: keep distribution "operator" (uninstall Flux first to bootstrap it again). Nothing was applied`,
+    );
+}
+
+const RECONCILE_REQUESTED_AT = 'reconcile.fluxcd.io/requestedAt';
+const ref = (kind: string, ns: string) => ({
+  apiVersion: FLUX_OPERATOR_API,
+  kind,
+  name: 'flux',
+  namespace: ns,
+});
+
+/** Asks the operator to act now (`reconcile.fluxcd.io/requestedAt`, own field manager, nothing else sent). */
+async function requestReconcile(
+  client: KubeClient,
+  kind: string,
+  ns: string,
+  at: string,
+  signal: AbortSignal,
+) {
+  await client.apply(
+    {
+      apiVersion: FLUX_OPERATOR_API,
+      kind,
+      metadata: {
+        name: 'flux',
+        namespace: ns,
+        annotations: { [RECONCILE_REQUESTED_AT]: at },
+      },
+    },
+    { fieldManager: 'flux-bootstrap-reconcile', force: true, signal },
+  );
+}
+
+/**
+ * Installs Flux through the Flux Operator, in the operator's documented order:
+ * 1. preconditions (permissions, sync path) — nothing applied on failure;
+ * 2. the operator's release manifests (`install.yaml`), staged: its CRDs are served and its
+ *    Deployment available before anything else — left alone when Helm manages the operator;
+ * 3. the Git credentials Secret (token auth) and the FluxInstance — which adopts a Flux that
+ *    `flux bootstrap` installed, in place — unless Flux already syncs the instance from Git;
+ * 4. the wait until the instance is Ready for its latest spec, Flux synced the revision, its
+ *    controllers are available and the FluxReport shows the sync.
+ * Every step is idempotent and checkpointed; a re-run on a healthy cluster writes nothing.
+ * @public
+ */
+export async function installFluxOperator(
+  client: KubeClient,
+  plan: FluxOperatorInstallPlan,
+  opts: InstallFluxOptions = {},
+): Promise<InstallFluxResult> {
+  const logger = opts.logger ?? silentLogger;
+  const checkpoint = opts.checkpoint ?? runCheckpointDirectly;
+  // Not `flux`: the operator takes over the fields of that manager (flux bootstrap's) on the
+  // objects it applies, the Namespace among them, and a re-run would take them back.
+  const fieldManager = opts.fieldManager ?? 'flux-bootstrap';
+  const timeoutMs = opts.timeoutMs ?? 5 * 60_000;
+  const startedAt = Date.now();
+  const timeout = AbortSignal.timeout(timeoutMs);
+  const signal = opts.signal
+    ? AbortSignal.any([opts.signal, timeout])
+    : timeout;
+  const pollMs = opts.pollIntervalMs ?? 2_000;
+  const cluster = client.clusterName;
+  const ns = plan.namespace;
+  if (plan.release.namespace !== ns)
+    throw new InputValidationError(
+      'namespace',
+      `must be ${plan.release.namespace} with distribution operator: the Flux Operator's install.yaml runs the operator there, and a FluxInstance is only reconciled in the operator's namespace`,
+    );
+  const fluxPlan: FluxInstallPlan = {
+    namespace: ns,
+    fluxVersion: String(
+      record(record(plan.instance.spec).distribution).version,
+    ),
+    components: plan.components,
+    componentObjects: plan.release.objects,
+    syncObjects: [...plan.release.objects, plan.instance],
+    secret: plan.secret,
+    path: plan.path,
+    expectedRevision: plan.expectedRevision,
+  };
+  const applied: AppliedObject[] = [];
+  let phase = 'checking the preconditions';
+  let pending = '';
+  /** Polls `check` until it returns a value; logs what is missing when it changes or every 5 s. */
+  const until = async <T>(what: string, check: () => Promise<T | string>) => {
+    phase = `waiting for ${what}`;
+    let logged = '';
+    let loggedAt = 0;
+    for (;;) {
+      const r = await check();
+      if (typeof r !== 'string') return r;
+      pending = r;
+      if (
+        r !== logged ||
+        Date.now() - loggedAt >= (opts.progressIntervalMs ?? 5_000)
+      ) {
+        logger.info(`Waiting for ${what} on cluster "${cluster}": ${r}`);
+        [logged, loggedAt] = [r, Date.now()];
+      }
+      await sleep(pollMs, undefined, { signal });
+    }
+  };
+  const apply = async (key: string, label: string, objects: KubeObject[]) => {
+    phase = `applying ${label}`;
+    const results = await checkpoint(key, () =>
+      applyStaged(client, objects, {
+        fieldManager,
+        force: true,
+        concurrency: opts.concurrency,
+        signal,
+        logger,
+      }),
+    );
+    applied.push(...results);
+    logger.info(`✔ ${label}: ${summarizeApplied(results)}`);
+  };
+  const get = (kind: string) => client.get(ref(kind, ns), { signal });
+
+  /** The instance judged for its latest spec; a failure counts once the operator retried after this run asked it to. */
+  let requestedAt: string | undefined;
+  const instanceReady = () =>
+    until('the FluxInstance', async () => {
+      const inst = await get('FluxInstance');
+      if (!inst) return 'FluxInstance not found';
+      const at = `FluxInstance ${ns}/flux`;
+      if (
+        inst.metadata.annotations?.['fluxcd.controlplane.io/reconcile'] ===
+        'disabled'
+      )
+        throw new FluxInstallError(
+          'suspended',
+          `${at} on cluster "${cluster}" is suspended (fluxcd.controlplane.io/reconcile: disabled); enable it and run again`,
+        );
+      const ready = conditionOf(inst, 'Ready');
+      const why = `Ready=${ready?.status ?? 'none'}${
+        ready?.reason ? ` (${ready.reason})` : ''
+      }${ready?.message ? `: ${ready.message}` : ''}`;
+      if (!generationObserved(inst))
+        return `${at}: the operator has not reconciled generation ${inst.metadata.generation} yet (is the flux-operator Deployment running?)`;
+      if (ready?.status === 'True') return inst;
+      if (ready?.status !== 'False') return `${at}: ${why}`;
+      if (!requestedAt) {
+        requestedAt = new Date().toISOString();
+        logger.info(
+          `${at} reports a failure (${why}); it may predate this run, so the operator is asked to reconcile now`,
+        );
+        await requestReconcile(client, 'FluxInstance', ns, requestedAt, signal);
+      } else if (record(inst.status).lastHandledReconcileAt === requestedAt)
+        throw new FluxInstallError(
+          'sync-failed',
+          `${at} on cluster "${cluster}" is not ready: ${why}`,
+          [`${at}: ${why}`],
+        );
+      return `${at}: ${why} (waiting for the reconciliation requested at ${requestedAt})`;
+    });
+
+  try {
+    logger.info(
+      `Checking that the Flux Operator can install Flux on cluster "${cluster}"`,
+    );
+    const state = await checkpoint('preconditions', async () => {
+      const s = await checkInstallPreconditions(client, fluxPlan, {
+        force: true,
+        signal,
+      });
+      const live = await client.get(
+        {
+          apiVersion: 'apps/v1',
+          kind: 'Deployment',
+          name: 'flux-operator',
+          namespace: ns,
+        },
+        { signal, metadataOnly: true },
+      );
+      return {
+        selfManaged: !!s.lastAppliedRevision && !!(await get('FluxInstance')),
+        operatorByHelm:
+          live?.metadata.labels?.['app.kubernetes.io/managed-by'] === 'Helm',
+      };
+    });
+    if (state.operatorByHelm) {
+      logger.info(
+        `The Flux Operator on cluster "${cluster}" is managed by Helm; its release manifests are not applied`,
+      );
+    } else {
+      logger.info(
+        `Installing the Flux Operator ${plan.release.version} in namespace "${ns}" (${plan.release.objects.length} objects from ${plan.release.location})`,
+      );
+      await apply('operator', 'the Flux Operator', plan.release.objects);
+    }
+    const wait = opts.wait !== false;
+    if (wait) {
+      const operator = await until('the Flux Operator', async () => {
+        const d = await client.get(
+          {
+            apiVersion: 'apps/v1',
+            kind: 'Deployment',
+            name: 'flux-operator',
+            namespace: ns,
+          },
+          { signal },
+        );
+        const r = d ? deploymentStatusOf(d) : undefined;
+        if (r?.failed)
+          throw new FluxInstallError(
+            'component-failed',
+            `The Flux Operator on cluster "${cluster}" cannot become available: ${r.message}`,
+            [`Deployment ${ns}/flux-operator: ${r.message}`],
+          );
+        return r?.ready
+          ? r
+          : `Deployment ${ns}/flux-operator: ${r?.message ?? 'not found'}`;
+      });
+      logger.info(`✔ flux-operator: deployment ready (${operator.image})`);
+    }
+    if (plan.secret)
+      await apply('secret', `Secret ${ns}/${plan.secret.metadata.name}`, [
+        plan.secret,
+      ]);
+    if (state.selfManaged) {
+      logger.info(
+        `Flux syncs its FluxInstance from Git on cluster "${cluster}"; it is not applied, Flux applies flux-instance.yaml from the pushed revision`,
+      );
+    } else {
+      await apply('instance', `FluxInstance ${ns}/flux`, [plan.instance]);
+      if (wait) await instanceReady();
+    }
+    const synced = await checkpoint('wait', async () => {
+      if (!wait) return readFluxReadiness(client, fluxPlan, signal);
+      phase = 'waiting for Flux';
+      await waitForFlux(client, fluxPlan, {
+        timeoutMs: Math.max(1, timeoutMs - (Date.now() - startedAt)),
+        pollIntervalMs: pollMs,
+        progressIntervalMs: opts.progressIntervalMs,
+        signal: opts.signal,
+        logger,
+      });
+      const inst = await instanceReady();
+      let refreshAt = 0;
+      await until('the FluxReport', async () => {
+        const sync = record(record((await get('FluxReport'))?.spec).sync);
+        const status = str(sync.status) ?? 'no sync reported yet';
+        const sha = /@sha1:([0-9a-f]+)$/.exec(plan.expectedRevision ?? '')?.[1];
+        if (sync.ready === true && (!sha || status.includes(sha))) return true;
+        if (Date.now() - refreshAt >= 30_000) {
+          refreshAt = Date.now();
+          await requestReconcile(
+            client,
+            'FluxReport',
+            ns,
+            new Date().toISOString(),
+            signal,
+          );
+        }
+        return `FluxReport ${ns}/flux: ${status}`;
+      });
+      const r = await readFluxReadiness(client, fluxPlan, signal);
+      return {
+        ...r,
+        installed: instanceRevisionVersion(
+          record(inst.status).lastAppliedRevision,
+        ),
+      };
+    });
+    return {
+      fluxVersion:
+        ('installed' in synced && synced.installed) || fluxPlan.fluxVersion,
+      revision: synced.revision ?? plan.expectedRevision,
+      ready: synced.ready,
+      components: synced.components,
+      componentsApplied: !state.selfManaged,
+      applied,
+    };
+  } catch (e) {
+    if (e instanceof FluxInstallError || e instanceof InputValidationError)
+      throw e;
+    if (timeout.aborted)
+      throw new FluxInstallError(
+        'timeout',
+        `Flux Operator install on cluster "${cluster}" timed out after ${Math.round(
+          timeoutMs / 1000,
+        )} s while ${phase}${pending ? `; still missing: ${pending}` : ''}`,
+        [pending || phase],
+      );
+    if (opts.signal?.aborted)
+      throw new OperationAbortedError(
+        `Cancelled while ${phase} on cluster "${cluster}"`,
+      );
+    throw new FluxInstallError(
+      'interrupted',
+      `Flux Operator install on cluster "${cluster}" stopped while ${phase}: ${
+        e instanceof Error ? e.message : String(e)
+      }. Nothing is rolled back; run the template again once the cluster answers (identical objects are not re-applied).`,
+      [phase],
+    );
+  }
+}
