@@ -147,7 +147,13 @@ export interface JsonSchema {
  */
 export interface ActionLike {
   id: string;
+  /** One sentence: what the action does (the scaffolder's action list shows it). */
   description?: string;
+  /**
+   * The detail kept next to the action (its `*.examples.ts`): markdown rendered under the
+   * description, links relative to docs/reference/actions.md.
+   */
+  docs?: string;
   supportsDryRun?: boolean;
   examples?: { description: string; example: string }[];
   schema?: { input?: unknown; output?: unknown };
@@ -172,6 +178,19 @@ interface SchemaRow {
   type: string;
   required: boolean;
   description: string;
+  /** The schema's `default` (what the action applies when the input is omitted). */
+  default?: unknown;
+}
+
+/** A default for a table cell: `main`, `true`, `[]`, `""`. */
+export function formatDefault(value: unknown): string {
+  if (value === undefined) return '';
+  if (Array.isArray(value)) {
+    return value.length
+      ? value.map(v => code(String(v))).join(', ')
+      : code('[]');
+  }
+  return code(value === '' ? '""' : String(value));
 }
 
 /** One row per property; properties of objects in arrays follow as `parent[].child`. */
@@ -185,6 +204,7 @@ function schemaRows(schema: JsonSchema | undefined, prefix = ''): SchemaRow[] {
       type: schemaType(prop),
       required: required.has(name),
       description: prop.description ?? '',
+      default: prop.default,
     });
     if (prop.type === 'object' && prop.properties) {
       rows.push(...schemaRows(prop, `${full}.`));
@@ -204,12 +224,16 @@ const DRY_RUN_READS = new Set([
   'fleet:unregister-cluster',
 ]);
 
-/** The generated part of one action's reference: description, inputs, outputs, examples. */
+/**
+ * The generated part of one action's reference: the one-sentence description, the detail kept
+ * next to the action, inputs (with their defaults), outputs, examples.
+ */
 export function renderActionBlock(action: ActionLike): string {
   const input = action.schema?.input as JsonSchema | undefined;
   const output = action.schema?.output as JsonSchema | undefined;
   const lines: string[] = [];
   lines.push(action.description ?? '', '');
+  if (action.docs?.trim()) lines.push(action.docs.trim(), '');
   lines.push(
     !action.supportsDryRun
       ? 'Dry run: not supported (the scaffolder skips the step and invents its outputs).'
@@ -219,29 +243,39 @@ export function renderActionBlock(action: ActionLike): string {
     '',
   );
 
-  // Inputs say which are required; outputs which may be missing.
-  for (const [title, schema, column, flag] of [
-    ['Inputs', input, 'Required', (r: SchemaRow) => (r.required ? 'yes' : '')],
-    [
-      'Outputs',
-      output,
-      'Optional',
-      (r: SchemaRow) => (r.required ? '' : 'yes'),
-    ],
-  ] as const) {
-    lines.push(`#### ${title}`, '');
-    const rows = schemaRows(schema);
-    if (rows.length === 0) {
-      lines.push('None.', '');
-      continue;
-    }
-    lines.push(`| ${title.slice(0, -1)} | Type | ${column} | Description |`);
-    lines.push('| --- | --- | --- | --- |');
-    for (const r of rows) {
+  // Inputs say which are required and what an omitted one defaults to; outputs which may be
+  // missing.
+  const inputRows = schemaRows(input);
+  const withDefaults = inputRows.some(r => r.default !== undefined);
+  lines.push('#### Inputs', '');
+  if (inputRows.length === 0) lines.push('None.', '');
+  else {
+    lines.push(
+      `| Input | Type | Required |${
+        withDefaults ? ' Default |' : ''
+      } Description |`,
+      `| --- | --- | --- |${withDefaults ? ' --- |' : ''} --- |`,
+    );
+    for (const r of inputRows) {
       lines.push(
-        `| ${code(r.name)} | ${cell(r.type)} | ${flag(r)} | ${cell(
-          r.description,
-        )} |`,
+        `| ${code(r.name)} | ${cell(r.type)} | ${r.required ? 'yes' : ''} |${
+          withDefaults ? ` ${formatDefault(r.default)} |` : ''
+        } ${cell(r.description)} |`,
+      );
+    }
+    lines.push('');
+  }
+  const outputRows = schemaRows(output);
+  lines.push('#### Outputs', '');
+  if (outputRows.length === 0) lines.push('None.', '');
+  else {
+    lines.push('| Output | Type | Optional | Description |');
+    lines.push('| --- | --- | --- | --- |');
+    for (const r of outputRows) {
+      lines.push(
+        `| ${code(r.name)} | ${cell(r.type)} | ${
+          r.required ? '' : 'yes'
+        } | ${cell(r.description)} |`,
       );
     }
     lines.push('');

@@ -13,8 +13,8 @@ import type {
 import {
   createFluxStatusReader,
   fluxBootstrapSettings,
-  DEFAULT_STATUS_CONCURRENCY,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import { DEFAULT_STATUS_CONCURRENCY } from '@flux-bootstrap/plugin-flux-bootstrap-node/src/config/settings';
 import express from 'express';
 import { defer } from '../lib/cleanup';
 import { bootstrapHealthyFlux } from '../lib/fluxCluster';

@@ -1,9 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import {
-  generateSshKeyPair,
-  SshKeyOptionsInput,
-} from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import { generateSshKeyPair } from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import { SshKeyOptionsInput } from '@flux-bootstrap/plugin-flux-bootstrap-node/src/keys/keyPair';
 import { tempDir } from '../lib/cleanup';
 import { Row } from '../lib/report';
 import { median, paired, runChecked, summarize, timed } from '../lib/stats';

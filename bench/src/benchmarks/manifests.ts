@@ -1,13 +1,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { buildFluxBundle, findKubectl } from '@flux-bootstrap/test-peers';
+import { FLUX_EXTRA_COMPONENTS } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import {
-  FLUX_EXTRA_COMPONENTS,
-  generateComponentsManifest,
   loadFluxBundle,
   ManifestsSourceConfig,
-  resolveFluxManifestOptions,
-} from '@flux-bootstrap/plugin-flux-bootstrap-node';
+} from '@flux-bootstrap/plugin-flux-bootstrap-node/src/manifests/bundle';
+import { generateComponentsManifest } from '@flux-bootstrap/plugin-flux-bootstrap-node/src/manifests/components';
+import { resolveFluxManifestOptions } from '@flux-bootstrap/plugin-flux-bootstrap-node/src/manifests/options';
 // The engine's in-memory parse cache (internal): cleared so that the first generation of each
 // case really is a first one, whatever ran before in this process.
 // eslint-disable-next-line @backstage/no-forbidden-package-imports
@@ -37,7 +37,7 @@ export function allOptions(namespace = 'flux-bench') {
       path: 'clusters/bench',
       branch: 'main',
       syncUrl: 'ssh://git@bitbucket.example.com:7999/flux/fleet.git',
-      interval: '5m',
+      interval: '5m0s',
     },
     { fluxVersion: BENCH_FLUX_VERSION },
   );

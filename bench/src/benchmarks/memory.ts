@@ -5,13 +5,14 @@ import {
   buildFluxBundle,
   startBitbucketDouble,
   startFluxSimulator,
+  TEST_GROUND_KUBERNETES_VERSIONS,
 } from '@flux-bootstrap/test-peers';
 import { defer, tempDir } from '../lib/cleanup';
 import { Row } from '../lib/report';
 import { summarize } from '../lib/stats';
 import type { Benchmark } from '../lib/types';
 import type { BootstrapChildInput } from '../children/bootstrap';
-import { DEFAULT_STATUS_CONCURRENCY } from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import { DEFAULT_STATUS_CONCURRENCY } from '@flux-bootstrap/plugin-flux-bootstrap-node/src/config/settings';
 import { freshApiserver } from './install';
 import { BENCH_FLUX_VERSION, CRD_PAD_BYTES } from './shared';
 import { startFleet } from './status';
@@ -163,6 +164,8 @@ export const memoryBenchmark: Benchmark = {
             bitbucketServer: [{ host: bb.host, apiBaseUrl: bb.apiBaseUrl }],
           },
           fluxBootstrap: {
+            // the test ground's kube-apiserver (v1.20) is older than Flux supports
+            kubernetesVersions: TEST_GROUND_KUBERNETES_VERSIONS,
             bitbucketServer: [{ host: bb.host, sshHost: bb.ssh!.host }],
             manifests: {
               baseUrl: 'http://127.0.0.1:1',

@@ -5,9 +5,9 @@ import { CacheManager } from '@backstage/backend-defaults/cache';
 import {
   createFluxStatusReader,
   fluxBootstrapSettings,
-  DEFAULT_STATUS_CONCURRENCY,
   FluxStatusReader,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import { DEFAULT_STATUS_CONCURRENCY } from '@flux-bootstrap/plugin-flux-bootstrap-node/src/config/settings';
 import { defer, tempDir } from '../lib/cleanup';
 import {
   Endpoint,

@@ -10,22 +10,14 @@ import fs from 'node:fs';
 import { ConfigReader } from '@backstage/config';
 import type { JsonObject } from '@backstage/types';
 import {
-  buildFluxInstallPlan,
-  ClusterConnection,
-  createKubeClient,
+  type ClusterConnection,
   ensureFleetRepository,
-  generateComponentObjects,
-  gitHttpAuthHeaders,
-  HttpsGitTransport,
-  installFlux,
-  loadFluxBundle,
+  fluxBootstrapSettings,
+  installFluxOnCluster,
   parseBitbucketRepoUrl,
   provisionDeployKey,
   pushFluxManifests,
-  readBitbucketServerHosts,
-  readManifestsConfig,
   Redactor,
-  resolveFluxManifestOptions,
   FLUX_EXTRA_COMPONENTS,
   SSH_KEY_DEFAULTS,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
@@ -64,11 +56,16 @@ async function main() {
     error() {},
     debug() {},
   });
-  const hosts = await readBitbucketServerHosts(config);
+  const settings = await fluxBootstrapSettings(config).get();
+  const hosts = settings.bitbucketServer;
   const ref = parseBitbucketRepoUrl(input.repoUrl, hosts);
   const host = hosts.find(h => h.host === ref.host)!;
-  const auth = { token: input.token };
-  const bitbucket = { ref, host, auth, credentials: 'the token' };
+  const bitbucket = {
+    ref,
+    host,
+    auth: { token: input.token },
+    credentials: 'the bench token',
+  };
   const cluster: ClusterConnection = {
     name: 'bench',
     url: input.kube.url,
@@ -77,94 +74,69 @@ async function main() {
     skipTLSVerify: false,
     source: 'config',
   };
-  const kube = await createKubeClient(cluster, { logger, redactor });
-  try {
-    // bitbucket:create-repo
-    const repo = await ensureFleetRepository(
-      { bitbucket, private: true, defaultBranch: 'main', groups: [] },
-      { logger, redactor },
-    );
-    report('repository', { created: repo.created });
+  // bitbucket:create-repo
+  const repo = await ensureFleetRepository(
+    { bitbucket, private: true, defaultBranch: 'main', groups: [] },
+    { logger, redactor },
+  );
+  report('repository', { created: repo.created });
 
-    // flux:push-manifests (token over HTTPS), all components, the cached bundle
-    const source = readManifestsConfig(config);
-    const options = resolveFluxManifestOptions(
-      {
-        path: input.path,
-        syncUrl: repo.sshUrl,
-        componentsExtra: [...FLUX_EXTRA_COMPONENTS],
-      },
-      { fluxVersion: source.defaultVersion },
-    );
-    const bundle = await loadFluxBundle(options.components.version, source, {
+  // flux:push-manifests (token over HTTPS), all components, the cached bundle
+  const manifests = {
+    path: input.path,
+    syncUrl: repo.sshUrl,
+    componentsExtra: [...FLUX_EXTRA_COMPONENTS],
+  };
+  const pushed = await pushFluxManifests(
+    {
+      repository: { bitbucket },
+      manifests,
+      author: { name: 'Flux', email: '' },
+    },
+    { settings, logger, redactor },
+  );
+  report('push', { revision: pushed.revision });
+
+  // flux:generate-key: ECDSA P-384 (flux's default), Secret + read-only access key
+  const key = await provisionDeployKey(
+    {
+      bitbucket,
+      cluster: cluster.name,
+      namespace: 'flux-system',
+      secretName: 'flux-system',
+      key: SSH_KEY_DEFAULTS,
+      readWrite: false,
+      branch: 'main',
+      path: input.path,
+      rotate: false,
+    },
+    {
+      settings: { clusters: [cluster], allowKubeconfigContexts: false },
       logger,
-    });
-    const pushed = await pushFluxManifests(
-      {
-        transport: new HttpsGitTransport({
-          url: repo.remoteUrl,
-          headers: gitHttpAuthHeaders(auth),
-        }),
-        bundle: bundle.files,
-        options,
-        author: { name: 'Flux', email: '' },
-      },
-      { logger, redactor },
-    );
-    report('push', { revision: pushed.revision });
+      redactor,
+    },
+  );
+  report('key', { accessKeyId: key.accessKeyId });
 
-    // flux:generate-key: ECDSA P-384 (flux's default), Secret + read-only access key
-    const key = await provisionDeployKey(
-      {
-        bitbucket,
-        cluster: cluster.name,
-        namespace: options.namespace,
-        secretName: options.sync.secretName,
-        key: SSH_KEY_DEFAULTS,
-        readWrite: false,
-        branch: options.branch,
-        path: input.path,
-        rotate: false,
-      },
-      {
-        settings: { clusters: [cluster], allowKubeconfigContexts: false },
-        logger,
-        redactor,
-      },
-    );
-    report('key', { accessKeyId: key.accessKeyId });
-
-    // flux:install: components + sync, wait until the (simulated) controllers synced the revision;
-    // like the action, it loads the bundle and builds the plan from the generator's objects.
-    const files = pushed.files;
-    const dir = pushed.manifestsPath;
-    const installBundle = await loadFluxBundle(
-      options.components.version,
-      source,
-      { logger },
-    );
-    const plan = buildFluxInstallPlan({
-      namespace: options.namespace,
-      fluxVersion: options.components.version,
-      components: options.components.components,
-      componentObjects: generateComponentObjects(
-        installBundle.files,
-        options.components,
-      ),
-      syncYaml: files[`${dir}/gotk-sync.yaml`],
-      expectedRevision: pushed.revision,
-    });
-    const result = await installFlux(kube, plan, {
-      wait: true,
+  // flux:install: components + sync, wait until the (simulated) controllers synced the
+  // revision; like the action, it loads the bundle and builds the plan from the generator's
+  // objects.
+  const result = await installFluxOnCluster(
+    {
+      cluster: cluster.name,
+      manifests,
+      revision: pushed.revision,
       timeoutMs: 240_000,
-      pollIntervalMs: 500,
+    },
+    {
+      settings: { ...settings, clusters: [cluster] },
       logger,
-    });
-    if (!result.ready) throw new Error('Flux did not become ready');
-    report('install', { revision: result.revision });
-  } finally {
-    kube.close();
-  }
+      redactor,
+      pollIntervalMs: 500,
+    },
+  );
+  if (!result.ready) throw new Error('Flux did not become ready');
+  report('install', { revision: result.revision });
   report('done');
 }
 

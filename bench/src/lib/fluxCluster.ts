@@ -4,17 +4,22 @@ import {
   startGitHttpServer,
 } from '@flux-bootstrap/test-peers';
 import type { KubeApiserverInfo } from '@flux-bootstrap/test-peers';
+import { createKubeClient } from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import { renderFluxManifests } from '@flux-bootstrap/plugin-flux-bootstrap-node/src/git/pushFluxManifests';
+import { generateComponentObjects } from '@flux-bootstrap/plugin-flux-bootstrap-node/src/manifests/components';
+import { resolveFluxManifestOptions } from '@flux-bootstrap/plugin-flux-bootstrap-node/src/manifests/options';
+// A plain git server has no Bitbucket REST API for the use cases to look the repository up:
+// the steps after that lookup, from the engine's internals.
+/* eslint-disable @backstage/no-forbidden-package-imports */
+import { gitHttpAuthHeaders } from '@flux-bootstrap/plugin-flux-bootstrap-node/src/bitbucket/client';
+import { commitFluxManifests } from '@flux-bootstrap/plugin-flux-bootstrap-node/src/git/pushFluxManifests';
+import { HttpsGitTransport } from '@flux-bootstrap/plugin-flux-bootstrap-node/src/git/transport';
+import { installFlux } from '@flux-bootstrap/plugin-flux-bootstrap-node/src/install/installFlux';
 import {
   buildFluxInstallPlan,
-  generateComponentObjects,
-  createKubeClient,
-  gitHttpAuthHeaders,
-  HttpsGitTransport,
-  installFlux,
-  pushFluxManifests,
-  resolveFluxManifestOptions,
   tokenAuthSecret,
-} from '@flux-bootstrap/plugin-flux-bootstrap-node';
+} from '@flux-bootstrap/plugin-flux-bootstrap-node/src/install/plan';
+/* eslint-enable @backstage/no-forbidden-package-imports */
 import { defer } from './cleanup';
 
 const quiet = { info() {}, warn() {}, error() {}, debug() {} };
@@ -41,28 +46,25 @@ export async function bootstrapHealthyFlux(
     { path: 'clusters/bench', syncUrl: repo.url, namespace },
     { fluxVersion: 'v2.9.4' },
   );
-  const pushed = await pushFluxManifests(
+  const pushed = await commitFluxManifests(
     {
       transport: new HttpsGitTransport({
         url: repo.url,
         headers: gitHttpAuthHeaders({ token }),
       }),
-      bundle: bundle.files,
-      options,
+      files: renderFluxManifests(bundle.files, options),
+      version: options.components.version,
+      branch: options.branch,
       author: { name: 'Flux', email: '' },
     },
     { logger: quiet },
   );
-  const files = pushed.files;
   const plan = buildFluxInstallPlan({
-    namespace,
-    fluxVersion: options.components.version,
-    components: options.components.components,
+    options,
     componentObjects: generateComponentObjects(
       bundle.files,
       options.components,
     ),
-    syncYaml: files[`clusters/bench/${namespace}/gotk-sync.yaml`],
     secret: tokenAuthSecret({
       namespace,
       name: options.sync.secretName,

@@ -179,7 +179,7 @@ same run (a real kube-apiserver + etcd, \`kubectl\`, \`ssh-keygen\`, the \`git\`
 absolute times move. Every figure is a median over several runs; min–max is shown beside it.
 
 Run them with \`npm run bench\` (a few minutes; not part of the test suite). Options:
-\`--only install,manifests,keys,push,status,memory,replicas\` runs a subset (\`replicas\` starts two
+\`--only install,manifests,keys,push,status,fleet-page,memory,replicas\` runs a subset (\`replicas\` starts two
 backends on PostgreSQL and Redis), \`--runs N\` changes the number of measured runs, \`--write-docs\`
 rewrites the sections of this page that were run.
 Each section below says when and where it was measured. This page is generated: edit

@@ -2,28 +2,127 @@
  * Engine of the Flux bootstrap plugins. Plain Node.js: no Backstage runtime imports, so the
  * scaffolder actions, the status backend, the test ground and benchmarks all share it.
  *
- * Seams follow flux2's `pkg/bootstrap`: a git provider (Bitbucket Server), git, kube and
- * manifest generation behind small interfaces.
+ * The public API is this list: one use case per scaffolder action and operate route (with its
+ * request, dependencies and result), the settings they read, the clients they are given, and the
+ * domain rules the actions' schemas reuse. Everything else is internal (`src/<folder>/…`), and
+ * `index.test.ts` keeps the list under 100 symbols.
  *
  * @packageDocumentation
  */
-export * from './util';
-export * from './http';
-export * from './config';
-export * from './bitbucket';
-export * from './manifests';
-export * from './git';
-export * from './keys';
-export * from './kube';
-export * from './install';
-export * from './status';
+
+// Use cases, one per action
+export { ensureFleetRepository, planRepositoryOutputs } from './bitbucket';
+export type {
+  BitbucketRepositoryOutputs,
+  FleetRepositoryDeps,
+  FleetRepositoryRequest,
+} from './bitbucket';
+export { provisionDeployKey, storeSuppliedKey } from './keys';
+export type { DeployKeyRequest, SuppliedKeyRequest } from './keys';
+export { pushFluxManifests } from './git/pushFluxManifests';
+export type {
+  BitbucketFleetRepository,
+  PushFluxManifestsDeps,
+  PushFluxManifestsRequest,
+  PushFluxManifestsResult,
+  SshFleetRepository,
+} from './git/pushFluxManifests';
+export { installFluxOnCluster } from './install/installFlux';
+export type {
+  InstallFluxDeps,
+  InstallFluxOnClusterResult,
+  InstallFluxRequest,
+} from './install/installFlux';
 export {
-  checkKubernetesVersion,
-  judgeKubernetesVersion,
-} from './upgrade/kubernetesVersions';
+  deleteFluxAccessKeys,
+  removeClusterPath,
+  requireClusterConfirmation,
+  uninstallFlux,
+  unregisterClusterEntity,
+} from './decommission';
+export {
+  reconcileFluxSync,
+  resumeFluxSync,
+  suspendFluxSync,
+  validateOperateReason,
+} from './operate';
+
+// Status
+export { readClusterStatus } from './status/readClusterStatus';
+export {
+  createFluxStatusReader,
+  FluxStatusReader,
+} from './status/FluxStatusReader';
+export type {
+  FluxStatusReaderOptions,
+  StatusCache,
+  StatusReadCoordinator,
+} from './status/FluxStatusReader';
+export { judgeKubernetesVersion } from './upgrade/kubernetesVersions';
 export type {
   KubernetesVersionSupport,
   KubernetesVersionVerdict,
 } from './upgrade/kubernetesVersions';
-export * from './decommission';
-export * from './operate';
+
+// Settings
+export { fluxBootstrapSettings, readFluxBootstrapSettings } from './config';
+export type {
+  BitbucketServerAuth,
+  BitbucketServerHostConfig,
+  ClusterConnection,
+  FluxBootstrapSettings,
+  FluxBootstrapSettingsSource,
+} from './config';
+export { configureHttpProxy, readHttpProxyConfig } from './http';
+export type { HttpProxySettings } from './http';
+
+// Clients and connections
+export {
+  authSecrets,
+  BitbucketError,
+  BitbucketServerClient,
+  gitHttpAuthHeaders,
+  isBitbucketError,
+  parseBitbucketRepoUrl,
+} from './bitbucket';
+export type { BitbucketAccess, BitbucketRepoRef } from './bitbucket';
+export { HttpsGitTransport } from './git/transport';
+export { createKubeClient } from './kube/client';
+export { resolveCluster } from './kube/cluster';
+export { isKubeApiError, KubeApiError } from './kube/errors';
+export type { KubeClient, KubeObject } from './kube/types';
+
+// Keys
+export {
+  ECDSA_CURVES,
+  fluxAccessKeyLabel,
+  generateSshKeyPair,
+  parseSshHost,
+  SSH_KEY_ALGORITHMS,
+  SSH_KEY_DEFAULTS,
+} from './keys';
+export type { SshKeyOptions } from './keys';
+
+// Flux defaults and the domain rules the actions' schemas reuse
+export { FLUX_DEFAULTS } from './manifests/options';
+export {
+  FLUX_DEFAULT_COMPONENTS,
+  FLUX_EXTRA_COMPONENTS,
+  normalizeRepoPath,
+  validateBranch,
+  validateDnsLabel,
+  validateDnsSubdomain,
+  validateSshUrl,
+} from './manifests/validation';
+
+// Errors, logging, redaction
+export {
+  booleanInput,
+  FluxBootstrapError,
+  InputValidationError,
+  OperationAbortedError,
+} from './util/errors';
+export { FluxInstallError } from './install/errors';
+export type { EngineLogger } from './util/logger';
+export { Redactor } from './util/redact';
+export type { CheckpointFn } from './util/checkpoint';

@@ -20,12 +20,10 @@ import { Redactor } from '../util/redact';
 import { GitTransport, HttpsGitTransport } from './transport';
 import { SshGitTransport } from './ssh';
 import {
-  pushComponentsCommit,
-  pushFluxManifests,
-  pushSyncCommit,
+  commitFluxManifests,
+  CommitFluxManifestsInput,
   renderFluxManifests,
 } from './pushFluxManifests';
-import { GitPushSession } from './session';
 
 // Real git, sshd and ssh-keygen on a shared 2-core machine: generous per-test limits.
 jest.setTimeout(90_000);
@@ -123,6 +121,22 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
     );
   }
 
+  /** commitFluxManifests' input: the files rendered from the bundle fixture with `opts`. */
+  function input(
+    transport: GitTransport,
+    opts = options(),
+    extra: Partial<CommitFluxManifestsInput> = {},
+  ): CommitFluxManifestsInput {
+    return {
+      transport,
+      files: renderFluxManifests(bundle, opts),
+      version: opts.components.version,
+      branch: opts.branch,
+      author,
+      ...extra,
+    };
+  }
+
   function https(url: string, token = TOKEN): HttpsGitTransport {
     return new HttpsGitTransport({
       url,
@@ -161,9 +175,9 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
     const repo = newRepo();
     const { logger, lines } = collectingLogger();
     const opts = options();
-    const result = await pushFluxManifests(
-      { transport: https(repo.urls.http), bundle, options: opts, author },
-      { logger, redactor: new Redactor([TOKEN]) },
+    const result = await commitFluxManifests(
+      input(https(repo.urls.http), opts),
+      { logger: new Redactor([TOKEN]).wrapLogger(logger) },
     );
     const rendered = renderFluxManifests(bundle, opts);
 
@@ -248,15 +262,15 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
   it('makes no commit on a re-run and exactly one for a changed option', async () => {
     const repo = newRepo({ initialCommit: true });
     const { logger } = collectingLogger();
-    const first = await pushFluxManifests(
-      { transport: https(repo.urls.http), bundle, options: options(), author },
+    const first = await commitFluxManifests(
+      input(https(repo.urls.http), options()),
       { logger },
     );
     expect(first.changed).toBe(true);
     const head = (await commits(repo.bare))[0].id;
 
-    const again = await pushFluxManifests(
-      { transport: https(repo.urls.http), bundle, options: options(), author },
+    const again = await commitFluxManifests(
+      input(https(repo.urls.http), options()),
       { logger },
     );
     expect(again).toMatchObject({
@@ -267,13 +281,8 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
     });
     expect((await commits(repo.bare))[0].id).toBe(head);
 
-    const debug = await pushFluxManifests(
-      {
-        transport: https(repo.urls.http),
-        bundle,
-        options: options({ logLevel: 'debug' }),
-        author,
-      },
+    const debug = await commitFluxManifests(
+      input(https(repo.urls.http), options({ logLevel: 'debug' })),
       { logger },
     );
     const log = await commits(repo.bare);
@@ -294,17 +303,15 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
       ]),
     ).toContain('--log-level=debug');
 
-    const newUrl = await pushFluxManifests(
-      {
-        transport: https(repo.urls.http),
-        bundle,
-        options: options({
+    const newUrl = await commitFluxManifests(
+      input(
+        https(repo.urls.http),
+        options({
           logLevel: 'debug',
           syncUrl: 'https://bitbucket.example.com/scm/FLUX/fleet.git',
         }),
-        author,
-        commitMessageAppendix: 'Requested by alice in Backstage',
-      },
+        { commitMessageAppendix: 'Requested by alice in Backstage' },
+      ),
       { logger },
     );
     const log2 = await commits(repo.bare);
@@ -343,8 +350,8 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
     await gitCli(['push', '--quiet', 'origin', 'HEAD:main'], work, TOKEN);
 
     const { logger } = collectingLogger();
-    const r = await pushFluxManifests(
-      { transport: https(repo.urls.http), bundle, options: options(), author },
+    const r = await commitFluxManifests(
+      input(https(repo.urls.http), options()),
       { logger },
     );
     expect(r.kustomizationGenerated).toBe(false);
@@ -414,10 +421,7 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
       },
     };
     const { logger, lines } = collectingLogger();
-    const r = await pushFluxManifests(
-      { transport: racing, bundle, options: options(), author },
-      { logger },
-    );
+    const r = await commitFluxManifests(input(racing, options()), { logger });
     const log = await commits(repo.bare);
     expect(log.map(c => c.message)).toEqual([
       'Add Flux sync manifests',
@@ -472,14 +476,8 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
       },
     };
     const { logger, lines } = collectingLogger();
-    const err = await pushFluxManifests(
-      {
-        transport: racing,
-        bundle,
-        options: options(),
-        author,
-        maxAttempts: 3,
-      },
+    const err = await commitFluxManifests(
+      input(racing, options(), { maxAttempts: 3 }),
       { logger },
     ).catch(e => e);
     expect(err.name).toBe('ConflictError'); // GitPushConflictError
@@ -502,8 +500,8 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
   it('talks to the git server no more than the git CLI: the fetch reuses the listed refs, commit 2 starts from the pushed commit', async () => {
     const repo = newRepo({ initialCommit: true });
     const from = bb.requests().length;
-    const r = await pushFluxManifests(
-      { transport: https(repo.urls.http), bundle, options: options(), author },
+    const r = await commitFluxManifests(
+      input(https(repo.urls.http), options()),
       { logger: collectingLogger().logger },
     );
     expect(r.componentsCommit).toBeDefined();
@@ -579,10 +577,7 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
       },
     };
     const { logger, lines } = collectingLogger();
-    const r = await pushFluxManifests(
-      { transport: racing, bundle, options: options(), author },
-      { logger },
-    );
+    const r = await commitFluxManifests(input(racing, options()), { logger });
     const log = await commits(repo.bare);
     expect(log.map(c => c.message)).toEqual([
       'Add Flux sync manifests',
@@ -611,33 +606,14 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
 
   it('lists the gotk-components.yaml it has just pushed without parsing it again (the session knows the blob)', async () => {
     const repo = newRepo({ initialCommit: true });
-    const session = await GitPushSession.open({
-      transport: https(repo.urls.http),
-      branch: 'main',
-      workDir: tmp,
-    });
-    try {
-      const common = {
-        session,
-        path: 'clusters/x',
-        namespace: 'flux-system',
-        author,
-        branch: 'main',
-      };
-      // Content the parser would refuse: listed anyway, so it was not parsed.
-      await pushComponentsCommit({
-        ...common,
-        version: 'v2.9.4',
-        content: 'kind: [unterminated\n',
-      });
-      const sync = await pushSyncCommit({
-        ...common,
-        content: renderFluxManifests(bundle, options()).sync.content,
-      });
-      expect(sync.kustomizationGenerated).toBe(true);
-    } finally {
-      await session.close();
-    }
+    const files = renderFluxManifests(bundle, options({ path: 'clusters/x' }));
+    // Content the parser would refuse: listed anyway, so it was not parsed.
+    files.components.content = 'kind: [unterminated\n';
+    const r = await commitFluxManifests(
+      { ...input(https(repo.urls.http)), files, workDir: tmp },
+      { logger: collectingLogger().logger },
+    );
+    expect(r.kustomizationGenerated).toBe(true);
     expect(
       await gitCli([
         '--git-dir',
@@ -653,13 +629,8 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
   it('creates a missing branch from the default branch', async () => {
     const repo = newRepo({ initialCommit: true });
     const { logger, lines } = collectingLogger();
-    const r = await pushFluxManifests(
-      {
-        transport: https(repo.urls.http),
-        bundle,
-        options: options({ branch: 'clusters/staging' }),
-        author,
-      },
+    const r = await commitFluxManifests(
+      input(https(repo.urls.http), options({ branch: 'clusters/staging' })),
       { logger },
     );
     const log = await commits(repo.bare, 'clusters/staging');
@@ -686,14 +657,9 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
   it('fails clearly, without the token, when the token may not push', async () => {
     const repo = newRepo({ initialCommit: true });
     const { logger, lines } = collectingLogger();
-    const err = await pushFluxManifests(
-      {
-        transport: https(repo.urls.http, READ_TOKEN),
-        bundle,
-        options: options(),
-        author,
-      },
-      { logger, redactor: new Redactor([READ_TOKEN]) },
+    const err = await commitFluxManifests(
+      input(https(repo.urls.http, READ_TOKEN), options()),
+      { logger: new Redactor([READ_TOKEN]).wrapLogger(logger) },
     ).catch(e => e);
     expect(err).toBeInstanceOf(Error);
     expect(err.name).toBe('AuthenticationError'); // GitAuthError
@@ -739,15 +705,9 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
       );
       const repo = newRepo();
       const { logger, lines } = collectingLogger();
-      const r = await pushFluxManifests(
-        {
-          transport: https(repo.urls.http),
-          bundle,
-          options: options(),
-          author,
-          signingKey: secretKey,
-        },
-        { logger, redactor: new Redactor([secretKey]) },
+      const r = await commitFluxManifests(
+        input(https(repo.urls.http), options(), { signingKey: secretKey }),
+        { logger: new Redactor([secretKey]).wrapLogger(logger) },
       );
       for (const commit of [r.componentsCommit!, r.syncCommit!]) {
         const out = execFileSync(
@@ -790,8 +750,8 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
       times: 1,
     });
     const { logger, lines } = collectingLogger();
-    const r = await pushFluxManifests(
-      { transport: https(repo.urls.http), bundle, options: options(), author },
+    const r = await commitFluxManifests(
+      input(https(repo.urls.http), options()),
       { logger },
     );
     expect(r.changed).toBe(true);
@@ -810,8 +770,8 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
       times: 50,
     });
     const { logger } = collectingLogger();
-    const err = await pushFluxManifests(
-      { transport: https(repo.urls.http), bundle, options: options(), author },
+    const err = await commitFluxManifests(
+      input(https(repo.urls.http), options()),
       { logger },
     ).catch(e => e);
     bb.clearFaults();
@@ -834,8 +794,8 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
     });
     setTimeout(() => controller.abort(), 200);
     const { logger } = collectingLogger();
-    const err = await pushFluxManifests(
-      { transport: https(repo.urls.http), bundle, options: options(), author },
+    const err = await commitFluxManifests(
+      input(https(repo.urls.http), options()),
       { logger, signal: controller.signal },
     ).catch(e => e);
     expect(err.name).toBe('OperationAbortedError');
@@ -851,16 +811,16 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
       return v;
     };
     const { logger } = collectingLogger();
-    const first = await pushFluxManifests(
-      { transport: https(repo.urls.http), bundle, options: options(), author },
+    const first = await commitFluxManifests(
+      input(https(repo.urls.http), options()),
       { logger, checkpoint: recording },
     );
     expect([...stored.keys()]).toEqual(['push-components', 'push-sync']);
     bb.clearRequests();
     const restoring = async <T>(key: string, _fn: () => Promise<T>) =>
       stored.get(key) as T;
-    const again = await pushFluxManifests(
-      { transport: https(repo.urls.http), bundle, options: options(), author },
+    const again = await commitFluxManifests(
+      input(https(repo.urls.http), options()),
       { logger, checkpoint: restoring },
     );
     expect(again).toEqual(first);
@@ -880,30 +840,26 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
       const url = tlsBb.cloneUrls('FLUX', slug).http;
       expect(url.startsWith('https://')).toBe(true);
       const { logger } = collectingLogger();
-      const untrusted = await pushFluxManifests(
-        {
-          transport: new HttpsGitTransport({
+      const untrusted = await commitFluxManifests(
+        input(
+          new HttpsGitTransport({
             url,
             headers: gitHttpAuthHeaders({ token: TOKEN }),
           }),
-          bundle,
-          options: options(),
-          author,
-        },
+          options(),
+        ),
         { logger },
       ).catch(e => e);
       expect(untrusted.message).toMatch(/certificate/i);
-      const r = await pushFluxManifests(
-        {
-          transport: new HttpsGitTransport({
+      const r = await commitFluxManifests(
+        input(
+          new HttpsGitTransport({
             url,
             headers: gitHttpAuthHeaders({ token: TOKEN }),
             caPem: tlsBb.caPem,
           }),
-          bundle,
-          options: options(),
-          author,
-        },
+          options(),
+        ),
         { logger },
       );
       expect(r.changed).toBe(true);
@@ -948,10 +904,9 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
       };
       const { logger, lines } = collectingLogger();
       const redactor = new Redactor([pair.privateKeyPem]);
-      const r = await pushFluxManifests(
-        { transport: spy, bundle, options: options(), author },
-        { logger, redactor },
-      );
+      const r = await commitFluxManifests(input(spy, options()), {
+        logger: redactor.wrapLogger(logger),
+      });
       expect(r.changed).toBe(true);
       expect((await commits(repo.bare)).map(c => c.message)).toEqual([
         'Add Flux sync manifests',
@@ -1009,10 +964,9 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
         knownHosts: bb.ssh!.knownHosts,
         timeoutMs: 30_000,
       });
-      const err = await pushFluxManifests(
-        { transport: wrong, bundle, options: options(), author },
-        { logger, redactor },
-      ).catch(e => e);
+      const err = await commitFluxManifests(input(wrong, options()), {
+        logger: redactor.wrapLogger(logger),
+      }).catch(e => e);
       expect(err.message).toMatch(
         /private key could not be loaded|refused the SSH key/,
       );
@@ -1025,10 +979,9 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
         timeoutMs: 30_000,
       });
       await expect(
-        pushFluxManifests(
-          { transport: noPassphrase, bundle, options: options(), author },
-          { logger, redactor },
-        ),
+        commitFluxManifests(input(noPassphrase, options()), {
+          logger: redactor.wrapLogger(logger),
+        }),
       ).rejects.toThrow(/git over SSH failed/);
 
       const transport = new SshGitTransport({
@@ -1037,10 +990,9 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
         passphrase,
         knownHosts: bb.ssh!.knownHosts,
       });
-      const r = await pushFluxManifests(
-        { transport, bundle, options: options(), author },
-        { logger, redactor },
-      );
+      const r = await commitFluxManifests(input(transport, options()), {
+        logger: redactor.wrapLogger(logger),
+      });
       expect(r.changed).toBe(true);
       expect((await commits(repo.bare))[0].message).toBe(
         'Add Flux sync manifests',
@@ -1071,10 +1023,7 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
       });
       const { logger } = collectingLogger();
       await expect(
-        pushFluxManifests(
-          { transport, bundle, options: options(), author },
-          { logger },
-        ),
+        commitFluxManifests(input(transport, options()), { logger }),
       ).rejects.toThrow(
         /host key of \[127\.0\.0\.1\]:\d+ does not match knownHosts/,
       );

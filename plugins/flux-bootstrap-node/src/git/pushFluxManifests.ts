@@ -1,4 +1,22 @@
 import {
+  authSecrets,
+  BitbucketServerClient,
+  gitHttpAuthHeaders,
+} from '../bitbucket/client';
+import {
+  locateBitbucketRepository,
+  planRepositoryOutputs,
+} from '../bitbucket/repository';
+import type { BitbucketRepoRef } from '../bitbucket/repoUrl';
+import type {
+  BitbucketServerAuth,
+  BitbucketServerHostConfig,
+} from '../config/bitbucketServer';
+import type { FluxBootstrapSettings } from '../config/settings';
+import { pendingRevision } from '../install/plan';
+import { parseKnownHosts } from '../keys/hostKey';
+import { loadFluxBundle } from '../manifests/bundle';
+import {
   FluxBundleFiles,
   generateComponentsManifest,
 } from '../manifests/components';
@@ -7,30 +25,29 @@ import {
   KUSTOMIZATION_FILE_NAMES,
   scanKustomizationResources,
 } from '../manifests/kustomization';
-import type { ResolvedFluxManifestOptions } from '../manifests/options';
+import {
+  FLUX_DEFAULTS,
+  resolveFluxManifestOptions,
+  type FluxManifestInput,
+  type ResolvedFluxManifestOptions,
+} from '../manifests/options';
 import { generateSyncManifest } from '../manifests/sync';
 import { runCheckpointDirectly, type CheckpointFn } from '../util/checkpoint';
+import { InputValidationError } from '../util/errors';
+import type { EngineLogger } from '../util/logger';
 import {
   checkFluxVersionChange,
   componentsFluxVersion,
 } from '../upgrade/fluxVersions';
-import { silentLogger, type EngineLogger } from '../util/logger';
 import { Redactor } from '../util/redact';
-import {
-  GitPushSession,
-  type CommitAndPushResult,
-  type GitAuthor,
-} from './session';
-import type { GitTransport } from './transport';
-
-/** Where flux's files live: `<path>/<namespace>/`. @public */
-export function fluxManifestsDir(path: string, namespace: string): string {
-  return path ? `${path}/${namespace}` : namespace;
-}
+import { GitPushSession, type GitAuthor } from './session';
+import type { TreeEditor } from './tree';
+import { SshGitTransport } from './ssh';
+import { HttpsGitTransport, type GitTransport } from './transport';
 
 /** The three files bootstrap writes, as repository paths. @public */
 export interface FluxManifestFiles {
-  /** `<path>/<ns>` */
+  /** `<path>/<namespace>` */
   dir: string;
   components: { path: string; content: string };
   sync: { path: string; content: string };
@@ -38,16 +55,14 @@ export interface FluxManifestFiles {
   kustomization: { path: string; content: string };
 }
 
-/**
- * Renders `gotk-components.yaml`, `gotk-sync.yaml` and the `kustomization.yaml` flux writes for a
- * fresh folder. Pure: no I/O. Used for previews (dry-run) and by {@link pushFluxManifests}.
- * @public
- */
+/** Renders gotk-components.yaml, gotk-sync.yaml and a fresh folder's kustomization.yaml. @public */
 export function renderFluxManifests(
   bundle: FluxBundleFiles,
   options: ResolvedFluxManifestOptions,
 ): FluxManifestFiles {
-  const dir = fluxManifestsDir(options.path, options.namespace);
+  const dir = options.path
+    ? `${options.path}/${options.namespace}`
+    : options.namespace;
   const file = (name: string, content: string) => ({
     path: `${dir}/${name}`,
     content,
@@ -66,133 +81,258 @@ export function renderFluxManifests(
   };
 }
 
-/** Common options of the two flux commits. @public */
-export interface FluxCommitOptions {
-  session: GitPushSession;
-  /** Cluster path, normalised (`''` for the repository root). */
-  path: string;
-  namespace: string;
+/** A Bitbucket repository the credentials push to over HTTPS. @public */
+export interface BitbucketFleetRepository {
+  ref: BitbucketRepoRef;
+  host: BitbucketServerHostConfig;
+  auth: BitbucketServerAuth;
+  /** How logs and errors name the credentials (never their value). */
+  credentials: string;
+}
+
+/** An `ssh://` remote pushed with the system git and a key from the task secrets. @public */
+export interface SshFleetRepository {
+  url: string;
+  privateKey: string;
+  passphrase?: string;
+  /** known_hosts lines (strict checking); a dry run does without them. */
+  knownHosts?: string;
+}
+
+/** A parsed flux:push-manifests request. @public */
+export interface PushFluxManifestsRequest {
+  repository:
+    | { bitbucket: BitbucketFleetRepository }
+    | { ssh: SshFleetRepository };
+  /** `syncUrl` defaults to the repository's SSH URL, or its HTTPS URL with `tokenAuth`. */
+  manifests: Omit<FluxManifestInput, 'syncUrl'> & { syncUrl?: string };
+  tokenAuth?: boolean;
   author: GitAuthor;
   commitMessageAppendix?: string;
-  signingKey?: string;
+  /** Sign both commits with the Bitbucket integration's `commitSigningKey`. */
+  signCommits?: boolean;
+  /** Replace a newer Flux version in Git by an older one, with a warning. Default false. */
+  allowDowngrade?: boolean;
+  /** Render the files only; nothing is read from or pushed to the repository. */
+  dryRun?: boolean;
+}
+
+/** What {@link pushFluxManifests} works with. @public */
+export interface PushFluxManifestsDeps {
+  settings: Pick<FluxBootstrapSettings, 'manifests'>;
+  logger: EngineLogger;
+  redactor?: Redactor;
   signal?: AbortSignal;
-  logger?: EngineLogger;
-  branch: string;
+  /** Wraps each push (`ctx.checkpoint` in an action). */
+  checkpoint?: CheckpointFn;
+  /** Parent folder of the temporary repository. */
+  workDir?: string;
 }
 
-/** One of flux's two commits, logged. */
-async function fluxCommit(
-  options: FluxCommitOptions,
-  what: string,
-  message: string,
-  edit: Parameters<GitPushSession['commitAndPush']>[0]['edit'],
-): Promise<CommitAndPushResult> {
-  const { commitMessageAppendix: appendix, session } = options;
-  const result = await session.commitAndPush({
-    message: appendix ? `${message}\n\n${appendix}` : message,
-    author: options.author,
-    signingKey: options.signingKey,
-    signal: options.signal,
-    edit,
-  });
-  (options.logger ?? silentLogger).info(
-    result.changed
-      ? `Committed and pushed the ${what} to "${options.branch}" (${result.commit})`
-      : `The ${what} are up to date`,
-  );
-  return result;
+/** Outcome of {@link pushFluxManifests}: public data only. @public */
+export interface PushFluxManifestsResult {
+  /** Head of the branch after the push (`''` in a dry run). */
+  commitHash: string;
+  componentsCommit?: string;
+  syncCommit?: string;
+  changed: boolean;
+  /** `<path>/<namespace>` */
+  manifestsPath: string;
+  /** `<branch>@sha1:<commitHash>` (`<branch>@sha1:` in a dry run). */
+  revision: string;
+  /** GitRepository `spec.url`. */
+  syncUrl: string;
+  /** The files on the branch (in a dry run: as generated), repository path → content. */
+  files: Record<string, string>;
 }
 
 /**
- * Commit 1 of bootstrap: `<path>/<ns>/gotk-components.yaml`, message
- * `Add Flux <version> component manifests`. No commit when the file is already identical.
+ * flux:push-manifests: writes what `flux bootstrap` writes to the fleet repository in flux's two
+ * commits, over HTTPS to Bitbucket or over SSH. Checks what the schema cannot (the signing key,
+ * the private key, known_hosts) before any request, derives the sync URL from where the
+ * repository is, and pushes each commit in a checkpoint.
  * @public
  */
-export async function pushComponentsCommit(
-  options: FluxCommitOptions & {
-    version: string;
-    content: string;
-    /** Replace a newer Flux version in Git (warns). Default false: refused, nothing pushed. */
-    allowDowngrade?: boolean;
-  },
-): Promise<CommitAndPushResult> {
-  const path = `${fluxManifestsDir(
-    options.path,
-    options.namespace,
-  )}/gotk-components.yaml`;
-  return fluxCommit(
-    options,
-    'component manifests',
-    `Add Flux ${options.version} component manifests`,
-    async tree => {
-      if (await tree.exists(path)) {
-        checkFluxVersionChange(
-          componentsFluxVersion(await tree.read(path)),
-          options.version,
-          {
-            where: `in ${path}`,
-            allowDowngrade: options.allowDowngrade,
-            logger: options.logger,
-          },
-        );
-      }
-      tree.write(path, options.content);
-    },
-  );
-}
-
-/**
- * Commit 2 of bootstrap: `<path>/<ns>/gotk-sync.yaml`, plus `kustomization.yaml` listing the
- * folder's manifests when the folder has no kustomization file yet (an existing one is kept, so
- * users' patches survive). Message `Add Flux sync manifests`.
- * @public
- */
-export async function pushSyncCommit(
-  options: FluxCommitOptions & { content: string },
-): Promise<CommitAndPushResult & { kustomizationGenerated: boolean }> {
-  const dir = fluxManifestsDir(options.path, options.namespace);
-  const syncPath = `${dir}/gotk-sync.yaml`;
-  const componentsPath = `${dir}/gotk-components.yaml`;
-  let kustomizationGenerated = false;
-  const result = await fluxCommit(
-    options,
-    'sync manifests',
-    'Add Flux sync manifests',
-    async tree => {
-      kustomizationGenerated = false;
-      tree.write(syncPath, options.content);
-      for (const name of KUSTOMIZATION_FILE_NAMES) {
-        if (await tree.exists(`${dir}/${name}`)) return;
-      }
-      // The files flux generates are Kubernetes YAML: gotk-sync.yaml written just now, and
-      // gotk-components.yaml when it is the very blob this session committed (no 3 MB re-parse).
-      const resources = await scanKustomizationResources(tree, dir, {
-        isKnownManifest: async path =>
-          path === syncPath ||
-          (path === componentsPath &&
-            !!options.session.writtenBlob(path) &&
-            options.session.writtenBlob(path) === (await tree.blobOid(path))),
-      });
-      tree.write(
-        `${dir}/kustomization.yaml`,
-        generateKustomizationFile(resources),
+export async function pushFluxManifests(
+  req: PushFluxManifestsRequest,
+  deps: PushFluxManifestsDeps,
+): Promise<PushFluxManifestsResult> {
+  const redactor = deps.redactor ?? new Redactor();
+  const logger = redactor.wrapLogger(deps.logger);
+  const { bitbucket, ssh } = req.repository as {
+    bitbucket?: BitbucketFleetRepository;
+    ssh?: SshFleetRepository;
+  };
+  const branch = req.manifests.branch ?? FLUX_DEFAULTS.branch;
+  const { signal } = deps;
+  try {
+    if (bitbucket) {
+      for (const s of authSecrets(bitbucket.auth)) redactor.add(s);
+      redactor.add(bitbucket.host.commitSigningKey);
+    }
+    if (ssh) checkSshRemote(ssh, redactor, logger, req.dryRun);
+    const signingKey = req.signCommits
+      ? bitbucket?.host.commitSigningKey
+      : undefined;
+    if (req.signCommits && !signingKey) {
+      throw new InputValidationError(
+        'signCommits',
+        bitbucket
+          ? `integrations.bitbucketServer for ${bitbucket.host.host} has no commitSigningKey`
+          : "needs repoUrl: the signing key is the Bitbucket integration's commitSigningKey",
       );
-      kustomizationGenerated = true;
-    },
-  );
-  return { ...result, kustomizationGenerated };
+    }
+    const urlsOf = (ref: BitbucketRepoRef) =>
+      planRepositoryOutputs(bitbucket!.host, {
+        ref,
+        defaultBranch: branch,
+      });
+    const optionsFor = (urls: { remoteUrl: string; sshUrl: string }) =>
+      resolveFluxManifestOptions(
+        {
+          ...req.manifests,
+          syncUrl:
+            req.manifests.syncUrl ??
+            (req.tokenAuth ? urls.remoteUrl : urls.sshUrl),
+        },
+        { fluxVersion: deps.settings.manifests.defaultVersion },
+      );
+    // Where the repository is, without a request: planned from repoUrl, or the ssh URL.
+    const planned = bitbucket
+      ? urlsOf(bitbucket.ref)
+      : { remoteUrl: '', sshUrl: ssh!.url };
+    let options = optionsFor(planned);
+
+    const bundle = await loadFluxBundle(
+      options.components.version,
+      deps.settings.manifests,
+      { signal, logger },
+    );
+    if (req.dryRun) {
+      const files = renderFluxManifests(bundle.files, options);
+      logger.info(
+        `Dry run: generated the Flux manifests in ${
+          files.dir
+        } for "${branch}" of ${
+          planned.remoteUrl || planned.sshUrl
+        } (kustomization.yaml as for a folder without one); nothing was pushed`,
+      );
+      return {
+        commitHash: '',
+        changed: true,
+        manifestsPath: files.dir,
+        revision: pendingRevision(branch),
+        syncUrl: options.sync.url,
+        files: Object.fromEntries(
+          [files.components, files.sync, files.kustomization].map(f => [
+            f.path,
+            f.content,
+          ]),
+        ),
+      };
+    }
+
+    let transport: GitTransport;
+    if (bitbucket) {
+      logger.info(`Using ${bitbucket.credentials}`);
+      const client = new BitbucketServerClient(bitbucket.host, bitbucket.auth, {
+        logger,
+        redactor,
+      });
+      const located = await locateBitbucketRepository(client, bitbucket.ref, {
+        signal,
+        credentials: bitbucket.credentials,
+      }).finally(() => client.close());
+      const personal = located.projectKey.startsWith('~');
+      // The project key is known only now when repoUrl named the project by name.
+      const urls = urlsOf({
+        host: bitbucket.ref.host,
+        project: located.projectKey,
+        repo: located.repoSlug,
+        personal,
+        owner: personal ? located.projectKey.slice(1) : undefined,
+      });
+      options = optionsFor(urls);
+      transport = new HttpsGitTransport({
+        url: urls.remoteUrl,
+        headers: gitHttpAuthHeaders(bitbucket.auth),
+        caPem: bitbucket.host.caPem,
+        timeoutMs: Math.max(60_000, bitbucket.host.requestTimeoutMs),
+      });
+    } else {
+      const { url, privateKey, passphrase, knownHosts } = ssh!;
+      transport = new SshGitTransport({
+        url,
+        privateKey,
+        passphrase,
+        knownHosts: knownHosts!,
+      });
+    }
+    const { kustomizationGenerated: _, ...result } = await commitFluxManifests(
+      {
+        transport,
+        files: renderFluxManifests(bundle.files, options),
+        version: options.components.version,
+        branch,
+        author: req.author,
+        commitMessageAppendix: req.commitMessageAppendix || undefined,
+        signingKey,
+        workDir: deps.workDir,
+        allowDowngrade: req.allowDowngrade,
+      },
+      { logger, signal, checkpoint: deps.checkpoint },
+    );
+    return { ...result, syncUrl: options.sync.url };
+  } catch (error) {
+    throw redactor.redactError(error);
+  }
 }
 
-/** Inputs of {@link pushFluxManifests}. @public */
-export interface PushFluxManifestsOptions {
+/** What flux:push-manifests needs of an SSH remote, checked before anything connects. */
+function checkSshRemote(
+  ssh: SshFleetRepository,
+  redactor: Redactor,
+  logger: EngineLogger,
+  dryRun?: boolean,
+) {
+  redactor.add(ssh.privateKey).add(ssh.passphrase);
+  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(ssh.privateKey)) {
+    throw new InputValidationError(
+      'sshPrivateKeySecret',
+      'the task secret is not a PEM/OpenSSH private key',
+    );
+  }
+  if (!ssh.knownHosts?.trim()) {
+    if (!dryRun) {
+      throw new InputValidationError(
+        'knownHosts',
+        'is required: known_hosts lines of the SSH server (strict host key checking)',
+      );
+    }
+    // Their usual source, flux:generate-key's knownHosts output, comes from a host key scan,
+    // which a dry run does not do; nothing connects in a dry run either.
+    logger.info(
+      'Dry run: no knownHosts given (flux:generate-key outputs them from its host key scan, which a dry run does not do); a real run requires them',
+    );
+  } else if (parseKnownHosts(ssh.knownHosts).length === 0) {
+    throw new InputValidationError(
+      'knownHosts',
+      'holds no usable known_hosts line ("[host]:port type base64")',
+    );
+  }
+}
+
+/** Inputs of {@link commitFluxManifests}. @internal */
+export interface CommitFluxManifestsInput {
   transport: GitTransport;
-  bundle: FluxBundleFiles;
-  options: ResolvedFluxManifestOptions;
+  files: FluxManifestFiles;
+  /** Flux release, for the first commit's message. */
+  version: string;
+  branch: string;
   author: GitAuthor;
   commitMessageAppendix?: string;
   /** Armored OpenPGP private key (RSA) to sign both commits with. */
   signingKey?: string;
-  /** Parent folder of the temporary repository. */
   workDir?: string;
   /** Push attempts per commit when the branch moves meanwhile. Default 5. */
   maxAttempts?: number;
@@ -200,51 +340,27 @@ export interface PushFluxManifestsOptions {
   allowDowngrade?: boolean;
 }
 
-/** Collaborators of {@link pushFluxManifests}. @public */
-export interface PushFluxManifestsDeps {
-  logger: EngineLogger;
-  redactor?: Redactor;
-  signal?: AbortSignal;
-  /** Wraps each push (`ctx.checkpoint` in an action); default: run it. */
-  checkpoint?: CheckpointFn;
-}
-
-/** Outcome of {@link pushFluxManifests}: public data only. @public */
-export interface PushFluxManifestsResult {
-  commitHash: string;
-  /** Commit of `Add Flux <version> component manifests`, when one was made. */
-  componentsCommit?: string;
-  /** Commit of `Add Flux sync manifests`, when one was made. */
-  syncCommit?: string;
-  changed: boolean;
-  /** `<path>/<ns>` */
-  manifestsPath: string;
-  /** `<branch>@sha1:<commitHash>`, the form Flux reports. */
-  revision: string;
-  /** True when kustomization.yaml was written by this run (the folder had none). */
-  kustomizationGenerated: boolean;
-  files: Record<string, string>;
-}
-
 /**
- * Writes what `flux bootstrap` writes to the fleet repository, as flux does it: commit 1
- * `Add Flux <version> component manifests` (gotk-components.yaml), commit 2
- * `Add Flux sync manifests` (gotk-sync.yaml, and kustomization.yaml when the folder has none).
- * Each push is one checkpoint; identical content makes no commit; a branch that moves meanwhile
- * is fetched again and the change redone on top (bounded). Errors and logs are redacted.
- * @public
+ * The two commits of bootstrap: `Add Flux <version> component manifests` (gotk-components.yaml),
+ * then `Add Flux sync manifests` (gotk-sync.yaml, and kustomization.yaml when the folder has no
+ * kustomization file: users' patches survive). Each push is one checkpoint; identical content
+ * makes no commit; a branch that moves meanwhile is fetched again and the change redone on top
+ * (bounded). The transport is closed at the end.
+ * @internal
  */
-export async function pushFluxManifests(
-  input: PushFluxManifestsOptions,
-  deps: PushFluxManifestsDeps,
-): Promise<PushFluxManifestsResult> {
-  const redactor = deps.redactor ?? new Redactor();
-  const logger = redactor.wrapLogger(deps.logger);
+export async function commitFluxManifests(
+  input: CommitFluxManifestsInput,
+  deps: {
+    logger: EngineLogger;
+    signal?: AbortSignal;
+    checkpoint?: CheckpointFn;
+  },
+): Promise<
+  Omit<PushFluxManifestsResult, 'syncUrl'> & { kustomizationGenerated: boolean }
+> {
+  const { transport, files, branch, author, signingKey } = input;
+  const { logger, signal } = deps;
   const checkpoint = deps.checkpoint ?? runCheckpointDirectly;
-  const { options, transport } = input;
-  const files = renderFluxManifests(input.bundle, options);
-  const { branch } = options;
-
   let session: GitPushSession | undefined;
   const open = async () =>
     (session ??= await GitPushSession.open({
@@ -254,54 +370,93 @@ export async function pushFluxManifests(
       workDir: input.workDir,
       maxAttempts: input.maxAttempts,
     }));
-  const common = {
-    path: options.path,
-    namespace: options.namespace,
-    author: input.author,
-    commitMessageAppendix: input.commitMessageAppendix,
-    signingKey: input.signingKey,
-    signal: deps.signal,
-    logger,
-    branch,
+  const commit = async (
+    what: string,
+    message: string,
+    edit: (tree: TreeEditor) => Promise<void>,
+  ) => {
+    const appendix = input.commitMessageAppendix;
+    const r = await (
+      await open()
+    ).commitAndPush({
+      message: appendix ? `${message}\n\n${appendix}` : message,
+      author,
+      signingKey,
+      signal,
+      edit,
+    });
+    logger.info(
+      r.changed
+        ? `Committed and pushed the ${what} to "${branch}" (${r.commit})`
+        : `The ${what} are up to date`,
+    );
+    // What a checkpoint keeps of a push (public data).
+    return { changed: r.changed, commit: r.commit, head: r.head, tree: r.tree };
   };
-  /** What a checkpoint keeps of a push (public data). */
-  const kept = (r: CommitAndPushResult) => ({
-    changed: r.changed,
-    commit: r.commit,
-    head: r.head,
-    tree: r.tree,
-  });
+  const { dir } = files;
 
   try {
     logger.info(
-      `Pushing Flux ${options.components.version} component manifests to ${files.components.path} on "${branch}" of ${transport.displayUrl}`,
+      `Pushing Flux ${input.version} component manifests to ${files.components.path} on "${branch}" of ${transport.displayUrl}`,
     );
-    const components = await checkpoint('push-components', async () =>
-      kept(
-        await pushComponentsCommit({
-          ...common,
-          session: await open(),
-          version: options.components.version,
-          content: files.components.content,
-          allowDowngrade: input.allowDowngrade,
-        }),
+    const components = await checkpoint('push-components', () =>
+      commit(
+        'component manifests',
+        `Add Flux ${input.version} component manifests`,
+        async tree => {
+          const { path, content } = files.components;
+          if (await tree.exists(path)) {
+            checkFluxVersionChange(
+              componentsFluxVersion(await tree.read(path)),
+              input.version,
+              {
+                where: `in ${path}`,
+                allowDowngrade: input.allowDowngrade,
+                logger,
+              },
+            );
+          }
+          tree.write(path, content);
+        },
       ),
     );
     logger.info(
       `Pushing Flux sync manifests to ${files.sync.path} on "${branch}"`,
     );
     const sync = await checkpoint('push-sync', async () => {
-      const r = await pushSyncCommit({
-        ...common,
-        session: await open(),
-        content: files.sync.content,
-      });
-      logger.info(
-        r.kustomizationGenerated
-          ? `Generated ${files.kustomization.path}`
-          : `Kept the existing kustomization file in ${files.dir}`,
+      let kustomizationGenerated = false;
+      const r = await commit(
+        'sync manifests',
+        'Add Flux sync manifests',
+        async tree => {
+          kustomizationGenerated = false;
+          tree.write(files.sync.path, files.sync.content);
+          for (const name of KUSTOMIZATION_FILE_NAMES) {
+            if (await tree.exists(`${dir}/${name}`)) return;
+          }
+          // gotk-sync.yaml was written just now, and gotk-components.yaml is known Kubernetes
+          // YAML when it is the very blob this session committed (no 3 MB re-parse).
+          const pushed = session!.writtenBlob(files.components.path);
+          const resources = await scanKustomizationResources(tree, dir, {
+            isKnownManifest: async p =>
+              p === files.sync.path ||
+              (p === files.components.path &&
+                !!pushed &&
+                pushed === (await tree.blobOid(p))),
+          });
+          tree.write(
+            files.kustomization.path,
+            generateKustomizationFile(resources),
+          );
+          kustomizationGenerated = true;
+        },
       );
-      return { ...kept(r), kustomizationGenerated: r.kustomizationGenerated };
+      logger.info(
+        kustomizationGenerated
+          ? `Generated ${files.kustomization.path}`
+          : `Kept the existing kustomization file in ${dir}`,
+      );
+      return { ...r, kustomizationGenerated };
     });
 
     // Read back what is on the branch (an existing kustomization.yaml is the user's).
@@ -331,13 +486,11 @@ export async function pushFluxManifests(
       componentsCommit: components.commit,
       syncCommit: sync.commit,
       changed,
-      manifestsPath: files.dir,
+      manifestsPath: dir,
       revision: `${branch}@sha1:${sync.head}`,
       kustomizationGenerated: !!sync.kustomizationGenerated,
       files: current,
     };
-  } catch (error) {
-    throw redactor.redactError(error);
   } finally {
     if (session) await session.close();
     else await transport.close();

@@ -1,7 +1,6 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { InputValidationError } from '../util/errors';
 import { runProcess, type ProcessResult } from './process';
 import {
   GitTransport,
@@ -10,58 +9,9 @@ import {
   RemoteRefs,
 } from './transport';
 
-/** Problems of an ssh:// URL, each with its message; the first that applies is reported. */
-const SSH_URL_RULES: [(u: URL) => boolean, string][] = [
-  [
-    u => u.protocol !== 'ssh:',
-    'must be an ssh:// URL such as ssh://git@host:7999/PROJ/repo.git',
-  ],
-  [u => !!u.password, 'must not contain a password'],
-  [
-    u => !u.hostname || /^-/.test(u.hostname) || /^-/.test(u.username),
-    'has an invalid host or user',
-  ],
-  [
-    u => !/^[A-Za-z0-9._~-]*$/.test(decodeURIComponent(u.username)),
-    'has an invalid user name',
-  ],
-  [
-    u => u.pathname === '' || u.pathname === '/' || !!u.search || !!u.hash,
-    'must name a repository path and have no query or fragment',
-  ],
-  [u => u.pathname.split('/').includes('..'), 'must not contain ".." segments'],
-];
-
-/**
- * Checks an `ssh://[user@]host[:port]/path` remote. scp-like `host:path` is not accepted: the
- * explicit form keeps the port and leaves no room for option injection.
- * @public
- */
-export function validateSshUrl(value: unknown, field = 'url'): string {
-  if (typeof value !== 'string' || value.trim() === '') {
-    throw new InputValidationError(
-      field,
-      'is required, e.g. ssh://git@bitbucket.example.com:7999/PROJ/fleet.git',
-    );
-  }
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f\s]/.test(value)) {
-    throw new InputValidationError(
-      field,
-      'must not contain whitespace or control characters',
-    );
-  }
-  const url = URL.canParse(value) ? new URL(value) : undefined;
-  const broken = url
-    ? SSH_URL_RULES.find(([bad]) => bad(url))?.[1]
-    : SSH_URL_RULES[0][1];
-  if (broken) throw new InputValidationError(field, broken);
-  return value;
-}
-
 /** Options of {@link SshGitTransport}. @public */
 export interface SshGitTransportOptions {
-  /** `ssh://git@host:7999/PROJ/repo.git` */
+  /** `ssh://git@host:7999/PROJ/repo.git`, checked by the caller (no option-like host or user). */
   url: string;
   /** The private key (OpenSSH or PEM/PKCS#8). Written to a 0600 temp file, deleted on close. */
   privateKey: string;
@@ -99,8 +49,8 @@ export class SshGitTransport implements GitTransport {
   private readonly host: string;
 
   constructor(private readonly options: SshGitTransportOptions) {
-    this.displayUrl = validateSshUrl(options.url);
-    const u = new URL(this.displayUrl);
+    this.displayUrl = options.url;
+    const u = new URL(options.url);
     this.host = u.port ? `[${u.hostname}]:${u.port}` : u.hostname;
   }
 

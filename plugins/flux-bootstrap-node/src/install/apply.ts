@@ -6,7 +6,21 @@ import type { KubeClient, KubeObject } from '../kube/types';
 import { conditionOf } from '../status/fluxObjects';
 import { OperationAbortedError } from '../util/errors';
 import { silentLogger, type EngineLogger } from '../util/logger';
-import { describeObject, isClusterDefinition } from './plan';
+
+/** `Kind ns/name` or `Kind name`. */
+function describeObject(o: KubeObject): string {
+  const { namespace, name } = o.metadata;
+  return `${o.kind} ${namespace ? `${namespace}/` : ''}${name}`;
+}
+
+/** Stage 1 of an apply (CRDs and Namespaces), as flux's `internal/utils/apply.go` does it. */
+function isClusterDefinition(o: KubeObject): boolean {
+  return (
+    (o.kind === 'CustomResourceDefinition' &&
+      o.apiVersion.startsWith('apiextensions.k8s.io/')) ||
+    (o.kind === 'Namespace' && o.apiVersion === 'v1')
+  );
+}
 
 /** What one server-side apply did. @public */
 export interface AppliedObject {

@@ -416,9 +416,11 @@ describe('installFlux on a real kube-apiserver (no controllers)', () => {
     const admin = await clientFor(kube);
     await installFlux(admin, plan, { wait: false });
     const { logger, lines } = recordingLogger();
+    // The budget covers the preconditions and the (unchanged) re-apply too: generous enough that
+    // a loaded machine still reaches the wait, where the timeout must name what is missing.
     const err = await installFlux(admin, plan, {
-      timeoutMs: 3_000,
-      pollIntervalMs: 200,
+      timeoutMs: 15_000,
+      pollIntervalMs: 500,
       progressIntervalMs: 1_000,
       logger,
     }).catch(e => e);

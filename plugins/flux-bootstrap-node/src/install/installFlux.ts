@@ -1,16 +1,37 @@
 import { ConflictError, InputError } from '@backstage/errors';
+import { resolveTokenOwner } from '../bitbucket/access';
+import { BitbucketServerClient } from '../bitbucket/client';
+import { isBitbucketError } from '../bitbucket/errors';
+import type { BitbucketServerHostConfig } from '../config/bitbucketServer';
+import type { FluxBootstrapSettings } from '../config/settings';
+import { createKubeClient } from '../kube/client';
+import { resolveCluster } from '../kube/cluster';
 import type { KubeClient, KubeObject } from '../kube/types';
+import { loadFluxBundle } from '../manifests/bundle';
+import { generateComponentObjects } from '../manifests/components';
+import {
+  resolveFluxManifestOptions,
+  type FluxManifestInput,
+  type ResolvedFluxManifestOptions,
+} from '../manifests/options';
+import { generateSyncManifest } from '../manifests/sync';
 import { checkFluxVersionChange } from '../upgrade/fluxVersions';
 import {
   checkKubernetesVersion,
   type KubernetesVersionSupport,
 } from '../upgrade/kubernetesVersions';
 import { runCheckpointDirectly, type CheckpointFn } from '../util/checkpoint';
-import { OperationAbortedError } from '../util/errors';
+import { InputValidationError, OperationAbortedError } from '../util/errors';
 import { silentLogger, type EngineLogger } from '../util/logger';
+import { Redactor } from '../util/redact';
 import { applyStaged, summarizeApplied, type AppliedObject } from './apply';
 import { FluxInstallError } from './errors';
-import type { FluxInstallPlan } from './plan';
+import {
+  buildFluxInstallPlan,
+  isPendingRevision,
+  tokenAuthSecret,
+  type FluxInstallPlan,
+} from './plan';
 import { checkInstallPreconditions } from './preconditions';
 import {
   readFluxReadiness,
@@ -93,7 +114,7 @@ export async function installFlux(
     key: string,
     what: string,
     label: string,
-    objects: KubeObject[],
+    objects: readonly KubeObject[],
   ) => {
     phase = `applying ${what}`;
     const results = await checkpoint(key, async () => {
@@ -244,4 +265,357 @@ export async function installFlux(
     (interrupted as { cause?: unknown }).cause = e;
     throw interrupted;
   }
+}
+
+/** A parsed flux:install request. @public */
+export interface InstallFluxRequest {
+  /** A configured cluster (or kubeconfig context, when allowed). */
+  cluster: string;
+  manifests: FluxManifestInput;
+  /** `<branch>@sha1:<sha>` Flux must reach; `<branch>@sha1:` (no commit) only in a dry run. */
+  revision?: string;
+  /** Sync over HTTPS with a token Secret: the token (else the integration's) and its user. */
+  tokenAuth?: { token?: string; username?: string };
+  /** One budget for preconditions, apply and wait. Default 5 min. */
+  timeoutMs?: number;
+  wait?: boolean;
+  force?: boolean;
+  /** Replace a newer Flux (in the cluster) by an older one, with a warning. Default false. */
+  allowDowngrade?: boolean;
+  /** Describe what would be applied; only the cluster's Kubernetes version is read. */
+  dryRun?: boolean;
+}
+
+/** What {@link installFluxOnCluster} works with. @public */
+export interface InstallFluxDeps {
+  settings: Pick<
+    FluxBootstrapSettings,
+    | 'manifests'
+    | 'clusters'
+    | 'allowKubeconfigContexts'
+    | 'bitbucketServer'
+    | 'requireScmUserCredentials'
+    | 'kubernetesVersions'
+  >;
+  logger: EngineLogger;
+  redactor?: Redactor;
+  signal?: AbortSignal;
+  checkpoint?: CheckpointFn;
+  /** Poll interval of the wait. Default 2 s. */
+  pollIntervalMs?: number;
+}
+
+/** What {@link installFluxOnCluster} did: public data only. @public */
+export type InstallFluxOnClusterResult = Pick<
+  InstallFluxResult,
+  'fluxVersion' | 'revision' | 'ready' | 'components'
+> & {
+  /** With token auth: the user name the Secret holds. */
+  username?: string;
+};
+
+/**
+ * flux:install: resolves the cluster and, for token auth, the credentials Flux reads the
+ * repository with (the Secret `username` defaults to the token's owner) — all before anything
+ * is sent — then installs Flux with {@link installFlux} and waits, or in a dry run describes it.
+ * @public
+ */
+export async function installFluxOnCluster(
+  req: InstallFluxRequest,
+  deps: InstallFluxDeps,
+): Promise<InstallFluxOnClusterResult> {
+  const redactor = deps.redactor ?? new Redactor();
+  const logger = redactor.wrapLogger(deps.logger);
+  const { settings, signal } = deps;
+  try {
+    const options = resolveFluxManifestOptions(req.manifests, {
+      fluxVersion: settings.manifests.defaultVersion,
+    });
+    const cluster = resolveCluster(settings, req.cluster, 'cluster');
+    if (!req.dryRun && isPendingRevision(req.revision)) {
+      throw new InputValidationError(
+        'revision',
+        `must be <branch>@sha1:<commit sha> as flux:push-manifests outputs it (got "${req.revision}")`,
+      );
+    }
+    const auth =
+      req.tokenAuth &&
+      (await tokenAuthCredentials(
+        req.tokenAuth,
+        options,
+        { ...deps, logger, redactor },
+        req.dryRun,
+      ));
+    if (auth) redactor.add(auth.password);
+    const { namespace } = options;
+    const secret =
+      auth &&
+      tokenAuthSecret({
+        namespace,
+        name: options.sync.secretName,
+        username: auth.username ?? '',
+        password: auth.password,
+        caPem: auth.caPem,
+      });
+    const opts = {
+      wait: req.wait ?? true,
+      force: req.force ?? false,
+      allowDowngrade: req.allowDowngrade ?? false,
+      kubernetesVersions: settings.kubernetesVersions,
+      timeoutMs: req.timeoutMs ?? 5 * 60_000,
+    };
+    if (auth) {
+      logger.info(
+        `Token auth: Secret ${namespace}/${options.sync.secretName} gets user ${
+          auth.username ? `"${auth.username}"` : "the token's owner"
+        } and the token from ${auth.source}${
+          auth.caPem ? ', plus ca.crt' : ''
+        }`,
+      );
+    }
+    const result = { fluxVersion: options.components.version };
+    if (req.dryRun) {
+      await dryRunVersionCheck(cluster, options.components.version, {
+        ...deps,
+        logger,
+        redactor,
+      });
+      logger.info(
+        'Dry run of flux:install; nothing is written to the cluster.',
+      );
+      for (const line of dryRunLines(cluster.name, options, secret, {
+        ...opts,
+        revision: req.revision,
+      }))
+        logger.info(line);
+      return {
+        ...result,
+        revision: req.revision,
+        ready: false,
+        components: [],
+      };
+    }
+
+    const bundle = await loadFluxBundle(
+      options.components.version,
+      settings.manifests,
+      { signal, logger },
+    );
+    const plan = buildFluxInstallPlan({
+      options,
+      componentObjects: generateComponentObjects(
+        bundle.files,
+        options.components,
+      ),
+      secret,
+      expectedRevision: req.revision,
+    });
+    const kube = await createKubeClient(cluster, { logger, redactor });
+    try {
+      const r = await installFlux(kube, plan, {
+        ...opts,
+        signal,
+        logger,
+        checkpoint: deps.checkpoint,
+        pollIntervalMs: deps.pollIntervalMs,
+      });
+      logger.info(
+        r.ready
+          ? `✔ Flux ${r.fluxVersion} is installed on cluster "${
+              cluster.name
+            }" and synced ${r.revision ?? ''}`
+          : `Flux ${r.fluxVersion} is applied on cluster "${cluster.name}" (not waited for readiness)`,
+      );
+      return {
+        ...result,
+        revision: r.revision,
+        ready: r.ready,
+        components: r.components.map(({ name, ready, image }) =>
+          image ? { name, ready, image } : { name, ready },
+        ),
+        username: auth ? auth.username : undefined,
+      };
+    } finally {
+      kube.close();
+    }
+  } catch (error) {
+    throw redactor.redactError(error);
+  }
+}
+
+/**
+ * Like `flux check --pre`, the one thing a dry run reads: the cluster's Kubernetes version. An
+ * unsupported one fails the dry run; an unreachable cluster only warns (the real run checks).
+ */
+async function dryRunVersionCheck(
+  cluster: ReturnType<typeof resolveCluster>,
+  fluxVersion: string,
+  deps: InstallFluxDeps & { redactor: Redactor },
+) {
+  const { logger, redactor, signal } = deps;
+  const probe = await createKubeClient(cluster, {
+    logger,
+    redactor,
+    retries: 0,
+    requestTimeoutMs: 10_000,
+  });
+  try {
+    await checkKubernetesVersion(
+      probe,
+      fluxVersion,
+      deps.settings.kubernetesVersions,
+      { signal, logger },
+    );
+  } catch (e) {
+    if (e instanceof InputError) throw e;
+    logger.warn(
+      `Could not check the Kubernetes version of cluster "${cluster.name}": ${
+        (e as Error).message
+      }`,
+    );
+  } finally {
+    probe.close();
+  }
+}
+
+/**
+ * The credentials Flux syncs with: the token input, else the integration of the sync URL's host
+ * (unless `scaffolder.requireScmUserCredentials`); the user name given, else the integration's,
+ * else the token's owner (asked in a real run only). The host's CA goes into `ca.crt`.
+ */
+async function tokenAuthCredentials(
+  input: { token?: string; username?: string },
+  options: ResolvedFluxManifestOptions,
+  deps: InstallFluxDeps & { redactor: Redactor },
+  dryRun?: boolean,
+): Promise<{
+  username?: string;
+  password: string;
+  caPem?: string;
+  source: string;
+}> {
+  const url = new URL(options.sync.url);
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new InputValidationError(
+      'syncUrl',
+      'must be an https:// URL when tokenAuth is on (Flux sends the token over HTTPS)',
+    );
+  }
+  const host = deps.settings.bitbucketServer.find(
+    h => URL.canParse(h.baseUrl) && new URL(h.baseUrl).host === url.host,
+  );
+  let password = input.token?.trim();
+  let username = input.username?.trim() || undefined;
+  let source = 'the token input';
+  if (!password) {
+    if (deps.settings.requireScmUserCredentials) {
+      throw new InputValidationError(
+        'token',
+        "is required with tokenAuth: scaffolder.requireScmUserCredentials is enabled, so the integration's credentials are not stored in the cluster",
+      );
+    }
+    if (!host?.auth) {
+      throw new InputValidationError(
+        'token',
+        `is required with tokenAuth: no integrations.bitbucketServer entry with credentials matches ${url.host}`,
+      );
+    }
+    if ('token' in host.auth) password = host.auth.token;
+    else {
+      password = host.auth.password;
+      username ??= host.auth.username;
+    }
+    source = `the integration credentials of ${host.host}`;
+  }
+  if (!username && !host) {
+    throw new InputValidationError(
+      'username',
+      `is required with tokenAuth: Bitbucket Server checks Git-over-HTTPS logins against the token's owner, and ${url.host} is no configured Bitbucket host to ask for it`,
+    );
+  }
+  if (!username && !dryRun) {
+    username = await tokenOwner(host!, password, source, deps);
+    deps.logger.info(
+      `The token belongs to "${username}" (Bitbucket ${host!.host})`,
+    );
+  }
+  return { username, password, caPem: host?.caPem, source };
+}
+
+/**
+ * The user Bitbucket says the token belongs to (`X-AUSERNAME`). A project or repository token
+ * (no user) is an InputError naming `token`; an answer without a name one naming `username`.
+ */
+async function tokenOwner(
+  host: BitbucketServerHostConfig,
+  token: string,
+  credentials: string,
+  deps: { logger: EngineLogger; redactor: Redactor; signal?: AbortSignal },
+): Promise<string> {
+  const client = new BitbucketServerClient(host, { token }, deps);
+  try {
+    const owner = await resolveTokenOwner(client, {
+      signal: deps.signal,
+      credentials,
+    });
+    return owner.name;
+  } catch (error) {
+    if (error instanceof InputError || isBitbucketError(error, 'unauthorized'))
+      throw error;
+    throw new InputValidationError(
+      'username',
+      `is required with tokenAuth: Bitbucket ${
+        host.host
+      } did not say who owns the token (${(error as Error).message})`,
+    );
+  }
+}
+
+/** What the wait is for, in words (a dry run's revision has no commit yet). */
+function describeExpected(revision: string | undefined, branch: string) {
+  if (!revision) return `the head of ${branch}`;
+  if (isPendingRevision(revision)) {
+    return `the commit flux:push-manifests pushes to ${branch} (${revision}<sha>; a dry run pushes nothing, so the commit is known only in a real run)`;
+  }
+  return revision;
+}
+
+function dryRunLines(
+  clusterName: string,
+  options: ResolvedFluxManifestOptions,
+  secret: KubeObject | undefined,
+  o: { revision?: string; wait: boolean; force: boolean; timeoutMs: number },
+): string[] {
+  const ns = options.namespace;
+  const { version, components } = options.components;
+  const lines = [
+    `Would install Flux ${version} on cluster "${clusterName}" in namespace ${ns}${
+      o.force ? " (taking over another manager's installation: force)" : ''
+    }:`,
+    `  1. check that the credentials may install Flux (SelfSubjectAccessReview), that no other tool manages it, and that Kustomization ${ns}/${ns} does not sync another path`,
+    `  2. server-side apply (field manager flux) the components ${components.join(
+      ', ',
+    )} from the Flux ${version} bundle: CRDs and the Namespace first, then the rest — unless Flux already syncs itself`,
+  ];
+  if (secret) {
+    lines.push(
+      `  3. Secret ${ns}/${secret.metadata.name} with keys ${Object.keys(
+        secret.data as Record<string, string>,
+      ).join(', ')} (values not shown)`,
+    );
+  }
+  lines.push(`  ${secret ? 4 : 3}. the sync objects:`);
+  for (const line of generateSyncManifest(options.sync).trimEnd().split('\n'))
+    lines.push(`       ${line}`);
+  lines.push(
+    o.wait
+      ? `  then wait up to ${Math.round(
+          o.timeoutMs / 1000,
+        )} s until Flux reconciled ${describeExpected(
+          o.revision,
+          options.branch,
+        )} and its controllers are available`
+      : '  and not wait (wait: false)',
+  );
+  return lines;
 }

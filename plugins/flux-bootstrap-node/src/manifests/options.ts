@@ -1,46 +1,56 @@
-import { booleanInput } from '../util/errors';
 import type { ComponentsOptions } from './components';
 import type { SyncOptions } from './sync';
-import {
-  FLUX_DEFAULT_COMPONENTS,
-  normalizeRepoPath,
-  validateBranch,
-  validateClusterDomain,
-  validateComponents,
-  validateDnsLabel,
-  validateDnsSubdomain,
-  validateFluxVersion,
-  validateInterval,
-  validateLogLevel,
-  validateRegistry,
-  validateSyncUrl,
-  validateTolerationKeys,
-} from './validation';
+import { FLUX_DEFAULT_COMPONENTS } from './validation';
 
-/** Raw manifest inputs (action inputs), before defaults and validation. @public */
+/**
+ * The options of `flux bootstrap` that flux:push-manifests and flux:install share, parsed by the
+ * actions' schemas: the path normalised (`''` for the root), the interval in Go's form. Omitted
+ * fields take {@link FLUX_DEFAULTS}.
+ * @public
+ */
 export interface FluxManifestInput {
+  /** Flux release, `v2.x.y`; default `fluxBootstrap.manifests.defaultVersion`. */
   fluxVersion?: string;
   namespace?: string;
   components?: string[];
   componentsExtra?: string[];
+  /** Image registry prefix; `''` keeps the bundle's `fluxcd/<name>` images. */
   registry?: string;
   imagePullSecret?: string;
   watchAllNamespaces?: boolean;
   networkPolicy?: boolean;
-  logLevel?: string;
+  logLevel?: 'debug' | 'info' | 'error';
   clusterDomain?: string;
   tolerationKeys?: string[];
-  /** Cluster path in the repository. */
+  /** Cluster path in the repository, normalised. */
   path: string;
   branch?: string;
   secretName?: string;
   /** GitRepository `spec.url`. */
   syncUrl: string;
+  /** GitRepository interval in Go's form (`1m0s`). */
   interval?: string;
   recurseSubmodules?: boolean;
 }
 
-/** Everything needed to produce the three files, validated, with flux's defaults. @public */
+/** flux bootstrap's defaults, which the actions' schemas apply too. @public */
+export const FLUX_DEFAULTS = {
+  namespace: 'flux-system',
+  branch: 'main',
+  secretName: 'flux-system',
+  interval: '1m0s',
+  components: FLUX_DEFAULT_COMPONENTS as readonly string[],
+  componentsExtra: [] as readonly string[],
+  registry: 'ghcr.io/fluxcd',
+  watchAllNamespaces: true,
+  networkPolicy: true,
+  logLevel: 'info' as const,
+  clusterDomain: 'cluster.local',
+  tolerationKeys: [] as readonly string[],
+  recurseSubmodules: false,
+};
+
+/** What generates the three files, with flux's defaults applied. @public */
 export interface ResolvedFluxManifestOptions {
   components: ComponentsOptions;
   sync: SyncOptions;
@@ -50,81 +60,43 @@ export interface ResolvedFluxManifestOptions {
   branch: string;
 }
 
-/**
- * Applies flux bootstrap's defaults and validates every manifest input. Throws
- * InputValidationError naming the first bad field. Makes no network call.
- * @public
- */
+/** Applies flux bootstrap's defaults to parsed options. No check, no I/O. @public */
 export function resolveFluxManifestOptions(
   input: FluxManifestInput,
   defaults: { fluxVersion: string },
 ): ResolvedFluxManifestOptions {
-  const version = validateFluxVersion(
-    input.fluxVersion ?? defaults.fluxVersion,
-  );
-  const path = normalizeRepoPath(input.path, 'path');
-  const branch = validateBranch(input.branch ?? 'main', 'branch');
-  const namespace = validateDnsLabel(
-    input.namespace ?? 'flux-system',
-    'namespace',
-  );
-  const components = validateComponents(
-    input.components ?? [...FLUX_DEFAULT_COMPONENTS],
-    input.componentsExtra ?? [],
-  );
-  let registry = 'ghcr.io/fluxcd';
-  if (input.registry !== undefined && input.registry !== null) {
-    registry =
-      input.registry.trim() === ''
-        ? ''
-        : validateRegistry(input.registry, 'registry');
-  }
-  const imagePullSecret = input.imagePullSecret
-    ? validateDnsSubdomain(input.imagePullSecret, 'imagePullSecret')
-    : undefined;
-  const secretName = validateDnsSubdomain(
-    input.secretName ?? 'flux-system',
-    'secretName',
-  );
-  const syncUrl = validateSyncUrl(input.syncUrl, 'syncUrl');
+  const o = { ...FLUX_DEFAULTS, ...withoutUndefined(input) };
+  const { namespace, branch, path } = o;
   return {
     path,
     namespace,
     branch,
     components: {
-      version,
+      version: o.fluxVersion ?? defaults.fluxVersion,
       namespace,
-      components,
-      registry,
-      imagePullSecret,
-      watchAllNamespaces: booleanInput(
-        'watchAllNamespaces',
-        input.watchAllNamespaces,
-        true,
-      ),
-      networkPolicy: booleanInput('networkPolicy', input.networkPolicy, true),
-      logLevel: validateLogLevel(input.logLevel ?? 'info', 'logLevel'),
-      clusterDomain: validateClusterDomain(
-        input.clusterDomain ?? 'cluster.local',
-        'clusterDomain',
-      ),
-      tolerationKeys: validateTolerationKeys(
-        input.tolerationKeys,
-        'tolerationKeys',
-      ),
+      components: [...o.components, ...o.componentsExtra],
+      registry: o.registry,
+      imagePullSecret: o.imagePullSecret || undefined,
+      watchAllNamespaces: o.watchAllNamespaces,
+      networkPolicy: o.networkPolicy,
+      logLevel: o.logLevel,
+      clusterDomain: o.clusterDomain,
+      tolerationKeys: [...o.tolerationKeys],
     },
     sync: {
       namespace,
-      url: syncUrl,
+      url: o.syncUrl,
       branch,
-      secretName,
-      interval: validateInterval(input.interval ?? '1m', 'interval'),
+      secretName: o.secretName,
+      interval: o.interval,
       path,
-      recurseSubmodules: booleanInput(
-        'recurseSubmodules',
-        input.recurseSubmodules,
-        false,
-      ),
+      recurseSubmodules: o.recurseSubmodules,
     },
   };
+}
+
+function withoutUndefined<T extends object>(o: T): T {
+  return Object.fromEntries(
+    Object.entries(o).filter(([, v]) => v !== undefined),
+  ) as T;
 }

@@ -1,3 +1,4 @@
+import type { KubeObject } from '../kube/types';
 import { FLUX_GEN_WARNING } from './components';
 import { stringifyObject } from './yaml';
 
@@ -20,36 +21,47 @@ export interface SyncOptions {
 }
 
 /**
- * Builds `gotk-sync.yaml`: a GitRepository and a Kustomization named after the namespace,
- * serialised from objects (keys sorted, as sigs.k8s.io/yaml does) — never templated, so a branch
- * or path cannot inject YAML. Matches flux2 `pkg/manifestgen/sync`.
+ * The GitRepository and the Kustomization of `gotk-sync.yaml`, named after the namespace, as
+ * flux2's `pkg/manifestgen/sync` makes them.
+ * @public
+ */
+export function generateSyncObjects(options: SyncOptions): KubeObject[] {
+  const { namespace } = options;
+  const metadata = { name: namespace, namespace };
+  return [
+    {
+      apiVersion: 'source.toolkit.fluxcd.io/v1',
+      kind: 'GitRepository',
+      metadata,
+      spec: {
+        interval: options.interval,
+        ref: { branch: options.branch },
+        ...(options.recurseSubmodules ? { recurseSubmodules: true } : {}),
+        secretRef: { name: options.secretName },
+        url: options.url,
+      },
+    },
+    {
+      apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
+      kind: 'Kustomization',
+      metadata: { ...metadata },
+      spec: {
+        interval: '10m0s',
+        path: `./${options.path}`,
+        prune: true,
+        sourceRef: { kind: 'GitRepository', name: namespace },
+      },
+    },
+  ];
+}
+
+/**
+ * `gotk-sync.yaml`: {@link generateSyncObjects} serialised with sorted keys (as sigs.k8s.io/yaml)
+ * — never templated, so a branch or path cannot inject YAML.
  * @public
  */
 export function generateSyncManifest(options: SyncOptions): string {
-  const { namespace } = options;
-  const gitRepository = {
-    apiVersion: 'source.toolkit.fluxcd.io/v1',
-    kind: 'GitRepository',
-    metadata: { name: namespace, namespace },
-    spec: {
-      interval: options.interval,
-      ref: { branch: options.branch },
-      ...(options.recurseSubmodules ? { recurseSubmodules: true } : {}),
-      secretRef: { name: options.secretName },
-      url: options.url,
-    },
-  };
-  const kustomization = {
-    apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
-    kind: 'Kustomization',
-    metadata: { name: namespace, namespace },
-    spec: {
-      interval: '10m0s',
-      path: `./${options.path}`,
-      prune: true,
-      sourceRef: { kind: 'GitRepository', name: namespace },
-    },
-  };
+  const [gitRepository, kustomization] = generateSyncObjects(options);
   return `${FLUX_GEN_WARNING}\n---\n${stringifyObject(
     gitRepository,
   )}---\n${stringifyObject(kustomization)}`;

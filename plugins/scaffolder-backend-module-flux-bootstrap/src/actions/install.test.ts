@@ -24,7 +24,7 @@ import {
   type KubeObject,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import yaml from 'yaml';
-import { createFluxInstallAction } from './install';
+import { createFluxInstallAction, installInput } from './install';
 import { examples } from './install.examples';
 
 // Real peers: kube-apiserver + etcd, git smart-HTTP over TLS, the Flux bundle server and the
@@ -305,6 +305,64 @@ describe('flux:install', () => {
     }
   });
 
+  it('gives an omitted input its documented default: the schema the scaffolder documents is the one parsed', () => {
+    const action = createFluxInstallAction({ config: config() });
+    const documented = (action.schema!.input as any).properties as Record<
+      string,
+      { default?: unknown }
+    >;
+    const minimal = { cluster: 'test', syncUrl: repoUrl, path: 'clusters/x' };
+    const parsed = installInput.parse(minimal) as Record<string, unknown>;
+    const withDefaults = Object.entries(documented).filter(
+      ([, p]) => p.default !== undefined,
+    );
+    expect(withDefaults.map(([name]) => name)).toEqual(
+      expect.arrayContaining(['branch', 'timeout', 'wait', 'force']),
+    );
+    for (const [name, { default: value }] of withDefaults) {
+      expect([name, parsed[name]]).toEqual([
+        name,
+        (installInput.parse({ ...minimal, [name]: value }) as any)[name],
+      ]);
+    }
+    expect(parsed).toMatchObject({
+      branch: 'main',
+      namespace: 'flux-system',
+      secretName: 'flux-system',
+      components: [
+        'source-controller',
+        'kustomize-controller',
+        'helm-controller',
+        'notification-controller',
+      ],
+      interval: '1m0s',
+      tokenAuth: false,
+      timeout: 300_000,
+      wait: true,
+      force: false,
+    });
+  });
+
+  it('refuses cross-field violations naming the field, with no request to the cluster or the bundle server', async () => {
+    bundles.clearRequests();
+    blackholeConnections = 0;
+    const ns = uniqueName('act-cross');
+    for (const [over, field] of [
+      [{ revision: `develop@sha1:${headSha}` }, 'revision'],
+      [{ branch: 'develop', revision: `main@sha1:${headSha}` }, 'revision'],
+      [{ componentsExtra: ['source-controller'] }, 'componentsExtra'],
+      [{ components: ['source-controller'] }, 'components'],
+      [{ syncUrl: 'ssh://git@127.0.0.1:7999/flux/fleet.git' }, 'syncUrl'],
+    ] as const) {
+      const r = await run(baseInput(ns, { cluster: 'offline', ...over }));
+      expect(r.error).toBeInstanceOf(InputError);
+      expect((r.error as any).field).toBe(field);
+      expect(r.checkpoints).toEqual([]);
+    }
+    expect(blackholeConnections).toBe(0);
+    expect(bundles.requests()).toEqual([]);
+  });
+
   it('installs Flux with token auth, waits for the pushed revision and reports the controllers; a replayed task reuses its checkpoints', async () => {
     const ns = uniqueName('act-install');
     const sim = await startFluxSimulator({
@@ -330,6 +388,8 @@ describe('flux:install', () => {
           ready: true,
           image: expect.stringContaining(`ghcr.io/fluxcd/${name}:`),
         })),
+        // the user name the Secret holds
+        username: 'alice',
       });
       expect(r.checkpoints).toEqual([
         'preconditions',
@@ -455,7 +515,7 @@ describe('flux:install', () => {
     expect(bundles.requests()).toEqual([]);
   });
 
-  it('dry run prints what it would apply and sends nothing to the cluster', async () => {
+  it('dry run prints what it would apply and only reads the cluster version', async () => {
     bundles.clearRequests();
     blackholeConnections = 0;
     const ns = uniqueName('act-dry');
@@ -471,7 +531,11 @@ describe('flux:install', () => {
     });
     const text = r.logs.join('\n');
     expect(text).toContain(
-      'Dry run of flux:install; nothing is sent to the cluster.',
+      'Dry run of flux:install; nothing is written to the cluster.',
+    );
+    // Like flux check --pre, the dry run reads the version; an unreachable cluster only warns.
+    expect(text).toContain(
+      'warn Could not check the Kubernetes version of cluster "offline"',
     );
     expect(text).toContain(
       `Would install Flux ${VERSION} on cluster "offline" in namespace ${ns}`,
@@ -484,7 +548,7 @@ describe('flux:install', () => {
     expect(text).toContain('path: ./clusters/test');
     expect(text).toContain(`reconciled main@sha1:${headSha}`);
     expect(text).not.toContain(TOKEN);
-    expect(blackholeConnections).toBe(0);
+    expect(blackholeConnections).toBe(1);
     expect(bundles.requests()).toEqual([]);
   });
 
@@ -518,7 +582,8 @@ describe('flux:install', () => {
     expect(real.error!.message).toContain(
       'Invalid input "revision": must be <branch>@sha1:<commit sha> as flux:push-manifests outputs it (got "main@sha1:")',
     );
-    expect(blackholeConnections).toBe(0);
+    // Only the first dry run's version read; the refused inputs sent nothing.
+    expect(blackholeConnections).toBe(1);
     expect(bundles.requests()).toEqual([]);
   });
 

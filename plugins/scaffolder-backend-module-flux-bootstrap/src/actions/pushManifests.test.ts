@@ -16,7 +16,10 @@ import {
 } from '@flux-bootstrap/test-peers';
 import { generateSshKeyPair } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import yaml from 'yaml';
-import { createFluxPushManifestsAction } from './pushManifests';
+import {
+  createFluxPushManifestsAction,
+  pushManifestsInput,
+} from './pushManifests';
 import { examples } from './pushManifests.examples';
 
 // Integration tests of flux:push-manifests against the Bitbucket Server double of
@@ -735,6 +738,85 @@ describe('flux:push-manifests', () => {
     ])}`;
     for (const l of keyLines) expect(text).not.toContain(l);
   });
+
+  it('gives an omitted input its documented default: the schema the scaffolder documents is the one parsed', () => {
+    const action = createFluxPushManifestsAction({ config: config() });
+    const documented = (action.schema!.input as any).properties as Record<
+      string,
+      { default?: unknown }
+    >;
+    const minimal = { repoUrl: `${bb.host}?project=FLUX&repo=x`, cluster: 'c' };
+    const parsed = pushManifestsInput.parse(minimal) as Record<string, unknown>;
+    const withDefaults = Object.entries(documented).filter(
+      ([, p]) => p.default !== undefined,
+    );
+    expect(withDefaults.map(([name]) => name)).toEqual(
+      expect.arrayContaining(['branch', 'namespace', 'interval', 'authorName']),
+    );
+    for (const [name, { default: value }] of withDefaults) {
+      // Omitting an input is the same as passing its documented default.
+      expect([name, parsed[name]]).toEqual([
+        name,
+        (pushManifestsInput.parse({ ...minimal, [name]: value }) as any)[name],
+      ]);
+    }
+    expect(parsed).toMatchObject({
+      branch: 'main',
+      path: 'clusters/c',
+      namespace: 'flux-system',
+      secretName: 'flux-system',
+      interval: '1m0s',
+      tokenAuth: false,
+      registry: 'ghcr.io/fluxcd',
+      logLevel: 'info',
+      authorName: 'Flux',
+      authorEmail: '',
+      sshPrivateKeySecret: 'sshPrivateKey',
+    });
+  });
+
+  it.each([
+    ['url', { url: 'ssh://git@h:7999/flux/x.git' }],
+    ['repoUrl', { repoUrl: undefined }],
+    ['path', { cluster: undefined }],
+    ['path', { cluster: 'a/../../b' }],
+    ['componentsExtra', { componentsExtra: ['helm-controller'] }],
+    [
+      'tokenAuth',
+      {
+        repoUrl: undefined,
+        url: 'ssh://git@h:7999/flux/x.git',
+        tokenAuth: true,
+      },
+    ],
+    [
+      'signCommits',
+      {
+        repoUrl: undefined,
+        url: 'ssh://git@h:7999/flux/x.git',
+        signCommits: true,
+      },
+    ],
+  ])(
+    'refuses a cross-field violation naming %s, with no request sent',
+    async (field, over) => {
+      const repo = newRepo();
+      const r = await runAction({
+        repoUrl: `${bb.host}?project=FLUX&repo=${repo.name}`,
+        token: INPUT_TOKEN,
+        cluster: 'c1',
+        ...over,
+      });
+      expect(r.error?.name).toBe('InputError');
+      expect(r.error.field).toBe(field);
+      expect(r.error.message).toMatch(
+        new RegExp(`^Invalid input "${field}": `),
+      );
+      expect(bb.requests()).toEqual([]);
+      expect(bundles.requests()).toEqual([]);
+      expect(r.checkpoints).toEqual([]);
+    },
+  );
 
   it('has examples that use only inputs of the schema', () => {
     const action = createFluxPushManifestsAction({ config: config() });

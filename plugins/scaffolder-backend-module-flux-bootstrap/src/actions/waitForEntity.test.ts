@@ -75,9 +75,18 @@ describe('fleet:wait-for-entity', () => {
     await expect(
       action.handler(context({ entityRef: 'resource:' }, { isDryRun: true })),
     ).rejects.toThrow('Invalid input "entityRef"');
+    await expect(
+      action.handler(context({ entityRef: 'resource:x', timeoutSeconds: 1.5 })),
+    ).rejects.toThrow(
+      'Invalid input "timeoutSeconds": must be of type integer',
+    );
     const dry = context({ entityRef: 'resource:x' }, { isDryRun: true });
     await action.handler(dry);
     expect(dry.output).toHaveBeenCalledWith('entityRef', 'resource:default/x');
+    // timeoutSeconds left out: its documented default, 120
+    expect(dry.logger.info).toHaveBeenCalledWith(
+      'Dry run: would wait up to 120 s until the catalog shows resource:default/x',
+    );
     expect(getEntityByRef).not.toHaveBeenCalled();
   });
 

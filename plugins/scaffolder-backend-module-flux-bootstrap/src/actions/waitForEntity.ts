@@ -1,4 +1,7 @@
-import type { CatalogService } from '@backstage/plugin-catalog-node';
+import type {
+  CatalogService,
+  CatalogServiceRequestOptions,
+} from '@backstage/plugin-catalog-node';
 import { createTemplateAction } from '@backstage/plugin-scaffolder-node';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseEntityRef, stringifyEntityRef } from '@backstage/catalog-model';
@@ -6,14 +9,81 @@ import {
   InputValidationError,
   Redactor,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import type { z as zod } from 'zod/v3';
 import { examples } from './waitForEntity.examples';
 import { toActionError } from './shared/context';
+import { actionInput, ruled } from './shared/io';
 
 /** Options of {@link createWaitForEntityAction}. @public */
 export interface WaitForEntityActionOptions {
   catalog: Pick<CatalogService, 'getEntityByRef'>;
   /** Poll interval (default 1 s). */
   pollMs?: number;
+}
+
+/** The input of fleet:wait-for-entity: one schema, documented and parsed. */
+const waitForEntityInput = actionInput((z: typeof zod) =>
+  z.object({
+    entityRef: ruled(z, v => stringifyEntityRef(parseEntityRef(v.trim())))
+      .optional()
+      .describe(
+        'The entity to wait for, e.g. resource:default/prod-eu (the namespace defaults to default), usually ${{ steps.register.output.entityRef }}. Required, except in a dry run: catalog:register does not run in dry runs, so it reports no entity to wait for.',
+      ),
+    timeoutSeconds: z
+      .number()
+      .int('must be a whole number from 1 to 900')
+      .min(1, 'must be a whole number from 1 to 900')
+      .max(900, 'must be a whole number from 1 to 900')
+      .default(120)
+      .describe('How long to wait at most (default 120, 1–900).'),
+  }),
+);
+
+/**
+ * Polls the catalog (with the initiator's credentials) until it shows `ref`, logging every few
+ * seconds what it waits for; fails after `timeoutSeconds` or when the task is cancelled.
+ */
+async function waitForCatalogEntity(
+  catalog: WaitForEntityActionOptions['catalog'],
+  ref: string,
+  opts: {
+    credentials: CatalogServiceRequestOptions['credentials'];
+    timeoutSeconds: number;
+    pollMs: number;
+    logger: { info(message: string): void };
+    signal?: AbortSignal;
+  },
+): Promise<void> {
+  const started = Date.now();
+  let lastLog = started;
+  for (;;) {
+    const entity = await catalog.getEntityByRef(ref, {
+      credentials: opts.credentials,
+    });
+    if (entity) {
+      opts.logger.info(`The catalog shows ${ref}`);
+      return;
+    }
+    const waited = Date.now() - started;
+    if (waited >= opts.timeoutSeconds * 1000) {
+      throw new Error(
+        `The catalog still does not show ${ref} after ${opts.timeoutSeconds} s: it has not processed the registered location yet, or the location holds an error (see the catalog's entity processing errors)`,
+      );
+    }
+    if (Date.now() - lastLog >= 5000) {
+      lastLog = Date.now();
+      opts.logger.info(
+        `Waiting for the catalog to process ${ref} (${Math.round(
+          waited / 1000,
+        )} s so far)`,
+      );
+    }
+    try {
+      await sleep(opts.pollMs, undefined, { signal: opts.signal });
+    } catch {
+      throw new Error(`Cancelled while waiting for ${ref}`);
+    }
+  }
 }
 
 /**
@@ -36,58 +106,29 @@ export function createWaitForEntityAction(options: WaitForEntityActionOptions) {
     supportsDryRun: true,
     examples,
     schema: {
-      input: {
-        entityRef: z =>
-          z
-            .string()
-            .optional()
-            .describe(
-              'The entity to wait for, e.g. resource:default/prod-eu (the namespace defaults to default), usually ${{ steps.register.output.entityRef }}. Required, except in a dry run: catalog:register does not run in dry runs, so it reports no entity to wait for.',
-            ),
-        timeoutSeconds: z =>
-          z
-            .number()
-            .int()
-            .optional()
-            .describe('How long to wait at most (default 120, 1–900).'),
-      },
-      output: {
-        entityRef: z =>
-          z
+      input: waitForEntityInput.schema,
+      output: z =>
+        z.object({
+          entityRef: z
             .string()
             .optional()
             .describe(
               'The entity ref, normalised (kind:namespace/name); absent in a dry run without entityRef.',
             ),
-      },
+        }),
     },
     async handler(ctx) {
-      const redactor = new Redactor();
       try {
-        const timeoutSeconds = ctx.input.timeoutSeconds ?? 120;
-        if (
-          !Number.isInteger(timeoutSeconds) ||
-          timeoutSeconds < 1 ||
-          timeoutSeconds > 900
-        ) {
-          throw new InputValidationError(
-            'timeoutSeconds',
-            'must be a whole number from 1 to 900',
-          );
-        }
-        const given = ctx.input.entityRef?.trim();
-        if (!given && ctx.isDryRun) {
+        const { entityRef: ref, timeoutSeconds } = waitForEntityInput.parse(
+          ctx.input,
+        );
+        if (!ref && ctx.isDryRun) {
           ctx.logger.info(
             'Dry run: no entityRef (catalog:register is skipped in dry runs, so it reports none); a real run requires it and waits until the catalog shows that entity',
           );
           return;
         }
-        let ref: string;
-        try {
-          ref = stringifyEntityRef(parseEntityRef(given ?? ''));
-        } catch (e) {
-          throw new InputValidationError('entityRef', (e as Error).message);
-        }
+        if (!ref) throw new InputValidationError('entityRef', 'is required');
         ctx.output('entityRef', ref);
         if (ctx.isDryRun) {
           ctx.logger.info(
@@ -95,39 +136,15 @@ export function createWaitForEntityAction(options: WaitForEntityActionOptions) {
           );
           return;
         }
-        const credentials = await ctx.getInitiatorCredentials();
-        const started = Date.now();
-        let lastLog = started;
-        for (;;) {
-          const entity = await options.catalog.getEntityByRef(ref, {
-            credentials,
-          });
-          if (entity) {
-            ctx.logger.info(`The catalog shows ${ref}`);
-            return;
-          }
-          const waited = Date.now() - started;
-          if (waited >= timeoutSeconds * 1000) {
-            throw new Error(
-              `The catalog still does not show ${ref} after ${timeoutSeconds} s: it has not processed the registered location yet, or the location holds an error (see the catalog's entity processing errors)`,
-            );
-          }
-          if (Date.now() - lastLog >= 5000) {
-            lastLog = Date.now();
-            ctx.logger.info(
-              `Waiting for the catalog to process ${ref} (${Math.round(
-                waited / 1000,
-              )} s so far)`,
-            );
-          }
-          try {
-            await sleep(pollMs, undefined, { signal: ctx.signal });
-          } catch {
-            throw new Error(`Cancelled while waiting for ${ref}`);
-          }
-        }
+        await waitForCatalogEntity(options.catalog, ref, {
+          credentials: await ctx.getInitiatorCredentials(),
+          timeoutSeconds,
+          pollMs,
+          logger: ctx.logger,
+          signal: ctx.signal,
+        });
       } catch (error) {
-        throw toActionError(error, redactor);
+        throw toActionError(error, new Redactor());
       }
     },
   });

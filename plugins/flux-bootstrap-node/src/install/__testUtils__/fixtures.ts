@@ -16,12 +16,11 @@ import {
 } from '@flux-bootstrap/test-peers';
 import type { ClusterConnection } from '../../config';
 import type { KubeObject } from '../../kube/types';
+import { generateComponentObjects } from '../../manifests/components';
 import {
-  generateComponentObjects,
-  generateSyncManifest,
   resolveFluxManifestOptions,
   type FluxManifestInput,
-} from '../../manifests';
+} from '../../manifests/options';
 import type { EngineLogger } from '../../util';
 import { buildFluxInstallPlan, type FluxInstallPlan } from '../plan';
 
@@ -66,14 +65,11 @@ export async function planFor(
     { fluxVersion: FLUX_VERSION },
   );
   return buildFluxInstallPlan({
-    namespace,
-    fluxVersion: resolved.components.version,
-    components: resolved.components.components,
+    options: resolved,
     componentObjects: generateComponentObjects(
       await fluxBundleFiles(),
       resolved.components,
     ),
-    syncYaml: generateSyncManifest(resolved.sync),
     secret,
     expectedRevision,
   });

@@ -42,7 +42,7 @@ export function goldenOptions() {
   const custom = resolveFluxManifestOptions(
     {
       fluxVersion: 'v2.9.4',
-      path: './clusters/prod/',
+      path: 'clusters/prod',
       branch: 'release/v1',
       namespace: 'flux-prod',
       components: [
@@ -60,7 +60,7 @@ export function goldenOptions() {
       tolerationKeys: ['node-role.kubernetes.io/infra', 'dedicated'],
       secretName: 'fleet-ssh',
       syncUrl: 'https://bitbucket.example.com/scm/FLUX/fleet.git',
-      interval: '5m',
+      interval: '5m0s',
       recurseSubmodules: true,
     },
     { fluxVersion: 'v2.9.4' },

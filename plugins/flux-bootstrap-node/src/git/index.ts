@@ -1,6 +1,0 @@
-export * from './httpClient';
-export * from './transport';
-export * from './ssh';
-export * from './tree';
-export * from './session';
-export * from './pushFluxManifests';
