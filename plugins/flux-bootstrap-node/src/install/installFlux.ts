@@ -8,6 +8,12 @@ import { createKubeClient } from '../kube/client';
 import { resolveCluster } from '../kube/cluster';
 import type { KubeClient, KubeObject } from '../kube/types';
 import { loadFluxBundle } from '../manifests/bundle';
+import type { FluxOperatorOptions } from '../operator/instance';
+import {
+  fluxOperatorDryRunLines,
+  installWithFluxOperator,
+  refuseBootstrapOverFluxInstance,
+} from '../operator/install';
 import { generateComponentObjects } from '../manifests/components';
 import {
   resolveFluxManifestOptions,
@@ -135,6 +141,8 @@ export async function installFlux(
   try {
     logger.info(`Checking that Flux can be installed on cluster "${cluster}"`);
     const state = await checkpoint('preconditions', async () => {
+      // Going back from the Flux Operator (operator/install.ts) is refused.
+      await refuseBootstrapOverFluxInstance(client, ns, signal);
       if (opts.kubernetesVersions)
         await checkKubernetesVersion(
           client,
@@ -284,6 +292,8 @@ export interface InstallFluxRequest {
   allowDowngrade?: boolean;
   /** Describe what would be applied; only the cluster's Kubernetes version is read. */
   dryRun?: boolean;
+  /** `distribution: operator`: install through the Flux Operator (a FluxInstance). */
+  operator?: Omit<FluxOperatorOptions, 'version'> & { version?: string };
 }
 
 /** What {@link installFluxOnCluster} works with. @public */
@@ -296,6 +306,7 @@ export interface InstallFluxDeps {
     | 'bitbucketServer'
     | 'requireScmUserCredentials'
     | 'kubernetesVersions'
+    | 'operatorManifests'
   >;
   logger: EngineLogger;
   redactor?: Redactor;
@@ -374,6 +385,10 @@ export async function installFluxOnCluster(
       );
     }
     const result = { fluxVersion: options.components.version };
+    const operator = req.operator && {
+      ...req.operator,
+      version: req.operator.version ?? options.components.version,
+    };
     if (req.dryRun) {
       await dryRunVersionCheck(cluster, options.components.version, {
         ...deps,
@@ -383,10 +398,18 @@ export async function installFluxOnCluster(
       logger.info(
         'Dry run of flux:install; nothing is written to the cluster.',
       );
-      for (const line of dryRunLines(cluster.name, options, secret, {
-        ...opts,
-        revision: req.revision,
-      }))
+      for (const line of operator
+        ? fluxOperatorDryRunLines(
+            cluster.name,
+            options,
+            operator,
+            settings.operatorManifests,
+            secret,
+          )
+        : dryRunLines(cluster.name, options, secret, {
+            ...opts,
+            revision: req.revision,
+          }))
         logger.info(line);
       return {
         ...result,
@@ -396,29 +419,45 @@ export async function installFluxOnCluster(
       };
     }
 
-    const bundle = await loadFluxBundle(
-      options.components.version,
-      settings.manifests,
-      { signal, logger },
-    );
-    const plan = buildFluxInstallPlan({
-      options,
-      componentObjects: generateComponentObjects(
-        bundle.files,
-        options.components,
-      ),
-      secret,
-      expectedRevision: req.revision,
-    });
+    const bootstrapPlan = async () => {
+      const bundle = await loadFluxBundle(
+        options.components.version,
+        settings.manifests,
+        { signal, logger },
+      );
+      return buildFluxInstallPlan({
+        options,
+        componentObjects: generateComponentObjects(
+          bundle.files,
+          options.components,
+        ),
+        secret,
+        expectedRevision: req.revision,
+      });
+    };
+    const plan = operator ? undefined : await bootstrapPlan();
     const kube = await createKubeClient(cluster, { logger, redactor });
     try {
-      const r = await installFlux(kube, plan, {
+      const installOpts = {
         ...opts,
         signal,
         logger,
         checkpoint: deps.checkpoint,
         pollIntervalMs: deps.pollIntervalMs,
-      });
+      };
+      const r = operator
+        ? await installWithFluxOperator(
+            kube,
+            {
+              options,
+              operator,
+              source: settings.operatorManifests,
+              secret,
+              expectedRevision: req.revision,
+            },
+            installOpts,
+          )
+        : await installFlux(kube, plan!, installOpts);
       logger.info(
         r.ready
           ? `✔ Flux ${r.fluxVersion} is installed on cluster "${
@@ -427,7 +466,7 @@ export async function installFluxOnCluster(
           : `Flux ${r.fluxVersion} is applied on cluster "${cluster.name}" (not waited for readiness)`,
       );
       return {
-        ...result,
+        fluxVersion: r.fluxVersion,
         revision: r.revision,
         ready: r.ready,
         components: r.components.map(({ name, ready, image }) =>
