@@ -33,6 +33,8 @@ jest.setTimeout(10 * 60_000);
 const BITBUCKET_TEMPLATE = 'template:default/flux-bootstrap-bitbucket-server';
 const GIT_TEMPLATE = 'template:default/flux-bootstrap-git';
 const EXTRA_CLUSTERS = ['staging', 'edge'];
+/** A cluster bootstrapped with distribution operator (its simulator runs the operator loop). */
+const OPERATOR_CLUSTER = 'prod-op';
 
 let sandbox: Sandbox;
 let api: BackstageApi;
@@ -284,7 +286,8 @@ beforeAll(async () => {
   }
   const started = Date.now();
   sandbox = await startSandbox({
-    extraClusters: EXTRA_CLUSTERS,
+    extraClusters: [...EXTRA_CLUSTERS, OPERATOR_CLUSTER],
+    operatorClusters: [OPERATOR_CLUSTER],
     log: line => {
       sandboxLog.push(line);
       console.log(line);
@@ -815,7 +818,7 @@ describe("browser: the fleet page and the card's new looks", () => {
       await row(SANDBOX.clusterTitle)
         .getByRole('img', { name: 'State: Ready' })
         .waitFor({ timeout: 60_000 });
-      for (const other of EXTRA_CLUSTERS) {
+      for (const other of [...EXTRA_CLUSTERS, OPERATOR_CLUSTER]) {
         await row(other)
           .getByRole('img', { name: 'State: Not installed' })
           .waitFor({ timeout: 60_000 });
@@ -826,21 +829,21 @@ describe("browser: the fleet page and the card's new looks", () => {
       const filters = page.getByRole('radiogroup', {
         name: 'Clusters per state (filter)',
       });
-      await filters.getByRole('radio', { name: 'All: 3' }).waitFor();
+      await filters.getByRole('radio', { name: 'All: 4' }).waitFor();
       await filters.getByRole('radio', { name: 'Ready: 1' }).waitFor();
-      await filters.getByRole('radio', { name: 'Not installed: 2' }).waitFor();
+      await filters.getByRole('radio', { name: 'Not installed: 3' }).waitFor();
       await page.waitForTimeout(300); // fonts and the table's layout settle
       await screenshot(page, 'fleet-page');
 
       // Filter by state.
-      await filters.getByRole('radio', { name: 'Not installed: 2' }).click();
+      await filters.getByRole('radio', { name: 'Not installed: 3' }).click();
       await page
         .getByTestId('flux-fleet-summary')
-        .getByText('2 of 3 clusters shown')
+        .getByText('3 of 4 clusters shown')
         .waitFor();
       expect(await row(SANDBOX.clusterTitle).count()).toBe(0);
       await screenshot(page, 'fleet-page-filtered');
-      await filters.getByRole('radio', { name: 'All: 3' }).click();
+      await filters.getByRole('radio', { name: 'All: 4' }).click();
 
       // Search by name or title.
       const search = page.getByRole('searchbox', {
@@ -932,13 +935,55 @@ describe("browser: the fleet page and the card's new looks", () => {
     await shootCard('card-awaiting-merge');
   });
 
-  it('renders the operator look of the card: Flux Operator, requested and installed version', async () => {
-    const { row } = await cardShowing(exampleOperatorStatus());
+  it('bootstraps a cluster through the Flux Operator with the template; its card shows the real status: Flux Operator, requested and installed version', async () => {
+    const result = await api.runTemplate(
+      BITBUCKET_TEMPLATE,
+      {
+        cluster: OPERATOR_CLUSTER,
+        owner: 'group:default/platform-team',
+        repoUrl: `${sandbox.bitbucket.host}?project=${SANDBOX.project}&repo=fleet-operator`,
+        private: true,
+        branch: 'main',
+        authentication: 'token',
+        username: SANDBOX.user,
+        distribution: 'operator',
+        fluxVersion: '2.9.x',
+        networkPolicy: true,
+        token: '*'.repeat(sandbox.token.length),
+      },
+      { token: sandbox.token },
+    );
+    expectAllStepsSucceeded(result, [
+      'generateKey',
+      'migrate',
+      'installMigrated',
+    ]);
+    const files = execFileSync(
+      'git',
+      [
+        '--git-dir',
+        sandbox.bitbucket.repoPath(SANDBOX.project, 'fleet-operator'),
+        'ls-tree',
+        '-r',
+        '--name-only',
+        'main',
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(files).toContain(
+      `clusters/${OPERATOR_CLUSTER}/flux-system/flux-instance.yaml`,
+    );
+    expect(files).not.toContain('gotk-components.yaml');
+    await api.waitForEntity({ kind: 'Resource', name: OPERATOR_CLUSTER });
+    await page.goto(
+      `${sandbox.baseUrl}/catalog/default/resource/${OPERATOR_CLUSTER}`,
+    );
+    const card = page.getByRole('article', { name: 'Flux bootstrap' });
     await step(page, 'card operator', problems, () =>
-      row.getByText('managed by Flux Operator').waitFor(),
+      card.getByText('managed by Flux Operator').waitFor({ timeout: 60_000 }),
     );
     await expect(
-      row
+      card
         .getByRole('group', { name: 'FluxInstance flux-system/flux' })
         .textContent(),
     ).resolves.toContain('requested 2.9.x, installed v2.9.4');
