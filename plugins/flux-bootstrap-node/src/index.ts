@@ -33,6 +33,7 @@ export type {
   InstallFluxOnClusterResult,
   InstallFluxRequest,
 } from './install/installFlux';
+export type { FluxOperatorOptions } from './operator/instance';
 export {
   deleteFluxAccessKeys,
   removeClusterPath,
