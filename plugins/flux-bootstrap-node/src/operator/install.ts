@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { isKubeApiError } from '../kube/errors';
 import type { KubeClient, KubeObject } from '../kube/types';
 import {
   applyStaged,
@@ -141,8 +142,8 @@ export async function refuseBootstrapOverFluxInstance(
   namespace: string,
   signal?: AbortSignal,
 ): Promise<void> {
-  if (
-    await client.get(
+  const instance = await client
+    .get(
       {
         apiVersion: FLUX_OPERATOR_API,
         kind: 'FluxInstance',
@@ -151,7 +152,12 @@ export async function refuseBootstrapOverFluxInstance(
       },
       { signal, metadataOnly: true },
     )
-  )
+    // Not allowed to read it: the permission checks that follow say what is missing.
+    .catch(e => {
+      if (isKubeApiError(e, 'forbidden')) return undefined;
+      throw e;
+    });
+  if (instance)
     throw new InputValidationError(
       'distribution',
       `cluster "${client.clusterName}" runs Flux through the Flux Operator (FluxInstance ${namespace}/flux); moving back to flux bootstrap is not supported: keep distribution "operator" (uninstall Flux first to bootstrap it again). Nothing was applied`,
