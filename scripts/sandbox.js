@@ -5,7 +5,10 @@
 // controller simulator and a fixture Flux release bundle — seeds a demo user, project and token,
 // and runs the app against them. Open the printed URL, sign in as guest, choose
 // "Bootstrap Flux on a cluster (Bitbucket Server)" and watch the cluster's card turn green.
-// Ctrl-C stops everything. Options: --port <n> (default 7007), --show-backend-logs.
+// The template asks you to sign in to Bitbucket (the double's login and consent pages, HTTPS with
+// its own CA) and acts as you there; --no-bitbucket-sign-in turns that off (token or
+// integration only). Ctrl-C stops everything. Options: --port <n> (default 7007),
+// --show-backend-logs, --no-bitbucket-sign-in.
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
@@ -40,15 +43,16 @@ if (sys.status !== 0) {
 }
 
 function parseArgs(argv) {
-  const out = { port: 7007, showBackendLogs: false };
+  const out = { port: 7007, showBackendLogs: false, bitbucketSignIn: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--port') out.port = Number(argv[++i]);
     else if (a.startsWith('--port=')) out.port = Number(a.slice(7));
     else if (a === '--show-backend-logs') out.showBackendLogs = true;
+    else if (a === '--no-bitbucket-sign-in') out.bitbucketSignIn = false;
     else if (a === '--help' || a === '-h') {
       console.log(
-        'Usage: npm run sandbox [-- --port <n>] [--show-backend-logs]',
+        'Usage: npm run sandbox [-- --port <n>] [--show-backend-logs] [--no-bitbucket-sign-in]',
       );
       process.exit(0);
     } else {
@@ -85,6 +89,7 @@ async function main() {
   sandbox = await startSandbox({
     port: args.port,
     showBackendLogs: args.showBackendLogs,
+    bitbucketSignIn: args.bitbucketSignIn,
   });
   if (stopping) return;
   sandbox.backendProcess().on('exit', (code, signal) => {
@@ -99,10 +104,24 @@ async function main() {
 [sandbox]  ${SANDBOX.title} is running: ${sandbox.baseUrl}
 [sandbox]  1. Open it and sign in as guest.
 [sandbox]  2. Create → "Bootstrap Flux on a cluster (Bitbucket Server)":
-[sandbox]       cluster "${SANDBOX.cluster}", project ${SANDBOX.project}, any repository name, SSH.
+[sandbox]       cluster "${SANDBOX.cluster}", project ${
+    SANDBOX.project
+  }, any repository name, SSH.
 [sandbox]  3. Follow "Cluster" at the end: the Flux bootstrap card turns green.
-[sandbox]  Bitbucket double: ${sandbox.bitbucket.baseUrl} (user "${SANDBOX.user}", token ${sandbox.token})
-[sandbox]  Kubernetes:       ${sandbox.kube.url} (kubeconfig ${sandbox.kube.kubeconfigPath})
+[sandbox]  Bitbucket double: ${sandbox.bitbucket.baseUrl} (user "${
+    SANDBOX.user
+  }", token ${sandbox.token})${
+    sandbox.signIn
+      ? `
+[sandbox]  Bitbucket sign-in: on the repository step Backstage asks you to log in to Bitbucket:
+[sandbox]       user "${sandbox.signIn.user}", password ${sandbox.signIn.password}, then "Allow"; the steps act as
+[sandbox]       that user. The double's certificate is its own CA's (${sandbox.bitbucket.caFile}):
+[sandbox]       let your browser trust it, or accept the warning in the sign-in window (local only).`
+      : ''
+  }
+[sandbox]  Kubernetes:       ${sandbox.kube.url} (kubeconfig ${
+    sandbox.kube.kubeconfigPath
+  })
 [sandbox]  Everything here is local and temporary. Ctrl-C stops it all.
 [sandbox] ──────────────────────────────────────────────────────────────────────────────
 `);

@@ -1,6 +1,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { renderTestApp } from '@backstage/frontend-test-utils';
+import {
+  bitbucketAuthApiRef,
+  bitbucketServerAuthApiRef,
+  type OAuthApi,
+} from '@backstage/frontend-plugin-api';
+import { scmAuthApiRef } from '@backstage/integration-react';
 import { formFieldsApiRef } from '@backstage/plugin-scaffolder-react/alpha';
 import yaml from 'yaml';
 import { appFeatures } from './App';
@@ -72,4 +78,71 @@ describe('the app', () => {
       ),
     ).toBeInTheDocument();
   }, 60_000);
+
+  it("asks the bitbucketServer auth API for a token of a configured Bitbucket Server host, with the template's scopes", async () => {
+    const fakeAuth = (token: string) => {
+      const calls: string[][] = [];
+      const api = {
+        getAccessToken: async (scopes?: string | string[]) => {
+          calls.push([scopes ?? []].flat());
+          return token;
+        },
+      } as unknown as OAuthApi;
+      return { api, calls };
+    };
+    const server = fakeAuth('bitbucket-server-user-token');
+    const cloud = fakeAuth('bitbucket-cloud-user-token');
+    const { apis } = renderTestApp({
+      features: appFeatures.filter(f => f !== signInModule),
+      config: {
+        app: { baseUrl: 'http://localhost:7007' },
+        backend: { baseUrl: 'http://localhost:7007' },
+        integrations: {
+          bitbucketServer: [
+            { host: 'bitbucket.example.com' },
+            { host: '127.0.0.1:7990' },
+          ],
+        },
+      },
+      apis: [
+        [bitbucketServerAuthApiRef, server.api],
+        [bitbucketAuthApiRef, cloud.api],
+      ],
+    });
+    const scmAuth = apis.get(scmAuthApiRef)!;
+    // What RepoUrlPicker and the Flux bootstrap repository field ask for.
+    const creds = await scmAuth.getCredentials({
+      url: 'https://127.0.0.1:7990',
+      additionalScope: {
+        repoWrite: true,
+        customScopes: { bitbucket: ['REPO_ADMIN', 'PROJECT_ADMIN'] },
+      },
+    });
+    expect(creds).toEqual({
+      token: 'bitbucket-server-user-token',
+      headers: { Authorization: 'Bearer bitbucket-server-user-token' },
+    });
+    expect(server.calls).toEqual([
+      [
+        'PUBLIC_REPOS',
+        'REPO_READ',
+        'REPO_WRITE',
+        'REPO_ADMIN',
+        'PROJECT_ADMIN',
+      ],
+    ]);
+    await scmAuth.getCredentials({ url: 'https://bitbucket.example.com/x' });
+    expect(server.calls[1]).toEqual(['PUBLIC_REPOS', 'REPO_READ']);
+    // Backstage's defaults stay: bitbucket.org through the bitbucket (cloud) provider.
+    await expect(
+      scmAuth.getCredentials({ url: 'https://bitbucket.org/team/repo' }),
+    ).resolves.toMatchObject({ token: 'bitbucket-cloud-user-token' });
+    // A host that is no integration has no sign-in.
+    await expect(
+      scmAuth.getCredentials({ url: 'https://other.example.com' }),
+    ).rejects.toThrow(
+      /No auth provider available for 'https:\/\/other.example.com'/,
+    );
+    expect(server.calls).toHaveLength(2);
+  });
 });

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { ConfigSources } from '@backstage/config-loader';
 import {
   backendArgv,
+  bitbucketAuthBackendArgv,
   describeRedisUrl,
   findRepoRoot,
   mcpBackendArgv,
@@ -268,5 +269,106 @@ describe('redisBackendArgv', () => {
       'utf8',
     );
     expect(pg).toMatch(/taskRecovery:\n\s+enabled: true/);
+  });
+});
+
+describe('bitbucketAuthBackendArgv', () => {
+  const root = '/repo';
+  const SECRET = 'client-secret-canary-5c1f0e';
+  const env = {
+    AUTH_BITBUCKET_SERVER_CLIENT_ID: 'backstage',
+    AUTH_BITBUCKET_SERVER_CLIENT_SECRET: SECRET,
+    BITBUCKET_HOST: 'bitbucket.example.com',
+  };
+
+  it('changes nothing without AUTH_BITBUCKET_SERVER_CLIENT_ID: the provider stays off', () => {
+    const argv = ['node', 'index.ts', '--config', 'a.yaml'];
+    expect(bitbucketAuthBackendArgv(argv, {}, root)).toEqual({ argv });
+    expect(
+      bitbucketAuthBackendArgv(
+        argv,
+        { AUTH_BITBUCKET_SERVER_CLIENT_SECRET: SECRET },
+        root,
+      ),
+    ).toEqual({ argv });
+  });
+
+  it('layers app-config.bitbucket-auth.yaml, the host from BITBUCKET_HOST or AUTH_BITBUCKET_SERVER_HOST', () => {
+    const argv = ['node', 'index.ts', '--config', 'a.yaml'];
+    expect(bitbucketAuthBackendArgv(argv, env, root)).toEqual({
+      argv: [
+        ...argv,
+        '--config',
+        path.join(root, 'app-config.bitbucket-auth.yaml'),
+      ],
+      host: 'bitbucket.example.com',
+    });
+    expect(
+      bitbucketAuthBackendArgv(
+        argv,
+        {
+          ...env,
+          AUTH_BITBUCKET_SERVER_HOST: 'bitbucket.example.com:8443/bitbucket/',
+        },
+        root,
+      ).host,
+    ).toBe('bitbucket.example.com:8443/bitbucket');
+  });
+
+  it('refuses half a configuration or a URL for a host, naming the variables and never the secret', () => {
+    const messages: string[] = [];
+    for (const bad of [
+      { ...env, AUTH_BITBUCKET_SERVER_CLIENT_SECRET: '' },
+      { ...env, BITBUCKET_HOST: '' },
+      { ...env, AUTH_BITBUCKET_SERVER_HOST: 'https://bitbucket.example.com' },
+    ]) {
+      try {
+        bitbucketAuthBackendArgv(['node'], bad, root);
+        messages.push('no error');
+      } catch (e) {
+        messages.push((e as Error).message);
+      }
+    }
+    expect(messages[0]).toBe(
+      'AUTH_BITBUCKET_SERVER_CLIENT_ID is set, so the backend signs users in to Bitbucket Server, but AUTH_BITBUCKET_SERVER_CLIENT_SECRET is not set',
+    );
+    expect(messages[1]).toMatch(
+      /^AUTH_BITBUCKET_SERVER_CLIENT_ID is set, but neither AUTH_BITBUCKET_SERVER_HOST nor BITBUCKET_HOST/,
+    );
+    expect(messages[2]).toMatch(
+      /^AUTH_BITBUCKET_SERVER_HOST must be host\[:port\]\[\/context-path\] without a scheme/,
+    );
+    for (const m of messages) expect(m).not.toContain(SECRET);
+  });
+
+  it('the committed overlay, loaded as the backend loads its config, configures auth.providers.bitbucketServer from the variables', async () => {
+    const repo = findRepoRoot(__dirname);
+    const { argv, host } = bitbucketAuthBackendArgv(
+      ['node', 'index.ts', '--config', path.join(repo, 'app-config.yaml')],
+      env,
+      repo,
+    );
+    const vars: Record<string, string | undefined> = {
+      ...env,
+      AUTH_BITBUCKET_SERVER_HOST: host,
+    };
+    const config = await ConfigSources.toConfig(
+      ConfigSources.default({
+        argv,
+        rootDir: repo,
+        env: {},
+        substitutionFunc: async name => vars[name],
+      }),
+    );
+    expect(config.get('auth.providers.bitbucketServer')).toEqual({
+      development: {
+        host: 'bitbucket.example.com',
+        clientId: 'backstage',
+        clientSecret: SECRET,
+      },
+    });
+    // Guest sign-in stays.
+    expect(config.get('auth.providers.guest')).toEqual({});
+    config.close();
   });
 });

@@ -135,3 +135,53 @@ export function mcpBackendArgv(
   out.push('--config', path.join(repoRoot, 'app-config.mcp.yaml'));
   return { argv: out, mcpToken: true };
 }
+
+/** Environment variables of the Bitbucket Server auth provider (app-config.bitbucket-auth.yaml). */
+export const BITBUCKET_AUTH_ENV_VARS = {
+  clientId: 'AUTH_BITBUCKET_SERVER_CLIENT_ID',
+  clientSecret: 'AUTH_BITBUCKET_SERVER_CLIENT_SECRET',
+  host: 'AUTH_BITBUCKET_SERVER_HOST',
+} as const;
+
+/**
+ * When `AUTH_BITBUCKET_SERVER_CLIENT_ID` is set, appends `app-config.bitbucket-auth.yaml`: the
+ * Bitbucket Server / Data Center auth provider (`auth.providers.bitbucketServer`, OAuth 2.0
+ * against an incoming application link), so templates act on Bitbucket as the signed-in user
+ * (docs/how-to/act-as-user.md). The client secret must be set too; the provider's host is
+ * `AUTH_BITBUCKET_SERVER_HOST` (host[:port][/context-path]) or else `BITBUCKET_HOST`, returned as
+ * `host` for the caller to put into the environment the config reads. Without the client id
+ * nothing changes and the provider stays off. Errors name the variables, never their values.
+ */
+export function bitbucketAuthBackendArgv(
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+  repoRoot: string,
+): { argv: string[]; host?: string } {
+  const { clientId, clientSecret, host: hostVar } = BITBUCKET_AUTH_ENV_VARS;
+  if (!env[clientId]) return { argv };
+  if (!env[clientSecret]) {
+    throw new Error(
+      `${clientId} is set, so the backend signs users in to Bitbucket Server, but ${clientSecret} is not set`,
+    );
+  }
+  const host = env[hostVar] || env.BITBUCKET_HOST;
+  if (!host) {
+    throw new Error(
+      `${clientId} is set, but neither ${hostVar} nor BITBUCKET_HOST names the Bitbucket Server host (host[:port][/context-path])`,
+    );
+  }
+  if (
+    !/^[A-Za-z0-9.-]+(:\d+)?(\/[^\s?#]*)?$|^\[[0-9A-Fa-f:.]+\](:\d+)?(\/[^\s?#]*)?$/.test(
+      host,
+    )
+  ) {
+    throw new Error(
+      `${
+        env[hostVar] ? hostVar : 'BITBUCKET_HOST'
+      } must be host[:port][/context-path] without a scheme, e.g. bitbucket.example.com or bitbucket.example.com:8443/bitbucket (Backstage builds https://<host>/rest/oauth2/latest/… from it)`,
+    );
+  }
+  const out = withExplicitDefaultConfig(argv, repoRoot);
+  out.push('--config', path.join(repoRoot, 'app-config.bitbucket-auth.yaml'));
+  return { argv: out, host: host.replace(/\/+$/, '') };
+}

@@ -14,6 +14,8 @@ import { createBackend } from '@backstage/backend-defaults';
 import { rootConfigServiceFactory } from '@backstage/backend-defaults/rootConfig';
 import {
   backendArgv,
+  BITBUCKET_AUTH_ENV_VARS,
+  bitbucketAuthBackendArgv,
   findRepoRoot,
   mcpBackendArgv,
   redisBackendArgv,
@@ -33,7 +35,26 @@ const { argv: cacheArgv, redis } = redisBackendArgv(
   repoRoot,
 );
 // MCP_TOKEN set: app-config.mcp.yaml adds it as a static token for AI agents (docs/how-to/mcp.md).
-const { argv, mcpToken } = mcpBackendArgv(cacheArgv, process.env, repoRoot);
+const { argv: mcpArgv, mcpToken } = mcpBackendArgv(
+  cacheArgv,
+  process.env,
+  repoRoot,
+);
+// AUTH_BITBUCKET_SERVER_CLIENT_ID set: app-config.bitbucket-auth.yaml configures Bitbucket Server's
+// OAuth 2.0 provider, so templates act on Bitbucket as the user (docs/how-to/act-as-user.md).
+const { argv, host: bitbucketAuthHost } = bitbucketAuthBackendArgv(
+  mcpArgv,
+  process.env,
+  repoRoot,
+);
+if (bitbucketAuthHost) {
+  // The overlay reads the host from here (default BITBUCKET_HOST).
+  process.env[BITBUCKET_AUTH_ENV_VARS.host] = bitbucketAuthHost;
+  // eslint-disable-next-line no-console
+  console.log(
+    `Bitbucket sign-in: users sign in to https://${bitbucketAuthHost} (OAuth 2.0) when a template acts on Bitbucket as them`,
+  );
+}
 if (database === 'postgres') {
   // eslint-disable-next-line no-console
   console.log(
@@ -58,11 +79,13 @@ backend.add(rootConfigServiceFactory({ argv }));
 // Serves the production build of packages/app (when built) with its runtime config.
 backend.add(import('@backstage/plugin-app-backend'));
 
-// Sign-in: guest only, see auth.providers.guest in app-config.yaml.
+// Sign-in: guest, see auth.providers.guest in app-config.yaml.
 backend.add(import('@backstage/plugin-auth-backend'));
 backend.add(import('@backstage/plugin-auth-backend-module-guest-provider'));
-// Bitbucket Server / Data Center OAuth 2.0 sign-in: inert until auth.providers.bitbucketServer
-// is configured (then /api/auth/bitbucketServer/* serves its flow); see app-config.yaml.
+// Bitbucket Server / Data Center OAuth 2.0: inert until auth.providers.bitbucketServer is
+// configured (AUTH_BITBUCKET_SERVER_CLIENT_ID, app-config.bitbucket-auth.yaml); then
+// /api/auth/bitbucketServer/* gives each user a Bitbucket token of their own, which the
+// templates' repository field asks for (requestUserCredentials), so the steps act as that user.
 backend.add(
   import('@backstage/plugin-auth-backend-module-bitbucket-server-provider'),
 );

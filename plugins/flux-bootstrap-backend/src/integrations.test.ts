@@ -1,3 +1,4 @@
+import type { JsonObject } from '@backstage/config';
 import {
   mockCredentials,
   mockServices,
@@ -113,5 +114,57 @@ describe('GET /api/flux-bootstrap/integrations/bitbucket-server', () => {
       .set('Authorization', mockCredentials.user.header('user:default/alice'));
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ items: [], requireScmUserCredentials: true });
+  });
+
+  it("marks the host Backstage's Bitbucket Server auth provider signs users in to (auth.environment's entry), never saying more of it", async () => {
+    const CLIENT_SECRET = 'canary-oauth-client-secret-9b2d41';
+    const provider = {
+      host: '127.0.0.1:7990/bitbucket', // with Bitbucket's context path
+      clientId: 'backstage-app',
+      clientSecret: CLIENT_SECRET,
+    };
+    const withSignIn = async (auth: JsonObject) => {
+      const b = await startTestBackend({
+        features: [
+          fluxBootstrapPlugin,
+          mockServices.rootConfig.factory({ data: { integrations, auth } }),
+          catalogServiceMock.factory({ entities: [] }),
+        ],
+      });
+      const res = await request(b.server)
+        .get(ROUTE)
+        .set(
+          'Authorization',
+          mockCredentials.user.header('user:default/alice'),
+        );
+      expect(res.status).toBe(200);
+      expect(res.text).not.toContain(CLIENT_SECRET);
+      expect(res.text).not.toContain('backstage-app');
+      return (res.body.items as { host: string; userSignIn?: boolean }[])
+        .filter(i => i.userSignIn)
+        .map(i => i.host);
+    };
+    expect(
+      await withSignIn({
+        providers: { bitbucketServer: { development: provider } },
+      }),
+    ).toEqual(['127.0.0.1:7990']);
+    // Another auth environment than the one the frontend asks for: no sign-in there.
+    expect(
+      await withSignIn({
+        environment: 'production',
+        providers: { bitbucketServer: { development: provider } },
+      }),
+    ).toEqual([]);
+    expect(
+      await withSignIn({
+        environment: 'production',
+        providers: {
+          bitbucketServer: {
+            production: { ...provider, host: 'BB.example.com:443' },
+          },
+        },
+      }),
+    ).toEqual(['bb.example.com']);
   });
 });

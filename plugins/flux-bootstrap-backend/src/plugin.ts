@@ -1,6 +1,7 @@
 import {
   coreServices,
   createBackendPlugin,
+  type RootConfigService,
 } from '@backstage/backend-plugin-api';
 import { actionsRegistryServiceRef } from '@backstage/backend-plugin-api/alpha';
 import { catalogServiceRef } from '@backstage/plugin-catalog-node';
@@ -22,6 +23,19 @@ import {
 import { resilientStatusCache } from './status/resilientCache';
 
 /**
+ * The host Backstage's Bitbucket Server auth provider signs users in to, for the auth
+ * environment the frontend asks for (`auth.environment`, default `development`), if configured.
+ */
+function bitbucketSignInHosts(config: RootConfigService): string[] {
+  const env = config.getOptionalString('auth.environment') ?? 'development';
+  const provider = config.getOptionalConfig(
+    `auth.providers.bitbucketServer.${env}`,
+  );
+  const host = provider?.getOptionalString('host');
+  return host && provider?.has('clientId') ? [host] : [];
+}
+
+/**
  * Status backend of the Flux bootstrap card, mounted at `/api/flux-bootstrap`:
  *
  * - `GET /clusters[?state=true]` configured cluster names (and their status),
@@ -30,7 +44,8 @@ import { resilientStatusCache } from './status/resilientCache';
  * - `GET /clusters/:name` (also `/clusters/:name/status`) one cluster's status,
  * - `GET /entity/:kind/:namespace/:name/clusters` the status of the clusters an entity shows,
  * - `GET /integrations/bitbucket-server` whether each Bitbucket Server integration has
- *   credentials (for the template's token field; any signed-in user or service).
+ *   credentials (for the template's token field) and whether users can sign in to it
+ *   (`auth.providers.bitbucketServer`, for the repository field); any signed-in user or service.
  *
  * - `POST /clusters/:name/{reconcile,suspend,resume}` reconcile now, suspend (`{ "reason" }`
  *   required) or resume the cluster's Flux sync, for a signed-in user with
@@ -144,6 +159,7 @@ export const fluxBootstrapPlugin = createBackendPlugin({
             logger,
             settings,
             statusService,
+            bitbucketSignInHosts: () => bitbucketSignInHosts(config),
             operateService,
           }),
         );

@@ -48,10 +48,24 @@ export interface RouterOptions {
    */
   statusService?: ClusterStatusService;
   /**
+   * The hosts (`host[:port][/context-path]`) Backstage's Bitbucket Server auth provider signs
+   * users in to (`auth.providers.bitbucketServer`), read at each call; none when not given.
+   */
+  bitbucketSignInHosts?: () => string[];
+  /**
    * Reconcile now, suspend and resume (`POST /clusters/:cluster/{reconcile,suspend,resume}`);
    * the routes exist when it is given.
    */
   operateService?: ClusterOperateService;
+}
+
+/** A Bitbucket host as URL hosts compare: lower-case, without a default port or context path. */
+function hostKey(host: string): string {
+  try {
+    return new URL(`https://${host}`).host || host.toLocaleLowerCase('en-US');
+  } catch {
+    return host.toLocaleLowerCase('en-US');
+  }
 }
 
 /** An AbortSignal that fires when the client goes away, so nobody waits for nothing. */
@@ -231,17 +245,23 @@ export async function createRouter(
   }
 
   // Whether each configured Bitbucket Server host has credentials (never which), for the
-  // template's token field: optional where the actions can use the integration's credentials.
+  // template's token field: optional where the actions can use the integration's credentials;
+  // and whether users can sign in to it (the Bitbucket Server auth provider), for the repository
+  // field's requestUserCredentials.
   // Any signed-in user or service: the host names are frontend-visible config anyway, and the
   // form needs this answer before anything else, so no permission guards it. The settings the
   // actions use, read again when the config changes.
   router.get('/integrations/bitbucket-server', async (req, res) => {
     await httpAuth.credentials(req, { allow: ['user', 'service'] });
     const { bitbucketServer, requireScmUserCredentials } = await settings.get();
+    const signIn = new Set(
+      (options.bitbucketSignInHosts?.() ?? []).map(hostKey),
+    );
     const body: BitbucketServerIntegrationsResponse = {
       items: bitbucketServer.map(h => ({
         host: h.host,
         credentials: credentialsKind(h.auth),
+        ...(signIn.has(hostKey(h.host)) ? { userSignIn: true } : {}),
       })),
       requireScmUserCredentials,
     };

@@ -10,6 +10,12 @@ export interface BitbucketServerIntegrationInfo {
   /** `integrations.bitbucketServer[].host`, e.g. `bitbucket.example.com` or `127.0.0.1:7990`. */
   host: string;
   credentials: BitbucketServerCredentialsKind;
+  /**
+   * True when Backstage's Bitbucket Server auth provider (`auth.providers.bitbucketServer`) is
+   * configured for this host: a template's repository field may then ask the user to sign in to
+   * Bitbucket (`requestUserCredentials`) and its steps act as that user. Absent otherwise.
+   */
+  userSignIn?: boolean;
 }
 
 /**

@@ -43,3 +43,4 @@ export { bitbucketServerTokenValidation } from './scaffolder/BitbucketServerToke
 export type { BitbucketServerTokenUiOptions } from './scaffolder/BitbucketServerToken';
 export type { ClusterPickerUiOptions } from './scaffolder/ClusterPicker';
 export type { BitbucketServerRepoUrlPickerUiOptions } from './scaffolder/BitbucketServerRepoUrlPicker';
+export type { RequestUserCredentialsOptions } from './scaffolder/userCredentials';

@@ -1,5 +1,7 @@
+import { createHash, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import tls from 'node:tls';
 import { Browser, chromium, Page } from 'playwright-core';
 import { repoRoot } from './sandbox';
 
@@ -30,11 +32,42 @@ export function chromiumPath(): string {
   return found;
 }
 
-export async function launchChromium(): Promise<Browser> {
+export async function launchChromium(
+  opts: { extraArgs?: string[] } = {},
+): Promise<Browser> {
   return chromium.launch({
     executablePath: chromiumPath(),
-    args: CHROMIUM_ARGS,
+    args: [...CHROMIUM_ARGS, ...(opts.extraArgs ?? [])],
   });
+}
+
+/**
+ * The base64 SHA-256 of the public key (SPKI) of the certificate an HTTPS server on loopback
+ * presents, after checking it against `caPem`: what Chromium's
+ * `--ignore-certificate-errors-spki-list` takes, so the browser accepts that one server's
+ * certificate (a test peer with its own CA) and still refuses every other bad certificate.
+ */
+export async function serverSpkiHash(
+  url: string,
+  caPem: string,
+): Promise<string> {
+  const { hostname, port } = new URL(url);
+  const raw = await new Promise<Buffer>((resolve, reject) => {
+    const socket = tls.connect(
+      { host: hostname, port: Number(port), ca: caPem, servername: undefined },
+      () => {
+        const cert = socket.getPeerCertificate();
+        socket.end();
+        resolve(cert.raw);
+      },
+    );
+    socket.once('error', reject);
+  });
+  const spki = new X509Certificate(raw).publicKey.export({
+    type: 'spki',
+    format: 'der',
+  });
+  return createHash('sha256').update(spki).digest('base64');
 }
 
 /** Where screenshots go (test artifacts): `test-results/e2e/` at the repository root. */

@@ -82,6 +82,14 @@ export interface SandboxOptions {
   extraConfig?: Record<string, unknown>;
   /** Bitbucket double options. */
   bitbucket?: { tls?: boolean; contextPath?: string };
+  /**
+   * Bitbucket sign-in for the templates (docs/how-to/act-as-user.md): the double serves HTTPS
+   * (Backstage's Bitbucket Server auth provider only speaks https://), an OAuth client is
+   * registered for the app, the demo user gets a password for the double's login page, and the
+   * backend gets the documented AUTH_BITBUCKET_SERVER_* variables plus NODE_EXTRA_CA_CERTS (the
+   * double's CA, for the provider's token and profile calls). Default false.
+   */
+  bitbucketSignIn?: boolean;
   /** Poll interval of the Flux controller simulator (default 500 ms). */
   simulatorIntervalMs?: number;
   /**
@@ -104,6 +112,11 @@ export interface Sandbox {
   baseUrl: string;
   /** The demo user's Bitbucket HTTP access token (also the integration's token). */
   token: string;
+  /**
+   * With `bitbucketSignIn`: the OAuth client registered for the app on the double, and the demo
+   * user's password for the double's login page.
+   */
+  signIn?: { clientId: string; user: string; password: string };
   bitbucket: BitbucketDouble;
   kube: KubeApiserver;
   simulator: FluxSimulator;
@@ -219,16 +232,20 @@ export async function startSandbox(
     log('starting the Bitbucket Server double (REST, git over HTTP, sshd)…');
     const bitbucket = await startBitbucketDouble({
       ssh: true,
-      tls: opts.bitbucket?.tls,
+      tls: opts.bitbucket?.tls ?? opts.bitbucketSignIn,
       contextPath: opts.bitbucket?.contextPath,
       defaultBranchName: 'main',
     });
     started.push({ name: 'Bitbucket double', stop: () => bitbucket.stop() });
     const token = `sandbox-${crypto.randomBytes(18).toString('base64url')}`;
+    const demoPassword = opts.bitbucketSignIn
+      ? `demo-${crypto.randomBytes(6).toString('hex')}`
+      : undefined;
     bitbucket.addUser({
       name: SANDBOX.user,
       displayName: SANDBOX.userDisplayName,
       email: 'demo@example.com',
+      password: demoPassword,
     });
     bitbucket.grantGlobal(SANDBOX.user, 'PROJECT_CREATE');
     bitbucket.addGroup(SANDBOX.group, [SANDBOX.user]);
@@ -319,6 +336,31 @@ export async function startSandbox(
       FLUX_MANIFESTS_BASE_URL: bundles.baseUrl,
     };
     if (bitbucket.caFile) env.BITBUCKET_CA_FILE = bitbucket.caFile;
+    let signIn: Sandbox['signIn'];
+    if (opts.bitbucketSignIn) {
+      // An incoming application link for the app, as a Bitbucket admin creates it.
+      const client = bitbucket.registerOAuthClient({
+        name: SANDBOX.title,
+        redirectUri: `${baseUrl}/api/auth/bitbucketServer/handler/frame`,
+      });
+      env.AUTH_BITBUCKET_SERVER_CLIENT_ID = client.clientId;
+      env.AUTH_BITBUCKET_SERVER_CLIENT_SECRET = client.clientSecret;
+      // host[:port][/context-path]: Backstage calls https://<this>/rest/oauth2/latest/…
+      env.AUTH_BITBUCKET_SERVER_HOST = new URL(bitbucket.baseUrl)
+        .toString()
+        .replace(/^https:\/\//, '')
+        .replace(/\/+$/, '');
+      // The provider's token and profile calls use Node's own HTTPS client.
+      env.NODE_EXTRA_CA_CERTS = bitbucket.caFile!;
+      signIn = {
+        clientId: client.clientId,
+        user: SANDBOX.user,
+        password: demoPassword!,
+      };
+      log(
+        `Bitbucket sign-in: OAuth client "${client.clientId}" (redirect ${baseUrl}/api/auth/bitbucketServer/handler/frame); user "${SANDBOX.user}" signs in on the double's login page`,
+      );
+    }
     if (opts.postgres) {
       env.POSTGRES_HOST = opts.postgres.host;
       env.POSTGRES_PORT = String(opts.postgres.port);
@@ -424,6 +466,7 @@ export async function startSandbox(
     return {
       baseUrl,
       token,
+      signIn,
       bitbucket,
       kube,
       simulator,

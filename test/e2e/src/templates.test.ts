@@ -123,14 +123,18 @@ describe.each(TEMPLATES)('template %s', name => {
         byName || all.some(s => s.value.includes(`secrets.${secret}`)),
       ).toBe(true);
     }
-    // Inputs that carry credentials come from secrets and nothing else.
+    // Inputs that carry credentials come from secrets and nothing else: one secret, or
+    // fallbacks between secrets (the user's Bitbucket sign-in, else the token field), ending
+    // in '' (the integration's credentials).
     const credentialInputs = spec.steps.flatMap((st: any) =>
       Object.entries(st.input ?? {})
         .filter(([key]) => /^(token|privateKey|passphrase|password)$/.test(key))
         .map(([key, value]) => `${st.id}.${key}=${value}`),
     );
     for (const input of credentialInputs) {
-      expect(input).toMatch(/=\$\{\{ secrets\.[A-Za-z]+ \}\}$/);
+      expect(input).toMatch(
+        /=\$\{\{ secrets\.[A-Za-z_]+( or secrets\.[A-Za-z_]+)*( or '')? \}\}$/,
+      );
     }
     // Nothing secret in the output.
     for (const s of strings(spec.output, 'output'))
@@ -250,11 +254,15 @@ describe('flux-bootstrap-bitbucket-server', () => {
 
   it("with token auth lets the first step check the token's owner, and needs no username", () => {
     const createRepo = spec.steps.find((s: any) => s.id === 'createRepo');
+    // Signed in to Bitbucket, the first step acts as the user (whose token is never stored):
+    // flux:install checks the stored token's owner itself.
     expect(createRepo.input.tokenAuth).toBe(
-      "${{ parameters.authentication == 'token' }}",
+      "${{ parameters.authentication == 'token' and not secrets.USER_OAUTH_TOKEN }}",
     );
     const install = spec.steps.find((s: any) => s.id === 'install');
-    expect(install.input.tokenAuth).toBe(createRepo.input.tokenAuth);
+    expect(install.input.tokenAuth).toBe(
+      "${{ parameters.authentication == 'token' }}",
+    );
     const flux = spec.parameters.find((p: any) => p.properties?.authentication);
     const token = flux.dependencies.authentication.oneOf.find(
       (b: any) => b.properties.authentication.const === 'token',
@@ -282,6 +290,35 @@ describe('flux-bootstrap-bitbucket-server', () => {
     expect(generateKey.input).toMatchObject({
       algorithm: '${{ parameters.keyAlgorithm }}',
       ecdsaCurve: '${{ parameters.ecdsaCurve }}',
+    });
+  });
+
+  it("acts as the signed-in user on Bitbucket, but never stores the user's sign-in token in the cluster", () => {
+    const props = Object.assign(
+      {},
+      ...spec.parameters.map((p: any) => p.properties),
+    );
+    const request = props.repoUrl['ui:options'].requestUserCredentials;
+    expect(request.secretsKey).toBe('USER_OAUTH_TOKEN');
+    // Creating a repository needs PROJECT_ADMIN; the access key REPO_ADMIN.
+    expect(request.additionalScopes.bitbucket).toEqual(
+      expect.arrayContaining(['PROJECT_ADMIN', 'REPO_ADMIN']),
+    );
+    expect(props.token['ui:options'].userCredentialsSecretsKey).toBe(
+      'USER_OAUTH_TOKEN',
+    );
+    const tokens = Object.fromEntries(
+      spec.steps
+        .filter((s: any) => s.input?.token !== undefined)
+        .map((s: any) => [s.id, s.input.token]),
+    );
+    const user = "${{ secrets.USER_OAUTH_TOKEN or secrets.token or '' }}";
+    expect(tokens).toEqual({
+      createRepo: user,
+      pushManifests: user,
+      generateKey: user,
+      // Stored in the cluster with tokenAuth: the token field's, else the integration's.
+      install: "${{ secrets.token or '' }}",
     });
   });
 
@@ -384,7 +421,7 @@ describe('flux-decommission', () => {
     expect(required).toEqual(expect.arrayContaining(['cluster', 'confirm']));
   });
 
-  it('passes the token only through ${{ secrets.token }} and masks it on the review page', () => {
+  it("passes the user's Bitbucket sign-in, else the token, only through the secrets and masks the token on the review page", () => {
     const secrets = secretParameters(entity);
     expect(secrets.map(s => s.name)).toEqual(['token']);
     expect(secrets[0].schema['ui:backstage'].review.mask).toBeTruthy();
@@ -393,6 +430,7 @@ describe('flux-decommission', () => {
     const tokens = spec.steps
       .filter((s: any) => s.input?.token !== undefined)
       .map((s: any) => s.input.token);
-    expect(tokens).toEqual(['${{ secrets.token }}', '${{ secrets.token }}']);
+    const user = "${{ secrets.USER_OAUTH_TOKEN or secrets.token or '' }}";
+    expect(tokens).toEqual([user, user]);
   });
 });

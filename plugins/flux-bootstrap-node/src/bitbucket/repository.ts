@@ -487,14 +487,19 @@ async function ensureBranch(
       `${repo} is empty; pushing an initial commit to create branch "${branch}"`,
     );
     const author = await commitAuthor(s);
-    const { cloneUrl } = repository;
     let head: string | undefined;
     try {
       head = await tryTo(
         s,
         `push branch "${branch}" to ${repo}`,
         needs('REPO_WRITE'),
-        () => pushInitialCommit(client, { cloneUrl, branch, author, signal }),
+        () =>
+          pushInitialCommit(client, {
+            cloneUrl: repository.cloneUrl,
+            branch,
+            author,
+            signal,
+          }),
       );
     } catch (error) {
       if (!isBitbucketError(error, 'conflict')) throw error;

@@ -69,17 +69,13 @@ export function readManifestsConfig(
     (operator ? FLUX_OPERATOR_RELEASES_BASE_URL : FLUX_RELEASES_BASE_URL)
   ).replace(/\/+$/, '');
   const parsed = URL.canParse(baseUrl) ? new URL(baseUrl) : undefined;
-  if (!parsed) {
-    throw new Error(`${key}.baseUrl "${baseUrl}" is not a URL`);
-  }
-  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
-    throw new Error(`${key}.baseUrl must be an http(s) URL`);
-  }
-  if (parsed.username || parsed.password) {
-    throw new Error(
-      'fluxBootstrap.manifests.baseUrl must not contain credentials',
-    );
-  }
+  let problem: string | undefined;
+  if (!parsed) problem = `"${baseUrl}" is not a URL`;
+  else if (!/^https?:$/.test(parsed.protocol))
+    problem = 'must be an http(s) URL';
+  else if (parsed.username || parsed.password)
+    problem = 'must not contain credentials';
+  if (problem) throw new Error(`${key}.baseUrl ${problem}`);
   // Read raw: a version such as v2.9.4 is one key, not a path.
   const sums = c?.getOptional<Record<string, unknown>>('sha256') ?? {};
   const sha256: Record<string, string> = {};

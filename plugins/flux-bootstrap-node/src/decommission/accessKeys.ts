@@ -2,8 +2,9 @@ import type { BitbucketServerClient } from '../bitbucket/client';
 import { isBitbucketError } from '../bitbucket/errors';
 import type { BitbucketRepoRef } from '../bitbucket/repoUrl';
 import { locateBitbucketRepository } from '../bitbucket/repository';
-import { runCheckpointDirectly, type CheckpointFn } from '../util/checkpoint';
-import { silentLogger, type EngineLogger } from '../util/logger';
+import { runCheckpointDirectly } from '../util/checkpoint';
+import { silentLogger } from '../util/logger';
+import type { DecommissionDeps } from './shared';
 
 /** One repository access key, public facts only. @public */
 export interface FluxAccessKeyInfo {
@@ -18,10 +19,7 @@ export interface FluxAccessKeyInfo {
 export interface DeleteFluxAccessKeysOptions {
   client: BitbucketServerClient;
   ref: BitbucketRepoRef;
-  /**
-   * The label `flux:generate-key` (and `flux bootstrap`) gives the cluster's key, see
-   * `fluxAccessKeyLabel`: only keys with exactly this label are deleted.
-   */
+  /** The cluster key's label (`fluxAccessKeyLabel`): only keys with exactly this label are deleted. */
   label: string;
   /** List what would be deleted; delete nothing. */
   dryRun?: boolean;
@@ -41,18 +39,6 @@ export interface DeleteFluxAccessKeysResult {
   changed: boolean;
 }
 
-function info(k: {
-  key: { id: number; label?: string; fingerprint?: string };
-  permission: string;
-}): FluxAccessKeyInfo {
-  return {
-    id: k.key.id,
-    label: k.key.label ?? '',
-    permission: String(k.permission),
-    ...(k.key.fingerprint ? { fingerprint: k.key.fingerprint } : {}),
-  };
-}
-
 /**
  * Deletes a decommissioned cluster's SSH access keys from the fleet repository: those whose
  * label is the cluster's (`<namespace>-<branch>-<secretName>-./<path>`, as `flux:generate-key`
@@ -63,68 +49,64 @@ function info(k: {
  */
 export async function deleteFluxAccessKeys(
   options: DeleteFluxAccessKeysOptions,
-  deps: {
-    logger?: EngineLogger;
-    signal?: AbortSignal;
-    checkpoint?: CheckpointFn;
-  } = {},
+  deps: DecommissionDeps = {},
 ): Promise<DeleteFluxAccessKeysResult> {
   const { client, label } = options;
   const { signal } = deps;
   const logger = deps.logger ?? silentLogger;
   const step = deps.checkpoint ?? runCheckpointDirectly;
-  const located = await locateBitbucketRepository(client, options.ref, {
-    signal,
-    credentials: options.credentials,
-  });
-  const repository = `${located.projectKey}/${located.repoSlug}`;
-  const explain = (error: unknown, what: string) => {
-    if (isBitbucketError(error, 'forbidden', 'unauthorized')) {
-      return Object.assign(error, {
-        message: `${error.message} (${what} of ${repository} needs REPO_ADMIN on the repository)`,
-      });
-    }
-    return error;
+  const { projectKey, repoSlug } = await locateBitbucketRepository(
+    client,
+    options.ref,
+    { signal, credentials: options.credentials },
+  );
+  const repository = `${projectKey}/${repoSlug}`;
+  /** Says which permission a refused call needs. */
+  const explaining = (what: string) => (error: unknown) => {
+    if (isBitbucketError(error, 'forbidden', 'unauthorized'))
+      error.message += ` (${what} of ${repository} needs REPO_ADMIN on the repository)`;
+    throw error;
   };
   const all = await client
-    .listAccessKeys(located.projectKey, located.repoSlug, signal)
-    .catch(error => {
-      throw explain(error, 'reading the access keys');
-    });
-  const ours = all.filter(k => k.key.label === label).map(info);
-  const result: DeleteFluxAccessKeysResult = {
-    repository,
-    label,
-    keys: ours,
-    otherKeys: all.length - ours.length,
-    changed: false,
-  };
-  if (ours.length === 0) {
+    .listAccessKeys(projectKey, repoSlug, signal)
+    .catch(explaining('reading the access keys'));
+  const keys: FluxAccessKeyInfo[] = all
+    .filter(k => k.key.label === label)
+    .map(({ key, permission }) => ({
+      id: key.id,
+      label: key.label ?? '',
+      permission: String(permission),
+      ...(key.fingerprint ? { fingerprint: key.fingerprint } : {}),
+    }));
+  const otherKeys = all.length - keys.length;
+  const result = { repository, label, keys, otherKeys, changed: false };
+  const others = `${otherKeys} other key(s)`;
+  if (keys.length === 0) {
     logger.info(
-      `${repository} has no access key labelled "${label}" (${result.otherKeys} other key(s), left alone): nothing to delete`,
+      `${repository} has no access key labelled "${label}" (${others}, left alone): nothing to delete`,
     );
     return result;
   }
-  const described = ours
-    .map(
-      k =>
-        `${k.id} (${k.permission}${k.fingerprint ? `, ${k.fingerprint}` : ''})`,
-    )
-    .join(', ');
   if (options.dryRun) {
+    const listed = keys
+      .map(
+        k =>
+          `${k.id} (${k.permission}${
+            k.fingerprint ? `, ${k.fingerprint}` : ''
+          })`,
+      )
+      .join(', ');
     logger.info(
-      `Dry run: would delete access key(s) ${described} labelled "${label}" from ${repository}; ${result.otherKeys} other key(s) stay`,
+      `Dry run: would delete access key(s) ${listed} labelled "${label}" from ${repository}; ${others} stay`,
     );
     return result;
   }
   const deleted = await step('delete-access-keys', async () => {
     const ids: number[] = [];
-    for (const k of ours) {
+    for (const k of keys) {
       const existed = await client
-        .deleteAccessKey(located.projectKey, located.repoSlug, k.id, signal)
-        .catch(error => {
-          throw explain(error, 'deleting access keys');
-        });
+        .deleteAccessKey(projectKey, repoSlug, k.id, signal)
+        .catch(explaining('deleting access keys'));
       logger.info(
         existed
           ? `Deleted access key ${k.id} "${label}" (${k.permission}) from ${repository}`
@@ -134,9 +116,8 @@ export async function deleteFluxAccessKeys(
     }
     return ids;
   });
-  result.changed = deleted.length > 0;
   logger.info(
-    `Deleted ${ours.length} access key(s) labelled "${label}" from ${repository}; ${result.otherKeys} other key(s) stay`,
+    `Deleted ${keys.length} access key(s) labelled "${label}" from ${repository}; ${others} stay`,
   );
-  return result;
+  return { ...result, changed: deleted.length > 0 };
 }

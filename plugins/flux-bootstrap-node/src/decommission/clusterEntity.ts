@@ -4,9 +4,10 @@ import {
   KUBERNETES_CLUSTER_ANNOTATION,
   KUBERNETES_CLUSTER_RESOURCE_TYPE,
 } from '@flux-bootstrap/plugin-flux-bootstrap-common';
-import { pause } from '../operate/pause';
-import { runCheckpointDirectly, type CheckpointFn } from '../util/checkpoint';
-import { silentLogger, type EngineLogger } from '../util/logger';
+import { pollUntil } from '../operate/poll';
+import { runCheckpointDirectly } from '../util/checkpoint';
+import { silentLogger } from '../util/logger';
+import type { DecommissionDeps } from './shared';
 
 /** The entity fields {@link unregisterClusterEntity} reads. @public */
 export interface CatalogEntityLike {
@@ -60,18 +61,15 @@ export interface UnregisterClusterEntityResult {
   changed: boolean;
 }
 
-/** The location's cluster name, when it is one of our cluster entity locations. */
+const ORPHAN = 'backstage.io/orphan';
+
+/** The cluster a location registers, when it is one of our cluster entity locations. */
 function clusterOfLocation(
-  location: { type: string; target: string },
+  { type, target }: { type: string; target: string },
   backendBaseUrl: string,
 ): string | undefined {
-  if (location.type !== 'url') return undefined;
-  let url: URL;
-  try {
-    url = new URL(location.target);
-  } catch {
-    return undefined;
-  }
+  if (type !== 'url' || !URL.canParse(target)) return undefined;
+  const url = new URL(target);
   return isClusterEntityUrl(url, backendBaseUrl)
     ? url.searchParams.get('name') ?? undefined
     : undefined;
@@ -90,42 +88,37 @@ function clusterOfLocation(
 export async function unregisterClusterEntity(
   catalog: ClusterEntityCatalog,
   options: UnregisterClusterEntityOptions,
-  deps: {
-    logger?: EngineLogger;
-    signal?: AbortSignal;
-    checkpoint?: CheckpointFn;
-  } = {},
+  deps: DecommissionDeps = {},
 ): Promise<UnregisterClusterEntityResult> {
+  const { cluster } = options;
   const logger = deps.logger ?? silentLogger;
   const step = deps.checkpoint ?? runCheckpointDirectly;
   const entityRef = (
-    options.entityRef ?? `resource:default/${options.cluster}`
+    options.entityRef ?? `resource:default/${cluster}`
   ).toLocaleLowerCase('en-US');
   const entity = await catalog.getEntityByRef(entityRef);
   if (!entity) {
     logger.info(`The catalog has no ${entityRef}: nothing to unregister`);
     return { entityRef, found: false, changed: false };
   }
-  const annotations = entity.metadata.annotations ?? {};
-  const named =
-    annotations[KUBERNETES_CLUSTER_ANNOTATION] ?? entity.metadata.name;
+  const { annotations = {}, name, uid } = entity.metadata;
   if (
     entity.kind.toLocaleLowerCase('en-US') !== 'resource' ||
     entity.spec?.type !== KUBERNETES_CLUSTER_RESOURCE_TYPE ||
-    named !== options.cluster
+    (annotations[KUBERNETES_CLUSTER_ANNOTATION] ?? name) !== cluster
   ) {
     throw new ConflictError(
-      `${entityRef} is not the kubernetes-cluster Resource of cluster "${options.cluster}"; it was left in the catalog`,
+      `${entityRef} is not the kubernetes-cluster Resource of cluster "${cluster}"; it was left in the catalog`,
     );
   }
-  const orphan = annotations['backstage.io/orphan'] === 'true';
+  const orphan = annotations[ORPHAN] === 'true';
   const origin = annotations['backstage.io/managed-by-origin-location'];
   const location =
     orphan || !origin ? undefined : await catalog.getLocationByRef(origin);
   if (
     !orphan &&
     (!location ||
-      clusterOfLocation(location, options.backendBaseUrl) !== options.cluster)
+      clusterOfLocation(location, options.backendBaseUrl) !== cluster)
   ) {
     throw new ConflictError(
       `${entityRef} comes from ${
@@ -133,10 +126,10 @@ export async function unregisterClusterEntity(
       }, not from the cluster's registration by the bootstrap templates (clusterEntityUrl); remove it there. It was left in the catalog.`,
     );
   }
-  const where = location ? `${location.type}:${location.target}` : undefined;
+  const where = location && `${location.type}:${location.target}`;
   if (options.dryRun) {
     logger.info(
-      location
+      where
         ? `Dry run: would unregister ${entityRef} by removing its location ${where}`
         : `Dry run: would delete the orphaned entity ${entityRef}`,
     );
@@ -146,35 +139,34 @@ export async function unregisterClusterEntity(
     if (location) {
       await catalog.removeLocationById(location.id);
       logger.info(`Removed the catalog location ${where} of ${entityRef}`);
-    } else if (entity.metadata.uid) {
-      await catalog.removeEntityByUid(entity.metadata.uid);
+    } else if (uid) {
+      await catalog.removeEntityByUid(uid);
       logger.info(`Deleted the orphaned entity ${entityRef}`);
     }
     return true;
   });
-  // The catalog deletes what a removed location produced; wait until it no longer shows it.
+  // The catalog deletes what a removed location produced (an orphan is deleted by its uid).
   const timeoutMs = options.timeoutMs ?? 30_000;
-  const started = Date.now();
-  for (;;) {
-    const still = await catalog.getEntityByRef(entityRef);
-    if (!still) break;
-    if (still.metadata.annotations?.['backstage.io/orphan'] === 'true') {
-      if (still.metadata.uid)
-        await catalog.removeEntityByUid(still.metadata.uid);
-    }
-    if (Date.now() - started > timeoutMs) {
-      throw new ConflictError(
-        `The catalog still shows ${entityRef} ${Math.round(
-          timeoutMs / 1000,
-        )} s after its location was removed; run again to retry`,
-      );
-    }
-    await pause(
-      options.pollIntervalMs ?? 500,
-      deps.signal,
-      `waiting for the catalog to drop ${entityRef}`,
+  const dropped = await pollUntil(
+    async () => {
+      const still = (await catalog.getEntityByRef(entityRef))?.metadata;
+      if (still?.uid && still.annotations?.[ORPHAN] === 'true')
+        await catalog.removeEntityByUid(still.uid);
+      return !still;
+    },
+    {
+      timeoutMs,
+      pollIntervalMs: options.pollIntervalMs ?? 500,
+      signal: deps.signal,
+      what: `waiting for the catalog to drop ${entityRef}`,
+    },
+  );
+  if (!dropped)
+    throw new ConflictError(
+      `The catalog still shows ${entityRef} ${Math.round(
+        timeoutMs / 1000,
+      )} s after its location was removed; run again to retry`,
     );
-  }
   logger.info(`The catalog no longer shows ${entityRef}`);
   return { entityRef, found: true, location: where, changed: true };
 }

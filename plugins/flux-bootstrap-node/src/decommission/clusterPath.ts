@@ -6,9 +6,10 @@ import git from 'isomorphic-git';
 import { GitPushSession, type GitAuthor } from '../git/session';
 import type { GitTransport } from '../git/transport';
 import { TreeEditor } from '../git/tree';
-import { runCheckpointDirectly, type CheckpointFn } from '../util/checkpoint';
+import { runCheckpointDirectly } from '../util/checkpoint';
 import { InputValidationError } from '../util/errors';
-import { silentLogger, type EngineLogger } from '../util/logger';
+import { silentLogger } from '../util/logger';
+import type { DecommissionDeps } from './shared';
 
 /** Options of {@link removeClusterPath}. @public */
 export interface RemoveClusterPathOptions {
@@ -40,52 +41,31 @@ export interface RemoveClusterPathResult {
   changed: boolean;
 }
 
-/** `Remove Flux from <cluster>`, with the optional appendix after a blank line. @public */
-export function removeClusterPathMessage(
-  cluster: string,
-  appendix?: string,
-): string {
-  const base = `Remove Flux from ${cluster}`;
-  return appendix ? `${base}\n\n${appendix}` : base;
-}
-
 /** Every file under `dir` of a tree (pending edits included), sorted. */
 async function filesUnder(tree: TreeEditor, dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (at: string) => {
-    for (const entry of await tree.list(at)) {
-      const full = `${at}/${entry.name}`;
-      if (entry.type === 'dir') await walk(full);
-      else out.push(full);
-    }
-  };
-  await walk(dir);
-  return out.sort();
+  const files: string[] = [];
+  for (const entry of await tree.list(dir)) {
+    const full = `${dir}/${entry.name}`;
+    if (entry.type === 'dir') files.push(...(await filesUnder(tree, full)));
+    else files.push(full);
+  }
+  return files.sort();
 }
 
-/** Reads the branch head's tree without a session (nothing is pushed): for dry runs. */
+/** The branch head and the files under the path, read without a session (nothing is pushed). */
 async function listRemoteFiles(
   options: RemoveClusterPathOptions,
   signal?: AbortSignal,
-): Promise<{ head?: string; files: string[] }> {
-  const refs = await options.transport.listRefs(signal);
-  const head = refs.heads.get(options.branch);
-  if (!head) return { files: [] };
+): Promise<{ head: string; files: string[] }> {
   const parent = options.workDir ?? os.tmpdir();
   await fsp.mkdir(parent, { recursive: true });
   const gitdir = await fsp.mkdtemp(path.join(parent, 'flux-bootstrap-git-'));
   try {
     await git.init({ fs, dir: gitdir, bare: true });
-    const commit = await options.transport.fetch(
-      gitdir,
-      options.branch,
-      signal,
-    );
-    const { tree } = (await git.readCommit({ fs, gitdir, oid: commit })).commit;
-    return {
-      head: commit,
-      files: await filesUnder(new TreeEditor(gitdir, tree), options.path),
-    };
+    const head = await options.transport.fetch(gitdir, options.branch, signal);
+    const { tree } = (await git.readCommit({ fs, gitdir, oid: head })).commit;
+    const files = await filesUnder(new TreeEditor(gitdir, tree), options.path);
+    return { head, files };
   } finally {
     await fsp.rm(gitdir, { recursive: true, force: true });
   }
@@ -104,13 +84,10 @@ async function listRemoteFiles(
  */
 export async function removeClusterPath(
   options: RemoveClusterPathOptions,
-  deps: {
-    logger?: EngineLogger;
-    signal?: AbortSignal;
-    checkpoint?: CheckpointFn;
-  } = {},
+  deps: DecommissionDeps = {},
 ): Promise<RemoveClusterPathResult> {
   const { signal } = deps;
+  const { transport, branch, cluster } = options;
   const logger = deps.logger ?? silentLogger;
   const step = deps.checkpoint ?? runCheckpointDirectly;
   if (options.path === '' || options.path === '.') {
@@ -119,43 +96,45 @@ export async function removeClusterPath(
       "must be the cluster's folder (e.g. clusters/my-cluster), not the repository root",
     );
   }
-  const where = `${options.path}/ on "${options.branch}" of ${options.transport.displayUrl}`;
+  const where = `${options.path}/ on "${branch}" of ${transport.displayUrl}`;
+  const message = `Remove Flux from ${cluster}`;
   if (options.dryRun) {
-    const { head, files } = await listRemoteFiles(options, signal).finally(() =>
-      options.transport.close(),
-    );
-    logger.info(
-      files.length === 0
-        ? `Dry run: ${where} holds no file; nothing to remove`
-        : `Dry run: would remove ${
-            files.length
-          } file(s) of ${where} in one commit "${removeClusterPathMessage(
-            options.cluster,
-          )}": ${files.join(', ')}`,
-    );
-    return { files, head, changed: false };
+    try {
+      const refs = await transport.listRefs(signal);
+      const { head, files } = refs.heads.has(branch)
+        ? await listRemoteFiles(options, signal)
+        : { head: undefined, files: [] };
+      const listed = `${files.length} file(s) of ${where}`;
+      logger.info(
+        files.length === 0
+          ? `Dry run: ${where} holds no file; nothing to remove`
+          : `Dry run: would remove ${listed} in one commit "${message}": ${files.join(
+              ', ',
+            )}`,
+      );
+      return { files, head, changed: false };
+    } finally {
+      await transport.close();
+    }
   }
   return step('remove-cluster-path', async () => {
     const session = await GitPushSession.open({
-      transport: options.transport,
-      branch: options.branch,
+      transport,
+      branch,
       logger,
       workDir: options.workDir,
     });
     try {
-      const refs = await options.transport.listRefs(signal);
-      if (!refs.heads.has(options.branch)) {
+      if (!(await transport.listRefs(signal)).heads.has(branch)) {
         logger.info(
-          `Branch "${options.branch}" does not exist in ${options.transport.displayUrl}: nothing to remove`,
+          `Branch "${branch}" does not exist in ${transport.displayUrl}: nothing to remove`,
         );
         return { files: [], changed: false };
       }
       let files: string[] = [];
+      const appendix = options.commitMessageAppendix;
       const pushed = await session.commitAndPush({
-        message: removeClusterPathMessage(
-          options.cluster,
-          options.commitMessageAppendix,
-        ),
+        message: appendix ? `${message}\n\n${appendix}` : message,
         author: options.author,
         signingKey: options.signingKey,
         signal,
@@ -164,19 +143,14 @@ export async function removeClusterPath(
           if (files.length > 0) tree.remove(options.path);
         },
       });
+      const { head, changed, commit } = pushed;
+      const removed = `${files.length} file(s) of ${where} in commit ${commit}`;
       logger.info(
-        pushed.changed
-          ? `Removed ${files.length} file(s) of ${where} in commit ${
-              pushed.commit
-            }: ${files.join(', ')}`
+        changed
+          ? `Removed ${removed}: ${files.join(', ')}`
           : `${where} holds no file: nothing to remove`,
       );
-      return {
-        files,
-        head: pushed.head,
-        changed: pushed.changed,
-        ...(pushed.commit ? { commit: pushed.commit } : {}),
-      };
+      return { files, head, changed, ...(commit ? { commit } : {}) };
     } finally {
       await session.close();
     }

@@ -3,36 +3,42 @@ import {
   NotAllowedError,
   ServiceUnavailableError,
 } from '@backstage/errors';
-import type { KubeClient, KubeObject, KubeObjectRef } from '../kube/types';
-import { pause } from '../operate/pause';
-import { runCheckpointDirectly, type CheckpointFn } from '../util/checkpoint';
+import type {
+  KubeAccessCheck,
+  KubeClient,
+  KubeObject,
+  KubeObjectRef,
+} from '../kube/types';
+import { pollUntil } from '../operate/poll';
+import { record, str } from '../status/fluxObjects';
+import { runCheckpointDirectly } from '../util/checkpoint';
 import { throwIfAborted } from '../util/errors';
-import { silentLogger, type EngineLogger } from '../util/logger';
+import { silentLogger } from '../util/logger';
+import type { DecommissionDeps } from './shared';
+
+/** Field manager of the finalizer patches. */
+const FIELD_MANAGER = 'flux-bootstrap-uninstall';
+const PART_OF_FLUX = 'app.kubernetes.io/part-of=flux';
+const CRD = {
+  apiVersion: 'apiextensions.k8s.io/v1',
+  kind: 'CustomResourceDefinition',
+};
+const NAMESPACE = { apiVersion: 'v1', kind: 'Namespace' };
 
 /**
- * Field manager of the finalizer patches (the `managedFields` entry naming who changed the
- * objects last).
- * @public
+ * Flux's labelled objects, in the order `flux uninstall` deletes them (controllers first), and
+ * whether they live in Flux's namespace. `flux uninstall` leaves the ResourceQuota of Flux's
+ * rbac.yaml to the namespace's deletion: a kept namespace would keep it, so it is deleted too.
  */
-export const FLUX_UNINSTALL_FIELD_MANAGER = 'flux-bootstrap-uninstall';
-
-const PART_OF_FLUX = 'app.kubernetes.io/part-of=flux';
-
-/** Flux's objects in its namespace, in the order `flux uninstall` deletes them (controllers first). */
-const NAMESPACED_KINDS: [string, string][] = [
-  ['apps/v1', 'Deployment'],
-  ['v1', 'Service'],
-  ['networking.k8s.io/v1', 'NetworkPolicy'],
-  ['v1', 'ServiceAccount'],
-  // not deleted by `flux uninstall` itself (it goes with the namespace), but part of Flux's
-  // rbac.yaml: without it a kept namespace would keep a Flux object
-  ['v1', 'ResourceQuota'],
+const FLUX_OBJECT_KINDS: [string, string, boolean][] = [
+  ['apps/v1', 'Deployment', true],
+  ['v1', 'Service', true],
+  ['networking.k8s.io/v1', 'NetworkPolicy', true],
+  ['v1', 'ServiceAccount', true],
+  ['v1', 'ResourceQuota', true],
+  ['rbac.authorization.k8s.io/v1', 'ClusterRole', false],
+  ['rbac.authorization.k8s.io/v1', 'ClusterRoleBinding', false],
 ];
-const CLUSTER_KINDS: [string, string][] = [
-  ['rbac.authorization.k8s.io/v1', 'ClusterRole'],
-  ['rbac.authorization.k8s.io/v1', 'ClusterRoleBinding'],
-];
-const CRD_API = 'apiextensions.k8s.io/v1';
 
 /** One object the uninstall removes (or would). @public */
 export interface FluxObjectRef extends KubeObjectRef {}
@@ -94,78 +100,28 @@ export interface FluxUninstallResult {
   changed: boolean;
 }
 
-/** Collaborators of {@link uninstallFlux}. @public */
-export interface FluxUninstallDeps {
-  logger?: EngineLogger;
-  signal?: AbortSignal;
-  /** Wraps each side effect (`ctx.checkpoint` in an action); default: run it. */
-  checkpoint?: CheckpointFn;
-}
-
-/** `Kind namespace/name` (or `Kind name` for cluster-scoped objects). @public */
-export function describeObjectRef(ref: {
-  kind: string;
-  name: string;
-  namespace?: string;
-}): string {
-  return `${ref.kind} ${ref.namespace ? `${ref.namespace}/` : ''}${ref.name}`;
-}
+/** `Kind namespace/name`, or `Kind name` for cluster-scoped objects. */
+const describe = (ref: { kind: string; name: string; namespace?: string }) =>
+  `${ref.kind} ${ref.namespace ? `${ref.namespace}/` : ''}${ref.name}`;
+const list = (refs: { kind: string; name: string; namespace?: string }[]) =>
+  refs.map(describe).join(', ');
+const groupOf = (apiVersion: string) =>
+  apiVersion.includes('/') ? apiVersion.split('/')[0] : '';
+const identity = (ref: FluxObjectRef) =>
+  `${groupOf(ref.apiVersion)}|${ref.kind}|${ref.namespace ?? ''}|${ref.name}`;
+const byName = (a: { name: string }, b: { name: string }) =>
+  a.name.localeCompare(b.name);
 
 function refOf(obj: KubeObject): FluxObjectRef {
-  return {
-    apiVersion: obj.apiVersion,
-    kind: obj.kind,
-    name: obj.metadata.name,
-    ...(obj.metadata.namespace ? { namespace: obj.metadata.namespace } : {}),
-  };
-}
-
-function groupOf(apiVersion: string): string {
-  return apiVersion.includes('/') ? apiVersion.split('/')[0] : '';
-}
-
-function identity(ref: {
-  apiVersion: string;
-  kind: string;
-  name: string;
-  namespace?: string;
-}): string {
-  return `${groupOf(ref.apiVersion)}|${ref.kind}|${ref.namespace ?? ''}|${
-    ref.name
-  }`;
-}
-
-interface FluxKind {
-  crd: string;
-  apiVersion: string;
-  kind: string;
-  group: string;
-}
-
-interface CrdSpec {
-  group?: string;
-  scope?: string;
-  names?: { kind?: string };
-  versions?: { name: string; served?: boolean; storage?: boolean }[];
-}
-
-function kindOfCrd(crd: KubeObject): FluxKind | undefined {
-  const spec = (crd.spec ?? {}) as CrdSpec;
-  const version =
-    spec.versions?.find(v => v.storage && v.served !== false) ??
-    spec.versions?.find(v => v.served !== false);
-  if (!spec.group || !spec.names?.kind || !version) return undefined;
-  return {
-    crd: crd.metadata.name,
-    apiVersion: `${spec.group}/${version.name}`,
-    kind: spec.names.kind,
-    group: spec.group,
-  };
+  const { name, namespace } = obj.metadata;
+  const ref = { apiVersion: obj.apiVersion, kind: obj.kind, name };
+  return namespace ? { ...ref, namespace } : ref;
 }
 
 /**
  * A Kustomization's inventory entry (`<namespace>_<name>_<group>_<kind>`, `v` the version) as an
  * object reference; undefined for an entry that does not parse.
+ * @public
  */
 export function inventoryEntryRef(entry: {
   id?: unknown;
@@ -173,29 +129,46 @@ export function inventoryEntryRef(entry: {
 }): FluxObjectRef | undefined {
   if (typeof entry.id !== 'string' || typeof entry.v !== 'string')
     return undefined;
-  const parts = entry.id.split('_');
-  if (parts.length !== 4 || !parts[1] || !parts[3]) return undefined;
-  const [namespace, name, group, kind] = parts;
-  return {
-    apiVersion: group ? `${group}/${entry.v}` : entry.v,
-    kind,
-    name,
-    ...(namespace ? { namespace } : {}),
-  };
+  const [namespace, name, group, kind, ...rest] = entry.id.split('_');
+  if (rest.length > 0 || !name || !kind) return undefined;
+  const apiVersion = group ? `${group}/${entry.v}` : entry.v;
+  return { apiVersion, kind, name, ...(namespace ? { namespace } : {}) };
 }
 
+/** A kind one of Flux's CustomResourceDefinitions defines. */
+interface FluxKind {
+  crd: string;
+  apiVersion: string;
+  kind: string;
+  group: string;
+}
+
+/** Flux's kinds, from its CRDs (the stored version, else a served one), by CRD name. */
 async function readFluxKinds(
   kube: KubeClient,
   signal?: AbortSignal,
 ): Promise<FluxKind[]> {
-  const crds = await kube.list(CRD_API, 'CustomResourceDefinition', {
+  const crds = await kube.list(CRD.apiVersion, CRD.kind, {
     labelSelector: PART_OF_FLUX,
     signal,
   });
-  return crds
-    .map(kindOfCrd)
-    .filter((k): k is FluxKind => !!k)
-    .sort((a, b) => a.crd.localeCompare(b.crd));
+  const kinds = crds.flatMap(crd => {
+    const spec = record(crd.spec) as {
+      group?: string;
+      names?: { kind?: string };
+      versions?: { name: string; served?: boolean; storage?: boolean }[];
+    };
+    const version =
+      spec.versions?.find(v => v.storage && v.served !== false) ??
+      spec.versions?.find(v => v.served !== false);
+    if (!spec.group || !spec.names?.kind || !version) return [];
+    const apiVersion = `${spec.group}/${version.name}`;
+    const group = spec.group;
+    return [
+      { crd: crd.metadata.name, apiVersion, kind: spec.names.kind, group },
+    ];
+  });
+  return kinds.sort((a, b) => a.crd.localeCompare(b.crd));
 }
 
 async function listCustomResources(
@@ -205,15 +178,11 @@ async function listCustomResources(
 ): Promise<FluxCustomResourceRef[]> {
   const out: FluxCustomResourceRef[] = [];
   for (const k of kinds) {
-    const items = await kube.list(k.apiVersion, k.kind, {
-      metadataOnly: true,
-      signal,
-    });
-    for (const item of items) {
-      const finalizers = Array.isArray(item.metadata.finalizers)
-        ? (item.metadata.finalizers as string[])
-        : [];
-      out.push({ ...refOf(item), finalizers });
+    const opts = { metadataOnly: true, signal };
+    for (const item of await kube.list(k.apiVersion, k.kind, opts)) {
+      const { finalizers } = item.metadata;
+      const held = Array.isArray(finalizers) ? (finalizers as string[]) : [];
+      out.push({ ...refOf(item), finalizers: held });
     }
   }
   return out;
@@ -238,175 +207,107 @@ export async function planFluxUninstall(
   const instances = await kube.list(
     'fluxcd.controlplane.io/v1',
     'FluxInstance',
-    {
-      metadataOnly: true,
-      signal,
-    },
+    { metadataOnly: true, signal },
   );
   if (instances.length > 0) {
-    const names = instances.map(i => describeObjectRef(refOf(i))).join(', ');
+    const managed = `Flux on cluster "${kube.clusterName}" is managed by the Flux Operator`;
     throw new ConflictError(
-      `Flux on cluster "${kube.clusterName}" is managed by the Flux Operator (${names}): it would install Flux again. Delete the FluxInstance (the operator then uninstalls Flux) instead; nothing was removed.`,
+      `${managed} (${list(
+        instances.map(refOf),
+      )}): it would install Flux again. Delete the FluxInstance (the operator then uninstalls Flux) instead; nothing was removed.`,
     );
   }
-
   const kinds = await readFluxKinds(kube, signal);
+  /** The `<ns>/<ns>` object of one of Flux's kinds, as bootstrap names the sync. */
+  const syncObject = (kind: string, group: string) => {
+    const found = kinds.find(k => k.kind === kind && k.group === group);
+    const ref = { kind, name: ns, namespace: ns };
+    return found && { ...ref, apiVersion: found.apiVersion };
+  };
   const components: FluxObjectRef[] = [];
-  for (const [apiVersion, kind] of NAMESPACED_KINDS) {
+  const clusterObjects: FluxObjectRef[] = [];
+  for (const [apiVersion, kind, namespaced] of FLUX_OBJECT_KINDS) {
     const items = await kube.list(apiVersion, kind, {
-      namespace: ns,
+      namespace: namespaced ? ns : undefined,
       labelSelector: PART_OF_FLUX,
       metadataOnly: true,
       signal,
     });
-    components.push(
-      ...items
-        .map(refOf)
-        .sort((a, b) => a.name.localeCompare(b.name))
-        .map(r => ({ ...r, namespace: ns })),
-    );
+    const refs = items.map(refOf).sort(byName);
+    if (!namespaced) clusterObjects.push(...refs);
+    else components.push(...refs.map(r => ({ ...r, namespace: ns })));
   }
   // The Secret bootstrap wrote for the sync source (GitRepository <ns>/<ns> spec.secretRef).
-  const syncSource = kinds.find(
-    k => k.kind === 'GitRepository' && k.group === 'source.toolkit.fluxcd.io',
-  );
-  if (syncSource) {
-    const source = await kube.get(
-      {
-        apiVersion: syncSource.apiVersion,
-        kind: 'GitRepository',
-        name: ns,
-        namespace: ns,
-      },
-      { signal },
-    );
-    const secretName = (
-      source?.spec as { secretRef?: { name?: unknown } } | undefined
-    )?.secretRef?.name;
-    if (typeof secretName === 'string' && secretName) {
-      const secret = await kube.get(
-        { apiVersion: 'v1', kind: 'Secret', name: secretName, namespace: ns },
-        // metadata only: the uninstall never reads a Secret's data
-        { signal, metadataOnly: true },
-      );
-      if (secret)
-        components.push({
-          apiVersion: 'v1',
-          kind: 'Secret',
-          name: secretName,
-          namespace: ns,
-        });
-    }
+  const gitRepository = syncObject('GitRepository', 'source.toolkit.fluxcd.io');
+  const source = gitRepository && (await kube.get(gitRepository, { signal }));
+  const secretName = str(record(record(source?.spec).secretRef).name);
+  if (secretName) {
+    const secret = { apiVersion: 'v1', kind: 'Secret', namespace: ns };
+    const ref = { ...secret, name: secretName };
+    // metadata only: the uninstall never reads a Secret's data
+    if (await kube.get(ref, { signal, metadataOnly: true }))
+      components.push(ref);
   }
-  const clusterObjects: FluxObjectRef[] = [];
-  for (const [apiVersion, kind] of CLUSTER_KINDS) {
-    const items = await kube.list(apiVersion, kind, {
-      labelSelector: PART_OF_FLUX,
-      metadataOnly: true,
-      signal,
-    });
-    clusterObjects.push(
-      ...items.map(refOf).sort((a, b) => a.name.localeCompare(b.name)),
-    );
-  }
-  const customResources = await listCustomResources(kube, kinds, signal);
 
-  // Workloads: what the Kustomizations applied, less Flux itself (its objects are removed
-  // above, its custom resources and CRDs with the CRDs, its namespace below).
+  // Workloads: what the Kustomizations applied, less Flux itself (its objects, custom
+  // resources, CRDs and namespace go anyway).
+  const own = new Set(
+    [
+      ...components,
+      ...clusterObjects,
+      ...kinds.map(k => ({ ...CRD, name: k.crd })),
+      { ...NAMESPACE, name: ns },
+    ].map(identity),
+  );
   const fluxGroups = new Set(kinds.map(k => k.group));
-  const own = new Set([...components, ...clusterObjects].map(r => identity(r)));
-  for (const k of kinds)
-    own.add(
-      identity({
-        apiVersion: CRD_API,
-        kind: 'CustomResourceDefinition',
-        name: k.crd,
-      }),
-    );
-  own.add(identity({ apiVersion: 'v1', kind: 'Namespace', name: ns }));
-  const workloads: FluxObjectRef[] = [];
-  const seen = new Set<string>();
-  const kustomizations = kinds.find(
-    k =>
-      k.kind === 'Kustomization' && k.group === 'kustomize.toolkit.fluxcd.io',
-  );
-  if (kustomizations) {
-    const items = await kube.list(kustomizations.apiVersion, 'Kustomization', {
-      signal,
-    });
-    for (const ks of items) {
-      const entries = (
-        ks.status as { inventory?: { entries?: unknown[] } } | undefined
-      )?.inventory?.entries;
-      for (const entry of Array.isArray(entries) ? entries : []) {
-        const ref = inventoryEntryRef(
-          (entry ?? {}) as { id?: unknown; v?: unknown },
-        );
-        if (!ref) continue;
-        const id = identity(ref);
-        if (own.has(id) || fluxGroups.has(groupOf(ref.apiVersion))) continue;
-        if (seen.has(id)) continue;
-        seen.add(id);
-        workloads.push(ref);
-      }
+  const workloads = new Map<string, FluxObjectRef>();
+  const ks = syncObject('Kustomization', 'kustomize.toolkit.fluxcd.io');
+  const kustomizations = ks
+    ? await kube.list(ks.apiVersion, ks.kind, { signal })
+    : [];
+  for (const { status } of kustomizations) {
+    const entries = record(record(status).inventory).entries;
+    for (const entry of Array.isArray(entries) ? entries : []) {
+      const ref = inventoryEntryRef(record(entry));
+      if (!ref || fluxGroups.has(groupOf(ref.apiVersion))) continue;
+      if (!own.has(identity(ref))) workloads.set(identity(ref), ref);
     }
   }
 
-  const namespace = await kube.get(
-    { apiVersion: 'v1', kind: 'Namespace', name: ns },
-    { signal },
-  );
+  const namespace = await kube.get({ ...NAMESPACE, name: ns }, { signal });
+  const terminating =
+    record(namespace?.status).phase === 'Terminating' ||
+    !!namespace?.metadata.deletionTimestamp;
+  let namespaceState: FluxUninstallPlan['namespaceState'] = 'absent';
+  if (namespace) namespaceState = terminating ? 'terminating' : 'active';
   return {
     namespace: ns,
     keepNamespace: options.keepNamespace ?? false,
     prune: options.prune ?? false,
-    workloads,
+    workloads: [...workloads.values()],
     components,
     clusterObjects,
-    customResources,
+    customResources: await listCustomResources(kube, kinds, signal),
     crds: kinds.map(k => k.crd),
-    namespaceState: namespaceStateOf(namespace),
+    namespaceState,
   };
 }
 
-function namespaceStateOf(
-  namespace: KubeObject | undefined,
-): FluxUninstallPlan['namespaceState'] {
-  if (!namespace) return 'absent';
-  const phase = (namespace.status as { phase?: string } | undefined)?.phase;
-  if (phase === 'Terminating' || namespace.metadata.deletionTimestamp)
-    return 'terminating';
-  return 'active';
+/** What a plan deletes, step by step in the order of the uninstall. */
+function deletions(plan: FluxUninstallPlan) {
+  return {
+    workloads: plan.prune ? plan.workloads : [],
+    components: [...plan.components, ...plan.clusterObjects],
+    crds: plan.crds.map(name => ({ ...CRD, name })),
+    namespace:
+      !plan.keepNamespace && plan.namespaceState === 'active'
+        ? [{ ...NAMESPACE, name: plan.namespace }]
+        : [],
+  };
 }
 
-/** Everything a plan deletes, as `Kind namespace/name`, in the order of the uninstall. @public */
-export function plannedRemovals(plan: FluxUninstallPlan): string[] {
-  return [
-    ...(plan.prune ? plan.workloads : []),
-    ...plan.components,
-    ...plan.clusterObjects,
-    ...plan.crds.map(name => ({ kind: 'CustomResourceDefinition', name })),
-    ...(!plan.keepNamespace && plan.namespaceState === 'active'
-      ? [{ kind: 'Namespace', name: plan.namespace }]
-      : []),
-  ].map(describeObjectRef);
-}
-
-/** True when the plan has nothing left to remove (a second run). @public */
-export function isFluxUninstallPlanEmpty(plan: FluxUninstallPlan): boolean {
-  return (
-    (!plan.prune || plan.workloads.length === 0) &&
-    plan.components.length === 0 &&
-    plan.clusterObjects.length === 0 &&
-    plan.customResources.length === 0 &&
-    plan.crds.length === 0 &&
-    (plan.keepNamespace || plan.namespaceState !== 'active')
-  );
-}
-
-function list(refs: { kind: string; name: string; namespace?: string }[]) {
-  return refs.map(describeObjectRef).join(', ');
-}
+const held = (plan: FluxUninstallPlan) =>
+  plan.customResources.filter(r => r.finalizers.length > 0);
 
 /**
  * What {@link uninstallFlux} would do with a plan, one line per step, for dry runs and logs.
@@ -416,72 +317,55 @@ export function describeFluxUninstallPlan(
   plan: FluxUninstallPlan,
   cluster: string,
 ): string[] {
+  const { namespace: ns, workloads, customResources: crs, crds } = plan;
+  const removals = Object.values(deletions(plan)).flat();
+  if (removals.length === 0 && crs.length === 0)
+    return [
+      `Flux is not installed on cluster ${cluster} (namespace ${ns}): nothing to remove`,
+    ];
   const lines: string[] = [];
-  if (isFluxUninstallPlanEmpty(plan)) {
+  const applied = `${workloads.length} object(s) the Kustomizations applied`;
+  if (workloads.length > 0 && plan.prune)
+    lines.push(`would delete the ${applied} (prune): ${list(workloads)}`);
+  else if (workloads.length > 0)
     lines.push(
-      `Flux is not installed on cluster ${cluster} (namespace ${plan.namespace}): nothing to remove`,
+      `would keep the ${applied} running, no longer managed by Flux (prune is off)`,
     );
-    return lines;
-  }
-  if (plan.workloads.length > 0) {
+  const { components, clusterObjects } = plan;
+  if (components.length > 0)
     lines.push(
-      plan.prune
-        ? `would delete the ${
-            plan.workloads.length
-          } object(s) the Kustomizations applied (prune): ${list(
-            plan.workloads,
-          )}`
-        : `would keep the ${plan.workloads.length} object(s) the Kustomizations applied running, no longer managed by Flux (prune is off)`,
+      `would delete Flux's objects in namespace ${ns}: ${list(components)}`,
     );
-  }
-  if (plan.components.length > 0)
+  if (clusterObjects.length > 0)
     lines.push(
-      `would delete Flux's objects in namespace ${plan.namespace}: ${list(
-        plan.components,
+      `would delete Flux's cluster-wide RBAC: ${list(clusterObjects)}`,
+    );
+  const holding = held(plan);
+  const finalizers = `${holding.length} Flux custom resource(s)`;
+  if (holding.length > 0)
+    lines.push(
+      `would remove the finalizers of ${finalizers}, so their deletion does not wait for the controllers: ${list(
+        holding,
       )}`,
     );
-  if (plan.clusterObjects.length > 0)
-    lines.push(
-      `would delete Flux's cluster-wide RBAC: ${list(plan.clusterObjects)}`,
-    );
-  const held = plan.customResources.filter(r => r.finalizers.length > 0);
-  if (held.length > 0)
-    lines.push(
-      `would remove the finalizers of ${
-        held.length
-      } Flux custom resource(s), so their deletion does not wait for the controllers: ${list(
-        held,
-      )}`,
-    );
-  if (plan.crds.length > 0)
+  const resources = `${crs.length} custom resource(s)${
+    crs.length > 0 ? ` (${list(crs)})` : ''
+  }`;
+  if (crds.length > 0)
     lines.push(
       `would delete ${
-        plan.crds.length
-      } Flux CustomResourceDefinition(s), and with them ${
-        plan.customResources.length
-      } custom resource(s)${
-        plan.customResources.length > 0
-          ? ` (${list(plan.customResources)})`
-          : ''
-      }: ${plan.crds.join(', ')}`,
+        crds.length
+      } Flux CustomResourceDefinition(s), and with them ${resources}: ${crds.join(
+        ', ',
+      )}`,
     );
-  if (plan.keepNamespace) {
-    if (plan.namespaceState !== 'absent')
-      lines.push(`would keep namespace ${plan.namespace} (keepNamespace)`);
-  } else if (plan.namespaceState === 'active') {
-    lines.push(`would delete namespace ${plan.namespace}`);
-  } else if (plan.namespaceState === 'terminating') {
-    lines.push(`namespace ${plan.namespace} is already being deleted`);
-  }
+  if (plan.keepNamespace && plan.namespaceState !== 'absent')
+    lines.push(`would keep namespace ${ns} (keepNamespace)`);
+  else if (!plan.keepNamespace && plan.namespaceState === 'active')
+    lines.push(`would delete namespace ${ns}`);
+  else if (!plan.keepNamespace && plan.namespaceState === 'terminating')
+    lines.push(`namespace ${ns} is already being deleted`);
   return lines;
-}
-
-async function resourceName(
-  kube: KubeClient,
-  ref: { apiVersion: string; kind: string },
-  signal?: AbortSignal,
-): Promise<string | undefined> {
-  return (await kube.resourceFor(ref.apiVersion, ref.kind, { signal }))?.name;
 }
 
 /** May the cluster credentials do every write of the plan? Fails naming what is denied. */
@@ -490,50 +374,31 @@ async function assertMayUninstall(
   plan: FluxUninstallPlan,
   signal?: AbortSignal,
 ): Promise<void> {
-  const checks = new Map<
-    string,
-    { verb: string; group: string; resource: string; namespace?: string }
-  >();
-  const add = async (
-    verb: string,
-    ref: { apiVersion: string; kind: string; namespace?: string },
-  ) => {
-    const resource = await resourceName(kube, ref, signal);
-    if (!resource) return;
-    const check = {
-      verb,
-      group: groupOf(ref.apiVersion),
-      resource,
-      namespace: ref.namespace,
-    };
-    checks.set(JSON.stringify(check), check);
-  };
-  for (const r of [
-    ...(plan.prune ? plan.workloads : []),
-    ...plan.components,
-    ...plan.clusterObjects,
-  ])
-    await add('delete', r);
-  for (const r of plan.customResources)
-    if (r.finalizers.length > 0) await add('patch', r);
-  if (plan.crds.length > 0)
-    await add('delete', {
-      apiVersion: CRD_API,
-      kind: 'CustomResourceDefinition',
-    });
-  if (!plan.keepNamespace && plan.namespaceState === 'active')
-    await add('delete', { apiVersion: 'v1', kind: 'Namespace' });
+  const d = deletions(plan);
+  const writes: [string, FluxObjectRef[]][] = [
+    ['delete', [...d.workloads, ...d.components]],
+    ['patch', held(plan)],
+    ['delete', [...d.crds, ...d.namespace]],
+  ];
+  const checks = new Map<string, KubeAccessCheck>();
+  for (const [verb, refs] of writes) {
+    for (const { apiVersion, kind, namespace } of refs) {
+      const found = await kube.resourceFor(apiVersion, kind, { signal });
+      if (!found) continue;
+      const group = groupOf(apiVersion);
+      const check = { verb, group, resource: found.name, namespace };
+      checks.set(JSON.stringify(check), check);
+    }
+  }
   const wanted = [...checks.values()];
   if (wanted.length === 0) return;
   const answers = await kube.canI(wanted, { signal });
   const denied = wanted
     .filter((_, i) => !answers[i].allowed)
-    .map(
-      c =>
-        `${c.verb} ${c.resource}${c.group ? `.${c.group}` : ''}${
-          c.namespace ? ` in ${c.namespace}` : ''
-        }`,
-    );
+    .map(({ verb, resource, group, namespace }) => {
+      const where = namespace ? ` in ${namespace}` : '';
+      return `${verb} ${resource}${group ? `.${group}` : ''}${where}`;
+    });
   if (denied.length > 0) {
     throw new NotAllowedError(
       `The credentials of cluster "${kube.clusterName}" may not ${denied.join(
@@ -557,13 +422,12 @@ async function assertMayUninstall(
 export async function uninstallFlux(
   kube: KubeClient,
   options: FluxUninstallOptions,
-  deps: FluxUninstallDeps = {},
+  deps: DecommissionDeps = {},
 ): Promise<FluxUninstallResult & { plan: FluxUninstallPlan }> {
   const { signal } = deps;
   const logger = deps.logger ?? silentLogger;
   const step = deps.checkpoint ?? runCheckpointDirectly;
   const timeoutMs = options.timeoutMs ?? 120_000;
-  const pollMs = options.pollIntervalMs ?? 1_000;
   const cluster = kube.clusterName;
 
   logger.info(
@@ -576,28 +440,23 @@ export async function uninstallFlux(
     logger.info(
       options.dryRun ? `Dry run: ${line}` : line.replace(/^would /, 'Will '),
     );
-  if (options.dryRun) {
-    return {
-      namespace: plan.namespace,
-      removed: plannedRemovals(plan),
-      finalizersRemoved: plan.customResources
-        .filter(r => r.finalizers.length > 0)
-        .map(describeObjectRef),
-      workloadsKept: plan.prune ? 0 : plan.workloads.length,
-      namespaceDeleted: false,
-      changed: false,
-      plan,
-    };
-  }
-  const result: FluxUninstallResult = {
+  const planned = deletions(plan);
+  const removals = Object.values(planned).flat();
+  const result = {
     namespace: plan.namespace,
-    removed: [],
-    finalizersRemoved: [],
+    removed: [] as string[],
+    finalizersRemoved: [] as string[],
     workloadsKept: plan.prune ? 0 : plan.workloads.length,
     namespaceDeleted: false,
     changed: false,
+    plan,
   };
-  if (isFluxUninstallPlanEmpty(plan)) return { ...result, plan };
+  if (options.dryRun) {
+    result.removed = removals.map(describe);
+    result.finalizersRemoved = held(plan).map(describe);
+    return result;
+  }
+  if (removals.length + plan.customResources.length === 0) return result;
   await step('uninstall-preflight', async () => {
     await assertMayUninstall(kube, plan, signal);
     return true;
@@ -608,144 +467,102 @@ export async function uninstallFlux(
     for (const ref of refs) {
       throwIfAborted(signal, `uninstalling Flux from ${cluster}`);
       if (await kube.delete(ref, { signal })) {
-        gone.push(describeObjectRef(ref));
-        logger.info(`Deleted ${describeObjectRef(ref)}`);
+        gone.push(describe(ref));
+        logger.info(`Deleted ${describe(ref)}`);
       }
     }
     return gone;
   };
-
-  if (plan.prune && plan.workloads.length > 0) {
-    result.removed.push(
-      ...(await step('uninstall-workloads', () => deleteAll(plan.workloads))),
-    );
-  }
-  result.removed.push(
-    ...(await step('uninstall-components', () =>
-      deleteAll([...plan.components, ...plan.clusterObjects]),
-    )),
-  );
-
-  const kinds = (): Promise<FluxKind[]> =>
-    readFluxKinds(kube, signal).then(all =>
-      all.filter(k => plan.crds.includes(k.crd)),
-    );
-  /** Removes the finalizers Flux's custom resources still hold (read again: the controllers are gone now). */
-  const stripFinalizers = async (only?: FluxKind[]) => {
-    const stripped: string[] = [];
+  /** Removes the finalizers the custom resources of these CRDs hold (read again: the controllers are gone now). */
+  const stripFinalizers = async (crds: string[]) => {
+    const kinds = await readFluxKinds(kube, signal);
     const resources = await listCustomResources(
       kube,
-      only ?? (await kinds()),
+      kinds.filter(k => crds.includes(k.crd)),
       signal,
     );
-    for (const r of resources) {
-      if (r.finalizers.length === 0) continue;
-      const { finalizers: _finalizers, ...ref } = r;
-      const patched = await kube.patch(
-        ref,
-        { metadata: { finalizers: null } },
-        { fieldManager: FLUX_UNINSTALL_FIELD_MANAGER, signal },
-      );
-      if (patched) {
-        stripped.push(describeObjectRef(ref));
+    const stripped: string[] = [];
+    for (const { finalizers, ...ref } of resources) {
+      if (finalizers.length === 0) continue;
+      const body = { metadata: { finalizers: null } };
+      const opts = { fieldManager: FIELD_MANAGER, signal };
+      if (await kube.patch(ref, body, opts)) {
+        stripped.push(describe(ref));
         logger.info(
-          `Removed the finalizers ${r.finalizers.join(
-            ', ',
-          )} of ${describeObjectRef(ref)}`,
+          `Removed the finalizers ${finalizers.join(', ')} of ${describe(ref)}`,
         );
       }
     }
     return stripped;
   };
-  result.finalizersRemoved.push(
-    ...(await step('uninstall-finalizers', () => stripFinalizers())),
-  );
-
-  if (plan.crds.length > 0) {
-    result.removed.push(
-      ...(await step('uninstall-crds', async () => {
-        const gone = await deleteAll(
-          plan.crds.map(name => ({
-            apiVersion: CRD_API,
-            kind: 'CustomResourceDefinition',
-            name,
-          })),
-        );
-        await waitForCrdsGone(plan.crds);
-        return gone;
-      })),
+  /** Waits until the CRDs are gone: the API server first deletes their custom resources. */
+  const waitForCrdsGone = async () => {
+    let pending = plan.crds;
+    const gone = await pollUntil(
+      async () => {
+        const left: string[] = [];
+        for (const name of pending)
+          if (await kube.get({ ...CRD, name }, { signal, metadataOnly: true }))
+            left.push(name);
+        pending = left;
+        return left.length === 0;
+      },
+      {
+        timeoutMs,
+        pollIntervalMs: options.pollIntervalMs ?? 1_000,
+        signal,
+        what: `waiting for the CustomResourceDefinitions of ${cluster} to be deleted`,
+        progress: async waited => {
+          const names = pending.join(', ');
+          const seconds = Math.round(waited / 1000);
+          logger.info(
+            `Waiting for the CustomResourceDefinitions ${names} to be deleted (the API server deletes their custom resources first; ${seconds} s so far)`,
+          );
+          // A controller that was still shutting down may have added a finalizer meanwhile.
+          result.finalizersRemoved.push(...(await stripFinalizers(pending)));
+        },
+      },
     );
-  }
-
-  if (!plan.keepNamespace && plan.namespaceState === 'active') {
-    result.namespaceDeleted = await step('uninstall-namespace', async () => {
-      const deleted = await kube.delete(
-        { apiVersion: 'v1', kind: 'Namespace', name: plan.namespace },
-        { signal },
+    const names = pending.join(', ');
+    const seconds = Math.round(timeoutMs / 1000);
+    if (!gone)
+      throw new ServiceUnavailableError(
+        `The CustomResourceDefinitions ${names} of cluster "${cluster}" are still being deleted after ${seconds} s: the API server first deletes their custom resources, and one still holds a finalizer (is a Flux controller still running?). Run the uninstall again to continue.`,
       );
-      if (deleted) {
-        logger.info(
-          `Deleted namespace ${plan.namespace}; it shows Terminating until Kubernetes has removed what is left in it`,
-        );
-      }
+  };
+  /** One checkpointed step deleting `refs`, then `after` (inside the checkpoint). */
+  const deleting = async (
+    key: string,
+    refs: FluxObjectRef[],
+    after?: () => Promise<void>,
+  ) => {
+    if (refs.length === 0) return [];
+    const gone = await step(key, async () => {
+      const deleted = await deleteAll(refs);
+      await after?.();
       return deleted;
     });
-    if (result.namespaceDeleted)
-      result.removed.push(`Namespace ${plan.namespace}`);
+    result.removed.push(...gone);
+    return gone;
+  };
+
+  await deleting('uninstall-workloads', planned.workloads);
+  await deleting('uninstall-components', planned.components);
+  result.finalizersRemoved.push(
+    ...(await step('uninstall-finalizers', () => stripFinalizers(plan.crds))),
+  );
+  await deleting('uninstall-crds', planned.crds, waitForCrdsGone);
+  const namespace = await deleting('uninstall-namespace', planned.namespace);
+  if (namespace.length > 0) {
+    result.namespaceDeleted = true;
+    logger.info(
+      `Namespace ${plan.namespace} shows Terminating until Kubernetes has removed what is left in it`,
+    );
   }
   result.changed =
     result.removed.length > 0 || result.finalizersRemoved.length > 0;
   logger.info(
     `Flux is uninstalled from cluster ${cluster}: ${result.removed.length} object(s) deleted, finalizers removed from ${result.finalizersRemoved.length}`,
   );
-  return { ...result, plan };
-
-  async function waitForCrdsGone(names: string[]): Promise<void> {
-    const started = Date.now();
-    let lastLog = started;
-    let pending = names;
-    for (;;) {
-      const left: string[] = [];
-      for (const name of pending) {
-        const crd = await kube.get(
-          { apiVersion: CRD_API, kind: 'CustomResourceDefinition', name },
-          { signal, metadataOnly: true },
-        );
-        if (crd) left.push(name);
-      }
-      pending = left;
-      if (pending.length === 0) return;
-      const waited = Date.now() - started;
-      if (waited >= timeoutMs) {
-        throw new ServiceUnavailableError(
-          `The CustomResourceDefinitions ${pending.join(
-            ', ',
-          )} of cluster "${cluster}" are still being deleted after ${Math.round(
-            timeoutMs / 1000,
-          )} s: the API server first deletes their custom resources, and one still holds a finalizer (is a Flux controller still running?). Run the uninstall again to continue.`,
-        );
-      }
-      if (Date.now() - lastLog >= 5_000) {
-        lastLog = Date.now();
-        logger.info(
-          `Waiting for the CustomResourceDefinitions ${pending.join(
-            ', ',
-          )} to be deleted (the API server deletes their custom resources first; ${Math.round(
-            waited / 1000,
-          )} s so far)`,
-        );
-        // A controller that was still shutting down may have added a finalizer meanwhile.
-        const stillThere = new Set(pending);
-        const terminating = (await readFluxKinds(kube, signal)).filter(k =>
-          stillThere.has(k.crd),
-        );
-        result.finalizersRemoved.push(...(await stripFinalizers(terminating)));
-      }
-      await pause(
-        pollMs,
-        signal,
-        `waiting for the CustomResourceDefinitions of ${cluster} to be deleted`,
-      );
-    }
-  }
+  return result;
 }

@@ -132,6 +132,10 @@ const CODE_TEXT: Record<string, string> = {
   ENETUNREACH: 'host unreachable',
 };
 
+/** Human text of a network error code (`connection refused`), when it has one. @internal */
+export const networkCodeText = (code?: string): string | undefined =>
+  CODE_TEXT[code ?? ''];
+
 function isSafe(method: string, headers: Record<string, string>): boolean {
   if (/^(GET|HEAD|OPTIONS|PUT|DELETE)$/.test(method)) return true;
   const type = Object.entries(headers).find(

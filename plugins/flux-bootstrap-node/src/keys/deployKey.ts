@@ -19,10 +19,11 @@ import {
 } from './keyPair';
 import { parseSshPublicKey, sameSshPublicKey } from './publicKey';
 import {
-  assertMayWriteSecrets,
+  applySourceSecret,
   b64,
   FLUX_FIELD_MANAGER,
   inspectSecret,
+  inspectWritableSecret,
   SecretKube,
   secretRef,
   SecretTarget,
@@ -63,26 +64,25 @@ interface DeployKeyPlan extends SecretTarget {
   rotate: boolean;
 }
 
-function describePlan(p: DeployKeyPlan, cluster: string): string[] {
+function describePlan(p: DeployKeyPlan, { name }: { name: string }) {
   const where = `${p.namespace}/${p.secretName}`;
   const repo = `${p.projectKey}/${p.repoSlug}`;
   const key = describeSshKeyOptions(p.key);
-  const pin = p.hostKeyFingerprint;
+  const pin = p.hostKeyFingerprint
+    ? ` and require fingerprint ${p.hostKeyFingerprint}`
+    : '';
+  const host = formatSshHost(p.sshHost);
+  const permission = p.readWrite ? 'REPO_WRITE' : 'REPO_READ';
+  const rotated = p.rotate ? ' and the rotated-out key' : '';
   return [
-    `would read Secret ${where} in cluster ${cluster}`,
+    `would read Secret ${where} in cluster ${name}`,
     p.rotate
       ? `would rotate: generate a new ${key} key even if the Secret holds one`
       : `when the Secret holds no key: generate a ${key} key; otherwise keep it`,
-    `would scan the SSH host key of ${formatSshHost(
-      p.sshHost,
-    )} for known_hosts${pin ? ` and require fingerprint ${pin}` : ''}`,
+    `would scan the SSH host key of ${host} for known_hosts${pin}`,
     `would create namespace ${p.namespace} if missing and server-side apply Secret ${where} (identity, identity.pub, known_hosts; field manager ${FLUX_FIELD_MANAGER})`,
-    `would register the public key as access key "${p.label}" (${
-      p.readWrite ? 'REPO_WRITE' : 'REPO_READ'
-    }) on ${repo} unless it is registered already`,
-    `would remove other access keys labelled "${p.label}"${
-      p.rotate ? ' and the rotated-out key' : ''
-    } from ${repo}`,
+    `would register the public key as access key "${p.label}" (${permission}) on ${repo} unless it is registered already`,
+    `would remove other access keys labelled "${p.label}"${rotated} from ${repo}`,
   ];
 }
 
@@ -127,8 +127,7 @@ export async function provisionDeployKey(
   };
   if (deps.dryRun) {
     logger.info('Dry run of flux:generate-key; no request is sent. Plan:');
-    for (const line of describePlan(plan, cluster.name))
-      logger.info(`  ${line}`);
+    describePlan(plan, cluster).forEach(line => logger.info(`  ${line}`));
     return outputs;
   }
   logger.info(
@@ -181,9 +180,8 @@ async function reconcileDeployKey(
 
   logger.info(`Determining if source secret ${where} exists`);
   const before = await step('inspect-secret', async () => {
-    const state = inspectSecret(await kube.get(secretRef(o), { signal }));
     // Pre-flight, before any side effect: may we write the Secret and manage access keys?
-    await assertMayWriteSecrets(kube, o.namespace, signal);
+    const state = await inspectWritableSecret(kube, o, signal);
     await onBitbucket('read the access keys', () =>
       bitbucket.listAccessKeys(projectKey, repoSlug, signal),
     );
@@ -201,7 +199,7 @@ async function reconcileDeployKey(
   const settle = {
     where,
     step,
-    keys: { verify: 'verify-host-key', scan: 'host-key' },
+    keyPrefix: '',
     signal,
     logger,
     remedy:
@@ -209,11 +207,8 @@ async function reconcileDeployKey(
   };
   if (before.complete && !o.rotate) {
     publicKey = before.publicKey!;
-    logger.info(
-      `Source secret ${where} holds key ${
-        parseSshPublicKey(publicKey).fingerprint
-      }; keeping it`,
-    );
+    const { fingerprint } = parseSshPublicKey(publicKey);
+    logger.info(`Source secret ${where} holds key ${fingerprint}; keeping it`);
     const settled = await settleKnownHosts(o, before.knownHosts!, settle);
     knownHosts = settled.knownHosts;
     if (settled.scanned) {
@@ -253,21 +248,14 @@ async function reconcileDeployKey(
           generated: false,
         };
       }
-      await kube.ensureNamespace(o.namespace, {
-        fieldManager: FLUX_FIELD_MANAGER,
-        signal,
-      });
       const pair = await generateSshKeyPair(o.key, signal);
       for (const secret of privateKeyRedactions(pair)) redactor.add(secret);
-      await kube.apply(
-        sourceSecret(o, {
-          identity: b64(pair.privateKeyPem),
-          'identity.pub': b64(pair.publicKey),
-          known_hosts: b64(scanned.knownHosts),
-        }),
-        // force: the Secret may have been written by `flux bootstrap` (an Update by "flux").
-        { fieldManager: FLUX_FIELD_MANAGER, force: true, signal },
-      );
+      const data = {
+        identity: b64(pair.privateKeyPem),
+        'identity.pub': b64(pair.publicKey),
+        known_hosts: b64(scanned.knownHosts),
+      };
+      await applySourceSecret(kube, o, data, signal);
       logger.info(
         `Generated a ${pair.description} key ${pair.fingerprint} and applied source secret ${where}`,
       );
@@ -302,10 +290,9 @@ async function reconcileDeployKey(
         }));
       const mine = keys.find(k => isOurs(k.key.text));
       if (mine?.permission === permission) {
+        const { id, label: its = '' } = mine.key;
         logger.info(
-          `Access key ${mine.key.id} "${
-            mine.key.label ?? ''
-          }" on ${repo} already holds this key (${permission})`,
+          `Access key ${id} "${its}" on ${repo} already holds this key (${permission})`,
         );
         return { id: mine.key.id, changed: false, stale };
       }
@@ -359,10 +346,9 @@ async function reconcileDeployKey(
       });
 
   changed = changed || registered.changed || removed.length > 0;
+  const state = changed ? 'reconciled' : 'up to date';
   logger.info(
-    `Source secret ${where} and access key ${registered.id} on ${repo} are ${
-      changed ? 'reconciled' : 'up to date'
-    }`,
+    `Source secret ${where} and access key ${registered.id} on ${repo} are ${state}`,
   );
   return {
     publicKey,

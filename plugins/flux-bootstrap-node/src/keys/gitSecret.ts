@@ -6,15 +6,14 @@ import type { Redactor } from '../util/redact';
 import { formatSshHost, parseSshHost, SshEndpoint } from './hostKey';
 import { privateKeyRedactions } from './keyPair';
 import {
-  assertMayWriteSecrets,
+  applySourceSecret,
   b64,
   FLUX_FIELD_MANAGER,
-  inspectSecret,
+  inspectWritableSecret,
   SecretKube,
   secretRef,
   SecretTarget,
   settleKnownHosts,
-  sourceSecret,
   SourceSecretDeps,
   SourceSecretOutputs,
 } from './sourceSecret';
@@ -49,22 +48,17 @@ function registerSecrets(redactor: Redactor, key: SuppliedSshKey): void {
 }
 
 function describePlan(t: SecretTarget, cluster: string, key: SuppliedSshKey) {
-  const where = `${t.namespace}/${t.secretName}`;
-  const pin = t.hostKeyFingerprint;
+  const { namespace, secretName, hostKeyFingerprint: pin } = t;
+  const where = `${namespace}/${secretName}`;
+  const host = formatSshHost(t.sshHost);
+  const requirePin = pin ? ` and require fingerprint ${pin}` : '';
+  const fields = `identity, identity.pub, known_hosts${
+    key.encrypted ? ', password' : ''
+  }`;
   return [
     `would read Secret ${where} in cluster ${cluster}`,
-    `would keep the trusted SSH host key of ${formatSshHost(
-      t.sshHost,
-    )} if the Secret has one and the server still presents it; otherwise scan it${
-      pin ? ` and require fingerprint ${pin}` : ''
-    }`,
-    `would create namespace ${
-      t.namespace
-    } if missing and server-side apply Secret ${where} with your ${
-      key.type
-    } key ${key.fingerprint} (identity, identity.pub, known_hosts${
-      key.encrypted ? ', password' : ''
-    }; field manager ${FLUX_FIELD_MANAGER}) unless it already holds exactly that`,
+    `would keep the trusted SSH host key of ${host} if the Secret has one and the server still presents it; otherwise scan it${requirePin}`,
+    `would create namespace ${namespace} if missing and server-side apply Secret ${where} with your ${key.type} key ${key.fingerprint} (${fields}; field manager ${FLUX_FIELD_MANAGER}) unless it already holds exactly that`,
     'would not generate a key nor call Bitbucket: the public key must already be registered on the repository',
   ];
 }
@@ -111,8 +105,7 @@ export async function storeSuppliedKey(
     logger.info(
       `Dry run of flux:generate-key with url ${req.url}; no request is sent. Plan:`,
     );
-    for (const line of describePlan(t, cluster.name, key))
-      logger.info(`  ${line}`);
+    describePlan(t, cluster.name, key).forEach(l => logger.info(`  ${l}`));
     return { ...outputs, changed: false };
   }
   logger.info(
@@ -120,8 +113,7 @@ export async function storeSuppliedKey(
   );
   const kube = await createKubeClient(cluster, { logger, redactor });
   try {
-    const result = await writeGitSecret(t, key, { ...deps, kube });
-    return { ...outputs, ...result };
+    return { ...outputs, ...(await writeGitSecret(t, key, { ...deps, kube })) };
   } finally {
     kube.close();
   }
@@ -136,12 +128,11 @@ async function writeGitSecret(
   const step = redactedSteps(redactor, deps.checkpoint);
   const where = `${t.namespace}/${t.secretName}`;
   const ref = secretRef(t);
+  const encrypted = key.encrypted
+    ? ' (encrypted; its passphrase goes into the Secret as password)'
+    : '';
   logger.info(
-    `Using your ${key.type} key ${key.fingerprint}${
-      key.encrypted
-        ? ' (encrypted; its passphrase goes into the Secret as password)'
-        : ''
-    }; no key is generated and Bitbucket is not called`,
+    `Using your ${key.type} key ${key.fingerprint}${encrypted}; no key is generated and Bitbucket is not called`,
   );
   if (key.passphraseIgnored) {
     logger.warn(
@@ -150,8 +141,7 @@ async function writeGitSecret(
   }
   logger.info(`Determining if source secret ${where} exists`);
   const before = await step('git-secret.inspect', async () => {
-    const state = inspectSecret(await kube.get(ref, { signal }));
-    await assertMayWriteSecrets(kube, t.namespace, signal);
+    const state = await inspectWritableSecret(kube, t, signal);
     // Public fields only (a checkpoint stores its value in the task state).
     return { exists: state.exists, knownHosts: state.knownHosts ?? null };
   });
@@ -161,10 +151,7 @@ async function writeGitSecret(
     {
       where,
       step,
-      keys: {
-        verify: 'git-secret.verify-host-key',
-        scan: 'git-secret.host-key',
-      },
+      keyPrefix: 'git-secret.',
       signal,
       logger,
       remedy:
@@ -187,16 +174,7 @@ async function writeGitSecret(
       Object.entries(desired).every(([k, v]) => data[k] === v) &&
       (desired.password !== undefined || data.password === undefined);
     if (live && same) return false;
-    await kube.ensureNamespace(t.namespace, {
-      fieldManager: FLUX_FIELD_MANAGER,
-      signal,
-    });
-    // force: the Secret may have been written by `flux bootstrap` or by the generating mode.
-    const applied = await kube.apply(sourceSecret(t, desired), {
-      fieldManager: FLUX_FIELD_MANAGER,
-      force: true,
-      signal,
-    });
+    const applied = await applySourceSecret(kube, t, desired, signal);
     return (
       applied.metadata?.resourceVersion !== live?.metadata?.resourceVersion
     );

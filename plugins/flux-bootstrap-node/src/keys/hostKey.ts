@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { Client } from 'ssh2';
+import { networkCodeText } from '../http/client';
 import { silentLogger, type EngineLogger } from '../util/logger';
 import {
   FluxBootstrapError,
@@ -119,13 +120,11 @@ export class HostKeyMismatchError extends FluxBootstrapError {
     readonly expected: string,
     readonly presented: string[],
   ) {
+    const host = formatSshHost(endpoint);
+    const shown = presented.join(', ') || 'no key';
     super(
       'ConflictError',
-      `The SSH host key of ${formatSshHost(
-        endpoint,
-      )} does not match the pinned fingerprint ${expected}; the server presented ${
-        presented.join(', ') || 'no key'
-      }. Nothing was written.`,
+      `The SSH host key of ${host} does not match the pinned fingerprint ${expected}; the server presented ${shown}. Nothing was written.`,
     );
   }
 }
@@ -173,13 +172,11 @@ function handshakeOnce(
   return new Promise((resolve, reject) => {
     const client = new Client();
     let captured: Buffer | undefined;
-    let settled = false;
+    // Settles first: the events destroy() may emit then change nothing.
     const finish = (fn: () => void) => {
-      if (settled) return;
-      settled = true;
+      fn();
       signal.removeEventListener('abort', onAbort);
       client.destroy();
-      fn();
     };
     function onAbort() {
       finish(() => reject(new OperationAbortedError()));
@@ -199,17 +196,10 @@ function handshakeOnce(
           : reject(err),
       ),
     );
+    const where = formatSshHost(endpoint);
+    const closed = `${where} closed the connection before the SSH handshake completed`;
     client.on('close', () =>
-      finish(() =>
-        reject(
-          new HostKeyScanError(
-            `${formatSshHost(
-              endpoint,
-            )} closed the connection before the SSH handshake completed`,
-            'ECONNRESET',
-          ),
-        ),
-      ),
+      finish(() => reject(new HostKeyScanError(closed, 'ECONNRESET'))),
     );
     try {
       client.connect({
@@ -230,18 +220,6 @@ function handshakeOnce(
   });
 }
 
-const NETWORK_FAILURES: Record<
-  string,
-  (where: string, host: string) => string
-> = {
-  ECONNREFUSED: where =>
-    `Connection to ${where} refused: no SSH server listens there`,
-  ENOTFOUND: (_, host) => `Cannot resolve the SSH host ${host}`,
-  EAI_AGAIN: (_, host) => `Cannot resolve the SSH host ${host}`,
-  EHOSTUNREACH: where => `SSH host ${where} is unreachable`,
-  ENETUNREACH: where => `SSH host ${where} is unreachable`,
-};
-
 function describeScanError(
   endpoint: SshEndpoint,
   err: unknown,
@@ -250,20 +228,14 @@ function describeScanError(
 ): HostKeyScanError {
   const e = (err ?? {}) as { message?: string; code?: string };
   const where = formatSshHost(endpoint);
-  if (
-    timedOut ||
-    /Timed out while waiting for handshake/i.test(e.message ?? '')
-  ) {
+  if (timedOut || /Timed out while waiting for handshake/i.test(`${e.message}`))
     return new HostKeyScanError(
       `Timed out after ${timeoutMs} ms waiting for the SSH handshake with ${where} (is it an SSH server, and is the port right?)`,
       'ETIMEDOUT',
     );
-  }
-  const known = NETWORK_FAILURES[e.code ?? ''];
+  const text = networkCodeText(e.code) ?? e.message ?? String(err);
   return new HostKeyScanError(
-    known
-      ? known(where, endpoint.host)
-      : `SSH handshake with ${where} failed: ${e.message ?? String(err)}`,
+    `SSH handshake with ${where} failed: ${text}`,
     e.code,
   );
 }

@@ -66,11 +66,17 @@ export async function generateSshKeyPair(
   let privateKeyPem: string;
   let key: SshPublicKey;
   if (options.algorithm === 'ed25519') {
-    const pair = await new Promise<utils.KeyPairReturn>((resolve, reject) =>
-      utils.generateKeyPair('ed25519', (e, kp) =>
-        e ? reject(e) : resolve(kp),
-      ),
-    );
+    let pair: utils.KeyPairReturn;
+    let draws = 0;
+    // ssh2 strips leading zero bytes off an Ed25519 public key (1 key in 256), which leaves both
+    // halves unreadable: such a key is drawn again.
+    do {
+      pair = await new Promise<utils.KeyPairReturn>((resolve, reject) =>
+        utils.generateKeyPair('ed25519', (e, kp) =>
+          e ? reject(e) : resolve(kp),
+        ),
+      );
+    } while (utils.parseKey(pair.public) instanceof Error && ++draws < 16);
     const body = pair.private.replace(/-----[^-]+-----|\s/g, '');
     privateKeyPem = `-----BEGIN OPENSSH PRIVATE KEY-----\n${body
       .match(/.{1,70}/g)!

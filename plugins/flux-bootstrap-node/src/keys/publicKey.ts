@@ -73,41 +73,33 @@ function sshStrings(...parts: (string | Buffer)[]): Buffer {
   );
 }
 
-/** OpenSSL's curve names → SSH's, with the length of an uncompressed point. */
-const EC_CURVES: Record<string, [string, number]> = {
-  prime256v1: ['nistp256', 65],
-  secp384r1: ['nistp384', 97],
-  secp521r1: ['nistp521', 133],
-};
+const raw = (b64url?: string) => Buffer.from(b64url ?? '', 'base64url');
+/** An RFC 4251 mpint of JWK's unsigned bytes: positive, so a set high bit gets a 0 byte first. */
+const mpint = (b: Buffer) =>
+  b[0] & 0x80 ? Buffer.concat([Buffer.of(0), b]) : b;
 
 /**
- * The SSH public key of a Node private key (ECDSA, RSA or Ed25519). RSA goes through ssh2
- * (PKCS#1); ECDSA and Ed25519 blobs are their public point behind the type (and curve) strings,
- * taken from the SPKI export: ssh2 would recompute an EC point from the private key, which costs
- * more than generating it (the keys benchmark).
+ * The SSH public key of a Node private key (ECDSA, RSA or Ed25519), encoded from the public
+ * key's JWK: ssh2 would recompute an EC point from the private key, which costs more than
+ * generating it (the keys benchmark).
  * @public
  */
 export function sshPublicKeyOf(privateKey: KeyObject): SshPublicKey {
-  const spki = () =>
-    createPublicKey(privateKey).export({ type: 'spki', format: 'der' });
-  const type = privateKey.asymmetricKeyType;
-  const curve = EC_CURVES[privateKey.asymmetricKeyDetails?.namedCurve ?? ''];
-  if (type === 'ed25519')
+  const jwk = createPublicKey(privateKey).export({ format: 'jwk' });
+  if (jwk.kty === 'OKP' && jwk.crv === 'Ed25519')
+    return sshPublicKeyFromBlob(sshStrings('ssh-ed25519', raw(jwk.x)));
+  if (jwk.kty === 'EC' && /^P-(256|384|521)$/.test(jwk.crv ?? '')) {
+    const curve = `nistp${jwk.crv!.slice(2)}`;
+    const point = Buffer.concat([Buffer.of(4), raw(jwk.x), raw(jwk.y)]);
     return sshPublicKeyFromBlob(
-      sshStrings('ssh-ed25519', spki().subarray(-32)),
-    );
-  if (type === 'ec' && curve) {
-    const [name, pointLength] = curve;
-    return sshPublicKeyFromBlob(
-      sshStrings(`ecdsa-sha2-${name}`, name, spki().subarray(-pointLength)),
+      sshStrings(`ecdsa-sha2-${curve}`, curve, point),
     );
   }
-  const key =
-    type === 'rsa' &&
-    utils.parseKey(privateKey.export({ type: 'pkcs1', format: 'pem' }));
-  if (key && !(key instanceof Error))
-    return sshPublicKeyFromBlob(key.getPublicSSH());
+  if (jwk.kty === 'RSA')
+    return sshPublicKeyFromBlob(
+      sshStrings('ssh-rsa', mpint(raw(jwk.e)), mpint(raw(jwk.n))),
+    );
   throw new Error(
-    `unsupported key type ${type} (SSH uses ed25519, ecdsa or rsa)`,
+    `unsupported key type ${privateKey.asymmetricKeyType} (SSH uses ed25519, ecdsa or rsa)`,
   );
 }

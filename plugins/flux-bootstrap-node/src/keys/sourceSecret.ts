@@ -80,9 +80,9 @@ export interface SecretState {
 
 export const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
 
-export const secretRef = (
-  t: Pick<SecretTarget, 'namespace' | 'secretName'>,
-) => ({
+type SecretName = Pick<SecretTarget, 'namespace' | 'secretName'>;
+
+export const secretRef = (t: SecretName) => ({
   apiVersion: 'v1',
   kind: 'Secret',
   name: t.secretName,
@@ -90,66 +90,74 @@ export const secretRef = (
 });
 
 /** The Secret object of a source secret. */
-export function sourceSecret(
-  t: Pick<SecretTarget, 'namespace' | 'secretName'>,
-  data: Record<string, string>,
-): KubeObject {
-  const metadata = { name: t.secretName, namespace: t.namespace };
-  return { apiVersion: 'v1', kind: 'Secret', metadata, data };
-}
+export const sourceSecret = (t: SecretName, data: Record<string, string>) => ({
+  apiVersion: 'v1',
+  kind: 'Secret',
+  metadata: { name: t.secretName, namespace: t.namespace },
+  data,
+});
 
 /** Reads a source secret's state; `identity` is only checked for presence, never decoded. */
 export function inspectSecret(secret: KubeObject | undefined): SecretState {
   if (!secret) return { exists: false, complete: false, missing: [] };
   const data = (secret.data ?? {}) as Record<string, string | undefined>;
   const decoded = (field: string) =>
-    data[field] && Buffer.from(data[field]!, 'base64').toString('utf8');
+    Buffer.from(data[field] ?? '', 'base64').toString('utf8');
   let publicKey: string | undefined;
   try {
-    publicKey = parseSshPublicKey(decoded('identity.pub') || '').text;
+    publicKey = parseSshPublicKey(decoded('identity.pub')).text;
   } catch {
     publicKey = undefined;
   }
-  const knownHosts = decoded('known_hosts')?.trim() || undefined;
-  const missing = [
-    ...(data.identity ? [] : ['identity']),
-    ...(publicKey ? [] : ['identity.pub']),
-    ...(knownHosts ? [] : ['known_hosts']),
-  ];
-  return {
-    exists: true,
-    complete: missing.length === 0,
-    publicKey,
-    knownHosts,
-    missing,
-  };
+  const knownHosts = decoded('known_hosts').trim() || undefined;
+  const present = { identity: data.identity, 'identity.pub': publicKey };
+  const missing = Object.entries({ ...present, known_hosts: knownHosts })
+    .filter(([, value]) => !value)
+    .map(([field]) => field);
+  const complete = missing.length === 0;
+  return { exists: true, complete, publicKey, knownHosts, missing };
 }
 
 /**
- * Pre-flight before writing a source secret: may the cluster credentials get, create and patch
- * Secrets in `namespace`? Fails (nothing changed) naming the verbs that are denied.
+ * Reads a source secret, then checks before any side effect that the cluster credentials may
+ * get, create and patch Secrets in its namespace; fails (nothing changed) naming what is denied.
  */
-export async function assertMayWriteSecrets(
-  kube: Pick<SecretKube, 'canI' | 'clusterName'>,
-  namespace: string,
+export async function inspectWritableSecret(
+  kube: SecretKube,
+  t: SecretName,
   signal?: AbortSignal,
-): Promise<void> {
+): Promise<SecretState> {
+  const state = inspectSecret(await kube.get(secretRef(t), { signal }));
+  const { namespace } = t;
   const verbs = ['get', 'create', 'patch'];
   const answers = await kube.canI(
     verbs.map(verb => ({ verb, group: '', resource: 'secrets', namespace })),
     { signal },
   );
-  const denied = verbs.filter((_, i) => !answers[i].allowed);
-  if (denied.length > 0) {
+  const denied = verbs.filter((_, i) => !answers[i].allowed).join(', ');
+  if (denied) {
+    const of = kube.clusterName ? ` of ${kube.clusterName}` : '';
     throw new FluxBootstrapError(
       'NotAllowedError',
-      `The cluster credentials${
-        kube.clusterName ? ` of ${kube.clusterName}` : ''
-      } may not ${denied.join(
-        ', ',
-      )} Secrets in namespace ${namespace}; the source secret cannot be written. Nothing was changed.`,
+      `The cluster credentials${of} may not ${denied} Secrets in namespace ${namespace}; the source secret cannot be written. Nothing was changed.`,
     );
   }
+  return state;
+}
+
+/**
+ * Creates the namespace when missing and applies the Secret with `data`, forced: it may have
+ * been written by `flux bootstrap` (an Update by "flux") or by the other mode.
+ */
+export async function applySourceSecret(
+  kube: SecretKube,
+  t: SecretName,
+  data: Record<string, string>,
+  signal?: AbortSignal,
+): Promise<KubeObject> {
+  const opts = { fieldManager: FLUX_FIELD_MANAGER, signal };
+  await kube.ensureNamespace(t.namespace, opts);
+  return kube.apply(sourceSecret(t, data), { ...opts, force: true });
 }
 
 /**
@@ -206,24 +214,19 @@ async function verifyKnownHostKey(
   }
   const known = entries.map(e => `${e.type} ${e.fingerprint}`);
   const now = [...presented];
+  const [trusted, shown] = [known.join(', '), now.join(', ') || 'another key'];
   throw new HostKeyChangedError(
-    `The SSH host key of ${host} changed: known_hosts of source secret ${
-      ctx.where
-    } trusts ${known.join(', ')}, but the server now presents ${
-      now.join(', ') || 'another key'
-    }. Flux would refuse to connect, and the new key is not trusted automatically: the server may have been re-keyed, or someone may be intercepting the connection. Nothing was changed. ${
-      ctx.remedy
-    }`,
+    `The SSH host key of ${host} changed: known_hosts of source secret ${ctx.where} trusts ${trusted}, but the server now presents ${shown}. Flux would refuse to connect, and the new key is not trusted automatically: the server may have been re-keyed, or someone may be intercepting the connection. Nothing was changed. ${ctx.remedy}`,
     known,
     now,
   );
 }
 
-/** How {@link settleKnownHosts} runs: its checkpoint keys and what errors advise. */
+/** How {@link settleKnownHosts} runs: its checkpoint keys' prefix and what errors advise. */
 export interface SettleContext {
   where: string;
   step: CheckpointFn;
-  keys: { verify: string; scan: string };
+  keyPrefix: string;
   signal?: AbortSignal;
   logger: EngineLogger;
   remedy: string;
@@ -242,7 +245,9 @@ export async function settleKnownHosts(
   const { sshHost, hostKeyFingerprint: pinned } = t;
   const entries = current ? knownHostsFor(current, sshHost) : [];
   if (current && entries.length > 0 && !pinned) {
-    await ctx.step(ctx.keys.verify, () => verifyKnownHostKey(t, current, ctx));
+    await ctx.step(`${ctx.keyPrefix}verify-host-key`, () =>
+      verifyKnownHostKey(t, current, ctx),
+    );
     return { knownHosts: current, scanned: false };
   }
   const host = formatSshHost(sshHost);
@@ -252,23 +257,23 @@ export async function settleKnownHosts(
     );
     return { knownHosts: current, scanned: false };
   }
+  const what = pinned ? `pinned key ${pinned}` : 'key';
+  const field = knownHostsHostField(sshHost);
   ctx.logger.info(
     current
-      ? `known_hosts of ${ctx.where} has no ${
-          pinned ? `pinned key ${pinned}` : 'key'
-        } for ${knownHostsHostField(
-          sshHost,
-        )}; scanning the SSH host key of ${host}`
+      ? `known_hosts of ${ctx.where} has no ${what} for ${field}; scanning the SSH host key of ${host}`
       : `Scanning the SSH host key of ${host}`,
   );
-  const scanned = await ctx.step<ScannedHostKey>(ctx.keys.scan, () =>
-    scanHostKey({
-      sshHost,
-      expectedFingerprint: pinned,
-      timeoutMs: t.scanTimeoutMs,
-      signal: ctx.signal,
-      logger: ctx.logger,
-    }),
+  const scanned = await ctx.step<ScannedHostKey>(
+    `${ctx.keyPrefix}host-key`,
+    () =>
+      scanHostKey({
+        sshHost,
+        expectedFingerprint: pinned,
+        timeoutMs: t.scanTimeoutMs,
+        signal: ctx.signal,
+        logger: ctx.logger,
+      }),
   );
   return { knownHosts: scanned.knownHosts, scanned: true };
 }

@@ -48,36 +48,34 @@ export function readSuppliedSshKey(
   const passName = names.passphraseSecret
     ? `the task secret "${names.passphraseSecret}"`
     : 'the passphrase';
-  if (typeof privateKey !== 'string' || privateKey.trim() === '') {
-    throw new InputValidationError(
+  /** An error naming the key's input and task secret: `the task secret "x" <what>`. */
+  const bad = (what: string) =>
+    new InputValidationError(
       keyField,
-      `the task secret "${keySecret}" is empty or missing: pass the private key through a ui:field Secret (never as a plain input)`,
+      `the task secret "${keySecret}" ${what}`,
     );
-  }
+  if (typeof privateKey !== 'string' || privateKey.trim() === '')
+    throw bad(
+      'is empty or missing: pass the private key through a ui:field Secret (never as a plain input)',
+    );
   const text = `${privateKey.replace(/\r\n?/g, '\n').trim()}\n`;
-  const begin = PEM_BEGIN.exec(text);
-  const blockType = begin?.[1];
+  const blockType = PEM_BEGIN.exec(text)?.[1];
   if (!blockType || !/PRIVATE KEY$/.test(blockType)) {
-    throw new InputValidationError(
-      keyField,
+    throw bad(
       /^(ssh-|ecdsa-|sk-)/.test(text)
-        ? `the task secret "${keySecret}" holds a public key; give the private key (the file without .pub)`
-        : `the task secret "${keySecret}" is not an SSH private key (OpenSSH "BEGIN OPENSSH PRIVATE KEY" or PEM)`,
+        ? 'holds a public key; give the private key (the file without .pub)'
+        : 'is not an SSH private key (OpenSSH "BEGIN OPENSSH PRIVATE KEY" or PEM)',
     );
   }
-  if (blockType === 'ENCRYPTED PRIVATE KEY') {
-    // Go's x/crypto/ssh (source-controller) cannot read encrypted PKCS#8.
-    throw new InputValidationError(
-      keyField,
-      `the task secret "${keySecret}" is an encrypted PKCS#8 key, which Flux cannot read; convert it to the OpenSSH format with "ssh-keygen -p -f <file>" (it keeps the passphrase)`,
+  // Go's x/crypto/ssh (source-controller) cannot read encrypted PKCS#8.
+  if (blockType === 'ENCRYPTED PRIVATE KEY')
+    throw bad(
+      'is an encrypted PKCS#8 key, which Flux cannot read; convert it to the OpenSSH format with "ssh-keygen -p -f <file>" (it keeps the passphrase)',
     );
-  }
-  if (blockType === 'DSA PRIVATE KEY') {
-    throw new InputValidationError(
-      keyField,
-      `the task secret "${keySecret}" is a DSA key, which current OpenSSH servers refuse; use an ed25519, ecdsa or rsa key`,
+  if (blockType === 'DSA PRIVATE KEY')
+    throw bad(
+      'is a DSA key, which current OpenSSH servers refuse; use an ed25519, ecdsa or rsa key',
     );
-  }
   const given = passphrase || undefined;
   let key: SshPublicKey;
   let encrypted = false;
@@ -87,17 +85,13 @@ export function readSuppliedSshKey(
     try {
       node = createPrivateKey(text);
     } catch {
-      throw new InputValidationError(
-        keyField,
-        `the task secret "${keySecret}" is not a readable PEM private key`,
-      );
+      throw bad('is not a readable PEM private key');
     }
     try {
       key = sshPublicKeyOf(node);
     } catch {
-      throw new InputValidationError(
-        keyField,
-        `the task secret "${keySecret}" holds a key type SSH does not use (use ed25519, ecdsa or rsa)`,
+      throw bad(
+        'holds a key type SSH does not use (use ed25519, ecdsa or rsa)',
       );
     }
   } else {
@@ -106,15 +100,13 @@ export function readSuppliedSshKey(
     encrypted =
       plain instanceof Error && /encrypted|passphrase/i.test(plain.message);
     if (plain instanceof Error && !encrypted) {
-      throw new InputValidationError(
-        keyField,
+      const why = /unsupported/i.test(plain.message)
+        ? 'unsupported key type'
+        : 'malformed';
+      throw bad(
         blockType !== 'OPENSSH PRIVATE KEY'
-          ? `the task secret "${keySecret}" is not a readable PEM private key`
-          : `the task secret "${keySecret}" is not a readable OpenSSH private key (${
-              /unsupported/i.test(plain.message)
-                ? 'unsupported key type'
-                : 'malformed'
-            })`,
+          ? 'is not a readable PEM private key'
+          : `is not a readable OpenSSH private key (${why})`,
       );
     }
     if (encrypted && !given) {
@@ -131,12 +123,7 @@ export function readSuppliedSshKey(
       );
     }
     const [first] = Array.isArray(parsed) ? parsed : [parsed];
-    if (!first?.isPrivateKey()) {
-      throw new InputValidationError(
-        keyField,
-        `the task secret "${keySecret}" does not hold a private key`,
-      );
-    }
+    if (!first?.isPrivateKey()) throw bad('does not hold a private key');
     key = parseSshPublicKey(
       `${first.type} ${first.getPublicSSH().toString('base64')}`,
     );

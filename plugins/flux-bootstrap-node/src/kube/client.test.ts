@@ -359,6 +359,33 @@ describe('createKubeClient against a real kube-apiserver', () => {
     expect(err.kind).toBe('invalid');
   });
 
+  it('names a kind the server does not serve when applying or patching it; deleting it finds nothing', async () => {
+    const c = await client();
+    const ref = {
+      apiVersion: 'nothing.example.com/v1',
+      kind: 'Nothing',
+      name: 'x',
+      namespace: 'default',
+    };
+    const obj = {
+      apiVersion: ref.apiVersion,
+      kind: ref.kind,
+      metadata: { name: 'x', namespace: 'default' },
+    };
+    for (const write of [
+      () => c.apply(obj, { fieldManager: 'flux' }),
+      () => c.patch(ref, { spec: {} }, { fieldManager: 'flux' }),
+    ]) {
+      const err = await write().catch(e => e);
+      expect(err).toBeInstanceOf(KubeApiError);
+      expect([err.kind, err.reason]).toEqual(['not-found', 'NoKindMatch']);
+      expect(err.message).toContain(
+        'does not serve kind Nothing in nothing.example.com/v1',
+      );
+    }
+    await expect(c.delete(ref)).resolves.toBe(false);
+  });
+
   it('ensureNamespace creates a missing namespace and leaves an existing one untouched', async () => {
     const c = await client();
     const name = uniqueName('kc-ns');

@@ -50,6 +50,11 @@ interface Call {
   metadata?: 'PartialObjectMetadata' | 'PartialObjectMetadataList';
 }
 
+/** The options (argument `i`) of a {@link KubeClient} method. */
+type Opts<M extends keyof KubeClient, I extends number> = NonNullable<
+  Parameters<Extract<KubeClient[M], (...args: never[]) => unknown>>[I]
+>;
+
 const describeRef = (ref: { kind: string; name: string; namespace?: string }) =>
   `${ref.kind} ${ref.namespace ? `${ref.namespace}/` : ''}${ref.name}`;
 
@@ -162,21 +167,18 @@ class KubeClientImpl implements KubeClient {
         );
       }
       const tls = e.kind === 'tls';
+      const hint = tls ? " — check the cluster's caData/caFile" : '';
       throw this.fail(
         c.what,
-        `cannot reach the API server at ${origin}: ${e.detail}${
-          tls ? " — check the cluster's caData/caFile" : ''
-        }`,
+        `cannot reach the API server at ${origin}: ${e.detail}${hint}`,
         { kind: 'unreachable', reason: e.code ?? (tls ? 'TLS' : undefined) },
       );
     }
     if (res.status < 300 || c.accept?.includes(res.status)) return res;
-    let status: {
-      message?: string;
-      reason?: string;
-      details?: { causes?: KubeApiError['causes'] };
-    } = {};
     const text = res.body.toString();
+    let status: Partial<Pick<KubeApiError, 'message' | 'reason'>> & {
+      details?: Pick<KubeApiError, 'causes'>;
+    } = {};
     try {
       status = JSON.parse(text) ?? {};
     } catch {
@@ -241,26 +243,31 @@ class KubeClientImpl implements KubeClient {
     return (await promise)?.find(r => r.kind === kind);
   }
 
-  /** The path of a kind (with the name when given); `undefined` when the server does not serve it. */
+  /**
+   * The path of a kind (with the name when given); `undefined` when the server does not serve it
+   * (`write` throws instead). Reads take a well-known kind's path without discovery.
+   */
   private async pathOf(
-    ref: {
-      apiVersion: string;
-      kind: string;
-      name?: string;
-      namespace?: string;
-    },
+    ref: Omit<KubeObjectRef, 'name'> & { name?: string },
     what: string,
-    signal?: AbortSignal,
-    read = false,
+    signal: AbortSignal | undefined,
+    mode: 'read' | 'delete' | 'write',
   ): Promise<{ path: string; res: KubeResourceInfo } | undefined> {
     const known = WELL_KNOWN.get(`${ref.apiVersion}/${ref.kind}`);
     const res =
-      read && known && !this.discovery.has(ref.apiVersion)
+      mode === 'read' && known && !this.discovery.has(ref.apiVersion)
         ? known
         : await this.resourceFor(ref.apiVersion, ref.kind, {
             signal,
             forWhat: what,
           });
+    if (!res && mode === 'write') {
+      throw this.fail(
+        what,
+        `the API server does not serve kind ${ref.kind} in ${ref.apiVersion} (is its CustomResourceDefinition installed?)`,
+        { kind: 'not-found', reason: 'NoKindMatch' },
+      );
+    }
     if (!res) return undefined;
     let path = apiPrefix(ref.apiVersion);
     if (res.namespaced && ref.namespace)
@@ -278,10 +285,10 @@ class KubeClientImpl implements KubeClient {
 
   async get<T extends KubeObject = KubeObject>(
     ref: KubeObjectRef,
-    opts: { signal?: AbortSignal; metadataOnly?: boolean } = {},
+    opts: Opts<'get', 1> = {},
   ): Promise<T | undefined> {
     const what = `get ${describeRef(ref)}`;
-    const target = await this.pathOf(ref, what, opts.signal, true);
+    const target = await this.pathOf(ref, what, opts.signal, 'read');
     if (!target) return undefined;
     const res = await this.call({
       method: 'GET',
@@ -301,12 +308,7 @@ class KubeClientImpl implements KubeClient {
   async list<T extends KubeObject = KubeObject>(
     apiVersion: string,
     kind: string,
-    opts: {
-      namespace?: string;
-      labelSelector?: string;
-      metadataOnly?: boolean;
-      signal?: AbortSignal;
-    } = {},
+    opts: Opts<'list', 2> = {},
   ): Promise<T[]> {
     const what = `list ${kind}${
       opts.namespace ? ` in namespace ${opts.namespace}` : ''
@@ -315,12 +317,12 @@ class KubeClientImpl implements KubeClient {
       { apiVersion, kind, namespace: opts.namespace },
       what,
       opts.signal,
-      true,
+      'read',
     );
+    if (!target) return [];
     const items: T[] = [];
     let cont: string | undefined;
     do {
-      if (!target) return [];
       const res = await this.call({
         method: 'GET',
         path: target.path,
@@ -345,12 +347,7 @@ class KubeClientImpl implements KubeClient {
 
   async apply<T extends KubeObject = KubeObject>(
     obj: KubeObject,
-    opts: {
-      fieldManager: string;
-      force?: boolean;
-      dryRun?: boolean;
-      signal?: AbortSignal;
-    },
+    opts: Opts<'apply', 1>,
   ): Promise<T> {
     const name = obj?.metadata?.name;
     const what = `apply ${describeRef({
@@ -362,29 +359,11 @@ class KubeClientImpl implements KubeClient {
       throw this.fail(
         what,
         'the object needs apiVersion, kind and metadata.name',
-        {
-          kind: 'invalid',
-          reason: 'Invalid',
-        },
+        { kind: 'invalid', reason: 'Invalid' },
       );
     }
-    const target = await this.pathOf(
-      {
-        apiVersion: obj.apiVersion,
-        kind: obj.kind,
-        name,
-        namespace: obj.metadata.namespace,
-      },
-      what,
-      opts.signal,
-    );
-    if (!target) {
-      throw this.fail(
-        what,
-        `the API server does not serve kind ${obj.kind} in ${obj.apiVersion} (is its CustomResourceDefinition installed?)`,
-        { kind: 'not-found', reason: 'NoKindMatch' },
-      );
-    }
+    const ref = { ...obj, name, namespace: obj.metadata.namespace };
+    const target = (await this.pathOf(ref, what, opts.signal, 'write'))!;
     const { status: _status, ...body } = obj;
     const metadata: Record<string, unknown> = { ...obj.metadata };
     for (const k of SERVER_OWNED) delete metadata[k];
@@ -409,17 +388,10 @@ class KubeClientImpl implements KubeClient {
   async patch<T extends KubeObject = KubeObject>(
     ref: KubeObjectRef,
     patch: Record<string, unknown>,
-    opts: { fieldManager: string; signal?: AbortSignal },
+    opts: Opts<'patch', 2>,
   ): Promise<T | undefined> {
     const what = `patch ${describeRef(ref)}`;
-    const target = await this.pathOf(ref, what, opts.signal);
-    if (!target) {
-      throw this.fail(
-        what,
-        `the API server does not serve kind ${ref.kind} in ${ref.apiVersion} (is its CustomResourceDefinition installed?)`,
-        { kind: 'not-found', reason: 'NoKindMatch' },
-      );
-    }
+    const target = (await this.pathOf(ref, what, opts.signal, 'write'))!;
     const res = await this.call({
       method: 'PATCH',
       path: target.path,
@@ -436,13 +408,10 @@ class KubeClientImpl implements KubeClient {
 
   async delete(
     ref: KubeObjectRef,
-    opts: {
-      signal?: AbortSignal;
-      propagationPolicy?: 'Foreground' | 'Background' | 'Orphan';
-    } = {},
+    opts: Opts<'delete', 1> = {},
   ): Promise<boolean> {
     const what = `delete ${describeRef(ref)}`;
-    const target = await this.pathOf(ref, what, opts.signal);
+    const target = await this.pathOf(ref, what, opts.signal, 'delete');
     if (!target) return false;
     const res = await this.call({
       method: 'DELETE',
@@ -457,7 +426,7 @@ class KubeClientImpl implements KubeClient {
 
   async canI(
     checks: KubeAccessCheck[],
-    opts: { signal?: AbortSignal } = {},
+    opts: Opts<'canI', 1> = {},
   ): Promise<{ allowed: boolean; reason?: string }[]> {
     // In parallel: one HTTP/2 connection, or the client's HTTP/1.1 connections.
     return Promise.all(
@@ -494,7 +463,7 @@ class KubeClientImpl implements KubeClient {
 
   async ensureNamespace(
     name: string,
-    opts: { fieldManager: string; signal?: AbortSignal },
+    opts: Opts<'ensureNamespace', 1>,
   ): Promise<void> {
     const existing = await this.get(
       { apiVersion: 'v1', kind: 'Namespace', name },
@@ -517,7 +486,7 @@ class KubeClientImpl implements KubeClient {
     }
   }
 
-  async version(opts: { signal?: AbortSignal } = {}) {
+  async version(opts: Opts<'version', 0> = {}) {
     const res = await this.call({
       method: 'GET',
       path: '/version',
@@ -549,23 +518,17 @@ async function credentials(kc: KubeConfig) {
   return { headers, tls: { ca, cert, key, rejectUnauthorized, servername } };
 }
 
-/**
- * Creates a client for one cluster. Sends nothing until the first call.
- * @public
- */
+/** Creates a client for one cluster. Sends nothing until the first call. @public */
 export async function createKubeClient(
   conn: ClusterConnection,
   opts: KubeClientOptions = {},
 ): Promise<KubeClient> {
-  let base: URL;
-  try {
-    base = new URL(conn.url);
-  } catch {
+  if (!URL.canParse(conn.url))
     throw new KubeApiError(
       `Kubernetes cluster "${conn.name}": invalid url "${conn.url}"`,
       { kind: 'invalid', reason: 'InvalidURL' },
     );
-  }
+  const base = new URL(conn.url);
   const kc = kubeConfigFor(conn);
   const user = kc.getCurrentUser();
   const first = await credentials(kc);

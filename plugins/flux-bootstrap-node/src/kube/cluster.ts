@@ -25,8 +25,8 @@ export function isKubeconfigConnection(
   );
 }
 
-/** Loads the kubeconfig the backend would use (`$KUBECONFIG`, else `~/.kube/config`). @internal */
-export function loadDefaultKubeConfig(): KubeConfig {
+/** The kubeconfig the backend would use (`$KUBECONFIG`, else `~/.kube/config`). */
+function loadDefaultKubeConfig(): KubeConfig {
   const kc = new KubeConfig();
   kc.loadFromDefault();
   return kc;
@@ -69,18 +69,8 @@ export function kubeConfigFor(conn: ClusterConnection): KubeConfig {
   return kc;
 }
 
-function kubeconfigContexts(): { kc: KubeConfig; names: string[] } | undefined {
-  try {
-    const kc = loadDefaultKubeConfig();
-    return { kc, names: kc.getContexts().map(c => c.name) };
-  } catch {
-    return undefined;
-  }
-}
-
-function listNames(names: string[]): string {
-  return names.length ? names.map(n => `"${n}"`).join(', ') : '(none)';
-}
+const listNames = (names: string[]) =>
+  names.length ? names.map(n => `"${n}"`).join(', ') : '(none)';
 
 /**
  * Resolves the cluster a template names: a config-located cluster
@@ -96,54 +86,50 @@ export function resolveCluster(
   field = 'cluster',
 ): ClusterConnection {
   const wanted = typeof name === 'string' ? name.trim() : '';
-  const configured = settings.clusters;
-  const allowContexts = settings.allowKubeconfigContexts;
+  const configured = listNames(settings.clusters.map(c => c.name));
   if (!wanted) {
     throw new InputValidationError(
       field,
-      `is required: name one of the configured clusters ${listNames(
-        configured.map(c => c.name),
-      )}`,
+      `is required: name one of the configured clusters ${configured}`,
     );
   }
-  const fromConfig = configured.find(c => c.name === wanted);
+  const fromConfig = settings.clusters.find(c => c.name === wanted);
   if (fromConfig) return fromConfig;
 
-  let contextNames: string[] = [];
-  if (allowContexts) {
-    const loaded = kubeconfigContexts();
-    if (loaded) {
-      contextNames = loaded.names;
-      const { kc } = loaded;
-      const ctx = kc.getContextObject(wanted);
-      if (ctx) {
-        const cluster = kc.getCluster(ctx.cluster);
-        if (!cluster) {
-          throw new InputValidationError(
-            field,
-            `kubeconfig context "${wanted}" refers to cluster "${ctx.cluster}", which the kubeconfig does not define`,
-          );
-        }
-        // Credentials and CA stay in the kubeconfig (createKubeClient reads them there); the
-        // token is carried for the redactors of whoever logs near this cluster.
-        const conn: KubeconfigClusterConnection = {
-          name: wanted,
-          url: cluster.server.replace(/\/+$/, ''),
-          token: kc.getUser(ctx.user)?.token || undefined,
-          skipTLSVerify: cluster.skipTLSVerify ?? false,
-          source: 'kubeconfig',
-          context: wanted,
-        };
-        return conn;
-      }
-    }
+  let kc: KubeConfig | undefined;
+  try {
+    if (settings.allowKubeconfigContexts) kc = loadDefaultKubeConfig();
+  } catch {
+    // no readable kubeconfig: no contexts to offer
   }
-  const parts = [
-    `unknown cluster "${wanted}"; configured clusters (kubernetes.clusterLocatorMethods[type=config].clusters): ${listNames(
-      configured.map(c => c.name),
-    )}`,
-  ];
-  if (allowContexts)
-    parts.push(`kubeconfig contexts: ${listNames(contextNames)}`);
-  throw new InputValidationError(field, parts.join('; '));
+  const ctx = kc?.getContextObject(wanted);
+  if (kc && ctx) {
+    const cluster = kc.getCluster(ctx.cluster);
+    if (!cluster) {
+      throw new InputValidationError(
+        field,
+        `kubeconfig context "${wanted}" refers to cluster "${ctx.cluster}", which the kubeconfig does not define`,
+      );
+    }
+    // Credentials and CA stay in the kubeconfig (createKubeClient reads them there); the
+    // token is carried for the redactors of whoever logs near this cluster.
+    const conn: KubeconfigClusterConnection = {
+      name: wanted,
+      url: cluster.server.replace(/\/+$/, ''),
+      token: kc.getUser(ctx.user)?.token || undefined,
+      skipTLSVerify: cluster.skipTLSVerify ?? false,
+      source: 'kubeconfig',
+      context: wanted,
+    };
+    return conn;
+  }
+  const contexts = settings.allowKubeconfigContexts
+    ? `; kubeconfig contexts: ${listNames(
+        kc?.getContexts().map(c => c.name) ?? [],
+      )}`
+    : '';
+  throw new InputValidationError(
+    field,
+    `unknown cluster "${wanted}"; configured clusters (kubernetes.clusterLocatorMethods[type=config].clusters): ${configured}${contexts}`,
+  );
 }

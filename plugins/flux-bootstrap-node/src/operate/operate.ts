@@ -19,22 +19,19 @@ import {
   FLUX_API_VERSIONS,
   generationObserved,
   readyOf,
+  record,
+  str,
 } from '../status/fluxObjects';
 import { readClusterStatus } from '../status/readClusterStatus';
-import { pause } from './pause';
-import { InputValidationError, OperationAbortedError } from '../util/errors';
+import { InputValidationError, throwIfAborted } from '../util/errors';
 import { silentLogger, type EngineLogger } from '../util/logger';
+import { pollUntil } from './poll';
 
-/**
- * Field manager of the operate patches: `managedFields` names who changed `spec.suspend` and the
- * annotations last.
- * @public
- */
-export const FLUX_OPERATE_FIELD_MANAGER = 'flux-bootstrap-operate';
-
-/** The annotation `flux reconcile` sets; controllers echo it as `status.lastHandledReconcileAt`. @public */
-export const RECONCILE_REQUESTED_AT_ANNOTATION =
-  'reconcile.fluxcd.io/requestedAt';
+/** Field manager of the operate patches (`managedFields` names who changed them last). */
+const FIELD_MANAGER = 'flux-bootstrap-operate';
+/** Set by `flux reconcile`; the controllers echo it as `status.lastHandledReconcileAt`. */
+const REQUESTED_AT = 'reconcile.fluxcd.io/requestedAt';
+const MAX_REASON = 1024;
 
 /** The sync Kustomization and its source, as the status reader finds them. @public */
 export interface FluxSyncTarget {
@@ -52,6 +49,13 @@ export interface FluxOperateOptions {
   namespace?: string;
 }
 
+/** How long and how often the operate use cases wait for Flux. @public */
+export interface FluxOperateWait {
+  timeoutMs?: number;
+  pollIntervalMs?: number;
+  progressIntervalMs?: number;
+}
+
 /** Collaborators of the operate use cases. @public */
 export interface FluxOperateDeps {
   logger?: EngineLogger;
@@ -59,7 +63,7 @@ export interface FluxOperateDeps {
   now?: () => Date;
 }
 
-/** One reconciled object after a {@link reconcileFluxSync} or {@link resumeFluxSync}. @public */
+/** One object after a {@link reconcileFluxSync} or {@link resumeFluxSync}. @public */
 export interface FluxOperatedObject {
   kind: string;
   name: string;
@@ -74,195 +78,10 @@ export interface FluxOperatedObject {
   message?: string;
 }
 
-/**
- * A timestamp as `flux reconcile` writes it (Go's RFC3339Nano: nanoseconds, trailing zeros
- * dropped), in UTC; sub-millisecond digits from the monotonic clock so two requests within the
- * same millisecond differ.
- * @public
- */
-export function fluxRequestTimestamp(now: Date = new Date()): string {
-  const nanos =
-    BigInt(now.getUTCMilliseconds()) * 1_000_000n +
-    (process.hrtime.bigint() % 1_000_000n);
-  const fraction = nanos.toString().padStart(9, '0').replace(/0+$/, '');
-  return `${now.toISOString().slice(0, 19)}${fraction ? `.${fraction}` : ''}Z`;
-}
-
-function describe(ref: { kind: string; name: string; namespace?: string }) {
-  return `${ref.kind} ${ref.namespace}/${ref.name}`;
-}
-
-function str(value: unknown): string | undefined {
-  return typeof value === 'string' && value !== '' ? value : undefined;
-}
-
-/** Fails on kube errors with Backstage's errors (a 403 of the cluster is not the user's permission). */
-function explainKubeError(error: unknown, cluster: string): unknown {
-  if (isKubeApiError(error, 'forbidden', 'unauthorized')) {
-    return new NotAllowedError(
-      `The credentials Backstage has for cluster "${cluster}" are not allowed to do this: ${error.message}`,
-    );
-  }
-  if (isKubeApiError(error, 'unreachable', 'server')) {
-    return new ServiceUnavailableError(error.message);
-  }
-  return error;
-}
-
-/**
- * The sync Kustomization and its source on a cluster, found the way the status reader finds
- * them (the namespace from the FluxReport or the CRD labels, the Kustomization the FluxReport
- * names, else `<ns>/<ns>`, and its `sourceRef`), with the API versions the cluster serves.
- * Fails with a clear error when the cluster cannot be read or has no Flux sync.
- * @public
- */
-export async function locateFluxSync(
-  kube: KubeClient,
-  options: FluxOperateOptions,
-  deps: FluxOperateDeps = {},
-): Promise<FluxSyncTarget> {
-  const status = await readClusterStatus(kube, {
-    cluster: options.cluster,
-    namespace: options.namespace,
-    signal: deps.signal,
-    logger: deps.logger,
-  });
-  if (deps.signal?.aborted)
-    throw new OperationAbortedError(
-      `Cancelled while reading cluster ${options.cluster}`,
-    );
-  switch (status.state) {
-    case 'unreachable':
-      throw new ServiceUnavailableError(
-        `Cluster "${options.cluster}" cannot be read: ${status.reason}`,
-      );
-    case 'forbidden':
-      throw new NotAllowedError(
-        `The credentials Backstage has for cluster "${options.cluster}" may not read Flux: ${status.reason}`,
-      );
-    case 'not-installed':
-      throw new NotFoundError(
-        `Flux is not installed on cluster "${options.cluster}"`,
-      );
-    default:
-  }
-  if (!status.sync || !status.source) {
-    throw new NotFoundError(
-      `Cluster "${options.cluster}" has no Flux sync (${
-        status.sync ? 'its source' : 'the Kustomization'
-      } ${
-        status.flux?.namespace ?? options.namespace ?? 'flux-system'
-      }/… was not found): it was not bootstrapped, or its sync has another name`,
-    );
-  }
-  const served = async (kind: string, name: string, namespace: string) => {
-    for (const apiVersion of FLUX_API_VERSIONS[kind] ?? []) {
-      const obj = await kube.get(
-        { apiVersion, kind, name, namespace },
-        { signal: deps.signal, metadataOnly: true },
-      );
-      if (obj) return { apiVersion, kind, name, namespace };
-    }
-    throw new NotFoundError(
-      `${kind} ${namespace}/${name} of cluster "${options.cluster}" is gone`,
-    );
-  };
-  try {
-    return {
-      namespace: status.sync.namespace,
-      sync: await served(
-        'Kustomization',
-        status.sync.name,
-        status.sync.namespace,
-      ),
-      source: await served(
-        status.source.kind,
-        status.source.name,
-        status.source.namespace,
-      ),
-    };
-  } catch (error) {
-    throw explainKubeError(error, options.cluster);
-  }
-}
-
-/** The object's state after an operation. */
-function operated(
-  ref: KubeObjectRef,
-  obj: KubeObject | undefined,
-  handled: boolean,
-): FluxOperatedObject {
-  const status = (obj?.status ?? {}) as {
-    artifact?: { revision?: unknown };
-    lastAppliedRevision?: unknown;
-  };
-  const message = conditionOf(obj, 'Ready')?.message;
-  return {
-    kind: ref.kind,
-    name: ref.name,
-    namespace: ref.namespace ?? '',
-    handled,
-    ready: readyOf(obj),
-    ...(str(status.artifact?.revision) ?? str(status.lastAppliedRevision)
-      ? {
-          revision:
-            str(status.artifact?.revision) ?? str(status.lastAppliedRevision),
-        }
-      : {}),
-    ...(message ? { message } : {}),
-  };
-}
-
-interface WaitOptions {
-  timeoutMs: number;
-  pollIntervalMs: number;
-  progressIntervalMs: number;
-}
-
-/**
- * Polls an object until `done(obj)`, logging what it waits for; the timeout returns the last
- * object read with `timedOut`.
- */
-async function waitFor(
-  kube: KubeClient,
-  ref: KubeObjectRef,
-  done: (obj: KubeObject) => boolean,
-  why: (obj: KubeObject) => string,
-  wait: WaitOptions,
-  deps: FluxOperateDeps,
-): Promise<{ obj: KubeObject | undefined; timedOut: boolean }> {
-  const logger = deps.logger ?? silentLogger;
-  const started = Date.now();
-  let lastLog = started;
-  for (;;) {
-    const obj = await kube.get(ref, { signal: deps.signal });
-    if (!obj) throw new NotFoundError(`${describe(ref)} was deleted meanwhile`);
-    if (done(obj)) return { obj, timedOut: false };
-    const waited = Date.now() - started;
-    if (waited >= wait.timeoutMs) return { obj, timedOut: true };
-    if (Date.now() - lastLog >= wait.progressIntervalMs) {
-      lastLog = Date.now();
-      logger.info(
-        `Waiting for ${describe(ref)}: ${why(obj)} (${Math.round(
-          waited / 1000,
-        )} s so far)`,
-      );
-    }
-    await pause(
-      wait.pollIntervalMs,
-      deps.signal,
-      `waiting for ${describe(ref)}`,
-    );
-  }
-}
-
-/** Options of {@link reconcileFluxSync}. @public */
-export interface ReconcileFluxSyncOptions extends FluxOperateOptions {
-  /** How long to wait for each object to handle the request. Default 60 s. */
-  timeoutMs?: number;
-  pollIntervalMs?: number;
-  progressIntervalMs?: number;
-}
+/** Options of {@link reconcileFluxSync}; it waits 60 s for each object by default. @public */
+export interface ReconcileFluxSyncOptions
+  extends FluxOperateOptions,
+    FluxOperateWait {}
 
 /** Outcome of {@link reconcileFluxSync}. @public */
 export interface ReconcileFluxSyncResult {
@@ -275,124 +94,6 @@ export interface ReconcileFluxSyncResult {
   ready: boolean;
   /** One sentence for people. */
   message: string;
-}
-
-/**
- * "Reconcile now", like `flux reconcile kustomization <sync> --with-source`: annotates the
- * source with `reconcile.fluxcd.io/requestedAt` (a JSON merge patch, as the flux CLI does)
- * and waits until its controller has handled it (`status.lastHandledReconcileAt` equals the
- * value), then the same for the sync Kustomization, so it applies what the source just fetched.
- * A failure the controllers report (Ready=False) is the answer, not an error; a suspended sync
- * or source is refused (ConflictError: resume it first); a request not handled within the
- * timeout fails naming what it waited for (ServiceUnavailableError: are the controllers running?).
- * Abortable through `deps.signal`.
- * @public
- */
-export async function reconcileFluxSync(
-  kube: KubeClient,
-  options: ReconcileFluxSyncOptions,
-  deps: FluxOperateDeps = {},
-): Promise<ReconcileFluxSyncResult> {
-  const logger = deps.logger ?? silentLogger;
-  const wait: WaitOptions = {
-    timeoutMs: options.timeoutMs ?? 60_000,
-    pollIntervalMs: options.pollIntervalMs ?? 1_000,
-    progressIntervalMs: options.progressIntervalMs ?? 5_000,
-  };
-  const target = await locateFluxSync(kube, options, deps);
-  const requestedAt = fluxRequestTimestamp(deps.now?.());
-  try {
-    for (const ref of [target.source, target.sync]) {
-      const obj = await kube.get(ref, { signal: deps.signal });
-      if ((obj?.spec as { suspend?: unknown } | undefined)?.suspend === true) {
-        throw new ConflictError(
-          `${describe(ref)} of cluster "${
-            options.cluster
-          }" is suspended: resume it before reconciling`,
-        );
-      }
-    }
-    const results: FluxOperatedObject[] = [];
-    for (const ref of [target.source, target.sync]) {
-      logger.info(
-        `Requesting a reconcile of ${describe(
-          ref,
-        )} (${RECONCILE_REQUESTED_AT_ANNOTATION}: ${requestedAt})`,
-      );
-      const patched = await kube.patch(
-        ref,
-        {
-          metadata: {
-            annotations: { [RECONCILE_REQUESTED_AT_ANNOTATION]: requestedAt },
-          },
-        },
-        { fieldManager: FLUX_OPERATE_FIELD_MANAGER, signal: deps.signal },
-      );
-      if (!patched)
-        throw new NotFoundError(`${describe(ref)} was deleted meanwhile`);
-      const handledAt = (o: KubeObject | undefined) =>
-        (o?.status as { lastHandledReconcileAt?: unknown } | undefined)
-          ?.lastHandledReconcileAt;
-      const { obj, timedOut } = await waitFor(
-        kube,
-        ref,
-        o =>
-          handledAt(o) === requestedAt &&
-          generationObserved(o) &&
-          readyOf(o) !== null,
-        o =>
-          handledAt(o) === requestedAt
-            ? `handled, not ready yet (${
-                conditionOf(o, 'Ready')?.message ?? 'no Ready condition'
-              })`
-            : `the controller has not handled the request yet (lastHandledReconcileAt: ${
-                handledAt(o) ?? 'none'
-              })`,
-        wait,
-        deps,
-      );
-      if (timedOut) {
-        throw new ServiceUnavailableError(
-          `${describe(ref)} of cluster "${
-            options.cluster
-          }" has not handled the reconcile request of ${requestedAt} within ${Math.round(
-            wait.timeoutMs / 1000,
-          )} s (its lastHandledReconcileAt is ${
-            handledAt(obj) ?? 'not set'
-          }): are Flux's controllers running? The request stays on the object; the controller handles it when it runs.`,
-        );
-      }
-      const result = operated(ref, obj, true);
-      results.push(result);
-      logger.info(
-        `${describe(ref)} handled the reconcile request: ${
-          result.ready ? 'Ready' : 'not Ready'
-        }${result.revision ? `, revision ${result.revision}` : ''}${
-          result.message ? ` (${result.message})` : ''
-        }`,
-      );
-      if (result.ready === false) break; // the sync would only apply the old artifact again
-    }
-    const [source, sync] = results;
-    const syncResult = sync ?? operated(target.sync, undefined, false);
-    const ready = source.ready === true && syncResult.ready === true;
-    let message: string;
-    if (ready) {
-      message = `Reconciled: ${describe(target.source)} and ${describe(
-        target.sync,
-      )} handled the request${
-        syncResult.revision ? `; applied revision ${syncResult.revision}` : ''
-      }`;
-    } else {
-      const failed = source.ready === false ? source : syncResult;
-      message = `${describe(failed)} handled the request but failed: ${
-        failed.message ?? 'Ready=False'
-      }`;
-    }
-    return { target, requestedAt, source, sync: syncResult, ready, message };
-  } catch (error) {
-    throw explainKubeError(error, options.cluster);
-  }
 }
 
 /** Options of {@link suspendFluxSync} and {@link resumeFluxSync}. @public */
@@ -415,183 +116,374 @@ export interface SuspendFluxSyncResult {
   message: string;
 }
 
-const MAX_REASON = 1024;
+/**
+ * A timestamp as `flux reconcile` writes it (Go's RFC3339Nano: nanoseconds, trailing zeros
+ * dropped), in UTC; sub-millisecond digits from the monotonic clock so two requests within the
+ * same millisecond differ.
+ * @public
+ */
+export function fluxRequestTimestamp(now: Date = new Date()): string {
+  const nanos =
+    BigInt(now.getUTCMilliseconds()) * 1_000_000n +
+    (process.hrtime.bigint() % 1_000_000n);
+  const fraction = nanos.toString().padStart(9, '0').replace(/0+$/, '');
+  return `${now.toISOString().slice(0, 19)}${fraction ? `.${fraction}` : ''}Z`;
+}
 
 /** A reason as stored in an annotation: trimmed, one paragraph, bounded; throws naming `reason`. @public */
 export function validateOperateReason(
   value: unknown,
   required: boolean,
 ): string | undefined {
-  if (value === undefined || value === null || value === '') {
-    if (required)
-      throw new InputValidationError(
-        'reason',
-        'is required: say why the sync is suspended (it is recorded with your name)',
-      );
-    return undefined;
-  }
-  if (typeof value !== 'string')
-    throw new InputValidationError('reason', 'must be a string');
-  const reason = value.trim();
-  if (!reason) {
-    if (required)
-      throw new InputValidationError(
-        'reason',
-        'is required: say why the sync is suspended (it is recorded with your name)',
-      );
-    return undefined;
-  }
-  if (reason.length > MAX_REASON)
-    throw new InputValidationError(
-      'reason',
-      `is longer than ${MAX_REASON} characters`,
+  const invalid = (message: string) =>
+    new InputValidationError('reason', message);
+  if (typeof value !== 'string' && value !== undefined && value !== null)
+    throw invalid('must be a string');
+  const reason = typeof value === 'string' ? value.trim() : '';
+  if (!reason && required)
+    throw invalid(
+      'is required: say why the sync is suspended (it is recorded with your name)',
     );
+  if (reason.length > MAX_REASON)
+    throw invalid(`is longer than ${MAX_REASON} characters`);
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u0008\u000b-\u001f\u007f]/.test(reason))
-    throw new InputValidationError(
-      'reason',
-      'must not contain control characters',
-    );
-  return reason;
+    throw invalid('must not contain control characters');
+  return reason || undefined;
 }
 
-async function setSuspend(
-  kube: KubeClient,
-  suspend: boolean,
-  options: SuspendFluxSyncOptions,
-  deps: FluxOperateDeps,
-): Promise<{ target: FluxSyncTarget; before: boolean; after: KubeObject }> {
-  const reason = validateOperateReason(options.reason, suspend);
-  const target = await locateFluxSync(kube, options, deps);
+const describe = (ref: { kind: string; name: string; namespace?: string }) =>
+  `${ref.kind} ${ref.namespace}/${ref.name}`;
+const named = ({ kind, name, namespace = '' }: KubeObjectRef) => ({
+  kind,
+  name,
+  namespace,
+});
+const gone = (ref: KubeObjectRef) =>
+  new NotFoundError(`${describe(ref)} was deleted meanwhile`);
+
+/** Runs a use case, failing with Backstage's errors (a 403 of the cluster is not the user's permission). */
+async function onCluster<T>(cluster: string, run: () => Promise<T>) {
   try {
-    const current = await kube.get(target.sync, { signal: deps.signal });
-    if (!current)
-      throw new NotFoundError(`${describe(target.sync)} was deleted meanwhile`);
-    const before =
-      (current.spec as { suspend?: unknown } | undefined)?.suspend === true;
-    const at = (deps.now?.() ?? new Date()).toISOString();
-    const annotations = suspend
-      ? {
-          [FLUX_SUSPENDED_REASON_ANNOTATION]: reason,
-          [FLUX_SUSPENDED_BY_ANNOTATION]: options.actor,
-          [FLUX_SUSPENDED_AT_ANNOTATION]: at,
-          [FLUX_RESUMED_REASON_ANNOTATION]: null,
-          [FLUX_RESUMED_BY_ANNOTATION]: null,
-          [FLUX_RESUMED_AT_ANNOTATION]: null,
-        }
-      : {
-          [FLUX_SUSPENDED_REASON_ANNOTATION]: null,
-          [FLUX_SUSPENDED_BY_ANNOTATION]: null,
-          [FLUX_SUSPENDED_AT_ANNOTATION]: null,
-          [FLUX_RESUMED_REASON_ANNOTATION]: reason ?? null,
-          [FLUX_RESUMED_BY_ANNOTATION]: options.actor,
-          [FLUX_RESUMED_AT_ANNOTATION]: at,
-        };
-    const after = await kube.patch(
-      target.sync,
-      { metadata: { annotations }, spec: { suspend } },
-      { fieldManager: FLUX_OPERATE_FIELD_MANAGER, signal: deps.signal },
-    );
-    if (!after)
-      throw new NotFoundError(`${describe(target.sync)} was deleted meanwhile`);
-    return { target, before, after };
+    return await run();
   } catch (error) {
-    throw explainKubeError(error, options.cluster);
+    if (isKubeApiError(error, 'forbidden', 'unauthorized'))
+      throw new NotAllowedError(
+        `The credentials Backstage has for cluster "${cluster}" are not allowed to do this: ${error.message}`,
+      );
+    if (isKubeApiError(error, 'unreachable', 'server'))
+      throw new ServiceUnavailableError(error.message);
+    throw error;
   }
 }
 
 /**
- * Suspends the cluster's sync like `flux suspend kustomization <sync>`: `spec.suspend: true` on
- * the sync Kustomization (a JSON merge patch, as the flux CLI does), with the reason, the actor
- * and the time as annotations ({@link FLUX_SUSPENDED_REASON_ANNOTATION} …). Flux then applies
- * nothing from Git to the cluster until it is resumed. Suspending a suspended sync updates the
- * reason and actor. The reason is required (InputValidationError naming `reason`, before any
- * request).
+ * The sync Kustomization and its source as the status reader finds them, with the API versions
+ * the cluster serves and whether each is suspended; a clear error when there is none.
+ */
+async function locateFluxSync(
+  kube: KubeClient,
+  { cluster, namespace }: FluxOperateOptions,
+  { signal, logger }: FluxOperateDeps,
+) {
+  const status = await readClusterStatus(kube, {
+    cluster,
+    namespace,
+    signal,
+    logger,
+  });
+  throwIfAborted(signal, `reading cluster ${cluster}`);
+  const { state, reason, sync, source } = status;
+  if (state === 'unreachable')
+    throw new ServiceUnavailableError(
+      `Cluster "${cluster}" cannot be read: ${reason}`,
+    );
+  if (state === 'forbidden')
+    throw new NotAllowedError(
+      `The credentials Backstage has for cluster "${cluster}" may not read Flux: ${reason}`,
+    );
+  if (state === 'not-installed')
+    throw new NotFoundError(`Flux is not installed on cluster "${cluster}"`);
+  if (!sync || !source) {
+    const missing = sync ? 'its source' : 'the Kustomization';
+    const ns = status.flux?.namespace ?? namespace ?? 'flux-system';
+    throw new NotFoundError(
+      `Cluster "${cluster}" has no Flux sync (${missing} ${ns}/… was not found): it was not bootstrapped, or its sync has another name`,
+    );
+  }
+  const served = async ({ name, namespace: ns }: typeof sync, kind: string) => {
+    for (const apiVersion of FLUX_API_VERSIONS[kind] ?? []) {
+      const ref = { apiVersion, kind, name, namespace: ns };
+      if (await kube.get(ref, { signal, metadataOnly: true })) return ref;
+    }
+    throw new NotFoundError(
+      `${kind} ${ns}/${name} of cluster "${cluster}" is gone`,
+    );
+  };
+  const target: FluxSyncTarget = {
+    namespace: sync.namespace,
+    sync: await served(sync, 'Kustomization'),
+    source: await served(source, source.kind),
+  };
+  return { target, suspended: [!!source.suspended, !!sync.suspended] };
+}
+
+/** Merge-patches an object under our field manager, as the flux CLI patches. */
+async function patch(
+  kube: KubeClient,
+  ref: KubeObjectRef,
+  body: Record<string, unknown>,
+  signal?: AbortSignal,
+): Promise<void> {
+  const opts = { fieldManager: FIELD_MANAGER, signal };
+  if (!(await kube.patch(ref, body, opts))) throw gone(ref);
+}
+
+/**
+ * The generic "wait until handled": polls an object until its controller has `handled` a change
+ * and reports Ready either way, logging `notYet` while it has not; the result's `handled` is
+ * false (with the last read) when the time is up.
+ */
+async function waitHandled(
+  kube: KubeClient,
+  ref: KubeObjectRef,
+  handled: (obj: KubeObject) => boolean,
+  notYet: (obj: KubeObject) => string,
+  wait: FluxOperateWait & { timeoutMs: number },
+  { signal, logger = silentLogger }: FluxOperateDeps,
+): Promise<{ obj: KubeObject; result: FluxOperatedObject }> {
+  const what = describe(ref);
+  let obj!: KubeObject;
+  const why = () => {
+    const ready = conditionOf(obj, 'Ready')?.message ?? 'no Ready condition';
+    return handled(obj) ? `handled, not ready yet (${ready})` : notYet(obj);
+  };
+  const done = await pollUntil(
+    async () => {
+      const read = await kube.get(ref, { signal });
+      if (!read) throw gone(ref);
+      obj = read;
+      return handled(obj) && generationObserved(obj) && readyOf(obj) !== null;
+    },
+    {
+      timeoutMs: wait.timeoutMs,
+      pollIntervalMs: wait.pollIntervalMs ?? 1_000,
+      progressIntervalMs: wait.progressIntervalMs,
+      signal,
+      what: `waiting for ${what}`,
+      progress: ms =>
+        logger.info(
+          `Waiting for ${what}: ${why()} (${Math.round(ms / 1000)} s so far)`,
+        ),
+    },
+  );
+  const status = record(obj.status);
+  const revision =
+    str(record(status.artifact).revision) ?? str(status.lastAppliedRevision);
+  const message = conditionOf(obj, 'Ready')?.message;
+  const result: FluxOperatedObject = {
+    ...named(ref),
+    handled: done,
+    ready: readyOf(obj),
+  };
+  if (revision) result.revision = revision;
+  if (message) result.message = message;
+  return { obj, result };
+}
+
+/**
+ * "Reconcile now", like `flux reconcile kustomization <sync> --with-source`: annotates the
+ * source with `reconcile.fluxcd.io/requestedAt` and waits until its controller has handled it
+ * (`status.lastHandledReconcileAt` equals the value), then the same for the sync Kustomization,
+ * so it applies what the source just fetched. A failure the controllers report (Ready=False) is
+ * the answer, not an error; a suspended sync or source is refused (ConflictError); a request not
+ * handled within the timeout fails naming what it waited for (ServiceUnavailableError).
+ * Abortable through `deps.signal`.
  * @public
  */
-export async function suspendFluxSync(
+export async function reconcileFluxSync(
+  kube: KubeClient,
+  options: ReconcileFluxSyncOptions,
+  deps: FluxOperateDeps = {},
+): Promise<ReconcileFluxSyncResult> {
+  const { cluster, timeoutMs = 60_000 } = options;
+  const { signal, logger = silentLogger } = deps;
+  return onCluster(cluster, async () => {
+    const { target, suspended } = await locateFluxSync(kube, options, deps);
+    const requestedAt = fluxRequestTimestamp(deps.now?.());
+    const refs = [target.source, target.sync];
+    const held = refs.find((_, i) => suspended[i]);
+    if (held)
+      throw new ConflictError(
+        `${describe(
+          held,
+        )} of cluster "${cluster}" is suspended: resume it before reconciling`,
+      );
+    const handledAt = (obj: KubeObject) =>
+      record(obj.status).lastHandledReconcileAt;
+    const results: FluxOperatedObject[] = [];
+    for (const ref of refs) {
+      const what = describe(ref);
+      logger.info(
+        `Requesting a reconcile of ${what} (${REQUESTED_AT}: ${requestedAt})`,
+      );
+      const annotations = { [REQUESTED_AT]: requestedAt };
+      await patch(kube, ref, { metadata: { annotations } }, signal);
+      const { obj, result } = await waitHandled(
+        kube,
+        ref,
+        o => handledAt(o) === requestedAt,
+        o =>
+          `the controller has not handled the request yet (lastHandledReconcileAt: ${
+            handledAt(o) ?? 'none'
+          })`,
+        { ...options, timeoutMs },
+        deps,
+      );
+      if (!result.handled) {
+        const seconds = Math.round(timeoutMs / 1000);
+        const last = handledAt(obj) ?? 'not set';
+        throw new ServiceUnavailableError(
+          `${what} of cluster "${cluster}" has not handled the reconcile request of ${requestedAt} within ${seconds} s (its lastHandledReconcileAt is ${last}): are Flux's controllers running? The request stays on the object; the controller handles it when it runs.`,
+        );
+      }
+      results.push(result);
+      const { ready, revision, message } = result;
+      logger.info(
+        `${what} handled the reconcile request: ${
+          ready ? 'Ready' : 'not Ready'
+        }${revision ? `, revision ${revision}` : ''}${
+          message ? ` (${message})` : ''
+        }`,
+      );
+      if (ready === false) break; // the sync would only apply the old artifact again
+    }
+    const notReached: FluxOperatedObject = {
+      ...named(target.sync),
+      handled: false,
+      ready: null,
+    };
+    const [source, sync = notReached] = results;
+    const ready = source.ready === true && sync.ready === true;
+    const failed = source.ready === false ? source : sync;
+    const applied = sync.revision ? `; applied revision ${sync.revision}` : '';
+    const message = ready
+      ? `Reconciled: ${describe(source)} and ${describe(
+          sync,
+        )} handled the request${applied}`
+      : `${describe(failed)} handled the request but failed: ${
+          failed.message ?? 'Ready=False'
+        }`;
+    return { target, requestedAt, source, sync, ready, message };
+  });
+}
+
+/** The annotations of a suspend and of a resume: why, who, when. */
+const RECORDED = {
+  suspend: [
+    FLUX_SUSPENDED_REASON_ANNOTATION,
+    FLUX_SUSPENDED_BY_ANNOTATION,
+    FLUX_SUSPENDED_AT_ANNOTATION,
+  ],
+  resume: [
+    FLUX_RESUMED_REASON_ANNOTATION,
+    FLUX_RESUMED_BY_ANNOTATION,
+    FLUX_RESUMED_AT_ANNOTATION,
+  ],
+};
+
+/**
+ * Suspend and resume: sets `spec.suspend` of the sync Kustomization (a JSON merge patch, as the
+ * flux CLI does) with why, who and when as annotations, dropping those of the opposite
+ * operation; a resume then waits until Flux has reconciled the sync.
+ */
+async function setSuspend(
+  kube: KubeClient,
+  suspend: boolean,
+  options: SuspendFluxSyncOptions & FluxOperateWait,
+  deps: FluxOperateDeps,
+): Promise<SuspendFluxSyncResult> {
+  const { actor, cluster } = options;
+  const logger = deps.logger ?? silentLogger;
+  const reason = validateOperateReason(options.reason, suspend);
+  return onCluster(cluster, async () => {
+    const located = await locateFluxSync(kube, options, deps);
+    const { target } = located;
+    const what = describe(target.sync);
+    const before = located.suspended[1];
+    const changed = before !== suspend;
+    const [set, clear] = suspend
+      ? [RECORDED.suspend, RECORDED.resume]
+      : [RECORDED.resume, RECORDED.suspend];
+    const at = (deps.now?.() ?? new Date()).toISOString();
+    const values = [reason ?? null, actor, at];
+    const annotations = Object.fromEntries([
+      ...clear.map(key => [key, null]),
+      ...set.map((key, i) => [key, values[i]]),
+    ]);
+    const body = { metadata: { annotations }, spec: { suspend } };
+    await patch(kube, target.sync, body, deps.signal);
+    if (suspend) {
+      const message = before
+        ? `${what} was suspended already; the reason is now "${reason}" (${actor})`
+        : `Suspended ${what}: Flux applies nothing from Git until it is resumed`;
+      logger.info(`${message}; reason: ${reason}; by ${actor}`);
+      return { target, suspended: true, changed, message };
+    }
+    const why = reason ? `; reason: ${reason}` : '';
+    const verb = before ? 'Resumed' : 'Resume requested for';
+    logger.info(`${verb} ${what} by ${actor}${why}`);
+    const { result: sync } = await waitHandled(
+      kube,
+      target.sync,
+      generationObserved,
+      () => 'kustomize-controller has not observed the change yet',
+      { ...options, timeoutMs: options.timeoutMs ?? 30_000 },
+      deps,
+    );
+    const applied = sync.revision
+      ? ` and applied revision ${sync.revision}`
+      : '';
+    let message = `Resumed ${what}; its reconcile failed: ${
+      sync.message ?? 'Ready=False'
+    }`;
+    if (!before) message = `${what} was not suspended`;
+    else if (!sync.handled)
+      message = `Resumed ${what}; Flux has not reconciled it yet (is kustomize-controller running?)`;
+    else if (sync.ready)
+      message = `Resumed ${what}; Flux reconciled it${applied}`;
+    return { target, suspended: false, changed, sync, message };
+  });
+}
+
+/**
+ * Suspends the cluster's sync like `flux suspend kustomization <sync>`: `spec.suspend: true` on
+ * the sync Kustomization, with the reason, the actor and the time as annotations
+ * (`FLUX_SUSPENDED_REASON_ANNOTATION` …). Flux then applies nothing from Git to the cluster until
+ * it is resumed. Suspending a suspended sync updates the reason and actor. The reason is
+ * required (InputValidationError naming `reason`, before any request).
+ * @public
+ */
+export function suspendFluxSync(
   kube: KubeClient,
   options: SuspendFluxSyncOptions,
   deps: FluxOperateDeps = {},
 ): Promise<SuspendFluxSyncResult> {
-  const { target, before } = await setSuspend(kube, true, options, deps);
-  const message = before
-    ? `${describe(
-        target.sync,
-      )} was suspended already; the reason is now "${options.reason?.trim()}" (${
-        options.actor
-      })`
-    : `Suspended ${describe(
-        target.sync,
-      )}: Flux applies nothing from Git until it is resumed`;
-  (deps.logger ?? silentLogger).info(
-    `${message}; reason: ${options.reason?.trim()}; by ${options.actor}`,
-  );
-  return { target, suspended: true, changed: !before, message };
+  return setSuspend(kube, true, options, deps);
 }
 
 /**
  * Resumes the cluster's sync like `flux resume kustomization <sync>`: `spec.suspend: false`
  * (the suspension annotations replaced by who resumed it, when and why), then waits — like the
  * flux CLI for one object — until kustomize-controller has observed the new generation and
- * reports Ready. Not reconciled within the timeout is not an error: the resume is done and the
- * message says Flux has not reconciled yet.
+ * reports Ready (default 30 s). Not reconciled in time is not an error: the resume is done and
+ * the message says Flux has not reconciled yet.
  * @public
  */
-export async function resumeFluxSync(
+export function resumeFluxSync(
   kube: KubeClient,
-  options: SuspendFluxSyncOptions & {
-    timeoutMs?: number;
-    pollIntervalMs?: number;
-    progressIntervalMs?: number;
-  },
+  options: SuspendFluxSyncOptions & FluxOperateWait,
   deps: FluxOperateDeps = {},
 ): Promise<SuspendFluxSyncResult> {
-  const logger = deps.logger ?? silentLogger;
-  const { target, before } = await setSuspend(kube, false, options, deps);
-  logger.info(
-    `${before ? 'Resumed' : 'Resume requested for'} ${describe(
-      target.sync,
-    )} by ${options.actor}${
-      options.reason?.trim() ? `; reason: ${options.reason.trim()}` : ''
-    }`,
-  );
-  let sync: FluxOperatedObject | undefined;
-  try {
-    const { obj, timedOut } = await waitFor(
-      kube,
-      target.sync,
-      o => generationObserved(o) && readyOf(o) !== null,
-      o =>
-        generationObserved(o)
-          ? `not ready yet (${
-              conditionOf(o, 'Ready')?.message ?? 'no Ready condition'
-            })`
-          : 'kustomize-controller has not observed the change yet',
-      {
-        timeoutMs: options.timeoutMs ?? 30_000,
-        pollIntervalMs: options.pollIntervalMs ?? 1_000,
-        progressIntervalMs: options.progressIntervalMs ?? 5_000,
-      },
-      deps,
-    );
-    sync = operated(target.sync, obj, !timedOut);
-  } catch (error) {
-    throw explainKubeError(error, options.cluster);
-  }
-  let message: string;
-  if (!before) message = `${describe(target.sync)} was not suspended`;
-  else if (!sync.handled)
-    message = `Resumed ${describe(
-      target.sync,
-    )}; Flux has not reconciled it yet (is kustomize-controller running?)`;
-  else if (sync.ready)
-    message = `Resumed ${describe(target.sync)}; Flux reconciled it${
-      sync.revision ? ` and applied revision ${sync.revision}` : ''
-    }`;
-  else
-    message = `Resumed ${describe(target.sync)}; its reconcile failed: ${
-      sync.message ?? 'Ready=False'
-    }`;
-  return { target, suspended: false, changed: before, sync, message };
+  return setSuspend(kube, false, options, deps);
 }

@@ -95,24 +95,17 @@ export function isAbortError(error: unknown): boolean {
 
 /** Throws an OperationAbortedError when the signal is aborted. @public */
 export function throwIfAborted(signal?: AbortSignal, what?: string): void {
-  if (signal?.aborted) {
+  if (signal?.aborted)
     throw new OperationAbortedError(
       what ? `Cancelled while ${what}` : undefined,
     );
-  }
 }
 
-const TRANSIENT_NETWORK_CODES = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ECONNABORTED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'UND_ERR_SOCKET',
-]);
+const TRANSIENT_NETWORK_CODES = new Set(
+  'ECONNRESET ECONNREFUSED ECONNABORTED EPIPE ETIMEDOUT EAI_AGAIN EHOSTUNREACH ENETUNREACH UND_ERR_SOCKET'.split(
+    ' ',
+  ),
+);
 
 /**
  * A network error code worth retrying an idempotent call for (reset, refused, timed out, DNS

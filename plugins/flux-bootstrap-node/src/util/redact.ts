@@ -67,23 +67,20 @@ export class Redactor {
 
   /** Wraps a logger so that every message and string metadata value is redacted. */
   wrapLogger(logger: EngineLogger): EngineLogger {
-    const wrap =
-      (level: keyof EngineLogger) =>
-      (message: string, meta?: Error | Record<string, unknown>) => {
-        let safeMeta: Error | Record<string, unknown> | undefined;
-        if (meta instanceof Error) safeMeta = this.redactError(meta);
-        else if (meta) {
-          safeMeta = JSON.parse(this.redact(JSON.stringify(meta)));
-        }
-        if (safeMeta === undefined) logger[level](this.redact(message));
-        else logger[level](this.redact(message), safeMeta);
-      };
-    return {
-      error: wrap('error'),
-      warn: wrap('warn'),
-      info: wrap('info'),
-      debug: wrap('debug'),
-    };
+    const levels = ['error', 'warn', 'info', 'debug'] as const;
+    return Object.fromEntries(
+      levels.map(level => [
+        level,
+        (message: string, meta?: Error | Record<string, unknown>) => {
+          if (!meta) return logger[level](this.redact(message));
+          const safeMeta =
+            meta instanceof Error
+              ? this.redactError(meta)
+              : JSON.parse(this.redact(JSON.stringify(meta)));
+          return logger[level](this.redact(message), safeMeta);
+        },
+      ]),
+    ) as unknown as EngineLogger;
   }
 }
 

@@ -2,8 +2,13 @@ import { ComponentType, FormEvent, useCallback, useRef } from 'react';
 import { useApi } from '@backstage/core-plugin-api';
 import { scmIntegrationsApiRef } from '@backstage/integration-react';
 import type { FieldExtensionComponentProps } from '@backstage/plugin-scaffolder-react';
+import { hostOfRepoUrl } from '@flux-bootstrap/plugin-flux-bootstrap-common';
 // Material UI on purpose: a form field rendered inside the scaffolder's own Material UI form.
-import { FormHelperText } from '@material-ui/core';
+import { Button, FormHelperText } from '@material-ui/core';
+import {
+  type RequestUserCredentialsOptions,
+  useBitbucketUserCredentials,
+} from './userCredentials';
 
 /** `ui:options` accepted on top of RepoUrlPicker's own. */
 export interface BitbucketServerRepoUrlPickerUiOptions {
@@ -11,6 +16,53 @@ export interface BitbucketServerRepoUrlPickerUiOptions {
   allowedHosts?: string[];
   allowedProjects?: string[];
   allowedRepos?: string[];
+  /**
+   * As RepoUrlPicker's: the user signs in to Bitbucket and the token goes into the task secrets
+   * under `secretsKey` — where the Bitbucket Server auth provider is configured for the host.
+   */
+  requestUserCredentials?: RequestUserCredentialsOptions;
+}
+
+/**
+ * The user's Bitbucket sign-in for the chosen host (rendered only with `requestUserCredentials`):
+ * what the field says about it, and the retry button.
+ */
+function UserCredentials(props: {
+  host: string | undefined;
+  options: RequestUserCredentialsOptions;
+}) {
+  const { state, retry } = useBitbucketUserCredentials(
+    props.host,
+    props.options,
+  );
+  if (state.kind === 'off') return null;
+  let text: string;
+  if (state.kind === 'asking') {
+    text = `Sign in to Bitbucket (${state.host}) in the window Backstage offers: the steps then act as you.`;
+  } else if (state.kind === 'signed-in') {
+    text = `Signed in to Bitbucket${state.name ? ` as ${state.name}` : ''} (${
+      state.host
+    }): the steps act as you.`;
+  } else {
+    text = `Not signed in to Bitbucket (${state.message}): the steps use your token below, or else the integration's credentials.`;
+  }
+  return (
+    <FormHelperText
+      data-testid="bitbucket-user-credentials"
+      error={state.kind === 'failed'}
+      role={state.kind === 'failed' ? 'alert' : 'status'}
+    >
+      {text}
+      {state.kind === 'failed' && (
+        <>
+          {' '}
+          <Button size="small" variant="outlined" onClick={retry}>
+            Sign in to Bitbucket
+          </Button>
+        </>
+      )}
+    </FormHelperText>
+  );
 }
 
 /**
@@ -81,6 +133,11 @@ function textInputs(root: HTMLElement): HTMLInputElement[] {
  * cleared or re-mounted input leaves RepoUrlPicker's value alone). The text inputs are, in order, the
  * project's (unless `allowedProjects` makes it a select) and the repository's (unless
  * `allowedRepos` does).
+ *
+ * `requestUserCredentials` (RepoUrlPicker's option) is handled here, not by RepoUrlPicker: the
+ * user is asked to sign in to Bitbucket only where the Flux bootstrap backend says the Bitbucket
+ * Server auth provider is configured for the host, and the field says whether the steps act as
+ * the user (see {@link useBitbucketUserCredentials}).
  */
 export function BitbucketServerRepoUrlPicker(
   props: FieldExtensionComponentProps<
@@ -92,8 +149,10 @@ export function BitbucketServerRepoUrlPicker(
   const configured = integrations.bitbucketServer
     .list()
     .map(i => i.config.host);
-  const uiOptions = props.uiSchema?.['ui:options'] ?? {};
+  const { requestUserCredentials, ...uiOptions } =
+    props.uiSchema?.['ui:options'] ?? {};
   const hosts = bitbucketServerHosts(configured, uiOptions.allowedHosts);
+
   const Inner = (
     props.registry?.fields as Record<string, ComponentType<any>> | undefined
   )?.RepoUrlPicker;
@@ -196,6 +255,12 @@ export function BitbucketServerRepoUrlPicker(
           'ui:options': { ...uiOptions, allowedHosts: hosts },
         }}
       />
+      {requestUserCredentials && (
+        <UserCredentials
+          host={hostOfRepoUrl(props.formData)}
+          options={requestUserCredentials}
+        />
+      )}
     </div>
   );
 }

@@ -1,5 +1,6 @@
 import { useEffect, useMemo, useState } from 'react';
-import { useApiHolder } from '@backstage/core-plugin-api';
+import { type ApiHolder, useApiHolder } from '@backstage/core-plugin-api';
+import { scmAuthApiRef } from '@backstage/integration-react';
 import type { ResponseError } from '@backstage/errors';
 import {
   type CustomFieldValidator,
@@ -27,6 +28,14 @@ export interface BitbucketServerTokenUiOptions {
    * `host?project=KEY&repo=name`) whose host the token is for. Default `repoUrl`.
    */
   repoUrlField?: string;
+  /**
+   * The task secret the repository field's `requestUserCredentials` fills with the user's own
+   * Bitbucket token (e.g. `USER_OAUTH_TOKEN`). When it holds one, the steps act as the user with
+   * it (`${{ secrets.USER_OAUTH_TOKEN or secrets.token }}`), so this token is optional — even
+   * with `scaffolder.requireScmUserCredentials` — and only Flux's HTTPS access (a token stored
+   * in the cluster, which a short-lived sign-in token must not be) still uses it.
+   */
+  userCredentialsSecretsKey?: string;
 }
 
 const DEFAULT_REPO_URL_FIELD = 'repoUrl';
@@ -52,7 +61,25 @@ function chosenHost(
 export function describeTokenNeed(
   integrations: BitbucketServerIntegrationsResponse,
   host: string,
+  options: { signedIn?: boolean } = {},
 ): { required: boolean; note: string; reason?: string } {
+  if (options.signedIn) {
+    // Flux over HTTPS (tokenAuth) stores a token in the cluster: never the user's sign-in
+    // token (short-lived), so this field's, else the integration's where it may be used.
+    const item = findBitbucketServerIntegration(integrations, host);
+    const fallback =
+      !integrations.requireScmUserCredentials &&
+      !!item &&
+      item.credentials !== 'none';
+    return {
+      required: false,
+      note: `You are signed in to Bitbucket (${host}): the steps act as you. A token here is only for Flux reading the repository over HTTPS (stored in the cluster; your sign-in expires and is never stored)${
+        fallback
+          ? ": without one, the integration's credentials are stored."
+          : ": with HTTPS, enter one — the integration's credentials are not used."
+      }`,
+    };
+  }
   const needed = (reason: string) => ({
     required: true,
     reason,
@@ -113,8 +140,12 @@ export function BitbucketServerToken(
   const { secrets, setSecrets } = useTemplateSecrets();
   const [value, setValue] = useState<string>(secrets[name] ?? '');
   const host = chosenHost(formContext?.formData, uiSchema?.['ui:options']);
+  const userKey = uiSchema?.['ui:options']?.userCredentialsSecretsKey;
+  const signedIn = !!userKey && !!secrets[userKey];
   const need =
-    integrations && host ? describeTokenNeed(integrations, host) : undefined;
+    integrations && host
+      ? describeTokenNeed(integrations, host, { signedIn })
+      : undefined;
   const isRequired = !!required || !!need?.required;
 
   useEffect(() => {
@@ -188,6 +219,24 @@ export function BitbucketServerToken(
   );
 }
 
+/**
+ * Whether the user holds a Bitbucket sign-in for `host` (asked without showing a sign-in: the
+ * repository field asks for it). The validation cannot see the task secrets, so it asks ScmAuth.
+ */
+async function isSignedIn(
+  apiHolder: ApiHolder,
+  host: string,
+): Promise<boolean> {
+  try {
+    const res = await apiHolder
+      .get(scmAuthApiRef)
+      ?.getCredentials({ url: `https://${host}`, optional: true });
+    return !!res?.token;
+  } catch {
+    return false;
+  }
+}
+
 /** The backend's answer, or undefined when it cannot be had (the actions then say what is missing). */
 async function integrationsOrUndefined(
   api: Pick<FluxBootstrapApi, 'getBitbucketServerIntegrations'>,
@@ -218,6 +267,13 @@ export const bitbucketServerTokenValidation: CustomFieldValidator<
   );
   if (!integrations || !isBitbucketServerTokenRequired(integrations, host)) {
     return;
+  }
+  if (
+    context.uiSchema?.['ui:options']?.userCredentialsSecretsKey &&
+    findBitbucketServerIntegration(integrations, host)?.userSignIn &&
+    (await isSignedIn(context.apiHolder, host))
+  ) {
+    return; // the steps act as the signed-in user
   }
   const title =
     typeof context.schema?.title === 'string' ? context.schema.title : 'token';

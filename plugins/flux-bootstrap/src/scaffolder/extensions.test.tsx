@@ -62,7 +62,7 @@ describe('scaffolder form fields, new frontend system', () => {
       Object.keys(
         byName.BitbucketServerToken.schema!.schema.uiOptions!.properties!,
       ),
-    ).toEqual(['repoUrlField']);
+    ).toEqual(['repoUrlField', 'userCredentialsSecretsKey']);
   });
 });
 

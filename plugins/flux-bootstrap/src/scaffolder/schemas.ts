@@ -68,6 +68,28 @@ export const BitbucketServerRepoUrlPickerFieldSchema = makeFieldSchema({
         .array(z.string())
         .optional()
         .describe('Offer only these repository names'),
+      requestUserCredentials: z
+        .object({
+          secretsKey: z
+            .string()
+            .describe(
+              "Task secret that receives the user's Bitbucket token (${{ secrets.<secretsKey> }})",
+            ),
+          additionalScopes: z
+            .object({
+              bitbucket: z
+                .array(z.string())
+                .optional()
+                .describe(
+                  'Bitbucket Server scopes on top of PUBLIC_REPOS REPO_READ REPO_WRITE, e.g. PROJECT_ADMIN to create repositories',
+                ),
+            })
+            .optional(),
+        })
+        .optional()
+        .describe(
+          'Ask the user to sign in to Bitbucket (where the backend configures auth.providers.bitbucketServer for the host), so the steps act as the user',
+        ),
     }),
 });
 
@@ -96,6 +118,12 @@ export const BitbucketServerTokenFieldSchema = makeFieldSchema({
         .optional()
         .describe(
           'Sibling field holding the repository (a RepoUrlPicker value) whose host the token is for. Default repoUrl',
+        ),
+      userCredentialsSecretsKey: z
+        .string()
+        .optional()
+        .describe(
+          "The repository field's requestUserCredentials.secretsKey: when the user is signed in to Bitbucket the token is optional",
         ),
     }),
 });

@@ -3,7 +3,6 @@ import {
   authSecrets,
   gitHttpAuthHeaders,
   HttpsGitTransport,
-  InputValidationError,
   planRepositoryOutputs,
   removeClusterPath,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
@@ -14,7 +13,6 @@ import {
   createActionRedaction,
   FluxBootstrapActionOptions,
   toActionError,
-  withDefault,
 } from './shared/context';
 import {
   decommissionInput,
@@ -22,8 +20,39 @@ import {
   fleetTarget,
 } from './shared/decommission';
 
+import { actionInput } from './shared/io';
+
 // Printable text without line breaks or angle brackets (they would break the commit header).
 const AUTHOR = /^[^<>\p{Cc}]{0,200}$/u;
+const NOT_AUTHOR = 'must not contain line breaks or angle brackets';
+
+/** The input of `flux:remove-cluster-path`. */
+const removeClusterPathInput = actionInput(z =>
+  z.object({
+    cluster: decommissionInput.cluster(z),
+    confirm: decommissionInput.confirm(z),
+    repoUrl: fleetRepositoryInput.repoUrl(z),
+    token: fleetRepositoryInput.token(z),
+    branch: fleetRepositoryInput.branch(z),
+    path: fleetRepositoryInput.path(z),
+    authorName: z
+      .string()
+      .regex(AUTHOR, NOT_AUTHOR)
+      .default('Flux')
+      .describe('Commit author name (default Flux).'),
+    authorEmail: z
+      .string()
+      .regex(AUTHOR, NOT_AUTHOR)
+      .default('')
+      .describe('Commit author email (default empty).'),
+    commitMessageAppendix: z
+      .string()
+      .optional()
+      .describe(
+        'Text appended to the commit message after a blank line, e.g. a ticket.',
+      ),
+  }),
+);
 
 /**
  * `flux:remove-cluster-path` — removes a decommissioned cluster's folder from the fleet
@@ -42,57 +71,31 @@ export function createFluxRemoveClusterPathAction(
     examples,
     supportsDryRun: true,
     schema: {
-      input: {
-        ...decommissionInput,
-        ...fleetRepositoryInput,
-        authorName: z =>
-          z.string().optional().describe('Commit author name (default Flux).'),
-        authorEmail: z =>
-          z
-            .string()
-            .optional()
-            .describe('Commit author email (default empty).'),
-        commitMessageAppendix: z =>
-          z
-            .string()
-            .optional()
-            .describe(
-              'Text appended to the commit message after a blank line, e.g. a ticket.',
-            ),
-      },
-      output: {
-        files: z =>
-          z
+      input: removeClusterPathInput.schema,
+      output: z =>
+        z.object({
+          files: z
             .array(z.string())
             .describe(
               'The files removed (in a dry run: that would be), as repository paths.',
             ),
-        commitHash: z =>
-          z
+          commitHash: z
             .string()
             .optional()
             .describe('The commit that removed them, when one was made.'),
-        changed: z => z.boolean().describe('True when a commit was pushed.'),
-      },
+          changed: z.boolean().describe('True when a commit was pushed.'),
+        }),
     },
     async handler(ctx) {
-      const input = ctx.input;
-      const { redactor, logger } = createActionRedaction(ctx, [input.token]);
+      const { redactor, logger } = createActionRedaction(ctx, [
+        ctx.input.token,
+      ]);
       try {
+        const input = removeClusterPathInput.parse(ctx.input);
         const target = fleetTarget(await settingsSource.get(), input);
         for (const secret of authSecrets(target.bitbucket.auth))
           redactor.add(secret);
-        const author = {
-          name: withDefault(input.authorName, 'Flux'),
-          email: withDefault(input.authorEmail, ''),
-        };
-        for (const field of ['authorName', 'authorEmail'] as const) {
-          if (!AUTHOR.test(field === 'authorName' ? author.name : author.email))
-            throw new InputValidationError(
-              field,
-              'must not contain line breaks or angle brackets',
-            );
-        }
+        const author = { name: input.authorName, email: input.authorEmail };
         const { remoteUrl } = planRepositoryOutputs(target.bitbucket.host, {
           ref: target.bitbucket.ref,
           defaultBranch: target.branch,

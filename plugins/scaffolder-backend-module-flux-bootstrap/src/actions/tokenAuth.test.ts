@@ -141,7 +141,7 @@ describe('the Bitbucket template with token auth and no username', () => {
   it("completes, and the Secret's username is the token's owner", async () => {
     const ns = uniqueName('token-owner');
     const repoUrl = `${bb.host}?project=FLUX&repo=${ns}`;
-    const path = 'clusters/test';
+    const clusterPath = 'clusters/test';
     const sim = await startFluxSimulator({
       kube,
       namespace: ns,
@@ -168,7 +168,7 @@ describe('the Bitbucket template with token auth and no username', () => {
           repoUrl,
           token: USER_TOKEN,
           branch: repo.outputs.defaultBranch,
-          path,
+          path: clusterPath,
           namespace: ns,
           syncUrl: repo.outputs.remoteUrl,
         },
@@ -182,7 +182,7 @@ describe('the Bitbucket template with token auth and no username', () => {
           namespace: ns,
           syncUrl: repo.outputs.remoteUrl,
           branch: repo.outputs.defaultBranch,
-          path,
+          path: clusterPath,
           revision: push.outputs.revision,
           tokenAuth: true,
           token: USER_TOKEN,

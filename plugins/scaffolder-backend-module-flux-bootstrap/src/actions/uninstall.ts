@@ -1,12 +1,9 @@
 import { createTemplateAction } from '@backstage/plugin-scaffolder-node';
 import {
-  booleanInput,
   createKubeClient,
-  InputValidationError,
   requireClusterConfirmation,
   resolveCluster,
   uninstallFlux,
-  validateDnsLabel,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import { examples } from './uninstall.examples';
 import {
@@ -15,9 +12,44 @@ import {
   createActionRedaction,
   FluxBootstrapActionOptions,
   toActionError,
-  withDefault,
 } from './shared/context';
 import { decommissionInput } from './shared/decommission';
+import { kubeNamespace } from './shared/domainInputs';
+import { actionInput } from './shared/io';
+
+const TIMEOUT_RANGE = 'must be from 10 to 1800';
+
+/** The input of `flux:uninstall`. */
+const uninstallInput = actionInput(z =>
+  z.object({
+    cluster: decommissionInput.cluster(z),
+    confirm: decommissionInput.confirm(z),
+    namespace: kubeNamespace(z)
+      .default('flux-system')
+      .describe('Namespace Flux runs in (default flux-system).'),
+    keepNamespace: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Keep the namespace (default false: delete it, as flux uninstall does).',
+      ),
+    prune: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Also delete the workloads the Kustomizations applied (the objects in their inventories). Default false: they keep running, no longer managed by Flux.',
+      ),
+    timeoutSeconds: z
+      .number()
+      .int()
+      .min(10, TIMEOUT_RANGE)
+      .max(1800, TIMEOUT_RANGE)
+      .default(120)
+      .describe(
+        'How long to wait for the CustomResourceDefinitions to be gone (default 120, 10–1800).',
+      ),
+  }),
+);
 
 /**
  * `flux:uninstall` — `flux uninstall` from a template: removes Flux's controllers, objects,
@@ -34,84 +66,32 @@ export function createFluxUninstallAction(options: FluxBootstrapActionOptions) {
     examples,
     supportsDryRun: true,
     schema: {
-      input: {
-        ...decommissionInput,
-        namespace: z =>
-          z
-            .string()
-            .optional()
-            .describe('Namespace Flux runs in (default flux-system).'),
-        keepNamespace: z =>
-          z
-            .boolean()
-            .optional()
-            .describe(
-              'Keep the namespace (default false: delete it, as flux uninstall does).',
-            ),
-        prune: z =>
-          z
-            .boolean()
-            .optional()
-            .describe(
-              'Also delete the workloads the Kustomizations applied (the objects in their inventories). Default false: they keep running, no longer managed by Flux.',
-            ),
-        timeoutSeconds: z =>
-          z
-            .number()
-            .int()
-            .optional()
-            .describe(
-              'How long to wait for the CustomResourceDefinitions to be gone (default 120, 10–1800).',
-            ),
-      },
-      output: {
-        removed: z =>
-          z
+      input: uninstallInput.schema,
+      output: z =>
+        z.object({
+          removed: z
             .array(z.string())
             .describe(
               'The objects deleted, as "Kind namespace/name" (in a dry run: the objects that would be).',
             ),
-        finalizersRemoved: z =>
-          z
+          finalizersRemoved: z
             .array(z.string())
             .describe(
               'The Flux custom resources whose finalizers were removed (would be, in a dry run).',
             ),
-        namespaceDeleted: z =>
-          z
+          namespaceDeleted: z
             .boolean()
             .describe("True when the namespace's deletion was requested."),
-        changed: z =>
-          z
+          changed: z
             .boolean()
             .describe('True when anything was changed on the cluster.'),
-      },
+        }),
     },
     async handler(ctx) {
       const { redactor, logger } = createActionRedaction(ctx);
       try {
-        const input = ctx.input;
+        const input = uninstallInput.parse(ctx.input);
         requireClusterConfirmation(input.cluster, input.confirm);
-        const timeoutSeconds = withDefault(input.timeoutSeconds, 120);
-        if (!(timeoutSeconds >= 10 && timeoutSeconds <= 1800))
-          throw new InputValidationError(
-            'timeoutSeconds',
-            'must be from 10 to 1800',
-          );
-        const uninstall = {
-          namespace: validateDnsLabel(
-            withDefault(input.namespace, 'flux-system'),
-            'namespace',
-          ),
-          keepNamespace: booleanInput(
-            'keepNamespace',
-            input.keepNamespace,
-            false,
-          ),
-          prune: booleanInput('prune', input.prune, false),
-          timeoutMs: timeoutSeconds * 1000,
-          dryRun: ctx.isDryRun,
-        };
         const connection = resolveCluster(
           await settingsSource.get(),
           input.cluster,
@@ -119,6 +99,13 @@ export function createFluxUninstallAction(options: FluxBootstrapActionOptions) {
         );
         const kube = await createKubeClient(connection, { logger, redactor });
         try {
+          const uninstall = {
+            namespace: input.namespace,
+            keepNamespace: input.keepNamespace,
+            prune: input.prune,
+            timeoutMs: input.timeoutSeconds * 1000,
+            dryRun: ctx.isDryRun,
+          };
           const result = await uninstallFlux(kube, uninstall, {
             logger,
             signal: ctx.signal,

@@ -1,4 +1,14 @@
+import type { CheckpointFn } from '../util/checkpoint';
 import { InputValidationError } from '../util/errors';
+import type { EngineLogger } from '../util/logger';
+
+/** Collaborators of the decommission use cases. @public */
+export interface DecommissionDeps {
+  logger?: EngineLogger;
+  signal?: AbortSignal;
+  /** Wraps each side effect (`ctx.checkpoint` in an action); default: run it. */
+  checkpoint?: CheckpointFn;
+}
 
 /**
  * The guard every decommission step has: nothing is removed unless `confirm` repeats the cluster
@@ -11,16 +21,15 @@ export function requireClusterConfirmation(
   confirm: unknown,
   field = 'confirm',
 ): void {
-  if (typeof confirm !== 'string' || confirm.trim() === '') {
+  const typed = typeof confirm === 'string' ? confirm.trim() : '';
+  if (!typed)
     throw new InputValidationError(
       field,
       `is required: type the cluster name "${cluster}" to confirm that it is to be removed`,
     );
-  }
-  if (confirm.trim() !== cluster) {
+  if (typed !== cluster)
     throw new InputValidationError(
       field,
-      `"${confirm.trim()}" is not the cluster name "${cluster}"; nothing was removed`,
+      `"${typed}" is not the cluster name "${cluster}"; nothing was removed`,
     );
-  }
 }
