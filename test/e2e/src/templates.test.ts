@@ -319,6 +319,9 @@ describe('flux-bootstrap-bitbucket-server', () => {
       generateKey: user,
       // Stored in the cluster with tokenAuth: the token field's, else the integration's.
       install: "${{ secrets.token or '' }}",
+      // The Flux Operator migration steps, as the steps they repeat.
+      migrate: user,
+      installMigrated: "${{ secrets.token or '' }}",
     });
   });
 
