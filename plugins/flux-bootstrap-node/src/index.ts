@@ -20,6 +20,9 @@ export type {
 export { provisionDeployKey, storeSuppliedKey } from './keys';
 export type { DeployKeyRequest, SuppliedKeyRequest } from './keys';
 export { pushFluxManifests } from './git/pushFluxManifests';
+export type { GitAuthor } from './git/session';
+export type { FluxManifestInput } from './manifests/options';
+export type { PullRequestInput } from './git/pullRequestMode';
 export type {
   BitbucketFleetRepository,
   PushFluxManifestsDeps,
@@ -54,6 +57,7 @@ export {
   createFluxStatusReader,
   FluxStatusReader,
 } from './status/FluxStatusReader';
+export { bitbucketPullRequestLookup } from './status/pullRequestState';
 export type {
   FluxStatusReaderOptions,
   StatusCache,

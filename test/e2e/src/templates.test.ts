@@ -325,9 +325,34 @@ describe('flux-bootstrap-bitbucket-server', () => {
     });
   });
 
-  it('links the repository, the pushed commit and the cluster', () => {
+  it('links the repository, the pushed commit, the pull request (when one is open) and the cluster', () => {
     const titles = (spec.output.links as any[]).map(l => l.title);
-    expect(titles).toEqual(['Repository', 'Commit', 'Cluster']);
+    expect(titles).toEqual(['Repository', 'Commit', 'Pull request', 'Cluster']);
+  });
+
+  it('asks how changes reach the branch (push, pull request, or from its restrictions) and passes the pull request on', () => {
+    const repo = spec.parameters.find((p: any) => p.properties?.changes);
+    expect(repo.properties.changes).toMatchObject({
+      default: 'push',
+      enum: ['push', 'pull-request', 'auto'],
+    });
+    const withPr = repo.dependencies.changes.oneOf.find(
+      (b: any) => b.properties.changes.enum,
+    );
+    expect(Object.keys(withPr.properties).sort()).toEqual([
+      'changes',
+      'mergeTimeout',
+      'reviewers',
+    ]);
+    const push = spec.steps.find(
+      (s: any) => s.action === 'flux:push-manifests',
+    );
+    expect(push.input.pullRequest).toContain("parameters.changes == 'auto'");
+    expect(push.input.pullRequest).toMatch(/else false \}\}$/);
+    const install = spec.steps.find((s: any) => s.action === 'flux:install');
+    expect(install.input.pullRequest).toBe(
+      '${{ steps.pushManifests.output.pullRequestUrl }}',
+    );
   });
 
   it("offers the configured clusters and Bitbucket Server hosts through the plugin's form fields", () => {
@@ -351,6 +376,19 @@ describe('flux-bootstrap-bitbucket-server', () => {
 
 describe('flux-bootstrap-git', () => {
   const spec = load('flux-bootstrap-git').spec as any;
+
+  it('pushes directly only, and says why (a pull request needs a Bitbucket token)', () => {
+    const repo = spec.parameters.find((p: any) => p.properties?.changes);
+    expect(repo.properties.changes).toMatchObject({
+      enum: ['push'],
+      'ui:readonly': true,
+    });
+    expect(repo.properties.changes.description).toContain('token');
+    const push = spec.steps.find(
+      (s: any) => s.action === 'flux:push-manifests',
+    );
+    expect(push.input.pullRequest).toBeUndefined();
+  });
 
   it('gives Flux the user key, pushes over SSH with the scanned host key, installs, registers', () => {
     expect(spec.steps.map((s: any) => s.action)).toEqual([

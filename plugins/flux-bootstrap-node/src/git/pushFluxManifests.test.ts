@@ -110,6 +110,8 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
     };
   }
 
+  const author = { name: 'Flux', email: '' };
+
   function options(extra: Partial<FluxManifestInput> = {}) {
     return resolveFluxManifestOptions(
       {
@@ -143,8 +145,6 @@ describe('pushFluxManifests against the Bitbucket double (real git http-backend 
       headers: gitHttpAuthHeaders({ token }),
     });
   }
-
-  const author = { name: 'Flux', email: '' };
 
   async function commits(bare: string, branch = 'main') {
     return (

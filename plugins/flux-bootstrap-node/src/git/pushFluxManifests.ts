@@ -46,6 +46,10 @@ import {
   componentsFluxVersion,
 } from '../upgrade/fluxVersions';
 import { Redactor } from '../util/redact';
+import {
+  pushFluxManifestsOrPullRequest,
+  type PullRequestInput,
+} from './pullRequestMode';
 import { GitPushSession, type GitAuthor } from './session';
 import type { TreeEditor } from './tree';
 import { SshGitTransport } from './ssh';
@@ -119,6 +123,10 @@ export interface PushFluxManifestsRequest {
   signCommits?: boolean;
   /** Replace a newer Flux version in Git by an older one, with a warning. Default false. */
   allowDowngrade?: boolean;
+  /** The changes reach the branch through a pull request on Bitbucket (needs `bitbucket`). */
+  pullRequest?: PullRequestInput;
+  /** Names the pull request's branch (`flux/<cluster>`); default the path's last folder. */
+  cluster?: string;
   /** Render the files only; nothing is read from or pushed to the repository. */
   dryRun?: boolean;
   /**
@@ -160,6 +168,10 @@ export interface PushFluxManifestsResult {
   files: Record<string, string>;
   /** Operator mode: the folder holds flux bootstrap's files, nothing was written (migrate later). */
   migrationPending?: boolean;
+  /** With `pullRequest`, while it is open: its URL, id and source branch (`revision` is ''). */
+  pullRequestUrl?: string;
+  pullRequestId?: number;
+  sourceBranch?: string;
 }
 
 /**
@@ -222,6 +234,11 @@ export async function pushFluxManifests(
       ...req.operator,
       version: req.operator.version ?? options.components.version,
     };
+    if (operator && req.pullRequest)
+      throw new InputValidationError(
+        'pullRequest',
+        'is not supported with distribution operator yet: flux-instance.yaml is committed to the branch',
+      );
 
     const bundle = operator
       ? undefined
@@ -260,13 +277,14 @@ export async function pushFluxManifests(
     }
 
     let transport: GitTransport;
+    let located: { projectKey: string; repoSlug: string } | undefined;
     if (bitbucket) {
       logger.info(`Using ${bitbucket.credentials}`);
       const client = new BitbucketServerClient(bitbucket.host, bitbucket.auth, {
         logger,
         redactor,
       });
-      const located = await locateBitbucketRepository(client, bitbucket.ref, {
+      located = await locateBitbucketRepository(client, bitbucket.ref, {
         signal,
         credentials: bitbucket.credentials,
       }).finally(() => client.close());
@@ -311,20 +329,30 @@ export async function pushFluxManifests(
       );
       return { ...pushed, syncUrl: options.sync.url };
     }
-    const { kustomizationGenerated: _, ...result } = await commitFluxManifests(
-      {
-        transport,
-        files: renderFluxManifests(bundle!.files, options),
-        version: options.components.version,
-        branch,
-        author: req.author,
-        commitMessageAppendix: req.commitMessageAppendix || undefined,
-        signingKey,
-        workDir: deps.workDir,
-        allowDowngrade: req.allowDowngrade,
-      },
-      { logger, signal, checkpoint: deps.checkpoint },
-    );
+    const { kustomizationGenerated: _, ...result } =
+      await pushFluxManifestsOrPullRequest(
+        {
+          transport,
+          files: renderFluxManifests(bundle!.files, options),
+          version: options.components.version,
+          branch,
+          author: req.author,
+          commitMessageAppendix: req.commitMessageAppendix || undefined,
+          signingKey,
+          workDir: deps.workDir,
+          allowDowngrade: req.allowDowngrade,
+          pullRequest: req.pullRequest,
+          cluster: req.cluster || options.path.split('/').pop(),
+          bitbucket: bitbucket &&
+            located && {
+              host: bitbucket.host,
+              auth: bitbucket.auth,
+              projectKey: located.projectKey,
+              slug: located.repoSlug,
+            },
+        },
+        { logger, redactor, signal, checkpoint: deps.checkpoint },
+      );
     return { ...result, syncUrl: options.sync.url };
   } catch (error) {
     throw redactor.redactError(error);

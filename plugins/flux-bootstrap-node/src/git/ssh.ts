@@ -2,6 +2,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { runProcess, type ProcessResult } from './process';
+import { branchProtectionError } from './pushRejection';
 import {
   GitTransport,
   isConflictMessage,
@@ -251,6 +252,16 @@ export class SshGitTransport implements GitTransport {
     ) {
       return { status: 'conflict', reason: rejected || 'rejected' };
     }
+    const refused = branchProtectionError(
+      branch,
+      this.displayUrl,
+      rejected,
+      r.stderr
+        .split('\n')
+        .filter(l => l.startsWith('remote:'))
+        .join('\n'),
+    );
+    if (refused) throw refused;
     if (rejected)
       throw new Error(
         `git over SSH failed while ${what}: the server rejected the push (${rejected})`,

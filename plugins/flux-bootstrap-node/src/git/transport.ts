@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import git, { Errors } from 'isomorphic-git';
 import type { GitHttpResponse, HttpClient } from 'isomorphic-git';
 import { createGitHttpClient } from './httpClient';
+import { branchProtectionError } from './pushRejection';
 
 /** What the remote holds right now. @public */
 export interface RemoteRefs {
@@ -184,9 +185,11 @@ export class HttpsGitTransport implements GitTransport {
     this.advertisement = undefined;
     const ref = 'refs/heads/flux-bootstrap-push';
     await git.writeRef({ fs, gitdir, ref, value: oid, force: true });
+    let remote = '';
     try {
       await git.push({
         fs,
+        onMessage: text => void (remote += text),
         http: this.http(signal),
         gitdir,
         url: this.options.url,
@@ -205,7 +208,10 @@ export class HttpsGitTransport implements GitTransport {
       if (e instanceof Errors.GitPushError && isConflictMessage(e.message)) {
         return { status: 'conflict', reason: e.message.trim() };
       }
-      throw e;
+      const refs = (e as { data?: { result?: { refs?: any } } }).data?.result
+        ?.refs;
+      const status = String(refs?.[`refs/heads/${branch}`]?.error ?? '');
+      throw branchProtectionError(branch, this.displayUrl, status, remote) ?? e;
     }
   }
 

@@ -32,6 +32,7 @@ import { silentLogger, type EngineLogger } from '../util/logger';
 import { Redactor } from '../util/redact';
 import { applyStaged, summarizeApplied, type AppliedObject } from './apply';
 import { FluxInstallError } from './errors';
+import { installFluxOrAwaitPullRequest } from './pullRequestMerge';
 import {
   buildFluxInstallPlan,
   isPendingRevision,
@@ -290,6 +291,11 @@ export interface InstallFluxRequest {
   force?: boolean;
   /** Replace a newer Flux (in the cluster) by an older one, with a warning. Default false. */
   allowDowngrade?: boolean;
+  /**
+   * The pull request flux:push-manifests opened (its browse URL): Flux is installed at once, then
+   * the wait follows it (with `token`, else the integration's credentials) until it is merged.
+   */
+  pullRequest?: { url: string; token?: string };
   /** Describe what would be applied; only the cluster's Kubernetes version is read. */
   dryRun?: boolean;
   /** `distribution: operator`: install through the Flux Operator (a FluxInstance). */
@@ -377,9 +383,11 @@ export async function installFluxOnCluster(
     };
     if (auth) {
       logger.info(
-        `Token auth: Secret ${namespace}/${options.sync.secretName} gets user ${
-          auth.username ? `"${auth.username}"` : "the token's owner"
-        } and the token from ${auth.source}${
+        `Token auth: Secret ${namespace}/${
+          options.sync.secretName
+        } gets user "${
+          auth.username ?? "the token's owner"
+        }" and the token from ${auth.source}${
           auth.caPem ? ', plus ca.crt' : ''
         }`,
       );
@@ -457,7 +465,13 @@ export async function installFluxOnCluster(
             },
             installOpts,
           )
-        : await installFlux(kube, plan!, installOpts);
+        : await installFluxOrAwaitPullRequest(kube, plan!, {
+            ...installOpts,
+            pullRequest: req.pullRequest?.url,
+            token: req.pullRequest?.token,
+            bitbucketHosts: settings.bitbucketServer,
+            redactor,
+          });
       logger.info(
         r.ready
           ? `✔ Flux ${r.fluxVersion} is installed on cluster "${
@@ -603,9 +617,9 @@ async function tokenOwner(
       throw error;
     throw new InputValidationError(
       'username',
-      `is required with tokenAuth: Bitbucket ${
+      `is required with tokenAuth: Bitbucket Server checks Git-over-HTTPS logins against the token's owner, and Bitbucket ${
         host.host
-      } did not say who owns the token (${(error as Error).message})`,
+      } did not say who that is (${(error as Error).message})`,
     );
   }
 }

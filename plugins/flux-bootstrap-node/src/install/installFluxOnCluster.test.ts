@@ -159,7 +159,9 @@ describe('installFluxOnCluster with token auth and no username', () => {
     }).catch(e => e);
     expect(error).toBeInstanceOf(InputValidationError);
     expect(error.field).toBe('token');
-    expect(error.message).toContain('project or repository token');
+    expect(error.message).toContain(
+      'a project or repository HTTP access token',
+    );
     expect(error.message).not.toContain(PROJECT_TOKEN);
     expect(
       await admin.get({ apiVersion: 'v1', kind: 'Namespace', name: ns }),
@@ -178,7 +180,7 @@ describe('installFluxOnCluster with token auth and no username', () => {
       components: [],
     });
     expect(bb.requests()).toEqual([]);
-    expect(lines.join('\n')).toContain("gets user the token's owner");
+    expect(lines.join('\n')).toContain(`gets user "the token's owner"`);
   });
 
   it('with a sync URL on no configured Bitbucket host, requires the username before anything is sent', async () => {

@@ -115,7 +115,8 @@ export function validateSshUrl(value: unknown, field = 'url'): string {
     field,
     !!u &&
       u.protocol === 'ssh:' &&
-      !/[\s\u0000-\u001f\u007f]/.test(v) &&
+      !/\s/.test(v) &&
+      !CONTROL.test(v) &&
       !u.password &&
       !!u.hostname &&
       !/^-/.test(u.hostname) &&

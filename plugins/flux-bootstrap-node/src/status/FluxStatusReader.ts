@@ -16,6 +16,11 @@ import { InputValidationError } from '../util/errors';
 import { EngineLogger, silentLogger } from '../util/logger';
 import { Redactor } from '../util/redact';
 import { addBranchHeadState, BranchHeadLookup } from './bitbucketRepository';
+import {
+  addPullRequestState,
+  bitbucketPullRequestLookup,
+  type PullRequestLookup,
+} from './pullRequestState';
 import { readClusterStatus } from './readClusterStatus';
 
 /** Where statuses are cached; Backstage's `CacheService` fits (`ttl` in milliseconds). @public */
@@ -79,6 +84,8 @@ export interface FluxStatusReaderOptions extends FluxStatusReaderConfig {
   createClient: KubeClientFactory;
   /** Reads branch heads on Bitbucket; without it `inSync` stays null. */
   branchHeads?: BranchHeadLookup;
+  /** Reads the pull request a sync waits for (`awaiting-merge`); without it it counts as open. */
+  pullRequests?: PullRequestLookup;
   cache?: StatusCache;
   /** Shares reads between processes using the same cache; without it reads are shared per process. */
   coordinator?: StatusReadCoordinator;
@@ -377,6 +384,15 @@ export class FluxStatusReader {
         ),
       ]);
     }
+    // Phase 3: the pull request flux:install recorded, within its own deadline (never throws).
+    if (status.pullRequest) {
+      status = await addPullRequestState(status, status.pullRequest.url, {
+        hosts: bitbucketHosts,
+        lookup: this.options.pullRequests,
+        signal: AbortSignal.timeout(timeoutMs),
+        redactor,
+      });
+    }
     return status;
   }
 }
@@ -451,6 +467,10 @@ export async function createFluxStatusReader(
     logger,
     createClient: createKubeClient,
     branchHeads: bitbucketBranchHeadLookup({
+      logger,
+      requestTimeoutMs: settings.status.clusterTimeoutMs,
+    }),
+    pullRequests: bitbucketPullRequestLookup({
       logger,
       requestTimeoutMs: settings.status.clusterTimeoutMs,
     }),

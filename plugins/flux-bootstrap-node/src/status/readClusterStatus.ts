@@ -5,6 +5,7 @@ import type {
 import { isKubeApiError, KubeApiError } from '../kube/errors';
 import { addFluxInstanceState } from '../operator/status';
 import type { KubeClient, KubeObject } from '../kube/types';
+import { PULL_REQUEST_ANNOTATION } from '../install/pullRequestMerge';
 import { isAbortError } from '../util/errors';
 import { EngineLogger, silentLogger } from '../util/logger';
 import { Redactor } from '../util/redact';
@@ -279,6 +280,15 @@ export async function readClusterStatus(
     }
     if (syncObj) status.sync = syncStatusOf(syncObj, clean);
     if (sourceObj) status.source = sourceStatusOf(sourceObj, clean);
+    // The pull request flux:install recorded; FluxStatusReader asks Bitbucket about it.
+    const pr = syncObj?.metadata.annotations?.[PULL_REQUEST_ANNOTATION];
+    const prId = pr && /\/pull-requests\/(\d+)(?:\/overview)?\/?$/.exec(pr);
+    if (prId) {
+      const toBranch = status.source?.branch ?? '';
+      const [id, url, fromBranch] = [Number(prId[1]), pr, ''];
+      const open = { state: 'OPEN' as const, reviewers: [] };
+      status.pullRequest = { id, url, fromBranch, toBranch, ...open };
+    }
 
     decideState(status, {
       namespace,

@@ -85,6 +85,10 @@ GitRepository and Kustomization — and waits until Flux applied the pushed revi
 controllers are available:
 
 1. **Preconditions**, read only, before anything is applied:
+   - the cluster's Kubernetes version is one the Flux minor supports
+     (\`fluxBootstrap.kubernetesVersions\`), as \`flux check --pre\` checks it — also in a dry run,
+     where an unreachable cluster only warns;
+   - no newer Flux is installed, unless \`allowDowngrade: true\`;
    - SelfSubjectAccessReviews for everything the apply needs (\`create\` and \`patch\` of every
      kind in the bundle, \`bind\` of the ClusterRoles the bindings reference, \`get\` of CRDs and of
      the Kustomization). For a first install that amounts to cluster-admin;

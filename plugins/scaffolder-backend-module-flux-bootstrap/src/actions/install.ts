@@ -79,6 +79,16 @@ export const installInput = actionInput((z: typeof zod) => {
         .describe(
           "With tokenAuth: the token owner's Bitbucket user name (default the integration's username, else the token's owner as Bitbucket names it).",
         ),
+      pullRequest: z
+        .string()
+        .regex(
+          /\/pull-requests\/\d+\/?$/,
+          "must be flux:push-manifests' pullRequestUrl output (…/pull-requests/<id>)",
+        )
+        .optional()
+        .describe(
+          "flux:push-manifests' pullRequestUrl output: Flux is installed at once, then the action waits (within timeout, with token or the integration's credentials) until the pull request is merged and Flux applied the merge commit.",
+        ),
       timeout: goDuration(z, '5m, 90s or 1h')
         .default('5m')
         .describe(
@@ -187,6 +197,9 @@ export function createFluxInstallAction(options: FluxBootstrapActionOptions) {
             wait: input.wait,
             force: input.force,
             allowDowngrade: input.allowDowngrade,
+            pullRequest: input.pullRequest
+              ? { url: input.pullRequest, token: input.token }
+              : undefined,
             dryRun: ctx.isDryRun,
           },
           {

@@ -779,7 +779,7 @@ describe('flux:push-manifests', () => {
     ['url', { url: 'ssh://git@h:7999/flux/x.git' }],
     ['repoUrl', { repoUrl: undefined }],
     ['path', { cluster: undefined }],
-    ['path', { cluster: 'a/../../b' }],
+    ['cluster', { cluster: 'a/../../b' }],
     ['componentsExtra', { componentsExtra: ['helm-controller'] }],
     [
       'tokenAuth',

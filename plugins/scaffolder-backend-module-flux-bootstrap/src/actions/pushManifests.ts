@@ -122,6 +122,50 @@ export const pushManifestsInput = actionInput((z: typeof zod) => {
         .describe(
           'With distribution operator on a folder flux bootstrap wrote: replace gotk-components.yaml and gotk-sync.yaml by flux-instance.yaml in one commit — only after flux:install adopted the controllers (the migrationPending output says when; default false: such a folder is left as it is).',
         ),
+      pullRequest: z
+        .union([
+          z.boolean(),
+          z.literal('auto'),
+          z
+            .object({
+              auto: z
+                .boolean()
+                .optional()
+                .describe(
+                  "Open a pull request only when the branch's restrictions refuse a direct push (default false).",
+                ),
+              branch: gitBranch(z)
+                .optional()
+                .describe(
+                  'Branch the commits go to (default flux/<cluster>), made from branch.',
+                ),
+              title: z
+                .string()
+                .max(255)
+                .optional()
+                .describe(
+                  'Pull request title (default: what changes, e.g. "flux: bootstrap Flux v2.9.4 on cluster prod").',
+                ),
+              description: z
+                .string()
+                .max(30000)
+                .optional()
+                .describe(
+                  'Pull request description (default: Flux version, files and path).',
+                ),
+              reviewers: z
+                .array(z.string().regex(/^[A-Za-z0-9._@-]+$/))
+                .optional()
+                .describe(
+                  "Bitbucket user names asked to review, besides the repository's default reviewers.",
+                ),
+            })
+            .strict(),
+        ])
+        .optional()
+        .describe(
+          "Changes reach branch through a pull request on Bitbucket (needs repoUrl): true, 'auto' (only when the branch's restrictions refuse a direct push), or an object with branch, title, description, reviewers, auto. Default false: pushed directly.",
+        ),
       signCommits: z
         .boolean()
         .default(false)
@@ -160,6 +204,21 @@ export const pushManifestsInput = actionInput((z: typeof zod) => {
         issue(
           'tokenAuth',
           'needs repoUrl (a Bitbucket repository); an SSH remote has no token',
+        );
+      }
+      if (v.url && v.pullRequest) {
+        issue(
+          'pullRequest',
+          'needs repoUrl (a Bitbucket repository); an SSH remote has no token',
+        );
+      }
+      if (
+        typeof v.pullRequest === 'object' &&
+        v.pullRequest.branch === v.branch
+      ) {
+        issue(
+          'pullRequest.branch',
+          `must differ from branch ("${v.branch}"): the pull request goes from it to branch`,
         );
       }
       if (v.url && v.signCommits) {
@@ -273,6 +332,20 @@ export function createFluxPushManifestsAction(
           syncUrl: z
             .string()
             .describe('The URL written to GitRepository spec.url.'),
+          pullRequestUrl: z
+            .string()
+            .optional()
+            .describe(
+              "With pullRequest: the pull request's URL (pass it to flux:install's pullRequest).",
+            ),
+          pullRequestId: z
+            .number()
+            .optional()
+            .describe('With pullRequest: its id.'),
+          sourceBranch: z
+            .string()
+            .optional()
+            .describe('With pullRequest: the branch holding the commits.'),
           files: z
             .array(z.string())
             .describe(
@@ -304,6 +377,8 @@ export function createFluxPushManifestsAction(
             commitMessageAppendix: input.commitMessageAppendix,
             signCommits: input.signCommits,
             allowDowngrade: input.allowDowngrade,
+            pullRequest: input.pullRequest,
+            cluster: input.cluster,
             dryRun: ctx.isDryRun,
           },
           {

@@ -34,16 +34,21 @@ const COMPONENTS: readonly string[] = [
   ...FLUX_EXTRA_COMPONENTS,
 ];
 
-/** A controller a Flux release bundle holds. */
-const component = (z: Z) =>
-  checked(z, name =>
-    COMPONENTS.includes(name)
-      ? undefined
-      : `component "${name.slice(
-          0,
-          64,
-        )}" is not available; choose from ${COMPONENTS.join(', ')}`,
-  );
+/** What is wrong with a controller name, unless a Flux release bundle holds it. */
+const componentProblem = (name: string) =>
+  COMPONENTS.includes(name)
+    ? undefined
+    : `component "${name.slice(
+        0,
+        64,
+      )}" is not available; choose from ${COMPONENTS.join(', ')}`;
+
+/** A list whose first bad item is an issue of the list itself (the field a user filled in). */
+const listOf = (z: Z, problem: (value: string) => string | undefined) =>
+  z.array(z.string()).superRefine((items, ctx) => {
+    const found = items.map(problem).find(Boolean);
+    if (found) ctx.addIssue({ code: 'custom', message: found });
+  });
 
 /**
  * A Flux 2 release, `v2.<minor>.<patch>`: it ends up in a download URL and a cache path. Or, for
@@ -70,26 +75,25 @@ const REGISTRY = (() => {
   return new RegExp(`^(?:${host}/)?${part}(?:/${part})*$`);
 })();
 
-/** A taint key: a qualified name with an optional DNS prefix. */
-const taintKey = (z: Z) =>
-  checked(z, key => {
-    const slash = key.indexOf('/');
-    const prefix = slash >= 0 ? key.slice(0, slash) : undefined;
-    const ok =
-      (prefix === undefined ||
-        (prefix.length <= 253 && DNS_SUBDOMAIN.test(prefix))) &&
-      /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/.test(
-        key.slice(slash + 1),
-      );
-    return ok
-      ? undefined
-      : `"${key
-          .slice(0, 80)
-          .replace(
-            CONTROL,
-            '?',
-          )}" is not a valid taint key (e.g. node-role.kubernetes.io/infra)`;
-  });
+/** What is wrong with a taint key, unless it is a qualified name with an optional DNS prefix. */
+const taintKeyProblem = (key: string) => {
+  const slash = key.indexOf('/');
+  const prefix = slash >= 0 ? key.slice(0, slash) : undefined;
+  const ok =
+    (prefix === undefined ||
+      (prefix.length <= 253 && DNS_SUBDOMAIN.test(prefix))) &&
+    /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/.test(
+      key.slice(slash + 1),
+    );
+  return ok
+    ? undefined
+    : `"${key
+        .slice(0, 80)
+        .replace(
+          CONTROL,
+          '?',
+        )}" is not a valid taint key (e.g. node-role.kubernetes.io/infra)`;
+};
 
 const DURATION_UNITS: Record<string, number> = {
   ns: 1e-6,
@@ -162,14 +166,12 @@ export const fluxComponentOptionsInput = (z: Z) => ({
     .describe(
       'Flux release, e.g. v2.9.4 (default: fluxBootstrap.manifests.defaultVersion, else v2.9.4); with distribution operator also a range such as 2.9.x. The same for flux:push-manifests and flux:install.',
     ),
-  components: z
-    .array(component(z))
+  components: listOf(z, componentProblem)
     .default([...FLUX_DEFAULTS.components])
     .describe(
       'Controllers (default source-controller, kustomize-controller, helm-controller, notification-controller). source-controller and kustomize-controller are required.',
     ),
-  componentsExtra: z
-    .array(component(z))
+  componentsExtra: listOf(z, componentProblem)
     .default([])
     .describe(
       'Extra controllers: image-reflector-controller, image-automation-controller, source-watcher.',
@@ -209,8 +211,7 @@ export const fluxComponentOptionsInput = (z: Z) => ({
   })
     .default(FLUX_DEFAULTS.clusterDomain)
     .describe('Cluster DNS domain (default cluster.local).'),
-  tolerationKeys: z
-    .array(taintKey(z))
+  tolerationKeys: listOf(z, taintKeyProblem)
     .default([])
     .describe('Taint keys every Flux pod tolerates (operator Exists).'),
 });

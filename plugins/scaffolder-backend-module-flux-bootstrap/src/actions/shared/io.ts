@@ -12,8 +12,9 @@ function fieldOf(path: (string | number)[]): string {
 
 function messageOf(issue: zod.ZodIssue): string {
   if (issue.code === 'invalid_type') {
-    return issue.received === 'undefined'
-      ? 'is required'
+    if (issue.received === 'undefined') return 'is required';
+    return issue.expected === 'boolean'
+      ? `must be of type boolean (true or false; got ${issue.received})`
       : `must be of type ${issue.expected} (got ${issue.received})`;
   }
   if (issue.code === 'invalid_enum_value')

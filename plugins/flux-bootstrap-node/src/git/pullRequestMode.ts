@@ -1,0 +1,285 @@
+import type { FluxPullRequestInfo } from '@flux-bootstrap/plugin-flux-bootstrap-common';
+import {
+  BitbucketPullRequests,
+  pullRequestInfo,
+  type PullRequestContent,
+} from '../bitbucket/pullRequests';
+import { directPushVerdict } from '../bitbucket/restrictions';
+import { BitbucketServerClient } from '../bitbucket/client';
+import type {
+  BitbucketServerAuth,
+  BitbucketServerHostConfig,
+} from '../config/bitbucketServer';
+import { validateBranch } from '../manifests/validation';
+import { FluxBootstrapError, InputValidationError } from '../util/errors';
+import { silentLogger } from '../util/logger';
+import type { CheckpointFn } from '../util/checkpoint';
+import type { EngineLogger } from '../util/logger';
+import type { Redactor } from '../util/redact';
+import {
+  commitFluxManifests,
+  type CommitFluxManifestsInput,
+} from './pushFluxManifests';
+
+/** What the commits of {@link commitFluxManifests} need. */
+interface CommitDeps {
+  logger: EngineLogger;
+  redactor?: Redactor;
+  signal?: AbortSignal;
+  checkpoint?: CheckpointFn;
+}
+
+type CommitResult = Awaited<ReturnType<typeof commitFluxManifests>>;
+const pushFluxManifests = (input: CommitFluxManifestsInput, deps: CommitDeps) =>
+  commitFluxManifests(input, deps);
+import { BranchProtectedError, PULL_REQUEST_ADVICE } from './pushRejection';
+
+/** `flux:push-manifests`' outputs: the pull request's while one is open. @public */
+export interface PushFluxManifestsOrPullRequestResult extends CommitResult {
+  pullRequestUrl?: string;
+  pullRequestId?: number;
+  /** The branch the commits went to. */
+  sourceBranch?: string;
+}
+
+/** `flux:push-manifests`' `pullRequest` input, parsed. @public */
+export interface PullRequestModeRequest extends Partial<PullRequestContent> {
+  /** A pull request only when the branch refuses a direct push (read from its restrictions). */
+  auto: boolean;
+  /** Branch the commits go to. Default `flux/<cluster>`. */
+  branch?: string;
+}
+
+/** Outcome: `revision` is empty while the pull request is open. @public */
+export interface PullRequestPushResult extends CommitResult {
+  /** The pull request (open, or the one whose merge brought the manifests). */
+  pullRequest?: FluxPullRequestInfo;
+  /** The branch the commits went to. */
+  sourceBranch?: string;
+}
+
+/** Stops the probe of the target branch where it would push. */
+class WouldPush extends Error {}
+
+/** Title and description saying what the pull request changes. */
+function describe(
+  version: string,
+  cluster: string,
+  path: string,
+  upgrade: boolean,
+) {
+  const files = upgrade
+    ? 'gotk-components.yaml'
+    : 'gotk-components.yaml, gotk-sync.yaml, kustomization.yaml';
+  return {
+    title: `flux: ${
+      upgrade ? 'upgrade to' : 'bootstrap'
+    } Flux ${version} on cluster ${cluster}`,
+    description: `Flux ${version} for cluster ${cluster}, as flux bootstrap writes it: ${files} in \`${path}\`. Flux ${
+      upgrade ? 'upgrades itself' : 'syncs it'
+    } once this is merged. (Opened by Backstage, flux:push-manifests.)`,
+  };
+}
+
+/**
+ * `flux:push-manifests` through a pull request: Flux's two commits go to a branch made from the
+ * target branch (default `flux/<cluster>`) and a pull request to the target is opened; an open
+ * one gets the new commits (same manifests: nothing changes). A target that holds the manifests
+ * already (the pull request was merged) is a no-op; a declined one fails and its branch is
+ * deleted, so the next run opens a new one. `auto` pushes directly unless the branch
+ * restrictions refuse it; when they cannot be read it tries, and falls back on a refusal.
+ * @public
+ */
+export async function pushFluxManifestsWithPullRequest(
+  input: CommitFluxManifestsInput & {
+    repo: BitbucketPullRequests;
+    cluster: string;
+    pullRequest: PullRequestModeRequest;
+  },
+  deps: CommitDeps,
+): Promise<PullRequestPushResult> {
+  const { repo, transport, pullRequest: request } = input;
+  const logger = deps.redactor?.wrapLogger(deps.logger) ?? deps.logger;
+  const step = deps.checkpoint ?? ((_k, fn) => fn());
+  const target = input.branch;
+  const source = request.branch ?? `flux/${input.cluster}`;
+
+  if (request.auto) {
+    const verdict = await step('pull-request-decision', async () =>
+      directPushVerdict(repo, target, (await repo.client.whoami()).name),
+    );
+    logger.info(`pullRequest auto: ${verdict.reason}`);
+    if (verdict.decision === 'direct') return pushFluxManifests(input, deps);
+    if (verdict.decision === 'unknown') {
+      try {
+        return await pushFluxManifests(input, deps);
+      } catch (error) {
+        if (!(error instanceof BranchProtectedError)) throw error;
+        logger.info(
+          `Opening a pull request instead: ${error.message.replace(
+            PULL_REQUEST_ADVICE,
+            '',
+          )}`,
+        );
+      }
+    }
+  }
+
+  const open = await repo.find(source, target, 'OPEN');
+  if (!open) {
+    // Does the target hold the manifests already (merged, or pushed by someone)? Push nowhere.
+    const probe = await pushFluxManifests(
+      {
+        ...input,
+        transport: {
+          displayUrl: transport.displayUrl,
+          listRefs: (s?: AbortSignal) => transport.listRefs(s),
+          fetch: (dir: string, branch: string, s?: AbortSignal) =>
+            transport.fetch(dir, branch, s),
+          push: () => Promise.reject(new WouldPush()),
+          close: async () => undefined,
+        },
+      },
+      { ...deps, logger: silentLogger, checkpoint: undefined },
+    ).catch(e => (e instanceof WouldPush ? undefined : Promise.reject(e)));
+    const last = await repo.find(source, target, 'ALL');
+    if (probe) {
+      const pr = last ? ` (pull request #${last.id} is ${last.state})` : '';
+      logger.info(
+        `The Flux manifests are on ${target} already${pr}; nothing to do`,
+      );
+      return { ...probe, pullRequest: last && pullRequestInfo(last) };
+    }
+    // The branch of a closed pull request is spent: it starts again from the target.
+    const head = await repo.head(source);
+    const spent = !!head && last?.fromRef.latestCommit === head;
+    if (spent) await repo.setBranch(source, undefined);
+    if (spent && last.state === 'DECLINED')
+      throw new FluxBootstrapError(
+        'ConflictError',
+        `pull request #${last.id} (${
+          pullRequestInfo(last).url
+        }) was declined, so its changes never reached ${target}. Its branch ${source} was deleted: run the template again to open a new pull request.`,
+      );
+    if (!head || spent) {
+      logger.info(`Creating branch ${source} from ${target}`);
+      await repo.setBranch(source, target);
+    }
+  }
+
+  const pushed = await pushFluxManifests(
+    { ...input, branch: source },
+    {
+      ...deps,
+      checkpoint: deps.checkpoint && ((k, fn) => step(`pull-request-${k}`, fn)),
+    },
+  );
+  const upgrade = open
+    ? /^flux: upgrade/.test(open.title)
+    : !!pushed.componentsCommit && !pushed.syncCommit;
+  const { version } = input;
+  const said = describe(version, input.cluster, pushed.manifestsPath, upgrade);
+  const content = {
+    title: request.title ?? said.title,
+    description: request.description ?? said.description,
+    reviewers: request.reviewers,
+  };
+  const pr = await step('pull-request', async () => {
+    if (!open) return repo.open(source, target, content);
+    return pushed.changed && open.description !== content.description
+      ? repo.update(open.id, content)
+      : open;
+  });
+  const info = pullRequestInfo(pr);
+  logger.info(
+    `Pull request #${pr.id} from ${source} to ${target}: ${info.url} (Flux applies the changes once it is merged)`,
+  );
+  return { ...pushed, revision: '', pullRequest: info, sourceBranch: source };
+}
+
+/** `flux:push-manifests`' outputs: the pull request's while one is open. @public */
+export interface PushFluxManifestsOrPullRequestResult extends CommitResult {
+  pullRequestUrl?: string;
+  pullRequestId?: number;
+  /** The branch the commits went to. */
+  sourceBranch?: string;
+}
+
+/** `flux:push-manifests`' `pullRequest` input: off, on, `'auto'`, or on with details. @public */
+export type PullRequestInput =
+  | boolean
+  | 'auto'
+  | {
+      auto?: boolean;
+      branch?: string;
+      title?: string;
+      description?: string;
+      reviewers?: string[];
+    };
+
+/**
+ * `flux:push-manifests`' push: straight to the branch when `pullRequest` is off (or absent),
+ * else `pushFluxManifestsWithPullRequest` on the Bitbucket repository `bitbucket` names
+ * (an SSH remote without it cannot open one: an InputValidationError, before any request).
+ * The source branch defaults to `flux/<cluster>`, `cluster` to the path's last folder.
+ * @public
+ */
+export async function pushFluxManifestsOrPullRequest(
+  input: CommitFluxManifestsInput & {
+    pullRequest?: PullRequestInput;
+    cluster?: string;
+    bitbucket?: {
+      host: BitbucketServerHostConfig;
+      auth: BitbucketServerAuth;
+      projectKey: string;
+      slug: string;
+    };
+  },
+  deps: CommitDeps,
+): Promise<PushFluxManifestsOrPullRequestResult> {
+  const { pullRequest, bitbucket } = input;
+  if (!pullRequest) return pushFluxManifests(input, deps);
+  if (!bitbucket)
+    throw new InputValidationError(
+      'pullRequest',
+      'needs repoUrl (a Bitbucket repository): a pull request is opened through its REST API, which an ssh:// remote does not offer',
+    );
+  const request: PullRequestModeRequest =
+    typeof pullRequest === 'object'
+      ? { ...pullRequest, auto: pullRequest.auto === true }
+      : { auto: pullRequest === 'auto' };
+  if (request.branch !== undefined) {
+    request.branch = validateBranch(request.branch, 'pullRequest.branch');
+    if (request.branch === input.branch)
+      throw new InputValidationError(
+        'pullRequest.branch',
+        `must differ from branch ("${request.branch}"): the pull request goes from it to branch`,
+      );
+  }
+  const client = new BitbucketServerClient(bitbucket.host, bitbucket.auth, {
+    logger: deps.logger,
+    redactor: deps.redactor,
+  });
+  try {
+    const { projectKey, slug } = bitbucket;
+    const { pullRequest: pr, ...pushed } =
+      await pushFluxManifestsWithPullRequest(
+        {
+          ...input,
+          repo: new BitbucketPullRequests(
+            client,
+            projectKey,
+            slug,
+            deps.signal,
+          ),
+          cluster: input.cluster || 'cluster',
+          pullRequest: request,
+        },
+        deps,
+      );
+    if (pr?.state !== 'OPEN') return pushed;
+    return { ...pushed, pullRequestUrl: pr.url, pullRequestId: pr.id };
+  } finally {
+    client.close();
+  }
+}

@@ -1,0 +1,199 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  BitbucketPullRequests,
+  pullRequestInfo,
+} from '../bitbucket/pullRequests';
+import { BitbucketServerClient } from '../bitbucket/client';
+import type { BitbucketServerHostConfig } from '../config/bitbucketServer';
+import type { KubeClient } from '../kube/types';
+import { InputValidationError, OperationAbortedError } from '../util/errors';
+import type { Redactor } from '../util/redact';
+import { silentLogger } from '../util/logger';
+import { FluxInstallError } from './errors';
+import {
+  installFlux,
+  type InstallFluxOptions,
+  type InstallFluxResult,
+} from './installFlux';
+import type { FluxInstallPlan } from './plan';
+import { waitForFlux } from './wait';
+
+/**
+ * Annotation on the sync Kustomization with the browse URL of the pull request its sync waits
+ * for; the status reader reports `awaiting-merge` from it.
+ * @public
+ */
+export const PULL_REQUEST_ANNOTATION = 'flux-bootstrap.io/pull-request';
+
+/** Host, project (`~user` for a personal one), slug and id of a pull request's browse URL. @public */
+export function parsePullRequestUrl(
+  url: string,
+  hosts: BitbucketServerHostConfig[],
+) {
+  const PATH =
+    /^\/(projects|users)\/([^/]+)\/repos\/([^/]+)\/pull-requests\/(\d+)(?:\/overview)?\/?$/;
+  for (const host of hosts) {
+    const base = host.baseUrl.replace(/\/+$/, '');
+    const m = url.startsWith(`${base}/`) && PATH.exec(url.slice(base.length));
+    if (m) {
+      const owner = decodeURIComponent(m[2]);
+      const projectKey = m[1] === 'users' ? `~${owner}` : owner;
+      const slug = decodeURIComponent(m[3]);
+      return { host, projectKey, slug, id: Number(m[4]) };
+    }
+  }
+  return undefined;
+}
+
+/** Sets (`url`) or removes {@link PULL_REQUEST_ANNOTATION} with its own field manager. */
+function recordPullRequest(
+  kube: KubeClient,
+  ns: string,
+  url?: string,
+  signal?: AbortSignal,
+) {
+  const annotations: Record<string, string> = url
+    ? { [PULL_REQUEST_ANNOTATION]: url }
+    : {};
+  return kube.apply(
+    {
+      apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
+      kind: 'Kustomization',
+      metadata: { name: ns, namespace: ns, annotations },
+    },
+    { fieldManager: 'flux-bootstrap-pull-request', force: true, signal },
+  );
+}
+
+/**
+ * `flux:install` for a pull request: the components (unless Flux manages itself) and the sync
+ * objects are applied at once, as flux bootstrap does, and the pull request is recorded on the
+ * sync Kustomization; then Bitbucket is polled (every `pollIntervalMs`, default 10 s) until it
+ * is merged, logging the link and the reviewers' statuses, and Flux awaited at the merge commit,
+ * all within `timeoutMs`. `wait: false` returns after the apply; a declined one fails.
+ * @public
+ */
+export async function installFluxForPullRequest(
+  kube: KubeClient,
+  plan: FluxInstallPlan,
+  pullRequest: { repo: BitbucketPullRequests; id: number; url: string },
+  opts: InstallFluxOptions,
+) {
+  const started = Date.now();
+  const timeoutMs = opts.timeoutMs ?? 5 * 60_000;
+  const left = () => Math.max(1, timeoutMs - (Date.now() - started));
+  const step = opts.checkpoint ?? ((_k, fn) => fn());
+  const logger = opts.logger ?? silentLogger;
+  const { id, url } = pullRequest;
+  const installed = await installFlux(
+    kube,
+    { ...plan, expectedRevision: undefined },
+    { ...opts, wait: false },
+  );
+  await step('pull-request-record', () =>
+    recordPullRequest(kube, plan.namespace, url, opts.signal),
+  );
+  if (opts.wait === false) return { ...installed, revision: undefined };
+  const timeout = AbortSignal.timeout(left());
+  const signal = opts.signal
+    ? AbortSignal.any([opts.signal, timeout])
+    : timeout;
+  const { client, projectKey, slug } = pullRequest.repo;
+  const repo = new BitbucketPullRequests(client, projectKey, slug, signal);
+  const merged = async () => {
+    for (let logged = '', at = 0; ; ) {
+      const pr = await repo.get(id);
+      const { toBranch, reviewers } = pullRequestInfo(pr);
+      if (pr.state === 'DECLINED')
+        throw new FluxInstallError(
+          'sync-failed',
+          `pull request #${id} (${url}) was declined: Flux is installed but its sync has nothing to apply from ${toBranch}. Run the template again to open a new pull request.`,
+        );
+      if (pr.state === 'MERGED') {
+        const sha =
+          pr.properties?.mergeCommit?.id ?? (await repo.head(toBranch));
+        logger.info(`Pull request #${id} was merged (${sha})`);
+        return `${toBranch}@sha1:${sha}`;
+      }
+      const reviews = reviewers.map(r => ` ${r.name}: ${r.status}`).join(',');
+      const line = `waiting for pull request #${id} to be merged: ${url}${
+        reviews && ` (reviewers${reviews})`
+      }`;
+      if (
+        line !== logged ||
+        Date.now() - at >= (opts.progressIntervalMs ?? 60_000)
+      ) {
+        logger.info(line);
+        [logged, at] = [line, Date.now()];
+      }
+      await sleep(opts.pollIntervalMs || 10_000, undefined, { signal });
+    }
+  };
+  const revision = await step('pull-request-merge', merged).catch(e => {
+    if (e instanceof FluxInstallError) throw e;
+    if (opts.signal?.aborted)
+      throw new OperationAbortedError(
+        `Cancelled while waiting for pull request #${id} to be merged`,
+      );
+    if (!timeout.aborted) throw e;
+    throw new FluxInstallError(
+      'timeout',
+      `pull request #${id} (${url}) was not merged within ${Math.round(
+        timeoutMs / 1000,
+      )} s; Flux is installed and applies it once it is merged`,
+      [`pull request #${id}`],
+    );
+  });
+  const readiness = await waitForFlux(
+    kube,
+    { ...plan, expectedRevision: revision },
+    { ...opts, timeoutMs: left() },
+  );
+  await recordPullRequest(kube, plan.namespace, undefined, opts.signal);
+  return { ...installed, ...readiness };
+}
+
+/**
+ * `flux:install`'s apply: {@link installFlux}, or, given the browse URL of the pull request
+ * `flux:push-manifests` opened (`pullRequest`), `installFluxForPullRequest` following it
+ * on Bitbucket with `token` (else the integration's credentials for its host). A URL that is
+ * no pull request of a configured host is an InputValidationError, before the cluster is touched.
+ * @public
+ */
+export async function installFluxOrAwaitPullRequest(
+  kube: KubeClient,
+  plan: FluxInstallPlan,
+  opts: InstallFluxOptions & {
+    pullRequest?: string;
+    bitbucketHosts: BitbucketServerHostConfig[];
+    token?: string;
+    redactor?: Redactor;
+  },
+): Promise<InstallFluxResult> {
+  const { pullRequest: url, bitbucketHosts, token, redactor, ...rest } = opts;
+  if (!url) return installFlux(kube, plan, rest);
+  const ref = parsePullRequestUrl(url, bitbucketHosts);
+  if (!ref)
+    throw new InputValidationError(
+      'pullRequest',
+      `must be the pullRequestUrl output of flux:push-manifests: a pull request on a host of integrations.bitbucketServer (got "${url}")`,
+    );
+  const auth = token ? { token } : ref.host.auth;
+  if (!auth)
+    throw new InputValidationError(
+      'token',
+      `is required to follow pull request #${ref.id}: integrations.bitbucketServer for ${ref.host.host} has no credentials`,
+    );
+  const logger = opts.logger ?? silentLogger;
+  const client = new BitbucketServerClient(ref.host, auth, {
+    logger,
+    redactor,
+  });
+  try {
+    const repo = new BitbucketPullRequests(client, ref.projectKey, ref.slug);
+    const pr = { repo, id: ref.id, url };
+    return await installFluxForPullRequest(kube, plan, pr, rest);
+  } finally {
+    client.close();
+  }
+}
