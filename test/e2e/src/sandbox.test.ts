@@ -33,6 +33,8 @@ jest.setTimeout(10 * 60_000);
 const BITBUCKET_TEMPLATE = 'template:default/flux-bootstrap-bitbucket-server';
 const GIT_TEMPLATE = 'template:default/flux-bootstrap-git';
 const EXTRA_CLUSTERS = ['staging', 'edge'];
+/** A cluster bootstrapped with distribution operator (its simulator runs the operator loop). */
+const OPERATOR_CLUSTER = 'prod-op';
 
 let sandbox: Sandbox;
 let api: BackstageApi;
@@ -65,10 +67,14 @@ function commitCount(project: string, slug: string, branch = 'main'): number {
   );
 }
 
+/** The Flux Operator migration steps run only when flux:push-manifests reports migrationPending. */
+const MIGRATION_STEPS = ['migrate', 'installMigrated'];
+
 function expectAllStepsSucceeded(result: TaskResult, skipped: string[] = []) {
   const failed = Object.entries(result.steps).filter(
     ([id, s]) =>
-      s !== 'completed' && !(skipped.includes(id) && s === 'skipped'),
+      s !== 'completed' &&
+      !([...skipped, ...MIGRATION_STEPS].includes(id) && s === 'skipped'),
   );
   if (result.status !== 'completed' || failed.length) {
     throw new Error(
@@ -245,11 +251,11 @@ async function expectStepsCompletedOnPage(page: Page, stepNames: string[]) {
         })),
       COMPLETED_STEP_ICON,
     );
+    // Skipped steps (the Flux Operator migration) are shown without the check mark.
+    const done = shown.filter(st => st.completed);
     const ok =
-      shown.length === stepNames.length &&
-      stepNames.every(
-        (name, i) => shown[i].text.startsWith(name) && shown[i].completed,
-      );
+      done.length === stepNames.length &&
+      stepNames.every((name, i) => done[i].text.startsWith(name));
     if (ok) return;
     if (Date.now() > deadline) {
       throw new Error(
@@ -263,10 +269,13 @@ async function expectStepsCompletedOnPage(page: Page, stepNames: string[]) {
 }
 
 /** The step names of a template in templates/, in order. */
+/** The names of a template's steps a flux bootstrap run completes (not the migration steps). */
 function stepNamesOf(name: string): string[] {
   return (
-    templateEntity(name) as { spec: { steps: { name: string }[] } }
-  ).spec.steps.map(s => s.name);
+    templateEntity(name) as { spec: { steps: { id: string; name: string }[] } }
+  ).spec.steps
+    .filter(s => !MIGRATION_STEPS.includes(s.id))
+    .map(s => s.name);
 }
 
 beforeAll(async () => {
@@ -284,7 +293,8 @@ beforeAll(async () => {
   }
   const started = Date.now();
   sandbox = await startSandbox({
-    extraClusters: EXTRA_CLUSTERS,
+    extraClusters: [...EXTRA_CLUSTERS, OPERATOR_CLUSTER],
+    operatorClusters: [OPERATOR_CLUSTER],
     log: line => {
       sandboxLog.push(line);
       console.log(line);
@@ -476,6 +486,8 @@ describe("scaffolder dry-run API (the template editor's dry run)", () => {
       pushManifests: 'completed',
       generateKey: 'completed',
       install: 'completed',
+      migrate: 'skipped',
+      installMigrated: 'skipped',
       register: 'skipped',
       waitForCluster: 'completed',
     });
@@ -547,6 +559,8 @@ describe("scaffolder dry-run API (the template editor's dry run)", () => {
       pushManifests: 'completed',
       generateKey: 'skipped',
       install: 'completed',
+      migrate: 'skipped',
+      installMigrated: 'skipped',
       register: 'skipped',
       waitForCluster: 'completed',
     });
@@ -606,6 +620,8 @@ describe("scaffolder dry-run API (the template editor's dry run)", () => {
         gitSecret: 'completed',
         pushManifests: 'completed',
         install: 'completed',
+        migrate: 'skipped',
+        installMigrated: 'skipped',
         register: 'skipped',
         waitForCluster: 'completed',
       });
@@ -686,6 +702,8 @@ describe('browser: bootstrap the sandbox cluster over SSH', () => {
       'pushManifests',
       'generateKey',
       'install',
+      'migrate',
+      'installMigrated',
       'register',
       'waitForCluster',
     ]);
@@ -815,7 +833,7 @@ describe("browser: the fleet page and the card's new looks", () => {
       await row(SANDBOX.clusterTitle)
         .getByRole('img', { name: 'State: Ready' })
         .waitFor({ timeout: 60_000 });
-      for (const other of EXTRA_CLUSTERS) {
+      for (const other of [...EXTRA_CLUSTERS, OPERATOR_CLUSTER]) {
         await row(other)
           .getByRole('img', { name: 'State: Not installed' })
           .waitFor({ timeout: 60_000 });
@@ -826,21 +844,21 @@ describe("browser: the fleet page and the card's new looks", () => {
       const filters = page.getByRole('radiogroup', {
         name: 'Clusters per state (filter)',
       });
-      await filters.getByRole('radio', { name: 'All: 3' }).waitFor();
+      await filters.getByRole('radio', { name: 'All: 4' }).waitFor();
       await filters.getByRole('radio', { name: 'Ready: 1' }).waitFor();
-      await filters.getByRole('radio', { name: 'Not installed: 2' }).waitFor();
+      await filters.getByRole('radio', { name: 'Not installed: 3' }).waitFor();
       await page.waitForTimeout(300); // fonts and the table's layout settle
       await screenshot(page, 'fleet-page');
 
       // Filter by state.
-      await filters.getByRole('radio', { name: 'Not installed: 2' }).click();
+      await filters.getByRole('radio', { name: 'Not installed: 3' }).click();
       await page
         .getByTestId('flux-fleet-summary')
-        .getByText('2 of 3 clusters shown')
+        .getByText('3 of 4 clusters shown')
         .waitFor();
       expect(await row(SANDBOX.clusterTitle).count()).toBe(0);
       await screenshot(page, 'fleet-page-filtered');
-      await filters.getByRole('radio', { name: 'All: 3' }).click();
+      await filters.getByRole('radio', { name: 'All: 4' }).click();
 
       // Search by name or title.
       const search = page.getByRole('searchbox', {
@@ -850,14 +868,14 @@ describe("browser: the fleet page and the card's new looks", () => {
       await page.keyboard.type('edge');
       await page
         .getByTestId('flux-fleet-summary')
-        .getByText('1 of 3 clusters shown')
+        .getByText('1 of 4 clusters shown')
         .waitFor();
       expect(await row('edge').count()).toBe(1);
       expect(await row('staging').count()).toBe(0);
       await search.fill('sandbox');
       await page
         .getByTestId('flux-fleet-summary')
-        .getByText('1 of 3 clusters shown')
+        .getByText('1 of 4 clusters shown')
         .waitFor();
 
       // The applied revision links to the commit on Bitbucket; the name to the cluster's entity.
@@ -932,13 +950,55 @@ describe("browser: the fleet page and the card's new looks", () => {
     await shootCard('card-awaiting-merge');
   });
 
-  it('renders the operator look of the card: Flux Operator, requested and installed version', async () => {
-    const { row } = await cardShowing(exampleOperatorStatus());
+  it('bootstraps a cluster through the Flux Operator with the template; its card shows the real status: Flux Operator, requested and installed version', async () => {
+    const result = await api.runTemplate(
+      BITBUCKET_TEMPLATE,
+      {
+        cluster: OPERATOR_CLUSTER,
+        owner: 'group:default/platform-team',
+        repoUrl: `${sandbox.bitbucket.host}?project=${SANDBOX.project}&repo=fleet-operator`,
+        private: true,
+        branch: 'main',
+        authentication: 'token',
+        username: SANDBOX.user,
+        distribution: 'operator',
+        fluxVersion: '2.9.x',
+        networkPolicy: true,
+        token: '*'.repeat(sandbox.token.length),
+      },
+      { token: sandbox.token },
+    );
+    expectAllStepsSucceeded(result, [
+      'generateKey',
+      'migrate',
+      'installMigrated',
+    ]);
+    const files = execFileSync(
+      'git',
+      [
+        '--git-dir',
+        sandbox.bitbucket.repoPath(SANDBOX.project, 'fleet-operator'),
+        'ls-tree',
+        '-r',
+        '--name-only',
+        'main',
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(files).toContain(
+      `clusters/${OPERATOR_CLUSTER}/flux-system/flux-instance.yaml`,
+    );
+    expect(files).not.toContain('gotk-components.yaml');
+    await api.waitForEntity({ kind: 'Resource', name: OPERATOR_CLUSTER });
+    await page.goto(
+      `${sandbox.baseUrl}/catalog/default/resource/${OPERATOR_CLUSTER}`,
+    );
+    const card = page.getByRole('article', { name: 'Flux bootstrap' });
     await step(page, 'card operator', problems, () =>
-      row.getByText('managed by Flux Operator').waitFor(),
+      card.getByText('managed by Flux Operator').waitFor({ timeout: 60_000 }),
     );
     await expect(
-      row
+      card
         .getByRole('group', { name: 'FluxInstance flux-system/flux' })
         .textContent(),
     ).resolves.toContain('requested 2.9.x, installed v2.9.4');

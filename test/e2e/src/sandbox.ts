@@ -15,6 +15,8 @@ import {
   startBitbucketDouble,
   startFluxSimulator,
   startKubeApiserver,
+  buildFluxOperatorRelease,
+  serveFluxOperatorReleases,
 } from '@flux-bootstrap/test-peers';
 import { BackstageApi } from './scaffolder';
 
@@ -96,6 +98,12 @@ export interface SandboxOptions {
    * end-to-end tests bootstrap several without one run touching another's).
    */
   extraClusters?: string[];
+  /**
+   * Extra clusters whose simulator also runs the Flux Operator loop and applies Git (each has its
+   * own apiserver, the operator's CRDs are cluster-wide); the operator's install.yaml fixture is
+   * served and configured as `fluxBootstrap.operator.manifests`.
+   */
+  operatorClusters?: string[];
   /** Forward backend log lines to `log` (default false: kept in memory, see `backendLogs()`). */
   showBackendLogs?: boolean;
 }
@@ -284,11 +292,24 @@ export async function startSandbox(
       } release bundles (fixtures) at ${bundles.urlFor(bundle.version)}`,
     );
 
+    const operatorRelease = buildFluxOperatorRelease();
+    const operatorReleases = opts.operatorClusters?.length
+      ? await serveFluxOperatorReleases([operatorRelease])
+      : undefined;
+    if (operatorReleases)
+      started.push({
+        name: 'Flux Operator release server',
+        stop: () => operatorReleases.stop(),
+      });
     for (const [name, c] of Object.entries(clusters)) {
+      const operator = opts.operatorClusters?.includes(name);
       const sim = await startFluxSimulator({
         kube: c.kube,
         namespace: 'flux-system',
         intervalMs: opts.simulatorIntervalMs ?? 500,
+        ...(operator
+          ? { apply: true, operator: { bundles: [bundle, upgrade] } }
+          : {}),
       });
       started.push({
         name: `Flux controller simulator ${name}`,
@@ -386,6 +407,18 @@ export async function startSandbox(
             [upgrade.version]: upgrade.sha256,
           },
         },
+        ...(operatorReleases
+          ? {
+              operator: {
+                manifests: {
+                  baseUrl: operatorReleases.baseUrl,
+                  sha256: {
+                    [operatorRelease.version]: operatorRelease.sha256,
+                  },
+                },
+              },
+            }
+          : {}),
       },
     };
     const configPath = path.join(tmp, 'app-config.sandbox.generated.yaml');

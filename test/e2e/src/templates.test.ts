@@ -146,6 +146,7 @@ describe.each(TEMPLATES)('template %s', name => {
     // installed must come from the same values, or Flux would change itself on its first sync.
     const fluxOptions = [
       'fluxVersion',
+      'distribution',
       'componentsExtra',
       'networkPolicy',
       'registry',
@@ -193,6 +194,42 @@ describe.each(TEMPLATES)('template %s', name => {
     );
     expect(wait.input.entityRef).toBe('${{ steps.register.output.entityRef }}');
   });
+
+  it('asks how Flux is installed and migrates a flux bootstrap folder only when the push reports it', () => {
+    const distribution = spec.parameters.find((p: any) =>
+      Object.keys(p.properties ?? {}).includes('distribution'),
+    ).properties.distribution;
+    expect(distribution).toMatchObject({
+      title: 'How Flux is installed',
+      default: 'bootstrap',
+      enum: ['bootstrap', 'operator'],
+    });
+    const byId = (id: string) => spec.steps.find((s: any) => s.id === id);
+    const [push, install, migrate, installMigrated] = [
+      'pushManifests',
+      'install',
+      'migrate',
+      'installMigrated',
+    ].map(byId);
+    const condition = '${{ steps.pushManifests.output.migrationPending }}';
+    expect(migrate).toMatchObject({
+      action: 'flux:push-manifests',
+      if: condition,
+      input: { ...push.input, migrate: true },
+    });
+    expect(installMigrated).toMatchObject({
+      action: 'flux:install',
+      if: condition,
+      input: {
+        ...install.input,
+        revision: '${{ steps.migrate.output.revision }}',
+      },
+    });
+    // In the order of the operator's migration: adopt (install), then replace the files.
+    const ids = spec.steps.map((s: any) => s.id);
+    expect(ids.indexOf('install')).toBeLessThan(ids.indexOf('migrate'));
+    expect(ids.indexOf('migrate')).toBeLessThan(ids.indexOf('installMigrated'));
+  });
 });
 
 describe('flux-bootstrap-bitbucket-server', () => {
@@ -204,6 +241,8 @@ describe('flux-bootstrap-bitbucket-server', () => {
       'flux:push-manifests',
       'flux:generate-key',
       'flux:install',
+      'flux:push-manifests', // migrate (Flux Operator, when the push asks for it)
+      'flux:install', // installMigrated
       'catalog:register',
       'fleet:wait-for-entity',
     ]);
@@ -280,6 +319,9 @@ describe('flux-bootstrap-bitbucket-server', () => {
       generateKey: user,
       // Stored in the cluster with tokenAuth: the token field's, else the integration's.
       install: "${{ secrets.token or '' }}",
+      // The Flux Operator migration steps, as the steps they repeat.
+      migrate: user,
+      installMigrated: "${{ secrets.token or '' }}",
     });
   });
 
@@ -353,6 +395,8 @@ describe('flux-bootstrap-git', () => {
       'flux:generate-key',
       'flux:push-manifests',
       'flux:install',
+      'flux:push-manifests', // migrate (Flux Operator, when the push asks for it)
+      'flux:install', // installMigrated
       'catalog:register',
       'fleet:wait-for-entity',
     ]);

@@ -16,6 +16,12 @@ import type { FluxBootstrapSettings } from '../config/settings';
 import { pendingRevision } from '../install/plan';
 import { parseKnownHosts } from '../keys/hostKey';
 import { loadFluxBundle } from '../manifests/bundle';
+import type { FluxOperatorOptions } from '../operator/instance';
+import {
+  dryRunFluxInstance,
+  pushFluxInstance,
+  refuseBootstrapOverInstance,
+} from '../operator/push';
 import {
   FluxBundleFiles,
   generateComponentsManifest,
@@ -123,6 +129,14 @@ export interface PushFluxManifestsRequest {
   cluster?: string;
   /** Render the files only; nothing is read from or pushed to the repository. */
   dryRun?: boolean;
+  /**
+   * `distribution: operator`: one commit with `flux-instance.yaml` (operator/push.ts); `migrate`
+   * replaces flux bootstrap's files once the FluxInstance adopted the controllers.
+   */
+  operator?: Omit<FluxOperatorOptions, 'version'> & {
+    version?: string;
+    migrate?: boolean;
+  };
 }
 
 /** What {@link pushFluxManifests} works with. @public */
@@ -152,6 +166,8 @@ export interface PushFluxManifestsResult {
   syncUrl: string;
   /** The files on the branch (in a dry run: as generated), repository path → content. */
   files: Record<string, string>;
+  /** Operator mode: the folder holds flux bootstrap's files, nothing was written (migrate later). */
+  migrationPending?: boolean;
   /** With `pullRequest`, while it is open: its URL, id and source branch (`revision` is ''). */
   pullRequestUrl?: string;
   pullRequestId?: number;
@@ -214,14 +230,30 @@ export async function pushFluxManifests(
       ? urlsOf(bitbucket.ref)
       : { remoteUrl: '', sshUrl: ssh!.url };
     let options = optionsFor(planned);
+    const operator = req.operator && {
+      ...req.operator,
+      version: req.operator.version ?? options.components.version,
+    };
+    if (operator && req.pullRequest)
+      throw new InputValidationError(
+        'pullRequest',
+        'is not supported with distribution operator yet: flux-instance.yaml is committed to the branch',
+      );
 
-    const bundle = await loadFluxBundle(
-      options.components.version,
-      deps.settings.manifests,
-      { signal, logger },
-    );
+    const bundle = operator
+      ? undefined
+      : await loadFluxBundle(
+          options.components.version,
+          deps.settings.manifests,
+          { signal, logger },
+        );
+    if (req.dryRun && operator)
+      return {
+        ...dryRunFluxInstance(options, operator, logger),
+        syncUrl: options.sync.url,
+      };
     if (req.dryRun) {
-      const files = renderFluxManifests(bundle.files, options);
+      const files = renderFluxManifests(bundle!.files, options);
       logger.info(
         `Dry run: generated the Flux manifests in ${
           files.dir
@@ -281,11 +313,27 @@ export async function pushFluxManifests(
         knownHosts: knownHosts!,
       });
     }
+    if (operator) {
+      const pushed = await pushFluxInstance(
+        {
+          transport,
+          options,
+          operator,
+          author: req.author,
+          commitMessageAppendix: req.commitMessageAppendix || undefined,
+          signingKey,
+          migrate: operator.migrate,
+          workDir: deps.workDir,
+        },
+        { logger, redactor, signal, checkpoint: deps.checkpoint },
+      );
+      return { ...pushed, syncUrl: options.sync.url };
+    }
     const { kustomizationGenerated: _, ...result } =
       await pushFluxManifestsOrPullRequest(
         {
           transport,
-          files: renderFluxManifests(bundle.files, options),
+          files: renderFluxManifests(bundle!.files, options),
           version: options.components.version,
           branch,
           author: req.author,
@@ -428,6 +476,7 @@ export async function commitFluxManifests(
         `Add Flux ${input.version} component manifests`,
         async tree => {
           const { path, content } = files.components;
+          await refuseBootstrapOverInstance(tree, dir); // operator mode is not left
           if (await tree.exists(path)) {
             checkFluxVersionChange(
               componentsFluxVersion(await tree.read(path)),

@@ -8,6 +8,12 @@ import { createKubeClient } from '../kube/client';
 import { resolveCluster } from '../kube/cluster';
 import type { KubeClient, KubeObject } from '../kube/types';
 import { loadFluxBundle } from '../manifests/bundle';
+import type { FluxOperatorOptions } from '../operator/instance';
+import {
+  fluxOperatorDryRunLines,
+  installWithFluxOperator,
+  refuseBootstrapOverFluxInstance,
+} from '../operator/install';
 import { generateComponentObjects } from '../manifests/components';
 import {
   resolveFluxManifestOptions,
@@ -136,6 +142,8 @@ export async function installFlux(
   try {
     logger.info(`Checking that Flux can be installed on cluster "${cluster}"`);
     const state = await checkpoint('preconditions', async () => {
+      // Going back from the Flux Operator (operator/install.ts) is refused.
+      await refuseBootstrapOverFluxInstance(client, ns, signal);
       if (opts.kubernetesVersions)
         await checkKubernetesVersion(
           client,
@@ -290,6 +298,8 @@ export interface InstallFluxRequest {
   pullRequest?: { url: string; token?: string };
   /** Describe what would be applied; only the cluster's Kubernetes version is read. */
   dryRun?: boolean;
+  /** `distribution: operator`: install through the Flux Operator (a FluxInstance). */
+  operator?: Omit<FluxOperatorOptions, 'version'> & { version?: string };
 }
 
 /** What {@link installFluxOnCluster} works with. @public */
@@ -302,6 +312,7 @@ export interface InstallFluxDeps {
     | 'bitbucketServer'
     | 'requireScmUserCredentials'
     | 'kubernetesVersions'
+    | 'operatorManifests'
   >;
   logger: EngineLogger;
   redactor?: Redactor;
@@ -382,6 +393,10 @@ export async function installFluxOnCluster(
       );
     }
     const result = { fluxVersion: options.components.version };
+    const operator = req.operator && {
+      ...req.operator,
+      version: req.operator.version ?? options.components.version,
+    };
     if (req.dryRun) {
       await dryRunVersionCheck(cluster, options.components.version, {
         ...deps,
@@ -391,10 +406,18 @@ export async function installFluxOnCluster(
       logger.info(
         'Dry run of flux:install; nothing is written to the cluster.',
       );
-      for (const line of dryRunLines(cluster.name, options, secret, {
-        ...opts,
-        revision: req.revision,
-      }))
+      for (const line of operator
+        ? fluxOperatorDryRunLines(
+            cluster.name,
+            options,
+            operator,
+            settings.operatorManifests,
+            secret,
+          )
+        : dryRunLines(cluster.name, options, secret, {
+            ...opts,
+            revision: req.revision,
+          }))
         logger.info(line);
       return {
         ...result,
@@ -404,33 +427,51 @@ export async function installFluxOnCluster(
       };
     }
 
-    const bundle = await loadFluxBundle(
-      options.components.version,
-      settings.manifests,
-      { signal, logger },
-    );
-    const plan = buildFluxInstallPlan({
-      options,
-      componentObjects: generateComponentObjects(
-        bundle.files,
-        options.components,
-      ),
-      secret,
-      expectedRevision: req.revision,
-    });
+    const bootstrapPlan = async () => {
+      const bundle = await loadFluxBundle(
+        options.components.version,
+        settings.manifests,
+        { signal, logger },
+      );
+      return buildFluxInstallPlan({
+        options,
+        componentObjects: generateComponentObjects(
+          bundle.files,
+          options.components,
+        ),
+        secret,
+        expectedRevision: req.revision,
+      });
+    };
+    const plan = operator ? undefined : await bootstrapPlan();
     const kube = await createKubeClient(cluster, { logger, redactor });
     try {
-      const r = await installFluxOrAwaitPullRequest(kube, plan, {
+      const installOpts = {
         ...opts,
         signal,
         logger,
         checkpoint: deps.checkpoint,
         pollIntervalMs: deps.pollIntervalMs,
-        pullRequest: req.pullRequest?.url,
-        token: req.pullRequest?.token,
-        bitbucketHosts: settings.bitbucketServer,
-        redactor,
-      });
+      };
+      const r = operator
+        ? await installWithFluxOperator(
+            kube,
+            {
+              options,
+              operator,
+              source: settings.operatorManifests,
+              secret,
+              expectedRevision: req.revision,
+            },
+            installOpts,
+          )
+        : await installFluxOrAwaitPullRequest(kube, plan!, {
+            ...installOpts,
+            pullRequest: req.pullRequest?.url,
+            token: req.pullRequest?.token,
+            bitbucketHosts: settings.bitbucketServer,
+            redactor,
+          });
       logger.info(
         r.ready
           ? `✔ Flux ${r.fluxVersion} is installed on cluster "${
@@ -439,7 +480,7 @@ export async function installFluxOnCluster(
           : `Flux ${r.fluxVersion} is applied on cluster "${cluster.name}" (not waited for readiness)`,
       );
       return {
-        ...result,
+        fluxVersion: r.fluxVersion,
         revision: r.revision,
         ready: r.ready,
         components: r.components.map(({ name, ready, image }) =>

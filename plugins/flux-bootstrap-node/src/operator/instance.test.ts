@@ -70,7 +70,8 @@ spec:
     const resolved = resolveFluxManifestOptions(
       {
         ...base,
-        path: '.',
+        path: '', // the root, as the action schemas normalise "."
+
         branch: 'fleet/prod',
         namespace: 'flux-system',
         secretName: 'fleet-creds',
@@ -82,7 +83,7 @@ spec:
         logLevel: 'debug',
         watchAllNamespaces: false,
         tolerationKeys: ['dedicated', 'gpu'],
-        interval: '5m',
+        interval: '5m0s', // in Go's form, as the action schemas normalise "5m"
       },
       { fluxVersion: 'v2.9.4' },
     );

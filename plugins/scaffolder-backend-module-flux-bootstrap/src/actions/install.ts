@@ -19,6 +19,11 @@ import {
   syncUrl,
 } from './shared/fluxOptions';
 import { actionInput, writeOutputs } from './shared/io';
+import {
+  fluxOperatorInput,
+  operatorRequest,
+  refineOperator,
+} from './shared/operatorOptions';
 
 /** The input of flux:install: one schema, documented and parsed. */
 export const installInput = actionInput((z: typeof zod) => {
@@ -101,6 +106,7 @@ export const installInput = actionInput((z: typeof zod) => {
         .describe(
           'Take over a Flux installation managed by another tool (label app.kubernetes.io/managed-by) (default false).',
         ),
+      ...fluxOperatorInput(z),
       allowDowngrade: z
         .boolean()
         .default(false)
@@ -118,6 +124,7 @@ export const installInput = actionInput((z: typeof zod) => {
         });
       }
       refineComponents(v, ctx);
+      refineOperator(v, ctx);
     })
     .transform(v => {
       const checked = v.revision && checkRevision(v.revision, v.branch);
@@ -178,10 +185,12 @@ export function createFluxInstallAction(options: FluxBootstrapActionOptions) {
       ]);
       try {
         const input = installInput.parse(ctx.input);
+        const { manifests, operator } = operatorRequest(input);
         const result = await installFluxOnCluster(
           {
             cluster: input.cluster,
-            manifests: input,
+            manifests,
+            operator,
             revision: input.revision,
             tokenAuth: input.tokenAuth ? input : undefined,
             timeoutMs: input.timeout,

@@ -22,6 +22,11 @@ import {
   syncUrl,
 } from './shared/fluxOptions';
 import { actionInput, ruled, writeOutputs } from './shared/io';
+import {
+  fluxOperatorInput,
+  operatorRequest,
+  refineOperator,
+} from './shared/operatorOptions';
 import { writeToWorkspace } from './shared/workspace';
 
 /** A commit author field: printable text that cannot break the commit header. */
@@ -109,6 +114,13 @@ export const pushManifestsInput = actionInput((z: typeof zod) => {
         .default(false)
         .describe(
           'Write an older Flux version than the one in Git (default false: refused; Flux does not support downgrades in general).',
+        ),
+      ...fluxOperatorInput(z),
+      migrate: z
+        .boolean()
+        .default(false)
+        .describe(
+          'With distribution operator on a folder flux bootstrap wrote: replace gotk-components.yaml and gotk-sync.yaml by flux-instance.yaml in one commit — only after flux:install adopted the controllers (the migrationPending output says when; default false: such a folder is left as it is).',
         ),
       pullRequest: z
         .union([
@@ -228,6 +240,7 @@ export const pushManifestsInput = actionInput((z: typeof zod) => {
         }
       }
       refineComponents(v, ctx);
+      refineOperator(v, ctx);
     })
     .transform(v => ({
       ...v,
@@ -338,6 +351,12 @@ export function createFluxPushManifestsAction(
             .describe(
               'The files, written into the workspace at their repository paths.',
             ),
+          migrationPending: z
+            .boolean()
+            .optional()
+            .describe(
+              "With distribution operator: the folder holds flux bootstrap's files and nothing was written; run flux:install, then flux:push-manifests with migrate.",
+            ),
         }),
     },
     async handler(ctx) {
@@ -347,10 +366,12 @@ export function createFluxPushManifestsAction(
       try {
         const input = pushManifestsInput.parse(ctx.input);
         const settings = await settingsSource.get();
+        const { manifests, operator } = operatorRequest(input);
         const result = await pushFluxManifests(
           {
             repository: fleetRepository(settings, input, ctx.secrets),
-            manifests: input,
+            manifests,
+            operator: operator && { ...operator, migrate: input.migrate },
             tokenAuth: input.tokenAuth,
             author: { name: input.authorName, email: input.authorEmail },
             commitMessageAppendix: input.commitMessageAppendix,

@@ -331,6 +331,104 @@ describe('2. Re-runs converge', () => {
   });
 });
 
+describe('2. Re-runs converge: Flux Operator mode', () => {
+  it('two runs of the Bitbucket template with distribution operator converge: one commit, no write in run 2; the canary token only in the cluster Secret', async () => {
+    await report.scenario(
+      AREA.reruns,
+      'Bitbucket template, project repository, token auth, How Flux is installed: Flux Operator (fluxVersion 2.9.x): run 2 times',
+      'the canary token as the template secret; nothing else',
+      async () => {
+        const repo = { repo: 'fleet-operator', project: 'FLEET' };
+        const cluster = world.clusters.operator;
+        const values = bitbucketValues(world, {
+          ...repo,
+          auth: 'token',
+          cluster: cluster.name,
+          extra: {
+            username: SANDBOX.user,
+            distribution: 'operator',
+            fluxVersion: '2.9.x',
+          },
+        });
+        const secrets = { token: world.canaries.bitbucketToken };
+        const r1 = await runTemplate(
+          world,
+          'operator run 1',
+          BITBUCKET_TEMPLATE,
+          values,
+          secrets,
+        );
+        expect(r1.error).toBeUndefined();
+        expect(r1.status).toBe('completed');
+        const history = await branchHistory(
+          world.bitbucket,
+          repo.project,
+          repo.repo,
+        );
+        expect(history.map(c => c.subject)).toEqual([
+          expect.any(String), // create-repo's initial commit
+          'Add Flux Operator instance',
+        ]);
+        const status = await world.api.get<{
+          state: string;
+          flux?: { manager?: string };
+        }>(`/api/flux-bootstrap/clusters/${cluster.name}?refresh=true`);
+        expect(status).toMatchObject({
+          state: 'ready',
+          flux: { manager: 'flux-operator' },
+        });
+        const before = await fluxObjects(cluster.http);
+
+        const seq = lastSeq(cluster.proxy);
+        const bbMark = world.bitbucket.requests().length;
+        const r2 = await runTemplate(
+          world,
+          'operator run 2',
+          BITBUCKET_TEMPLATE,
+          values,
+          secrets,
+        );
+        expect(r2.error).toBeUndefined();
+        expect(r2.status).toBe('completed');
+        expect(
+          await branchHistory(world.bitbucket, repo.project, repo.repo),
+        ).toEqual(history);
+        const bbWrites = world.bitbucket
+          .requests()
+          .slice(bbMark)
+          .filter(
+            r =>
+              (r.path.startsWith('/rest/') && r.method !== 'GET') ||
+              r.path.endsWith('/git-receive-pack'),
+          );
+        expect(bbWrites.map(r => `${r.method} ${r.path}`)).toEqual([]);
+        // Only the operator's reconcile request annotation may be written (it asks, changes nothing).
+        const writes = kubeWrites(kubeRequestsSince(cluster.proxy, seq));
+        expect(writes.map(w => `${w.method} ${w.path}`)).toEqual([]);
+        const after = await fluxObjects(cluster.http);
+        const changed = [...before.keys()].filter(
+          k =>
+            !after.has(k) ||
+            after.get(k)!.content !== before.get(k)!.content ||
+            after.get(k)!.generation !== before.get(k)!.generation,
+        );
+        expect(changed).toEqual([]);
+        return `2 × completed; branch ${history
+          .map(c => c.sha.slice(0, 7))
+          .join(
+            ' → ',
+          )} (initial commit + "Add Flux Operator instance") unchanged by run 2; Bitbucket writes in run 2: ${
+          bbWrites.length
+        }; cluster writes in run 2: ${writes.length}; ${
+          before.size
+        } Flux objects with the same content and generation; FluxInstance Ready, manager ${
+          status.flux?.manager
+        }`;
+      },
+    );
+  });
+});
+
 describe('7. TLS and host keys', () => {
   it('an SSH host key that changes between runs is detected and reported, not accepted', async () => {
     await report.scenario(

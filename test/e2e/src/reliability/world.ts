@@ -6,8 +6,12 @@ import path from 'node:path';
 import yaml from 'yaml';
 import {
   BitbucketDouble,
+  buildFluxOperatorRelease,
+  buildFluxUpgradeBundles,
   FaultProxy,
+  FluxBundle,
   FluxSimulator,
+  serveFluxOperatorReleases,
   KubeApiserver,
   KubeHttp,
   run,
@@ -65,6 +69,8 @@ export interface World {
     sandbox: WorldCluster;
     faults: WorldCluster;
     crash: WorldCluster;
+    /** Its simulator runs the Flux Operator loop and applies Git (distribution: operator). */
+    operator: WorldCluster;
   };
   canaries: Canaries;
   scanner: SecretScanner;
@@ -127,6 +133,8 @@ export async function startWorldCluster(
     log: (line: string) => void;
     stops: { name: string; stop: () => Promise<void> }[];
     simulatorIntervalMs?: number;
+    /** Flux versions of the simulator's operator loop (it then also applies Git). */
+    operatorBundles?: FluxBundle[];
   },
 ): Promise<WorldCluster> {
   const { log, stops } = opts;
@@ -140,6 +148,9 @@ export async function startWorldCluster(
     kube,
     namespace: 'flux-system',
     intervalMs: opts.simulatorIntervalMs ?? 500,
+    ...(opts.operatorBundles
+      ? { apply: true, operator: { bundles: opts.operatorBundles } }
+      : {}),
   });
   stops.push({ name: `${name} simulator`, stop: () => simulator.stop() });
   const http = new KubeHttp(kube);
@@ -212,10 +223,22 @@ export async function startWorld(
     // Two more clusters, each a fresh apiserver (a first install applies every object for real).
     const extraCluster = (name: string) =>
       startWorldCluster(name, { log, stops });
-    const [faults, crash] = await Promise.all([
+    const { from, to } = await buildFluxUpgradeBundles();
+    const operatorRelease = buildFluxOperatorRelease();
+    const [faults, crash, operator, operatorReleases] = await Promise.all([
       extraCluster('faults'),
       extraCluster('crash'),
+      startWorldCluster('operator', {
+        log,
+        stops,
+        operatorBundles: [from, to],
+      }),
+      serveFluxOperatorReleases([operatorRelease]),
     ]);
+    stops.push({
+      name: 'Flux Operator release server',
+      stop: () => operatorReleases.stop(),
+    });
     // The sandbox's own apiserver is started by startSandbox; its proxy gets the upstream then.
     const sandboxProxy = await startFaultProxy();
     stops.push({ name: 'sandbox proxy', stop: () => sandboxProxy.stop() });
@@ -276,6 +299,12 @@ export async function startWorld(
           // Its CA is deliberately not configured: every connection must be refused.
           { host: untrusted.host, requestTimeoutMs: bitbucketRequestTimeoutMs },
         ],
+        operator: {
+          manifests: {
+            baseUrl: operatorReleases.baseUrl,
+            sha256: { [operatorRelease.version]: operatorRelease.sha256 },
+          },
+        },
       },
       kubernetes: {
         serviceLocatorMethod: { type: 'multiTenant' },
@@ -291,7 +320,7 @@ export async function startWorld(
                 serviceAccountToken: '${K8S_CLUSTER_TOKEN}',
                 caData: b64(sandboxProxy.caPem),
               },
-              ...[faults, crash].map(c => ({
+              ...[faults, crash, operator].map(c => ({
                 name: c.name,
                 title: `${c.name} cluster (reliability suite)`,
                 url: c.proxy.url,
@@ -364,6 +393,7 @@ export async function startWorld(
     scanner.add('sandbox cluster token', sandbox.kube.adminToken);
     scanner.add('faults cluster token', faults.kube.adminToken);
     scanner.add('crash cluster token', crash.kube.adminToken);
+    scanner.add('operator cluster token', operator.kube.adminToken);
     scanner.add('PostgreSQL password', pg.password);
 
     let api = await BackstageApi.asGuest(sandbox.baseUrl);
@@ -395,6 +425,7 @@ export async function startWorld(
         },
         faults,
         crash,
+        operator,
       },
       canaries,
       scanner,

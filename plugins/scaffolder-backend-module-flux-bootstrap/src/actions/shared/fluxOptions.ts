@@ -50,9 +50,13 @@ const listOf = (z: Z, problem: (value: string) => string | undefined) =>
     if (found) ctx.addIssue({ code: 'custom', message: found });
   });
 
-/** A Flux 2 release, `v2.<minor>.<patch>`: it ends up in a download URL and a cache path. */
+/**
+ * A Flux 2 release, `v2.<minor>.<patch>`: it ends up in a download URL and a cache path. Or, for
+ * the Flux Operator only (see operatorOptions.ts), a range such as `2.9.x`.
+ */
 export const fluxVersion = (z: Z) =>
   checked(z, v => {
+    if (/^v?2\.((0|[1-9]\d{0,5})\.)?x$/.test(v)) return undefined;
     if (
       !/^v(0|[1-9]\d{0,5})\.(0|[1-9]\d{0,5})\.(0|[1-9]\d{0,5})(-[0-9A-Za-z-]{1,40}(\.[0-9A-Za-z-]{1,40}){0,5})?$/.test(
         v,
@@ -160,7 +164,7 @@ export const fluxComponentOptionsInput = (z: Z) => ({
   fluxVersion: fluxVersion(z)
     .optional()
     .describe(
-      'Flux release, e.g. v2.9.4 (default: fluxBootstrap.manifests.defaultVersion, else v2.9.4). The same for flux:push-manifests and flux:install.',
+      'Flux release, e.g. v2.9.4 (default: fluxBootstrap.manifests.defaultVersion, else v2.9.4); with distribution operator also a range such as 2.9.x. The same for flux:push-manifests and flux:install.',
     ),
   components: listOf(z, componentProblem)
     .default([...FLUX_DEFAULTS.components])

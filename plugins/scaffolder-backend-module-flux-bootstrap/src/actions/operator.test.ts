@@ -1,0 +1,317 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ConfigReader } from '@backstage/config';
+import { InputError } from '@backstage/errors';
+import type { TemplateAction } from '@backstage/plugin-scaffolder-node';
+import { createMockActionContext } from '@backstage/plugin-scaffolder-node-test-utils';
+import {
+  BitbucketDouble,
+  buildFluxOperatorRelease,
+  buildFluxUpgradeBundles,
+  FluxOperatorReleaseServer,
+  FluxSimulator,
+  KubeApiserver,
+  serveFluxOperatorReleases,
+  startBitbucketDouble,
+  startFluxSimulator,
+  startKubeApiserver,
+  TEST_GROUND_KUBERNETES_VERSIONS,
+} from '@flux-bootstrap/test-peers';
+import {
+  createKubeClient,
+  type KubeClient,
+} from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import { createFluxInstallAction } from './install';
+import { createFluxPushManifestsAction } from './pushManifests';
+
+// distribution: operator through the two actions as a template runs them: the Bitbucket double
+// (REST and git over HTTP), a private kube-apiserver (the operator's CRDs are cluster-wide) with
+// the Flux simulator's operator loop applying Git, the operator's install.yaml fixture served on
+// loopback and pinned by sha256.
+
+jest.setTimeout(240_000);
+
+const TOKEN = 'canary-operator-action-token-58a1c3';
+const NS = 'flux-system';
+const PATH = 'clusters/prod';
+const DIR = `${PATH}/${NS}`;
+const FO = 'fluxcd.controlplane.io/v1';
+
+let bb: BitbucketDouble;
+let kube: KubeApiserver;
+let sim: FluxSimulator;
+let releases: FluxOperatorReleaseServer;
+let admin: KubeClient;
+let cacheDir: string;
+
+beforeAll(async () => {
+  const { from, to } = await buildFluxUpgradeBundles();
+  [bb, kube, releases] = await Promise.all([
+    startBitbucketDouble(),
+    startKubeApiserver(),
+    serveFluxOperatorReleases([buildFluxOperatorRelease()]),
+  ]);
+  bb.addUser({ name: 'alice' });
+  bb.addProject({ key: 'FLUX', name: 'Flux' });
+  bb.grantProject('FLUX', { user: 'alice' }, 'PROJECT_ADMIN');
+  bb.addToken({ token: TOKEN, user: 'alice' });
+  bb.createRepo('FLUX', 'fleet', { defaultBranch: 'main' });
+  sim = await startFluxSimulator({
+    kube: kube.info(),
+    namespace: NS,
+    intervalMs: 150,
+    apply: true,
+    operator: { bundles: [from, to] },
+  });
+  admin = await createKubeClient({
+    name: 'admin',
+    url: kube.url,
+    token: kube.adminToken,
+    caPem: kube.caPem,
+    skipTLSVerify: false,
+    source: 'config',
+  });
+  cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'operator-action-'));
+});
+
+afterAll(async () => {
+  admin?.close();
+  await sim?.stop();
+  await Promise.all([bb?.stop(), kube?.stop(), releases?.stop()]);
+  if (cacheDir) fs.rmSync(cacheDir, { recursive: true, force: true });
+});
+
+const config = () =>
+  new ConfigReader({
+    integrations: {
+      bitbucketServer: [{ host: bb.host, apiBaseUrl: bb.apiBaseUrl }],
+    },
+    fluxBootstrap: {
+      // The test apiserver is older than Flux supports; the documented override says it is fine.
+      kubernetesVersions: TEST_GROUND_KUBERNETES_VERSIONS,
+      operator: {
+        manifests: {
+          baseUrl: releases.baseUrl,
+          cacheDir,
+          sha256: { 'v0.58.1': buildFluxOperatorRelease().sha256 },
+        },
+      },
+    },
+    kubernetes: {
+      clusterLocatorMethods: [
+        {
+          type: 'config',
+          clusters: [
+            {
+              name: 'prod',
+              url: kube.url,
+              serviceAccountToken: kube.adminToken,
+              caData: kube.caPem,
+            },
+          ],
+        },
+      ],
+    },
+  });
+
+const produced: string[] = [];
+async function step(
+  action: TemplateAction<any, any, any>,
+  input: Record<string, unknown>,
+  opts: { dryRun?: boolean } = {},
+) {
+  const outputs: Record<string, any> = {};
+  const logs: string[] = [];
+  const log = (message: string) => logs.push(message);
+  const logger: any = { info: log, warn: log, error: log, debug: log };
+  logger.child = () => logger;
+  const ctx = createMockActionContext({ input: input as any, logger });
+  // createMockActionContext ignores output, checkpoint and isDryRun: set them on the result.
+  Object.assign(ctx, {
+    isDryRun: opts.dryRun ?? false,
+    output: (name: string, value: unknown) => (outputs[name] = value),
+    checkpoint: async ({ fn }: { fn: () => Promise<unknown> }) => fn(),
+  });
+  let error: any;
+  try {
+    await action.handler(ctx as any);
+  } catch (e) {
+    error = e;
+  }
+  produced.push(...logs, JSON.stringify(outputs), String(error?.stack));
+  return { outputs, logs, error };
+}
+
+const repoUrl = () => `${bb.host}?project=FLUX&repo=fleet`;
+const bare = () => bb.repoPath('FLUX', 'fleet');
+const git = (...args: string[]) =>
+  require('node:child_process')
+    .execFileSync('git', ['--git-dir', bare(), ...args], { encoding: 'utf8' })
+    .trim() as string;
+const writes = () =>
+  bb
+    .requests()
+    .filter(r => r.method !== 'GET' && !r.path.endsWith('/git-upload-pack'))
+    .length;
+
+const pushInput = (version: string) => ({
+  repoUrl: repoUrl(),
+  token: TOKEN,
+  branch: 'main',
+  path: PATH,
+  tokenAuth: true,
+  distribution: 'operator',
+  fluxVersion: version,
+});
+const installInput = (version: string, revision?: string) => ({
+  cluster: 'prod',
+  syncUrl: bb.cloneUrls('FLUX', 'fleet').http,
+  branch: 'main',
+  path: PATH,
+  revision,
+  tokenAuth: true,
+  token: TOKEN,
+  username: 'alice',
+  distribution: 'operator',
+  fluxVersion: version,
+  timeout: '2m',
+});
+
+describe('distribution: operator through flux:push-manifests and flux:install', () => {
+  const push = () => createFluxPushManifestsAction({ config: config() });
+  const install = () => createFluxInstallAction({ config: config() });
+
+  it('refuses bad operator input naming the field, with no request sent', async () => {
+    const before = bb.requests().length;
+    for (const [input, field] of [
+      [{ ...pushInput('2.9.x'), distribution: 'bootstrap' }, 'fluxVersion'],
+      [
+        {
+          ...pushInput('v2.9.4'),
+          distribution: 'bootstrap',
+          multitenant: true,
+        },
+        'multitenant',
+      ],
+      [{ ...pushInput('v2.9.4'), clusterType: 'mainframe' }, 'clusterType'],
+      [
+        { ...pushInput('v2.9.4'), recurseSubmodules: true },
+        'recurseSubmodules',
+      ],
+      [{ ...pushInput('v2.9.4'), distribution: 'helm' }, 'distribution'],
+    ] as const) {
+      const r = await step(push(), input);
+      expect(r.error).toBeInstanceOf(InputError);
+      expect(r.error.message).toMatch(new RegExp(`"${field}"`));
+    }
+    const r = await step(install(), {
+      ...installInput('v2.9.4'),
+      operatorVersion: 'latest',
+    });
+    expect(r.error).toBeInstanceOf(InputError);
+    expect(r.error.message).toMatch(/"operatorVersion"/);
+    expect(bb.requests().length).toBe(before);
+    expect(releases.requests()).toEqual([]);
+  });
+
+  it('dry runs show the FluxInstance and send nothing', async () => {
+    const before = bb.requests().length;
+    const p = await step(push(), pushInput('2.9.x'), { dryRun: true });
+    expect(p.error).toBeUndefined();
+    expect(p.outputs.revision).toBe('main@sha1:');
+    expect(p.outputs.files).toEqual([
+      `${DIR}/flux-instance.yaml`,
+      `${DIR}/kustomization.yaml`,
+    ]);
+    expect(p.logs.join('\n')).toMatch(
+      /kind: FluxInstance[\s\S]*version: 2\.9\.x[\s\S]*ref: refs\/heads\/main/,
+    );
+    const i = await step(install(), installInput('2.9.x', 'main@sha1:'), {
+      dryRun: true,
+    });
+    expect(i.error).toBeUndefined();
+    expect(i.logs.join('\n')).toMatch(
+      /Would install Flux 2\.9\.x through the Flux Operator v0\.58\.1[\s\S]*kind: FluxInstance/,
+    );
+    expect(bb.requests().length).toBe(before);
+    expect(await admin.list(FO, 'FluxInstance').catch(() => [])).toEqual([]);
+  });
+
+  it('bootstraps through the operator, converges on a re-run, and upgrades by an edit of flux-instance.yaml', async () => {
+    const p = await step(push(), pushInput('2.9.x'));
+    expect(p.error).toBeUndefined();
+    expect(p.outputs).toMatchObject({ changed: true, migrationPending: false });
+    expect(git('log', '--format=%s', 'main').split('\n')).toEqual([
+      'Add Flux Operator instance',
+    ]);
+    expect(git('ls-tree', '-r', '--name-only', 'main').split('\n')).toEqual([
+      `${DIR}/flux-instance.yaml`,
+      `${DIR}/kustomization.yaml`,
+    ]);
+    const i = await step(install(), installInput('2.9.x', p.outputs.revision));
+    expect(i.error).toBeUndefined();
+    expect(i.outputs).toMatchObject({
+      fluxVersion: 'v2.9.4',
+      ready: true,
+      revision: `refs/heads/${p.outputs.revision}`,
+    });
+    expect(i.logs.join('\n')).toMatch(/Waiting for the FluxInstance/);
+    const [inst] = (await admin.list(FO, 'FluxInstance')) as any[];
+    expect(inst.spec.sync).toMatchObject({
+      pullSecret: 'flux-system',
+      ref: 'refs/heads/main',
+    });
+    expect(inst.status.conditions).toContainEqual(
+      expect.objectContaining({ type: 'Ready', status: 'True' }),
+    );
+
+    // Re-run: no commit, nothing new on the cluster.
+    const before = writes();
+    const p2 = await step(push(), pushInput('2.9.x'));
+    expect(p2.outputs).toMatchObject({ changed: false });
+    expect(writes()).toBe(before);
+    const i2 = await step(
+      install(),
+      installInput('2.9.x', p2.outputs.revision),
+    );
+    expect(i2.error).toBeUndefined();
+    expect(i2.logs.join('\n')).not.toMatch(/\b[1-9]\d* (created|configured)/);
+
+    // Version bump: only flux-instance.yaml changes; the operator reports the new version.
+    const p3 = await step(push(), pushInput('2.10.x'));
+    expect(p3.outputs.changed).toBe(true);
+    expect(git('show', '--name-only', '--format=', 'main')).toBe(
+      `${DIR}/flux-instance.yaml`,
+    );
+    const i3 = await step(
+      install(),
+      installInput('2.10.x', p3.outputs.revision),
+    );
+    expect(i3.error).toBeUndefined();
+    expect(i3.outputs).toMatchObject({ fluxVersion: 'v2.10.0', ready: true });
+
+    // Going back to flux bootstrap is refused, before any write.
+    const back = await step(push(), {
+      ...pushInput('v2.10.0'),
+      distribution: 'bootstrap',
+    });
+    expect(back.error?.message).toMatch(
+      /flux-instance\.yaml exists: Flux on this cluster is managed by the Flux Operator/,
+    );
+    const backInstall = await step(install(), {
+      ...installInput('v2.10.0', p3.outputs.revision),
+      distribution: 'bootstrap',
+    });
+    expect(backInstall.error?.message).toMatch(
+      /moving back to flux bootstrap is not supported/,
+    );
+    expect(git('log', '--format=%s', 'main').split('\n')).toHaveLength(2);
+
+    // The token never left through a log line, an output or an error.
+    expect(produced.join('\n')).not.toContain(TOKEN);
+    expect(produced.join('\n')).not.toContain(
+      Buffer.from(TOKEN).toString('base64'),
+    );
+  });
+});
