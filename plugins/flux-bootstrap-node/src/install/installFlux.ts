@@ -142,8 +142,7 @@ export async function installFlux(
   try {
     logger.info(`Checking that Flux can be installed on cluster "${cluster}"`);
     const state = await checkpoint('preconditions', async () => {
-      // Going back from the Flux Operator (operator/install.ts) is refused.
-      await refuseBootstrapOverFluxInstance(client, ns, signal);
+      // Like flux check --pre, the version comes first.
       if (opts.kubernetesVersions)
         await checkKubernetesVersion(
           client,
@@ -151,6 +150,8 @@ export async function installFlux(
           opts.kubernetesVersions,
           { signal, logger },
         );
+      // Going back from the Flux Operator (operator/install.ts) is refused.
+      await refuseBootstrapOverFluxInstance(client, ns, signal);
       const s = await checkInstallPreconditions(client, plan, {
         force: opts.force,
         signal,
