@@ -9,6 +9,7 @@ import {
   recordProblems,
   screenshot,
 } from './browser';
+import { KubeHttp, kubePath } from '@flux-bootstrap/test-peers';
 import { repoRoot, SANDBOX, Sandbox, startSandbox } from './sandbox';
 import { BackstageApi, TaskResult } from './scaffolder';
 
@@ -25,6 +26,8 @@ jest.setTimeout(10 * 60_000);
 const BITBUCKET_TEMPLATE = 'template:default/flux-bootstrap-bitbucket-server';
 const SLUG = 'fleet-infra';
 const REVIEWER = { name: 'alice', displayName: 'Alice Reviewer' };
+/** A second cluster whose task ends (timeout) before its pull request is merged. */
+const STAGING = 'staging';
 
 let sandbox: Sandbox;
 let api: BackstageApi;
@@ -35,6 +38,64 @@ const git = (...args: string[]) =>
     ['--git-dir', sandbox.bitbucket.repoPath(SANDBOX.project, SLUG), ...args],
     { encoding: 'utf8' },
   ).trim();
+
+function values(cluster: string, mergeTimeout: string) {
+  return {
+    cluster,
+    owner: 'group:default/platform-team',
+    repoUrl: `${sandbox.bitbucket.host}?project=${SANDBOX.project}&repo=${SLUG}`,
+    private: true,
+    branch: 'main',
+    authentication: 'ssh',
+    changes: 'pull-request',
+    reviewers: [REVIEWER.name],
+    mergeTimeout,
+    token: '*'.repeat(sandbox.token.length),
+  };
+}
+
+async function waitForPullRequest(fromBranch: string) {
+  const deadline = Date.now() + 4 * 60_000;
+  for (;;) {
+    const pr = sandbox.bitbucket
+      .state()
+      .pullRequests.find(
+        p => p.slug === SLUG && JSON.stringify(p).includes(fromBranch),
+      );
+    if (pr) return pr;
+    if (Date.now() > deadline)
+      throw new Error(`no pull request from ${fromBranch} opened`);
+    await new Promise(r => setTimeout(r, 1000));
+  }
+}
+
+async function statusUntil(cluster: string, state: string) {
+  const deadline = Date.now() + 3 * 60_000;
+  for (;;) {
+    const s = await api.get<any>(
+      `/api/flux-bootstrap/clusters/${cluster}?refresh=true`,
+    );
+    if (s.state === state) return s;
+    if (Date.now() > deadline)
+      throw new Error(`${cluster} is not ${state}: ${JSON.stringify(s)}`);
+    await new Promise(r => setTimeout(r, 2000));
+  }
+}
+
+async function merge(id: number) {
+  const current = await bitbucket(
+    'GET',
+    `/projects/${SANDBOX.project}/repos/${SLUG}/pull-requests/${id}`,
+  );
+  expect(current.status).toBe(200);
+  const merged = await bitbucket(
+    'POST',
+    `/projects/${SANDBOX.project}/repos/${SLUG}/pull-requests/${id}/merge?version=${current.body.version}`,
+  );
+  expect(merged.status).toBe(200);
+  expect(merged.body.state).toBe('MERGED');
+  return merged.body.properties.mergeCommit.id as string;
+}
 
 async function bitbucket(method: string, urlPath: string) {
   const res = await fetch(`${sandbox.bitbucket.apiBaseUrl}${urlPath}`, {
@@ -48,8 +109,23 @@ async function bitbucket(method: string, urlPath: string) {
   return { status: res.status, body: (await res.json()) as any };
 }
 
+async function onCluster<T>(
+  cluster: string,
+  fn: (http: KubeHttp) => Promise<T>,
+): Promise<T> {
+  const http = new KubeHttp(sandbox.clusters[cluster].kube);
+  try {
+    return await fn(http);
+  } finally {
+    http.close();
+  }
+}
+
 beforeAll(async () => {
-  sandbox = await startSandbox({ log: line => console.log(line) });
+  sandbox = await startSandbox({
+    extraClusters: [STAGING],
+    log: line => console.log(line),
+  });
   const bb = sandbox.bitbucket;
   bb.addUser({ ...REVIEWER, email: 'alice@example.com' });
   bb.grantProject(SANDBOX.project, { user: REVIEWER.name }, 'PROJECT_READ');
@@ -105,35 +181,16 @@ describe('browser: bootstrap through a pull request', () => {
     const mainBefore = git('rev-parse', 'main');
     const taskId = await api.createTask(
       BITBUCKET_TEMPLATE,
-      {
-        cluster: SANDBOX.cluster,
-        owner: 'group:default/platform-team',
-        repoUrl: `${sandbox.bitbucket.host}?project=${SANDBOX.project}&repo=${SLUG}`,
-        private: true,
-        branch: 'main',
-        authentication: 'ssh',
-        changes: 'pull-request',
-        reviewers: [REVIEWER.name],
-        mergeTimeout: '8m',
-        token: '*'.repeat(sandbox.token.length),
-      },
+      values(SANDBOX.cluster, '8m'),
       { token: sandbox.token },
     );
     const taskDone: Promise<TaskResult> = api.waitForTask(taskId);
     taskDone.catch(() => undefined);
 
     // exactly one pull request, from flux/sandbox to main, with the reviewer
-    const pr = await step('pull request opened', async () => {
-      const deadline = Date.now() + 4 * 60_000;
-      for (;;) {
-        const prs = sandbox.bitbucket
-          .state()
-          .pullRequests.filter(p => p.slug === SLUG);
-        if (prs.length) return prs[0];
-        if (Date.now() > deadline) throw new Error('no pull request opened');
-        await new Promise(r => setTimeout(r, 1000));
-      }
-    });
+    const pr = await step('pull request opened', () =>
+      waitForPullRequest(`refs/heads/flux/${SANDBOX.cluster}`),
+    );
     expect(git('rev-parse', 'main')).toBe(mainBefore);
     sandbox.bitbucket.setReviewerStatus(
       SANDBOX.project,
@@ -145,18 +202,9 @@ describe('browser: bootstrap through a pull request', () => {
     const prUrl = `${sandbox.bitbucket.baseUrl}/projects/${SANDBOX.project}/repos/${SLUG}/pull-requests/${pr.id}`;
 
     // the real status API: awaiting-merge, from the annotation and Bitbucket's answer
-    const status = await step('status api', async () => {
-      const deadline = Date.now() + 3 * 60_000;
-      for (;;) {
-        const s = await api.get<any>(
-          `/api/flux-bootstrap/clusters/${SANDBOX.cluster}?refresh=true`,
-        );
-        if (s.state === 'awaiting-merge') return s;
-        if (Date.now() > deadline)
-          throw new Error(`status: ${JSON.stringify(s)}`);
-        await new Promise(r => setTimeout(r, 2000));
-      }
-    });
+    const status = await step('status api', () =>
+      statusUntil(SANDBOX.cluster, 'awaiting-merge'),
+    );
     expect(status.pullRequest).toMatchObject({
       id: pr.id,
       url: expect.stringContaining(`/pull-requests/${pr.id}`),
@@ -210,18 +258,9 @@ describe('browser: bootstrap through a pull request', () => {
     }
 
     // merge through the double's REST API, as a reviewer would in Bitbucket
-    const current = await bitbucket(
-      'GET',
-      `/projects/${SANDBOX.project}/repos/${SLUG}/pull-requests/${pr.id}`,
-    );
-    expect(current.status).toBe(200);
-    const merged = await bitbucket(
-      'POST',
-      `/projects/${SANDBOX.project}/repos/${SLUG}/pull-requests/${pr.id}/merge?version=${current.body.version}`,
-    );
-    expect(merged.status).toBe(200);
-    expect(merged.body.state).toBe('MERGED');
+    const mergeSha = await merge(pr.id);
     const mergeCommit = git('rev-parse', 'main');
+    expect(mergeCommit).toBe(mergeSha);
     expect(mergeCommit).not.toBe(mainBefore);
 
     // the task completes at the merge commit; the open page turns ready without a reload
@@ -245,5 +284,46 @@ describe('browser: bootstrap through a pull request', () => {
     );
     expect(after.state).toBe('ready');
     expect(after.pullRequest).toBeUndefined();
+  });
+
+  it('a task that ended before the merge leaves the annotation; after the merge the status is ready and lists no pull request', async () => {
+    const result = await api.runTemplate(
+      BITBUCKET_TEMPLATE,
+      values(STAGING, '30s'),
+      { token: sandbox.token },
+    );
+    expect(result.status).toBe('failed');
+    expect(result.steps.install).toBe('failed');
+    const pr = await waitForPullRequest(`refs/heads/flux/${STAGING}`);
+    expect(result.log.join('\n')).toContain(
+      `pull request #${pr.id} (${sandbox.bitbucket.baseUrl}/projects/${SANDBOX.project}/repos/${SLUG}/pull-requests/${pr.id}) was not merged within`,
+    );
+    const waiting = await statusUntil(STAGING, 'awaiting-merge');
+    expect(waiting.pullRequest).toMatchObject({ id: pr.id, state: 'OPEN' });
+
+    const mergeCommit = await merge(pr.id);
+    const ready = await statusUntil(STAGING, 'ready');
+    expect(ready.sync.lastAppliedRevision).toBe(`main@sha1:${mergeCommit}`);
+    // the annotation is still on the sync Kustomization (nobody removed it) …
+    const ks = await onCluster(STAGING, http =>
+      http.expect(
+        'GET',
+        kubePath({
+          apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
+          resource: 'kustomizations',
+          namespace: 'flux-system',
+          name: 'flux-system',
+        }),
+      ),
+    );
+    expect(
+      ks.body.metadata.annotations['flux-bootstrap.io/pull-request'],
+    ).toContain(`/pull-requests/${pr.id}`);
+    // … and the status no longer calls the merged pull request pending
+    expect(ready.pullRequest).toBeUndefined();
+    expect(ready.reason).toBeUndefined();
+    expect(JSON.stringify([result.events, waiting, ready])).not.toContain(
+      sandbox.token,
+    );
   });
 });
