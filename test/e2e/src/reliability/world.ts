@@ -65,6 +65,8 @@ export interface World {
     sandbox: WorldCluster;
     faults: WorldCluster;
     crash: WorldCluster;
+    /** Pull-request mode (a protected main). */
+    prmode: WorldCluster;
   };
   canaries: Canaries;
   scanner: SecretScanner;
@@ -209,12 +211,13 @@ export async function startWorld(
     untrusted.grantGlobal(SANDBOX.user, 'PROJECT_CREATE');
     untrusted.addToken({ token: untrustedToken, user: SANDBOX.user });
 
-    // Two more clusters, each a fresh apiserver (a first install applies every object for real).
+    // Three more clusters, each a fresh apiserver (a first install applies every object for real).
     const extraCluster = (name: string) =>
       startWorldCluster(name, { log, stops });
-    const [faults, crash] = await Promise.all([
+    const [faults, crash, prmode] = await Promise.all([
       extraCluster('faults'),
       extraCluster('crash'),
+      extraCluster('prmode'),
     ]);
     // The sandbox's own apiserver is started by startSandbox; its proxy gets the upstream then.
     const sandboxProxy = await startFaultProxy();
@@ -291,7 +294,7 @@ export async function startWorld(
                 serviceAccountToken: '${K8S_CLUSTER_TOKEN}',
                 caData: b64(sandboxProxy.caPem),
               },
-              ...[faults, crash].map(c => ({
+              ...[faults, crash, prmode].map(c => ({
                 name: c.name,
                 title: `${c.name} cluster (reliability suite)`,
                 url: c.proxy.url,
@@ -395,6 +398,7 @@ export async function startWorld(
         },
         faults,
         crash,
+        prmode,
       },
       canaries,
       scanner,
