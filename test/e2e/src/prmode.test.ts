@@ -15,10 +15,11 @@ import { BackstageApi, TaskResult } from './scaffolder';
 
 // Pull-request mode in the real app, against real peers: the fleet repository's `main` only
 // changes through pull requests (a `pull-request-only` branch restriction on the Bitbucket
-// double). The Bitbucket template runs with "open a pull request" and a reviewer; while the task
-// waits for the merge, the fleet repository's card (the real status API: the sync
-// Kustomization's pull-request annotation on the real kube-apiserver, the pull request as the
-// double reports it) shows the awaiting-merge state with the link and the reviewer's status.
+// double). The Bitbucket template's form is filled in the browser with "Open a pull request" and
+// a reviewer; while the task waits for the merge, the fleet repository's card (the real status
+// API: the sync Kustomization's pull-request annotation on the real kube-apiserver, the pull
+// request as the double reports it) shows the awaiting-merge state with the link and the
+// reviewer's status.
 // The pull request is then merged through the double's REST API, the Flux simulator syncs the
 // merge commit, the task completes, and the card turns ready without a reload.
 jest.setTimeout(10 * 60_000);
@@ -179,11 +180,48 @@ describe('browser: bootstrap through a pull request', () => {
 
   it('shows awaiting-merge with the link and reviewers, then ready after the merge', async () => {
     const mainBefore = git('rev-parse', 'main');
-    const taskId = await api.createTask(
-      BITBUCKET_TEMPLATE,
-      values(SANDBOX.cluster, '8m'),
-      { token: sandbox.token },
-    );
+    // the template's form, as a user fills it: "Open a pull request" with a reviewer
+    const taskId = await step('form', async () => {
+      await page.goto(sandbox.baseUrl);
+      await page.getByRole('button', { name: 'Enter' }).click();
+      await page.getByText('Select a sign-in method').waitFor({
+        state: 'detached',
+      });
+      await page.goto(
+        `${sandbox.baseUrl}/create/templates/default/flux-bootstrap-bitbucket-server`,
+      );
+      const picker = page.getByTestId('flux-cluster-picker');
+      await picker.waitFor();
+      await picker.click();
+      await page.getByTestId(`cluster-option-${SANDBOX.cluster}`).click();
+      await page.getByRole('button', { name: 'Next' }).click();
+      await page.getByLabel('Bitbucket HTTP access token').fill(sandbox.token);
+      await page.getByRole('textbox', { name: 'Projects' }).click();
+      await page.keyboard.type(SANDBOX.project, { delay: 20 });
+      await page.getByRole('textbox', { name: 'Repository' }).click();
+      await page.keyboard.type(SLUG, { delay: 20 });
+      await page.getByLabel('Changes to the branch').click();
+      await page.getByRole('option', { name: 'Open a pull request' }).click();
+      // the innermost box holding the Reviewers heading and its add button
+      const reviewers = page
+        .locator('div')
+        .filter({
+          has: page.getByRole('heading', { name: 'Reviewers', exact: true }),
+        })
+        .filter({ has: page.getByRole('button') })
+        .last();
+      await reviewers.getByRole('button').last().click();
+      await reviewers.getByRole('textbox').first().fill(REVIEWER.name);
+      await screenshot(page, 'prmode-form-changes');
+      await page.getByRole('button', { name: 'Next' }).click();
+      await page.getByText('SSH with a deploy key').first().waitFor();
+      await page.getByRole('button', { name: 'Review' }).click();
+      await page.getByText('Open a pull request').first().waitFor();
+      expect(await page.content()).not.toContain(sandbox.token);
+      await page.getByRole('button', { name: 'Create' }).click();
+      await page.waitForURL(/\/create\/tasks\/[0-9a-f-]+$/);
+      return page.url().split('/').pop()!;
+    });
     const taskDone: Promise<TaskResult> = api.waitForTask(taskId);
     taskDone.catch(() => undefined);
 
@@ -220,11 +258,6 @@ describe('browser: bootstrap through a pull request', () => {
     const card = page.getByRole('article', { name: 'Flux bootstrap' });
     const row = page.getByTestId(`flux-cluster-${SANDBOX.cluster}`);
     await step('card awaiting-merge', async () => {
-      await page.goto(sandbox.baseUrl);
-      await page.getByRole('button', { name: 'Enter' }).click();
-      await page.getByText('Select a sign-in method').waitFor({
-        state: 'detached',
-      });
       await page.goto(`${sandbox.baseUrl}/catalog/default/component/${SLUG}`);
       await row
         .getByRole('img', { name: 'State: Awaiting merge' })
