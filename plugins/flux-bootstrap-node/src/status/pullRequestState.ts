@@ -28,7 +28,10 @@ export type PullRequestLookup = (
  * Bitbucket reports it (title, state, reviewers' statuses) when `lookup` answers, else as open.
  * A sync that cannot apply yet (`installing`, `failing`) waiting for an open one is
  * `awaiting-merge`; after the merge it is `installing` until Flux applied it; a declined one is
- * `failing`. Never throws.
+ * `failing` (the reason links it). `pullRequest` is only set while the pull request is pending:
+ * the annotation outlives the task that wrote it (a timeout, `wait: false`, a cancelled task),
+ * so a merged one whose merge Flux applied (the sync applied a revision), a declined one, and one
+ * Bitbucket did not describe on a cluster whose sync applies are left out. Never throws.
  * @public
  */
 export async function addPullRequestState(
@@ -60,27 +63,29 @@ export async function addPullRequestState(
     const why = (options.redactor ?? new Redactor()).redactError(error).message;
     unknown = ` (Bitbucket did not say more: ${why})`;
   }
-  const next = {
+  const pending = {
     ...status,
     pullRequest: pr as ClusterBootstrapStatus['pullRequest'],
   };
-  if (status.state !== 'installing' && status.state !== 'failing') return next;
-  const reasons: Record<string, [ClusterBootstrapStatus['state'], string]> = {
-    OPEN: [
-      'awaiting-merge',
-      `Flux is installed; its sync waits for pull request #${pr.id} to be merged into ${toBranch}: ${url}${unknown}`,
-    ],
-    MERGED: [
-      'installing',
-      `Pull request #${pr.id} was merged; Flux has not applied the merge yet`,
-    ],
-    DECLINED: [
-      'failing',
-      `Pull request #${pr.id} (${url}) was declined: Flux's sync has nothing to apply from ${toBranch}. Run the template again to open a new pull request.`,
-    ],
-  };
-  const [state, reason] = reasons[pr.state];
-  return { ...next, state, reason };
+  const { pullRequest: _stale, ...settled } = status;
+  const waiting = status.state === 'installing' || status.state === 'failing';
+  if (pr.state === 'DECLINED') {
+    if (!waiting) return settled;
+    const reason = `Pull request #${pr.id} (${url}) was declined: Flux's sync has nothing to apply from ${toBranch}. Run the template again to open a new pull request.`;
+    return { ...settled, state: 'failing', reason };
+  }
+  if (pr.state === 'MERGED') {
+    // Flux applied a revision since the merge (its sync applies from the target branch, which
+    // held nothing at the path before it): the pull request is history, Flux's state is the news.
+    if (!waiting || status.sync?.lastAppliedRevision) return settled;
+    const reason = `Pull request #${pr.id} was merged; Flux has not applied the merge yet`;
+    return { ...pending, state: 'installing', reason };
+  }
+  // Open, or Bitbucket did not answer: pending while the sync cannot apply; on a sync that
+  // applies, only a pull request Bitbucket reports open (e.g. an upgrade) is shown.
+  if (!waiting) return unknown ? settled : pending;
+  const reason = `Flux is installed; its sync waits for pull request #${pr.id} to be merged into ${toBranch}: ${url}${unknown}`;
+  return { ...pending, state: 'awaiting-merge', reason };
 }
 
 /**

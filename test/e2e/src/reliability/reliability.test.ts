@@ -8,6 +8,7 @@
  * (see world.ts) is shared by every scenario; scenarios run in file order and each records a row
  * of docs/reliability.md (report.ts).
  */
+import https from 'node:https';
 import path from 'node:path';
 import { run, type BitbucketRequestLogEntry } from '@flux-bootstrap/test-peers';
 import { SANDBOX } from '../sandbox';
@@ -161,7 +162,7 @@ afterAll(async () => {
         environment: [
           'backend: packages/backend from source, PostgreSQL 15 (throw-away cluster), scaffolder.taskRecovery.enabled',
           'Bitbucket: the test double over HTTPS with a self-signed CA (configured), git over smart HTTP (git http-backend) and SSH (OpenSSH sshd)',
-          'Kubernetes: three kube-apiserver v1.20.2 + etcd, each behind a fault-injecting HTTPS proxy; Flux controller simulator (test-only)',
+          'Kubernetes: four kube-apiserver v1.20.2 + etcd, each behind a fault-injecting HTTPS proxy; Flux controller simulator (test-only)',
           'replicas (section 8): two more packages/backend processes behind a round-robin TCP load balancer (their common backend.baseUrl), on the same PostgreSQL (databases prefixed replicas_), Backstage cache service on a real redis-server 7 (REDIS_URL, store redis), scaffolder.taskRecovery with an 8 s stale timeout (EXPERIMENTAL_gracefulShutdown only where a row says so), ten more kube-apiservers behind fault proxies',
         ],
       });
@@ -1907,6 +1908,188 @@ describe('2. Re-runs converge: upgrade', () => {
         }" touching only ${changed.stdout.trim()}; the install's only PATCHes were server-side dry runs of the GitRepository and Kustomization (${
           requests.filter(q => q.method === 'PATCH').length
         }), 0 writes to the cluster; the canary token in no task answer (scanned)`;
+      },
+    );
+  });
+});
+
+/** A REST call to the suite's Bitbucket (HTTPS, its own CA) with `token`, answer scanned. */
+function bitbucketRest(
+  method: string,
+  urlPath: string,
+  token: string,
+): Promise<{ status: number; body: any }> {
+  const url = new URL(`${world.bitbucket.apiBaseUrl}${urlPath}`);
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      url,
+      {
+        method,
+        ca: world.bitbucket.caPem,
+        headers: {
+          authorization: `Bearer ${token}`,
+          accept: 'application/json',
+          'x-atlassian-token': 'no-check',
+        },
+      },
+      res => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', c => {
+          text += c;
+        });
+        res.on('end', () => {
+          world.scanner.scan(
+            `Bitbucket REST answers: ${method} ${urlPath}`,
+            text,
+          );
+          resolve({
+            status: res.statusCode ?? 0,
+            body: text ? JSON.parse(text) : undefined,
+          });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('2. Re-runs converge: pull request', () => {
+  it('pull-request mode on a protected main: a re-run while the pull request is open changes nothing, a run after the merge is a no-op, nothing leaks', async () => {
+    const cluster = world.clusters.prmode;
+    await report.scenario(
+      AREA.reruns,
+      'Bitbucket template with "open a pull request" on a main with a pull-request-only restriction: a run, a re-run while the pull request is open, the merge through the REST API, a run after it',
+      'the canary token as the template secret; a 20 s merge wait (mergeTimeout) while the pull request is open, so those runs end before the merge',
+      async () => {
+        const bb = world.bitbucket;
+        const findings0 = world.scanner.findings().length;
+        const repo = 'fleet-prmode';
+        const reviewer = 'rel-reviewer';
+        bb.addUser({ name: reviewer, email: 'rel-reviewer@example.com' });
+        bb.grantProject(SANDBOX.project, { user: reviewer }, 'PROJECT_READ');
+        bb.createRepo(SANDBOX.project, repo, {
+          defaultBranch: 'main',
+          initialCommit: true,
+        });
+        bb.addRestriction(SANDBOX.project, repo, {
+          type: 'pull-request-only',
+          matcher: 'main',
+        });
+        const secrets = { token: world.canaries.bitbucketToken };
+        const values = (mergeTimeout: string) =>
+          bitbucketValues(world, {
+            repo,
+            project: SANDBOX.project,
+            cluster: cluster.name,
+            extra: {
+              changes: 'pull-request',
+              reviewers: [reviewer],
+              mergeTimeout,
+            },
+          });
+        const source = `flux/${cluster.name}`;
+        const prsOf = () =>
+          bb.state().pullRequests.filter(p => p.slug === repo);
+        const main0 = await branchHistory(bb, SANDBOX.project, repo);
+
+        const run1 = await runTemplate(
+          world,
+          'pull request: first run',
+          BITBUCKET_TEMPLATE,
+          values('20s'),
+          secrets,
+        );
+        expect(run1.stepStatus.pushManifests).toBe('completed');
+        expect(failure(run1)).toMatch(
+          /pull request #\d+ \(\S+\) was not merged within \d+ s; Flux is installed and applies it once it is merged/,
+        );
+        expect(prsOf()).toHaveLength(1);
+        const pr = prsOf()[0];
+        expect(pr.state).toBe('OPEN');
+        expect(await branchHistory(bb, SANDBOX.project, repo)).toEqual(main0);
+        const branch1 = await branchHistory(bb, SANDBOX.project, repo, source);
+        expect(branch1.slice(main0.length).map(c => c.subject)).toEqual([
+          'Add Flux v2.9.4 component manifests',
+          'Add Flux sync manifests',
+        ]);
+        const waiting = await world.api.request<any>(
+          'GET',
+          `/api/flux-bootstrap/clusters/${cluster.name}?refresh=true`,
+        );
+        world.scanner.scan('status API answers: awaiting merge', waiting.text);
+        expect(waiting.body.state).toBe('awaiting-merge');
+        expect(waiting.body.pullRequest).toMatchObject({
+          id: pr.id,
+          state: 'OPEN',
+          reviewers: [expect.objectContaining({ name: reviewer })],
+        });
+
+        const run2 = await runTemplate(
+          world,
+          'pull request: re-run while open',
+          BITBUCKET_TEMPLATE,
+          values('20s'),
+          secrets,
+        );
+        expect(run2.stepStatus.pushManifests).toBe('completed');
+        expect(failure(run2)).toContain(`pull request #${pr.id} (`);
+        expect(prsOf()).toHaveLength(1);
+        expect(prsOf()[0].version).toBe(pr.version);
+        expect(await branchHistory(bb, SANDBOX.project, repo, source)).toEqual(
+          branch1,
+        );
+        expect(await branchHistory(bb, SANDBOX.project, repo)).toEqual(main0);
+
+        const prPath = `/projects/${SANDBOX.project}/repos/${repo}/pull-requests/${pr.id}`;
+        const current = await bitbucketRest('GET', prPath, secrets.token);
+        expect(current.status).toBe(200);
+        const merged = await bitbucketRest(
+          'POST',
+          `${prPath}/merge?version=${current.body.version}`,
+          secrets.token,
+        );
+        expect(merged.status).toBe(200);
+        const mergeCommit = merged.body.properties.mergeCommit.id as string;
+        const main1 = await branchHistory(bb, SANDBOX.project, repo);
+        expect(main1[main1.length - 1].sha).toBe(mergeCommit);
+
+        const run3 = await runTemplate(
+          world,
+          'pull request: run after the merge',
+          BITBUCKET_TEMPLATE,
+          values('2m'),
+          secrets,
+        );
+        expect(failure(run3)).toBe('task completed without an error');
+        expect(await branchHistory(bb, SANDBOX.project, repo)).toEqual(main1);
+        expect(prsOf()).toHaveLength(1);
+        const ks = await fluxStatus(cluster, 'kustomizations');
+        expect(ks?.status?.lastAppliedRevision).toBe(
+          `main@sha1:${mergeCommit}`,
+        );
+        const ready = await world.api.request<any>(
+          'GET',
+          `/api/flux-bootstrap/clusters/${cluster.name}?refresh=true`,
+        );
+        world.scanner.scan('status API answers: after the merge', ready.text);
+        expect(ready.body.state).toBe('ready');
+        expect(ready.body.pullRequest).toBeUndefined();
+        // What pull-request mode adds to Bitbucket: titles, descriptions, branch names.
+        world.scanner.scan(
+          'pull requests (titles, descriptions, branches, reviewers)',
+          JSON.stringify(prsOf()),
+        );
+        expect(world.scanner.findings().slice(findings0)).toEqual([]);
+        return `run 1: pull request #${
+          pr.id
+        } from ${source} with the 2 Flux commits, main untouched, status awaiting-merge, task ended at its merge wait; run 2 while open: no commit, no second pull request (version ${
+          pr.version
+        } unchanged); merged through REST (${short(
+          mergeCommit,
+          12,
+        )}); run 3: completed, no commit, still 1 pull request, Flux applied the merge commit, status ready without the pull request; the canary token in no pull request, task answer or status answer (scanned)`;
       },
     );
   });

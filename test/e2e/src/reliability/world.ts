@@ -71,6 +71,8 @@ export interface World {
     crash: WorldCluster;
     /** Its simulator runs the Flux Operator loop and applies Git (distribution: operator). */
     operator: WorldCluster;
+    /** Pull-request mode (a protected main). */
+    prmode: WorldCluster;
   };
   canaries: Canaries;
   scanner: SecretScanner;
@@ -220,21 +222,23 @@ export async function startWorld(
     untrusted.grantGlobal(SANDBOX.user, 'PROJECT_CREATE');
     untrusted.addToken({ token: untrustedToken, user: SANDBOX.user });
 
-    // Two more clusters, each a fresh apiserver (a first install applies every object for real).
+    // Four more clusters, each a fresh apiserver (a first install applies every object for real).
     const extraCluster = (name: string) =>
       startWorldCluster(name, { log, stops });
     const { from, to } = await buildFluxUpgradeBundles();
     const operatorRelease = buildFluxOperatorRelease();
-    const [faults, crash, operator, operatorReleases] = await Promise.all([
-      extraCluster('faults'),
-      extraCluster('crash'),
-      startWorldCluster('operator', {
-        log,
-        stops,
-        operatorBundles: [from, to],
-      }),
-      serveFluxOperatorReleases([operatorRelease]),
-    ]);
+    const [faults, crash, prmode, operator, operatorReleases] =
+      await Promise.all([
+        extraCluster('faults'),
+        extraCluster('crash'),
+        extraCluster('prmode'),
+        startWorldCluster('operator', {
+          log,
+          stops,
+          operatorBundles: [from, to],
+        }),
+        serveFluxOperatorReleases([operatorRelease]),
+      ]);
     stops.push({
       name: 'Flux Operator release server',
       stop: () => operatorReleases.stop(),
@@ -320,7 +324,7 @@ export async function startWorld(
                 serviceAccountToken: '${K8S_CLUSTER_TOKEN}',
                 caData: b64(sandboxProxy.caPem),
               },
-              ...[faults, crash, operator].map(c => ({
+              ...[faults, crash, operator, prmode].map(c => ({
                 name: c.name,
                 title: `${c.name} cluster (reliability suite)`,
                 url: c.proxy.url,
@@ -426,6 +430,7 @@ export async function startWorld(
         faults,
         crash,
         operator,
+        prmode,
       },
       canaries,
       scanner,
