@@ -18,6 +18,31 @@ import {
   fleetRepositoryInput,
   fleetTarget,
 } from './shared/decommission';
+import { actionInput } from './shared/io';
+
+/** The input of `bitbucket:delete-access-keys`. */
+const deleteAccessKeysInput = actionInput(z =>
+  z.object({
+    cluster: decommissionInput.cluster(z),
+    confirm: decommissionInput.confirm(z),
+    repoUrl: fleetRepositoryInput.repoUrl(z),
+    token: fleetRepositoryInput.token(z),
+    branch: fleetRepositoryInput.branch(z),
+    path: fleetRepositoryInput.path(z),
+    namespace: z
+      .string()
+      .default('flux-system')
+      .describe(
+        'Namespace Flux ran in (default flux-system); part of the label.',
+      ),
+    secretName: z
+      .string()
+      .default('flux-system')
+      .describe(
+        "Name of Flux's Git Secret (default flux-system); part of the label.",
+      ),
+  }),
+);
 
 /**
  * `bitbucket:delete-access-keys` — deletes a decommissioned cluster's SSH access keys from the
@@ -36,44 +61,28 @@ export function createBitbucketDeleteAccessKeysAction(
     examples,
     supportsDryRun: true,
     schema: {
-      input: {
-        ...decommissionInput,
-        ...fleetRepositoryInput,
-        namespace: z =>
-          z
-            .string()
-            .optional()
-            .describe(
-              'Namespace Flux ran in (default flux-system); part of the label.',
-            ),
-        secretName: z =>
-          z
-            .string()
-            .optional()
-            .describe(
-              "Name of Flux's Git Secret (default flux-system); part of the label.",
-            ),
-      },
-      output: {
-        label: z => z.string().describe('The label of the keys deleted.'),
-        deletedKeyIds: z =>
-          z
+      input: deleteAccessKeysInput.schema,
+      output: z =>
+        z.object({
+          label: z.string().describe('The label of the keys deleted.'),
+          deletedKeyIds: z
             .array(z.number())
             .describe(
               'Ids of the access keys deleted (in a dry run: that would be).',
             ),
-        changed: z => z.boolean().describe('True when a key was deleted.'),
-      },
+          changed: z.boolean().describe('True when a key was deleted.'),
+        }),
     },
     async handler(ctx) {
       const { redactor, logger } = createActionRedaction(ctx, [
         ctx.input.token,
       ]);
       try {
-        const target = fleetTarget(await settingsSource.get(), ctx.input);
+        const input = deleteAccessKeysInput.parse(ctx.input);
+        const target = fleetTarget(await settingsSource.get(), input);
         for (const secret of authSecrets(target.bitbucket.auth))
           redactor.add(secret);
-        const label = clusterKeyLabel({ ...ctx.input, ...target });
+        const label = clusterKeyLabel({ ...input, ...target });
         const client = bitbucketClientFor(target.bitbucket, {
           logger,
           redactor,

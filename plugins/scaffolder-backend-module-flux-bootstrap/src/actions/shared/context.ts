@@ -117,11 +117,6 @@ export function resolveBitbucket(
   };
 }
 
-/** Applies a default where the zod schema's `.default()` is not applied at runtime. */
-export function withDefault<T>(value: T | undefined | null, fallback: T): T {
-  return value === undefined || value === null ? fallback : value;
-}
-
 /** How errors and logs name the credentials of a {@link ResolvedBitbucket} (never their value). */
 export function describeCredentials(resolved: ResolvedBitbucket): string {
   switch (resolved.authSource) {

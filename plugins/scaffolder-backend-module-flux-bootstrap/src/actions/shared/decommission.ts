@@ -12,7 +12,6 @@ import {
 import {
   describeCredentials,
   resolveBitbucket,
-  withDefault,
   type ResolvedBitbucket,
 } from './context';
 
@@ -51,7 +50,7 @@ export const fleetRepositoryInput = {
         "Bitbucket HTTP access token (a ui:field Secret passed as ${{ secrets.token }}). Without it the integration's credentials are used, unless scaffolder.requireScmUserCredentials is on.",
       ),
   branch: (z: typeof zod) =>
-    z.string().optional().describe('Branch Flux synced (default main).'),
+    z.string().default('main').describe('Branch Flux synced (default main).'),
   path: (z: typeof zod) =>
     z
       .string()
@@ -67,7 +66,7 @@ export function fleetTarget(
     confirm: string;
     repoUrl: string;
     token?: string;
-    branch?: string;
+    branch: string;
     path?: string;
   },
 ): {
@@ -80,31 +79,24 @@ export function fleetTarget(
   const bitbucket = resolveBitbucket(settings, input);
   return {
     bitbucket,
-    branch: validateBranch(withDefault(input.branch, 'main'), 'branch'),
-    path: normalizeRepoPath(
-      withDefault(input.path, `clusters/${input.cluster}`),
-    ),
+    branch: validateBranch(input.branch, 'branch'),
+    // Derived from the cluster, so not a schema default: the bootstrap templates' folder.
+    path: normalizeRepoPath(input.path ?? `clusters/${input.cluster}`),
     credentials: describeCredentials(bitbucket),
   };
 }
 
 /** The access key label of a cluster, as flux:generate-key wrote it. */
 export function clusterKeyLabel(input: {
-  namespace?: string;
-  secretName?: string;
+  namespace: string;
+  secretName: string;
   branch: string;
   path: string;
 }): string {
   return fluxAccessKeyLabel({
-    namespace: validateDnsLabel(
-      withDefault(input.namespace, 'flux-system'),
-      'namespace',
-    ),
+    namespace: validateDnsLabel(input.namespace, 'namespace'),
     branch: input.branch,
-    secretName: validateDnsSubdomain(
-      withDefault(input.secretName, 'flux-system'),
-      'secretName',
-    ),
+    secretName: validateDnsSubdomain(input.secretName, 'secretName'),
     path: input.path,
   });
 }
