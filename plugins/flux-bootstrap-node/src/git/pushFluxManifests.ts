@@ -393,7 +393,7 @@ function checkSshRemote(
   }
 }
 
-/** Inputs of {@link commitFluxManifests}. @internal */
+/** Inputs of {@link commitFluxManifests}. */
 export interface CommitFluxManifestsInput {
   transport: GitTransport;
   files: FluxManifestFiles;
@@ -416,8 +416,8 @@ export interface CommitFluxManifestsInput {
  * then `Add Flux sync manifests` (gotk-sync.yaml, and kustomization.yaml when the folder has no
  * kustomization file: users' patches survive). Each push is one checkpoint; identical content
  * makes no commit; a branch that moves meanwhile is fetched again and the change redone on top
- * (bounded). The transport is closed at the end.
- * @internal
+ * (bounded). The transport is closed at the end. Not exported from the package (the
+ * pull-request mode's declarations refer to it, so it is not stripped as internal).
  */
 export async function commitFluxManifests(
   input: CommitFluxManifestsInput,

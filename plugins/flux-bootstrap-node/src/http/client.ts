@@ -132,7 +132,7 @@ const CODE_TEXT: Record<string, string> = {
   ENETUNREACH: 'host unreachable',
 };
 
-/** Human text of a network error code (`connection refused`), when it has one. @internal */
+/** Human text of a network error code (`connection refused`), when it has one. */
 export const networkCodeText = (code?: string): string | undefined =>
   CODE_TEXT[code ?? ''];
 

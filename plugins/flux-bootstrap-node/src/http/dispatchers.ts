@@ -61,7 +61,7 @@ export function readHttpProxyConfig(config: {
 
 const PROXY_ENV = ['https_proxy', 'HTTPS_PROXY', 'http_proxy', 'HTTP_PROXY'];
 
-/** Credentials in the proxy URLs in use, for redactors. @internal */
+/** Credentials in the proxy URLs in use, for redactors. */
 export function proxySecrets(proxyUrl?: string): string[] {
   const urls = [
     proxyUrl,
@@ -79,7 +79,7 @@ export function proxySecrets(proxyUrl?: string): string[] {
   });
 }
 
-/** A short key of a spec (its TLS material hashed). @internal */
+/** A short key of a spec (its TLS material hashed). */
 export function specKey(spec: DispatcherSpec): string {
   return createHash('sha256').update(JSON.stringify(spec)).digest('hex');
 }
@@ -160,7 +160,6 @@ function build(spec: DispatcherSpec): Dispatcher {
 /**
  * The shared dispatcher of a spec under the current proxy settings (fluxBootstrap.proxy, else the
  * environment). At most 64 are kept; the least recently used one is closed gracefully.
- * @internal
  */
 export function dispatcherFor(spec: DispatcherSpec, keyOfSpec: string): Entry {
   const env = [...PROXY_ENV, 'no_proxy', 'NO_PROXY'].map(k => process.env[k]);

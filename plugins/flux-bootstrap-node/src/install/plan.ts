@@ -45,7 +45,7 @@ export function buildFluxInstallPlan(input: {
   };
 }
 
-/** `clusters/prod`, `./clusters/prod/` and `./clusters/prod` are the same Kustomization path. @internal */
+/** `clusters/prod`, `./clusters/prod/` and `./clusters/prod` are the same Kustomization path. */
 export function normalizeSyncPath(path: string | undefined): string {
   return `./${(path ?? '')
     .trim()

@@ -37,7 +37,6 @@ const b64 = (pem?: string) => pem && Buffer.from(pem).toString('base64');
 /**
  * The KubeConfig a connection authenticates with: its kubeconfig context (reloaded), or one built
  * from a config cluster (`url`, `serviceAccountToken`, `caData`/`caFile`, `skipTLSVerify`).
- * @internal
  */
 export function kubeConfigFor(conn: ClusterConnection): KubeConfig {
   if (isKubeconfigConnection(conn)) {

@@ -64,6 +64,6 @@ const KIND_OF_STATUS: Record<number, KubeApiErrorKind> = {
   422: 'invalid',
 };
 
-/** Maps an HTTP status to a kind. @internal */
+/** Maps an HTTP status to a kind. */
 export const kindForStatus = (status: number): KubeApiErrorKind =>
   KIND_OF_STATUS[status] ?? 'server';

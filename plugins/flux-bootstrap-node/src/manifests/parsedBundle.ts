@@ -13,7 +13,7 @@ import crypto from 'node:crypto';
  * changes.
  */
 
-/** Derived data of one bundle, keyed by what it was derived from. @internal */
+/** Derived data of one bundle, keyed by what it was derived from. */
 export interface ParsedBundle {
   readonly entries: Map<string, unknown>;
 }
@@ -28,7 +28,6 @@ const byObject = new WeakMap<object, ParsedBundle>();
  * Marks `files` as the content of the Flux `version` bundle whose digest is `digest` (the sha256
  * of its `manifests.tar.gz`, or of the extracted files) and freezes it, so that generations from
  * any load of that bundle share their parsed objects. Returns `files`.
- * @internal
  */
 export function identifyBundleFiles<T extends Record<string, string>>(
   files: T,
@@ -40,7 +39,7 @@ export function identifyBundleFiles<T extends Record<string, string>>(
   return files;
 }
 
-/** sha256 over the names and contents of extracted bundle files (no tarball to hash). @internal */
+/** sha256 over the names and contents of extracted bundle files (no tarball to hash). */
 export function digestOfFiles(files: Record<string, string>): string {
   const hash = crypto.createHash('sha256');
   for (const name of Object.keys(files).sort()) {
@@ -50,7 +49,7 @@ export function digestOfFiles(files: Record<string, string>): string {
   return `files-sha256:${hash.digest('hex')}`;
 }
 
-/** The cache entry of a bundle (a fresh, uncached one when the bundle cannot be identified). @internal */
+/** The cache entry of a bundle (a fresh, uncached one when the bundle cannot be identified). */
 export function parsedBundleFor(files: Record<string, string>): ParsedBundle {
   const id = bundleIds.get(files);
   if (id !== undefined) {
@@ -77,7 +76,7 @@ export function parsedBundleFor(files: Record<string, string>): ParsedBundle {
   return { entries: new Map() };
 }
 
-/** `make()` once per bundle and key (a failure is not remembered). @internal */
+/** `make()` once per bundle and key (a failure is not remembered). */
 export function derived<T>(
   bundle: ParsedBundle,
   key: string,
@@ -89,7 +88,7 @@ export function derived<T>(
   return value;
 }
 
-/** Forgets every cached bundle (tests). @internal */
+/** Forgets every cached bundle (tests). */
 export function clearParsedBundles(): void {
   byId.clear();
 }

@@ -40,7 +40,7 @@ export class BundleChecksumError extends FluxBootstrapError {
   }
 }
 
-/** What {@link loadReleaseAsset} loads: the asset's file and how to read and name it. @internal */
+/** What {@link loadReleaseAsset} loads: the asset's file and how to read and name it. */
 export interface ReleaseAssetRequest<T> {
   /** For messages, e.g. `the Flux v2.9.4 bundle`. */
   what: string;
@@ -58,7 +58,6 @@ export interface ReleaseAssetRequest<T> {
  * Gets a release asset from the configured place: the local folder (`undefined` when it has no
  * such file), else the on-disk cache, else a download from `baseUrl` (cached afterwards). A
  * configured sha256 is checked on every use, cached copies included; a mismatch is refused.
- * @internal
  */
 export async function loadReleaseAsset<T>(
   req: ReleaseAssetRequest<T>,

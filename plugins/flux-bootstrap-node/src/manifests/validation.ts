@@ -24,7 +24,7 @@ export const FLUX_EXTRA_COMPONENTS = [
 const FLUX_VERSION =
   /^v2\.(0|[1-9]\d{0,5})\.(0|[1-9]\d{0,5})(-[0-9A-Za-z-]{1,40}(\.[0-9A-Za-z-]{1,40}){0,5})?$/;
 
-/** `v<semver>` of a Flux 2 release, e.g. `v2.9.4`; nothing else reaches a URL or a path. @internal */
+/** `v<semver>` of a Flux 2 release, e.g. `v2.9.4`; nothing else reaches a URL or a path. */
 export function validateFluxVersion(
   value: unknown,
   field = 'fluxVersion',

@@ -15,7 +15,6 @@ import { instanceRevisionVersion } from './instance';
  * manifests), the instance's requested and installed version, Ready and revisions; and the
  * state rules on the instance: paused (`fluxcd.controlplane.io/reconcile: disabled`) →
  * suspended, Ready=False → failing, not reconciled yet → installing.
- * @internal
  */
 export function addFluxInstanceState(
   status: ClusterBootstrapStatus,
