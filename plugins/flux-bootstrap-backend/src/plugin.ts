@@ -149,6 +149,7 @@ export const fluxBootstrapPlugin = createBackendPlugin({
           actionsRegistry,
           status: statusService,
           operate: operateService,
+          settings,
         });
         httpRouter.use(
           await createRouter({

@@ -280,6 +280,8 @@ describe('actions registry: invoking', () => {
           cluster: 'ghost',
           state: 'unreachable',
         }),
+        // Judged as the REST route judges it (its version could not be read).
+        kubernetesSupport: expect.objectContaining({ level: 'unknown' }),
       },
     ]);
     const rest = await request(server)

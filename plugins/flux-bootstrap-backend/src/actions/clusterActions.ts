@@ -3,6 +3,8 @@ import { parseEntityRef } from '@backstage/catalog-model';
 import { InputError } from '@backstage/errors';
 import type { ClusterStatusService } from '../clusterStatus';
 import type { ClusterOperateService } from '../clusterOperate';
+import type { FluxBootstrapSettingsSource } from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import { withKubernetesSupport } from '../kubernetesSupport';
 import { createOperateActions } from './operateActions';
 import {
   clusterListItemSchema,
@@ -17,6 +19,11 @@ export interface FluxBootstrapActionsOptions {
   status: ClusterStatusService;
   /** The day-2 actions (reconcile, suspend, resume) are registered when it is given. */
   operate?: ClusterOperateService;
+  /**
+   * The plugin's settings: with them, `list-clusters` with `includeStatus` judges each cluster's
+   * Kubernetes version as `GET /clusters?state=true` does.
+   */
+  settings?: FluxBootstrapSettingsSource;
 }
 
 /** Reading status changes nothing, and asking twice gives the same answer. */
@@ -38,6 +45,7 @@ const refreshInput = (z: Zod) =>
 export function createListClustersAction({
   actionsRegistry,
   status,
+  settings,
 }: FluxBootstrapActionsOptions) {
   actionsRegistry.register({
     name: 'list-clusters',
@@ -57,6 +65,13 @@ export function createListClustersAction({
             .optional()
             .describe("Add each cluster's status (reads every cluster)"),
           refresh: refreshInput(z),
+          fluxVersion: z
+            .string()
+            .regex(/^v\d+\.\d+\.\d+$/, 'must be a Flux release such as v2.9.4')
+            .optional()
+            .describe(
+              'With includeStatus: the Flux release (e.g. v2.9.4) each Kubernetes version is judged for; default the configured one',
+            ),
         }),
       output: z =>
         z.object({
@@ -69,9 +84,19 @@ export function createListClustersAction({
         input: { includeStatus: true },
       },
     ],
-    action: async ({ input, credentials }) => ({
-      output: await status.listClusters(credentials, input),
-    }),
+    action: async ({ input, credentials }) => {
+      const list = await status.listClusters(credentials, input);
+      return {
+        output:
+          input.includeStatus && settings
+            ? withKubernetesSupport(
+                list,
+                input.fluxVersion,
+                await settings.get(),
+              )
+            : list,
+      };
+    },
   });
 }
 
