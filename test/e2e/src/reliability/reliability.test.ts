@@ -1775,6 +1775,11 @@ describe('6. Authorization', () => {
     );
   });
 
+  let restorePolicy: (() => Promise<void>) | undefined;
+  afterAll(async () => {
+    await restorePolicy?.();
+  });
+
   it('with a restrictive policy: 401 without credentials, 403 without the permission, bootstrap actions denied before any side effect', async () => {
     await report.scenario(
       AREA.authz,
@@ -1786,6 +1791,11 @@ describe('6. Authorization', () => {
           statusReaders: ['group:default/flux-admins'],
         });
         await world.restartBackend();
+        // The scenarios after this one run templates as the guest user again.
+        restorePolicy = async () => {
+          world.setPolicy({});
+          await world.restartBackend();
+        };
         const anonymous = await fetch(
           `${world.sandbox.baseUrl}/api/flux-bootstrap/clusters`,
         );
