@@ -25,7 +25,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { gitHttpAuthHeaders } from '../bitbucket';
-import { renderFluxManifests } from '../git/pushFluxManifests';
+import {
+  pushFluxManifests,
+  renderFluxManifests,
+} from '../git/pushFluxManifests';
 import { GitPushSession } from '../git/session';
 import { HttpsGitTransport } from '../git/transport';
 import {
@@ -35,7 +38,7 @@ import {
   recordingLogger,
 } from '../install/__testUtils__/fixtures';
 import { installFlux } from '../install/installFlux';
-import { tokenAuthSecret } from '../install/plan';
+import { buildFluxInstallPlan, tokenAuthSecret } from '../install/plan';
 import { createKubeClient } from '../kube/client';
 import type { KubeClient } from '../kube/types';
 import { resolveFluxManifestOptions } from '../manifests/options';
@@ -46,14 +49,8 @@ import {
   installWithFluxOperator,
   refuseBootstrapOverFluxInstance,
 } from './install';
-import {
-  dryRunFluxInstance,
-  fluxInstanceCommits,
-  pushFluxInstance,
-} from './push';
-import { pushOrPullRequest } from '../git/pullRequestMode';
+import { dryRunFluxInstance, pushFluxInstance } from './push';
 import { installFluxOrAwaitPullRequest } from '../install/pullRequestMerge';
-import { buildFluxInstallPlan } from '../install/plan';
 import type { BitbucketServerHostConfig } from '../config/bitbucketServer';
 
 jest.setTimeout(300_000);
@@ -518,23 +515,34 @@ describe('operator mode end to end (Bitbucket double, real apiserver, simulator)
     });
     const mainHead = await git(w.bare, 'rev-parse', 'main');
 
-    // flux:push-manifests' operator step with pullRequest: the bump goes to flux/prod.
+    // flux:push-manifests (the use case) with distribution operator and pullRequest.
     const bump = () =>
-      pushOrPullRequest(
+      pushFluxManifests(
         {
-          transport: w.transport(),
-          branch: 'main',
+          repository: {
+            bitbucket: {
+              ref: {
+                host: bb.host,
+                project: 'FLUX',
+                repo: slug,
+                personal: false,
+              },
+              host,
+              auth: { token: TOKEN },
+              credentials: 'a test token',
+            },
+          },
+          manifests: { path: PATH, syncUrl: w.url, namespace: NS },
+          operator: {
+            version: '2.10.x',
+            clusterType: 'kubernetes',
+            multitenant: false,
+          },
+          author: { name: 'Flux', email: 'flux@example.com' },
           pullRequest: true,
-          cluster: 'prod',
-          bitbucket: { host, auth: { token: TOKEN }, projectKey: 'FLUX', slug },
-          commits: fluxInstanceCommits({
-            options: w.options,
-            operator: w.operator('2.10.x'),
-            author: { name: 'Flux', email: 'flux@example.com' },
-            cluster: 'prod',
-          }),
         },
         {
+          settings: { manifests: { ...w.source, defaultVersion: 'v2.9.4' } },
           logger: {
             info: (m: string) => w.lines.push(m),
             warn: () => {},
