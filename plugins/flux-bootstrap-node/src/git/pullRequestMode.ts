@@ -175,6 +175,7 @@ export async function pushWithPullRequest<R extends PullRequestCommitResult>(
       .catch(e => (e instanceof WouldPush ? undefined : Promise.reject(e)));
     const last = await repo.find(source, target, 'ALL');
     if (probe) {
+      await transport.close(); // the probe's transport does not close it
       const pr = last ? ` (pull request #${last.id} is ${last.state})` : '';
       logger.info(`The changes are on ${target} already${pr}; nothing to do`);
       return { ...probe, pullRequest: last && pullRequestInfo(last) };
@@ -183,13 +184,15 @@ export async function pushWithPullRequest<R extends PullRequestCommitResult>(
     const head = await repo.head(source);
     const spent = !!head && last?.fromRef.latestCommit === head;
     if (spent) await repo.setBranch(source, undefined);
-    if (spent && last.state === 'DECLINED')
+    if (spent && last.state === 'DECLINED') {
+      await transport.close();
       throw new FluxBootstrapError(
         'ConflictError',
         `pull request #${last.id} (${
           pullRequestInfo(last).url
         }) was declined, so its changes never reached ${target}. Its branch ${source} was deleted: run the template again to open a new pull request.`,
       );
+    }
     if (!head || spent) {
       logger.info(`Creating branch ${source} from ${target}`);
       await repo.setBranch(source, target);
