@@ -13,6 +13,7 @@ import type {
 import { validateBranch } from '../manifests/validation';
 import { FluxBootstrapError, InputValidationError } from '../util/errors';
 import { silentLogger } from '../util/logger';
+import type { GitTransport } from './transport';
 import type { CheckpointFn } from '../util/checkpoint';
 import type { EngineLogger } from '../util/logger';
 import type { Redactor } from '../util/redact';
@@ -22,7 +23,7 @@ import {
 } from './pushFluxManifests';
 
 /** What the commits of {@link commitFluxManifests} need. */
-interface CommitDeps {
+export interface CommitDeps {
   logger: EngineLogger;
   redactor?: Redactor;
   signal?: AbortSignal;
@@ -81,38 +82,66 @@ function describe(
   };
 }
 
+/** What the commit step(s) on a pull request's branch return. */
+export interface PullRequestCommitResult {
+  changed: boolean;
+  commitHash: string;
+  revision: string;
+  manifestsPath: string;
+}
+
 /**
- * `flux:push-manifests` through a pull request: Flux's two commits go to a branch made from the
- * target branch (default `flux/<cluster>`) and a pull request to the target is opened; an open
- * one gets the new commits (same manifests: nothing changes). A target that holds the manifests
- * already (the pull request was merged) is a no-op; a declined one fails and its branch is
- * deleted, so the next run opens a new one. `auto` pushes directly unless the branch
- * restrictions refuse it; when they cannot be read it tries, and falls back on a refusal.
- * @public
+ * The commit step(s) a pull request carries: `push` makes them on `branch` through `transport`
+ * (closing it; the same call also probes the target without pushing), `describe` gives the
+ * pull request's title and description (`open`: the pull request already open, if any).
  */
-export async function pushFluxManifestsWithPullRequest(
-  input: CommitFluxManifestsInput & {
+export interface PullRequestCommits<R extends PullRequestCommitResult> {
+  push(
+    to: { transport: GitTransport; branch: string },
+    deps: CommitDeps,
+  ): Promise<R>;
+  describe(
+    pushed: R,
+    open?: { title: string },
+  ): { title: string; description: string };
+}
+
+/**
+ * Commit step(s) through a pull request: they go to a branch made from the target branch
+ * (default `flux/<cluster>`) and a pull request to the target is opened; an open one gets the
+ * new commits (same content: nothing changes). A target that holds the content already (the
+ * pull request was merged) is a no-op; a declined one fails and its branch is deleted, so the
+ * next run opens a new one. `auto` pushes directly unless the branch restrictions refuse it;
+ * when they cannot be read it tries, and falls back on a refusal.
+ */
+export async function pushWithPullRequest<R extends PullRequestCommitResult>(
+  input: {
+    transport: GitTransport;
+    /** The target branch. */
+    branch: string;
     repo: BitbucketPullRequests;
     cluster: string;
     pullRequest: PullRequestModeRequest;
+    commits: PullRequestCommits<R>;
   },
   deps: CommitDeps,
-): Promise<PullRequestPushResult> {
-  const { repo, transport, pullRequest: request } = input;
+): Promise<R & { pullRequest?: FluxPullRequestInfo; sourceBranch?: string }> {
+  const { repo, transport, pullRequest: request, commits } = input;
   const logger = deps.redactor?.wrapLogger(deps.logger) ?? deps.logger;
   const step = deps.checkpoint ?? ((_k, fn) => fn());
   const target = input.branch;
   const source = request.branch ?? `flux/${input.cluster}`;
+  const direct = () => commits.push({ transport, branch: target }, deps);
 
   if (request.auto) {
     const verdict = await step('pull-request-decision', async () =>
       directPushVerdict(repo, target, (await repo.client.whoami()).name),
     );
     logger.info(`pullRequest auto: ${verdict.reason}`);
-    if (verdict.decision === 'direct') return pushFluxManifests(input, deps);
+    if (verdict.decision === 'direct') return direct();
     if (verdict.decision === 'unknown') {
       try {
-        return await pushFluxManifests(input, deps);
+        return await direct();
       } catch (error) {
         if (!(error instanceof BranchProtectedError)) throw error;
         logger.info(
@@ -127,58 +156,57 @@ export async function pushFluxManifestsWithPullRequest(
 
   const open = await repo.find(source, target, 'OPEN');
   if (!open) {
-    // Does the target hold the manifests already (merged, or pushed by someone)? Push nowhere.
-    const probe = await pushFluxManifests(
-      {
-        ...input,
-        transport: {
-          displayUrl: transport.displayUrl,
-          listRefs: (s?: AbortSignal) => transport.listRefs(s),
-          fetch: (dir: string, branch: string, s?: AbortSignal) =>
-            transport.fetch(dir, branch, s),
-          push: () => Promise.reject(new WouldPush()),
-          close: async () => undefined,
+    // Does the target hold the content already (merged, or pushed by someone)? Push nowhere.
+    const probe = await commits
+      .push(
+        {
+          branch: target,
+          transport: {
+            displayUrl: transport.displayUrl,
+            listRefs: (s?: AbortSignal) => transport.listRefs(s),
+            fetch: (dir: string, branch: string, s?: AbortSignal) =>
+              transport.fetch(dir, branch, s),
+            push: () => Promise.reject(new WouldPush()),
+            close: async () => undefined,
+          },
         },
-      },
-      { ...deps, logger: silentLogger, checkpoint: undefined },
-    ).catch(e => (e instanceof WouldPush ? undefined : Promise.reject(e)));
+        { ...deps, logger: silentLogger, checkpoint: undefined },
+      )
+      .catch(e => (e instanceof WouldPush ? undefined : Promise.reject(e)));
     const last = await repo.find(source, target, 'ALL');
     if (probe) {
+      await transport.close(); // the probe's transport does not close it
       const pr = last ? ` (pull request #${last.id} is ${last.state})` : '';
-      logger.info(
-        `The Flux manifests are on ${target} already${pr}; nothing to do`,
-      );
+      logger.info(`The changes are on ${target} already${pr}; nothing to do`);
       return { ...probe, pullRequest: last && pullRequestInfo(last) };
     }
     // The branch of a closed pull request is spent: it starts again from the target.
     const head = await repo.head(source);
     const spent = !!head && last?.fromRef.latestCommit === head;
     if (spent) await repo.setBranch(source, undefined);
-    if (spent && last.state === 'DECLINED')
+    if (spent && last.state === 'DECLINED') {
+      await transport.close();
       throw new FluxBootstrapError(
         'ConflictError',
         `pull request #${last.id} (${
           pullRequestInfo(last).url
         }) was declined, so its changes never reached ${target}. Its branch ${source} was deleted: run the template again to open a new pull request.`,
       );
+    }
     if (!head || spent) {
       logger.info(`Creating branch ${source} from ${target}`);
       await repo.setBranch(source, target);
     }
   }
 
-  const pushed = await pushFluxManifests(
-    { ...input, branch: source },
+  const pushed = await commits.push(
+    { transport, branch: source },
     {
       ...deps,
       checkpoint: deps.checkpoint && ((k, fn) => step(`pull-request-${k}`, fn)),
     },
   );
-  const upgrade = open
-    ? /^flux: upgrade/.test(open.title)
-    : !!pushed.componentsCommit && !pushed.syncCommit;
-  const { version } = input;
-  const said = describe(version, input.cluster, pushed.manifestsPath, upgrade);
+  const said = commits.describe(pushed, open);
   const content = {
     title: request.title ?? said.title,
     description: request.description ?? said.description,
@@ -195,6 +223,42 @@ export async function pushFluxManifestsWithPullRequest(
     `Pull request #${pr.id} from ${source} to ${target}: ${info.url} (Flux applies the changes once it is merged)`,
   );
   return { ...pushed, revision: '', pullRequest: info, sourceBranch: source };
+}
+
+/** flux bootstrap's two commits ({@link commitFluxManifests}) as a pull request's commits. */
+function fluxManifestCommits(
+  input: CommitFluxManifestsInput & { cluster: string },
+): PullRequestCommits<CommitResult> {
+  return {
+    push: (to, deps) => pushFluxManifests({ ...input, ...to }, deps),
+    describe: (pushed, open) =>
+      describe(
+        input.version,
+        input.cluster,
+        pushed.manifestsPath,
+        open
+          ? /^flux: upgrade/.test(open.title)
+          : !!pushed.componentsCommit && !pushed.syncCommit,
+      ),
+  };
+}
+
+/**
+ * `flux:push-manifests` through a pull request: Flux's two commits ({@link pushWithPullRequest}).
+ * @public
+ */
+export async function pushFluxManifestsWithPullRequest(
+  input: CommitFluxManifestsInput & {
+    repo: BitbucketPullRequests;
+    cluster: string;
+    pullRequest: PullRequestModeRequest;
+  },
+  deps: CommitDeps,
+): Promise<PullRequestPushResult> {
+  return pushWithPullRequest(
+    { ...input, commits: fluxManifestCommits(input) },
+    deps,
+  );
 }
 
 /** `flux:push-manifests`' outputs: the pull request's while one is open. @public */
@@ -217,28 +281,35 @@ export type PullRequestInput =
       reviewers?: string[];
     };
 
+/** Where a pull request is opened: a Bitbucket repository and the credentials to use. */
+export interface PullRequestRepository {
+  host: BitbucketServerHostConfig;
+  auth: BitbucketServerAuth;
+  projectKey: string;
+  slug: string;
+}
+
 /**
- * `flux:push-manifests`' push: straight to the branch when `pullRequest` is off (or absent),
- * else `pushFluxManifestsWithPullRequest` on the Bitbucket repository `bitbucket` names
- * (an SSH remote without it cannot open one: an InputValidationError, before any request).
- * The source branch defaults to `flux/<cluster>`, `cluster` to the path's last folder.
- * @public
+ * The commit step(s) `commits` makes: straight to `branch` when `pullRequest` is off (or
+ * absent), else {@link pushWithPullRequest} on the Bitbucket repository `bitbucket` names (an
+ * SSH remote without it cannot open one: an InputValidationError, before any request). The
+ * source branch defaults to `flux/<cluster>`. Outputs the pull request while it is open.
  */
-export async function pushFluxManifestsOrPullRequest(
-  input: CommitFluxManifestsInput & {
+export async function pushOrPullRequest<R extends PullRequestCommitResult>(
+  input: {
+    transport: GitTransport;
+    branch: string;
     pullRequest?: PullRequestInput;
     cluster?: string;
-    bitbucket?: {
-      host: BitbucketServerHostConfig;
-      auth: BitbucketServerAuth;
-      projectKey: string;
-      slug: string;
-    };
+    bitbucket?: PullRequestRepository;
+    commits: PullRequestCommits<R>;
   },
   deps: CommitDeps,
-): Promise<PushFluxManifestsOrPullRequestResult> {
-  const { pullRequest, bitbucket } = input;
-  if (!pullRequest) return pushFluxManifests(input, deps);
+): Promise<
+  R & { pullRequestUrl?: string; pullRequestId?: number; sourceBranch?: string }
+> {
+  const { pullRequest, bitbucket, commits, transport, branch } = input;
+  if (!pullRequest) return commits.push({ transport, branch }, deps);
   if (!bitbucket)
     throw new InputValidationError(
       'pullRequest',
@@ -250,7 +321,7 @@ export async function pushFluxManifestsOrPullRequest(
       : { auto: pullRequest === 'auto' };
   if (request.branch !== undefined) {
     request.branch = validateBranch(request.branch, 'pullRequest.branch');
-    if (request.branch === input.branch)
+    if (request.branch === branch)
       throw new InputValidationError(
         'pullRequest.branch',
         `must differ from branch ("${request.branch}"): the pull request goes from it to branch`,
@@ -262,24 +333,44 @@ export async function pushFluxManifestsOrPullRequest(
   });
   try {
     const { projectKey, slug } = bitbucket;
-    const { pullRequest: pr, ...pushed } =
-      await pushFluxManifestsWithPullRequest(
-        {
-          ...input,
-          repo: new BitbucketPullRequests(
-            client,
-            projectKey,
-            slug,
-            deps.signal,
-          ),
-          cluster: input.cluster || 'cluster',
-          pullRequest: request,
-        },
-        deps,
-      );
-    if (pr?.state !== 'OPEN') return pushed;
-    return { ...pushed, pullRequestUrl: pr.url, pullRequestId: pr.id };
+    const { pullRequest: pr, ...pushed } = await pushWithPullRequest(
+      {
+        transport,
+        branch,
+        commits,
+        repo: new BitbucketPullRequests(client, projectKey, slug, deps.signal),
+        cluster: input.cluster || 'cluster',
+        pullRequest: request,
+      },
+      deps,
+    );
+    if (pr?.state !== 'OPEN') return pushed as unknown as R;
+    return {
+      ...(pushed as unknown as R),
+      pullRequestUrl: pr.url,
+      pullRequestId: pr.id,
+    };
   } finally {
     client.close();
   }
+}
+
+/**
+ * `flux:push-manifests`' push: flux bootstrap's two commits through {@link pushOrPullRequest}.
+ * The source branch defaults to `flux/<cluster>`, `cluster` to the path's last folder.
+ * @public
+ */
+export async function pushFluxManifestsOrPullRequest(
+  input: CommitFluxManifestsInput & {
+    pullRequest?: PullRequestInput;
+    cluster?: string;
+    bitbucket?: PullRequestRepository;
+  },
+  deps: CommitDeps,
+): Promise<PushFluxManifestsOrPullRequestResult> {
+  const cluster = input.cluster || 'cluster';
+  return pushOrPullRequest(
+    { ...input, commits: fluxManifestCommits({ ...input, cluster }) },
+    deps,
+  );
 }

@@ -19,7 +19,7 @@ import { loadFluxBundle } from '../manifests/bundle';
 import type { FluxOperatorOptions } from '../operator/instance';
 import {
   dryRunFluxInstance,
-  pushFluxInstance,
+  fluxInstanceCommits,
   refuseBootstrapOverInstance,
 } from '../operator/push';
 import {
@@ -48,6 +48,7 @@ import {
 import { Redactor } from '../util/redact';
 import {
   pushFluxManifestsOrPullRequest,
+  pushOrPullRequest,
   type PullRequestInput,
 } from './pullRequestMode';
 import { GitPushSession, type GitAuthor } from './session';
@@ -234,11 +235,6 @@ export async function pushFluxManifests(
       ...req.operator,
       version: req.operator.version ?? options.components.version,
     };
-    if (operator && req.pullRequest)
-      throw new InputValidationError(
-        'pullRequest',
-        'is not supported with distribution operator yet: flux-instance.yaml is committed to the branch',
-      );
 
     const bundle = operator
       ? undefined
@@ -313,17 +309,32 @@ export async function pushFluxManifests(
         knownHosts: knownHosts!,
       });
     }
+    const cluster = req.cluster || options.path.split('/').pop();
+    const prRepo = bitbucket &&
+      located && {
+        host: bitbucket.host,
+        auth: bitbucket.auth,
+        projectKey: located.projectKey,
+        slug: located.repoSlug,
+      };
     if (operator) {
-      const pushed = await pushFluxInstance(
+      const pushed = await pushOrPullRequest(
         {
           transport,
-          options,
-          operator,
-          author: req.author,
-          commitMessageAppendix: req.commitMessageAppendix || undefined,
-          signingKey,
-          migrate: operator.migrate,
-          workDir: deps.workDir,
+          branch,
+          pullRequest: req.pullRequest,
+          cluster,
+          bitbucket: prRepo,
+          commits: fluxInstanceCommits({
+            options,
+            operator,
+            author: req.author,
+            commitMessageAppendix: req.commitMessageAppendix || undefined,
+            signingKey,
+            migrate: operator.migrate,
+            workDir: deps.workDir,
+            cluster: cluster || 'cluster',
+          }),
         },
         { logger, redactor, signal, checkpoint: deps.checkpoint },
       );
@@ -342,14 +353,8 @@ export async function pushFluxManifests(
           workDir: deps.workDir,
           allowDowngrade: req.allowDowngrade,
           pullRequest: req.pullRequest,
-          cluster: req.cluster || options.path.split('/').pop(),
-          bitbucket: bitbucket &&
-            located && {
-              host: bitbucket.host,
-              auth: bitbucket.auth,
-              projectKey: located.projectKey,
-              slug: located.repoSlug,
-            },
+          cluster,
+          bitbucket: prRepo,
         },
         { logger, redactor, signal, checkpoint: deps.checkpoint },
       );

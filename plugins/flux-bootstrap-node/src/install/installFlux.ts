@@ -454,25 +454,39 @@ export async function installFluxOnCluster(
         checkpoint: deps.checkpoint,
         pollIntervalMs: deps.pollIntervalMs,
       };
-      const r = operator
-        ? await installWithFluxOperator(
+      // The Flux Operator's install in place of installFlux; its plan names the namespace.
+      const viaOperator =
+        operator &&
+        ((expectedRevision: string | undefined, o: InstallFluxOptions) =>
+          installWithFluxOperator(
             kube,
             {
               options,
               operator,
               source: settings.operatorManifests,
               secret,
-              expectedRevision: req.revision,
+              expectedRevision,
             },
-            installOpts,
-          )
-        : await installFluxOrAwaitPullRequest(kube, plan!, {
-            ...installOpts,
-            pullRequest: req.pullRequest?.url,
-            token: req.pullRequest?.token,
-            bitbucketHosts: settings.bitbucketServer,
-            redactor,
-          });
+            o,
+          ));
+      const r = await installFluxOrAwaitPullRequest(
+        kube,
+        plan ??
+          buildFluxInstallPlan({
+            options,
+            componentObjects: [],
+            secret,
+            expectedRevision: req.revision,
+          }),
+        {
+          ...installOpts,
+          pullRequest: req.pullRequest?.url,
+          token: req.pullRequest?.token,
+          bitbucketHosts: settings.bitbucketServer,
+          redactor,
+          install: viaOperator || undefined,
+        },
+      );
       logger.info(
         r.ready
           ? `✔ Flux ${r.fluxVersion} is installed on cluster "${

@@ -66,6 +66,17 @@ function recordPullRequest(
 }
 
 /**
+ * Another way to install than {@link installFlux} (the Flux Operator's): `install` applies
+ * everything and, unless `opts.wait` is false, waits for `expectedRevision`. It is called
+ * with `wait: false` and no revision first, then again (checkpoint keys prefixed
+ * `pull-request-merged-`) with the merge commit to wait for.
+ */
+export type PullRequestInstall = (
+  expectedRevision: string | undefined,
+  opts: InstallFluxOptions,
+) => Promise<InstallFluxResult>;
+
+/**
  * `flux:install` for a pull request: the components (unless Flux manages itself) and the sync
  * objects are applied at once, as flux bootstrap does, and the pull request is recorded on the
  * sync Kustomization; then Bitbucket is polled (every `pollIntervalMs`, default 10 s) until it
@@ -78,6 +89,7 @@ export async function installFluxForPullRequest(
   plan: FluxInstallPlan,
   pullRequest: { repo: BitbucketPullRequests; id: number; url: string },
   opts: InstallFluxOptions,
+  install?: PullRequestInstall,
 ) {
   const started = Date.now();
   const timeoutMs = opts.timeoutMs ?? 5 * 60_000;
@@ -85,14 +97,29 @@ export async function installFluxForPullRequest(
   const step = opts.checkpoint ?? ((_k, fn) => fn());
   const logger = opts.logger ?? silentLogger;
   const { id, url } = pullRequest;
-  const installed = await installFlux(
-    kube,
-    { ...plan, expectedRevision: undefined },
-    { ...opts, wait: false },
-  );
-  await step('pull-request-record', () =>
-    recordPullRequest(kube, plan.namespace, url, opts.signal),
-  );
+  const installed = install
+    ? await install(undefined, { ...opts, wait: false })
+    : await installFlux(
+        kube,
+        { ...plan, expectedRevision: undefined },
+        { ...opts, wait: false },
+      );
+  // The operator creates the sync Kustomization itself: annotate it only once it exists.
+  const syncExists = async () =>
+    !install ||
+    !!(await kube.get(
+      {
+        apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
+        kind: 'Kustomization',
+        name: plan.namespace,
+        namespace: plan.namespace,
+      },
+      { signal: opts.signal },
+    ));
+  await step('pull-request-record', async () => {
+    if (await syncExists())
+      await recordPullRequest(kube, plan.namespace, url, opts.signal);
+  });
   if (opts.wait === false) return { ...installed, revision: undefined };
   const timeout = AbortSignal.timeout(left());
   const signal = opts.signal
@@ -144,6 +171,18 @@ export async function installFluxForPullRequest(
       [`pull request #${id}`],
     );
   });
+  if (install) {
+    const checkpoint = opts.checkpoint;
+    const done = await install(revision, {
+      ...opts,
+      timeoutMs: left(),
+      checkpoint:
+        checkpoint && ((k, fn) => checkpoint(`pull-request-merged-${k}`, fn)),
+    });
+    if (await syncExists())
+      await recordPullRequest(kube, plan.namespace, undefined, opts.signal);
+    return done;
+  }
   const readiness = await waitForFlux(
     kube,
     { ...plan, expectedRevision: revision },
@@ -168,10 +207,22 @@ export async function installFluxOrAwaitPullRequest(
     bitbucketHosts: BitbucketServerHostConfig[];
     token?: string;
     redactor?: Redactor;
+    /** Install another way than installFlux (the Flux Operator's); see PullRequestInstall. */
+    install?: PullRequestInstall;
   },
 ): Promise<InstallFluxResult> {
-  const { pullRequest: url, bitbucketHosts, token, redactor, ...rest } = opts;
-  if (!url) return installFlux(kube, plan, rest);
+  const {
+    pullRequest: url,
+    bitbucketHosts,
+    token,
+    redactor,
+    install,
+    ...rest
+  } = opts;
+  if (!url)
+    return install
+      ? install(plan.expectedRevision, rest)
+      : installFlux(kube, plan, rest);
   const ref = parsePullRequestUrl(url, bitbucketHosts);
   if (!ref)
     throw new InputValidationError(
@@ -192,7 +243,7 @@ export async function installFluxOrAwaitPullRequest(
   try {
     const repo = new BitbucketPullRequests(client, ref.projectKey, ref.slug);
     const pr = { repo, id: ref.id, url };
-    return await installFluxForPullRequest(kube, plan, pr, rest);
+    return await installFluxForPullRequest(kube, plan, pr, rest, install);
   } finally {
     client.close();
   }

@@ -25,7 +25,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { gitHttpAuthHeaders } from '../bitbucket';
-import { renderFluxManifests } from '../git/pushFluxManifests';
+import {
+  pushFluxManifests,
+  renderFluxManifests,
+} from '../git/pushFluxManifests';
 import { GitPushSession } from '../git/session';
 import { HttpsGitTransport } from '../git/transport';
 import {
@@ -35,7 +38,7 @@ import {
   recordingLogger,
 } from '../install/__testUtils__/fixtures';
 import { installFlux } from '../install/installFlux';
-import { tokenAuthSecret } from '../install/plan';
+import { buildFluxInstallPlan, tokenAuthSecret } from '../install/plan';
 import { createKubeClient } from '../kube/client';
 import type { KubeClient } from '../kube/types';
 import { resolveFluxManifestOptions } from '../manifests/options';
@@ -47,6 +50,8 @@ import {
   refuseBootstrapOverFluxInstance,
 } from './install';
 import { dryRunFluxInstance, pushFluxInstance } from './push';
+import { installFluxOrAwaitPullRequest } from '../install/pullRequestMerge';
+import type { BitbucketServerHostConfig } from '../config/bitbucketServer';
 
 jest.setTimeout(300_000);
 
@@ -482,5 +487,173 @@ describe('operator mode end to end (Bitbucket double, real apiserver, simulator)
     const writes = w.writes();
     expect(await w.push('2.9.x', true)).toMatchObject({ changed: false });
     expect(w.writes()).toBe(writes);
+  });
+
+  it('bumps the version through a pull request on a pull-request-only main: one PR with flux-instance.yaml only, flux:install waits for the merge', async () => {
+    const w = await world();
+    const MERGER = `canary-operator-merger-${Math.random()
+      .toString(36)
+      .slice(2)}`;
+    bb.addUser({ name: 'bob', email: 'bob@example.com' });
+    bb.grantProject('FLUX', { user: 'bob' }, 'PROJECT_WRITE');
+    bb.addToken({ token: MERGER, user: 'bob' });
+    const slug = `fleet-${repos}`;
+    const host: BitbucketServerHostConfig = {
+      host: bb.host,
+      apiBaseUrl: bb.apiBaseUrl,
+      baseUrl: bb.baseUrl,
+      sshHost: bb.host,
+      requestTimeoutMs: 30_000,
+      retries: 0,
+    };
+    // Bootstrap through the operator (direct push, as before the branch was protected).
+    const pushed = await w.push('2.9.x');
+    await w.install('2.9.x', pushed.revision);
+    bb.addRestriction('FLUX', slug, {
+      type: 'pull-request-only',
+      matcher: 'main',
+    });
+    const mainHead = await git(w.bare, 'rev-parse', 'main');
+
+    // flux:push-manifests (the use case) with distribution operator and pullRequest.
+    const bump = () =>
+      pushFluxManifests(
+        {
+          repository: {
+            bitbucket: {
+              ref: {
+                host: bb.host,
+                project: 'FLUX',
+                repo: slug,
+                personal: false,
+              },
+              host,
+              auth: { token: TOKEN },
+              credentials: 'a test token',
+            },
+          },
+          manifests: { path: PATH, syncUrl: w.url, namespace: NS },
+          operator: {
+            version: '2.10.x',
+            clusterType: 'kubernetes',
+            multitenant: false,
+          },
+          author: { name: 'Flux', email: 'flux@example.com' },
+          pullRequest: true,
+        },
+        {
+          settings: { manifests: { ...w.source, defaultVersion: 'v2.9.4' } },
+          logger: {
+            info: (m: string) => w.lines.push(m),
+            warn: () => {},
+            error: () => {},
+            debug: () => {},
+          } as any,
+        },
+      );
+    const opened = await bump();
+    expect(opened).toMatchObject({
+      changed: true,
+      revision: '',
+      sourceBranch: 'flux/prod',
+      pullRequestId: expect.any(Number),
+    });
+    expect(opened.pullRequestUrl).toBe(
+      `${bb.baseUrl}/projects/FLUX/repos/${slug}/pull-requests/${opened.pullRequestId}`,
+    );
+    const prs = () => bb.state().pullRequests.filter(p => p.slug === slug);
+    expect(prs()).toHaveLength(1);
+    const pr = prs()[0] as any;
+    expect(pr.title).toMatch(
+      /Flux Operator instance with Flux 2\.10\.x on cluster prod/,
+    );
+    expect(pr.description).toContain(`${DIR}/flux-instance.yaml`);
+    expect(pr.description).not.toContain(TOKEN);
+    expect(await git(w.bare, 'rev-parse', 'main')).toBe(mainHead);
+    expect(
+      (await git(w.bare, 'diff', '--name-status', 'main', 'flux/prod')).split(
+        '\n',
+      ),
+    ).toEqual([`M\t${DIR}/flux-instance.yaml`]);
+    expect(await git(w.bare, 'log', '--format=%s', 'main..flux/prod')).toBe(
+      'Add Flux Operator instance',
+    );
+
+    // A re-run while it is open: no commit, no second pull request.
+    const headOfPr = await git(w.bare, 'rev-parse', 'flux/prod');
+    const again = await bump();
+    expect(again).toMatchObject({
+      changed: false,
+      pullRequestId: opened.pullRequestId,
+    });
+    expect(prs()).toHaveLength(1);
+    expect(await git(w.bare, 'rev-parse', 'flux/prod')).toBe(headOfPr);
+
+    // flux:install with the pull request: applies, waits for the merge, then for the upgrade.
+    const { logger, lines } = recordingLogger();
+    const installing = installFluxOrAwaitPullRequest(
+      w.admin,
+      buildFluxInstallPlan({ options: w.options, componentObjects: [] }),
+      {
+        ...FAST,
+        logger,
+        pullRequest: opened.pullRequestUrl,
+        bitbucketHosts: [host],
+        token: TOKEN,
+        install: (expectedRevision, o) =>
+          installWithFluxOperator(
+            w.admin,
+            {
+              options: w.options,
+              operator: w.operator('2.10.x'),
+              source: w.source,
+              secret: w.secret,
+              expectedRevision,
+            },
+            o,
+          ),
+      },
+    );
+    const failed = installing.catch(e => e);
+    for (
+      let i = 0;
+      i < 300 && !lines.some(l => /waiting for pull request/.test(l));
+      i++
+    )
+      await new Promise(r => setTimeout(r, 100));
+    expect(lines.join('\n')).toContain(
+      `waiting for pull request #${opened.pullRequestId} to be merged: ${opened.pullRequestUrl}`,
+    );
+    expect(await git(w.bare, 'rev-parse', 'main')).toBe(mainHead);
+    const api = `${bb.baseUrl}/rest/api/1.0/projects/FLUX/repos/${slug}/pull-requests/${opened.pullRequestId}`;
+    const current = await (
+      await fetch(api, { headers: { Authorization: `Bearer ${MERGER}` } })
+    ).json();
+    const merge = await fetch(`${api}/merge?version=${current.version}`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${MERGER}` },
+    });
+    expect(merge.status).toBe(200);
+    const mergeCommit = (await merge.json()).properties.mergeCommit.id;
+    const upgraded = await installing.catch(async e => {
+      throw new Error(`${e}\n${w.sim.events().slice(-30).join('\n')}`);
+    });
+    void failed;
+    expect(upgraded).toMatchObject({
+      ready: true,
+      fluxVersion: 'v2.10.0',
+      revision: `refs/heads/main@sha1:${mergeCommit}`,
+    });
+    expect((await w.status()).flux?.instance).toMatchObject({
+      requestedVersion: '2.10.x',
+      installedVersion: 'v2.10.0',
+      ready: true,
+    });
+    expect(lines.join('\n')).not.toContain(TOKEN);
+    // After the merge a re-run is a no-op: nothing pushed, no pull request opened.
+    const after = await bump();
+    expect(after).toMatchObject({ changed: false });
+    expect(after.pullRequestId).toBeUndefined();
+    expect(prs()).toHaveLength(1);
   });
 });

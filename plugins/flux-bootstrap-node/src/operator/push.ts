@@ -12,6 +12,7 @@ import { runCheckpointDirectly, type CheckpointFn } from '../util/checkpoint';
 import { FluxBootstrapError } from '../util/errors';
 import type { EngineLogger } from '../util/logger';
 import { Redactor } from '../util/redact';
+import type { PullRequestCommits } from '../git/pullRequestMode';
 import {
   BOOTSTRAP_FILES,
   FLUX_INSTANCE_FILE,
@@ -57,6 +58,11 @@ export interface PushFluxInstanceOptions {
    */
   migrate?: boolean;
   workDir?: string;
+  /**
+   * The branch the commit goes to (a pull request's branch); default `options.branch`, which
+   * the instance syncs from either way.
+   */
+  branch?: string;
 }
 
 /** What {@link pushFluxInstance} did (public data only). @public */
@@ -93,9 +99,10 @@ export async function pushFluxInstance(
   const { options, transport } = input;
   const { dir, files } = renderFluxInstanceFiles(options, input.operator);
   const instancePath = `${dir}/${FLUX_INSTANCE_FILE}`;
+  const branch = input.branch ?? options.branch;
   const session = await GitPushSession.open({
     transport,
-    branch: options.branch,
+    branch,
     logger,
     workDir: input.workDir,
   }).catch(async e => {
@@ -150,13 +157,13 @@ export async function pushFluxInstance(
             result.replaced
               ? ' (replacing gotk-components.yaml and gotk-sync.yaml)'
               : ''
-          } on "${options.branch}" at ${result.head}`,
+          } on "${branch}" at ${result.head}`,
     );
     return {
       commitHash: result.head,
       changed: result.changed,
       manifestsPath: dir,
-      revision: `${options.branch}@sha1:${result.head}`,
+      revision: `${branch}@sha1:${result.head}`,
       migrationPending: result.pending,
       files: result.current,
     };
@@ -239,4 +246,36 @@ async function writeKustomization(
   ];
   if (resources.join('\n') !== listed.join('\n'))
     tree.write(path, stringifyObject({ ...k, resources }));
+}
+
+/**
+ * {@link pushFluxInstance}'s commit as the commit step of a pull request (or of a direct push):
+ * the instance still syncs from `options.branch`, the commit goes where it is told. The pull
+ * request says what changes: the Flux Operator instance, the Flux version and the path.
+ */
+export function fluxInstanceCommits(
+  input: Omit<PushFluxInstanceOptions, 'transport' | 'branch'> & {
+    cluster: string;
+  },
+): PullRequestCommits<PushFluxInstanceResult> {
+  const { operator, options, cluster } = input;
+  return {
+    push: (to, deps) => pushFluxInstance({ ...input, ...to }, deps),
+    describe: pushed => {
+      const file = `${pushed.manifestsPath}/${FLUX_INSTANCE_FILE}`;
+      const ns = options.namespace;
+      return {
+        title: `flux: Flux Operator instance with Flux ${operator.version} on cluster ${cluster}`,
+        description: `The Flux Operator's FluxInstance ${ns}/flux for cluster ${cluster} with Flux ${
+          operator.version
+        } (distribution.version), syncing \`${options.path || '.'}\` of ${
+          options.branch
+        }: \`${file}\`${
+          input.migrate
+            ? ", replacing flux bootstrap's gotk-components.yaml and gotk-sync.yaml"
+            : ''
+        }. The Flux Operator installs or upgrades Flux to it once this is merged. (Opened by Backstage, flux:push-manifests.)`,
+      };
+    },
+  };
 }
