@@ -1853,9 +1853,11 @@ describe('2. Re-runs converge: upgrade', () => {
     await report.scenario(
       AREA.reruns,
       'Bitbucket template re-run on a bootstrapped cluster with fluxVersion v2.10.0 (from v2.9.4): the upgrade',
-      'the canary token as the template secret; the cluster and repository of the apiserver-restart scenario',
+      'the canary token as the template secret; the cluster and repository of the slow-apiserver scenario (the last bootstrap on that cluster)',
       async () => {
-        const repo = 'fleet-k-restart';
+        // The repository Flux on this cluster syncs now: the fault scenarios above bootstrapped
+        // fleet-k-restart, then fleet-k-lost, on it.
+        const repo = 'fleet-k-lost';
         const values = bitbucketValues(world, {
           repo,
           project: SANDBOX.project,
