@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import git, { Errors } from 'isomorphic-git';
-import { pgp } from '@isomorphic-git/pgp-plugin';
+import * as openpgp from 'openpgp';
 import { silentLogger, type EngineLogger } from '../util/logger';
 import {
   FluxBootstrapError,
@@ -237,7 +237,7 @@ export class GitPushSession {
                 parent: parent ? [parent] : [],
                 ref: 'refs/heads/flux-bootstrap-work',
                 ...(options.signingKey
-                  ? { signingKey: options.signingKey, onSign: pgp.sign }
+                  ? { signingKey: options.signingKey, onSign: signCommit }
                   : {}),
               });
         const pushed = commit ?? parent!;
@@ -321,4 +321,25 @@ export class GitPushSession {
     await fsp.rm(this.gitdir, { recursive: true, force: true });
     await this.options.transport.close();
   }
+}
+
+/**
+ * A detached, ASCII-armoured OpenPGP signature over the commit payload, as `git commit -S`
+ * (gpg) makes it: a binary signature, through OpenPGP.js.
+ */
+async function signCommit({
+  payload,
+  secretKey,
+}: {
+  payload: string;
+  secretKey: string;
+}): Promise<{ signature: string }> {
+  const signature = await openpgp.sign({
+    message: await openpgp.createMessage({
+      binary: new TextEncoder().encode(payload),
+    }),
+    signingKeys: await openpgp.readPrivateKey({ armoredKey: secretKey }),
+    detached: true,
+  });
+  return { signature };
 }
