@@ -327,7 +327,7 @@ export class GitPushSession {
  * A detached, ASCII-armoured OpenPGP signature over the commit payload, as `git commit -S`
  * (gpg) makes it: a binary signature, through OpenPGP.js.
  */
-async function signCommit({
+export async function signCommit({
   payload,
   secretKey,
 }: {
