@@ -121,6 +121,11 @@ async function newSignedInPage(): Promise<{
   const problems = recordProblems(page);
   await page.goto(sandbox.baseUrl);
   await page.getByRole('button', { name: 'Enter' }).click();
+  // The sign-in page shows the app's title too: wait until it is gone, so the guest session is
+  // stored before the next navigation reloads the app.
+  await page
+    .getByText('Select a sign-in method')
+    .waitFor({ state: 'detached' });
   await page.getByText(SANDBOX.title).first().waitFor();
   return { context, page, problems };
 }
