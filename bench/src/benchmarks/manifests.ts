@@ -99,13 +99,12 @@ export const manifestsBenchmark: Benchmark = {
           `namespace: ${options.namespace}`,
           'resources:',
           ...names.map(n => `- ${n}`),
-          'labels:',
-          '- includeSelectors: false',
-          '  includeTemplates: true',
-          '  pairs:',
-          `    app.kubernetes.io/instance: ${options.namespace}`,
-          `    app.kubernetes.io/version: ${BENCH_FLUX_VERSION}`,
-          '    app.kubernetes.io/part-of: flux',
+          // commonLabels, not labels: the kustomize inside the test ground's kubectl (v1.20,
+          // built from Debian's source) predates the labels field; it also sets selectors.
+          'commonLabels:',
+          `  app.kubernetes.io/instance: ${options.namespace}`,
+          `  app.kubernetes.io/version: ${BENCH_FLUX_VERSION}`,
+          '  app.kubernetes.io/part-of: flux',
           'images:',
           ...options.components.components.map(
             c =>
