@@ -8,10 +8,13 @@ import {
   type FluxBootstrapSettings,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 
+/** A Flux release such as v2.9.4: the `fluxVersion` of `GET /clusters` and of `list-clusters`. */
+export const FLUX_RELEASE = /^v\d+\.\d+\.\d+$/;
+
 /** The `fluxVersion` query of `GET /clusters`: a Flux release such as v2.9.4, checked before any read. */
 export function fluxVersionQuery(value: unknown): string | undefined {
   if (value === undefined) return undefined;
-  if (typeof value === 'string' && /^v\d+\.\d+\.\d+$/.test(value)) return value;
+  if (typeof value === 'string' && FLUX_RELEASE.test(value)) return value;
   throw new InputError(
     'Invalid query "fluxVersion": must be a Flux release such as v2.9.4',
   );

@@ -4,7 +4,7 @@ import { InputError } from '@backstage/errors';
 import type { ClusterStatusService } from '../clusterStatus';
 import type { ClusterOperateService } from '../clusterOperate';
 import type { FluxBootstrapSettingsSource } from '@flux-bootstrap/plugin-flux-bootstrap-node';
-import { withKubernetesSupport } from '../kubernetesSupport';
+import { FLUX_RELEASE, withKubernetesSupport } from '../kubernetesSupport';
 import { createOperateActions } from './operateActions';
 import {
   clusterListItemSchema,
@@ -67,7 +67,7 @@ export function createListClustersAction({
           refresh: refreshInput(z),
           fluxVersion: z
             .string()
-            .regex(/^v\d+\.\d+\.\d+$/, 'must be a Flux release such as v2.9.4')
+            .regex(FLUX_RELEASE, 'must be a Flux release such as v2.9.4')
             .optional()
             .describe(
               'With includeStatus: the Flux release (e.g. v2.9.4) each Kubernetes version is judged for; default the configured one',

@@ -15,6 +15,7 @@ import {
   startFaultProxy,
   startFluxSimulator,
   startKubeApiserver,
+  TEST_GROUND_KUBERNETES_VERSIONS,
   type BitbucketDouble,
   type FaultProxy,
   type FluxSimulator,
@@ -85,10 +86,7 @@ function config(overrideKubernetesRange = true) {
       },
       ...(overrideKubernetesRange
         ? {
-            kubernetesVersions: [
-              { flux: 'v2.9', minimum: 'v1.20.0' },
-              { flux: 'v2.10', minimum: 'v1.20.0' },
-            ],
+            kubernetesVersions: TEST_GROUND_KUBERNETES_VERSIONS,
           }
         : {}),
     },
