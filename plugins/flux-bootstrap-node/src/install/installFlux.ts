@@ -32,7 +32,10 @@ import { silentLogger, type EngineLogger } from '../util/logger';
 import { Redactor } from '../util/redact';
 import { applyStaged, summarizeApplied, type AppliedObject } from './apply';
 import { FluxInstallError } from './errors';
-import { installFluxOrAwaitPullRequest } from './pullRequestMerge';
+import {
+  installFluxOrAwaitPullRequest,
+  pullRequestAccess,
+} from './pullRequestMerge';
 import {
   buildFluxInstallPlan,
   isPendingRevision,
@@ -350,6 +353,13 @@ export async function installFluxOnCluster(
       fluxVersion: settings.manifests.defaultVersion,
     });
     const cluster = resolveCluster(settings, req.cluster, 'cluster');
+    if (req.pullRequest)
+      pullRequestAccess(
+        req.pullRequest.url,
+        settings.bitbucketServer,
+        req.pullRequest.token,
+        settings.requireScmUserCredentials,
+      );
     if (!req.dryRun && isPendingRevision(req.revision)) {
       throw new InputValidationError(
         'revision',
@@ -483,6 +493,7 @@ export async function installFluxOnCluster(
           pullRequest: req.pullRequest?.url,
           token: req.pullRequest?.token,
           bitbucketHosts: settings.bitbucketServer,
+          requireUserCredentials: settings.requireScmUserCredentials,
           redactor,
           install: viaOperator || undefined,
         },

@@ -201,3 +201,64 @@ describe('installFluxOnCluster with token auth and no username', () => {
     expect(bb.requests()).toEqual([]);
   });
 });
+
+describe('installFluxOnCluster with a pullRequest to follow', () => {
+  // v9.9.9 is in no bundle folder: loading it first would fail with another error.
+  const prRequest = (
+    url: string,
+    token?: string,
+  ): Parameters<typeof installFluxOnCluster>[0] => ({
+    cluster: 'test',
+    manifests: {
+      path: 'clusters/test',
+      namespace: uniqueName('uc-pr'),
+      syncUrl,
+      fluxVersion: 'v9.9.9',
+    },
+    pullRequest: { url, token },
+    wait: false,
+  });
+  const ofBb = () => `${bb.baseUrl}/projects/FLUX/repos/fleet/pull-requests/1`;
+
+  it.each([false, true])(
+    'refuses a URL on no configured host before the bundle or the cluster is touched (dry run: %s)',
+    async dryRun => {
+      const error = await installFluxOnCluster(
+        {
+          ...prRequest(
+            'https://elsewhere.example.com/projects/X/repos/y/pull-requests/1',
+            USER_TOKEN,
+          ),
+          dryRun,
+        },
+        { settings, logger: recordingLogger().logger },
+      ).catch(e => e);
+      expect(error).toBeInstanceOf(InputValidationError);
+      expect(error.field).toBe('pullRequest');
+      expect(bb.requests()).toEqual([]);
+    },
+  );
+
+  it('with scaffolder.requireScmUserCredentials, requires the token instead of using the integration', async () => {
+    const req = prRequest(ofBb());
+    const error = await installFluxOnCluster(
+      { ...req, manifests: { ...req.manifests, fluxVersion: 'v2.9.4' } },
+      {
+        settings: { ...settings, requireScmUserCredentials: true },
+        logger: recordingLogger().logger,
+      },
+    ).catch(e => e);
+    expect(error).toBeInstanceOf(InputValidationError);
+    expect(error.message).toMatch(
+      /^Invalid input "token": is required to follow pull request #1: scaffolder.requireScmUserCredentials is enabled/,
+    );
+    expect(bb.requests()).toEqual([]);
+    expect(
+      await admin.get({
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        name: req.manifests.namespace!,
+      }),
+    ).toBeUndefined();
+  });
+});

@@ -193,6 +193,38 @@ export async function installFluxForPullRequest(
 }
 
 /**
+ * The pull request a browse URL names and the credentials to follow it with (`token`, else the
+ * integration's for its host unless `requireUserCredentials`): InputValidationError naming the
+ * field for a URL of no configured host or missing credentials, before any request.
+ * @public
+ */
+export function pullRequestAccess(
+  url: string,
+  hosts: BitbucketServerHostConfig[],
+  token?: string,
+  requireUserCredentials?: boolean,
+) {
+  const ref = parsePullRequestUrl(url, hosts);
+  if (!ref)
+    throw new InputValidationError(
+      'pullRequest',
+      `must be the pullRequestUrl output of flux:push-manifests: a pull request on a host of integrations.bitbucketServer (got "${url}")`,
+    );
+  if (!token && requireUserCredentials)
+    throw new InputValidationError(
+      'token',
+      `is required to follow pull request #${ref.id}: scaffolder.requireScmUserCredentials is enabled, so the integration's credentials for ${ref.host.host} are not used`,
+    );
+  const auth = token ? { token } : ref.host.auth;
+  if (!auth)
+    throw new InputValidationError(
+      'token',
+      `is required to follow pull request #${ref.id}: integrations.bitbucketServer for ${ref.host.host} has no credentials`,
+    );
+  return { ref, auth };
+}
+
+/**
  * `flux:install`'s apply: {@link installFlux}, or, given the browse URL of the pull request
  * `flux:push-manifests` opened (`pullRequest`), `installFluxForPullRequest` following it
  * on Bitbucket with `token` (else the integration's credentials for its host). A URL that is
@@ -209,6 +241,8 @@ export async function installFluxOrAwaitPullRequest(
     redactor?: Redactor;
     /** Install another way than installFlux (the Flux Operator's); see PullRequestInstall. */
     install?: PullRequestInstall;
+    /** `scaffolder.requireScmUserCredentials`: never fall back to the integration's credentials. */
+    requireUserCredentials?: boolean;
   },
 ): Promise<InstallFluxResult> {
   const {
@@ -217,24 +251,19 @@ export async function installFluxOrAwaitPullRequest(
     token,
     redactor,
     install,
+    requireUserCredentials: _,
     ...rest
   } = opts;
   if (!url)
     return install
       ? install(plan.expectedRevision, rest)
       : installFlux(kube, plan, rest);
-  const ref = parsePullRequestUrl(url, bitbucketHosts);
-  if (!ref)
-    throw new InputValidationError(
-      'pullRequest',
-      `must be the pullRequestUrl output of flux:push-manifests: a pull request on a host of integrations.bitbucketServer (got "${url}")`,
-    );
-  const auth = token ? { token } : ref.host.auth;
-  if (!auth)
-    throw new InputValidationError(
-      'token',
-      `is required to follow pull request #${ref.id}: integrations.bitbucketServer for ${ref.host.host} has no credentials`,
-    );
+  const { ref, auth } = pullRequestAccess(
+    url,
+    bitbucketHosts,
+    token,
+    opts.requireUserCredentials,
+  );
   const logger = opts.logger ?? silentLogger;
   const client = new BitbucketServerClient(ref.host, auth, {
     logger,

@@ -87,7 +87,7 @@ export const installInput = actionInput((z: typeof zod) => {
         )
         .optional()
         .describe(
-          "flux:push-manifests' pullRequestUrl output: Flux is installed at once, then the action waits (within timeout, with token or the integration's credentials) until the pull request is merged and Flux applied the merge commit.",
+          "flux:push-manifests' pullRequestUrl output: Flux is installed at once, then the action waits (within timeout, with token, else the integration's credentials unless scaffolder.requireScmUserCredentials is on) until the pull request is merged and Flux applied the merge commit.",
         ),
       timeout: goDuration(z, '5m, 90s or 1h')
         .default('5m')
