@@ -59,6 +59,8 @@ const NS = 'flux-system';
 const PATH = 'clusters/prod';
 const DIR = `${PATH}/${NS}`;
 const TOKEN = `canary-operator-e2e-${Math.random().toString(36).slice(2)}`;
+/** Bob's token: he reviews and merges the pull requests. */
+const MERGER = `canary-operator-merger-${Math.random().toString(36).slice(2)}`;
 const COMPONENTS = [
   'helm-controller',
   'kustomize-controller',
@@ -87,6 +89,9 @@ beforeAll(async () => {
   bb.addProject({ key: 'FLUX', name: 'Flux' });
   bb.grantProject('FLUX', { user: 'alice' }, 'PROJECT_WRITE');
   bb.addToken({ token: TOKEN, user: 'alice' });
+  bb.addUser({ name: 'bob', email: 'bob@example.com' });
+  bb.grantProject('FLUX', { user: 'bob' }, 'PROJECT_WRITE');
+  bb.addToken({ token: MERGER, user: 'bob' });
   cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'operator-e2e-'));
 });
 afterAll(async () => {
@@ -107,9 +112,10 @@ const git = async (bare: string, ...args: string[]) =>
   ).stdout.trim();
 
 /** A fleet repository on the double, a cluster with the simulator, and the steps' inputs. */
-async function world() {
+async function world(initialCommit = false) {
   const { slug } = bb.createRepo('FLUX', `fleet-${++repos}`, {
     defaultBranch: 'main',
+    initialCommit,
   });
   const bare = bb.repoPath('FLUX', slug);
   const url = bb.cloneUrls('FLUX', slug).http;
@@ -201,6 +207,7 @@ async function world() {
   const writes = () => count() - base;
   const status = () => readClusterStatus(admin, { cluster: 'prod' });
   return {
+    slug,
     bare,
     url,
     source,
@@ -226,6 +233,69 @@ async function world() {
         '\n',
       ),
   };
+}
+
+/** The double as a configured Bitbucket Server host. */
+const bbHost = (): BitbucketServerHostConfig => ({
+  host: bb.host,
+  apiBaseUrl: bb.apiBaseUrl,
+  baseUrl: bb.baseUrl,
+  sshHost: bb.host,
+  requestTimeoutMs: 30_000,
+  retries: 0,
+});
+
+/** flux:push-manifests (the use case) with distribution operator and pullRequest. */
+const pushOperatorPullRequest = (
+  w: Awaited<ReturnType<typeof world>>,
+  version: string,
+) =>
+  pushFluxManifests(
+    {
+      repository: {
+        bitbucket: {
+          ref: {
+            host: bb.host,
+            project: 'FLUX',
+            repo: w.slug,
+            personal: false,
+          },
+          host: bbHost(),
+          auth: { token: TOKEN },
+          credentials: 'a test token',
+        },
+      },
+      manifests: { path: PATH, syncUrl: w.url, namespace: NS },
+      operator: {
+        version,
+        clusterType: 'kubernetes',
+        multitenant: false,
+      },
+      author: { name: 'Flux', email: 'flux@example.com' },
+      pullRequest: true,
+    },
+    {
+      settings: { manifests: { ...w.source, defaultVersion: 'v2.9.4' } },
+      logger: {
+        info: (m: string) => w.lines.push(m),
+        warn: () => {},
+        error: () => {},
+        debug: () => {},
+      } as any,
+    },
+  );
+
+/** Merges a pull request as another user would, in Bitbucket's REST shape; the merge commit. */
+async function mergeAs(token: string, slug: string, id: number) {
+  const api = `${bb.baseUrl}/rest/api/1.0/projects/FLUX/repos/${slug}/pull-requests/${id}`;
+  const headers = { Authorization: `Bearer ${token}` };
+  const current = await (await fetch(api, { headers })).json();
+  const merge = await fetch(`${api}/merge?version=${current.version}`, {
+    method: 'POST',
+    headers,
+  });
+  expect(merge.status).toBe(200);
+  return (await merge.json()).properties.mergeCommit.id as string;
 }
 
 describe('operator mode end to end (Bitbucket double, real apiserver, simulator)', () => {
@@ -489,23 +559,99 @@ describe('operator mode end to end (Bitbucket double, real apiserver, simulator)
     expect(w.writes()).toBe(writes);
   });
 
+  it('bootstraps a fresh cluster through the operator with a pull request on a pull-request-only main: the operator runs at once, Flux syncs the merge commit', async () => {
+    const w = await world(true);
+    bb.addRestriction('FLUX', w.slug, {
+      type: 'pull-request-only',
+      matcher: 'main',
+    });
+    const mainHead = await git(w.bare, 'rev-parse', 'main');
+    const opened = await pushOperatorPullRequest(w, '2.9.x');
+    expect(opened).toMatchObject({
+      changed: true,
+      revision: '',
+      pullRequestId: expect.any(Number),
+    });
+    expect(await git(w.bare, 'rev-parse', 'main')).toBe(mainHead);
+    const added = await git(
+      w.bare,
+      'diff',
+      '--name-status',
+      'main',
+      'flux/prod',
+    );
+    expect(added.split('\n')).toContain(`A\t${DIR}/flux-instance.yaml`);
+
+    const { logger, lines } = recordingLogger();
+    const installing = installFluxOrAwaitPullRequest(
+      w.admin,
+      buildFluxInstallPlan({ options: w.options, componentObjects: [] }),
+      {
+        ...FAST,
+        logger,
+        pullRequest: opened.pullRequestUrl,
+        bitbucketHosts: [bbHost()],
+        token: TOKEN,
+        install: (expectedRevision, o) =>
+          installWithFluxOperator(
+            w.admin,
+            {
+              options: w.options,
+              operator: w.operator('2.9.x'),
+              source: w.source,
+              secret: w.secret,
+              expectedRevision,
+            },
+            o,
+          ),
+      },
+    );
+    void installing.catch(() => undefined);
+    const waiting = `waiting for pull request #${opened.pullRequestId} to be merged: ${opened.pullRequestUrl}`;
+    for (let i = 0; i < 600 && !lines.some(l => l.endsWith(waiting)); i++)
+      await new Promise(r => setTimeout(r, 100));
+    // Before the merge: the operator and the FluxInstance are on the cluster, main is unchanged.
+    expect(lines).toContain(`info ${waiting}`);
+    expect(await w.get(FO, 'FluxInstance', 'flux')).toBeDefined();
+    expect(await git(w.bare, 'rev-parse', 'main')).toBe(mainHead);
+
+    const mergeCommit = await mergeAs(MERGER, w.slug, opened.pullRequestId!);
+    const done = await installing.catch(async e => {
+      throw new Error(`${e}\n${w.sim.events().slice(-30).join('\n')}`);
+    });
+    expect(done).toMatchObject({
+      ready: true,
+      fluxVersion: 'v2.9.4',
+      revision: `refs/heads/main@sha1:${mergeCommit}`,
+    });
+    const status = await w.status();
+    expect(status.state).toBe('ready');
+    expect(status.flux?.instance).toMatchObject({
+      requestedVersion: '2.9.x',
+      installedVersion: 'v2.9.4',
+    });
+    const sync = await w.get(
+      'kustomize.toolkit.fluxcd.io/v1',
+      'Kustomization',
+      NS,
+    );
+    expect(sync?.metadata.annotations ?? {}).not.toHaveProperty(
+      'flux-bootstrap.io/pull-request',
+    );
+    expect(lines.join('\n')).not.toContain(TOKEN);
+    // After the merge a re-run pushes nothing and opens no pull request.
+    expect(await pushOperatorPullRequest(w, '2.9.x')).toMatchObject({
+      changed: false,
+    });
+    expect(bb.state().pullRequests.filter(p => p.slug === w.slug)).toHaveLength(
+      1,
+    );
+  });
+
   it('bumps the version through a pull request on a pull-request-only main: one PR with flux-instance.yaml only, flux:install waits for the merge', async () => {
     const w = await world();
-    const MERGER = `canary-operator-merger-${Math.random()
-      .toString(36)
-      .slice(2)}`;
-    bb.addUser({ name: 'bob', email: 'bob@example.com' });
-    bb.grantProject('FLUX', { user: 'bob' }, 'PROJECT_WRITE');
-    bb.addToken({ token: MERGER, user: 'bob' });
-    const slug = `fleet-${repos}`;
-    const host: BitbucketServerHostConfig = {
-      host: bb.host,
-      apiBaseUrl: bb.apiBaseUrl,
-      baseUrl: bb.baseUrl,
-      sshHost: bb.host,
-      requestTimeoutMs: 30_000,
-      retries: 0,
-    };
+    const { slug } = w;
+    const host = bbHost();
     // Bootstrap through the operator (direct push, as before the branch was protected).
     const pushed = await w.push('2.9.x');
     await w.install('2.9.x', pushed.revision);
@@ -516,41 +662,7 @@ describe('operator mode end to end (Bitbucket double, real apiserver, simulator)
     const mainHead = await git(w.bare, 'rev-parse', 'main');
 
     // flux:push-manifests (the use case) with distribution operator and pullRequest.
-    const bump = () =>
-      pushFluxManifests(
-        {
-          repository: {
-            bitbucket: {
-              ref: {
-                host: bb.host,
-                project: 'FLUX',
-                repo: slug,
-                personal: false,
-              },
-              host,
-              auth: { token: TOKEN },
-              credentials: 'a test token',
-            },
-          },
-          manifests: { path: PATH, syncUrl: w.url, namespace: NS },
-          operator: {
-            version: '2.10.x',
-            clusterType: 'kubernetes',
-            multitenant: false,
-          },
-          author: { name: 'Flux', email: 'flux@example.com' },
-          pullRequest: true,
-        },
-        {
-          settings: { manifests: { ...w.source, defaultVersion: 'v2.9.4' } },
-          logger: {
-            info: (m: string) => w.lines.push(m),
-            warn: () => {},
-            error: () => {},
-            debug: () => {},
-          } as any,
-        },
-      );
+    const bump = () => pushOperatorPullRequest(w, '2.10.x');
     const opened = await bump();
     expect(opened).toMatchObject({
       changed: true,
@@ -625,16 +737,7 @@ describe('operator mode end to end (Bitbucket double, real apiserver, simulator)
       `waiting for pull request #${opened.pullRequestId} to be merged: ${opened.pullRequestUrl}`,
     );
     expect(await git(w.bare, 'rev-parse', 'main')).toBe(mainHead);
-    const api = `${bb.baseUrl}/rest/api/1.0/projects/FLUX/repos/${slug}/pull-requests/${opened.pullRequestId}`;
-    const current = await (
-      await fetch(api, { headers: { Authorization: `Bearer ${MERGER}` } })
-    ).json();
-    const merge = await fetch(`${api}/merge?version=${current.version}`, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${MERGER}` },
-    });
-    expect(merge.status).toBe(200);
-    const mergeCommit = (await merge.json()).properties.mergeCommit.id;
+    const mergeCommit = await mergeAs(MERGER, slug, opened.pullRequestId!);
     const upgraded = await installing.catch(async e => {
       throw new Error(`${e}\n${w.sim.events().slice(-30).join('\n')}`);
     });
