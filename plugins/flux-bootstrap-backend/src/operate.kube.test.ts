@@ -17,6 +17,7 @@ import {
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import {
   applyFluxBundle,
+  applyFluxSync,
   BitbucketDouble,
   buildFluxBundle,
   FluxSimulator,
@@ -137,43 +138,12 @@ beforeAll(async () => {
       components: ['source-controller', 'kustomize-controller'],
     },
   );
-  await admin.apply(
-    {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: NS, namespace: NS },
-      stringData: { username: 'flux', password: BB_TOKEN, canary: CANARY },
-    },
-    { fieldManager: FM },
-  );
-  await admin.apply(
-    {
-      apiVersion: ref('GitRepository').apiVersion,
-      kind: 'GitRepository',
-      metadata: { name: NS, namespace: NS },
-      spec: {
-        interval: '1m0s',
-        ref: { branch: 'main' },
-        secretRef: { name: NS },
-        url: bb.cloneUrls('FLUX', 'fleet').http,
-      },
-    },
-    { fieldManager: FM },
-  );
-  await admin.apply(
-    {
-      apiVersion: ref('Kustomization').apiVersion,
-      kind: 'Kustomization',
-      metadata: { name: NS, namespace: NS },
-      spec: {
-        interval: '10m0s',
-        path: './',
-        prune: true,
-        sourceRef: { kind: 'GitRepository', name: NS },
-      },
-    },
-    { fieldManager: FM },
-  );
+  await applyFluxSync(kube.info(), {
+    namespace: NS,
+    url: bb.cloneUrls('FLUX', 'fleet').http,
+    secret: { username: 'flux', password: BB_TOKEN, canary: CANARY },
+    fieldManager: FM,
+  });
   sim = await startFluxSimulator({
     kube: kube.info(),
     namespace: NS,

@@ -16,6 +16,7 @@ import {
 } from '@flux-bootstrap/plugin-flux-bootstrap-common';
 import {
   applyFluxBundle,
+  applyFluxSync,
   buildFluxBundle,
   getSharedKubeApiserver,
   KubeCleanup,
@@ -128,61 +129,12 @@ async function bootstrapped(): Promise<{ ns: string; sim: FluxSimulator }> {
     }
   }
   stops.push(() => cleanup.run());
-  await http.apply(
-    kubePath({
-      apiVersion: 'v1',
-      resource: 'secrets',
-      namespace: ns,
-      name: 'flux-system',
-    }),
-    {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: 'flux-system', namespace: ns },
-      stringData: { username: 'flux', password: TOKEN, 'ca.crt': git.caPem! },
-    },
-    { fieldManager: 'flux' },
-  );
-  await http.apply(
-    kubePath({
-      apiVersion: 'source.toolkit.fluxcd.io/v1',
-      resource: 'gitrepositories',
-      namespace: ns,
-      name: ns,
-    }),
-    {
-      apiVersion: 'source.toolkit.fluxcd.io/v1',
-      kind: 'GitRepository',
-      metadata: { name: ns, namespace: ns },
-      spec: {
-        interval: '1m0s',
-        url: repoUrl,
-        ref: { branch: 'main' },
-        secretRef: { name: 'flux-system' },
-      },
-    },
-    { fieldManager: 'flux' },
-  );
-  await http.apply(
-    kubePath({
-      apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
-      resource: 'kustomizations',
-      namespace: ns,
-      name: ns,
-    }),
-    {
-      apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
-      kind: 'Kustomization',
-      metadata: { name: ns, namespace: ns },
-      spec: {
-        interval: '10m0s',
-        path: './clusters/test',
-        prune: true,
-        sourceRef: { kind: 'GitRepository', name: ns },
-      },
-    },
-    { fieldManager: 'flux' },
-  );
+  await applyFluxSync(kube, {
+    namespace: ns,
+    url: repoUrl,
+    secret: { username: 'flux', password: TOKEN, 'ca.crt': git.caPem! },
+    path: './clusters/test',
+  });
   const sim = await startFluxSimulator({
     kube,
     namespace: ns,

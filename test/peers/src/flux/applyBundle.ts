@@ -125,3 +125,81 @@ export async function waitEstablished(
     await new Promise(r => setTimeout(r, 100));
   }
 }
+
+/**
+ * Test helper: the sync objects `flux bootstrap` leaves next to the components — the Git Secret
+ * (`secret`, as stringData), the GitRepository `<namespace>/<namespace>` of `url` at `branch`
+ * (default main, interval 1m) and the Kustomization `<namespace>/<namespace>` of `path` (default
+ * `./`, interval 10m, prune) — server-side applied with `fieldManager` (default `flux`).
+ */
+export async function applyFluxSync(
+  kube: KubeApiserverInfo,
+  opts: {
+    namespace: string;
+    url: string;
+    secret: Record<string, string>;
+    secretName?: string;
+    branch?: string;
+    path?: string;
+    fieldManager?: string;
+  },
+): Promise<void> {
+  const { namespace, url, secret } = opts;
+  const secretName = opts.secretName ?? 'flux-system';
+  const meta = (name: string) => ({ name, namespace });
+  const objects = [
+    {
+      resource: 'secrets',
+      object: {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: meta(secretName),
+        stringData: secret,
+      },
+    },
+    {
+      resource: 'gitrepositories',
+      object: {
+        apiVersion: 'source.toolkit.fluxcd.io/v1',
+        kind: 'GitRepository',
+        metadata: meta(namespace),
+        spec: {
+          interval: '1m0s',
+          url,
+          ref: { branch: opts.branch ?? 'main' },
+          secretRef: { name: secretName },
+        },
+      },
+    },
+    {
+      resource: 'kustomizations',
+      object: {
+        apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
+        kind: 'Kustomization',
+        metadata: meta(namespace),
+        spec: {
+          interval: '10m0s',
+          path: opts.path ?? './',
+          prune: true,
+          sourceRef: { kind: 'GitRepository', name: namespace },
+        },
+      },
+    },
+  ];
+  const api = new KubeHttp(kube);
+  try {
+    for (const { resource, object } of objects) {
+      const path = kubePath({
+        apiVersion: object.apiVersion,
+        resource,
+        namespace,
+        name: object.metadata.name,
+      });
+      await api.apply(path, object, {
+        fieldManager: opts.fieldManager ?? 'flux',
+      });
+    }
+  } finally {
+    api.close();
+  }
+}

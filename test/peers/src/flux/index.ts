@@ -54,6 +54,7 @@ export { inventoryId } from './resources';
 export type { InventoryEntry } from './resources';
 export {
   applyFluxBundle,
+  applyFluxSync,
   parseBundleFile,
   waitEstablished,
 } from './applyBundle';
