@@ -38,12 +38,16 @@ export type {
   InstallFluxRequest,
 } from './install/installFlux';
 export {
+  deleteClusterAccessKeys,
   deleteFluxAccessKeys,
   removeClusterPath,
+  removeClusterPathFromRepository,
   requireClusterConfirmation,
   uninstallFlux,
+  uninstallFluxFromCluster,
   unregisterClusterEntity,
 } from './decommission';
+export type { DecommissionUseCaseDeps } from './decommission';
 export { bootstrapFleet } from './fleet/bootstrapFleet';
 export type {
   FleetBootstrapDeps,

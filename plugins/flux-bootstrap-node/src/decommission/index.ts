@@ -3,3 +3,4 @@ export * from './uninstall';
 export * from './accessKeys';
 export * from './clusterPath';
 export * from './clusterEntity';
+export * from './useCases';

@@ -1,8 +1,5 @@
 import { createTemplateAction } from '@backstage/plugin-scaffolder-node';
-import {
-  authSecrets,
-  deleteFluxAccessKeys,
-} from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import { deleteClusterAccessKeys } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import { examples } from './deleteAccessKeys.examples';
 import {
   actionSettings,
@@ -12,13 +9,11 @@ import {
   toActionError,
 } from './shared/context';
 import {
-  bitbucketClientFor,
-  clusterKeyLabel,
   decommissionInput,
   fleetRepositoryInput,
   fleetTarget,
 } from './shared/decommission';
-import { actionInput } from './shared/io';
+import { actionInput, writeOutputs } from './shared/io';
 
 /** The input of `bitbucket:delete-access-keys`. */
 const deleteAccessKeysInput = actionInput(z =>
@@ -80,33 +75,20 @@ export function createBitbucketDeleteAccessKeysAction(
       try {
         const input = deleteAccessKeysInput.parse(ctx.input);
         const target = fleetTarget(await settingsSource.get(), input);
-        for (const secret of authSecrets(target.bitbucket.auth))
-          redactor.add(secret);
-        const label = clusterKeyLabel({ ...input, ...target });
-        const client = bitbucketClientFor(target.bitbucket, {
-          logger,
-          redactor,
+        const result = await deleteClusterAccessKeys(
+          { ...input, ...target, dryRun: ctx.isDryRun },
+          {
+            logger,
+            redactor,
+            signal: ctx.signal,
+            checkpoint: checkpointFor(ctx),
+          },
+        );
+        writeOutputs(ctx, {
+          label: result.label,
+          deletedKeyIds: result.keys.map(k => k.id),
+          changed: result.changed,
         });
-        try {
-          const result = await deleteFluxAccessKeys(
-            {
-              client,
-              ref: target.bitbucket.ref,
-              label,
-              dryRun: ctx.isDryRun,
-              credentials: target.credentials,
-            },
-            { logger, signal: ctx.signal, checkpoint: checkpointFor(ctx) },
-          );
-          ctx.output('label', label);
-          ctx.output(
-            'deletedKeyIds',
-            result.keys.map(k => k.id),
-          );
-          ctx.output('changed', result.changed);
-        } finally {
-          client.close();
-        }
       } catch (error) {
         throw toActionError(error, redactor);
       }

@@ -1,11 +1,5 @@
 import { createTemplateAction } from '@backstage/plugin-scaffolder-node';
-import {
-  authSecrets,
-  gitHttpAuthHeaders,
-  HttpsGitTransport,
-  planRepositoryOutputs,
-  removeClusterPath,
-} from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import { removeClusterPathFromRepository } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import { examples } from './removeClusterPath.examples';
 import {
   actionSettings,
@@ -19,8 +13,7 @@ import {
   fleetRepositoryInput,
   fleetTarget,
 } from './shared/decommission';
-
-import { actionInput } from './shared/io';
+import { actionInput, writeOutputs } from './shared/io';
 
 // Printable text without line breaks or angle brackets (they would break the commit header).
 const AUTHOR = /^[^<>\p{Cc}]{0,200}$/u;
@@ -93,36 +86,26 @@ export function createFluxRemoveClusterPathAction(
       try {
         const input = removeClusterPathInput.parse(ctx.input);
         const target = fleetTarget(await settingsSource.get(), input);
-        for (const secret of authSecrets(target.bitbucket.auth))
-          redactor.add(secret);
-        const author = { name: input.authorName, email: input.authorEmail };
-        const { remoteUrl } = planRepositoryOutputs(target.bitbucket.host, {
-          ref: target.bitbucket.ref,
-          defaultBranch: target.branch,
-        });
-        const result = await removeClusterPath(
+        const result = await removeClusterPathFromRepository(
           {
-            transport: new HttpsGitTransport({
-              url: remoteUrl,
-              headers: gitHttpAuthHeaders(target.bitbucket.auth),
-              caPem: target.bitbucket.host.caPem,
-              timeoutMs: Math.max(
-                60_000,
-                target.bitbucket.host.requestTimeoutMs,
-              ),
-            }),
-            branch: target.branch,
-            path: target.path,
+            ...target,
             cluster: input.cluster,
-            author,
+            author: { name: input.authorName, email: input.authorEmail },
             commitMessageAppendix: input.commitMessageAppendix || undefined,
             dryRun: ctx.isDryRun,
           },
-          { logger, signal: ctx.signal, checkpoint: checkpointFor(ctx) },
+          {
+            logger,
+            redactor,
+            signal: ctx.signal,
+            checkpoint: checkpointFor(ctx),
+          },
         );
-        ctx.output('files', result.files);
-        if (result.commit) ctx.output('commitHash', result.commit);
-        ctx.output('changed', result.changed);
+        writeOutputs(ctx, {
+          files: result.files,
+          commitHash: result.commit,
+          changed: result.changed,
+        });
       } catch (error) {
         throw toActionError(error, redactor);
       }

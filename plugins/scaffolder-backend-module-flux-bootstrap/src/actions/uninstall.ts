@@ -1,9 +1,7 @@
 import { createTemplateAction } from '@backstage/plugin-scaffolder-node';
 import {
-  createKubeClient,
   requireClusterConfirmation,
-  resolveCluster,
-  uninstallFlux,
+  uninstallFluxFromCluster,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import { examples } from './uninstall.examples';
 import {
@@ -15,7 +13,7 @@ import {
 } from './shared/context';
 import { decommissionInput } from './shared/decommission';
 import { kubeNamespace } from './shared/domainInputs';
-import { actionInput } from './shared/io';
+import { actionInput, writeOutputs } from './shared/io';
 
 const TIMEOUT_RANGE = 'must be from 10 to 1800';
 
@@ -92,32 +90,26 @@ export function createFluxUninstallAction(options: FluxBootstrapActionOptions) {
       try {
         const input = uninstallInput.parse(ctx.input);
         requireClusterConfirmation(input.cluster, input.confirm);
-        const connection = resolveCluster(
-          await settingsSource.get(),
-          input.cluster,
-          'cluster',
-        );
-        const kube = await createKubeClient(connection, { logger, redactor });
-        try {
-          const uninstall = {
-            namespace: input.namespace,
-            keepNamespace: input.keepNamespace,
-            prune: input.prune,
+        const result = await uninstallFluxFromCluster(
+          {
+            ...input,
             timeoutMs: input.timeoutSeconds * 1000,
             dryRun: ctx.isDryRun,
-          };
-          const result = await uninstallFlux(kube, uninstall, {
+          },
+          {
+            settings: await settingsSource.get(),
             logger,
+            redactor,
             signal: ctx.signal,
             checkpoint: checkpointFor(ctx),
-          });
-          ctx.output('removed', result.removed);
-          ctx.output('finalizersRemoved', result.finalizersRemoved);
-          ctx.output('namespaceDeleted', result.namespaceDeleted);
-          ctx.output('changed', result.changed);
-        } finally {
-          kube.close();
-        }
+          },
+        );
+        writeOutputs(ctx, {
+          removed: result.removed,
+          finalizersRemoved: result.finalizersRemoved,
+          namespaceDeleted: result.namespaceDeleted,
+          changed: result.changed,
+        });
       } catch (error) {
         throw toActionError(error, redactor);
       }

@@ -1,19 +1,12 @@
 import type { z as zod } from 'zod/v3';
 import {
-  BitbucketServerClient,
+  type BitbucketAccess,
   FluxBootstrapSettings,
-  fluxAccessKeyLabel,
   normalizeRepoPath,
   requireClusterConfirmation,
   validateBranch,
-  validateDnsLabel,
-  validateDnsSubdomain,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
-import {
-  describeCredentials,
-  resolveBitbucket,
-  type ResolvedBitbucket,
-} from './context';
+import { bitbucketAccess } from './bitbucketAccess';
 
 /**
  * Inputs every decommission action has: the cluster, and its name typed again. Nothing is
@@ -69,42 +62,12 @@ export function fleetTarget(
     branch: string;
     path?: string;
   },
-): {
-  bitbucket: ResolvedBitbucket;
-  branch: string;
-  path: string;
-  credentials: string;
-} {
+): { bitbucket: BitbucketAccess; branch: string; path: string } {
   requireClusterConfirmation(input.cluster, input.confirm);
-  const bitbucket = resolveBitbucket(settings, input);
   return {
-    bitbucket,
+    bitbucket: bitbucketAccess(settings, input),
     branch: validateBranch(input.branch, 'branch'),
     // Derived from the cluster, so not a schema default: the bootstrap templates' folder.
     path: normalizeRepoPath(input.path ?? `clusters/${input.cluster}`),
-    credentials: describeCredentials(bitbucket),
   };
-}
-
-/** The access key label of a cluster, as flux:generate-key wrote it. */
-export function clusterKeyLabel(input: {
-  namespace: string;
-  secretName: string;
-  branch: string;
-  path: string;
-}): string {
-  return fluxAccessKeyLabel({
-    namespace: validateDnsLabel(input.namespace, 'namespace'),
-    branch: input.branch,
-    secretName: validateDnsSubdomain(input.secretName, 'secretName'),
-    path: input.path,
-  });
-}
-
-/** A Bitbucket client for a resolved target, logging through `logger`. */
-export function bitbucketClientFor(
-  bitbucket: ResolvedBitbucket,
-  deps: ConstructorParameters<typeof BitbucketServerClient>[2],
-) {
-  return new BitbucketServerClient(bitbucket.host, bitbucket.auth, deps);
 }

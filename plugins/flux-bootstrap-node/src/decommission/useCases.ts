@@ -1,0 +1,155 @@
+import type { BitbucketAccess } from '../bitbucket/access';
+import {
+  authSecrets,
+  BitbucketServerClient,
+  gitHttpAuthHeaders,
+} from '../bitbucket/client';
+import { planRepositoryOutputs } from '../bitbucket/repository';
+import type { FluxBootstrapSettings } from '../config/settings';
+import { HttpsGitTransport } from '../git/transport';
+import { fluxAccessKeyLabel } from '../keys/accessKey';
+import { createKubeClient } from '../kube/client';
+import { resolveCluster } from '../kube/cluster';
+import {
+  validateDnsLabel,
+  validateDnsSubdomain,
+} from '../manifests/validation';
+import { Redactor } from '../util/redact';
+import { deleteFluxAccessKeys } from './accessKeys';
+import {
+  removeClusterPath,
+  type RemoveClusterPathOptions,
+  type RemoveClusterPathResult,
+} from './clusterPath';
+import type { DecommissionDeps } from './shared';
+import {
+  uninstallFlux,
+  type FluxUninstallOptions,
+  type FluxUninstallResult,
+} from './uninstall';
+
+/** Collaborators of the decommission use cases that reach a host. @public */
+export interface DecommissionUseCaseDeps extends DecommissionDeps {
+  /** Gets the credentials of the host added; errors leave through it. */
+  redactor?: Redactor;
+}
+
+/** Runs `fn` with a redactor that knows `secrets`, and a logger passing lines through it. */
+async function redacted<T>(
+  deps: DecommissionUseCaseDeps,
+  secrets: string[],
+  fn: (deps: DecommissionDeps & { redactor: Redactor }) => Promise<T>,
+): Promise<T> {
+  const redactor = deps.redactor ?? new Redactor();
+  for (const secret of secrets) redactor.add(secret);
+  const logger = deps.logger && redactor.wrapLogger(deps.logger);
+  try {
+    return await fn({ ...deps, logger, redactor });
+  } catch (error) {
+    throw redactor.redactError(error);
+  }
+}
+
+/**
+ * `bitbucket:delete-access-keys`: the access keys labelled as `flux:generate-key` labels the
+ * cluster's key (`<namespace>-<branch>-<secretName>-./<path>`) deleted from the repository, over
+ * one client of `bitbucket`'s host. The label's parts are checked before any request.
+ * @public
+ */
+export async function deleteClusterAccessKeys(
+  req: {
+    bitbucket: BitbucketAccess;
+    namespace: string;
+    secretName: string;
+    branch: string;
+    path: string;
+    dryRun?: boolean;
+  },
+  deps: DecommissionUseCaseDeps = {},
+) {
+  const label = fluxAccessKeyLabel({
+    namespace: validateDnsLabel(req.namespace, 'namespace'),
+    branch: req.branch,
+    secretName: validateDnsSubdomain(req.secretName, 'secretName'),
+    path: req.path,
+  });
+  const { bitbucket } = req;
+  return redacted(deps, authSecrets(bitbucket.auth), async d => {
+    const client = new BitbucketServerClient(bitbucket.host, bitbucket.auth, d);
+    try {
+      const result = await deleteFluxAccessKeys(
+        {
+          client,
+          ref: bitbucket.ref,
+          label,
+          dryRun: req.dryRun,
+          credentials: bitbucket.credentials,
+        },
+        d,
+      );
+      return { ...result, label };
+    } finally {
+      client.close();
+    }
+  });
+}
+
+/**
+ * `flux:remove-cluster-path`: {@link removeClusterPath} on the repository `bitbucket` names,
+ * over git-over-HTTPS with its credentials (the host's CA, timeout at least 60 s).
+ * @public
+ */
+export async function removeClusterPathFromRepository(
+  req: Omit<RemoveClusterPathOptions, 'transport'> & {
+    bitbucket: BitbucketAccess;
+  },
+  deps: DecommissionUseCaseDeps = {},
+): Promise<RemoveClusterPathResult> {
+  const { bitbucket, ...options } = req;
+  const { host, auth } = bitbucket;
+  const { remoteUrl } = planRepositoryOutputs(host, {
+    ref: bitbucket.ref,
+    defaultBranch: req.branch,
+  });
+  return redacted(deps, authSecrets(auth), d =>
+    removeClusterPath(
+      {
+        ...options,
+        transport: new HttpsGitTransport({
+          url: remoteUrl,
+          headers: gitHttpAuthHeaders(auth),
+          caPem: host.caPem,
+          timeoutMs: Math.max(60_000, host.requestTimeoutMs),
+        }),
+      },
+      d,
+    ),
+  );
+}
+
+/**
+ * `flux:uninstall`: {@link uninstallFlux} on a configured cluster (or kubeconfig context, when
+ * allowed), resolved before any request; its client is closed afterwards.
+ * @public
+ */
+export async function uninstallFluxFromCluster(
+  req: FluxUninstallOptions & { cluster: string },
+  deps: DecommissionUseCaseDeps & {
+    settings: Pick<
+      FluxBootstrapSettings,
+      'clusters' | 'allowKubeconfigContexts'
+    >;
+  },
+): Promise<FluxUninstallResult> {
+  const { cluster, ...options } = req;
+  const connection = resolveCluster(deps.settings, cluster, 'cluster');
+  return redacted(deps, [], async d => {
+    const kube = await createKubeClient(connection, d);
+    try {
+      const { plan: _plan, ...result } = await uninstallFlux(kube, options, d);
+      return result;
+    } finally {
+      kube.close();
+    }
+  });
+}
