@@ -1,0 +1,63 @@
+/**
+ * Test helper (not exported from the package): small pieces of the real-peer preamble that the
+ * action tests share.
+ */
+import net from 'node:net';
+import {
+  peerGitEnv,
+  PEER_GIT_CONFIG,
+  run as runProcess,
+  type BitbucketDouble,
+  type FaultProxy,
+} from '@flux-bootstrap/test-peers';
+
+/** Runs git against a bare repository of the Bitbucket double; resolves with trimmed stdout. */
+export function bareGit(bb: BitbucketDouble, project: string, slug: string) {
+  return async (args: string[]): Promise<string> => {
+    const r = await runProcess(
+      'git',
+      ['--git-dir', bb.repoPath(project, slug), ...args],
+      { env: peerGitEnv({}, PEER_GIT_CONFIG) },
+    );
+    return r.stdout.trim();
+  };
+}
+
+/** Requests that change something on the cluster, as the proxy saw them: `METHOD path`. */
+export function clusterWrites(proxy: FaultProxy): string[] {
+  return (
+    proxy
+      .requests()
+      .filter(r => !['GET', 'HEAD'].includes(r.method))
+      // Access reviews ask, they change nothing.
+      .filter(r => !r.path.endsWith('/selfsubjectaccessreviews'))
+      .map(r => `${r.method} ${r.path}`)
+  );
+}
+
+/** A TCP listener standing in for a cluster: it counts connection attempts and answers none. */
+export interface Blackhole {
+  /** `https://127.0.0.1:PORT` */
+  url: string;
+  connections(): number;
+  /** Sets the connection count back to 0. */
+  reset(): void;
+  stop(): Promise<void>;
+}
+
+export async function startBlackhole(): Promise<Blackhole> {
+  let connections = 0;
+  const server = net.createServer(socket => {
+    connections++;
+    socket.destroy();
+  });
+  await new Promise<void>(r => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `https://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    connections: () => connections,
+    reset: () => {
+      connections = 0;
+    },
+    stop: () => new Promise<void>(r => server.close(() => r())),
+  };
+}
