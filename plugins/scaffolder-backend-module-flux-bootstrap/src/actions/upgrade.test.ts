@@ -1,15 +1,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigReader } from '@backstage/config';
-import { createMockActionContext } from '@backstage/plugin-scaffolder-node-test-utils';
 import {
   FLUX_UPGRADE_VERSIONS,
   KubeHttp,
   kubePath,
-  peerGitEnv,
-  PEER_GIT_CONFIG,
-  run as runProcess,
   serveFluxUpgradeBundles,
   startBitbucketDouble,
   startFaultProxy,
@@ -25,6 +20,14 @@ import {
   createKubeClient,
   readClusterStatus,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import {
+  actionConfig,
+  configCluster,
+  runAction,
+  runActionOk,
+  type ActionFactory,
+} from './__testUtils__/actionHarness';
+import { bareGit, clusterWrites } from './__testUtils__/peers';
 import { createFluxGenerateKeyAction } from './generateKey';
 import { createFluxInstallAction } from './install';
 import { createFluxPushManifestsAction } from './pushManifests';
@@ -72,11 +75,9 @@ const produced: string[] = [];
  * except where the test shows the default table refusing it.
  */
 function config(overrideKubernetesRange = true) {
-  return new ConfigReader({
-    backend: { baseUrl: 'http://127.0.0.1:7007' },
-    integrations: {
-      bitbucketServer: [{ host: bb.host, apiBaseUrl: bb.apiBaseUrl }],
-    },
+  return actionConfig({
+    extra: { backend: { baseUrl: 'http://127.0.0.1:7007' } },
+    bitbucket: { host: bb.host, apiBaseUrl: bb.apiBaseUrl },
     fluxBootstrap: {
       bitbucketServer: [{ host: bb.host, sshHost: bb.ssh!.host }],
       manifests: {
@@ -90,80 +91,27 @@ function config(overrideKubernetesRange = true) {
           }
         : {}),
     },
-    kubernetes: {
-      clusterLocatorMethods: [
-        {
-          type: 'config',
-          clusters: [
-            {
-              name: 'prod',
-              url: proxy.url,
-              caData: proxy.caPem,
-              serviceAccountToken: kube.adminToken,
-            },
-          ],
-        },
-      ],
-    },
+    clusters: [configCluster('prod', kube, proxy)],
   });
 }
 
-type Factory = (options: any) => { handler(ctx: any): Promise<void> };
-async function run(
+type Factory = ActionFactory;
+const runOptions = (opts: { dryRun?: boolean; defaultTable?: boolean }) => ({
+  factoryOptions: { config: config(!opts.defaultTable) },
+  secrets: { token: TOKEN },
+  dryRun: opts.dryRun,
+  produced,
+});
+const run = (
   factory: Factory,
   input: Record<string, unknown>,
   opts: { dryRun?: boolean; defaultTable?: boolean } = {},
-) {
-  const logs: string[] = [];
-  const outputs: Record<string, any> = {};
-  const log = (level: string) => (m: string) => logs.push(`${level} ${m}`);
-  const logger: any = {
-    info: log('info'),
-    warn: log('warn'),
-    error: log('error'),
-    debug: log('debug'),
-  };
-  logger.child = () => logger;
-  const workspacePath = fs.mkdtempSync(path.join(os.tmpdir(), 'upgrade-ws-'));
-  const ctx = createMockActionContext({
-    input: input as any,
-    logger,
-    secrets: { token: TOKEN },
-    workspacePath,
-  });
-  Object.assign(ctx, {
-    isDryRun: opts.dryRun ?? false,
-    signal: new AbortController().signal,
-    output: (name: string, value: unknown) => {
-      outputs[name] = value;
-    },
-    checkpoint: async ({ fn }: { fn: () => Promise<unknown> }) => fn(),
-  });
-  let error: Error | undefined;
-  try {
-    await factory({ config: config(!opts.defaultTable) }).handler(ctx);
-  } catch (e) {
-    error = e as Error;
-  } finally {
-    fs.rmSync(workspacePath, { recursive: true, force: true });
-  }
-  produced.push(
-    ...logs,
-    JSON.stringify(outputs),
-    error ? `${error.message} ${error.stack}` : '',
-  );
-  return { outputs, logs, error };
-}
-async function succeed(
+) => runAction(factory, input, runOptions(opts));
+const succeed = (
   factory: Factory,
   input: Record<string, unknown>,
   opts: { dryRun?: boolean } = {},
-) {
-  const r = await run(factory, input, opts);
-  if (r.error)
-    throw new Error(`action failed: ${r.error.message}\n${r.logs.join('\n')}`);
-  return r;
-}
+) => runActionOk(factory, input, runOptions(opts));
 
 const repoUrl = () => `${bb.host}?project=${PROJECT}&repo=${slug}`;
 const push = (fluxVersion: string, extra: Record<string, unknown> = {}) => ({
@@ -189,22 +137,9 @@ const install = (
   ...extra,
 });
 
-async function git(args: string[]) {
-  const r = await runProcess(
-    'git',
-    ['--git-dir', bb.repoPath(PROJECT, slug), ...args],
-    { env: peerGitEnv({}, PEER_GIT_CONFIG) },
-  );
-  return r.stdout.trim();
-}
+const git = (args: string[]) => bareGit(bb, PROJECT, slug)(args);
 /** Requests that change something on the cluster, as the proxy saw them. */
-const writes = () =>
-  proxy
-    .requests()
-    .filter(r => !['GET', 'HEAD'].includes(r.method))
-    // Access reviews ask, they change nothing.
-    .filter(r => !r.path.endsWith('/selfsubjectaccessreviews'))
-    .map(r => `${r.method} ${r.path}`);
+const writes = () => clusterWrites(proxy);
 async function images() {
   const res = await http.expect(
     'GET',
