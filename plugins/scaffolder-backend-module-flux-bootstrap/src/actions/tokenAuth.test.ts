@@ -1,10 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigReader } from '@backstage/config';
 import { InputError } from '@backstage/errors';
-import type { TemplateAction } from '@backstage/plugin-scaffolder-node';
-import { createMockActionContext } from '@backstage/plugin-scaffolder-node-test-utils';
 import {
   BitbucketDouble,
   buildFluxBundle,
@@ -21,6 +18,12 @@ import {
   createKubeClient,
   type KubeClient,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import {
+  actionConfig,
+  configCluster,
+  runAction,
+  type RunnableAction,
+} from './__testUtils__/actionHarness';
 import { createBitbucketCreateRepoAction } from './createRepo';
 import { createFluxInstallAction } from './install';
 import { createFluxPushManifestsAction } from './pushManifests';
@@ -78,10 +81,8 @@ afterAll(async () => {
 
 // No integration credentials: the user's token input is what the steps use.
 const config = () =>
-  new ConfigReader({
-    integrations: {
-      bitbucketServer: [{ host: bb.host, apiBaseUrl: bb.apiBaseUrl }],
-    },
+  actionConfig({
+    bitbucket: { host: bb.host, apiBaseUrl: bb.apiBaseUrl },
     fluxBootstrap: {
       kubernetesVersions: TEST_GROUND_KUBERNETES_VERSIONS,
       manifests: {
@@ -90,46 +91,11 @@ const config = () =>
         defaultVersion: VERSION,
       },
     },
-    kubernetes: {
-      clusterLocatorMethods: [
-        {
-          type: 'config',
-          clusters: [
-            {
-              name: 'test',
-              url: kube.url,
-              serviceAccountToken: kube.adminToken,
-              caData: kube.caPem,
-            },
-          ],
-        },
-      ],
-    },
+    clusters: [configCluster('test', kube)],
   });
 
-async function step(
-  action: TemplateAction<any, any, any>,
-  input: Record<string, unknown>,
-) {
-  const outputs: Record<string, any> = {};
-  const logs: string[] = [];
-  const log = (message: string) => logs.push(message);
-  const logger: any = { info: log, warn: log, error: log, debug: log };
-  logger.child = () => logger;
-  const ctx = createMockActionContext({ input: input as any, logger });
-  Object.assign(ctx, {
-    output: (name: string, value: unknown) => (outputs[name] = value),
-    checkpoint: async ({ fn }: { fn: () => Promise<unknown> }) => fn(),
-  });
-  let error: Error | undefined;
-  try {
-    await action.handler(ctx as any);
-  } catch (e) {
-    error = e as Error;
-  }
-  produced.push(...logs, JSON.stringify(outputs), String(error?.stack));
-  return { outputs, logs, error };
-}
+const step = (action: RunnableAction, input: Record<string, unknown>) =>
+  runAction(action, input, { produced });
 
 const changes = (from: number) =>
   bb
