@@ -6,7 +6,6 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { ConfigReader } from '@backstage/config';
 import { InputError } from '@backstage/errors';
-import { createMockActionContext } from '@backstage/plugin-scaffolder-node-test-utils';
 import {
   BitbucketDouble,
   getSharedKubeApiserver,
@@ -19,6 +18,11 @@ import {
   KubeClient,
   KubeObject,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import {
+  actionConfig,
+  configCluster,
+  runAction,
+} from './__testUtils__/actionHarness';
 import { createFluxGenerateKeyAction } from './generateKey';
 
 const execFileAsync = promisify(execFile);
@@ -45,35 +49,19 @@ const identities: { pem: string; pub: string }[] = [];
 
 function config(extra: Record<string, unknown> = {}) {
   const kube = kubeInfo();
-  return new ConfigReader({
-    integrations: {
-      bitbucketServer: [{ host: bb.host, apiBaseUrl: bb.apiBaseUrl }],
-    },
+  return actionConfig({
+    bitbucket: { host: bb.host, apiBaseUrl: bb.apiBaseUrl },
     fluxBootstrap: {
       bitbucketServer: [{ host: bb.host, sshHost: bb.ssh!.host }],
     },
-    kubernetes: {
-      clusterLocatorMethods: [
-        {
-          type: 'config',
-          clusters: [
-            {
-              name: 'test',
-              url: kube.url,
-              serviceAccountToken: kube.adminToken,
-              caData: kube.caPem,
-            },
-            {
-              name: 'restricted',
-              url: kube.url,
-              serviceAccountToken: restrictedToken,
-              caData: kube.caPem,
-            },
-          ],
-        },
-      ],
-    },
-    ...extra,
+    clusters: [
+      configCluster('test', kube),
+      {
+        ...configCluster('restricted', kube),
+        serviceAccountToken: restrictedToken,
+      },
+    ],
+    extra: extra as Record<string, any>,
   });
 }
 
@@ -95,78 +83,28 @@ async function run(
     config?: ConfigReader;
   } = {},
 ): Promise<Run> {
-  const logs: string[] = [];
-  const log = (level: string) => (message: string, meta?: unknown) =>
-    logs.push(
-      `${level} ${message}${
-        meta
-          ? ` ${
-              meta instanceof Error
-                ? `${meta.message} ${meta.stack}`
-                : JSON.stringify(meta)
-            }`
-          : ''
-      }`,
-    );
-  const logger: any = {
-    info: log('info'),
-    warn: log('warn'),
-    error: log('error'),
-    debug: log('debug'),
-  };
-  logger.child = () => logger;
-  const checkpoints: { key: string; value: unknown }[] = [];
-  const outputs: Record<string, any> = {};
-  const ctx = createMockActionContext({
-    input: {
+  const r = await runAction(
+    createFluxGenerateKeyAction,
+    {
       repoUrl: `${bb.host}?project=${PROJECT}&repo=${REPO}`,
       token: TOKEN,
       cluster: 'test',
       ...input,
-    } as any,
-    logger,
-    secrets: { bitbucketToken: TOKEN },
-  });
-  Object.assign(ctx, {
-    isDryRun: opts.dryRun ?? false,
-    signal: new AbortController().signal,
-    output: (name: string, value: unknown) => {
-      outputs[name] = value;
     },
-    checkpoint: async ({
-      key,
-      fn,
-    }: {
-      key: string;
-      fn: () => Promise<unknown>;
-    }) => {
-      if (opts.checkpointStore?.has(key)) return opts.checkpointStore.get(key);
-      const value = await fn();
-      checkpoints.push({ key, value });
-      opts.checkpointStore?.set(key, value);
-      if (opts.crashAfter === key)
-        throw new Error(`simulated crash after checkpoint ${key}`);
-      return value;
+    {
+      factoryOptions: { config: opts.config ?? config() },
+      secrets: { bitbucketToken: TOKEN },
+      dryRun: opts.dryRun,
+      checkpointStore: opts.checkpointStore,
+      crashAfter: opts.crashAfter,
+      produced,
     },
-  });
-  const action = createFluxGenerateKeyAction({
-    config: opts.config ?? config(),
-  });
-  let error: Error | undefined;
-  try {
-    await action.handler(ctx as any);
-  } catch (e) {
-    error = e as Error;
-  }
-  produced.push(
-    ...logs,
-    JSON.stringify(outputs),
-    JSON.stringify(checkpoints),
-    ...(error
-      ? [String(error.message), String(error.stack), JSON.stringify(error)]
-      : []),
   );
-  return { outputs, logs, checkpoints, error };
+  // The checkpoints whose functions ran (replayed ones are not).
+  const checkpoints = r.checkpoints
+    .filter(c => !c.replayed && c.done)
+    .map(({ key, value }) => ({ key, value }));
+  return { outputs: r.outputs, logs: r.logs, checkpoints, error: r.error };
 }
 
 async function succeed(input: Record<string, unknown>): Promise<Run> {

@@ -3,9 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { ConfigReader } from '@backstage/config';
 import { InputError } from '@backstage/errors';
-import { createMockActionContext } from '@backstage/plugin-scaffolder-node-test-utils';
 import {
   BitbucketDouble,
   getSharedKubeApiserver,
@@ -18,6 +16,11 @@ import {
   KubeClient,
   KubeObject,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import {
+  actionConfig,
+  configCluster,
+  runAction,
+} from './__testUtils__/actionHarness';
 import { createFluxGenerateKeyAction } from './generateKey';
 
 // flux:generate-key with url: bootstrap without a Bitbucket token (flux bootstrap git
@@ -76,24 +79,7 @@ function keygen(name: string, args: string[], passphrase: string): UserKey {
 }
 
 function config() {
-  const kube = kubeInfo();
-  return new ConfigReader({
-    kubernetes: {
-      clusterLocatorMethods: [
-        {
-          type: 'config',
-          clusters: [
-            {
-              name: 'edge',
-              url: kube.url,
-              serviceAccountToken: kube.adminToken,
-              caData: kube.caPem,
-            },
-          ],
-        },
-      ],
-    },
-  });
+  return actionConfig({ clusters: [configCluster('edge', kubeInfo())] });
 }
 
 interface Run {
@@ -108,56 +94,20 @@ async function run(
   secrets: Record<string, string>,
   opts: { dryRun?: boolean } = {},
 ): Promise<Run> {
-  const logs: string[] = [];
-  const log = (level: string) => (message: string, meta?: unknown) =>
-    logs.push(`${level} ${message}${meta ? ` ${JSON.stringify(meta)}` : ''}`);
-  const logger: any = {
-    info: log('info'),
-    warn: log('warn'),
-    error: log('error'),
-    debug: log('debug'),
-  };
-  logger.child = () => logger;
-  const checkpoints: { key: string; value: unknown }[] = [];
-  const outputs: Record<string, any> = {};
-  const ctx = createMockActionContext({
-    input: { cluster: 'edge', url: sshUrl, ...input } as any,
-    logger,
-    secrets,
-  });
-  Object.assign(ctx, {
-    isDryRun: opts.dryRun ?? false,
-    signal: new AbortController().signal,
-    output: (name: string, value: unknown) => {
-      outputs[name] = value;
+  const r = await runAction(
+    createFluxGenerateKeyAction,
+    { cluster: 'edge', url: sshUrl, ...input },
+    {
+      factoryOptions: { config: config() },
+      secrets,
+      dryRun: opts.dryRun,
+      produced,
     },
-    checkpoint: async ({
-      key,
-      fn,
-    }: {
-      key: string;
-      fn: () => Promise<unknown>;
-    }) => {
-      const value = await fn();
-      checkpoints.push({ key, value });
-      return value;
-    },
-  });
-  let error: Error | undefined;
-  try {
-    await createFluxGenerateKeyAction({ config: config() }).handler(ctx as any);
-  } catch (e) {
-    error = e as Error;
-  }
-  produced.push(
-    ...logs,
-    JSON.stringify(outputs),
-    JSON.stringify(checkpoints),
-    ...(error
-      ? [String(error.message), String(error.stack), JSON.stringify(error)]
-      : []),
   );
-  return { outputs, logs, checkpoints, error };
+  const checkpoints = r.checkpoints
+    .filter(c => c.done)
+    .map(({ key, value }) => ({ key, value }));
+  return { outputs: r.outputs, logs: r.logs, checkpoints, error: r.error };
 }
 
 async function succeed(

@@ -20,10 +20,12 @@ export type ActionFactory = (options: any) => RunnableAction;
 
 export interface CheckpointRecord {
   key: string;
-  /** The value its function returned (absent when the key was replayed from the store). */
+  /** The value its function returned (absent when replayed, or while or when it threw). */
   value?: unknown;
   /** True when the value came from `checkpointStore` and the function did not run. */
   replayed: boolean;
+  /** True once the function returned (or the value was replayed). */
+  done: boolean;
 }
 
 export interface RunActionOptions {
@@ -39,6 +41,11 @@ export interface RunActionOptions {
   checkpointStore?: Map<string, unknown>;
   /** Simulates a crash right after this checkpoint completed. */
   crashAfter?: string;
+  /**
+   * Checkpoint values go through JSON, as in the scaffolder's task store: what the action gets
+   * back is the parsed copy, also on the first run.
+   */
+  jsonCheckpoints?: boolean;
   /** Replaces the recording checkpoint entirely (for tests that watch what happens inside one). */
   checkpoint?: (options: {
     key: string;
@@ -132,12 +139,18 @@ export function startAction(
     checkpoint:
       options.checkpoint ??
       (async ({ key, fn }: { key: string; fn: () => Promise<unknown> }) => {
+        const record: CheckpointRecord = { key, replayed: false, done: false };
+        checkpoints.push(record);
         if (store?.has(key)) {
-          checkpoints.push({ key, replayed: true });
+          Object.assign(record, { replayed: true, done: true });
           return store.get(key);
         }
-        const value = await fn();
-        checkpoints.push({ key, value, replayed: false });
+        const returned = await fn();
+        const value =
+          options.jsonCheckpoints && returned !== undefined
+            ? JSON.parse(JSON.stringify(returned))
+            : returned;
+        Object.assign(record, { value, done: true });
         emit(`checkpoint ${key}=${JSON.stringify(value)}`);
         store?.set(key, value);
         if (options.crashAfter === key)
