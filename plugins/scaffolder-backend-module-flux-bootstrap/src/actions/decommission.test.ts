@@ -25,7 +25,12 @@ import {
   runActionOk,
   type ActionFactory,
 } from './__testUtils__/actionHarness';
-import { bareGit, startBlackhole, type Blackhole } from './__testUtils__/peers';
+import {
+  seedProject,
+  bareGit,
+  startBlackhole,
+  type Blackhole,
+} from './__testUtils__/peers';
 import { createFluxGenerateKeyAction } from './generateKey';
 import { createFluxInstallAction } from './install';
 import { createFluxPushManifestsAction } from './pushManifests';
@@ -152,10 +157,14 @@ beforeAll(async () => {
     serveFluxBundles([{ version: VERSION, tarball: bundle.tarball }]),
   ]);
   http = new KubeHttp(kube);
-  bb.addUser({ name: 'alice', email: 'alice@example.com' });
-  bb.addProject({ key: PROJECT, name: 'Fleet' });
-  bb.grantProject(PROJECT, { user: 'alice' }, 'PROJECT_ADMIN');
-  bb.addToken({ token: TOKEN, user: 'alice' });
+  seedProject(bb, { key: PROJECT, name: 'Fleet' }, [
+    {
+      name: 'alice',
+      email: 'alice@example.com',
+      permission: 'PROJECT_ADMIN',
+      token: TOKEN,
+    },
+  ]);
   slug = bb.createRepo(PROJECT, 'fleet-infra', {
     defaultBranch: 'main',
     initialCommit: true,

@@ -240,8 +240,8 @@ export interface ActionConfigParts {
   extra?: JsonObject;
 }
 
-/** The Backstage config the actions read: integrations, fluxBootstrap and kubernetes. */
-export function actionConfig(parts: ActionConfigParts): ConfigReader {
+/** The config data the actions read: integrations, fluxBootstrap and kubernetes. */
+export function actionConfigData(parts: ActionConfigParts): JsonObject {
   const data: JsonObject = {};
   if (parts.bitbucket) {
     const { host, apiBaseUrl, token, username } = parts.bitbucket;
@@ -259,12 +259,12 @@ export function actionConfig(parts: ActionConfigParts): ConfigReader {
   if (parts.fluxBootstrap) data.fluxBootstrap = parts.fluxBootstrap;
   if (parts.clusters)
     data.kubernetes = {
-      clusterLocatorMethods: [
-        {
-          type: 'config',
-          clusters: parts.clusters,
-        },
-      ],
+      clusterLocatorMethods: [{ type: 'config', clusters: parts.clusters }],
     };
-  return new ConfigReader({ ...data, ...parts.extra });
+  return { ...data, ...parts.extra };
+}
+
+/** {@link actionConfigData} as a `ConfigReader`. */
+export function actionConfig(parts: ActionConfigParts): ConfigReader {
+  return new ConfigReader(actionConfigData(parts));
 }

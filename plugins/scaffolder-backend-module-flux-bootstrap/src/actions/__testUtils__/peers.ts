@@ -61,3 +61,37 @@ export async function startBlackhole(): Promise<Blackhole> {
     stop: () => new Promise<void>(r => server.close(() => r())),
   };
 }
+
+type ProjectPermission = Parameters<BitbucketDouble['grantProject']>[2];
+
+/** A user of {@link seedProject}: added, granted `permission` on the project, owner of `token`. */
+export interface SeedUser {
+  name: string;
+  displayName?: string;
+  email?: string;
+  permission?: ProjectPermission;
+  token?: string;
+}
+
+/**
+ * The usual Bitbucket preamble: the users, the project, each user's project permission and
+ * HTTP access token, in that order.
+ */
+export function seedProject(
+  bb: BitbucketDouble,
+  project: { key: string; name: string },
+  users: SeedUser[],
+): void {
+  for (const { name, displayName, email } of users)
+    bb.addUser({
+      name,
+      ...(displayName ? { displayName } : {}),
+      ...(email ? { email } : {}),
+    });
+  bb.addProject(project);
+  for (const u of users)
+    if (u.permission)
+      bb.grantProject(project.key, { user: u.name }, u.permission);
+  for (const u of users)
+    if (u.token) bb.addToken({ token: u.token, user: u.name });
+}
