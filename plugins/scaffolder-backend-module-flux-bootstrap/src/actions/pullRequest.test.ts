@@ -30,7 +30,7 @@ import {
   startAction,
   type ActionFactory,
 } from './__testUtils__/actionHarness';
-import { bareGit, clusterWrites } from './__testUtils__/peers';
+import { seedProject, bareGit, clusterWrites } from './__testUtils__/peers';
 import { createFluxInstallAction } from './install';
 import { createFluxPushManifestsAction } from './pushManifests';
 
@@ -172,13 +172,20 @@ beforeAll(async () => {
   proxy = await startFaultProxy({
     upstream: { url: kube.url, caPem: kube.caPem },
   });
-  bb.addUser({ name: 'alice', email: 'alice@example.com' });
-  bb.addUser({ name: 'bob', email: 'bob@example.com' });
-  bb.addProject({ key: PROJECT, name: 'Fleet' });
-  bb.grantProject(PROJECT, { user: 'alice' }, 'PROJECT_WRITE');
-  bb.grantProject(PROJECT, { user: 'bob' }, 'PROJECT_WRITE');
-  bb.addToken({ token: TOKEN, user: 'alice' });
-  bb.addToken({ token: BOB, user: 'bob' });
+  seedProject(bb, { key: PROJECT, name: 'Fleet' }, [
+    {
+      name: 'alice',
+      email: 'alice@example.com',
+      permission: 'PROJECT_WRITE',
+      token: TOKEN,
+    },
+    {
+      name: 'bob',
+      email: 'bob@example.com',
+      permission: 'PROJECT_WRITE',
+      token: BOB,
+    },
+  ]);
   // carol administers the project: she may read its and its repositories' branch permissions.
   bb.addUser({ name: 'carol', email: 'carol@example.com' });
   bb.grantProject(PROJECT, { user: 'carol' }, 'PROJECT_ADMIN');

@@ -27,7 +27,7 @@ import {
   runActionOk,
   type ActionFactory,
 } from './__testUtils__/actionHarness';
-import { bareGit, clusterWrites } from './__testUtils__/peers';
+import { seedProject, bareGit, clusterWrites } from './__testUtils__/peers';
 import { createFluxGenerateKeyAction } from './generateKey';
 import { createFluxInstallAction } from './install';
 import { createFluxPushManifestsAction } from './pushManifests';
@@ -193,10 +193,14 @@ beforeAll(async () => {
     upstream: { url: kube.url, caPem: kube.caPem },
   });
   http = new KubeHttp(kube);
-  bb.addUser({ name: 'alice', email: 'alice@example.com' });
-  bb.addProject({ key: PROJECT, name: 'Fleet' });
-  bb.grantProject(PROJECT, { user: 'alice' }, 'PROJECT_ADMIN');
-  bb.addToken({ token: TOKEN, user: 'alice' });
+  seedProject(bb, { key: PROJECT, name: 'Fleet' }, [
+    {
+      name: 'alice',
+      email: 'alice@example.com',
+      permission: 'PROJECT_ADMIN',
+      token: TOKEN,
+    },
+  ]);
   slug = bb.createRepo(PROJECT, 'fleet-infra', {
     defaultBranch: 'main',
     initialCommit: true,
