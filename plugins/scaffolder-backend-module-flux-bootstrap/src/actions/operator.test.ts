@@ -19,6 +19,7 @@ import {
   createKubeClient,
   type KubeClient,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import { seedProject } from './__testUtils__/peers';
 import {
   actionConfig,
   configCluster,
@@ -55,10 +56,9 @@ beforeAll(async () => {
     startKubeApiserver(),
     serveFluxOperatorReleases([buildFluxOperatorRelease()]),
   ]);
-  bb.addUser({ name: 'alice' });
-  bb.addProject({ key: 'FLUX', name: 'Flux' });
-  bb.grantProject('FLUX', { user: 'alice' }, 'PROJECT_ADMIN');
-  bb.addToken({ token: TOKEN, user: 'alice' });
+  seedProject(bb, { key: 'FLUX', name: 'Flux' }, [
+    { name: 'alice', permission: 'PROJECT_ADMIN', token: TOKEN },
+  ]);
   bb.createRepo('FLUX', 'fleet', { defaultBranch: 'main' });
   sim = await startFluxSimulator({
     kube: kube.info(),

@@ -18,6 +18,7 @@ import {
   createKubeClient,
   type KubeClient,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import { seedProject } from './__testUtils__/peers';
 import {
   actionConfig,
   configCluster,
@@ -48,10 +49,15 @@ const produced: string[] = [];
 
 beforeAll(async () => {
   bb = await startBitbucketDouble();
-  bb.addUser({ name: 'alice', displayName: 'Alice', email: 'a@example.com' });
-  bb.addProject({ key: 'FLUX', name: 'Flux' });
-  bb.grantProject('FLUX', { user: 'alice' }, 'PROJECT_ADMIN');
-  bb.addToken({ token: USER_TOKEN, user: 'alice' });
+  seedProject(bb, { key: 'FLUX', name: 'Flux' }, [
+    {
+      name: 'alice',
+      displayName: 'Alice',
+      email: 'a@example.com',
+      permission: 'PROJECT_ADMIN',
+      token: USER_TOKEN,
+    },
+  ]);
   bb.addProjectToken({
     token: PROJECT_TOKEN,
     project: 'FLUX',
