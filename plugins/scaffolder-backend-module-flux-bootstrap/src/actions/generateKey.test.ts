@@ -23,6 +23,7 @@ import {
   configCluster,
   runAction,
 } from './__testUtils__/actionHarness';
+import { seedProject } from './__testUtils__/peers';
 import { createFluxGenerateKeyAction } from './generateKey';
 
 const execFileAsync = promisify(execFile);
@@ -291,11 +292,10 @@ async function keygen(args: string[]) {
 beforeAll(async () => {
   work = fs.mkdtempSync(path.join(os.tmpdir(), 'generate-key-test-'));
   bb = await startBitbucketDouble({ ssh: true, contextPath: '/bitbucket' });
-  bb.addUser({ name: 'alice' });
-  bb.addUser({ name: 'bob' });
-  bb.addProject({ key: PROJECT, name: 'Flux fleet' });
-  bb.grantProject(PROJECT, { user: 'alice' }, 'PROJECT_ADMIN');
-  bb.addToken({ token: TOKEN, user: 'alice' });
+  seedProject(bb, { key: PROJECT, name: 'Flux fleet' }, [
+    { name: 'alice', permission: 'PROJECT_ADMIN', token: TOKEN },
+    { name: 'bob' },
+  ]);
   slug = bb.createRepo(PROJECT, REPO, {
     defaultBranch: 'main',
     initialCommit: true,
