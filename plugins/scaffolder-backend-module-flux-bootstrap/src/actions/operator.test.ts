@@ -15,11 +15,8 @@ import {
   startKubeApiserver,
   TEST_GROUND_KUBERNETES_VERSIONS,
 } from '@flux-bootstrap/test-peers';
-import {
-  createKubeClient,
-  type KubeClient,
-} from '@flux-bootstrap/plugin-flux-bootstrap-node';
-import { seedProject } from './__testUtils__/peers';
+import { type KubeClient } from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import { adminKubeClient, seedProject } from './__testUtils__/peers';
 import {
   actionConfig,
   configCluster,
@@ -67,14 +64,7 @@ beforeAll(async () => {
     apply: true,
     operator: { bundles: [from, to] },
   });
-  admin = await createKubeClient({
-    name: 'admin',
-    url: kube.url,
-    token: kube.adminToken,
-    caPem: kube.caPem,
-    skipTLSVerify: false,
-    source: 'config',
-  });
+  admin = await adminKubeClient(kube);
   cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'operator-action-'));
 });
 
