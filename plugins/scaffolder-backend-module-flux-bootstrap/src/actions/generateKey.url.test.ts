@@ -11,11 +11,11 @@ import {
   uniqueName,
   withGitAuth,
 } from '@flux-bootstrap/test-peers';
+import { KubeClient } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import {
-  createKubeClient,
-  KubeClient,
-  KubeObject,
-} from '@flux-bootstrap/plugin-flux-bootstrap-node';
+  readSecret as readSecretOf,
+  adminKubeClient,
+} from './__testUtils__/peers';
 import {
   actionConfig,
   configCluster,
@@ -126,19 +126,7 @@ const encryptedSecrets = () => ({
 });
 const withPassphrase = { sshPassphraseSecret: 'sshPassphrase' };
 
-async function readSecret(namespace: string) {
-  const secret = await admin.get<
-    KubeObject & { data?: Record<string, string> }
-  >({ apiVersion: 'v1', kind: 'Secret', name: 'flux-system', namespace });
-  if (!secret) return undefined;
-  const data = Object.fromEntries(
-    Object.entries(secret.data ?? {}).map(([k, v]) => [
-      k,
-      Buffer.from(v, 'base64').toString('utf8'),
-    ]),
-  );
-  return { secret, data };
-}
+const readSecret = (namespace: string) => readSecretOf(admin, namespace);
 
 async function namespaceExists(name: string) {
   return !!(await admin.get({ apiVersion: 'v1', kind: 'Namespace', name }));
@@ -241,14 +229,7 @@ beforeAll(async () => {
       'REPO_READ',
     );
   }
-  admin = await createKubeClient({
-    name: 'admin',
-    url: kubeInfo().url,
-    token: kubeInfo().adminToken,
-    caPem: kubeInfo().caPem,
-    skipTLSVerify: false,
-    source: 'config',
-  });
+  admin = await adminKubeClient(kubeInfo());
 });
 
 afterAll(async () => {

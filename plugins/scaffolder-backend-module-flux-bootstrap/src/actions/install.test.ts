@@ -7,7 +7,6 @@ import { InputError } from '@backstage/errors';
 import {
   buildFluxBundle,
   getSharedKubeApiserver,
-  KubeCleanup,
   serveFluxBundles,
   startFluxSimulator,
   startGitHttpServer,
@@ -16,18 +15,20 @@ import {
   type GitHttpServer,
   TEST_GROUND_KUBERNETES_VERSIONS,
 } from '@flux-bootstrap/test-peers';
-import {
-  createKubeClient,
-  type KubeClient,
-  type KubeObject,
-} from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import { type KubeClient } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import yaml from 'yaml';
 import {
   actionConfig,
   configCluster,
   runAction,
 } from './__testUtils__/actionHarness';
-import { startBlackhole, type Blackhole } from './__testUtils__/peers';
+import {
+  readSecret,
+  removeInstanceClusterRbac,
+  adminKubeClient,
+  startBlackhole,
+  type Blackhole,
+} from './__testUtils__/peers';
 import { createFluxInstallAction, installInput } from './install';
 import { examples } from './install.examples';
 
@@ -86,14 +87,7 @@ beforeAll(async () => {
   gitCli('push', '-q', repo.path, 'HEAD:refs/heads/main');
   fs.rmSync(work, { recursive: true, force: true });
   cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'install-action-cache-'));
-  admin = await createKubeClient({
-    name: 'admin',
-    url: kube.url,
-    token: kube.adminToken,
-    caPem: kube.caPem,
-    skipTLSVerify: false,
-    source: 'config',
-  });
+  admin = await adminKubeClient(kube);
   blackhole = await startBlackhole();
 });
 
@@ -182,34 +176,9 @@ function baseInput(ns: string, over: Record<string, unknown> = {}) {
   };
 }
 
-async function cleanupInstall(ns: string) {
-  const cleanup = new KubeCleanup(kube);
-  for (const resource of ['clusterroles', 'clusterrolebindings']) {
-    cleanup.trackSelector({
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      resource,
-      labelSelector: `app.kubernetes.io/instance=${ns}`,
-    });
-  }
-  await cleanup.run();
-}
+const cleanupInstall = (ns: string) => removeInstanceClusterRbac(kube, ns);
 
-async function secretData(ns: string) {
-  const s = await admin.get<KubeObject & { data: Record<string, string> }>({
-    apiVersion: 'v1',
-    kind: 'Secret',
-    name: 'flux-system',
-    namespace: ns,
-  });
-  return s
-    ? Object.fromEntries(
-        Object.entries(s.data).map(([k, v]) => [
-          k,
-          Buffer.from(v, 'base64').toString('utf8'),
-        ]),
-      )
-    : undefined;
-}
+const secretData = async (ns: string) => (await readSecret(admin, ns))?.data;
 
 describe('flux:install', () => {
   it('has examples that are templates steps of this action, using only inputs of its schema', () => {

@@ -7,18 +7,18 @@ import {
   buildFluxBundle,
   FluxBundleServer,
   getSharedKubeApiserver,
-  KubeCleanup,
   serveFluxBundles,
   startBitbucketDouble,
   startFluxSimulator,
   uniqueName,
   TEST_GROUND_KUBERNETES_VERSIONS,
 } from '@flux-bootstrap/test-peers';
+import { type KubeClient } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import {
-  createKubeClient,
-  type KubeClient,
-} from '@flux-bootstrap/plugin-flux-bootstrap-node';
-import { seedProject } from './__testUtils__/peers';
+  removeInstanceClusterRbac,
+  adminKubeClient,
+  seedProject,
+} from './__testUtils__/peers';
 import {
   actionConfig,
   configCluster,
@@ -68,14 +68,7 @@ beforeAll(async () => {
     { version: VERSION, tarball: bundle.tarball },
   ]);
   cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'token-auth-cache-'));
-  admin = await createKubeClient({
-    name: 'admin',
-    url: kube.url,
-    token: kube.adminToken,
-    caPem: kube.caPem,
-    skipTLSVerify: false,
-    source: 'config',
-  });
+  admin = await adminKubeClient(kube);
 });
 
 afterAll(async () => {
@@ -189,14 +182,7 @@ describe('the Bitbucket template with token auth and no username', () => {
       ).toBe(true);
     } finally {
       await sim.stop();
-      const cleanup = new KubeCleanup(kube);
-      for (const resource of ['clusterroles', 'clusterrolebindings'])
-        cleanup.trackSelector({
-          apiVersion: 'rbac.authorization.k8s.io/v1',
-          resource,
-          labelSelector: `app.kubernetes.io/instance=${ns}`,
-        });
-      await cleanup.run();
+      await removeInstanceClusterRbac(kube, ns);
     }
   });
 

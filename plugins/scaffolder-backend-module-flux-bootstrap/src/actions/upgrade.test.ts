@@ -16,18 +16,18 @@ import {
   type FluxSimulator,
   type KubeApiserver,
 } from '@flux-bootstrap/test-peers';
-import {
-  createKubeClient,
-  readClusterStatus,
-} from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import { readClusterStatus } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import {
   actionConfig,
   configCluster,
-  runAction,
-  runActionOk,
-  type ActionFactory,
+  actionRunner,
 } from './__testUtils__/actionHarness';
-import { seedProject, bareGit, clusterWrites } from './__testUtils__/peers';
+import {
+  adminKubeClient,
+  seedProject,
+  bareGit,
+  clusterWrites,
+} from './__testUtils__/peers';
 import { createFluxGenerateKeyAction } from './generateKey';
 import { createFluxInstallAction } from './install';
 import { createFluxPushManifestsAction } from './pushManifests';
@@ -95,23 +95,13 @@ function config(overrideKubernetesRange = true) {
   });
 }
 
-type Factory = ActionFactory;
-const runOptions = (opts: { dryRun?: boolean; defaultTable?: boolean }) => ({
-  factoryOptions: { config: config(!opts.defaultTable) },
+const { run, succeed } = actionRunner(() => ({
+  factoryOptions: { config: config() },
   secrets: { token: TOKEN },
-  dryRun: opts.dryRun,
   produced,
-});
-const run = (
-  factory: Factory,
-  input: Record<string, unknown>,
-  opts: { dryRun?: boolean; defaultTable?: boolean } = {},
-) => runAction(factory, input, runOptions(opts));
-const succeed = (
-  factory: Factory,
-  input: Record<string, unknown>,
-  opts: { dryRun?: boolean } = {},
-) => runActionOk(factory, input, runOptions(opts));
+}));
+/** With the default Kubernetes table instead of the test ground's override. */
+const defaultTable = () => ({ factoryOptions: { config: config(false) } });
 
 const repoUrl = () => `${bb.host}?project=${PROJECT}&repo=${slug}`;
 const push = (fluxVersion: string, extra: Record<string, unknown> = {}) => ({
@@ -167,14 +157,7 @@ const tagsOf = (version: string) =>
     ]),
   );
 async function fluxStatus() {
-  const client = await createKubeClient({
-    name: 'prod',
-    url: kube.url,
-    token: kube.adminToken,
-    caPem: kube.caPem,
-    skipTLSVerify: false,
-    source: 'config',
-  });
+  const client = await adminKubeClient(kube, 'prod');
   try {
     return await readClusterStatus(client, { cluster: 'prod' });
   } finally {
@@ -231,7 +214,7 @@ describe('upgrading Flux by re-running the bootstrap (issue 19)', () => {
     for (const dryRun of [true, false]) {
       const r = await run(createFluxInstallAction, input, {
         dryRun,
-        defaultTable: true,
+        ...defaultTable(),
       });
       expect(r.error?.name).toBe('InputError');
       expect(r.error?.message).toMatch(

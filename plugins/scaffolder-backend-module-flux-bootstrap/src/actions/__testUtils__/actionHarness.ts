@@ -268,3 +268,29 @@ export function actionConfigData(parts: ActionConfigParts): JsonObject {
 export function actionConfig(parts: ActionConfigParts): ConfigReader {
   return new ConfigReader(actionConfigData(parts));
 }
+
+/**
+ * `run`, `succeed` and `start` with a file's defaults (config, secrets, the `produced` sink…),
+ * computed per call so that they see the peers started in `beforeAll`; a call's own options win.
+ */
+export function actionRunner(defaults: () => RunActionOptions) {
+  const merged = (options: RunActionOptions = {}) => ({
+    ...defaults(),
+    ...options,
+  });
+  type Run = (
+    action: RunnableAction | ActionFactory,
+    input: Record<string, unknown>,
+    options?: RunActionOptions,
+  ) => Promise<ActionRun>;
+  const run: Run = (action, input, options) =>
+    runAction(action, input, merged(options));
+  const succeed: Run = (action, input, options) =>
+    runActionOk(action, input, merged(options));
+  const start = (
+    action: RunnableAction | ActionFactory,
+    input: Record<string, unknown>,
+    options?: RunActionOptions,
+  ) => startAction(action, input, merged(options));
+  return { run, succeed, start };
+}

@@ -4,11 +4,18 @@
  */
 import net from 'node:net';
 import {
+  createKubeClient,
+  type KubeClient,
+  type KubeObject,
+} from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import {
+  KubeCleanup,
   peerGitEnv,
   PEER_GIT_CONFIG,
   run as runProcess,
   type BitbucketDouble,
   type FaultProxy,
+  type KubeApiserverInfo,
 } from '@flux-bootstrap/test-peers';
 
 /** Runs git against a bare repository of the Bitbucket double; resolves with trimmed stdout. */
@@ -94,4 +101,62 @@ export function seedProject(
       bb.grantProject(project.key, { user: u.name }, u.permission);
   for (const u of users)
     if (u.token) bb.addToken({ token: u.token, user: u.name });
+}
+
+/** A kube client with the test apiserver's admin token (close it when done). */
+export function adminKubeClient(
+  kube: { url: string; adminToken: string; caPem: string },
+  name = 'admin',
+): Promise<KubeClient> {
+  return createKubeClient({
+    name,
+    url: kube.url,
+    token: kube.adminToken,
+    caPem: kube.caPem,
+    skipTLSVerify: false,
+    source: 'config',
+  });
+}
+
+/**
+ * Deletes the cluster-wide RBAC objects a Flux install into namespace `ns` made (labelled
+ * `app.kubernetes.io/instance=<ns>`), which namespace clean-up does not reach.
+ */
+export async function removeInstanceClusterRbac(
+  kube: KubeApiserverInfo,
+  ns: string,
+): Promise<void> {
+  const cleanup = new KubeCleanup(kube);
+  for (const resource of ['clusterroles', 'clusterrolebindings'])
+    cleanup.trackSelector({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      resource,
+      labelSelector: `app.kubernetes.io/instance=${ns}`,
+    });
+  await cleanup.run();
+}
+
+/** A Secret read back with `client`, its data decoded; undefined when it does not exist. */
+export async function readSecret(
+  client: KubeClient,
+  namespace: string,
+  name = 'flux-system',
+): Promise<
+  | {
+      secret: KubeObject & { data?: Record<string, string> };
+      data: Record<string, string>;
+    }
+  | undefined
+> {
+  const secret = await client.get<
+    KubeObject & { data?: Record<string, string> }
+  >({ apiVersion: 'v1', kind: 'Secret', name, namespace });
+  if (!secret) return undefined;
+  const data = Object.fromEntries(
+    Object.entries(secret.data ?? {}).map(([k, v]) => [
+      k,
+      Buffer.from(v, 'base64').toString('utf8'),
+    ]),
+  );
+  return { secret, data };
 }
