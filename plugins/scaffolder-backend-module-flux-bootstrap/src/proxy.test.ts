@@ -9,7 +9,6 @@ import { scaffolderTemplatingExtensionPoint } from '@backstage/plugin-scaffolder
 import {
   buildFluxBundle,
   getSharedKubeApiserver,
-  KubeCleanup,
   serveFluxBundles,
   startBitbucketDouble,
   startFluxSimulator,
@@ -25,7 +24,10 @@ import {
   configCluster,
   runAction,
 } from './actions/__testUtils__/actionHarness';
-import { seedProject } from './actions/__testUtils__/peers';
+import {
+  removeInstanceClusterRbac,
+  seedProject,
+} from './actions/__testUtils__/peers';
 import { scaffolderModuleFluxBootstrap } from './module';
 
 // The proxy suite: the Bitbucket Server template's steps (bitbucket:create-repo →
@@ -206,15 +208,7 @@ async function bootstrap(proxy?: JsonObject) {
   } finally {
     await sim.stop();
     await stop();
-    const cleanup = new KubeCleanup(kube);
-    for (const resource of ['clusterroles', 'clusterrolebindings']) {
-      cleanup.trackSelector({
-        apiVersion: 'rbac.authorization.k8s.io/v1',
-        resource,
-        labelSelector: `app.kubernetes.io/instance=${ns}`,
-      });
-    }
-    await cleanup.run();
+    await removeInstanceClusterRbac(kube, ns);
   }
 }
 

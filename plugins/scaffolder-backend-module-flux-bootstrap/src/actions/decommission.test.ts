@@ -21,9 +21,8 @@ import { generateSshKeyPair } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import {
   actionConfig,
   configCluster,
-  runAction,
-  runActionOk,
   type ActionFactory,
+  actionRunner,
 } from './__testUtils__/actionHarness';
 import {
   seedProject,
@@ -87,22 +86,11 @@ function config() {
 const catalog = catalogServiceMock.mock();
 
 type Factory = ActionFactory;
-const runOptions = (opts: { dryRun?: boolean }) => ({
+const { run, succeed } = actionRunner(() => ({
   factoryOptions: { config: config(), catalog },
   secrets: { token: TOKEN },
-  dryRun: opts.dryRun,
   produced,
-});
-const run = (
-  factory: Factory,
-  input: Record<string, unknown>,
-  opts: { dryRun?: boolean } = {},
-) => runAction(factory, input, runOptions(opts));
-const succeed = (
-  factory: Factory,
-  input: Record<string, unknown>,
-  opts: { dryRun?: boolean } = {},
-) => runActionOk(factory, input, runOptions(opts));
+}));
 
 const repoUrl = () => `${bb.host}?project=${PROJECT}&repo=${slug}`;
 const label = (cluster: string) =>
