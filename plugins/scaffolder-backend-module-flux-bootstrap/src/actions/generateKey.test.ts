@@ -13,17 +13,19 @@ import {
   startBitbucketDouble,
   uniqueName,
 } from '@flux-bootstrap/test-peers';
-import {
-  createKubeClient,
-  KubeClient,
-  KubeObject,
-} from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import { KubeClient } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import {
   actionConfig,
   configCluster,
   runAction,
+  withCompletedCheckpoints,
+  type CompletedCheckpointsRun,
 } from './__testUtils__/actionHarness';
-import { seedProject } from './__testUtils__/peers';
+import {
+  readSecret as readSecretOf,
+  adminKubeClient,
+  seedProject,
+} from './__testUtils__/peers';
 import { createFluxGenerateKeyAction } from './generateKey';
 
 const execFileAsync = promisify(execFile);
@@ -66,12 +68,7 @@ function config(extra: Record<string, unknown> = {}) {
   });
 }
 
-interface Run {
-  outputs: Record<string, any>;
-  logs: string[];
-  checkpoints: { key: string; value: unknown }[];
-  error?: Error;
-}
+type Run = CompletedCheckpointsRun;
 
 async function run(
   input: Record<string, unknown>,
@@ -101,11 +98,7 @@ async function run(
       produced,
     },
   );
-  // The checkpoints whose functions ran (replayed ones are not).
-  const checkpoints = r.checkpoints
-    .filter(c => !c.replayed && c.done)
-    .map(({ key, value }) => ({ key, value }));
-  return { outputs: r.outputs, logs: r.logs, checkpoints, error: r.error };
+  return withCompletedCheckpoints(r);
 }
 
 async function succeed(input: Record<string, unknown>): Promise<Run> {
@@ -116,24 +109,13 @@ async function succeed(input: Record<string, unknown>): Promise<Run> {
 }
 
 async function readSecret(namespace: string, name = 'flux-system') {
-  const secret = await admin.get<
-    KubeObject & { data?: Record<string, string> }
-  >({
-    apiVersion: 'v1',
-    kind: 'Secret',
-    name,
-    namespace,
-  });
-  if (!secret) return undefined;
-  const data = Object.fromEntries(
-    Object.entries(secret.data ?? {}).map(([k, v]) => [
-      k,
-      Buffer.from(v, 'base64').toString('utf8'),
-    ]),
-  );
-  if (data.identity)
-    identities.push({ pem: data.identity, pub: data['identity.pub'] });
-  return { secret, data };
+  const read = await readSecretOf(admin, namespace, name);
+  if (read?.data.identity)
+    identities.push({
+      pem: read.data.identity,
+      pub: read.data['identity.pub'],
+    });
+  return read;
 }
 
 /** Every request the double saw, kept across clearRequests() for the final scan. */
@@ -302,14 +284,7 @@ beforeAll(async () => {
   }).slug;
   bb.grantRepo(PROJECT, slug, { user: 'bob' }, 'REPO_READ');
   bb.addToken({ token: READER_TOKEN, user: 'bob' });
-  admin = await createKubeClient({
-    name: 'admin',
-    url: kubeInfo().url,
-    token: kubeInfo().adminToken,
-    caPem: kubeInfo().caPem,
-    skipTLSVerify: false,
-    source: 'config',
-  });
+  admin = await adminKubeClient(kubeInfo());
   // A cluster identity that may only read Secrets in one namespace.
   restrictedToken = await mintToken(kubeInfo(), {
     name: uniqueName('gk-readonly'),

@@ -20,6 +20,8 @@ import {
   actionConfig,
   configCluster,
   runAction,
+  withCompletedCheckpoints,
+  type CompletedCheckpointsRun,
 } from './__testUtils__/actionHarness';
 import { createFluxGenerateKeyAction } from './generateKey';
 
@@ -82,12 +84,7 @@ function config() {
   return actionConfig({ clusters: [configCluster('edge', kubeInfo())] });
 }
 
-interface Run {
-  outputs: Record<string, any>;
-  logs: string[];
-  checkpoints: { key: string; value: unknown }[];
-  error?: Error;
-}
+type Run = CompletedCheckpointsRun;
 
 async function run(
   input: Record<string, unknown>,
@@ -104,10 +101,7 @@ async function run(
       produced,
     },
   );
-  const checkpoints = r.checkpoints
-    .filter(c => c.done)
-    .map(({ key, value }) => ({ key, value }));
-  return { outputs: r.outputs, logs: r.logs, checkpoints, error: r.error };
+  return withCompletedCheckpoints(r);
 }
 
 async function succeed(

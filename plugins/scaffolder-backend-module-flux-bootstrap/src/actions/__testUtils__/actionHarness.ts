@@ -294,3 +294,20 @@ export function actionRunner(defaults: () => RunActionOptions) {
   ) => startAction(action, input, merged(options));
   return { run, succeed, start };
 }
+
+/** A run whose `checkpoints` are those whose functions ran to the end, with their values. */
+export type CompletedCheckpointsRun = Omit<ActionRun, 'checkpoints'> & {
+  checkpoints: { key: string; value: unknown }[];
+};
+
+/** Keeps the checkpoints whose functions ran to the end (not replayed, not thrown). */
+export function withCompletedCheckpoints(
+  r: ActionRun,
+): CompletedCheckpointsRun {
+  return {
+    ...r,
+    checkpoints: r.checkpoints
+      .filter(c => !c.replayed && c.done)
+      .map(({ key, value }) => ({ key, value })),
+  };
+}
