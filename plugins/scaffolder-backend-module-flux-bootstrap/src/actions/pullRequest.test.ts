@@ -25,10 +25,7 @@ import {
 import {
   actionConfig,
   configCluster,
-  runAction,
-  runActionOk,
-  startAction,
-  type ActionFactory,
+  actionRunner,
 } from './__testUtils__/actionHarness';
 import { seedProject, bareGit, clusterWrites } from './__testUtils__/peers';
 import { createFluxInstallAction } from './install';
@@ -84,19 +81,12 @@ function config() {
   });
 }
 
-type Factory = ActionFactory;
-const runOptions = () => ({
+/** `start` runs an action and gives its `logs` while they fill. */
+const { start, run, succeed } = actionRunner(() => ({
   factoryOptions: { config: config() },
   secrets: { token: TOKEN },
   produced,
-});
-/** Runs an action; `logs` fill while it runs. */
-const start = (factory: Factory, input: Record<string, unknown>) =>
-  startAction(factory, input, runOptions());
-const run = (factory: Factory, input: Record<string, unknown>) =>
-  runAction(factory, input, runOptions());
-const succeed = (factory: Factory, input: Record<string, unknown>) =>
-  runActionOk(factory, input, runOptions());
+}));
 
 const repoUrl = () => `${bb.host}?project=${PROJECT}&repo=${slug}`;
 const push = (extra: Record<string, unknown> = {}) => ({
