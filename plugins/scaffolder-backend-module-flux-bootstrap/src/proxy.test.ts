@@ -6,11 +6,9 @@ import type { JsonObject } from '@backstage/types';
 import { catalogServiceMock } from '@backstage/plugin-catalog-node/testUtils';
 import { scaffolderActionsExtensionPoint } from '@backstage/plugin-scaffolder-node';
 import { scaffolderTemplatingExtensionPoint } from '@backstage/plugin-scaffolder-node/alpha';
-import { createMockActionContext } from '@backstage/plugin-scaffolder-node-test-utils';
 import {
   buildFluxBundle,
   getSharedKubeApiserver,
-  KubeCleanup,
   serveFluxBundles,
   startBitbucketDouble,
   startFluxSimulator,
@@ -21,6 +19,15 @@ import {
   type Tinyproxy,
   TEST_GROUND_KUBERNETES_VERSIONS,
 } from '@flux-bootstrap/test-peers';
+import {
+  actionConfigData,
+  configCluster,
+  runAction,
+} from './actions/__testUtils__/actionHarness';
+import {
+  removeInstanceClusterRbac,
+  seedProject,
+} from './actions/__testUtils__/peers';
 import { scaffolderModuleFluxBootstrap } from './module';
 
 // The proxy suite: the Bitbucket Server template's steps (bitbucket:create-repo →
@@ -61,10 +68,9 @@ const savedEnv = Object.fromEntries(PROXY_ENV.map(k => [k, process.env[k]]));
 
 beforeAll(async () => {
   bb = await startBitbucketDouble({ tls: true });
-  bb.addUser({ name: 'alice' });
-  bb.addProject({ key: 'FLEET', name: 'Fleet' });
-  bb.grantProject('FLEET', { user: 'alice' }, 'PROJECT_ADMIN');
-  bb.addToken({ token: TOKEN, user: 'alice' });
+  seedProject(bb, { key: 'FLEET', name: 'Fleet' }, [
+    { name: 'alice', permission: 'PROJECT_ADMIN', token: TOKEN },
+  ]);
   bundles = await serveFluxBundles([
     await buildFluxBundle({ version: VERSION }),
   ]);
@@ -92,11 +98,9 @@ afterAll(async () => {
 });
 
 function config(proxy?: JsonObject): JsonObject {
-  return {
-    backend: { baseUrl: 'http://127.0.0.1:7007' },
-    integrations: {
-      bitbucketServer: [{ host: bb.host, apiBaseUrl: bb.apiBaseUrl }],
-    },
+  return actionConfigData({
+    extra: { backend: { baseUrl: 'http://127.0.0.1:7007' } },
+    bitbucket: { host: bb.host, apiBaseUrl: bb.apiBaseUrl },
     fluxBootstrap: {
       kubernetesVersions: TEST_GROUND_KUBERNETES_VERSIONS,
       bitbucketServer: [{ host: bb.host, caData: bb.caPem!, retries: 1 }],
@@ -108,22 +112,8 @@ function config(proxy?: JsonObject): JsonObject {
       },
       ...(proxy ? { proxy } : {}),
     },
-    kubernetes: {
-      clusterLocatorMethods: [
-        {
-          type: 'config',
-          clusters: [
-            {
-              name: 'test',
-              url: kube.url,
-              serviceAccountToken: kube.adminToken,
-              caData: kube.caPem,
-            },
-          ],
-        },
-      ],
-    },
-  };
+    clusters: [configCluster('test', kube)],
+  });
 }
 
 /** The actions as the module registers them with a backend started on `data`. */
@@ -162,43 +152,16 @@ async function runStep(
   id: string,
   input: Record<string, unknown>,
 ): Promise<Step> {
-  const logs: string[] = [];
-  const log = (level: string) => (message: string, meta?: unknown) => {
-    const line = `${level} ${message}${meta ? ` ${JSON.stringify(meta)}` : ''}`;
-    logs.push(line);
-    leaked.push(line);
-  };
-  const logger: any = {
-    info: log('info'),
-    warn: log('warn'),
-    error: log('error'),
-    debug: log('debug'),
-    child: () => logger,
-  };
-  const outputs: Record<string, any> = {};
-  const ctx = {
-    ...createMockActionContext({
-      input: input as any,
-      logger,
-      workspacePath: fs.mkdtempSync(path.join(tmp, 'ws-')),
-    }),
-    output: (name: string, value: unknown) => {
-      outputs[name] = value;
-      leaked.push(`${name}=${JSON.stringify(value)}`);
-    },
-    checkpoint: async ({ fn }: { fn: () => Promise<unknown> }) => fn(),
-  };
-  try {
-    await actions.get(id)!.handler(ctx);
-  } catch (e) {
-    const error = e as Error;
-    leaked.push(`${error.message}\n${error.stack}`);
+  const r = await runAction(actions.get(id)!, input, {
+    workspacePath: fs.mkdtempSync(path.join(tmp, 'ws-')),
+    produced: leaked,
+  });
+  if (r.error)
     throw Object.assign(
-      new Error(`${id} failed: ${error.message}\n${logs.join('\n')}`),
-      { cause: error },
+      new Error(`${id} failed: ${r.error.message}\n${r.logs.join('\n')}`),
+      { cause: r.error },
     );
-  }
-  return { outputs, logs };
+  return { outputs: r.outputs, logs: r.logs };
 }
 
 /** The template's steps with token auth, into a new repository and Flux namespace. */
@@ -245,15 +208,7 @@ async function bootstrap(proxy?: JsonObject) {
   } finally {
     await sim.stop();
     await stop();
-    const cleanup = new KubeCleanup(kube);
-    for (const resource of ['clusterroles', 'clusterrolebindings']) {
-      cleanup.trackSelector({
-        apiVersion: 'rbac.authorization.k8s.io/v1',
-        resource,
-        labelSelector: `app.kubernetes.io/instance=${ns}`,
-      });
-    }
-    await cleanup.run();
+    await removeInstanceClusterRbac(kube, ns);
   }
 }
 

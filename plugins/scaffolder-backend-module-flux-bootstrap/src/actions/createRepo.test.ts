@@ -1,10 +1,10 @@
 import { execFileSync } from 'node:child_process';
 import { ConfigReader } from '@backstage/config';
-import { createMockActionContext } from '@backstage/plugin-scaffolder-node-test-utils';
 import {
   startBitbucketDouble,
   BitbucketDouble,
 } from '@flux-bootstrap/test-peers';
+import { runAction } from './__testUtils__/actionHarness';
 import { createBitbucketCreateRepoAction } from './createRepo';
 import { examples } from './createRepo.examples';
 import yaml from 'yaml';
@@ -32,30 +32,6 @@ const leaked: string[] = [];
 const wireAuthorization: string[] = [];
 
 type Json = Record<string, unknown>;
-
-function collectingLogger(lines: string[]) {
-  const log = (level: string) => (message: string, meta?: unknown) => {
-    const line = `${level} ${message}${
-      meta
-        ? ` ${
-            meta instanceof Error
-              ? `${meta.message} ${meta.stack}`
-              : JSON.stringify(meta)
-          }`
-        : ''
-    }`;
-    lines.push(line);
-    leaked.push(line);
-  };
-  const logger: any = {
-    info: log('info'),
-    warn: log('warn'),
-    error: log('error'),
-    debug: log('debug'),
-    child: () => logger,
-  };
-  return logger;
-}
 
 function configFor(
   bb: BitbucketDouble,
@@ -114,53 +90,24 @@ async function run(
     store?: Map<string, unknown>;
   } = {},
 ): Promise<RunResult> {
-  const action = createBitbucketCreateRepoAction({
-    config: opts.config ?? configFor(bb),
-  });
-  const logs: string[] = [];
-  const outputs: Json = {};
   const checkpoints: RunResult['checkpoints'] = [];
-  const base = createMockActionContext({
-    input: input as any,
-    logger: collectingLogger(logs),
+  const r = await runAction(createBitbucketCreateRepoAction, input, {
+    factoryOptions: { config: opts.config ?? configFor(bb) },
     secrets: { bitbucketToken: INPUT_TOKEN },
-  });
-  const ctx = {
-    ...base,
-    isDryRun: opts.dryRun,
+    dryRun: opts.dryRun,
     signal: opts.signal,
-    output: (name: string, value: unknown) => {
-      outputs[name] = value;
-      leaked.push(`output ${name}=${JSON.stringify(value)}`);
-    },
+    produced: leaked,
     // Behaves like the scaffolder with task recovery: a key that succeeded before is not run again.
-    async checkpoint<T>({
-      key,
-      fn,
-    }: {
-      key: string;
-      fn: () => Promise<T> | T;
-    }): Promise<T> {
-      if (opts.store?.has(key)) return opts.store.get(key) as T;
+    async checkpoint({ key, fn }) {
+      if (opts.store?.has(key)) return opts.store.get(key);
       const from = bb.requests().length;
       const value = await fn();
       checkpoints.push({ key, from, to: bb.requests().length });
       opts.store?.set(key, JSON.parse(JSON.stringify(value ?? {})));
       return value;
     },
-  };
-  let error: Error | undefined;
-  try {
-    await action.handler(ctx as any);
-  } catch (e) {
-    error = e as Error;
-    leaked.push(
-      `error ${error.name} ${error.message} ${error.stack} ${JSON.stringify(
-        error,
-      )}`,
-    );
-  }
-  return { outputs, error, logs, checkpoints };
+  });
+  return { outputs: r.outputs, error: r.error, logs: r.logs, checkpoints };
 }
 
 function mutations(bb: BitbucketDouble, from = 0) {

@@ -1,19 +1,13 @@
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigReader } from '@backstage/config';
 import { InputError } from '@backstage/errors';
 import { catalogServiceMock } from '@backstage/plugin-catalog-node/testUtils';
-import { createMockActionContext } from '@backstage/plugin-scaffolder-node-test-utils';
 import {
   BitbucketDouble,
   buildFluxBundle,
   KubeHttp,
   kubePath,
-  peerGitEnv,
-  PEER_GIT_CONFIG,
-  run as runProcess,
   serveFluxBundles,
   startBitbucketDouble,
   startFluxSimulator,
@@ -24,6 +18,18 @@ import {
   TEST_GROUND_KUBERNETES_VERSIONS,
 } from '@flux-bootstrap/test-peers';
 import { generateSshKeyPair } from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import {
+  actionConfig,
+  configCluster,
+  type ActionFactory,
+  actionRunner,
+} from './__testUtils__/actionHarness';
+import {
+  seedProject,
+  bareGit,
+  startBlackhole,
+  type Blackhole,
+} from './__testUtils__/peers';
 import { createFluxGenerateKeyAction } from './generateKey';
 import { createFluxInstallAction } from './install';
 import { createFluxPushManifestsAction } from './pushManifests';
@@ -54,17 +60,13 @@ let bundles: FluxBundleServer;
 let sim: FluxSimulator;
 let slug: string;
 let cacheDir: string;
-let blackhole: net.Server;
-let blackholeConnections = 0;
-let blackholeUrl: string;
+let blackhole: Blackhole;
 const produced: string[] = [];
 
 function config() {
-  return new ConfigReader({
-    backend: { baseUrl: 'http://127.0.0.1:7007' },
-    integrations: {
-      bitbucketServer: [{ host: bb.host, apiBaseUrl: bb.apiBaseUrl }],
-    },
+  return actionConfig({
+    extra: { backend: { baseUrl: 'http://127.0.0.1:7007' } },
+    bitbucket: { host: bb.host, apiBaseUrl: bb.apiBaseUrl },
     fluxBootstrap: {
       kubernetesVersions: TEST_GROUND_KUBERNETES_VERSIONS,
       bitbucketServer: [{ host: bb.host, sshHost: bb.ssh!.host }],
@@ -74,83 +76,21 @@ function config() {
         defaultVersion: VERSION,
       },
     },
-    kubernetes: {
-      clusterLocatorMethods: [
-        {
-          type: 'config',
-          clusters: [
-            {
-              name: 'prod',
-              url: kube.url,
-              serviceAccountToken: kube.adminToken,
-              caData: kube.caPem,
-            },
-            { name: 'ghost', url: blackholeUrl, serviceAccountToken: 'x' },
-          ],
-        },
-      ],
-    },
+    clusters: [
+      configCluster('prod', kube),
+      { name: 'ghost', url: blackhole.url, serviceAccountToken: 'x' },
+    ],
   });
 }
 
 const catalog = catalogServiceMock.mock();
 
-type Factory = (options: any) => { handler(ctx: any): Promise<void> };
-async function run(
-  factory: Factory,
-  input: Record<string, unknown>,
-  opts: { dryRun?: boolean } = {},
-) {
-  const logs: string[] = [];
-  const outputs: Record<string, any> = {};
-  const log = (level: string) => (m: string) => logs.push(`${level} ${m}`);
-  const logger: any = {
-    info: log('info'),
-    warn: log('warn'),
-    error: log('error'),
-    debug: log('debug'),
-  };
-  logger.child = () => logger;
-  const workspacePath = fs.mkdtempSync(path.join(os.tmpdir(), 'decom-ws-'));
-  const ctx = createMockActionContext({
-    input: input as any,
-    logger,
-    secrets: { token: TOKEN },
-    workspacePath,
-  });
-  Object.assign(ctx, {
-    isDryRun: opts.dryRun ?? false,
-    signal: new AbortController().signal,
-    output: (name: string, value: unknown) => {
-      outputs[name] = value;
-    },
-    checkpoint: async ({ fn }: { fn: () => Promise<unknown> }) => fn(),
-  });
-  let error: Error | undefined;
-  try {
-    await factory({ config: config(), catalog }).handler(ctx);
-  } catch (e) {
-    error = e as Error;
-  } finally {
-    fs.rmSync(workspacePath, { recursive: true, force: true });
-  }
-  produced.push(
-    ...logs,
-    JSON.stringify(outputs),
-    error ? `${error.message} ${error.stack}` : '',
-  );
-  return { outputs, logs, error };
-}
-async function succeed(
-  factory: Factory,
-  input: Record<string, unknown>,
-  opts: { dryRun?: boolean } = {},
-) {
-  const r = await run(factory, input, opts);
-  if (r.error)
-    throw new Error(`action failed: ${r.error.message}\n${r.logs.join('\n')}`);
-  return r;
-}
+type Factory = ActionFactory;
+const { run, succeed } = actionRunner(() => ({
+  factoryOptions: { config: config(), catalog },
+  secrets: { token: TOKEN },
+  produced,
+}));
 
 const repoUrl = () => `${bb.host}?project=${PROJECT}&repo=${slug}`;
 const label = (cluster: string) =>
@@ -161,14 +101,7 @@ function keysOf(l: string) {
     .accessKeys.filter(k => k.slug === slug && k.label === l)
     .map(k => k.id);
 }
-async function gitOut(args: string[]) {
-  const r = await runProcess(
-    'git',
-    ['--git-dir', bb.repoPath(PROJECT, slug), ...args],
-    { env: peerGitEnv({}, PEER_GIT_CONFIG) },
-  );
-  return r.stdout.trim();
-}
+const gitOut = (args: string[]) => bareGit(bb, PROJECT, slug)(args);
 async function filesOnMain() {
   return (await gitOut(['ls-tree', '-r', '--name-only', 'main']))
     .split('\n')
@@ -212,22 +145,19 @@ beforeAll(async () => {
     serveFluxBundles([{ version: VERSION, tarball: bundle.tarball }]),
   ]);
   http = new KubeHttp(kube);
-  bb.addUser({ name: 'alice', email: 'alice@example.com' });
-  bb.addProject({ key: PROJECT, name: 'Fleet' });
-  bb.grantProject(PROJECT, { user: 'alice' }, 'PROJECT_ADMIN');
-  bb.addToken({ token: TOKEN, user: 'alice' });
+  seedProject(bb, { key: PROJECT, name: 'Fleet' }, [
+    {
+      name: 'alice',
+      email: 'alice@example.com',
+      permission: 'PROJECT_ADMIN',
+      token: TOKEN,
+    },
+  ]);
   slug = bb.createRepo(PROJECT, 'fleet-infra', {
     defaultBranch: 'main',
     initialCommit: true,
   }).slug;
-  blackhole = net.createServer(socket => {
-    blackholeConnections++;
-    socket.destroy();
-  });
-  await new Promise<void>(r => blackhole.listen(0, '127.0.0.1', r));
-  blackholeUrl = `https://127.0.0.1:${
-    (blackhole.address() as net.AddressInfo).port
-  }`;
+  blackhole = await startBlackhole();
   sim = await startFluxSimulator({
     kube,
     namespace: 'flux-system',
@@ -270,7 +200,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await sim?.stop();
   http?.close();
-  await new Promise(r => blackhole?.close(r));
+  await blackhole?.stop();
   await Promise.all([kube?.stop(), bb?.stop(), bundles?.stop()]);
   if (cacheDir) fs.rmSync(cacheDir, { recursive: true, force: true });
 });
@@ -311,7 +241,7 @@ describe('the decommission actions', () => {
     async (_id, factory, input) => {
       const before = {
         bitbucket: bb.requests().length,
-        cluster: blackholeConnections,
+        cluster: blackhole.connections(),
       };
       for (const confirm of [undefined, 'prod-eu', ' ']) {
         const r = await run(
@@ -324,7 +254,7 @@ describe('the decommission actions', () => {
       }
       expect({
         bitbucket: bb.requests().length,
-        cluster: blackholeConnections,
+        cluster: blackhole.connections(),
       }).toEqual(before);
       expect(catalog.getEntityByRef).not.toHaveBeenCalled();
     },

@@ -6,7 +6,6 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { ConfigReader } from '@backstage/config';
 import { InputError } from '@backstage/errors';
-import { createMockActionContext } from '@backstage/plugin-scaffolder-node-test-utils';
 import {
   BitbucketDouble,
   getSharedKubeApiserver,
@@ -14,11 +13,19 @@ import {
   startBitbucketDouble,
   uniqueName,
 } from '@flux-bootstrap/test-peers';
+import { KubeClient } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import {
-  createKubeClient,
-  KubeClient,
-  KubeObject,
-} from '@flux-bootstrap/plugin-flux-bootstrap-node';
+  actionConfig,
+  configCluster,
+  runAction,
+  withCompletedCheckpoints,
+  type CompletedCheckpointsRun,
+} from './__testUtils__/actionHarness';
+import {
+  readSecret as readSecretOf,
+  adminKubeClient,
+  seedProject,
+} from './__testUtils__/peers';
 import { createFluxGenerateKeyAction } from './generateKey';
 
 const execFileAsync = promisify(execFile);
@@ -45,44 +52,23 @@ const identities: { pem: string; pub: string }[] = [];
 
 function config(extra: Record<string, unknown> = {}) {
   const kube = kubeInfo();
-  return new ConfigReader({
-    integrations: {
-      bitbucketServer: [{ host: bb.host, apiBaseUrl: bb.apiBaseUrl }],
-    },
+  return actionConfig({
+    bitbucket: { host: bb.host, apiBaseUrl: bb.apiBaseUrl },
     fluxBootstrap: {
       bitbucketServer: [{ host: bb.host, sshHost: bb.ssh!.host }],
     },
-    kubernetes: {
-      clusterLocatorMethods: [
-        {
-          type: 'config',
-          clusters: [
-            {
-              name: 'test',
-              url: kube.url,
-              serviceAccountToken: kube.adminToken,
-              caData: kube.caPem,
-            },
-            {
-              name: 'restricted',
-              url: kube.url,
-              serviceAccountToken: restrictedToken,
-              caData: kube.caPem,
-            },
-          ],
-        },
-      ],
-    },
-    ...extra,
+    clusters: [
+      configCluster('test', kube),
+      {
+        ...configCluster('restricted', kube),
+        serviceAccountToken: restrictedToken,
+      },
+    ],
+    extra: extra as Record<string, any>,
   });
 }
 
-interface Run {
-  outputs: Record<string, any>;
-  logs: string[];
-  checkpoints: { key: string; value: unknown }[];
-  error?: Error;
-}
+type Run = CompletedCheckpointsRun;
 
 async function run(
   input: Record<string, unknown>,
@@ -95,78 +81,24 @@ async function run(
     config?: ConfigReader;
   } = {},
 ): Promise<Run> {
-  const logs: string[] = [];
-  const log = (level: string) => (message: string, meta?: unknown) =>
-    logs.push(
-      `${level} ${message}${
-        meta
-          ? ` ${
-              meta instanceof Error
-                ? `${meta.message} ${meta.stack}`
-                : JSON.stringify(meta)
-            }`
-          : ''
-      }`,
-    );
-  const logger: any = {
-    info: log('info'),
-    warn: log('warn'),
-    error: log('error'),
-    debug: log('debug'),
-  };
-  logger.child = () => logger;
-  const checkpoints: { key: string; value: unknown }[] = [];
-  const outputs: Record<string, any> = {};
-  const ctx = createMockActionContext({
-    input: {
+  const r = await runAction(
+    createFluxGenerateKeyAction,
+    {
       repoUrl: `${bb.host}?project=${PROJECT}&repo=${REPO}`,
       token: TOKEN,
       cluster: 'test',
       ...input,
-    } as any,
-    logger,
-    secrets: { bitbucketToken: TOKEN },
-  });
-  Object.assign(ctx, {
-    isDryRun: opts.dryRun ?? false,
-    signal: new AbortController().signal,
-    output: (name: string, value: unknown) => {
-      outputs[name] = value;
     },
-    checkpoint: async ({
-      key,
-      fn,
-    }: {
-      key: string;
-      fn: () => Promise<unknown>;
-    }) => {
-      if (opts.checkpointStore?.has(key)) return opts.checkpointStore.get(key);
-      const value = await fn();
-      checkpoints.push({ key, value });
-      opts.checkpointStore?.set(key, value);
-      if (opts.crashAfter === key)
-        throw new Error(`simulated crash after checkpoint ${key}`);
-      return value;
+    {
+      factoryOptions: { config: opts.config ?? config() },
+      secrets: { bitbucketToken: TOKEN },
+      dryRun: opts.dryRun,
+      checkpointStore: opts.checkpointStore,
+      crashAfter: opts.crashAfter,
+      produced,
     },
-  });
-  const action = createFluxGenerateKeyAction({
-    config: opts.config ?? config(),
-  });
-  let error: Error | undefined;
-  try {
-    await action.handler(ctx as any);
-  } catch (e) {
-    error = e as Error;
-  }
-  produced.push(
-    ...logs,
-    JSON.stringify(outputs),
-    JSON.stringify(checkpoints),
-    ...(error
-      ? [String(error.message), String(error.stack), JSON.stringify(error)]
-      : []),
   );
-  return { outputs, logs, checkpoints, error };
+  return withCompletedCheckpoints(r);
 }
 
 async function succeed(input: Record<string, unknown>): Promise<Run> {
@@ -177,24 +109,13 @@ async function succeed(input: Record<string, unknown>): Promise<Run> {
 }
 
 async function readSecret(namespace: string, name = 'flux-system') {
-  const secret = await admin.get<
-    KubeObject & { data?: Record<string, string> }
-  >({
-    apiVersion: 'v1',
-    kind: 'Secret',
-    name,
-    namespace,
-  });
-  if (!secret) return undefined;
-  const data = Object.fromEntries(
-    Object.entries(secret.data ?? {}).map(([k, v]) => [
-      k,
-      Buffer.from(v, 'base64').toString('utf8'),
-    ]),
-  );
-  if (data.identity)
-    identities.push({ pem: data.identity, pub: data['identity.pub'] });
-  return { secret, data };
+  const read = await readSecretOf(admin, namespace, name);
+  if (read?.data.identity)
+    identities.push({
+      pem: read.data.identity,
+      pub: read.data['identity.pub'],
+    });
+  return read;
 }
 
 /** Every request the double saw, kept across clearRequests() for the final scan. */
@@ -353,25 +274,17 @@ async function keygen(args: string[]) {
 beforeAll(async () => {
   work = fs.mkdtempSync(path.join(os.tmpdir(), 'generate-key-test-'));
   bb = await startBitbucketDouble({ ssh: true, contextPath: '/bitbucket' });
-  bb.addUser({ name: 'alice' });
-  bb.addUser({ name: 'bob' });
-  bb.addProject({ key: PROJECT, name: 'Flux fleet' });
-  bb.grantProject(PROJECT, { user: 'alice' }, 'PROJECT_ADMIN');
-  bb.addToken({ token: TOKEN, user: 'alice' });
+  seedProject(bb, { key: PROJECT, name: 'Flux fleet' }, [
+    { name: 'alice', permission: 'PROJECT_ADMIN', token: TOKEN },
+    { name: 'bob' },
+  ]);
   slug = bb.createRepo(PROJECT, REPO, {
     defaultBranch: 'main',
     initialCommit: true,
   }).slug;
   bb.grantRepo(PROJECT, slug, { user: 'bob' }, 'REPO_READ');
   bb.addToken({ token: READER_TOKEN, user: 'bob' });
-  admin = await createKubeClient({
-    name: 'admin',
-    url: kubeInfo().url,
-    token: kubeInfo().adminToken,
-    caPem: kubeInfo().caPem,
-    skipTLSVerify: false,
-    source: 'config',
-  });
+  admin = await adminKubeClient(kubeInfo());
   // A cluster identity that may only read Secrets in one namespace.
   restrictedToken = await mintToken(kubeInfo(), {
     name: uniqueName('gk-readonly'),

@@ -3,9 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { ConfigReader } from '@backstage/config';
 import { InputError } from '@backstage/errors';
-import { createMockActionContext } from '@backstage/plugin-scaffolder-node-test-utils';
 import {
   BitbucketDouble,
   getSharedKubeApiserver,
@@ -13,11 +11,18 @@ import {
   uniqueName,
   withGitAuth,
 } from '@flux-bootstrap/test-peers';
+import { KubeClient } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import {
-  createKubeClient,
-  KubeClient,
-  KubeObject,
-} from '@flux-bootstrap/plugin-flux-bootstrap-node';
+  readSecret as readSecretOf,
+  adminKubeClient,
+} from './__testUtils__/peers';
+import {
+  actionConfig,
+  configCluster,
+  runAction,
+  withCompletedCheckpoints,
+  type CompletedCheckpointsRun,
+} from './__testUtils__/actionHarness';
 import { createFluxGenerateKeyAction } from './generateKey';
 
 // flux:generate-key with url: bootstrap without a Bitbucket token (flux bootstrap git
@@ -76,88 +81,27 @@ function keygen(name: string, args: string[], passphrase: string): UserKey {
 }
 
 function config() {
-  const kube = kubeInfo();
-  return new ConfigReader({
-    kubernetes: {
-      clusterLocatorMethods: [
-        {
-          type: 'config',
-          clusters: [
-            {
-              name: 'edge',
-              url: kube.url,
-              serviceAccountToken: kube.adminToken,
-              caData: kube.caPem,
-            },
-          ],
-        },
-      ],
-    },
-  });
+  return actionConfig({ clusters: [configCluster('edge', kubeInfo())] });
 }
 
-interface Run {
-  outputs: Record<string, any>;
-  logs: string[];
-  checkpoints: { key: string; value: unknown }[];
-  error?: Error;
-}
+type Run = CompletedCheckpointsRun;
 
 async function run(
   input: Record<string, unknown>,
   secrets: Record<string, string>,
   opts: { dryRun?: boolean } = {},
 ): Promise<Run> {
-  const logs: string[] = [];
-  const log = (level: string) => (message: string, meta?: unknown) =>
-    logs.push(`${level} ${message}${meta ? ` ${JSON.stringify(meta)}` : ''}`);
-  const logger: any = {
-    info: log('info'),
-    warn: log('warn'),
-    error: log('error'),
-    debug: log('debug'),
-  };
-  logger.child = () => logger;
-  const checkpoints: { key: string; value: unknown }[] = [];
-  const outputs: Record<string, any> = {};
-  const ctx = createMockActionContext({
-    input: { cluster: 'edge', url: sshUrl, ...input } as any,
-    logger,
-    secrets,
-  });
-  Object.assign(ctx, {
-    isDryRun: opts.dryRun ?? false,
-    signal: new AbortController().signal,
-    output: (name: string, value: unknown) => {
-      outputs[name] = value;
+  const r = await runAction(
+    createFluxGenerateKeyAction,
+    { cluster: 'edge', url: sshUrl, ...input },
+    {
+      factoryOptions: { config: config() },
+      secrets,
+      dryRun: opts.dryRun,
+      produced,
     },
-    checkpoint: async ({
-      key,
-      fn,
-    }: {
-      key: string;
-      fn: () => Promise<unknown>;
-    }) => {
-      const value = await fn();
-      checkpoints.push({ key, value });
-      return value;
-    },
-  });
-  let error: Error | undefined;
-  try {
-    await createFluxGenerateKeyAction({ config: config() }).handler(ctx as any);
-  } catch (e) {
-    error = e as Error;
-  }
-  produced.push(
-    ...logs,
-    JSON.stringify(outputs),
-    JSON.stringify(checkpoints),
-    ...(error
-      ? [String(error.message), String(error.stack), JSON.stringify(error)]
-      : []),
   );
-  return { outputs, logs, checkpoints, error };
+  return withCompletedCheckpoints(r);
 }
 
 async function succeed(
@@ -176,19 +120,7 @@ const encryptedSecrets = () => ({
 });
 const withPassphrase = { sshPassphraseSecret: 'sshPassphrase' };
 
-async function readSecret(namespace: string) {
-  const secret = await admin.get<
-    KubeObject & { data?: Record<string, string> }
-  >({ apiVersion: 'v1', kind: 'Secret', name: 'flux-system', namespace });
-  if (!secret) return undefined;
-  const data = Object.fromEntries(
-    Object.entries(secret.data ?? {}).map(([k, v]) => [
-      k,
-      Buffer.from(v, 'base64').toString('utf8'),
-    ]),
-  );
-  return { secret, data };
-}
+const readSecret = (namespace: string) => readSecretOf(admin, namespace);
 
 async function namespaceExists(name: string) {
   return !!(await admin.get({ apiVersion: 'v1', kind: 'Namespace', name }));
@@ -291,14 +223,7 @@ beforeAll(async () => {
       'REPO_READ',
     );
   }
-  admin = await createKubeClient({
-    name: 'admin',
-    url: kubeInfo().url,
-    token: kubeInfo().adminToken,
-    caPem: kubeInfo().caPem,
-    skipTLSVerify: false,
-    source: 'config',
-  });
+  admin = await adminKubeClient(kubeInfo());
 });
 
 afterAll(async () => {

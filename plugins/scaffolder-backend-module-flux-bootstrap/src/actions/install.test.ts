@@ -1,15 +1,12 @@
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { ConfigReader } from '@backstage/config';
 import { InputError } from '@backstage/errors';
-import { createMockActionContext } from '@backstage/plugin-scaffolder-node-test-utils';
 import {
   buildFluxBundle,
   getSharedKubeApiserver,
-  KubeCleanup,
   serveFluxBundles,
   startFluxSimulator,
   startGitHttpServer,
@@ -18,12 +15,20 @@ import {
   type GitHttpServer,
   TEST_GROUND_KUBERNETES_VERSIONS,
 } from '@flux-bootstrap/test-peers';
-import {
-  createKubeClient,
-  type KubeClient,
-  type KubeObject,
-} from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import { type KubeClient } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import yaml from 'yaml';
+import {
+  actionConfig,
+  configCluster,
+  runAction,
+} from './__testUtils__/actionHarness';
+import {
+  readSecret,
+  removeInstanceClusterRbac,
+  adminKubeClient,
+  startBlackhole,
+  type Blackhole,
+} from './__testUtils__/peers';
 import { createFluxInstallAction, installInput } from './install';
 import { examples } from './install.examples';
 
@@ -43,9 +48,7 @@ let headSha: string;
 let cacheDir: string;
 let admin: KubeClient;
 /** A TCP listener standing in for a cluster: it counts connection attempts and answers none. */
-let blackhole: net.Server;
-let blackholeConnections = 0;
-let blackholeUrl: string;
+let blackhole: Blackhole;
 
 beforeAll(async () => {
   const bundle = await buildFluxBundle({ version: VERSION });
@@ -84,27 +87,13 @@ beforeAll(async () => {
   gitCli('push', '-q', repo.path, 'HEAD:refs/heads/main');
   fs.rmSync(work, { recursive: true, force: true });
   cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'install-action-cache-'));
-  admin = await createKubeClient({
-    name: 'admin',
-    url: kube.url,
-    token: kube.adminToken,
-    caPem: kube.caPem,
-    skipTLSVerify: false,
-    source: 'config',
-  });
-  blackhole = net.createServer(socket => {
-    blackholeConnections++;
-    socket.destroy();
-  });
-  await new Promise<void>(r => blackhole.listen(0, '127.0.0.1', r));
-  blackholeUrl = `https://127.0.0.1:${
-    (blackhole.address() as net.AddressInfo).port
-  }`;
+  admin = await adminKubeClient(kube);
+  blackhole = await startBlackhole();
 });
 
 afterAll(async () => {
   admin?.close();
-  await new Promise(r => blackhole?.close(r));
+  await blackhole?.stop();
   await bundles?.stop();
   await git?.stop();
   if (cacheDir) fs.rmSync(cacheDir, { recursive: true, force: true });
@@ -113,19 +102,15 @@ afterAll(async () => {
 function config(
   extra: { requireUser?: boolean; integrationUsername?: string } = {},
 ) {
-  return new ConfigReader({
-    scaffolder: { requireScmUserCredentials: extra.requireUser ?? false },
-    integrations: {
-      bitbucketServer: [
-        {
-          host: git.host,
-          apiBaseUrl: `${git.baseUrl}/rest/api/1.0`,
-          token: INTEGRATION_TOKEN,
-          ...(extra.integrationUsername
-            ? { username: extra.integrationUsername }
-            : {}),
-        },
-      ],
+  return actionConfig({
+    extra: {
+      scaffolder: { requireScmUserCredentials: extra.requireUser ?? false },
+    },
+    bitbucket: {
+      host: git.host,
+      apiBaseUrl: `${git.baseUrl}/rest/api/1.0`,
+      token: INTEGRATION_TOKEN,
+      username: extra.integrationUsername,
     },
     fluxBootstrap: {
       kubernetesVersions: TEST_GROUND_KUBERNETES_VERSIONS,
@@ -136,27 +121,10 @@ function config(
         defaultVersion: VERSION,
       },
     },
-    kubernetes: {
-      clusterLocatorMethods: [
-        {
-          type: 'config',
-          clusters: [
-            {
-              name: 'test',
-              url: kube.url,
-              serviceAccountToken: kube.adminToken,
-              caData: kube.caPem,
-            },
-            {
-              name: 'offline',
-              url: blackholeUrl,
-              serviceAccountToken: kube.adminToken,
-              caData: kube.caPem,
-            },
-          ],
-        },
-      ],
-    },
+    clusters: [
+      configCluster('test', kube),
+      { ...configCluster('offline', kube), url: blackhole.url },
+    ],
   });
 }
 
@@ -179,63 +147,19 @@ async function run(
     store?: Map<string, unknown>;
   } = {},
 ): Promise<Run> {
-  const logs: string[] = [];
-  const log = (level: string) => (message: string, meta?: unknown) => {
-    const line = `${level} ${message}${
-      meta
-        ? ` ${meta instanceof Error ? meta.message : JSON.stringify(meta)}`
-        : ''
-    }`;
-    logs.push(line);
-    opts.onLog?.(line);
-  };
-  const logger: any = {
-    info: log('info'),
-    warn: log('warn'),
-    error: log('error'),
-    debug: log('debug'),
-  };
-  logger.child = () => logger;
-  const outputs: Record<string, any> = {};
-  const checkpoints: string[] = [];
-  const ctx = createMockActionContext({
-    input: input as any,
-    logger,
+  const r = await runAction(createFluxInstallAction, input, {
+    factoryOptions: { config: opts.config ?? config() },
     secrets: { bitbucketToken: TOKEN },
+    dryRun: opts.dryRun,
+    signal: opts.signal,
+    onLog: opts.onLog,
+    checkpointStore: opts.store,
+    jsonCheckpoints: true,
+    produced,
   });
-  Object.assign(ctx, {
-    isDryRun: opts.dryRun ?? false,
-    signal: opts.signal ?? new AbortController().signal,
-    output: (name: string, value: unknown) => {
-      outputs[name] = value;
-    },
-    checkpoint: async ({
-      key,
-      fn,
-    }: {
-      key: string;
-      fn: () => Promise<unknown>;
-    }) => {
-      checkpoints.push(key);
-      if (opts.store?.has(key)) return opts.store.get(key);
-      const value = JSON.parse(JSON.stringify((await fn()) ?? {}));
-      opts.store?.set(key, value);
-      return value;
-    },
-  });
-  const action = createFluxInstallAction({ config: opts.config ?? config() });
-  let error: Error | undefined;
-  try {
-    await action.handler(ctx as any);
-  } catch (e) {
-    error = e as Error;
-  }
-  produced.push(
-    ...logs,
-    JSON.stringify(outputs),
-    ...(error ? [error.message, String(error.stack)] : []),
-  );
-  return { outputs, logs, checkpoints, error };
+  // Every checkpoint entered, replayed ones included.
+  const checkpoints = r.checkpoints.map(c => c.key);
+  return { outputs: r.outputs, logs: r.logs, checkpoints, error: r.error };
 }
 
 function baseInput(ns: string, over: Record<string, unknown> = {}) {
@@ -252,34 +176,9 @@ function baseInput(ns: string, over: Record<string, unknown> = {}) {
   };
 }
 
-async function cleanupInstall(ns: string) {
-  const cleanup = new KubeCleanup(kube);
-  for (const resource of ['clusterroles', 'clusterrolebindings']) {
-    cleanup.trackSelector({
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      resource,
-      labelSelector: `app.kubernetes.io/instance=${ns}`,
-    });
-  }
-  await cleanup.run();
-}
+const cleanupInstall = (ns: string) => removeInstanceClusterRbac(kube, ns);
 
-async function secretData(ns: string) {
-  const s = await admin.get<KubeObject & { data: Record<string, string> }>({
-    apiVersion: 'v1',
-    kind: 'Secret',
-    name: 'flux-system',
-    namespace: ns,
-  });
-  return s
-    ? Object.fromEntries(
-        Object.entries(s.data).map(([k, v]) => [
-          k,
-          Buffer.from(v, 'base64').toString('utf8'),
-        ]),
-      )
-    : undefined;
-}
+const secretData = async (ns: string) => (await readSecret(admin, ns))?.data;
 
 describe('flux:install', () => {
   it('has examples that are templates steps of this action, using only inputs of its schema', () => {
@@ -345,7 +244,7 @@ describe('flux:install', () => {
 
   it('refuses cross-field violations naming the field, with no request to the cluster or the bundle server', async () => {
     bundles.clearRequests();
-    blackholeConnections = 0;
+    blackhole.reset();
     const ns = uniqueName('act-cross');
     for (const [over, field] of [
       [{ revision: `develop@sha1:${headSha}` }, 'revision'],
@@ -359,7 +258,7 @@ describe('flux:install', () => {
       expect((r.error as any).field).toBe(field);
       expect(r.checkpoints).toEqual([]);
     }
-    expect(blackholeConnections).toBe(0);
+    expect(blackhole.connections()).toBe(0);
     expect(bundles.requests()).toEqual([]);
   });
 
@@ -415,10 +314,10 @@ describe('flux:install', () => {
       // A recovered task replays from its checkpoints: same outputs and not one request to the
       // cluster (here "test" points at a listener that counts connections and answers none).
       await sim.stop();
-      blackholeConnections = 0;
+      blackhole.reset();
       const offlineTest = config();
       const data = offlineTest.get() as any;
-      data.kubernetes.clusterLocatorMethods[0].clusters[0].url = blackholeUrl;
+      data.kubernetes.clusterLocatorMethods[0].clusters[0].url = blackhole.url;
       const replay = await run(baseInput(ns), {
         store,
         config: new ConfigReader(data),
@@ -432,7 +331,7 @@ describe('flux:install', () => {
         'sync',
         'wait',
       ]);
-      expect(blackholeConnections).toBe(0);
+      expect(blackhole.connections()).toBe(0);
     } finally {
       await sim.stop();
       await cleanupInstall(ns);
@@ -461,7 +360,7 @@ describe('flux:install', () => {
 
   it('rejects bad input naming the field, before any request to the cluster or the bundle server', async () => {
     bundles.clearRequests();
-    blackholeConnections = 0;
+    blackhole.reset();
     const ns = uniqueName('act-bad');
     const cases: [Record<string, unknown>, string, RegExp, ConfigReader?][] = [
       [
@@ -511,13 +410,13 @@ describe('flux:install', () => {
         new RegExp(`^${field}: Invalid input "${field}": .*${message.source}`),
       );
     }
-    expect(blackholeConnections).toBe(0);
+    expect(blackhole.connections()).toBe(0);
     expect(bundles.requests()).toEqual([]);
   });
 
   it('dry run prints what it would apply and only reads the cluster version', async () => {
     bundles.clearRequests();
-    blackholeConnections = 0;
+    blackhole.reset();
     const ns = uniqueName('act-dry');
     const r = await run(baseInput(ns, { cluster: 'offline' }), {
       dryRun: true,
@@ -548,13 +447,13 @@ describe('flux:install', () => {
     expect(text).toContain('path: ./clusters/test');
     expect(text).toContain(`reconciled main@sha1:${headSha}`);
     expect(text).not.toContain(TOKEN);
-    expect(blackholeConnections).toBe(1);
+    expect(blackhole.connections()).toBe(1);
     expect(bundles.requests()).toEqual([]);
   });
 
   it('dry run accepts the revision a dry run of flux:push-manifests outputs (no commit); a real run does not', async () => {
     bundles.clearRequests();
-    blackholeConnections = 0;
+    blackhole.reset();
     const ns = uniqueName('act-dry-pending');
     const dry = await run(
       baseInput(ns, { cluster: 'offline', revision: 'main@sha1:' }),
@@ -583,7 +482,7 @@ describe('flux:install', () => {
       'Invalid input "revision": must be <branch>@sha1:<commit sha> as flux:push-manifests outputs it (got "main@sha1:")',
     );
     // Only the first dry run's version read; the refused inputs sent nothing.
-    expect(blackholeConnections).toBe(1);
+    expect(blackhole.connections()).toBe(1);
     expect(bundles.requests()).toEqual([]);
   });
 

@@ -1,10 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigReader } from '@backstage/config';
 import { InputError } from '@backstage/errors';
-import type { TemplateAction } from '@backstage/plugin-scaffolder-node';
-import { createMockActionContext } from '@backstage/plugin-scaffolder-node-test-utils';
 import {
   BitbucketDouble,
   buildFluxOperatorRelease,
@@ -18,10 +15,14 @@ import {
   startKubeApiserver,
   TEST_GROUND_KUBERNETES_VERSIONS,
 } from '@flux-bootstrap/test-peers';
+import { type KubeClient } from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import { adminKubeClient, seedProject } from './__testUtils__/peers';
 import {
-  createKubeClient,
-  type KubeClient,
-} from '@flux-bootstrap/plugin-flux-bootstrap-node';
+  actionConfig,
+  configCluster,
+  runAction,
+  type RunnableAction,
+} from './__testUtils__/actionHarness';
 import { createFluxInstallAction } from './install';
 import { createFluxPushManifestsAction } from './pushManifests';
 
@@ -52,10 +53,9 @@ beforeAll(async () => {
     startKubeApiserver(),
     serveFluxOperatorReleases([buildFluxOperatorRelease()]),
   ]);
-  bb.addUser({ name: 'alice' });
-  bb.addProject({ key: 'FLUX', name: 'Flux' });
-  bb.grantProject('FLUX', { user: 'alice' }, 'PROJECT_ADMIN');
-  bb.addToken({ token: TOKEN, user: 'alice' });
+  seedProject(bb, { key: 'FLUX', name: 'Flux' }, [
+    { name: 'alice', permission: 'PROJECT_ADMIN', token: TOKEN },
+  ]);
   bb.createRepo('FLUX', 'fleet', { defaultBranch: 'main' });
   sim = await startFluxSimulator({
     kube: kube.info(),
@@ -64,14 +64,7 @@ beforeAll(async () => {
     apply: true,
     operator: { bundles: [from, to] },
   });
-  admin = await createKubeClient({
-    name: 'admin',
-    url: kube.url,
-    token: kube.adminToken,
-    caPem: kube.caPem,
-    skipTLSVerify: false,
-    source: 'config',
-  });
+  admin = await adminKubeClient(kube);
   cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'operator-action-'));
 });
 
@@ -83,10 +76,8 @@ afterAll(async () => {
 });
 
 const config = () =>
-  new ConfigReader({
-    integrations: {
-      bitbucketServer: [{ host: bb.host, apiBaseUrl: bb.apiBaseUrl }],
-    },
+  actionConfig({
+    bitbucket: { host: bb.host, apiBaseUrl: bb.apiBaseUrl },
     fluxBootstrap: {
       // The test apiserver is older than Flux supports; the documented override says it is fine.
       kubernetesVersions: TEST_GROUND_KUBERNETES_VERSIONS,
@@ -98,50 +89,15 @@ const config = () =>
         },
       },
     },
-    kubernetes: {
-      clusterLocatorMethods: [
-        {
-          type: 'config',
-          clusters: [
-            {
-              name: 'prod',
-              url: kube.url,
-              serviceAccountToken: kube.adminToken,
-              caData: kube.caPem,
-            },
-          ],
-        },
-      ],
-    },
+    clusters: [configCluster('prod', kube)],
   });
 
 const produced: string[] = [];
-async function step(
-  action: TemplateAction<any, any, any>,
+const step = (
+  action: RunnableAction,
   input: Record<string, unknown>,
   opts: { dryRun?: boolean } = {},
-) {
-  const outputs: Record<string, any> = {};
-  const logs: string[] = [];
-  const log = (message: string) => logs.push(message);
-  const logger: any = { info: log, warn: log, error: log, debug: log };
-  logger.child = () => logger;
-  const ctx = createMockActionContext({ input: input as any, logger });
-  // createMockActionContext ignores output, checkpoint and isDryRun: set them on the result.
-  Object.assign(ctx, {
-    isDryRun: opts.dryRun ?? false,
-    output: (name: string, value: unknown) => (outputs[name] = value),
-    checkpoint: async ({ fn }: { fn: () => Promise<unknown> }) => fn(),
-  });
-  let error: any;
-  try {
-    await action.handler(ctx as any);
-  } catch (e) {
-    error = e;
-  }
-  produced.push(...logs, JSON.stringify(outputs), String(error?.stack));
-  return { outputs, logs, error };
-}
+) => runAction(action, input, { dryRun: opts.dryRun, produced });
 
 const repoUrl = () => `${bb.host}?project=FLUX&repo=fleet`;
 const bare = () => bb.repoPath('FLUX', 'fleet');
@@ -203,14 +159,14 @@ describe('distribution: operator through flux:push-manifests and flux:install', 
     ] as const) {
       const r = await step(push(), input);
       expect(r.error).toBeInstanceOf(InputError);
-      expect(r.error.message).toMatch(new RegExp(`"${field}"`));
+      expect(r.error?.message).toMatch(new RegExp(`"${field}"`));
     }
     const r = await step(install(), {
       ...installInput('v2.9.4'),
       operatorVersion: 'latest',
     });
     expect(r.error).toBeInstanceOf(InputError);
-    expect(r.error.message).toMatch(/"operatorVersion"/);
+    expect(r.error?.message).toMatch(/"operatorVersion"/);
     expect(bb.requests().length).toBe(before);
     expect(releases.requests()).toEqual([]);
   });

@@ -1,8 +1,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigReader } from '@backstage/config';
-import { createMockActionContext } from '@backstage/plugin-scaffolder-node-test-utils';
 import {
   FLUX_UPGRADE_VERSIONS,
   peerGitEnv,
@@ -24,6 +22,12 @@ import {
   createKubeClient,
   FluxStatusReader,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import {
+  actionConfig,
+  configCluster,
+  actionRunner,
+} from './__testUtils__/actionHarness';
+import { seedProject, bareGit, clusterWrites } from './__testUtils__/peers';
 import { createFluxInstallAction } from './install';
 import { createFluxPushManifestsAction } from './pushManifests';
 
@@ -60,11 +64,9 @@ let cacheDir: string;
 const produced: string[] = [];
 
 function config() {
-  return new ConfigReader({
-    backend: { baseUrl: 'http://127.0.0.1:7007' },
-    integrations: {
-      bitbucketServer: [{ host: bb.host, apiBaseUrl: bb.apiBaseUrl }],
-    },
+  return actionConfig({
+    extra: { backend: { baseUrl: 'http://127.0.0.1:7007' } },
+    bitbucket: { host: bb.host, apiBaseUrl: bb.apiBaseUrl },
     fluxBootstrap: {
       bitbucketServer: [{ host: bb.host }],
       manifests: {
@@ -75,77 +77,16 @@ function config() {
       // The test apiserver is v1.20, older than the fixture releases support.
       kubernetesVersions: [{ flux: 'v2.9', minimum: 'v1.20.0' }],
     },
-    kubernetes: {
-      clusterLocatorMethods: [
-        {
-          type: 'config',
-          clusters: [
-            {
-              name: 'prod',
-              url: proxy.url,
-              caData: proxy.caPem,
-              serviceAccountToken: kube.adminToken,
-            },
-          ],
-        },
-      ],
-    },
+    clusters: [configCluster('prod', kube, proxy)],
   });
 }
 
-type Factory = (options: any) => { handler(ctx: any): Promise<void> };
-/** Runs an action; `logs` fill while it runs. */
-function start(factory: Factory, input: Record<string, unknown>) {
-  const logs: string[] = [];
-  const outputs: Record<string, any> = {};
-  const log = (level: string) => (m: string) => logs.push(`${level} ${m}`);
-  const logger: any = {
-    info: log('info'),
-    warn: log('warn'),
-    error: log('error'),
-    debug: log('debug'),
-  };
-  logger.child = () => logger;
-  const workspacePath = fs.mkdtempSync(path.join(os.tmpdir(), 'prmode-ws-'));
-  const ctx = createMockActionContext({
-    input: input as any,
-    logger,
-    secrets: { token: TOKEN },
-    workspacePath,
-  });
-  Object.assign(ctx, {
-    isDryRun: false,
-    signal: new AbortController().signal,
-    output: (name: string, value: unknown) => {
-      outputs[name] = value;
-    },
-    checkpoint: async ({ fn }: { fn: () => Promise<unknown> }) => fn(),
-  });
-  const done = factory({ config: config() })
-    .handler(ctx)
-    .then(
-      () => undefined,
-      (e: Error) => e,
-    )
-    .then(error => {
-      fs.rmSync(workspacePath, { recursive: true, force: true });
-      produced.push(
-        ...logs,
-        JSON.stringify(outputs),
-        error ? `${error.message} ${error.stack}` : '',
-      );
-      return { outputs, logs, error };
-    });
-  return { logs, done };
-}
-const run = (factory: Factory, input: Record<string, unknown>) =>
-  start(factory, input).done;
-async function succeed(factory: Factory, input: Record<string, unknown>) {
-  const r = await run(factory, input);
-  if (r.error)
-    throw new Error(`action failed: ${r.error.message}\n${r.logs.join('\n')}`);
-  return r;
-}
+/** `start` runs an action and gives its `logs` while they fill. */
+const { start, run, succeed } = actionRunner(() => ({
+  factoryOptions: { config: config() },
+  secrets: { token: TOKEN },
+  produced,
+}));
 
 const repoUrl = () => `${bb.host}?project=${PROJECT}&repo=${slug}`;
 const push = (extra: Record<string, unknown> = {}) => ({
@@ -168,21 +109,9 @@ const install = (pushed: Record<string, any>) => ({
   timeout: '5m',
 });
 
-async function git(args: string[]) {
-  const r = await runProcess(
-    'git',
-    ['--git-dir', bb.repoPath(PROJECT, slug), ...args],
-    { env: peerGitEnv({}, PEER_GIT_CONFIG) },
-  );
-  return r.stdout.trim();
-}
+const git = (args: string[]) => bareGit(bb, PROJECT, slug)(args);
 /** Requests that change something on the cluster, as the proxy saw them. */
-const writes = () =>
-  proxy
-    .requests()
-    .filter(r => !['GET', 'HEAD'].includes(r.method))
-    .filter(r => !r.path.endsWith('/selfsubjectaccessreviews'))
-    .map(r => `${r.method} ${r.path}`);
+const writes = () => clusterWrites(proxy);
 const pullRequests = () => bb.state().pullRequests.filter(p => p.slug === slug);
 
 const until = async <T>(fn: () => Promise<T | undefined> | T | undefined) => {
@@ -233,13 +162,20 @@ beforeAll(async () => {
   proxy = await startFaultProxy({
     upstream: { url: kube.url, caPem: kube.caPem },
   });
-  bb.addUser({ name: 'alice', email: 'alice@example.com' });
-  bb.addUser({ name: 'bob', email: 'bob@example.com' });
-  bb.addProject({ key: PROJECT, name: 'Fleet' });
-  bb.grantProject(PROJECT, { user: 'alice' }, 'PROJECT_WRITE');
-  bb.grantProject(PROJECT, { user: 'bob' }, 'PROJECT_WRITE');
-  bb.addToken({ token: TOKEN, user: 'alice' });
-  bb.addToken({ token: BOB, user: 'bob' });
+  seedProject(bb, { key: PROJECT, name: 'Fleet' }, [
+    {
+      name: 'alice',
+      email: 'alice@example.com',
+      permission: 'PROJECT_WRITE',
+      token: TOKEN,
+    },
+    {
+      name: 'bob',
+      email: 'bob@example.com',
+      permission: 'PROJECT_WRITE',
+      token: BOB,
+    },
+  ]);
   // carol administers the project: she may read its and its repositories' branch permissions.
   bb.addUser({ name: 'carol', email: 'carol@example.com' });
   bb.grantProject(PROJECT, { user: 'carol' }, 'PROJECT_ADMIN');

@@ -3,7 +3,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigReader } from '@backstage/config';
-import { createMockActionContext } from '@backstage/plugin-scaffolder-node-test-utils';
 import {
   BitbucketDouble,
   buildFluxBundle,
@@ -16,6 +15,8 @@ import {
 } from '@flux-bootstrap/test-peers';
 import { generateSshKeyPair } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import yaml from 'yaml';
+import { runAction as runScaffolderAction } from './__testUtils__/actionHarness';
+import { seedProject } from './__testUtils__/peers';
 import {
   createFluxPushManifestsAction,
   pushManifestsInput,
@@ -35,30 +36,6 @@ const INTEGRATION_TOKEN = `canary-integration-token-${Math.random()
 
 /** Everything that left the action (log lines, outputs, errors); scanned for canaries. */
 const leaked: string[] = [];
-
-function collectingLogger(lines: string[] = []) {
-  const log = (level: string) => (message: string, meta?: unknown) => {
-    const line = `${level} ${message}${
-      meta
-        ? ` ${
-            meta instanceof Error
-              ? `${meta.message} ${meta.stack}`
-              : JSON.stringify(meta)
-          }`
-        : ''
-    }`;
-    lines.push(line);
-    leaked.push(line);
-  };
-  const logger: any = {
-    info: log('info'),
-    warn: log('warn'),
-    error: log('error'),
-    debug: log('debug'),
-    child: () => logger,
-  };
-  return logger;
-}
 
 // Asynchronous on purpose: the double serves git from this process.
 async function gitCli(args: string[], token?: string): Promise<string> {
@@ -80,13 +57,10 @@ describe('flux:push-manifests', () => {
 
   beforeAll(async () => {
     bb = await startBitbucketDouble({ ssh: true, contextPath: '/bitbucket' });
-    bb.addUser({ name: 'alice' });
-    bb.addUser({ name: 'ci' });
-    bb.addProject({ key: 'FLUX', name: 'Flux Fleet' });
-    bb.grantProject('FLUX', { user: 'alice' }, 'PROJECT_WRITE');
-    bb.grantProject('FLUX', { user: 'ci' }, 'PROJECT_WRITE');
-    bb.addToken({ token: INPUT_TOKEN, user: 'alice' });
-    bb.addToken({ token: INTEGRATION_TOKEN, user: 'ci' });
+    seedProject(bb, { key: 'FLUX', name: 'Flux Fleet' }, [
+      { name: 'alice', permission: 'PROJECT_WRITE', token: INPUT_TOKEN },
+      { name: 'ci', permission: 'PROJECT_WRITE', token: INTEGRATION_TOKEN },
+    ]);
     const bundle = await buildFluxBundle({ version: 'v2.9.4' });
     sha256 = bundle.sha256;
     bundles = await serveFluxBundles([bundle]);
@@ -149,47 +123,21 @@ describe('flux:push-manifests', () => {
       cfg?: ConfigReader;
     } = {},
   ) {
-    const lines: string[] = [];
-    const outputs: Record<string, unknown> = {};
-    const checkpoints: string[] = [];
-    const workspacePath = fs.mkdtempSync(path.join(tmp, 'ws-'));
-    const action = createFluxPushManifestsAction({
-      config: opts.cfg ?? config(),
+    const r = await runScaffolderAction(createFluxPushManifestsAction, input, {
+      factoryOptions: { config: opts.cfg ?? config() },
+      workspacePath: fs.mkdtempSync(path.join(tmp, 'ws-')),
+      secrets: opts.secrets,
+      dryRun: opts.isDryRun,
+      produced: leaked,
     });
-    // createMockActionContext ignores output, checkpoint and isDryRun: set them on the result.
-    const ctx = {
-      ...createMockActionContext({
-        input: input as any,
-        workspacePath,
-        logger: collectingLogger(lines),
-        secrets: opts.secrets,
-      }),
-      isDryRun: opts.isDryRun,
-      output: ((name: string, value: unknown) => {
-        outputs[name] = value;
-        leaked.push(`${name}=${JSON.stringify(value)}`);
-      }) as any,
-      checkpoint: (async ({
-        key,
-        fn,
-      }: {
-        key: string;
-        fn: () => Promise<unknown>;
-      }) => {
-        checkpoints.push(key);
-        const value = await fn();
-        leaked.push(`checkpoint ${key}=${JSON.stringify(value)}`);
-        return value;
-      }) as any,
+    return {
+      lines: r.logs,
+      outputs: r.outputs,
+      // Every checkpoint entered, in order.
+      checkpoints: r.checkpoints.map(c => c.key),
+      workspacePath: r.workspacePath,
+      error: r.error as any,
     };
-    let error: any;
-    try {
-      await action.handler(ctx as any);
-    } catch (e) {
-      error = e;
-      leaked.push(`${(e as Error).message}\n${(e as Error).stack}`);
-    }
-    return { lines, outputs, checkpoints, workspacePath, error };
   }
 
   async function commits(bare: string, branch = 'main') {

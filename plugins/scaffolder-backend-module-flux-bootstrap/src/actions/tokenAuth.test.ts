@@ -1,26 +1,30 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigReader } from '@backstage/config';
 import { InputError } from '@backstage/errors';
-import type { TemplateAction } from '@backstage/plugin-scaffolder-node';
-import { createMockActionContext } from '@backstage/plugin-scaffolder-node-test-utils';
 import {
   BitbucketDouble,
   buildFluxBundle,
   FluxBundleServer,
   getSharedKubeApiserver,
-  KubeCleanup,
   serveFluxBundles,
   startBitbucketDouble,
   startFluxSimulator,
   uniqueName,
   TEST_GROUND_KUBERNETES_VERSIONS,
 } from '@flux-bootstrap/test-peers';
+import { type KubeClient } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import {
-  createKubeClient,
-  type KubeClient,
-} from '@flux-bootstrap/plugin-flux-bootstrap-node';
+  removeInstanceClusterRbac,
+  adminKubeClient,
+  seedProject,
+} from './__testUtils__/peers';
+import {
+  actionConfig,
+  configCluster,
+  runAction,
+  type RunnableAction,
+} from './__testUtils__/actionHarness';
 import { createBitbucketCreateRepoAction } from './createRepo';
 import { createFluxInstallAction } from './install';
 import { createFluxPushManifestsAction } from './pushManifests';
@@ -45,10 +49,15 @@ const produced: string[] = [];
 
 beforeAll(async () => {
   bb = await startBitbucketDouble();
-  bb.addUser({ name: 'alice', displayName: 'Alice', email: 'a@example.com' });
-  bb.addProject({ key: 'FLUX', name: 'Flux' });
-  bb.grantProject('FLUX', { user: 'alice' }, 'PROJECT_ADMIN');
-  bb.addToken({ token: USER_TOKEN, user: 'alice' });
+  seedProject(bb, { key: 'FLUX', name: 'Flux' }, [
+    {
+      name: 'alice',
+      displayName: 'Alice',
+      email: 'a@example.com',
+      permission: 'PROJECT_ADMIN',
+      token: USER_TOKEN,
+    },
+  ]);
   bb.addProjectToken({
     token: PROJECT_TOKEN,
     project: 'FLUX',
@@ -59,14 +68,7 @@ beforeAll(async () => {
     { version: VERSION, tarball: bundle.tarball },
   ]);
   cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'token-auth-cache-'));
-  admin = await createKubeClient({
-    name: 'admin',
-    url: kube.url,
-    token: kube.adminToken,
-    caPem: kube.caPem,
-    skipTLSVerify: false,
-    source: 'config',
-  });
+  admin = await adminKubeClient(kube);
 });
 
 afterAll(async () => {
@@ -78,10 +80,8 @@ afterAll(async () => {
 
 // No integration credentials: the user's token input is what the steps use.
 const config = () =>
-  new ConfigReader({
-    integrations: {
-      bitbucketServer: [{ host: bb.host, apiBaseUrl: bb.apiBaseUrl }],
-    },
+  actionConfig({
+    bitbucket: { host: bb.host, apiBaseUrl: bb.apiBaseUrl },
     fluxBootstrap: {
       kubernetesVersions: TEST_GROUND_KUBERNETES_VERSIONS,
       manifests: {
@@ -90,46 +90,11 @@ const config = () =>
         defaultVersion: VERSION,
       },
     },
-    kubernetes: {
-      clusterLocatorMethods: [
-        {
-          type: 'config',
-          clusters: [
-            {
-              name: 'test',
-              url: kube.url,
-              serviceAccountToken: kube.adminToken,
-              caData: kube.caPem,
-            },
-          ],
-        },
-      ],
-    },
+    clusters: [configCluster('test', kube)],
   });
 
-async function step(
-  action: TemplateAction<any, any, any>,
-  input: Record<string, unknown>,
-) {
-  const outputs: Record<string, any> = {};
-  const logs: string[] = [];
-  const log = (message: string) => logs.push(message);
-  const logger: any = { info: log, warn: log, error: log, debug: log };
-  logger.child = () => logger;
-  const ctx = createMockActionContext({ input: input as any, logger });
-  Object.assign(ctx, {
-    output: (name: string, value: unknown) => (outputs[name] = value),
-    checkpoint: async ({ fn }: { fn: () => Promise<unknown> }) => fn(),
-  });
-  let error: Error | undefined;
-  try {
-    await action.handler(ctx as any);
-  } catch (e) {
-    error = e as Error;
-  }
-  produced.push(...logs, JSON.stringify(outputs), String(error?.stack));
-  return { outputs, logs, error };
-}
+const step = (action: RunnableAction, input: Record<string, unknown>) =>
+  runAction(action, input, { produced });
 
 const changes = (from: number) =>
   bb
@@ -217,14 +182,7 @@ describe('the Bitbucket template with token auth and no username', () => {
       ).toBe(true);
     } finally {
       await sim.stop();
-      const cleanup = new KubeCleanup(kube);
-      for (const resource of ['clusterroles', 'clusterrolebindings'])
-        cleanup.trackSelector({
-          apiVersion: 'rbac.authorization.k8s.io/v1',
-          resource,
-          labelSelector: `app.kubernetes.io/instance=${ns}`,
-        });
-      await cleanup.run();
+      await removeInstanceClusterRbac(kube, ns);
     }
   });
 

@@ -1,15 +1,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigReader } from '@backstage/config';
-import { createMockActionContext } from '@backstage/plugin-scaffolder-node-test-utils';
 import {
   FLUX_UPGRADE_VERSIONS,
   KubeHttp,
   kubePath,
-  peerGitEnv,
-  PEER_GIT_CONFIG,
-  run as runProcess,
   serveFluxUpgradeBundles,
   startBitbucketDouble,
   startFaultProxy,
@@ -21,10 +16,18 @@ import {
   type FluxSimulator,
   type KubeApiserver,
 } from '@flux-bootstrap/test-peers';
+import { readClusterStatus } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import {
-  createKubeClient,
-  readClusterStatus,
-} from '@flux-bootstrap/plugin-flux-bootstrap-node';
+  actionConfig,
+  configCluster,
+  actionRunner,
+} from './__testUtils__/actionHarness';
+import {
+  adminKubeClient,
+  seedProject,
+  bareGit,
+  clusterWrites,
+} from './__testUtils__/peers';
 import { createFluxGenerateKeyAction } from './generateKey';
 import { createFluxInstallAction } from './install';
 import { createFluxPushManifestsAction } from './pushManifests';
@@ -72,11 +75,9 @@ const produced: string[] = [];
  * except where the test shows the default table refusing it.
  */
 function config(overrideKubernetesRange = true) {
-  return new ConfigReader({
-    backend: { baseUrl: 'http://127.0.0.1:7007' },
-    integrations: {
-      bitbucketServer: [{ host: bb.host, apiBaseUrl: bb.apiBaseUrl }],
-    },
+  return actionConfig({
+    extra: { backend: { baseUrl: 'http://127.0.0.1:7007' } },
+    bitbucket: { host: bb.host, apiBaseUrl: bb.apiBaseUrl },
     fluxBootstrap: {
       bitbucketServer: [{ host: bb.host, sshHost: bb.ssh!.host }],
       manifests: {
@@ -90,80 +91,17 @@ function config(overrideKubernetesRange = true) {
           }
         : {}),
     },
-    kubernetes: {
-      clusterLocatorMethods: [
-        {
-          type: 'config',
-          clusters: [
-            {
-              name: 'prod',
-              url: proxy.url,
-              caData: proxy.caPem,
-              serviceAccountToken: kube.adminToken,
-            },
-          ],
-        },
-      ],
-    },
+    clusters: [configCluster('prod', kube, proxy)],
   });
 }
 
-type Factory = (options: any) => { handler(ctx: any): Promise<void> };
-async function run(
-  factory: Factory,
-  input: Record<string, unknown>,
-  opts: { dryRun?: boolean; defaultTable?: boolean } = {},
-) {
-  const logs: string[] = [];
-  const outputs: Record<string, any> = {};
-  const log = (level: string) => (m: string) => logs.push(`${level} ${m}`);
-  const logger: any = {
-    info: log('info'),
-    warn: log('warn'),
-    error: log('error'),
-    debug: log('debug'),
-  };
-  logger.child = () => logger;
-  const workspacePath = fs.mkdtempSync(path.join(os.tmpdir(), 'upgrade-ws-'));
-  const ctx = createMockActionContext({
-    input: input as any,
-    logger,
-    secrets: { token: TOKEN },
-    workspacePath,
-  });
-  Object.assign(ctx, {
-    isDryRun: opts.dryRun ?? false,
-    signal: new AbortController().signal,
-    output: (name: string, value: unknown) => {
-      outputs[name] = value;
-    },
-    checkpoint: async ({ fn }: { fn: () => Promise<unknown> }) => fn(),
-  });
-  let error: Error | undefined;
-  try {
-    await factory({ config: config(!opts.defaultTable) }).handler(ctx);
-  } catch (e) {
-    error = e as Error;
-  } finally {
-    fs.rmSync(workspacePath, { recursive: true, force: true });
-  }
-  produced.push(
-    ...logs,
-    JSON.stringify(outputs),
-    error ? `${error.message} ${error.stack}` : '',
-  );
-  return { outputs, logs, error };
-}
-async function succeed(
-  factory: Factory,
-  input: Record<string, unknown>,
-  opts: { dryRun?: boolean } = {},
-) {
-  const r = await run(factory, input, opts);
-  if (r.error)
-    throw new Error(`action failed: ${r.error.message}\n${r.logs.join('\n')}`);
-  return r;
-}
+const { run, succeed } = actionRunner(() => ({
+  factoryOptions: { config: config() },
+  secrets: { token: TOKEN },
+  produced,
+}));
+/** With the default Kubernetes table instead of the test ground's override. */
+const defaultTable = () => ({ factoryOptions: { config: config(false) } });
 
 const repoUrl = () => `${bb.host}?project=${PROJECT}&repo=${slug}`;
 const push = (fluxVersion: string, extra: Record<string, unknown> = {}) => ({
@@ -189,22 +127,9 @@ const install = (
   ...extra,
 });
 
-async function git(args: string[]) {
-  const r = await runProcess(
-    'git',
-    ['--git-dir', bb.repoPath(PROJECT, slug), ...args],
-    { env: peerGitEnv({}, PEER_GIT_CONFIG) },
-  );
-  return r.stdout.trim();
-}
+const git = (args: string[]) => bareGit(bb, PROJECT, slug)(args);
 /** Requests that change something on the cluster, as the proxy saw them. */
-const writes = () =>
-  proxy
-    .requests()
-    .filter(r => !['GET', 'HEAD'].includes(r.method))
-    // Access reviews ask, they change nothing.
-    .filter(r => !r.path.endsWith('/selfsubjectaccessreviews'))
-    .map(r => `${r.method} ${r.path}`);
+const writes = () => clusterWrites(proxy);
 async function images() {
   const res = await http.expect(
     'GET',
@@ -232,14 +157,7 @@ const tagsOf = (version: string) =>
     ]),
   );
 async function fluxStatus() {
-  const client = await createKubeClient({
-    name: 'prod',
-    url: kube.url,
-    token: kube.adminToken,
-    caPem: kube.caPem,
-    skipTLSVerify: false,
-    source: 'config',
-  });
+  const client = await adminKubeClient(kube, 'prod');
   try {
     return await readClusterStatus(client, { cluster: 'prod' });
   } finally {
@@ -258,10 +176,14 @@ beforeAll(async () => {
     upstream: { url: kube.url, caPem: kube.caPem },
   });
   http = new KubeHttp(kube);
-  bb.addUser({ name: 'alice', email: 'alice@example.com' });
-  bb.addProject({ key: PROJECT, name: 'Fleet' });
-  bb.grantProject(PROJECT, { user: 'alice' }, 'PROJECT_ADMIN');
-  bb.addToken({ token: TOKEN, user: 'alice' });
+  seedProject(bb, { key: PROJECT, name: 'Fleet' }, [
+    {
+      name: 'alice',
+      email: 'alice@example.com',
+      permission: 'PROJECT_ADMIN',
+      token: TOKEN,
+    },
+  ]);
   slug = bb.createRepo(PROJECT, 'fleet-infra', {
     defaultBranch: 'main',
     initialCommit: true,
@@ -292,7 +214,7 @@ describe('upgrading Flux by re-running the bootstrap (issue 19)', () => {
     for (const dryRun of [true, false]) {
       const r = await run(createFluxInstallAction, input, {
         dryRun,
-        defaultTable: true,
+        ...defaultTable(),
       });
       expect(r.error?.name).toBe('InputError');
       expect(r.error?.message).toMatch(
