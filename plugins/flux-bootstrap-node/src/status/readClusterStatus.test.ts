@@ -41,7 +41,7 @@ const BB_TOKEN = 'bb-read-token-7f3a91c2e8';
 const CANARY = 'canary-secret-value-1b9e7d44';
 const FIELD_MANAGER = 'status-test';
 
-let cluster: BootstrappedCluster;
+let peers: BootstrappedCluster;
 let kube: KubeApiserver;
 let bb: BitbucketDouble;
 let admin: KubeClient;
@@ -217,7 +217,7 @@ beforeAll(async () => {
     ].join('\n'),
   );
   // The peers only: each test below installs and syncs Flux itself, step by step.
-  cluster = await startBootstrappedCluster({
+  peers = await startBootstrappedCluster({
     token: BB_TOKEN,
     apiserver: {
       extraArgs: [
@@ -230,8 +230,8 @@ beforeAll(async () => {
     tokenRules: READER_RULES,
     tokenName: 'flux-status-reader',
   });
-  ({ kube, bb } = cluster);
-  cloneUrl = cluster.repo.cloneUrl;
+  ({ kube, bb } = peers);
+  cloneUrl = peers.repo.cloneUrl;
   admin = await createKubeClient({
     name: 'admin',
     url: kube.url,
@@ -240,8 +240,8 @@ beforeAll(async () => {
     skipTLSVerify: false,
     source: 'config',
   });
-  readerToken = cluster.serviceAccountToken!;
-  readerUser = cluster.serviceAccountUser!;
+  readerToken = peers.serviceAccountToken!;
+  readerUser = peers.serviceAccountUser!;
   reader = await readerFor([connection(readerToken)]);
 });
 
@@ -249,7 +249,7 @@ afterAll(async () => {
   await sim?.stop();
   await reader?.close();
   admin?.close();
-  await cluster?.stop();
+  await peers?.stop();
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
 
