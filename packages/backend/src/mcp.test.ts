@@ -284,21 +284,7 @@ describe('MCP: an agent with the MCP SDK client', () => {
   });
 
   it('sees a change on the cluster with the reason text, as the REST API does', async () => {
-    await admin.apply(
-      {
-        apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
-        kind: 'Kustomization',
-        metadata: { name: NS, namespace: NS },
-        spec: {
-          interval: '10m0s',
-          path: './',
-          prune: true,
-          sourceRef: { kind: 'GitRepository', name: NS },
-          suspend: true,
-        },
-      },
-      { fieldManager: FM },
-    );
+    await cluster.setSyncSuspended(true);
     try {
       const client = await connect(ALICE);
       const result = await client.callTool({
@@ -312,21 +298,7 @@ describe('MCP: an agent with the MCP SDK client', () => {
       const rest = await restStatus(ALICE);
       expect(withoutCheckedAt(viaMcp)).toEqual(withoutCheckedAt(rest.body));
     } finally {
-      await admin.apply(
-        {
-          apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
-          kind: 'Kustomization',
-          metadata: { name: NS, namespace: NS },
-          spec: {
-            interval: '10m0s',
-            path: './',
-            prune: true,
-            sourceRef: { kind: 'GitRepository', name: NS },
-            suspend: false,
-          },
-        },
-        { fieldManager: FM },
-      );
+      await cluster.setSyncSuspended(false);
     }
   });
 

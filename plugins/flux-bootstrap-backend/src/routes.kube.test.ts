@@ -223,21 +223,7 @@ describe('status routes on a real cluster', () => {
   it('answers from the cache until ?refresh=true', async () => {
     const before = await getStatus('?refresh=true');
     expect(before.state).toBe('ready');
-    await admin.apply(
-      {
-        apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
-        kind: 'Kustomization',
-        metadata: { name: NS, namespace: NS },
-        spec: {
-          interval: '10m0s',
-          path: './',
-          prune: true,
-          sourceRef: { kind: 'GitRepository', name: NS },
-          suspend: true,
-        },
-      },
-      { fieldManager: FM },
-    );
+    await cluster.setSyncSuspended(true);
     const cached = await getStatus('');
     expect(cached.state).toBe('ready');
     expect(cached.checkedAt).toBe(before.checkedAt);
@@ -251,21 +237,7 @@ describe('status routes on a real cluster', () => {
     // Flux stops reconciling; resuming the Kustomization changes its spec, whose new generation
     // stays unobserved: Flux is catching up ("installing").
     await sim.stop();
-    await admin.apply(
-      {
-        apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
-        kind: 'Kustomization',
-        metadata: { name: NS, namespace: NS },
-        spec: {
-          interval: '10m0s',
-          path: './',
-          prune: true,
-          sourceRef: { kind: 'GitRepository', name: NS },
-          suspend: false,
-        },
-      },
-      { fieldManager: FM },
-    );
+    await cluster.setSyncSuspended(false);
     const installing = await getStatus('?refresh=true');
     expect(installing.state).toBe('installing');
     expect(installing.reason).toMatch(/reconciling the latest change/);

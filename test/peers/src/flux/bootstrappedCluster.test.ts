@@ -19,7 +19,7 @@ const basic = (user: string, password: string) =>
   `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 
 describe('startBootstrappedCluster', () => {
-  it('bootstraps: fleet repository readable with the token, Flux synced by the simulator, canary in the Secret, the token limited to its rules; stop() ends every peer', async () => {
+  it('bootstraps: fleet repository readable with the token, Flux synced by the simulator, canary in the Secret, suspend and resume, the token limited to its rules; stop() ends every peer', async () => {
     const c = await startBootstrappedCluster({
       token: TOKEN,
       canary: CANARY,
@@ -92,6 +92,21 @@ describe('startBootstrappedCluster', () => {
           .name,
       ).toBe('source-controller');
 
+      // setSyncSuspended flips only the Kustomization's spec.suspend, back and forth.
+      const ks = k.kustomization('flux-system', 'flux-system');
+      const generation = (await k.get(ks)).metadata.generation;
+      await c.setSyncSuspended(true);
+      const suspended = await k.get(ks);
+      expect(suspended.spec.suspend).toBe(true);
+      expect(suspended.spec.path).toBe('./');
+      expect(suspended.metadata.generation).toBe(generation + 1);
+      await c.setSyncSuspended(false);
+      expect((await k.get(ks)).spec.suspend).toBe(false);
+      expect(
+        (await k.get(k.gitRepository('flux-system', 'flux-system'))).metadata
+          .generation,
+      ).toBe(source.metadata.generation);
+
       // The minted token reads, but may not patch.
       expect(c.serviceAccountUser).toMatch(
         /^system:serviceaccount:flux-test-tokens:bc-reader-/,
@@ -127,7 +142,7 @@ describe('startBootstrappedCluster', () => {
     }
   });
 
-  it("with flux: 'none' and no simulator: the apiserver and the repository only; the operate token may patch Flux's objects", async () => {
+  it("with flux: 'none' and no simulator: the apiserver and the repository only, nothing to suspend; the operate token may patch Flux's objects", async () => {
     const c = await startBootstrappedCluster({
       token: TOKEN,
       flux: 'none',
@@ -169,6 +184,9 @@ describe('startBootstrappedCluster', () => {
       );
       expect(review.status).toBe(201);
       expect(review.body.status.allowed).toBe(true);
+      await expect(c.setSyncSuspended(true)).rejects.toThrow(
+        "setSyncSuspended needs flux: 'components'",
+      );
     } finally {
       k.close();
       await c.stop();

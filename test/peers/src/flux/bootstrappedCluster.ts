@@ -98,6 +98,11 @@ export interface BootstrappedCluster {
   /** The token minted with `tokenRules`, and its ServiceAccount's user name. */
   serviceAccountToken?: string;
   serviceAccountUser?: string;
+  /**
+   * Re-applies the sync objects (same field manager) with the Kustomization's `spec.suspend`
+   * set: what `flux suspend/resume kustomization` changes. Only with `flux: 'components'`.
+   */
+  setSyncSuspended(suspend: boolean): Promise<void>;
   /** Stops the simulator, the apiserver and the double. */
   stop(): Promise<void>;
 }
@@ -131,16 +136,9 @@ export async function startBootstrappedCluster(
         : (bbStarted as PromiseRejectedResult).reason;
     }
     const repo = addFleetRepo(bb, { token: opts.token });
-    if ((opts.flux ?? 'components') === 'components') {
-      await applyFluxBundle(
-        kube.info(),
-        await buildFluxBundle({ version: 'v2.9.4' }),
-        {
-          namespace,
-          components: ['source-controller', 'kustomize-controller'],
-        },
-      );
-      await applyFluxSync(kube.info(), {
+    const withFlux = (opts.flux ?? 'components') === 'components';
+    const sync = (suspend?: boolean) =>
+      applyFluxSync(kube.info(), {
         namespace,
         url: repo.cloneUrl,
         secret: {
@@ -149,7 +147,18 @@ export async function startBootstrappedCluster(
           ...(opts.canary ? { canary: opts.canary } : {}),
         },
         fieldManager: opts.fieldManager ?? 'bootstrapped-cluster',
+        suspend,
       });
+    if (withFlux) {
+      await applyFluxBundle(
+        kube.info(),
+        await buildFluxBundle({ version: 'v2.9.4' }),
+        {
+          namespace,
+          components: ['source-controller', 'kustomize-controller'],
+        },
+      );
+      await sync();
     }
     if (opts.simulator !== false) {
       sim = await startFluxSimulator({
@@ -177,6 +186,12 @@ export async function startBootstrappedCluster(
       sim,
       serviceAccountToken,
       serviceAccountUser,
+      async setSyncSuspended(suspend: boolean) {
+        if (!withFlux) {
+          throw new Error("setSyncSuspended needs flux: 'components'");
+        }
+        await sync(suspend);
+      },
       stop,
     };
   } catch (e) {
