@@ -13,17 +13,11 @@ import {
   KubeClient,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import {
-  applyFluxBundle,
-  applyFluxSync,
   BitbucketDouble,
-  buildFluxBundle,
-  FluxSimulator,
+  BootstrappedCluster,
   KubeApiserver,
-  mintToken,
-  startBitbucketDouble,
-  startFluxSimulator,
-  startKubeApiserver,
-  uniqueName,
+  OPERATE_FLUX_RULES,
+  startBootstrappedCluster,
 } from '@flux-bootstrap/test-peers';
 import { Client } from '@modelcontextprotocol/sdk/client';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -47,10 +41,10 @@ const CANARY = 'canary-in-secret-mcp-8e2f61c0';
 const BB_TOKEN = 'bb-token-mcp-test-41c7aa09';
 const FM = 'mcp-test';
 
+let cluster: BootstrappedCluster;
 let kube: KubeApiserver;
 let bb: BitbucketDouble;
 let admin: KubeClient;
-let sim: FluxSimulator;
 let readerToken: string;
 let server: any;
 let baseUrl: string;
@@ -112,19 +106,17 @@ function expectNoSecrets(text: string) {
 }
 
 beforeAll(async () => {
-  [kube, bb] = await Promise.all([
-    startKubeApiserver(),
-    startBitbucketDouble(),
-  ]);
-  bb.addUser({ name: 'flux' });
-  bb.addProject({ key: 'FLUX', name: 'Fleet' });
-  bb.createRepo('FLUX', 'fleet', {
-    defaultBranch: 'main',
-    initialCommit: true,
+  cluster = await startBootstrappedCluster({
+    token: BB_TOKEN,
+    canary: CANARY,
+    fieldManager: FM,
+    // The backend reads with a token that could read Secrets; it must not pass their data on.
+    // It may patch Flux's sources and Kustomizations too: what operating a cluster needs.
+    tokenRules: OPERATE_FLUX_RULES,
+    tokenName: 'mcp-reader',
   });
-  bb.grantRepo('FLUX', 'fleet', { user: 'flux' }, 'REPO_READ');
-  bb.addToken({ token: BB_TOKEN, user: 'flux' });
-
+  ({ kube, bb } = cluster);
+  readerToken = cluster.serviceAccountToken!;
   admin = await createKubeClient({
     name: 'admin',
     url: kube.url,
@@ -132,38 +124,6 @@ beforeAll(async () => {
     caPem: kube.caPem,
     skipTLSVerify: false,
     source: 'config',
-  });
-  await applyFluxBundle(
-    kube.info(),
-    await buildFluxBundle({ version: 'v2.9.4' }),
-    {
-      namespace: NS,
-      components: ['source-controller', 'kustomize-controller'],
-    },
-  );
-  await applyFluxSync(kube.info(), {
-    namespace: NS,
-    url: bb.cloneUrls('FLUX', 'fleet').http,
-    secret: { username: 'flux', password: BB_TOKEN, canary: CANARY },
-    fieldManager: FM,
-  });
-  sim = await startFluxSimulator({
-    kube: kube.info(),
-    namespace: NS,
-    intervalMs: 200,
-  });
-  // The backend reads with a token that could read Secrets; it must not pass their data on.
-  // It may patch Flux's sources and Kustomizations too: what operating a cluster needs.
-  readerToken = await mintToken(kube.info(), {
-    name: uniqueName('mcp-reader'),
-    clusterRules: [
-      { apiGroups: ['*'], resources: ['*'], verbs: ['get', 'list', 'watch'] },
-      {
-        apiGroups: ['source.toolkit.fluxcd.io', 'kustomize.toolkit.fluxcd.io'],
-        resources: ['gitrepositories', 'kustomizations'],
-        verbs: ['patch'],
-      },
-    ],
   });
 
   ({ server } = await startTestBackend({
@@ -228,9 +188,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all(clients.map(c => c.close().catch(() => {})));
-  await sim?.stop();
   admin?.close();
-  await Promise.all([kube?.stop(), bb?.stop()]);
+  await cluster?.stop();
 });
 
 describe('MCP: an agent with the MCP SDK client', () => {
@@ -325,21 +284,7 @@ describe('MCP: an agent with the MCP SDK client', () => {
   });
 
   it('sees a change on the cluster with the reason text, as the REST API does', async () => {
-    await admin.apply(
-      {
-        apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
-        kind: 'Kustomization',
-        metadata: { name: NS, namespace: NS },
-        spec: {
-          interval: '10m0s',
-          path: './',
-          prune: true,
-          sourceRef: { kind: 'GitRepository', name: NS },
-          suspend: true,
-        },
-      },
-      { fieldManager: FM },
-    );
+    await cluster.setSyncSuspended(true);
     try {
       const client = await connect(ALICE);
       const result = await client.callTool({
@@ -353,21 +298,7 @@ describe('MCP: an agent with the MCP SDK client', () => {
       const rest = await restStatus(ALICE);
       expect(withoutCheckedAt(viaMcp)).toEqual(withoutCheckedAt(rest.body));
     } finally {
-      await admin.apply(
-        {
-          apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
-          kind: 'Kustomization',
-          metadata: { name: NS, namespace: NS },
-          spec: {
-            interval: '10m0s',
-            path: './',
-            prune: true,
-            sourceRef: { kind: 'GitRepository', name: NS },
-            suspend: false,
-          },
-        },
-        { fieldManager: FM },
-      );
+      await cluster.setSyncSuspended(false);
     }
   });
 

@@ -1,35 +1,29 @@
-import {
-  mockCredentials,
-  mockServices,
-  startTestBackend,
-} from '@backstage/backend-test-utils';
+import { mockCredentials, mockServices } from '@backstage/backend-test-utils';
 import type { AuditorServiceCreateEventOptions } from '@backstage/backend-plugin-api';
 import { AuthorizeResult } from '@backstage/plugin-permission-common';
-import { catalogServiceMock } from '@backstage/plugin-catalog-node/testUtils';
 import {
   FLUX_SUSPENDED_BY_ANNOTATION,
   FLUX_SUSPENDED_REASON_ANNOTATION,
 } from '@flux-bootstrap/plugin-flux-bootstrap-common';
-import {
-  createKubeClient,
+import type {
   KubeClient,
   KubeObject,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import {
-  applyFluxBundle,
-  applyFluxSync,
   BitbucketDouble,
-  buildFluxBundle,
-  FluxSimulator,
+  BootstrappedCluster,
   KubeApiserver,
-  mintToken,
-  startBitbucketDouble,
-  startFluxSimulator,
-  startKubeApiserver,
-  uniqueName,
+  OPERATE_FLUX_RULES,
+  startBootstrappedCluster,
 } from '@flux-bootstrap/test-peers';
 import request from 'supertest';
-import { fluxBootstrapPlugin } from './plugin';
+import {
+  adminKubeClient,
+  pollClusterStatus,
+  prodCluster,
+  startStatusBackend,
+  statusBackendConfig,
+} from './__testUtils__/statusBackend';
 
 /*
  * The operate routes and actions end to end: a real backend (startTestBackend) operating a real
@@ -49,10 +43,10 @@ const ALICE = mockCredentials.user.header('user:default/alice');
 const MALLORY = mockCredentials.user.header('user:default/mallory');
 const ACTIONS = '/api/flux-bootstrap/.backstage/actions/v1/actions';
 
+let cluster: BootstrappedCluster;
 let kube: KubeApiserver;
 let bb: BitbucketDouble;
 let admin: KubeClient;
-let sim: FluxSimulator;
 let operatorToken: string;
 let server: any;
 
@@ -110,57 +104,17 @@ function expectNoSecrets(text: string) {
 }
 
 beforeAll(async () => {
-  [kube, bb] = await Promise.all([
-    startKubeApiserver(),
-    startBitbucketDouble(),
-  ]);
-  bb.addUser({ name: 'flux' });
-  bb.addProject({ key: 'FLUX', name: 'Fleet' });
-  bb.createRepo('FLUX', 'fleet', {
-    defaultBranch: 'main',
-    initialCommit: true,
-  });
-  bb.grantRepo('FLUX', 'fleet', { user: 'flux' }, 'REPO_READ');
-  bb.addToken({ token: BB_TOKEN, user: 'flux' });
-  admin = await createKubeClient({
-    name: 'admin',
-    url: kube.url,
-    token: kube.adminToken,
-    caPem: kube.caPem,
-    skipTLSVerify: false,
-    source: 'config',
-  });
-  await applyFluxBundle(
-    kube.info(),
-    await buildFluxBundle({ version: 'v2.9.4' }),
-    {
-      namespace: NS,
-      components: ['source-controller', 'kustomize-controller'],
-    },
-  );
-  await applyFluxSync(kube.info(), {
-    namespace: NS,
-    url: bb.cloneUrls('FLUX', 'fleet').http,
-    secret: { username: 'flux', password: BB_TOKEN, canary: CANARY },
+  cluster = await startBootstrappedCluster({
+    token: BB_TOKEN,
+    canary: CANARY,
     fieldManager: FM,
+    // What operating needs on the cluster: read, and patch Flux's sources and Kustomizations.
+    tokenRules: OPERATE_FLUX_RULES,
+    tokenName: 'operator',
   });
-  sim = await startFluxSimulator({
-    kube: kube.info(),
-    namespace: NS,
-    intervalMs: 200,
-  });
-  // What operating needs on the cluster: read, and patch Flux's sources and Kustomizations.
-  operatorToken = await mintToken(kube.info(), {
-    name: uniqueName('operator'),
-    clusterRules: [
-      { apiGroups: ['*'], resources: ['*'], verbs: ['get', 'list', 'watch'] },
-      {
-        apiGroups: ['source.toolkit.fluxcd.io', 'kustomize.toolkit.fluxcd.io'],
-        resources: ['gitrepositories', 'kustomizations'],
-        verbs: ['patch'],
-      },
-    ],
-  });
+  ({ kube, bb } = cluster);
+  operatorToken = cluster.serviceAccountToken!;
+  admin = await adminKubeClient(kube);
   const permissions = mockServices.permissions.mock({
     authorize: async (requests, opts) => {
       const who = (opts?.credentials?.principal as any)?.userEntityRef;
@@ -177,61 +131,27 @@ beforeAll(async () => {
     },
   });
 
-  ({ server } = await startTestBackend({
-    features: [
-      fluxBootstrapPlugin,
-      mockServices.rootConfig.factory({
-        data: {
-          backend: { actions: { pluginSources: ['flux-bootstrap'] } },
-          kubernetes: {
-            serviceLocatorMethod: { type: 'multiTenant' },
-            clusterLocatorMethods: [
-              {
-                type: 'config',
-                clusters: [
-                  {
-                    name: 'prod',
-                    title: 'Production',
-                    url: kube.url,
-                    authProvider: 'serviceAccount',
-                    serviceAccountToken: operatorToken,
-                    caData: Buffer.from(kube.caPem).toString('base64'),
-                  },
-                ],
-              },
-            ],
-          },
-          integrations: {
-            bitbucketServer: [
-              { host: bb.host, apiBaseUrl: bb.apiBaseUrl, token: BB_TOKEN },
-            ],
-          },
-          fluxBootstrap: { status: { clusterTimeoutSeconds: 20 } },
-        },
-      }),
-      mockServices.httpAuth.factory({
-        defaultCredentials: mockCredentials.none(),
-      }),
-      permissions.factory,
-      auditor.factory,
-      catalogServiceMock.factory(),
-    ],
+  ({ server } = await startStatusBackend({
+    config: statusBackendConfig({
+      clusters: [prodCluster(kube, operatorToken)],
+      bitbucket: { host: bb.host, apiBaseUrl: bb.apiBaseUrl, token: BB_TOKEN },
+      fluxBootstrap: { status: { clusterTimeoutSeconds: 20 } },
+      extra: { backend: { actions: { pluginSources: ['flux-bootstrap'] } } },
+    }),
+    permissions: permissions.factory,
+    features: [auditor.factory],
   }));
   // Flux synced once before anything is operated
-  for (let i = 0; ; i++) {
-    const res = await request(server)
-      .get('/api/flux-bootstrap/clusters/prod?refresh=true')
-      .set('Authorization', ALICE);
-    if (res.body.state === 'ready') break;
-    if (i > 300) throw new Error(`never ready: ${res.text}`);
-    await new Promise(r => setTimeout(r, 200));
-  }
+  await pollClusterStatus(server, {
+    authorization: ALICE,
+    until: s => s.state === 'ready',
+    intervalMs: 200,
+  });
 });
 
 afterAll(async () => {
-  await sim?.stop();
   admin?.close();
-  await Promise.all([kube?.stop(), bb?.stop()]);
+  await cluster?.stop();
 });
 
 beforeEach(() => {

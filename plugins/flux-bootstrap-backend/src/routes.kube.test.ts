@@ -1,30 +1,24 @@
-import {
-  mockCredentials,
-  mockServices,
-  startTestBackend,
-} from '@backstage/backend-test-utils';
+import { mockCredentials } from '@backstage/backend-test-utils';
 import type { Entity } from '@backstage/catalog-model';
-import { catalogServiceMock } from '@backstage/plugin-catalog-node/testUtils';
 import type { ClusterBootstrapStatus } from '@flux-bootstrap/plugin-flux-bootstrap-common';
+import type { KubeClient } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import {
-  createKubeClient,
-  KubeClient,
-} from '@flux-bootstrap/plugin-flux-bootstrap-node';
-import {
-  applyFluxBundle,
-  applyFluxSync,
   BitbucketDouble,
-  buildFluxBundle,
+  BootstrappedCluster,
   FluxSimulator,
   KubeApiserver,
-  mintToken,
-  startBitbucketDouble,
+  READ_ALL_RULES,
+  startBootstrappedCluster,
   startFluxSimulator,
-  startKubeApiserver,
-  uniqueName,
 } from '@flux-bootstrap/test-peers';
 import request from 'supertest';
-import { fluxBootstrapPlugin } from './plugin';
+import {
+  adminKubeClient,
+  pollClusterStatus,
+  prodCluster,
+  startStatusBackend,
+  statusBackendConfig,
+} from './__testUtils__/statusBackend';
 
 /*
  * The status routes end to end: a real backend (startTestBackend) reading a real kube-apiserver
@@ -39,6 +33,7 @@ const CANARY = 'canary-in-secret-5d0c2a7e91';
 const BB_TOKEN = 'bb-token-route-test-3e81f0aa';
 const FM = 'routes-test';
 
+let cluster: BootstrappedCluster;
 let kube: KubeApiserver;
 let bb: BitbucketDouble;
 let admin: KubeClient;
@@ -76,116 +71,46 @@ async function getStatus(
   return res.body;
 }
 
-async function untilReady(): Promise<ClusterBootstrapStatus> {
-  const deadline = Date.now() + 90_000;
-  let last: ClusterBootstrapStatus | undefined;
-  while (Date.now() < deadline) {
-    last = await getStatus();
-    if (last.state === 'ready' && last.inSync === true) return last;
-    await sleep(250);
-  }
-  throw new Error(`cluster never became ready: ${JSON.stringify(last)}`);
-}
+const untilReady = () =>
+  pollClusterStatus(server, {
+    authorization: auth(),
+    until: s => s.state === 'ready' && s.inSync === true,
+  });
 
 beforeAll(async () => {
-  [kube, bb] = await Promise.all([
-    startKubeApiserver(),
-    startBitbucketDouble(),
-  ]);
-  bb.addUser({ name: 'flux' });
-  bb.addProject({ key: 'FLUX', name: 'Fleet' });
-  bb.createRepo('FLUX', 'fleet', {
-    defaultBranch: 'main',
-    initialCommit: true,
-  });
-  bb.grantRepo('FLUX', 'fleet', { user: 'flux' }, 'REPO_READ');
-  bb.addToken({ token: BB_TOKEN, user: 'flux' });
-
-  admin = await createKubeClient({
-    name: 'admin',
-    url: kube.url,
-    token: kube.adminToken,
-    caPem: kube.caPem,
-    skipTLSVerify: false,
-    source: 'config',
-  });
-  await applyFluxBundle(
-    kube.info(),
-    await buildFluxBundle({ version: 'v2.9.4' }),
-    {
-      namespace: NS,
-      components: ['source-controller', 'kustomize-controller'],
-    },
-  );
-  await applyFluxSync(kube.info(), {
-    namespace: NS,
-    url: bb.cloneUrls('FLUX', 'fleet').http,
-    secret: { username: 'flux', password: BB_TOKEN, canary: CANARY },
+  cluster = await startBootstrappedCluster({
+    token: BB_TOKEN,
+    canary: CANARY,
     fieldManager: FM,
+    // The backend reads with a token that could read Secrets; it must not pass their data on.
+    tokenRules: READ_ALL_RULES,
+    tokenName: 'routes-reader',
   });
-  sim = await startFluxSimulator({
-    kube: kube.info(),
-    namespace: NS,
-    intervalMs: 200,
-  });
-  // The backend reads with a token that could read Secrets; it must not pass their data on.
-  readerToken = await mintToken(kube.info(), {
-    name: uniqueName('routes-reader'),
-    clusterRules: [
-      { apiGroups: ['*'], resources: ['*'], verbs: ['get', 'list', 'watch'] },
-    ],
-  });
+  ({ kube, bb } = cluster);
+  sim = cluster.sim!;
+  readerToken = cluster.serviceAccountToken!;
+  admin = await adminKubeClient(kube);
 
-  ({ server } = await startTestBackend({
-    features: [
-      fluxBootstrapPlugin,
-      mockServices.rootConfig.factory({
-        data: {
-          kubernetes: {
-            serviceLocatorMethod: { type: 'multiTenant' },
-            clusterLocatorMethods: [
-              {
-                type: 'config',
-                clusters: [
-                  {
-                    name: 'prod',
-                    title: 'Production',
-                    url: kube.url,
-                    authProvider: 'serviceAccount',
-                    serviceAccountToken: readerToken,
-                    caData: Buffer.from(kube.caPem).toString('base64'),
-                  },
-                ],
-              },
-            ],
-          },
-          integrations: {
-            bitbucketServer: [
-              { host: bb.host, apiBaseUrl: bb.apiBaseUrl, token: BB_TOKEN },
-            ],
-          },
-          fluxBootstrap: {
-            status: {
-              cacheTtlSeconds: 300,
-              transitionalCacheTtlSeconds: 1,
-              clusterTimeoutSeconds: 20,
-            },
-          },
+  ({ server } = await startStatusBackend({
+    config: statusBackendConfig({
+      clusters: [prodCluster(kube, readerToken)],
+      bitbucket: { host: bb.host, apiBaseUrl: bb.apiBaseUrl, token: BB_TOKEN },
+      fluxBootstrap: {
+        status: {
+          cacheTtlSeconds: 300,
+          transitionalCacheTtlSeconds: 1,
+          clusterTimeoutSeconds: 20,
         },
-      }),
-      mockServices.httpAuth.factory({
-        defaultCredentials: mockCredentials.none(),
-      }),
-      mockServices.permissions.factory({ result: 'ALLOW' as any }),
-      catalogServiceMock.factory({ entities: [fleet, clusterResource] }),
-    ],
+      },
+    }),
+    entities: [fleet, clusterResource],
   }));
 });
 
 afterAll(async () => {
   await sim?.stop();
   admin?.close();
-  await Promise.all([kube?.stop(), bb?.stop()]);
+  await cluster?.stop();
 });
 
 describe('status routes on a real cluster', () => {
@@ -298,21 +223,7 @@ describe('status routes on a real cluster', () => {
   it('answers from the cache until ?refresh=true', async () => {
     const before = await getStatus('?refresh=true');
     expect(before.state).toBe('ready');
-    await admin.apply(
-      {
-        apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
-        kind: 'Kustomization',
-        metadata: { name: NS, namespace: NS },
-        spec: {
-          interval: '10m0s',
-          path: './',
-          prune: true,
-          sourceRef: { kind: 'GitRepository', name: NS },
-          suspend: true,
-        },
-      },
-      { fieldManager: FM },
-    );
+    await cluster.setSyncSuspended(true);
     const cached = await getStatus('');
     expect(cached.state).toBe('ready');
     expect(cached.checkedAt).toBe(before.checkedAt);
@@ -326,21 +237,7 @@ describe('status routes on a real cluster', () => {
     // Flux stops reconciling; resuming the Kustomization changes its spec, whose new generation
     // stays unobserved: Flux is catching up ("installing").
     await sim.stop();
-    await admin.apply(
-      {
-        apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
-        kind: 'Kustomization',
-        metadata: { name: NS, namespace: NS },
-        spec: {
-          interval: '10m0s',
-          path: './',
-          prune: true,
-          sourceRef: { kind: 'GitRepository', name: NS },
-          suspend: false,
-        },
-      },
-      { fieldManager: FM },
-    );
+    await cluster.setSyncSuspended(false);
     const installing = await getStatus('?refresh=true');
     expect(installing.state).toBe('installing');
     expect(installing.reason).toMatch(/reconciling the latest change/);

@@ -1,30 +1,25 @@
-import {
-  mockCredentials,
-  mockServices,
-  startTestBackend,
-} from '@backstage/backend-test-utils';
-import type { Entity } from '@backstage/catalog-model';
-import { catalogServiceMock } from '@backstage/plugin-catalog-node/testUtils';
+import { mockCredentials } from '@backstage/backend-test-utils';
 import type { ClusterBootstrapStatus } from '@flux-bootstrap/plugin-flux-bootstrap-common';
-import {
-  createKubeClient,
-  KubeClient,
-} from '@flux-bootstrap/plugin-flux-bootstrap-node';
+import type { KubeClient } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import {
   applyFluxOperatorRelease,
   BitbucketDouble,
+  BootstrappedCluster,
   buildFluxBundle,
   buildFluxOperatorRelease,
   FluxSimulator,
   KubeApiserver,
-  mintToken,
-  startBitbucketDouble,
+  READ_ALL_RULES,
+  startBootstrappedCluster,
   startFluxSimulator,
-  startKubeApiserver,
-  uniqueName,
 } from '@flux-bootstrap/test-peers';
-import request from 'supertest';
-import { fluxBootstrapPlugin } from './plugin';
+import {
+  adminKubeClient,
+  pollClusterStatus,
+  prodCluster,
+  startStatusBackend,
+  statusBackendConfig,
+} from './__testUtils__/statusBackend';
 
 /*
  * The status route for a cluster whose Flux the Flux Operator manages: a real backend reading a
@@ -39,6 +34,7 @@ const NS = 'flux-system';
 const BB_TOKEN = 'bb-token-operator-route-7c21e0';
 const FO = 'fluxcd.controlplane.io/v1';
 
+let cluster: BootstrappedCluster;
 let kube: KubeApiserver;
 let bb: BitbucketDouble;
 let admin: KubeClient;
@@ -46,34 +42,14 @@ let sim: FluxSimulator;
 let server: any;
 
 const auth = () => mockCredentials.user.header('user:default/alice');
-const sleep = (ms: number) => new Promise(r => setTimeout(r, ms));
 
-async function getStatus(): Promise<ClusterBootstrapStatus> {
-  const res = await request(server)
-    .get('/api/flux-bootstrap/clusters/prod?refresh=true')
-    .set('Authorization', auth());
-  expect(res.status).toBe(200);
-  expect(res.text).not.toContain(BB_TOKEN);
-  return res.body;
-}
-
-async function until(
-  check: (s: ClusterBootstrapStatus) => boolean,
-): Promise<ClusterBootstrapStatus> {
-  const deadline = Date.now() + 90_000;
-  let last: ClusterBootstrapStatus | undefined;
-  while (Date.now() < deadline) {
-    last = await getStatus();
-    if (check(last)) return last;
-    await sleep(250);
-  }
-  throw new Error(
-    `status never matched: ${JSON.stringify(last)}\n${sim
-      .events()
-      .slice(-20)
-      .join('\n')}`,
-  );
-}
+const until = (check: (s: ClusterBootstrapStatus) => boolean) =>
+  pollClusterStatus(server, {
+    authorization: auth(),
+    until: check,
+    inspect: res => expect(res.text).not.toContain(BB_TOKEN),
+    describe: () => sim.events().slice(-20).join('\n'),
+  });
 
 const instance = (annotations: Record<string, string> = {}) => ({
   apiVersion: FO,
@@ -94,26 +70,17 @@ const instance = (annotations: Record<string, string> = {}) => ({
 });
 
 beforeAll(async () => {
-  [kube, bb] = await Promise.all([
-    startKubeApiserver(),
-    startBitbucketDouble(),
-  ]);
-  bb.addUser({ name: 'flux' });
-  bb.addProject({ key: 'FLUX', name: 'Fleet' });
-  bb.createRepo('FLUX', 'fleet', {
-    defaultBranch: 'main',
-    initialCommit: true,
+  // Flux comes from the operator here: the apiserver and the repository only.
+  cluster = await startBootstrappedCluster({
+    token: BB_TOKEN,
+    flux: 'none',
+    simulator: false,
+    tokenRules: READ_ALL_RULES,
+    tokenName: 'operator-reader',
   });
-  bb.grantRepo('FLUX', 'fleet', { user: 'flux' }, 'REPO_READ');
-  bb.addToken({ token: BB_TOKEN, user: 'flux' });
-  admin = await createKubeClient({
-    name: 'admin',
-    url: kube.url,
-    token: kube.adminToken,
-    caPem: kube.caPem,
-    skipTLSVerify: false,
-    source: 'config',
-  });
+  ({ kube, bb } = cluster);
+  const readerToken = cluster.serviceAccountToken!;
+  admin = await adminKubeClient(kube);
   await applyFluxOperatorRelease(kube.info(), buildFluxOperatorRelease());
   await admin.apply(
     {
@@ -131,58 +98,21 @@ beforeAll(async () => {
     intervalMs: 200,
     operator: { bundles: [await buildFluxBundle({ version: 'v2.9.4' })] },
   });
-  const readerToken = await mintToken(kube.info(), {
-    name: uniqueName('operator-reader'),
-    clusterRules: [
-      { apiGroups: ['*'], resources: ['*'], verbs: ['get', 'list', 'watch'] },
-    ],
-  });
-  ({ server } = await startTestBackend({
-    features: [
-      fluxBootstrapPlugin,
-      mockServices.rootConfig.factory({
-        data: {
-          kubernetes: {
-            serviceLocatorMethod: { type: 'multiTenant' },
-            clusterLocatorMethods: [
-              {
-                type: 'config',
-                clusters: [
-                  {
-                    name: 'prod',
-                    title: 'Production',
-                    url: kube.url,
-                    authProvider: 'serviceAccount',
-                    serviceAccountToken: readerToken,
-                    caData: Buffer.from(kube.caPem).toString('base64'),
-                  },
-                ],
-              },
-            ],
-          },
-          integrations: {
-            bitbucketServer: [
-              { host: bb.host, apiBaseUrl: bb.apiBaseUrl, token: BB_TOKEN },
-            ],
-          },
-          fluxBootstrap: {
-            status: { cacheTtlSeconds: 300, transitionalCacheTtlSeconds: 1 },
-          },
-        },
-      }),
-      mockServices.httpAuth.factory({
-        defaultCredentials: mockCredentials.none(),
-      }),
-      mockServices.permissions.factory({ result: 'ALLOW' as any }),
-      catalogServiceMock.factory({ entities: [] as Entity[] }),
-    ],
+  ({ server } = await startStatusBackend({
+    config: statusBackendConfig({
+      clusters: [prodCluster(kube, readerToken)],
+      bitbucket: { host: bb.host, apiBaseUrl: bb.apiBaseUrl, token: BB_TOKEN },
+      fluxBootstrap: {
+        status: { cacheTtlSeconds: 300, transitionalCacheTtlSeconds: 1 },
+      },
+    }),
   }));
 });
 
 afterAll(async () => {
   await sim?.stop();
   admin?.close();
-  await Promise.all([kube?.stop(), bb?.stop()]);
+  await cluster?.stop();
 });
 
 describe('status route of an operator-managed cluster', () => {

@@ -1,15 +1,13 @@
-import {
-  mockCredentials,
-  mockServices,
-  startTestBackend,
-} from '@backstage/backend-test-utils';
-import { catalogServiceMock } from '@backstage/plugin-catalog-node/testUtils';
+import { mockCredentials, mockServices } from '@backstage/backend-test-utils';
 import { AuthorizeResult } from '@backstage/plugin-permission-common';
 import type { ClusterStreamLine } from '@flux-bootstrap/plugin-flux-bootstrap-common';
 import { KubeApiserver, startKubeApiserver } from '@flux-bootstrap/test-peers';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
-import { fluxBootstrapPlugin } from './plugin';
+import {
+  startStatusBackend,
+  statusBackendConfig,
+} from './__testUtils__/statusBackend';
 
 /*
  * GET /clusters/stream against a real kube-apiserver (the live cluster) and a black hole that
@@ -74,60 +72,43 @@ beforeAll(async () => {
   });
   await new Promise<void>(resolve => blackHole.listen(0, '127.0.0.1', resolve));
   const deadPort = (blackHole.address() as AddressInfo).port;
-  const { server } = await startTestBackend({
-    features: [
-      fluxBootstrapPlugin,
-      mockServices.rootConfig.factory({
-        data: {
-          kubernetes: {
-            serviceLocatorMethod: { type: 'multiTenant' },
-            clusterLocatorMethods: [
-              {
-                type: 'config',
-                clusters: [
-                  {
-                    name: 'dead',
-                    title: 'Dead cluster',
-                    url: `https://127.0.0.1:${deadPort}`,
-                    authProvider: 'serviceAccount',
-                    serviceAccountToken: TOKEN_CANARY,
-                    skipTLSVerify: true,
-                  },
-                  {
-                    name: 'live',
-                    title: 'Live cluster',
-                    url: kube.url,
-                    authProvider: 'serviceAccount',
-                    serviceAccountToken: kube.adminToken,
-                    caData: Buffer.from(kube.caPem).toString('base64'),
-                  },
-                ],
-              },
-            ],
-          },
-          fluxBootstrap: {
-            status: {
-              clusterTimeoutSeconds: TIMEOUT_SECONDS,
-              cacheTtlSeconds: 120,
-              transitionalCacheTtlSeconds: 120,
-            },
-          },
+  ({ baseUrl } = await startStatusBackend({
+    config: statusBackendConfig({
+      clusters: [
+        {
+          name: 'dead',
+          title: 'Dead cluster',
+          url: `https://127.0.0.1:${deadPort}`,
+          serviceAccountToken: TOKEN_CANARY,
+          skipTLSVerify: true,
         },
-      }),
-      mockServices.permissions.mock({
-        authorize: async (requests, opts) =>
-          requests.map(() => ({
-            result:
-              (opts?.credentials?.principal as { userEntityRef?: string })
-                ?.userEntityRef === 'user:default/alice'
-                ? AuthorizeResult.ALLOW
-                : AuthorizeResult.DENY,
-          })) as any,
-      }).factory,
-      catalogServiceMock.factory({ entities: [] }),
-    ],
-  });
-  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+        {
+          name: 'live',
+          title: 'Live cluster',
+          url: kube.url,
+          serviceAccountToken: kube.adminToken,
+          caPem: kube.caPem,
+        },
+      ],
+      fluxBootstrap: {
+        status: {
+          clusterTimeoutSeconds: TIMEOUT_SECONDS,
+          cacheTtlSeconds: 120,
+          transitionalCacheTtlSeconds: 120,
+        },
+      },
+    }),
+    permissions: mockServices.permissions.mock({
+      authorize: async (requests, opts) =>
+        requests.map(() => ({
+          result:
+            (opts?.credentials?.principal as { userEntityRef?: string })
+              ?.userEntityRef === 'user:default/alice'
+              ? AuthorizeResult.ALLOW
+              : AuthorizeResult.DENY,
+        })) as any,
+    }).factory,
+  }));
 });
 
 afterAll(async () => {

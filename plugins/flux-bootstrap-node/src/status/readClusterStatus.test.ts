@@ -6,6 +6,7 @@ import path from 'node:path';
 import {
   applyFluxBundle,
   BitbucketDouble,
+  BootstrappedCluster,
   buildFluxBundle,
   FluxSimulator,
   KubeApiserver,
@@ -14,7 +15,7 @@ import {
   mintToken,
   peerGitEnv,
   PolicyRule,
-  startBitbucketDouble,
+  startBootstrappedCluster,
   startFluxSimulator,
   startKubeApiserver,
   uniqueName,
@@ -40,6 +41,7 @@ const BB_TOKEN = 'bb-read-token-7f3a91c2e8';
 const CANARY = 'canary-secret-value-1b9e7d44';
 const FIELD_MANAGER = 'status-test';
 
+let peers: BootstrappedCluster;
 let kube: KubeApiserver;
 let bb: BitbucketDouble;
 let admin: KubeClient;
@@ -214,24 +216,22 @@ beforeAll(async () => {
       '',
     ].join('\n'),
   );
-  [kube, bb] = await Promise.all([
-    startKubeApiserver({
+  // The peers only: each test below installs and syncs Flux itself, step by step.
+  peers = await startBootstrappedCluster({
+    token: BB_TOKEN,
+    apiserver: {
       extraArgs: [
         `--audit-log-path=${auditLog}`,
         `--audit-policy-file=${policy}`,
       ],
-    }),
-    startBitbucketDouble(),
-  ]);
-  bb.addUser({ name: 'flux' });
-  bb.addProject({ key: 'FLUX', name: 'Fleet' });
-  bb.createRepo('FLUX', 'fleet', {
-    defaultBranch: 'main',
-    initialCommit: true,
+    },
+    flux: 'none',
+    simulator: false,
+    tokenRules: READER_RULES,
+    tokenName: 'flux-status-reader',
   });
-  bb.grantRepo('FLUX', 'fleet', { user: 'flux' }, 'REPO_READ');
-  bb.addToken({ token: BB_TOKEN, user: 'flux' });
-  cloneUrl = bb.cloneUrls('FLUX', 'fleet').http;
+  ({ kube, bb } = peers);
+  cloneUrl = peers.repo.cloneUrl;
   admin = await createKubeClient({
     name: 'admin',
     url: kube.url,
@@ -240,12 +240,8 @@ beforeAll(async () => {
     skipTLSVerify: false,
     source: 'config',
   });
-  const name = uniqueName('flux-status-reader');
-  readerToken = await mintToken(kube.info(), {
-    name,
-    clusterRules: READER_RULES,
-  });
-  readerUser = `system:serviceaccount:flux-test-tokens:${name}`;
+  readerToken = peers.serviceAccountToken!;
+  readerUser = peers.serviceAccountUser!;
   reader = await readerFor([connection(readerToken)]);
 });
 
@@ -253,7 +249,7 @@ afterAll(async () => {
   await sim?.stop();
   await reader?.close();
   admin?.close();
-  await Promise.all([kube?.stop(), bb?.stop()]);
+  await peers?.stop();
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
 

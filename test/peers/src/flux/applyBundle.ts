@@ -142,6 +142,8 @@ export async function applyFluxSync(
     branch?: string;
     path?: string;
     fieldManager?: string;
+    /** The Kustomization's `spec.suspend` (left out unless given). */
+    suspend?: boolean;
   },
 ): Promise<void> {
   const { namespace, url, secret } = opts;
@@ -182,6 +184,7 @@ export async function applyFluxSync(
           path: opts.path ?? './',
           prune: true,
           sourceRef: { kind: 'GitRepository', name: namespace },
+          ...(opts.suspend === undefined ? {} : { suspend: opts.suspend }),
         },
       },
     },

@@ -69,3 +69,14 @@ export {
   GitCommandError,
 } from './gitRemote';
 export type { FluxGitSecretData } from './gitRemote';
+export {
+  startBootstrappedCluster,
+  addFleetRepo,
+  READ_ALL_RULES,
+  OPERATE_FLUX_RULES,
+} from './bootstrappedCluster';
+export type {
+  BootstrappedCluster,
+  StartBootstrappedClusterOptions,
+  FleetRepo,
+} from './bootstrappedCluster';
