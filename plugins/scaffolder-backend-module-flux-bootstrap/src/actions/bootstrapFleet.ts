@@ -130,7 +130,7 @@ const fleetInput = actionInput(z =>
         .boolean()
         .default(false)
         .describe(
-          "Sync over HTTPS with a token stored in each Secret (username, password, and ca.crt when the Bitbucket host has a CA configured) instead of SSH deploy keys: the token input, else the integration's credentials, checked first to belong to a user; no key pair and no access key are made. The SSH inputs (algorithm, ecdsaCurve, readWrite, sshHost, hostKeyFingerprint) are refused with it (default false).",
+          "Flux syncs over HTTPS with the token input (else the integration's credentials, checked first to belong to a user) in each cluster's Secret (username, password, ca.crt when the host has a CA) instead of SSH deploy keys; the SSH inputs are refused with it (default false).",
         ),
       username: z
         .string()
