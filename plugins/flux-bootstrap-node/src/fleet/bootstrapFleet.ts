@@ -92,7 +92,9 @@ export interface FleetBootstrapResult {
  * cluster's files in ONE pair of flux's commits (the bodies list the clusters); then, at most
  * `concurrency` at a time, each cluster's deploy key and install — unless its Flux applied that
  * revision already (reads only). Checkpoint keys carry the cluster name, so a resumed task redoes
- * only what is left. A failing cluster does not stop the others: its row says why.
+ * only what is left. A failing cluster does not stop the others: its row says why. With
+ * `tokenAuth` each install applies the token Secret (`tokenAuthSecret`) instead of a deploy key;
+ * a dry run only reads (fleet/dryRun.ts) and returns `planned` rows.
  * @public
  */
 export async function bootstrapFleet(
