@@ -4,9 +4,13 @@
  * status backend) with three clusters, each a real kube-apiserver + etcd with the Flux
  * simulator, and the Bitbucket double (git http-backend, sshd). One run bootstraps all three;
  * with one apiserver down a re-run fails naming it, and after its restart a re-run completes.
+ * The template editor's dry run writes nothing; HTTPS (token) moves the fleet to token Secrets.
  */
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { KubeHttp, kubePath } from '@flux-bootstrap/test-peers';
+import yaml from 'yaml';
 import { SANDBOX, Sandbox, startSandbox } from './sandbox';
 import { BackstageApi, TaskResult } from './scaffolder';
 
@@ -161,5 +165,108 @@ describe('template Bootstrap Flux on a fleet', () => {
     if (rerun.status !== 'completed') throw new Error(describeTask(rerun));
     expect(git(['rev-parse', 'main'])).toBe(head);
     expect(rerun.log.some(l => /\| east \| unchanged \|/.test(l))).toBe(true);
+  });
+
+  it('dry-runs in the template editor: planned rows, no write on Bitbucket', async () => {
+    const head = git(['rev-parse', 'main']);
+    const keys = sandbox.bitbucket.state().accessKeys.length;
+    sandbox.bitbucket.clearRequests();
+    const res = await api.request<any>('POST', '/api/scaffolder/v2/dry-run', {
+      template: yaml.parse(
+        fs.readFileSync(
+          path.resolve(
+            __dirname,
+            '../../../templates/flux-bootstrap-fleet/template.yaml',
+          ),
+          'utf8',
+        ),
+      ),
+      values: {
+        ...values(),
+        repoUrl: `${sandbox.bitbucket.host}?project=${SANDBOX.project}&repo=fleet-e2e-dry`,
+      },
+      secrets: { token: sandbox.token },
+      directoryContents: [],
+    });
+    expect(res.status).toBe(200);
+    const log = (res.body.log as any[])
+      .map(l => l.body.message ?? '')
+      .join('\n');
+    const steps: Record<string, string> = {};
+    for (const { body } of res.body.log)
+      if (body.stepId && body.status) steps[body.stepId] = body.status;
+    expect(steps.fleet).toBe('completed');
+    expect(log).toContain(
+      `Would create private repository ${SANDBOX.project}/fleet-e2e-dry`,
+    );
+    for (const c of CLUSTERS) {
+      expect(log).toContain(`| ${c} | planned |`);
+      expect(log).toContain(`[${c}] Would install Flux v2.9.4`);
+    }
+    // Reads only (SSH: the simulators keep fetching the fleet repository, as Flux does).
+    const written = sandbox.bitbucket
+      .requests()
+      .filter(r => r.method !== 'GET' && r.method !== 'SSH');
+    expect(written.map(r => `${r.method} ${r.path}`)).toEqual([]);
+    expect(sandbox.bitbucket.state().repos.map(r => r.slug)).not.toContain(
+      'fleet-e2e-dry',
+    );
+    expect(sandbox.bitbucket.state().accessKeys).toHaveLength(keys);
+    expect(git(['rev-parse', 'main'])).toBe(head);
+    expect(res.text).not.toContain(sandbox.token);
+  });
+
+  it('moves the fleet to HTTPS with the token: token Secrets, https sync URL, no new access key', async () => {
+    const keys = sandbox.bitbucket.state().accessKeys.length;
+    const result = await api.runTemplate(
+      FLEET_TEMPLATE,
+      { ...values(), authentication: 'token' },
+      { token: sandbox.token },
+    );
+    if (result.status !== 'completed') throw new Error(describeTask(result));
+
+    const head = git(['rev-parse', 'main']);
+    const url = `${
+      sandbox.bitbucket.baseUrl
+    }/scm/${SANDBOX.project.toLowerCase()}/${SLUG}.git`;
+    for (const c of CLUSTERS) {
+      const [secret, source, ks] = await onCluster(c, http =>
+        Promise.all(
+          [
+            { apiVersion: 'v1', resource: 'secrets' },
+            {
+              apiVersion: 'source.toolkit.fluxcd.io/v1',
+              resource: 'gitrepositories',
+            },
+            {
+              apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
+              resource: 'kustomizations',
+            },
+          ].map(
+            async r =>
+              (
+                await http.expect(
+                  'GET',
+                  kubePath({
+                    ...r,
+                    namespace: 'flux-system',
+                    name: 'flux-system',
+                  }),
+                )
+              ).body,
+          ),
+        ),
+      );
+      const text = (k: string) =>
+        Buffer.from(secret.data[k], 'base64').toString('utf8');
+      expect(text('username')).toBe(SANDBOX.user);
+      expect(text('password')).toBe(sandbox.token);
+      expect(source.spec.url).toBe(url);
+      // The simulator cloned over HTTP(S) with the Secret's username and token.
+      expect(ks.status.lastAppliedRevision).toBe(`main@sha1:${head}`);
+    }
+    expect(sandbox.bitbucket.state().accessKeys).toHaveLength(keys);
+    expect(result.log.join('\n')).toContain('no deploy keys');
+    expect(JSON.stringify(result.events)).not.toContain(sandbox.token);
   });
 });

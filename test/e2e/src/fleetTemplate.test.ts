@@ -82,6 +82,28 @@ describe('template flux-bootstrap-fleet', () => {
     expect(register.input.optional).toBe(true);
   });
 
+  it('offers SSH access keys or the token over HTTPS, as the single-cluster template does', () => {
+    const flux = spec.parameters.find((p: any) => p.properties.authentication);
+    expect(flux.properties.authentication).toMatchObject({
+      default: 'ssh',
+      enum: ['ssh', 'token'],
+    });
+    const [ssh, token] = flux.dependencies.authentication.oneOf.map((o: any) =>
+      Object.keys(o.properties).sort(),
+    );
+    expect(ssh).toEqual(['authentication', 'keyAlgorithm', 'readWriteKey']);
+    expect(token).toEqual(['authentication', 'username']);
+    const input = spec.steps[0].input;
+    expect(input.tokenAuth).toBe("${{ parameters.authentication == 'token' }}");
+    // The SSH-only inputs stay unset with HTTPS: the action refuses them with tokenAuth.
+    expect(input.algorithm).toContain(
+      "if parameters.authentication != 'token'",
+    );
+    expect(input.readWrite).toContain(
+      "if parameters.authentication != 'token'",
+    );
+  });
+
   it("acts as the signed-in user, else the token field's token, else the integration's; masked on review", () => {
     expect(props.token['ui:field']).toBe('BitbucketServerToken');
     expect(props.token['ui:backstage'].review.mask).toBeTruthy();
@@ -93,8 +115,9 @@ describe('template flux-bootstrap-fleet', () => {
     expect(request.additionalScopes.bitbucket).toEqual(
       expect.arrayContaining(['PROJECT_ADMIN', 'REPO_ADMIN']),
     );
+    // SSH: the sign-in, else the token field, else ''; HTTPS: what Flux stores, never the sign-in.
     expect(spec.steps[0].input.token).toBe(
-      "${{ secrets.USER_OAUTH_TOKEN or secrets.token or '' }}",
+      "${{ (secrets.token or '') if parameters.authentication == 'token' else (secrets.USER_OAUTH_TOKEN or secrets.token or '') }}",
     );
     const text = JSON.stringify({ steps: spec.steps, output: spec.output });
     expect(text).not.toContain('parameters.token');

@@ -5,6 +5,8 @@
  * git http-backend and a real sshd authorised by the access keys, and a served Flux bundle.
  * One story: a cluster down → the others complete and the result names it; restarted → a
  * re-run completes it, with zero writes on the healthy clusters, no commit and no new key.
+ * Then token auth (an HTTPS double with its own CA: the simulator clones with the Secret's
+ * username, token and ca.crt) and the dry run (zero writes on Bitbucket and the apiservers).
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -39,6 +41,7 @@ jest.setTimeout(400_000);
 
 const VERSION = 'v2.9.4';
 const TOKEN = 'canary-fleet-token-3f9d1c07ab';
+const PROJECT_TOKEN = 'canary-fleet-project-token-77e0a4';
 const NAMES = ['fleet-a', 'fleet-b', 'fleet-c'];
 
 interface Cluster {
@@ -81,14 +84,25 @@ beforeAll(async () => {
       return { name, kube, proxy, sim, http: new KubeHttp(kube) };
     }),
   );
-  settings = await fluxBootstrapSettings(
+  settings = await settingsFor(bb);
+});
+
+/** The settings of the three clusters with `double` as the Bitbucket host. */
+function settingsFor(double: BitbucketDouble) {
+  return fluxBootstrapSettings(
     new ConfigReader({
       integrations: {
-        bitbucketServer: [{ host: bb.host, apiBaseUrl: bb.apiBaseUrl }],
+        bitbucketServer: [{ host: double.host, apiBaseUrl: double.apiBaseUrl }],
       },
       fluxBootstrap: {
         kubernetesVersions: TEST_GROUND_KUBERNETES_VERSIONS,
-        bitbucketServer: [{ host: bb.host, sshHost: bb.ssh!.host }],
+        bitbucketServer: [
+          {
+            host: double.host,
+            ...(double.ssh ? { sshHost: double.ssh.host } : {}),
+            ...(double.caPem ? { caData: double.caPem } : {}),
+          },
+        ],
         manifests: {
           baseUrl: bundles.baseUrl,
           cacheDir,
@@ -110,7 +124,7 @@ beforeAll(async () => {
       },
     }),
   ).get();
-});
+}
 
 afterAll(async () => {
   for (const c of clusters ?? []) {
@@ -124,16 +138,19 @@ afterAll(async () => {
   fs.rmSync(cacheDir, { recursive: true, force: true });
 });
 
-function request(repo = 'fleet-infra'): FleetBootstrapRequest {
+function request(
+  repo = 'fleet-infra',
+  on = { double: bb, settings, token: TOKEN },
+): FleetBootstrapRequest {
   const ref = parseBitbucketRepoUrl(
-    `${bb.host}?project=FLUX&repo=${repo}`,
-    settings.bitbucketServer,
+    `${on.double.host}?project=FLUX&repo=${repo}`,
+    on.settings.bitbucketServer,
   );
   return {
     bitbucket: {
       ref,
-      host: settings.bitbucketServer[0],
-      auth: { token: TOKEN },
+      host: on.settings.bitbucketServer[0],
+      auth: { token: on.token },
       credentials: 'the token input',
     },
     clusters: NAMES,
@@ -161,12 +178,13 @@ async function run(
     req?: FleetBootstrapRequest;
     store?: Map<string, unknown>;
     crashAfter?: string;
+    settings?: FluxBootstrapSettings;
   } = {},
 ) {
   const redactor = new Redactor([TOKEN]);
   const checkpoints: string[] = [];
   const result = await bootstrapFleet(opts.req ?? request(), {
-    settings,
+    settings: opts.settings ?? settings,
     logger: {
       error: m => logs.push(`error ${m}`),
       warn: m => logs.push(`warn ${m}`),
@@ -328,6 +346,183 @@ describe('bootstrapFleet', () => {
       ).toEqual([]);
     } finally {
       await Promise.all(sims.map(sim => sim.stop()));
+    }
+  });
+
+  it('token auth: HTTPS with username, token and ca.crt in every Secret, no key; a re-run writes nothing', async () => {
+    const [a, b] = clusters;
+    const ns = 'flux-token';
+    const tls = await startBitbucketDouble({ tls: true });
+    const sims = await Promise.all(
+      [a, b].map(x =>
+        startFluxSimulator({ kube: x.kube, namespace: ns, intervalMs: 300 }),
+      ),
+    );
+    try {
+      tls.addUser({ name: 'alice' });
+      tls.addProject({ key: 'FLUX', name: 'Flux fleet' });
+      tls.grantProject('FLUX', { user: 'alice' }, 'PROJECT_ADMIN');
+      tls.addToken({ token: TOKEN, user: 'alice' });
+      const on = {
+        double: tls,
+        settings: await settingsFor(tls),
+        token: TOKEN,
+      };
+      const req: FleetBootstrapRequest = {
+        ...request('fleet-token', on),
+        clusters: ['fleet-a', 'fleet-b'],
+        flux: { namespace: ns },
+        tokenAuth: {},
+      };
+      for (const x of [a, b]) x.proxy.clearRequests();
+
+      const first = await run({ req, settings: on.settings });
+
+      // Ready means the simulator cloned over HTTPS with the Secret (Basic login + the CA).
+      expect(first.result.clusters.map(r => [r.cluster, r.state])).toEqual([
+        ['fleet-a', 'ready'],
+        ['fleet-b', 'ready'],
+      ]);
+      const url = `${tls.baseUrl}/scm/flux/fleet-token.git`;
+      expect(url).toMatch(/^https:\/\//);
+      for (const x of [a, b]) {
+        const secret = await x.http.expect(
+          'GET',
+          `/api/v1/namespaces/${ns}/secrets/flux-system`,
+        );
+        const data = secret.body.data as Record<string, string>;
+        expect(Object.keys(data).sort()).toEqual([
+          'ca.crt',
+          'password',
+          'username',
+        ]);
+        const text = (k: string) => Buffer.from(data[k], 'base64').toString();
+        expect(text('username')).toBe('alice');
+        expect(text('password')).toBe(TOKEN);
+        expect(text('ca.crt').trim()).toBe(tls.caPem!.trim());
+        const source = await x.http.expect(
+          'GET',
+          `/apis/source.toolkit.fluxcd.io/v1/namespaces/${ns}/gitrepositories/${ns}`,
+        );
+        expect(source.body.spec.url).toBe(url);
+        expect(source.body.spec.secretRef).toEqual({ name: 'flux-system' });
+      }
+      // No key pair, no access key: not one request to the access-key API.
+      expect(tls.state().accessKeys).toEqual([]);
+      expect(tls.requests().filter(r => /\/keys\//.test(r.path))).toEqual([]);
+      const history = execFileSync(
+        'git',
+        ['--git-dir', tls.repoPath('FLUX', 'fleet-token'), 'log', '-p'],
+        { encoding: 'utf8' },
+      );
+      expect(history).toContain(`url: ${url}`);
+      for (const text of [logs.join('\n'), JSON.stringify(first), history])
+        expect(text).not.toContain(TOKEN);
+
+      // Re-run: every cluster is done; nothing is written anywhere.
+      for (const x of [a, b]) x.proxy.clearRequests();
+      tls.clearRequests();
+      const again = await run({ req, settings: on.settings });
+      expect(again.result.clusters.map(r => r.state)).toEqual([
+        'unchanged',
+        'unchanged',
+      ]);
+      expect(again.result.changed).toBe(false);
+      expect([a, b].flatMap(writes)).toEqual([]);
+      expect(
+        tls
+          .requests()
+          .filter(
+            r => r.method !== 'GET' && !r.path.endsWith('/git-upload-pack'),
+          )
+          .map(r => `${r.method} ${r.path}`),
+      ).toEqual([]);
+      expect(logs.join('\n')).not.toContain(TOKEN);
+    } finally {
+      await Promise.all(sims.map(sim => sim.stop()));
+      await tls.stop();
+    }
+  });
+
+  it('dry run: reads Bitbucket and every cluster, writes nothing anywhere', async () => {
+    const keys = accessKeys();
+    const head = gitLog().split('\n')[0];
+    for (const [repo, tokenAuth] of [
+      ['fleet-dry', undefined],
+      ['fleet-infra', {}],
+    ] as const) {
+      for (const x of clusters) x.proxy.clearRequests();
+      bb.clearRequests();
+      logs.length = 0;
+
+      const { result, checkpoints } = await run({
+        req: { ...request(repo), tokenAuth, dryRun: true },
+      });
+
+      expect(result.clusters.map(r => [r.cluster, r.state])).toEqual(
+        NAMES.map(n => [n, 'planned']),
+      );
+      expect(result).toMatchObject({
+        commitHash: '',
+        revision: 'main@sha1:',
+        repoContentsUrl: expect.stringContaining(`/repos/${repo}/`),
+      });
+      expect(checkpoints).toEqual([]);
+      // It read: Bitbucket and each apiserver answered GETs, and only GETs (SSH: the
+      // simulators of the first tests keep fetching the fleet repository, as Flux does).
+      expect(bb.requests().length).toBeGreaterThan(0);
+      expect(
+        bb
+          .requests()
+          .filter(r => r.method !== 'GET' && r.method !== 'SSH')
+          .map(r => `${r.method} ${r.path}`),
+      ).toEqual([]);
+      for (const x of clusters)
+        expect(x.proxy.requests().length).toBeGreaterThan(0);
+      expect(clusters.flatMap(writes)).toEqual([]);
+      expect(logs.join('\n')).toContain(
+        tokenAuth
+          ? 'Would reuse repository FLUX/fleet-infra (it exists)'
+          : 'Would create private repository FLUX/fleet-dry',
+      );
+      expect(logs.some(l => l.startsWith('info [fleet-c] Would'))).toBe(true);
+      expect(logs.join('\n')).not.toContain(TOKEN);
+    }
+    expect(
+      (bb.state().repos as { slug: string }[]).map(r => r.slug),
+    ).not.toContain('fleet-dry');
+    expect(accessKeys()).toEqual(keys);
+    expect(gitLog().split('\n')[0]).toBe(head);
+  });
+
+  it('token auth with a project token fails naming "token", before anything is written (dry run too)', async () => {
+    bb.addProjectToken({
+      token: PROJECT_TOKEN,
+      project: 'FLUX',
+      permission: 'PROJECT_ADMIN',
+    });
+    for (const dryRun of [false, true]) {
+      bb.clearRequests();
+      for (const x of clusters) x.proxy.clearRequests();
+      const req: FleetBootstrapRequest = {
+        ...request('fleet-project-token', {
+          double: bb,
+          settings,
+          token: PROJECT_TOKEN,
+        }),
+        tokenAuth: {},
+        dryRun,
+      };
+      const error = await run({ req }).then(
+        () => undefined,
+        (e: Error) => e,
+      );
+      expect(error?.message).toMatch(
+        /^Invalid input "token": .*no Bitbucket user/,
+      );
+      expect(error?.message).not.toContain(PROJECT_TOKEN);
+      expect(bb.requests().filter(r => r.method !== 'GET')).toEqual([]);
+      expect(clusters.flatMap(c => c.proxy.requests())).toEqual([]);
     }
   });
 });

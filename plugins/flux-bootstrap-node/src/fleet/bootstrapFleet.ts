@@ -9,7 +9,7 @@ import { GitPushSession, type GitAuthor } from '../git/session';
 import { HttpsGitTransport } from '../git/transport';
 import type { TreeEditor } from '../git/tree';
 import { installFlux } from '../install/installFlux';
-import { buildFluxInstallPlan } from '../install/plan';
+import { buildFluxInstallPlan, tokenAuthSecret } from '../install/plan';
 import { readFluxReadiness } from '../install/wait';
 import { provisionDeployKey, type DeployKeyRequest } from '../keys/deployKey';
 import type { SourceSecretDeps } from '../keys/sourceSecret';
@@ -25,7 +25,9 @@ import {
 import pLimit from 'p-limit';
 import { redactedSteps, type CheckpointFn } from '../util/checkpoint';
 import { InputValidationError } from '../util/errors';
-import type { EngineLogger } from '../util/logger';
+import { dryRunFleet } from './dryRun';
+import { prefixed } from './logging';
+import { fleetTokenAuth, type FleetTokenAuth } from './tokenAuth';
 
 /** A parsed `flux:bootstrap-fleet` input. @public */
 export interface FleetBootstrapRequest
@@ -47,6 +49,15 @@ export interface FleetBootstrapRequest
   /** Budget of one cluster's install, its wait included. */
   timeoutMs: number;
   force: boolean;
+  /**
+   * Flux's `--token-auth`: every cluster syncs over HTTPS with the run's credentials (the token
+   * input, else the integration's) in its Secret (`username`, `password`, `ca.crt` when the host
+   * has a CA) instead of an SSH key; checked first to belong to a user. `username` defaults to the
+   * integration's, else the credentials' owner. No key pair and no access key are made.
+   */
+  tokenAuth?: { username?: string };
+  /** Read only (the credentials' owner, the repository, each cluster) and describe what would happen. */
+  dryRun?: boolean;
 }
 
 /** Collaborators of {@link bootstrapFleet}. @public */
@@ -54,11 +65,15 @@ export type FleetBootstrapDeps = SourceSecretDeps & {
   settings: FluxBootstrapSettings;
 };
 
-/** One cluster of a run; `unchanged`: Flux had applied the revision already, nothing was written. @public */
+/**
+ * One cluster of a run; `unchanged`: Flux had applied the revision already, nothing was written;
+ * `planned`: a dry run read the cluster and would bootstrap it.
+ * @public
+ */
 export interface FleetClusterResult {
   cluster: string;
   path: string;
-  state: 'ready' | 'unchanged' | 'failed';
+  state: 'ready' | 'unchanged' | 'failed' | 'planned';
   revision?: string;
   error?: string;
 }
@@ -72,19 +87,14 @@ export interface FleetBootstrapResult {
   clusters: FleetClusterResult[];
 }
 
-const prefixed = (logger: EngineLogger, prefix: string): EngineLogger => ({
-  error: (m, meta) => logger.error(`[${prefix}] ${m}`, meta),
-  warn: (m, meta) => logger.warn(`[${prefix}] ${m}`, meta),
-  info: (m, meta) => logger.info(`[${prefix}] ${m}`, meta),
-  debug: (m, meta) => logger.debug(`[${prefix}] ${m}`, meta),
-});
-
 /**
  * `flux bootstrap` for a fleet, composed of the engine's use cases: the repository once; every
  * cluster's files in ONE pair of flux's commits (the bodies list the clusters); then, at most
  * `concurrency` at a time, each cluster's deploy key and install — unless its Flux applied that
  * revision already (reads only). Checkpoint keys carry the cluster name, so a resumed task redoes
- * only what is left. A failing cluster does not stop the others: its row says why.
+ * only what is left. A failing cluster does not stop the others: its row says why. With
+ * `tokenAuth` each install applies the token Secret (`tokenAuthSecret`) instead of a deploy key;
+ * a dry run only reads (fleet/dryRun.ts) and returns `planned` rows.
  * @public
  */
 export async function bootstrapFleet(
@@ -102,20 +112,38 @@ export async function bootstrapFleet(
       { ...req.flux, path, branch: req.branch, syncUrl },
       { fluxVersion: settings.manifests.defaultVersion },
     );
+  const token = req.tokenAuth && fleetTokenAuth(req, redactor);
   // Every cluster and option is checked before any request.
   const clusters = req.clusters.map(name => {
     const connection = resolveCluster(settings, name, 'clusters');
     const path = req.pathPattern.split('<cluster>').join(connection.name);
-    resolve(path, 'ssh://git@localhost/fleet.git');
+    resolve(path, `${token ? 'https://' : 'ssh://git@'}localhost/fleet.git`);
     return { connection, path, name: connection.name };
   });
+  if (req.dryRun || deps.dryRun)
+    return dryRunFleet(req, { clusters, resolve, token }, deps);
   const repo = await ensureFleetRepository(
-    { ...req, defaultBranch: req.branch },
+    { ...req, defaultBranch: req.branch, tokenAuth: !!token },
     deps,
   );
+  const stored: FleetTokenAuth | undefined = token && {
+    ...token,
+    username: token.username ?? repo.tokenOwner,
+  };
+  if (stored && !stored.username)
+    throw new InputValidationError(
+      'username',
+      `is required with tokenAuth: Bitbucket ${req.bitbucket.host.host} did not say who owns ${req.bitbucket.credentials}`,
+    );
+  if (stored)
+    logger.info(
+      `Token auth: every cluster's Secret gets user "${stored.username}" and ${
+        req.bitbucket.credentials
+      }${stored.caPem ? ', plus ca.crt' : ''}; no deploy keys`,
+    );
   const planned = clusters.map(c => ({
     ...c,
-    options: resolve(c.path, repo.sshUrl),
+    options: resolve(c.path, stored ? repo.remoteUrl : repo.sshUrl),
   }));
   const { version } = planned[0].options.components;
   const bundle = await loadFluxBundle(version, settings.manifests, deps);
@@ -194,6 +222,12 @@ export async function bootstrapFleet(
           bundle.files,
           c.options.components,
         ),
+        secret:
+          stored &&
+          tokenAuthSecret({
+            ...{ namespace, name: sync.secretName, caPem: stored.caPem },
+            ...{ username: stored.username!, password: stored.password },
+          }),
         expectedRevision: revision,
       });
       const kube = await createKubeClient(c.connection, {
@@ -208,18 +242,20 @@ export async function bootstrapFleet(
           );
           return { ...row, state: 'unchanged', revision };
         }
-        await provisionDeployKey(
-          {
-            ...req,
-            cluster: c.name,
-            namespace,
-            secretName: sync.secretName,
-            branch: repo.defaultBranch,
-            path: c.path,
-            rotate: false,
-          },
-          { ...deps, logger: log, checkpoint },
-        );
+        // With token auth installFlux applies the Secret: no key pair, no access key.
+        if (!stored)
+          await provisionDeployKey(
+            {
+              ...req,
+              cluster: c.name,
+              namespace,
+              secretName: sync.secretName,
+              branch: repo.defaultBranch,
+              path: c.path,
+              rotate: false,
+            },
+            { ...deps, logger: log, checkpoint },
+          );
         const { force, timeoutMs } = req;
         const installed = await installFlux(kube, plan, {
           ...{ force, timeoutMs, signal, checkpoint, logger: log },

@@ -46,4 +46,24 @@ export const examples: TemplateExample[] = [
       ],
     }),
   },
+  {
+    description:
+      'Token auth, as flux bootstrap bitbucket-server --token-auth: every cluster syncs over HTTPS with the token (checked first to belong to a user) stored in its Secret; no deploy keys.',
+    example: yaml.stringify({
+      steps: [
+        {
+          action: 'flux:bootstrap-fleet',
+          id: 'fleet',
+          name: 'Bootstrap Flux on the fleet over HTTPS',
+          input: {
+            repoUrl: 'bitbucket.example.com?project=PLAT&repo=fleet-infra',
+            token: '${{ secrets.fluxToken }}',
+            clusters: '${{ parameters.clusters }}',
+            tokenAuth: true,
+            username: 'flux-reader',
+          },
+        },
+      ],
+    }),
+  },
 ];

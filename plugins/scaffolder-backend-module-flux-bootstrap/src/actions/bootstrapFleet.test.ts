@@ -29,6 +29,7 @@ jest.setTimeout(240_000);
 
 const VERSION = 'v2.9.4';
 const TOKEN = 'canary-fleet-action-token-5d0e2b';
+const PROJECT_TOKEN = 'canary-fleet-action-project-token-1c4f';
 const kube = getSharedKubeApiserver();
 
 let bb: BitbucketDouble;
@@ -91,7 +92,11 @@ function config() {
   });
 }
 
-async function run(input: Record<string, unknown>, signal?: AbortSignal) {
+async function run(
+  input: Record<string, unknown>,
+  signal?: AbortSignal,
+  isDryRun = false,
+) {
   const logs: string[] = [];
   const logger: any = {};
   for (const level of ['info', 'warn', 'error', 'debug'])
@@ -108,6 +113,7 @@ async function run(input: Record<string, unknown>, signal?: AbortSignal) {
     logger,
   });
   Object.assign(ctx, {
+    isDryRun,
     signal: signal ?? new AbortController().signal,
     output: (name: string, value: unknown) => (outputs[name] = value),
     checkpoint: async ({ key, fn }: { key: string; fn: () => unknown }) => {
@@ -131,6 +137,21 @@ describe('flux:bootstrap-fleet', () => {
     [{ clusters: ['live'], pathPattern: 'clusters/all' }, 'pathPattern'],
     [{ clusters: ['live'], timeout: 'soon' }, 'timeout'],
     [{ clusters: ['live'], concurrency: 0 }, 'concurrency'],
+    [{ clusters: ['live'], tokenAuth: true, algorithm: 'rsa' }, 'algorithm'],
+    [{ clusters: ['live'], tokenAuth: true, ecdsaCurve: 'p256' }, 'ecdsaCurve'],
+    [{ clusters: ['live'], tokenAuth: true, readWrite: true }, 'readWrite'],
+    [
+      { clusters: ['live'], tokenAuth: true, sshHost: 'git.example:22' },
+      'sshHost',
+    ],
+    [
+      {
+        clusters: ['live'],
+        tokenAuth: true,
+        hostKeyFingerprint: `SHA256:${'A'.repeat(43)}`,
+      },
+      'hostKeyFingerprint',
+    ],
   ])('refuses %j naming %s, before any request', async (input, field) => {
     bb.clearRequests();
     const { error } = await run(input);
@@ -138,6 +159,68 @@ describe('flux:bootstrap-fleet', () => {
     expect(error?.message).toContain(`"${field}"`);
     expect(bb.requests()).toEqual([]);
   });
+
+  it('refuses tokenAuth with a project token naming "token", before any write', async () => {
+    bb.addProjectToken({
+      token: PROJECT_TOKEN,
+      project: 'FLUX',
+      permission: 'PROJECT_ADMIN',
+    });
+    for (const dryRun of [false, true]) {
+      bb.clearRequests();
+      const { error, outputs, logs } = await run(
+        { clusters: ['live'], tokenAuth: true, token: PROJECT_TOKEN },
+        undefined,
+        dryRun,
+      );
+      expect(error?.name).toBe('InputError');
+      expect(error?.message).toMatch(/^Invalid input "token": /);
+      expect(outputs).toEqual({});
+      expect(bb.requests().filter(r => r.method !== 'GET')).toEqual([]);
+      const everything = [...logs, error?.message].join('\n');
+      expect(everything).not.toContain(PROJECT_TOKEN);
+    }
+  });
+
+  it.each([false, true])(
+    'dry run (tokenAuth %s): outputs and a planned row per cluster, no write',
+    async tokenAuth => {
+      const ns = uniqueName('fleet-dry');
+      const http = new KubeHttp(kube);
+      try {
+        bb.clearRequests();
+        const { error, outputs, logs } = await run(
+          { clusters: ['live'], namespace: ns, tokenAuth },
+          undefined,
+          true,
+        );
+        expect(error).toBeUndefined();
+        expect(outputs).toMatchObject({
+          commitHash: '',
+          revision: 'main@sha1:',
+          changed: true,
+          clusters: [
+            { cluster: 'live', path: 'clusters/live', state: 'planned' },
+          ],
+        });
+        expect(outputs.summary).toContain('| live | planned |');
+        expect(bb.requests().length).toBeGreaterThan(0);
+        expect(bb.requests().filter(r => r.method !== 'GET')).toEqual([]);
+        // Nothing reached the cluster: not even Flux's namespace.
+        const got = await http.request('GET', `/api/v1/namespaces/${ns}`);
+        expect(got.status).toBe(404);
+        expect(logs.join('\n')).toContain(
+          tokenAuth
+            ? `info [live] Would apply Secret ${ns}/flux-system (username "alice", password; values not shown); no deploy key`
+            : 'info [live] Would generate a deploy key',
+        );
+        const everything = [...logs, JSON.stringify(outputs)].join('\n');
+        expect(everything).not.toContain(TOKEN);
+      } finally {
+        http.close();
+      }
+    },
+  );
 
   it('bootstraps the live cluster, fails naming the dead one, and writes the summary', async () => {
     const ns = uniqueName('fleet-act');
