@@ -525,4 +525,89 @@ describe('bootstrapFleet', () => {
       expect(clusters.flatMap(c => c.proxy.requests())).toEqual([]);
     }
   });
+  it("keeps a folder's own manifests in the kustomization.yaml it writes, and refuses a Flux downgrade in Git", async () => {
+    const slug = 'fleet-guard';
+    bb.createRepo('FLUX', slug, { defaultBranch: 'main', initialCommit: true });
+    const bare = bb.repoPath('FLUX', slug);
+    const work = fs.mkdtempSync(path.join(os.tmpdir(), 'fleet-guard-'));
+    const git = (...args: string[]) =>
+      execFileSync('git', ['-C', work, ...args], { encoding: 'utf8' }).trim();
+    const seed = (
+      files: Record<string, string | undefined>,
+      message: string,
+    ) => {
+      for (const [file, content] of Object.entries(files)) {
+        const full = path.join(work, file);
+        if (content === undefined) fs.rmSync(full);
+        else {
+          fs.mkdirSync(path.dirname(full), { recursive: true });
+          fs.writeFileSync(full, content);
+        }
+      }
+      git('add', '-A');
+      git(
+        '-c',
+        'user.name=Ops',
+        '-c',
+        'user.email=ops@example.com',
+        'commit',
+        '-qm',
+        message,
+      );
+      git('push', '-q', 'origin', 'main');
+    };
+    const head = () =>
+      execFileSync('git', ['--git-dir', bare, 'rev-parse', 'main'], {
+        encoding: 'utf8',
+      }).trim();
+    const newer = 'clusters/fleet-b/flux-system/gotk-components.yaml';
+    try {
+      execFileSync('git', ['clone', '-q', bare, work]);
+      seed(
+        {
+          'clusters/fleet-a/flux-system/team-quota.yaml':
+            'apiVersion: v1\nkind: ResourceQuota\nmetadata:\n  name: team\n  namespace: flux-system\nspec:\n  hard:\n    pods: "50"\n',
+          'clusters/fleet-a/flux-system/notes.txt': 'not a manifest\n',
+          [newer]:
+            '---\n# Flux Version: v2.99.0\n# Components: source-controller\n',
+        },
+        'Folders as the platform team left them',
+      );
+      const before = head();
+      const keys = accessKeys();
+      for (const x of clusters) x.proxy.clearRequests();
+      const req = { ...request(slug), clusters: ['fleet-a', 'fleet-b'] };
+      const refused = await run({ req }).then(
+        () => undefined,
+        (e: Error) => e,
+      );
+      expect(refused?.name).toBe('ConflictError');
+      expect(refused?.message).toContain(
+        `Flux v2.99.0 is in ${newer}; ${VERSION} would be a downgrade`,
+      );
+      expect(head()).toBe(before);
+      expect(accessKeys()).toEqual(keys);
+      expect(clusters.flatMap(writes)).toEqual([]);
+
+      seed({ [newer]: undefined }, 'Drop the newer Flux');
+      const { result } = await run({ req });
+      expect(result.clusters.map(c => c.state)).toEqual(['ready', 'ready']);
+      git('pull', '-q', 'origin', 'main');
+      const kustomization = (cluster: string) =>
+        fs.readFileSync(
+          path.join(work, `clusters/${cluster}/flux-system/kustomization.yaml`),
+          'utf8',
+        );
+      // As flux bootstrap writes it: every manifest of the folder, in lexical order.
+      expect(kustomization('fleet-a')).toContain(
+        'resources:\n- gotk-components.yaml\n- gotk-sync.yaml\n- team-quota.yaml\n',
+      );
+      expect(kustomization('fleet-a')).not.toContain('notes.txt');
+      expect(kustomization('fleet-b')).toContain(
+        'resources:\n- gotk-components.yaml\n- gotk-sync.yaml\n',
+      );
+    } finally {
+      fs.rmSync(work, { recursive: true, force: true });
+    }
+  });
 });

@@ -17,7 +17,16 @@ import { createKubeClient } from '../kube/client';
 import { resolveCluster } from '../kube/cluster';
 import { loadFluxBundle } from '../manifests/bundle';
 import { generateComponentObjects } from '../manifests/components';
-import { KUSTOMIZATION_FILE_NAMES } from '../manifests/kustomization';
+import {
+  generateKustomizationFile,
+  KUSTOMIZATION_FILE_NAMES,
+  scanKustomizationResources,
+} from '../manifests/kustomization';
+import { refuseBootstrapOverInstance } from '../operator/push';
+import {
+  checkFluxVersionChange,
+  componentsFluxVersion,
+} from '../upgrade/fluxVersions';
 import {
   resolveFluxManifestOptions,
   type FluxManifestInput,
@@ -49,6 +58,8 @@ export interface FleetBootstrapRequest
   /** Budget of one cluster's install, its wait included. */
   timeoutMs: number;
   force: boolean;
+  /** Replace a newer Flux (in Git and on the clusters) by an older one, with a warning. Default false. */
+  allowDowngrade?: boolean;
   /**
    * Flux's `--token-auth`: every cluster syncs over HTTPS with the run's credentials (the token
    * input, else the integration's) in its Secret (`username`, `password`, `ca.crt` when the host
@@ -184,8 +195,22 @@ export async function bootstrapFleet(
       'fleet/push-components',
       `Add Flux ${version} component manifests`,
       async tree => {
-        for (const f of files)
-          tree.write(f.components.path, f.components.content);
+        for (const f of files) {
+          const { path, content } = f.components;
+          // As flux:push-manifests: no way back from the operator, no silent downgrade.
+          await refuseBootstrapOverInstance(tree, f.dir);
+          if (await tree.exists(path))
+            checkFluxVersionChange(
+              componentsFluxVersion(await tree.read(path)),
+              version,
+              {
+                where: `in ${path}`,
+                allowDowngrade: req.allowDowngrade,
+                logger,
+              },
+            );
+          tree.write(path, content);
+        }
       },
     );
     pushed = await commit(
@@ -196,9 +221,18 @@ export async function bootstrapFleet(
           tree.write(f.sync.path, f.sync.content);
           const has = (n: string) => tree.exists(`${f.dir}/${n}`);
           const found = await Promise.all(KUSTOMIZATION_FILE_NAMES.map(has));
-          // An existing kustomization file is the user's and stays.
-          if (!found.includes(true))
-            tree.write(f.kustomization.path, f.kustomization.content);
+          // An existing kustomization file is the user's and stays; a new one lists what the
+          // folder holds, as flux bootstrap's does (the gotk files are known, not re-parsed).
+          if (!found.includes(true)) {
+            const known = [f.components.path, f.sync.path];
+            const resources = await scanKustomizationResources(tree, f.dir, {
+              isKnownManifest: p => known.includes(p),
+            });
+            tree.write(
+              f.kustomization.path,
+              generateKustomizationFile(resources),
+            );
+          }
         }
       },
     );
@@ -259,6 +293,7 @@ export async function bootstrapFleet(
         const { force, timeoutMs } = req;
         const installed = await installFlux(kube, plan, {
           ...{ force, timeoutMs, signal, checkpoint, logger: log },
+          allowDowngrade: req.allowDowngrade,
           kubernetesVersions: settings.kubernetesVersions,
         });
         return { ...row, state: 'ready', revision: installed.revision };

@@ -178,6 +178,12 @@ const fleetInput = actionInput(z =>
         .describe(
           'Take over Flux installations managed by another tool (default false).',
         ),
+      allowDowngrade: z
+        .boolean()
+        .default(false)
+        .describe(
+          'Install an older Flux version than the one in the repository or on a cluster (default false: refused; Flux does not support downgrades in general).',
+        ),
     })
     .superRefine((v, ctx) => {
       if (!v.tokenAuth) return;
