@@ -1,7 +1,12 @@
 import crypto from 'node:crypto';
 import { KubeApiserverInfo, KubeHttp } from '../kube/http';
-import { toMultiDocYaml } from './bundle';
-import { conditionsSchema } from './crds';
+import {
+  aggregatedClusterRoles,
+  clusterRoleBinding,
+  restrictedSecurityContext,
+  toMultiDocYaml,
+} from './bundle';
+import { conditionsSchema, readyColumns as fluxReadyColumns } from './crds';
 import { K8sObject } from './patches';
 import { ChangeEntry, FluxApplier } from './resources';
 import { serveAssets, AssetServer } from './serve';
@@ -499,19 +504,7 @@ const genericSchema = (kind: string): Schema => ({
   },
 });
 
-const readyColumns = [
-  { jsonPath: '.metadata.creationTimestamp', name: 'Age', type: 'date' },
-  {
-    jsonPath: '.status.conditions[?(@.type=="Ready")].status',
-    name: 'Ready',
-    type: 'string',
-  },
-  {
-    jsonPath: '.status.conditions[?(@.type=="Ready")].message',
-    name: 'Status',
-    type: 'string',
-  },
-];
+const readyColumns = fluxReadyColumns();
 
 function operatorCrd(def: {
   kind: string;
@@ -639,43 +632,10 @@ function installObjects(version: string): Record<string, any>[] {
       kind: 'ServiceAccount',
       metadata: { labels: name, name: 'flux-operator', namespace: ns },
     },
-    {
-      apiVersion: rbac,
-      kind: 'ClusterRole',
-      metadata: {
-        labels: {
-          'rbac.authorization.k8s.io/aggregate-to-admin': 'true',
-          'rbac.authorization.k8s.io/aggregate-to-edit': 'true',
-        },
-        name: 'flux-operator-edit',
-      },
-      rules: [
-        {
-          apiGroups: ['fluxcd.controlplane.io'],
-          resources: ['resourcesets', 'resourcesetinputproviders'],
-          verbs: ['create', 'delete', 'deletecollection', 'patch', 'update'],
-        },
-      ],
-    },
-    {
-      apiVersion: rbac,
-      kind: 'ClusterRole',
-      metadata: {
-        labels: {
-          'rbac.authorization.k8s.io/aggregate-to-admin': 'true',
-          'rbac.authorization.k8s.io/aggregate-to-edit': 'true',
-          'rbac.authorization.k8s.io/aggregate-to-view': 'true',
-        },
-        name: 'flux-operator-view',
-      },
-      rules: [
-        {
-          apiGroups: ['fluxcd.controlplane.io'],
-          resources: ['resourcesets', 'resourcesetinputproviders'],
-          verbs: ['get', 'list', 'watch'],
-        },
-      ],
-    },
+    ...aggregatedClusterRoles('flux-operator', {
+      apiGroups: ['fluxcd.controlplane.io'],
+      resources: ['resourcesets', 'resourcesetinputproviders'],
+    }),
     {
       apiVersion: rbac,
       kind: 'ClusterRole',
@@ -705,19 +665,9 @@ function installObjects(version: string): Record<string, any>[] {
         },
       ],
     },
-    {
-      apiVersion: rbac,
-      kind: 'ClusterRoleBinding',
-      metadata: { name: 'flux-operator-cluster-admin' },
-      roleRef: {
-        apiGroup: 'rbac.authorization.k8s.io',
-        kind: 'ClusterRole',
-        name: 'cluster-admin',
-      },
-      subjects: [
-        { kind: 'ServiceAccount', name: 'flux-operator', namespace: ns },
-      ],
-    },
+    clusterRoleBinding('flux-operator-cluster-admin', 'cluster-admin', [
+      { kind: 'ServiceAccount', name: 'flux-operator', namespace: ns },
+    ]),
     {
       apiVersion: 'v1',
       kind: 'Service',
@@ -783,13 +733,7 @@ function installObjects(version: string): Record<string, any>[] {
                   limits: { cpu: '2000m', memory: '1Gi' },
                   requests: { cpu: '10m', memory: '64Mi' },
                 },
-                securityContext: {
-                  allowPrivilegeEscalation: false,
-                  capabilities: { drop: ['ALL'] },
-                  readOnlyRootFilesystem: true,
-                  runAsNonRoot: true,
-                  seccompProfile: { type: 'RuntimeDefault' },
-                },
+                securityContext: restrictedSecurityContext(),
                 volumeMounts: [{ mountPath: '/tmp', name: 'temp' }],
               },
             ],
