@@ -1,7 +1,7 @@
 import { listBranchesSync } from '../git/cli';
 import { commitFile, gitClient, gitOk, tempDirs } from '../git/testUtils';
 import { BitbucketDouble, startBitbucketDouble } from './double';
-import { bearer, errorOf, restClient } from './testClient';
+import { addUsersWithTokens, bearer, errorOf, restClient } from './testClient';
 
 jest.setTimeout(90_000);
 
@@ -79,10 +79,7 @@ describe('Bitbucket double: pull requests', () => {
       email: 'bob@example.com',
     });
     bb.addToken({ token: 'bob-token', user: 'bob' });
-    bb.addUser({ name: 'carol' });
-    bb.addToken({ token: 'carol-token', user: 'carol' });
-    bb.addUser({ name: 'dave' });
-    bb.addToken({ token: 'dave-token', user: 'dave' });
+    addUsersWithTokens(bb, 'carol', 'dave');
     bb.addProject({ key: 'FLUX', name: 'Flux' });
     bb.grantProject('FLUX', { user: 'alice' }, 'PROJECT_ADMIN');
     bb.grantProject('FLUX', { user: 'bob' }, 'PROJECT_WRITE');
