@@ -32,12 +32,22 @@ export interface OperatorSimOptions {
   reportIntervalMs?: number;
 }
 
-type Cond = {
+/** A status condition as the simulated controllers write it. */
+export type Cond = {
   type: string;
   status: 'True' | 'False' | 'Unknown';
   reason: string;
   message: string;
+  observedGeneration?: number;
+  lastTransitionTime?: string;
 };
+
+const readyFalse = (reason: string, message: string): Cond => ({
+  type: 'Ready',
+  status: 'False',
+  reason,
+  message,
+});
 
 const API = 'fluxcd.controlplane.io/v1';
 const FIELD_MANAGER = 'flux-operator';
@@ -452,12 +462,10 @@ export function createOperatorLoop(ctx: {
       return writeInstanceStatus({
         ...handled,
         conditions: conds([
-          {
-            type: 'Ready',
-            status: 'False',
-            reason: 'ReconciliationFailed',
-            message: `reconciliation failed: ${failure}`,
-          },
+          readyFalse(
+            'ReconciliationFailed',
+            `reconciliation failed: ${failure}`,
+          ),
         ]),
       });
     }
@@ -477,12 +485,7 @@ export function createOperatorLoop(ctx: {
       return writeInstanceStatus({
         ...handled,
         conditions: conds([
-          {
-            type: 'Ready',
-            status: 'False',
-            reason: 'BuildFailed',
-            message: msg,
-          },
+          readyFalse('BuildFailed', msg),
           {
             type: 'Stalled',
             status: 'True',
@@ -515,14 +518,7 @@ export function createOperatorLoop(ctx: {
       lastFailed = true;
       return writeInstanceStatus({
         ...handled,
-        conditions: conds([
-          {
-            type: 'Ready',
-            status: 'False',
-            reason: 'ReconciliationFailed',
-            message: msg,
-          },
-        ]),
+        conditions: conds([readyFalse('ReconciliationFailed', msg)]),
         history: upsertHistory(
           inst.status?.history,
           b.digest,
@@ -582,12 +578,10 @@ export function createOperatorLoop(ctx: {
         ...handled,
         lastAttemptedRevision: b.revision,
         conditions: conds([
-          {
-            type: 'Ready',
-            status: 'False',
-            reason: 'ReconciliationFailed',
-            message: `reconciliation failed: ${e.message}`,
-          },
+          readyFalse(
+            'ReconciliationFailed',
+            `reconciliation failed: ${e.message}`,
+          ),
         ]),
         history: upsertHistory(
           inst.status?.history,

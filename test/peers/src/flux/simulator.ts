@@ -14,6 +14,7 @@ import {
 import { GitSnapshots } from './gitTree';
 import { kustomizeBuild, KustomizeBuildError } from './kustomize';
 import {
+  Cond,
   createOperatorLoop,
   goDuration,
   OperatorSimOptions,
@@ -105,15 +106,6 @@ export interface FluxSimulatorOptions {
   /** Simulate the Flux Operator too (see OperatorSimOptions). */
   operator?: OperatorSimOptions;
 }
-
-type Cond = {
-  type: string;
-  status: 'True' | 'False' | 'Unknown';
-  reason: string;
-  message: string;
-  observedGeneration?: number;
-  lastTransitionTime?: string;
-};
 
 const SOURCE_API = 'source.toolkit.fluxcd.io/v1';
 
