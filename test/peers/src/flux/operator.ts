@@ -3,6 +3,7 @@ import { KubeApiserverInfo, KubeHttp } from '../kube/http';
 import {
   aggregatedClusterRoles,
   clusterRoleBinding,
+  FLUX_COMPONENTS,
   restrictedSecurityContext,
   toMultiDocYaml,
 } from './bundle';
@@ -62,15 +63,7 @@ const open = (description: string): Schema => ({
 const duration = (description: string): Schema =>
   str(description, { pattern: '^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$' });
 
-const COMPONENT_ENUM = [
-  'source-controller',
-  'kustomize-controller',
-  'helm-controller',
-  'notification-controller',
-  'image-reflector-controller',
-  'image-automation-controller',
-  'source-watcher',
-];
+const COMPONENT_ENUM = [...FLUX_COMPONENTS];
 
 const inventorySchema = obj(
   'Inventory contains a list of Kubernetes resource object references.',
