@@ -49,6 +49,19 @@ const readyFalse = (reason: string, message: string): Cond => ({
   message,
 });
 
+/** A reconciliation in progress: Ready=Unknown and Reconciling=True (with `message`), reason Progressing. */
+export const progressingConds = (
+  message = 'Reconciliation in progress',
+): Cond[] => [
+  {
+    type: 'Ready',
+    status: 'Unknown',
+    reason: 'Progressing',
+    message: 'Reconciliation in progress',
+  },
+  { type: 'Reconciling', status: 'True', reason: 'Progressing', message },
+];
+
 const API = 'fluxcd.controlplane.io/v1';
 const FIELD_MANAGER = 'flux-operator';
 const GROUP = 'fluxcd.controlplane.io';
@@ -626,20 +639,7 @@ export function createOperatorLoop(ctx: {
           lastAttemptedRevision: b.revision,
           inventory,
           components,
-          conditions: conds([
-            {
-              type: 'Ready',
-              status: 'Unknown',
-              reason: 'Progressing',
-              message: 'Reconciliation in progress',
-            },
-            {
-              type: 'Reconciling',
-              status: 'True',
-              reason: 'Progressing',
-              message: 'Reconciliation in progress',
-            },
-          ]),
+          conditions: conds(progressingConds()),
         });
       }
     }
@@ -851,12 +851,14 @@ export function createOperatorLoop(ctx: {
     const syncName: string =
       (inst.status === 200 && inst.body.spec?.sync?.name) || ns;
     let sync: Record<string, unknown> | undefined;
-    const ks = await applier.get({
-      apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
-      kind: 'Kustomization',
-      name: syncName,
-      namespace: ns,
-    });
+    const getSyncObject = (apiVersion: string, kind: string) =>
+      applier.get({ apiVersion, kind, name: syncName, namespace: ns });
+    const readyOf = (o: Record<string, any>) =>
+      (o.status?.conditions ?? []).find((c: any) => c.type === 'Ready');
+    const ks = await getSyncObject(
+      'kustomize.toolkit.fluxcd.io/v1',
+      'Kustomization',
+    );
     if (ks) {
       const s: Record<string, any> = {
         id: `kustomization/${syncName}`,
@@ -864,26 +866,20 @@ export function createOperatorLoop(ctx: {
         status: 'not initialized',
       };
       if (ks.spec?.path !== undefined) s.path = ks.spec.path;
-      const ready = (ks.status?.conditions ?? []).find(
-        (c: any) => c.type === 'Ready',
-      );
+      const ready = readyOf(ks);
       if (ready) {
         s.ready = ready.status !== 'False';
         s.status = ready.message;
       }
       const kind = ks.spec?.sourceRef?.kind;
       if (kind === 'GitRepository') {
-        const src = await applier.get({
-          apiVersion: 'source.toolkit.fluxcd.io/v1',
-          kind: 'GitRepository',
-          name: syncName,
-          namespace: ns,
-        });
+        const src = await getSyncObject(
+          'source.toolkit.fluxcd.io/v1',
+          'GitRepository',
+        );
         if (src) {
           if (src.spec?.url) s.source = src.spec.url;
-          const sr = (src.status?.conditions ?? []).find(
-            (c: any) => c.type === 'Ready',
-          );
+          const sr = readyOf(src);
           if (sr?.status === 'False') {
             s.ready = false;
             s.status += `\n${sr.message}`;

@@ -19,6 +19,7 @@ import {
   goDuration,
   OperatorSimOptions,
   parseGoDuration,
+  progressingConds,
 } from './operatorSim';
 import { applyPatches, K8sObject, PatchError } from './patches';
 import {
@@ -805,18 +806,7 @@ export async function startFluxSimulator(
         const message = `Running health checks for revision ${revision} with a timeout of ${timeout}`;
         return report(
           [
-            {
-              type: 'Ready',
-              status: 'Unknown',
-              reason: 'Progressing',
-              message: 'Reconciliation in progress',
-            },
-            {
-              type: 'Reconciling',
-              status: 'True',
-              reason: 'Progressing',
-              message,
-            },
+            ...progressingConds(message),
             {
               type: 'Healthy',
               status: 'Unknown',
