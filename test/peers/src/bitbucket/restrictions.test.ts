@@ -2,7 +2,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import isoGit from 'isomorphic-git';
 import isoHttp from 'isomorphic-git/http/node';
-import { run } from '../common/process';
 import { listBranchesSync } from '../git/cli';
 import {
   commitFile,
@@ -11,6 +10,7 @@ import {
   newLocalRepo,
   tempDirs,
 } from '../git/testUtils';
+import { newKey } from '../ssh/testKeys';
 import { BitbucketDouble, startBitbucketDouble } from './double';
 import { patternToRegExp } from './refmatch';
 import { addUsersWithTokens, bearer, errorOf, restClient } from './testClient';
@@ -20,6 +20,18 @@ jest.setTimeout(90_000);
 const BANNER = `remote: ${'-'.repeat(52)}`;
 const CHECK =
   'remote: Check your branch permissions configuration with the project administrator.';
+
+/** REST branch creation: `name` from main in FLUX/`slug`, as the token's user. */
+const createBranch = (
+  call: ReturnType<typeof restClient>,
+  slug: string,
+  name: string,
+  token: string,
+) =>
+  call('POST', `/rest/api/1.0/projects/FLUX/repos/${slug}/branches`, {
+    token,
+    body: { name, startPoint: 'refs/heads/main' },
+  });
 
 describe("Bitbucket's branch permission patterns", () => {
   it.each([
@@ -330,14 +342,7 @@ describe('Bitbucket double: branch permissions REST API (/rest/branch-permission
     });
     expect(viaRepo.status).toBe(404);
     // REST branch creation honours it (in every repository of the project)
-    const branch = await call(
-      'POST',
-      '/rest/api/1.0/projects/FLUX/repos/other/branches',
-      {
-        token: 'alice-token',
-        body: { name: 'frozen', startPoint: 'refs/heads/main' },
-      },
-    );
+    const branch = await createBranch(call, 'other', 'frozen', 'alice-token');
     expect(branch.status).toBe(401);
     expect(errorOf(branch)).toMatchObject({
       message: 'Branch refs/heads/frozen is read-only.',
@@ -388,19 +393,7 @@ describe('Bitbucket double: branch permissions enforced on git pushes (a real pr
     sshUrl = urls.ssh!;
     const keysDir = tmp.make('ssh-keys');
     for (const name of ['deploy', 'exempt']) {
-      const file = path.join(keysDir, name);
-      await run('ssh-keygen', [
-        '-q',
-        '-t',
-        'ed25519',
-        '-N',
-        '',
-        '-C',
-        name,
-        '-f',
-        file,
-      ]);
-      keys[name] = { file, pub: fs.readFileSync(`${file}.pub`, 'utf8').trim() };
+      keys[name] = await newKey(keysDir, name);
       keys[name].id = bb.addAccessKey(
         'FLUX',
         'fleet',
@@ -574,13 +567,11 @@ describe('Bitbucket double: branch permissions enforced on git pushes (a real pr
     );
     expect(head('release/1.0')).toBeUndefined();
     const call = restClient(bb);
-    const viaRest = await call(
-      'POST',
-      '/rest/api/1.0/projects/FLUX/repos/fleet/branches',
-      {
-        token: 'bob-token',
-        body: { name: 'release/1.0', startPoint: 'refs/heads/main' },
-      },
+    const viaRest = await createBranch(
+      call,
+      'fleet',
+      'release/1.0',
+      'bob-token',
     );
     expect(viaRest.status).toBe(401);
     expect(errorOf(viaRest).message).toBe(
