@@ -21,6 +21,9 @@ describe('Bitbucket double: pull requests', () => {
   const head = (branch: string) =>
     listBranchesSync(bb.repoPath('FLUX', 'fleet')).find(b => b.name === branch)
       ?.sha;
+  /** `git push -q origin <refspec>` from the work clone as the token's user. */
+  const pushAs = (token: string, refspec: string) =>
+    gitOk(['-C', work, ...bearer(token), 'push', '-q', 'origin', refspec]);
   /** Commits a file on a local branch (created from `from`) and pushes it as alice. */
   const pushBranch = async (
     branch: string,
@@ -41,9 +44,6 @@ describe('Bitbucket double: pull requests', () => {
     await pushAs('alice-token', `HEAD:refs/heads/${branch}`);
     return sha;
   };
-  /** `git push -q origin <refspec>` from the work clone as the token's user. */
-  const pushAs = (token: string, refspec: string) =>
-    gitOk(['-C', work, ...bearer(token), 'push', '-q', 'origin', refspec]);
   const merge = (pr: { id: number; version: number }, token: string) =>
     call('POST', `${PRS}/${pr.id}/merge?version=${pr.version}`, { token });
   const mergeability = (pr: { id: number }, token: string) =>
