@@ -1,7 +1,6 @@
 import { EX, notPermitted, RestError, validation } from './errors';
 import type {
   BitbucketState,
-  Project,
   Repo,
   ReviewerCondition,
   Scope,
@@ -9,6 +8,7 @@ import type {
 } from './model';
 import { parseMatcher, refMatches, renderMatcher } from './refmatch';
 import { renderUser } from './render';
+import { projectOrRepoPath } from './restrictions';
 import type { RestCall, RestContext, RestResult } from './rest';
 
 const asObject = (body: unknown): Record<string, unknown> =>
@@ -107,16 +107,7 @@ export async function defaultReviewers(
   call: RestCall,
   seg: string[],
 ): Promise<RestResult> {
-  const [a, key, c, slug] = seg;
-  if (a !== 'projects' || !key)
-    throw new RestError(404, `No REST resource at ${call.path}`, EX.notFound);
-  const project: Project = ctx.projectOr404(key);
-  let repo: Repo | undefined;
-  let rest: string[];
-  if (c === 'repos' && slug) {
-    repo = ctx.repoOr404(project.key, slug);
-    rest = seg.slice(4);
-  } else rest = seg.slice(2);
+  const { project, repo, rest } = projectOrRepoPath(ctx, call, seg);
   if (!call.principal) throw notPermitted();
   const M = call.method;
   const scope: Scope = repo

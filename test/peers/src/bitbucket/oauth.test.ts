@@ -114,6 +114,17 @@ describe('Bitbucket double: OAuth 2.0 authorization server (incoming application
       headers: r.headers,
       body: await r.json(),
     }));
+  /** The token endpoint's answer to a refresh with the client's credentials. */
+  const refresh = (refreshToken: string) =>
+    token({
+      grant_type: 'refresh_token',
+      refresh_token: refreshToken,
+      client_id: client.clientId,
+      client_secret: client.clientSecret,
+    });
+  /** The status of a REST GET of `path` with the access token. */
+  const statusWith = async (path: string, accessToken: string) =>
+    (await call('GET', path, { token: accessToken })).status;
 
   /** The whole flow with PKCE S256; returns the token response. */
   async function grant(user: string, password: string, scope: string) {
@@ -315,22 +326,12 @@ describe('Bitbucket double: OAuth 2.0 authorization server (incoming application
     );
     expect(first.status).toBe(200);
     expect(first.headers.get('cache-control')).toBe('no-store');
-    const refreshed = await token({
-      grant_type: 'refresh_token',
-      refresh_token: first.body.refresh_token,
-      client_id: client.clientId,
-      client_secret: client.clientSecret,
-    });
+    const refreshed = await refresh(first.body.refresh_token);
     expect(refreshed.status).toBe(200);
     expect(refreshed.body.scope).toBe('REPO_READ');
     expect(refreshed.body.access_token).not.toBe(first.body.access_token);
     expect(refreshed.body.refresh_token).not.toBe(first.body.refresh_token);
-    const spent = await token({
-      grant_type: 'refresh_token',
-      refresh_token: first.body.refresh_token,
-      client_id: client.clientId,
-      client_secret: client.clientSecret,
-    });
+    const spent = await refresh(first.body.refresh_token);
     expect(spent).toMatchObject({
       status: 400,
       body: { error: 'invalid_grant' },
@@ -349,19 +350,13 @@ describe('Bitbucket double: OAuth 2.0 authorization server (incoming application
     expect(errorOf(expired).exceptionName).toBe(
       'com.atlassian.bitbucket.auth.IncorrectPasswordAuthenticationException',
     );
-    const again = await token({
-      grant_type: 'refresh_token',
-      refresh_token: refreshed.body.refresh_token,
-      client_id: client.clientId,
-      client_secret: client.clientSecret,
-    });
+    const again = await refresh(refreshed.body.refresh_token);
     expect(again.status).toBe(200);
     expect(
-      (
-        await call('GET', '/rest/api/1.0/projects/FLUX/repos/fleet', {
-          token: again.body.access_token,
-        })
-      ).status,
+      await statusWith(
+        '/rest/api/1.0/projects/FLUX/repos/fleet',
+        again.body.access_token,
+      ),
     ).toBe(200);
   });
 
@@ -444,11 +439,7 @@ describe('Bitbucket double: OAuth 2.0 authorization server (incoming application
     });
     expect(good.status).toBe(200);
     expect(
-      (
-        await call('GET', '/rest/api/1.0/projects/FLUX', {
-          token: good.body.access_token,
-        })
-      ).status,
+      await statusWith('/rest/api/1.0/projects/FLUX', good.body.access_token),
     ).toBe(200);
     const replay = await token({
       grant_type: 'authorization_code',
@@ -465,11 +456,7 @@ describe('Bitbucket double: OAuth 2.0 authorization server (incoming application
       },
     });
     expect(
-      (
-        await call('GET', '/rest/api/1.0/projects/FLUX', {
-          token: good.body.access_token,
-        })
-      ).status,
+      await statusWith('/rest/api/1.0/projects/FLUX', good.body.access_token),
     ).toBe(401);
   });
 
@@ -658,23 +645,14 @@ describe('Bitbucket double: OAuth 2.0 authorization server (incoming application
       body: { name: 'cora-fleet' },
     });
     expect(created.status).toBe(201);
-    const key = await call(
-      'POST',
-      '/rest/keys/1.0/projects/FLUX/repos/cora-fleet/ssh',
-      {
+    const addWriteKey = (slug: string) =>
+      call('POST', `/rest/keys/1.0/projects/FLUX/repos/${slug}/ssh`, {
         token: cora,
         body: { key: { text: KEY }, permission: 'REPO_WRITE' },
-      },
-    );
+      });
+    const key = await addWriteKey('cora-fleet');
     expect(key.status).toBe(201);
-    const elsewhere = await call(
-      'POST',
-      '/rest/keys/1.0/projects/FLUX/repos/fleet/ssh',
-      {
-        token: cora,
-        body: { key: { text: KEY }, permission: 'REPO_WRITE' },
-      },
-    );
+    const elsewhere = await addWriteKey('fleet');
     expect(elsewhere.status).toBe(401);
   });
 

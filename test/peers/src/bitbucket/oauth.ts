@@ -563,6 +563,11 @@ ${hidden}
     });
   }
 
+  /** 400 `invalid_grant` (RFC 6749 §5.2) with `description`. */
+  private invalidGrant(res: http.ServerResponse, description: string) {
+    return this.tokenError(res, 400, 'invalid_grant', description);
+  }
+
   private tokenError(
     res: http.ServerResponse,
     status: number,
@@ -682,40 +687,26 @@ ${hidden}
         );
       const code = this.codes.get(params.code);
       if (!code || code.clientId !== client.clientId)
-        return this.tokenError(
-          res,
-          400,
-          'invalid_grant',
-          'The authorization code is invalid.',
-        );
+        return this.invalidGrant(res, 'The authorization code is invalid.');
       if (code.used) {
         // a replayed code: revoke what it gave (RFC 6749 §4.1.2)
         const gone = new Set(code.issued);
         this.state.tokens = this.state.tokens.filter(t => !gone.has(t.id));
         for (const [k, r] of this.refresh)
           if (gone.has(r.accessTokenId)) this.refresh.delete(k);
-        return this.tokenError(
+        return this.invalidGrant(
           res,
-          400,
-          'invalid_grant',
           'The authorization code was already used.',
         );
       }
       if (code.expiresAt < Date.now())
-        return this.tokenError(
-          res,
-          400,
-          'invalid_grant',
-          'The authorization code has expired.',
-        );
+        return this.invalidGrant(res, 'The authorization code has expired.');
       if (
         code.redirectUri !== undefined &&
         params.redirect_uri !== code.redirectUri
       )
-        return this.tokenError(
+        return this.invalidGrant(
           res,
-          400,
-          'invalid_grant',
           'redirect_uri does not match the one of the authorization request.',
         );
       if (code.challenge !== undefined) {
@@ -725,21 +716,14 @@ ${hidden}
             ? crypto.createHash('sha256').update(verifier).digest('base64url')
             : verifier;
         if (!PKCE_RE.test(verifier) || expected !== code.challenge)
-          return this.tokenError(
+          return this.invalidGrant(
             res,
-            400,
-            'invalid_grant',
             'PKCE verification failed: the code_verifier does not match the code_challenge.',
           );
       }
       const user = this.state.user(code.user);
       if (!user || !user.active)
-        return this.tokenError(
-          res,
-          400,
-          'invalid_grant',
-          'The user is inactive.',
-        );
+        return this.invalidGrant(res, 'The user is inactive.');
       code.used = true;
       const r = this.issue(res, client, user, code.scopes);
       code.issued.push(r.tokenId);
@@ -761,10 +745,8 @@ ${hidden}
           'refresh_token is required.',
         );
       if (!rt || rt.clientId !== client.clientId)
-        return this.tokenError(
+        return this.invalidGrant(
           res,
-          400,
-          'invalid_grant',
           'The refresh token is invalid or was revoked.',
         );
       let scopes = rt.scopes;
@@ -783,12 +765,7 @@ ${hidden}
       }
       const user = this.state.user(rt.user);
       if (!user || !user.active)
-        return this.tokenError(
-          res,
-          400,
-          'invalid_grant',
-          'The user is inactive.',
-        );
+        return this.invalidGrant(res, 'The user is inactive.');
       // refresh tokens rotate: the old one is spent
       this.refresh.delete(params.refresh_token);
       const r = this.issue(res, client, user, scopes);

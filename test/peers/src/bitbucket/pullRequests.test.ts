@@ -1,7 +1,7 @@
 import { listBranchesSync } from '../git/cli';
 import { commitFile, gitClient, gitOk, tempDirs } from '../git/testUtils';
 import { BitbucketDouble, startBitbucketDouble } from './double';
-import { bearer, errorOf, restClient } from './testClient';
+import { addUsersWithTokens, bearer, errorOf, restClient } from './testClient';
 
 jest.setTimeout(90_000);
 
@@ -21,6 +21,9 @@ describe('Bitbucket double: pull requests', () => {
   const head = (branch: string) =>
     listBranchesSync(bb.repoPath('FLUX', 'fleet')).find(b => b.name === branch)
       ?.sha;
+  /** `git push -q origin <refspec>` from the work clone as the token's user. */
+  const pushAs = (token: string, refspec: string) =>
+    gitOk(['-C', work, ...bearer(token), 'push', '-q', 'origin', refspec]);
   /** Commits a file on a local branch (created from `from`) and pushes it as alice. */
   const pushBranch = async (
     branch: string,
@@ -38,17 +41,13 @@ describe('Bitbucket double: pull requests', () => {
     ]);
     await gitOk(['-C', work, 'checkout', '-q', '-B', branch, from]);
     const sha = await commitFile(work, file, content, `change ${file}`);
-    await gitOk([
-      '-C',
-      work,
-      ...bearer('alice-token'),
-      'push',
-      '-q',
-      'origin',
-      `HEAD:refs/heads/${branch}`,
-    ]);
+    await pushAs('alice-token', `HEAD:refs/heads/${branch}`);
     return sha;
   };
+  const merge = (pr: { id: number; version: number }, token: string) =>
+    call('POST', `${PRS}/${pr.id}/merge?version=${pr.version}`, { token });
+  const mergeability = (pr: { id: number }, token: string) =>
+    call('GET', `${PRS}/${pr.id}/merge`, { token });
   const open = async (from: string, to = 'main', extra: object = {}) =>
     call('POST', PRS, {
       token: 'alice-token',
@@ -80,10 +79,7 @@ describe('Bitbucket double: pull requests', () => {
       email: 'bob@example.com',
     });
     bb.addToken({ token: 'bob-token', user: 'bob' });
-    bb.addUser({ name: 'carol' });
-    bb.addToken({ token: 'carol-token', user: 'carol' });
-    bb.addUser({ name: 'dave' });
-    bb.addToken({ token: 'dave-token', user: 'dave' });
+    addUsersWithTokens(bb, 'carol', 'dave');
     bb.addProject({ key: 'FLUX', name: 'Flux' });
     bb.grantProject('FLUX', { user: 'alice' }, 'PROJECT_ADMIN');
     bb.grantProject('FLUX', { user: 'bob' }, 'PROJECT_WRITE');
@@ -107,15 +103,7 @@ describe('Bitbucket double: pull requests', () => {
     beforeAll(async () => {
       await pushBranch('flux/prod', 'clusters/prod/a.yaml', 'a: 1\n');
       prHead = await commitFile(work, 'clusters/prod/b.yaml', 'b: 1\n');
-      await gitOk([
-        '-C',
-        work,
-        ...bearer('alice-token'),
-        'push',
-        '-q',
-        'origin',
-        'HEAD:refs/heads/flux/prod',
-      ]);
+      await pushAs('alice-token', 'HEAD:refs/heads/flux/prod');
       mainHead = head('main')!;
     });
 
@@ -273,15 +261,7 @@ describe('Bitbucket double: pull requests', () => {
       });
       expect(toTag.status).toBe(400);
       expect(errorOf(toTag).context).toBe('toRef');
-      await gitOk([
-        '-C',
-        work,
-        ...bearer('alice-token'),
-        'push',
-        '-q',
-        'origin',
-        'origin/main:refs/heads/flux/empty',
-      ]);
+      await pushAs('alice-token', 'origin/main:refs/heads/flux/empty');
       const empty = await open('flux/empty');
       expect(empty.status).toBe(409);
       expect(errorOf(empty).exceptionName).toBe(
@@ -357,15 +337,7 @@ describe('Bitbucket double: pull requests', () => {
     it('a push to the source branch bumps the version and fromRef.latestCommit; commits and changes follow it', async () => {
       await gitOk(['-C', work, 'checkout', '-q', 'flux/prod']);
       const newer = await commitFile(work, 'clusters/prod/c.yaml', 'c: 1\n');
-      await gitOk([
-        '-C',
-        work,
-        ...bearer('alice-token'),
-        'push',
-        '-q',
-        'origin',
-        'HEAD:refs/heads/flux/prod',
-      ]);
+      await pushAs('alice-token', 'HEAD:refs/heads/flux/prod');
       const r = await call('GET', `${PRS}/1`, { token: 'carol-token' });
       expect(r.body.version).toBe(1);
       expect(r.body.fromRef.latestCommit).toBe(newer);
@@ -692,16 +664,8 @@ describe('Bitbucket double: pull requests', () => {
       await pushBranch('conflict/b', 'shared.txt', 'from b\n');
       const a = (await open('conflict/a')).body;
       const b = (await open('conflict/b')).body;
-      expect(
-        (
-          await call('POST', `${PRS}/${a.id}/merge?version=${a.version}`, {
-            token: 'alice-token',
-          })
-        ).status,
-      ).toBe(200);
-      const can = await call('GET', `${PRS}/${b.id}/merge`, {
-        token: 'alice-token',
-      });
+      expect((await merge(a, 'alice-token')).status).toBe(200);
+      const can = await mergeability(b, 'alice-token');
       expect(can.body).toEqual({
         canMerge: false,
         conflicted: true,
@@ -709,11 +673,7 @@ describe('Bitbucket double: pull requests', () => {
         vetoes: [],
       });
       const before = head('main');
-      const r = await call(
-        'POST',
-        `${PRS}/${b.id}/merge?version=${b.version}`,
-        { token: 'alice-token' },
-      );
+      const r = await merge(b, 'alice-token');
       expect(r.status).toBe(409);
       expect(errorOf(r)).toMatchObject({
         message: 'The pull request has conflicts and cannot be merged.',
@@ -743,11 +703,7 @@ describe('Bitbucket double: pull requests', () => {
         'can only be modified through pull requests',
       );
       const pr = (await open('feature/ok')).body;
-      const merged = await call(
-        'POST',
-        `${PRS}/${pr.id}/merge?version=${pr.version}`,
-        { token: 'bob-token' },
-      );
+      const merged = await merge(pr, 'bob-token');
       expect(merged.status).toBe(200);
       const parents = (
         await gitOk([
@@ -769,9 +725,7 @@ describe('Bitbucket double: pull requests', () => {
       });
       await pushBranch('feature/ro', 'ro.txt', 'ro\n');
       const pr2 = (await open('feature/ro')).body;
-      const can = await call('GET', `${PRS}/${pr2.id}/merge`, {
-        token: 'bob-token',
-      });
+      const can = await mergeability(pr2, 'bob-token');
       expect(can.body.canMerge).toBe(false);
       expect(can.body.vetoes).toEqual([
         {
@@ -780,11 +734,7 @@ describe('Bitbucket double: pull requests', () => {
             'Branch refs/heads/main is read-only. You are not permitted to merge pull requests into it.',
         },
       ]);
-      const vetoed = await call(
-        'POST',
-        `${PRS}/${pr2.id}/merge?version=${pr2.version}`,
-        { token: 'bob-token' },
-      );
+      const vetoed = await merge(pr2, 'bob-token');
       expect(vetoed.status).toBe(409);
       expect(errorOf(vetoed)).toMatchObject({
         message: 'Merging the pull request has been vetoed.',
@@ -793,11 +743,7 @@ describe('Bitbucket double: pull requests', () => {
         conflicted: false,
         vetoes: [{ summaryMessage: 'Branch permissions prevent this merge' }],
       });
-      const exempt = await call(
-        'POST',
-        `${PRS}/${pr2.id}/merge?version=${pr2.version}`,
-        { token: 'alice-token' },
-      );
+      const exempt = await merge(pr2, 'alice-token');
       expect(exempt.status).toBe(200);
       bb.removeRestriction(ro);
     });
@@ -928,11 +874,7 @@ describe('Bitbucket double: pull requests', () => {
       await pushBranch('flux/dev', 'dev.txt', 'dev\n');
       const pr = (await open('flux/dev')).body;
       expect(pr.reviewers).toEqual([]); // Bitbucket's REST create does not add default reviewers
-      const vetoed = await call(
-        'POST',
-        `${PRS}/${pr.id}/merge?version=${pr.version}`,
-        { token: 'alice-token' },
-      );
+      const vetoed = await merge(pr, 'alice-token');
       expect(vetoed.status).toBe(409);
       expect(errorOf(vetoed).vetoes).toEqual([
         {
@@ -942,11 +884,7 @@ describe('Bitbucket double: pull requests', () => {
         },
       ]);
       bb.setReviewerStatus('FLUX', 'fleet', pr.id, 'carol', 'APPROVED');
-      const merged = await call(
-        'POST',
-        `${PRS}/${pr.id}/merge?version=${pr.version}`,
-        { token: 'alice-token' },
-      );
+      const merged = await merge(pr, 'alice-token');
       expect(merged.status).toBe(200);
       for (const c of listed.body) {
         const path =
@@ -971,9 +909,7 @@ describe('Bitbucket double: pull requests', () => {
           reviewers: [{ user: { name: 'bob' } }],
         })
       ).body;
-      const can = await call('GET', `${PRS}/${pr.id}/merge`, {
-        token: 'alice-token',
-      });
+      const can = await mergeability(pr, 'alice-token');
       expect(can.body.vetoes.map((v: any) => v.summaryMessage)).toEqual([
         'Not enough approvals',
       ]);
@@ -981,9 +917,7 @@ describe('Bitbucket double: pull requests', () => {
         token: 'bob-token',
         body: { status: 'NEEDS_WORK' },
       });
-      const needsWork = await call('GET', `${PRS}/${pr.id}/merge`, {
-        token: 'alice-token',
-      });
+      const needsWork = await mergeability(pr, 'alice-token');
       expect(needsWork.body.vetoes.map((v: any) => v.summaryMessage)).toEqual([
         'Not enough approvals',
         'Changes requested',
@@ -997,20 +931,12 @@ describe('Bitbucket double: pull requests', () => {
         project: 'FLUX',
         permission: 'PROJECT_WRITE',
       });
-      const byToken = await call(
-        'POST',
-        `${PRS}/${pr.id}/merge?version=${pr.version}`,
-        { token: 'project-token' },
-      );
+      const byToken = await merge(pr, 'project-token');
       expect(byToken.status).toBe(409);
       expect(errorOf(byToken).vetoes[0].summaryMessage).toBe(
         'A commit author is required',
       );
-      const ok = await call(
-        'POST',
-        `${PRS}/${pr.id}/merge?version=${pr.version}`,
-        { token: 'alice-token' },
-      );
+      const ok = await merge(pr, 'alice-token');
       expect(ok.status).toBe(200);
       bb.setMergeChecks('FLUX', 'fleet', {});
     });
@@ -1020,15 +946,7 @@ describe('Bitbucket double: pull requests', () => {
     it('the source commits pushed straight to the target mark it MERGED; a deleted source branch declines it', async () => {
       const sha = await pushBranch('flux/outside', 'outside.txt', 'o\n');
       const pr = (await open('flux/outside')).body;
-      await gitOk([
-        '-C',
-        work,
-        ...bearer('alice-token'),
-        'push',
-        '-q',
-        'origin',
-        `${sha}:refs/heads/main`,
-      ]);
+      await pushAs('alice-token', `${sha}:refs/heads/main`);
       const got = await call('GET', `${PRS}/${pr.id}`, {
         token: 'alice-token',
       });
@@ -1039,15 +957,7 @@ describe('Bitbucket double: pull requests', () => {
 
       await pushBranch('flux/gone', 'gone.txt', 'g\n');
       const pr2 = (await open('flux/gone')).body;
-      await gitOk([
-        '-C',
-        work,
-        ...bearer('alice-token'),
-        'push',
-        '-q',
-        'origin',
-        ':refs/heads/flux/gone',
-      ]);
+      await pushAs('alice-token', ':refs/heads/flux/gone');
       // the post-receive hook already synced it: the state shows it without a REST call
       expect(bb.state().pullRequests.find(p => p.id === pr2.id)?.state).toBe(
         'DECLINED',

@@ -389,6 +389,44 @@ export class PullRequests {
     }
   }
 
+  /** 409 when another open pull request of `repo` has the same source (repository, ref) and target. */
+  private assertNoOpenDuplicate(
+    repo: Repo,
+    refs: { fromRepoId: number; fromRef: string; toRef: string },
+    self?: PullRequest,
+  ): void {
+    const dup = this.state.pullRequests.find(
+      p =>
+        p !== self &&
+        p.state === 'OPEN' &&
+        p.repoId === repo.id &&
+        p.fromRepoId === refs.fromRepoId &&
+        p.fromRef === refs.fromRef &&
+        p.toRef === refs.toRef,
+    );
+    if (dup)
+      throw restError(
+        409,
+        `Only one pull request may be open for a given source and target branch (pull request #${dup.id}).`,
+        EX.duplicatePullRequest,
+        { existingPullRequest: this.render(dup) },
+      );
+  }
+
+  /** Records a pull request event of `repo` in the audit log (`state().audit`). */
+  private audit(
+    call: RestCall,
+    repo: Repo,
+    action: string,
+    details: Record<string, unknown>,
+  ): void {
+    this.state.record(call.principal, action, {
+      projectKey: repo.projectKey,
+      slug: repo.slug,
+      details,
+    });
+  }
+
   private notOpen(pr: PullRequest, what: string): RestError {
     return restError(
       409,
@@ -588,22 +626,11 @@ export class PullRequests {
         'The source and target refs of a pull request must be different.',
         EX.invalidPullRequestTarget,
       );
-    const dup = this.state.pullRequests.find(
-      p =>
-        p.state === 'OPEN' &&
-        p.repoId === repo.id &&
-        p.fromRepoId === from.repo.id &&
-        p.fromRef === from.ref &&
-        p.toRef === to.ref,
-    );
-    if (dup) {
-      throw restError(
-        409,
-        `Only one pull request may be open for a given source and target branch (pull request #${dup.id}).`,
-        EX.duplicatePullRequest,
-        { existingPullRequest: this.render(dup) },
-      );
-    }
+    this.assertNoOpenDuplicate(repo, {
+      fromRepoId: from.repo.id,
+      fromRef: from.ref,
+      toRef: to.ref,
+    });
     if (await isAncestor(repo.path, from.sha, to.sha)) {
       throw restError(
         409,
@@ -643,16 +670,12 @@ export class PullRequests {
       toCommit: to.sha,
     };
     this.state.pullRequests.push(pr);
-    this.state.record(call.principal, 'PR_OPENED', {
-      projectKey: repo.projectKey,
-      slug: repo.slug,
-      details: {
-        id: pr.id,
-        fromRef: pr.fromRef,
-        toRef: pr.toRef,
-        fromCommit: pr.fromCommit,
-        reviewers,
-      },
+    this.audit(call, repo, 'PR_OPENED', {
+      id: pr.id,
+      fromRef: pr.fromRef,
+      toRef: pr.toRef,
+      fromCommit: pr.fromCommit,
+      reviewers,
     });
     return { status: 201, body: this.render(pr) };
   }
@@ -695,22 +718,7 @@ export class PullRequests {
     if (body.toRef !== undefined) {
       const to = await this.resolveRef(body.toRef, 'toRef', repo);
       if (to.ref !== pr.toRef) {
-        const dup = this.state.pullRequests.find(
-          p =>
-            p !== pr &&
-            p.state === 'OPEN' &&
-            p.repoId === repo.id &&
-            p.fromRepoId === pr.fromRepoId &&
-            p.fromRef === pr.fromRef &&
-            p.toRef === to.ref,
-        );
-        if (dup)
-          throw restError(
-            409,
-            `Only one pull request may be open for a given source and target branch (pull request #${dup.id}).`,
-            EX.duplicatePullRequest,
-            { existingPullRequest: this.render(dup) },
-          );
+        this.assertNoOpenDuplicate(repo, { ...pr, toRef: to.ref }, pr);
         pr.toRef = to.ref;
         pr.toCommit = to.sha;
       }
@@ -729,11 +737,7 @@ export class PullRequests {
     pr.participants = kept;
     pr.version++;
     pr.updatedDate = Date.now();
-    this.state.record(call.principal, 'PR_UPDATED', {
-      projectKey: repo.projectKey,
-      slug: repo.slug,
-      details: { id: pr.id, version: pr.version },
-    });
+    this.audit(call, repo, 'PR_UPDATED', { id: pr.id, version: pr.version });
     return { status: 200, body: this.render(pr) };
   }
 
@@ -743,11 +747,7 @@ export class PullRequests {
       this.ctx.needRepo(call, repo, 3, 'delete pull requests');
     this.checkVersion(call, pr);
     this.state.pullRequests = this.state.pullRequests.filter(p => p !== pr);
-    this.state.record(call.principal, 'PR_DELETED', {
-      projectKey: repo.projectKey,
-      slug: repo.slug,
-      details: { id: pr.id },
-    });
+    this.audit(call, repo, 'PR_DELETED', { id: pr.id });
     return { status: 204 };
   }
 
@@ -780,11 +780,7 @@ export class PullRequests {
     const p = this.upsertParticipant(pr, slug);
     p.status = status;
     if (status !== 'UNAPPROVED') p.lastReviewedCommit = pr.fromCommit;
-    this.state.record(call.principal, 'PR_REVIEWED', {
-      projectKey: repo.projectKey,
-      slug: repo.slug,
-      details: { id: pr.id, status },
-    });
+    this.audit(call, repo, 'PR_REVIEWED', { id: pr.id, status });
     return { status: 200, body: this.renderParticipant(p) };
   }
 
@@ -1058,10 +1054,11 @@ export class PullRequests {
     pr.closedDate = now;
     pr.updatedDate = now;
     pr.closedBy = me.slug;
-    this.state.record(call.principal, 'PR_MERGED', {
-      projectKey: repo.projectKey,
-      slug: repo.slug,
-      details: { id: pr.id, mergeCommit: head, strategy, toRef: pr.toRef },
+    this.audit(call, repo, 'PR_MERGED', {
+      id: pr.id,
+      mergeCommit: head,
+      strategy,
+      toRef: pr.toRef,
     });
     await this.syncUnlocked(repo);
     return { status: 200, body: this.render(pr) };
@@ -1077,11 +1074,7 @@ export class PullRequests {
     pr.closedDate = now;
     pr.updatedDate = now;
     pr.closedBy = me.slug;
-    this.state.record(call.principal, 'PR_DECLINED', {
-      projectKey: repo.projectKey,
-      slug: repo.slug,
-      details: { id: pr.id },
-    });
+    this.audit(call, repo, 'PR_DECLINED', { id: pr.id });
     return { status: 200, body: this.render(pr) };
   }
 
@@ -1104,22 +1097,7 @@ export class PullRequests {
         } no longer exists.`,
         EX.illegalPullRequestState,
       );
-    const dup = this.state.pullRequests.find(
-      p =>
-        p !== pr &&
-        p.state === 'OPEN' &&
-        p.repoId === repo.id &&
-        p.fromRepoId === pr.fromRepoId &&
-        p.fromRef === pr.fromRef &&
-        p.toRef === pr.toRef,
-    );
-    if (dup)
-      throw restError(
-        409,
-        `Only one pull request may be open for a given source and target branch (pull request #${dup.id}).`,
-        EX.duplicatePullRequest,
-        { existingPullRequest: this.render(dup) },
-      );
+    this.assertNoOpenDuplicate(repo, pr, pr);
     pr.state = 'OPEN';
     pr.version++;
     pr.closedDate = undefined;
@@ -1127,11 +1105,7 @@ export class PullRequests {
     pr.fromCommit = fromSha;
     pr.toCommit = toSha;
     pr.updatedDate = Date.now();
-    this.state.record(call.principal, 'PR_REOPENED', {
-      projectKey: repo.projectKey,
-      slug: repo.slug,
-      details: { id: pr.id },
-    });
+    this.audit(call, repo, 'PR_REOPENED', { id: pr.id });
     return { status: 200, body: this.render(pr) };
   }
 

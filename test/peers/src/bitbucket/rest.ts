@@ -853,20 +853,14 @@ export class BitbucketRest implements RestContext {
     kind: 'groups' | 'users',
   ): RestResult {
     this.needProject(call, project, 3, 'administer permissions');
-    const store =
-      kind === 'groups'
-        ? this.state.projectGroupPerms
-        : this.state.projectUserPerms;
-    if (call.method === 'GET')
-      return this.permissionsList(call, kind, store.get(project.key));
-    return this.permissionsChange<ProjectPermission>(
+    return this.permissions(
       call,
       kind,
       PROJECT_PERMISSIONS,
-      () => {
-        if (!store.has(project.key)) store.set(project.key, new Map());
-        return store.get(project.key)!;
-      },
+      kind === 'groups'
+        ? this.state.projectGroupPerms
+        : this.state.projectUserPerms,
+      project.key,
     );
   }
 
@@ -876,19 +870,29 @@ export class BitbucketRest implements RestContext {
     kind: 'groups' | 'users',
   ): RestResult {
     this.needRepo(call, repo, 3, 'administer permissions');
-    const store =
-      kind === 'groups' ? this.state.repoGroupPerms : this.state.repoUserPerms;
-    if (call.method === 'GET')
-      return this.permissionsList(call, kind, store.get(repo.id));
-    return this.permissionsChange<RepoPermission>(
+    return this.permissions(
       call,
       kind,
       REPO_PERMISSIONS,
-      () => {
-        if (!store.has(repo.id)) store.set(repo.id, new Map());
-        return store.get(repo.id)!;
-      },
+      kind === 'groups' ? this.state.repoGroupPerms : this.state.repoUserPerms,
+      repo.id,
     );
+  }
+
+  /** GET lists, PUT/DELETE change the grants of `store` at `key` (created on first change). */
+  private permissions<K, P extends string>(
+    call: RestCall,
+    kind: 'groups' | 'users',
+    allowed: readonly P[],
+    store: Map<K, Map<string, P>>,
+    key: K,
+  ): RestResult {
+    if (call.method === 'GET')
+      return this.permissionsList(call, kind, store.get(key));
+    return this.permissionsChange<P>(call, kind, allowed, () => {
+      if (!store.has(key)) store.set(key, new Map());
+      return store.get(key)!;
+    });
   }
 
   // ---------- /rest/keys/1.0 ----------

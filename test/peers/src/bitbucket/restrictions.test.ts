@@ -2,7 +2,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import isoGit from 'isomorphic-git';
 import isoHttp from 'isomorphic-git/http/node';
-import { run } from '../common/process';
 import { listBranchesSync } from '../git/cli';
 import {
   commitFile,
@@ -11,15 +10,28 @@ import {
   newLocalRepo,
   tempDirs,
 } from '../git/testUtils';
+import { newKey } from '../ssh/testKeys';
 import { BitbucketDouble, startBitbucketDouble } from './double';
 import { patternToRegExp } from './refmatch';
-import { bearer, errorOf, restClient } from './testClient';
+import { addUsersWithTokens, bearer, errorOf, restClient } from './testClient';
 
 jest.setTimeout(90_000);
 
 const BANNER = `remote: ${'-'.repeat(52)}`;
 const CHECK =
   'remote: Check your branch permissions configuration with the project administrator.';
+
+/** REST branch creation: `name` from main in FLUX/`slug`, as the token's user. */
+const createBranch = (
+  call: ReturnType<typeof restClient>,
+  slug: string,
+  name: string,
+  token: string,
+) =>
+  call('POST', `/rest/api/1.0/projects/FLUX/repos/${slug}/branches`, {
+    token,
+    body: { name, startPoint: 'refs/heads/main' },
+  });
 
 describe("Bitbucket's branch permission patterns", () => {
   it.each([
@@ -55,14 +67,13 @@ describe('Bitbucket double: branch permissions REST API (/rest/branch-permission
   let call: ReturnType<typeof restClient>;
   let keyId: number;
   const base = '/rest/branch-permissions/2.0/projects/FLUX/repos/fleet';
+  const postRestriction = (body: unknown, token = 'alice-token') =>
+    call('POST', `${base}/restrictions`, { token, body });
 
   beforeAll(async () => {
     bb = await startBitbucketDouble({ contextPath: '/bitbucket' });
     call = restClient(bb);
-    bb.addUser({ name: 'alice' });
-    bb.addToken({ token: 'alice-token', user: 'alice' });
-    bb.addUser({ name: 'bob' });
-    bb.addToken({ token: 'bob-token', user: 'bob' });
+    addUsersWithTokens(bb, 'alice', 'bob');
     bb.addUser({ name: 'carol' });
     bb.addGroup('release-managers', ['carol']);
     bb.addProject({ key: 'FLUX', name: 'Flux' });
@@ -86,15 +97,12 @@ describe('Bitbucket double: branch permissions REST API (/rest/branch-permission
   afterAll(() => bb.stop());
 
   it("creates one restriction (application/json) and renders Atlassian's RestRefRestriction", async () => {
-    const r = await call('POST', `${base}/restrictions`, {
-      token: 'alice-token',
-      body: {
-        type: 'pull-request-only',
-        matcher: { id: 'refs/heads/main', type: { id: 'BRANCH' } },
-        users: ['carol'],
-        groups: ['release-managers'],
-        accessKeys: [keyId],
-      },
+    const r = await postRestriction({
+      type: 'pull-request-only',
+      matcher: { id: 'refs/heads/main', type: { id: 'BRANCH' } },
+      users: ['carol'],
+      groups: ['release-managers'],
+      accessKeys: [keyId],
     });
     expect(r.status).toBe(200);
     const repo = (
@@ -132,13 +140,10 @@ describe('Bitbucket double: branch permissions REST API (/rest/branch-permission
     });
     expect(got.body).toEqual(r.body);
     // the same type and matcher again updates it in place (same id)
-    const again = await call('POST', `${base}/restrictions`, {
-      token: 'alice-token',
-      body: {
-        type: 'pull-request-only',
-        matcher: { id: 'main', type: { id: 'BRANCH' } },
-        userSlugs: ['carol'],
-      },
+    const again = await postRestriction({
+      type: 'pull-request-only',
+      matcher: { id: 'main', type: { id: 'BRANCH' } },
+      userSlugs: ['carol'],
     });
     expect(again.body.id).toBe(r.body.id);
     expect(again.body.groups).toEqual([]);
@@ -256,28 +261,19 @@ describe('Bitbucket double: branch permissions REST API (/rest/branch-permission
       context: 'users',
       message: 'User "nobody" does not exist.',
     });
-    const wrongType = await call('POST', `${base}/restrictions`, {
-      token: 'alice-token',
-      body: {
-        type: 'no-pushes',
-        matcher: { id: 'main', type: { id: 'BRANCH' } },
-      },
+    const wrongType = await postRestriction({
+      type: 'no-pushes',
+      matcher: { id: 'main', type: { id: 'BRANCH' } },
     });
     expect(errorOf(wrongType).context).toBe('type');
-    const wrongMatcher = await call('POST', `${base}/restrictions`, {
-      token: 'alice-token',
-      body: {
-        type: 'read-only',
-        matcher: { id: 'main', type: { id: 'BRANCHES' } },
-      },
+    const wrongMatcher = await postRestriction({
+      type: 'read-only',
+      matcher: { id: 'main', type: { id: 'BRANCHES' } },
     });
     expect(errorOf(wrongMatcher).context).toBe('matcher.type');
-    const arrayAsJson = await call('POST', `${base}/restrictions`, {
-      token: 'alice-token',
-      body: [
-        { type: 'read-only', matcher: { id: 'main', type: { id: 'BRANCH' } } },
-      ],
-    });
+    const arrayAsJson = await postRestriction([
+      { type: 'read-only', matcher: { id: 'main', type: { id: 'BRANCH' } } },
+    ]);
     expect(arrayAsJson.status).toBe(400);
     expect(bb.state().restrictions).toEqual([]);
   });
@@ -290,13 +286,13 @@ describe('Bitbucket double: branch permissions REST API (/rest/branch-permission
     expect(errorOf(asWriter).exceptionName).toBe(
       'com.atlassian.bitbucket.AuthorisationException',
     );
-    const create = await call('POST', `${base}/restrictions`, {
-      token: 'bob-token',
-      body: {
+    const create = await postRestriction(
+      {
         type: 'read-only',
         matcher: { id: 'main', type: { id: 'BRANCH' } },
       },
-    });
+      'bob-token',
+    );
     expect(create.status).toBe(401);
     const anonymous = await call('GET', `${base}/restrictions`);
     expect(anonymous.status).toBe(401);
@@ -346,14 +342,7 @@ describe('Bitbucket double: branch permissions REST API (/rest/branch-permission
     });
     expect(viaRepo.status).toBe(404);
     // REST branch creation honours it (in every repository of the project)
-    const branch = await call(
-      'POST',
-      '/rest/api/1.0/projects/FLUX/repos/other/branches',
-      {
-        token: 'alice-token',
-        body: { name: 'frozen', startPoint: 'refs/heads/main' },
-      },
-    );
+    const branch = await createBranch(call, 'other', 'frozen', 'alice-token');
     expect(branch.status).toBe(401);
     expect(errorOf(branch)).toMatchObject({
       message: 'Branch refs/heads/frozen is read-only.',
@@ -389,14 +378,7 @@ describe('Bitbucket double: branch permissions enforced on git pushes (a real pr
 
   beforeAll(async () => {
     bb = await startBitbucketDouble({ ssh: true });
-    bb.addUser({ name: 'alice' });
-    bb.addToken({ token: 'alice-token', user: 'alice' });
-    bb.addUser({ name: 'bob' });
-    bb.addToken({ token: 'bob-token', user: 'bob' });
-    bb.addUser({ name: 'carol' });
-    bb.addToken({ token: 'carol-token', user: 'carol' });
-    bb.addUser({ name: 'dave' });
-    bb.addToken({ token: 'dave-token', user: 'dave' });
+    addUsersWithTokens(bb, 'alice', 'bob', 'carol', 'dave');
     bb.addGroup('release-managers', ['dave']);
     bb.addProject({ key: 'FLUX', name: 'Flux' });
     bb.grantProject('FLUX', { user: 'alice' }, 'PROJECT_ADMIN');
@@ -411,19 +393,7 @@ describe('Bitbucket double: branch permissions enforced on git pushes (a real pr
     sshUrl = urls.ssh!;
     const keysDir = tmp.make('ssh-keys');
     for (const name of ['deploy', 'exempt']) {
-      const file = path.join(keysDir, name);
-      await run('ssh-keygen', [
-        '-q',
-        '-t',
-        'ed25519',
-        '-N',
-        '',
-        '-C',
-        name,
-        '-f',
-        file,
-      ]);
-      keys[name] = { file, pub: fs.readFileSync(`${file}.pub`, 'utf8').trim() };
+      keys[name] = await newKey(keysDir, name);
       keys[name].id = bb.addAccessKey(
         'FLUX',
         'fleet',
@@ -597,13 +567,11 @@ describe('Bitbucket double: branch permissions enforced on git pushes (a real pr
     );
     expect(head('release/1.0')).toBeUndefined();
     const call = restClient(bb);
-    const viaRest = await call(
-      'POST',
-      '/rest/api/1.0/projects/FLUX/repos/fleet/branches',
-      {
-        token: 'bob-token',
-        body: { name: 'release/1.0', startPoint: 'refs/heads/main' },
-      },
+    const viaRest = await createBranch(
+      call,
+      'fleet',
+      'release/1.0',
+      'bob-token',
     );
     expect(viaRest.status).toBe(401);
     expect(errorOf(viaRest).message).toBe(

@@ -324,6 +324,28 @@ function inputOf(raw: unknown): RestrictionInput {
 }
 
 /**
+ * Resolves the `projects/{key}[/repos/{slug}]` start of a project- or repository-level path (404
+ * for an unknown project or repository); `rest` is what follows it.
+ */
+export function projectOrRepoPath(
+  ctx: RestContext,
+  call: RestCall,
+  seg: string[],
+): { project: Project; repo: Repo | undefined; rest: string[] } {
+  const [a, key, c, slug] = seg;
+  if (a !== 'projects' || !key)
+    throw new RestError(404, `No REST resource at ${call.path}`, EX.notFound);
+  const project: Project = ctx.projectOr404(key);
+  if (c === 'repos' && slug)
+    return {
+      project,
+      repo: ctx.repoOr404(project.key, slug),
+      rest: seg.slice(4),
+    };
+  return { project, repo: undefined, rest: seg.slice(2) };
+}
+
+/**
  * `/rest/branch-permissions/2.0/projects/{key}[/repos/{slug}]/restrictions[/{id}]`: create one
  * (JSON object) or many (`application/vnd.atl.bitbucket.bulk+json`, an array), list (paged;
  * `type`, `matcherType`, `matcherId`), get and delete. Repository level needs REPO_ADMIN,
@@ -334,16 +356,7 @@ export async function branchPermissions(
   call: RestCall,
   seg: string[],
 ): Promise<RestResult> {
-  const [a, key, c, slug] = seg;
-  if (a !== 'projects' || !key)
-    throw new RestError(404, `No REST resource at ${call.path}`, EX.notFound);
-  const project: Project = ctx.projectOr404(key);
-  let repo: Repo | undefined;
-  let rest: string[];
-  if (c === 'repos' && slug) {
-    repo = ctx.repoOr404(project.key, slug);
-    rest = seg.slice(4);
-  } else rest = seg.slice(2);
+  const { project, repo, rest } = projectOrRepoPath(ctx, call, seg);
   if (rest[0] !== 'restrictions' || rest.length > 2)
     throw new RestError(404, `No REST resource at ${call.path}`, EX.notFound);
   if (!call.principal)

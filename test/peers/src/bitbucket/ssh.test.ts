@@ -3,6 +3,7 @@ import path from 'node:path';
 import { run } from '../common/process';
 import { listBranchesSync } from '../git/cli';
 import { commitFile, gitClient, gitOk, tempDirs } from '../git/testUtils';
+import { newKey } from '../ssh/testKeys';
 import { BitbucketDouble, startBitbucketDouble } from './double';
 import { parseGitSshCommand } from './ssh';
 
@@ -361,18 +362,7 @@ describe('Bitbucket double SSH without AuthorizedKeysCommand (authorized_keys fi
       bb.createRepo('OPS', 'a', { initialCommit: true, defaultBranch: 'main' });
       bb.createRepo('OPS', 'b', { initialCommit: true, defaultBranch: 'main' });
       const dir = tmp.make();
-      const key = path.join(dir, 'id');
-      await run('ssh-keygen', [
-        '-q',
-        '-t',
-        'ed25519',
-        '-N',
-        '',
-        '-C',
-        'proj',
-        '-f',
-        key,
-      ]);
+      const { file: key } = await newKey(dir, 'id', 'proj');
       const kh = path.join(dir, 'known_hosts');
       fs.writeFileSync(kh, bb.ssh!.knownHosts);
       const env = {

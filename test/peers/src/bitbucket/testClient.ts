@@ -63,3 +63,11 @@ export const bearer = (token: string) => [
   '-c',
   `http.extraHeader=Authorization: Bearer ${token}`,
 ];
+
+/** Adds a user per name, each with the access token `<name>-token`. */
+export function addUsersWithTokens(bb: BitbucketDouble, ...names: string[]) {
+  for (const name of names) {
+    bb.addUser({ name });
+    bb.addToken({ token: `${name}-token`, user: name });
+  }
+}

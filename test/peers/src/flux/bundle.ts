@@ -85,70 +85,56 @@ interface ControllerShape {
   services?: { name: string; targetPort: string }[];
 }
 
+/** The flags every controller gets, after `--events-addr` where it sends events. */
+const WATCH_ARGS = [
+  '--watch-all-namespaces',
+  '--log-level=info',
+  '--log-encoding=json',
+  '--enable-leader-election',
+];
+
+/** A controller's args: `--events-addr`, the common flags, then its own. */
+const eventingArgs = (...own: string[]) => [EVENTS_ADDR, ...WATCH_ARGS, ...own];
+
+/** The flags of a controller that stores artifacts under `/data` and serves them. */
+const storageArgs = (serviceName: string) => [
+  '--storage-path=/data',
+  `--storage-adv-addr=${serviceName}.$(RUNTIME_NAMESPACE).svc.cluster.local.`,
+];
+
+/** A controller's ports: its own, then the metrics and health ports every controller has. */
+const ports = (...own: ControllerShape['ports']): ControllerShape['ports'] => [
+  ...own,
+  { name: 'http-prom', containerPort: 8080 },
+  { name: 'healthz', containerPort: 9440 },
+];
+
+const HTTP_PORT = { name: 'http', containerPort: 9090 };
+
 const SHAPES: Record<FluxComponent, ControllerShape> = {
   'source-controller': {
-    ports: [
-      { name: 'http', containerPort: 9090 },
-      { name: 'http-prom', containerPort: 8080 },
-      { name: 'healthz', containerPort: 9440 },
-    ],
-    args: [
-      EVENTS_ADDR,
-      '--watch-all-namespaces',
-      '--log-level=info',
-      '--log-encoding=json',
-      '--enable-leader-election',
-      '--storage-path=/data',
-      '--storage-adv-addr=source-controller.$(RUNTIME_NAMESPACE).svc.cluster.local.',
-    ],
+    ports: ports(HTTP_PORT),
+    args: eventingArgs(...storageArgs('source-controller')),
     storage: true,
     priorityClass: true,
     terminationGracePeriodSeconds: 10,
     services: [{ name: 'source-controller', targetPort: 'http' }],
   },
   'kustomize-controller': {
-    ports: [
-      { name: 'http-prom', containerPort: 8080 },
-      { name: 'healthz', containerPort: 9440 },
-    ],
-    args: [
-      EVENTS_ADDR,
-      '--watch-all-namespaces',
-      '--log-level=info',
-      '--log-encoding=json',
-      '--enable-leader-election',
-    ],
+    ports: ports(),
+    args: eventingArgs(),
     priorityClass: true,
     terminationGracePeriodSeconds: 60,
   },
   'helm-controller': {
-    ports: [
-      { name: 'http-prom', containerPort: 8080 },
-      { name: 'healthz', containerPort: 9440 },
-    ],
-    args: [
-      EVENTS_ADDR,
-      '--watch-all-namespaces',
-      '--log-level=info',
-      '--log-encoding=json',
-      '--enable-leader-election',
-    ],
+    ports: ports(),
+    args: eventingArgs(),
     priorityClass: true,
     terminationGracePeriodSeconds: 600,
   },
   'notification-controller': {
-    ports: [
-      { name: 'http', containerPort: 9090 },
-      { name: 'http-webhook', containerPort: 9292 },
-      { name: 'http-prom', containerPort: 8080 },
-      { name: 'healthz', containerPort: 9440 },
-    ],
-    args: [
-      '--watch-all-namespaces',
-      '--log-level=info',
-      '--log-encoding=json',
-      '--enable-leader-election',
-    ],
+    ports: ports(HTTP_PORT, { name: 'http-webhook', containerPort: 9292 }),
+    args: [...WATCH_ARGS],
     terminationGracePeriodSeconds: 10,
     services: [
       { name: 'notification-controller', targetPort: 'http' },
@@ -156,56 +142,34 @@ const SHAPES: Record<FluxComponent, ControllerShape> = {
     ],
   },
   'image-reflector-controller': {
-    ports: [
-      { name: 'http-prom', containerPort: 8080 },
-      { name: 'healthz', containerPort: 9440 },
-    ],
-    args: [
-      EVENTS_ADDR,
-      '--watch-all-namespaces',
-      '--log-level=info',
-      '--log-encoding=json',
-      '--enable-leader-election',
-      '--storage-path=/data',
-    ],
+    ports: ports(),
+    args: eventingArgs('--storage-path=/data'),
     storage: true,
     terminationGracePeriodSeconds: 10,
   },
   'image-automation-controller': {
-    ports: [
-      { name: 'http-prom', containerPort: 8080 },
-      { name: 'healthz', containerPort: 9440 },
-    ],
-    args: [
-      EVENTS_ADDR,
-      '--watch-all-namespaces',
-      '--log-level=info',
-      '--log-encoding=json',
-      '--enable-leader-election',
-    ],
+    ports: ports(),
+    args: eventingArgs(),
     terminationGracePeriodSeconds: 10,
   },
   'source-watcher': {
-    ports: [
-      { name: 'http', containerPort: 9090 },
-      { name: 'http-prom', containerPort: 8080 },
-      { name: 'healthz', containerPort: 9440 },
-    ],
-    args: [
-      EVENTS_ADDR,
-      '--watch-all-namespaces',
-      '--log-level=info',
-      '--log-encoding=json',
-      '--enable-leader-election',
-      '--storage-path=/data',
-      '--storage-adv-addr=source-watcher.$(RUNTIME_NAMESPACE).svc.cluster.local.',
-    ],
+    ports: ports(HTTP_PORT),
+    args: eventingArgs(...storageArgs('source-watcher')),
     storage: true,
     priorityClass: true,
     terminationGracePeriodSeconds: 10,
     services: [{ name: 'source-watcher', targetPort: 'http' }],
   },
 };
+
+/** The container securityContext of Pod Security's `restricted` profile, as Flux's controllers set it. */
+export const restrictedSecurityContext = () => ({
+  allowPrivilegeEscalation: false,
+  capabilities: { drop: ['ALL'] },
+  readOnlyRootFilesystem: true,
+  runAsNonRoot: true,
+  seccompProfile: { type: 'RuntimeDefault' },
+});
 
 const componentLabels = (c: string) => ({
   'app.kubernetes.io/component': c,
@@ -266,13 +230,7 @@ function deployment(c: FluxComponent, tag: string): Record<string, any> {
                 limits: { cpu: '1000m', memory: '1Gi' },
                 requests: { cpu: '100m', memory: '64Mi' },
               },
-              securityContext: {
-                allowPrivilegeEscalation: false,
-                capabilities: { drop: ['ALL'] },
-                readOnlyRootFilesystem: true,
-                runAsNonRoot: true,
-                seccompProfile: { type: 'RuntimeDefault' },
-              },
+              securityContext: restrictedSecurityContext(),
               volumeMounts: [
                 ...(s.storage ? [{ mountPath: '/data', name: 'data' }] : []),
                 { mountPath: '/tmp', name: 'temp' },
@@ -337,8 +295,68 @@ const FLUX_GROUPS = [
   'source.extensions.fluxcd.io',
 ];
 
+const RBAC_V1 = 'rbac.authorization.k8s.io/v1';
+
+/** The verbs of a controller that manages objects of a resource (a fresh list: YAML aliases shared ones). */
+const readWriteVerbs = () => [
+  'get',
+  'list',
+  'watch',
+  'create',
+  'update',
+  'patch',
+  'delete',
+];
+
+/**
+ * The ClusterRoles `<prefix>-edit` and `<prefix>-view` that aggregate into Kubernetes' `admin`,
+ * `edit` (both) and `view` (the view role) roles, for the resources of `rule`.
+ */
+export function aggregatedClusterRoles(
+  prefix: string,
+  rule: { apiGroups: string[]; resources: string[] },
+): Record<string, any>[] {
+  const aggregateTo = (...roles: string[]) =>
+    Object.fromEntries(
+      roles.map(r => [`rbac.authorization.k8s.io/aggregate-to-${r}`, 'true']),
+    );
+  const role = (suffix: string, to: string[], verbs: string[]) => ({
+    apiVersion: RBAC_V1,
+    kind: 'ClusterRole',
+    metadata: { labels: aggregateTo(...to), name: `${prefix}-${suffix}` },
+    rules: [{ ...rule, verbs }],
+  });
+  return [
+    role(
+      'edit',
+      ['admin', 'edit'],
+      ['create', 'delete', 'deletecollection', 'patch', 'update'],
+    ),
+    role('view', ['admin', 'edit', 'view'], ['get', 'list', 'watch']),
+  ];
+}
+
+/** A ClusterRoleBinding `name` of the ClusterRole `role` to `subjects`. */
+export function clusterRoleBinding(
+  name: string,
+  role: string,
+  subjects: Record<string, string>[],
+): Record<string, any> {
+  return {
+    apiVersion: RBAC_V1,
+    kind: 'ClusterRoleBinding',
+    metadata: { name },
+    roleRef: {
+      apiGroup: 'rbac.authorization.k8s.io',
+      kind: 'ClusterRole',
+      name: role,
+    },
+    subjects,
+  };
+}
+
 function rbacDocs(): Record<string, any>[] {
-  const rbac = 'rbac.authorization.k8s.io/v1';
+  const rbac = RBAC_V1;
   const sa = (name: string) => ({
     kind: 'ServiceAccount',
     name,
@@ -381,15 +399,7 @@ function rbacDocs(): Record<string, any>[] {
         {
           apiGroups: [''],
           resources: ['configmaps'],
-          verbs: [
-            'get',
-            'list',
-            'watch',
-            'create',
-            'update',
-            'patch',
-            'delete',
-          ],
+          verbs: readWriteVerbs(),
         },
         {
           apiGroups: [''],
@@ -399,15 +409,7 @@ function rbacDocs(): Record<string, any>[] {
         {
           apiGroups: ['coordination.k8s.io'],
           resources: ['leases'],
-          verbs: [
-            'get',
-            'list',
-            'watch',
-            'create',
-            'update',
-            'patch',
-            'delete',
-          ],
+          verbs: readWriteVerbs(),
         },
         {
           apiGroups: [''],
@@ -417,64 +419,19 @@ function rbacDocs(): Record<string, any>[] {
         { nonResourceURLs: ['/livez/ping'], verbs: ['head'] },
       ],
     },
-    {
-      apiVersion: rbac,
-      kind: 'ClusterRole',
-      metadata: {
-        labels: {
-          'rbac.authorization.k8s.io/aggregate-to-admin': 'true',
-          'rbac.authorization.k8s.io/aggregate-to-edit': 'true',
-        },
-        name: 'flux-edit',
-      },
-      rules: [
-        {
-          apiGroups: FLUX_GROUPS,
-          resources: ['*'],
-          verbs: ['create', 'delete', 'deletecollection', 'patch', 'update'],
-        },
-      ],
-    },
-    {
-      apiVersion: rbac,
-      kind: 'ClusterRole',
-      metadata: {
-        labels: {
-          'rbac.authorization.k8s.io/aggregate-to-admin': 'true',
-          'rbac.authorization.k8s.io/aggregate-to-edit': 'true',
-          'rbac.authorization.k8s.io/aggregate-to-view': 'true',
-        },
-        name: 'flux-view',
-      },
-      rules: [
-        {
-          apiGroups: FLUX_GROUPS,
-          resources: ['*'],
-          verbs: ['get', 'list', 'watch'],
-        },
-      ],
-    },
-    {
-      apiVersion: rbac,
-      kind: 'ClusterRoleBinding',
-      metadata: { name: 'cluster-reconciler' },
-      roleRef: {
-        apiGroup: 'rbac.authorization.k8s.io',
-        kind: 'ClusterRole',
-        name: 'cluster-admin',
-      },
-      subjects: [sa('kustomize-controller'), sa('helm-controller')],
-    },
-    {
-      apiVersion: rbac,
-      kind: 'ClusterRoleBinding',
-      metadata: { name: 'crd-controller' },
-      roleRef: {
-        apiGroup: 'rbac.authorization.k8s.io',
-        kind: 'ClusterRole',
-        name: 'crd-controller',
-      },
-      subjects: [
+    ...aggregatedClusterRoles('flux', {
+      apiGroups: FLUX_GROUPS,
+      resources: ['*'],
+    }),
+    clusterRoleBinding(
+      'cluster-reconciler',
+      'cluster-admin',
+      ['kustomize-controller', 'helm-controller'].map(sa),
+    ),
+    clusterRoleBinding(
+      'crd-controller',
+      'crd-controller',
+      [
         'kustomize-controller',
         'helm-controller',
         'source-controller',
@@ -483,7 +440,7 @@ function rbacDocs(): Record<string, any>[] {
         'image-automation-controller',
         'source-watcher',
       ].map(sa),
-    },
+    ),
   ];
 }
 

@@ -111,9 +111,14 @@ const genericStatus = (): Schema => ({
   },
 });
 
-const gitRepositorySchema: Schema = {
+/** A custom resource's schema: the standard apiVersion, kind and metadata, then spec and status. */
+const resourceSchema = (
+  description: string,
+  spec: Schema,
+  status: Schema,
+): Schema => ({
   type: 'object',
-  description: 'GitRepository is the Schema for the gitrepositories API.',
+  description,
   properties: {
     apiVersion: str(
       'APIVersion defines the versioned schema of this representation of an object.',
@@ -122,263 +127,247 @@ const gitRepositorySchema: Schema = {
       'Kind is a string value representing the REST resource this object represents.',
     ),
     metadata: { type: 'object' },
-    spec: {
-      type: 'object',
-      description:
-        'GitRepositorySpec specifies the required configuration to produce an Artifact for a Git repository.',
-      required: ['interval', 'url'],
-      properties: {
-        url: str(
-          'URL specifies the Git repository URL, it can be an HTTP/S or SSH address.',
-          { pattern: '^(http|https|ssh)://.*$' },
-        ),
-        secretRef: localRef(
-          'SecretRef specifies the Secret containing authentication credentials.',
-        ),
-        provider: str('Provider used for authentication.', {
-          enum: ['generic', 'azure', 'github'],
-        }),
-        interval: duration(
-          'Interval at which the GitRepository URL is checked for updates.',
-        ),
-        timeout: duration(
-          'Timeout for Git operations like cloning, defaults to 60s.',
-        ),
-        ref: {
-          type: 'object',
-          description:
-            'Reference specifies the Git reference to resolve and monitor for changes.',
-          properties: {
-            branch: str(
-              'Branch to check out, defaults to master if no other field is defined.',
-            ),
-            tag: str('Tag to check out.'),
-            semver: str('SemVer tag expression to check out.'),
-            name: str('Name of the reference to check out.'),
-            commit: str('Commit SHA to check out.'),
-          },
-        },
-        verify: openObject('Verification of the commit signature.'),
-        proxySecretRef: localRef(
-          'ProxySecretRef specifies the Secret containing the proxy configuration.',
-        ),
-        ignore: str(
-          'Ignore overrides the set of excluded patterns in the .sourceignore format.',
-        ),
-        suspend: bool(
-          'Suspend tells the controller to suspend the reconciliation of this GitRepository.',
-        ),
-        recurseSubmodules: bool(
-          'RecurseSubmodules enables the initialization of all submodules.',
-        ),
-        include: { type: 'array', items: openObject('GitRepositoryInclude.') },
-        sparseCheckout: {
-          type: 'array',
-          items: { type: 'string' },
-          description: 'Directories to check out.',
+    spec,
+    status,
+  },
+});
+
+const gitRepositorySchema: Schema = resourceSchema(
+  'GitRepository is the Schema for the gitrepositories API.',
+  {
+    type: 'object',
+    description:
+      'GitRepositorySpec specifies the required configuration to produce an Artifact for a Git repository.',
+    required: ['interval', 'url'],
+    properties: {
+      url: str(
+        'URL specifies the Git repository URL, it can be an HTTP/S or SSH address.',
+        { pattern: '^(http|https|ssh)://.*$' },
+      ),
+      secretRef: localRef(
+        'SecretRef specifies the Secret containing authentication credentials.',
+      ),
+      provider: str('Provider used for authentication.', {
+        enum: ['generic', 'azure', 'github'],
+      }),
+      interval: duration(
+        'Interval at which the GitRepository URL is checked for updates.',
+      ),
+      timeout: duration(
+        'Timeout for Git operations like cloning, defaults to 60s.',
+      ),
+      ref: {
+        type: 'object',
+        description:
+          'Reference specifies the Git reference to resolve and monitor for changes.',
+        properties: {
+          branch: str(
+            'Branch to check out, defaults to master if no other field is defined.',
+          ),
+          tag: str('Tag to check out.'),
+          semver: str('SemVer tag expression to check out.'),
+          name: str('Name of the reference to check out.'),
+          commit: str('Commit SHA to check out.'),
         },
       },
-    },
-    status: {
-      type: 'object',
-      description:
-        'GitRepositoryStatus records the observed state of a Git repository.',
-      properties: {
-        artifact: artifactSchema,
-        conditions: conditionsSchema,
-        includedArtifacts: { type: 'array', items: artifactSchema },
-        lastHandledReconcileAt: str(
-          'The last manual reconciliation request handled.',
-        ),
-        observedGeneration: {
-          type: 'integer',
-          format: 'int64',
-          description: 'The last observed generation.',
-        },
-        observedIgnore: str('The observed .spec.ignore.'),
-        observedInclude: {
-          type: 'array',
-          items: openObject('GitRepositoryInclude.'),
-        },
-        observedRecurseSubmodules: bool(
-          'The observed .spec.recurseSubmodules.',
-        ),
-        observedSparseCheckout: { type: 'array', items: { type: 'string' } },
-        sourceVerificationMode: str('The last used verification mode.'),
+      verify: openObject('Verification of the commit signature.'),
+      proxySecretRef: localRef(
+        'ProxySecretRef specifies the Secret containing the proxy configuration.',
+      ),
+      ignore: str(
+        'Ignore overrides the set of excluded patterns in the .sourceignore format.',
+      ),
+      suspend: bool(
+        'Suspend tells the controller to suspend the reconciliation of this GitRepository.',
+      ),
+      recurseSubmodules: bool(
+        'RecurseSubmodules enables the initialization of all submodules.',
+      ),
+      include: { type: 'array', items: openObject('GitRepositoryInclude.') },
+      sparseCheckout: {
+        type: 'array',
+        items: { type: 'string' },
+        description: 'Directories to check out.',
       },
     },
   },
-};
+  {
+    type: 'object',
+    description:
+      'GitRepositoryStatus records the observed state of a Git repository.',
+    properties: {
+      artifact: artifactSchema,
+      conditions: conditionsSchema,
+      includedArtifacts: { type: 'array', items: artifactSchema },
+      lastHandledReconcileAt: str(
+        'The last manual reconciliation request handled.',
+      ),
+      observedGeneration: {
+        type: 'integer',
+        format: 'int64',
+        description: 'The last observed generation.',
+      },
+      observedIgnore: str('The observed .spec.ignore.'),
+      observedInclude: {
+        type: 'array',
+        items: openObject('GitRepositoryInclude.'),
+      },
+      observedRecurseSubmodules: bool('The observed .spec.recurseSubmodules.'),
+      observedSparseCheckout: { type: 'array', items: { type: 'string' } },
+      sourceVerificationMode: str('The last used verification mode.'),
+    },
+  },
+);
 
-const kustomizationSchema: Schema = {
-  type: 'object',
-  description: 'Kustomization is the Schema for the kustomizations API.',
-  properties: {
-    apiVersion: str(
-      'APIVersion defines the versioned schema of this representation of an object.',
-    ),
-    kind: str(
-      'Kind is a string value representing the REST resource this object represents.',
-    ),
-    metadata: { type: 'object' },
-    spec: {
-      type: 'object',
-      description:
-        'KustomizationSpec defines the configuration to calculate the desired state from a Source using Kustomize.',
-      required: ['interval', 'prune', 'sourceRef'],
-      properties: {
-        interval: duration(
-          'The interval at which to reconcile the Kustomization.',
-        ),
-        retryInterval: duration(
-          'The interval at which to retry a previously failed reconciliation.',
-        ),
-        timeout: duration(
-          'Timeout for validation, apply and health checking operations.',
-        ),
-        path: str(
-          'Path to the directory containing the kustomization.yaml file.',
-        ),
-        prune: bool('Prune enables garbage collection.'),
-        wait: bool(
-          'Wait instructs the controller to check the health of all the reconciled resources.',
-        ),
-        force: bool(
-          'Force instructs the controller to recreate resources when patching fails.',
-        ),
-        suspend: bool(
-          'This flag tells the controller to suspend subsequent kustomize executions.',
-        ),
-        targetNamespace: str(
-          'TargetNamespace sets or overrides the namespace in the kustomization.yaml file.',
-          { maxLength: 63, minLength: 1 },
-        ),
-        serviceAccountName: str(
-          'The name of the Kubernetes service account to impersonate.',
-        ),
-        sourceRef: {
-          type: 'object',
-          description:
-            'Reference of the source where the kustomization file is.',
-          required: ['kind', 'name'],
-          properties: {
-            apiVersion: str('API version of the referent.'),
-            kind: str('Kind of the referent.', {
-              enum: [
-                'OCIRepository',
-                'GitRepository',
-                'Bucket',
-                'ExternalArtifact',
-              ],
-            }),
-            name: str('Name of the referent.'),
-            namespace: str(
-              'Namespace of the referent, defaults to the namespace of the Kustomization.',
-            ),
-          },
-        },
-        dependsOn: {
-          type: 'array',
-          items: openObject('Dependency reference.'),
-        },
-        patches: {
-          type: 'array',
-          items: openObject('Strategic merge and JSON patches.'),
-        },
-        images: { type: 'array', items: openObject('Image overrides.') },
-        components: { type: 'array', items: { type: 'string' } },
-        ignoreMissingComponents: bool(
-          'IgnoreMissingComponents instructs the controller to ignore missing components.',
-        ),
-        namePrefix: str(
-          'NamePrefix is a prefix added to the names of all resources.',
-          { maxLength: 200, minLength: 1 },
-        ),
-        nameSuffix: str(
-          'NameSuffix is a suffix added to the names of all resources.',
-          { maxLength: 200, minLength: 1 },
-        ),
-        commonMetadata: openObject(
-          'CommonMetadata specifies the common labels and annotations.',
-        ),
-        postBuild: openObject(
-          'PostBuild describes which actions to perform on the YAML manifest.',
-        ),
-        decryption: openObject(
-          'Decrypt Kubernetes secrets before applying them on the cluster.',
-        ),
-        healthChecks: {
-          type: 'array',
-          items: openObject(
-            'A list of resources to be included in the health assessment.',
+const kustomizationSchema: Schema = resourceSchema(
+  'Kustomization is the Schema for the kustomizations API.',
+  {
+    type: 'object',
+    description:
+      'KustomizationSpec defines the configuration to calculate the desired state from a Source using Kustomize.',
+    required: ['interval', 'prune', 'sourceRef'],
+    properties: {
+      interval: duration(
+        'The interval at which to reconcile the Kustomization.',
+      ),
+      retryInterval: duration(
+        'The interval at which to retry a previously failed reconciliation.',
+      ),
+      timeout: duration(
+        'Timeout for validation, apply and health checking operations.',
+      ),
+      path: str(
+        'Path to the directory containing the kustomization.yaml file.',
+      ),
+      prune: bool('Prune enables garbage collection.'),
+      wait: bool(
+        'Wait instructs the controller to check the health of all the reconciled resources.',
+      ),
+      force: bool(
+        'Force instructs the controller to recreate resources when patching fails.',
+      ),
+      suspend: bool(
+        'This flag tells the controller to suspend subsequent kustomize executions.',
+      ),
+      targetNamespace: str(
+        'TargetNamespace sets or overrides the namespace in the kustomization.yaml file.',
+        { maxLength: 63, minLength: 1 },
+      ),
+      serviceAccountName: str(
+        'The name of the Kubernetes service account to impersonate.',
+      ),
+      sourceRef: {
+        type: 'object',
+        description: 'Reference of the source where the kustomization file is.',
+        required: ['kind', 'name'],
+        properties: {
+          apiVersion: str('API version of the referent.'),
+          kind: str('Kind of the referent.', {
+            enum: [
+              'OCIRepository',
+              'GitRepository',
+              'Bucket',
+              'ExternalArtifact',
+            ],
+          }),
+          name: str('Name of the referent.'),
+          namespace: str(
+            'Namespace of the referent, defaults to the namespace of the Kustomization.',
           ),
         },
-        kubeConfig: openObject(
-          'The KubeConfig for reconciling the Kustomization on a remote cluster.',
-        ),
-        deletionPolicy: str(
-          'DeletionPolicy can be used to control garbage collection.',
-          { enum: ['MirrorPrune', 'Delete', 'WaitForTermination', 'Orphan'] },
+      },
+      dependsOn: {
+        type: 'array',
+        items: openObject('Dependency reference.'),
+      },
+      patches: {
+        type: 'array',
+        items: openObject('Strategic merge and JSON patches.'),
+      },
+      images: { type: 'array', items: openObject('Image overrides.') },
+      components: { type: 'array', items: { type: 'string' } },
+      ignoreMissingComponents: bool(
+        'IgnoreMissingComponents instructs the controller to ignore missing components.',
+      ),
+      namePrefix: str(
+        'NamePrefix is a prefix added to the names of all resources.',
+        { maxLength: 200, minLength: 1 },
+      ),
+      nameSuffix: str(
+        'NameSuffix is a suffix added to the names of all resources.',
+        { maxLength: 200, minLength: 1 },
+      ),
+      commonMetadata: openObject(
+        'CommonMetadata specifies the common labels and annotations.',
+      ),
+      postBuild: openObject(
+        'PostBuild describes which actions to perform on the YAML manifest.',
+      ),
+      decryption: openObject(
+        'Decrypt Kubernetes secrets before applying them on the cluster.',
+      ),
+      healthChecks: {
+        type: 'array',
+        items: openObject(
+          'A list of resources to be included in the health assessment.',
         ),
       },
+      kubeConfig: openObject(
+        'The KubeConfig for reconciling the Kustomization on a remote cluster.',
+      ),
+      deletionPolicy: str(
+        'DeletionPolicy can be used to control garbage collection.',
+        { enum: ['MirrorPrune', 'Delete', 'WaitForTermination', 'Orphan'] },
+      ),
     },
-    status: {
-      type: 'object',
-      description:
-        'KustomizationStatus defines the observed state of a kustomization.',
-      properties: {
-        conditions: conditionsSchema,
-        inventory: {
-          type: 'object',
-          description:
-            'Inventory contains the list of Kubernetes resource object references.',
-          required: ['entries'],
-          properties: {
-            entries: {
-              type: 'array',
-              items: {
-                type: 'object',
-                required: ['id', 'v'],
-                properties: { id: { type: 'string' }, v: { type: 'string' } },
-              },
+  },
+  {
+    type: 'object',
+    description:
+      'KustomizationStatus defines the observed state of a kustomization.',
+    properties: {
+      conditions: conditionsSchema,
+      inventory: {
+        type: 'object',
+        description:
+          'Inventory contains the list of Kubernetes resource object references.',
+        required: ['entries'],
+        properties: {
+          entries: {
+            type: 'array',
+            items: {
+              type: 'object',
+              required: ['id', 'v'],
+              properties: { id: { type: 'string' }, v: { type: 'string' } },
             },
           },
         },
-        lastAppliedOriginRevision: str(
-          'The last successfully applied origin revision.',
-        ),
-        lastAppliedRevision: str('The last successfully applied revision.'),
-        lastAttemptedRevision: str(
-          'LastAttemptedRevision is the revision of the last reconciliation attempt.',
-        ),
-        lastHandledReconcileAt: str(
-          'The last manual reconciliation request handled.',
-        ),
-        observedGeneration: {
-          type: 'integer',
-          format: 'int64',
-          description: 'ObservedGeneration is the last reconciled generation.',
-        },
+      },
+      lastAppliedOriginRevision: str(
+        'The last successfully applied origin revision.',
+      ),
+      lastAppliedRevision: str('The last successfully applied revision.'),
+      lastAttemptedRevision: str(
+        'LastAttemptedRevision is the revision of the last reconciliation attempt.',
+      ),
+      lastHandledReconcileAt: str(
+        'The last manual reconciliation request handled.',
+      ),
+      observedGeneration: {
+        type: 'integer',
+        format: 'int64',
+        description: 'ObservedGeneration is the last reconciled generation.',
       },
     },
   },
-};
+);
 
-const genericSchema = (kind: string): Schema => ({
-  type: 'object',
-  description: `${kind} is a Flux custom resource.`,
-  properties: {
-    apiVersion: str(
-      'APIVersion defines the versioned schema of this representation of an object.',
-    ),
-    kind: str(
-      'Kind is a string value representing the REST resource this object represents.',
-    ),
-    metadata: { type: 'object' },
-    spec: openObject(`${kind}Spec.`),
-    status: genericStatus(),
-  },
-});
+const genericSchema = (kind: string): Schema =>
+  resourceSchema(
+    `${kind} is a Flux custom resource.`,
+    openObject(`${kind}Spec.`),
+    genericStatus(),
+  );
 
 export interface CrdDef {
   component: string;
@@ -529,6 +518,21 @@ const PAD_WORDS =
   'Lorem ipsum fixture padding that stands in for the long field descriptions of the real Flux CRDs ' +
   '(generated by controller-gen from Go doc comments) so that parsing, applying and diffing costs are realistic. ';
 
+/** The printer columns Age, Ready and Status of a Flux custom resource (a fresh list). */
+export const readyColumns = (): Schema[] => [
+  { jsonPath: '.metadata.creationTimestamp', name: 'Age', type: 'date' },
+  {
+    jsonPath: '.status.conditions[?(@.type=="Ready")].status',
+    name: 'Ready',
+    type: 'string',
+  },
+  {
+    jsonPath: '.status.conditions[?(@.type=="Ready")].message',
+    name: 'Status',
+    type: 'string',
+  },
+];
+
 /**
  * Builds one CRD object. `padBytes` > 0 grows the schema with documented optional string fields
  * under `spec.properties.fixturePadding` until the CRD's JSON reaches about that size.
@@ -552,17 +556,7 @@ export function crdObject(
     ...(def.urlColumn
       ? [{ jsonPath: '.spec.url', name: 'URL', type: 'string' }]
       : []),
-    { jsonPath: '.metadata.creationTimestamp', name: 'Age', type: 'date' },
-    {
-      jsonPath: '.status.conditions[?(@.type=="Ready")].status',
-      name: 'Ready',
-      type: 'string',
-    },
-    {
-      jsonPath: '.status.conditions[?(@.type=="Ready")].message',
-      name: 'Status',
-      type: 'string',
-    },
+    ...readyColumns(),
   ];
   const crd = {
     apiVersion: 'apiextensions.k8s.io/v1',

@@ -6,18 +6,20 @@
 import crypto from 'node:crypto';
 import YAML from 'yaml';
 import { KubeApiserver, startKubeApiserver } from '../kube/apiserver';
-import { applyFluxBundle } from './applyBundle';
 import { buildFluxUpgradeBundles, FluxBundle, toMultiDocYaml } from './bundle';
-import { fluxBootstrapFiles, GOTK_KUSTOMIZATION_YAML } from './install';
+import { GOTK_KUSTOMIZATION_YAML } from './install';
 import {
   applyFluxOperatorRelease,
   buildFluxOperatorRelease,
   serveFluxOperatorReleases,
 } from './operator';
-import { FluxSimulator, startFluxSimulator } from './simulator';
+import { FluxSimulator } from './simulator';
 import {
+  BOOTSTRAP_COMPONENTS,
   changedFiles,
   commitFiles,
+  fluxBootstrapState,
+  startApplyingSimulator,
   eventually,
   kubeAccess,
   PASSWORD,
@@ -121,12 +123,7 @@ describe('Flux Operator simulator', () => {
     metadata: { name: 'flux', namespace: NS },
     spec: {
       distribution: { version, registry: 'ghcr.io/fluxcd' },
-      components: [
-        'source-controller',
-        'kustomize-controller',
-        'helm-controller',
-        'notification-controller',
-      ],
+      components: BOOTSTRAP_COMPONENTS,
       cluster: {
         type: 'kubernetes',
         networkPolicy: true,
@@ -175,13 +172,10 @@ describe('Flux Operator simulator', () => {
   });
 
   it('installs Flux from a FluxInstance, syncs from Git, reports in FluxReport, upgrades, refuses a minor downgrade and can be told to fail', async () => {
-    sim = await startFluxSimulator({
-      kube: kube.info(),
-      namespace: NS,
-      intervalMs: 150,
-      apply: true,
-      operator: { bundles: [bundles.from, bundles.to] },
-    });
+    sim = await startApplyingSimulator(kube.info(), NS, [
+      bundles.from,
+      bundles.to,
+    ]);
     await applyFluxOperatorRelease(kube.info(), buildFluxOperatorRelease());
     await eventually('flux-operator available', async () => {
       const d = await k.get(k.deployment(NS, 'flux-operator'));
@@ -421,64 +415,15 @@ describe('Flux Operator simulator', () => {
   });
 
   it('migrates a flux bootstrap installation in place: same Deployment UIDs, labels switched, the bootstrap files replaced in one commit prune nothing of Flux', async () => {
-    sim = await startFluxSimulator({
-      kube: kube.info(),
-      namespace: NS,
-      intervalMs: 150,
-      apply: true,
-      operator: { bundles: [bundles.from, bundles.to] },
-    });
+    sim = await startApplyingSimulator(kube.info(), NS, [
+      bundles.from,
+      bundles.to,
+    ]);
     // flux bootstrap (v2.9.4)
-    await applyFluxBundle(kube.info(), bundles.from, {
+    const boot = await fluxBootstrapState(kube.info(), fleet, bundles.from, {
       namespace: NS,
-      components: [
-        'source-controller',
-        'kustomize-controller',
-        'helm-controller',
-        'notification-controller',
-      ],
+      path: PATH,
     });
-    await k.secret(NS, NS, fleet.secret);
-    const boot = await commitFiles(
-      fleet.repo.path,
-      'main',
-      fluxBootstrapFiles(bundles.from, {
-        namespace: NS,
-        url: fleet.repo.url,
-        path: PATH,
-      }),
-    );
-    for (const [path, obj] of [
-      [
-        k.gitRepository(NS, NS),
-        {
-          apiVersion: 'source.toolkit.fluxcd.io/v1',
-          kind: 'GitRepository',
-          metadata: { name: NS, namespace: NS },
-          spec: {
-            interval: '1m0s',
-            ref: { branch: 'main' },
-            secretRef: { name: NS },
-            url: fleet.repo.url,
-          },
-        },
-      ],
-      [
-        k.kustomization(NS, NS),
-        {
-          apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
-          kind: 'Kustomization',
-          metadata: { name: NS, namespace: NS },
-          spec: {
-            interval: '10m0s',
-            path: `./${PATH}`,
-            prune: true,
-            sourceRef: { kind: 'GitRepository', name: NS },
-          },
-        },
-      ],
-    ] as const)
-      await k.api.apply(path, obj, { fieldManager: 'flux' });
     await eventually(
       'bootstrap synced',
       async () =>
@@ -486,12 +431,7 @@ describe('Flux Operator simulator', () => {
         `main@sha1:${boot}`,
       () => sim?.events() ?? [],
     );
-    const names = [
-      'source-controller',
-      'kustomize-controller',
-      'helm-controller',
-      'notification-controller',
-    ];
+    const names = BOOTSTRAP_COMPONENTS;
     const uidsOf = async () =>
       Object.fromEntries(
         await Promise.all(

@@ -1,7 +1,13 @@
 import crypto from 'node:crypto';
 import { KubeApiserverInfo, KubeHttp } from '../kube/http';
-import { toMultiDocYaml } from './bundle';
-import { conditionsSchema } from './crds';
+import {
+  aggregatedClusterRoles,
+  clusterRoleBinding,
+  FLUX_COMPONENTS,
+  restrictedSecurityContext,
+  toMultiDocYaml,
+} from './bundle';
+import { conditionsSchema, readyColumns as fluxReadyColumns } from './crds';
 import { K8sObject } from './patches';
 import { ChangeEntry, FluxApplier } from './resources';
 import { serveAssets, AssetServer } from './serve';
@@ -57,15 +63,7 @@ const open = (description: string): Schema => ({
 const duration = (description: string): Schema =>
   str(description, { pattern: '^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$' });
 
-const COMPONENT_ENUM = [
-  'source-controller',
-  'kustomize-controller',
-  'helm-controller',
-  'notification-controller',
-  'image-reflector-controller',
-  'image-automation-controller',
-  'source-watcher',
-];
+const COMPONENT_ENUM = [...FLUX_COMPONENTS];
 
 const inventorySchema = obj(
   'Inventory contains a list of Kubernetes resource object references.',
@@ -499,19 +497,7 @@ const genericSchema = (kind: string): Schema => ({
   },
 });
 
-const readyColumns = [
-  { jsonPath: '.metadata.creationTimestamp', name: 'Age', type: 'date' },
-  {
-    jsonPath: '.status.conditions[?(@.type=="Ready")].status',
-    name: 'Ready',
-    type: 'string',
-  },
-  {
-    jsonPath: '.status.conditions[?(@.type=="Ready")].message',
-    name: 'Status',
-    type: 'string',
-  },
-];
+const readyColumns = fluxReadyColumns();
 
 function operatorCrd(def: {
   kind: string;
@@ -639,43 +625,10 @@ function installObjects(version: string): Record<string, any>[] {
       kind: 'ServiceAccount',
       metadata: { labels: name, name: 'flux-operator', namespace: ns },
     },
-    {
-      apiVersion: rbac,
-      kind: 'ClusterRole',
-      metadata: {
-        labels: {
-          'rbac.authorization.k8s.io/aggregate-to-admin': 'true',
-          'rbac.authorization.k8s.io/aggregate-to-edit': 'true',
-        },
-        name: 'flux-operator-edit',
-      },
-      rules: [
-        {
-          apiGroups: ['fluxcd.controlplane.io'],
-          resources: ['resourcesets', 'resourcesetinputproviders'],
-          verbs: ['create', 'delete', 'deletecollection', 'patch', 'update'],
-        },
-      ],
-    },
-    {
-      apiVersion: rbac,
-      kind: 'ClusterRole',
-      metadata: {
-        labels: {
-          'rbac.authorization.k8s.io/aggregate-to-admin': 'true',
-          'rbac.authorization.k8s.io/aggregate-to-edit': 'true',
-          'rbac.authorization.k8s.io/aggregate-to-view': 'true',
-        },
-        name: 'flux-operator-view',
-      },
-      rules: [
-        {
-          apiGroups: ['fluxcd.controlplane.io'],
-          resources: ['resourcesets', 'resourcesetinputproviders'],
-          verbs: ['get', 'list', 'watch'],
-        },
-      ],
-    },
+    ...aggregatedClusterRoles('flux-operator', {
+      apiGroups: ['fluxcd.controlplane.io'],
+      resources: ['resourcesets', 'resourcesetinputproviders'],
+    }),
     {
       apiVersion: rbac,
       kind: 'ClusterRole',
@@ -705,19 +658,9 @@ function installObjects(version: string): Record<string, any>[] {
         },
       ],
     },
-    {
-      apiVersion: rbac,
-      kind: 'ClusterRoleBinding',
-      metadata: { name: 'flux-operator-cluster-admin' },
-      roleRef: {
-        apiGroup: 'rbac.authorization.k8s.io',
-        kind: 'ClusterRole',
-        name: 'cluster-admin',
-      },
-      subjects: [
-        { kind: 'ServiceAccount', name: 'flux-operator', namespace: ns },
-      ],
-    },
+    clusterRoleBinding('flux-operator-cluster-admin', 'cluster-admin', [
+      { kind: 'ServiceAccount', name: 'flux-operator', namespace: ns },
+    ]),
     {
       apiVersion: 'v1',
       kind: 'Service',
@@ -783,13 +726,7 @@ function installObjects(version: string): Record<string, any>[] {
                   limits: { cpu: '2000m', memory: '1Gi' },
                   requests: { cpu: '10m', memory: '64Mi' },
                 },
-                securityContext: {
-                  allowPrivilegeEscalation: false,
-                  capabilities: { drop: ['ALL'] },
-                  readOnlyRootFilesystem: true,
-                  runAsNonRoot: true,
-                  seccompProfile: { type: 'RuntimeDefault' },
-                },
+                securityContext: restrictedSecurityContext(),
                 volumeMounts: [{ mountPath: '/tmp', name: 'temp' }],
               },
             ],

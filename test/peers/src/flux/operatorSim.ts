@@ -32,12 +32,35 @@ export interface OperatorSimOptions {
   reportIntervalMs?: number;
 }
 
-type Cond = {
+/** A status condition as the simulated controllers write it. */
+export type Cond = {
   type: string;
   status: 'True' | 'False' | 'Unknown';
   reason: string;
   message: string;
+  observedGeneration?: number;
+  lastTransitionTime?: string;
 };
+
+const readyFalse = (reason: string, message: string): Cond => ({
+  type: 'Ready',
+  status: 'False',
+  reason,
+  message,
+});
+
+/** A reconciliation in progress: Ready=Unknown and Reconciling=True (with `message`), reason Progressing. */
+export const progressingConds = (
+  message = 'Reconciliation in progress',
+): Cond[] => [
+  {
+    type: 'Ready',
+    status: 'Unknown',
+    reason: 'Progressing',
+    message: 'Reconciliation in progress',
+  },
+  { type: 'Reconciling', status: 'True', reason: 'Progressing', message },
+];
 
 const API = 'fluxcd.controlplane.io/v1';
 const FIELD_MANAGER = 'flux-operator';
@@ -452,12 +475,10 @@ export function createOperatorLoop(ctx: {
       return writeInstanceStatus({
         ...handled,
         conditions: conds([
-          {
-            type: 'Ready',
-            status: 'False',
-            reason: 'ReconciliationFailed',
-            message: `reconciliation failed: ${failure}`,
-          },
+          readyFalse(
+            'ReconciliationFailed',
+            `reconciliation failed: ${failure}`,
+          ),
         ]),
       });
     }
@@ -477,12 +498,7 @@ export function createOperatorLoop(ctx: {
       return writeInstanceStatus({
         ...handled,
         conditions: conds([
-          {
-            type: 'Ready',
-            status: 'False',
-            reason: 'BuildFailed',
-            message: msg,
-          },
+          readyFalse('BuildFailed', msg),
           {
             type: 'Stalled',
             status: 'True',
@@ -515,14 +531,7 @@ export function createOperatorLoop(ctx: {
       lastFailed = true;
       return writeInstanceStatus({
         ...handled,
-        conditions: conds([
-          {
-            type: 'Ready',
-            status: 'False',
-            reason: 'ReconciliationFailed',
-            message: msg,
-          },
-        ]),
+        conditions: conds([readyFalse('ReconciliationFailed', msg)]),
         history: upsertHistory(
           inst.status?.history,
           b.digest,
@@ -582,12 +591,10 @@ export function createOperatorLoop(ctx: {
         ...handled,
         lastAttemptedRevision: b.revision,
         conditions: conds([
-          {
-            type: 'Ready',
-            status: 'False',
-            reason: 'ReconciliationFailed',
-            message: `reconciliation failed: ${e.message}`,
-          },
+          readyFalse(
+            'ReconciliationFailed',
+            `reconciliation failed: ${e.message}`,
+          ),
         ]),
         history: upsertHistory(
           inst.status?.history,
@@ -632,20 +639,7 @@ export function createOperatorLoop(ctx: {
           lastAttemptedRevision: b.revision,
           inventory,
           components,
-          conditions: conds([
-            {
-              type: 'Ready',
-              status: 'Unknown',
-              reason: 'Progressing',
-              message: 'Reconciliation in progress',
-            },
-            {
-              type: 'Reconciling',
-              status: 'True',
-              reason: 'Progressing',
-              message: 'Reconciliation in progress',
-            },
-          ]),
+          conditions: conds(progressingConds()),
         });
       }
     }
@@ -857,12 +851,14 @@ export function createOperatorLoop(ctx: {
     const syncName: string =
       (inst.status === 200 && inst.body.spec?.sync?.name) || ns;
     let sync: Record<string, unknown> | undefined;
-    const ks = await applier.get({
-      apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
-      kind: 'Kustomization',
-      name: syncName,
-      namespace: ns,
-    });
+    const getSyncObject = (apiVersion: string, kind: string) =>
+      applier.get({ apiVersion, kind, name: syncName, namespace: ns });
+    const readyOf = (o: Record<string, any>) =>
+      (o.status?.conditions ?? []).find((c: any) => c.type === 'Ready');
+    const ks = await getSyncObject(
+      'kustomize.toolkit.fluxcd.io/v1',
+      'Kustomization',
+    );
     if (ks) {
       const s: Record<string, any> = {
         id: `kustomization/${syncName}`,
@@ -870,26 +866,20 @@ export function createOperatorLoop(ctx: {
         status: 'not initialized',
       };
       if (ks.spec?.path !== undefined) s.path = ks.spec.path;
-      const ready = (ks.status?.conditions ?? []).find(
-        (c: any) => c.type === 'Ready',
-      );
+      const ready = readyOf(ks);
       if (ready) {
         s.ready = ready.status !== 'False';
         s.status = ready.message;
       }
       const kind = ks.spec?.sourceRef?.kind;
       if (kind === 'GitRepository') {
-        const src = await applier.get({
-          apiVersion: 'source.toolkit.fluxcd.io/v1',
-          kind: 'GitRepository',
-          name: syncName,
-          namespace: ns,
-        });
+        const src = await getSyncObject(
+          'source.toolkit.fluxcd.io/v1',
+          'GitRepository',
+        );
         if (src) {
           if (src.spec?.url) s.source = src.spec.url;
-          const sr = (src.status?.conditions ?? []).find(
-            (c: any) => c.type === 'Ready',
-          );
+          const sr = readyOf(src);
           if (sr?.status === 'False') {
             s.ready = false;
             s.status += `\n${sr.message}`;

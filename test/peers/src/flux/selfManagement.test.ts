@@ -3,13 +3,14 @@
  * apiserver (it owns the cluster-wide Flux CRDs) with a real git http-backend over TLS.
  */
 import { KubeApiserver, startKubeApiserver } from '../kube/apiserver';
-import { applyFluxBundle } from './applyBundle';
 import { buildFluxUpgradeBundles, FluxBundle, toMultiDocYaml } from './bundle';
-import { fluxBootstrapFiles, gotkComponentsYaml } from './install';
-import { FluxSimulator, startFluxSimulator } from './simulator';
+import { gotkComponentsYaml } from './install';
+import { FluxSimulator } from './simulator';
 import {
   changedFiles,
   commitFiles,
+  fluxBootstrapState,
+  startApplyingSimulator,
   eventually,
   kubeAccess,
   PASSWORD,
@@ -83,63 +84,13 @@ afterAll(async () => {
 });
 
 /** The state flux bootstrap leaves: components applied by `flux`, the Secret, the sync objects. */
-async function bootstrap(bundle: FluxBundle, extra: Record<string, string>) {
-  await applyFluxBundle(kube.info(), bundle, {
+const bootstrap = (bundle: FluxBundle, extra: Record<string, string>) =>
+  fluxBootstrapState(kube.info(), fleet, bundle, {
     namespace: NS,
-    components: [
-      'source-controller',
-      'kustomize-controller',
-      'helm-controller',
-      'notification-controller',
-    ],
+    path: PATH,
+    extra,
+    message: 'Add Flux sync manifests',
   });
-  await k.secret(NS, NS, fleet.secret);
-  const head = await commitFiles(
-    fleet.repo.path,
-    'main',
-    {
-      ...fluxBootstrapFiles(bundle, {
-        namespace: NS,
-        url: fleet.repo.url,
-        path: PATH,
-      }),
-      ...extra,
-    },
-    'Add Flux sync manifests',
-  );
-  // flux bootstrap applies gotk-sync.yaml itself (field manager flux)
-  await k.api.apply(
-    k.gitRepository(NS, NS),
-    {
-      apiVersion: 'source.toolkit.fluxcd.io/v1',
-      kind: 'GitRepository',
-      metadata: { name: NS, namespace: NS },
-      spec: {
-        interval: '1m0s',
-        ref: { branch: 'main' },
-        secretRef: { name: NS },
-        url: fleet.repo.url,
-      },
-    },
-    { fieldManager: 'flux' },
-  );
-  await k.api.apply(
-    k.kustomization(NS, NS),
-    {
-      apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
-      kind: 'Kustomization',
-      metadata: { name: NS, namespace: NS },
-      spec: {
-        interval: '10m0s',
-        path: `./${PATH}`,
-        prune: true,
-        sourceRef: { kind: 'GitRepository', name: NS },
-      },
-    },
-    { fieldManager: 'flux' },
-  );
-  return head;
-}
 
 async function appliedAt(sha: string) {
   return eventually(
@@ -168,12 +119,7 @@ describe('Flux simulator self-management (kustomize-controller)', () => {
     const head = await commitFiles(fleet.repo.path, 'main', {
       [`${PATH}/apps/podinfo.yaml`]: app(),
     });
-    sim = await startFluxSimulator({
-      kube: kube.info(),
-      namespace: NS,
-      intervalMs: 150,
-      apply: true,
-    });
+    sim = await startApplyingSimulator(kube.info(), NS);
     const ks = await appliedAt(head);
     expect(readyOf(ks)).toMatchObject({
       reason: 'ReconciliationSucceeded',
@@ -322,12 +268,7 @@ describe('Flux simulator self-management (kustomize-controller)', () => {
   });
 
   it('upgrades Flux from Git: a v2.10.0 gotk-components.yaml moves the controllers and CRDs to v2.10.0 in place', async () => {
-    sim = await startFluxSimulator({
-      kube: kube.info(),
-      namespace: NS,
-      intervalMs: 150,
-      apply: true,
-    });
+    sim = await startApplyingSimulator(kube.info(), NS);
     const start = (await k.get(k.kustomization(NS, NS))).status
       .lastAppliedRevision;
     await sim.reconcileNow();
@@ -380,12 +321,7 @@ describe('Flux simulator self-management (kustomize-controller)', () => {
   });
 
   it('fails with BuildFailed on kustomize features it does not support and on a missing resource, keeps the last applied revision, and recovers', async () => {
-    sim = await startFluxSimulator({
-      kube: kube.info(),
-      namespace: NS,
-      intervalMs: 150,
-      apply: true,
-    });
+    sim = await startApplyingSimulator(kube.info(), NS);
     await sim.reconcileNow();
     const good = (await k.get(k.kustomization(NS, NS))).status
       .lastAppliedRevision;
@@ -433,12 +369,7 @@ describe('Flux simulator self-management (kustomize-controller)', () => {
   });
 
   it('waits for health with spec.wait and reports HealthCheckFailed when a Deployment does not become available', async () => {
-    sim = await startFluxSimulator({
-      kube: kube.info(),
-      namespace: NS,
-      intervalMs: 150,
-      apply: true,
-    });
+    sim = await startApplyingSimulator(kube.info(), NS);
     const head = await commitFiles(fleet.repo.path, 'main', {
       [`${PATH}/apps/podinfo.yaml`]: app(2),
       [`${PATH}/apps/kustomization.yaml`]:

@@ -5,6 +5,10 @@ import path from 'node:path';
 import { gitOk } from '../git/testUtils';
 import { startGitHttpServer, GitHttpServer } from '../git';
 import { KubeApiserverInfo, KubeHttp, kubePath } from '../kube/http';
+import { applyFluxBundle, applyFluxSync } from './applyBundle';
+import { FluxBundle } from './bundle';
+import { fluxBootstrapFiles } from './install';
+import { FluxSimulator, startFluxSimulator } from './simulator';
 
 /**
  * Commits files onto `branch` of a bare repository through a temporary clone; `null` deletes a
@@ -93,12 +97,14 @@ export const readyOf = (obj: any) =>
 
 export const PASSWORD = 'canary-sim-password-5d1e77';
 
-/** A TLS git http-backend with a read token and one `fleet` repository on `main`. */
-export async function startFleet(): Promise<{
+export interface Fleet {
   server: GitHttpServer;
   repo: { url: string; path: string };
   secret: Record<string, string>;
-}> {
+}
+
+/** A TLS git http-backend with a read token and one `fleet` repository on `main`. */
+export async function startFleet(): Promise<Fleet> {
   const server = await startGitHttpServer({ tls: true });
   server.addToken({ token: PASSWORD, user: 'flux', access: 'read' });
   const repo = server.createRepo('fleet', {
@@ -158,4 +164,71 @@ export function kubeAccess(kube: KubeApiserverInfo) {
     },
     close: () => api.close(),
   };
+}
+
+/** The components `flux bootstrap` installs by default. */
+export const BOOTSTRAP_COMPONENTS = [
+  'source-controller',
+  'kustomize-controller',
+  'helm-controller',
+  'notification-controller',
+];
+
+/**
+ * The state `flux bootstrap` leaves in `namespace`: `bundle`'s default components applied, its
+ * files (and `extra`) committed to the fleet's `main` under `path`, and the Git Secret and sync
+ * objects applied (field manager `flux`). Returns the commit.
+ */
+export async function fluxBootstrapState(
+  kube: KubeApiserverInfo,
+  fleet: Fleet,
+  bundle: FluxBundle,
+  opts: {
+    namespace: string;
+    path: string;
+    extra?: Record<string, string>;
+    message?: string;
+  },
+): Promise<string> {
+  const { namespace, path: clusterPath } = opts;
+  await applyFluxBundle(kube, bundle, {
+    namespace,
+    components: BOOTSTRAP_COMPONENTS,
+  });
+  const head = await commitFiles(
+    fleet.repo.path,
+    'main',
+    {
+      ...fluxBootstrapFiles(bundle, {
+        namespace,
+        url: fleet.repo.url,
+        path: clusterPath,
+      }),
+      ...opts.extra,
+    },
+    opts.message,
+  );
+  await applyFluxSync(kube, {
+    namespace,
+    url: fleet.repo.url,
+    secret: fleet.secret,
+    secretName: namespace,
+    path: `./${clusterPath}`,
+  });
+  return head;
+}
+
+/** A simulator whose kustomize-controller applies (`apply: true`), with the operator loop when given `operatorBundles`. */
+export function startApplyingSimulator(
+  kube: KubeApiserverInfo,
+  namespace: string,
+  operatorBundles?: FluxBundle[],
+): Promise<FluxSimulator> {
+  return startFluxSimulator({
+    kube,
+    namespace,
+    intervalMs: 150,
+    apply: true,
+    ...(operatorBundles ? { operator: { bundles: operatorBundles } } : {}),
+  });
 }

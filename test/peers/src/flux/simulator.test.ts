@@ -12,6 +12,7 @@ import { isEncryptedPrivateKey } from './gitRemote';
 import { applyFluxBundle } from './applyBundle';
 import { buildFluxBundle } from './bundle';
 import { FluxSimulator, startFluxSimulator } from './simulator';
+import { commitFiles, eventually, readyOf } from './simTestUtils';
 
 jest.setTimeout(120_000);
 
@@ -31,70 +32,51 @@ const gitEnv = {
 const git = (args: string[], cwd?: string) =>
   execFileSync('git', args, { cwd, env: gitEnv, encoding: 'utf8' }).trim();
 
-/** Commits files onto `branch` of a bare repository (through a local clone) and returns the new head. */
-function commitFiles(
-  bareRepo: string,
-  branch: string,
-  files: Record<string, string>,
-  message = 'change',
-): string {
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sim-work-'));
-  try {
-    git(['init', '--quiet', `--initial-branch=${branch}`, work]);
-    git(
-      ['fetch', '--quiet', bareRepo, `+refs/heads/*:refs/remotes/origin/*`],
-      work,
-    );
-    try {
-      git(['checkout', '--quiet', '-B', branch, `origin/${branch}`], work);
-    } catch {
-      // new branch
-    }
-    for (const [f, content] of Object.entries(files)) {
-      fs.mkdirSync(path.dirname(path.join(work, f)), { recursive: true });
-      fs.writeFileSync(path.join(work, f), content);
-    }
-    git(['add', '-A'], work);
-    git(['commit', '--quiet', '-m', message], work);
-    git(['push', '--quiet', bareRepo, `HEAD:refs/heads/${branch}`], work);
-    return git(['rev-parse', 'HEAD'], work);
-  } finally {
-    fs.rmSync(work, { recursive: true, force: true });
-  }
-}
+const ready = readyOf;
 
-async function get(p: string) {
-  return (await api.expect('GET', p)).body;
-}
+const get = async (p: string) => (await api.expect('GET', p)).body;
 
-async function eventually<T>(
+/** Polls `fn` until it is truthy, printing the simulator's last events on timeout. */
+const until = <T>(
   what: string,
   fn: () => Promise<T | undefined | false>,
   sim?: FluxSimulator,
-): Promise<T> {
-  const deadline = Date.now() + 30_000;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-      last = v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `timed out waiting for ${what} (last: ${String(last)})\n${
-          sim?.events().slice(-15).join('\n') ?? ''
-        }`,
-      );
-    }
-    await new Promise(r => setTimeout(r, 100));
-  }
-}
+): Promise<T> => eventually(what, fn, sim && (() => sim.events()));
 
-const ready = (obj: any) =>
-  obj?.status?.conditions?.find((c: any) => c.type === 'Ready');
+/** Waits until the object at `at` has the Ready condition `status`, and returns it. */
+const untilReady = (
+  what: string,
+  at: string,
+  status: 'True' | 'False',
+  sim?: FluxSimulator,
+) =>
+  until(
+    what,
+    async () => {
+      const o = await get(at);
+      return ready(o)?.status === status && o;
+    },
+    sim,
+  );
+
+/** Waits until the cluster's Kustomization has applied `revision`. */
+const untilApplied = (
+  what: string,
+  c: Cluster,
+  revision: string,
+  sim: FluxSimulator,
+) =>
+  until(
+    what,
+    async () => (await get(c.ksPath)).status?.lastAppliedRevision === revision,
+    sim,
+  );
+
+const mergePatch = (at: string, body: unknown) =>
+  api.request('PATCH', at, {
+    body,
+    contentType: 'application/merge-patch+json',
+  });
 
 interface Cluster {
   ns: string;
@@ -108,6 +90,58 @@ beforeAll(async () => {
   bundle = await buildFluxBundle({ version: 'v2.9.4' });
 });
 
+/** Applies an object named like its namespace `ns` (flux bootstrap's sync objects are); returns its path. */
+async function applyNamed(
+  http: KubeHttp,
+  ns: string,
+  at: { apiVersion: string; resource: string },
+  fields: Record<string, unknown>,
+  opts?: { fieldManager: string },
+): Promise<string> {
+  const objectPath = kubePath({ ...at, namespace: ns, name: ns });
+  await http.apply(
+    objectPath,
+    {
+      apiVersion: at.apiVersion,
+      kind: fields.kind,
+      metadata: { name: ns, namespace: ns },
+      ...fields,
+    },
+    opts,
+  );
+  return objectPath;
+}
+
+const applySecret = (
+  http: KubeHttp,
+  ns: string,
+  stringData: Record<string, string>,
+) =>
+  applyNamed(
+    http,
+    ns,
+    { apiVersion: 'v1', resource: 'secrets' },
+    { kind: 'Secret', stringData },
+  );
+
+const applyGitRepository = (
+  http: KubeHttp,
+  ns: string,
+  url: string,
+  branch = 'main',
+  opts?: { fieldManager: string },
+) =>
+  applyNamed(
+    http,
+    ns,
+    { apiVersion: 'source.toolkit.fluxcd.io/v1', resource: 'gitrepositories' },
+    {
+      kind: 'GitRepository',
+      spec: { interval: '1m0s', ref: { branch }, secretRef: { name: ns }, url },
+    },
+    opts,
+  );
+
 /** A namespace with Flux (fixture) installed, a Secret and the two sync objects of flux bootstrap. */
 async function fluxCluster(
   url: string,
@@ -116,51 +150,19 @@ async function fluxCluster(
 ): Promise<Cluster> {
   const ns = await createTestNamespace(kube, 'sim');
   await applyFluxBundle(kube, bundle, { namespace: ns });
-  const secretPath = kubePath({
-    apiVersion: 'v1',
-    resource: 'secrets',
-    namespace: ns,
-    name: ns,
+  const secretPath = await applySecret(api, ns, secret);
+  const grPath = await applyGitRepository(api, ns, url, opts.branch, {
+    fieldManager: 'flux',
   });
-  await api.apply(secretPath, {
-    apiVersion: 'v1',
-    kind: 'Secret',
-    metadata: { name: ns, namespace: ns },
-    stringData: secret,
-  });
-  const grPath = kubePath({
-    apiVersion: 'source.toolkit.fluxcd.io/v1',
-    resource: 'gitrepositories',
-    namespace: ns,
-    name: ns,
-  });
-  await api.apply(
-    grPath,
-    {
-      apiVersion: 'source.toolkit.fluxcd.io/v1',
-      kind: 'GitRepository',
-      metadata: { name: ns, namespace: ns },
-      spec: {
-        interval: '1m0s',
-        ref: { branch: opts.branch ?? 'main' },
-        secretRef: { name: ns },
-        url,
-      },
-    },
-    { fieldManager: 'flux' },
-  );
-  const ksPath = kubePath({
-    apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
-    resource: 'kustomizations',
-    namespace: ns,
-    name: ns,
-  });
-  await api.apply(
-    ksPath,
+  const ksPath = await applyNamed(
+    api,
+    ns,
     {
       apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
+      resource: 'kustomizations',
+    },
+    {
       kind: 'Kustomization',
-      metadata: { name: ns, namespace: ns },
       spec: {
         interval: '10m0s',
         path: opts.path ?? './clusters/dev',
@@ -173,11 +175,34 @@ async function fluxCluster(
   return { ns, grPath, ksPath, secretPath };
 }
 
+const startSim = (c: Cluster) =>
+  startFluxSimulator({ kube, namespace: c.ns, intervalMs: 200 });
+
+/** Runs `test` against a simulator of a fresh `fluxCluster`, and stops the simulator. */
+async function withSimulator(
+  url: string,
+  secret: Record<string, string>,
+  test: (c: Cluster, sim: FluxSimulator) => Promise<void>,
+): Promise<void> {
+  const c = await fluxCluster(url, secret);
+  const sim = await startSim(c);
+  try {
+    await test(c, sim);
+  } finally {
+    await sim.stop();
+  }
+}
+
 describe('FluxControllerSimulator over HTTPS (real git http-backend, TLS, Basic auth)', () => {
   let server: GitHttpServer;
   let repoPath: string;
   let url: string;
   const PASSWORD = 'canary-password-3f9a1c';
+  const basicAuth = (password = PASSWORD) => ({
+    username: 'flux',
+    password,
+    'ca.crt': server.caPem!,
+  });
   beforeAll(async () => {
     server = await startGitHttpServer({ tls: true });
     server.addToken({ token: PASSWORD, user: 'flux', access: 'read' });
@@ -187,7 +212,7 @@ describe('FluxControllerSimulator over HTTPS (real git http-backend, TLS, Basic 
     });
     repoPath = repo.path;
     url = repo.url;
-    commitFiles(
+    await commitFiles(
       repoPath,
       'main',
       { 'clusters/dev/flux-system/kustomization.yaml': 'resources: []\n' },
@@ -199,20 +224,10 @@ describe('FluxControllerSimulator over HTTPS (real git http-backend, TLS, Basic 
   });
 
   it('turns GitRepository + Kustomization Ready with the real branch head and marks the Flux Deployments available', async () => {
-    const c = await fluxCluster(url, {
-      username: 'flux',
-      password: PASSWORD,
-      'ca.crt': server.caPem!,
-    });
-    const sim = await startFluxSimulator({
-      kube,
-      namespace: c.ns,
-      intervalMs: 200,
-    });
-    try {
+    await withSimulator(url, basicAuth(), async (c, sim) => {
       const head = git(['rev-parse', 'refs/heads/main'], repoPath);
       const expected = `main@sha1:${head}`;
-      const gr = await eventually(
+      const gr = await until(
         'GitRepository Ready',
         async () => {
           const o = await get(c.grPath);
@@ -231,14 +246,7 @@ describe('FluxControllerSimulator over HTTPS (real git http-backend, TLS, Basic 
       });
       expect(ready(gr).lastTransitionTime).toMatch(/^\d{4}-\d\d-\d\dT/);
 
-      const ks = await eventually(
-        'Kustomization Ready',
-        async () => {
-          const o = await get(c.ksPath);
-          return ready(o)?.status === 'True' && o;
-        },
-        sim,
-      );
+      const ks = await untilReady('Kustomization Ready', c.ksPath, 'True', sim);
       expect(ks.status).toMatchObject({
         lastAppliedRevision: expected,
         lastAttemptedRevision: expected,
@@ -246,7 +254,7 @@ describe('FluxControllerSimulator over HTTPS (real git http-backend, TLS, Basic 
       });
       expect(ready(ks).message).toBe(`Applied revision: ${expected}`);
 
-      const deps = await eventually(
+      const deps = await until(
         'Deployments available',
         async () => {
           const list = (
@@ -289,54 +297,27 @@ describe('FluxControllerSimulator over HTTPS (real git http-backend, TLS, Basic 
       expect(reads.some(r => r.status === 200 && r.user === 'flux')).toBe(true);
 
       // A new commit becomes the new revision.
-      const next = commitFiles(repoPath, 'main', {
+      const next = await commitFiles(repoPath, 'main', {
         'clusters/dev/apps.yaml': 'apps: true\n',
       });
-      await eventually(
-        'new revision',
-        async () =>
-          (await get(c.ksPath)).status?.lastAppliedRevision ===
-          `main@sha1:${next}`,
-        sim,
-      );
+      await untilApplied('new revision', c, `main@sha1:${next}`, sim);
       expect((await get(c.grPath)).status.artifact.revision).toBe(
         `main@sha1:${next}`,
       );
       expect(JSON.stringify(sim.events())).not.toContain(PASSWORD);
-    } finally {
-      await sim.stop();
-    }
+    });
   });
 
   it('reports injected failures with their message and recovers after clear()', async () => {
-    const c = await fluxCluster(url, {
-      username: 'flux',
-      password: PASSWORD,
-      'ca.crt': server.caPem!,
-    });
-    const sim = await startFluxSimulator({
-      kube,
-      namespace: c.ns,
-      intervalMs: 200,
-    });
-    try {
-      const ok = await eventually(
-        'Kustomization Ready',
-        async () => {
-          const o = await get(c.ksPath);
-          return ready(o)?.status === 'True' && o;
-        },
-        sim,
-      );
+    await withSimulator(url, basicAuth(), async (c, sim) => {
+      const ok = await untilReady('Kustomization Ready', c.ksPath, 'True', sim);
       const applied = ok.status.lastAppliedRevision;
 
       sim.failWith('source', 'simulated: unable to clone');
-      const grFail = await eventually(
+      const grFail = await untilReady(
         'GitRepository Ready=False',
-        async () => {
-          const o = await get(c.grPath);
-          return ready(o)?.status === 'False' && o;
-        },
+        c.grPath,
+        'False',
         sim,
       );
       expect(ready(grFail)).toMatchObject({
@@ -345,19 +326,13 @@ describe('FluxControllerSimulator over HTTPS (real git http-backend, TLS, Basic 
       });
       expect(grFail.status.artifact.revision).toBe(applied); // the last artifact stays, like source-controller
       sim.clear();
-      await eventually(
-        'GitRepository Ready again',
-        async () => ready(await get(c.grPath))?.status === 'True',
-        sim,
-      );
+      await untilReady('GitRepository Ready again', c.grPath, 'True', sim);
 
       sim.failWith('sync', 'simulated: Deployment/default/x dry-run failed');
-      const ksFail = await eventually(
+      const ksFail = await untilReady(
         'Kustomization Ready=False',
-        async () => {
-          const o = await get(c.ksPath);
-          return ready(o)?.status === 'False' && o;
-        },
+        c.ksPath,
+        'False',
         sim,
       );
       expect(ready(ksFail)).toMatchObject({
@@ -367,11 +342,7 @@ describe('FluxControllerSimulator over HTTPS (real git http-backend, TLS, Basic 
       expect(ksFail.status.lastAttemptedRevision).toBe(applied);
       expect(ksFail.status.lastAppliedRevision).toBe(applied);
       sim.clear();
-      await eventually(
-        'Kustomization Ready again',
-        async () => ready(await get(c.ksPath))?.status === 'True',
-        sim,
-      );
+      await untilReady('Kustomization Ready again', c.ksPath, 'True', sim);
 
       sim.failWith('deployments', 'Back-off pulling image', {
         deployment: 'helm-controller',
@@ -383,7 +354,7 @@ describe('FluxControllerSimulator over HTTPS (real git http-backend, TLS, Basic 
           namespace: c.ns,
           name: n,
         });
-      const helm = await eventually(
+      const helm = await until(
         'helm-controller unavailable',
         async () => {
           const o = await get(depPath('helm-controller'));
@@ -403,7 +374,7 @@ describe('FluxControllerSimulator over HTTPS (real git http-backend, TLS, Basic 
         (await get(depPath('source-controller'))).status.availableReplicas,
       ).toBe(1);
       sim.clear();
-      const back = await eventually(
+      const back = await until(
         'helm-controller available again',
         async () => {
           const o = await get(depPath('helm-controller'));
@@ -412,32 +383,13 @@ describe('FluxControllerSimulator over HTTPS (real git http-backend, TLS, Basic 
         sim,
       );
       expect(back.status.unavailableReplicas).toBeUndefined();
-    } finally {
-      await sim.stop();
-    }
+    });
   });
 
   it('reports a wrong password, a missing branch and a missing path like the controllers, without leaking the password', async () => {
     const WRONG = 'canary-wrong-9d8e7f';
-    const c = await fluxCluster(url, {
-      username: 'flux',
-      password: WRONG,
-      'ca.crt': server.caPem!,
-    });
-    const sim = await startFluxSimulator({
-      kube,
-      namespace: c.ns,
-      intervalMs: 200,
-    });
-    try {
-      const gr = await eventually(
-        'auth failure',
-        async () => {
-          const o = await get(c.grPath);
-          return ready(o)?.status === 'False' && o;
-        },
-        sim,
-      );
+    await withSimulator(url, basicAuth(WRONG), async (c, sim) => {
+      const gr = await untilReady('auth failure', c.grPath, 'False', sim);
       expect(ready(gr).reason).toBe('GitOperationFailed');
       expect(ready(gr).message).toContain(
         `failed to checkout and determine revision: unable to clone '${url}'`,
@@ -445,12 +397,10 @@ describe('FluxControllerSimulator over HTTPS (real git http-backend, TLS, Basic 
       expect(ready(gr).message).toMatch(/Authentication failed|401/);
       expect(JSON.stringify(gr)).not.toContain(WRONG);
       // The Kustomization is reconciled after its source, in the same pass or the next one.
-      const ksWithoutArtifact = await eventually(
+      const ksWithoutArtifact = await untilReady(
         'kustomization without artifact',
-        async () => {
-          const o = await get(c.ksPath);
-          return ready(o)?.status === 'False' && o;
-        },
+        c.ksPath,
+        'False',
         sim,
       );
       expect(ready(ksWithoutArtifact)).toMatchObject({
@@ -459,21 +409,9 @@ describe('FluxControllerSimulator over HTTPS (real git http-backend, TLS, Basic 
       });
 
       // Fix the Secret, point at a branch that does not exist.
-      await api.apply(c.secretPath, {
-        apiVersion: 'v1',
-        kind: 'Secret',
-        metadata: { name: c.ns, namespace: c.ns },
-        stringData: {
-          username: 'flux',
-          password: PASSWORD,
-          'ca.crt': server.caPem!,
-        },
-      });
-      await api.request('PATCH', c.grPath, {
-        body: { spec: { ref: { branch: 'nope' } } },
-        contentType: 'application/merge-patch+json',
-      });
-      await eventually(
+      await applySecret(api, c.ns, basicAuth());
+      await mergePatch(c.grPath, { spec: { ref: { branch: 'nope' } } });
+      await until(
         'missing branch',
         async () =>
           /couldn't find remote ref "refs\/heads\/nope"/.test(
@@ -483,15 +421,9 @@ describe('FluxControllerSimulator over HTTPS (real git http-backend, TLS, Basic 
       );
 
       // Right branch, but the Kustomization's path does not exist in the commit.
-      await api.request('PATCH', c.grPath, {
-        body: { spec: { ref: { branch: 'main' } } },
-        contentType: 'application/merge-patch+json',
-      });
-      await api.request('PATCH', c.ksPath, {
-        body: { spec: { path: './clusters/prod' } },
-        contentType: 'application/merge-patch+json',
-      });
-      const ks = await eventually(
+      await mergePatch(c.grPath, { spec: { ref: { branch: 'main' } } });
+      await mergePatch(c.ksPath, { spec: { path: './clusters/prod' } });
+      const ks = await until(
         'missing path',
         async () => {
           const o = await get(c.ksPath);
@@ -506,39 +438,17 @@ describe('FluxControllerSimulator over HTTPS (real git http-backend, TLS, Basic 
         /^main@sha1:[0-9a-f]{40}$/,
       );
       expect(ks.status.lastAppliedRevision).toBeUndefined();
-    } finally {
-      await sim.stop();
-    }
+    });
   });
 
   it('honours spec.suspend', async () => {
-    const c = await fluxCluster(url, {
-      username: 'flux',
-      password: PASSWORD,
-      'ca.crt': server.caPem!,
-    });
-    const sim = await startFluxSimulator({
-      kube,
-      namespace: c.ns,
-      intervalMs: 200,
-    });
-    try {
-      await eventually(
-        'Ready',
-        async () => ready(await get(c.ksPath))?.status === 'True',
-        sim,
-      );
+    await withSimulator(url, basicAuth(), async (c, sim) => {
+      await untilReady('Ready', c.ksPath, 'True', sim);
       const before = (await get(c.grPath)).status.artifact.revision;
-      await api.request('PATCH', c.grPath, {
-        body: { spec: { suspend: true } },
-        contentType: 'application/merge-patch+json',
-      });
-      await api.request('PATCH', c.ksPath, {
-        body: { spec: { suspend: true } },
-        contentType: 'application/merge-patch+json',
-      });
+      await mergePatch(c.grPath, { spec: { suspend: true } });
+      await mergePatch(c.ksPath, { spec: { suspend: true } });
       await sim.reconcileNow(); // a pass that may have started before the patch
-      const next = commitFiles(repoPath, 'main', {
+      const next = await commitFiles(repoPath, 'main', {
         'clusters/dev/suspended.yaml': 'x: 1\n',
       });
       await sim.reconcileNow();
@@ -548,24 +458,10 @@ describe('FluxControllerSimulator over HTTPS (real git http-backend, TLS, Basic 
       expect(gr.status.observedGeneration).toBe(gr.metadata.generation - 1);
       expect((await get(c.ksPath)).status.lastAppliedRevision).toBe(before);
 
-      await api.request('PATCH', c.grPath, {
-        body: { spec: { suspend: false } },
-        contentType: 'application/merge-patch+json',
-      });
-      await api.request('PATCH', c.ksPath, {
-        body: { spec: { suspend: false } },
-        contentType: 'application/merge-patch+json',
-      });
-      await eventually(
-        'resumed',
-        async () =>
-          (await get(c.ksPath)).status?.lastAppliedRevision ===
-          `main@sha1:${next}`,
-        sim,
-      );
-    } finally {
-      await sim.stop();
-    }
+      await mergePatch(c.grPath, { spec: { suspend: false } });
+      await mergePatch(c.ksPath, { spec: { suspend: false } });
+      await untilApplied('resumed', c, `main@sha1:${next}`, sim);
+    });
   });
 });
 
@@ -594,37 +490,11 @@ describe('FluxControllerSimulator across an apiserver outage', () => {
       components: ['source-controller', 'kustomize-controller'],
     });
     const ownApi = new KubeHttp(own);
-    const grPath = kubePath({
-      apiVersion: 'source.toolkit.fluxcd.io/v1',
-      resource: 'gitrepositories',
-      namespace: ns,
-      name: ns,
+    await applySecret(ownApi, ns, {
+      username: 'flux',
+      password: 'outage-token',
     });
-    await ownApi.apply(
-      kubePath({
-        apiVersion: 'v1',
-        resource: 'secrets',
-        namespace: ns,
-        name: ns,
-      }),
-      {
-        apiVersion: 'v1',
-        kind: 'Secret',
-        metadata: { name: ns, namespace: ns },
-        stringData: { username: 'flux', password: 'outage-token' },
-      },
-    );
-    await ownApi.apply(grPath, {
-      apiVersion: 'source.toolkit.fluxcd.io/v1',
-      kind: 'GitRepository',
-      metadata: { name: ns, namespace: ns },
-      spec: {
-        interval: '1m0s',
-        ref: { branch: 'main' },
-        secretRef: { name: ns },
-        url: repo.url,
-      },
-    });
+    const grPath = await applyGitRepository(ownApi, ns, repo.url);
     const sim = await startFluxSimulator({
       kube: own,
       namespace: ns,
@@ -638,13 +508,13 @@ describe('FluxControllerSimulator across an apiserver outage', () => {
     };
     try {
       const first = git(['rev-parse', 'refs/heads/main'], repo.path);
-      await eventually(
+      await until(
         'Ready before the outage',
         async () => (await revision()) === `main@sha1:${first}`,
         sim,
       );
       await own.stopApiserver();
-      await eventually(
+      await until(
         'a failed pass during the outage',
         async () =>
           sim
@@ -652,11 +522,11 @@ describe('FluxControllerSimulator across an apiserver outage', () => {
             .some(e => / source: .*(ECONNREFUSED|socket hang up)/.test(e)),
         sim,
       );
-      const next = commitFiles(repo.path, 'main', {
+      const next = await commitFiles(repo.path, 'main', {
         'after-outage.txt': 'x\n',
       });
       await own.startApiserver();
-      await eventually(
+      await until(
         'the new head after the outage',
         async () => (await revision()) === `main@sha1:${next}`,
         sim,
@@ -681,6 +551,25 @@ describe('FluxControllerSimulator through the Bitbucket double (SSH access keys,
   let keyDir: string;
   let knownHosts: string;
   const TOKEN = 'canary-bearer-token-5b6c';
+  /** Generates the key pair `name` in keyDir: `ssh-keygen -t <type…>`, no comment. */
+  const keygen = (name: string, type: string[], passphrase = '') => {
+    const file = path.join(keyDir, name);
+    execFileSync('ssh-keygen', [
+      '-q',
+      '-t',
+      ...type,
+      '-N',
+      passphrase,
+      '-C',
+      '',
+      '-f',
+      file,
+    ]);
+    return {
+      key: fs.readFileSync(file, 'utf8'),
+      pub: fs.readFileSync(`${file}.pub`, 'utf8').trim(),
+    };
+  };
   beforeAll(async () => {
     bb = await startBitbucketDouble({
       ssh: true,
@@ -696,28 +585,19 @@ describe('FluxControllerSimulator through the Bitbucket double (SSH access keys,
     repoPath = p;
     bb.grantRepo('FLUX', slug, { user: 'flux-bot' }, 'REPO_READ');
     bb.addToken({ token: TOKEN, user: 'flux-bot' });
-    commitFiles(repoPath, 'main', {
+    await commitFiles(repoPath, 'main', {
       'clusters/dev/kustomization.yaml': 'resources: []\n',
     });
     keyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sim-key-'));
     // Flux's format: PKCS#8 PEM ECDSA P-384 private key, registered as a read access key.
-    execFileSync('ssh-keygen', [
-      '-q',
-      '-t',
+    let pub: string;
+    ({ key: identity, pub } = keygen('id', [
       'ecdsa',
       '-b',
       '384',
       '-m',
       'PKCS8',
-      '-N',
-      '',
-      '-C',
-      '',
-      '-f',
-      path.join(keyDir, 'id'),
-    ]);
-    identity = fs.readFileSync(path.join(keyDir, 'id'), 'utf8');
-    const pub = fs.readFileSync(path.join(keyDir, 'id.pub'), 'utf8').trim();
+    ]));
     bb.addAccessKey(
       'FLUX',
       slug,
@@ -739,93 +619,65 @@ describe('FluxControllerSimulator through the Bitbucket double (SSH access keys,
   });
 
   it('reads over HTTPS with a Bearer token (bearerToken) and the Secret CA', async () => {
-    const c = await fluxCluster(httpUrl, {
-      bearerToken: TOKEN,
-      'ca.crt': bb.caPem!,
-    });
-    const sim = await startFluxSimulator({
-      kube,
-      namespace: c.ns,
-      intervalMs: 200,
-    });
-    try {
-      const head = git(['rev-parse', 'refs/heads/main'], repoPath);
-      const gr = await eventually(
-        'Ready with bearer token',
-        async () => {
-          const o = await get(c.grPath);
-          return ready(o)?.status === 'True' && o;
-        },
-        sim,
-      );
-      expect(httpUrl).toMatch(
-        /^https:\/\/127\.0\.0\.1:\d+\/bitbucket\/scm\/flux\/fleet\.git$/,
-      );
-      expect(gr.status.artifact.revision).toBe(`main@sha1:${head}`);
-      const scm = bb.requests().filter(r => r.path.startsWith('/scm/'));
-      expect(
-        scm.some(
-          r =>
-            r.status === 200 && r.headers.authorization === `Bearer ${TOKEN}`,
-        ),
-      ).toBe(true);
-      expect(JSON.stringify(sim.events())).not.toContain(TOKEN);
-    } finally {
-      await sim.stop();
-    }
+    await withSimulator(
+      httpUrl,
+      {
+        bearerToken: TOKEN,
+        'ca.crt': bb.caPem!,
+      },
+      async (c, sim) => {
+        const head = git(['rev-parse', 'refs/heads/main'], repoPath);
+        const gr = await untilReady(
+          'Ready with bearer token',
+          c.grPath,
+          'True',
+          sim,
+        );
+        expect(httpUrl).toMatch(
+          /^https:\/\/127\.0\.0\.1:\d+\/bitbucket\/scm\/flux\/fleet\.git$/,
+        );
+        expect(gr.status.artifact.revision).toBe(`main@sha1:${head}`);
+        const scm = bb.requests().filter(r => r.path.startsWith('/scm/'));
+        expect(
+          scm.some(
+            r =>
+              r.status === 200 && r.headers.authorization === `Bearer ${TOKEN}`,
+          ),
+        ).toBe(true);
+        expect(JSON.stringify(sim.events())).not.toContain(TOKEN);
+      },
+    );
   });
 
   it('resolves the head with the Secret identity and known_hosts', async () => {
-    const c = await fluxCluster(sshUrl, {
-      identity,
-      known_hosts: knownHosts,
-    });
-    const sim = await startFluxSimulator({
-      kube,
-      namespace: c.ns,
-      intervalMs: 200,
-    });
-    try {
-      const head = git(['rev-parse', 'refs/heads/main'], repoPath);
-      const gr = await eventually(
-        'Ready over SSH',
-        async () => {
-          const o = await get(c.grPath);
-          return ready(o)?.status === 'True' && o;
-        },
-        sim,
-      );
-      expect(identity).toContain('-----BEGIN PRIVATE KEY-----'); // Flux's PKCS#8 format
-      expect(gr.status.artifact.revision).toBe(`main@sha1:${head}`);
-      await eventually(
-        'Kustomization Ready over SSH',
-        async () =>
-          (await get(c.ksPath)).status?.lastAppliedRevision ===
+    await withSimulator(
+      sshUrl,
+      {
+        identity,
+        known_hosts: knownHosts,
+      },
+      async (c, sim) => {
+        const head = git(['rev-parse', 'refs/heads/main'], repoPath);
+        const gr = await untilReady('Ready over SSH', c.grPath, 'True', sim);
+        expect(identity).toContain('-----BEGIN PRIVATE KEY-----'); // Flux's PKCS#8 format
+        expect(gr.status.artifact.revision).toBe(`main@sha1:${head}`);
+        await untilApplied(
+          'Kustomization Ready over SSH',
+          c,
           `main@sha1:${head}`,
-        sim,
-      );
-    } finally {
-      await sim.stop();
-    }
+          sim,
+        );
+      },
+    );
   });
 
   it("decrypts an encrypted identity with the Secret's password (the key passphrase), and reports a missing one like Flux", async () => {
     const passphrase = 'canary-key-passphrase-7d1e';
-    execFileSync('ssh-keygen', [
-      '-q',
-      '-t',
-      'ed25519',
-      '-N',
+    const { key: encrypted, pub } = keygen(
+      'encrypted',
+      ['ed25519'],
       passphrase,
-      '-C',
-      '',
-      '-f',
-      path.join(keyDir, 'encrypted'),
-    ]);
-    const encrypted = fs.readFileSync(path.join(keyDir, 'encrypted'), 'utf8');
-    const pub = fs
-      .readFileSync(path.join(keyDir, 'encrypted.pub'), 'utf8')
-      .trim();
+    );
     bb.addAccessKey(
       'FLUX',
       'fleet',
@@ -849,39 +701,31 @@ describe('FluxControllerSimulator through the Bitbucket double (SSH access keys,
       password: 'not-the-passphrase',
     });
     const sims = await Promise.all(
-      [withPass, noPass, wrongPass].map(c =>
-        startFluxSimulator({ kube, namespace: c.ns, intervalMs: 200 }),
-      ),
+      [withPass, noPass, wrongPass].map(c => startSim(c)),
     );
     try {
       const head = git(['rev-parse', 'refs/heads/main'], repoPath);
-      const gr = await eventually(
+      const gr = await untilReady(
         'Ready with an encrypted key',
-        async () => {
-          const o = await get(withPass.grPath);
-          return ready(o)?.status === 'True' && o;
-        },
+        withPass.grPath,
+        'True',
         sims[0],
       );
       expect(gr.status.artifact.revision).toBe(`main@sha1:${head}`);
-      const missing = await eventually(
+      const missing = await untilReady(
         'Ready=False without password',
-        async () => {
-          const r = ready(await get(noPass.grPath));
-          return r?.status === 'False' && r;
-        },
-      );
+        noPass.grPath,
+        'False',
+      ).then(ready);
       expect(missing).toMatchObject({ reason: 'AuthenticationFailed' });
       expect(missing.message).toContain(
         "SSH identity key is encrypted but no 'password' field was provided in the secret",
       );
-      const wrong = await eventually(
+      const wrong = await untilReady(
         'Ready=False with a wrong password',
-        async () => {
-          const r = ready(await get(wrongPass.grPath));
-          return r?.status === 'False' && r;
-        },
-      );
+        wrongPass.grPath,
+        'False',
+      ).then(ready);
       expect(wrong.message).toMatch(/Permission denied|passphrase/i);
       for (const r of [missing, wrong]) {
         expect(r.message).not.toContain(passphrase);
@@ -894,22 +738,8 @@ describe('FluxControllerSimulator through the Bitbucket double (SSH access keys,
 
   it("fails with git's message on an unknown host key, an unauthorized key and a Secret without known_hosts", async () => {
     // A known_hosts entry for the right address but a different key.
-    execFileSync('ssh-keygen', [
-      '-q',
-      '-t',
-      'ed25519',
-      '-N',
-      '',
-      '-C',
-      '',
-      '-f',
-      path.join(keyDir, 'other'),
-    ]);
-    const otherPub = fs
-      .readFileSync(path.join(keyDir, 'other.pub'), 'utf8')
-      .trim();
+    const { key: other, pub: otherPub } = keygen('other', ['ed25519']);
     const wrongKnownHosts = `[127.0.0.1]:${bb.ssh!.port} ${otherPub}\n`;
-    const other = fs.readFileSync(path.join(keyDir, 'other'), 'utf8');
 
     const c1 = await fluxCluster(sshUrl, {
       identity,
@@ -920,17 +750,10 @@ describe('FluxControllerSimulator through the Bitbucket double (SSH access keys,
       known_hosts: knownHosts,
     });
     const c3 = await fluxCluster(sshUrl, { identity });
-    const sims = await Promise.all(
-      [c1, c2, c3].map(c =>
-        startFluxSimulator({ kube, namespace: c.ns, intervalMs: 200 }),
-      ),
-    );
+    const sims = await Promise.all([c1, c2, c3].map(c => startSim(c)));
     try {
       const msg = async (c: Cluster) =>
-        eventually(`Ready=False in ${c.ns}`, async () => {
-          const r = ready(await get(c.grPath));
-          return r?.status === 'False' && r;
-        });
+        untilReady(`Ready=False in ${c.ns}`, c.grPath, 'False').then(ready);
       const hostKey = await msg(c1);
       expect(hostKey.message).toMatch(
         /Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|host key/i,

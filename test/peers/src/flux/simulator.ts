@@ -14,10 +14,12 @@ import {
 import { GitSnapshots } from './gitTree';
 import { kustomizeBuild, KustomizeBuildError } from './kustomize';
 import {
+  Cond,
   createOperatorLoop,
   goDuration,
   OperatorSimOptions,
   parseGoDuration,
+  progressingConds,
 } from './operatorSim';
 import { applyPatches, K8sObject, PatchError } from './patches';
 import {
@@ -105,15 +107,6 @@ export interface FluxSimulatorOptions {
   /** Simulate the Flux Operator too (see OperatorSimOptions). */
   operator?: OperatorSimOptions;
 }
-
-type Cond = {
-  type: string;
-  status: 'True' | 'False' | 'Unknown';
-  reason: string;
-  message: string;
-  observedGeneration?: number;
-  lastTransitionTime?: string;
-};
 
 const SOURCE_API = 'source.toolkit.fluxcd.io/v1';
 
@@ -813,18 +806,7 @@ export async function startFluxSimulator(
         const message = `Running health checks for revision ${revision} with a timeout of ${timeout}`;
         return report(
           [
-            {
-              type: 'Ready',
-              status: 'Unknown',
-              reason: 'Progressing',
-              message: 'Reconciliation in progress',
-            },
-            {
-              type: 'Reconciling',
-              status: 'True',
-              reason: 'Progressing',
-              message,
-            },
+            ...progressingConds(message),
             {
               type: 'Healthy',
               status: 'Unknown',

@@ -5,27 +5,9 @@ import { run } from '../common/process';
 import { isRoot } from '../common/fs';
 import { tempDirs } from '../git/testUtils';
 import { startSshd, sshFingerprint } from './sshd';
+import { newKey } from './testKeys';
 
 jest.setTimeout(60_000);
-
-async function newKey(
-  dir: string,
-  name: string,
-): Promise<{ file: string; pub: string }> {
-  const file = path.join(dir, name);
-  await run('ssh-keygen', [
-    '-q',
-    '-t',
-    'ed25519',
-    '-N',
-    '',
-    '-C',
-    name,
-    '-f',
-    file,
-  ]);
-  return { file, pub: fs.readFileSync(`${file}.pub`, 'utf8').trim() };
-}
 
 const sshArgs = (key: string, knownHosts: string, port: number) => [
   '-F',
