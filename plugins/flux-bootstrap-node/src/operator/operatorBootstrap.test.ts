@@ -285,6 +285,37 @@ const pushOperatorPullRequest = (
     },
   );
 
+/** flux:install (the use case) following a pull request, installing through the operator. */
+const installThroughPullRequest = (
+  w: Awaited<ReturnType<typeof world>>,
+  version: string,
+  url: string,
+  logger: ReturnType<typeof recordingLogger>['logger'],
+) =>
+  installFluxOrAwaitPullRequest(
+    w.admin,
+    buildFluxInstallPlan({ options: w.options, componentObjects: [] }),
+    {
+      ...FAST,
+      logger,
+      pullRequest: url,
+      bitbucketHosts: [bbHost()],
+      token: TOKEN,
+      install: (expectedRevision, o) =>
+        installWithFluxOperator(
+          w.admin,
+          {
+            options: w.options,
+            operator: w.operator(version),
+            source: w.source,
+            secret: w.secret,
+            expectedRevision,
+          },
+          o,
+        ),
+    },
+  );
+
 /** Merges a pull request as another user would, in Bitbucket's REST shape; the merge commit. */
 async function mergeAs(token: string, slug: string, id: number) {
   const api = `${bb.baseUrl}/rest/api/1.0/projects/FLUX/repos/${slug}/pull-requests/${id}`;
@@ -583,28 +614,11 @@ describe('operator mode end to end (Bitbucket double, real apiserver, simulator)
     expect(added.split('\n')).toContain(`A\t${DIR}/flux-instance.yaml`);
 
     const { logger, lines } = recordingLogger();
-    const installing = installFluxOrAwaitPullRequest(
-      w.admin,
-      buildFluxInstallPlan({ options: w.options, componentObjects: [] }),
-      {
-        ...FAST,
-        logger,
-        pullRequest: opened.pullRequestUrl,
-        bitbucketHosts: [bbHost()],
-        token: TOKEN,
-        install: (expectedRevision, o) =>
-          installWithFluxOperator(
-            w.admin,
-            {
-              options: w.options,
-              operator: w.operator('2.9.x'),
-              source: w.source,
-              secret: w.secret,
-              expectedRevision,
-            },
-            o,
-          ),
-      },
+    const installing = installThroughPullRequest(
+      w,
+      '2.9.x',
+      opened.pullRequestUrl!,
+      logger,
     );
     void installing.catch(() => undefined);
     const waiting = `waiting for pull request #${opened.pullRequestId} to be merged: ${opened.pullRequestUrl}`;
@@ -651,7 +665,6 @@ describe('operator mode end to end (Bitbucket double, real apiserver, simulator)
   it('bumps the version through a pull request on a pull-request-only main: one PR with flux-instance.yaml only, flux:install waits for the merge', async () => {
     const w = await world();
     const { slug } = w;
-    const host = bbHost();
     // Bootstrap through the operator (direct push, as before the branch was protected).
     const pushed = await w.push('2.9.x');
     await w.install('2.9.x', pushed.revision);
@@ -703,28 +716,11 @@ describe('operator mode end to end (Bitbucket double, real apiserver, simulator)
 
     // flux:install with the pull request: applies, waits for the merge, then for the upgrade.
     const { logger, lines } = recordingLogger();
-    const installing = installFluxOrAwaitPullRequest(
-      w.admin,
-      buildFluxInstallPlan({ options: w.options, componentObjects: [] }),
-      {
-        ...FAST,
-        logger,
-        pullRequest: opened.pullRequestUrl,
-        bitbucketHosts: [host],
-        token: TOKEN,
-        install: (expectedRevision, o) =>
-          installWithFluxOperator(
-            w.admin,
-            {
-              options: w.options,
-              operator: w.operator('2.10.x'),
-              source: w.source,
-              secret: w.secret,
-              expectedRevision,
-            },
-            o,
-          ),
-      },
+    const installing = installThroughPullRequest(
+      w,
+      '2.10.x',
+      opened.pullRequestUrl!,
+      logger,
     );
     const failed = installing.catch(e => e);
     for (
