@@ -4,7 +4,11 @@ import {
   type FleetRepositoryRequest,
 } from '../bitbucket/repository';
 import type { FluxBootstrapSettings } from '../config/settings';
-import { renderFluxManifests } from '../git/pushFluxManifests';
+import {
+  renderFluxManifests,
+  writeComponentsManifest,
+  writeSyncManifests,
+} from '../git/pushFluxManifests';
 import { GitPushSession, type GitAuthor } from '../git/session';
 import { HttpsGitTransport } from '../git/transport';
 import type { TreeEditor } from '../git/tree';
@@ -17,16 +21,6 @@ import { createKubeClient } from '../kube/client';
 import { resolveCluster } from '../kube/cluster';
 import { loadFluxBundle } from '../manifests/bundle';
 import { generateComponentObjects } from '../manifests/components';
-import {
-  generateKustomizationFile,
-  KUSTOMIZATION_FILE_NAMES,
-  scanKustomizationResources,
-} from '../manifests/kustomization';
-import { refuseBootstrapOverInstance } from '../operator/push';
-import {
-  checkFluxVersionChange,
-  componentsFluxVersion,
-} from '../upgrade/fluxVersions';
 import {
   resolveFluxManifestOptions,
   type FluxManifestInput,
@@ -195,44 +189,21 @@ export async function bootstrapFleet(
       'fleet/push-components',
       `Add Flux ${version} component manifests`,
       async tree => {
-        for (const f of files) {
-          const { path, content } = f.components;
-          // As flux:push-manifests: no way back from the operator, no silent downgrade.
-          await refuseBootstrapOverInstance(tree, f.dir);
-          if (await tree.exists(path))
-            checkFluxVersionChange(
-              componentsFluxVersion(await tree.read(path)),
-              version,
-              {
-                where: `in ${path}`,
-                allowDowngrade: req.allowDowngrade,
-                logger,
-              },
-            );
-          tree.write(path, content);
-        }
+        for (const f of files)
+          await writeComponentsManifest(tree, f, version, {
+            allowDowngrade: req.allowDowngrade,
+            logger,
+          });
       },
     );
     pushed = await commit(
       'fleet/push-sync',
       'Add Flux sync manifests',
       async tree => {
+        // The gotk files are known Kubernetes YAML, not re-parsed.
         for (const f of files) {
-          tree.write(f.sync.path, f.sync.content);
-          const has = (n: string) => tree.exists(`${f.dir}/${n}`);
-          const found = await Promise.all(KUSTOMIZATION_FILE_NAMES.map(has));
-          // An existing kustomization file is the user's and stays; a new one lists what the
-          // folder holds, as flux bootstrap's does (the gotk files are known, not re-parsed).
-          if (!found.includes(true)) {
-            const known = [f.components.path, f.sync.path];
-            const resources = await scanKustomizationResources(tree, f.dir, {
-              isKnownManifest: p => known.includes(p),
-            });
-            tree.write(
-              f.kustomization.path,
-              generateKustomizationFile(resources),
-            );
-          }
+          const known = [f.components.path, f.sync.path];
+          await writeSyncManifests(tree, f, p => known.includes(p));
         }
       },
     );

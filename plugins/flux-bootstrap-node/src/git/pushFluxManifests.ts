@@ -398,6 +398,50 @@ function checkSshRemote(
   }
 }
 
+/**
+ * Writes `gotk-components.yaml` as bootstrap does: refused over a Flux Operator folder (there is
+ * no way back) and over a newer Flux unless `allowDowngrade` (then it warns).
+ */
+export async function writeComponentsManifest(
+  tree: TreeEditor,
+  files: FluxManifestFiles,
+  version: string,
+  opts: { allowDowngrade?: boolean; logger: EngineLogger },
+): Promise<void> {
+  const { path, content } = files.components;
+  await refuseBootstrapOverInstance(tree, files.dir);
+  if (await tree.exists(path))
+    checkFluxVersionChange(
+      componentsFluxVersion(await tree.read(path)),
+      version,
+      {
+        where: `in ${path}`,
+        ...opts,
+      },
+    );
+  tree.write(path, content);
+}
+
+/**
+ * Writes `gotk-sync.yaml` and, unless the folder has a kustomization file (the user's stays),
+ * a `kustomization.yaml` listing the manifests the folder holds, as flux bootstrap does;
+ * `isKnownManifest` spares re-parsing files known to be Kubernetes YAML. True when generated.
+ */
+export async function writeSyncManifests(
+  tree: TreeEditor,
+  files: FluxManifestFiles,
+  isKnownManifest: (path: string) => boolean | Promise<boolean>,
+): Promise<boolean> {
+  tree.write(files.sync.path, files.sync.content);
+  for (const name of KUSTOMIZATION_FILE_NAMES)
+    if (await tree.exists(`${files.dir}/${name}`)) return false;
+  const resources = await scanKustomizationResources(tree, files.dir, {
+    isKnownManifest,
+  });
+  tree.write(files.kustomization.path, generateKustomizationFile(resources));
+  return true;
+}
+
 /** Inputs of {@link commitFluxManifests}. */
 export interface CommitFluxManifestsInput {
   transport: GitTransport;
@@ -479,22 +523,11 @@ export async function commitFluxManifests(
       commit(
         'component manifests',
         `Add Flux ${input.version} component manifests`,
-        async tree => {
-          const { path, content } = files.components;
-          await refuseBootstrapOverInstance(tree, dir); // operator mode is not left
-          if (await tree.exists(path)) {
-            checkFluxVersionChange(
-              componentsFluxVersion(await tree.read(path)),
-              input.version,
-              {
-                where: `in ${path}`,
-                allowDowngrade: input.allowDowngrade,
-                logger,
-              },
-            );
-          }
-          tree.write(path, content);
-        },
+        tree =>
+          writeComponentsManifest(tree, files, input.version, {
+            allowDowngrade: input.allowDowngrade,
+            logger,
+          }),
       ),
     );
     logger.info(
@@ -506,26 +539,18 @@ export async function commitFluxManifests(
         'sync manifests',
         'Add Flux sync manifests',
         async tree => {
-          kustomizationGenerated = false;
-          tree.write(files.sync.path, files.sync.content);
-          for (const name of KUSTOMIZATION_FILE_NAMES) {
-            if (await tree.exists(`${dir}/${name}`)) return;
-          }
           // gotk-sync.yaml was written just now, and gotk-components.yaml is known Kubernetes
           // YAML when it is the very blob this session committed (no 3 MB re-parse).
           const pushed = session!.writtenBlob(files.components.path);
-          const resources = await scanKustomizationResources(tree, dir, {
-            isKnownManifest: async p =>
+          kustomizationGenerated = await writeSyncManifests(
+            tree,
+            files,
+            async p =>
               p === files.sync.path ||
               (p === files.components.path &&
                 !!pushed &&
                 pushed === (await tree.blobOid(p))),
-          });
-          tree.write(
-            files.kustomization.path,
-            generateKustomizationFile(resources),
           );
-          kustomizationGenerated = true;
         },
       );
       logger.info(
