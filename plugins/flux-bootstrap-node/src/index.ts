@@ -102,6 +102,7 @@ export {
   parseBitbucketRepoUrl,
 } from './bitbucket';
 export type { BitbucketAccess, BitbucketRepoRef } from './bitbucket';
+export { chooseBitbucketCredentials } from './bitbucket/credentials';
 export { HttpsGitTransport } from './git/transport';
 export { createKubeClient } from './kube/client';
 export { resolveCluster } from './kube/cluster';

@@ -1,5 +1,6 @@
 import { ConflictError, InputError } from '@backstage/errors';
 import { resolveTokenOwner } from '../bitbucket/access';
+import { chooseBitbucketCredentials } from '../bitbucket/credentials';
 import { BitbucketServerClient } from '../bitbucket/client';
 import { isBitbucketError } from '../bitbucket/errors';
 import type { BitbucketServerHostConfig } from '../config/bitbucketServer';
@@ -353,7 +354,8 @@ export async function installFluxOnCluster(
       fluxVersion: settings.manifests.defaultVersion,
     });
     const cluster = resolveCluster(settings, req.cluster, 'cluster');
-    if (req.pullRequest)
+    const pullRequest =
+      req.pullRequest &&
       pullRequestAccess(
         req.pullRequest.url,
         settings.bitbucketServer,
@@ -490,10 +492,7 @@ export async function installFluxOnCluster(
           }),
         {
           ...installOpts,
-          pullRequest: req.pullRequest?.url,
-          token: req.pullRequest?.token,
-          bitbucketHosts: settings.bitbucketServer,
-          requireUserCredentials: settings.requireScmUserCredentials,
+          pullRequest,
           redactor,
           install: viaOperator || undefined,
         },
@@ -583,29 +582,16 @@ async function tokenAuthCredentials(
   const host = deps.settings.bitbucketServer.find(
     h => URL.canParse(h.baseUrl) && new URL(h.baseUrl).host === url.host,
   );
-  let password = input.token?.trim();
-  let username = input.username?.trim() || undefined;
-  let source = 'the token input';
-  if (!password) {
-    if (deps.settings.requireScmUserCredentials) {
-      throw new InputValidationError(
-        'token',
-        "is required with tokenAuth: scaffolder.requireScmUserCredentials is enabled, so the integration's credentials are not stored in the cluster",
-      );
-    }
-    if (!host?.auth) {
-      throw new InputValidationError(
-        'token',
-        `is required with tokenAuth: no integrations.bitbucketServer entry with credentials matches ${url.host}`,
-      );
-    }
-    if ('token' in host.auth) password = host.auth.token;
-    else {
-      password = host.auth.password;
-      username ??= host.auth.username;
-    }
-    source = `the integration credentials of ${host.host}`;
-  }
+  const { auth, credentials: source } = chooseBitbucketCredentials({
+    token: input.token,
+    host,
+    hostName: url.host,
+    requireUserCredentials: deps.settings.requireScmUserCredentials,
+    purpose: ' with tokenAuth',
+  });
+  const password = 'token' in auth ? auth.token : auth.password;
+  let username =
+    input.username?.trim() || ('username' in auth ? auth.username : undefined);
   if (!username && !host) {
     throw new InputValidationError(
       'username',

@@ -4,6 +4,7 @@ import {
   pullRequestInfo,
 } from '../bitbucket/pullRequests';
 import { BitbucketServerClient } from '../bitbucket/client';
+import { chooseBitbucketCredentials } from '../bitbucket/credentials';
 import type { BitbucketServerHostConfig } from '../config/bitbucketServer';
 import type { KubeClient } from '../kube/types';
 import { InputValidationError, OperationAbortedError } from '../util/errors';
@@ -192,6 +193,9 @@ export async function installFluxForPullRequest(
   return { ...installed, ...readiness };
 }
 
+/** A pull request to follow and the credentials to follow it with. @public */
+export type PullRequestAccess = ReturnType<typeof pullRequestAccess>;
+
 /**
  * The pull request a browse URL names and the credentials to follow it with (`token`, else the
  * integration's for its host unless `requireUserCredentials`): InputValidationError naming the
@@ -210,60 +214,38 @@ export function pullRequestAccess(
       'pullRequest',
       `must be the pullRequestUrl output of flux:push-manifests: a pull request on a host of integrations.bitbucketServer (got "${url}")`,
     );
-  if (!token && requireUserCredentials)
-    throw new InputValidationError(
-      'token',
-      `is required to follow pull request #${ref.id}: scaffolder.requireScmUserCredentials is enabled, so the integration's credentials for ${ref.host.host} are not used`,
-    );
-  const auth = token ? { token } : ref.host.auth;
-  if (!auth)
-    throw new InputValidationError(
-      'token',
-      `is required to follow pull request #${ref.id}: integrations.bitbucketServer for ${ref.host.host} has no credentials`,
-    );
-  return { ref, auth };
+  const { auth } = chooseBitbucketCredentials({
+    token,
+    host: ref.host,
+    hostName: ref.host.host,
+    requireUserCredentials,
+    purpose: ` to follow pull request #${ref.id}`,
+  });
+  return { url, ref, auth };
 }
 
 /**
- * `flux:install`'s apply: {@link installFlux}, or, given the browse URL of the pull request
- * `flux:push-manifests` opened (`pullRequest`), `installFluxForPullRequest` following it
- * on Bitbucket with `token` (else the integration's credentials for its host). A URL that is
- * no pull request of a configured host is an InputValidationError, before the cluster is touched.
+ * `flux:install`'s apply: {@link installFlux}, or, given the pull request `flux:push-manifests`
+ * opened and the credentials to follow it with ({@link pullRequestAccess}),
+ * `installFluxForPullRequest` following it on Bitbucket until it is merged.
  * @public
  */
 export async function installFluxOrAwaitPullRequest(
   kube: KubeClient,
   plan: FluxInstallPlan,
   opts: InstallFluxOptions & {
-    pullRequest?: string;
-    bitbucketHosts: BitbucketServerHostConfig[];
-    token?: string;
+    pullRequest?: PullRequestAccess;
     redactor?: Redactor;
     /** Install another way than installFlux (the Flux Operator's); see PullRequestInstall. */
     install?: PullRequestInstall;
-    /** `scaffolder.requireScmUserCredentials`: never fall back to the integration's credentials. */
-    requireUserCredentials?: boolean;
   },
 ): Promise<InstallFluxResult> {
-  const {
-    pullRequest: url,
-    bitbucketHosts,
-    token,
-    redactor,
-    install,
-    requireUserCredentials: _,
-    ...rest
-  } = opts;
-  if (!url)
+  const { pullRequest, redactor, install, ...rest } = opts;
+  if (!pullRequest)
     return install
       ? install(plan.expectedRevision, rest)
       : installFlux(kube, plan, rest);
-  const { ref, auth } = pullRequestAccess(
-    url,
-    bitbucketHosts,
-    token,
-    opts.requireUserCredentials,
-  );
+  const { url, ref, auth } = pullRequest;
   const logger = opts.logger ?? silentLogger;
   const client = new BitbucketServerClient(ref.host, auth, {
     logger,

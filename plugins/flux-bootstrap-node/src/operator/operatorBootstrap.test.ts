@@ -50,7 +50,10 @@ import {
   refuseBootstrapOverFluxInstance,
 } from './install';
 import { dryRunFluxInstance, pushFluxInstance } from './push';
-import { installFluxOrAwaitPullRequest } from '../install/pullRequestMerge';
+import {
+  installFluxOrAwaitPullRequest,
+  pullRequestAccess,
+} from '../install/pullRequestMerge';
 import type { BitbucketServerHostConfig } from '../config/bitbucketServer';
 
 jest.setTimeout(300_000);
@@ -298,9 +301,7 @@ const installThroughPullRequest = (
     {
       ...FAST,
       logger,
-      pullRequest: url,
-      bitbucketHosts: [bbHost()],
-      token: TOKEN,
+      pullRequest: pullRequestAccess(url, [bbHost()], TOKEN),
       install: (expectedRevision, o) =>
         installWithFluxOperator(
           w.admin,

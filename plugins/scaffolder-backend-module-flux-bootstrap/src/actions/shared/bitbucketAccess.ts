@@ -1,18 +1,28 @@
-import type {
-  BitbucketAccess,
-  FluxBootstrapSettings,
+import {
+  chooseBitbucketCredentials,
+  parseBitbucketRepoUrl,
+  type BitbucketAccess,
+  type FluxBootstrapSettings,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
-import { describeCredentials, resolveBitbucket } from './context';
 
 /**
- * The repository a `repoUrl` names and the credentials to use there (the `token` input, else
- * the integration's), named for logs and errors. Sends nothing; a bad `repoUrl` or missing
- * credentials are an `InputError` naming the field.
+ * Parses `repoUrl` against the configured integrations and picks credentials by the engine's one
+ * rule (`chooseBitbucketCredentials`: the `token` input, else the integration's, unless
+ * `scaffolder.requireScmUserCredentials`), named for logs and errors. Sends nothing; a bad
+ * `repoUrl` or missing credentials are an InputError naming the field.
  */
 export function bitbucketAccess(
   settings: FluxBootstrapSettings,
   input: { repoUrl: string; token?: string },
 ): BitbucketAccess {
-  const resolved = resolveBitbucket(settings, input);
-  return { ...resolved, credentials: describeCredentials(resolved) };
+  const hosts = settings.bitbucketServer;
+  const ref = parseBitbucketRepoUrl(input.repoUrl, hosts);
+  const host = hosts.find(h => h.host === ref.host)!;
+  const chosen = chooseBitbucketCredentials({
+    token: input.token,
+    host,
+    hostName: ref.host,
+    requireUserCredentials: settings.requireScmUserCredentials,
+  });
+  return { ref, host, ...chosen };
 }

@@ -1,14 +1,8 @@
 import type { Config } from '@backstage/config';
 import {
-  BitbucketRepoRef,
-  BitbucketServerAuth,
-  BitbucketServerHostConfig,
   EngineLogger,
-  FluxBootstrapSettings,
   FluxBootstrapSettingsSource,
   fluxBootstrapSettings,
-  InputValidationError,
-  parseBitbucketRepoUrl,
   Redactor,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
 
@@ -60,73 +54,6 @@ export function createActionRedaction(
  */
 export function toActionError(error: unknown, redactor: Redactor): Error {
   return redactor.redactError(error);
-}
-
-/** Resolved Bitbucket access for one action run. */
-export interface ResolvedBitbucket {
-  ref: BitbucketRepoRef;
-  host: BitbucketServerHostConfig;
-  auth: BitbucketServerAuth;
-  /** Where the credentials came from, for log lines (never the value). */
-  authSource:
-    | 'input token'
-    | 'integration token'
-    | 'integration username and password';
-}
-
-/**
- * Parses `repoUrl` against the configured integrations and picks credentials: the `token` input
- * (from a Secret field) when given, else the integration's token or username/password.
- * With `scaffolder.requireScmUserCredentials: true` the token input is mandatory.
- * Throws InputValidationError (no request is sent) when anything is missing.
- */
-export function resolveBitbucket(
-  settings: FluxBootstrapSettings,
-  input: { repoUrl: string; token?: string },
-): ResolvedBitbucket {
-  const hosts = settings.bitbucketServer;
-  const ref = parseBitbucketRepoUrl(input.repoUrl, hosts);
-  const host = hosts.find(h => h.host === ref.host)!;
-  const requireUser = settings.requireScmUserCredentials;
-  const token = input.token?.trim();
-  if (token) {
-    // Bitbucket HTTP access tokens are Bearer tokens for REST; for git over HTTPS the
-    // integration's username (if any) lets Basic auth be used as well.
-    return { ref, host, auth: { token }, authSource: 'input token' };
-  }
-  if (requireUser) {
-    throw new InputValidationError(
-      'token',
-      `is required: scaffolder.requireScmUserCredentials is enabled, so the integration's credentials for ${ref.host} are not used`,
-    );
-  }
-  if (!host.auth) {
-    throw new InputValidationError(
-      'token',
-      `is required: integrations.bitbucketServer for ${ref.host} has neither a token nor a username and password`,
-    );
-  }
-  return {
-    ref,
-    host,
-    auth: host.auth,
-    authSource:
-      'token' in host.auth
-        ? 'integration token'
-        : 'integration username and password',
-  };
-}
-
-/** How errors and logs name the credentials of a {@link ResolvedBitbucket} (never their value). */
-export function describeCredentials(resolved: ResolvedBitbucket): string {
-  switch (resolved.authSource) {
-    case 'input token':
-      return 'the token input';
-    case 'integration token':
-      return `the token of integrations.bitbucketServer for ${resolved.host.host}`;
-    default:
-      return `the username and password of integrations.bitbucketServer for ${resolved.host.host}`;
-  }
 }
 
 /**
