@@ -6,9 +6,7 @@ import {
 } from '../bitbucket/repository';
 import { createKubeClient } from '../kube/client';
 import { resolveCluster } from '../kube/cluster';
-import { redactedSteps, type CheckpointFn } from '../util/checkpoint';
-import type { EngineLogger } from '../util/logger';
-import type { Redactor } from '../util/redact';
+import { redactedSteps } from '../util/checkpoint';
 import { accessKeyRequest, fluxAccessKeyLabel } from './accessKey';
 import { formatSshHost, parseSshHost, SshEndpoint } from './hostKey';
 import {
@@ -89,18 +87,11 @@ function describePlan(p: DeployKeyPlan, { name }: { name: string }) {
 /**
  * `flux:generate-key` with `repoUrl`, like `flux bootstrap bitbucket-server` in SSH mode but
  * convergent: the cluster's Flux Git Secret (`identity`, `identity.pub`, `known_hosts`) and the
- * repository's access key are made to agree. The cluster and the SSH endpoint are resolved and
- * the repository located before anything changes; a dry run sends nothing.
- *
- * - Secret complete and its key registered → nothing changes.
- * - Secret complete, key not registered (or with another permission) → register it (or fix it).
- * - Secret missing or incomplete, or `rotate` → scan the host key (a pinned fingerprint is
- *   checked first), generate a key pair, apply the Secret, register the key, then remove the
- *   rotated-out key and stale keys carrying the same label, by their ids.
- * - Secret complete but its `known_hosts` has no key for `sshHost` (or not the pinned one) →
- *   re-scan and update `known_hosts` only.
- *
- * The private key is generated and written inside one step and never leaves it.
+ * repository's access key are made to agree; a dry run sends nothing. A complete Secret is kept
+ * (its `known_hosts` re-scanned when it lacks `sshHost` or the pinned key); a missing or
+ * incomplete one, or `rotate`, gets a new key pair, generated and written inside one step. The
+ * key is then registered (or its permission fixed), and the rotated-out key and stale keys with
+ * the same label are removed by id.
  * @public
  */
 export async function provisionDeployKey(
@@ -110,25 +101,28 @@ export async function provisionDeployKey(
   const { logger, redactor, signal } = deps;
   const { ref, host, auth, credentials } = req.bitbucket;
   const cluster = resolveCluster(deps.settings, req.cluster, 'cluster');
-  const planned = planRepositoryOutputs(host, { ref, defaultBranch: '' });
+  const { projectKey, repoSlug } = planRepositoryOutputs(host, {
+    ref,
+    defaultBranch: '',
+  });
   const plan: DeployKeyPlan = {
     ...req,
     sshHost: req.sshHost ?? parseSshHost(host.sshHost, 'sshHost'),
-    projectKey: planned.projectKey,
-    repoSlug: planned.repoSlug,
+    projectKey,
+    repoSlug,
     label: fluxAccessKeyLabel(req),
     scanTimeoutMs: deps.scanTimeoutMs,
-  };
-  const outputs = {
-    secretName: req.secretName,
-    accessKeyLabel: plan.label,
-    removedAccessKeyIds: [],
-    changed: false,
   };
   if (deps.dryRun) {
     logger.info('Dry run of flux:generate-key; no request is sent. Plan:');
     describePlan(plan, cluster).forEach(line => logger.info(`  ${line}`));
-    return outputs;
+    const { secretName, label: accessKeyLabel } = plan;
+    return {
+      secretName,
+      accessKeyLabel,
+      removedAccessKeyIds: [],
+      changed: false,
+    };
   }
   logger.info(
     `Using ${credentials} for Bitbucket ${host.host} and cluster ${cluster.name}`,
@@ -142,8 +136,7 @@ export async function provisionDeployKey(
     });
     return await reconcileDeployKey(
       { ...plan, ...repo },
-      { kube, bitbucket, logger, redactor, signal },
-      deps.checkpoint,
+      { ...deps, kube, bitbucket },
     );
   } finally {
     kube.close();
@@ -152,17 +145,13 @@ export async function provisionDeployKey(
 
 async function reconcileDeployKey(
   o: DeployKeyPlan,
-  deps: {
+  deps: SourceSecretDeps & {
     kube: SecretKube;
     bitbucket: BitbucketServerClient;
-    logger: EngineLogger;
-    redactor: Redactor;
-    signal?: AbortSignal;
   },
-  checkpoint?: CheckpointFn,
 ): Promise<SourceSecretOutputs> {
   const { kube, bitbucket, logger, redactor, signal } = deps;
-  const step = redactedSteps(redactor, checkpoint);
+  const step = redactedSteps(redactor, deps.checkpoint);
   const where = `${o.namespace}/${o.secretName}`;
   const { projectKey, repoSlug, label } = o;
   const repo = `${projectKey}/${repoSlug}`;
@@ -197,11 +186,8 @@ async function reconcileDeployKey(
   let knownHosts: string;
   let changed = false;
   const settle = {
-    where,
+    ...deps,
     step,
-    keyPrefix: '',
-    signal,
-    logger,
     remedy:
       'Check the new fingerprint with the Bitbucket administrators; if it is right, run again with hostKeyFingerprint set to it (or rotate the key).',
   };

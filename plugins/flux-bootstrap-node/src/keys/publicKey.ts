@@ -47,18 +47,22 @@ export function parseSshPublicKey(line: string): SshPublicKey {
   return sshPublicKeyFromBlob(key.getPublicSSH());
 }
 
-/** True when both `type base64 [comment]` strings carry the same key (comments ignored). @public */
+/** {@link parseSshPublicKey}, or `undefined` when the line holds no key. */
+export function readSshPublicKey(line: string): SshPublicKey | undefined {
+  try {
+    return parseSshPublicKey(line);
+  } catch {
+    return undefined;
+  }
+}
+
+/** True when both `type base64 [comment]` strings carry the same key (comments ignored). */
 export function sameSshPublicKey(
   a: string | undefined,
   b: string | undefined,
 ): boolean {
-  try {
-    return (
-      !!a && !!b && parseSshPublicKey(a).text === parseSshPublicKey(b).text
-    );
-  } catch {
-    return false;
-  }
+  const text = a && readSshPublicKey(a)?.text;
+  return !!text && text === (b && readSshPublicKey(b)?.text);
 }
 
 /** SSH wire-format strings (RFC 4251 §5): each part behind its uint32 length. */

@@ -12,11 +12,9 @@ export const KUSTOMIZATION_FILE_NAMES = [
   'Kustomization',
 ];
 
-/** Read access to a directory tree: a git tree or a folder on disk. Paths use `/`. @public */
+/** Read access to a git tree or a folder; paths relative to its root (`''`), with `/`. @public */
 export interface DirectoryReader {
-  /** Entries directly inside `dir` (relative to the tree root; `''` is the root). */
   list(dir: string): Promise<Array<{ name: string; type: 'file' | 'dir' }>>;
-  /** Content of a file. */
   read(path: string): Promise<string>;
 }
 
@@ -33,12 +31,12 @@ export function isKubernetesManifest(text: string): boolean {
   }
 }
 
+const isKustomizationFile = (e: { name: string; type: string }) =>
+  e.type === 'file' && KUSTOMIZATION_FILE_NAMES.includes(e.name);
+
 /** Options of {@link scanKustomizationResources}. @public */
 export interface ScanKustomizationOptions {
-  /**
-   * True for a file known to be Kubernetes YAML without parsing it — one the caller generated
-   * and knows is there unchanged (e.g. gotk-components.yaml pushed a moment ago: 3 MB of YAML).
-   */
+  /** True for a file the caller generated and knows is there unchanged (skips parsing 3 MB). */
   isKnownManifest?: (path: string) => boolean | Promise<boolean>;
 }
 
@@ -64,15 +62,8 @@ export async function scanKustomizationResources(
       const relPath = rel ? `${rel}/${entry.name}` : entry.name;
       if (entry.type === 'dir') {
         const inner = await reader.list(full);
-        if (
-          inner.some(
-            e => e.type === 'file' && KUSTOMIZATION_FILE_NAMES.includes(e.name),
-          )
-        ) {
-          resources.push(relPath);
-        } else {
-          await walk(full, relPath);
-        }
+        if (inner.some(isKustomizationFile)) resources.push(relPath);
+        else await walk(full, relPath);
       } else if (
         (await options.isKnownManifest?.(full)) ||
         isKubernetesManifest(await reader.read(full))
