@@ -86,12 +86,9 @@ function describePlan(p: DeployKeyPlan, { name }: { name: string }) {
 
 /**
  * `flux:generate-key` with `repoUrl`, like `flux bootstrap bitbucket-server` in SSH mode but
- * convergent: the cluster's Flux Git Secret (`identity`, `identity.pub`, `known_hosts`) and the
- * repository's access key are made to agree; a dry run sends nothing. A complete Secret is kept
- * (its `known_hosts` re-scanned when it lacks `sshHost` or the pinned key); a missing or
- * incomplete one, or `rotate`, gets a new key pair, generated and written inside one step. The
- * key is then registered (or its permission fixed), and the rotated-out key and stale keys with
- * the same label are removed by id.
+ * convergent: a complete Flux Git Secret is kept (`known_hosts` re-scanned when it lacks
+ * `sshHost` or the pin), else (or on `rotate`) a new key pair is written; the key is registered
+ * on the repository, and the rotated-out and same-label keys are removed by id.
  * @public
  */
 export async function provisionDeployKey(
@@ -275,27 +272,24 @@ async function reconcileDeployKey(
           permission: String(k.permission),
         }));
       const mine = keys.find(k => isOurs(k.key.text));
+      const id = mine?.key.id;
       if (mine?.permission === permission) {
-        const { id, label: its = '' } = mine.key;
         logger.info(
-          `Access key ${id} "${its}" on ${repo} already holds this key (${permission})`,
+          `Access key ${id} "${
+            mine.key.label ?? ''
+          }" on ${repo} already holds this key (${permission})`,
         );
         return { id: mine.key.id, changed: false, stale };
       }
       if (mine) {
+        const path = '/rest/keys/1.0/projects/{}/repos/{}/ssh/{}/permission/{}';
         await bitbucket.request(
           'PUT',
-          restPath(
-            '/rest/keys/1.0/projects/{}/repos/{}/ssh/{}/permission/{}',
-            projectKey,
-            repoSlug,
-            mine.key.id,
-            permission,
-          ),
+          restPath(path, projectKey, repoSlug, mine.key.id, permission),
           { signal },
         );
         logger.info(
-          `Changed access key ${mine.key.id} on ${repo} from ${mine.permission} to ${permission}`,
+          `Changed access key ${id} on ${repo} from ${mine.permission} to ${permission}`,
         );
         return { id: mine.key.id, changed: true, stale };
       }
@@ -331,10 +325,11 @@ async function reconcileDeployKey(
         return ids;
       });
 
-  changed = changed || registered.changed || removed.length > 0;
-  const state = changed ? 'reconciled' : 'up to date';
+  changed ||= registered.changed || removed.length > 0;
   logger.info(
-    `Source secret ${where} and access key ${registered.id} on ${repo} are ${state}`,
+    `Source secret ${where} and access key ${registered.id} on ${repo} are ${
+      changed ? 'reconciled' : 'up to date'
+    }`,
   );
   return {
     publicKey,

@@ -59,7 +59,7 @@ function describePlan(t: SecretTarget, cluster: string, key: SuppliedSshKey) {
  * the user's key, checked before anything is sent, is stored as Flux's Git Secret (`identity`,
  * derived `identity.pub`, `known_hosts`, and `password` for an encrypted key); nothing is
  * generated, Bitbucket is not called. A Secret already holding exactly this is not written; a
- * trusted host key is kept while the server presents it ({@link HostKeyChangedError} otherwise).
+ * trusted host key is kept while the server presents it (a `ConflictError` otherwise).
  * @public
  */
 export async function storeSuppliedKey(
@@ -119,7 +119,6 @@ async function writeGitSecret(
   const { kube, logger, redactor, signal } = deps;
   const step = redactedSteps(redactor, deps.checkpoint);
   const where = `${t.namespace}/${t.secretName}`;
-  const ref = secretRef(t);
   const encrypted = key.encrypted
     ? ' (encrypted; its passphrase goes into the Secret as password)'
     : '';
@@ -158,7 +157,7 @@ async function writeGitSecret(
 
   const changed = await step('git-secret.write', async () => {
     // Idempotent on its own: compares the live Secret (base64 values, never decoded or logged).
-    const live = await kube.get(ref, { signal });
+    const live = await kube.get(secretRef(t), { signal });
     const data = (live?.data ?? {}) as Record<string, string>;
     const same =
       Object.entries(desired).every(([k, v]) => data[k] === v) &&

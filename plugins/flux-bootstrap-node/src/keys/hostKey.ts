@@ -87,13 +87,14 @@ export function knownHostsFor(
   return parseKnownHosts(knownHosts).filter(e => e.hosts.includes(field));
 }
 
-/** Result of {@link scanHostKey}; `type` is `ssh-rsa` for RSA whatever the signature algorithm. */
+/**
+ * Result of {@link scanHostKey}: `type` is `ssh-rsa` for RSA whatever the signature algorithm,
+ * `publicKey` is `type base64`, `knownHosts` the known_hosts line without newline.
+ */
 export interface ScannedHostKey {
   type: string;
-  /** `type base64` */
   publicKey: string;
   fingerprint: string;
-  /** The known_hosts line, `[host]:port type base64` (plain `host` for port 22), no newline. */
   knownHosts: string;
 }
 
@@ -121,26 +122,20 @@ export class HostKeyScanError extends FluxBootstrapError {
   }
 }
 
-/** Options of {@link scanHostKey}. */
+/** Options of {@link scanHostKey}: `timeoutMs` is the whole scan's budget (30 s, like flux). */
 export interface ScanHostKeyOptions {
-  /** `host:port` or a parsed endpoint. */
   sshHost: string | SshEndpoint;
-  /** Whole-scan budget (connect + handshake), default 30 000 ms like flux. */
   timeoutMs?: number;
   signal?: AbortSignal;
-  /** A pinned `SHA256:` fingerprint; other keys of the server are tried before giving up. */
+  /** A pinned `SHA256:` fingerprint. */
   expectedFingerprint?: string;
   logger?: EngineLogger;
 }
 
 /** Host key types in ssh2's preference order; RSA keys sign with three algorithms. */
-const HOST_KEY_TYPES = [
-  'ssh-ed25519',
-  'ecdsa-sha2-nistp256',
-  'ecdsa-sha2-nistp384',
-  'ecdsa-sha2-nistp521',
-  'ssh-rsa',
-];
+const HOST_KEY_TYPES =
+  `ssh-ed25519 ecdsa-sha2-nistp256 ecdsa-sha2-nistp384 ecdsa-sha2-nistp521
+  ssh-rsa`.split(/\s+/);
 const algorithmsOf = (type: string) =>
   type === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [type];
 
@@ -165,13 +160,8 @@ function handshakeOnce(
       signal.removeEventListener('abort', onAbort);
       client.destroy();
     };
-    function onAbort() {
-      finish(() => reject(new OperationAbortedError()));
-    }
-    if (signal.aborted) {
-      onAbort();
-      return;
-    }
+    const onAbort = () => finish(() => reject(new OperationAbortedError()));
+    if (signal.aborted) return onAbort();
     signal.addEventListener('abort', onAbort, { once: true });
     client.on('handshake', () =>
       finish(() => resolve({ blob: captured, verified: true })),

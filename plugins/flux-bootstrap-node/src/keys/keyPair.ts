@@ -105,10 +105,8 @@ export async function generateSshKeyPair(
 }
 
 /**
- * Strings to register with a Redactor so that a private key cannot leave through a log line or
- * an error: the PEM as JSON would escape it, the PEM base64-encoded (a Secret's `data`), and
- * every PEM line that carries private bytes. Lines that only encode public bytes (PKCS#8 and
- * OpenSSH containers embed the public key) are left out, so the public key stays readable.
+ * What a Redactor needs to hide a private key: the PEM JSON-escaped and base64-encoded (a
+ * Secret's `data`), and each PEM line with private bytes (lines of the embedded public key stay).
  */
 export function privateKeyRedactions(
   pair: Pick<SshKeyPair, 'privateKeyPem' | 'publicKey'>,

@@ -138,10 +138,7 @@ export async function inspectWritableSecret(
   return state;
 }
 
-/**
- * Creates the namespace when missing and applies the Secret with `data`, forced: it may have
- * been written by `flux bootstrap` (an Update by "flux") or by the other mode.
- */
+/** Creates the namespace if missing and applies the Secret, forced (`flux bootstrap` may own it). */
 export async function applySourceSecret(
   kube: SecretKube,
   t: SecretName,
@@ -153,25 +150,16 @@ export async function applySourceSecret(
   return kube.apply(sourceSecret(t, data), { ...opts, force: true });
 }
 
-/**
- * The SSH host key of `sshHost` no longer matches the `known_hosts` a source secret holds: the
- * server was re-keyed, or something else answers in its name (a `ConflictError`).
- * @public
- */
+/** The server no longer presents a host key the source secret's `known_hosts` trusts (a `ConflictError`). */
 export class HostKeyChangedError extends FluxBootstrapError {
-  constructor(
-    message: string,
-    readonly known: string[],
-    readonly presented: string[],
-  ) {
+  constructor(message: string) {
     super('ConflictError', message);
   }
 }
 
 /**
- * Checks that the server still presents a host key `known_hosts` trusts (a pinned scan per
- * trusted key). A changed key is never accepted (that would trust whoever answers); an
- * unreachable server is only warned about (Flux checks strictly anyway).
+ * Checks with a pinned scan per trusted key that the server still presents one. A changed key
+ * is never accepted (that trusts whoever answers); an unreachable server is only warned about.
  */
 async function verifyKnownHostKey(
   t: SecretTarget,
@@ -205,13 +193,10 @@ async function verifyKnownHostKey(
       error.presented.forEach(p => presented.add(p));
     }
   }
-  const known = entries.map(e => `${e.type} ${e.fingerprint}`);
-  const now = [...presented];
-  const [trusted, shown] = [known.join(', '), now.join(', ') || 'another key'];
+  const trusted = entries.map(e => `${e.type} ${e.fingerprint}`).join(', ');
+  const shown = [...presented].join(', ') || 'another key';
   throw new HostKeyChangedError(
     `The SSH host key of ${host} changed: known_hosts of source secret ${where} trusts ${trusted}, but the server now presents ${shown}. Flux would refuse to connect, and the new key is not trusted automatically: the server may have been re-keyed, or someone may be intercepting the connection. Nothing was changed. ${ctx.remedy}`,
-    known,
-    now,
   );
 }
 
@@ -223,9 +208,8 @@ interface SettleContext extends Pick<SourceSecretDeps, 'logger' | 'signal'> {
 }
 
 /**
- * The `known_hosts` a source secret should hold for `sshHost`, given what it holds now: kept
- * when it trusts the pinned key, or (nothing pinned) when the server still presents a key it
- * trusts; otherwise scanned (a pinned fingerprint is checked before anything is written).
+ * The `known_hosts` a source secret should hold for `sshHost`: the current one when it trusts
+ * the pinned key (or, unpinned, a key the server still presents), else a new scan.
  */
 export async function settleKnownHosts(
   t: SecretTarget,

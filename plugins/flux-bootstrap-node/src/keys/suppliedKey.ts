@@ -28,6 +28,14 @@ export interface SuppliedSshKeyNames {
 
 const PEM_BEGIN = /-----BEGIN ([A-Z0-9 ]+)-----/;
 
+/** Keys Flux or OpenSSH cannot use (Go's x/crypto/ssh cannot read encrypted PKCS#8). */
+const REFUSED_BLOCKS: Record<string, string | undefined> = {
+  'ENCRYPTED PRIVATE KEY':
+    'is an encrypted PKCS#8 key, which Flux cannot read; convert it to the OpenSSH format with "ssh-keygen -p -f <file>" (it keeps the passphrase)',
+  'DSA PRIVATE KEY':
+    'is a DSA key, which current OpenSSH servers refuse; use an ed25519, ecdsa or rsa key',
+};
+
 /**
  * Reads a user's SSH private key as source-controller (Go's x/crypto/ssh) and OpenSSH do:
  * OpenSSH, PKCS#1 RSA or SEC1 EC PEM (optionally encrypted), or unencrypted PKCS#8. Errors are
@@ -60,15 +68,8 @@ export function readSuppliedSshKey(
         : 'is not an SSH private key (OpenSSH "BEGIN OPENSSH PRIVATE KEY" or PEM)',
     );
   }
-  // Go's x/crypto/ssh (source-controller) cannot read encrypted PKCS#8.
-  if (blockType === 'ENCRYPTED PRIVATE KEY')
-    throw bad(
-      'is an encrypted PKCS#8 key, which Flux cannot read; convert it to the OpenSSH format with "ssh-keygen -p -f <file>" (it keeps the passphrase)',
-    );
-  if (blockType === 'DSA PRIVATE KEY')
-    throw bad(
-      'is a DSA key, which current OpenSSH servers refuse; use an ed25519, ecdsa or rsa key',
-    );
+  const refused = REFUSED_BLOCKS[blockType];
+  if (refused) throw bad(refused);
   const given = passphrase || undefined;
   let key: SshPublicKey;
   let encrypted = false;

@@ -18,11 +18,7 @@ export interface DirectoryReader {
   read(path: string): Promise<string>;
 }
 
-/**
- * True when the text is what kustomize accepts as resources: YAML whose documents are all
- * Kubernetes objects (an empty file counts, as with kustomize's resource factory).
- * @public
- */
+/** True when kustomize accepts the text as resources: YAML of Kubernetes objects only (or empty). @public */
 export function isKubernetesManifest(text: string): boolean {
   try {
     return parseYamlDocuments(text, 'file').every(isK8sObject);
@@ -41,10 +37,8 @@ export interface ScanKustomizationOptions {
 }
 
 /**
- * Lists what `kustomization.yaml` of `dir` should hold, like flux's `kustomization.Generate`:
- * walk the folder in lexical order; a sub-folder holding a kustomization file is added as a
- * folder and not descended into; a file is added when it parses as Kubernetes objects (or is
- * known to be Kubernetes YAML, see {@link ScanKustomizationOptions.isKnownManifest}).
+ * The resources of `kustomization.yaml` in `dir`, like flux's `kustomization.Generate`: in
+ * lexical order, sub-folders with a kustomization file (not descended into) and Kubernetes YAML.
  * @public
  */
 export async function scanKustomizationResources(

@@ -6,11 +6,7 @@ import { HttpClient, HttpError, withSystemRoots } from '../http';
 import { FluxBootstrapError } from '../util/errors';
 import { silentLogger, type EngineLogger } from '../util/logger';
 
-/**
- * Where one kind of release asset comes from: `fluxBootstrap.manifests` (Flux's
- * `manifests.tar.gz`) or `fluxBootstrap.operator.manifests` (the operator's `install.yaml`).
- * @public
- */
+/** `fluxBootstrap.manifests` or `fluxBootstrap.operator.manifests`: where an asset comes from. @public */
 export interface ManifestsSourceConfig {
   /** The asset of version `v` is `<baseUrl>/<v>/<file>`. */
   baseUrl: string;

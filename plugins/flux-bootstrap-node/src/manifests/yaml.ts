@@ -10,10 +10,7 @@ export function compareUtf8(a: string, b: string): number {
   return a < b ? -1 : 1;
 }
 
-/**
- * A multi-document YAML stream (YAML 1.2, as kustomize's kyaml reads it) as plain values; empty
- * documents are skipped, `source` names the file in errors.
- */
+/** A YAML 1.2 stream (as kustomize's kyaml reads it) as values, without empty documents. */
 export function parseYamlDocuments(text: string, source: string): unknown[] {
   const docs = YAML.parseAllDocuments(text, {
     uniqueKeys: true,
@@ -34,12 +31,9 @@ export function isK8sObject(value: unknown): value is KubeObject {
   return (
     typeof value === 'object' &&
     !Array.isArray(value) &&
-    typeof v.apiVersion === 'string' &&
-    v.apiVersion !== '' &&
-    typeof v.kind === 'string' &&
-    v.kind !== '' &&
-    typeof v.metadata?.name === 'string' &&
-    v.metadata.name !== ''
+    [v.apiVersion, v.kind, v.metadata?.name].every(
+      field => typeof field === 'string' && field !== '',
+    )
   );
 }
 
@@ -81,10 +75,7 @@ export function deepFreeze<T>(value: T): T {
   return value;
 }
 
-/**
- * Objects as one multi-document stream (`doc\n---\ndoc\n`). The text of an object frozen with
- * {@link deepFreeze} (a CRD the bundle cache keeps) is made once and reused.
- */
+/** Objects as one `doc\n---\ndoc\n` stream; the text of a {@link deepFreeze}d object is kept. */
 export function stringifyDocuments(values: readonly unknown[]): string {
   return values
     .map(v => {
