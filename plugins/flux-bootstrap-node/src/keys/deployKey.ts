@@ -53,14 +53,12 @@ export interface DeployKeyRequest {
 }
 
 /** Everything {@link reconcileDeployKey} works with, resolved and checked. */
-interface DeployKeyPlan extends SecretTarget {
-  key: SshKeyOptions;
-  projectKey: string;
-  repoSlug: string;
-  readWrite: boolean;
-  label: string;
-  rotate: boolean;
-}
+type DeployKeyPlan = SecretTarget &
+  Pick<DeployKeyRequest, 'key' | 'readWrite' | 'rotate'> & {
+    projectKey: string;
+    repoSlug: string;
+    label: string;
+  };
 
 function describePlan(p: DeployKeyPlan, { name }: { name: string }) {
   const where = `${p.namespace}/${p.secretName}`;

@@ -160,8 +160,13 @@ function handshakeOnce(
       signal.removeEventListener('abort', onAbort);
       client.destroy();
     };
-    const onAbort = () => finish(() => reject(new OperationAbortedError()));
-    if (signal.aborted) return onAbort();
+    function onAbort() {
+      finish(() => reject(new OperationAbortedError()));
+    }
+    if (signal.aborted) {
+      onAbort();
+      return;
+    }
     signal.addEventListener('abort', onAbort, { once: true });
     client.on('handshake', () =>
       finish(() => resolve({ blob: captured, verified: true })),

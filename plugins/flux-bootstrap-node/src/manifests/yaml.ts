@@ -59,9 +59,8 @@ export function stringifyObject(value: unknown): string {
   });
 }
 
-/** Roots frozen by {@link deepFreeze}: immutable, so their serialisation can be kept. */
-const deepFrozenRoots = new WeakSet<object>();
-const serialised = new WeakMap<object, string>();
+/** Roots frozen by {@link deepFreeze} → their YAML once made (immutable, so it can be kept). */
+const serialised = new WeakMap<object, string | undefined>();
 
 /** Freezes a value and everything in it (a frozen child is taken as deeply frozen). */
 export function deepFreeze<T>(value: T): T {
@@ -71,7 +70,8 @@ export function deepFreeze<T>(value: T): T {
     Object.freeze(v);
   };
   walk(value);
-  if (value && typeof value === 'object') deepFrozenRoots.add(value);
+  if (value && typeof value === 'object' && !serialised.has(value))
+    serialised.set(value, undefined);
   return value;
 }
 
@@ -79,10 +79,10 @@ export function deepFreeze<T>(value: T): T {
 export function stringifyDocuments(values: readonly unknown[]): string {
   return values
     .map(v => {
-      if (!v || typeof v !== 'object' || !deepFrozenRoots.has(v))
+      if (!v || typeof v !== 'object' || !serialised.has(v))
         return stringifyObject(v);
-      let text = serialised.get(v);
-      if (text === undefined) serialised.set(v, (text = stringifyObject(v)));
+      const text = serialised.get(v) ?? stringifyObject(v);
+      serialised.set(v, text);
       return text;
     })
     .join('---\n');
