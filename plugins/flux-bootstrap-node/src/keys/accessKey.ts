@@ -8,10 +8,8 @@ export function fluxLabelPath(path: string | undefined, field = 'path') {
 }
 
 /**
- * The access key label flux uses (`deployKeyName`): the non-empty values of
- * `[namespace, branch, secretName, path]` joined with `-`, path normalised, e.g.
- * `flux-system-main-flux-system-./clusters/my-cluster`. CLI- and portal-bootstrapped clusters
- * share one key.
+ * flux's access key label (`deployKeyName`), so CLI- and portal-bootstrapped clusters share one
+ * key: `[namespace, branch, secretName, path]` joined with `-`, e.g. `flux-system-main-flux-system-./clusters/x`.
  * @public
  */
 export function fluxAccessKeyLabel(input: {

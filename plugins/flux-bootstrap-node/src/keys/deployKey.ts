@@ -6,9 +6,7 @@ import {
 } from '../bitbucket/repository';
 import { createKubeClient } from '../kube/client';
 import { resolveCluster } from '../kube/cluster';
-import { redactedSteps, type CheckpointFn } from '../util/checkpoint';
-import type { EngineLogger } from '../util/logger';
-import type { Redactor } from '../util/redact';
+import { redactedSteps } from '../util/checkpoint';
 import { accessKeyRequest, fluxAccessKeyLabel } from './accessKey';
 import { formatSshHost, parseSshHost, SshEndpoint } from './hostKey';
 import {
@@ -55,14 +53,12 @@ export interface DeployKeyRequest {
 }
 
 /** Everything {@link reconcileDeployKey} works with, resolved and checked. */
-interface DeployKeyPlan extends SecretTarget {
-  key: SshKeyOptions;
-  projectKey: string;
-  repoSlug: string;
-  readWrite: boolean;
-  label: string;
-  rotate: boolean;
-}
+type DeployKeyPlan = SecretTarget &
+  Pick<DeployKeyRequest, 'key' | 'readWrite' | 'rotate'> & {
+    projectKey: string;
+    repoSlug: string;
+    label: string;
+  };
 
 function describePlan(p: DeployKeyPlan, { name }: { name: string }) {
   const where = `${p.namespace}/${p.secretName}`;
@@ -88,19 +84,9 @@ function describePlan(p: DeployKeyPlan, { name }: { name: string }) {
 
 /**
  * `flux:generate-key` with `repoUrl`, like `flux bootstrap bitbucket-server` in SSH mode but
- * convergent: the cluster's Flux Git Secret (`identity`, `identity.pub`, `known_hosts`) and the
- * repository's access key are made to agree. The cluster and the SSH endpoint are resolved and
- * the repository located before anything changes; a dry run sends nothing.
- *
- * - Secret complete and its key registered → nothing changes.
- * - Secret complete, key not registered (or with another permission) → register it (or fix it).
- * - Secret missing or incomplete, or `rotate` → scan the host key (a pinned fingerprint is
- *   checked first), generate a key pair, apply the Secret, register the key, then remove the
- *   rotated-out key and stale keys carrying the same label, by their ids.
- * - Secret complete but its `known_hosts` has no key for `sshHost` (or not the pinned one) →
- *   re-scan and update `known_hosts` only.
- *
- * The private key is generated and written inside one step and never leaves it.
+ * convergent: a complete Flux Git Secret is kept (`known_hosts` re-scanned when it lacks
+ * `sshHost` or the pin), else (or on `rotate`) a new key pair is written; the key is registered
+ * on the repository, and the rotated-out and same-label keys are removed by id.
  * @public
  */
 export async function provisionDeployKey(
@@ -110,25 +96,28 @@ export async function provisionDeployKey(
   const { logger, redactor, signal } = deps;
   const { ref, host, auth, credentials } = req.bitbucket;
   const cluster = resolveCluster(deps.settings, req.cluster, 'cluster');
-  const planned = planRepositoryOutputs(host, { ref, defaultBranch: '' });
+  const { projectKey, repoSlug } = planRepositoryOutputs(host, {
+    ref,
+    defaultBranch: '',
+  });
   const plan: DeployKeyPlan = {
     ...req,
     sshHost: req.sshHost ?? parseSshHost(host.sshHost, 'sshHost'),
-    projectKey: planned.projectKey,
-    repoSlug: planned.repoSlug,
+    projectKey,
+    repoSlug,
     label: fluxAccessKeyLabel(req),
     scanTimeoutMs: deps.scanTimeoutMs,
-  };
-  const outputs = {
-    secretName: req.secretName,
-    accessKeyLabel: plan.label,
-    removedAccessKeyIds: [],
-    changed: false,
   };
   if (deps.dryRun) {
     logger.info('Dry run of flux:generate-key; no request is sent. Plan:');
     describePlan(plan, cluster).forEach(line => logger.info(`  ${line}`));
-    return outputs;
+    const { secretName, label: accessKeyLabel } = plan;
+    return {
+      secretName,
+      accessKeyLabel,
+      removedAccessKeyIds: [],
+      changed: false,
+    };
   }
   logger.info(
     `Using ${credentials} for Bitbucket ${host.host} and cluster ${cluster.name}`,
@@ -142,8 +131,7 @@ export async function provisionDeployKey(
     });
     return await reconcileDeployKey(
       { ...plan, ...repo },
-      { kube, bitbucket, logger, redactor, signal },
-      deps.checkpoint,
+      { ...deps, kube, bitbucket },
     );
   } finally {
     kube.close();
@@ -152,17 +140,13 @@ export async function provisionDeployKey(
 
 async function reconcileDeployKey(
   o: DeployKeyPlan,
-  deps: {
+  deps: SourceSecretDeps & {
     kube: SecretKube;
     bitbucket: BitbucketServerClient;
-    logger: EngineLogger;
-    redactor: Redactor;
-    signal?: AbortSignal;
   },
-  checkpoint?: CheckpointFn,
 ): Promise<SourceSecretOutputs> {
   const { kube, bitbucket, logger, redactor, signal } = deps;
-  const step = redactedSteps(redactor, checkpoint);
+  const step = redactedSteps(redactor, deps.checkpoint);
   const where = `${o.namespace}/${o.secretName}`;
   const { projectKey, repoSlug, label } = o;
   const repo = `${projectKey}/${repoSlug}`;
@@ -197,11 +181,8 @@ async function reconcileDeployKey(
   let knownHosts: string;
   let changed = false;
   const settle = {
-    where,
+    ...deps,
     step,
-    keyPrefix: '',
-    signal,
-    logger,
     remedy:
       'Check the new fingerprint with the Bitbucket administrators; if it is right, run again with hostKeyFingerprint set to it (or rotate the key).',
   };
@@ -289,27 +270,24 @@ async function reconcileDeployKey(
           permission: String(k.permission),
         }));
       const mine = keys.find(k => isOurs(k.key.text));
+      const id = mine?.key.id;
       if (mine?.permission === permission) {
-        const { id, label: its = '' } = mine.key;
         logger.info(
-          `Access key ${id} "${its}" on ${repo} already holds this key (${permission})`,
+          `Access key ${id} "${
+            mine.key.label ?? ''
+          }" on ${repo} already holds this key (${permission})`,
         );
         return { id: mine.key.id, changed: false, stale };
       }
       if (mine) {
+        const path = '/rest/keys/1.0/projects/{}/repos/{}/ssh/{}/permission/{}';
         await bitbucket.request(
           'PUT',
-          restPath(
-            '/rest/keys/1.0/projects/{}/repos/{}/ssh/{}/permission/{}',
-            projectKey,
-            repoSlug,
-            mine.key.id,
-            permission,
-          ),
+          restPath(path, projectKey, repoSlug, mine.key.id, permission),
           { signal },
         );
         logger.info(
-          `Changed access key ${mine.key.id} on ${repo} from ${mine.permission} to ${permission}`,
+          `Changed access key ${id} on ${repo} from ${mine.permission} to ${permission}`,
         );
         return { id: mine.key.id, changed: true, stale };
       }
@@ -345,10 +323,11 @@ async function reconcileDeployKey(
         return ids;
       });
 
-  changed = changed || registered.changed || removed.length > 0;
-  const state = changed ? 'reconciled' : 'up to date';
+  changed ||= registered.changed || removed.length > 0;
   logger.info(
-    `Source secret ${where} and access key ${registered.id} on ${repo} are ${state}`,
+    `Source secret ${where} and access key ${registered.id} on ${repo} are ${
+      changed ? 'reconciled' : 'up to date'
+    }`,
   );
   return {
     publicKey,

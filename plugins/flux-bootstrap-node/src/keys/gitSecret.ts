@@ -2,7 +2,6 @@ import { createKubeClient } from '../kube/client';
 import { resolveCluster } from '../kube/cluster';
 import { redactedSteps } from '../util/checkpoint';
 import { InputValidationError } from '../util/errors';
-import type { Redactor } from '../util/redact';
 import { formatSshHost, parseSshHost, SshEndpoint } from './hostKey';
 import { privateKeyRedactions } from './keyPair';
 import {
@@ -30,21 +29,13 @@ export interface SuppliedKeyRequest {
   url: string;
   namespace: string;
   secretName: string;
-  /** The private key and its passphrase, as read from the task secrets. */
+  /** As read from the task secrets. */
   privateKey?: string;
   passphrase?: string;
   /** How errors name the inputs and task secrets (never their values). */
   names: SuppliedSshKeyNames;
   sshHost?: SshEndpoint;
   hostKeyFingerprint?: string;
-}
-
-/** Registers every form of the key and passphrase that could leak with `redactor`. */
-function registerSecrets(redactor: Redactor, key: SuppliedSshKey): void {
-  const pair = { privateKeyPem: key.privateKey, publicKey: key.publicKey };
-  for (const secret of privateKeyRedactions(pair)) redactor.add(secret);
-  redactor.add(key.privateKey);
-  redactor.add(key.passphrase);
 }
 
 function describePlan(t: SecretTarget, cluster: string, key: SuppliedSshKey) {
@@ -65,12 +56,10 @@ function describePlan(t: SecretTarget, cluster: string, key: SuppliedSshKey) {
 
 /**
  * `flux:generate-key` with `url`, like `flux bootstrap git --private-key-file=… --password=…`:
- * the user's key is checked (before anything is sent) and stored as Flux's Git Secret —
- * `identity` as supplied, `identity.pub` derived from it, `known_hosts` for the SSH endpoint, and
- * `password` for an encrypted key (source-controller decrypts `identity` with it). No key is
- * generated and Bitbucket is not called. Convergent: a Secret that already holds exactly this is
- * not written; a trusted host key is kept while the server still presents it
- * ({@link HostKeyChangedError} otherwise), else the host key is scanned (a pin checked first).
+ * the user's key, checked before anything is sent, is stored as Flux's Git Secret (`identity`,
+ * derived `identity.pub`, `known_hosts`, and `password` for an encrypted key); nothing is
+ * generated, Bitbucket is not called. A Secret already holding exactly this is not written; a
+ * trusted host key is kept while the server presents it (a `ConflictError` otherwise).
  * @public
  */
 export async function storeSuppliedKey(
@@ -86,7 +75,10 @@ export async function storeSuppliedKey(
     );
   }
   const key = readSuppliedSshKey(req.privateKey, req.passphrase, req.names);
-  registerSecrets(redactor, key);
+  const pair = { privateKeyPem: key.privateKey, publicKey: key.publicKey };
+  for (const secret of privateKeyRedactions(pair)) redactor.add(secret);
+  redactor.add(key.privateKey);
+  redactor.add(key.passphrase);
   const url = new URL(req.url);
   const t: SecretTarget = {
     ...req,
@@ -127,7 +119,6 @@ async function writeGitSecret(
   const { kube, logger, redactor, signal } = deps;
   const step = redactedSteps(redactor, deps.checkpoint);
   const where = `${t.namespace}/${t.secretName}`;
-  const ref = secretRef(t);
   const encrypted = key.encrypted
     ? ' (encrypted; its passphrase goes into the Secret as password)'
     : '';
@@ -149,11 +140,9 @@ async function writeGitSecret(
     t,
     before.knownHosts ?? undefined,
     {
-      where,
+      ...deps,
       step,
       keyPrefix: 'git-secret.',
-      signal,
-      logger,
       remedy:
         "Check the new fingerprint with the Git server's administrators; if it is right, run again with hostKeyFingerprint set to it.",
     },
@@ -168,7 +157,7 @@ async function writeGitSecret(
 
   const changed = await step('git-secret.write', async () => {
     // Idempotent on its own: compares the live Secret (base64 values, never decoded or logged).
-    const live = await kube.get(ref, { signal });
+    const live = await kube.get(secretRef(t), { signal });
     const data = (live?.data ?? {}) as Record<string, string>;
     const same =
       Object.entries(desired).every(([k, v]) => data[k] === v) &&

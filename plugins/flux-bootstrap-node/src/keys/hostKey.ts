@@ -8,7 +8,7 @@ import {
   OperationAbortedError,
 } from '../util/errors';
 import {
-  parseSshPublicKey,
+  readSshPublicKey,
   sshFingerprint,
   sshPublicKeyFromBlob,
 } from './publicKey';
@@ -49,45 +49,32 @@ export function parseSshHost(value: string, field = 'sshHost'): SshEndpoint {
 }
 
 /** `host:port` (`[v6]:port`). */
-export function formatSshHost(endpoint: SshEndpoint): string {
-  const host = isIP(endpoint.host) === 6 ? `[${endpoint.host}]` : endpoint.host;
-  return `${host}:${endpoint.port}`;
+export function formatSshHost({ host, port }: SshEndpoint): string {
+  return `${isIP(host) === 6 ? `[${host}]` : host}:${port}`;
 }
 
 /** The host field of a known_hosts line: `host` for port 22, else `[host]:port` (OpenSSH's form). */
-export function knownHostsHostField(endpoint: SshEndpoint): string {
-  return endpoint.port === 22
-    ? endpoint.host
-    : `[${endpoint.host}]:${endpoint.port}`;
+export function knownHostsHostField({ host, port }: SshEndpoint): string {
+  return port === 22 ? host : `[${host}]:${port}`;
 }
 
-/** One entry of a known_hosts file. @public */
+/** One entry of a known_hosts file; `key` is `type base64`. */
 export interface KnownHostsEntry {
   hosts: string[];
   type: string;
-  /** `type base64` */
   key: string;
   fingerprint: string;
 }
 
-/** Parses known_hosts text (plain host patterns; hashed and marker lines are skipped). @public */
+/** Parses known_hosts text (plain host patterns; hashed and marker lines are skipped). */
 export function parseKnownHosts(text: string): KnownHostsEntry[] {
   return text.split(/\r?\n/).flatMap(line => {
     const [hosts, ...rest] = line.trim().split(/\s+/);
     if (!hosts || /^[#@|]/.test(hosts)) return [];
-    try {
-      const key = parseSshPublicKey(rest.join(' '));
-      return [
-        {
-          hosts: hosts.split(','),
-          type: key.type,
-          key: key.text,
-          fingerprint: key.fingerprint,
-        },
-      ];
-    } catch {
-      return []; // not a key line
-    }
+    const key = readSshPublicKey(rest.join(' '));
+    if (!key) return []; // not a key line
+    const { type, fingerprint } = key;
+    return [{ hosts: hosts.split(','), type, key: key.text, fingerprint }];
   });
 }
 
@@ -100,16 +87,14 @@ export function knownHostsFor(
   return parseKnownHosts(knownHosts).filter(e => e.hosts.includes(field));
 }
 
-/** Result of {@link scanHostKey}. */
+/**
+ * Result of {@link scanHostKey}: `type` is `ssh-rsa` for RSA whatever the signature algorithm,
+ * `publicKey` is `type base64`, `knownHosts` the known_hosts line without newline.
+ */
 export interface ScannedHostKey {
-  host: string;
-  port: number;
-  /** Key type, e.g. `ecdsa-sha2-nistp256` (`ssh-rsa` for RSA keys whatever signature algorithm). */
   type: string;
-  /** `type base64` */
   publicKey: string;
   fingerprint: string;
-  /** The known_hosts line, `[host]:port type base64` (plain `host` for port 22), no newline. */
   knownHosts: string;
 }
 
@@ -120,11 +105,12 @@ export class HostKeyMismatchError extends FluxBootstrapError {
     readonly expected: string,
     readonly presented: string[],
   ) {
-    const host = formatSshHost(endpoint);
     const shown = presented.join(', ') || 'no key';
     super(
       'ConflictError',
-      `The SSH host key of ${host} does not match the pinned fingerprint ${expected}; the server presented ${shown}. Nothing was written.`,
+      `The SSH host key of ${formatSshHost(
+        endpoint,
+      )} does not match the pinned fingerprint ${expected}; the server presented ${shown}. Nothing was written.`,
     );
   }
 }
@@ -136,26 +122,22 @@ export class HostKeyScanError extends FluxBootstrapError {
   }
 }
 
-/** Options of {@link scanHostKey}. */
+/** Options of {@link scanHostKey}: `timeoutMs` is the whole scan's budget (30 s, like flux). */
 export interface ScanHostKeyOptions {
-  /** `host:port` or a parsed endpoint. */
   sshHost: string | SshEndpoint;
-  /** Whole-scan budget (connect + handshake), default 30 000 ms like flux. */
   timeoutMs?: number;
   signal?: AbortSignal;
-  /** A pinned `SHA256:` fingerprint; other keys of the server are tried before giving up. */
+  /** A pinned `SHA256:` fingerprint. */
   expectedFingerprint?: string;
   logger?: EngineLogger;
 }
 
-/** Host key signature algorithms per key type, in ssh2's preference order. */
-const HOST_KEY_ALGORITHMS: Record<string, string[]> = {
-  'ssh-ed25519': ['ssh-ed25519'],
-  'ecdsa-sha2-nistp256': ['ecdsa-sha2-nistp256'],
-  'ecdsa-sha2-nistp384': ['ecdsa-sha2-nistp384'],
-  'ecdsa-sha2-nistp521': ['ecdsa-sha2-nistp521'],
-  'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'],
-};
+/** Host key types in ssh2's preference order; RSA keys sign with three algorithms. */
+const HOST_KEY_TYPES =
+  `ssh-ed25519 ecdsa-sha2-nistp256 ecdsa-sha2-nistp384 ecdsa-sha2-nistp521
+  ssh-rsa`.split(/\s+/);
+const algorithmsOf = (type: string) =>
+  type === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [type];
 
 /**
  * One SSH handshake through ssh2's Client: its `hostVerifier` records the host key, the key
@@ -196,8 +178,9 @@ function handshakeOnce(
           : reject(err),
       ),
     );
-    const where = formatSshHost(endpoint);
-    const closed = `${where} closed the connection before the SSH handshake completed`;
+    const closed = `${formatSshHost(
+      endpoint,
+    )} closed the connection before the SSH handshake completed`;
     client.on('close', () =>
       finish(() => reject(new HostKeyScanError(closed, 'ECONNRESET'))),
     );
@@ -220,34 +203,11 @@ function handshakeOnce(
   });
 }
 
-function describeScanError(
-  endpoint: SshEndpoint,
-  err: unknown,
-  timedOut: boolean,
-  timeoutMs: number,
-): HostKeyScanError {
-  const e = (err ?? {}) as { message?: string; code?: string };
-  const where = formatSshHost(endpoint);
-  if (timedOut || /Timed out while waiting for handshake/i.test(`${e.message}`))
-    return new HostKeyScanError(
-      `Timed out after ${timeoutMs} ms waiting for the SSH handshake with ${where} (is it an SSH server, and is the port right?)`,
-      'ETIMEDOUT',
-    );
-  const text = networkCodeText(e.code) ?? e.message ?? String(err);
-  return new HostKeyScanError(
-    `SSH handshake with ${where} failed: ${text}`,
-    e.code,
-  );
-}
-
 /**
  * Reads the SSH host key of `sshHost` through a real SSH handshake (ssh2), like flux's
- * `ScanHostKey`: the single key the server presents with default algorithm preferences. The
- * connection is closed right after the key exchange, before authentication.
- *
- * With `expectedFingerprint`, the key must match; when the first key presented does not, the
- * scan retries restricted to the server's other key types. A mismatch throws
- * {@link HostKeyMismatchError}.
+ * `ScanHostKey`: the single key the server presents with default algorithm preferences, the
+ * connection closed before authentication. With `expectedFingerprint`, a server presenting
+ * another key is asked for its other key types; no match throws {@link HostKeyMismatchError}.
  * @public
  */
 export async function scanHostKey(
@@ -266,13 +226,13 @@ export async function scanHostKey(
     ? AbortSignal.any([options.signal, timeout])
     : timeout;
   const seen: string[] = [];
-  let remainingTypes = Object.keys(HOST_KEY_ALGORITHMS);
+  let remainingTypes = HOST_KEY_TYPES;
   for (;;) {
     let outcome: { blob?: Buffer; verified: boolean };
     try {
       outcome = await handshakeOnce(
         endpoint,
-        remainingTypes.flatMap(t => HOST_KEY_ALGORITHMS[t]),
+        remainingTypes.flatMap(algorithmsOf),
         blob => !expected || sshFingerprint(blob) === expected,
         signal,
         timeoutMs,
@@ -283,23 +243,33 @@ export async function scanHostKey(
           `Cancelled while scanning the SSH host key of ${where}`,
         );
       }
-      const message = (err as Error)?.message ?? '';
+      const e = (err ?? {}) as { message?: string; code?: string };
       if (
-        seen.length > 0 &&
-        /no matching|handshake failed|host key/i.test(message)
+        seen.length &&
+        /no matching|handshake failed|host key/i.test(`${e.message}`)
       ) {
         // The server has no further key type to offer.
         throw new HostKeyMismatchError(endpoint, expected!, seen);
       }
-      throw describeScanError(endpoint, err, timeout.aborted, timeoutMs);
+      if (
+        timeout.aborted ||
+        /Timed out while waiting for handshake/i.test(`${e.message}`)
+      )
+        throw new HostKeyScanError(
+          `Timed out after ${timeoutMs} ms waiting for the SSH handshake with ${where} (is it an SSH server, and is the port right?)`,
+          'ETIMEDOUT',
+        );
+      const text = networkCodeText(e.code) ?? e.message ?? String(err);
+      throw new HostKeyScanError(
+        `SSH handshake with ${where} failed: ${text}`,
+        e.code,
+      );
     }
     if (!outcome.blob) throw new HostKeyScanError(`${where} sent no host key`);
     const key = sshPublicKeyFromBlob(outcome.blob);
     if (outcome.verified) {
       logger.info(`SSH host key of ${where}: ${key.type} ${key.fingerprint}`);
       return {
-        host: endpoint.host,
-        port: endpoint.port,
         type: key.type,
         publicKey: key.text,
         fingerprint: key.fingerprint,

@@ -28,33 +28,29 @@ export const SSH_KEY_DEFAULTS: SshKeyOptions = {
   rsaBits: 2048,
 };
 
-/** A generated key pair in the formats of Flux's Git Secret. */
+/**
+ * A generated key pair as Flux's Git Secret holds it: `privateKeyPem` (`identity`) and
+ * `publicKey` (`identity.pub`, `<type> <base64>\n`), with the `SHA256:` fingerprint.
+ */
 export interface SshKeyPair {
-  /** `ssh-ed25519`, `ssh-rsa`, `ecdsa-sha2-nistp384`, … */
   type: string;
-  /**
-   * The Secret's `identity`: PKCS#8 PEM for ecdsa and rsa, as flux writes it; the OpenSSH format
-   * for Ed25519, which OpenSSH before 9.6 cannot load from PKCS#8 (Flux reads both).
-   */
   privateKeyPem: string;
-  /** The Secret's `identity.pub`: `<type> <base64>\n`, no comment. */
   publicKey: string;
-  /** `SHA256:…` as `ssh-keygen -lf` prints it. */
   fingerprint: string;
   /** e.g. `ecdsa p384`, `rsa 4096`, `ed25519`. */
   description: string;
 }
 
 /** A short human description of the options, e.g. `ecdsa p384`, `rsa 4096`, `ed25519`. */
-export function describeSshKeyOptions(options: SshKeyOptions): string {
-  if (options.algorithm === 'ecdsa') return `ecdsa ${options.ecdsaCurve}`;
-  if (options.algorithm === 'rsa') return `rsa ${options.rsaBits}`;
-  return 'ed25519';
+export function describeSshKeyOptions(o: SshKeyOptions): string {
+  const size = { ecdsa: ` ${o.ecdsaCurve}`, rsa: ` ${o.rsaBits}`, ed25519: '' };
+  return `${o.algorithm}${size[o.algorithm]}`;
 }
 
 /**
- * Generates a key pair off the event loop: ECDSA and RSA with Node's crypto, written as PKCS#8
- * like flux; Ed25519 with ssh2, in the OpenSSH format (re-wrapped to ssh-keygen's 70 columns).
+ * Generates a key pair off the event loop: ECDSA and RSA with Node's crypto, as PKCS#8 like
+ * flux; Ed25519 with ssh2 in the OpenSSH format (OpenSSH before 9.6 cannot load it from
+ * PKCS#8), re-wrapped to ssh-keygen's 70 columns.
  * @public
  */
 export async function generateSshKeyPair(
@@ -109,26 +105,24 @@ export async function generateSshKeyPair(
 }
 
 /**
- * Strings to register with a Redactor so that a private key cannot leave through a log line or
- * an error: the PEM as JSON would escape it, the PEM base64-encoded (a Secret's `data`), and
- * every PEM line that carries private bytes. Lines that only encode public bytes (PKCS#8 and
- * OpenSSH containers embed the public key) are left out, so the public key stays readable.
+ * What a Redactor needs to hide a private key: the PEM JSON-escaped and base64-encoded (a
+ * Secret's `data`), and each PEM line with private bytes (lines of the embedded public key stay).
  */
 export function privateKeyRedactions(
   pair: Pick<SshKeyPair, 'privateKeyPem' | 'publicKey'>,
 ): string[] {
   const publicB64 = pair.publicKey.trim().split(/\s+/)[1] ?? '';
   const pem = pair.privateKeyPem;
-  const out = [
+  const lines = pem
+    .split(/\r?\n/)
+    .map(line => line.trim())
+    .filter(
+      l => l.length >= 16 && !l.startsWith('-----') && !publicB64.includes(l),
+    );
+  return [
     JSON.stringify(pem),
     JSON.stringify(pem.trim()),
     Buffer.from(pem, 'utf8').toString('base64'),
+    ...lines,
   ];
-  for (const raw of pem.split(/\r?\n/)) {
-    const line = raw.trim();
-    if (line.length < 16 || line.startsWith('-----')) continue;
-    if (publicB64.includes(line)) continue;
-    out.push(line);
-  }
-  return out;
 }

@@ -1,22 +1,21 @@
 import { createHash, createPublicKey, KeyObject } from 'node:crypto';
 import { utils } from 'ssh2';
 
-/** An SSH public key: its type, wire-format blob, `type base64` text and fingerprint. @public */
+/** An SSH public key: type, wire-format blob, `type base64` text (no comment) and fingerprint. */
 export interface SshPublicKey {
   type: string;
   blob: Buffer;
-  /** `type base64` without comment or newline. */
   text: string;
   fingerprint: string;
 }
 
-/** `SHA256:` + unpadded base64 of sha256(blob), exactly as `ssh-keygen -l` prints it. @public */
+/** `SHA256:` + unpadded base64 of sha256(blob), exactly as `ssh-keygen -l` prints it. */
 export function sshFingerprint(blob: Buffer): string {
   const digest = createHash('sha256').update(blob).digest('base64');
   return `SHA256:${digest.replace(/=+$/, '')}`;
 }
 
-/** The key in an SSH wire-format public key blob. @public */
+/** The key in an SSH wire-format public key blob. */
 export function sshPublicKeyFromBlob(blob: Buffer): SshPublicKey {
   const type = blob.subarray(4, 4 + blob.readUInt32BE(0)).toString('latin1');
   return {
@@ -27,11 +26,7 @@ export function sshPublicKeyFromBlob(blob: Buffer): SshPublicKey {
   };
 }
 
-/**
- * Parses `type base64 [comment]` (an authorized_keys line without options, or the key part of a
- * known_hosts line) with ssh2, which checks that the blob holds a key of the declared type.
- * @public
- */
+/** Parses `type base64 [comment]` with ssh2, which checks the blob holds a key of that type. */
 export function parseSshPublicKey(line: string): SshPublicKey {
   const [type = '', b64] = line.trim().split(/\s+/);
   if (!b64 || type.startsWith('-----'))
@@ -47,18 +42,22 @@ export function parseSshPublicKey(line: string): SshPublicKey {
   return sshPublicKeyFromBlob(key.getPublicSSH());
 }
 
-/** True when both `type base64 [comment]` strings carry the same key (comments ignored). @public */
+/** {@link parseSshPublicKey}, or `undefined` when the line holds no key. */
+export function readSshPublicKey(line: string): SshPublicKey | undefined {
+  try {
+    return parseSshPublicKey(line);
+  } catch {
+    return undefined;
+  }
+}
+
+/** True when both `type base64 [comment]` strings carry the same key (comments ignored). */
 export function sameSshPublicKey(
   a: string | undefined,
   b: string | undefined,
 ): boolean {
-  try {
-    return (
-      !!a && !!b && parseSshPublicKey(a).text === parseSshPublicKey(b).text
-    );
-  } catch {
-    return false;
-  }
+  const text = a && readSshPublicKey(a)?.text;
+  return !!text && text === (b && readSshPublicKey(b)?.text);
 }
 
 /** SSH wire-format strings (RFC 4251 §5): each part behind its uint32 length. */
@@ -79,10 +78,8 @@ const mpint = (b: Buffer) =>
   b[0] & 0x80 ? Buffer.concat([Buffer.of(0), b]) : b;
 
 /**
- * The SSH public key of a Node private key (ECDSA, RSA or Ed25519), encoded from the public
- * key's JWK: ssh2 would recompute an EC point from the private key, which costs more than
- * generating it (the keys benchmark).
- * @public
+ * The SSH public key of a Node private key (ECDSA, RSA or Ed25519), encoded from its JWK: ssh2
+ * would recompute an EC point from the private key, which costs more than generating it.
  */
 export function sshPublicKeyOf(privateKey: KeyObject): SshPublicKey {
   const jwk = createPublicKey(privateKey).export({ format: 'jwk' });

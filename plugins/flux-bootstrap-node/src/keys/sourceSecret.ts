@@ -14,15 +14,14 @@ import {
   ScannedHostKey,
   SshEndpoint,
 } from './hostKey';
-import { parseSshPublicKey } from './publicKey';
+import { readSshPublicKey } from './publicKey';
 
 /** Field manager of the Secret, as flux's own apply uses. */
 export const FLUX_FIELD_MANAGER = 'flux';
 
 /**
- * Collaborators of {@link provisionDeployKey} and {@link storeSuppliedKey}: the configured
- * clusters, a logger, the redactor every generated or supplied key is registered with before
- * anything can log it, and `checkpoint` (`ctx.checkpoint`) around each side effect.
+ * Collaborators of {@link provisionDeployKey} and {@link storeSuppliedKey}; every key is
+ * registered with `redactor` before anything can log it, `checkpoint` wraps each side effect.
  * @public
  */
 export interface SourceSecretDeps {
@@ -31,7 +30,7 @@ export interface SourceSecretDeps {
   redactor: Redactor;
   signal?: AbortSignal;
   checkpoint?: CheckpointFn;
-  /** Log the plan and return what is known without a request; nothing is sent. */
+  /** Log the plan and return what is known; nothing is sent. */
   dryRun?: boolean;
   /** Budget of one SSH host-key scan, default 30 s. */
   scanTimeoutMs?: number;
@@ -68,10 +67,9 @@ export interface SecretTarget {
   scanTimeoutMs?: number;
 }
 
-/** What a source secret holds, read without ever decoding `identity`. */
-export interface SecretState {
+/** What a source secret holds; `complete`: its three fields present and parseable. */
+interface SecretState {
   exists: boolean;
-  /** `identity`, `identity.pub` and `known_hosts` present and parseable. */
   complete: boolean;
   publicKey?: string;
   knownHosts?: string;
@@ -103,15 +101,10 @@ export function inspectSecret(secret: KubeObject | undefined): SecretState {
   const data = (secret.data ?? {}) as Record<string, string | undefined>;
   const decoded = (field: string) =>
     Buffer.from(data[field] ?? '', 'base64').toString('utf8');
-  let publicKey: string | undefined;
-  try {
-    publicKey = parseSshPublicKey(decoded('identity.pub')).text;
-  } catch {
-    publicKey = undefined;
-  }
+  const publicKey = readSshPublicKey(decoded('identity.pub'))?.text;
   const knownHosts = decoded('known_hosts').trim() || undefined;
-  const present = { identity: data.identity, 'identity.pub': publicKey };
-  const missing = Object.entries({ ...present, known_hosts: knownHosts })
+  const fields = { identity: data.identity, 'identity.pub': publicKey };
+  const missing = Object.entries({ ...fields, known_hosts: knownHosts })
     .filter(([, value]) => !value)
     .map(([field]) => field);
   const complete = missing.length === 0;
@@ -145,10 +138,7 @@ export async function inspectWritableSecret(
   return state;
 }
 
-/**
- * Creates the namespace when missing and applies the Secret with `data`, forced: it may have
- * been written by `flux bootstrap` (an Update by "flux") or by the other mode.
- */
+/** Creates the namespace if missing and applies the Secret, forced (`flux bootstrap` may own it). */
 export async function applySourceSecret(
   kube: SecretKube,
   t: SecretName,
@@ -160,26 +150,16 @@ export async function applySourceSecret(
   return kube.apply(sourceSecret(t, data), { ...opts, force: true });
 }
 
-/**
- * The SSH host key of `sshHost` no longer matches the `known_hosts` a source secret holds: the
- * server was re-keyed, or something else answers in its name (a `ConflictError`).
- * @public
- */
+/** The server no longer presents a host key the source secret's `known_hosts` trusts (a `ConflictError`). */
 export class HostKeyChangedError extends FluxBootstrapError {
-  constructor(
-    message: string,
-    readonly known: string[],
-    readonly presented: string[],
-  ) {
+  constructor(message: string) {
     super('ConflictError', message);
   }
 }
 
 /**
- * Checks that the server still presents a host key `known_hosts` trusts (a pinned scan per
- * trusted key). A changed key is reported, never accepted: Flux would refuse the server, and
- * accepting it would trust whoever answers. An unreachable server is only warned about (Flux
- * checks strictly anyway).
+ * Checks with a pinned scan per trusted key that the server still presents one. A changed key
+ * is never accepted (that trusts whoever answers); an unreachable server is only warned about.
  */
 async function verifyKnownHostKey(
   t: SecretTarget,
@@ -187,6 +167,7 @@ async function verifyKnownHostKey(
   ctx: SettleContext,
 ): Promise<{ fingerprint: string | null }> {
   const host = formatSshHost(t.sshHost);
+  const where = `${t.namespace}/${t.secretName}`;
   const presented = new Set<string>();
   const entries = knownHostsFor(knownHosts, t.sshHost);
   for (const entry of entries) {
@@ -198,13 +179,13 @@ async function verifyKnownHostKey(
         signal: ctx.signal,
       });
       ctx.logger.info(
-        `SSH host key of ${host} is still ${scanned.type} ${scanned.fingerprint}, as known_hosts of ${ctx.where} says`,
+        `SSH host key of ${host} is still ${scanned.type} ${scanned.fingerprint}, as known_hosts of ${where} says`,
       );
       return { fingerprint: scanned.fingerprint };
     } catch (error) {
       if (error instanceof HostKeyScanError) {
         ctx.logger.warn(
-          `Could not verify the SSH host key of ${host} against known_hosts of ${ctx.where}: ${error.message}. Flux will check it when it connects.`,
+          `Could not verify the SSH host key of ${host} against known_hosts of ${where}: ${error.message}. Flux will check it when it connects.`,
         );
         return { fingerprint: null };
       }
@@ -212,30 +193,23 @@ async function verifyKnownHostKey(
       error.presented.forEach(p => presented.add(p));
     }
   }
-  const known = entries.map(e => `${e.type} ${e.fingerprint}`);
-  const now = [...presented];
-  const [trusted, shown] = [known.join(', '), now.join(', ') || 'another key'];
+  const trusted = entries.map(e => `${e.type} ${e.fingerprint}`).join(', ');
+  const shown = [...presented].join(', ') || 'another key';
   throw new HostKeyChangedError(
-    `The SSH host key of ${host} changed: known_hosts of source secret ${ctx.where} trusts ${trusted}, but the server now presents ${shown}. Flux would refuse to connect, and the new key is not trusted automatically: the server may have been re-keyed, or someone may be intercepting the connection. Nothing was changed. ${ctx.remedy}`,
-    known,
-    now,
+    `The SSH host key of ${host} changed: known_hosts of source secret ${where} trusts ${trusted}, but the server now presents ${shown}. Flux would refuse to connect, and the new key is not trusted automatically: the server may have been re-keyed, or someone may be intercepting the connection. Nothing was changed. ${ctx.remedy}`,
   );
 }
 
 /** How {@link settleKnownHosts} runs: its checkpoint keys' prefix and what errors advise. */
-export interface SettleContext {
-  where: string;
+interface SettleContext extends Pick<SourceSecretDeps, 'logger' | 'signal'> {
   step: CheckpointFn;
-  keyPrefix: string;
-  signal?: AbortSignal;
-  logger: EngineLogger;
+  keyPrefix?: string;
   remedy: string;
 }
 
 /**
- * The `known_hosts` a source secret should hold for `sshHost`, given what it holds now: kept
- * when it trusts the pinned key, or (nothing pinned) when the server still presents a key it
- * trusts; otherwise scanned (a pinned fingerprint is checked before anything is written).
+ * The `known_hosts` a source secret should hold for `sshHost`: the current one when it trusts
+ * the pinned key (or, unpinned, a key the server still presents), else a new scan.
  */
 export async function settleKnownHosts(
   t: SecretTarget,
@@ -245,15 +219,16 @@ export async function settleKnownHosts(
   const { sshHost, hostKeyFingerprint: pinned } = t;
   const entries = current ? knownHostsFor(current, sshHost) : [];
   if (current && entries.length > 0 && !pinned) {
-    await ctx.step(`${ctx.keyPrefix}verify-host-key`, () =>
+    await ctx.step(`${ctx.keyPrefix ?? ''}verify-host-key`, () =>
       verifyKnownHostKey(t, current, ctx),
     );
     return { knownHosts: current, scanned: false };
   }
   const host = formatSshHost(sshHost);
+  const where = `${t.namespace}/${t.secretName}`;
   if (current && entries.some(e => e.fingerprint === pinned)) {
     ctx.logger.info(
-      `known_hosts of ${ctx.where} already trusts the pinned host key ${pinned} of ${host}`,
+      `known_hosts of ${where} already trusts the pinned host key ${pinned} of ${host}`,
     );
     return { knownHosts: current, scanned: false };
   }
@@ -261,11 +236,11 @@ export async function settleKnownHosts(
   const field = knownHostsHostField(sshHost);
   ctx.logger.info(
     current
-      ? `known_hosts of ${ctx.where} has no ${what} for ${field}; scanning the SSH host key of ${host}`
+      ? `known_hosts of ${where} has no ${what} for ${field}; scanning the SSH host key of ${host}`
       : `Scanning the SSH host key of ${host}`,
   );
   const scanned = await ctx.step<ScannedHostKey>(
-    `${ctx.keyPrefix}host-key`,
+    `${ctx.keyPrefix ?? ''}host-key`,
     () =>
       scanHostKey({
         sshHost,

@@ -4,9 +4,8 @@ import { InputValidationError } from '../util/errors';
 import { parseSshPublicKey, SshPublicKey, sshPublicKeyOf } from './publicKey';
 
 /**
- * A private key the user supplied, checked: `privateKey` normalised (the Secret's `identity`),
- * `passphrase` only when the key is encrypted (the Secret's `password`), and its public half.
- * It holds secrets: never log it, output it or return it from a checkpoint.
+ * A checked user key: `privateKey` normalised (`identity`), `passphrase` only when encrypted
+ * (`password`), and its public half. Holds secrets: never log, output or checkpoint it.
  */
 export interface SuppliedSshKey {
   privateKey: string;
@@ -19,11 +18,7 @@ export interface SuppliedSshKey {
   fingerprint: string;
 }
 
-/**
- * How errors of {@link readSuppliedSshKey} name things, never their values: the inputs naming
- * the task secrets (`keyField`, `passphraseField`) and the task secrets themselves.
- * @public
- */
+/** How errors name the inputs and task secrets of the key and passphrase (never their values). @public */
 export interface SuppliedSshKeyNames {
   keyField: string;
   passphraseField: string;
@@ -33,11 +28,18 @@ export interface SuppliedSshKeyNames {
 
 const PEM_BEGIN = /-----BEGIN ([A-Z0-9 ]+)-----/;
 
+/** Keys Flux or OpenSSH cannot use (Go's x/crypto/ssh cannot read encrypted PKCS#8). */
+const REFUSED_BLOCKS: Record<string, string | undefined> = {
+  'ENCRYPTED PRIVATE KEY':
+    'is an encrypted PKCS#8 key, which Flux cannot read; convert it to the OpenSSH format with "ssh-keygen -p -f <file>" (it keeps the passphrase)',
+  'DSA PRIVATE KEY':
+    'is a DSA key, which current OpenSSH servers refuse; use an ed25519, ecdsa or rsa key',
+};
+
 /**
- * Reads a user's SSH private key as Flux's source-controller (Go's x/crypto/ssh) and OpenSSH
- * read it: OpenSSH, PKCS#1 RSA or SEC1 EC PEM (each optionally encrypted), or unencrypted
- * PKCS#8; the public half is derived from the key itself. Every error is an
- * {@link InputValidationError} naming the input and the task secret, never its content.
+ * Reads a user's SSH private key as source-controller (Go's x/crypto/ssh) and OpenSSH do:
+ * OpenSSH, PKCS#1 RSA or SEC1 EC PEM (optionally encrypted), or unencrypted PKCS#8. Errors are
+ * {@link InputValidationError}s naming the input and task secret, never the content.
  */
 export function readSuppliedSshKey(
   privateKey: string | undefined,
@@ -48,7 +50,6 @@ export function readSuppliedSshKey(
   const passName = names.passphraseSecret
     ? `the task secret "${names.passphraseSecret}"`
     : 'the passphrase';
-  /** An error naming the key's input and task secret: `the task secret "x" <what>`. */
   const bad = (what: string) =>
     new InputValidationError(
       keyField,
@@ -67,15 +68,8 @@ export function readSuppliedSshKey(
         : 'is not an SSH private key (OpenSSH "BEGIN OPENSSH PRIVATE KEY" or PEM)',
     );
   }
-  // Go's x/crypto/ssh (source-controller) cannot read encrypted PKCS#8.
-  if (blockType === 'ENCRYPTED PRIVATE KEY')
-    throw bad(
-      'is an encrypted PKCS#8 key, which Flux cannot read; convert it to the OpenSSH format with "ssh-keygen -p -f <file>" (it keeps the passphrase)',
-    );
-  if (blockType === 'DSA PRIVATE KEY')
-    throw bad(
-      'is a DSA key, which current OpenSSH servers refuse; use an ed25519, ecdsa or rsa key',
-    );
+  const refused = REFUSED_BLOCKS[blockType];
+  if (refused) throw bad(refused);
   const given = passphrase || undefined;
   let key: SshPublicKey;
   let encrypted = false;

@@ -2,8 +2,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { Parser } from 'tar';
-import type { EngineLogger } from '../util/logger';
-import { silentLogger } from '../util/logger';
+import { silentLogger, type EngineLogger } from '../util/logger';
 import { FluxBundleError, FluxBundleFiles } from './components';
 import { digestOfFiles, identifyBundleFiles } from './parsedBundle';
 import { validateFluxVersion } from './validation';
@@ -18,24 +17,23 @@ export { BundleChecksumError, type ManifestsSourceConfig };
 const MAX_COMPRESSED_BYTES = 64 * 1024 * 1024;
 const MAX_UNCOMPRESSED_BYTES = 256 * 1024 * 1024;
 
-/** A bundle ready for {@link generateComponentsManifest}. @public */
+/**
+ * A bundle ready for {@link generateComponentsManifest}: its frozen YAML files, the sha256 of
+ * `manifests.tar.gz` (none for an extracted folder), and the URL or path it was read from.
+ */
 export interface LoadedFluxBundle {
   version: string;
-  /** The bundle's YAML files, frozen: every load of the same bundle shares one parse of them. */
   files: FluxBundleFiles;
-  /** sha256 of `manifests.tar.gz` (absent for an extracted local folder). */
   sha256?: string;
   origin: 'download' | 'cache' | 'local';
-  /** URL or path it was read from. */
   location: string;
 }
 
 const BUNDLE_FILE = /^[A-Za-z0-9][A-Za-z0-9._-]*\.ya?ml$/;
 
 /**
- * Reads the YAML files of a `manifests.tar.gz` in memory. Only flat regular `*.yaml` files are
- * taken; nothing is written to disk, so entry names cannot escape anywhere. Sizes are capped.
- * @public
+ * Reads the flat regular `*.yaml` files of a `manifests.tar.gz` in memory (size-capped; nothing
+ * is written to disk, so entry names cannot escape anywhere).
  */
 export async function readBundleTarball(
   tarball: Buffer,
@@ -86,22 +84,14 @@ export async function readBundleTarball(
   return files;
 }
 
-/** Options of {@link loadFluxBundle}. @public */
-export interface LoadFluxBundleOptions {
-  signal?: AbortSignal;
-  logger?: EngineLogger;
-}
-
 /**
- * Gets the release bundle of `version` from the configured place: the local folder, else the
- * on-disk cache, else a download from `baseUrl` (cached afterwards). A configured sha256 is
- * checked on every use, cached copies included; a mismatch is refused.
- * @public
+ * Gets the release bundle of `version` as {@link loadReleaseAsset} does, or the extracted
+ * `*.yaml` files of a local folder without `manifests.tar.gz`.
  */
 export async function loadFluxBundle(
   versionInput: string,
   source: ManifestsSourceConfig,
-  options: LoadFluxBundleOptions = {},
+  options: { signal?: AbortSignal; logger?: EngineLogger } = {},
 ): Promise<LoadedFluxBundle> {
   const version = validateFluxVersion(versionInput);
   const logger = options.logger ?? silentLogger;
@@ -122,7 +112,6 @@ export async function loadFluxBundle(
     const { value: files, sha256, origin, location } = asset;
     return { version, files, sha256, origin, location };
   }
-  // A local folder without manifests.tar.gz: the extracted *.yaml files.
   const dir = path.join(source.localPath!, version);
   const names = (await fs.readdir(dir).catch(() => []))
     .filter(n => BUNDLE_FILE.test(n))

@@ -12,19 +12,13 @@ export const KUSTOMIZATION_FILE_NAMES = [
   'Kustomization',
 ];
 
-/** Read access to a directory tree: a git tree or a folder on disk. Paths use `/`. @public */
+/** Read access to a git tree or a folder; paths relative to its root (`''`), with `/`. @public */
 export interface DirectoryReader {
-  /** Entries directly inside `dir` (relative to the tree root; `''` is the root). */
   list(dir: string): Promise<Array<{ name: string; type: 'file' | 'dir' }>>;
-  /** Content of a file. */
   read(path: string): Promise<string>;
 }
 
-/**
- * True when the text is what kustomize accepts as resources: YAML whose documents are all
- * Kubernetes objects (an empty file counts, as with kustomize's resource factory).
- * @public
- */
+/** True when kustomize accepts the text as resources: YAML of Kubernetes objects only (or empty). @public */
 export function isKubernetesManifest(text: string): boolean {
   try {
     return parseYamlDocuments(text, 'file').every(isK8sObject);
@@ -33,20 +27,18 @@ export function isKubernetesManifest(text: string): boolean {
   }
 }
 
+const isKustomizationFile = (e: { name: string; type: string }) =>
+  e.type === 'file' && KUSTOMIZATION_FILE_NAMES.includes(e.name);
+
 /** Options of {@link scanKustomizationResources}. @public */
 export interface ScanKustomizationOptions {
-  /**
-   * True for a file known to be Kubernetes YAML without parsing it — one the caller generated
-   * and knows is there unchanged (e.g. gotk-components.yaml pushed a moment ago: 3 MB of YAML).
-   */
+  /** True for a file the caller generated and knows is there unchanged (skips parsing 3 MB). */
   isKnownManifest?: (path: string) => boolean | Promise<boolean>;
 }
 
 /**
- * Lists what `kustomization.yaml` of `dir` should hold, like flux's `kustomization.Generate`:
- * walk the folder in lexical order; a sub-folder holding a kustomization file is added as a
- * folder and not descended into; a file is added when it parses as Kubernetes objects (or is
- * known to be Kubernetes YAML, see {@link ScanKustomizationOptions.isKnownManifest}).
+ * The resources of `kustomization.yaml` in `dir`, like flux's `kustomization.Generate`: in
+ * lexical order, sub-folders with a kustomization file (not descended into) and Kubernetes YAML.
  * @public
  */
 export async function scanKustomizationResources(
@@ -64,15 +56,8 @@ export async function scanKustomizationResources(
       const relPath = rel ? `${rel}/${entry.name}` : entry.name;
       if (entry.type === 'dir') {
         const inner = await reader.list(full);
-        if (
-          inner.some(
-            e => e.type === 'file' && KUSTOMIZATION_FILE_NAMES.includes(e.name),
-          )
-        ) {
-          resources.push(relPath);
-        } else {
-          await walk(full, relPath);
-        }
+        if (inner.some(isKustomizationFile)) resources.push(relPath);
+        else await walk(full, relPath);
       } else if (
         (await options.isKnownManifest?.(full)) ||
         isKubernetesManifest(await reader.read(full))

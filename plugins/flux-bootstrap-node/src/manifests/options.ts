@@ -4,8 +4,7 @@ import { FLUX_DEFAULT_COMPONENTS } from './validation';
 
 /**
  * The options of `flux bootstrap` that flux:push-manifests and flux:install share, parsed by the
- * actions' schemas: the path normalised (`''` for the root), the interval in Go's form. Omitted
- * fields take {@link FLUX_DEFAULTS}.
+ * actions' schemas; omitted fields take {@link FLUX_DEFAULTS}.
  * @public
  */
 export interface FluxManifestInput {
@@ -22,7 +21,7 @@ export interface FluxManifestInput {
   logLevel?: 'debug' | 'info' | 'error';
   clusterDomain?: string;
   tolerationKeys?: string[];
-  /** Cluster path in the repository, normalised. */
+  /** Cluster path in the repository, normalised (`''` for the root). */
   path: string;
   branch?: string;
   secretName?: string;
@@ -54,7 +53,6 @@ export const FLUX_DEFAULTS = {
 export interface ResolvedFluxManifestOptions {
   components: ComponentsOptions;
   sync: SyncOptions;
-  /** Cluster path, normalised (`''` for the root). */
   path: string;
   namespace: string;
   branch: string;

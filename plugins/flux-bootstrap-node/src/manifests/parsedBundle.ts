@@ -1,16 +1,12 @@
 import crypto from 'node:crypto';
 
-/**
+/*
  * In-memory cache of what the generator derives from a release bundle: the parsed objects of
- * each file and the CRDs with their labels (whose serialised text {@link stringifyDocuments}
- * keeps). Parsing a bundle's 3 MB of YAML is the expensive part of generating
- * `gotk-components.yaml`; a running backend generates from the same few bundles again and again.
- *
- * A bundle is known by its Flux version and the sha256 of its content ({@link identifyBundleFiles},
- * done by `loadFluxBundle`), so every load of the same bundle shares one entry. A files object
- * without that identity is cached by identity when it is frozen, otherwise not at all (it could
- * change between two generations). Everything cached is deep-frozen: the generator clones what it
- * changes.
+ * each file and the labelled CRDs (whose text {@link stringifyDocuments} keeps). Parsing a
+ * bundle's 3 MB of YAML is the expensive part of generating `gotk-components.yaml`, and a
+ * backend generates from the same few bundles again and again. A bundle is known by its version
+ * and content digest ({@link identifyBundleFiles}); unidentified files are cached by identity
+ * when frozen, else not at all (they could change). Everything cached is deep-frozen.
  */
 
 /** Derived data of one bundle, keyed by what it was derived from. */
@@ -25,9 +21,8 @@ const byId = new Map<string, ParsedBundle>();
 const byObject = new WeakMap<object, ParsedBundle>();
 
 /**
- * Marks `files` as the content of the Flux `version` bundle whose digest is `digest` (the sha256
- * of its `manifests.tar.gz`, or of the extracted files) and freezes it, so that generations from
- * any load of that bundle share their parsed objects. Returns `files`.
+ * Marks and freezes `files` as the Flux `version` bundle of `digest` (sha256 of its
+ * `manifests.tar.gz` or of the extracted files), so every load of it shares one cache entry.
  */
 export function identifyBundleFiles<T extends Record<string, string>>(
   files: T,
@@ -52,28 +47,17 @@ export function digestOfFiles(files: Record<string, string>): string {
 /** The cache entry of a bundle (a fresh, uncached one when the bundle cannot be identified). */
 export function parsedBundleFor(files: Record<string, string>): ParsedBundle {
   const id = bundleIds.get(files);
+  const entry = (id !== undefined ? byId.get(id) : byObject.get(files)) ?? {
+    entries: new Map(),
+  };
   if (id !== undefined) {
-    let entry = byId.get(id);
-    if (entry) {
-      // least recently used first
-      byId.delete(id);
-    } else {
-      entry = { entries: new Map() };
-      while (byId.size >= MAX_CACHED_BUNDLES)
-        byId.delete(byId.keys().next().value as string);
-    }
+    // least recently used first
+    byId.delete(id);
+    while (byId.size >= MAX_CACHED_BUNDLES)
+      byId.delete(byId.keys().next().value as string);
     byId.set(id, entry);
-    return entry;
-  }
-  if (Object.isFrozen(files)) {
-    let entry = byObject.get(files);
-    if (!entry) {
-      entry = { entries: new Map() };
-      byObject.set(files, entry);
-    }
-    return entry;
-  }
-  return { entries: new Map() };
+  } else if (Object.isFrozen(files)) byObject.set(files, entry);
+  return entry;
 }
 
 /** `make()` once per bundle and key (a failure is not remembered). */
@@ -82,10 +66,8 @@ export function derived<T>(
   key: string,
   make: () => T,
 ): T {
-  if (bundle.entries.has(key)) return bundle.entries.get(key) as T;
-  const value = make();
-  bundle.entries.set(key, value);
-  return value;
+  if (!bundle.entries.has(key)) bundle.entries.set(key, make());
+  return bundle.entries.get(key) as T;
 }
 
 /** Forgets every cached bundle (tests). */

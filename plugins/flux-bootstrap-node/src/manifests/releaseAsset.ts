@@ -6,11 +6,7 @@ import { HttpClient, HttpError, withSystemRoots } from '../http';
 import { FluxBootstrapError } from '../util/errors';
 import { silentLogger, type EngineLogger } from '../util/logger';
 
-/**
- * Where one kind of release asset comes from: `fluxBootstrap.manifests` (Flux's
- * `manifests.tar.gz`) or `fluxBootstrap.operator.manifests` (the operator's `install.yaml`).
- * @public
- */
+/** `fluxBootstrap.manifests` or `fluxBootstrap.operator.manifests`: where an asset comes from. @public */
 export interface ManifestsSourceConfig {
   /** The asset of version `v` is `<baseUrl>/<v>/<file>`. */
   baseUrl: string;
@@ -26,19 +22,12 @@ export interface ManifestsSourceConfig {
 
 /** An asset whose sha256 differs from the configured one; it is not used (a `ConflictError`). @public */
 export class BundleChecksumError extends FluxBootstrapError {
-  constructor(
-    what: string,
-    configKey: string,
-    expected: string,
-    actual: string,
-    where: string,
-  ) {
-    super(
-      'ConflictError',
-      `${what} from ${where} has sha256 ${actual}, but ${configKey}.sha256 expects ${expected}; refusing to use it`,
-    );
+  constructor(message: string) {
+    super('ConflictError', message);
   }
 }
+
+type AssetOrigin = 'download' | 'cache' | 'local';
 
 /** What {@link loadReleaseAsset} loads: the asset's file and how to read and name it. */
 export interface ReleaseAssetRequest<T> {
@@ -55,39 +44,26 @@ export interface ReleaseAssetRequest<T> {
 }
 
 /**
- * Gets a release asset from the configured place: the local folder (`undefined` when it has no
- * such file), else the on-disk cache, else a download from `baseUrl` (cached afterwards). A
- * configured sha256 is checked on every use, cached copies included; a mismatch is refused.
+ * Gets a release asset from the local folder (`undefined` when it has no such file), else the
+ * on-disk cache, else a download from `baseUrl` (cached afterwards). A configured sha256 is
+ * checked on every use, cached copies included; a mismatch is refused.
  */
 export async function loadReleaseAsset<T>(
   req: ReleaseAssetRequest<T>,
   options: { signal?: AbortSignal; logger?: EngineLogger } = {},
 ): Promise<
-  | {
-      value: T;
-      sha256: string;
-      origin: 'download' | 'cache' | 'local';
-      location: string;
-    }
+  | { value: T; sha256: string; origin: AssetOrigin; location: string }
   | undefined
 > {
   const { what, version, source } = req;
   const logger = options.logger ?? silentLogger;
   const expected = source.sha256[version];
   const verified = expected ? ' (sha256 verified)' : '';
-  const use = async (
-    data: Buffer,
-    origin: 'download' | 'cache' | 'local',
-    location: string,
-  ) => {
+  const use = async (data: Buffer, origin: AssetOrigin, location: string) => {
     const sha256 = crypto.createHash('sha256').update(data).digest('hex');
     if (expected && sha256 !== expected)
       throw new BundleChecksumError(
-        what,
-        req.configKey,
-        expected,
-        sha256,
-        location,
+        `${what} from ${location} has sha256 ${sha256}, but ${req.configKey}.sha256 expects ${expected}; refusing to use it`,
       );
     return { value: await req.read(data), sha256, origin, location };
   };
@@ -104,16 +80,15 @@ export async function loadReleaseAsset<T>(
   const url = `${source.baseUrl}/${version}/${req.file}`;
   const cacheFile = path.join(source.cacheDir, version, req.file);
   const cached = await fs.readFile(cacheFile).catch(() => undefined);
+  const cachedWhat = `cached ${what.replace(/^the /, '')} ${cacheFile}`;
   if (cached) {
     try {
       const asset = await use(cached, 'cache', cacheFile);
-      logger.info(
-        `Using the cached ${what.replace(/^the /, '')} ${cacheFile}${verified}`,
-      );
+      logger.info(`Using the ${cachedWhat}${verified}`);
       return asset;
     } catch (e) {
       logger.warn(
-        `The cached ${what.replace(/^the /, '')} ${cacheFile} ${
+        `The ${cachedWhat} ${
           e instanceof BundleChecksumError
             ? 'does not match the configured sha256'
             : 'is unreadable'

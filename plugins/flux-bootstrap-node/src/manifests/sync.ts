@@ -2,21 +2,20 @@ import type { KubeObject } from '../kube/types';
 import { FLUX_GEN_WARNING } from './components';
 import { stringifyObject } from './yaml';
 
-/** Validated options of `gotk-sync.yaml` (flux's `sync.Options`). @public */
+/**
+ * Validated options of `gotk-sync.yaml` (flux's `sync.Options`): `namespace` also names the
+ * GitRepository and the Kustomization; `path` is normalised (`''` for the root).
+ * @public
+ */
 export interface SyncOptions {
-  /** Namespace of Flux; also the name of the GitRepository and the Kustomization. */
   namespace: string;
-  /** GitRepository `spec.url`: the URL the source-controller clones. */
   url: string;
-  /** Branch Flux follows (`spec.ref.branch`). */
   branch: string;
-  /** Secret with the Git credentials (`spec.secretRef.name`). */
   secretName: string;
-  /** GitRepository interval in Go form, default `1m0s`. */
+  /** In Go form, default `1m0s`. */
   interval: string;
-  /** Cluster path in the repository, normalised (`''` for the root). */
   path: string;
-  /** `spec.recurseSubmodules`; written only when true, as flux does. */
+  /** Written only when true, as flux does. */
   recurseSubmodules?: boolean;
 }
 
@@ -61,8 +60,8 @@ export function generateSyncObjects(options: SyncOptions): KubeObject[] {
  * @public
  */
 export function generateSyncManifest(options: SyncOptions): string {
-  const [gitRepository, kustomization] = generateSyncObjects(options);
-  return `${FLUX_GEN_WARNING}\n---\n${stringifyObject(
-    gitRepository,
-  )}---\n${stringifyObject(kustomization)}`;
+  const docs = generateSyncObjects(options).map(
+    o => `---\n${stringifyObject(o)}`,
+  );
+  return `${FLUX_GEN_WARNING}\n${docs.join('')}`;
 }

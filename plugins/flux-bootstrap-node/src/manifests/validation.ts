@@ -1,11 +1,5 @@
 import { InputValidationError } from '../util/errors';
 
-/*
- * The actions' schemas check every input (plugins/scaffolder-backend-module-flux-bootstrap,
- * actions/shared). What stays here guards the engine's own boundaries: a Flux version ends up in
- * a download URL and a cache path.
- */
-
 /** Flux controllers a bundle can hold, in flux's order. @public */
 export const FLUX_DEFAULT_COMPONENTS = [
   'source-controller',
@@ -24,7 +18,7 @@ export const FLUX_EXTRA_COMPONENTS = [
 const FLUX_VERSION =
   /^v2\.(0|[1-9]\d{0,5})\.(0|[1-9]\d{0,5})(-[0-9A-Za-z-]{1,40}(\.[0-9A-Za-z-]{1,40}){0,5})?$/;
 
-/** `v<semver>` of a Flux 2 release, e.g. `v2.9.4`; nothing else reaches a URL or a path. */
+/** `v<semver>` of a Flux 2 release, e.g. `v2.9.4`: it ends up in a download URL and a cache path. */
 export function validateFluxVersion(
   value: unknown,
   field = 'fluxVersion',
@@ -36,9 +30,7 @@ export function validateFluxVersion(
   );
 }
 
-// ---- The domain rules the actions' schemas reuse (actions/shared/domainInputs.ts in the
-// scaffolder module), and the engine's own checks of values it reads from config or Git.
-
+// The domain rules the actions' schemas reuse (scaffolder module, actions/shared/domainInputs.ts).
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 

@@ -10,10 +10,7 @@ export function compareUtf8(a: string, b: string): number {
   return a < b ? -1 : 1;
 }
 
-/**
- * A multi-document YAML stream (YAML 1.2, as kustomize's kyaml reads it) as plain values; empty
- * documents are skipped, `source` names the file in errors.
- */
+/** A YAML 1.2 stream (as kustomize's kyaml reads it) as values, without empty documents. */
 export function parseYamlDocuments(text: string, source: string): unknown[] {
   const docs = YAML.parseAllDocuments(text, {
     uniqueKeys: true,
@@ -34,12 +31,9 @@ export function isK8sObject(value: unknown): value is KubeObject {
   return (
     typeof value === 'object' &&
     !Array.isArray(value) &&
-    typeof v.apiVersion === 'string' &&
-    v.apiVersion !== '' &&
-    typeof v.kind === 'string' &&
-    v.kind !== '' &&
-    typeof v.metadata?.name === 'string' &&
-    v.metadata.name !== ''
+    [v.apiVersion, v.kind, v.metadata?.name].every(
+      field => typeof field === 'string' && field !== '',
+    )
   );
 }
 
@@ -65,9 +59,8 @@ export function stringifyObject(value: unknown): string {
   });
 }
 
-/** Roots frozen by {@link deepFreeze}: immutable, so their serialisation can be kept. */
-const deepFrozenRoots = new WeakSet<object>();
-const serialised = new WeakMap<object, string>();
+/** Roots frozen by {@link deepFreeze} → their YAML once made (immutable, so it can be kept). */
+const serialised = new WeakMap<object, string | undefined>();
 
 /** Freezes a value and everything in it (a frozen child is taken as deeply frozen). */
 export function deepFreeze<T>(value: T): T {
@@ -77,21 +70,19 @@ export function deepFreeze<T>(value: T): T {
     Object.freeze(v);
   };
   walk(value);
-  if (value && typeof value === 'object') deepFrozenRoots.add(value);
+  if (value && typeof value === 'object' && !serialised.has(value))
+    serialised.set(value, undefined);
   return value;
 }
 
-/**
- * Objects as one multi-document stream (`doc\n---\ndoc\n`). The text of an object frozen with
- * {@link deepFreeze} (a CRD the bundle cache keeps) is made once and reused.
- */
+/** Objects as one `doc\n---\ndoc\n` stream; the text of a {@link deepFreeze}d object is kept. */
 export function stringifyDocuments(values: readonly unknown[]): string {
   return values
     .map(v => {
-      if (!v || typeof v !== 'object' || !deepFrozenRoots.has(v))
+      if (!v || typeof v !== 'object' || !serialised.has(v))
         return stringifyObject(v);
-      let text = serialised.get(v);
-      if (text === undefined) serialised.set(v, (text = stringifyObject(v)));
+      const text = serialised.get(v) ?? stringifyObject(v);
+      serialised.set(v, text);
       return text;
     })
     .join('---\n');
