@@ -14,6 +14,7 @@ import {
   deploymentStatusOf,
   FLUX_API_VERSIONS,
   FLUX_SOURCE_CRD,
+  getFluxObject,
   generationObserved,
   imageTag,
   isFailing,
@@ -28,15 +29,11 @@ import {
 export interface ReadClusterStatusOptions {
   cluster: string;
   title?: string;
-  /**
-   * Namespace Flux runs in. When absent it is detected: the FluxReport's namespace, the CRD's
-   * `app.kubernetes.io/instance` / `kustomize.toolkit.fluxcd.io/namespace` labels, a Namespace
-   * labelled `app.kubernetes.io/part-of=flux`, else `flux-system`.
-   */
+  /** Namespace Flux runs in; detected when absent (FluxReport, CRD labels, Namespace labels). */
   namespace?: string;
   signal?: AbortSignal;
   logger?: EngineLogger;
-  /** Extra secrets (the cluster token) to keep out of reasons and messages. */
+  /** Masks the cluster's secrets in reasons and messages. */
   redactor?: Redactor;
   now?: () => Date;
 }
@@ -87,11 +84,9 @@ function decided(error: KubeApiError): Decided {
 }
 
 /**
- * Reads one cluster's Flux bootstrap state: whether Flux is installed and by whom (CRD labels as
- * `flux check` and Flux Operator read them, or the FluxReport when one exists), the controller
- * Deployments, the sync GitRepository and Kustomization (`<ns>/<ns>`), and a state derived from
- * them. Never reads Secrets. Never throws for cluster problems: unreachable / forbidden are
- * states. `inSync` is left null; {@link addBranchHeadState} fills it in.
+ * One cluster's Flux bootstrap state: who installed Flux (CRD labels as `flux check` reads them,
+ * or the FluxReport), its controllers, the sync and its source. Never reads Secrets; cluster
+ * problems are states, not errors. `inSync` stays null ({@link addBranchHeadState} sets it).
  * @public
  */
 export async function readClusterStatus(
@@ -128,23 +123,15 @@ export async function readClusterStatus(
       logger.debug(`cluster ${cluster}: not allowed to ${what}, skipping it`);
       return undefined;
     });
-  const getFirst = async (
+  const getFirst = (
     kind: string,
     name: string,
     namespace: string,
     readSignal = signal,
-  ): Promise<KubeObject | undefined> => {
-    for (const apiVersion of FLUX_API_VERSIONS[kind] ?? []) {
-      const obj = await must(`get ${kind} ${namespace}/${name}`, () =>
-        client.get(
-          { apiVersion, kind, name, namespace },
-          { signal: readSignal },
-        ),
-      );
-      if (obj) return obj;
-    }
-    return undefined;
-  };
+  ) =>
+    must(`get ${kind} ${namespace}/${name}`, () =>
+      getFluxObject(client, { kind, name, namespace }, { signal: readSignal }),
+    );
   const listDeployments = (namespace: string, readSignal = signal) =>
     must(`list Deployments in namespace ${namespace}`, () =>
       client.list('apps/v1', 'Deployment', {
@@ -154,11 +141,9 @@ export async function readClusterStatus(
       }),
     );
 
-  // Every read that does not depend on another starts at once (one round trip instead of a
-  // chain of them on a distant cluster): the Flux CRD, the FluxReports, and — for the namespace
-  // bootstrap uses, which the CRD usually confirms — the Deployments, the sync Kustomization and
-  // its GitRepository. They are used in the order below, so errors take effect as they would one
-  // after another; reads that turn out not to be needed are cancelled.
+  // Independent reads start at once (one round trip, not a chain, on a distant cluster), those
+  // of the namespace bootstrap uses included; they are used in order, so errors take effect as
+  // one after another, and reads that turn out not to be needed are cancelled.
   const ahead = new AbortController();
   const aheadSignal = signal
     ? AbortSignal.any([signal, ahead.signal])
@@ -332,6 +317,11 @@ export async function readClusterStatus(
   }
 }
 
+/**
+ * The FluxReport's namespace, the CRD's `app.kubernetes.io/instance` or
+ * `kustomize.toolkit.fluxcd.io/namespace` label, the one Namespace labelled part-of=flux, else
+ * `flux-system`.
+ */
 async function detectNamespace(
   client: KubeClient,
   crd: KubeObject,
