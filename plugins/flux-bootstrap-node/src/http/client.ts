@@ -139,9 +139,7 @@ export const networkCodeText = (code?: string): string | undefined =>
 
 function isSafe(method: string, headers: Record<string, string>): boolean {
   if (/^(GET|HEAD|OPTIONS|PUT|DELETE)$/.test(method)) return true;
-  const type = Object.entries(headers).find(
-    ([k]) => k.toLowerCase() === 'content-type',
-  )?.[1];
+  const type = new Headers(headers).get('content-type');
   return method === 'PATCH' && type === 'application/apply-patch+yaml';
 }
 

@@ -418,19 +418,17 @@ export async function createFluxStatusReader(
 ): Promise<FluxStatusReader> {
   const logger = options.logger ?? silentLogger;
   const settings = await source.get();
+  const bitbucket = {
+    logger,
+    requestTimeoutMs: settings.status.clusterTimeoutMs,
+  };
   const reader = new FluxStatusReader({
     ...options,
     ...readerConfig(settings),
     logger,
     createClient: createKubeClient,
-    branchHeads: bitbucketBranchHeadLookup({
-      logger,
-      requestTimeoutMs: settings.status.clusterTimeoutMs,
-    }),
-    pullRequests: bitbucketPullRequestLookup({
-      logger,
-      requestTimeoutMs: settings.status.clusterTimeoutMs,
-    }),
+    branchHeads: bitbucketBranchHeadLookup(bitbucket),
+    pullRequests: bitbucketPullRequestLookup(bitbucket),
   });
   source.subscribe(changed => reader.update(readerConfig(changed)));
   return reader;

@@ -1,7 +1,4 @@
-import type {
-  ClusterBootstrapStatus,
-  FluxDistributionInfo,
-} from '@flux-bootstrap/plugin-flux-bootstrap-common';
+import type { ClusterBootstrapStatus } from '@flux-bootstrap/plugin-flux-bootstrap-common';
 import { isKubeApiError, KubeApiError } from '../kube/errors';
 import { addFluxInstanceState } from '../operator/status';
 import type { KubeClient, KubeObject } from '../kube/types';
@@ -12,7 +9,6 @@ import { Redactor } from '../util/redact';
 import {
   ComponentReading,
   deploymentStatusOf,
-  FLUX_API_VERSIONS,
   FLUX_SOURCE_CRD,
   getFluxObject,
   generationObserved,
@@ -205,7 +201,7 @@ export async function readClusterStatus(
     const namespace = await detectNamespace(client, crd, report, options, may);
     const labels = crd.metadata.labels ?? {};
     const distribution = report?.spec?.distribution;
-    const flux: FluxDistributionInfo = {
+    status.flux = {
       version: distribution?.version || labels['app.kubernetes.io/version'],
       distribution: labels['app.kubernetes.io/part-of'],
       managedBy:
@@ -218,7 +214,6 @@ export async function readClusterStatus(
       namespace,
       reportedBy: report && distribution ? 'flux-report' : 'crd-labels',
     };
-    status.flux = flux;
 
     // Controllers: the FluxReport's view when it has one (Flux Operator computes it with kstatus),
     // else the Deployments labelled part-of=flux.
@@ -253,16 +248,10 @@ export async function readClusterStatus(
     const sourceKind = str(sourceRef.kind) ?? 'GitRepository';
     const sourceName = str(sourceRef.name) ?? syncName;
     const sourceNamespace = str(sourceRef.namespace) ?? namespace;
-    let sourceObj: KubeObject | undefined;
-    if (
-      sourceKind === 'GitRepository' &&
-      sourceName === guess &&
-      sourceNamespace === guess
-    ) {
-      sourceObj = await sourceAhead;
-    } else if (FLUX_API_VERSIONS[sourceKind]) {
-      sourceObj = await getFirst(sourceKind, sourceName, sourceNamespace);
-    }
+    const sourceId = `${sourceKind} ${sourceNamespace}/${sourceName}`;
+    const sourceObj = await (sourceId === `GitRepository ${guess}/${guess}`
+      ? sourceAhead
+      : getFirst(sourceKind, sourceName, sourceNamespace));
     if (syncObj) status.sync = syncStatusOf(syncObj, clean);
     if (sourceObj) status.source = sourceStatusOf(sourceObj, clean);
     // The pull request flux:install recorded; FluxStatusReader asks Bitbucket about it.
@@ -281,7 +270,7 @@ export async function readClusterStatus(
       syncObj,
       sourceObj,
       syncRef: `Kustomization ${namespace}/${syncName}`,
-      sourceRef: `${sourceKind} ${sourceNamespace}/${sourceName}`,
+      sourceRef: sourceId,
     });
     // The Flux Operator's FluxInstance, when it manages Flux: manager, versions, its state rules.
     addFluxInstanceState(
@@ -385,10 +374,10 @@ function decideState(
   // source's own failure, if any, is reported.
   const syncWaitsForSource = waitsForSourceArtifact(syncObj, sourceObj);
   const failures = [
-    ...(sourceObj && isFailing(sourceObj)
+    ...(isFailing(sourceObj)
       ? [`${sourceRef}: ${source?.message ?? 'Ready=False'}`]
       : []),
-    ...(syncObj && isFailing(syncObj) && !syncWaitsForSource
+    ...(isFailing(syncObj) && !syncWaitsForSource
       ? [`${syncRef}: ${sync?.message ?? 'Ready=False'}`]
       : []),
     ...facts.components
