@@ -223,11 +223,9 @@ export class HttpClient {
           return res;
         retryAfterMs = parseRetryAfter(res.headers.get('retry-after'));
         if (retryAfterMs !== undefined && retryAfterMs > maxRetryAfterMs) {
-          res.retryNote = `the server asks to retry after ${Math.ceil(
-            retryAfterMs / 1000,
-          )} s, longer than the ${Math.round(
-            maxRetryAfterMs / 1000,
-          )} s this client waits`;
+          const asked = Math.ceil(retryAfterMs / 1000);
+          const bound = Math.round(maxRetryAfterMs / 1000);
+          res.retryNote = `the server asks to retry after ${asked} s, longer than the ${bound} s this client waits`;
           return res;
         }
         if (streaming) await (res.body as BodyReadable).dump().catch(() => {});

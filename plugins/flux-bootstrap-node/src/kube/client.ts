@@ -274,13 +274,13 @@ class KubeClientImpl implements KubeClient {
     return { path, res };
   }
 
-  /** A call on one object; `undefined` when it or its kind does not exist. */
+  /** A call on an object or kind; `undefined` when it or its kind does not exist. */
   private async onObject(
-    ref: KubeObjectRef,
-    verb: 'get' | 'patch' | 'delete',
+    ref: Omit<KubeObjectRef, 'name'> & { name?: string },
+    verb: 'get' | 'list' | 'patch' | 'delete',
     c: Omit<Call, 'path' | 'what'>,
+    what = `${verb} ${describeRef(ref as KubeObjectRef)}`,
   ): Promise<HttpResponse | undefined> {
-    const what = `${verb} ${describeRef(ref)}`;
     const target = await this.pathOf(ref, what, c.signal, verb);
     const res =
       target &&
@@ -308,33 +308,26 @@ class KubeClientImpl implements KubeClient {
     kind: string,
     opts: Opts<'list', 2> = {},
   ): Promise<T[]> {
-    const what = `list ${kind}${
-      opts.namespace ? ` in namespace ${opts.namespace}` : ''
-    }${opts.labelSelector ? ` with labels ${opts.labelSelector}` : ''}`;
-    const target = await this.pathOf(
-      { apiVersion, kind, namespace: opts.namespace },
-      what,
-      opts.signal,
-      'list',
-    );
-    if (!target) return [];
+    const { namespace, labelSelector } = opts;
+    const what = `list ${kind}${namespace ? ` in namespace ${namespace}` : ''}${
+      labelSelector ? ` with labels ${labelSelector}` : ''
+    }`;
+    const ref = { apiVersion, kind, namespace };
     const items: T[] = [];
     let cont: string | undefined;
     do {
-      const res = await this.call({
-        method: 'GET',
-        path: target.path,
-        query: {
-          labelSelector: opts.labelSelector,
-          limit: '500',
-          continue: cont,
+      const res = await this.onObject(
+        ref,
+        'list',
+        {
+          method: 'GET',
+          query: { labelSelector, limit: '500', continue: cont },
+          signal: opts.signal,
+          metadata: opts.metadataOnly ? 'PartialObjectMetadataList' : undefined,
         },
-        signal: opts.signal,
         what,
-        accept: [404],
-        metadata: opts.metadataOnly ? 'PartialObjectMetadataList' : undefined,
-      });
-      if (res.status === 404) return [];
+      );
+      if (!res) return [];
       const page = json<{ items?: T[]; metadata?: { continue?: string } }>(res);
       for (const item of page.items ?? [])
         items.push({ ...item, apiVersion, kind });

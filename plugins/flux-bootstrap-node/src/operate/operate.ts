@@ -360,18 +360,16 @@ export async function reconcileFluxSync(
 }
 
 /** Why, who, when of a suspend and of a resume. */
-const RECORDED = {
-  suspend: [
-    FLUX_SUSPENDED_REASON_ANNOTATION,
-    FLUX_SUSPENDED_BY_ANNOTATION,
-    FLUX_SUSPENDED_AT_ANNOTATION,
-  ],
-  resume: [
-    FLUX_RESUMED_REASON_ANNOTATION,
-    FLUX_RESUMED_BY_ANNOTATION,
-    FLUX_RESUMED_AT_ANNOTATION,
-  ],
-};
+const SUSPENDED = [
+  FLUX_SUSPENDED_REASON_ANNOTATION,
+  FLUX_SUSPENDED_BY_ANNOTATION,
+  FLUX_SUSPENDED_AT_ANNOTATION,
+];
+const RESUMED = [
+  FLUX_RESUMED_REASON_ANNOTATION,
+  FLUX_RESUMED_BY_ANNOTATION,
+  FLUX_RESUMED_AT_ANNOTATION,
+];
 
 /** Sets the sync's `spec.suspend` with why/who/when annotations; a resume waits for Flux. */
 async function setSuspend(
@@ -389,9 +387,7 @@ async function setSuspend(
     const what = describe(target.sync);
     const before = located.suspended[1];
     const changed = before !== suspend;
-    const [set, clear] = suspend
-      ? [RECORDED.suspend, RECORDED.resume]
-      : [RECORDED.resume, RECORDED.suspend];
+    const [set, clear] = suspend ? [SUSPENDED, RESUMED] : [RESUMED, SUSPENDED];
     const at = (deps.now?.() ?? new Date()).toISOString();
     const values = [reason ?? null, actor, at];
     const annotations = Object.fromEntries([
