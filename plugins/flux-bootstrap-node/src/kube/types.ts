@@ -48,6 +48,7 @@ export interface KubeAccessCheck {
  * @public
  */
 export interface KubeClient {
+  /** The cluster's name, for messages. */
   readonly clusterName: string;
   /** One object; `undefined` when it (or its kind) does not exist. `metadataOnly`: PartialObjectMetadata. */
   get<T extends KubeObject = KubeObject>(
