@@ -1,8 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { interceptors, type Dispatcher } from 'undici';
-
-type BodyReadable = Dispatcher.ResponseData['body'];
 import { isTransientNetworkCode, OperationAbortedError } from '../util/errors';
 import { silentLogger, type EngineLogger } from '../util/logger';
 import { Redactor } from '../util/redact';
@@ -14,6 +12,9 @@ import {
   type HttpTls,
 } from './dispatchers';
 
+type SocketAddress = { address: string; port: number };
+type BodyReadable = Dispatcher.ResponseData['body'];
+
 /** Options of {@link HttpClient}. @public */
 export interface HttpClientOptions {
   tls?: HttpTls;
@@ -23,7 +24,7 @@ export interface HttpClientOptions {
   proxyUrl?: string;
   /** Connections per origin over HTTP/1.1 (default unlimited). */
   connections?: number;
-  /** One attempt, from sending until the body is read (streams: until the headers, then between chunks). Default 30 s. */
+  /** One attempt until the body is read (streams: until the headers, then between chunks). Default 30 s. */
   timeoutMs?: number;
   /** Largest body read; default 32 MiB. */
   maxResponseBytes?: number;
@@ -138,9 +139,7 @@ export const networkCodeText = (code?: string): string | undefined =>
 
 function isSafe(method: string, headers: Record<string, string>): boolean {
   if (/^(GET|HEAD|OPTIONS|PUT|DELETE)$/.test(method)) return true;
-  const type = Object.entries(headers).find(
-    ([k]) => k.toLowerCase() === 'content-type',
-  )?.[1];
+  const type = new Headers(headers).get('content-type');
   return method === 'PATCH' && type === 'application/apply-patch+yaml';
 }
 
@@ -166,11 +165,9 @@ function until(p: Promise<unknown>, signal?: AbortSignal): Promise<void> {
 }
 
 /**
- * The engine's one HTTP layer (undici): every request of the Bitbucket, git, bundle download and
- * Kubernetes clients goes through it. Shared dispatchers per TLS material with keep-alive and,
- * where asked, HTTP/2; proxies from `fluxBootstrap.proxy` or the environment; one timeout and
- * abort path; one retry policy (429/500/502/503/504, resets, timeouts; `Retry-After`; only for
- * requests safe to repeat; bounded; every retry logged with its reason).
+ * The engine's one HTTP layer (undici): shared dispatchers per TLS material (keep-alive, HTTP/2),
+ * proxies, one timeout and abort path, one bounded and logged retry policy for requests safe to
+ * repeat (429/5xx, resets, timeouts, `Retry-After`).
  * @public
  */
 export class HttpClient {
@@ -194,12 +191,12 @@ export class HttpClient {
     this.logger = this.redactor.wrapLogger(options.logger ?? silentLogger);
   }
 
-  /** Sends a request and reads its whole body (bounded). */
+  /** Reads the whole body (bounded). */
   request(req: HttpRequest): Promise<HttpResponse<Buffer>> {
     return this.send(req, false) as Promise<HttpResponse<Buffer>>;
   }
 
-  /** Sends a request and hands its body over as a stream (e.g. a git pack). */
+  /** Hands the body over as a stream (e.g. a git pack). */
   stream(req: HttpRequest): Promise<HttpResponse<AsyncIterable<Uint8Array>>> {
     return this.send(req, true) as Promise<
       HttpResponse<AsyncIterable<Uint8Array>>
@@ -226,11 +223,9 @@ export class HttpClient {
           return res;
         retryAfterMs = parseRetryAfter(res.headers.get('retry-after'));
         if (retryAfterMs !== undefined && retryAfterMs > maxRetryAfterMs) {
-          res.retryNote = `the server asks to retry after ${Math.ceil(
-            retryAfterMs / 1000,
-          )} s, longer than the ${Math.round(
-            maxRetryAfterMs / 1000,
-          )} s this client waits`;
+          const asked = Math.ceil(retryAfterMs / 1000);
+          const bound = Math.round(maxRetryAfterMs / 1000);
+          res.retryNote = `the server asks to retry after ${asked} s, longer than the ${bound} s this client waits`;
           return res;
         }
         if (streaming) await (res.body as BodyReadable).dump().catch(() => {});
@@ -363,12 +358,7 @@ export class HttpClient {
         `Cancelled while waiting for ${req.what}`,
       );
     if (e instanceof HttpError) return e;
-    const err = (e ?? {}) as {
-      code?: string;
-      message?: string;
-      address?: string;
-      port?: number;
-    };
+    const err = (e ?? {}) as Partial<NodeJS.ErrnoException & SocketAddress>;
     const code = typeof err.code === 'string' ? err.code : undefined;
     const message = this.redactor.redact(err.message ?? String(e));
     const proxy =

@@ -35,11 +35,7 @@ export function withSystemRoots(caPem?: string): string[] | undefined {
 
 let configured: HttpProxySettings | undefined;
 
-/**
- * Sets the process-wide proxy from `fluxBootstrap.proxy` (the plugins call it with
- * {@link readHttpProxyConfig} at start); `undefined` goes back to `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY`.
- * @public
- */
+/** Sets the process-wide proxy (`fluxBootstrap.proxy`); `undefined`: the environment's. @public */
 export function configureHttpProxy(settings: HttpProxySettings | undefined) {
   if (settings) {
     const url = new URL(settings.url);
@@ -84,7 +80,7 @@ export function specKey(spec: DispatcherSpec): string {
   return createHash('sha256').update(JSON.stringify(spec)).digest('hex');
 }
 
-/** What a dispatcher is made of; equal specs share one (its pools, keep-alive and HTTP/2 sessions). */
+/** What a dispatcher is made of; equal specs share one (pools, keep-alive, HTTP/2 sessions). */
 export interface DispatcherSpec {
   tls?: HttpTls;
   http2?: boolean;
@@ -157,10 +153,7 @@ function build(spec: DispatcherSpec): Dispatcher {
   });
 }
 
-/**
- * The shared dispatcher of a spec under the current proxy settings (fluxBootstrap.proxy, else the
- * environment). At most 64 are kept; the least recently used one is closed gracefully.
- */
+/** The shared dispatcher of a spec under the current proxy settings; at most 64, LRU. */
 export function dispatcherFor(spec: DispatcherSpec, keyOfSpec: string): Entry {
   const env = [...PROXY_ENV, 'no_proxy', 'NO_PROXY'].map(k => process.env[k]);
   const key = JSON.stringify([keyOfSpec, configured, env]);

@@ -21,17 +21,17 @@ import type {
 /** Options of {@link createKubeClient}. @public */
 export interface KubeClientOptions {
   logger?: EngineLogger;
-  /** Time one HTTP request may take, including reading the body. Default 30 000 ms. */
+  /** One HTTP request, including reading the body. Default 30 000 ms. */
   requestTimeoutMs?: number;
-  /** Retries of a failed call (5xx, 429, connection reset/refused, request timeout). Default 4. */
+  /** Retries of a failed call (5xx, 429, connection reset/refused, timeout). Default 4. */
   retries?: number;
   /** First retry delay; doubles per attempt, capped at 5 s. Default 250 ms. */
   retryBaseDelayMs?: number;
-  /** Redactor the client adds the cluster's credentials to; its values are masked in every error and log line. */
+  /** Gets the cluster's credentials added, to mask them in errors and logs. */
   redactor?: Redactor;
-  /** Parallel connections to the API server over HTTP/1.1. Default 16. */
+  /** Parallel connections over HTTP/1.1. Default 16. */
   maxSockets?: number;
-  /** Offer HTTP/2 to an HTTPS API server (as client-go does): one connection for all requests. Default true. */
+  /** Offer HTTP/2 to an HTTPS API server, as client-go does. Default true. */
   http2?: boolean;
 }
 
@@ -42,11 +42,10 @@ interface Call {
   body?: unknown;
   contentType?: string;
   signal?: AbortSignal;
-  /** What is being done, for messages: `apply Deployment flux-system/source-controller`. */
+  /** For messages: `apply Deployment flux-system/source-controller`. */
   what: string;
   /** Statuses returned instead of thrown. */
   accept?: number[];
-  /** A PartialObjectMetadata(List) answer (meta.k8s.io/v1, Kubernetes ≥ 1.15): metadata only. */
   metadata?: 'PartialObjectMetadata' | 'PartialObjectMetadataList';
 }
 
@@ -64,9 +63,8 @@ const apiPrefix = (apiVersion: string) =>
 const json = <T>(res: HttpResponse) => JSON.parse(res.body.toString()) as T;
 
 /**
- * Kinds the engine reads, as every API server serves them (built-in) or as their CRDs name them
- * (Flux): reads need no discovery request first, as with a typed client. A server that does not
- * serve one answers 404, which a read reports as absent. Writes still go through discovery.
+ * Kinds the engine reads without discovery, as a typed client does (a server that does not serve
+ * one answers 404: absent). Writes still go through discovery.
  */
 const WELL_KNOWN = new Map<string, KubeResourceInfo>(
   [
@@ -97,10 +95,8 @@ const SERVER_OWNED =
   );
 
 /**
- * The engine's Kubernetes client on the engine's HTTP layer. Authentication and TLS come from
- * `@kubernetes/client-node`'s `KubeConfig` (`applyToHTTPSOptions`: tokens, client certificates,
- * exec and auth-provider plugins, asked again per request when they refresh), the calls are
- * plain JSON, so no field of a custom resource is dropped by a typed model.
+ * Plain JSON calls on the engine's HTTP layer (no typed model drops a custom resource's field);
+ * authentication and TLS from client-node's `KubeConfig.applyToHTTPSOptions`.
  */
 class KubeClientImpl implements KubeClient {
   private readonly discovery = new Map<
@@ -156,23 +152,19 @@ class KubeClientImpl implements KubeClient {
       });
     } catch (e) {
       if (!(e instanceof HttpError)) throw e;
-      const origin = this.base.origin;
-      if (e.kind === 'timeout') {
-        throw this.fail(
-          c.what,
-          `the API server at ${origin} did not answer within ${Math.round(
-            this.timeoutMs / 1000,
-          )} s`,
-          { kind: 'unreachable', reason: 'Timeout' },
-        );
-      }
+      const server = `the API server at ${this.base.origin}`;
+      const seconds = Math.round(this.timeoutMs / 1000);
       const tls = e.kind === 'tls';
       const hint = tls ? " — check the cluster's caData/caFile" : '';
-      throw this.fail(
-        c.what,
-        `cannot reach the API server at ${origin}: ${e.detail}${hint}`,
-        { kind: 'unreachable', reason: e.code ?? (tls ? 'TLS' : undefined) },
-      );
+      throw e.kind === 'timeout'
+        ? this.fail(c.what, `${server} did not answer within ${seconds} s`, {
+            kind: 'unreachable',
+            reason: 'Timeout',
+          })
+        : this.fail(c.what, `cannot reach ${server}: ${e.detail}${hint}`, {
+            kind: 'unreachable',
+            reason: e.code ?? (tls ? 'TLS' : undefined),
+          });
     }
     if (res.status < 300 || c.accept?.includes(res.status)) return res;
     const text = res.body.toString();
@@ -243,25 +235,24 @@ class KubeClientImpl implements KubeClient {
     return (await promise)?.find(r => r.kind === kind);
   }
 
-  /**
-   * The path of a kind (with the name when given); `undefined` when the server does not serve it
-   * (`write` throws instead). Reads take a well-known kind's path without discovery.
-   */
+  /** The path of a kind (and name); `undefined` when not served (writes throw instead). */
   private async pathOf(
     ref: Omit<KubeObjectRef, 'name'> & { name?: string },
     what: string,
     signal: AbortSignal | undefined,
-    mode: 'read' | 'delete' | 'write',
+    verb: 'get' | 'list' | 'delete' | 'patch' | 'apply',
   ): Promise<{ path: string; res: KubeResourceInfo } | undefined> {
     const known = WELL_KNOWN.get(`${ref.apiVersion}/${ref.kind}`);
     const res =
-      mode === 'read' && known && !this.discovery.has(ref.apiVersion)
+      (verb === 'get' || verb === 'list') &&
+      known &&
+      !this.discovery.has(ref.apiVersion)
         ? known
         : await this.resourceFor(ref.apiVersion, ref.kind, {
             signal,
             forWhat: what,
           });
-    if (!res && mode === 'write') {
+    if (!res && (verb === 'patch' || verb === 'apply')) {
       throw this.fail(
         what,
         `the API server does not serve kind ${ref.kind} in ${ref.apiVersion} (is its CustomResourceDefinition installed?)`,
@@ -283,24 +274,31 @@ class KubeClientImpl implements KubeClient {
     return { path, res };
   }
 
+  /** A call on an object or kind; `undefined` when it or its kind does not exist. */
+  private async onObject(
+    ref: Omit<KubeObjectRef, 'name'> & { name?: string },
+    verb: 'get' | 'list' | 'patch' | 'delete',
+    c: Omit<Call, 'path' | 'what'>,
+    what = `${verb} ${describeRef(ref as KubeObjectRef)}`,
+  ): Promise<HttpResponse | undefined> {
+    const target = await this.pathOf(ref, what, c.signal, verb);
+    const res =
+      target &&
+      (await this.call({ ...c, path: target.path, what, accept: [404] }));
+    return res?.status === 404 ? undefined : res;
+  }
+
   async get<T extends KubeObject = KubeObject>(
     ref: KubeObjectRef,
     opts: Opts<'get', 1> = {},
   ): Promise<T | undefined> {
-    const what = `get ${describeRef(ref)}`;
-    const target = await this.pathOf(ref, what, opts.signal, 'read');
-    if (!target) return undefined;
-    const res = await this.call({
+    const res = await this.onObject(ref, 'get', {
       method: 'GET',
-      path: target.path,
       signal: opts.signal,
-      what,
-      accept: [404],
       metadata: opts.metadataOnly ? 'PartialObjectMetadata' : undefined,
     });
-    if (res.status === 404) return undefined;
-    const obj = json<T>(res);
-    return opts.metadataOnly
+    const obj = res && json<T>(res);
+    return obj && opts.metadataOnly
       ? { ...obj, apiVersion: ref.apiVersion, kind: ref.kind }
       : obj;
   }
@@ -310,33 +308,26 @@ class KubeClientImpl implements KubeClient {
     kind: string,
     opts: Opts<'list', 2> = {},
   ): Promise<T[]> {
-    const what = `list ${kind}${
-      opts.namespace ? ` in namespace ${opts.namespace}` : ''
-    }${opts.labelSelector ? ` with labels ${opts.labelSelector}` : ''}`;
-    const target = await this.pathOf(
-      { apiVersion, kind, namespace: opts.namespace },
-      what,
-      opts.signal,
-      'read',
-    );
-    if (!target) return [];
+    const { namespace, labelSelector } = opts;
+    const what = `list ${kind}${namespace ? ` in namespace ${namespace}` : ''}${
+      labelSelector ? ` with labels ${labelSelector}` : ''
+    }`;
+    const ref = { apiVersion, kind, namespace };
     const items: T[] = [];
     let cont: string | undefined;
     do {
-      const res = await this.call({
-        method: 'GET',
-        path: target.path,
-        query: {
-          labelSelector: opts.labelSelector,
-          limit: '500',
-          continue: cont,
+      const res = await this.onObject(
+        ref,
+        'list',
+        {
+          method: 'GET',
+          query: { labelSelector, limit: '500', continue: cont },
+          signal: opts.signal,
+          metadata: opts.metadataOnly ? 'PartialObjectMetadataList' : undefined,
         },
-        signal: opts.signal,
         what,
-        accept: [404],
-        metadata: opts.metadataOnly ? 'PartialObjectMetadataList' : undefined,
-      });
-      if (res.status === 404) return [];
+      );
+      if (!res) return [];
       const page = json<{ items?: T[]; metadata?: { continue?: string } }>(res);
       for (const item of page.items ?? [])
         items.push({ ...item, apiVersion, kind });
@@ -363,7 +354,7 @@ class KubeClientImpl implements KubeClient {
       );
     }
     const ref = { ...obj, name, namespace: obj.metadata.namespace };
-    const target = (await this.pathOf(ref, what, opts.signal, 'write'))!;
+    const target = (await this.pathOf(ref, what, opts.signal, 'apply'))!;
     const { status: _status, ...body } = obj;
     const metadata: Record<string, unknown> = { ...obj.metadata };
     for (const k of SERVER_OWNED) delete metadata[k];
@@ -390,38 +381,27 @@ class KubeClientImpl implements KubeClient {
     patch: Record<string, unknown>,
     opts: Opts<'patch', 2>,
   ): Promise<T | undefined> {
-    const what = `patch ${describeRef(ref)}`;
-    const target = (await this.pathOf(ref, what, opts.signal, 'write'))!;
-    const res = await this.call({
+    const res = await this.onObject(ref, 'patch', {
       method: 'PATCH',
-      path: target.path,
       query: { fieldManager: opts.fieldManager },
       // JSON merge patch (RFC 7386): the same patch twice gives the same object.
       body: patch,
       contentType: 'application/merge-patch+json',
       signal: opts.signal,
-      what,
-      accept: [404],
     });
-    return res.status === 404 ? undefined : json<T>(res);
+    return res && json<T>(res);
   }
 
   async delete(
     ref: KubeObjectRef,
     opts: Opts<'delete', 1> = {},
   ): Promise<boolean> {
-    const what = `delete ${describeRef(ref)}`;
-    const target = await this.pathOf(ref, what, opts.signal, 'delete');
-    if (!target) return false;
-    const res = await this.call({
+    const res = await this.onObject(ref, 'delete', {
       method: 'DELETE',
-      path: target.path,
       query: { propagationPolicy: opts.propagationPolicy ?? 'Background' },
       signal: opts.signal,
-      what,
-      accept: [404],
     });
-    return res.status !== 404;
+    return res !== undefined;
   }
 
   async canI(
@@ -496,11 +476,11 @@ class KubeClientImpl implements KubeClient {
     return json<{ gitVersion: string; major: string; minor: string }>(res);
   }
 
-  /** Connections are pooled by the HTTP layer (shared per TLS material) and close when idle. */
+  /** The HTTP layer pools connections (shared per TLS material); they close when idle. */
   close(): void {}
 }
 
-/** Headers and TLS of the kubeconfig's current context, as `@kubernetes/client-node` applies them. */
+/** Headers and TLS of the kubeconfig's current context, as client-node applies them. */
 async function credentials(kc: KubeConfig) {
   const o: {
     headers?: Record<string, unknown>;

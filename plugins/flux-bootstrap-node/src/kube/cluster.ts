@@ -4,11 +4,7 @@ import type { FluxBootstrapSettings } from '../config/settings';
 import { InputValidationError } from '../util/errors';
 import { KubeApiError } from './errors';
 
-/**
- * A cluster resolved from a kubeconfig context. `createKubeClient` reloads the kubeconfig and
- * authenticates through it (exec plugins, auth providers, client certificates).
- * @public
- */
+/** A cluster from a kubeconfig context; `createKubeClient` authenticates through the kubeconfig. @public */
 export interface KubeconfigClusterConnection extends ClusterConnection {
   source: 'kubeconfig';
   /** Name of the kubeconfig context (= the cluster name a template used). */
@@ -25,7 +21,7 @@ export function isKubeconfigConnection(
   );
 }
 
-/** The kubeconfig the backend would use (`$KUBECONFIG`, else `~/.kube/config`). */
+/** `$KUBECONFIG`, else `~/.kube/config`. */
 function loadDefaultKubeConfig(): KubeConfig {
   const kc = new KubeConfig();
   kc.loadFromDefault();
@@ -34,10 +30,7 @@ function loadDefaultKubeConfig(): KubeConfig {
 
 const b64 = (pem?: string) => pem && Buffer.from(pem).toString('base64');
 
-/**
- * The KubeConfig a connection authenticates with: its kubeconfig context (reloaded), or one built
- * from a config cluster (`url`, `serviceAccountToken`, `caData`/`caFile`, `skipTLSVerify`).
- */
+/** The KubeConfig a connection authenticates with: its context (reloaded), or one built from it. */
 export function kubeConfigFor(conn: ClusterConnection): KubeConfig {
   if (isKubeconfigConnection(conn)) {
     const kc = loadDefaultKubeConfig();
@@ -72,11 +65,9 @@ const listNames = (names: string[]) =>
   names.length ? names.map(n => `"${n}"`).join(', ') : '(none)';
 
 /**
- * Resolves the cluster a template names: a config-located cluster
- * (`kubernetes.clusterLocatorMethods[type=config].clusters[].name`), or — only when
- * `fluxBootstrap.allowKubeconfigContexts` is true — a context of the backend's kubeconfig.
- * Throws InputValidationError naming `field` (and listing what is configured) when the name is
- * empty or unknown. Sends nothing over the network.
+ * The cluster a template names: a config-located one, or (with
+ * `fluxBootstrap.allowKubeconfigContexts`) a kubeconfig context. An empty or unknown name throws
+ * InputValidationError naming `field` and listing the choices. Sends nothing.
  * @public
  */
 export function resolveCluster(
@@ -102,20 +93,19 @@ export function resolveCluster(
     // no readable kubeconfig: no contexts to offer
   }
   const ctx = kc?.getContextObject(wanted);
-  if (kc && ctx) {
-    const cluster = kc.getCluster(ctx.cluster);
+  if (ctx) {
+    const cluster = kc!.getCluster(ctx.cluster);
     if (!cluster) {
       throw new InputValidationError(
         field,
         `kubeconfig context "${wanted}" refers to cluster "${ctx.cluster}", which the kubeconfig does not define`,
       );
     }
-    // Credentials and CA stay in the kubeconfig (createKubeClient reads them there); the
-    // token is carried for the redactors of whoever logs near this cluster.
+    // Credentials stay in the kubeconfig; the token is carried for redactors.
     const conn: KubeconfigClusterConnection = {
       name: wanted,
       url: cluster.server.replace(/\/+$/, ''),
-      token: kc.getUser(ctx.user)?.token || undefined,
+      token: kc!.getUser(ctx.user)?.token || undefined,
       skipTLSVerify: cluster.skipTLSVerify ?? false,
       source: 'kubeconfig',
       context: wanted,

@@ -1,10 +1,8 @@
 import { errorNameForKind, FluxBootstrapError } from '../util/errors';
 
 /**
- * Why a Kubernetes API call failed, coarse enough for callers to act on:
- * `unreachable` (DNS, connection refused/reset, TLS, no answer in time), `unauthorized` (401),
- * `forbidden` (403), `not-found` (404, or a kind the server does not serve), `conflict` (409),
- * `invalid` (400/422), `server` (429 and 5xx after retries, or anything else).
+ * Why a Kubernetes API call failed: `unreachable` (network, TLS, timeout), `not-found` (404 or an
+ * unserved kind), `invalid` (400/422), `server` (429/5xx after retries, anything else).
  * @public
  */
 export type KubeApiErrorKind =
@@ -17,9 +15,8 @@ export type KubeApiErrorKind =
   | 'server';
 
 /**
- * A failed Kubernetes API call, named as Backstage names its kind. The message says what was
- * attempted, on which cluster, and what the API server (or the network) answered; it never
- * contains a credential.
+ * A failed Kubernetes API call, named as Backstage names its kind; the message says what was
+ * attempted, on which cluster, and the answer, never a credential.
  * @public
  */
 export class KubeApiError extends FluxBootstrapError {
@@ -64,6 +61,5 @@ const KIND_OF_STATUS: Record<number, KubeApiErrorKind> = {
   422: 'invalid',
 };
 
-/** Maps an HTTP status to a kind. */
 export const kindForStatus = (status: number): KubeApiErrorKind =>
   KIND_OF_STATUS[status] ?? 'server';

@@ -1,8 +1,4 @@
-/**
- * A Kubernetes object as the engine handles it: plain JSON, exactly as the API server sends it
- * (no client-side model, so no field is dropped or converted).
- * @public
- */
+/** A Kubernetes object as plain JSON, exactly as the API server sends it. @public */
 export type KubeObject = {
   apiVersion: string;
   kind: string;
@@ -28,7 +24,7 @@ export interface KubeObjectRef {
   namespace?: string;
 }
 
-/** What discovery says about one kind (from `/api/v1` or `/apis/<group>/<version>`). @public */
+/** What discovery says about one kind. @public */
 export interface KubeResourceInfo {
   /** Plural resource name, e.g. `deployments`. */
   name: string;
@@ -47,27 +43,19 @@ export interface KubeAccessCheck {
 }
 
 /**
- * The engine's Kubernetes client: server-side apply, get, list, delete, access reviews.
- * Every call takes an AbortSignal and is released promptly when it aborts (OperationAbortedError).
- * Failures are {@link KubeApiError}s whose messages never carry credentials.
+ * The engine's Kubernetes client. Every call is abortable (OperationAbortedError); failures are
+ * {@link KubeApiError}s whose messages never carry credentials.
  * @public
  */
 export interface KubeClient {
-  /** The cluster name the client talks to (for messages). */
+  /** The cluster's name, for messages. */
   readonly clusterName: string;
-  /**
-   * Reads one object; `undefined` when it (or its kind) does not exist. With `metadataOnly`, only
-   * its `metadata` (a PartialObjectMetadata: a CRD's labels without its large schema).
-   */
+  /** One object; `undefined` when it (or its kind) does not exist. `metadataOnly`: PartialObjectMetadata. */
   get<T extends KubeObject = KubeObject>(
     ref: KubeObjectRef,
     opts?: { signal?: AbortSignal; metadataOnly?: boolean },
   ): Promise<T | undefined>;
-  /**
-   * Lists objects of a kind (all pages); `[]` when the kind does not exist. Items carry apiVersion
-   * and kind. With `metadataOnly`, items hold only `metadata` (a PartialObjectMetadataList: cheap
-   * for "which of these exist").
-   */
+  /** All pages of a kind's objects, with apiVersion and kind; `[]` when the kind does not exist. */
   list<T extends KubeObject = KubeObject>(
     apiVersion: string,
     kind: string,
@@ -78,11 +66,7 @@ export interface KubeClient {
       signal?: AbortSignal;
     },
   ): Promise<T[]>;
-  /**
-   * Server-side apply (`PATCH`, `application/apply-patch+yaml`) with the given field manager.
-   * Identical content is a no-op on the server (resourceVersion unchanged). Retried on 5xx/429 and
-   * connection resets (apply is idempotent).
-   */
+  /** Server-side apply with the given field manager (idempotent, so retried). */
   apply<T extends KubeObject = KubeObject>(
     obj: KubeObject,
     opts: {
@@ -93,11 +77,8 @@ export interface KubeClient {
     },
   ): Promise<T>;
   /**
-   * JSON merge patch (RFC 7386, `application/merge-patch+json`) of one object, recorded under
-   * `fieldManager` (an Update in managedFields). For what server-side apply cannot do: removing
-   * list items another manager owns (finalizers), or changing a few fields the way `flux
-   * reconcile|suspend|resume` do. `undefined` when the object does not exist. Idempotent for the
-   * same patch, so retried like apply.
+   * JSON merge patch (RFC 7386) under `fieldManager`, for what apply cannot do (dropping list items
+   * another manager owns, `flux reconcile|suspend|resume`). `undefined` when the object is absent.
    */
   patch<T extends KubeObject = KubeObject>(
     ref: KubeObjectRef,
@@ -112,7 +93,7 @@ export interface KubeClient {
       propagationPolicy?: 'Foreground' | 'Background' | 'Orphan';
     },
   ): Promise<boolean>;
-  /** Asks the API server (SelfSubjectAccessReview) whether the client's credentials may do each thing. */
+  /** SelfSubjectAccessReviews: may the client's credentials do each thing? */
   canI(
     checks: KubeAccessCheck[],
     opts?: { signal?: AbortSignal },
@@ -122,10 +103,7 @@ export interface KubeClient {
     name: string,
     opts: { fieldManager: string; signal?: AbortSignal },
   ): Promise<void>;
-  /**
-   * Discovery: the resource behind a kind, cached per client (refreshed when a kind is not found,
-   * e.g. right after its CRD was applied). `undefined` when the server does not serve it.
-   */
+  /** Discovery (cached per client, asked again for an unknown kind); `undefined` when not served. */
   resourceFor(
     apiVersion: string,
     kind: string,
@@ -135,6 +113,6 @@ export interface KubeClient {
   version(opts?: {
     signal?: AbortSignal;
   }): Promise<{ gitVersion: string; major: string; minor: string }>;
-  /** Releases pooled connections. The client must not be used afterwards. */
+  /** Releases pooled connections. */
   close(): void;
 }

@@ -16,8 +16,8 @@ import { isKubeApiError } from '../kube/errors';
 import type { KubeClient, KubeObject, KubeObjectRef } from '../kube/types';
 import {
   conditionOf,
-  FLUX_API_VERSIONS,
   generationObserved,
+  getFluxObject,
   readyOf,
   record,
   str,
@@ -27,7 +27,6 @@ import { InputValidationError, throwIfAborted } from '../util/errors';
 import { silentLogger, type EngineLogger } from '../util/logger';
 import { pollUntil } from './poll';
 
-/** Field manager of the operate patches (`managedFields` names who changed them last). */
 const FIELD_MANAGER = 'flux-bootstrap-operate';
 /** Set by `flux reconcile`; the controllers echo it as `status.lastHandledReconcileAt`. */
 const REQUESTED_AT = 'reconcile.fluxcd.io/requestedAt';
@@ -43,7 +42,6 @@ export interface FluxSyncTarget {
 
 /** Common options of the operate use cases. @public */
 export interface FluxOperateOptions {
-  /** Cluster name, for messages. */
   cluster: string;
   /** Namespace Flux runs in; detected like the status reader does when absent. */
   namespace?: string;
@@ -70,11 +68,10 @@ export interface FluxOperatedObject {
   namespace: string;
   /** The controller handled the request (reconcile: `lastHandledReconcileAt` matches; resume: the new generation is observed). */
   handled: boolean;
-  /** The Ready condition: true, false, or null when unknown. */
+  /** The Ready condition; null when unknown. */
   ready: boolean | null;
   /** Artifact revision (source) or last applied revision (sync). */
   revision?: string;
-  /** The Ready condition's message. */
   message?: string;
 }
 
@@ -92,7 +89,6 @@ export interface ReconcileFluxSyncResult {
   sync: FluxOperatedObject;
   /** Source and sync handled the request and are Ready. */
   ready: boolean;
-  /** One sentence for people. */
   message: string;
 }
 
@@ -117,9 +113,8 @@ export interface SuspendFluxSyncResult {
 }
 
 /**
- * A timestamp as `flux reconcile` writes it (Go's RFC3339Nano: nanoseconds, trailing zeros
- * dropped), in UTC; sub-millisecond digits from the monotonic clock so two requests within the
- * same millisecond differ.
+ * A timestamp as `flux reconcile` writes it (Go's RFC3339Nano, UTC); sub-millisecond digits from
+ * the monotonic clock so two requests within the same millisecond differ.
  * @public
  */
 export function fluxRequestTimestamp(now: Date = new Date()): string {
@@ -162,7 +157,7 @@ const named = ({ kind, name, namespace = '' }: KubeObjectRef) => ({
 const gone = (ref: KubeObjectRef) =>
   new NotFoundError(`${describe(ref)} was deleted meanwhile`);
 
-/** Runs a use case, failing with Backstage's errors (a 403 of the cluster is not the user's permission). */
+/** Backstage's errors for the cluster's (a 403 of the cluster is not the user's permission). */
 async function onCluster<T>(cluster: string, run: () => Promise<T>) {
   try {
     return await run();
@@ -177,10 +172,7 @@ async function onCluster<T>(cluster: string, run: () => Promise<T>) {
   }
 }
 
-/**
- * The sync Kustomization and its source as the status reader finds them, with the API versions
- * the cluster serves and whether each is suspended; a clear error when there is none.
- */
+/** The sync and its source as the status reader finds them (served API versions, suspended). */
 async function locateFluxSync(
   kube: KubeClient,
   { cluster, namespace }: FluxOperateOptions,
@@ -212,13 +204,10 @@ async function locateFluxSync(
     );
   }
   const served = async ({ name, namespace: ns }: typeof sync, kind: string) => {
-    for (const apiVersion of FLUX_API_VERSIONS[kind] ?? []) {
-      const ref = { apiVersion, kind, name, namespace: ns };
-      if (await kube.get(ref, { signal, metadataOnly: true })) return ref;
-    }
-    throw new NotFoundError(
-      `${kind} ${ns}/${name} of cluster "${cluster}" is gone`,
-    );
+    const ref = { kind, name, namespace: ns };
+    const obj = await getFluxObject(kube, ref, { signal, metadataOnly: true });
+    if (obj) return { ...ref, apiVersion: obj.apiVersion };
+    throw new NotFoundError(`${describe(ref)} of cluster "${cluster}" is gone`);
   };
   const target: FluxSyncTarget = {
     namespace: sync.namespace,
@@ -234,16 +223,12 @@ async function patch(
   ref: KubeObjectRef,
   body: Record<string, unknown>,
   signal?: AbortSignal,
-): Promise<void> {
-  const opts = { fieldManager: FIELD_MANAGER, signal };
-  if (!(await kube.patch(ref, body, opts))) throw gone(ref);
+) {
+  if (!(await kube.patch(ref, body, { fieldManager: FIELD_MANAGER, signal })))
+    throw gone(ref);
 }
 
-/**
- * The generic "wait until handled": polls an object until its controller has `handled` a change
- * and reports Ready either way, logging `notYet` while it has not; the result's `handled` is
- * false (with the last read) when the time is up.
- */
+/** Polls an object until its controller `handled` a change and reports Ready either way. */
 async function waitHandled(
   kube: KubeClient,
   ref: KubeObjectRef,
@@ -292,13 +277,9 @@ async function waitHandled(
 }
 
 /**
- * "Reconcile now", like `flux reconcile kustomization <sync> --with-source`: annotates the
- * source with `reconcile.fluxcd.io/requestedAt` and waits until its controller has handled it
- * (`status.lastHandledReconcileAt` equals the value), then the same for the sync Kustomization,
- * so it applies what the source just fetched. A failure the controllers report (Ready=False) is
- * the answer, not an error; a suspended sync or source is refused (ConflictError); a request not
- * handled within the timeout fails naming what it waited for (ServiceUnavailableError).
- * Abortable through `deps.signal`.
+ * `flux reconcile kustomization <sync> --with-source`: annotates the source, then the sync, with
+ * `reconcile.fluxcd.io/requestedAt` and waits until each controller handled it. Ready=False is
+ * the answer, not an error; suspended: ConflictError; not handled in time: ServiceUnavailableError.
  * @public
  */
 export async function reconcileFluxSync(
@@ -378,25 +359,19 @@ export async function reconcileFluxSync(
   });
 }
 
-/** The annotations of a suspend and of a resume: why, who, when. */
-const RECORDED = {
-  suspend: [
-    FLUX_SUSPENDED_REASON_ANNOTATION,
-    FLUX_SUSPENDED_BY_ANNOTATION,
-    FLUX_SUSPENDED_AT_ANNOTATION,
-  ],
-  resume: [
-    FLUX_RESUMED_REASON_ANNOTATION,
-    FLUX_RESUMED_BY_ANNOTATION,
-    FLUX_RESUMED_AT_ANNOTATION,
-  ],
-};
+/** Why, who, when of a suspend and of a resume. */
+const SUSPENDED = [
+  FLUX_SUSPENDED_REASON_ANNOTATION,
+  FLUX_SUSPENDED_BY_ANNOTATION,
+  FLUX_SUSPENDED_AT_ANNOTATION,
+];
+const RESUMED = [
+  FLUX_RESUMED_REASON_ANNOTATION,
+  FLUX_RESUMED_BY_ANNOTATION,
+  FLUX_RESUMED_AT_ANNOTATION,
+];
 
-/**
- * Suspend and resume: sets `spec.suspend` of the sync Kustomization (a JSON merge patch, as the
- * flux CLI does) with why, who and when as annotations, dropping those of the opposite
- * operation; a resume then waits until Flux has reconciled the sync.
- */
+/** Sets the sync's `spec.suspend` with why/who/when annotations; a resume waits for Flux. */
 async function setSuspend(
   kube: KubeClient,
   suspend: boolean,
@@ -412,9 +387,7 @@ async function setSuspend(
     const what = describe(target.sync);
     const before = located.suspended[1];
     const changed = before !== suspend;
-    const [set, clear] = suspend
-      ? [RECORDED.suspend, RECORDED.resume]
-      : [RECORDED.resume, RECORDED.suspend];
+    const [set, clear] = suspend ? [SUSPENDED, RESUMED] : [RESUMED, SUSPENDED];
     const at = (deps.now?.() ?? new Date()).toISOString();
     const values = [reason ?? null, actor, at];
     const annotations = Object.fromEntries([
@@ -457,11 +430,8 @@ async function setSuspend(
 }
 
 /**
- * Suspends the cluster's sync like `flux suspend kustomization <sync>`: `spec.suspend: true` on
- * the sync Kustomization, with the reason, the actor and the time as annotations
- * (`FLUX_SUSPENDED_REASON_ANNOTATION` …). Flux then applies nothing from Git to the cluster until
- * it is resumed. Suspending a suspended sync updates the reason and actor. The reason is
- * required (InputValidationError naming `reason`, before any request).
+ * `flux suspend kustomization <sync>`, recording reason (required), actor and time as
+ * annotations; suspending again updates them.
  * @public
  */
 export function suspendFluxSync(
@@ -473,11 +443,8 @@ export function suspendFluxSync(
 }
 
 /**
- * Resumes the cluster's sync like `flux resume kustomization <sync>`: `spec.suspend: false`
- * (the suspension annotations replaced by who resumed it, when and why), then waits — like the
- * flux CLI for one object — until kustomize-controller has observed the new generation and
- * reports Ready (default 30 s). Not reconciled in time is not an error: the resume is done and
- * the message says Flux has not reconciled yet.
+ * `flux resume kustomization <sync>`, recording who and why, then waiting (default 30 s) until
+ * Flux reconciled it; not reconciled in time is said in the message, not thrown.
  * @public
  */
 export function resumeFluxSync(

@@ -3,7 +3,6 @@ import type {
   ClusterBootstrapStatus,
 } from '@flux-bootstrap/plugin-flux-bootstrap-common';
 import pLimit from 'p-limit';
-import { BitbucketServerClient } from '../bitbucket/client';
 import type { BitbucketServerHostConfig } from '../config/bitbucketServer';
 import type { ClusterConnection } from '../config/clusters';
 import type {
@@ -19,8 +18,10 @@ import { addBranchHeadState, BranchHeadLookup } from './bitbucketRepository';
 import {
   addPullRequestState,
   bitbucketPullRequestLookup,
+  integrationClients,
   type PullRequestLookup,
 } from './pullRequestState';
+import { record } from './fluxObjects';
 import { readClusterStatus } from './readClusterStatus';
 
 /** Where statuses are cached; Backstage's `CacheService` fits (`ttl` in milliseconds). @public */
@@ -30,9 +31,8 @@ export interface StatusCache {
 }
 
 /**
- * Lets processes that share the status cache (backend replicas) read each cluster once: `run`
- * calls `read` in at most one process at a time per cluster, and elsewhere waits for that read's
- * result through `cached` (the shared cache, fresh entries only).
+ * Lets processes sharing the status cache (replicas) read each cluster once: `run` calls `read`
+ * in one process at a time per cluster; the others wait for its result through `cached`.
  * @public
  */
 export interface StatusReadCoordinator {
@@ -43,12 +43,8 @@ export interface StatusReadCoordinator {
   ): Promise<ClusterBootstrapStatus>;
 }
 
-/**
- * States cached only for {@link FluxStatusSettings.transitionalCacheTtlMs}: a bootstrap moves a
- * cluster through them within seconds, and a card polling meanwhile must see each step.
- * @public
- */
-export const TRANSITIONAL_CACHE_STATES: readonly ClusterBootstrapState[] = [
+/** States a bootstrap passes within seconds: cached briefly, so a polling card sees each step. */
+const TRANSITIONAL_CACHE_STATES: readonly ClusterBootstrapState[] = [
   'not-installed',
   'installing',
 ];
@@ -72,7 +68,7 @@ export type KubeClientFactory = (
   options: { logger: EngineLogger; requestTimeoutMs: number; retries: number },
 ) => Promise<KubeClient>;
 
-/** What the reader reads: the clusters, the Bitbucket hosts and the settings. @public */
+/** What the reader reads. @public */
 export interface FluxStatusReaderConfig {
   clusters: ClusterConnection[];
   bitbucketHosts: BitbucketServerHostConfig[];
@@ -104,10 +100,8 @@ function abortPromise(signal: AbortSignal): Promise<never> {
 }
 
 /**
- * The status backend's engine: reads the Flux bootstrap state of configured clusters with a
- * per-cluster deadline (a dead cluster is reported `unreachable` when it passes, and its requests
- * are aborted), a bounded number of clusters in flight, one shared read per cluster at a time,
- * and a short-lived cache.
+ * Reads the Flux state of configured clusters: a per-cluster deadline (then `unreachable`), a
+ * bounded number in flight, one shared read per cluster, a short-lived cache.
  * @public
  */
 export class FluxStatusReader {
@@ -147,9 +141,8 @@ export class FluxStatusReader {
   }
 
   /**
-   * One cluster's status. Throws InputValidationError for a name that is not configured; every
-   * cluster problem is a state instead. `signal` only stops this caller's wait: a read other
-   * callers share keeps going.
+   * One cluster's status; InputValidationError for an unknown name, every cluster problem is a
+   * state. `signal` only stops this caller's wait, not a read others share.
    */
   async read(
     name: string,
@@ -207,22 +200,24 @@ export class FluxStatusReader {
     return shared;
   }
 
-  /** A cached status, fresh (within its TTL) or stale (within one more TTL, see {@link FluxStatusReader.cacheTtlFor}). */
+  /**
+   * A cached status, fresh (within its TTL) or stale (see {@link FluxStatusReader.staleTtlFor}).
+   * Its age counts from `checkedAt`: the reader enforces its TTLs, whatever the store does.
+   */
   private async fromCache(
     name: string,
   ): Promise<{ status: ClusterBootstrapStatus; fresh: boolean } | undefined> {
     if (!this.options.cache) return undefined;
     try {
-      const cached = await this.options.cache.get(CACHE_PREFIX + name);
-      if (!cached || typeof cached !== 'object') return undefined;
-      const age = this.age(cached);
-      const { state } = cached as ClusterBootstrapStatus;
-      if (age === undefined) return undefined;
-      const ttl = this.cacheTtlFor(state);
-      if (age < ttl)
-        return { status: cached as ClusterBootstrapStatus, fresh: true };
-      if (age < ttl + this.staleTtlFor(state))
-        return { status: cached as ClusterBootstrapStatus, fresh: false };
+      const status = (await this.options.cache.get(CACHE_PREFIX + name)) as
+        | ClusterBootstrapStatus
+        | undefined;
+      const { state, checkedAt } = record(status);
+      if (!state || typeof checkedAt !== 'string') return undefined;
+      const age = this.now().getTime() - Date.parse(checkedAt);
+      const ttl = this.cacheTtlFor(state as ClusterBootstrapState);
+      const stale = this.staleTtlFor(state as ClusterBootstrapState);
+      if (age < ttl + stale) return { status: status!, fresh: age < ttl };
     } catch (error) {
       this.logger.warn(
         `Status cache read failed for cluster ${name}`,
@@ -269,25 +264,11 @@ export class FluxStatusReader {
       : cacheTtlMs;
   }
 
-  /**
-   * How long after its TTL a status may still be answered while a new read runs behind it: one
-   * more TTL, except for {@link TRANSITIONAL_CACHE_STATES}, whose every step a card must see.
-   */
+  /** How long after its TTL a status is still answered while a read runs behind it. */
   staleTtlFor(state: ClusterBootstrapState): number {
     return TRANSITIONAL_CACHE_STATES.includes(state)
       ? 0
       : this.cacheTtlFor(state);
-  }
-
-  /**
-   * Age of a cached status, counted from its `checkedAt`: the reader enforces its TTLs itself,
-   * whatever the cache store does with `ttl`.
-   */
-  private age(cached: object): number | undefined {
-    const { state, checkedAt } = cached as Partial<ClusterBootstrapStatus>;
-    const at = typeof checkedAt === 'string' ? Date.parse(checkedAt) : NaN;
-    if (!state || Number.isNaN(at)) return undefined;
-    return this.now().getTime() - at;
   }
 
   private now(): Date {
@@ -407,34 +388,14 @@ async function closeAll(clients: Map<string, Promise<KubeClient>>) {
   }
 }
 
-/**
- * Reads branch heads with the engine's Bitbucket Server client and the integration's own
- * credentials. Hosts without credentials are not asked: the lookup rejects and `inSync` stays
- * unknown.
- * @public
- */
+/** Reads branch heads with the integration's credentials; `inSync` stays unknown without them. */
 export function bitbucketBranchHeadLookup(options: {
   logger?: EngineLogger;
   requestTimeoutMs?: number;
 }): BranchHeadLookup {
-  const clients = new Map<BitbucketServerHostConfig, BitbucketServerClient>();
-  return async ({ host, project, slug }, branch, signal) => {
-    if (!host.auth) {
-      throw new Error(
-        `integrations.bitbucketServer entry ${host.host} has no token or username/password to read branches with`,
-      );
-    }
-    let client = clients.get(host);
-    if (!client) {
-      client = new BitbucketServerClient(host, host.auth, {
-        logger: options.logger ?? silentLogger,
-        requestTimeoutMs: options.requestTimeoutMs,
-        retries: 0,
-      });
-      clients.set(host, client);
-    }
-    return client.getBranchHead(project, slug, branch, signal);
-  };
+  const clientFor = integrationClients(options, 'read branches with');
+  return async ({ host, project, slug }, branch, signal) =>
+    clientFor(host).getBranchHead(project, slug, branch, signal);
 }
 
 function readerConfig(settings: FluxBootstrapSettings) {
@@ -445,11 +406,7 @@ function readerConfig(settings: FluxBootstrapSettings) {
   };
 }
 
-/**
- * The status reader as the backend uses it: the configured clusters, the engine's kube and
- * Bitbucket clients, `fluxBootstrap.status.*` settings; it follows changes of the settings.
- * @public
- */
+/** The status reader as the backend uses it; it follows changes of the settings. @public */
 export async function createFluxStatusReader(
   source: FluxBootstrapSettingsSource,
   options: {
@@ -461,19 +418,17 @@ export async function createFluxStatusReader(
 ): Promise<FluxStatusReader> {
   const logger = options.logger ?? silentLogger;
   const settings = await source.get();
+  const bitbucket = {
+    logger,
+    requestTimeoutMs: settings.status.clusterTimeoutMs,
+  };
   const reader = new FluxStatusReader({
     ...options,
     ...readerConfig(settings),
     logger,
     createClient: createKubeClient,
-    branchHeads: bitbucketBranchHeadLookup({
-      logger,
-      requestTimeoutMs: settings.status.clusterTimeoutMs,
-    }),
-    pullRequests: bitbucketPullRequestLookup({
-      logger,
-      requestTimeoutMs: settings.status.clusterTimeoutMs,
-    }),
+    branchHeads: bitbucketBranchHeadLookup(bitbucket),
+    pullRequests: bitbucketPullRequestLookup(bitbucket),
   });
   source.subscribe(changed => reader.update(readerConfig(changed)));
   return reader;

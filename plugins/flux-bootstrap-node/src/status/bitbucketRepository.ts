@@ -26,10 +26,8 @@ const KEY_AND_SLUG =
   /^\/(~?[A-Za-z0-9_.@-]+)\/([A-Za-z0-9_.-]+?)(?:\.git)?\/?$/;
 
 /**
- * Maps a Git clone URL back to a repository on one of the configured Bitbucket Server hosts:
- * HTTP(S) `<baseUrl>/scm/<KEY>/<slug>.git` (context path honoured) and SSH
- * `ssh://git@<sshHost>/<KEY>/<slug>[.git]` (the host's `sshHost`, or its host name on any port).
- * Personal repositories (`~user`) are recognised in both. Undefined for anything else.
+ * The repository of a clone URL on a configured host: `<baseUrl>/scm/<KEY>/<slug>.git` or
+ * `ssh://git@<sshHost>/<KEY>/<slug>[.git]` (or the host name on any port); `~user` included.
  * @public
  */
 export function matchBitbucketCloneUrl(
@@ -38,7 +36,7 @@ export function matchBitbucketCloneUrl(
 ): BitbucketRepositoryLocation | undefined {
   if (!url || !URL.canParse(url)) return undefined;
   const parsed = new URL(url);
-  /** Clone URLs carry the project key in lower case; Bitbucket keys are upper case. */
+  // Clone URLs carry the project key in lower case; Bitbucket keys are upper case.
   const located = (host: BitbucketServerHostConfig, path: string) => {
     const m = KEY_AND_SLUG.exec(path);
     return m
@@ -110,10 +108,8 @@ export interface AddBranchHeadStateOptions {
 }
 
 /**
- * Fills in `repository` (links to Bitbucket) and `inSync` of a status: whether the applied
- * revision is the head of the synced branch on Bitbucket. `inSync` stays null when the source URL
- * is not on a configured `integrations.bitbucketServer` host, nothing was applied yet, or the head
- * could not be read (then `repository.message` says why). Never throws.
+ * Fills in `repository` (links) and `inSync`: is the applied revision the synced branch's head on
+ * Bitbucket? Null when unknown (`repository.message` says why). Never throws.
  * @public
  */
 export async function addBranchHeadState(
@@ -133,12 +129,8 @@ export async function addBranchHeadState(
     ...(applied ? { commitUrl: links.commitUrl(applied) } : {}),
   };
   const result = { ...status, inSync: null, repository };
-  const branch =
-    status.source?.branch ??
-    parseFluxRevision(status.source?.revision).ref?.replace(
-      /^refs\/heads\//,
-      '',
-    );
+  const { ref } = parseFluxRevision(status.source?.revision);
+  const branch = status.source?.branch ?? ref?.replace(/^refs\/heads\//, '');
   if (!branch) {
     repository.message =
       'The source follows no branch, so there is no branch head to compare with.';

@@ -3,10 +3,9 @@ import type {
   FluxSourceStatus,
   FluxSyncStatus,
 } from '@flux-bootstrap/plugin-flux-bootstrap-common';
-import type { KubeObject } from '../kube/types';
+import type { KubeClient, KubeObject, KubeObjectRef } from '../kube/types';
 
-/** A status condition as Kubernetes and Flux write them. */
-export interface KubeCondition {
+interface KubeCondition {
   type: string;
   status: string;
   reason?: string;
@@ -15,18 +14,31 @@ export interface KubeCondition {
   observedGeneration?: number;
 }
 
-/** The CRD whose labels tell whether and how Flux is installed (as `flux check` reads them). */
+/** The CRD whose labels say whether and how Flux is installed (as `flux check` reads them). */
 export const FLUX_SOURCE_CRD = 'gitrepositories.source.toolkit.fluxcd.io';
 
 const versions = (group: string) => [`${group}/v1`, `${group}/v1beta2`];
 
-/** API versions tried in order for each Flux kind: the stable one first, then the older one. */
+/** API versions of each Flux kind, the stable one first. */
 export const FLUX_API_VERSIONS: Record<string, string[]> = {
   GitRepository: versions('source.toolkit.fluxcd.io'),
   OCIRepository: versions('source.toolkit.fluxcd.io'),
   Bucket: versions('source.toolkit.fluxcd.io'),
   Kustomization: versions('kustomize.toolkit.fluxcd.io'),
 };
+
+/** A Flux object in the first API version the cluster serves it in. */
+export async function getFluxObject(
+  client: KubeClient,
+  ref: Omit<KubeObjectRef, 'apiVersion'>,
+  opts: { signal?: AbortSignal; metadataOnly?: boolean },
+): Promise<KubeObject | undefined> {
+  for (const apiVersion of FLUX_API_VERSIONS[ref.kind] ?? []) {
+    const obj = await client.get({ ...ref, apiVersion }, opts);
+    if (obj) return obj;
+  }
+  return undefined;
+}
 
 /** `value` when it is a plain object, else `{}`. */
 export function record(value: unknown): Record<string, unknown> {
@@ -59,10 +71,7 @@ export function readyOf(obj: KubeObject | undefined): boolean | null {
   return null;
 }
 
-/**
- * Whether the controller has seen the object's latest spec: `status.observedGeneration` (or the
- * Ready condition's) is at least `metadata.generation`.
- */
+/** The controller saw the latest spec: `observedGeneration` (status or Ready) ≥ `generation`. */
 export function generationObserved(obj: KubeObject): boolean {
   const generation = obj.metadata.generation;
   const observed =
@@ -72,10 +81,7 @@ export function generationObserved(obj: KubeObject): boolean {
   return observed !== undefined && observed >= generation;
 }
 
-/**
- * Ready=False for a reason of its own, not just waiting for a dependency (`DependencyNotReady`,
- * `Progressing`). A Stalled=True condition is Flux's own "gave up until the spec changes".
- */
+/** Ready=False for a reason of its own, not while waiting (`DependencyNotReady`, `Progressing`). */
 export function isFailing(obj: KubeObject | undefined): boolean {
   const ready = conditionOf(obj, 'Ready');
   return (
@@ -85,11 +91,8 @@ export function isFailing(obj: KubeObject | undefined): boolean {
 }
 
 /**
- * A Kustomization's Ready=False only says its source had no artifact when it last ran (reason
- * `ArtifactFailed`, common for a moment during a bootstrap): it waits for the source, it does
- * not fail. That holds while the source is not ready or has no artifact, and while the
- * Kustomization still shows "artifact not found" (kustomize-controller retries once the source
- * has one). Any other `ArtifactFailed`, or a missing source object, is a failure.
+ * A Kustomization's `ArtifactFailed` that only says its source had no artifact yet (common during
+ * a bootstrap; kustomize-controller retries): it waits, it does not fail.
  */
 export function waitsForSourceArtifact(
   kustomization: KubeObject | undefined,
@@ -106,10 +109,7 @@ export function waitsForSourceArtifact(
   );
 }
 
-/**
- * A URL fit to show: no password ever; for HTTP(S) no user name either, because tokens are
- * commonly passed as the user name (`https://<token>@host/…`).
- */
+/** A URL fit to show: no password; for HTTP(S) no user name either (often a token). */
 export function displayUrl(url: string | undefined): string | undefined {
   if (!url) return undefined;
   try {
@@ -132,7 +132,7 @@ function branchOf(ref: unknown): string | undefined {
 
 type Clean = (text: string | undefined) => string | undefined;
 
-/** What a status reports of every Flux object: name, readiness, suspension, message. */
+/** What a status reports of every Flux object. */
 function objectFacts(obj: KubeObject, clean: Clean) {
   return {
     name: obj.metadata.name,
@@ -143,7 +143,7 @@ function objectFacts(obj: KubeObject, clean: Clean) {
   };
 }
 
-/** Facts about a source object (GitRepository, OCIRepository, Bucket). */
+/** A source (GitRepository, OCIRepository, Bucket) as the status reports it. */
 export function sourceStatusOf(
   obj: KubeObject,
   clean: Clean,
@@ -158,7 +158,7 @@ export function sourceStatusOf(
   };
 }
 
-/** Facts about the sync Kustomization. */
+/** The sync Kustomization as the status reports it. */
 export function syncStatusOf(obj: KubeObject, clean: Clean): FluxSyncStatus {
   const status = record(obj.status);
   return {
@@ -185,9 +185,8 @@ export interface ComponentReading extends FluxComponentStatus {
 }
 
 /**
- * Ready when the controller observed the latest generation, all replicas are updated, ready and
- * available and the Available condition (when present) is True. Failed when Progressing=False
- * with ProgressDeadlineExceeded, or ReplicaFailure=True.
+ * Ready when the latest generation is observed and all replicas updated, ready and available;
+ * failed on ProgressDeadlineExceeded or ReplicaFailure=True.
  */
 export function deploymentStatusOf(obj: KubeObject): ComponentReading {
   const spec = record(obj.spec);
@@ -197,18 +196,10 @@ export function deploymentStatusOf(obj: KubeObject): ComponentReading {
     ? str(record(containers[0]).image)
     : undefined;
   const base = { name: obj.metadata.name, image, tag: imageTag(image) };
-  const failed = (message: string) => ({
-    ...base,
-    ready: false,
-    failed: true,
-    message,
-  });
-  const notReady = (message: string) => ({
-    ...base,
-    ready: false,
-    failed: false,
-    message,
-  });
+  const notReady = (message: string, failed = false) => {
+    return { ...base, ready: false, failed, message };
+  };
+  const failed = (message: string) => notReady(message, true);
   const progressing = conditionOf(obj, 'Progressing');
   const replicaFailure = conditionOf(obj, 'ReplicaFailure');
   const available = conditionOf(obj, 'Available');

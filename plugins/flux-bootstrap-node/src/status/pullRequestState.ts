@@ -24,14 +24,10 @@ export type PullRequestLookup = (
 ) => Promise<FluxPullRequestInfo>;
 
 /**
- * Adds the pull request recorded on the sync Kustomization (`url`, from `flux:install`): as
- * Bitbucket reports it (title, state, reviewers' statuses) when `lookup` answers, else as open.
- * A sync that cannot apply yet (`installing`, `failing`) waiting for an open one is
- * `awaiting-merge`; after the merge it is `installing` until Flux applied it; a declined one is
- * `failing` (the reason links it). `pullRequest` is only set while the pull request is pending:
- * the annotation outlives the task that wrote it (a timeout, `wait: false`, a cancelled task),
- * so a merged one whose merge Flux applied (the sync applied a revision), a declined one, and one
- * Bitbucket did not describe on a cluster whose sync applies are left out. Never throws.
+ * Adds the pull request `flux:install` recorded on the sync (`url`), as Bitbucket reports it
+ * (else as open): a sync that cannot apply yet waits for an open one (`awaiting-merge`), for a
+ * merged one's merge (`installing`), or fails on a declined one. Set only while it is pending,
+ * since the annotation outlives the task that wrote it. Never throws.
  * @public
  */
 export async function addPullRequestState(
@@ -88,20 +84,16 @@ export async function addPullRequestState(
   return { ...pending, state: 'awaiting-merge', reason };
 }
 
-/**
- * Reads pull requests with the engine's Bitbucket client and the integration's own credentials
- * (one client per host); a host without credentials rejects, so the pull request counts as open.
- * @public
- */
-export function bitbucketPullRequestLookup(options: {
-  logger?: EngineLogger;
-  requestTimeoutMs?: number;
-}): PullRequestLookup {
+/** One Bitbucket client per host with the integration's credentials; throws for a host without. */
+export function integrationClients(
+  options: { logger?: EngineLogger; requestTimeoutMs?: number },
+  toWhat: string,
+): (host: BitbucketServerHostConfig) => BitbucketServerClient {
   const clients = new Map<BitbucketServerHostConfig, BitbucketServerClient>();
-  return async ({ host, projectKey, slug, id }, signal) => {
+  return host => {
     if (!host.auth)
       throw new Error(
-        `integrations.bitbucketServer entry ${host.host} has no token or username/password to read pull requests with`,
+        `integrations.bitbucketServer entry ${host.host} has no token or username/password to ${toWhat}`,
       );
     const client =
       clients.get(host) ??
@@ -111,7 +103,23 @@ export function bitbucketPullRequestLookup(options: {
         retries: 0,
       });
     clients.set(host, client);
-    const repo = new BitbucketPullRequests(client, projectKey, slug, signal);
+    return client;
+  };
+}
+
+/** Reads pull requests with the integration's credentials; without them it counts as open. @public */
+export function bitbucketPullRequestLookup(options: {
+  logger?: EngineLogger;
+  requestTimeoutMs?: number;
+}): PullRequestLookup {
+  const clientFor = integrationClients(options, 'read pull requests with');
+  return async ({ host, projectKey, slug, id }, signal) => {
+    const repo = new BitbucketPullRequests(
+      clientFor(host),
+      projectKey,
+      slug,
+      signal,
+    );
     return pullRequestInfo(await repo.get(id));
   };
 }

@@ -1,7 +1,4 @@
-import type {
-  ClusterBootstrapStatus,
-  FluxDistributionInfo,
-} from '@flux-bootstrap/plugin-flux-bootstrap-common';
+import type { ClusterBootstrapStatus } from '@flux-bootstrap/plugin-flux-bootstrap-common';
 import { isKubeApiError, KubeApiError } from '../kube/errors';
 import { addFluxInstanceState } from '../operator/status';
 import type { KubeClient, KubeObject } from '../kube/types';
@@ -12,8 +9,8 @@ import { Redactor } from '../util/redact';
 import {
   ComponentReading,
   deploymentStatusOf,
-  FLUX_API_VERSIONS,
   FLUX_SOURCE_CRD,
+  getFluxObject,
   generationObserved,
   imageTag,
   isFailing,
@@ -28,15 +25,11 @@ import {
 export interface ReadClusterStatusOptions {
   cluster: string;
   title?: string;
-  /**
-   * Namespace Flux runs in. When absent it is detected: the FluxReport's namespace, the CRD's
-   * `app.kubernetes.io/instance` / `kustomize.toolkit.fluxcd.io/namespace` labels, a Namespace
-   * labelled `app.kubernetes.io/part-of=flux`, else `flux-system`.
-   */
+  /** Namespace Flux runs in; detected when absent (FluxReport, CRD labels, Namespace labels). */
   namespace?: string;
   signal?: AbortSignal;
   logger?: EngineLogger;
-  /** Extra secrets (the cluster token) to keep out of reasons and messages. */
+  /** Masks the cluster's secrets in reasons and messages. */
   redactor?: Redactor;
   now?: () => Date;
 }
@@ -87,11 +80,9 @@ function decided(error: KubeApiError): Decided {
 }
 
 /**
- * Reads one cluster's Flux bootstrap state: whether Flux is installed and by whom (CRD labels as
- * `flux check` and Flux Operator read them, or the FluxReport when one exists), the controller
- * Deployments, the sync GitRepository and Kustomization (`<ns>/<ns>`), and a state derived from
- * them. Never reads Secrets. Never throws for cluster problems: unreachable / forbidden are
- * states. `inSync` is left null; {@link addBranchHeadState} fills it in.
+ * One cluster's Flux bootstrap state: who installed Flux (CRD labels as `flux check` reads them,
+ * or the FluxReport), its controllers, the sync and its source. Never reads Secrets; cluster
+ * problems are states, not errors. `inSync` stays null ({@link addBranchHeadState} sets it).
  * @public
  */
 export async function readClusterStatus(
@@ -128,23 +119,15 @@ export async function readClusterStatus(
       logger.debug(`cluster ${cluster}: not allowed to ${what}, skipping it`);
       return undefined;
     });
-  const getFirst = async (
+  const getFirst = (
     kind: string,
     name: string,
     namespace: string,
     readSignal = signal,
-  ): Promise<KubeObject | undefined> => {
-    for (const apiVersion of FLUX_API_VERSIONS[kind] ?? []) {
-      const obj = await must(`get ${kind} ${namespace}/${name}`, () =>
-        client.get(
-          { apiVersion, kind, name, namespace },
-          { signal: readSignal },
-        ),
-      );
-      if (obj) return obj;
-    }
-    return undefined;
-  };
+  ) =>
+    must(`get ${kind} ${namespace}/${name}`, () =>
+      getFluxObject(client, { kind, name, namespace }, { signal: readSignal }),
+    );
   const listDeployments = (namespace: string, readSignal = signal) =>
     must(`list Deployments in namespace ${namespace}`, () =>
       client.list('apps/v1', 'Deployment', {
@@ -154,11 +137,9 @@ export async function readClusterStatus(
       }),
     );
 
-  // Every read that does not depend on another starts at once (one round trip instead of a
-  // chain of them on a distant cluster): the Flux CRD, the FluxReports, and — for the namespace
-  // bootstrap uses, which the CRD usually confirms — the Deployments, the sync Kustomization and
-  // its GitRepository. They are used in the order below, so errors take effect as they would one
-  // after another; reads that turn out not to be needed are cancelled.
+  // Independent reads start at once (one round trip, not a chain, on a distant cluster), those
+  // of the namespace bootstrap uses included; they are used in order, so errors take effect as
+  // one after another, and reads that turn out not to be needed are cancelled.
   const ahead = new AbortController();
   const aheadSignal = signal
     ? AbortSignal.any([signal, ahead.signal])
@@ -220,7 +201,7 @@ export async function readClusterStatus(
     const namespace = await detectNamespace(client, crd, report, options, may);
     const labels = crd.metadata.labels ?? {};
     const distribution = report?.spec?.distribution;
-    const flux: FluxDistributionInfo = {
+    status.flux = {
       version: distribution?.version || labels['app.kubernetes.io/version'],
       distribution: labels['app.kubernetes.io/part-of'],
       managedBy:
@@ -233,7 +214,6 @@ export async function readClusterStatus(
       namespace,
       reportedBy: report && distribution ? 'flux-report' : 'crd-labels',
     };
-    status.flux = flux;
 
     // Controllers: the FluxReport's view when it has one (Flux Operator computes it with kstatus),
     // else the Deployments labelled part-of=flux.
@@ -268,16 +248,10 @@ export async function readClusterStatus(
     const sourceKind = str(sourceRef.kind) ?? 'GitRepository';
     const sourceName = str(sourceRef.name) ?? syncName;
     const sourceNamespace = str(sourceRef.namespace) ?? namespace;
-    let sourceObj: KubeObject | undefined;
-    if (
-      sourceKind === 'GitRepository' &&
-      sourceName === guess &&
-      sourceNamespace === guess
-    ) {
-      sourceObj = await sourceAhead;
-    } else if (FLUX_API_VERSIONS[sourceKind]) {
-      sourceObj = await getFirst(sourceKind, sourceName, sourceNamespace);
-    }
+    const sourceId = `${sourceKind} ${sourceNamespace}/${sourceName}`;
+    const sourceObj = await (sourceId === `GitRepository ${guess}/${guess}`
+      ? sourceAhead
+      : getFirst(sourceKind, sourceName, sourceNamespace));
     if (syncObj) status.sync = syncStatusOf(syncObj, clean);
     if (sourceObj) status.source = sourceStatusOf(sourceObj, clean);
     // The pull request flux:install recorded; FluxStatusReader asks Bitbucket about it.
@@ -296,7 +270,7 @@ export async function readClusterStatus(
       syncObj,
       sourceObj,
       syncRef: `Kustomization ${namespace}/${syncName}`,
-      sourceRef: `${sourceKind} ${sourceNamespace}/${sourceName}`,
+      sourceRef: sourceId,
     });
     // The Flux Operator's FluxInstance, when it manages Flux: manager, versions, its state rules.
     addFluxInstanceState(
@@ -332,6 +306,11 @@ export async function readClusterStatus(
   }
 }
 
+/**
+ * The FluxReport's namespace, the CRD's `app.kubernetes.io/instance` or
+ * `kustomize.toolkit.fluxcd.io/namespace` label, the one Namespace labelled part-of=flux, else
+ * `flux-system`.
+ */
 async function detectNamespace(
   client: KubeClient,
   crd: KubeObject,
@@ -395,10 +374,10 @@ function decideState(
   // source's own failure, if any, is reported.
   const syncWaitsForSource = waitsForSourceArtifact(syncObj, sourceObj);
   const failures = [
-    ...(sourceObj && isFailing(sourceObj)
+    ...(isFailing(sourceObj)
       ? [`${sourceRef}: ${source?.message ?? 'Ready=False'}`]
       : []),
-    ...(syncObj && isFailing(syncObj) && !syncWaitsForSource
+    ...(isFailing(syncObj) && !syncWaitsForSource
       ? [`${syncRef}: ${sync?.message ?? 'Ready=False'}`]
       : []),
     ...facts.components
