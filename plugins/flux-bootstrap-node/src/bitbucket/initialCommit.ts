@@ -8,8 +8,7 @@ import { BitbucketError, BitbucketErrorKind } from './errors';
 import { createGitHttpClient } from '../git/httpClient';
 import { isAbortError } from '../util/errors';
 
-/** Options of {@link pushInitialCommit}. */
-export interface InitialCommitOptions {
+interface InitialCommitOptions {
   /** HTTPS clone URL of the repository (`…/scm/<key>/<slug>.git`). */
   cloneUrl: string;
   branch: string;
@@ -19,10 +18,9 @@ export interface InitialCommitOptions {
 }
 
 /**
- * Creates a branch in an empty repository by pushing one commit with an empty tree to it. The
- * push announces `0000…` as the branch's old value, so receive-pack only accepts it while the
- * branch does not exist: it never overwrites work, and of two concurrent runs one wins. Returns
- * the commit id; a BitbucketError of kind `conflict` when the branch appeared meanwhile.
+ * Creates a branch in an empty repository with one empty-tree commit, pushed against `0000…`:
+ * receive-pack accepts it only while the branch does not exist, so it never overwrites work and
+ * of two concurrent runs one wins (the other gets a `conflict`). Returns the commit id.
  */
 export async function pushInitialCommit(
   client: BitbucketServerClient,
@@ -94,11 +92,8 @@ function pushError(
 ): Error {
   if (isAbortError(error)) return error as Error;
   if (error instanceof BitbucketError) {
-    const { kind, status, details, request, code } = error;
-    return new BitbucketError(
-      `git push that creates branch "${branch}" failed: ${error.message}`,
-      { kind, status, details, request, code },
-    );
+    const message = `git push that creates branch "${branch}" failed: ${error.message}`;
+    return new BitbucketError(message, error);
   }
   const e = error as {
     code?: string;

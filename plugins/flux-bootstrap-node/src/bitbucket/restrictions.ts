@@ -1,9 +1,9 @@
-import { restPath } from './client';
+import { repoPath, restPath } from './client';
 import { isBitbucketError } from './errors';
 import type { BitbucketPullRequests } from './pullRequests';
 
-/** The parts of Bitbucket's `RestRefRestriction` the engine reads. @public */
-export interface BitbucketRestriction {
+/** The parts of Bitbucket's `RestRefRestriction` the engine reads. */
+interface BitbucketRestriction {
   type: string;
   matcher: { id: string; type: { id: string } };
   users?: { name: string }[];
@@ -69,17 +69,15 @@ export async function directPushVerdict(
 }> {
   const { client, projectKey, slug, signal } = repo;
   const found: BitbucketRestriction[] = [];
+  const api = 'branch-permissions/2.0';
+  const project = restPath(`/rest/${api}/projects/{}`, projectKey);
   try {
-    const base = restPath(
-      '/rest/branch-permissions/2.0/projects/{}',
-      projectKey,
-    );
-    for (const path of [restPath(`${base}/repos/{}`, slug), base])
+    for (const path of [repoPath(projectKey, slug, '', api), project]) {
+      const list = `${path}/restrictions`;
       found.push(
-        ...(await client.listAll<BitbucketRestriction>(`${path}/restrictions`, {
-          signal,
-        })),
+        ...(await client.listAll<BitbucketRestriction>(list, { signal })),
       );
+    }
   } catch (error) {
     if (!isBitbucketError(error, 'forbidden', 'unauthorized', 'not-found'))
       throw error;
@@ -95,9 +93,10 @@ export async function directPushVerdict(
       restrictionMatches(r, branch, defaultBranch) &&
       !r.users?.some(u => u.name === user),
   );
-  const names = `branch ${branch} has the restriction ${refusing
-    .map(r => `${r.type} ${r.matcher.id}`)
-    .join(', ')}`;
+  const restrictions = refusing.map(r => `${r.type} ${r.matcher.id}`);
+  const names = `branch ${branch} has the restriction ${restrictions.join(
+    ', ',
+  )}`;
   if (refusing.some(r => !r.groups?.length))
     return {
       decision: 'pull-request',
