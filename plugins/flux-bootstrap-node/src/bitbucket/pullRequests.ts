@@ -95,9 +95,8 @@ export class BitbucketPullRequests {
   }
 
   /**
-   * Opens a pull request from → to with `reviewers` and the default reviewers (which Bitbucket's
-   * UI adds, a REST create does not; never the caller, `X-AUSERNAME`), or returns the one open
-   * for that pair (409 `DuplicatePullRequestException` carries it).
+   * Opens a pull request with `reviewers` plus the default reviewers (Bitbucket's UI adds them, a
+   * REST create does not; never the caller), or returns the open one a 409 carries.
    */
   async open(from: string, to: string, content: PullRequestContent) {
     const { projectKey, slug, signal } = this;

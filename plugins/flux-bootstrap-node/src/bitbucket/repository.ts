@@ -149,7 +149,6 @@ export function repositoryOutputs(
   };
 }
 
-/** What the steps of a repository use case share. */
 interface Session {
   client: BitbucketServerClient;
   credentials: string;
@@ -186,10 +185,9 @@ function resolveProject(s: Session, keyOrName: string) {
       if (p.name === keyOrName) return p;
       if (similar.length < 5) similar.push(`${p.name} (${p.key})`);
     }
-    const hint = similar.length
-      ? ` Projects whose name contains "${keyOrName}": ${similar.join(
-          ', ',
-        )} — use the project key.`
+    const names = similar.join(', ');
+    const hint = names
+      ? ` Projects whose name contains "${keyOrName}": ${names} — use the project key.`
       : '';
     throw new BitbucketError(
       `Project "${keyOrName}" was not found on Bitbucket ${client.host.host}: no project has that key or exactly that name, or ${s.credentials} cannot see it (PROJECT_READ is needed).${hint}`,
@@ -281,10 +279,9 @@ async function ensureRepository(
     );
   const existing = await find();
   if (existing) return { created: false, repo: existing };
+  const visibility = req.private ? 'private' : 'public';
   s.logger.info(
-    `Creating ${req.private ? 'private' : 'public'} repository "${
-      ref.repo
-    }" in ${projectKey} with default branch "${req.defaultBranch}"`,
+    `Creating ${visibility} repository "${ref.repo}" in ${projectKey} with default branch "${req.defaultBranch}"`,
   );
   const needs = ref.personal
     ? 'to be the owner of the personal project'
@@ -345,23 +342,20 @@ function ensureGroupPermission(
       return { changed: false };
     }
     const query = { name, permission };
-    await s.client
-      .request('PUT', path, { query, signal: s.signal })
-      .catch(error => {
-        const text = `${error.exceptionName} ${error.bitbucketMessage}`;
-        if (!isBitbucketError(error, 'not-found') || !/group/i.test(text))
-          throw error;
-        throw new BitbucketError(
-          `Group "${name}" does not exist on Bitbucket ${s.client.host.host}; create it or fix groups[].name.`,
-          { kind: 'not-found', status: 404, details: error.details },
-        );
-      });
-    const after = await groupPermission(s, path, name);
+    const put = s.client.request('PUT', path, { query, signal: s.signal });
+    await put.catch(error => {
+      const text = `${error.exceptionName} ${error.bitbucketMessage}`;
+      if (!isBitbucketError(error, 'not-found') || !/group/i.test(text))
+        throw error;
+      throw new BitbucketError(
+        `Group "${name}" does not exist on Bitbucket ${s.client.host.host}; create it or fix groups[].name.`,
+        { kind: 'not-found', status: 404, details: error.details },
+      );
+    });
+    const after = (await groupPermission(s, path, name)) ?? 'no permission';
     if (after !== permission) {
       throw new BitbucketError(
-        `Bitbucket accepted granting ${permission} to group "${name}" on ${where}, but reading it back gives ${
-          after ?? 'no permission'
-        }`,
+        `Bitbucket accepted granting ${permission} to group "${name}" on ${where}, but reading it back gives ${after}`,
         { kind: 'server' },
       );
     }
@@ -391,7 +385,6 @@ export async function setDefaultBranch(
   }
 }
 
-/** The author of an initial commit: the credentials' user, else `Flux`. */
 async function commitAuthor(s: Session) {
   try {
     const { name, user } = await s.client.currentUser(s.signal);
@@ -403,13 +396,10 @@ async function commitAuthor(s: Session) {
 }
 
 /**
- * Makes sure `branch` exists for the next step to push to. An empty repository has no branch
- * whatever `defaultBranch` it was created with: it gets one empty-tree commit on `branch`
- * (pushed against `0000…`, so it only lands while the branch does not exist), then made the
- * default (Bitbucket before 7.5 ignores `defaultBranch` at creation; Flux's CLI pushes `master`
- * then `main` instead, spec §4.3 A5, §4.6 #2). Otherwise `branch` is created from the default
- * branch's head; an existing branch becomes the default only with `makeDefault`. The value is
- * public JSON (a checkpoint stores it).
+ * Makes sure `branch` exists. An empty repository has no branch whatever its `defaultBranch`: it
+ * gets an initial commit on `branch`, made the default (Bitbucket before 7.5 ignores
+ * `defaultBranch`; Flux's CLI pushes `master` then `main`, spec §4.3 A5, §4.6 #2). Otherwise the
+ * branch is created from the default branch's head. The value is public JSON (a checkpoint).
  */
 async function ensureBranch(
   s: Session,
@@ -423,6 +413,8 @@ async function ensureBranch(
   const tryTo = <T>(action: string, needs: string, fn: () => Promise<T>) =>
     attempt({ ...s, action, needs: `${needs} on repository ${repo}` }, fn);
   const getBranch = () => client.getBranch(projectKey, slug, branch, signal);
+  const failed = (action: string) =>
+    new BitbucketError(`Bitbucket did not ${action}`, { kind: 'server' });
 
   const ensureDefault = async () => {
     if ((await getBranch())?.isDefault !== false) return;
@@ -430,10 +422,7 @@ async function ensureBranch(
     await tryTo(action, 'REPO_ADMIN', () =>
       setDefaultBranch(client, projectKey, slug, branch, signal),
     );
-    if ((await getBranch())?.isDefault === false)
-      throw new BitbucketError(`Bitbucket did not ${action}`, {
-        kind: 'server',
-      });
+    if ((await getBranch())?.isDefault === false) throw failed(action);
     logger.info(`Made "${branch}" the default branch of ${repo}`);
   };
 
@@ -460,17 +449,11 @@ async function ensureBranch(
     );
     const author = await commitAuthor(s);
     let head: string | undefined;
+    const { cloneUrl } = repository;
+    const push = `push branch "${branch}" to ${repo}`;
     try {
-      head = await tryTo(
-        `push branch "${branch}" to ${repo}`,
-        'REPO_WRITE',
-        () =>
-          pushInitialCommit(client, {
-            cloneUrl: repository.cloneUrl,
-            branch,
-            author,
-            signal,
-          }),
+      head = await tryTo(push, 'REPO_WRITE', () =>
+        pushInitialCommit(client, { cloneUrl, branch, author, signal }),
       );
     } catch (error) {
       if (!isBitbucketError(error, 'conflict')) throw error;
@@ -501,8 +484,7 @@ async function ensureBranch(
   const head =
     created?.latestCommit ??
     (await client.getBranchHead(projectKey, slug, branch, signal));
-  if (!head)
-    throw new BitbucketError(`Bitbucket did not ${action}`, { kind: 'server' });
+  if (!head) throw failed(action);
   return { head, created: 'from-default-branch' };
 }
 
@@ -539,10 +521,8 @@ export async function ensureFleetRepository(
   logger.info(
     `Using ${credentials} for Bitbucket ${host.host} (${host.baseUrl})`,
   );
-  const client = new BitbucketServerClient(host, auth, {
-    logger,
-    redactor: deps.redactor,
-  });
+  const { redactor } = deps;
+  const client = new BitbucketServerClient(host, auth, { logger, redactor });
   const s: Session = { client, credentials, logger, signal };
   if (req.tokenAuth) {
     const owner = await resolveTokenOwner(client, { signal, credentials });
@@ -554,26 +534,27 @@ export async function ensureFleetRepository(
   const { created, outputs, isPublic } = await checkpoint(
     `repository.${lower(projectKey)}.${repositorySlug(ref.repo)}`,
     async () => {
-      const r = await ensureRepository(s, projectKey, req);
-      const out = repositoryOutputs(
-        host,
-        r.repo,
-        req.defaultBranch,
-        r.created,
-        logger,
-      );
-      return { created: r.created, outputs: out, isPublic: r.repo.public };
+      const { repo, ...r } = await ensureRepository(s, projectKey, req);
+      const { defaultBranch } = req;
+      return {
+        created: r.created,
+        outputs: repositoryOutputs(
+          host,
+          repo,
+          defaultBranch,
+          r.created,
+          logger,
+        ),
+        isPublic: repo.public,
+      };
     },
   );
   const target = { projectKey: outputs.projectKey, slug: outputs.repoSlug };
   const where = `${target.projectKey}/${target.slug}`;
   if (!created && isPublic === req.private) {
+    const is = isPublic ? 'public' : 'private';
     logger.warn(
-      `Repository ${where} is ${
-        isPublic ? 'public' : 'private'
-      } although private: ${
-        req.private
-      } was asked; an existing repository's visibility is left unchanged`,
+      `Repository ${where} is ${is} although private: ${req.private} was asked; an existing repository's visibility is left unchanged`,
     );
   }
   const keyOf = `${lower(target.projectKey)}.${target.slug}`;
@@ -582,18 +563,11 @@ export async function ensureFleetRepository(
       ensureGroupPermission(s, target, grant),
     );
   }
+  const branchRepo = { ...target, cloneUrl: outputs.remoteUrl };
   await checkpoint(`default-branch.${keyOf}.${req.defaultBranch}`, () =>
-    ensureBranch(
-      s,
-      { ...target, cloneUrl: outputs.remoteUrl },
-      req.defaultBranch,
-      created,
-    ),
+    ensureBranch(s, branchRepo, req.defaultBranch, created),
   );
-  logger.info(
-    `Repository ${where} ${created ? 'created' : 'reused'}: ${
-      outputs.repoContentsUrl
-    }`,
-  );
+  const done = created ? 'created' : 'reused';
+  logger.info(`Repository ${where} ${done}: ${outputs.repoContentsUrl}`);
   return { ...outputs, tokenOwner: client.authenticatedUser };
 }

@@ -18,9 +18,8 @@ const CATEGORY: Record<string, string> = {
 };
 
 /**
- * Whether a restriction's matcher applies to a branch. Patterns are Bitbucket's (Ant-like: `?`,
- * `*` within a segment, `**` whole segments, a trailing `/` means `/**`), matched against whole
- * trailing segments of `refs/heads/<branch>`; `MODEL_BRANCH` development is the default branch.
+ * Whether a restriction's matcher applies to a branch. Patterns are Ant-like (`?`, `*` within a
+ * segment, `**` whole segments, trailing `/` is `/**`) against trailing segments of the ref.
  * @public
  */
 export function restrictionMatches(
@@ -52,10 +51,8 @@ export function restrictionMatches(
 }
 
 /**
- * Whether `user` may push `branch` directly, from the repository's and its project's branch
- * restrictions: `direct`; `pull-request` (a `read-only` or `pull-request-only` one refuses it);
- * `unknown` when they cannot be read (that needs REPO_ADMIN: a REPO_WRITE token gets 401) or
- * only a group exemption could allow it. `reason` says which.
+ * Whether `user` may push `branch` directly per the repository's and project's restrictions;
+ * `unknown` when they cannot be read (needs REPO_ADMIN) or only a group exemption could allow it.
  * @public
  */
 export async function directPushVerdict(

@@ -2,9 +2,8 @@ import fs from 'node:fs/promises';
 import type { Config } from '@backstage/config';
 
 /**
- * How to reach one Kubernetes API server. Comes from Backstage's
- * `kubernetes.clusterLocatorMethods[type=config].clusters[]`, or from a kubeconfig context when
- * `fluxBootstrap.allowKubeconfigContexts` is on (local development).
+ * How to reach one Kubernetes API server: a `kubernetes.clusterLocatorMethods[type=config]`
+ * cluster, or a kubeconfig context with `fluxBootstrap.allowKubeconfigContexts`.
  * @public
  */
 export interface ClusterConnection {
@@ -21,10 +20,7 @@ export interface ClusterConnection {
   source: 'config' | 'kubeconfig';
 }
 
-/**
- * `caData` is base64 PEM as in kubeconfig files (a raw PEM is accepted too); a `caFile` is read
- * here, once.
- */
+/** `caData` is base64 PEM as in kubeconfig files (raw PEM accepted), or a `caFile` read once. */
 async function readCa(c: Config): Promise<string | undefined> {
   const caData = c.getOptionalString('caData')?.trim();
   if (caData?.startsWith('-----BEGIN')) return caData;

@@ -20,7 +20,7 @@ import {
 } from './bitbucketServer';
 import { ClusterConnection, readConfigClusters } from './clusters';
 
-/** The Flux release the generator is tested with; used when neither input nor config names one. @public */
+/** The Flux release used when neither input nor config names one. @public */
 export const DEFAULT_FLUX_VERSION = 'v2.9.4';
 
 /** Where official release bundles live: `<base>/<version>/manifests.tar.gz`. @public */
