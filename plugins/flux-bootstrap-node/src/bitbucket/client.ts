@@ -207,11 +207,8 @@ export class BitbucketServerClient {
 
   /** The HTTPS clone URL Bitbucket uses for a repository: `<baseUrl>/scm/<key>/<slug>.git`. */
   scmUrl(projectKey: string, slug: string): string {
-    return `${this.baseUrl}${restPath(
-      '/scm/{}/{}.git',
-      projectKey.toLowerCase(),
-      slug,
-    )}`;
+    const path = restPath('/scm/{}/{}.git', projectKey.toLowerCase(), slug);
+    return `${this.baseUrl}${path}`;
   }
 
   /** Nothing to release: the HTTP layer pools connections and closes idle ones. */

@@ -113,12 +113,9 @@ export class BitbucketPullRequests {
         expectedStatus: [404], // no default-reviewers plugin
       },
     );
-    const author = decodeURIComponent(
-      defaults.headers.get('x-ausername') ?? '',
-    );
     const names = new Set(content.reviewers);
     for (const u of Array.isArray(defaults.body) ? defaults.body : [])
-      if (u.name !== author) names.add(u.name);
+      if (u.name !== this.client.authenticatedUser) names.add(u.name);
     const ref = (branch: string) => ({
       id: heads(branch),
       repository: { slug, project: { key: projectKey } },

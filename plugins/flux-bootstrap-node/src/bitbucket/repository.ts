@@ -130,12 +130,9 @@ export function repositoryOutputs(
   });
   const [http, ssh] = [cloneUrl(repo, 'http'), cloneUrl(repo, 'ssh')];
   const link = cloneLink(repo, 'http');
+  const unusable = `Bitbucket's http clone link ${link} does not name ${key}/${repo.slug}; using ${planned.remoteUrl}`;
   if (http) http.username = http.password = '';
-  else if (link) {
-    logger.warn(
-      `Bitbucket's http clone link ${link} does not name ${key}/${repo.slug}; using ${planned.remoteUrl}`,
-    );
-  }
+  else if (link) logger.warn(unusable);
   return {
     ...planned,
     remoteUrl: http?.toString() ?? planned.remoteUrl,

@@ -38,21 +38,17 @@ export async function readConfigClusters(
   )
     .filter(m => m.getOptionalString('type') === 'config')
     .flatMap(m => m.getOptionalConfigArray('clusters') ?? []);
-  const clusters = await Promise.all(
-    entries.map(async (c): Promise<ClusterConnection | undefined> => {
-      const name = c.getOptionalString('name');
-      const url = c.getOptionalString('url');
-      if (!name || !url) return undefined;
-      return {
-        name,
+  return Promise.all(
+    entries
+      .filter(c => c.getOptionalString('name') && c.getOptionalString('url'))
+      .map(async c => ({
+        name: c.getString('name'),
         title: c.getOptionalString('title'),
-        url: url.replace(/\/+$/, ''),
+        url: c.getString('url').replace(/\/+$/, ''),
         token: c.getOptionalString('serviceAccountToken') || undefined,
         caPem: await readCa(c),
         skipTLSVerify: c.getOptionalBoolean('skipTLSVerify') ?? false,
-        source: 'config',
-      };
-    }),
+        source: 'config' as const,
+      })),
   );
-  return clusters.filter((c): c is ClusterConnection => !!c);
 }

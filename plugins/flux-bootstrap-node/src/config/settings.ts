@@ -133,16 +133,13 @@ export function readFluxStatusSettings(config: Config): FluxStatusSettings {
   if (namespace && !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace))
     throw invalid('namespace', 'must be a DNS-1123 label');
   const cacheTtlMs = positive('cacheTtlSeconds', 15) * 1000;
+  const transitionalMs = positive('transitionalCacheTtlSeconds', 2) * 1000;
+  const concurrency = positive('concurrency', DEFAULT_STATUS_CONCURRENCY);
   return {
     cacheTtlMs,
-    transitionalCacheTtlMs: Math.min(
-      cacheTtlMs,
-      positive('transitionalCacheTtlSeconds', 2) * 1000,
-    ),
+    transitionalCacheTtlMs: Math.min(cacheTtlMs, transitionalMs),
     clusterTimeoutMs: positive('clusterTimeoutSeconds', 5) * 1000,
-    concurrency: Math.floor(
-      positive('concurrency', DEFAULT_STATUS_CONCURRENCY),
-    ),
+    concurrency: Math.floor(concurrency),
     namespace,
   };
 }
@@ -155,20 +152,15 @@ export async function readFluxBootstrapSettings(
     readBitbucketServerHosts(config),
     readConfigClusters(config),
   ]);
+  const flag = (key: string) => config.getOptionalBoolean(key) ?? false;
+  const operator = 'fluxBootstrap.operator.manifests';
   return {
     bitbucketServer,
-    requireScmUserCredentials:
-      config.getOptionalBoolean('scaffolder.requireScmUserCredentials') ??
-      false,
+    requireScmUserCredentials: flag('scaffolder.requireScmUserCredentials'),
     clusters,
-    allowKubeconfigContexts:
-      config.getOptionalBoolean('fluxBootstrap.allowKubeconfigContexts') ??
-      false,
+    allowKubeconfigContexts: flag('fluxBootstrap.allowKubeconfigContexts'),
     manifests: readManifestsConfig(config),
-    operatorManifests: readManifestsConfig(
-      config,
-      'fluxBootstrap.operator.manifests',
-    ),
+    operatorManifests: readManifestsConfig(config, operator),
     status: readFluxStatusSettings(config),
     kubernetesVersions: readKubernetesVersionsConfig(config),
   };
