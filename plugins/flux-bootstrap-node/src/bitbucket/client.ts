@@ -296,15 +296,14 @@ export class BitbucketServerClient {
   async *paginate<T>(path: string, opts: PageOptions = {}): AsyncIterable<T> {
     const fail = (why: string, status?: number) =>
       this.fail(`GET ${path}`, why, 'unexpected-response', status);
+    const { signal, limit = 100 } = opts;
     let start = 0;
     for (let page = 0; page < MAX_PAGES; page++) {
+      const query = { ...opts.query, start, limit };
       const { body, status } = await this.request<BitbucketPage<T> | undefined>(
         'GET',
         path,
-        {
-          query: { ...opts.query, start, limit: opts.limit ?? 100 },
-          signal: opts.signal,
-        },
+        { query, signal },
       );
       if (status === 204 || !body) return;
       if (!Array.isArray(body.values)) {

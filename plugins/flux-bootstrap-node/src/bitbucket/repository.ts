@@ -313,12 +313,12 @@ async function ensureRepository(
 
 /** The permission a group holds on a repository (`filter` is a substring: names compared exactly). */
 async function groupPermission(s: Session, path: string, group: string) {
+  const query = { filter: group };
   for await (const p of s.client.paginate<{
     group: { name: string };
     permission: string;
-  }>(path, { query: { filter: group }, signal: s.signal })) {
+  }>(path, { query, signal: s.signal }))
     if (p.group?.name === group) return p.permission;
-  }
   return undefined;
 }
 
