@@ -71,12 +71,6 @@ export interface BitbucketResponse<T> {
   body: T;
 }
 
-type PageOptions = {
-  query?: BitbucketQuery;
-  signal?: AbortSignal;
-  limit?: number;
-};
-
 /** `Bearer` for a token, `Basic` for a username and password: for REST and git. @public */
 export function gitHttpAuthHeaders(
   auth: BitbucketServerAuth,
@@ -293,7 +287,10 @@ export class BitbucketServerClient {
   }
 
   /** Every value of a paged list, page by page (`start`/`limit`/`isLastPage`/`nextPageStart`). */
-  async *paginate<T>(path: string, opts: PageOptions = {}): AsyncIterable<T> {
+  async *paginate<T>(
+    path: string,
+    opts: { query?: BitbucketQuery; signal?: AbortSignal; limit?: number } = {},
+  ): AsyncIterable<T> {
     const fail = (why: string, status?: number) =>
       this.fail(`GET ${path}`, why, 'unexpected-response', status);
     const { signal, limit = 100 } = opts;
@@ -327,7 +324,10 @@ export class BitbucketServerClient {
   }
 
   /** All values of a paged list. */
-  async listAll<T>(path: string, opts: PageOptions = {}): Promise<T[]> {
+  async listAll<T>(
+    path: string,
+    opts: { query?: BitbucketQuery; signal?: AbortSignal; limit?: number } = {},
+  ): Promise<T[]> {
     const out: T[] = [];
     for await (const value of this.paginate<T>(path, opts)) out.push(value);
     return out;
