@@ -76,13 +76,13 @@ export function planRepositoryOutputs(
   if (ref.personal) key = `~${ref.owner!.toUpperCase()}`;
   else if (isProjectKey(ref.project)) key = ref.project.toUpperCase();
   const base = host.baseUrl.replace(/\/+$/, '');
-  const repoPath = `${segment(lower(key))}/${segment(slug)}`;
+  const scmPath = `${segment(lower(key))}/${segment(slug)}`;
   const browse = ref.personal
     ? `users/${segment(lower(ref.owner!))}`
     : `projects/${segment(key)}`;
   return {
-    remoteUrl: `${base}/scm/${repoPath}.git`,
-    sshUrl: `ssh://git@${host.sshHost}/${repoPath}.git`,
+    remoteUrl: `${base}/scm/${scmPath}.git`,
+    sshUrl: `ssh://git@${host.sshHost}/${scmPath}.git`,
     repoContentsUrl: `${base}/${browse}/repos/${segment(slug)}/browse`,
     projectKey: key,
     repoSlug: slug,
@@ -446,11 +446,10 @@ async function ensureBranch(
     );
     const author = await commitAuthor(s);
     let head: string | undefined;
-    const { cloneUrl } = repository;
     const push = `push branch "${branch}" to ${repo}`;
     try {
       head = await tryTo(push, 'REPO_WRITE', () =>
-        pushInitialCommit(client, { cloneUrl, branch, author, signal }),
+        pushInitialCommit(client, { ...repository, branch, author, signal }),
       );
     } catch (error) {
       if (!isBitbucketError(error, 'conflict')) throw error;

@@ -46,15 +46,14 @@ export async function readBitbucketServerHosts(
       const caPem =
         extra?.getOptionalString('caData') ||
         (caFile ? await fs.readFile(caFile, 'utf8') : undefined);
+      let auth: BitbucketServerAuth | undefined;
+      if (token) auth = { token };
+      else if (username && password) auth = { username, password };
       return {
         host,
         apiBaseUrl,
         baseUrl: apiBaseUrl.replace(/\/rest\/api\/1\.0$/, ''),
-        auth: token
-          ? { token }
-          : username && password
-          ? { username, password }
-          : undefined,
+        auth,
         caPem: caPem || undefined,
         sshHost:
           extra?.getOptionalString('sshHost') ??
