@@ -16,21 +16,15 @@ export interface BitbucketAccess {
   credentials: string;
 }
 
-/** What a Bitbucket call tries, for errors that say which permission it needs. @public */
-export interface BitbucketAttempt {
+/** What a Bitbucket call tries: `needs` is e.g. `PROJECT_READ on project FLUX`. */
+interface BitbucketAttempt {
   client: Pick<BitbucketServerClient, 'host'>;
-  /** How the credentials are named, e.g. `the token input`. */
   credentials: string;
   action: string;
-  /** e.g. `PROJECT_READ on project FLUX`. */
   needs: string;
 }
 
-/**
- * Runs `fn`, rewording a credential or permission failure (401/403) so that it names the
- * credentials, what was tried and the permission that needs.
- * @public
- */
+/** Runs `fn`; a 401/403 is reworded to name the credentials, the action and the permission it needs. */
 export async function attempt<T>(
   a: BitbucketAttempt,
   fn: () => Promise<T>,
@@ -49,30 +43,22 @@ export async function attempt<T>(
         : `${who[0].toUpperCase()}${who.slice(1)} may not ${
             a.action
           }: it needs ${a.needs} (HTTP ${error.status}).${said}`,
-      {
-        kind: error.kind,
-        status: error.status,
-        details: error.details,
-        request: error.request,
-      },
+      error,
     );
   }
 }
 
-/** The Bitbucket user credentials belong to. @public */
+/** The Bitbucket user credentials belong to (`name`: the login Bitbucket checks over HTTPS). */
 export interface TokenOwner {
-  /** The user name Bitbucket checks a Git-over-HTTPS login against. */
   name: string;
   displayName?: string;
   emailAddress?: string;
 }
 
 /**
- * The user the client's credentials belong to: the name Bitbucket gives in `X-AUSERNAME` (taken
- * from an earlier answer, or asked for), looked up as a user. A project or repository HTTP access
- * token acts as a service user that `GET /users/{name}` does not list: it belongs to no user and
- * works only as a Bearer token, so Flux cannot sign in with it and a username over HTTPS. That is
- * an `InputError` naming `field` (default `token`), thrown before anything is changed.
+ * The user the client's credentials belong to. A project or repository HTTP access token acts
+ * as a service user that `GET /users/{name}` does not list and works only as a Bearer token, so
+ * Flux cannot sign in with it over HTTPS: an `InputError` naming `field` (default `token`).
  * @public
  */
 export async function resolveTokenOwner(
@@ -80,13 +66,9 @@ export async function resolveTokenOwner(
   opts: { signal?: AbortSignal; credentials?: string; field?: string } = {},
 ): Promise<TokenOwner> {
   const credentials = opts.credentials ?? 'the credentials';
+  const needs = `a licensed user on ${client.host.host}`;
   const me = await attempt(
-    {
-      client,
-      credentials,
-      action: 'identify its user',
-      needs: `a licensed user on ${client.host.host}`,
-    },
+    { client, credentials, action: 'identify its user', needs },
     () => client.currentUser(opts.signal),
   );
   if (!me.user) {

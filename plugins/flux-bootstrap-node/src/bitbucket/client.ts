@@ -15,6 +15,7 @@ import { Redactor } from '../util/redact';
 import {
   BitbucketError,
   BitbucketErrorDetail,
+  BitbucketErrorKind,
   kindForStatus,
   parseErrorDetails,
 } from './errors';
@@ -87,16 +88,26 @@ export function authSecrets(auth: BitbucketServerAuth): string[] {
   return 'token' in auth ? [auth.token, value] : [auth.password, value];
 }
 
-const encodeSegment = (segment: string | number) =>
-  encodeURIComponent(String(segment));
-
 /** `restPath('/rest/api/1.0/projects/{}', key)`: each segment URL-encoded (a name never changes the path). */
 export function restPath(
   template: string,
   ...segments: Array<string | number>
 ): string {
   let i = 0;
-  return template.replace(/\{\}/g, () => encodeSegment(segments[i++]));
+  return template.replace(/\{\}/g, () =>
+    encodeURIComponent(String(segments[i++])),
+  );
+}
+
+/** `/rest/<api>/projects/<key>/repos/<slug><suffix>`, key and slug URL-encoded. */
+export function repoPath(
+  projectKey: string,
+  slug: string,
+  suffix = '',
+  api = 'api/1.0',
+): string {
+  const path = restPath(`/rest/${api}/projects/{}/repos/{}`, projectKey, slug);
+  return `${path}${suffix}`;
 }
 
 /** `an HTML page ("<title>")` when the answer is a web page (wrong context path, login page). */
@@ -114,19 +125,28 @@ function htmlPage(res: HttpResponse): string | undefined {
   }`;
 }
 
+/** `X-AUSERNAME` is URL-encoded (`alice%40corp`). */
+function decodeHeader(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
+}
+
 const CONTEXT_PATH_HINT =
   'If Bitbucket runs under a context path (e.g. https://host/bitbucket), integrations.bitbucketServer[].apiBaseUrl must include it (https://host/bitbucket/rest/api/1.0).';
 const MAX_PAGES = 10_000;
-const RETRY_ADVICE =
-  'Bitbucket is unavailable or overloaded, try again later (re-running is safe: what was already done is reused)';
+const gaveUp = (attempts: number) =>
+  attempts > 1
+    ? ` (gave up after ${attempts} attempts; Bitbucket is unavailable or overloaded, try again later (re-running is safe: what was already done is reused))`
+    : '';
 
 /**
- * REST client of one Bitbucket Server / Data Center host, on the engine's HTTP layer: URLs keep
- * the host's context path; `Bearer` or `Basic` credentials go to this server only; TLS trusts
- * Node's roots plus the host's CA; retries as the layer has them; no redirects. Bitbucket's
- * `{"errors":[…]}` bodies become {@link BitbucketError}s, an HTML page (wrong context path, a
- * login page) is explained, and credentials never appear in errors or logs. It remembers the
- * user Bitbucket names in `X-AUSERNAME` on every authenticated answer.
+ * REST client of one Bitbucket Server / Data Center host on the engine's HTTP layer: keeps the
+ * context path, sends credentials to this server only, trusts the host's CA, follows no
+ * redirects, turns `{"errors":[…]}` bodies and HTML pages into {@link BitbucketError}s without
+ * credentials, and remembers the user named in `X-AUSERNAME`.
  * @public
  */
 export class BitbucketServerClient {
@@ -181,9 +201,8 @@ export class BitbucketServerClient {
 
   /** The HTTPS clone URL Bitbucket uses for a repository: `<baseUrl>/scm/<key>/<slug>.git`. */
   scmUrl(projectKey: string, slug: string): string {
-    return `${this.baseUrl}/scm/${encodeSegment(
-      projectKey.toLowerCase(),
-    )}/${encodeSegment(slug)}.git`;
+    const path = restPath('/scm/{}/{}.git', projectKey.toLowerCase(), slug);
+    return `${this.baseUrl}${path}`;
   }
 
   /** Nothing to release: the HTTP layer pools connections and closes idle ones. */
@@ -199,15 +218,12 @@ export class BitbucketServerClient {
     onRetry: (reason: string, attempt: number, delayMs: number) => void;
   } {
     const url = new URL(gitUrl);
-    const refuse = (message: string) =>
-      new BitbucketError(message, { kind: 'bad-request' });
+    let refused: string | undefined;
     if (url.username || url.password)
-      throw refuse('git URL must not carry credentials');
-    if (url.origin !== this.origin) {
-      throw refuse(
-        `git URL ${url.origin} is not on the Bitbucket server ${this.origin}; no credentials are sent there`,
-      );
-    }
+      refused = 'git URL must not carry credentials';
+    else if (url.origin !== this.origin)
+      refused = `git URL ${url.origin} is not on the Bitbucket server ${this.origin}; no credentials are sent there`;
+    if (refused) throw new BitbucketError(refused, { kind: 'bad-request' });
     return {
       headers: gitHttpAuthHeaders(this.auth),
       caPem: this.host.caPem,
@@ -234,8 +250,7 @@ export class BitbucketServerClient {
       if (v !== undefined) url.searchParams.set(k, String(v));
     const verb = method.toUpperCase();
     const label = `${verb} ${url.pathname}${url.search}`;
-    const raw = Buffer.isBuffer(opts.body);
-    const json = opts.body !== undefined && !raw;
+    const json = opts.body !== undefined && !Buffer.isBuffer(opts.body);
     const headers: Record<string, string> = {
       Accept: 'application/json',
       ...(json ? { 'Content-Type': 'application/json' } : {}),
@@ -277,20 +292,15 @@ export class BitbucketServerClient {
     opts: { query?: BitbucketQuery; signal?: AbortSignal; limit?: number } = {},
   ): AsyncIterable<T> {
     const fail = (why: string, status?: number) =>
-      new BitbucketError(`Bitbucket GET ${path} ${why}`, {
-        kind: 'unexpected-response',
-        status,
-        request: `GET ${path}`,
-      });
+      this.fail(`GET ${path}`, why, 'unexpected-response', status);
+    const { signal, limit = 100 } = opts;
     let start = 0;
     for (let page = 0; page < MAX_PAGES; page++) {
+      const query = { ...opts.query, start, limit };
       const { body, status } = await this.request<BitbucketPage<T> | undefined>(
         'GET',
         path,
-        {
-          query: { ...opts.query, start, limit: opts.limit ?? 100 },
-          signal: opts.signal,
-        },
+        { query, signal },
       );
       if (status === 204 || !body) return;
       if (!Array.isArray(body.values)) {
@@ -325,19 +335,13 @@ export class BitbucketServerClient {
 
   /** The user of the credentials (`X-AUSERNAME`/`X-AUSERID`); bad credentials throw `unauthorized`. */
   async whoami(signal?: AbortSignal): Promise<{ name: string; id?: number }> {
-    const request = 'GET /rest/api/1.0/application-properties';
-    const res = await this.request(
-      'GET',
-      '/rest/api/1.0/application-properties',
-      {
-        signal,
-      },
-    );
+    const path = '/rest/api/1.0/application-properties';
+    const res = await this.request('GET', path, { signal });
     const raw = res.headers.get('x-ausername');
     if (!raw) {
       throw new BitbucketError(
         `Bitbucket did not identify the user of the credentials (no X-AUSERNAME header on ${this.host.apiBaseUrl}/application-properties): the token or password is not accepted, or a proxy strips Bitbucket's headers`,
-        { kind: 'unauthorized', status: res.status, request },
+        { kind: 'unauthorized', status: res.status, request: `GET ${path}` },
       );
     }
     const id = Number(res.headers.get('x-auserid'));
@@ -368,29 +372,30 @@ export class BitbucketServerClient {
     return this.owner;
   }
 
-  /** The resource at `path`, or undefined on 404. */
-  private async find<T>(path: string, signal?: AbortSignal) {
-    const res = await this.request<T>('GET', path, {
-      signal,
+  /** The answer to `method path`, or undefined on 404. */
+  private async unless404<T>(
+    method: string,
+    path: string,
+    opts: BitbucketRequestOptions = {},
+  ) {
+    const res = await this.request<T>(method, path, {
+      ...opts,
       expectedStatus: [404],
     });
-    return res.status === 404 ? undefined : res.body;
+    return res.status === 404 ? undefined : res;
   }
 
   /** A user by slug; undefined when there is none. */
-  getUser(slug: string, signal?: AbortSignal) {
-    return this.find<BitbucketUser>(
-      restPath('/rest/api/1.0/users/{}', slug),
-      signal,
-    );
+  async getUser(slug: string, signal?: AbortSignal) {
+    const path = restPath('/rest/api/1.0/users/{}', slug);
+    return (await this.unless404<BitbucketUser>('GET', path, { signal }))?.body;
   }
 
   /** A repository; undefined when it (or its project) does not exist. */
-  getRepository(projectKey: string, slug: string, signal?: AbortSignal) {
-    return this.find<BitbucketRepository>(
-      restPath('/rest/api/1.0/projects/{}/repos/{}', projectKey, slug),
-      signal,
-    );
+  async getRepository(projectKey: string, slug: string, signal?: AbortSignal) {
+    const path = repoPath(projectKey, slug);
+    return (await this.unless404<BitbucketRepository>('GET', path, { signal }))
+      ?.body;
   }
 
   /** The branch of that exact name, or undefined. */
@@ -400,16 +405,14 @@ export class BitbucketServerClient {
     branch: string,
     signal?: AbortSignal,
   ): Promise<BitbucketBranch | undefined> {
+    const query = {
+      filterText: branch,
+      boostMatches: true,
+      orderBy: 'ALPHABETICAL',
+    };
     const branches = await this.listAll<BitbucketBranch>(
-      restPath('/rest/api/1.0/projects/{}/repos/{}/branches', projectKey, slug),
-      {
-        query: {
-          filterText: branch,
-          boostMatches: true,
-          orderBy: 'ALPHABETICAL',
-        },
-        signal,
-      },
+      repoPath(projectKey, slug, '/branches'),
+      { query, signal },
     );
     return branches.find(
       b => b.id === `refs/heads/${branch}` || (!b.id && b.displayId === branch),
@@ -430,7 +433,7 @@ export class BitbucketServerClient {
   /** Every SSH access key of a repository. */
   listAccessKeys(projectKey: string, slug: string, signal?: AbortSignal) {
     return this.listAll<BitbucketAccessKey>(
-      restPath('/rest/keys/1.0/projects/{}/repos/{}/ssh', projectKey, slug),
+      repoPath(projectKey, slug, '/ssh', 'keys/1.0'),
       { signal },
     );
   }
@@ -443,18 +446,14 @@ export class BitbucketServerClient {
     signal?: AbortSignal,
   ): Promise<BitbucketAccessKey> {
     const { text, label, permission } = key;
-    const res = await this.request<BitbucketAccessKey>(
-      'POST',
-      restPath('/rest/keys/1.0/projects/{}/repos/{}/ssh', projectKey, slug),
-      {
-        body: {
-          key: { text: text.trim(), ...(label ? { label } : {}) },
-          permission,
-        },
-        signal,
-      },
-    );
-    return res.body;
+    const body = {
+      key: { text: text.trim(), ...(label ? { label } : {}) },
+      permission,
+    };
+    const path = repoPath(projectKey, slug, '/ssh', 'keys/1.0');
+    return (
+      await this.request<BitbucketAccessKey>('POST', path, { body, signal })
+    ).body;
   }
 
   /** Removes an access key by its id; false when it was already gone. */
@@ -464,31 +463,37 @@ export class BitbucketServerClient {
     id: number,
     signal?: AbortSignal,
   ): Promise<boolean> {
-    const path = restPath(
-      '/rest/keys/1.0/projects/{}/repos/{}/ssh/{}',
-      projectKey,
-      slug,
-      id,
-    );
-    const res = await this.request('DELETE', path, {
-      signal,
-      expectedStatus: [404],
+    const path = repoPath(projectKey, slug, `/ssh/${id}`, 'keys/1.0');
+    return !!(await this.unless404('DELETE', path, { signal }));
+  }
+
+  /** A BitbucketError about request `label`, its message redacted. */
+  private fail(
+    label: string,
+    what: string,
+    kind: BitbucketErrorKind,
+    status?: number,
+    details?: BitbucketErrorDetail[],
+  ): BitbucketError {
+    const message = this.redactor.redact(`Bitbucket ${label} ${what}`);
+    return new BitbucketError(message, {
+      kind,
+      status,
+      request: label,
+      details,
     });
-    return res.status !== 404;
   }
 
   private parseBody<T>(res: HttpResponse, label: string): T {
     if (res.status === 204 || res.body.length === 0) return undefined as T;
-    const fail = (what: string) =>
-      new BitbucketError(this.redactor.redact(`Bitbucket ${label} ${what}`), {
-        kind: 'unexpected-response',
-        status: res.status,
-        request: label,
-      });
+    const { status } = res;
     const html = htmlPage(res);
     if (html) {
-      throw fail(
-        `answered with ${html} instead of JSON (HTTP ${res.status}): ${this.host.apiBaseUrl} does not look like Bitbucket's REST API. ${CONTEXT_PATH_HINT}`,
+      throw this.fail(
+        label,
+        `answered with ${html} instead of JSON (HTTP ${status}): ${this.host.apiBaseUrl} does not look like Bitbucket's REST API. ${CONTEXT_PATH_HINT}`,
+        'unexpected-response',
+        status,
       );
     }
     const text = res.body.toString('utf8');
@@ -498,29 +503,25 @@ export class BitbucketServerClient {
     try {
       return JSON.parse(text) as T;
     } catch {
-      throw fail(
-        `answered with invalid JSON (HTTP ${res.status}, ${
-          type ?? 'no content type'
-        })`,
-      );
+      const what = `answered with invalid JSON (HTTP ${status}, ${
+        type ?? 'no content type'
+      })`;
+      throw this.fail(label, what, 'unexpected-response', status);
     }
   }
 
   private errorFromResponse(res: HttpResponse, label: string): BitbucketError {
-    const { status } = res;
+    const { status, statusText } = res;
     if (status < 400) {
+      const location = res.headers.get('location') ?? '';
       let where = 'an unknown location';
-      if (URL.canParse(res.headers.get('location') ?? '', this.baseUrl)) {
-        const loc = new URL(res.headers.get('location')!, this.baseUrl);
+      if (URL.canParse(location, this.baseUrl)) {
+        const loc = new URL(location, this.baseUrl);
         loc.username = loc.password = loc.search = '';
         where = loc.toString();
       }
-      return new BitbucketError(
-        this.redactor.redact(
-          `Bitbucket ${label} was redirected (HTTP ${status}) to ${where}; redirects are not followed. Check the scheme, host and context path of integrations.bitbucketServer[].apiBaseUrl (${this.host.apiBaseUrl}).`,
-        ),
-        { kind: 'unexpected-response', status, request: label },
-      );
+      const what = `was redirected (HTTP ${status}) to ${where}; redirects are not followed. Check the scheme, host and context path of integrations.bitbucketServer[].apiBaseUrl (${this.host.apiBaseUrl}).`;
+      return this.fail(label, what, 'unexpected-response', status);
     }
     const html = htmlPage(res);
     let details: BitbucketErrorDetail[] = [];
@@ -529,9 +530,13 @@ export class BitbucketServerClient {
     } catch {
       // not JSON
     }
+    details = details.map(d => ({
+      ...d,
+      message: this.redactor.redact(d.message),
+    }));
     let what =
       res.body.toString('utf8').trim().slice(0, 200) ||
-      res.statusText ||
+      statusText ||
       'no details';
     if (details.length) {
       what = details
@@ -547,57 +552,36 @@ export class BitbucketServerClient {
           : 'A proxy or login page may be in front of Bitbucket.'
       }`;
     }
-    let message = `Bitbucket ${label} failed with HTTP ${status}${
-      res.statusText ? ` ${res.statusText}` : ''
-    }: ${what}`;
-    if (res.retryNote) message += `; ${res.retryNote}`;
-    else if (res.attempts > 1)
-      message += ` (gave up after ${res.attempts} attempts; ${RETRY_ADVICE})`;
-    return new BitbucketError(this.redactor.redact(message), {
-      kind:
-        html && status === 404
-          ? 'unexpected-response'
-          : kindForStatus(status, details),
-      status,
-      request: label,
-      details: details.map(d => ({
-        ...d,
-        message: this.redactor.redact(d.message),
-      })),
-    });
+    const failed = `failed with HTTP ${status}${
+      statusText ? ` ${statusText}` : ''
+    }: ${what}${res.retryNote ? `; ${res.retryNote}` : gaveUp(res.attempts)}`;
+    const kind =
+      html && status === 404
+        ? 'unexpected-response'
+        : kindForStatus(status, details);
+    return this.fail(label, failed, kind, status, details);
   }
 
   private errorFromException(error: unknown, label: string): Error {
     if (error instanceof OperationAbortedError) return error;
     if (!(error instanceof HttpError)) return this.redactor.redactError(error);
-    const host = new URL(this.baseUrl).host;
+    const host = new URL(this.origin).host;
     const messages: Record<string, string> = {
-      timeout: `Bitbucket ${label} got no answer within ${this.timeoutMs} ms`,
-      'too-large': `Bitbucket ${label}: ${error.detail}`,
-      tls: `Bitbucket ${label}: TLS connection to ${host} failed (${error.detail}). If the server uses a private or self-signed CA, add its PEM as fluxBootstrap.bitbucketServer[].caData or caFile for host ${this.host.host}.`,
+      timeout: ` got no answer within ${this.timeoutMs} ms`,
+      'too-large': `: ${error.detail}`,
+      tls: `: TLS connection to ${host} failed (${error.detail}). If the server uses a private or self-signed CA, add its PEM as fluxBootstrap.bitbucketServer[].caData or caFile for host ${this.host.host}.`,
     };
-    let message =
-      messages[error.kind] ??
-      `Bitbucket ${label}: cannot reach ${host} (${error.detail})`;
-    if (error.attempts > 1)
-      message += ` (gave up after ${error.attempts} attempts; ${RETRY_ADVICE})`;
-    const kinds = {
+    const kinds: Record<string, BitbucketErrorKind> = {
       timeout: 'timeout',
       'too-large': 'unexpected-response',
-    } as const;
+    };
+    const what =
+      messages[error.kind] ?? `: cannot reach ${host} (${error.detail})`;
+    const message = `Bitbucket ${label}${what}${gaveUp(error.attempts)}`;
     return new BitbucketError(this.redactor.redact(message), {
-      kind: kinds[error.kind as keyof typeof kinds] ?? 'network',
+      kind: kinds[error.kind] ?? 'network',
       request: label,
       code: error.code,
     });
-  }
-}
-
-/** `X-AUSERNAME` is URL-encoded (`alice%40corp`). */
-function decodeHeader(value: string): string {
-  try {
-    return decodeURIComponent(value);
-  } catch {
-    return value;
   }
 }

@@ -1,11 +1,9 @@
 import { errorNameForKind, FluxBootstrapError } from '../util/errors';
 
 /**
- * What went wrong talking to Bitbucket: `unauthorized` (credentials invalid, expired or revoked),
- * `forbidden` (a permission is missing: Bitbucket answers 401 with an `…AuthorisationException`,
- * some proxies 403), `not-found`, `conflict`, `bad-request` (other 4xx), `rate-limited` and
- * `server` (429 and 5xx once the retries were used up), `network`, `timeout`, and
- * `unexpected-response` (not Bitbucket's REST API: an HTML page, a redirect).
+ * What went wrong talking to Bitbucket. `forbidden` is a missing permission (Bitbucket answers
+ * 401 with an `…AuthorisationException`), `unauthorized` bad credentials; `rate-limited` and
+ * `server` come once retries are used up; `unexpected-response` is not Bitbucket's REST API.
  * @public
  */
 export type BitbucketErrorKind =
@@ -29,8 +27,7 @@ export interface BitbucketErrorDetail {
 
 /**
  * An error from Bitbucket Server, named as Backstage names its kind (`not-found` is a
- * `NotFoundError`, …). The message says which request failed and what Bitbucket answered; it
- * never contains credentials.
+ * `NotFoundError`, …); the message never contains credentials.
  * @public
  */
 export class BitbucketError extends FluxBootstrapError {
@@ -85,18 +82,17 @@ export function isBitbucketError(
 /** Parses Bitbucket's `{"errors":[…]}` body (or a bare `{message}`); empty when it is something else. */
 export function parseErrorDetails(body: unknown): BitbucketErrorDetail[] {
   const b = (body ?? {}) as { errors?: unknown; message?: unknown };
-  if (Array.isArray(b.errors)) {
-    return b.errors
-      .filter((e): e is Record<string, unknown> => !!e && typeof e === 'object')
-      .map(e => ({
-        context: typeof e.context === 'string' ? e.context : null,
-        message: typeof e.message === 'string' ? e.message : '',
-        exceptionName:
-          typeof e.exceptionName === 'string' ? e.exceptionName : null,
-      }))
-      .filter(e => e.message || e.exceptionName);
-  }
-  return typeof b.message === 'string' ? [{ message: b.message }] : [];
+  if (!Array.isArray(b.errors))
+    return typeof b.message === 'string' ? [{ message: b.message }] : [];
+  const text = (v: unknown) => (typeof v === 'string' ? v : null);
+  return b.errors
+    .filter((e): e is Record<string, unknown> => !!e && typeof e === 'object')
+    .map(e => ({
+      context: text(e.context),
+      message: text(e.message) ?? '',
+      exceptionName: text(e.exceptionName),
+    }))
+    .filter(e => e.message || e.exceptionName);
 }
 
 const KIND_OF_STATUS: Record<number, BitbucketErrorKind> = {
@@ -106,18 +102,17 @@ const KIND_OF_STATUS: Record<number, BitbucketErrorKind> = {
   429: 'rate-limited',
 };
 
-/** Maps an HTTP status and Bitbucket's error details to an error kind. */
+/** The kind of an HTTP status; a 401 with an `…AuthorisationException` is a missing permission. */
 export function kindForStatus(
   status: number,
   details: BitbucketErrorDetail[],
 ): BitbucketErrorKind {
-  if (status === 401) {
-    // Bitbucket answers a missing permission with 401 too; the exception name tells them apart.
-    const authorisation = details.some(d =>
+  if (status === 401)
+    return details.some(d =>
       /Authori[sz]ationException$/.test(d.exceptionName ?? ''),
-    );
-    return authorisation ? 'forbidden' : 'unauthorized';
-  }
+    )
+      ? 'forbidden'
+      : 'unauthorized';
   if (status >= 500) return 'server';
   if (status < 400) return 'unexpected-response';
   return KIND_OF_STATUS[status] ?? 'bad-request';

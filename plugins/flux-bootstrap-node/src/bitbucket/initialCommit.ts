@@ -8,27 +8,22 @@ import { BitbucketError, BitbucketErrorKind } from './errors';
 import { createGitHttpClient } from '../git/httpClient';
 import { isAbortError } from '../util/errors';
 
-/** Options of {@link pushInitialCommit}. */
-export interface InitialCommitOptions {
-  /** HTTPS clone URL of the repository (`…/scm/<key>/<slug>.git`). */
-  cloneUrl: string;
-  branch: string;
-  message?: string;
-  author: { name: string; email: string };
-  signal?: AbortSignal;
-}
-
 /**
- * Creates a branch in an empty repository by pushing one commit with an empty tree to it. The
- * push announces `0000…` as the branch's old value, so receive-pack only accepts it while the
- * branch does not exist: it never overwrites work, and of two concurrent runs one wins. Returns
- * the commit id; a BitbucketError of kind `conflict` when the branch appeared meanwhile.
+ * Creates a branch in an empty repository with one empty-tree commit, pushed against `0000…`:
+ * receive-pack accepts it only while the branch does not exist, so it never overwrites work and
+ * of two concurrent runs one wins (the other gets a `conflict`). Returns the commit id.
  */
 export async function pushInitialCommit(
   client: BitbucketServerClient,
-  opts: InitialCommitOptions,
+  opts: {
+    /** HTTPS clone URL of the repository (`…/scm/<key>/<slug>.git`). */
+    cloneUrl: string;
+    branch: string;
+    author: { name: string; email: string };
+    signal?: AbortSignal;
+  },
 ): Promise<string> {
-  const { branch } = opts;
+  const { branch, cloneUrl, signal } = opts;
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'flux-bootstrap-init-'));
   const ref = `refs/heads/${branch}`;
   const refused = (why: string, kind: BitbucketErrorKind) =>
@@ -38,6 +33,30 @@ export async function pushInitialCommit(
       ),
       { kind },
     );
+  const pushError = (error: unknown): Error => {
+    if (isAbortError(error)) return error as Error;
+    if (error instanceof BitbucketError) {
+      const message = `git push that creates branch "${branch}" failed: ${error.message}`;
+      return new BitbucketError(message, error);
+    }
+    const e = error as {
+      code?: string;
+      message?: string;
+      data?: { statusCode?: number };
+    };
+    const status = e?.data?.statusCode;
+    const why = client.secrets.redact(e?.message ?? String(error));
+    if (e?.code === 'PushRejectedError') return refused(why, 'conflict');
+    if (status === 401 || status === 403) {
+      return new BitbucketError(
+        `Bitbucket refused the git push that creates branch "${branch}" (HTTP ${status}): the credentials need write access (REPO_WRITE) to the repository over HTTPS`,
+        { kind: status === 401 ? 'unauthorized' : 'forbidden', status },
+      );
+    }
+    const kind = status && status >= 500 ? 'server' : 'network';
+    const message = `git push of branch "${branch}" failed: ${why}`;
+    return new BitbucketError(message, { kind, status });
+  };
   try {
     await git.init({ fs, dir, defaultBranch: branch });
     const who = {
@@ -49,7 +68,7 @@ export async function pushInitialCommit(
       fs,
       dir,
       commit: {
-        message: `${(opts.message ?? 'Initial commit').trim()}\n`,
+        message: 'Initial commit\n',
         tree: await git.writeTree({ fs, dir, tree: [] }),
         parent: [],
         author: who,
@@ -59,20 +78,20 @@ export async function pushInitialCommit(
     await git.writeRef({ fs, dir, ref, value: oid, force: true });
     // This server's trust, credentials, timeout and ref-discovery retries; a pack upload is
     // never repeated blindly.
-    const { headers, ...http } = client.gitHttpSettings(opts.cloneUrl);
+    const { headers, ...http } = client.gitHttpSettings(cloneUrl);
     const result = await git
       .push({
         fs,
-        http: createGitHttpClient({ ...http, signal: opts.signal }),
+        http: createGitHttpClient({ ...http, signal }),
         headers,
         dir,
-        url: opts.cloneUrl,
+        url: cloneUrl,
         ref,
         remoteRef: ref,
-        signal: opts.signal,
+        signal,
       })
       .catch(error => {
-        throw pushError(error, branch, client, refused);
+        throw pushError(error);
       });
     const refResult = result.refs?.[ref];
     if (!result.ok || (refResult && !refResult.ok)) {
@@ -84,38 +103,4 @@ export async function pushInitialCommit(
   } finally {
     await fsp.rm(dir, { recursive: true, force: true });
   }
-}
-
-function pushError(
-  error: unknown,
-  branch: string,
-  client: BitbucketServerClient,
-  refused: (why: string, kind: BitbucketErrorKind) => BitbucketError,
-): Error {
-  if (isAbortError(error)) return error as Error;
-  if (error instanceof BitbucketError) {
-    const { kind, status, details, request, code } = error;
-    return new BitbucketError(
-      `git push that creates branch "${branch}" failed: ${error.message}`,
-      { kind, status, details, request, code },
-    );
-  }
-  const e = error as {
-    code?: string;
-    message?: string;
-    data?: { statusCode?: number };
-  };
-  const status = e?.data?.statusCode;
-  const message = client.secrets.redact(e?.message ?? String(error));
-  if (e?.code === 'PushRejectedError') return refused(message, 'conflict');
-  if (status === 401 || status === 403) {
-    return new BitbucketError(
-      `Bitbucket refused the git push that creates branch "${branch}" (HTTP ${status}): the credentials need write access (REPO_WRITE) to the repository over HTTPS`,
-      { kind: status === 401 ? 'unauthorized' : 'forbidden', status },
-    );
-  }
-  return new BitbucketError(
-    `git push of branch "${branch}" failed: ${message}`,
-    { kind: status && status >= 500 ? 'server' : 'network', status },
-  );
 }

@@ -2,7 +2,7 @@ import type { FluxPullRequestInfo } from '@flux-bootstrap/plugin-flux-bootstrap-
 import { InputValidationError } from '../util/errors';
 import {
   BitbucketServerClient,
-  restPath,
+  repoPath,
   type BitbucketRequestOptions,
 } from './client';
 import { BitbucketError, parseErrorDetails } from './errors';
@@ -59,16 +59,17 @@ export class BitbucketPullRequests {
   ) {}
 
   /** A request to `/rest/<api>/projects/<key>/repos/<slug>/<suffix>`. */
-  private async call<T>(
+  private call<T>(
     method: string,
     api: string,
     suffix: string,
     opts: BitbucketRequestOptions = {},
   ) {
-    const template = `/rest/${api}/projects/{}/repos/{}/${suffix}`;
-    const path = restPath(template, this.projectKey, this.slug);
-    const signal = this.signal;
-    return this.client.request<T>(method, path, { ...opts, signal });
+    const path = repoPath(this.projectKey, this.slug, `/${suffix}`, api);
+    return this.client.request<T>(method, path, {
+      ...opts,
+      signal: this.signal,
+    });
   }
 
   /** The commit a branch points at; undefined when it does not exist. */
@@ -79,11 +80,7 @@ export class BitbucketPullRequests {
 
   /** The newest pull request from → to that is open, or (`ALL`) in any state. */
   async find(from: string, to: string, state: 'OPEN' | 'ALL') {
-    const path = restPath(
-      '/rest/api/1.0/projects/{}/repos/{}/pull-requests',
-      this.projectKey,
-      this.slug,
-    );
+    const path = repoPath(this.projectKey, this.slug, '/pull-requests');
     const query = { direction: 'OUTGOING', at: heads(from), state };
     const list = this.client.paginate<BitbucketPullRequest>(path, {
       query,
@@ -98,16 +95,12 @@ export class BitbucketPullRequests {
   }
 
   /**
-   * Opens a pull request from → to with `reviewers` and the default reviewers (which Bitbucket's
-   * UI adds, a REST create does not; never the caller, `X-AUSERNAME`), or returns the one open
-   * for that pair (409 `DuplicatePullRequestException` carries it).
+   * Opens a pull request with `reviewers` plus the default reviewers (Bitbucket's UI adds them, a
+   * REST create does not; never the caller), or returns the open one a 409 carries.
    */
   async open(from: string, to: string, content: PullRequestContent) {
-    const repo = await this.client.getRepository(
-      this.projectKey,
-      this.slug,
-      this.signal,
-    );
+    const { projectKey, slug, signal } = this;
+    const repo = await this.client.getRepository(projectKey, slug, signal);
     const defaults = await this.call<BitbucketUser[]>(
       'GET',
       'default-reviewers/1.0',
@@ -120,15 +113,12 @@ export class BitbucketPullRequests {
         expectedStatus: [404], // no default-reviewers plugin
       },
     );
-    const author = decodeURIComponent(
-      defaults.headers.get('x-ausername') ?? '',
-    );
     const names = new Set(content.reviewers);
     for (const u of Array.isArray(defaults.body) ? defaults.body : [])
-      if (u.name !== author) names.add(u.name);
+      if (u.name !== this.client.authenticatedUser) names.add(u.name);
     const ref = (branch: string) => ({
       id: heads(branch),
-      repository: { slug: this.slug, project: { key: this.projectKey } },
+      repository: { slug, project: { key: projectKey } },
     });
     const res = await this.call<any>('POST', 'api/1.0', 'pull-requests', {
       body: {

@@ -3,7 +3,7 @@ import { runCheckpointDirectly, type CheckpointFn } from '../util/checkpoint';
 import { EngineLogger, silentLogger } from '../util/logger';
 import type { Redactor } from '../util/redact';
 import { attempt, BitbucketAccess, resolveTokenOwner } from './access';
-import { BitbucketServerClient, restPath } from './client';
+import { BitbucketServerClient, repoPath, restPath } from './client';
 import { BitbucketError, isBitbucketError } from './errors';
 import { pushInitialCommit } from './initialCommit';
 import { BitbucketRepoRef, isProjectKey, repositorySlug } from './repoUrl';
@@ -34,11 +34,7 @@ export interface FleetRepositoryRequest {
   tokenAuth?: boolean;
 }
 
-/**
- * Collaborators of {@link ensureFleetRepository}: `checkpoint` (`ctx.checkpoint`) runs each side
- * effect once per task; a dry run logs the plan and sends nothing.
- * @public
- */
+/** Collaborators of {@link ensureFleetRepository}; `checkpoint` runs each side effect once per task. @public */
 export interface FleetRepositoryDeps {
   logger?: EngineLogger;
   redactor?: Redactor;
@@ -66,8 +62,8 @@ const lower = (s: string) => s.toLowerCase();
 const segment = encodeURIComponent;
 
 /**
- * The outputs a run would produce, computed without any request (dry-run). The project key of
- * a project given by name cannot be known without asking Bitbucket, so it is reported as given.
+ * The outputs a run would produce, without any request (dry run); a project given by name is
+ * reported as given, since its key needs Bitbucket.
  * @public
  */
 export function planRepositoryOutputs(
@@ -80,13 +76,13 @@ export function planRepositoryOutputs(
   if (ref.personal) key = `~${ref.owner!.toUpperCase()}`;
   else if (isProjectKey(ref.project)) key = ref.project.toUpperCase();
   const base = host.baseUrl.replace(/\/+$/, '');
-  const repoPath = `${segment(lower(key))}/${segment(slug)}`;
+  const scmPath = `${segment(lower(key))}/${segment(slug)}`;
   const browse = ref.personal
     ? `users/${segment(lower(ref.owner!))}`
     : `projects/${segment(key)}`;
   return {
-    remoteUrl: `${base}/scm/${repoPath}.git`,
-    sshUrl: `ssh://git@${host.sshHost}/${repoPath}.git`,
+    remoteUrl: `${base}/scm/${scmPath}.git`,
+    sshUrl: `ssh://git@${host.sshHost}/${scmPath}.git`,
     repoContentsUrl: `${base}/${browse}/repos/${segment(slug)}/browse`,
     projectKey: key,
     repoSlug: slug,
@@ -114,9 +110,9 @@ function cloneUrl(repo: BitbucketRepository, name: 'http' | 'ssh') {
 }
 
 /**
- * The outputs for a repository as Bitbucket describes it: clone links chosen by name, the user
- * info Bitbucket puts in HTTP links removed, and the SSH URL moved to the configured SSH host
- * and port (flux2#2207: an SSH URL without the port makes Flux dial port 22).
+ * The outputs for a repository as Bitbucket describes it: clone links chosen by name without
+ * user info, the SSH URL on the configured SSH host and port (flux2#2207: without the port Flux
+ * dials port 22).
  */
 export function repositoryOutputs(
   host: BitbucketServerHostConfig,
@@ -133,19 +129,15 @@ export function repositoryOutputs(
     defaultBranch,
   });
   const [http, ssh] = [cloneUrl(repo, 'http'), cloneUrl(repo, 'ssh')];
+  const link = cloneLink(repo, 'http');
+  const unusable = `Bitbucket's http clone link ${link} does not name ${key}/${repo.slug}; using ${planned.remoteUrl}`;
   if (http) http.username = http.password = '';
-  else if (cloneLink(repo, 'http')) {
-    const link = cloneLink(repo, 'http');
-    logger.warn(
-      `Bitbucket's http clone link ${link} does not name ${key}/${repo.slug}; using ${planned.remoteUrl}`,
-    );
-  }
-  const sshUser = ssh?.username || 'git';
+  else if (link) logger.warn(unusable);
   return {
     ...planned,
     remoteUrl: http?.toString() ?? planned.remoteUrl,
     sshUrl: ssh
-      ? `ssh://${sshUser}@${host.sshHost}${ssh.pathname}`
+      ? `ssh://${ssh.username || 'git'}@${host.sshHost}${ssh.pathname}`
       : planned.sshUrl,
     repoContentsUrl: repo.links?.self?.[0]?.href ?? planned.repoContentsUrl,
     projectKey: key,
@@ -154,23 +146,11 @@ export function repositoryOutputs(
   };
 }
 
-/** What the steps of a repository use case share. */
 interface Session {
   client: BitbucketServerClient;
   credentials: string;
   logger: EngineLogger;
   signal?: AbortSignal;
-}
-
-/** Runs `fn`, naming the credentials, the action and the permission it `needs` on failure. */
-function tryTo<T>(
-  s: Session,
-  action: string,
-  needs: string,
-  fn: () => Promise<T>,
-) {
-  const { client, credentials } = s;
-  return attempt({ client, credentials, action, needs }, fn);
 }
 
 /**
@@ -179,8 +159,9 @@ function tryTo<T>(
  */
 function resolveProject(s: Session, keyOrName: string) {
   const { client, signal } = s;
+  const action = `read project "${keyOrName}"`;
   const needs = `PROJECT_READ on project ${keyOrName}`;
-  return tryTo(s, `read project "${keyOrName}"`, needs, async () => {
+  return attempt({ ...s, action, needs }, async () => {
     const keys = isProjectKey(keyOrName)
       ? [keyOrName, keyOrName.toUpperCase()]
       : [];
@@ -193,17 +174,17 @@ function resolveProject(s: Session, keyOrName: string) {
       if (res.status !== 404 && res.body?.key) return res.body;
     }
     const similar: string[] = [];
+    const query = { name: keyOrName };
     for await (const p of client.paginate<BitbucketProject>(
       '/rest/api/1.0/projects',
-      { query: { name: keyOrName }, signal },
+      { query, signal },
     )) {
       if (p.name === keyOrName) return p;
       if (similar.length < 5) similar.push(`${p.name} (${p.key})`);
     }
-    const hint = similar.length
-      ? ` Projects whose name contains "${keyOrName}": ${similar.join(
-          ', ',
-        )} — use the project key.`
+    const names = similar.join(', ');
+    const hint = names
+      ? ` Projects whose name contains "${keyOrName}": ${names} — use the project key.`
       : '';
     throw new BitbucketError(
       `Project "${keyOrName}" was not found on Bitbucket ${client.host.host}: no project has that key or exactly that name, or ${s.credentials} cannot see it (PROJECT_READ is needed).${hint}`,
@@ -213,9 +194,8 @@ function resolveProject(s: Session, keyOrName: string) {
 }
 
 /**
- * Finds the repository a `repoUrl` names, without creating anything: the project by key (or
- * exact name) or `~owner`, then the repository by its slug. Fails clearly when it does not
- * exist (create it with `bitbucket:create-repo` first).
+ * Finds the repository a `repoUrl` names, creating nothing: the project by key, exact name or
+ * `~owner`, then the repository by slug; fails clearly when it does not exist.
  * @public
  */
 export async function locateBitbucketRepository(
@@ -228,8 +208,11 @@ export async function locateBitbucketRepository(
   const projectKey = ref.personal
     ? `~${ref.owner}`
     : (await resolveProject(s, ref.project)).key;
-  const slug = repositorySlug(ref.repo);
-  const repo = await client.getRepository(projectKey, slug, opts.signal);
+  const repo = await client.getRepository(
+    projectKey,
+    repositorySlug(ref.repo),
+    opts.signal,
+  );
   if (!repo) {
     throw new BitbucketError(
       `Repository "${ref.repo}" does not exist in ${projectKey} on Bitbucket ${ref.host} (or ${credentials} cannot see it): create it first, e.g. with bitbucket:create-repo`,
@@ -241,8 +224,8 @@ export async function locateBitbucketRepository(
 }
 
 /**
- * The project to create in: `~owner` once the credentials proved to be the owner's (Bitbucket
- * would create the repository under the credentials' own user, or refuse), else the project.
+ * The project to create in: `~owner` only once the credentials proved to be the owner's
+ * (Bitbucket would create the repository under the credentials' own user, or refuse).
  */
 async function owningProject(s: Session, ref: BitbucketRepoRef) {
   if (!ref.personal) {
@@ -255,8 +238,9 @@ async function owningProject(s: Session, ref: BitbucketRepoRef) {
     return project.key;
   }
   const owner = ref.owner!;
+  const action = 'identify its user';
   const needs = `a licensed user on ${s.client.host.host}`;
-  const me = await tryTo(s, 'identify its user', needs, () =>
+  const me = await attempt({ ...s, action, needs }, () =>
     s.client.currentUser(s.signal),
   );
   if ([me.name, me.user?.slug ?? ''].some(n => lower(n) === lower(owner))) {
@@ -271,9 +255,8 @@ async function owningProject(s: Session, ref: BitbucketRepoRef) {
 }
 
 /**
- * The repository, created when missing (`public` sent explicitly). A 409 means it was created
- * concurrently, or by an earlier attempt whose answer was lost: it is reused. The value is
- * public JSON (a checkpoint stores it).
+ * The repository, created when missing; a 409 (created concurrently, or by an attempt whose
+ * answer was lost) is reused. The value is public JSON (a checkpoint stores it).
  */
 async function ensureRepository(
   s: Session,
@@ -282,25 +265,25 @@ async function ensureRepository(
 ) {
   const { client, signal } = s;
   const { ref } = req.bitbucket;
-  const slug = repositorySlug(ref.repo);
-  const inProject = `${projectKey}`;
   const find = () =>
-    tryTo(
-      s,
-      `read repositories of ${inProject}`,
-      `PROJECT_READ on project ${inProject}`,
-      () => client.getRepository(projectKey, slug, signal),
+    attempt(
+      {
+        ...s,
+        action: `read repositories of ${projectKey}`,
+        needs: `PROJECT_READ on project ${projectKey}`,
+      },
+      () => client.getRepository(projectKey, repositorySlug(ref.repo), signal),
     );
   const existing = await find();
   if (existing) return { created: false, repo: existing };
+  const visibility = req.private ? 'private' : 'public';
   s.logger.info(
-    `Creating ${req.private ? 'private' : 'public'} repository "${
-      ref.repo
-    }" in ${projectKey} with default branch "${req.defaultBranch}"`,
+    `Creating ${visibility} repository "${ref.repo}" in ${projectKey} with default branch "${req.defaultBranch}"`,
   );
   const needs = ref.personal
     ? 'to be the owner of the personal project'
     : 'the project permission "Create repository" (REPO_CREATE) or PROJECT_ADMIN';
+  const action = `create repositories in ${projectKey}`;
   const body = {
     name: ref.repo,
     scmId: 'git',
@@ -310,12 +293,10 @@ async function ensureRepository(
   };
   const path = restPath('/rest/api/1.0/projects/{}/repos', projectKey);
   try {
-    const res = await tryTo(
-      s,
-      `create repositories in ${projectKey}`,
-      `${needs} on project ${projectKey}`,
+    // A repeat answers 409, handled below.
+    const res = await attempt(
+      { ...s, action, needs: `${needs} on project ${projectKey}` },
       () =>
-        // A repeat answers 409, handled below.
         client.request<BitbucketRepository>('POST', path, {
           body,
           signal,
@@ -332,55 +313,46 @@ async function ensureRepository(
 
 /** The permission a group holds on a repository (`filter` is a substring: names compared exactly). */
 async function groupPermission(s: Session, path: string, group: string) {
+  const query = { filter: group };
   for await (const p of s.client.paginate<{
     group: { name: string };
     permission: string;
-  }>(path, { query: { filter: group }, signal: s.signal })) {
+  }>(path, { query, signal: s.signal }))
     if (p.group?.name === group) return p.permission;
-  }
   return undefined;
 }
 
-/**
- * Grants a group exactly the requested repository permission and reads it back (a re-run
- * converges; another level set by hand is replaced).
- */
+/** Grants a group exactly the requested permission (another level is replaced) and reads it back. */
 function ensureGroupPermission(
   s: Session,
   repo: { projectKey: string; slug: string },
   { name, permission }: BitbucketGroupGrant,
 ) {
   const where = `${repo.projectKey}/${repo.slug}`;
-  const path = restPath(
-    '/rest/api/1.0/projects/{}/repos/{}/permissions/groups',
-    repo.projectKey,
-    repo.slug,
-  );
+  const path = repoPath(repo.projectKey, repo.slug, '/permissions/groups');
   const action = `grant group "${name}" ${permission} on ${where}`;
-  return tryTo(s, action, `REPO_ADMIN on repository ${where}`, async () => {
+  const needs = `REPO_ADMIN on repository ${where}`;
+  return attempt({ ...s, action, needs }, async () => {
     const current = await groupPermission(s, path, name);
     if (current === permission) {
       s.logger.info(`Group "${name}" already has ${permission} on ${where}`);
       return { changed: false };
     }
     const query = { name, permission };
-    await s.client
-      .request('PUT', path, { query, signal: s.signal })
-      .catch(error => {
-        const text = `${error.exceptionName} ${error.bitbucketMessage}`;
-        if (!isBitbucketError(error, 'not-found') || !/group/i.test(text))
-          throw error;
-        throw new BitbucketError(
-          `Group "${name}" does not exist on Bitbucket ${s.client.host.host}; create it or fix groups[].name.`,
-          { kind: 'not-found', status: 404, details: error.details },
-        );
-      });
-    const after = await groupPermission(s, path, name);
+    const put = s.client.request('PUT', path, { query, signal: s.signal });
+    await put.catch(error => {
+      const text = `${error.exceptionName} ${error.bitbucketMessage}`;
+      if (!isBitbucketError(error, 'not-found') || !/group/i.test(text))
+        throw error;
+      throw new BitbucketError(
+        `Group "${name}" does not exist on Bitbucket ${s.client.host.host}; create it or fix groups[].name.`,
+        { kind: 'not-found', status: 404, details: error.details },
+      );
+    });
+    const after = (await groupPermission(s, path, name)) ?? 'no permission';
     if (after !== permission) {
       throw new BitbucketError(
-        `Bitbucket accepted granting ${permission} to group "${name}" on ${where}, but reading it back gives ${
-          after ?? 'no permission'
-        }`,
+        `Bitbucket accepted granting ${permission} to group "${name}" on ${where}, but reading it back gives ${after}`,
         { kind: 'server' },
       );
     }
@@ -390,10 +362,7 @@ function ensureGroupPermission(
   });
 }
 
-/**
- * Makes `branch` the repository's default branch: `PUT …/default-branch` (Bitbucket 7.5+),
- * falling back to the older `PUT …/branches/default`.
- */
+/** Makes `branch` the default: `PUT …/default-branch` (Bitbucket 7.5+), else `PUT …/branches/default`. */
 export async function setDefaultBranch(
   client: BitbucketServerClient,
   projectKey: string,
@@ -401,7 +370,7 @@ export async function setDefaultBranch(
   branch: string,
   signal?: AbortSignal,
 ): Promise<void> {
-  const repo = restPath('/rest/api/1.0/projects/{}/repos/{}', projectKey, slug);
+  const repo = repoPath(projectKey, slug);
   const body = { id: `refs/heads/${branch}` };
   const res = await client.request('PUT', `${repo}/default-branch`, {
     body,
@@ -413,7 +382,6 @@ export async function setDefaultBranch(
   }
 }
 
-/** The author of an initial commit: the credentials' user, else `Flux`. */
 async function commitAuthor(s: Session) {
   try {
     const { name, user } = await s.client.currentUser(s.signal);
@@ -425,14 +393,10 @@ async function commitAuthor(s: Session) {
 }
 
 /**
- * Makes sure `branch` exists so that the next step can push to it. An empty Bitbucket
- * repository has no branch at all, whatever `defaultBranch` it was created with: it gets one
- * empty-tree commit on `branch` (pushed against `0000…`, so it only lands while the branch does
- * not exist), which is then made the default (Bitbucket before 7.5 ignores `defaultBranch` at
- * creation). Flux's CLI pushes `master` and then `main` instead (spec §4.3 A5, §4.6 #2). In a
- * repository with other branches, `branch` is created from the default branch's head and the
- * default is left alone; an existing branch is made the default only with `makeDefault`. The
- * value is public JSON (a checkpoint stores it).
+ * Makes sure `branch` exists. An empty repository has no branch whatever its `defaultBranch`: it
+ * gets an initial commit on `branch`, made the default (Bitbucket before 7.5 ignores
+ * `defaultBranch`; Flux's CLI pushes `master` then `main`, spec §4.3 A5, §4.6 #2). Otherwise the
+ * branch is created from the default branch's head. The value is public JSON (a checkpoint).
  */
 async function ensureBranch(
   s: Session,
@@ -443,20 +407,19 @@ async function ensureBranch(
   const { client, signal, logger } = s;
   const { projectKey, slug } = repository;
   const repo = `${projectKey}/${slug}`;
-  const needs = (permission: string) => `${permission} on repository ${repo}`;
+  const tryTo = <T>(action: string, needs: string, fn: () => Promise<T>) =>
+    attempt({ ...s, action, needs: `${needs} on repository ${repo}` }, fn);
   const getBranch = () => client.getBranch(projectKey, slug, branch, signal);
+  const failed = (action: string) =>
+    new BitbucketError(`Bitbucket did not ${action}`, { kind: 'server' });
 
   const ensureDefault = async () => {
     if ((await getBranch())?.isDefault !== false) return;
     const action = `make "${branch}" the default branch of ${repo}`;
-    await tryTo(s, action, needs('REPO_ADMIN'), () =>
+    await tryTo(action, 'REPO_ADMIN', () =>
       setDefaultBranch(client, projectKey, slug, branch, signal),
     );
-    if ((await getBranch())?.isDefault === false) {
-      throw new BitbucketError(`Bitbucket did not ${action}`, {
-        kind: 'server',
-      });
-    }
+    if ((await getBranch())?.isDefault === false) throw failed(action);
     logger.info(`Made "${branch}" the default branch of ${repo}`);
   };
 
@@ -470,16 +433,11 @@ async function ensureBranch(
     return { head, created: null };
   }
 
-  const branches = restPath(
-    '/rest/api/1.0/projects/{}/repos/{}/branches',
-    projectKey,
-    slug,
-  );
-  const query = { limit: 25, details: false };
+  const branches = repoPath(projectKey, slug, '/branches');
   const list = await client.request<BitbucketPage<BitbucketBranch> | undefined>(
     'GET',
     branches,
-    { query, signal },
+    { query: { limit: 25, details: false }, signal },
   );
   const others = list.body?.values ?? [];
   if (others.length === 0) {
@@ -488,18 +446,10 @@ async function ensureBranch(
     );
     const author = await commitAuthor(s);
     let head: string | undefined;
+    const push = `push branch "${branch}" to ${repo}`;
     try {
-      head = await tryTo(
-        s,
-        `push branch "${branch}" to ${repo}`,
-        needs('REPO_WRITE'),
-        () =>
-          pushInitialCommit(client, {
-            cloneUrl: repository.cloneUrl,
-            branch,
-            author,
-            signal,
-          }),
+      head = await tryTo(push, 'REPO_WRITE', () =>
+        pushInitialCommit(client, { ...repository, branch, author, signal }),
       );
     } catch (error) {
       if (!isBitbucketError(error, 'conflict')) throw error;
@@ -516,43 +466,29 @@ async function ensureBranch(
     `Branch "${branch}" is missing in ${repo}; creating it from "${base.displayId}"`,
   );
   const body = { name: branch, startPoint: base.id };
-  const created = await tryTo(
-    s,
-    `create branch "${branch}" in ${repo}`,
-    needs('REPO_WRITE'),
-    async () => {
-      // A repeat answers 409: the branch is read below.
-      const res = await client.request<BitbucketBranch>('POST', branches, {
-        body,
-        signal,
-        expectedStatus: [409],
-        retry: true,
-      });
-      return res.status === 409 ? undefined : res.body;
-    },
-  );
+  const action = `create branch "${branch}" in ${repo}`;
+  const created = await tryTo(action, 'REPO_WRITE', async () => {
+    // A repeat answers 409: the branch is read below.
+    const res = await client.request<BitbucketBranch>('POST', branches, {
+      body,
+      signal,
+      expectedStatus: [409],
+      retry: true,
+    });
+    return res.status === 409 ? undefined : res.body;
+  });
   const head =
     created?.latestCommit ??
     (await client.getBranchHead(projectKey, slug, branch, signal));
-  if (!head) {
-    throw new BitbucketError(
-      `Bitbucket did not create branch "${branch}" in ${repo}`,
-      {
-        kind: 'server',
-      },
-    );
-  }
+  if (!head) throw failed(action);
   return { head, created: 'from-default-branch' };
 }
 
 /**
- * `bitbucket:create-repo`: makes sure the fleet repository exists. With `tokenAuth` the
- * credentials are first checked to belong to a user (Flux will sign in as that user). Then the
- * owner is resolved (`~owner`: the credentials must be the owner's), the repository created when
- * missing (`public` sent explicitly, the requested default branch), each group granted exactly
- * its permission (read back), and the default branch made to exist. Every side effect runs
- * inside `checkpoint` with a stable key and is idempotent on its own: three runs in a row give
- * one repository, one permission per group and no error. A dry run sends nothing.
+ * `bitbucket:create-repo`: with `tokenAuth` checks that the credentials belong to a user, resolves
+ * the owner (`~owner` needs the owner's credentials), creates the repository when missing, grants
+ * each group exactly its permission and makes the default branch exist. Each side effect runs in
+ * `checkpoint` with a stable key and is idempotent; a dry run sends nothing.
  * @public
  */
 export async function ensureFleetRepository(
@@ -563,6 +499,7 @@ export async function ensureFleetRepository(
   const checkpoint = deps.checkpoint ?? runCheckpointDirectly;
   const { signal } = deps;
   const { ref, host, auth, credentials } = req.bitbucket;
+  const visibility = req.private ? 'private' : 'public';
 
   if (deps.dryRun) {
     const planned = planRepositoryOutputs(host, { ref, ...req });
@@ -572,11 +509,7 @@ export async function ensureFleetRepository(
     const grants = req.groups.map(g => `${g.name}=${g.permission}`);
     const granting = grants.length ? ` and grant ${grants.join(', ')}` : '';
     logger.info(
-      `Dry run: would ${check}ensure ${
-        req.private ? 'private' : 'public'
-      } repository ${planned.projectKey}/${planned.repoSlug} on ${
-        host.host
-      } with default branch "${req.defaultBranch}"${granting}; no request sent`,
+      `Dry run: would ${check}ensure ${visibility} repository ${planned.projectKey}/${planned.repoSlug} on ${host.host} with default branch "${req.defaultBranch}"${granting}; no request sent`,
     );
     return planned;
   }
@@ -584,10 +517,8 @@ export async function ensureFleetRepository(
   logger.info(
     `Using ${credentials} for Bitbucket ${host.host} (${host.baseUrl})`,
   );
-  const client = new BitbucketServerClient(host, auth, {
-    logger,
-    redactor: deps.redactor,
-  });
+  const { redactor } = deps;
+  const client = new BitbucketServerClient(host, auth, { logger, redactor });
   const s: Session = { client, credentials, logger, signal };
   if (req.tokenAuth) {
     const owner = await resolveTokenOwner(client, { signal, credentials });
@@ -599,26 +530,27 @@ export async function ensureFleetRepository(
   const { created, outputs, isPublic } = await checkpoint(
     `repository.${lower(projectKey)}.${repositorySlug(ref.repo)}`,
     async () => {
-      const r = await ensureRepository(s, projectKey, req);
-      const out = repositoryOutputs(
-        host,
-        r.repo,
-        req.defaultBranch,
-        r.created,
-        logger,
-      );
-      return { created: r.created, outputs: out, isPublic: r.repo.public };
+      const { repo, ...r } = await ensureRepository(s, projectKey, req);
+      const { defaultBranch } = req;
+      return {
+        created: r.created,
+        outputs: repositoryOutputs(
+          host,
+          repo,
+          defaultBranch,
+          r.created,
+          logger,
+        ),
+        isPublic: repo.public,
+      };
     },
   );
   const target = { projectKey: outputs.projectKey, slug: outputs.repoSlug };
   const where = `${target.projectKey}/${target.slug}`;
   if (!created && isPublic === req.private) {
+    const is = isPublic ? 'public' : 'private';
     logger.warn(
-      `Repository ${where} is ${
-        isPublic ? 'public' : 'private'
-      } although private: ${
-        req.private
-      } was asked; an existing repository's visibility is left unchanged`,
+      `Repository ${where} is ${is} although private: ${req.private} was asked; an existing repository's visibility is left unchanged`,
     );
   }
   const keyOf = `${lower(target.projectKey)}.${target.slug}`;
@@ -627,18 +559,11 @@ export async function ensureFleetRepository(
       ensureGroupPermission(s, target, grant),
     );
   }
+  const branchRepo = { ...target, cloneUrl: outputs.remoteUrl };
   await checkpoint(`default-branch.${keyOf}.${req.defaultBranch}`, () =>
-    ensureBranch(
-      s,
-      { ...target, cloneUrl: outputs.remoteUrl },
-      req.defaultBranch,
-      created,
-    ),
+    ensureBranch(s, branchRepo, req.defaultBranch, created),
   );
-  logger.info(
-    `Repository ${where} ${created ? 'created' : 'reused'}: ${
-      outputs.repoContentsUrl
-    }`,
-  );
+  const done = created ? 'created' : 'reused';
+  logger.info(`Repository ${where} ${done}: ${outputs.repoContentsUrl}`);
   return { ...outputs, tokenOwner: client.authenticatedUser };
 }

@@ -1,9 +1,9 @@
-import { restPath } from './client';
+import { repoPath, restPath } from './client';
 import { isBitbucketError } from './errors';
 import type { BitbucketPullRequests } from './pullRequests';
 
-/** The parts of Bitbucket's `RestRefRestriction` the engine reads. @public */
-export interface BitbucketRestriction {
+/** The parts of Bitbucket's `RestRefRestriction` the engine reads. */
+interface BitbucketRestriction {
   type: string;
   matcher: { id: string; type: { id: string } };
   users?: { name: string }[];
@@ -18,9 +18,8 @@ const CATEGORY: Record<string, string> = {
 };
 
 /**
- * Whether a restriction's matcher applies to a branch. Patterns are Bitbucket's (Ant-like: `?`,
- * `*` within a segment, `**` whole segments, a trailing `/` means `/**`), matched against whole
- * trailing segments of `refs/heads/<branch>`; `MODEL_BRANCH` development is the default branch.
+ * Whether a restriction's matcher applies to a branch. Patterns are Ant-like (`?`, `*` within a
+ * segment, `**` whole segments, trailing `/` is `/**`) against trailing segments of the ref.
  * @public
  */
 export function restrictionMatches(
@@ -52,10 +51,8 @@ export function restrictionMatches(
 }
 
 /**
- * Whether `user` may push `branch` directly, from the repository's and its project's branch
- * restrictions: `direct`; `pull-request` (a `read-only` or `pull-request-only` one refuses it);
- * `unknown` when they cannot be read (that needs REPO_ADMIN: a REPO_WRITE token gets 401) or
- * only a group exemption could allow it. `reason` says which.
+ * Whether `user` may push `branch` directly per the repository's and project's restrictions;
+ * `unknown` when they cannot be read (needs REPO_ADMIN) or only a group exemption could allow it.
  * @public
  */
 export async function directPushVerdict(
@@ -69,17 +66,15 @@ export async function directPushVerdict(
 }> {
   const { client, projectKey, slug, signal } = repo;
   const found: BitbucketRestriction[] = [];
+  const api = 'branch-permissions/2.0';
+  const project = restPath(`/rest/${api}/projects/{}`, projectKey);
   try {
-    const base = restPath(
-      '/rest/branch-permissions/2.0/projects/{}',
-      projectKey,
-    );
-    for (const path of [restPath(`${base}/repos/{}`, slug), base])
+    for (const path of [repoPath(projectKey, slug, '', api), project]) {
+      const list = `${path}/restrictions`;
       found.push(
-        ...(await client.listAll<BitbucketRestriction>(`${path}/restrictions`, {
-          signal,
-        })),
+        ...(await client.listAll<BitbucketRestriction>(list, { signal })),
       );
+    }
   } catch (error) {
     if (!isBitbucketError(error, 'forbidden', 'unauthorized', 'not-found'))
       throw error;
@@ -95,9 +90,10 @@ export async function directPushVerdict(
       restrictionMatches(r, branch, defaultBranch) &&
       !r.users?.some(u => u.name === user),
   );
-  const names = `branch ${branch} has the restriction ${refusing
-    .map(r => `${r.type} ${r.matcher.id}`)
-    .join(', ')}`;
+  const restrictions = refusing.map(r => `${r.type} ${r.matcher.id}`);
+  const names = `branch ${branch} has the restriction ${restrictions.join(
+    ', ',
+  )}`;
   if (refusing.some(r => !r.groups?.length))
     return {
       decision: 'pull-request',

@@ -1,7 +1,4 @@
-/*
- * The parts of Bitbucket Server / Data Center's REST shapes the engine reads (Atlassian's `Rest*`
- * models of `/rest/api/1.0` and `/rest/keys/1.0`).
- */
+// The parts of Atlassian's `Rest*` models (`/rest/api/1.0`, `/rest/keys/1.0`) the engine reads.
 
 /** A page of a paged Bitbucket list. @public */
 export interface BitbucketPage<T> {

@@ -7,11 +7,7 @@ export type BitbucketServerAuth =
   | { token: string }
   | { username: string; password: string };
 
-/**
- * One Bitbucket Server / Data Center host: Backstage's `integrations.bitbucketServer[]` entry
- * (read by `ScmIntegrations`), with our extras from `fluxBootstrap.bitbucketServer[]`.
- * @public
- */
+/** An `integrations.bitbucketServer[]` host with its `fluxBootstrap.bitbucketServer[]` extras. @public */
 export interface BitbucketServerHostConfig {
   /** `integrations.bitbucketServer[].host`, e.g. `bitbucket.example.com` or `127.0.0.1:7990`. */
   host: string;
@@ -32,12 +28,7 @@ export interface BitbucketServerHostConfig {
   commitSigningKey?: string;
 }
 
-/**
- * Every configured Bitbucket Server host, read once: Backstage's integration config through
- * `ScmIntegrations` (host, `apiBaseUrl` and its default, token or username/password), our extras
- * matched by host, a `caFile` read here.
- * @public
- */
+/** Every configured Bitbucket Server host through `ScmIntegrations`, extras matched by host. @public */
 export async function readBitbucketServerHosts(
   config: Config,
 ): Promise<BitbucketServerHostConfig[]> {

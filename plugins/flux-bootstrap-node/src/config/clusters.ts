@@ -2,9 +2,8 @@ import fs from 'node:fs/promises';
 import type { Config } from '@backstage/config';
 
 /**
- * How to reach one Kubernetes API server. Comes from Backstage's
- * `kubernetes.clusterLocatorMethods[type=config].clusters[]`, or from a kubeconfig context when
- * `fluxBootstrap.allowKubeconfigContexts` is on (local development).
+ * How to reach one Kubernetes API server: a `kubernetes.clusterLocatorMethods[type=config]`
+ * cluster, or a kubeconfig context with `fluxBootstrap.allowKubeconfigContexts`.
  * @public
  */
 export interface ClusterConnection {
@@ -21,10 +20,7 @@ export interface ClusterConnection {
   source: 'config' | 'kubeconfig';
 }
 
-/**
- * `caData` is base64 PEM as in kubeconfig files (a raw PEM is accepted too); a `caFile` is read
- * here, once.
- */
+/** `caData` is base64 PEM as in kubeconfig files (raw PEM accepted), or a `caFile` read once. */
 async function readCa(c: Config): Promise<string | undefined> {
   const caData = c.getOptionalString('caData')?.trim();
   if (caData?.startsWith('-----BEGIN')) return caData;
@@ -42,21 +38,17 @@ export async function readConfigClusters(
   )
     .filter(m => m.getOptionalString('type') === 'config')
     .flatMap(m => m.getOptionalConfigArray('clusters') ?? []);
-  const clusters = await Promise.all(
-    entries.map(async (c): Promise<ClusterConnection | undefined> => {
-      const name = c.getOptionalString('name');
-      const url = c.getOptionalString('url');
-      if (!name || !url) return undefined;
-      return {
-        name,
+  return Promise.all(
+    entries
+      .filter(c => c.getOptionalString('name') && c.getOptionalString('url'))
+      .map(async c => ({
+        name: c.getString('name'),
         title: c.getOptionalString('title'),
-        url: url.replace(/\/+$/, ''),
+        url: c.getString('url').replace(/\/+$/, ''),
         token: c.getOptionalString('serviceAccountToken') || undefined,
         caPem: await readCa(c),
         skipTLSVerify: c.getOptionalBoolean('skipTLSVerify') ?? false,
-        source: 'config',
-      };
-    }),
+        source: 'config' as const,
+      })),
   );
-  return clusters.filter((c): c is ClusterConnection => !!c);
 }

@@ -20,18 +20,14 @@ import {
 } from './bitbucketServer';
 import { ClusterConnection, readConfigClusters } from './clusters';
 
-/** The Flux release the generator is tested with; used when neither input nor config names one. @public */
+/** The Flux release used when neither input nor config names one. @public */
 export const DEFAULT_FLUX_VERSION = 'v2.9.4';
 
 /** Where official release bundles live: `<base>/<version>/manifests.tar.gz`. @public */
 export const FLUX_RELEASES_BASE_URL =
   'https://github.com/fluxcd/flux2/releases/download';
 
-/**
- * Everything the plugins read from the app config, read once (see {@link fluxBootstrapSettings})
- * and handed to the engine's functions.
- * @public
- */
+/** Everything the plugins read from the app config, read once ({@link fluxBootstrapSettings}). @public */
 export interface FluxBootstrapSettings {
   /** `integrations.bitbucketServer[]` with their `fluxBootstrap.bitbucketServer[]` extras. */
   bitbucketServer: BitbucketServerHostConfig[];
@@ -51,6 +47,19 @@ export interface FluxBootstrapSettings {
   kubernetesVersions: KubernetesVersionSupport[];
 }
 
+const MANIFESTS_DEFAULTS = {
+  'fluxBootstrap.manifests': {
+    baseUrl: FLUX_RELEASES_BASE_URL,
+    defaultVersion: DEFAULT_FLUX_VERSION,
+    cacheDir: 'flux-bootstrap-manifests',
+  },
+  'fluxBootstrap.operator.manifests': {
+    baseUrl: FLUX_OPERATOR_RELEASES_BASE_URL,
+    defaultVersion: DEFAULT_FLUX_OPERATOR_VERSION,
+    cacheDir: 'flux-bootstrap-operator',
+  },
+};
+
 /**
  * Reads `fluxBootstrap.manifests` (Flux's release bundles), or with `key`
  * `fluxBootstrap.operator.manifests` (the Flux Operator's `install.yaml`); errors name the key.
@@ -58,16 +67,14 @@ export interface FluxBootstrapSettings {
  */
 export function readManifestsConfig(
   config: Config,
-  key:
-    | 'fluxBootstrap.manifests'
-    | 'fluxBootstrap.operator.manifests' = 'fluxBootstrap.manifests',
+  key: keyof typeof MANIFESTS_DEFAULTS = 'fluxBootstrap.manifests',
 ): ManifestsSourceConfig {
-  const operator = key !== 'fluxBootstrap.manifests';
+  const defaults = MANIFESTS_DEFAULTS[key];
   const c = config.getOptionalConfig(key);
-  const baseUrl = (
-    c?.getOptionalString('baseUrl') ??
-    (operator ? FLUX_OPERATOR_RELEASES_BASE_URL : FLUX_RELEASES_BASE_URL)
-  ).replace(/\/+$/, '');
+  const baseUrl = (c?.getOptionalString('baseUrl') ?? defaults.baseUrl).replace(
+    /\/+$/,
+    '',
+  );
   const parsed = URL.canParse(baseUrl) ? new URL(baseUrl) : undefined;
   let problem: string | undefined;
   if (!parsed) problem = `"${baseUrl}" is not a URL`;
@@ -88,9 +95,9 @@ export function readManifestsConfig(
     sha256[version] = sum.trim().toLowerCase();
   }
   const defaultVersion =
-    c?.getOptionalString('defaultVersion') ??
-    (operator ? DEFAULT_FLUX_OPERATOR_VERSION : DEFAULT_FLUX_VERSION);
-  if (!operator) validateFluxVersion(defaultVersion, `${key}.defaultVersion`);
+    c?.getOptionalString('defaultVersion') ?? defaults.defaultVersion;
+  if (key === 'fluxBootstrap.manifests')
+    validateFluxVersion(defaultVersion, `${key}.defaultVersion`);
   else if (!/^v\d+\.\d+\.\d+$/.test(defaultVersion))
     throw new InputValidationError(
       `${key}.defaultVersion`,
@@ -101,10 +108,7 @@ export function readManifestsConfig(
     localPath: c?.getOptionalString('localPath') || undefined,
     cacheDir:
       c?.getOptionalString('cacheDir') ??
-      path.join(
-        os.tmpdir(),
-        operator ? 'flux-bootstrap-operator' : 'flux-bootstrap-manifests',
-      ),
+      path.join(os.tmpdir(), defaults.cacheDir),
     sha256,
     defaultVersion,
     caPem: c?.getOptionalString('caData') || undefined,
@@ -112,42 +116,30 @@ export function readManifestsConfig(
   };
 }
 
-/**
- * Default of `fluxBootstrap.status.concurrency`. Reading a cluster is waiting on the network,
- * not CPU, so a fleet of this many clusters is read in one wave.
- * @public
- */
+/** Default of `fluxBootstrap.status.concurrency`: reading clusters waits on the network, not CPU. @public */
 export const DEFAULT_STATUS_CONCURRENCY = 100;
 
 /** Reads `fluxBootstrap.status.*` with its defaults. @public */
 export function readFluxStatusSettings(config: Config): FluxStatusSettings {
+  const invalid = (key: string, message: string) =>
+    new InputValidationError(`fluxBootstrap.status.${key}`, message);
   const positive = (key: string, fallback: number) => {
     const value = config.getOptionalNumber(`fluxBootstrap.status.${key}`);
     if (value === undefined) return fallback;
     if (value > 0) return value;
-    throw new InputValidationError(
-      `fluxBootstrap.status.${key}`,
-      'must be a positive number',
-    );
+    throw invalid(key, 'must be a positive number');
   };
   const namespace = config.getOptionalString('fluxBootstrap.status.namespace');
-  if (namespace && !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace)) {
-    throw new InputValidationError(
-      'fluxBootstrap.status.namespace',
-      'must be a DNS-1123 label',
-    );
-  }
+  if (namespace && !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace))
+    throw invalid('namespace', 'must be a DNS-1123 label');
   const cacheTtlMs = positive('cacheTtlSeconds', 15) * 1000;
+  const transitionalMs = positive('transitionalCacheTtlSeconds', 2) * 1000;
+  const concurrency = positive('concurrency', DEFAULT_STATUS_CONCURRENCY);
   return {
     cacheTtlMs,
-    transitionalCacheTtlMs: Math.min(
-      cacheTtlMs,
-      positive('transitionalCacheTtlSeconds', 2) * 1000,
-    ),
+    transitionalCacheTtlMs: Math.min(cacheTtlMs, transitionalMs),
     clusterTimeoutMs: positive('clusterTimeoutSeconds', 5) * 1000,
-    concurrency: Math.floor(
-      positive('concurrency', DEFAULT_STATUS_CONCURRENCY),
-    ),
+    concurrency: Math.floor(concurrency),
     namespace,
   };
 }
@@ -160,26 +152,21 @@ export async function readFluxBootstrapSettings(
     readBitbucketServerHosts(config),
     readConfigClusters(config),
   ]);
+  const flag = (key: string) => config.getOptionalBoolean(key) ?? false;
+  const operator = 'fluxBootstrap.operator.manifests';
   return {
     bitbucketServer,
-    requireScmUserCredentials:
-      config.getOptionalBoolean('scaffolder.requireScmUserCredentials') ??
-      false,
+    requireScmUserCredentials: flag('scaffolder.requireScmUserCredentials'),
     clusters,
-    allowKubeconfigContexts:
-      config.getOptionalBoolean('fluxBootstrap.allowKubeconfigContexts') ??
-      false,
+    allowKubeconfigContexts: flag('fluxBootstrap.allowKubeconfigContexts'),
     manifests: readManifestsConfig(config),
-    operatorManifests: readManifestsConfig(
-      config,
-      'fluxBootstrap.operator.manifests',
-    ),
+    operatorManifests: readManifestsConfig(config, operator),
     status: readFluxStatusSettings(config),
     kubernetesVersions: readKubernetesVersionsConfig(config),
   };
 }
 
-/** The settings of a running plugin: read at start, read again when the config changes. @public */
+/** The settings of a running plugin, read at start and again when the config changes. @public */
 export interface FluxBootstrapSettingsSource {
   /** The current settings (rejects when the configuration is invalid). */
   get(): Promise<FluxBootstrapSettings>;
@@ -188,9 +175,8 @@ export interface FluxBootstrapSettingsSource {
 }
 
 /**
- * Reads the settings once, and again whenever Backstage's config service reports a change
- * (`config.subscribe`, e.g. app-config files being watched). A changed configuration that is
- * invalid is logged and ignored: the last good settings stay in use.
+ * Reads the settings once, and again when Backstage's config service reports a change
+ * (`config.subscribe`); an invalid changed configuration is logged and the last good one kept.
  * @public
  */
 export function fluxBootstrapSettings(
