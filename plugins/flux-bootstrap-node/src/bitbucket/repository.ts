@@ -195,14 +195,20 @@ function resolveProject(s: Session, keyOrName: string) {
 
 /**
  * Finds the repository a `repoUrl` names, creating nothing: the project by key, exact name or
- * `~owner`, then the repository by slug; fails clearly when it does not exist.
+ * `~owner`, then the repository by slug; fails clearly when it does not exist. `ref` is the
+ * repository as Bitbucket names it (the project's key, the slug).
  * @public
  */
 export async function locateBitbucketRepository(
   client: BitbucketServerClient,
   ref: BitbucketRepoRef,
   opts: { signal?: AbortSignal; credentials?: string } = {},
-): Promise<{ projectKey: string; repoSlug: string; name: string }> {
+): Promise<{
+  projectKey: string;
+  repoSlug: string;
+  name: string;
+  ref: BitbucketRepoRef;
+}> {
   const credentials = opts.credentials ?? 'the credentials';
   const s = { client, credentials, logger: silentLogger, signal: opts.signal };
   const projectKey = ref.personal
@@ -219,8 +225,16 @@ export async function locateBitbucketRepository(
       { kind: 'not-found', status: 404 },
     );
   }
-  const { project, slug: repoSlug, name } = repo;
-  return { projectKey: project?.key ?? projectKey, repoSlug, name };
+  const { slug: repoSlug, name } = repo;
+  const key = repo.project?.key ?? projectKey;
+  const personal = key.startsWith('~');
+  const owner = personal ? key.slice(1) : undefined;
+  return {
+    projectKey: key,
+    repoSlug,
+    name,
+    ref: { host: ref.host, project: key, repo: repoSlug, personal, owner },
+  };
 }
 
 /**

@@ -72,17 +72,8 @@ export async function dryRunFleet(
   } finally {
     client.close();
   }
-  const personal = !!located && located.projectKey.startsWith('~');
   const urls = planRepositoryOutputs(host, {
-    ref: located
-      ? {
-          ...{ host: ref.host, project: located.projectKey, personal },
-          ...{
-            repo: located.repoSlug,
-            owner: personal ? located.projectKey.slice(1) : undefined,
-          },
-        }
-      : ref,
+    ref: located ? located.ref : ref,
     defaultBranch: req.branch,
   });
   const where = `${urls.projectKey}/${urls.repoSlug}`;

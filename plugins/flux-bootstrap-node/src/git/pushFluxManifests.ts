@@ -273,7 +273,9 @@ export async function pushFluxManifests(
     }
 
     let transport: GitTransport;
-    let located: { projectKey: string; repoSlug: string } | undefined;
+    let located:
+      | Awaited<ReturnType<typeof locateBitbucketRepository>>
+      | undefined;
     if (bitbucket) {
       logger.info(`Using ${bitbucket.credentials}`);
       const client = new BitbucketServerClient(bitbucket.host, bitbucket.auth, {
@@ -284,15 +286,8 @@ export async function pushFluxManifests(
         signal,
         credentials: bitbucket.credentials,
       }).finally(() => client.close());
-      const personal = located.projectKey.startsWith('~');
       // The project key is known only now when repoUrl named the project by name.
-      const urls = urlsOf({
-        host: bitbucket.ref.host,
-        project: located.projectKey,
-        repo: located.repoSlug,
-        personal,
-        owner: personal ? located.projectKey.slice(1) : undefined,
-      });
+      const urls = urlsOf(located.ref);
       options = optionsFor(urls);
       transport = new HttpsGitTransport({
         url: urls.remoteUrl,
