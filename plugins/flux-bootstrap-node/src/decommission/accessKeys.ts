@@ -40,11 +40,8 @@ export interface DeleteFluxAccessKeysResult {
 }
 
 /**
- * Deletes a decommissioned cluster's SSH access keys from the fleet repository: those whose
- * label is the cluster's (`<namespace>-<branch>-<secretName>-./<path>`, as `flux:generate-key`
- * and `flux bootstrap` name them), and no other — the keys of the other clusters syncing from
- * the same repository stay. Deleted by id, one checkpoint; a key already gone counts as deleted,
- * and a second run finds none and changes nothing. A dry run only lists them.
+ * Deletes the repository's access keys labelled exactly `label` (the cluster's); other clusters'
+ * keys stay. One checkpoint; a key already gone counts as deleted. A dry run only lists them.
  * @public
  */
 export async function deleteFluxAccessKeys(
@@ -88,14 +85,9 @@ export async function deleteFluxAccessKeys(
     return result;
   }
   if (options.dryRun) {
-    const listed = keys
-      .map(
-        k =>
-          `${k.id} (${k.permission}${
-            k.fingerprint ? `, ${k.fingerprint}` : ''
-          })`,
-      )
-      .join(', ');
+    const fact = (k: FluxAccessKeyInfo) =>
+      [k.permission, k.fingerprint].filter(Boolean).join(', ');
+    const listed = keys.map(k => `${k.id} (${fact(k)})`).join(', ');
     logger.info(
       `Dry run: would delete access key(s) ${listed} labelled "${label}" from ${repository}; ${others} stay`,
     );

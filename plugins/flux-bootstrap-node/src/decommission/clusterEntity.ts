@@ -76,13 +76,9 @@ function clusterOfLocation(
 }
 
 /**
- * Unregisters a decommissioned cluster's catalog entity: the `Resource` of `spec.type:
- * kubernetes-cluster` that `catalog:register` added from `clusterEntityUrl(...)`. Its location is
- * removed (the catalog then deletes the entity it produced), then the catalog is asked until it
- * no longer shows the entity. Refuses an entity that is not this cluster's, or that another
- * location (a catalog-info.yaml in a repository, say) provides: removing that would only last
- * until the catalog reads it again. An orphaned entity (its location already gone) is deleted
- * by its uid. No entity: nothing to do (a second run).
+ * Unregisters the cluster's `kubernetes-cluster` Resource by removing the location
+ * `catalog:register` added (an orphan: by uid), then waits until the catalog drops it. Refuses
+ * an entity another location provides: the catalog would read it again.
  * @public
  */
 export async function unregisterClusterEntity(

@@ -54,10 +54,7 @@ export interface FluxUninstallOptions {
   namespace: string;
   /** Keep the namespace (`flux uninstall --keep-namespace`); default false: delete it. */
   keepNamespace?: boolean;
-  /**
-   * Also delete the workloads the Kustomizations applied (the objects in their
-   * `status.inventory`); default false: they keep running, unmanaged, as with `flux uninstall`.
-   */
+  /** Also delete the objects in the Kustomizations' `status.inventory`; default false (kept). */
   prune?: boolean;
   /** How long to wait for the CustomResourceDefinitions to be gone. Default 120 s. */
   timeoutMs?: number;
@@ -161,12 +158,10 @@ async function readFluxKinds(
     const version =
       spec.versions?.find(v => v.storage && v.served !== false) ??
       spec.versions?.find(v => v.served !== false);
-    if (!spec.group || !spec.names?.kind || !version) return [];
-    const apiVersion = `${spec.group}/${version.name}`;
-    const group = spec.group;
-    return [
-      { crd: crd.metadata.name, apiVersion, kind: spec.names.kind, group },
-    ];
+    const { group, names: { kind } = {} } = spec;
+    if (!group || !kind || !version) return [];
+    const apiVersion = `${group}/${version.name}`;
+    return [{ crd: crd.metadata.name, apiVersion, kind, group }];
   });
   return kinds.sort((a, b) => a.crd.localeCompare(b.crd));
 }
@@ -189,12 +184,8 @@ async function listCustomResources(
 }
 
 /**
- * Reads what uninstalling Flux removes, like `flux uninstall --dry-run` but complete: Flux's
- * objects in its namespace (labelled `app.kubernetes.io/part-of: flux`) and the sync source's
- * Secret, its cluster-wide RBAC, every custom resource of its kinds (their finalizers are
- * removed so nothing hangs), its CustomResourceDefinitions, the namespace; with `prune`, the
- * workloads in the Kustomizations' inventories. Only reads. Refuses a cluster whose Flux the
- * Flux Operator manages (a `FluxInstance` exists): the operator would put it back.
+ * Reads what uninstalling Flux removes, like a complete `flux uninstall --dry-run`. Refuses a
+ * cluster whose Flux the Flux Operator manages (a `FluxInstance` exists): it would put it back.
  * @public
  */
 export async function planFluxUninstall(
@@ -309,10 +300,7 @@ function deletions(plan: FluxUninstallPlan) {
 const held = (plan: FluxUninstallPlan) =>
   plan.customResources.filter(r => r.finalizers.length > 0);
 
-/**
- * What {@link uninstallFlux} would do with a plan, one line per step, for dry runs and logs.
- * @public
- */
+/** What {@link uninstallFlux} would do with a plan, one line per step (dry runs, logs). @public */
 export function describeFluxUninstallPlan(
   plan: FluxUninstallPlan,
   cluster: string,
@@ -323,49 +311,41 @@ export function describeFluxUninstallPlan(
     return [
       `Flux is not installed on cluster ${cluster} (namespace ${ns}): nothing to remove`,
     ];
-  const lines: string[] = [];
+  const { components, clusterObjects, prune, keepNamespace } = plan;
   const applied = `${workloads.length} object(s) the Kustomizations applied`;
-  if (workloads.length > 0 && plan.prune)
-    lines.push(`would delete the ${applied} (prune): ${list(workloads)}`);
-  else if (workloads.length > 0)
-    lines.push(
-      `would keep the ${applied} running, no longer managed by Flux (prune is off)`,
-    );
-  const { components, clusterObjects } = plan;
-  if (components.length > 0)
-    lines.push(
-      `would delete Flux's objects in namespace ${ns}: ${list(components)}`,
-    );
-  if (clusterObjects.length > 0)
-    lines.push(
-      `would delete Flux's cluster-wide RBAC: ${list(clusterObjects)}`,
-    );
   const holding = held(plan);
   const finalizers = `${holding.length} Flux custom resource(s)`;
-  if (holding.length > 0)
-    lines.push(
-      `would remove the finalizers of ${finalizers}, so their deletion does not wait for the controllers: ${list(
-        holding,
-      )}`,
-    );
+  const definitions = `${crds.length} Flux CustomResourceDefinition(s)`;
   const resources = `${crs.length} custom resource(s)${
     crs.length > 0 ? ` (${list(crs)})` : ''
   }`;
-  if (crds.length > 0)
-    lines.push(
-      `would delete ${
-        crds.length
-      } Flux CustomResourceDefinition(s), and with them ${resources}: ${crds.join(
+  const namespace = keepNamespace
+    ? plan.namespaceState !== 'absent' &&
+      `would keep namespace ${ns} (keepNamespace)`
+    : {
+        active: `would delete namespace ${ns}`,
+        terminating: `namespace ${ns} is already being deleted`,
+        absent: false,
+      }[plan.namespaceState];
+  return [
+    workloads.length > 0 &&
+      (prune
+        ? `would delete the ${applied} (prune): ${list(workloads)}`
+        : `would keep the ${applied} running, no longer managed by Flux (prune is off)`),
+    components.length > 0 &&
+      `would delete Flux's objects in namespace ${ns}: ${list(components)}`,
+    clusterObjects.length > 0 &&
+      `would delete Flux's cluster-wide RBAC: ${list(clusterObjects)}`,
+    holding.length > 0 &&
+      `would remove the finalizers of ${finalizers}, so their deletion does not wait for the controllers: ${list(
+        holding,
+      )}`,
+    crds.length > 0 &&
+      `would delete ${definitions}, and with them ${resources}: ${crds.join(
         ', ',
       )}`,
-    );
-  if (plan.keepNamespace && plan.namespaceState !== 'absent')
-    lines.push(`would keep namespace ${ns} (keepNamespace)`);
-  else if (!plan.keepNamespace && plan.namespaceState === 'active')
-    lines.push(`would delete namespace ${ns}`);
-  else if (!plan.keepNamespace && plan.namespaceState === 'terminating')
-    lines.push(`namespace ${ns} is already being deleted`);
-  return lines;
+    namespace,
+  ].filter((line): line is string => !!line);
 }
 
 /** May the cluster credentials do every write of the plan? Fails naming what is denied. */
@@ -409,14 +389,9 @@ async function assertMayUninstall(
 }
 
 /**
- * Uninstalls Flux from a cluster the way `flux uninstall` does, so that nothing hangs and the
- * workloads keep running: (with `prune`, first the workloads of the Kustomizations' inventories,)
- * then the controllers and Flux's other objects in its namespace and its cluster-wide RBAC, then
- * the finalizers of every Flux custom resource (no controller is left to honour them), then the
- * CustomResourceDefinitions — the API server deletes their custom resources — waited for until
- * gone, then the namespace unless `keepNamespace`. Checks first that the credentials may do all
- * of it. Each step is one checkpoint and idempotent; a second run finds nothing and writes
- * nothing. Never reads a Secret's data.
+ * Uninstalls Flux as `flux uninstall` does: (pruned workloads,) Flux's objects and RBAC, the
+ * finalizers of its custom resources (no controller is left to honour them), its CRDs (waited
+ * for), the namespace. Checks the credentials first; each step is an idempotent checkpoint.
  * @public
  */
 export async function uninstallFlux(
@@ -462,17 +437,6 @@ export async function uninstallFlux(
     return true;
   });
 
-  const deleteAll = async (refs: FluxObjectRef[]) => {
-    const gone: string[] = [];
-    for (const ref of refs) {
-      throwIfAborted(signal, `uninstalling Flux from ${cluster}`);
-      if (await kube.delete(ref, { signal })) {
-        gone.push(describe(ref));
-        logger.info(`Deleted ${describe(ref)}`);
-      }
-    }
-    return gone;
-  };
   /** Removes the finalizers the custom resources of these CRDs hold (read again: the controllers are gone now). */
   const stripFinalizers = async (crds: string[]) => {
     const kinds = await readFluxKinds(kube, signal);
@@ -538,7 +502,14 @@ export async function uninstallFlux(
   ) => {
     if (refs.length === 0) return [];
     const gone = await step(key, async () => {
-      const deleted = await deleteAll(refs);
+      const deleted: string[] = [];
+      for (const ref of refs) {
+        throwIfAborted(signal, `uninstalling Flux from ${cluster}`);
+        if (await kube.delete(ref, { signal })) {
+          deleted.push(describe(ref));
+          logger.info(`Deleted ${describe(ref)}`);
+        }
+      }
       await after?.();
       return deleted;
     });

@@ -11,16 +11,16 @@ import type {
   BitbucketServerHostConfig,
 } from '../config/bitbucketServer';
 import { validateBranch } from '../manifests/validation';
-import { FluxBootstrapError, InputValidationError } from '../util/errors';
-import { silentLogger } from '../util/logger';
-import type { GitTransport } from './transport';
 import type { CheckpointFn } from '../util/checkpoint';
-import type { EngineLogger } from '../util/logger';
+import { FluxBootstrapError, InputValidationError } from '../util/errors';
+import { silentLogger, type EngineLogger } from '../util/logger';
 import type { Redactor } from '../util/redact';
 import {
   commitFluxManifests,
   type CommitFluxManifestsInput,
 } from './pushFluxManifests';
+import { BranchProtectedError, PULL_REQUEST_ADVICE } from './pushRejection';
+import type { GitTransport } from './transport';
 
 /** What the commits of {@link commitFluxManifests} need. */
 export interface CommitDeps {
@@ -31,17 +31,6 @@ export interface CommitDeps {
 }
 
 type CommitResult = Awaited<ReturnType<typeof commitFluxManifests>>;
-const pushFluxManifests = (input: CommitFluxManifestsInput, deps: CommitDeps) =>
-  commitFluxManifests(input, deps);
-import { BranchProtectedError, PULL_REQUEST_ADVICE } from './pushRejection';
-
-/** `flux:push-manifests`' outputs: the pull request's while one is open. @public */
-export interface PushFluxManifestsOrPullRequestResult extends CommitResult {
-  pullRequestUrl?: string;
-  pullRequestId?: number;
-  /** The branch the commits went to. */
-  sourceBranch?: string;
-}
 
 /** `flux:push-manifests`' `pullRequest` input, parsed. @public */
 export interface PullRequestModeRequest extends Partial<PullRequestContent> {
@@ -62,26 +51,6 @@ export interface PullRequestPushResult extends CommitResult {
 /** Stops the probe of the target branch where it would push. */
 class WouldPush extends Error {}
 
-/** Title and description saying what the pull request changes. */
-function describe(
-  version: string,
-  cluster: string,
-  path: string,
-  upgrade: boolean,
-) {
-  const files = upgrade
-    ? 'gotk-components.yaml'
-    : 'gotk-components.yaml, gotk-sync.yaml, kustomization.yaml';
-  return {
-    title: `flux: ${
-      upgrade ? 'upgrade to' : 'bootstrap'
-    } Flux ${version} on cluster ${cluster}`,
-    description: `Flux ${version} for cluster ${cluster}, as flux bootstrap writes it: ${files} in \`${path}\`. Flux ${
-      upgrade ? 'upgrades itself' : 'syncs it'
-    } once this is merged. (Opened by Backstage, flux:push-manifests.)`,
-  };
-}
-
 /** What the commit step(s) on a pull request's branch return. */
 export interface PullRequestCommitResult {
   changed: boolean;
@@ -91,9 +60,8 @@ export interface PullRequestCommitResult {
 }
 
 /**
- * The commit step(s) a pull request carries: `push` makes them on `branch` through `transport`
- * (closing it; the same call also probes the target without pushing), `describe` gives the
- * pull request's title and description (`open`: the pull request already open, if any).
+ * The commit step(s) a pull request carries: `push` makes them on `branch` (closing `transport`;
+ * also used to probe the target), `describe` titles the pull request (`open`: one already open).
  */
 export interface PullRequestCommits<R extends PullRequestCommitResult> {
   push(
@@ -163,9 +131,8 @@ export async function pushWithPullRequest<R extends PullRequestCommitResult>(
           branch: target,
           transport: {
             displayUrl: transport.displayUrl,
-            listRefs: (s?: AbortSignal) => transport.listRefs(s),
-            fetch: (dir: string, branch: string, s?: AbortSignal) =>
-              transport.fetch(dir, branch, s),
+            listRefs: transport.listRefs.bind(transport),
+            fetch: transport.fetch.bind(transport),
             push: () => Promise.reject(new WouldPush()),
             close: async () => undefined,
           },
@@ -229,17 +196,23 @@ export async function pushWithPullRequest<R extends PullRequestCommitResult>(
 function fluxManifestCommits(
   input: CommitFluxManifestsInput & { cluster: string },
 ): PullRequestCommits<CommitResult> {
+  const { version, cluster } = input;
   return {
-    push: (to, deps) => pushFluxManifests({ ...input, ...to }, deps),
-    describe: (pushed, open) =>
-      describe(
-        input.version,
-        input.cluster,
-        pushed.manifestsPath,
-        open
-          ? /^flux: upgrade/.test(open.title)
-          : !!pushed.componentsCommit && !pushed.syncCommit,
-      ),
+    push: (to, deps) => commitFluxManifests({ ...input, ...to }, deps),
+    describe: (pushed, open) => {
+      const upgrade = open
+        ? /^flux: upgrade/.test(open.title)
+        : !!pushed.componentsCommit && !pushed.syncCommit;
+      const files = upgrade
+        ? 'gotk-components.yaml'
+        : 'gotk-components.yaml, gotk-sync.yaml, kustomization.yaml';
+      const verb = upgrade ? 'upgrade to' : 'bootstrap';
+      const then = upgrade ? 'upgrades itself' : 'syncs it';
+      return {
+        title: `flux: ${verb} Flux ${version} on cluster ${cluster}`,
+        description: `Flux ${version} for cluster ${cluster}, as flux bootstrap writes it: ${files} in \`${pushed.manifestsPath}\`. Flux ${then} once this is merged. (Opened by Backstage, flux:push-manifests.)`,
+      };
+    },
   };
 }
 
@@ -261,13 +234,16 @@ export async function pushFluxManifestsWithPullRequest(
   );
 }
 
-/** `flux:push-manifests`' outputs: the pull request's while one is open. @public */
-export interface PushFluxManifestsOrPullRequestResult extends CommitResult {
+/** The pull request's outputs while one is open, and the branch the commits went to. */
+type PullRequestOutputs = {
   pullRequestUrl?: string;
   pullRequestId?: number;
-  /** The branch the commits went to. */
   sourceBranch?: string;
-}
+};
+
+/** `flux:push-manifests`' outputs: the pull request's while one is open. @public */
+export type PushFluxManifestsOrPullRequestResult = CommitResult &
+  PullRequestOutputs;
 
 /** `flux:push-manifests`' `pullRequest` input: off, on, `'auto'`, or on with details. @public */
 export type PullRequestInput =
@@ -290,10 +266,8 @@ export interface PullRequestRepository {
 }
 
 /**
- * The commit step(s) `commits` makes: straight to `branch` when `pullRequest` is off (or
- * absent), else {@link pushWithPullRequest} on the Bitbucket repository `bitbucket` names (an
- * SSH remote without it cannot open one: an InputValidationError, before any request). The
- * source branch defaults to `flux/<cluster>`. Outputs the pull request while it is open.
+ * `commits` straight to `branch` when `pullRequest` is off, else {@link pushWithPullRequest} on
+ * the Bitbucket repository `bitbucket` names (required: an InputValidationError before any request).
  */
 export async function pushOrPullRequest<R extends PullRequestCommitResult>(
   input: {
@@ -305,9 +279,7 @@ export async function pushOrPullRequest<R extends PullRequestCommitResult>(
     commits: PullRequestCommits<R>;
   },
   deps: CommitDeps,
-): Promise<
-  R & { pullRequestUrl?: string; pullRequestId?: number; sourceBranch?: string }
-> {
+): Promise<R & PullRequestOutputs> {
   const { pullRequest, bitbucket, commits, transport, branch } = input;
   if (!pullRequest) return commits.push({ transport, branch }, deps);
   if (!bitbucket)
@@ -344,22 +316,15 @@ export async function pushOrPullRequest<R extends PullRequestCommitResult>(
       },
       deps,
     );
-    if (pr?.state !== 'OPEN') return pushed as unknown as R;
-    return {
-      ...(pushed as unknown as R),
-      pullRequestUrl: pr.url,
-      pullRequestId: pr.id,
-    };
+    const out = pushed as unknown as R;
+    if (pr?.state !== 'OPEN') return out;
+    return { ...out, pullRequestUrl: pr.url, pullRequestId: pr.id };
   } finally {
     client.close();
   }
 }
 
-/**
- * `flux:push-manifests`' push: flux bootstrap's two commits through {@link pushOrPullRequest}.
- * The source branch defaults to `flux/<cluster>`, `cluster` to the path's last folder.
- * @public
- */
+/** `flux:push-manifests`' push: flux bootstrap's two commits through {@link pushOrPullRequest}. @public */
 export async function pushFluxManifestsOrPullRequest(
   input: CommitFluxManifestsInput & {
     pullRequest?: PullRequestInput;

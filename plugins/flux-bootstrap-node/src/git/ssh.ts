@@ -193,22 +193,11 @@ export class SshGitTransport implements GitTransport {
     const what = `fetching ${branch} from ${this.displayUrl}`;
     const tracking = `refs/remotes/origin/${branch}`;
     const from = `+refs/heads/${branch}:${tracking}`;
-    const dir = ['--git-dir', gitdir];
-    await this.git(
-      [
-        ...dir,
-        'fetch',
-        '--quiet',
-        '--no-tags',
-        '--depth=1',
-        this.displayUrl,
-        from,
-      ],
-      what,
-      signal,
-    );
+    const fetch = ['fetch', '--quiet', '--no-tags', '--depth=1'];
+    const args = ['--git-dir', gitdir, ...fetch, this.displayUrl, from];
+    await this.git(args, what, signal);
     const rev = await this.git(
-      [...dir, 'rev-parse', '--verify', `${tracking}^{commit}`],
+      ['--git-dir', gitdir, 'rev-parse', '--verify', `${tracking}^{commit}`],
       what,
       signal,
       false,
@@ -227,15 +216,9 @@ export class SshGitTransport implements GitTransport {
     signal?: AbortSignal,
   ): Promise<PushOutcome> {
     const what = `pushing to ${branch} of ${this.displayUrl}`;
+    const refspec = `${oid}:refs/heads/${branch}`;
     const r = await this.git(
-      [
-        '--git-dir',
-        gitdir,
-        'push',
-        '--porcelain',
-        this.displayUrl,
-        `${oid}:refs/heads/${branch}`,
-      ],
+      ['--git-dir', gitdir, 'push', '--porcelain', this.displayUrl, refspec],
       what,
       signal,
       false,
@@ -246,20 +229,14 @@ export class SshGitTransport implements GitTransport {
       .filter(l => l.startsWith('!'))
       .map(l => l.split('\t').slice(2).join(' '))
       .join('; ');
-    if (
-      isConflictMessage(rejected || r.stderr) ||
-      isConflictMessage(r.stderr)
-    ) {
+    if (isConflictMessage(rejected) || isConflictMessage(r.stderr))
       return { status: 'conflict', reason: rejected || 'rejected' };
-    }
+    const remote = r.stderr.split('\n').filter(l => l.startsWith('remote:'));
     const refused = branchProtectionError(
       branch,
       this.displayUrl,
       rejected,
-      r.stderr
-        .split('\n')
-        .filter(l => l.startsWith('remote:'))
-        .join('\n'),
+      remote.join('\n'),
     );
     if (refused) throw refused;
     if (rejected)

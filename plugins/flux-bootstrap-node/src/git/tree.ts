@@ -44,14 +44,9 @@ export class TreeEditor implements DirectoryReader {
 
   private async treeAt(dir: string): Promise<TreeEntry[] | undefined> {
     if (!this.trees.has(dir)) {
-      let entries: TreeEntry[] | undefined;
-      if (this.rootTree && dir === '')
-        entries = await this.readTree(this.rootTree);
-      else if (this.rootTree) {
-        const entry = await this.entryAt(dir);
-        if (entry?.type === 'tree') entries = await this.readTree(entry.oid);
-      }
-      this.trees.set(dir, entries);
+      const entry = dir ? await this.entryAt(dir) : undefined;
+      const tree = dir ? entry?.type === 'tree' && entry.oid : this.rootTree;
+      this.trees.set(dir, tree ? await this.readTree(tree) : undefined);
     }
     return this.trees.get(dir);
   }
@@ -112,11 +107,6 @@ export class TreeEditor implements DirectoryReader {
         this.writes.delete(written);
     }
     this.removals.add(path);
-  }
-
-  /** Paths removed so far. */
-  removed(): string[] {
-    return [...this.removals];
   }
 
   /** True when `path` or a folder above it was removed from the base tree. */
