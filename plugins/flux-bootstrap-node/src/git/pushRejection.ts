@@ -8,9 +8,8 @@ export const PULL_REQUEST_ADVICE =
 export class BranchProtectedError extends FluxBootstrapError {}
 
 /**
- * A {@link BranchProtectedError} when a ref's rejection (`pre-receive hook declined`,
- * `protected branch hook declined`) or the server's `remote:` text says the branch is
- * protected (Bitbucket's branch permissions); undefined for any other failure.
+ * A {@link BranchProtectedError} when the ref's rejection or the server's `remote:` text says
+ * the branch is protected (Bitbucket's branch permissions); else undefined.
  * @public
  */
 export function branchProtectionError(

@@ -38,10 +38,8 @@ const SSH_OPTIONS =
     .join(' ');
 
 /**
- * Git over SSH with the system git and OpenSSH: `GIT_SSH_COMMAND` points at a temporary key file
- * (0600) and a strict known_hosts file; a passphrase goes through SSH_ASKPASS with
- * `SSH_ASKPASS_REQUIRE=force`, reading it from the environment — never from a command line.
- * No user or system ssh/git configuration, agent or terminal prompt is used.
+ * Git over SSH with the system git and OpenSSH, a temporary 0600 key file and strict known_hosts;
+ * a passphrase goes through SSH_ASKPASS from the environment, never a command line.
  * @public
  */
 export class SshGitTransport implements GitTransport {

@@ -17,11 +17,7 @@ export type PushOutcome =
   | { status: 'ok' }
   | { status: 'conflict'; reason: string };
 
-/**
- * How commits travel: fetch a branch head into a local bare repository, push a commit to a
- * branch. HTTPS uses isomorphic-git; SSH uses the system git (see SshGitTransport).
- * @public
- */
+/** How commits travel: HTTPS through isomorphic-git, SSH through the system git. @public */
 export interface GitTransport {
   /** The remote URL as it may appear in logs (no credentials). */
   readonly displayUrl: string;

@@ -19,9 +19,8 @@ const split = (path: string) => {
 };
 
 /**
- * A git tree (the branch head's, or empty) with pending file writes and removals on top. Reads
- * see them; {@link TreeEditor.build} writes blobs and only the trees along changed paths. As a
- * DirectoryReader it lets kustomization.yaml be generated from it.
+ * A git tree (or none) with pending writes and removals that reads see; {@link TreeEditor.build}
+ * writes only the trees along changed paths.
  * @public
  */
 export class TreeEditor implements DirectoryReader {
