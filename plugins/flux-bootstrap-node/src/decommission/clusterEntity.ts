@@ -78,7 +78,7 @@ function clusterOfLocation(
 /**
  * Unregisters the cluster's `kubernetes-cluster` Resource by removing the location
  * `catalog:register` added (an orphan: by uid), then waits until the catalog drops it. Refuses
- * an entity another location provides: the catalog would read it again.
+ * another cluster's entity, or one another location provides (the catalog would read it again).
  * @public
  */
 export async function unregisterClusterEntity(
@@ -116,10 +116,11 @@ export async function unregisterClusterEntity(
     (!location ||
       clusterOfLocation(location, options.backendBaseUrl) !== cluster)
   ) {
+    const from = origin
+      ? `the catalog location ${origin}`
+      : 'an entity provider';
     throw new ConflictError(
-      `${entityRef} comes from ${
-        origin ? `the catalog location ${origin}` : 'an entity provider'
-      }, not from the cluster's registration by the bootstrap templates (clusterEntityUrl); remove it there. It was left in the catalog.`,
+      `${entityRef} comes from ${from}, not from the cluster's registration by the bootstrap templates (clusterEntityUrl); remove it there. It was left in the catalog.`,
     );
   }
   const where = location && `${location.type}:${location.target}`;
@@ -157,11 +158,10 @@ export async function unregisterClusterEntity(
       what: `waiting for the catalog to drop ${entityRef}`,
     },
   );
+  const seconds = Math.round(timeoutMs / 1000);
   if (!dropped)
     throw new ConflictError(
-      `The catalog still shows ${entityRef} ${Math.round(
-        timeoutMs / 1000,
-      )} s after its location was removed; run again to retry`,
+      `The catalog still shows ${entityRef} ${seconds} s after its location was removed; run again to retry`,
     );
   logger.info(`The catalog no longer shows ${entityRef}`);
   return { entityRef, found: true, location: where, changed: true };

@@ -11,9 +11,8 @@ export interface DecommissionDeps {
 }
 
 /**
- * The guard every decommission step has: nothing is removed unless `confirm` repeats the cluster
- * name exactly (as GitHub asks for a repository's name before deleting it). Checked before any
- * request, in dry runs too, so a template that forgets the field fails at once.
+ * Every decommission step's guard: `confirm` must repeat the cluster name exactly, checked before
+ * any request (in dry runs too, so a template that forgets the field fails at once).
  * @public
  */
 export function requireClusterConfirmation(

@@ -195,17 +195,16 @@ export async function planFluxUninstall(
 ): Promise<FluxUninstallPlan> {
   const { signal } = deps;
   const ns = options.namespace;
-  const instances = await kube.list(
-    'fluxcd.controlplane.io/v1',
-    'FluxInstance',
-    { metadataOnly: true, signal },
-  );
+  const metadata = { metadataOnly: true, signal };
+  const instances = (
+    await kube.list('fluxcd.controlplane.io/v1', 'FluxInstance', metadata)
+  ).map(refOf);
   if (instances.length > 0) {
-    const managed = `Flux on cluster "${kube.clusterName}" is managed by the Flux Operator`;
+    const managed = `Flux on cluster "${
+      kube.clusterName
+    }" is managed by the Flux Operator (${list(instances)})`;
     throw new ConflictError(
-      `${managed} (${list(
-        instances.map(refOf),
-      )}): it would install Flux again. Delete the FluxInstance (the operator then uninstalls Flux) instead; nothing was removed.`,
+      `${managed}: it would install Flux again. Delete the FluxInstance (the operator then uninstalls Flux) instead; nothing was removed.`,
     );
   }
   const kinds = await readFluxKinds(kube, signal);
@@ -219,10 +218,9 @@ export async function planFluxUninstall(
   const clusterObjects: FluxObjectRef[] = [];
   for (const [apiVersion, kind, namespaced] of FLUX_OBJECT_KINDS) {
     const items = await kube.list(apiVersion, kind, {
+      ...metadata,
       namespace: namespaced ? ns : undefined,
       labelSelector: PART_OF_FLUX,
-      metadataOnly: true,
-      signal,
     });
     const refs = items.map(refOf).sort(byName);
     if (!namespaced) clusterObjects.push(...refs);
@@ -233,11 +231,10 @@ export async function planFluxUninstall(
   const source = gitRepository && (await kube.get(gitRepository, { signal }));
   const secretName = str(record(record(source?.spec).secretRef).name);
   if (secretName) {
-    const secret = { apiVersion: 'v1', kind: 'Secret', namespace: ns };
-    const ref = { ...secret, name: secretName };
+    const ref = { apiVersion: 'v1', kind: 'Secret', namespace: ns };
     // metadata only: the uninstall never reads a Secret's data
-    if (await kube.get(ref, { signal, metadataOnly: true }))
-      components.push(ref);
+    if (await kube.get({ ...ref, name: secretName }, metadata))
+      components.push({ ...ref, name: secretName });
   }
 
   // Workloads: what the Kustomizations applied, less Flux itself (its objects, custom
@@ -404,6 +401,7 @@ export async function uninstallFlux(
   const step = deps.checkpoint ?? runCheckpointDirectly;
   const timeoutMs = options.timeoutMs ?? 120_000;
   const cluster = kube.clusterName;
+  const metadataOnly = { signal, metadataOnly: true };
 
   logger.info(
     `Reading what Flux has on cluster ${cluster} (namespace ${options.namespace})`,
@@ -437,19 +435,16 @@ export async function uninstallFlux(
     return true;
   });
 
-  /** Removes the finalizers the custom resources of these CRDs hold (read again: the controllers are gone now). */
+  /** Removes the finalizers of these CRDs' custom resources (read again: the controllers are gone). */
   const stripFinalizers = async (crds: string[]) => {
     const kinds = await readFluxKinds(kube, signal);
-    const resources = await listCustomResources(
-      kube,
-      kinds.filter(k => crds.includes(k.crd)),
-      signal,
-    );
+    const ours = kinds.filter(k => crds.includes(k.crd));
+    const resources = await listCustomResources(kube, ours, signal);
     const stripped: string[] = [];
+    const body = { metadata: { finalizers: null } };
+    const opts = { fieldManager: FIELD_MANAGER, signal };
     for (const { finalizers, ...ref } of resources) {
       if (finalizers.length === 0) continue;
-      const body = { metadata: { finalizers: null } };
-      const opts = { fieldManager: FIELD_MANAGER, signal };
       if (await kube.patch(ref, body, opts)) {
         stripped.push(describe(ref));
         logger.info(
@@ -466,8 +461,7 @@ export async function uninstallFlux(
       async () => {
         const left: string[] = [];
         for (const name of pending)
-          if (await kube.get({ ...CRD, name }, { signal, metadataOnly: true }))
-            left.push(name);
+          if (await kube.get({ ...CRD, name }, metadataOnly)) left.push(name);
         pending = left;
         return left.length === 0;
       },
@@ -487,11 +481,11 @@ export async function uninstallFlux(
         },
       },
     );
-    const names = pending.join(', ');
+    const crds = `The CustomResourceDefinitions ${pending.join(', ')}`;
     const seconds = Math.round(timeoutMs / 1000);
     if (!gone)
       throw new ServiceUnavailableError(
-        `The CustomResourceDefinitions ${names} of cluster "${cluster}" are still being deleted after ${seconds} s: the API server first deletes their custom resources, and one still holds a finalizer (is a Flux controller still running?). Run the uninstall again to continue.`,
+        `${crds} of cluster "${cluster}" are still being deleted after ${seconds} s: the API server first deletes their custom resources, and one still holds a finalizer (is a Flux controller still running?). Run the uninstall again to continue.`,
       );
   };
   /** One checkpointed step deleting `refs`, then `after` (inside the checkpoint). */

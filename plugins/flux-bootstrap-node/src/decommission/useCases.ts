@@ -51,9 +51,8 @@ async function redacted<T>(
 }
 
 /**
- * `bitbucket:delete-access-keys`: the access keys labelled as `flux:generate-key` labels the
- * cluster's key (`<namespace>-<branch>-<secretName>-./<path>`) deleted from the repository, over
- * one client of `bitbucket`'s host. The label's parts are checked before any request.
+ * `bitbucket:delete-access-keys`: deletes the keys labelled as `flux:generate-key` labels the
+ * cluster's key. The label's parts are checked before any request.
  * @public
  */
 export async function deleteClusterAccessKeys(
@@ -94,11 +93,7 @@ export async function deleteClusterAccessKeys(
   });
 }
 
-/**
- * `flux:remove-cluster-path`: {@link removeClusterPath} on the repository `bitbucket` names,
- * over git-over-HTTPS with its credentials (the host's CA, timeout at least 60 s).
- * @public
- */
+/** `flux:remove-cluster-path`: {@link removeClusterPath} over HTTPS with `bitbucket`'s credentials. @public */
 export async function removeClusterPathFromRepository(
   req: Omit<RemoveClusterPathOptions, 'transport'> & {
     bitbucket: BitbucketAccess;
@@ -127,11 +122,7 @@ export async function removeClusterPathFromRepository(
   );
 }
 
-/**
- * `flux:uninstall`: {@link uninstallFlux} on a configured cluster (or kubeconfig context, when
- * allowed), resolved before any request; its client is closed afterwards.
- * @public
- */
+/** `flux:uninstall`: {@link uninstallFlux} on a configured cluster, resolved before any request. @public */
 export async function uninstallFluxFromCluster(
   req: FluxUninstallOptions & { cluster: string },
   deps: DecommissionUseCaseDeps & {

@@ -75,12 +75,9 @@ export interface PullRequestCommits<R extends PullRequestCommitResult> {
 }
 
 /**
- * Commit step(s) through a pull request: they go to a branch made from the target branch
- * (default `flux/<cluster>`) and a pull request to the target is opened; an open one gets the
- * new commits (same content: nothing changes). A target that holds the content already (the
- * pull request was merged) is a no-op; a declined one fails and its branch is deleted, so the
- * next run opens a new one. `auto` pushes directly unless the branch restrictions refuse it;
- * when they cannot be read it tries, and falls back on a refusal.
+ * Commit step(s) through a pull request from a branch made from the target (an open one gets the
+ * new commits). Content already on the target: a no-op; a declined pull request fails and its
+ * branch is deleted. `auto` pushes directly unless the branch restrictions (or a refusal) say no.
  */
 export async function pushWithPullRequest<R extends PullRequestCommitResult>(
   input: {
@@ -112,12 +109,8 @@ export async function pushWithPullRequest<R extends PullRequestCommitResult>(
         return await direct();
       } catch (error) {
         if (!(error instanceof BranchProtectedError)) throw error;
-        logger.info(
-          `Opening a pull request instead: ${error.message.replace(
-            PULL_REQUEST_ADVICE,
-            '',
-          )}`,
-        );
+        const why = error.message.replace(PULL_REQUEST_ADVICE, '');
+        logger.info(`Opening a pull request instead: ${why}`);
       }
     }
   }
@@ -125,20 +118,16 @@ export async function pushWithPullRequest<R extends PullRequestCommitResult>(
   const open = await repo.find(source, target, 'OPEN');
   if (!open) {
     // Does the target hold the content already (merged, or pushed by someone)? Push nowhere.
+    const probing: GitTransport = {
+      displayUrl: transport.displayUrl,
+      listRefs: transport.listRefs.bind(transport),
+      fetch: transport.fetch.bind(transport),
+      push: () => Promise.reject(new WouldPush()),
+      close: async () => undefined,
+    };
+    const quiet = { ...deps, logger: silentLogger, checkpoint: undefined };
     const probe = await commits
-      .push(
-        {
-          branch: target,
-          transport: {
-            displayUrl: transport.displayUrl,
-            listRefs: transport.listRefs.bind(transport),
-            fetch: transport.fetch.bind(transport),
-            push: () => Promise.reject(new WouldPush()),
-            close: async () => undefined,
-          },
-        },
-        { ...deps, logger: silentLogger, checkpoint: undefined },
-      )
+      .push({ branch: target, transport: probing }, quiet)
       .catch(e => (e instanceof WouldPush ? undefined : Promise.reject(e)));
     const last = await repo.find(source, target, 'ALL');
     if (probe) {
@@ -153,11 +142,12 @@ export async function pushWithPullRequest<R extends PullRequestCommitResult>(
     if (spent) await repo.setBranch(source, undefined);
     if (spent && last.state === 'DECLINED') {
       await transport.close();
+      const declined = `pull request #${last.id} (${
+        pullRequestInfo(last).url
+      })`;
       throw new FluxBootstrapError(
         'ConflictError',
-        `pull request #${last.id} (${
-          pullRequestInfo(last).url
-        }) was declined, so its changes never reached ${target}. Its branch ${source} was deleted: run the template again to open a new pull request.`,
+        `${declined} was declined, so its changes never reached ${target}. Its branch ${source} was deleted: run the template again to open a new pull request.`,
       );
     }
     if (!head || spent) {
@@ -216,10 +206,7 @@ function fluxManifestCommits(
   };
 }
 
-/**
- * `flux:push-manifests` through a pull request: Flux's two commits ({@link pushWithPullRequest}).
- * @public
- */
+/** `flux:push-manifests` through a pull request ({@link pushWithPullRequest}). @public */
 export async function pushFluxManifestsWithPullRequest(
   input: CommitFluxManifestsInput & {
     repo: BitbucketPullRequests;

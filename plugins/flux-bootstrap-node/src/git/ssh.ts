@@ -46,14 +46,16 @@ export class SshGitTransport implements GitTransport {
   readonly displayUrl: string;
   private dir?: string;
   private readonly host: string;
+  private readonly timeoutMs: number;
 
   constructor(private readonly options: SshGitTransportOptions) {
     this.displayUrl = options.url;
+    this.timeoutMs = options.timeoutMs ?? 120_000;
     const u = new URL(options.url);
     this.host = u.port ? `[${u.hostname}]:${u.port}` : u.hostname;
   }
 
-  /** The temporary folder holding the key and known_hosts files while in use (diagnostics and tests). */
+  /** The temporary folder of the key and known_hosts files while in use (for tests). */
   get keyDirectory(): string | undefined {
     return this.dir;
   }
@@ -85,21 +87,15 @@ export class SshGitTransport implements GitTransport {
 
   private async env(): Promise<NodeJS.ProcessEnv> {
     const dir = await this.prepare();
-    const connectTimeout = Math.max(
-      5,
-      Math.round((this.options.timeoutMs ?? 120_000) / 4000),
-    );
-    const inDir = (name: string) => shellQuote(path.join(dir, name));
+    const connectTimeout = Math.max(5, Math.round(this.timeoutMs / 4000));
+    const identity = shellQuote(path.join(dir, 'identity'));
+    const knownHosts = shellQuote(path.join(dir, 'known_hosts'));
     return {
       PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
       HOME: dir,
       LANG: 'C',
       LC_ALL: 'C',
-      GIT_SSH_COMMAND: `ssh -F /dev/null -i ${inDir(
-        'identity',
-      )} -o UserKnownHostsFile=${inDir(
-        'known_hosts',
-      )} -o ConnectTimeout=${connectTimeout} ${SSH_OPTIONS}`,
+      GIT_SSH_COMMAND: `ssh -F /dev/null -i ${identity} -o UserKnownHostsFile=${knownHosts} -o ConnectTimeout=${connectTimeout} ${SSH_OPTIONS}`,
       GIT_SSH_VARIANT: 'ssh',
       GIT_TERMINAL_PROMPT: '0',
       GIT_CONFIG_NOSYSTEM: '1',
@@ -122,7 +118,7 @@ export class SshGitTransport implements GitTransport {
   ): Promise<ProcessResult> {
     const r = await runProcess(this.options.gitBinary ?? 'git', args, {
       env: await this.env(),
-      timeoutMs: this.options.timeoutMs ?? 120_000,
+      timeoutMs: this.timeoutMs,
       signal,
       what,
     });
@@ -160,11 +156,11 @@ export class SshGitTransport implements GitTransport {
     ];
     const hint = hints.find(([re]) => re.test(text))?.[1];
     const lastLines = text.split('\n').filter(Boolean).slice(-3).join(' | ');
-    return new Error(
-      `git over SSH failed while ${what}: ${
-        hint || lastLines || 'unknown error'
-      }${hint && lastLines ? ` (${lastLines})` : ''}`,
-    );
+    const said =
+      hint && lastLines
+        ? `${hint} (${lastLines})`
+        : hint || lastLines || 'unknown error';
+    return new Error(`git over SSH failed while ${what}: ${said}`);
   }
 
   async listRefs(signal?: AbortSignal): Promise<RemoteRefs> {
