@@ -39,11 +39,7 @@ export interface DeleteFluxAccessKeysResult {
   changed: boolean;
 }
 
-/**
- * Deletes the repository's access keys labelled exactly `label` (the cluster's); other clusters'
- * keys stay. One checkpoint; a key already gone counts as deleted. A dry run only lists them.
- * @public
- */
+/** Deletes the access keys labelled exactly `label` (other clusters' keys stay); one checkpoint. @public */
 export async function deleteFluxAccessKeys(
   options: DeleteFluxAccessKeysOptions,
   deps: DecommissionDeps = {},

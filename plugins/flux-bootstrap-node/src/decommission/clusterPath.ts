@@ -47,11 +47,7 @@ async function filesUnder(tree: TreeEditor, dir: string): Promise<string[]> {
   return files.sort();
 }
 
-/**
- * Removes a decommissioned cluster's folder from the branch in one commit `Remove Flux from
- * <cluster>`; no commit when it is gone already. A dry run lists the files and pushes nothing.
- * @public
- */
+/** Removes the cluster's folder from the branch in one commit (none when it is gone). @public */
 export async function removeClusterPath(
   options: RemoveClusterPathOptions,
   deps: DecommissionDeps = {},

@@ -10,11 +10,7 @@ export interface DecommissionDeps {
   checkpoint?: CheckpointFn;
 }
 
-/**
- * Every decommission step's guard: `confirm` must repeat the cluster name exactly, checked before
- * any request (in dry runs too, so a template that forgets the field fails at once).
- * @public
- */
+/** Fails unless `confirm` repeats the cluster name exactly; checked before any request, dry runs too. @public */
 export function requireClusterConfirmation(
   cluster: string,
   confirm: unknown,

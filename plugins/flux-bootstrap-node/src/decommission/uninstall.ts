@@ -115,11 +115,7 @@ function refOf(obj: KubeObject): FluxObjectRef {
   return namespace ? { ...ref, namespace } : ref;
 }
 
-/**
- * A Kustomization's inventory entry (`<namespace>_<name>_<group>_<kind>`, `v` the version) as an
- * object reference; undefined for an entry that does not parse.
- * @public
- */
+/** A Kustomization's inventory entry (`<ns>_<name>_<group>_<kind>`, `v`) as a reference, if it parses. @public */
 export function inventoryEntryRef(entry: {
   id?: unknown;
   v?: unknown;
@@ -183,11 +179,7 @@ async function listCustomResources(
   return out;
 }
 
-/**
- * Reads what uninstalling Flux removes, like a complete `flux uninstall --dry-run`. Refuses a
- * cluster whose Flux the Flux Operator manages (a `FluxInstance` exists): it would put it back.
- * @public
- */
+/** Reads what an uninstall removes; refuses a Flux the Flux Operator manages (it would reinstall it). @public */
 export async function planFluxUninstall(
   kube: KubeClient,
   options: FluxUninstallOptions,

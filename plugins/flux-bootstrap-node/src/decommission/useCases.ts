@@ -50,11 +50,7 @@ async function redacted<T>(
   }
 }
 
-/**
- * `bitbucket:delete-access-keys`: deletes the keys labelled as `flux:generate-key` labels the
- * cluster's key. The label's parts are checked before any request.
- * @public
- */
+/** `bitbucket:delete-access-keys` with the cluster key's label, checked before any request. @public */
 export async function deleteClusterAccessKeys(
   req: {
     bitbucket: BitbucketAccess;
@@ -76,17 +72,12 @@ export async function deleteClusterAccessKeys(
   return redacted(deps, authSecrets(bitbucket.auth), async d => {
     const client = new BitbucketServerClient(bitbucket.host, bitbucket.auth, d);
     try {
-      const result = await deleteFluxAccessKeys(
-        {
-          client,
-          ref: bitbucket.ref,
-          label,
-          dryRun: req.dryRun,
-          credentials: bitbucket.credentials,
-        },
+      const { ref, credentials } = bitbucket;
+      const { dryRun } = req;
+      return await deleteFluxAccessKeys(
+        { client, ref, label, dryRun, credentials },
         d,
       );
-      return { ...result, label };
     } finally {
       client.close();
     }

@@ -10,10 +10,7 @@ export interface ProcessResult {
 
 const MAX_OUTPUT = 4 * 1024 * 1024;
 
-/**
- * Runs a program (never through a shell) in its own process group, so that a timeout or an
- * abort also ends the ssh child git starts. Output is capped.
- */
+/** Runs a program (no shell) in its own process group: a timeout or abort also ends git's ssh child. */
 export function runProcess(
   command: string,
   args: string[],

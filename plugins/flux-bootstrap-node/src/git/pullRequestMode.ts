@@ -252,10 +252,7 @@ export interface PullRequestRepository {
   slug: string;
 }
 
-/**
- * `commits` straight to `branch` when `pullRequest` is off, else {@link pushWithPullRequest} on
- * the Bitbucket repository `bitbucket` names (required: an InputValidationError before any request).
- */
+/** `commits` to `branch`, or {@link pushWithPullRequest} when `pullRequest` is on (needs `bitbucket`). */
 export async function pushOrPullRequest<R extends PullRequestCommitResult>(
   input: {
     transport: GitTransport;

@@ -7,11 +7,7 @@ export const PULL_REQUEST_ADVICE =
 /** The server refused to update a protected branch (a `NotAllowedError` quoting its reason). @public */
 export class BranchProtectedError extends FluxBootstrapError {}
 
-/**
- * A {@link BranchProtectedError} when the ref's rejection or the server's `remote:` text says
- * the branch is protected (Bitbucket's branch permissions); else undefined.
- * @public
- */
+/** A {@link BranchProtectedError} when the push was refused by a branch protection, else undefined. @public */
 export function branchProtectionError(
   branch: string,
   url: string,

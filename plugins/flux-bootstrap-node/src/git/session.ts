@@ -96,11 +96,7 @@ export interface GitPushSessionOptions {
   retryDelayMs?: number;
 }
 
-/**
- * Commits onto a remote branch through a bare repository: fetch (depth 1), edit, commit, push;
- * redone on a moved head and after transient failures (bounded).
- * @public
- */
+/** Commits onto a remote branch through a bare repository; redone when the branch moved (bounded). @public */
 export class GitPushSession {
   /** The head this session pushed last: the remote's unless someone pushed since. */
   private pushedHead?: string;
@@ -308,10 +304,7 @@ export class GitPushSession {
   }
 }
 
-/**
- * A detached, ASCII-armoured OpenPGP signature over the commit payload, as `git commit -S`
- * (gpg) makes it: a binary signature, through OpenPGP.js.
- */
+/** A detached, armoured OpenPGP signature over the commit payload, as `git commit -S` makes it. */
 export async function signCommit({
   payload,
   secretKey,

@@ -37,11 +37,7 @@ const SSH_OPTIONS =
     .map(o => `-o ${o}`)
     .join(' ');
 
-/**
- * Git over SSH with the system git and OpenSSH, a temporary 0600 key file and strict known_hosts;
- * a passphrase goes through SSH_ASKPASS from the environment, never a command line.
- * @public
- */
+/** Git over SSH with OpenSSH: a temporary 0600 key, strict known_hosts, no config, agent or prompt. @public */
 export class SshGitTransport implements GitTransport {
   readonly displayUrl: string;
   private dir?: string;

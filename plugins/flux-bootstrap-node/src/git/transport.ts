@@ -35,12 +35,11 @@ export interface GitTransport {
   close(): Promise<void>;
 }
 
+const CONFLICT =
+  /non-fast-forward|fetch first|stale info|failed to lock|cannot lock ref|failed to update ref|is at [0-9a-f]+ but expected|incorrect old value/i;
+
 /** Push rejections that mean "the branch moved": fetch, redo, retry. @public */
-export function isConflictMessage(text: string): boolean {
-  return /non-fast-forward|fetch first|stale info|failed to lock|cannot lock ref|failed to update ref|is at [0-9a-f]+ but expected|incorrect old value/i.test(
-    text,
-  );
-}
+export const isConflictMessage = (text: string): boolean => CONFLICT.test(text);
 
 /** Options of {@link HttpsGitTransport}. @public */
 export interface HttpsGitTransportOptions {

@@ -18,11 +18,7 @@ const split = (path: string) => {
   return [path.slice(0, Math.max(slash, 0)), path.slice(slash + 1)];
 };
 
-/**
- * A git tree (or none) with pending writes and removals that reads see; {@link TreeEditor.build}
- * writes only the trees along changed paths.
- * @public
- */
+/** A git tree with pending writes and removals; {@link TreeEditor.build} writes changed trees only. @public */
 export class TreeEditor implements DirectoryReader {
   private readonly cache: Record<string, unknown> = {};
   private readonly trees = new Map<string, TreeEntry[] | undefined>();
@@ -96,10 +92,7 @@ export class TreeEditor implements DirectoryReader {
     this.writes.set(path, content);
   }
 
-  /**
-   * Leaves a file or a whole folder of the base tree out of the new tree, with the writes made
-   * to it so far. A folder left empty by that disappears too (git has no empty folders).
-   */
+  /** Leaves a file or folder (and the writes to it) out; a folder left empty disappears. */
   remove(path: string): void {
     for (const written of [...this.writes.keys()]) {
       if (written === path || written.startsWith(`${path}/`))

@@ -10,11 +10,7 @@ export type CheckpointFn = <T>(key: string, fn: () => Promise<T>) => Promise<T>;
 /** The default {@link CheckpointFn}: just runs `fn` (no task state to restore from). @public */
 export const runCheckpointDirectly: CheckpointFn = (_key, fn) => fn();
 
-/**
- * Steps in `checkpoint` that fail redacted: a checkpoint persists its failure reason in the
- * task state.
- * @public
- */
+/** Steps in `checkpoint` that fail redacted (a checkpoint stores its failure reason). @public */
 export function redactedSteps(
   redactor: Redactor,
   checkpoint: CheckpointFn = runCheckpointDirectly,

@@ -1,9 +1,6 @@
 import { CustomErrorBase, InputError } from '@backstage/errors';
 
-/**
- * The names Backstage's error handler maps to HTTP statuses (400, 401, 403, 404, 409, 503).
- * @public
- */
+/** The names Backstage's error handler maps to HTTP statuses. @public */
 export type BackstageErrorName =
   | 'InputError'
   | 'AuthenticationError'

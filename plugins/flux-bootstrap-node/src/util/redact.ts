@@ -2,11 +2,7 @@ import type { EngineLogger } from './logger';
 
 const MASK = '***';
 
-/**
- * Masks registered secrets (also base64 and URL-encoded) and credential shapes in every log
- * line and error message that leaves the engine.
- * @public
- */
+/** Masks secrets (also base64 and URL-encoded) and credential shapes in logs and errors. @public */
 export class Redactor {
   private readonly secrets = new Set<string>();
 
@@ -80,11 +76,7 @@ export class Redactor {
   }
 }
 
-/**
- * Masks credential shapes even when the secret was never registered: `Authorization: Bearer x`,
- * `Basic x`, `user:password@` in URLs, PEM private key blocks.
- * @public
- */
+/** Masks credential shapes never registered: Authorization values, URL passwords, PEM keys. @public */
 export function redactCredentialPatterns(text: string): string {
   return text
     .replace(
