@@ -192,11 +192,9 @@ export async function planFluxUninstall(
     await kube.list('fluxcd.controlplane.io/v1', 'FluxInstance', metadata)
   ).map(refOf);
   if (instances.length > 0) {
-    const managed = `Flux on cluster "${
-      kube.clusterName
-    }" is managed by the Flux Operator (${list(instances)})`;
+    const operator = `the Flux Operator (${list(instances)})`;
     throw new ConflictError(
-      `${managed}: it would install Flux again. Delete the FluxInstance (the operator then uninstalls Flux) instead; nothing was removed.`,
+      `Flux on cluster "${kube.clusterName}" is managed by ${operator}: it would install Flux again. Delete the FluxInstance (the operator then uninstalls Flux) instead; nothing was removed.`,
     );
   }
   const kinds = await readFluxKinds(kube, signal);
@@ -304,6 +302,8 @@ export function describeFluxUninstallPlan(
   const applied = `${workloads.length} object(s) the Kustomizations applied`;
   const holding = held(plan);
   const finalizers = `${holding.length} Flux custom resource(s)`;
+  const heldList = list(holding);
+  const crdNames = crds.join(', ');
   const definitions = `${crds.length} Flux CustomResourceDefinition(s)`;
   const resources = `${crs.length} custom resource(s)${
     crs.length > 0 ? ` (${list(crs)})` : ''
@@ -326,13 +326,9 @@ export function describeFluxUninstallPlan(
     clusterObjects.length > 0 &&
       `would delete Flux's cluster-wide RBAC: ${list(clusterObjects)}`,
     holding.length > 0 &&
-      `would remove the finalizers of ${finalizers}, so their deletion does not wait for the controllers: ${list(
-        holding,
-      )}`,
+      `would remove the finalizers of ${finalizers}, so their deletion does not wait for the controllers: ${heldList}`,
     crds.length > 0 &&
-      `would delete ${definitions}, and with them ${resources}: ${crds.join(
-        ', ',
-      )}`,
+      `would delete ${definitions}, and with them ${resources}: ${crdNames}`,
     namespace,
   ].filter((line): line is string => !!line);
 }
@@ -369,19 +365,17 @@ async function assertMayUninstall(
       return `${verb} ${resource}${group ? `.${group}` : ''}${where}`;
     });
   if (denied.length > 0) {
+    const credentials = `The credentials of cluster "${kube.clusterName}"`;
+    const what = denied.join('; ');
     throw new NotAllowedError(
-      `The credentials of cluster "${kube.clusterName}" may not ${denied.join(
-        '; ',
-      )}: Flux cannot be uninstalled with them. Nothing was removed.`,
+      `${credentials} may not ${what}: Flux cannot be uninstalled with them. Nothing was removed.`,
     );
   }
 }
 
 /**
- * Uninstalls Flux as `flux uninstall` does: (pruned workloads,) Flux's objects and RBAC, the
- * finalizers of its custom resources (no controller is left to honour them), its CRDs (waited
- * for), the namespace. Checks the credentials first; each step is an idempotent checkpoint.
- * @public
+ * Uninstalls Flux as `flux uninstall` does, stripping the finalizers no controller is left to
+ * honour. Checks the credentials first; each step is an idempotent checkpoint. @public
  */
 export async function uninstallFlux(
   kube: KubeClient,

@@ -36,11 +36,7 @@ async function* capped(
   }
 }
 
-/**
- * isomorphic-git's HTTP plugin on the engine's HTTP layer. No redirects: they would carry the
- * Authorization header elsewhere.
- * @public
- */
+/** isomorphic-git's HTTP plugin on the engine's HTTP layer; no redirects (they would leak credentials). @public */
 export function createGitHttpClient(
   options: GitHttpClientOptions = {},
 ): GitHttpClient {

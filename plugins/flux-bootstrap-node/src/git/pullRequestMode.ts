@@ -40,13 +40,14 @@ export interface PullRequestModeRequest extends Partial<PullRequestContent> {
   branch?: string;
 }
 
-/** Outcome: `revision` is empty while the pull request is open. @public */
-export interface PullRequestPushResult extends CommitResult {
-  /** The pull request (open, or the one whose merge brought the manifests). */
+/** The pull request (open, or the one whose merge brought the changes) and its source branch. */
+type PullRequestState = {
   pullRequest?: FluxPullRequestInfo;
-  /** The branch the commits went to. */
   sourceBranch?: string;
-}
+};
+
+/** Outcome: `revision` is empty while the pull request is open. @public */
+export type PullRequestPushResult = CommitResult & PullRequestState;
 
 /** Stops the probe of the target branch where it would push. */
 class WouldPush extends Error {}
@@ -90,7 +91,7 @@ export async function pushWithPullRequest<R extends PullRequestCommitResult>(
     commits: PullRequestCommits<R>;
   },
   deps: CommitDeps,
-): Promise<R & { pullRequest?: FluxPullRequestInfo; sourceBranch?: string }> {
+): Promise<R & PullRequestState> {
   const { repo, transport, pullRequest: request, commits } = input;
   const logger = deps.redactor?.wrapLogger(deps.logger) ?? deps.logger;
   const step = deps.checkpoint ?? ((_k, fn) => fn());
@@ -142,12 +143,10 @@ export async function pushWithPullRequest<R extends PullRequestCommitResult>(
     if (spent) await repo.setBranch(source, undefined);
     if (spent && last.state === 'DECLINED') {
       await transport.close();
-      const declined = `pull request #${last.id} (${
-        pullRequestInfo(last).url
-      })`;
+      const { url } = pullRequestInfo(last);
       throw new FluxBootstrapError(
         'ConflictError',
-        `${declined} was declined, so its changes never reached ${target}. Its branch ${source} was deleted: run the template again to open a new pull request.`,
+        `pull request #${last.id} (${url}) was declined, so its changes never reached ${target}. Its branch ${source} was deleted: run the template again to open a new pull request.`,
       );
     }
     if (!head || spent) {

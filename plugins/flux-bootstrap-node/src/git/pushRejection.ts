@@ -25,10 +25,9 @@ export function branchProtectionError(
     !/through pull requests|is read-only|branch permissions/i.test(said)
   )
     return undefined;
+  const why = `(${status || 'rejected'})${said ? `: ${said}` : '.'}`;
   return new BranchProtectedError(
     'NotAllowedError',
-    `the push to branch "${branch}" of ${url} was refused by the server (${
-      status || 'rejected'
-    })${said ? `: ${said}` : '.'} ${PULL_REQUEST_ADVICE}`,
+    `the push to branch "${branch}" of ${url} was refused by the server ${why} ${PULL_REQUEST_ADVICE}`,
   );
 }

@@ -79,8 +79,7 @@ const httpStatusOf = (error: unknown) =>
 function isTransient(error: unknown): boolean {
   const status = httpStatusOf(error);
   if (status !== undefined) return status === 429 || status >= 500;
-  const e = error as { code?: string; name?: string };
-  return isTransientNetworkCode(e?.code) || e?.name === 'GitHttpTimeoutError';
+  return isTransientNetworkCode((error as { code?: string })?.code);
 }
 
 /** Options of {@link GitPushSession.open}. @public */
@@ -141,10 +140,7 @@ export class GitPushSession {
     return this.blobsOnRemote.get(filePath);
   }
 
-  /**
-   * The branch head (absent for a new branch), the commit a change builds on (`parent`: else
-   * the default branch's head, or none) with its tree, and an editor over that tree.
-   */
+  /** The branch head (absent if new), the commit to build on, its tree and an editor over it. */
   async current(signal?: AbortSignal) {
     const { head, parent } = await this.base(signal);
     const { gitdir } = this;

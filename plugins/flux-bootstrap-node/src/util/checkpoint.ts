@@ -1,9 +1,8 @@
 import type { Redactor } from './redact';
 
 /**
- * Runs one side effect at most once per task (the scaffolder's `ctx.checkpoint`). Its value is
- * stored in the task state, so it must be public JSON (never a token or a private key).
- * @public
+ * Runs one side effect at most once per task (the scaffolder's `ctx.checkpoint`); its value is
+ * stored in the task state, so it must be public JSON (never a token or a private key). @public
  */
 export type CheckpointFn = <T>(key: string, fn: () => Promise<T>) => Promise<T>;
 
