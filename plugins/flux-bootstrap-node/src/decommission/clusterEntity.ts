@@ -22,12 +22,9 @@ export interface CatalogEntityLike {
 }
 
 /**
- * The catalog calls {@link unregisterClusterEntity} makes, with the caller's credentials bound
- * (Backstage's `CatalogService` fits, wrapped as `ref => catalog.getEntityByRef(ref, { credentials })`).
- * The location is found by the entity's origin location (`getLocationByRef`), not by
- * `getLocationByEntity`: the catalog's search index leaves out annotation values as long as a
- * cluster entity URL, so that lookup does not find them.
- * @public
+ * The catalog calls {@link unregisterClusterEntity} makes, with the caller's credentials bound.
+ * `getLocationByRef` (the origin location), since `getLocationByEntity` misses ours: the search
+ * index leaves out annotation values as long as a cluster entity URL. @public
  */
 export interface ClusterEntityCatalog {
   getEntityByRef(ref: string): Promise<CatalogEntityLike | undefined>;
@@ -68,11 +65,9 @@ function clusterOfLocation(
   { type, target }: { type: string; target: string },
   backendBaseUrl: string,
 ): string | undefined {
-  if (type !== 'url' || !URL.canParse(target)) return undefined;
-  const url = new URL(target);
-  return isClusterEntityUrl(url, backendBaseUrl)
-    ? url.searchParams.get('name') ?? undefined
-    : undefined;
+  const url = type === 'url' && URL.canParse(target) && new URL(target);
+  if (!url || !isClusterEntityUrl(url, backendBaseUrl)) return undefined;
+  return url.searchParams.get('name') ?? undefined;
 }
 
 /**

@@ -97,19 +97,14 @@ export async function removeClusterPathFromRepository(
     ref: bitbucket.ref,
     defaultBranch: req.branch,
   });
+  const transport = new HttpsGitTransport({
+    url: remoteUrl,
+    headers: gitHttpAuthHeaders(auth),
+    caPem: host.caPem,
+    timeoutMs: Math.max(60_000, host.requestTimeoutMs),
+  });
   return redacted(deps, authSecrets(auth), d =>
-    removeClusterPath(
-      {
-        ...options,
-        transport: new HttpsGitTransport({
-          url: remoteUrl,
-          headers: gitHttpAuthHeaders(auth),
-          caPem: host.caPem,
-          timeoutMs: Math.max(60_000, host.requestTimeoutMs),
-        }),
-      },
-      d,
-    ),
+    removeClusterPath({ ...options, transport }, d),
   );
 }
 
