@@ -2,9 +2,7 @@ import type { BitbucketServerClient } from '../bitbucket/client';
 import { isBitbucketError } from '../bitbucket/errors';
 import type { BitbucketRepoRef } from '../bitbucket/repoUrl';
 import { locateBitbucketRepository } from '../bitbucket/repository';
-import { runCheckpointDirectly } from '../util/checkpoint';
-import { silentLogger } from '../util/logger';
-import type { DecommissionDeps } from './shared';
+import { withDefaults, type DecommissionDeps } from './shared';
 
 /** One repository access key, public facts only. @public */
 export interface FluxAccessKeyInfo {
@@ -45,9 +43,7 @@ export async function deleteFluxAccessKeys(
   deps: DecommissionDeps = {},
 ): Promise<DeleteFluxAccessKeysResult> {
   const { client, label } = options;
-  const { signal } = deps;
-  const logger = deps.logger ?? silentLogger;
-  const step = deps.checkpoint ?? runCheckpointDirectly;
+  const { signal, logger, step } = withDefaults(deps);
   const { projectKey, repoSlug } = await locateBitbucketRepository(
     client,
     options.ref,

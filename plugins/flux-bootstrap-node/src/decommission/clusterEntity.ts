@@ -5,9 +5,7 @@ import {
   KUBERNETES_CLUSTER_RESOURCE_TYPE,
 } from '@flux-bootstrap/plugin-flux-bootstrap-common';
 import { pollUntil } from '../operate/poll';
-import { runCheckpointDirectly } from '../util/checkpoint';
-import { silentLogger } from '../util/logger';
-import type { DecommissionDeps } from './shared';
+import { withDefaults, type DecommissionDeps } from './shared';
 
 /** The entity fields {@link unregisterClusterEntity} reads. @public */
 export interface CatalogEntityLike {
@@ -82,8 +80,7 @@ export async function unregisterClusterEntity(
   deps: DecommissionDeps = {},
 ): Promise<UnregisterClusterEntityResult> {
   const { cluster } = options;
-  const logger = deps.logger ?? silentLogger;
-  const step = deps.checkpoint ?? runCheckpointDirectly;
+  const { signal, logger, step } = withDefaults(deps);
   const entityRef = (
     options.entityRef ?? `resource:default/${cluster}`
   ).toLocaleLowerCase('en-US');
@@ -149,7 +146,7 @@ export async function unregisterClusterEntity(
     {
       timeoutMs,
       pollIntervalMs: options.pollIntervalMs ?? 500,
-      signal: deps.signal,
+      signal,
       what: `waiting for the catalog to drop ${entityRef}`,
     },
   );

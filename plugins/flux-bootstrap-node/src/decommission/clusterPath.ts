@@ -1,10 +1,8 @@
 import { GitPushSession, type GitAuthor } from '../git/session';
 import type { GitTransport } from '../git/transport';
 import type { TreeEditor } from '../git/tree';
-import { runCheckpointDirectly } from '../util/checkpoint';
 import { InputValidationError } from '../util/errors';
-import { silentLogger } from '../util/logger';
-import type { DecommissionDeps } from './shared';
+import { withDefaults, type DecommissionDeps } from './shared';
 
 /** Options of {@link removeClusterPath}. @public */
 export interface RemoveClusterPathOptions {
@@ -52,10 +50,8 @@ export async function removeClusterPath(
   options: RemoveClusterPathOptions,
   deps: DecommissionDeps = {},
 ): Promise<RemoveClusterPathResult> {
-  const { signal } = deps;
   const { transport, branch, cluster } = options;
-  const logger = deps.logger ?? silentLogger;
-  const step = deps.checkpoint ?? runCheckpointDirectly;
+  const { signal, logger, step } = withDefaults(deps);
   if (options.path === '' || options.path === '.') {
     throw new InputValidationError(
       'path',

@@ -1,6 +1,6 @@
-import type { CheckpointFn } from '../util/checkpoint';
+import { runCheckpointDirectly, type CheckpointFn } from '../util/checkpoint';
 import { InputValidationError } from '../util/errors';
-import type { EngineLogger } from '../util/logger';
+import { silentLogger, type EngineLogger } from '../util/logger';
 
 /** Collaborators of the decommission use cases. @public */
 export interface DecommissionDeps {
@@ -9,6 +9,17 @@ export interface DecommissionDeps {
   /** Wraps each side effect (`ctx.checkpoint` in an action); default: run it. */
   checkpoint?: CheckpointFn;
 }
+
+/** The deps with their defaults: a silent logger, side effects run directly. */
+export const withDefaults = ({
+  logger,
+  checkpoint,
+  signal,
+}: DecommissionDeps) => ({
+  signal,
+  logger: logger ?? silentLogger,
+  step: checkpoint ?? runCheckpointDirectly,
+});
 
 /** Fails unless `confirm` repeats the cluster name exactly; checked before any request, dry runs too. @public */
 export function requireClusterConfirmation(

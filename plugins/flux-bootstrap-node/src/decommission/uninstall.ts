@@ -11,10 +11,8 @@ import type {
 } from '../kube/types';
 import { pollUntil } from '../operate/poll';
 import { record, str } from '../status/fluxObjects';
-import { runCheckpointDirectly } from '../util/checkpoint';
 import { throwIfAborted } from '../util/errors';
-import { silentLogger } from '../util/logger';
-import type { DecommissionDeps } from './shared';
+import { withDefaults, type DecommissionDeps } from './shared';
 
 /** Field manager of the finalizer patches. */
 const FIELD_MANAGER = 'flux-bootstrap-uninstall';
@@ -40,11 +38,8 @@ const FLUX_OBJECT_KINDS: [string, string, boolean][] = [
   ['rbac.authorization.k8s.io/v1', 'ClusterRoleBinding', false],
 ];
 
-/** One object the uninstall removes (or would). @public */
-export interface FluxObjectRef extends KubeObjectRef {}
-
 /** A Flux custom resource and the finalizers it holds. @public */
-export interface FluxCustomResourceRef extends FluxObjectRef {
+export interface FluxCustomResourceRef extends KubeObjectRef {
   finalizers: string[];
 }
 
@@ -70,11 +65,11 @@ export interface FluxUninstallPlan {
   keepNamespace: boolean;
   prune: boolean;
   /** Objects of the Kustomizations' inventories that are not Flux's own (deleted only with prune). */
-  workloads: FluxObjectRef[];
+  workloads: KubeObjectRef[];
   /** Flux's objects in its namespace (controllers first) and the sync source's Secret. */
-  components: FluxObjectRef[];
+  components: KubeObjectRef[];
   /** Flux's cluster-wide RBAC. */
-  clusterObjects: FluxObjectRef[];
+  clusterObjects: KubeObjectRef[];
   /** Every custom resource of Flux's kinds, in every namespace (deleted with its CRD). */
   customResources: FluxCustomResourceRef[];
   /** Names of Flux's CustomResourceDefinitions (labelled `app.kubernetes.io/part-of: flux`). */
@@ -104,12 +99,12 @@ const list = (refs: { kind: string; name: string; namespace?: string }[]) =>
   refs.map(describe).join(', ');
 const groupOf = (apiVersion: string) =>
   apiVersion.includes('/') ? apiVersion.split('/')[0] : '';
-const identity = (ref: FluxObjectRef) =>
+const identity = (ref: KubeObjectRef) =>
   `${groupOf(ref.apiVersion)}|${ref.kind}|${ref.namespace ?? ''}|${ref.name}`;
 const byName = (a: { name: string }, b: { name: string }) =>
   a.name.localeCompare(b.name);
 
-function refOf(obj: KubeObject): FluxObjectRef {
+function refOf(obj: KubeObject): KubeObjectRef {
   const { name, namespace } = obj.metadata;
   const ref = { apiVersion: obj.apiVersion, kind: obj.kind, name };
   return namespace ? { ...ref, namespace } : ref;
@@ -119,7 +114,7 @@ function refOf(obj: KubeObject): FluxObjectRef {
 export function inventoryEntryRef(entry: {
   id?: unknown;
   v?: unknown;
-}): FluxObjectRef | undefined {
+}): KubeObjectRef | undefined {
   if (typeof entry.id !== 'string' || typeof entry.v !== 'string')
     return undefined;
   const [namespace, name, group, kind, ...rest] = entry.id.split('_');
@@ -204,8 +199,8 @@ export async function planFluxUninstall(
     const ref = { kind, name: ns, namespace: ns };
     return found && { ...ref, apiVersion: found.apiVersion };
   };
-  const components: FluxObjectRef[] = [];
-  const clusterObjects: FluxObjectRef[] = [];
+  const components: KubeObjectRef[] = [];
+  const clusterObjects: KubeObjectRef[] = [];
   for (const [apiVersion, kind, namespaced] of FLUX_OBJECT_KINDS) {
     const items = await kube.list(apiVersion, kind, {
       ...metadata,
@@ -238,7 +233,7 @@ export async function planFluxUninstall(
     ].map(identity),
   );
   const fluxGroups = new Set(kinds.map(k => k.group));
-  const workloads = new Map<string, FluxObjectRef>();
+  const workloads = new Map<string, KubeObjectRef>();
   const ks = syncObject('Kustomization', 'kustomize.toolkit.fluxcd.io');
   const kustomizations = ks
     ? await kube.list(ks.apiVersion, ks.kind, { signal })
@@ -340,7 +335,7 @@ async function assertMayUninstall(
   signal?: AbortSignal,
 ): Promise<void> {
   const d = deletions(plan);
-  const writes: [string, FluxObjectRef[]][] = [
+  const writes: [string, KubeObjectRef[]][] = [
     ['delete', [...d.workloads, ...d.components]],
     ['patch', held(plan)],
     ['delete', [...d.crds, ...d.namespace]],
@@ -382,9 +377,7 @@ export async function uninstallFlux(
   options: FluxUninstallOptions,
   deps: DecommissionDeps = {},
 ): Promise<FluxUninstallResult & { plan: FluxUninstallPlan }> {
-  const { signal } = deps;
-  const logger = deps.logger ?? silentLogger;
-  const step = deps.checkpoint ?? runCheckpointDirectly;
+  const { signal, logger, step } = withDefaults(deps);
   const timeoutMs = options.timeoutMs ?? 120_000;
   const cluster = kube.clusterName;
   const metadataOnly = { signal, metadataOnly: true };
@@ -477,7 +470,7 @@ export async function uninstallFlux(
   /** One checkpointed step deleting `refs`, then `after` (inside the checkpoint). */
   const deleting = async (
     key: string,
-    refs: FluxObjectRef[],
+    refs: KubeObjectRef[],
     after?: () => Promise<void>,
   ) => {
     if (refs.length === 0) return [];

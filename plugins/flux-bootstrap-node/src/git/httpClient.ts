@@ -66,14 +66,12 @@ export function createGitHttpClient(
         // Ref discovery may be repeated; a pack upload never.
         idempotent: method === 'GET',
       });
-      const headers: Record<string, string> = {};
-      res.headers.forEach((value, name) => (headers[name] = value));
       return {
         url: req.url,
         method: req.method,
         statusCode: res.status,
         statusMessage: res.statusText,
-        headers,
+        headers: Object.fromEntries(res.headers),
         body: capped(res.body),
       };
     },
