@@ -2,9 +2,7 @@ import type { BitbucketServerClient } from '../bitbucket/client';
 import { isBitbucketError } from '../bitbucket/errors';
 import type { BitbucketRepoRef } from '../bitbucket/repoUrl';
 import { locateBitbucketRepository } from '../bitbucket/repository';
-import { runCheckpointDirectly } from '../util/checkpoint';
-import { silentLogger } from '../util/logger';
-import type { DecommissionDeps } from './shared';
+import { withDefaults, type DecommissionDeps } from './shared';
 
 /** One repository access key, public facts only. @public */
 export interface FluxAccessKeyInfo {
@@ -39,22 +37,13 @@ export interface DeleteFluxAccessKeysResult {
   changed: boolean;
 }
 
-/**
- * Deletes a decommissioned cluster's SSH access keys from the fleet repository: those whose
- * label is the cluster's (`<namespace>-<branch>-<secretName>-./<path>`, as `flux:generate-key`
- * and `flux bootstrap` name them), and no other — the keys of the other clusters syncing from
- * the same repository stay. Deleted by id, one checkpoint; a key already gone counts as deleted,
- * and a second run finds none and changes nothing. A dry run only lists them.
- * @public
- */
+/** Deletes the access keys labelled exactly `label` (other clusters' keys stay); one checkpoint. @public */
 export async function deleteFluxAccessKeys(
   options: DeleteFluxAccessKeysOptions,
   deps: DecommissionDeps = {},
 ): Promise<DeleteFluxAccessKeysResult> {
   const { client, label } = options;
-  const { signal } = deps;
-  const logger = deps.logger ?? silentLogger;
-  const step = deps.checkpoint ?? runCheckpointDirectly;
+  const { signal, logger, step } = withDefaults(deps);
   const { projectKey, repoSlug } = await locateBitbucketRepository(
     client,
     options.ref,
@@ -88,14 +77,9 @@ export async function deleteFluxAccessKeys(
     return result;
   }
   if (options.dryRun) {
-    const listed = keys
-      .map(
-        k =>
-          `${k.id} (${k.permission}${
-            k.fingerprint ? `, ${k.fingerprint}` : ''
-          })`,
-      )
-      .join(', ');
+    const fact = (k: FluxAccessKeyInfo) =>
+      [k.permission, k.fingerprint].filter(Boolean).join(', ');
+    const listed = keys.map(k => `${k.id} (${fact(k)})`).join(', ');
     logger.info(
       `Dry run: would delete access key(s) ${listed} labelled "${label}" from ${repository}; ${others} stay`,
     );

@@ -5,9 +5,7 @@ import {
   KUBERNETES_CLUSTER_RESOURCE_TYPE,
 } from '@flux-bootstrap/plugin-flux-bootstrap-common';
 import { pollUntil } from '../operate/poll';
-import { runCheckpointDirectly } from '../util/checkpoint';
-import { silentLogger } from '../util/logger';
-import type { DecommissionDeps } from './shared';
+import { withDefaults, type DecommissionDeps } from './shared';
 
 /** The entity fields {@link unregisterClusterEntity} reads. @public */
 export interface CatalogEntityLike {
@@ -22,12 +20,9 @@ export interface CatalogEntityLike {
 }
 
 /**
- * The catalog calls {@link unregisterClusterEntity} makes, with the caller's credentials bound
- * (Backstage's `CatalogService` fits, wrapped as `ref => catalog.getEntityByRef(ref, { credentials })`).
- * The location is found by the entity's origin location (`getLocationByRef`), not by
- * `getLocationByEntity`: the catalog's search index leaves out annotation values as long as a
- * cluster entity URL, so that lookup does not find them.
- * @public
+ * The catalog calls {@link unregisterClusterEntity} makes, with the caller's credentials bound.
+ * `getLocationByRef` (the origin location), since `getLocationByEntity` misses ours: the search
+ * index leaves out annotation values as long as a cluster entity URL. @public
  */
 export interface ClusterEntityCatalog {
   getEntityByRef(ref: string): Promise<CatalogEntityLike | undefined>;
@@ -68,21 +63,15 @@ function clusterOfLocation(
   { type, target }: { type: string; target: string },
   backendBaseUrl: string,
 ): string | undefined {
-  if (type !== 'url' || !URL.canParse(target)) return undefined;
-  const url = new URL(target);
-  return isClusterEntityUrl(url, backendBaseUrl)
-    ? url.searchParams.get('name') ?? undefined
-    : undefined;
+  const url = type === 'url' && URL.canParse(target) && new URL(target);
+  if (!url || !isClusterEntityUrl(url, backendBaseUrl)) return undefined;
+  return url.searchParams.get('name') ?? undefined;
 }
 
 /**
- * Unregisters a decommissioned cluster's catalog entity: the `Resource` of `spec.type:
- * kubernetes-cluster` that `catalog:register` added from `clusterEntityUrl(...)`. Its location is
- * removed (the catalog then deletes the entity it produced), then the catalog is asked until it
- * no longer shows the entity. Refuses an entity that is not this cluster's, or that another
- * location (a catalog-info.yaml in a repository, say) provides: removing that would only last
- * until the catalog reads it again. An orphaned entity (its location already gone) is deleted
- * by its uid. No entity: nothing to do (a second run).
+ * Unregisters the cluster's `kubernetes-cluster` Resource by removing the location
+ * `catalog:register` added (an orphan: by uid), then waits until the catalog drops it. Refuses
+ * another cluster's entity, or one another location provides (the catalog would read it again).
  * @public
  */
 export async function unregisterClusterEntity(
@@ -91,8 +80,7 @@ export async function unregisterClusterEntity(
   deps: DecommissionDeps = {},
 ): Promise<UnregisterClusterEntityResult> {
   const { cluster } = options;
-  const logger = deps.logger ?? silentLogger;
-  const step = deps.checkpoint ?? runCheckpointDirectly;
+  const { signal, logger, step } = withDefaults(deps);
   const entityRef = (
     options.entityRef ?? `resource:default/${cluster}`
   ).toLocaleLowerCase('en-US');
@@ -120,10 +108,11 @@ export async function unregisterClusterEntity(
     (!location ||
       clusterOfLocation(location, options.backendBaseUrl) !== cluster)
   ) {
+    const from = origin
+      ? `the catalog location ${origin}`
+      : 'an entity provider';
     throw new ConflictError(
-      `${entityRef} comes from ${
-        origin ? `the catalog location ${origin}` : 'an entity provider'
-      }, not from the cluster's registration by the bootstrap templates (clusterEntityUrl); remove it there. It was left in the catalog.`,
+      `${entityRef} comes from ${from}, not from the cluster's registration by the bootstrap templates (clusterEntityUrl); remove it there. It was left in the catalog.`,
     );
   }
   const where = location && `${location.type}:${location.target}`;
@@ -157,15 +146,14 @@ export async function unregisterClusterEntity(
     {
       timeoutMs,
       pollIntervalMs: options.pollIntervalMs ?? 500,
-      signal: deps.signal,
+      signal,
       what: `waiting for the catalog to drop ${entityRef}`,
     },
   );
+  const seconds = Math.round(timeoutMs / 1000);
   if (!dropped)
     throw new ConflictError(
-      `The catalog still shows ${entityRef} ${Math.round(
-        timeoutMs / 1000,
-      )} s after its location was removed; run again to retry`,
+      `The catalog still shows ${entityRef} ${seconds} s after its location was removed; run again to retry`,
     );
   logger.info(`The catalog no longer shows ${entityRef}`);
   return { entityRef, found: true, location: where, changed: true };

@@ -1,15 +1,8 @@
-import fs from 'node:fs';
-import fsp from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import git from 'isomorphic-git';
 import { GitPushSession, type GitAuthor } from '../git/session';
 import type { GitTransport } from '../git/transport';
-import { TreeEditor } from '../git/tree';
-import { runCheckpointDirectly } from '../util/checkpoint';
+import type { TreeEditor } from '../git/tree';
 import { InputValidationError } from '../util/errors';
-import { silentLogger } from '../util/logger';
-import type { DecommissionDeps } from './shared';
+import { withDefaults, type DecommissionDeps } from './shared';
 
 /** Options of {@link removeClusterPath}. @public */
 export interface RemoveClusterPathOptions {
@@ -52,44 +45,13 @@ async function filesUnder(tree: TreeEditor, dir: string): Promise<string[]> {
   return files.sort();
 }
 
-/** The branch head and the files under the path, read without a session (nothing is pushed). */
-async function listRemoteFiles(
-  options: RemoveClusterPathOptions,
-  signal?: AbortSignal,
-): Promise<{ head: string; files: string[] }> {
-  const parent = options.workDir ?? os.tmpdir();
-  await fsp.mkdir(parent, { recursive: true });
-  const gitdir = await fsp.mkdtemp(path.join(parent, 'flux-bootstrap-git-'));
-  try {
-    await git.init({ fs, dir: gitdir, bare: true });
-    const head = await options.transport.fetch(gitdir, options.branch, signal);
-    const { tree } = (await git.readCommit({ fs, gitdir, oid: head })).commit;
-    const files = await filesUnder(new TreeEditor(gitdir, tree), options.path);
-    return { head, files };
-  } finally {
-    await fsp.rm(gitdir, { recursive: true, force: true });
-  }
-}
-
-/**
- * Removes a decommissioned cluster's folder (`clusters/<name>`: Flux's manifests and whatever
- * else the cluster synced) from the fleet repository's branch in one commit,
- * `Remove Flux from <cluster>`; other clusters' folders are untouched. No commit when the folder
- * is already gone (a second run changes nothing); a branch that moves meanwhile is fetched again
- * and the removal redone on top. A dry run lists the files and pushes nothing.
- *
- * The commit is made by a {@link GitPushSession} on `branch`: a pull-request mode pushes the same
- * edit to a topic branch and opens the pull request from it.
- * @public
- */
+/** Removes the cluster's folder from the branch in one commit (none when it is gone). @public */
 export async function removeClusterPath(
   options: RemoveClusterPathOptions,
   deps: DecommissionDeps = {},
 ): Promise<RemoveClusterPathResult> {
-  const { signal } = deps;
   const { transport, branch, cluster } = options;
-  const logger = deps.logger ?? silentLogger;
-  const step = deps.checkpoint ?? runCheckpointDirectly;
+  const { signal, logger, step } = withDefaults(deps);
   if (options.path === '' || options.path === '.') {
     throw new InputValidationError(
       'path',
@@ -98,26 +60,7 @@ export async function removeClusterPath(
   }
   const where = `${options.path}/ on "${branch}" of ${transport.displayUrl}`;
   const message = `Remove Flux from ${cluster}`;
-  if (options.dryRun) {
-    try {
-      const refs = await transport.listRefs(signal);
-      const { head, files } = refs.heads.has(branch)
-        ? await listRemoteFiles(options, signal)
-        : { head: undefined, files: [] };
-      const listed = `${files.length} file(s) of ${where}`;
-      logger.info(
-        files.length === 0
-          ? `Dry run: ${where} holds no file; nothing to remove`
-          : `Dry run: would remove ${listed} in one commit "${message}": ${files.join(
-              ', ',
-            )}`,
-      );
-      return { files, head, changed: false };
-    } finally {
-      await transport.close();
-    }
-  }
-  return step('remove-cluster-path', async () => {
+  const run = async (): Promise<RemoveClusterPathResult> => {
     const session = await GitPushSession.open({
       transport,
       branch,
@@ -125,11 +68,26 @@ export async function removeClusterPath(
       workDir: options.workDir,
     });
     try {
+      const empty = `${where} holds no file; nothing to remove`;
       if (!(await transport.listRefs(signal)).heads.has(branch)) {
         logger.info(
-          `Branch "${branch}" does not exist in ${transport.displayUrl}: nothing to remove`,
+          options.dryRun
+            ? `Dry run: ${empty}`
+            : `Branch "${branch}" does not exist in ${transport.displayUrl}: nothing to remove`,
         );
         return { files: [], changed: false };
+      }
+      if (options.dryRun) {
+        const { head, editor } = await session.current(signal);
+        const files = await filesUnder(editor, options.path);
+        const listed = `${files.length} file(s) of ${where}`;
+        const commit = `one commit "${message}": ${files.join(', ')}`;
+        logger.info(
+          files.length === 0
+            ? `Dry run: ${empty}`
+            : `Dry run: would remove ${listed} in ${commit}`,
+        );
+        return { files, head, changed: false };
       }
       let files: string[] = [];
       const appendix = options.commitMessageAppendix;
@@ -154,5 +112,6 @@ export async function removeClusterPath(
     } finally {
       await session.close();
     }
-  });
+  };
+  return options.dryRun ? run() : step('remove-cluster-path', run);
 }

@@ -1,6 +1,6 @@
-import type { CheckpointFn } from '../util/checkpoint';
+import { runCheckpointDirectly, type CheckpointFn } from '../util/checkpoint';
 import { InputValidationError } from '../util/errors';
-import type { EngineLogger } from '../util/logger';
+import { silentLogger, type EngineLogger } from '../util/logger';
 
 /** Collaborators of the decommission use cases. @public */
 export interface DecommissionDeps {
@@ -10,12 +10,18 @@ export interface DecommissionDeps {
   checkpoint?: CheckpointFn;
 }
 
-/**
- * The guard every decommission step has: nothing is removed unless `confirm` repeats the cluster
- * name exactly (as GitHub asks for a repository's name before deleting it). Checked before any
- * request, in dry runs too, so a template that forgets the field fails at once.
- * @public
- */
+/** The deps with their defaults: a silent logger, side effects run directly. */
+export const withDefaults = ({
+  logger,
+  checkpoint,
+  signal,
+}: DecommissionDeps) => ({
+  signal,
+  logger: logger ?? silentLogger,
+  step: checkpoint ?? runCheckpointDirectly,
+});
+
+/** Fails unless `confirm` repeats the cluster name exactly; checked before any request, dry runs too. @public */
 export function requireClusterConfirmation(
   cluster: string,
   confirm: unknown,

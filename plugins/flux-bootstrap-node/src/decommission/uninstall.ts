@@ -11,10 +11,8 @@ import type {
 } from '../kube/types';
 import { pollUntil } from '../operate/poll';
 import { record, str } from '../status/fluxObjects';
-import { runCheckpointDirectly } from '../util/checkpoint';
 import { throwIfAborted } from '../util/errors';
-import { silentLogger } from '../util/logger';
-import type { DecommissionDeps } from './shared';
+import { withDefaults, type DecommissionDeps } from './shared';
 
 /** Field manager of the finalizer patches. */
 const FIELD_MANAGER = 'flux-bootstrap-uninstall';
@@ -40,11 +38,8 @@ const FLUX_OBJECT_KINDS: [string, string, boolean][] = [
   ['rbac.authorization.k8s.io/v1', 'ClusterRoleBinding', false],
 ];
 
-/** One object the uninstall removes (or would). @public */
-export interface FluxObjectRef extends KubeObjectRef {}
-
 /** A Flux custom resource and the finalizers it holds. @public */
-export interface FluxCustomResourceRef extends FluxObjectRef {
+export interface FluxCustomResourceRef extends KubeObjectRef {
   finalizers: string[];
 }
 
@@ -54,10 +49,7 @@ export interface FluxUninstallOptions {
   namespace: string;
   /** Keep the namespace (`flux uninstall --keep-namespace`); default false: delete it. */
   keepNamespace?: boolean;
-  /**
-   * Also delete the workloads the Kustomizations applied (the objects in their
-   * `status.inventory`); default false: they keep running, unmanaged, as with `flux uninstall`.
-   */
+  /** Also delete the objects in the Kustomizations' `status.inventory`; default false (kept). */
   prune?: boolean;
   /** How long to wait for the CustomResourceDefinitions to be gone. Default 120 s. */
   timeoutMs?: number;
@@ -73,11 +65,11 @@ export interface FluxUninstallPlan {
   keepNamespace: boolean;
   prune: boolean;
   /** Objects of the Kustomizations' inventories that are not Flux's own (deleted only with prune). */
-  workloads: FluxObjectRef[];
+  workloads: KubeObjectRef[];
   /** Flux's objects in its namespace (controllers first) and the sync source's Secret. */
-  components: FluxObjectRef[];
+  components: KubeObjectRef[];
   /** Flux's cluster-wide RBAC. */
-  clusterObjects: FluxObjectRef[];
+  clusterObjects: KubeObjectRef[];
   /** Every custom resource of Flux's kinds, in every namespace (deleted with its CRD). */
   customResources: FluxCustomResourceRef[];
   /** Names of Flux's CustomResourceDefinitions (labelled `app.kubernetes.io/part-of: flux`). */
@@ -107,26 +99,22 @@ const list = (refs: { kind: string; name: string; namespace?: string }[]) =>
   refs.map(describe).join(', ');
 const groupOf = (apiVersion: string) =>
   apiVersion.includes('/') ? apiVersion.split('/')[0] : '';
-const identity = (ref: FluxObjectRef) =>
+const identity = (ref: KubeObjectRef) =>
   `${groupOf(ref.apiVersion)}|${ref.kind}|${ref.namespace ?? ''}|${ref.name}`;
 const byName = (a: { name: string }, b: { name: string }) =>
   a.name.localeCompare(b.name);
 
-function refOf(obj: KubeObject): FluxObjectRef {
+function refOf(obj: KubeObject): KubeObjectRef {
   const { name, namespace } = obj.metadata;
   const ref = { apiVersion: obj.apiVersion, kind: obj.kind, name };
   return namespace ? { ...ref, namespace } : ref;
 }
 
-/**
- * A Kustomization's inventory entry (`<namespace>_<name>_<group>_<kind>`, `v` the version) as an
- * object reference; undefined for an entry that does not parse.
- * @public
- */
+/** A Kustomization's inventory entry (`<ns>_<name>_<group>_<kind>`, `v`) as a reference, if it parses. @public */
 export function inventoryEntryRef(entry: {
   id?: unknown;
   v?: unknown;
-}): FluxObjectRef | undefined {
+}): KubeObjectRef | undefined {
   if (typeof entry.id !== 'string' || typeof entry.v !== 'string')
     return undefined;
   const [namespace, name, group, kind, ...rest] = entry.id.split('_');
@@ -161,12 +149,10 @@ async function readFluxKinds(
     const version =
       spec.versions?.find(v => v.storage && v.served !== false) ??
       spec.versions?.find(v => v.served !== false);
-    if (!spec.group || !spec.names?.kind || !version) return [];
-    const apiVersion = `${spec.group}/${version.name}`;
-    const group = spec.group;
-    return [
-      { crd: crd.metadata.name, apiVersion, kind: spec.names.kind, group },
-    ];
+    const { group, names: { kind } = {} } = spec;
+    if (!group || !kind || !version) return [];
+    const apiVersion = `${group}/${version.name}`;
+    return [{ crd: crd.metadata.name, apiVersion, kind, group }];
   });
   return kinds.sort((a, b) => a.crd.localeCompare(b.crd));
 }
@@ -188,15 +174,7 @@ async function listCustomResources(
   return out;
 }
 
-/**
- * Reads what uninstalling Flux removes, like `flux uninstall --dry-run` but complete: Flux's
- * objects in its namespace (labelled `app.kubernetes.io/part-of: flux`) and the sync source's
- * Secret, its cluster-wide RBAC, every custom resource of its kinds (their finalizers are
- * removed so nothing hangs), its CustomResourceDefinitions, the namespace; with `prune`, the
- * workloads in the Kustomizations' inventories. Only reads. Refuses a cluster whose Flux the
- * Flux Operator manages (a `FluxInstance` exists): the operator would put it back.
- * @public
- */
+/** Reads what an uninstall removes; refuses a Flux the Flux Operator manages (it would reinstall it). @public */
 export async function planFluxUninstall(
   kube: KubeClient,
   options: FluxUninstallOptions,
@@ -204,17 +182,14 @@ export async function planFluxUninstall(
 ): Promise<FluxUninstallPlan> {
   const { signal } = deps;
   const ns = options.namespace;
-  const instances = await kube.list(
-    'fluxcd.controlplane.io/v1',
-    'FluxInstance',
-    { metadataOnly: true, signal },
-  );
+  const metadata = { metadataOnly: true, signal };
+  const instances = (
+    await kube.list('fluxcd.controlplane.io/v1', 'FluxInstance', metadata)
+  ).map(refOf);
   if (instances.length > 0) {
-    const managed = `Flux on cluster "${kube.clusterName}" is managed by the Flux Operator`;
+    const operator = `the Flux Operator (${list(instances)})`;
     throw new ConflictError(
-      `${managed} (${list(
-        instances.map(refOf),
-      )}): it would install Flux again. Delete the FluxInstance (the operator then uninstalls Flux) instead; nothing was removed.`,
+      `Flux on cluster "${kube.clusterName}" is managed by ${operator}: it would install Flux again. Delete the FluxInstance (the operator then uninstalls Flux) instead; nothing was removed.`,
     );
   }
   const kinds = await readFluxKinds(kube, signal);
@@ -224,14 +199,13 @@ export async function planFluxUninstall(
     const ref = { kind, name: ns, namespace: ns };
     return found && { ...ref, apiVersion: found.apiVersion };
   };
-  const components: FluxObjectRef[] = [];
-  const clusterObjects: FluxObjectRef[] = [];
+  const components: KubeObjectRef[] = [];
+  const clusterObjects: KubeObjectRef[] = [];
   for (const [apiVersion, kind, namespaced] of FLUX_OBJECT_KINDS) {
     const items = await kube.list(apiVersion, kind, {
+      ...metadata,
       namespace: namespaced ? ns : undefined,
       labelSelector: PART_OF_FLUX,
-      metadataOnly: true,
-      signal,
     });
     const refs = items.map(refOf).sort(byName);
     if (!namespaced) clusterObjects.push(...refs);
@@ -242,11 +216,10 @@ export async function planFluxUninstall(
   const source = gitRepository && (await kube.get(gitRepository, { signal }));
   const secretName = str(record(record(source?.spec).secretRef).name);
   if (secretName) {
-    const secret = { apiVersion: 'v1', kind: 'Secret', namespace: ns };
-    const ref = { ...secret, name: secretName };
+    const ref = { apiVersion: 'v1', kind: 'Secret', namespace: ns };
     // metadata only: the uninstall never reads a Secret's data
-    if (await kube.get(ref, { signal, metadataOnly: true }))
-      components.push(ref);
+    if (await kube.get({ ...ref, name: secretName }, metadata))
+      components.push({ ...ref, name: secretName });
   }
 
   // Workloads: what the Kustomizations applied, less Flux itself (its objects, custom
@@ -260,7 +233,7 @@ export async function planFluxUninstall(
     ].map(identity),
   );
   const fluxGroups = new Set(kinds.map(k => k.group));
-  const workloads = new Map<string, FluxObjectRef>();
+  const workloads = new Map<string, KubeObjectRef>();
   const ks = syncObject('Kustomization', 'kustomize.toolkit.fluxcd.io');
   const kustomizations = ks
     ? await kube.list(ks.apiVersion, ks.kind, { signal })
@@ -309,10 +282,7 @@ function deletions(plan: FluxUninstallPlan) {
 const held = (plan: FluxUninstallPlan) =>
   plan.customResources.filter(r => r.finalizers.length > 0);
 
-/**
- * What {@link uninstallFlux} would do with a plan, one line per step, for dry runs and logs.
- * @public
- */
+/** What {@link uninstallFlux} would do with a plan, one line per step (dry runs, logs). @public */
 export function describeFluxUninstallPlan(
   plan: FluxUninstallPlan,
   cluster: string,
@@ -323,49 +293,39 @@ export function describeFluxUninstallPlan(
     return [
       `Flux is not installed on cluster ${cluster} (namespace ${ns}): nothing to remove`,
     ];
-  const lines: string[] = [];
+  const { components, clusterObjects, prune, keepNamespace } = plan;
   const applied = `${workloads.length} object(s) the Kustomizations applied`;
-  if (workloads.length > 0 && plan.prune)
-    lines.push(`would delete the ${applied} (prune): ${list(workloads)}`);
-  else if (workloads.length > 0)
-    lines.push(
-      `would keep the ${applied} running, no longer managed by Flux (prune is off)`,
-    );
-  const { components, clusterObjects } = plan;
-  if (components.length > 0)
-    lines.push(
-      `would delete Flux's objects in namespace ${ns}: ${list(components)}`,
-    );
-  if (clusterObjects.length > 0)
-    lines.push(
-      `would delete Flux's cluster-wide RBAC: ${list(clusterObjects)}`,
-    );
   const holding = held(plan);
   const finalizers = `${holding.length} Flux custom resource(s)`;
-  if (holding.length > 0)
-    lines.push(
-      `would remove the finalizers of ${finalizers}, so their deletion does not wait for the controllers: ${list(
-        holding,
-      )}`,
-    );
+  const heldList = list(holding);
+  const crdNames = crds.join(', ');
+  const definitions = `${crds.length} Flux CustomResourceDefinition(s)`;
   const resources = `${crs.length} custom resource(s)${
     crs.length > 0 ? ` (${list(crs)})` : ''
   }`;
-  if (crds.length > 0)
-    lines.push(
-      `would delete ${
-        crds.length
-      } Flux CustomResourceDefinition(s), and with them ${resources}: ${crds.join(
-        ', ',
-      )}`,
-    );
-  if (plan.keepNamespace && plan.namespaceState !== 'absent')
-    lines.push(`would keep namespace ${ns} (keepNamespace)`);
-  else if (!plan.keepNamespace && plan.namespaceState === 'active')
-    lines.push(`would delete namespace ${ns}`);
-  else if (!plan.keepNamespace && plan.namespaceState === 'terminating')
-    lines.push(`namespace ${ns} is already being deleted`);
-  return lines;
+  const namespace = keepNamespace
+    ? plan.namespaceState !== 'absent' &&
+      `would keep namespace ${ns} (keepNamespace)`
+    : {
+        active: `would delete namespace ${ns}`,
+        terminating: `namespace ${ns} is already being deleted`,
+        absent: false,
+      }[plan.namespaceState];
+  return [
+    workloads.length > 0 &&
+      (prune
+        ? `would delete the ${applied} (prune): ${list(workloads)}`
+        : `would keep the ${applied} running, no longer managed by Flux (prune is off)`),
+    components.length > 0 &&
+      `would delete Flux's objects in namespace ${ns}: ${list(components)}`,
+    clusterObjects.length > 0 &&
+      `would delete Flux's cluster-wide RBAC: ${list(clusterObjects)}`,
+    holding.length > 0 &&
+      `would remove the finalizers of ${finalizers}, so their deletion does not wait for the controllers: ${heldList}`,
+    crds.length > 0 &&
+      `would delete ${definitions}, and with them ${resources}: ${crdNames}`,
+    namespace,
+  ].filter((line): line is string => !!line);
 }
 
 /** May the cluster credentials do every write of the plan? Fails naming what is denied. */
@@ -375,7 +335,7 @@ async function assertMayUninstall(
   signal?: AbortSignal,
 ): Promise<void> {
   const d = deletions(plan);
-  const writes: [string, FluxObjectRef[]][] = [
+  const writes: [string, KubeObjectRef[]][] = [
     ['delete', [...d.workloads, ...d.components]],
     ['patch', held(plan)],
     ['delete', [...d.crds, ...d.namespace]],
@@ -400,35 +360,27 @@ async function assertMayUninstall(
       return `${verb} ${resource}${group ? `.${group}` : ''}${where}`;
     });
   if (denied.length > 0) {
+    const credentials = `The credentials of cluster "${kube.clusterName}"`;
+    const what = denied.join('; ');
     throw new NotAllowedError(
-      `The credentials of cluster "${kube.clusterName}" may not ${denied.join(
-        '; ',
-      )}: Flux cannot be uninstalled with them. Nothing was removed.`,
+      `${credentials} may not ${what}: Flux cannot be uninstalled with them. Nothing was removed.`,
     );
   }
 }
 
 /**
- * Uninstalls Flux from a cluster the way `flux uninstall` does, so that nothing hangs and the
- * workloads keep running: (with `prune`, first the workloads of the Kustomizations' inventories,)
- * then the controllers and Flux's other objects in its namespace and its cluster-wide RBAC, then
- * the finalizers of every Flux custom resource (no controller is left to honour them), then the
- * CustomResourceDefinitions — the API server deletes their custom resources — waited for until
- * gone, then the namespace unless `keepNamespace`. Checks first that the credentials may do all
- * of it. Each step is one checkpoint and idempotent; a second run finds nothing and writes
- * nothing. Never reads a Secret's data.
- * @public
+ * Uninstalls Flux as `flux uninstall` does, stripping the finalizers no controller is left to
+ * honour. Checks the credentials first; each step is an idempotent checkpoint. @public
  */
 export async function uninstallFlux(
   kube: KubeClient,
   options: FluxUninstallOptions,
   deps: DecommissionDeps = {},
 ): Promise<FluxUninstallResult & { plan: FluxUninstallPlan }> {
-  const { signal } = deps;
-  const logger = deps.logger ?? silentLogger;
-  const step = deps.checkpoint ?? runCheckpointDirectly;
+  const { signal, logger, step } = withDefaults(deps);
   const timeoutMs = options.timeoutMs ?? 120_000;
   const cluster = kube.clusterName;
+  const metadataOnly = { signal, metadataOnly: true };
 
   logger.info(
     `Reading what Flux has on cluster ${cluster} (namespace ${options.namespace})`,
@@ -462,30 +414,16 @@ export async function uninstallFlux(
     return true;
   });
 
-  const deleteAll = async (refs: FluxObjectRef[]) => {
-    const gone: string[] = [];
-    for (const ref of refs) {
-      throwIfAborted(signal, `uninstalling Flux from ${cluster}`);
-      if (await kube.delete(ref, { signal })) {
-        gone.push(describe(ref));
-        logger.info(`Deleted ${describe(ref)}`);
-      }
-    }
-    return gone;
-  };
-  /** Removes the finalizers the custom resources of these CRDs hold (read again: the controllers are gone now). */
+  /** Removes the finalizers of these CRDs' custom resources (read again: the controllers are gone). */
   const stripFinalizers = async (crds: string[]) => {
     const kinds = await readFluxKinds(kube, signal);
-    const resources = await listCustomResources(
-      kube,
-      kinds.filter(k => crds.includes(k.crd)),
-      signal,
-    );
+    const ours = kinds.filter(k => crds.includes(k.crd));
+    const resources = await listCustomResources(kube, ours, signal);
     const stripped: string[] = [];
+    const body = { metadata: { finalizers: null } };
+    const opts = { fieldManager: FIELD_MANAGER, signal };
     for (const { finalizers, ...ref } of resources) {
       if (finalizers.length === 0) continue;
-      const body = { metadata: { finalizers: null } };
-      const opts = { fieldManager: FIELD_MANAGER, signal };
       if (await kube.patch(ref, body, opts)) {
         stripped.push(describe(ref));
         logger.info(
@@ -502,8 +440,7 @@ export async function uninstallFlux(
       async () => {
         const left: string[] = [];
         for (const name of pending)
-          if (await kube.get({ ...CRD, name }, { signal, metadataOnly: true }))
-            left.push(name);
+          if (await kube.get({ ...CRD, name }, metadataOnly)) left.push(name);
         pending = left;
         return left.length === 0;
       },
@@ -523,22 +460,29 @@ export async function uninstallFlux(
         },
       },
     );
-    const names = pending.join(', ');
+    const crds = `The CustomResourceDefinitions ${pending.join(', ')}`;
     const seconds = Math.round(timeoutMs / 1000);
     if (!gone)
       throw new ServiceUnavailableError(
-        `The CustomResourceDefinitions ${names} of cluster "${cluster}" are still being deleted after ${seconds} s: the API server first deletes their custom resources, and one still holds a finalizer (is a Flux controller still running?). Run the uninstall again to continue.`,
+        `${crds} of cluster "${cluster}" are still being deleted after ${seconds} s: the API server first deletes their custom resources, and one still holds a finalizer (is a Flux controller still running?). Run the uninstall again to continue.`,
       );
   };
   /** One checkpointed step deleting `refs`, then `after` (inside the checkpoint). */
   const deleting = async (
     key: string,
-    refs: FluxObjectRef[],
+    refs: KubeObjectRef[],
     after?: () => Promise<void>,
   ) => {
     if (refs.length === 0) return [];
     const gone = await step(key, async () => {
-      const deleted = await deleteAll(refs);
+      const deleted: string[] = [];
+      for (const ref of refs) {
+        throwIfAborted(signal, `uninstalling Flux from ${cluster}`);
+        if (await kube.delete(ref, { signal })) {
+          deleted.push(describe(ref));
+          logger.info(`Deleted ${describe(ref)}`);
+        }
+      }
       await after?.();
       return deleted;
     });

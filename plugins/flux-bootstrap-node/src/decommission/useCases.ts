@@ -50,12 +50,7 @@ async function redacted<T>(
   }
 }
 
-/**
- * `bitbucket:delete-access-keys`: the access keys labelled as `flux:generate-key` labels the
- * cluster's key (`<namespace>-<branch>-<secretName>-./<path>`) deleted from the repository, over
- * one client of `bitbucket`'s host. The label's parts are checked before any request.
- * @public
- */
+/** `bitbucket:delete-access-keys` with the cluster key's label, checked before any request. @public */
 export async function deleteClusterAccessKeys(
   req: {
     bitbucket: BitbucketAccess;
@@ -77,28 +72,19 @@ export async function deleteClusterAccessKeys(
   return redacted(deps, authSecrets(bitbucket.auth), async d => {
     const client = new BitbucketServerClient(bitbucket.host, bitbucket.auth, d);
     try {
-      const result = await deleteFluxAccessKeys(
-        {
-          client,
-          ref: bitbucket.ref,
-          label,
-          dryRun: req.dryRun,
-          credentials: bitbucket.credentials,
-        },
+      const { ref, credentials } = bitbucket;
+      const { dryRun } = req;
+      return await deleteFluxAccessKeys(
+        { client, ref, label, dryRun, credentials },
         d,
       );
-      return { ...result, label };
     } finally {
       client.close();
     }
   });
 }
 
-/**
- * `flux:remove-cluster-path`: {@link removeClusterPath} on the repository `bitbucket` names,
- * over git-over-HTTPS with its credentials (the host's CA, timeout at least 60 s).
- * @public
- */
+/** `flux:remove-cluster-path`: {@link removeClusterPath} over HTTPS with `bitbucket`'s credentials. @public */
 export async function removeClusterPathFromRepository(
   req: Omit<RemoveClusterPathOptions, 'transport'> & {
     bitbucket: BitbucketAccess;
@@ -111,27 +97,18 @@ export async function removeClusterPathFromRepository(
     ref: bitbucket.ref,
     defaultBranch: req.branch,
   });
+  const transport = new HttpsGitTransport({
+    url: remoteUrl,
+    headers: gitHttpAuthHeaders(auth),
+    caPem: host.caPem,
+    timeoutMs: Math.max(60_000, host.requestTimeoutMs),
+  });
   return redacted(deps, authSecrets(auth), d =>
-    removeClusterPath(
-      {
-        ...options,
-        transport: new HttpsGitTransport({
-          url: remoteUrl,
-          headers: gitHttpAuthHeaders(auth),
-          caPem: host.caPem,
-          timeoutMs: Math.max(60_000, host.requestTimeoutMs),
-        }),
-      },
-      d,
-    ),
+    removeClusterPath({ ...options, transport }, d),
   );
 }
 
-/**
- * `flux:uninstall`: {@link uninstallFlux} on a configured cluster (or kubeconfig context, when
- * allowed), resolved before any request; its client is closed afterwards.
- * @public
- */
+/** `flux:uninstall`: {@link uninstallFlux} on a configured cluster, resolved before any request. @public */
 export async function uninstallFluxFromCluster(
   req: FluxUninstallOptions & { cluster: string },
   deps: DecommissionUseCaseDeps & {

@@ -9,42 +9,34 @@ import { HttpClient, withSystemRoots } from '../http';
 export interface GitHttpClientOptions {
   /** Extra CA certificates (PEM) trusted in addition to Node's built-in roots. */
   caPem?: string;
-  /** Milliseconds without an answer (headers, then between body chunks) before a request fails. Default 60 000. */
+  /** Idle time (headers, then between body chunks) before a request fails. Default 60 000 ms. */
   timeoutMs?: number;
   /** Aborts every request made through the client. */
   signal?: AbortSignal;
-  /** Cap of one response body. Default 512 MiB. */
-  maxResponseBytes?: number;
-  /**
-   * Retries of a GET (ref discovery, idempotent) that failed transiently: 429, 5xx, connection
-   * reset/refused, timeout. Pack uploads (POST) are never repeated. Default 0.
-   */
+  /** Retries of a transiently failed GET (ref discovery); a pack upload never. Default 0. */
   getRetries?: number;
-  /** First delay between GET retries (doubles, at most 10 s; the server may ask for longer). Default 500 ms. */
+  /** First delay between GET retries (doubles, at most 10 s). Default 500 ms. */
   retryBaseDelayMs?: number;
-  /** Told about each GET retry (what failed, the delay), e.g. to log it. */
+  /** Told about each GET retry, e.g. to log it. */
   onRetry?: (reason: string, attempt: number, delayMs: number) => void;
 }
 
+/** Cap of one response body. */
+const MAX_BYTES = 512 << 20;
+
 async function* capped(
   body: AsyncIterable<Uint8Array>,
-  maxBytes: number,
 ): AsyncGenerator<Uint8Array> {
   let size = 0;
   for await (const chunk of body) {
     size += chunk.length;
-    if (size > maxBytes)
-      throw new Error(`git server response larger than ${maxBytes} bytes`);
+    if (size > MAX_BYTES)
+      throw new Error(`git server response larger than ${MAX_BYTES} bytes`);
     yield chunk;
   }
 }
 
-/**
- * isomorphic-git's HTTP plugin on the engine's HTTP layer: the configured CA (never disabled
- * verification), proxies, timeouts, the abort signal, retries of ref discovery only, and no
- * redirects (they would carry the Authorization header elsewhere).
- * @public
- */
+/** isomorphic-git's HTTP plugin on the engine's HTTP layer; no redirects (they would leak credentials). @public */
 export function createGitHttpClient(
   options: GitHttpClientOptions = {},
 ): GitHttpClient {
@@ -74,15 +66,13 @@ export function createGitHttpClient(
         // Ref discovery may be repeated; a pack upload never.
         idempotent: method === 'GET',
       });
-      const headers: Record<string, string> = {};
-      res.headers.forEach((value, name) => (headers[name] = value));
       return {
         url: req.url,
         method: req.method,
         statusCode: res.status,
         statusMessage: res.statusText,
-        headers,
-        body: capped(res.body, options.maxResponseBytes ?? 512 << 20),
+        headers: Object.fromEntries(res.headers),
+        body: capped(res.body),
       };
     },
   };

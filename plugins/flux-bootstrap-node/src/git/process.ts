@@ -10,10 +10,7 @@ export interface ProcessResult {
 
 const MAX_OUTPUT = 4 * 1024 * 1024;
 
-/**
- * Runs a program (never through a shell) in its own process group, so that a timeout or an
- * abort also ends the ssh child git starts. Output is capped.
- */
+/** Runs a program (no shell) in its own process group: a timeout or abort also ends git's ssh child. */
 export function runProcess(
   command: string,
   args: string[],
@@ -42,33 +39,26 @@ export function runProcess(
           output[stream] += d.toString('utf8');
       });
     }
-    let ended: Error | undefined;
-    const end = (error: Error) => {
-      ended = error;
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const stop = AbortSignal.any(signal ? [signal, timeout] : [timeout]);
+    const kill = () => {
       try {
         process.kill(-child.pid!, 'SIGKILL');
       } catch {
         // already gone
       }
     };
-    const timer = setTimeout(
-      () => end(new Error(`timed out after ${timeoutMs} ms while ${what}`)),
-      timeoutMs,
-    );
-    const onAbort = () =>
-      end(new OperationAbortedError(`Cancelled while ${what}`));
-    signal?.addEventListener('abort', onAbort, { once: true });
-    const settle = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-    };
+    stop.addEventListener('abort', kill, { once: true });
     child.on('error', e => {
-      settle();
+      stop.removeEventListener('abort', kill);
       reject(e);
     });
     child.on('close', code => {
-      settle();
-      if (ended) reject(ended);
+      stop.removeEventListener('abort', kill);
+      if (signal?.aborted)
+        reject(new OperationAbortedError(`Cancelled while ${what}`));
+      else if (timeout.aborted)
+        reject(new Error(`timed out after ${timeoutMs} ms while ${what}`));
       else resolve({ code: code ?? -1, ...output });
     });
   });

@@ -11,16 +11,16 @@ import type {
   BitbucketServerHostConfig,
 } from '../config/bitbucketServer';
 import { validateBranch } from '../manifests/validation';
-import { FluxBootstrapError, InputValidationError } from '../util/errors';
-import { silentLogger } from '../util/logger';
-import type { GitTransport } from './transport';
 import type { CheckpointFn } from '../util/checkpoint';
-import type { EngineLogger } from '../util/logger';
+import { FluxBootstrapError, InputValidationError } from '../util/errors';
+import { silentLogger, type EngineLogger } from '../util/logger';
 import type { Redactor } from '../util/redact';
 import {
   commitFluxManifests,
   type CommitFluxManifestsInput,
 } from './pushFluxManifests';
+import { BranchProtectedError, PULL_REQUEST_ADVICE } from './pushRejection';
+import type { GitTransport } from './transport';
 
 /** What the commits of {@link commitFluxManifests} need. */
 export interface CommitDeps {
@@ -31,17 +31,6 @@ export interface CommitDeps {
 }
 
 type CommitResult = Awaited<ReturnType<typeof commitFluxManifests>>;
-const pushFluxManifests = (input: CommitFluxManifestsInput, deps: CommitDeps) =>
-  commitFluxManifests(input, deps);
-import { BranchProtectedError, PULL_REQUEST_ADVICE } from './pushRejection';
-
-/** `flux:push-manifests`' outputs: the pull request's while one is open. @public */
-export interface PushFluxManifestsOrPullRequestResult extends CommitResult {
-  pullRequestUrl?: string;
-  pullRequestId?: number;
-  /** The branch the commits went to. */
-  sourceBranch?: string;
-}
 
 /** `flux:push-manifests`' `pullRequest` input, parsed. @public */
 export interface PullRequestModeRequest extends Partial<PullRequestContent> {
@@ -51,36 +40,17 @@ export interface PullRequestModeRequest extends Partial<PullRequestContent> {
   branch?: string;
 }
 
-/** Outcome: `revision` is empty while the pull request is open. @public */
-export interface PullRequestPushResult extends CommitResult {
-  /** The pull request (open, or the one whose merge brought the manifests). */
+/** The pull request (open, or the one whose merge brought the changes) and its source branch. */
+type PullRequestState = {
   pullRequest?: FluxPullRequestInfo;
-  /** The branch the commits went to. */
   sourceBranch?: string;
-}
+};
+
+/** Outcome: `revision` is empty while the pull request is open. @public */
+export type PullRequestPushResult = CommitResult & PullRequestState;
 
 /** Stops the probe of the target branch where it would push. */
 class WouldPush extends Error {}
-
-/** Title and description saying what the pull request changes. */
-function describe(
-  version: string,
-  cluster: string,
-  path: string,
-  upgrade: boolean,
-) {
-  const files = upgrade
-    ? 'gotk-components.yaml'
-    : 'gotk-components.yaml, gotk-sync.yaml, kustomization.yaml';
-  return {
-    title: `flux: ${
-      upgrade ? 'upgrade to' : 'bootstrap'
-    } Flux ${version} on cluster ${cluster}`,
-    description: `Flux ${version} for cluster ${cluster}, as flux bootstrap writes it: ${files} in \`${path}\`. Flux ${
-      upgrade ? 'upgrades itself' : 'syncs it'
-    } once this is merged. (Opened by Backstage, flux:push-manifests.)`,
-  };
-}
 
 /** What the commit step(s) on a pull request's branch return. */
 export interface PullRequestCommitResult {
@@ -91,9 +61,8 @@ export interface PullRequestCommitResult {
 }
 
 /**
- * The commit step(s) a pull request carries: `push` makes them on `branch` through `transport`
- * (closing it; the same call also probes the target without pushing), `describe` gives the
- * pull request's title and description (`open`: the pull request already open, if any).
+ * The commit step(s) a pull request carries: `push` makes them on `branch` (closing `transport`;
+ * also used to probe the target), `describe` titles the pull request (`open`: one already open).
  */
 export interface PullRequestCommits<R extends PullRequestCommitResult> {
   push(
@@ -107,12 +76,9 @@ export interface PullRequestCommits<R extends PullRequestCommitResult> {
 }
 
 /**
- * Commit step(s) through a pull request: they go to a branch made from the target branch
- * (default `flux/<cluster>`) and a pull request to the target is opened; an open one gets the
- * new commits (same content: nothing changes). A target that holds the content already (the
- * pull request was merged) is a no-op; a declined one fails and its branch is deleted, so the
- * next run opens a new one. `auto` pushes directly unless the branch restrictions refuse it;
- * when they cannot be read it tries, and falls back on a refusal.
+ * Commit step(s) through a pull request from a branch made from the target (an open one gets the
+ * new commits). Content already on the target: a no-op; a declined pull request fails and its
+ * branch is deleted. `auto` pushes directly unless the branch restrictions (or a refusal) say no.
  */
 export async function pushWithPullRequest<R extends PullRequestCommitResult>(
   input: {
@@ -125,7 +91,7 @@ export async function pushWithPullRequest<R extends PullRequestCommitResult>(
     commits: PullRequestCommits<R>;
   },
   deps: CommitDeps,
-): Promise<R & { pullRequest?: FluxPullRequestInfo; sourceBranch?: string }> {
+): Promise<R & PullRequestState> {
   const { repo, transport, pullRequest: request, commits } = input;
   const logger = deps.redactor?.wrapLogger(deps.logger) ?? deps.logger;
   const step = deps.checkpoint ?? ((_k, fn) => fn());
@@ -144,12 +110,8 @@ export async function pushWithPullRequest<R extends PullRequestCommitResult>(
         return await direct();
       } catch (error) {
         if (!(error instanceof BranchProtectedError)) throw error;
-        logger.info(
-          `Opening a pull request instead: ${error.message.replace(
-            PULL_REQUEST_ADVICE,
-            '',
-          )}`,
-        );
+        const why = error.message.replace(PULL_REQUEST_ADVICE, '');
+        logger.info(`Opening a pull request instead: ${why}`);
       }
     }
   }
@@ -157,21 +119,16 @@ export async function pushWithPullRequest<R extends PullRequestCommitResult>(
   const open = await repo.find(source, target, 'OPEN');
   if (!open) {
     // Does the target hold the content already (merged, or pushed by someone)? Push nowhere.
+    const probing: GitTransport = {
+      displayUrl: transport.displayUrl,
+      listRefs: transport.listRefs.bind(transport),
+      fetch: transport.fetch.bind(transport),
+      push: () => Promise.reject(new WouldPush()),
+      close: async () => undefined,
+    };
+    const quiet = { ...deps, logger: silentLogger, checkpoint: undefined };
     const probe = await commits
-      .push(
-        {
-          branch: target,
-          transport: {
-            displayUrl: transport.displayUrl,
-            listRefs: (s?: AbortSignal) => transport.listRefs(s),
-            fetch: (dir: string, branch: string, s?: AbortSignal) =>
-              transport.fetch(dir, branch, s),
-            push: () => Promise.reject(new WouldPush()),
-            close: async () => undefined,
-          },
-        },
-        { ...deps, logger: silentLogger, checkpoint: undefined },
-      )
+      .push({ branch: target, transport: probing }, quiet)
       .catch(e => (e instanceof WouldPush ? undefined : Promise.reject(e)));
     const last = await repo.find(source, target, 'ALL');
     if (probe) {
@@ -186,11 +143,10 @@ export async function pushWithPullRequest<R extends PullRequestCommitResult>(
     if (spent) await repo.setBranch(source, undefined);
     if (spent && last.state === 'DECLINED') {
       await transport.close();
+      const { url } = pullRequestInfo(last);
       throw new FluxBootstrapError(
         'ConflictError',
-        `pull request #${last.id} (${
-          pullRequestInfo(last).url
-        }) was declined, so its changes never reached ${target}. Its branch ${source} was deleted: run the template again to open a new pull request.`,
+        `pull request #${last.id} (${url}) was declined, so its changes never reached ${target}. Its branch ${source} was deleted: run the template again to open a new pull request.`,
       );
     }
     if (!head || spent) {
@@ -229,24 +185,27 @@ export async function pushWithPullRequest<R extends PullRequestCommitResult>(
 function fluxManifestCommits(
   input: CommitFluxManifestsInput & { cluster: string },
 ): PullRequestCommits<CommitResult> {
+  const { version, cluster } = input;
   return {
-    push: (to, deps) => pushFluxManifests({ ...input, ...to }, deps),
-    describe: (pushed, open) =>
-      describe(
-        input.version,
-        input.cluster,
-        pushed.manifestsPath,
-        open
-          ? /^flux: upgrade/.test(open.title)
-          : !!pushed.componentsCommit && !pushed.syncCommit,
-      ),
+    push: (to, deps) => commitFluxManifests({ ...input, ...to }, deps),
+    describe: (pushed, open) => {
+      const upgrade = open
+        ? /^flux: upgrade/.test(open.title)
+        : !!pushed.componentsCommit && !pushed.syncCommit;
+      const files = upgrade
+        ? 'gotk-components.yaml'
+        : 'gotk-components.yaml, gotk-sync.yaml, kustomization.yaml';
+      const verb = upgrade ? 'upgrade to' : 'bootstrap';
+      const then = upgrade ? 'upgrades itself' : 'syncs it';
+      return {
+        title: `flux: ${verb} Flux ${version} on cluster ${cluster}`,
+        description: `Flux ${version} for cluster ${cluster}, as flux bootstrap writes it: ${files} in \`${pushed.manifestsPath}\`. Flux ${then} once this is merged. (Opened by Backstage, flux:push-manifests.)`,
+      };
+    },
   };
 }
 
-/**
- * `flux:push-manifests` through a pull request: Flux's two commits ({@link pushWithPullRequest}).
- * @public
- */
+/** `flux:push-manifests` through a pull request ({@link pushWithPullRequest}). @public */
 export async function pushFluxManifestsWithPullRequest(
   input: CommitFluxManifestsInput & {
     repo: BitbucketPullRequests;
@@ -261,13 +220,16 @@ export async function pushFluxManifestsWithPullRequest(
   );
 }
 
-/** `flux:push-manifests`' outputs: the pull request's while one is open. @public */
-export interface PushFluxManifestsOrPullRequestResult extends CommitResult {
+/** The pull request's outputs while one is open, and the branch the commits went to. */
+type PullRequestOutputs = {
   pullRequestUrl?: string;
   pullRequestId?: number;
-  /** The branch the commits went to. */
   sourceBranch?: string;
-}
+};
+
+/** `flux:push-manifests`' outputs: the pull request's while one is open. @public */
+export type PushFluxManifestsOrPullRequestResult = CommitResult &
+  PullRequestOutputs;
 
 /** `flux:push-manifests`' `pullRequest` input: off, on, `'auto'`, or on with details. @public */
 export type PullRequestInput =
@@ -289,12 +251,7 @@ export interface PullRequestRepository {
   slug: string;
 }
 
-/**
- * The commit step(s) `commits` makes: straight to `branch` when `pullRequest` is off (or
- * absent), else {@link pushWithPullRequest} on the Bitbucket repository `bitbucket` names (an
- * SSH remote without it cannot open one: an InputValidationError, before any request). The
- * source branch defaults to `flux/<cluster>`. Outputs the pull request while it is open.
- */
+/** `commits` to `branch`, or {@link pushWithPullRequest} when `pullRequest` is on (needs `bitbucket`). */
 export async function pushOrPullRequest<R extends PullRequestCommitResult>(
   input: {
     transport: GitTransport;
@@ -305,9 +262,7 @@ export async function pushOrPullRequest<R extends PullRequestCommitResult>(
     commits: PullRequestCommits<R>;
   },
   deps: CommitDeps,
-): Promise<
-  R & { pullRequestUrl?: string; pullRequestId?: number; sourceBranch?: string }
-> {
+): Promise<R & PullRequestOutputs> {
   const { pullRequest, bitbucket, commits, transport, branch } = input;
   if (!pullRequest) return commits.push({ transport, branch }, deps);
   if (!bitbucket)
@@ -344,22 +299,15 @@ export async function pushOrPullRequest<R extends PullRequestCommitResult>(
       },
       deps,
     );
-    if (pr?.state !== 'OPEN') return pushed as unknown as R;
-    return {
-      ...(pushed as unknown as R),
-      pullRequestUrl: pr.url,
-      pullRequestId: pr.id,
-    };
+    const out = pushed as unknown as R;
+    if (pr?.state !== 'OPEN') return out;
+    return { ...out, pullRequestUrl: pr.url, pullRequestId: pr.id };
   } finally {
     client.close();
   }
 }
 
-/**
- * `flux:push-manifests`' push: flux bootstrap's two commits through {@link pushOrPullRequest}.
- * The source branch defaults to `flux/<cluster>`, `cluster` to the path's last folder.
- * @public
- */
+/** `flux:push-manifests`' push: flux bootstrap's two commits through {@link pushOrPullRequest}. @public */
 export async function pushFluxManifestsOrPullRequest(
   input: CommitFluxManifestsInput & {
     pullRequest?: PullRequestInput;

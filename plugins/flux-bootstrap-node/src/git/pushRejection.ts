@@ -7,12 +7,7 @@ export const PULL_REQUEST_ADVICE =
 /** The server refused to update a protected branch (a `NotAllowedError` quoting its reason). @public */
 export class BranchProtectedError extends FluxBootstrapError {}
 
-/**
- * A {@link BranchProtectedError} when a ref's rejection (`pre-receive hook declined`,
- * `protected branch hook declined`) or the server's `remote:` text says the branch is
- * protected (Bitbucket's branch permissions); undefined for any other failure.
- * @public
- */
+/** A {@link BranchProtectedError} when the push was refused by a branch protection, else undefined. @public */
 export function branchProtectionError(
   branch: string,
   url: string,
@@ -30,10 +25,9 @@ export function branchProtectionError(
     !/through pull requests|is read-only|branch permissions/i.test(said)
   )
     return undefined;
+  const why = `(${status || 'rejected'})${said ? `: ${said}` : '.'}`;
   return new BranchProtectedError(
     'NotAllowedError',
-    `the push to branch "${branch}" of ${url} was refused by the server (${
-      status || 'rejected'
-    })${said ? `: ${said}` : '.'} ${PULL_REQUEST_ADVICE}`,
+    `the push to branch "${branch}" of ${url} was refused by the server ${why} ${PULL_REQUEST_ADVICE}`,
   );
 }

@@ -79,8 +79,7 @@ const httpStatusOf = (error: unknown) =>
 function isTransient(error: unknown): boolean {
   const status = httpStatusOf(error);
   if (status !== undefined) return status === 429 || status >= 500;
-  const e = error as { code?: string; name?: string };
-  return isTransientNetworkCode(e?.code) || e?.name === 'GitHttpTimeoutError';
+  return isTransientNetworkCode((error as { code?: string })?.code);
 }
 
 /** Options of {@link GitPushSession.open}. @public */
@@ -96,16 +95,10 @@ export interface GitPushSessionOptions {
   retryDelayMs?: number;
 }
 
-/**
- * One local bare repository used to commit onto a remote branch without a working tree:
- * fetch the head (depth 1), edit its tree, commit, push. A push rejected because the branch
- * moved is redone on top of the new head (bounded); transient network errors are retried too.
- * @public
- */
+/** Commits onto a remote branch through a bare repository; redone when the branch moved (bounded). @public */
 export class GitPushSession {
-  /** The branch head this session pushed last: the remote's head unless someone pushed since. */
+  /** The head this session pushed last: the remote's unless someone pushed since. */
   private pushedHead?: string;
-  /** Blobs of files this session wrote that are on the remote branch: path → blob id. */
   private readonly blobsOnRemote = new Map<string, string>();
   private readonly logger: EngineLogger;
   private readonly maxAttempts: number;
@@ -142,24 +135,24 @@ export class GitPushSession {
     return (await editor.exists(filePath)) ? editor.read(filePath) : undefined;
   }
 
-  /**
-   * The blob id of a file this session committed (or found identical) at `filePath`, when that
-   * commit is on the remote branch: callers that generated the file know its content without
-   * reading it back.
-   */
+  /** The blob id of a file this session committed (or found identical) on the remote branch. */
   writtenBlob(filePath: string): string | undefined {
     return this.blobsOnRemote.get(filePath);
   }
 
-  /**
-   * The commit the change goes on top of (`parent`), and the branch head (`head`, absent when the
-   * branch does not exist yet: then the default branch's head, or nothing in an empty repository).
-   */
+  /** The branch head (absent if new), the commit to build on, its tree and an editor over it. */
+  async current(signal?: AbortSignal) {
+    const { head, parent } = await this.base(signal);
+    const { gitdir } = this;
+    const tree = parent
+      ? (await git.readCommit({ fs, gitdir, oid: parent })).commit.tree
+      : undefined;
+    return { head, parent, tree, editor: new TreeEditor(gitdir, tree) };
+  }
+
   private async base(signal?: AbortSignal) {
     const { transport, branch } = this.options;
-    // Right after this session's own push the remote head is known and its commit is here; if
-    // someone pushed meanwhile, the push is rejected as non-fast-forward and the next attempt
-    // fetches.
+    // After our own push the head is known (if someone pushed since, the push fails and we fetch).
     const known = this.pushedHead;
     this.pushedHead = undefined;
     if (known) {
@@ -184,13 +177,11 @@ export class GitPushSession {
         parent: await transport.fetch(this.gitdir, defaultBranch, signal),
       };
     }
-    this.logger.info(
-      `${
-        refs.heads.size === 0
-          ? 'The repository is empty'
-          : `Branch ${branch} does not exist`
-      }; the first commit creates branch ${branch}`,
-    );
+    const empty = refs.heads.size === 0;
+    const state = empty
+      ? 'The repository is empty'
+      : `Branch ${branch} does not exist`;
+    this.logger.info(`${state}; the first commit creates branch ${branch}`);
     return {};
   }
 
@@ -202,12 +193,8 @@ export class GitPushSession {
     for (let attempt = 1; ; attempt++) {
       throwIfAborted(signal, `pushing to ${this.where}`);
       try {
-        const { head, parent } = await this.base(signal);
-        const baseTree = parent
-          ? (await git.readCommit({ fs, gitdir: this.gitdir, oid: parent }))
-              .commit.tree
-          : undefined;
-        const editor = new TreeEditor(this.gitdir, baseTree);
+        const current = await this.current(signal);
+        const { head, parent, tree: baseTree, editor } = current;
         await options.edit(editor);
         const tree = await editor.build();
         const done = { tree, createdBranch: !head, attempts: attempt };
@@ -217,12 +204,9 @@ export class GitPushSession {
           this.remember(editor);
           return { ...done, changed: false, head: parent };
         }
-        const person = {
-          name: options.author.name,
-          email: options.author.email,
-          timestamp: Math.floor(Date.now() / 1000),
-          timezoneOffset: 0,
-        };
+        const { name, email } = options.author;
+        const timestamp = Math.floor(Date.now() / 1000);
+        const person = { name, email, timestamp, timezoneOffset: 0 };
         // With an unchanged tree only the branch is new: push the parent as it is.
         const commit =
           parent && tree === baseTree
@@ -253,24 +237,18 @@ export class GitPushSession {
         }
         if (attempt >= this.maxAttempts)
           throw new GitPushConflictError(branch, attempt);
+        const next = `attempt ${attempt + 1} of ${this.maxAttempts}`;
         this.logger.warn(
-          `Git conflict: ${this.where} moved while pushing (${
-            outcome.reason
-          }); fetching it again and redoing the change (attempt ${
-            attempt + 1
-          } of ${this.maxAttempts})`,
+          `Git conflict: ${this.where} moved while pushing (${outcome.reason}); fetching it again and redoing the change (${next})`,
         );
       } catch (error) {
         this.giveUpOn(error, attempt, signal);
       }
       const delay = (this.options.retryDelayMs ?? 500) * 2 ** (attempt - 1);
-      await sleep(
-        Math.round(delay / 2 + (Math.random() * delay) / 2),
-        undefined,
-        {
-          signal,
-        },
-      ).catch(() => throwIfAborted(signal, `pushing to ${this.where}`));
+      const jittered = Math.round(delay / 2 + (Math.random() * delay) / 2);
+      await sleep(jittered, undefined, { signal }).catch(() =>
+        throwIfAborted(signal, `pushing to ${this.where}`),
+      );
     }
   }
 
@@ -303,10 +281,9 @@ export class GitPushSession {
         error,
       );
     }
+    const next = `attempt ${attempt + 1} of ${this.maxAttempts}`;
     this.logger.warn(
-      `Talking to ${url} failed (${message}); retrying (attempt ${
-        attempt + 1
-      } of ${this.maxAttempts})`,
+      `Talking to ${url} failed (${message}); retrying (${next})`,
     );
   }
 
@@ -323,10 +300,7 @@ export class GitPushSession {
   }
 }
 
-/**
- * A detached, ASCII-armoured OpenPGP signature over the commit payload, as `git commit -S`
- * (gpg) makes it: a binary signature, through OpenPGP.js.
- */
+/** A detached, armoured OpenPGP signature over the commit payload, as `git commit -S` makes it. */
 export async function signCommit({
   payload,
   secretKey,

@@ -37,25 +37,21 @@ const SSH_OPTIONS =
     .map(o => `-o ${o}`)
     .join(' ');
 
-/**
- * Git over SSH with the system git and OpenSSH: `GIT_SSH_COMMAND` points at a temporary key file
- * (0600) and a strict known_hosts file; a passphrase goes through SSH_ASKPASS with
- * `SSH_ASKPASS_REQUIRE=force`, reading it from the environment — never from a command line.
- * No user or system ssh/git configuration, agent or terminal prompt is used.
- * @public
- */
+/** Git over SSH with OpenSSH: a temporary 0600 key, strict known_hosts, no config, agent or prompt. @public */
 export class SshGitTransport implements GitTransport {
   readonly displayUrl: string;
   private dir?: string;
   private readonly host: string;
+  private readonly timeoutMs: number;
 
   constructor(private readonly options: SshGitTransportOptions) {
     this.displayUrl = options.url;
+    this.timeoutMs = options.timeoutMs ?? 120_000;
     const u = new URL(options.url);
     this.host = u.port ? `[${u.hostname}]:${u.port}` : u.hostname;
   }
 
-  /** The temporary folder holding the key and known_hosts files while in use (diagnostics and tests). */
+  /** The temporary folder of the key and known_hosts files while in use (for tests). */
   get keyDirectory(): string | undefined {
     return this.dir;
   }
@@ -87,21 +83,15 @@ export class SshGitTransport implements GitTransport {
 
   private async env(): Promise<NodeJS.ProcessEnv> {
     const dir = await this.prepare();
-    const connectTimeout = Math.max(
-      5,
-      Math.round((this.options.timeoutMs ?? 120_000) / 4000),
-    );
-    const inDir = (name: string) => shellQuote(path.join(dir, name));
+    const connectTimeout = Math.max(5, Math.round(this.timeoutMs / 4000));
+    const identity = shellQuote(path.join(dir, 'identity'));
+    const knownHosts = shellQuote(path.join(dir, 'known_hosts'));
     return {
       PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
       HOME: dir,
       LANG: 'C',
       LC_ALL: 'C',
-      GIT_SSH_COMMAND: `ssh -F /dev/null -i ${inDir(
-        'identity',
-      )} -o UserKnownHostsFile=${inDir(
-        'known_hosts',
-      )} -o ConnectTimeout=${connectTimeout} ${SSH_OPTIONS}`,
+      GIT_SSH_COMMAND: `ssh -F /dev/null -i ${identity} -o UserKnownHostsFile=${knownHosts} -o ConnectTimeout=${connectTimeout} ${SSH_OPTIONS}`,
       GIT_SSH_VARIANT: 'ssh',
       GIT_TERMINAL_PROMPT: '0',
       GIT_CONFIG_NOSYSTEM: '1',
@@ -124,7 +114,7 @@ export class SshGitTransport implements GitTransport {
   ): Promise<ProcessResult> {
     const r = await runProcess(this.options.gitBinary ?? 'git', args, {
       env: await this.env(),
-      timeoutMs: this.options.timeoutMs ?? 120_000,
+      timeoutMs: this.timeoutMs,
       signal,
       what,
     });
@@ -162,11 +152,11 @@ export class SshGitTransport implements GitTransport {
     ];
     const hint = hints.find(([re]) => re.test(text))?.[1];
     const lastLines = text.split('\n').filter(Boolean).slice(-3).join(' | ');
-    return new Error(
-      `git over SSH failed while ${what}: ${
-        hint || lastLines || 'unknown error'
-      }${hint && lastLines ? ` (${lastLines})` : ''}`,
-    );
+    const said =
+      hint && lastLines
+        ? `${hint} (${lastLines})`
+        : hint || lastLines || 'unknown error';
+    return new Error(`git over SSH failed while ${what}: ${said}`);
   }
 
   async listRefs(signal?: AbortSignal): Promise<RemoteRefs> {
@@ -193,22 +183,11 @@ export class SshGitTransport implements GitTransport {
     const what = `fetching ${branch} from ${this.displayUrl}`;
     const tracking = `refs/remotes/origin/${branch}`;
     const from = `+refs/heads/${branch}:${tracking}`;
-    const dir = ['--git-dir', gitdir];
-    await this.git(
-      [
-        ...dir,
-        'fetch',
-        '--quiet',
-        '--no-tags',
-        '--depth=1',
-        this.displayUrl,
-        from,
-      ],
-      what,
-      signal,
-    );
+    const fetch = ['fetch', '--quiet', '--no-tags', '--depth=1'];
+    const args = ['--git-dir', gitdir, ...fetch, this.displayUrl, from];
+    await this.git(args, what, signal);
     const rev = await this.git(
-      [...dir, 'rev-parse', '--verify', `${tracking}^{commit}`],
+      ['--git-dir', gitdir, 'rev-parse', '--verify', `${tracking}^{commit}`],
       what,
       signal,
       false,
@@ -227,15 +206,9 @@ export class SshGitTransport implements GitTransport {
     signal?: AbortSignal,
   ): Promise<PushOutcome> {
     const what = `pushing to ${branch} of ${this.displayUrl}`;
+    const refspec = `${oid}:refs/heads/${branch}`;
     const r = await this.git(
-      [
-        '--git-dir',
-        gitdir,
-        'push',
-        '--porcelain',
-        this.displayUrl,
-        `${oid}:refs/heads/${branch}`,
-      ],
+      ['--git-dir', gitdir, 'push', '--porcelain', this.displayUrl, refspec],
       what,
       signal,
       false,
@@ -246,20 +219,14 @@ export class SshGitTransport implements GitTransport {
       .filter(l => l.startsWith('!'))
       .map(l => l.split('\t').slice(2).join(' '))
       .join('; ');
-    if (
-      isConflictMessage(rejected || r.stderr) ||
-      isConflictMessage(r.stderr)
-    ) {
+    if (isConflictMessage(rejected) || isConflictMessage(r.stderr))
       return { status: 'conflict', reason: rejected || 'rejected' };
-    }
+    const remote = r.stderr.split('\n').filter(l => l.startsWith('remote:'));
     const refused = branchProtectionError(
       branch,
       this.displayUrl,
       rejected,
-      r.stderr
-        .split('\n')
-        .filter(l => l.startsWith('remote:'))
-        .join('\n'),
+      remote.join('\n'),
     );
     if (refused) throw refused;
     if (rejected)

@@ -17,11 +17,7 @@ export type PushOutcome =
   | { status: 'ok' }
   | { status: 'conflict'; reason: string };
 
-/**
- * How commits travel: fetch a branch head into a local bare repository, push a commit to a
- * branch. HTTPS uses isomorphic-git; SSH uses the system git (see SshGitTransport).
- * @public
- */
+/** How commits travel: HTTPS through isomorphic-git, SSH through the system git. @public */
 export interface GitTransport {
   /** The remote URL as it may appear in logs (no credentials). */
   readonly displayUrl: string;
@@ -39,12 +35,11 @@ export interface GitTransport {
   close(): Promise<void>;
 }
 
+const CONFLICT =
+  /non-fast-forward|fetch first|stale info|failed to lock|cannot lock ref|failed to update ref|is at [0-9a-f]+ but expected|incorrect old value/i;
+
 /** Push rejections that mean "the branch moved": fetch, redo, retry. @public */
-export function isConflictMessage(text: string): boolean {
-  return /non-fast-forward|fetch first|stale info|failed to lock|cannot lock ref|failed to update ref|is at [0-9a-f]+ but expected|incorrect old value/i.test(
-    text,
-  );
-}
+export const isConflictMessage = (text: string): boolean => CONFLICT.test(text);
 
 /** Options of {@link HttpsGitTransport}. @public */
 export interface HttpsGitTransportOptions {
@@ -67,11 +62,7 @@ async function* once(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
 /** Git over HTTPS with isomorphic-git and the engine's HTTP client (custom CA, timeouts, abort). @public */
 export class HttpsGitTransport implements GitTransport {
   readonly displayUrl: string;
-  /**
-   * The upload-pack ref advertisement listRefs fetched, kept for the fetch right after it
-   * (isomorphic-git asks for it again first): one request less per commit. Used once, for a
-   * few seconds.
-   */
+  /** listRefs' ref advertisement, reused once (for 10 s) by the fetch right after it. */
   private advertisement?: {
     url: string;
     at: number;
@@ -101,17 +92,14 @@ export class HttpsGitTransport implements GitTransport {
     });
     return {
       request: async req => {
-        const kept = this.advertisement;
+        const kept = advertisement === 'reuse' ? this.advertisement : undefined;
         if (advertisement === 'reuse') this.advertisement = undefined;
         if (
-          advertisement === 'reuse' &&
-          kept &&
+          kept?.url === req.url &&
           isAdvertisement(req) &&
-          kept.url === req.url &&
           Date.now() - kept.at < 10_000
-        ) {
+        )
           return { ...kept.response, body: once(kept.body) };
-        }
         const res = await inner.request(req);
         if (
           advertisement !== 'keep' ||
@@ -130,26 +118,22 @@ export class HttpsGitTransport implements GitTransport {
   }
 
   async listRefs(signal?: AbortSignal): Promise<RemoteRefs> {
-    const info = await git.getRemoteInfo({
+    // Protocol v1: the GET of the ref advertisement that fetch reuses.
+    const refs = await git.listServerRefs({
       http: this.http(signal, 'keep'),
       url: this.options.url,
       headers: this.options.headers,
+      protocolVersion: 1,
+      symrefs: true,
     });
-    // isomorphic-git nests branch names with slashes: { clusters: { staging: oid } }.
     const heads = new Map<string, string>();
-    const flatten = (node: unknown, prefix: string) => {
-      if (typeof node === 'string') heads.set(prefix, node);
-      else if (node && typeof node === 'object') {
-        for (const [k, v] of Object.entries(node))
-          flatten(v, prefix ? `${prefix}/${k}` : k);
-      }
-    };
-    flatten(info.refs?.heads ?? {}, '');
-    const head = typeof info.HEAD === 'string' ? info.HEAD : '';
-    return {
-      heads,
-      defaultBranch: head.match(/^refs\/heads\/(.+)$/)?.[1],
-    };
+    let defaultBranch: string | undefined;
+    const branchOf = (ref = '') => /^refs\/heads\/(.+)$/.exec(ref)?.[1];
+    for (const { ref, oid, target } of refs) {
+      if (ref === 'HEAD') defaultBranch = branchOf(target);
+      else if (branchOf(ref)) heads.set(branchOf(ref)!, oid);
+    }
+    return { heads, defaultBranch };
   }
 
   async fetch(

@@ -18,12 +18,7 @@ const split = (path: string) => {
   return [path.slice(0, Math.max(slash, 0)), path.slice(slash + 1)];
 };
 
-/**
- * A git tree (the branch head's, or empty) with pending file writes and removals on top. Reads
- * see them; {@link TreeEditor.build} writes blobs and only the trees along changed paths. As a
- * DirectoryReader it lets kustomization.yaml be generated from it.
- * @public
- */
+/** A git tree with pending writes and removals; {@link TreeEditor.build} writes changed trees only. @public */
 export class TreeEditor implements DirectoryReader {
   private readonly cache: Record<string, unknown> = {};
   private readonly trees = new Map<string, TreeEntry[] | undefined>();
@@ -44,14 +39,9 @@ export class TreeEditor implements DirectoryReader {
 
   private async treeAt(dir: string): Promise<TreeEntry[] | undefined> {
     if (!this.trees.has(dir)) {
-      let entries: TreeEntry[] | undefined;
-      if (this.rootTree && dir === '')
-        entries = await this.readTree(this.rootTree);
-      else if (this.rootTree) {
-        const entry = await this.entryAt(dir);
-        if (entry?.type === 'tree') entries = await this.readTree(entry.oid);
-      }
-      this.trees.set(dir, entries);
+      const entry = dir ? await this.entryAt(dir) : undefined;
+      const tree = dir ? entry?.type === 'tree' && entry.oid : this.rootTree;
+      this.trees.set(dir, tree ? await this.readTree(tree) : undefined);
     }
     return this.trees.get(dir);
   }
@@ -102,21 +92,13 @@ export class TreeEditor implements DirectoryReader {
     this.writes.set(path, content);
   }
 
-  /**
-   * Leaves a file or a whole folder of the base tree out of the new tree, with the writes made
-   * to it so far. A folder left empty by that disappears too (git has no empty folders).
-   */
+  /** Leaves a file or folder (and the writes to it) out; a folder left empty disappears. */
   remove(path: string): void {
     for (const written of [...this.writes.keys()]) {
       if (written === path || written.startsWith(`${path}/`))
         this.writes.delete(written);
     }
     this.removals.add(path);
-  }
-
-  /** Paths removed so far. */
-  removed(): string[] {
-    return [...this.removals];
   }
 
   /** True when `path` or a folder above it was removed from the base tree. */

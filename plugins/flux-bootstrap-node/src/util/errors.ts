@@ -1,9 +1,6 @@
 import { CustomErrorBase, InputError } from '@backstage/errors';
 
-/**
- * The names Backstage's error handler maps to HTTP statuses (400, 401, 403, 404, 409, 503).
- * @public
- */
+/** The names Backstage's error handler maps to HTTP statuses. @public */
 export type BackstageErrorName =
   | 'InputError'
   | 'AuthenticationError'
@@ -25,21 +22,14 @@ const NAME_OF_KIND: Record<string, BackstageErrorName> = {
   suspended: 'ConflictError',
 };
 
-/**
- * The Backstage name of an engine error kind (`forbidden` → `NotAllowedError`, …); failures of
- * the systems the engine talks to (timeouts, 5xx, unreachable, not ready) are
- * `ServiceUnavailableError`.
- * @public
- */
+/** The Backstage name of an engine error kind; any unknown kind is a `ServiceUnavailableError`. @public */
 export function errorNameForKind(kind: string): BackstageErrorName {
   return NAME_OF_KIND[kind] ?? 'ServiceUnavailableError';
 }
 
 /**
- * Base of the engine's errors: a `CustomErrorBase` carrying the Backstage name that fits, so
- * Backstage's error handler and the scaffolder understand it as is. Subclasses keep their detail
- * (`kind`, `field`, …) as fields. `cause` is kept but, unlike `CustomErrorBase`, not appended
- * to the message (it may carry what the message deliberately leaves out).
+ * Base of the engine's errors, with the Backstage name that fits. `cause` is kept but, unlike
+ * in `CustomErrorBase`, not appended to the message (it may carry what the message leaves out).
  * @public
  */
 export class FluxBootstrapError extends CustomErrorBase {
@@ -54,10 +44,7 @@ export class FluxBootstrapError extends CustomErrorBase {
   }
 }
 
-/**
- * Bad input, Backstage's `InputError`: thrown before any side effect, naming the offending field.
- * @public
- */
+/** Bad input, naming the field: thrown before any side effect. @public */
 export class InputValidationError extends InputError {
   constructor(readonly field: string, message: string) {
     super(`Invalid input "${field}": ${message}`);
@@ -95,11 +82,7 @@ const TRANSIENT_NETWORK_CODES = new Set(
   ),
 );
 
-/**
- * A network error code worth retrying an idempotent call for (reset, refused, timed out, DNS
- * not answering, no route): the one list the Bitbucket, git and Kubernetes clients share.
- * @public
- */
+/** A network error code worth retrying an idempotent call for (one list for all clients). @public */
 export function isTransientNetworkCode(code: string | undefined): boolean {
   return !!code && TRANSIENT_NETWORK_CODES.has(code);
 }

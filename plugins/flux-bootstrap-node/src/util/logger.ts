@@ -1,8 +1,4 @@
-/**
- * The logger the engine writes progress to. Structurally compatible with Backstage's
- * `LoggerService` and the scaffolder's `ctx.logger`, so adapters pass those straight in.
- * @public
- */
+/** The engine's logger: Backstage's `LoggerService` and `ctx.logger` fit as they are. @public */
 export interface EngineLogger {
   error(message: string, meta?: Error | Record<string, unknown>): void;
   warn(message: string, meta?: Error | Record<string, unknown>): void;

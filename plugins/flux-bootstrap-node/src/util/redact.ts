@@ -2,12 +2,7 @@ import type { EngineLogger } from './logger';
 
 const MASK = '***';
 
-/**
- * Removes secret values from text: every registered secret, its base64 and URL-encoded forms,
- * HTTP Authorization headers and credentials embedded in URLs. Used on every log line and
- * error message that leaves the engine.
- * @public
- */
+/** Masks secrets (also base64 and URL-encoded) and credential shapes in logs and errors. @public */
 export class Redactor {
   private readonly secrets = new Set<string>();
 
@@ -18,15 +13,12 @@ export class Redactor {
   /** Registers a secret; values shorter than 4 characters are ignored (too many false hits). */
   add(secret: string | undefined): this {
     if (!secret || secret.length < 4) return this;
-    const variants = [secret, secret.trim()];
-    for (const line of secret.split(/\r?\n/)) {
-      // Multi-line secrets (PEM keys) are also redacted line by line.
-      if (line.trim().length >= 16 && !/^-----(BEGIN|END) /.test(line.trim())) {
-        variants.push(line.trim());
-      }
-    }
-    for (const v of variants) {
-      if (v.length < 4) continue;
+    // Multi-line secrets (PEM keys) are also redacted line by line.
+    const lines = secret.split(/\r?\n/).map(line => line.trim());
+    const variants = [secret, secret.trim()].concat(
+      lines.filter(l => l.length >= 16 && !/^-----(BEGIN|END) /.test(l)),
+    );
+    for (const v of variants.filter(x => x.length >= 4)) {
       this.secrets.add(v);
       this.secrets.add(Buffer.from(v, 'utf8').toString('base64'));
       this.secrets.add(encodeURIComponent(v));
@@ -84,11 +76,7 @@ export class Redactor {
   }
 }
 
-/**
- * Masks credential shapes even when the secret was never registered: `Authorization: Bearer x`,
- * `Basic x`, `user:password@` in URLs, PEM private key blocks.
- * @public
- */
+/** Masks credential shapes never registered: Authorization values, URL passwords, PEM keys. @public */
 export function redactCredentialPatterns(text: string): string {
   return text
     .replace(
