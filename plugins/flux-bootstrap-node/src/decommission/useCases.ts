@@ -1,12 +1,8 @@
 import type { BitbucketAccess } from '../bitbucket/access';
-import {
-  authSecrets,
-  BitbucketServerClient,
-  gitHttpAuthHeaders,
-} from '../bitbucket/client';
+import { authSecrets, BitbucketServerClient } from '../bitbucket/client';
 import { planRepositoryOutputs } from '../bitbucket/repository';
 import type { FluxBootstrapSettings } from '../config/settings';
-import { HttpsGitTransport } from '../git/transport';
+import { bitbucketGitTransport } from '../git/transport';
 import { fluxAccessKeyLabel } from '../keys/accessKey';
 import { createKubeClient } from '../kube/client';
 import { resolveCluster } from '../kube/cluster';
@@ -97,12 +93,7 @@ export async function removeClusterPathFromRepository(
     ref: bitbucket.ref,
     defaultBranch: req.branch,
   });
-  const transport = new HttpsGitTransport({
-    url: remoteUrl,
-    headers: gitHttpAuthHeaders(auth),
-    caPem: host.caPem,
-    timeoutMs: Math.max(60_000, host.requestTimeoutMs),
-  });
+  const transport = bitbucketGitTransport(remoteUrl, host, auth);
   return redacted(deps, authSecrets(auth), d =>
     removeClusterPath({ ...options, transport }, d),
   );

@@ -1,4 +1,3 @@
-import { gitHttpAuthHeaders } from '../bitbucket/client';
 import {
   ensureFleetRepository,
   type FleetRepositoryRequest,
@@ -10,7 +9,7 @@ import {
   writeSyncManifests,
 } from '../git/pushFluxManifests';
 import { GitPushSession, type GitAuthor } from '../git/session';
-import { HttpsGitTransport } from '../git/transport';
+import { bitbucketGitTransport } from '../git/transport';
 import type { TreeEditor } from '../git/tree';
 import { installFlux } from '../install/installFlux';
 import { buildFluxInstallPlan, tokenAuthSecret } from '../install/plan';
@@ -164,12 +163,7 @@ export async function bootstrapFleet(
   ) =>
     step(key, async () => {
       session ??= await GitPushSession.open({
-        transport: new HttpsGitTransport({
-          url: repo.remoteUrl,
-          headers: gitHttpAuthHeaders(auth),
-          caPem: host.caPem,
-          timeoutMs: Math.max(60_000, host.requestTimeoutMs),
-        }),
+        transport: bitbucketGitTransport(repo.remoteUrl, host, auth),
         branch: repo.defaultBranch,
         logger,
       });

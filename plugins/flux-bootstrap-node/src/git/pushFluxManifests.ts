@@ -1,8 +1,4 @@
-import {
-  authSecrets,
-  BitbucketServerClient,
-  gitHttpAuthHeaders,
-} from '../bitbucket/client';
+import { authSecrets, BitbucketServerClient } from '../bitbucket/client';
 import {
   locateBitbucketRepository,
   planRepositoryOutputs,
@@ -54,7 +50,7 @@ import {
 import { GitPushSession, type GitAuthor } from './session';
 import type { TreeEditor } from './tree';
 import { SshGitTransport } from './ssh';
-import { HttpsGitTransport, type GitTransport } from './transport';
+import { bitbucketGitTransport, type GitTransport } from './transport';
 
 /** The three files bootstrap writes, as repository paths. @public */
 export interface FluxManifestFiles {
@@ -289,12 +285,11 @@ export async function pushFluxManifests(
       // The project key is known only now when repoUrl named the project by name.
       const urls = urlsOf(located.ref);
       options = optionsFor(urls);
-      transport = new HttpsGitTransport({
-        url: urls.remoteUrl,
-        headers: gitHttpAuthHeaders(bitbucket.auth),
-        caPem: bitbucket.host.caPem,
-        timeoutMs: Math.max(60_000, bitbucket.host.requestTimeoutMs),
-      });
+      transport = bitbucketGitTransport(
+        urls.remoteUrl,
+        bitbucket.host,
+        bitbucket.auth,
+      );
     } else {
       const { url, privateKey, passphrase, knownHosts } = ssh!;
       transport = new SshGitTransport({

@@ -1,6 +1,11 @@
 import fs from 'node:fs';
 import git, { Errors } from 'isomorphic-git';
 import type { GitHttpResponse, HttpClient } from 'isomorphic-git';
+import { gitHttpAuthHeaders } from '../bitbucket/client';
+import type {
+  BitbucketServerAuth,
+  BitbucketServerHostConfig,
+} from '../config/bitbucketServer';
 import { createGitHttpClient } from './httpClient';
 import { branchProtectionError } from './pushRejection';
 
@@ -200,4 +205,21 @@ export class HttpsGitTransport implements GitTransport {
   }
 
   async close(): Promise<void> {}
+}
+
+/**
+ * Git over HTTPS to a Bitbucket host: the credentials' Authorization header, the host's CA and
+ * its request timeout, at least 60 s (a pack takes longer than a REST call).
+ */
+export function bitbucketGitTransport(
+  url: string,
+  host: BitbucketServerHostConfig,
+  auth: BitbucketServerAuth,
+): HttpsGitTransport {
+  return new HttpsGitTransport({
+    url,
+    headers: gitHttpAuthHeaders(auth),
+    caPem: host.caPem,
+    timeoutMs: Math.max(60_000, host.requestTimeoutMs),
+  });
 }
