@@ -6,6 +6,7 @@ import type { KubeClient, KubeObject } from '../kube/types';
 import { conditionOf } from '../status/fluxObjects';
 import { OperationAbortedError } from '../util/errors';
 import { silentLogger, type EngineLogger } from '../util/logger';
+import { withTimeout } from './wait';
 
 /** `Kind ns/name` or `Kind name`. */
 function describeObject(o: KubeObject): string {
@@ -81,6 +82,12 @@ function ownedFields(o: KubeObject, manager: string): string {
   );
 }
 
+const applyOptions = (opts: ApplyStagedOptions) => ({
+  fieldManager: opts.fieldManager,
+  force: opts.force ?? true,
+  signal: opts.signal,
+});
+
 const refOf = (o: KubeObject) => ({
   apiVersion: o.apiVersion,
   kind: o.kind,
@@ -101,17 +108,16 @@ async function applyOne(
   opts: ApplyStagedOptions,
   exists?: boolean,
 ): Promise<AppliedObject> {
-  const { signal } = opts;
-  const applyOpts = {
-    fieldManager: opts.fieldManager,
-    force: opts.force ?? true,
-    signal,
-  };
   const object = describeObject(obj);
   const live =
-    exists === false ? undefined : await client.get(refOf(obj), { signal });
+    exists === false
+      ? undefined
+      : await client.get(refOf(obj), { signal: opts.signal });
   if (live) {
-    const dry = await client.apply(obj, { ...applyOpts, dryRun: true });
+    const dry = await client.apply(obj, {
+      ...applyOptions(opts),
+      dryRun: true,
+    });
     if (
       comparable(dry) === comparable(live) &&
       ownedFields(dry, opts.fieldManager) ===
@@ -121,7 +127,7 @@ async function applyOne(
       return { object, result: 'unchanged' };
     }
   }
-  await client.apply(obj, applyOpts);
+  await client.apply(obj, applyOptions(opts));
   const result = live ? 'configured' : 'created';
   opts.logger?.debug(`${object} ${result}`);
   return { object, result };
@@ -208,20 +214,19 @@ async function waitForCrds(
 ): Promise<void> {
   if (crds.length === 0) return;
   const logger = opts.logger ?? silentLogger;
+  logger.info(
+    `Waiting for ${crds.length} CustomResourceDefinitions to become Established`,
+  );
   const timeoutMs = opts.crdTimeoutMs ?? 60_000;
   const stuckAfterMs = opts.stuckCrdAfterMs ?? 10_000;
   const first = opts.pollIntervalMs ?? 100;
   const startedAt = Date.now();
   let lastProgress = startedAt;
   let lastRead = startedAt;
-  const timeout = AbortSignal.timeout(timeoutMs);
-  const signal = opts.signal
-    ? AbortSignal.any([opts.signal, timeout])
-    : timeout;
-  setMaxListeners(64, signal); // every request in flight listens
+  const { timeout, signal } = withTimeout(timeoutMs, opts.signal);
   const pending = new Map(crds.map(c => [c.metadata.name, c]));
   let lastMessage = '';
-  /** Since when each pending CRD has accepted names without being Established. */
+  /** Since when each pending CRD has been stuck; each is created again at most once. */
   const stuckSince = new Map<string, number>();
   const recreated = new Set<string>();
   const limit = pLimit(8);
@@ -287,18 +292,14 @@ async function waitForCrds(
       if (Date.now() - lastRead >= 1_000) {
         lastRead = Date.now();
         await readPending(signal);
-        for (const [name, since] of stuckSince) {
-          // A CRD served since it was seen stuck has left `pending`: nothing to do for it.
-          if (!pending.has(name)) stuckSince.delete(name);
-          if (
-            !pending.has(name) ||
-            recreated.has(name) ||
-            Date.now() - since < stuckAfterMs
-          )
+        for (const [name, crd] of pending) {
+          const since = stuckSince.get(name);
+          if (since === undefined || Date.now() - since < stuckAfterMs)
             continue;
+          if (recreated.has(name)) continue;
           recreated.add(name);
           stuckSince.delete(name);
-          await recreateCrd(client, pending.get(name)!, { ...opts, signal });
+          await recreateCrd(client, crd, { ...opts, signal });
         }
       }
       if (Date.now() - lastProgress >= 5_000) {
@@ -368,11 +369,7 @@ async function recreateCrd(
   while (await client.get(refOf(crd), { signal })) {
     await sleep(200, undefined, { signal });
   }
-  await client.apply(crd, {
-    fieldManager: opts.fieldManager,
-    force: opts.force ?? true,
-    signal,
-  });
+  await client.apply(crd, applyOptions(opts));
 }
 
 /**
@@ -388,7 +385,6 @@ export async function applyStaged(
   objects: readonly KubeObject[],
   opts: ApplyStagedOptions,
 ): Promise<AppliedObject[]> {
-  const logger = opts.logger ?? silentLogger;
   const definitions = objects.filter(isClusterDefinition);
   const namespaces = definitions.filter(o => o.kind === 'Namespace');
   const crds = definitions.filter(o => o.kind === 'CustomResourceDefinition');
@@ -399,7 +395,6 @@ export async function applyStaged(
     newKinds.has(`${o.apiVersion.split('/').slice(0, -1).join('/')}/${o.kind}`);
   const rest = objects.filter(o => !isClusterDefinition(o));
   const independent = rest.filter(o => !isCustom(o));
-  const customResources = rest.filter(isCustom);
   const concurrency = opts.concurrency ?? 8;
   const known = await existenceOf(
     client,
@@ -418,48 +413,37 @@ export async function applyStaged(
     );
 
   const results = await applyAll(namespaces);
-  if (crds.length) {
-    // The CRDs (and their wait) and the independent objects run together; the first failure
-    // stops the other, and both have ended before this returns or throws.
-    const stop = new AbortController();
-    const signal = opts.signal
-      ? AbortSignal.any([opts.signal, stop.signal])
-      : stop.signal;
-    setMaxListeners(64, signal); // every request in flight listens
-    const shared = { ...opts, signal };
-    let failure: { error: unknown } | undefined;
-    const track = <T>(p: Promise<T>) =>
-      p.catch(error => {
-        failure ??= { error };
-        stop.abort();
-        throw error;
-      });
-    const settled = await Promise.allSettled([
-      track(
-        (async () => {
-          // All CRDs at once (up to 16): the API server starts establishing each as soon as it
-          // is created, and that is the longest part of an install.
-          const applied = await applyAll(
-            crds,
-            shared,
-            pLimit(Math.max(concurrency, CRD_CONCURRENCY)),
-          );
-          logger.info(
-            `Waiting for ${crds.length} CustomResourceDefinitions to become Established`,
-          );
-          await waitForCrds(client, crds, shared);
-          return applied;
-        })(),
-      ),
-      track(applyAll(independent, shared)),
-    ]);
-    if (failure) throw failure.error;
-    for (const s of settled)
-      if (s.status === 'fulfilled') results.push(...s.value);
-  } else {
-    results.push(...(await applyAll(independent)));
-  }
-  results.push(...(await applyAll(customResources)));
+  // The CRDs (and their wait) and the independent objects run together; the first failure
+  // stops the other, and both have ended before this returns or throws.
+  const stop = new AbortController();
+  const signal = opts.signal
+    ? AbortSignal.any([opts.signal, stop.signal])
+    : stop.signal;
+  setMaxListeners(64, signal); // every request in flight listens
+  const shared = { ...opts, signal };
+  let failure: { error: unknown } | undefined;
+  const track = (p: Promise<AppliedObject[]>) =>
+    p.catch(error => {
+      failure ??= { error };
+      stop.abort();
+      throw error;
+    });
+  // All CRDs at once (up to 16): the API server starts establishing each as soon as it is
+  // created, and that is the longest part of an install.
+  const crdLimit = pLimit(Math.max(concurrency, CRD_CONCURRENCY));
+  const settled = await Promise.allSettled([
+    track(
+      applyAll(crds, shared, crdLimit).then(async applied => {
+        await waitForCrds(client, crds, shared);
+        return applied;
+      }),
+    ),
+    track(applyAll(independent, shared)),
+  ]);
+  if (failure) throw failure.error;
+  for (const s of settled)
+    if (s.status === 'fulfilled') results.push(...s.value);
+  results.push(...(await applyAll(rest.filter(isCustom))));
   return results;
 }
 

@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { isKubeApiError } from '../kube/errors';
 import type { KubeClient, KubeObject } from '../kube/types';
 import {
@@ -14,7 +13,15 @@ import type {
 import { normalizeSyncPath, type FluxInstallPlan } from '../install/plan';
 import type { ResolvedFluxManifestOptions } from '../manifests/options';
 import { checkInstallPreconditions } from '../install/preconditions';
-import { readFluxReadiness, waitForFlux } from '../install/wait';
+import {
+  describeReady,
+  finalFailureCheck,
+  pollUntil,
+  readFluxReadiness,
+  requestReconcile,
+  waitForFlux,
+  withTimeout,
+} from '../install/wait';
 import {
   conditionOf,
   deploymentStatusOf,
@@ -164,36 +171,6 @@ export async function refuseBootstrapOverFluxInstance(
     );
 }
 
-const RECONCILE_REQUESTED_AT = 'reconcile.fluxcd.io/requestedAt';
-const ref = (kind: string, ns: string) => ({
-  apiVersion: FLUX_OPERATOR_API,
-  kind,
-  name: 'flux',
-  namespace: ns,
-});
-
-/** Asks the operator to act now (`reconcile.fluxcd.io/requestedAt`, own field manager, nothing else sent). */
-async function requestReconcile(
-  client: KubeClient,
-  kind: string,
-  ns: string,
-  at: string,
-  signal: AbortSignal,
-) {
-  await client.apply(
-    {
-      apiVersion: FLUX_OPERATOR_API,
-      kind,
-      metadata: {
-        name: 'flux',
-        namespace: ns,
-        annotations: { [RECONCILE_REQUESTED_AT]: at },
-      },
-    },
-    { fieldManager: 'flux-bootstrap-reconcile', force: true, signal },
-  );
-}
-
 /**
  * Installs Flux through the Flux Operator, in the operator's documented order:
  * 1. preconditions (permissions, sync path) — nothing applied on failure;
@@ -218,10 +195,7 @@ export async function installFluxOperator(
   const fieldManager = opts.fieldManager ?? 'flux-bootstrap';
   const timeoutMs = opts.timeoutMs ?? 5 * 60_000;
   const startedAt = Date.now();
-  const timeout = AbortSignal.timeout(timeoutMs);
-  const signal = opts.signal
-    ? AbortSignal.any([opts.signal, timeout])
-    : timeout;
+  const { timeout, signal } = withTimeout(timeoutMs, opts.signal);
   const pollMs = opts.pollIntervalMs ?? 2_000;
   const cluster = client.clusterName;
   const ns = plan.namespace;
@@ -245,24 +219,15 @@ export async function installFluxOperator(
   const applied: AppliedObject[] = [];
   let phase = 'checking the preconditions';
   let pending = '';
-  /** Polls `check` until it returns a value; logs what is missing when it changes or every 5 s. */
-  const until = async <T>(what: string, check: () => Promise<T | string>) => {
+  const until = <T>(what: string, check: () => Promise<T | string[]>) => {
     phase = `waiting for ${what}`;
-    let logged = '';
-    let loggedAt = 0;
-    for (;;) {
-      const r = await check();
-      if (typeof r !== 'string') return r;
-      pending = r;
-      if (
-        r !== logged ||
-        Date.now() - loggedAt >= (opts.progressIntervalMs ?? 5_000)
-      ) {
-        logger.info(`Waiting for ${what} on cluster "${cluster}": ${r}`);
-        [logged, loggedAt] = [r, Date.now()];
-      }
-      await sleep(pollMs, undefined, { signal });
-    }
+    return pollUntil(`${what} on cluster "${cluster}"`, check, {
+      pollMs,
+      progressMs: opts.progressIntervalMs ?? 5_000,
+      signal,
+      logger,
+      onMissing: missing => (pending = missing.join('; ')),
+    });
   };
   const apply = async (key: string, label: string, objects: KubeObject[]) => {
     phase = `applying ${label}`;
@@ -278,14 +243,25 @@ export async function installFluxOperator(
     applied.push(...results);
     logger.info(`✔ ${label}: ${summarizeApplied(results)}`);
   };
-  const get = (kind: string) => client.get(ref(kind, ns), { signal });
+  const ref = (kind: string, name = 'flux') => ({
+    apiVersion: kind === 'Deployment' ? 'apps/v1' : FLUX_OPERATOR_API,
+    kind,
+    name,
+    namespace: ns,
+  });
+  const get = (kind: string) => client.get(ref(kind), { signal });
+  const operatorDeployment = ref('Deployment', 'flux-operator');
 
-  /** The instance judged for its latest spec; a failure counts once the operator retried after this run asked it to. */
-  let requestedAt: string | undefined;
+  const failure = finalFailureCheck(client, [ref('FluxInstance')], {
+    signal,
+    logger,
+    asking: 'the operator is asked to reconcile now',
+  });
+  /** The instance judged for its latest spec. */
   const instanceReady = () =>
     until('the FluxInstance', async () => {
       const inst = await get('FluxInstance');
-      if (!inst) return 'FluxInstance not found';
+      if (!inst) return ['FluxInstance not found'];
       const at = `FluxInstance ${ns}/flux`;
       if (
         inst.metadata.annotations?.['fluxcd.controlplane.io/reconcile'] ===
@@ -296,26 +272,14 @@ export async function installFluxOperator(
           `${at} on cluster "${cluster}" is suspended (fluxcd.controlplane.io/reconcile: disabled); enable it and run again`,
         );
       const ready = conditionOf(inst, 'Ready');
-      const why = `Ready=${ready?.status ?? 'none'}${
-        ready?.reason ? ` (${ready.reason})` : ''
-      }${ready?.message ? `: ${ready.message}` : ''}`;
+      const why = ready ? describeReady(inst) : 'Ready=none';
       if (!generationObserved(inst))
-        return `${at}: the operator has not reconciled generation ${inst.metadata.generation} yet (is the flux-operator Deployment running?)`;
+        return [
+          `${at}: the operator has not reconciled generation ${inst.metadata.generation} yet (is the flux-operator Deployment running?)`,
+        ];
       if (ready?.status === 'True') return inst;
-      if (ready?.status !== 'False') return `${at}: ${why}`;
-      if (!requestedAt) {
-        requestedAt = new Date().toISOString();
-        logger.info(
-          `${at} reports a failure (${why}); it may predate this run, so the operator is asked to reconcile now`,
-        );
-        await requestReconcile(client, 'FluxInstance', ns, requestedAt, signal);
-      } else if (record(inst.status).lastHandledReconcileAt === requestedAt)
-        throw new FluxInstallError(
-          'sync-failed',
-          `${at} on cluster "${cluster}" is not ready: ${why}`,
-          [`${at}: ${why}`],
-        );
-      return `${at}: ${why} (waiting for the reconciliation requested at ${requestedAt})`;
+      if (ready?.status !== 'False') return [`${at}: ${why}`];
+      return [await failure(inst, at, why)];
     });
 
   try {
@@ -327,15 +291,10 @@ export async function installFluxOperator(
         force: true,
         signal,
       });
-      const live = await client.get(
-        {
-          apiVersion: 'apps/v1',
-          kind: 'Deployment',
-          name: 'flux-operator',
-          namespace: ns,
-        },
-        { signal, metadataOnly: true },
-      );
+      const live = await client.get(operatorDeployment, {
+        signal,
+        metadataOnly: true,
+      });
       return {
         selfManaged: !!s.lastAppliedRevision && !!(await get('FluxInstance')),
         operatorByHelm:
@@ -355,15 +314,7 @@ export async function installFluxOperator(
     const wait = opts.wait !== false;
     if (wait) {
       const operator = await until('the Flux Operator', async () => {
-        const d = await client.get(
-          {
-            apiVersion: 'apps/v1',
-            kind: 'Deployment',
-            name: 'flux-operator',
-            namespace: ns,
-          },
-          { signal },
-        );
+        const d = await client.get(operatorDeployment, { signal });
         const r = d ? deploymentStatusOf(d) : undefined;
         if (r?.failed)
           throw new FluxInstallError(
@@ -373,7 +324,7 @@ export async function installFluxOperator(
           );
         return r?.ready
           ? r
-          : `Deployment ${ns}/flux-operator: ${r?.message ?? 'not found'}`;
+          : [`Deployment ${ns}/flux-operator: ${r?.message ?? 'not found'}`];
       });
       logger.info(`✔ flux-operator: deployment ready (${operator.image})`);
     }
@@ -408,15 +359,10 @@ export async function installFluxOperator(
         if (sync.ready === true && (!sha || status.includes(sha))) return true;
         if (Date.now() - refreshAt >= 30_000) {
           refreshAt = Date.now();
-          await requestReconcile(
-            client,
-            'FluxReport',
-            ns,
-            new Date().toISOString(),
-            signal,
-          );
+          const now = new Date().toISOString();
+          await requestReconcile(client, [ref('FluxReport')], now, signal);
         }
-        return `FluxReport ${ns}/flux: ${status}`;
+        return [`FluxReport ${ns}/flux: ${status}`];
       });
       const r = await readFluxReadiness(client, fluxPlan, signal);
       return {
