@@ -96,11 +96,9 @@ const refOf = (o: KubeObject) => ({
 });
 
 /**
- * Applies one object so that identical content never writes: an existing object is compared
- * with a server-side dry-run apply first (as fluxcd/pkg/ssa does), and the apply is skipped when
- * neither the content nor this manager's fields would change. Without this, a quantity in
- * non-canonical form (`cpu: 1000m`) is rewritten on every apply: the API server normalises it
- * only after its no-op check. `exists` (from {@link existenceOf}) spares the read when known.
+ * Applies one object unless a server-side dry run (as fluxcd/pkg/ssa does) shows that neither
+ * its content nor this manager's fields change: the API server normalises a quantity like
+ * `cpu: 1000m` only after its no-op check, so it would be rewritten on every apply.
  */
 async function applyOne(
   client: KubeClient,
@@ -109,15 +107,13 @@ async function applyOne(
   exists?: boolean,
 ): Promise<AppliedObject> {
   const object = describeObject(obj);
+  const write = applyOptions(opts);
   const live =
     exists === false
       ? undefined
       : await client.get(refOf(obj), { signal: opts.signal });
   if (live) {
-    const dry = await client.apply(obj, {
-      ...applyOptions(opts),
-      dryRun: true,
-    });
+    const dry = await client.apply(obj, { ...write, dryRun: true });
     if (
       comparable(dry) === comparable(live) &&
       ownedFields(dry, opts.fieldManager) ===
@@ -127,7 +123,7 @@ async function applyOne(
       return { object, result: 'unchanged' };
     }
   }
-  await client.apply(obj, applyOptions(opts));
+  await client.apply(obj, write);
   const result = live ? 'configured' : 'created';
   opts.logger?.debug(`${object} ${result}`);
   return { object, result };
@@ -138,9 +134,7 @@ const keyOf = (o: KubeObject) =>
 
 /**
  * Which objects exist, from one metadata-only list per kind and namespace of two or more objects
- * instead of a GET per object (a fresh install then reads nothing per object). A group whose
- * list fails (may get but not list) is left to the per-object GET. Unknown objects are missing
- * from the map.
+ * instead of a GET each. A group whose list fails (may get but not list) is left out of the map.
  */
 async function existenceOf(
   client: KubeClient,
@@ -201,11 +195,9 @@ const isStuckInstalling = (crd: KubeObject | undefined) =>
   conditionOf(crd, 'Established')?.status === 'False';
 
 /**
- * Waits until every CRD is Established and discovery serves its kinds. Each round asks discovery
- * once per group/version of the pending CRDs: the API server lists a CRD's kinds only once it is
- * Established. The pending CRDs themselves (large objects) are read at most once a second, to
- * say why they are not ready and to find stuck ones, which are deleted and created again. Rounds
- * start ~100 ms apart, back off to 250 ms, and to 1 s after 10 s.
+ * Waits until discovery serves every CRD's kinds (it lists them once Established), asking once per
+ * group/version a round. The pending CRDs (large objects) are read at most once a second, to say
+ * why they are not ready and to create stuck ones again.
  */
 async function waitForCrds(
   client: KubeClient,
@@ -226,7 +218,7 @@ async function waitForCrds(
   const { timeout, signal } = withTimeout(timeoutMs, opts.signal);
   const pending = new Map(crds.map(c => [c.metadata.name, c]));
   let lastMessage = '';
-  /** Since when each pending CRD has been stuck; each is created again at most once. */
+  /** Since when each pending CRD is stuck; each is created again at most once. */
   const stuckSince = new Map<string, number>();
   const recreated = new Set<string>();
   const limit = pLimit(8);
@@ -293,10 +285,9 @@ async function waitForCrds(
         lastRead = Date.now();
         await readPending(signal);
         for (const [name, crd] of pending) {
-          const since = stuckSince.get(name);
-          if (since === undefined || Date.now() - since < stuckAfterMs)
+          const since = stuckSince.get(name) ?? Infinity;
+          if (recreated.has(name) || Date.now() - since < stuckAfterMs)
             continue;
-          if (recreated.has(name)) continue;
           recreated.add(name);
           stuckSince.delete(name);
           await recreateCrd(client, crd, { ...opts, signal });

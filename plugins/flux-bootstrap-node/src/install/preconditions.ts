@@ -1,12 +1,17 @@
 import pLimit from 'p-limit';
 import { isKubeApiError } from '../kube/errors';
 import type { KubeAccessCheck, KubeClient, KubeObject } from '../kube/types';
-import { FLUX_API_VERSIONS, FLUX_SOURCE_CRD } from '../status/fluxObjects';
+import {
+  FLUX_API_VERSIONS,
+  FLUX_SOURCE_CRD,
+  record,
+  str,
+} from '../status/fluxObjects';
 import { FluxInstallError } from './errors';
 import { normalizeSyncPath, type FluxInstallPlan } from './plan';
 
-/** Label flux and other installers put on the Flux CRDs to say who manages them. @public */
-export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
+/** Label flux and other installers put on the Flux CRDs to say who manages them. */
+const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 
 /** What the preconditions found on the cluster. @public */
 export interface FluxInstallState {
@@ -117,12 +122,10 @@ async function requiredAccess(
 }
 
 /**
- * Checks, before anything is applied, that the install can and may proceed:
- * 1. the credentials may do everything the apply needs (SelfSubjectAccessReview) — for a first
- *    install that is cluster-admin-level: CRDs, ClusterRoles, ClusterRoleBindings, Namespaces…;
- * 2. Flux is not managed by another tool (`app.kubernetes.io/managed-by` on the Flux CRD), unless `force`;
- * 3. an existing sync Kustomization does not sync another path.
- * Reads only; throws FluxInstallError naming what is wrong.
+ * Checks, reading only, that the install may proceed: the credentials may do everything the apply
+ * needs (SelfSubjectAccessReview; cluster-admin-level for a first install), Flux is not managed
+ * by another tool unless `force`, an existing sync Kustomization does not sync another path.
+ * Throws FluxInstallError naming what is wrong.
  * @public
  */
 export async function checkInstallPreconditions(
@@ -146,9 +149,9 @@ export async function checkInstallPreconditions(
     // Not allowed to read it: the access review below names the missing permission.
     if (!isKubeApiError(e, 'forbidden')) throw e;
   }
-  const lastAppliedRevision =
-    (kustomization?.status as { lastAppliedRevision?: string } | undefined)
-      ?.lastAppliedRevision || undefined;
+  const lastAppliedRevision = str(
+    record(kustomization?.status).lastAppliedRevision,
+  );
   const installComponents = !lastAppliedRevision;
 
   const objects = [
@@ -189,8 +192,7 @@ export async function checkInstallPreconditions(
   }
 
   const existingPath =
-    kustomization &&
-    normalizeSyncPath((kustomization.spec as { path?: string })?.path);
+    kustomization && normalizeSyncPath(str(record(kustomization.spec).path));
   if (existingPath && existingPath !== plan.path) {
     throw new FluxInstallError(
       'path-conflict',

@@ -54,14 +54,12 @@ export function withTimeout(timeoutMs: number, outer?: AbortSignal) {
   return { timeout, signal };
 }
 
-/** How {@link pollUntil} polls and reports. */
+/** How {@link pollUntil} polls; `onMissing` sees what is still missing after each check. */
 export interface PollOptions {
   pollMs: number;
-  /** At most this long between two progress lines. */
   progressMs: number;
   signal: AbortSignal;
   logger: EngineLogger;
-  /** Sees what is still missing after each check. */
   onMissing?: (missing: string[]) => void;
 }
 
@@ -93,10 +91,7 @@ export async function pollUntil<T>(
 /** Flux's "reconcile now" annotation; controllers echo it as `status.lastHandledReconcileAt`. */
 const RECONCILE_REQUESTED_AT = 'reconcile.fluxcd.io/requestedAt';
 
-/**
- * Asks the controllers to reconcile `refs` now, as `flux reconcile` does: the annotation applied
- * with its own field manager (never `flux`: nothing else of the objects is sent or changed).
- */
+/** Asks to reconcile `refs` now, as `flux reconcile` does; own field manager, nothing else sent. */
 export async function requestReconcile(
   client: KubeClient,
   refs: KubeObjectRef[],
@@ -113,10 +108,9 @@ export async function requestReconcile(
 }
 
 /**
- * A failure reported before this run may be stale (a changed Secret is not part of the spec, so
- * the generation does not tell). The first failure asks the controllers to reconcile `refs` now;
- * only a failure they report after handling that request is final (`sync-failed`). The returned
- * check says what a failing object waits for.
+ * A failure reported before this run may be stale (a changed Secret leaves the generation as it
+ * is). The first one asks the controllers to reconcile `refs` now; only a failure reported after
+ * they handled that request is final (`sync-failed`). Else says what the object waits for.
  */
 export function finalFailureCheck(
   client: KubeClient,
@@ -234,20 +228,16 @@ function judge(
 }
 
 /** The GitRepository and the Kustomization `<ns>/<ns>`. */
-const syncRefs = (ns: string): KubeObjectRef[] => [
-  {
-    apiVersion: 'source.toolkit.fluxcd.io/v1',
-    kind: 'GitRepository',
+const syncRefs = (ns: string): KubeObjectRef[] =>
+  [
+    ['source.toolkit.fluxcd.io/v1', 'GitRepository'],
+    ['kustomize.toolkit.fluxcd.io/v1', 'Kustomization'],
+  ].map(([apiVersion, kind]) => ({
+    apiVersion,
+    kind,
     name: ns,
     namespace: ns,
-  },
-  {
-    apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
-    kind: 'Kustomization',
-    name: ns,
-    namespace: ns,
-  },
-];
+  }));
 
 /** Reads the GitRepository and the Kustomization once and judges them. */
 async function readSyncVerdicts(
@@ -264,22 +254,15 @@ async function readSyncVerdicts(
     plan.expectedRevision ??
     (source.state === 'ready' ? source.revision : undefined);
   let sync = judge(kustomization, 'lastAttemptedRevision', expectedSync);
-  if (sync.state === 'failed') {
-    // A Kustomization that ran before its source had an artifact (ArtifactFailed) is retried
-    // by kustomize-controller once the GitRepository has one; and one whose source is not ready
-    // fails for that reason (the source's condition says why).
-    if (conditionOf(kustomization, 'Ready')?.reason === 'ArtifactFailed') {
-      sync = {
-        state: 'waiting',
-        detail: `${sync.detail} (kustomize-controller retries once the GitRepository has an artifact)`,
-      };
-    } else if (source.state !== 'ready') {
-      sync = {
-        state: 'waiting',
-        detail: `${sync.detail} (waiting for the GitRepository)`,
-      };
-    }
-  }
+  // A Kustomization that ran before its source had an artifact (ArtifactFailed) is retried by
+  // kustomize-controller once the GitRepository has one; and one whose source is not ready fails
+  // for that reason (the source's condition says why).
+  const retried =
+    conditionOf(kustomization, 'Ready')?.reason === 'ArtifactFailed'
+      ? 'kustomize-controller retries once the GitRepository has an artifact'
+      : source.state !== 'ready' && 'waiting for the GitRepository';
+  if (sync.state === 'failed' && retried)
+    sync = { state: 'waiting', detail: `${sync.detail} (${retried})` };
   if (sync.state === 'ready' && source.state !== 'ready') {
     sync = { state: 'waiting', detail: 'waiting for the GitRepository' };
   }

@@ -43,38 +43,23 @@ import type { ManifestsSourceConfig } from '../manifests/releaseAsset';
 import { stringifyObject } from '../manifests/yaml';
 
 /** What {@link installFluxOperator} puts on a cluster, decided before any request. @public */
-export interface FluxOperatorInstallPlan {
-  /** Namespace of the operator and of Flux (the FluxInstance's). */
-  namespace: string;
+export interface FluxOperatorInstallPlan
+  extends Pick<
+    FluxInstallPlan,
+    'namespace' | 'secret' | 'components' | 'path' | 'expectedRevision'
+  > {
   release: FluxOperatorRelease;
   /** The FluxInstance `flux`, as flux:push-manifests writes it to `flux-instance.yaml`. */
   instance: KubeObject;
-  /** The Git credentials Secret (token auth), when the install writes it. */
-  secret?: KubeObject;
-  /** Controllers (= Deployment names) whose health is awaited. */
-  components: string[];
-  /** The sync Kustomization's `spec.path`, normalised (`./clusters/prod`). */
-  path: string;
-  /** Revision Flux must reach, `<branch>@sha1:<sha>`. */
-  expectedRevision?: string;
 }
 
-/** The plan for the options flux:push-manifests wrote `flux-instance.yaml` with. Pure. @public */
-export function planFluxOperatorInstall(
-  options: ResolvedFluxManifestOptions,
-  operator: FluxOperatorOptions,
-  release: FluxOperatorRelease,
-  extra: { secret?: KubeObject; expectedRevision?: string } = {},
-): FluxOperatorInstallPlan {
-  return {
-    namespace: options.namespace,
-    release,
-    instance: generateFluxInstance(options, operator),
-    components: options.components.components,
-    path: normalizeSyncPath(options.path),
-    ...extra,
-  };
-}
+/** An object of the Flux Operator's (its Deployment, or an instance or report `flux`). */
+const operatorRef = (kind: string, namespace: string, name = 'flux') => ({
+  apiVersion: kind === 'Deployment' ? 'apps/v1' : FLUX_OPERATOR_API,
+  kind,
+  name,
+  namespace,
+});
 
 /**
  * flux:install with `distribution: operator` once the cluster and the credentials are resolved:
@@ -93,14 +78,23 @@ export async function installWithFluxOperator(
   },
   opts: InstallFluxOptions = {},
 ): Promise<InstallFluxResult> {
+  const { options, operator, source } = input;
   const release = await loadFluxOperatorRelease(
-    input.operator.release ?? input.source.defaultVersion,
-    input.source,
+    operator.release ?? source.defaultVersion,
+    source,
     { signal: opts.signal, logger: opts.logger },
   );
   return installFluxOperator(
     client,
-    planFluxOperatorInstall(input.options, input.operator, release, input),
+    {
+      namespace: options.namespace,
+      release,
+      instance: generateFluxInstance(options, operator),
+      components: options.components.components,
+      path: normalizeSyncPath(options.path),
+      secret: input.secret,
+      expectedRevision: input.expectedRevision,
+    },
     opts,
   );
 }
@@ -150,15 +144,7 @@ export async function refuseBootstrapOverFluxInstance(
   signal?: AbortSignal,
 ): Promise<void> {
   const instance = await client
-    .get(
-      {
-        apiVersion: FLUX_OPERATOR_API,
-        kind: 'FluxInstance',
-        name: 'flux',
-        namespace,
-      },
-      { signal, metadataOnly: true },
-    )
+    .get(operatorRef('FluxInstance', namespace), { signal, metadataOnly: true })
     // Not allowed to read it: the permission checks that follow say what is missing.
     .catch(e => {
       if (isKubeApiError(e, 'forbidden')) return undefined;
@@ -204,17 +190,12 @@ export async function installFluxOperator(
       'namespace',
       `must be ${plan.release.namespace} with distribution operator: the Flux Operator's install.yaml runs the operator there, and a FluxInstance is only reconciled in the operator's namespace`,
     );
+  const { release, instance, ...common } = plan;
   const fluxPlan: FluxInstallPlan = {
-    namespace: ns,
-    fluxVersion: String(
-      record(record(plan.instance.spec).distribution).version,
-    ),
-    components: plan.components,
-    componentObjects: plan.release.objects,
-    syncObjects: [...plan.release.objects, plan.instance],
-    secret: plan.secret,
-    path: plan.path,
-    expectedRevision: plan.expectedRevision,
+    ...common,
+    fluxVersion: String(record(record(instance.spec).distribution).version),
+    componentObjects: release.objects,
+    syncObjects: [...release.objects, instance],
   };
   const applied: AppliedObject[] = [];
   let phase = 'checking the preconditions';
@@ -243,14 +224,9 @@ export async function installFluxOperator(
     applied.push(...results);
     logger.info(`✔ ${label}: ${summarizeApplied(results)}`);
   };
-  const ref = (kind: string, name = 'flux') => ({
-    apiVersion: kind === 'Deployment' ? 'apps/v1' : FLUX_OPERATOR_API,
-    kind,
-    name,
-    namespace: ns,
-  });
+  const ref = (kind: string) => operatorRef(kind, ns);
   const get = (kind: string) => client.get(ref(kind), { signal });
-  const operatorDeployment = ref('Deployment', 'flux-operator');
+  const operatorDeployment = operatorRef('Deployment', ns, 'flux-operator');
 
   const failure = finalFailureCheck(client, [ref('FluxInstance')], {
     signal,

@@ -10,11 +10,9 @@ import {
 import { instanceRevisionVersion } from './instance';
 
 /**
- * Adds the Flux Operator's view to a cluster's status read from the Flux objects: the manager
- * (`flux-operator` when a FluxInstance exists, `flux-bootstrap` when Flux syncs its own
- * manifests), the instance's requested and installed version, Ready and revisions; and the
- * state rules on the instance: paused (`fluxcd.controlplane.io/reconcile: disabled`) →
- * suspended, Ready=False → failing, not reconciled yet → installing.
+ * Adds the Flux Operator's view to a cluster's status: the manager, the instance's versions,
+ * Ready and revisions; a paused instance (`fluxcd.controlplane.io/reconcile: disabled`) makes the
+ * cluster suspended, Ready=False failing, not reconciled yet installing.
  */
 export function addFluxInstanceState(
   status: ClusterBootstrapStatus,
