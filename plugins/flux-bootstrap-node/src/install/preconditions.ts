@@ -15,8 +15,6 @@ const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 
 /** What the preconditions found on the cluster. @public */
 export interface FluxInstallState {
-  /** The sync Kustomization `<ns>/<ns>`, when it exists. */
-  kustomization?: KubeObject;
   /** Its `status.lastAppliedRevision`: Flux already syncs itself, so components are not applied. */
   lastAppliedRevision?: string;
   /** Whether the components (gotk-components.yaml) will be applied. */
@@ -73,15 +71,10 @@ async function requiredAccess(
     resource: 'kustomizations',
     namespace: plan.namespace,
   });
-  const kinds = new Map<string, { apiVersion: string; kind: string }>();
-  const namespaces = new Map<string, Set<string | undefined>>();
+  const byKind = new Map<string, KubeObject[]>();
   for (const o of objects) {
     const key = `${o.apiVersion}/${o.kind}`;
-    kinds.set(key, o);
-    namespaces.set(
-      key,
-      (namespaces.get(key) ?? new Set()).add(o.metadata.namespace),
-    );
+    byKind.set(key, [...(byKind.get(key) ?? []), o]);
     const roleRef = o.roleRef as { kind?: string; name?: string } | undefined;
     if (
       /RoleBinding$/.test(o.kind) &&
@@ -99,19 +92,19 @@ async function requiredAccess(
   }
   const limit = pLimit(4);
   await Promise.all(
-    [...kinds].map(([key, k]) =>
+    [...byKind.values()].map(list =>
       limit(async () => {
-        const group = groupOf(k.apiVersion);
-        let resource = crdPlurals.get(`${group}/${k.kind}`);
-        let namespaced = [...namespaces.get(key)!].some(Boolean);
+        const { apiVersion, kind } = list[0];
+        const group = groupOf(apiVersion);
+        const namespaces = new Set(list.map(o => o.metadata.namespace));
+        let resource = crdPlurals.get(`${group}/${kind}`);
+        let namespaced = [...namespaces].some(Boolean);
         if (!resource) {
-          const info = await client.resourceFor(k.apiVersion, k.kind, {
-            signal,
-          });
+          const info = await client.resourceFor(apiVersion, kind, { signal });
           if (!info) return; // the apply itself will report an unknown kind
           ({ name: resource, namespaced } = info);
         }
-        for (const ns of namespaced ? namespaces.get(key)! : [undefined]) {
+        for (const ns of namespaced ? namespaces : [undefined]) {
           for (const verb of ['create', 'patch'])
             add({ verb, group, resource, namespace: ns });
         }
@@ -200,7 +193,6 @@ export async function checkInstallPreconditions(
     );
   }
   return {
-    kustomization,
     lastAppliedRevision,
     installComponents,
     managedBy,

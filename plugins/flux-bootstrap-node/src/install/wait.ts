@@ -359,11 +359,9 @@ function formatDuration(ms: number): string {
 }
 
 /**
- * Waits, as `flux bootstrap` does, until the GitRepository's artifact and the Kustomization's
- * last attempted revision equal the expected revision with Ready=True and the generation
- * observed, then until every controller Deployment is available. Logs what it waits for and why
- * every few seconds; fails at once on Ready=False (with the controller's message) or a
- * suspended object; on timeout says what was still missing; honours the abort signal.
+ * Waits, as `flux bootstrap` does, until the GitRepository's artifact and the Kustomization's last
+ * attempted revision are the expected one with Ready=True for the current generation, then until
+ * every controller is available. Fails at once on a final Ready=False or a suspended object.
  * @public
  */
 export async function waitForFlux(

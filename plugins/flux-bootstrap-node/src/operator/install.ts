@@ -36,6 +36,7 @@ import {
   FLUX_OPERATOR_API,
   generateFluxInstance,
   instanceRevisionVersion,
+  isReconcileDisabled,
   type FluxOperatorOptions,
 } from './instance';
 import { loadFluxOperatorRelease, type FluxOperatorRelease } from './release';
@@ -108,24 +109,25 @@ export function fluxOperatorDryRunLines(
   secret?: KubeObject,
 ): string[] {
   const ns = options.namespace;
-  return [
-    `Would install Flux ${operator.version} through the Flux Operator ${
-      operator.release ?? source.defaultVersion
-    } on cluster "${clusterName}" in namespace ${ns}:`,
-    `  1. check that the credentials may install Flux (SelfSubjectAccessReview) and that Kustomization ${ns}/${ns} does not sync another path`,
-    `  2. server-side apply the operator's install.yaml (from ${
+  const steps = [
+    `check that the credentials may install Flux (SelfSubjectAccessReview) and that Kustomization ${ns}/${ns} does not sync another path`,
+    `server-side apply the operator's install.yaml (from ${
       source.localPath ?? source.baseUrl
     }) and wait until its CRDs are served and Deployment ${ns}/flux-operator is available`,
     ...(secret
       ? [
-          `  3. Secret ${ns}/${secret.metadata.name} with keys ${Object.keys(
-            secret.data as Record<string, string>,
+          `Secret ${ns}/${secret.metadata.name} with keys ${Object.keys(
+            record(secret.data),
           ).join(', ')} (values not shown)`,
         ]
       : []),
-    `  ${
-      secret ? 4 : 3
-    }. the FluxInstance, then wait until it is Ready, Flux synced the pushed revision and the FluxReport shows the sync:`,
+    'the FluxInstance, then wait until it is Ready, Flux synced the pushed revision and the FluxReport shows the sync:',
+  ];
+  return [
+    `Would install Flux ${operator.version} through the Flux Operator ${
+      operator.release ?? source.defaultVersion
+    } on cluster "${clusterName}" in namespace ${ns}:`,
+    ...steps.map((step, i) => `  ${i + 1}. ${step}`),
     ...stringifyObject(generateFluxInstance(options, operator))
       .trimEnd()
       .split('\n')
@@ -239,10 +241,7 @@ export async function installFluxOperator(
       const inst = await get('FluxInstance');
       if (!inst) return ['FluxInstance not found'];
       const at = `FluxInstance ${ns}/flux`;
-      if (
-        inst.metadata.annotations?.['fluxcd.controlplane.io/reconcile'] ===
-        'disabled'
-      )
+      if (isReconcileDisabled(inst))
         throw new FluxInstallError(
           'suspended',
           `${at} on cluster "${cluster}" is suspended (fluxcd.controlplane.io/reconcile: disabled); enable it and run again`,

@@ -17,6 +17,10 @@ export interface FluxOperatorOptions {
   release?: string;
 }
 
+/** The operator's pause switch on an instance: `fluxcd.controlplane.io/reconcile: disabled`. */
+export const isReconcileDisabled = (o: KubeObject) =>
+  o.metadata.annotations?.['fluxcd.controlplane.io/reconcile'] === 'disabled';
+
 /** The files operator mode keeps in `<path>/<namespace>/`. @public */
 export const FLUX_INSTANCE_FILE = 'flux-instance.yaml';
 /** The files flux bootstrap keeps there; operator mode replaces them. @public */

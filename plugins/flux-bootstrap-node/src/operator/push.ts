@@ -164,7 +164,7 @@ export async function pushFluxInstance(
   }
 }
 
-/** Dry run of {@link pushFluxInstance}: the files it would write, logged; nothing read or sent. @public */
+/** Dry run of {@link pushFluxInstance}: logs the files it would write. @public */
 export function dryRunFluxInstance(
   options: ResolvedFluxManifestOptions,
   operator: FluxOperatorOptions,

@@ -7,7 +7,7 @@ import {
   record,
   str,
 } from '../status/fluxObjects';
-import { instanceRevisionVersion } from './instance';
+import { instanceRevisionVersion, isReconcileDisabled } from './instance';
 
 /**
  * Adds the Flux Operator's view to a cluster's status: the manager, the instance's versions,
@@ -44,10 +44,7 @@ export function addFluxInstanceState(
     status.state = state;
     status.reason = status.reason ? `${reason}\n${status.reason}` : reason;
   };
-  if (
-    instance.metadata.annotations?.['fluxcd.controlplane.io/reconcile'] ===
-    'disabled'
-  ) {
+  if (isReconcileDisabled(instance)) {
     if (status.state !== 'suspended') status.reason = undefined; // the objects' own state is not what the card should lead with
     set(
       'suspended',
