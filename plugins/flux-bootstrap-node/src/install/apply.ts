@@ -1,5 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { isDeepStrictEqual } from 'node:util';
 import pLimit from 'p-limit';
 import { KubeApiError } from '../kube/errors';
 import type { KubeClient, KubeObject } from '../kube/types';
@@ -8,7 +9,7 @@ import { OperationAbortedError } from '../util/errors';
 import { silentLogger, type EngineLogger } from '../util/logger';
 import { withTimeout } from './wait';
 
-/** `Kind ns/name` or `Kind name`. */
+/** `Kind ns/name` or `Kind name`; also the key of an object in a staged apply. */
 function describeObject(o: KubeObject): string {
   const { namespace, name } = o.metadata;
   return `${o.kind} ${namespace ? `${namespace}/` : ''}${name}`;
@@ -48,38 +49,26 @@ export interface ApplyStagedOptions {
   logger?: EngineLogger;
 }
 
-/** JSON with sorted keys, for order-independent comparison. */
-function canonical(value: unknown): string {
-  return JSON.stringify(value, (_k, v) =>
-    v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(
-          Object.entries(v).sort(([a], [b]) => Number(a > b) - Number(a < b)),
-        )
-      : v,
-  );
-}
-
-/** The object without what every write changes (resourceVersion, managedFields, generation). */
-function comparable(o: KubeObject): string {
-  const {
-    resourceVersion: _rv,
-    managedFields: _mf,
-    generation: _g,
-    ...metadata
-  } = o.metadata;
-  return canonical({ ...o, metadata });
-}
-
-/** The fields `manager` owns through Apply (no timestamps). */
-function ownedFields(o: KubeObject, manager: string): string {
-  const entries = (o.metadata.managedFields ?? []) as Record<string, unknown>[];
-  return canonical(
-    entries
+/**
+ * Whether two states of an object differ only in what every write changes (resourceVersion,
+ * generation, managedFields' timestamps), with the same fields owned by `manager` through Apply.
+ */
+function sameApply(a: KubeObject, b: KubeObject, manager: string): boolean {
+  const view = ({ metadata, ...o }: KubeObject) => {
+    const {
+      resourceVersion: _rv,
+      generation: _g,
+      managedFields,
+      ...rest
+    } = metadata;
+    const owned = ((managedFields ?? []) as Record<string, unknown>[])
       .filter(
         e => e.manager === manager && e.operation === 'Apply' && !e.subresource,
       )
-      .map(e => e.fieldsV1),
-  );
+      .map(e => e.fieldsV1);
+    return [{ ...o, metadata: rest }, owned];
+  };
+  return isDeepStrictEqual(view(a), view(b));
 }
 
 const applyOptions = (opts: ApplyStagedOptions) => ({
@@ -114,11 +103,7 @@ async function applyOne(
       : await client.get(refOf(obj), { signal: opts.signal });
   if (live) {
     const dry = await client.apply(obj, { ...write, dryRun: true });
-    if (
-      comparable(dry) === comparable(live) &&
-      ownedFields(dry, opts.fieldManager) ===
-        ownedFields(live, opts.fieldManager)
-    ) {
+    if (sameApply(dry, live, opts.fieldManager)) {
       opts.logger?.debug(`${object} unchanged`);
       return { object, result: 'unchanged' };
     }
@@ -128,9 +113,6 @@ async function applyOne(
   opts.logger?.debug(`${object} ${result}`);
   return { object, result };
 }
-
-const keyOf = (o: KubeObject) =>
-  `${o.kind}\0${o.metadata.namespace ?? ''}\0${o.metadata.name}`;
 
 /**
  * Which objects exist, from one metadata-only list per kind and namespace of two or more objects
@@ -163,7 +145,8 @@ async function existenceOf(
         });
       const names = new Set(items?.map(i => i.metadata.name));
       if (items)
-        for (const o of group) known.set(keyOf(o), names.has(o.metadata.name));
+        for (const o of group)
+          known.set(describeObject(o), names.has(o.metadata.name));
     }),
   );
   return known;
@@ -399,7 +382,7 @@ export async function applyStaged(
   ) =>
     Promise.all(
       list.map(obj =>
-        limit(() => applyOne(client, obj, o, known.get(keyOf(obj)))),
+        limit(() => applyOne(client, obj, o, known.get(describeObject(obj)))),
       ),
     );
 

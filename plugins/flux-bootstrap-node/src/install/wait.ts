@@ -54,7 +54,7 @@ export function withTimeout(timeoutMs: number, outer?: AbortSignal) {
   return { timeout, signal };
 }
 
-/** How {@link pollUntil} polls; `onMissing` sees what is still missing after each check. */
+/** How {@link pollUntil} polls; `onMissing` sees what is missing (maybe `[]`) after each check. */
 export interface PollOptions {
   pollMs: number;
   progressMs: number;
@@ -76,8 +76,8 @@ export async function pollUntil<T>(
   let loggedAt = 0;
   for (;;) {
     const result = await check();
+    poll.onMissing?.(Array.isArray(result) ? result : []);
     if (!Array.isArray(result)) return result;
-    poll.onMissing?.(result);
     const text = result.join('; ');
     if (text !== logged || Date.now() - loggedAt >= poll.progressMs) {
       poll.logger.info(`Waiting for ${what}: ${text}`);
@@ -291,20 +291,15 @@ async function readComponents(
         },
         { signal },
       );
-      if (!deployment)
-        return {
-          name,
-          ready: false,
-          failed: false,
-          message: 'Deployment not found',
-        };
-      const { ready, failed, image, message } = deploymentStatusOf(deployment);
+      const d = deployment
+        ? deploymentStatusOf(deployment)
+        : { ready: false, failed: false, message: 'Deployment not found' };
       return {
         name,
-        ready,
-        failed,
-        image,
-        message: ready ? undefined : message,
+        ready: d.ready,
+        failed: d.failed,
+        image: 'image' in d ? d.image : undefined,
+        message: d.ready ? undefined : d.message,
       };
     }),
   );

@@ -209,7 +209,7 @@ export async function installFluxOperator(
       progressMs: opts.progressIntervalMs ?? 5_000,
       signal,
       logger,
-      onMissing: missing => (pending = missing.join('; ')),
+      onMissing: missing => (pending = missing.join('; ') || pending),
     });
   };
   const apply = async (key: string, label: string, objects: KubeObject[]) => {

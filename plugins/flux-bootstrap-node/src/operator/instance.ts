@@ -68,23 +68,16 @@ export function generateFluxInstance(
     operator: 'Exists',
   }));
   const patches = [
-    ...(tolerations.length
-      ? [
-          deploymentPatch({
-            apiVersion: 'apps/v1',
-            kind: 'Deployment',
-            metadata: { name: 'all' },
-            spec: { template: { spec: { tolerations } } },
-          }),
-        ]
-      : []),
-    ...(c.logLevel !== 'info'
-      ? [addArgument(`--log-level=${c.logLevel}`)]
-      : []),
-    ...(c.watchAllNamespaces
-      ? []
-      : [addArgument('--watch-all-namespaces=false')]),
-  ];
+    tolerations.length > 0 &&
+      deploymentPatch({
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'all' },
+        spec: { template: { spec: { tolerations } } },
+      }),
+    c.logLevel !== 'info' && addArgument(`--log-level=${c.logLevel}`),
+    !c.watchAllNamespaces && addArgument('--watch-all-namespaces=false'),
+  ].filter(Boolean);
   return {
     apiVersion: FLUX_OPERATOR_API,
     kind: 'FluxInstance',
