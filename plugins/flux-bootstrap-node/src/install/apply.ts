@@ -273,7 +273,17 @@ async function waitForCrds(
             continue;
           recreated.add(name);
           stuckSince.delete(name);
-          await recreateCrd(client, crd, { ...opts, signal });
+          // Deleting it and creating it again makes the API server establish it afresh. Safe: a
+          // CRD never Established was never served, so no custom resource of it can exist.
+          logger.warn(
+            `CRD ${name} accepted its names but has not become Established for ${Math.round(
+              stuckAfterMs / 1000,
+            )} s (the API server can leave a CRD so when it restarts while establishing it); it was never served, so no resource of it exists: deleting it and creating it again`,
+          );
+          await client.delete(refOf(crd), { signal });
+          while (await client.get(refOf(crd), { signal }))
+            await sleep(200, undefined, { signal });
+          await client.apply(crd, { ...applyOptions(opts), signal });
         }
       }
       if (Date.now() - lastProgress >= 5_000) {
@@ -319,31 +329,6 @@ async function waitForCrds(
     }
     throw e;
   }
-}
-
-/**
- * Deletes a CRD that never became Established and creates it again, which makes the API server
- * accept its names and establish it afresh. Safe: a CRD never Established was never served, so
- * no custom resource of it can exist.
- */
-async function recreateCrd(
-  client: KubeClient,
-  crd: KubeObject,
-  opts: ApplyStagedOptions & { signal: AbortSignal },
-): Promise<void> {
-  const { signal } = opts;
-  (opts.logger ?? silentLogger).warn(
-    `CRD ${
-      crd.metadata.name
-    } accepted its names but has not become Established for ${Math.round(
-      (opts.stuckCrdAfterMs ?? 10_000) / 1000,
-    )} s (the API server can leave a CRD so when it restarts while establishing it); it was never served, so no resource of it exists: deleting it and creating it again`,
-  );
-  await client.delete(refOf(crd), { signal });
-  while (await client.get(refOf(crd), { signal })) {
-    await sleep(200, undefined, { signal });
-  }
-  await client.apply(crd, applyOptions(opts));
 }
 
 /**
