@@ -1,13 +1,15 @@
 import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { isDeepStrictEqual } from 'node:util';
 import pLimit from 'p-limit';
 import { KubeApiError } from '../kube/errors';
 import type { KubeClient, KubeObject } from '../kube/types';
 import { conditionOf } from '../status/fluxObjects';
 import { OperationAbortedError } from '../util/errors';
 import { silentLogger, type EngineLogger } from '../util/logger';
+import { withTimeout } from './wait';
 
-/** `Kind ns/name` or `Kind name`. */
+/** `Kind ns/name` or `Kind name`; also the key of an object in a staged apply. */
 function describeObject(o: KubeObject): string {
   const { namespace, name } = o.metadata;
   return `${o.kind} ${namespace ? `${namespace}/` : ''}${name}`;
@@ -47,39 +49,33 @@ export interface ApplyStagedOptions {
   logger?: EngineLogger;
 }
 
-/** JSON with sorted keys, for order-independent comparison. */
-function canonical(value: unknown): string {
-  return JSON.stringify(value, (_k, v) =>
-    v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(
-          Object.entries(v).sort(([a], [b]) => Number(a > b) - Number(a < b)),
-        )
-      : v,
-  );
-}
-
-/** The object without what every write changes (resourceVersion, managedFields, generation). */
-function comparable(o: KubeObject): string {
-  const {
-    resourceVersion: _rv,
-    managedFields: _mf,
-    generation: _g,
-    ...metadata
-  } = o.metadata;
-  return canonical({ ...o, metadata });
-}
-
-/** The fields `manager` owns through Apply (no timestamps). */
-function ownedFields(o: KubeObject, manager: string): string {
-  const entries = (o.metadata.managedFields ?? []) as Record<string, unknown>[];
-  return canonical(
-    entries
+/**
+ * Whether two states of an object differ only in what every write changes (resourceVersion,
+ * generation, managedFields' timestamps), with the same fields owned by `manager` through Apply.
+ */
+function sameApply(a: KubeObject, b: KubeObject, manager: string): boolean {
+  const view = ({ metadata, ...o }: KubeObject) => {
+    const {
+      resourceVersion: _rv,
+      generation: _g,
+      managedFields,
+      ...rest
+    } = metadata;
+    const owned = ((managedFields ?? []) as Record<string, unknown>[])
       .filter(
         e => e.manager === manager && e.operation === 'Apply' && !e.subresource,
       )
-      .map(e => e.fieldsV1),
-  );
+      .map(e => e.fieldsV1);
+    return [{ ...o, metadata: rest }, owned];
+  };
+  return isDeepStrictEqual(view(a), view(b));
 }
+
+const applyOptions = (opts: ApplyStagedOptions) => ({
+  fieldManager: opts.fieldManager,
+  force: opts.force ?? true,
+  signal: opts.signal,
+});
 
 const refOf = (o: KubeObject) => ({
   apiVersion: o.apiVersion,
@@ -89,11 +85,9 @@ const refOf = (o: KubeObject) => ({
 });
 
 /**
- * Applies one object so that identical content never writes: an existing object is compared
- * with a server-side dry-run apply first (as fluxcd/pkg/ssa does), and the apply is skipped when
- * neither the content nor this manager's fields would change. Without this, a quantity in
- * non-canonical form (`cpu: 1000m`) is rewritten on every apply: the API server normalises it
- * only after its no-op check. `exists` (from {@link existenceOf}) spares the read when known.
+ * Applies one object unless a server-side dry run (as fluxcd/pkg/ssa does) shows that neither
+ * its content nor this manager's fields change: the API server normalises a quantity like
+ * `cpu: 1000m` only after its no-op check, so it would be rewritten on every apply.
  */
 async function applyOne(
   client: KubeClient,
@@ -101,40 +95,28 @@ async function applyOne(
   opts: ApplyStagedOptions,
   exists?: boolean,
 ): Promise<AppliedObject> {
-  const { signal } = opts;
-  const applyOpts = {
-    fieldManager: opts.fieldManager,
-    force: opts.force ?? true,
-    signal,
-  };
   const object = describeObject(obj);
+  const write = applyOptions(opts);
   const live =
-    exists === false ? undefined : await client.get(refOf(obj), { signal });
+    exists === false
+      ? undefined
+      : await client.get(refOf(obj), { signal: opts.signal });
   if (live) {
-    const dry = await client.apply(obj, { ...applyOpts, dryRun: true });
-    if (
-      comparable(dry) === comparable(live) &&
-      ownedFields(dry, opts.fieldManager) ===
-        ownedFields(live, opts.fieldManager)
-    ) {
+    const dry = await client.apply(obj, { ...write, dryRun: true });
+    if (sameApply(dry, live, opts.fieldManager)) {
       opts.logger?.debug(`${object} unchanged`);
       return { object, result: 'unchanged' };
     }
   }
-  await client.apply(obj, applyOpts);
+  await client.apply(obj, write);
   const result = live ? 'configured' : 'created';
   opts.logger?.debug(`${object} ${result}`);
   return { object, result };
 }
 
-const keyOf = (o: KubeObject) =>
-  `${o.kind}\0${o.metadata.namespace ?? ''}\0${o.metadata.name}`;
-
 /**
  * Which objects exist, from one metadata-only list per kind and namespace of two or more objects
- * instead of a GET per object (a fresh install then reads nothing per object). A group whose
- * list fails (may get but not list) is left to the per-object GET. Unknown objects are missing
- * from the map.
+ * instead of a GET each. A group whose list fails (may get but not list) is left out of the map.
  */
 async function existenceOf(
   client: KubeClient,
@@ -163,7 +145,8 @@ async function existenceOf(
         });
       const names = new Set(items?.map(i => i.metadata.name));
       if (items)
-        for (const o of group) known.set(keyOf(o), names.has(o.metadata.name));
+        for (const o of group)
+          known.set(describeObject(o), names.has(o.metadata.name));
     }),
   );
   return known;
@@ -195,11 +178,9 @@ const isStuckInstalling = (crd: KubeObject | undefined) =>
   conditionOf(crd, 'Established')?.status === 'False';
 
 /**
- * Waits until every CRD is Established and discovery serves its kinds. Each round asks discovery
- * once per group/version of the pending CRDs: the API server lists a CRD's kinds only once it is
- * Established. The pending CRDs themselves (large objects) are read at most once a second, to
- * say why they are not ready and to find stuck ones, which are deleted and created again. Rounds
- * start ~100 ms apart, back off to 250 ms, and to 1 s after 10 s.
+ * Waits until discovery serves every CRD's kinds (it lists them once Established), asking once per
+ * group/version a round. The pending CRDs (large objects) are read at most once a second, to say
+ * why they are not ready and to create stuck ones again.
  */
 async function waitForCrds(
   client: KubeClient,
@@ -208,20 +189,19 @@ async function waitForCrds(
 ): Promise<void> {
   if (crds.length === 0) return;
   const logger = opts.logger ?? silentLogger;
+  logger.info(
+    `Waiting for ${crds.length} CustomResourceDefinitions to become Established`,
+  );
   const timeoutMs = opts.crdTimeoutMs ?? 60_000;
   const stuckAfterMs = opts.stuckCrdAfterMs ?? 10_000;
   const first = opts.pollIntervalMs ?? 100;
   const startedAt = Date.now();
   let lastProgress = startedAt;
   let lastRead = startedAt;
-  const timeout = AbortSignal.timeout(timeoutMs);
-  const signal = opts.signal
-    ? AbortSignal.any([opts.signal, timeout])
-    : timeout;
-  setMaxListeners(64, signal); // every request in flight listens
+  const { timeout, signal } = withTimeout(timeoutMs, opts.signal);
   const pending = new Map(crds.map(c => [c.metadata.name, c]));
   let lastMessage = '';
-  /** Since when each pending CRD has accepted names without being Established. */
+  /** Since when each pending CRD is stuck; each is created again at most once. */
   const stuckSince = new Map<string, number>();
   const recreated = new Set<string>();
   const limit = pLimit(8);
@@ -287,18 +267,23 @@ async function waitForCrds(
       if (Date.now() - lastRead >= 1_000) {
         lastRead = Date.now();
         await readPending(signal);
-        for (const [name, since] of stuckSince) {
-          // A CRD served since it was seen stuck has left `pending`: nothing to do for it.
-          if (!pending.has(name)) stuckSince.delete(name);
-          if (
-            !pending.has(name) ||
-            recreated.has(name) ||
-            Date.now() - since < stuckAfterMs
-          )
+        for (const [name, crd] of pending) {
+          const since = stuckSince.get(name) ?? Infinity;
+          if (recreated.has(name) || Date.now() - since < stuckAfterMs)
             continue;
           recreated.add(name);
           stuckSince.delete(name);
-          await recreateCrd(client, pending.get(name)!, { ...opts, signal });
+          // Deleting it and creating it again makes the API server establish it afresh. Safe: a
+          // CRD never Established was never served, so no custom resource of it can exist.
+          logger.warn(
+            `CRD ${name} accepted its names but has not become Established for ${Math.round(
+              stuckAfterMs / 1000,
+            )} s (the API server can leave a CRD so when it restarts while establishing it); it was never served, so no resource of it exists: deleting it and creating it again`,
+          );
+          await client.delete(refOf(crd), { signal });
+          while (await client.get(refOf(crd), { signal }))
+            await sleep(200, undefined, { signal });
+          await client.apply(crd, { ...applyOptions(opts), signal });
         }
       }
       if (Date.now() - lastProgress >= 5_000) {
@@ -347,35 +332,6 @@ async function waitForCrds(
 }
 
 /**
- * Deletes a CRD that never became Established and creates it again, which makes the API server
- * accept its names and establish it afresh. Safe: a CRD never Established was never served, so
- * no custom resource of it can exist.
- */
-async function recreateCrd(
-  client: KubeClient,
-  crd: KubeObject,
-  opts: ApplyStagedOptions & { signal: AbortSignal },
-): Promise<void> {
-  const { signal } = opts;
-  (opts.logger ?? silentLogger).warn(
-    `CRD ${
-      crd.metadata.name
-    } accepted its names but has not become Established for ${Math.round(
-      (opts.stuckCrdAfterMs ?? 10_000) / 1000,
-    )} s (the API server can leave a CRD so when it restarts while establishing it); it was never served, so no resource of it exists: deleting it and creating it again`,
-  );
-  await client.delete(refOf(crd), { signal });
-  while (await client.get(refOf(crd), { signal })) {
-    await sleep(200, undefined, { signal });
-  }
-  await client.apply(crd, {
-    fieldManager: opts.fieldManager,
-    force: opts.force ?? true,
-    signal,
-  });
-}
-
-/**
  * Server-side applies objects as flux does (`internal/utils/apply.go`), staged by what depends
  * on what: the Namespaces first; then together (a) the CRDs and the wait until they are
  * Established and served and (b) everything that is not a custom resource of those CRDs; last the
@@ -388,7 +344,6 @@ export async function applyStaged(
   objects: readonly KubeObject[],
   opts: ApplyStagedOptions,
 ): Promise<AppliedObject[]> {
-  const logger = opts.logger ?? silentLogger;
   const definitions = objects.filter(isClusterDefinition);
   const namespaces = definitions.filter(o => o.kind === 'Namespace');
   const crds = definitions.filter(o => o.kind === 'CustomResourceDefinition');
@@ -399,7 +354,6 @@ export async function applyStaged(
     newKinds.has(`${o.apiVersion.split('/').slice(0, -1).join('/')}/${o.kind}`);
   const rest = objects.filter(o => !isClusterDefinition(o));
   const independent = rest.filter(o => !isCustom(o));
-  const customResources = rest.filter(isCustom);
   const concurrency = opts.concurrency ?? 8;
   const known = await existenceOf(
     client,
@@ -413,53 +367,42 @@ export async function applyStaged(
   ) =>
     Promise.all(
       list.map(obj =>
-        limit(() => applyOne(client, obj, o, known.get(keyOf(obj)))),
+        limit(() => applyOne(client, obj, o, known.get(describeObject(obj)))),
       ),
     );
 
   const results = await applyAll(namespaces);
-  if (crds.length) {
-    // The CRDs (and their wait) and the independent objects run together; the first failure
-    // stops the other, and both have ended before this returns or throws.
-    const stop = new AbortController();
-    const signal = opts.signal
-      ? AbortSignal.any([opts.signal, stop.signal])
-      : stop.signal;
-    setMaxListeners(64, signal); // every request in flight listens
-    const shared = { ...opts, signal };
-    let failure: { error: unknown } | undefined;
-    const track = <T>(p: Promise<T>) =>
-      p.catch(error => {
-        failure ??= { error };
-        stop.abort();
-        throw error;
-      });
-    const settled = await Promise.allSettled([
-      track(
-        (async () => {
-          // All CRDs at once (up to 16): the API server starts establishing each as soon as it
-          // is created, and that is the longest part of an install.
-          const applied = await applyAll(
-            crds,
-            shared,
-            pLimit(Math.max(concurrency, CRD_CONCURRENCY)),
-          );
-          logger.info(
-            `Waiting for ${crds.length} CustomResourceDefinitions to become Established`,
-          );
-          await waitForCrds(client, crds, shared);
-          return applied;
-        })(),
-      ),
-      track(applyAll(independent, shared)),
-    ]);
-    if (failure) throw failure.error;
-    for (const s of settled)
-      if (s.status === 'fulfilled') results.push(...s.value);
-  } else {
-    results.push(...(await applyAll(independent)));
-  }
-  results.push(...(await applyAll(customResources)));
+  // The CRDs (and their wait) and the independent objects run together; the first failure
+  // stops the other, and both have ended before this returns or throws.
+  const stop = new AbortController();
+  const signal = opts.signal
+    ? AbortSignal.any([opts.signal, stop.signal])
+    : stop.signal;
+  setMaxListeners(64, signal); // every request in flight listens
+  const shared = { ...opts, signal };
+  let failure: { error: unknown } | undefined;
+  const track = (p: Promise<AppliedObject[]>) =>
+    p.catch(error => {
+      failure ??= { error };
+      stop.abort();
+      throw error;
+    });
+  // All CRDs at once (up to 16): the API server starts establishing each as soon as it is
+  // created, and that is the longest part of an install.
+  const crdLimit = pLimit(Math.max(concurrency, CRD_CONCURRENCY));
+  const settled = await Promise.allSettled([
+    track(
+      applyAll(crds, shared, crdLimit).then(async applied => {
+        await waitForCrds(client, crds, shared);
+        return applied;
+      }),
+    ),
+    track(applyAll(independent, shared)),
+  ]);
+  if (failure) throw failure.error;
+  for (const s of settled)
+    if (s.status === 'fulfilled') results.push(...s.value);
+  results.push(...(await applyAll(rest.filter(isCustom))));
   return results;
 }
 

@@ -1,15 +1,11 @@
 import { errorNameForKind, FluxBootstrapError } from '../util/errors';
 
 /**
- * Why a Flux install stopped:
- * `missing-permissions` — the credentials cannot create what the install needs (nothing applied);
- * `managed-by-other` — Flux is installed by another tool and `force` is off (nothing applied);
- * `path-conflict` — the sync Kustomization already syncs another path (nothing applied);
- * `sync-failed` — a Flux object reported Ready=False; `suspended` — it is suspended;
- * `component-failed` — a controller Deployment cannot roll out;
- * `timeout` — not ready in time (the message lists what was still missing);
- * `interrupted` — a request failed for good mid-install (cluster unreachable, API errors after
- * retries); the message says which phase stopped and what was already applied.
+ * Why a Flux install stopped. Nothing was applied for `missing-permissions`, `managed-by-other`
+ * (another tool manages Flux and `force` is off) and `path-conflict` (the sync Kustomization
+ * syncs another path). `sync-failed` (Ready=False), `suspended`, `component-failed` (a controller
+ * cannot roll out) and `timeout` (the message lists what was missing) end the wait;
+ * `interrupted`: a request failed for good mid-install, the message says in which phase.
  * @public
  */
 export type FluxInstallErrorReason =

@@ -2,11 +2,7 @@ import type { KubeObject } from '../kube/types';
 import type { ResolvedFluxManifestOptions } from '../manifests/options';
 import { generateSyncObjects } from '../manifests/sync';
 
-/**
- * Everything `installFlux` puts on a cluster, decided before any request is sent: the objects of
- * `gotk-components.yaml` and `gotk-sync.yaml` (what flux:push-manifests commits).
- * @public
- */
+/** Everything `installFlux` puts on a cluster (what flux:push-manifests commits). @public */
 export interface FluxInstallPlan {
   /** Namespace Flux runs in; also the name of the GitRepository and the Kustomization. */
   namespace: string;
@@ -75,8 +71,8 @@ export function tokenAuthSecret(opts: {
 }
 
 /**
- * The revision flux:push-manifests outputs in a dry run, where nothing is pushed:
- * `<branch>@sha1:` without a commit. Only a dry run of flux:install accepts it.
+ * The revision a dry run of flux:push-manifests outputs (`<branch>@sha1:`, no commit); only a
+ * dry run of flux:install accepts it.
  * @public
  */
 export function pendingRevision(branch: string): string {

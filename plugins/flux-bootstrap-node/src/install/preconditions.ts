@@ -1,17 +1,20 @@
 import pLimit from 'p-limit';
 import { isKubeApiError } from '../kube/errors';
 import type { KubeAccessCheck, KubeClient, KubeObject } from '../kube/types';
-import { FLUX_API_VERSIONS, FLUX_SOURCE_CRD } from '../status/fluxObjects';
+import {
+  FLUX_API_VERSIONS,
+  FLUX_SOURCE_CRD,
+  record,
+  str,
+} from '../status/fluxObjects';
 import { FluxInstallError } from './errors';
 import { normalizeSyncPath, type FluxInstallPlan } from './plan';
 
-/** Label flux and other installers put on the Flux CRDs to say who manages them. @public */
-export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
+/** Label flux and other installers put on the Flux CRDs to say who manages them. */
+const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 
 /** What the preconditions found on the cluster. @public */
 export interface FluxInstallState {
-  /** The sync Kustomization `<ns>/<ns>`, when it exists. */
-  kustomization?: KubeObject;
   /** Its `status.lastAppliedRevision`: Flux already syncs itself, so components are not applied. */
   lastAppliedRevision?: string;
   /** Whether the components (gotk-components.yaml) will be applied. */
@@ -68,15 +71,10 @@ async function requiredAccess(
     resource: 'kustomizations',
     namespace: plan.namespace,
   });
-  const kinds = new Map<string, { apiVersion: string; kind: string }>();
-  const namespaces = new Map<string, Set<string | undefined>>();
+  const byKind = new Map<string, KubeObject[]>();
   for (const o of objects) {
     const key = `${o.apiVersion}/${o.kind}`;
-    kinds.set(key, o);
-    namespaces.set(
-      key,
-      (namespaces.get(key) ?? new Set()).add(o.metadata.namespace),
-    );
+    byKind.set(key, [...(byKind.get(key) ?? []), o]);
     const roleRef = o.roleRef as { kind?: string; name?: string } | undefined;
     if (
       /RoleBinding$/.test(o.kind) &&
@@ -94,19 +92,19 @@ async function requiredAccess(
   }
   const limit = pLimit(4);
   await Promise.all(
-    [...kinds].map(([key, k]) =>
+    [...byKind.values()].map(list =>
       limit(async () => {
-        const group = groupOf(k.apiVersion);
-        let resource = crdPlurals.get(`${group}/${k.kind}`);
-        let namespaced = [...namespaces.get(key)!].some(Boolean);
+        const { apiVersion, kind } = list[0];
+        const group = groupOf(apiVersion);
+        const namespaces = new Set(list.map(o => o.metadata.namespace));
+        let resource = crdPlurals.get(`${group}/${kind}`);
+        let namespaced = [...namespaces].some(Boolean);
         if (!resource) {
-          const info = await client.resourceFor(k.apiVersion, k.kind, {
-            signal,
-          });
+          const info = await client.resourceFor(apiVersion, kind, { signal });
           if (!info) return; // the apply itself will report an unknown kind
           ({ name: resource, namespaced } = info);
         }
-        for (const ns of namespaced ? namespaces.get(key)! : [undefined]) {
+        for (const ns of namespaced ? namespaces : [undefined]) {
           for (const verb of ['create', 'patch'])
             add({ verb, group, resource, namespace: ns });
         }
@@ -117,12 +115,10 @@ async function requiredAccess(
 }
 
 /**
- * Checks, before anything is applied, that the install can and may proceed:
- * 1. the credentials may do everything the apply needs (SelfSubjectAccessReview) — for a first
- *    install that is cluster-admin-level: CRDs, ClusterRoles, ClusterRoleBindings, Namespaces…;
- * 2. Flux is not managed by another tool (`app.kubernetes.io/managed-by` on the Flux CRD), unless `force`;
- * 3. an existing sync Kustomization does not sync another path.
- * Reads only; throws FluxInstallError naming what is wrong.
+ * Checks, reading only, that the install may proceed: the credentials may do everything the apply
+ * needs (SelfSubjectAccessReview; cluster-admin-level for a first install), Flux is not managed
+ * by another tool unless `force`, an existing sync Kustomization does not sync another path.
+ * Throws FluxInstallError naming what is wrong.
  * @public
  */
 export async function checkInstallPreconditions(
@@ -146,9 +142,9 @@ export async function checkInstallPreconditions(
     // Not allowed to read it: the access review below names the missing permission.
     if (!isKubeApiError(e, 'forbidden')) throw e;
   }
-  const lastAppliedRevision =
-    (kustomization?.status as { lastAppliedRevision?: string } | undefined)
-      ?.lastAppliedRevision || undefined;
+  const lastAppliedRevision = str(
+    record(kustomization?.status).lastAppliedRevision,
+  );
   const installComponents = !lastAppliedRevision;
 
   const objects = [
@@ -189,8 +185,7 @@ export async function checkInstallPreconditions(
   }
 
   const existingPath =
-    kustomization &&
-    normalizeSyncPath((kustomization.spec as { path?: string })?.path);
+    kustomization && normalizeSyncPath(str(record(kustomization.spec).path));
   if (existingPath && existingPath !== plan.path) {
     throw new FluxInstallError(
       'path-conflict',
@@ -198,7 +193,6 @@ export async function checkInstallPreconditions(
     );
   }
   return {
-    kustomization,
     lastAppliedRevision,
     installComponents,
     managedBy,

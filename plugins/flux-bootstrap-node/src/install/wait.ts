@@ -1,7 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseFluxRevision } from '@flux-bootstrap/plugin-flux-bootstrap-common';
-import type { KubeClient, KubeObject } from '../kube/types';
+import type { KubeClient, KubeObject, KubeObjectRef } from '../kube/types';
 import {
   conditionOf,
   deploymentStatusOf,
@@ -46,6 +46,101 @@ export interface WaitForFluxOptions {
   logger?: EngineLogger;
 }
 
+/** `outer` bounded by `timeoutMs`; `timeout.aborted` tells a timeout from a cancel. */
+export function withTimeout(timeoutMs: number, outer?: AbortSignal) {
+  const timeout = AbortSignal.timeout(timeoutMs);
+  const signal = outer ? AbortSignal.any([outer, timeout]) : timeout;
+  setMaxListeners(64, signal); // every request in flight listens
+  return { timeout, signal };
+}
+
+/** How {@link pollUntil} polls; `onMissing` sees what is missing (maybe `[]`) after each check. */
+export interface PollOptions {
+  pollMs: number;
+  progressMs: number;
+  signal: AbortSignal;
+  logger: EngineLogger;
+  onMissing?: (missing: string[]) => void;
+}
+
+/**
+ * Runs `check` every `pollMs` until it returns something other than what is still missing (a
+ * string array); logs `Waiting for <what>: <missing>` when that changes, or every `progressMs`.
+ */
+export async function pollUntil<T>(
+  what: string,
+  check: () => Promise<T | string[]>,
+  poll: PollOptions,
+): Promise<T> {
+  let logged = '';
+  let loggedAt = 0;
+  for (;;) {
+    const result = await check();
+    poll.onMissing?.(Array.isArray(result) ? result : []);
+    if (!Array.isArray(result)) return result;
+    const text = result.join('; ');
+    if (text !== logged || Date.now() - loggedAt >= poll.progressMs) {
+      poll.logger.info(`Waiting for ${what}: ${text}`);
+      logged = text;
+      loggedAt = Date.now();
+    }
+    await sleep(poll.pollMs, undefined, { signal: poll.signal });
+  }
+}
+
+/** Flux's "reconcile now" annotation; controllers echo it as `status.lastHandledReconcileAt`. */
+const RECONCILE_REQUESTED_AT = 'reconcile.fluxcd.io/requestedAt';
+
+/** Asks to reconcile `refs` now, as `flux reconcile` does; own field manager, nothing else sent. */
+export async function requestReconcile(
+  client: KubeClient,
+  refs: KubeObjectRef[],
+  requestedAt: string,
+  signal?: AbortSignal,
+): Promise<void> {
+  for (const { name, namespace, ...type } of refs) {
+    const annotations = { [RECONCILE_REQUESTED_AT]: requestedAt };
+    await client.apply(
+      { ...type, metadata: { name, namespace, annotations } },
+      { fieldManager: 'flux-bootstrap-reconcile', force: true, signal },
+    );
+  }
+}
+
+/**
+ * A failure reported before this run may be stale (a changed Secret leaves the generation as it
+ * is). The first one asks the controllers to reconcile `refs` now; only a failure reported after
+ * they handled that request is final (`sync-failed`). Else says what the object waits for.
+ */
+export function finalFailureCheck(
+  client: KubeClient,
+  refs: KubeObjectRef[],
+  opts: { signal: AbortSignal; logger: EngineLogger; asking: string },
+) {
+  let requestedAt: string | undefined;
+  return async (
+    obj: KubeObject | undefined,
+    name: string,
+    detail: string,
+    title = name,
+  ): Promise<string> => {
+    if (!requestedAt) {
+      requestedAt = new Date().toISOString();
+      opts.logger.info(
+        `${name} reports a failure (${detail}); it may predate this run, so ${opts.asking}`,
+      );
+      await requestReconcile(client, refs, requestedAt, opts.signal);
+    } else if (record(obj?.status).lastHandledReconcileAt === requestedAt) {
+      throw new FluxInstallError(
+        'sync-failed',
+        `${title} on cluster "${client.clusterName}" is not ready: ${detail}`,
+        [`${name}: ${detail}`],
+      );
+    }
+    return `${name}: ${detail} (waiting for the reconciliation requested at ${requestedAt})`;
+  };
+}
+
 const plainRef = (ref: string | undefined) =>
   ref?.replace(/^refs\/heads\//, '');
 
@@ -64,7 +159,8 @@ type Verdict =
   | { state: 'ready'; revision?: string }
   | { state: 'waiting' | 'failed' | 'suspended'; detail: string };
 
-function describeReady(obj: KubeObject): string {
+/** `Ready=False (Reason): message`. */
+export function describeReady(obj: KubeObject | undefined): string {
   const ready = conditionOf(obj, 'Ready');
   if (!ready) return 'no Ready condition yet';
   return `Ready=${ready.status}${ready.reason ? ` (${ready.reason})` : ''}${
@@ -93,10 +189,10 @@ function judge(
       } not observed by its controller yet (${describeReady(obj)})`,
     );
   }
+  const attempted = str(status.lastAttemptedRevision);
   if (isFailing(obj)) {
     // A Kustomization's failure is about the revision it last attempted: an older revision's
     // failure is stale while the expected one has not been attempted yet.
-    const attempted = str(status.lastAttemptedRevision);
     if (
       revisionField === 'lastAttemptedRevision' &&
       expected &&
@@ -122,7 +218,7 @@ function judge(
   const revision =
     revisionField === 'artifact'
       ? str(record(status.artifact).revision)
-      : str(status.lastAttemptedRevision);
+      : attempted;
   if (expected && !revisionMatches(revision, expected)) {
     return waiting(
       `at revision ${revision ?? '(none)'}, waiting for ${expected}`,
@@ -131,10 +227,17 @@ function judge(
   return { state: 'ready', revision };
 }
 
-const SYNC_KINDS = [
-  ['source.toolkit.fluxcd.io/v1', 'GitRepository'],
-  ['kustomize.toolkit.fluxcd.io/v1', 'Kustomization'],
-] as const;
+/** The GitRepository and the Kustomization `<ns>/<ns>`. */
+const syncRefs = (ns: string): KubeObjectRef[] =>
+  [
+    ['source.toolkit.fluxcd.io/v1', 'GitRepository'],
+    ['kustomize.toolkit.fluxcd.io/v1', 'Kustomization'],
+  ].map(([apiVersion, kind]) => ({
+    apiVersion,
+    kind,
+    name: ns,
+    namespace: ns,
+  }));
 
 /** Reads the GitRepository and the Kustomization once and judges them. */
 async function readSyncVerdicts(
@@ -142,11 +245,8 @@ async function readSyncVerdicts(
   plan: FluxInstallPlan,
   signal?: AbortSignal,
 ) {
-  const ns = plan.namespace;
   const [gitRepository, kustomization] = await Promise.all(
-    SYNC_KINDS.map(([apiVersion, kind]) =>
-      client.get({ apiVersion, kind, name: ns, namespace: ns }, { signal }),
-    ),
+    syncRefs(plan.namespace).map(ref => client.get(ref, { signal })),
   );
   const source = judge(gitRepository, 'artifact', plan.expectedRevision);
   // Without a pushed revision to wait for, the Kustomization must reach what the source has.
@@ -154,65 +254,32 @@ async function readSyncVerdicts(
     plan.expectedRevision ??
     (source.state === 'ready' ? source.revision : undefined);
   let sync = judge(kustomization, 'lastAttemptedRevision', expectedSync);
-  if (sync.state === 'failed') {
-    // A Kustomization that ran before its source had an artifact (ArtifactFailed) is retried
-    // by kustomize-controller once the GitRepository has one; and one whose source is not ready
-    // fails for that reason (the source's condition says why).
-    if (conditionOf(kustomization, 'Ready')?.reason === 'ArtifactFailed') {
-      sync = {
-        state: 'waiting',
-        detail: `${sync.detail} (kustomize-controller retries once the GitRepository has an artifact)`,
-      };
-    } else if (source.state !== 'ready') {
-      sync = {
-        state: 'waiting',
-        detail: `${sync.detail} (waiting for the GitRepository)`,
-      };
-    }
-  }
+  // A Kustomization that ran before its source had an artifact (ArtifactFailed) is retried by
+  // kustomize-controller once the GitRepository has one; and one whose source is not ready fails
+  // for that reason (the source's condition says why).
+  const retried =
+    conditionOf(kustomization, 'Ready')?.reason === 'ArtifactFailed'
+      ? 'kustomize-controller retries once the GitRepository has an artifact'
+      : source.state !== 'ready' && 'waiting for the GitRepository';
+  if (sync.state === 'failed' && retried)
+    sync = { state: 'waiting', detail: `${sync.detail} (${retried})` };
   if (sync.state === 'ready' && source.state !== 'ready') {
     sync = { state: 'waiting', detail: 'waiting for the GitRepository' };
   }
-  return { source, sync, gitRepository, kustomization };
+  return [
+    { kind: 'GitRepository', verdict: source, obj: gitRepository },
+    { kind: 'Kustomization', verdict: sync, obj: kustomization },
+  ] as const;
 }
 
-/** Flux's "reconcile now" annotation; controllers echo it as `status.lastHandledReconcileAt`. */
-const RECONCILE_REQUESTED_AT = 'reconcile.fluxcd.io/requestedAt';
-
-/**
- * Asks the controllers to reconcile the GitRepository and the Kustomization now, as
- * `flux reconcile` does: the `reconcile.fluxcd.io/requestedAt` annotation, applied with its own
- * field manager (never `flux`: nothing else of the objects is sent or changed).
- */
-async function requestReconcile(
-  client: KubeClient,
-  plan: FluxInstallPlan,
-  requestedAt: string,
-  signal?: AbortSignal,
-): Promise<void> {
-  const ns = plan.namespace;
-  for (const [apiVersion, kind] of SYNC_KINDS) {
-    await client.apply(
-      {
-        apiVersion,
-        kind,
-        metadata: {
-          name: ns,
-          namespace: ns,
-          annotations: { [RECONCILE_REQUESTED_AT]: requestedAt },
-        },
-      },
-      { fieldManager: 'flux-bootstrap-reconcile', force: true, signal },
-    );
-  }
-}
+type ComponentReading = FluxComponentReadiness & { failed: boolean };
 
 /** Reads every controller Deployment once. */
 async function readComponents(
   client: KubeClient,
   plan: FluxInstallPlan,
   signal?: AbortSignal,
-): Promise<(FluxComponentReadiness & { failed: boolean })[]> {
+): Promise<ComponentReading[]> {
   return Promise.all(
     plan.components.map(async name => {
       const deployment = await client.get(
@@ -224,35 +291,40 @@ async function readComponents(
         },
         { signal },
       );
-      if (!deployment) {
-        return {
-          name,
-          ready: false,
-          failed: false,
-          message: 'Deployment not found',
-        };
-      }
-      const { ready, failed, image, message } = deploymentStatusOf(deployment);
+      const d = deployment
+        ? deploymentStatusOf(deployment)
+        : { ready: false, failed: false, message: 'Deployment not found' };
       return {
         name,
-        ready,
-        failed,
-        image,
-        message: ready ? undefined : message,
+        ready: d.ready,
+        failed: d.failed,
+        image: 'image' in d ? d.image : undefined,
+        message: d.ready ? undefined : d.message,
       };
     }),
   );
 }
 
-function revisionOf(kustomization: KubeObject | undefined): string | undefined {
+const componentsPending = (ns: string, components: ComponentReading[]) =>
+  components
+    .filter(c => !c.ready)
+    .map(c => `Deployment ${ns}/${c.name}: ${c.message ?? 'not ready'}`);
+
+function revisionOf(kustomization: KubeObject | undefined) {
   const status = record(kustomization?.status);
   return str(status.lastAppliedRevision) ?? str(status.lastAttemptedRevision);
 }
 
-const publicReadiness = (c: FluxComponentReadiness & { failed: boolean }) => {
-  const { failed: _failed, ...rest } = c;
-  return rest;
-};
+const readiness = (
+  kustomization: KubeObject | undefined,
+  components: ComponentReading[],
+  pending: string[],
+): FluxReadiness => ({
+  ready: pending.length === 0,
+  revision: revisionOf(kustomization),
+  components: components.map(({ failed: _failed, ...c }) => c),
+  pending,
+});
 
 /** Reads where Flux stands without waiting. @public */
 export async function readFluxReadiness(
@@ -261,27 +333,17 @@ export async function readFluxReadiness(
   signal?: AbortSignal,
 ): Promise<FluxReadiness> {
   const ns = plan.namespace;
-  const [{ source, sync, kustomization }, components] = await Promise.all([
+  const [sync, components] = await Promise.all([
     readSyncVerdicts(client, plan, signal),
     readComponents(client, plan, signal),
   ]);
   const pending = [
-    ...(source.state !== 'ready'
-      ? [`GitRepository ${ns}/${ns}: ${source.detail}`]
-      : []),
-    ...(sync.state !== 'ready'
-      ? [`Kustomization ${ns}/${ns}: ${sync.detail}`]
-      : []),
-    ...components
-      .filter(c => !c.ready)
-      .map(c => `Deployment ${ns}/${c.name}: ${c.message ?? 'not ready'}`),
+    ...sync.flatMap(({ kind, verdict: v }) =>
+      v.state === 'ready' ? [] : [`${kind} ${ns}/${ns}: ${v.detail}`],
+    ),
+    ...componentsPending(ns, components),
   ];
-  return {
-    ready: pending.length === 0,
-    revision: revisionOf(kustomization),
-    components: components.map(publicReadiness),
-    pending,
-  };
+  return readiness(sync[1].obj, components, pending);
 }
 
 function formatDuration(ms: number): string {
@@ -292,11 +354,9 @@ function formatDuration(ms: number): string {
 }
 
 /**
- * Waits, as `flux bootstrap` does, until the GitRepository's artifact and the Kustomization's
- * last attempted revision equal the expected revision with Ready=True and the generation
- * observed, then until every controller Deployment is available. Logs what it waits for and why
- * every few seconds; fails at once on Ready=False (with the controller's message) or a
- * suspended object; on timeout says what was still missing; honours the abort signal.
+ * Waits, as `flux bootstrap` does, until the GitRepository's artifact and the Kustomization's last
+ * attempted revision are the expected one with Ready=True for the current generation, then until
+ * every controller is available. Fails at once on a final Ready=False or a suspended object.
  * @public
  */
 export async function waitForFlux(
@@ -306,118 +366,79 @@ export async function waitForFlux(
 ): Promise<FluxReadiness> {
   const logger = opts.logger ?? silentLogger;
   const timeoutMs = opts.timeoutMs ?? 5 * 60_000;
-  const pollMs = opts.pollIntervalMs ?? 2_000;
-  const progressMs = opts.progressIntervalMs ?? 5_000;
   const ns = plan.namespace;
   const cluster = client.clusterName;
-  const timeout = AbortSignal.timeout(timeoutMs);
-  const signal = opts.signal
-    ? AbortSignal.any([opts.signal, timeout])
-    : timeout;
-  setMaxListeners(64, signal); // every request in flight listens
+  const { timeout, signal } = withTimeout(timeoutMs, opts.signal);
   let pending: string[] = ['nothing read yet'];
-  let lastLogged = '';
-  let lastLogAt = 0;
-  /** Logs what is missing when it changed, or every `progressMs`; then waits a poll. */
-  const progress = async () => {
-    const text = pending.join('; ');
-    if (text !== lastLogged || Date.now() - lastLogAt >= progressMs) {
-      logger.info(`Waiting for Flux on cluster "${cluster}": ${text}`);
-      lastLogged = text;
-      lastLogAt = Date.now();
-    }
-    await sleep(pollMs, undefined, { signal });
+  const poll: PollOptions = {
+    pollMs: opts.pollIntervalMs ?? 2_000,
+    progressMs: opts.progressIntervalMs ?? 5_000,
+    signal,
+    logger,
+    onMissing: missing => (pending = missing),
   };
+  const what = `Flux on cluster "${cluster}"`;
+  const failure = finalFailureCheck(client, syncRefs(ns), {
+    signal,
+    logger,
+    asking: `Flux is asked to reconcile now (${RECONCILE_REQUESTED_AT}) before it counts`,
+  });
   try {
     logger.info(
       `Waiting for GitRepository and Kustomization ${ns}/${ns} to be reconciled${
         plan.expectedRevision ? ` at ${plan.expectedRevision}` : ''
       }`,
     );
-    let kustomization: KubeObject | undefined;
-    // A failure reported before this run changed the credentials (same generation: the Secret
-    // is not part of the spec) may be stale. The first failure seen asks the controllers to
-    // reconcile now; only a failure reported after that request is final.
-    let requestedAt: string | undefined;
-    for (;;) {
-      const verdicts = await readSyncVerdicts(client, plan, signal);
-      kustomization = verdicts.kustomization;
-      const objects = [
-        ['GitRepository', verdicts.source, verdicts.gitRepository],
-        ['Kustomization', verdicts.sync, verdicts.kustomization],
-      ] as const;
-      for (const [kind, v, obj] of objects) {
-        if (v.state === 'suspended') {
-          throw new FluxInstallError(
-            'suspended',
-            `${kind} '${ns}/${ns}' on cluster "${cluster}" is suspended; resume it (spec.suspend: false) and run again`,
-          );
+    const kustomization = await pollUntil(
+      what,
+      async () => {
+        const objects = await readSyncVerdicts(client, plan, signal);
+        const missing: string[] = [];
+        for (const { kind, verdict: v, obj } of objects) {
+          const name = `${kind} ${ns}/${ns}`;
+          if (v.state === 'suspended') {
+            throw new FluxInstallError(
+              'suspended',
+              `${kind} '${ns}/${ns}' on cluster "${cluster}" is suspended; resume it (spec.suspend: false) and run again`,
+            );
+          }
+          if (v.state === 'failed')
+            missing.push(
+              await failure(obj, name, v.detail, `${kind} '${ns}/${ns}'`),
+            );
+          else if (v.state === 'waiting') missing.push(`${name}: ${v.detail}`);
         }
-        if (v.state !== 'failed') continue;
-        if (!requestedAt) {
-          requestedAt = new Date().toISOString();
-          logger.info(
-            `${kind} ${ns}/${ns} reports a failure (${v.detail}); it may predate this run, so Flux is asked to reconcile now (${RECONCILE_REQUESTED_AT}) before it counts`,
-          );
-          await requestReconcile(client, plan, requestedAt, signal);
-        } else if (record(obj?.status).lastHandledReconcileAt === requestedAt) {
-          throw new FluxInstallError(
-            'sync-failed',
-            `${kind} '${ns}/${ns}' on cluster "${cluster}" is not ready: ${v.detail}`,
-            [`${kind} ${ns}/${ns}: ${v.detail}`],
-          );
-        }
-      }
-      const awaited = requestedAt;
-      pending = objects.flatMap(([kind, v]) =>
-        v.state === 'ready'
-          ? []
-          : [
-              `${kind} ${ns}/${ns}: ${v.detail}${
-                v.state === 'failed'
-                  ? ` (waiting for the reconciliation requested at ${awaited})`
-                  : ''
-              }`,
-            ],
-      );
-      if (pending.length === 0) break;
-      await progress();
-    }
+        return missing.length ? missing : objects[1].obj;
+      },
+      poll,
+    );
     logger.info(
       `Flux on cluster "${cluster}" synced ${
         revisionOf(kustomization) ?? 'the branch'
       }; waiting for the controllers`,
     );
-
-    for (;;) {
-      const components = await readComponents(client, plan, signal);
-      const failed = components.filter(c => c.failed);
-      if (failed.length) {
-        throw new FluxInstallError(
-          'component-failed',
-          `Flux controllers on cluster "${cluster}" cannot become available: ${failed
-            .map(c => `${c.name}: ${c.message}`)
-            .join('; ')}`,
-          failed.map(c => `Deployment ${ns}/${c.name}: ${c.message}`),
-        );
-      }
-      pending = components
-        .filter(c => !c.ready)
-        .map(c => `Deployment ${ns}/${c.name}: ${c.message ?? 'not ready'}`);
-      if (pending.length === 0) {
-        for (const c of components)
-          logger.info(
-            `✔ ${c.name}: deployment ready (${c.image ?? 'no image'})`,
+    const { read: components } = await pollUntil(
+      what,
+      async () => {
+        const read = await readComponents(client, plan, signal);
+        const failed = read.filter(c => c.failed);
+        if (failed.length) {
+          throw new FluxInstallError(
+            'component-failed',
+            `Flux controllers on cluster "${cluster}" cannot become available: ${failed
+              .map(c => `${c.name}: ${c.message}`)
+              .join('; ')}`,
+            failed.map(c => `Deployment ${ns}/${c.name}: ${c.message}`),
           );
-        return {
-          ready: true,
-          revision: revisionOf(kustomization),
-          components: components.map(publicReadiness),
-          pending: [],
-        };
-      }
-      await progress();
-    }
+        }
+        const missing = componentsPending(ns, read);
+        return missing.length ? missing : { read };
+      },
+      poll,
+    );
+    for (const c of components)
+      logger.info(`✔ ${c.name}: deployment ready (${c.image ?? 'no image'})`);
+    return readiness(kustomization, components, []);
   } catch (e) {
     if (e instanceof FluxInstallError) throw e;
     if (timeout.aborted) {

@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { isKubeApiError } from '../kube/errors';
 import type { KubeClient, KubeObject } from '../kube/types';
 import {
@@ -14,7 +13,15 @@ import type {
 import { normalizeSyncPath, type FluxInstallPlan } from '../install/plan';
 import type { ResolvedFluxManifestOptions } from '../manifests/options';
 import { checkInstallPreconditions } from '../install/preconditions';
-import { readFluxReadiness, waitForFlux } from '../install/wait';
+import {
+  describeReady,
+  finalFailureCheck,
+  pollUntil,
+  readFluxReadiness,
+  requestReconcile,
+  waitForFlux,
+  withTimeout,
+} from '../install/wait';
 import {
   conditionOf,
   deploymentStatusOf,
@@ -29,6 +36,7 @@ import {
   FLUX_OPERATOR_API,
   generateFluxInstance,
   instanceRevisionVersion,
+  isReconcileDisabled,
   type FluxOperatorOptions,
 } from './instance';
 import { loadFluxOperatorRelease, type FluxOperatorRelease } from './release';
@@ -36,38 +44,23 @@ import type { ManifestsSourceConfig } from '../manifests/releaseAsset';
 import { stringifyObject } from '../manifests/yaml';
 
 /** What {@link installFluxOperator} puts on a cluster, decided before any request. @public */
-export interface FluxOperatorInstallPlan {
-  /** Namespace of the operator and of Flux (the FluxInstance's). */
-  namespace: string;
+export interface FluxOperatorInstallPlan
+  extends Pick<
+    FluxInstallPlan,
+    'namespace' | 'secret' | 'components' | 'path' | 'expectedRevision'
+  > {
   release: FluxOperatorRelease;
   /** The FluxInstance `flux`, as flux:push-manifests writes it to `flux-instance.yaml`. */
   instance: KubeObject;
-  /** The Git credentials Secret (token auth), when the install writes it. */
-  secret?: KubeObject;
-  /** Controllers (= Deployment names) whose health is awaited. */
-  components: string[];
-  /** The sync Kustomization's `spec.path`, normalised (`./clusters/prod`). */
-  path: string;
-  /** Revision Flux must reach, `<branch>@sha1:<sha>`. */
-  expectedRevision?: string;
 }
 
-/** The plan for the options flux:push-manifests wrote `flux-instance.yaml` with. Pure. @public */
-export function planFluxOperatorInstall(
-  options: ResolvedFluxManifestOptions,
-  operator: FluxOperatorOptions,
-  release: FluxOperatorRelease,
-  extra: { secret?: KubeObject; expectedRevision?: string } = {},
-): FluxOperatorInstallPlan {
-  return {
-    namespace: options.namespace,
-    release,
-    instance: generateFluxInstance(options, operator),
-    components: options.components.components,
-    path: normalizeSyncPath(options.path),
-    ...extra,
-  };
-}
+/** An object of the Flux Operator's (its Deployment, or an instance or report `flux`). */
+const operatorRef = (kind: string, namespace: string, name = 'flux') => ({
+  apiVersion: kind === 'Deployment' ? 'apps/v1' : FLUX_OPERATOR_API,
+  kind,
+  name,
+  namespace,
+});
 
 /**
  * flux:install with `distribution: operator` once the cluster and the credentials are resolved:
@@ -86,14 +79,23 @@ export async function installWithFluxOperator(
   },
   opts: InstallFluxOptions = {},
 ): Promise<InstallFluxResult> {
+  const { options, operator, source } = input;
   const release = await loadFluxOperatorRelease(
-    input.operator.release ?? input.source.defaultVersion,
-    input.source,
+    operator.release ?? source.defaultVersion,
+    source,
     { signal: opts.signal, logger: opts.logger },
   );
   return installFluxOperator(
     client,
-    planFluxOperatorInstall(input.options, input.operator, release, input),
+    {
+      namespace: options.namespace,
+      release,
+      instance: generateFluxInstance(options, operator),
+      components: options.components.components,
+      path: normalizeSyncPath(options.path),
+      secret: input.secret,
+      expectedRevision: input.expectedRevision,
+    },
     opts,
   );
 }
@@ -107,24 +109,25 @@ export function fluxOperatorDryRunLines(
   secret?: KubeObject,
 ): string[] {
   const ns = options.namespace;
-  return [
-    `Would install Flux ${operator.version} through the Flux Operator ${
-      operator.release ?? source.defaultVersion
-    } on cluster "${clusterName}" in namespace ${ns}:`,
-    `  1. check that the credentials may install Flux (SelfSubjectAccessReview) and that Kustomization ${ns}/${ns} does not sync another path`,
-    `  2. server-side apply the operator's install.yaml (from ${
+  const steps = [
+    `check that the credentials may install Flux (SelfSubjectAccessReview) and that Kustomization ${ns}/${ns} does not sync another path`,
+    `server-side apply the operator's install.yaml (from ${
       source.localPath ?? source.baseUrl
     }) and wait until its CRDs are served and Deployment ${ns}/flux-operator is available`,
     ...(secret
       ? [
-          `  3. Secret ${ns}/${secret.metadata.name} with keys ${Object.keys(
-            secret.data as Record<string, string>,
+          `Secret ${ns}/${secret.metadata.name} with keys ${Object.keys(
+            record(secret.data),
           ).join(', ')} (values not shown)`,
         ]
       : []),
-    `  ${
-      secret ? 4 : 3
-    }. the FluxInstance, then wait until it is Ready, Flux synced the pushed revision and the FluxReport shows the sync:`,
+    'the FluxInstance, then wait until it is Ready, Flux synced the pushed revision and the FluxReport shows the sync:',
+  ];
+  return [
+    `Would install Flux ${operator.version} through the Flux Operator ${
+      operator.release ?? source.defaultVersion
+    } on cluster "${clusterName}" in namespace ${ns}:`,
+    ...steps.map((step, i) => `  ${i + 1}. ${step}`),
     ...stringifyObject(generateFluxInstance(options, operator))
       .trimEnd()
       .split('\n')
@@ -143,15 +146,7 @@ export async function refuseBootstrapOverFluxInstance(
   signal?: AbortSignal,
 ): Promise<void> {
   const instance = await client
-    .get(
-      {
-        apiVersion: FLUX_OPERATOR_API,
-        kind: 'FluxInstance',
-        name: 'flux',
-        namespace,
-      },
-      { signal, metadataOnly: true },
-    )
+    .get(operatorRef('FluxInstance', namespace), { signal, metadataOnly: true })
     // Not allowed to read it: the permission checks that follow say what is missing.
     .catch(e => {
       if (isKubeApiError(e, 'forbidden')) return undefined;
@@ -162,36 +157,6 @@ export async function refuseBootstrapOverFluxInstance(
       'distribution',
       `cluster "${client.clusterName}" runs Flux through the Flux Operator (FluxInstance ${namespace}/flux); moving back to flux bootstrap is not supported: keep distribution "operator" (uninstall Flux first to bootstrap it again). Nothing was applied`,
     );
-}
-
-const RECONCILE_REQUESTED_AT = 'reconcile.fluxcd.io/requestedAt';
-const ref = (kind: string, ns: string) => ({
-  apiVersion: FLUX_OPERATOR_API,
-  kind,
-  name: 'flux',
-  namespace: ns,
-});
-
-/** Asks the operator to act now (`reconcile.fluxcd.io/requestedAt`, own field manager, nothing else sent). */
-async function requestReconcile(
-  client: KubeClient,
-  kind: string,
-  ns: string,
-  at: string,
-  signal: AbortSignal,
-) {
-  await client.apply(
-    {
-      apiVersion: FLUX_OPERATOR_API,
-      kind,
-      metadata: {
-        name: 'flux',
-        namespace: ns,
-        annotations: { [RECONCILE_REQUESTED_AT]: at },
-      },
-    },
-    { fieldManager: 'flux-bootstrap-reconcile', force: true, signal },
-  );
 }
 
 /**
@@ -218,10 +183,7 @@ export async function installFluxOperator(
   const fieldManager = opts.fieldManager ?? 'flux-bootstrap';
   const timeoutMs = opts.timeoutMs ?? 5 * 60_000;
   const startedAt = Date.now();
-  const timeout = AbortSignal.timeout(timeoutMs);
-  const signal = opts.signal
-    ? AbortSignal.any([opts.signal, timeout])
-    : timeout;
+  const { timeout, signal } = withTimeout(timeoutMs, opts.signal);
   const pollMs = opts.pollIntervalMs ?? 2_000;
   const cluster = client.clusterName;
   const ns = plan.namespace;
@@ -230,39 +192,25 @@ export async function installFluxOperator(
       'namespace',
       `must be ${plan.release.namespace} with distribution operator: the Flux Operator's install.yaml runs the operator there, and a FluxInstance is only reconciled in the operator's namespace`,
     );
+  const { release, instance, ...common } = plan;
   const fluxPlan: FluxInstallPlan = {
-    namespace: ns,
-    fluxVersion: String(
-      record(record(plan.instance.spec).distribution).version,
-    ),
-    components: plan.components,
-    componentObjects: plan.release.objects,
-    syncObjects: [...plan.release.objects, plan.instance],
-    secret: plan.secret,
-    path: plan.path,
-    expectedRevision: plan.expectedRevision,
+    ...common,
+    fluxVersion: String(record(record(instance.spec).distribution).version),
+    componentObjects: release.objects,
+    syncObjects: [...release.objects, instance],
   };
   const applied: AppliedObject[] = [];
   let phase = 'checking the preconditions';
   let pending = '';
-  /** Polls `check` until it returns a value; logs what is missing when it changes or every 5 s. */
-  const until = async <T>(what: string, check: () => Promise<T | string>) => {
+  const until = <T>(what: string, check: () => Promise<T | string[]>) => {
     phase = `waiting for ${what}`;
-    let logged = '';
-    let loggedAt = 0;
-    for (;;) {
-      const r = await check();
-      if (typeof r !== 'string') return r;
-      pending = r;
-      if (
-        r !== logged ||
-        Date.now() - loggedAt >= (opts.progressIntervalMs ?? 5_000)
-      ) {
-        logger.info(`Waiting for ${what} on cluster "${cluster}": ${r}`);
-        [logged, loggedAt] = [r, Date.now()];
-      }
-      await sleep(pollMs, undefined, { signal });
-    }
+    return pollUntil(`${what} on cluster "${cluster}"`, check, {
+      pollMs,
+      progressMs: opts.progressIntervalMs ?? 5_000,
+      signal,
+      logger,
+      onMissing: missing => (pending = missing.join('; ') || pending),
+    });
   };
   const apply = async (key: string, label: string, objects: KubeObject[]) => {
     phase = `applying ${label}`;
@@ -278,44 +226,35 @@ export async function installFluxOperator(
     applied.push(...results);
     logger.info(`✔ ${label}: ${summarizeApplied(results)}`);
   };
-  const get = (kind: string) => client.get(ref(kind, ns), { signal });
+  const ref = (kind: string) => operatorRef(kind, ns);
+  const get = (kind: string) => client.get(ref(kind), { signal });
+  const operatorDeployment = operatorRef('Deployment', ns, 'flux-operator');
 
-  /** The instance judged for its latest spec; a failure counts once the operator retried after this run asked it to. */
-  let requestedAt: string | undefined;
+  const failure = finalFailureCheck(client, [ref('FluxInstance')], {
+    signal,
+    logger,
+    asking: 'the operator is asked to reconcile now',
+  });
+  /** The instance judged for its latest spec. */
   const instanceReady = () =>
     until('the FluxInstance', async () => {
       const inst = await get('FluxInstance');
-      if (!inst) return 'FluxInstance not found';
+      if (!inst) return ['FluxInstance not found'];
       const at = `FluxInstance ${ns}/flux`;
-      if (
-        inst.metadata.annotations?.['fluxcd.controlplane.io/reconcile'] ===
-        'disabled'
-      )
+      if (isReconcileDisabled(inst))
         throw new FluxInstallError(
           'suspended',
           `${at} on cluster "${cluster}" is suspended (fluxcd.controlplane.io/reconcile: disabled); enable it and run again`,
         );
       const ready = conditionOf(inst, 'Ready');
-      const why = `Ready=${ready?.status ?? 'none'}${
-        ready?.reason ? ` (${ready.reason})` : ''
-      }${ready?.message ? `: ${ready.message}` : ''}`;
+      const why = ready ? describeReady(inst) : 'Ready=none';
       if (!generationObserved(inst))
-        return `${at}: the operator has not reconciled generation ${inst.metadata.generation} yet (is the flux-operator Deployment running?)`;
+        return [
+          `${at}: the operator has not reconciled generation ${inst.metadata.generation} yet (is the flux-operator Deployment running?)`,
+        ];
       if (ready?.status === 'True') return inst;
-      if (ready?.status !== 'False') return `${at}: ${why}`;
-      if (!requestedAt) {
-        requestedAt = new Date().toISOString();
-        logger.info(
-          `${at} reports a failure (${why}); it may predate this run, so the operator is asked to reconcile now`,
-        );
-        await requestReconcile(client, 'FluxInstance', ns, requestedAt, signal);
-      } else if (record(inst.status).lastHandledReconcileAt === requestedAt)
-        throw new FluxInstallError(
-          'sync-failed',
-          `${at} on cluster "${cluster}" is not ready: ${why}`,
-          [`${at}: ${why}`],
-        );
-      return `${at}: ${why} (waiting for the reconciliation requested at ${requestedAt})`;
+      if (ready?.status !== 'False') return [`${at}: ${why}`];
+      return [await failure(inst, at, why)];
     });
 
   try {
@@ -327,15 +266,10 @@ export async function installFluxOperator(
         force: true,
         signal,
       });
-      const live = await client.get(
-        {
-          apiVersion: 'apps/v1',
-          kind: 'Deployment',
-          name: 'flux-operator',
-          namespace: ns,
-        },
-        { signal, metadataOnly: true },
-      );
+      const live = await client.get(operatorDeployment, {
+        signal,
+        metadataOnly: true,
+      });
       return {
         selfManaged: !!s.lastAppliedRevision && !!(await get('FluxInstance')),
         operatorByHelm:
@@ -355,15 +289,7 @@ export async function installFluxOperator(
     const wait = opts.wait !== false;
     if (wait) {
       const operator = await until('the Flux Operator', async () => {
-        const d = await client.get(
-          {
-            apiVersion: 'apps/v1',
-            kind: 'Deployment',
-            name: 'flux-operator',
-            namespace: ns,
-          },
-          { signal },
-        );
+        const d = await client.get(operatorDeployment, { signal });
         const r = d ? deploymentStatusOf(d) : undefined;
         if (r?.failed)
           throw new FluxInstallError(
@@ -373,7 +299,7 @@ export async function installFluxOperator(
           );
         return r?.ready
           ? r
-          : `Deployment ${ns}/flux-operator: ${r?.message ?? 'not found'}`;
+          : [`Deployment ${ns}/flux-operator: ${r?.message ?? 'not found'}`];
       });
       logger.info(`✔ flux-operator: deployment ready (${operator.image})`);
     }
@@ -408,15 +334,10 @@ export async function installFluxOperator(
         if (sync.ready === true && (!sha || status.includes(sha))) return true;
         if (Date.now() - refreshAt >= 30_000) {
           refreshAt = Date.now();
-          await requestReconcile(
-            client,
-            'FluxReport',
-            ns,
-            new Date().toISOString(),
-            signal,
-          );
+          const now = new Date().toISOString();
+          await requestReconcile(client, [ref('FluxReport')], now, signal);
         }
-        return `FluxReport ${ns}/flux: ${status}`;
+        return [`FluxReport ${ns}/flux: ${status}`];
       });
       const r = await readFluxReadiness(client, fluxPlan, signal);
       return {

@@ -17,6 +17,10 @@ export interface FluxOperatorOptions {
   release?: string;
 }
 
+/** The operator's pause switch on an instance: `fluxcd.controlplane.io/reconcile: disabled`. */
+export const isReconcileDisabled = (o: KubeObject) =>
+  o.metadata.annotations?.['fluxcd.controlplane.io/reconcile'] === 'disabled';
+
 /** The files operator mode keeps in `<path>/<namespace>/`. @public */
 export const FLUX_INSTANCE_FILE = 'flux-instance.yaml';
 /** The files flux bootstrap keeps there; operator mode replaces them. @public */
@@ -34,21 +38,23 @@ export function instanceRevisionVersion(revision: unknown): string | undefined {
     : undefined;
 }
 
-/** A JSON6902 patch adding one argument to every Flux controller's manager container. */
-const addArgument = (arg: string) => ({
-  patch: stringifyObject([
-    { op: 'add', path: '/spec/template/spec/containers/0/args/-', value: arg },
-  ]),
+/** A kustomize patch of every Flux controller Deployment. */
+const deploymentPatch = (patch: unknown) => ({
+  patch: stringifyObject(patch),
   target: { kind: 'Deployment' },
 });
 
+/** A JSON6902 patch adding one argument to every Flux controller's manager container. */
+const addArgument = (value: string) =>
+  deploymentPatch([
+    { op: 'add', path: '/spec/template/spec/containers/0/args/-', value },
+  ]);
+
 /**
- * The `FluxInstance` `flux` that installs what flux bootstrap would, with the same options: the
- * distribution (version or range, registry — `variant: upstream-alpine` for a mirror, as the
- * operator requires — and image pull secret), components, cluster profile, the sync of the
- * cluster path (`ref: refs/heads/<branch>`, the Git credentials Secret as `pullSecret`), and
- * kustomize patches for what the instance has no field for (tolerations, log level, watched
- * namespaces). Serialised from objects, never templated. Pure.
+ * The `FluxInstance` `flux` that installs what flux bootstrap would with the same options; a
+ * registry other than ghcr.io needs `variant: upstream-alpine` (the operator requires it), and
+ * kustomize patches carry what the instance has no field for (tolerations, log level, watched
+ * namespaces). Pure.
  * @public
  */
 export function generateFluxInstance(
@@ -57,36 +63,21 @@ export function generateFluxInstance(
 ): KubeObject {
   const c = options.components;
   const registry = c.registry || 'docker.io/fluxcd';
+  const tolerations = c.tolerationKeys.map(key => ({
+    key,
+    operator: 'Exists',
+  }));
   const patches = [
-    ...(c.tolerationKeys.length
-      ? [
-          {
-            patch: stringifyObject({
-              apiVersion: 'apps/v1',
-              kind: 'Deployment',
-              metadata: { name: 'all' },
-              spec: {
-                template: {
-                  spec: {
-                    tolerations: c.tolerationKeys.map(key => ({
-                      key,
-                      operator: 'Exists',
-                    })),
-                  },
-                },
-              },
-            }),
-            target: { kind: 'Deployment' },
-          },
-        ]
-      : []),
-    ...(c.logLevel !== 'info'
-      ? [addArgument(`--log-level=${c.logLevel}`)]
-      : []),
-    ...(c.watchAllNamespaces
-      ? []
-      : [addArgument('--watch-all-namespaces=false')]),
-  ];
+    tolerations.length > 0 &&
+      deploymentPatch({
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'all' },
+        spec: { template: { spec: { tolerations } } },
+      }),
+    c.logLevel !== 'info' && addArgument(`--log-level=${c.logLevel}`),
+    !c.watchAllNamespaces && addArgument('--watch-all-namespaces=false'),
+  ].filter(Boolean);
   return {
     apiVersion: FLUX_OPERATOR_API,
     kind: 'FluxInstance',

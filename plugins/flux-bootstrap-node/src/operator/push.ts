@@ -28,9 +28,8 @@ export class DistributionConflictError extends FluxBootstrapError {
 }
 
 /**
- * Refuses flux bootstrap's commits in a folder the Flux Operator's instance lives in: going back
- * from the operator to `flux bootstrap` is not supported (the operator would keep reconciling
- * its instance over bootstrap's manifests). Call it from an edit, before writing.
+ * Refuses flux bootstrap's commits in a folder holding the Flux Operator's instance (the operator
+ * would keep reconciling it over bootstrap's manifests). Call it from an edit, before writing.
  * @public
  */
 export async function refuseBootstrapOverInstance(
@@ -52,16 +51,12 @@ export interface PushFluxInstanceOptions {
   commitMessageAppendix?: string;
   signingKey?: string;
   /**
-   * Replace flux bootstrap's `gotk-components.yaml` and `gotk-sync.yaml` in the same commit. Only
-   * once the FluxInstance has adopted the controllers: before, the bootstrap Kustomization would
-   * prune them. Without it a bootstrap folder is left as it is (`migrationPending`).
+   * Replace flux bootstrap's files in the same commit; only once the FluxInstance adopted the
+   * controllers (else the bootstrap Kustomization prunes them). Without it: `migrationPending`.
    */
   migrate?: boolean;
   workDir?: string;
-  /**
-   * The branch the commit goes to (a pull request's branch); default `options.branch`, which
-   * the instance syncs from either way.
-   */
+  /** The branch the commit goes to (a pull request's); the instance syncs `options.branch`. */
   branch?: string;
 }
 
@@ -78,11 +73,9 @@ export interface PushFluxInstanceResult {
 }
 
 /**
- * Operator mode of flux:push-manifests: ONE commit `Add Flux Operator instance` writing
- * `<path>/<ns>/flux-instance.yaml` and a `kustomization.yaml` listing it (an existing one is
- * kept and only gains the entry). In a folder flux bootstrap wrote, the commit also removes
- * `gotk-components.yaml` and `gotk-sync.yaml` — with `migrate` only (see
- * {@link PushFluxInstanceOptions.migrate}). Identical content makes no commit. Redacted.
+ * Operator mode of flux:push-manifests: ONE commit writing `<path>/<ns>/flux-instance.yaml` and a
+ * `kustomization.yaml` listing it (an existing one only gains the entry), and with `migrate`
+ * removing flux bootstrap's files. Identical content makes no commit. Redacted.
  * @public
  */
 export async function pushFluxInstance(
@@ -115,16 +108,13 @@ export async function pushFluxInstance(
       async () => {
         let pending = false;
         let replaced = false;
+        const subject = input.migrate
+          ? 'Replace flux bootstrap manifests by the Flux Operator instance'
+          : 'Add Flux Operator instance';
         const r = await session.commitAndPush({
-          message: `${
-            input.migrate
-              ? 'Replace flux bootstrap manifests by the Flux Operator instance'
-              : 'Add Flux Operator instance'
-          }${
-            input.commitMessageAppendix
-              ? `\n\n${input.commitMessageAppendix}`
-              : ''
-          }`,
+          message: [subject, input.commitMessageAppendix]
+            .filter(Boolean)
+            .join('\n\n'),
           author: input.author,
           signingKey: input.signingKey,
           signal: deps.signal,
@@ -174,11 +164,7 @@ export async function pushFluxInstance(
   }
 }
 
-/**
- * Dry run of {@link pushFluxInstance}: the files it would write (`kustomization.yaml` as for a
- * folder without one) and the instance, logged. Nothing is read or sent.
- * @public
- */
+/** Dry run of {@link pushFluxInstance}: logs the files it would write. @public */
 export function dryRunFluxInstance(
   options: ResolvedFluxManifestOptions,
   operator: FluxOperatorOptions,
@@ -200,10 +186,9 @@ export function dryRunFluxInstance(
 }
 
 /**
- * The folder's kustomization lists the instance: generated when there is none (as flux does for
- * a folder without one); an existing one keeps its content, loses flux bootstrap's files and
- * gains flux-instance.yaml. Patches in it were written for bootstrap's objects: a migration with
- * them is refused (they belong in the instance's `spec.kustomize.patches`).
+ * Makes the folder's kustomization list the instance instead of flux bootstrap's files (generated
+ * as flux does when there is none). Its patches were written for bootstrap's objects: a migration
+ * with them is refused (they belong in the instance's `spec.kustomize.patches`).
  */
 async function writeKustomization(
   tree: TreeEditor,
@@ -248,11 +233,7 @@ async function writeKustomization(
     tree.write(path, stringifyObject({ ...k, resources }));
 }
 
-/**
- * {@link pushFluxInstance}'s commit as the commit step of a pull request (or of a direct push):
- * the instance still syncs from `options.branch`, the commit goes where it is told. The pull
- * request says what changes: the Flux Operator instance, the Flux version and the path.
- */
+/** {@link pushFluxInstance}'s commit as the commit step of a pull request (or a direct push). */
 export function fluxInstanceCommits(
   input: Omit<PushFluxInstanceOptions, 'transport' | 'branch'> & {
     cluster: string;

@@ -25,16 +25,16 @@ export interface FluxOperatorRelease {
   location: string;
 }
 
-const REQUIRED_CRDS = [
-  'fluxinstances.fluxcd.controlplane.io',
-  'fluxreports.fluxcd.controlplane.io',
+const REQUIRED = [
+  ['CustomResourceDefinition', 'fluxinstances.fluxcd.controlplane.io'],
+  ['CustomResourceDefinition', 'fluxreports.fluxcd.controlplane.io'],
+  ['Deployment', 'flux-operator'],
 ];
 
 /**
- * Reads the operator's release manifests (`install.yaml`, the release asset; never shipped with
- * this plugin) from `fluxBootstrap.operator.manifests`: local folder, cache or download, sha256
- * pinned per version. Refuses a file without the FluxInstance and FluxReport CRDs or the
- * `flux-operator` Deployment.
+ * Reads the operator's `install.yaml` from `fluxBootstrap.operator.manifests` (local folder, cache
+ * or download, sha256 pinned per version); refuses one without the FluxInstance and FluxReport
+ * CRDs or the `flux-operator` Deployment.
  * @public
  */
 export async function loadFluxOperatorRelease(
@@ -54,14 +54,12 @@ export async function loadFluxOperatorRelease(
       read: data => {
         const docs = parseYamlDocuments(data.toString('utf8'), what);
         const objects = docs.filter(isK8sObject);
-        const has = (kind: string, name: string) =>
-          objects.find(o => o.kind === kind && o.metadata.name === name);
-        const missing = [
-          ...REQUIRED_CRDS.filter(n => !has('CustomResourceDefinition', n)),
-          ...(has('Deployment', 'flux-operator')
-            ? []
-            : ['Deployment flux-operator']),
-        ];
+        const missing = REQUIRED.filter(
+          ([kind, name]) =>
+            !objects.some(o => o.kind === kind && o.metadata.name === name),
+        ).map(([kind, name]) =>
+          kind === 'Deployment' ? `${kind} ${name}` : name,
+        );
         if (objects.length !== docs.length || missing.length)
           throw new FluxBundleError(
             `${what} is not the operator's release manifest: ${

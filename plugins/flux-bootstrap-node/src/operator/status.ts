@@ -7,14 +7,12 @@ import {
   record,
   str,
 } from '../status/fluxObjects';
-import { instanceRevisionVersion } from './instance';
+import { instanceRevisionVersion, isReconcileDisabled } from './instance';
 
 /**
- * Adds the Flux Operator's view to a cluster's status read from the Flux objects: the manager
- * (`flux-operator` when a FluxInstance exists, `flux-bootstrap` when Flux syncs its own
- * manifests), the instance's requested and installed version, Ready and revisions; and the
- * state rules on the instance: paused (`fluxcd.controlplane.io/reconcile: disabled`) →
- * suspended, Ready=False → failing, not reconciled yet → installing.
+ * Adds the Flux Operator's view to a cluster's status: the manager, the instance's versions,
+ * Ready and revisions; a paused instance (`fluxcd.controlplane.io/reconcile: disabled`) makes the
+ * cluster suspended, Ready=False failing, not reconciled yet installing.
  */
 export function addFluxInstanceState(
   status: ClusterBootstrapStatus,
@@ -46,10 +44,7 @@ export function addFluxInstanceState(
     status.state = state;
     status.reason = status.reason ? `${reason}\n${status.reason}` : reason;
   };
-  if (
-    instance.metadata.annotations?.['fluxcd.controlplane.io/reconcile'] ===
-    'disabled'
-  ) {
+  if (isReconcileDisabled(instance)) {
     if (status.state !== 'suspended') status.reason = undefined; // the objects' own state is not what the card should lead with
     set(
       'suspended',

@@ -6,10 +6,7 @@ import { silentLogger, type EngineLogger } from '../util/logger';
 export const componentsFluxVersion = (yaml: string) =>
   /^# Flux Version: (v\S+)\s*$/m.exec(yaml)?.[1];
 
-/**
- * Refuses to replace Flux `current` (found `where`) by an older `next` unless `allowDowngrade`
- * (then it warns): Flux does not support downgrades in general.
- */
+/** Refuses to replace Flux `current` (found `where`) by an older `next` unless `allowDowngrade`. */
 export function checkFluxVersionChange(
   current: string | undefined,
   next: string,

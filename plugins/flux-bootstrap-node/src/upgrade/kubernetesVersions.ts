@@ -5,8 +5,8 @@ import type { KubeClient } from '../kube/types';
 import { silentLogger, type EngineLogger } from '../util/logger';
 
 /**
- * The Kubernetes versions one Flux minor (`flux`, e.g. `v2.9`) supports: older than `minimum` is
- * refused, outside the `supported` minors is warned about.
+ * Kubernetes versions Flux minor `flux` (`v2.9`) supports: below `minimum` is refused, outside
+ * the `supported` minors warned about.
  * @public
  */
 export interface KubernetesVersionSupport {
@@ -51,10 +51,10 @@ export function judgeKubernetesVersion(
   fluxVersion: string,
   table: KubernetesVersionSupport[] = KUBERNETES_VERSION_SUPPORT,
 ): KubernetesVersionVerdict {
-  const newest = [...table].sort((a, b) => (newer(a.flux, b.flux) ? -1 : 1));
+  const [newest] = [...table].sort((a, b) => (newer(a.flux, b.flux) ? -1 : 1));
   const row =
     table.find(r => minorOf(r.flux) === minorOf(fluxVersion)) ??
-    (newest[0] && newer(fluxVersion, newest[0].flux) ? newest[0] : undefined);
+    (newest && newer(fluxVersion, newest.flux) ? newest : undefined);
   const kube = parse(kubernetesVersion);
   if (!row || !kube) {
     const message = `No Kubernetes range is known for Flux ${fluxVersion}; not checked (fluxBootstrap.kubernetesVersions can add one)`;
@@ -79,10 +79,7 @@ export function judgeKubernetesVersion(
   return { level, range, message: `${head}: ${says[level]}` };
 }
 
-/**
- * Like `flux check --pre`, before anything is written: reads `GET /version`, throws an InputError
- * naming both versions and the range when unsupported, warns when untested.
- */
+/** Like `flux check --pre` (`GET /version`): InputError when unsupported, warns when untested. */
 export async function checkKubernetesVersion(
   client: KubeClient,
   fluxVersion: string,
