@@ -522,14 +522,14 @@ describe('bootstrapFleet', () => {
       );
       expect(error?.message).not.toContain(PROJECT_TOKEN);
       // Flux (simulated) on the clusters of earlier tests keeps fetching over SSH: reads.
-      const writes = bb
+      const bitbucketWrites = bb
         .requests()
         .filter(
           r =>
             r.method !== 'GET' &&
             !(r.method === 'SSH' && r.query.service === 'git-upload-pack'),
         );
-      expect(writes).toEqual([]);
+      expect(bitbucketWrites).toEqual([]);
       expect(clusters.flatMap(c => c.proxy.requests())).toEqual([]);
     }
   });
