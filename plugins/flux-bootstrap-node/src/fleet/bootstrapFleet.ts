@@ -1,5 +1,5 @@
 import pLimit from 'p-limit';
-import { resolveTokenOwner, type BitbucketAccess } from '../bitbucket/access';
+import { resolveTokenOwner } from '../bitbucket/access';
 import { BitbucketServerClient } from '../bitbucket/client';
 import { isBitbucketError } from '../bitbucket/errors';
 import {
@@ -18,11 +18,7 @@ import { GitPushSession, type GitAuthor } from '../git/session';
 import { bitbucketGitTransport } from '../git/transport';
 import type { TreeEditor } from '../git/tree';
 import { installFlux } from '../install/installFlux';
-import {
-  buildFluxInstallPlan,
-  pendingRevision,
-  tokenAuthSecret,
-} from '../install/plan';
+import { buildFluxInstallPlan, tokenAuthSecret } from '../install/plan';
 import { readFluxReadiness } from '../install/wait';
 import { fluxAccessKeyLabel } from '../keys/accessKey';
 import { provisionDeployKey, type DeployKeyRequest } from '../keys/deployKey';
@@ -39,7 +35,6 @@ import {
 import { redactedSteps, type CheckpointFn } from '../util/checkpoint';
 import { InputValidationError } from '../util/errors';
 import type { EngineLogger } from '../util/logger';
-import type { Redactor } from '../util/redact';
 
 /** A parsed `flux:bootstrap-fleet` input. @public */
 export interface FleetBootstrapRequest
@@ -102,14 +97,10 @@ export interface FleetBootstrapResult {
 }
 
 /**
- * `flux bootstrap` for a fleet, composed of the engine's use cases: the repository once; every
- * cluster's files in ONE pair of flux's commits (the bodies list the clusters); then, at most
- * `concurrency` at a time, each cluster's deploy key and install — unless its Flux applied that
- * revision already (reads only). Checkpoint keys carry the cluster name, so a resumed task redoes
- * only what is left. A failing cluster does not stop the others: its row says why. With
- * `tokenAuth` each install applies the token Secret (`tokenAuthSecret`) instead of a deploy key.
- * A dry run only reads (the credentials' owner, whether the repository exists, each cluster's
- * Flux) and returns `planned` rows; a cluster that cannot be read is `failed`, with why.
+ * `flux bootstrap` for a fleet: the repository once; every cluster's files in ONE pair of flux's
+ * commits; then, `concurrency` at a time, each cluster's deploy key (or token Secret) and install
+ * unless its Flux applied that revision already. Checkpoint keys carry the cluster name; a failing
+ * cluster does not stop the others. A dry run only reads and returns `planned` rows.
  * @public
  */
 export async function bootstrapFleet(
@@ -127,7 +118,17 @@ export async function bootstrapFleet(
       { ...req.flux, path, branch: req.branch, syncUrl },
       { fluxVersion: settings.manifests.defaultVersion },
     );
-  const token = req.tokenAuth && fleetTokenAuth(req, redactor);
+  // What every Secret holds, as flux:install stores it: the run's credentials, the user given,
+  // else the integration's (else the owner, asked below); the host's CA for `ca.crt`.
+  const { auth, host } = req.bitbucket;
+  const token = req.tokenAuth && {
+    username:
+      req.tokenAuth.username?.trim() ||
+      ('username' in auth ? auth.username : undefined),
+    password: 'token' in auth ? auth.token : auth.password,
+    caPem: host.caPem,
+  };
+  if (token) redactor.add(token.password);
   // Every cluster and option is checked before any request.
   const clusters = req.clusters.map(name => {
     const connection = resolveCluster(settings, name, 'clusters');
@@ -146,7 +147,7 @@ export async function bootstrapFleet(
   if (token && !username)
     throw new InputValidationError(
       'username',
-      `is required with tokenAuth: Bitbucket ${req.bitbucket.host.host} did not say who owns ${req.bitbucket.credentials}`,
+      `is required with tokenAuth: Bitbucket ${host.host} did not say who owns ${req.bitbucket.credentials}`,
     );
   if (token && !dryRun)
     logger.info(
@@ -174,9 +175,8 @@ export async function bootstrapFleet(
       { ...repo, step, logger, signal },
     );
   }
-  const revision = dryRun
-    ? pendingRevision(req.branch)
-    : `${repo.defaultBranch}@sha1:${pushed.head}`;
+  // A dry run's is pendingRevision(branch).
+  const revision = `${repo.defaultBranch}@sha1:${pushed.head}`;
 
   const lane = async (
     c: (typeof planned)[number],
@@ -299,24 +299,6 @@ const prefixed = (logger: EngineLogger, prefix: string): EngineLogger => ({
   info: (m, meta) => logger.info(`[${prefix}] ${m}`, meta),
   debug: (m, meta) => logger.debug(`[${prefix}] ${m}`, meta),
 });
-
-/**
- * What every cluster's token Secret holds, as flux:install stores it: the run's Bitbucket
- * credentials, the user name given, else the integration's (else, later, the owner); the host's
- * CA for `ca.crt`. Sends nothing; the secret is registered with the redactor at once.
- */
-function fleetTokenAuth(
-  req: { bitbucket: BitbucketAccess; tokenAuth?: { username?: string } },
-  redactor: Redactor,
-) {
-  const { auth, host } = req.bitbucket;
-  const password = 'token' in auth ? auth.token : auth.password;
-  redactor.add(password);
-  const username =
-    req.tokenAuth?.username?.trim() ||
-    ('username' in auth ? auth.username : undefined);
-  return { username, password, caPem: host.caPem };
-}
 
 /** The fleet's pair of commits, each push a checkpoint; the bodies list the clusters. */
 async function pushFleetCommits(
