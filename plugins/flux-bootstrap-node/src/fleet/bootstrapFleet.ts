@@ -169,11 +169,57 @@ export async function bootstrapFleet(
         `Would commit ${f.components.path}, ${f.sync.path} (and ${f.kustomization.path} unless the folder has one)`,
       );
   } else {
+    // One pair of commits for the fleet, each push a checkpoint; the bodies list the clusters.
     const list = planned.map((c, i) => `- ${c.name} (${files[i].dir})`);
-    pushed = await pushFleetCommits(
-      { ...req, version, files, message: `Clusters:\n${list.join('\n')}` },
-      { ...repo, step, logger, signal },
-    );
+    let session: GitPushSession | undefined;
+    const commit = (
+      key: string,
+      message: string,
+      edit: (t: TreeEditor) => Promise<void>,
+    ) =>
+      step(key, async () => {
+        session ??= await GitPushSession.open({
+          transport: bitbucketGitTransport(repo.remoteUrl, host, auth),
+          branch: repo.defaultBranch,
+          logger,
+        });
+        const r = await session.commitAndPush({
+          message: `${message}\n\nClusters:\n${list.join('\n')}`,
+          author: req.author,
+          signal,
+          edit,
+        });
+        const what = r.changed ? `pushed (${r.commit})` : 'up to date';
+        logger.info(`"${message}" of ${planned.length} clusters: ${what}`);
+        return { changed: r.changed, head: r.head };
+      });
+    try {
+      const components = await commit(
+        'fleet/push-components',
+        `Add Flux ${version} component manifests`,
+        async tree => {
+          for (const f of files)
+            await writeComponentsManifest(tree, f, version, {
+              allowDowngrade: req.allowDowngrade,
+              logger,
+            });
+        },
+      );
+      const sync = await commit(
+        'fleet/push-sync',
+        'Add Flux sync manifests',
+        async tree => {
+          // The gotk files are known Kubernetes YAML, not re-parsed.
+          for (const f of files) {
+            const known = [f.components.path, f.sync.path];
+            await writeSyncManifests(tree, f, p => known.includes(p));
+          }
+        },
+      );
+      pushed = { ...sync, changed: sync.changed || components.changed };
+    } finally {
+      await session?.close();
+    }
   }
   // A dry run's is pendingRevision(branch).
   const revision = `${repo.defaultBranch}@sha1:${pushed.head}`;
@@ -293,80 +339,13 @@ export async function bootstrapFleet(
 }
 
 /** A logger whose lines start with `[prefix] `: each cluster's progress in the task log. */
-const prefixed = (logger: EngineLogger, prefix: string): EngineLogger => ({
-  error: (m, meta) => logger.error(`[${prefix}] ${m}`, meta),
-  warn: (m, meta) => logger.warn(`[${prefix}] ${m}`, meta),
-  info: (m, meta) => logger.info(`[${prefix}] ${m}`, meta),
-  debug: (m, meta) => logger.debug(`[${prefix}] ${m}`, meta),
-});
-
-/** The fleet's pair of commits, each push a checkpoint; the bodies list the clusters. */
-async function pushFleetCommits(
-  req: FleetBootstrapRequest & {
-    version: string;
-    files: ReturnType<typeof renderFluxManifests>[];
-    message: string;
-  },
-  deps: {
-    remoteUrl: string;
-    defaultBranch: string;
-    step: CheckpointFn;
-    logger: EngineLogger;
-    signal?: AbortSignal;
-  },
-) {
-  const { version, files } = req;
-  const { logger, signal } = deps;
-  const { auth, host } = req.bitbucket;
-  let session: GitPushSession | undefined;
-  const commit = (
-    key: string,
-    message: string,
-    edit: (t: TreeEditor) => Promise<void>,
-  ) =>
-    deps.step(key, async () => {
-      session ??= await GitPushSession.open({
-        transport: bitbucketGitTransport(deps.remoteUrl, host, auth),
-        branch: deps.defaultBranch,
-        logger,
-      });
-      const r = await session.commitAndPush({
-        message: `${message}\n\n${req.message}`,
-        author: req.author,
-        signal,
-        edit,
-      });
-      const what = r.changed ? `pushed (${r.commit})` : 'up to date';
-      logger.info(`"${message}" of ${files.length} clusters: ${what}`);
-      return { changed: r.changed, head: r.head };
-    });
-  try {
-    const components = await commit(
-      'fleet/push-components',
-      `Add Flux ${version} component manifests`,
-      async tree => {
-        for (const f of files)
-          await writeComponentsManifest(tree, f, version, {
-            allowDowngrade: req.allowDowngrade,
-            logger,
-          });
-      },
-    );
-    const sync = await commit(
-      'fleet/push-sync',
-      'Add Flux sync manifests',
-      async tree => {
-        // The gotk files are known Kubernetes YAML, not re-parsed.
-        for (const f of files) {
-          const known = [f.components.path, f.sync.path];
-          await writeSyncManifests(tree, f, p => known.includes(p));
-        }
-      },
-    );
-    return { ...sync, changed: sync.changed || components.changed };
-  } finally {
-    await session?.close();
-  }
+function prefixed(logger: EngineLogger, prefix: string): EngineLogger {
+  return {
+    error: (m, meta) => logger.error(`[${prefix}] ${m}`, meta),
+    warn: (m, meta) => logger.warn(`[${prefix}] ${m}`, meta),
+    info: (m, meta) => logger.info(`[${prefix}] ${m}`, meta),
+    debug: (m, meta) => logger.debug(`[${prefix}] ${m}`, meta),
+  };
 }
 
 /**

@@ -46,6 +46,7 @@ import {
   pushFluxManifestsOrPullRequest,
   pushOrPullRequest,
   type PullRequestInput,
+  type CommitDeps,
   type PullRequestRepository,
 } from './pullRequestMode';
 import { GitPushSession, type GitAuthor } from './session';
@@ -196,19 +197,15 @@ export async function pushFluxManifests(
     const signingKey = req.signCommits
       ? bitbucket?.host.commitSigningKey
       : undefined;
-    if (req.signCommits && !signingKey) {
+    if (req.signCommits && !signingKey)
       throw new InputValidationError(
         'signCommits',
         bitbucket
           ? `integrations.bitbucketServer for ${bitbucket.host.host} has no commitSigningKey`
           : "needs repoUrl: the signing key is the Bitbucket integration's commitSigningKey",
       );
-    }
     const urlsOf = (ref: BitbucketRepoRef) =>
-      planRepositoryOutputs(bitbucket!.host, {
-        ref,
-        defaultBranch: branch,
-      });
+      planRepositoryOutputs(bitbucket!.host, { ref, defaultBranch: branch });
     const optionsFor = (urls: { remoteUrl: string; sshUrl: string }) =>
       resolveFluxManifestOptions(
         {
@@ -349,19 +346,17 @@ function checkSshRemote(
   dryRun?: boolean,
 ) {
   redactor.add(ssh.privateKey).add(ssh.passphrase);
-  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(ssh.privateKey)) {
+  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(ssh.privateKey))
     throw new InputValidationError(
       'sshPrivateKeySecret',
       'the task secret is not a PEM/OpenSSH private key',
     );
-  }
   if (!ssh.knownHosts?.trim()) {
-    if (!dryRun) {
+    if (!dryRun)
       throw new InputValidationError(
         'knownHosts',
         'is required: known_hosts lines of the SSH server (strict host key checking)',
       );
-    }
     logger.info(
       'Dry run: no knownHosts given (flux:generate-key outputs them from its host key scan, which a dry run does not do); a real run requires them',
     );
@@ -434,11 +429,7 @@ export interface CommitFluxManifestsInput {
  */
 export async function commitFluxManifests(
   input: CommitFluxManifestsInput,
-  deps: {
-    logger: EngineLogger;
-    signal?: AbortSignal;
-    checkpoint?: CheckpointFn;
-  },
+  deps: CommitDeps,
 ): Promise<
   Omit<PushFluxManifestsResult, 'syncUrl'> & { kustomizationGenerated: boolean }
 > {

@@ -159,11 +159,10 @@ export async function installFlux(
         managedBy: s.managedBy ?? null,
       };
     });
-    if (state.managedBy && state.managedBy !== 'flux') {
+    if (state.managedBy && state.managedBy !== 'flux')
       logger.warn(
         `Taking over the Flux installation managed by "${state.managedBy}" (force)`,
       );
-    }
     done.push('preconditions checked');
     if (state.installComponents) {
       logger.info(
@@ -229,7 +228,7 @@ export async function installFlux(
       e instanceof ConflictError
     )
       throw e;
-    if (timeout.aborted) {
+    if (timeout.aborted)
       throw new FluxInstallError(
         'timeout',
         `Flux install on cluster "${cluster}" timed out after ${Math.round(
@@ -237,13 +236,11 @@ export async function installFlux(
         )} s while ${phase}`,
         [phase],
       );
-    }
     if (e instanceof OperationAbortedError) throw e;
-    if (opts.signal?.aborted) {
+    if (opts.signal?.aborted)
       throw new OperationAbortedError(
         `Cancelled while ${phase} on cluster "${cluster}"`,
       );
-    }
     // A request failed for good (unreachable cluster, API errors after retries): say where the
     // install stopped and what is already on the cluster, so nothing half-applied goes unreported.
     const interrupted = new FluxInstallError(
@@ -344,12 +341,11 @@ export async function installFluxOnCluster(
         req.pullRequest.token,
         settings.requireScmUserCredentials,
       );
-    if (!req.dryRun && isPendingRevision(req.revision)) {
+    if (!req.dryRun && isPendingRevision(req.revision))
       throw new InputValidationError(
         'revision',
         `must be <branch>@sha1:<commit sha> as flux:push-manifests outputs it (got "${req.revision}")`,
       );
-    }
     const auth =
       req.tokenAuth &&
       (await tokenAuthCredentials(req.tokenAuth, options, ctx, req.dryRun));
@@ -509,12 +505,11 @@ async function tokenAuthCredentials(
 ): Promise<{ username?: string; password: string; caPem?: string }> {
   const { logger, signal } = deps;
   const url = new URL(options.sync.url);
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+  if (url.protocol !== 'https:' && url.protocol !== 'http:')
     throw new InputValidationError(
       'syncUrl',
       'must be an https:// URL when tokenAuth is on (Flux sends the token over HTTPS)',
     );
-  }
   const host = deps.settings.bitbucketServer.find(
     h => URL.canParse(h.baseUrl) && new URL(h.baseUrl).host === url.host,
   );
@@ -530,12 +525,11 @@ async function tokenAuthCredentials(
   let username =
     input.username?.trim() || ('username' in auth ? auth.username : undefined);
   const ownerRequired = `is required with tokenAuth: Bitbucket Server checks Git-over-HTTPS logins against the token's owner, and`;
-  if (!username && !host) {
+  if (!username && !host)
     throw new InputValidationError(
       'username',
       `${ownerRequired} ${url.host} is no configured Bitbucket host to ask for it`,
     );
-  }
   if (!username && !dryRun) {
     // A project or repository token (no user) is an InputError naming `token`.
     const client = new BitbucketServerClient(host!, { token: password }, deps);
@@ -577,12 +571,10 @@ function dryRunLines(
 ): string[] {
   const ns = options.namespace;
   const { version, components } = options.components;
-  // What the wait is for (a dry run's revision has no commit yet).
-  const expected = !o.revision
-    ? `the head of ${options.branch}`
-    : isPendingRevision(o.revision)
-    ? `the commit flux:push-manifests pushes to ${options.branch} (${o.revision}<sha>; a dry run pushes nothing, so the commit is known only in a real run)`
-    : o.revision;
+  let expected = o.revision || `the head of ${options.branch}`;
+  // A dry run's revision has no commit yet.
+  if (isPendingRevision(o.revision))
+    expected = `the commit flux:push-manifests pushes to ${options.branch} (${o.revision}<sha>; a dry run pushes nothing, so the commit is known only in a real run)`;
   const lines = [
     `Would install Flux ${version} on cluster "${clusterName}" in namespace ${ns}${
       o.force ? " (taking over another manager's installation: force)" : ''
@@ -592,13 +584,12 @@ function dryRunLines(
       ', ',
     )} from the Flux ${version} bundle: CRDs and the Namespace first, then the rest — unless Flux already syncs itself`,
   ];
-  if (secret) {
+  if (secret)
     lines.push(
       `  3. Secret ${ns}/${secret.metadata.name} with keys ${Object.keys(
         secret.data as Record<string, string>,
       ).join(', ')} (values not shown)`,
     );
-  }
   lines.push(`  ${secret ? 4 : 3}. the sync objects:`);
   for (const line of generateSyncManifest(options.sync).trimEnd().split('\n'))
     lines.push(`       ${line}`);
