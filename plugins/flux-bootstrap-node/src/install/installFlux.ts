@@ -35,6 +35,7 @@ import { FluxInstallError } from './errors';
 import {
   installFluxOrAwaitPullRequest,
   pullRequestAccess,
+  type PullRequestInstall,
 } from './pullRequestMerge';
 import {
   buildFluxInstallPlan,
@@ -413,18 +414,13 @@ export async function installFluxOnCluster(
     });
     const kube = await createKubeClient(cluster, { logger, redactor });
     try {
-      const viaOperator =
+      const source = settings.operatorManifests;
+      const viaOperator: PullRequestInstall | undefined =
         operator &&
-        ((expectedRevision: string | undefined, o: InstallFluxOptions) =>
+        ((expectedRevision, o) =>
           installWithFluxOperator(
             kube,
-            {
-              options,
-              operator,
-              source: settings.operatorManifests,
-              secret,
-              expectedRevision,
-            },
+            { options, operator, source, secret, expectedRevision },
             o,
           ));
       const r = await installFluxOrAwaitPullRequest(kube, plan, {
@@ -435,7 +431,7 @@ export async function installFluxOnCluster(
         pollIntervalMs: deps.pollIntervalMs,
         pullRequest,
         redactor,
-        install: viaOperator || undefined,
+        install: viaOperator,
       });
       logger.info(
         r.ready
