@@ -1,5 +1,11 @@
+import pLimit from 'p-limit';
+import { resolveTokenOwner } from '../bitbucket/access';
+import { BitbucketServerClient } from '../bitbucket/client';
+import { isBitbucketError } from '../bitbucket/errors';
 import {
   ensureFleetRepository,
+  locateBitbucketRepository,
+  planRepositoryOutputs,
   type FleetRepositoryRequest,
 } from '../bitbucket/repository';
 import type { FluxBootstrapSettings } from '../config/settings';
@@ -14,22 +20,21 @@ import type { TreeEditor } from '../git/tree';
 import { installFlux } from '../install/installFlux';
 import { buildFluxInstallPlan, tokenAuthSecret } from '../install/plan';
 import { readFluxReadiness } from '../install/wait';
+import { fluxAccessKeyLabel } from '../keys/accessKey';
 import { provisionDeployKey, type DeployKeyRequest } from '../keys/deployKey';
 import type { SourceSecretDeps } from '../keys/sourceSecret';
 import { createKubeClient } from '../kube/client';
 import { resolveCluster } from '../kube/cluster';
+import type { KubeClient } from '../kube/types';
 import { loadFluxBundle } from '../manifests/bundle';
 import { generateComponentObjects } from '../manifests/components';
 import {
   resolveFluxManifestOptions,
   type FluxManifestInput,
 } from '../manifests/options';
-import pLimit from 'p-limit';
 import { redactedSteps, type CheckpointFn } from '../util/checkpoint';
 import { InputValidationError } from '../util/errors';
-import { dryRunFleet } from './dryRun';
-import { prefixed } from './logging';
-import { fleetTokenAuth, type FleetTokenAuth } from './tokenAuth';
+import type { EngineLogger } from '../util/logger';
 
 /** A parsed `flux:bootstrap-fleet` input. @public */
 export interface FleetBootstrapRequest
@@ -92,13 +97,10 @@ export interface FleetBootstrapResult {
 }
 
 /**
- * `flux bootstrap` for a fleet, composed of the engine's use cases: the repository once; every
- * cluster's files in ONE pair of flux's commits (the bodies list the clusters); then, at most
- * `concurrency` at a time, each cluster's deploy key and install — unless its Flux applied that
- * revision already (reads only). Checkpoint keys carry the cluster name, so a resumed task redoes
- * only what is left. A failing cluster does not stop the others: its row says why. With
- * `tokenAuth` each install applies the token Secret (`tokenAuthSecret`) instead of a deploy key;
- * a dry run only reads (fleet/dryRun.ts) and returns `planned` rows.
+ * `flux bootstrap` for a fleet: the repository once; every cluster's files in ONE pair of flux's
+ * commits; then, `concurrency` at a time, each cluster's deploy key (or token Secret) and install
+ * unless its Flux applied that revision already. Checkpoint keys carry the cluster name; a failing
+ * cluster does not stop the others. A dry run only reads and returns `planned` rows.
  * @public
  */
 export async function bootstrapFleet(
@@ -116,7 +118,17 @@ export async function bootstrapFleet(
       { ...req.flux, path, branch: req.branch, syncUrl },
       { fluxVersion: settings.manifests.defaultVersion },
     );
-  const token = req.tokenAuth && fleetTokenAuth(req, redactor);
+  // What every Secret holds, as flux:install stores it: the run's credentials, the user given,
+  // else the integration's (else the owner, asked below); the host's CA for `ca.crt`.
+  const { auth, host } = req.bitbucket;
+  const token = req.tokenAuth && {
+    username:
+      req.tokenAuth.username?.trim() ||
+      ('username' in auth ? auth.username : undefined),
+    password: 'token' in auth ? auth.token : auth.password,
+    caPem: host.caPem,
+  };
+  if (token) redactor.add(token.password);
   // Every cluster and option is checked before any request.
   const clusters = req.clusters.map(name => {
     const connection = resolveCluster(settings, name, 'clusters');
@@ -124,157 +136,199 @@ export async function bootstrapFleet(
     resolve(path, `${token ? 'https://' : 'ssh://git@'}localhost/fleet.git`);
     return { connection, path, name: connection.name };
   });
-  if (req.dryRun || deps.dryRun)
-    return dryRunFleet(req, { clusters, resolve, token }, deps);
-  const repo = await ensureFleetRepository(
-    { ...req, defaultBranch: req.branch, tokenAuth: !!token },
-    deps,
-  );
-  const stored: FleetTokenAuth | undefined = token && {
-    ...token,
-    username: token.username ?? repo.tokenOwner,
-  };
-  if (stored && !stored.username)
+  const dryRun = req.dryRun || deps.dryRun;
+  const repo = dryRun
+    ? await locateFleetRepository(req, token, deps)
+    : await ensureFleetRepository(
+        { ...req, defaultBranch: req.branch, tokenAuth: !!token },
+        deps,
+      );
+  const username = token && (token.username ?? repo.tokenOwner);
+  if (token && !username)
     throw new InputValidationError(
       'username',
-      `is required with tokenAuth: Bitbucket ${req.bitbucket.host.host} did not say who owns ${req.bitbucket.credentials}`,
+      `is required with tokenAuth: Bitbucket ${host.host} did not say who owns ${req.bitbucket.credentials}`,
     );
-  if (stored)
+  if (token && !dryRun)
     logger.info(
-      `Token auth: every cluster's Secret gets user "${stored.username}" and ${
+      `Token auth: every cluster's Secret gets user "${username}" and ${
         req.bitbucket.credentials
-      }${stored.caPem ? ', plus ca.crt' : ''}; no deploy keys`,
+      }${token.caPem ? ', plus ca.crt' : ''}; no deploy keys`,
     );
   const planned = clusters.map(c => ({
     ...c,
-    options: resolve(c.path, stored ? repo.remoteUrl : repo.sshUrl),
+    options: resolve(c.path, token ? repo.remoteUrl : repo.sshUrl),
   }));
   const { version } = planned[0].options.components;
   const bundle = await loadFluxBundle(version, settings.manifests, deps);
   const files = planned.map(c => renderFluxManifests(bundle.files, c.options));
-  // One pair of commits for the fleet, each push a checkpoint.
-  const list = planned.map((c, i) => `- ${c.name} (${files[i].dir})`);
-  const { auth, host } = req.bitbucket;
-  let session: GitPushSession | undefined;
-  const commit = (
-    key: string,
-    message: string,
-    edit: (t: TreeEditor) => Promise<void>,
-  ) =>
-    step(key, async () => {
-      session ??= await GitPushSession.open({
-        transport: bitbucketGitTransport(repo.remoteUrl, host, auth),
-        branch: repo.defaultBranch,
-        logger,
+  let pushed = { head: '', changed: true };
+  if (dryRun) {
+    for (const f of files)
+      logger.info(
+        `Would commit ${f.components.path}, ${f.sync.path} (and ${f.kustomization.path} unless the folder has one)`,
+      );
+  } else {
+    // One pair of commits for the fleet, each push a checkpoint; the bodies list the clusters.
+    const list = planned.map((c, i) => `- ${c.name} (${files[i].dir})`);
+    let session: GitPushSession | undefined;
+    const commit = (
+      key: string,
+      message: string,
+      edit: (t: TreeEditor) => Promise<void>,
+    ) =>
+      step(key, async () => {
+        session ??= await GitPushSession.open({
+          transport: bitbucketGitTransport(repo.remoteUrl, host, auth),
+          branch: repo.defaultBranch,
+          logger,
+        });
+        const r = await session.commitAndPush({
+          message: `${message}\n\nClusters:\n${list.join('\n')}`,
+          author: req.author,
+          signal,
+          edit,
+        });
+        const what = r.changed ? `pushed (${r.commit})` : 'up to date';
+        logger.info(`"${message}" of ${planned.length} clusters: ${what}`);
+        return { changed: r.changed, head: r.head };
       });
-      const r = await session.commitAndPush({
-        message: `${message}\n\nClusters:\n${list.join('\n')}`,
-        author: req.author,
-        signal,
-        edit,
-      });
-      const what = r.changed ? `pushed (${r.commit})` : 'up to date';
-      logger.info(`"${message}" of ${planned.length} clusters: ${what}`);
-      return { changed: r.changed, head: r.head };
-    });
-  let pushed;
-  try {
-    const components = await commit(
-      'fleet/push-components',
-      `Add Flux ${version} component manifests`,
-      async tree => {
-        for (const f of files)
-          await writeComponentsManifest(tree, f, version, {
-            allowDowngrade: req.allowDowngrade,
-            logger,
-          });
-      },
-    );
-    pushed = await commit(
-      'fleet/push-sync',
-      'Add Flux sync manifests',
-      async tree => {
-        // The gotk files are known Kubernetes YAML, not re-parsed.
-        for (const f of files) {
-          const known = [f.components.path, f.sync.path];
-          await writeSyncManifests(tree, f, p => known.includes(p));
-        }
-      },
-    );
-    pushed = { ...pushed, changed: pushed.changed || components.changed };
-  } finally {
-    await session?.close();
+    try {
+      const components = await commit(
+        'fleet/push-components',
+        `Add Flux ${version} component manifests`,
+        async tree => {
+          for (const f of files)
+            await writeComponentsManifest(tree, f, version, {
+              allowDowngrade: req.allowDowngrade,
+              logger,
+            });
+        },
+      );
+      const sync = await commit(
+        'fleet/push-sync',
+        'Add Flux sync manifests',
+        async tree => {
+          // The gotk files are known Kubernetes YAML, not re-parsed.
+          for (const f of files) {
+            const known = [f.components.path, f.sync.path];
+            await writeSyncManifests(tree, f, p => known.includes(p));
+          }
+        },
+      );
+      pushed = { ...sync, changed: sync.changed || components.changed };
+    } finally {
+      await session?.close();
+    }
   }
+  // A dry run's is pendingRevision(branch).
   const revision = `${repo.defaultBranch}@sha1:${pushed.head}`;
-  const limit = pLimit(Math.max(1, req.concurrency));
+
   const lane = async (
     c: (typeof planned)[number],
-  ): Promise<FleetClusterResult> => {
-    const log = prefixed(logger, c.name);
-    const checkpoint: CheckpointFn = (key, fn) => step(`${c.name}/${key}`, fn);
-    const row = { cluster: c.name, path: c.path };
-    try {
-      const { namespace, sync } = c.options;
-      const plan = buildFluxInstallPlan({
-        options: c.options,
-        componentObjects: generateComponentObjects(
-          bundle.files,
-          c.options.components,
-        ),
-        secret:
-          stored &&
-          tokenAuthSecret({
-            ...{ namespace, name: sync.secretName, caPem: stored.caPem },
-            ...{ username: stored.username!, password: stored.password },
-          }),
-        expectedRevision: revision,
-      });
-      const kube = await createKubeClient(c.connection, {
-        ...deps,
-        logger: log,
-      });
-      try {
-        const now = await readFluxReadiness(kube, plan, signal);
-        if (now.ready && now.revision === revision) {
-          log.info(
-            `Flux applied ${revision} already and is ready: nothing to do`,
-          );
-          return { ...row, state: 'unchanged', revision };
-        }
-        // With token auth installFlux applies the Secret: no key pair, no access key.
-        if (!stored)
-          await provisionDeployKey(
-            {
-              ...req,
-              cluster: c.name,
-              namespace,
-              secretName: sync.secretName,
-              branch: repo.defaultBranch,
-              path: c.path,
-              rotate: false,
-            },
-            { ...deps, logger: log, checkpoint },
-          );
-        const { force, timeoutMs } = req;
-        const installed = await installFlux(kube, plan, {
-          ...{ force, timeoutMs, signal, checkpoint, logger: log },
-          allowDowngrade: req.allowDowngrade,
-          kubernetesVersions: settings.kubernetesVersions,
-        });
-        return { ...row, state: 'ready', revision: installed.revision };
-      } finally {
-        kube.close();
-      }
-    } catch (error) {
-      if (signal?.aborted) throw error;
-      const message = redactor.redact(
-        String((error as Error)?.message ?? error),
+    kube: KubeClient,
+    log: EngineLogger,
+  ): Promise<Pick<FleetClusterResult, 'state' | 'revision'>> => {
+    const { namespace, sync } = c.options;
+    const plan = buildFluxInstallPlan({
+      options: c.options,
+      componentObjects: dryRun
+        ? []
+        : generateComponentObjects(bundle.files, c.options.components),
+      secret:
+        token &&
+        tokenAuthSecret({
+          ...{ namespace, name: sync.secretName, caPem: token.caPem },
+          ...{ username: username!, password: token.password },
+        }),
+      expectedRevision: dryRun ? undefined : revision,
+    });
+    const now = await readFluxReadiness(kube, plan, signal);
+    if (dryRun) {
+      const secret = `Secret ${namespace}/${sync.secretName}`;
+      log.info(
+        now.revision
+          ? `Flux here applied ${now.revision}${
+              now.ready ? ' and is ready' : ''
+            }`
+          : `No Flux sync found in namespace ${namespace}`,
       );
-      log.error(`Failed: ${message}`);
-      return { ...row, state: 'failed', error: message };
+      const label = fluxAccessKeyLabel({
+        namespace,
+        branch: req.branch,
+        secretName: sync.secretName,
+        path: c.path,
+      });
+      log.info(
+        token
+          ? `Would apply ${secret} (username "${username}", password${
+              token.caPem ? ', ca.crt' : ''
+            }; values not shown); no deploy key`
+          : `Would generate a deploy key unless ${secret} holds one, and register access key "${label}" (${
+              req.readWrite ? 'REPO_WRITE' : 'REPO_READ'
+            })`,
+      );
+      log.info(
+        `Would install Flux ${version} and wait up to ${Math.round(
+          req.timeoutMs / 1000,
+        )} s until it applied the pushed revision from ${sync.url}`,
+      );
+      return { state: 'planned' };
     }
+    if (now.ready && now.revision === revision) {
+      log.info(`Flux applied ${revision} already and is ready: nothing to do`);
+      return { state: 'unchanged', revision };
+    }
+    const checkpoint: CheckpointFn = (key, fn) => step(`${c.name}/${key}`, fn);
+    // With token auth installFlux applies the Secret: no key pair, no access key.
+    if (!token)
+      await provisionDeployKey(
+        {
+          ...req,
+          cluster: c.name,
+          namespace,
+          secretName: sync.secretName,
+          branch: repo.defaultBranch,
+          path: c.path,
+          rotate: false,
+        },
+        { ...deps, logger: log, checkpoint },
+      );
+    const { force, timeoutMs } = req;
+    const installed = await installFlux(kube, plan, {
+      ...{ force, timeoutMs, signal, checkpoint, logger: log },
+      allowDowngrade: req.allowDowngrade,
+      kubernetesVersions: settings.kubernetesVersions,
+    });
+    return { state: 'ready', revision: installed.revision };
   };
-  const results = await Promise.all(planned.map(c => limit(() => lane(c))));
+  const limit = pLimit(Math.max(1, req.concurrency));
+  const results = await Promise.all(
+    planned.map(c =>
+      limit(async (): Promise<FleetClusterResult> => {
+        const log = prefixed(logger, c.name);
+        const row = { cluster: c.name, path: c.path };
+        try {
+          const kube = await createKubeClient(c.connection, {
+            ...deps,
+            logger: log,
+          });
+          try {
+            return { ...row, ...(await lane(c, kube, log)) };
+          } finally {
+            kube.close();
+          }
+        } catch (error) {
+          if (signal?.aborted) throw error;
+          const message = redactor.redact(
+            String((error as Error)?.message ?? error),
+          );
+          log.error(`${dryRun ? 'Cannot be read' : 'Failed'}: ${message}`);
+          return { ...row, state: 'failed', error: message };
+        }
+      }),
+    ),
+  );
   return {
     repoContentsUrl: repo.repoContentsUrl,
     revision,
@@ -282,4 +336,71 @@ export async function bootstrapFleet(
     changed: pushed.changed,
     clusters: results,
   };
+}
+
+/** A logger whose lines start with `[prefix] `: each cluster's progress in the task log. */
+function prefixed(logger: EngineLogger, prefix: string): EngineLogger {
+  return {
+    error: (m, meta) => logger.error(`[${prefix}] ${m}`, meta),
+    warn: (m, meta) => logger.warn(`[${prefix}] ${m}`, meta),
+    info: (m, meta) => logger.info(`[${prefix}] ${m}`, meta),
+    debug: (m, meta) => logger.debug(`[${prefix}] ${m}`, meta),
+  };
+}
+
+/**
+ * The dry run's repository: reads the credentials' owner (token auth) and whether the
+ * repository exists; says whether a real run would create or reuse it.
+ */
+async function locateFleetRepository(
+  req: FleetBootstrapRequest,
+  token: { username?: string } | undefined,
+  deps: FleetBootstrapDeps,
+) {
+  const { logger, redactor, signal } = deps;
+  const { ref, host, auth, credentials } = req.bitbucket;
+  logger.info(
+    'Dry run: reads only; nothing is written to Bitbucket, Git or any cluster',
+  );
+  const client = new BitbucketServerClient(host, auth, { logger, redactor });
+  let tokenOwner: string | undefined;
+  let located: Awaited<ReturnType<typeof locateBitbucketRepository>> | void;
+  try {
+    if (token) {
+      tokenOwner = (await resolveTokenOwner(client, { signal, credentials }))
+        .name;
+      logger.info(
+        `Token auth: ${credentials} belong to user "${tokenOwner}"; Flux would sign in as "${
+          token.username ?? tokenOwner
+        }"`,
+      );
+    }
+    located = await locateBitbucketRepository(client, ref, {
+      signal,
+      credentials,
+    }).catch(error => {
+      // A missing repository is created by a real run; a missing project is an error there too.
+      if (
+        isBitbucketError(error, 'not-found') &&
+        /^Repository /.test(error.message)
+      )
+        return undefined;
+      throw error;
+    });
+  } finally {
+    client.close();
+  }
+  const urls = planRepositoryOutputs(host, {
+    ref: located ? located.ref : ref,
+    defaultBranch: req.branch,
+  });
+  const where = `${urls.projectKey}/${urls.repoSlug}`;
+  logger.info(
+    located
+      ? `Would reuse repository ${where} (it exists) and ensure branch "${req.branch}"`
+      : `Would create ${
+          req.private ? 'private' : 'public'
+        } repository ${where} with default branch "${req.branch}"`,
+  );
+  return { ...urls, tokenOwner };
 }

@@ -46,6 +46,8 @@ import {
   pushFluxManifestsOrPullRequest,
   pushOrPullRequest,
   type PullRequestInput,
+  type CommitDeps,
+  type PullRequestRepository,
 } from './pullRequestMode';
 import { GitPushSession, type GitAuthor } from './session';
 import type { TreeEditor } from './tree';
@@ -67,9 +69,7 @@ export function renderFluxManifests(
   bundle: FluxBundleFiles,
   options: ResolvedFluxManifestOptions,
 ): FluxManifestFiles {
-  const dir = options.path
-    ? `${options.path}/${options.namespace}`
-    : options.namespace;
+  const dir = [options.path, options.namespace].filter(Boolean).join('/');
   const file = (name: string, content: string) => ({
     path: `${dir}/${name}`,
     content,
@@ -172,10 +172,8 @@ export interface PushFluxManifestsResult {
 }
 
 /**
- * flux:push-manifests: writes what `flux bootstrap` writes to the fleet repository in flux's two
- * commits, over HTTPS to Bitbucket or over SSH. Checks what the schema cannot (the signing key,
- * the private key, known_hosts) before any request, derives the sync URL from where the
- * repository is, and pushes each commit in a checkpoint.
+ * flux:push-manifests: flux bootstrap's two commits, over HTTPS to Bitbucket or over SSH. The
+ * signing key, private key and known_hosts are checked before any request.
  * @public
  */
 export async function pushFluxManifests(
@@ -199,19 +197,15 @@ export async function pushFluxManifests(
     const signingKey = req.signCommits
       ? bitbucket?.host.commitSigningKey
       : undefined;
-    if (req.signCommits && !signingKey) {
+    if (req.signCommits && !signingKey)
       throw new InputValidationError(
         'signCommits',
         bitbucket
           ? `integrations.bitbucketServer for ${bitbucket.host.host} has no commitSigningKey`
           : "needs repoUrl: the signing key is the Bitbucket integration's commitSigningKey",
       );
-    }
     const urlsOf = (ref: BitbucketRepoRef) =>
-      planRepositoryOutputs(bitbucket!.host, {
-        ref,
-        defaultBranch: branch,
-      });
+      planRepositoryOutputs(bitbucket!.host, { ref, defaultBranch: branch });
     const optionsFor = (urls: { remoteUrl: string; sshUrl: string }) =>
       resolveFluxManifestOptions(
         {
@@ -222,7 +216,6 @@ export async function pushFluxManifests(
         },
         { fluxVersion: deps.settings.manifests.defaultVersion },
       );
-    // Where the repository is, without a request: planned from repoUrl, or the ssh URL.
     const planned = bitbucket
       ? urlsOf(bitbucket.ref)
       : { remoteUrl: '', sshUrl: ssh!.url };
@@ -269,84 +262,75 @@ export async function pushFluxManifests(
     }
 
     let transport: GitTransport;
-    let located:
-      | Awaited<ReturnType<typeof locateBitbucketRepository>>
-      | undefined;
+    let prRepo: PullRequestRepository | undefined;
     if (bitbucket) {
       logger.info(`Using ${bitbucket.credentials}`);
-      const client = new BitbucketServerClient(bitbucket.host, bitbucket.auth, {
+      const { host, auth, credentials } = bitbucket;
+      const client = new BitbucketServerClient(host, auth, {
         logger,
         redactor,
       });
-      located = await locateBitbucketRepository(client, bitbucket.ref, {
+      const located = await locateBitbucketRepository(client, bitbucket.ref, {
         signal,
-        credentials: bitbucket.credentials,
+        credentials,
       }).finally(() => client.close());
-      // The project key is known only now when repoUrl named the project by name.
-      const urls = urlsOf(located.ref);
-      options = optionsFor(urls);
-      transport = bitbucketGitTransport(
-        urls.remoteUrl,
-        bitbucket.host,
-        bitbucket.auth,
-      );
-    } else {
-      const { url, privateKey, passphrase, knownHosts } = ssh!;
-      transport = new SshGitTransport({
-        url,
-        privateKey,
-        passphrase,
-        knownHosts: knownHosts!,
-      });
-    }
-    const cluster = req.cluster || options.path.split('/').pop();
-    const prRepo = bitbucket &&
-      located && {
-        host: bitbucket.host,
-        auth: bitbucket.auth,
+      prRepo = {
+        host,
+        auth,
         projectKey: located.projectKey,
         slug: located.repoSlug,
       };
+      // The project key is known only now when repoUrl named the project by name.
+      const urls = urlsOf(located.ref);
+      options = optionsFor(urls);
+      transport = bitbucketGitTransport(urls.remoteUrl, host, auth);
+    } else {
+      transport = new SshGitTransport({
+        ...ssh!,
+        knownHosts: ssh!.knownHosts!,
+      });
+    }
+    const cluster = req.cluster || options.path.split('/').pop();
+    const target = {
+      transport,
+      branch,
+      pullRequest: req.pullRequest,
+      cluster,
+      bitbucket: prRepo,
+    };
+    const commitDeps = {
+      logger,
+      redactor,
+      signal,
+      checkpoint: deps.checkpoint,
+    };
+    const commitMessageAppendix = req.commitMessageAppendix || undefined;
+    const { author, allowDowngrade } = req;
+    const { workDir } = deps;
     if (operator) {
       const pushed = await pushOrPullRequest(
         {
-          transport,
-          branch,
-          pullRequest: req.pullRequest,
-          cluster,
-          bitbucket: prRepo,
+          ...target,
           commits: fluxInstanceCommits({
-            options,
-            operator,
-            author: req.author,
-            commitMessageAppendix: req.commitMessageAppendix || undefined,
-            signingKey,
-            migrate: operator.migrate,
-            workDir: deps.workDir,
+            ...{ options, operator, author, commitMessageAppendix },
+            ...{ signingKey, migrate: operator.migrate, workDir },
             cluster: cluster || 'cluster',
           }),
         },
-        { logger, redactor, signal, checkpoint: deps.checkpoint },
+        commitDeps,
       );
       return { ...pushed, syncUrl: options.sync.url };
     }
     const { kustomizationGenerated: _, ...result } =
       await pushFluxManifestsOrPullRequest(
         {
-          transport,
+          ...target,
+          ...{ author, commitMessageAppendix, signingKey, workDir },
           files: renderFluxManifests(bundle!.files, options),
           version: options.components.version,
-          branch,
-          author: req.author,
-          commitMessageAppendix: req.commitMessageAppendix || undefined,
-          signingKey,
-          workDir: deps.workDir,
-          allowDowngrade: req.allowDowngrade,
-          pullRequest: req.pullRequest,
-          cluster,
-          bitbucket: prRepo,
+          allowDowngrade,
         },
-        { logger, redactor, signal, checkpoint: deps.checkpoint },
+        commitDeps,
       );
     return { ...result, syncUrl: options.sync.url };
   } catch (error) {
@@ -362,21 +346,17 @@ function checkSshRemote(
   dryRun?: boolean,
 ) {
   redactor.add(ssh.privateKey).add(ssh.passphrase);
-  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(ssh.privateKey)) {
+  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(ssh.privateKey))
     throw new InputValidationError(
       'sshPrivateKeySecret',
       'the task secret is not a PEM/OpenSSH private key',
     );
-  }
   if (!ssh.knownHosts?.trim()) {
-    if (!dryRun) {
+    if (!dryRun)
       throw new InputValidationError(
         'knownHosts',
         'is required: known_hosts lines of the SSH server (strict host key checking)',
       );
-    }
-    // Their usual source, flux:generate-key's knownHosts output, comes from a host key scan,
-    // which a dry run does not do; nothing connects in a dry run either.
     logger.info(
       'Dry run: no knownHosts given (flux:generate-key outputs them from its host key scan, which a dry run does not do); a real run requires them',
     );
@@ -388,10 +368,7 @@ function checkSshRemote(
   }
 }
 
-/**
- * Writes `gotk-components.yaml` as bootstrap does: refused over a Flux Operator folder (there is
- * no way back) and over a newer Flux unless `allowDowngrade` (then it warns).
- */
+/** Writes `gotk-components.yaml`: refused over a Flux Operator folder and over a newer Flux unless `allowDowngrade`. */
 export async function writeComponentsManifest(
   tree: TreeEditor,
   files: FluxManifestFiles,
@@ -400,22 +377,16 @@ export async function writeComponentsManifest(
 ): Promise<void> {
   const { path, content } = files.components;
   await refuseBootstrapOverInstance(tree, files.dir);
-  if (await tree.exists(path))
-    checkFluxVersionChange(
-      componentsFluxVersion(await tree.read(path)),
-      version,
-      {
-        where: `in ${path}`,
-        ...opts,
-      },
-    );
+  if (await tree.exists(path)) {
+    const found = componentsFluxVersion(await tree.read(path));
+    checkFluxVersionChange(found, version, { where: `in ${path}`, ...opts });
+  }
   tree.write(path, content);
 }
 
 /**
- * Writes `gotk-sync.yaml` and, unless the folder has a kustomization file (the user's stays),
- * a `kustomization.yaml` listing the manifests the folder holds, as flux bootstrap does;
- * `isKnownManifest` spares re-parsing files known to be Kubernetes YAML. True when generated.
+ * Writes `gotk-sync.yaml` and, unless the folder has a kustomization file (the user's stays), a
+ * `kustomization.yaml` listing its manifests (`isKnownManifest`: no re-parse). True when generated.
  */
 export async function writeSyncManifests(
   tree: TreeEditor,
@@ -451,20 +422,14 @@ export interface CommitFluxManifestsInput {
 }
 
 /**
- * The two commits of bootstrap: `Add Flux <version> component manifests` (gotk-components.yaml),
- * then `Add Flux sync manifests` (gotk-sync.yaml, and kustomization.yaml when the folder has no
- * kustomization file: users' patches survive). Each push is one checkpoint; identical content
- * makes no commit; a branch that moves meanwhile is fetched again and the change redone on top
- * (bounded). The transport is closed at the end. Not exported from the package (the
- * pull-request mode's declarations refer to it, so it is not stripped as internal).
+ * Bootstrap's two commits, `Add Flux <version> component manifests` then `Add Flux sync
+ * manifests`, each push a checkpoint; identical content makes no commit; a branch that moved is
+ * fetched again and the change redone on top (bounded). Closes the transport. Not in the
+ * package's API, yet not `@internal`: pullRequestMode's declarations name it.
  */
 export async function commitFluxManifests(
   input: CommitFluxManifestsInput,
-  deps: {
-    logger: EngineLogger;
-    signal?: AbortSignal;
-    checkpoint?: CheckpointFn;
-  },
+  deps: CommitDeps,
 ): Promise<
   Omit<PushFluxManifestsResult, 'syncUrl'> & { kustomizationGenerated: boolean }
 > {
@@ -485,11 +450,12 @@ export async function commitFluxManifests(
     message: string,
     edit: (tree: TreeEditor) => Promise<void>,
   ) => {
-    const appendix = input.commitMessageAppendix;
     const r = await (
       await open()
     ).commitAndPush({
-      message: appendix ? `${message}\n\n${appendix}` : message,
+      message: [message, input.commitMessageAppendix]
+        .filter(Boolean)
+        .join('\n\n'),
       author,
       signingKey,
       signal,
@@ -500,11 +466,9 @@ export async function commitFluxManifests(
         ? `Committed and pushed the ${what} to "${branch}" (${r.commit})`
         : `The ${what} are up to date`,
     );
-    // What a checkpoint keeps of a push (public data).
     return { changed: r.changed, commit: r.commit, head: r.head, tree: r.tree };
   };
   const { dir } = files;
-
   try {
     logger.info(
       `Pushing Flux ${input.version} component manifests to ${files.components.path} on "${branch}" of ${transport.displayUrl}`,
@@ -551,7 +515,7 @@ export async function commitFluxManifests(
       return { ...r, kustomizationGenerated };
     });
 
-    // Read back what is on the branch (an existing kustomization.yaml is the user's).
+    // What is on the branch (an existing kustomization.yaml is the user's).
     const current: Record<string, string> = {
       [files.components.path]: files.components.content,
       [files.sync.path]: files.sync.content,

@@ -3,7 +3,6 @@ import { resolveTokenOwner } from '../bitbucket/access';
 import { chooseBitbucketCredentials } from '../bitbucket/credentials';
 import { BitbucketServerClient } from '../bitbucket/client';
 import { isBitbucketError } from '../bitbucket/errors';
-import type { BitbucketServerHostConfig } from '../config/bitbucketServer';
 import type { FluxBootstrapSettings } from '../config/settings';
 import { createKubeClient } from '../kube/client';
 import { resolveCluster } from '../kube/cluster';
@@ -36,6 +35,7 @@ import { FluxInstallError } from './errors';
 import {
   installFluxOrAwaitPullRequest,
   pullRequestAccess,
+  type PullRequestInstall,
 } from './pullRequestMerge';
 import {
   buildFluxInstallPlan,
@@ -47,6 +47,7 @@ import { checkInstallPreconditions } from './preconditions';
 import {
   readFluxReadiness,
   waitForFlux,
+  withTimeout,
   type FluxComponentReadiness,
 } from './wait';
 
@@ -67,10 +68,7 @@ export interface InstallFluxOptions {
   signal?: AbortSignal;
   logger?: EngineLogger;
   checkpoint?: CheckpointFn;
-  /**
-   * Kubernetes range per Flux minor (settings' `kubernetesVersions`): when given, the cluster's
-   * version is checked first, as `flux check --pre` does, before anything else is sent.
-   */
+  /** Kubernetes range per Flux minor: the cluster's version is checked first, as `flux check --pre`. */
   kubernetesVersions?: KubernetesVersionSupport[];
   /** Replace a newer installed Flux by `plan.fluxVersion` (warns). Default false: refused. */
   allowDowngrade?: boolean;
@@ -89,16 +87,10 @@ export interface InstallFluxResult {
 }
 
 /**
- * Installs Flux on a cluster as `flux bootstrap` does (spec §3.2–3.5), through the engine's
- * KubeClient:
- * 1. preconditions (Kubernetes version, permissions, another manager, path conflict, downgrade)
- *    — nothing applied on failure;
- * 2. the components, server-side applied with field manager `flux` in two stages — skipped when
- *    the sync Kustomization already has a lastAppliedRevision (Flux upgrades itself from Git);
- * 3. the Git credentials Secret (token auth), then the GitRepository and Kustomization;
- * 4. the wait for the revision and the controllers.
- * Every step is idempotent and runs inside `checkpoint`; a re-run on a healthy cluster changes
- * nothing and returns at once.
+ * Installs Flux as `flux bootstrap` does (spec §3.2–3.5): preconditions (nothing applied on
+ * failure); the components, server-side applied in two stages unless Flux already syncs itself
+ * (it upgrades itself from Git); the token Secret, GitRepository and Kustomization; the wait.
+ * Each step is idempotent and checkpointed: a re-run on a healthy cluster changes nothing.
  * @public
  */
 export async function installFlux(
@@ -111,16 +103,13 @@ export async function installFlux(
   const fieldManager = opts.fieldManager ?? 'flux';
   const timeoutMs = opts.timeoutMs ?? 5 * 60_000;
   const startedAt = Date.now();
-  const timeout = AbortSignal.timeout(timeoutMs);
-  const signal = opts.signal
-    ? AbortSignal.any([opts.signal, timeout])
-    : timeout;
+  const { timeout, signal } = withTimeout(timeoutMs, opts.signal);
   const { clusterName: cluster } = client;
   const ns = plan.namespace;
   let phase = 'checking the preconditions';
   const applied: AppliedObject[] = [];
   const done: string[] = [];
-  /** One apply step; the namespace is ensured first unless the step brings it. */
+  // The namespace is ensured first unless the step brings it.
   const applyStep = async (
     key: string,
     what: string,
@@ -171,11 +160,10 @@ export async function installFlux(
         managedBy: s.managedBy ?? null,
       };
     });
-    if (state.managedBy && state.managedBy !== 'flux') {
+    if (state.managedBy && state.managedBy !== 'flux')
       logger.warn(
         `Taking over the Flux installation managed by "${state.managedBy}" (force)`,
       );
-    }
     done.push('preconditions checked');
     if (state.installComponents) {
       logger.info(
@@ -192,7 +180,6 @@ export async function installFlux(
         `Flux already syncs itself on cluster "${cluster}" (Kustomization ${ns}/${ns} applied ${state.lastAppliedRevision}); components are not applied, Flux upgrades them from Git`,
       );
     }
-    // The namespace exists after the components; when they were skipped it must exist already.
     if (plan.secret)
       await applyStep(
         'secret',
@@ -211,10 +198,8 @@ export async function installFlux(
     const readiness = await checkpoint('wait', async () => {
       if (opts.wait !== false) {
         return waitForFlux(client, plan, {
+          ...opts,
           timeoutMs: Math.max(1, timeoutMs - (Date.now() - startedAt)),
-          pollIntervalMs: opts.pollIntervalMs,
-          progressIntervalMs: opts.progressIntervalMs,
-          signal: opts.signal,
           logger,
         });
       }
@@ -244,7 +229,7 @@ export async function installFlux(
       e instanceof ConflictError
     )
       throw e;
-    if (timeout.aborted) {
+    if (timeout.aborted)
       throw new FluxInstallError(
         'timeout',
         `Flux install on cluster "${cluster}" timed out after ${Math.round(
@@ -252,13 +237,11 @@ export async function installFlux(
         )} s while ${phase}`,
         [phase],
       );
-    }
     if (e instanceof OperationAbortedError) throw e;
-    if (opts.signal?.aborted) {
+    if (opts.signal?.aborted)
       throw new OperationAbortedError(
         `Cancelled while ${phase} on cluster "${cluster}"`,
       );
-    }
     // A request failed for good (unreachable cluster, API errors after retries): say where the
     // install stopped and what is already on the cluster, so nothing half-applied goes unreported.
     const interrupted = new FluxInstallError(
@@ -296,10 +279,7 @@ export interface InstallFluxRequest {
   force?: boolean;
   /** Replace a newer Flux (in the cluster) by an older one, with a warning. Default false. */
   allowDowngrade?: boolean;
-  /**
-   * The pull request flux:push-manifests opened (its browse URL): Flux is installed at once, then
-   * the wait follows it (with `token`, else the integration's credentials) until it is merged.
-   */
+  /** flux:push-manifests' pull request (browse URL): Flux is installed, then awaited at its merge. */
   pullRequest?: { url: string; token?: string };
   /** Describe what would be applied; only the cluster's Kubernetes version is read. */
   dryRun?: boolean;
@@ -337,9 +317,8 @@ export type InstallFluxOnClusterResult = Pick<
 };
 
 /**
- * flux:install: resolves the cluster and, for token auth, the credentials Flux reads the
- * repository with (the Secret `username` defaults to the token's owner) — all before anything
- * is sent — then installs Flux with {@link installFlux} and waits, or in a dry run describes it.
+ * flux:install: resolves the cluster and, for token auth, the credentials (`username` defaults to
+ * the token's owner) before anything is sent, then {@link installFlux}, or a dry run describes it.
  * @public
  */
 export async function installFluxOnCluster(
@@ -348,6 +327,7 @@ export async function installFluxOnCluster(
 ): Promise<InstallFluxOnClusterResult> {
   const redactor = deps.redactor ?? new Redactor();
   const logger = redactor.wrapLogger(deps.logger);
+  const ctx = { ...deps, logger, redactor };
   const { settings, signal } = deps;
   try {
     const options = resolveFluxManifestOptions(req.manifests, {
@@ -362,26 +342,18 @@ export async function installFluxOnCluster(
         req.pullRequest.token,
         settings.requireScmUserCredentials,
       );
-    if (!req.dryRun && isPendingRevision(req.revision)) {
+    if (!req.dryRun && isPendingRevision(req.revision))
       throw new InputValidationError(
         'revision',
         `must be <branch>@sha1:<commit sha> as flux:push-manifests outputs it (got "${req.revision}")`,
       );
-    }
     const auth =
       req.tokenAuth &&
-      (await tokenAuthCredentials(
-        req.tokenAuth,
-        options,
-        { ...deps, logger, redactor },
-        req.dryRun,
-      ));
-    if (auth) redactor.add(auth.password);
-    const { namespace } = options;
+      (await tokenAuthCredentials(req.tokenAuth, options, ctx, req.dryRun));
     const secret =
       auth &&
       tokenAuthSecret({
-        namespace,
+        namespace: options.namespace,
         name: options.sync.secretName,
         username: auth.username ?? '',
         password: auth.password,
@@ -394,28 +366,13 @@ export async function installFluxOnCluster(
       kubernetesVersions: settings.kubernetesVersions,
       timeoutMs: req.timeoutMs ?? 5 * 60_000,
     };
-    if (auth) {
-      logger.info(
-        `Token auth: Secret ${namespace}/${
-          options.sync.secretName
-        } gets user "${
-          auth.username ?? "the token's owner"
-        }" and the token from ${auth.source}${
-          auth.caPem ? ', plus ca.crt' : ''
-        }`,
-      );
-    }
-    const result = { fluxVersion: options.components.version };
+    const fluxVersion = options.components.version;
     const operator = req.operator && {
       ...req.operator,
-      version: req.operator.version ?? options.components.version,
+      version: req.operator.version ?? fluxVersion,
     };
     if (req.dryRun) {
-      await dryRunVersionCheck(cluster, options.components.version, {
-        ...deps,
-        logger,
-        redactor,
-      });
+      await dryRunVersionCheck(cluster, fluxVersion, ctx);
       logger.info(
         'Dry run of flux:install; nothing is written to the cluster.',
       );
@@ -433,70 +390,49 @@ export async function installFluxOnCluster(
           }))
         logger.info(line);
       return {
-        ...result,
+        fluxVersion,
         revision: req.revision,
         ready: false,
         components: [],
       };
     }
 
-    const bootstrapPlan = async () => {
-      const bundle = await loadFluxBundle(
-        options.components.version,
-        settings.manifests,
-        { signal, logger },
-      );
-      return buildFluxInstallPlan({
-        options,
-        componentObjects: generateComponentObjects(
-          bundle.files,
-          options.components,
-        ),
-        secret,
-        expectedRevision: req.revision,
-      });
-    };
-    const plan = operator ? undefined : await bootstrapPlan();
+    // The Flux Operator installs its own components: its plan only names the namespace.
+    const bundle =
+      !operator &&
+      (await loadFluxBundle(fluxVersion, settings.manifests, {
+        signal,
+        logger,
+      }));
+    const plan = buildFluxInstallPlan({
+      options,
+      componentObjects: bundle
+        ? generateComponentObjects(bundle.files, options.components)
+        : [],
+      secret,
+      expectedRevision: req.revision,
+    });
     const kube = await createKubeClient(cluster, { logger, redactor });
     try {
-      const installOpts = {
+      const source = settings.operatorManifests;
+      const viaOperator: PullRequestInstall | undefined =
+        operator &&
+        ((expectedRevision, o) =>
+          installWithFluxOperator(
+            kube,
+            { options, operator, source, secret, expectedRevision },
+            o,
+          ));
+      const r = await installFluxOrAwaitPullRequest(kube, plan, {
         ...opts,
         signal,
         logger,
         checkpoint: deps.checkpoint,
         pollIntervalMs: deps.pollIntervalMs,
-      };
-      // The Flux Operator's install in place of installFlux; its plan names the namespace.
-      const viaOperator =
-        operator &&
-        ((expectedRevision: string | undefined, o: InstallFluxOptions) =>
-          installWithFluxOperator(
-            kube,
-            {
-              options,
-              operator,
-              source: settings.operatorManifests,
-              secret,
-              expectedRevision,
-            },
-            o,
-          ));
-      const r = await installFluxOrAwaitPullRequest(
-        kube,
-        plan ??
-          buildFluxInstallPlan({
-            options,
-            componentObjects: [],
-            secret,
-            expectedRevision: req.revision,
-          }),
-        {
-          ...installOpts,
-          pullRequest,
-          redactor,
-          install: viaOperator || undefined,
-        },
-      );
+        pullRequest,
+        redactor,
+        install: viaOperator,
+      });
       logger.info(
         r.ready
           ? `✔ Flux ${r.fluxVersion} is installed on cluster "${
@@ -521,10 +457,7 @@ export async function installFluxOnCluster(
   }
 }
 
-/**
- * Like `flux check --pre`, the one thing a dry run reads: the cluster's Kubernetes version. An
- * unsupported one fails the dry run; an unreachable cluster only warns (the real run checks).
- */
+/** A dry run's one read, the Kubernetes version: unsupported fails, unreachable only warns. */
 async function dryRunVersionCheck(
   cluster: ReturnType<typeof resolveCluster>,
   fluxVersion: string,
@@ -557,32 +490,26 @@ async function dryRunVersionCheck(
 }
 
 /**
- * The credentials Flux syncs with: the token input, else the integration of the sync URL's host
- * (unless `scaffolder.requireScmUserCredentials`); the user name given, else the integration's,
- * else the token's owner (asked in a real run only). The host's CA goes into `ca.crt`.
+ * The credentials Flux syncs with: the token, else the sync host's integration; the user name
+ * given, else the integration's, else the token's owner (a real run asks); the host's CA.
  */
 async function tokenAuthCredentials(
   input: { token?: string; username?: string },
   options: ResolvedFluxManifestOptions,
   deps: InstallFluxDeps & { redactor: Redactor },
   dryRun?: boolean,
-): Promise<{
-  username?: string;
-  password: string;
-  caPem?: string;
-  source: string;
-}> {
+): Promise<{ username?: string; password: string; caPem?: string }> {
+  const { logger, signal } = deps;
   const url = new URL(options.sync.url);
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+  if (url.protocol !== 'https:' && url.protocol !== 'http:')
     throw new InputValidationError(
       'syncUrl',
       'must be an https:// URL when tokenAuth is on (Flux sends the token over HTTPS)',
     );
-  }
   const host = deps.settings.bitbucketServer.find(
     h => URL.canParse(h.baseUrl) && new URL(h.baseUrl).host === url.host,
   );
-  const { auth, credentials: source } = chooseBitbucketCredentials({
+  const { auth, credentials } = chooseBitbucketCredentials({
     token: input.token,
     host,
     hostName: url.host,
@@ -590,59 +517,46 @@ async function tokenAuthCredentials(
     purpose: ' with tokenAuth',
   });
   const password = 'token' in auth ? auth.token : auth.password;
+  deps.redactor.add(password);
   let username =
     input.username?.trim() || ('username' in auth ? auth.username : undefined);
-  if (!username && !host) {
+  const ownerRequired = `is required with tokenAuth: Bitbucket Server checks Git-over-HTTPS logins against the token's owner, and`;
+  if (!username && !host)
     throw new InputValidationError(
       'username',
-      `is required with tokenAuth: Bitbucket Server checks Git-over-HTTPS logins against the token's owner, and ${url.host} is no configured Bitbucket host to ask for it`,
+      `${ownerRequired} ${url.host} is no configured Bitbucket host to ask for it`,
     );
-  }
   if (!username && !dryRun) {
-    username = await tokenOwner(host!, password, source, deps);
-    deps.logger.info(
-      `The token belongs to "${username}" (Bitbucket ${host!.host})`,
-    );
+    // A project or repository token (no user) is an InputError naming `token`.
+    const client = new BitbucketServerClient(host!, { token: password }, deps);
+    try {
+      username = (await resolveTokenOwner(client, { signal, credentials }))
+        .name;
+    } catch (error) {
+      if (
+        error instanceof InputError ||
+        isBitbucketError(error, 'unauthorized')
+      )
+        throw error;
+      throw new InputValidationError(
+        'username',
+        `${ownerRequired} Bitbucket ${host!.host} did not say who that is (${
+          (error as Error).message
+        })`,
+      );
+    } finally {
+      client.close();
+    }
+    logger.info(`The token belongs to "${username}" (Bitbucket ${host!.host})`);
   }
-  return { username, password, caPem: host?.caPem, source };
-}
-
-/**
- * The user Bitbucket says the token belongs to (`X-AUSERNAME`). A project or repository token
- * (no user) is an InputError naming `token`; an answer without a name one naming `username`.
- */
-async function tokenOwner(
-  host: BitbucketServerHostConfig,
-  token: string,
-  credentials: string,
-  deps: { logger: EngineLogger; redactor: Redactor; signal?: AbortSignal },
-): Promise<string> {
-  const client = new BitbucketServerClient(host, { token }, deps);
-  try {
-    const owner = await resolveTokenOwner(client, {
-      signal: deps.signal,
-      credentials,
-    });
-    return owner.name;
-  } catch (error) {
-    if (error instanceof InputError || isBitbucketError(error, 'unauthorized'))
-      throw error;
-    throw new InputValidationError(
-      'username',
-      `is required with tokenAuth: Bitbucket Server checks Git-over-HTTPS logins against the token's owner, and Bitbucket ${
-        host.host
-      } did not say who that is (${(error as Error).message})`,
-    );
-  }
-}
-
-/** What the wait is for, in words (a dry run's revision has no commit yet). */
-function describeExpected(revision: string | undefined, branch: string) {
-  if (!revision) return `the head of ${branch}`;
-  if (isPendingRevision(revision)) {
-    return `the commit flux:push-manifests pushes to ${branch} (${revision}<sha>; a dry run pushes nothing, so the commit is known only in a real run)`;
-  }
-  return revision;
+  logger.info(
+    `Token auth: Secret ${options.namespace}/${
+      options.sync.secretName
+    } gets user "${
+      username ?? "the token's owner"
+    }" and the token from ${credentials}${host?.caPem ? ', plus ca.crt' : ''}`,
+  );
+  return { username, password, caPem: host?.caPem };
 }
 
 function dryRunLines(
@@ -653,6 +567,10 @@ function dryRunLines(
 ): string[] {
   const ns = options.namespace;
   const { version, components } = options.components;
+  let expected = o.revision || `the head of ${options.branch}`;
+  // A dry run's revision has no commit yet.
+  if (isPendingRevision(o.revision))
+    expected = `the commit flux:push-manifests pushes to ${options.branch} (${o.revision}<sha>; a dry run pushes nothing, so the commit is known only in a real run)`;
   const lines = [
     `Would install Flux ${version} on cluster "${clusterName}" in namespace ${ns}${
       o.force ? " (taking over another manager's installation: force)" : ''
@@ -662,13 +580,12 @@ function dryRunLines(
       ', ',
     )} from the Flux ${version} bundle: CRDs and the Namespace first, then the rest — unless Flux already syncs itself`,
   ];
-  if (secret) {
+  if (secret)
     lines.push(
       `  3. Secret ${ns}/${secret.metadata.name} with keys ${Object.keys(
         secret.data as Record<string, string>,
       ).join(', ')} (values not shown)`,
     );
-  }
   lines.push(`  ${secret ? 4 : 3}. the sync objects:`);
   for (const line of generateSyncManifest(options.sync).trimEnd().split('\n'))
     lines.push(`       ${line}`);
@@ -676,10 +593,7 @@ function dryRunLines(
     o.wait
       ? `  then wait up to ${Math.round(
           o.timeoutMs / 1000,
-        )} s until Flux reconciled ${describeExpected(
-          o.revision,
-          options.branch,
-        )} and its controllers are available`
+        )} s until Flux reconciled ${expected} and its controllers are available`
       : '  and not wait (wait: false)',
   );
   return lines;

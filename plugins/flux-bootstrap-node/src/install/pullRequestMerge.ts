@@ -10,6 +10,7 @@ import type { KubeClient } from '../kube/types';
 import { InputValidationError, OperationAbortedError } from '../util/errors';
 import type { Redactor } from '../util/redact';
 import { silentLogger } from '../util/logger';
+import { runCheckpointDirectly } from '../util/checkpoint';
 import { FluxInstallError } from './errors';
 import {
   installFlux,
@@ -17,7 +18,7 @@ import {
   type InstallFluxResult,
 } from './installFlux';
 import type { FluxInstallPlan } from './plan';
-import { waitForFlux } from './wait';
+import { waitForFlux, withTimeout } from './wait';
 
 /**
  * Annotation on the sync Kustomization with the browse URL of the pull request its sync waits
@@ -46,31 +47,9 @@ export function parsePullRequestUrl(
   return undefined;
 }
 
-/** Sets (`url`) or removes {@link PULL_REQUEST_ANNOTATION} with its own field manager. */
-function recordPullRequest(
-  kube: KubeClient,
-  ns: string,
-  url?: string,
-  signal?: AbortSignal,
-) {
-  const annotations: Record<string, string> = url
-    ? { [PULL_REQUEST_ANNOTATION]: url }
-    : {};
-  return kube.apply(
-    {
-      apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
-      kind: 'Kustomization',
-      metadata: { name: ns, namespace: ns, annotations },
-    },
-    { fieldManager: 'flux-bootstrap-pull-request', force: true, signal },
-  );
-}
-
 /**
- * Another way to install than {@link installFlux} (the Flux Operator's): `install` applies
- * everything and, unless `opts.wait` is false, waits for `expectedRevision`. It is called
- * with `wait: false` and no revision first, then again (checkpoint keys prefixed
- * `pull-request-merged-`) with the merge commit to wait for.
+ * Another install than {@link installFlux} (the Flux Operator's), called with `wait: false` and
+ * no revision first, then (checkpoint keys prefixed `pull-request-merged-`) with the merge commit.
  */
 export type PullRequestInstall = (
   expectedRevision: string | undefined,
@@ -78,11 +57,9 @@ export type PullRequestInstall = (
 ) => Promise<InstallFluxResult>;
 
 /**
- * `flux:install` for a pull request: the components (unless Flux manages itself) and the sync
- * objects are applied at once, as flux bootstrap does, and the pull request is recorded on the
- * sync Kustomization; then Bitbucket is polled (every `pollIntervalMs`, default 10 s) until it
- * is merged, logging the link and the reviewers' statuses, and Flux awaited at the merge commit,
- * all within `timeoutMs`. `wait: false` returns after the apply; a declined one fails.
+ * `flux:install` for a pull request: Flux is applied at once and the pull request recorded on the
+ * sync Kustomization; then Bitbucket is polled (`pollIntervalMs`, default 10 s) until it is merged
+ * (declined fails) and Flux awaited at the merge commit, all within `timeoutMs`.
  * @public
  */
 export async function installFluxForPullRequest(
@@ -95,37 +72,39 @@ export async function installFluxForPullRequest(
   const started = Date.now();
   const timeoutMs = opts.timeoutMs ?? 5 * 60_000;
   const left = () => Math.max(1, timeoutMs - (Date.now() - started));
-  const step = opts.checkpoint ?? ((_k, fn) => fn());
+  const step = opts.checkpoint ?? runCheckpointDirectly;
   const logger = opts.logger ?? silentLogger;
   const { id, url } = pullRequest;
-  const installed = install
-    ? await install(undefined, { ...opts, wait: false })
-    : await installFlux(
-        kube,
-        { ...plan, expectedRevision: undefined },
-        { ...opts, wait: false },
-      );
-  // The operator creates the sync Kustomization itself: annotate it only once it exists.
-  const syncExists = async () =>
-    !install ||
-    !!(await kube.get(
+  const sync = {
+    apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
+    kind: 'Kustomization',
+    name: plan.namespace,
+    namespace: plan.namespace,
+  };
+  /** Sets (`url`) or removes {@link PULL_REQUEST_ANNOTATION} with its own field manager. */
+  const record = async (prUrl?: string) => {
+    // The operator creates the sync Kustomization itself: annotate it only once it exists.
+    if (install && !(await kube.get(sync, { signal: opts.signal }))) return;
+    const { name, namespace, ...type } = sync;
+    const annotations: Record<string, string> = prUrl
+      ? { [PULL_REQUEST_ANNOTATION]: prUrl }
+      : {};
+    await kube.apply(
+      { ...type, metadata: { name, namespace, annotations } },
       {
-        apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
-        kind: 'Kustomization',
-        name: plan.namespace,
-        namespace: plan.namespace,
+        fieldManager: 'flux-bootstrap-pull-request',
+        force: true,
+        signal: opts.signal,
       },
-      { signal: opts.signal },
-    ));
-  await step('pull-request-record', async () => {
-    if (await syncExists())
-      await recordPullRequest(kube, plan.namespace, url, opts.signal);
-  });
+    );
+  };
+  const first = { ...opts, wait: false };
+  const installed = install
+    ? await install(undefined, first)
+    : await installFlux(kube, { ...plan, expectedRevision: undefined }, first);
+  await step('pull-request-record', () => record(url));
   if (opts.wait === false) return { ...installed, revision: undefined };
-  const timeout = AbortSignal.timeout(left());
-  const signal = opts.signal
-    ? AbortSignal.any([opts.signal, timeout])
-    : timeout;
+  const { timeout, signal } = withTimeout(left(), opts.signal);
   const { client, projectKey, slug } = pullRequest.repo;
   const repo = new BitbucketPullRequests(client, projectKey, slug, signal);
   const merged = async () => {
@@ -172,25 +151,22 @@ export async function installFluxForPullRequest(
       [`pull request #${id}`],
     );
   });
-  if (install) {
-    const checkpoint = opts.checkpoint;
-    const done = await install(revision, {
-      ...opts,
-      timeoutMs: left(),
-      checkpoint:
-        checkpoint && ((k, fn) => checkpoint(`pull-request-merged-${k}`, fn)),
-    });
-    if (await syncExists())
-      await recordPullRequest(kube, plan.namespace, undefined, opts.signal);
-    return done;
-  }
-  const readiness = await waitForFlux(
-    kube,
-    { ...plan, expectedRevision: revision },
-    { ...opts, timeoutMs: left() },
-  );
-  await recordPullRequest(kube, plan.namespace, undefined, opts.signal);
-  return { ...installed, ...readiness };
+  const done = install
+    ? await install(revision, {
+        ...opts,
+        timeoutMs: left(),
+        checkpoint: (k, fn) => step(`pull-request-merged-${k}`, fn),
+      })
+    : {
+        ...installed,
+        ...(await waitForFlux(
+          kube,
+          { ...plan, expectedRevision: revision },
+          { ...opts, timeoutMs: left() },
+        )),
+      };
+  await record();
+  return done;
 }
 
 /** A pull request to follow and the credentials to follow it with. @public */
@@ -225,9 +201,8 @@ export function pullRequestAccess(
 }
 
 /**
- * `flux:install`'s apply: {@link installFlux}, or, given the pull request `flux:push-manifests`
- * opened and the credentials to follow it with ({@link pullRequestAccess}),
- * `installFluxForPullRequest` following it on Bitbucket until it is merged.
+ * `flux:install`'s apply: {@link installFlux}, or with `pullRequest` ({@link pullRequestAccess})
+ * `installFluxForPullRequest`.
  * @public
  */
 export async function installFluxOrAwaitPullRequest(
