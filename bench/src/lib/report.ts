@@ -198,11 +198,11 @@ export function markdownSection(r: BenchResult): string {
     '',
     `Measured ${r.date} at commit \`${m.commit}\`${
       r.baseline
-        ? `, beside the baseline engine of \`${r.baseline.rev}\`${
+        ? ` (and the baseline engine of \`${r.baseline.rev}\`${
             r.baseline.rev === r.baseline.commit
               ? ''
-              : ` (\`${r.baseline.commit}\`)`
-          } in the same rounds`
+              : `, commit \`${r.baseline.commit}\``
+          }, in the same rounds)`
         : ''
     } on ${m.cpus} × ${m.cpuModel}, ${m.memGiB} GiB, ${m.kernel}, Node ${
       m.node
