@@ -79,7 +79,7 @@ describe('npm run bench -- --smoke', () => {
         .split('\n');
       expect(table[1]).toContain(`baseline ${BASELINE_REV} median (min–max)`);
       expect(table[1]).toContain('today vs baseline');
-      expect(table.slice(3).join('\n')).toMatch(/ [+−±]\d+ % /);
+      expect(table.slice(3).join('\n')).toMatch(/ [+−±]\d+ %/);
     }
     expect(stderr).toContain(`baseline engine ${BASELINE_REV}`);
     expect(stderr).not.toMatch(/Uncaught error/);
