@@ -1,6 +1,7 @@
 /* eslint-disable no-console */
 import os from 'node:os';
 import path from 'node:path';
+import { BaselineRev, resolveBaselineRev } from './lib/baseline';
 import { releaseAll } from './lib/cleanup';
 import {
   BenchResult,
@@ -37,6 +38,10 @@ const USAGE = `Usage: npm run bench [-- options]
   )}
   --runs <n>       measured runs per case (default: per benchmark)
   --write-docs     rewrite the sections of docs/benchmarks.md that were run
+  --baseline <rev> also measure the engine of that git commit, in the same rounds and against the
+                   same peers (${BENCHMARKS.filter(b => b.baseline)
+                     .map(b => b.id)
+                     .join(', ')}; e.g. 81ac4a9, the engine before issue 14)
   --smoke          one round of each benchmark, to check that they run (no figures to keep)
   --help`;
 
@@ -46,6 +51,7 @@ function parseArgs(argv: string[]) {
     runs: undefined as number | undefined,
     writeDocs: false,
     smoke: false,
+    baseline: undefined as BaselineRev | undefined,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -60,6 +66,8 @@ function parseArgs(argv: string[]) {
       process.exit(0);
     } else if (a === '--write-docs') out.writeDocs = true;
     else if (a === '--smoke') out.smoke = true;
+    else if (a.startsWith('--baseline'))
+      out.baseline = resolveBaselineRev(value());
     else if (a.startsWith('--only'))
       out.only = value()
         .split(',')
@@ -74,6 +82,17 @@ function parseArgs(argv: string[]) {
   }
   if (out.smoke && out.writeDocs)
     throw new Error('--smoke figures are not written to the docs');
+  if (
+    out.baseline &&
+    !BENCHMARKS.some(b => b.baseline && (!out.only || out.only.includes(b.id)))
+  )
+    throw new Error(
+      `--baseline: none of the selected benchmarks measures a baseline (${BENCHMARKS.filter(
+        b => b.baseline,
+      )
+        .map(b => b.id)
+        .join(', ')} do)`,
+    );
   for (const id of out.only ?? []) {
     if (!BENCHMARKS.some(b => b.id === id))
       throw new Error(`unknown benchmark "${id}"\n${USAGE}`);
@@ -116,10 +135,13 @@ export async function main(argv: string[]): Promise<number> {
     const machine = machineInfo();
     const started = Date.now();
     console.error(`\n▶ ${b.title}`);
+    if (args.baseline && !b.baseline)
+      console.error(`  (no baseline comparison in this benchmark)`);
     try {
       const outcome = await b.run({
         runs: args.smoke ? 1 : args.runs,
         smoke: args.smoke,
+        baseline: b.baseline ? args.baseline : undefined,
         log: line => console.error(`  ${line}`),
       });
       machine.loadavgEnd = os.loadavg();

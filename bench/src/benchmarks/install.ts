@@ -8,24 +8,19 @@ import {
   findKubectl,
 } from '@flux-bootstrap/test-peers';
 import {
-  createKubeClient,
   KubeClient,
   type KubeObject,
 } from '@flux-bootstrap/plugin-flux-bootstrap-node';
-import { applyStaged } from '@flux-bootstrap/plugin-flux-bootstrap-node/src/install/apply';
-import {
-  loadFluxBundle,
-  ManifestsSourceConfig,
-} from '@flux-bootstrap/plugin-flux-bootstrap-node/src/manifests/bundle';
-import {
-  generateComponentObjects,
-  generateComponentsManifest,
-} from '@flux-bootstrap/plugin-flux-bootstrap-node/src/manifests/components';
+import type { ManifestsSourceConfig } from '@flux-bootstrap/plugin-flux-bootstrap-node/src/manifests/bundle';
+import { generateComponentsManifest } from '@flux-bootstrap/plugin-flux-bootstrap-node/src/manifests/components';
 import YAML from 'yaml';
+import { loadBaselineEngine } from '../lib/baseline';
 import { defer, tempDir } from '../lib/cleanup';
+import { baselineInstall, InstallEngine, todayInstall } from '../lib/engines';
 import { Row } from '../lib/report';
 import {
   fmtMs as fmt,
+  Measure,
   median,
   runChecked,
   summarize,
@@ -145,6 +140,7 @@ export function adminConnection(
 export const installBenchmark: Benchmark = {
   id: 'install',
   title: 'Install (server-side apply of gotk-components.yaml) vs kubectl',
+  baseline: true,
   async run(ctx) {
     // A smoke run is the warm-up round alone, kubectl first (the order that once lost the cache).
     const runs = ctx.smoke ? 0 : ctx.runs ?? 5;
@@ -181,17 +177,25 @@ export const installBenchmark: Benchmark = {
       defaultVersion: BENCH_FLUX_VERSION,
       downloadTimeoutMs: 1000,
     };
-    const planObjects = async () =>
-      generateComponentObjects(
-        (await loadFluxBundle(BENCH_FLUX_VERSION, source)).files,
-        options.components,
-      );
+    const baseline = ctx.baseline
+      ? await loadBaselineEngine(ctx.baseline, ctx.log)
+      : undefined;
+    const planObjects = (engine: InstallEngine) => () =>
+      engine.planObjects(BENCH_FLUX_VERSION, source, options.components);
     // The first generation in a process parses the bundle (then it is kept): measured once.
-    const firstGeneration = await timed(planObjects);
+    const firstGeneration = await timed(planObjects(todayInstall));
     if (!isDeepStrictEqual([...firstGeneration.value], probe))
       throw new Error('the generated objects differ from the parsed file');
+    const baseEngine = baseline ? baselineInstall(baseline) : undefined;
+    const baseFirst = baseEngine
+      ? await timed(planObjects(baseEngine))
+      : undefined;
+    if (baseFirst && !isDeepStrictEqual([...baseFirst.value], probe))
+      throw new Error(
+        'the baseline engine generated objects that differ from the parsed file',
+      );
 
-    const ours = {
+    const samples = () => ({
       parse: [] as number[],
       objects: [] as number[],
       apply: [] as number[],
@@ -203,7 +207,10 @@ export const installBenchmark: Benchmark = {
       waitGets: [] as number[],
       waitDiscovery: [] as number[],
       stage2: [] as number[],
-    };
+    });
+    type Samples = ReturnType<typeof samples>;
+    const ours = samples();
+    const base = samples();
     const kubectl = {
       apply: [] as number[],
       applyWait: [] as number[],
@@ -211,7 +218,12 @@ export const installBenchmark: Benchmark = {
     };
     let objectsApplied = 0;
 
-    const oursRound = async (record: boolean) => {
+    const engineRound = async (
+      engine: InstallEngine,
+      sink: Samples,
+      label: string,
+      record: boolean,
+    ) => {
       const kube = await freshApiserver();
       try {
         // kubectl's input is a file: what reading and parsing it would cost us (information;
@@ -221,12 +233,12 @@ export const installBenchmark: Benchmark = {
         );
         const start = process.hrtime.bigint();
         // flux:install: the cached bundle → the plan's objects, no YAML round trip.
-        const g = await timed(planObjects);
-        const client = await createKubeClient(adminConnection(kube));
+        const g = await timed(planObjects(engine));
+        const client = await engine.createClient(adminConnection(kube));
         try {
           const phases = phaseRecorder(client);
           const a = await timed(() =>
-            applyStaged(phases.client, g.value, {
+            engine.applyStaged(phases.client, g.value, {
               fieldManager: 'flux',
               force: true,
               logger: phases.logger,
@@ -244,25 +256,28 @@ export const installBenchmark: Benchmark = {
             );
           }
           const again = await timed(() =>
-            applyStaged(client, g.value, { fieldManager: 'flux', force: true }),
+            engine.applyStaged(client, g.value, {
+              fieldManager: 'flux',
+              force: true,
+            }),
           );
           if (again.value.some(r => r.result !== 'unchanged'))
             throw new Error('re-apply changed objects');
           if (record) {
-            ours.parse.push(p.ms);
-            ours.objects.push(g.ms);
-            ours.apply.push(a.ms);
-            ours.total.push(total);
-            ours.fromFile.push(p.ms + a.ms);
-            ours.reapply.push(again.ms);
-            ours.stage1.push(split.stage1);
-            ours.crdWait.push(split.crdWait);
-            ours.waitGets.push(split.waitCalls.get);
-            ours.waitDiscovery.push(split.waitCalls.discovery);
-            ours.stage2.push(split.stage2);
+            sink.parse.push(p.ms);
+            sink.objects.push(g.ms);
+            sink.apply.push(a.ms);
+            sink.total.push(total);
+            sink.fromFile.push(p.ms + a.ms);
+            sink.reapply.push(again.ms);
+            sink.stage1.push(split.stage1);
+            sink.crdWait.push(split.crdWait);
+            sink.waitGets.push(split.waitCalls.get);
+            sink.waitDiscovery.push(split.waitCalls.discovery);
+            sink.stage2.push(split.stage2);
           }
           ctx.log(
-            `  engine:  objects ${g.ms.toFixed(0)} ms + apply ${a.ms.toFixed(
+            `  ${label}:  objects ${g.ms.toFixed(0)} ms + apply ${a.ms.toFixed(
               0,
             )} ms (CRDs+Namespace ${split.stage1.toFixed(
               0,
@@ -342,28 +357,56 @@ export const installBenchmark: Benchmark = {
       }
     };
 
+    // Each round: every side once, the order rotating (the warm-up round starts with kubectl, the
+    // order that once lost the bundle cache).
+    const sides: ((record: boolean) => Promise<void>)[] = [
+      kubectlRound,
+      record => engineRound(todayInstall, ours, 'engine', record),
+    ];
+    // A smoke run keeps the baseline engine to its generated objects (checked above): a third
+    // fresh apiserver would add half of the install smoke's time to the test suite.
+    if (baseEngine && !ctx.smoke)
+      sides.push(record =>
+        engineRound(baseEngine, base, `baseline ${baseline!.commit}`, record),
+      );
+    else if (baseEngine)
+      ctx.log(
+        'smoke run: the baseline engine generated the same objects; its apply rounds are left out',
+      );
     for (let i = -1; i < runs; i++) {
       ctx.log(i < 0 ? 'warm-up round' : `round ${i + 1}/${runs}`);
       const record = i >= 0 || !!ctx.smoke;
-      if (i % 2 === 0) {
-        await oursRound(record);
-        await kubectlRound(record);
-      } else {
-        await kubectlRound(record);
-        await oursRound(record);
-      }
+      const first = (i + 1) % sides.length;
+      for (let k = 0; k < sides.length; k++)
+        await sides[(first + k) % sides.length](record);
     }
 
     const k = summarize(kubectl.apply);
     const kr = summarize(kubectl.reapply);
-    const total = summarize(ours.total);
-    const apply = summarize(ours.apply);
-    const reapply = summarize(ours.reapply);
-    const fromFile = summarize(ours.fromFile);
-    const parse = summarize(ours.parse);
-    const stage1 = summarize(ours.stage1);
-    const crdWait = summarize(ours.crdWait);
-    const stage2 = summarize(ours.stage2);
+    const kw = summarize(kubectl.applyWait);
+    const measures = (x: Samples) => ({
+      total: summarize(x.total),
+      objects: summarize(x.objects),
+      apply: summarize(x.apply),
+      reapply: summarize(x.reapply),
+      fromFile: summarize(x.fromFile),
+      parse: summarize(x.parse),
+      stage1: summarize(x.stage1),
+      crdWait: summarize(x.crdWait),
+      stage2: summarize(x.stage2),
+    });
+    const today = measures(ours);
+    const b = base.total.length ? measures(base) : undefined;
+    const { total, apply, reapply, fromFile, parse, stage1, crdWait, stage2 } =
+      today;
+    /** A row's baseline figure (and its ratio to the row's peer). */
+    const vs = (baseMeasure: Measure | undefined, peer?: Measure) =>
+      baseMeasure
+        ? {
+            baseline: baseMeasure,
+            baselineRatio: peer ? baseMeasure.median / peer.median : undefined,
+          }
+        : {};
     const rows: Row[] = [
       {
         case: `fresh cluster: ${objectsApplied} objects applied, as flux:install does it (cached bundle → objects → staged apply)`,
@@ -372,40 +415,48 @@ export const installBenchmark: Benchmark = {
         ratio: total.median / k.median,
         goal: `≤ ${GOAL}× kubectl`,
         met: total.median / k.median <= GOAL,
+        ...vs(b?.total, k),
       },
       {
         case: 'fresh cluster: the same vs kubectl apply followed by kubectl wait --for=condition=established on the CRDs (both end with the kinds usable)',
         ours: total,
-        peer: summarize(kubectl.applyWait),
-        ratio: total.median / summarize(kubectl.applyWait).median,
+        peer: kw,
+        ratio: total.median / kw.median,
+        ...vs(b?.total, kw),
       },
       {
         case: 'fresh cluster: of which loading the cached bundle and generating the objects',
-        ours: summarize(ours.objects),
+        ours: today.objects,
+        ...vs(b?.objects),
       },
       {
         case: 'fresh cluster: of which applying (staged SSA + CRD wait)',
         ours: apply,
         peer: k,
         ratio: apply.median / k.median,
+        ...vs(b?.apply, k),
       },
       {
         case: 'fresh cluster: applying the Namespace, then the CRDs',
         ours: stage1,
+        ...vs(b?.stage1),
       },
       {
         case: 'fresh cluster: applying, wait for CRDs Established and served',
         ours: crdWait,
+        ...vs(b?.crdWait),
       },
       {
         case: 'fresh cluster: applying the other objects (alongside the CRDs and their wait)',
         ours: stage2,
+        ...vs(b?.stage2),
       },
       {
         case: 'fresh cluster: from the file instead: read + parse gotk-components.yaml + apply',
         ours: fromFile,
         peer: k,
         ratio: fromFile.median / k.median,
+        ...vs(b?.fromFile, k),
       },
       {
         case: 'fresh cluster: of which reading and parsing the file',
@@ -414,12 +465,14 @@ export const installBenchmark: Benchmark = {
       {
         case: 'first install after a backend start: the bundle is parsed once (kept for later installs)',
         ours: summarize([firstGeneration.ms]),
+        ...vs(baseFirst ? summarize([baseFirst.ms]) : undefined),
       },
       {
         case: 're-apply, nothing changed',
         ours: reapply,
         peer: kr,
         ratio: reapply.median / kr.median,
+        ...vs(b?.reapply, kr),
       },
     ];
     const missed = rows.some(r => r.met === false);
@@ -429,6 +482,14 @@ export const installBenchmark: Benchmark = {
       oursLabel: 'engine',
       peerLabel: 'kubectl apply --server-side',
       rows,
+      baseline: baseline && {
+        rev: baseline.rev,
+        commit: baseline.commit,
+        todayCalls: todayInstall.calls,
+        baselineCalls: `${
+          baseEngine!.calls
+        } (the same functions; phases split the same way, from its log lines and a wrapper of its client). "Reading and parsing the file" is the benchmark's own parse, not the engine's: no baseline figure`,
+      },
       method: [
         `Objects: gotk-components.yaml of the project's Flux ${BENCH_FLUX_VERSION} fixture with all components and extras and CRDs padded to ~${Math.round(
           CRD_PAD_BYTES / 1000,
@@ -470,9 +531,7 @@ export const installBenchmark: Benchmark = {
           ? [
               `Missed in this run: ${(total.median / k.median).toFixed(
                 2,
-              )}× kubectl's apply, ${(
-                total.median / summarize(kubectl.applyWait).median
-              ).toFixed(
+              )}× kubectl's apply, ${(total.median / kw.median).toFixed(
                 2,
               )}× kubectl's apply followed by the wait for the CRDs, which is what our install does. Creating the ${
                 crds.length

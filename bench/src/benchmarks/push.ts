@@ -5,25 +5,14 @@ import {
   peerGitEnv,
   startGitHttpServer,
 } from '@flux-bootstrap/test-peers';
-import { renderFluxManifests } from '@flux-bootstrap/plugin-flux-bootstrap-node/src/git/pushFluxManifests';
-import {
-  loadFluxBundle,
-  ManifestsSourceConfig,
-} from '@flux-bootstrap/plugin-flux-bootstrap-node/src/manifests/bundle';
-// The commit step of the engine's pushFluxManifests use case on a plain git server (no
-// Bitbucket REST API to look the repository up), the HTTPS transport and the kustomization scan
-// are internals the benchmark measures on their own.
-/* eslint-disable @backstage/no-forbidden-package-imports */
-import { gitHttpAuthHeaders } from '@flux-bootstrap/plugin-flux-bootstrap-node/src/bitbucket/client';
-import { commitFluxManifests } from '@flux-bootstrap/plugin-flux-bootstrap-node/src/git/pushFluxManifests';
-import { HttpsGitTransport } from '@flux-bootstrap/plugin-flux-bootstrap-node/src/git/transport';
-import { isKubernetesManifest } from '@flux-bootstrap/plugin-flux-bootstrap-node/src/manifests/kustomization';
-/* eslint-enable @backstage/no-forbidden-package-imports */
+import type { ManifestsSourceConfig } from '@flux-bootstrap/plugin-flux-bootstrap-node/src/manifests/bundle';
+import { loadBaselineEngine } from '../lib/baseline';
 import { defer, tempDir } from '../lib/cleanup';
+import { baselinePush, PushEngine, todayPush } from '../lib/engines';
 import { Row } from '../lib/report';
 import {
   fmtMs as fmt,
-  paired,
+  rotated,
   runChecked,
   summarize,
   timed,
@@ -39,6 +28,7 @@ const TOKEN = 'bench-token-0123456789abcdef';
 export const pushBenchmark: Benchmark = {
   id: 'push',
   title: 'Push of the manifests vs the git CLI',
+  baseline: true,
   async run(ctx) {
     const runs = ctx.runs ?? 9;
     const { dir } = tempDir('push');
@@ -51,7 +41,7 @@ export const pushBenchmark: Benchmark = {
       crdPadBytes: CRD_PAD_BYTES,
     });
     const options = allOptions('flux-system');
-    const files = renderFluxManifests(bundle.files, options);
+    const files = todayPush.render(bundle.files, options);
     // flux:push-manifests loads the bundle from the engine's download cache.
     const cacheDir = path.join(dir, 'bundle-cache');
     fs.mkdirSync(path.join(cacheDir, BENCH_FLUX_VERSION), { recursive: true });
@@ -74,35 +64,33 @@ export const pushBenchmark: Benchmark = {
         initialCommit: true,
       });
 
-    const quiet = { info() {}, warn() {}, error() {}, debug() {} };
-    const transportFor = (url: string) =>
-      new HttpsGitTransport({
-        url,
-        headers: gitHttpAuthHeaders({ token: TOKEN }),
-      });
+    const baseline = ctx.baseline
+      ? await loadBaselineEngine(ctx.baseline, ctx.log)
+      : undefined;
+    const baseEngine = baseline ? baselinePush(baseline) : undefined;
 
     // The commit + push part of pushFluxManifests, on the already rendered files (what the git
     // CLI gets too): one session, commit 1, push, commit 2, push.
-    const commit = async (
+    const commit = (
+      engine: PushEngine,
       url: string,
       rendered: typeof files,
       workDir: string,
     ) =>
-      commitFluxManifests(
-        {
-          transport: transportFor(url),
-          files: rendered,
-          version: BENCH_FLUX_VERSION,
-          branch: 'main',
-          author,
-          workDir,
-        },
-        { logger: quiet },
-      );
-    const ours = async () => {
+      engine.commit({
+        url,
+        token: TOKEN,
+        files: rendered,
+        options,
+        version: BENCH_FLUX_VERSION,
+        branch: 'main',
+        author,
+        workDir,
+      });
+    const commitOnly = (engine: PushEngine) => async () => {
       const { url } = newRepo();
       const work = path.join(dir, `ours-${n}`);
-      const t = await timed(() => commit(url, files, work));
+      const t = await timed(() => commit(engine, url, files, work));
       if (!t.value.componentsCommit || !t.value.syncCommit)
         throw new Error('expected two new commits');
       if (!t.value.kustomizationGenerated)
@@ -110,18 +98,20 @@ export const pushBenchmark: Benchmark = {
       fs.rmSync(work, { recursive: true, force: true });
       return t.ms;
     };
+    const ours = commitOnly(todayPush);
 
     // The engine part of flux:push-manifests after the repository lookup: loads the cached
     // bundle, renders the three files, then the above.
-    const oursWithRender = async () => {
+    const withRender = (engine: PushEngine) => async () => {
       const { url } = newRepo();
       const work = path.join(dir, `ours-${n}`);
       const t = await timed(async () =>
         commit(
+          engine,
           url,
-          renderFluxManifests(
+          engine.render(
             (
-              await loadFluxBundle(BENCH_FLUX_VERSION, source)
+              await engine.loadBundle(BENCH_FLUX_VERSION, source)
             ).files,
             options,
           ),
@@ -200,31 +190,49 @@ export const pushBenchmark: Benchmark = {
     await peer();
     const peerRequests = server.requests().length;
     // The part of commit 2 that decides whether gotk-components.yaml belongs in kustomization.yaml
-    const scan: number[] = [];
-    for (let i = 0; i < (ctx.smoke ? 1 : 5); i++)
-      scan.push(
-        (await timed(() => isKubernetesManifest(files.components.content))).ms,
-      );
-    const scanMs = summarize(scan);
+    const scanOf = async (engine: PushEngine) => {
+      const scan: number[] = [];
+      for (let i = 0; i < (ctx.smoke ? 1 : 5); i++)
+        scan.push(
+          (
+            await timed(() =>
+              engine.isKubernetesManifest(files.components.content),
+            )
+          ).ms,
+        );
+      return summarize(scan);
+    };
+    const scanMs = await scanOf(todayPush);
+    const baseScan = baseEngine ? await scanOf(baseEngine) : undefined;
 
     ctx.log(
       `gotk-components.yaml ${(files.components.content.length / 1e6).toFixed(
         1,
       )} MB; ${runs} runs each, a new repository per run`,
     );
-    const sample = await paired(runs, 1, ours, peer);
-    const o = summarize(sample.ours);
-    const p = summarize(sample.peer);
+    // Rounds rotate which side goes first: ours, git, then the baseline engine when there is one.
+    const sample = await rotated(runs, 1, [
+      ours,
+      peer,
+      ...(baseEngine ? [commitOnly(baseEngine)] : []),
+    ]);
+    const o = summarize(sample[0]);
+    const p = summarize(sample[1]);
+    const bo = baseEngine ? summarize(sample[2]) : undefined;
     const renderRuns = ctx.smoke ? 1 : Math.max(3, Math.ceil(runs / 2));
     ctx.log(`pushFluxManifests including rendering: ${renderRuns} runs`);
-    const withRender = await paired(
+    const renderSample = await rotated(
       renderRuns,
       1, // the warm-up parses the bundle once, as the first push after a backend start does
-      oursWithRender,
-      peer,
+      [
+        withRender(todayPush),
+        peer,
+        ...(baseEngine ? [withRender(baseEngine)] : []),
+      ],
     );
-    const wr = summarize(withRender.ours);
-    const wp = summarize(withRender.peer);
+    const wr = summarize(renderSample[0]);
+    const wp = summarize(renderSample[1]);
+    const bwr = baseEngine ? summarize(renderSample[2]) : undefined;
     const rows: Row[] = [
       {
         case: `two commits (${(files.components.content.length / 1e6).toFixed(
@@ -235,22 +243,35 @@ export const pushBenchmark: Benchmark = {
         ratio: o.median / p.median,
         goal: `≤ ${GOAL}× git`,
         met: o.median / p.median <= GOAL,
+        ...(bo ? { baseline: bo, baselineRatio: bo.median / p.median } : {}),
       },
       {
         case: 'not spent any more: commit 2 re-parsing gotk-components.yaml to list it in kustomization.yaml (isKubernetesManifest)',
         ours: scanMs,
+        ...(baseScan ? { baseline: baseScan } : {}),
       },
       {
         case: 'the same with loading the cached bundle and rendering the files first, as pushFluxManifests() does',
         ours: wr,
         peer: wp,
         ratio: wr.median / wp.median,
+        ...(bwr
+          ? { baseline: bwr, baselineRatio: bwr.median / wp.median }
+          : {}),
       },
     ];
     return {
       oursLabel: 'pushFluxManifests (isomorphic-git)',
       peerLabel: 'git CLI',
       rows,
+      baseline: baseline && {
+        rev: baseline.rev,
+        commit: baseline.commit,
+        todayCalls: `${todayPush.calls}; with rendering: \`loadFluxBundle\`, \`renderFluxManifests\`, then the same`,
+        baselineCalls: `${
+          baseEngine!.calls
+        }; with rendering: its own \`loadFluxBundle\` and \`renderFluxManifests\`, then the same; the scan line: its \`isKubernetesManifest\``,
+      },
       method: [
         "Remote: the real `git http-backend` behind the test peers' smart-HTTP server on 127.0.0.1, Bearer token auth; every run pushes to a new repository holding one initial commit on main.",
         `Ours: the commit + push step of \`pushFluxManifests()\` on the rendered files (\`commitFluxManifests\`: \`GitPushSession\` over \`HttpsGitTransport\`): list refs and fetch the branch (depth 1), commit gotk-components.yaml ("Add Flux ${BENCH_FLUX_VERSION} component manifests"), push, commit gotk-sync.yaml + kustomization.yaml ("Add Flux sync manifests"), push — what flux bootstrap does. The third line runs what flux:push-manifests does after looking the repository up on Bitbucket: \`loadFluxBundle()\` from the engine's download cache, rendering (the bundle's parse is kept per version + sha256; see the manifest benchmark), then the commits.`,

@@ -1,14 +1,9 @@
 import { findKubectl } from '@flux-bootstrap/test-peers';
-import { ConfigReader } from '@backstage/config';
 import type { JsonObject } from '@backstage/types';
-import { CacheManager } from '@backstage/backend-defaults/cache';
-import {
-  createFluxStatusReader,
-  fluxBootstrapSettings,
-  FluxStatusReader,
-} from '@flux-bootstrap/plugin-flux-bootstrap-node';
 import { DEFAULT_STATUS_CONCURRENCY } from '@flux-bootstrap/plugin-flux-bootstrap-node/src/config/settings';
+import { loadBaselineEngine } from '../lib/baseline';
 import { defer, tempDir } from '../lib/cleanup';
+import { baselineStatus, StatusEngine, todayStatus } from '../lib/engines';
 import {
   Endpoint,
   startBlackHole,
@@ -16,7 +11,7 @@ import {
 } from '../lib/latencyProxy';
 import { bootstrapHealthyFlux } from '../lib/fluxCluster';
 import { Row } from '../lib/report';
-import { fmtMs, runChecked, summarize, timed } from '../lib/stats';
+import { fmtMs, Measure, runChecked, summarize, timed } from '../lib/stats';
 import type { Benchmark } from '../lib/types';
 import { freshApiserver } from './install';
 
@@ -116,17 +111,11 @@ export async function startFleet(
   };
 }
 
-/** The reader as the backend builds it: config, the engine's clients, Backstage's cache service. */
-function backendReader(data: JsonObject): Promise<FluxStatusReader> {
-  const config = new ConfigReader(data);
-  const cache = CacheManager.fromConfig(config).forPlugin('flux-bootstrap');
-  return createFluxStatusReader(fluxBootstrapSettings(config), { cache });
-}
-
 /** Status fan-out of the status backend's engine over 100 clusters. */
 export const statusBenchmark: Benchmark = {
   id: 'status',
   title: 'Status fan-out over 100 clusters',
+  baseline: true,
   async run(ctx) {
     const runs = ctx.runs ?? 5;
     const { dir } = tempDir('status');
@@ -141,8 +130,35 @@ export const statusBenchmark: Benchmark = {
     const timeoutMs = 5000; // fluxBootstrap.status.clusterTimeoutSeconds default
 
     /** One cold read: a new reader (no cache, no connections) over the given clusters. */
-    const cold = async (opts: Parameters<Fleet['config']>[0]) => {
-      const reader = await backendReader(fleet.config(opts));
+    const baseline = ctx.baseline
+      ? await loadBaselineEngine(ctx.baseline, ctx.log)
+      : undefined;
+    const baseEngine = baseline ? baselineStatus(baseline) : undefined;
+    /** Today's engine, then the baseline's when there is one (each case runs for every engine). */
+    const engines: { engine: StatusEngine; label: string }[] = [
+      { engine: todayStatus, label: 'today' },
+      ...(baseEngine
+        ? [{ engine: baseEngine, label: `baseline ${baseline!.commit}` }]
+        : []),
+    ];
+    /** Runs `fn` for every engine, the order rotating with `round`; results in engine order. */
+    const eachEngine = async <T>(
+      round: number,
+      fn: (e: (typeof engines)[number], index: number) => Promise<T>,
+    ): Promise<T[]> => {
+      const out: T[] = new Array(engines.length);
+      for (let k = 0; k < engines.length; k++) {
+        const j = (round + k) % engines.length;
+        out[j] = await fn(engines[j], j);
+      }
+      return out;
+    };
+
+    const cold = async (
+      engine: StatusEngine,
+      opts: Parameters<Fleet['config']>[0],
+    ) => {
+      const reader = await engine.reader(fleet.config(opts));
       const names = reader.listClusters().map(c => c.name);
       try {
         const t = await timed(() => reader.readMany(names));
@@ -163,95 +179,120 @@ export const statusBenchmark: Benchmark = {
       }
     };
 
-    const first = await cold({ dead: 0 });
-    const ready = first.states.filter(s => s === 'ready').length;
-    if (ready !== LIVE)
-      throw new Error(
-        `expected ${LIVE} ready clusters, got states ${[
-          ...new Set(first.states),
-        ].join(', ')}`,
-      );
-    ctx.log(`all ${ready} live clusters report ready`);
+    await eachEngine(0, async ({ engine, label }) => {
+      const first = await cold(engine, { dead: 0 });
+      const ready = first.states.filter(s => s === 'ready').length;
+      if (ready !== LIVE)
+        throw new Error(
+          `${label}: expected ${LIVE} ready clusters, got states ${[
+            ...new Set(first.states),
+          ].join(', ')}`,
+        );
+      ctx.log(`${label}: all ${ready} live clusters report ready`);
+    });
 
+    /** `runs` cold reads per engine, alternating engines; one summary per engine. */
     const series = async (
       label: string,
       opts: Parameters<Fleet['config']>[0],
     ) => {
-      const cs: number[] = [];
-      const ws: number[] = [];
+      const cs = engines.map(() => [] as number[]);
+      const ws = engines.map(() => [] as number[]);
       for (let i = 0; i < runs; i++) {
-        const r = await cold(opts);
-        cs.push(r.ms);
-        ws.push(r.warmMs);
-        ctx.log(
-          `  ${label}: cold ${r.ms.toFixed(0)} ms, warm ${r.warmMs.toFixed(
-            1,
-          )} ms`,
-        );
+        await eachEngine(i, async (e, j) => {
+          const r = await cold(e.engine, opts);
+          cs[j].push(r.ms);
+          ws[j].push(r.warmMs);
+          ctx.log(
+            `  ${label}, ${e.label}: cold ${r.ms.toFixed(
+              0,
+            )} ms, warm ${r.warmMs.toFixed(1)} ms`,
+          );
+        });
       }
-      return { cold: summarize(cs), warm: summarize(ws) };
+      return engines.map((_, j) => ({
+        cold: summarize(cs[j]),
+        warm: summarize(ws[j]),
+      }));
     };
 
     ctx.log(`${runs} runs per case`);
     // The 95 live clusters alone and the same plus the black holes, in the same rounds (alternating
     // which goes first), so that the black holes' cost is a per-round difference, not the
     // difference of two series measured minutes apart on a machine whose load drifts.
-    const liveRuns = { cold: [] as number[], warm: [] as number[] };
-    const allRuns = { cold: [] as number[], warm: [] as number[] };
-    const diffs: number[] = [];
+    const perEngine = engines.map(() => ({
+      live: { cold: [] as number[], warm: [] as number[] },
+      all: { cold: [] as number[], warm: [] as number[] },
+      diffs: [] as number[],
+    }));
     for (let i = 0; i < runs; i++) {
-      const order =
-        i % 2 === 0 ? (['live', 'all'] as const) : (['all', 'live'] as const);
-      const got: Record<string, { ms: number; warmMs: number }> = {};
-      for (const which of order)
-        got[which] = await cold(which === 'live' ? { dead: 0 } : {});
-      liveRuns.cold.push(got.live.ms);
-      liveRuns.warm.push(got.live.warmMs);
-      allRuns.cold.push(got.all.ms);
-      allRuns.warm.push(got.all.warmMs);
-      diffs.push(got.all.ms - got.live.ms);
-      ctx.log(
-        `  round ${i + 1}: ${LIVE} live cold ${got.live.ms.toFixed(
-          0,
-        )} ms; ${ALL} incl. ${DEAD_N} dead cold ${got.all.ms.toFixed(
-          0,
-        )} ms, warm ${got.all.warmMs.toFixed(1)} ms`,
-      );
+      await eachEngine(i, async (e, j) => {
+        const order =
+          i % 2 === 0 ? (['live', 'all'] as const) : (['all', 'live'] as const);
+        const got: Record<string, { ms: number; warmMs: number }> = {};
+        for (const which of order)
+          got[which] = await cold(
+            e.engine,
+            which === 'live' ? { dead: 0 } : {},
+          );
+        const x = perEngine[j];
+        x.live.cold.push(got.live.ms);
+        x.live.warm.push(got.live.warmMs);
+        x.all.cold.push(got.all.ms);
+        x.all.warm.push(got.all.warmMs);
+        x.diffs.push(got.all.ms - got.live.ms);
+        ctx.log(
+          `  round ${i + 1}, ${
+            e.label
+          }: ${LIVE} live cold ${got.live.ms.toFixed(
+            0,
+          )} ms; ${ALL} incl. ${DEAD_N} dead cold ${got.all.ms.toFixed(
+            0,
+          )} ms, warm ${got.all.warmMs.toFixed(1)} ms`,
+        );
+      });
     }
-    const liveOnly = {
-      cold: summarize(liveRuns.cold),
-      warm: summarize(liveRuns.warm),
-    };
-    const all = {
-      cold: summarize(allRuns.cold),
-      warm: summarize(allRuns.warm),
-    };
-    const deadCostM = summarize(diffs);
+    const fanOut = perEngine.map(x => ({
+      liveOnly: { cold: summarize(x.live.cold), warm: summarize(x.live.warm) },
+      all: { cold: summarize(x.all.cold), warm: summarize(x.all.warm) },
+      deadCost: summarize(x.diffs),
+    }));
+    const { liveOnly, all } = fanOut[0];
+    const deadCostM = fanOut[0].deadCost;
 
     // One black hole on its own: how long until it is reported unreachable.
-    const lone: number[] = [];
+    const lones = engines.map(() => [] as number[]);
     for (let i = 0; i < (ctx.smoke ? 1 : 3); i++) {
-      const reader = await backendReader(fleet.config({ live: 0, dead: 1 }));
-      try {
-        const t = await timed(() => reader.read('dead-1'));
-        if (t.value.state !== 'unreachable')
-          throw new Error('the black hole was not reported unreachable');
-        lone.push(t.ms);
-      } finally {
-        await reader.close();
-      }
+      await eachEngine(i, async (e, j) => {
+        const reader = await e.engine.reader(
+          fleet.config({ live: 0, dead: 1 }),
+        );
+        try {
+          const t = await timed(() => reader.read('dead-1'));
+          if (t.value.state !== 'unreachable')
+            throw new Error(
+              `${e.label}: the black hole was not reported unreachable`,
+            );
+          lones[j].push(t.ms);
+        } finally {
+          await reader.close();
+        }
+      });
     }
-    const allNarrow = await series(
+    const lone = lones[0];
+    const allNarrowAll = await series(
       `${ALL} incl. ${DEAD_N} dead, concurrency ${FORMER_DEFAULT_CONCURRENCY}`,
       { concurrency: FORMER_DEFAULT_CONCURRENCY },
     );
-    const liveNarrow = await series(
+    const liveNarrowAll = await series(
       `${LIVE} live, concurrency ${FORMER_DEFAULT_CONCURRENCY}`,
       { dead: 0, concurrency: FORMER_DEFAULT_CONCURRENCY },
     );
+    const allNarrow = allNarrowAll[0];
+    const liveNarrow = liveNarrowAll[0];
 
     // One cluster: our cold read vs kubectl reading the same objects through the same proxy.
-    const one: number[] = [];
+    const ones = engines.map(() => [] as number[]);
     const kubectl: number[] = [];
     const kubeconfig = `${dir}/kubeconfig`;
     const fs = await import('node:fs');
@@ -276,8 +317,12 @@ export const statusBenchmark: Benchmark = {
       { mode: 0o600 },
     );
     for (let i = 0; i < (ctx.smoke ? 1 : Math.max(5, runs)); i++) {
-      const r = await cold({ live: 1, dead: 0 });
-      one.push(r.ms);
+      // Every engine and kubectl, the order rotating per round.
+      const readers = async () =>
+        eachEngine(i, async (e, j) => {
+          ones[j].push((await cold(e.engine, { live: 1, dead: 0 })).ms);
+        });
+      if (i % 2 === 1) await readers();
       const k = await runChecked(
         findKubectl(),
         [
@@ -295,51 +340,78 @@ export const statusBenchmark: Benchmark = {
         { env: { PATH: process.env.PATH, HOME: dir } },
       );
       kubectl.push(k.ms);
+      if (i % 2 === 0) await readers();
     }
-    const oneS = summarize(one);
+    const oneS = summarize(ones[0]);
     const kS = summarize(kubectl);
 
     const deadCost = deadCostM.median;
+    const hasBase = engines.length > 1;
+    /** The baseline engine's figure for a row (the same case, same rounds). */
+    const vs = (m: Measure | undefined, peer?: Measure) =>
+      hasBase && m
+        ? {
+            baseline: m,
+            baselineRatio: peer ? m.median / peer.median : undefined,
+          }
+        : {};
+    const b = hasBase
+      ? {
+          fan: fanOut[1],
+          lone: summarize(lones[1]),
+          liveNarrow: liveNarrowAll[1].cold,
+          allNarrow: allNarrowAll[1].cold,
+          one: summarize(ones[1]),
+        }
+      : undefined;
     const rows: Row[] = [
       {
         case: `cold: ${LIVE} live clusters (default concurrency ${DEFAULT_STATUS_CONCURRENCY})`,
         ours: liveOnly.cold,
         goal: `< ${COLD_GOAL_MS} ms`,
         met: liveOnly.cold.median < COLD_GOAL_MS,
+        ...vs(b?.fan.liveOnly.cold),
       },
       {
         case: `cold: ${ALL} clusters incl. ${DEAD_N} black holes (default concurrency ${DEFAULT_STATUS_CONCURRENCY})`,
         ours: all.cold,
+        ...vs(b?.fan.all.cold),
       },
       {
         case: `cost of the ${DEAD_N} black holes (per round: with them − without them)`,
         ours: deadCostM,
         goal: `≤ the per-cluster timeout (${timeoutMs / 1000} s)`,
         met: deadCost <= timeoutMs,
+        ...vs(b?.fan.deadCost),
       },
       {
         case: 'one black hole read alone: time until it is reported unreachable',
         ours: summarize(lone),
+        ...vs(b?.lone),
       },
       {
         case: `warm (cached): ${ALL} clusters`,
         ours: all.warm,
         goal: `< ${WARM_GOAL_MS} ms`,
         met: all.warm.median < WARM_GOAL_MS,
+        ...vs(b?.fan.all.warm),
       },
       {
         case: `cold: ${LIVE} live clusters, concurrency ${FORMER_DEFAULT_CONCURRENCY} (the former default)`,
         ours: liveNarrow.cold,
+        ...vs(b?.liveNarrow),
       },
       {
         case: `cold: ${ALL} clusters incl. ${DEAD_N} black holes, concurrency ${FORMER_DEFAULT_CONCURRENCY} (the former default)`,
         ours: allNarrow.cold,
+        ...vs(b?.allNarrow),
       },
       {
         case: 'cold: one cluster, our reader vs kubectl get of the same objects',
         ours: oneS,
         peer: kS,
         ratio: oneS.median / kS.median,
+        ...vs(b?.one, kS),
       },
     ];
     const analysis: string[] = [];
@@ -385,6 +457,14 @@ export const statusBenchmark: Benchmark = {
       oursLabel: 'FluxStatusReader.readMany',
       peerLabel: 'kubectl get (process)',
       rows,
+      baseline: baseline && {
+        rev: baseline.rev,
+        commit: baseline.commit,
+        todayCalls: todayStatus.calls,
+        baselineCalls: `${
+          baseEngine!.calls
+        }; every case runs both engines in the same rounds (the order alternating), the same config (default concurrency = the engine's own default unless a line sets it) and the same cache service`,
+      },
       method: [
         `One private kube-apiserver with Flux bootstrapped by the engine (token auth over smart HTTP) and the Flux controller simulator keeping it Ready, exposed as ${LIVE} clusters through loopback TCP proxies that delay every byte by ${ONE_WAY_MS} ms in each direction (+${
           2 * ONE_WAY_MS

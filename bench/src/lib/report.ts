@@ -16,6 +16,21 @@ export interface Row {
   goal?: string;
   /** Whether the goal is met (undefined: no goal on this line). */
   met?: boolean;
+  /** `--baseline`: the baseline engine's figure for the same case, measured in the same rounds. */
+  baseline?: Measure;
+  /** baseline.median / peer.median (the same peer sample as `ratio`). */
+  baselineRatio?: number;
+}
+
+/** `--baseline`: which older engine was measured beside today's, and how each side is called. */
+export interface BaselineInfo {
+  /** As given, e.g. `81ac4a9`. */
+  rev: string;
+  /** Abbreviated commit id. */
+  commit: string;
+  /** What today's engine and the baseline engine call, for the docs. */
+  todayCalls: string;
+  baselineCalls: string;
 }
 
 export interface MachineInfo {
@@ -40,6 +55,8 @@ export interface BenchResult {
   method: string[];
   /** Why a goal is missed and what would close it (shown when any row misses). */
   analysis: string[];
+  /** Set when the run measured a baseline engine too. */
+  baseline?: BaselineInfo;
   date: string;
   machine: MachineInfo;
   /** Seconds the whole benchmark took. */
@@ -91,15 +108,39 @@ function verdict(met: boolean | undefined): string {
   return met ? 'met' : 'MISSED';
 }
 
+/** Today vs baseline, e.g. `−12 %` (faster today) or `+3 %`. */
+export function fmtChange(
+  today: Measure,
+  baseline: Measure | undefined,
+): string {
+  if (!baseline || !(baseline.median > 0) || !Number.isFinite(today.median))
+    return '—';
+  const pct = (today.median / baseline.median - 1) * 100;
+  const rounded = Math.round(pct);
+  if (rounded === 0) return '±0 %';
+  return `${rounded > 0 ? '+' : '−'}${Math.abs(rounded)} %`;
+}
+
 function tableLines(r: BenchResult): { header: string[]; body: string[][] } {
   const hasPeer = r.rows.some(x => x.peer);
+  const hasBaseline = !!r.baseline && r.rows.some(x => x.baseline);
   const header = ['case', `${r.oursLabel} median (min–max)`];
   if (hasPeer)
     header.push(`${r.peerLabel ?? 'peer'} median (min–max)`, 'ratio');
+  if (hasBaseline) {
+    header.push(`baseline ${r.baseline!.commit} median (min–max)`);
+    if (hasPeer) header.push('baseline ratio');
+    header.push('today vs baseline');
+  }
   header.push('goal', 'result');
   const body = r.rows.map(x => {
     const line = [x.case, fmtMeasure(x.ours)];
     if (hasPeer) line.push(fmtMeasure(x.peer), fmtRatio(x.ratio));
+    if (hasBaseline) {
+      line.push(fmtMeasure(x.baseline));
+      if (hasPeer) line.push(fmtRatio(x.baselineRatio));
+      line.push(fmtChange(x.ours, x.baseline));
+    }
     line.push(x.goal ?? '', verdict(x.met));
     return line;
   });
@@ -129,6 +170,14 @@ function mdEscape(s: string): string {
   return s.replace(/\|/g, '\\|');
 }
 
+/** How the baseline columns were measured (docs and console). */
+export function baselineMethod(b: BaselineInfo): string[] {
+  return [
+    `Baseline columns (\`--baseline ${b.rev}\`): the engine source of commit \`${b.commit}\` (\`git archive\` of plugins/flux-bootstrap-node and the workspace packages it depends on, into a temp folder whose \`node_modules\` links to the repository's installed packages), loaded into the same process through the same SWC transform, and measured in the same rounds as today's engine (the order rotates every round) against the same peer samples; "baseline ratio" is its median over the same peer median, "today vs baseline" is today's median over the baseline's (− is faster today).`,
+    `Today's engine calls ${b.todayCalls}; the baseline engine calls ${b.baselineCalls}.`,
+  ];
+}
+
 /** The Markdown section of one benchmark, with its data embedded for the summary. */
 export function markdownSection(r: BenchResult): string {
   const { header, body } = tableLines(r);
@@ -147,7 +196,17 @@ export function markdownSection(r: BenchResult): string {
     })} -->`,
     `## ${r.title}`,
     '',
-    `Measured ${r.date} at commit \`${m.commit}\` on ${m.cpus} × ${m.cpuModel}, ${m.memGiB} GiB, ${m.kernel}, Node ${m.node}; load average ${loadavg}`,
+    `Measured ${r.date} at commit \`${m.commit}\`${
+      r.baseline
+        ? ` (and the baseline engine of \`${r.baseline.rev}\`${
+            r.baseline.rev === r.baseline.commit
+              ? ''
+              : `, commit \`${r.baseline.commit}\``
+          }, in the same rounds)`
+        : ''
+    } on ${m.cpus} × ${m.cpuModel}, ${m.memGiB} GiB, ${m.kernel}, Node ${
+      m.node
+    }; load average ${loadavg}`,
     '',
     `| ${header.map(mdEscape).join(' | ')} |`,
     `| ${header.map((_, i) => (i === 0 ? '---' : '---:')).join(' | ')} |`,
@@ -156,6 +215,7 @@ export function markdownSection(r: BenchResult): string {
     '**How it is measured.**',
     '',
     ...r.method.map(x => `- ${x}`),
+    ...(r.baseline ? baselineMethod(r.baseline).map(x => `- ${x}`) : []),
   ];
   if (r.analysis.length) {
     lines.push(
@@ -181,7 +241,10 @@ absolute times move. Every figure is a median over several runs; min–max is sh
 Run them with \`npm run bench\` (a few minutes; not part of the test suite). Options:
 \`--only install,manifests,keys,push,status,fleet-page,memory,replicas\` runs a subset (\`replicas\` starts two
 backends on PostgreSQL and Redis), \`--runs N\` changes the number of measured runs, \`--write-docs\`
-rewrites the sections of this page that were run.
+rewrites the sections of this page that were run; \`--baseline <git-rev>\` also measures the engine of
+that commit in the same rounds against the same peers (install, push and status; a section measured
+so has baseline columns and says which commit), so that a change of the engine is judged on one
+machine state rather than against figures of another day.
 Each section below says when and where it was measured. This page is generated: edit
 \`bench/\`, not the tables.
 `;

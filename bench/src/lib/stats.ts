@@ -73,6 +73,30 @@ export async function paired(
   return out;
 }
 
+/**
+ * Measures several contenders `runs` times each, rotating which goes first from round to round
+ * (round i starts with contender i mod n), so that drifting machine load hits all alike.
+ * `warmup` rounds are run and discarded first. Returns one sample per contender, in order.
+ */
+export async function rotated(
+  runs: number,
+  warmup: number,
+  contenders: ((round: number) => Promise<number>)[],
+): Promise<number[][]> {
+  const out = contenders.map(() => [] as number[]);
+  const n = contenders.length;
+  for (let i = -warmup; i < runs; i++) {
+    const first = ((i % n) + n) % n;
+    const got: number[] = new Array(n);
+    for (let k = 0; k < n; k++) {
+      const c = (first + k) % n;
+      got[c] = await contenders[c](i);
+    }
+    if (i >= 0) got.forEach((v, c) => out[c].push(v));
+  }
+  return out;
+}
+
 export interface CommandResult {
   ms: number;
   code: number | null;
