@@ -425,7 +425,8 @@ export interface CommitFluxManifestsInput {
  * Bootstrap's two commits, `Add Flux <version> component manifests` then `Add Flux sync
  * manifests`, each push a checkpoint; identical content makes no commit; a branch that moved is
  * fetched again and the change redone on top (bounded). Closes the transport. Not in the
- * package's API, yet not `@internal`: pullRequestMode's declarations name it.
+ * package's API, yet not tagged internal either: pullRequestMode's declarations name it, and
+ * the declaration build strips what is tagged so.
  */
 export async function commitFluxManifests(
   input: CommitFluxManifestsInput,
