@@ -196,20 +196,21 @@ describe('startSshd (real OpenSSH sshd)', () => {
     const sshd = await startSshd({ freshHostKeys: true });
     const pid = sshd.pid;
     const ownKeys = sshd.hostKeys.map(k => k.publicKey);
+    expect(ownKeys).toHaveLength(3);
     expect(() => process.kill(pid, 0)).not.toThrow();
     expect(await canConnect(sshd.port)).toBe(true);
     await sshd.stop();
-    if (await canConnect(sshd.port)) {
-      const scan = await run(
-        'ssh-keyscan',
-        ['-p', String(sshd.port), '-t', 'ed25519,ecdsa,rsa', '127.0.0.1'],
-        { check: false },
-      );
-      const served = scan.stdout
-        .split('\n')
-        .map(l => l.split(' ').slice(1).join(' '));
-      expect(served.filter(k => ownKeys.includes(k))).toEqual([]);
-    }
+    const scan = (await canConnect(sshd.port))
+      ? await run(
+          'ssh-keyscan',
+          ['-p', String(sshd.port), '-t', 'ed25519,ecdsa,rsa', '127.0.0.1'],
+          { check: false },
+        )
+      : { stdout: '' };
+    const served = scan.stdout
+      .split('\n')
+      .map(l => l.split(' ').slice(1).join(' '));
+    expect(served.filter(k => ownKeys.includes(k))).toEqual([]);
     expect(fs.existsSync(sshd.dir)).toBe(false);
     expect(() => process.kill(pid, 0)).toThrow();
   });
